@@ -1,0 +1,230 @@
+import {
+  arr,
+  bool,
+  conditions,
+  GPU_PRODUCT_PATTERN,
+  immutable,
+  int,
+  money,
+  num,
+  obj,
+  oneOf,
+  str,
+  time,
+  type Schema,
+} from './builder.js';
+import { podTemplateSchema } from './pod-template.schema.js';
+
+export const JOB_PHASES = ['Pending', 'Scheduled', 'Running', 'Succeeded', 'Failed'] as const;
+export const ATTEMPT_OUTCOMES = ['Running', 'Succeeded', 'Failed', 'Lost', 'Reclaimed', 'Cancelled', 'Fenced'] as const;
+export const FAULT_PARTIES = ['none', 'user', 'provider', 'owner-reclaim'] as const;
+
+const REGION = str('A region name as providers declare it, e.g. eu-west.', {
+  pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+  maxLength: 63,
+});
+
+const gpu = obj(
+  'Which GPUs each replica needs.',
+  {
+    products: arr(
+      'Acceptable GPU products as GPU Feature Discovery names them (label nvidia.com/gpu.product), ' +
+        'e.g. NVIDIA-H100-80GB-HBM3. Empty accepts any product that meets the other limits.',
+      str('A GPU product name.', { pattern: GPU_PRODUCT_PATTERN, maxLength: 63 }),
+      { maxItems: 16, 'x-kubernetes-list-type': 'set' },
+    ),
+    minMemoryGiB: int('Minimum memory per GPU in GiB.', { minimum: 0, maximum: 1024 }),
+    minCudaDriverMajor: int('Minimum CUDA driver major version (label nvidia.com/cuda.driver.major).', {
+      minimum: 0,
+      maximum: 99,
+    }),
+  },
+  { tsName: 'GpuRequirements' },
+);
+
+const placement = obj(
+  'Where the job may run.',
+  {
+    regions: arr('Provider regions the job may run in. Empty allows every region.', REGION, {
+      maxItems: 32,
+      'x-kubernetes-list-type': 'set',
+    }),
+    maxLatencyMs: int('Largest acceptable round-trip time between hub and provider, in milliseconds.', {
+      minimum: 1,
+      maximum: 60000,
+    }),
+    minReputation: num('Lowest acceptable provider reputation score, from 0 to 1.', { minimum: 0, maximum: 1 }),
+    requireAudited: arr(
+      'Provider attributes that must be audited (signed by an auditor the hub trusts), as name or name=value.',
+      str('An attribute name, or name=value.', { pattern: '^[A-Za-z0-9._/-]{1,63}(=[^=]{0,253})?$' }),
+      { maxItems: 16, 'x-kubernetes-list-type': 'set' },
+    ),
+    sameNode: bool('Put every replica on one node (for jobs that need NVLink between replicas).', {
+      default: false,
+    }),
+  },
+  { tsName: 'JobPlacement' },
+);
+
+const data = obj(
+  'Input data the job pulls before it starts, used to estimate transfer time to each provider.',
+  {
+    sizeGiB: num('Size of the input data in GiB.', { minimum: 0, maximum: 1048576 }),
+    sourceRegion: REGION,
+  },
+  { tsName: 'JobData' },
+);
+
+const budget = obj(
+  'What the consumer is willing to pay. Money is a decimal string of credits.',
+  {
+    maxPricePerGpuHour: money('Highest acceptable price per GPU-hour, in credits, e.g. "2.5".'),
+    maxTotal: money('Most the whole job may cost, in credits; escrowed on chain when the job is scheduled.'),
+  },
+  { required: ['maxPricePerGpuHour'], tsName: 'JobBudget' },
+);
+
+const faultTolerance = obj(
+  'How the job survives provider failures and owner reclaims.',
+  {
+    maxAttempts: int('Most attempts, counting the first; provider faults and reclaims start a new attempt.', {
+      minimum: 1,
+      maximum: 20,
+      default: 3,
+    }),
+    checkpoint: obj(
+      'Checkpointing: the job resumes from here on another provider.',
+      {
+        gracePeriodSeconds: int('Time given to pods to checkpoint after SIGTERM when their GPU is reclaimed.', {
+          minimum: 0,
+          maximum: 3600,
+          default: 30,
+        }),
+        dir: str('Checkpoint location handed to every attempt in FEDGPU_CHECKPOINT_DIR, e.g. s3://bucket/run-1.', {
+          maxLength: 1024,
+        }),
+      },
+      { tsName: 'JobCheckpoint' },
+    ),
+  },
+  { tsName: 'JobFaultTolerance' },
+);
+
+export const gpuJobSpec: Schema = obj(
+  'What to run, on which GPUs, where, and for how much.',
+  {
+    template: immutable(podTemplateSchema, 'spec.template'),
+    replicas: immutable(
+      int('Number of pods in the gang; all run in one provider cluster, all-or-nothing.', {
+        minimum: 1,
+        maximum: 256,
+        default: 1,
+      }),
+      'spec.replicas',
+    ),
+    gpusPerReplica: immutable(
+      int('GPUs each replica gets (nvidia.com/gpu limit), all on one node.', { minimum: 1, maximum: 16, default: 1 }),
+      'spec.gpusPerReplica',
+    ),
+    gpu: immutable(gpu, 'spec.gpu'),
+    placement,
+    data,
+    budget,
+    faultTolerance,
+    activeDeadlineSeconds: int('Wall-clock limit for the whole job, across attempts; the job fails after it.', {
+      minimum: 1,
+      maximum: 31536000,
+    }),
+  },
+  {
+    required: ['template', 'budget'],
+    'x-kubernetes-validations': [
+      {
+        rule: '!has(self.placement) || !has(self.placement.sameNode) || !self.placement.sameNode || self.replicas * self.gpusPerReplica <= 16',
+        message: 'placement.sameNode needs replicas × gpusPerReplica ≤ 16 (no node has more GPUs)',
+        fieldPath: '.placement.sameNode',
+      },
+    ],
+    tsName: 'GpuJobSpec',
+  },
+);
+
+const score = obj(
+  'Score of the chosen placement and its parts (each from 0 to 1, higher is better).',
+  {
+    total: num('Weighted sum of the parts.'),
+    reputation: num('Provider reputation part.'),
+    latency: num('Round-trip-time part.'),
+    price: num('Price part.'),
+    timeToStart: num('Data-transfer time part.'),
+    fragmentation: num('Bin-packing part: high when the gang fills nodes well.'),
+  },
+  { tsName: 'PlacementScore' },
+);
+
+const attempt = obj(
+  'One try at running the job on one provider.',
+  {
+    epoch: int('Fencing epoch: only the newest attempt may report progress or be paid.', { minimum: 1 }),
+    provider: str('GpuProvider that ran the attempt.'),
+    nodes: arr('Nodes of the provider cluster the replicas ran on.', str('A node name.'), { maxItems: 256 }),
+    startTime: time('When the attempt was assigned.'),
+    endTime: time('When the attempt ended.'),
+    outcome: oneOf('How the attempt ended.', [...ATTEMPT_OUTCOMES]),
+    reason: str('PascalCase cause, e.g. ProviderLost, ContainerFailed, OwnerReclaim.'),
+    message: str('Human-readable detail.'),
+    faultOf: oneOf('Who is at fault for the attempt ending early.', [...FAULT_PARTIES]),
+    gpuSeconds: num('Measured GPU-seconds of the attempt.', { minimum: 0 }),
+    exitCode: int('Exit code of the first failed container, when one failed.'),
+  },
+  { required: ['epoch', 'provider'], tsName: 'JobAttempt' },
+);
+
+export const gpuJobStatus: Schema = obj(
+  'Observed state of the job, written by the hub.',
+  {
+    phase: oneOf('Lifecycle phase.', [...JOB_PHASES]),
+    conditions: conditions('Scheduled, Running, Finished and Settled conditions.'),
+    observedGeneration: int('Generation of the spec this status reflects.'),
+    message: str('Why the job is where it is, e.g. why it waits: "0/5 providers fit: …".'),
+    gpus: int('Total GPUs of the gang (replicas × gpusPerReplica).'),
+    attemptCount: int('Number of attempts so far.'),
+    currentEpoch: int('Epoch of the live attempt.'),
+    startTime: time('When the first attempt started running.'),
+    completionTime: time('When the job reached Succeeded or Failed.'),
+    placement: obj(
+      'The scheduling decision of the current attempt.',
+      {
+        provider: str('Chosen GpuProvider.'),
+        gpuProduct: str('GPU product of the chosen pool.'),
+        nodes: arr('Node of each replica, in replica order.', str('A node name.'), { maxItems: 256 }),
+        pricePerGpuHour: money('Agreed price per GPU-hour.'),
+        score,
+      },
+      { tsName: 'JobPlacementStatus' },
+    ),
+    attempts: arr('Every attempt, oldest first.', attempt, { maxItems: 64 }),
+    cost: obj(
+      'What the job has cost so far.',
+      {
+        gpuSeconds: num('GPU-seconds billed across attempts.', { minimum: 0 }),
+        amount: money('Credits billed across attempts.'),
+      },
+      { tsName: 'JobCost' },
+    ),
+    settlement: obj(
+      'On-chain settlement of the job.',
+      {
+        escrowTxHash: str('Transaction that opened the escrow.'),
+        escrowAmount: money('Credits locked in escrow.'),
+        txHash: str('Transaction that settled or refunded the escrow.'),
+        block: int('Block of that transaction.'),
+        paid: money('Credits paid to providers.'),
+        refunded: money('Credits returned to the consumer.'),
+        slashed: money('Credits slashed from providers at fault and paid to the consumer.'),
+      },
+      { tsName: 'JobSettlement' },
+    ),
+  },
+  { tsName: 'GpuJobStatus' },
+);

@@ -1,0 +1,237 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { startEtcd, type Etcd } from './etcd.js';
+import { freePort } from './free-port.js';
+import { gpuNodes, KWOK_MANAGED_LABEL, type GpuNodeGroup } from './gpu-nodes.js';
+import { kwokStagesYaml } from './kwok-stages.js';
+import { createClusterPki, kubeconfigYaml, type ClusterPki } from './pki.js';
+import { startProcess, type ManagedProcess } from './processes.js';
+import { toolPath } from './tools.js';
+import { GiveUp, waitFor } from './wait.js';
+
+export interface ClusterOptions {
+  /** Directory for certificates, logs, pid files and the kubeconfig. */
+  dir: string;
+  /** Fake GPU nodes that kwok manages. */
+  gpuNodes?: GpuNodeGroup[];
+  /** Share an etcd with other clusters (each cluster gets its own --etcd-prefix). */
+  etcd?: Etcd;
+  /** Start kube-scheduler (default true). */
+  scheduler?: boolean;
+  /** Start kube-controller-manager (default true). */
+  controllerManager?: boolean;
+  /** Start kwok (default true when there are GPU nodes). */
+  kwok?: boolean;
+  /** Where to write the kubeconfig (default `<dir>/kubeconfig`). */
+  kubeconfigPath?: string;
+}
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Cluster {
+  name: string;
+  dir: string;
+  server: string;
+  kubeconfigPath: string;
+  kubeConfig: KubeConfig;
+  processes: ManagedProcess[];
+  /** Runs the test bed's kubectl against this cluster; never throws on a non-zero exit. */
+  kubectl(args: string[], stdin?: string): Promise<KubectlResult>;
+  /** Creates more fake GPU nodes and waits until kwok reports them Ready. */
+  addGpuNodes(group: GpuNodeGroup): Promise<string[]>;
+  /** Stops every process of the cluster (and its etcd when the cluster started it). */
+  stop(): Promise<void>;
+}
+
+/** Starts one real Kubernetes control plane on loopback and waits until it serves. */
+export async function startCluster(name: string, opts: ClusterOptions): Promise<Cluster> {
+  mkdirSync(opts.dir, { recursive: true });
+  const ownEtcd = opts.etcd === undefined;
+  const etcd = opts.etcd ?? (await startEtcd(join(opts.dir, 'etcd')));
+  const processes: ManagedProcess[] = [];
+  const stopAll = async () => {
+    await Promise.all(processes.map((p) => p.stop()));
+    if (ownEtcd) await etcd.stop();
+  };
+  try {
+    const pki = createClusterPki(join(opts.dir, 'pki'));
+    const port = await freePort();
+    const server = `https://127.0.0.1:${port}`;
+    const apiserver = startApiserver(name, opts.dir, port, etcd.url, pki);
+    processes.push(apiserver);
+    await waitReadyz(server, pki, apiserver);
+
+    const kubeconfigPath = opts.kubeconfigPath ?? join(opts.dir, 'kubeconfig');
+    writeFileSync(kubeconfigPath, kubeconfigYaml(name, server, pki), { mode: 0o600 });
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(kubeconfigPath);
+
+    if (opts.scheduler !== false) processes.push(startScheduler(opts.dir, kubeconfigPath));
+    if (opts.controllerManager !== false) processes.push(startControllerManager(opts.dir, kubeconfigPath, pki));
+    const groups = opts.gpuNodes ?? [];
+    if (opts.kwok ?? groups.length > 0) processes.push(await startKwok(opts.dir, kubeconfigPath));
+
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    const cluster: Cluster = {
+      name,
+      dir: opts.dir,
+      server,
+      kubeconfigPath,
+      kubeConfig,
+      processes,
+      kubectl: (args, stdin) => runKubectl(kubeconfigPath, args, stdin),
+      addGpuNodes: (group) => createReadyNodes(core, group),
+      stop: stopAll,
+    };
+    for (const group of groups) await cluster.addGpuNodes(group);
+    if (opts.controllerManager !== false) {
+      // Pods need the namespace's default ServiceAccount, which the controller-manager creates.
+      await waitFor('the default ServiceAccount', async () =>
+        (await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' })) ? true : undefined,
+        { timeoutMs: 60_000 },
+      );
+    }
+    return cluster;
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+function startApiserver(name: string, dir: string, port: number, etcdUrl: string, pki: ClusterPki): ManagedProcess {
+  return startProcess({
+    name: 'kube-apiserver',
+    command: toolPath('kube-apiserver'),
+    dir,
+    args: [
+      `--etcd-servers=${etcdUrl}`,
+      `--etcd-prefix=/fedgpu-testbed/${name}-${port}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${port}`,
+      `--tls-cert-file=${pki.serverCert}`,
+      `--tls-private-key-file=${pki.serverKey}`,
+      `--client-ca-file=${pki.caCert}`,
+      '--service-account-issuer=https://kubernetes.default.svc',
+      `--service-account-key-file=${pki.serviceAccountPub}`,
+      `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--authorization-mode=RBAC',
+      // Fewer moving parts on a 2-core machine; none of these change API semantics we test.
+      '--enable-priority-and-fairness=false',
+      '--profiling=false',
+      '--endpoint-reconciler-type=none',
+      `--cert-dir=${join(dir, 'pki')}`,
+      '--v=1',
+    ],
+  });
+}
+
+function startScheduler(dir: string, kubeconfig: string): ManagedProcess {
+  return startProcess({
+    name: 'kube-scheduler',
+    command: toolPath('kube-scheduler'),
+    dir,
+    args: [`--kubeconfig=${kubeconfig}`, '--leader-elect=false', '--bind-address=127.0.0.1', '--secure-port=0', '--v=1'],
+  });
+}
+
+function startControllerManager(dir: string, kubeconfig: string, pki: ClusterPki): ManagedProcess {
+  return startProcess({
+    name: 'kube-controller-manager',
+    command: toolPath('kube-controller-manager'),
+    dir,
+    args: [
+      `--kubeconfig=${kubeconfig}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      '--secure-port=0',
+      `--service-account-private-key-file=${pki.serviceAccountKey}`,
+      `--root-ca-file=${pki.caCert}`,
+      '--use-service-account-credentials=false',
+      '--controllers=*,-nodeipam,-bootstrapsigner,-tokencleaner,-csrsigning,-csrapproving,-csrcleaner',
+      '--v=1',
+    ],
+  });
+}
+
+async function startKwok(dir: string, kubeconfig: string): Promise<ManagedProcess> {
+  const config = join(dir, 'kwok-stages.yaml');
+  writeFileSync(config, kwokStagesYaml());
+  return startProcess({
+    name: 'kwok',
+    command: toolPath('kwok'),
+    dir,
+    args: [
+      `--kubeconfig=${kubeconfig}`,
+      `--config=${config}`,
+      '--manage-all-nodes=false',
+      `--manage-nodes-with-label-selector=${KWOK_MANAGED_LABEL}=true`,
+      `--server-address=127.0.0.1:${await freePort()}`,
+      '--node-ip=127.0.0.1',
+      '--cidr=10.244.0.0/16',
+    ],
+  });
+}
+
+async function createReadyNodes(core: CoreV1Api, group: GpuNodeGroup): Promise<string[]> {
+  const nodes = gpuNodes(group);
+  for (const node of nodes) await core.createNode({ body: node });
+  const names = nodes.map((n) => n.metadata?.name ?? '');
+  await waitFor(
+    `${names.length} ${group.product} nodes Ready`,
+    async () => {
+      const list = await core.listNode({ labelSelector: `${KWOK_MANAGED_LABEL}=true` });
+      const ready = new Set(
+        list.items
+          .filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+          .map((n) => n.metadata?.name),
+      );
+      return names.every((n) => ready.has(n)) ? true : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
+  return names;
+}
+
+function waitReadyz(server: string, pki: ClusterPki, apiserver: ManagedProcess): Promise<true> {
+  const tls = { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) };
+  return waitFor(
+    'kube-apiserver /readyz',
+    () => {
+      if (!apiserver.running()) throw new GiveUp(`kube-apiserver exited; see ${apiserver.logPath}`);
+      return new Promise<true | undefined>((resolve, reject) => {
+        const req = request(`${server}/readyz`, { ...tls, timeout: 5_000 }, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200 ? true : undefined);
+        });
+        req.on('timeout', () => req.destroy(new Error('readyz timed out')));
+        req.on('error', reject);
+        req.end();
+      });
+    },
+    { timeoutMs: 120_000, intervalMs: 250 },
+  );
+}
+
+function runKubectl(kubeconfig: string, args: string[], stdin?: string): Promise<KubectlResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      toolPath('kubectl'),
+      [`--kubeconfig=${kubeconfig}`, ...args],
+      { timeout: 60_000, maxBuffer: 32 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+    if (stdin !== undefined) child.stdin?.end(stdin);
+  });
+}

@@ -1,0 +1,14 @@
+import { createServer } from 'node:net';
+
+/** Asks the kernel for a free TCP port on 127.0.0.1. The port is free when returned, not reserved. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}

@@ -1,0 +1,93 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+// Certificates for a test-bed cluster, made with Debian's openssl: a CA, the apiserver's serving
+// certificate for 127.0.0.1, an admin client certificate in group system:masters, and the
+// service-account signing key. ECDSA P-256 keeps generation fast.
+
+export interface ClusterPki {
+  dir: string;
+  caCert: string;
+  caKey: string;
+  serverCert: string;
+  serverKey: string;
+  adminCert: string;
+  adminKey: string;
+  serviceAccountKey: string;
+  serviceAccountPub: string;
+}
+
+const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-noenc'];
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function issue(dir: string, name: string, subject: string, extensions: string[]): void {
+  writeFileSync(join(dir, `${name}.ext`), `${extensions.join('\n')}\n`);
+  openssl(['req', '-new', ...ecKey, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject], dir);
+  openssl(
+    ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
+      '-days', '3650', '-out', `${name}.crt`, '-extfile', `${name}.ext`],
+    dir,
+  );
+}
+
+export function createClusterPki(dir: string): ClusterPki {
+  mkdirSync(dir, { recursive: true });
+  openssl(['req', '-x509', '-new', ...ecKey, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3650',
+    '-subj', '/CN=fedgpu-testbed-ca'], dir);
+  issue(dir, 'apiserver', '/CN=kube-apiserver', [
+    'basicConstraints=CA:FALSE',
+    'keyUsage=critical,digitalSignature,keyEncipherment',
+    'extendedKeyUsage=serverAuth',
+    // 10.0.0.1 is the in-cluster service IP of `kubernetes`; it is a name in the cert, never dialled.
+    'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc',
+  ]);
+  issue(dir, 'admin', '/O=system:masters/CN=fedgpu-admin', [
+    'basicConstraints=CA:FALSE',
+    'keyUsage=critical,digitalSignature,keyEncipherment',
+    'extendedKeyUsage=clientAuth',
+  ]);
+  openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-out', 'sa.key'], dir);
+  openssl(['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
+  const p = (f: string) => join(dir, f);
+  return {
+    dir,
+    caCert: p('ca.crt'),
+    caKey: p('ca.key'),
+    serverCert: p('apiserver.crt'),
+    serverKey: p('apiserver.key'),
+    adminCert: p('admin.crt'),
+    adminKey: p('admin.key'),
+    serviceAccountKey: p('sa.key'),
+    serviceAccountPub: p('sa.pub'),
+  };
+}
+
+/** A kubeconfig with the certificates embedded, so it works from any directory. */
+export function kubeconfigYaml(name: string, server: string, pki: ClusterPki): string {
+  const b64 = (f: string) => readFileSync(f).toString('base64');
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    `- name: ${name}`,
+    '  cluster:',
+    `    server: ${server}`,
+    `    certificate-authority-data: ${b64(pki.caCert)}`,
+    'users:',
+    `- name: ${name}-admin`,
+    '  user:',
+    `    client-certificate-data: ${b64(pki.adminCert)}`,
+    `    client-key-data: ${b64(pki.adminKey)}`,
+    'contexts:',
+    `- name: ${name}`,
+    '  context:',
+    `    cluster: ${name}`,
+    `    user: ${name}-admin`,
+    `current-context: ${name}`,
+    '',
+  ].join('\n');
+}

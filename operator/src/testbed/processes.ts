@@ -1,0 +1,139 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+// Every process the test bed starts is recorded here and in a pid file, so it is stopped by its own
+// process id: by stop(), by the exit handlers below when a test fails or is interrupted, and by
+// `reapPidDir` when an earlier run was killed too hard to clean up after itself.
+
+export interface ManagedProcess {
+  name: string;
+  pid: number;
+  logPath: string;
+  /** Resolves with the exit code (or signal) once the process has exited. */
+  exited: Promise<number | string | null>;
+  /** False once the process has exited. */
+  running(): boolean;
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+const live = new Set<{ child: ChildProcess; pidFile: string }>();
+let handlersInstalled = false;
+
+function killAllSync(): void {
+  for (const entry of live) {
+    try {
+      entry.child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+    rmSync(entry.pidFile, { force: true });
+  }
+  live.clear();
+}
+
+function installExitHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.once('exit', killAllSync);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      killAllSync();
+      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
+    });
+  }
+}
+
+export interface StartOptions {
+  name: string;
+  command: string;
+  args: string[];
+  /** Directory for `<name>.log` and `<name>.pid`. */
+  dir: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function startProcess(opts: StartOptions): ManagedProcess {
+  installExitHandlers();
+  mkdirSync(opts.dir, { recursive: true });
+  const logPath = join(opts.dir, `${opts.name}.log`);
+  const pidFile = join(opts.dir, `${opts.name}.pid`);
+  const log = openSync(logPath, 'a');
+  const child = spawn(opts.command, opts.args, {
+    stdio: ['ignore', log, log],
+    env: { ...process.env, ...opts.env },
+  });
+  closeSync(log);
+  if (child.pid === undefined) throw new Error(`could not start ${opts.command}`);
+  const pid = child.pid;
+  // The pid file names the binary so a later reaper never kills an unrelated process that reused the pid.
+  writeFileSync(pidFile, `${pid} ${opts.command}\n`);
+  const entry = { child, pidFile };
+  live.add(entry);
+  const exited = new Promise<number | string | null>((resolve) => {
+    child.once('exit', (code, signal) => {
+      live.delete(entry);
+      rmSync(pidFile, { force: true });
+      resolve(code ?? signal);
+    });
+  });
+  return {
+    name: opts.name,
+    pid,
+    logPath,
+    exited,
+    running: () => child.exitCode === null && child.signalCode === null,
+    async stop(timeoutMs = 10_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Kills processes recorded in pid files under `dir` (recursively) that still run the recorded binary. */
+export function reapPidDir(dir: string): number[] {
+  const killed: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(dir, { recursive: true }) as string[];
+  } catch {
+    return killed;
+  }
+  for (const rel of entries.filter((e) => e.endsWith('.pid'))) {
+    const file = join(dir, rel);
+    const [pidText, command] = readFileSync(file, 'utf8').trim().split(' ');
+    const pid = Number(pidText);
+    if (Number.isInteger(pid) && pid > 1 && command && runsBinary(pid, command)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed.push(pid);
+      } catch {
+        // exited meanwhile
+      }
+    }
+    rmSync(file, { force: true });
+  }
+  return killed;
+}
+
+function runsBinary(pid: number, command: string): boolean {
+  try {
+    const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
+    return argv0 === command;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a process with this pid is alive (and not a zombie). */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
