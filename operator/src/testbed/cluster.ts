@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import { startEtcd, type Etcd } from './etcd.js';
 import { freePort } from './free-port.js';
 import { gpuNodes, KWOK_MANAGED_LABEL, type GpuNodeGroup } from './gpu-nodes.js';
 import { kwokStagesYaml } from './kwok-stages.js';
+import { runKubectl, type KubectlResult } from './kubectl.js';
 import { createClusterPki, kubeconfigYaml, type ClusterPki } from './pki.js';
 import { startProcess, type ManagedProcess } from './processes.js';
 import { toolPath } from './tools.js';
@@ -27,12 +27,6 @@ export interface ClusterOptions {
   kwok?: boolean;
   /** Where to write the kubeconfig (default `<dir>/kubeconfig`). */
   kubeconfigPath?: string;
-}
-
-export interface KubectlResult {
-  code: number;
-  stdout: string;
-  stderr: string;
 }
 
 export interface Cluster {
@@ -219,19 +213,4 @@ function waitReadyz(server: string, pki: ClusterPki, apiserver: ManagedProcess):
     },
     { timeoutMs: 120_000, intervalMs: 250 },
   );
-}
-
-function runKubectl(kubeconfig: string, args: string[], stdin?: string): Promise<KubectlResult> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      toolPath('kubectl'),
-      [`--kubeconfig=${kubeconfig}`, ...args],
-      { timeout: 60_000, maxBuffer: 32 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-    if (stdin !== undefined) child.stdin?.end(stdin);
-  });
 }

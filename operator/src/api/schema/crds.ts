@@ -30,7 +30,8 @@ function crd(input: CrdInput): Record<string, unknown> {
   const root = obj(input.description, {
     apiVersion: { type: 'string', description: 'APIVersion of this object: fedgpu.io/v1alpha1.' },
     kind: { type: 'string', description: `Kind of this object: ${input.kind}.` },
-    metadata: { type: 'object', description: 'Standard object metadata.' },
+    // The apiserver owns metadata's schema and refuses a description here.
+    metadata: { type: 'object' } as Schema,
     spec: input.spec,
     status: input.status,
   }, { required: ['spec'] });

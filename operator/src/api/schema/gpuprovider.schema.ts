@@ -51,8 +51,8 @@ const window = obj(
       maxItems: 7,
       'x-kubernetes-list-type': 'set',
     }),
-    start: str('Opening time, HH:MM in the window\'s time zone.', { pattern: CLOCK }),
-    end: str('Closing time, HH:MM in the window\'s time zone.', { pattern: CLOCK }),
+    start: str('Opening time, HH:MM in the window\'s time zone.', { pattern: CLOCK, maxLength: 5 }),
+    end: str('Closing time, HH:MM in the window\'s time zone.', { pattern: CLOCK, maxLength: 5 }),
   },
   {
     required: ['start', 'end'],

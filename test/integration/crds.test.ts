@@ -1,0 +1,195 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { runKubectl } from '../../operator/src/testbed/kubectl.js';
+import { repoRoot } from '../../operator/src/testbed/tools.js';
+import { waitFor } from '../../operator/src/testbed/wait.js';
+
+// The CRDs are what the apiserver enforces: these tests install them into a real kube-apiserver
+// and check that bad objects are refused at admission with a message that names the field.
+
+const kubeconfig = inject('kubeconfig');
+const kubectl = (args: string[], stdin?: string) => runKubectl(kubeconfig, args, stdin);
+const NS = 'crd-tests';
+
+type Obj = Record<string, any>;
+const load = (file: string): Obj => parse(readFileSync(join(repoRoot, 'examples', file), 'utf8'));
+const clone = <T>(o: T): T => structuredClone(o);
+
+function job(mutate: (j: Obj) => void): Obj {
+  const j = clone(load('gpujob-gang-training.yaml'));
+  j.metadata = { name: 'bad-job', namespace: NS };
+  mutate(j);
+  return j;
+}
+function provider(mutate: (p: Obj) => void): Obj {
+  const p = clone(load('gpuprovider.yaml'));
+  p.metadata = { name: 'bad-provider' };
+  mutate(p);
+  return p;
+}
+
+// [case, object, text the error must contain: the field path, and for some the reason]
+const invalid: [string, Obj, string[]][] = [
+  ['zero replicas', job((j) => (j.spec.replicas = 0)), ['spec.replicas', 'greater than or equal to 1']],
+  ['negative replicas', job((j) => (j.spec.replicas = -3)), ['spec.replicas']],
+  ['zero GPUs per replica', job((j) => (j.spec.gpusPerReplica = 0)), ['spec.gpusPerReplica']],
+  ['too many GPUs per replica', job((j) => (j.spec.gpusPerReplica = 17)), ['spec.gpusPerReplica', 'less than or equal to 16']],
+  ['reputation above 1', job((j) => (j.spec.placement.minReputation = 1.5)), ['spec.placement.minReputation']],
+  ['negative reputation', job((j) => (j.spec.placement.minReputation = -0.1)), ['spec.placement.minReputation']],
+  ['negative price', job((j) => (j.spec.budget.maxPricePerGpuHour = '-1')), ['spec.budget.maxPricePerGpuHour']],
+  ['malformed price', job((j) => (j.spec.budget.maxPricePerGpuHour = 'cheap')), ['spec.budget.maxPricePerGpuHour']],
+  ['price in exponent form', job((j) => (j.spec.budget.maxPricePerGpuHour = '1e3')), ['spec.budget.maxPricePerGpuHour']],
+  ['price as a float', job((j) => (j.spec.budget.maxPricePerGpuHour = 2.5)), ['spec.budget.maxPricePerGpuHour', 'string']],
+  ['malformed total budget', job((j) => (j.spec.budget.maxTotal = '1.2.3')), ['spec.budget.maxTotal']],
+  ['missing budget', job((j) => delete j.spec.budget), ['spec.budget', 'Required']],
+  ['missing price cap', job((j) => delete j.spec.budget.maxPricePerGpuHour), ['spec.budget.maxPricePerGpuHour', 'Required']],
+  ['missing template', job((j) => delete j.spec.template), ['spec.template', 'Required']],
+  ['no containers', job((j) => (j.spec.template.spec.containers = [])), ['spec.template.spec.containers']],
+  ['container without image', job((j) => delete j.spec.template.spec.containers[0].image), ['spec.template.spec.containers[0].image']],
+  ['unknown field', job((j) => (j.spec.gpuCount = 8)), ['unknown field "spec.gpuCount"']],
+  ['unknown nested field', job((j) => (j.spec.placement.zone = 'a')), ['unknown field "spec.placement.zone"']],
+  ['host network', job((j) => (j.spec.template.spec.hostNetwork = true)), ['spec.template.spec', 'host namespaces']],
+  ['privileged container', job((j) => (j.spec.template.spec.containers[0].securityContext = { privileged: true })),
+    ['spec.template.spec.containers[0].securityContext', 'privileged']],
+  ['hostPath volume', job((j) => (j.spec.template.spec.volumes = [{ name: 'h', hostPath: { path: '/' } }])),
+    ['spec.template.spec.volumes[0]', 'hostPath']],
+  ['zero latency limit', job((j) => (j.spec.placement.maxLatencyMs = 0)), ['spec.placement.maxLatencyMs']],
+  ['bad GPU product name', job((j) => (j.spec.gpu.products = ['H100 80GB!'])), ['spec.gpu.products[0]']],
+  ['sameNode gang larger than a node', job((j) => (j.spec.placement.sameNode = true)), ['spec.placement.sameNode', 'sameNode']],
+  ['zero attempts', job((j) => (j.spec.faultTolerance.maxAttempts = 0)), ['spec.faultTolerance.maxAttempts']],
+  ['negative checkpoint grace', job((j) => (j.spec.faultTolerance.checkpoint.gracePeriodSeconds = -5)),
+    ['spec.faultTolerance.checkpoint.gracePeriodSeconds']],
+  ['negative data size', job((j) => (j.spec.data.sizeGiB = -1)), ['spec.data.sizeGiB']],
+  ['bad region', job((j) => (j.spec.placement = { regions: ['EU West'] })), ['spec.placement.regions[0]']],
+  ['zero deadline', job((j) => (j.spec.activeDeadlineSeconds = 0)), ['spec.activeDeadlineSeconds']],
+  ['short wallet', provider((p) => (p.spec.wallet = '0x1234')), ['spec.wallet']],
+  ['wallet without 0x', provider((p) => (p.spec.wallet = '70997970C51812dc3A010C7d01b50e0d17dc79C8')), ['spec.wallet']],
+  ['missing wallet', provider((p) => delete p.spec.wallet), ['spec.wallet', 'Required']],
+  ['PUE below 1', provider((p) => (p.spec.pricing.electricity.pue = 0.5)), ['spec.pricing.electricity.pue']],
+  ['negative electricity price', provider((p) => (p.spec.pricing.electricity.pricePerKWh = '-0.2')),
+    ['spec.pricing.electricity.pricePerKWh']],
+  ['malformed product price', provider((p) => (p.spec.pricing.pricePerGpuHour['NVIDIA-H100-80GB-HBM3'] = 'cheap')),
+    ['spec.pricing.pricePerGpuHour']],
+  ['window hour 25', provider((p) => (p.spec.availability.windows[0].start = '25:00')),
+    ['spec.availability.windows[0].start']],
+  ['unknown weekday', provider((p) => (p.spec.availability.windows[0].days = ['Funday'])),
+    ['spec.availability.windows[0].days[0]']],
+  ['empty window', provider((p) => (p.spec.availability.windows[0] = { start: '10:00', end: '10:00' })),
+    ['spec.availability.windows[0]', 'start and end must differ']],
+  ['negative reserved GPUs', provider((p) => (p.spec.availability.reservedGpus = -1)), ['spec.availability.reservedGpus']],
+  ['bad audit signature', provider((p) => (p.spec.auditedAttributes = [
+    { name: 'tier', value: 'dc', auditor: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8', signature: '0xdead' }])),
+    ['spec.auditedAttributes[0].signature']],
+  ['uppercase region', provider((p) => (p.spec.region = 'EU')), ['spec.region']],
+];
+
+beforeAll(async () => {
+  const crds = join(repoRoot, 'crds');
+  const applied = await kubectl(['apply', '--server-side', '-f', crds]);
+  expect(applied.code, applied.stderr).toBe(0);
+  const established = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]);
+  expect(established.code, established.stderr).toBe(0);
+  await kubectl(['create', 'namespace', NS]);
+});
+
+describe('CRD installation', () => {
+  it('installs both CRDs with short names and the fedgpu category', async () => {
+    const res = await kubectl(['api-resources', '--api-group=fedgpu.io', '-o', 'wide']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/gpujobs\s+gj\s+fedgpu\.io\/v1alpha1\s+true\s+GpuJob/);
+    expect(res.stdout).toMatch(/gpuproviders\s+gp\s+fedgpu\.io\/v1alpha1\s+false\s+GpuProvider/);
+    expect(res.stdout).toContain('fedgpu');
+  });
+});
+
+describe('admission refuses bad objects with a field-specific message', () => {
+  it('has at least 25 cases', () => expect(invalid.length).toBeGreaterThanOrEqual(25));
+
+  it.each(invalid)('%s', async (_case, obj, expected) => {
+    const res = await kubectl(['create', '-f', '-'], stringify(obj));
+    expect(res.code, res.stdout).not.toBe(0);
+    for (const text of expected) expect(res.stderr).toContain(text);
+    // Nothing was stored.
+    const kind = obj.kind === 'GpuJob' ? 'gpujob' : 'gpuprovider';
+    const ns = obj.kind === 'GpuJob' ? ['-n', NS] : [];
+    const get = await kubectl(['get', kind, obj.metadata.name, ...ns, '--ignore-not-found', '-o', 'name']);
+    expect(get.stdout.trim()).toBe('');
+  });
+});
+
+describe('immutable fields', () => {
+  it.each([
+    ['spec.replicas', 'gpujob', 'immut-job', NS, '{"spec":{"replicas":2}}'],
+    ['spec.gpusPerReplica', 'gpujob', 'immut-job', NS, '{"spec":{"gpusPerReplica":4}}'],
+    ['spec.gpu', 'gpujob', 'immut-job', NS, '{"spec":{"gpu":{"minMemoryGiB":40}}}'],
+    ['spec.template', 'gpujob', 'immut-job', NS, '{"spec":{"template":{"spec":{"containers":[{"name":"x","image":"other"}]}}}}'],
+    ['spec.wallet', 'gpuprovider', 'immut-provider', '', '{"spec":{"wallet":"0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"}}'],
+  ])('%s cannot change after creation', async (field, kind, name, ns, patch) => {
+    const base = kind === 'gpujob' ? job(() => {}) : provider(() => {});
+    base.metadata.name = name;
+    await kubectl(['apply', '-f', '-'], stringify(base));
+    const nsArgs = ns ? ['-n', ns] : [];
+    const res = await kubectl(['patch', kind, name, ...nsArgs, '--type=merge', '-p', patch]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain(`${field} is immutable`);
+  });
+
+  it('mutable fields (budget, placement) can change', async () => {
+    await kubectl(['apply', '-f', '-'], stringify({ ...job(() => {}), metadata: { name: 'immut-job', namespace: NS } }));
+    const res = await kubectl(['patch', 'gj', 'immut-job', '-n', NS, '--type=merge', '-p', '{"spec":{"budget":{"maxPricePerGpuHour":"4"}}}']);
+    expect(res.code, res.stderr).toBe(0);
+  });
+});
+
+describe('examples', () => {
+  const files = readdirSync(join(repoRoot, 'examples')).filter((f) => f.endsWith('.yaml'));
+
+  it.each(files)('%s is accepted', async (file) => {
+    const res = await kubectl(['apply', '-n', 'default', '-f', join(repoRoot, 'examples', file)]);
+    expect(res.code, res.stderr).toBe(0);
+  });
+
+  it('defaults are filled in by the apiserver', async () => {
+    const res = await kubectl(['get', 'gj', 'chat-inference', '-n', 'default', '-o', 'json']);
+    const obj = JSON.parse(res.stdout);
+    expect(obj.spec.faultTolerance).toBeUndefined(); // defaults apply only inside objects that are present
+    expect(obj.spec.placement.sameNode).toBe(false);
+    const single = JSON.parse((await kubectl(['get', 'gj', 'finetune-small', '-n', 'default', '-o', 'json'])).stdout);
+    expect(single.spec.replicas).toBe(1);
+  });
+});
+
+describe('kubectl', () => {
+  it('explain gpujob.spec.placement shows field descriptions', async () => {
+    const out = await waitFor('published OpenAPI', async () => {
+      const res = await kubectl(['explain', 'gpujob.spec.placement']);
+      return res.code === 0 ? res.stdout : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(out).toContain('maxLatencyMs');
+    expect(out).toContain('Largest acceptable round-trip time between hub and provider');
+    expect(out).toContain('minReputation');
+    expect(out).toContain('sameNode');
+  });
+
+  it('get gj shows the printer columns', async () => {
+    const res = await kubectl(['get', 'gj', '-n', 'default']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.split('\n')[0]).toMatch(/^NAME\s+PHASE\s+PROVIDER\s+GPUS\s+ATTEMPTS\s+COST\s+AGE$/);
+    expect(res.stdout).toContain('llm-pretrain');
+  });
+
+  it('get gp shows the printer columns', async () => {
+    const res = await kubectl(['get', 'gp']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.split('\n')[0]).toMatch(/^NAME\s+READY\s+IDLE\/TOTAL GPUS\s+REPUTATION\s+RTT\s+STAKE\s+AGE$/);
+  });
+
+  it('get fedgpu lists both kinds through the category', async () => {
+    const res = await kubectl(['get', 'fedgpu', '-A']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain('gpujob.fedgpu.io/llm-pretrain');
+    expect(res.stdout).toContain('gpuprovider.fedgpu.io/acme-dc-1');
+  });
+});
