@@ -24,7 +24,7 @@ describe('isAvailableAt', () => {
     ],
   };
 
-  it.each([
+  it.each<[string, Availability | undefined, number, boolean]>([
     ['no availability at all', undefined, utc(1, 12), true],
     ['no windows', { windows: [] }, utc(1, 12), true],
     ['inside a daily window', officeHours, utc(1, 9), true],
@@ -44,7 +44,7 @@ describe('isAvailableAt', () => {
     ['weekend-only window on a weekday', twoWindows, utc(3, 3), false],
     ['weekend-only window on Sunday', twoWindows, utc(7, 3), true],
     ['before 1970 still works', officeHours, Date.UTC(1969, 11, 31, 10), true],
-  ] as const)('%s', (_name, availability, now, want) => {
+  ])('%s', (_name, availability, now, want) => {
     expect(isAvailableAt(availability, now)).toBe(want);
   });
 
