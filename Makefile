@@ -27,9 +27,11 @@ generate-proto: ## ts-proto output from proto/
 generate-contracts: ## ABIs and bytecode from contracts/ with the pinned solc-js
 	@tsx hack/compile-contracts.ts
 
+GENERATED := crds operator/src/gen charts/fedgpu/crds
 check-generated: generate ## Fail when committed generated files are stale
-	@git diff --exit-code --stat -- crds operator/src/gen charts/fedgpu/crds || \
-	  { echo "generated files are stale: run 'make generate' and commit" >&2; exit 1; }
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+	  git status --short -- $(GENERATED) >&2; \
+	  echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
 typecheck: ## TypeScript strict type check
 	@tsc -p tsconfig.json --noEmit

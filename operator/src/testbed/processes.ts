@@ -38,6 +38,9 @@ function installExitHandlers(): void {
   process.once('exit', killAllSync);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
+      // A program with its own handler (the sandbox) shuts down gracefully; it exits, and the
+      // 'exit' handler above still kills whatever it did not stop.
+      if (process.listenerCount(signal) > 0) return;
       killAllSync();
       process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
     });

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// The fedgpu command. Also runs as a kubectl plugin: `kubectl fedgpu …` finds `kubectl-fedgpu`.
+import { Command, Option } from 'commander';
+import { CliError, ExitCode } from './errors.js';
+import { OUTPUT_FORMATS, type OutputFormat } from './output.js';
+import { sandboxCommand } from './sandbox.command.js';
+
+const program = new Command('fedgpu')
+  .description('fedgpu: a marketplace of idle GPUs across many Kubernetes clusters')
+  .version('0.1.0')
+  .option('--kubeconfig <path>', 'kubeconfig of the hub cluster (default: $KUBECONFIG or ~/.kube/config)')
+  .option('--context <name>', 'kubeconfig context to use')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'))
+  .showHelpAfterError();
+
+const output = () => program.opts<{ output: OutputFormat }>().output;
+program.addCommand(sandboxCommand(output));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CliError) {
+    console.error(`error: ${err.message}`);
+    process.exit(err.exitCode);
+  }
+  console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(ExitCode.Failure);
+}

@@ -1,0 +1,43 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../testbed/tools.js';
+
+/** Where the sandbox keeps kubeconfigs, logs, pid files and its status. */
+export const sandboxDir = join(repoRoot, '.sandbox');
+export const statusPath = join(sandboxDir, 'status.json');
+export const supervisorPidPath = join(sandboxDir, 'supervisor.pid');
+
+export interface SandboxClusterStatus {
+  name: string;
+  role: 'hub' | 'provider';
+  kubeconfig: string;
+  server: string;
+  displayName?: string;
+}
+
+/** What `fedgpu sandbox status -o json` prints; later parts add to it as they start. */
+export interface SandboxStatus {
+  startedAt: string;
+  supervisorPid: number;
+  state: 'starting' | 'running' | 'stopped';
+  clusters: SandboxClusterStatus[];
+  chain?: { rpcUrl: string; chainId: number; contracts: Record<string, string> };
+  prometheus?: { url: string };
+  hub?: { grpcAddress: string; metricsUrl: string };
+}
+
+export function writeStatus(status: SandboxStatus): void {
+  mkdirSync(sandboxDir, { recursive: true });
+  writeFileSync(statusPath, `${JSON.stringify(status, null, 2)}\n`);
+}
+
+export function readStatus(): SandboxStatus | undefined {
+  if (!existsSync(statusPath)) return undefined;
+  return JSON.parse(readFileSync(statusPath, 'utf8')) as SandboxStatus;
+}
+
+export function readSupervisorPid(): number | undefined {
+  if (!existsSync(supervisorPidPath)) return undefined;
+  const pid = Number(readFileSync(supervisorPidPath, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+}

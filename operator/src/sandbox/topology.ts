@@ -1,0 +1,48 @@
+import type { GpuNodeGroup } from '../testbed/gpu-nodes.js';
+
+// The sandbox federation: a hub and three provider clusters of very different character, so the
+// scheduler has real choices to make (price, reputation, latency, availability).
+
+export interface SandboxProvider {
+  cluster: string;
+  displayName: string;
+  region: string;
+  gpuNodes: GpuNodeGroup[];
+  /** Price per GPU-hour per product, in credits. */
+  prices: Record<string, string>;
+  /** Daily lending window (UTC), when the owner lends only part of the day. */
+  window?: { start: string; end: string };
+}
+
+export const HUB_CLUSTER = 'hub';
+
+export const sandboxProviders: SandboxProvider[] = [
+  {
+    cluster: 'datacenter',
+    displayName: 'Datacenter, 4 × 8 H100',
+    region: 'eu-west',
+    gpuNodes: [
+      { prefix: 'dc-h100', count: 4, gpusPerNode: 8, product: 'NVIDIA-H100-80GB-HBM3', memoryMiB: 81559, cudaDriverMajor: 12, taint: true },
+    ],
+    prices: { 'NVIDIA-H100-80GB-HBM3': '2.40' },
+  },
+  {
+    cluster: 'mining-farm',
+    displayName: 'Ex-mining farm, 6 × 6 RTX 3090',
+    region: 'eu-central',
+    gpuNodes: [
+      { prefix: 'farm-3090', count: 6, gpusPerNode: 6, product: 'NVIDIA-GeForce-RTX-3090', memoryMiB: 24576, cudaDriverMajor: 12 },
+    ],
+    prices: { 'NVIDIA-GeForce-RTX-3090': '0.35' },
+  },
+  {
+    cluster: 'gamer',
+    displayName: "Gamer's rig, 1 × RTX 4090 at night",
+    region: 'eu-west',
+    gpuNodes: [
+      { prefix: 'rig-4090', count: 1, gpusPerNode: 1, product: 'NVIDIA-GeForce-RTX-4090', memoryMiB: 24564, cudaDriverMajor: 12 },
+    ],
+    prices: { 'NVIDIA-GeForce-RTX-4090': '0.45' },
+    window: { start: '22:00', end: '08:00' },
+  },
+];

@@ -1,0 +1,110 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isAlive } from '../testbed/processes.js';
+import { runKubectl } from '../testbed/kubectl.js';
+import { startTestbed, type Testbed } from '../testbed/testbed.js';
+import { repoRoot } from '../testbed/tools.js';
+import { readSupervisorPid, sandboxDir, supervisorPidPath, writeStatus, type SandboxStatus } from './state.js';
+import { HUB_CLUSTER, sandboxProviders } from './topology.js';
+
+export interface SandboxOptions {
+  /** Start, show the story, and exit cleanly instead of staying up. */
+  once?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface RunningSandbox {
+  status: SandboxStatus;
+  testbed: Testbed;
+  stop(): Promise<void>;
+}
+
+/** Brings up the local federation. Each step prints its progress; the first run builds tools first. */
+export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandbox> {
+  const started = Date.now();
+  const log = (line: string) =>
+    (opts.log ?? console.log)(`[sandbox ${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
+
+  const previous = readSupervisorPid();
+  if (previous && previous !== process.pid && isAlive(previous)) {
+    throw new Error(`a sandbox is already running (supervisor pid ${previous}); stop it with 'make sandbox-down'`);
+  }
+  rmSync(sandboxDir, { recursive: true, force: true });
+  mkdirSync(sandboxDir, { recursive: true });
+  writeFileSync(supervisorPidPath, `${process.pid}\n`);
+
+  const status: SandboxStatus = {
+    startedAt: new Date(started).toISOString(),
+    supervisorPid: process.pid,
+    state: 'starting',
+    clusters: [],
+  };
+  writeStatus(status);
+
+  log(`starting the hub and ${sandboxProviders.length} provider clusters (etcd, kube-apiserver, scheduler, controller-manager, kwok)`);
+  const kubeconfigOf = (name: string) => join(sandboxDir, `${name}.kubeconfig`);
+  const testbed = await startTestbed(join(sandboxDir, 'clusters'), [
+    { name: HUB_CLUSTER, scheduler: false, kubeconfigPath: kubeconfigOf(HUB_CLUSTER) },
+    ...sandboxProviders.map((p) => ({ name: p.cluster, gpuNodes: p.gpuNodes, kubeconfigPath: kubeconfigOf(p.cluster) })),
+  ]);
+  const stop = async () => {
+    await testbed.stop();
+    rmSync(supervisorPidPath, { force: true });
+    writeStatus({ ...status, state: 'stopped' });
+  };
+  try {
+    status.clusters = [
+      { name: HUB_CLUSTER, role: 'hub', kubeconfig: kubeconfigOf(HUB_CLUSTER), server: testbed.cluster(HUB_CLUSTER).server },
+      ...sandboxProviders.map((p) => ({
+        name: p.cluster,
+        role: 'provider' as const,
+        displayName: p.displayName,
+        kubeconfig: kubeconfigOf(p.cluster),
+        server: testbed.cluster(p.cluster).server,
+      })),
+    ];
+    for (const p of sandboxProviders) {
+      const gpus = p.gpuNodes.reduce((n, g) => n + g.count * g.gpusPerNode, 0);
+      log(`  ${p.cluster}: ${p.displayName} (${gpus} GPUs) at ${testbed.cluster(p.cluster).server}`);
+    }
+
+    log('installing the fedgpu CRDs into the hub');
+    const hubKubeconfig = kubeconfigOf(HUB_CLUSTER);
+    const crds = join(repoRoot, 'crds');
+    for (const args of [
+      ['apply', '--server-side', '-f', crds],
+      ['wait', '--for=condition=Established', '--timeout=60s', '-f', crds],
+    ]) {
+      const res = await runKubectl(hubKubeconfig, args);
+      if (res.code !== 0) throw new Error(`kubectl ${args[0]} of the CRDs failed: ${res.stderr.trim()}`);
+    }
+
+    status.state = 'running';
+    writeStatus(status);
+    log('the federation is up');
+    return { status, testbed, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** The closing lines: where things are and what to try next. */
+export function nextSteps(status: SandboxStatus): string {
+  const hub = status.clusters.find((c) => c.role === 'hub');
+  const provider = status.clusters.find((c) => c.role === 'provider');
+  const rel = (p: string) => p.replace(`${repoRoot}/`, '');
+  return [
+    '',
+    'Kubeconfigs:',
+    ...status.clusters.map((c) => `  ${c.name.padEnd(12)} ${rel(c.kubeconfig)}`),
+    '',
+    'Try:',
+    `  bin/kubectl --kubeconfig ${rel(provider?.kubeconfig ?? '')} get nodes -L nvidia.com/gpu.product`,
+    `  bin/kubectl --kubeconfig ${rel(hub?.kubeconfig ?? '')} apply -f examples/gpujob-single.yaml`,
+    `  bin/kubectl --kubeconfig ${rel(hub?.kubeconfig ?? '')} get gj,gp`,
+    '  npx fedgpu sandbox status -o json',
+    '',
+    "Stop everything with 'make sandbox-down' (or Ctrl-C here).",
+  ].join('\n');
+}
