@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { CliError, ExitCode } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat } from './output.js';
 import { sandboxCommand } from './sandbox.command.js';
+import { agentCommand, hubCommand } from './serve.command.js';
 
 const program = new Command('fedgpu')
   .description('fedgpu: a marketplace of idle GPUs across many Kubernetes clusters')
@@ -14,7 +15,10 @@ const program = new Command('fedgpu')
   .showHelpAfterError();
 
 const output = () => program.opts<{ output: OutputFormat }>().output;
+const globals = () => program.opts<{ kubeconfig?: string; context?: string }>();
 program.addCommand(sandboxCommand(output));
+program.addCommand(hubCommand(globals));
+program.addCommand(agentCommand(globals));
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,184 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Wallet } from 'ethers';
+import type { Logger } from 'pino';
+import { AttemptPhase, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, PodPhase } from '../gen/proto/fedgpu/v1/market.js';
+import { attemptState } from './attempt-status.js';
+import { type ClusterWatch, watchCluster } from './cluster-watch.js';
+import { buildInventory, type InventoryPool, type ProviderSettings } from './inventory.js';
+import { PodRunner } from './pod-runner.js';
+import { StreamClient, type StreamClientTls } from './stream-client.js';
+
+// The provider agent: watches its own cluster, streams inventory and attempt status to the hub over
+// the one outbound stream, and runs what the hub assigns. After every (re)connect it sends its full
+// state again: the hub never depends on replaying missed events.
+
+export interface AgentOptions {
+  kubeConfig: KubeConfig;
+  settings: ProviderSettings;
+  jobNamespace: string;
+  hubAddress: string;
+  tls: StreamClientTls;
+  wallet: Wallet;
+  logger: Logger;
+  version?: string;
+  heartbeatIntervalMs?: number;
+  /** Coalesces bursts of cluster changes into one inventory message. */
+  debounceMs?: number;
+  now?: () => number;
+}
+
+const REASON_CODES: Record<string, NotOfferedReason> = {
+  PriceBelowBreakEven: NotOfferedReason.NOT_OFFERED_REASON_PRICE_BELOW_BREAK_EVEN,
+  OutsideAvailabilityWindow: NotOfferedReason.NOT_OFFERED_REASON_OUTSIDE_AVAILABILITY_WINDOW,
+  NoPriceSet: NotOfferedReason.NOT_OFFERED_REASON_DISABLED_BY_OWNER,
+};
+
+export function inventoryMessage(pools: InventoryPool[]): Inventory {
+  return {
+    pools: pools.map((p) => ({
+      gpuProduct: p.gpuProduct,
+      memoryMib: p.memoryMiB,
+      cudaDriverMajor: p.cudaDriverMajor,
+      nodes: p.nodes,
+      total: p.total,
+      allocatable: p.allocatable,
+      idle: p.idle,
+      pricePerGpuHour: p.pricePerGpuHour,
+      breakEvenPricePerGpuHour: p.breakEvenPricePerGpuHour,
+      offered: p.offered,
+      notOfferedReason: p.offered
+        ? NotOfferedReason.NOT_OFFERED_REASON_UNSPECIFIED
+        : (REASON_CODES[p.notOfferedReason?.split(':')[0] ?? ''] ?? NotOfferedReason.NOT_OFFERED_REASON_DISABLED_BY_OWNER),
+    })),
+  };
+}
+
+const PHASES = {
+  Pending: AttemptPhase.ATTEMPT_PHASE_PENDING,
+  Running: AttemptPhase.ATTEMPT_PHASE_RUNNING,
+  Succeeded: AttemptPhase.ATTEMPT_PHASE_SUCCEEDED,
+  Failed: AttemptPhase.ATTEMPT_PHASE_FAILED,
+} as const;
+const POD_PHASES: Record<string, PodPhase> = {
+  Pending: PodPhase.POD_PHASE_PENDING,
+  Running: PodPhase.POD_PHASE_RUNNING,
+  Succeeded: PodPhase.POD_PHASE_SUCCEEDED,
+  Failed: PodPhase.POD_PHASE_FAILED,
+};
+
+export class Agent {
+  private watch?: ClusterWatch;
+  private client?: StreamClient;
+  private runner: PodRunner;
+  private timer?: NodeJS.Timeout;
+  private lastInventory?: string;
+  private readonly lastAttempt = new Map<string, string>();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.runner = new PodRunner(opts.kubeConfig, opts.jobNamespace, opts.logger);
+    this.now = opts.now ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    this.watch = await watchCluster(this.opts.kubeConfig, this.opts.logger, () => this.schedulePublish());
+    this.client = new StreamClient({
+      address: this.opts.hubAddress,
+      tls: this.opts.tls,
+      wallet: this.opts.wallet,
+      agentVersion: this.opts.version ?? '0.1.0',
+      heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+      logger: this.opts.logger,
+      onConnected: () => {
+        // Level-triggered: after any reconnect the hub gets our whole state again.
+        this.lastInventory = undefined;
+        this.lastAttempt.clear();
+        this.publish();
+      },
+      onHubMessage: (m) => this.onHubMessage(m),
+    });
+    this.client.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    await this.client?.close();
+    await this.watch?.stop();
+  }
+
+  private schedulePublish(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.publish();
+    }, this.opts.debounceMs ?? 100);
+  }
+
+  private publish(): void {
+    if (!this.watch || !this.client) return;
+    const now = this.now();
+    const inventory = inventoryMessage(buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, now));
+    const text = JSON.stringify(inventory);
+    if (text !== this.lastInventory && this.client.sendInventory(inventory)) this.lastInventory = text;
+    this.reportAttempts(now);
+  }
+
+  private reportAttempts(now: number): void {
+    const managed = this.runner.managed(this.watch!.pods());
+    for (const [key, assignment] of this.runner.assignments) {
+      const pods = managed.filter((p) => `${p.metadata?.labels?.['fedgpu.io/job-uid']}/${p.metadata?.labels?.['fedgpu.io/epoch']}` === key);
+      const refused = this.runner.refused.get(key);
+      const state = refused
+        ? { phase: 'Failed' as const, gpuSeconds: 0, reason: refused.split(':')[0], message: refused, pods: [] }
+        : attemptState(pods, assignment.podTemplates.length, assignment.gpusPerReplica, now);
+      const status: AttemptStatus = {
+        jobUid: assignment.jobUid,
+        epoch: assignment.epoch,
+        phase: PHASES[state.phase],
+        gpuSeconds: state.gpuSeconds,
+        exitCode: state.exitCode ?? 0,
+        reason: state.reason ?? '',
+        message: state.message ?? '',
+        podStates: state.pods.map((p) => ({
+          name: p.name,
+          nodeName: p.nodeName ?? '',
+          phase: POD_PHASES[p.phase] ?? PodPhase.POD_PHASE_UNKNOWN,
+          ready: p.phase === 'Running',
+          restartCount: 0,
+          reason: '',
+          exitCode: p.exitCode ?? 0,
+        })),
+      };
+      // GPU-seconds grow every second while running; report phase changes at once and usage
+      // with the heartbeat-paced publishes, not on every tick.
+      const fingerprint = JSON.stringify({ ...status, gpuSeconds: state.phase === 'Running' ? 0 : status.gpuSeconds });
+      if (fingerprint !== this.lastAttempt.get(key) && this.client!.sendAttemptStatus(status)) {
+        this.lastAttempt.set(key, fingerprint);
+      }
+    }
+  }
+
+  private async onHubMessage(message: HubMessage): Promise<void> {
+    const body = message.body;
+    if (!body) return;
+    try {
+      switch (body.$case) {
+        case 'assign':
+          await this.runner.apply(body.value);
+          break;
+        case 'cancel':
+          await this.runner.cancel(body.value.jobUid, body.value.epoch, body.value.gracePeriodSeconds);
+          this.lastAttempt.delete(`${body.value.jobUid}/${body.value.epoch}`);
+          break;
+        case 'resync':
+          await this.runner.resync(body.value.desired, this.runner.managed(this.watch?.pods() ?? []));
+          break;
+        default:
+          return;
+      }
+    } catch (err) {
+      this.opts.logger.error({ err, message: body.$case }, 'failed to apply hub message; the next resync retries');
+    }
+    this.schedulePublish();
+  }
+}

@@ -1,0 +1,51 @@
+import { CoreV1Api, type Informer, type KubeConfig, type KubernetesObject, makeInformer, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+// The agent's view of its own cluster: informers on nodes and pods, one callback on any change.
+// client-node's ListWatch re-lists and re-watches on its own after a dropped watch; if it gives up
+// with an error we start it again after a short, growing delay.
+
+export interface ClusterWatch {
+  nodes(): readonly V1Node[];
+  pods(): readonly V1Pod[];
+  stop(): Promise<void>;
+}
+
+export async function watchCluster(kubeConfig: KubeConfig, logger: Logger, onChange: () => void): Promise<ClusterWatch> {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const nodes = makeInformer<V1Node>(kubeConfig, '/api/v1/nodes', () => core.listNode());
+  const pods = makeInformer<V1Pod>(kubeConfig, '/api/v1/pods', () => core.listPodForAllNamespaces());
+  let stopped = false;
+  const timers = new Set<NodeJS.Timeout>();
+  const wire = <T extends KubernetesObject>(what: string, informer: Informer<T>) => {
+    informer.on('add', () => onChange());
+    informer.on('update', () => onChange());
+    informer.on('delete', () => onChange());
+    let failures = 0;
+    informer.on('connect', () => (failures = 0));
+    informer.on('error', (err: unknown) => {
+      if (stopped) return;
+      failures++;
+      const delay = Math.min(500 * 2 ** Math.min(failures, 6), 30_000);
+      logger.warn({ err, what, retryInMs: delay }, 'watch failed; restarting');
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (!stopped) informer.start().then(onChange, () => undefined);
+      }, delay);
+      timers.add(timer);
+    });
+  };
+  wire('nodes', nodes);
+  wire('pods', pods);
+  await Promise.all([nodes.start(), pods.start()]);
+  onChange();
+  return {
+    nodes: () => nodes.list(),
+    pods: () => pods.list(),
+    async stop() {
+      stopped = true;
+      for (const t of timers) clearTimeout(t);
+      await Promise.all([nodes.stop(), pods.stop()]);
+    },
+  };
+}

@@ -1,0 +1,197 @@
+import { status as grpcStatus } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { ProviderConditions } from '../api/constants.js';
+import { API_VERSION, type Condition, type GpuProvider, type GpuProviderStatus } from '../api/types.js';
+import type { AttemptStatus, Inventory, UsageReceipt } from '../gen/proto/fedgpu/v1/market.js';
+import { EdgeError } from '../protocol/edge-error.js';
+import type { HeartbeatObservation, ProviderInfo, ProviderRegistry } from './market-server-registry.js';
+import { poolsStatus, providerNameForWallet } from './provider-status.js';
+import type { ProviderStore } from './provider-store.js';
+
+// The hub's side of every agent stream, written to GpuProvider objects. A provider is Ready while
+// heartbeats are fresh; a disconnect alone changes nothing but the heartbeat age, and only after
+// `providerLostAfterMs` without a heartbeat does Ready turn False (HeartbeatMissed). Jobs are told
+// through `onProviderLost`, so a blip never evicts anything.
+
+export interface ProviderRegistryOptions {
+  store: ProviderStore;
+  logger: Logger;
+  providerLostAfterMs?: number;
+  now?: () => number;
+  /** Job-side hooks (the GpuJob controller), called with the provider's name. */
+  onAttemptStatus?: (provider: string, status: AttemptStatus) => Promise<void> | void;
+  onUsageReceipt?: (provider: string, receipt: UsageReceipt) => Promise<void> | void;
+  onProviderLost?: (provider: string) => Promise<void> | void;
+  onProviderReady?: (provider: string) => Promise<void> | void;
+}
+
+interface Liveness {
+  lastHeartbeatMs: number;
+  ready: boolean;
+  connected: boolean;
+  /** Serialises status writes per provider so a slow write never reorders newer ones. */
+  writes: Promise<void>;
+}
+
+export const DEFAULT_PROVIDER_LOST_AFTER_MS = 15_000;
+
+export class KubeProviderRegistry implements ProviderRegistry {
+  private readonly live = new Map<string, Liveness>();
+  private readonly lostAfter: number;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: ProviderRegistryOptions) {
+    this.lostAfter = opts.providerLostAfterMs ?? DEFAULT_PROVIDER_LOST_AFTER_MS;
+    this.now = opts.now ?? Date.now;
+  }
+
+  async register(wallet: string, info: ProviderInfo): Promise<string> {
+    const provider = await this.findOrCreate(wallet);
+    const name = provider.metadata.name!;
+    const previous = this.live.get(name);
+    this.live.set(name, {
+      lastHeartbeatMs: this.now(),
+      ready: previous?.ready ?? false,
+      connected: true,
+      writes: previous?.writes ?? Promise.resolve(),
+    });
+    const conditions = setCondition(provider.status?.conditions, {
+      type: ProviderConditions.Registered,
+      status: 'True',
+      reason: 'AgentConnected',
+      message: `agent ${info.agentVersion} proved wallet ${wallet} from ${info.peer}`,
+    }, this.now());
+    await this.write(name, { conditions, agentVersion: info.agentVersion, lastHeartbeatTime: iso(this.now()) });
+    await this.event(provider, 'Normal', 'AgentConnected', `agent ${info.agentVersion} connected and proved wallet ${wallet}`);
+    this.opts.logger.info({ provider: name, wallet, peer: info.peer }, 'agent registered');
+    return name;
+  }
+
+  async onInventory(providerName: string, inventory: Inventory): Promise<void> {
+    await this.write(providerName, poolsStatus(inventory));
+  }
+
+  async onHeartbeat(providerName: string, observation: HeartbeatObservation): Promise<void> {
+    const live = this.live.get(providerName);
+    if (!live) return;
+    live.lastHeartbeatMs = observation.at.getTime();
+    const status: Partial<GpuProviderStatus> = { lastHeartbeatTime: iso(live.lastHeartbeatMs) };
+    const latency: NonNullable<GpuProviderStatus['latency']> = {};
+    if (observation.rttMs !== undefined) latency.rttMs = round(observation.rttMs);
+    if (observation.bandwidthMbps !== undefined) latency.bandwidthMbps = round(observation.bandwidthMbps);
+    if (Object.keys(latency).length) status.latency = latency;
+    if (!live.ready) {
+      live.ready = true;
+      const provider = await this.opts.store.get(providerName);
+      status.conditions = setCondition(provider?.status?.conditions, {
+        type: ProviderConditions.Ready,
+        status: 'True',
+        reason: 'HeartbeatReceived',
+        message: 'the agent is connected and its heartbeats are fresh',
+      }, this.now());
+      if (provider) await this.event(provider, 'Normal', 'ProviderReady', 'heartbeats are fresh; the provider is on the market');
+      await this.opts.onProviderReady?.(providerName);
+    }
+    await this.write(providerName, status);
+  }
+
+  onAttemptStatus(providerName: string, status: AttemptStatus): Promise<void> | void {
+    return this.opts.onAttemptStatus?.(providerName, status);
+  }
+
+  onUsageReceipt(providerName: string, receipt: UsageReceipt): Promise<void> | void {
+    return this.opts.onUsageReceipt?.(providerName, receipt);
+  }
+
+  async onDisconnect(providerName: string): Promise<void> {
+    const live = this.live.get(providerName);
+    if (live) live.connected = false;
+    this.opts.logger.info({ provider: providerName }, 'agent disconnected; waiting for it to come back');
+  }
+
+  /** Turns providers without a fresh heartbeat NotReady; call it every second or so. */
+  async checkHeartbeats(): Promise<void> {
+    const now = this.now();
+    for (const [name, live] of this.live) {
+      if (!live.ready || now - live.lastHeartbeatMs <= this.lostAfter) continue;
+      live.ready = false;
+      const provider = await this.opts.store.get(name);
+      if (!provider) continue;
+      const seconds = Math.round((now - live.lastHeartbeatMs) / 1000);
+      const message = `no heartbeat for ${seconds}s (providerLostAfter ${this.lostAfter / 1000}s)`;
+      const conditions = setCondition(provider.status?.conditions, {
+        type: ProviderConditions.Ready,
+        status: 'False',
+        reason: 'HeartbeatMissed',
+        message,
+      }, now);
+      await this.write(name, { conditions });
+      await this.event(provider, 'Warning', 'HeartbeatMissed', message);
+      this.opts.logger.warn({ provider: name }, message);
+      await this.opts.onProviderLost?.(name);
+    }
+  }
+
+  /** Whether the provider has a fresh heartbeat, as the scheduler should see it. */
+  isReady(providerName: string): boolean {
+    return this.live.get(providerName)?.ready ?? false;
+  }
+
+  private async findOrCreate(wallet: string): Promise<GpuProvider> {
+    const existing = (await this.opts.store.list()).find((p) => p.spec.wallet.toLowerCase() === wallet.toLowerCase());
+    if (existing) return existing;
+    const name = providerNameForWallet(wallet);
+    const taken = await this.opts.store.get(name);
+    if (taken) {
+      // Another wallet owns this name: never let a look-alike wallet speak for it.
+      throw new EdgeError(grpcStatus.PERMISSION_DENIED, 'registration_refused', `GpuProvider ${name} belongs to another wallet`);
+    }
+    return this.opts.store.create({
+      apiVersion: API_VERSION,
+      kind: 'GpuProvider',
+      metadata: { name, labels: { 'fedgpu.io/registered-by': 'agent' } },
+      spec: { wallet },
+    });
+  }
+
+  private write(name: string, status: Partial<GpuProviderStatus>): Promise<void> {
+    const live = this.live.get(name);
+    const run = async () => {
+      try {
+        await this.opts.store.patchStatus(name, status);
+      } catch (err) {
+        this.opts.logger.error({ provider: name, err }, 'failed to write GpuProvider status');
+      }
+    };
+    if (!live) return run();
+    live.writes = live.writes.then(run);
+    return live.writes;
+  }
+
+  private async event(provider: GpuProvider, type: 'Normal' | 'Warning', reason: string, message: string) {
+    try {
+      await this.opts.store.event(provider, { type, reason, message });
+    } catch (err) {
+      this.opts.logger.warn({ provider: provider.metadata.name, err }, 'failed to record event');
+    }
+  }
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const round = (n: number) => Math.round(n * 100) / 100;
+
+/** Sets one condition, keeping lastTransitionTime when the status did not change. */
+export function setCondition(
+  conditions: Condition[] | undefined,
+  next: Omit<Condition, 'lastTransitionTime'>,
+  now: number,
+): Condition[] {
+  const list = [...(conditions ?? [])];
+  const i = list.findIndex((c) => c.type === next.type);
+  const old = i >= 0 ? list[i] : undefined;
+  const lastTransitionTime = old && old.status === next.status ? old.lastTransitionTime : iso(now);
+  const condition: Condition = { ...next, lastTransitionTime };
+  if (i >= 0) list[i] = condition;
+  else list.push(condition);
+  return list;
+}

@@ -1,0 +1,120 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { Wallet } from 'ethers';
+import { pino } from 'pino';
+import { stringify } from 'yaml';
+import type { ProviderSettings } from '../../operator/src/agent/inventory.js';
+import { GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuProvider } from '../../operator/src/api/types.js';
+import { startHub, type RunningHub } from '../../operator/src/hub/hub.js';
+import type { Cluster } from '../../operator/src/testbed/cluster.js';
+import { runKubectl } from '../../operator/src/testbed/kubectl.js';
+import { startProcess, type ManagedProcess } from '../../operator/src/testbed/processes.js';
+import { repoRoot } from '../../operator/src/testbed/tools.js';
+import { createCa, issueCert, type CertificateAuthority } from '../../operator/src/tls/index.js';
+
+// Pieces the end-to-end tests share: the hub's PKI, a hub in this process, agents as real
+// processes of the fedgpu CLI (so a test can kill one by pid), and GpuProvider reads.
+
+export interface HubPki {
+  ca: CertificateAuthority;
+  dir: string;
+  caPath: string;
+  server: { certPem: string; keyPem: string };
+}
+
+export async function hubPki(dir: string): Promise<HubPki> {
+  mkdirSync(dir, { recursive: true });
+  const ca = await createCa('fedgpu-hub-ca');
+  const server = await issueCert(ca, { commonName: 'fedgpu-hub', ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'], usages: ['server'] });
+  const caPath = join(dir, 'ca.crt');
+  writeFileSync(caPath, ca.certPem);
+  return { ca, dir, caPath, server };
+}
+
+export async function installCrds(cluster: Cluster): Promise<void> {
+  const crds = join(repoRoot, 'crds');
+  for (const args of [['apply', '--server-side', '-f', crds], ['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]]) {
+    const res = await runKubectl(cluster.kubeconfigPath, args);
+    if (res.code !== 0) throw new Error(res.stderr);
+  }
+}
+
+export async function startTestHub(hubCluster: Cluster, pki: HubPki, dir: string, providerLostAfterMs = 4_000): Promise<RunningHub> {
+  return startHub({
+    kubeConfig: hubCluster.kubeConfig,
+    tls: { caPem: pki.ca.certPem, certPem: pki.server.certPem, keyPem: pki.server.keyPem },
+    logger: pino({ level: 'info' }, pino.destination({ dest: join(dir, 'hub.log'), sync: true, mkdir: true })),
+    providerLostAfterMs,
+    heartbeatIntervalMs: 500,
+    pingIntervalMs: 500,
+  });
+}
+
+export interface AgentHandle {
+  wallet: Wallet;
+  process: ManagedProcess;
+  restart(): Promise<void>;
+}
+
+/** Starts `fedgpu agent` for a provider cluster as a child process. */
+export async function startAgent(
+  name: string,
+  cluster: Cluster,
+  pki: HubPki,
+  hubPort: number,
+  settings: ProviderSettings,
+  wallet: Wallet = Wallet.createRandom() as unknown as Wallet,
+): Promise<AgentHandle> {
+  const dir = join(pki.dir, name);
+  mkdirSync(dir, { recursive: true });
+  const client = await issueCert(pki.ca, { commonName: wallet.address, usages: ['client'] });
+  writeFileSync(join(dir, 'client.crt'), client.certPem);
+  writeFileSync(join(dir, 'client.key'), client.keyPem, { mode: 0o600 });
+  writeFileSync(join(dir, 'wallet.key'), wallet.privateKey, { mode: 0o600 });
+  writeFileSync(join(dir, 'settings.yaml'), stringify(settings));
+  await cluster.kubectl(['create', 'namespace', 'fedgpu-jobs']);
+  const spawn = () =>
+    startProcess({
+      name: `agent-${name}`,
+      command: process.execPath,
+      dir,
+      args: [
+        '--import', 'tsx',
+        join(repoRoot, 'operator', 'src', 'cli', 'main.ts'),
+        '--kubeconfig', cluster.kubeconfigPath,
+        'agent',
+        '--hub-address', `127.0.0.1:${hubPort}`,
+        '--tls-ca', pki.caPath,
+        '--tls-cert', join(dir, 'client.crt'),
+        '--tls-key', join(dir, 'client.key'),
+        '--wallet-key-file', join(dir, 'wallet.key'),
+        '--settings', join(dir, 'settings.yaml'),
+        '--heartbeat-interval', '500ms',
+      ],
+      env: { NODE_OPTIONS: '' },
+    });
+  const handle: AgentHandle = {
+    wallet,
+    process: spawn(),
+    async restart() {
+      handle.process = spawn();
+    },
+  };
+  return handle;
+}
+
+export function providerClient(hub: Cluster) {
+  const api = hub.kubeConfig.makeApiClient(CustomObjectsApi);
+  return {
+    async list(): Promise<GpuProvider[]> {
+      return ((await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: GPUPROVIDER_PLURAL })) as { items: GpuProvider[] }).items;
+    },
+    async byWallet(wallet: string): Promise<GpuProvider | undefined> {
+      return (await this.list()).find((p) => p.spec.wallet.toLowerCase() === wallet.toLowerCase());
+    },
+  };
+}
+
+export const readyStatus = (p: GpuProvider | undefined) => p?.status?.conditions?.find((c) => c.type === 'Ready');
+export const poolIdle = (p: GpuProvider | undefined, product: string) => p?.status?.pools?.find((x) => x.gpuProduct === product)?.idle;
