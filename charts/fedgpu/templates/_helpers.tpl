@@ -1,0 +1,121 @@
+{{/* Standard names and labels. Cluster-scoped objects use the fullname, which carries the
+release name, so two releases (a hub and an agent) can share one cluster. */}}
+
+{{- define "fedgpu.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Truncated to 52 so that suffixes (-grpc, -metrics, -leader) stay within 63. */}}
+{{- define "fedgpu.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "fedgpu.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The component is the mode: hub or agent. */}}
+{{- define "fedgpu.component" -}}
+{{- if eq .Values.mode "hub" }}hub{{ else }}agent{{ end -}}
+{{- end -}}
+
+{{- define "fedgpu.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "fedgpu.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: {{ include "fedgpu.component" . }}
+{{- end -}}
+
+{{- define "fedgpu.labels" -}}
+helm.sh/chart: {{ include "fedgpu.chart" . }}
+{{ include "fedgpu.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: fedgpu
+{{- end -}}
+
+{{- define "fedgpu.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The schema enforces mode; this guards against --disable-openapi-validation style bypasses. */}}
+{{- define "fedgpu.mode" -}}
+{{- if not (has .Values.mode (list "hub" "provider")) -}}
+{{- fail (printf "mode must be \"hub\" or \"provider\", got %q" (toString .Values.mode)) -}}
+{{- end -}}
+{{- .Values.mode -}}
+{{- end -}}
+
+{{- define "fedgpu.hub.caSecretName" -}}
+{{- default (printf "%s-ca" (include "fedgpu.fullname" .)) .Values.hub.tls.caSecretName -}}
+{{- end -}}
+
+{{- define "fedgpu.hub.leaseName" -}}
+{{- printf "%s-leader" (include "fedgpu.fullname" .) -}}
+{{- end -}}
+
+{{- define "fedgpu.hub.chainSecretName" -}}
+{{- printf "%s-chain" (include "fedgpu.fullname" .) -}}
+{{- end -}}
+
+{{- define "fedgpu.provider.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "fedgpu.fullname" .)) .Values.provider.tlsSecretName -}}
+{{- end -}}
+
+{{- define "fedgpu.provider.walletSecretName" -}}
+{{- default (printf "%s-wallet" (include "fedgpu.fullname" .)) .Values.provider.walletSecret.name -}}
+{{- end -}}
+
+{{/* PodSecurity "restricted": what both the hub and the agent run under. */}}
+{{- define "fedgpu.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "fedgpu.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Downward-API env both binaries use: leader identity, own namespace. */}}
+{{- define "fedgpu.podEnv" -}}
+- name: POD_NAME
+  valueFrom: { fieldRef: { fieldPath: metadata.name } }
+- name: POD_NAMESPACE
+  valueFrom: { fieldRef: { fieldPath: metadata.namespace } }
+{{- end -}}
+
+{{/* /healthz and /readyz on the metrics port. */}}
+{{- define "fedgpu.probes" -}}
+startupProbe:
+  httpGet: { path: /healthz, port: metrics }
+  periodSeconds: 2
+  failureThreshold: 60
+livenessProbe:
+  httpGet: { path: /healthz, port: metrics }
+  periodSeconds: 10
+  failureThreshold: 3
+readinessProbe:
+  httpGet: { path: /readyz, port: metrics }
+  periodSeconds: 5
+  failureThreshold: 2
+{{- end -}}
