@@ -1,0 +1,543 @@
+// The marketplace stream over real gRPC and real mutual TLS on loopback: registration, the refusals
+// of DESIGN.md section 8, fuzzed input on the wire, reconnects and link measurements. No cluster.
+import { credentials, status, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import { Wallet, type HDNodeWallet } from 'ethers';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { StreamClient, type DisconnectInfo, type StreamClientOptions } from '../../operator/src/agent/stream-client.js';
+import { AgentMessage, HubMessage, MarketplaceClient, MarketplaceService, type Inventory } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
+import { InMemoryProviderRegistry } from '../../operator/src/hub/market-server-memory-registry.js';
+import { MarketServer, type MarketServerOptions } from '../../operator/src/hub/market-server.js';
+import type { RejectReason } from '../../operator/src/protocol/edge-error.js';
+import { decodeAgentFrame } from '../../operator/src/protocol/framing.js';
+import { malformedAgentMessage, validAgentMessage } from '../../operator/src/protocol/testing/agent-messages.js';
+import { SeededRandom } from '../../operator/src/protocol/testing/seeded-random.js';
+import { validateAgentMessage } from '../../operator/src/protocol/validate.js';
+import { signChallenge, type WalletChallenge, type WalletProof } from '../../operator/src/protocol/wallet-proof.js';
+import { createCa, issueCert, type CertificateAuthority, type IssuedCertificate } from '../../operator/src/tls/certs.js';
+
+const audience = 'fedgpu-hub.test';
+const silent = pino({ level: 'silent' });
+
+type AnyWallet = Wallet | HDNodeWallet;
+type HubBody = NonNullable<HubMessage['body']>;
+type HubBodyValue<K extends HubBody['$case']> = Extract<HubBody, { $case: K }>['value'];
+
+interface Pki {
+  ca: CertificateAuthority;
+  hub: IssuedCertificate;
+  agent: IssuedCertificate;
+  rogueCa: CertificateAuthority;
+  rogueAgent: IssuedCertificate;
+}
+
+let pki: Pki;
+const servers: MarketServer[] = [];
+const clients: StreamClient[] = [];
+const rawClients: MarketplaceClient[] = [];
+
+beforeAll(async () => {
+  const ca = await createCa('fedgpu hub CA');
+  const rogueCa = await createCa('fedgpu hub CA'); // same name, different key
+  pki = {
+    ca,
+    rogueCa,
+    // No IP SAN on purpose: agents dial 127.0.0.1 and verify the name `fedgpu-hub` (serverName override).
+    hub: await issueCert(ca, { commonName: 'fedgpu-hub', dnsNames: ['fedgpu-hub'], usages: ['server'] }),
+    agent: await issueCert(ca, { commonName: 'agent', usages: ['client'] }),
+    rogueAgent: await issueCert(rogueCa, { commonName: 'agent', usages: ['client'] }),
+  };
+});
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  for (const raw of rawClients.splice(0)) raw.close();
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+});
+
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.stop()));
+});
+
+interface Hub {
+  server: MarketServer;
+  registry: InMemoryProviderRegistry;
+  port: number;
+  rejections: RejectReason[];
+}
+
+async function startHub(overrides: Partial<MarketServerOptions> = {}): Promise<Hub> {
+  const registry = new InMemoryProviderRegistry();
+  const rejections: RejectReason[] = [];
+  const server = new MarketServer({
+    tls: { caPem: pki.ca.certPem, certPem: pki.hub.certPem, keyPem: pki.hub.keyPem },
+    registry,
+    audience,
+    logger: silent,
+    onRejection: (reason) => rejections.push(reason),
+    pingIntervalMs: 100,
+    heartbeatIntervalMs: 200,
+    shutdownGraceMs: 1_000,
+    ...overrides,
+  });
+  servers.push(server);
+  const port = await server.start();
+  return { server, registry: (overrides.registry as InMemoryProviderRegistry | undefined) ?? registry, port, rejections };
+}
+
+function agentCredentials(cert: IssuedCertificate | null): ChannelCredentials {
+  return cert
+    ? credentials.createSsl(Buffer.from(pki.ca.certPem), Buffer.from(cert.keyPem), Buffer.from(cert.certPem))
+    : credentials.createSsl(Buffer.from(pki.ca.certPem));
+}
+
+function startClient(port: number, wallet: AnyWallet, overrides: Partial<StreamClientOptions> = {}): StreamClient {
+  const client = new StreamClient({
+    address: `127.0.0.1:${port}`,
+    tls: { caPem: pki.ca.certPem, certPem: pki.agent.certPem, keyPem: pki.agent.keyPem, serverName: 'fedgpu-hub' },
+    wallet,
+    agentVersion: '0.1.0-test',
+    expectedAudience: audience,
+    backoff: { initialMs: 50, maxMs: 400 },
+    logger: silent,
+    ...overrides,
+  });
+  clients.push(client);
+  client.start();
+  return client;
+}
+
+/** A hand-driven stream: sends any bytes, collects every hub message and the final status. */
+class RawStream {
+  readonly received: HubMessage[] = [];
+  readonly ended: Promise<{ code: status; details: string }>;
+  private readonly call: ClientDuplexStream<Uint8Array, HubMessage>;
+  private seq = 0;
+  private waiters: (() => void)[] = [];
+
+  /** `cert: null` dials without a client certificate. */
+  constructor(port: number, cert: IssuedCertificate | null = pki.agent) {
+    const client = new MarketplaceClient(`127.0.0.1:${port}`, agentCredentials(cert), {
+      'grpc.ssl_target_name_override': 'fedgpu-hub',
+      'grpc.default_authority': 'fedgpu-hub',
+    });
+    rawClients.push(client);
+    this.call = client.makeBidiStreamRequest(
+      MarketplaceService.connect.path,
+      (bytes: Uint8Array) => Buffer.from(bytes),
+      (bytes: Buffer) => HubMessage.decode(bytes),
+    );
+    this.call.on('data', (message: HubMessage) => {
+      this.received.push(message);
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+    this.ended = new Promise((resolve) => {
+      this.call.on('status', (s) => resolve({ code: s.code, details: s.details }));
+      this.call.on('error', () => {}); // the status above carries it
+    });
+  }
+
+  sendBytes(bytes: Uint8Array): void {
+    this.call.write(bytes);
+  }
+
+  send(body: NonNullable<AgentMessage['body']>, seq = ++this.seq): void {
+    this.seq = Math.max(this.seq, seq);
+    this.sendBytes(AgentMessage.encode({ seq, body }).finish());
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  async next<K extends HubBody['$case']>(kind: K, timeoutMs = 5_000): Promise<HubBodyValue<K>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.received.find((m) => m.body?.$case === kind);
+      if (found) return (found.body as Extract<HubBody, { $case: K }>).value as HubBodyValue<K>;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no ${kind} within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  hubReason(): string | undefined {
+    const error = this.received.find((m) => m.body?.$case === 'error');
+    return error?.body?.$case === 'error' ? error.body.value.reason : undefined;
+  }
+
+  end(): void {
+    this.call.end();
+  }
+
+  cancel(): void {
+    this.call.cancel();
+  }
+}
+
+async function challengeOf(raw: RawStream): Promise<WalletChallenge> {
+  const challenge = await raw.next('challenge');
+  return { nonce: challenge.nonce, audience: challenge.audience, expiresAtUnixMs: challenge.expiresAtUnixMs };
+}
+
+function hello(raw: RawStream, wallet: string): void {
+  raw.send({ $case: 'hello', value: { walletAddress: wallet, agentVersion: '0.1.0', protocolVersion: 1 } });
+}
+
+/** Registers `wallet` on a raw stream; returns the proof it used. */
+async function registerRaw(raw: RawStream, wallet: AnyWallet): Promise<{ proof: WalletProof; providerName: string }> {
+  const challenge = await challengeOf(raw);
+  hello(raw, wallet.address);
+  const proof = await signChallenge(wallet, challenge, wallet.address);
+  raw.send({ $case: 'registerProof', value: proof });
+  const registered = await raw.next('registered');
+  return { proof, providerName: registered.providerName };
+}
+
+async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function sampleInventory(tag: number): Inventory {
+  return {
+    pools: [
+      {
+        gpuProduct: 'NVIDIA-H100-80GB-HBM3',
+        memoryMib: 81_920,
+        cudaDriverMajor: 12,
+        nodes: [{ name: `gpu-node-${tag}`, totalGpus: 8, idleGpus: 6, ready: true, cordoned: false }],
+        total: 8,
+        allocatable: 8,
+        idle: 6,
+        pricePerGpuHour: '2.45',
+        breakEvenPricePerGpuHour: '0.61',
+        offered: true,
+        notOfferedReason: 0,
+      },
+    ],
+  };
+}
+
+describe('marketplace stream over mTLS', () => {
+  it('registers an agent with a valid wallet proof and carries its inventory and hub pushes', async () => {
+    const hub = await startHub();
+    const wallet = Wallet.createRandom();
+    const pushed: HubMessage[] = [];
+    const client = startClient(hub.port, wallet, {
+      onConnected: () => {
+        client.sendInventory(sampleInventory(1));
+      },
+      onHubMessage: (message) => {
+        pushed.push(message);
+      },
+    });
+    const name = InMemoryProviderRegistry.providerNameFor(wallet.address);
+    await eventually(() => hub.registry.inventories.has(name), 'inventory');
+
+    const registration = hub.registry.events.find((e) => e.type === 'register');
+    expect(registration).toMatchObject({ wallet: wallet.address, providerName: name, info: { agentVersion: '0.1.0-test', protocolVersion: 1 } });
+    expect(hub.registry.inventories.get(name)).toEqual(sampleInventory(1));
+    expect(hub.server.connectedProviders()).toEqual([name]);
+    expect(client.connected).toBe(true);
+    expect(client.providerName).toBe(name);
+
+    const assign: HubMessage = {
+      seq: 0,
+      body: {
+        $case: 'assign',
+        value: {
+          jobUid: '0b7c3c1e-2c1a-4c7e-9d54-5b6f0e1b2a3c',
+          epoch: 1,
+          namespace: 'fedgpu-jobs',
+          podTemplates: [Buffer.from(JSON.stringify({ spec: { containers: [{ name: 'train', image: 'busybox' }] } }))],
+          nodeNames: ['gpu-node-1'],
+          gpusPerReplica: 2,
+          checkpointDir: 's3://ckpt/job',
+          gracePeriodSeconds: 30,
+          env: [{ name: 'FEDGPU_EPOCH', value: '1' }],
+          pricePerGpuHour: '2.45',
+        },
+      },
+    };
+    expect(hub.server.send(name, assign)).toBe(true);
+    expect(hub.server.send(name, { seq: 0, body: { $case: 'ping', value: { id: 1, sentAtUnixMs: 0 } } })).toBe(false);
+    expect(hub.server.send('provider-unknown', assign)).toBe(false);
+    await eventually(() => pushed.length === 1, 'assign at the agent');
+    expect(pushed[0]?.body).toEqual(assign.body);
+
+    expect(client.sendAttemptStatus({ jobUid: '0b7c3c1e-2c1a-4c7e-9d54-5b6f0e1b2a3c', epoch: 1, phase: 2, gpuSeconds: 12.5, exitCode: 0, reason: '', message: '', podStates: [] })).toBe(true);
+    await eventually(() => hub.registry.count('attemptStatus', name) === 1, 'attempt status');
+    expect(hub.rejections).toEqual([]);
+  });
+
+  it('refuses an agent with no client certificate at the TLS handshake', async () => {
+    const hub = await startHub();
+    const raw = new RawStream(hub.port, null);
+    hello(raw, Wallet.createRandom().address);
+    const ended = await raw.ended;
+    expect(ended.code).toBe(status.UNAVAILABLE);
+    expect(raw.received).toEqual([]);
+    expect(hub.registry.events).toEqual([]);
+  });
+
+  it('refuses a client certificate from another CA', async () => {
+    const hub = await startHub();
+    const raw = new RawStream(hub.port, pki.rogueAgent);
+    hello(raw, Wallet.createRandom().address);
+    const ended = await raw.ended;
+    expect(ended.code).toBe(status.UNAVAILABLE);
+    expect(raw.received).toEqual([]);
+    expect(hub.registry.events).toEqual([]);
+  });
+
+  it('refuses a proof signed by another wallet', async () => {
+    const hub = await startHub();
+    const wallet = Wallet.createRandom();
+    const impostor = Wallet.createRandom();
+    const raw = new RawStream(hub.port);
+    const challenge = await challengeOf(raw);
+    hello(raw, wallet.address);
+    raw.send({ $case: 'registerProof', value: await signChallenge(impostor, challenge, wallet.address) });
+    const ended = await raw.ended;
+    expect(ended.code).toBe(status.UNAUTHENTICATED);
+    expect(raw.hubReason()).toBe('bad_signature');
+    expect(hub.rejections).toEqual(['bad_signature']);
+    expect(hub.registry.events).toEqual([]);
+  });
+
+  it('refuses a replayed nonce', async () => {
+    const hub = await startHub();
+    const wallet = Wallet.createRandom();
+    const first = new RawStream(hub.port);
+    const { proof } = await registerRaw(first, wallet);
+    first.end();
+    await first.ended;
+
+    const second = new RawStream(hub.port);
+    await challengeOf(second);
+    hello(second, wallet.address);
+    second.send({ $case: 'registerProof', value: proof });
+    expect((await second.ended).code).toBe(status.UNAUTHENTICATED);
+    expect(second.hubReason()).toBe('nonce_replayed');
+    expect(hub.registry.count('register')).toBe(1);
+  });
+
+  it('refuses an expired challenge', async () => {
+    const hub = await startHub({ challengeTtlMs: 150 });
+    const wallet = Wallet.createRandom();
+    const raw = new RawStream(hub.port);
+    const challenge = await challengeOf(raw);
+    hello(raw, wallet.address);
+    const proof = await signChallenge(wallet, challenge, wallet.address);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    raw.send({ $case: 'registerProof', value: proof });
+    expect((await raw.ended).code).toBe(status.UNAUTHENTICATED);
+    expect(raw.hubReason()).toBe('challenge_expired');
+    expect(hub.registry.events).toEqual([]);
+  });
+
+  it('ends a stream that does not register in time', async () => {
+    const hub = await startHub({ registrationTimeoutMs: 200 });
+    const raw = new RawStream(hub.port);
+    await challengeOf(raw);
+    expect((await raw.ended).code).toBe(status.DEADLINE_EXCEEDED);
+    expect(raw.hubReason()).toBe('registration_timeout');
+  });
+
+  it('refuses traffic before registration', async () => {
+    const hub = await startHub();
+    const raw = new RawStream(hub.port);
+    await challengeOf(raw);
+    raw.send(validAgentMessage(new SeededRandom(9), 1, 'inventory').body as NonNullable<AgentMessage['body']>);
+    expect((await raw.ended).code).toBe(status.UNAUTHENTICATED);
+    expect(raw.hubReason()).toBe('not_registered');
+    expect(hub.registry.events).toEqual([]);
+  });
+
+  it('refuses a claim for another wallet after registration', async () => {
+    const hub = await startHub();
+    const wallet = Wallet.createRandom();
+    const other = Wallet.createRandom();
+
+    const viaHello = new RawStream(hub.port);
+    await registerRaw(viaHello, wallet);
+    hello(viaHello, other.address);
+    expect((await viaHello.ended).code).toBe(status.PERMISSION_DENIED);
+    expect(viaHello.hubReason()).toBe('wallet_mismatch');
+
+    const viaReceipt = new RawStream(hub.port);
+    await registerRaw(viaReceipt, wallet);
+    viaReceipt.send({
+      $case: 'usageReceipt',
+      value: {
+        jobUid: '0b7c3c1e-2c1a-4c7e-9d54-5b6f0e1b2a3c',
+        epoch: 1,
+        gpuSeconds: 3600,
+        pricePerGpuHour: '2.45',
+        amount: '2.45',
+        signature: `0x${'11'.repeat(65)}`,
+        providerWallet: other.address,
+      },
+    });
+    expect((await viaReceipt.ended).code).toBe(status.PERMISSION_DENIED);
+    expect(viaReceipt.hubReason()).toBe('wallet_mismatch');
+    expect(hub.registry.mutations()).toBe(0);
+    expect(hub.rejections).toEqual(['wallet_mismatch', 'wallet_mismatch']);
+  });
+
+  it('rate-limits a flooding agent', async () => {
+    const hub = await startHub({ rateLimit: { capacity: 20, refillPerSecond: 1 } });
+    const raw = new RawStream(hub.port);
+    await registerRaw(raw, Wallet.createRandom());
+    for (let i = 0; i < 100; i++) raw.send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: 0, bandwidthProbeResults: [] } });
+    expect((await raw.ended).code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(raw.hubReason()).toBe('rate_limited');
+  });
+
+  it('survives 1,000+ malformed messages on real streams without crashing or touching the registry', async () => {
+    const hub = await startHub({ registrationTimeoutMs: 10_000 });
+    const rng = new SeededRandom(0x6d6b74);
+    const lanes = 8;
+    const wallets = Array.from({ length: lanes }, () => Wallet.createRandom());
+    const target = 1_050;
+    let sent = 0;
+    const codes = new Map<status, number>();
+    const expectedCodes = new Set([status.INVALID_ARGUMENT, status.FAILED_PRECONDITION, status.UNAUTHENTICATED, status.PERMISSION_DENIED]);
+
+    // A frame that the validator rejects for a stream whose last seq is `lastSeq`.
+    const garbageFrame = (lastSeq: number): Uint8Array => {
+      for (let tries = 0; tries < 100; tries++) {
+        let bytes: Uint8Array;
+        const roll = rng.next();
+        if (roll < 0.5) {
+          try {
+            bytes = AgentMessage.encode(malformedAgentMessage(rng, lastSeq).input as AgentMessage).finish();
+          } catch {
+            continue; // not encodable: the wire cannot carry it
+          }
+        } else if (roll < 0.75) {
+          bytes = rng.bytes(rng.int(0, 200));
+        } else {
+          const valid = AgentMessage.encode(validAgentMessage(rng, lastSeq + 1)).finish();
+          bytes = valid.slice(0, rng.int(0, valid.length));
+          for (let flips = rng.int(1, 4); flips > 0 && bytes.length > 0; flips--) bytes[rng.int(0, bytes.length - 1)] = rng.int(0, 255);
+        }
+        const frame = decodeAgentFrame(bytes);
+        // Only real garbage counts: a mutation that happened to survive encoding is skipped.
+        if (!frame.decoded || !validateAgentMessage(frame.message, lastSeq).ok) return bytes;
+      }
+      throw new Error('generator produced no garbage in 100 tries');
+    };
+
+    const lane = async (index: number) => {
+      const wallet = wallets[index] as AnyWallet;
+      while (sent < target) {
+        sent++;
+        const raw = new RawStream(hub.port);
+        const afterRegistration = rng.chance(0.5);
+        if (afterRegistration) await registerRaw(raw, wallet);
+        else await raw.next('challenge');
+        raw.sendBytes(garbageFrame(afterRegistration ? raw.lastSeq : 0));
+        const ended = await raw.ended;
+        codes.set(ended.code, (codes.get(ended.code) ?? 0) + 1);
+        expect(expectedCodes.has(ended.code), `status ${status[ended.code]} ${ended.details}`).toBe(true);
+      }
+    };
+    await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
+
+    expect(sent).toBeGreaterThanOrEqual(1_000);
+    expect(hub.rejections.length).toBe(sent);
+    expect(hub.registry.mutations()).toBe(0);
+    expect(codes.get(status.INVALID_ARGUMENT) ?? 0).toBeGreaterThan(0);
+
+    // Still serving: a well-behaved agent registers and reports.
+    const good = Wallet.createRandom();
+    startClient(hub.port, good, { onConnected: () => void clients.at(-1)?.sendInventory(sampleInventory(7)) });
+    await eventually(() => hub.registry.inventories.has(InMemoryProviderRegistry.providerNameFor(good.address)), 'good agent inventory');
+  });
+
+  it('reconnects after a hub restart and resends its inventory', async () => {
+    const first = await startHub();
+    const port = first.port;
+    const wallet = Wallet.createRandom();
+    const name = InMemoryProviderRegistry.providerNameFor(wallet.address);
+    const disconnects: DisconnectInfo[] = [];
+    let connects = 0;
+    const client = startClient(port, wallet, {
+      onConnected: () => {
+        connects++;
+        client.sendInventory(sampleInventory(connects));
+      },
+      onDisconnected: (info) => disconnects.push(info),
+    });
+    await eventually(() => first.registry.inventories.has(name), 'first inventory');
+
+    await first.server.stop();
+    await eventually(() => disconnects.length > 0, 'client noticed the hub went away');
+    expect(client.connected).toBe(false);
+    expect(disconnects[0]?.code).toBe(status.UNAVAILABLE);
+    expect(first.registry.count('disconnect', name)).toBe(1);
+
+    const second = await startHub({ port });
+    await eventually(() => second.registry.inventories.has(name), 'inventory after reconnect', 15_000);
+    expect(second.registry.inventories.get(name)).toEqual(sampleInventory(connects));
+    expect(connects).toBeGreaterThanOrEqual(2);
+    expect(client.connected).toBe(true);
+
+    await client.close();
+    await eventually(() => second.registry.count('disconnect', name) === 1, 'disconnect after close');
+    expect(client.connected).toBe(false);
+  });
+
+  it('measures RTT and bandwidth from pings and the probe', async () => {
+    const hub = await startHub({ bandwidthProbeBytes: 256 * 1024 });
+    const wallet = Wallet.createRandom();
+    const name = InMemoryProviderRegistry.providerNameFor(wallet.address);
+    startClient(hub.port, wallet);
+    await eventually(() => {
+      const last = hub.registry.lastHeartbeat.get(name);
+      return (last?.rttMs ?? 0) > 0 && (last?.bandwidthMbps ?? 0) > 0;
+    }, 'rtt and bandwidth in a heartbeat');
+    const latency = hub.server.providerLatency(name);
+    expect(latency?.rttMs).toBeGreaterThan(0);
+    expect(latency?.rttMs).toBeLessThan(1_000);
+    expect(latency?.bandwidthMbps).toBeGreaterThan(0);
+    const again = await hub.server.probeBandwidth(name);
+    expect(again).toBeGreaterThan(0);
+  });
+
+  it('lets a new stream for the same wallet replace the old one', async () => {
+    const hub = await startHub();
+    const wallet = Wallet.createRandom();
+    const old = new RawStream(hub.port);
+    const { providerName } = await registerRaw(old, wallet);
+    const replacement = new RawStream(hub.port);
+    await registerRaw(replacement, wallet);
+
+    expect((await old.ended).code).toBe(status.ABORTED);
+    expect(old.hubReason()).toBe('stream_replaced');
+    expect(hub.server.connectedProviders()).toEqual([providerName]);
+    // Replacement is not a disconnect: the provider never went away.
+    expect(hub.registry.count('disconnect')).toBe(0);
+    expect(hub.rejections).toEqual([]);
+
+    expect(hub.server.send(providerName, { seq: 0, body: { $case: 'cancel', value: { jobUid: 'abc', epoch: 3, reason: 'Preempted', gracePeriodSeconds: 10 } } })).toBe(true);
+    const cancel = await replacement.next('cancel');
+    expect(cancel).toMatchObject({ jobUid: 'abc', epoch: 3 });
+
+    replacement.end();
+    await replacement.ended;
+    await eventually(() => hub.registry.count('disconnect', providerName) === 1, 'disconnect of the live stream');
+    expect(hub.server.connectedProviders()).toEqual([]);
+  });
+});
