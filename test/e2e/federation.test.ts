@@ -15,7 +15,7 @@ import {
   startTestHub,
   type AgentHandle,
   type HubPki,
-} from './harness.js';
+} from '../../operator/src/testbed/federation.js';
 
 // Issue 3 end to end: a hub and two provider clusters on real apiservers with kwok GPU nodes, real
 // agents (the fedgpu CLI, as processes), real gRPC over mutual TLS with wallet proofs.
@@ -41,11 +41,11 @@ beforeAll(async () => {
   await installCrds(testbed.cluster('hub'));
   pki = await hubPki(join(dir, 'pki'));
   hub = await startTestHub(testbed.cluster('hub'), pki, dir, LOST_AFTER_MS);
-  agents.dc = await startAgent('dc', testbed.cluster('dc'), pki, hub.port, {
+  agents.dc = await startAgent('dc', testbed.cluster('dc'), pki, `127.0.0.1:${hub.port}`, {
     pricePerGpuHour: { [H100]: '2.40' },
     electricity: { pricePerKWh: '0.20', pue: 1.3 },
   });
-  agents.gamer = await startAgent('gamer', testbed.cluster('gamer'), pki, hub.port, {
+  agents.gamer = await startAgent('gamer', testbed.cluster('gamer'), pki, `127.0.0.1:${hub.port}`, {
     pricePerGpuHour: { [RTX4090]: '0.45' },
   });
 });

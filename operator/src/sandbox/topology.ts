@@ -1,3 +1,5 @@
+import { HDNodeWallet, Mnemonic, Wallet } from 'ethers';
+import type { ProviderSettings } from '../agent/inventory.js';
 import type { GpuNodeGroup } from '../testbed/gpu-nodes.js';
 
 // The sandbox federation: a hub and three provider clusters of very different character, so the
@@ -46,3 +48,20 @@ export const sandboxProviders: SandboxProvider[] = [
     window: { start: '22:00', end: '08:00' },
   },
 ];
+
+/** anvil's well-known development mnemonic: account 0 is the hub's settler, 1-3 the providers, 4 the consumer. */
+export const SANDBOX_MNEMONIC = 'test test test test test test test test test test test junk';
+
+export function sandboxWallet(index: number): Wallet {
+  const node = HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase(SANDBOX_MNEMONIC), `m/44'/60'/0'/0/${index}`);
+  return new Wallet(node.privateKey);
+}
+
+/** What each provider's owner would put in the chart's values. */
+export function providerSettings(p: SandboxProvider): ProviderSettings {
+  return {
+    pricePerGpuHour: p.prices,
+    electricity: { pricePerKWh: '0.25', pue: 1.3, wearPerGpuHour: '0.02' },
+    ...(p.window ? { availability: { windows: [p.window] } } : {}),
+  };
+}

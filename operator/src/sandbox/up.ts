@@ -5,7 +5,9 @@ import { runKubectl } from '../testbed/kubectl.js';
 import { startTestbed, type Testbed } from '../testbed/testbed.js';
 import { repoRoot } from '../testbed/tools.js';
 import { readSupervisorPid, sandboxDir, supervisorPidPath, writeStatus, type SandboxStatus } from './state.js';
-import { HUB_CLUSTER, sandboxProviders } from './topology.js';
+import { HUB_CLUSTER, providerSettings, sandboxProviders, sandboxWallet } from './topology.js';
+import { hubPki, providerClient, readyStatus, startAgent, startHubProcess } from '../testbed/federation.js';
+import { waitFor } from '../testbed/wait.js';
 
 export interface SandboxOptions {
   /** Start, show the story, and exit cleanly instead of staying up. */
@@ -78,6 +80,25 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
       const res = await runKubectl(hubKubeconfig, args);
       if (res.code !== 0) throw new Error(`kubectl ${args[0]} of the CRDs failed: ${res.stderr.trim()}`);
     }
+
+    log('starting the hub (marketplace gRPC over mutual TLS) and one agent per provider');
+    const pki = await hubPki(join(sandboxDir, 'pki'));
+    const hub = await startHubProcess(testbed.cluster(HUB_CLUSTER), pki, join(sandboxDir, 'hub'));
+    status.hub = { grpcAddress: hub.grpcAddress, metricsUrl: '' };
+    const providers = providerClient(testbed.cluster(HUB_CLUSTER));
+    const agents = await Promise.all(
+      sandboxProviders.map((p, i) =>
+        startAgent(p.cluster, testbed.cluster(p.cluster), pki, hub.grpcAddress, providerSettings(p), sandboxWallet(i + 1)),
+      ),
+    );
+    for (const [i, agent] of agents.entries()) {
+      await waitFor(`${sandboxProviders[i]!.cluster} to join the market`, async () =>
+        readyStatus(await providers.byWallet(agent.wallet.address))?.status === 'True' ? true : undefined,
+        { timeoutMs: 60_000 },
+      );
+    }
+    log('every provider is connected and Ready:');
+    for (const line of (await runKubectl(hubKubeconfig, ['get', 'gp', '-o', 'wide'])).stdout.trimEnd().split('\n')) log(`  ${line}`);
 
     status.state = 'running';
     writeStatus(status);

@@ -1,20 +1,22 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { Wallet } from 'ethers';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
-import type { ProviderSettings } from '../../operator/src/agent/inventory.js';
-import { GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuProvider } from '../../operator/src/api/types.js';
-import { startHub, type RunningHub } from '../../operator/src/hub/hub.js';
-import type { Cluster } from '../../operator/src/testbed/cluster.js';
-import { runKubectl } from '../../operator/src/testbed/kubectl.js';
-import { startProcess, type ManagedProcess } from '../../operator/src/testbed/processes.js';
-import { repoRoot } from '../../operator/src/testbed/tools.js';
-import { createCa, issueCert, type CertificateAuthority } from '../../operator/src/tls/index.js';
+import type { ProviderSettings } from '../agent/inventory.js';
+import { GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuProvider } from '../api/types.js';
+import { startHub, type RunningHub } from '../hub/hub.js';
+import type { Cluster } from './cluster.js';
+import { runKubectl } from './kubectl.js';
+import { startProcess, type ManagedProcess } from './processes.js';
+import { repoRoot } from './tools.js';
+import { freePort } from './free-port.js';
+import { GiveUp, waitFor } from './wait.js';
+import { createCa, issueCert, type CertificateAuthority } from '../tls/index.js';
 
-// Pieces the end-to-end tests share: the hub's PKI, a hub in this process, agents as real
-// processes of the fedgpu CLI (so a test can kill one by pid), and GpuProvider reads.
+// Pieces the end-to-end tests and the sandbox share: the hub's PKI, a hub in this process or as a
+// process of the fedgpu CLI, agents as processes (so a test can kill one by pid), GpuProvider reads.
 
 export interface HubPki {
   ca: CertificateAuthority;
@@ -40,6 +42,42 @@ export async function installCrds(cluster: Cluster): Promise<void> {
   }
 }
 
+/** Runs the fedgpu CLI from the sources as a child process (stopped by its pid like every test-bed process). */
+export function startCliProcess(name: string, dir: string, args: string[]): ManagedProcess {
+  return startProcess({
+    name,
+    command: process.execPath,
+    dir,
+    args: ['--import', 'tsx', join(repoRoot, 'operator', 'src', 'cli', 'main.ts'), ...args],
+  });
+}
+
+export interface HubProcess {
+  process: ManagedProcess;
+  grpcAddress: string;
+}
+
+/** Starts `fedgpu hub` as a process and waits until its marketplace listens. */
+export async function startHubProcess(hubCluster: Cluster, pki: HubPki, dir: string, extraArgs: string[] = []): Promise<HubProcess> {
+  writeFileSync(join(pki.dir, 'server.crt'), pki.server.certPem);
+  writeFileSync(join(pki.dir, 'server.key'), pki.server.keyPem, { mode: 0o600 });
+  const port = await freePort();
+  const proc = startCliProcess('hub', dir, [
+    '--kubeconfig', hubCluster.kubeconfigPath,
+    'hub',
+    '--tls-ca', pki.caPath,
+    '--tls-cert', join(pki.dir, 'server.crt'),
+    '--tls-key', join(pki.dir, 'server.key'),
+    '--grpc-port', String(port),
+    ...extraArgs,
+  ]);
+  await waitFor('the hub to listen', () => {
+    if (!proc.running()) throw new GiveUp(`the hub exited; see ${proc.logPath}`);
+    return readFileSync(proc.logPath, 'utf8').includes('"hub ready"') ? true : undefined;
+  }, { timeoutMs: 60_000 });
+  return { process: proc, grpcAddress: `127.0.0.1:${port}` };
+}
+
 export async function startTestHub(hubCluster: Cluster, pki: HubPki, dir: string, providerLostAfterMs = 4_000): Promise<RunningHub> {
   return startHub({
     kubeConfig: hubCluster.kubeConfig,
@@ -62,7 +100,7 @@ export async function startAgent(
   name: string,
   cluster: Cluster,
   pki: HubPki,
-  hubPort: number,
+  hubAddress: string,
   settings: ProviderSettings,
   wallet: Wallet = Wallet.createRandom() as unknown as Wallet,
 ): Promise<AgentHandle> {
@@ -75,25 +113,17 @@ export async function startAgent(
   writeFileSync(join(dir, 'settings.yaml'), stringify(settings));
   await cluster.kubectl(['create', 'namespace', 'fedgpu-jobs']);
   const spawn = () =>
-    startProcess({
-      name: `agent-${name}`,
-      command: process.execPath,
-      dir,
-      args: [
-        '--import', 'tsx',
-        join(repoRoot, 'operator', 'src', 'cli', 'main.ts'),
-        '--kubeconfig', cluster.kubeconfigPath,
-        'agent',
-        '--hub-address', `127.0.0.1:${hubPort}`,
-        '--tls-ca', pki.caPath,
-        '--tls-cert', join(dir, 'client.crt'),
-        '--tls-key', join(dir, 'client.key'),
-        '--wallet-key-file', join(dir, 'wallet.key'),
-        '--settings', join(dir, 'settings.yaml'),
-        '--heartbeat-interval', '500ms',
-      ],
-      env: { NODE_OPTIONS: '' },
-    });
+    startCliProcess(`agent-${name}`, dir, [
+      '--kubeconfig', cluster.kubeconfigPath,
+      'agent',
+      '--hub-address', hubAddress,
+      '--tls-ca', pki.caPath,
+      '--tls-cert', join(dir, 'client.crt'),
+      '--tls-key', join(dir, 'client.key'),
+      '--wallet-key-file', join(dir, 'wallet.key'),
+      '--settings', join(dir, 'settings.yaml'),
+      '--heartbeat-interval', '500ms',
+    ]);
   const handle: AgentHandle = {
     wallet,
     process: spawn(),
