@@ -1,10 +1,11 @@
 // The marketplace stream over real gRPC and real mutual TLS on loopback: registration, the refusals
 // of DESIGN.md section 8, fuzzed input on the wire, reconnects and link measurements. No cluster.
+import { createServer } from 'node:net';
 import { credentials, status, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { Wallet, type HDNodeWallet } from 'ethers';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { StreamClient, type DisconnectInfo, type StreamClientOptions } from '../../operator/src/agent/stream-client.js';
+import { StreamClient, type DisconnectInfo, type StreamClientOptions, type StreamClientTimers } from '../../operator/src/agent/stream-client.js';
 import { AgentMessage, HubMessage, MarketplaceClient, MarketplaceService, type Inventory } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
 import { InMemoryProviderRegistry } from '../../operator/src/hub/market-server-memory-registry.js';
 import { MarketServer, type MarketServerOptions } from '../../operator/src/hub/market-server.js';
@@ -539,5 +540,49 @@ describe('marketplace stream over mTLS', () => {
     await replacement.ended;
     await eventually(() => hub.registry.count('disconnect', providerName) === 1, 'disconnect of the live stream');
     expect(hub.server.connectedProviders()).toEqual([]);
+  });
+  it('backs off exponentially against an unreachable hub, and close() cancels the pending retry', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const address = probe.address();
+        probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      });
+    });
+    const delays: number[] = [];
+    const pending = new Set<NodeJS.Timeout>();
+    const timers: StreamClientTimers = {
+      setTimeout: (callback, ms) => {
+        delays.push(ms);
+        const handle = setTimeout(() => {
+          pending.delete(handle);
+          callback();
+        }, ms);
+        pending.add(handle);
+        return handle;
+      },
+      clearTimeout: (handle) => {
+        clearTimeout(handle as NodeJS.Timeout);
+        pending.delete(handle as NodeJS.Timeout);
+      },
+    };
+    const disconnects: DisconnectInfo[] = [];
+    const client = startClient(port, Wallet.createRandom(), {
+      timers,
+      random: () => 0, // no jitter: the delays are the exponential ceiling
+      backoff: { initialMs: 20, maxMs: 80, multiplier: 2, jitter: 0.5 },
+      registrationTimeoutMs: 5_000,
+      onDisconnected: (info) => disconnects.push(info),
+    });
+    await eventually(() => disconnects.length >= 5, 'five failed attempts');
+    expect(disconnects.slice(0, 5).map((d) => d.retryInMs)).toEqual([20, 40, 80, 80, 80]);
+    expect(disconnects.every((d) => d.code === status.UNAVAILABLE)).toBe(true);
+    expect(delays.filter((ms) => ms !== 5_000).slice(0, 5)).toEqual([20, 40, 80, 80, 80]);
+
+    await client.close();
+    expect(pending.size).toBe(0);
+    const attempts = disconnects.length;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(disconnects.length).toBe(attempts);
+    expect(client.connected).toBe(false);
   });
 });
