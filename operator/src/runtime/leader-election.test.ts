@@ -1,0 +1,149 @@
+import type { V1Lease } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type LeaseApi, LeaderElector } from './leader-election.js';
+import { silentLogger } from './logger.js';
+
+/** One Lease with apiserver semantics: 404 before create, 409 on a stale resourceVersion. */
+class FakeLeaseApi implements LeaseApi {
+  lease: V1Lease | undefined;
+  rv = 0;
+  down = false;
+  writes: V1Lease[] = [];
+  private check(): void {
+    if (this.down) throw Object.assign(new Error('connection refused'), { code: 503 });
+  }
+  async readNamespacedLease(): Promise<V1Lease> {
+    this.check();
+    if (!this.lease) throw Object.assign(new Error('not found'), { code: 404 });
+    return JSON.parse(JSON.stringify(this.lease));
+  }
+  async createNamespacedLease({ body }: { body: V1Lease }): Promise<V1Lease> {
+    this.check();
+    if (this.lease) throw Object.assign(new Error('already exists'), { code: 409 });
+    return this.store(body);
+  }
+  async replaceNamespacedLease({ body }: { body: V1Lease }): Promise<V1Lease> {
+    this.check();
+    if (body.metadata?.resourceVersion !== this.lease?.metadata?.resourceVersion) {
+      throw Object.assign(new Error('conflict'), { code: 409 });
+    }
+    return this.store(body);
+  }
+  private store(body: V1Lease): V1Lease {
+    const json = JSON.parse(JSON.stringify(body)) as V1Lease;
+    json.metadata = { ...json.metadata, resourceVersion: String(++this.rv) };
+    this.lease = json;
+    this.writes.push(json);
+    return JSON.parse(JSON.stringify(json));
+  }
+}
+
+const timing = { leaseDurationMs: 600, renewDeadlineMs: 400, retryPeriodMs: 100 };
+const electors: LeaderElector[] = [];
+
+function candidate(api: FakeLeaseApi, identity: string) {
+  const log: string[] = [];
+  let signal: AbortSignal | undefined;
+  const elector = new LeaderElector({
+    coordination: api,
+    namespace: 'ns',
+    name: 'hub',
+    identity,
+    ...timing,
+    logger: silentLogger,
+    onStartedLeading: (s) => {
+      signal = s;
+      log.push('started');
+    },
+    onStoppedLeading: () => log.push('stopped'),
+  });
+  electors.push(elector);
+  return { elector, log, signal: () => signal };
+}
+
+async function until(check: () => boolean, timeoutMs = 3_000): Promise<number> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return Date.now() - start;
+}
+
+afterEach(async () => {
+  await Promise.all(electors.splice(0).map((e) => e.stop({ release: false })));
+});
+
+describe('LeaderElector', () => {
+  it('refuses timings that cannot work', () => {
+    const api = new FakeLeaseApi();
+    const base = { coordination: api, namespace: 'n', name: 'l', identity: 'a', onStartedLeading() {} };
+    expect(() => new LeaderElector({ ...base, leaseDurationMs: 1_000, renewDeadlineMs: 1_000 })).toThrow(RangeError);
+    expect(() => new LeaderElector({ ...base, renewDeadlineMs: 1_000, retryPeriodMs: 900 })).toThrow(RangeError);
+  });
+
+  it('creates the lease and leads; renews it with microsecond times; keeps acquireTime', async () => {
+    const api = new FakeLeaseApi();
+    const a = candidate(api, 'a');
+    a.elector.start();
+    await until(() => a.elector.isLeader());
+    expect(a.log).toEqual(['started']);
+    await until(() => api.writes.length >= 3);
+    const [first, , third] = api.writes;
+    expect(third?.spec?.holderIdentity).toBe('a');
+    expect(third?.spec?.acquireTime).toBe(first?.spec?.acquireTime);
+    expect(String(third?.spec?.renewTime)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    expect(third?.spec?.leaseTransitions).toBe(0);
+    expect(a.elector.leader()).toBe('a');
+  });
+
+  it('of two candidates exactly one leads', async () => {
+    const api = new FakeLeaseApi();
+    const a = candidate(api, 'a');
+    const b = candidate(api, 'b');
+    a.elector.start();
+    b.elector.start();
+    await until(() => a.elector.isLeader() || b.elector.isLeader());
+    await new Promise((r) => setTimeout(r, 800)); // more than a lease duration of renewals
+    expect([a.elector.isLeader(), b.elector.isLeader()].filter(Boolean)).toHaveLength(1);
+  });
+
+  it('a released lease is taken over at the next retry; a crashed leader only after the lease duration', async () => {
+    const api = new FakeLeaseApi();
+    const a = candidate(api, 'a');
+    a.elector.start();
+    await until(() => a.elector.isLeader());
+    const b = candidate(api, 'b');
+    b.elector.start();
+    await new Promise((r) => setTimeout(r, 300));
+    await a.elector.stop(); // graceful: releases
+    expect(a.log).toEqual(['started', 'stopped']);
+    expect(a.signal()?.aborted).toBe(true);
+    const releasedAfter = await until(() => b.elector.isLeader());
+    expect(releasedAfter).toBeLessThan(timing.leaseDurationMs / 2);
+    expect(api.lease?.spec?.leaseTransitions).toBe(1);
+
+    const c = candidate(api, 'c');
+    c.elector.start();
+    await new Promise((r) => setTimeout(r, 300));
+    await b.elector.stop({ release: false }); // as a crash: the lease is left to expire
+    const crashedAfter = await until(() => c.elector.isLeader());
+    expect(crashedAfter).toBeGreaterThan(timing.leaseDurationMs - timing.retryPeriodMs * 3);
+    expect(crashedAfter).toBeLessThan(timing.leaseDurationMs + 3 * timing.retryPeriodMs * 2.2);
+  });
+
+  it('gives up leading when it cannot renew for renewDeadline, and leads again once it can', async () => {
+    const api = new FakeLeaseApi();
+    const a = candidate(api, 'a');
+    a.elector.start();
+    await until(() => a.elector.isLeader());
+    api.down = true;
+    const lostAfter = await until(() => !a.elector.isLeader());
+    expect(lostAfter).toBeGreaterThanOrEqual(timing.renewDeadlineMs - timing.retryPeriodMs);
+    expect(a.signal()?.aborted).toBe(true);
+    expect(a.log).toEqual(['started', 'stopped']);
+    api.down = false;
+    await until(() => a.elector.isLeader());
+    expect(a.log).toEqual(['started', 'stopped', 'started']);
+  });
+});
