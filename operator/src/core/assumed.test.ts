@@ -85,6 +85,18 @@ describe('AssumedAllocations', () => {
     expect(later.poolOf('a', A100, 81920, 535)?.idle[0]).toBe(8);
   });
 
+  it('re-applies one provider’s assumptions after updateProvider', () => {
+    const cache = new AssumedAllocations();
+    cache.assume('ns/a', decision('a', ['n0'], 8), NOW);
+    cache.assume('ns/b', decision('b', ['n0'], 2), NOW);
+    const snapshot = buildSnapshot(fleet());
+    cache.applyToSnapshot(snapshot, NOW);
+    snapshot.updateProvider(fleet()[1] as ReturnType<typeof fleet>[number]); // fresh inventory from b only
+    cache.applyToSnapshot(snapshot, NOW, 'b');
+    expect(snapshot.poolOf('a', H100, 81559, 535)?.idle[0]).toBe(0); // not subtracted twice
+    expect(snapshot.poolOf('b', H100, 81559, 535)?.idle[0]).toBe(6);
+  });
+
   it('rejects a non-positive TTL', () => {
     expect(() => new AssumedAllocations({ ttlMs: 0 })).toThrow(RangeError);
   });

@@ -120,9 +120,14 @@ export class AssumedAllocations {
     });
   }
 
-  /** Subtract every live assumption from an indexed snapshot in place (built from fresh inventory). */
-  applyToSnapshot(snapshot: MarketSnapshot, now: number): void {
-    for (const a of this.list(now)) snapshot.take(a.provider, a, a.gpusByNode);
+  /**
+   * Subtract live assumptions from an indexed snapshot in place: all of them after buildSnapshot, or
+   * one provider's after snapshot.updateProvider folded in its fresh inventory.
+   */
+  applyToSnapshot(snapshot: MarketSnapshot, now: number, provider?: string): void {
+    for (const a of this.list(now)) {
+      if (provider === undefined || a.provider === provider) snapshot.take(a.provider, a, a.gpusByNode);
+    }
   }
 }
 

@@ -5,7 +5,7 @@
 import { isWithinWindows } from './availability.js';
 import { gangFits } from './gang.js';
 import type { PreparedJob } from './job.js';
-import { costOfGpuSeconds, formatMoney, type Money } from './money.js';
+import { costOfGpuSeconds, type Money } from './money.js';
 import type { SchedulerConfig } from './scheduler-config.js';
 import type { IndexedPool, IndexedProvider } from './snapshot.js';
 
@@ -30,10 +30,25 @@ export const REJECT_REASONS = [
 
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
-/** Position of a reason in check order; a pool or provider that passes everything ranks PASSED. */
-export const RANK: Readonly<Record<RejectReason, number>> = Object.fromEntries(
-  REJECT_REASONS.map((reason, i) => [reason, i]),
-) as Record<RejectReason, number>;
+/** Position of each reason in check order; the checks return these numbers (no string work). */
+export const RANK = Object.freeze({
+  NoMatchingProduct: 0,
+  InsufficientMemory: 1,
+  DriverTooOld: 2,
+  InsufficientIdle: 3,
+  InvalidPrice: 4,
+  PriceAboveBudget: 5,
+  TotalAboveBudget: 6,
+  RegionNotAllowed: 7,
+  MissingAuditedAttribute: 8,
+  RttTooHigh: 9,
+  ReputationTooLow: 10,
+  NotStaked: 11,
+  NotReady: 12,
+  OutsideAvailabilityWindow: 13,
+  Excluded: 14,
+} as const satisfies Record<RejectReason, number>);
+/** The rank of a pool or provider that passes every check. */
 export const PASSED = REJECT_REASONS.length;
 
 /** One provider's rejection with what the message needs. */
@@ -42,8 +57,8 @@ export interface Rejection {
   provider: string;
   /** The best pool's product (idle, memory, driver, price reasons). */
   gpuProduct?: string;
-  /** Observed value: price, rtt, reputation, memory GiB, driver, region, missing attribute. */
-  value?: number | string;
+  /** Observed value: price or total (bigint money), rtt, reputation, memory GiB, driver, region, attribute. */
+  value?: number | string | bigint;
 }
 
 /** Everything a check needs besides the pool or provider; built once per schedule() call. */
@@ -51,47 +66,63 @@ export interface CheckContext {
   job: PreparedJob;
   config: SchedulerConfig;
   now: number;
+  /** Least stake besides the Staked condition; 0 disables the amount check. */
   minStake: Money;
 }
 
 /** First failing pool-level check, or undefined when the pool can hold the gang within budget. */
 export function failingPoolCheck(pool: IndexedPool, ctx: CheckContext): RejectReason | undefined {
-  const job = ctx.job;
-  if (job.products.length > 0 && !job.products.includes(pool.gpuProduct)) return 'NoMatchingProduct';
-  if (pool.memoryMiB < job.minMemoryMiB) return 'InsufficientMemory';
-  if (pool.cudaDriverMajor < job.minCudaDriverMajor) return 'DriverTooOld';
-  // Cheap bounds first; gangFits counts whole replica slots per node.
-  if (pool.maxIdle < job.gpusPerReplica || pool.sumIdle < job.gpus || (job.sameNode && pool.maxIdle < job.gpus)) {
-    return 'InsufficientIdle';
-  }
-  if (job.gpusPerReplica > 1 && !gangFits(pool.idle, job.replicas, job.gpusPerReplica, job.sameNode)) {
-    return 'InsufficientIdle';
-  }
-  if (pool.price === undefined) return 'InvalidPrice';
-  if (job.maxPrice !== undefined && pool.price > job.maxPrice) return 'PriceAboveBudget';
-  if (job.maxTotal !== undefined && job.deadlineSeconds !== undefined) {
-    if (estimatedMaxTotal(pool.price, job) > job.maxTotal) return 'TotalAboveBudget';
-  }
-  return undefined;
+  return REJECT_REASONS[poolCheck(pool, ctx)];
 }
 
 /** First failing provider-level check, or undefined when the provider may take the job. */
 export function failingProviderCheck(provider: IndexedProvider, ctx: CheckContext): RejectReason | undefined {
+  return REJECT_REASONS[providerCheck(provider, ctx)];
+}
+
+/** Rank of the first failing pool-level check (RANK), or PASSED. The scheduler's hot path. */
+export function poolCheck(pool: IndexedPool, ctx: CheckContext): number {
+  const job = ctx.job;
+  if (job.products.length > 0 && !job.products.includes(pool.gpuProduct)) return RANK.NoMatchingProduct;
+  if (pool.memoryMiB < job.minMemoryMiB) return RANK.InsufficientMemory;
+  if (pool.cudaDriverMajor < job.minCudaDriverMajor) return RANK.DriverTooOld;
+  // Cheap bounds first; gangFits counts whole replica slots per node.
+  if (pool.maxIdle < job.gpusPerReplica || pool.sumIdle < job.gpus || (job.sameNode && pool.maxIdle < job.gpus)) {
+    return RANK.InsufficientIdle;
+  }
+  if (job.gpusPerReplica > 1 && !gangFits(pool.idle, job.replicas, job.gpusPerReplica, job.sameNode)) {
+    return RANK.InsufficientIdle;
+  }
+  if (pool.price === undefined) return RANK.InvalidPrice;
+  if (job.maxPrice !== undefined && exceeds(pool.price, pool.priceNumber, job.maxPrice, job.maxPriceNumber)) {
+    return RANK.PriceAboveBudget;
+  }
+  if (
+    job.maxPriceForTotal !== undefined &&
+    exceeds(pool.price, pool.priceNumber, job.maxPriceForTotal, job.maxPriceForTotalNumber)
+  ) {
+    return RANK.TotalAboveBudget;
+  }
+  return PASSED;
+}
+
+/** Rank of the first failing provider-level check (RANK), or PASSED. */
+export function providerCheck(provider: IndexedProvider, ctx: CheckContext): number {
   const job = ctx.job;
   const p = provider.source;
-  if (job.regions !== undefined && !job.regions.has(p.region)) return 'RegionNotAllowed';
-  if (missingAudit(provider, job) !== undefined) return 'MissingAuditedAttribute';
-  if (job.maxLatencyMs !== undefined && !(p.rttMs <= job.maxLatencyMs)) return 'RttTooHigh';
-  if (job.minReputation !== undefined && !(p.reputation.score >= job.minReputation)) return 'ReputationTooLow';
-  if (!p.staked || (ctx.minStake > 0n && !(provider.stake !== undefined && provider.stake >= ctx.minStake))) {
-    return 'NotStaked';
+  if (job.regions !== undefined && !job.regions.has(p.region)) return RANK.RegionNotAllowed;
+  if (job.audited.length > 0 && missingAudit(provider, job) !== undefined) return RANK.MissingAuditedAttribute;
+  if (job.maxLatencyMs !== undefined && !(p.rttMs <= job.maxLatencyMs)) return RANK.RttTooHigh;
+  if (job.minReputation !== undefined && !(p.reputation.score >= job.minReputation)) return RANK.ReputationTooLow;
+  if (!p.staked) return RANK.NotStaked;
+  if (ctx.minStake !== 0n && !(provider.stake !== undefined && provider.stake >= ctx.minStake)) return RANK.NotStaked;
+  if (!p.ready || (p.heartbeatAgeMs !== undefined && p.heartbeatAgeMs > ctx.config.heartbeatStaleMs)) return RANK.NotReady;
+  const availability = provider.availability;
+  if (availability === undefined || (availability.windows.length > 0 && !isWithinWindows(availability, ctx.now))) {
+    return RANK.OutsideAvailabilityWindow;
   }
-  if (!p.ready || (p.heartbeatAgeMs !== undefined && p.heartbeatAgeMs > ctx.config.heartbeatStaleMs)) return 'NotReady';
-  if (provider.availability === undefined || !isWithinWindows(provider.availability, ctx.now)) {
-    return 'OutsideAvailabilityWindow';
-  }
-  if (job.exclude.has(p.name)) return 'Excluded';
-  return undefined;
+  if (job.exclude.size > 0 && job.exclude.has(p.name)) return RANK.Excluded;
+  return PASSED;
 }
 
 /**
@@ -101,59 +132,74 @@ export function failingProviderCheck(provider: IndexedProvider, ctx: CheckContex
 export function diagnoseProvider(provider: IndexedProvider, ctx: CheckContext): Rejection | undefined {
   let bestRank = -1;
   let bestPool: IndexedPool | undefined;
-  let bestReason: RejectReason | undefined;
-  for (const pool of provider.pools) {
-    const reason = failingPoolCheck(pool, ctx);
-    const rank = reason === undefined ? PASSED : RANK[reason];
+  const pools = provider.pools;
+  for (let i = 0; i < pools.length; i++) {
+    const pool = pools[i] as IndexedPool;
+    const rank = poolCheck(pool, ctx);
     if (rank > bestRank) {
       bestRank = rank;
       bestPool = pool;
-      bestReason = reason;
     }
   }
-  const rejection = (reason: RejectReason, value?: number | string, gpuProduct?: string): Rejection => {
-    const r: Rejection = { reason, provider: provider.name };
-    if (value !== undefined) r.value = value;
-    if (gpuProduct !== undefined) r.gpuProduct = gpuProduct;
-    return r;
-  };
-  if (!bestPool) return rejection('NoMatchingProduct');
+  const bestReason = REJECT_REASONS[bestRank];
+  const name = provider.name;
+  if (!bestPool) return makeRejection(name, 'NoMatchingProduct');
   if (bestReason !== undefined) {
     switch (bestReason) {
       case 'NoMatchingProduct':
-        return rejection(bestReason);
+        return makeRejection(name, bestReason);
       case 'InsufficientMemory':
-        return rejection(bestReason, Math.floor(bestPool.memoryMiB / 1024), bestPool.gpuProduct);
+        return makeRejection(name, bestReason, Math.floor(bestPool.memoryMiB / 1024), bestPool.gpuProduct);
       case 'DriverTooOld':
-        return rejection(bestReason, bestPool.cudaDriverMajor, bestPool.gpuProduct);
+        return makeRejection(name, bestReason, bestPool.cudaDriverMajor, bestPool.gpuProduct);
       case 'PriceAboveBudget':
-        return rejection(bestReason, bestPool.source.pricePerGpuHour, bestPool.gpuProduct);
+        return makeRejection(name, bestReason, bestPool.price, bestPool.gpuProduct);
       case 'TotalAboveBudget':
-        return rejection(bestReason, formatMoney(estimatedMaxTotal(bestPool.price ?? 0n, ctx.job)), bestPool.gpuProduct);
+        return makeRejection(name, bestReason, estimatedMaxTotal(bestPool.price ?? 0n, ctx.job), bestPool.gpuProduct);
       default:
-        return rejection(bestReason, undefined, bestPool.gpuProduct);
+        return makeRejection(name, bestReason, undefined, bestPool.gpuProduct);
     }
   }
-  const reason = failingProviderCheck(provider, ctx);
+  const reason = REJECT_REASONS[providerCheck(provider, ctx)];
   if (reason === undefined) return undefined;
   const p = provider.source;
   switch (reason) {
     case 'RegionNotAllowed':
-      return rejection(reason, p.region);
+      return makeRejection(name, reason, p.region);
     case 'MissingAuditedAttribute':
-      return rejection(reason, missingAudit(provider, ctx.job));
+      return makeRejection(name, reason, missingAudit(provider, ctx.job));
     case 'RttTooHigh':
-      return rejection(reason, p.rttMs);
+      return makeRejection(name, reason, p.rttMs);
     case 'ReputationTooLow':
-      return rejection(reason, p.reputation.score);
+      return makeRejection(name, reason, p.reputation.score);
     default:
-      return rejection(reason);
+      return makeRejection(name, reason);
   }
 }
 
 /** price × GPUs × deadline / 3600, rounded up: the most the job could cost at this price. */
 export function estimatedMaxTotal(price: Money, job: PreparedJob): Money {
   return costOfGpuSeconds(price, job.gpus * (job.deadlineSeconds ?? 0), 'ceil');
+}
+
+// a > b for money, exact. The float copies decide when they differ by far more than rounding (a
+// double holds 15+ significant digits); only near-ties pay for a bigint comparison.
+function exceeds(a: Money, aNumber: number, b: Money, bNumber: number): boolean {
+  if (aNumber > bNumber * (1 + 1e-9)) return true;
+  if (aNumber < bNumber * (1 - 1e-9)) return false;
+  return a > b;
+}
+
+function makeRejection(
+  provider: string,
+  reason: RejectReason,
+  value?: number | string | bigint,
+  gpuProduct?: string,
+): Rejection {
+  const r: Rejection = { reason, provider };
+  if (value !== undefined) r.value = value;
+  if (gpuProduct !== undefined) r.gpuProduct = gpuProduct;
+  return r;
 }
 
 function missingAudit(provider: IndexedProvider, job: PreparedJob): string | undefined {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gangFits, placeGang } from './gang.js';
+import { gangFits, gangTouchedIdle, placeGang } from './gang.js';
 
 // GPUs placed per node position, for compact expectations.
 function usage(idle: number[], replicas: number, gpusPerReplica: number, sameNode = false): number[] | undefined {
@@ -30,6 +30,9 @@ describe('placeGang', () => {
   ])('%s', (_name, idle, replicas, gpusPerReplica, sameNode, want) => {
     expect(usage(idle, replicas, gpusPerReplica, sameNode)).toEqual(want);
     expect(gangFits(idle, replicas, gpusPerReplica, sameNode)).toBe(want !== undefined);
+    expect(gangTouchedIdle(idle, replicas, gpusPerReplica, sameNode)).toBe(
+      placeGang(idle, replicas, gpusPerReplica, sameNode)?.touchedIdle ?? -1,
+    );
   });
 
   it('reports the idle of the touched nodes for the fragmentation part', () => {
@@ -45,6 +48,7 @@ describe('placeGang', () => {
     for (const node of placement?.nodeOfReplica ?? []) used.set(node, (used.get(node) ?? 0) + 2);
     for (const [node, gpus] of used) expect(gpus).toBeLessThanOrEqual(idle[node] ?? 0);
     expect(placement?.nodeOfReplica).toHaveLength(200);
+    expect(gangTouchedIdle(idle, 200, 2, false)).toBe(placement?.touchedIdle);
   });
 
   it('the exact search matches brute force on small pools', () => {
@@ -73,10 +77,12 @@ describe('placeGang', () => {
       }
       if (!best) {
         expect(placement).toBeUndefined();
+        expect(gangTouchedIdle(idle, replicas, gpusPerReplica, false)).toBe(-1);
         continue;
       }
       expect(placement?.nodesUsed).toBe(best.nodes);
       expect(placement?.touchedIdle).toBe(best.idle);
+      expect(gangTouchedIdle(idle, replicas, gpusPerReplica, false)).toBe(best.idle);
     }
   });
 });

@@ -1,7 +1,7 @@
 // A JobRequest validated and parsed once per schedule() call: money to bigint, GiB to MiB, lists to
 // sets. The hot loop then compares numbers only.
 
-import { type Money, tryParseMoney } from './money.js';
+import { type Money, moneyToNumber, tryParseMoney } from './money.js';
 import type { SchedulerConfig } from './scheduler-config.js';
 import type { JobRequest } from './types.js';
 
@@ -26,7 +26,15 @@ export interface PreparedJob {
   minMemoryMiB: number;
   minCudaDriverMajor: number;
   maxPrice: Money | undefined;
+  /** maxPrice as a float, for the fast pre-check in filter.ts (0 when absent). */
+  maxPriceNumber: number;
   maxTotal: Money | undefined;
+  /**
+   * Highest price per GPU-hour whose estimated total (price × GPUs × deadline / 3600, rounded up)
+   * stays within maxTotal: floor(maxTotal × 3600 / (GPUs × deadline)). One bigint compare per pool.
+   */
+  maxPriceForTotal: Money | undefined;
+  maxPriceForTotalNumber: number;
   deadlineSeconds: number | undefined;
   regions: ReadonlySet<string> | undefined;
   maxLatencyMs: number | undefined;
@@ -35,8 +43,11 @@ export interface PreparedJob {
   sameNode: boolean;
   dataSizeGiB: number;
   dataSourceRegion: string | undefined;
+  /** Empty set shared when the job excludes nobody. */
   exclude: ReadonlySet<string>;
 }
+
+const NOBODY: ReadonlySet<string> = new Set();
 
 /** Validate and parse a job; returns a message instead when the request is malformed. */
 export function prepareJob(job: JobRequest, config: SchedulerConfig): PreparedJob | { invalid: string } {
@@ -60,27 +71,40 @@ export function prepareJob(job: JobRequest, config: SchedulerConfig): PreparedJo
     return { invalid: `activeDeadlineSeconds must be a positive integer, got ${deadline}` };
   }
   const minMemoryGiB = job.gpu?.minMemoryGiB ?? 0;
+  const maxPriceForTotal =
+    maxTotal === undefined || deadline === undefined
+      ? undefined
+      : (maxTotal * 3600n) / BigInt(replicas * gpusPerReplica * deadline);
   const regions = job.placement?.regions ?? [];
   return {
     replicas,
     gpusPerReplica,
     gpus: replicas * gpusPerReplica,
-    products: [...new Set(job.gpu?.products ?? [])],
+    products: distinct(job.gpu?.products),
     minMemoryGiB,
     minMemoryMiB: Math.ceil(minMemoryGiB * 1024 * (1 - config.memoryTolerance)),
     minCudaDriverMajor: job.gpu?.minCudaDriverMajor ?? 0,
     maxPrice,
     maxTotal,
+    maxPriceNumber: maxPrice === undefined ? 0 : moneyToNumber(maxPrice),
+    maxPriceForTotal,
+    maxPriceForTotalNumber: maxPriceForTotal === undefined ? 0 : moneyToNumber(maxPriceForTotal),
     deadlineSeconds: deadline,
     regions: regions.length > 0 ? new Set(regions) : undefined,
     maxLatencyMs: job.placement?.maxLatencyMs,
     minReputation: job.placement?.minReputation,
-    audited: (job.placement?.requireAudited ?? []).map(parseAuditRequirement),
+    audited: job.placement?.requireAudited?.length ? job.placement.requireAudited.map(parseAuditRequirement) : [],
     sameNode: job.placement?.sameNode ?? false,
     dataSizeGiB: Math.max(0, job.data?.sizeGiB ?? 0),
     dataSourceRegion: job.data?.sourceRegion,
-    exclude: new Set(job.excludeProviders ?? []),
+    exclude: job.excludeProviders?.length ? new Set(job.excludeProviders) : NOBODY,
   };
+}
+
+function distinct(items: readonly string[] | undefined): string[] {
+  if (items === undefined || items.length === 0) return [];
+  if (items.length === 1) return [items[0] as string];
+  return [...new Set(items)];
 }
 
 /** "soc2" → any audited value; "tier=3" → exactly that value. */

@@ -9,8 +9,16 @@
 // The caller applies the decision to the snapshot (snapshot.assume) before the next job of a burst.
 
 import type { AssumedAllocations } from './assumed.js';
-import { type CheckContext, diagnoseProvider, estimatedMaxTotal, failingPoolCheck, failingProviderCheck, type Rejection } from './filter.js';
-import { placeGang, type GangPlacement } from './gang.js';
+import {
+  type CheckContext,
+  diagnoseProvider,
+  estimatedMaxTotal,
+  PASSED,
+  poolCheck,
+  providerCheck,
+  type Rejection,
+} from './filter.js';
+import { gangTouchedIdle, type GangPlacement, placeGang } from './gang.js';
 import { prepareJob } from './job.js';
 import { formatMoney, moneyToNumber, tryParseMoney } from './money.js';
 import type { SchedulerConfig } from './scheduler-config.js';
@@ -21,7 +29,6 @@ import {
   reputationPart,
   timeToStartPart,
   timeToStartSeconds,
-  totalScore,
 } from './score.js';
 import { buildSnapshot, compareStrings, type IndexedPool, MarketSnapshot } from './snapshot.js';
 import type { Decision, JobRequest, ProviderSnapshot, ScheduleResult, ScoreParts } from './types.js';
@@ -29,7 +36,6 @@ import { explainUnschedulable, invalidRequest } from './unschedulable.js';
 
 interface Best {
   pool: IndexedPool;
-  placement: GangPlacement;
   parts: ScoreParts;
   total: number;
   timeToStartSeconds: number;
@@ -45,41 +51,51 @@ export function schedule(
   const market = snapshot instanceof MarketSnapshot ? snapshot : buildSnapshot(snapshot);
   const prepared = prepareJob(job, config);
   if ('invalid' in prepared) return invalidRequest(prepared.invalid);
-  const minStake = tryParseMoney(config.minStake);
-  if (minStake === undefined) return invalidRequest(`config minStake ${JSON.stringify(config.minStake)} is not a decimal amount`);
-  const ctx: CheckContext = { job: prepared, config, now, minStake };
+  const parsed = parseConfig(config);
+  if (typeof parsed === 'string') return invalidRequest(parsed);
+  const ctx: CheckContext = { job: prepared, config, now, minStake: parsed.minStake };
+  const { wReputation, wLatency, wPrice, wTimeToStart, wFragmentation } = parsed;
+  const budget = prepared.maxPrice !== undefined ? prepared.maxPriceNumber : parsed.referencePrice;
 
-  const w = config.weights;
-  const referencePrice = prepared.maxPrice ?? tryParseMoney(config.referencePricePerGpuHour) ?? 0n;
-  const budget = moneyToNumber(referencePrice);
-
+  // The hot loop allocates nothing per pool until a pool beats the best so far.
   let best: Best | undefined;
-  for (const pool of market.poolsFor(prepared.products)) {
-    if (failingPoolCheck(pool, ctx) !== undefined) continue;
+  let bestTotal = Number.NEGATIVE_INFINITY;
+  const pools = market.poolsFor(prepared.products);
+  for (let i = 0; i < pools.length; i++) {
+    const pool = pools[i] as IndexedPool;
+    if (poolCheck(pool, ctx) !== PASSED) continue;
+    if (providerCheck(pool.provider, ctx) !== PASSED) continue;
+
     const provider = pool.provider.source;
-    if (failingProviderCheck(pool.provider, ctx) !== undefined) continue;
-
     const transferSeconds = timeToStartSeconds(prepared, provider);
-    const parts: ScoreParts = {
-      reputation: reputationPart(provider.reputation, config),
-      latency: latencyPart(provider.rttMs, prepared, config),
-      price: pricePart(pool.priceNumber, budget),
-      timeToStart: timeToStartPart(transferSeconds, config),
-      fragmentation: 1, // the best case, for the bound below
-    };
-    const upperBound = totalScore(parts, w);
-    if (best !== undefined && upperBound + 1e-12 < best.total) continue;
+    const reputation = reputationPart(provider.reputation, config);
+    const latency = latencyPart(provider.rttMs, prepared, config);
+    const price = pricePart(pool.priceNumber, budget);
+    const timeToStart = timeToStartPart(transferSeconds, config);
+    const partial = wReputation * reputation + wLatency * latency + wPrice * price + wTimeToStart * timeToStart;
+    // Branch and bound: even a perfect fill cannot beat the best, so skip the placement search.
+    if (partial + wFragmentation < bestTotal - 1e-12) continue;
 
-    const placement = placeGang(pool.idle, prepared.replicas, prepared.gpusPerReplica, prepared.sameNode);
-    if (placement === undefined) continue; // unreachable: failingPoolCheck ran gangFits
-    parts.fragmentation = fragmentationPart(prepared.gpus, placement.touchedIdle);
-    const total = parts.fragmentation === 1 ? upperBound : totalScore(parts, w);
-    if (best === undefined || total > best.total || (total === best.total && breaksTie(pool, best.pool))) {
-      best = { pool, placement, parts, total, timeToStartSeconds: transferSeconds };
+    const touchedIdle = gangTouchedIdle(pool.idle, prepared.replicas, prepared.gpusPerReplica, prepared.sameNode);
+    if (touchedIdle < 0) continue; // unreachable: poolCheck ran gangFits
+    const fragmentation = fragmentationPart(prepared.gpus, touchedIdle);
+    const total = partial + wFragmentation * fragmentation;
+    if (best === undefined || total > bestTotal || (total === bestTotal && breaksTie(pool, best.pool))) {
+      bestTotal = total;
+      best = {
+        pool,
+        parts: { reputation, latency, price, timeToStart, fragmentation },
+        total,
+        timeToStartSeconds: transferSeconds,
+      };
     }
   }
 
-  if (best !== undefined) return decisionOf(best, prepared.gpusPerReplica, ctx);
+  if (best !== undefined) {
+    // Only the winner gets the full placement (the same search gangTouchedIdle scored).
+    const placement = placeGang(best.pool.idle, prepared.replicas, prepared.gpusPerReplica, prepared.sameNode);
+    if (placement !== undefined) return decisionOf(best, placement, prepared.gpusPerReplica, ctx);
+  }
 
   const rejections: Rejection[] = [];
   for (const provider of market.providers) {
@@ -116,14 +132,54 @@ export function scheduleQueue(
   });
 }
 
+/** The numeric side of a SchedulerConfig, parsed once per config object. */
+interface ParsedConfig {
+  minStake: bigint;
+  referencePrice: number;
+  // Weights normalized to sum 1, so the total is the weighted mean of the parts (totalScore).
+  wReputation: number;
+  wLatency: number;
+  wPrice: number;
+  wTimeToStart: number;
+  wFragmentation: number;
+}
+
+const parsedConfigs = new WeakMap<SchedulerConfig, ParsedConfig>();
+
+// Configs are treated as immutable (schedulerConfig() builds a fresh one for every change).
+function parseConfig(config: SchedulerConfig): ParsedConfig | string {
+  const cached = parsedConfigs.get(config);
+  if (cached !== undefined) return cached;
+  const minStake = tryParseMoney(config.minStake);
+  if (minStake === undefined) return `config minStake ${JSON.stringify(config.minStake)} is not a decimal amount`;
+  const reference = tryParseMoney(config.referencePricePerGpuHour);
+  if (reference === undefined) {
+    return `config referencePricePerGpuHour ${JSON.stringify(config.referencePricePerGpuHour)} is not a decimal amount`;
+  }
+  const w = config.weights;
+  const sum = w.reputation + w.latency + w.price + w.timeToStart + w.fragmentation;
+  if (!(sum > 0)) return 'config weights must not all be 0';
+  const parsed: ParsedConfig = {
+    minStake,
+    referencePrice: moneyToNumber(reference),
+    wReputation: w.reputation / sum,
+    wLatency: w.latency / sum,
+    wPrice: w.price / sum,
+    wTimeToStart: w.timeToStart / sum,
+    wFragmentation: w.fragmentation / sum,
+  };
+  parsedConfigs.set(config, parsed);
+  return parsed;
+}
+
 // Lower provider name wins, then lower pool key: a stable order independent of input order.
 function breaksTie(candidate: IndexedPool, incumbent: IndexedPool): boolean {
   const byProvider = compareStrings(candidate.provider.name, incumbent.provider.name);
   return byProvider !== 0 ? byProvider < 0 : compareStrings(candidate.key, incumbent.key) < 0;
 }
 
-function decisionOf(best: Best, gpusPerReplica: number, ctx: CheckContext): Decision {
-  const { pool, placement } = best;
+function decisionOf(best: Best, placement: GangPlacement, gpusPerReplica: number, ctx: CheckContext): Decision {
+  const { pool } = best;
   const decision: Decision = {
     kind: 'decision',
     provider: pool.provider.name,

@@ -57,6 +57,41 @@ describe('MarketSnapshot', () => {
     expect(fleet[0]?.pools[0]?.nodes[0]?.idleGpus).toBe(8); // sources untouched
   });
 
+  it('updateProvider writes a fresh inventory in place when the layout is unchanged', () => {
+    const s = buildSnapshot(fleet);
+    const before = s.poolOf('b', H100, 81559, 535);
+    s.updateProvider(provider('b', [pool(H100, [3, 1], '1.5'), pool(A100, [4], '2')], { rttMs: 99 }));
+    const after = s.poolOf('b', H100, 81559, 535);
+    expect(after).toBe(before); // same object: no re-index
+    expect([...(after?.idle ?? [])]).toEqual([3, 1]);
+    expect(after?.maxIdle).toBe(3);
+    expect(after?.price).toBe(1_500_000_000_000_000_000n);
+    expect(s.poolOf('b', A100, 81920, 535)?.price).toBe(2_000_000_000_000_000_000n);
+    expect(s.providers[1]?.source.rttMs).toBe(99);
+  });
+
+  it.each<[string, ReturnType<typeof provider>, string[]]>([
+    ['a changed layout re-indexes', provider('b', [pool(RTX4090, [2])]), [`a:${H100}`, `b:${RTX4090}`]],
+    ['a new provider is inserted in name order', provider('aa', [pool(A100, [2])]), [`a:${H100}`, `aa:${A100}`, `b:${A100}`, `b:${H100}`]],
+  ])('updateProvider: %s', (_name, update, pools) => {
+    const s = buildSnapshot(fleet);
+    s.updateProvider(update);
+    expect(s.pools.map((p) => `${p.provider.name}:${p.gpuProduct}`)).toEqual(pools);
+    expect(s.providers.map((p) => p.index)).toEqual(s.providers.map((_, i) => i));
+    expect(s.poolsFor([A100]).every((p) => p.gpuProduct === A100)).toBe(true);
+  });
+
+  it('updateProvider keeps other providers’ assumed idle; removeProvider drops one', () => {
+    const s = buildSnapshot(fleet);
+    s.take('a', { gpuProduct: H100, memoryMiB: 81559, cudaDriverMajor: 535 }, { n0: 1 });
+    s.updateProvider(provider('b', [pool(RTX4090, [2])]));
+    expect(s.poolOf('a', H100, 81559, 535)?.idle[0]).toBe(0);
+    expect(s.removeProvider('a')).toBe(true);
+    expect(s.removeProvider('a')).toBe(false);
+    expect(s.providers.map((p) => p.name)).toEqual(['b']);
+    expect(s.poolsFor([H100])).toEqual([]);
+  });
+
   it('formats pool keys', () => {
     expect(formatPoolKey(H100, 81559, 535)).toBe('NVIDIA-H100-80GB-HBM3/81559/535');
   });

@@ -7,79 +7,110 @@ import { type CompiledAvailability, compileAvailability } from './availability.j
 import { type Money, moneyToNumber, tryParseMoney } from './money.js';
 import type { Decision, PoolSnapshot, ProviderSnapshot } from './types.js';
 
+// Fields are written only by MarketSnapshot (construction and updateProvider); treat as read-only.
 export interface IndexedProvider {
-  readonly source: ProviderSnapshot;
+  source: ProviderSnapshot;
   readonly name: string;
   /** Position in MarketSnapshot.providers (sorted by name). */
-  readonly index: number;
+  index: number;
   /** undefined when the availability spec is invalid: treated as outside every window. */
-  readonly availability: CompiledAvailability | undefined;
+  availability: CompiledAvailability | undefined;
   /** Active stake; undefined when absent or unparseable. */
-  readonly stake: Money | undefined;
-  readonly pools: IndexedPool[];
+  stake: Money | undefined;
+  pools: IndexedPool[];
 }
 
 export interface IndexedPool {
   readonly provider: IndexedProvider;
-  readonly source: PoolSnapshot;
+  source: PoolSnapshot;
   readonly gpuProduct: string;
   readonly memoryMiB: number;
   readonly cudaDriverMajor: number;
   /** "product/memory/driver": the pool's identity within its provider and the tie-break key. */
   readonly key: string;
   /** undefined when the listed price is not valid money: the pool is never chosen. */
-  readonly price: Money | undefined;
+  price: Money | undefined;
   /** The price as a float, for scoring only. */
-  readonly priceNumber: number;
+  priceNumber: number;
   /** Node names sorted; idle[i] belongs to nodeNames[i]. */
   readonly nodeNames: readonly string[];
   readonly idle: Int32Array;
-  readonly nodeIndex: ReadonlyMap<string, number>;
   maxIdle: number;
   sumIdle: number;
 }
 
-/** Build the indexed market from provider snapshots (copies: the inputs are never mutated). */
+/** Build the indexed market from provider snapshots (the inputs are never mutated). */
 export function buildSnapshot(providers: readonly ProviderSnapshot[]): MarketSnapshot {
   return new MarketSnapshot(providers);
 }
 
 export class MarketSnapshot {
   /** Providers sorted by name; a duplicate name keeps its first occurrence. */
-  readonly providers: readonly IndexedProvider[];
+  providers: readonly IndexedProvider[] = [];
   /** Every pool in canonical order (provider name, then pool key). */
-  readonly pools: readonly IndexedPool[];
-  private readonly byProduct = new Map<string, IndexedPool[]>();
-  private readonly byKey = new Map<string, IndexedPool>();
+  pools: readonly IndexedPool[] = [];
+  private byProduct = new Map<string, IndexedPool[]>();
+  private byKey = new Map<string, IndexedPool>();
+  private byName = new Map<string, IndexedProvider>();
 
   constructor(sources: readonly ProviderSnapshot[]) {
-    const seen = new Set<string>();
-    const sorted = [...sources]
-      .sort((a, b) => compareStrings(a.name, b.name))
-      .filter((p) => (seen.has(p.name) ? false : (seen.add(p.name), true)));
     const providers: IndexedProvider[] = [];
+    for (const source of [...sources].sort(byName)) {
+      if (this.byName.has(source.name)) continue; // duplicate
+      const provider = indexProvider(source);
+      this.byName.set(source.name, provider);
+      providers.push(provider);
+    }
+    this.reindex(providers);
+  }
+
+  /**
+   * Fold in a fresh inventory from one provider. When its pools and nodes are the same as before (the
+   * usual case) idle counts, prices and provider facts are overwritten in place, allocation-free; a
+   * new provider or a changed layout re-indexes the lists. Either way that provider's assumed
+   * allocations are gone: re-apply them (AssumedAllocations.applyToSnapshot with its name).
+   */
+  updateProvider(source: ProviderSnapshot): void {
+    const existing = this.byName.get(source.name);
+    if (existing !== undefined && sameLayout(existing, source)) {
+      existing.source = source;
+      existing.availability = safeCompile(source);
+      existing.stake = parseStake(source);
+      for (const poolSource of source.pools) {
+        const pool = this.byKey.get(poolKeyOf(source.name, poolKeyOfSource(poolSource)));
+        if (pool !== undefined) overwritePool(pool, poolSource);
+      }
+      return;
+    }
+    const provider = indexProvider(source);
+    this.byName.set(source.name, provider);
+    const others = this.providers.filter((p) => p.name !== source.name);
+    this.reindex([...others, provider].sort(byName));
+  }
+
+  /** Drop a provider (deregistered or lost); returns whether it was there. */
+  removeProvider(name: string): boolean {
+    if (!this.byName.delete(name)) return false;
+    this.reindex(this.providers.filter((p) => p.name !== name));
+    return true;
+  }
+
+  // Rebuild the lists and maps from providers already sorted by name (their pools are kept as they are).
+  private reindex(providers: IndexedProvider[]): void {
     const pools: IndexedPool[] = [];
-    sorted.forEach((source, index) => {
-      const provider: IndexedProvider = {
-        source,
-        name: source.name,
-        index,
-        availability: safeCompile(source),
-        stake: source.stakeAmount === undefined ? undefined : tryParseMoney(source.stakeAmount),
-        pools: [],
-      };
-      for (const poolSource of [...source.pools].sort(comparePools)) {
-        const pool = indexPool(provider, poolSource);
-        if (this.byKey.has(poolKeyOf(provider.name, pool.key))) continue; // duplicate pool: keep the first
-        provider.pools.push(pool);
+    this.byProduct = new Map();
+    this.byKey = new Map();
+    for (let index = 0; index < providers.length; index++) {
+      const provider = providers[index] as IndexedProvider;
+      provider.index = index;
+      for (const pool of provider.pools) {
         pools.push(pool);
         this.byKey.set(poolKeyOf(provider.name, pool.key), pool);
         const list = this.byProduct.get(pool.gpuProduct);
         if (list) list.push(pool);
         else this.byProduct.set(pool.gpuProduct, [pool]);
       }
-      providers.push(provider);
-    });
+    }
     this.providers = providers;
     this.pools = pools;
   }
@@ -121,7 +152,7 @@ export class MarketSnapshot {
     if (!indexed) return false;
     let complete = true;
     for (const [node, gpus] of Object.entries(gpusByNode)) {
-      const i = indexed.nodeIndex.get(node);
+      const i = nodeIndexOf(indexed, node);
       if (i === undefined) {
         complete = false;
         continue;
@@ -152,7 +183,7 @@ export class MarketSnapshot {
     if (!pool) return false;
     let complete = true;
     for (const { node } of decision.assignments) {
-      const i = pool.nodeIndex.get(node);
+      const i = nodeIndexOf(pool, node);
       if (i === undefined) {
         complete = false;
         continue;
@@ -169,15 +200,71 @@ export function formatPoolKey(gpuProduct: string, memoryMiB: number, cudaDriverM
   return `${gpuProduct}/${memoryMiB}/${cudaDriverMajor}`;
 }
 
+function indexProvider(source: ProviderSnapshot): IndexedProvider {
+  const provider: IndexedProvider = {
+    source,
+    name: source.name,
+    index: 0,
+    availability: safeCompile(source),
+    stake: parseStake(source),
+    pools: [],
+  };
+  const seen = new Set<string>();
+  for (const poolSource of [...source.pools].sort(comparePools)) {
+    const pool = indexPool(provider, poolSource);
+    if (seen.has(pool.key)) continue; // duplicate pool: keep the first
+    seen.add(pool.key);
+    provider.pools.push(pool);
+  }
+  return provider;
+}
+
+// Same pools (by key) with the same node names: the fresh inventory can be written in place.
+function sameLayout(provider: IndexedProvider, source: ProviderSnapshot): boolean {
+  if (provider.pools.length !== source.pools.length) return false;
+  for (const poolSource of source.pools) {
+    const key = poolKeyOfSource(poolSource);
+    let pool: IndexedPool | undefined;
+    for (const candidate of provider.pools) if (candidate.key === key) pool = candidate;
+    if (pool === undefined || pool.nodeNames.length !== poolSource.nodes.length) return false;
+    for (const node of poolSource.nodes) if (nodeIndexOf(pool, node.name) === undefined) return false;
+  }
+  return true;
+}
+
+function overwritePool(pool: IndexedPool, source: PoolSnapshot): void {
+  pool.source = source;
+  pool.price = parsePrice(source.pricePerGpuHour);
+  pool.priceNumber = pool.price === undefined ? Number.POSITIVE_INFINITY : moneyToNumber(pool.price);
+  for (const node of source.nodes) {
+    const i = nodeIndexOf(pool, node.name);
+    if (i !== undefined) pool.idle[i] = sanitizeIdle(node.idleGpus);
+  }
+  refreshTotals(pool);
+}
+
+function poolKeyOfSource(source: PoolSnapshot): string {
+  return formatPoolKey(source.gpuProduct, source.memoryMiB, source.cudaDriverMajor);
+}
+
+function parseStake(source: ProviderSnapshot): Money | undefined {
+  return source.stakeAmount === undefined ? undefined : tryParseMoney(source.stakeAmount);
+}
+
+function sanitizeIdle(idle: number): number {
+  return Number.isFinite(idle) ? Math.max(0, Math.floor(idle)) : 0;
+}
+
 function indexPool(provider: IndexedProvider, source: PoolSnapshot): IndexedPool {
-  const nodes = [...source.nodes].sort((a, b) => compareStrings(a.name, b.name));
+  const nodes = [...source.nodes].sort(byName);
   const idle = new Int32Array(nodes.length);
-  const nodeIndex = new Map<string, number>();
-  nodes.forEach((n, i) => {
-    idle[i] = Number.isFinite(n.idleGpus) ? Math.max(0, Math.floor(n.idleGpus)) : 0;
-    nodeIndex.set(n.name, i);
-  });
-  const price = tryParseMoney(source.pricePerGpuHour);
+  const nodeNames: string[] = [];
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i] as PoolSnapshot['nodes'][number];
+    idle[i] = sanitizeIdle(n.idleGpus);
+    nodeNames.push(n.name);
+  }
+  const price = parsePrice(source.pricePerGpuHour);
   const pool: IndexedPool = {
     provider,
     source,
@@ -187,14 +274,41 @@ function indexPool(provider: IndexedProvider, source: PoolSnapshot): IndexedPool
     key: formatPoolKey(source.gpuProduct, source.memoryMiB, source.cudaDriverMajor),
     price,
     priceNumber: price === undefined ? Number.POSITIVE_INFINITY : moneyToNumber(price),
-    nodeNames: nodes.map((n) => n.name),
+    nodeNames,
     idle,
-    nodeIndex,
     maxIdle: 0,
     sumIdle: 0,
   };
   refreshTotals(pool);
   return pool;
+}
+
+// Node names are sorted, so a binary search finds a node without a per-pool Map (few lookups, many pools).
+function nodeIndexOf(pool: IndexedPool, node: string): number | undefined {
+  const names = pool.nodeNames;
+  let lo = 0;
+  let hi = names.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const name = names[mid] as string;
+    if (name === node) return mid;
+    if (name < node) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
+
+// Listed prices repeat across pools ("2.40"), and inventories are re-indexed often: memoize the
+// parse. Bounded, and a pure cache (same text, same value), so determinism is unaffected.
+const priceCache = new Map<string, Money | undefined>();
+function parsePrice(text: string): Money | undefined {
+  let price = priceCache.get(text);
+  if (price === undefined && !priceCache.has(text)) {
+    if (priceCache.size >= 4096) priceCache.clear();
+    price = tryParseMoney(text);
+    priceCache.set(text, price);
+  }
+  return price;
 }
 
 function refreshTotals(pool: IndexedPool): void {
@@ -223,6 +337,10 @@ function poolKeyOf(provider: string, poolKey: string): string {
 
 function comparePools(a: PoolSnapshot, b: PoolSnapshot): number {
   return compareStrings(a.gpuProduct, b.gpuProduct) || a.memoryMiB - b.memoryMiB || a.cudaDriverMajor - b.cudaDriverMajor;
+}
+
+function byName(a: { name: string }, b: { name: string }): number {
+  return compareStrings(a.name, b.name);
 }
 
 export function compareStrings(a: string, b: string): number {
