@@ -1,4 +1,4 @@
-import { Wallet, keccak256, toUtf8Bytes, type TransactionRequest, type TransactionResponse } from 'ethers';
+import { Wallet, keccak256, makeError, toUtf8Bytes, type TransactionRequest, type TransactionResponse } from 'ethers';
 import { describe, expect, it } from 'vitest';
 import { SettlerNonceManager } from './nonce-manager.js';
 
@@ -23,7 +23,8 @@ class FakeWallet extends Wallet {
       const failure = this.failNext;
       this.failNext = undefined;
       if (failure === 'before-broadcast') throw new Error('estimateGas: execution reverted');
-      if (nonce !== this.chainNonce) throw new Error(`nonce ${nonce} but chain expects ${this.chainNonce}`);
+      if (nonce < this.chainNonce) throw makeError('nonce has already been used', 'NONCE_EXPIRED');
+      if (nonce > this.chainNonce) throw new Error(`nonce gap: ${nonce} but chain expects ${this.chainNonce}`);
       this.chainNonce++;
       this.sent.push(nonce);
       if (failure === 'after-broadcast') throw new Error('socket hang up');
@@ -85,11 +86,33 @@ describe('SettlerNonceManager', () => {
     expect(wallet.sent).toEqual([5, 6]);
   });
 
-  it('picks up nonces used outside it after resync()', async () => {
+  it('resends once with a fresh nonce when the chain says its nonce is taken', async () => {
     const { wallet, nonces } = manager();
     await nonces.sendTransaction({ to: wallet.address });
     wallet.chainNonce = 40; // e.g. an operator sent from the same key by hand
+    const response = await nonces.sendTransaction({ to: wallet.address });
+    expect(response.nonce).toBe(40);
+    expect(wallet.sent).toEqual([5, 40]);
+  });
+
+  it('gives up after the one resend', async () => {
+    const { wallet, nonces } = manager();
+    let calls = 0;
+    wallet.getNonce = async () => {
+      calls++;
+      return 0; // a node that keeps answering a stale nonce
+    };
+    await expect(nonces.sendTransaction({ to: wallet.address })).rejects.toThrow(/already been used/);
+    expect(calls).toBe(2);
+    expect(wallet.sent).toEqual([]);
+  });
+
+  it('picks up nonces used outside it after resync()', async () => {
+    const { wallet, nonces } = manager();
+    await nonces.sendTransaction({ to: wallet.address });
+    wallet.chainNonce = 40;
     nonces.resync();
+    expect(nonces.nextNonce).toBeUndefined();
     await nonces.sendTransaction({ to: wallet.address });
     expect(wallet.sent).toEqual([5, 40]);
   });

@@ -1,5 +1,6 @@
 import {
   AbstractSigner,
+  isError,
   type Provider,
   type TransactionRequest,
   type TransactionResponse,
@@ -8,11 +9,18 @@ import {
   type Wallet,
 } from 'ethers';
 
+const MAX_ATTEMPTS = 2;
+
+function isNonceTaken(err: unknown): boolean {
+  return isError(err, 'NONCE_EXPIRED') || isError(err, 'REPLACEMENT_UNDERPRICED');
+}
+
 /**
  * The single nonce source for the hub's settler key. Every transaction goes through one queue:
  * nonces are handed out in order with no gaps while sends succeed, and any failed send makes the
  * next one re-read the pending nonce from the chain (a tx that was broadcast before the error is
- * then counted; one that was not is not skipped over).
+ * then counted; one that was not is not skipped over). A send the chain refuses because its nonce
+ * is already taken is retried once with a fresh one.
  *
  * It is an ethers Signer, so contracts use it directly: `market.connect(nonceManager).settle(...)`.
  * A `nonce` set by a caller is ignored: two nonce sources for one key is the bug this prevents.
@@ -47,14 +55,18 @@ export class SettlerNonceManager extends AbstractSigner {
 
   override sendTransaction(tx: TransactionRequest): Promise<TransactionResponse> {
     return this.#serialize(async () => {
-      const nonce = this.#nextNonce ?? (await this.wallet.getNonce('pending'));
-      try {
-        const response = await this.wallet.sendTransaction({ ...tx, nonce });
-        this.#nextNonce = nonce + 1;
-        return response;
-      } catch (err) {
-        this.#nextNonce = undefined;
-        throw err;
+      for (let attempt = 1; ; attempt++) {
+        const nonce = this.#nextNonce ?? (await this.wallet.getNonce('pending'));
+        try {
+          const response = await this.wallet.sendTransaction({ ...tx, nonce });
+          this.#nextNonce = nonce + 1;
+          return response;
+        } catch (err) {
+          this.#nextNonce = undefined;
+          // The chain refused the nonce as taken (someone else sent from this key): this
+          // transaction was certainly not accepted, so one resend with a fresh nonce is safe.
+          if (attempt >= MAX_ATTEMPTS || !isNonceTaken(err)) throw err;
+        }
       }
     });
   }

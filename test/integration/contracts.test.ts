@@ -1,0 +1,1417 @@
+// GpuMarket and ComputeCredit against a real anvil: every revert path, exact balances on the happy
+// paths, the gas budget of batched settlement, reentrancy with a hostile token, and a seeded random
+// walk that checks the market's books after every step. Needs no Kubernetes cluster.
+import {
+  Contract,
+  ContractFactory,
+  Interface,
+  MaxUint256,
+  Wallet,
+  ZeroAddress,
+  concat,
+  encodeBytes32String,
+  keccak256,
+  toBeHex,
+  toUtf8Bytes,
+  zeroPadValue,
+  type ContractTransactionResponse,
+  type JsonRpcProvider,
+  type Result,
+  type TransactionReceipt,
+} from 'ethers';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { compileSolidity } from '../../hack/compile-contracts.js';
+import {
+  EscrowState,
+  attachGpuMarket,
+  deployComputeCredit,
+  deployGpuMarket,
+  type ComputeCreditContract,
+  type GpuMarketContract,
+} from '../../operator/src/chain/contracts.js';
+import { parseCredits } from '../../operator/src/chain/credits.js';
+import { jobIdOf } from '../../operator/src/chain/job-id.js';
+import { SettlerNonceManager } from '../../operator/src/chain/nonce-manager.js';
+import { freshProvider } from '../../operator/src/chain/provider.js';
+import {
+  buildUsageReceipt,
+  marketDomain,
+  signUsageReceipt,
+  toSignedReceipt,
+  usageReceiptDigest,
+  type SignedReceipt,
+  type UsageReceipt,
+} from '../../operator/src/chain/receipt.js';
+import { ComputeCreditAbi, ComputeCreditBytecode, GpuMarketAbi } from '../../operator/src/gen/contracts/index.js';
+import { startAnvil, type Anvil } from '../../operator/src/testbed/anvil.js';
+
+const DELAY = 7 * 24 * 3600;
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+const MAX_ESCROW = 2n ** 88n - 1n;
+const credits = parseCredits;
+
+// ------------------------------------------------------------------------------------------ setup
+
+let anvil: Anvil;
+let rpc: JsonRpcProvider;
+let admin: Wallet;
+let settlerWallet: Wallet;
+let settler: SettlerNonceManager;
+let consumers: Wallet[];
+let providers: Wallet[];
+let outsider: Wallet;
+let consumerA: Wallet;
+let consumerB: Wallet;
+let providerA: Wallet;
+let providerB: Wallet;
+let token: ComputeCreditContract;
+let market: GpuMarketContract;
+let asSettler: GpuMarketContract;
+let marketAddress: string;
+let tokenAddress: string;
+let domain: ReturnType<typeof marketDomain>;
+let snapshotId: string;
+
+function at<T>(items: T[], index: number): T {
+  const item = items[index];
+  if (item === undefined) throw new Error(`no item at ${index}`);
+  return item;
+}
+
+beforeAll(async () => {
+  anvil = await startAnvil({ accounts: 10 });
+  rpc = freshProvider(anvil.rpcUrl, { pollingIntervalMs: 20 });
+  const wallets = anvil.accounts.map((a) => new Wallet(a.privateKey, rpc));
+  admin = at(wallets, 0);
+  settlerWallet = at(wallets, 1);
+  consumers = wallets.slice(2, 5);
+  providers = wallets.slice(5, 8);
+  outsider = at(wallets, 8);
+  [consumerA, consumerB, providerA, providerB] = [at(consumers, 0), at(consumers, 1), at(providers, 0), at(providers, 1)];
+  settler = new SettlerNonceManager(settlerWallet);
+
+  token = await deployComputeCredit(admin);
+  tokenAddress = await token.getAddress();
+  market = await deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: DELAY });
+  marketAddress = await market.getAddress();
+  domain = marketDomain(anvil.chainId, marketAddress);
+  await mined(market.setSettler(settlerWallet.address, true));
+  asSettler = market.connect(settler);
+  for (const w of [...consumers, ...providers, outsider]) {
+    await mined(token.mint(w.address, credits('1000000')));
+    await mined(token.connect(w).approve(marketAddress, MaxUint256));
+  }
+  snapshotId = (await rpc.send('evm_snapshot', [])) as string;
+});
+
+// Every test starts from the same chain state: deployed, funded, approved, nothing else.
+beforeEach(async () => {
+  expect(await rpc.send('evm_revert', [snapshotId])).toBe(true);
+  snapshotId = (await rpc.send('evm_snapshot', [])) as string;
+  settler.resync(); // the revert rolled the settler's nonce back
+});
+
+afterAll(async () => {
+  rpc?.destroy();
+  await anvil?.stop();
+});
+
+// ---------------------------------------------------------------------------------------- helpers
+
+async function mined(sent: Promise<ContractTransactionResponse>): Promise<TransactionReceipt> {
+  const receipt = await (await sent).wait();
+  if (!receipt || receipt.status !== 1) throw new Error('transaction failed');
+  return receipt;
+}
+
+const knownErrors = new Interface(
+  dedupe([...GpuMarketAbi, ...ComputeCreditAbi].filter((f) => f.type === 'error')),
+);
+
+function dedupe<T>(fragments: T[]): T[] {
+  const seen = new Set<string>();
+  return fragments.filter((f) => {
+    const key = JSON.stringify(f);
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
+}
+
+/** The custom error a failed call reverted with, decoded with both contracts' ABIs. */
+function decodeRevert(err: unknown): { name: string; args: unknown[] } | undefined {
+  const candidates = [err, (err as { error?: unknown })?.error, (err as { info?: { error?: unknown } })?.info?.error];
+  for (const c of candidates) {
+    const data = (c as { data?: unknown })?.data;
+    if (typeof data === 'string' && data.startsWith('0x') && data.length >= 10) {
+      const parsed = knownErrors.parseError(data);
+      if (parsed) return { name: parsed.name, args: [...(parsed.args as Result)] };
+      return { name: `unknown ${data.slice(0, 10)}`, args: [] };
+    }
+  }
+  return undefined;
+}
+
+async function expectRevert(action: Promise<unknown>, name: string, args?: unknown[]): Promise<void> {
+  let failure: unknown;
+  try {
+    await action;
+  } catch (err) {
+    failure = err;
+  }
+  expect(failure, `expected a revert with ${name}`).toBeDefined();
+  const decoded = decodeRevert(failure);
+  expect(decoded?.name, `reverted with ${String(failure)}`).toBe(name);
+  if (args) expect(decoded?.args).toEqual(args);
+}
+
+/** Decoded events of one kind from a receipt. */
+/** Decoded events of one kind from a receipt, as {argName: value} objects. */
+function eventsOf(receipt: TransactionReceipt, name: string): Record<string, unknown>[] {
+  const events: Record<string, unknown>[] = [];
+  for (const log of receipt.logs) {
+    const emitter = log.address === marketAddress ? market : log.address === tokenAddress ? token : undefined;
+    const parsed = emitter?.interface.parseLog(log);
+    if (parsed?.name === name) events.push(parsed.args.toObject());
+  }
+  return events;
+}
+
+let jobSeq = 0;
+function newJobId(): string {
+  return jobIdOf(`integration-job-${++jobSeq}`);
+}
+
+async function deposit(consumer: Wallet, amount: bigint): Promise<void> {
+  await mined(market.connect(consumer).deposit(amount));
+}
+
+async function openJob(consumer: Wallet, amount: bigint, jobId = newJobId()): Promise<string> {
+  await mined(asSettler.openEscrow(jobId, consumer.address, amount));
+  return jobId;
+}
+
+/** A receipt for `gpuSeconds` at 3.6 credits/GPU-hour, i.e. 0.001 credit per GPU-second. */
+function usage(jobId: string, provider: Wallet, gpuSeconds: number, epoch = 1): UsageReceipt {
+  return buildUsageReceipt({
+    jobId,
+    epoch,
+    gpuSeconds,
+    pricePerGpuHour: '3.6',
+    provider: provider.address,
+    usageHash: keccak256(toUtf8Bytes(`usage ${jobId} ${epoch}`)),
+  });
+}
+
+function sign(receipt: UsageReceipt, signer: Wallet, onDomain = domain): Promise<string> {
+  return signUsageReceipt(signer, onDomain, receipt);
+}
+
+async function signed(receipt: UsageReceipt, signer: Wallet): Promise<SignedReceipt> {
+  return toSignedReceipt(receipt, await sign(receipt, signer));
+}
+
+async function escrowOf(jobId: string): Promise<{ consumer: string; amount: bigint; state: bigint }> {
+  const [consumer, amount, state] = await market.escrowOf(jobId);
+  return { consumer, amount, state };
+}
+
+async function stakeOf(provider: Wallet): Promise<{ active: bigint; unbonding: bigint; unlockTime: bigint }> {
+  const [active, unbonding, unlockTime] = await market.stakeOf(provider.address);
+  return { active, unbonding, unlockTime };
+}
+
+async function blockTime(receipt: TransactionReceipt): Promise<bigint> {
+  const block = await rpc.getBlock(receipt.blockNumber);
+  if (!block) throw new Error(`block ${receipt.blockNumber} not found`);
+  return BigInt(block.timestamp);
+}
+
+async function latestTimestamp(): Promise<bigint> {
+  const block = await rpc.getBlock('latest');
+  if (!block) throw new Error('no latest block');
+  return BigInt(block.timestamp);
+}
+
+async function setNextTimestamp(timestamp: bigint): Promise<void> {
+  await rpc.send('evm_setNextBlockTimestamp', [Number(timestamp)]);
+}
+
+// ---------------------------------------------------------------------------------- ComputeCredit
+
+describe('ComputeCredit', () => {
+  it('has ERC-20 metadata and mints only for its owner', async () => {
+    expect(await token.name()).toBe('Compute Credit');
+    expect(await token.symbol()).toBe('CCR');
+    expect(await token.decimals()).toBe(18n);
+    expect(await token.totalSupply()).toBe(credits('7000000'));
+    await expectRevert(token.connect(outsider).mint(outsider.address, 1n), 'NotOwner', [outsider.address]);
+    await expectRevert(token.mint(ZeroAddress, 1n), 'ERC20InvalidReceiver', [ZeroAddress]);
+    const receipt = await mined(token.mint(outsider.address, 5n));
+    expect(eventsOf(receipt, 'Transfer')).toEqual([{ from: ZeroAddress, to: outsider.address, value: 5n }]);
+    expect(await token.totalSupply()).toBe(credits('7000000') + 5n);
+  });
+
+  it('transfers exact amounts and refuses overdrafts and the zero address', async () => {
+    const before = await token.balanceOf(outsider.address);
+    const receipt = await mined(token.connect(consumerA).transfer(outsider.address, 123n));
+    expect(eventsOf(receipt, 'Transfer')).toEqual([{ from: consumerA.address, to: outsider.address, value: 123n }]);
+    expect(await token.balanceOf(outsider.address)).toBe(before + 123n);
+    expect(await token.balanceOf(consumerA.address)).toBe(credits('1000000') - 123n);
+    const balance = await token.balanceOf(consumerB.address);
+    await expectRevert(token.connect(consumerB).transfer(outsider.address, balance + 1n), 'ERC20InsufficientBalance', [
+      consumerB.address,
+      balance,
+      balance + 1n,
+    ]);
+    await expectRevert(token.connect(consumerB).transfer(ZeroAddress, 1n), 'ERC20InvalidReceiver', [ZeroAddress]);
+  });
+
+  it('spends a finite allowance, keeps an infinite one, and refuses beyond it', async () => {
+    await mined(token.connect(consumerA).approve(outsider.address, 100n));
+    await mined(token.connect(outsider).transferFrom(consumerA.address, consumerB.address, 60n));
+    expect(await token.allowance(consumerA.address, outsider.address)).toBe(40n);
+    await expectRevert(
+      token.connect(outsider).transferFrom(consumerA.address, consumerB.address, 41n),
+      'ERC20InsufficientAllowance',
+      [outsider.address, 40n, 41n],
+    );
+    await mined(token.connect(consumerA).approve(outsider.address, MaxUint256));
+    await mined(token.connect(outsider).transferFrom(consumerA.address, consumerB.address, 1_000n));
+    expect(await token.allowance(consumerA.address, outsider.address)).toBe(MaxUint256);
+    expect(await token.balanceOf(consumerB.address)).toBe(credits('1000000') + 1_060n);
+    await expectRevert(
+      token.connect(providerA).transferFrom(consumerA.address, providerA.address, 1n),
+      'ERC20InsufficientAllowance',
+      [providerA.address, 0n, 1n],
+    );
+  });
+
+  it('refuses a zero spender; ownership moves only by the owner and never to zero', async () => {
+    await expectRevert(token.connect(consumerA).approve(ZeroAddress, 1n), 'ERC20InvalidSpender', [ZeroAddress]);
+    await expectRevert(token.connect(outsider).transferOwnership(outsider.address), 'NotOwner', [outsider.address]);
+    await expectRevert(token.transferOwnership(ZeroAddress), 'InvalidOwner', [ZeroAddress]);
+    await mined(token.transferOwnership(outsider.address));
+    expect(await token.owner()).toBe(outsider.address);
+    await expectRevert(token.mint(admin.address, 1n), 'NotOwner', [admin.address]);
+    await mined(token.connect(outsider).mint(outsider.address, 1n));
+  });
+
+  it('cannot be deployed without an owner', async () => {
+    const factory = new ContractFactory(ComputeCreditAbi, ComputeCreditBytecode, admin);
+    await expectRevert(factory.deploy(ZeroAddress), 'InvalidOwner', [ZeroAddress]);
+  });
+});
+
+// ------------------------------------------------------------------------------- admin and roles
+
+describe('GpuMarket roles', () => {
+  it('cannot be deployed over a token without code or without an owner', async () => {
+    await expectRevert(deployGpuMarket(admin, { tokenAddress: outsider.address, unbondingDelaySeconds: 1 }), 'InvalidToken', [
+      outsider.address,
+    ]);
+    await expectRevert(deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: 1, owner: ZeroAddress }), 'ZeroAddress');
+  });
+
+  it('only the owner grants and revokes settlers, and a revoked settler is refused', async () => {
+    await expectRevert(market.connect(outsider).setSettler(outsider.address, true), 'NotOwner', [outsider.address]);
+    await expectRevert(market.setSettler(ZeroAddress, true), 'ZeroAddress');
+    const granted = await mined(market.setSettler(outsider.address, true));
+    expect(eventsOf(granted, 'SettlerSet')).toEqual([{ account: outsider.address, enabled: true }]);
+    expect(await market.isSettler(outsider.address)).toBe(true);
+    await deposit(consumerA, credits('10'));
+    await mined(market.connect(outsider).openEscrow(newJobId(), consumerA.address, credits('1')));
+    const revoked = await mined(market.setSettler(outsider.address, false));
+    expect(eventsOf(revoked, 'SettlerSet')).toEqual([{ account: outsider.address, enabled: false }]);
+    await expectRevert(market.connect(outsider).openEscrow(newJobId(), consumerA.address, credits('1')), 'NotSettler', [
+      outsider.address,
+    ]);
+  });
+
+  it('moves ownership only by the owner and never to zero', async () => {
+    await expectRevert(market.connect(outsider).transferOwnership(outsider.address), 'NotOwner', [outsider.address]);
+    await expectRevert(market.transferOwnership(ZeroAddress), 'ZeroAddress');
+    const receipt = await mined(market.transferOwnership(outsider.address));
+    expect(eventsOf(receipt, 'OwnershipTransferred')).toEqual([{ previousOwner: admin.address, newOwner: outsider.address }]);
+    await expectRevert(market.setSettler(consumerA.address, true), 'NotOwner', [admin.address]);
+    await mined(market.connect(outsider).setSettler(consumerA.address, true));
+  });
+
+  it('refuses settler functions to everyone else', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('5'));
+    const r = usage(jobId, providerA, 1000);
+    const sig = await sign(r, providerA);
+    const asOutsider = market.connect(outsider);
+    const refused = [outsider.address];
+    await expectRevert(asOutsider.openEscrow(newJobId(), consumerA.address, 1n), 'NotSettler', refused);
+    await expectRevert(asOutsider.settle(r, sig), 'NotSettler', refused);
+    await expectRevert(asOutsider.settleBatch([toSignedReceipt(r, sig)]), 'NotSettler', refused);
+    await expectRevert(asOutsider.refund(jobId), 'NotSettler', refused);
+    await expectRevert(asOutsider.slash(providerA.address, 1n, jobId, 1, encodeBytes32String('NodeLost')), 'NotSettler', refused);
+    // Not even the provider or the consumer of the job.
+    await expectRevert(market.connect(providerA).settle(r, sig), 'NotSettler', [providerA.address]);
+    await expectRevert(market.connect(consumerA).refund(jobId), 'NotSettler', [consumerA.address]);
+  });
+});
+
+// --------------------------------------------------------------------------------- provider stake
+
+describe('provider stake', () => {
+  it('stakes, unbonds and withdraws after the delay with exact balances and events', async () => {
+    const asProvider = market.connect(providerA);
+    const tokenBefore = await token.balanceOf(providerA.address);
+    const staked = await mined(asProvider.stake(credits('100')));
+    expect(eventsOf(staked, 'Staked')).toEqual([{ provider: providerA.address, amount: credits('100'), active: credits('100') }]);
+    const requested = await mined(asProvider.requestUnstake(credits('30')));
+    const unlockTime = (await blockTime(requested)) + BigInt(DELAY);
+    expect(eventsOf(requested, 'UnstakeRequested')).toEqual([
+      { provider: providerA.address, amount: credits('30'), unbonding: credits('30'), unlockTime },
+    ]);
+    expect(await stakeOf(providerA)).toEqual({ active: credits('70'), unbonding: credits('30'), unlockTime });
+
+    await setNextTimestamp(unlockTime);
+    const withdrawn = await mined(asProvider.withdrawStake());
+    expect(eventsOf(withdrawn, 'StakeWithdrawn')).toEqual([{ provider: providerA.address, amount: credits('30') }]);
+    expect(await stakeOf(providerA)).toEqual({ active: credits('70'), unbonding: 0n, unlockTime: 0n });
+    expect(await token.balanceOf(providerA.address)).toBe(tokenBefore - credits('70'));
+    expect(await token.balanceOf(marketAddress)).toBe(credits('70'));
+  });
+
+  it('refuses zero amounts, unstaking more than is active, and withdrawing nothing', async () => {
+    const asProvider = market.connect(providerA);
+    await expectRevert(asProvider.stake(0n), 'ZeroAmount');
+    await expectRevert(asProvider.requestUnstake(0n), 'ZeroAmount');
+    await expectRevert(asProvider.withdrawStake(), 'NothingToWithdraw');
+    await mined(asProvider.stake(credits('10')));
+    await expectRevert(asProvider.requestUnstake(credits('10') + 1n), 'InsufficientStake', [credits('10'), credits('10') + 1n]);
+    await mined(asProvider.requestUnstake(credits('10')));
+    await expectRevert(asProvider.requestUnstake(1n), 'InsufficientStake', [0n, 1n]);
+  });
+
+  it('refuses withdrawStake until the unlock time, to the second', async () => {
+    const asProvider = market.connect(providerA);
+    await mined(asProvider.stake(credits('10')));
+    const requested = await mined(asProvider.requestUnstake(credits('4')));
+    const unlockTime = (await blockTime(requested)) + BigInt(DELAY);
+    await expectRevert(asProvider.withdrawStake(), 'UnbondingNotElapsed', [unlockTime]);
+    // One second early is still too early; at the unlock time exactly it pays out.
+    await setNextTimestamp(unlockTime - 1n);
+    await expectRevert(asProvider.withdrawStake(), 'UnbondingNotElapsed', [unlockTime]);
+    await setNextTimestamp(unlockTime);
+    await mined(asProvider.withdrawStake());
+    expect(await stakeOf(providerA)).toEqual({ active: credits('6'), unbonding: 0n, unlockTime: 0n });
+  });
+
+  it('restarts the delay for all unbonding stake on a new request', async () => {
+    const asProvider = market.connect(providerA);
+    await mined(asProvider.stake(credits('10')));
+    const first = await mined(asProvider.requestUnstake(credits('2')));
+    const firstUnlock = (await blockTime(first)) + BigInt(DELAY);
+    await setNextTimestamp(firstUnlock - 10n);
+    const second = await mined(asProvider.requestUnstake(credits('3')));
+    const secondUnlock = (await blockTime(second)) + BigInt(DELAY);
+    expect(secondUnlock).toBe(firstUnlock - 10n + BigInt(DELAY));
+    expect(await stakeOf(providerA)).toEqual({ active: credits('5'), unbonding: credits('5'), unlockTime: secondUnlock });
+    await setNextTimestamp(firstUnlock);
+    await expectRevert(asProvider.withdrawStake(), 'UnbondingNotElapsed', [secondUnlock]);
+  });
+
+  it('needs an allowance: the token error surfaces through the market', async () => {
+    await mined(token.connect(outsider).approve(marketAddress, 0n));
+    await expectRevert(market.connect(outsider).stake(5n), 'ERC20InsufficientAllowance', [marketAddress, 0n, 5n]);
+    await expectRevert(market.connect(outsider).deposit(5n), 'ERC20InsufficientAllowance', [marketAddress, 0n, 5n]);
+  });
+});
+
+// ------------------------------------------------------------------------------ consumer balance
+
+describe('consumer balance', () => {
+  it('deposits and withdraws exact amounts', async () => {
+    const asConsumer = market.connect(consumerA);
+    const deposited = await mined(asConsumer.deposit(credits('50')));
+    expect(eventsOf(deposited, 'Deposited')).toEqual([{ consumer: consumerA.address, amount: credits('50') }]);
+    const withdrawn = await mined(asConsumer.withdraw(credits('20')));
+    expect(eventsOf(withdrawn, 'Withdrawn')).toEqual([{ consumer: consumerA.address, amount: credits('20') }]);
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('30'));
+    expect(await token.balanceOf(consumerA.address)).toBe(credits('1000000') - credits('30'));
+    expect(await token.balanceOf(marketAddress)).toBe(credits('30'));
+  });
+
+  it('refuses zero amounts and withdrawing more than the free balance', async () => {
+    const asConsumer = market.connect(consumerA);
+    await expectRevert(asConsumer.deposit(0n), 'ZeroAmount');
+    await expectRevert(asConsumer.withdraw(0n), 'ZeroAmount');
+    await expectRevert(asConsumer.withdraw(1n), 'InsufficientBalance', [0n, 1n]);
+    await deposit(consumerA, credits('5'));
+    await openJob(consumerA, credits('3'));
+    // Escrowed credits are not free: only 2 can leave.
+    await expectRevert(asConsumer.withdraw(credits('2') + 1n), 'InsufficientBalance', [credits('2'), credits('2') + 1n]);
+    await mined(asConsumer.withdraw(credits('2')));
+    const balance = await token.balanceOf(consumerB.address);
+    await expectRevert(market.connect(consumerB).deposit(balance + 1n), 'ERC20InsufficientBalance', [
+      consumerB.address,
+      balance,
+      balance + 1n,
+    ]);
+  });
+});
+
+// ----------------------------------------------------------------------------------------- escrow
+
+describe('escrow', () => {
+  it('moves the budget from the free balance into the job escrow', async () => {
+    await deposit(consumerA, credits('100'));
+    const jobId = newJobId();
+    const receipt = await mined(asSettler.openEscrow(jobId, consumerA.address, credits('40')));
+    expect(eventsOf(receipt, 'EscrowOpened')).toEqual([{ jobId, consumer: consumerA.address, amount: credits('40') }]);
+    expect(await escrowOf(jobId)).toEqual({ consumer: consumerA.address, amount: credits('40'), state: EscrowState.Open });
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('60'));
+    expect(await escrowOf(newJobId())).toEqual({ consumer: ZeroAddress, amount: 0n, state: EscrowState.None });
+  });
+
+  it('refuses more than the free balance, zero, more than MAX_ESCROW, and an open jobId', async () => {
+    await deposit(consumerA, credits('10'));
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, credits('10') + 1n), 'InsufficientBalance', [
+      credits('10'),
+      credits('10') + 1n,
+    ]);
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerB.address, 1n), 'InsufficientBalance', [0n, 1n]);
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, 0n), 'ZeroAmount');
+    expect(await market.MAX_ESCROW()).toBe(MAX_ESCROW);
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, MAX_ESCROW + 1n), 'EscrowTooLarge', [
+      MAX_ESCROW + 1n,
+      MAX_ESCROW,
+    ]);
+    const jobId = await openJob(consumerA, credits('1'));
+    await expectRevert(asSettler.openEscrow(jobId, consumerA.address, credits('1')), 'EscrowExists', [jobId, EscrowState.Open]);
+  });
+
+  it('refunds the whole escrow once; unknown and closed jobs are refused', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('7'));
+    const receipt = await mined(asSettler.refund(jobId));
+    expect(eventsOf(receipt, 'Refunded')).toEqual([{ jobId, consumer: consumerA.address, amount: credits('7') }]);
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('10'));
+    expect(await escrowOf(jobId)).toEqual({ consumer: consumerA.address, amount: credits('7'), state: EscrowState.Refunded });
+    await expectRevert(asSettler.refund(jobId), 'EscrowClosed', [jobId, EscrowState.Refunded]);
+    const unknown = newJobId();
+    await expectRevert(asSettler.refund(unknown), 'UnknownJob', [unknown]);
+    const settledJob = await openJob(consumerA, credits('1'));
+    const r = usage(settledJob, providerA, 100);
+    await mined(asSettler.settle(r, await sign(r, providerA)));
+    await expectRevert(asSettler.refund(settledJob), 'EscrowClosed', [settledJob, EscrowState.Settled]);
+  });
+
+  it('never reopens a settled or refunded jobId', async () => {
+    await deposit(consumerA, credits('10'));
+    const settledJob = await openJob(consumerA, credits('1'));
+    const r = usage(settledJob, providerA, 100);
+    await mined(asSettler.settle(r, await sign(r, providerA)));
+    await expectRevert(asSettler.openEscrow(settledJob, consumerA.address, credits('1')), 'EscrowExists', [
+      settledJob,
+      EscrowState.Settled,
+    ]);
+    const refundedJob = await openJob(consumerA, credits('1'));
+    await mined(asSettler.refund(refundedJob));
+    await expectRevert(asSettler.openEscrow(refundedJob, consumerB.address, credits('1')), 'EscrowExists', [
+      refundedJob,
+      EscrowState.Refunded,
+    ]);
+  });
+});
+
+// ----------------------------------------------------------------------------------------- settle
+
+describe('settle', () => {
+  it('pays the provider what it signed, refunds the rest, and lets it claim once', async () => {
+    await deposit(consumerA, credits('100'));
+    const jobId = await openJob(consumerA, credits('40'));
+    const r = usage(jobId, providerA, 7_200, 3); // 7200 GPU-s at 3.6/h = 7.2 credits
+    expect(r.amount).toBe(credits('7.2'));
+    const receipt = await mined(asSettler.settle(r, await sign(r, providerA)));
+    expect(eventsOf(receipt, 'Settled')).toEqual([
+      {
+        jobId,
+        provider: providerA.address,
+        consumer: consumerA.address,
+        epoch: 3n,
+        gpuSeconds: 7_200n,
+        amount: credits('7.2'),
+        refunded: credits('32.8'),
+        usageHash: r.usageHash,
+      },
+    ]);
+    expect(await escrowOf(jobId)).toEqual({ consumer: consumerA.address, amount: credits('7.2'), state: EscrowState.Settled });
+    expect(await market.earningsOf(providerA.address)).toBe(credits('7.2'));
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('92.8'));
+
+    const tokenBefore = await token.balanceOf(providerA.address);
+    const claimed = await mined(market.connect(providerA).claimEarnings());
+    expect(eventsOf(claimed, 'EarningsClaimed')).toEqual([{ provider: providerA.address, amount: credits('7.2') }]);
+    expect(await token.balanceOf(providerA.address)).toBe(tokenBefore + credits('7.2'));
+    expect(await market.earningsOf(providerA.address)).toBe(0n);
+    expect(await token.balanceOf(marketAddress)).toBe(credits('92.8'));
+    await expectRevert(market.connect(providerA).claimEarnings(), 'NothingToClaim');
+  });
+
+  it('pays a whole escrow with nothing to refund, and zero usage refunds everything', async () => {
+    await deposit(consumerA, credits('10'));
+    const full = await openJob(consumerA, credits('5'));
+    const r = usage(full, providerA, 5_000);
+    await mined(asSettler.settle(r, await sign(r, providerA)));
+    const none = await openJob(consumerA, credits('5'));
+    const zero = usage(none, providerB, 0);
+    const receipt = await mined(asSettler.settle(zero, await sign(zero, providerB)));
+    expect(eventsOf(receipt, 'Settled').map((e) => e.refunded)).toEqual([credits('5')]);
+    expect(await market.earningsOf(providerA.address)).toBe(credits('5'));
+    expect(await market.earningsOf(providerB.address)).toBe(0n);
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('5'));
+  });
+
+  it('refuses unknown, settled and refunded jobs', async () => {
+    await deposit(consumerA, credits('10'));
+    const unknown = newJobId();
+    const u = usage(unknown, providerA, 10);
+    await expectRevert(asSettler.settle(u, await sign(u, providerA)), 'UnknownJob', [unknown]);
+    const jobId = await openJob(consumerA, credits('1'));
+    const r = usage(jobId, providerA, 10);
+    const sig = await sign(r, providerA);
+    await mined(asSettler.settle(r, sig));
+    await expectRevert(asSettler.settle(r, sig), 'EscrowClosed', [jobId, EscrowState.Settled]);
+    const refunded = await openJob(consumerA, credits('1'));
+    await mined(asSettler.refund(refunded));
+    const rr = usage(refunded, providerA, 10);
+    await expectRevert(asSettler.settle(rr, await sign(rr, providerA)), 'EscrowClosed', [refunded, EscrowState.Refunded]);
+  });
+
+  it('refuses an amount above the escrow even when the provider signed it', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('1'));
+    const r = usage(jobId, providerA, 1_001); // 1.001 credits
+    await expectRevert(asSettler.settle(r, await sign(r, providerA)), 'AmountExceedsEscrow', [jobId, credits('1.001'), credits('1')]);
+  });
+
+  it('refuses an amount that disagrees with gpuSeconds × price', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('5'));
+    const r = { ...usage(jobId, providerA, 1_000), amount: credits('1') + 1n };
+    await expectRevert(asSettler.settle(r, await sign(r, providerA)), 'AmountMismatch', [jobId, credits('1') + 1n, credits('1')]);
+  });
+
+  it('refuses a signature by another wallet, over other fields, or under another domain', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('5'));
+    const r = usage(jobId, providerA, 1_000);
+    // The hub signs for the provider: the recovered signer is the hub.
+    await expectRevert(asSettler.settle(r, await sign(r, settlerWallet)), 'WrongSigner', [jobId, settlerWallet.address]);
+    // Another provider's signature over a receipt naming providerA.
+    await expectRevert(asSettler.settle(r, await sign(r, providerB)), 'WrongSigner', [jobId, providerB.address]);
+    // The provider's signature, but the hub changed what it claims was measured.
+    const sig = await sign(r, providerA);
+    const forged = { ...r, usageHash: keccak256(toUtf8Bytes('something else')) };
+    await expectRevert(asSettler.settle(forged, sig), 'WrongSigner');
+    const redirected = { ...r, provider: providerB.address };
+    await expectRevert(asSettler.settle(redirected, sig), 'WrongSigner');
+    // Signed for another chain or another market deployment.
+    await expectRevert(asSettler.settle(r, await sign(r, providerA, marketDomain(1n, marketAddress))), 'WrongSigner');
+    await expectRevert(asSettler.settle(r, await sign(r, providerA, marketDomain(anvil.chainId, tokenAddress))), 'WrongSigner');
+    expect((await escrowOf(jobId)).state).toBe(EscrowState.Open);
+    await mined(asSettler.settle(r, sig));
+  });
+
+  it('refuses malformed signatures: wrong length, bad v, r = 0', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('5'));
+    const r = usage(jobId, providerA, 1_000);
+    const sig = await sign(r, providerA);
+    const invalid = [jobId];
+    await expectRevert(asSettler.settle(r, sig.slice(0, 130)), 'InvalidSignature', invalid); // 64 bytes
+    await expectRevert(asSettler.settle(r, `${sig}00`), 'InvalidSignature', invalid); // 66 bytes
+    await expectRevert(asSettler.settle(r, `${sig.slice(0, 130)}1d`), 'InvalidSignature', invalid); // v = 29
+    await expectRevert(asSettler.settle(r, `${sig.slice(0, 130)}00`), 'InvalidSignature', invalid); // v = 0
+    await expectRevert(asSettler.settle(r, concat([zeroPadValue('0x', 32), `0x${sig.slice(66)}`])), 'InvalidSignature', invalid);
+    const bad = { ...toSignedReceipt(r, sig), v: 26 };
+    await expectRevert(asSettler.settleBatch([bad]), 'InvalidSignature', invalid);
+  });
+
+  it('refuses the high-s twin of a valid signature although ecrecover accepts it', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('5'));
+    const r = usage(jobId, providerA, 1_000);
+    const { v, r: sigR, s } = toSignedReceipt(r, await sign(r, providerA));
+    const highS = toBeHex(SECP256K1_N - BigInt(s), 32);
+    const twinV = v === 27 ? 28 : 27;
+    // The twin is a valid signature for the EVM's ecrecover precompile…
+    const digest = usageReceiptDigest(domain, r);
+    const recovered = await rpc.call({
+      to: '0x0000000000000000000000000000000000000001',
+      data: concat([digest, zeroPadValue(toBeHex(twinV), 32), sigR, highS]),
+    });
+    expect(`0x${recovered.slice(26)}`.toLowerCase()).toBe(providerA.address.toLowerCase());
+    // …and the market still refuses it, in both entry points.
+    await expectRevert(asSettler.settle(r, concat([sigR, highS, toBeHex(twinV)])), 'MalleableSignature', [jobId]);
+    await expectRevert(asSettler.settleBatch([{ receipt: r, v: twinV, r: sigR, s: highS }]), 'MalleableSignature', [jobId]);
+  });
+
+  it('cannot replay a receipt on another job or twice on the same job', async () => {
+    await deposit(consumerA, credits('10'));
+    const first = await openJob(consumerA, credits('2'));
+    const second = await openJob(consumerA, credits('2'));
+    const r = usage(first, providerA, 1_000);
+    const sig = await sign(r, providerA);
+    await mined(asSettler.settle(r, sig));
+    await expectRevert(asSettler.settle({ ...r, jobId: second }, sig), 'WrongSigner');
+    await expectRevert(asSettler.settle(r, sig), 'EscrowClosed', [first, EscrowState.Settled]);
+    expect(await market.earningsOf(providerA.address)).toBe(credits('1'));
+  });
+
+  it('computes the same receipt digest as the off-chain signer', async () => {
+    const r = usage(newJobId(), providerA, 12_345, 7);
+    expect(await market.receiptDigest(r)).toBe(usageReceiptDigest(domain, r));
+    expect(await market.USAGE_RECEIPT_TYPEHASH()).toBe(
+      keccak256(
+        toUtf8Bytes(
+          'UsageReceipt(bytes32 jobId,uint32 epoch,uint64 gpuSeconds,uint256 pricePerGpuHour,uint256 amount,address provider,bytes32 usageHash)',
+        ),
+      ),
+    );
+  });
+});
+
+// ------------------------------------------------------------------------------------ settleBatch
+
+describe('settleBatch', () => {
+  it('sums credits per provider and consumer with exact balances and one event per job', async () => {
+    await deposit(consumerA, credits('100'));
+    await deposit(consumerB, credits('100'));
+    await mined(market.connect(providerA).stake(credits('1'))); // stake does not mix with earnings
+    const plan: [Wallet, Wallet, number][] = [
+      [consumerA, providerA, 1_000],
+      [consumerB, providerA, 2_000],
+      [consumerA, providerB, 3_000],
+      [consumerB, providerB, 0],
+      [consumerA, providerA, 10_000],
+    ];
+    const batch: SignedReceipt[] = [];
+    for (const [consumer, provider, seconds] of plan) {
+      const jobId = await openJob(consumer, credits('10'));
+      batch.push(await signed(usage(jobId, provider, seconds), provider));
+    }
+    const receipt = await mined(asSettler.settleBatch(batch));
+    const settledEvents = eventsOf(receipt, 'Settled');
+    expect(settledEvents.map((e) => [e.jobId, e.provider, e.amount])).toEqual(
+      batch.map((b) => [b.receipt.jobId, b.receipt.provider, b.receipt.amount]),
+    );
+    expect(await market.earningsOf(providerA.address)).toBe(credits('13'));
+    expect(await market.earningsOf(providerB.address)).toBe(credits('3'));
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('100') - credits('14'));
+    expect(await market.freeBalanceOf(consumerB.address)).toBe(credits('100') - credits('2'));
+    for (const b of batch) expect((await escrowOf(b.receipt.jobId)).state).toBe(EscrowState.Settled);
+  });
+
+  it('is atomic: one bad receipt reverts the batch and names its job', async () => {
+    await deposit(consumerA, credits('100'));
+    const jobs = [await openJob(consumerA, credits('5')), await openJob(consumerA, credits('5')), await openJob(consumerA, credits('5'))];
+    const batch = [
+      await signed(usage(at(jobs, 0), providerA, 100), providerA),
+      await signed(usage(at(jobs, 1), providerA, 100), providerB), // wrong signer
+      await signed(usage(at(jobs, 2), providerA, 100), providerA),
+    ];
+    await expectRevert(asSettler.settleBatch(batch), 'WrongSigner', [jobs[1], providerB.address]);
+    for (const jobId of jobs) expect((await escrowOf(jobId)).state).toBe(EscrowState.Open);
+    expect(await market.earningsOf(providerA.address)).toBe(0n);
+  });
+
+  it('refuses an empty batch, a job twice in one batch, and an already settled job', async () => {
+    await expectRevert(asSettler.settleBatch([]), 'EmptyBatch');
+    await deposit(consumerA, credits('100'));
+    const jobId = await openJob(consumerA, credits('5'));
+    const item = await signed(usage(jobId, providerA, 100), providerA);
+    await expectRevert(asSettler.settleBatch([item, item]), 'EscrowClosed', [jobId, EscrowState.Settled]);
+    await mined(asSettler.settleBatch([item]));
+    await expectRevert(asSettler.settleBatch([item]), 'EscrowClosed', [jobId, EscrowState.Settled]);
+    const unknown = newJobId();
+    await expectRevert(asSettler.settleBatch([await signed(usage(unknown, providerA, 1), providerA)]), 'UnknownJob', [unknown]);
+  });
+
+  it('costs at most 30,000 gas per job in a batch of 100', async () => {
+    await deposit(consumerA, credits('1000'));
+    await deposit(consumerB, credits('1000'));
+    const pending: Promise<ContractTransactionResponse>[] = [];
+    const jobIds = Array.from({ length: 100 }, () => newJobId());
+    // The nonce manager serialises these concurrent sends.
+    jobIds.forEach((jobId, i) => pending.push(asSettler.openEscrow(jobId, (i % 2 ? consumerB : consumerA).address, credits('5'))));
+    await Promise.all(pending.map((p) => mined(p)));
+    const batch = await Promise.all(
+      jobIds.map((jobId, i) => {
+        const provider = at(providers, i % providers.length);
+        return signed(usage(jobId, provider, 3_600 + i), provider);
+      }),
+    );
+    const receipt = await mined(asSettler.settleBatch(batch));
+    const perJob = receipt.gasUsed / 100n;
+    expect(perJob).toBeLessThanOrEqual(30_000n);
+    expect(eventsOf(receipt, 'Settled')).toHaveLength(100);
+  });
+});
+
+// ------------------------------------------------------------------------------------------ slash
+
+describe('slash', () => {
+  const reason = encodeBytes32String('NodeLost');
+
+  it('takes active stake first, then unbonding, and compensates the consumer of the job', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('10'));
+    const asProvider = market.connect(providerA);
+    await mined(asProvider.stake(credits('10')));
+    const requested = await mined(asProvider.requestUnstake(credits('4')));
+    const unlockTime = (await blockTime(requested)) + BigInt(DELAY);
+    const receipt = await mined(asSettler.slash(providerA.address, credits('8'), jobId, 2, reason));
+    expect(eventsOf(receipt, 'Slashed')).toEqual([
+      {
+        provider: providerA.address,
+        jobId,
+        consumer: consumerA.address,
+        epoch: 2n,
+        requested: credits('8'),
+        amount: credits('8'),
+        reason,
+      },
+    ]);
+    expect(await stakeOf(providerA)).toEqual({ active: 0n, unbonding: credits('2'), unlockTime });
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('8'));
+    expect(await market.isSlashed(jobId, 2)).toBe(true);
+    expect(await market.isSlashed(jobId, 1)).toBe(false);
+    // The escrow is untouched: the job moves on to another provider.
+    expect(await escrowOf(jobId)).toEqual({ consumer: consumerA.address, amount: credits('10'), state: EscrowState.Open });
+  });
+
+  it('takes what the stake holds when it cannot cover the amount', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('1'));
+    await mined(market.connect(providerA).stake(credits('3')));
+    const receipt = await mined(asSettler.slash(providerA.address, credits('5'), jobId, 1, reason));
+    expect(eventsOf(receipt, 'Slashed').map((e) => [e.requested, e.amount])).toEqual([[credits('5'), credits('3')]]);
+    expect(await stakeOf(providerA)).toEqual({ active: 0n, unbonding: 0n, unlockTime: 0n });
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('12'));
+    // Nothing staked at all: the slash is recorded, with amount 0.
+    const empty = await mined(asSettler.slash(providerB.address, credits('1'), jobId, 2, reason));
+    expect(eventsOf(empty, 'Slashed').map((e) => [e.requested, e.amount])).toEqual([[credits('1'), 0n]]);
+  });
+
+  it('slashes at most once per job and epoch, and refuses unknown jobs and zero', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('1'));
+    await mined(market.connect(providerA).stake(credits('3')));
+    await mined(asSettler.slash(providerA.address, credits('1'), jobId, 1, reason));
+    await expectRevert(asSettler.slash(providerA.address, credits('1'), jobId, 1, reason), 'AlreadySlashed', [jobId, 1n]);
+    // Even for another provider: one fault per attempt.
+    await expectRevert(asSettler.slash(providerB.address, credits('1'), jobId, 1, reason), 'AlreadySlashed', [jobId, 1n]);
+    await mined(asSettler.slash(providerA.address, credits('1'), jobId, 2, reason));
+    const unknown = newJobId();
+    await expectRevert(asSettler.slash(providerA.address, credits('1'), unknown, 1, reason), 'UnknownJob', [unknown]);
+    await expectRevert(asSettler.slash(providerA.address, 0n, jobId, 3, reason), 'ZeroAmount');
+    // Settled jobs can still be slashed for an earlier attempt's fault.
+    const r = usage(jobId, providerB, 10, 3);
+    await mined(asSettler.settle(r, await sign(r, providerB)));
+    await mined(asSettler.slash(providerA.address, credits('1'), jobId, 0, reason));
+    expect(await stakeOf(providerA)).toEqual({ active: 0n, unbonding: 0n, unlockTime: 0n });
+  });
+
+  it('keeps unbonding stake slashable until it is withdrawn', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('1'));
+    const asProvider = market.connect(providerA);
+    await mined(asProvider.stake(credits('5')));
+    const requested = await mined(asProvider.requestUnstake(credits('5')));
+    const unlockTime = (await blockTime(requested)) + BigInt(DELAY);
+    await setNextTimestamp(unlockTime + 100n); // past the delay, but not yet withdrawn
+    await mined(asSettler.slash(providerA.address, credits('2'), jobId, 1, reason));
+    const tokenBefore = await token.balanceOf(providerA.address);
+    await mined(asProvider.withdrawStake());
+    expect(await token.balanceOf(providerA.address)).toBe(tokenBefore + credits('3'));
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('11'));
+  });
+});
+
+// --------------------------------------------------------------------------- events as the record
+
+describe('events', () => {
+  it('are enough to recompute each provider’s record of successes and faults', async () => {
+    const reason = encodeBytes32String('GpuError');
+    await deposit(consumerA, credits('100'));
+    await mined(market.connect(providerA).stake(credits('10')));
+    await mined(market.connect(providerB).stake(credits('10')));
+    const jobs = [await openJob(consumerA, credits('5')), await openJob(consumerA, credits('5')), await openJob(consumerA, credits('5'))];
+    await mined(asSettler.slash(providerB.address, credits('1'), at(jobs, 0), 1, reason)); // B lost attempt 1
+    await mined(asSettler.settleBatch([
+      await signed(usage(at(jobs, 0), providerA, 500, 2), providerA),
+      await signed(usage(at(jobs, 1), providerA, 700, 1), providerA),
+    ]));
+    await mined(asSettler.slash(providerA.address, credits('1'), at(jobs, 2), 1, reason));
+    const r = usage(at(jobs, 2), providerB, 900, 2);
+    await mined(asSettler.settle(r, await sign(r, providerB)));
+
+    // Anyone can rebuild this from logs alone: (provider, jobId, epoch) of each success and fault.
+    const fromBlock = 0;
+    const settledLogs = await market.queryFilter('Settled', fromBlock);
+    const slashedLogs = await market.queryFilter('Slashed', fromBlock);
+    const record = new Map<string, { successes: string[]; faults: string[] }>();
+    const add = (log: (typeof settledLogs)[number], kind: 'successes' | 'faults'): void => {
+      const args = market.interface.parseLog(log)?.args.toObject();
+      if (!args) throw new Error('undecodable market log');
+      const provider = String(args.provider);
+      const entry = record.get(provider) ?? { successes: [], faults: [] };
+      entry[kind].push(`${String(args.jobId)}#${String(args.epoch)}`);
+      record.set(provider, entry);
+    };
+    for (const log of settledLogs) add(log, 'successes');
+    for (const log of slashedLogs) add(log, 'faults');
+    expect(record.get(providerA.address)).toEqual({ successes: [`${jobs[0]}#2`, `${jobs[1]}#1`], faults: [`${jobs[2]}#1`] });
+    expect(record.get(providerB.address)).toEqual({ successes: [`${jobs[2]}#2`], faults: [`${jobs[0]}#1`] });
+  });
+});
+
+// ------------------------------------------------------------------------- hostile tokens, nonces
+
+describe('reentrancy and hostile tokens', () => {
+  // A token that calls back into the market from inside transfer/transferFrom, or returns false.
+  const HOSTILE_TOKEN = `// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+contract HostileToken {
+    mapping(address => uint256) public balanceOf;
+    address public target;
+    bytes public reentry;
+    bool public returnFalse;
+    function mint(address to, uint256 value) external { balanceOf[to] += value; }
+    function arm(address target_, bytes calldata reentry_) external { target = target_; reentry = reentry_; }
+    function setReturnFalse(bool value) external { returnFalse = value; }
+    function transfer(address to, uint256 value) external returns (bool) { return _move(msg.sender, to, value); }
+    function transferFrom(address from, address to, uint256 value) external returns (bool) { return _move(from, to, value); }
+    function _move(address from, address to, uint256 value) private returns (bool) {
+        if (reentry.length != 0) {
+            (bool ok, bytes memory ret) = target.call(reentry);
+            if (!ok) assembly { revert(add(ret, 32), mload(ret)) }
+        }
+        if (returnFalse) return false;
+        balanceOf[from] -= value;
+        balanceOf[to] += value;
+        return true;
+    }
+}
+`;
+
+  it('stops a token that re-enters the market, and one that returns false', async () => {
+    const [compiled] = compileSolidity({ 'test/HostileToken.sol': HOSTILE_TOKEN });
+    if (!compiled) throw new Error('fixture did not compile');
+    const hostileFactory = new ContractFactory(compiled.abi as never, compiled.bytecode, admin);
+    const hostileDeployed = await hostileFactory.deploy();
+    await hostileDeployed.waitForDeployment();
+    const hostileAddress = await hostileDeployed.getAddress();
+    const hostile = new Contract(hostileAddress, compiled.abi as never, admin);
+    const hostileMarket = await deployGpuMarket(admin, { tokenAddress: hostileAddress, unbondingDelaySeconds: DELAY });
+    const hostileMarketAddress = await hostileMarket.getAddress();
+    const call = async (method: string, ...args: unknown[]): Promise<void> => {
+      const fn = hostile.getFunction(method);
+      await (await (fn(...args) as Promise<ContractTransactionResponse>)).wait();
+    };
+    await call('mint', consumerA.address, 100n);
+    const asConsumer = attachGpuMarket(hostileMarketAddress, consumerA);
+    await mined(asConsumer.deposit(50n));
+    expect(await asConsumer.freeBalanceOf(consumerA.address)).toBe(50n);
+
+    // Re-entering withdraw from inside the pull of a deposit, and from inside the push of a withdraw.
+    await call('arm', hostileMarketAddress, hostileMarket.interface.encodeFunctionData('withdraw', [1n]));
+    await expectRevert(asConsumer.deposit(10n), 'Reentrancy');
+    await expectRevert(asConsumer.withdraw(10n), 'Reentrancy');
+    await expectRevert(attachGpuMarket(hostileMarketAddress, providerA).claimEarnings(), 'NothingToClaim');
+    await call('arm', ZeroAddress, '0x');
+
+    await call('setReturnFalse', true);
+    await expectRevert(asConsumer.withdraw(10n), 'TokenTransferFailed');
+    await expectRevert(asConsumer.deposit(10n), 'TokenTransferFailed');
+    await call('setReturnFalse', false);
+    await mined(asConsumer.withdraw(10n));
+    expect(await asConsumer.freeBalanceOf(consumerA.address)).toBe(40n);
+  });
+});
+
+describe('settler nonce manager on a real chain', () => {
+  it('sends concurrent transactions with consecutive nonces and recovers from a foreign send', async () => {
+    await deposit(consumerA, credits('100'));
+    const start = await rpc.getTransactionCount(settlerWallet.address, 'pending');
+    const jobIds = Array.from({ length: 12 }, () => newJobId());
+    const responses = await Promise.all(jobIds.map((jobId) => asSettler.openEscrow(jobId, consumerA.address, credits('1'))));
+    expect(responses.map((r) => r.nonce)).toEqual(jobIds.map((_, i) => start + i));
+    await Promise.all(responses.map((r) => r.wait()));
+    for (const jobId of jobIds) expect((await escrowOf(jobId)).state).toBe(EscrowState.Open);
+
+    // Someone uses the settler key behind the manager's back: anvil refuses the stale nonce
+    // ("nonce too low") and the manager resends with a fresh one.
+    await mined(market.connect(settlerWallet).openEscrow(newJobId(), consumerA.address, credits('1')));
+    expect(settler.nextNonce).toBe(start + 12);
+    const resent = await asSettler.openEscrow(newJobId(), consumerA.address, credits('1'));
+    expect(resent.nonce).toBe(start + 13);
+    await resent.wait();
+    // A send that reverts in estimation consumes no nonce, and the next one still goes through.
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, credits('1000')), 'InsufficientBalance');
+    const after = await asSettler.openEscrow(newJobId(), consumerA.address, credits('1'));
+    expect(after.nonce).toBe(start + 14);
+    await after.wait();
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('85'));
+  });
+});
+
+// ---------------------------------------------------------------- property: random operation walks
+
+/** mulberry32: a small seeded PRNG, so any failing walk replays exactly from its seed. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+interface JobModel {
+  consumer: string;
+  amount: bigint;
+  state: bigint;
+  slashedEpochs: Set<number>;
+}
+
+interface StakeModel {
+  active: bigint;
+  unbonding: bigint;
+  unlockTime: bigint;
+}
+
+/** What the market and token should hold, updated only by operations the chain accepted. */
+class MarketModel {
+  readonly tokens = new Map<string, bigint>();
+  readonly free = new Map<string, bigint>();
+  readonly earnings = new Map<string, bigint>();
+  readonly stakes = new Map<string, StakeModel>();
+  readonly jobs = new Map<string, JobModel>();
+
+  static value(map: Map<string, bigint>, key: string): bigint {
+    return map.get(key) ?? 0n;
+  }
+
+  static add(map: Map<string, bigint>, key: string, delta: bigint): void {
+    map.set(key, MarketModel.value(map, key) + delta);
+  }
+
+  stake(provider: string): StakeModel {
+    let s = this.stakes.get(provider);
+    if (!s) this.stakes.set(provider, (s = { active: 0n, unbonding: 0n, unlockTime: 0n }));
+    return s;
+  }
+}
+
+type OperationKind =
+  | 'deposit'
+  | 'withdraw'
+  | 'stake'
+  | 'requestUnstake'
+  | 'withdrawStake'
+  | 'warp'
+  | 'openEscrow'
+  | 'settle'
+  | 'settleBatch'
+  | 'refund'
+  | 'slash'
+  | 'claim';
+
+interface Operation {
+  label: string;
+  /** Jobs the operation names, checked against the chain right after it. */
+  jobs?: string[];
+  /** The custom error the chain must revert with, or undefined when it must succeed. */
+  expected: string | undefined;
+  send(): Promise<TransactionReceipt | undefined>;
+  apply(receipt: TransactionReceipt | undefined): Promise<void> | void;
+}
+
+const WEIGHTS: [OperationKind, number][] = [
+  ['deposit', 10],
+  ['withdraw', 6],
+  ['stake', 8],
+  ['requestUnstake', 6],
+  ['withdrawStake', 5],
+  ['warp', 4],
+  ['openEscrow', 16],
+  ['settle', 12],
+  ['settleBatch', 8],
+  ['refund', 5],
+  ['slash', 8],
+  ['claim', 6],
+];
+
+describe('property: random operation sequences', () => {
+  const seed = Number(process.env.FEDGPU_PROPERTY_SEED ?? 20261125);
+  const steps = 300;
+  const UNITS_PER_GPU_SECOND = credits('0.001'); // at 3.6 credits per GPU-hour
+
+  it(
+    `keep the market's books balanced after every step (seed ${seed}, ${steps} steps)`,
+    async () => {
+      const random = seededRandom(seed);
+      const model = new MarketModel();
+      const actors = [...consumers, ...providers];
+      const holders = [...actors.map((w) => w.address), admin.address, settlerWallet.address, outsider.address];
+      for (const w of actors) model.tokens.set(w.address, await token.balanceOf(w.address));
+      const successes = new Map<OperationKind, number>();
+      const reverts = new Map<OperationKind, number>();
+      let freshJobs = 0;
+
+      // ---- random choices
+      const pick = <T>(items: T[]): T => at(items, Math.floor(random() * items.length));
+      const below = (limit: bigint): bigint => {
+        if (limit <= 0n) return 0n;
+        const bits = (BigInt(Math.floor(random() * 2 ** 32)) << 64n) | (BigInt(Math.floor(random() * 2 ** 32)) << 32n) | BigInt(Math.floor(random() * 2 ** 32));
+        return bits % limit;
+      };
+      /** Mostly a valid amount in [1, min(limit, cap)]; sometimes 0 or just over the limit. */
+      const amountUpTo = (limit: bigint, cap = limit): bigint => {
+        const roll = random();
+        if (roll < 0.08) return 0n;
+        if (roll < 0.16 || limit === 0n) return limit + 1n + below(credits('10'));
+        const top = limit < cap ? limit : cap;
+        return 1n + below(top);
+      };
+      const kindOf = (): OperationKind => {
+        const total = WEIGHTS.reduce((sum, [, w]) => sum + w, 0);
+        let roll = random() * total;
+        for (const [kind, weight] of WEIGHTS) {
+          if ((roll -= weight) < 0) return kind;
+        }
+        return 'deposit';
+      };
+      const newJob = (): string => jobIdOf(`property-${seed}-${++freshJobs}`);
+      const jobsIn = (state: bigint): string[] => [...model.jobs].filter(([, j]) => j.state === state).map(([id]) => id);
+      /** An open job most of the time, else any known job, else one that was never opened. */
+      const someJob = (): string => {
+        const roll = random();
+        const open = jobsIn(EscrowState.Open);
+        if (roll < 0.7 && open.length > 0) return pick(open);
+        if (roll < 0.85 && model.jobs.size > 0) return pick([...model.jobs.keys()]);
+        return newJob();
+      };
+      const wallet = (address: string): Wallet => actors.find((w) => w.address === address) as Wallet;
+      const closedOrUnknown = (jobId: string): string | undefined => {
+        const job = model.jobs.get(jobId);
+        if (!job) return 'UnknownJob';
+        return job.state === EscrowState.Open ? undefined : 'EscrowClosed';
+      };
+      const send = async (tx: Promise<ContractTransactionResponse>): Promise<TransactionReceipt> => mined(tx);
+
+      /** A receipt for a random share (0–115 %) of the job's escrow, sometimes signed by the wrong provider. */
+      const randomReceipt = async (jobId: string): Promise<{ item: SignedReceipt; signer: Wallet }> => {
+        const provider = pick(providers);
+        const signer = random() < 0.1 ? pick(providers.filter((p) => p !== provider)) : provider;
+        const escrow = model.jobs.get(jobId)?.amount ?? credits('1');
+        const seconds = (escrow * BigInt(Math.floor(random() * 1_150))) / 1_000n / UNITS_PER_GPU_SECOND;
+        const receipt = usage(jobId, provider, Number(seconds), 1 + Math.floor(random() * 3));
+        return { item: await signed(receipt, signer), signer };
+      };
+      /** The error settling these items in order must raise, on a copy of the job states. */
+      const batchError = (items: { item: SignedReceipt; signer: Wallet }[]): string | undefined => {
+        const settled = new Set<string>();
+        for (const { item, signer } of items) {
+          const job = model.jobs.get(item.receipt.jobId);
+          if (!job) return 'UnknownJob';
+          if (job.state !== EscrowState.Open || settled.has(item.receipt.jobId)) return 'EscrowClosed';
+          if (item.receipt.amount > job.amount) return 'AmountExceedsEscrow';
+          if (signer.address !== item.receipt.provider) return 'WrongSigner';
+          settled.add(item.receipt.jobId);
+        }
+        return undefined;
+      };
+      const applySettlement = (item: SignedReceipt): void => {
+        const job = model.jobs.get(item.receipt.jobId) as JobModel;
+        MarketModel.add(model.earnings, item.receipt.provider, item.receipt.amount);
+        MarketModel.add(model.free, job.consumer, job.amount - item.receipt.amount);
+        job.state = EscrowState.Settled;
+        job.amount = item.receipt.amount;
+      };
+
+      // ---- one operation of each kind: what to send, what must happen, how the model changes
+      const plan = async (kind: OperationKind): Promise<Operation> => {
+        switch (kind) {
+          case 'deposit': {
+            const c = pick(consumers);
+            const balance = MarketModel.value(model.tokens, c.address);
+            const amount = amountUpTo(balance, credits('1000'));
+            return {
+              label: `deposit ${amount}`,
+              expected: amount === 0n ? 'ZeroAmount' : amount > balance ? 'ERC20InsufficientBalance' : undefined,
+              send: () => send(market.connect(c).deposit(amount)),
+              apply: () => {
+                MarketModel.add(model.tokens, c.address, -amount);
+                MarketModel.add(model.free, c.address, amount);
+              },
+            };
+          }
+          case 'withdraw': {
+            const c = pick(consumers);
+            const free = MarketModel.value(model.free, c.address);
+            const amount = amountUpTo(free);
+            return {
+              label: `withdraw ${amount}`,
+              expected: amount === 0n ? 'ZeroAmount' : amount > free ? 'InsufficientBalance' : undefined,
+              send: () => send(market.connect(c).withdraw(amount)),
+              apply: () => {
+                MarketModel.add(model.free, c.address, -amount);
+                MarketModel.add(model.tokens, c.address, amount);
+              },
+            };
+          }
+          case 'stake': {
+            const p = pick(providers);
+            const balance = MarketModel.value(model.tokens, p.address);
+            const amount = amountUpTo(balance, credits('100'));
+            return {
+              label: `stake ${amount}`,
+              expected: amount === 0n ? 'ZeroAmount' : amount > balance ? 'ERC20InsufficientBalance' : undefined,
+              send: () => send(market.connect(p).stake(amount)),
+              apply: () => {
+                MarketModel.add(model.tokens, p.address, -amount);
+                model.stake(p.address).active += amount;
+              },
+            };
+          }
+          case 'requestUnstake': {
+            const p = pick(providers);
+            const s = model.stake(p.address);
+            const amount = amountUpTo(s.active);
+            return {
+              label: `requestUnstake ${amount}`,
+              expected: amount === 0n ? 'ZeroAmount' : amount > s.active ? 'InsufficientStake' : undefined,
+              send: () => send(market.connect(p).requestUnstake(amount)),
+              apply: async (receipt) => {
+                s.active -= amount;
+                s.unbonding += amount;
+                s.unlockTime = (await blockTime(receipt as TransactionReceipt)) + BigInt(DELAY);
+              },
+            };
+          }
+          case 'withdrawStake': {
+            const p = pick(providers);
+            const s = model.stake(p.address);
+            // Pin the block the call lands in, so "has the delay passed" has one exact answer.
+            const landsAt = (await latestTimestamp()) + 1n;
+            await setNextTimestamp(landsAt);
+            return {
+              label: `withdrawStake at ${landsAt} (unlock ${s.unlockTime})`,
+              expected: s.unbonding === 0n ? 'NothingToWithdraw' : landsAt < s.unlockTime ? 'UnbondingNotElapsed' : undefined,
+              send: () => send(market.connect(p).withdrawStake()),
+              apply: () => {
+                MarketModel.add(model.tokens, p.address, s.unbonding);
+                s.unbonding = 0n;
+                s.unlockTime = 0n;
+              },
+            };
+          }
+          case 'warp': {
+            const seconds = pick([DELAY / 4, DELAY / 2, DELAY, DELAY + 1]);
+            return {
+              label: `warp ${seconds}s`,
+              expected: undefined,
+              send: async () => {
+                await setNextTimestamp((await latestTimestamp()) + BigInt(seconds));
+                await rpc.send('evm_mine', []);
+                return undefined;
+              },
+              apply: () => undefined,
+            };
+          }
+          case 'openEscrow': {
+            const c = pick(consumers);
+            const jobId = random() < 0.15 && model.jobs.size > 0 ? pick([...model.jobs.keys()]) : newJob();
+            const free = MarketModel.value(model.free, c.address);
+            const amount = amountUpTo(free, credits('500'));
+            return {
+              label: `openEscrow ${jobId.slice(0, 10)} ${amount}`,
+              jobs: [jobId],
+              expected: model.jobs.has(jobId)
+                ? 'EscrowExists'
+                : amount === 0n
+                  ? 'ZeroAmount'
+                  : amount > free
+                    ? 'InsufficientBalance'
+                    : undefined,
+              send: () => send(asSettler.openEscrow(jobId, c.address, amount)),
+              apply: () => {
+                MarketModel.add(model.free, c.address, -amount);
+                model.jobs.set(jobId, { consumer: c.address, amount, state: EscrowState.Open, slashedEpochs: new Set() });
+              },
+            };
+          }
+          case 'settle': {
+            const jobId = someJob();
+            const signedItem = await randomReceipt(jobId);
+            const { item } = signedItem;
+            const sig = concat([item.r, item.s, toBeHex(item.v)]);
+            return {
+              label: `settle ${jobId.slice(0, 10)} ${item.receipt.amount}`,
+              jobs: [jobId],
+              expected: batchError([signedItem]),
+              send: () => send(asSettler.settle(item.receipt, sig)),
+              apply: () => applySettlement(item),
+            };
+          }
+          case 'settleBatch': {
+            const open = jobsIn(EscrowState.Open);
+            const chosen = open.filter(() => random() < 0.5).slice(0, 5);
+            if (chosen.length === 0) chosen.push(someJob());
+            const items: { item: SignedReceipt; signer: Wallet }[] = [];
+            for (const jobId of chosen) items.push(await randomReceipt(jobId));
+            if (random() < 0.15) items.push(at(items, 0)); // the same job twice
+            return {
+              label: `settleBatch ${items.length}`,
+              jobs: items.map((i) => i.item.receipt.jobId),
+              expected: batchError(items),
+              send: () => send(asSettler.settleBatch(items.map((i) => i.item))),
+              apply: () => items.forEach((i) => applySettlement(i.item)),
+            };
+          }
+          case 'refund': {
+            const jobId = someJob();
+            return {
+              label: `refund ${jobId.slice(0, 10)}`,
+              jobs: [jobId],
+              expected: closedOrUnknown(jobId),
+              send: () => send(asSettler.refund(jobId)),
+              apply: () => {
+                const job = model.jobs.get(jobId) as JobModel;
+                MarketModel.add(model.free, job.consumer, job.amount);
+                job.state = EscrowState.Refunded;
+              },
+            };
+          }
+          case 'slash': {
+            const p = pick(providers);
+            const jobId = random() < 0.85 && model.jobs.size > 0 ? pick([...model.jobs.keys()]) : newJob();
+            const epoch = Math.floor(random() * 3);
+            const s = model.stake(p.address);
+            const amount = random() < 0.08 ? 0n : 1n + below(s.active + s.unbonding + credits('5'));
+            const job = model.jobs.get(jobId);
+            return {
+              label: `slash ${jobId.slice(0, 10)}#${epoch} ${amount}`,
+              jobs: [jobId],
+              expected:
+                amount === 0n ? 'ZeroAmount' : !job ? 'UnknownJob' : job.slashedEpochs.has(epoch) ? 'AlreadySlashed' : undefined,
+              send: () => send(asSettler.slash(p.address, amount, jobId, epoch, encodeBytes32String('ProviderFault'))),
+              apply: () => {
+                const fromActive = amount < s.active ? amount : s.active;
+                const rest = amount - fromActive;
+                const fromUnbonding = rest < s.unbonding ? rest : s.unbonding;
+                s.active -= fromActive;
+                s.unbonding -= fromUnbonding;
+                MarketModel.add(model.free, (job as JobModel).consumer, fromActive + fromUnbonding);
+                (job as JobModel).slashedEpochs.add(epoch);
+              },
+            };
+          }
+          case 'claim': {
+            const p = pick(providers);
+            const earned = MarketModel.value(model.earnings, p.address);
+            return {
+              label: `claim ${earned}`,
+              expected: earned === 0n ? 'NothingToClaim' : undefined,
+              send: () => send(market.connect(p).claimEarnings()),
+              apply: () => {
+                MarketModel.add(model.tokens, p.address, earned);
+                model.earnings.set(p.address, 0n);
+              },
+            };
+          }
+        }
+      };
+
+      // ---- the books, read from the chain and compared with the model after every step
+      const checkBooks = async (touched: Set<string>, allJobs: boolean): Promise<void> => {
+        const jobIds = allJobs ? [...model.jobs.keys()] : [...new Set([...jobsIn(EscrowState.Open), ...touched])];
+        const [marketBalance, supply, holderBalances, actorViews, escrows] = await Promise.all([
+          token.balanceOf(marketAddress),
+          token.totalSupply(),
+          Promise.all(holders.map((h) => token.balanceOf(h))),
+          Promise.all(
+            actors.map(async (w) => {
+              const [tokens, free, earnings, stake] = await Promise.all([
+                token.balanceOf(w.address),
+                market.freeBalanceOf(w.address),
+                market.earningsOf(w.address),
+                stakeOf(w),
+              ]);
+              return { address: w.address, tokens, free, earnings, ...stake };
+            }),
+          ),
+          Promise.all(jobIds.map(async (id) => ({ id, ...(await escrowOf(id)) }))),
+        ]);
+        for (const view of actorViews) {
+          const s = model.stake(view.address);
+          expect(view, `actor ${view.address}`).toEqual({
+            address: view.address,
+            tokens: MarketModel.value(model.tokens, view.address),
+            free: MarketModel.value(model.free, view.address),
+            earnings: MarketModel.value(model.earnings, view.address),
+            active: s.active,
+            unbonding: s.unbonding,
+            unlockTime: s.unlockTime,
+          });
+        }
+        for (const escrow of escrows) {
+          const job = model.jobs.get(escrow.id);
+          expect(escrow, `job ${escrow.id}`).toEqual({
+            id: escrow.id,
+            consumer: job?.consumer ?? ZeroAddress,
+            amount: job?.amount ?? 0n,
+            state: job?.state ?? EscrowState.None,
+          });
+        }
+        // Every token the market holds is in exactly one bucket (chain values only).
+        const sum = (values: bigint[]): bigint => values.reduce((a, b) => a + b, 0n);
+        const open = escrows.filter((e) => e.state === EscrowState.Open);
+        expect(marketBalance, 'market balance = free + escrows + stakes + earnings').toBe(
+          sum(actorViews.map((v) => v.free + v.earnings + v.active + v.unbonding)) + sum(open.map((e) => e.amount)),
+        );
+        // No tokens are created or lost: the supply is exactly what every holder has.
+        expect(supply, 'totalSupply = Σ balances').toBe(sum(holderBalances) + marketBalance);
+      };
+
+      const deadline = Date.now() + 400_000;
+      let step = 0;
+      for (; step < steps && Date.now() < deadline; step++) {
+        const kind = kindOf();
+        const operation = await plan(kind);
+        const touched = new Set(operation.jobs ?? []);
+        try {
+          if (operation.expected) {
+            await expectRevert(operation.send(), operation.expected);
+            reverts.set(kind, (reverts.get(kind) ?? 0) + 1);
+          } else {
+            await operation.apply(await operation.send());
+            successes.set(kind, (successes.get(kind) ?? 0) + 1);
+          }
+          await checkBooks(touched, step % 50 === 49);
+        } catch (err) {
+          settler.resync();
+          const message = err instanceof Error ? err.message : String(err);
+          throw new Error(`seed ${seed}, step ${step} (${operation.label}): ${message}`);
+        }
+      }
+      expect(step, 'steps completed before the time bound').toBe(steps);
+      await checkBooks(new Set(), true);
+      // The walk exercised every operation's success path, and plenty of refusals.
+      for (const [kind] of WEIGHTS) expect(successes.get(kind) ?? 0, `successful ${kind}`).toBeGreaterThan(0);
+      const refused = [...reverts.values()].reduce((a, b) => a + b, 0);
+      expect(refused).toBeGreaterThan(steps / 10);
+    },
+    480_000,
+  );
+});
