@@ -1,7 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Wallet } from 'ethers';
 import type { Logger } from 'pino';
-import { AttemptPhase, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, PodPhase } from '../gen/proto/fedgpu/v1/market.js';
+import { AttemptPhase, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, PodPhase, type ProviderProfile } from '../gen/proto/fedgpu/v1/market.js';
 import { attemptState } from './attempt-status.js';
 import { type ClusterWatch, watchCluster } from './cluster-watch.js';
 import { buildInventory, type InventoryPool, type ProviderSettings } from './inventory.js';
@@ -53,6 +53,18 @@ export function inventoryMessage(pools: InventoryPool[]): Inventory {
   };
 }
 
+/** The owner's declaration, as the hub mirrors it into the GpuProvider spec. */
+export function profileOf(settings: ProviderSettings): ProviderProfile {
+  const a = settings.availability;
+  return {
+    displayName: settings.displayName ?? '',
+    region: settings.region ?? '',
+    windows: (a?.windows ?? []).map((w) => ({ days: w.days ?? [], start: w.start, end: w.end })),
+    utcOffsetMinutes: a?.utcOffsetMinutes ?? 0,
+    reservedGpus: a?.reservedGpus ?? 0,
+  };
+}
+
 const PHASES = {
   Pending: AttemptPhase.ATTEMPT_PHASE_PENDING,
   Running: AttemptPhase.ATTEMPT_PHASE_RUNNING,
@@ -87,6 +99,7 @@ export class Agent {
       tls: this.opts.tls,
       wallet: this.opts.wallet,
       agentVersion: this.opts.version ?? '0.1.0',
+      profile: profileOf(this.opts.settings),
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
       logger: this.opts.logger,
       onConnected: () => {

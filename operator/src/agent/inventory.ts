@@ -11,6 +11,9 @@ import type { Availability } from '../core/types.js';
 
 /** The owner's settings for this provider cluster (chart values of the provider mode). */
 export interface ProviderSettings {
+  displayName?: string;
+  /** DNS-1123 label, e.g. eu-west; the scheduler filters on it. */
+  region?: string;
   /** Price per GPU-hour by GPU product, decimal credits. */
   pricePerGpuHour: Record<string, string>;
   /** Price for products not listed. Without it, unlisted products are not offered. */

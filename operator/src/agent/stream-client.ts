@@ -13,6 +13,7 @@ import {
   type HubMessage,
   type Inventory,
   type UsageReceipt,
+  type ProviderProfile,
 } from '../gen/proto/fedgpu/v1/market.js';
 import { Sequencer, agentMessage, defaultMaxHubMessageBytes, protocolVersion, type AgentMessageBody } from '../protocol/framing.js';
 import { defaultEdgeLimits } from '../protocol/limits.js';
@@ -52,6 +53,8 @@ export interface StreamClientOptions {
   /** The provider wallet: its address is the identity, signMessage answers the challenge. */
   wallet: MessageSigner & { readonly address: string };
   agentVersion: string;
+  /** The owner's declaration sent in Hello (region, display name, availability). */
+  profile?: ProviderProfile;
   /** When set, a challenge naming another audience is not signed (the hub is not ours). */
   expectedAudience?: string;
   /** Periodic heartbeat interval; default: what the hub asks for in Registered. */
@@ -200,7 +203,7 @@ export class StreamClient {
     }, this.options.registrationTimeoutMs ?? 15_000);
     this.write(connection, {
       $case: 'hello',
-      value: { walletAddress: this.options.wallet.address, agentVersion: this.options.agentVersion, protocolVersion },
+      value: { walletAddress: this.options.wallet.address, agentVersion: this.options.agentVersion, protocolVersion, profile: this.options.profile },
     });
   }
 

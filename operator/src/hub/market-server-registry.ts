@@ -8,7 +8,7 @@
 // 'registration_refused' from register for a banned wallet). Any other error from register ends the
 // stream with UNAVAILABLE (the agent retries with backoff); from the other methods it is logged
 // and the stream carries on.
-import type { AttemptStatus, Inventory, UsageReceipt } from '../gen/proto/fedgpu/v1/market.js';
+import type { AttemptStatus, Inventory, ProviderProfile, UsageReceipt } from '../gen/proto/fedgpu/v1/market.js';
 
 export interface ProviderInfo {
   /** EIP-55 checksummed wallet, proven by the registration signature. */
@@ -17,6 +17,8 @@ export interface ProviderInfo {
   protocolVersion: number;
   /** gRPC peer address, for diagnostics. */
   peer: string;
+  /** The owner's declaration (region, display name, availability), when the agent sent one. */
+  profile?: ProviderProfile;
 }
 
 export interface HeartbeatObservation {

@@ -316,6 +316,7 @@ export class MarketSession {
       providerName = await this.options.registry.register(wallet, {
         walletAddress: wallet,
         agentVersion: hello.agentVersion,
+        ...(hello.profile ? { profile: hello.profile } : {}),
         protocolVersion: hello.protocolVersion,
         peer: safePeer(this.call),
       });

@@ -1,8 +1,8 @@
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ProviderConditions } from '../api/constants.js';
-import { API_VERSION, type Condition, type GpuProvider, type GpuProviderStatus } from '../api/types.js';
-import type { AttemptStatus, Inventory, UsageReceipt } from '../gen/proto/fedgpu/v1/market.js';
+import { API_VERSION, type AvailabilityWindow, type Condition, type GpuProvider, type GpuProviderSpec, type GpuProviderStatus } from '../api/types.js';
+import type { AttemptStatus, Inventory, ProviderProfile, UsageReceipt } from '../gen/proto/fedgpu/v1/market.js';
 import { EdgeError } from '../protocol/edge-error.js';
 import type { HeartbeatObservation, ProviderInfo, ProviderRegistry } from './market-server-registry.js';
 import { poolsStatus, providerNameForWallet } from './provider-status.js';
@@ -46,8 +46,12 @@ export class KubeProviderRegistry implements ProviderRegistry {
   }
 
   async register(wallet: string, info: ProviderInfo): Promise<string> {
-    const provider = await this.findOrCreate(wallet);
+    const provider = await this.findOrCreate(wallet, info);
     const name = provider.metadata.name!;
+    const declared = specFromProfile(info.profile);
+    if (Object.entries(declared).some(([k, v]) => JSON.stringify(provider.spec[k as keyof GpuProviderSpec]) !== JSON.stringify(v))) {
+      await this.opts.store.patchSpec(name, declared);
+    }
     const previous = this.live.get(name);
     this.live.set(name, {
       lastHeartbeatMs: this.now(),
@@ -137,7 +141,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
     return this.live.get(providerName)?.ready ?? false;
   }
 
-  private async findOrCreate(wallet: string): Promise<GpuProvider> {
+  private async findOrCreate(wallet: string, info: ProviderInfo): Promise<GpuProvider> {
     const existing = (await this.opts.store.list()).find((p) => p.spec.wallet.toLowerCase() === wallet.toLowerCase());
     if (existing) return existing;
     const name = providerNameForWallet(wallet);
@@ -150,7 +154,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
       apiVersion: API_VERSION,
       kind: 'GpuProvider',
       metadata: { name, labels: { 'fedgpu.io/registered-by': 'agent' } },
-      spec: { wallet },
+      spec: { wallet, ...specFromProfile(info.profile) },
     });
   }
 
@@ -175,6 +179,22 @@ export class KubeProviderRegistry implements ProviderRegistry {
       this.opts.logger.warn({ provider: provider.metadata.name, err }, 'failed to record event');
     }
   }
+}
+
+/** The spec fields an agent declares for its own cluster; empty ones are left alone. */
+export function specFromProfile(profile: ProviderProfile | undefined): Partial<GpuProviderSpec> {
+  if (!profile) return {};
+  const spec: Partial<GpuProviderSpec> = {};
+  if (profile.displayName) spec.displayName = profile.displayName;
+  if (profile.region) spec.region = profile.region;
+  spec.availability = {
+    utcOffsetMinutes: profile.utcOffsetMinutes,
+    reservedGpus: profile.reservedGpus,
+    ...(profile.windows.length
+      ? { windows: profile.windows.map((w) => ({ ...(w.days.length ? { days: w.days as AvailabilityWindow['days'] } : {}), start: w.start, end: w.end })) }
+      : {}),
+  };
+  return spec;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -1,5 +1,5 @@
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { API_VERSION, GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuProvider, type GpuProviderStatus } from '../api/types.js';
+import { API_VERSION, GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuProvider, type GpuProviderSpec, type GpuProviderStatus } from '../api/types.js';
 
 // The few GpuProvider reads and writes the marketplace needs, behind an interface so the registry
 // logic is tested without an apiserver. The Kubernetes implementation uses JSON merge patches on
@@ -16,6 +16,7 @@ export interface ProviderStore {
   get(name: string): Promise<GpuProvider | undefined>;
   create(provider: GpuProvider): Promise<GpuProvider>;
   patchStatus(name: string, status: Partial<GpuProviderStatus>): Promise<void>;
+  patchSpec(name: string, spec: Partial<GpuProviderSpec>): Promise<void>;
   event(provider: GpuProvider, event: ProviderEvent): Promise<void>;
 }
 
@@ -64,6 +65,10 @@ export class KubeProviderStore implements ProviderStore {
       { group: GROUP, version: VERSION, plural: GPUPROVIDER_PLURAL, name, body: { status } },
       mergePatch,
     );
+  }
+
+  async patchSpec(name: string, spec: Partial<GpuProviderSpec>): Promise<void> {
+    await this.custom.patchClusterCustomObject({ group: GROUP, version: VERSION, plural: GPUPROVIDER_PLURAL, name, body: { spec } }, mergePatch);
   }
 
   async event(provider: GpuProvider, event: ProviderEvent): Promise<void> {

@@ -131,6 +131,28 @@ function checkHello(value: unknown, path: Path, limits: Readonly<EdgeLimits>): v
   if (!limits.supportedProtocolVersions.includes(version)) {
     throw new EdgeError(status.FAILED_PRECONDITION, 'unsupported_protocol', `${path}.protocolVersion is not supported by this hub`);
   }
+  if (hello.profile !== undefined) checkProfile(hello.profile, `${path}.profile`);
+}
+
+const weekdays = new Set(['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun']);
+const clock = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
+const region = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$/;
+const displayName = /^[^\u0000-\u001f\u007f]*$/;
+
+function checkProfile(value: unknown, path: Path): void {
+  const profile = record(value, path);
+  text(profile.displayName, `${path}.displayName`, { maxChars: 128, pattern: displayName, allowEmpty: true });
+  text(profile.region, `${path}.region`, { maxChars: 63, pattern: region, allowEmpty: true });
+  int(profile.utcOffsetMinutes, `${path}.utcOffsetMinutes`, -840, 840);
+  int(profile.reservedGpus, `${path}.reservedGpus`, 0, 100_000);
+  list(profile.windows, `${path}.windows`, 32).forEach((w, i) => {
+    const window = record(w, `${path}.windows[${i}]`);
+    text(window.start, `${path}.windows[${i}].start`, { maxChars: 5, pattern: clock });
+    text(window.end, `${path}.windows[${i}].end`, { maxChars: 5, pattern: clock });
+    list(window.days, `${path}.windows[${i}].days`, 7).forEach((d, j) => {
+      if (typeof d !== 'string' || !weekdays.has(d)) throw invalid('bad_enum', `${path}.windows[${i}].days[${j}] is not a weekday`);
+    });
+  });
 }
 
 function checkRegisterProof(value: unknown, path: Path): void {

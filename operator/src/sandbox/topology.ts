@@ -60,6 +60,8 @@ export function sandboxWallet(index: number): Wallet {
 /** What each provider's owner would put in the chart's values. */
 export function providerSettings(p: SandboxProvider): ProviderSettings {
   return {
+    displayName: p.displayName,
+    region: p.region,
     pricePerGpuHour: p.prices,
     electricity: { pricePerKWh: '0.25', pue: 1.3, wearPerGpuHour: '0.02' },
     ...(p.window ? { availability: { windows: [p.window] } } : {}),

@@ -105,6 +105,29 @@ export interface Hello {
   agentVersion: string;
   /** Must equal a version the hub speaks (currently 1). */
   protocolVersion: number;
+  /** What the owner declares about this cluster; the hub mirrors it into the GpuProvider spec. */
+  profile?: ProviderProfile | undefined;
+}
+
+/**
+ * The owner's declaration, from the provider chart's values. Availability is applied by the agent
+ * (idle counts are already net of it); the hub keeps it so the scheduler can re-check windows.
+ */
+export interface ProviderProfile {
+  displayName: string;
+  /** DNS-1123 label, e.g. eu-west. */
+  region: string;
+  windows: AvailabilityWindow[];
+  utcOffsetMinutes: number;
+  reservedGpus: number;
+}
+
+export interface AvailabilityWindow {
+  /** Mon..Sun; empty means every day. */
+  days: string[];
+  /** HH:MM */
+  start: string;
+  end: string;
 }
 
 /**
@@ -476,7 +499,7 @@ export const AgentMessage: MessageFns<AgentMessage> = {
 };
 
 function createBaseHello(): Hello {
-  return { walletAddress: "", agentVersion: "", protocolVersion: 0 };
+  return { walletAddress: "", agentVersion: "", protocolVersion: 0, profile: undefined };
 }
 
 export const Hello: MessageFns<Hello> = {
@@ -489,6 +512,9 @@ export const Hello: MessageFns<Hello> = {
     }
     if (message.protocolVersion !== 0) {
       writer.uint32(24).uint32(message.protocolVersion);
+    }
+    if (message.profile !== undefined) {
+      ProviderProfile.encode(message.profile, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -530,6 +556,14 @@ export const Hello: MessageFns<Hello> = {
             message.protocolVersion = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.profile = ProviderProfile.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -550,6 +584,191 @@ export const Hello: MessageFns<Hello> = {
     message.walletAddress = object.walletAddress ?? "";
     message.agentVersion = object.agentVersion ?? "";
     message.protocolVersion = object.protocolVersion ?? 0;
+    message.profile = (object.profile !== undefined && object.profile !== null)
+      ? ProviderProfile.fromPartial(object.profile)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseProviderProfile(): ProviderProfile {
+  return { displayName: "", region: "", windows: [], utcOffsetMinutes: 0, reservedGpus: 0 };
+}
+
+export const ProviderProfile: MessageFns<ProviderProfile> = {
+  encode(message: ProviderProfile, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.displayName !== "") {
+      writer.uint32(10).string(message.displayName);
+    }
+    if (message.region !== "") {
+      writer.uint32(18).string(message.region);
+    }
+    for (const v of message.windows) {
+      AvailabilityWindow.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.utcOffsetMinutes !== 0) {
+      writer.uint32(32).int32(message.utcOffsetMinutes);
+    }
+    if (message.reservedGpus !== 0) {
+      writer.uint32(40).uint32(message.reservedGpus);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProviderProfile {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProviderProfile();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.displayName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.region = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.windows.push(AvailabilityWindow.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.utcOffsetMinutes = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.reservedGpus = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ProviderProfile>): ProviderProfile {
+    return ProviderProfile.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ProviderProfile>): ProviderProfile {
+    const message = createBaseProviderProfile();
+    message.displayName = object.displayName ?? "";
+    message.region = object.region ?? "";
+    message.windows = object.windows?.map((e) => AvailabilityWindow.fromPartial(e)) || [];
+    message.utcOffsetMinutes = object.utcOffsetMinutes ?? 0;
+    message.reservedGpus = object.reservedGpus ?? 0;
+    return message;
+  },
+};
+
+function createBaseAvailabilityWindow(): AvailabilityWindow {
+  return { days: [], start: "", end: "" };
+}
+
+export const AvailabilityWindow: MessageFns<AvailabilityWindow> = {
+  encode(message: AvailabilityWindow, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.days) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.start !== "") {
+      writer.uint32(18).string(message.start);
+    }
+    if (message.end !== "") {
+      writer.uint32(26).string(message.end);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AvailabilityWindow {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAvailabilityWindow();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.days.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.start = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.end = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<AvailabilityWindow>): AvailabilityWindow {
+    return AvailabilityWindow.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AvailabilityWindow>): AvailabilityWindow {
+    const message = createBaseAvailabilityWindow();
+    message.days = object.days?.map((e) => e) || [];
+    message.start = object.start ?? "";
+    message.end = object.end ?? "";
     return message;
   },
 };
