@@ -73,11 +73,12 @@ export class MarketSnapshot {
   updateProvider(source: ProviderSnapshot): void {
     const existing = this.byName.get(source.name);
     if (existing !== undefined && sameLayout(existing, source)) {
+      // Unchanged specs keep their parsed forms; only what the agent measures is rewritten.
+      if (source.availability !== existing.source.availability) existing.availability = safeCompile(source);
+      if (source.stakeAmount !== existing.source.stakeAmount) existing.stake = parseStake(source);
       existing.source = source;
-      existing.availability = safeCompile(source);
-      existing.stake = parseStake(source);
       for (const poolSource of source.pools) {
-        const pool = this.byKey.get(poolKeyOf(source.name, poolKeyOfSource(poolSource)));
+        const pool = findPool(existing, poolSource);
         if (pool !== undefined) overwritePool(pool, poolSource);
       }
       return;
@@ -223,28 +224,45 @@ function indexProvider(source: ProviderSnapshot): IndexedProvider {
 function sameLayout(provider: IndexedProvider, source: ProviderSnapshot): boolean {
   if (provider.pools.length !== source.pools.length) return false;
   for (const poolSource of source.pools) {
-    const key = poolKeyOfSource(poolSource);
-    let pool: IndexedPool | undefined;
-    for (const candidate of provider.pools) if (candidate.key === key) pool = candidate;
+    const pool = findPool(provider, poolSource);
     if (pool === undefined || pool.nodeNames.length !== poolSource.nodes.length) return false;
-    for (const node of poolSource.nodes) if (nodeIndexOf(pool, node.name) === undefined) return false;
+    const nodes = poolSource.nodes;
+    for (let i = 0; i < nodes.length; i++) {
+      const name = (nodes[i] as PoolSnapshot['nodes'][number]).name;
+      if (pool.nodeNames[i] !== name && nodeIndexOf(pool, name) === undefined) return false;
+    }
   }
   return true;
 }
 
+// A provider has a handful of pools: a linear scan on the identity fields beats building key strings.
+function findPool(provider: IndexedProvider, source: PoolSnapshot): IndexedPool | undefined {
+  for (const pool of provider.pools) {
+    if (
+      pool.gpuProduct === source.gpuProduct &&
+      pool.memoryMiB === source.memoryMiB &&
+      pool.cudaDriverMajor === source.cudaDriverMajor
+    ) {
+      return pool;
+    }
+  }
+  return undefined;
+}
+
 function overwritePool(pool: IndexedPool, source: PoolSnapshot): void {
+  if (source.pricePerGpuHour !== pool.source.pricePerGpuHour) {
+    pool.price = parsePrice(source.pricePerGpuHour);
+    pool.priceNumber = pool.price === undefined ? Number.POSITIVE_INFINITY : moneyToNumber(pool.price);
+  }
   pool.source = source;
-  pool.price = parsePrice(source.pricePerGpuHour);
-  pool.priceNumber = pool.price === undefined ? Number.POSITIVE_INFINITY : moneyToNumber(pool.price);
-  for (const node of source.nodes) {
-    const i = nodeIndexOf(pool, node.name);
+  const nodes = source.nodes;
+  for (let n = 0; n < nodes.length; n++) {
+    const node = nodes[n] as PoolSnapshot['nodes'][number];
+    // Agents list nodes sorted (idle.ts), so the position usually matches without a search.
+    const i = pool.nodeNames[n] === node.name ? n : nodeIndexOf(pool, node.name);
     if (i !== undefined) pool.idle[i] = sanitizeIdle(node.idleGpus);
   }
   refreshTotals(pool);
-}
-
-function poolKeyOfSource(source: PoolSnapshot): string {
-  return formatPoolKey(source.gpuProduct, source.memoryMiB, source.cudaDriverMajor);
 }
 
 function parseStake(source: ProviderSnapshot): Money | undefined {
