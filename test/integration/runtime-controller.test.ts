@@ -1,0 +1,415 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type KubeConfig, Watch } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parse } from 'yaml';
+import { CLEANUP_FINALIZER, JobConditions } from '../../operator/src/api/constants.js';
+import type { GpuJob, GpuJobStatus } from '../../operator/src/api/types.js';
+import type { Action } from '../../operator/src/runtime/action.js';
+import { setCondition } from '../../operator/src/runtime/conditions.js';
+import { Controller, type ReconcileSample } from '../../operator/src/runtime/controller.js';
+import { EventRecorder, coreEventSink } from '../../operator/src/runtime/events.js';
+import { applyFinalizer } from '../../operator/src/runtime/finalizer.js';
+import { type DelayFn, Informer } from '../../operator/src/runtime/informer.js';
+import { customResourceSource } from '../../operator/src/runtime/informer-sources.js';
+import {
+  type CustomObjectClient,
+  type KubeClients,
+  gpuJobClient,
+  isNotFound,
+  loadKubeConfig,
+  makeClients,
+  objectKey,
+} from '../../operator/src/runtime/kube.js';
+import { LeaderElector } from '../../operator/src/runtime/leader-election.js';
+import { silentLogger } from '../../operator/src/runtime/logger.js';
+import { StatusWriter } from '../../operator/src/runtime/status-writer.js';
+import { runKubectl } from '../../operator/src/testbed/kubectl.js';
+import { repoRoot } from '../../operator/src/testbed/tools.js';
+
+// The controller runtime against a real kube-apiserver: informers, a toy controller writing status
+// conditions, the finalizer, events, leader election and watch restarts.
+
+const kubeconfig = inject('kubeconfig');
+const NS = {
+  informer: 'runtime-test-informer',
+  controller: 'runtime-test-controller',
+  finalizer: 'runtime-test-finalizer',
+  events: 'runtime-test-events',
+  lease: 'runtime-test-lease',
+  restart: 'runtime-test-restart',
+};
+
+let kc: KubeConfig;
+let clients: KubeClients;
+let jobs: CustomObjectClient<GpuJob>;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+const template = parse(readFileSync(join(repoRoot, 'examples', 'gpujob-single.yaml'), 'utf8')) as GpuJob;
+function jobBody(namespace: string, name: string, labels?: Record<string, string>): GpuJob {
+  return { ...structuredClone(template), metadata: { name, namespace, labels } };
+}
+
+/** Polls fast (for timing measurements too); returns how long it took. */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<number> {
+  const start = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - start;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  const crds = join(repoRoot, 'crds');
+  const applied = await runKubectl(kubeconfig, ['apply', '--server-side', '-f', crds]);
+  expect(applied.code, applied.stderr).toBe(0);
+  const established = await runKubectl(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]);
+  expect(established.code, established.stderr).toBe(0);
+  kc = loadKubeConfig(kubeconfig);
+  clients = makeClients(kc);
+  jobs = gpuJobClient(clients.customObjects, 'runtime-test');
+  for (const name of Object.values(NS)) {
+    await clients.core.createNamespace({ body: { metadata: { name } } }).catch((err) => {
+      if ((err as { code?: number }).code !== 409) throw err;
+    });
+  }
+});
+
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+});
+
+function informerFor(
+  namespace: string,
+  extra: { delay?: DelayFn; watch?: Pick<Watch, 'watch'>; onList?: () => void } = {},
+): Informer<GpuJob> {
+  const source = customResourceSource(jobs, { namespace });
+  const list = source.list;
+  source.list = () => {
+    extra.onList?.();
+    return list();
+  };
+  const informer = new Informer(source, { kubeConfig: kc, logger: silentLogger, delay: extra.delay, watch: extra.watch });
+  cleanups.push(() => informer.stop());
+  return informer;
+}
+
+function recordEvents(informer: Informer<GpuJob>): string[] {
+  const seen: string[] = [];
+  for (const event of ['add', 'update', 'delete'] as const) informer.on(event, (o) => seen.push(`${event} ${o.metadata.name}`));
+  return seen;
+}
+
+describe('Informer', () => {
+  it('lists before start() resolves, then sees create, update and delete', async () => {
+    await jobs.create(jobBody(NS.informer, 'existing'));
+    const informer = informerFor(NS.informer);
+    const seen = recordEvents(informer);
+    const t0 = Date.now();
+    await informer.start();
+    console.log(`informer synced in ${Date.now() - t0} ms`);
+    expect(informer.hasSynced()).toBe(true);
+    expect(informer.get(`${NS.informer}/existing`)?.spec.gpusPerReplica).toBe(1);
+    expect(seen).toEqual(['add existing']);
+
+    await jobs.create(jobBody(NS.informer, 'fresh'));
+    await until('add', () => seen.includes('add fresh'));
+    await jobs.patch('fresh', NS.informer, { spec: { budget: { maxPricePerGpuHour: '2.50' } } });
+    await until('update', () => informer.get(`${NS.informer}/fresh`)?.spec.budget.maxPricePerGpuHour === '2.50');
+    expect(seen).toContain('update fresh');
+    await jobs.delete('fresh', NS.informer);
+    await until('delete', () => seen.includes('delete fresh'));
+    expect(informer.get(`${NS.informer}/fresh`)).toBeUndefined();
+    expect(informer.list().map((j) => j.metadata.name)).toEqual(['existing']);
+    expect(informer.list(NS.informer)).toHaveLength(1);
+    await informer.stop();
+  });
+});
+
+describe('a toy controller writing a status condition', () => {
+  it('converges, and writes status only when it changed', async () => {
+    const informer = informerFor(NS.controller);
+    let statusPatches = 0;
+    const writer = new StatusWriter<GpuJob>(async (obj, body) => {
+      statusPatches++;
+      return jobs.patchStatus(obj.metadata.name!, obj.metadata.namespace, body, { fieldManager: 'toy-controller' });
+    });
+    const samples: ReconcileSample[] = [];
+    const reconcile = async (key: string): Promise<Action> => {
+      const job = informer.get(key);
+      if (!job) return 'done';
+      // Desired status from the object alone: the same input always gives the same status.
+      const { conditions } = setCondition(
+        job.status?.conditions,
+        {
+          type: JobConditions.Scheduled,
+          status: 'False',
+          reason: 'WaitingForProviders',
+          message: `no provider below ${job.spec.budget.maxPricePerGpuHour} per GPU-hour`,
+          observedGeneration: job.metadata.generation,
+        },
+        new Date(),
+      );
+      const desired: GpuJobStatus = { ...job.status, phase: 'Pending', conditions };
+      const result = await writer.write(job, desired);
+      return result.outcome === 'conflict' ? result.action : 'done';
+    };
+    const controller = new Controller({
+      name: 'toy',
+      reconcile,
+      concurrency: 2,
+      logger: silentLogger,
+      metrics: { reconciled: (s) => samples.push(s) },
+    });
+    controller.watch(informer);
+    cleanups.push(() => controller.stop());
+    await controller.start();
+
+    await jobs.create(jobBody(NS.controller, 'a'));
+    await jobs.create(jobBody(NS.controller, 'b'));
+    const converged = async (name: string, price: string) => {
+      const job = await jobs.get(name, NS.controller);
+      const c = job.status?.conditions?.find((x) => x.type === 'Scheduled');
+      return job.status?.phase === 'Pending' && c?.message.includes(price) === true && c.observedGeneration === job.metadata.generation;
+    };
+    await until('both converge', async () => (await converged('a', '1.20')) && (await converged('b', '1.20')));
+    await pause(1_000); // the status writes come back as watch events and reconcile again: no new writes
+    expect(statusPatches).toBe(2);
+
+    // More reconciles of unchanged objects (a label change, a manual enqueue) write nothing.
+    await jobs.patch('a', NS.controller, { metadata: { labels: { touched: 'yes' } } });
+    controller.enqueue(`${NS.controller}/b`);
+    await until('reconciled again', () => samples.filter((s) => s.key === `${NS.controller}/a`).length >= 3);
+    await pause(500);
+    expect(statusPatches).toBe(2);
+
+    // A spec change is a real change: exactly one more write, and lastTransitionTime stays.
+    const before = (await jobs.get('a', NS.controller)).status?.conditions?.[0]?.lastTransitionTime;
+    await jobs.patch('a', NS.controller, { spec: { budget: { maxPricePerGpuHour: '0.90' } } });
+    await until('a reconverges', () => converged('a', '0.90'));
+    await pause(1_000);
+    expect(statusPatches).toBe(3);
+    expect((await jobs.get('a', NS.controller)).status?.conditions?.[0]?.lastTransitionTime).toBe(before);
+
+    expect(samples.every((s) => s.controller === 'toy' && s.outcome === 'success' && s.durationMs >= 0)).toBe(true);
+    await controller.stop();
+  });
+});
+
+describe('finalizer', () => {
+  it('is added before apply runs; on delete, cleanup runs, then the object is gone', async () => {
+    const informer = informerFor(NS.finalizer);
+    const log: string[] = [];
+    let cleanupRounds = 0;
+    const patchMetadata = (obj: GpuJob, body: object) => jobs.patch(obj.metadata.name!, obj.metadata.namespace, body);
+    const controller = new Controller({
+      name: 'finalizing',
+      logger: silentLogger,
+      reconcile: async (key) => {
+        const job = informer.get(key);
+        if (!job) return 'done';
+        return applyFinalizer(
+          job,
+          CLEANUP_FINALIZER,
+          {
+            apply: async (o) => {
+              log.push(`apply finalizers=${o.metadata.finalizers?.join(',')}`);
+              return 'done';
+            },
+            cleanup: async (o) => {
+              cleanupRounds++;
+              log.push(`cleanup deleting=${o.metadata.deletionTimestamp !== undefined}`);
+              // The first round reports "still releasing" (remote pods terminating, say).
+              return cleanupRounds === 1 ? { requeueAfterMs: 300 } : 'done';
+            },
+          },
+          patchMetadata,
+        );
+      },
+    });
+    controller.watch(informer);
+    cleanups.push(() => controller.stop());
+    await controller.start();
+
+    await jobs.create(jobBody(NS.finalizer, 'guarded'));
+    await until('finalizer added', async () => (await jobs.get('guarded', NS.finalizer)).metadata.finalizers?.includes(CLEANUP_FINALIZER) === true);
+    await until('applied', () => log.length > 0);
+    expect(log[0]).toBe(`apply finalizers=${CLEANUP_FINALIZER}`);
+
+    await jobs.delete('guarded', NS.finalizer);
+    // Held by the finalizer while cleanup runs.
+    const held = await jobs.get('guarded', NS.finalizer);
+    expect(held.metadata.deletionTimestamp).toBeDefined();
+    await until('gone', async () => jobs.get('guarded', NS.finalizer).then(() => false, (err) => isNotFound(err)));
+    expect(cleanupRounds).toBe(2);
+    expect(log.filter((l) => l.startsWith('cleanup'))).toEqual(['cleanup deleting=true', 'cleanup deleting=true']);
+    await controller.stop();
+  });
+});
+
+describe('events', () => {
+  it('records core/v1 Events and merges identical repeats into one with a count', async () => {
+    const job = await jobs.create(jobBody(NS.events, 'noisy'));
+    const recorder = new EventRecorder({ sink: coreEventSink(clients.core), controller: 'fedgpu.io/runtime-test', instance: 'test-0', logger: silentLogger });
+    for (let i = 0; i < 3; i++) await recorder.warning(job, 'ProviderLost', 'provider acme stopped sending heartbeats');
+    await recorder.normal(job, 'Scheduled', 'placed on acme');
+
+    const list = await clients.core.listNamespacedEvent({ namespace: NS.events, fieldSelector: 'involvedObject.name=noisy' });
+    const byReason = new Map(list.items.map((e) => [e.reason, e]));
+    expect(list.items).toHaveLength(2);
+    expect(byReason.get('ProviderLost')).toMatchObject({
+      type: 'Warning',
+      count: 3,
+      involvedObject: { kind: 'GpuJob', name: 'noisy', namespace: NS.events, uid: job.metadata.uid },
+      reportingComponent: 'fedgpu.io/runtime-test',
+    });
+    expect(byReason.get('Scheduled')?.count).toBe(1);
+    // kubectl describe shows them.
+    const described = await runKubectl(kubeconfig, ['describe', 'gj', 'noisy', '-n', NS.events]);
+    expect(described.stdout).toMatch(/Warning\s+ProviderLost\s+.*\(x3 over/);
+  });
+});
+
+describe('leader election', () => {
+  const timing = { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 };
+  function candidate(identity: string) {
+    const state = { leading: false, started: 0 };
+    const elector = new LeaderElector({
+      coordination: clients.coordination,
+      namespace: NS.lease,
+      name: 'runtime-test',
+      identity,
+      ...timing,
+      logger: silentLogger,
+      onStartedLeading: () => {
+        state.leading = true;
+        state.started++;
+      },
+      onStoppedLeading: () => (state.leading = false),
+    });
+    cleanups.push(() => elector.stop({ release: false }));
+    return { elector, state };
+  }
+
+  it('one of two leads; a stopped leader is replaced within the lease duration, a released one at once', async () => {
+    const a = candidate('replica-a');
+    const b = candidate('replica-b');
+    a.elector.start();
+    b.elector.start();
+    await until('a leader', () => a.elector.isLeader() || b.elector.isLeader());
+    for (let i = 0; i < 8; i++) {
+      expect([a.elector.isLeader(), b.elector.isLeader()].filter(Boolean)).toHaveLength(1);
+      await pause(250);
+    }
+    const [leader, follower] = a.elector.isLeader() ? [a, b] : [b, a];
+    const lease = await clients.coordination.readNamespacedLease({ name: 'runtime-test', namespace: NS.lease });
+    expect(lease.spec?.holderIdentity).toBe(leader === a ? 'replica-a' : 'replica-b');
+    expect(lease.spec?.leaseDurationSeconds).toBe(3);
+    const raw = await runKubectl(kubeconfig, ['get', 'lease', 'runtime-test', '-n', NS.lease, '-o', 'json']);
+    expect(JSON.parse(raw.stdout).spec.renewTime).toMatch(/\.\d{6}Z$/); // MicroTime
+
+    // Stopped without releasing (as if it crashed): the follower waits for the lease to run out.
+    await leader.elector.stop({ release: false });
+    const crashTakeover = await until('takeover after a crash', () => follower.elector.isLeader(), 15_000);
+    console.log(`takeover after an unreleased stop: ${crashTakeover} ms (lease ${timing.leaseDurationMs} ms)`);
+    expect(crashTakeover).toBeLessThanOrEqual(timing.leaseDurationMs + 2 * timing.retryPeriodMs * 2.2 + 500);
+
+    // Released on a graceful stop: a new candidate takes over at its next retry.
+    const c = candidate('replica-c');
+    c.elector.start();
+    await pause(1_000);
+    expect(c.elector.isLeader()).toBe(false);
+    await follower.elector.stop();
+    expect(follower.state.leading).toBe(false);
+    const releasedTakeover = await until('takeover after release', () => c.elector.isLeader(), 15_000);
+    console.log(`takeover after a release: ${releasedTakeover} ms`);
+    expect(releasedTakeover).toBeLessThan(timing.retryPeriodMs * 2.2 + 700);
+    const after = await clients.coordination.readNamespacedLease({ name: 'runtime-test', namespace: NS.lease });
+    expect(after.spec?.holderIdentity).toBe('replica-c');
+    expect(after.spec?.leaseTransitions).toBe(2);
+    await c.elector.stop();
+  });
+});
+
+/** A Watch whose connection the test can cut, and which can answer one watch with 410 Gone. */
+class CuttableWatch extends Watch {
+  private current: AbortController | undefined;
+  goneOnNextWatch = false;
+  watches = 0;
+  override async watch(...args: Parameters<Watch['watch']>): Promise<AbortController> {
+    this.watches++;
+    if (this.goneOnNextWatch) {
+      this.goneOnNextWatch = false;
+      const done = args[3];
+      setImmediate(() => done(Object.assign(new Error('Gone'), { statusCode: 410 })));
+      return new AbortController();
+    }
+    this.current = await super.watch(...args);
+    return this.current;
+  }
+  cut(): void {
+    this.current?.abort();
+  }
+}
+
+describe('watch restart', () => {
+  it('loses no event across a cut connection (resumed from the last resourceVersion) or a 410 (relisted)', async () => {
+    const ns = NS.restart;
+    await jobs.create(jobBody(ns, 'x'));
+    await jobs.create(jobBody(ns, 'y'));
+    const transport = new CuttableWatch(kc);
+    // Every pause of the informer waits on `gate` while the test makes changes "offline".
+    let openGate: () => void = () => {};
+    let gate: Promise<void> = Promise.resolve();
+    const delays: number[] = [];
+    const delay: DelayFn = async (ms, signal) => {
+      delays.push(ms);
+      await Promise.race([gate, new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
+    };
+    let lists = 0;
+    const informer = informerFor(ns, { delay, watch: transport, onList: () => lists++ });
+    const seen = recordEvents(informer);
+    await informer.start();
+    expect(seen.sort()).toEqual(['add x', 'add y']);
+    seen.length = 0;
+
+    // 1. Cut the connection; change things while the informer waits to reconnect.
+    gate = new Promise((r) => (openGate = r));
+    transport.cut();
+    await until('restart scheduled', () => delays.length > 0, 5_000);
+    expect(delays[0]).toBeGreaterThan(0);
+    expect(delays[0]).toBeLessThanOrEqual(500);
+    await jobs.create(jobBody(ns, 'z'));
+    await jobs.patch('x', ns, { metadata: { labels: { offline: 'edit' } } });
+    await jobs.delete('y', ns);
+    expect(seen).toEqual([]);
+    openGate();
+    await until('caught up', () => seen.length >= 3, 15_000);
+    expect(seen.sort()).toEqual(['add z', 'delete y', 'update x']);
+    expect(lists).toBe(1); // resumed from the resourceVersion: the changes came as watch events
+    expect(informer.get(`${ns}/x`)?.metadata.labels?.offline).toBe('edit');
+
+    // 2. Cut again and make the reconnect answer 410 Gone: the informer relists and diffs.
+    seen.length = 0;
+    gate = new Promise((r) => (openGate = r));
+    transport.goneOnNextWatch = true;
+    const watchesBefore = transport.watches;
+    transport.cut();
+    await until('restart scheduled', () => delays.length > 1, 5_000);
+    await jobs.create(jobBody(ns, 'w'));
+    await jobs.delete('z', ns);
+    openGate();
+    await until('relisted', () => seen.length >= 2, 15_000);
+    expect(seen.sort()).toEqual(['add w', 'delete z']);
+    expect(lists).toBe(2); // 410: relisted, and the list diff produced the events
+    expect(transport.watches).toBeGreaterThanOrEqual(watchesBefore + 2); // the 410, then a fresh watch
+    expect(informer.list().map(objectKey).sort()).toEqual([`${ns}/w`, `${ns}/x`]);
+
+    // 3. Still watching after all that.
+    await jobs.create(jobBody(ns, 'v'));
+    await until('live again', () => seen.includes('add v'), 15_000);
+    await informer.stop();
+  });
+});
