@@ -46,14 +46,11 @@ try {
   await (await market.connect(consumer).deposit(funds)).wait();
 
   let jobCounter = 0;
+  // Sent without waiting in between: the nonce manager orders them, anvil mines each at once.
   const openJobs = async (count: number): Promise<{ jobIds: string[]; receipts: TransactionReceipt[] }> => {
-    const jobIds: string[] = [];
-    const receipts: TransactionReceipt[] = [];
-    for (let i = 0; i < count; i++) {
-      const jobId = jobIdOf(`bench-job-${jobCounter++}`);
-      jobIds.push(jobId);
-      receipts.push(await mined(market.openEscrow(jobId, consumer.address, ESCROW)));
-    }
+    const jobIds = Array.from({ length: count }, () => jobIdOf(`bench-job-${jobCounter++}`));
+    const sent = jobIds.map((jobId) => market.openEscrow(jobId, consumer.address, ESCROW));
+    const receipts = await Promise.all(sent.map((tx) => mined(tx)));
     return { jobIds, receipts };
   };
   const signFor = async (jobIds: string[], pickProvider: (i: number) => Wallet): Promise<SignedReceipt[]> =>

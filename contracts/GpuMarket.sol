@@ -90,6 +90,8 @@ contract GpuMarket {
 
     /// @notice The largest escrow one job can lock (the packed slot keeps 88 bits: ~309M credits).
     uint256 public constant MAX_ESCROW = type(uint88).max;
+    /// @notice Upper bound on the unbonding delay, so unlock times always fit their uint64.
+    uint256 public constant MAX_UNBONDING_DELAY = 365 days;
 
     // ------------------------------------------------------------- storage
 
@@ -153,6 +155,7 @@ contract GpuMarket {
     error NotSettler(address caller);
     error ZeroAddress();
     error InvalidToken(address token);
+    error UnbondingDelayTooLong(uint256 delay, uint256 max);
     error Reentrancy();
     error ZeroAmount();
     error InsufficientBalance(uint256 available, uint256 requested);
@@ -178,6 +181,7 @@ contract GpuMarket {
     constructor(address token_, uint256 unbondingDelay_, address owner_) {
         if (token_.code.length == 0) revert InvalidToken(token_);
         if (owner_ == address(0)) revert ZeroAddress();
+        if (unbondingDelay_ > MAX_UNBONDING_DELAY) revert UnbondingDelayTooLong(unbondingDelay_, MAX_UNBONDING_DELAY);
         token = IERC20Transfers(token_);
         unbondingDelay = unbondingDelay_;
         owner = owner_;

@@ -304,11 +304,18 @@ describe('ComputeCredit', () => {
 // ------------------------------------------------------------------------------- admin and roles
 
 describe('GpuMarket roles', () => {
-  it('cannot be deployed over a token without code or without an owner', async () => {
+  it('cannot be deployed over a token without code, without an owner, or with an endless delay', async () => {
     await expectRevert(deployGpuMarket(admin, { tokenAddress: outsider.address, unbondingDelaySeconds: 1 }), 'InvalidToken', [
       outsider.address,
     ]);
     await expectRevert(deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: 1, owner: ZeroAddress }), 'ZeroAddress');
+    const year = 365 * 24 * 3600;
+    await expectRevert(deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: year + 1 }), 'UnbondingDelayTooLong', [
+      BigInt(year + 1),
+      BigInt(year),
+    ]);
+    const longest = await deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: year });
+    expect(await longest.unbondingDelay()).toBe(BigInt(year));
   });
 
   it('only the owner grants and revokes settlers, and a revoked settler is refused', async () => {
