@@ -1,0 +1,430 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { runKubectl } from '../../operator/src/testbed/kubectl.js';
+import { isAlive, reapPidDir } from '../../operator/src/testbed/processes.js';
+import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
+import { repoRoot, toolPath } from '../../operator/src/testbed/tools.js';
+import { waitFor } from '../../operator/src/testbed/wait.js';
+
+// The chart, with the real helm: lint, render, schema refusals, then installs of both modes into
+// the shared real kube-apiserver (different namespaces and release names, as two releases would
+// share a cluster), and the RBAC each ServiceAccount ends up with, asked of the apiserver itself.
+
+type Obj = Record<string, any>;
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const kubeconfig = inject('kubeconfig');
+const kubectl = (args: string[], stdin?: string) => runKubectl(kubeconfig, args, stdin);
+const chart = join(repoRoot, 'charts', 'fedgpu');
+// This file's own directory: helm's caches and config (helm uses $HOME by default) and the
+// extra hub cluster.
+const workDir = join(repoRoot, '.testbed', `chart-${process.pid}`);
+const helmHome = join(workDir, 'helm');
+
+/** Stops processes left by earlier runs of this file that died before their afterAll. */
+function reapDeadRuns(): void {
+  const root = join(repoRoot, '.testbed');
+  for (const entry of existsSync(root) ? readdirSync(root) : []) {
+    const pid = Number(/^chart-(\d+)$/.exec(entry)?.[1]);
+    if (!pid || pid === process.pid || isAlive(pid)) continue;
+    reapPidDir(join(root, entry));
+    rmSync(join(root, entry), { recursive: true, force: true });
+  }
+}
+
+function helm(args: string[]): Promise<Result> {
+  const env = {
+    ...process.env,
+    HELM_CACHE_HOME: join(helmHome, 'cache'),
+    HELM_CONFIG_HOME: join(helmHome, 'config'),
+    HELM_DATA_HOME: join(helmHome, 'data'),
+  };
+  return new Promise((resolve) => {
+    execFile(toolPath('helm'), args, { env, timeout: 120_000, maxBuffer: 32 << 20 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+const WALLET = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
+const MARKET = '0x5FbDB2315678afecb367f032d93F642f64180aa3';
+const set = (values: Record<string, string | number | boolean>) => Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
+const HUB = set({ mode: 'hub', 'hub.chain.marketAddress': MARKET });
+const PROVIDER = set({ mode: 'provider', 'hub.address': 'hub.example.com:8443', 'provider.wallet': WALLET });
+
+async function render(values: string[], extra: string[] = []): Promise<Obj[]> {
+  const res = await helm(['template', 'rel', chart, '--namespace', 'fedgpu-system', ...values, ...extra]);
+  expect(res.code, res.stderr).toBe(0);
+  return parseAllDocuments(res.stdout)
+    .map((d) => d.toJSON() as Obj | null)
+    .filter((o): o is Obj => o !== null);
+}
+const kinds = (objs: Obj[]) => objs.map((o) => o.kind).sort();
+const one = (objs: Obj[], kind: string, name?: string): Obj => {
+  const found = objs.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+  expect(found, `${kind} ${name ?? ''}`).toHaveLength(1);
+  return found[0]!;
+};
+
+/** PodSecurity "restricted", as the brief for both binaries spells it out. */
+function expectRestricted(podSpec: Obj): void {
+  expect(podSpec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: 'RuntimeDefault' } });
+  for (const c of podSpec.containers) {
+    expect(c.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 10001,
+      runAsGroup: 10001,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(c.resources.requests).toBeDefined();
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+  }
+}
+
+afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+
+describe('helm lint', () => {
+  it.each([
+    ['hub', HUB],
+    ['provider', PROVIDER],
+  ])('passes --strict in %s mode with the minimal values', async (_mode, values) => {
+    const res = await helm(['lint', '--strict', chart, ...values]);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(res.stdout).toContain('0 chart(s) failed');
+  });
+
+  it('fails without a mode', async () => {
+    const res = await helm(['lint', chart]);
+    expect(res.code).not.toBe(0);
+    expect(res.stdout + res.stderr).toMatch(/\/mode.*'hub', 'provider'/);
+  });
+});
+
+describe('helm template', () => {
+  it('renders the hub: HA Deployment, RBAC, Services, PDB, the empty CA Secret; no agent objects', async () => {
+    const objs = await render(HUB);
+    expect(kinds(objs)).toEqual([
+      'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding',
+      'Secret', 'Service', 'Service', 'ServiceAccount',
+    ]);
+    const deploy = one(objs, 'Deployment', 'rel-fedgpu');
+    expect(deploy.spec.replicas).toBe(2);
+    const pod = deploy.spec.template.spec;
+    expect(pod.serviceAccountName).toBe('rel-fedgpu');
+    expectRestricted(pod);
+    const c = pod.containers[0];
+    expect(c.args.slice(0, 4)).toEqual(['hub', '--grpc-port=8443', '--metrics-port=9090', '--leader-elect=true']);
+    expect(c.args).toContain('--leader-election-id=rel-fedgpu-leader');
+    expect(c.args).toContain('--ca-secret=rel-fedgpu-ca');
+    expect(c.args).toContain(`--market-address=${MARKET}`);
+    expect(c.ports).toEqual([
+      { name: 'grpc', containerPort: 8443, protocol: 'TCP' },
+      { name: 'metrics', containerPort: 9090, protocol: 'TCP' },
+    ]);
+    // Keys only ever come from Secrets.
+    const env = Object.fromEntries(c.env.map((e: Obj) => [e.name, e]));
+    expect(env.FEDGPU_CHAIN_RPC_URL.valueFrom.secretKeyRef).toEqual({ name: 'rel-fedgpu-chain', key: 'rpc-url' });
+    expect(env.FEDGPU_SETTLER_KEY.valueFrom.secretKeyRef).toEqual({ name: 'rel-fedgpu-chain', key: 'settler-key' });
+    expect(c.env.filter((e: Obj) => 'value' in e)).toEqual([]);
+    const anti = pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
+    expect(anti.topologyKey).toBe('kubernetes.io/hostname');
+    expect(anti.labelSelector.matchLabels).toEqual(deploy.spec.selector.matchLabels);
+
+    expect(one(objs, 'PodDisruptionBudget').spec).toMatchObject({ minAvailable: 1, selector: deploy.spec.selector });
+    expect(one(objs, 'Service', 'rel-fedgpu-grpc').spec.ports[0]).toMatchObject({ port: 8443, targetPort: 'grpc' });
+    expect(one(objs, 'Service', 'rel-fedgpu-metrics').spec.ports[0]).toMatchObject({ port: 9090, targetPort: 'metrics' });
+    const ca = one(objs, 'Secret', 'rel-fedgpu-ca');
+    expect(ca.data).toBeUndefined();
+    expect(ca.metadata.annotations['helm.sh/resource-policy']).toBe('keep');
+
+    // Least privilege, by construction: no pods anywhere, secrets only by name.
+    const clusterRules: Obj[] = one(objs, 'ClusterRole').rules;
+    expect(clusterRules.flatMap((r) => r.resources)).not.toContain('pods');
+    expect(clusterRules.flatMap((r) => r.resources)).not.toContain('secrets');
+    const secretRules = (one(objs, 'Role').rules as Obj[]).filter((r) => r.resources.includes('secrets'));
+    expect(secretRules).toEqual([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['rel-fedgpu-ca'], verbs: ['get', 'update', 'patch'] }]);
+    for (const o of objs) expect(o.metadata.labels['app.kubernetes.io/instance'], o.kind).toBe('rel');
+  });
+
+  it('renders the agent: one replica, job namespace with PodSecurity restricted, default-deny NetworkPolicy', async () => {
+    const objs = await render(PROVIDER);
+    expect(kinds(objs)).toEqual([
+      'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Namespace', 'NetworkPolicy', 'Role', 'RoleBinding', 'ServiceAccount',
+    ]);
+    const deploy = one(objs, 'Deployment');
+    expect(deploy.spec.replicas).toBe(1);
+    expect(deploy.spec.strategy.type).toBe('Recreate');
+    const pod = deploy.spec.template.spec;
+    expectRestricted(pod);
+    const c = pod.containers[0];
+    expect(c.args.slice(0, 4)).toEqual([
+      'agent', '--hub-address=hub.example.com:8443', `--wallet=${WALLET}`, '--wallet-secret=/var/run/fedgpu/wallet/private-key',
+    ]);
+    expect(c.args).toContain('--job-namespace=fedgpu-jobs');
+    const volumes = Object.fromEntries(pod.volumes.map((v: Obj) => [v.name, v]));
+    expect(volumes.tls.secret.secretName).toBe('rel-fedgpu-tls');
+    expect(volumes.wallet.secret.secretName).toBe('rel-fedgpu-wallet');
+
+    const ns = one(objs, 'Namespace', 'fedgpu-jobs');
+    expect(ns.metadata.labels).toMatchObject({
+      'pod-security.kubernetes.io/enforce': 'restricted',
+      'pod-security.kubernetes.io/enforce-version': 'latest',
+    });
+    const np = one(objs, 'NetworkPolicy');
+    expect(np.metadata.namespace).toBe('fedgpu-jobs');
+    expect(np.spec).toMatchObject({ podSelector: {}, policyTypes: ['Ingress', 'Egress'], ingress: [] });
+    expect(np.spec.egress).toHaveLength(1); // DNS only
+    expect(one(objs, 'Role').metadata.namespace).toBe('fedgpu-jobs');
+    expect(one(objs, 'ClusterRole').rules).toEqual([{ apiGroups: [''], resources: ['nodes', 'pods'], verbs: ['get', 'list', 'watch'] }]);
+  });
+
+  it('appends the egress allowlist and closes egress entirely when nothing is allowed', async () => {
+    const allow = await render(PROVIDER, ['--set', 'provider.jobNetworkPolicy.egress[0].to[0].ipBlock.cidr=203.0.113.0/24',
+      '--set', 'provider.jobNetworkPolicy.egress[0].ports[0].port=443']);
+    expect(one(allow, 'NetworkPolicy').spec.egress[1]).toEqual({ to: [{ ipBlock: { cidr: '203.0.113.0/24' } }], ports: [{ port: 443 }] });
+    const closed = await render(PROVIDER, ['--set', 'provider.jobNetworkPolicy.allowDNS=false']);
+    expect(one(closed, 'NetworkPolicy').spec.egress).toEqual([]);
+  });
+
+  it('renders no PodDisruptionBudget for a single hub replica (it would block drains)', async () => {
+    const objs = await render(HUB, ['--set', 'hub.replicas=1']);
+    expect(kinds(objs)).not.toContain('PodDisruptionBudget');
+  });
+
+  describe('ServiceMonitor and PrometheusRule', () => {
+    const monitoring = ['--api-versions', 'monitoring.coreos.com/v1'];
+
+    it('are absent when the cluster does not serve monitoring.coreos.com/v1', async () => {
+      const objs = await render(HUB);
+      expect(kinds(objs)).not.toContain('ServiceMonitor');
+      expect(kinds(objs)).not.toContain('PrometheusRule');
+    });
+
+    it('are rendered when it does, and the rules are the plain rules file', async () => {
+      const objs = await render(HUB, monitoring);
+      const sm = one(objs, 'ServiceMonitor');
+      expect(sm.spec.endpoints).toEqual([{ port: 'metrics', path: '/metrics', interval: '30s' }]);
+      // The ServiceMonitor selects the metrics Service only.
+      const metricsSvc = one(objs, 'Service', 'rel-fedgpu-metrics');
+      expect(metricsSvc.metadata.labels).toMatchObject(sm.spec.selector.matchLabels);
+      expect(one(objs, 'Service', 'rel-fedgpu-grpc').metadata.labels).not.toMatchObject(sm.spec.selector.matchLabels);
+      const plain = parse(readFileSync(join(repoRoot, 'deploy', 'prometheus', 'fedgpu-alerts.yaml'), 'utf8'));
+      expect(one(objs, 'PrometheusRule').spec).toEqual(plain);
+    });
+
+    it('follow runbookBaseUrl and their enabled flags, and never render in provider mode', async () => {
+      const moved = await render(HUB, [...monitoring, '--set', 'hub.monitoring.prometheusRule.runbookBaseUrl=https://wiki.example/rb']);
+      const urls = one(moved, 'PrometheusRule').spec.groups.flatMap((g: Obj) => g.rules.map((r: Obj) => r.annotations.runbook_url));
+      expect(urls).toHaveLength(8);
+      expect(urls).toContain('https://wiki.example/rb#hubnoleader');
+      const off = await render(HUB, [...monitoring, '--set', 'hub.monitoring.serviceMonitor.enabled=false',
+        '--set', 'hub.monitoring.prometheusRule.enabled=false']);
+      expect(kinds(off)).not.toContain('ServiceMonitor');
+      expect(kinds(off)).not.toContain('PrometheusRule');
+      const agent = await render(PROVIDER, monitoring);
+      expect(kinds(agent)).not.toContain('PrometheusRule');
+    });
+  });
+});
+
+describe('values schema', () => {
+  // [case, --set values, text the error must contain: the value's path, and the rule]
+  const bad: [string, string[], string[]][] = [
+    ['mode missing', [], ["at '/mode'", "'hub', 'provider'"]],
+    ['mode unknown', set({ mode: 'hubb', 'hub.chain.marketAddress': MARKET }), ["at '/mode'", "'hub', 'provider'"]],
+    ['wallet not an address', [...PROVIDER, ...set({ 'provider.wallet': '0x1234' })], ["at '/provider/wallet'", "'0x1234'"]],
+    ['wallet is a private key', [...PROVIDER, ...set({ 'provider.wallet': `0x${'ab'.repeat(32)}` })], ["at '/provider/wallet'"]],
+    ['wallet missing in provider mode', set({ mode: 'provider', 'hub.address': 'hub.example.com:8443' }), ["at '/provider/wallet'"]],
+    ['hub.address missing in provider mode', set({ mode: 'provider', 'provider.wallet': WALLET }), ["at '/hub/address'"]],
+    ['hub.address without a port', [...PROVIDER, ...set({ 'hub.address': 'hub.example.com' })], ["at '/hub/address'"]],
+    ['market address missing in hub mode', set({ mode: 'hub' }), ["at '/hub/chain/marketAddress'"]],
+    ['zero hub replicas', [...HUB, ...set({ 'hub.replicas': 0 })], ["at '/hub/replicas'", 'minimum']],
+    ['negative CPU request', [...HUB, ...set({ 'hub.resources.requests.cpu': -1 })], ["at '/hub/resources/requests/cpu'", 'minimum']],
+    ['negative memory limit', [...PROVIDER, '--set-string', 'provider.resources.limits.memory=-256Mi'],
+      ["at '/provider/resources/limits/memory'"]],
+    ['unknown top-level key', [...HUB, ...set({ replicas: 3 })], ["additional properties 'replicas' not allowed"]],
+    ['misspelt nested key', [...HUB, ...set({ 'hub.leaderElection': true })], ["at '/hub'", "'leaderElection' not allowed"]],
+    ['port out of range', [...HUB, ...set({ 'hub.grpcPort': 70000 })], ["at '/hub/grpcPort'", 'maximum']],
+    ['job namespace not a DNS label', [...PROVIDER, ...set({ 'provider.jobNamespace': 'GPU_Jobs' })], ["at '/provider/jobNamespace'"]],
+    ['unknown service type', [...HUB, ...set({ 'hub.service.grpc.type': 'Ingress' })], ["at '/hub/service/grpc/type'"]],
+  ];
+
+  it.each(bad)('refuses %s', async (_case, values, expected) => {
+    const res = await helm(['template', 'rel', chart, ...values]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain("values don't meet the specifications of the schema");
+    for (const text of expected) expect(res.stderr).toContain(text);
+  });
+});
+
+describe('helm install into real apiservers', () => {
+  // The hub goes into a cluster of its own, as in production: its install creates the CRDs, which
+  // the shared apiserver must not get from here (crds.test.ts server-side-applies them and would
+  // conflict with helm's field manager). The agent goes into the shared one, with --skip-crds.
+  const hub = { release: 'chart-hub', ns: 'chart-hub', sa: 'chart-hub-fedgpu', kubeconfig: '' };
+  const agent = { release: 'chart-agent', ns: 'chart-agent', sa: 'chart-agent-fedgpu', jobs: 'chart-agent-jobs', kubeconfig };
+  let testbed: Testbed | undefined;
+  const notes: Record<string, string> = {};
+  const get = async (cfg: string, args: string[]): Promise<Obj> => {
+    const res = await runKubectl(cfg, ['get', ...args, '-o', 'json']);
+    expect(res.code, res.stderr).toBe(0);
+    return JSON.parse(res.stdout);
+  };
+
+  beforeAll(async () => {
+    reapDeadRuns();
+    const started = Date.now();
+    testbed = await startTestbed(join(workDir, 'testbed'), [{ name: 'hub', scheduler: false, controllerManager: false }]);
+    hub.kubeconfig = testbed.cluster('hub').kubeconfigPath;
+    console.log(`hub cluster started in ${Date.now() - started} ms`);
+    const common = ['--create-namespace', '--wait=false', '--timeout', '2m'];
+    const h = await helm(['install', hub.release, chart, '--kubeconfig', hub.kubeconfig, '-n', hub.ns, ...common, ...HUB,
+      '--set', 'hub.address=hub.example.com:8443']);
+    expect(h.code, h.stderr).toBe(0);
+    notes.hub = h.stdout;
+    const a = await helm(['install', agent.release, chart, '--kubeconfig', agent.kubeconfig, '-n', agent.ns, ...common, '--skip-crds',
+      ...PROVIDER, '--set', `provider.jobNamespace=${agent.jobs}`]);
+    expect(a.code, a.stderr).toBe(0);
+    notes.agent = a.stdout;
+  });
+
+  afterAll(async () => {
+    await helm(['uninstall', agent.release, '-n', agent.ns, '--kubeconfig', agent.kubeconfig, '--wait=false']);
+    await kubectl(['delete', 'namespace', agent.ns, agent.jobs, '--ignore-not-found', '--wait=false']);
+    await testbed?.stop();
+  });
+
+  it('creates the hub objects and the CRDs, and prints the next steps', async () => {
+    const sel = ['-n', hub.ns, '-l', `app.kubernetes.io/instance=${hub.release}`];
+    const list = await get(hub.kubeconfig, ['deployment,serviceaccount,service,poddisruptionbudget,role,rolebinding,secret', ...sel]);
+    expect(list.items.map((o: Obj) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+      'Deployment/chart-hub-fedgpu', 'PodDisruptionBudget/chart-hub-fedgpu', 'Role/chart-hub-fedgpu', 'RoleBinding/chart-hub-fedgpu',
+      'Secret/chart-hub-fedgpu-ca', 'Service/chart-hub-fedgpu-grpc', 'Service/chart-hub-fedgpu-metrics', 'ServiceAccount/chart-hub-fedgpu',
+    ]);
+    await get(hub.kubeconfig, ['clusterrole/chart-hub-fedgpu', 'clusterrolebinding/chart-hub-fedgpu']);
+    for (const crd of ['gpujobs.fedgpu.io', 'gpuproviders.fedgpu.io']) {
+      const obj = await get(hub.kubeconfig, [`crd/${crd}`]);
+      expect(obj.status.conditions.find((c: Obj) => c.type === 'Established')?.status, crd).toBe('True');
+    }
+    expect((await runKubectl(hub.kubeconfig, ['get', 'gp'])).code).toBe(0);
+    expect(notes.hub).toContain('kubectl get gp');
+    expect(notes.hub).toContain('--set hub.address=hub.example.com:8443');
+    expect(notes.hub).toContain('fedgpu certs issue');
+  });
+
+  it('creates the agent objects, the labelled job namespace and its NetworkPolicy', async () => {
+    const list = await get(agent.kubeconfig, ['deployment,serviceaccount', '-n', agent.ns, '-l', `app.kubernetes.io/instance=${agent.release}`]);
+    expect(list.items.map((o: Obj) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+      'Deployment/chart-agent-fedgpu', 'ServiceAccount/chart-agent-fedgpu',
+    ]);
+    await get(agent.kubeconfig, ['clusterrole/chart-agent-fedgpu', 'clusterrolebinding/chart-agent-fedgpu']);
+    await get(agent.kubeconfig, ['role/chart-agent-fedgpu', 'rolebinding/chart-agent-fedgpu', '-n', agent.jobs]);
+    const ns = await get(agent.kubeconfig, [`namespace/${agent.jobs}`]);
+    expect(ns.metadata.labels).toMatchObject({
+      'pod-security.kubernetes.io/enforce': 'restricted',
+      'pod-security.kubernetes.io/audit': 'restricted',
+      'pod-security.kubernetes.io/warn': 'restricted',
+    });
+    const np = await get(agent.kubeconfig, ['networkpolicy/chart-agent-fedgpu-jobs', '-n', agent.jobs]);
+    expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(notes.agent).toContain(`kubectl -n ${agent.ns} logs deploy/chart-agent-fedgpu`);
+    expect(notes.agent).toContain('fedgpu stake');
+    expect(notes.agent).toContain('kubectl get gp');
+  });
+
+  it('job namespace refuses a pod that is fine under baseline but not restricted', async () => {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'root', namespace: agent.jobs },
+      spec: { containers: [{ name: 'c', image: 'example/train' }] } }; // runs as root, keeps capabilities
+    const res = await kubectl(['create', '--dry-run=server', '-f', '-'], stringify(pod));
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain('violates PodSecurity "restricted:latest"');
+  });
+
+  it.each(['hub', 'agent'])('%s pod template passes PodSecurity restricted admission', async (which) => {
+    const r = which === 'hub' ? hub : agent;
+    const deploy = await get(r.kubeconfig, [`deployment/${r.sa}`, '-n', r.ns]);
+    // Admitted as a pod of the job namespace's default ServiceAccount (its own SA lives elsewhere).
+    const { serviceAccountName: _a, serviceAccount: _b, ...spec } = deploy.spec.template.spec;
+    await waitFor('the job namespace default ServiceAccount', async () =>
+      (await kubectl(['get', 'serviceaccount/default', '-n', agent.jobs])).code === 0 ? true : undefined);
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${which}-restricted-check`, namespace: agent.jobs }, spec };
+    const res = await kubectl(['create', '--dry-run=server', '-f', '-'], stringify(pod));
+    expect(res.code, res.stderr).toBe(0);
+  });
+
+  // [what, namespace (or -A), allowed?, the question as `kubectl auth can-i` takes it]
+  type Check = [string, string, boolean, string[]];
+  const canI = async (r: { kubeconfig: string; ns: string; sa: string }, args: string[], where: string): Promise<boolean> => {
+    const scope = where === '-A' ? ['-A'] : ['-n', where];
+    const res = await runKubectl(r.kubeconfig, ['auth', 'can-i', ...args, ...scope, `--as=system:serviceaccount:${r.ns}:${r.sa}`]);
+    expect(res.stdout.trim(), res.stderr).toMatch(/^(yes|no)$/);
+    return res.stdout.trim() === 'yes';
+  };
+
+  const hubChecks: Check[] = [
+    ['patch gpujobs/status', 'team-a', true, ['patch', 'gpujobs.fedgpu.io', '--subresource=status']],
+    ['update gpujobs/finalizers', 'team-a', true, ['update', 'gpujobs.fedgpu.io', '--subresource=finalizers']],
+    ['watch gpujobs everywhere', '-A', true, ['watch', 'gpujobs.fedgpu.io']],
+    ['create gpuproviders', '-A', true, ['create', 'gpuproviders.fedgpu.io']],
+    ['patch gpuproviders/status', '-A', true, ['patch', 'gpuproviders.fedgpu.io', '--subresource=status']],
+    ['create events', 'team-a', true, ['create', 'events']],
+    ['patch events.k8s.io events', 'default', true, ['patch', 'events.events.k8s.io']],
+    ['get namespaces (consumer wallet label)', '-A', true, ['get', 'namespaces']],
+    ['get its lease', 'chart-hub', true, ['get', 'leases.coordination.k8s.io/chart-hub-fedgpu-leader']],
+    ['update its lease', 'chart-hub', true, ['update', 'leases.coordination.k8s.io/chart-hub-fedgpu-leader']],
+    ['create a lease', 'chart-hub', true, ['create', 'leases.coordination.k8s.io']],
+    ['get its CA secret', 'chart-hub', true, ['get', 'secrets/chart-hub-fedgpu-ca']],
+    ['create pods', 'chart-hub', false, ['create', 'pods']],
+    ['create pods anywhere', '-A', false, ['create', 'pods']],
+    ['delete gpujobs', 'team-a', false, ['delete', 'gpujobs.fedgpu.io']],
+    ['delete gpuproviders', '-A', false, ['delete', 'gpuproviders.fedgpu.io']],
+    ['list secrets in its namespace', 'chart-hub', false, ['list', 'secrets']],
+    ['get an arbitrary secret in its namespace', 'chart-hub', false, ['get', 'secrets/chart-hub-fedgpu-chain']],
+    ['get secrets in another namespace', 'kube-system', false, ['get', 'secrets/chart-hub-fedgpu-ca']],
+    ['get secrets anywhere', '-A', false, ['get', 'secrets']],
+    ['get another lease', 'kube-system', false, ['get', 'leases.coordination.k8s.io/kube-controller-manager']],
+    ['update namespaces', '-A', false, ['update', 'namespaces']],
+  ];
+  it.each(hubChecks)('hub: %s (%s) → %s', async (_what, where, expected, args) => {
+    expect(await canI(hub, args, where)).toBe(expected);
+  });
+
+  const agentChecks: Check[] = [
+    ['list nodes', '-A', true, ['list', 'nodes']],
+    ['watch nodes', '-A', true, ['watch', 'nodes']],
+    ['list pods cluster-wide', '-A', true, ['list', 'pods']],
+    ['watch pods in kube-system', 'kube-system', true, ['watch', 'pods']],
+    ['create pods in the job namespace', 'chart-agent-jobs', true, ['create', 'pods']],
+    ['delete pods in the job namespace', 'chart-agent-jobs', true, ['delete', 'pods']],
+    ['patch pods in the job namespace', 'chart-agent-jobs', true, ['patch', 'pods']],
+    ['read pod logs in the job namespace', 'chart-agent-jobs', true, ['get', 'pods', '--subresource=log']],
+    ['create events in the job namespace', 'chart-agent-jobs', true, ['create', 'events']],
+    ['create pods in default', 'default', false, ['create', 'pods']],
+    ['create pods in its own namespace', 'chart-agent', false, ['create', 'pods']],
+    ['delete pods in default', 'default', false, ['delete', 'pods']],
+    ['exec into job pods', 'chart-agent-jobs', false, ['create', 'pods', '--subresource=exec']],
+    ['get secrets anywhere', '-A', false, ['get', 'secrets']],
+    ['get secrets in the job namespace', 'chart-agent-jobs', false, ['get', 'secrets']],
+    ['get secrets in its own namespace', 'chart-agent', false, ['get', 'secrets/chart-agent-fedgpu-wallet']],
+    ['list gpujobs', '-A', false, ['list', 'gpujobs.fedgpu.io']],
+    ['create gpujobs', 'chart-agent-jobs', false, ['create', 'gpujobs.fedgpu.io']],
+    ['patch gpuproviders', '-A', false, ['patch', 'gpuproviders.fedgpu.io']],
+    ['patch nodes', '-A', false, ['patch', 'nodes']],
+    ['create deployments in the job namespace', 'chart-agent-jobs', false, ['create', 'deployments.apps']],
+    ['create network policies in the job namespace', 'chart-agent-jobs', false, ['create', 'networkpolicies.networking.k8s.io']],
+  ];
+  it.each(agentChecks)('agent: %s (%s) → %s', async (_what, where, expected, args) => {
+    expect(await canI(agent, args, where)).toBe(expected);
+  });
+});
