@@ -1,21 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type KubeConfig, Watch } from '@kubernetes/client-node';
+import { type KubeConfig, type V1Pod, Watch } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse } from 'yaml';
 import { CLEANUP_FINALIZER, JobConditions } from '../../operator/src/api/constants.js';
-import type { GpuJob, GpuJobStatus } from '../../operator/src/api/types.js';
+import { API_VERSION, type GpuJob, type GpuJobStatus, type GpuProvider } from '../../operator/src/api/types.js';
 import type { Action } from '../../operator/src/runtime/action.js';
 import { setCondition } from '../../operator/src/runtime/conditions.js';
-import { Controller, type ReconcileSample } from '../../operator/src/runtime/controller.js';
+import { Controller, type ReconcileSample, ownerKeys } from '../../operator/src/runtime/controller.js';
 import { EventRecorder, coreEventSink } from '../../operator/src/runtime/events.js';
 import { applyFinalizer } from '../../operator/src/runtime/finalizer.js';
 import { type DelayFn, Informer } from '../../operator/src/runtime/informer.js';
-import { customResourceSource } from '../../operator/src/runtime/informer-sources.js';
+import { customResourceSource, podSource } from '../../operator/src/runtime/informer-sources.js';
 import {
   type CustomObjectClient,
   type KubeClients,
   gpuJobClient,
+  gpuProviderClient,
   isNotFound,
   loadKubeConfig,
   makeClients,
@@ -38,6 +39,7 @@ const NS = {
   events: 'runtime-test-events',
   lease: 'runtime-test-lease',
   restart: 'runtime-test-restart',
+  core: 'runtime-test-core',
 };
 
 let kc: KubeConfig;
@@ -410,6 +412,74 @@ describe('watch restart', () => {
     // 3. Still watching after all that.
     await jobs.create(jobBody(ns, 'v'));
     await until('live again', () => seen.includes('add v'), 15_000);
+    await informer.stop();
+  });
+});
+
+describe('core kinds, cluster-scoped resources, owner mapping', () => {
+  it('pods are typed alike from list and watch, and wake the GpuJob that owns them', async () => {
+    const ns = NS.core;
+    const owner = await jobs.create(jobBody(ns, 'owner'));
+    const ownedPod = (name: string): V1Pod => ({
+      metadata: {
+        name,
+        namespace: ns,
+        ownerReferences: [{ apiVersion: API_VERSION, kind: 'GpuJob', name: 'owner', uid: owner.metadata.uid! }],
+      },
+      spec: { containers: [{ name: 'main', image: 'example/train' }] },
+    });
+    // The namespace's default ServiceAccount (needed to admit pods) appears shortly after the namespace.
+    await until('pod admitted', () => clients.core.createNamespacedPod({ namespace: ns, body: ownedPod('listed') }).then(() => true, () => false));
+
+    const jobInformer = informerFor(ns);
+    const podInformer = new Informer(podSource(clients.core, { namespace: ns }), { kubeConfig: kc, logger: silentLogger });
+    cleanups.push(() => podInformer.stop());
+    const reconciled: string[] = [];
+    const controller = new Controller({
+      name: 'owner-mapping',
+      logger: silentLogger,
+      reconcile: async (key) => {
+        reconciled.push(key);
+        return 'done';
+      },
+    });
+    controller.watch(jobInformer).watch(podInformer, ownerKeys('GpuJob', API_VERSION));
+    cleanups.push(() => controller.stop());
+    await controller.start(); // starts both informers and waits for their lists
+    await until('initial reconcile', () => reconciled.includes(`${ns}/owner`));
+
+    const listed = podInformer.get(`${ns}/listed`);
+    expect(listed?.metadata?.creationTimestamp).toBeInstanceOf(Date);
+    reconciled.length = 0;
+    await clients.core.createNamespacedPod({ namespace: ns, body: ownedPod('watched') });
+    await until('watched pod cached', () => podInformer.get(`${ns}/watched`) !== undefined);
+    expect(podInformer.get(`${ns}/watched`)?.metadata?.creationTimestamp).toBeInstanceOf(Date); // decoded like list items
+    await until('owner woken by its pod', () => reconciled.includes(`${ns}/owner`));
+    expect(new Set(reconciled)).toEqual(new Set([`${ns}/owner`])); // pods map to the job key, never their own
+    await controller.stop();
+  });
+
+  it('an informer on cluster-scoped GpuProviders; events about them go to the default namespace', async () => {
+    const providers = gpuProviderClient(clients.customObjects, 'runtime-test');
+    const example = parse(readFileSync(join(repoRoot, 'examples', 'gpuprovider.yaml'), 'utf8')) as GpuProvider;
+    const informer = new Informer(customResourceSource(providers), { kubeConfig: kc, logger: silentLogger });
+    cleanups.push(() => informer.stop());
+    const seen = new Set<string>();
+    informer.on('add', (p) => seen.add(`add ${p.metadata.name}`));
+    informer.on('delete', (p) => seen.add(`delete ${p.metadata.name}`));
+    await informer.start();
+    const created = await providers.create({ ...example, metadata: { name: 'runtime-test-provider' } });
+    await until('provider cached', () => informer.get('runtime-test-provider') !== undefined);
+    expect(informer.get('runtime-test-provider')?.spec.region).toBe('eu-west');
+
+    const recorder = new EventRecorder({ sink: coreEventSink(clients.core), controller: 'fedgpu.io/runtime-test', logger: silentLogger });
+    await recorder.normal(created, 'Registered', 'wallet verified');
+    const events = await clients.core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.name=runtime-test-provider' });
+    expect(events.items.map((e) => e.reason)).toEqual(['Registered']);
+
+    await providers.delete('runtime-test-provider');
+    await until('provider delete seen', () => seen.has('delete runtime-test-provider'));
+    expect(seen.has('add runtime-test-provider')).toBe(true);
     await informer.stop();
   });
 });
