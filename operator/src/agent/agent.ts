@@ -22,6 +22,8 @@ export interface AgentOptions {
   logger: Logger;
   version?: string;
   heartbeatIntervalMs?: number;
+  /** Test bed only: emulated network distance to the hub (see StreamClientOptions). */
+  simulatedLatencyMs?: number;
   /** Coalesces bursts of cluster changes into one inventory message. */
   debounceMs?: number;
   now?: () => number;
@@ -101,6 +103,7 @@ export class Agent {
       agentVersion: this.opts.version ?? '0.1.0',
       profile: profileOf(this.opts.settings),
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+      simulatedLatencyMs: this.opts.simulatedLatencyMs,
       logger: this.opts.logger,
       onConnected: () => {
         // Level-triggered: after any reconnect the hub gets our whole state again.

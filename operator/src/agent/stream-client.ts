@@ -53,6 +53,11 @@ export interface StreamClientOptions {
   /** The provider wallet: its address is the identity, signMessage answers the challenge. */
   wallet: MessageSigner & { readonly address: string };
   agentVersion: string;
+  /**
+   * Test bed only: answer pings this much later, to emulate a provider far from the hub when every
+   * cluster runs on one machine (like netem delay on a real link). 0 in production.
+   */
+  simulatedLatencyMs?: number;
   /** The owner's declaration sent in Hello (region, display name, availability). */
   profile?: ProviderProfile;
   /** When set, a challenge naming another audience is not signed (the hub is not ours). */
@@ -249,9 +254,14 @@ export class StreamClient {
       case 'registered':
         this.onRegistered(connection, body.value.providerName, body.value.heartbeatIntervalMs);
         return;
-      case 'ping':
-        this.write(connection, { $case: 'heartbeat', value: { sentAtUnixMs: Math.floor(this.now()), pongFor: body.value.id, bandwidthProbeResults: [] } });
+      case 'ping': {
+        const pong = () =>
+          this.write(connection, { $case: 'heartbeat', value: { sentAtUnixMs: Math.floor(this.now()), pongFor: body.value.id, bandwidthProbeResults: [] } });
+        const delay = this.options.simulatedLatencyMs ?? 0;
+        if (delay > 0) this.timers.setTimeout(pong, delay);
+        else pong();
         return;
+      }
       case 'bandwidthProbe': {
         const started = performance.now();
         this.write(connection, { $case: 'bandwidthProbeData', value: { probeId: body.value.id, payload: body.value.payload } });

@@ -75,6 +75,7 @@ export function agentCommand(globals: () => Globals): Command {
     .option('--hub-server-name <name>', 'name to verify in the hub certificate')
     .option('--job-namespace <ns>', 'namespace job pods are created in', 'fedgpu-jobs')
     .option('--heartbeat-interval <duration>', 'heartbeat interval', '2s')
+    .option('--simulated-latency <duration>', 'test bed only: answer hub pings this much later, to emulate distance', '0ms')
     .option('--log-level <level>', 'log level', 'info')
     .action(async (o) => {
       const logger = pino({ level: o.logLevel, base: { component: 'agent' } });
@@ -101,6 +102,7 @@ export function agentCommand(globals: () => Globals): Command {
         wallet,
         logger,
         heartbeatIntervalMs: durationMs(o.heartbeatInterval),
+        simulatedLatencyMs: durationMs(o.simulatedLatency),
       });
       await agent.start();
       logger.info({ wallet: wallet.address, hub: o.hubAddress }, 'agent started');

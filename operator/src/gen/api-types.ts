@@ -169,6 +169,10 @@ export interface JobAttempt {
   faultOf?: "none" | "user" | "provider" | "owner-reclaim";
   /** Measured GPU-seconds of the attempt. */
   gpuSeconds?: number;
+  /** Price per GPU-hour agreed for this attempt. */
+  pricePerGpuHour?: string;
+  /** GPU product the attempt ran on. */
+  gpuProduct?: string;
   /** Exit code of the first failed container, when one failed. */
   exitCode?: number;
 }

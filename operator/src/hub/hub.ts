@@ -1,5 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { SchedulerConfig } from '../core/scheduler-config.js';
+import { GpuJobController } from './gpujob.reconciler.js';
 import { MarketServer } from './market-server.js';
 import type { MarketServerTls } from './market-server-options.js';
 import { KubeProviderRegistry } from './provider-registry.js';
@@ -19,22 +21,35 @@ export interface HubOptions {
   providerLostAfterMs?: number;
   heartbeatIntervalMs?: number;
   pingIntervalMs?: number;
+  schedulerConfig?: SchedulerConfig;
 }
 
 export interface RunningHub {
   port: number;
   server: MarketServer;
   registry: KubeProviderRegistry;
+  jobs: GpuJobController;
   stop(): Promise<void>;
 }
 
 export async function startHub(opts: HubOptions): Promise<RunningHub> {
+  // The controller needs the server to reach agents, and the server's registry feeds the
+  // controller; the link is filled in once the server exists.
+  let server: MarketServer | undefined;
+  const jobs = new GpuJobController({
+    kubeConfig: opts.kubeConfig,
+    agents: { send: (provider, message) => server?.send(provider, message) ?? false },
+    logger: opts.logger.child({ controller: 'gpujob' }),
+    ...(opts.schedulerConfig ? { schedulerConfig: opts.schedulerConfig } : {}),
+  });
   const registry = new KubeProviderRegistry({
     store: new KubeProviderStore(opts.kubeConfig),
     logger: opts.logger,
     providerLostAfterMs: opts.providerLostAfterMs,
+    onAttemptStatus: (provider, status) => jobs.onAttemptStatus(provider, status),
+    onAgentSynced: (provider) => jobs.resync(provider),
   });
-  const server = new MarketServer({
+  server = new MarketServer({
     tls: opts.tls,
     registry,
     audience: opts.audience ?? 'fedgpu-hub',
@@ -45,6 +60,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     pingIntervalMs: opts.pingIntervalMs,
   });
   const port = await server.start();
+  await jobs.start();
   let checking = false;
   const health = setInterval(() => {
     if (checking) return;
@@ -59,9 +75,11 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     port,
     server,
     registry,
+    jobs,
     async stop() {
       clearInterval(health);
-      await server.stop();
+      await jobs.stop();
+      await server?.stop();
     },
   };
 }

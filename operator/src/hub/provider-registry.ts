@@ -4,6 +4,7 @@ import { ProviderConditions } from '../api/constants.js';
 import { API_VERSION, type AvailabilityWindow, type Condition, type GpuProvider, type GpuProviderSpec, type GpuProviderStatus } from '../api/types.js';
 import type { AttemptStatus, Inventory, ProviderProfile, UsageReceipt } from '../gen/proto/fedgpu/v1/market.js';
 import { EdgeError } from '../protocol/edge-error.js';
+import { setCondition } from '../runtime/conditions.js';
 import type { HeartbeatObservation, ProviderInfo, ProviderRegistry } from './market-server-registry.js';
 import { poolsStatus, providerNameForWallet } from './provider-status.js';
 import type { ProviderStore } from './provider-store.js';
@@ -23,12 +24,16 @@ export interface ProviderRegistryOptions {
   onUsageReceipt?: (provider: string, receipt: UsageReceipt) => Promise<void> | void;
   onProviderLost?: (provider: string) => Promise<void> | void;
   onProviderReady?: (provider: string) => Promise<void> | void;
+  /** The agent sent its first inventory on a new stream: it is ready for a full resync. */
+  onAgentSynced?: (provider: string) => Promise<void> | void;
 }
 
 interface Liveness {
   lastHeartbeatMs: number;
   ready: boolean;
   connected: boolean;
+  /** Set at registration, cleared when the stream's first inventory arrives. */
+  awaitingFirstInventory: boolean;
   /** Serialises status writes per provider so a slow write never reorders newer ones. */
   writes: Promise<void>;
 }
@@ -57,6 +62,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
       lastHeartbeatMs: this.now(),
       ready: previous?.ready ?? false,
       connected: true,
+      awaitingFirstInventory: true,
       writes: previous?.writes ?? Promise.resolve(),
     });
     const conditions = setCondition(provider.status?.conditions, {
@@ -64,7 +70,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
       status: 'True',
       reason: 'AgentConnected',
       message: `agent ${info.agentVersion} proved wallet ${wallet} from ${info.peer}`,
-    }, this.now());
+    }, new Date(this.now())).conditions;
     await this.write(name, { conditions, agentVersion: info.agentVersion, lastHeartbeatTime: iso(this.now()) });
     await this.event(provider, 'Normal', 'AgentConnected', `agent ${info.agentVersion} connected and proved wallet ${wallet}`);
     this.opts.logger.info({ provider: name, wallet, peer: info.peer }, 'agent registered');
@@ -73,6 +79,11 @@ export class KubeProviderRegistry implements ProviderRegistry {
 
   async onInventory(providerName: string, inventory: Inventory): Promise<void> {
     await this.write(providerName, poolsStatus(inventory));
+    const live = this.live.get(providerName);
+    if (live?.awaitingFirstInventory) {
+      live.awaitingFirstInventory = false;
+      await this.opts.onAgentSynced?.(providerName);
+    }
   }
 
   async onHeartbeat(providerName: string, observation: HeartbeatObservation): Promise<void> {
@@ -92,7 +103,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
         status: 'True',
         reason: 'HeartbeatReceived',
         message: 'the agent is connected and its heartbeats are fresh',
-      }, this.now());
+      }, new Date(this.now())).conditions;
       if (provider) await this.event(provider, 'Normal', 'ProviderReady', 'heartbeats are fresh; the provider is on the market');
       await this.opts.onProviderReady?.(providerName);
     }
@@ -128,7 +139,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
         status: 'False',
         reason: 'HeartbeatMissed',
         message,
-      }, now);
+      }, new Date(now)).conditions;
       await this.write(name, { conditions });
       await this.event(provider, 'Warning', 'HeartbeatMissed', message);
       this.opts.logger.warn({ provider: name }, message);
@@ -199,19 +210,3 @@ export function specFromProfile(profile: ProviderProfile | undefined): Partial<G
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const round = (n: number) => Math.round(n * 100) / 100;
-
-/** Sets one condition, keeping lastTransitionTime when the status did not change. */
-export function setCondition(
-  conditions: Condition[] | undefined,
-  next: Omit<Condition, 'lastTransitionTime'>,
-  now: number,
-): Condition[] {
-  const list = [...(conditions ?? [])];
-  const i = list.findIndex((c) => c.type === next.type);
-  const old = i >= 0 ? list[i] : undefined;
-  const lastTransitionTime = old && old.status === next.status ? old.lastTransitionTime : iso(now);
-  const condition: Condition = { ...next, lastTransitionTime };
-  if (i >= 0) list[i] = condition;
-  else list.push(condition);
-  return list;
-}

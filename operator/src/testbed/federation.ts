@@ -103,6 +103,7 @@ export async function startAgent(
   hubAddress: string,
   settings: ProviderSettings,
   wallet: Wallet = Wallet.createRandom() as unknown as Wallet,
+  extraArgs: string[] = [],
 ): Promise<AgentHandle> {
   const dir = join(pki.dir, name);
   mkdirSync(dir, { recursive: true });
@@ -123,6 +124,7 @@ export async function startAgent(
       '--wallet-key-file', join(dir, 'wallet.key'),
       '--settings', join(dir, 'settings.yaml'),
       '--heartbeat-interval', '500ms',
+      ...extraArgs,
     ]);
   const handle: AgentHandle = {
     wallet,

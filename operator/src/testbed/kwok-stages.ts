@@ -240,7 +240,7 @@ spec:
             exitCode: ${exitCode}
             finishedAt: {{ $now | Quote }}
             reason: ${failed ? 'Error' : 'Completed'}
-            startedAt: {{ $now | Quote }}
+            startedAt: {{ or $.status.startTime $now | Quote }}
       {{ end }}
       phase: ${failed ? 'Failed' : 'Succeeded'}
 `;

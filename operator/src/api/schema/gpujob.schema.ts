@@ -175,6 +175,8 @@ const attempt = obj(
     message: str('Human-readable detail.'),
     faultOf: oneOf('Who is at fault for the attempt ending early.', [...FAULT_PARTIES]),
     gpuSeconds: num('Measured GPU-seconds of the attempt.', { minimum: 0 }),
+    pricePerGpuHour: money('Price per GPU-hour agreed for this attempt.'),
+    gpuProduct: str('GPU product the attempt ran on.'),
     exitCode: int('Exit code of the first failed container, when one failed.'),
   },
   { required: ['epoch', 'provider'], tsName: 'JobAttempt' },
