@@ -109,9 +109,7 @@ describe('Informer', () => {
     await jobs.create(jobBody(NS.informer, 'existing'));
     const informer = informerFor(NS.informer);
     const seen = recordEvents(informer);
-    const t0 = Date.now();
     await informer.start();
-    console.log(`informer synced in ${Date.now() - t0} ms`);
     expect(informer.hasSynced()).toBe(true);
     expect(informer.get(`${NS.informer}/existing`)?.spec.gpusPerReplica).toBe(1);
     expect(seen).toEqual(['add existing']);

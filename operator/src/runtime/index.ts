@@ -28,7 +28,14 @@ export {
 export { coreEventSink, EventRecorder, type EventRecorderOptions, type EventSink, type EventType, reference } from './events.js';
 export { applyFinalizer, type FinalizerHandlers, type FinalizerStep, finalizerStep, type MetadataPatcher } from './finalizer.js';
 export { type DelayFn, Informer, type InformerEvent, type InformerOptions, type InformerSource } from './informer.js';
-export { customResourceSource, nodeSource, podSource, type SelectorOptions } from './informer-sources.js';
+export {
+  customResourceSource,
+  nodeSource,
+  podSource,
+  type SelectorOptions,
+  type TypedSourceOptions,
+  typedSource,
+} from './informer-sources.js';
 export {
   type CustomResource,
   CustomObjectClient,

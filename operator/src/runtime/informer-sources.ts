@@ -27,13 +27,27 @@ export function customResourceSource<T extends KubernetesObject>(
   };
 }
 
-function decodeAs<T>(type: string): (raw: unknown) => T {
-  return (raw) => ObjectSerializer.deserialize(raw, type) as T;
+export interface TypedSourceOptions<T extends KubernetesObject> {
+  /** Collection path, e.g. /api/v1/namespaces/ns/secrets. */
+  path: string;
+  /** The typed client-node list call, with the same selectors as below. */
+  list: () => Promise<KubernetesListObject<T>>;
+  /** client-node's model name for one item, e.g. 'V1Secret'; watch events are decoded into it. */
+  model: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  description?: string;
+}
+
+/** Any kind that client-node has a typed model for (the core kinds and other built-ins). */
+export function typedSource<T extends KubernetesObject>(options: TypedSourceOptions<T>): InformerSource<T> {
+  const { model, ...rest } = options;
+  return { ...rest, decode: (raw) => ObjectSerializer.deserialize(raw, model) as T };
 }
 
 export function podSource(core: CoreV1Api, options: SelectorOptions = {}): InformerSource<V1Pod> {
   const { namespace, labelSelector, fieldSelector } = options;
-  return {
+  return typedSource<V1Pod>({
     path: namespace ? `/api/v1/namespaces/${namespace}/pods` : '/api/v1/pods',
     labelSelector,
     fieldSelector,
@@ -41,19 +55,19 @@ export function podSource(core: CoreV1Api, options: SelectorOptions = {}): Infor
       namespace
         ? core.listNamespacedPod({ namespace, labelSelector, fieldSelector })
         : core.listPodForAllNamespaces({ labelSelector, fieldSelector }),
-    decode: decodeAs<V1Pod>('V1Pod'),
+    model: 'V1Pod',
     description: namespace ? `pods in ${namespace}` : 'pods',
-  };
+  });
 }
 
 export function nodeSource(core: CoreV1Api, options: Omit<SelectorOptions, 'namespace'> = {}): InformerSource<V1Node> {
   const { labelSelector, fieldSelector } = options;
-  return {
+  return typedSource<V1Node>({
     path: '/api/v1/nodes',
     labelSelector,
     fieldSelector,
     list: () => core.listNode({ labelSelector, fieldSelector }),
-    decode: decodeAs<V1Node>('V1Node'),
+    model: 'V1Node',
     description: 'nodes',
-  };
+  });
 }

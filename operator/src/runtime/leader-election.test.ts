@@ -38,7 +38,7 @@ class FakeLeaseApi implements LeaseApi {
   }
 }
 
-const timing = { leaseDurationMs: 600, renewDeadlineMs: 400, retryPeriodMs: 100 };
+const timing = { leaseDurationMs: 1_000, renewDeadlineMs: 700, retryPeriodMs: 150 };
 const electors: LeaderElector[] = [];
 
 function candidate(api: FakeLeaseApi, identity: string) {
@@ -104,7 +104,7 @@ describe('LeaderElector', () => {
     a.elector.start();
     b.elector.start();
     await until(() => a.elector.isLeader() || b.elector.isLeader());
-    await new Promise((r) => setTimeout(r, 800)); // more than a lease duration of renewals
+    await new Promise((r) => setTimeout(r, 1_200)); // more than a lease duration of renewals
     expect([a.elector.isLeader(), b.elector.isLeader()].filter(Boolean)).toHaveLength(1);
   });
 
@@ -115,7 +115,7 @@ describe('LeaderElector', () => {
     await until(() => a.elector.isLeader());
     const b = candidate(api, 'b');
     b.elector.start();
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 400));
     await a.elector.stop(); // graceful: releases
     expect(a.log).toEqual(['started', 'stopped']);
     expect(a.signal()?.aborted).toBe(true);
@@ -125,7 +125,7 @@ describe('LeaderElector', () => {
 
     const c = candidate(api, 'c');
     c.elector.start();
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 400));
     await b.elector.stop({ release: false }); // as a crash: the lease is left to expire
     const crashedAfter = await until(() => c.elector.isLeader());
     expect(crashedAfter).toBeGreaterThan(timing.leaseDurationMs - timing.retryPeriodMs * 3);
