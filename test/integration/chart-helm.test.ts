@@ -57,7 +57,8 @@ const WALLET = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
 const MARKET = '0x5FbDB2315678afecb367f032d93F642f64180aa3';
 const set = (values: Record<string, string | number | boolean>) => Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
 const HUB = set({ mode: 'hub', 'hub.chain.marketAddress': MARKET });
-const PROVIDER = set({ mode: 'provider', 'hub.address': 'hub.example.com:8443', 'provider.wallet': WALLET });
+const PROVIDER_NO_PRICE = set({ mode: 'provider', 'hub.address': 'hub.example.com:8443', 'provider.wallet': WALLET });
+const PROVIDER = [...PROVIDER_NO_PRICE, '--set-string', 'provider.settings.pricePerGpuHour.NVIDIA-H100-80GB-HBM3=2.40'];
 
 async function render(values: string[], extra: string[] = []): Promise<Obj[]> {
   const res = await helm(['template', 'rel', chart, '--namespace', 'fedgpu-system', ...values, ...extra]);
@@ -112,11 +113,11 @@ describe('helm lint', () => {
 });
 
 describe('helm template', () => {
-  it('renders the hub: HA Deployment, RBAC, Services, PDB, the empty CA Secret; no agent objects', async () => {
+  it('renders the hub: HA Deployment, RBAC, Services, PDB; no agent objects, no Secrets', async () => {
     const objs = await render(HUB);
     expect(kinds(objs)).toEqual([
       'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding',
-      'Secret', 'Service', 'Service', 'ServiceAccount',
+      'Service', 'Service', 'ServiceAccount',
     ]);
     const deploy = one(objs, 'Deployment', 'rel-fedgpu');
     expect(deploy.spec.replicas).toBe(2);
@@ -126,7 +127,9 @@ describe('helm template', () => {
     const c = pod.containers[0];
     expect(c.args.slice(0, 4)).toEqual(['hub', '--grpc-port=8443', '--metrics-port=9090', '--leader-elect=true']);
     expect(c.args).toContain('--leader-election-id=rel-fedgpu-leader');
-    expect(c.args).toContain('--ca-secret=rel-fedgpu-ca');
+    expect(c.args).toContain('--grpc-host=0.0.0.0');
+    expect(c.args).toContain('--tls-ca=/var/run/fedgpu/tls/ca.crt');
+    expect(pod.volumes.find((v: Obj) => v.name === 'tls').secret.secretName).toBe('rel-fedgpu-tls');
     expect(c.args).toContain(`--market-address=${MARKET}`);
     expect(c.ports).toEqual([
       { name: 'grpc', containerPort: 8443, protocol: 'TCP' },
@@ -144,23 +147,19 @@ describe('helm template', () => {
     expect(one(objs, 'PodDisruptionBudget').spec).toMatchObject({ minAvailable: 1, selector: deploy.spec.selector });
     expect(one(objs, 'Service', 'rel-fedgpu-grpc').spec.ports[0]).toMatchObject({ port: 8443, targetPort: 'grpc' });
     expect(one(objs, 'Service', 'rel-fedgpu-metrics').spec.ports[0]).toMatchObject({ port: 9090, targetPort: 'metrics' });
-    const ca = one(objs, 'Secret', 'rel-fedgpu-ca');
-    expect(ca.data).toBeUndefined();
-    expect(ca.metadata.annotations['helm.sh/resource-policy']).toBe('keep');
 
-    // Least privilege, by construction: no pods anywhere, secrets only by name.
-    const clusterRules: Obj[] = one(objs, 'ClusterRole').rules;
-    expect(clusterRules.flatMap((r) => r.resources)).not.toContain('pods');
-    expect(clusterRules.flatMap((r) => r.resources)).not.toContain('secrets');
-    const secretRules = (one(objs, 'Role').rules as Obj[]).filter((r) => r.resources.includes('secrets'));
-    expect(secretRules).toEqual([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['rel-fedgpu-ca'], verbs: ['get', 'update', 'patch'] }]);
+    // Least privilege, by construction: no pods and no secrets anywhere; leases only.
+    const rules: Obj[] = [...one(objs, 'ClusterRole').rules, ...one(objs, 'Role').rules];
+    expect(rules.flatMap((r) => r.resources)).not.toContain('pods');
+    expect(rules.flatMap((r) => r.resources)).not.toContain('secrets');
+    expect(one(objs, 'Role').rules.flatMap((r: Obj) => r.resources)).toEqual(['leases', 'leases']);
     for (const o of objs) expect(o.metadata.labels['app.kubernetes.io/instance'], o.kind).toBe('rel');
   });
 
   it('renders the agent: one replica, job namespace with PodSecurity restricted, default-deny NetworkPolicy', async () => {
     const objs = await render(PROVIDER);
     expect(kinds(objs)).toEqual([
-      'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Namespace', 'NetworkPolicy', 'Role', 'RoleBinding', 'ServiceAccount',
+      'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Namespace', 'NetworkPolicy', 'Role', 'RoleBinding', 'ServiceAccount',
     ]);
     const deploy = one(objs, 'Deployment');
     expect(deploy.spec.replicas).toBe(1);
@@ -168,10 +167,14 @@ describe('helm template', () => {
     const pod = deploy.spec.template.spec;
     expectRestricted(pod);
     const c = pod.containers[0];
-    expect(c.args.slice(0, 4)).toEqual([
-      'agent', '--hub-address=hub.example.com:8443', `--wallet=${WALLET}`, '--wallet-secret=/var/run/fedgpu/wallet/private-key',
-    ]);
+    expect(c.args.slice(0, 3)).toEqual(['agent', '--hub-address=hub.example.com:8443', '--wallet-key-file=/var/run/fedgpu/wallet/private-key']);
     expect(c.args).toContain('--job-namespace=fedgpu-jobs');
+    expect(c.args).toContain('--settings=/etc/fedgpu/settings.yaml');
+    expect(c.env.find((e: Obj) => e.name === 'FEDGPU_WALLET_ADDRESS').value).toBe(WALLET);
+    // Prices stay decimal strings on their way to the agent.
+    const settings = parse(one(objs, 'ConfigMap', 'rel-fedgpu-settings').data['settings.yaml']);
+    expect(settings).toEqual({ pricePerGpuHour: { 'NVIDIA-H100-80GB-HBM3': '2.40' } });
+    expect(deploy.spec.template.metadata.annotations['checksum/settings']).toMatch(/^[0-9a-f]{64}$/);
     const volumes = Object.fromEntries(pod.volumes.map((v: Obj) => [v.name, v]));
     expect(volumes.tls.secret.secretName).toBe('rel-fedgpu-tls');
     expect(volumes.wallet.secret.secretName).toBe('rel-fedgpu-wallet');
@@ -258,7 +261,19 @@ describe('values schema', () => {
     ['port out of range', [...HUB, ...set({ 'hub.grpcPort': 70000 })], ["at '/hub/grpcPort'", 'maximum']],
     ['job namespace not a DNS label', [...PROVIDER, ...set({ 'provider.jobNamespace': 'GPU_Jobs' })], ["at '/provider/jobNamespace'"]],
     ['unknown service type', [...HUB, ...set({ 'hub.service.grpc.type': 'Ingress' })], ["at '/hub/service/grpc/type'"]],
+    // As a values file would give it: YAML reads 2.40 as a float, and floats lose cents.
+    ['price as a number', [...PROVIDER_NO_PRICE, '--set-json', 'provider.settings.pricePerGpuHour={"NVIDIA-H100-80GB-HBM3":2.4}'],
+      ["at '/provider/settings/pricePerGpuHour/NVIDIA-H100-80GB-HBM3'"]],
+    ['negative price', [...PROVIDER, '--set-string', 'provider.settings.defaultPricePerGpuHour=-1'], ["at '/provider/settings/defaultPricePerGpuHour'"]],
+    ['availability window hour 25', [...PROVIDER, '--set-string', 'provider.settings.availability.windows[0].start=25:00',
+      '--set-string', 'provider.settings.availability.windows[0].end=06:00'], ["at '/provider/settings/availability/windows/0/start'"]],
   ];
+
+  it('refuses a provider without any price, naming the value', async () => {
+    const res = await helm(['template', 'rel', chart, ...PROVIDER_NO_PRICE]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain('provider.settings: set pricePerGpuHour');
+  });
 
   it.each(bad)('refuses %s', async (_case, values, expected) => {
     const res = await helm(['template', 'rel', chart, ...values]);
@@ -310,9 +325,11 @@ describe('helm install into real apiservers', () => {
     const list = await get(hub.kubeconfig, ['deployment,serviceaccount,service,poddisruptionbudget,role,rolebinding,secret', ...sel]);
     expect(list.items.map((o: Obj) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
       'Deployment/chart-hub-fedgpu', 'PodDisruptionBudget/chart-hub-fedgpu', 'Role/chart-hub-fedgpu', 'RoleBinding/chart-hub-fedgpu',
-      'Secret/chart-hub-fedgpu-ca', 'Service/chart-hub-fedgpu-grpc', 'Service/chart-hub-fedgpu-metrics', 'ServiceAccount/chart-hub-fedgpu',
+      'Service/chart-hub-fedgpu-grpc', 'Service/chart-hub-fedgpu-metrics', 'ServiceAccount/chart-hub-fedgpu',
     ]);
     await get(hub.kubeconfig, ['clusterrole/chart-hub-fedgpu', 'clusterrolebinding/chart-hub-fedgpu']);
+    // Nothing secret was created: keys come from Secrets the operator makes out of band.
+    expect((await get(hub.kubeconfig, ['secrets', '-n', hub.ns, '-l', 'app.kubernetes.io/managed-by=Helm'])).items).toEqual([]);
     for (const crd of ['gpujobs.fedgpu.io', 'gpuproviders.fedgpu.io']) {
       const obj = await get(hub.kubeconfig, [`crd/${crd}`]);
       expect(obj.status.conditions.find((c: Obj) => c.type === 'Established')?.status, crd).toBe('True');
@@ -321,12 +338,13 @@ describe('helm install into real apiservers', () => {
     expect(notes.hub).toContain('kubectl get gp');
     expect(notes.hub).toContain('--set hub.address=hub.example.com:8443');
     expect(notes.hub).toContain('fedgpu certs issue');
+    expect(notes.hub).toContain('create secret generic chart-hub-fedgpu-tls');
   });
 
   it('creates the agent objects, the labelled job namespace and its NetworkPolicy', async () => {
-    const list = await get(agent.kubeconfig, ['deployment,serviceaccount', '-n', agent.ns, '-l', `app.kubernetes.io/instance=${agent.release}`]);
+    const list = await get(agent.kubeconfig, ['deployment,serviceaccount,configmap', '-n', agent.ns, '-l', `app.kubernetes.io/instance=${agent.release}`]);
     expect(list.items.map((o: Obj) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
-      'Deployment/chart-agent-fedgpu', 'ServiceAccount/chart-agent-fedgpu',
+      'ConfigMap/chart-agent-fedgpu-settings', 'Deployment/chart-agent-fedgpu', 'ServiceAccount/chart-agent-fedgpu',
     ]);
     await get(agent.kubeconfig, ['clusterrole/chart-agent-fedgpu', 'clusterrolebinding/chart-agent-fedgpu']);
     await get(agent.kubeconfig, ['role/chart-agent-fedgpu', 'rolebinding/chart-agent-fedgpu', '-n', agent.jobs]);
@@ -384,14 +402,14 @@ describe('helm install into real apiservers', () => {
     ['get its lease', 'chart-hub', true, ['get', 'leases.coordination.k8s.io/chart-hub-fedgpu-leader']],
     ['update its lease', 'chart-hub', true, ['update', 'leases.coordination.k8s.io/chart-hub-fedgpu-leader']],
     ['create a lease', 'chart-hub', true, ['create', 'leases.coordination.k8s.io']],
-    ['get its CA secret', 'chart-hub', true, ['get', 'secrets/chart-hub-fedgpu-ca']],
     ['create pods', 'chart-hub', false, ['create', 'pods']],
     ['create pods anywhere', '-A', false, ['create', 'pods']],
     ['delete gpujobs', 'team-a', false, ['delete', 'gpujobs.fedgpu.io']],
     ['delete gpuproviders', '-A', false, ['delete', 'gpuproviders.fedgpu.io']],
     ['list secrets in its namespace', 'chart-hub', false, ['list', 'secrets']],
-    ['get an arbitrary secret in its namespace', 'chart-hub', false, ['get', 'secrets/chart-hub-fedgpu-chain']],
-    ['get secrets in another namespace', 'kube-system', false, ['get', 'secrets/chart-hub-fedgpu-ca']],
+    ['get its chain secret (the kubelet reads it, not the hub)', 'chart-hub', false, ['get', 'secrets/chart-hub-fedgpu-chain']],
+    ['get its TLS secret', 'chart-hub', false, ['get', 'secrets/chart-hub-fedgpu-tls']],
+    ['get secrets in another namespace', 'kube-system', false, ['get', 'secrets']],
     ['get secrets anywhere', '-A', false, ['get', 'secrets']],
     ['get another lease', 'kube-system', false, ['get', 'leases.coordination.k8s.io/kube-controller-manager']],
     ['update namespaces', '-A', false, ['update', 'namespaces']],

@@ -5,7 +5,7 @@ release name, so two releases (a hub and an agent) can share one cluster. */}}
 {{- default .Chart.Name .Values.nameOverride | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Truncated to 52 so that suffixes (-grpc, -metrics, -leader) stay within 63. */}}
+{{/* Truncated to 52 so that suffixes (-grpc, -metrics, -leader, -settings) stay within 63. */}}
 {{- define "fedgpu.fullname" -}}
 {{- if .Values.fullnameOverride -}}
 {{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
@@ -54,8 +54,8 @@ app.kubernetes.io/part-of: fedgpu
 {{- .Values.mode -}}
 {{- end -}}
 
-{{- define "fedgpu.hub.caSecretName" -}}
-{{- default (printf "%s-ca" (include "fedgpu.fullname" .)) .Values.hub.tls.caSecretName -}}
+{{- define "fedgpu.hub.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "fedgpu.fullname" .)) .Values.hub.tls.secretName -}}
 {{- end -}}
 
 {{- define "fedgpu.hub.leaseName" -}}
