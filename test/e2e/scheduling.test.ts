@@ -210,4 +210,47 @@ describe('scheduling', () => {
     expect(still.status?.attempts?.[0]?.outcome).toBe('Lost');
     await hubCluster().kubectl(['delete', 'gj', 'survivor', '-n', 'ml']);
   });
+
+  it('gives pods their checkpoint grace when the owner reclaims a node, and resumes elsewhere from the same checkpoint', async () => {
+    await apply(jobYaml('reclaimed', {
+      gpusPerReplica: 2,
+      gpu: { products: [H100] },
+      placement: { maxLatencyMs: 50 },
+      faultTolerance: { checkpoint: { gracePeriodSeconds: 2, dir: 's3://ckpt/reclaimed' } },
+    }));
+    const first = await waitPhase('reclaimed', 'Running');
+    expect(first.status?.placement?.provider).toBe(names.dc);
+    const [pod] = await podsOf(testbed.cluster('dc'), first);
+    expect(pod?.spec?.containers[0]?.env).toContainEqual({ name: 'FEDGPU_CHECKPOINT_DIR', value: 's3://ckpt/reclaimed' });
+    expect(pod?.spec?.terminationGracePeriodSeconds).toBe(2);
+    await hubCluster().kubectl(['patch', 'gj', 'reclaimed', '-n', 'ml', '--type=merge', '-p', '{"spec":{"placement":{"maxLatencyMs":500}}}']);
+    await testbed.cluster('dc').kubectl(['cordon', pod!.spec!.nodeName!]);
+    const moved = await waitFor('reclaimed running elsewhere', async () => {
+      const job = await getJob('reclaimed');
+      return job.status?.phase === 'Running' && job.status.currentEpoch === 2 ? job : undefined;
+    }, { timeoutMs: 60_000 });
+    expect(moved.status?.attempts?.[0]).toMatchObject({ epoch: 1, provider: names.dc, outcome: 'Reclaimed', faultOf: 'owner-reclaim', reason: 'OwnerReclaim' });
+    expect(moved.status?.placement?.provider).toBe(names.cloud);
+    const [resumed] = await podsOf(testbed.cluster('cloud'), moved);
+    expect(resumed?.spec?.containers[0]?.env).toContainEqual({ name: 'FEDGPU_CHECKPOINT_DIR', value: 's3://ckpt/reclaimed' });
+    expect(await podsOf(testbed.cluster('dc'), first)).toHaveLength(0);
+    await testbed.cluster('dc').kubectl(['uncordon', pod!.spec!.nodeName!]);
+    await hubCluster().kubectl(['delete', 'gj', 'reclaimed', '-n', 'ml']);
+  });
+
+  it('moves a job whose provider loses its agent and its apiserver, and runs it to success elsewhere', async () => {
+    // Cheap 3090s win on price; H100s are acceptable too.
+    await apply(jobYaml('outage', { gpu: { products: [RTX3090, H100] } }, { 'fedgpu.io/sim-run-for': '6s' }));
+    const first = await waitPhase('outage', 'Running');
+    expect(first.status?.placement?.provider).toBe(names.farm);
+    const farm = testbed.cluster('farm');
+    await Promise.all([agents.farm!.process.stop(1), ...farm.processes.filter((p) => p.name === 'kube-apiserver').map((p) => p.stop(1))]);
+    const done = await waitPhase('outage', 'Succeeded', 90_000);
+    expect(done.status?.attempts).toHaveLength(2);
+    expect(done.status?.attempts?.[0]).toMatchObject({ provider: names.farm, outcome: 'Lost', faultOf: 'provider' });
+    expect(done.status?.attempts?.[1]).toMatchObject({ outcome: 'Succeeded', faultOf: 'none' });
+    expect([names.dc, names.cloud]).toContain(done.status?.attempts?.[1]?.provider);
+    // Only the successful attempt is billed.
+    expect(done.status?.cost?.gpuSeconds).toBe(done.status?.attempts?.[1]?.gpuSeconds);
+  });
 });

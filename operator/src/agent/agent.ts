@@ -2,7 +2,9 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Wallet } from 'ethers';
 import type { Logger } from 'pino';
 import { AttemptPhase, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, PodPhase, type ProviderProfile } from '../gen/proto/fedgpu/v1/market.js';
-import { attemptState } from './attempt-status.js';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { isAvailableAt } from '../core/availability.js';
+import { attemptState, type AttemptState } from './attempt-status.js';
 import { type ClusterWatch, watchCluster } from './cluster-watch.js';
 import { buildInventory, type InventoryPool, type ProviderSettings } from './inventory.js';
 import { PodRunner } from './pod-runner.js';
@@ -67,7 +69,27 @@ export function profileOf(settings: ProviderSettings): ProviderProfile {
   };
 }
 
+type ReportedState = Omit<AttemptState, 'phase'> & { phase: AttemptState['phase'] | 'Reclaimed' };
+const isLive = (phase: string) => phase === 'Pending' || phase === 'Running';
+
+/** Why the owner is taking an attempt's GPUs back, if it is. */
+export function reclaimCause(
+  pods: readonly V1Pod[],
+  nodes: readonly V1Node[],
+  settings: ProviderSettings,
+  now: number,
+): { reason: string; message: string } | undefined {
+  const cordoned = new Set(nodes.filter((n) => n.spec?.unschedulable).map((n) => n.metadata?.name));
+  const node = pods.map((p) => p.spec?.nodeName).find((n) => n && cordoned.has(n));
+  if (node) return { reason: 'OwnerReclaim', message: `the owner cordoned node ${node}` };
+  if (settings.availability?.windows?.length && !isAvailableAt(settings.availability, now)) {
+    return { reason: 'AvailabilityWindowEnded', message: "the owner's lending window closed" };
+  }
+  return undefined;
+}
+
 const PHASES = {
+  Reclaimed: AttemptPhase.ATTEMPT_PHASE_RECLAIMED,
   Pending: AttemptPhase.ATTEMPT_PHASE_PENDING,
   Running: AttemptPhase.ATTEMPT_PHASE_RUNNING,
   Succeeded: AttemptPhase.ATTEMPT_PHASE_SUCCEEDED,
@@ -87,6 +109,7 @@ export class Agent {
   private timer?: NodeJS.Timeout;
   private lastInventory?: string;
   private readonly lastAttempt = new Map<string, string>();
+  private readonly reclaims = new Map<string, { reason: string; message: string; gpuSeconds: number }>();
   private readonly now: () => number;
 
   constructor(private readonly opts: AgentOptions) {
@@ -144,9 +167,24 @@ export class Agent {
     for (const [key, assignment] of this.runner.assignments) {
       const pods = managed.filter((p) => `${p.metadata?.labels?.['fedgpu.io/job-uid']}/${p.metadata?.labels?.['fedgpu.io/epoch']}` === key);
       const refused = this.runner.refused.get(key);
-      const state = refused
+      let state: ReportedState = refused
         ? { phase: 'Failed' as const, gpuSeconds: 0, reason: refused.split(':')[0], message: refused, pods: [] }
         : attemptState(pods, assignment.podTemplates.length, assignment.gpusPerReplica, now);
+      // Owner reclaim: the owner cordoned a node under the attempt, or its lending window closed.
+      // The pods get their checkpoint grace; once they are gone the attempt is reported reclaimed.
+      const reclaim = this.reclaims.get(key) ?? (isLive(state.phase) ? reclaimCause(pods, this.watch!.nodes(), this.opts.settings, now) : undefined);
+      if (reclaim) {
+        if (!this.reclaims.has(key)) {
+          this.reclaims.set(key, { ...reclaim, gpuSeconds: state.gpuSeconds });
+          this.opts.logger.info({ job: assignment.jobUid, epoch: assignment.epoch, reason: reclaim.reason }, 'owner reclaim: giving pods their checkpoint grace');
+          this.runner.reclaim(assignment.jobUid, assignment.epoch, assignment.gracePeriodSeconds ?? 30).catch((err) =>
+            this.opts.logger.error({ err }, 'failed to delete reclaimed pods; retrying on the next change'),
+          );
+        }
+        if (pods.length > 0) continue;
+        const done = this.reclaims.get(key)!;
+        state = { phase: 'Reclaimed', gpuSeconds: done.gpuSeconds, reason: done.reason, message: done.message, pods: [] };
+      }
       const status: AttemptStatus = {
         jobUid: assignment.jobUid,
         epoch: assignment.epoch,
@@ -170,6 +208,10 @@ export class Agent {
       const fingerprint = JSON.stringify({ ...status, gpuSeconds: state.phase === 'Running' ? 0 : status.gpuSeconds });
       if (fingerprint !== this.lastAttempt.get(key) && this.client!.sendAttemptStatus(status)) {
         this.lastAttempt.set(key, fingerprint);
+        if (state.phase === 'Reclaimed') {
+          this.runner.assignments.delete(key);
+          this.reclaims.delete(key);
+        }
       }
     }
   }
@@ -183,6 +225,7 @@ export class Agent {
           await this.runner.apply(body.value);
           break;
         case 'cancel':
+          this.reclaims.delete(`${body.value.jobUid}/${body.value.epoch}`);
           await this.runner.cancel(body.value.jobUid, body.value.epoch, body.value.gracePeriodSeconds);
           this.lastAttempt.delete(`${body.value.jobUid}/${body.value.epoch}`);
           break;

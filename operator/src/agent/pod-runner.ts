@@ -67,6 +67,11 @@ export class PodRunner {
     await this.deletePods(`${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
   }
 
+  /** Owner reclaim: deletes the attempt's pods with their checkpoint grace, keeping the assignment to report on. */
+  async reclaim(jobUid: string, epoch: number, gracePeriodSeconds: number): Promise<void> {
+    await this.deletePods(`${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
+  }
+
   /** Converges to exactly the hub's desired attempts. */
   async resync(desired: Assign[], managedPods: readonly V1Pod[]): Promise<void> {
     const wanted = new Set(desired.map((a) => attemptKey(a.jobUid, a.epoch)));

@@ -142,7 +142,8 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       }
       plan.events.push({ type: 'Warning', reason: attribution.reason, message: `attempt ${current.epoch} failed (${attribution.faultOf}): ${message}; rescheduling` });
     } else if (report?.phase === 'Reclaimed') {
-      endAttempt(current, 'Reclaimed', attributeFault({ kind: 'owner-cordon' }), report.message || 'the owner took the GPUs back', report.gpuSeconds);
+      const cause: AttemptEnd = report.reason === 'AvailabilityWindowEnded' ? { kind: 'window-ended' } : { kind: 'owner-cordon' };
+      endAttempt(current, 'Reclaimed', attributeFault(cause), report.message || 'the owner took the GPUs back', report.gpuSeconds);
       plan.events.push({ type: 'Normal', reason: 'OwnerReclaim', message: `attempt ${current.epoch}: ${current.message}; resuming elsewhere from the checkpoint` });
     } else {
       if (report?.phase === 'Running' && status.phase !== 'Running') {
