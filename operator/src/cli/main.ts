@@ -3,6 +3,7 @@
 import { Command, Option } from 'commander';
 import { CliError, ExitCode } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat } from './output.js';
+import { marketCommands } from './market.command.js';
 import { sandboxCommand } from './sandbox.command.js';
 import { agentCommand, hubCommand } from './serve.command.js';
 
@@ -17,6 +18,7 @@ const program = new Command('fedgpu')
 const output = () => program.opts<{ output: OutputFormat }>().output;
 const globals = () => program.opts<{ kubeconfig?: string; context?: string }>();
 program.addCommand(sandboxCommand(output));
+for (const c of marketCommands(() => program.opts())) program.addCommand(c);
 program.addCommand(hubCommand(globals));
 program.addCommand(agentCommand(globals));
 
