@@ -388,6 +388,7 @@ describe('marketplace stream over mTLS', () => {
         amount: '2.45',
         signature: `0x${'11'.repeat(65)}`,
         providerWallet: other.address,
+        usageHash: `0x${'22'.repeat(32)}`,
       },
     });
     expect((await viaReceipt.ended).code).toBe(status.PERMISSION_DENIED);

@@ -12,6 +12,7 @@ import {
   type Challenge,
   type HubMessage,
   type Inventory,
+  type Registered,
   type UsageReceipt,
   type ProviderProfile,
 } from '../gen/proto/fedgpu/v1/market.js';
@@ -74,12 +75,18 @@ export interface StreamClientOptions {
   now?: () => number;
   logger?: Logger;
   /** After every successful registration: resend the full inventory and attempt statuses here. */
-  onConnected?: (info: { providerName: string }) => void | Promise<void>;
+  onConnected?: (info: ConnectedInfo) => void | Promise<void>;
   onDisconnected?: (info: DisconnectInfo) => void;
   /** Assign, Cancel and Resync from the hub. */
   onHubMessage?: (message: HubMessage) => void | Promise<void>;
   /** Extra gRPC channel options (tests). */
   channelOptions?: ChannelOptions;
+}
+
+export interface ConnectedInfo {
+  providerName: string;
+  /** The hub's settlement chain, when it has one: usage receipts are signed for this domain. */
+  settlement?: { chainId: number; marketAddress: string };
 }
 
 interface Connection {
@@ -252,7 +259,7 @@ export class StreamClient {
         void this.answerChallenge(connection, body.value);
         return;
       case 'registered':
-        this.onRegistered(connection, body.value.providerName, body.value.heartbeatIntervalMs);
+        this.onRegistered(connection, body.value);
         return;
       case 'ping': {
         const pong = () =>
@@ -276,6 +283,7 @@ export class StreamClient {
       case 'assign':
       case 'cancel':
       case 'resync':
+      case 'receiptAck':
         if (!connection.registered) return;
         this.safely(() => this.options.onHubMessage?.(message));
         return;
@@ -303,7 +311,8 @@ export class StreamClient {
     }
   }
 
-  private onRegistered(connection: Connection, providerName: string, hubHeartbeatMs: number): void {
+  private onRegistered(connection: Connection, registered: Registered): void {
+    const { providerName, heartbeatIntervalMs: hubHeartbeatMs } = registered;
     if (connection.registered) return;
     this.timers.clearTimeout(connection.registrationTimer);
     connection.registered = true;
@@ -312,7 +321,8 @@ export class StreamClient {
     this.failures = 0;
     this.log.info({ providerName }, 'registered with the hub');
     this.scheduleHeartbeat(connection);
-    this.safely(() => this.options.onConnected?.({ providerName }));
+    const settlement = registered.marketAddress ? { chainId: registered.chainId, marketAddress: registered.marketAddress } : undefined;
+    this.safely(() => this.options.onConnected?.({ providerName, ...(settlement ? { settlement } : {}) }));
   }
 
   private scheduleHeartbeat(connection: Connection): void {

@@ -67,16 +67,19 @@ export interface MarketServerOptions {
   limits?: Partial<EdgeLimits>;
   /** How long stop() waits for streams and registry calls before forcing the server down. */
   shutdownGraceMs?: number;
+  /** The settlement chain, sent in Registered so agents sign usage receipts for it. */
+  settlementDomain?: { chainId: number; marketAddress: string };
 }
 
 export type ResolvedMarketServerOptions = Required<
-  Omit<MarketServerOptions, 'authorizePeer' | 'onRejection' | 'clock' | 'limits' | 'rateLimit'>
+  Omit<MarketServerOptions, 'authorizePeer' | 'onRejection' | 'clock' | 'limits' | 'rateLimit' | 'settlementDomain'>
 > & {
   authorizePeer: MarketServerOptions['authorizePeer'];
   onRejection: NonNullable<MarketServerOptions['onRejection']>;
   clock: MarketServerClock;
   limits: Readonly<EdgeLimits>;
   rateLimit: { capacity: number; refillPerSecond: number };
+  settlementDomain: MarketServerOptions['settlementDomain'];
 };
 
 export function resolveMarketServerOptions(options: MarketServerOptions): ResolvedMarketServerOptions {
@@ -110,6 +113,7 @@ export function resolveMarketServerOptions(options: MarketServerOptions): Resolv
     maxHubMessageBytes: options.maxHubMessageBytes ?? defaultMaxHubMessageBytes,
     limits: edgeLimits(options.limits),
     shutdownGraceMs: options.shutdownGraceMs ?? 5_000,
+    settlementDomain: options.settlementDomain,
   };
   if (resolved.bandwidthProbeBytes > resolved.limits.maxProbePayloadBytes) {
     throw new Error('bandwidthProbeBytes exceeds the probe payload limit agents are held to');

@@ -340,7 +340,11 @@ export class MarketSession {
     this.phase = 'registered';
     this.host.attach(this);
     this.log.info({ provider: providerName, wallet, agentVersion: hello.agentVersion }, 'agent registered');
-    this.write({ $case: 'registered', value: { providerName, heartbeatIntervalMs: this.options.heartbeatIntervalMs } });
+    const chain = this.options.settlementDomain;
+    this.write({
+      $case: 'registered',
+      value: { providerName, heartbeatIntervalMs: this.options.heartbeatIntervalMs, chainId: chain?.chainId ?? 0, marketAddress: chain?.marketAddress ?? '' },
+    });
     this.startLinkMonitoring();
   }
 

@@ -31,6 +31,9 @@ export const hexAddress = /^0x[0-9a-fA-F]{40}$/;
 /** 0x-prefixed 65-byte ECDSA signature (r, s, v). */
 export const hexSignature = /^0x[0-9a-fA-F]{130}$/;
 
+/** 0x-prefixed 32-byte hex value, e.g. a keccak256 hash. */
+export const hexBytes32 = /^0x[0-9a-fA-F]{64}$/;
+
 /** Challenge nonces: 32 bytes, lowercase hex. */
 export const hexNonce = /^[0-9a-f]{64}$/;
 

@@ -17,6 +17,7 @@ import {
   agentVersion,
   dns1123Subdomain,
   dns1123SubdomainMaxChars,
+  hexBytes32,
   hexNonce,
   hexSignature,
   jobUid,
@@ -269,6 +270,7 @@ function checkUsageReceipt(value: unknown, path: Path, limits: Readonly<EdgeLimi
   decimal(receipt.amount, `${path}.amount`);
   text(receipt.signature, `${path}.signature`, { maxChars: 132, pattern: hexSignature });
   walletAddress(receipt.providerWallet, `${path}.providerWallet`);
+  text(receipt.usageHash, `${path}.usageHash`, { maxChars: 66, pattern: hexBytes32 });
 }
 
 function checkBandwidthProbeData(value: unknown, path: Path, limits: Readonly<EdgeLimits>): void {

@@ -182,6 +182,41 @@ const attempt = obj(
   { required: ['epoch', 'provider'], tsName: 'JobAttempt' },
 );
 
+const HEX32 = { pattern: '^0x[0-9a-fA-F]{64}$' };
+
+const usageReceipt = obj(
+  "The provider's signed usage of one attempt (EIP-712 UsageReceipt), as the hub verified and recorded it.",
+  {
+    gpuSeconds: int('Whole GPU-seconds the provider measured and signed for.', { minimum: 0 }),
+    amount: money('Credits charged: floor(gpuSeconds × pricePerGpuHour / 3600).'),
+    usageHash: str("Hash of the agent's detailed usage record.", HEX32),
+    signature: str("The provider wallet's 65-byte signature.", { pattern: '^0x[0-9a-fA-F]{130}$' }),
+    receivedTime: time('When the hub recorded the receipt.'),
+  },
+  { required: ['gpuSeconds', 'amount', 'usageHash', 'signature'], tsName: 'SettlementReceipt' },
+);
+
+const attemptSettlement = obj(
+  'The escrow of one attempt: opened before its Assign, settled from its receipt or refunded, slashed at most once.',
+  {
+    epoch: int('Attempt epoch; the escrow key on chain is keccak256("<job uid>:<epoch>").', { minimum: 1 }),
+    escrowId: str('bytes32 key of the escrow on chain.', HEX32),
+    escrowAmount: money('Credits locked for the attempt (the rest of the job budget).'),
+    escrowTxHash: str('Transaction that opened the escrow.'),
+    escrowBlock: int('Block of that transaction.'),
+    state: oneOf('State of the escrow on chain.', ['Open', 'Settled', 'Refunded']),
+    receipt: usageReceipt,
+    paid: money('Credits paid to the provider.'),
+    refunded: money('Credits returned to the consumer.'),
+    txHash: str('Transaction that settled or refunded the escrow.'),
+    block: int('Block of that transaction.'),
+    slashed: money('Credits taken from the provider at fault and paid to the consumer.'),
+    slashTxHash: str('Transaction of the slash.'),
+    slashBlock: int('Block of the slash.'),
+  },
+  { required: ['epoch'], tsName: 'AttemptSettlement' },
+);
+
 export const gpuJobStatus: Schema = obj(
   'Observed state of the job, written by the hub.',
   {
@@ -224,6 +259,10 @@ export const gpuJobStatus: Schema = obj(
         paid: money('Credits paid to providers.'),
         refunded: money('Credits returned to the consumer.'),
         slashed: money('Credits slashed from providers at fault and paid to the consumer.'),
+        consumer: str('Consumer wallet the escrows draw on (the namespace label fedgpu.io/consumer-wallet).', {
+          pattern: '^0x[0-9a-fA-F]{40}$',
+        }),
+        attempts: arr('One escrow per attempt, by epoch.', attemptSettlement, { maxItems: 65 }),
       },
       { tsName: 'JobSettlement' },
     ),

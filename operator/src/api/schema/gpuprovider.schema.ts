@@ -165,6 +165,8 @@ export const gpuProviderStatus: Schema = obj(
         successes: num('Decayed count of successful attempts.', { minimum: 0 }),
         failures: num('Decayed count of attempts failed by the provider.', { minimum: 0 }),
         window: str('Decay half-life used, e.g. 168h.'),
+        asOfBlock: int('Chain block the score was computed at: events up to it, decayed to its timestamp.', { minimum: 0 }),
+        asOf: time('Timestamp of that block.'),
       },
       { tsName: 'ProviderReputation' },
     ),

@@ -110,6 +110,7 @@ export function validBody(rng: SeededRandom, kind: Kind, wallet = randomWallet(r
           amount: `${rng.int(0, 1e6)}.${rng.hex(0)}${rng.int(0, 9)}`,
           signature: `0x${rng.hex(130)}`,
           providerWallet: wallet,
+          usageHash: `0x${rng.hex(64)}`,
         },
       };
     case 'bandwidthProbeData':

@@ -231,6 +231,8 @@ export interface UsageReceipt {
   signature: string;
   /** Must equal the wallet the stream registered as. */
   providerWallet: string;
+  /** 0x-prefixed bytes32: hash of the agent's detailed usage record (part of the signed receipt). */
+  usageHash: string;
 }
 
 export interface HubMessage {
@@ -245,6 +247,7 @@ export interface HubMessage {
     | { $case: "resync"; value: Resync }
     | { $case: "bandwidthProbe"; value: BandwidthProbe }
     | { $case: "error"; value: Error }
+    | { $case: "receiptAck"; value: ReceiptAck }
     | undefined;
 }
 
@@ -261,6 +264,12 @@ export interface Registered {
   providerName: string;
   /** How often the hub expects a Heartbeat. */
   heartbeatIntervalMs: number;
+  /**
+   * The settlement chain, when the hub settles on one: usage receipts are signed (EIP-712) for
+   * this chain id and GpuMarket address. Empty market_address: the hub runs without a chain.
+   */
+  chainId: number;
+  marketAddress: string;
 }
 
 export interface Ping {
@@ -310,6 +319,18 @@ export interface BandwidthProbe {
   id: number;
   /** Bounded (256 KiB by default); the agent echoes it back in BandwidthProbeData. */
   payload: Buffer;
+}
+
+/**
+ * The hub has durably recorded (accepted) or permanently refused a UsageReceipt: the agent stops
+ * resending it. Until then the agent resends its unacknowledged receipts after every reconnect.
+ */
+export interface ReceiptAck {
+  jobUid: string;
+  epoch: number;
+  accepted: boolean;
+  /** Why it was refused, e.g. "attempt 1 was lost: the provider is not paid for it". */
+  reason: string;
 }
 
 /** Sent just before the hub ends the stream with a matching gRPC status. */
@@ -1677,7 +1698,16 @@ export const AttemptStatus: MessageFns<AttemptStatus> = {
 };
 
 function createBaseUsageReceipt(): UsageReceipt {
-  return { jobUid: "", epoch: 0, gpuSeconds: 0, pricePerGpuHour: "", amount: "", signature: "", providerWallet: "" };
+  return {
+    jobUid: "",
+    epoch: 0,
+    gpuSeconds: 0,
+    pricePerGpuHour: "",
+    amount: "",
+    signature: "",
+    providerWallet: "",
+    usageHash: "",
+  };
 }
 
 export const UsageReceipt: MessageFns<UsageReceipt> = {
@@ -1702,6 +1732,9 @@ export const UsageReceipt: MessageFns<UsageReceipt> = {
     }
     if (message.providerWallet !== "") {
       writer.uint32(58).string(message.providerWallet);
+    }
+    if (message.usageHash !== "") {
+      writer.uint32(66).string(message.usageHash);
     }
     return writer;
   },
@@ -1775,6 +1808,14 @@ export const UsageReceipt: MessageFns<UsageReceipt> = {
             message.providerWallet = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.usageHash = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1799,6 +1840,7 @@ export const UsageReceipt: MessageFns<UsageReceipt> = {
     message.amount = object.amount ?? "";
     message.signature = object.signature ?? "";
     message.providerWallet = object.providerWallet ?? "";
+    message.usageHash = object.usageHash ?? "";
     return message;
   },
 };
@@ -1836,6 +1878,9 @@ export const HubMessage: MessageFns<HubMessage> = {
         break;
       case "error":
         Error.encode(message.body.value, writer.uint32(138).fork()).join();
+        break;
+      case "receiptAck":
+        ReceiptAck.encode(message.body.value, writer.uint32(146).fork()).join();
         break;
     }
     return writer;
@@ -1926,6 +1971,14 @@ export const HubMessage: MessageFns<HubMessage> = {
             message.body = { $case: "error", value: Error.decode(reader, reader.uint32()) };
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.body = { $case: "receiptAck", value: ReceiptAck.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1990,6 +2043,12 @@ export const HubMessage: MessageFns<HubMessage> = {
       case "error": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "error", value: Error.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "receiptAck": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "receiptAck", value: ReceiptAck.fromPartial(object.body.value) };
         }
         break;
       }
@@ -2078,7 +2137,7 @@ export const Challenge: MessageFns<Challenge> = {
 };
 
 function createBaseRegistered(): Registered {
-  return { providerName: "", heartbeatIntervalMs: 0 };
+  return { providerName: "", heartbeatIntervalMs: 0, chainId: 0, marketAddress: "" };
 }
 
 export const Registered: MessageFns<Registered> = {
@@ -2088,6 +2147,12 @@ export const Registered: MessageFns<Registered> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(16).uint32(message.heartbeatIntervalMs);
+    }
+    if (message.chainId !== 0) {
+      writer.uint32(24).uint64(message.chainId);
+    }
+    if (message.marketAddress !== "") {
+      writer.uint32(34).string(message.marketAddress);
     }
     return writer;
   },
@@ -2121,6 +2186,22 @@ export const Registered: MessageFns<Registered> = {
             message.heartbeatIntervalMs = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.chainId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.marketAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2140,6 +2221,8 @@ export const Registered: MessageFns<Registered> = {
     const message = createBaseRegistered();
     message.providerName = object.providerName ?? "";
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    message.chainId = object.chainId ?? 0;
+    message.marketAddress = object.marketAddress ?? "";
     return message;
   },
 };
@@ -2661,6 +2744,97 @@ export const BandwidthProbe: MessageFns<BandwidthProbe> = {
     const message = createBaseBandwidthProbe();
     message.id = object.id ?? 0;
     message.payload = object.payload ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseReceiptAck(): ReceiptAck {
+  return { jobUid: "", epoch: 0, accepted: false, reason: "" };
+}
+
+export const ReceiptAck: MessageFns<ReceiptAck> = {
+  encode(message: ReceiptAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobUid !== "") {
+      writer.uint32(10).string(message.jobUid);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).uint64(message.epoch);
+    }
+    if (message.accepted !== false) {
+      writer.uint32(24).bool(message.accepted);
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReceiptAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReceiptAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobUid = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.accepted = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ReceiptAck>): ReceiptAck {
+    return ReceiptAck.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReceiptAck>): ReceiptAck {
+    const message = createBaseReceiptAck();
+    message.jobUid = object.jobUid ?? "";
+    message.epoch = object.epoch ?? 0;
+    message.accepted = object.accepted ?? false;
+    message.reason = object.reason ?? "";
     return message;
   },
 };
