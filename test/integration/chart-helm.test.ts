@@ -9,9 +9,9 @@ import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.j
 import { repoRoot, toolPath } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
 
-// The chart, with the real helm: lint, render, schema refusals, then installs of both modes into
-// the shared real kube-apiserver (different namespaces and release names, as two releases would
-// share a cluster), and the RBAC each ServiceAccount ends up with, asked of the apiserver itself.
+// The chart, with the real helm: lint, render, schema refusals, then real installs (the hub into
+// a cluster of its own, the agent into the shared one) and the RBAC each ServiceAccount ends up
+// with, asked of the apiserver itself.
 
 type Obj = Record<string, any>;
 interface Result {
