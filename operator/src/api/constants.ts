@@ -3,6 +3,9 @@
 /** Finalizer that guards remote pods and open escrow of a GpuJob. */
 export const CLEANUP_FINALIZER = 'fedgpu.io/cleanup';
 
+/** Namespace label binding a namespace's GpuJobs to the consumer wallet their escrows draw on. */
+export const CONSUMER_WALLET_LABEL = 'fedgpu.io/consumer-wallet';
+
 /** Pod annotations that drive simulated work on kwok nodes (the test bed and the sandbox). */
 export const SIM_RUN_FOR_ANNOTATION = 'fedgpu.io/sim-run-for';
 export const SIM_EXIT_CODE_ANNOTATION = 'fedgpu.io/sim-exit-code';

@@ -1,0 +1,148 @@
+import { Interface, type Log, type LogDescription, type Provider } from 'ethers';
+import { computeReputation, DEFAULT_REPUTATION_CONFIG, type OutcomeEvent, type ProviderReputation, type ReputationConfig } from '../core/reputation.js';
+import { GpuMarketAbi } from '../gen/contracts/index.js';
+
+// Reading GpuMarket's event log: the history of one escrow (for a hub that restarts between
+// sending and recording), and the Settled/Slashed outcomes anyone can replay into a provider's
+// reputation. `fedgpu reputation --from-chain` and the hub's reputation writer both use
+// outcomesFromLogs + reputationAt, so they agree by construction.
+
+export const marketInterface = new Interface(GpuMarketAbi);
+const topic = (name: string) => marketInterface.getEvent(name)!.topicHash;
+export const MarketTopics = {
+  EscrowOpened: topic('EscrowOpened'),
+  Settled: topic('Settled'),
+  Refunded: topic('Refunded'),
+  Slashed: topic('Slashed'),
+} as const;
+
+/** eth_getLogs ranges are split so a long history never exceeds a node's response limits. */
+const MAX_BLOCK_RANGE = 10_000;
+
+export interface LogQuery {
+  address: string;
+  /** topics[0] alternatives, then the indexed arguments (null: any). */
+  topics: (string | string[] | null)[];
+  fromBlock: number;
+  toBlock: number;
+}
+
+export async function queryLogs(provider: Provider, query: LogQuery): Promise<Log[]> {
+  const logs: Log[] = [];
+  for (let from = query.fromBlock; from <= query.toBlock; from += MAX_BLOCK_RANGE) {
+    const to = Math.min(query.toBlock, from + MAX_BLOCK_RANGE - 1);
+    logs.push(...(await provider.getLogs({ address: query.address, topics: query.topics, fromBlock: from, toBlock: to })));
+  }
+  return logs.sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);
+}
+
+export interface ParsedMarketLog {
+  name: string;
+  args: LogDescription['args'];
+  txHash: string;
+  block: number;
+  logIndex: number;
+}
+
+export function parseMarketLogs(logs: readonly Log[], marketAddress: string): ParsedMarketLog[] {
+  const out: ParsedMarketLog[] = [];
+  for (const log of logs) {
+    if (log.address.toLowerCase() !== marketAddress.toLowerCase()) continue;
+    const parsed = marketInterface.parseLog({ topics: [...log.topics], data: log.data });
+    if (parsed) out.push({ name: parsed.name, args: parsed.args, txHash: log.transactionHash, block: log.blockNumber, logIndex: log.index });
+  }
+  return out;
+}
+
+/** Every event of one escrow key: EscrowOpened, Settled, Refunded (jobId is topic 1) and Slashed (topic 2). */
+export async function escrowLogs(provider: Provider, marketAddress: string, escrowId: string, fromBlock: number, toBlock: number): Promise<ParsedMarketLog[]> {
+  const [lifecycle, slashes] = await Promise.all([
+    queryLogs(provider, { address: marketAddress, topics: [[MarketTopics.EscrowOpened, MarketTopics.Settled, MarketTopics.Refunded], escrowId], fromBlock, toBlock }),
+    queryLogs(provider, { address: marketAddress, topics: [MarketTopics.Slashed, null, escrowId], fromBlock, toBlock }),
+  ]);
+  return parseMarketLogs([...lifecycle, ...slashes], marketAddress).sort((a, b) => a.block - b.block || a.logIndex - b.logIndex);
+}
+
+/** A Settled (success) or Slashed (provider failure) event, with its block's timestamp. */
+export interface OutcomeLog {
+  /** Provider wallet, lower case: the reputation key. */
+  provider: string;
+  outcome: 'success' | 'failure';
+  block: number;
+  logIndex: number;
+  /** Block timestamp in ms. */
+  time: number;
+}
+
+/** Settled and Slashed events in [fromBlock, toBlock], with block timestamps (fetched once per block). */
+export async function readOutcomeLogs(provider: Provider, marketAddress: string, fromBlock: number, toBlock: number): Promise<OutcomeLog[]> {
+  if (toBlock < fromBlock) return [];
+  const logs = parseMarketLogs(
+    await queryLogs(provider, { address: marketAddress, topics: [[MarketTopics.Settled, MarketTopics.Slashed]], fromBlock, toBlock }),
+    marketAddress,
+  );
+  const times = new Map<number, number>();
+  for (const block of new Set(logs.map((l) => l.block))) {
+    const b = await provider.getBlock(block);
+    if (!b) throw new Error(`block ${block} is not available from the RPC endpoint`);
+    times.set(block, b.timestamp * 1000);
+  }
+  return logs.map((l) => ({
+    provider: String(l.args.provider).toLowerCase(),
+    outcome: l.name === 'Settled' ? ('success' as const) : ('failure' as const),
+    block: l.block,
+    logIndex: l.logIndex,
+    time: times.get(l.block)!,
+  }));
+}
+
+/** Outcome logs as reputation events: a settled attempt counts for the provider, a slash against it. */
+export function outcomesToEvents(logs: readonly OutcomeLog[], upToBlock: number): OutcomeEvent[] {
+  // A slash carries no fault party: computeReputation counts it as the provider's fault.
+  return logs.filter((l) => l.block <= upToBlock).map((l) => ({ time: l.time, provider: l.provider, outcome: l.outcome }));
+}
+
+export interface ReputationAtBlock extends ProviderReputation {
+  block: number;
+  /** The block's timestamp in ms: the `now` the events are decayed to. */
+  blockTime: number;
+}
+
+/**
+ * A provider's reputation as of one block: the events up to it, decayed to its timestamp. Using the
+ * chain's clock rather than the wall clock makes the number reproducible by anyone.
+ */
+export function reputationAt(
+  wallet: string,
+  logs: readonly OutcomeLog[],
+  block: { number: number; timestamp: number },
+  config: ReputationConfig = DEFAULT_REPUTATION_CONFIG,
+): ReputationAtBlock {
+  const blockTime = block.timestamp * 1000;
+  const reputation = computeReputation(wallet.toLowerCase(), outcomesToEvents(logs, block.number), blockTime, {}, config);
+  return { ...reputation, block: block.number, blockTime };
+}
+
+/** Incremental Settled/Slashed history for a process that recomputes reputation periodically. */
+export class OutcomeLogCache {
+  private logs: OutcomeLog[] = [];
+  private scannedTo: number;
+
+  constructor(
+    private readonly provider: Provider,
+    private readonly marketAddress: string,
+    fromBlock = 0,
+  ) {
+    this.scannedTo = fromBlock - 1;
+  }
+
+  /** Reads the blocks not read yet up to `toBlock` (callers pass a confirmed block: no reorg handling). */
+  async advanceTo(toBlock: number): Promise<readonly OutcomeLog[]> {
+    if (toBlock > this.scannedTo) {
+      const fresh = await readOutcomeLogs(this.provider, this.marketAddress, this.scannedTo + 1, toBlock);
+      this.logs = [...this.logs, ...fresh];
+      this.scannedTo = toBlock;
+    }
+    return this.logs;
+  }
+}
