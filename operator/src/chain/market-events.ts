@@ -68,6 +68,8 @@ export interface OutcomeLog {
   /** Provider wallet, lower case: the reputation key. */
   provider: string;
   outcome: 'success' | 'failure';
+  /** Token units: paid to the provider (Settled) or taken from its stake (Slashed). */
+  amount: bigint;
   block: number;
   logIndex: number;
   /** Block timestamp in ms. */
@@ -90,6 +92,7 @@ export async function readOutcomeLogs(provider: Provider, marketAddress: string,
   return logs.map((l) => ({
     provider: String(l.args.provider).toLowerCase(),
     outcome: l.name === 'Settled' ? ('success' as const) : ('failure' as const),
+    amount: BigInt(l.args.amount),
     block: l.block,
     logIndex: l.logIndex,
     time: times.get(l.block)!,

@@ -491,6 +491,8 @@ export interface SettlementReceipt {
   usageHash: string;
   /** The provider wallet's 65-byte signature. */
   signature: string;
+  /** The provider wallet that signed the receipt and is paid. */
+  wallet: string;
   /** When the hub recorded the receipt. */
   receivedTime?: string;
 }

@@ -44,7 +44,7 @@ describe('checkReceipt', () => {
   it('acknowledges a resent receipt without recording it twice, and refuses a different one for the same attempt', async () => {
     const receipt = await signed();
     const job = succeededJob();
-    job.status!.settlement!.attempts![0]!.receipt = { gpuSeconds: 60, amount: '0.04', usageHash: USAGE, signature: receipt.signature };
+    job.status!.settlement!.attempts![0]!.receipt = { gpuSeconds: 60, amount: '0.04', usageHash: USAGE, signature: receipt.signature, wallet: provider.address };
     expect(check(receipt, { job })).toEqual({ kind: 'duplicate', epoch: 1 });
     expect(check(await signed({ gpuSeconds: 59 }), { job })).toEqual({ kind: 'refuse', reason: 'another receipt for attempt 1 is recorded already' });
   });

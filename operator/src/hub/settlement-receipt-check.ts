@@ -82,6 +82,7 @@ export function checkReceipt(input: ReceiptCheck): ReceiptVerdict {
     amount: receipt.amount,
     usageHash: receipt.usageHash,
     signature: receipt.signature,
+    wallet: input.providerWallet,
   };
   const recorded = job.status?.settlement?.attempts?.find((r) => r.epoch === epoch)?.receipt;
   if (recorded) {

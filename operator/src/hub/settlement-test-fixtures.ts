@@ -49,4 +49,5 @@ export const receiptFor = (amount: string, gpuSeconds = 60) => ({
   amount,
   usageHash: `0x${'11'.repeat(32)}`,
   signature: `0x${'22'.repeat(65)}`,
+  wallet: `0x${'33'.repeat(20)}`,
 });

@@ -191,9 +191,10 @@ const usageReceipt = obj(
     amount: money('Credits charged: floor(gpuSeconds × pricePerGpuHour / 3600).'),
     usageHash: str("Hash of the agent's detailed usage record.", HEX32),
     signature: str("The provider wallet's 65-byte signature.", { pattern: '^0x[0-9a-fA-F]{130}$' }),
+    wallet: str('The provider wallet that signed the receipt and is paid.', { pattern: '^0x[0-9a-fA-F]{40}$' }),
     receivedTime: time('When the hub recorded the receipt.'),
   },
-  { required: ['gpuSeconds', 'amount', 'usageHash', 'signature'], tsName: 'SettlementReceipt' },
+  { required: ['gpuSeconds', 'amount', 'usageHash', 'signature', 'wallet'], tsName: 'SettlementReceipt' },
 );
 
 const attemptSettlement = obj(
