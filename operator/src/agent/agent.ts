@@ -7,6 +7,8 @@ import { isAvailableAt } from '../core/availability.js';
 import { attemptState, type AttemptState } from './attempt-status.js';
 import { type ClusterWatch, watchCluster } from './cluster-watch.js';
 import { buildInventory, type InventoryPool, type ProviderSettings } from './inventory.js';
+import type { AgentMetrics } from '../metrics/agent-metrics.js';
+import type { Readiness } from '../metrics/http-server.js';
 import { PodRunner } from './pod-runner.js';
 import { StreamClient, type StreamClientTls } from './stream-client.js';
 
@@ -28,6 +30,8 @@ export interface AgentOptions {
   simulatedLatencyMs?: number;
   /** Coalesces bursts of cluster changes into one inventory message. */
   debounceMs?: number;
+  /** The agent's series (docs/metrics.md): stream state, idle GPUs, job pods. */
+  metrics?: AgentMetrics;
   now?: () => number;
 }
 
@@ -119,6 +123,7 @@ export class Agent {
 
   async start(): Promise<void> {
     this.watch = await watchCluster(this.opts.kubeConfig, this.opts.logger, () => this.schedulePublish());
+    this.opts.metrics?.observeAgent({ idleGpus: () => this.idleGpus(), jobPods: () => this.runner.managed(this.watch?.pods() ?? []) });
     this.client = new StreamClient({
       address: this.opts.hubAddress,
       tls: this.opts.tls,
@@ -128,7 +133,9 @@ export class Agent {
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
       simulatedLatencyMs: this.opts.simulatedLatencyMs,
       logger: this.opts.logger,
+      onDisconnected: (info) => this.opts.metrics?.onDisconnected(info.code),
       onConnected: () => {
+        this.opts.metrics?.onConnected();
         // Level-triggered: after any reconnect the hub gets our whole state again.
         this.lastInventory = undefined;
         this.lastAttempt.clear();
@@ -137,6 +144,22 @@ export class Agent {
       onHubMessage: (m) => this.onHubMessage(m),
     });
     this.client.start();
+  }
+
+  /** /readyz: the cluster watch has listed (the hub stream may come and go; see docs/metrics.md). */
+  readiness(): Readiness {
+    const synced = this.watch !== undefined;
+    return { ready: synced, checks: { 'cluster watch synced': synced } };
+  }
+
+  /** Idle GPUs per product as the inventory reports them (computed at scrape time). */
+  idleGpus(): Map<string, number> {
+    const idle = new Map<string, number>();
+    if (!this.watch) return idle;
+    for (const pool of buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, this.now())) {
+      idle.set(pool.gpuProduct, (idle.get(pool.gpuProduct) ?? 0) + pool.idle);
+    }
+    return idle;
   }
 
   async stop(): Promise<void> {

@@ -2,7 +2,7 @@
 // TLS, proves the provider wallet, keeps the stream alive with heartbeats, and reconnects with
 // jittered exponential backoff for as long as it is open. Every (re)connect calls onConnected so
 // the agent resends its full state: the protocol is level-triggered, nothing is replayed.
-import { credentials, status, type ChannelOptions, type ClientDuplexStream } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type ChannelOptions, type ClientDuplexStream } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import {
   MarketplaceClient,
@@ -20,6 +20,8 @@ import { Sequencer, agentMessage, defaultMaxHubMessageBytes, protocolVersion, ty
 import { defaultEdgeLimits } from '../protocol/limits.js';
 import { hexNonce } from '../protocol/patterns.js';
 import { signChallenge, type MessageSigner } from '../protocol/wallet-proof.js';
+import { LEADER_ADDRESS_TRAILER, validLeaderAddress } from '../protocol/leader-redirect.js';
+import { HubAddresses } from './hub-addresses.js';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './stream-client-backoff.js';
 
 export interface StreamClientTls {
@@ -48,7 +50,7 @@ export interface DisconnectInfo {
 }
 
 export interface StreamClientOptions {
-  /** host:port of the hub's marketplace endpoint. */
+  /** host:port of the hub's marketplace endpoint; several, comma-separated, for HA hubs (docs/ha.md). */
   address: string;
   tls: StreamClientTls;
   /** The provider wallet: its address is the identity, signMessage answers the challenge. */
@@ -90,6 +92,7 @@ export interface ConnectedInfo {
 }
 
 interface Connection {
+  address: string;
   client: MarketplaceClient;
   call: ClientDuplexStream<AgentMessage, HubMessage>;
   sequencer: Sequencer;
@@ -117,12 +120,15 @@ export class StreamClient {
   private started = false;
   private closed = false;
   private providerNameValue: string | undefined;
+  private readonly addresses: HubAddresses;
+  private redirectsInARow = 0;
 
   constructor(private readonly options: StreamClientOptions) {
     this.log = options.logger ?? pino({ name: 'stream-client' });
     this.timers = options.timers ?? defaultTimers;
     this.now = options.now ?? (() => Date.now());
     this.backoff = { ...defaultBackoff, ...options.backoff };
+    this.addresses = new HubAddresses(options.address);
   }
 
   /** Starts connecting; reconnects on its own until close(). */
@@ -185,8 +191,10 @@ export class StreamClient {
     let connection: Connection;
     try {
       const channelCredentials = credentials.createSsl(Buffer.from(tls.caPem), Buffer.from(tls.keyPem), Buffer.from(tls.certPem));
-      const client = new MarketplaceClient(this.options.address, channelCredentials, channelOptions);
+      const address = this.addresses.current;
+      const client = new MarketplaceClient(address, channelCredentials, channelOptions);
       connection = {
+        address,
         client,
         call: client.connect(),
         sequencer: new Sequencer(),
@@ -205,9 +213,9 @@ export class StreamClient {
     this.connection = connection;
     const { call } = connection;
     call.on('data', (message: HubMessage) => this.onMessage(connection, message));
-    call.on('status', (s: { code: status; details: string }) => this.onEnded(connection, s.code, s.details));
-    call.on('error', (error: { code?: status; details?: string; message?: string }) =>
-      this.onEnded(connection, error.code ?? status.UNAVAILABLE, error.details ?? error.message ?? 'stream error'),
+    call.on('status', (s: { code: status; details: string; metadata?: Metadata }) => this.onEnded(connection, s.code, s.details, s.metadata));
+    call.on('error', (error: { code?: status; details?: string; message?: string; metadata?: Metadata }) =>
+      this.onEnded(connection, error.code ?? status.UNAVAILABLE, error.details ?? error.message ?? 'stream error', error.metadata),
     );
     connection.registrationTimer = this.timers.setTimeout(() => {
       this.log.warn('hub did not complete registration in time');
@@ -219,9 +227,13 @@ export class StreamClient {
     });
   }
 
-  private onEnded(connection: Connection, code: status, details: string): void {
+  private onEnded(connection: Connection, code: status, details: string, trailers?: Metadata): void {
     if (this.connection !== connection) return; // stale event from an abandoned connection
     this.connection = undefined;
+    const leaderAddress = trailers instanceof Metadata ? validLeaderAddress(trailers.get(LEADER_ADDRESS_TRAILER)[0]) : undefined;
+    const redirected = this.addresses.afterEnd({ address: connection.address, code, registered: connection.registered, leaderAddress });
+    // HA: a stand-by named the leader; dial it soon, but never ping-pong between stand-bys fast.
+    if (redirected && this.redirectsInARow++ < 2) this.failures = 0;
     this.teardown(connection);
     if (connection.registered) this.failures = 0;
     this.scheduleReconnect({ code, details, ...(connection.hubReason ? { hubReason: connection.hubReason } : {}) });
@@ -231,7 +243,7 @@ export class StreamClient {
     if (this.closed) return;
     const retryInMs = backoffDelay(this.failures, this.backoff, this.options.random);
     this.failures++;
-    this.log.info({ code: status[info.code], details: info.details, hubReason: info.hubReason, retryInMs }, 'hub stream ended; reconnecting');
+    this.log.info({ code: status[info.code], details: info.details, hubReason: info.hubReason, retryInMs, hub: this.addresses.current }, 'hub stream ended; reconnecting');
     this.safely(() => this.options.onDisconnected?.({ ...info, retryInMs }));
     this.reconnectTimer = this.timers.setTimeout(() => this.connect(), retryInMs);
   }
@@ -319,6 +331,7 @@ export class StreamClient {
     connection.heartbeatIntervalMs = this.options.heartbeatIntervalMs ?? (hubHeartbeatMs > 0 ? hubHeartbeatMs : 5_000);
     this.providerNameValue = providerName;
     this.failures = 0;
+    this.redirectsInARow = 0;
     this.log.info({ providerName }, 'registered with the hub');
     this.scheduleHeartbeat(connection);
     const settlement = registered.marketAddress ? { chainId: registered.chainId, marketAddress: registered.marketAddress } : undefined;

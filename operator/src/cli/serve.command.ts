@@ -5,9 +5,12 @@ import { pino } from 'pino';
 import { parse } from 'yaml';
 import { Agent } from '../agent/agent.js';
 import type { ProviderSettings } from '../agent/inventory.js';
-import { startHub } from '../hub/hub.js';
+import { startHub, type RunningHub } from '../hub/hub.js';
+import { AgentMetrics } from '../metrics/agent-metrics.js';
+import { HubMetrics } from '../metrics/hub-metrics.js';
 import { CliError, ExitCode } from './errors.js';
 import { loadKubeConfig } from './kubeconfig.js';
+import { addLeaderElectionFlags, addMetricsFlags, advertiseAddressOf, durationMs, leaderElectionOf, serveMetrics, untilSignalled } from './operability.js';
 
 // `fedgpu hub` and `fedgpu agent`: the two long-running modes of the chart's container.
 
@@ -21,23 +24,8 @@ const read = (path: string, what: string) => {
   }
 };
 
-const durationMs = (text: string): number => {
-  const m = /^(\d+)(ms|s|m)$/.exec(text);
-  if (!m) throw new CliError(`bad duration ${text}: use e.g. 500ms, 15s or 2m`, ExitCode.Usage);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[m[2] as 'ms' | 's' | 'm'];
-};
-
-/** Runs until SIGINT/SIGTERM, then stops `stop` (stop taking work, finish in-flight writes). */
-async function untilSignalled(stop: () => Promise<void>, log: pino.Logger): Promise<void> {
-  await new Promise<void>((resolve) => {
-    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve());
-  });
-  log.info('shutting down');
-  await stop();
-}
-
 export function hubCommand(globals: () => Globals): Command {
-  return new Command('hub')
+  const command = new Command('hub')
     .description('run the hub: marketplace gRPC server and controllers')
     .requiredOption('--tls-ca <file>', 'CA certificate that signs agent client certificates')
     .requiredOption('--tls-cert <file>', "the hub's serving certificate")
@@ -46,10 +34,15 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--grpc-port <port>', 'listen port (0 picks a free one)', '8443')
     .option('--audience <name>', 'hub identity signed into registration proofs', 'fedgpu-hub')
     .option('--provider-lost-after <duration>', 'heartbeat silence after which a provider is lost', '15s')
-    .option('--log-level <level>', 'log level', 'info')
+    .option('--log-level <level>', 'log level', 'info');
+  return addLeaderElectionFlags(addMetricsFlags(command))
     .action(async (o) => {
       const logger = pino({ level: o.logLevel, base: { component: 'hub' } });
-      const hub = await startHub({
+      // Served first: probes answer while the caches fill; ready once the hub has started.
+      const metrics = new HubMetrics();
+      let hub: RunningHub | undefined;
+      const http = await serveMetrics(o, metrics, () => hub?.readiness() ?? { ready: false, checks: { 'hub started': false } }, logger);
+      hub = await startHub({
         kubeConfig: loadKubeConfig(globals()),
         tls: { caPem: read(o.tlsCa, 'CA'), certPem: read(o.tlsCert, 'certificate'), keyPem: read(o.tlsKey, 'key') },
         logger,
@@ -57,16 +50,28 @@ export function hubCommand(globals: () => Globals): Command {
         host: o.grpcHost,
         port: Number(o.grpcPort),
         providerLostAfterMs: durationMs(o.providerLostAfter),
+        metrics,
+        leaderElection: leaderElectionOf(o),
+        advertiseAddress: Number(o.grpcPort) > 0 ? advertiseAddressOf(o, Number(o.grpcPort)) : undefined,
+        onLostLeadership: () => {
+          // Controllers cannot restart in this process: exit, and let a fresh one campaign again.
+          logger.error('lost the leader Lease; exiting');
+          process.exit(1);
+        },
       });
-      console.log(JSON.stringify({ msg: 'hub ready', grpcPort: hub.port }));
-      await untilSignalled(() => hub.stop(), logger);
+      const running = hub;
+      console.log(JSON.stringify({ msg: 'hub ready', grpcPort: running.port, metricsPort: http.port, identity: running.roles.identity }));
+      await untilSignalled(async () => {
+        await running.stop();
+        await http.close();
+      }, logger);
     });
 }
 
 export function agentCommand(globals: () => Globals): Command {
-  return new Command('agent')
+  const command = new Command('agent')
     .description("run a provider's agent against its own cluster")
-    .requiredOption('--hub-address <host:port>', 'the hub marketplace address')
+    .requiredOption('--hub-address <host:port,...>', 'the hub marketplace address; several hub replicas comma-separated (docs/ha.md)')
     .requiredOption('--tls-ca <file>', "the hub's CA certificate")
     .requiredOption('--tls-cert <file>', "this provider's client certificate")
     .requiredOption('--tls-key <file>', "this provider's client key")
@@ -76,7 +81,8 @@ export function agentCommand(globals: () => Globals): Command {
     .option('--job-namespace <ns>', 'namespace job pods are created in', 'fedgpu-jobs')
     .option('--heartbeat-interval <duration>', 'heartbeat interval', '2s')
     .option('--simulated-latency <duration>', 'test bed only: answer hub pings this much later, to emulate distance', '0ms')
-    .option('--log-level <level>', 'log level', 'info')
+    .option('--log-level <level>', 'log level', 'info');
+  return addMetricsFlags(command)
     .action(async (o) => {
       const logger = pino({ level: o.logLevel, base: { component: 'agent' } });
       let wallet: Wallet;
@@ -88,6 +94,7 @@ export function agentCommand(globals: () => Globals): Command {
       }
       const settings = parse(read(o.settings, 'settings')) as ProviderSettings;
       if (!settings?.pricePerGpuHour) throw new CliError(`${o.settings} has no pricePerGpuHour map`, ExitCode.Usage);
+      const metrics = new AgentMetrics();
       const agent = new Agent({
         kubeConfig: loadKubeConfig(globals()),
         settings,
@@ -103,9 +110,14 @@ export function agentCommand(globals: () => Globals): Command {
         logger,
         heartbeatIntervalMs: durationMs(o.heartbeatInterval),
         simulatedLatencyMs: durationMs(o.simulatedLatency),
+        metrics,
       });
+      const http = await serveMetrics(o, metrics, () => agent.readiness(), logger);
       await agent.start();
-      logger.info({ wallet: wallet.address, hub: o.hubAddress }, 'agent started');
-      await untilSignalled(() => agent.stop(), logger);
+      logger.info({ wallet: wallet.address, hub: o.hubAddress, metricsPort: http.port }, 'agent started');
+      await untilSignalled(async () => {
+        await agent.stop();
+        await http.close();
+      }, logger);
     });
 }

@@ -15,6 +15,7 @@ import { customResourceSource } from '../runtime/informer-sources.js';
 import { Informer } from '../runtime/informer.js';
 import { gpuJobClient, gpuProviderClient, objectKey } from '../runtime/kube.js';
 import { StatusWriter } from '../runtime/status-writer.js';
+import { endedAttempts, type GpuJobMetrics, timedSchedule } from './gpujob-metrics.js';
 import { type AttemptReport, planJob, type ReportPhase } from './gpujob-plan.js';
 import { providerSnapshot } from './market-view.js';
 
@@ -35,6 +36,8 @@ export interface GpuJobControllerOptions {
   now?: () => number;
   /** Checks a job's funding before it is placed; returns why it must wait, if it must. */
   fundingCheck?: (job: GpuJob) => Promise<string | undefined>;
+  /** Reconcile, scheduler and attempt metrics (see gpujob-metrics.ts). */
+  metrics?: GpuJobMetrics;
 }
 
 const FIELD_MANAGER = 'fedgpu-gpujob-controller';
@@ -78,6 +81,7 @@ export class GpuJobController {
       reconcile: (key) => this.reconcile(key),
       logger: opts.logger,
       concurrency: 1, // one scheduler decision at a time: assumptions stay consistent
+      ...(opts.metrics?.controller ? { metrics: opts.metrics.controller } : {}),
     });
     this.controller.watch(this.jobs);
     // Any market change may let a pending job fit, or mean a running job's provider was lost.
@@ -101,6 +105,7 @@ export class GpuJobController {
     if (!job || !live) {
       const done = current?.provider === provider && current.epoch === status.epoch && current.outcome === 'Succeeded';
       if (!done) {
+        this.opts.metrics?.reportFenced?.(job ? 'stale_epoch' : 'unknown_job');
         this.opts.logger.warn({ provider, job: status.jobUid, epoch: status.epoch }, 'fenced a report from an attempt that is not current; cancelling it');
         this.opts.agents.send(provider, cancelMessage(status.jobUid, status.epoch, 'Fenced', 0));
       }
@@ -150,7 +155,7 @@ export class GpuJobController {
       schedule: (request) => {
         this.assumed.forget(key);
         const snapshots = this.assumed.applyTo([...providers.values()].map((p) => providerSnapshot(p, now)), now);
-        return schedule(snapshots, request, this.config, now);
+        return timedSchedule(this.opts.metrics, () => schedule(snapshots, request, this.config, now));
       },
     });
     // The status is written before anything is sent: a hub that dies after this line re-sends the
@@ -159,6 +164,7 @@ export class GpuJobController {
     if (written.outcome === 'conflict') return written.action;
     if (written.outcome === 'gone') return done;
     const target = written.outcome === 'written' ? written.object : job;
+    if (written.outcome === 'written') for (const a of endedAttempts(job, target)) this.opts.metrics?.attemptEnded?.(a);
     for (const c of plan.cancel) this.opts.agents.send(c.provider, cancelMessage(job.metadata.uid!, c.epoch, c.reason, 0));
     if (plan.assign) {
       this.assumed.assume(key, plan.assign.decision, now);

@@ -1,7 +1,13 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { SchedulerConfig } from '../core/scheduler-config.js';
+import type { HubMetrics } from '../metrics/hub-metrics.js';
+import type { Readiness } from '../metrics/http-server.js';
+import { installHubMetrics } from '../metrics/settlement-metrics.js';
+import { gpuJobMetricsOf } from './gpujob-metrics.js';
 import { GpuJobController } from './gpujob.reconciler.js';
+import type { HubLeaderElection } from './hub-leadership.js';
+import { HubRoles, type LeaderTask } from './hub-roles.js';
 import { MarketServer } from './market-server.js';
 import type { MarketServerTls } from './market-server-options.js';
 import { KubeProviderRegistry } from './provider-registry.js';
@@ -22,6 +28,17 @@ export interface HubOptions {
   heartbeatIntervalMs?: number;
   pingIntervalMs?: number;
   schedulerConfig?: SchedulerConfig;
+  // --- operability (docs/metrics.md, docs/ha.md) ---
+  /** This replica's metrics; the hub wires its caches and hooks into them. */
+  metrics?: HubMetrics;
+  /** HA: only the Lease holder runs controllers and serves agents. Without it, this replica leads. */
+  leaderElection?: HubLeaderElection;
+  /** host:port agents are redirected to while this replica leads (default host:port). */
+  advertiseAddress?: string;
+  /** Work that runs only on the leader (e.g. settlement); must end when its signal aborts. */
+  leaderTasks?: readonly LeaderTask[];
+  /** The Lease was lost while running: leader work has stopped; the process should exit. */
+  onLostLeadership?: () => void;
 }
 
 export interface RunningHub {
@@ -29,6 +46,9 @@ export interface RunningHub {
   server: MarketServer;
   registry: KubeProviderRegistry;
   jobs: GpuJobController;
+  roles: HubRoles;
+  /** /readyz: caches synced and the marketplace listening (leadership does not matter). */
+  readiness(): Readiness;
   stop(): Promise<void>;
 }
 
@@ -41,6 +61,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     agents: { send: (provider, message) => server?.send(provider, message) ?? false },
     logger: opts.logger.child({ controller: 'gpujob' }),
     ...(opts.schedulerConfig ? { schedulerConfig: opts.schedulerConfig } : {}),
+    ...(opts.metrics ? { metrics: gpuJobMetricsOf(opts.metrics) } : {}),
   });
   const registry = new KubeProviderRegistry({
     store: new KubeProviderStore(opts.kubeConfig),
@@ -49,7 +70,19 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     onAttemptStatus: (provider, status) => jobs.onAttemptStatus(provider, status),
     onAgentSynced: (provider) => jobs.resync(provider),
   });
+  const roles = new HubRoles({
+    kubeConfig: opts.kubeConfig,
+    logger: opts.logger,
+    jobs,
+    registry,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.leaderElection ? { leaderElection: opts.leaderElection } : {}),
+    ...(opts.leaderTasks ? { leaderTasks: opts.leaderTasks } : {}),
+    ...(opts.onLostLeadership ? { onLostLeadership: opts.onLostLeadership } : {}),
+  });
   server = new MarketServer({
+    onRejection: (reason) => opts.metrics?.observeRejection(reason),
+    admission: () => roles.admission(),
     tls: opts.tls,
     registry,
     audience: opts.audience ?? 'fedgpu-hub',
@@ -60,26 +93,33 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     pingIntervalMs: opts.pingIntervalMs,
   });
   const port = await server.start();
-  await jobs.start();
-  let checking = false;
-  const health = setInterval(() => {
-    if (checking) return;
-    checking = true;
-    registry
-      .checkHeartbeats()
-      .catch((err) => opts.logger.error({ err }, 'heartbeat check failed'))
-      .finally(() => (checking = false));
-  }, 1_000);
+  if (opts.metrics) {
+    opts.metrics.observeMarket({ providers: () => jobs.providers.list(), jobs: () => jobs.jobs.list() });
+    opts.metrics.observeStreams(() => server?.connectedProviders().length ?? 0);
+    installHubMetrics(opts.metrics);
+  }
+  // Leads at once without election (the controllers are running when this returns); with it,
+  // returns once the caches are warm and campaigns in the background.
+  await roles.start(opts.advertiseAddress ?? `${opts.host ?? '127.0.0.1'}:${port}`);
   opts.logger.info({ port }, 'hub marketplace listening');
+  let listening = true;
   return {
     port,
     server,
     registry,
     jobs,
+    roles,
+    readiness: () => {
+      const checks = { 'informers synced': jobs.jobs.hasSynced() && jobs.providers.hasSynced(), 'marketplace listening': listening };
+      return { ready: Object.values(checks).every(Boolean), checks };
+    },
+    // Graceful: refuse new streams, end the open ones once their registry writes are done, then
+    // stop the leader work (in-flight reconciles finish) and release the Lease.
     async stop() {
-      clearInterval(health);
-      await jobs.stop();
+      roles.stopServing();
       await server?.stop();
+      listening = false;
+      await roles.stop();
     },
   };
 }

@@ -3,6 +3,7 @@ import type { PeerCertificate } from 'node:tls';
 import type { status } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import type { RejectReason } from '../protocol/edge-error.js';
+import type { StandbyRefusal } from '../protocol/leader-redirect.js';
 import { defaultMaxAgentMessageBytes, defaultMaxHubMessageBytes } from '../protocol/framing.js';
 import { edgeLimits, type EdgeLimits } from '../protocol/limits.js';
 import type { ProviderRegistry } from './market-server-registry.js';
@@ -34,6 +35,11 @@ export interface MarketServerOptions {
   logger?: Logger;
   /** Called once per refused stream with the reason and the gRPC status sent (for metrics). */
   onRejection?: (reason: RejectReason, code: status) => void;
+  /**
+   * HA: asked for every new stream. undefined admits it; a StandbyRefusal ends it with UNAVAILABLE
+   * (reason not_leader) and the leader's address in a trailer. Default: admit every stream.
+   */
+  admission?: () => StandbyRefusal | undefined;
   /**
    * Extra identity check between the proven wallet and the TLS client certificate, e.g. require
    * the certificate's CN to be the wallet. Return false to refuse with PERMISSION_DENIED.
@@ -72,10 +78,11 @@ export interface MarketServerOptions {
 }
 
 export type ResolvedMarketServerOptions = Required<
-  Omit<MarketServerOptions, 'authorizePeer' | 'onRejection' | 'clock' | 'limits' | 'rateLimit' | 'settlementDomain'>
+  Omit<MarketServerOptions, 'authorizePeer' | 'onRejection' | 'admission' | 'clock' | 'limits' | 'rateLimit' | 'settlementDomain'>
 > & {
   authorizePeer: MarketServerOptions['authorizePeer'];
   onRejection: NonNullable<MarketServerOptions['onRejection']>;
+  admission: NonNullable<MarketServerOptions['admission']>;
   clock: MarketServerClock;
   limits: Readonly<EdgeLimits>;
   rateLimit: { capacity: number; refillPerSecond: number };
@@ -92,6 +99,7 @@ export function resolveMarketServerOptions(options: MarketServerOptions): Resolv
     port: options.port ?? 0,
     logger: options.logger ?? pino({ name: 'market-server' }),
     onRejection: options.onRejection ?? (() => {}),
+    admission: options.admission ?? (() => undefined),
     authorizePeer: options.authorizePeer,
     clock: {
       wallMs: options.clock?.wallMs ?? (() => Date.now()),

@@ -9,7 +9,7 @@
 // Any violation ends the stream with a gRPC status, an Error message just before it, a log line and
 // one onRejection call. Nothing the peer sends can throw out of here.
 import { randomBytes } from 'node:crypto';
-import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { AgentMessage, Heartbeat, Hello, HubMessage, UsageReceipt } from '../gen/proto/fedgpu/v1/market.js';
 import { EdgeError, type RejectReason } from '../protocol/edge-error.js';
@@ -35,7 +35,7 @@ export interface SessionHost {
 type Phase = 'awaiting_hello' | 'awaiting_proof' | 'registered' | 'ended';
 
 // Ends that are not the peer's fault: logged at info and not counted as rejections.
-const lifecycleReasons: ReadonlySet<RejectReason> = new Set(['stream_replaced', 'server_shutdown']);
+const lifecycleReasons: ReadonlySet<RejectReason> = new Set(['stream_replaced', 'server_shutdown', 'not_leader']);
 const maxOutstandingPings = 16;
 
 let nextSessionId = 1;
@@ -158,7 +158,7 @@ export class MarketSession {
         this.call.write(hubMessage(this.sequencer, { $case: 'error', value: { code: errorCodeFor(error.code), reason: error.reason, message: error.detail } }));
         // grpc-js turns an 'error' event on a server stream into the final status, sent after the
         // queued writes (so the agent reads the Error message first).
-        this.call.emit('error', { code: error.code, details: `${error.reason}: ${error.detail}` });
+        this.call.emit('error', { code: error.code, details: `${error.reason}: ${error.detail}`, ...trailersOf(error) });
       } catch (cause) {
         this.log.debug({ err: cause }, 'could not send the final status');
       }
@@ -435,4 +435,11 @@ function peerCertificate(call: MarketCall) {
   } catch {
     return undefined;
   }
+}
+
+function trailersOf(error: EdgeError): { metadata?: Metadata } {
+  if (!error.trailers) return {};
+  const metadata = new Metadata();
+  for (const [key, value] of Object.entries(error.trailers)) metadata.set(key, value);
+  return { metadata };
 }

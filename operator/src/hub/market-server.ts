@@ -5,6 +5,7 @@ import { Server, ServerCredentials, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { HubMessage } from '../gen/proto/fedgpu/v1/market.js';
 import { EdgeError } from '../protocol/edge-error.js';
+import { LEADER_ADDRESS_TRAILER } from '../protocol/leader-redirect.js';
 import { tolerantMarketplaceService } from '../protocol/framing.js';
 import { NonceBook } from '../protocol/wallet-proof.js';
 import { resolveMarketServerOptions, type MarketServerOptions, type ResolvedMarketServerOptions } from './market-server-options.js';
@@ -129,6 +130,12 @@ export class MarketServer implements SessionHost {
       const session = new MarketSession(call, this);
       if (this.stopping) {
         session.terminate(new EdgeError(status.UNAVAILABLE, 'server_shutdown', 'hub is shutting down'));
+        return;
+      }
+      const standby = this.options.admission();
+      if (standby) {
+        const trailers = standby.leaderAddress ? { [LEADER_ADDRESS_TRAILER]: standby.leaderAddress } : undefined;
+        session.terminate(new EdgeError(status.UNAVAILABLE, 'not_leader', 'this hub replica is a stand-by; connect to the leader', trailers));
         return;
       }
       if (this.sessions.size >= this.options.maxStreams) {

@@ -147,6 +147,21 @@ export class KubeProviderRegistry implements ProviderRegistry {
     }
   }
 
+  /**
+   * A new leader (or a restarted hub) takes over the providers it has not heard from: each one its
+   * predecessor saw Ready counts as heard from now, so it has a full providerLostAfter to reconnect
+   * before it is declared lost. Without this, a provider that never comes back stays Ready forever.
+   */
+  adoptProviders(providers: readonly GpuProvider[]): void {
+    const now = this.now();
+    for (const p of providers) {
+      const name = p.metadata.name;
+      if (!name || this.live.has(name)) continue;
+      const ready = p.status?.conditions?.some((c) => c.type === ProviderConditions.Ready && c.status === 'True') ?? false;
+      if (ready) this.live.set(name, { lastHeartbeatMs: now, ready, connected: false, awaitingFirstInventory: false, writes: Promise.resolve() });
+    }
+  }
+
   /** Whether the provider has a fresh heartbeat, as the scheduler should see it. */
   isReady(providerName: string): boolean {
     return this.live.get(providerName)?.ready ?? false;

@@ -40,6 +40,8 @@ export const rejectReasons = [
   'heartbeat_timeout',
   'stream_replaced',
   'server_shutdown',
+  // A hub stand-by (HA): the agent goes to the leader, named in a trailer (leader-redirect.ts).
+  'not_leader',
   'internal',
 ] as const;
 
@@ -54,6 +56,8 @@ export class EdgeError extends Error {
     readonly reason: RejectReason,
     /** Short human detail (a field path and the rule broken); never echoes peer-supplied values. */
     readonly detail: string,
+    /** gRPC trailers sent with the status (lower-case ASCII keys), e.g. the leader's address. */
+    readonly trailers?: Readonly<Record<string, string>>,
   ) {
     super(`${reason}: ${detail}`);
   }

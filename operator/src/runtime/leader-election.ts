@@ -36,6 +36,11 @@ export interface LeaderElectionOptions {
   onStoppedLeading?(): void;
   /** Called when the observed holder changes (including to ourselves). */
   onNewLeader?(identity: string): void;
+  /**
+   * Annotations the holder writes on the Lease with every acquire and renew, e.g. where it serves
+   * (a stand-by reads them with leaderAnnotations()).
+   */
+  annotations?: Record<string, string>;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -51,13 +56,14 @@ const JITTER_FACTOR = 1.2;
 const TIMED_OUT = Symbol('timed out');
 
 export class LeaderElector {
-  private readonly o: Required<Omit<LeaderElectionOptions, 'onStoppedLeading' | 'onNewLeader'>> &
-    Pick<LeaderElectionOptions, 'onStoppedLeading' | 'onNewLeader'>;
+  private readonly o: Required<Omit<LeaderElectionOptions, 'onStoppedLeading' | 'onNewLeader' | 'annotations'>> &
+    Pick<LeaderElectionOptions, 'onStoppedLeading' | 'onNewLeader' | 'annotations'>;
   private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
   private leading: { abort: AbortController; work: Promise<void> } | undefined;
   private observed: { resourceVersion: string; holder: string; durationMs: number; at: number } | undefined;
   private lastHolder: string | undefined;
+  private lastAnnotations: Record<string, string> = {};
 
   constructor(options: LeaderElectionOptions) {
     this.o = {
@@ -89,6 +95,16 @@ export class LeaderElector {
   /** The holder we last observed (possibly ourselves), if any. */
   leader(): string | undefined {
     return this.lastHolder || undefined;
+  }
+
+  /** The Lease's annotations as last observed (those of the holder that wrote it last). */
+  leaderAnnotations(): Readonly<Record<string, string>> {
+    return this.lastAnnotations;
+  }
+
+  /** Whether the observed holder is someone else whose lease has not expired by our clock. */
+  isHeldByOther(): boolean {
+    return this.heldByOther();
   }
 
   /** Stops campaigning; if leading, ends the leader's work and (by default) releases the lease. */
@@ -154,7 +170,7 @@ export class LeaderElector {
     } catch (err) {
       if (!isNotFound(err)) throw err;
       const body: V1Lease = {
-        metadata: { name, namespace },
+        metadata: { name, namespace, ...(this.o.annotations ? { annotations: this.o.annotations } : {}) },
         spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
       };
       return this.write(() => coordination.createNamespacedLease({ namespace, body }));
@@ -172,7 +188,10 @@ export class LeaderElector {
       leaseTransitions: (old.leaseTransitions ?? 0) + (renewing ? 0 : 1),
     };
     // The resourceVersion we read makes this a compare-and-swap: a concurrent writer wins, we get 409.
-    const body: V1Lease = { ...current, spec };
+    const metadata = this.o.annotations
+      ? { ...current.metadata, annotations: { ...current.metadata?.annotations, ...this.o.annotations } }
+      : current.metadata;
+    const body: V1Lease = { ...current, metadata, spec };
     return this.write(() => coordination.replaceNamespacedLease({ name, namespace, body }));
   }
 
@@ -190,6 +209,7 @@ export class LeaderElector {
   private observe(lease: V1Lease): void {
     const resourceVersion = lease.metadata?.resourceVersion ?? '';
     const holder = lease.spec?.holderIdentity ?? '';
+    this.lastAnnotations = lease.metadata?.annotations ?? {};
     if (this.observed?.resourceVersion !== resourceVersion) {
       const durationMs = (lease.spec?.leaseDurationSeconds ?? Math.ceil(this.o.leaseDurationMs / 1000)) * 1000;
       this.observed = { resourceVersion, holder, durationMs, at: this.o.clock.now() };

@@ -55,6 +55,8 @@ export function startCliProcess(name: string, dir: string, args: string[]): Mana
 export interface HubProcess {
   process: ManagedProcess;
   grpcAddress: string;
+  /** Port of /metrics, /healthz and /readyz (a free one unless extraArgs name --metrics-port). */
+  metricsPort: number;
 }
 
 /** Starts `fedgpu hub` as a process and waits until its marketplace listens. */
@@ -69,13 +71,15 @@ export async function startHubProcess(hubCluster: Cluster, pki: HubPki, dir: str
     '--tls-cert', join(pki.dir, 'server.crt'),
     '--tls-key', join(pki.dir, 'server.key'),
     '--grpc-port', String(port),
+    '--metrics-port', '0',
     ...extraArgs,
   ]);
-  await waitFor('the hub to listen', () => {
+  const ready = await waitFor('the hub to listen', () => {
     if (!proc.running()) throw new GiveUp(`the hub exited; see ${proc.logPath}`);
-    return readFileSync(proc.logPath, 'utf8').includes('"hub ready"') ? true : undefined;
+    const line = readFileSync(proc.logPath, 'utf8').split('\n').find((l) => l.includes('"hub ready"'));
+    return line ? (JSON.parse(line) as { metricsPort: number }) : undefined;
   }, { timeoutMs: 60_000 });
-  return { process: proc, grpcAddress: `127.0.0.1:${port}` };
+  return { process: proc, grpcAddress: `127.0.0.1:${port}`, metricsPort: ready.metricsPort };
 }
 
 export async function startTestHub(hubCluster: Cluster, pki: HubPki, dir: string, providerLostAfterMs = 4_000): Promise<RunningHub> {
@@ -124,6 +128,8 @@ export async function startAgent(
       '--wallet-key-file', join(dir, 'wallet.key'),
       '--settings', join(dir, 'settings.yaml'),
       '--heartbeat-interval', '500ms',
+      // Many agents share this machine: each takes a free port for /metrics.
+      '--metrics-port', '0',
       ...extraArgs,
     ]);
   const handle: AgentHandle = {

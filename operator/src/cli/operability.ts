@@ -1,0 +1,103 @@
+// Flags and plumbing that `fedgpu hub` and `fedgpu agent` share: the metrics/health endpoint, leader
+// election settings, and the graceful SIGTERM path.
+import type { Command } from 'commander';
+import type { Logger } from 'pino';
+import type { HubLeaderElection } from '../hub/hub-leadership.js';
+import { type MetricsServer, type Readiness, startMetricsServer } from '../metrics/http-server.js';
+import { CliError, ExitCode } from './errors.js';
+
+export function addMetricsFlags(command: Command): Command {
+  return command
+    .option('--metrics-bind-address <host>', 'address of /metrics, /healthz and /readyz (0.0.0.0 in a pod)', '127.0.0.1')
+    .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (0 picks a free one)', '9090');
+}
+
+export function addLeaderElectionFlags(command: Command): Command {
+  return command
+    .option('--leader-elect [bool]', 'run as one of several replicas: only the Lease holder leads (docs/ha.md)', false)
+    .option('--lease-name <name>', 'Lease used for leader election', 'fedgpu-hub')
+    .option('--leader-election-id <name>', 'alias of --lease-name')
+    .option('--lease-namespace <ns>', 'namespace of the Lease (default: $POD_NAMESPACE, else default)')
+    .option('--lease-duration <duration>', 'how long a Lease stays valid without renewal', '15s')
+    .option('--renew-deadline <duration>', 'how long the leader tries to renew before it gives up', '10s')
+    .option('--retry-period <duration>', 'pause between acquire or renew attempts', '2s')
+    .option('--advertise-address <host:port>', 'where agents reach this replica when it leads (default: --grpc-host or $POD_IP, and the gRPC port)');
+}
+
+export const durationMs = (text: string): number => {
+  const m = /^(\d+)(ms|s|m)$/.exec(text);
+  if (!m) throw new CliError(`bad duration ${text}: use e.g. 500ms, 15s or 2m`, ExitCode.Usage);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[m[2] as 'ms' | 's' | 'm'];
+};
+
+const truthy = (v: unknown) => v === true || v === 'true' || v === '1';
+
+interface LeaderElectionFlags {
+  leaderElect?: boolean | string;
+  leaseName: string;
+  leaderElectionId?: string;
+  leaseNamespace?: string;
+  leaseDuration: string;
+  renewDeadline: string;
+  retryPeriod: string;
+}
+
+export function leaderElectionOf(o: LeaderElectionFlags): HubLeaderElection | undefined {
+  if (!truthy(o.leaderElect)) return undefined;
+  return {
+    name: o.leaderElectionId ?? o.leaseName,
+    namespace: o.leaseNamespace ?? process.env.POD_NAMESPACE ?? 'default',
+    leaseDurationMs: durationMs(o.leaseDuration),
+    renewDeadlineMs: durationMs(o.renewDeadline),
+    retryPeriodMs: durationMs(o.retryPeriod),
+  };
+}
+
+/** Where agents reach this replica: the explicit flag, else a concrete listen host, else the pod IP. */
+export function advertiseAddressOf(o: { advertiseAddress?: string; grpcHost: string }, port: number): string {
+  if (o.advertiseAddress) return o.advertiseAddress;
+  const wildcard = o.grpcHost === '0.0.0.0' || o.grpcHost === '::';
+  return `${wildcard ? (process.env.POD_IP ?? o.grpcHost) : o.grpcHost}:${port}`;
+}
+
+export function serveMetrics(
+  o: { metricsBindAddress: string; metricsPort: string },
+  metrics: { text(): Promise<string>; contentType: string },
+  readiness: () => Readiness,
+  logger: Logger,
+): Promise<MetricsServer> {
+  return startMetricsServer({
+    host: o.metricsBindAddress,
+    port: Number(o.metricsPort),
+    metrics: () => metrics.text(),
+    contentType: metrics.contentType,
+    readiness,
+    logger,
+  });
+}
+
+/**
+ * Runs until SIGINT/SIGTERM, then `stop` (stop taking work, finish in-flight writes) and exits 0;
+ * a stop that hangs past `graceMs` exits 1 (the kubelet would SIGKILL at its own grace anyway).
+ * A second signal exits at once.
+ */
+export async function untilSignalled(stop: () => Promise<void>, log: Logger, graceMs = 25_000): Promise<never> {
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s));
+  });
+  log.info({ signal }, 'shutting down');
+  for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => process.exit(1));
+  const timer = setTimeout(() => {
+    log.error({ graceMs }, 'graceful shutdown took too long; exiting');
+    process.exit(1);
+  }, graceMs);
+  timer.unref();
+  try {
+    await stop();
+  } catch (err) {
+    log.error({ err }, 'graceful shutdown failed');
+    process.exit(1);
+  }
+  log.info('stopped');
+  process.exit(0);
+}
