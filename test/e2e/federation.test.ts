@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningHub } from '../../operator/src/hub/hub.js';
-import { reapPidDir } from '../../operator/src/testbed/processes.js';
+import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
@@ -31,7 +31,7 @@ const agents: Record<string, AgentHandle> = {};
 const root = join(repoRoot, '.testbed', 'e2e-federation');
 
 beforeAll(async () => {
-  reapPidDir(root);
+  reapStaleRuns(root);
   const dir = join(root, String(process.pid));
   testbed = await startTestbed(join(dir, 'clusters'), [
     { name: 'hub', scheduler: false },

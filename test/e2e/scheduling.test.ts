@@ -15,7 +15,7 @@ import {
   startTestHub,
   type AgentHandle,
 } from '../../operator/src/testbed/federation.js';
-import { reapPidDir } from '../../operator/src/testbed/processes.js';
+import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
@@ -40,7 +40,7 @@ const providerSpecs: { name: string; region: string; latency: string; prices: Re
 ];
 
 beforeAll(async () => {
-  reapPidDir(root);
+  reapStaleRuns(root);
   const dir = join(root, String(process.pid));
   testbed = await startTestbed(join(dir, 'clusters'), [
     { name: 'hub', scheduler: false },

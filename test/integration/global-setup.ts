@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { reapPidDir } from '../../operator/src/testbed/processes.js';
+import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 
@@ -15,7 +15,7 @@ declare module 'vitest' {
 // files run one at a time and each works in namespaces or objects of its own.
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const root = join(repoRoot, '.testbed', 'integration');
-  reapPidDir(root); // leftovers of a run that was killed too hard to clean up
+  reapStaleRuns(root); // leftovers of a run that was killed too hard to clean up
   const testbed = await startTestbed(join(root, String(process.pid)), [{ name: 'hub', scheduler: false }]);
   project.provide('kubeconfig', testbed.cluster('hub').kubeconfigPath);
   return () => testbed.stop();

@@ -1,7 +1,10 @@
 import { Command } from 'commander';
 import { sandboxDown } from '../sandbox/down.js';
 import { readStatus } from '../sandbox/state.js';
+import { runDemo } from '../sandbox/demo.js';
+import { VICTIM_CLUSTER } from '../sandbox/topology.js';
 import { nextSteps, sandboxUp } from '../sandbox/up.js';
+import { explainJob } from './market.command.js';
 import { isAlive } from '../testbed/processes.js';
 import { CliError, ExitCode } from './errors.js';
 import { render, type OutputFormat } from './output.js';
@@ -15,8 +18,22 @@ export function sandboxCommand(output: () => OutputFormat): Command {
     .option('--once', 'show the demo until it settles, then stop everything and exit')
     .action(async (opts: { once?: boolean }) => {
       const running = await sandboxUp({ once: opts.once });
+      let result;
+      try {
+        result = await runDemo({
+          hub: running.hubKubeConfig,
+          victim: { name: VICTIM_CLUSTER, agent: running.agents.get(VICTIM_CLUSTER)! },
+          log: running.log,
+        });
+      } catch (err) {
+        await running.stop();
+        throw err;
+      }
+      running.log(result.ok ? 'every demo job reached its expected end' : `the demo did not end as expected:\n  ${result.problems.join('\n  ')}`);
+      for (const job of result.jobs) process.stdout.write(`\n${explainJob(job)}`);
       if (opts.once) {
         await running.stop();
+        if (!result.ok) throw new CliError('the sandbox demo failed (see above)', ExitCode.Failure);
         return;
       }
       console.log(nextSteps(running.status));

@@ -169,6 +169,8 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   if (result.kind === 'unschedulable' || inputs.blockedBy) {
     const message = result.kind === 'unschedulable' ? result.message : (inputs.blockedBy ?? '');
     status.phase = waitingPhase === 'Running' ? 'Pending' : (waitingPhase ?? 'Pending');
+    // A job waiting again has no placement; its attempts keep the history.
+    if (!attempts.some((a) => !a.endTime)) delete status.placement;
     if (status.message !== message) plan.events.push({ type: 'Normal', reason: 'Unschedulable', message });
     status.message = message;
     setCond(JobConditions.Scheduled, 'False', result.kind === 'unschedulable' ? 'Unschedulable' : 'InsufficientFunds', message);

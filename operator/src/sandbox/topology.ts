@@ -12,11 +12,17 @@ export interface SandboxProvider {
   gpuNodes: GpuNodeGroup[];
   /** Price per GPU-hour per product, in credits. */
   prices: Record<string, string>;
+  /** Emulated network distance to the hub (everything runs on loopback here). */
+  latency: string;
   /** Daily lending window (UTC), when the owner lends only part of the day. */
   window?: { start: string; end: string };
 }
 
 export const HUB_CLUSTER = 'hub';
+/** The provider whose agent the demo kills mid-run. */
+export const VICTIM_CLUSTER = 'mining-farm';
+/** Short enough that the demo's failover shows within a minute. */
+export const SANDBOX_PROVIDER_LOST_AFTER = '8s';
 
 export const sandboxProviders: SandboxProvider[] = [
   {
@@ -27,6 +33,7 @@ export const sandboxProviders: SandboxProvider[] = [
       { prefix: 'dc-h100', count: 4, gpusPerNode: 8, product: 'NVIDIA-H100-80GB-HBM3', memoryMiB: 81559, cudaDriverMajor: 12, taint: true },
     ],
     prices: { 'NVIDIA-H100-80GB-HBM3': '2.40' },
+    latency: '8ms',
   },
   {
     cluster: 'mining-farm',
@@ -36,6 +43,7 @@ export const sandboxProviders: SandboxProvider[] = [
       { prefix: 'farm-3090', count: 6, gpusPerNode: 6, product: 'NVIDIA-GeForce-RTX-3090', memoryMiB: 24576, cudaDriverMajor: 12 },
     ],
     prices: { 'NVIDIA-GeForce-RTX-3090': '0.35' },
+    latency: '25ms',
   },
   {
     cluster: 'gamer',
@@ -45,6 +53,7 @@ export const sandboxProviders: SandboxProvider[] = [
       { prefix: 'rig-4090', count: 1, gpusPerNode: 1, product: 'NVIDIA-GeForce-RTX-4090', memoryMiB: 24564, cudaDriverMajor: 12 },
     ],
     prices: { 'NVIDIA-GeForce-RTX-4090': '0.45' },
+    latency: '70ms',
     window: { start: '22:00', end: '08:00' },
   },
 ];

@@ -1,12 +1,13 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive } from '../testbed/processes.js';
+import { isAlive, type ManagedProcess } from '../testbed/processes.js';
 import { runKubectl } from '../testbed/kubectl.js';
 import { startTestbed, type Testbed } from '../testbed/testbed.js';
 import { repoRoot } from '../testbed/tools.js';
 import { readSupervisorPid, sandboxDir, supervisorPidPath, writeStatus, type SandboxStatus } from './state.js';
-import { HUB_CLUSTER, providerSettings, sandboxProviders, sandboxWallet } from './topology.js';
-import { hubPki, providerClient, readyStatus, startAgent, startHubProcess } from '../testbed/federation.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { HUB_CLUSTER, providerSettings, SANDBOX_PROVIDER_LOST_AFTER, sandboxProviders, sandboxWallet } from './topology.js';
+import { hubPki, providerClient, readyStatus, startAgent, startHubProcess, type AgentHandle } from '../testbed/federation.js';
 import { waitFor } from '../testbed/wait.js';
 
 export interface SandboxOptions {
@@ -18,6 +19,9 @@ export interface SandboxOptions {
 export interface RunningSandbox {
   status: SandboxStatus;
   testbed: Testbed;
+  agents: Map<string, AgentHandle>;
+  hubKubeConfig: KubeConfig;
+  log: (line: string) => void;
   stop(): Promise<void>;
 }
 
@@ -49,7 +53,10 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
     { name: HUB_CLUSTER, scheduler: false, kubeconfigPath: kubeconfigOf(HUB_CLUSTER) },
     ...sandboxProviders.map((p) => ({ name: p.cluster, gpuNodes: p.gpuNodes, kubeconfigPath: kubeconfigOf(p.cluster) })),
   ]);
+  // The hub and agents are our children too: stop them first, or they keep this process alive.
+  const fedgpuProcesses: ManagedProcess[] = [];
   const stop = async () => {
+    await Promise.all(fedgpuProcesses.map((p) => p.stop()));
     await testbed.stop();
     rmSync(supervisorPidPath, { force: true });
     writeStatus({ ...status, state: 'stopped' });
@@ -83,14 +90,21 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
 
     log('starting the hub (marketplace gRPC over mutual TLS) and one agent per provider');
     const pki = await hubPki(join(sandboxDir, 'pki'));
-    const hub = await startHubProcess(testbed.cluster(HUB_CLUSTER), pki, join(sandboxDir, 'hub'));
+    const hub = await startHubProcess(testbed.cluster(HUB_CLUSTER), pki, join(sandboxDir, 'hub'), [
+      '--provider-lost-after', SANDBOX_PROVIDER_LOST_AFTER,
+    ]);
+    fedgpuProcesses.push(hub.process);
     status.hub = { grpcAddress: hub.grpcAddress, metricsUrl: '' };
     const providers = providerClient(testbed.cluster(HUB_CLUSTER));
     const agents = await Promise.all(
       sandboxProviders.map((p, i) =>
-        startAgent(p.cluster, testbed.cluster(p.cluster), pki, hub.grpcAddress, providerSettings(p), sandboxWallet(i + 1)),
+        startAgent(p.cluster, testbed.cluster(p.cluster), pki, hub.grpcAddress, providerSettings(p), sandboxWallet(i + 1), [
+          '--simulated-latency', p.latency,
+        ]),
       ),
     );
+    // Agents are restarted by the demo, so stop whichever process each runs now.
+    fedgpuProcesses.push(...agents.map((a) => ({ stop: (ms?: number) => a.process.stop(ms) }) as ManagedProcess));
     for (const [i, agent] of agents.entries()) {
       await waitFor(`${sandboxProviders[i]!.cluster} to join the market`, async () =>
         readyStatus(await providers.byWallet(agent.wallet.address))?.status === 'True' ? true : undefined,
@@ -103,7 +117,8 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
     status.state = 'running';
     writeStatus(status);
     log('the federation is up');
-    return { status, testbed, stop };
+    const agentsByCluster = new Map(sandboxProviders.map((p, i) => [p.cluster, agents[i]!]));
+    return { status, testbed, stop, agents: agentsByCluster, hubKubeConfig: testbed.cluster(HUB_CLUSTER).kubeConfig, log };
   } catch (err) {
     await stop();
     throw err;

@@ -140,3 +140,24 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * Reaps the test-bed folders `<root>/<pid>` whose owning test process is gone: what a run killed
+ * too hard to clean up after itself left behind. Folders of runs still alive are left alone.
+ */
+export function reapStaleRuns(root: string): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(root);
+  } catch {
+    return [];
+  }
+  const killed: number[] = [];
+  for (const entry of entries) {
+    const owner = Number(entry);
+    if (!Number.isInteger(owner) || owner === process.pid || isAlive(owner)) continue;
+    killed.push(...reapPidDir(join(root, entry)));
+    rmSync(join(root, entry), { recursive: true, force: true });
+  }
+  return killed;
+}

@@ -1,0 +1,155 @@
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { GpuJob } from '../api/types.js';
+import { formatTable } from '../cli/output.js';
+import { gpuJobClient } from '../runtime/kube.js';
+import type { AgentHandle } from '../testbed/federation.js';
+
+// The demo the sandbox runs: three GpuJobs that show the product's story in one terminal — a
+// training gang placed whole, a latency-bound inference job, and a job whose provider fails
+// mid-run and moves — with a live view until every one has ended (and settled, with a chain).
+
+export const DEMO_NAMESPACE = 'default';
+
+export interface DemoJob {
+  name: string;
+  story: string;
+  /** What a newcomer should see at the end. */
+  expect: { phase: 'Succeeded'; attempts: number };
+  manifest: GpuJob;
+}
+
+const H100 = 'NVIDIA-H100-80GB-HBM3';
+const RTX3090 = 'NVIDIA-GeForce-RTX-3090';
+const RTX4090 = 'NVIDIA-GeForce-RTX-4090';
+
+function job(name: string, runFor: string, spec: Partial<GpuJob['spec']>): GpuJob {
+  return {
+    apiVersion: 'fedgpu.io/v1alpha1',
+    kind: 'GpuJob',
+    metadata: { name, namespace: DEMO_NAMESPACE, labels: { 'fedgpu.io/demo': 'true' } },
+    spec: {
+      template: {
+        metadata: { annotations: { 'fedgpu.io/sim-run-for': runFor } },
+        spec: { containers: [{ name: 'main', image: `ghcr.io/example/${name}:1.0` }] },
+      },
+      budget: { maxPricePerGpuHour: '3.00', maxTotal: '50' },
+      ...spec,
+    },
+  };
+}
+
+export const demoJobs: DemoJob[] = [
+  {
+    name: 'train-gang',
+    story: 'a 4-replica training gang: all 16 H100s in one cluster, or none',
+    expect: { phase: 'Succeeded', attempts: 1 },
+    manifest: job('train-gang', '25s', { replicas: 4, gpusPerReplica: 4, gpu: { products: [H100] }, data: { sizeGiB: 200, sourceRegion: 'eu-west' } }),
+  },
+  {
+    name: 'inference-eu',
+    story: 'an inference server that must be within 60 ms of the hub',
+    expect: { phase: 'Succeeded', attempts: 1 },
+    manifest: job('inference-eu', '15s', { gpu: { products: [RTX4090, RTX3090], minMemoryGiB: 24 }, placement: { maxLatencyMs: 60 }, budget: { maxPricePerGpuHour: '0.80', maxTotal: '5' } }),
+  },
+  {
+    name: 'failover-demo',
+    story: 'a fine-tune whose provider dies mid-run: it moves, and only the finished attempt is paid',
+    expect: { phase: 'Succeeded', attempts: 2 },
+    manifest: job('failover-demo', '45s', {
+      gpusPerReplica: 2,
+      gpu: { products: [RTX3090, H100] },
+      faultTolerance: { maxAttempts: 3, checkpoint: { gracePeriodSeconds: 10, dir: 's3://sandbox-checkpoints/failover-demo' } },
+    }),
+  },
+];
+
+export interface DemoOptions {
+  hub: KubeConfig;
+  /** The agent of the provider that fails mid-run, and its cluster name. */
+  victim: { name: string; agent: AgentHandle };
+  log: (line: string) => void;
+  /** Stop waiting after this long. */
+  timeoutMs?: number;
+  /** Wait for the Settled condition too (when a chain runs). */
+  waitForSettlement?: boolean;
+}
+
+export interface DemoResult {
+  ok: boolean;
+  jobs: GpuJob[];
+  problems: string[];
+}
+
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
+  const client = gpuJobClient(opts.hub.makeApiClient(CustomObjectsApi));
+  for (const d of demoJobs) {
+    opts.log(`applying GpuJob ${d.name}: ${d.story}`);
+    await client.create(structuredClone(d.manifest));
+  }
+  const deadline = Date.now() + (opts.timeoutMs ?? 240_000);
+  let lastView = '';
+  let victimKilled = false;
+  let victimRestarted = false;
+  let jobs: GpuJob[] = [];
+  while (Date.now() < deadline) {
+    jobs = (await client.list({ namespace: DEMO_NAMESPACE, labelSelector: 'fedgpu.io/demo=true' })).items;
+    const view = liveView(jobs);
+    if (view !== lastView) {
+      opts.log(`\n${view}`);
+      lastView = view;
+    }
+    const failover = jobs.find((j) => j.metadata.name === 'failover-demo');
+    const victimRunsIt = failover?.status?.phase === 'Running' && failover.status.attempts?.length === 1 && victimProvider(opts, failover);
+    // The victim dies once the other jobs it may host are done, so only failover-demo has to move.
+    const othersDone = jobs.filter((j) => j.metadata.name !== 'failover-demo' && j.metadata.name !== 'train-gang').every(isFinished);
+    if (!victimKilled && victimRunsIt && othersDone) {
+      opts.log(`killing the agent of ${opts.victim.name} (pid ${opts.victim.agent.process.pid}) while failover-demo runs there`);
+      await opts.victim.agent.process.stop(1);
+      victimKilled = true;
+    }
+    if (victimKilled && !victimRestarted && (failover?.status?.attempts?.length ?? 0) >= 2) {
+      opts.log(`failover-demo moved; bringing ${opts.victim.name}'s agent back (its zombie pods are fenced and deleted)`);
+      await opts.victim.agent.restart();
+      victimRestarted = true;
+    }
+    const finished = jobs.length === demoJobs.length && jobs.every((j) => isDone(j, opts.waitForSettlement ?? false));
+    if (finished) break;
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+  const problems = checkOutcome(jobs, opts.waitForSettlement ?? false);
+  return { ok: problems.length === 0, jobs, problems };
+}
+
+function victimProvider(opts: DemoOptions, job: GpuJob): boolean {
+  const wallet = opts.victim.agent.wallet.address.toLowerCase();
+  return (job.status?.placement?.provider ?? '') === `gp-${wallet.slice(2, 14)}`;
+}
+
+const isFinished = (j: GpuJob) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed';
+const settled = (j: GpuJob) => j.status?.conditions?.find((c) => c.type === 'Settled')?.status === 'True';
+const isDone = (j: GpuJob, settlement: boolean) => isFinished(j) && (!settlement || settled(j));
+
+export function checkOutcome(jobs: GpuJob[], settlement: boolean): string[] {
+  const problems: string[] = [];
+  for (const d of demoJobs) {
+    const j = jobs.find((x) => x.metadata.name === d.name);
+    if (!j) problems.push(`${d.name}: missing`);
+    else if (j.status?.phase !== d.expect.phase) problems.push(`${d.name}: ${j.status?.phase ?? 'Pending'} (${j.status?.message ?? ''}), expected ${d.expect.phase}`);
+    else if ((j.status?.attempts?.length ?? 0) !== d.expect.attempts) problems.push(`${d.name}: ${j.status?.attempts?.length} attempts, expected ${d.expect.attempts}`);
+    else if (settlement && !settled(j)) problems.push(`${d.name}: not settled on chain`);
+  }
+  return problems;
+}
+
+/** The table the sandbox redraws whenever something changes. */
+export function liveView(jobs: GpuJob[]): string {
+  const rows = [['JOB', 'PHASE', 'PROVIDER', 'ATTEMPTS', 'COST', 'SETTLEMENT', 'WHY']];
+  for (const j of [...jobs].sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''))) {
+    const s = j.status ?? {};
+    const attempts = (s.attempts ?? []).map((a) => `${a.epoch}:${a.outcome}${a.faultOf && a.faultOf !== 'none' ? `(${a.faultOf})` : ''}`).join(' ');
+    const tx = s.settlement?.txHash ? `${s.settlement.txHash.slice(0, 10)}…` : settled(j) ? 'settled' : '-';
+    const why = (s.message ?? '').replace(/^scheduled on \S+ \((.*)\)$/, '$1');
+    rows.push([j.metadata.name ?? '', s.phase ?? 'Pending', s.placement?.provider ?? '-', attempts || '-', s.cost?.amount ?? '0', tx, why.length > 90 ? `${why.slice(0, 89)}…` : why]);
+  }
+  return formatTable(rows).trimEnd();
+}
