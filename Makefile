@@ -27,7 +27,7 @@ generate-proto: ## ts-proto output from proto/
 generate-contracts: ## ABIs and bytecode from contracts/ with the pinned solc-js
 	@tsx hack/compile-contracts.ts
 
-GENERATED := crds operator/src/gen charts/fedgpu/crds
+GENERATED := crds operator/src/gen charts/fedgpu/crds docs/api-reference.md
 check-generated: generate ## Fail when committed generated files are stale
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
 	  git status --short -- $(GENERATED) >&2; \
