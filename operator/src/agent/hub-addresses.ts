@@ -14,6 +14,8 @@ export interface StreamEnd {
   leaderAddress?: string;
 }
 
+export type Move = 'redirect' | 'next' | 'round' | 'same';
+
 export class HubAddresses {
   readonly configured: readonly string[];
   private index = 0;
@@ -32,20 +34,23 @@ export class HubAddresses {
   }
 
   /**
-   * Picks the next address after a stream ended. Returns true when it follows a leader redirect
-   * (worth retrying soon), false otherwise.
+   * Picks the address to dial after a stream ended, and says how it moved: `redirect` to the leader
+   * a stand-by named; `next` to another address not yet tried in this round; `round` back to the
+   * first address after every one failed (time to back off); `same` address again.
    */
-  afterEnd(end: StreamEnd): boolean {
+  afterEnd(end: StreamEnd): Move {
     if (end.leaderAddress && end.leaderAddress !== end.address) {
       this.redirect = end.leaderAddress;
-      return true;
+      return 'redirect';
     }
     // A replica that went away (UNAVAILABLE) or never let us register: try the next one. A stream
     // that registered and ended for another reason (replaced, idle) goes back to the same hub.
-    if (end.code === status.UNAVAILABLE || !end.registered) {
-      if (this.redirect !== undefined) this.redirect = undefined; // back to the configured list
-      else this.index = (this.index + 1) % this.configured.length;
+    if (end.code !== status.UNAVAILABLE && end.registered) return 'same';
+    if (this.redirect !== undefined) {
+      this.redirect = undefined; // the named leader failed: back to the configured list
+      return 'next';
     }
-    return false;
+    this.index = (this.index + 1) % this.configured.length;
+    return this.index === 0 ? 'round' : 'next';
   }
 }

@@ -231,18 +231,20 @@ export class StreamClient {
     if (this.connection !== connection) return; // stale event from an abandoned connection
     this.connection = undefined;
     const leaderAddress = trailers instanceof Metadata ? validLeaderAddress(trailers.get(LEADER_ADDRESS_TRAILER)[0]) : undefined;
-    const redirected = this.addresses.afterEnd({ address: connection.address, code, registered: connection.registered, leaderAddress });
-    // HA: a stand-by named the leader; dial it soon, but never ping-pong between stand-bys fast.
-    if (redirected && this.redirectsInARow++ < 2) this.failures = 0;
+    const move = this.addresses.afterEnd({ address: connection.address, code, registered: connection.registered, leaderAddress });
+    // HA: trying another replica, or the leader a stand-by named, is not yet a failed round: go
+    // soon. Redirects are quick only twice in a row, so stand-bys with stale views cannot make
+    // the agent spin; the backoff still grows once per round.
+    const quick = move === 'next' || (move === 'redirect' && this.redirectsInARow++ < 2);
     this.teardown(connection);
     if (connection.registered) this.failures = 0;
-    this.scheduleReconnect({ code, details, ...(connection.hubReason ? { hubReason: connection.hubReason } : {}) });
+    this.scheduleReconnect({ code, details, ...(connection.hubReason ? { hubReason: connection.hubReason } : {}) }, quick);
   }
 
-  private scheduleReconnect(info: Omit<DisconnectInfo, 'retryInMs'>): void {
+  private scheduleReconnect(info: Omit<DisconnectInfo, 'retryInMs'>, quick = false): void {
     if (this.closed) return;
-    const retryInMs = backoffDelay(this.failures, this.backoff, this.options.random);
-    this.failures++;
+    const retryInMs = backoffDelay(quick ? 0 : this.failures, this.backoff, this.options.random);
+    if (!quick) this.failures++;
     this.log.info({ code: status[info.code], details: info.details, hubReason: info.hubReason, retryInMs, hub: this.addresses.current }, 'hub stream ended; reconnecting');
     this.safely(() => this.options.onDisconnected?.({ ...info, retryInMs }));
     this.reconnectTimer = this.timers.setTimeout(() => this.connect(), retryInMs);
