@@ -223,12 +223,28 @@ describe('HA hub', () => {
     expect(series(onLeader, 'fedgpu_provider_attempts_total', { fault: 'provider' }).every((s) => s.value === 0)).toBe(true);
   });
 
+  let restarted: HubProcess;
+
   it('takes the restarted replica back as a stand-by', async () => {
-    const restarted = await startHubProcess(hubCluster(), pki, join(dir, 'hub-a2'), hubArgs);
+    // Same address as before (as a pod behind its per-replica address would be): the agents know it.
+    const port = leader.grpcAddress.split(':')[1]!;
+    restarted = { ...(await startHubProcess(hubCluster(), pki, join(dir, 'hub-a2'), [...hubArgs, '--grpc-port', port])), grpcAddress: leader.grpcAddress };
     hubs.push(restarted);
     await new Promise((r) => setTimeout(r, 2 * LEASE.retryPeriodMs + 500));
     expect(await isLeader(restarted)).toBe(false);
     expect(await isLeader(standby)).toBe(true);
     expect((await fetch(`http://127.0.0.1:${restarted.metricsPort}/readyz`)).status).toBe(200);
+  });
+
+  it('hands over at once when the leader stops gracefully (SIGTERM): exit 0, Lease released', async () => {
+    const stoppedAt = Date.now();
+    await standby.process.stop(20_000); // SIGTERM; SIGKILL only if it hangs
+    expect(await standby.process.exited).toBe(0);
+    await waitFor('the restarted replica to lead', async () => ((await isLeader(restarted)) ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
+    const handoverMs = Date.now() - stoppedAt;
+    await waitFor('both agents on it', async () => (valueOf(await scrape(restarted), 'fedgpu_marketplace_streams') === 2 ? true : undefined), { timeoutMs: 30_000 });
+    console.log(`graceful hand-over: the other replica led ${(handoverMs / 1000).toFixed(1)} s after SIGTERM (lease duration ${LEASE.durationS} s)`);
+    // The released Lease is taken at the next acquire retry, not after the lease duration.
+    expect(handoverMs).toBeLessThan(LEASE.durationS * 1000);
   });
 });
