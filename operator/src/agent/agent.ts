@@ -11,6 +11,7 @@ import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
 import { PodRunner } from './pod-runner.js';
 import { StreamClient, type StreamClientTls } from './stream-client.js';
+import { UsageReceiptBook } from './usage-receipts.js';
 
 // The provider agent: watches its own cluster, streams inventory and attempt status to the hub over
 // the one outbound stream, and runs what the hub assigns. After every (re)connect it sends its full
@@ -111,6 +112,8 @@ export class Agent {
   private client?: StreamClient;
   private runner: PodRunner;
   private timer?: NodeJS.Timeout;
+  private receiptTimer?: NodeJS.Timeout;
+  private readonly receipts: UsageReceiptBook;
   private lastInventory?: string;
   private readonly lastAttempt = new Map<string, string>();
   private readonly reclaims = new Map<string, { reason: string; message: string; gpuSeconds: number }>();
@@ -118,6 +121,7 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     this.runner = new PodRunner(opts.kubeConfig, opts.jobNamespace, opts.logger);
+    this.receipts = new UsageReceiptBook(opts.wallet, opts.logger);
     this.now = opts.now ?? Date.now;
   }
 
@@ -134,16 +138,20 @@ export class Agent {
       simulatedLatencyMs: this.opts.simulatedLatencyMs,
       logger: this.opts.logger,
       onDisconnected: (info) => this.opts.metrics?.onDisconnected(info.code),
-      onConnected: () => {
+      onConnected: (info) => {
+        this.receipts.setChain(info.settlement);
         this.opts.metrics?.onConnected();
         // Level-triggered: after any reconnect the hub gets our whole state again.
         this.lastInventory = undefined;
         this.lastAttempt.clear();
         this.publish();
+        this.flushReceipts();
       },
       onHubMessage: (m) => this.onHubMessage(m),
     });
     this.client.start();
+    // Receipts the hub has not acknowledged go again now and then, not only after reconnects.
+    this.receiptTimer = setInterval(() => this.flushReceipts(), 15_000);
   }
 
   /** /readyz: the cluster watch has listed (the hub stream may come and go; see docs/metrics.md). */
@@ -164,6 +172,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
+    if (this.receiptTimer) clearInterval(this.receiptTimer);
     await this.client?.close();
     await this.watch?.stop();
   }
@@ -208,6 +217,9 @@ export class Agent {
         const done = this.reclaims.get(key)!;
         state = { phase: 'Reclaimed', gpuSeconds: done.gpuSeconds, reason: done.reason, message: done.message, pods: [] };
       }
+      if (state.phase === 'Succeeded' || state.phase === 'Failed' || state.phase === 'Reclaimed') {
+        this.attemptEnded(assignment.jobUid, assignment.epoch, state.gpuSeconds, assignment.pricePerGpuHour, state.phase);
+      }
       const status: AttemptStatus = {
         jobUid: assignment.jobUid,
         epoch: assignment.epoch,
@@ -239,6 +251,29 @@ export class Agent {
     }
   }
 
+  /** An attempt ended: its provider signs the final usage once; it is sent until acknowledged. */
+  private attemptEnded(jobUid: string, epoch: number, gpuSeconds: number, pricePerGpuHour: string, ended: string): void {
+    if (this.receipts.has(jobUid, epoch)) return;
+    this.receipts.record({ jobUid, epoch, gpuSeconds, pricePerGpuHour, ended });
+    this.flushReceipts();
+  }
+
+  /** The hub stopped a running attempt (job deleted, deadline): the usage so far is receipted too. */
+  private cancelled(jobUid: string, epoch: number, reason: string): void {
+    const key = `${jobUid}/${epoch}`;
+    const assignment = this.runner.assignments.get(key);
+    if (!assignment || !this.watch || this.receipts.has(jobUid, epoch)) return;
+    const pods = this.runner.managed(this.watch.pods()).filter((p) => `${p.metadata?.labels?.['fedgpu.io/job-uid']}/${p.metadata?.labels?.['fedgpu.io/epoch']}` === key);
+    const state = attemptState(pods, assignment.podTemplates.length, assignment.gpusPerReplica, this.now());
+    this.attemptEnded(jobUid, epoch, state.gpuSeconds, assignment.pricePerGpuHour, `Cancelled:${reason}`);
+  }
+
+  private flushReceipts(): void {
+    this.receipts
+      .sendAll((receipt) => this.client?.sendUsageReceipt(receipt) ?? false)
+      .catch((err: unknown) => this.opts.logger.error({ err }, 'could not sign or send usage receipts; retrying later'));
+  }
+
   private async onHubMessage(message: HubMessage): Promise<void> {
     const body = message.body;
     if (!body) return;
@@ -248,6 +283,7 @@ export class Agent {
           await this.runner.apply(body.value);
           break;
         case 'cancel':
+          this.cancelled(body.value.jobUid, body.value.epoch, body.value.reason);
           this.reclaims.delete(`${body.value.jobUid}/${body.value.epoch}`);
           await this.runner.cancel(body.value.jobUid, body.value.epoch, body.value.gracePeriodSeconds);
           this.lastAttempt.delete(`${body.value.jobUid}/${body.value.epoch}`);
@@ -255,6 +291,9 @@ export class Agent {
         case 'resync':
           await this.runner.resync(body.value.desired, this.runner.managed(this.watch?.pods() ?? []));
           break;
+        case 'receiptAck':
+          this.receipts.acknowledge(body.value.jobUid, body.value.epoch, body.value.accepted, body.value.reason);
+          return;
         default:
           return;
       }

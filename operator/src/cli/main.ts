@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The fedgpu command. Also runs as a kubectl plugin: `kubectl fedgpu …` finds `kubectl-fedgpu`.
 import { Command, Option } from 'commander';
+import { balanceCommand, depositCommand, reputationCommand, stakeCommand, unstakeCommand } from './chain.command.js';
 import { CliError, ExitCode } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat } from './output.js';
 import { marketCommands } from './market.command.js';
@@ -21,6 +22,11 @@ program.addCommand(sandboxCommand(output));
 for (const c of marketCommands(() => program.opts())) program.addCommand(c);
 program.addCommand(hubCommand(globals));
 program.addCommand(agentCommand(globals));
+program.addCommand(stakeCommand(output));
+program.addCommand(unstakeCommand(output));
+program.addCommand(depositCommand(output));
+program.addCommand(balanceCommand(output));
+program.addCommand(reputationCommand(output));
 
 try {
   await program.parseAsync(process.argv);

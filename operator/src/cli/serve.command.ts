@@ -10,6 +10,7 @@ import { AgentMetrics } from '../metrics/agent-metrics.js';
 import { HubMetrics } from '../metrics/hub-metrics.js';
 import { CliError, ExitCode } from './errors.js';
 import { loadKubeConfig } from './kubeconfig.js';
+import { addSettlementFlags, settlementOptionsOf } from './settlement-flags.js';
 import { addLeaderElectionFlags, addMetricsFlags, advertiseAddressOf, durationMs, leaderElectionOf, serveMetrics, untilSignalled } from './operability.js';
 
 // `fedgpu hub` and `fedgpu agent`: the two long-running modes of the chart's container.
@@ -35,8 +36,9 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--audience <name>', 'hub identity signed into registration proofs', 'fedgpu-hub')
     .option('--provider-lost-after <duration>', 'heartbeat silence after which a provider is lost', '15s')
     .option('--log-level <level>', 'log level', 'info');
-  return addLeaderElectionFlags(addMetricsFlags(command))
+  return addSettlementFlags(addLeaderElectionFlags(addMetricsFlags(command)))
     .action(async (o) => {
+      const settlement = settlementOptionsOf(o);
       const logger = pino({ level: o.logLevel, base: { component: 'hub' } });
       // Served first: probes answer while the caches fill; ready once the hub has started.
       const metrics = new HubMetrics();
@@ -50,6 +52,7 @@ export function hubCommand(globals: () => Globals): Command {
         host: o.grpcHost,
         port: Number(o.grpcPort),
         providerLostAfterMs: durationMs(o.providerLostAfter),
+        ...(settlement ? { settlement } : {}),
         metrics,
         leaderElection: leaderElectionOf(o),
         advertiseAddress: Number(o.grpcPort) > 0 ? advertiseAddressOf(o, Number(o.grpcPort)) : undefined,

@@ -7,7 +7,7 @@ import { schedule } from '../core/scheduler.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../core/scheduler-config.js';
 import type { Decision } from '../core/types.js';
 import { AttemptPhase, type AttemptStatus, type Assign, type HubMessage } from '../gen/proto/fedgpu/v1/market.js';
-import { type Action, done, requeueAfter } from '../runtime/action.js';
+import { type Action, done, requeueAfter, requeueDelay } from '../runtime/action.js';
 import { Controller } from '../runtime/controller.js';
 import { coreEventSink, EventRecorder } from '../runtime/events.js';
 import { applyFinalizer } from '../runtime/finalizer.js';
@@ -36,8 +36,15 @@ export interface GpuJobControllerOptions {
   now?: () => number;
   /** Checks a job's funding before it is placed; returns why it must wait, if it must. */
   fundingCheck?: (job: GpuJob) => Promise<string | undefined>;
+  /** Settlement hooks (hub/settlement.ts); absent when the hub runs without a chain. */
+  settlement?: GpuJobSettlementHooks;
   /** Reconcile, scheduler and attempt metrics (see gpujob-metrics.ts). */
   metrics?: GpuJobMetrics;
+}
+
+export interface GpuJobSettlementHooks {
+  /** A deleted job keeps its finalizer until this is done: every escrow closed on chain. */
+  release(job: GpuJob): Promise<Action>;
 }
 
 const FIELD_MANAGER = 'fedgpu-gpujob-controller';
@@ -95,6 +102,11 @@ export class GpuJobController {
   async stop(): Promise<void> {
     await this.controller.stop();
     await Promise.all([this.jobs.stop(), this.providers.stop()]);
+  }
+
+  /** Reconciles a job soon (e.g. the settlement controller opened its escrow). */
+  enqueue(key: string): void {
+    this.controller.enqueue(key);
   }
 
   /** An agent reported on an attempt. Reports for old epochs are fenced: the agent deletes those pods. */
@@ -183,6 +195,9 @@ export class GpuJobController {
       this.opts.agents.send(a.provider, cancelMessage(job.metadata.uid!, a.epoch, 'JobDeleted', 0));
     }
     this.assumed.forget(objectKey(job));
+    // The finalizer also guards open escrow: it stays until settlement has closed every escrow.
+    const released = await this.opts.settlement?.release(job);
+    if (released && requeueDelay(released) !== undefined) return released;
     if (job.metadata.uid) this.reports.delete(job.metadata.uid);
     return done;
   }

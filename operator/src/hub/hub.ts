@@ -1,6 +1,8 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { GpuJob } from '../api/types.js';
 import type { SchedulerConfig } from '../core/scheduler-config.js';
+import type { UsageReceipt } from '../gen/proto/fedgpu/v1/market.js';
 import type { HubMetrics } from '../metrics/hub-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
 import { installHubMetrics } from '../metrics/settlement-metrics.js';
@@ -12,6 +14,7 @@ import { MarketServer } from './market-server.js';
 import type { MarketServerTls } from './market-server-options.js';
 import { KubeProviderRegistry } from './provider-registry.js';
 import { KubeProviderStore } from './provider-store.js';
+import { HubSettlement, type HubSettlementOptions } from './settlement.js';
 
 // The hub process: the marketplace gRPC server, with GpuProvider objects as its registry, and the
 // heartbeat check that declares providers lost.
@@ -37,6 +40,8 @@ export interface HubOptions {
   advertiseAddress?: string;
   /** Work that runs only on the leader (e.g. settlement); must end when its signal aborts. */
   leaderTasks?: readonly LeaderTask[];
+  /** On-chain settlement (docs/settlement.md). Without it the hub settles nothing: jobs run unpaid. */
+  settlement?: HubSettlementOptions;
   /** The Lease was lost while running: leader work has stopped; the process should exit. */
   onLostLeadership?: () => void;
 }
@@ -49,6 +54,7 @@ export interface RunningHub {
   roles: HubRoles;
   /** /readyz: caches synced and the marketplace listening (leadership does not matter). */
   readiness(): Readiness;
+  settlement?: HubSettlement;
   stop(): Promise<void>;
 }
 
@@ -56,10 +62,12 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
   // The controller needs the server to reach agents, and the server's registry feeds the
   // controller; the link is filled in once the server exists.
   let server: MarketServer | undefined;
+  const settlement = opts.settlement ? await HubSettlement.connect(opts.settlement, opts.logger) : undefined;
   const jobs = new GpuJobController({
     kubeConfig: opts.kubeConfig,
     agents: { send: (provider, message) => server?.send(provider, message) ?? false },
     logger: opts.logger.child({ controller: 'gpujob' }),
+    ...(settlement ? { fundingCheck: (job: GpuJob) => settlement.fundingCheck(job), settlement } : {}),
     ...(opts.schedulerConfig ? { schedulerConfig: opts.schedulerConfig } : {}),
     ...(opts.metrics ? { metrics: gpuJobMetricsOf(opts.metrics) } : {}),
   });
@@ -69,7 +77,10 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     providerLostAfterMs: opts.providerLostAfterMs,
     onAttemptStatus: (provider, status) => jobs.onAttemptStatus(provider, status),
     onAgentSynced: (provider) => jobs.resync(provider),
+    ...(settlement ? { onUsageReceipt: (provider: string, receipt: UsageReceipt) => settlement.onUsageReceipt(provider, receipt) } : {}),
   });
+  settlement?.attach({ jobs, agents: { send: (provider, message) => server?.send(provider, message) ?? false }, kubeConfig: opts.kubeConfig, registry });
+  const leaderTasks = [...(opts.leaderTasks ?? []), ...(settlement ? [(signal: AbortSignal) => settlement.run(signal)] : [])];
   const roles = new HubRoles({
     kubeConfig: opts.kubeConfig,
     logger: opts.logger,
@@ -77,7 +88,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     registry,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
     ...(opts.leaderElection ? { leaderElection: opts.leaderElection } : {}),
-    ...(opts.leaderTasks ? { leaderTasks: opts.leaderTasks } : {}),
+    leaderTasks,
     ...(opts.onLostLeadership ? { onLostLeadership: opts.onLostLeadership } : {}),
   });
   server = new MarketServer({
@@ -91,6 +102,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     logger: opts.logger,
     heartbeatIntervalMs: opts.heartbeatIntervalMs,
     pingIntervalMs: opts.pingIntervalMs,
+    ...(settlement ? { settlementDomain: settlement.domainInfo } : {}),
   });
   const port = await server.start();
   if (opts.metrics) {
@@ -108,6 +120,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     server,
     registry,
     jobs,
+    ...(settlement ? { settlement } : {}),
     roles,
     readiness: () => {
       const checks = { 'informers synced': jobs.jobs.hasSynced() && jobs.providers.hasSynced(), 'marketplace listening': listening };
@@ -120,6 +133,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
       await server?.stop();
       listening = false;
       await roles.stop();
+      settlement?.close();
     },
   };
 }

@@ -15,7 +15,7 @@ export type { MarketServerOptions } from './market-server-options.js';
 export type { HeartbeatObservation, ProviderInfo, ProviderRegistry } from './market-server-registry.js';
 
 /** Hub messages the rest of the hub may push; the session owns the others. */
-const pushableKinds: ReadonlySet<string> = new Set(['assign', 'cancel', 'resync']);
+const pushableKinds: ReadonlySet<string> = new Set(['assign', 'cancel', 'resync', 'receiptAck']);
 
 export class MarketServer implements SessionHost {
   readonly options: ResolvedMarketServerOptions;

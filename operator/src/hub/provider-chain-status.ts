@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { GpuProvider, ProviderReputation, ProviderStake } from '../api/types.js';
 import { formatCredits } from '../chain/credits.js';
 import { OutcomeLogCache, type OutcomeLog, reputationAt } from '../chain/market-events.js';
+import { observeChainHead } from '../metrics/settlement-metrics.js';
 import type { ConditionUpdate } from '../runtime/conditions.js';
 import { chainErrorMessage, type SettlementChain } from './settlement-chain.js';
 
@@ -74,6 +75,7 @@ export class ProviderChainStatus {
     const head = await chain.confirmedBlock();
     const block = await chain.provider.getBlock(head);
     if (!block) throw new Error(`block ${head} is not available`);
+    observeChainHead(head);
     const logs = await this.outcomes.advanceTo(head);
     for (const provider of this.opts.providers()) {
       const name = provider.metadata.name;

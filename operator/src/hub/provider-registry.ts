@@ -4,8 +4,9 @@ import { ProviderConditions } from '../api/constants.js';
 import { API_VERSION, type AvailabilityWindow, type Condition, type GpuProvider, type GpuProviderSpec, type GpuProviderStatus } from '../api/types.js';
 import type { AttemptStatus, Inventory, ProviderProfile, UsageReceipt } from '../gen/proto/fedgpu/v1/market.js';
 import { EdgeError } from '../protocol/edge-error.js';
-import { setCondition } from '../runtime/conditions.js';
+import { type ConditionUpdate, setCondition } from '../runtime/conditions.js';
 import type { HeartbeatObservation, ProviderInfo, ProviderRegistry } from './market-server-registry.js';
+import type { ChainProviderStatus } from './provider-chain-status.js';
 import { poolsStatus, providerNameForWallet } from './provider-status.js';
 import type { ProviderStore } from './provider-store.js';
 
@@ -40,8 +41,12 @@ interface Liveness {
 
 export const DEFAULT_PROVIDER_LOST_AFTER_MS = 15_000;
 
+type StatusPatch = Partial<GpuProviderStatus> | ((current: GpuProvider | undefined) => Partial<GpuProviderStatus> | undefined);
+
 export class KubeProviderRegistry implements ProviderRegistry {
   private readonly live = new Map<string, Liveness>();
+  /** Write queues of providers with no Liveness entry (chain status of an offline provider). */
+  private readonly unattached = new Map<string, Promise<void>>();
   private readonly lostAfter: number;
   private readonly now: () => number;
 
@@ -63,15 +68,19 @@ export class KubeProviderRegistry implements ProviderRegistry {
       ready: previous?.ready ?? false,
       connected: true,
       awaitingFirstInventory: true,
-      writes: previous?.writes ?? Promise.resolve(),
+      writes: previous?.writes ?? this.unattached.get(name) ?? Promise.resolve(),
     });
-    const conditions = setCondition(provider.status?.conditions, {
+    const registered: ConditionUpdate = {
       type: ProviderConditions.Registered,
       status: 'True',
       reason: 'AgentConnected',
       message: `agent ${info.agentVersion} proved wallet ${wallet} from ${info.peer}`,
-    }, new Date(this.now())).conditions;
-    await this.write(name, { conditions, agentVersion: info.agentVersion, lastHeartbeatTime: iso(this.now()) });
+    };
+    await this.write(name, (current) => ({
+      conditions: setCondition(current?.status?.conditions, registered, new Date(this.now())).conditions,
+      agentVersion: info.agentVersion,
+      lastHeartbeatTime: iso(this.now()),
+    }));
     await this.event(provider, 'Normal', 'AgentConnected', `agent ${info.agentVersion} connected and proved wallet ${wallet}`);
     this.opts.logger.info({ provider: name, wallet, peer: info.peer }, 'agent registered');
     return name;
@@ -95,19 +104,16 @@ export class KubeProviderRegistry implements ProviderRegistry {
     if (observation.rttMs !== undefined) latency.rttMs = round(observation.rttMs);
     if (observation.bandwidthMbps !== undefined) latency.bandwidthMbps = round(observation.bandwidthMbps);
     if (Object.keys(latency).length) status.latency = latency;
+    let ready: ConditionUpdate | undefined;
     if (!live.ready) {
       live.ready = true;
+      ready = { type: ProviderConditions.Ready, status: 'True', reason: 'HeartbeatReceived', message: 'the agent is connected and its heartbeats are fresh' };
       const provider = await this.opts.store.get(providerName);
-      status.conditions = setCondition(provider?.status?.conditions, {
-        type: ProviderConditions.Ready,
-        status: 'True',
-        reason: 'HeartbeatReceived',
-        message: 'the agent is connected and its heartbeats are fresh',
-      }, new Date(this.now())).conditions;
       if (provider) await this.event(provider, 'Normal', 'ProviderReady', 'heartbeats are fresh; the provider is on the market');
       await this.opts.onProviderReady?.(providerName);
     }
-    await this.write(providerName, status);
+    const withReady = ready;
+    await this.write(providerName, withReady ? (current) => ({ ...status, conditions: setCondition(current?.status?.conditions, withReady, new Date(this.now())).conditions }) : status);
   }
 
   onAttemptStatus(providerName: string, status: AttemptStatus): Promise<void> | void {
@@ -134,13 +140,8 @@ export class KubeProviderRegistry implements ProviderRegistry {
       if (!provider) continue;
       const seconds = Math.round((now - live.lastHeartbeatMs) / 1000);
       const message = `no heartbeat for ${seconds}s (providerLostAfter ${this.lostAfter / 1000}s)`;
-      const conditions = setCondition(provider.status?.conditions, {
-        type: ProviderConditions.Ready,
-        status: 'False',
-        reason: 'HeartbeatMissed',
-        message,
-      }, new Date(now)).conditions;
-      await this.write(name, { conditions });
+      const notReady: ConditionUpdate = { type: ProviderConditions.Ready, status: 'False', reason: 'HeartbeatMissed', message };
+      await this.write(name, (current) => ({ conditions: setCondition(current?.status?.conditions, notReady, new Date(now)).conditions }));
       await this.event(provider, 'Warning', 'HeartbeatMissed', message);
       this.opts.logger.warn({ provider: name }, message);
       await this.opts.onProviderLost?.(name);
@@ -160,6 +161,21 @@ export class KubeProviderRegistry implements ProviderRegistry {
       const ready = p.status?.conditions?.some((c) => c.type === ProviderConditions.Ready && c.status === 'True') ?? false;
       if (ready) this.live.set(name, { lastHeartbeatMs: now, ready, connected: false, awaitingFirstInventory: false, writes: Promise.resolve() });
     }
+  }
+
+  /**
+   * Status read from the chain (hub/provider-chain-status.ts): the Staked condition, stake and
+   * reputation. Written through the same per-provider queue as every other status write, the
+   * conditions list read and modified inside it, so no writer drops another's condition.
+   */
+  setChainStatus(name: string, chain: ChainProviderStatus): Promise<void> {
+    return this.write(name, (current) =>
+      current && {
+        conditions: setCondition(current.status?.conditions, chain.staked, new Date(this.now())).conditions,
+        stake: chain.stake,
+        reputation: chain.reputation,
+      },
+    );
   }
 
   /** Whether the provider has a fresh heartbeat, as the scheduler should see it. */
@@ -184,16 +200,24 @@ export class KubeProviderRegistry implements ProviderRegistry {
     });
   }
 
-  private write(name: string, status: Partial<GpuProviderStatus>): Promise<void> {
+  /** `status` as a function is applied to the provider as read inside the queue (for lists such as conditions). */
+  private write(name: string, status: StatusPatch): Promise<void> {
     const live = this.live.get(name);
     const run = async () => {
       try {
-        await this.opts.store.patchStatus(name, status);
+        const patch = typeof status === 'function' ? status(await this.opts.store.get(name)) : status;
+        if (patch) await this.opts.store.patchStatus(name, patch);
       } catch (err) {
         this.opts.logger.error({ provider: name, err }, 'failed to write GpuProvider status');
       }
     };
-    if (!live) return run();
+    if (!live) {
+      // Not connected to this hub (yet): queue on the side, and a registration continues this queue.
+      const queued = (this.unattached.get(name) ?? Promise.resolve()).then(run);
+      this.unattached.set(name, queued);
+      void queued.finally(() => this.unattached.get(name) === queued && this.unattached.delete(name));
+      return queued;
+    }
     live.writes = live.writes.then(run);
     return live.writes;
   }

@@ -17,7 +17,9 @@ import { StatusWriter } from '../runtime/status-writer.js';
 import type { AgentLink } from './gpujob.reconciler.js';
 import { SettleBatcher } from './settlement-batcher.js';
 import { escrowEpochs, isDeleted, isFinished } from './settlement-billing.js';
-import { chainErrorMessage, type ConfirmedTx, revertedEscrow, type SettlementChain } from './settlement-chain.js';
+import { settlementControllerMetrics } from '../metrics/settlement-metrics.js';
+import { chainErrorMessage, type ConfirmedTx, isRevert, revertedEscrow, type SettlementChain } from './settlement-chain.js';
+import { chainRpcFailed, providerSlashed, settlementConfirmed, settlementGaveUp } from './settlement-metrics-hooks.js';
 import type { EscrowFunding } from './settlement-funding.js';
 import { type ChainEscrow, planSettlement, type SettlementAction, type SettlementConfig, type SettlementPlan } from './settlement-plan.js';
 import { checkReceipt } from './settlement-receipt-check.js';
@@ -99,7 +101,13 @@ export class SettlementController {
       windowMs: opts.batchWindowMs ?? 200,
       maxItems: opts.maxBatch ?? 50,
     });
-    this.controller = new Controller({ name: 'settlement', reconcile: (key) => this.reconcile(key), logger: opts.logger, concurrency: opts.concurrency ?? 64 });
+    this.controller = new Controller({
+      name: 'settlement',
+      reconcile: (key) => this.reconcile(key),
+      logger: opts.logger,
+      concurrency: opts.concurrency ?? 64,
+      metrics: settlementControllerMetrics(),
+    });
     this.controller.watch(opts.jobs.jobs);
   }
 
@@ -148,6 +156,7 @@ export class SettlementController {
         return;
       case 'refuse':
         log.warn({ reason: verdict.reason }, 'usage receipt refused');
+        settlementGaveUp('bad_receipt');
         this.ack(provider, receipt.jobUid, receipt.epoch, false, verdict.reason);
         void this.recorder.warning(job, 'ReceiptRefused', `usage receipt from ${provider} for attempt ${receipt.epoch} refused: ${verdict.reason}`);
         return;
@@ -216,6 +225,7 @@ export class SettlementController {
       // The chain (or the apiserver) is away: say so on the job, retry with backoff.
       const message = `settlement failed: ${chainErrorMessage(err)}; retrying`;
       this.opts.logger.warn({ job: key, err: chainErrorMessage(err) }, 'settlement reconcile failed');
+      chainRpcFailed(err);
       await this.writeFailure(job, message).catch(() => undefined);
       return requeueAfter(this.backoff(key));
     }
@@ -295,6 +305,8 @@ export class SettlementController {
         const message = `${action.kind} of attempt ${action.epoch} failed: ${chainErrorMessage(result.reason)}`;
         failure = failure ? `${failure}; ${message}` : message;
         this.opts.logger.warn({ job: objectKey(job), action: action.kind, epoch: action.epoch, err: chainErrorMessage(result.reason) }, 'settlement transaction failed');
+        if (isRevert(result.reason)) settlementGaveUp('reverted');
+        else chainRpcFailed(result.reason);
         return;
       }
       if (typeof result.value === 'string') {
@@ -349,14 +361,17 @@ export class SettlementController {
     switch (action.kind) {
       case 'settle':
         log.info({ paid: action.receipt.amount, provider: action.provider, gasUsed: tx.gasUsed.toString() }, 'attempt settled');
+        settlementConfirmed(job, action, this.now());
         void this.recorder.normal(job, 'EscrowSettled', `attempt ${action.epoch}: paid ${action.receipt.amount} credits to ${action.provider} (tx ${tx.txHash})`);
         break;
       case 'refund':
         log.info({ why: action.why }, 'escrow refunded');
+        if (action.why.includes('gave up')) settlementGaveUp('timeout');
         void this.recorder.normal(job, 'EscrowRefunded', `attempt ${action.epoch}: escrow refunded to the consumer: ${action.why} (tx ${tx.txHash})`);
         break;
       case 'slash':
         log.warn({ provider: action.provider }, 'provider slashed');
+        providerSlashed(action.provider, BigInt(tx.logs.find((l) => l.name === 'Slashed')?.args.amount ?? 0n));
         void this.recorder.warning(job, 'ProviderSlashed', `attempt ${action.epoch}: slashed ${formatCredits(this.config.slashAmount)} credits from ${action.provider} (${action.reason}) for the consumer (tx ${tx.txHash})`);
         break;
       case 'reopen':

@@ -6,6 +6,7 @@ import { type Action, done } from '../runtime/action.js';
 import type { AgentLink } from './gpujob.reconciler.js';
 import { ProviderChainStatus, type ChainStatusSink } from './provider-chain-status.js';
 import { ConsumerAccounts } from './settlement-accounts.js';
+import { enableSettlementPending, setMinStakeCredits } from '../metrics/settlement-metrics.js';
 import { chainErrorMessage, SettlementChain } from './settlement-chain.js';
 import { EscrowDrift } from './settlement-drift.js';
 import { EscrowFunding } from './settlement-funding.js';
@@ -134,6 +135,8 @@ export class HubSettlement {
     await this.chain.waitForSettlerIdle().catch((err: unknown) => this.logger.warn({ err: chainErrorMessage(err) }, 'could not check for pending settler transactions'));
     await accounts.namespaces.start();
     await controller.start();
+    setMinStakeCredits(Number(this.opts.minStake) / 1e18);
+    enableSettlementPending();
     const loops = [
       every(this.opts.driftIntervalMs ?? 30_000, () => drift.check().then((r) => r.orphansRefunded.length && this.logger.warn(r, 'drift check refunded orphaned escrows'))),
       every(this.opts.providerStatusIntervalMs ?? 10_000, () => providerStatus.refresh()),
@@ -154,8 +157,9 @@ function every(ms: number, task: () => Promise<unknown>) {
     while (!signal.aborted) {
       await task().catch((err: unknown) => logger.warn({ err: chainErrorMessage(err) }, 'periodic settlement task failed; retrying next round'));
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, ms);
-        signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+        const wake = () => (clearTimeout(timer), resolve());
+        const timer = setTimeout(() => (signal.removeEventListener('abort', wake), resolve()), ms);
+        signal.addEventListener('abort', wake, { once: true });
       });
     }
   };

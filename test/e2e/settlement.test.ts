@@ -1,0 +1,458 @@
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { MaxUint256, Wallet, type JsonRpcProvider } from 'ethers';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { StreamClient } from '../../operator/src/agent/stream-client.js';
+import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../../operator/src/api/types.js';
+import { attemptEscrowId } from '../../operator/src/chain/attempt-escrow.js';
+import { attachComputeCredit, deployMarket, EscrowState, type GpuMarketContract } from '../../operator/src/chain/contracts.js';
+import { formatCredits, parseCredits } from '../../operator/src/chain/credits.js';
+import { escrowLogs } from '../../operator/src/chain/market-events.js';
+import { freshProvider } from '../../operator/src/chain/provider.js';
+import { usageAmount } from '../../operator/src/chain/receipt.js';
+import type { HubMessage, UsageReceipt } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
+import { isPaid } from '../../operator/src/hub/gpujob-plan.js';
+import { startAnvil, type Anvil } from '../../operator/src/testbed/anvil.js';
+import { type AgentHandle, type HubPki, hubPki, installCrds, providerClient, readyStatus, startAgent, startHubProcess, type HubProcess } from '../../operator/src/testbed/federation.js';
+import { freePort } from '../../operator/src/testbed/free-port.js';
+import { reapPidDir } from '../../operator/src/testbed/processes.js';
+import { startTcpProxy, type TcpProxy } from '../../operator/src/testbed/tcp-proxy.js';
+import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
+import { repoRoot } from '../../operator/src/testbed/tools.js';
+import { waitFor } from '../../operator/src/testbed/wait.js';
+
+// On-chain settlement end to end: a hub process settling on anvil (contracts deployed here), two
+// provider clusters whose agents sign usage receipts, a consumer bound to a namespace. Exact
+// balances on chain and in status for a paid job, a slash and a reschedule, a consumer who cannot
+// pay, forged and replayed receipts, an RPC outage, and a hub SIGKILLed at random points while jobs
+// settle. Figures (gas, lag) are printed, never asserted.
+
+const PRODUCT = 'NVIDIA-GeForce-RTX-4090';
+const PRICE = '3.6';
+const SLASH = '5';
+const MIN_STAKE = '50';
+const CRASH_TRIALS = 20;
+
+let testbed: Testbed;
+let pki: HubPki;
+let anvil: Anvil;
+let proxy: TcpProxy;
+let rpc: JsonRpcProvider;
+let market: GpuMarketContract;
+let marketAddress: string;
+let hub: HubProcess;
+let hubPort: number;
+let hubRuns = 0;
+let dir: string;
+let consumer: Wallet;
+let poor: Wallet;
+let stranger: Wallet;
+const wallets: Record<'west' | 'east', Wallet> = {} as never;
+const agents: Record<string, AgentHandle> = {};
+const names: Record<string, string> = {};
+const root = join(repoRoot, '.testbed', 'e2e-settlement');
+const figures: Record<string, string | number> = {};
+
+const hubCluster = () => testbed.cluster('hub');
+const jobsApi = () => hubCluster().kubeConfig.makeApiClient(CustomObjectsApi);
+const getJob = async (name: string, namespace = 'ml') =>
+  (await jobsApi().getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace, name })) as GpuJob;
+const condition = (job: GpuJob, type: string) => job.status?.conditions?.find((c) => c.type === type);
+const credits = parseCredits;
+
+function hubArgs(lostAfter: string): string[] {
+  return [
+    '--grpc-port', String(hubPort),
+    '--provider-lost-after', lostAfter,
+    '--chain-rpc', proxy.url,
+    '--market-address', marketAddress,
+    '--settler-key-file', join(dir, 'settler.key'),
+    '--min-stake', MIN_STAKE,
+    '--slash-amount', SLASH,
+    '--receipt-timeout', '2m',
+    '--drift-interval', '2s',
+    '--chain-status-interval', '1s',
+  ];
+}
+
+async function startHub(lostAfter = '4s'): Promise<void> {
+  // A fresh log directory per run: startHubProcess waits for this run's "hub ready" line.
+  hub = await startHubProcess(hubCluster(), pki, join(dir, `hub-${++hubRuns}`), hubArgs(lostAfter));
+}
+
+/** Runs the fedgpu CLI from the sources. */
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', join(repoRoot, 'operator', 'src', 'cli', 'main.ts'), ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+  });
+}
+const chainFlags = () => ['--chain-rpc', anvil.rpcUrl, '--market-address', marketAddress];
+
+function jobYaml(name: string, namespace: string, spec: Record<string, unknown>, runFor = '3s'): string {
+  return stringify({
+    apiVersion: 'fedgpu.io/v1alpha1',
+    kind: 'GpuJob',
+    metadata: { name, namespace },
+    spec: {
+      template: { metadata: { annotations: { 'fedgpu.io/sim-run-for': runFor } }, spec: { containers: [{ name: 'main', image: 'example/train' }] } },
+      gpu: { products: [PRODUCT] },
+      budget: { maxPricePerGpuHour: '5', maxTotal: '10' },
+      ...spec,
+    },
+  });
+}
+
+async function apply(yaml: string): Promise<void> {
+  const res = await hubCluster().kubectl(['apply', '-f', '-'], yaml);
+  expect(res.code, res.stderr).toBe(0);
+}
+
+const waitJob = (name: string, what: string, probe: (job: GpuJob) => boolean, { namespace = 'ml', timeoutMs = 90_000 } = {}) =>
+  waitFor(`${name}: ${what}`, async () => {
+    const job = await getJob(name, namespace);
+    return probe(job) ? job : undefined;
+  }, { timeoutMs, intervalMs: 250 });
+const settled = (job: GpuJob) => condition(job, 'Settled')?.status === 'True';
+const succeededAndSettled = (job: GpuJob) => job.status?.phase === 'Succeeded' && settled(job);
+
+async function fund(wallet: Wallet, amount: string, deposit: boolean): Promise<void> {
+  const token = attachComputeCredit(await market.token(), rpc);
+  const admin = new Wallet(anvil.accounts[0]!.privateKey, rpc);
+  await (await token.connect(admin).mint(wallet.address, credits(amount))).wait();
+  await (await token.connect(wallet.connect(rpc)).approve(marketAddress, MaxUint256)).wait();
+  if (deposit) await (await market.connect(wallet.connect(rpc)).deposit(credits(amount))).wait();
+}
+
+/** Market events of one escrow, straight from anvil (never through the proxy). */
+const eventsOf = async (escrowId: string) => escrowLogs(rpc, marketAddress, escrowId, 0, await rpc.getBlockNumber());
+const count = (logs: { name: string }[], name: string) => logs.filter((l) => l.name === name).length;
+
+beforeAll(async () => {
+  reapPidDir(root);
+  dir = join(root, String(process.pid));
+  testbed = await startTestbed(join(dir, 'clusters'), [
+    { name: 'hub', scheduler: false },
+    { name: 'west', gpuNodes: [{ prefix: 'west', count: 2, gpusPerNode: 8, product: PRODUCT, memoryMiB: 24564 }] },
+    { name: 'east', gpuNodes: [{ prefix: 'east', count: 2, gpusPerNode: 8, product: PRODUCT, memoryMiB: 24564 }] },
+  ]);
+  await installCrds(hubCluster());
+  pki = await hubPki(join(dir, 'pki'));
+
+  // The chain: contracts deployed here, the hub's settler key granted the role.
+  anvil = await startAnvil({ accounts: 8 });
+  proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(anvil.rpcUrl).port) });
+  rpc = freshProvider(anvil.rpcUrl, { chainId: anvil.chainId, pollingIntervalMs: 50 });
+  const [admin, settler, consumerKey, poorKey, westKey, eastKey, strangerKey] = anvil.accounts.map((a) => new Wallet(a.privateKey, rpc));
+  const deployment = await deployMarket(admin!, { unbondingDelaySeconds: 3600, settlers: [settler!.address] });
+  market = deployment.market;
+  marketAddress = deployment.marketAddress;
+  writeFileSync(join(dir, 'settler.key'), settler!.privateKey, { mode: 0o600 });
+  consumer = consumerKey!;
+  poor = poorKey!;
+  stranger = strangerKey!;
+  wallets.west = westKey!;
+  wallets.east = eastKey!;
+  await fund(consumer, '1000', true);
+  await fund(poor, '3', true);
+  for (const w of [wallets.west, wallets.east]) await fund(w, '1000', false);
+  writeFileSync(join(dir, 'west.key'), wallets.west.privateKey, { mode: 0o600 });
+  writeFileSync(join(dir, 'poor.key'), poor.privateKey, { mode: 0o600 });
+  // One provider stakes with the CLI, the other directly.
+  const staked = await cli(['stake', '100', '--key-file', join(dir, 'west.key'), ...chainFlags(), '-o', 'json']);
+  expect(staked.code, staked.stderr).toBe(0);
+  expect(JSON.parse(staked.stdout)).toMatchObject({ staked: '100', stake: { active: '100' } });
+  await (await market.connect(wallets.east).stake(credits('100'))).wait();
+
+  // Namespaces: one bound to the consumer, one to a consumer who cannot pay, one bound to nobody.
+  for (const [ns, wallet] of [['ml', consumer.address], ['poor', poor.address], ['plain', '']] as const) {
+    await hubCluster().kubectl(['create', 'namespace', ns]);
+    if (wallet) await hubCluster().kubectl(['label', 'namespace', ns, `fedgpu.io/consumer-wallet=${wallet}`]);
+  }
+
+  hubPort = await freePort();
+  await startHub();
+  const hubAddress = `127.0.0.1:${hubPort}`;
+  agents.west = await startAgent('west', testbed.cluster('west'), pki, hubAddress, { displayName: 'west', region: 'eu-west', pricePerGpuHour: { [PRODUCT]: PRICE } }, wallets.west);
+  agents.east = await startAgent('east', testbed.cluster('east'), pki, hubAddress, { displayName: 'east', region: 'us-east', pricePerGpuHour: { [PRODUCT]: PRICE } }, wallets.east);
+  for (const name of ['west', 'east'] as const) {
+    const gp = await waitFor(`${name} Ready and Staked`, async () => {
+      const gp = await providerClient(hubCluster()).byWallet(wallets[name].address);
+      const staked = gp?.status?.conditions?.find((c) => c.type === 'Staked');
+      return readyStatus(gp)?.status === 'True' && staked?.status === 'True' && gp?.status?.pools?.length ? gp : undefined;
+    }, { timeoutMs: 60_000 });
+    expect(gp.status?.stake).toMatchObject({ amount: '100', unbonding: '0', slashed: '0' });
+    names[name] = gp.metadata.name!;
+  }
+});
+
+afterAll(async () => {
+  if (Object.keys(figures).length) console.log(`settlement e2e figures: ${JSON.stringify(figures)}`);
+  await Promise.all(Object.values(agents).map((a) => a.process.stop()));
+  await hub?.process.stop();
+  await proxy?.stop();
+  rpc?.destroy();
+  await anvil?.stop();
+  await testbed?.stop();
+});
+
+describe('settlement', () => {
+  it('pays the provider exactly price × GPU-seconds (floor) and refunds the rest, on chain and in status', async () => {
+    const [earningsBefore, freeBefore] = await Promise.all([market.earningsOf(wallets.west.address), market.freeBalanceOf(consumer.address)]);
+    await apply(jobYaml('paid', 'ml', { gpusPerReplica: 2, placement: { regions: ['eu-west'] } }, '5s'));
+    await waitJob('paid', 'Succeeded', (j) => j.status?.phase === 'Succeeded');
+    const succeededSeen = Date.now();
+    const job = await waitJob('paid', 'Settled', settled);
+    figures.settlementLagMs = Date.now() - succeededSeen; // polled every 250 ms: an upper bound
+    const attempt = job.status!.attempts![0]!;
+    const record = job.status!.settlement!.attempts!.find((r) => r.epoch === 1)!;
+    expect(attempt).toMatchObject({ provider: names.west, outcome: 'Succeeded', pricePerGpuHour: PRICE });
+    expect(attempt.gpuSeconds).toBeGreaterThanOrEqual(8); // 2 GPUs × ≥ 4 s
+    const gpuSeconds = Math.floor(attempt.gpuSeconds!);
+    const owed = usageAmount(gpuSeconds, PRICE);
+    expect(record.receipt).toMatchObject({ gpuSeconds, amount: formatCredits(owed), wallet: wallets.west.address });
+    expect(record).toMatchObject({ state: 'Settled', escrowAmount: '10', paid: formatCredits(owed), refunded: formatCredits(credits('10') - owed) });
+    expect(job.status!.settlement).toMatchObject({ consumer: consumer.address, paid: formatCredits(owed), refunded: formatCredits(credits('10') - owed), slashed: '0', txHash: record.txHash, block: record.block });
+    expect(condition(job, 'Settled')).toMatchObject({ status: 'True', reason: 'Settled' });
+    // On chain: the escrow is closed with what was paid, the provider earned it, the consumer paid nothing more.
+    const [, paidOnChain, state] = await market.escrowOf(attemptEscrowId(job.metadata.uid!, 1));
+    expect(state).toBe(EscrowState.Settled);
+    expect(paidOnChain).toBe(owed);
+    expect((await market.earningsOf(wallets.west.address)) - earningsBefore).toBe(owed);
+    expect(freeBefore - (await market.freeBalanceOf(consumer.address))).toBe(owed);
+    const tx = await rpc.getTransactionReceipt(record.txHash!);
+    const open = await rpc.getTransactionReceipt(record.escrowTxHash!);
+    figures.openEscrowGas = Number(open!.gasUsed);
+    figures.settleGas = Number(tx!.gasUsed);
+  });
+
+  it('keeps a job whose consumer cannot cover its budget waiting, with the reason, until it can', async () => {
+    await apply(jobYaml('too-poor', 'poor', {}, '2s'));
+    const waiting = await waitJob('too-poor', 'waiting for funds', (j) => j.status?.message?.startsWith('waiting for funds') ?? false, { namespace: 'poor' });
+    expect(waiting.status?.message).toBe(`waiting for funds: consumer ${poor.address} has 3 credits free, the job needs 10 (spec.budget.maxTotal)`);
+    expect(waiting.status?.phase).toBe('Pending');
+    expect(condition(waiting, 'Scheduled')).toMatchObject({ status: 'False', reason: 'InsufficientFunds' });
+    expect(waiting.status?.attempts ?? []).toHaveLength(0);
+    // A namespace bound to no wallet waits too (this hub settles on chain).
+    await apply(jobYaml('unbound', 'plain', {}, '2s'));
+    const unbound = await waitJob('unbound', 'waiting for a wallet', (j) => j.status?.message?.startsWith('waiting for a consumer wallet') ?? false, { namespace: 'plain' });
+    expect(unbound.status?.message).toContain('namespace plain has no label fedgpu.io/consumer-wallet=<0x address>');
+
+    // The CLI refuses what the wallet cannot do, in one line with its exit code.
+    const tooMuch = await cli(['deposit', '5000', '--key-file', join(dir, 'poor.key'), ...chainFlags()]);
+    expect(tooMuch.code).toBe(5);
+    expect(tooMuch.stderr.trim()).toMatch(/^error: wallet 0x[0-9a-fA-F]{40} holds 0 credits; depositing 5000 needs 5000 more$/);
+    writeFileSync(join(dir, 'bad.key'), 'not-a-key');
+    const badKey = await cli(['deposit', '1', '--key-file', join(dir, 'bad.key'), ...chainFlags()]);
+    expect(badKey.code).toBe(2);
+    expect(badKey.stderr.trim()).toBe(`error: the key in ${join(dir, 'bad.key')} is not a valid private key (expect 0x and 64 hex digits)`);
+    const deadPort = await freePort();
+    const unreachable = await cli(['balance', poor.address, '--chain-rpc', `http://127.0.0.1:${deadPort}`, '--market-address', marketAddress]);
+    expect(unreachable.code).toBe(4);
+    expect(unreachable.stderr.trim()).toMatch(new RegExp(`^error: cannot reach the chain at http://127\\.0\\.0\\.1:${deadPort}: .*ECONNREFUSED`));
+
+    // The consumer deposits enough: the job runs and is paid for.
+    await fund(poor, '20', false);
+    const deposit = await cli(['deposit', '20', '--key-file', join(dir, 'poor.key'), ...chainFlags(), '-o', 'json']);
+    expect(deposit.code, deposit.stderr).toBe(0);
+    expect(JSON.parse(deposit.stdout)).toMatchObject({ deposited: '20', free: '23' });
+    const done = await waitJob('too-poor', 'Succeeded and Settled', succeededAndSettled, { namespace: 'poor' });
+    const paid = credits(done.status!.settlement!.paid!);
+    const balance = await cli(['balance', poor.address, ...chainFlags(), '-o', 'json']);
+    expect(balance.code, balance.stderr).toBe(0);
+    expect(JSON.parse(balance.stdout)).toMatchObject({ wallet: poor.address, free: formatCredits(credits('23') - paid), escrowed: '0', tokens: '0' });
+    await hubCluster().kubectl(['delete', 'gj', 'unbound', '-n', 'plain', '--wait=true']);
+  });
+
+  it('slashes a lost provider once, refunds its escrow, and pays the rescheduled job once, to the new provider', async () => {
+    const [westStake] = await market.stakeOf(wallets.west.address);
+    const [westEarnings, eastEarnings] = await Promise.all([market.earningsOf(wallets.west.address), market.earningsOf(wallets.east.address)]);
+    await apply(jobYaml('faulty', 'ml', { placement: { regions: ['eu-west'] } }, '12s'));
+    const running = await waitJob('faulty', 'Running on west', (j) => j.status?.phase === 'Running');
+    expect(running.status?.placement?.provider).toBe(names.west);
+    await agents.west!.process.stop(1);
+    await hubCluster().kubectl(['patch', 'gj', 'faulty', '-n', 'ml', '--type=merge', '-p', '{"spec":{"placement":{"regions":["eu-west","us-east"]}}}']);
+    const job = await waitJob('faulty', 'rescheduled, Succeeded and Settled', succeededAndSettled, { timeoutMs: 120_000 });
+    const uid = job.metadata.uid!;
+    expect(job.status?.attempts?.map((a) => [a.epoch, a.provider, a.outcome, a.faultOf])).toEqual([
+      [1, names.west, 'Lost', 'provider'],
+      [2, names.east, 'Succeeded', 'none'],
+    ]);
+    const [lost, paid] = [1, 2].map((e) => job.status!.settlement!.attempts!.find((r) => r.epoch === e)!);
+    const owed = usageAmount(Math.floor(job.status!.attempts![1]!.gpuSeconds!), PRICE);
+    expect(lost).toMatchObject({ state: 'Refunded', paid: '0', slashed: SLASH });
+    expect(lost!.slashTxHash).toMatch(/^0x/);
+    expect(paid).toMatchObject({ state: 'Settled', paid: formatCredits(owed) });
+    expect(job.status!.settlement).toMatchObject({ paid: formatCredits(owed), slashed: SLASH });
+    expect(condition(job, 'Settled')?.message).toContain(`slashed ${SLASH} from providers at fault`);
+    // On chain: one slash for (escrow 1, epoch 1), never a payment from it; one payment from escrow 2, to east.
+    const [events1, events2] = await Promise.all([eventsOf(attemptEscrowId(uid, 1)), eventsOf(attemptEscrowId(uid, 2))]);
+    expect([count(events1, 'Slashed'), count(events1, 'Settled'), count(events1, 'Refunded')]).toEqual([1, 0, 1]);
+    expect([count(events2, 'Slashed'), count(events2, 'Settled'), count(events2, 'Refunded')]).toEqual([0, 1, 0]);
+    expect(await market.isSlashed(attemptEscrowId(uid, 1), 1)).toBe(true);
+    expect((await market.stakeOf(wallets.west.address))[0]).toBe(westStake - credits(SLASH));
+    expect(await market.earningsOf(wallets.west.address)).toBe(westEarnings);
+    expect((await market.earningsOf(wallets.east.address)) - eastEarnings).toBe(owed);
+    // The hub's reputation and stake of west follow the chain, and anyone can recompute them.
+    const west = await waitFor('west reputation counts the slash', async () => {
+      const gp = await providerClient(hubCluster()).byWallet(wallets.west.address);
+      return (gp?.status?.reputation?.failures ?? 0) > 0.9 && gp?.status?.stake?.slashed === SLASH ? gp : undefined;
+    });
+    expect(west.status?.stake).toMatchObject({ amount: formatCredits(westStake - credits(SLASH)), slashed: SLASH });
+    await expectReputationAgrees(west);
+    await expectReputationAgrees((await providerClient(hubCluster()).byWallet(wallets.east.address))!);
+  });
+
+  it('refuses a forged receipt and a receipt replayed for another attempt; a resent receipt pays nothing twice', async () => {
+    // west's agent is down (previous test): speak for west with its own wallet and certificate.
+    const paidJob = await getJob('paid');
+    const faulty = await getJob('faulty');
+    const recorded = paidJob.status!.settlement!.attempts![0]!.receipt!;
+    const genuine: UsageReceipt = {
+      jobUid: paidJob.metadata.uid!,
+      epoch: 1,
+      gpuSeconds: recorded.gpuSeconds,
+      pricePerGpuHour: PRICE,
+      amount: recorded.amount,
+      signature: recorded.signature,
+      providerWallet: wallets.west.address,
+      usageHash: recorded.usageHash,
+    };
+    const forgedSignature = await stranger.signTypedData({ name: 'x' }, { T: [{ name: 'a', type: 'uint256' }] }, { a: 1 });
+    const acks = new Map<string, { accepted: boolean; reason: string }>();
+    const clientDir = join(pki.dir, 'west');
+    const client = new StreamClient({
+      address: `127.0.0.1:${hubPort}`,
+      tls: { caPem: pki.ca.certPem, certPem: readFileSync(join(clientDir, 'client.crt'), 'utf8'), keyPem: readFileSync(join(clientDir, 'client.key'), 'utf8') },
+      wallet: wallets.west,
+      agentVersion: 'e2e-forger',
+      logger: pino({ level: 'silent' }),
+      onHubMessage: (m: HubMessage) => {
+        if (m.body?.$case === 'receiptAck') acks.set(`${m.body.value.jobUid}/${m.body.value.epoch}`, m.body.value);
+      },
+    });
+    const earnings = await market.earningsOf(wallets.west.address);
+    try {
+      client.start();
+      await waitFor('forger registered', () => (client.connected ? true : undefined));
+      const send = async (receipt: UsageReceipt) => {
+        acks.delete(`${receipt.jobUid}/${receipt.epoch}`);
+        expect(client.sendUsageReceipt(receipt)).toBe(true);
+        return waitFor('receipt acknowledged', () => acks.get(`${receipt.jobUid}/${receipt.epoch}`));
+      };
+      // Forged: west's own stream, but the signature is not west's.
+      const forged = await send({ ...genuine, signature: forgedSignature });
+      expect(forged.accepted).toBe(false);
+      expect(forged.reason).toMatch(/not by the provider wallet|does not verify/);
+      // Replayed for another attempt (west's lost attempt of "faulty"): fenced, not paid.
+      const replayed = await send({ ...genuine, jobUid: faulty.metadata.uid! });
+      expect(replayed).toEqual(expect.objectContaining({ accepted: false, reason: 'attempt 1 ended Lost (ProviderLost): the provider is not paid for it' }));
+      // The genuine receipt again: acknowledged (already recorded), paid nothing more.
+      expect(await send(genuine)).toEqual(expect.objectContaining({ accepted: true }));
+    } finally {
+      await client.close();
+    }
+    const events = await eventsOf(attemptEscrowId(paidJob.metadata.uid!, 1));
+    expect(count(events, 'Settled')).toBe(1);
+    expect(await market.earningsOf(wallets.west.address)).toBe(earnings);
+    await agents.west!.restart();
+    await waitFor('west Ready again', async () => (readyStatus(await providerClient(hubCluster()).byWallet(wallets.west.address))?.status === 'True' ? true : undefined));
+  });
+
+  it('lets the job finish while the chain is away and settles it, once, when the chain is back', async () => {
+    await apply(jobYaml('outage', 'ml', { placement: { regions: ['us-east'] } }, '4s'));
+    await waitJob('outage', 'Running', (j) => j.status?.phase === 'Running');
+    await proxy.stop();
+    try {
+      const stuck = await waitJob('outage', 'Succeeded with settlement failing', (j) => j.status?.phase === 'Succeeded' && condition(j, 'Settled')?.reason === 'SettlementFailed', { timeoutMs: 60_000 });
+      expect(condition(stuck, 'Settled')).toMatchObject({ status: 'False' });
+      expect(condition(stuck, 'Settled')?.message).toMatch(/retrying/);
+      const [, , state] = await market.escrowOf(attemptEscrowId(stuck.metadata.uid!, 1));
+      expect(state).toBe(EscrowState.Open);
+    } finally {
+      await proxy.start();
+    }
+    const job = await waitJob('outage', 'Settled after the outage', succeededAndSettled, { timeoutMs: 90_000 });
+    const owed = usageAmount(Math.floor(job.status!.attempts![0]!.gpuSeconds!), PRICE);
+    expect(job.status?.settlement?.paid).toBe(formatCredits(owed));
+    expect(count(await eventsOf(attemptEscrowId(job.metadata.uid!, 1)), 'Settled')).toBe(1);
+  });
+
+  it(`never pays twice nor loses a payment when the hub is SIGKILLed at random points of settlement (${CRASH_TRIALS} trials)`, async () => {
+    const [westBefore, eastBefore, freeBefore] = await Promise.all([
+      market.earningsOf(wallets.west.address),
+      market.earningsOf(wallets.east.address),
+      market.freeBalanceOf(consumer.address),
+    ]);
+    // Restarts must not look like provider losses: a long providerLostAfter from here on.
+    await hub.process.stop();
+    await startHub('60s');
+    const names: string[] = [];
+    const kills: number[] = [];
+    let seed = 0x5eed;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let trial = 0; trial < CRASH_TRIALS; trial++) {
+      for (let j = 0; j < 2; j++) {
+        const name = `crash-${trial}-${j}`;
+        names.push(name);
+        await apply(jobYaml(name, 'ml', { budget: { maxPricePerGpuHour: '5', maxTotal: '1' } }, '1s'));
+      }
+      const delay = Math.floor(300 + random() * 2_700);
+      kills.push(delay);
+      await new Promise((r) => setTimeout(r, delay));
+      process.kill(hub.process.pid, 'SIGKILL');
+      await hub.process.exited;
+      await startHub('60s');
+    }
+    const jobs = await Promise.all(names.map((n) => waitJob(n, 'Succeeded and Settled', succeededAndSettled, { timeoutMs: 180_000 })));
+    let paidTotal = 0n;
+    for (const job of jobs) {
+      const uid = job.metadata.uid!;
+      const maxEpoch = Math.max(...job.status!.attempts!.map((a) => a.epoch));
+      for (let epoch = 1; epoch <= maxEpoch + 1; epoch++) {
+        const id = attemptEscrowId(uid, epoch);
+        const events = await eventsOf(id);
+        const attempt = job.status!.attempts!.find((a) => a.epoch === epoch);
+        const [, amount, state] = await market.escrowOf(id);
+        expect(state, `${job.metadata.name} escrow ${epoch} left open`).not.toBe(EscrowState.Open);
+        expect(count(events, 'EscrowOpened')).toBeLessThanOrEqual(1);
+        expect(count(events, 'Settled') + count(events, 'Refunded')).toBe(count(events, 'EscrowOpened'));
+        if (attempt && isPaid(attempt)) {
+          // Never lost: a delivered attempt is paid exactly what it measured, once.
+          const owed = usageAmount(Math.floor(attempt.gpuSeconds!), PRICE);
+          expect([job.metadata.name, epoch, count(events, 'Settled'), amount]).toEqual([job.metadata.name, epoch, 1, owed]);
+          paidTotal += owed;
+        } else {
+          expect(count(events, 'Settled')).toBe(0);
+        }
+      }
+      expect(credits(job.status!.settlement!.paid!)).toBe(job.status!.settlement!.attempts!.filter((r) => r.state === 'Settled').reduce((n, r) => n + credits(r.paid!), 0n));
+    }
+    const [westAfter, eastAfter, freeAfter] = await Promise.all([
+      market.earningsOf(wallets.west.address),
+      market.earningsOf(wallets.east.address),
+      market.freeBalanceOf(consumer.address),
+    ]);
+    // Every credit the providers earned in these trials is a delivered attempt's, and the consumer paid exactly that.
+    expect(westAfter - westBefore + (eastAfter - eastBefore)).toBe(paidTotal);
+    expect(freeBefore - freeAfter).toBe(paidTotal);
+    figures.crashTrials = CRASH_TRIALS;
+    figures.crashJobs = jobs.length;
+    figures.crashKillDelaysMs = `${Math.min(...kills)}..${Math.max(...kills)}`;
+    figures.crashJobsWithSeveralAttempts = jobs.filter((j) => (j.status?.attempts?.length ?? 0) > 1).length;
+  });
+});
+
+/** `fedgpu reputation --from-chain` at the hub's block gives the hub's numbers exactly. */
+async function expectReputationAgrees(provider: GpuProvider): Promise<void> {
+  const rep = provider.status!.reputation!;
+  const res = await cli(['reputation', '--from-chain', provider.spec.wallet, '--block', String(rep.asOfBlock), ...chainFlags(), '-o', 'json']);
+  expect(res.code, res.stderr).toBe(0);
+  const fromChain = JSON.parse(res.stdout) as { score: number; successes: number; failures: number; asOfBlock: number; window: string };
+  expect(fromChain).toMatchObject({ score: rep.score, successes: rep.successes, failures: rep.failures, asOfBlock: rep.asOfBlock, window: rep.window });
+}
