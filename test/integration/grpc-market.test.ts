@@ -1,12 +1,12 @@
 // The marketplace stream over real gRPC and real mutual TLS on loopback: registration, the refusals
 // of DESIGN.md section 8, fuzzed input on the wire, reconnects and link measurements. No cluster.
 import { createServer } from 'node:net';
-import { credentials, status, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
-import { Wallet, type HDNodeWallet } from 'ethers';
+import { status } from '@grpc/grpc-js';
+import { Wallet } from 'ethers';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { StreamClient, type DisconnectInfo, type StreamClientOptions, type StreamClientTimers } from '../../operator/src/agent/stream-client.js';
-import { AgentMessage, HubMessage, MarketplaceClient, MarketplaceService, type Inventory } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
+import { AgentMessage, type HubMessage, type MarketplaceClient, type Inventory } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
 import { InMemoryProviderRegistry } from '../../operator/src/hub/market-server-memory-registry.js';
 import { MarketServer, type MarketServerOptions } from '../../operator/src/hub/market-server.js';
 import type { RejectReason } from '../../operator/src/protocol/edge-error.js';
@@ -14,15 +14,13 @@ import { decodeAgentFrame } from '../../operator/src/protocol/framing.js';
 import { malformedAgentMessage, validAgentMessage } from '../../operator/src/protocol/testing/agent-messages.js';
 import { SeededRandom } from '../../operator/src/protocol/testing/seeded-random.js';
 import { validateAgentMessage } from '../../operator/src/protocol/validate.js';
-import { signChallenge, type WalletChallenge, type WalletProof } from '../../operator/src/protocol/wallet-proof.js';
+import { signChallenge } from '../../operator/src/protocol/wallet-proof.js';
+import { challengeOf, hello, RawStream, registerRaw, type AnyWallet } from '../support/raw-stream.js';
 import { createCa, issueCert, type CertificateAuthority, type IssuedCertificate } from '../../operator/src/tls/certs.js';
 
 const audience = 'fedgpu-hub.test';
 const silent = pino({ level: 'silent' });
 
-type AnyWallet = Wallet | HDNodeWallet;
-type HubBody = NonNullable<HubMessage['body']>;
-type HubBodyValue<K extends HubBody['$case']> = Extract<HubBody, { $case: K }>['value'];
 
 interface Pki {
   ca: CertificateAuthority;
@@ -86,12 +84,6 @@ async function startHub(overrides: Partial<MarketServerOptions> = {}): Promise<H
   return { server, registry: (overrides.registry as InMemoryProviderRegistry | undefined) ?? registry, port, rejections };
 }
 
-function agentCredentials(cert: IssuedCertificate | null): ChannelCredentials {
-  return cert
-    ? credentials.createSsl(Buffer.from(pki.ca.certPem), Buffer.from(cert.keyPem), Buffer.from(cert.certPem))
-    : credentials.createSsl(Buffer.from(pki.ca.certPem));
-}
-
 function startClient(port: number, wallet: AnyWallet, overrides: Partial<StreamClientOptions> = {}): StreamClient {
   const client = new StreamClient({
     address: `127.0.0.1:${port}`,
@@ -108,98 +100,9 @@ function startClient(port: number, wallet: AnyWallet, overrides: Partial<StreamC
   return client;
 }
 
-/** A hand-driven stream: sends any bytes, collects every hub message and the final status. */
-class RawStream {
-  readonly received: HubMessage[] = [];
-  readonly ended: Promise<{ code: status; details: string }>;
-  private readonly call: ClientDuplexStream<Uint8Array, HubMessage>;
-  private seq = 0;
-  private waiters: (() => void)[] = [];
-
-  /** `cert: null` dials without a client certificate. */
-  constructor(port: number, cert: IssuedCertificate | null = pki.agent) {
-    const client = new MarketplaceClient(`127.0.0.1:${port}`, agentCredentials(cert), {
-      'grpc.ssl_target_name_override': 'fedgpu-hub',
-      'grpc.default_authority': 'fedgpu-hub',
-    });
-    rawClients.push(client);
-    this.call = client.makeBidiStreamRequest(
-      MarketplaceService.connect.path,
-      (bytes: Uint8Array) => Buffer.from(bytes),
-      (bytes: Buffer) => HubMessage.decode(bytes),
-    );
-    this.call.on('data', (message: HubMessage) => {
-      this.received.push(message);
-      for (const wake of this.waiters.splice(0)) wake();
-    });
-    this.ended = new Promise((resolve) => {
-      this.call.on('status', (s) => resolve({ code: s.code, details: s.details }));
-      this.call.on('error', () => {}); // the status above carries it
-    });
-  }
-
-  sendBytes(bytes: Uint8Array): void {
-    this.call.write(bytes);
-  }
-
-  send(body: NonNullable<AgentMessage['body']>, seq = ++this.seq): void {
-    this.seq = Math.max(this.seq, seq);
-    this.sendBytes(AgentMessage.encode({ seq, body }).finish());
-  }
-
-  get lastSeq(): number {
-    return this.seq;
-  }
-
-  async next<K extends HubBody['$case']>(kind: K, timeoutMs = 5_000): Promise<HubBodyValue<K>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.received.find((m) => m.body?.$case === kind);
-      if (found) return (found.body as Extract<HubBody, { $case: K }>).value as HubBodyValue<K>;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${kind} within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  hubReason(): string | undefined {
-    const error = this.received.find((m) => m.body?.$case === 'error');
-    return error?.body?.$case === 'error' ? error.body.value.reason : undefined;
-  }
-
-  end(): void {
-    this.call.end();
-  }
-
-  cancel(): void {
-    this.call.cancel();
-  }
-}
-
-async function challengeOf(raw: RawStream): Promise<WalletChallenge> {
-  const challenge = await raw.next('challenge');
-  return { nonce: challenge.nonce, audience: challenge.audience, expiresAtUnixMs: challenge.expiresAtUnixMs };
-}
-
-function hello(raw: RawStream, wallet: string): void {
-  raw.send({ $case: 'hello', value: { walletAddress: wallet, agentVersion: '0.1.0', protocolVersion: 1 } });
-}
-
-/** Registers `wallet` on a raw stream; returns the proof it used. */
-async function registerRaw(raw: RawStream, wallet: AnyWallet): Promise<{ proof: WalletProof; providerName: string }> {
-  const challenge = await challengeOf(raw);
-  hello(raw, wallet.address);
-  const proof = await signChallenge(wallet, challenge, wallet.address);
-  raw.send({ $case: 'registerProof', value: proof });
-  const registered = await raw.next('registered');
-  return { proof, providerName: registered.providerName };
-}
+/** A raw stream to `port` with the agent's certificate (or `cert`, or none with null). */
+const rawStream = (port: number, cert: IssuedCertificate | null = pki.agent) =>
+  new RawStream({ port, caPem: pki.ca.certPem, cert, serverName: 'fedgpu-hub', clients: rawClients });
 
 async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -283,7 +186,7 @@ describe('marketplace stream over mTLS', () => {
 
   it('refuses an agent with no client certificate at the TLS handshake', async () => {
     const hub = await startHub();
-    const raw = new RawStream(hub.port, null);
+    const raw = rawStream(hub.port, null);
     hello(raw, Wallet.createRandom().address);
     const ended = await raw.ended;
     expect(ended.code).toBe(status.UNAVAILABLE);
@@ -293,7 +196,7 @@ describe('marketplace stream over mTLS', () => {
 
   it('refuses a client certificate from another CA', async () => {
     const hub = await startHub();
-    const raw = new RawStream(hub.port, pki.rogueAgent);
+    const raw = rawStream(hub.port, pki.rogueAgent);
     hello(raw, Wallet.createRandom().address);
     const ended = await raw.ended;
     expect(ended.code).toBe(status.UNAVAILABLE);
@@ -305,7 +208,7 @@ describe('marketplace stream over mTLS', () => {
     const hub = await startHub();
     const wallet = Wallet.createRandom();
     const impostor = Wallet.createRandom();
-    const raw = new RawStream(hub.port);
+    const raw = rawStream(hub.port);
     const challenge = await challengeOf(raw);
     hello(raw, wallet.address);
     raw.send({ $case: 'registerProof', value: await signChallenge(impostor, challenge, wallet.address) });
@@ -319,12 +222,12 @@ describe('marketplace stream over mTLS', () => {
   it('refuses a replayed nonce', async () => {
     const hub = await startHub();
     const wallet = Wallet.createRandom();
-    const first = new RawStream(hub.port);
+    const first = rawStream(hub.port);
     const { proof } = await registerRaw(first, wallet);
     first.end();
     await first.ended;
 
-    const second = new RawStream(hub.port);
+    const second = rawStream(hub.port);
     await challengeOf(second);
     hello(second, wallet.address);
     second.send({ $case: 'registerProof', value: proof });
@@ -336,7 +239,7 @@ describe('marketplace stream over mTLS', () => {
   it('refuses an expired challenge', async () => {
     const hub = await startHub({ challengeTtlMs: 150 });
     const wallet = Wallet.createRandom();
-    const raw = new RawStream(hub.port);
+    const raw = rawStream(hub.port);
     const challenge = await challengeOf(raw);
     hello(raw, wallet.address);
     const proof = await signChallenge(wallet, challenge, wallet.address);
@@ -349,7 +252,7 @@ describe('marketplace stream over mTLS', () => {
 
   it('ends a stream that does not register in time', async () => {
     const hub = await startHub({ registrationTimeoutMs: 200 });
-    const raw = new RawStream(hub.port);
+    const raw = rawStream(hub.port);
     await challengeOf(raw);
     expect((await raw.ended).code).toBe(status.DEADLINE_EXCEEDED);
     expect(raw.hubReason()).toBe('registration_timeout');
@@ -357,7 +260,7 @@ describe('marketplace stream over mTLS', () => {
 
   it('refuses traffic before registration', async () => {
     const hub = await startHub();
-    const raw = new RawStream(hub.port);
+    const raw = rawStream(hub.port);
     await challengeOf(raw);
     raw.send(validAgentMessage(new SeededRandom(9), 1, 'inventory').body as NonNullable<AgentMessage['body']>);
     expect((await raw.ended).code).toBe(status.UNAUTHENTICATED);
@@ -370,13 +273,13 @@ describe('marketplace stream over mTLS', () => {
     const wallet = Wallet.createRandom();
     const other = Wallet.createRandom();
 
-    const viaHello = new RawStream(hub.port);
+    const viaHello = rawStream(hub.port);
     await registerRaw(viaHello, wallet);
     hello(viaHello, other.address);
     expect((await viaHello.ended).code).toBe(status.PERMISSION_DENIED);
     expect(viaHello.hubReason()).toBe('wallet_mismatch');
 
-    const viaReceipt = new RawStream(hub.port);
+    const viaReceipt = rawStream(hub.port);
     await registerRaw(viaReceipt, wallet);
     viaReceipt.send({
       $case: 'usageReceipt',
@@ -399,7 +302,7 @@ describe('marketplace stream over mTLS', () => {
 
   it('rate-limits a flooding agent', async () => {
     const hub = await startHub({ rateLimit: { capacity: 20, refillPerSecond: 1 } });
-    const raw = new RawStream(hub.port);
+    const raw = rawStream(hub.port);
     await registerRaw(raw, Wallet.createRandom());
     for (let i = 0; i < 100; i++) raw.send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: 0, bandwidthProbeResults: [] } });
     expect((await raw.ended).code).toBe(status.RESOURCE_EXHAUSTED);
@@ -445,7 +348,7 @@ describe('marketplace stream over mTLS', () => {
       const wallet = wallets[index] as AnyWallet;
       while (sent < target) {
         sent++;
-        const raw = new RawStream(hub.port);
+        const raw = rawStream(hub.port);
         const afterRegistration = rng.chance(0.5);
         if (afterRegistration) await registerRaw(raw, wallet);
         else await raw.next('challenge');
@@ -521,9 +424,9 @@ describe('marketplace stream over mTLS', () => {
   it('lets a new stream for the same wallet replace the old one', async () => {
     const hub = await startHub();
     const wallet = Wallet.createRandom();
-    const old = new RawStream(hub.port);
+    const old = rawStream(hub.port);
     const { providerName } = await registerRaw(old, wallet);
-    const replacement = new RawStream(hub.port);
+    const replacement = rawStream(hub.port);
     await registerRaw(replacement, wallet);
 
     expect((await old.ended).code).toBe(status.ABORTED);
