@@ -34,6 +34,8 @@ export interface HubLeadershipOptions {
 
 export const defaultIdentity = () => `${hostname()}_${process.pid}`;
 
+const isRoutable = (address: string) => !/^(0\.0\.0\.0|\[?::\]?):\d+$/.test(address);
+
 export class HubLeadership {
   readonly identity: string;
   private readonly elector: LeaderElector;
@@ -49,7 +51,10 @@ export class HubLeadership {
       ...(e.leaseDurationMs !== undefined ? { leaseDurationMs: e.leaseDurationMs } : {}),
       ...(e.renewDeadlineMs !== undefined ? { renewDeadlineMs: e.renewDeadlineMs } : {}),
       ...(e.retryPeriodMs !== undefined ? { retryPeriodMs: e.retryPeriodMs } : {}),
-      annotations: { [GRPC_ADDRESS_ANNOTATION]: opts.grpcAddress },
+      // A wildcard listen address (0.0.0.0:8443 without --advertise-address or $POD_IP) names no
+      // one: publish it empty (which also clears a predecessor's) rather than send agents to
+      // their own loopback.
+      annotations: { [GRPC_ADDRESS_ANNOTATION]: isRoutable(opts.grpcAddress) ? opts.grpcAddress : '' },
       logger: opts.logger,
       onStartedLeading: (signal) => opts.lead(signal),
       onStoppedLeading: () => opts.onStoppedLeading(),
