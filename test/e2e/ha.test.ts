@@ -190,8 +190,8 @@ describe('HA hub', () => {
         `(lease duration ${LEASE.durationS} s, retry ${LEASE.retryPeriodMs} ms); both agents streamed to it after ${(reconnectMs / 1000).toFixed(1)} s`,
     );
     // Within the lease duration after the last renewal, plus the acquire retry (jittered up to
-    // 2.2 × retryPeriod) and the metrics poll: a correctness window, not a benchmark.
-    expect(takeoverMs).toBeLessThanOrEqual(LEASE.durationS * 1000 + 2.2 * LEASE.retryPeriodMs + 2_000);
+    // 2.2 × retryPeriod), and slack for a loaded machine: a correctness window, not a benchmark.
+    expect(takeoverMs).toBeLessThanOrEqual(LEASE.durationS * 1000 + 2.2 * LEASE.retryPeriodMs + 5_000);
     expect((await lease()).spec?.holderIdentity).toBe(identityOf(standby));
     expect((await lease()).metadata?.annotations?.[GRPC_ADDRESS_ANNOTATION]).toBe(standby.grpcAddress);
 
@@ -237,13 +237,13 @@ describe('HA hub', () => {
   });
 
   it('hands over at once when the leader stops gracefully (SIGTERM): exit 0, Lease released', async () => {
-    const stoppedAt = Date.now();
     await standby.process.stop(20_000); // SIGTERM; SIGKILL only if it hangs
     expect(await standby.process.exited).toBe(0);
+    const stoppedAt = Date.now(); // it released the Lease just before it exited
     await waitFor('the restarted replica to lead', async () => ((await isLeader(restarted)) ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
     const handoverMs = Date.now() - stoppedAt;
     await waitFor('both agents on it', async () => (valueOf(await scrape(restarted), 'fedgpu_marketplace_streams') === 2 ? true : undefined), { timeoutMs: 30_000 });
-    console.log(`graceful hand-over: the other replica led ${(handoverMs / 1000).toFixed(1)} s after SIGTERM (lease duration ${LEASE.durationS} s)`);
+    console.log(`graceful hand-over: the other replica led ${(handoverMs / 1000).toFixed(1)} s after the leader exited (lease duration ${LEASE.durationS} s)`);
     // The released Lease is taken at the next acquire retry, not after the lease duration.
     expect(handoverMs).toBeLessThan(LEASE.durationS * 1000);
   });
