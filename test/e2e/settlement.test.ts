@@ -244,15 +244,17 @@ describe('settlement', () => {
     expect(unbound.status?.message).toContain('namespace plain has no label fedgpu.io/consumer-wallet=<0x address>');
 
     // The CLI refuses what the wallet cannot do, in one line with its exit code.
-    const tooMuch = await cli(['deposit', '5000', '--key-file', join(dir, 'poor.key'), ...chainFlags()]);
+    writeFileSync(join(dir, 'bad.key'), 'not-a-key');
+    const deadPort = await freePort();
+    const [tooMuch, badKey, unreachable] = await Promise.all([
+      cli(['deposit', '5000', '--key-file', join(dir, 'poor.key'), ...chainFlags()]),
+      cli(['deposit', '1', '--key-file', join(dir, 'bad.key'), ...chainFlags()]),
+      cli(['balance', poor.address, '--chain-rpc', `http://127.0.0.1:${deadPort}`, '--market-address', marketAddress]),
+    ]);
     expect(tooMuch.code).toBe(5);
     expect(tooMuch.stderr.trim()).toMatch(/^error: wallet 0x[0-9a-fA-F]{40} holds 0 credits; depositing 5000 needs 5000 more$/);
-    writeFileSync(join(dir, 'bad.key'), 'not-a-key');
-    const badKey = await cli(['deposit', '1', '--key-file', join(dir, 'bad.key'), ...chainFlags()]);
     expect(badKey.code).toBe(2);
     expect(badKey.stderr.trim()).toBe(`error: the key in ${join(dir, 'bad.key')} is not a valid private key (expect 0x and 64 hex digits)`);
-    const deadPort = await freePort();
-    const unreachable = await cli(['balance', poor.address, '--chain-rpc', `http://127.0.0.1:${deadPort}`, '--market-address', marketAddress]);
     expect(unreachable.code).toBe(4);
     expect(unreachable.stderr.trim()).toMatch(new RegExp(`^error: cannot reach the chain at http://127\\.0\\.0\\.1:${deadPort}: .*ECONNREFUSED`));
 
@@ -272,7 +274,7 @@ describe('settlement', () => {
   it('slashes a lost provider once, refunds its escrow, and pays the rescheduled job once, to the new provider', async () => {
     const [westStake] = await market.stakeOf(wallets.west.address);
     const [westEarnings, eastEarnings] = await Promise.all([market.earningsOf(wallets.west.address), market.earningsOf(wallets.east.address)]);
-    await apply(jobYaml('faulty', 'ml', { placement: { regions: ['eu-west'] } }, '12s'));
+    await apply(jobYaml('faulty', 'ml', { placement: { regions: ['eu-west'] } }, '8s'));
     const running = await waitJob('faulty', 'Running on west', (j) => j.status?.phase === 'Running');
     expect(running.status?.placement?.provider).toBe(names.west);
     await agents.west!.process.stop(1);
@@ -402,7 +404,7 @@ describe('settlement', () => {
         names.push(name);
         await apply(jobYaml(name, 'ml', { budget: { maxPricePerGpuHour: '5', maxTotal: '1' } }, '1s'));
       }
-      const delay = Math.floor(300 + random() * 2_700);
+      const delay = Math.floor(300 + random() * 1_700);
       kills.push(delay);
       await new Promise((r) => setTimeout(r, delay));
       process.kill(hub.process.pid, 'SIGKILL');

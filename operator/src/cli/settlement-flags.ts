@@ -24,9 +24,9 @@ export interface SettlementFlags {
 
 export function addSettlementFlags(command: Command): Command {
   return command
-    .option('--chain-rpc <url>', 'JSON-RPC endpoint of the settlement chain; without it the hub settles nothing and jobs run unpaid')
+    .option('--chain-rpc <url>', 'JSON-RPC endpoint of the settlement chain (or $FEDGPU_CHAIN_RPC_URL); without it the hub settles nothing and jobs run unpaid')
     .option('--market-address <address>', 'GpuMarket contract address (with --chain-rpc)')
-    .option('--settler-key-file <file>', "file holding the settler's private key (hex); the key needs GpuMarket's settler role")
+    .option('--settler-key-file <file>', "file holding the settler's private key (hex; or the key in $FEDGPU_SETTLER_KEY); it needs GpuMarket's settler role")
     .option('--confirmations <n>', 'blocks a settlement transaction must be under before it is recorded', '1')
     .option('--min-stake <credits>', 'active stake a provider needs to be Staked (and scheduled)', '100')
     .option('--slash-amount <credits>', 'stake taken once per provider fault (lost or provider-failed attempt) and paid to the consumer; 0 disables', '10')
@@ -37,26 +37,31 @@ export function addSettlementFlags(command: Command): Command {
     .option('--market-from-block <n>', "the market's deployment block: event scans start there", '0');
 }
 
-export function settlementOptionsOf(o: SettlementFlags): HubSettlementOptions | undefined {
-  if (!o.chainRpc) {
-    if (o.marketAddress || o.settlerKeyFile) throw new CliError('--market-address and --settler-key-file need --chain-rpc', ExitCode.Usage);
+/** The chart passes the secrets as env: FEDGPU_CHAIN_RPC_URL and FEDGPU_SETTLER_KEY stand in for the flags. */
+export function settlementOptionsOf(o: SettlementFlags, env: NodeJS.ProcessEnv = process.env): HubSettlementOptions | undefined {
+  const rpcUrl = o.chainRpc || env.FEDGPU_CHAIN_RPC_URL;
+  if (!rpcUrl) {
+    if (o.settlerKeyFile) throw new CliError('--settler-key-file needs --chain-rpc', ExitCode.Usage);
     return undefined;
   }
   if (!o.marketAddress || !isAddress(o.marketAddress)) throw new CliError('--chain-rpc needs --market-address <0x GpuMarket address>', ExitCode.Usage);
-  if (!o.settlerKeyFile) throw new CliError('--chain-rpc needs --settler-key-file <file>', ExitCode.Usage);
-  let settlerKey: string;
-  try {
-    settlerKey = readFileSync(o.settlerKeyFile, 'utf8').trim();
-  } catch (err) {
-    throw new CliError(`cannot read the settler key ${o.settlerKeyFile}: ${(err as Error).message}`, ExitCode.Usage);
+  const where = o.settlerKeyFile ?? 'FEDGPU_SETTLER_KEY';
+  let settlerKey = env.FEDGPU_SETTLER_KEY?.trim();
+  if (o.settlerKeyFile) {
+    try {
+      settlerKey = readFileSync(o.settlerKeyFile, 'utf8').trim();
+    } catch (err) {
+      throw new CliError(`cannot read the settler key ${o.settlerKeyFile}: ${(err as Error).message}`, ExitCode.Usage);
+    }
   }
+  if (!settlerKey) throw new CliError('--chain-rpc needs --settler-key-file <file> (or FEDGPU_SETTLER_KEY)', ExitCode.Usage);
   try {
     new Wallet(settlerKey);
   } catch {
-    throw new CliError(`the settler key in ${o.settlerKeyFile} is not a valid private key (expect 0x and 64 hex digits)`, ExitCode.Usage);
+    throw new CliError(`the settler key in ${where} is not a valid private key (expect 0x and 64 hex digits)`, ExitCode.Usage);
   }
   return {
-    rpcUrl: o.chainRpc,
+    rpcUrl,
     marketAddress: o.marketAddress,
     settlerKey,
     confirmations: count(o.confirmations, '--confirmations', 1),
