@@ -4,7 +4,7 @@ import { CustomObjectsApi } from '@kubernetes/client-node';
 import { Command } from 'commander';
 import type { GpuJob, GpuProvider } from '../api/types.js';
 import { gpuJobClient, gpuProviderClient, isNotFound } from '../runtime/kube.js';
-import { repoRoot } from '../testbed/tools.js';
+import { sandboxDir } from '../sandbox/state.js';
 import { CliError, ExitCode } from './errors.js';
 import { loadKubeConfig } from './kubeconfig.js';
 import { render, type OutputFormat } from './output.js';
@@ -16,7 +16,7 @@ type Globals = { kubeconfig?: string; context?: string; output: OutputFormat };
 
 /** --kubeconfig, else $KUBECONFIG, else the local sandbox's hub, else ~/.kube/config. */
 function hubClients(g: Globals) {
-  const sandboxHub = join(repoRoot, '.sandbox', 'hub.kubeconfig');
+  const sandboxHub = join(sandboxDir, 'hub.kubeconfig');
   const kubeconfig = g.kubeconfig ?? (!process.env.KUBECONFIG && existsSync(sandboxHub) ? sandboxHub : undefined);
   const kc = loadKubeConfig({ kubeconfig, context: g.context });
   const api = kc.makeApiClient(CustomObjectsApi);

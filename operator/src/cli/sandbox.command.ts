@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { sandboxDown } from '../sandbox/down.js';
-import { readStatus } from '../sandbox/state.js';
+import { readStatus, writeStatus } from '../sandbox/state.js';
 import { runDemo } from '../sandbox/demo.js';
 import { VICTIM_CLUSTER } from '../sandbox/topology.js';
 import { nextSteps, sandboxUp } from '../sandbox/up.js';
@@ -29,6 +29,7 @@ export function sandboxCommand(output: () => OutputFormat): Command {
         await running.stop();
         throw err;
       }
+      writeStatus({ ...running.status, demo: { state: 'done', ok: result.ok, problems: result.problems } });
       running.log(result.ok ? 'every demo job reached its expected end' : `the demo did not end as expected:\n  ${result.problems.join('\n  ')}`);
       for (const job of result.jobs) process.stdout.write(`\n${explainJob(job)}`);
       if (opts.once) {

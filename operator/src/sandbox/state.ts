@@ -2,8 +2,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../testbed/tools.js';
 
-/** Where the sandbox keeps kubeconfigs, logs, pid files and its status. */
-export const sandboxDir = join(repoRoot, '.sandbox');
+/** Where the sandbox keeps kubeconfigs, logs, pid files and its status (FEDGPU_SANDBOX_DIR moves it, e.g. for tests). */
+export const sandboxDir = process.env.FEDGPU_SANDBOX_DIR ?? join(repoRoot, '.sandbox');
 export const statusPath = join(sandboxDir, 'status.json');
 export const supervisorPidPath = join(sandboxDir, 'supervisor.pid');
 
@@ -24,6 +24,8 @@ export interface SandboxStatus {
   chain?: { rpcUrl: string; chainId: number; contracts: Record<string, string> };
   prometheus?: { url: string };
   hub?: { grpcAddress: string; metricsUrl: string };
+  /** How the demo ended, once it has. */
+  demo?: { state: 'running' | 'done'; ok?: boolean; problems?: string[] };
 }
 
 export function writeStatus(status: SandboxStatus): void {

@@ -1,0 +1,126 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GpuJob, GpuProvider } from '../../operator/src/api/types.js';
+import { demoJobs } from '../../operator/src/sandbox/demo.js';
+import type { SandboxStatus } from '../../operator/src/sandbox/state.js';
+import { gpuJobClient, gpuProviderClient } from '../../operator/src/runtime/kube.js';
+import { isAlive, reapStaleRuns, startProcess, type ManagedProcess } from '../../operator/src/testbed/processes.js';
+import { repoRoot } from '../../operator/src/testbed/tools.js';
+import { waitFor } from '../../operator/src/testbed/wait.js';
+
+// The main job as a newcomer runs it: `fedgpu sandbox up` brings up the whole federation and runs
+// the demo; then the CLI's answers must agree with the API, and `sandbox down` leaves nothing.
+
+const root = join(repoRoot, '.testbed', 'e2e-sandbox');
+const dir = join(root, String(process.pid));
+const env = { ...process.env, FEDGPU_SANDBOX_DIR: join(dir, 'sandbox') };
+const cli = join(repoRoot, 'operator', 'bin', 'fedgpu.js');
+let supervisor: ManagedProcess;
+
+function fedgpu(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { env, timeout: 120_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+const status = (): SandboxStatus | undefined => {
+  const path = join(env.FEDGPU_SANDBOX_DIR, 'status.json');
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as SandboxStatus) : undefined;
+};
+
+beforeAll(async () => {
+  reapStaleRuns(root);
+  supervisor = startProcess({ name: 'sandbox', command: process.execPath, args: [cli, 'sandbox', 'up'], dir, env });
+  await waitFor('the demo to end', () => {
+    if (!supervisor.running()) throw new Error(`sandbox exited; see ${supervisor.logPath}`);
+    return status()?.demo?.state === 'done' ? true : undefined;
+  }, { timeoutMs: 420_000, intervalMs: 1_000 });
+});
+
+afterAll(async () => {
+  await supervisor?.stop(30_000);
+});
+
+const hubClients = () => {
+  const kc = new KubeConfig();
+  kc.loadFromFile(join(env.FEDGPU_SANDBOX_DIR, 'hub.kubeconfig'));
+  const api = kc.makeApiClient(CustomObjectsApi);
+  return { jobs: gpuJobClient(api), providers: gpuProviderClient(api) };
+};
+
+describe('sandbox', () => {
+  it('ends every demo job as expected', async () => {
+    expect(status()?.demo).toMatchObject({ state: 'done', ok: true, problems: [] });
+    const jobs = (await hubClients().jobs.list({ namespace: 'default' })).items;
+    for (const d of demoJobs) {
+      const job = jobs.find((j) => j.metadata.name === d.name) as GpuJob;
+      expect(job.status?.phase, d.name).toBe(d.expect.phase);
+      expect(job.status?.attempts, d.name).toHaveLength(d.expect.attempts);
+    }
+    const failover = jobs.find((j) => j.metadata.name === 'failover-demo');
+    expect(failover?.status?.attempts?.[0]).toMatchObject({ outcome: 'Lost', faultOf: 'provider' });
+  });
+
+  it('reports what runs where: sandbox status -o json', async () => {
+    const res = await fedgpu(['sandbox', 'status', '-o', 'json']);
+    expect(res.code, res.stderr).toBe(0);
+    const s = JSON.parse(res.stdout) as SandboxStatus;
+    expect(s.state).toBe('running');
+    expect(s.clusters.map((c) => c.name)).toEqual(['hub', 'datacenter', 'mining-farm', 'gamer']);
+    for (const c of s.clusters) expect(existsSync(c.kubeconfig)).toBe(true);
+    expect(s.hub?.grpcAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+  });
+
+  it('fedgpu market agrees with the GpuProviders in the API', async () => {
+    const res = await fedgpu(['market', '-o', 'json']);
+    expect(res.code, res.stderr).toBe(0);
+    const rows = JSON.parse(res.stdout) as { provider: string; product: string; idle: number; total: number; pricePerGpuHour: string }[];
+    const providers = (await hubClients().providers.list()).items as GpuProvider[];
+    const expected = providers.flatMap((p) => (p.status?.pools ?? []).filter((pool) => pool.offered).map((pool) => ({
+      provider: p.metadata.name, product: pool.gpuProduct, idle: pool.idle, total: pool.total, pricePerGpuHour: pool.pricePerGpuHour,
+    })));
+    expect(rows.map(({ provider, product, idle, total, pricePerGpuHour }) => ({ provider, product, idle, total, pricePerGpuHour })).sort((a, b) => `${a.provider}${a.product}`.localeCompare(`${b.provider}${b.product}`)))
+      .toEqual(expected.sort((a, b) => `${a.provider}${a.product}`.localeCompare(`${b.provider}${b.product}`)));
+    expect(rows.some((r) => r.product === 'NVIDIA-H100-80GB-HBM3')).toBe(true);
+  });
+
+  it('fedgpu explain shows the decision and the attempts from the job status', async () => {
+    const res = await fedgpu(['explain', 'failover-demo']);
+    expect(res.code, res.stderr).toBe(0);
+    const job = await hubClients().jobs.get('failover-demo', 'default');
+    expect(res.stdout).toContain(`Placement: ${job.status?.placement?.provider}`);
+    expect(res.stdout).toMatch(/score \d\.\d{3} = reputation/);
+    expect(res.stdout).toMatch(/Attempt 1: gp-[0-9a-f]+, Lost .*ProviderLost, fault: provider/);
+    expect(res.stdout).toMatch(/Attempt 2: gp-[0-9a-f]+, Succeeded/);
+    const missing = await fedgpu(['explain', 'no-such-job']);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/^error: gpujob default\/no-such-job not found/);
+  });
+
+  it('sandbox down stops everything it started', async () => {
+    const s = status()!;
+    const res = await fedgpu(['sandbox', 'down']);
+    expect(res.code, res.stderr).toBe(0);
+    await waitFor('the supervisor to exit', () => (isAlive(s.supervisorPid) ? undefined : true), { timeoutMs: 30_000 });
+    expect(listOurProcesses(env.FEDGPU_SANDBOX_DIR)).toEqual([]);
+  });
+});
+
+/** Processes whose command line mentions the sandbox folder (etcd, apiservers, kwok, hub, agents). */
+function listOurProcesses(marker: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes(marker) && isAlive(Number(pid))) out.push(`${pid} ${cmd.slice(0, 120)}`);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
