@@ -3,6 +3,7 @@ import { isAddress, type JsonRpcProvider, Wallet } from 'ethers';
 import { attachComputeCredit, attachGpuMarket, type ComputeCreditContract, type GpuMarketContract } from '../chain/contracts.js';
 import { parseCredits } from '../chain/credits.js';
 import { freshProvider } from '../chain/provider.js';
+import { readStatus } from '../sandbox/state.js';
 import { CliError, ExitCode } from './errors.js';
 
 // What every chain command needs: the endpoint (checked reachable first, for a one-line error
@@ -32,8 +33,10 @@ export const CHAIN_FLAG_HELP = {
 };
 
 export async function connectChain(flags: ChainFlags): Promise<ChainAccess> {
-  const rpcUrl = flags.chainRpc ?? process.env.FEDGPU_CHAIN_RPC;
-  const marketAddress = flags.marketAddress ?? process.env.FEDGPU_MARKET_ADDRESS;
+  // Last resort: the local sandbox's chain, when one is running here.
+  const sandbox = readStatus()?.state === 'running' ? readStatus()?.chain : undefined;
+  const rpcUrl = flags.chainRpc ?? process.env.FEDGPU_CHAIN_RPC ?? sandbox?.rpcUrl;
+  const marketAddress = flags.marketAddress ?? process.env.FEDGPU_MARKET_ADDRESS ?? sandbox?.contracts.GpuMarket;
   if (!rpcUrl) throw new CliError('no chain endpoint: pass --chain-rpc <url> or set FEDGPU_CHAIN_RPC', ExitCode.Usage);
   if (!marketAddress) throw new CliError('no market: pass --market-address <0x address> or set FEDGPU_MARKET_ADDRESS', ExitCode.Usage);
   if (!isAddress(marketAddress)) throw new CliError(`--market-address ${marketAddress} is not an 0x address`, ExitCode.Usage);

@@ -87,7 +87,7 @@ export function explainJob(job: GpuJob): string {
     lines.push(`Attempt ${a.epoch}: ${a.provider}, ${end}${a.reason ? ` (${a.reason}${fault})` : ''}, ${a.gpuSeconds ?? 0} GPU-s`);
   }
   if (s.cost) lines.push(`Cost: ${s.cost.amount} credits for ${s.cost.gpuSeconds} GPU-seconds`);
-  if (s.settlement?.txHash) lines.push(`Settlement: paid ${s.settlement.paid}, refunded ${s.settlement.refunded}, tx ${s.settlement.txHash}`);
+  if (s.settlement?.txHash) lines.push(`Settlement: paid ${s.settlement.paid}, refunded ${s.settlement.refunded}, slashed ${s.settlement.slashed ?? '0'}, tx ${s.settlement.txHash}`);
   return `${lines.join('\n')}\n`;
 }
 

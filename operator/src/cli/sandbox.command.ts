@@ -24,6 +24,7 @@ export function sandboxCommand(output: () => OutputFormat): Command {
           hub: running.hubKubeConfig,
           victim: { name: VICTIM_CLUSTER, agent: running.agents.get(VICTIM_CLUSTER)! },
           log: running.log,
+          waitForSettlement: running.status.chain !== undefined,
         });
       } catch (err) {
         await running.stop();

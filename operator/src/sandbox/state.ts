@@ -21,7 +21,7 @@ export interface SandboxStatus {
   supervisorPid: number;
   state: 'starting' | 'running' | 'stopped';
   clusters: SandboxClusterStatus[];
-  chain?: { rpcUrl: string; chainId: number; contracts: Record<string, string> };
+  chain?: { rpcUrl: string; chainId: number; contracts: Record<string, string>; consumer: string; consumerKeyFile: string };
   prometheus?: { url: string };
   hub?: { grpcAddress: string; metricsUrl: string };
   /** How the demo ended, once it has. */

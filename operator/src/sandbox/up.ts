@@ -9,6 +9,8 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { HUB_CLUSTER, providerSettings, SANDBOX_PROVIDER_LOST_AFTER, sandboxProviders, sandboxWallet } from './topology.js';
 import { hubPki, providerClient, readyStatus, startAgent, startHubProcess, type AgentHandle } from '../testbed/federation.js';
 import { waitFor } from '../testbed/wait.js';
+import { startPrometheus, type Prometheus } from '../testbed/prometheus.js';
+import { CONSUMER_DEPOSIT, PROVIDER_STAKE, startSandboxChain, type SandboxChain } from './chain.js';
 
 export interface SandboxOptions {
   /** Start, show the story, and exit cleanly instead of staying up. */
@@ -55,8 +57,12 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
   ]);
   // The hub and agents are our children too: stop them first, or they keep this process alive.
   const fedgpuProcesses: ManagedProcess[] = [];
+  let chain: SandboxChain | undefined;
+  let prometheus: Prometheus | undefined;
   const stop = async () => {
     await Promise.all(fedgpuProcesses.map((p) => p.stop()));
+    await prometheus?.stop();
+    await chain?.stop();
     await testbed.stop();
     rmSync(supervisorPidPath, { force: true });
     writeStatus({ ...status, state: 'stopped' });
@@ -88,13 +94,33 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
       if (res.code !== 0) throw new Error(`kubectl ${args[0]} of the CRDs failed: ${res.stderr.trim()}`);
     }
 
-    log('starting the hub (marketplace gRPC over mutual TLS) and one agent per provider');
+    log('starting anvil, deploying ComputeCredit and GpuMarket, staking the providers and funding a consumer bound to namespace default');
+    chain = await startSandboxChain(join(sandboxDir, 'chain'), hubKubeconfig, sandboxProviders.length);
+    status.chain = {
+      rpcUrl: chain.rpcUrl,
+      chainId: chain.chainId,
+      contracts: { ComputeCredit: chain.tokenAddress, GpuMarket: chain.marketAddress },
+      consumer: chain.consumer,
+      consumerKeyFile: chain.consumerKeyFile,
+    };
+    log(`  GpuMarket ${chain.marketAddress} on ${chain.rpcUrl}; consumer ${chain.consumer} deposited ${CONSUMER_DEPOSIT} credits; each provider staked ${PROVIDER_STAKE}`);
+
+    log('starting the hub (marketplace gRPC over mutual TLS, settlement on chain) and one agent per provider');
     const pki = await hubPki(join(sandboxDir, 'pki'));
     const hub = await startHubProcess(testbed.cluster(HUB_CLUSTER), pki, join(sandboxDir, 'hub'), [
       '--provider-lost-after', SANDBOX_PROVIDER_LOST_AFTER,
+      ...chain.hubArgs,
     ]);
     fedgpuProcesses.push(hub.process);
-    status.hub = { grpcAddress: hub.grpcAddress, metricsUrl: '' };
+    status.hub = { grpcAddress: hub.grpcAddress, metricsUrl: `http://127.0.0.1:${hub.metricsPort}/metrics` };
+    prometheus = await startPrometheus({
+      dir: join(sandboxDir, 'prometheus'),
+      targets: [`127.0.0.1:${hub.metricsPort}`],
+      ruleFiles: [join(repoRoot, 'deploy', 'prometheus', 'fedgpu-alerts.yaml')],
+      interval: '5s',
+    });
+    status.prometheus = { url: prometheus.url };
+    log(`  Prometheus ${prometheus.url} scrapes the hub's ${status.hub.metricsUrl} with the shipped alert rules`);
     const providers = providerClient(testbed.cluster(HUB_CLUSTER));
     const agents = await Promise.all(
       sandboxProviders.map((p, i) =>
@@ -106,10 +132,11 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
     // Agents are restarted by the demo, so stop whichever process each runs now.
     fedgpuProcesses.push(...agents.map((a) => ({ stop: (ms?: number) => a.process.stop(ms) }) as ManagedProcess));
     for (const [i, agent] of agents.entries()) {
-      await waitFor(`${sandboxProviders[i]!.cluster} to join the market`, async () =>
-        readyStatus(await providers.byWallet(agent.wallet.address))?.status === 'True' ? true : undefined,
-        { timeoutMs: 60_000 },
-      );
+      await waitFor(`${sandboxProviders[i]!.cluster} to join the market, staked`, async () => {
+        const gp = await providers.byWallet(agent.wallet.address);
+        const staked = gp?.status?.conditions?.find((c) => c.type === 'Staked')?.status === 'True';
+        return readyStatus(gp)?.status === 'True' && staked ? true : undefined;
+      }, { timeoutMs: 90_000 });
     }
     log('every provider is connected and Ready:');
     for (const line of (await runKubectl(hubKubeconfig, ['get', 'gp', '-o', 'wide'])).stdout.trimEnd().split('\n')) log(`  ${line}`);
@@ -139,6 +166,12 @@ export function nextSteps(status: SandboxStatus): string {
     `  bin/kubectl --kubeconfig ${rel(provider?.kubeconfig ?? '')} get nodes -L nvidia.com/gpu.product`,
     `  bin/kubectl --kubeconfig ${rel(hub?.kubeconfig ?? '')} apply -f examples/gpujob-single.yaml`,
     `  bin/kubectl --kubeconfig ${rel(hub?.kubeconfig ?? '')} get gj,gp`,
+    '  npx fedgpu market                 # idle pools, prices, reputation, RTT',
+    '  npx fedgpu explain failover-demo   # where it ran, why, and what it cost',
+    ...(status.chain
+      ? [`  npx fedgpu balance ${status.chain.consumer}   # the consumer's deposit, escrow and payments`]
+      : []),
+    ...(status.prometheus ? [`  open ${status.prometheus.url}/alerts   # Prometheus with the shipped alert rules`] : []),
     '  npx fedgpu sandbox status -o json',
     '',
     "Stop everything with 'make sandbox-down' (or Ctrl-C here).",
