@@ -40,3 +40,13 @@ describe('UsageReceiptBook', () => {
     expect(book.size).toBe(0);
   });
 });
+
+describe('UsageReceiptBook with a hub that settles nothing', () => {
+  it('keeps no receipts', async () => {
+    const book = new UsageReceiptBook(wallet, pino({ level: 'silent' }));
+    book.setChain(undefined);
+    book.record(usage);
+    expect(book.size).toBe(0);
+    expect(await book.sendAll(() => true)).toBe(0);
+  });
+});

@@ -34,6 +34,8 @@ export class UsageReceiptBook {
   private readonly pending = new Map<string, Entry>();
   private readonly acknowledged = new Set<string>();
   private domain: TypedDataDomain | undefined;
+  /** The connected hub settles nothing: keep no receipts. */
+  private chainless = false;
 
   constructor(
     private readonly wallet: Pick<Wallet, 'address' | 'signTypedData'>,
@@ -43,12 +45,14 @@ export class UsageReceiptBook {
   /** The hub's settlement chain (from Registered); undefined: the hub settles nothing. */
   setChain(chain: { chainId: number; marketAddress: string } | undefined): void {
     this.domain = chain ? marketDomain(chain.chainId, chain.marketAddress) : undefined;
+    this.chainless = chain === undefined;
+    if (this.chainless) this.pending.clear();
   }
 
   /** Notes an attempt's final usage; the first call for an attempt wins (its end is final). */
   record(usage: AttemptUsage): void {
     const key = keyOf(usage.jobUid, usage.epoch);
-    if (this.pending.has(key) || this.acknowledged.has(key)) return;
+    if (this.chainless || this.pending.has(key) || this.acknowledged.has(key)) return;
     if (this.pending.size >= MAX_PENDING) {
       const oldest = this.pending.keys().next().value;
       if (oldest !== undefined) this.pending.delete(oldest);

@@ -236,6 +236,7 @@ export class SettlementController {
     this.opts.funding.forget(uid, escrowEpochs(job));
     if (isDeleted(job) && !this.released.has(uid)) {
       this.released.add(uid);
+      if (this.released.size > 10_000) this.released.delete(this.released.values().next().value!); // long gone by now
       this.inbox.delete(uid);
       this.opts.jobs.enqueue(objectKey(job)); // the GpuJob controller may now remove its finalizer
     }
