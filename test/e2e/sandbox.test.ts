@@ -4,6 +4,10 @@ import { join } from 'node:path';
 import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuJob, GpuProvider } from '../../operator/src/api/types.js';
+import { attachGpuMarket } from '../../operator/src/chain/contracts.js';
+import { parseCredits } from '../../operator/src/chain/credits.js';
+import { freshProvider } from '../../operator/src/chain/provider.js';
+import { CONSUMER_DEPOSIT } from '../../operator/src/sandbox/chain.js';
 import { demoJobs } from '../../operator/src/sandbox/demo.js';
 import type { SandboxStatus } from '../../operator/src/sandbox/state.js';
 import { gpuJobClient, gpuProviderClient } from '../../operator/src/runtime/kube.js';
@@ -100,6 +104,36 @@ describe('sandbox', () => {
     const missing = await fedgpu(['explain', 'no-such-job']);
     expect(missing.code).toBe(3);
     expect(missing.stderr).toMatch(/^error: gpujob default\/no-such-job not found/);
+  });
+
+  it('settles every demo job on the chain, and fedgpu balance agrees with the chain', async () => {
+    const chain = status()!.chain!;
+    const rpc = freshProvider(chain.rpcUrl);
+    try {
+      const market = attachGpuMarket(chain.contracts.GpuMarket!, rpc);
+      const jobs = (await hubClients().jobs.list({ namespace: 'default' })).items;
+      let paid = 0n;
+      for (const d of demoJobs) {
+        const job = jobs.find((j) => j.metadata.name === d.name)!;
+        expect(job.status?.conditions?.find((c) => c.type === 'Settled')?.status, d.name).toBe('True');
+        const receipt = await rpc.getTransactionReceipt(job.status!.settlement!.txHash!);
+        expect(receipt?.status, d.name).toBe(1);
+        paid += parseCredits(job.status!.settlement!.paid!);
+      }
+      // Only the finished attempt of failover-demo is paid; its lost provider was slashed.
+      const failover = jobs.find((j) => j.metadata.name === 'failover-demo')!;
+      expect(parseCredits(failover.status!.settlement!.slashed!)).toBeGreaterThan(0n);
+      const res = await fedgpu(['balance', chain.consumer, '-o', 'json']);
+      expect(res.code, res.stderr).toBe(0);
+      const balance = JSON.parse(res.stdout) as { free: string; escrowed: string };
+      expect(parseCredits(balance.free)).toBe(await market.freeBalanceOf(chain.consumer));
+      expect(balance.escrowed).toBe('0');
+      // The consumer paid exactly what the jobs' status says, less the slash paid to it.
+      const slashed = jobs.reduce((n, j) => n + parseCredits(j.status?.settlement?.slashed ?? '0'), 0n);
+      expect(parseCredits(CONSUMER_DEPOSIT) - parseCredits(balance.free)).toBe(paid - slashed);
+    } finally {
+      rpc.destroy();
+    }
   });
 
   it('sandbox down stops everything it started', async () => {
