@@ -5,11 +5,16 @@
 import { compileAvailability, isWithinWindows, subtractReserved } from './availability.js';
 import type { Availability, NodeSnapshot } from './types.js';
 
-export const GPU_RESOURCE = 'nvidia.com/gpu';
-export const GFD_PRODUCT_LABEL = 'nvidia.com/gpu.product';
-export const GFD_MEMORY_LABEL = 'nvidia.com/gpu.memory';
-export const GFD_COUNT_LABEL = 'nvidia.com/gpu.count';
-export const GFD_CUDA_DRIVER_MAJOR_LABEL = 'nvidia.com/cuda.driver.major';
+import {
+  GFD_COUNT_LABEL,
+  GFD_CUDA_DRIVER_MAJOR_LABEL,
+  GFD_MEMORY_LABEL,
+  GFD_PRODUCT_LABEL,
+  GPU_RESOURCE,
+} from '../api/constants.js';
+
+// The names live with the API's other public names; re-exported for callers of the core.
+export { GFD_COUNT_LABEL, GFD_CUDA_DRIVER_MAJOR_LABEL, GFD_MEMORY_LABEL, GFD_PRODUCT_LABEL, GPU_RESOURCE };
 
 export interface NodeTaint {
   key: string;

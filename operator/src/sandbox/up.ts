@@ -7,7 +7,7 @@ import { repoRoot } from '../testbed/tools.js';
 import { readSupervisorPid, sandboxDir, supervisorPidPath, writeStatus, type SandboxStatus } from './state.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { HUB_CLUSTER, providerSettings, SANDBOX_PROVIDER_LOST_AFTER, sandboxProviders, sandboxWallet } from './topology.js';
-import { hubPki, providerClient, readyStatus, startAgent, startHubProcess, type AgentHandle } from '../testbed/federation.js';
+import { hubPki, installCrds, providerClient, readyStatus, startAgent, startHubProcess, type AgentHandle } from '../testbed/federation.js';
 import { waitFor } from '../testbed/wait.js';
 import { startPrometheus, type Prometheus } from '../testbed/prometheus.js';
 import { CONSUMER_DEPOSIT, PROVIDER_STAKE, startSandboxChain, type SandboxChain } from './chain.js';
@@ -85,14 +85,7 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
 
     log('installing the fedgpu CRDs into the hub');
     const hubKubeconfig = kubeconfigOf(HUB_CLUSTER);
-    const crds = join(repoRoot, 'crds');
-    for (const args of [
-      ['apply', '--server-side', '-f', crds],
-      ['wait', '--for=condition=Established', '--timeout=60s', '-f', crds],
-    ]) {
-      const res = await runKubectl(hubKubeconfig, args);
-      if (res.code !== 0) throw new Error(`kubectl ${args[0]} of the CRDs failed: ${res.stderr.trim()}`);
-    }
+    await installCrds(testbed.cluster(HUB_CLUSTER));
 
     log('starting anvil, deploying ComputeCredit and GpuMarket, staking the providers and funding a consumer bound to namespace default');
     chain = await startSandboxChain(join(sandboxDir, 'chain'), hubKubeconfig, sandboxProviders.length);
