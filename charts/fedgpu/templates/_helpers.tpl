@@ -102,6 +102,9 @@ seccompProfile:
   valueFrom: { fieldRef: { fieldPath: metadata.name } }
 - name: POD_NAMESPACE
   valueFrom: { fieldRef: { fieldPath: metadata.namespace } }
+# The hub publishes this address in its Lease so stand-bys can redirect agents to the leader.
+- name: POD_IP
+  valueFrom: { fieldRef: { fieldPath: status.podIP } }
 {{- end -}}
 
 {{/* /healthz and /readyz on the metrics port. */}}
