@@ -1,0 +1,289 @@
+// Issue 4: end-to-end placement latency and throughput of the federation, against a plain cluster's
+// own kube-scheduler, and the time to recover a job from a lost provider. Prints numbers; asserts
+// nothing.
+//   hub: `fedgpu hub` as a process (startHubProcess, CLI defaults: providerLostAfter 15 s) on its own
+//   apiserver; 3 provider clusters (kwok GPU nodes), each with the real agent as a process.
+//   1. baseline: N equivalent pods (1 GPU each) created directly in provider p1 for its kube-scheduler,
+//      create → Running, paced and as a burst.
+//   2. federation: N GpuJobs (1 GPU each) created in the hub apiserver, create → GpuJob phase Running
+//      (the pod runs in some provider cluster and its agent has said so), paced and as a burst.
+//   3. provider loss: SIGKILL the agent running a job → the job Running elsewhere, a few trials.
+// Run: tsx bench/e2e-throughput.bench.ts [jobs] [perSecond]
+import { join } from 'node:path';
+import { CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import { GPU_RESOURCE, SIM_RUN_FOR_ANNOTATION } from '../operator/src/api/constants.js';
+import { GPUJOB_PLURAL, GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../operator/src/api/types.js';
+import { DEFAULT_PROVIDER_LOST_AFTER_MS } from '../operator/src/hub/provider-registry.js';
+import type { Cluster } from '../operator/src/testbed/cluster.js';
+import {
+  hubPki,
+  installCrds,
+  readyStatus,
+  startAgent,
+  startHubProcess,
+  type AgentHandle,
+  type HubProcess,
+} from '../operator/src/testbed/federation.js';
+import type { GpuNodeGroup } from '../operator/src/testbed/gpu-nodes.js';
+import { reapStaleRuns } from '../operator/src/testbed/processes.js';
+import { startTestbed, type Testbed } from '../operator/src/testbed/testbed.js';
+import { repoRoot } from '../operator/src/testbed/tools.js';
+import { waitFor } from '../operator/src/testbed/wait.js';
+import {
+  CORES,
+  figure,
+  heapLine,
+  listCustom,
+  listNamespacedCustom,
+  loadLine,
+  machineLine,
+  mapLimit,
+  mib,
+  ms,
+  nowMs,
+  paced,
+  procSample,
+  retrying,
+  section,
+  sleep,
+  summarize,
+  watchObjects,
+  type Summary,
+} from './support.js';
+
+const JOBS = Math.max(1, Number(process.argv[2] ?? 0) || 60);
+const RATE = Math.max(0.1, Number(process.argv[3] ?? 0) || 2);
+const BURST_CONCURRENCY = 8;
+const FAILOVER_TRIALS = 3;
+const H100 = 'NVIDIA-H100-80GB-HBM3';
+const NS = 'ml';
+const RUN_FOR = '30m'; // nothing finishes while it is measured
+
+const providers: { name: string; latency: string; price: string; nodes: GpuNodeGroup; scheduler: boolean }[] = [
+  // p1 also hosts the baseline: its kube-scheduler places the plain pods.
+  { name: 'p1', latency: '5ms', price: '2.40', nodes: { prefix: 'p1', count: 16, gpusPerNode: 8, product: H100, memoryMiB: 81559 }, scheduler: true },
+  { name: 'p2', latency: '20ms', price: '2.20', nodes: { prefix: 'p2', count: 8, gpusPerNode: 8, product: H100, memoryMiB: 81559 }, scheduler: false },
+  { name: 'p3', latency: '40ms', price: '2.10', nodes: { prefix: 'p3', count: 8, gpusPerNode: 8, product: H100, memoryMiB: 81559 }, scheduler: false },
+];
+
+console.log(`== e2e throughput bench (issue 4)`);
+console.log(machineLine());
+console.log(`setup                  hub process + ${providers.length} provider clusters (${providers.map((p) => `${p.name}: ${p.nodes.count}×${p.nodes.gpusPerNode} H100`).join(', ')}), real agents (processes, heartbeat 500 ms)`);
+console.log(`workload               ${JOBS} GpuJobs / pods of 1 GPU each, paced at ${RATE}/s, then ${JOBS} as a burst (${BURST_CONCURRENCY} creates in flight); created through the API (what kubectl apply sends), timed from the create call`);
+
+const root = join(repoRoot, '.testbed', 'bench-e2e');
+let testbed: Testbed | undefined;
+let hub: HubProcess | undefined;
+const agents: Record<string, AgentHandle> = {};
+
+function jobBody(name: string): GpuJob {
+  return {
+    apiVersion: 'fedgpu.io/v1alpha1',
+    kind: 'GpuJob',
+    metadata: { name, namespace: NS },
+    spec: {
+      template: { metadata: { annotations: { [SIM_RUN_FOR_ANNOTATION]: RUN_FOR } }, spec: { containers: [{ name: 'main', image: 'example/train' }] } },
+      gpusPerReplica: 1,
+      gpu: { products: [H100] },
+      budget: { maxPricePerGpuHour: '3' },
+    },
+  } as GpuJob;
+}
+
+function podBody(name: string): V1Pod {
+  return {
+    metadata: { name, namespace: 'baseline', annotations: { [SIM_RUN_FOR_ANNOTATION]: RUN_FOR } },
+    spec: { containers: [{ name: 'main', image: 'example/train', resources: { limits: { [GPU_RESOURCE]: '1' } } }] },
+  };
+}
+
+function printLatency(label: string, s: Summary, target?: boolean) {
+  figure(label, `p50 ${ms(s.p50)}, p99 ${ms(s.p99)}, max ${ms(s.max)} (n=${s.n})`, target ? { text: 'p50 < 1 s, p99 < 3 s', met: s.n > 0 && s.p50 < 1_000 && s.p99 < 3_000 } : undefined);
+}
+
+async function main(tb: Testbed): Promise<void> {
+  const hubCluster = tb.cluster('hub');
+  const p1 = tb.cluster('p1');
+  const custom = hubCluster.kubeConfig.makeApiClient(CustomObjectsApi);
+  const p1Core = p1.kubeConfig.makeApiClient(CoreV1Api);
+
+  // --- the federation: hub process, agents, and what the bench watches --------------------------
+  const pki = await hubPki(join(tb.dir, 'pki'));
+  hub = await startHubProcess(hubCluster, pki, join(tb.dir, 'hub'));
+  for (const p of providers) {
+    agents[p.name] = await startAgent(p.name, tb.cluster(p.name), pki, hub.grpcAddress, { displayName: p.name, pricePerGpuHour: { [H100]: p.price } }, undefined, ['--simulated-latency', p.latency]);
+  }
+  const providerName: Record<string, string> = {};
+  const ready = new Map<string, { ready: boolean; at: number }>();
+  const gpInformer = await watchObjects<GpuProvider>(hubCluster.kubeConfig, `/apis/fedgpu.io/v1alpha1/${GPUPROVIDER_PLURAL}`, listCustom(hubCluster.kubeConfig, GPUPROVIDER_PLURAL), (p, at) => {
+    const isReady = readyStatus(p)?.status === 'True';
+    const name = p.metadata.name!;
+    if (ready.get(name)?.ready !== isReady) ready.set(name, { ready: isReady, at });
+  });
+  for (const p of providers) {
+    const gp = await waitFor(`${p.name} Ready`, () => {
+      const gp = gpInformer.list().find((x) => x.spec.wallet.toLowerCase() === agents[p.name]!.wallet.address.toLowerCase());
+      return readyStatus(gp)?.status === 'True' && gp?.status?.idleGpus === p.nodes.count * p.nodes.gpusPerNode ? gp : undefined;
+    }, { timeoutMs: 90_000, intervalMs: 250 });
+    providerName[p.name] = gp.metadata.name!;
+  }
+  const clusterOf = (provider: string) => providers.find((p) => providerName[p.name] === provider)?.name;
+
+  // Jobs: when each was created, first seen Scheduled, and first seen Running (per epoch).
+  const created = new Map<string, number>();
+  const scheduledAt = new Map<string, number>();
+  const runningAt = new Map<string, Map<number, number>>();
+  const jobInformer = await watchObjects<GpuJob>(hubCluster.kubeConfig, `/apis/${GROUP}/${VERSION}/namespaces/${NS}/${GPUJOB_PLURAL}`, listNamespacedCustom(hubCluster.kubeConfig, GPUJOB_PLURAL, NS), (j, at) => {
+    const name = j.metadata.name!;
+    if (j.status?.phase === 'Scheduled' && !scheduledAt.has(name)) scheduledAt.set(name, at);
+    if (j.status?.phase === 'Running') {
+      const epochs = runningAt.get(name) ?? new Map<number, number>();
+      if (!epochs.has(j.status.currentEpoch ?? 0)) epochs.set(j.status.currentEpoch ?? 0, at);
+      runningAt.set(name, epochs);
+    }
+  });
+  // Baseline pods: created and first seen Running (and bound).
+  const podCreated = new Map<string, number>();
+  const podBound = new Map<string, number>();
+  const podRunning = new Map<string, number>();
+  const podInformer = await watchObjects<V1Pod>(p1.kubeConfig, '/api/v1/namespaces/baseline/pods', () => p1Core.listNamespacedPod({ namespace: 'baseline' }), (p, at) => {
+    const name = p.metadata!.name!;
+    if (p.spec?.nodeName && !podBound.has(name)) podBound.set(name, at);
+    if (p.status?.phase === 'Running' && !podRunning.has(name)) podRunning.set(name, at);
+  });
+  const stopInformers = () => Promise.all([gpInformer.stopped(), jobInformer.stopped(), podInformer.stopped()]);
+
+  try {
+    // --- 1. baseline -------------------------------------------------------------------------
+    section(`baseline: ${JOBS} pods of 1 GPU created directly in p1 for its kube-scheduler`);
+    const baseline = async (label: string, names: string[], create: (run: (name: string) => Promise<void>) => Promise<unknown>) => {
+      const run = async (name: string) => {
+        podCreated.set(name, nowMs());
+        await retrying(() => p1Core.createNamespacedPod({ namespace: 'baseline', body: podBody(name) }));
+      };
+      const start = nowMs();
+      await create(run);
+      await waitFor(`${label} pods Running`, () => (names.every((n) => podRunning.has(n)) ? true : undefined), { timeoutMs: 120_000, intervalMs: 100 });
+      const wall = Math.max(...names.map((n) => podRunning.get(n)!)) - start;
+      printLatency(`${label}: create → pod Running`, summarize(names.map((n) => podRunning.get(n)! - podCreated.get(n)!)));
+      const bind = summarize(names.map((n) => podBound.get(n)! - podCreated.get(n)!));
+      figure(`  create → bound by kube-scheduler`, `p50 ${ms(bind.p50)}, p99 ${ms(bind.p99)}`);
+      figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} pods/s (${names.length} in ${(wall / 1000).toFixed(1)} s)`);
+      const del = await p1.kubectl(['delete', 'pods', '--all', '-n', 'baseline', '--grace-period=0', '--force', '--wait=true', '--timeout=120s']);
+      if (del.code !== 0) console.log(`  (cleanup: ${del.stderr.trim()})`);
+      return summarize(names.map((n) => podRunning.get(n)! - podCreated.get(n)!));
+    };
+    const pacedNames = Array.from({ length: JOBS }, (_, i) => `paced-${i}`);
+    const burstNames = Array.from({ length: JOBS }, (_, i) => `burst-${i}`);
+    const basePaced = await baseline(`paced ${RATE}/s`, pacedNames, (run) => paced(JOBS, RATE, (i) => run(pacedNames[i]!)));
+    const baseBurst = await baseline('burst', burstNames, (run) => mapLimit(burstNames, BURST_CONCURRENCY, run));
+
+    // --- 2. the federation --------------------------------------------------------------------
+    section(`federation: ${JOBS} GpuJobs of 1 GPU created in the hub apiserver`);
+    const federated = async (label: string, names: string[], create: (run: (name: string) => Promise<void>) => Promise<unknown>) => {
+      const run = async (name: string) => {
+        created.set(name, nowMs());
+        await retrying(() => custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, body: jobBody(name) }));
+      };
+      const start = nowMs();
+      await create(run);
+      const runningOf = (n: string) => runningAt.get(n)?.get(1);
+      await waitFor(`${label} GpuJobs Running`, () => (names.every((n) => runningOf(n) !== undefined) ? true : undefined), { timeoutMs: 180_000, intervalMs: 100 });
+      const wall = Math.max(...names.map((n) => runningOf(n)!)) - start;
+      const latency = summarize(names.map((n) => runningOf(n)! - created.get(n)!));
+      printLatency(`${label}: create → GpuJob Running`, latency, true);
+      const sched = summarize(names.map((n) => (scheduledAt.get(n) ?? NaN) - created.get(n)!).filter(Number.isFinite));
+      const run2 = summarize(names.map((n) => runningOf(n)! - (scheduledAt.get(n) ?? NaN)).filter(Number.isFinite));
+      figure(`  create → Scheduled (hub decides, writes status)`, `p50 ${ms(sched.p50)}, p99 ${ms(sched.p99)} (n=${sched.n}; a job seen first as Running is left out)`);
+      figure(`  Scheduled → Running (agent, pod, kwok, report, write)`, `p50 ${ms(run2.p50)}, p99 ${ms(run2.p99)}`);
+      figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} jobs/s (${names.length} in ${(wall / 1000).toFixed(1)} s)`);
+      const spread = new Map<string, number>();
+      for (const n of names) {
+        const job = jobInformer.get(n, NS);
+        const c = clusterOf(job?.status?.placement?.provider ?? '') ?? '?';
+        spread.set(c, (spread.get(c) ?? 0) + 1);
+      }
+      figure(`  placed on`, [...spread.entries()].sort().map(([c, n]) => `${c} ${n}`).join(', '));
+      return latency;
+    };
+    const fedPaced = await federated(`paced ${RATE}/s`, pacedNames, (run) => paced(JOBS, RATE, (i) => run(pacedNames[i]!)));
+    const fedBurst = await federated('burst', burstNames, (run) => mapLimit(burstNames, BURST_CONCURRENCY, run));
+
+    section('federation vs. baseline');
+    figure('paced: GpuJob / pod p50, p99', `${(fedPaced.p50 / basePaced.p50).toFixed(1)}× / ${(fedPaced.p99 / basePaced.p99).toFixed(1)}× (${ms(fedPaced.p50)} vs ${ms(basePaced.p50)}, ${ms(fedPaced.p99)} vs ${ms(basePaced.p99)})`);
+    figure('burst: GpuJob / pod p50, p99', `${(fedBurst.p50 / baseBurst.p50).toFixed(1)}× / ${(fedBurst.p99 / baseBurst.p99).toFixed(1)}× (${ms(fedBurst.p50)} vs ${ms(baseBurst.p50)}, ${ms(fedBurst.p99)} vs ${ms(baseBurst.p99)})`);
+    const hubNow = procSample(hub.process.pid);
+    if (hubNow) figure(`hub process after ${2 * JOBS} jobs`, `RSS ${mib(hubNow.rssBytes)}, CPU ${hubNow.cpuSeconds.toFixed(1)} s in total; ${await heapLine(hub.metricsPort)}`);
+
+    let t = nowMs();
+    const del = await hubCluster.kubectl(['delete', 'gpujobs', '--all', '-n', NS, '--wait=true', '--timeout=180s']);
+    console.log(`(deleted the ${2 * JOBS} GpuJobs in ${((nowMs() - t) / 1000).toFixed(1)} s${del.code ? `: ${del.stderr.trim()}` : ''})`);
+
+    // --- 3. provider loss ---------------------------------------------------------------------
+    section(`provider loss: SIGKILL the agent running a job → the job Running elsewhere (providerLostAfter ${DEFAULT_PROVIDER_LOST_AFTER_MS / 1000} s, the default)`);
+    const total: number[] = [];
+    const detect: number[] = [];
+    const replace: number[] = [];
+    for (let trial = 0; trial < FAILOVER_TRIALS; trial++) {
+      const name = `failover-${trial}`;
+      created.set(name, nowMs());
+      await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, body: jobBody(name) });
+      await waitFor(`${name} Running`, () => (runningAt.get(name)?.get(1) !== undefined ? true : undefined), { timeoutMs: 60_000, intervalMs: 100 });
+      const provider = jobInformer.get(name, NS)!.status!.placement!.provider!;
+      const victim = clusterOf(provider)!;
+      const agent = agents[victim]!;
+      await sleep(Math.random() * 1_000); // not in step with the heartbeats
+      const killedAt = nowMs();
+      process.kill(agent.process.pid, 'SIGKILL');
+      await agent.process.exited;
+      const movedAt = await waitFor(`${name} Running elsewhere`, () => runningAt.get(name)?.get(2), { timeoutMs: 90_000, intervalMs: 100 });
+      const lostAt = ready.get(provider)?.ready === false ? ready.get(provider)!.at : NaN;
+      const job = jobInformer.get(name, NS)!;
+      total.push(movedAt - killedAt);
+      detect.push(lostAt - killedAt);
+      replace.push(movedAt - lostAt);
+      figure(`  trial ${trial + 1}: ${victim} lost, job moved to ${clusterOf(job.status?.placement?.provider ?? '') ?? '?'}`, `${ms(movedAt - killedAt)} (Ready=False after ${ms(lostAt - killedAt)}, Running elsewhere ${ms(movedAt - lostAt)} later)`);
+      // The provider comes back (its zombie pod is fenced); the next trial starts from a full market.
+      await agent.restart();
+      await waitFor(`${victim} Ready again`, () => (ready.get(provider)?.ready ? true : undefined), { timeoutMs: 60_000, intervalMs: 200 });
+      await hubCluster.kubectl(['delete', 'gpujob', name, '-n', NS, '--wait=true', '--timeout=60s']);
+    }
+    const s = summarize(total);
+    figure(`provider loss → job Running elsewhere (n=${s.n})`, `p50 ${ms(s.p50)}, max ${ms(s.max)}`, { text: '≤ 30 s', met: s.n > 0 && s.max <= 30_000 });
+    const d = summarize(detect);
+    const r = summarize(replace);
+    figure('  of which: declared lost (providerLostAfter + check)', `p50 ${ms(d.p50)}, max ${ms(d.max)}`);
+    figure('  of which: lost → Running elsewhere', `p50 ${ms(r.p50)}, max ${ms(r.max)}`);
+    t = nowMs();
+    void t;
+  } finally {
+    await stopInformers();
+  }
+}
+
+reapStaleRuns(root);
+const dir = join(root, String(process.pid));
+const started = nowMs();
+try {
+  testbed = await startTestbed(join(dir, 'clusters'), [
+    { name: 'hub', scheduler: false, controllerManager: false },
+    ...providers.map((p) => ({ name: p.name, scheduler: p.scheduler, gpuNodes: [p.nodes] })),
+  ]);
+  await installCrds(testbed.cluster('hub'));
+  await testbed.cluster('hub').kubectl(['create', 'namespace', NS]);
+  const p1: Cluster = testbed.cluster('p1');
+  await p1.kubectl(['create', 'namespace', 'baseline']);
+  await waitFor('baseline ServiceAccount', async () =>
+    (await p1.kubeConfig.makeApiClient(CoreV1Api).readNamespacedServiceAccount({ name: 'default', namespace: 'baseline' })) ? true : undefined,
+  { timeoutMs: 60_000 });
+  console.log(`(test bed: ${providers.length + 1} clusters up in ${((nowMs() - started) / 1000).toFixed(1)} s; ${CORES} cores)`);
+  await main(testbed);
+} catch (err) {
+  console.log(`bench stopped early: ${err instanceof Error ? err.message : String(err)}`);
+} finally {
+  await Promise.all(Object.values(agents).map((a) => a.process.stop()));
+  await hub?.process.stop();
+  await testbed?.stop();
+}
+console.log(`\n(total ${process.uptime().toFixed(0)} s; ${loadLine()})`);
+process.exit(0);

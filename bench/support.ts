@@ -1,0 +1,393 @@
+// Small helpers the federation benchmarks share: percentiles, process CPU and memory from /proc,
+// bounded concurrency, informers that timestamp what they see, and the lines every bench prints.
+// Not a bench itself (make bench runs bench/*.bench.ts only).
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { cpus, loadavg, totalmem } from 'node:os';
+import {
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  makeInformer,
+  type Informer,
+  type ObjectCache,
+} from '@kubernetes/client-node';
+import { GROUP, VERSION } from '../operator/src/api/types.js';
+import type { Cluster } from '../operator/src/testbed/cluster.js';
+import type { HubPki, HubProcess } from '../operator/src/testbed/federation.js';
+import { freePort } from '../operator/src/testbed/free-port.js';
+import { startProcess } from '../operator/src/testbed/processes.js';
+import { repoRoot } from '../operator/src/testbed/tools.js';
+import { GiveUp, waitFor } from '../operator/src/testbed/wait.js';
+
+export const CORES = cpus().length;
+
+/** One line naming the machine, printed at the top of every bench. */
+export function machineLine(): string {
+  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  return `machine                ${CORES} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${new Date().toISOString().slice(0, 10)}; ${loadLine()}`;
+}
+
+/** The machine is shared: other work running at the same time skews every figure, so say how busy it was. */
+export function loadLine(): string {
+  return `load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export const nowMs = () => performance.now();
+
+export interface Summary {
+  n: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** Nearest-rank percentiles. */
+export function summarize(values: readonly number[]): Summary {
+  const sorted = [...values].sort((a, b) => a - b);
+  const q = (p: number) => (sorted.length ? (sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? NaN) : NaN);
+  return {
+    n: sorted.length,
+    p50: q(0.5),
+    p95: q(0.95),
+    p99: q(0.99),
+    max: sorted.at(-1) ?? NaN,
+    mean: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : NaN,
+  };
+}
+
+export const ms = (v: number, digits = 0) => (Number.isFinite(v) ? `${v.toFixed(digits)} ms` : 'n/a');
+export const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+export interface Target {
+  text: string;
+  /** undefined: no verdict (no target stated, or nothing measured). */
+  met: boolean | undefined;
+}
+
+/** For figures the issue states no target for: printed as such rather than left unexplained. */
+export const NO_TARGET: Target = { text: 'none stated', met: undefined };
+
+/** `label  value  (target …: met|MISSED)`; the verdict is information, never an assertion. */
+export function figure(label: string, value: string, target?: Target): void {
+  const verdict = !target ? '' : target.met === undefined ? `  (target: ${target.text})` : `  (target ${target.text}: ${target.met ? 'met' : 'MISSED'})`;
+  console.log(`${label.padEnd(44)} ${value}${verdict}`);
+}
+
+export function section(title: string): void {
+  console.log(`\n-- ${title}`);
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; returns results in order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** Retries a call a few times on transient apiserver errors (429/5xx/connection resets). */
+export async function retrying<T>(fn: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (i >= attempts || (code !== undefined && code < 500 && code !== 429)) throw err;
+      await sleep(100 * i);
+    }
+  }
+}
+
+// --- /proc ---------------------------------------------------------------------------------------
+
+let clkTck: number | undefined;
+function ticksPerSecond(): number {
+  if (clkTck === undefined) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+export interface ProcSample {
+  /** Monotonic ms when read. */
+  at: number;
+  /** user + system CPU seconds of the process (all its threads). */
+  cpuSeconds: number;
+  rssBytes: number;
+  hwmBytes: number;
+}
+
+export function procSample(pid: number): ProcSample | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which may hold spaces: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    return { at: nowMs(), cpuSeconds: ticks / ticksPerSecond(), rssBytes: kib('VmRSS'), hwmBytes: kib('VmHWM') };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU% of one core between two samples (100% = one core busy). */
+export const cpuPercent = (a: ProcSample, b: ProcSample) => ((b.cpuSeconds - a.cpuSeconds) / ((b.at - a.at) / 1000)) * 100;
+
+/** Samples a process every `intervalMs`; keeps the peak RSS and all samples. */
+export class ProcSampler {
+  readonly samples: ProcSample[] = [];
+  private timer: NodeJS.Timeout;
+  constructor(private readonly pid: number, intervalMs = 1000) {
+    this.take();
+    this.timer = setInterval(() => this.take(), intervalMs);
+    this.timer.unref();
+  }
+  take(): ProcSample | undefined {
+    const s = procSample(this.pid);
+    if (s) this.samples.push(s);
+    return s;
+  }
+  get peakRss(): number {
+    return Math.max(0, ...this.samples.map((s) => s.rssBytes));
+  }
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+// --- watching -------------------------------------------------------------------------------------
+
+/**
+ * A client-node informer (list, then watch, re-listing on its own) whose change callback gets the
+ * object and the monotonic time it arrived. Resolves once the first list is in.
+ */
+export async function watchObjects<T extends KubernetesObject>(
+  kubeConfig: KubeConfig,
+  path: string,
+  list: () => Promise<{ items: T[] }>,
+  onChange: (obj: T, at: number, type: 'add' | 'update' | 'delete') => void,
+): Promise<Informer<T> & ObjectCache<T> & { stopped: () => Promise<void> }> {
+  const informer = makeInformer<T>(kubeConfig, path, list as never);
+  informer.on('add', (o) => onChange(o, nowMs(), 'add'));
+  informer.on('update', (o) => onChange(o, nowMs(), 'update'));
+  informer.on('delete', (o) => onChange(o, nowMs(), 'delete'));
+  let stopped = false;
+  informer.on('error', () => {
+    if (!stopped) setTimeout(() => !stopped && void informer.start().catch(() => undefined), 500);
+  });
+  await informer.start();
+  return Object.assign(informer, {
+    stopped: async () => {
+      stopped = true;
+      await informer.stop();
+    },
+  });
+}
+
+/** The list function for a fedgpu custom resource, cluster-wide. */
+export function listCustom<T>(kubeConfig: KubeConfig, plural: string): () => Promise<{ items: T[] }> {
+  const api = kubeConfig.makeApiClient(CustomObjectsApi);
+  return async () => (await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as { items: T[] };
+}
+
+/** Runs `fn` with a deadline; resolves undefined when the deadline passes first (the work is left to finish on its own). */
+export async function within<T>(deadlineMs: number, fn: () => Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([fn(), new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), deadlineMs)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// --- the hub as a process -------------------------------------------------------------------------
+
+/** Scrapes a Prometheus text endpoint on loopback; returns `name{labels}` → value. */
+export async function scrape(port: number): Promise<Map<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  const text = await res.text();
+  const values = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    values.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return values;
+}
+
+/** Heap and external memory of a process that serves prom-client's default metrics. */
+export async function heapLine(port: number): Promise<string> {
+  try {
+    const m = await scrape(port);
+    const v = (k: string) => m.get(k) ?? NaN;
+    return `V8 heap used ${mib(v('nodejs_heap_size_used_bytes'))} of ${mib(v('nodejs_heap_size_total_bytes'))}, external ${mib(v('nodejs_external_memory_bytes'))}`;
+  } catch (err) {
+    return `(no /metrics: ${err instanceof Error ? err.message : String(err)})`;
+  }
+}
+
+/**
+ * The operator's sources as plain JavaScript, the way the container image runs them (there: tsc
+ * output on Node 22; here: esbuild's per-file transpile, no bundling, into .testbed/bench-dist).
+ * Running under tsx adds its loader thread and transform caches to every process (~90 MiB RSS).
+ */
+export function compileOperator(): string {
+  const src = join(repoRoot, 'operator', 'src');
+  const out = join(repoRoot, '.testbed', 'bench-dist', 'operator', 'src');
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir)) {
+      const path = join(dir, entry);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (entry.endsWith('.ts') && !entry.endsWith('.test.ts') && !entry.endsWith('.d.ts')) files.push(relative(repoRoot, path));
+    }
+  };
+  walk(src);
+  execFileSync(join(repoRoot, 'node_modules', '.bin', 'esbuild'), [...files, `--outdir=${out}`, `--outbase=${relative(repoRoot, src)}`, '--platform=node', '--format=esm', '--target=node20', '--log-level=warning'], { cwd: repoRoot, stdio: 'inherit' });
+  return join(out, 'cli', 'main.js');
+}
+
+/** startHubProcess, with the compiled CLI instead of tsx. */
+export async function startCompiledHubProcess(mainJs: string, hubCluster: Cluster, pki: HubPki, dir: string, extraArgs: string[] = [], nodeFlags: string[] = []): Promise<HubProcess> {
+  writeFileSync(join(pki.dir, 'server.crt'), pki.server.certPem);
+  writeFileSync(join(pki.dir, 'server.key'), pki.server.keyPem, { mode: 0o600 });
+  const port = await freePort();
+  const proc = startProcess({
+    name: 'hub',
+    command: process.execPath,
+    dir,
+    args: [...nodeFlags, mainJs, '--kubeconfig', hubCluster.kubeconfigPath, 'hub', '--tls-ca', pki.caPath, '--tls-cert', join(pki.dir, 'server.crt'), '--tls-key', join(pki.dir, 'server.key'), '--grpc-port', String(port), '--metrics-port', '0', ...extraArgs],
+  });
+  const ready = await waitFor('the compiled hub to listen', () => {
+    if (!proc.running()) throw new GiveUp(`the hub exited; see ${proc.logPath}`);
+    const line = readFileSync(proc.logPath, 'utf8').split('\n').find((l) => l.includes('"hub ready"'));
+    return line ? (JSON.parse(line) as { metricsPort: number }) : undefined;
+  }, { timeoutMs: 60_000 });
+  return { process: proc, grpcAddress: `127.0.0.1:${port}`, metricsPort: ready.metricsPort };
+}
+
+/**
+ * Profiling aid: asks a process started with `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=dir`
+ * for a heap snapshot (V8 collects garbage first, so it holds only live objects) and sums the
+ * self size of its objects by constructor. Returns the top rows and the total.
+ */
+export async function heapSnapshotTop(pid: number, dir: string, top = 15): Promise<{ totalBytes: number; rows: { name: string; count: number; bytes: number }[] } | undefined> {
+  const before = new Set(readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')));
+  process.kill(pid, 'SIGUSR2');
+  const file = await waitFor('the heap snapshot', () => {
+    const fresh = readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    if (!fresh[0]) return undefined;
+    // Written when its size stops changing.
+    const size = statSync(join(dir, fresh[0])).size;
+    return new Promise<string | undefined>((r) => setTimeout(() => r(statSync(join(dir, fresh[0]!)).size === size && size > 0 ? join(dir, fresh[0]!) : undefined), 1_000));
+  }, { timeoutMs: 120_000, intervalMs: 1_000 });
+  const snapshot = JSON.parse(readFileSync(file, 'utf8')) as {
+    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
+    nodes: number[];
+    strings: string[];
+  };
+  const fields = snapshot.snapshot.meta.node_fields;
+  const width = fields.length;
+  const typeAt = fields.indexOf('type');
+  const nameAt = fields.indexOf('name');
+  const sizeAt = fields.indexOf('self_size');
+  const types = snapshot.snapshot.meta.node_types[0];
+  const byName = new Map<string, { count: number; bytes: number }>();
+  let totalBytes = 0;
+  for (let i = 0; i < snapshot.nodes.length; i += width) {
+    const type = types[snapshot.nodes[i + typeAt]!] ?? '?';
+    const bytes = snapshot.nodes[i + sizeAt]!;
+    totalBytes += bytes;
+    const name = type === 'object' || type === 'native' ? (snapshot.strings[snapshot.nodes[i + nameAt]!] ?? '?') : `(${type})`;
+    const row = byName.get(name) ?? { count: 0, bytes: 0 };
+    row.count++;
+    row.bytes += bytes;
+    byName.set(name, row);
+  }
+  const rows = [...byName.entries()].map(([name, r]) => ({ name, ...r })).sort((a, b) => b.bytes - a.bytes).slice(0, top);
+  return { totalBytes, rows };
+}
+
+/** Node flags that let heapSnapshotTop ask the process for a snapshot, written into `dir`. */
+export const heapSnapshotFlags = (dir: string) => ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`];
+
+export async function printHeapTop(label: string, pid: number, dir: string): Promise<void> {
+  const top = await heapSnapshotTop(pid, dir);
+  if (!top) return;
+  console.log(`${label} heap snapshot (after GC): ${mib(top.totalBytes)} live; largest by constructor:`);
+  for (const r of top.rows) console.log(`    ${r.name.slice(0, 60).padEnd(60)} ${String(r.count).padStart(9)} objects ${mib(r.bytes).padStart(11)}`);
+}
+
+// --- live heap of another node process, through its inspector (loopback only) ---------------------
+
+/** Node flag for a process whose live heap the bench reads with liveHeap(). */
+export const INSPECT_FLAG = '--inspect=127.0.0.1:0';
+
+/**
+ * Collects garbage in a node process started with INSPECT_FLAG and returns its V8 heap after that:
+ * the live heap, as opposed to RSS, which also holds garbage V8 has not collected yet (it collects
+ * lazily while far from its heap limit), code, and memory it has not handed back.
+ */
+export async function liveHeap(logPath: string): Promise<{ usedBytes: number; totalBytes: number } | undefined> {
+  const url = /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[\w-]+)/.exec(readFileSync(logPath, 'utf8'))?.[1];
+  if (!url) return undefined;
+  const { WebSocket } = await import('undici');
+  const ws = new WebSocket(url);
+  const pending = new Map<number, (result: unknown) => void>();
+  ws.addEventListener('message', (event) => {
+    const msg = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
+    if (msg.id !== undefined) pending.get(msg.id)?.(msg.result);
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.addEventListener('open', () => resolve());
+    ws.addEventListener('error', () => reject(new Error('inspector connection failed')));
+  });
+  let id = 0;
+  const call = (method: string) =>
+    new Promise<unknown>((resolve) => {
+      pending.set(++id, resolve);
+      ws.send(JSON.stringify({ id, method }));
+    });
+  try {
+    await call('HeapProfiler.collectGarbage');
+    const usage = (await call('Runtime.getHeapUsage')) as { usedSize: number; totalSize: number };
+    return { usedBytes: usage.usedSize, totalBytes: usage.totalSize };
+  } finally {
+    ws.close();
+  }
+}
+
+/** The list function for a namespaced fedgpu custom resource in one namespace. */
+export function listNamespacedCustom<T>(kubeConfig: KubeConfig, plural: string, namespace: string): () => Promise<{ items: T[] }> {
+  const api = kubeConfig.makeApiClient(CustomObjectsApi);
+  return async () => (await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural, namespace })) as { items: T[] };
+}
+
+/** Paces calls at `perSecond` (fixed schedule, so one slow call does not delay the ones after it). */
+export async function paced<T>(count: number, perSecond: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const start = nowMs();
+  const calls: Promise<T>[] = [];
+  for (let i = 0; i < count; i++) {
+    const due = start + (i * 1000) / perSecond;
+    const wait = due - nowMs();
+    if (wait > 0) await sleep(wait);
+    calls.push(fn(i));
+  }
+  return Promise.all(calls);
+}
