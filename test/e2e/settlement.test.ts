@@ -273,7 +273,11 @@ describe('settlement', () => {
 
   it('slashes a lost provider once, refunds its escrow, and pays the rescheduled job once, to the new provider', async () => {
     const [westStake] = await market.stakeOf(wallets.west.address);
-    const [westEarnings, eastEarnings] = await Promise.all([market.earningsOf(wallets.west.address), market.earningsOf(wallets.east.address)]);
+    const [westEarnings, eastEarnings, consumerFree] = await Promise.all([
+      market.earningsOf(wallets.west.address),
+      market.earningsOf(wallets.east.address),
+      market.freeBalanceOf(consumer.address),
+    ]);
     await apply(jobYaml('faulty', 'ml', { placement: { regions: ['eu-west'] } }, '8s'));
     const running = await waitJob('faulty', 'Running on west', (j) => j.status?.phase === 'Running');
     expect(running.status?.placement?.provider).toBe(names.west);
@@ -300,6 +304,8 @@ describe('settlement', () => {
     expect((await market.stakeOf(wallets.west.address))[0]).toBe(westStake - credits(SLASH));
     expect(await market.earningsOf(wallets.west.address)).toBe(westEarnings);
     expect((await market.earningsOf(wallets.east.address)) - eastEarnings).toBe(owed);
+    // The slash compensates the consumer: it paid the delivered attempt and got the slash.
+    expect((await market.freeBalanceOf(consumer.address)) - consumerFree).toBe(credits(SLASH) - owed);
     // The hub's reputation and stake of west follow the chain, and anyone can recompute them.
     const west = await waitFor('west reputation counts the slash', async () => {
       const gp = await providerClient(hubCluster()).byWallet(wallets.west.address);
@@ -366,6 +372,45 @@ describe('settlement', () => {
     await waitFor('west Ready again', async () => (readyStatus(await providerClient(hubCluster()).byWallet(wallets.west.address))?.status === 'True' ? true : undefined));
   });
 
+  it('pays the delivered usage of a job deleted while it runs, refunds the rest, and only then lets it go', async () => {
+    const earnings = await market.earningsOf(wallets.east.address);
+    await apply(jobYaml('deleted', 'ml', { placement: { regions: ['us-east'] } }, '60s'));
+    const running = await waitJob('deleted', 'Running', (j) => j.status?.phase === 'Running');
+    await new Promise((r) => setTimeout(r, 3_000)); // some GPU time to pay for
+    const res = await hubCluster().kubectl(['delete', 'gj', 'deleted', '-n', 'ml', '--wait=true', '--timeout=90s']);
+    expect(res.code, res.stderr).toBe(0);
+    // Gone only once settled: the escrow paid what east signed for when it got the Cancel.
+    const events = await eventsOf(attemptEscrowId(running.metadata.uid!, 1));
+    const settle = events.find((l) => l.name === 'Settled');
+    expect(settle, JSON.stringify(events.map((l) => l.name))).toBeDefined();
+    const gpuSeconds = Number(settle!.args.gpuSeconds);
+    expect(gpuSeconds).toBeGreaterThanOrEqual(2);
+    expect(BigInt(settle!.args.amount)).toBe(usageAmount(gpuSeconds, PRICE));
+    expect(BigInt(settle!.args.refunded)).toBe(credits('10') - usageAmount(gpuSeconds, PRICE));
+    expect((await market.earningsOf(wallets.east.address)) - earnings).toBe(usageAmount(gpuSeconds, PRICE));
+  });
+
+  it('refunds an escrow no GpuJob owns (drift check), and shows unbonding stake', async () => {
+    // Someone with the settler role opened an escrow the hub knows nothing about.
+    const admin = new Wallet(anvil.accounts[0]!.privateKey, rpc);
+    await (await market.connect(admin).setSettler(admin.address, true)).wait();
+    const orphan = attemptEscrowId('no-such-job', 1);
+    await (await market.connect(admin).openEscrow(orphan, consumer.address, credits('1'))).wait();
+    await (await market.connect(admin).setSettler(admin.address, false)).wait();
+    await waitFor('the orphan refunded', async () => ((await market.escrowOf(orphan))[2] === EscrowState.Refunded ? true : undefined), { timeoutMs: 30_000 });
+    // A provider unstakes with the CLI: the hub shows the unbonding stake.
+    writeFileSync(join(dir, 'east.key'), wallets.east.privateKey, { mode: 0o600 });
+    const unstake = await cli(['unstake', '10', '--key-file', join(dir, 'east.key'), ...chainFlags(), '-o', 'json']);
+    expect(unstake.code, unstake.stderr).toBe(0);
+    expect(JSON.parse(unstake.stdout)).toMatchObject({ unstaked: '10', stake: { active: '90', unbonding: '10' } });
+    const east = await waitFor('east shows unbonding stake', async () => {
+      const gp = await providerClient(hubCluster()).byWallet(wallets.east.address);
+      return gp?.status?.stake?.unbonding === '10' ? gp : undefined;
+    });
+    expect(east.status?.stake?.amount).toBe('90');
+    expect(east.status?.conditions?.find((c) => c.type === 'Staked')).toMatchObject({ status: 'True', message: 'active stake 90 ≥ the hub minimum 50 credits (10 unbonding)' });
+  });
+
   it('lets the job finish while the chain is away and settles it, once, when the chain is back', async () => {
     await apply(jobYaml('outage', 'ml', { placement: { regions: ['us-east'] } }, '4s'));
     await waitJob('outage', 'Running', (j) => j.status?.phase === 'Running');
@@ -391,11 +436,21 @@ describe('settlement', () => {
       market.earningsOf(wallets.east.address),
       market.freeBalanceOf(consumer.address),
     ]);
-    // Restarts must not look like provider losses: a long providerLostAfter from here on.
+    // Restarts must not look like provider losses: a long providerLostAfter from here on. Blocks
+    // every second instead of on demand, so a transaction waits to be mined and a kill often
+    // lands between sending it and recording it.
     await hub.process.stop();
+    await rpc.send('evm_setAutomine', [false]);
+    await rpc.send('evm_setIntervalMining', [1]);
     await startHub('60s');
     const names: string[] = [];
     const kills: number[] = [];
+    let killsWhileSettling = 0;
+    /** Crash jobs that have Succeeded but are not Settled yet: settlement in flight. */
+    const settlingJobs = async () => {
+      const list = (await jobsApi().listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml' })) as { items: GpuJob[] };
+      return list.items.filter((j) => j.metadata.name?.startsWith('crash-') && j.status?.phase === 'Succeeded' && !settled(j)).length;
+    };
     let seed = 0x5eed;
     const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
     for (let trial = 0; trial < CRASH_TRIALS; trial++) {
@@ -404,14 +459,22 @@ describe('settlement', () => {
         names.push(name);
         await apply(jobYaml(name, 'ml', { budget: { maxPricePerGpuHour: '5', maxTotal: '1' } }, '1s'));
       }
-      const delay = Math.floor(300 + random() * 1_700);
-      kills.push(delay);
-      await new Promise((r) => setTimeout(r, delay));
+      // Aim at settlement: wait (at most 2.5 s) for a finished job that is not settled yet, then
+      // a random 0-300 ms more, so the kill lands between "Succeeded" and "Settled" as often as
+      // the hub allows: while receipts are recorded, batches gathered, transactions confirmed.
+      const aimed = Date.now();
+      await waitFor('a crash job finishing', async () => ((await settlingJobs()) > 0 || Date.now() - aimed > 2_500 ? true : undefined), { timeoutMs: 10_000, intervalMs: 50 });
+      await new Promise((r) => setTimeout(r, Math.floor(random() * 300)));
+      const settling = await settlingJobs();
+      if (settling > 0) killsWhileSettling++;
+      kills.push(Date.now() - aimed);
       process.kill(hub.process.pid, 'SIGKILL');
       await hub.process.exited;
       await startHub('60s');
     }
     const jobs = await Promise.all(names.map((n) => waitJob(n, 'Succeeded and Settled', succeededAndSettled, { timeoutMs: 180_000 })));
+    await rpc.send('evm_setIntervalMining', [0]);
+    await rpc.send('evm_setAutomine', [true]);
     let paidTotal = 0n;
     for (const job of jobs) {
       const uid = job.metadata.uid!;
@@ -446,9 +509,25 @@ describe('settlement', () => {
     figures.crashTrials = CRASH_TRIALS;
     figures.crashJobs = jobs.length;
     figures.crashKillDelaysMs = `${Math.min(...kills)}..${Math.max(...kills)}`;
+    figures.crashKillsWhileSettling = killsWhileSettling;
+    // Settles and refunds a killed hub sent but never recorded, found on chain by its successor.
+    figures.crashRecordsRecoveredFromChain = countInHubLogs('recorded from chain events');
+    figures.crashSettlesSentByAKilledHub = jobs.filter((j) => countInHubLogs(`"job":"ml/${j.metadata.name}","epoch":1,"tx"`, 'attempt settled') === 0).length;
     figures.crashJobsWithSeveralAttempts = jobs.filter((j) => (j.status?.attempts?.length ?? 0) > 1).length;
   });
 });
+
+function countInHubLogs(...texts: string[]): number {
+  let n = 0;
+  for (let run = 1; run <= hubRuns; run++) {
+    try {
+      n += readFileSync(join(dir, `hub-${run}`, 'hub.log'), 'utf8').split('\n').filter((l) => texts.every((t) => l.includes(t))).length;
+    } catch {
+      // a run that never wrote its log
+    }
+  }
+  return n;
+}
 
 /** `fedgpu reputation --from-chain` at the hub's block gives the hub's numbers exactly. */
 async function expectReputationAgrees(provider: GpuProvider): Promise<void> {

@@ -83,6 +83,8 @@ export class SettlementController {
   /** Deleted jobs whose escrows are all closed: their finalizer may go. */
   private readonly released = new Set<string>();
   private readonly failures = new Map<string, number>();
+  /** Transactions this process sent (to tell a restart's recovery from a stale cache). */
+  private readonly sent = new Set<string>();
   private started = false;
 
   constructor(private readonly opts: SettlementControllerOptions) {
@@ -283,9 +285,11 @@ export class SettlementController {
         (escrow.slashed && !record?.slashTxHash);
       if (!behind) continue;
       const escrowId = attemptEscrowId(job.metadata.uid!, epoch);
-      for (const log of await this.opts.chain.escrowHistory(escrowId, record?.escrowBlock ?? this.opts.chain.fromBlock)) {
-        records = applyMarketLog(records, epoch, log);
-      }
+      const logs = await this.opts.chain.escrowHistory(escrowId, record?.escrowBlock ?? this.opts.chain.fromBlock);
+      for (const log of logs) records = applyMarketLog(records, epoch, log);
+      // A close or slash this process did not send: an earlier hub sent it and died before recording it.
+      const closes = logs.filter((l) => l.name !== 'EscrowOpened' && !this.sent.has(l.txHash));
+      if (closes.length) this.opts.logger.info({ job: objectKey(job), epoch, events: closes.map((l) => l.name), tx: closes.at(-1)!.txHash }, 'recorded from chain events');
     }
     return records;
   }
@@ -314,6 +318,8 @@ export class SettlementController {
         failure = failure ? `${failure}; ${result.value}` : result.value;
         return;
       }
+      this.sent.add(result.value.txHash);
+      if (this.sent.size > 10_000) this.sent.delete(this.sent.values().next().value!);
       const escrowId = attemptEscrowId(uid, action.epoch).toLowerCase();
       for (const log of result.value.logs) {
         const forJob = String(log.args.jobId ?? '').toLowerCase() === escrowId;
