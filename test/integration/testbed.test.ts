@@ -50,7 +50,7 @@ describe('test bed', () => {
     const node = await core.readNode({ name: 'h100-1' });
     expect(node.status?.allocatable?.['nvidia.com/gpu']).toBe('8');
     expect(node.metadata?.labels?.['nvidia.com/gpu.memory']).toBe('81559');
-    expect(node.metadata?.labels?.['nvidia.com/cuda.driver.major']).toBe('12');
+    expect(node.metadata?.labels?.['nvidia.com/cuda.driver.major']).toBe('580');
     expect(node.spec?.taints?.[0]).toMatchObject({ key: 'nvidia.com/gpu', effect: 'NoSchedule' });
     // The hub has no nodes; the gamer's cluster has its own.
     expect((await testbed.cluster('hub').kubectl(['get', 'nodes', '--no-headers'])).stdout.trim()).toBe('');

@@ -175,7 +175,7 @@ export interface GpuRequirements {
   products?: string[];
   /** Minimum memory per GPU in GiB. */
   minMemoryGiB?: number;
-  /** Minimum CUDA driver major version (label nvidia.com/cuda.driver.major). */
+  /** Minimum NVIDIA driver major version, as GPU Feature Discovery labels it (nvidia.com/cuda.driver.major), e.g. 535 or 580. */
   minCudaDriverMajor?: number;
 }
 
@@ -423,7 +423,7 @@ export interface ProviderPool {
   gpuProduct?: string;
   /** Memory per GPU in MiB (nvidia.com/gpu.memory). */
   memoryMiB?: number;
-  /** CUDA driver major version (nvidia.com/cuda.driver.major). */
+  /** NVIDIA driver major version (nvidia.com/cuda.driver.major), e.g. 580. */
   cudaDriverMajor?: number;
   /** Nodes in the pool. */
   nodes?: number;

@@ -30,7 +30,7 @@ export const sandboxProviders: SandboxProvider[] = [
     displayName: 'Datacenter, 4 × 8 H100',
     region: 'eu-west',
     gpuNodes: [
-      { prefix: 'dc-h100', count: 4, gpusPerNode: 8, product: 'NVIDIA-H100-80GB-HBM3', memoryMiB: 81559, cudaDriverMajor: 12, taint: true },
+      { prefix: 'dc-h100', count: 4, gpusPerNode: 8, product: 'NVIDIA-H100-80GB-HBM3', memoryMiB: 81559, cudaDriverMajor: 580, taint: true },
     ],
     prices: { 'NVIDIA-H100-80GB-HBM3': '2.40' },
     latency: '8ms',
@@ -40,7 +40,7 @@ export const sandboxProviders: SandboxProvider[] = [
     displayName: 'Ex-mining farm, 6 × 6 RTX 3090',
     region: 'eu-central',
     gpuNodes: [
-      { prefix: 'farm-3090', count: 6, gpusPerNode: 6, product: 'NVIDIA-GeForce-RTX-3090', memoryMiB: 24576, cudaDriverMajor: 12 },
+      { prefix: 'farm-3090', count: 6, gpusPerNode: 6, product: 'NVIDIA-GeForce-RTX-3090', memoryMiB: 24576, cudaDriverMajor: 580 },
     ],
     prices: { 'NVIDIA-GeForce-RTX-3090': '0.35' },
     latency: '25ms',
@@ -50,7 +50,7 @@ export const sandboxProviders: SandboxProvider[] = [
     displayName: "Gamer's rig, 1 × RTX 4090 at night",
     region: 'eu-west',
     gpuNodes: [
-      { prefix: 'rig-4090', count: 1, gpusPerNode: 1, product: 'NVIDIA-GeForce-RTX-4090', memoryMiB: 24564, cudaDriverMajor: 12 },
+      { prefix: 'rig-4090', count: 1, gpusPerNode: 1, product: 'NVIDIA-GeForce-RTX-4090', memoryMiB: 24564, cudaDriverMajor: 580 },
     ],
     prices: { 'NVIDIA-GeForce-RTX-4090': '0.45' },
     latency: '70ms',

@@ -20,6 +20,7 @@ export interface GpuNodeGroup {
   /** GPU Feature Discovery product name, e.g. NVIDIA-H100-80GB-HBM3. */
   product: string;
   memoryMiB: number;
+  /** NVIDIA driver major as GFD labels it (nvidia.com/cuda.driver.major), e.g. 580; default 580. */
   cudaDriverMajor?: number;
   /** Add the `nvidia.com/gpu=present:NoSchedule` taint that GPU clusters often carry. */
   taint?: boolean;
@@ -44,7 +45,7 @@ export function gpuNodes(group: GpuNodeGroup): V1Node[] {
           [GFD_PRODUCT_LABEL]: group.product,
           [GFD_MEMORY_LABEL]: String(group.memoryMiB),
           [GFD_COUNT_LABEL]: String(group.gpusPerNode),
-          [GFD_CUDA_DRIVER_MAJOR_LABEL]: String(group.cudaDriverMajor ?? 12),
+          [GFD_CUDA_DRIVER_MAJOR_LABEL]: String(group.cudaDriverMajor ?? 580),
           ...group.labels,
         },
         annotations: { 'kwok.x-k8s.io/node': 'fake' },

@@ -34,10 +34,10 @@ const gpu = obj(
       { maxItems: 16, 'x-kubernetes-list-type': 'set' },
     ),
     minMemoryGiB: int('Minimum memory per GPU in GiB.', { minimum: 0, maximum: 1024 }),
-    minCudaDriverMajor: int('Minimum CUDA driver major version (label nvidia.com/cuda.driver.major).', {
-      minimum: 0,
-      maximum: 99,
-    }),
+    minCudaDriverMajor: int(
+      'Minimum NVIDIA driver major version, as GPU Feature Discovery labels it (nvidia.com/cuda.driver.major), e.g. 535 or 580.',
+      { minimum: 0, maximum: 9999 },
+    ),
   },
   { tsName: 'GpuRequirements' },
 );

@@ -116,7 +116,7 @@ const pool = obj(
   {
     gpuProduct: str('GPU product (nvidia.com/gpu.product).', { pattern: GPU_PRODUCT_PATTERN }),
     memoryMiB: int('Memory per GPU in MiB (nvidia.com/gpu.memory).', { minimum: 0 }),
-    cudaDriverMajor: int('CUDA driver major version (nvidia.com/cuda.driver.major).', { minimum: 0 }),
+    cudaDriverMajor: int('NVIDIA driver major version (nvidia.com/cuda.driver.major), e.g. 580.', { minimum: 0 }),
     nodes: int('Nodes in the pool.', { minimum: 0 }),
     total: int('GPUs in the pool.', { minimum: 0 }),
     allocatable: int('GPUs on schedulable, Ready nodes.', { minimum: 0 }),
