@@ -123,7 +123,17 @@ export function reputationAt(
 ): ReputationAtBlock {
   const blockTime = block.timestamp * 1000;
   const reputation = computeReputation(wallet.toLowerCase(), outcomesToEvents(logs, block.number), blockTime, {}, config);
-  return { ...reputation, block: block.number, blockTime };
+  // Published (status, CLI) at six decimals: enough to rank providers, and free of float noise
+  // such as 0.04999999999999995 in `kubectl get gp`. Hub and CLI both round here, so they agree.
+  const six = (n: number) => Math.round(n * 1e6) / 1e6;
+  return {
+    ...reputation,
+    score: six(reputation.score),
+    successes: six(reputation.successes),
+    failures: six(reputation.failures),
+    block: block.number,
+    blockTime,
+  };
 }
 
 /** Incremental Settled/Slashed history for a process that recomputes reputation periodically. */
