@@ -29,10 +29,12 @@ describe('chainProviderStatus', () => {
       { time: (T - 999) * 1000, provider: WALLET.toLowerCase(), outcome: 'success' },
       { time: (T - 998) * 1000, provider: WALLET.toLowerCase(), outcome: 'failure' },
     ], T * 1000);
+    // Published at six decimals (reputationAt).
+    const six = (n: number) => Math.round(n * 1e6) / 1e6;
     expect(status.reputation).toEqual({
-      score: expected.score,
-      successes: expected.successes,
-      failures: expected.failures,
+      score: six(expected.score),
+      successes: six(expected.successes),
+      failures: six(expected.failures),
       window: '168h',
       asOfBlock: 5,
       asOf: new Date(T * 1000).toISOString(),
