@@ -31,6 +31,7 @@ import { repoRoot } from '../operator/src/testbed/tools.js';
 import { waitFor } from '../operator/src/testbed/wait.js';
 import {
   CORES,
+  cpuPercent,
   figure,
   heapLine,
   listCustom,
@@ -43,6 +44,7 @@ import {
   nowMs,
   paced,
   procSample,
+  reconcileStats,
   retrying,
   section,
   sleep,
@@ -59,11 +61,12 @@ const H100 = 'NVIDIA-H100-80GB-HBM3';
 const NS = 'ml';
 const RUN_FOR = '30m'; // nothing finishes while it is measured
 
-const providers: { name: string; latency: string; price: string; nodes: GpuNodeGroup; scheduler: boolean }[] = [
-  // p1 also hosts the baseline: its kube-scheduler places the plain pods.
-  { name: 'p1', latency: '5ms', price: '2.40', nodes: { prefix: 'p1', count: 16, gpusPerNode: 8, product: H100, memoryMiB: 81559 }, scheduler: true },
-  { name: 'p2', latency: '20ms', price: '2.20', nodes: { prefix: 'p2', count: 8, gpusPerNode: 8, product: H100, memoryMiB: 81559 }, scheduler: false },
-  { name: 'p3', latency: '40ms', price: '2.10', nodes: { prefix: 'p3', count: 8, gpusPerNode: 8, product: H100, memoryMiB: 81559 }, scheduler: false },
+// Every provider runs kube-scheduler: the agent pins each job pod to the hub's chosen node with a
+// node affinity (as DaemonSets do), and the provider's scheduler binds it. p1 also hosts the baseline.
+const providers: { name: string; latency: string; price: string; nodes: GpuNodeGroup }[] = [
+  { name: 'p1', latency: '5ms', price: '2.40', nodes: { prefix: 'p1', count: 16, gpusPerNode: 8, product: H100, memoryMiB: 81559 } },
+  { name: 'p2', latency: '20ms', price: '2.20', nodes: { prefix: 'p2', count: 8, gpusPerNode: 8, product: H100, memoryMiB: 81559 } },
+  { name: 'p3', latency: '40ms', price: '2.10', nodes: { prefix: 'p3', count: 8, gpusPerNode: 8, product: H100, memoryMiB: 81559 } },
 ];
 
 console.log(`== e2e throughput bench (issue 4)`);
@@ -151,7 +154,7 @@ async function main(tb: Testbed): Promise<void> {
     if (p.spec?.nodeName && !podBound.has(name)) podBound.set(name, at);
     if (p.status?.phase === 'Running' && !podRunning.has(name)) podRunning.set(name, at);
   });
-  const stopInformers = () => Promise.all([gpInformer.stopped(), jobInformer.stopped(), podInformer.stopped()]);
+  const stopInformers = () => Promise.all([gpInformer.stop(), jobInformer.stop(), podInformer.stop()]);
 
   try {
     // --- 1. baseline -------------------------------------------------------------------------
@@ -185,21 +188,40 @@ async function main(tb: Testbed): Promise<void> {
         created.set(name, nowMs());
         await retrying(() => custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, body: jobBody(name) }));
       };
+      const r0 = await reconcileStats(hub!.metricsPort);
+      const cpu0 = procSample(hub!.process.pid);
       const start = nowMs();
       await create(run);
       const runningOf = (n: string) => runningAt.get(n)?.get(1);
-      await waitFor(`${label} GpuJobs Running`, () => (names.every((n) => runningOf(n) !== undefined) ? true : undefined), { timeoutMs: 180_000, intervalMs: 100 });
+      await waitFor(`${label} GpuJobs Running`, () => (names.every((n) => runningOf(n) !== undefined) ? true : undefined), { timeoutMs: Number(process.env.BENCH_WAIT_MS ?? 180_000), intervalMs: 100 }).catch((err: unknown) => {
+        const phases = new Map<string, number>();
+        for (const n of names) {
+          const phase = jobInformer.get(`${NS}/${n}`)?.status?.phase ?? '(none)';
+          phases.set(phase, (phases.get(phase) ?? 0) + 1);
+        }
+        const stuck = names.map((n) => jobInformer.get(`${NS}/${n}`)).find((j) => j?.status?.phase !== 'Running');
+        console.log(`  phases: ${[...phases.entries()].map(([p, n]) => `${p} ${n}`).join(', ')}; e.g. ${stuck?.metadata.name}: ${JSON.stringify(stuck?.status)}`);
+        return Promise.all(providers.map(async (p) => {
+          const pods = await tb.cluster(p.name).kubeConfig.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: 'fedgpu-jobs' });
+          console.log(`  ${p.name} pods: ${pods.items.map((x) => `${x.metadata?.name} ${x.status?.phase} ${x.spec?.nodeName} ${JSON.stringify(x.status?.conditions?.map((c) => c.type + '=' + c.status))}`).join('; ')}`);
+        })).then(() => { throw err; });
+      });
       const wall = Math.max(...names.map((n) => runningOf(n)!)) - start;
       const latency = summarize(names.map((n) => runningOf(n)! - created.get(n)!));
       printLatency(`${label}: create → GpuJob Running`, latency, true);
       const sched = summarize(names.map((n) => (scheduledAt.get(n) ?? NaN) - created.get(n)!).filter(Number.isFinite));
       const run2 = summarize(names.map((n) => runningOf(n)! - (scheduledAt.get(n) ?? NaN)).filter(Number.isFinite));
       figure(`  create → Scheduled (hub decides, writes status)`, `p50 ${ms(sched.p50)}, p99 ${ms(sched.p99)} (n=${sched.n}; a job seen first as Running is left out)`);
-      figure(`  Scheduled → Running (agent, pod, kwok, report, write)`, `p50 ${ms(run2.p50)}, p99 ${ms(run2.p99)}`);
+      figure(`  Scheduled → Running (agent, pod bound, kwok, report, write)`, `p50 ${ms(run2.p50)}, p99 ${ms(run2.p99)}`);
       figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} jobs/s (${names.length} in ${(wall / 1000).toFixed(1)} s)`);
+      const r1 = await reconcileStats(hub!.metricsPort);
+      const cpu1 = procSample(hub!.process.pid);
+      const reconciles = r1.count - r0.count;
+      figure(`  hub GpuJob reconciles in the phase`, `${reconciles} (${(reconciles / names.length).toFixed(1)} per job), ${ms(((r1.seconds - r0.seconds) / reconciles) * 1000, 1)} each on average, one at a time`);
+      if (cpu0 && cpu1) figure(`  hub CPU in the phase`, `${cpuPercent(cpu0, cpu1).toFixed(0)}% of one core`);
       const spread = new Map<string, number>();
       for (const n of names) {
-        const job = jobInformer.get(n, NS);
+        const job = jobInformer.get(`${NS}/${n}`);
         const c = clusterOf(job?.status?.placement?.provider ?? '') ?? '?';
         spread.set(c, (spread.get(c) ?? 0) + 1);
       }
@@ -215,6 +237,15 @@ async function main(tb: Testbed): Promise<void> {
     const hubNow = procSample(hub.process.pid);
     if (hubNow) figure(`hub process after ${2 * JOBS} jobs`, `RSS ${mib(hubNow.rssBytes)}, CPU ${hubNow.cpuSeconds.toFixed(1)} s in total; ${await heapLine(hub.metricsPort)}`);
 
+    // Steady state: nothing changes but heartbeats (each agent's every 500 ms is a GpuProvider status
+    // write, and every GpuProvider change enqueues every unfinished job).
+    const q0 = await reconcileStats(hub.metricsPort);
+    const c0 = procSample(hub.process.pid);
+    await sleep(10_000);
+    const q1 = await reconcileStats(hub.metricsPort);
+    const c1 = procSample(hub.process.pid);
+    figure(`steady state, ${2 * JOBS} jobs Running, 10 s`, `${((q1.count - q0.count) / 10).toFixed(0)} GpuJob reconciles/s (nothing to do), hub CPU ${c0 && c1 ? cpuPercent(c0, c1).toFixed(0) : '?'}% of one core`);
+
     let t = nowMs();
     const del = await hubCluster.kubectl(['delete', 'gpujobs', '--all', '-n', NS, '--wait=true', '--timeout=180s']);
     console.log(`(deleted the ${2 * JOBS} GpuJobs in ${((nowMs() - t) / 1000).toFixed(1)} s${del.code ? `: ${del.stderr.trim()}` : ''})`);
@@ -229,7 +260,7 @@ async function main(tb: Testbed): Promise<void> {
       created.set(name, nowMs());
       await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, body: jobBody(name) });
       await waitFor(`${name} Running`, () => (runningAt.get(name)?.get(1) !== undefined ? true : undefined), { timeoutMs: 60_000, intervalMs: 100 });
-      const provider = jobInformer.get(name, NS)!.status!.placement!.provider!;
+      const provider = jobInformer.get(`${NS}/${name}`)!.status!.placement!.provider!;
       const victim = clusterOf(provider)!;
       const agent = agents[victim]!;
       await sleep(Math.random() * 1_000); // not in step with the heartbeats
@@ -238,7 +269,7 @@ async function main(tb: Testbed): Promise<void> {
       await agent.process.exited;
       const movedAt = await waitFor(`${name} Running elsewhere`, () => runningAt.get(name)?.get(2), { timeoutMs: 90_000, intervalMs: 100 });
       const lostAt = ready.get(provider)?.ready === false ? ready.get(provider)!.at : NaN;
-      const job = jobInformer.get(name, NS)!;
+      const job = jobInformer.get(`${NS}/${name}`)!;
       total.push(movedAt - killedAt);
       detect.push(lostAt - killedAt);
       replace.push(movedAt - lostAt);
@@ -267,7 +298,7 @@ const started = nowMs();
 try {
   testbed = await startTestbed(join(dir, 'clusters'), [
     { name: 'hub', scheduler: false, controllerManager: false },
-    ...providers.map((p) => ({ name: p.name, scheduler: p.scheduler, gpuNodes: [p.nodes] })),
+    ...providers.map((p) => ({ name: p.name, gpuNodes: [p.nodes] })),
   ]);
   await installCrds(testbed.cluster('hub'));
   await testbed.cluster('hub').kubectl(['create', 'namespace', NS]);

@@ -263,7 +263,7 @@ async function partB(tb: Testbed, pkiDir: string): Promise<void> {
       w.resolve(at);
     }
   });
-  cleanups.push(() => informer.stopped());
+  cleanups.push(() => informer.stop());
   t = nowMs();
   await waitFor('GpuProvider Ready with the whole inventory', () =>
     readyStatus(latest)?.status === 'True' && latest?.status?.totalGpus === expectedTotal ? true : undefined,
@@ -390,7 +390,7 @@ async function partB(tb: Testbed, pkiDir: string): Promise<void> {
   const real = summarize(times);
   figure(`buildInventory on the real objects (${realNodes.length} nodes, ${realPods.length} pods)`, `p50 ${ms(real.p50, 2)}, p95 ${ms(real.p95, 2)}`);
 
-  await informer.stopped();
+  await informer.stop();
   await agent.process.stop();
   await hub.stop();
   cleanups.length = 0;

@@ -5,14 +5,9 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { cpus, loadavg, totalmem } from 'node:os';
-import {
-  CustomObjectsApi,
-  type KubeConfig,
-  type KubernetesObject,
-  makeInformer,
-  type Informer,
-  type ObjectCache,
-} from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { Informer } from '../operator/src/runtime/informer.js';
+import { silentLogger } from '../operator/src/runtime/logger.js';
 import { GROUP, VERSION } from '../operator/src/api/types.js';
 import type { Cluster } from '../operator/src/testbed/cluster.js';
 import type { HubPki, HubProcess } from '../operator/src/testbed/federation.js';
@@ -173,31 +168,25 @@ export class ProcSampler {
 
 // --- watching -------------------------------------------------------------------------------------
 
+/** What the bench watches with: the operator's own informer (list, watch, relist on 410, restart with backoff). */
+export type Watched<T extends KubernetesObject> = Informer<T>;
+
 /**
- * A client-node informer (list, then watch, re-listing on its own) whose change callback gets the
- * object and the monotonic time it arrived. Resolves once the first list is in.
+ * Watches a collection with the operator's runtime Informer; `onChange` gets each object and the
+ * monotonic time it arrived. Resolves once the first list is in. get() takes "namespace/name".
  */
 export async function watchObjects<T extends KubernetesObject>(
   kubeConfig: KubeConfig,
   path: string,
   list: () => Promise<{ items: T[] }>,
   onChange: (obj: T, at: number, type: 'add' | 'update' | 'delete') => void,
-): Promise<Informer<T> & ObjectCache<T> & { stopped: () => Promise<void> }> {
-  const informer = makeInformer<T>(kubeConfig, path, list as never);
+): Promise<Watched<T>> {
+  const informer = new Informer<T>({ path, list: list as () => Promise<KubernetesListObject<T>>, description: path }, { kubeConfig, logger: silentLogger });
   informer.on('add', (o) => onChange(o, nowMs(), 'add'));
   informer.on('update', (o) => onChange(o, nowMs(), 'update'));
   informer.on('delete', (o) => onChange(o, nowMs(), 'delete'));
-  let stopped = false;
-  informer.on('error', () => {
-    if (!stopped) setTimeout(() => !stopped && void informer.start().catch(() => undefined), 500);
-  });
   await informer.start();
-  return Object.assign(informer, {
-    stopped: async () => {
-      stopped = true;
-      await informer.stop();
-    },
-  });
+  return informer;
 }
 
 /** The list function for a fedgpu custom resource, cluster-wide. */
@@ -390,4 +379,17 @@ export async function paced<T>(count: number, perSecond: number, fn: (i: number)
     calls.push(fn(i));
   }
   return Promise.all(calls);
+}
+
+/** The GpuJob controller's reconcile counters from the hub's /metrics. */
+export async function reconcileStats(port: number): Promise<{ count: number; seconds: number }> {
+  try {
+    const m = await scrape(port);
+    return {
+      count: m.get('fedgpu_reconcile_duration_seconds_count{controller="gpujob"}') ?? NaN,
+      seconds: m.get('fedgpu_reconcile_duration_seconds_sum{controller="gpujob"}') ?? NaN,
+    };
+  } catch {
+    return { count: NaN, seconds: NaN };
+  }
 }
