@@ -5,7 +5,7 @@
 //       and an in-process hub: node change (cordon, a pod taking GPUs, NotReady) → GpuProvider status
 //       in the hub apiserver, p50/p95.
 //   (c) the hub as a process (fedgpu hub) with 50 connected agents: RSS and CPU% over a 30 s window.
-// Run: tsx bench/inventory.bench.ts [a] [b] [c]   (default: all three)
+// Run: tsx bench/inventory.bench.ts [a] [b] [c]   (default: all three; BENCH_COMPILED_HUB=1 adds the compiled hub to (c))
 import { join } from 'node:path';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { Wallet } from 'ethers';
@@ -348,9 +348,9 @@ async function partB(tb: Testbed, pkiDir: string): Promise<void> {
   for (let i = 0; i < CHANGES; i++) {
     const kind = kinds[i % kinds.length]!;
     const node = `n-${OWNER_PODS + 7 * i}`;
-    await sleep(300 + Math.random() * 400); // changes arrive apart, not in lockstep with heartbeats
+    await sleep(200 + Math.random() * 300); // changes arrive apart, not in lockstep with heartbeats
     samples[kind].applied.push(await measure(kind, node, true));
-    await sleep(300 + Math.random() * 400);
+    await sleep(200 + Math.random() * 300);
     samples[kind].reverted.push(await measure(kind, node, false));
   }
   const all: Sample[] = [];
@@ -400,8 +400,8 @@ async function partC(tb: Testbed, pkiDir: string): Promise<void> {
   section(`(c) the hub as a process (fedgpu hub) with ${AGENTS} agents: RSS and CPU over ${WINDOW_MS / 1000} s`);
   console.log(`agents: ${AGENTS} in-process Agent objects (the real class: cluster informers, stream client, inventory), each with`);
   console.log(`its own wallet and client certificate, heartbeat every ${AGENT_HEARTBEAT_MS / 1000} s (the CLI default); ${AGENTS / 2} per small kwok cluster.`);
-  console.log(`hub: defaults of \`fedgpu hub\` (providerLostAfter 15 s); first as the test bed runs it (node --import tsx, via`);
-  console.log(`startHubProcess), then as the image runs it (plain JavaScript, no tsx loader).`);
+  console.log(`hub: defaults of \`fedgpu hub\` (providerLostAfter 15 s), as the test bed runs it (node --import tsx, via startHubProcess);`);
+  console.log(`with BENCH_COMPILED_HUB=1 also as the image runs it (plain JavaScript, no tsx loader).`);
   const pki = await hubPki(pkiDir);
   await hubWithAgents(tb, pki, 'tsx', async (dir) => {
     // The test bed's hub process, with its inspector on loopback so the bench can read its live heap.
@@ -414,6 +414,7 @@ async function partC(tb: Testbed, pkiDir: string): Promise<void> {
       else process.env.NODE_OPTIONS = saved;
     }
   });
+  if (!process.env.BENCH_COMPILED_HUB) return;
   const mainJs = compileOperator();
   await hubWithAgents(tb, pki, 'compiled', (dir) =>
     startCompiledHubProcess(mainJs, tb.cluster('hub'), pki, dir, [], [INSPECT_FLAG, ...(process.env.BENCH_HEAP_PROFILE ? heapSnapshotFlags(dir) : [])]),

@@ -2,7 +2,7 @@
 // bounded concurrency, informers that timestamp what they see, and the lines every bench prints.
 // Not a bench itself (make bench runs bench/*.bench.ts only).
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
@@ -334,32 +334,67 @@ export const INSPECT_FLAG = '--inspect=127.0.0.1:0';
  * lazily while far from its heap limit), code, and memory it has not handed back.
  */
 export async function liveHeap(logPath: string): Promise<{ usedBytes: number; totalBytes: number } | undefined> {
-  const url = /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[\w-]+)/.exec(readFileSync(logPath, 'utf8'))?.[1];
-  if (!url) return undefined;
-  const { WebSocket } = await import('undici');
-  const ws = new WebSocket(url);
-  const pending = new Map<number, (result: unknown) => void>();
-  ws.addEventListener('message', (event) => {
-    const msg = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
-    if (msg.id !== undefined) pending.get(msg.id)?.(msg.result);
-  });
-  await new Promise<void>((resolve, reject) => {
-    ws.addEventListener('open', () => resolve());
-    ws.addEventListener('error', () => reject(new Error('inspector connection failed')));
-  });
-  let id = 0;
-  const call = (method: string) =>
-    new Promise<unknown>((resolve) => {
-      pending.set(++id, resolve);
-      ws.send(JSON.stringify({ id, method }));
-    });
+  const session = await InspectorSession.open(logPath);
+  if (!session) return undefined;
   try {
-    await call('HeapProfiler.collectGarbage');
-    const usage = (await call('Runtime.getHeapUsage')) as { usedSize: number; totalSize: number };
+    await session.call('HeapProfiler.collectGarbage');
+    const usage = (await session.call('Runtime.getHeapUsage')) as { usedSize: number; totalSize: number };
     return { usedBytes: usage.usedSize, totalBytes: usage.totalSize };
   } finally {
-    ws.close();
+    session.close();
   }
+}
+
+/** A DevTools protocol session with a node process started with INSPECT_FLAG (its URL is in its log). */
+export class InspectorSession {
+  private id = 0;
+  private readonly pending = new Map<number, (result: unknown) => void>();
+  private constructor(private readonly ws: InstanceType<typeof import('undici').WebSocket>) {
+    ws.addEventListener('message', (event) => {
+      const msg = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
+      if (msg.id !== undefined) this.pending.get(msg.id)?.(msg.result);
+    });
+  }
+
+  static async open(logPath: string): Promise<InspectorSession | undefined> {
+    const url = /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[\w-]+)/.exec(readFileSync(logPath, 'utf8'))?.[1];
+    if (!url) return undefined;
+    const { WebSocket } = await import('undici');
+    const ws = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener('open', () => resolve());
+      ws.addEventListener('error', () => reject(new Error('inspector connection failed')));
+    });
+    return new InspectorSession(ws);
+  }
+
+  call(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
+    return new Promise<unknown>((resolve) => {
+      this.pending.set(++this.id, resolve);
+      this.ws.send(JSON.stringify({ id: this.id, method, params }));
+    });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+/** Starts the V8 sampling profiler in a process started with INSPECT_FLAG; stop() writes the profile into `dir`. */
+export async function startCpuProfile(logPath: string, dir: string): Promise<{ stop(): Promise<void> } | undefined> {
+  const session = await InspectorSession.open(logPath);
+  if (!session) return undefined;
+  await session.call('Profiler.enable');
+  await session.call('Profiler.setSamplingInterval', { interval: 1000 });
+  await session.call('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = (await session.call('Profiler.stop')) as { profile: unknown };
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `hub-${Date.now()}.cpuprofile`), JSON.stringify(profile));
+      session.close();
+    },
+  };
 }
 
 /** The list function for a namespaced fedgpu custom resource in one namespace. */
@@ -392,4 +427,37 @@ export async function reconcileStats(port: number): Promise<{ count: number; sec
   } catch {
     return { count: NaN, seconds: NaN };
   }
+}
+
+/** Self time per function (name and file:line) from the newest .cpuprofile in `dir`. */
+export function cpuProfileTop(dir: string, top = 15): { totalMs: number; rows: { fn: string; ms: number; share: number }[] } | undefined {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, f));
+  const file = files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+  if (!file) return undefined;
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as {
+    nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const frameOf = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  const self = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const f = frameOf.get(id);
+    const us = profile.timeDeltas[i] ?? 0;
+    if (!f || f.functionName === '(idle)' || f.functionName === '(program)') return;
+    const where = f.url ? `${f.url.replace(/^file:\/\//, '').replace(`${repoRoot}/`, '')}:${f.lineNumber + 1}` : '';
+    const key = `${f.functionName || '(anonymous)'} ${where}`.trim();
+    self.set(key, (self.get(key) ?? 0) + us);
+    total += us;
+  });
+  const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([fn, us]) => ({ fn, ms: us / 1000, share: us / total }));
+  return { totalMs: total / 1000, rows };
+}
+
+export function printCpuTop(label: string, dir: string): void {
+  const top = cpuProfileTop(dir);
+  if (!top) return console.log(`${label}: no CPU profile found in ${dir}`);
+  console.log(`${label} CPU profile: ${(top.totalMs / 1000).toFixed(1)} s of samples (idle excluded); most self time:`);
+  for (const r of top.rows) console.log(`    ${(r.share * 100).toFixed(1).padStart(5)}%  ${(r.ms / 1000).toFixed(2).padStart(7)} s  ${r.fn.slice(0, 110)}`);
 }
