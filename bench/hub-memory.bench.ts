@@ -61,7 +61,7 @@ const CREATE_CONCURRENCY = 12;
 // with all 10,000 jobs in the hub's cache but only part of them placed; pass a longer deadline
 // (third argument, seconds) for a complete run.
 const RECONCILE_DEADLINE_MS = Math.max(10, Number(process.argv[4] ?? 0) || 120) * 1000;
-const RESTART_WINDOW_MS = 40_000;
+const RESTART_WINDOW_MS = 30_000;
 const HEAP_CAP_MIB = 192;
 const TARGET_RSS = 300 * 2 ** 20;
 const NS = 'ml';
@@ -229,7 +229,7 @@ async function main(tb: Testbed): Promise<void> {
   await sleep(5_000);
   const end = procSample(hub.process.pid)!;
   sampler.stop();
-  figure('[tsx] hub RSS, all jobs placed', `${mib(end.rssBytes)} (peak ${mib(Math.max(sampler.peakRss, end.hwmBytes))} during the run)`, { text: '≤ 300 MiB', met: end.rssBytes <= TARGET_RSS });
+  figure(`[tsx] hub RSS, ${placed >= created ? 'all jobs placed' : `at the deadline (${placed} of ${created} placed)`}`, `${mib(end.rssBytes)} (peak ${mib(Math.max(sampler.peakRss, end.hwmBytes))} during the run)`, { text: '≤ 300 MiB', met: end.rssBytes <= TARGET_RSS });
   figure('[tsx]   memory breakdown', await heapLine(hub.metricsPort));
   const live = await liveHeap(hub.process.logPath);
   const afterGc = procSample(hub.process.pid)!;
