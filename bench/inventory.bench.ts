@@ -361,7 +361,7 @@ async function partB(tb: Testbed, pkiDir: string): Promise<void> {
     figure(`  ${kind.padEnd(8)} (n=${a.n}) and its revert (n=${r.n})`, `p50 ${ms(a.p50)}, p95 ${ms(a.p95)}; revert p50 ${ms(r.p50)}, p95 ${ms(r.p95)}`);
   }
   const s = summarize(all.map((x) => x.total));
-  figure(`node change → hub GpuProvider status (n=${s.n})`, `p50 ${ms(s.p50)}, p95 ${ms(s.p95)}, max ${ms(s.max)}`, NO_TARGET);
+  figure(`node change → hub GpuProvider status (n=${s.n})`, `p50 ${ms(s.p50)}, p95 ${ms(s.p95)}, max ${ms(s.max)}`, { text: 'every change visible within 2 s', met: s.n > 0 && s.max <= 2_000 });
   const ours = summarize(all.map((x) => x.total - x.provider));
   figure('  without kwok (change visible in the provider apiserver → hub)', `p50 ${ms(ours.p50)}, p95 ${ms(ours.p95)}, max ${ms(ours.max)}`);
   const stage = (label: string, pick: (x: Sample) => number, among = all) => {
