@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { runKubectl } from '../../operator/src/testbed/kubectl.js';
-import { isAlive, reapPidDir } from '../../operator/src/testbed/processes.js';
+import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot, toolPath } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
@@ -25,19 +25,9 @@ const kubectl = (args: string[], stdin?: string) => runKubectl(kubeconfig, args,
 const chart = join(repoRoot, 'charts', 'fedgpu');
 // This file's own directory: helm's caches and config (helm uses $HOME by default) and the
 // extra hub cluster.
-const workDir = join(repoRoot, '.testbed', `chart-${process.pid}`);
+const runsRoot = join(repoRoot, '.testbed', 'chart');
+const workDir = join(runsRoot, String(process.pid));
 const helmHome = join(workDir, 'helm');
-
-/** Stops processes left by earlier runs of this file that died before their afterAll. */
-function reapDeadRuns(): void {
-  const root = join(repoRoot, '.testbed');
-  for (const entry of existsSync(root) ? readdirSync(root) : []) {
-    const pid = Number(/^chart-(\d+)$/.exec(entry)?.[1]);
-    if (!pid || pid === process.pid || isAlive(pid)) continue;
-    reapPidDir(join(root, entry));
-    rmSync(join(root, entry), { recursive: true, force: true });
-  }
-}
 
 function helm(args: string[]): Promise<Result> {
   const env = {
@@ -299,7 +289,7 @@ describe('helm install into real apiservers', () => {
   };
 
   beforeAll(async () => {
-    reapDeadRuns();
+    reapStaleRuns(runsRoot);
     const started = Date.now();
     testbed = await startTestbed(join(workDir, 'testbed'), [{ name: 'hub', scheduler: false, controllerManager: false }]);
     hub.kubeconfig = testbed.cluster('hub').kubeconfigPath;
