@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { GPU_RESOURCE, SIM_RUN_FOR_ANNOTATION } from '../operator/src/api/constants.js';
 import { GPUJOB_PLURAL, GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../operator/src/api/types.js';
-import { DEFAULT_PROVIDER_LOST_AFTER_MS } from '../operator/src/hub/provider-registry.js';
+import { DEFAULT_PROVIDER_LOST_AFTER_MS } from '../operator/src/hub/providers/registry.js';
 import type { Cluster } from '../operator/src/testbed/cluster.js';
 import {
   hubPki,

@@ -20,7 +20,7 @@ import { inventoryMessage } from '../operator/src/agent/agent.js';
 import { buildInventory } from '../operator/src/agent/inventory.js';
 import { SIM_RUN_FOR_ANNOTATION } from '../operator/src/api/constants.js';
 import { GPUJOB_PLURAL, GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../operator/src/api/types.js';
-import { poolsStatus } from '../operator/src/hub/provider-status.js';
+import { poolsStatus } from '../operator/src/hub/providers/status.js';
 import { hubPki, installCrds, startHubProcess, type HubProcess } from '../operator/src/testbed/federation.js';
 import { gpuNodes } from '../operator/src/testbed/gpu-nodes.js';
 import { reapStaleRuns } from '../operator/src/testbed/processes.js';

@@ -6,9 +6,9 @@
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { schedule } from '../operator/src/core/scheduler.js';
-import { schedulerConfig } from '../operator/src/core/scheduler-config.js';
-import { buildSnapshot } from '../operator/src/core/snapshot.js';
+import { schedule } from '../operator/src/core/scheduling/scheduler.js';
+import { schedulerConfig } from '../operator/src/core/scheduling/config.js';
+import { buildSnapshot } from '../operator/src/core/scheduling/snapshot.js';
 import { syntheticFleet, syntheticJobs } from './scheduler-fleet.js';
 
 const PROVIDERS = 1_000;

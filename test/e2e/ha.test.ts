@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { EPOCH_LABEL, JOB_UID_LABEL } from '../../operator/src/agent/job-pods.js';
+import { EPOCH_LABEL, JOB_UID_LABEL } from '../../operator/src/agent/pods/build.js';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
-import { GRPC_ADDRESS_ANNOTATION } from '../../operator/src/hub/hub-leadership.js';
+import { GRPC_ADDRESS_ANNOTATION } from '../../operator/src/hub/leadership.js';
 import { parseExposition, series, valueOf } from '../../operator/src/metrics/testing/exposition.js';
 import {
   hubPki,

@@ -4,13 +4,13 @@ import type { Logger } from 'pino';
 import { AttemptPhase, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, PodPhase, type ProviderProfile } from '../gen/proto/fedgpu/v1/market.js';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { isAvailableAt } from '../core/availability.js';
-import { attemptState, type AttemptState } from './attempt-status.js';
+import { attemptState, type AttemptState } from './pods/status.js';
 import { type ClusterWatch, watchCluster } from './cluster-watch.js';
 import { buildInventory, type InventoryPool, type ProviderSettings } from './inventory.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
-import { PodRunner } from './pod-runner.js';
-import { StreamClient, type StreamClientTls } from './stream-client.js';
+import { PodRunner } from './pods/runner.js';
+import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
 
 // The provider agent: watches its own cluster, streams inventory and attempt status to the hub over

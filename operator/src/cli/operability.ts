@@ -2,7 +2,7 @@
 // election settings, and the graceful SIGTERM path.
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
-import type { HubLeaderElection } from '../hub/hub-leadership.js';
+import type { HubLeaderElection } from '../hub/leadership.js';
 import { type MetricsServer, type Readiness, startMetricsServer } from '../metrics/http-server.js';
 import { CliError, ExitCode } from './errors.js';
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { isAddress, Wallet } from 'ethers';
 import { parseCredits } from '../chain/credits.js';
-import type { HubSettlementOptions } from '../hub/settlement.js';
+import type { HubSettlementOptions } from '../hub/settlement/leader-task.js';
 import { CliError, ExitCode } from './errors.js';
 
 // The hub's settlement flags (docs/settlement.md). Without --chain-rpc the hub settles nothing: jobs

@@ -15,20 +15,20 @@
 //   unschedulable  the "0/N providers fit: …" explanation
 //   assumed        assumed allocations between a decision and the inventory that shows it
 //   scheduler      schedule() and scheduleQueue()
-export * from './assumed.js';
+export * from './scheduling/assumed.js';
 export * from './availability.js';
 export * from './beta.js';
 export * from './fault.js';
-export * from './filter.js';
-export * from './gang.js';
+export * from './scheduling/filter.js';
+export * from './scheduling/gang.js';
 export * from './idle.js';
 export * from './job.js';
 export * from './money.js';
 export * from './pricing.js';
 export * from './reputation.js';
-export * from './scheduler.js';
-export * from './scheduler-config.js';
-export * from './score.js';
-export * from './snapshot.js';
+export * from './scheduling/scheduler.js';
+export * from './scheduling/config.js';
+export * from './scheduling/score.js';
+export * from './scheduling/snapshot.js';
 export * from './types.js';
-export * from './unschedulable.js';
+export * from './scheduling/unschedulable.js';

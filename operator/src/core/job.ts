@@ -2,7 +2,7 @@
 // sets. The hot loop then compares numbers only.
 
 import { type Money, moneyToNumber, tryParseMoney } from './money.js';
-import type { SchedulerConfig } from './scheduler-config.js';
+import type { SchedulerConfig } from './scheduling/config.js';
 import type { JobRequest } from './types.js';
 
 export interface AuditRequirement {

@@ -1,20 +1,20 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { GpuJob } from '../api/types.js';
-import type { SchedulerConfig } from '../core/scheduler-config.js';
+import type { SchedulerConfig } from '../core/scheduling/config.js';
 import type { UsageReceipt } from '../gen/proto/fedgpu/v1/market.js';
 import type { HubMetrics } from '../metrics/hub-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
 import { installHubMetrics } from '../metrics/settlement-metrics.js';
-import { gpuJobMetricsOf } from './gpujob-metrics.js';
-import { GpuJobController } from './gpujob.reconciler.js';
-import type { HubLeaderElection } from './hub-leadership.js';
-import { HubRoles, type LeaderTask } from './hub-roles.js';
-import { MarketServer } from './market-server.js';
-import type { MarketServerTls } from './market-server-options.js';
-import { KubeProviderRegistry } from './provider-registry.js';
-import { KubeProviderStore } from './provider-store.js';
-import { HubSettlement, type HubSettlementOptions } from './settlement.js';
+import { gpuJobMetricsOf } from './jobs/metrics.js';
+import { GpuJobController } from './jobs/controller.js';
+import type { HubLeaderElection } from './leadership.js';
+import { HubRoles, type LeaderTask } from './roles.js';
+import { MarketServer } from './market/server.js';
+import type { MarketServerTls } from './market/options.js';
+import { KubeProviderRegistry } from './providers/registry.js';
+import { KubeProviderStore } from './providers/store.js';
+import { HubSettlement, type HubSettlementOptions } from './settlement/leader-task.js';
 
 // The hub process: the marketplace gRPC server, with GpuProvider objects as its registry, and the
 // heartbeat check that declares providers lost.

@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { REJECT_REASONS } from '../core/filter.js';
+import { REJECT_REASONS } from '../core/scheduling/filter.js';
 import { rejectReasons } from '../protocol/edge-error.js';
 import { AGENT_RECONNECT_REASONS, MARKET_REJECT_REASONS, SCHEDULER_REJECT_REASONS } from './labels.js';
 import { agentReconnectReason, marketRejectionLabel, schedulerRejectionLabel } from './reason-maps.js';

@@ -1,7 +1,7 @@
 // Fine-grained reasons from the edge, the scheduler and the stream client, folded into the small
 // label sets of docs/metrics.md. Logs keep the fine reason; metrics keep the series count bounded.
 import { status } from '@grpc/grpc-js';
-import type { RejectReason as SchedulerRejectReason } from '../core/filter.js';
+import type { RejectReason as SchedulerRejectReason } from '../core/scheduling/filter.js';
 import type { RejectReason as EdgeRejectReason } from '../protocol/edge-error.js';
 import type { AgentReconnectReason, MarketRejectLabel, SchedulerRejectLabel } from './labels.js';
 

@@ -1,0 +1,90 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { attemptState } from './status.js';
+import { buildJobPods, checkRestricted, podName, PodSecurityError, type Assignment } from './build.js';
+
+const template = { metadata: { annotations: { 'fedgpu.io/sim-run-for': '5s' }, labels: { team: 'a' } }, spec: { containers: [{ name: 'main', image: 'train' }] } };
+const assignment: Assignment = {
+  jobUid: '6f1c2b9e-7a1d-4c55-9b1e-1234567890ab',
+  epoch: 2,
+  podTemplates: [template, template],
+  nodeNames: ['h100-0', 'h100-1'],
+  gpusPerReplica: 4,
+  checkpointDir: 's3://ckpt/run',
+  gracePeriodSeconds: 60,
+};
+
+describe('buildJobPods', () => {
+  const pods = buildJobPods(assignment, 'fedgpu-jobs');
+
+  it('names pods deterministically per job, epoch and replica', () => {
+    expect(pods.map((p) => p.metadata?.name)).toEqual(['fj-6f1c2b9e7a1d4-e2-r0', 'fj-6f1c2b9e7a1d4-e2-r1']);
+    expect(buildJobPods(assignment, 'fedgpu-jobs')).toEqual(pods);
+    expect(podName(assignment.jobUid, 3, 0)).not.toBe(podName(assignment.jobUid, 2, 0));
+  });
+
+  it('asks for the GPUs, tolerates the GPU taint and requires the chosen node', () => {
+    const pod = pods[1]!;
+    expect(pod.spec?.containers[0]?.resources?.limits?.['nvidia.com/gpu']).toBe('4');
+    expect(pod.spec?.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
+    expect(pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchFields?.[0]?.values).toEqual(['h100-1']);
+    expect(pod.spec?.nodeName).toBeUndefined();
+    expect(pod.spec?.restartPolicy).toBe('Never');
+    expect(pod.spec?.terminationGracePeriodSeconds).toBe(60);
+  });
+
+  it('keeps annotations and labels, and hands every attempt the checkpoint location', () => {
+    const pod = pods[0]!;
+    expect(pod.metadata?.annotations?.['fedgpu.io/sim-run-for']).toBe('5s');
+    expect(pod.metadata?.labels).toMatchObject({ team: 'a', 'fedgpu.io/epoch': '2', 'fedgpu.io/replica': '0' });
+    expect(pod.spec?.containers[0]?.env).toContainEqual({ name: 'FEDGPU_CHECKPOINT_DIR', value: 's3://ckpt/run' });
+    expect(pod.spec?.containers[0]?.securityContext).toMatchObject({ allowPrivilegeEscalation: false, runAsNonRoot: true });
+  });
+
+  it.each([
+    ['hostNetwork', { containers: [{ name: 'c', image: 'x' }], hostNetwork: true }, /host namespaces/],
+    ['hostPath', { containers: [{ name: 'c', image: 'x' }], volumes: [{ name: 'v', hostPath: { path: '/' } }] }, /hostPath/],
+    ['privileged', { containers: [{ name: 'c', image: 'x', securityContext: { privileged: true } }] }, /privileged/],
+    ['capabilities', { containers: [{ name: 'c', image: 'x', securityContext: { capabilities: { add: ['SYS_ADMIN'] } } }] }, /SYS_ADMIN/],
+    ['hostPort', { containers: [{ name: 'c', image: 'x', ports: [{ containerPort: 80, hostPort: 80 }] }] }, /hostPort/],
+  ])('refuses %s with a clear reason', (_n, spec, message) => {
+    expect(() => checkRestricted({ spec })).toThrow(PodSecurityError);
+    expect(() => checkRestricted({ spec })).toThrow(message);
+  });
+});
+
+const pod = (name: string, phase: string, start: string, end?: string, exitCode?: number, reason?: string): V1Pod => ({
+  metadata: { name },
+  spec: { nodeName: 'n', containers: [] },
+  status: {
+    phase,
+    reason,
+    containerStatuses: [{
+      name: 'main', image: 'x', imageID: '', ready: phase === 'Running', restartCount: 0,
+      state: end ? { terminated: { exitCode: exitCode ?? 0, startedAt: new Date(start), finishedAt: new Date(end) } } : { running: { startedAt: new Date(start) } },
+    }],
+  },
+});
+
+describe('attemptState', () => {
+  const t0 = '2026-11-25T12:00:00Z';
+  it('is Running while every replica runs, and counts GPU-seconds up to now', () => {
+    const s = attemptState([pod('a', 'Running', t0), pod('b', 'Running', t0)], 2, 4, Date.parse(t0) + 10_000);
+    expect(s).toMatchObject({ phase: 'Running', gpuSeconds: 80 });
+  });
+  it('is Succeeded when every replica succeeded, with exact GPU-seconds', () => {
+    const s = attemptState([pod('a', 'Succeeded', t0, '2026-11-25T12:00:30Z'), pod('b', 'Succeeded', t0, '2026-11-25T12:00:20Z')], 2, 2, 0);
+    expect(s).toMatchObject({ phase: 'Succeeded', gpuSeconds: 100 });
+  });
+  it('blames the user for a non-zero exit', () => {
+    const s = attemptState([pod('a', 'Failed', t0, '2026-11-25T12:00:05Z', 3), pod('b', 'Running', t0)], 2, 1, Date.parse(t0) + 5_000);
+    expect(s).toMatchObject({ phase: 'Failed', reason: 'ContainerFailed', exitCode: 3 });
+  });
+  it('reports an eviction as the provider\'s cause', () => {
+    const s = attemptState([pod('a', 'Failed', t0, '2026-11-25T12:00:05Z', 137, 'Evicted')], 1, 1, 0);
+    expect(s).toMatchObject({ phase: 'Failed', reason: 'Evicted' });
+  });
+  it('is Pending until every replica runs', () => {
+    expect(attemptState([pod('a', 'Running', t0)], 2, 1, Date.parse(t0)).phase).toBe('Pending');
+  });
+});

@@ -1,0 +1,445 @@
+// One agent stream on the hub: challenge, wallet proof, then validated traffic to the registry.
+//
+// Life of a session, in order:
+//   1. send Challenge; start the registration deadline.
+//   2. Hello, then RegisterProof: verify the wallet proof, ask the registry for the provider name,
+//      bind the stream to that wallet, send Registered.
+//   3. registered: Ping every pingIntervalMs (RTT from the pongs), one bandwidth probe, and every
+//      agent message validated then handed to the registry in arrival order.
+// Any violation ends the stream with a gRPC status, an Error message just before it, a log line and
+// one onRejection call. Nothing the peer sends can throw out of here.
+import { randomBytes } from 'node:crypto';
+import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { AgentMessage, Heartbeat, Hello, HubMessage, UsageReceipt } from '../../gen/proto/fedgpu/v1/market.js';
+import { EdgeError, type RejectReason } from '../../protocol/edge-error.js';
+import { Sequencer, errorCodeFor, hubMessage, type AgentFrame, type HubMessageBody } from '../../protocol/framing.js';
+import { TokenBucket } from '../../protocol/rate-limit.js';
+import { StreamValidator } from '../../protocol/validate.js';
+import { verifyProof, type NonceBook, type WalletChallenge } from '../../protocol/wallet-proof.js';
+import { Ewma, echoBandwidthMbps } from './latency.js';
+import type { ResolvedMarketServerOptions } from './options.js';
+
+export type MarketCall = ServerDuplexStream<AgentFrame, HubMessage>;
+
+/** What a session needs from its server. */
+export interface SessionHost {
+  readonly options: ResolvedMarketServerOptions;
+  readonly nonces: NonceBook;
+  /** The session proved `providerName`: make it the provider's live stream, replacing any older one. */
+  attach(session: MarketSession): void;
+  /** The session ended: forget it, and tell the registry if it was the provider's live stream. */
+  detach(session: MarketSession): void;
+}
+
+type Phase = 'awaiting_hello' | 'awaiting_proof' | 'registered' | 'ended';
+
+// Ends that are not the peer's fault: logged at info and not counted as rejections.
+const lifecycleReasons: ReadonlySet<RejectReason> = new Set(['stream_replaced', 'server_shutdown', 'not_leader']);
+const maxOutstandingPings = 16;
+
+let nextSessionId = 1;
+
+export class MarketSession {
+  readonly id = nextSessionId++;
+  private phase: Phase = 'awaiting_hello';
+  private providerNameValue: string | undefined;
+  private walletValue: string | undefined;
+  private hello: Hello | undefined;
+  private challenge: WalletChallenge | undefined;
+  private readonly sequencer = new Sequencer();
+  private readonly validator: StreamValidator;
+  private readonly bucket: TokenBucket;
+  private readonly log: Logger;
+  private readonly options: ResolvedMarketServerOptions;
+
+  // Registry calls run one at a time, in arrival order.
+  private queue: Promise<void> = Promise.resolve();
+  private backlog = 0;
+
+  private registrationTimer: NodeJS.Timeout | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private lastActivityMs: number;
+
+  private nextPingId = 1;
+  private readonly pingsInFlight = new Map<number, number>();
+  private readonly rtt: Ewma;
+  private bandwidth: number | undefined;
+  private nextProbeId = 1;
+  private probe: { id: number; payload: Buffer; sentAtMs: number; waiters: ((mbps: number | undefined) => void)[] } | undefined;
+
+  constructor(
+    private readonly call: MarketCall,
+    private readonly host: SessionHost,
+  ) {
+    this.options = host.options;
+    this.validator = new StreamValidator(this.options.limits);
+    this.bucket = new TokenBucket({ ...this.options.rateLimit, now: this.options.clock.monotonicMs });
+    this.rtt = new Ewma(this.options.rttEwmaAlpha);
+    this.lastActivityMs = this.options.clock.monotonicMs();
+    this.log = this.options.logger.child({ stream: this.id, peer: safePeer(call) });
+  }
+
+  get providerName(): string | undefined {
+    return this.providerNameValue;
+  }
+
+  get wallet(): string | undefined {
+    return this.walletValue;
+  }
+
+  get isRegistered(): boolean {
+    return this.phase === 'registered';
+  }
+
+  get isEnded(): boolean {
+    return this.phase === 'ended';
+  }
+
+  /** Latest link measurements. */
+  get latency(): { rttMs: number | undefined; bandwidthMbps: number | undefined } {
+    return { rttMs: this.rtt.value, bandwidthMbps: this.bandwidth };
+  }
+
+  start(): void {
+    this.call.on('data', (frame: AgentFrame) => this.onFrame(frame));
+    this.call.on('end', () => this.finish());
+    this.call.on('cancelled', () => this.finish('agent cancelled the stream'));
+    this.call.on('close', () => this.finish());
+
+    const challenge = this.host.nonces.issue(this.options.audience, this.options.clock.wallMs());
+    if (!challenge) {
+      this.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'too_many_challenges', 'too many registrations in flight'));
+      return;
+    }
+    this.challenge = challenge;
+    this.registrationTimer = setTimeout(
+      () => this.terminate(new EdgeError(status.DEADLINE_EXCEEDED, 'registration_timeout', 'registration did not complete in time')),
+      this.options.registrationTimeoutMs,
+    );
+    this.write({ $case: 'challenge', value: challenge });
+  }
+
+  /** Writes one hub message if the stream is registered and healthy. Returns whether it was queued. */
+  send(body: HubMessageBody): boolean {
+    if (this.phase !== 'registered') return false;
+    return this.write(body);
+  }
+
+  /** Measures bandwidth with an echoed probe; resolves undefined on timeout or stream end. */
+  probeBandwidth(): Promise<number | undefined> {
+    if (this.phase !== 'registered' || this.options.bandwidthProbeBytes <= 0) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      if (this.probe) {
+        this.probe.waiters.push(resolve);
+        return;
+      }
+      const id = this.nextProbeId++;
+      const payload = randomBytes(this.options.bandwidthProbeBytes);
+      this.probe = { id, payload, sentAtMs: this.options.clock.monotonicMs(), waiters: [resolve] };
+      this.probeTimer = setTimeout(() => this.settleProbe(undefined), this.options.probeTimeoutMs);
+      this.write({ $case: 'bandwidthProbe', value: { id, payload } });
+    });
+  }
+
+  /** Ends the stream with `error`'s status, after an Error message saying why. Idempotent. */
+  terminate(error: EdgeError): void {
+    if (this.phase === 'ended') return;
+    const lifecycle = lifecycleReasons.has(error.reason);
+    if (!lifecycle) this.options.onRejection(error.reason, error.code);
+    this.log[lifecycle ? 'info' : 'warn'](
+      { reason: error.reason, code: status[error.code], provider: this.providerNameValue, wallet: this.walletValue },
+      `ending agent stream: ${error.detail}`,
+    );
+    this.cleanUp();
+    if (this.streamOpen()) {
+      try {
+        this.call.write(hubMessage(this.sequencer, { $case: 'error', value: { code: errorCodeFor(error.code), reason: error.reason, message: error.detail } }));
+        // grpc-js turns an 'error' event on a server stream into the final status, sent after the
+        // queued writes (so the agent reads the Error message first).
+        this.call.emit('error', { code: error.code, details: `${error.reason}: ${error.detail}`, ...trailersOf(error) });
+      } catch (cause) {
+        this.log.debug({ err: cause }, 'could not send the final status');
+      }
+    }
+    this.host.detach(this);
+  }
+
+  // The agent ended or cancelled the stream, or it closed under us.
+  private finish(why?: string): void {
+    if (this.phase === 'ended') return;
+    this.log.info({ provider: this.providerNameValue }, why ?? 'agent closed the stream');
+    this.cleanUp();
+    if (this.streamOpen()) {
+      try {
+        this.call.end();
+      } catch {
+        // already closing
+      }
+    }
+    this.host.detach(this);
+  }
+
+  private cleanUp(): void {
+    this.phase = 'ended';
+    clearTimeout(this.registrationTimer);
+    clearInterval(this.tickTimer);
+    this.settleProbe(undefined);
+    if (this.challenge) this.host.nonces.discard(this.challenge.nonce);
+    this.pingsInFlight.clear();
+  }
+
+  private streamOpen(): boolean {
+    return !this.call.cancelled && !this.call.destroyed && !this.call.writableEnded;
+  }
+
+  private write(body: HubMessageBody): boolean {
+    if (!this.streamOpen()) return false;
+    if (this.call.writableLength >= this.options.maxQueuedWrites) {
+      this.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'slow_consumer', 'agent is not reading its stream'));
+      return false;
+    }
+    try {
+      this.call.write(hubMessage(this.sequencer, body));
+      return true;
+    } catch (cause) {
+      this.log.debug({ err: cause }, 'write failed');
+      return false;
+    }
+  }
+
+  // --- inbound -------------------------------------------------------------------------------
+
+  private onFrame(frame: AgentFrame): void {
+    if (this.phase === 'ended') return;
+    if (!this.bucket.tryTake()) {
+      this.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'rate_limited', 'message rate limit exceeded'));
+      return;
+    }
+    if (!frame.decoded) {
+      this.terminate(new EdgeError(status.INVALID_ARGUMENT, 'undecodable', 'message is not a valid AgentMessage encoding'));
+      return;
+    }
+    const result = this.validator.check(frame.message);
+    if (!result.ok) {
+      this.terminate(result.error);
+      return;
+    }
+    this.lastActivityMs = this.options.clock.monotonicMs();
+    if (this.backlog >= this.options.maxBacklog) {
+      this.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'backlog_full', 'too many messages waiting for the registry'));
+      return;
+    }
+    this.backlog++;
+    const message = result.message;
+    this.queue = this.queue
+      .then(() => (this.phase === 'ended' ? undefined : this.dispatch(message)))
+      .catch((error: unknown) => this.onDispatchError(error))
+      .finally(() => {
+        this.backlog--;
+      });
+  }
+
+  private onDispatchError(error: unknown): void {
+    if (error instanceof EdgeError) {
+      this.terminate(error);
+      return;
+    }
+    // A registry bug or an apiserver hiccup: the agent did nothing wrong, so keep the stream.
+    this.log.error({ err: error, provider: this.providerNameValue }, 'registry call failed');
+  }
+
+  private async dispatch(message: AgentMessage): Promise<void> {
+    const body = message.body;
+    if (!body) return; // unreachable: the validator requires a body
+    if (this.phase === 'awaiting_hello') {
+      if (body.$case !== 'hello') throw this.outOfOrder(body.$case);
+      this.hello = body.value;
+      this.phase = 'awaiting_proof';
+      return;
+    }
+    if (this.phase === 'awaiting_proof') {
+      if (body.$case !== 'registerProof') throw this.outOfOrder(body.$case);
+      await this.register(body.value);
+      return;
+    }
+    const providerName = this.providerNameValue as string;
+    const registry = this.options.registry;
+    switch (body.$case) {
+      case 'hello':
+        throw this.claimsOtherWallet(body.value.walletAddress)
+          ? new EdgeError(status.PERMISSION_DENIED, 'wallet_mismatch', 'stream is bound to another wallet')
+          : new EdgeError(status.FAILED_PRECONDITION, 'already_registered', 'stream is already registered');
+      case 'registerProof':
+        throw new EdgeError(status.FAILED_PRECONDITION, 'already_registered', 'stream is already registered');
+      case 'inventory':
+        await registry.onInventory(providerName, body.value);
+        return;
+      case 'heartbeat':
+        await registry.onHeartbeat(providerName, this.observeHeartbeat(body.value));
+        return;
+      case 'attemptStatus':
+        await registry.onAttemptStatus(providerName, body.value);
+        return;
+      case 'usageReceipt':
+        this.checkReceiptWallet(body.value);
+        await registry.onUsageReceipt(providerName, body.value);
+        return;
+      case 'bandwidthProbeData':
+        this.onProbeEcho(body.value.probeId, body.value.payload);
+        return;
+    }
+  }
+
+  private outOfOrder(kind: string): EdgeError {
+    return kind === 'hello' || kind === 'registerProof'
+      ? new EdgeError(status.INVALID_ARGUMENT, 'unexpected_message', 'registration messages out of order')
+      : new EdgeError(status.UNAUTHENTICATED, 'not_registered', 'stream must register first');
+  }
+
+  // --- registration --------------------------------------------------------------------------
+
+  private async register(proof: { nonce: string; signature: string }): Promise<void> {
+    const hello = this.hello;
+    const challenge = this.challenge;
+    if (!hello || !challenge) throw new EdgeError(status.INVALID_ARGUMENT, 'unexpected_message', 'proof before hello');
+    const verdict = verifyProof(challenge, proof, hello.walletAddress, { now: this.options.clock.wallMs(), nonces: this.host.nonces });
+    if (!verdict.ok) throw verdict.error;
+    const wallet = verdict.wallet;
+    if (this.options.authorizePeer && !this.options.authorizePeer(wallet, peerCertificate(this.call))) {
+      throw new EdgeError(status.PERMISSION_DENIED, 'certificate_mismatch', 'client certificate does not belong to this wallet');
+    }
+
+    let providerName: string;
+    try {
+      providerName = await this.options.registry.register(wallet, {
+        walletAddress: wallet,
+        agentVersion: hello.agentVersion,
+        ...(hello.profile ? { profile: hello.profile } : {}),
+        protocolVersion: hello.protocolVersion,
+        peer: safePeer(this.call),
+      });
+    } catch (error) {
+      if (error instanceof EdgeError) throw error;
+      this.log.error({ err: error, wallet }, 'registry refused to register the provider');
+      throw new EdgeError(status.UNAVAILABLE, 'internal', 'hub could not register the provider; retry later');
+    }
+    if (typeof providerName !== 'string' || providerName.length === 0) {
+      throw new EdgeError(status.UNAVAILABLE, 'internal', 'hub could not name the provider; retry later');
+    }
+    if (this.phase === 'ended') {
+      // The stream died while the registry worked: keep the registry's view balanced.
+      await this.options.registry.onDisconnect(providerName);
+      return;
+    }
+
+    clearTimeout(this.registrationTimer);
+    this.walletValue = wallet;
+    this.providerNameValue = providerName;
+    this.phase = 'registered';
+    this.host.attach(this);
+    this.log.info({ provider: providerName, wallet, agentVersion: hello.agentVersion }, 'agent registered');
+    const chain = this.options.settlementDomain;
+    this.write({
+      $case: 'registered',
+      value: { providerName, heartbeatIntervalMs: this.options.heartbeatIntervalMs, chainId: chain?.chainId ?? 0, marketAddress: chain?.marketAddress ?? '' },
+    });
+    this.startLinkMonitoring();
+  }
+
+  private claimsOtherWallet(claimed: string): boolean {
+    return claimed.toLowerCase() !== this.walletValue?.toLowerCase();
+  }
+
+  private checkReceiptWallet(receipt: UsageReceipt): void {
+    if (this.claimsOtherWallet(receipt.providerWallet)) {
+      throw new EdgeError(status.PERMISSION_DENIED, 'wallet_mismatch', 'usage receipt names another wallet');
+    }
+  }
+
+  // --- link monitoring -----------------------------------------------------------------------
+
+  private startLinkMonitoring(): void {
+    this.lastActivityMs = this.options.clock.monotonicMs();
+    this.tick();
+    this.tickTimer = setInterval(() => this.tick(), this.options.pingIntervalMs);
+    if (this.options.bandwidthProbeBytes > 0) void this.probeBandwidth();
+  }
+
+  // Sends a Ping and ends a stream that has gone quiet.
+  private tick(): void {
+    if (this.phase !== 'registered') return;
+    const now = this.options.clock.monotonicMs();
+    if (now - this.lastActivityMs > this.options.idleTimeoutMs) {
+      this.terminate(new EdgeError(status.DEADLINE_EXCEEDED, 'heartbeat_timeout', 'no message from the agent in time'));
+      return;
+    }
+    const id = this.nextPingId++;
+    this.pingsInFlight.set(id, now);
+    // Oldest first in a Map: drop pings that were never answered.
+    for (const oldest of this.pingsInFlight.keys()) {
+      if (this.pingsInFlight.size <= maxOutstandingPings) break;
+      this.pingsInFlight.delete(oldest);
+    }
+    this.write({ $case: 'ping', value: { id, sentAtUnixMs: Math.floor(this.options.clock.wallMs()) } });
+  }
+
+  private observeHeartbeat(heartbeat: Heartbeat): { rttMs: number | undefined; bandwidthMbps: number | undefined; at: Date } {
+    if (heartbeat.pongFor !== 0) {
+      const sentAt = this.pingsInFlight.get(heartbeat.pongFor);
+      if (sentAt !== undefined) {
+        this.pingsInFlight.delete(heartbeat.pongFor);
+        this.rtt.update(this.options.clock.monotonicMs() - sentAt);
+      }
+    }
+    return { rttMs: this.rtt.value, bandwidthMbps: this.bandwidth, at: new Date(this.options.clock.wallMs()) };
+  }
+
+  private onProbeEcho(probeId: number, payload: Uint8Array): void {
+    const probe = this.probe;
+    if (!probe || probe.id !== probeId) {
+      // A late echo of a probe that already timed out is harmless; one never sent is not.
+      if (probeId < this.nextProbeId) return;
+      throw new EdgeError(status.INVALID_ARGUMENT, 'unexpected_probe', 'echo of a probe that was never sent');
+    }
+    if (!probe.payload.equals(payload)) {
+      throw new EdgeError(status.INVALID_ARGUMENT, 'probe_mismatch', 'probe echo differs from the probe');
+    }
+    const elapsedMs = this.options.clock.monotonicMs() - probe.sentAtMs;
+    const mbps = echoBandwidthMbps(probe.payload.byteLength, elapsedMs, this.rtt.value);
+    if (mbps !== undefined) this.bandwidth = mbps;
+    this.log.debug({ provider: this.providerNameValue, elapsedMs, mbps }, 'bandwidth probe answered');
+    this.settleProbe(mbps);
+  }
+
+  private settleProbe(mbps: number | undefined): void {
+    clearTimeout(this.probeTimer);
+    const probe = this.probe;
+    this.probe = undefined;
+    for (const resolve of probe?.waiters ?? []) resolve(mbps);
+  }
+}
+
+function safePeer(call: MarketCall): string {
+  try {
+    return call.getPeer();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function peerCertificate(call: MarketCall) {
+  try {
+    return call.getAuthContext().sslPeerCertificate;
+  } catch {
+    return undefined;
+  }
+}
+
+function trailersOf(error: EdgeError): { metadata?: Metadata } {
+  if (!error.trailers) return {};
+  const metadata = new Metadata();
+  for (const [key, value] of Object.entries(error.trailers)) metadata.set(key, value);
+  return { metadata };
+}

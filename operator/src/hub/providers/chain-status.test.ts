@@ -1,0 +1,51 @@
+import { getAddress } from 'ethers';
+import { describe, expect, it } from 'vitest';
+import { parseCredits } from '../../chain/credits.js';
+import type { OutcomeLog } from '../../chain/market-events.js';
+import { computeReputation } from '../../core/reputation.js';
+import { chainProviderStatus } from './chain-status.js';
+import { consumerOfNamespace } from '../settlement/accounts.js';
+
+const WALLET = '0xAbCdEf0000000000000000000000000000000001';
+const other = '0x0000000000000000000000000000000000000002';
+const T = 1_800_000_000;
+const log = (provider: string, outcome: 'success' | 'failure', block: number, amount = '1'): OutcomeLog =>
+  ({ provider: provider.toLowerCase(), outcome, amount: parseCredits(amount), block, logIndex: 0, time: (T - 1000 + block) * 1000 });
+
+describe('chainProviderStatus', () => {
+  const logs = [log(WALLET, 'success', 1), log(WALLET, 'failure', 2, '5'), log(other, 'failure', 3, '7'), log(WALLET, 'success', 9)];
+
+  it('is Staked at the minimum, and says why not below it', () => {
+    const ok = chainProviderStatus(WALLET, { active: parseCredits('50'), unbonding: 0n }, parseCredits('50'), logs, { number: 5, timestamp: T });
+    expect(ok.staked).toMatchObject({ type: 'Staked', status: 'True', reason: 'StakeSufficient', message: 'active stake 50 ≥ the hub minimum 50 credits' });
+    const low = chainProviderStatus(WALLET, { active: parseCredits('45'), unbonding: parseCredits('10') }, parseCredits('50'), logs, { number: 5, timestamp: T });
+    expect(low.staked).toMatchObject({ status: 'False', reason: 'InsufficientStake', message: 'active stake 45 < the hub minimum 50 credits (10 unbonding)' });
+    expect(low.stake).toEqual({ amount: '45', unbonding: '10', slashed: '5' });
+  });
+
+  it('computes reputation from its own Settled and Slashed events up to the block, decayed to the block time', () => {
+    const status = chainProviderStatus(WALLET, { active: 0n, unbonding: 0n }, 0n, logs, { number: 5, timestamp: T });
+    const expected = computeReputation(WALLET.toLowerCase(), [
+      { time: (T - 999) * 1000, provider: WALLET.toLowerCase(), outcome: 'success' },
+      { time: (T - 998) * 1000, provider: WALLET.toLowerCase(), outcome: 'failure' },
+    ], T * 1000);
+    // Published at six decimals (reputationAt).
+    const six = (n: number) => Math.round(n * 1e6) / 1e6;
+    expect(status.reputation).toEqual({
+      score: six(expected.score),
+      successes: six(expected.successes),
+      failures: six(expected.failures),
+      window: '168h',
+      asOfBlock: 5,
+      asOf: new Date(T * 1000).toISOString(),
+    });
+  });
+});
+
+describe('consumerOfNamespace', () => {
+  it('reads the wallet label, checksummed, and explains a missing or malformed one', () => {
+    expect(consumerOfNamespace('ml', { 'fedgpu.io/consumer-wallet': WALLET.toLowerCase() })).toEqual({ wallet: getAddress(WALLET.toLowerCase()) });
+    expect(consumerOfNamespace('ml', {})).toEqual({ problem: 'waiting for a consumer wallet: namespace ml has no label fedgpu.io/consumer-wallet=<0x address> (this hub settles on chain)' });
+    expect(consumerOfNamespace('ml', { 'fedgpu.io/consumer-wallet': 'alice' })).toEqual({ problem: 'waiting for a consumer wallet: label fedgpu.io/consumer-wallet=alice on namespace ml is not an 0x address' });
+  });
+});

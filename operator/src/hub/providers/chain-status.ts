@@ -1,0 +1,109 @@
+import type { Logger } from 'pino';
+import type { GpuProvider, ProviderReputation, ProviderStake } from '../../api/types.js';
+import { formatCredits } from '../../chain/credits.js';
+import { OutcomeLogCache, type OutcomeLog, reputationAt } from '../../chain/market-events.js';
+import { observeChainHead } from '../../metrics/settlement-metrics.js';
+import type { ConditionUpdate } from '../../runtime/conditions.js';
+import { chainErrorMessage, type SettlementChain } from '../settlement/chain.js';
+
+// GpuProvider status from the chain, refreshed periodically: the Staked condition (active stake ≥
+// the hub's minimum; the scheduler skips providers without it), status.stake, and
+// status.reputation recomputed from Settled and Slashed events alone, exactly as
+// `fedgpu reputation --from-chain` does: same events, same block, same number.
+
+export interface ChainProviderStatus {
+  staked: ConditionUpdate;
+  stake: ProviderStake;
+  reputation: ProviderReputation;
+}
+
+/** Where the registry writes it (through its serialized per-provider write path). */
+export interface ChainStatusSink {
+  setChainStatus(providerName: string, status: ChainProviderStatus): Promise<void>;
+}
+
+/** The status fields for one provider (pure). */
+export function chainProviderStatus(
+  wallet: string,
+  stake: { active: bigint; unbonding: bigint },
+  minStake: bigint,
+  logs: readonly OutcomeLog[],
+  block: { number: number; timestamp: number },
+): ChainProviderStatus {
+  const key = wallet.toLowerCase();
+  const slashed = logs.filter((l) => l.provider === key && l.outcome === 'failure' && l.block <= block.number).reduce((n, l) => n + l.amount, 0n);
+  const enough = stake.active >= minStake;
+  const rep = reputationAt(wallet, logs, block);
+  return {
+    staked: {
+      type: 'Staked',
+      status: enough ? 'True' : 'False',
+      reason: enough ? 'StakeSufficient' : 'InsufficientStake',
+      message: `active stake ${formatCredits(stake.active)} ${enough ? '≥' : '<'} the hub minimum ${formatCredits(minStake)} credits` +
+        (stake.unbonding > 0n ? ` (${formatCredits(stake.unbonding)} unbonding)` : ''),
+    },
+    stake: { amount: formatCredits(stake.active), unbonding: formatCredits(stake.unbonding), slashed: formatCredits(slashed) },
+    reputation: {
+      score: rep.score,
+      successes: rep.successes,
+      failures: rep.failures,
+      window: rep.window,
+      asOfBlock: rep.block,
+      asOf: new Date(rep.blockTime).toISOString(),
+    },
+  };
+}
+
+export interface ProviderChainStatusOptions {
+  chain: SettlementChain;
+  providers: () => readonly GpuProvider[];
+  sink: ChainStatusSink;
+  /** Token units of active stake a provider needs to be scheduled. */
+  minStake: bigint;
+  logger: Logger;
+}
+
+export class ProviderChainStatus {
+  private readonly outcomes: OutcomeLogCache;
+
+  constructor(private readonly opts: ProviderChainStatusOptions) {
+    this.outcomes = new OutcomeLogCache(opts.chain.provider, opts.chain.marketAddress, opts.chain.fromBlock);
+  }
+
+  async refresh(): Promise<void> {
+    const { chain } = this.opts;
+    const head = await chain.confirmedBlock();
+    const block = await chain.provider.getBlock(head);
+    if (!block) throw new Error(`block ${head} is not available`);
+    observeChainHead(head);
+    const logs = await this.outcomes.advanceTo(head);
+    for (const provider of this.opts.providers()) {
+      const name = provider.metadata.name;
+      if (!name) continue;
+      try {
+        const stake = await chain.stakeOf(provider.spec.wallet);
+        const status = chainProviderStatus(provider.spec.wallet, stake, this.opts.minStake, logs, { number: block.number, timestamp: block.timestamp });
+        if (!changed(provider, status)) continue;
+        await this.opts.sink.setChainStatus(name, status);
+      } catch (err) {
+        this.opts.logger.warn({ provider: name, err: chainErrorMessage(err) }, 'could not refresh stake and reputation from the chain');
+      }
+    }
+  }
+}
+
+/** Rewrite only when something a reader would notice changed (decay alone moves the score a hair). */
+function changed(provider: GpuProvider, next: ChainProviderStatus): boolean {
+  const s = provider.status;
+  const staked = s?.conditions?.find((c) => c.type === 'Staked');
+  const r = s?.reputation;
+  const near = (a: number | undefined, b: number) => a !== undefined && Math.abs(a - b) < 5e-4;
+  return !(
+    staked?.status === next.staked.status &&
+    staked.message === next.staked.message &&
+    JSON.stringify(s?.stake) === JSON.stringify(next.stake) &&
+    near(r?.score, next.reputation.score!) &&
+    near(r?.successes, next.reputation.successes!) &&
+    near(r?.failures, next.reputation.failures!)
+  );
+}

@@ -1,0 +1,251 @@
+import { status as grpcStatus } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { ProviderConditions } from '../../api/constants.js';
+import { API_VERSION, type AvailabilityWindow, type Condition, type GpuProvider, type GpuProviderSpec, type GpuProviderStatus } from '../../api/types.js';
+import type { AttemptStatus, Inventory, ProviderProfile, UsageReceipt } from '../../gen/proto/fedgpu/v1/market.js';
+import { EdgeError } from '../../protocol/edge-error.js';
+import { type ConditionUpdate, setCondition } from '../../runtime/conditions.js';
+import type { HeartbeatObservation, ProviderInfo, ProviderRegistry } from '../market/registry.js';
+import type { ChainProviderStatus } from './chain-status.js';
+import { poolsStatus, providerNameForWallet } from './status.js';
+import type { ProviderStore } from './store.js';
+
+// The hub's side of every agent stream, written to GpuProvider objects. A provider is Ready while
+// heartbeats are fresh; a disconnect alone changes nothing but the heartbeat age, and only after
+// `providerLostAfterMs` without a heartbeat does Ready turn False (HeartbeatMissed). Jobs are told
+// through `onProviderLost`, so a blip never evicts anything.
+
+export interface ProviderRegistryOptions {
+  store: ProviderStore;
+  logger: Logger;
+  providerLostAfterMs?: number;
+  now?: () => number;
+  /** Job-side hooks (the GpuJob controller), called with the provider's name. */
+  onAttemptStatus?: (provider: string, status: AttemptStatus) => Promise<void> | void;
+  onUsageReceipt?: (provider: string, receipt: UsageReceipt) => Promise<void> | void;
+  onProviderLost?: (provider: string) => Promise<void> | void;
+  onProviderReady?: (provider: string) => Promise<void> | void;
+  /** The agent sent its first inventory on a new stream: it is ready for a full resync. */
+  onAgentSynced?: (provider: string) => Promise<void> | void;
+}
+
+interface Liveness {
+  lastHeartbeatMs: number;
+  ready: boolean;
+  connected: boolean;
+  /** Set at registration, cleared when the stream's first inventory arrives. */
+  awaitingFirstInventory: boolean;
+  /** Serialises status writes per provider so a slow write never reorders newer ones. */
+  writes: Promise<void>;
+}
+
+export const DEFAULT_PROVIDER_LOST_AFTER_MS = 15_000;
+
+type StatusPatch = Partial<GpuProviderStatus> | ((current: GpuProvider | undefined) => Partial<GpuProviderStatus> | undefined);
+
+export class KubeProviderRegistry implements ProviderRegistry {
+  private readonly live = new Map<string, Liveness>();
+  /** Write queues of providers with no Liveness entry (chain status of an offline provider). */
+  private readonly unattached = new Map<string, Promise<void>>();
+  private readonly lostAfter: number;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: ProviderRegistryOptions) {
+    this.lostAfter = opts.providerLostAfterMs ?? DEFAULT_PROVIDER_LOST_AFTER_MS;
+    this.now = opts.now ?? Date.now;
+  }
+
+  async register(wallet: string, info: ProviderInfo): Promise<string> {
+    const provider = await this.findOrCreate(wallet, info);
+    const name = provider.metadata.name!;
+    const declared = specFromProfile(info.profile);
+    if (Object.entries(declared).some(([k, v]) => JSON.stringify(provider.spec[k as keyof GpuProviderSpec]) !== JSON.stringify(v))) {
+      await this.opts.store.patchSpec(name, declared);
+    }
+    const previous = this.live.get(name);
+    this.live.set(name, {
+      lastHeartbeatMs: this.now(),
+      ready: previous?.ready ?? false,
+      connected: true,
+      awaitingFirstInventory: true,
+      writes: previous?.writes ?? this.unattached.get(name) ?? Promise.resolve(),
+    });
+    const registered: ConditionUpdate = {
+      type: ProviderConditions.Registered,
+      status: 'True',
+      reason: 'AgentConnected',
+      message: `agent ${info.agentVersion} proved wallet ${wallet} from ${info.peer}`,
+    };
+    await this.write(name, (current) => ({
+      conditions: setCondition(current?.status?.conditions, registered, new Date(this.now())).conditions,
+      agentVersion: info.agentVersion,
+      lastHeartbeatTime: iso(this.now()),
+    }));
+    await this.event(provider, 'Normal', 'AgentConnected', `agent ${info.agentVersion} connected and proved wallet ${wallet}`);
+    this.opts.logger.info({ provider: name, wallet, peer: info.peer }, 'agent registered');
+    return name;
+  }
+
+  async onInventory(providerName: string, inventory: Inventory): Promise<void> {
+    await this.write(providerName, poolsStatus(inventory));
+    const live = this.live.get(providerName);
+    if (live?.awaitingFirstInventory) {
+      live.awaitingFirstInventory = false;
+      await this.opts.onAgentSynced?.(providerName);
+    }
+  }
+
+  async onHeartbeat(providerName: string, observation: HeartbeatObservation): Promise<void> {
+    const live = this.live.get(providerName);
+    if (!live) return;
+    live.lastHeartbeatMs = observation.at.getTime();
+    const status: Partial<GpuProviderStatus> = { lastHeartbeatTime: iso(live.lastHeartbeatMs) };
+    const latency: NonNullable<GpuProviderStatus['latency']> = {};
+    if (observation.rttMs !== undefined) latency.rttMs = round(observation.rttMs);
+    if (observation.bandwidthMbps !== undefined) latency.bandwidthMbps = round(observation.bandwidthMbps);
+    if (Object.keys(latency).length) status.latency = latency;
+    let ready: ConditionUpdate | undefined;
+    if (!live.ready) {
+      live.ready = true;
+      ready = { type: ProviderConditions.Ready, status: 'True', reason: 'HeartbeatReceived', message: 'the agent is connected and its heartbeats are fresh' };
+      const provider = await this.opts.store.get(providerName);
+      if (provider) await this.event(provider, 'Normal', 'ProviderReady', 'heartbeats are fresh; the provider is on the market');
+      await this.opts.onProviderReady?.(providerName);
+    }
+    const withReady = ready;
+    await this.write(providerName, withReady ? (current) => ({ ...status, conditions: setCondition(current?.status?.conditions, withReady, new Date(this.now())).conditions }) : status);
+  }
+
+  onAttemptStatus(providerName: string, status: AttemptStatus): Promise<void> | void {
+    return this.opts.onAttemptStatus?.(providerName, status);
+  }
+
+  onUsageReceipt(providerName: string, receipt: UsageReceipt): Promise<void> | void {
+    return this.opts.onUsageReceipt?.(providerName, receipt);
+  }
+
+  async onDisconnect(providerName: string): Promise<void> {
+    const live = this.live.get(providerName);
+    if (live) live.connected = false;
+    this.opts.logger.info({ provider: providerName }, 'agent disconnected; waiting for it to come back');
+  }
+
+  /** Turns providers without a fresh heartbeat NotReady; call it every second or so. */
+  async checkHeartbeats(): Promise<void> {
+    const now = this.now();
+    for (const [name, live] of this.live) {
+      if (!live.ready || now - live.lastHeartbeatMs <= this.lostAfter) continue;
+      live.ready = false;
+      const provider = await this.opts.store.get(name);
+      if (!provider) continue;
+      const seconds = Math.round((now - live.lastHeartbeatMs) / 1000);
+      const message = `no heartbeat for ${seconds}s (providerLostAfter ${this.lostAfter / 1000}s)`;
+      const notReady: ConditionUpdate = { type: ProviderConditions.Ready, status: 'False', reason: 'HeartbeatMissed', message };
+      await this.write(name, (current) => ({ conditions: setCondition(current?.status?.conditions, notReady, new Date(now)).conditions }));
+      await this.event(provider, 'Warning', 'HeartbeatMissed', message);
+      this.opts.logger.warn({ provider: name }, message);
+      await this.opts.onProviderLost?.(name);
+    }
+  }
+
+  /**
+   * A new leader (or a restarted hub) takes over the providers it has not heard from: each one its
+   * predecessor saw Ready counts as heard from now, so it has a full providerLostAfter to reconnect
+   * before it is declared lost. Without this, a provider that never comes back stays Ready forever.
+   */
+  adoptProviders(providers: readonly GpuProvider[]): void {
+    const now = this.now();
+    for (const p of providers) {
+      const name = p.metadata.name;
+      if (!name || this.live.has(name)) continue;
+      const ready = p.status?.conditions?.some((c) => c.type === ProviderConditions.Ready && c.status === 'True') ?? false;
+      if (ready) this.live.set(name, { lastHeartbeatMs: now, ready, connected: false, awaitingFirstInventory: false, writes: Promise.resolve() });
+    }
+  }
+
+  /**
+   * Status read from the chain (hub/providers/chain-status.ts): the Staked condition, stake and
+   * reputation. Written through the same per-provider queue as every other status write, the
+   * conditions list read and modified inside it, so no writer drops another's condition.
+   */
+  setChainStatus(name: string, chain: ChainProviderStatus): Promise<void> {
+    return this.write(name, (current) =>
+      current && {
+        conditions: setCondition(current.status?.conditions, chain.staked, new Date(this.now())).conditions,
+        stake: chain.stake,
+        reputation: chain.reputation,
+      },
+    );
+  }
+
+  /** Whether the provider has a fresh heartbeat, as the scheduler should see it. */
+  isReady(providerName: string): boolean {
+    return this.live.get(providerName)?.ready ?? false;
+  }
+
+  private async findOrCreate(wallet: string, info: ProviderInfo): Promise<GpuProvider> {
+    const existing = (await this.opts.store.list()).find((p) => p.spec.wallet.toLowerCase() === wallet.toLowerCase());
+    if (existing) return existing;
+    const name = providerNameForWallet(wallet);
+    const taken = await this.opts.store.get(name);
+    if (taken) {
+      // Another wallet owns this name: never let a look-alike wallet speak for it.
+      throw new EdgeError(grpcStatus.PERMISSION_DENIED, 'registration_refused', `GpuProvider ${name} belongs to another wallet`);
+    }
+    return this.opts.store.create({
+      apiVersion: API_VERSION,
+      kind: 'GpuProvider',
+      metadata: { name, labels: { 'fedgpu.io/registered-by': 'agent' } },
+      spec: { wallet, ...specFromProfile(info.profile) },
+    });
+  }
+
+  /** `status` as a function is applied to the provider as read inside the queue (for lists such as conditions). */
+  private write(name: string, status: StatusPatch): Promise<void> {
+    const live = this.live.get(name);
+    const run = async () => {
+      try {
+        const patch = typeof status === 'function' ? status(await this.opts.store.get(name)) : status;
+        if (patch) await this.opts.store.patchStatus(name, patch);
+      } catch (err) {
+        this.opts.logger.error({ provider: name, err }, 'failed to write GpuProvider status');
+      }
+    };
+    if (!live) {
+      // Not connected to this hub (yet): queue on the side, and a registration continues this queue.
+      const queued = (this.unattached.get(name) ?? Promise.resolve()).then(run);
+      this.unattached.set(name, queued);
+      void queued.finally(() => this.unattached.get(name) === queued && this.unattached.delete(name));
+      return queued;
+    }
+    live.writes = live.writes.then(run);
+    return live.writes;
+  }
+
+  private async event(provider: GpuProvider, type: 'Normal' | 'Warning', reason: string, message: string) {
+    try {
+      await this.opts.store.event(provider, { type, reason, message });
+    } catch (err) {
+      this.opts.logger.warn({ provider: provider.metadata.name, err }, 'failed to record event');
+    }
+  }
+}
+
+/** The spec fields an agent declares for its own cluster; empty ones are left alone. */
+export function specFromProfile(profile: ProviderProfile | undefined): Partial<GpuProviderSpec> {
+  if (!profile) return {};
+  const spec: Partial<GpuProviderSpec> = {};
+  if (profile.displayName) spec.displayName = profile.displayName;
+  if (profile.region) spec.region = profile.region;
+  spec.availability = {
+    utcOffsetMinutes: profile.utcOffsetMinutes,
+    reservedGpus: profile.reservedGpus,
+    ...(profile.windows.length
+      ? { windows: profile.windows.map((w) => ({ ...(w.days.length ? { days: w.days as AvailabilityWindow['days'] } : {}), start: w.start, end: w.end })) }
+      : {}),
+  };
+  return spec;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const round = (n: number) => Math.round(n * 100) / 100;

@@ -1,0 +1,41 @@
+import { CoreV1Api, type KubeConfig, type V1Namespace } from '@kubernetes/client-node';
+import { getAddress, isAddress } from 'ethers';
+import type { Logger } from 'pino';
+import { CONSUMER_WALLET_LABEL } from '../../api/constants.js';
+import { typedSource } from '../../runtime/informer-sources.js';
+import { Informer } from '../../runtime/informer.js';
+
+// Who pays for a namespace's jobs: the consumer wallet named by the label
+// fedgpu.io/consumer-wallet=<0x address> on the Namespace. The consumer deposits on chain itself
+// (`fedgpu deposit`); the hub only ever locks, pays from and refunds to that deposit.
+
+export type ConsumerLookup = { wallet: string } | { problem: string };
+
+/** The consumer wallet of a namespace, from its labels (pure). */
+export function consumerOfNamespace(namespace: string, labels: Readonly<Record<string, string>> | undefined): ConsumerLookup {
+  const value = labels?.[CONSUMER_WALLET_LABEL];
+  if (!value) {
+    return { problem: `waiting for a consumer wallet: namespace ${namespace} has no label ${CONSUMER_WALLET_LABEL}=<0x address> (this hub settles on chain)` };
+  }
+  if (!isAddress(value)) return { problem: `waiting for a consumer wallet: label ${CONSUMER_WALLET_LABEL}=${value} on namespace ${namespace} is not an 0x address` };
+  return { wallet: getAddress(value) };
+}
+
+/** Namespaces as the hub sees them (a watch, so a label added later takes effect at once). */
+export class ConsumerAccounts {
+  readonly namespaces: Informer<V1Namespace>;
+
+  constructor(kubeConfig: KubeConfig, logger: Logger) {
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    this.namespaces = new Informer(
+      typedSource<V1Namespace>({ path: '/api/v1/namespaces', list: () => core.listNamespace(), model: 'V1Namespace', description: 'namespaces' }),
+      { kubeConfig, logger },
+    );
+  }
+
+  consumerOf(namespace: string | undefined): ConsumerLookup {
+    if (!namespace) return { problem: 'the job has no namespace' };
+    if (!this.namespaces.hasSynced()) return { problem: 'waiting for the settlement controller to start' };
+    return consumerOfNamespace(namespace, this.namespaces.get(namespace)?.metadata?.labels);
+  }
+}

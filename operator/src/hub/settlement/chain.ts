@@ -1,0 +1,174 @@
+import { type ContractTransactionResponse, isError, type JsonRpcProvider, type TypedDataDomain, Wallet } from 'ethers';
+import type { Logger } from 'pino';
+import { attachGpuMarket, EscrowState, type GpuMarketContract } from '../../chain/contracts.js';
+import { escrowLogs, type ParsedMarketLog, parseMarketLogs } from '../../chain/market-events.js';
+import { SettlerNonceManager } from '../../chain/nonce-manager.js';
+import { freshProvider } from '../../chain/provider.js';
+import { marketDomain } from '../../chain/receipt.js';
+import type { EscrowStateName } from './plan.js';
+
+// The hub's one connection to GpuMarket: reads at the latest block, and every transaction from the
+// settler key through ONE SettlerNonceManager, confirmed `confirmations` blocks deep before its
+// events are returned (and recorded). Nothing here decides anything.
+
+export interface SettlementChainOptions {
+  rpcUrl: string;
+  marketAddress: string;
+  /** The settler's private key (hex). */
+  settlerKey: string;
+  /** Blocks a transaction must be under before its effects are recorded (1 = mined). */
+  confirmations: number;
+  /** Known chain id; otherwise asked once from the endpoint. */
+  chainId?: number;
+  /** First block to scan for market events (the market's deployment block). */
+  fromBlock?: number;
+  pollingIntervalMs?: number;
+  /** Longest wait for one transaction's confirmations before it counts as failed (it is re-read, never resent blindly). */
+  txTimeoutMs?: number;
+  logger: Logger;
+}
+
+export interface ConfirmedTx {
+  txHash: string;
+  block: number;
+  gasUsed: bigint;
+  logs: ParsedMarketLog[];
+}
+
+const STATE_NAMES: Record<string, EscrowStateName> = {
+  [EscrowState.None.toString()]: 'None',
+  [EscrowState.Open.toString()]: 'Open',
+  [EscrowState.Settled.toString()]: 'Settled',
+  [EscrowState.Refunded.toString()]: 'Refunded',
+};
+
+export class SettlementChain {
+  readonly provider: JsonRpcProvider;
+  readonly market: GpuMarketContract;
+  readonly settler: SettlerNonceManager;
+  readonly domain: TypedDataDomain;
+  readonly fromBlock: number;
+
+  private constructor(
+    private readonly opts: SettlementChainOptions,
+    readonly chainId: number,
+  ) {
+    this.provider = freshProvider(opts.rpcUrl, { chainId, pollingIntervalMs: opts.pollingIntervalMs ?? 250 });
+    this.settler = new SettlerNonceManager(new Wallet(opts.settlerKey, this.provider));
+    this.market = attachGpuMarket(opts.marketAddress, this.provider);
+    this.domain = marketDomain(chainId, opts.marketAddress);
+    this.fromBlock = opts.fromBlock ?? 0;
+  }
+
+  /** Connects, checking that the endpoint answers, the market exists and the key may settle. */
+  static async connect(opts: SettlementChainOptions): Promise<SettlementChain> {
+    const chainId = opts.chainId ?? (await askChainId(opts.rpcUrl));
+    const chain = new SettlementChain(opts, chainId);
+    if ((await chain.provider.getCode(opts.marketAddress)) === '0x') {
+      throw new Error(`no contract at ${opts.marketAddress} on chain ${chainId} (${opts.rpcUrl})`);
+    }
+    if (!(await chain.market.isSettler(chain.settler.wallet.address))) {
+      throw new Error(`the settler key ${chain.settler.wallet.address} has no settler role on GpuMarket ${opts.marketAddress}`);
+    }
+    return chain;
+  }
+
+  get marketAddress(): string {
+    return this.opts.marketAddress;
+  }
+
+  get confirmations(): number {
+    return this.opts.confirmations;
+  }
+
+  async escrow(escrowId: string): Promise<{ consumer: string; amount: bigint; state: EscrowStateName }> {
+    const [consumer, amount, state] = await this.market.escrowOf(escrowId);
+    return { consumer, amount, state: STATE_NAMES[state.toString()] ?? 'None' };
+  }
+
+  isSlashed(escrowId: string, epoch: number): Promise<boolean> {
+    return this.market.isSlashed(escrowId, epoch);
+  }
+
+  freeBalance(consumer: string): Promise<bigint> {
+    return this.market.freeBalanceOf(consumer);
+  }
+
+  async stakeOf(wallet: string): Promise<{ active: bigint; unbonding: bigint }> {
+    const [active, unbonding] = await this.market.stakeOf(wallet);
+    return { active, unbonding };
+  }
+
+  /** The newest block with `confirmations` blocks on it (itself included). */
+  async confirmedBlock(): Promise<number> {
+    return (await this.provider.getBlockNumber()) - (this.opts.confirmations - 1);
+  }
+
+  /** The escrow's confirmed events: what to record after a restart or when someone else sent it. */
+  async escrowHistory(escrowId: string, fromBlock = this.fromBlock): Promise<ParsedMarketLog[]> {
+    const to = await this.confirmedBlock();
+    return to < fromBlock ? [] : escrowLogs(this.provider, this.opts.marketAddress, escrowId, fromBlock, to);
+  }
+
+  /**
+   * Sends one settler transaction and waits for its confirmations. The nonce manager orders every
+   * send of this process; `build` gets the market connected to it.
+   */
+  async send(build: (market: GpuMarketContract) => Promise<ContractTransactionResponse>): Promise<ConfirmedTx> {
+    const tx = await build(this.market.connect(this.settler));
+    const receipt = await tx.wait(this.opts.confirmations, this.opts.txTimeoutMs ?? 120_000);
+    if (!receipt) throw new Error(`transaction ${tx.hash} was not mined`);
+    return { txHash: receipt.hash, block: receipt.blockNumber, gasUsed: receipt.gasUsed, logs: parseMarketLogs(receipt.logs, this.opts.marketAddress) };
+  }
+
+  /**
+   * On start, before sending anything: wait (bounded) until transactions an earlier process sent
+   * from the settler key are mined, so the chain state read next already includes them.
+   */
+  async waitForSettlerIdle(timeoutMs = 60_000): Promise<void> {
+    const address = this.settler.wallet.address;
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 0; Date.now() < deadline && attempt < 600; attempt++) {
+      const [pending, latest] = await Promise.all([this.provider.getTransactionCount(address, 'pending'), this.provider.getTransactionCount(address, 'latest')]);
+      if (pending === latest) return;
+      this.opts.logger.info({ pending: pending - latest }, 'waiting for earlier settler transactions to be mined');
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
+
+  close(): void {
+    this.provider.destroy();
+  }
+}
+
+/** The escrow key a revert names, when it names one (settleBatch errors carry the failing jobId first). */
+export function revertedEscrow(err: unknown): string | undefined {
+  if (!isError(err, 'CALL_EXCEPTION')) return undefined;
+  const first = err.revert?.args?.[0];
+  return typeof first === 'string' && /^0x[0-9a-fA-F]{64}$/.test(first) ? first : undefined;
+}
+
+/** A short, one-line description of a chain error for conditions and logs. */
+export function chainErrorMessage(err: unknown): string {
+  if (isError(err, 'CALL_EXCEPTION') && err.revert) return `reverted with ${err.revert.name}(${err.revert.args.map(String).join(', ')})`;
+  const e = err as { shortMessage?: string; code?: string; message?: string };
+  return (e.shortMessage ?? e.message ?? String(err)).split('\n')[0]!.slice(0, 300);
+}
+
+export function isRevert(err: unknown): boolean {
+  return isError(err, 'CALL_EXCEPTION');
+}
+
+async function askChainId(rpcUrl: string): Promise<number> {
+  const response = await fetch(rpcUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+    signal: AbortSignal.timeout(5_000),
+  }).catch((err: unknown) => {
+    throw new Error(`cannot reach the chain at ${rpcUrl}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
+  });
+  const body = (await response.json()) as { result?: string; error?: { message: string } };
+  if (!body.result) throw new Error(`eth_chainId failed at ${rpcUrl}: ${body.error?.message ?? response.statusText}`);
+  return Number(BigInt(body.result));
+}

@@ -1,0 +1,101 @@
+import type { Logger } from 'pino';
+import type { GpuJob } from '../../api/types.js';
+import { attemptEscrowId } from '../../chain/attempt-escrow.js';
+import { MarketTopics, parseMarketLogs, queryLogs } from '../../chain/market-events.js';
+import { objectKey } from '../../runtime/kube.js';
+import { escrowEpochs, isDeleted, isFinished } from './billing.js';
+import { chainErrorMessage, type SettlementChain } from './chain.js';
+import type { JobSource } from './controller.js';
+
+// Chain ↔ cluster drift (DESIGN §5), checked periodically: the escrows open on chain (EscrowOpened
+// without a Settled or Refunded, read incrementally from the event log) against the live GpuJobs.
+//  - open for a finished or deleted job: that job's reconcile settles or refunds it;
+//  - open for no job at all (its GpuJob is gone): refunded here to the consumer;
+//  - a running job is reconciled too, and its reconcile re-opens a missing escrow (and says so).
+// It assumes this hub is the only settler of the market (document: one hub per GpuMarket).
+
+export interface DriftReport {
+  openOnChain: number;
+  orphansRefunded: string[];
+  jobsRechecked: number;
+}
+
+export interface EscrowDriftOptions {
+  chain: SettlementChain;
+  jobs: JobSource;
+  /** Reconcile this job's settlement now. */
+  enqueue: (key: string) => void;
+  logger: Logger;
+}
+
+export class EscrowDrift {
+  /** Escrows open on chain as of `scannedTo`, by key (lower case). */
+  private readonly open = new Map<string, { consumer: string; block: number }>();
+  private scannedTo: number;
+
+  constructor(private readonly opts: EscrowDriftOptions) {
+    this.scannedTo = opts.chain.fromBlock - 1;
+  }
+
+  async check(): Promise<DriftReport> {
+    await this.scan();
+    const jobs = this.opts.jobs.jobs.list();
+    const owner = new Map<string, GpuJob>();
+    for (const job of jobs) {
+      if (!job.metadata.uid) continue;
+      for (const epoch of escrowEpochs(job)) owner.set(attemptEscrowId(job.metadata.uid, epoch).toLowerCase(), job);
+    }
+    const report: DriftReport = { openOnChain: this.open.size, orphansRefunded: [], jobsRechecked: 0 };
+    const recheck = new Set<string>();
+    for (const escrowId of this.open.keys()) {
+      const job = owner.get(escrowId);
+      if (job) {
+        if (isFinished(job) || isDeleted(job)) recheck.add(objectKey(job));
+        continue;
+      }
+      if (await this.refundOrphan(escrowId)) report.orphansRefunded.push(escrowId);
+    }
+    for (const job of jobs) {
+      const live = job.status?.attempts?.some((a) => a.epoch === job.status?.currentEpoch && !a.endTime);
+      if (live && !isFinished(job) && !isDeleted(job)) recheck.add(objectKey(job));
+    }
+    for (const key of recheck) this.opts.enqueue(key);
+    report.jobsRechecked = recheck.size;
+    return report;
+  }
+
+  /** Reads EscrowOpened/Settled/Refunded events since the last scan (confirmed blocks only). */
+  private async scan(): Promise<void> {
+    const { chain } = this.opts;
+    const to = await chain.confirmedBlock();
+    if (to <= this.scannedTo) return;
+    const logs = parseMarketLogs(
+      await queryLogs(chain.provider, { address: chain.marketAddress, topics: [[MarketTopics.EscrowOpened, MarketTopics.Settled, MarketTopics.Refunded]], fromBlock: this.scannedTo + 1, toBlock: to }),
+      chain.marketAddress,
+    );
+    for (const log of logs) {
+      const id = String(log.args.jobId).toLowerCase();
+      if (log.name === 'EscrowOpened') this.open.set(id, { consumer: String(log.args.consumer), block: log.block });
+      else this.open.delete(id);
+    }
+    this.scannedTo = to;
+  }
+
+  private async refundOrphan(escrowId: string): Promise<boolean> {
+    const { chain, logger } = this.opts;
+    try {
+      const escrow = await chain.escrow(escrowId);
+      if (escrow.state !== 'Open') {
+        this.open.delete(escrowId);
+        return false;
+      }
+      const tx = await chain.send((m) => m.refund(escrowId));
+      this.open.delete(escrowId);
+      logger.warn({ escrowId, consumer: escrow.consumer, tx: tx.txHash }, 'refunded an escrow that no GpuJob owns');
+      return true;
+    } catch (err) {
+      logger.warn({ escrowId, err: chainErrorMessage(err) }, 'could not refund an orphaned escrow; the next drift check retries');
+      return false;
+    }
+  }
+}

@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { parseCredits } from '../../chain/credits.js';
+import { type ChainEscrow, planSettlement, type SettlementConfig } from './plan.js';
+import { T0, attempt, ended, iso, openRecord, receiptFor, settlementJob } from './testing/fixtures.js';
+
+const config: SettlementConfig = { receiptTimeoutMs: 600_000, deletedReceiptWaitMs: 30_000, slashAmount: parseCredits('5') };
+const open = (credits = '10'): ChainEscrow => ({ state: 'Open', amount: parseCredits(credits), slashed: false });
+const closed = (state: 'Settled' | 'Refunded', slashed = false): ChainEscrow => ({ state, amount: 0n, slashed });
+const chain = (entries: Record<number, ChainEscrow>) => new Map(Object.entries(entries).map(([k, v]) => [Number(k), v]));
+const NOW = T0 + 3_600_000;
+const succeeded = { phase: 'Succeeded' as const };
+
+describe('planSettlement', () => {
+  it('keeps the escrow of a running attempt open and says so', () => {
+    const job = settlementJob({ status: { phase: 'Running', attempts: [attempt(1)], settlement: { attempts: [openRecord(1)] } } });
+    const plan = planSettlement(job, chain({ 1: open() }), NOW, config);
+    expect(plan.actions).toEqual([]);
+    expect(plan.closed).toBe(false);
+    expect(plan.condition).toMatchObject({ status: 'False', reason: 'EscrowOpen', message: 'escrow of 10 credits open for attempt 1' });
+  });
+
+  it('settles a succeeded attempt from its receipt', () => {
+    const receipt = receiptFor('0.04', 60);
+    const job = settlementJob({ status: { ...succeeded, attempts: [ended(1, 'Succeeded', 'none')], settlement: { attempts: [openRecord(1, '10', { receipt })] } } });
+    const plan = planSettlement(job, chain({ 1: open() }), NOW, config);
+    expect(plan.actions).toEqual([{ kind: 'settle', epoch: 1, provider: 'gp-1', receipt }]);
+    expect(plan.condition).toMatchObject({ status: 'False', reason: 'SettlementPending' });
+    expect(plan.condition?.message).toContain('settling attempt 1: 0.04 credits to gp-1');
+  });
+
+  it('waits for the receipt, then refunds after the receipt timeout', () => {
+    const status = { ...succeeded, attempts: [ended(1, 'Succeeded', 'none')], settlement: { attempts: [openRecord(1)] } };
+    const endedAt = Date.parse(status.attempts[0]!.endTime!);
+    const waiting = planSettlement(settlementJob({ status }), chain({ 1: open() }), endedAt + 1_000, config);
+    expect(waiting.actions).toEqual([]);
+    expect(waiting.waiting).toEqual(["waiting for gp-1's usage receipt for attempt 1"]);
+    expect(waiting.requeueAfterMs).toBe(599_000);
+    const late = planSettlement(settlementJob({ status }), chain({ 1: open() }), endedAt + 600_000, config);
+    expect(late.actions).toEqual([{ kind: 'refund', epoch: 1, why: "waiting for gp-1's usage receipt for attempt 1; gave up after 600s" }]);
+  });
+
+  it('slashes a lost provider once and refunds its escrow; the next attempt is paid', () => {
+    const receipt = receiptFor('0.02', 30);
+    const status = {
+      ...succeeded,
+      attempts: [ended(1, 'Lost', 'provider', { reason: 'ProviderLost' }), ended(2, 'Succeeded', 'none')],
+      settlement: { attempts: [openRecord(1), openRecord(2, '10', { receipt })] },
+    };
+    const plan = planSettlement(settlementJob({ status }), chain({ 1: open(), 2: open() }), NOW, config);
+    expect(plan.actions).toEqual([
+      { kind: 'slash', epoch: 1, provider: 'gp-1', reason: 'ProviderLost' },
+      { kind: 'refund', epoch: 1, why: 'attempt 1 ended Lost (ProviderLost): not paid' },
+      { kind: 'settle', epoch: 2, provider: 'gp-2', receipt },
+    ]);
+    // Once slashed, never again, even with the escrow still open.
+    const again = planSettlement(settlementJob({ status }), chain({ 1: { ...open(), slashed: true }, 2: closed('Settled') }), NOW, config);
+    expect(again.actions).toEqual([{ kind: 'refund', epoch: 1, why: 'attempt 1 ended Lost (ProviderLost): not paid' }]);
+  });
+
+  it('does not slash when slashing is off or for faults that are not the provider\'s', () => {
+    const status = { ...succeeded, attempts: [ended(1, 'Lost', 'provider'), ended(2, 'Reclaimed', 'owner-reclaim')] };
+    const plan = planSettlement(settlementJob({ status }), chain({ 1: closed('Refunded'), 2: closed('Settled') }), NOW, { ...config, slashAmount: 0n });
+    expect(plan.actions).toEqual([]);
+  });
+
+  it('refunds an escrow opened for a placement that never came once the job is over', () => {
+    const status = { phase: 'Failed' as const, attempts: [ended(1, 'Failed', 'user')], settlement: { attempts: [openRecord(1, '10', { state: 'Settled', paid: '1', refunded: '9' }), openRecord(2, '9')] } };
+    const plan = planSettlement(settlementJob({ status }), chain({ 1: closed('Settled'), 2: open('9') }), NOW, config);
+    expect(plan.actions).toEqual([{ kind: 'refund', epoch: 2, why: 'no attempt 2 was placed' }]);
+    // While the job still waits for a placement, the escrow stays.
+    const pending = planSettlement(settlementJob({ status: { ...status, phase: 'Pending' } }), chain({ 1: closed('Settled'), 2: open('9') }), NOW, config);
+    expect(pending.actions).toEqual([]);
+  });
+
+  it('pays the running attempt of a deleted job from its receipt, or refunds after the short wait', () => {
+    const deletedAt = T0 + 120_000;
+    const status = { phase: 'Running' as const, attempts: [attempt(1)], settlement: { attempts: [openRecord(1)] } };
+    const noReceipt = planSettlement(settlementJob({ status, deletedAt }), chain({ 1: open() }), deletedAt + 1_000, config);
+    expect(noReceipt.actions).toEqual([]);
+    expect(noReceipt.condition).toMatchObject({ status: 'False', reason: 'SettlementPending' });
+    const late = planSettlement(settlementJob({ status, deletedAt }), chain({ 1: open() }), deletedAt + 30_000, config);
+    expect(late.actions.map((a) => a.kind)).toEqual(['refund']);
+    const receipt = receiptFor('0.1');
+    const withReceipt = { ...status, settlement: { attempts: [openRecord(1, '10', { receipt })] } };
+    const paid = planSettlement(settlementJob({ status: withReceipt, deletedAt }), chain({ 1: open() }), deletedAt + 1_000, config);
+    expect(paid.actions).toEqual([{ kind: 'settle', epoch: 1, provider: 'gp-1', receipt }]);
+  });
+
+  it('re-opens the missing escrow of a running attempt (drift) and flags it', () => {
+    const job = settlementJob({ status: { phase: 'Running', attempts: [attempt(1)] } });
+    const plan = planSettlement(job, chain({}), NOW, config);
+    expect(plan.actions).toEqual([{ kind: 'reopen', epoch: 1 }]);
+    expect(plan.condition).toMatchObject({ status: 'False', reason: 'EscrowMissing' });
+  });
+
+  it('does not pay a receipt that asks more than the escrow holds', () => {
+    const status = { ...succeeded, attempts: [ended(1, 'Succeeded', 'none', { endTime: iso(NOW - 1_000) })], settlement: { attempts: [openRecord(1, '1', { receipt: receiptFor('2') })] } };
+    const plan = planSettlement(settlementJob({ status }), chain({ 1: open('1') }), NOW, config);
+    expect(plan.actions).toEqual([]);
+    expect(plan.waiting[0]).toContain('asks 2 credits, more than its escrow of 1');
+  });
+
+  it('is closed and True once every escrow is closed: Settled when something was paid, Refunded otherwise', () => {
+    const paid = {
+      ...succeeded,
+      attempts: [ended(1, 'Lost', 'provider'), ended(2, 'Succeeded', 'none')],
+      settlement: {
+        attempts: [
+          openRecord(1, '10', { state: 'Refunded', paid: '0', refunded: '10', slashed: '5', slashTxHash: '0x1' }),
+          openRecord(2, '10', { state: 'Settled', paid: '0.04', refunded: '9.96' }),
+        ],
+      },
+    };
+    const plan = planSettlement(settlementJob({ status: paid }), chain({ 1: closed('Refunded', true), 2: closed('Settled') }), NOW, config);
+    expect(plan.closed).toBe(true);
+    expect(plan.condition).toEqual({
+      status: 'True',
+      reason: 'Settled',
+      message: 'paid 0.04 credits (attempt 2: 0.04); refunded 19.96; slashed 5 from providers at fault',
+    });
+    const refunded = { phase: 'Failed' as const, attempts: [ended(1, 'Lost', 'provider')], settlement: { attempts: [openRecord(1, '10', { state: 'Refunded', paid: '0', refunded: '10' })] } };
+    expect(planSettlement(settlementJob({ status: refunded }), chain({ 1: closed('Refunded', true) }), NOW, config).condition).toMatchObject({ status: 'True', reason: 'Refunded' });
+    expect(planSettlement(settlementJob({ status: { phase: 'Failed' } }), chain({}), NOW, config).condition).toMatchObject({ status: 'True', reason: 'NoEscrow' });
+  });
+});

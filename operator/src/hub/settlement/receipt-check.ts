@@ -1,0 +1,93 @@
+import type { TypedDataDomain } from 'ethers';
+import type { GpuJob, SettlementReceipt } from '../../api/types.js';
+import { attemptEscrowId } from '../../chain/attempt-escrow.js';
+import { parseCredits } from '../../chain/credits.js';
+import { buildUsageReceipt, recoverReceiptSigner } from '../../chain/receipt.js';
+import type { UsageReceipt as ReceiptMessage } from '../../gen/proto/fedgpu/v1/market.js';
+import { isBillable, isDeleted } from './billing.js';
+
+// Checks a usage receipt an agent sent before the hub records it. The chain would refuse a bad
+// signature too, but a receipt must also be for the right attempt, at the agreed price, for no more
+// GPU time than the attempt existed, and never for an attempt that is fenced or unpaid.
+
+export type ReceiptVerdict =
+  | { kind: 'accept'; epoch: number; record: SettlementReceipt }
+  /** The same receipt is recorded already: acknowledge it again, change nothing. */
+  | { kind: 'duplicate'; epoch: number }
+  | { kind: 'refuse'; reason: string };
+
+export interface ReceiptCheck {
+  job: GpuJob;
+  /** The GpuProvider the agent's stream is bound to, and its wallet (spec.wallet). */
+  providerName: string;
+  providerWallet: string;
+  receipt: ReceiptMessage;
+  domain: TypedDataDomain;
+  now: number;
+  /** Clock skew and rounding allowed per GPU when bounding GPU-seconds by the attempt's lifetime. */
+  slackSecondsPerGpu?: number;
+}
+
+export function checkReceipt(input: ReceiptCheck): ReceiptVerdict {
+  const { job, receipt } = input;
+  const refuse = (reason: string): ReceiptVerdict => ({ kind: 'refuse', reason });
+  const epoch = receipt.epoch;
+  const attempt = job.status?.attempts?.find((a) => a.epoch === epoch);
+  if (!attempt) return refuse(`job ${job.metadata.name} has no attempt ${epoch}`);
+  if (attempt.provider !== input.providerName) return refuse(`attempt ${epoch} ran on ${attempt.provider}, not on ${input.providerName}`);
+  if (attempt.endTime && !isBillable(attempt, isDeleted(job))) {
+    return refuse(`attempt ${epoch} ended ${attempt.outcome} (${attempt.reason ?? 'no reason'}): the provider is not paid for it`);
+  }
+  if (!Number.isSafeInteger(receipt.gpuSeconds) || receipt.gpuSeconds < 0) return refuse(`gpuSeconds ${receipt.gpuSeconds} is not a whole number`);
+
+  let built;
+  try {
+    if (parseCredits(receipt.pricePerGpuHour) !== parseCredits(attempt.pricePerGpuHour ?? '')) {
+      return refuse(`price ${receipt.pricePerGpuHour} differs from the agreed ${attempt.pricePerGpuHour}`);
+    }
+    built = buildUsageReceipt({
+      jobId: attemptEscrowId(job.metadata.uid ?? '', epoch),
+      epoch,
+      gpuSeconds: receipt.gpuSeconds,
+      pricePerGpuHour: receipt.pricePerGpuHour,
+      provider: input.providerWallet,
+      usageHash: receipt.usageHash,
+    });
+    if (parseCredits(receipt.amount) !== built.amount) return refuse(`amount ${receipt.amount} is not gpuSeconds × price / 3600`);
+  } catch (err) {
+    return refuse(`malformed receipt: ${(err as Error).message}`);
+  }
+
+  // No more GPU time than the attempt existed: from its assignment to its end (or now).
+  const gpus = (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1);
+  const start = Date.parse(attempt.startTime ?? '');
+  const end = attempt.endTime ? Date.parse(attempt.endTime) : input.now;
+  if (Number.isFinite(start)) {
+    const bound = gpus * (Math.ceil(Math.max(0, end - start) / 1000) + (input.slackSecondsPerGpu ?? 5));
+    if (receipt.gpuSeconds > bound) return refuse(`${receipt.gpuSeconds} GPU-seconds is more than attempt ${epoch} could use (${bound})`);
+  }
+
+  let signer: string;
+  try {
+    signer = recoverReceiptSigner(input.domain, built, receipt.signature);
+  } catch {
+    return refuse('the signature does not verify');
+  }
+  if (signer.toLowerCase() !== input.providerWallet.toLowerCase()) {
+    return refuse(`signed by ${signer}, not by the provider wallet ${input.providerWallet}`);
+  }
+
+  const record: SettlementReceipt = {
+    gpuSeconds: receipt.gpuSeconds,
+    amount: receipt.amount,
+    usageHash: receipt.usageHash,
+    signature: receipt.signature,
+    wallet: input.providerWallet,
+  };
+  const recorded = job.status?.settlement?.attempts?.find((r) => r.epoch === epoch)?.receipt;
+  if (recorded) {
+    if (recorded.signature.toLowerCase() === receipt.signature.toLowerCase()) return { kind: 'duplicate', epoch };
+    return refuse(`another receipt for attempt ${epoch} is recorded already`);
+  }
+  return { kind: 'accept', epoch, record: { ...record, receivedTime: new Date(input.now).toISOString() } };
+}
