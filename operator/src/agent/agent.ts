@@ -1,4 +1,5 @@
 import type { KubeConfig } from '@kubernetes/client-node';
+import { reuseConnections } from '../runtime/connections.js';
 import type { Wallet } from 'ethers';
 import type { Logger } from 'pino';
 import { AttemptPhase, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, PodPhase, type ProviderProfile } from '../gen/proto/fedgpu/v1/market.js';
@@ -120,6 +121,7 @@ export class Agent {
   private readonly now: () => number;
 
   constructor(private readonly opts: AgentOptions) {
+    reuseConnections(opts.kubeConfig);
     this.runner = new PodRunner(opts.kubeConfig, opts.jobNamespace, opts.logger);
     this.receipts = new UsageReceiptBook(opts.wallet, opts.logger);
     this.now = opts.now ?? Date.now;

@@ -1,4 +1,5 @@
 import type { KubeConfig } from '@kubernetes/client-node';
+import { reuseConnections } from '../runtime/connections.js';
 import type { Logger } from 'pino';
 import type { GpuJob } from '../api/types.js';
 import type { SchedulerConfig } from '../core/scheduling/config.js';
@@ -62,6 +63,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
   // The controller needs the server to reach agents, and the server's registry feeds the
   // controller; the link is filled in once the server exists.
   let server: MarketServer | undefined;
+  reuseConnections(opts.kubeConfig);
   const settlement = opts.settlement ? await HubSettlement.connect(opts.settlement, opts.logger) : undefined;
   const jobs = new GpuJobController({
     kubeConfig: opts.kubeConfig,
