@@ -147,7 +147,7 @@ export interface GpuProviderStatus {
   conditions?: Condition[];
   /** Generation of the spec this status reflects. */
   observedGeneration?: number;
-  /** When the agent last sent a heartbeat. */
+  /** When the agent last sent a heartbeat, at a coarse resolution: the leading hub keeps liveness in memory and writes this on transitions, with other status writes, and about once a minute otherwise. */
   lastHeartbeatTime?: string;
   /** Version of the connected agent. */
   agentVersion?: string;

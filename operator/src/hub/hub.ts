@@ -69,11 +69,12 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     kubeConfig: opts.kubeConfig,
     agents: { send: (provider, message) => server?.send(provider, message) ?? false },
     logger: opts.logger.child({ controller: 'gpujob' }),
+    heartbeatAgeMs: (provider: string, now: number): number | undefined => registry.heartbeatAgeMs(provider, now),
     ...(settlement ? { fundingCheck: (job: GpuJob) => settlement.fundingCheck(job), settlement } : {}),
     ...(opts.schedulerConfig ? { schedulerConfig: opts.schedulerConfig } : {}),
     ...(opts.metrics ? { metrics: gpuJobMetricsOf(opts.metrics) } : {}),
   });
-  const registry = new KubeProviderRegistry({
+  const registry: KubeProviderRegistry = new KubeProviderRegistry({
     store: new KubeProviderStore(opts.kubeConfig),
     logger: opts.logger,
     providerLostAfterMs: opts.providerLostAfterMs,
@@ -108,7 +109,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
   });
   const port = await server.start();
   if (opts.metrics) {
-    opts.metrics.observeMarket({ providers: () => jobs.providers.list(), jobs: () => jobs.jobs.list() });
+    opts.metrics.observeMarket({ providers: () => jobs.providers.list(), jobs: () => jobs.jobs.list(), lastHeard: (provider) => registry.lastHeard(provider) });
     opts.metrics.observeStreams(() => server?.connectedProviders().length ?? 0);
     installHubMetrics(opts.metrics);
   }

@@ -38,6 +38,8 @@ export interface GpuJobControllerOptions {
   fundingCheck?: (job: GpuJob) => Promise<string | undefined>;
   /** Settlement hooks (hub/settlement.ts); absent when the hub runs without a chain. */
   settlement?: GpuJobSettlementHooks;
+  /** The leader's in-memory heartbeat age of a provider (the registry's), fresher than its status. */
+  heartbeatAgeMs?: (provider: string, now: number) => number | undefined;
   /** Reconcile, scheduler and attempt metrics (see jobs/metrics.ts). */
   metrics?: GpuJobMetrics;
 }
@@ -174,7 +176,7 @@ export class GpuJobController {
       blockedBy,
       schedule: (request) => {
         this.assumed.forget(key);
-        const snapshots = this.assumed.applyTo([...providers.values()].map((p) => providerSnapshot(p, now)), now);
+        const snapshots = this.assumed.applyTo([...providers.values()].map((p) => providerSnapshot(p, now, this.opts.heartbeatAgeMs?.(p.metadata.name!, now))), now);
         return timedSchedule(this.opts.metrics, () => schedule(snapshots, request, this.config, now));
       },
     });
