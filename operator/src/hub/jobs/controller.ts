@@ -17,7 +17,8 @@ import { gpuJobClient, gpuProviderClient, objectKey } from '../../runtime/kube.j
 import { StatusWriter } from '../../runtime/status-writer.js';
 import { endedAttempts, type GpuJobMetrics, timedSchedule } from './metrics.js';
 import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
-import { providerSnapshot } from './market-view.js';
+import { MarketCache } from './market-cache.js';
+import { SchedulingBackoff } from './queue.js';
 
 // The GpuJob controller: thin I/O around planJob. It keeps the latest attempt report per job in
 // memory (agents re-send theirs after every reconnect, so a hub restart loses nothing), fences
@@ -40,6 +41,8 @@ export interface GpuJobControllerOptions {
   settlement?: GpuJobSettlementHooks;
   /** The leader's in-memory heartbeat age of a provider (the registry's), fresher than its status. */
   heartbeatAgeMs?: (provider: string, now: number) => number | undefined;
+  /** Reconciles at once (never two of one job); decisions stay consistent through one shared snapshot. Default 8. */
+  concurrency?: number;
   /** Reconcile, scheduler and attempt metrics (see jobs/metrics.ts). */
   metrics?: GpuJobMetrics;
 }
@@ -63,6 +66,8 @@ export class GpuJobController {
   readonly jobs: Informer<GpuJob>;
   readonly providers: Informer<GpuProvider>;
   readonly assumed = new AssumedAllocations();
+  private readonly market: MarketCache;
+  private readonly backoff = new SchedulingBackoff();
   private readonly reports = new Map<string, AttemptReport>();
   private readonly controller: Controller;
   private readonly statusWriter: StatusWriter<GpuJob>;
@@ -89,9 +94,18 @@ export class GpuJobController {
       name: 'gpujob',
       reconcile: (key) => this.reconcile(key),
       logger: opts.logger,
-      concurrency: 1, // one scheduler decision at a time: assumptions stay consistent
+      // Reconciles overlap on their API calls; each decision is synchronous against the one shared
+      // snapshot and assumed before the next can run, so assumptions stay consistent.
+      concurrency: opts.concurrency ?? 8,
       ...(opts.metrics?.controller ? { metrics: opts.metrics.controller } : {}),
     });
+    this.market = new MarketCache({
+      provider: (name) => this.providers.get(name),
+      providers: () => this.providers.list(),
+      assumed: this.assumed,
+      ...(opts.heartbeatAgeMs ? { heartbeatAgeMs: opts.heartbeatAgeMs } : {}),
+    });
+    for (const event of ['add', 'update', 'delete'] as const) this.providers.on(event, (p) => p.metadata?.name && this.market.providerChanged(p.metadata.name));
     this.controller.watch(this.jobs);
     // Any market change may let a pending job fit, or mean a running job's provider was lost.
     // Only the jobs a provider change can affect: those waiting for a placement, and those whose
@@ -100,7 +114,7 @@ export class GpuJobController {
     this.controller.watch(this.providers, (provider) =>
       this.jobs
         .list()
-        .filter((j) => !isFinished(j) && (needsPlacement(j) || liveAttemptOn(j, provider.metadata?.name)))
+        .filter((j) => !isFinished(j) && ((needsPlacement(j) && !this.backoff.isBackingOff(objectKey(j), this.now())) || liveAttemptOn(j, provider.metadata?.name)))
         .map(objectKey),
     );
   }
@@ -167,34 +181,48 @@ export class GpuJobController {
   private async apply(job: GpuJob): Promise<Action> {
     const now = this.now();
     const key = objectKey(job);
-    const providers = new Map(this.providers.list().map((p) => [p.metadata.name!, p]));
     const blockedBy = needsPlacement(job) ? await this.opts.fundingCheck?.(job) : undefined;
+    const previous = this.market.assumption(key);
     const plan = planJob(job, {
       now,
-      isProviderLost: (name) => isLost(providers.get(name)),
+      isProviderLost: (name) => isLost(this.providers.get(name)),
       report: job.metadata.uid ? this.reports.get(job.metadata.uid) : undefined,
       blockedBy,
       schedule: (request) => {
-        this.assumed.forget(key);
-        const snapshots = this.assumed.applyTo([...providers.values()].map((p) => providerSnapshot(p, now, this.opts.heartbeatAgeMs?.(p.metadata.name!, now))), now);
-        return timedSchedule(this.opts.metrics, () => schedule(snapshots, request, this.config, now));
+        this.market.forget(key);
+        const result = timedSchedule(this.opts.metrics, () => schedule(this.market.view(now), request, this.config, now));
+        // Assumed at decision time, before any await: a concurrent reconcile's decision sees it.
+        if (result.kind === 'decision' && !blockedBy) this.market.assume(key, result, now);
+        return result;
       },
     });
+    let written;
+    try {
+      written = await this.statusWriter.write(job, plan.status);
+    } catch (err) {
+      if (plan.assign) this.market.restore(key, previous);
+      throw err;
+    }
+    if (written.outcome !== 'written' && written.outcome !== 'unchanged' && plan.assign) this.market.restore(key, previous);
     // The status is written before anything is sent: a hub that dies after this line re-sends the
     // same (idempotent) assignment on restart; one that dies before it decides again.
-    const written = await this.statusWriter.write(job, plan.status);
     if (written.outcome === 'conflict') return written.action;
     if (written.outcome === 'gone') return done;
     const target = written.outcome === 'written' ? written.object : job;
     if (written.outcome === 'written') for (const a of endedAttempts(job, target)) this.opts.metrics?.attemptEnded?.(a);
     for (const c of plan.cancel) this.opts.agents.send(c.provider, cancelMessage(job.metadata.uid!, c.epoch, c.reason, 0));
     if (plan.assign) {
-      this.assumed.assume(key, plan.assign.decision, now);
+      this.backoff.clear(key);
       const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour) } });
       if (!delivered) this.opts.logger.warn({ job: key, provider: plan.assign.provider }, 'agent not connected; it gets the assignment on reconnect');
     }
-    if (isFinished(target) || plan.status.phase === 'Running') this.assumed.forget(key);
-    for (const e of plan.events) await this.recorder.record(target, e.type, e.reason, e.message);
+    if (isFinished(target) || plan.status.phase === 'Running') {
+      this.market.forget(key);
+      this.backoff.clear(key);
+    }
+    // Events are recorded without holding up the next reconcile (the recorder logs its failures).
+    for (const e of plan.events) void this.recorder.record(target, e.type, e.reason, e.message).catch(() => undefined);
+    if (!plan.assign && needsPlacement(target) && plan.requeueAfterMs) return requeueAfter(this.backoff.unschedulable(key, now));
     return plan.requeueAfterMs ? requeueAfter(plan.requeueAfterMs) : done;
   }
 
@@ -204,7 +232,8 @@ export class GpuJobController {
     for (const a of job.status?.attempts ?? []) {
       this.opts.agents.send(a.provider, cancelMessage(job.metadata.uid!, a.epoch, 'JobDeleted', 0));
     }
-    this.assumed.forget(objectKey(job));
+    this.market.forget(objectKey(job));
+    this.backoff.clear(objectKey(job));
     // The finalizer also guards open escrow: it stays until settlement has closed every escrow.
     const released = await this.opts.settlement?.release(job);
     if (released && requeueDelay(released) !== undefined) return released;
