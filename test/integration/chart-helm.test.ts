@@ -437,3 +437,17 @@ describe('helm install into real apiservers', () => {
     expect(await canI(agent, args, where)).toBe(expected);
   });
 });
+
+describe('heap cap', () => {
+  const nodeOptions = (objs: Obj[], name: string) =>
+    (one(objs, 'Deployment', name).spec.template.spec.containers[0].env as { name: string; value?: string }[]).find((e) => e.name === 'NODE_OPTIONS')?.value;
+  it('sizes --max-old-space-size to heapPercentOfLimit of the memory limit, and leaves it out without a limit', async () => {
+    expect(nodeOptions(await render(HUB), 'rel-fedgpu')).toBe('--max-old-space-size=307'); // 60 % of 512Mi
+    expect(nodeOptions(await render(HUB, ['--set', 'hub.resources.limits.memory=1Gi', '--set', 'hub.heapPercentOfLimit=75']), 'rel-fedgpu')).toBe('--max-old-space-size=768');
+    expect(nodeOptions(await render(HUB, ['--set', 'hub.resources.limits=null']), 'rel-fedgpu')).toBeUndefined();
+    expect(nodeOptions(await render(PROVIDER), 'rel-fedgpu')).toBe('--max-old-space-size=153'); // 60 % of 256Mi
+    const bad = await helm(['template', 'rel', chart, ...HUB, '--set', 'hub.resources.limits.memory=1T']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('resources.limits.memory "1T"');
+  });
+});
