@@ -35,6 +35,7 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--grpc-port <port>', 'listen port (0 picks a free one)', '8443')
     .option('--audience <name>', 'hub identity signed into registration proofs', 'fedgpu-hub')
     .option('--provider-lost-after <duration>', 'heartbeat silence after which a provider is lost', '15s')
+    .option('--provider-status-period <duration>', 'at rest, how often a provider\'s heartbeat time is written to its status (liveness itself is kept in memory)', '60s')
     .option('--log-level <level>', 'log level', 'info');
   return addSettlementFlags(addLeaderElectionFlags(addMetricsFlags(command)))
     .action(async (o) => {
@@ -52,6 +53,7 @@ export function hubCommand(globals: () => Globals): Command {
         host: o.grpcHost,
         port: Number(o.grpcPort),
         providerLostAfterMs: durationMs(o.providerLostAfter),
+        providerStatusPeriodMs: durationMs(o.providerStatusPeriod),
         ...(settlement ? { settlement } : {}),
         metrics,
         leaderElection: leaderElectionOf(o),

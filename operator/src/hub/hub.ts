@@ -29,6 +29,8 @@ export interface HubOptions {
   host?: string;
   port?: number;
   providerLostAfterMs?: number;
+  /** At rest, how often a provider's heartbeat time and latency are written (default 60 s). */
+  providerStatusPeriodMs?: number;
   heartbeatIntervalMs?: number;
   pingIntervalMs?: number;
   schedulerConfig?: SchedulerConfig;
@@ -78,6 +80,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     store: new KubeProviderStore(opts.kubeConfig),
     logger: opts.logger,
     providerLostAfterMs: opts.providerLostAfterMs,
+    ...(opts.providerStatusPeriodMs !== undefined ? { statusPeriodMs: opts.providerStatusPeriodMs } : {}),
     onAttemptStatus: (provider, status) => jobs.onAttemptStatus(provider, status),
     onAgentSynced: (provider) => jobs.resync(provider),
     ...(settlement ? { onUsageReceipt: (provider: string, receipt: UsageReceipt) => settlement.onUsageReceipt(provider, receipt) } : {}),
