@@ -11,7 +11,7 @@ import { providerSnapshot } from './market-view.js';
 //    its own assumptions (AssumedAllocations indexes them by provider);
 //  - a decision lowers idle in place at once (assume), so the next decision of a burst sees it;
 //  - an assumption forgotten or expired gives its GPUs back by re-basing its provider;
-//  - heartbeat ages move with time: refreshed for every provider once per view, O(providers).
+//  - heartbeat ages move with time: refreshed for every provider once a second, O(providers).
 
 export interface MarketCacheOptions {
   /** The GpuProvider cache (the controller's informer). */
@@ -26,7 +26,7 @@ export class MarketCache {
   private readonly snapshot = new MarketSnapshot([]);
   private readonly dirty = new Set<string>();
   private everything = true;
-  private nextExpiryMs = 0;
+  private nextPeriodicMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly opts: MarketCacheOptions) {}
 
@@ -37,9 +37,11 @@ export class MarketCache {
 
   /** The snapshot as of `now`: dirty providers re-read, expired assumptions given back. */
   view(now: number): MarketSnapshot {
-    // Expiry walks every assumption: once a second is fine for a TTL of minutes.
-    if (now >= this.nextExpiryMs) {
-      this.nextExpiryMs = now + 1_000;
+    // Expiry walks every assumption, the heartbeat refresh every provider: once a second is plenty
+    // for a TTL of minutes and a staleness bound of a minute, and keeps both off the per-decision path.
+    const periodic = now >= this.nextPeriodicMs || now < this.nextPeriodicMs - 1_000;
+    if (periodic) {
+      this.nextPeriodicMs = now + 1_000;
       for (const expired of this.opts.assumed.expireAllocations(now)) this.dirty.add(expired.provider);
     }
     if (this.everything) {
@@ -48,7 +50,7 @@ export class MarketCache {
     }
     for (const name of this.dirty) this.refresh(name, now);
     this.dirty.clear();
-    this.refreshHeartbeats(now);
+    if (periodic) this.refreshHeartbeats(now);
     return this.snapshot;
   }
 
