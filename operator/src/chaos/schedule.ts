@@ -174,6 +174,7 @@ function durationOf(random: Random, kind: FaultKind, config: ScheduleConfig): nu
     case 'rpc-slow':
       return random.int(3_000, 30_000);
     case 'chain-reorg':
-      return random.int(1_000, 5_000);
+      // Short: the revert must stay shallower than the hub's confirmation depth (1 block a second).
+      return random.int(300, 1_500);
   }
 }
