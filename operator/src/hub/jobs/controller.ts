@@ -19,6 +19,7 @@ import { endedAttempts, type GpuJobMetrics, timedSchedule } from './metrics.js';
 import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
 import { MarketCache } from './market-cache.js';
 import { SchedulingBackoff } from './queue.js';
+import { desiredAttempts, judgeReport } from './fence.js';
 
 // The GpuJob controller: thin I/O around planJob. It keeps the latest attempt report per job in
 // memory (agents re-send theirs after every reconnect, so a hub restart loses nothing), fences
@@ -136,17 +137,13 @@ export class GpuJobController {
   /** An agent reported on an attempt. Reports for old epochs are fenced: the agent deletes those pods. */
   onAttemptStatus(provider: string, status: AttemptStatus): void {
     const job = this.jobs.list().find((j) => j.metadata.uid === status.jobUid);
-    const current = job?.status?.attempts?.find((a) => a.epoch === job.status?.currentEpoch);
-    const live = current && current.provider === provider && current.epoch === status.epoch && !current.endTime;
-    if (!job || !live) {
-      const done = current?.provider === provider && current.epoch === status.epoch && current.outcome === 'Succeeded';
-      if (!done) {
-        this.opts.metrics?.reportFenced?.(job ? 'stale_epoch' : 'unknown_job');
-        this.opts.logger.warn({ provider, job: status.jobUid, epoch: status.epoch }, 'fenced a report from an attempt that is not current; cancelling it');
-        this.opts.agents.send(provider, cancelMessage(status.jobUid, status.epoch, 'Fenced', 0));
-      }
-      return;
+    const verdict = judgeReport(job, provider, status.epoch);
+    if (verdict.kind === 'fence') {
+      this.opts.metrics?.reportFenced?.(verdict.why === 'unknown_job' ? 'unknown_job' : 'stale_epoch');
+      this.opts.logger.warn({ provider, job: status.jobUid, epoch: status.epoch, why: verdict.why }, 'fenced a report from an attempt that is not current; cancelling it');
+      this.opts.agents.send(provider, cancelMessage(status.jobUid, status.epoch, 'Fenced', 0));
     }
+    if (verdict.kind !== 'accept' || !job) return;
     this.reports.set(status.jobUid, {
       epoch: status.epoch,
       phase: PHASES[status.phase] ?? 'Pending',
@@ -160,13 +157,9 @@ export class GpuJobController {
 
   /** After an agent (re)connects: the full set of attempts it should run, level-triggered. */
   resync(provider: string): void {
-    const desired: Assign[] = [];
-    for (const job of this.jobs.list()) {
-      const current = job.status?.attempts?.find((a) => a.epoch === job.status?.currentEpoch);
-      if (current && !current.endTime && current.provider === provider && !job.metadata.deletionTimestamp) {
-        desired.push(assignOf(job, current.epoch, current.nodes ?? [], current.pricePerGpuHour ?? '0'));
-      }
-    }
+    const desired: Assign[] = desiredAttempts(this.jobs.list(), provider).map(({ job, attempt }) =>
+      assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0'),
+    );
     this.opts.agents.send(provider, { seq: 0, body: { $case: 'resync', value: { desired } } });
   }
 
