@@ -197,8 +197,8 @@ export interface JobAttempt {
   reason?: string;
   /** Human-readable detail. */
   message?: string;
-  /** Who is at fault for the attempt ending early. */
-  faultOf?: "none" | "user" | "provider" | "owner-reclaim";
+  /** Who is at fault for the attempt ending early: user (what the pod did to itself; not retried), provider (slashed, retried elsewhere), owner-reclaim (announced reclaim, resumed elsewhere), unattributed (cannot be told apart, e.g. node pressure: retried, never slashed), none. */
+  faultOf?: "none" | "user" | "provider" | "owner-reclaim" | "unattributed";
   /** Measured GPU-seconds of the attempt. */
   gpuSeconds?: number;
   /** Price per GPU-hour agreed for this attempt. */

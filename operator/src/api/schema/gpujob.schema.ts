@@ -17,7 +17,7 @@ import { podTemplateSchema } from './pod-template.schema.js';
 
 export const JOB_PHASES = ['Pending', 'Scheduled', 'Running', 'Succeeded', 'Failed'] as const;
 export const ATTEMPT_OUTCOMES = ['Running', 'Succeeded', 'Failed', 'Lost', 'Reclaimed', 'Cancelled', 'Fenced'] as const;
-export const FAULT_PARTIES = ['none', 'user', 'provider', 'owner-reclaim'] as const;
+export const FAULT_PARTIES = ['none', 'user', 'provider', 'owner-reclaim', 'unattributed'] as const;
 
 const REGION = str('A region name as providers declare it, e.g. eu-west.', {
   pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
@@ -173,7 +173,10 @@ const attempt = obj(
     outcome: oneOf('How the attempt ended.', [...ATTEMPT_OUTCOMES]),
     reason: str('PascalCase cause, e.g. ProviderLost, ContainerFailed, OwnerReclaim.'),
     message: str('Human-readable detail.'),
-    faultOf: oneOf('Who is at fault for the attempt ending early.', [...FAULT_PARTIES]),
+    faultOf: oneOf(
+      'Who is at fault for the attempt ending early: user (what the pod did to itself; not retried), provider (slashed, retried elsewhere), owner-reclaim (announced reclaim, resumed elsewhere), unattributed (cannot be told apart, e.g. node pressure: retried, never slashed), none.',
+      [...FAULT_PARTIES],
+    ),
     gpuSeconds: num('Measured GPU-seconds of the attempt.', { minimum: 0 }),
     pricePerGpuHour: money('Price per GPU-hour agreed for this attempt.'),
     gpuProduct: str('GPU product the attempt ran on.'),

@@ -1,6 +1,6 @@
 import { JobConditions } from '../../api/constants.js';
 import type { Condition, GpuJob, GpuJobStatus, JobAttempt } from '../../api/types.js';
-import { attributeFault, type AttemptEnd, type FaultAttribution } from '../../core/fault.js';
+import { attributeFault, classifyEviction, type AttemptEnd, type FaultAttribution } from '../../core/fault.js';
 import { costOfGpuSeconds, formatMoney, parseMoney } from '../../core/money.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
 import { setCondition } from '../../runtime/conditions.js';
@@ -209,7 +209,11 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
 function failureOf(report: AttemptReport): AttemptEnd {
   switch (report.reason) {
     case 'Evicted':
-      return { kind: 'evicted' };
+      return { kind: 'evicted', cause: classifyEviction(report.message) };
+    case 'PodsDeleted':
+      return { kind: 'pods-deleted' };
+    case 'BudgetExhausted':
+      return { kind: 'budget-exhausted' };
     case 'NodeLost':
     case 'NodeShutdown':
     case 'Terminated':
