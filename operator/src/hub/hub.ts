@@ -8,6 +8,7 @@ import type { Readiness } from '../metrics/http-server.js';
 import { installHubMetrics } from '../metrics/settlement-metrics.js';
 import { gpuJobMetricsOf } from './jobs/metrics.js';
 import { GpuJobController } from './jobs/controller.js';
+import { budgetLeftOnChain, budgetLeftWithoutChain } from './jobs/budget.js';
 import type { HubLeaderElection } from './leadership.js';
 import { HubRoles, type LeaderTask } from './roles.js';
 import { MarketServer } from './market/server.js';
@@ -42,6 +43,8 @@ export interface HubOptions {
   leaderTasks?: readonly LeaderTask[];
   /** On-chain settlement (docs/settlement.md). Without it the hub settles nothing: jobs run unpaid. */
   settlement?: HubSettlementOptions;
+  /** A placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
+  minimumRunGpuSeconds?: number;
   /** The Lease was lost while running: leader work has stopped; the process should exit. */
   onLostLeadership?: () => void;
 }
@@ -70,6 +73,8 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     ...(settlement ? { fundingCheck: (job: GpuJob) => settlement.fundingCheck(job), settlement } : {}),
     ...(opts.schedulerConfig ? { schedulerConfig: opts.schedulerConfig } : {}),
     ...(opts.metrics ? { metrics: gpuJobMetricsOf(opts.metrics) } : {}),
+    budgetLeft: opts.settlement ? ((hold) => (job: GpuJob) => budgetLeftOnChain(job, hold))(opts.settlement.defaultHold) : budgetLeftWithoutChain,
+    ...(opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: opts.minimumRunGpuSeconds } : {}),
   });
   const registry = new KubeProviderRegistry({
     store: new KubeProviderStore(opts.kubeConfig),
@@ -77,6 +82,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     providerLostAfterMs: opts.providerLostAfterMs,
     onAttemptStatus: (provider, status) => jobs.onAttemptStatus(provider, status),
     onAgentSynced: (provider) => jobs.resync(provider),
+    onInventory: (provider, inventory) => jobs.onInventory(provider, inventory),
     ...(settlement ? { onUsageReceipt: (provider: string, receipt: UsageReceipt) => settlement.onUsageReceipt(provider, receipt) } : {}),
   });
   settlement?.attach({ jobs, agents: { send: (provider, message) => server?.send(provider, message) ?? false }, kubeConfig: opts.kubeConfig, registry });

@@ -6,7 +6,7 @@ import { AssumedAllocations } from '../../core/scheduling/assumed.js';
 import { schedule } from '../../core/scheduling/scheduler.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../../core/scheduling/config.js';
 import type { Decision } from '../../core/types.js';
-import { AttemptPhase, type AttemptStatus, type Assign, type HubMessage } from '../../gen/proto/fedgpu/v1/market.js';
+import { AttemptPhase, type AttemptStatus, type Assign, type HubMessage, type Inventory } from '../../gen/proto/fedgpu/v1/market.js';
 import { type Action, done, requeueAfter, requeueDelay } from '../../runtime/action.js';
 import { Controller } from '../../runtime/controller.js';
 import { coreEventSink, EventRecorder } from '../../runtime/events.js';
@@ -18,6 +18,7 @@ import { StatusWriter } from '../../runtime/status-writer.js';
 import { endedAttempts, type GpuJobMetrics, timedSchedule } from './metrics.js';
 import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
 import { providerSnapshot } from './market-view.js';
+import { ReclaimNotices, windowClosedBetween } from './reclaim-notices.js';
 
 // The GpuJob controller: thin I/O around planJob. It keeps the latest attempt report per job in
 // memory (agents re-send theirs after every reconnect, so a hub restart loses nothing), fences
@@ -40,6 +41,10 @@ export interface GpuJobControllerOptions {
   settlement?: GpuJobSettlementHooks;
   /** Reconcile, scheduler and attempt metrics (see jobs/metrics.ts). */
   metrics?: GpuJobMetrics;
+  /** Token units the job's next attempt may spend (see jobs/budget.ts); undefined: no limit. */
+  budgetLeft?: (job: GpuJob) => bigint | undefined;
+  /** A placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
+  minimumRunGpuSeconds?: number;
 }
 
 export interface GpuJobSettlementHooks {
@@ -61,6 +66,8 @@ export class GpuJobController {
   readonly jobs: Informer<GpuJob>;
   readonly providers: Informer<GpuProvider>;
   readonly assumed = new AssumedAllocations();
+  /** Cordons each agent streamed, to check the reclaims it reports. */
+  readonly reclaimNotices = new ReclaimNotices();
   private readonly reports = new Map<string, AttemptReport>();
   private readonly controller: Controller;
   private readonly statusWriter: StatusWriter<GpuJob>;
@@ -142,13 +149,18 @@ export class GpuJobController {
     this.controller.enqueue(objectKey(job));
   }
 
+  /** An agent streamed its inventory: remember its cordons (a reclaim must be announced). */
+  onInventory(provider: string, inventory: Inventory): void {
+    this.reclaimNotices.record(provider, inventory, this.now());
+  }
+
   /** After an agent (re)connects: the full set of attempts it should run, level-triggered. */
   resync(provider: string): void {
     const desired: Assign[] = [];
     for (const job of this.jobs.list()) {
       const current = job.status?.attempts?.find((a) => a.epoch === job.status?.currentEpoch);
       if (current && !current.endTime && current.provider === provider && !job.metadata.deletionTimestamp) {
-        desired.push(assignOf(job, current.epoch, current.nodes ?? [], current.pricePerGpuHour ?? '0'));
+        desired.push(assignOf(job, current.epoch, current.nodes ?? [], current.pricePerGpuHour ?? '0', current.coveredGpuSeconds ?? 0));
       }
     }
     this.opts.agents.send(provider, { seq: 0, body: { $case: 'resync', value: { desired } } });
@@ -166,12 +178,21 @@ export class GpuJobController {
     const now = this.now();
     const key = objectKey(job);
     const providers = new Map(this.providers.list().map((p) => [p.metadata.name!, p]));
-    const blockedBy = needsPlacement(job) ? await this.opts.fundingCheck?.(job) : undefined;
+    const placing = needsPlacement(job);
+    const blockedBy = placing ? await this.opts.fundingCheck?.(job) : undefined;
+    const budgetLeft = placing ? this.opts.budgetLeft?.(job) : undefined;
     const plan = planJob(job, {
       now,
       isProviderLost: (name) => isLost(providers.get(name)),
       report: job.metadata.uid ? this.reports.get(job.metadata.uid) : undefined,
       blockedBy,
+      ...(budgetLeft !== undefined ? { budgetLeft } : {}),
+      ...(this.opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: this.opts.minimumRunGpuSeconds } : {}),
+      reclaimAnnounced: (name, cause, nodes, sinceMs) => {
+        if (cause === 'owner-cordon') return this.reclaimNotices.cordonSeen(name, nodes, sinceMs);
+        const p = providers.get(name);
+        return p !== undefined && windowClosedBetween(providerSnapshot(p, now).availability, sinceMs, now);
+      },
       schedule: (request) => {
         this.assumed.forget(key);
         const snapshots = this.assumed.applyTo([...providers.values()].map((p) => providerSnapshot(p, now)), now);
@@ -188,7 +209,7 @@ export class GpuJobController {
     for (const c of plan.cancel) this.opts.agents.send(c.provider, cancelMessage(job.metadata.uid!, c.epoch, c.reason, 0));
     if (plan.assign) {
       this.assumed.assume(key, plan.assign.decision, now);
-      const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour) } });
+      const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour, plan.assign.coveredGpuSeconds) } });
       if (!delivered) this.opts.logger.warn({ job: key, provider: plan.assign.provider }, 'agent not connected; it gets the assignment on reconnect');
     }
     if (isFinished(target) || plan.status.phase === 'Running') this.assumed.forget(key);
@@ -233,7 +254,7 @@ function isLost(provider: GpuProvider | undefined): boolean {
 
 const nodesOf = (d: Decision) => [...d.assignments].sort((a, b) => a.replica - b.replica).map((a) => a.node);
 
-function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string): Assign {
+function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, coveredGpuSeconds: number): Assign {
   const template = Buffer.from(JSON.stringify(job.spec.template));
   const checkpointDir = job.spec.faultTolerance?.checkpoint?.dir ?? '';
   return {
@@ -250,6 +271,7 @@ function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string): A
       ...(checkpointDir ? [{ name: CHECKPOINT_DIR_ENV, value: checkpointDir }] : []),
     ],
     pricePerGpuHour: price,
+    coveredGpuSeconds,
   };
 }
 

@@ -27,6 +27,8 @@ export interface ProviderRegistryOptions {
   onProviderReady?: (provider: string) => Promise<void> | void;
   /** The agent sent its first inventory on a new stream: it is ready for a full resync. */
   onAgentSynced?: (provider: string) => Promise<void> | void;
+  /** Every inventory, before it is written (the GpuJob controller keeps the cordons it shows). */
+  onInventory?: (provider: string, inventory: Inventory) => void;
 }
 
 interface Liveness {
@@ -87,6 +89,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
   }
 
   async onInventory(providerName: string, inventory: Inventory): Promise<void> {
+    this.opts.onInventory?.(providerName, inventory);
     await this.write(providerName, poolsStatus(inventory));
     const live = this.live.get(providerName);
     if (live?.awaitingFirstInventory) {
