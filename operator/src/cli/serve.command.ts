@@ -35,10 +35,15 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--grpc-port <port>', 'listen port (0 picks a free one)', '8443')
     .option('--audience <name>', 'hub identity signed into registration proofs', 'fedgpu-hub')
     .option('--provider-lost-after <duration>', 'heartbeat silence after which a provider is lost', '15s')
+    .option('--minimum-run <gpu-seconds>', "a job waits while its budget covers fewer GPU-seconds than this at the placed price", '60')
     .option('--log-level <level>', 'log level', 'info');
   return addSettlementFlags(addLeaderElectionFlags(addMetricsFlags(command)))
     .action(async (o) => {
       const settlement = settlementOptionsOf(o);
+      const minimumRunGpuSeconds = Number(o.minimumRun);
+      if (!Number.isSafeInteger(minimumRunGpuSeconds) || minimumRunGpuSeconds < 0) {
+        throw new CliError(`--minimum-run ${o.minimumRun} is not a whole number of GPU-seconds`, ExitCode.Usage);
+      }
       const logger = pino({ level: o.logLevel, base: { component: 'hub' } });
       // Served first: probes answer while the caches fill; ready once the hub has started.
       const metrics = new HubMetrics();
@@ -53,6 +58,7 @@ export function hubCommand(globals: () => Globals): Command {
         port: Number(o.grpcPort),
         providerLostAfterMs: durationMs(o.providerLostAfter),
         ...(settlement ? { settlement } : {}),
+        minimumRunGpuSeconds,
         metrics,
         leaderElection: leaderElectionOf(o),
         advertiseAddress: Number(o.grpcPort) > 0 ? advertiseAddressOf(o, Number(o.grpcPort)) : undefined,

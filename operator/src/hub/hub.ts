@@ -66,6 +66,9 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
   // controller; the link is filled in once the server exists.
   let server: MarketServer | undefined;
   const settlement = opts.settlement ? await HubSettlement.connect(opts.settlement, opts.logger) : undefined;
+  if (!settlement) {
+    opts.logger.warn('settlement is OFF: no chain configured, nothing is escrowed or paid; every GpuJob carries Settled=False (NoChain)');
+  }
   const jobs = new GpuJobController({
     kubeConfig: opts.kubeConfig,
     agents: { send: (provider, message) => server?.send(provider, message) ?? false },
@@ -73,6 +76,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     ...(settlement ? { fundingCheck: (job: GpuJob) => settlement.fundingCheck(job), settlement } : {}),
     ...(opts.schedulerConfig ? { schedulerConfig: opts.schedulerConfig } : {}),
     ...(opts.metrics ? { metrics: gpuJobMetricsOf(opts.metrics) } : {}),
+    noChain: !settlement,
     budgetLeft: opts.settlement ? ((hold) => (job: GpuJob) => budgetLeftOnChain(job, hold))(opts.settlement.defaultHold) : budgetLeftWithoutChain,
     ...(opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: opts.minimumRunGpuSeconds } : {}),
   });

@@ -45,6 +45,8 @@ export interface GpuJobControllerOptions {
   budgetLeft?: (job: GpuJob) => bigint | undefined;
   /** A placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
   minimumRunGpuSeconds?: number;
+  /** The hub runs without a chain: every job says so (Settled=False, NoChain). */
+  noChain?: boolean;
 }
 
 export interface GpuJobSettlementHooks {
@@ -186,6 +188,7 @@ export class GpuJobController {
       isProviderLost: (name) => isLost(providers.get(name)),
       report: job.metadata.uid ? this.reports.get(job.metadata.uid) : undefined,
       blockedBy,
+      ...(this.opts.noChain ? { noChain: true } : {}),
       ...(budgetLeft !== undefined ? { budgetLeft } : {}),
       ...(this.opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: this.opts.minimumRunGpuSeconds } : {}),
       reclaimAnnounced: (name, cause, nodes, sinceMs) => {

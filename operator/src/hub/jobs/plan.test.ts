@@ -268,3 +268,14 @@ describe('planJob: market integrity', () => {
     expect(relabelled.events.map((e) => e.reason)).toContain('ReclaimWithoutNotice');
   });
 });
+
+describe('planJob: a hub without a chain', () => {
+  it('says so on every job, running or finished: Settled=False, NoChain', () => {
+    const pending = planJob(job(), inputs({ noChain: true }));
+    expect(pending.status.conditions?.find((c) => c.type === 'Settled')).toMatchObject({ status: 'False', reason: 'NoChain' });
+    const done = running({ epoch: 1, phase: 'Succeeded', gpuSeconds: 10 }).status;
+    const finished = planJob(job(done), inputs({ noChain: true }));
+    expect(finished.status.conditions?.find((c) => c.type === 'Settled')).toMatchObject({ status: 'False', reason: 'NoChain' });
+    expect(planJob(job(), inputs()).status.conditions?.find((c) => c.type === 'Settled')).toBeUndefined();
+  });
+});

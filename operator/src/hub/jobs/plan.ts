@@ -39,6 +39,8 @@ export interface PlanInputs {
    * Whether the reclaim an agent reports was announced: a cordon it streamed on one of the attempt's
    * nodes, or its declared lending window closed, since `sinceMs`. Absent: every reclaim is believed.
    */
+  /** The hub runs without a settlement chain: the job carries Settled=False, NoChain. */
+  noChain?: boolean;
   reclaimAnnounced?: (provider: string, cause: 'window-ended' | 'owner-cordon', nodes: readonly string[], sinceMs: number) => boolean;
 }
 
@@ -117,6 +119,9 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     if (gpuSeconds !== undefined) a.gpuSeconds = gpuSeconds;
   };
 
+  if (inputs.noChain) {
+    setCond(JobConditions.Settled, 'False', 'NoChain', 'this hub runs without a settlement chain: nothing is escrowed, paid or slashed for this job');
+  }
   if (status.phase && TERMINAL.has(status.phase)) return withCost(plan, job);
   status.phase ??= 'Pending';
 
