@@ -115,6 +115,7 @@ export class Agent {
   private runner: PodRunner;
   private timer?: NodeJS.Timeout;
   private receiptTimer?: NodeJS.Timeout;
+  private budgetTimer?: NodeJS.Timeout;
   private readonly receipts: UsageReceiptBook;
   private lastInventory?: string;
   private readonly lastAttempt = new Map<string, string>();
@@ -159,6 +160,11 @@ export class Agent {
     this.client.start();
     // Receipts the hub has not acknowledged go again now and then, not only after reconnects.
     this.receiptTimer = setInterval(() => this.flushReceipts(), 15_000);
+    // Budget-limited attempts are looked at every second (their pods change nothing in the cluster
+    // while they use up the escrow), so the stop comes within a second of the covered GPU-seconds.
+    this.budgetTimer = setInterval(() => {
+      if (this.watch && this.client && [...this.runner.assignments.values()].some((a) => a.coveredGpuSeconds > 0)) this.reportAttempts(this.now());
+    }, 1_000);
   }
 
   /** /readyz: the cluster watch has listed (the hub stream may come and go; see docs/metrics.md). */
@@ -180,6 +186,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     if (this.receiptTimer) clearInterval(this.receiptTimer);
+    if (this.budgetTimer) clearInterval(this.budgetTimer);
     await this.client?.close();
     await this.watch?.stop();
   }
