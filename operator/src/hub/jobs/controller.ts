@@ -140,9 +140,17 @@ export class GpuJobController {
       }
       return;
     }
+    const phase = PHASES[status.phase] ?? 'Pending';
+    // The hub's own clock for billing: when the first Running report of this epoch arrived (a
+    // reconcile may run later under load; the arrival is what the hub saw).
+    const previous = this.reports.get(status.jobUid);
+    const firstRunningAt = previous?.epoch === status.epoch && previous.firstRunningAt !== undefined
+      ? previous.firstRunningAt
+      : phase === 'Running' || phase === 'Succeeded' ? this.now() : undefined;
     this.reports.set(status.jobUid, {
+      ...(firstRunningAt !== undefined ? { firstRunningAt } : {}),
       epoch: status.epoch,
-      phase: PHASES[status.phase] ?? 'Pending',
+      phase,
       gpuSeconds: status.gpuSeconds,
       exitCode: status.exitCode,
       reason: status.reason,

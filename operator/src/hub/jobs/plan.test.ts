@@ -279,3 +279,11 @@ describe('planJob: a hub without a chain', () => {
     expect(planJob(job(), inputs()).status.conditions?.find((c) => c.type === 'Settled')).toBeUndefined();
   });
 });
+
+describe('planJob: the hub-seen interval starts when the report arrived', () => {
+  it('uses the arrival time of the first Running report, not the (later) reconcile', () => {
+    const scheduled = planJob(job(), inputs({ place: 'a' })).status;
+    const plan = planJob(job(scheduled), inputs({ now: t0 + 90_000, report: { epoch: 1, phase: 'Running', gpuSeconds: 0, firstRunningAt: t0 + 70_000 } }));
+    expect(plan.status.attempts?.[0]?.runningTime).toBe(new Date(t0 + 70_000).toISOString());
+  });
+});

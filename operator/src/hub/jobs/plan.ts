@@ -20,6 +20,8 @@ export interface AttemptReport {
   exitCode?: number;
   reason?: string;
   message?: string;
+  /** When the hub received the first Running (or Succeeded) report of this epoch (its clock, ms). */
+  firstRunningAt?: number;
 }
 
 export interface PlanInputs {
@@ -153,7 +155,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   if (current) {
     const report = inputs.report?.epoch === current.epoch ? inputs.report : undefined;
     const gpus = status.gpus;
-    if (report && !current.runningTime && (report.phase === 'Running' || report.phase === 'Succeeded')) current.runningTime = iso(now);
+    if (report && !current.runningTime && (report.phase === 'Running' || report.phase === 'Succeeded')) current.runningTime = iso(Math.min(now, report.firstRunningAt ?? now));
     const runningSince = current.runningTime ? Date.parse(current.runningTime) : undefined;
     const billed = (reported: number) =>
       billableGpuSeconds({ reported, runningSinceMs: runningSince, untilMs: now, gpus, ...(current.coveredGpuSeconds ? { coveredGpuSeconds: current.coveredGpuSeconds } : {}) });
