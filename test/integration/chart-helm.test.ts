@@ -95,6 +95,12 @@ describe('helm lint', () => {
     expect(res.stdout).toContain('0 chart(s) failed');
   });
 
+  it.each(['hub', 'provider'])('passes --strict with ci/%s-values.yaml (the values chart-testing uses)', async (mode) => {
+    const res = await helm(['lint', '--strict', chart, '-f', join(chart, 'ci', `${mode}-values.yaml`)]);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(res.stdout).toContain('0 chart(s) failed');
+  });
+
   it('fails without a mode', async () => {
     const res = await helm(['lint', chart]);
     expect(res.code).not.toBe(0);
@@ -242,7 +248,8 @@ describe('values schema', () => {
     ['wallet missing in provider mode', set({ mode: 'provider', 'hub.address': 'hub.example.com:8443' }), ["at '/provider/wallet'"]],
     ['hub.address missing in provider mode', set({ mode: 'provider', 'provider.wallet': WALLET }), ["at '/hub/address'"]],
     ['hub.address without a port', [...PROVIDER, ...set({ 'hub.address': 'hub.example.com' })], ["at '/hub/address'"]],
-    ['market address missing in hub mode', set({ mode: 'hub' }), ["at '/hub/chain/marketAddress'"]],
+    ['a market address that is not one', set({ mode: 'hub', 'hub.chain.marketAddress': '0x12' }), ["at '/hub/chain/marketAddress'", "'0x12'"]],
+    ['chain.enabled not a boolean', [...HUB, ...set({ 'hub.chain.enabled': 'maybe' })], ["at '/hub/chain/enabled'"]],
     ['zero hub replicas', [...HUB, ...set({ 'hub.replicas': 0 })], ["at '/hub/replicas'", 'minimum']],
     ['negative CPU request', [...HUB, ...set({ 'hub.resources.requests.cpu': -1 })], ["at '/hub/resources/requests/cpu'", 'minimum']],
     ['negative memory limit', [...PROVIDER, '--set-string', 'provider.resources.limits.memory=-256Mi'],
@@ -259,6 +266,27 @@ describe('values schema', () => {
     ['availability window hour 25', [...PROVIDER, '--set-string', 'provider.settings.availability.windows[0].start=25:00',
       '--set-string', 'provider.settings.availability.windows[0].end=06:00'], ["at '/provider/settings/availability/windows/0/start'"]],
   ];
+
+  it('refuses a hub without a market address, naming the value and the explicit way to run without a chain', async () => {
+    const res = await helm(['template', 'rel', chart, ...set({ mode: 'hub' })]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain('hub.chain.marketAddress is required in hub mode');
+    expect(res.stderr).toContain('set hub.chain.enabled=false explicitly');
+    expect(res.stderr).not.toContain('does not match pattern');
+  });
+
+  it('runs a hub without a chain only on the explicit value: no chain flags, no chain Secret', async () => {
+    const objs = await render(set({ mode: 'hub', 'hub.chain.enabled': false }));
+    const c = one(objs, 'Deployment', 'rel-fedgpu').spec.template.spec.containers[0];
+    expect(c.args.filter((a: string) => a.startsWith('--market-address') || a.startsWith('--confirmations'))).toEqual([]);
+    expect(c.env.map((e: Obj) => e.name)).not.toContain('FEDGPU_CHAIN_RPC_URL');
+    expect(c.env.map((e: Obj) => e.name)).not.toContain('FEDGPU_SETTLER_KEY');
+    // With the chain on (the default), the Secret keys are required: a missing key stops the pod.
+    const on = one(await render(HUB), 'Deployment', 'rel-fedgpu').spec.template.spec.containers[0];
+    const rpc = on.env.find((e: Obj) => e.name === 'FEDGPU_CHAIN_RPC_URL');
+    expect(rpc.valueFrom.secretKeyRef.optional).not.toBe(true);
+    expect(on.args).toContain(`--market-address=${MARKET}`);
+  });
 
   it('refuses a provider without any price, naming the value', async () => {
     const res = await helm(['template', 'rel', chart, ...PROVIDER_NO_PRICE]);

@@ -54,6 +54,20 @@ app.kubernetes.io/part-of: fedgpu
 {{- .Values.mode -}}
 {{- end -}}
 
+{{/*
+Whether the hub settles on chain: "true" or "false". Running without a chain takes the explicit
+value hub.chain.enabled=false; with a chain, a missing market address fails here, naming the value.
+*/}}
+{{- define "fedgpu.hub.chainEnabled" -}}
+{{- if eq (toString .Values.hub.chain.enabled) "false" -}}
+false
+{{- else if not .Values.hub.chain.marketAddress -}}
+{{- fail "hub.chain.marketAddress is required in hub mode: the GpuMarket contract address (0x and 40 hex digits). To run the hub without settlement (nothing escrowed or paid), set hub.chain.enabled=false explicitly" -}}
+{{- else -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{- define "fedgpu.hub.tlsSecretName" -}}
 {{- default (printf "%s-tls" (include "fedgpu.fullname" .)) .Values.hub.tls.secretName -}}
 {{- end -}}

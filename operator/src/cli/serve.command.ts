@@ -36,10 +36,15 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--audience <name>', 'hub identity signed into registration proofs', 'fedgpu-hub')
     .option('--provider-lost-after <duration>', 'heartbeat silence after which a provider is lost', '15s')
     .option('--provider-status-period <duration>', 'at rest, how often a provider\'s heartbeat time is written to its status (liveness itself is kept in memory)', '60s')
+    .option('--minimum-run <gpu-seconds>', "a job waits while its budget covers fewer GPU-seconds than this at the placed price", '60')
     .option('--log-level <level>', 'log level', 'info');
   return addSettlementFlags(addLeaderElectionFlags(addMetricsFlags(command)))
     .action(async (o) => {
       const settlement = settlementOptionsOf(o);
+      const minimumRunGpuSeconds = Number(o.minimumRun);
+      if (!Number.isSafeInteger(minimumRunGpuSeconds) || minimumRunGpuSeconds < 0) {
+        throw new CliError(`--minimum-run ${o.minimumRun} is not a whole number of GPU-seconds`, ExitCode.Usage);
+      }
       const logger = pino({ level: o.logLevel, base: { component: 'hub' } });
       // Served first: probes answer while the caches fill; ready once the hub has started.
       const metrics = new HubMetrics();
@@ -55,6 +60,7 @@ export function hubCommand(globals: () => Globals): Command {
         providerLostAfterMs: durationMs(o.providerLostAfter),
         providerStatusPeriodMs: durationMs(o.providerStatusPeriod),
         ...(settlement ? { settlement } : {}),
+        minimumRunGpuSeconds,
         metrics,
         leaderElection: leaderElectionOf(o),
         advertiseAddress: Number(o.grpcPort) > 0 ? advertiseAddressOf(o, Number(o.grpcPort)) : undefined,

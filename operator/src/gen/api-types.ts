@@ -117,6 +117,8 @@ export interface GpuJobStatus {
   placement?: JobPlacementStatus;
   /** Every attempt, oldest first. */
   attempts?: JobAttempt[];
+  /** The budget while the job runs: spec.budget.maxTotal, what is used (billed attempts and the running one), and what is left. */
+  budget?: JobBudgetStatus;
   /** What the job has cost so far. */
   cost?: JobCost;
   /** On-chain settlement of the job. */
@@ -197,10 +199,14 @@ export interface JobAttempt {
   reason?: string;
   /** Human-readable detail. */
   message?: string;
-  /** Who is at fault for the attempt ending early. */
-  faultOf?: "none" | "user" | "provider" | "owner-reclaim";
-  /** Measured GPU-seconds of the attempt. */
+  /** Who is at fault for the attempt ending early: user (what the pod did to itself; not retried), provider (slashed, retried elsewhere), owner-reclaim (announced reclaim, resumed elsewhere), unattributed (cannot be told apart, e.g. node pressure: retried, never slashed), none. */
+  faultOf?: "none" | "user" | "provider" | "owner-reclaim" | "unattributed";
+  /** When the hub first saw the attempt Running (its own clock): billing never starts before it. */
+  runningTime?: string;
+  /** GPU-seconds billed for the attempt: what the agent measured, at most the interval the hub saw it running × GPUs, at most what its escrow covers. */
   gpuSeconds?: number;
+  /** GPU-seconds the budget left for this attempt covers at its price; the attempt is stopped (BudgetExhausted) when they are used. */
+  coveredGpuSeconds?: number;
   /** Price per GPU-hour agreed for this attempt. */
   pricePerGpuHour?: string;
   /** GPU product the attempt ran on. */
@@ -215,6 +221,18 @@ export interface JobBudget {
   maxPricePerGpuHour: string;
   /** Most the whole job may cost, in credits; escrowed on chain when the job is scheduled. */
   maxTotal?: string;
+}
+
+/** The budget while the job runs: spec.budget.maxTotal, what is used (billed attempts and the running one), and what is left. */
+export interface JobBudgetStatus {
+  /** spec.budget.maxTotal. */
+  limit?: string;
+  /** Credits used so far, the running attempt included. */
+  used?: string;
+  /** Credits left of the limit. */
+  left?: string;
+  /** GPU-seconds the running attempt may still use before it is stopped. */
+  attemptLeftGpuSeconds?: number;
 }
 
 /** Checkpointing: the job resumes from here on another provider. */
@@ -262,6 +280,8 @@ export interface JobData {
 export interface JobFaultTolerance {
   /** Most attempts, counting the first; provider faults and reclaims start a new attempt. */
   maxAttempts?: number;
+  /** Most seconds an attempt may take from assignment to Running (image pulls, data staging). Past it the attempt ends as the provider's fault (StartTimeout): unpaid, and the job moves to another provider. */
+  startTimeoutSeconds?: number;
   /** Checkpointing: the job resumes from here on another provider. */
   checkpoint?: JobCheckpoint;
 }

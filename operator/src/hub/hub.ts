@@ -9,6 +9,7 @@ import type { Readiness } from '../metrics/http-server.js';
 import { installHubMetrics } from '../metrics/settlement-metrics.js';
 import { gpuJobMetricsOf } from './jobs/metrics.js';
 import { GpuJobController } from './jobs/controller.js';
+import { budgetLeftOnChain, budgetLeftWithoutChain } from './jobs/budget.js';
 import type { HubLeaderElection } from './leadership.js';
 import { HubRoles, type LeaderTask } from './roles.js';
 import { MarketServer } from './market/server.js';
@@ -45,6 +46,8 @@ export interface HubOptions {
   leaderTasks?: readonly LeaderTask[];
   /** On-chain settlement (docs/settlement.md). Without it the hub settles nothing: jobs run unpaid. */
   settlement?: HubSettlementOptions;
+  /** A placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
+  minimumRunGpuSeconds?: number;
   /** The Lease was lost while running: leader work has stopped; the process should exit. */
   onLostLeadership?: () => void;
 }
@@ -67,6 +70,9 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
   let server: MarketServer | undefined;
   reuseConnections(opts.kubeConfig);
   const settlement = opts.settlement ? await HubSettlement.connect(opts.settlement, opts.logger) : undefined;
+  if (!settlement) {
+    opts.logger.warn('settlement is OFF: no chain configured, nothing is escrowed or paid; every GpuJob carries Settled=False (NoChain)');
+  }
   const jobs = new GpuJobController({
     kubeConfig: opts.kubeConfig,
     agents: { send: (provider, message) => server?.send(provider, message) ?? false },
@@ -75,6 +81,9 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     ...(settlement ? { fundingCheck: (job: GpuJob) => settlement.fundingCheck(job), settlement } : {}),
     ...(opts.schedulerConfig ? { schedulerConfig: opts.schedulerConfig } : {}),
     ...(opts.metrics ? { metrics: gpuJobMetricsOf(opts.metrics) } : {}),
+    noChain: !settlement,
+    budgetLeft: opts.settlement ? ((hold) => (job: GpuJob) => budgetLeftOnChain(job, hold))(opts.settlement.defaultHold) : budgetLeftWithoutChain,
+    ...(opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: opts.minimumRunGpuSeconds } : {}),
   });
   const registry: KubeProviderRegistry = new KubeProviderRegistry({
     store: new KubeProviderStore(opts.kubeConfig),
@@ -83,6 +92,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     ...(opts.providerStatusPeriodMs !== undefined ? { statusPeriodMs: opts.providerStatusPeriodMs } : {}),
     onAttemptStatus: (provider, status) => jobs.onAttemptStatus(provider, status),
     onAgentSynced: (provider) => jobs.resync(provider),
+    onInventory: (provider, inventory) => jobs.onInventory(provider, inventory),
     ...(settlement ? { onUsageReceipt: (provider: string, receipt: UsageReceipt) => settlement.onUsageReceipt(provider, receipt) } : {}),
   });
   settlement?.attach({ jobs, agents: { send: (provider, message) => server?.send(provider, message) ?? false }, kubeConfig: opts.kubeConfig, registry });

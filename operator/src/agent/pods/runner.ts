@@ -26,7 +26,7 @@ export function assignmentFromProto(assign: Assign): Assignment {
 export class PodRunner {
   private readonly core: CoreV1Api;
   /** Attempts this agent runs, by `jobUid/epoch`. */
-  readonly assignments = new Map<string, Assignment & { pricePerGpuHour: string }>();
+  readonly assignments = new Map<string, Assignment & { pricePerGpuHour: string; coveredGpuSeconds: number }>();
   /** Attempts refused before any pod was made, with the reason (reported as Failed). */
   readonly refused = new Map<string, string>();
 
@@ -41,7 +41,7 @@ export class PodRunner {
   async apply(assign: Assign): Promise<void> {
     const key = attemptKey(assign.jobUid, assign.epoch);
     const assignment = assignmentFromProto(assign);
-    this.assignments.set(key, { ...assignment, pricePerGpuHour: assign.pricePerGpuHour });
+    this.assignments.set(key, { ...assignment, pricePerGpuHour: assign.pricePerGpuHour, coveredGpuSeconds: assign.coveredGpuSeconds });
     let pods: V1Pod[];
     try {
       pods = buildJobPods(assignment, this.namespace);
@@ -67,7 +67,7 @@ export class PodRunner {
     await this.deletePods(`${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
   }
 
-  /** Owner reclaim: deletes the attempt's pods with their checkpoint grace, keeping the assignment to report on. */
+  /** Owner reclaim or budget stop: deletes the attempt's pods with their checkpoint grace, keeping the assignment to report on. */
   async reclaim(jobUid: string, epoch: number, gracePeriodSeconds: number): Promise<void> {
     await this.deletePods(`${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
   }

@@ -6,7 +6,7 @@ import { AssumedAllocations } from '../../core/scheduling/assumed.js';
 import { schedule } from '../../core/scheduling/scheduler.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../../core/scheduling/config.js';
 import type { Decision } from '../../core/types.js';
-import { AttemptPhase, type AttemptStatus, type Assign, type HubMessage } from '../../gen/proto/fedgpu/v1/market.js';
+import { AttemptPhase, type AttemptStatus, type Assign, type HubMessage, type Inventory } from '../../gen/proto/fedgpu/v1/market.js';
 import { type Action, done, requeueAfter, requeueDelay } from '../../runtime/action.js';
 import { Controller } from '../../runtime/controller.js';
 import { coreEventSink, EventRecorder } from '../../runtime/events.js';
@@ -20,6 +20,8 @@ import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
 import { MarketCache } from './market-cache.js';
 import { SchedulingBackoff } from './queue.js';
 import { desiredAttempts, judgeReport } from './fence.js';
+import { providerSnapshot } from './market-view.js';
+import { ReclaimNotices, windowClosedBetween } from './reclaim-notices.js';
 
 // The GpuJob controller: thin I/O around planJob. It keeps the latest attempt report per job in
 // memory (agents re-send theirs after every reconnect, so a hub restart loses nothing), fences
@@ -46,6 +48,12 @@ export interface GpuJobControllerOptions {
   concurrency?: number;
   /** Reconcile, scheduler and attempt metrics (see jobs/metrics.ts). */
   metrics?: GpuJobMetrics;
+  /** Token units the job's next attempt may spend (see jobs/budget.ts); undefined: no limit. */
+  budgetLeft?: (job: GpuJob) => bigint | undefined;
+  /** A placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
+  minimumRunGpuSeconds?: number;
+  /** The hub runs without a chain: every job says so (Settled=False, NoChain). */
+  noChain?: boolean;
 }
 
 export interface GpuJobSettlementHooks {
@@ -69,6 +77,8 @@ export class GpuJobController {
   readonly assumed = new AssumedAllocations();
   private readonly market: MarketCache;
   private readonly backoff = new SchedulingBackoff();
+  /** Cordons each agent streamed, to check the reclaims it reports. */
+  readonly reclaimNotices = new ReclaimNotices();
   private readonly reports = new Map<string, AttemptReport>();
   private readonly controller: Controller;
   private readonly statusWriter: StatusWriter<GpuJob>;
@@ -144,9 +154,17 @@ export class GpuJobController {
       this.opts.agents.send(provider, cancelMessage(status.jobUid, status.epoch, 'Fenced', 0));
     }
     if (verdict.kind !== 'accept' || !job) return;
+    const phase = PHASES[status.phase] ?? 'Pending';
+    // The hub's own clock for billing: when the first Running report of this epoch arrived (a
+    // reconcile may run later under load; the arrival is what the hub saw).
+    const previous = this.reports.get(status.jobUid);
+    const firstRunningAt = previous?.epoch === status.epoch && previous.firstRunningAt !== undefined
+      ? previous.firstRunningAt
+      : phase === 'Running' || phase === 'Succeeded' ? this.now() : undefined;
     this.reports.set(status.jobUid, {
+      ...(firstRunningAt !== undefined ? { firstRunningAt } : {}),
       epoch: status.epoch,
-      phase: PHASES[status.phase] ?? 'Pending',
+      phase,
       gpuSeconds: status.gpuSeconds,
       exitCode: status.exitCode,
       reason: status.reason,
@@ -155,10 +173,15 @@ export class GpuJobController {
     this.controller.enqueue(objectKey(job));
   }
 
+  /** An agent streamed its inventory: remember its cordons (a reclaim must be announced). */
+  onInventory(provider: string, inventory: Inventory): void {
+    this.reclaimNotices.record(provider, inventory, this.now());
+  }
+
   /** After an agent (re)connects: the full set of attempts it should run, level-triggered. */
   resync(provider: string): void {
     const desired: Assign[] = desiredAttempts(this.jobs.list(), provider).map(({ job, attempt }) =>
-      assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0'),
+      assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0),
     );
     this.opts.agents.send(provider, { seq: 0, body: { $case: 'resync', value: { desired } } });
   }
@@ -174,13 +197,23 @@ export class GpuJobController {
   private async apply(job: GpuJob): Promise<Action> {
     const now = this.now();
     const key = objectKey(job);
-    const blockedBy = needsPlacement(job) ? await this.opts.fundingCheck?.(job) : undefined;
+    const placing = needsPlacement(job);
+    const blockedBy = placing ? await this.opts.fundingCheck?.(job) : undefined;
+    const budgetLeft = placing ? this.opts.budgetLeft?.(job) : undefined;
     const previous = this.market.assumption(key);
     const plan = planJob(job, {
       now,
       isProviderLost: (name) => isLost(this.providers.get(name)),
       report: job.metadata.uid ? this.reports.get(job.metadata.uid) : undefined,
       blockedBy,
+      ...(this.opts.noChain ? { noChain: true } : {}),
+      ...(budgetLeft !== undefined ? { budgetLeft } : {}),
+      ...(this.opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: this.opts.minimumRunGpuSeconds } : {}),
+      reclaimAnnounced: (name, cause, nodes, sinceMs) => {
+        if (cause === 'owner-cordon') return this.reclaimNotices.cordonSeen(name, nodes, sinceMs);
+        const p = this.providers.get(name);
+        return p !== undefined && windowClosedBetween(providerSnapshot(p, now).availability, sinceMs, now);
+      },
       schedule: (request) => {
         this.market.forget(key);
         const result = timedSchedule(this.opts.metrics, () => schedule(this.market.view(now), request, this.config, now));
@@ -189,6 +222,8 @@ export class GpuJobController {
         return result;
       },
     });
+    // A decision the plan did not act on (the budget short of a minimum run, say) holds no GPUs.
+    if (placing && !plan.assign) this.market.forget(key);
     let written;
     try {
       written = await this.statusWriter.write(job, plan.status);
@@ -206,7 +241,7 @@ export class GpuJobController {
     for (const c of plan.cancel) this.opts.agents.send(c.provider, cancelMessage(job.metadata.uid!, c.epoch, c.reason, 0));
     if (plan.assign) {
       this.backoff.clear(key);
-      const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour) } });
+      const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour, plan.assign.coveredGpuSeconds) } });
       if (!delivered) this.opts.logger.warn({ job: key, provider: plan.assign.provider }, 'agent not connected; it gets the assignment on reconnect');
     }
     if (isFinished(target) || plan.status.phase === 'Running') {
@@ -257,7 +292,7 @@ function isLost(provider: GpuProvider | undefined): boolean {
 
 const nodesOf = (d: Decision) => [...d.assignments].sort((a, b) => a.replica - b.replica).map((a) => a.node);
 
-function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string): Assign {
+function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, coveredGpuSeconds: number): Assign {
   const template = Buffer.from(JSON.stringify(job.spec.template));
   const checkpointDir = job.spec.faultTolerance?.checkpoint?.dir ?? '';
   return {
@@ -274,6 +309,7 @@ function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string): A
       ...(checkpointDir ? [{ name: CHECKPOINT_DIR_ENV, value: checkpointDir }] : []),
     ],
     pricePerGpuHour: price,
+    coveredGpuSeconds,
   };
 }
 

@@ -36,6 +36,8 @@ export interface ProviderRegistryOptions {
   onAgentSynced?: (provider: string) => Promise<void> | void;
   /** At rest, lastHeartbeatTime and latency are written at most this often; default 60 s. */
   statusPeriodMs?: number;
+  /** Every inventory, before it is written (the GpuJob controller keeps the cordons it shows). */
+  onInventory?: (provider: string, inventory: Inventory) => void;
 }
 
 interface Liveness {
@@ -112,6 +114,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
   }
 
   async onInventory(providerName: string, inventory: Inventory): Promise<void> {
+    this.opts.onInventory?.(providerName, inventory);
     const pools = poolsStatus(inventory);
     const live = this.live.get(providerName);
     const json = JSON.stringify(pools);
