@@ -10,6 +10,7 @@ import { buildInventory, type InventoryPool, type ProviderSettings } from './inv
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
 import { PodRunner } from './pods/runner.js';
+import { TenantNamespaces } from './tenancy/namespace.js';
 import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
 
@@ -20,7 +21,12 @@ import { UsageReceiptBook } from './usage-receipts.js';
 export interface AgentOptions {
   kubeConfig: KubeConfig;
   settings: ProviderSettings;
+  /** Prefix of the per-consumer namespaces job pods run in (agent/tenancy). */
   jobNamespace: string;
+  /** The owner's RuntimeClass set on every job pod (gVisor, Kata...). */
+  runtimeClassName?: string;
+  /** Allow DNS egress from job pods (default true); everything else is denied. */
+  allowDns?: boolean;
   hubAddress: string;
   tls: StreamClientTls;
   wallet: Wallet;
@@ -120,7 +126,12 @@ export class Agent {
   private readonly now: () => number;
 
   constructor(private readonly opts: AgentOptions) {
-    this.runner = new PodRunner(opts.kubeConfig, opts.jobNamespace, opts.logger);
+    const tenancy = new TenantNamespaces(opts.kubeConfig, {
+      prefix: opts.jobNamespace,
+      allowDns: opts.allowDns,
+      onNotRestricted: () => opts.metrics?.onNamespaceNotRestricted(),
+    }, opts.logger);
+    this.runner = new PodRunner(opts.kubeConfig, tenancy, opts.logger, { runtimeClassName: opts.runtimeClassName });
     this.receipts = new UsageReceiptBook(opts.wallet, opts.logger);
     this.now = opts.now ?? Date.now;
   }

@@ -14,6 +14,8 @@ export const MANAGED_BY = 'fedgpu-agent';
 export interface Assignment {
   jobUid: string;
   epoch: number;
+  /** The consumer: the hub namespace the job comes from (each gets its own namespace here). */
+  tenant?: string;
   /** One PodTemplateSpec per replica (the hub sends them as JSON). */
   podTemplates: V1PodTemplateSpec[];
   /** Node of each replica, chosen by the hub's scheduler. */

@@ -239,7 +239,8 @@ function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string): A
   return {
     jobUid: job.metadata.uid!,
     epoch,
-    namespace: '',
+    // The consumer: each gets a namespace of its own on the provider.
+    namespace: job.metadata.namespace ?? '',
     podTemplates: nodes.map(() => template),
     nodeNames: nodes,
     gpusPerReplica: job.spec.gpusPerReplica ?? 1,
