@@ -355,7 +355,7 @@ describe('helm install into real apiservers', () => {
     ['a tenant namespace with PodSecurity restricted', ['create', '-f', '-'], tenantNs(`${agent.jobs}-team-a-0123abcd`, restricted), undefined],
     ['a namespace outside its prefix', ['create', '-f', '-'], tenantNs('owner-stuff', restricted), 'may only create namespaces named'],
     ['a tenant namespace without restricted', ['create', '-f', '-'], tenantNs(`${agent.jobs}-x-0123abcd`, { 'app.kubernetes.io/managed-by': 'fedgpu-agent', 'pod-security.kubernetes.io/enforce': 'privileged' }), 'PodSecurity restricted'],
-    ['deleting kube-system', ['delete', 'namespace', 'kube-system'], undefined, 'may only change or delete the tenant namespaces'],
+    ['deleting an owner namespace (its own)', ['delete', 'namespace', 'chart-agent'], undefined, 'may only change or delete the tenant namespaces'],
     ['a pod in default', ['create', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'x' }] } }), 'may only write pods in its tenant namespaces'],
     ['a pod in its own namespace', ['create', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'chart-agent' }, spec: { containers: [{ name: 'c', image: 'x' }] } }), 'may only write pods in its tenant namespaces'],
     ['a NetworkPolicy in kube-system', ['create', '-f', '-'], stringify({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'open', namespace: 'kube-system' }, spec: { podSelector: {} } }), 'may only write networkpolicies'],

@@ -13,6 +13,8 @@ export interface HostileTemplate {
   template: V1PodTemplateSpec;
   /** The field the refusal names, relative to the template (`spec.hostNetwork`). */
   path: string;
+  /** Where the hub's admission names it, when a CEL rule on a list or map cannot say the item. */
+  hubPath?: string;
 }
 
 type Any = Record<string, any>;
@@ -30,7 +32,12 @@ const build = (mutate: (t: Any) => void): V1PodTemplateSpec => {
   mutate(t);
   return t as V1PodTemplateSpec;
 };
-const h = (name: string, path: string, mutate: (t: Any) => void): HostileTemplate => ({ name, path, template: build(mutate) });
+const h = (name: string, path: string, mutate: (t: Any) => void, hubPath?: string): HostileTemplate => ({
+  name,
+  path,
+  template: build(mutate),
+  ...(hubPath ? { hubPath } : {}),
+});
 
 const gpu = 'nvidia.com/gpu';
 const side = (patch: Any) => (t: Any) => t.spec.containers.push({ name: 'side', image: 'example/side:v1', ...patch });
@@ -53,10 +60,13 @@ export const HOSTILE_TEMPLATES: HostileTemplate[] = [
   h('privileged init container', 'spec.initContainers[0].securityContext.privileged',
     spec({ initContainers: [{ name: 'init', image: 'example/init:v1', securityContext: { privileged: true } }] })),
   h('GPUs on an init container', `spec.initContainers[0].resources.limits["${gpu}"]`,
-    spec({ initContainers: [{ name: 'init', image: 'example/init:v1', resources: { limits: { [gpu]: '8' } } }] })),
-  h('GPUs on a second container', `spec.containers[1].resources.limits["${gpu}"]`, side({ resources: { limits: { [gpu]: '7' } } })),
-  h('more GPUs than paid for', `spec.containers[0].resources.limits["${gpu}"]`, main({ resources: { limits: { [gpu]: '8' } } })),
-  h('MIG slices', 'spec.containers[0].resources.limits["nvidia.com/mig-1g.10gb"]', main({ resources: { limits: { 'nvidia.com/mig-1g.10gb': '2' } } })),
+    spec({ initContainers: [{ name: 'init', image: 'example/init:v1', resources: { limits: { [gpu]: '8' } } }] }), 'spec.initContainers: Invalid value: "object": init containers may not ask for nvidia.com/gpu'),
+  h('GPUs on a second container', `spec.containers[1].resources.limits["${gpu}"]`, side({ resources: { limits: { [gpu]: '7' } } }),
+    'spec.containers: Invalid value: "object": only the first container (the billed one) gets nvidia.com/gpu; the others may not'),
+  h('more GPUs than paid for', `spec.containers[0].resources.limits["${gpu}"]`, main({ resources: { limits: { [gpu]: '8' } } }),
+    'spec.containers: Invalid value: "object": the first container\'s nvidia.com/gpu must equal gpusPerReplica'),
+  h('MIG slices', 'spec.containers[0].resources.limits["nvidia.com/mig-1g.10gb"]', main({ resources: { limits: { 'nvidia.com/mig-1g.10gb': '2' } } }),
+    'spec.containers[0].resources.limits: Invalid value: "object": only cpu, memory, ephemeral-storage and nvidia.com/gpu may be requested, not nvidia.com/mig-1g.10gb'),
   h('NVIDIA_VISIBLE_DEVICES', 'spec.containers[0].env[0].name', main({ env: [{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'all' }] })),
   h('CUDA_VISIBLE_DEVICES on a sidecar', 'spec.containers[1].env[0].name', side({ env: [{ name: 'CUDA_VISIBLE_DEVICES', value: '0,1,2,3' }] })),
   h('env from a provider Secret', 'spec.containers[0].env[0].valueFrom.secretKeyRef',
@@ -88,9 +98,10 @@ export const HOSTILE_TEMPLATES: HostileTemplate[] = [
   h('probe to another host', 'spec.containers[0].livenessProbe.httpGet.host',
     main({ livenessProbe: { httpGet: { host: '169.254.169.254', path: '/latest/meta-data', port: 80 } } })),
   h('reserved label', 'metadata.labels["node-role.kubernetes.io/control-plane"]',
-    (t) => (t.metadata.labels = { 'node-role.kubernetes.io/control-plane': '' })),
+    (t) => (t.metadata.labels = { 'node-role.kubernetes.io/control-plane': '' }), 'metadata.labels: Invalid value: "object": keys under kubernetes.io, k8s.io and fedgpu.io are reserved: node-role.kubernetes.io/control-plane'),
   h('AppArmor annotation', 'metadata.annotations["container.apparmor.security.beta.kubernetes.io/main"]',
-    (t) => (t.metadata.annotations['container.apparmor.security.beta.kubernetes.io/main'] = 'unconfined')),
+    (t) => (t.metadata.annotations['container.apparmor.security.beta.kubernetes.io/main'] = 'unconfined'),
+    'metadata.annotations: Invalid value: "object": keys under kubernetes.io, k8s.io and fedgpu.io are reserved: container.apparmor.security.beta.kubernetes.io/main'),
   h('custom DNS', 'spec.dnsConfig', spec({ dnsPolicy: 'None', dnsConfig: { nameservers: ['10.0.0.53'] } })),
   h('host aliases', 'spec.hostAliases', spec({ hostAliases: [{ ip: '10.0.0.1', hostnames: ['hub'] }] })),
   h('another scheduler', 'spec.schedulerName', spec({ schedulerName: 'owner-scheduler' })),
