@@ -439,6 +439,7 @@ describe('helm install into real apiservers', () => {
     ['create namespaces', '-A', true, ['create', 'namespaces']],
     ['delete namespaces', '-A', true, ['delete', 'namespaces']],
     ['create the default ServiceAccount of a tenant', 'chart-agent-jobs', true, ['create', 'serviceaccounts']],
+    ['turn off the token of a tenant\'s default ServiceAccount', 'chart-agent-jobs', true, ['update', 'serviceaccounts']],
     ['create network policies in a tenant namespace', 'chart-agent-jobs', true, ['create', 'networkpolicies.networking.k8s.io']],
     ['update network policies in a tenant namespace', 'chart-agent-jobs', true, ['update', 'networkpolicies.networking.k8s.io']],
     ['create resource quotas in a tenant namespace', 'chart-agent-jobs', true, ['create', 'resourcequotas']],

@@ -184,6 +184,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     if (this.receiptTimer) clearInterval(this.receiptTimer);
+    this.runner.stop();
     await this.client?.close();
     await this.watch?.stop();
   }

@@ -44,6 +44,10 @@ export function refusalReason(err: unknown): string {
 }
 
 const isRefusal = (err: unknown) => [400, 403, 422].includes((err as { code?: number }).code ?? 0);
+/** Quota still held by pods of an attempt that is going away: wait for them, not a refusal. */
+const isQuotaBusy = (err: unknown) => (err as { code?: number }).code === 403 && /exceeded quota/.test(refusalReason(err));
+/** Retries of an attempt waiting for quota: about two minutes in all, then it is refused. */
+const QUOTA_RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000, 60000];
 
 export class PodRunner {
   private readonly core: CoreV1Api;
@@ -51,6 +55,7 @@ export class PodRunner {
   readonly assignments = new Map<string, Running>();
   /** Attempts refused before or while creating pods, with the reason (reported as Failed). */
   readonly refused = new Map<string, string>();
+  private readonly quotaRetries = new Map<string, { count: number; timer: NodeJS.Timeout }>();
 
   constructor(
     kubeConfig: KubeConfig,
@@ -97,6 +102,7 @@ export class PodRunner {
         this.logger.info({ job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name, namespace }, 'created job pod');
       } catch (err) {
         if ((err as { code?: number }).code === 409) continue;
+        if (isQuotaBusy(err) && this.retryForQuota(key, assign)) return;
         if (isRefusal(err)) {
           // Pods of the attempt made before the refusal go: an attempt runs whole or not at all.
           refuse(refusalReason(err));
@@ -107,10 +113,38 @@ export class PodRunner {
         return;
       }
     }
+    this.quotaRetries.delete(key);
+  }
+
+  /** Tries the attempt again once pods still holding the quota are gone; false when out of tries. */
+  private retryForQuota(key: string, assign: Assign): boolean {
+    const count = this.quotaRetries.get(key)?.count ?? 0;
+    const delay = QUOTA_RETRY_DELAYS_MS[count];
+    if (delay === undefined) return false;
+    this.logger.info({ job: assign.jobUid, epoch: assign.epoch, delayMs: delay }, 'tenant quota still held by pods going away; retrying');
+    const timer = setTimeout(() => {
+      if (!this.assignments.has(key)) return;
+      this.apply(assign).catch((err: unknown) => this.logger.error({ err, job: assign.jobUid }, 'retry failed'));
+    }, delay);
+    timer.unref();
+    this.quotaRetries.set(key, { count: count + 1, timer });
+    return true;
+  }
+
+  private forgetRetry(key: string): void {
+    const retry = this.quotaRetries.get(key);
+    if (retry) clearTimeout(retry.timer);
+    this.quotaRetries.delete(key);
+  }
+
+  /** Stops pending retries (the agent is stopping). */
+  stop(): void {
+    for (const key of [...this.quotaRetries.keys()]) this.forgetRetry(key);
   }
 
   async cancel(jobUid: string, epoch: number, gracePeriodSeconds: number): Promise<void> {
     const key = attemptKey(jobUid, epoch);
+    this.forgetRetry(key);
     const namespace = this.assignments.get(key)?.namespace;
     this.assignments.delete(key);
     this.refused.delete(key);
@@ -129,6 +163,7 @@ export class PodRunner {
     const wanted = new Set(desired.map((a) => attemptKey(a.jobUid, a.epoch)));
     for (const key of [...this.assignments.keys()]) if (!wanted.has(key)) this.assignments.delete(key);
     for (const key of [...this.refused.keys()]) if (!wanted.has(key)) this.refused.delete(key);
+    for (const key of [...this.quotaRetries.keys()]) if (!wanted.has(key)) this.forgetRetry(key);
     const stale = new Map<string, { jobUid: string; epoch: string; namespace: string }>();
     for (const pod of managedPods) {
       const jobUid = pod.metadata?.labels?.[JOB_UID_LABEL];

@@ -109,9 +109,11 @@ export class TenantNamespaces {
     }
     const labels = { [MANAGED_BY_LABEL]: MANAGED_BY };
     // The namespace's own default ServiceAccount mounts nothing either (pods set it off as well).
+    // (The controller-manager may have made it first: then it is replaced.)
+    const sa = { metadata: { name: 'default', labels }, automountServiceAccountToken: false };
     await this.createOrReplace(
-      () => this.core.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: 'default', labels }, automountServiceAccountToken: false } }),
-      undefined,
+      () => this.core.createNamespacedServiceAccount({ namespace: name, body: sa }),
+      () => this.core.replaceNamespacedServiceAccount({ name: 'default', namespace: name, body: sa }),
     );
     // Replaced when present, so a policy someone loosened is put back.
     const deny = { metadata: { name: DEFAULT_DENY_POLICY, labels }, spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] } };
