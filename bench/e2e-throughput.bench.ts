@@ -213,7 +213,7 @@ async function main(tb: Testbed): Promise<void> {
         const stuck = names.map((n) => jobInformer.get(`${NS}/${n}`)).find((j) => j?.status?.phase !== 'Running');
         console.log(`  phases: ${[...phases.entries()].map(([p, n]) => `${p} ${n}`).join(', ')}; e.g. ${stuck?.metadata.name}: ${JSON.stringify(stuck?.status)}`);
         return Promise.all(providers.map(async (p) => {
-          const pods = await tb.cluster(p.name).kubeConfig.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: 'fedgpu-jobs' });
+          const pods = await tb.cluster(p.name).kubeConfig.makeApiClient(CoreV1Api).listPodForAllNamespaces({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' });
           console.log(`  ${p.name} pods: ${pods.items.map((x) => `${x.metadata?.name} ${x.status?.phase} ${x.spec?.nodeName} ${JSON.stringify(x.status?.conditions?.map((c) => c.type + '=' + c.status))}`).join('; ')}`);
         })).then(() => { throw err; });
       });

@@ -107,7 +107,7 @@ async function podsOf(job: GpuJob): Promise<Record<string, V1Pod[]>> {
   const out: Record<string, V1Pod[]> = {};
   for (const name of Object.keys(agents)) {
     const core = testbed.cluster(name).kubeConfig.makeApiClient(CoreV1Api);
-    out[name] = (await core.listNamespacedPod({ namespace: 'fedgpu-jobs', labelSelector: `${JOB_UID_LABEL}=${job.metadata.uid}` })).items;
+    out[name] = (await core.listPodForAllNamespaces({ labelSelector: `${JOB_UID_LABEL}=${job.metadata.uid}` })).items;
   }
   return out;
 }

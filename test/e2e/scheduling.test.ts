@@ -103,7 +103,7 @@ async function apply(yaml: string): Promise<void> {
 }
 
 const podsOf = async (cluster: Cluster, job: GpuJob) => {
-  const pods = await cluster.kubeConfig.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: 'fedgpu-jobs', labelSelector: `fedgpu.io/job-uid=${job.metadata.uid}` });
+  const pods = await cluster.kubeConfig.makeApiClient(CoreV1Api).listPodForAllNamespaces({ labelSelector: `fedgpu.io/job-uid=${job.metadata.uid}` });
   return pods.items;
 };
 
@@ -143,8 +143,8 @@ describe('scheduling', () => {
     expect(waiting.status?.message).toMatch(/^0\/3 providers fit: /);
     expect(waiting.status?.conditions?.find((c) => c.type === 'Scheduled')).toMatchObject({ status: 'False', reason: 'Unschedulable' });
     for (const name of ['dc', 'cloud', 'farm']) {
-      const pods = await testbed.cluster(name).kubeConfig.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: 'fedgpu-jobs' });
-      expect(pods.items.filter((p) => p.metadata?.labels?.['fedgpu.io/job-uid'] === waiting.metadata.uid)).toHaveLength(0);
+      const pods = await testbed.cluster(name).kubeConfig.makeApiClient(CoreV1Api).listPodForAllNamespaces({ labelSelector: `fedgpu.io/job-uid=${waiting.metadata.uid}` });
+      expect(pods.items).toHaveLength(0);
     }
     await hubCluster().kubectl(['delete', 'gj', 'gang', 'too-big', '-n', 'ml', '--wait=true']);
   });

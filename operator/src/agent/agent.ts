@@ -12,6 +12,7 @@ import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
 import { PodRunner } from './pods/runner.js';
 import { type BudgetStop, budgetStoppedUsage, capToCovered, PodDeletionWatch, shouldStopForBudget } from './pods/watchdog.js';
+import { TenantNamespaces } from './tenancy/namespace.js';
 import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
 
@@ -22,7 +23,12 @@ import { UsageReceiptBook } from './usage-receipts.js';
 export interface AgentOptions {
   kubeConfig: KubeConfig;
   settings: ProviderSettings;
+  /** Prefix of the per-consumer namespaces job pods run in (agent/tenancy). */
   jobNamespace: string;
+  /** The owner's RuntimeClass set on every job pod (gVisor, Kata...). */
+  runtimeClassName?: string;
+  /** Allow DNS egress from job pods (default true); everything else is denied. */
+  allowDns?: boolean;
   hubAddress: string;
   tls: StreamClientTls;
   wallet: Wallet;
@@ -130,7 +136,12 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     reuseConnections(opts.kubeConfig);
-    this.runner = new PodRunner(opts.kubeConfig, opts.jobNamespace, opts.logger);
+    const tenancy = new TenantNamespaces(opts.kubeConfig, {
+      prefix: opts.jobNamespace,
+      allowDns: opts.allowDns,
+      onNotRestricted: () => opts.metrics?.onNamespaceNotRestricted(),
+    }, opts.logger);
+    this.runner = new PodRunner(opts.kubeConfig, tenancy, opts.logger, { runtimeClassName: opts.runtimeClassName });
     this.receipts = new UsageReceiptBook(opts.wallet, opts.logger);
     this.now = opts.now ?? Date.now;
   }
@@ -189,6 +200,7 @@ export class Agent {
     if (this.timer) clearTimeout(this.timer);
     if (this.receiptTimer) clearInterval(this.receiptTimer);
     if (this.budgetTimer) clearInterval(this.budgetTimer);
+    this.runner.stop();
     await this.client?.close();
     await this.watch?.stop();
   }

@@ -89,7 +89,9 @@ export function agentCommand(globals: () => Globals): Command {
     .requiredOption('--wallet-key-file <file>', "file holding the provider wallet's private key (hex)")
     .requiredOption('--settings <file>', 'YAML: pricePerGpuHour, electricity, availability')
     .option('--hub-server-name <name>', 'name to verify in the hub certificate')
-    .option('--job-namespace <ns>', 'namespace job pods are created in', 'fedgpu-jobs')
+    .option('--job-namespace <prefix>', 'prefix of the per-consumer namespaces the agent creates for job pods', 'fedgpu-jobs')
+    .option('--runtime-class <name>', 'RuntimeClass set on every job pod (e.g. gvisor, kata)')
+    .option('--no-tenant-dns', 'deny DNS egress from job pods too (the default allows only DNS)')
     .option('--heartbeat-interval <duration>', 'heartbeat interval', '2s')
     .option('--simulated-latency <duration>', 'test bed only: answer hub pings this much later, to emulate distance', '0ms')
     .option('--log-level <level>', 'log level', 'info');
@@ -110,6 +112,8 @@ export function agentCommand(globals: () => Globals): Command {
         kubeConfig: loadKubeConfig(globals()),
         settings,
         jobNamespace: o.jobNamespace,
+        ...(o.runtimeClass ? { runtimeClassName: o.runtimeClass } : {}),
+        allowDns: o.tenantDns !== false,
         hubAddress: o.hubAddress,
         tls: {
           caPem: read(o.tlsCa, 'CA'),

@@ -13,7 +13,7 @@ import {
   time,
   type Schema,
 } from './builder.js';
-import { podTemplateSchema } from './pod-template.schema.js';
+import { billedGpuRule, podTemplateSchema } from './pod-template.schema.js';
 
 export const JOB_PHASES = ['Pending', 'Scheduled', 'Running', 'Succeeded', 'Failed'] as const;
 export const ATTEMPT_OUTCOMES = ['Running', 'Succeeded', 'Failed', 'Lost', 'Reclaimed', 'Cancelled', 'Fenced'] as const;
@@ -149,6 +149,7 @@ export const gpuJobSpec: Schema = obj(
         message: 'placement.sameNode needs replicas × gpusPerReplica ≤ 16 (no node has more GPUs)',
         fieldPath: '.placement.sameNode',
       },
+      billedGpuRule,
     ],
     tsName: 'GpuJobSpec',
   },

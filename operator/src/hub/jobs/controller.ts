@@ -298,7 +298,8 @@ function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, co
   return {
     jobUid: job.metadata.uid!,
     epoch,
-    namespace: '',
+    // The consumer: each gets a namespace of its own on the provider.
+    namespace: job.metadata.namespace ?? '',
     podTemplates: nodes.map(() => template),
     nodeNames: nodes,
     gpusPerReplica: job.spec.gpusPerReplica ?? 1,

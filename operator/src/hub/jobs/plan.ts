@@ -310,8 +310,14 @@ function failureOf(report: AttemptReport): AttemptEnd {
     case 'Terminated':
       return { kind: 'node-lost' };
     case 'PodSecurityRefused':
+    case 'InvalidTemplate':
     case 'InvalidAssignment':
       return { kind: 'container-exit', exitCode: 1 };
+    // The provider's cluster refused for its own reasons (a tenant namespace without PodSecurity
+    // restricted, its RBAC or quota): not the consumer's template.
+    case 'TenantNamespaceNotRestricted':
+    case 'ProviderRefused':
+      return { kind: 'provider-preempted' };
     default:
       return { kind: 'container-exit', exitCode: report.exitCode || 1 };
   }
