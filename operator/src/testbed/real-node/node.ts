@@ -30,7 +30,7 @@ export const REAL_NODE_LABEL = 'fedgpu.io/real-node';
 
 export interface RealNodeSpec {
   name: string;
-  /** nvidia.com/gpu advertised in the node's capacity. */
+  /** nvidia.com/gpu advertised in the node's capacity (0: leave it to a device plugin). */
   gpus: number;
   /** GFD product label, e.g. NVIDIA-GeForce-RTX-4090. */
   product: string;
@@ -107,7 +107,8 @@ export async function startRealNode(cluster: RealNodeCluster, spec: RealNodeSpec
       const node = await cluster.core.readNode({ name: spec.name });
       return isReady(node) ? true : undefined;
     }, { timeoutMs: 120_000, intervalMs: 500 });
-    await advertiseGpus(cluster.core, spec.name, spec.gpus);
+    // With a real GPU and NVIDIA's device plugin the kubelet advertises it itself: gpus 0 skips this.
+    if (spec.gpus > 0) await advertiseGpus(cluster.core, spec.name, spec.gpus);
     return { name: spec.name, dir, processes, stop };
   } catch (err) {
     await stop();
