@@ -44,6 +44,22 @@ export function writePodNetwork(dir: string, name: string, bridge: string, subne
   return { confDir, bridge, subnet };
 }
 
+/** The bridge's own address: the pods' gateway, and the node's IP. */
+export function gatewayOf(subnet: string): string {
+  return subnet.replace(/\.0\/24$/, '.1');
+}
+
+/**
+ * Creates the bridge with the gateway address up front (the bridge plugin keeps both), so the
+ * kubelet has a node IP before any pod exists: the kubelet refuses a loopback node IP, and this
+ * bridge has no uplink, so the address is reachable from this host and its pods only.
+ */
+export function createBridge(bridge: string, subnet: string): void {
+  execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('ip', ['addr', 'add', `${gatewayOf(subnet)}/24`, 'dev', bridge], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('ip', ['link', 'set', bridge, 'up'], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
 export function deleteBridge(bridge: string): void {
   try {
     execFileSync('ip', ['link', 'delete', bridge], { stdio: 'ignore' });

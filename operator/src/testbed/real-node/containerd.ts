@@ -51,6 +51,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   stream_server_port = "0"
   netns_mounts_under_state_dir = true
   enable_selinux = false
+  # Pod sandboxes ask for oom_score_adj -998; lowering it needs CAP_SYS_RESOURCE, which machines like
+  # this one (a container without it) refuse with EACCES. Clamp to containerd's own score instead.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -59,6 +62,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
         Root = ${q(join(o.dir, 'runc'))}
+        BinaryName = ${q(process.env.FEDGPU_RUNC ?? '/usr/sbin/runc')}
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = ${q(CNI_BIN_DIR)}
     conf_dir = ${q(o.cniConfDir)}

@@ -18,6 +18,8 @@ export interface KubeletOptions {
   pki: ClusterPki;
   runtimeSocket: string;
   cgroupRoot: string;
+  /** The node IP, where the kubelet serves (the pod bridge's address: not loopback, never routed). */
+  address: string;
   port: number;
   healthzPort: number;
   labels: Record<string, string>;
@@ -35,7 +37,7 @@ function kubeletCertificates(o: KubeletOptions): { serving: string; client: stri
     'basicConstraints=CA:FALSE',
     'keyUsage=critical,digitalSignature,keyEncipherment',
     'extendedKeyUsage=serverAuth',
-    `subjectAltName=IP:127.0.0.1,DNS:${o.nodeName},DNS:localhost`,
+    `subjectAltName=IP:${o.address},IP:127.0.0.1,DNS:${o.nodeName},DNS:localhost`,
   ]);
   const client = `kubelet-client-${o.nodeName}`;
   issue(o.pki.dir, client, `/O=system:nodes/CN=system:node:${o.nodeName}`, [
@@ -63,7 +65,7 @@ export function writeKubeletFiles(o: KubeletOptions): KubeletFiles {
   writeFileSync(config, stringify({
     apiVersion: 'kubelet.config.k8s.io/v1beta1',
     kind: 'KubeletConfiguration',
-    address: '127.0.0.1',
+    address: o.address,
     port: o.port,
     readOnlyPort: 0,
     healthzBindAddress: '127.0.0.1',
@@ -111,7 +113,7 @@ export function startKubelet(o: KubeletOptions, files: KubeletFiles): ManagedPro
       `--kubeconfig=${files.kubeconfig}`,
       `--root-dir=${join(o.dir, 'kubelet')}`,
       `--hostname-override=${o.nodeName}`,
-      '--node-ip=127.0.0.1',
+      `--node-ip=${o.address}`,
       `--node-labels=${labels}`,
       '--v=1',
     ],

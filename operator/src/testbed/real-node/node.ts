@@ -14,7 +14,7 @@ import type { ClusterPki } from '../pki.js';
 import type { ManagedProcess } from '../processes.js';
 import { GiveUp, waitFor } from '../wait.js';
 import { createCgroupRoot } from './cgroups.js';
-import { freePodSubnet, writePodNetwork } from './cni.js';
+import { createBridge, freePodSubnet, gatewayOf, writePodNetwork } from './cni.js';
 import { importImages, startContainerd } from './containerd.js';
 import { imageArchives, pauseImage } from './images.js';
 import { startKubelet, writeKubeletFiles } from './kubelet.js';
@@ -78,6 +78,7 @@ export async function startRealNode(cluster: RealNodeCluster, spec: RealNodeSpec
   };
   try {
     const network = writePodNetwork(join(dir, 'cni'), `fedgpu-${id}`, record.bridge, freePodSubnet(parseInt(id.slice(0, 2), 16)));
+    createBridge(record.bridge, network.subnet);
     const containerd = await startContainerd({ dir: join(dir, 'containerd'), socketDir, sandboxImage: pauseImage(), cniConfDir: network.confDir });
     processes.push(containerd.process);
     await importImages(containerd, imageArchives());
@@ -88,6 +89,7 @@ export async function startRealNode(cluster: RealNodeCluster, spec: RealNodeSpec
       server: cluster.server,
       pki: cluster.pki,
       runtimeSocket: containerd.socket,
+      address: gatewayOf(network.subnet),
       cgroupRoot: createCgroupRoot(record.cgroupName),
       port: await freePort(),
       healthzPort: await freePort(),
