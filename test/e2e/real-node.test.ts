@@ -23,8 +23,8 @@ import { waitFor } from '../../operator/src/testbed/wait.js';
 
 // Issue 17: GpuJobs run real containers on a real node (kubelet, containerd, runc, CNI) of a
 // provider cluster; limits, exit codes and signals are the kernel's, not kwok's. The real node
-// advertises a GPU product no other node has, so every job here lands on it first; a second
-// provider with kwok nodes of that product is where a reclaimed job resumes.
+// advertises a GPU product no other node has, so every job here lands on it; a second provider
+// gets a kwok node of that product only when the reclaim test needs somewhere to resume.
 
 const PRODUCT = 'NVIDIA-GeForce-RTX-4070';
 const REAL_NODE = 'homelab-real-0';
@@ -42,7 +42,7 @@ beforeAll(async () => {
   testbed = await startTestbed(join(dir, 'clusters'), [
     { name: 'hub', scheduler: false },
     { name: 'homelab', realNodes: [{ name: REAL_NODE, gpus: 1, product: PRODUCT, memoryMiB: 12282 }] },
-    { name: 'backup', gpuNodes: [{ prefix: 'backup', count: 1, gpusPerNode: 1, product: PRODUCT, memoryMiB: 12282 }] },
+    { name: 'backup', kwok: true },
   ]);
   await installCrds(testbed.cluster('hub'));
   await testbed.cluster('hub').kubectl(['create', 'namespace', 'ml']);
@@ -61,7 +61,7 @@ beforeAll(async () => {
   for (const name of ['homelab', 'backup']) {
     const gp = await waitFor(`${name} Ready with its pool`, async () => {
       const gp = await providerClient(testbed.cluster('hub')).byWallet(agents[name]!.wallet.address);
-      return readyStatus(gp)?.status === 'True' && gp?.status?.pools?.length ? gp : undefined;
+      return readyStatus(gp)?.status === 'True' && (name === 'backup' || gp?.status?.pools?.length) ? gp : undefined;
     }, { timeoutMs: 60_000 });
     names[name] = gp.metadata.name!;
   }
@@ -173,6 +173,12 @@ describe('a real node', () => {
     expect(first.status?.placement?.provider).toBe(names.homelab);
     const pod = await runningPod(first);
     expect(pod.spec?.terminationGracePeriodSeconds).toBe(10);
+    // Somewhere to resume: the backup provider now lends a (kwok) node of the same product.
+    await testbed.cluster('backup').addGpuNodes({ prefix: 'backup', count: 1, gpusPerNode: 1, product: PRODUCT, memoryMiB: 12282 });
+    await waitFor('the backup pool in the market', async () => {
+      const gp = await providerClient(hubCluster()).byWallet(agents.backup!.wallet.address);
+      return gp?.status?.pools?.some((p) => p.gpuProduct === PRODUCT && p.idle === 1) ? true : undefined;
+    }, { timeoutMs: 60_000 });
     // Follow the real log through the apiserver and the kubelet until the container ends.
     const follow = spawn(toolPath('kubectl'), [`--kubeconfig=${homelab().kubeconfigPath}`, 'logs', '-f', '-n', JOBS_NS, pod.metadata!.name!]);
     let log = '';

@@ -17,6 +17,8 @@ export interface KubeletOptions {
   server: string;
   pki: ClusterPki;
   runtimeSocket: string;
+  /** --root-dir: short, since the kubelet binds unix sockets under it. */
+  rootDir: string;
   cgroupRoot: string;
   /** The node IP, where the kubelet serves (the pod bridge's address: not loopback, never routed). */
   address: string;
@@ -111,7 +113,7 @@ export function startKubelet(o: KubeletOptions, files: KubeletFiles): ManagedPro
     args: [
       `--config=${files.config}`,
       `--kubeconfig=${files.kubeconfig}`,
-      `--root-dir=${join(o.dir, 'kubelet')}`,
+      `--root-dir=${o.rootDir}`,
       `--hostname-override=${o.nodeName}`,
       `--node-ip=${o.address}`,
       `--node-labels=${labels}`,

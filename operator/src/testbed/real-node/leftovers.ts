@@ -12,7 +12,8 @@ import { deleteBridge } from './cni.js';
 export interface RealNodeRecord {
   dir: string;
   socket: string;
-  socketDir: string;
+  /** Short folder for what binds unix sockets (containerd; the kubelet's root-dir). */
+  shortDir: string;
   cgroupName: string;
   bridge: string;
 }
@@ -71,7 +72,8 @@ export function cleanUpRealNode(record: RealNodeRecord): string[] {
     killAll(pids);
     pause(100);
   }
-  for (const mount of mountsUnder(record.dir)) {
+  const dirs = [record.dir, record.shortDir].filter((d): d is string => typeof d === 'string' && d !== '');
+  for (const mount of dirs.flatMap(mountsUnder)) {
     try {
       execFileSync('umount', ['-l', mount], { stdio: 'ignore' });
     } catch {
@@ -85,7 +87,7 @@ export function cleanUpRealNode(record: RealNodeRecord): string[] {
     pause(100);
   }
   deleteBridge(record.bridge);
-  rmSync(record.socketDir, { recursive: true, force: true });
+  if (record.shortDir) rmSync(record.shortDir, { recursive: true, force: true });
   return left.map((d) => `cgroup ${d} still in use`);
 }
 

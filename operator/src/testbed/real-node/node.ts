@@ -60,11 +60,12 @@ export async function startRealNode(cluster: RealNodeCluster, spec: RealNodeSpec
   // Short names derived from the node's folder: unique per run, within the kernel's limits
   // (15 bytes for an interface, 107 for a socket path).
   const id = createHash('sha256').update(dir).digest('hex').slice(0, 10);
-  const socketDir = join('/run/fedgpu-cri', id);
+  // The kubelet's root-dir holds sockets too (pod-resources, device-plugins), so it lives there.
+  const shortDir = join('/run/fedgpu-node', id);
   const record: RealNodeRecord = {
     dir,
-    socketDir,
-    socket: join(socketDir, 'containerd.sock'),
+    shortDir,
+    socket: join(shortDir, 'containerd.sock'),
     cgroupName: `fedgpu-${id}`,
     bridge: `fg${id}`,
   };
@@ -79,7 +80,7 @@ export async function startRealNode(cluster: RealNodeCluster, spec: RealNodeSpec
   try {
     const network = writePodNetwork(join(dir, 'cni'), `fedgpu-${id}`, record.bridge, freePodSubnet(parseInt(id.slice(0, 2), 16)));
     createBridge(record.bridge, network.subnet);
-    const containerd = await startContainerd({ dir: join(dir, 'containerd'), socketDir, sandboxImage: pauseImage(), cniConfDir: network.confDir });
+    const containerd = await startContainerd({ dir: join(dir, 'containerd'), socketDir: shortDir, sandboxImage: pauseImage(), cniConfDir: network.confDir });
     processes.push(containerd.process);
     await importImages(containerd, imageArchives());
 
@@ -89,6 +90,7 @@ export async function startRealNode(cluster: RealNodeCluster, spec: RealNodeSpec
       server: cluster.server,
       pki: cluster.pki,
       runtimeSocket: containerd.socket,
+      rootDir: join(shortDir, 'kubelet'),
       address: gatewayOf(network.subnet),
       cgroupRoot: createCgroupRoot(record.cgroupName),
       port: await freePort(),
