@@ -155,12 +155,16 @@ describe('a real node', () => {
   it('lets the real memory cgroup OOM-kill a container over its limit, and blames the user', async () => {
     // busybox tail keeps the current line in memory: /dev/zero has no newline, so it grows until killed.
     await submit('real-oom', 'echo filling memory; tail /dev/zero', { memoryLimit: '24Mi' });
+    const submitted = await getJob('real-oom');
+    // The kubelet reports why the container died (read from the kernel's OOM kill of its cgroup).
+    const terminated = await waitFor('the container to be OOM-killed', async () => {
+      const [pod] = await podsOf(homelab(), submitted);
+      return pod?.status?.containerStatuses?.[0]?.state?.terminated;
+    }, { timeoutMs: 90_000, intervalMs: 250 });
+    expect(terminated).toMatchObject({ reason: 'OOMKilled', exitCode: 137 });
     const job = await waitJob('real-oom', 'Failed', (j) => j.status?.phase === 'Failed');
     expect(job.status?.attempts).toHaveLength(1);
     expect(job.status?.attempts?.[0]).toMatchObject({ provider: names.homelab, outcome: 'Failed', faultOf: 'user', exitCode: 137 });
-    const [pod] = await podsOf(homelab(), job);
-    // The pod may already be cleaned up; when it is still there, its container says why it died.
-    if (pod) expect(pod.status?.containerStatuses?.[0]?.state?.terminated?.reason).toBe('OOMKilled');
   });
 
   it('delivers SIGTERM on an owner reclaim; the process saves its checkpoint within its grace, and the job resumes elsewhere', async () => {
