@@ -13,7 +13,7 @@ help: ## List the targets
 deps: ## Install Debian packages and npm modules this project needs (idempotent)
 	@bash hack/install-deps.sh
 
-tools: ## Build kube-apiserver, scheduler, controller-manager, kubectl, etcd, kwok, helm (cached by version)
+tools: ## Build kube-apiserver, scheduler, controller-manager, kubectl, kubelet, etcd, kwok, helm (cached by version)
 	@bash hack/build-tools.sh
 
 generate: generate-crds generate-proto generate-contracts ## Regenerate every committed generated file
