@@ -161,7 +161,7 @@ export class TunnelSession {
     if (!head || this.closed) return false;
     const n = this.sendCredit.take(Math.min(chunkBytes, head.data.byteLength - head.offset));
     if (n === 0) return false;
-    const data = head.data.subarray(head.offset, head.offset + n);
+    const data = Buffer.from(head.data.buffer, head.data.byteOffset + head.offset, n);
     head.offset += n;
     this.mux.sendFrame({ sessionId: this.id, frame: { $case: 'data', value: { channel: head.channel, data } } }, n);
     if (head.offset >= head.data.byteLength) {
