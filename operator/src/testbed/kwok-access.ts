@@ -49,3 +49,9 @@ spec:
 `,
   ].join('---\n');
 }
+
+/** Lines in the CRI log format kwok parses (`<RFC3339Nano> stdout F <text>`), ready to append to logFile. */
+export function criLogLines(lines: string[], at: Date = new Date()): string {
+  const stamp = at.toISOString().replace('Z', '000000Z');
+  return lines.map((line) => `${stamp} stdout F ${line}\n`).join('');
+}

@@ -82,6 +82,7 @@ export class TunnelSession {
   private readonly pending: PendingWrite[] = [];
   private closed: TunnelClose | undefined;
   private idleTimer: unknown;
+  private endAfterPending: Partial<TunnelClose> | undefined;
   private openedResolve: (() => void) | undefined;
   private openedReject: ((error: Error) => void) | undefined;
   /** Resolves when the peer accepted the session (hub side), rejects when it refused. */
@@ -135,7 +136,14 @@ export class TunnelSession {
     if (increment > 0) this.mux.sendFrame({ sessionId: this.id, frame: { $case: 'window', value: { increment } } });
   }
 
-  /** Ends the session and tells the peer (once). */
+  /** Ends the session once everything written so far went out (a clean end of a log, say). */
+  end(info: Partial<TunnelClose> = {}): void {
+    if (this.closed) return;
+    if (this.pending.length === 0) this.close(info);
+    else this.endAfterPending = info;
+  }
+
+  /** Ends the session now, dropping unsent data, and tells the peer (once). */
   close(info: Partial<TunnelClose> = {}): void {
     if (this.closed) return;
     const close: TunnelClose = { error: '', reason: '', hasExitCode: false, exitCode: 0, ...info };
@@ -167,6 +175,7 @@ export class TunnelSession {
     if (head.offset >= head.data.byteLength) {
       this.pending.shift();
       head.resolve();
+      if (this.pending.length === 0 && this.endAfterPending) this.close(this.endAfterPending);
     }
     return true;
   }
