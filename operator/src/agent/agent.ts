@@ -10,6 +10,10 @@ import { buildInventory, type InventoryPool, type ProviderSettings } from './inv
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
 import { PodRunner } from './pods/runner.js';
+import { AccessServer } from './access/serve.js';
+import { RetainedLogs } from './access/retained-logs.js';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
 
@@ -34,6 +38,8 @@ export interface AgentOptions {
   /** The agent's series (docs/metrics.md): stream state, idle GPUs, job pods. */
   metrics?: AgentMetrics;
   now?: () => number;
+  /** Where ended attempts' log tails are kept, how much per replica, and for how long. */
+  logRetention?: { dir?: string; maxBytesPerReplica?: number; retentionMs?: number };
 }
 
 const REASON_CODES: Record<string, NotOfferedReason> = {
@@ -118,9 +124,31 @@ export class Agent {
   private readonly lastAttempt = new Map<string, string>();
   private readonly reclaims = new Map<string, { reason: string; message: string; gpuSeconds: number }>();
   private readonly now: () => number;
+  private readonly access: AccessServer;
+  private readonly retainedAttempts = new Set<string>();
 
   constructor(private readonly opts: AgentOptions) {
     this.runner = new PodRunner(opts.kubeConfig, opts.jobNamespace, opts.logger);
+    const retention = opts.logRetention ?? {};
+    this.access = new AccessServer({
+      kubeConfig: opts.kubeConfig,
+      namespace: opts.jobNamespace,
+      logger: opts.logger,
+      policy: { exec: opts.settings.access?.exec ?? true, portForward: opts.settings.access?.portForward ?? true },
+      retained: new RetainedLogs({
+        dir: retention.dir ?? join(tmpdir(), `fedgpu-agent-logs-${opts.wallet.address.toLowerCase()}`),
+        maxBytesPerReplica: retention.maxBytesPerReplica ?? 1024 * 1024,
+        retentionMs: retention.retentionMs ?? 7 * 24 * 3600_000,
+      }),
+      attempt: (jobUid, epoch) => {
+        const assignment = this.runner.assignments.get(`${jobUid}/${epoch}`);
+        if (!assignment) return undefined;
+        const live = this.runner.managed(this.watch?.pods() ?? []).some(
+          (p) => p.metadata?.labels?.['fedgpu.io/job-uid'] === jobUid && p.metadata?.labels?.['fedgpu.io/epoch'] === String(epoch) && p.status?.phase === 'Running',
+        );
+        return { replicas: assignment.podTemplates.length, containers: assignment.podTemplates.map((t) => (t.spec?.containers ?? []).map((c) => c.name)), live };
+      },
+    });
     this.receipts = new UsageReceiptBook(opts.wallet, opts.logger);
     this.now = opts.now ?? Date.now;
   }
@@ -148,6 +176,7 @@ export class Agent {
         this.flushReceipts();
       },
       onHubMessage: (m) => this.onHubMessage(m),
+      onTunnelOpen: (session, open) => this.access.serve(session, open),
     });
     this.client.start();
     // Receipts the hub has not acknowledged go again now and then, not only after reconnects.
@@ -216,6 +245,14 @@ export class Agent {
         if (pods.length > 0) continue;
         const done = this.reclaims.get(key)!;
         state = { phase: 'Reclaimed', gpuSeconds: done.gpuSeconds, reason: done.reason, message: done.message, pods: [] };
+      }
+      if ((state.phase === 'Succeeded' || state.phase === 'Failed') && !this.retainedAttempts.has(key)) {
+        // Logs outlive the pod: keep each replica's tail before anyone deletes the pods.
+        this.retainedAttempts.add(key);
+        const containers = assignment.podTemplates.map((t) => (t.spec?.containers ?? []).map((c) => c.name));
+        this.access.retain(assignment.jobUid, assignment.epoch, containers).catch((err: unknown) =>
+          this.opts.logger.warn({ err, job: assignment.jobUid, epoch: assignment.epoch }, 'could not keep the log tail of an ended attempt'),
+        );
       }
       if (state.phase === 'Succeeded' || state.phase === 'Failed' || state.phase === 'Reclaimed') {
         this.attemptEnded(assignment.jobUid, assignment.epoch, state.gpuSeconds, assignment.pricePerGpuHour, state.phase);

@@ -118,10 +118,12 @@ export class TunnelSession {
     this.settleOpened();
   }
 
-  /** Queues `data` on `channel`; resolves once it is all handed to the transport. */
+  /**
+   * Queues `data` on `channel`; resolves once it is all handed to the transport. An empty write
+   * sends an empty data frame in order (exec uses it on stdin as end of input).
+   */
   write(channel: number, data: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new TunnelClosedError(this.closed));
-    if (data.byteLength === 0) return Promise.resolve();
     this.touch();
     return new Promise((resolve, reject) => {
       this.pending.push({ channel, data, offset: 0, resolve, reject });
@@ -160,7 +162,8 @@ export class TunnelSession {
 
   /** @internal */
   hasSendable(): boolean {
-    return !this.closed && this.pending.length > 0 && this.sendCredit.bytes > 0;
+    const head = this.pending[0];
+    return !this.closed && head !== undefined && (this.sendCredit.bytes > 0 || head.data.byteLength === 0);
   }
 
   /** @internal Sends one chunk; true when it sent something. */
@@ -168,7 +171,7 @@ export class TunnelSession {
     const head = this.pending[0];
     if (!head || this.closed) return false;
     const n = this.sendCredit.take(Math.min(chunkBytes, head.data.byteLength - head.offset));
-    if (n === 0) return false;
+    if (n === 0 && head.data.byteLength > 0) return false;
     const data = Buffer.from(head.data.buffer, head.data.byteOffset + head.offset, n);
     head.offset += n;
     this.mux.sendFrame({ sessionId: this.id, frame: { $case: 'data', value: { channel: head.channel, data } } }, n);
