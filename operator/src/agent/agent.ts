@@ -238,7 +238,13 @@ export class Agent {
         if (!this.reclaims.has(key)) {
           this.reclaims.set(key, { ...reclaim, gpuSeconds: state.gpuSeconds });
           this.opts.logger.info({ job: assignment.jobUid, epoch: assignment.epoch, reason: reclaim.reason }, 'owner reclaim: giving pods their checkpoint grace');
-          this.runner.reclaim(assignment.jobUid, assignment.epoch, assignment.gracePeriodSeconds ?? 30).catch((err) =>
+          // Keep the log tails first (the pods are about to go), then give the grace.
+          this.retainedAttempts.add(key);
+          const containers = assignment.podTemplates.map((t) => (t.spec?.containers ?? []).map((c) => c.name));
+          this.access
+            .retain(assignment.jobUid, assignment.epoch, containers)
+            .catch((err: unknown) => this.opts.logger.warn({ err }, 'could not keep the log tail of a reclaimed attempt'))
+            .then(() => this.runner.reclaim(assignment.jobUid, assignment.epoch, assignment.gracePeriodSeconds ?? 30)).catch((err) =>
             this.opts.logger.error({ err }, 'failed to delete reclaimed pods; retrying on the next change'),
           );
         }

@@ -87,13 +87,17 @@ export class AccessServer {
   async retain(jobUid: string, epoch: number, containers: string[][]): Promise<void> {
     const limitBytes = this.options.retained.maxBytes;
     await Promise.all(containers.map(async (names, replica) => {
-      const query = new URLSearchParams({ container: names[0] ?? '', limitBytes: String(limitBytes * 4) });
+      const query = new URLSearchParams({ container: names[0] ?? '' });
       const options = await this.apiRequest(`/api/v1/namespaces/${encodeURIComponent(this.options.namespace)}/pods/${podName(jobUid, epoch, replica)}/log?${query}`);
       const body = await new Promise<Buffer | undefined>((resolve) => {
         const req = request(options, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve(res.statusCode === 200 ? Buffer.concat(chunks) : undefined));
+          // Only the tail is kept: memory stays within about twice the limit however long the log.
+          let tail: Buffer = Buffer.alloc(0);
+          res.on('data', (c: Buffer) => {
+            tail = Buffer.concat([tail, c]);
+            if (tail.byteLength > limitBytes * 2) tail = tail.subarray(tail.byteLength - limitBytes);
+          });
+          res.on('end', () => resolve(res.statusCode === 200 ? tail : undefined));
           res.on('error', () => resolve(undefined));
         });
         req.on('error', () => resolve(undefined));
