@@ -66,7 +66,7 @@ beforeAll(async () => {
   const chartRbac = await helmTemplate(['--show-only', 'templates/hub/access.yaml']);
   const registration = chartRbac.replaceAll('__ACCESS_PORT__', String(hub.accessPort));
   await hubCluster.kubectl(['create', 'namespace', 'fedgpu-system']);
-  const applied = await hubCluster.kubectl(['apply', '-n', 'fedgpu-system', '-f', '-'], registration);
+  const applied = await hubCluster.kubectl(['apply', '-f', '-'], registration);
   expect(applied.code, applied.stderr).toBe(0);
   await waitFor('APIService v1alpha1.access.fedgpu.io Available', async () => {
     const r = await hubCluster.kubectl(['get', 'apiservice', 'v1alpha1.access.fedgpu.io', '-o', 'jsonpath={.status.conditions[?(@.type=="Available")].status}']);
