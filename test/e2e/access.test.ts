@@ -9,13 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
 import { startHub, type RunningHub } from '../../operator/src/hub/hub.js';
 import { hubPki, installCrds, providerClient, readyStatus, startAgent, type AgentHandle, type HubPki } from '../../operator/src/testbed/federation.js';
+import { accessServingCert, registerAccessApi } from '../../operator/src/testbed/access-api.js';
 import { criLogLines } from '../../operator/src/testbed/kwok-access.js';
 import { issueUserCert, userKubeconfigYaml } from '../../operator/src/testbed/pki.js';
 import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
-import { issueCert } from '../../operator/src/tls/index.js';
 
 // Issue 13 end to end: consumers reach their job's pods on whichever provider runs them, through
 // the hub. Real parts: three kube-apiservers (hub with aggregation, two providers whose kwok serves
@@ -53,7 +53,7 @@ beforeAll(async () => {
 
   // The hub, its access API on a free port, and the APIService that makes the hub apiserver proxy to it.
   pki = await hubPki(join(dir, 'pki'));
-  const serving = await issueCert(pki.ca, { commonName: 'fedgpu-access', dnsNames: ['fedgpu-access.fedgpu-system.svc', 'localhost'], ipAddresses: ['127.0.0.1'], usages: ['server'] });
+  const serving = await accessServingCert(pki);
   hub = await startHub({
     kubeConfig: hubCluster.kubeConfig,
     tls: { caPem: pki.ca.certPem, certPem: pki.server.certPem, keyPem: pki.server.keyPem },
@@ -63,15 +63,7 @@ beforeAll(async () => {
     pingIntervalMs: 500,
     access: { port: 0, certPem: serving.certPem, keyPem: serving.keyPem },
   });
-  const chartRbac = await helmTemplate(['--show-only', 'templates/hub/access.yaml']);
-  const registration = chartRbac.replaceAll('__ACCESS_PORT__', String(hub.accessPort));
-  await hubCluster.kubectl(['create', 'namespace', 'fedgpu-system']);
-  const applied = await hubCluster.kubectl(['apply', '-f', '-'], registration);
-  expect(applied.code, applied.stderr).toBe(0);
-  await waitFor('APIService v1alpha1.access.fedgpu.io Available', async () => {
-    const r = await hubCluster.kubectl(['get', 'apiservice', 'v1alpha1.access.fedgpu.io', '-o', 'jsonpath={.status.conditions[?(@.type=="Available")].status}']);
-    return r.stdout === 'True' ? true : undefined;
-  }, { timeoutMs: 60_000 });
+  await registerAccessApi(hubCluster, pki.ca.certPem, hub.accessPort!);
 
   // Users: alice edits jobs in ml (chart ClusterRole fedgpu-job-editor); bob may only read GpuJobs;
   // carol passes the apiserver's check on access.fedgpu.io but not the hub's on fedgpu.io.
@@ -116,7 +108,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: carol}]
     const gp = await waitFor(`${name} Ready`, async () => {
       const p = await providerClient(hubCluster).byWallet(agents[name]!.wallet.address);
       return readyStatus(p)?.status === 'True' && p?.status?.pools?.length ? p : undefined;
-    }, { timeoutMs: 60_000 });
+    }, { timeoutMs: 180_000 });
     names[name] = gp.metadata.name!;
   }
   // The job every test uses: placed on dc (cheaper), running long enough for all of them.
@@ -151,22 +143,9 @@ afterAll(async () => {
 
 // --- helpers ---------------------------------------------------------------------------------
 
-function helmTemplate(extra: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(join(repoRoot, 'bin', 'helm'), [
-      'template', 'fedgpu', join(repoRoot, 'charts', 'fedgpu'), '--namespace', 'fedgpu-system',
-      '--set', 'mode=hub', '--set', 'hub.chain.marketAddress=0x0000000000000000000000000000000000000001',
-      '--set', 'hub.access.enabled=true', '--set', 'hub.access.testbed.externalName=localhost',
-      '--set', 'hub.access.testbed.port=__ACCESS_PORT__',
-      '--set-string', `hub.access.caBundle=${Buffer.from(pki.ca.certPem).toString('base64')}`,
-      ...extra,
-    ], (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
-  });
-}
-
 function fedgpu(user: string, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', cli, '--kubeconfig', kubeconfigs[user]!, ...args], { timeout: 120_000 }, (err, stdout, stderr) =>
+    const child = execFile(process.execPath, ['--import', 'tsx', cli, '--kubeconfig', kubeconfigs[user]!, ...args], { timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
     );
     if (stdin !== undefined) child.stdin?.end(stdin);
