@@ -22,6 +22,8 @@ export interface ProviderSettings {
   /** Measured or declared watts per product, overriding the built-in table. */
   powerWatts?: Record<string, number>;
   availability?: Availability;
+  /** What consumers may do with job pods through the hub's tunnel (logs are always allowed). */
+  access?: { exec?: boolean; portForward?: boolean };
 }
 
 export interface InventoryNode {
