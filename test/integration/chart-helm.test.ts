@@ -476,7 +476,10 @@ describe('helm install into real apiservers', () => {
     ['patch pods', 'chart-agent-jobs', false, ['patch', 'pods']],
     ['update namespaces (relabel PodSecurity)', '-A', false, ['update', 'namespaces']],
     ['patch namespaces (relabel PodSecurity)', '-A', false, ['patch', 'namespaces']],
-    ['exec into job pods', 'chart-agent-jobs', false, ['create', 'pods', '--subresource=exec']],
+    // The consumer's tunnel sessions (agent/access): exec and port-forward into the attempt's pods.
+    ['exec into job pods (tunnel)', 'chart-agent-jobs', true, ['create', 'pods', '--subresource=exec']],
+    ['port-forward to job pods (tunnel)', 'chart-agent-jobs', true, ['create', 'pods', '--subresource=portforward']],
+    ['attach to job pods', 'chart-agent-jobs', false, ['create', 'pods', '--subresource=attach']],
     ['create service account tokens', 'chart-agent-jobs', false, ['create', 'serviceaccounts', '--subresource=token']],
     ['create role bindings', 'chart-agent-jobs', false, ['create', 'rolebindings.rbac.authorization.k8s.io']],
     ['delete network policies (only the namespace goes)', 'chart-agent-jobs', false, ['delete', 'networkpolicies.networking.k8s.io']],
