@@ -219,6 +219,9 @@ export class Agent {
       }
       if (state.phase === 'Succeeded' || state.phase === 'Failed' || state.phase === 'Reclaimed') {
         this.attemptEnded(assignment.jobUid, assignment.epoch, state.gpuSeconds, assignment.pricePerGpuHour, state.phase);
+        this.runner.release(assignment.jobUid, assignment.epoch).catch((err: unknown) =>
+          this.opts.logger.error({ err, job: assignment.jobUid, epoch: assignment.epoch }, 'could not delete the ended attempt\'s objects; retrying on the next change'),
+        );
       }
       const status: AttemptStatus = {
         jobUid: assignment.jobUid,

@@ -2,6 +2,8 @@ import { CoreV1Api, type KubeConfig, type V1Pod, type V1PodTemplateSpec } from '
 import type { Logger } from 'pino';
 import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
 import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, type Assignment } from './build.js';
+import { AttemptRefused, prepareAttempt } from '../attempt/prepare.js';
+import { AttemptResources } from '../attempt/resources.js';
 
 // Runs what the hub assigns, in the agent's one job namespace. Every operation is idempotent:
 // creating a pod that exists is a no-op, deleting one that is gone too, and `resync` converges the
@@ -29,6 +31,10 @@ export class PodRunner {
   readonly assignments = new Map<string, Assignment & { pricePerGpuHour: string }>();
   /** Attempts refused before any pod was made, with the reason (reported as Failed). */
   readonly refused = new Map<string, string>();
+  /** Per-attempt Service, NetworkPolicies and Secret (agent/attempt/). */
+  private readonly attempts: AttemptResources;
+  /** Ended attempts whose per-attempt objects are already deleted. */
+  private readonly released = new Set<string>();
 
   constructor(
     kubeConfig: KubeConfig,
@@ -36,6 +42,7 @@ export class PodRunner {
     private readonly logger: Logger,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.attempts = new AttemptResources(kubeConfig, logger);
   }
 
   async apply(assign: Assign): Promise<void> {
@@ -45,8 +52,14 @@ export class PodRunner {
     let pods: V1Pod[];
     try {
       pods = buildJobPods(assignment, this.namespace);
+      const prepared = prepareAttempt(assign, pods, this.namespace);
+      pods = prepared.pods;
+      if (!this.released.has(key)) await this.attempts.ensure(prepared.objects);
     } catch (err) {
-      const reason = err instanceof PodSecurityError ? `PodSecurityRefused: ${err.message}` : `InvalidAssignment: ${String(err)}`;
+      const reason =
+        err instanceof PodSecurityError ? `PodSecurityRefused: ${err.message}`
+        : err instanceof AttemptRefused ? `${err.reason}: ${err.message}`
+        : `InvalidAssignment: ${String(err)}`;
       this.refused.set(key, reason);
       this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, reason }, 'assignment refused');
       return;
@@ -65,6 +78,15 @@ export class PodRunner {
     this.assignments.delete(attemptKey(jobUid, epoch));
     this.refused.delete(attemptKey(jobUid, epoch));
     await this.deletePods(`${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
+    await this.attempts.remove(this.namespace, jobUid, epoch);
+  }
+
+  /** The attempt ended (its pods are done): its Service, policies and Secret go now, not at cancel. */
+  async release(jobUid: string, epoch: number): Promise<void> {
+    const key = attemptKey(jobUid, epoch);
+    if (this.released.has(key)) return;
+    await this.attempts.remove(this.namespace, jobUid, epoch);
+    this.released.add(key);
   }
 
   /** Owner reclaim: deletes the attempt's pods with their checkpoint grace, keeping the assignment to report on. */
@@ -76,6 +98,7 @@ export class PodRunner {
   async resync(desired: Assign[], managedPods: readonly V1Pod[]): Promise<void> {
     const wanted = new Set(desired.map((a) => attemptKey(a.jobUid, a.epoch)));
     for (const key of [...this.assignments.keys()]) if (!wanted.has(key)) this.assignments.delete(key);
+    for (const key of [...this.released]) if (!wanted.has(key)) this.released.delete(key);
     const stale = new Map<string, { jobUid: string; epoch: string }>();
     for (const pod of managedPods) {
       const jobUid = pod.metadata?.labels?.[JOB_UID_LABEL];
@@ -86,6 +109,7 @@ export class PodRunner {
       this.logger.info({ job: jobUid, epoch }, 'deleting pods the hub no longer wants');
       await this.deletePods(`${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, 0);
     }
+    await this.attempts.prune(this.namespace, wanted);
     for (const assign of desired) await this.apply(assign);
   }
 
