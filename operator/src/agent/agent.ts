@@ -12,6 +12,8 @@ import type { Readiness } from '../metrics/http-server.js';
 import { PodRunner } from './pods/runner.js';
 import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
+import { egressToMessage, poolEgress } from './attempt/egress.js';
+import { GFD_PRODUCT_LABEL } from '../api/constants.js';
 
 // The provider agent: watches its own cluster, streams inventory and attempt status to the hub over
 // the one outbound stream, and runs what the hub assigns. After every (re)connect it sends its full
@@ -58,6 +60,7 @@ export function inventoryMessage(pools: InventoryPool[]): Inventory {
       notOfferedReason: p.offered
         ? NotOfferedReason.NOT_OFFERED_REASON_UNSPECIFIED
         : (REASON_CODES[p.notOfferedReason?.split(':')[0] ?? ''] ?? NotOfferedReason.NOT_OFFERED_REASON_DISABLED_BY_OWNER),
+      egress: egressToMessage(p.egress),
     })),
   };
 }
@@ -120,7 +123,8 @@ export class Agent {
   private readonly now: () => number;
 
   constructor(private readonly opts: AgentOptions) {
-    this.runner = new PodRunner(opts.kubeConfig, opts.jobNamespace, opts.logger);
+    const productOf = (node: string) => this.watch?.nodes().find((n) => n.metadata?.name === node)?.metadata?.labels?.[GFD_PRODUCT_LABEL] ?? '';
+    this.runner = new PodRunner(opts.kubeConfig, opts.jobNamespace, opts.logger, (node) => poolEgress(opts.settings, productOf(node)));
     this.receipts = new UsageReceiptBook(opts.wallet, opts.logger);
     this.now = opts.now ?? Date.now;
   }

@@ -2,7 +2,7 @@ import { CoreV1Api, type KubeConfig, type V1Pod, type V1PodTemplateSpec } from '
 import type { Logger } from 'pino';
 import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
 import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, type Assignment } from './build.js';
-import { AttemptRefused, prepareAttempt } from '../attempt/prepare.js';
+import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
 import { AttemptResources } from '../attempt/resources.js';
 
 // Runs what the hub assigns, in the agent's one job namespace. Every operation is idempotent:
@@ -40,6 +40,8 @@ export class PodRunner {
     kubeConfig: KubeConfig,
     private readonly namespace: string,
     private readonly logger: Logger,
+    /** What each node's pool lets job pods reach (agent/attempt/egress.ts). */
+    private readonly egressOffer?: EgressOffer,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.attempts = new AttemptResources(kubeConfig, logger);
@@ -52,7 +54,7 @@ export class PodRunner {
     let pods: V1Pod[];
     try {
       pods = buildJobPods(assignment, this.namespace);
-      const prepared = prepareAttempt(assign, pods, this.namespace);
+      const prepared = prepareAttempt(assign, pods, this.namespace, this.egressOffer);
       pods = prepared.pods;
       if (!this.released.has(key)) await this.attempts.ensure(prepared.objects);
     } catch (err) {

@@ -17,7 +17,9 @@ import { gpuJobClient, gpuProviderClient, objectKey } from '../../runtime/kube.j
 import { StatusWriter } from '../../runtime/status-writer.js';
 import { endedAttempts, type GpuJobMetrics, timedSchedule } from './metrics.js';
 import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
-import { providerSnapshot } from './market-view.js';
+import { egressOf, providerSnapshot } from './market-view.js';
+import { egressToMessage } from '../../agent/attempt/egress.js';
+import { DEFAULT_EGRESS } from '../../core/egress.js';
 
 // The GpuJob controller: thin I/O around planJob. It keeps the latest attempt report per job in
 // memory (agents re-send theirs after every reconnect, so a hub restart loses nothing), fences
@@ -250,6 +252,8 @@ function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string): A
       ...(checkpointDir ? [{ name: CHECKPOINT_DIR_ENV, value: checkpointDir }] : []),
     ],
     pricePerGpuHour: price,
+    egress: egressToMessage(job.spec.network?.egress ? egressOf(job.spec.network.egress) : DEFAULT_EGRESS),
+    secrets: [],
   };
 }
 

@@ -4,6 +4,7 @@ import { attributeFault, type AttemptEnd, type FaultAttribution } from '../../co
 import { costOfGpuSeconds, formatMoney, parseMoney } from '../../core/money.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
 import { setCondition } from '../../runtime/conditions.js';
+import { egressOf } from './market-view.js';
 
 // What a GpuJob should look like next, decided from one snapshot of the world: no I/O. The
 // reconciler reads the job, the market and the latest attempt report, calls planJob, then carries
@@ -61,6 +62,7 @@ export function jobRequest(job: GpuJob, exclude: string[]): JobRequest {
     data: s.data,
     budget: s.budget,
     activeDeadlineSeconds: s.activeDeadlineSeconds,
+    ...(s.network?.egress ? { network: { egress: egressOf(s.network.egress) } } : {}),
     excludeProviders: exclude,
   };
 }
