@@ -1,21 +1,18 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
 import type { AttemptObjects } from './resources.js';
+import { AttemptRefused } from './refused.js';
+import { attemptSecret, checkSecrets, mountSecrets } from './secrets.js';
+
+export { AttemptRefused };
 import { gangPolicy, headlessService, joinRendezvous, type GangShape } from './rendezvous.js';
 import { egressFromMessage, egressPolicy, egressRefusal } from './egress.js';
 import { DEFAULT_EGRESS, type EgressProfile } from '../../core/egress.js';
 
 // What an attempt gets besides its built pods, in one place the runner calls: the rendezvous
-// (Service, gang NetworkPolicy, environment) and the egress the job needs, once checked against
-// what the pool under it offers. Pure; the runner applies the result.
+// (Service, gang NetworkPolicy, environment), the egress the job needs, once checked against what
+// the pool under it offers, and the job's secrets. Pure; the runner applies the result.
 
-/** The attempt cannot run here as assigned (reported as a Failed attempt with this reason). */
-export class AttemptRefused extends Error {
-  override name = 'AttemptRefused';
-  constructor(readonly reason: string, message: string) {
-    super(message);
-  }
-}
 
 export interface PreparedAttempt {
   pods: V1Pod[];
@@ -34,13 +31,15 @@ export function prepareAttempt(assign: Assign, pods: V1Pod[], namespace: string,
     if (refusal) throw new AttemptRefused('EgressNotOffered', `node ${node}: ${refusal}`);
   }
   const egress = egressPolicy(assign.jobUid, assign.epoch, namespace, need);
+  checkSecrets(assign.secrets);
+  const secret = attemptSecret(assign.jobUid, assign.epoch, namespace, assign.secrets);
   const shape: GangShape = { jobUid: assign.jobUid, epoch: assign.epoch, replicas: pods.length, gpusPerReplica: assign.gpusPerReplica };
   return {
-    pods: pods.map((pod, replica) => joinRendezvous(pod, shape, replica, namespace)),
+    pods: pods.map((pod, replica) => mountSecrets(joinRendezvous(pod, shape, replica, namespace), assign.jobUid, assign.epoch, assign.secrets)),
     objects: {
       services: [headlessService(assign.jobUid, assign.epoch, namespace)],
       policies: [gangPolicy(assign.jobUid, assign.epoch, namespace), ...(egress ? [egress] : [])],
-      secrets: [],
+      secrets: secret ? [secret] : [],
     },
   };
 }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
 import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, type Assignment } from './build.js';
 import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
-import { AttemptResources } from '../attempt/resources.js';
+import { AttemptResources, type AttemptObjects } from '../attempt/resources.js';
 
 // Runs what the hub assigns, in the agent's one job namespace. Every operation is idempotent:
 // creating a pod that exists is a no-op, deleting one that is gone too, and `resync` converges the
@@ -52,11 +52,12 @@ export class PodRunner {
     const assignment = assignmentFromProto(assign);
     this.assignments.set(key, { ...assignment, pricePerGpuHour: assign.pricePerGpuHour });
     let pods: V1Pod[];
+    let objects: AttemptObjects;
     try {
       pods = buildJobPods(assignment, this.namespace);
       const prepared = prepareAttempt(assign, pods, this.namespace, this.egressOffer);
       pods = prepared.pods;
-      if (!this.released.has(key)) await this.attempts.ensure(prepared.objects);
+      objects = prepared.objects;
     } catch (err) {
       const reason =
         err instanceof PodSecurityError ? `PodSecurityRefused: ${err.message}`
@@ -66,6 +67,8 @@ export class PodRunner {
       this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, reason }, 'assignment refused');
       return;
     }
+    // An apiserver error here is not the job's fault: it propagates, and the next resync retries.
+    if (!this.released.has(key)) await this.attempts.ensure(objects);
     for (const pod of pods) {
       try {
         await this.core.createNamespacedPod({ namespace: this.namespace, body: pod });

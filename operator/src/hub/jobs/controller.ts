@@ -6,7 +6,7 @@ import { AssumedAllocations } from '../../core/scheduling/assumed.js';
 import { schedule } from '../../core/scheduling/scheduler.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../../core/scheduling/config.js';
 import type { Decision } from '../../core/types.js';
-import { AttemptPhase, type AttemptStatus, type Assign, type HubMessage } from '../../gen/proto/fedgpu/v1/market.js';
+import { AttemptPhase, type AttemptSecret, type AttemptStatus, type Assign, type HubMessage } from '../../gen/proto/fedgpu/v1/market.js';
 import { type Action, done, requeueAfter, requeueDelay } from '../../runtime/action.js';
 import { Controller } from '../../runtime/controller.js';
 import { coreEventSink, EventRecorder } from '../../runtime/events.js';
@@ -18,6 +18,7 @@ import { StatusWriter } from '../../runtime/status-writer.js';
 import { endedAttempts, type GpuJobMetrics, timedSchedule } from './metrics.js';
 import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
 import { egressOf, providerSnapshot } from './market-view.js';
+import { readJobSecrets } from './secrets.js';
 import { egressToMessage } from '../../agent/attempt/egress.js';
 import { DEFAULT_EGRESS } from '../../core/egress.js';
 
@@ -68,12 +69,14 @@ export class GpuJobController {
   private readonly statusWriter: StatusWriter<GpuJob>;
   private readonly recorder: EventRecorder;
   private readonly jobClient;
+  private readonly core: CoreV1Api;
   private readonly now: () => number;
   private readonly config: SchedulerConfig;
 
   constructor(private readonly opts: GpuJobControllerOptions) {
     const custom = opts.kubeConfig.makeApiClient(CustomObjectsApi);
     this.jobClient = gpuJobClient(custom, FIELD_MANAGER);
+    this.core = opts.kubeConfig.makeApiClient(CoreV1Api);
     const informerOptions = { kubeConfig: opts.kubeConfig, logger: opts.logger };
     this.jobs = new Informer(customResourceSource(this.jobClient), informerOptions);
     this.providers = new Informer(customResourceSource(gpuProviderClient(custom)), informerOptions);
@@ -146,11 +149,19 @@ export class GpuJobController {
 
   /** After an agent (re)connects: the full set of attempts it should run, level-triggered. */
   resync(provider: string): void {
+    this.resyncWithSecrets(provider).catch((err: unknown) => this.opts.logger.error({ err, provider }, 'resync failed; the agent keeps its attempts until the next one'));
+  }
+
+  // Secrets are read again for the attempts re-sent: an agent that lost its copy (or never got the
+  // Assign, when the hub died between status and send) needs them. If one cannot be read now, the
+  // attempt is re-sent without it and the agent keeps the copy it has.
+  private async resyncWithSecrets(provider: string): Promise<void> {
     const desired: Assign[] = [];
     for (const job of this.jobs.list()) {
       const current = job.status?.attempts?.find((a) => a.epoch === job.status?.currentEpoch);
       if (current && !current.endTime && current.provider === provider && !job.metadata.deletionTimestamp) {
-        desired.push(assignOf(job, current.epoch, current.nodes ?? [], current.pricePerGpuHour ?? '0'));
+        const read = job.spec.secrets?.length ? await readJobSecrets(this.core, job).catch(() => undefined) : undefined;
+        desired.push(assignOf(job, current.epoch, current.nodes ?? [], current.pricePerGpuHour ?? '0', read && 'secrets' in read ? read.secrets : []));
       }
     }
     this.opts.agents.send(provider, { seq: 0, body: { $case: 'resync', value: { desired } } });
@@ -169,7 +180,7 @@ export class GpuJobController {
     const key = objectKey(job);
     const providers = new Map(this.providers.list().map((p) => [p.metadata.name!, p]));
     const blockedBy = needsPlacement(job) ? await this.opts.fundingCheck?.(job) : undefined;
-    const plan = planJob(job, {
+    const inputs: Parameters<typeof planJob>[1] = {
       now,
       isProviderLost: (name) => isLost(providers.get(name)),
       report: job.metadata.uid ? this.reports.get(job.metadata.uid) : undefined,
@@ -179,7 +190,16 @@ export class GpuJobController {
         const snapshots = this.assumed.applyTo([...providers.values()].map((p) => providerSnapshot(p, now)), now);
         return timedSchedule(this.opts.metrics, () => schedule(snapshots, request, this.config, now));
       },
-    });
+    };
+    let plan = planJob(job, inputs);
+    // Secrets are read only once a placement is decided, and go to that Assign alone. Without them
+    // (no grant, no Secret, no key) the job waits, saying which.
+    let secrets: AttemptSecret[] = [];
+    if (plan.assign && job.spec.secrets?.length) {
+      const read = await readJobSecrets(this.core, job);
+      if ('waiting' in read) plan = planJob(job, { ...inputs, blockedBy: read.waiting, blockedReason: 'WaitingForSecrets' });
+      else secrets = read.secrets;
+    }
     // The status is written before anything is sent: a hub that dies after this line re-sends the
     // same (idempotent) assignment on restart; one that dies before it decides again.
     const written = await this.statusWriter.write(job, plan.status);
@@ -190,7 +210,7 @@ export class GpuJobController {
     for (const c of plan.cancel) this.opts.agents.send(c.provider, cancelMessage(job.metadata.uid!, c.epoch, c.reason, 0));
     if (plan.assign) {
       this.assumed.assume(key, plan.assign.decision, now);
-      const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour) } });
+      const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour, secrets) } });
       if (!delivered) this.opts.logger.warn({ job: key, provider: plan.assign.provider }, 'agent not connected; it gets the assignment on reconnect');
     }
     if (isFinished(target) || plan.status.phase === 'Running') this.assumed.forget(key);
@@ -235,7 +255,7 @@ function isLost(provider: GpuProvider | undefined): boolean {
 
 const nodesOf = (d: Decision) => [...d.assignments].sort((a, b) => a.replica - b.replica).map((a) => a.node);
 
-function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string): Assign {
+function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, secrets: AttemptSecret[]): Assign {
   const template = Buffer.from(JSON.stringify(job.spec.template));
   const checkpointDir = job.spec.faultTolerance?.checkpoint?.dir ?? '';
   return {
@@ -253,7 +273,7 @@ function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string): A
     ],
     pricePerGpuHour: price,
     egress: egressToMessage(job.spec.network?.egress ? egressOf(job.spec.network.egress) : DEFAULT_EGRESS),
-    secrets: [],
+    secrets,
   };
 }
 

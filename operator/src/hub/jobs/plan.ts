@@ -31,6 +31,8 @@ export interface PlanInputs {
   schedule: (request: JobRequest) => ScheduleResult;
   /** Why the job cannot be placed yet although GPUs may fit (e.g. the consumer cannot cover it). */
   blockedBy?: string;
+  /** Condition reason for blockedBy (default InsufficientFunds), e.g. WaitingForSecrets. */
+  blockedReason?: string;
 }
 
 export interface PlannedEvent {
@@ -175,7 +177,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     if (!attempts.some((a) => !a.endTime)) delete status.placement;
     if (status.message !== message) plan.events.push({ type: 'Normal', reason: 'Unschedulable', message });
     status.message = message;
-    setCond(JobConditions.Scheduled, 'False', result.kind === 'unschedulable' ? 'Unschedulable' : 'InsufficientFunds', message);
+    setCond(JobConditions.Scheduled, 'False', result.kind === 'unschedulable' ? 'Unschedulable' : (inputs.blockedReason ?? 'InsufficientFunds'), message);
     plan.requeueAfterMs = PENDING_RETRY_MS;
     return withCost(plan);
   }
