@@ -317,3 +317,21 @@ describe('egress profiles', () => {
     await waitObjectsGone(testbed.cluster('beta'), running, 'downloads objects gone');
   });
 });
+
+describe('API and examples', () => {
+  it('the examples apply as they are, kubectl explain says what providers can see, and bad fields are refused by name', async () => {
+    for (const f of ['gpujob-torchrun-gang.yaml', 'gpujob-secret.yaml', 'gpujob-internet.yaml']) {
+      await kubectl(hubCluster(), ['apply', '--dry-run=server', '-n', 'ml', '-f', join(repoRoot, 'examples', f)]);
+    }
+    const explain = await kubectl(hubCluster(), ['explain', 'gpujob.spec.secrets']);
+    expect(explain.replace(/\s+/g, ' ')).toContain("The provider's administrators can read whatever their cluster runs and mounts");
+    const refused = async (spec: Record<string, unknown>) => {
+      const res = await hubCluster().kubectl(['apply', '--dry-run=server', '-f', '-'], jobYaml('bad', spec));
+      expect(res.code).not.toBe(0);
+      return res.stderr;
+    };
+    expect(await refused({ secrets: [{ name: 'hf' }] })).toContain('set env, mountPath or both');
+    expect(await refused({ network: { egress: { mode: 'cidrs' } } })).toContain('mode cidrs needs at least one destination');
+    expect(await refused({ network: { egress: { mode: 'everything' } } })).toMatch(/spec.network.egress.mode: Unsupported value: "everything"/);
+  });
+});
