@@ -425,13 +425,22 @@ describe('helm install into real apiservers', () => {
     ['exec into job pods', 'chart-agent-jobs', false, ['create', 'pods', '--subresource=exec']],
     ['get secrets anywhere', '-A', false, ['get', 'secrets']],
     ['get secrets in the job namespace', 'chart-agent-jobs', false, ['get', 'secrets']],
+    // Per-attempt objects (docs/job-environment.md): the consumer's secrets, rendezvous, policies.
+    ['create secrets in the job namespace', 'chart-agent-jobs', true, ['create', 'secrets']],
+    ['list secrets in the job namespace', 'chart-agent-jobs', true, ['list', 'secrets']],
+    ['create secrets in default', 'default', false, ['create', 'secrets']],
+    ['list secrets in its own namespace', 'chart-agent', false, ['list', 'secrets']],
+    ['create services in the job namespace', 'chart-agent-jobs', true, ['create', 'services']],
+    ['create services in default', 'default', false, ['create', 'services']],
+    ['update network policies in the job namespace', 'chart-agent-jobs', false, ['update', 'networkpolicies.networking.k8s.io']],
+    ['create network policies in default', 'default', false, ['create', 'networkpolicies.networking.k8s.io']],
     ['get secrets in its own namespace', 'chart-agent', false, ['get', 'secrets/chart-agent-fedgpu-wallet']],
     ['list gpujobs', '-A', false, ['list', 'gpujobs.fedgpu.io']],
     ['create gpujobs', 'chart-agent-jobs', false, ['create', 'gpujobs.fedgpu.io']],
     ['patch gpuproviders', '-A', false, ['patch', 'gpuproviders.fedgpu.io']],
     ['patch nodes', '-A', false, ['patch', 'nodes']],
     ['create deployments in the job namespace', 'chart-agent-jobs', false, ['create', 'deployments.apps']],
-    ['create network policies in the job namespace', 'chart-agent-jobs', false, ['create', 'networkpolicies.networking.k8s.io']],
+    ['create network policies in the job namespace', 'chart-agent-jobs', true, ['create', 'networkpolicies.networking.k8s.io']],
   ];
   it.each(agentChecks)('agent: %s (%s) → %s', async (_what, where, expected, args) => {
     expect(await canI(agent, args, where)).toBe(expected);
