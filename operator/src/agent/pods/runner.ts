@@ -84,6 +84,7 @@ export class PodRunner {
     this.refused.delete(attemptKey(jobUid, epoch));
     await this.deletePods(`${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
     await this.attempts.remove(this.namespace, jobUid, epoch);
+    this.released.delete(attemptKey(jobUid, epoch));
   }
 
   /** The attempt ended (its pods are done): its Service, policies and Secret go now, not at cancel. */
