@@ -168,6 +168,7 @@ describe('marketplace stream over mTLS', () => {
           gpusPerReplica: 2,
           checkpointDir: 's3://ckpt/job',
           gracePeriodSeconds: 30,
+          secrets: [],
           env: [{ name: 'FEDGPU_EPOCH', value: '1' }],
           pricePerGpuHour: '2.45',
           coveredGpuSeconds: 3600,

@@ -19,6 +19,8 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
+import { egressToMessage, poolEgress } from './attempt/egress.js';
+import { GFD_PRODUCT_LABEL } from '../api/constants.js';
 
 // The provider agent: watches its own cluster, streams inventory and attempt status to the hub over
 // the one outbound stream, and runs what the hub assigns. After every (re)connect it sends its full
@@ -72,6 +74,7 @@ export function inventoryMessage(pools: InventoryPool[]): Inventory {
       notOfferedReason: p.offered
         ? NotOfferedReason.NOT_OFFERED_REASON_UNSPECIFIED
         : (REASON_CODES[p.notOfferedReason?.split(':')[0] ?? ''] ?? NotOfferedReason.NOT_OFFERED_REASON_DISABLED_BY_OWNER),
+      egress: egressToMessage(p.egress),
     })),
   };
 }
@@ -149,7 +152,8 @@ export class Agent {
       allowDns: opts.allowDns,
       onNotRestricted: () => opts.metrics?.onNamespaceNotRestricted(),
     }, opts.logger);
-    this.runner = new PodRunner(opts.kubeConfig, tenancy, opts.logger, { runtimeClassName: opts.runtimeClassName });
+    const productOf = (node: string) => this.watch?.nodes().find((n) => n.metadata?.name === node)?.metadata?.labels?.[GFD_PRODUCT_LABEL] ?? '';
+    this.runner = new PodRunner(opts.kubeConfig, tenancy, opts.logger, { runtimeClassName: opts.runtimeClassName }, (node) => poolEgress(opts.settings, productOf(node)));
     const retention = opts.logRetention ?? {};
     this.access = new AccessServer({
       kubeConfig: opts.kubeConfig,
@@ -269,6 +273,9 @@ export class Agent {
       if (state.phase === 'Succeeded' || state.phase === 'Failed' || state.phase === 'Reclaimed') {
         this.ended.set(key, state);
         this.attemptEnded(assignment.jobUid, assignment.epoch, state.gpuSeconds, assignment.pricePerGpuHour, state.phase);
+        this.runner.release(assignment.jobUid, assignment.epoch).catch((err: unknown) =>
+          this.opts.logger.error({ err, job: assignment.jobUid, epoch: assignment.epoch }, 'could not delete the ended attempt\'s objects; retrying on the next change'),
+        );
       }
       const status: AttemptStatus = {
         jobUid: assignment.jobUid,

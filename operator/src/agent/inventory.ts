@@ -4,6 +4,8 @@ import { computeIdle, type ContainerResources, type GpuNodeInfo, type PodInfo } 
 import { formatMoney } from '../core/money.js';
 import { breakEvenPrice, offerPool } from '../core/pricing.js';
 import type { Availability } from '../core/types.js';
+import type { EgressProfile } from '../core/egress.js';
+import { poolEgress } from './attempt/egress.js';
 
 // Turns what the agent's informers hold (nodes and pods of its own cluster) into the inventory it
 // streams to the hub: pools of identical GPU nodes with their idle GPUs, price and break-even
@@ -24,6 +26,10 @@ export interface ProviderSettings {
   availability?: Availability;
   /** What consumers may do with job pods through the hub's tunnel (logs are always allowed). */
   access?: { exec?: boolean; portForward?: boolean };
+  /** What job pods may reach, for every pool (absent: DNS only). See core/egress.ts. */
+  egress?: EgressProfile;
+  /** Per GPU product, overriding `egress`. */
+  egressByProduct?: Record<string, EgressProfile>;
 }
 
 export interface InventoryNode {
@@ -47,6 +53,8 @@ export interface InventoryPool {
   offered: boolean;
   /** PascalCase cause and detail when not offered, e.g. "PriceBelowBreakEven: listed 0.10 < break-even 0.31". */
   notOfferedReason?: string;
+  /** What job pods in this pool may reach. */
+  egress: EgressProfile;
 }
 
 export function nodeInfo(node: V1Node): GpuNodeInfo {
@@ -134,6 +142,7 @@ export function buildInventory(
       pricePerGpuHour: listed ?? '0',
       breakEvenPricePerGpuHour: money(breakEven),
       offered,
+      egress: poolEgress(settings, pool.gpuProduct),
     };
     if (!offered) for (const n of result.nodes) n.idleGpus = 0;
     if (notOfferedReason) result.notOfferedReason = notOfferedReason;

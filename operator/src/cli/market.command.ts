@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import { describeEgress } from '../core/egress.js';
+import { egressOf } from '../hub/jobs/market-view.js';
 import { join } from 'node:path';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { Command } from 'commander';
@@ -45,6 +47,8 @@ export interface MarketRow {
   idle: number;
   total: number;
   pricePerGpuHour: string;
+  /** What job pods may reach there: none, dns, internet or cidrs …. */
+  egress: string;
   reputation: number | undefined;
   rttMs: number | undefined;
   ready: string;
@@ -62,6 +66,7 @@ export function marketRows(providers: GpuProvider[]): MarketRow[] {
         idle: pool.idle ?? 0,
         total: pool.total ?? 0,
         pricePerGpuHour: pool.pricePerGpuHour ?? '',
+        egress: describeEgress(egressOf(pool.egress ?? {})),
         reputation: p.status?.reputation?.score,
         rttMs: p.status?.latency?.rttMs,
         ready: ready(p),
@@ -104,8 +109,8 @@ export function marketCommands(globals: () => Globals): Command[] {
     const { providers, server } = hubClients(g);
     const rows = marketRows((await call('gpuproviders', server, () => providers.list())).items);
     process.stdout.write(render(g.output, rows, () => [
-      ['PRODUCT', 'PROVIDER', 'REGION', 'IDLE/TOTAL', 'PRICE/GPU-H', 'REPUTATION', 'RTT(MS)', 'READY'],
-      ...rows.map((r) => [r.product, r.provider, r.region, `${r.idle}/${r.total}`, r.pricePerGpuHour, fixed(r.reputation, 2), fixed(r.rttMs, 1), r.ready]),
+      ['PRODUCT', 'PROVIDER', 'REGION', 'IDLE/TOTAL', 'PRICE/GPU-H', 'EGRESS', 'REPUTATION', 'RTT(MS)', 'READY'],
+      ...rows.map((r) => [r.product, r.provider, r.region, `${r.idle}/${r.total}`, r.pricePerGpuHour, r.egress, fixed(r.reputation, 2), fixed(r.rttMs, 1), r.ready]),
     ]));
   });
 

@@ -4,6 +4,7 @@
 import { type Money, moneyToNumber, tryParseMoney } from './money.js';
 import type { SchedulerConfig } from './scheduling/config.js';
 import type { JobRequest } from './types.js';
+import { invalidEgress, type EgressProfile } from './egress.js';
 
 export interface AuditRequirement {
   name: string;
@@ -45,6 +46,8 @@ export interface PreparedJob {
   dataSourceRegion: string | undefined;
   /** Empty set shared when the job excludes nobody. */
   exclude: ReadonlySet<string>;
+  /** Needed egress beyond the gang; undefined when nothing (or `none`) is needed. */
+  egress: EgressProfile | undefined;
 }
 
 const NOBODY: ReadonlySet<string> = new Set();
@@ -76,6 +79,9 @@ export function prepareJob(job: JobRequest, config: SchedulerConfig): PreparedJo
       ? undefined
       : (maxTotal * 3600n) / BigInt(replicas * gpusPerReplica * deadline);
   const regions = job.placement?.regions ?? [];
+  const egress = job.network?.egress;
+  const badEgress = egress === undefined ? undefined : invalidEgress(egress, 'network.egress');
+  if (badEgress !== undefined) return { invalid: badEgress };
   return {
     replicas,
     gpusPerReplica,
@@ -98,6 +104,7 @@ export function prepareJob(job: JobRequest, config: SchedulerConfig): PreparedJo
     dataSizeGiB: Math.max(0, job.data?.sizeGiB ?? 0),
     dataSourceRegion: job.data?.sourceRegion,
     exclude: job.excludeProviders?.length ? new Set(job.excludeProviders) : NOBODY,
+    egress: egress === undefined || egress.mode === 'none' ? undefined : egress,
   };
 }
 

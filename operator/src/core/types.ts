@@ -3,6 +3,8 @@
 // bench can drive it with plain objects. Money is a decimal string of credits here, exactly as in the
 // API; the core parses it to bigint (see money.ts) and never uses floats for it.
 
+import type { EgressProfile } from './egress.js';
+
 /** A weekday as the API spells it. */
 export type Weekday = 'Mon' | 'Tue' | 'Wed' | 'Thu' | 'Fri' | 'Sat' | 'Sun';
 
@@ -41,6 +43,8 @@ export interface PoolSnapshot {
   /** Decimal credits per GPU-hour, e.g. "2.4". */
   pricePerGpuHour: string;
   nodes: NodeSnapshot[];
+  /** What job pods in the pool may reach; absent: DNS only. */
+  egress?: EgressProfile;
 }
 
 /** Reputation as the hub publishes it (status.reputation); successes/failures are decayed counts. */
@@ -100,6 +104,8 @@ export interface JobRequest {
     maxTotal?: string;
   };
   activeDeadlineSeconds?: number;
+  /** What the pods must reach beyond their gang; absent: no constraint. */
+  network?: { egress?: EgressProfile };
   /** Providers this job already failed on (provider fault); never chosen again. */
   excludeProviders?: string[];
 }

@@ -71,6 +71,22 @@ export interface Condition {
   message: string;
 }
 
+/** An address range and its TCP ports. */
+export interface EgressDestination {
+  /** IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24. */
+  cidr: string;
+  /** TCP ports; empty means every port. */
+  ports?: number[];
+}
+
+/** What the pods must reach beyond their gang. The job is placed only on pools that offer at least this, and the pods get exactly this (default: cluster DNS only). */
+export interface EgressNeed {
+  /** none: nothing beyond the gang; dns: cluster DNS only; cidrs: DNS and the listed destinations; internet: DNS and every public address (private, link-local and loopback ranges stay closed). */
+  mode?: "none" | "dns" | "cidrs" | "internet";
+  /** With mode cidrs: the address ranges and TCP ports. */
+  destinations?: EgressDestination[];
+}
+
 /** What to run, on which GPUs, where, and for how much. */
 export interface GpuJobSpec {
   /** Template of each replica's pod: a PodTemplateSpec limited to the fields fedgpu runs on a stranger's GPUs (docs/isolation.md). Its annotations reach the pods, so fedgpu.io/sim-run-for and fedgpu.io/sim-exit-code drive simulated work in the sandbox. */
@@ -91,6 +107,10 @@ export interface GpuJobSpec {
   faultTolerance?: JobFaultTolerance;
   /** Wall-clock limit for the whole job, across attempts; the job fails after it. */
   activeDeadlineSeconds?: number;
+  /** The job's network needs. The replicas of an attempt always reach each other on every port (a headless Service and a NetworkPolicy per attempt, see MASTER_ADDR); nothing else reaches them. */
+  network?: JobNetwork;
+  /** Secrets of the job's namespace on the hub, delivered to the attempt that wins the placement and to no other provider. The hub reads them when it assigns an attempt (grant it with a RoleBinding in this namespace; see docs/secrets.md: without one the job waits), sends them over the winning agent's authenticated stream and never writes their values to status, Events, logs or metrics. The agent keeps them in one Secret per attempt, deleted when the attempt ends. The provider's administrators can read whatever their cluster runs and mounts: secrets delivered to an attempt, its environment and its traffic. There is no confidential computing here; send only credentials you would hand to that provider, scoped and short-lived. */
+  secrets?: JobSecret[];
 }
 
 /** Observed state of the job, written by the hub. */
@@ -524,6 +544,12 @@ export interface JobFaultTolerance {
   checkpoint?: JobCheckpoint;
 }
 
+/** The job's network needs. The replicas of an attempt always reach each other on every port (a headless Service and a NetworkPolicy per attempt, see MASTER_ADDR); nothing else reaches them. */
+export interface JobNetwork {
+  /** What the pods must reach beyond their gang. The job is placed only on pools that offer at least this, and the pods get exactly this (default: cluster DNS only). */
+  egress?: EgressNeed;
+}
+
 /** Where the job may run. */
 export interface JobPlacement {
   /** Provider regions the job may run in. Empty allows every region. */
@@ -599,6 +625,24 @@ export interface JobPodTemplate {
   spec: JobPodSpec;
 }
 
+/** One Secret and how the pods see it. */
+export interface JobSecret {
+  /** Name of a Secret in the job's namespace on the hub. */
+  name: string;
+  /** Environment variables set from keys of the Secret, on every container. */
+  env?: JobSecretEnv[];
+  /** Absolute directory where every key of the Secret becomes a read-only file. */
+  mountPath?: string;
+}
+
+/** One variable. */
+export interface JobSecretEnv {
+  /** Variable name, e.g. HF_TOKEN. */
+  name: string;
+  /** Key in the Secret. */
+  key: string;
+}
+
 /** On-chain settlement of the job. */
 export interface JobSettlement {
   /** Transaction that opened the escrow. */
@@ -666,6 +710,14 @@ export interface PlacementScore {
   fragmentation?: number;
 }
 
+/** What job pods in this pool may reach, as the owner declares it (jobs needing more are not placed here). */
+export interface PoolEgress {
+  /** none: nothing beyond the gang; dns: cluster DNS only; cidrs: DNS and the listed destinations; internet: DNS and every public address (private, link-local and loopback ranges stay closed). */
+  mode?: "none" | "dns" | "cidrs" | "internet";
+  /** With mode cidrs: the address ranges and TCP ports. */
+  destinations?: EgressDestination[];
+}
+
 /** When the owner lends GPUs, and how many the owner keeps. */
 export interface ProviderAvailability {
   /** Lending windows; none means always available. */
@@ -718,6 +770,8 @@ export interface ProviderPool {
   offered?: boolean;
   /** Why the pool is not offered, e.g. PriceBelowBreakEven. */
   notOfferedReason?: string;
+  /** What job pods in this pool may reach, as the owner declares it (jobs needing more are not placed here). */
+  egress?: PoolEgress;
   /** Idle GPUs per node, largest first. */
   idleByNode?: NodeIdle[];
 }

@@ -61,6 +61,7 @@ const SCHEDULER: Record<SchedulerRejectReason, SchedulerRejectLabel | undefined>
   InvalidPrice: 'price',
   PriceAboveBudget: 'price',
   TotalAboveBudget: 'price',
+  EgressNotOffered: 'egress',
   RegionNotAllowed: 'region',
   MissingAuditedAttribute: 'audit',
   RttTooHigh: 'latency',

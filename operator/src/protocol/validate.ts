@@ -11,6 +11,7 @@ import {
   type AgentMessage,
 } from '../gen/proto/fedgpu/v1/market.js';
 import { EdgeError, invalid } from './edge-error.js';
+import { invalidEgress, type EgressProfile } from '../core/egress.js';
 import { bool, bytes, decimal, enumMembers, enumValue, finite, int, list, record, text, walletAddress, type Path } from './field-checks.js';
 import { defaultEdgeLimits, type EdgeLimits } from './limits.js';
 import {
@@ -204,6 +205,7 @@ function checkPool(value: unknown, path: Path, limits: Readonly<EdgeLimits>, see
     throw invalid('inconsistent', `${path}.notOfferedReason is required when the pool is not offered`);
   }
 
+  if (pool.egress !== undefined) checkEgress(pool.egress, `${path}.egress`);
   const nodes = list(pool.nodes, `${path}.nodes`, limits.maxNodesPerPool);
   let nodeTotal = 0;
   let nodeIdle = 0;
@@ -286,3 +288,16 @@ function checkBandwidthProbeData(value: unknown, path: Path, limits: Readonly<Ed
   bytes(data.payload, `${path}.payload`, limits.maxProbePayloadBytes);
 }
 
+/** A pool's egress profile (core/egress.ts); the detail names the field, never the peer's value. */
+function checkEgress(value: unknown, path: Path): void {
+  const egress = record(value, path);
+  text(egress.mode, `${path}.mode`, { maxChars: 16 });
+  list(egress.destinations, `${path}.destinations`, 64).forEach((d, i) => {
+    const destination = record(d, `${path}.destinations[${i}]`);
+    text(destination.cidr, `${path}.destinations[${i}].cidr`, { maxChars: 64 });
+    list(destination.ports, `${path}.destinations[${i}].ports`, 64);
+  });
+  if (invalidEgress(egress as unknown as EgressProfile, path) !== undefined) {
+    throw invalid('bad_format', `${path} is not an egress profile (mode none, dns, cidrs or internet; CIDRs and ports 1-65535)`);
+  }
+}

@@ -2,6 +2,7 @@ import { HDNodeWallet, Mnemonic, Wallet } from 'ethers';
 import type { ProviderSettings } from '../agent/inventory.js';
 import type { GpuNodeGroup } from '../testbed/gpu-nodes.js';
 import type { RealNodeSpec } from '../testbed/real-node/node.js';
+import type { EgressProfile } from '../core/egress.js';
 
 // The sandbox federation: a hub and three provider clusters of very different character, so the
 // scheduler has real choices to make (price, reputation, latency, availability).
@@ -19,6 +20,8 @@ export interface SandboxProvider {
   latency: string;
   /** Daily lending window (UTC), when the owner lends only part of the day. */
   window?: { start: string; end: string };
+  /** What job pods may reach (absent: cluster DNS only). */
+  egress?: EgressProfile;
 }
 
 export const HUB_CLUSTER = 'hub';
@@ -40,6 +43,8 @@ export const sandboxProviders: SandboxProvider[] = [
     ],
     prices: { 'NVIDIA-H100-80GB-HBM3': '2.40' },
     latency: '8ms',
+    // The one provider whose jobs may download models and datasets (examples/gpujob-internet.yaml).
+    egress: { mode: 'internet' },
   },
   {
     cluster: 'mining-farm',
@@ -94,5 +99,6 @@ export function providerSettings(p: SandboxProvider): ProviderSettings {
     pricePerGpuHour: p.prices,
     electricity: { pricePerKWh: '0.25', pue: 1.3, wearPerGpuHour: '0.02' },
     ...(p.window ? { availability: { windows: [p.window] } } : {}),
+    ...(p.egress ? { egress: p.egress } : {}),
   };
 }

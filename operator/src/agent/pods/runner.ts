@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
 import { NamespaceNotRestrictedError, type TenantNamespaces } from '../tenancy/namespace.js';
 import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, type Assignment, type BuildOptions } from './build.js';
+import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
+import { AttemptResources, type AttemptObjects } from '../attempt/resources.js';
 
 // Runs what the hub assigns, each consumer's attempts in that consumer's own namespace
 // (agent/tenancy). Every operation is idempotent: creating a pod that exists is a no-op, deleting
@@ -56,14 +58,21 @@ export class PodRunner {
   /** Attempts refused before or while creating pods, with the reason (reported as Failed). */
   readonly refused = new Map<string, string>();
   private readonly quotaRetries = new Map<string, { count: number; timer: NodeJS.Timeout }>();
+  /** Per-attempt Service, NetworkPolicies and Secret (agent/attempt/). */
+  private readonly attempts: AttemptResources;
+  /** Ended attempts whose per-attempt objects are already deleted. */
+  private readonly released = new Set<string>();
 
   constructor(
     kubeConfig: KubeConfig,
     private readonly tenancy: TenantNamespaces,
     private readonly logger: Logger,
     private readonly buildOptions: BuildOptions = {},
+    /** What each node's pool lets job pods reach (agent/attempt/egress.ts). */
+    private readonly egressOffer?: EgressOffer,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.attempts = new AttemptResources(kubeConfig, logger);
   }
 
   /** The namespace an attempt's pods live in (for rendezvous Services, secrets, policies). */
@@ -83,10 +92,18 @@ export class PodRunner {
       this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, namespace, reason }, 'assignment refused');
     };
     let pods: V1Pod[];
+    let objects: AttemptObjects;
     try {
       pods = buildJobPods(assignment, namespace, this.buildOptions);
+      const prepared = prepareAttempt(assign, pods, namespace, this.egressOffer);
+      pods = prepared.pods;
+      objects = prepared.objects;
     } catch (err) {
-      return refuse(err instanceof PodSecurityError ? `PodSecurityRefused: ${err.message}` : `InvalidAssignment: ${String(err)}`);
+      return refuse(
+        err instanceof PodSecurityError ? `PodSecurityRefused: ${err.message}`
+        : err instanceof AttemptRefused ? `${err.reason}: ${err.message}`
+        : `InvalidAssignment: ${String(err)}`,
+      );
     }
     try {
       await this.tenancy.ensure(assignment.tenant ?? '', this.usageOf(namespace));
@@ -95,6 +112,15 @@ export class PodRunner {
       // The apiserver is away or the namespace is still terminating: the next resync retries.
       this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not prepare the tenant namespace');
       return;
+    }
+    // An apiserver error here is not the job's fault: the next resync retries.
+    if (!this.released.has(key)) {
+      try {
+        await this.attempts.ensure(objects);
+      } catch (err) {
+        this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not create the attempt\'s Service, policies or Secret; the next resync retries');
+        return;
+      }
     }
     for (const pod of pods) {
       try {
@@ -150,6 +176,17 @@ export class PodRunner {
     this.refused.delete(key);
     if (namespace) await this.deletePods(namespace, `${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
     await this.releaseNamespaces();
+    if (namespace) await this.attempts.remove(namespace, jobUid, epoch);
+    this.released.delete(key);
+  }
+
+  /** The attempt ended (its pods are done): its Service, policies and Secret go now, not at cancel. */
+  async release(jobUid: string, epoch: number): Promise<void> {
+    const key = attemptKey(jobUid, epoch);
+    const namespace = this.assignments.get(key)?.namespace;
+    if (this.released.has(key) || !namespace) return;
+    await this.attempts.remove(namespace, jobUid, epoch);
+    this.released.add(key);
   }
 
   /** Owner reclaim or budget stop: deletes the attempt's pods with their checkpoint grace, keeping the assignment to report on. */
@@ -165,6 +202,7 @@ export class PodRunner {
     for (const key of [...this.refused.keys()]) if (!wanted.has(key)) this.refused.delete(key);
     for (const key of [...this.quotaRetries.keys()]) if (!wanted.has(key)) this.forgetRetry(key);
     const stale = new Map<string, { jobUid: string; epoch: string; namespace: string }>();
+    for (const key of [...this.released]) if (!wanted.has(key)) this.released.delete(key);
     for (const pod of managedPods) {
       const jobUid = pod.metadata?.labels?.[JOB_UID_LABEL];
       const epoch = pod.metadata?.labels?.[EPOCH_LABEL];
@@ -181,6 +219,10 @@ export class PodRunner {
     for (const assign of desired) {
       const a = assignmentFromProto(assign);
       this.assignments.set(attemptKey(a.jobUid, a.epoch), { ...a, pricePerGpuHour: assign.pricePerGpuHour, coveredGpuSeconds: assign.coveredGpuSeconds, namespace: this.tenancy.nameOf(a.tenant ?? '') });
+    }
+    // Per-attempt objects of unwanted attempts in namespaces still in use (the others go whole).
+    for (const namespace of new Set([...this.assignments.values()].map((a) => a.namespace))) {
+      await this.attempts.prune(namespace, wanted).catch((err: unknown) => this.logger.error({ err, namespace }, 'could not prune per-attempt objects; the next resync retries'));
     }
     for (const assign of desired) await this.apply(assign);
     await this.releaseNamespaces();

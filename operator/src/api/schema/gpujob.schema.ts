@@ -14,6 +14,7 @@ import {
   type Schema,
 } from './builder.js';
 import { billedGpuRule, podTemplateSchema } from './pod-template.schema.js';
+import { jobNetworkSchema, jobSecretsSchema } from './job-environment.schema.js';
 
 export const JOB_PHASES = ['Pending', 'Scheduled', 'Running', 'Succeeded', 'Failed'] as const;
 export const ATTEMPT_OUTCOMES = ['Running', 'Succeeded', 'Failed', 'Lost', 'Reclaimed', 'Cancelled', 'Fenced'] as const;
@@ -140,6 +141,8 @@ export const gpuJobSpec: Schema = obj(
       minimum: 1,
       maximum: 31536000,
     }),
+    network: jobNetworkSchema,
+    secrets: jobSecretsSchema,
   },
   {
     required: ['template', 'budget'],

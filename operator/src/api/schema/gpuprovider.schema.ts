@@ -1,3 +1,4 @@
+import { egressProfileSchema } from './job-environment.schema.js';
 import {
   arr,
   conditions,
@@ -125,6 +126,7 @@ const pool = obj(
     breakEvenPricePerGpuHour: money('Power and wear cost per GPU-hour.'),
     offered: { type: 'boolean', description: 'Whether the pool is on the market.' },
     notOfferedReason: str('Why the pool is not offered, e.g. PriceBelowBreakEven.'),
+    egress: egressProfileSchema('What job pods in this pool may reach, as the owner declares it (jobs needing more are not placed here).', 'PoolEgress'),
     idleByNode: arr(
       'Idle GPUs per node, largest first.',
       obj('Idle GPUs on one node.', { name: str('Node name.'), idle: int('Idle GPUs.', { minimum: 0 }) }, {

@@ -3,6 +3,7 @@
 // check (the pool that got furthest), so the message points at what is closest to fitting.
 
 import { isWithinWindows } from '../availability.js';
+import { DEFAULT_EGRESS, describeEgress, egressAllows } from '../egress.js';
 import { gangFits } from './gang.js';
 import type { PreparedJob } from '../job.js';
 import { costOfGpuSeconds, type Money } from '../money.js';
@@ -18,6 +19,7 @@ export const REJECT_REASONS = [
   'InvalidPrice',
   'PriceAboveBudget',
   'TotalAboveBudget',
+  'EgressNotOffered',
   'RegionNotAllowed',
   'MissingAuditedAttribute',
   'RttTooHigh',
@@ -39,14 +41,15 @@ export const RANK = Object.freeze({
   InvalidPrice: 4,
   PriceAboveBudget: 5,
   TotalAboveBudget: 6,
-  RegionNotAllowed: 7,
-  MissingAuditedAttribute: 8,
-  RttTooHigh: 9,
-  ReputationTooLow: 10,
-  NotStaked: 11,
-  NotReady: 12,
-  OutsideAvailabilityWindow: 13,
-  Excluded: 14,
+  EgressNotOffered: 7,
+  RegionNotAllowed: 8,
+  MissingAuditedAttribute: 9,
+  RttTooHigh: 10,
+  ReputationTooLow: 11,
+  NotStaked: 12,
+  NotReady: 13,
+  OutsideAvailabilityWindow: 14,
+  Excluded: 15,
 } as const satisfies Record<RejectReason, number>);
 /** The rank of a pool or provider that passes every check. */
 export const PASSED = REJECT_REASONS.length;
@@ -103,6 +106,7 @@ export function poolCheck(pool: IndexedPool, ctx: CheckContext): number {
   ) {
     return RANK.TotalAboveBudget;
   }
+  if (job.egress !== undefined && !egressAllows(pool.source.egress ?? DEFAULT_EGRESS, job.egress)) return RANK.EgressNotOffered;
   return PASSED;
 }
 
@@ -156,6 +160,8 @@ export function diagnoseProvider(provider: IndexedProvider, ctx: CheckContext): 
         return makeRejection(name, bestReason, bestPool.price, bestPool.gpuProduct);
       case 'TotalAboveBudget':
         return makeRejection(name, bestReason, estimatedMaxTotal(bestPool.price ?? 0n, ctx.job), bestPool.gpuProduct);
+      case 'EgressNotOffered':
+        return makeRejection(name, bestReason, describeEgress(ctx.job.egress!), bestPool.gpuProduct);
       default:
         return makeRejection(name, bestReason, undefined, bestPool.gpuProduct);
     }

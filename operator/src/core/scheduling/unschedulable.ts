@@ -100,6 +100,8 @@ function describe(g: Group, job: PreparedJob): string {
       return `price ${moneyRange(g)} > ${money(job.maxPrice)}`;
     case 'TotalAboveBudget':
       return `estimated total ${moneyRange(g)} > ${money(job.maxTotal)}`;
+    case 'EgressNotOffered':
+      return `egress ${texts(g)} not offered`;
     case 'RegionNotAllowed':
       return `region ${texts(g)} not in ${[...(job.regions ?? [])].join(',')}`;
     case 'MissingAuditedAttribute':

@@ -6,7 +6,7 @@ import { AssumedAllocations } from '../../core/scheduling/assumed.js';
 import { schedule } from '../../core/scheduling/scheduler.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../../core/scheduling/config.js';
 import type { Decision } from '../../core/types.js';
-import { AttemptPhase, type AttemptStatus, type Assign, type HubMessage, type Inventory } from '../../gen/proto/fedgpu/v1/market.js';
+import { AttemptPhase, type AttemptSecret, type AttemptStatus, type Assign, type HubMessage, type Inventory } from '../../gen/proto/fedgpu/v1/market.js';
 import { type Action, done, requeueAfter, requeueDelay } from '../../runtime/action.js';
 import { Controller } from '../../runtime/controller.js';
 import { coreEventSink, EventRecorder } from '../../runtime/events.js';
@@ -20,8 +20,11 @@ import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
 import { MarketCache } from './market-cache.js';
 import { SchedulingBackoff } from './queue.js';
 import { desiredAttempts, judgeReport } from './fence.js';
-import { providerSnapshot } from './market-view.js';
+import { egressOf, providerSnapshot } from './market-view.js';
 import { ReclaimNotices, windowClosedBetween } from './reclaim-notices.js';
+import { readJobSecrets } from './secrets.js';
+import { egressToMessage } from '../../agent/attempt/egress.js';
+import { DEFAULT_EGRESS } from '../../core/egress.js';
 
 // The GpuJob controller: thin I/O around planJob. It keeps the latest attempt report per job in
 // memory (agents re-send theirs after every reconnect, so a hub restart loses nothing), fences
@@ -84,12 +87,14 @@ export class GpuJobController {
   private readonly statusWriter: StatusWriter<GpuJob>;
   private readonly recorder: EventRecorder;
   private readonly jobClient;
+  private readonly core: CoreV1Api;
   private readonly now: () => number;
   private readonly config: SchedulerConfig;
 
   constructor(private readonly opts: GpuJobControllerOptions) {
     const custom = opts.kubeConfig.makeApiClient(CustomObjectsApi);
     this.jobClient = gpuJobClient(custom, FIELD_MANAGER);
+    this.core = opts.kubeConfig.makeApiClient(CoreV1Api);
     const informerOptions = { kubeConfig: opts.kubeConfig, logger: opts.logger };
     this.jobs = new Informer(customResourceSource(this.jobClient), informerOptions);
     this.providers = new Informer(customResourceSource(gpuProviderClient(custom)), informerOptions);
@@ -180,9 +185,19 @@ export class GpuJobController {
 
   /** After an agent (re)connects: the full set of attempts it should run, level-triggered. */
   resync(provider: string): void {
-    const desired: Assign[] = desiredAttempts(this.jobs.list(), provider).map(({ job, attempt }) =>
-      assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0),
-    );
+    this.resyncWithSecrets(provider).catch((err: unknown) => this.opts.logger.error({ err, provider }, 'resync failed; the agent keeps its attempts until the next one'));
+  }
+
+  // Secrets are read again for the attempts re-sent: an agent that lost its copy (or never got the
+  // Assign, when the hub died between status and send) needs them. If one cannot be read now, the
+  // attempt is re-sent without it and the agent keeps the copy it has.
+  private async resyncWithSecrets(provider: string): Promise<void> {
+    const desired: Assign[] = [];
+    for (const { job, attempt } of desiredAttempts(this.jobs.list(), provider)) {
+      const read = job.spec.secrets?.length ? await readJobSecrets(this.core, job).catch(() => undefined) : undefined;
+      const secrets = read && 'secrets' in read ? read.secrets : [];
+      desired.push(assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0, secrets));
+    }
     this.opts.agents.send(provider, { seq: 0, body: { $case: 'resync', value: { desired } } });
   }
 
@@ -201,7 +216,7 @@ export class GpuJobController {
     const blockedBy = placing ? await this.opts.fundingCheck?.(job) : undefined;
     const budgetLeft = placing ? this.opts.budgetLeft?.(job) : undefined;
     const previous = this.market.assumption(key);
-    const plan = planJob(job, {
+    const inputs: Parameters<typeof planJob>[1] = {
       now,
       isProviderLost: (name) => isLost(this.providers.get(name)),
       report: job.metadata.uid ? this.reports.get(job.metadata.uid) : undefined,
@@ -221,7 +236,16 @@ export class GpuJobController {
         if (result.kind === 'decision' && !blockedBy) this.market.assume(key, result, now);
         return result;
       },
-    });
+    };
+    let plan = planJob(job, inputs);
+    // Secrets are read only once a placement is decided, and go to that Assign alone. Without them
+    // (no grant, no Secret, no key) the job waits, saying which.
+    let secrets: AttemptSecret[] = [];
+    if (plan.assign && job.spec.secrets?.length) {
+      const read = await readJobSecrets(this.core, job);
+      if ('waiting' in read) plan = planJob(job, { ...inputs, blockedBy: read.waiting, blockedReason: 'WaitingForSecrets' });
+      else secrets = read.secrets;
+    }
     // A decision the plan did not act on (the budget short of a minimum run, say) holds no GPUs.
     if (placing && !plan.assign) this.market.forget(key);
     let written;
@@ -241,7 +265,7 @@ export class GpuJobController {
     for (const c of plan.cancel) this.opts.agents.send(c.provider, cancelMessage(job.metadata.uid!, c.epoch, c.reason, 0));
     if (plan.assign) {
       this.backoff.clear(key);
-      const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour, plan.assign.coveredGpuSeconds) } });
+      const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour, plan.assign.coveredGpuSeconds, secrets) } });
       if (!delivered) this.opts.logger.warn({ job: key, provider: plan.assign.provider }, 'agent not connected; it gets the assignment on reconnect');
     }
     if (isFinished(target) || plan.status.phase === 'Running') {
@@ -292,7 +316,7 @@ function isLost(provider: GpuProvider | undefined): boolean {
 
 const nodesOf = (d: Decision) => [...d.assignments].sort((a, b) => a.replica - b.replica).map((a) => a.node);
 
-function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, coveredGpuSeconds: number): Assign {
+function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, coveredGpuSeconds: number, secrets: AttemptSecret[]): Assign {
   const template = Buffer.from(JSON.stringify(job.spec.template));
   const checkpointDir = job.spec.faultTolerance?.checkpoint?.dir ?? '';
   return {
@@ -311,6 +335,8 @@ function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, co
     ],
     pricePerGpuHour: price,
     coveredGpuSeconds,
+    egress: egressToMessage(job.spec.network?.egress ? egressOf(job.spec.network.egress) : DEFAULT_EGRESS),
+    secrets,
   };
 }
 

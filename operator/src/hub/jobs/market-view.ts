@@ -1,6 +1,12 @@
 import { ProviderConditions } from '../../api/constants.js';
 import type { GpuProvider } from '../../api/types.js';
 import type { ProviderSnapshot, Weekday } from '../../core/types.js';
+import type { EgressProfile } from '../../core/egress.js';
+
+/** An API egress profile (mode defaulted by the apiserver, but maybe absent in old objects) for the core. */
+export function egressOf(p: { mode?: EgressProfile['mode']; destinations?: { cidr: string; ports?: number[] }[] }): EgressProfile {
+  return { mode: p.mode ?? 'dns', ...(p.destinations?.length ? { destinations: p.destinations } : {}) };
+}
 
 // The scheduler's view of the market, read from GpuProvider objects: what each agent last reported
 // (pools and idle GPUs per node), what the owner declared (region, availability), and what the hub
@@ -38,6 +44,7 @@ export function providerSnapshot(p: GpuProvider, now: number, heartbeatAgeMs?: n
         cudaDriverMajor: pool.cudaDriverMajor ?? 0,
         pricePerGpuHour: pool.pricePerGpuHour ?? '0',
         nodes: (pool.idleByNode ?? []).map((n) => ({ name: n.name ?? '', idleGpus: n.idle ?? 0, totalGpus: n.idle ?? 0 })),
+        ...(pool.egress ? { egress: egressOf(pool.egress) } : {}),
       })),
   };
   if (heartbeatAgeMs !== undefined) snapshot.heartbeatAgeMs = heartbeatAgeMs;

@@ -5,6 +5,7 @@ import { billableGpuSeconds, budgetStopAtMs, coveredGpuSeconds, hubSeenGpuSecond
 import { costOfGpuSeconds, formatMoney, parseMoney } from '../../core/money.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
 import { setCondition } from '../../runtime/conditions.js';
+import { egressOf } from './market-view.js';
 
 // What a GpuJob should look like next, decided from one snapshot of the world: no I/O. The
 // reconciler reads the job, the market and the latest attempt report, calls planJob, then carries
@@ -44,6 +45,8 @@ export interface PlanInputs {
   /** The hub runs without a settlement chain: the job carries Settled=False, NoChain. */
   noChain?: boolean;
   reclaimAnnounced?: (provider: string, cause: 'window-ended' | 'owner-cordon', nodes: readonly string[], sinceMs: number) => boolean;
+  /** Condition reason for blockedBy (default InsufficientFunds), e.g. WaitingForSecrets. */
+  blockedReason?: string;
 }
 
 export interface PlannedEvent {
@@ -78,6 +81,7 @@ export function jobRequest(job: GpuJob, exclude: string[]): JobRequest {
     data: s.data,
     budget: s.budget,
     activeDeadlineSeconds: s.activeDeadlineSeconds,
+    ...(s.network?.egress ? { network: { egress: egressOf(s.network.egress) } } : {}),
     excludeProviders: exclude,
   };
 }
@@ -242,7 +246,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     if (!attempts.some((a) => !a.endTime)) delete status.placement;
     if (status.message !== message) plan.events.push({ type: 'Normal', reason: 'Unschedulable', message });
     status.message = message;
-    setCond(JobConditions.Scheduled, 'False', result.kind === 'unschedulable' ? 'Unschedulable' : 'InsufficientFunds', message);
+    setCond(JobConditions.Scheduled, 'False', result.kind === 'unschedulable' ? 'Unschedulable' : (inputs.blockedReason ?? 'InsufficientFunds'), message);
     plan.requeueAfterMs = PENDING_RETRY_MS;
     return withCost(plan, job);
   }

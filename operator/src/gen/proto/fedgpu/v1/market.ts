@@ -171,6 +171,26 @@ export interface GpuPool {
   offered: boolean;
   /** Set when offered is false. */
   notOfferedReason: NotOfferedReason;
+  /** What job pods in this pool may reach (the owner's chart values). Absent: DNS only. */
+  egress?: EgressProfile | undefined;
+}
+
+/** Network reach of job pods beyond their own gang (operator/src/core/egress.ts). */
+export interface EgressProfile {
+  /**
+   * none, dns (cluster DNS only), cidrs (DNS and the destinations), internet (DNS and every
+   * public address; private, link-local and loopback ranges stay closed).
+   */
+  mode: string;
+  /** Only with mode cidrs; at most 64. */
+  destinations: EgressDestination[];
+}
+
+export interface EgressDestination {
+  /** IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24. */
+  cidr: string;
+  /** TCP ports; empty means every port. */
+  ports: number[];
 }
 
 export interface GpuNode {
@@ -317,6 +337,40 @@ export interface Assign {
    * the attempt Failed with reason BudgetExhausted, and signs for no more than this.
    */
   coveredGpuSeconds: number;
+  /**
+   * What the job's pods may reach beyond their gang (spec.network.egress); never more than the
+   * pool offers, which the agent checks again. Absent: DNS only.
+   */
+  egress?:
+    | EgressProfile
+    | undefined;
+  /**
+   * The job's secrets, read by the hub at assignment and sent to this attempt's agent only. The
+   * agent materialises them as one Secret per attempt and deletes it when the attempt ends. Never
+   * logged by either side.
+   */
+  secrets: AttemptSecret[];
+}
+
+/** One of spec.secrets with its values. */
+export interface AttemptSecret {
+  /** Name of the Secret in the job's namespace on the hub (for messages; the provider names its copy). */
+  name: string;
+  data: { [key: string]: Buffer };
+  /** Environment variables set from keys of this secret. */
+  env: SecretEnv[];
+  /** Absolute directory where every key becomes a file; empty: no files. */
+  mountPath: string;
+}
+
+export interface AttemptSecret_DataEntry {
+  key: string;
+  value: Buffer;
+}
+
+export interface SecretEnv {
+  name: string;
+  key: string;
 }
 
 /** Stop one attempt. Cancelling an epoch the agent does not run is a no-op. */
@@ -1030,6 +1084,7 @@ function createBaseGpuPool(): GpuPool {
     breakEvenPricePerGpuHour: "",
     offered: false,
     notOfferedReason: 0,
+    egress: undefined,
   };
 }
 
@@ -1067,6 +1122,9 @@ export const GpuPool: MessageFns<GpuPool> = {
     }
     if (message.notOfferedReason !== 0) {
       writer.uint32(88).int32(message.notOfferedReason);
+    }
+    if (message.egress !== undefined) {
+      EgressProfile.encode(message.egress, writer.uint32(170).fork()).join();
     }
     return writer;
   },
@@ -1172,6 +1230,14 @@ export const GpuPool: MessageFns<GpuPool> = {
             message.notOfferedReason = reader.int32() as any;
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.egress = EgressProfile.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1200,6 +1266,157 @@ export const GpuPool: MessageFns<GpuPool> = {
     message.breakEvenPricePerGpuHour = object.breakEvenPricePerGpuHour ?? "";
     message.offered = object.offered ?? false;
     message.notOfferedReason = object.notOfferedReason ?? 0;
+    message.egress = (object.egress !== undefined && object.egress !== null)
+      ? EgressProfile.fromPartial(object.egress)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseEgressProfile(): EgressProfile {
+  return { mode: "", destinations: [] };
+}
+
+export const EgressProfile: MessageFns<EgressProfile> = {
+  encode(message: EgressProfile, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mode !== "") {
+      writer.uint32(10).string(message.mode);
+    }
+    for (const v of message.destinations) {
+      EgressDestination.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EgressProfile {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEgressProfile();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mode = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.destinations.push(EgressDestination.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<EgressProfile>): EgressProfile {
+    return EgressProfile.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EgressProfile>): EgressProfile {
+    const message = createBaseEgressProfile();
+    message.mode = object.mode ?? "";
+    message.destinations = object.destinations?.map((e) => EgressDestination.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseEgressDestination(): EgressDestination {
+  return { cidr: "", ports: [] };
+}
+
+export const EgressDestination: MessageFns<EgressDestination> = {
+  encode(message: EgressDestination, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cidr !== "") {
+      writer.uint32(10).string(message.cidr);
+    }
+    if (message.ports.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.ports) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EgressDestination {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEgressDestination();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cidr = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.ports.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.ports.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<EgressDestination>): EgressDestination {
+    return EgressDestination.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EgressDestination>): EgressDestination {
+    const message = createBaseEgressDestination();
+    message.cidr = object.cidr ?? "";
+    message.ports = object.ports?.map((e) => e) || [];
     return message;
   },
 };
@@ -2492,6 +2709,8 @@ function createBaseAssign(): Assign {
     env: [],
     pricePerGpuHour: "",
     coveredGpuSeconds: 0,
+    egress: undefined,
+    secrets: [],
   };
 }
 
@@ -2529,6 +2748,12 @@ export const Assign: MessageFns<Assign> = {
     }
     if (message.coveredGpuSeconds !== 0) {
       writer.uint32(88).uint64(message.coveredGpuSeconds);
+    }
+    if (message.egress !== undefined) {
+      EgressProfile.encode(message.egress, writer.uint32(170).fork()).join();
+    }
+    for (const v of message.secrets) {
+      AttemptSecret.encode(v!, writer.uint32(178).fork()).join();
     }
     return writer;
   },
@@ -2634,6 +2859,22 @@ export const Assign: MessageFns<Assign> = {
             message.coveredGpuSeconds = longToNumber(reader.uint64());
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.egress = EgressProfile.decode(reader, reader.uint32());
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.secrets.push(AttemptSecret.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2662,6 +2903,246 @@ export const Assign: MessageFns<Assign> = {
     message.env = object.env?.map((e) => EnvVar.fromPartial(e)) || [];
     message.pricePerGpuHour = object.pricePerGpuHour ?? "";
     message.coveredGpuSeconds = object.coveredGpuSeconds ?? 0;
+    message.egress = (object.egress !== undefined && object.egress !== null)
+      ? EgressProfile.fromPartial(object.egress)
+      : undefined;
+    message.secrets = object.secrets?.map((e) => AttemptSecret.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAttemptSecret(): AttemptSecret {
+  return { name: "", data: {}, env: [], mountPath: "" };
+}
+
+export const AttemptSecret: MessageFns<AttemptSecret> = {
+  encode(message: AttemptSecret, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    globalThis.Object.entries(message.data).forEach(([key, value]: [string, Buffer]) => {
+      AttemptSecret_DataEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    for (const v of message.env) {
+      SecretEnv.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.mountPath !== "") {
+      writer.uint32(34).string(message.mountPath);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttemptSecret {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttemptSecret();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = AttemptSecret_DataEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.data[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.env.push(SecretEnv.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.mountPath = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<AttemptSecret>): AttemptSecret {
+    return AttemptSecret.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AttemptSecret>): AttemptSecret {
+    const message = createBaseAttemptSecret();
+    message.name = object.name ?? "";
+    message.data = (globalThis.Object.entries(object.data ?? {}) as [string, Buffer][]).reduce(
+      (acc: { [key: string]: Buffer }, [key, value]: [string, Buffer]) => {
+        if (value !== undefined) {
+          acc[key] = value;
+        }
+        return acc;
+      },
+      {},
+    );
+    message.env = object.env?.map((e) => SecretEnv.fromPartial(e)) || [];
+    message.mountPath = object.mountPath ?? "";
+    return message;
+  },
+};
+
+function createBaseAttemptSecret_DataEntry(): AttemptSecret_DataEntry {
+  return { key: "", value: Buffer.alloc(0) };
+}
+
+export const AttemptSecret_DataEntry: MessageFns<AttemptSecret_DataEntry> = {
+  encode(message: AttemptSecret_DataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(18).bytes(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttemptSecret_DataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttemptSecret_DataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<AttemptSecret_DataEntry>): AttemptSecret_DataEntry {
+    return AttemptSecret_DataEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AttemptSecret_DataEntry>): AttemptSecret_DataEntry {
+    const message = createBaseAttemptSecret_DataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseSecretEnv(): SecretEnv {
+  return { name: "", key: "" };
+}
+
+export const SecretEnv: MessageFns<SecretEnv> = {
+  encode(message: SecretEnv, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.key !== "") {
+      writer.uint32(18).string(message.key);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SecretEnv {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSecretEnv();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<SecretEnv>): SecretEnv {
+    return SecretEnv.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SecretEnv>): SecretEnv {
+    const message = createBaseSecretEnv();
+    message.name = object.name ?? "";
+    message.key = object.key ?? "";
     return message;
   },
 };

@@ -1,0 +1,45 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
+import type { AttemptObjects } from './resources.js';
+import { AttemptRefused } from './refused.js';
+import { attemptSecret, checkSecrets, mountSecrets } from './secrets.js';
+
+export { AttemptRefused };
+import { gangPolicy, headlessService, joinRendezvous, type GangShape } from './rendezvous.js';
+import { egressFromMessage, egressPolicy, egressRefusal } from './egress.js';
+import { DEFAULT_EGRESS, type EgressProfile } from '../../core/egress.js';
+
+// What an attempt gets besides its built pods, in one place the runner calls: the rendezvous
+// (Service, gang NetworkPolicy, environment), the egress the job needs, once checked against what
+// the pool under it offers, and the job's secrets. Pure; the runner applies the result.
+
+
+export interface PreparedAttempt {
+  pods: V1Pod[];
+  objects: AttemptObjects;
+}
+
+/** What the pool under a node offers (the owner's settings); absent: DNS only. */
+export type EgressOffer = (nodeName: string) => EgressProfile;
+
+/** The built pods joined to their rendezvous, and the objects to create before them. */
+export function prepareAttempt(assign: Assign, pods: V1Pod[], namespace: string, offer: EgressOffer = () => DEFAULT_EGRESS): PreparedAttempt {
+  // The hub placed the job by the pool's offer; an agent grants no more than its owner declared.
+  const need = egressFromMessage(assign.egress);
+  for (const node of new Set(assign.nodeNames)) {
+    const refusal = egressRefusal(offer(node), need);
+    if (refusal) throw new AttemptRefused('EgressNotOffered', `node ${node}: ${refusal}`);
+  }
+  const egress = egressPolicy(assign.jobUid, assign.epoch, namespace, need);
+  checkSecrets(assign.secrets);
+  const secret = attemptSecret(assign.jobUid, assign.epoch, namespace, assign.secrets);
+  const shape: GangShape = { jobUid: assign.jobUid, epoch: assign.epoch, replicas: pods.length, gpusPerReplica: assign.gpusPerReplica };
+  return {
+    pods: pods.map((pod, replica) => mountSecrets(joinRendezvous(pod, shape, replica, namespace), assign.jobUid, assign.epoch, assign.secrets)),
+    objects: {
+      services: [headlessService(assign.jobUid, assign.epoch, namespace)],
+      policies: [gangPolicy(assign.jobUid, assign.epoch, namespace), ...(egress ? [egress] : [])],
+      secrets: secret ? [secret] : [],
+    },
+  };
+}

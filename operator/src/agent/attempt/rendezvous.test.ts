@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { buildJobPods } from '../pods/build.js';
+import { attemptName, gangPolicy, headlessService, joinRendezvous, rendezvousEnv, RENDEZVOUS_ENV_NAMES } from './rendezvous.js';
+
+const shape = { jobUid: '1b4e28ba-2fa1-11d2-883f-0016d3cca427', epoch: 2, replicas: 4, gpusPerReplica: 8 };
+const envOf = (replica: number) => Object.fromEntries(rendezvousEnv(shape, replica, 'fedgpu-jobs').map((e) => [e.name, e.value]));
+
+describe('rendezvous environment', () => {
+  it('gives every replica the master (replica 0), its rank and the torchrun shape', () => {
+    const name = 'fj-1b4e28ba2fa11-e2';
+    expect(attemptName(shape.jobUid, shape.epoch)).toBe(name);
+    for (const replica of [0, 3]) {
+      expect(envOf(replica)).toEqual({
+        MASTER_ADDR: `${name}-r0.${name}.fedgpu-jobs.svc`,
+        MASTER_PORT: '29500',
+        WORLD_SIZE: '4',
+        RANK: String(replica),
+        NODE_RANK: String(replica),
+        PET_NNODES: '4',
+        PET_NPROC_PER_NODE: '8',
+        PET_NODE_RANK: String(replica),
+        PET_MASTER_ADDR: `${name}-r0.${name}.fedgpu-jobs.svc`,
+        PET_MASTER_PORT: '29500',
+        FEDGPU_GPUS_PER_REPLICA: '8',
+        FEDGPU_WORLD_GPUS: '32',
+        FEDGPU_RENDEZVOUS_SERVICE: `${name}.fedgpu-jobs.svc`,
+        FEDGPU_PEERS: [0, 1, 2, 3].map((r) => `${name}-r${r}.${name}.fedgpu-jobs.svc`).join(','),
+      });
+    }
+  });
+
+  it('a new epoch gets new names, so a zombie of the old attempt never answers as master', () => {
+    expect(rendezvousEnv({ ...shape, epoch: 3 }, 0, 'ns')[0]!.value).not.toBe(rendezvousEnv(shape, 0, 'ns')[0]!.value);
+  });
+
+  it('joins built pods: stable hostname under the Service, and the template cannot override the rendezvous', () => {
+    const template = {
+      spec: {
+        containers: [
+          { name: 'main', image: 'train', env: [{ name: 'MASTER_ADDR', value: 'evil.example' }, { name: 'KEEP', value: '1' }] },
+          { name: 'side', image: 'sidecar' },
+        ],
+      },
+    };
+    const pods = buildJobPods({ jobUid: shape.jobUid, epoch: 2, podTemplates: [template, template], nodeNames: ['a', 'b'], gpusPerReplica: 8 }, 'ns');
+    const joined = pods.map((p, r) => joinRendezvous(p, { ...shape, replicas: 2 }, r, 'ns'));
+    expect(joined[1]!.spec!.hostname).toBe(joined[1]!.metadata!.name);
+    expect(joined[1]!.spec!.subdomain).toBe(headlessService(shape.jobUid, 2, 'ns').metadata!.name);
+    for (const c of joined[0]!.spec!.containers) {
+      const env = c.env ?? [];
+      expect(env.filter((e) => e.name === 'MASTER_ADDR')).toEqual([{ name: 'MASTER_ADDR', value: 'fj-1b4e28ba2fa11-e2-r0.fj-1b4e28ba2fa11-e2.ns.svc' }]);
+      for (const name of RENDEZVOUS_ENV_NAMES) expect(env.some((e) => e.name === name)).toBe(true);
+    }
+    expect(joined[0]!.spec!.containers[0]!.env).toContainEqual({ name: 'KEEP', value: '1' });
+  });
+});
+
+describe('rendezvous objects', () => {
+  it('a headless Service selecting the attempt, publishing replicas before they are ready', () => {
+    const svc = headlessService(shape.jobUid, 2, 'ns');
+    expect(svc.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true, selector: { 'fedgpu.io/job-uid': shape.jobUid, 'fedgpu.io/epoch': '2' } });
+  });
+
+  it("a template forging another job's labels is not selected by that job's policy (the agent's labels win)", () => {
+    const victim = gangPolicy(shape.jobUid, 2, 'ns');
+    const forged = { metadata: { labels: { 'fedgpu.io/job-uid': shape.jobUid, 'fedgpu.io/epoch': '2' } }, spec: { containers: [{ name: 'm', image: 'x' }] } };
+    const [pod] = buildJobPods({ jobUid: 'attacker-uid', epoch: 1, podTemplates: [forged], nodeNames: ['a'], gpusPerReplica: 1 }, 'ns');
+    const selected = Object.entries(victim.spec!.podSelector?.matchLabels ?? {}).every(([k, v]) => pod!.metadata!.labels![k] === v);
+    expect(selected).toBe(false);
+  });
+
+  it('a NetworkPolicy that selects and admits exactly the attempt on both sides', () => {
+    const np = gangPolicy(shape.jobUid, 2, 'ns');
+    const self = { 'fedgpu.io/job-uid': shape.jobUid, 'fedgpu.io/epoch': '2' };
+    expect(np.spec!.podSelector?.matchLabels).toEqual(self);
+    expect(np.spec!.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(np.spec!.ingress).toEqual([{ _from: [{ podSelector: { matchLabels: self } }] }]);
+    expect(np.spec!.egress).toEqual([{ to: [{ podSelector: { matchLabels: self } }] }]);
+    // No namespaceSelector anywhere: peers are in this namespace only, and no port limits.
+    expect(JSON.stringify(np)).not.toMatch(/namespaceSelector|ports/);
+  });
+});

@@ -1,0 +1,63 @@
+import { CoreV1Api, type KubeConfig, NetworkingV1Api, type V1NetworkPolicy, type V1Secret, type V1Service } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../pods/build.js';
+import { ATTEMPT_OBJECT_LABEL } from './rendezvous.js';
+
+// The objects an attempt owns besides its pods (headless Service, NetworkPolicies, the Secret of
+// its secrets), created before the pods and deleted with the attempt. Idempotent like the pods:
+// creating what exists and deleting what is gone are no-ops, so repeats and resyncs converge.
+
+export interface AttemptObjects {
+  services: V1Service[];
+  policies: V1NetworkPolicy[];
+  secrets: V1Secret[];
+}
+
+const code = (err: unknown) => (err as { code?: number }).code;
+const ignore = (...codes: number[]) => (err: unknown) => {
+  if (!codes.includes(code(err) ?? 0)) throw err;
+};
+
+export class AttemptResources {
+  private readonly core: CoreV1Api;
+  private readonly net: NetworkingV1Api;
+
+  constructor(kubeConfig: KubeConfig, private readonly logger: Logger) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.net = kubeConfig.makeApiClient(NetworkingV1Api);
+  }
+
+  async ensure(objects: AttemptObjects): Promise<void> {
+    // Policies first: no pod of the attempt exists before the rules that fence it do.
+    for (const body of objects.policies) await this.net.createNamespacedNetworkPolicy({ namespace: body.metadata!.namespace!, body }).catch(ignore(409));
+    for (const body of objects.services) await this.core.createNamespacedService({ namespace: body.metadata!.namespace!, body }).catch(ignore(409));
+    // Never logged: the Secret carries the consumer's values.
+    for (const body of objects.secrets) await this.core.createNamespacedSecret({ namespace: body.metadata!.namespace!, body }).catch(ignore(409));
+  }
+
+  /** Deletes everything the attempt owns in `namespace` (its pods are the runner's business). */
+  async remove(namespace: string, jobUid: string, epoch: number): Promise<void> {
+    await this.removeWhere(namespace, `${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch},${MANAGED_BY_LABEL}=${MANAGED_BY}`, () => true);
+  }
+
+  /** Resync: deletes the objects of every attempt not in `wanted` (keys `jobUid/epoch`). */
+  async prune(namespace: string, wanted: ReadonlySet<string>): Promise<void> {
+    await this.removeWhere(namespace, `${ATTEMPT_OBJECT_LABEL},${MANAGED_BY_LABEL}=${MANAGED_BY}`, (labels) => !wanted.has(`${labels[JOB_UID_LABEL]}/${labels[EPOCH_LABEL]}`));
+  }
+
+  private async removeWhere(namespace: string, labelSelector: string, stale: (labels: Record<string, string>) => boolean): Promise<void> {
+    const pick = <T extends { metadata?: { name?: string; labels?: Record<string, string> } }>(items: T[]) =>
+      items.filter((o) => stale(o.metadata?.labels ?? {})).map((o) => o.metadata!.name!);
+    const [secrets, services, policies] = await Promise.all([
+      this.core.listNamespacedSecret({ namespace, labelSelector }),
+      this.core.listNamespacedService({ namespace, labelSelector }),
+      this.net.listNamespacedNetworkPolicy({ namespace, labelSelector }),
+    ]);
+    // Secrets first: the consumer's values leave the provider before anything else is tidied.
+    for (const name of pick(secrets.items)) await this.core.deleteNamespacedSecret({ name, namespace }).catch(ignore(404));
+    for (const name of pick(services.items)) await this.core.deleteNamespacedService({ name, namespace }).catch(ignore(404));
+    for (const name of pick(policies.items)) await this.net.deleteNamespacedNetworkPolicy({ name, namespace }).catch(ignore(404));
+    const gone = pick(secrets.items).length + pick(services.items).length + pick(policies.items).length;
+    if (gone > 0) this.logger.info({ namespace, selector: labelSelector, objects: gone }, 'deleted per-attempt objects');
+  }
+}

@@ -1,0 +1,89 @@
+import type { V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { AttemptSecret } from '../../gen/proto/fedgpu/v1/market.js';
+import { AttemptRefused } from './refused.js';
+import { attemptName, attemptObjectLabels } from './rendezvous.js';
+
+// The consumer's secrets for one attempt: one Secret `<attempt>-secrets` in the attempt's namespace,
+// each consumer secret's keys stored as `s<index>.<key>`, exposed as env vars (secretKeyRef) and/or
+// read-only files (a secret volume per mountPath). Deleted with the attempt (resources.ts). Pure.
+// The provider's administrators can read this Secret and what the pods see: say so, never hide it.
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const SECRET_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
+const MOUNT_PATH = /^\/[A-Za-z0-9._/-]{0,511}$/;
+/** The apiserver's limit on one Secret. */
+const MAX_BYTES = 1024 * 1024 - 4096;
+const MAX_SECRETS = 16;
+
+export const attemptSecretName = (jobUid: string, epoch: number) => `${attemptName(jobUid, epoch)}-secrets`;
+const storedKey = (index: number, key: string) => `s${index}.${key}`;
+
+/** Refuses what could not be stored or mounted safely, naming the field (never a value). */
+export function checkSecrets(secrets: readonly AttemptSecret[]): void {
+  const refuse = (message: string) => {
+    throw new AttemptRefused('InvalidSecrets', message);
+  };
+  if (secrets.length > MAX_SECRETS) refuse(`${secrets.length} secrets; at most ${MAX_SECRETS}`);
+  let bytes = 0;
+  const paths = new Set<string>();
+  secrets.forEach((s, i) => {
+    for (const [key, value] of Object.entries(s.data)) {
+      if (!SECRET_KEY.test(key)) refuse(`secrets[${i}] (${s.name}): a key is not a valid Secret key`);
+      bytes += key.length + 4 + value.length;
+    }
+    for (const env of s.env) {
+      if (!ENV_NAME.test(env.name)) refuse(`secrets[${i}] (${s.name}): env ${JSON.stringify(env.name.slice(0, 128))} is not a variable name`);
+      if (!Object.hasOwn(s.data, env.key)) refuse(`secrets[${i}] (${s.name}): env ${env.name} names a key the secret lacks`);
+    }
+    if (s.mountPath) {
+      if (!MOUNT_PATH.test(s.mountPath) || s.mountPath.split('/').includes('..')) refuse(`secrets[${i}] (${s.name}): mountPath must be an absolute path without ..`);
+      if (paths.has(s.mountPath)) refuse(`secrets[${i}] (${s.name}): mountPath ${s.mountPath} is used twice`);
+      paths.add(s.mountPath);
+    }
+  });
+  if (bytes > MAX_BYTES) refuse(`the secrets hold ${bytes} bytes; one attempt may carry at most ${MAX_BYTES}`);
+}
+
+/** The per-attempt Secret, or undefined when the job has none. Immutable: nobody edits it in place. */
+export function attemptSecret(jobUid: string, epoch: number, namespace: string, secrets: readonly AttemptSecret[]): V1Secret | undefined {
+  if (secrets.length === 0) return undefined;
+  const data: Record<string, string> = {};
+  secrets.forEach((s, i) => {
+    for (const [key, value] of Object.entries(s.data)) data[storedKey(i, key)] = Buffer.from(value).toString('base64');
+  });
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: attemptSecretName(jobUid, epoch), namespace, labels: attemptObjectLabels(jobUid, epoch) },
+    type: 'Opaque',
+    immutable: true,
+    data,
+  };
+}
+
+/** The pod with the secrets exposed on every container; refuses a mountPath the template already uses. */
+export function mountSecrets(pod: V1Pod, jobUid: string, epoch: number, secrets: readonly AttemptSecret[]): V1Pod {
+  if (secrets.length === 0) return pod;
+  const secretName = attemptSecretName(jobUid, epoch);
+  const spec = pod.spec!;
+  const volumes = secrets.flatMap((s, i) =>
+    s.mountPath
+      ? [{ name: `fedgpu-secret-${i}`, secret: { secretName, items: Object.keys(s.data).map((key) => ({ key: storedKey(i, key), path: key })) } }]
+      : [],
+  );
+  const env = secrets.flatMap((s, i) => s.env.map((e) => ({ name: e.name, valueFrom: { secretKeyRef: { name: secretName, key: storedKey(i, e.key) } } })));
+  const mounts = secrets.flatMap((s, i) => (s.mountPath ? [{ name: `fedgpu-secret-${i}`, mountPath: s.mountPath, readOnly: true }] : []));
+  const names = new Set(env.map((e) => e.name));
+  return {
+    ...pod,
+    spec: {
+      ...spec,
+      volumes: [...(spec.volumes ?? []), ...volumes],
+      containers: spec.containers.map((c) => {
+        const taken = (c.volumeMounts ?? []).find((m) => mounts.some((x) => x.mountPath === m.mountPath));
+        if (taken) throw new AttemptRefused('InvalidSecrets', `container ${c.name} already mounts ${taken.mountPath}`);
+        return { ...c, env: [...(c.env ?? []).filter((e) => !names.has(e.name)), ...env], volumeMounts: [...(c.volumeMounts ?? []), ...mounts] };
+      }),
+    },
+  };
+}

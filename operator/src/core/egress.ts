@@ -1,0 +1,129 @@
+// Egress profiles (DESIGN §8a): what a pool lets job pods reach, and what a job needs. Ordered
+// none < dns < cidrs < internet, except that listed CIDRs must be covered one by one. Pure; the
+// scheduler filters on `egressAllows`, the agent writes the NetworkPolicies (agent/attempt/egress.ts).
+
+export const EGRESS_MODES = ['none', 'dns', 'cidrs', 'internet'] as const;
+export type EgressMode = (typeof EGRESS_MODES)[number];
+
+/** An address range and the TCP ports allowed there (empty or absent: every port). */
+export interface EgressDestination {
+  cidr: string;
+  ports?: number[];
+}
+
+/**
+ * - none: nothing outside the gang;
+ * - dns: cluster DNS (port 53) only;
+ * - cidrs: DNS and the listed destinations;
+ * - internet: DNS and every public address (private, link-local and loopback ranges stay closed,
+ *   so neither other tenants, the provider's network nor a cloud metadata endpoint are reachable).
+ */
+export interface EgressProfile {
+  mode: EgressMode;
+  destinations?: EgressDestination[];
+}
+
+/** What a pool offers when its owner declares nothing, and what a job needs when it says nothing. */
+export const DEFAULT_EGRESS: EgressProfile = { mode: 'dns' };
+
+/** Never reachable under `internet` (RFC 1918, CGNAT, link-local, loopback; IPv6 ULA, link-local). */
+export const NON_PUBLIC_V4 = ['10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'];
+export const NON_PUBLIC_V6 = ['::1/128', 'fc00::/7', 'fe80::/10'];
+
+const RANK: Record<EgressMode, number> = { none: 0, dns: 1, cidrs: 2, internet: 3 };
+
+/** Whether a pool offering `offer` may run a job needing `need`. */
+export function egressAllows(offer: EgressProfile, need: EgressProfile): boolean {
+  if (need.mode === 'none') return true;
+  if (need.mode === 'dns') return RANK[offer.mode] >= RANK.dns;
+  if (need.mode === 'internet') return offer.mode === 'internet';
+  // cidrs: each destination must be public (internet) or inside one the pool lists, ports included.
+  return (need.destinations ?? []).every((d) =>
+    offer.mode === 'internet'
+      ? isPublic(d.cidr)
+      : offer.mode === 'cidrs' && (offer.destinations ?? []).some((o) => cidrContains(o.cidr, d.cidr) && portsCover(o.ports, d.ports)),
+  );
+}
+
+/** "internet", "dns", "none" or "cidrs 203.0.113.0/24:443": for messages and `fedgpu market`. */
+export function describeEgress(profile: EgressProfile): string {
+  if (profile.mode !== 'cidrs') return profile.mode;
+  const list = (profile.destinations ?? []).map((d) => (d.ports?.length ? `${d.cidr}:${d.ports.join('+')}` : d.cidr));
+  return `cidrs ${list.join(',')}`;
+}
+
+/** Why a profile is malformed (field path and cause), or undefined when it is sound. */
+export function invalidEgress(profile: EgressProfile, path: string): string | undefined {
+  if (!EGRESS_MODES.includes(profile.mode)) return `${path}.mode ${JSON.stringify(profile.mode)} is not one of ${EGRESS_MODES.join(', ')}`;
+  const destinations = profile.destinations ?? [];
+  if (profile.mode === 'cidrs' && destinations.length === 0) return `${path}.destinations: mode cidrs needs at least one destination`;
+  if (profile.mode !== 'cidrs' && destinations.length > 0) return `${path}.destinations: only mode cidrs lists destinations`;
+  if (destinations.length > 64) return `${path}.destinations: at most 64`;
+  for (const [i, d] of destinations.entries()) {
+    if (parseCidr(d.cidr) === undefined) return `${path}.destinations[${i}].cidr ${JSON.stringify(d.cidr)} is not a CIDR like 203.0.113.0/24`;
+    for (const p of d.ports ?? []) {
+      if (!Number.isInteger(p) || p < 1 || p > 65535) return `${path}.destinations[${i}].ports: ${p} is not a port (1-65535)`;
+    }
+  }
+  return undefined;
+}
+
+function portsCover(offered: number[] | undefined, needed: number[] | undefined): boolean {
+  if (!offered?.length) return true;
+  if (!needed?.length) return false;
+  return needed.every((p) => offered.includes(p));
+}
+
+interface Cidr {
+  v6: boolean;
+  bits: bigint;
+  prefix: number;
+}
+
+/** Parses IPv4 or IPv6 CIDR notation; undefined when malformed. */
+export function parseCidr(text: string): Cidr | undefined {
+  const [addr, len, extra] = text.split('/');
+  if (addr === undefined || len === undefined || extra !== undefined || !/^\d{1,3}$/.test(len)) return undefined;
+  const prefix = Number(len);
+  const v6 = addr.includes(':');
+  const bits = v6 ? parseV6(addr) : parseV4(addr);
+  if (bits === undefined || prefix > (v6 ? 128 : 32)) return undefined;
+  return { v6, bits, prefix };
+}
+
+function parseV4(addr: string): bigint | undefined {
+  const parts = addr.split('.');
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) return undefined;
+  return parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n);
+}
+
+function parseV6(addr: string): bigint | undefined {
+  const halves = addr.split('::');
+  if (halves.length > 2) return undefined;
+  const groups = (s: string | undefined) => (s ? s.split(':') : []);
+  const head = groups(halves[0]);
+  const tail = groups(halves[1]);
+  const missing = 8 - head.length - tail.length;
+  if ((halves.length === 1 && missing !== 0) || missing < 0) return undefined;
+  const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
+  if (all.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
+  return all.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+
+/** Whether range `outer` contains range `inner` (same family). */
+export function cidrContains(outer: string, inner: string): boolean {
+  const o = parseCidr(outer);
+  const i = parseCidr(inner);
+  if (!o || !i || o.v6 !== i.v6 || i.prefix < o.prefix) return false;
+  const width = BigInt(o.v6 ? 128 : 32);
+  const shift = width - BigInt(o.prefix);
+  return o.bits >> shift === i.bits >> shift;
+}
+
+function isPublic(cidr: string): boolean {
+  const c = parseCidr(cidr);
+  if (!c) return false;
+  const closed = c.v6 ? NON_PUBLIC_V6 : NON_PUBLIC_V4;
+  // Overlap either way: inside a closed range, or a range that contains one.
+  return !closed.some((x) => cidrContains(x, cidr) || cidrContains(cidr, x));
+}

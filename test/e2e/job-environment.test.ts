@@ -1,0 +1,336 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, NetworkingV1Api, type V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
+import type { RunningHub } from '../../operator/src/hub/hub.js';
+import type { Cluster } from '../../operator/src/testbed/cluster.js';
+import { hubPki, installCrds, providerClient, readyStatus, startAgent, startTestHub, type AgentHandle } from '../../operator/src/testbed/federation.js';
+import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
+import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
+import { repoRoot } from '../../operator/src/testbed/tools.js';
+import { waitFor } from '../../operator/src/testbed/wait.js';
+
+// Issue 14 end to end on real provider apiservers: gang rendezvous (headless Service, gang
+// NetworkPolicy, env), consumers kept apart, secrets to the winner only and gone after every end,
+// and egress profiles deciding placement.
+
+const H100 = 'NVIDIA-H100-80GB-HBM3';
+const LOST_AFTER_MS = 8_000;
+
+let testbed: Testbed;
+let hub: RunningHub;
+let runDir: string;
+const agents: Record<string, AgentHandle> = {};
+const names: Record<string, string> = {};
+const root = join(repoRoot, '.testbed', 'e2e-job-environment');
+
+// alpha offers DNS only (the default); beta offers the internet.
+const providerSpecs = [
+  { name: 'alpha', region: 'eu-west', egress: undefined, nodes: { prefix: 'al', count: 3, gpusPerNode: 8, product: H100, memoryMiB: 81559 } },
+  { name: 'beta', region: 'us-east', egress: { mode: 'internet' as const }, nodes: { prefix: 'be', count: 3, gpusPerNode: 8, product: H100, memoryMiB: 81559 } },
+];
+
+beforeAll(async () => {
+  reapStaleRuns(root);
+  runDir = join(root, String(process.pid));
+  testbed = await startTestbed(join(runDir, 'clusters'), [{ name: 'hub', scheduler: false }, ...providerSpecs.map((p) => ({ name: p.name, gpuNodes: [p.nodes] }))]);
+  await installCrds(testbed.cluster('hub'));
+  for (const ns of ['ml', 'ml2']) await testbed.cluster('hub').kubectl(['create', 'namespace', ns]);
+  const pki = await hubPki(join(runDir, 'pki'));
+  hub = await startTestHub(testbed.cluster('hub'), pki, runDir, LOST_AFTER_MS);
+  for (const p of providerSpecs) {
+    agents[p.name] = await startAgent(p.name, testbed.cluster(p.name), pki, `127.0.0.1:${hub.port}`, {
+      displayName: p.name,
+      region: p.region,
+      pricePerGpuHour: { [H100]: '2.00' },
+      ...(p.egress ? { egress: p.egress } : {}),
+    });
+  }
+  for (const p of providerSpecs) {
+    const gp = await waitFor(`${p.name} Ready`, async () => {
+      const gp = await providerClient(testbed.cluster('hub')).byWallet(agents[p.name]!.wallet.address);
+      return readyStatus(gp)?.status === 'True' && gp?.status?.pools?.length ? gp : undefined;
+    }, { timeoutMs: 90_000 });
+    names[p.name] = gp.metadata.name!;
+  }
+}, 300_000);
+
+afterAll(async () => {
+  await Promise.all(Object.values(agents).map((a) => a.process.stop()));
+  await hub?.stop();
+  await testbed?.stop();
+});
+
+const hubCluster = () => testbed.cluster('hub');
+const jobsApi = () => hubCluster().kubeConfig.makeApiClient(CustomObjectsApi);
+const getJob = async (name: string, namespace = 'ml') => (await jobsApi().getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace, name })) as GpuJob;
+const waitPhase = (name: string, phase: string, namespace = 'ml', timeoutMs = 90_000) =>
+  waitFor(`${namespace}/${name} ${phase}`, async () => {
+    const job = await getJob(name, namespace);
+    if (job.status?.phase === 'Failed' && phase !== 'Failed') throw new Error(`${name} failed: ${job.status.message}`);
+    return job.status?.phase === phase ? job : undefined;
+  }, { timeoutMs, intervalMs: 250 });
+
+function jobYaml(name: string, spec: Record<string, unknown>, { namespace = 'ml', runFor }: { namespace?: string; runFor?: string } = {}): string {
+  return stringify({
+    apiVersion: 'fedgpu.io/v1alpha1',
+    kind: 'GpuJob',
+    metadata: { name, namespace },
+    spec: {
+      template: { metadata: { annotations: runFor ? { 'fedgpu.io/sim-run-for': runFor } : {} }, spec: { containers: [{ name: 'main', image: 'example/train', command: ['torchrun', 'train.py'] }] } },
+      budget: { maxPricePerGpuHour: '3' },
+      ...spec,
+    },
+  });
+}
+
+async function kubectl(cluster: Cluster, args: string[], input?: string): Promise<string> {
+  const res = await cluster.kubectl(args, input);
+  expect(res.code, res.stderr).toBe(0);
+  return res.stdout;
+}
+
+const apply = (yaml: string) => kubectl(hubCluster(), ['apply', '-f', '-'], yaml);
+const deleteJob = (name: string, namespace = 'ml') => kubectl(hubCluster(), ['delete', 'gj', name, '-n', namespace, '--wait=false']);
+
+const core = (c: Cluster) => c.kubeConfig.makeApiClient(CoreV1Api);
+const net = (c: Cluster) => c.kubeConfig.makeApiClient(NetworkingV1Api);
+const podsOf = async (cluster: Cluster, job: GpuJob) =>
+  (await core(cluster).listPodForAllNamespaces({ labelSelector: `fedgpu.io/job-uid=${job.metadata.uid}` })).items;
+const attemptObjects = async (cluster: Cluster, job: GpuJob) => {
+  const labelSelector = `fedgpu.io/job-uid=${job.metadata.uid}`;
+  const [services, policies, secrets] = await Promise.all([
+    core(cluster).listServiceForAllNamespaces({ labelSelector }),
+    net(cluster).listNetworkPolicyForAllNamespaces({ labelSelector }),
+    core(cluster).listSecretForAllNamespaces({ labelSelector }),
+  ]);
+  return { services: services.items, policies: policies.items, secrets: secrets.items };
+};
+const waitObjectsGone = (cluster: Cluster, job: GpuJob, what: string) =>
+  waitFor(what, async () => {
+    const o = await attemptObjects(cluster, job);
+    return o.services.length + o.policies.length + o.secrets.length === 0 ? true : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 250 });
+const clusterOf = (job: GpuJob) => (job.status?.placement?.provider === names.alpha ? testbed.cluster('alpha') : testbed.cluster('beta'));
+
+/** Whether a matchLabels selector picks the pod (what a NetworkPolicy implementation does). */
+const selects = (matchLabels: Record<string, string> | undefined, pod: V1Pod) =>
+  Object.entries(matchLabels ?? {}).every(([k, v]) => pod.metadata?.labels?.[k] === v);
+const envOf = (pod: V1Pod) => Object.fromEntries((pod.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+
+describe('gang rendezvous', () => {
+  it('a 4-replica gang gets a headless Service whose endpoints are its pods, the env set, and a NetworkPolicy selecting exactly its pods', async () => {
+    await apply(jobYaml('gang4', { replicas: 4, gpusPerReplica: 4, placement: { regions: ['eu-west'] } }));
+    const job = await waitPhase('gang4', 'Running');
+    const alpha = testbed.cluster('alpha');
+    const pods = await waitFor('4 pods with IPs', async () => {
+      const pods = await podsOf(alpha, job);
+      return pods.length === 4 && pods.every((p) => p.status?.podIP) ? pods : undefined;
+    });
+    const { services, policies } = await attemptObjects(alpha, job);
+    expect(services).toHaveLength(1);
+    const svc = services[0]!;
+    expect(svc.spec?.clusterIP).toBe('None');
+    // The endpoint-slice controller of the provider's own kube-controller-manager fills it from the selector.
+    const slices = await waitFor('endpoints of all 4 replicas', async () => {
+      const list = await alpha.kubeConfig.makeApiClient(DiscoveryV1Api).listEndpointSliceForAllNamespaces({ labelSelector: `kubernetes.io/service-name=${svc.metadata!.name}` });
+      const endpoints = list.items.flatMap((s) => s.endpoints ?? []);
+      return endpoints.length === 4 ? endpoints : undefined;
+    });
+    expect(slices.map((e) => e.addresses[0]).sort()).toEqual(pods.map((p) => p.status!.podIP!).sort());
+    expect(slices.map((e) => e.hostname).sort()).toEqual(pods.map((p) => p.metadata!.name!).sort());
+
+    const service = svc.metadata!.name!;
+    for (const pod of pods) {
+      const rank = pod.metadata!.labels!['fedgpu.io/replica']!;
+      expect(pod.spec?.hostname).toBe(pod.metadata?.name);
+      expect(pod.spec?.subdomain).toBe(service);
+      expect(envOf(pod)).toMatchObject({
+        MASTER_ADDR: `${service}-r0.${service}.${pod.metadata!.namespace}.svc`,
+        MASTER_PORT: '29500',
+        WORLD_SIZE: '4',
+        RANK: rank,
+        NODE_RANK: rank,
+        PET_NNODES: '4',
+        PET_NPROC_PER_NODE: '4',
+        PET_NODE_RANK: rank,
+        PET_MASTER_ADDR: `${service}-r0.${service}.${pod.metadata!.namespace}.svc`,
+        PET_MASTER_PORT: '29500',
+        FEDGPU_WORLD_GPUS: '16',
+        FEDGPU_REPLICA: rank,
+      });
+    }
+    const gang = policies.find((p) => p.metadata?.name === `${service}-gang`)!;
+    expect(gang.spec?.policyTypes).toEqual(['Ingress', 'Egress']);
+    const everyPod = (await core(alpha).listPodForAllNamespaces({ labelSelector: 'fedgpu.io/job-uid' })).items;
+    expect(everyPod.filter((p) => selects(gang.spec?.podSelector?.matchLabels, p)).map((p) => p.metadata?.name).sort()).toEqual(pods.map((p) => p.metadata?.name).sort());
+    // The default egress need is DNS: one more policy, on the same pods, port 53 only.
+    const egress = policies.find((p) => p.metadata?.name === `${service}-egress`)!;
+    expect(egress.spec?.egress?.flatMap((r) => r.ports ?? []).map((p) => p.port)).toEqual([53, 53]);
+
+    await deleteJob('gang4');
+    await waitObjectsGone(alpha, job, 'gang4 Service and policies deleted with the job');
+  });
+
+  it('two gangs of two consumers on one provider are kept apart by their policies', async () => {
+    await apply(jobYaml('pair', { replicas: 2, placement: { regions: ['eu-west'] } }, { namespace: 'ml' }));
+    await apply(jobYaml('pair', { replicas: 2, placement: { regions: ['eu-west'] } }, { namespace: 'ml2' }));
+    const a = await waitPhase('pair', 'Running', 'ml');
+    const b = await waitPhase('pair', 'Running', 'ml2');
+    const alpha = testbed.cluster('alpha');
+    const podsA = await podsOf(alpha, a);
+    const podsB = await podsOf(alpha, b);
+    expect(podsA).toHaveLength(2);
+    expect(podsB).toHaveLength(2);
+    for (const [mine, theirs, job] of [[podsA, podsB, a], [podsB, podsA, b]] as const) {
+      const gang = (await attemptObjects(alpha, job)).policies.find((p) => p.metadata?.name?.endsWith('-gang'))!;
+      const spec = gang.spec!;
+      // Selects its own pods and none of the other consumer's ...
+      expect(mine.every((p) => selects(spec.podSelector?.matchLabels, p))).toBe(true);
+      expect(theirs.some((p) => selects(spec.podSelector?.matchLabels, p))).toBe(false);
+      // ... admits traffic only from its own pods, and sends only to them (no namespace-wide peer).
+      const from = spec.ingress!.flatMap((r) => r._from ?? []);
+      const to = spec.egress!.flatMap((r) => r.to ?? []);
+      for (const peer of [...from, ...to]) {
+        expect(peer.namespaceSelector).toBeUndefined();
+        expect(theirs.some((p) => selects(peer.podSelector?.matchLabels, p))).toBe(false);
+        expect(mine.every((p) => selects(peer.podSelector?.matchLabels, p))).toBe(true);
+      }
+    }
+    await deleteJob('pair', 'ml');
+    await deleteJob('pair', 'ml2');
+    await waitObjectsGone(alpha, a, 'ml/pair objects gone');
+    await waitObjectsGone(alpha, b, 'ml2/pair objects gone');
+  });
+});
+
+describe('secrets to the winner only', () => {
+  const token = `tok-${randomBytes(12).toString('hex')}`;
+  const variants = [token, Buffer.from(token).toString('base64')];
+
+  async function secretsHolding(cluster: Cluster): Promise<string[]> {
+    const list = await core(cluster).listSecretForAllNamespaces({ labelSelector: 'fedgpu.io/job-uid' });
+    return list.items.filter((s) => Object.values(s.data ?? {}).some((v) => Buffer.from(v, 'base64').toString() === token)).map((s) => s.metadata!.name!);
+  }
+
+  async function expectNowhereOnTheHub(name: string): Promise<void> {
+    const job = JSON.stringify(await getJob(name));
+    const events = await kubectl(hubCluster(), ['get', 'events', '-n', 'ml', '-o', 'json']);
+    const logs = [readFileSync(join(runDir, 'hub.log'), 'utf8'), ...Object.values(agents).map((a) => readFileSync(a.process.logPath, 'utf8'))];
+    for (const v of variants) {
+      expect(job).not.toContain(v);
+      expect(events).not.toContain(v);
+      for (const log of logs) expect(log).not.toContain(v);
+    }
+  }
+
+  beforeAll(async () => {
+    await kubectl(hubCluster(), ['create', 'secret', 'generic', 'hf', '-n', 'ml', `--from-literal=token=${token}`]);
+  });
+
+  it('reaches only the agent running the attempt, appears nowhere on the hub, and is gone when the attempt ends', async () => {
+    await apply(jobYaml('reads-secret', { secrets: [{ name: 'hf', env: [{ name: 'HF_TOKEN', key: 'token' }], mountPath: '/var/run/secrets/hf' }] }, { runFor: '4s' }));
+    const job = await waitPhase('reads-secret', 'Running');
+    const winner = clusterOf(job);
+    const other = winner === testbed.cluster('alpha') ? testbed.cluster('beta') : testbed.cluster('alpha');
+    expect(await secretsHolding(winner)).toHaveLength(1);
+    expect(await secretsHolding(other)).toEqual([]);
+    const [pod] = await podsOf(winner, job);
+    const env = pod!.spec!.containers[0]!.env!.find((e) => e.name === 'HF_TOKEN')!;
+    expect(env.value).toBeUndefined();
+    expect(env.valueFrom?.secretKeyRef?.name).toMatch(/-secrets$/);
+    expect(pod!.spec!.containers[0]!.volumeMounts).toContainEqual(expect.objectContaining({ mountPath: '/var/run/secrets/hf', readOnly: true }));
+    expect(JSON.stringify(pod)).not.toContain(token);
+    await waitPhase('reads-secret', 'Succeeded');
+    await waitFor('the attempt Secret deleted once the attempt ended', async () => ((await secretsHolding(winner)).length === 0 ? true : undefined));
+    await expectNowhereOnTheHub('reads-secret');
+  });
+
+  it('after a failover the new winner gets it, the old provider deletes its copy when it reconnects, and deletion removes the last', async () => {
+    await apply(jobYaml('fails-over', { secrets: [{ name: 'hf', env: [{ name: 'HF_TOKEN', key: 'token' }] }] }));
+    const first = await waitPhase('fails-over', 'Running');
+    const lostName = first.status!.placement!.provider!;
+    const lost = lostName === names.alpha ? 'alpha' : 'beta';
+    const survivor = lost === 'alpha' ? 'beta' : 'alpha';
+    expect(await secretsHolding(testbed.cluster(lost))).toHaveLength(1);
+    expect(await secretsHolding(testbed.cluster(survivor))).toEqual([]);
+
+    await agents[lost]!.process.stop(1);
+    const moved = await waitFor('fails-over running on the survivor', async () => {
+      const job = await getJob('fails-over');
+      return job.status?.phase === 'Running' && job.status.placement?.provider === names[survivor] ? job : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 500 });
+    expect(moved.status?.attempts?.[0]).toMatchObject({ outcome: 'Lost', provider: lostName });
+    expect(await secretsHolding(testbed.cluster(survivor))).toHaveLength(1);
+    // The lost provider's cluster still holds its copy while its agent is away ...
+    expect(await secretsHolding(testbed.cluster(lost))).toHaveLength(1);
+    await agents[lost]!.restart();
+    // ... and its agent deletes it at the resync after reconnecting.
+    await waitFor('the old copy deleted after reconnect', async () => ((await secretsHolding(testbed.cluster(lost))).length === 0 ? true : undefined), { timeoutMs: 90_000 });
+    await waitFor(`${lost} Ready again`, async () => {
+      const gp = await providerClient(hubCluster()).byWallet(agents[lost]!.wallet.address);
+      return readyStatus(gp)?.status === 'True' ? true : undefined;
+    }, { timeoutMs: 90_000 });
+
+    await deleteJob('fails-over');
+    await waitFor('the survivor copy deleted with the job', async () => ((await secretsHolding(testbed.cluster(survivor))).length === 0 ? true : undefined));
+    await expectNowhereOnTheHub('reads-secret');
+  });
+
+  it('a job whose Secret does not exist waits and says which', async () => {
+    await apply(jobYaml('no-secret', { secrets: [{ name: 'absent', env: [{ name: 'X', key: 'x' }] }] }));
+    const job = await waitFor('no-secret explains itself', async () => {
+      const job = await getJob('no-secret');
+      return job.status?.message?.startsWith('waiting for') ? job : undefined;
+    });
+    expect(job.status?.message).toBe('waiting for Secret ml/absent (spec.secrets names it)');
+    expect(job.status?.conditions?.find((c) => c.type === 'Scheduled')).toMatchObject({ status: 'False', reason: 'WaitingForSecrets' });
+    expect(job.status?.attempts ?? []).toEqual([]);
+    await deleteJob('no-secret');
+  });
+});
+
+describe('egress profiles', () => {
+  it('a job needing internet waits with the reason where no pool offers it, and is placed where one does', async () => {
+    const market = await kubectl(hubCluster(), ['get', 'gp', '-o', 'json']);
+    const pools = (JSON.parse(market) as { items: { metadata: { name: string }; status?: { pools?: { egress?: { mode?: string } }[] } }[] }).items;
+    expect(pools.find((p) => p.metadata.name === names.beta)?.status?.pools?.[0]?.egress?.mode).toBe('internet');
+    expect(pools.find((p) => p.metadata.name === names.alpha)?.status?.pools?.[0]?.egress?.mode ?? 'dns').toBe('dns');
+
+    await apply(jobYaml('downloads', { network: { egress: { mode: 'internet' } }, placement: { regions: ['eu-west'] } }));
+    const waiting = await waitFor('downloads explains itself', async () => {
+      const job = await getJob('downloads');
+      return job.status?.message?.includes('egress') ? job : undefined;
+    });
+    expect(waiting.status?.message).toBe('0/2 providers fit: 1 egress internet not offered, 1 region us-east not in eu-west');
+    await kubectl(hubCluster(), ['patch', 'gj', 'downloads', '-n', 'ml', '--type=merge', '-p', JSON.stringify({ spec: { placement: { regions: ['eu-west', 'us-east'] } } })]);
+    const running = await waitPhase('downloads', 'Running');
+    expect(running.status?.placement?.provider).toBe(names.beta);
+    const { policies } = await attemptObjects(testbed.cluster('beta'), running);
+    const egress = policies.find((p) => p.metadata?.name?.endsWith('-egress'))!;
+    expect(egress.spec?.egress?.[1]?.to?.[0]?.ipBlock).toEqual({ cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'] });
+    await deleteJob('downloads');
+    await waitObjectsGone(testbed.cluster('beta'), running, 'downloads objects gone');
+  });
+});
+
+describe('API and examples', () => {
+  it('the examples apply as they are, kubectl explain says what providers can see, and bad fields are refused by name', async () => {
+    for (const f of ['gpujob-torchrun-gang.yaml', 'gpujob-secret.yaml', 'gpujob-internet.yaml']) {
+      await kubectl(hubCluster(), ['apply', '--dry-run=server', '-n', 'ml', '-f', join(repoRoot, 'examples', f)]);
+    }
+    const explain = await kubectl(hubCluster(), ['explain', 'gpujob.spec.secrets']);
+    expect(explain.replace(/\s+/g, ' ')).toContain("The provider's administrators can read whatever their cluster runs and mounts");
+    const refused = async (spec: Record<string, unknown>) => {
+      const res = await hubCluster().kubectl(['apply', '--dry-run=server', '-f', '-'], jobYaml('bad', spec));
+      expect(res.code).not.toBe(0);
+      return res.stderr;
+    };
+    expect(await refused({ secrets: [{ name: 'hf' }] })).toContain('set env, mountPath or both');
+    expect(await refused({ network: { egress: { mode: 'cidrs' } } })).toContain('mode cidrs needs at least one destination');
+    expect(await refused({ network: { egress: { mode: 'everything' } } })).toMatch(/spec.network.egress.mode: Unsupported value: "everything"/);
+  });
+});
