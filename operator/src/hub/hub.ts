@@ -67,7 +67,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     kubeConfig: opts.kubeConfig,
     agents: { send: (provider, message) => server?.send(provider, message) ?? false },
     logger: opts.logger.child({ controller: 'gpujob' }),
-    ...(settlement ? { fundingCheck: (job: GpuJob) => settlement.fundingCheck(job), settlement } : {}),
+    ...(settlement ? { fundingCheck: (job: GpuJob, candidate?: { provider: string; wallet: string }) => settlement.fundingCheck(job, candidate), settlement } : {}),
     ...(opts.schedulerConfig ? { schedulerConfig: opts.schedulerConfig } : {}),
     ...(opts.metrics ? { metrics: gpuJobMetricsOf(opts.metrics) } : {}),
   });

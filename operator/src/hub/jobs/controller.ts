@@ -5,7 +5,7 @@ import type { GpuJob, GpuProvider } from '../../api/types.js';
 import { AssumedAllocations } from '../../core/scheduling/assumed.js';
 import { schedule } from '../../core/scheduling/scheduler.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../../core/scheduling/config.js';
-import type { Decision } from '../../core/types.js';
+import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
 import { AttemptPhase, type AttemptStatus, type Assign, type HubMessage } from '../../gen/proto/fedgpu/v1/market.js';
 import { type Action, done, requeueAfter, requeueDelay } from '../../runtime/action.js';
 import { Controller } from '../../runtime/controller.js';
@@ -34,8 +34,12 @@ export interface GpuJobControllerOptions {
   logger: Logger;
   schedulerConfig?: SchedulerConfig;
   now?: () => number;
-  /** Checks a job's funding before it is placed; returns why it must wait, if it must. */
-  fundingCheck?: (job: GpuJob) => Promise<string | undefined>;
+  /**
+   * Checks a job's funding before it is placed on `candidate` (where the scheduler would put it
+   * now): `wait` says why it must wait; `wallet` pins the placement to the provider wallet an
+   * escrow already open for this attempt pays.
+   */
+  fundingCheck?: (job: GpuJob, candidate?: { provider: string; wallet: string }) => Promise<{ wait?: string; wallet?: string }>;
   /** Settlement hooks (hub/settlement.ts); absent when the hub runs without a chain. */
   settlement?: GpuJobSettlementHooks;
   /** Reconcile, scheduler and attempt metrics (see jobs/metrics.ts). */
@@ -166,18 +170,29 @@ export class GpuJobController {
     const now = this.now();
     const key = objectKey(job);
     const providers = new Map(this.providers.list().map((p) => [p.metadata.name!, p]));
-    const blockedBy = needsPlacement(job) ? await this.opts.fundingCheck?.(job) : undefined;
-    const plan = planJob(job, {
+    const inputs = {
       now,
-      isProviderLost: (name) => isLost(providers.get(name)),
+      isProviderLost: (name: string) => isLost(providers.get(name)),
       report: job.metadata.uid ? this.reports.get(job.metadata.uid) : undefined,
-      blockedBy,
-      schedule: (request) => {
-        this.assumed.forget(key);
-        const snapshots = this.assumed.applyTo([...providers.values()].map((p) => providerSnapshot(p, now)), now);
-        return timedSchedule(this.opts.metrics, () => schedule(snapshots, request, this.config, now));
-      },
-    });
+    };
+    const scheduleOn = (wallet: string | undefined) => (request: JobRequest): ScheduleResult => {
+      this.assumed.forget(key);
+      const eligible = [...providers.values()].filter((p) => !wallet || p.spec.wallet.toLowerCase() === wallet.toLowerCase());
+      const snapshots = this.assumed.applyTo(eligible.map((p) => providerSnapshot(p, now)), now);
+      const result = timedSchedule(this.opts.metrics, () => schedule(snapshots, request, this.config, now));
+      if (!wallet || result.kind !== 'unschedulable') return result;
+      return { ...result, message: `the escrow of this attempt pays provider wallet ${wallet} only: ${result.message}` };
+    };
+    // Funding comes after a trial placement: an escrow is opened for (and pays only) one provider.
+    let funding: { wait?: string; wallet?: string } = {};
+    if (needsPlacement(job) && this.opts.fundingCheck) {
+      const trial = planJob(job, { ...inputs, schedule: scheduleOn(undefined) }).assign;
+      const wallet = trial ? providers.get(trial.provider)?.spec.wallet : undefined;
+      funding = trial && !wallet
+        ? { wait: `provider ${trial.provider} has no wallet to open an escrow for` }
+        : await this.opts.fundingCheck(job, trial && wallet ? { provider: trial.provider, wallet } : undefined);
+    }
+    const plan = planJob(job, { ...inputs, blockedBy: funding.wait, schedule: scheduleOn(funding.wallet) });
     // The status is written before anything is sent: a hub that dies after this line re-sends the
     // same (idempotent) assignment on restart; one that dies before it decides again.
     const written = await this.statusWriter.write(job, plan.status);
