@@ -178,7 +178,8 @@ export class GpuJobController {
     const scheduleOn = (wallet: string | undefined) => (request: JobRequest): ScheduleResult => {
       this.assumed.forget(key);
       const eligible = [...providers.values()].filter((p) => !wallet || p.spec.wallet.toLowerCase() === wallet.toLowerCase());
-      const snapshots = this.assumed.applyTo(eligible.map((p) => providerSnapshot(p, now)), now);
+      // A pinned attempt's escrow already holds its provider's bond: locked stake does not exclude it.
+      const snapshots = this.assumed.applyTo(eligible.map((p) => (wallet ? { ...providerSnapshot(p, now), staked: true } : providerSnapshot(p, now))), now);
       const result = timedSchedule(this.opts.metrics, () => schedule(snapshots, request, this.config, now));
       if (!wallet || result.kind !== 'unschedulable') return result;
       return { ...result, message: `the escrow of this attempt pays provider wallet ${wallet} only: ${result.message}` };
