@@ -278,6 +278,45 @@ describe('settlement', () => {
     await hubCluster().kubectl(['delete', 'gj', 'unbound', '-n', 'plain', '--wait=true']);
   });
 
+  it('spends no wallet that has not authorized the namespace: the job waits, the deposit is untouched, until the wallet consents', async () => {
+    // Whoever can label a namespace names a wallet that holds a deposit but never consented.
+    await fund(stranger, '50', true);
+    for (const args of [['create', 'namespace', 'squat'], ['label', 'namespace', 'squat', `fedgpu.io/consumer-wallet=${stranger.address}`]]) {
+      const res = await hubCluster().kubectl(args);
+      expect(res.code, res.stderr).toBe(0);
+    }
+    await apply(jobYaml('squatter', 'squat', {}, '2s'));
+    const waiting = await waitJob('squatter', 'waiting for authorization', (j) => j.status?.message?.startsWith('waiting for authorization') ?? false, { namespace: 'squat' });
+    expect(waiting.status?.message).toContain(`wallet ${stranger.address} (label fedgpu.io/consumer-wallet on namespace squat) has not authorized namespace squat on hub fedgpu`);
+    expect(waiting.status?.phase).toBe('Pending');
+    expect(waiting.status?.attempts ?? []).toHaveLength(0);
+    // Nothing was locked: no escrow on chain, the deposit whole.
+    expect(await eventsOf(attemptEscrowId(waiting.metadata.uid!, 1))).toEqual([]);
+    expect(await market.freeBalanceOf(stranger.address)).toBe(credits('50'));
+
+    // The wallet consents with the CLI: the job runs, is paid for, and draws on the cap.
+    writeFileSync(join(dir, 'stranger.key'), stranger.privateKey, { mode: 0o600 });
+    const keyFlags = ['--key-file', join(dir, 'stranger.key'), ...chainFlags(), '-o', 'json'];
+    const authorized = await cli(['authorize', '--namespace', 'squat', '--cap', '10', '--expires', '1d', ...keyFlags]);
+    expect(authorized.code, authorized.stderr).toBe(0);
+    expect(JSON.parse(authorized.stdout)).toMatchObject({ wallet: stranger.address, namespace: 'squat', hubId: 'fedgpu', cap: '10' });
+    const done = await waitJob('squatter', 'Succeeded and Settled', succeededAndSettled, { namespace: 'squat' });
+    const paid = credits(done.status!.settlement!.paid!);
+    expect(paid).toBeGreaterThan(0n);
+    expect(await market.freeBalanceOf(stranger.address)).toBe(credits('50') - paid);
+    const listed = await cli(['authorizations', '--namespace', 'squat', ...keyFlags]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout).authorizations).toEqual([
+      expect.objectContaining({ name: 'fedgpu/squat', remaining: '0', state: 'used up' }), // the 10-credit escrow drew the whole cap
+    ]);
+    // The provider sees the attempt paid in `fedgpu earnings`, from chain events.
+    const escrowId = attemptEscrowId(done.metadata.uid!, 1);
+    const provider = done.status?.placement?.provider === names.west ? wallets.west : wallets.east;
+    const earnings = await cli(['earnings', provider.address, ...chainFlags(), '-o', 'json']);
+    expect(earnings.code, earnings.stderr).toBe(0);
+    expect(JSON.parse(earnings.stdout).escrows).toContainEqual({ escrow: escrowId, state: 'paid', amount: formatCredits(paid), slashed: '0' });
+  });
+
   it('slashes a lost provider once, refunds its escrow, and pays the rescheduled job once, to the new provider', async () => {
     const [westStake] = await market.stakeOf(wallets.west.address);
     const [westEarnings, eastEarnings, consumerFree] = await Promise.all([
