@@ -315,6 +315,29 @@ describe('settlement', () => {
     const earnings = await cli(['earnings', provider.address, ...chainFlags(), '-o', 'json']);
     expect(earnings.code, earnings.stderr).toBe(0);
     expect(JSON.parse(earnings.stdout).escrows).toContainEqual({ escrow: escrowId, state: 'paid', amount: formatCredits(paid), slashed: '0' });
+    // ... and claims what it earned with `fedgpu claim`.
+    writeFileSync(join(dir, 'paid-provider.key'), provider.privateKey, { mode: 0o600 });
+    const unclaimed = await market.earningsOf(provider.address);
+    const claim = await cli(['claim', '--key-file', join(dir, 'paid-provider.key'), ...chainFlags(), '-o', 'json']);
+    expect(claim.code, claim.stderr).toBe(0);
+    expect(JSON.parse(claim.stdout)).toMatchObject({ wallet: provider.address, claimed: formatCredits(unclaimed) });
+    expect(await market.earningsOf(provider.address)).toBe(0n);
+    const again = await cli(['claim', '--key-file', join(dir, 'paid-provider.key'), ...chainFlags()]);
+    expect([again.code, again.stderr.trim()]).toEqual([5, `error: ${provider.address} has no settled earnings to claim`]);
+
+    // Revoked, the namespace is worth nothing again: the next job waits, nothing is locked.
+    const reauthorized = await cli(['authorize', '--namespace', 'squat', '--cap', '10', '--expires', '1d', ...keyFlags]);
+    expect(reauthorized.code, reauthorized.stderr).toBe(0);
+    const revoked = await cli(['revoke', '--namespace', 'squat', ...keyFlags]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    const free = await market.freeBalanceOf(stranger.address);
+    await apply(jobYaml('squatter-2', 'squat', {}, '2s'));
+    const refused = await waitJob('squatter-2', 'waiting for authorization', (j) => j.status?.message?.startsWith('waiting for authorization') ?? false, { namespace: 'squat' });
+    expect(refused.status?.message).toContain('has not authorized namespace squat');
+    expect(await market.freeBalanceOf(stranger.address)).toBe(free);
+    const state = await cli(['authorizations', '--namespace', 'squat', ...keyFlags]);
+    expect(JSON.parse(state.stdout).authorizations).toEqual([expect.objectContaining({ name: 'fedgpu/squat', state: 'revoked' })]);
+    await hubCluster().kubectl(['delete', 'gj', 'squatter-2', '-n', 'squat', '--wait=true']);
   });
 
   it('slashes a lost provider once, refunds its escrow, and pays the rescheduled job once, to the new provider', async () => {
