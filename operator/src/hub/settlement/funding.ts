@@ -48,7 +48,7 @@ export interface EscrowFundingOptions {
 export class EscrowFunding {
   /** Escrows known to be open (by key), with the provider wallet they pay: no chain read once it passed. */
   private readonly open = new Map<string, string>();
-  private readonly opening = new Map<string, { amount: bigint; consumer: string }>();
+  private readonly opening = new Map<string, { amount: bigint; consumer: string; tenant: string }>();
 
   constructor(private readonly opts: EscrowFundingOptions) {}
 
@@ -125,7 +125,13 @@ export class EscrowFunding {
   /** Why the consumer's on-chain authorization of this namespace does not cover `amount`, if it does not. */
   private async consentProblem(job: GpuJob, consumer: string, amount: bigint, epoch: number): Promise<string | undefined> {
     const namespace = job.metadata.namespace ?? '';
-    const { remaining, expiresAt } = await this.opts.chain.authorization(consumer, this.tenantOf(job));
+    const tenant = this.tenantOf(job);
+    const authorization = await this.opts.chain.authorization(consumer, tenant);
+    const { expiresAt } = authorization;
+    // Escrows this hub is opening right now draw on the same cap before the chain shows it.
+    let locking = 0n;
+    for (const o of this.opening.values()) if (o.consumer === consumer && o.tenant === tenant) locking += o.amount;
+    const remaining = authorization.remaining > locking ? authorization.remaining - locking : 0n;
     const how = `the wallet runs: fedgpu authorize --namespace ${namespace} --hub-id ${this.opts.hubId} --cap <credits> --expires <date>`;
     if (expiresAt === 0n) {
       return `waiting for authorization: wallet ${consumer} (label ${CONSUMER_LABEL} on namespace ${namespace}) has not authorized namespace ${namespace} on hub ${this.opts.hubId} (${how})`;
@@ -152,7 +158,7 @@ export class EscrowFunding {
   }
 
   private async openEscrow(escrowId: string, consumer: string, provider: string, tenant: string, amount: bigint, expiresAt: bigint): Promise<ConfirmedTx> {
-    this.opening.set(escrowId, { amount, consumer });
+    this.opening.set(escrowId, { amount, consumer, tenant });
     try {
       return await this.opts.chain.send((m) => m.openEscrow(escrowId, consumer, provider, tenant, amount, expiresAt));
     } finally {
