@@ -2,6 +2,7 @@
 // Run: tsx bench/gas.bench.ts
 import { Wallet, keccak256, parseUnits, toUtf8Bytes, type TransactionReceipt } from 'ethers';
 import { deployMarket, type GpuMarketContract } from '../operator/src/chain/contracts.js';
+import { tenantIdOf } from '../operator/src/chain/tenant.js';
 import { jobIdOf } from '../operator/src/chain/job-id.js';
 import { SettlerNonceManager } from '../operator/src/chain/nonce-manager.js';
 import { freshProvider } from '../operator/src/chain/provider.js';
@@ -47,9 +48,14 @@ try {
 
   let jobCounter = 0;
   // Sent without waiting in between: the nonce manager orders them, anvil mines each at once.
-  const openJobs = async (count: number): Promise<{ jobIds: string[]; receipts: TransactionReceipt[] }> => {
+  // The bench market has no slash bond (its throwaway providers hold no stake); the bond's lock and
+  // release are measured by the contracts integration test (settleBatch of 100 with bonds).
+  const tenant = tenantIdOf('bench', 'default');
+  await (await market.connect(consumer).authorize(tenant, funds, BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600))).wait();
+  const expiresAt = BigInt(Math.floor(Date.now() / 1000) + 30 * 24 * 3600);
+  const openJobs = async (count: number, pickProvider: (i: number) => Wallet): Promise<{ jobIds: string[]; receipts: TransactionReceipt[] }> => {
     const jobIds = Array.from({ length: count }, () => jobIdOf(`bench-job-${jobCounter++}`));
-    const sent = jobIds.map((jobId) => market.openEscrow(jobId, consumer.address, ESCROW));
+    const sent = jobIds.map((jobId, i) => market.openEscrow(jobId, consumer.address, pickProvider(i).address, tenant, ESCROW, expiresAt));
     const receipts = await Promise.all(sent.map((tx) => mined(tx)));
     return { jobIds, receipts };
   };
@@ -71,33 +77,33 @@ try {
   const firstProvider = (): Wallet => providers[0] as Wallet;
   const rows: Row[] = [];
 
-  const opened = await openJobs(1);
+  const opened = await openJobs(1, firstProvider);
   rows.push({ operation: 'openEscrow', jobs: 1, gas: gasOf(opened.receipts[0]) });
 
   // Single settle, first to a provider with no earnings yet (a zero→non-zero write), then warm.
   const [coldSigned] = await signFor(opened.jobIds, firstProvider);
   rows.push({ operation: 'settle (payee had no earnings)', jobs: 1, gas: await settleOne(market, coldSigned) });
-  const warm = await openJobs(1);
+  const warm = await openJobs(1, firstProvider);
   const [warmSigned] = await signFor(warm.jobIds, firstProvider);
   rows.push({ operation: 'settle (payee already earning)', jobs: 1, gas: await settleOne(market, warmSigned) });
 
   // Batches: providers rotate through 10 wallets (a hub batches many jobs of few providers).
   for (const size of [1, 10, 100]) {
-    const { jobIds } = await openJobs(size);
+    const { jobIds } = await openJobs(size, (i) => providers[1 + (i % 10)] as Wallet);
     const signed = await signFor(jobIds, (i) => providers[1 + (i % 10)] as Wallet);
     const receipt = await mined(market.settleBatch(signed));
     rows.push({ operation: 'settleBatch (10 providers)', jobs: size, gas: gasOf(receipt) });
   }
   // Worst case: every job pays a provider that has never earned before.
   {
-    const { jobIds } = await openJobs(100);
+    const { jobIds } = await openJobs(100, (i) => providers[20 + i] as Wallet);
     const signed = await signFor(jobIds, (i) => providers[20 + i] as Wallet);
     const receipt = await mined(market.settleBatch(signed));
     rows.push({ operation: 'settleBatch (100 new providers)', jobs: 100, gas: gasOf(receipt) });
   }
 
   // Throughput: sequential sends, each awaited until mined (automine), signing excluded.
-  const batchJobs = await openJobs(100 * THROUGHPUT_BATCHES);
+  const batchJobs = await openJobs(100 * THROUGHPUT_BATCHES, (i) => providers[1 + (i % 10)] as Wallet);
   const batchSigned = await signFor(batchJobs.jobIds, (i) => providers[1 + (i % 10)] as Wallet);
   const batchStart = performance.now();
   for (let b = 0; b < THROUGHPUT_BATCHES; b++) {
@@ -105,7 +111,7 @@ try {
   }
   const batchRate = (100 * THROUGHPUT_BATCHES) / ((performance.now() - batchStart) / 1000);
 
-  const singleJobs = await openJobs(THROUGHPUT_SINGLES);
+  const singleJobs = await openJobs(THROUGHPUT_SINGLES, firstProvider);
   const singleSigned = await signFor(singleJobs.jobIds, firstProvider);
   const singleStart = performance.now();
   for (const s of singleSigned) await settleOne(market, s);

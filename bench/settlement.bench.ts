@@ -11,6 +11,7 @@ import { MaxUint256, Wallet, keccak256, toUtf8Bytes } from 'ethers';
 import { pino } from 'pino';
 import { CONSUMER_WALLET_LABEL } from '../operator/src/api/constants.js';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../operator/src/api/types.js';
+import { tenantIdOf } from '../operator/src/chain/tenant.js';
 import { attemptEscrowId } from '../operator/src/chain/attempt-escrow.js';
 import { deployMarket } from '../operator/src/chain/contracts.js';
 import { formatCredits, parseCredits } from '../operator/src/chain/credits.js';
@@ -57,6 +58,9 @@ try {
   await (await token.mint(consumer.address, funds)).wait();
   await (await token.connect(consumer).approve(marketAddress, MaxUint256)).wait();
   await (await market.connect(consumer).deposit(funds)).wait();
+  const tenant = tenantIdOf('bench', 'bench');
+  await (await market.connect(consumer).authorize(tenant, funds, BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600))).wait();
+  const expiresAt = BigInt(Math.floor(Date.now() / 1000) + 30 * 24 * 3600);
   const domain = marketDomain(anvil.chainId, marketAddress);
   const providers = Array.from({ length: 10 }, (_, i) => new Wallet(keccak256(toUtf8Bytes(`bench-provider-${i}`))));
   const custom = hub.kubeConfig.makeApiClient(CustomObjectsApi);
@@ -82,7 +86,7 @@ try {
       const usageHash = keccak256(toUtf8Bytes(`usage-${job.metadata.uid}`));
       const receipt = buildUsageReceipt({ jobId: escrowId, epoch: 1, gpuSeconds: GPU_SECONDS, pricePerGpuHour: PRICE, provider: wallet.address, usageHash });
       const signature = await signUsageReceipt(wallet, domain, receipt);
-      await (await market.openEscrow(escrowId, consumer.address, parseCredits('10'))).wait();
+      await (await market.openEscrow(escrowId, consumer.address, wallet.address, tenant, parseCredits('10'), expiresAt)).wait();
       await jobs.patchStatus(job.metadata.name!, 'bench', {
         status: {
           phase: 'Succeeded',
@@ -98,7 +102,10 @@ try {
     const jobInformer = new Informer<GpuJob>(customResourceSource(jobs, { namespace: 'bench', labelSelector: `bench=${label}` }), { kubeConfig: hub.kubeConfig, logger });
     const providerInformer = new Informer<GpuProvider>(customResourceSource(gpuProviderClient(custom)), { kubeConfig: hub.kubeConfig, logger });
     await providerInformer.start();
-    const funding = new EscrowFunding({ chain, defaultHold: parseCredits('10'), consumerOf: () => ({ wallet: consumer.address }), wake: () => {}, logger });
+    const funding = new EscrowFunding({
+      chain, defaultHold: parseCredits('10'), consumerOf: () => ({ wallet: consumer.address }), wake: () => {}, logger,
+      hubId: 'bench', escrowLifetimeSeconds: 3600, walletOf: () => undefined,
+    });
     const controller = new SettlementController({
       chain,
       funding,

@@ -9,18 +9,34 @@ interface IERC20Transfers {
 }
 
 /// @title GpuMarket
-/// @notice Settlement for fedgpu: providers stake, consumers deposit, the hub's settler key escrows a
-///         job's budget, pays providers from usage receipts they signed (EIP-712), refunds the rest,
-///         and slashes providers at fault in favour of the consumer.
+/// @notice Settlement for fedgpu: providers stake, consumers deposit and authorize hub tenants, the
+///         hub's settler key escrows an attempt's budget for one provider, pays that provider from a
+///         usage receipt it signed (EIP-712), refunds the rest, and slashes it (bounded) at fault.
 ///
 /// Money model. Every token the market holds is in exactly one bucket:
-///   Σ freeBalanceOf + Σ open escrows + Σ (active + unbonding stake) + Σ earningsOf == token.balanceOf(this)
+///   Σ freeBalanceOf + Σ open escrows + Σ (active + unbonding stake) + Σ earningsOf + burned
+///     == token.balanceOf(this)
 /// Only deposit/withdraw, stake/withdrawStake and claimEarnings move tokens in or out; everything
-/// else moves value between buckets.
+/// else moves value between buckets. `burned` is the part of slashes no one receives: it never
+/// leaves the contract.
 ///
-/// Trust model. The settler (the hub) decides *when* to open, settle, refund and slash, but it can
-/// only pay a provider exactly what that provider signed for, never more than the job's escrow, and
-/// only once per job. Reputation can be recomputed by anyone from Settled and Slashed events.
+/// Trust model: assume every key can leak. What each key can do, at worst:
+///   - settler (the hub): open escrows only within what a consumer authorized for a tenant (cap,
+///     expiry) and only for a provider that has free stake to back it; pay an escrow only to the
+///     provider it was opened for, only what that provider signed, never more than the escrow;
+///     refund to the consumer; slash only the escrow's provider, once per escrow, at most
+///     `slashBond`, and the consumer gets at most what the escrow held or paid (the rest is burned).
+///     It cannot move free balances, stake or earnings anywhere else. It can grief: leave escrows
+///     open (the consumer reclaims them after their expiry), refund instead of paying (the
+///     provider's signed receipt is its evidence), or slash an honest provider up to slashBond per
+///     escrow it was assigned.
+///   - owner: proposes settlers; a new settler takes effect only SETTLER_DELAY after the proposal
+///     (events on both steps), so consumers and providers can revoke and leave first. It can revoke
+///     a settler at once. It holds no funds and cannot touch balances.
+///   - provider: signs receipts for its own escrows only; the hub checks them before sending.
+///   - consumer: authorizes, revokes, deposits, withdraws its free balance, reclaims its own
+///     escrows after their expiry. Nothing else.
+/// Reputation can be recomputed by anyone from Settled and Slashed events.
 contract GpuMarket {
     // ---------------------------------------------------------------- types
 
@@ -31,29 +47,43 @@ contract GpuMarket {
         Refunded
     }
 
-    /// @dev One storage slot per job (160 + 88 + 8 bits), so a settlement costs one cold read and
-    ///      one write. `amount` is what is locked while Open, what the provider was paid once
-    ///      Settled, and what went back to the consumer once Refunded.
+    /// @dev Two slots per escrow. Slot 0 (consumer, amount, state) is the one a settlement writes;
+    ///      slot 1 (provider, expiry, slashed) is written once when it opens and read after.
+    ///      `amount` is what is locked while Open, what the provider was paid once Settled, and what
+    ///      went back to the consumer once Refunded. While Open and not slashed, the escrow holds
+    ///      `slashBond` of its provider's active stake locked.
     struct Escrow {
         address consumer;
         uint88 amount;
         EscrowState state;
+        address provider;
+        uint64 expiresAt;
+        bool slashed;
     }
 
     struct ProviderStake {
         uint256 active;
         uint256 unbonding;
         uint64 unlockTime;
+        /// part of `active` that backs open escrows (slashBond each); it cannot be unstaked
+        uint192 locked;
+    }
+
+    /// @notice What a consumer allows a hub tenant (tenantId = keccak256(hub id ‖ "/" ‖ namespace))
+    ///         to lock from its deposit: `remaining` is drawn down by every escrow opened for it.
+    struct Authorization {
+        uint128 remaining;
+        uint64 expiresAt;
     }
 
     /// @notice What a provider signs when an attempt ends (EIP-712 struct `UsageReceipt`).
-    /// @param jobId           the job's key on chain (the hub derives it from the GpuJob uid)
+    /// @param jobId           the escrow's key on chain (the hub derives it from the GpuJob uid and epoch)
     /// @param epoch           the attempt's fencing epoch; a zombie attempt carries a stale one
     /// @param gpuSeconds      GPU-seconds the provider measured for the attempt
     /// @param pricePerGpuHour agreed price in token units (18 decimals) per GPU-hour
     /// @param amount          what the provider charges: must equal gpuSeconds * pricePerGpuHour / 3600,
     ///                        rounded down, so the signed numbers can never disagree
-    /// @param provider        the provider wallet; it must be the signer and it is the payee
+    /// @param provider        the provider wallet; it must be the signer and the escrow's provider
     /// @param usageHash       hash of the agent's detailed usage record (evidence for disputes)
     struct UsageReceipt {
         bytes32 jobId;
@@ -90,26 +120,38 @@ contract GpuMarket {
 
     /// @notice The largest escrow one job can lock (the packed slot keeps 88 bits: ~309M credits).
     uint256 public constant MAX_ESCROW = type(uint88).max;
-    /// @notice Upper bound on the unbonding delay, so unlock times always fit their uint64.
+    /// @notice Bounds on the unbonding delay: long enough that a provider cannot leave between a
+    ///         fault and its slash, short enough that unlock times always fit their uint64.
+    uint256 public constant MIN_UNBONDING_DELAY = 1 hours;
     uint256 public constant MAX_UNBONDING_DELAY = 365 days;
+    /// @notice Longest an escrow may stay open before its consumer may reclaim it.
+    uint256 public constant MAX_ESCROW_DURATION = 90 days;
+    /// @notice Time between proposing a settler and the earliest moment it may act.
+    uint256 public constant SETTLER_DELAY = 2 days;
 
     // ------------------------------------------------------------- storage
 
     IERC20Transfers public immutable token;
     /// @notice Seconds between requestUnstake and the earliest withdrawStake.
     uint256 public immutable unbondingDelay;
+    /// @notice The most one slash takes, and the stake each open escrow locks from its provider.
+    uint256 public immutable slashBond;
 
     uint256 private immutable cachedChainId;
     bytes32 private immutable cachedDomainSeparator;
 
     address public owner;
     mapping(address account => bool) public isSettler;
+    /// @notice When a proposed settler may be accepted (0: no proposal).
+    mapping(address account => uint256) public settlerEta;
 
     mapping(address consumer => uint256) public freeBalanceOf;
     mapping(address provider => uint256) public earningsOf;
     mapping(address provider => ProviderStake) private stakes;
     mapping(bytes32 jobId => Escrow) private escrows;
-    mapping(bytes32 jobId => mapping(uint32 epoch => bool)) public isSlashed;
+    mapping(address consumer => mapping(bytes32 tenant => Authorization)) private authorizations;
+    /// @notice Slashed stake that went to no one (above what the consumer could be compensated).
+    uint256 public burned;
 
     /// @dev Transient (EIP-1153): the guard costs ~200 gas instead of two storage writes.
     bool private transient entered;
@@ -117,13 +159,24 @@ contract GpuMarket {
     // -------------------------------------------------------------- events
 
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
+    event SettlerProposed(address indexed account, uint256 eta);
     event SettlerSet(address indexed account, bool enabled);
     event Staked(address indexed provider, uint256 amount, uint256 active);
     event UnstakeRequested(address indexed provider, uint256 amount, uint256 unbonding, uint64 unlockTime);
     event StakeWithdrawn(address indexed provider, uint256 amount);
     event Deposited(address indexed consumer, uint256 amount);
     event Withdrawn(address indexed consumer, uint256 amount);
-    event EscrowOpened(bytes32 indexed jobId, address indexed consumer, uint256 amount);
+    event Authorized(address indexed consumer, bytes32 indexed tenant, uint256 cap, uint64 expiresAt);
+    event AuthorizationRevoked(address indexed consumer, bytes32 indexed tenant);
+    event EscrowOpened(
+        bytes32 indexed jobId,
+        address indexed consumer,
+        address indexed provider,
+        uint256 amount,
+        bytes32 tenant,
+        uint64 expiresAt,
+        uint256 authorizationLeft
+    );
     /// @dev Enough for reputation and audit: who was paid, for which attempt, how much, and the
     ///      evidence hash. `refunded` is what went back to the consumer's free balance.
     event Settled(
@@ -137,7 +190,10 @@ contract GpuMarket {
         bytes32 usageHash
     );
     event Refunded(bytes32 indexed jobId, address indexed consumer, uint256 amount);
-    /// @dev `requested` is what the settler asked for, `amount` what the stake could cover.
+    /// @dev The consumer took back an escrow the settler left open past its expiry (a Refunded follows).
+    event EscrowReclaimed(bytes32 indexed jobId, address indexed consumer, uint256 amount);
+    /// @dev `requested` is what the settler asked for, `amount` what was taken from the stake,
+    ///      `compensated` the part the consumer received; the rest (amount - compensated) is burned.
     event Slashed(
         address indexed provider,
         bytes32 indexed jobId,
@@ -145,6 +201,7 @@ contract GpuMarket {
         uint32 epoch,
         uint256 requested,
         uint256 amount,
+        uint256 compensated,
         bytes32 reason
     );
     event EarningsClaimed(address indexed provider, uint256 amount);
@@ -153,13 +210,16 @@ contract GpuMarket {
 
     error NotOwner(address caller);
     error NotSettler(address caller);
+    error NotConsumer(bytes32 jobId, address caller);
     error ZeroAddress();
     error InvalidToken(address token);
+    error UnbondingDelayTooShort(uint256 delay, uint256 min);
     error UnbondingDelayTooLong(uint256 delay, uint256 max);
     error Reentrancy();
     error ZeroAmount();
     error InsufficientBalance(uint256 available, uint256 requested);
     error InsufficientStake(uint256 active, uint256 requested);
+    error InsufficientFreeStake(address provider, uint256 free, uint256 needed);
     error NothingToWithdraw();
     error NothingToClaim();
     error UnbondingNotElapsed(uint64 unlockTime);
@@ -167,27 +227,44 @@ contract GpuMarket {
     error EscrowExists(bytes32 jobId, EscrowState state);
     error UnknownJob(bytes32 jobId);
     error EscrowClosed(bytes32 jobId, EscrowState state);
+    error EscrowNotExpired(bytes32 jobId, uint64 expiresAt);
+    error InvalidExpiry(uint64 expiresAt, uint256 earliest, uint256 latest);
+    error NotAuthorized(address consumer, bytes32 tenant);
+    error AuthorizationExpired(address consumer, bytes32 tenant, uint64 expiresAt);
+    error AuthorizationExceeded(address consumer, bytes32 tenant, uint256 remaining, uint256 requested);
     error AmountMismatch(bytes32 jobId, uint256 amount, uint256 expected);
-    error AmountExceedsEscrow(bytes32 jobId, uint256 amount, uint256 escrowed);
     error InvalidSignature(bytes32 jobId);
     error MalleableSignature(bytes32 jobId);
     error WrongSigner(bytes32 jobId, address recovered);
-    error AlreadySlashed(bytes32 jobId, uint32 epoch);
+    error WrongProvider(bytes32 jobId, address provider, address escrowProvider);
+    error AlreadySlashed(bytes32 jobId);
+    error SlashTooLarge(uint256 requested, uint256 max);
+    error NoProposal(address account);
+    error SettlerDelayNotElapsed(address account, uint256 eta);
     error EmptyBatch();
     error TokenTransferFailed();
 
     // --------------------------------------------------------- constructor
 
-    constructor(address token_, uint256 unbondingDelay_, address owner_) {
+    /// @param settlers_ settlers active from the start (a new market has no escrows to protect);
+    ///        every later one goes through proposeSettler/acceptSettler.
+    constructor(address token_, uint256 unbondingDelay_, address owner_, uint256 slashBond_, address[] memory settlers_) {
         if (token_.code.length == 0) revert InvalidToken(token_);
         if (owner_ == address(0)) revert ZeroAddress();
+        if (unbondingDelay_ < MIN_UNBONDING_DELAY) revert UnbondingDelayTooShort(unbondingDelay_, MIN_UNBONDING_DELAY);
         if (unbondingDelay_ > MAX_UNBONDING_DELAY) revert UnbondingDelayTooLong(unbondingDelay_, MAX_UNBONDING_DELAY);
         token = IERC20Transfers(token_);
         unbondingDelay = unbondingDelay_;
+        slashBond = slashBond_;
         owner = owner_;
         cachedChainId = block.chainid;
         cachedDomainSeparator = _buildDomainSeparator();
         emit OwnershipTransferred(address(0), owner_);
+        for (uint256 i; i < settlers_.length; ++i) {
+            if (settlers_[i] == address(0)) revert ZeroAddress();
+            isSettler[settlers_[i]] = true;
+            emit SettlerSet(settlers_[i], true);
+        }
     }
 
     // ----------------------------------------------------------- modifiers
@@ -217,10 +294,29 @@ contract GpuMarket {
         owner = newOwner;
     }
 
-    function setSettler(address account, bool enabled) external onlyOwner {
+    /// @notice Step one of adding a settler: it may be accepted SETTLER_DELAY from now.
+    function proposeSettler(address account) external onlyOwner {
         if (account == address(0)) revert ZeroAddress();
-        isSettler[account] = enabled;
-        emit SettlerSet(account, enabled);
+        uint256 eta = block.timestamp + SETTLER_DELAY;
+        settlerEta[account] = eta;
+        emit SettlerProposed(account, eta);
+    }
+
+    /// @notice Step two: the proposal has waited out the delay and becomes a settler.
+    function acceptSettler(address account) external onlyOwner {
+        uint256 eta = settlerEta[account];
+        if (eta == 0) revert NoProposal(account);
+        if (block.timestamp < eta) revert SettlerDelayNotElapsed(account, eta);
+        settlerEta[account] = 0;
+        isSettler[account] = true;
+        emit SettlerSet(account, true);
+    }
+
+    /// @notice Removes a settler, or withdraws a pending proposal, at once (removing is always safe).
+    function revokeSettler(address account) external onlyOwner {
+        settlerEta[account] = 0;
+        isSettler[account] = false;
+        emit SettlerSet(account, false);
     }
 
     // ------------------------------------------------------------ providers
@@ -233,13 +329,15 @@ contract GpuMarket {
         _pull(msg.sender, amount);
     }
 
-    /// @notice Moves `amount` from active to unbonding stake. Each request restarts the clock for
-    ///         the whole unbonding amount: simple, and never shortens a pending delay.
+    /// @notice Moves `amount` of free active stake to unbonding. Each request restarts the clock for
+    ///         the whole unbonding amount: simple, and never shortens a pending delay. Stake locked
+    ///         by open escrows stays active.
     function requestUnstake(uint256 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
         ProviderStake storage s = stakes[msg.sender];
         uint256 active = s.active;
-        if (active < amount) revert InsufficientStake(active, amount);
+        uint256 free = active - s.locked;
+        if (free < amount) revert InsufficientStake(free, amount);
         uint256 unbonding = s.unbonding + amount;
         uint64 unlockTime = uint64(block.timestamp + unbondingDelay);
         unchecked {
@@ -291,39 +389,91 @@ contract GpuMarket {
         _push(msg.sender, amount);
     }
 
+    /// @notice Lets the hub tenant `tenant` lock up to `cap` of the caller's deposit in escrows until
+    ///         `expiresAt`. Replaces any earlier authorization of that tenant (it does not add up).
+    function authorize(bytes32 tenant, uint256 cap, uint64 expiresAt) external {
+        if (cap == 0) revert ZeroAmount();
+        if (cap > type(uint128).max) revert EscrowTooLarge(cap, type(uint128).max);
+        if (expiresAt <= block.timestamp) revert InvalidExpiry(expiresAt, block.timestamp + 1, type(uint64).max);
+        authorizations[msg.sender][tenant] = Authorization(uint128(cap), expiresAt);
+        emit Authorized(msg.sender, tenant, cap, expiresAt);
+    }
+
+    /// @notice Withdraws an authorization: no new escrow can be opened for that tenant. Escrows
+    ///         already open stay open until settled, refunded or reclaimed.
+    function revoke(bytes32 tenant) external {
+        delete authorizations[msg.sender][tenant];
+        emit AuthorizationRevoked(msg.sender, tenant);
+    }
+
+    /// @notice The consumer takes back an escrow the settler left open past its expiry: the hub
+    ///         vanished, or kept it hostage. The provider's collateral is released with it.
+    function reclaimExpired(bytes32 jobId) external nonReentrant {
+        Escrow storage e = escrows[jobId];
+        EscrowState state = e.state;
+        _requireOpen(jobId, state);
+        address consumer = e.consumer;
+        if (msg.sender != consumer) revert NotConsumer(jobId, msg.sender);
+        if (block.timestamp <= e.expiresAt) revert EscrowNotExpired(jobId, e.expiresAt);
+        uint256 amount = e.amount;
+        e.state = EscrowState.Refunded;
+        if (!e.slashed) _unlock(e.provider, 1);
+        freeBalanceOf[consumer] += amount;
+        emit EscrowReclaimed(jobId, consumer, amount);
+        emit Refunded(jobId, consumer, amount);
+    }
+
     // ------------------------------------------------------------- settler
 
-    /// @notice Locks `maxAmount` of the consumer's free balance for `jobId`. A jobId is used once,
-    ///         ever: a settled or refunded job can never be reopened (idempotent hub retries).
-    function openEscrow(bytes32 jobId, address consumer, uint256 maxAmount) external onlySettler nonReentrant {
+    /// @notice Locks `maxAmount` of the consumer's free balance for `jobId`, to pay `provider` only,
+    ///         drawing on what the consumer authorized `tenant`, and locks `slashBond` of the
+    ///         provider's free stake until the escrow closes. A jobId is used once, ever: a settled
+    ///         or refunded job can never be reopened (idempotent hub retries).
+    function openEscrow(
+        bytes32 jobId,
+        address consumer,
+        address provider,
+        bytes32 tenant,
+        uint256 maxAmount,
+        uint64 expiresAt
+    ) external onlySettler nonReentrant {
         EscrowState state = escrows[jobId].state;
         if (state != EscrowState.None) revert EscrowExists(jobId, state);
         if (maxAmount == 0) revert ZeroAmount();
         if (maxAmount > MAX_ESCROW) revert EscrowTooLarge(maxAmount, MAX_ESCROW);
+        if (provider == address(0)) revert ZeroAddress();
+        if (expiresAt <= block.timestamp || expiresAt > block.timestamp + MAX_ESCROW_DURATION) {
+            revert InvalidExpiry(expiresAt, block.timestamp + 1, block.timestamp + MAX_ESCROW_DURATION);
+        }
+        uint256 left = _drawAuthorization(consumer, tenant, maxAmount);
         uint256 available = freeBalanceOf[consumer];
         if (available < maxAmount) revert InsufficientBalance(available, maxAmount);
         unchecked {
             freeBalanceOf[consumer] = available - maxAmount;
         }
-        escrows[jobId] = Escrow(consumer, uint88(maxAmount), EscrowState.Open);
-        emit EscrowOpened(jobId, consumer, maxAmount);
+        _lock(provider);
+        escrows[jobId] = Escrow(consumer, uint88(maxAmount), EscrowState.Open, provider, expiresAt, false);
+        emit EscrowOpened(jobId, consumer, provider, maxAmount, tenant, expiresAt, left);
     }
 
-    /// @notice Pays the provider what it signed for and refunds the rest of the escrow.
+    /// @notice Pays the escrow's provider what it signed for (at most what the escrow covers) and
+    ///         refunds the rest.
     /// @param providerSig 65-byte signature (r ‖ s ‖ v) over the EIP-712 UsageReceipt.
     function settle(UsageReceipt calldata receipt, bytes calldata providerSig) external onlySettler nonReentrant {
         if (providerSig.length != 65) revert InvalidSignature(receipt.jobId);
         bytes32 r = bytes32(providerSig[0:32]);
         bytes32 s = bytes32(providerSig[32:64]);
         uint8 v = uint8(providerSig[64]);
-        (address consumer, uint256 refunded) = _settle(receipt, v, r, s);
-        if (receipt.amount != 0) earningsOf[receipt.provider] += receipt.amount;
+        (address consumer, uint256 paid, uint256 refunded, bool unlock) = _settle(receipt, v, r, s);
+        if (paid != 0) earningsOf[receipt.provider] += paid;
         if (refunded != 0) freeBalanceOf[consumer] += refunded;
+        if (unlock) _unlock(receipt.provider, 1);
     }
 
     /// @notice Settles many jobs atomically: one bad receipt reverts the batch with an error naming
-    ///         its jobId, so the hub drops it and resends. Credits are summed per provider and per
-    ///         consumer in memory and written once each, which is where the per-job saving comes from.
+    ///         its jobId, so the hub drops it and resends. Credits (and released collateral) are
+    ///         summed per provider and per consumer in memory and written once each, which is where
+    ///         the per-job saving comes from.
     function settleBatch(SignedReceipt[] calldata batch) external onlySettler nonReentrant {
         uint256 n = batch.length;
         if (n == 0) revert EmptyBatch();
@@ -331,55 +481,92 @@ contract GpuMarket {
         Ledger memory consumerCredits = _newLedger(n);
         for (uint256 i; i < n; ) {
             SignedReceipt calldata item = batch[i];
-            (address consumer, uint256 refunded) = _settle(item.receipt, item.v, item.r, item.s);
-            _credit(providerCredits, item.receipt.provider, item.receipt.amount);
-            _credit(consumerCredits, consumer, refunded);
+            (address consumer, uint256 paid, uint256 refunded, bool unlock) = _settle(item.receipt, item.v, item.r, item.s);
+            _credit(providerCredits, item.receipt.provider, paid, unlock ? 1 : 0);
+            _credit(consumerCredits, consumer, refunded, 0);
             unchecked {
                 ++i;
             }
         }
-        _flush(providerCredits, earningsOf);
+        _flushProviders(providerCredits);
         _flush(consumerCredits, freeBalanceOf);
     }
 
     /// @notice Unlocks the whole escrow back to the consumer (the user cancelled before any usage).
     function refund(bytes32 jobId) external onlySettler nonReentrant {
-        Escrow memory e = escrows[jobId];
+        Escrow storage e = escrows[jobId];
         _requireOpen(jobId, e.state);
-        escrows[jobId] = Escrow(e.consumer, e.amount, EscrowState.Refunded);
-        freeBalanceOf[e.consumer] += e.amount;
-        emit Refunded(jobId, e.consumer, e.amount);
+        address consumer = e.consumer;
+        uint256 amount = e.amount;
+        e.state = EscrowState.Refunded;
+        if (!e.slashed) _unlock(e.provider, 1);
+        freeBalanceOf[consumer] += amount;
+        emit Refunded(jobId, consumer, amount);
     }
 
-    /// @notice Takes up to `amount` of the provider's stake (active first, then unbonding) and gives
-    ///         it to the job's consumer. At most once per (jobId, epoch); when the stake cannot cover
-    ///         `amount` the market takes what there is and the event says how much.
+    /// @notice Takes up to `amount` (at most slashBond) of the escrow's provider's stake, once per
+    ///         escrow. The consumer receives at most what the escrow holds (Open) or paid (Settled),
+    ///         nothing for a refunded one; the rest is burned, so no party profits from a slash.
+    ///         While the escrow is open the bond it locked covers the slash in full.
     function slash(address provider, uint256 amount, bytes32 jobId, uint32 epoch, bytes32 reason)
         external
         onlySettler
         nonReentrant
     {
         if (amount == 0) revert ZeroAmount();
+        if (amount > slashBond) revert SlashTooLarge(amount, slashBond);
         Escrow storage e = escrows[jobId];
-        if (e.state == EscrowState.None) revert UnknownJob(jobId);
-        if (isSlashed[jobId][epoch]) revert AlreadySlashed(jobId, epoch);
-        isSlashed[jobId][epoch] = true;
+        EscrowState state = e.state;
+        if (state == EscrowState.None) revert UnknownJob(jobId);
+        if (provider != e.provider) revert WrongProvider(jobId, provider, e.provider);
+        if (e.slashed) revert AlreadySlashed(jobId);
+        e.slashed = true;
+        if (state == EscrowState.Open) _unlock(provider, 1);
         uint256 taken = _takeStake(provider, amount);
+        uint256 cost = state == EscrowState.Refunded ? 0 : e.amount;
+        uint256 compensated = taken < cost ? taken : cost;
         address consumer = e.consumer;
-        if (taken != 0) freeBalanceOf[consumer] += taken;
-        emit Slashed(provider, jobId, consumer, epoch, amount, taken, reason);
+        if (compensated != 0) freeBalanceOf[consumer] += compensated;
+        if (taken != compensated) burned += taken - compensated;
+        emit Slashed(provider, jobId, consumer, epoch, amount, taken, compensated, reason);
     }
 
     // --------------------------------------------------------------- views
 
-    function stakeOf(address provider) external view returns (uint256 active, uint256 unbonding, uint64 unlockTime) {
+    /// @notice `locked` is the part of `active` backing open escrows; active - locked is free stake.
+    function stakeOf(address provider)
+        external
+        view
+        returns (uint256 active, uint256 unbonding, uint64 unlockTime, uint256 locked)
+    {
         ProviderStake storage s = stakes[provider];
-        return (s.active, s.unbonding, s.unlockTime);
+        return (s.active, s.unbonding, s.unlockTime, s.locked);
+    }
+
+    /// @notice Active stake not backing an open escrow: what the next escrow could lock.
+    function freeStakeOf(address provider) external view returns (uint256) {
+        ProviderStake storage s = stakes[provider];
+        return s.active - s.locked;
     }
 
     function escrowOf(bytes32 jobId) external view returns (address consumer, uint256 amount, EscrowState state) {
-        Escrow memory e = escrows[jobId];
+        Escrow storage e = escrows[jobId];
         return (e.consumer, e.amount, e.state);
+    }
+
+    /// @notice The provider an escrow pays, when the consumer may reclaim it, and whether it was slashed.
+    function escrowTermsOf(bytes32 jobId) external view returns (address provider, uint64 expiresAt, bool slashed) {
+        Escrow storage e = escrows[jobId];
+        return (e.provider, e.expiresAt, e.slashed);
+    }
+
+    function isSlashed(bytes32 jobId) external view returns (bool) {
+        return escrows[jobId].slashed;
+    }
+
+    function authorizationOf(address consumer, bytes32 tenant) external view returns (uint256 remaining, uint64 expiresAt) {
+        Authorization storage a = authorizations[consumer][tenant];
+        return (a.remaining, a.expiresAt);
     }
 
     /// @notice The EIP-712 domain separator receipts are signed under.
@@ -396,38 +583,77 @@ contract GpuMarket {
     // ------------------------------------------------------------ internals
 
     /// @dev Checks one receipt, closes its escrow and emits Settled. Credits are left to the caller
-    ///      so a batch can sum them. Cheap checks run before the signature recovery.
+    ///      so a batch can sum them. Cheap checks run before the signature recovery. A receipt above
+    ///      the escrow is paid what the escrow covers: the escrow never becomes unsettleable.
     function _settle(UsageReceipt calldata receipt, uint8 v, bytes32 r, bytes32 s)
         private
-        returns (address consumer, uint256 refunded)
+        returns (address consumer, uint256 paid, uint256 refunded, bool unlock)
     {
         bytes32 jobId = receipt.jobId;
-        Escrow memory e = escrows[jobId];
-        _requireOpen(jobId, e.state);
+        Escrow storage e = escrows[jobId];
+        (address escrowConsumer, uint88 held, EscrowState state) = (e.consumer, e.amount, e.state);
+        _requireOpen(jobId, state);
 
         uint256 amount = receipt.amount;
         uint256 expected = (uint256(receipt.gpuSeconds) * receipt.pricePerGpuHour) / SECONDS_PER_HOUR;
         if (amount != expected) revert AmountMismatch(jobId, amount, expected);
-        if (amount > e.amount) revert AmountExceedsEscrow(jobId, amount, e.amount);
 
         address provider = receipt.provider;
+        address escrowProvider = e.provider;
+        if (provider != escrowProvider) revert WrongProvider(jobId, provider, escrowProvider);
         address signer = _recover(_digest(receipt), v, r, s, jobId);
         if (signer != provider) revert WrongSigner(jobId, signer);
 
-        consumer = e.consumer;
+        consumer = escrowConsumer;
+        paid = amount < held ? amount : held;
         unchecked {
-            refunded = e.amount - amount; // amount <= e.amount checked above
+            refunded = held - paid;
         }
+        unlock = !e.slashed;
         // One SSTORE: the slot keeps the consumer and now records what was paid.
-        escrows[jobId] = Escrow(consumer, uint88(amount), EscrowState.Settled);
-        emit Settled(jobId, provider, consumer, receipt.epoch, receipt.gpuSeconds, amount, refunded, receipt.usageHash);
+        e.amount = uint88(paid);
+        e.state = EscrowState.Settled;
+        emit Settled(jobId, provider, consumer, receipt.epoch, receipt.gpuSeconds, paid, refunded, receipt.usageHash);
+    }
+
+    function _drawAuthorization(address consumer, bytes32 tenant, uint256 amount) private returns (uint256 left) {
+        Authorization storage a = authorizations[consumer][tenant];
+        uint64 expiresAt = a.expiresAt;
+        if (expiresAt == 0) revert NotAuthorized(consumer, tenant);
+        if (block.timestamp > expiresAt) revert AuthorizationExpired(consumer, tenant, expiresAt);
+        uint256 remaining = a.remaining;
+        if (remaining < amount) revert AuthorizationExceeded(consumer, tenant, remaining, amount);
+        unchecked {
+            left = remaining - amount;
+        }
+        a.remaining = uint128(left);
+    }
+
+    /// @dev Locks one bond of the provider's free stake for a new escrow.
+    function _lock(address provider) private {
+        uint256 bond = slashBond;
+        if (bond == 0) return;
+        ProviderStake storage s = stakes[provider];
+        uint256 locked = s.locked;
+        uint256 free = s.active - locked;
+        if (free < bond) revert InsufficientFreeStake(provider, free, bond);
+        s.locked = uint192(locked + bond);
+    }
+
+    /// @dev Releases `count` bonds of the provider's locked stake (escrows closed or slashed).
+    function _unlock(address provider, uint256 count) private {
+        uint256 release = slashBond * count;
+        if (release == 0) return;
+        ProviderStake storage s = stakes[provider];
+        s.locked = uint192(uint256(s.locked) - release);
     }
 
     /// @dev Removes up to `amount` from the provider's stake, active first, then unbonding.
     function _takeStake(address provider, uint256 amount) private returns (uint256 taken) {
         ProviderStake storage s = stakes[provider];
         uint256 active = s.active;
-        uint256 fromActive = amount < active ? amount : active;
+        uint256 freeActive = active - s.locked; // the lock of other escrows stays whole
+        uint256 fromActive = amount < freeActive ? amount : freeActive;
         uint256 unbonding = s.unbonding;
         uint256 rest = amount - fromActive;
         uint256 fromUnbonding = rest < unbonding ? rest : unbonding;
@@ -450,6 +676,8 @@ contract GpuMarket {
     struct Ledger {
         address[] accounts;
         uint256[] sums;
+        /// escrows whose bond is released, per account (providers only)
+        uint256[] unlocks;
         uint256 count;
         /// position (index + 1) of an account's entry, at slot hash(account); 0 = empty. At least
         /// twice as many slots as accounts, so probing always finds an empty one.
@@ -461,10 +689,11 @@ contract GpuMarket {
         while (size < capacity * 2) size <<= 1; // at most 256 doublings
         ledger.accounts = new address[](capacity);
         ledger.sums = new uint256[](capacity);
+        ledger.unlocks = new uint256[](capacity);
         ledger.table = new uint256[](size);
     }
 
-    function _credit(Ledger memory ledger, address account, uint256 amount) private pure {
+    function _credit(Ledger memory ledger, address account, uint256 amount, uint256 unlocks) private pure {
         uint256[] memory table = ledger.table;
         uint256 mask = table.length - 1;
         // Addresses are hash outputs already; a crafted collision only costs extra probes.
@@ -475,17 +704,30 @@ contract GpuMarket {
                 uint256 count = ledger.count;
                 ledger.accounts[count] = account;
                 ledger.sums[count] = amount;
+                if (unlocks != 0) ledger.unlocks[count] = unlocks;
                 ledger.count = count + 1;
                 table[slot] = count + 1;
                 return;
             }
             if (ledger.accounts[position - 1] == account) {
                 ledger.sums[position - 1] += amount;
+                if (unlocks != 0) ledger.unlocks[position - 1] += unlocks;
                 return;
             }
             slot = (slot + 1) & mask;
         }
         assert(false); // unreachable: the table is never more than half full
+    }
+
+    /// @dev One earnings write and one stake write per distinct provider.
+    function _flushProviders(Ledger memory ledger) private {
+        for (uint256 i; i < ledger.count; ++i) {
+            address account = ledger.accounts[i];
+            uint256 sum = ledger.sums[i];
+            if (sum != 0) earningsOf[account] += sum;
+            uint256 unlocks = ledger.unlocks[i];
+            if (unlocks != 0) _unlock(account, unlocks);
+        }
     }
 
     /// @dev One storage write per distinct account with a non-zero sum.

@@ -31,6 +31,7 @@ import {
 } from '../../operator/src/chain/contracts.js';
 import { parseCredits } from '../../operator/src/chain/credits.js';
 import { jobIdOf } from '../../operator/src/chain/job-id.js';
+import { tenantIdOf } from '../../operator/src/chain/tenant.js';
 import { SettlerNonceManager } from '../../operator/src/chain/nonce-manager.js';
 import { freshProvider } from '../../operator/src/chain/provider.js';
 import {
@@ -49,6 +50,11 @@ const DELAY = 7 * 24 * 3600;
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const MAX_ESCROW = 2n ** 88n - 1n;
 const credits = parseCredits;
+/** The stake each open escrow locks, and the most one slash takes, on the market under test. */
+const BOND = parseCredits('10');
+/** The hub tenant the consumers authorize (a hub id and a namespace). */
+const TENANT = tenantIdOf('integration-hub', 'default');
+const SETTLER_DELAY = 2 * 24 * 3600;
 
 // ------------------------------------------------------------------------------------------ setup
 
@@ -71,6 +77,8 @@ let marketAddress: string;
 let tokenAddress: string;
 let domain: ReturnType<typeof marketDomain>;
 let snapshotId: string;
+/** Escrow expiry for the test at hand: 30 days after its first block. */
+let expiry: bigint;
 
 function at<T>(items: T[], index: number): T {
   const item = items[index];
@@ -92,15 +100,17 @@ beforeAll(async () => {
 
   token = await deployComputeCredit(admin);
   tokenAddress = await token.getAddress();
-  market = await deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: DELAY });
+  market = await deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: DELAY, slashBond: BOND, settlers: [settlerWallet.address] });
   marketAddress = await market.getAddress();
   domain = marketDomain(anvil.chainId, marketAddress);
-  await mined(market.setSettler(settlerWallet.address, true));
   asSettler = market.connect(settler);
   for (const w of [...consumers, ...providers, outsider]) {
     await mined(token.mint(w.address, credits('1000000')));
     await mined(token.connect(w).approve(marketAddress, MaxUint256));
   }
+  // Every consumer lets the test hub's tenant lock up to 1M credits for a year.
+  const year = (await latestTimestamp()) + 365n * 24n * 3600n;
+  for (const c of [...consumers, outsider]) await mined(market.connect(c).authorize(TENANT, credits('1000000'), year));
   snapshotId = (await rpc.send('evm_snapshot', [])) as string;
 });
 
@@ -109,6 +119,7 @@ beforeEach(async () => {
   expect(await rpc.send('evm_revert', [snapshotId])).toBe(true);
   snapshotId = (await rpc.send('evm_snapshot', [])) as string;
   settler.resync(); // the revert rolled the settler's nonce back
+  expiry = (await latestTimestamp()) + 30n * 24n * 3600n;
 });
 
 afterAll(async () => {
@@ -184,9 +195,16 @@ async function deposit(consumer: Wallet, amount: bigint): Promise<void> {
   await mined(market.connect(consumer).deposit(amount));
 }
 
-async function openJob(consumer: Wallet, amount: bigint, jobId = newJobId()): Promise<string> {
-  await mined(asSettler.openEscrow(jobId, consumer.address, amount));
+/** Opens an escrow for `provider`, staking the bond it locks first when the provider's free stake is short. */
+async function openJob(consumer: Wallet, amount: bigint, jobId = newJobId(), provider: Wallet = providerA): Promise<string> {
+  await ensureFreeStake(provider);
+  await mined(asSettler.openEscrow(jobId, consumer.address, provider.address, TENANT, amount, expiry));
   return jobId;
+}
+
+async function ensureFreeStake(provider: Wallet, bonds = 1n): Promise<void> {
+  const free = await market.freeStakeOf(provider.address);
+  if (free < BOND * bonds) await mined(market.connect(provider).stake(BOND * bonds - free));
 }
 
 /** A receipt for `gpuSeconds` at 3.6 credits/GPU-hour, i.e. 0.001 credit per GPU-second. */
@@ -214,9 +232,9 @@ async function escrowOf(jobId: string): Promise<{ consumer: string; amount: bigi
   return { consumer, amount, state };
 }
 
-async function stakeOf(provider: Wallet): Promise<{ active: bigint; unbonding: bigint; unlockTime: bigint }> {
-  const [active, unbonding, unlockTime] = await market.stakeOf(provider.address);
-  return { active, unbonding, unlockTime };
+async function stakeOf(provider: Wallet): Promise<{ active: bigint; unbonding: bigint; unlockTime: bigint; locked: bigint }> {
+  const [active, unbonding, unlockTime, locked] = await market.stakeOf(provider.address);
+  return { active, unbonding, unlockTime, locked };
 }
 
 async function blockTime(receipt: TransactionReceipt): Promise<bigint> {
@@ -305,10 +323,10 @@ describe('ComputeCredit', () => {
 
 describe('GpuMarket roles', () => {
   it('cannot be deployed over a token without code, without an owner, or with an endless delay', async () => {
-    await expectRevert(deployGpuMarket(admin, { tokenAddress: outsider.address, unbondingDelaySeconds: 1 }), 'InvalidToken', [
+    await expectRevert(deployGpuMarket(admin, { tokenAddress: outsider.address, unbondingDelaySeconds: 3600 }), 'InvalidToken', [
       outsider.address,
     ]);
-    await expectRevert(deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: 1, owner: ZeroAddress }), 'ZeroAddress');
+    await expectRevert(deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: 3600, owner: ZeroAddress }), 'ZeroAddress');
     const year = 365 * 24 * 3600;
     await expectRevert(deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: year + 1 }), 'UnbondingDelayTooLong', [
       BigInt(year + 1),
@@ -318,19 +336,38 @@ describe('GpuMarket roles', () => {
     expect(await longest.unbondingDelay()).toBe(BigInt(year));
   });
 
-  it('only the owner grants and revokes settlers, and a revoked settler is refused', async () => {
-    await expectRevert(market.connect(outsider).setSettler(outsider.address, true), 'NotOwner', [outsider.address]);
-    await expectRevert(market.setSettler(ZeroAddress, true), 'ZeroAddress');
-    const granted = await mined(market.setSettler(outsider.address, true));
+  it('adds a settler only in two steps with a delay, revokes at once, all by the owner', async () => {
+    await expectRevert(market.connect(outsider).proposeSettler(outsider.address), 'NotOwner', [outsider.address]);
+    await expectRevert(market.proposeSettler(ZeroAddress), 'ZeroAddress');
+    await expectRevert(market.acceptSettler(outsider.address), 'NoProposal', [outsider.address]);
+    const proposed = await mined(market.proposeSettler(outsider.address));
+    const eta = (await blockTime(proposed)) + BigInt(SETTLER_DELAY);
+    expect(eventsOf(proposed, 'SettlerProposed')).toEqual([{ account: outsider.address, eta }]);
+    // Not a settler yet, and cannot be accepted a second early.
+    expect(await market.isSettler(outsider.address)).toBe(false);
+    await expectRevert(market.acceptSettler(outsider.address), 'SettlerDelayNotElapsed', [outsider.address, eta]);
+    await setNextTimestamp(eta - 1n);
+    await expectRevert(market.acceptSettler(outsider.address), 'SettlerDelayNotElapsed', [outsider.address, eta]);
+    await expectRevert(market.connect(outsider).acceptSettler(outsider.address), 'NotOwner', [outsider.address]);
+    await setNextTimestamp(eta);
+    const granted = await mined(market.acceptSettler(outsider.address));
     expect(eventsOf(granted, 'SettlerSet')).toEqual([{ account: outsider.address, enabled: true }]);
     expect(await market.isSettler(outsider.address)).toBe(true);
+    await expectRevert(market.acceptSettler(outsider.address), 'NoProposal', [outsider.address]);
     await deposit(consumerA, credits('10'));
-    await mined(market.connect(outsider).openEscrow(newJobId(), consumerA.address, credits('1')));
-    const revoked = await mined(market.setSettler(outsider.address, false));
+    await ensureFreeStake(providerA);
+    const later = (await latestTimestamp()) + 3600n;
+    await mined(market.connect(outsider).openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, credits('1'), later));
+    await expectRevert(market.connect(outsider).revokeSettler(outsider.address), 'NotOwner', [outsider.address]);
+    const revoked = await mined(market.revokeSettler(outsider.address));
     expect(eventsOf(revoked, 'SettlerSet')).toEqual([{ account: outsider.address, enabled: false }]);
-    await expectRevert(market.connect(outsider).openEscrow(newJobId(), consumerA.address, credits('1')), 'NotSettler', [
+    await expectRevert(market.connect(outsider).openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, credits('1'), later), 'NotSettler', [
       outsider.address,
     ]);
+    // Revoking a pending proposal cancels it.
+    await mined(market.proposeSettler(consumerB.address));
+    await mined(market.revokeSettler(consumerB.address));
+    await expectRevert(market.acceptSettler(consumerB.address), 'NoProposal', [consumerB.address]);
   });
 
   it('moves ownership only by the owner and never to zero', async () => {
@@ -338,8 +375,16 @@ describe('GpuMarket roles', () => {
     await expectRevert(market.transferOwnership(ZeroAddress), 'ZeroAddress');
     const receipt = await mined(market.transferOwnership(outsider.address));
     expect(eventsOf(receipt, 'OwnershipTransferred')).toEqual([{ previousOwner: admin.address, newOwner: outsider.address }]);
-    await expectRevert(market.setSettler(consumerA.address, true), 'NotOwner', [admin.address]);
-    await mined(market.connect(outsider).setSettler(consumerA.address, true));
+    await expectRevert(market.proposeSettler(consumerA.address), 'NotOwner', [admin.address]);
+    await mined(market.connect(outsider).proposeSettler(consumerA.address));
+  });
+
+  it('refuses an unbonding delay under the floor and a zero initial settler', async () => {
+    await expectRevert(deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: 3599 }), 'UnbondingDelayTooShort', [3599n, 3600n]);
+    await expectRevert(deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: 0 }), 'UnbondingDelayTooShort', [0n, 3600n]);
+    await expectRevert(deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: 3600, settlers: [ZeroAddress] }), 'ZeroAddress');
+    const floor = await deployGpuMarket(admin, { tokenAddress, unbondingDelaySeconds: 3600 });
+    expect(await floor.unbondingDelay()).toBe(3600n);
   });
 
   it('refuses settler functions to everyone else', async () => {
@@ -349,7 +394,7 @@ describe('GpuMarket roles', () => {
     const sig = await sign(r, providerA);
     const asOutsider = market.connect(outsider);
     const refused = [outsider.address];
-    await expectRevert(asOutsider.openEscrow(newJobId(), consumerA.address, 1n), 'NotSettler', refused);
+    await expectRevert(asOutsider.openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, 1n, expiry), 'NotSettler', refused);
     await expectRevert(asOutsider.settle(r, sig), 'NotSettler', refused);
     await expectRevert(asOutsider.settleBatch([toSignedReceipt(r, sig)]), 'NotSettler', refused);
     await expectRevert(asOutsider.refund(jobId), 'NotSettler', refused);
@@ -373,12 +418,12 @@ describe('provider stake', () => {
     expect(eventsOf(requested, 'UnstakeRequested')).toEqual([
       { provider: providerA.address, amount: credits('30'), unbonding: credits('30'), unlockTime },
     ]);
-    expect(await stakeOf(providerA)).toEqual({ active: credits('70'), unbonding: credits('30'), unlockTime });
+    expect(await stakeOf(providerA)).toEqual({ active: credits('70'), unbonding: credits('30'), unlockTime, locked: 0n });
 
     await setNextTimestamp(unlockTime);
     const withdrawn = await mined(asProvider.withdrawStake());
     expect(eventsOf(withdrawn, 'StakeWithdrawn')).toEqual([{ provider: providerA.address, amount: credits('30') }]);
-    expect(await stakeOf(providerA)).toEqual({ active: credits('70'), unbonding: 0n, unlockTime: 0n });
+    expect(await stakeOf(providerA)).toEqual({ active: credits('70'), unbonding: 0n, unlockTime: 0n, locked: 0n });
     expect(await token.balanceOf(providerA.address)).toBe(tokenBefore - credits('70'));
     expect(await token.balanceOf(marketAddress)).toBe(credits('70'));
   });
@@ -405,7 +450,7 @@ describe('provider stake', () => {
     await expectRevert(asProvider.withdrawStake(), 'UnbondingNotElapsed', [unlockTime]);
     await setNextTimestamp(unlockTime);
     await mined(asProvider.withdrawStake());
-    expect(await stakeOf(providerA)).toEqual({ active: credits('6'), unbonding: 0n, unlockTime: 0n });
+    expect(await stakeOf(providerA)).toEqual({ active: credits('6'), unbonding: 0n, unlockTime: 0n, locked: 0n });
   });
 
   it('restarts the delay for all unbonding stake on a new request', async () => {
@@ -417,7 +462,7 @@ describe('provider stake', () => {
     const second = await mined(asProvider.requestUnstake(credits('3')));
     const secondUnlock = (await blockTime(second)) + BigInt(DELAY);
     expect(secondUnlock).toBe(firstUnlock - 10n + BigInt(DELAY));
-    expect(await stakeOf(providerA)).toEqual({ active: credits('5'), unbonding: credits('5'), unlockTime: secondUnlock });
+    expect(await stakeOf(providerA)).toEqual({ active: credits('5'), unbonding: credits('5'), unlockTime: secondUnlock, locked: 0n });
     await setNextTimestamp(firstUnlock);
     await expectRevert(asProvider.withdrawStake(), 'UnbondingNotElapsed', [secondUnlock]);
   });
@@ -468,8 +513,12 @@ describe('escrow', () => {
   it('moves the budget from the free balance into the job escrow', async () => {
     await deposit(consumerA, credits('100'));
     const jobId = newJobId();
-    const receipt = await mined(asSettler.openEscrow(jobId, consumerA.address, credits('40')));
-    expect(eventsOf(receipt, 'EscrowOpened')).toEqual([{ jobId, consumer: consumerA.address, amount: credits('40') }]);
+    await ensureFreeStake(providerA);
+    const receipt = await mined(asSettler.openEscrow(jobId, consumerA.address, providerA.address, TENANT, credits('40'), expiry));
+    expect(eventsOf(receipt, 'EscrowOpened')).toEqual([
+      { jobId, consumer: consumerA.address, provider: providerA.address, amount: credits('40'), tenant: TENANT, expiresAt: expiry, authorizationLeft: credits('1000000') - credits('40') },
+    ]);
+    expect(await market.escrowTermsOf(jobId)).toEqual([providerA.address, expiry, false]);
     expect(await escrowOf(jobId)).toEqual({ consumer: consumerA.address, amount: credits('40'), state: EscrowState.Open });
     expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('60'));
     expect(await escrowOf(newJobId())).toEqual({ consumer: ZeroAddress, amount: 0n, state: EscrowState.None });
@@ -477,19 +526,19 @@ describe('escrow', () => {
 
   it('refuses more than the free balance, zero, more than MAX_ESCROW, and an open jobId', async () => {
     await deposit(consumerA, credits('10'));
-    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, credits('10') + 1n), 'InsufficientBalance', [
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, credits('10') + 1n, expiry), 'InsufficientBalance', [
       credits('10'),
       credits('10') + 1n,
     ]);
-    await expectRevert(asSettler.openEscrow(newJobId(), consumerB.address, 1n), 'InsufficientBalance', [0n, 1n]);
-    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, 0n), 'ZeroAmount');
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerB.address, providerA.address, TENANT, 1n, expiry), 'InsufficientBalance', [0n, 1n]);
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, 0n, expiry), 'ZeroAmount');
     expect(await market.MAX_ESCROW()).toBe(MAX_ESCROW);
-    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, MAX_ESCROW + 1n), 'EscrowTooLarge', [
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, MAX_ESCROW + 1n, expiry), 'EscrowTooLarge', [
       MAX_ESCROW + 1n,
       MAX_ESCROW,
     ]);
     const jobId = await openJob(consumerA, credits('1'));
-    await expectRevert(asSettler.openEscrow(jobId, consumerA.address, credits('1')), 'EscrowExists', [jobId, EscrowState.Open]);
+    await expectRevert(asSettler.openEscrow(jobId, consumerA.address, providerA.address, TENANT, credits('1'), expiry), 'EscrowExists', [jobId, EscrowState.Open]);
   });
 
   it('refunds the whole escrow once; unknown and closed jobs are refused', async () => {
@@ -513,13 +562,13 @@ describe('escrow', () => {
     const settledJob = await openJob(consumerA, credits('1'));
     const r = usage(settledJob, providerA, 100);
     await mined(asSettler.settle(r, await sign(r, providerA)));
-    await expectRevert(asSettler.openEscrow(settledJob, consumerA.address, credits('1')), 'EscrowExists', [
+    await expectRevert(asSettler.openEscrow(settledJob, consumerA.address, providerA.address, TENANT, credits('1'), expiry), 'EscrowExists', [
       settledJob,
       EscrowState.Settled,
     ]);
     const refundedJob = await openJob(consumerA, credits('1'));
     await mined(asSettler.refund(refundedJob));
-    await expectRevert(asSettler.openEscrow(refundedJob, consumerB.address, credits('1')), 'EscrowExists', [
+    await expectRevert(asSettler.openEscrow(refundedJob, consumerB.address, providerA.address, TENANT, credits('1'), expiry), 'EscrowExists', [
       refundedJob,
       EscrowState.Refunded,
     ]);
@@ -556,7 +605,7 @@ describe('settle', () => {
     expect(eventsOf(claimed, 'EarningsClaimed')).toEqual([{ provider: providerA.address, amount: credits('7.2') }]);
     expect(await token.balanceOf(providerA.address)).toBe(tokenBefore + credits('7.2'));
     expect(await market.earningsOf(providerA.address)).toBe(0n);
-    expect(await token.balanceOf(marketAddress)).toBe(credits('92.8'));
+    expect(await token.balanceOf(marketAddress)).toBe(credits('92.8') + BOND); // the provider's stake stays
     await expectRevert(market.connect(providerA).claimEarnings(), 'NothingToClaim');
   });
 
@@ -565,7 +614,7 @@ describe('settle', () => {
     const full = await openJob(consumerA, credits('5'));
     const r = usage(full, providerA, 5_000);
     await mined(asSettler.settle(r, await sign(r, providerA)));
-    const none = await openJob(consumerA, credits('5'));
+    const none = await openJob(consumerA, credits('5'), newJobId(), providerB);
     const zero = usage(none, providerB, 0);
     const receipt = await mined(asSettler.settle(zero, await sign(zero, providerB)));
     expect(eventsOf(receipt, 'Settled').map((e) => e.refunded)).toEqual([credits('5')]);
@@ -590,11 +639,14 @@ describe('settle', () => {
     await expectRevert(asSettler.settle(rr, await sign(rr, providerA)), 'EscrowClosed', [refunded, EscrowState.Refunded]);
   });
 
-  it('refuses an amount above the escrow even when the provider signed it', async () => {
+  it('pays a receipt above the escrow what the escrow covers, never more', async () => {
     await deposit(consumerA, credits('10'));
     const jobId = await openJob(consumerA, credits('1'));
     const r = usage(jobId, providerA, 1_001); // 1.001 credits
-    await expectRevert(asSettler.settle(r, await sign(r, providerA)), 'AmountExceedsEscrow', [jobId, credits('1.001'), credits('1')]);
+    const receipt = await mined(asSettler.settle(r, await sign(r, providerA)));
+    expect(eventsOf(receipt, 'Settled').map((e) => [e.gpuSeconds, e.amount, e.refunded])).toEqual([[1_001n, credits('1'), 0n]]);
+    expect(await market.earningsOf(providerA.address)).toBe(credits('1'));
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('9'));
   });
 
   it('refuses an amount that disagrees with gpuSeconds × price', async () => {
@@ -617,7 +669,7 @@ describe('settle', () => {
     const forged = { ...r, usageHash: keccak256(toUtf8Bytes('something else')) };
     await expectRevert(asSettler.settle(forged, sig), 'WrongSigner');
     const redirected = { ...r, provider: providerB.address };
-    await expectRevert(asSettler.settle(redirected, sig), 'WrongSigner');
+    await expectRevert(asSettler.settle(redirected, sig), 'WrongProvider', [jobId, providerB.address, providerA.address]);
     // Signed for another chain or another market deployment.
     await expectRevert(asSettler.settle(r, await sign(r, providerA, marketDomain(1n, marketAddress))), 'WrongSigner');
     await expectRevert(asSettler.settle(r, await sign(r, providerA, marketDomain(anvil.chainId, tokenAddress))), 'WrongSigner');
@@ -700,7 +752,7 @@ describe('settleBatch', () => {
     ];
     const batch: SignedReceipt[] = [];
     for (const [consumer, provider, seconds] of plan) {
-      const jobId = await openJob(consumer, credits('10'));
+      const jobId = await openJob(consumer, credits('10'), newJobId(), provider);
       batch.push(await signed(usage(jobId, provider, seconds), provider));
     }
     const receipt = await mined(asSettler.settleBatch(batch));
@@ -745,8 +797,11 @@ describe('settleBatch', () => {
     await deposit(consumerB, credits('1000'));
     const pending: Promise<ContractTransactionResponse>[] = [];
     const jobIds = Array.from({ length: 100 }, () => newJobId());
+    for (const p of providers) await ensureFreeStake(p, 34n);
     // The nonce manager serialises these concurrent sends.
-    jobIds.forEach((jobId, i) => pending.push(asSettler.openEscrow(jobId, (i % 2 ? consumerB : consumerA).address, credits('5'))));
+    jobIds.forEach((jobId, i) =>
+      pending.push(asSettler.openEscrow(jobId, (i % 2 ? consumerB : consumerA).address, at(providers, i % providers.length).address, TENANT, credits('5'), expiry)),
+    );
     await Promise.all(pending.map((p) => mined(p)));
     const batch = await Promise.all(
       jobIds.map((jobId, i) => {
@@ -756,6 +811,7 @@ describe('settleBatch', () => {
     );
     const receipt = await mined(asSettler.settleBatch(batch));
     const perJob = receipt.gasUsed / 100n;
+    console.log(`settleBatch(100), 3 providers, 2 consumers: ${perJob} gas per job`);
     expect(perJob).toBeLessThanOrEqual(30_000n);
     expect(eventsOf(receipt, 'Settled')).toHaveLength(100);
   });
@@ -766,13 +822,11 @@ describe('settleBatch', () => {
 describe('slash', () => {
   const reason = encodeBytes32String('NodeLost');
 
-  it('takes active stake first, then unbonding, and compensates the consumer of the job', async () => {
+  it('takes at most the bond from the escrow provider, compensates at most what the escrow holds, burns the rest', async () => {
     await deposit(consumerA, credits('10'));
-    const jobId = await openJob(consumerA, credits('10'));
-    const asProvider = market.connect(providerA);
-    await mined(asProvider.stake(credits('10')));
-    const requested = await mined(asProvider.requestUnstake(credits('4')));
-    const unlockTime = (await blockTime(requested)) + BigInt(DELAY);
+    await mined(market.connect(providerA).stake(credits('30')));
+    const jobId = await openJob(consumerA, credits('4'));
+    expect(await stakeOf(providerA)).toEqual({ active: credits('30'), unbonding: 0n, unlockTime: 0n, locked: BOND });
     const receipt = await mined(asSettler.slash(providerA.address, credits('8'), jobId, 2, reason));
     expect(eventsOf(receipt, 'Slashed')).toEqual([
       {
@@ -782,62 +836,313 @@ describe('slash', () => {
         epoch: 2n,
         requested: credits('8'),
         amount: credits('8'),
+        compensated: credits('4'),
         reason,
       },
     ]);
-    expect(await stakeOf(providerA)).toEqual({ active: 0n, unbonding: credits('2'), unlockTime });
-    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('8'));
-    expect(await market.isSlashed(jobId, 2)).toBe(true);
-    expect(await market.isSlashed(jobId, 1)).toBe(false);
-    // The escrow is untouched: the job moves on to another provider.
-    expect(await escrowOf(jobId)).toEqual({ consumer: consumerA.address, amount: credits('10'), state: EscrowState.Open });
+    // The bond the escrow locked is released and the slash came out of it.
+    expect(await stakeOf(providerA)).toEqual({ active: credits('22'), unbonding: 0n, unlockTime: 0n, locked: 0n });
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('10'));
+    expect(await market.burned()).toBe(credits('4'));
+    expect(await market.isSlashed(jobId)).toBe(true);
+    // The escrow is untouched: the attempt is refunded or settled separately.
+    expect(await escrowOf(jobId)).toEqual({ consumer: consumerA.address, amount: credits('4'), state: EscrowState.Open });
+    await mined(asSettler.refund(jobId));
+    expect(await stakeOf(providerA)).toEqual({ active: credits('22'), unbonding: 0n, unlockTime: 0n, locked: 0n });
   });
 
-  it('takes what the stake holds when it cannot cover the amount', async () => {
+  it('refuses more than the bond, another provider, a second slash, unknown jobs and zero', async () => {
     await deposit(consumerA, credits('10'));
-    const jobId = await openJob(consumerA, credits('1'));
-    await mined(market.connect(providerA).stake(credits('3')));
-    const receipt = await mined(asSettler.slash(providerA.address, credits('5'), jobId, 1, reason));
-    expect(eventsOf(receipt, 'Slashed').map((e) => [e.requested, e.amount])).toEqual([[credits('5'), credits('3')]]);
-    expect(await stakeOf(providerA)).toEqual({ active: 0n, unbonding: 0n, unlockTime: 0n });
-    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('12'));
-    // Nothing staked at all: the slash is recorded, with amount 0.
-    const empty = await mined(asSettler.slash(providerB.address, credits('1'), jobId, 2, reason));
-    expect(eventsOf(empty, 'Slashed').map((e) => [e.requested, e.amount])).toEqual([[credits('1'), 0n]]);
-  });
-
-  it('slashes at most once per job and epoch, and refuses unknown jobs and zero', async () => {
-    await deposit(consumerA, credits('10'));
-    const jobId = await openJob(consumerA, credits('1'));
-    await mined(market.connect(providerA).stake(credits('3')));
+    const jobId = await openJob(consumerA, credits('5'));
+    await expectRevert(asSettler.slash(providerA.address, BOND + 1n, jobId, 1, reason), 'SlashTooLarge', [BOND + 1n, BOND]);
+    await expectRevert(asSettler.slash(providerB.address, credits('1'), jobId, 1, reason), 'WrongProvider', [
+      jobId,
+      providerB.address,
+      providerA.address,
+    ]);
     await mined(asSettler.slash(providerA.address, credits('1'), jobId, 1, reason));
-    await expectRevert(asSettler.slash(providerA.address, credits('1'), jobId, 1, reason), 'AlreadySlashed', [jobId, 1n]);
-    // Even for another provider: one fault per attempt.
-    await expectRevert(asSettler.slash(providerB.address, credits('1'), jobId, 1, reason), 'AlreadySlashed', [jobId, 1n]);
-    await mined(asSettler.slash(providerA.address, credits('1'), jobId, 2, reason));
+    await expectRevert(asSettler.slash(providerA.address, credits('1'), jobId, 1, reason), 'AlreadySlashed', [jobId]);
+    // Another epoch number does not make it another fault: once per escrow.
+    await expectRevert(asSettler.slash(providerA.address, credits('1'), jobId, 2, reason), 'AlreadySlashed', [jobId]);
     const unknown = newJobId();
     await expectRevert(asSettler.slash(providerA.address, credits('1'), unknown, 1, reason), 'UnknownJob', [unknown]);
     await expectRevert(asSettler.slash(providerA.address, 0n, jobId, 3, reason), 'ZeroAmount');
-    // Settled jobs can still be slashed for an earlier attempt's fault.
-    const r = usage(jobId, providerB, 10, 3);
-    await mined(asSettler.settle(r, await sign(r, providerB)));
-    await mined(asSettler.slash(providerA.address, credits('1'), jobId, 0, reason));
-    expect(await stakeOf(providerA)).toEqual({ active: 0n, unbonding: 0n, unlockTime: 0n });
   });
 
-  it('keeps unbonding stake slashable until it is withdrawn', async () => {
+  it('gives the consumer nothing for a refunded escrow and at most the paid amount for a settled one', async () => {
+    await deposit(consumerA, credits('10'));
+    await mined(market.connect(providerA).stake(credits('40')));
+    const refundedJob = await openJob(consumerA, credits('3'));
+    await mined(asSettler.refund(refundedJob));
+    const free = await market.freeBalanceOf(consumerA.address);
+    const first = await mined(asSettler.slash(providerA.address, credits('5'), refundedJob, 1, reason));
+    expect(eventsOf(first, 'Slashed').map((e) => [e.amount, e.compensated])).toEqual([[credits('5'), 0n]]);
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(free);
+    const settledJob = await openJob(consumerA, credits('3'));
+    const r = usage(settledJob, providerA, 2_000); // 2 credits paid
+    await mined(asSettler.settle(r, await sign(r, providerA)));
+    const second = await mined(asSettler.slash(providerA.address, credits('10'), settledJob, 1, reason));
+    expect(eventsOf(second, 'Slashed').map((e) => [e.amount, e.compensated])).toEqual([[credits('10'), credits('2')]]);
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(free - credits('3') + credits('1') + credits('2'));
+    expect(await market.burned()).toBe(credits('5') + credits('8'));
+  });
+
+  it('takes what a closed escrow’s provider still has, unbonding stake included', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('5'));
+    await mined(asSettler.refund(jobId)); // the bond is free again
+    const asProvider = market.connect(providerA);
+    await mined(asProvider.requestUnstake(credits('7')));
+    const receipt = await mined(asSettler.slash(providerA.address, credits('9'), jobId, 1, reason));
+    // 3 active, then 6 of the 7 unbonding.
+    expect(eventsOf(receipt, 'Slashed').map((e) => [e.requested, e.amount])).toEqual([[credits('9'), credits('9')]]);
+    expect((await stakeOf(providerA)).unbonding).toBe(credits('1'));
+    expect((await stakeOf(providerA)).active).toBe(0n);
+  });
+});
+
+describe('stake locking', () => {
+  it('backs only as many open escrows as the stake covers, and releases on settle, refund and slash', async () => {
+    await deposit(consumerA, credits('100'));
+    await mined(market.connect(providerA).stake(credits('35')));
+    const first = await openJob(consumerA, credits('5'));
+    const second = await openJob(consumerA, credits('5'));
+    const third = await openJob(consumerA, credits('5'));
+    expect(await market.freeStakeOf(providerA.address)).toBe(credits('5'));
+    await expectRevert(
+      asSettler.openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, credits('5'), expiry),
+      'InsufficientFreeStake',
+      [providerA.address, credits('5'), BOND],
+    );
+    // Locked stake cannot start unbonding.
+    await expectRevert(market.connect(providerA).requestUnstake(credits('6')), 'InsufficientStake', [credits('5'), credits('6')]);
+    const r = usage(first, providerA, 100);
+    await mined(asSettler.settle(r, await sign(r, providerA)));
+    expect(await market.freeStakeOf(providerA.address)).toBe(credits('15'));
+    await mined(asSettler.refund(second));
+    expect(await market.freeStakeOf(providerA.address)).toBe(credits('25'));
+    await mined(asSettler.slash(providerA.address, credits('2'), third, 1, reason()));
+    expect(await market.freeStakeOf(providerA.address)).toBe(credits('33'));
+    expect(await stakeOf(providerA)).toEqual({ active: credits('33'), unbonding: 0n, unlockTime: 0n, locked: 0n });
+    // A slashed escrow that is then refunded does not release its bond twice.
+    await mined(asSettler.refund(third));
+    expect(await stakeOf(providerA)).toEqual({ active: credits('33'), unbonding: 0n, unlockTime: 0n, locked: 0n });
+  });
+
+  it('releases one bond per escrow in a batch, per provider', async () => {
+    await deposit(consumerA, credits('100'));
+    await mined(market.connect(providerA).stake(credits('30')));
+    await mined(market.connect(providerB).stake(credits('10')));
+    const jobs = [await openJob(consumerA, credits('5')), await openJob(consumerA, credits('5')), await openJob(consumerA, credits('5'), newJobId(), providerB)];
+    expect(await market.freeStakeOf(providerA.address)).toBe(credits('10'));
+    expect(await market.freeStakeOf(providerB.address)).toBe(0n);
+    await mined(asSettler.settleBatch([
+      await signed(usage(at(jobs, 0), providerA, 10), providerA),
+      await signed(usage(at(jobs, 1), providerA, 10), providerA),
+      await signed(usage(at(jobs, 2), providerB, 10), providerB),
+    ]));
+    expect(await stakeOf(providerA)).toMatchObject({ active: credits('30'), locked: 0n });
+    expect(await stakeOf(providerB)).toMatchObject({ active: credits('10'), locked: 0n });
+  });
+});
+
+function reason(): string {
+  return encodeBytes32String('ProviderFault');
+}
+
+// ------------------------------------------------------------------------------- authorizations
+
+describe('authorization', () => {
+  it('is drawn down by each escrow, replaced by a new authorize, and emits events', async () => {
+    await deposit(consumerB, credits('100'));
+    const tenant = tenantIdOf('integration-hub', 'team-b');
+    const until = (await latestTimestamp()) + 86_400n;
+    const authorized = await mined(market.connect(consumerB).authorize(tenant, credits('12'), until));
+    expect(eventsOf(authorized, 'Authorized')).toEqual([{ consumer: consumerB.address, tenant, cap: credits('12'), expiresAt: until }]);
+    await ensureFreeStake(providerA, 2n);
+    const jobId = newJobId();
+    const opened = await mined(asSettler.openEscrow(jobId, consumerB.address, providerA.address, tenant, credits('5'), expiry));
+    expect(eventsOf(opened, 'EscrowOpened')).toEqual([
+      { jobId, consumer: consumerB.address, provider: providerA.address, amount: credits('5'), tenant, expiresAt: expiry, authorizationLeft: credits('7') },
+    ]);
+    expect(await market.authorizationOf(consumerB.address, tenant)).toEqual([credits('7'), until]);
+    await expectRevert(
+      asSettler.openEscrow(newJobId(), consumerB.address, providerA.address, tenant, credits('8'), expiry),
+      'AuthorizationExceeded',
+      [consumerB.address, tenant, credits('7'), credits('8')],
+    );
+    // A refund does not give the cap back: the cap bounds what the hub can ever lock.
+    await mined(asSettler.refund(jobId));
+    expect((await market.authorizationOf(consumerB.address, tenant))[0]).toBe(credits('7'));
+    await mined(market.connect(consumerB).authorize(tenant, credits('20'), until));
+    expect(await market.authorizationOf(consumerB.address, tenant)).toEqual([credits('20'), until]);
+  });
+
+  it('refuses a tenant never authorized, another tenant, an expired one and a revoked one', async () => {
+    await deposit(consumerB, credits('100'));
+    await ensureFreeStake(providerA);
+    const tenant = tenantIdOf('integration-hub', 'team-b');
+    await expectRevert(
+      asSettler.openEscrow(newJobId(), consumerB.address, providerA.address, tenant, credits('1'), expiry),
+      'NotAuthorized',
+      [consumerB.address, tenant],
+    );
+    const until = (await latestTimestamp()) + 100n;
+    await mined(market.connect(consumerB).authorize(tenant, credits('10'), until));
+    // consumerA never authorized team-b: the hub cannot spend A's deposit through it.
+    await deposit(consumerA, credits('10'));
+    await expectRevert(
+      asSettler.openEscrow(newJobId(), consumerA.address, providerA.address, tenant, credits('1'), expiry),
+      'NotAuthorized',
+      [consumerA.address, tenant],
+    );
+    await setNextTimestamp(until + 1n);
+    await expectRevert(
+      asSettler.openEscrow(newJobId(), consumerB.address, providerA.address, tenant, credits('1'), expiry),
+      'AuthorizationExpired',
+      [consumerB.address, tenant, until],
+    );
+    await mined(market.connect(consumerB).authorize(tenant, credits('10'), until + 1000n));
+    const revoked = await mined(market.connect(consumerB).revoke(tenant));
+    expect(eventsOf(revoked, 'AuthorizationRevoked')).toEqual([{ consumer: consumerB.address, tenant }]);
+    await expectRevert(
+      asSettler.openEscrow(newJobId(), consumerB.address, providerA.address, tenant, credits('1'), expiry),
+      'NotAuthorized',
+      [consumerB.address, tenant],
+    );
+    expect(await market.freeBalanceOf(consumerB.address)).toBe(credits('100'));
+  });
+
+  it('refuses a zero cap, a past expiry, and bad escrow terms', async () => {
+    const tenant = tenantIdOf('integration-hub', 'team-b');
+    const now = await latestTimestamp();
+    await expectRevert(market.connect(consumerB).authorize(tenant, 0n, now + 100n), 'ZeroAmount');
+    await setNextTimestamp(now + 10n);
+    await expectRevert(market.connect(consumerB).authorize(tenant, 1n, now + 10n), 'InvalidExpiry');
+    await deposit(consumerA, credits('10'));
+    await ensureFreeStake(providerA);
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, ZeroAddress, TENANT, credits('1'), expiry), 'ZeroAddress');
+    const tooLate = (await latestTimestamp()) + 91n * 86_400n;
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, credits('1'), tooLate), 'InvalidExpiry');
+    const past = await latestTimestamp();
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, credits('1'), past), 'InvalidExpiry');
+  });
+});
+
+// --------------------------------------------------------------------------------- expiry reclaim
+
+describe('expired escrows', () => {
+  it('can be reclaimed by their consumer only, only after expiry, only while open', async () => {
+    await deposit(consumerA, credits('10'));
+    await ensureFreeStake(providerA);
+    const jobId = newJobId();
+    const until = (await latestTimestamp()) + 600n;
+    await mined(asSettler.openEscrow(jobId, consumerA.address, providerA.address, TENANT, credits('6'), until));
+    expect(await market.escrowTermsOf(jobId)).toEqual([providerA.address, until, false]);
+    await expectRevert(market.connect(consumerA).reclaimExpired(jobId), 'EscrowNotExpired', [jobId, until]);
+    await setNextTimestamp(until + 1n);
+    await expectRevert(market.connect(consumerB).reclaimExpired(jobId), 'NotConsumer', [jobId, consumerB.address]);
+    await expectRevert(market.connect(settlerWallet).reclaimExpired(jobId), 'NotConsumer', [jobId, settlerWallet.address]);
+    const reclaimed = await mined(market.connect(consumerA).reclaimExpired(jobId));
+    expect(eventsOf(reclaimed, 'EscrowReclaimed')).toEqual([{ jobId, consumer: consumerA.address, amount: credits('6') }]);
+    expect(eventsOf(reclaimed, 'Refunded')).toEqual([{ jobId, consumer: consumerA.address, amount: credits('6') }]);
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('10'));
+    expect((await stakeOf(providerA)).locked).toBe(0n);
+    await expectRevert(market.connect(consumerA).reclaimExpired(jobId), 'EscrowClosed', [jobId, EscrowState.Refunded]);
+    const unknown = newJobId();
+    await expectRevert(market.connect(consumerA).reclaimExpired(unknown), 'UnknownJob', [unknown]);
+  });
+
+  it('stays settleable past expiry until the consumer reclaims it', async () => {
+    await deposit(consumerA, credits('10'));
+    await ensureFreeStake(providerA);
+    const jobId = newJobId();
+    const until = (await latestTimestamp()) + 600n;
+    await mined(asSettler.openEscrow(jobId, consumerA.address, providerA.address, TENANT, credits('6'), until));
+    await setNextTimestamp(until + 100n);
+    const r = usage(jobId, providerA, 1_000);
+    await mined(asSettler.settle(r, await sign(r, providerA)));
+    await expectRevert(market.connect(consumerA).reclaimExpired(jobId), 'EscrowClosed', [jobId, EscrowState.Settled]);
+  });
+});
+
+// ------------------------------------------------------------------------ a stolen settler key
+
+describe('a stolen settler key', () => {
+  // The thief holds the settler key (asSettler) and nothing else; each trick must fail or be bounded.
+  it('cannot pay a provider other than the escrow’s, even with that provider’s own signature', async () => {
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('5'));
+    // The thief controls providerB's wallet too (its own provider) and signs a receipt naming itself.
+    const r = usage(jobId, providerB, 5_000);
+    await expectRevert(asSettler.settle(r, await sign(r, providerB)), 'WrongProvider', [jobId, providerB.address, providerA.address]);
+    await expectRevert(asSettler.settleBatch([await signed(r, providerB)]), 'WrongProvider', [jobId, providerB.address, providerA.address]);
+    expect(await market.earningsOf(providerB.address)).toBe(0n);
+    expect((await escrowOf(jobId)).state).toBe(EscrowState.Open);
+  });
+
+  it('cannot open an escrow toward itself on a consumer who never authorized its tenant', async () => {
+    await deposit(consumerB, credits('50'));
+    await ensureFreeStake(providerB);
+    const stranger = tenantIdOf('thief-hub', 'default');
+    await expectRevert(
+      asSettler.openEscrow(newJobId(), consumerB.address, providerB.address, stranger, credits('50'), expiry),
+      'NotAuthorized',
+      [consumerB.address, stranger],
+    );
+    expect(await market.freeBalanceOf(consumerB.address)).toBe(credits('50'));
+  });
+
+  it('cannot slash someone else, twice, or more than the bond', async () => {
+    await deposit(consumerA, credits('10'));
+    await mined(market.connect(providerB).stake(credits('100')));
+    const jobId = await openJob(consumerA, credits('5')); // providerA's escrow
+    await expectRevert(asSettler.slash(providerB.address, credits('1'), jobId, 1, reason()), 'WrongProvider', [
+      jobId,
+      providerB.address,
+      providerA.address,
+    ]);
+    await expectRevert(asSettler.slash(providerA.address, credits('1000'), jobId, 1, reason()), 'SlashTooLarge', [credits('1000'), BOND]);
+    await mined(asSettler.slash(providerA.address, BOND, jobId, 1, reason()));
+    await expectRevert(asSettler.slash(providerA.address, 1n, jobId, 7, reason()), 'AlreadySlashed', [jobId]);
+    expect((await stakeOf(providerB)).active).toBe(credits('100'));
+    // The consumer (perhaps the thief's accomplice) got at most the escrow, the rest is burned.
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('10'));
+    expect(await market.burned()).toBe(credits('5'));
+  });
+
+  it('cannot add a settler (only the owner can, and only after the delay)', async () => {
+    await expectRevert(asSettler.proposeSettler(outsider.address), 'NotOwner', [settlerWallet.address]);
+    await expectRevert(asSettler.acceptSettler(outsider.address), 'NotOwner', [settlerWallet.address]);
+    await expectRevert(asSettler.revokeSettler(settlerWallet.address), 'NotOwner', [settlerWallet.address]);
+    // Even a stolen owner key needs SETTLER_DELAY, visible as an event, before a new settler acts.
+    await mined(market.proposeSettler(outsider.address));
+    await expectRevert(market.acceptSettler(outsider.address), 'SettlerDelayNotElapsed');
+    expect(await market.isSettler(outsider.address)).toBe(false);
+  });
+
+  it('cannot keep an escrow hostage past its expiry, nor drain it by reclaiming', async () => {
+    await deposit(consumerA, credits('10'));
+    await ensureFreeStake(providerA);
+    const jobId = newJobId();
+    const until = (await latestTimestamp()) + 60n;
+    await mined(asSettler.openEscrow(jobId, consumerA.address, providerA.address, TENANT, credits('8'), until));
+    await setNextTimestamp(until + 1n);
+    // The thief cannot reclaim (the money would go to the consumer anyway) …
+    await expectRevert(asSettler.reclaimExpired(jobId), 'NotConsumer', [jobId, settlerWallet.address]);
+    // … and the consumer gets everything back once the hub is gone.
+    await mined(market.connect(consumerA).reclaimExpired(jobId));
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('10'));
+  });
+
+  it('cannot make an escrow unsettleable with a receipt above it: the provider gets what it covers', async () => {
     await deposit(consumerA, credits('10'));
     const jobId = await openJob(consumerA, credits('1'));
-    const asProvider = market.connect(providerA);
-    await mined(asProvider.stake(credits('5')));
-    const requested = await mined(asProvider.requestUnstake(credits('5')));
-    const unlockTime = (await blockTime(requested)) + BigInt(DELAY);
-    await setNextTimestamp(unlockTime + 100n); // past the delay, but not yet withdrawn
-    await mined(asSettler.slash(providerA.address, credits('2'), jobId, 1, reason));
-    const tokenBefore = await token.balanceOf(providerA.address);
-    await mined(asProvider.withdrawStake());
-    expect(await token.balanceOf(providerA.address)).toBe(tokenBefore + credits('3'));
-    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('11'));
+    const r = usage(jobId, providerA, 1_500); // asks 1.5, the escrow holds 1
+    const receipt = await mined(asSettler.settle(r, await sign(r, providerA)));
+    expect(eventsOf(receipt, 'Settled').map((e) => [e.amount, e.refunded])).toEqual([[credits('1'), 0n]]);
+    expect(await market.earningsOf(providerA.address)).toBe(credits('1'));
+    expect(await escrowOf(jobId)).toEqual({ consumer: consumerA.address, amount: credits('1'), state: EscrowState.Settled });
   });
 });
 
@@ -845,21 +1150,28 @@ describe('slash', () => {
 
 describe('events', () => {
   it('are enough to recompute each provider’s record of successes and faults', async () => {
-    const reason = encodeBytes32String('GpuError');
+    const why = encodeBytes32String('GpuError');
     await deposit(consumerA, credits('100'));
-    await mined(market.connect(providerA).stake(credits('10')));
-    await mined(market.connect(providerB).stake(credits('10')));
-    const jobs = [await openJob(consumerA, credits('5')), await openJob(consumerA, credits('5')), await openJob(consumerA, credits('5'))];
-    await mined(asSettler.slash(providerB.address, credits('1'), at(jobs, 0), 1, reason)); // B lost attempt 1
+    await mined(market.connect(providerA).stake(credits('30')));
+    await mined(market.connect(providerB).stake(credits('30')));
+    // Attempt 1 of job 0 on B (lost), attempt 2 on A; job 1 on A; job 2 attempt 1 on A (lost), 2 on B.
+    const id = [newJobId(), newJobId(), newJobId()];
+    const escrow = (job: number, epoch: number) => jobIdOf(`${at(id, job)}:${epoch}`);
+    await openJob(consumerA, credits('5'), escrow(0, 1), providerB);
+    await openJob(consumerA, credits('5'), escrow(0, 2), providerA);
+    await openJob(consumerA, credits('5'), escrow(1, 1), providerA);
+    await openJob(consumerA, credits('5'), escrow(2, 1), providerA);
+    await openJob(consumerA, credits('5'), escrow(2, 2), providerB);
+    await mined(asSettler.slash(providerB.address, credits('1'), escrow(0, 1), 1, why));
     await mined(asSettler.settleBatch([
-      await signed(usage(at(jobs, 0), providerA, 500, 2), providerA),
-      await signed(usage(at(jobs, 1), providerA, 700, 1), providerA),
+      await signed(usage(escrow(0, 2), providerA, 500, 2), providerA),
+      await signed(usage(escrow(1, 1), providerA, 700, 1), providerA),
     ]));
-    await mined(asSettler.slash(providerA.address, credits('1'), at(jobs, 2), 1, reason));
-    const r = usage(at(jobs, 2), providerB, 900, 2);
+    await mined(asSettler.slash(providerA.address, credits('1'), escrow(2, 1), 1, why));
+    const r = usage(escrow(2, 2), providerB, 900, 2);
     await mined(asSettler.settle(r, await sign(r, providerB)));
 
-    // Anyone can rebuild this from logs alone: (provider, jobId, epoch) of each success and fault.
+    // Anyone can rebuild this from logs alone: (provider, escrow, epoch) of each success and fault.
     const fromBlock = 0;
     const settledLogs = await market.queryFilter('Settled', fromBlock);
     const slashedLogs = await market.queryFilter('Slashed', fromBlock);
@@ -874,8 +1186,8 @@ describe('events', () => {
     };
     for (const log of settledLogs) add(log, 'successes');
     for (const log of slashedLogs) add(log, 'faults');
-    expect(record.get(providerA.address)).toEqual({ successes: [`${jobs[0]}#2`, `${jobs[1]}#1`], faults: [`${jobs[2]}#1`] });
-    expect(record.get(providerB.address)).toEqual({ successes: [`${jobs[2]}#2`], faults: [`${jobs[0]}#1`] });
+    expect(record.get(providerA.address)).toEqual({ successes: [`${escrow(0, 2)}#2`, `${escrow(1, 1)}#1`], faults: [`${escrow(2, 1)}#1`] });
+    expect(record.get(providerB.address)).toEqual({ successes: [`${escrow(2, 2)}#2`], faults: [`${escrow(0, 1)}#1`] });
   });
 });
 
@@ -946,23 +1258,24 @@ contract HostileToken {
 describe('settler nonce manager on a real chain', () => {
   it('sends concurrent transactions with consecutive nonces and recovers from a foreign send', async () => {
     await deposit(consumerA, credits('100'));
+    await ensureFreeStake(providerA, 20n);
     const start = await rpc.getTransactionCount(settlerWallet.address, 'pending');
     const jobIds = Array.from({ length: 12 }, () => newJobId());
-    const responses = await Promise.all(jobIds.map((jobId) => asSettler.openEscrow(jobId, consumerA.address, credits('1'))));
+    const responses = await Promise.all(jobIds.map((jobId) => asSettler.openEscrow(jobId, consumerA.address, providerA.address, TENANT, credits('1'), expiry)));
     expect(responses.map((r) => r.nonce)).toEqual(jobIds.map((_, i) => start + i));
     await Promise.all(responses.map((r) => r.wait()));
     for (const jobId of jobIds) expect((await escrowOf(jobId)).state).toBe(EscrowState.Open);
 
     // Someone uses the settler key behind the manager's back: anvil refuses the stale nonce
     // ("nonce too low") and the manager resends with a fresh one.
-    await mined(market.connect(settlerWallet).openEscrow(newJobId(), consumerA.address, credits('1')));
+    await mined(market.connect(settlerWallet).openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, credits('1'), expiry));
     expect(settler.nextNonce).toBe(start + 12);
-    const resent = await asSettler.openEscrow(newJobId(), consumerA.address, credits('1'));
+    const resent = await asSettler.openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, credits('1'), expiry);
     expect(resent.nonce).toBe(start + 13);
     await resent.wait();
     // A send that reverts in estimation consumes no nonce, and the next one still goes through.
-    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, credits('1000')), 'InsufficientBalance');
-    const after = await asSettler.openEscrow(newJobId(), consumerA.address, credits('1'));
+    await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, credits('1000'), expiry), 'InsufficientBalance');
+    const after = await asSettler.openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, credits('1'), expiry);
     expect(after.nonce).toBe(start + 14);
     await after.wait();
     expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('85'));
@@ -985,15 +1298,18 @@ function seededRandom(seed: number): () => number {
 
 interface JobModel {
   consumer: string;
+  provider: string;
   amount: bigint;
   state: bigint;
-  slashedEpochs: Set<number>;
+  expiresAt: bigint;
+  slashed: boolean;
 }
 
 interface StakeModel {
   active: bigint;
   unbonding: bigint;
   unlockTime: bigint;
+  locked: bigint;
 }
 
 /** What the market and token should hold, updated only by operations the chain accepted. */
@@ -1003,6 +1319,9 @@ class MarketModel {
   readonly earnings = new Map<string, bigint>();
   readonly stakes = new Map<string, StakeModel>();
   readonly jobs = new Map<string, JobModel>();
+  /** The property tenant's authorization per consumer. */
+  readonly authorizations = new Map<string, { remaining: bigint; expiresAt: bigint }>();
+  burned = 0n;
 
   static value(map: Map<string, bigint>, key: string): bigint {
     return map.get(key) ?? 0n;
@@ -1014,7 +1333,7 @@ class MarketModel {
 
   stake(provider: string): StakeModel {
     let s = this.stakes.get(provider);
-    if (!s) this.stakes.set(provider, (s = { active: 0n, unbonding: 0n, unlockTime: 0n }));
+    if (!s) this.stakes.set(provider, (s = { active: 0n, unbonding: 0n, unlockTime: 0n, locked: 0n }));
     return s;
   }
 }
@@ -1031,7 +1350,10 @@ type OperationKind =
   | 'settleBatch'
   | 'refund'
   | 'slash'
-  | 'claim';
+  | 'claim'
+  | 'authorize'
+  | 'revoke'
+  | 'reclaim';
 
 interface Operation {
   label: string;
@@ -1050,17 +1372,22 @@ const WEIGHTS: [OperationKind, number][] = [
   ['requestUnstake', 6],
   ['withdrawStake', 5],
   ['warp', 4],
-  ['openEscrow', 16],
+  ['openEscrow', 22],
   ['settle', 12],
   ['settleBatch', 8],
   ['refund', 5],
   ['slash', 8],
   ['claim', 6],
+  ['authorize', 8],
+  ['revoke', 1],
+  ['reclaim', 5],
 ];
+
+const PROPERTY_TENANT = tenantIdOf('property-hub', 'default');
 
 describe('property: random operation sequences', () => {
   const seed = Number(process.env.FEDGPU_PROPERTY_SEED ?? 20261125);
-  const steps = 300;
+  const steps = 400;
   const UNITS_PER_GPU_SECOND = credits('0.001'); // at 3.6 credits per GPU-hour
 
   it(
@@ -1116,9 +1443,10 @@ describe('property: random operation sequences', () => {
       };
       const send = async (tx: Promise<ContractTransactionResponse>): Promise<TransactionReceipt> => mined(tx);
 
-      /** A receipt for a random share (0–115 %) of the job's escrow, sometimes signed by the wrong provider. */
+      /** A receipt for a random share (0–115 %) of the job's escrow, sometimes naming or signed by the wrong provider. */
       const randomReceipt = async (jobId: string): Promise<{ item: SignedReceipt; signer: Wallet }> => {
-        const provider = pick(providers);
+        const own = model.jobs.get(jobId)?.provider;
+        const provider = own && random() < 0.9 ? wallet(own) : pick(providers);
         const signer = random() < 0.1 ? pick(providers.filter((p) => p !== provider)) : provider;
         const escrow = model.jobs.get(jobId)?.amount ?? credits('1');
         const seconds = (escrow * BigInt(Math.floor(random() * 1_150))) / 1_000n / UNITS_PER_GPU_SECOND;
@@ -1132,7 +1460,7 @@ describe('property: random operation sequences', () => {
           const job = model.jobs.get(item.receipt.jobId);
           if (!job) return 'UnknownJob';
           if (job.state !== EscrowState.Open || settled.has(item.receipt.jobId)) return 'EscrowClosed';
-          if (item.receipt.amount > job.amount) return 'AmountExceedsEscrow';
+          if (item.receipt.provider !== job.provider) return 'WrongProvider';
           if (signer.address !== item.receipt.provider) return 'WrongSigner';
           settled.add(item.receipt.jobId);
         }
@@ -1140,10 +1468,12 @@ describe('property: random operation sequences', () => {
       };
       const applySettlement = (item: SignedReceipt): void => {
         const job = model.jobs.get(item.receipt.jobId) as JobModel;
-        MarketModel.add(model.earnings, item.receipt.provider, item.receipt.amount);
-        MarketModel.add(model.free, job.consumer, job.amount - item.receipt.amount);
+        const paid = item.receipt.amount < job.amount ? item.receipt.amount : job.amount;
+        MarketModel.add(model.earnings, item.receipt.provider, paid);
+        MarketModel.add(model.free, job.consumer, job.amount - paid);
+        if (!job.slashed) model.stake(job.provider).locked -= BOND;
         job.state = EscrowState.Settled;
-        job.amount = item.receipt.amount;
+        job.amount = paid;
       };
 
       // ---- one operation of each kind: what to send, what must happen, how the model changes
@@ -1194,10 +1524,10 @@ describe('property: random operation sequences', () => {
           case 'requestUnstake': {
             const p = pick(providers);
             const s = model.stake(p.address);
-            const amount = amountUpTo(s.active);
+            const amount = amountUpTo(s.active - s.locked);
             return {
               label: `requestUnstake ${amount}`,
-              expected: amount === 0n ? 'ZeroAmount' : amount > s.active ? 'InsufficientStake' : undefined,
+              expected: amount === 0n ? 'ZeroAmount' : amount > s.active - s.locked ? 'InsufficientStake' : undefined,
               send: () => send(market.connect(p).requestUnstake(amount)),
               apply: async (receipt) => {
                 s.active -= amount;
@@ -1238,23 +1568,89 @@ describe('property: random operation sequences', () => {
           }
           case 'openEscrow': {
             const c = pick(consumers);
+            // Mostly a provider whose free stake backs one more escrow, so settlements happen.
+            const backed = providers.filter((w) => model.stake(w.address).active - model.stake(w.address).locked >= BOND);
+            const p = backed.length > 0 && random() < 0.8 ? pick(backed) : pick(providers);
             const jobId = random() < 0.15 && model.jobs.size > 0 ? pick([...model.jobs.keys()]) : newJob();
             const free = MarketModel.value(model.free, c.address);
             const amount = amountUpTo(free, credits('500'));
+            const s = model.stake(p.address);
+            const auth = model.authorizations.get(c.address);
+            const landsAt = (await latestTimestamp()) + 1n;
+            await setNextTimestamp(landsAt);
+            const until = landsAt + BigInt(pick([60, DELAY / 2, DELAY * 2]));
             return {
-              label: `openEscrow ${jobId.slice(0, 10)} ${amount}`,
+              label: `openEscrow ${jobId.slice(0, 10)} ${amount} for ${p.address.slice(0, 8)}`,
               jobs: [jobId],
               expected: model.jobs.has(jobId)
                 ? 'EscrowExists'
                 : amount === 0n
                   ? 'ZeroAmount'
-                  : amount > free
-                    ? 'InsufficientBalance'
-                    : undefined,
-              send: () => send(asSettler.openEscrow(jobId, c.address, amount)),
+                  : !auth || auth.expiresAt === 0n
+                    ? 'NotAuthorized'
+                    : landsAt > auth.expiresAt
+                      ? 'AuthorizationExpired'
+                      : auth.remaining < amount
+                        ? 'AuthorizationExceeded'
+                        : amount > free
+                          ? 'InsufficientBalance'
+                          : s.active - s.locked < BOND
+                            ? 'InsufficientFreeStake'
+                            : undefined,
+              send: () => send(asSettler.openEscrow(jobId, c.address, p.address, PROPERTY_TENANT, amount, until)),
               apply: () => {
                 MarketModel.add(model.free, c.address, -amount);
-                model.jobs.set(jobId, { consumer: c.address, amount, state: EscrowState.Open, slashedEpochs: new Set() });
+                (auth as { remaining: bigint }).remaining -= amount;
+                s.locked += BOND;
+                model.jobs.set(jobId, { consumer: c.address, provider: p.address, amount, state: EscrowState.Open, expiresAt: until, slashed: false });
+              },
+            };
+          }
+          case 'authorize': {
+            const c = pick(consumers);
+            const cap = random() < 0.1 ? 0n : 1n + below(credits('5000'));
+            const landsAt = (await latestTimestamp()) + 1n;
+            await setNextTimestamp(landsAt);
+            const until = landsAt + BigInt(pick([-1, DELAY / 2, DELAY, DELAY * 4]));
+            return {
+              label: `authorize ${cap} until ${until}`,
+              expected: cap === 0n ? 'ZeroAmount' : until <= landsAt ? 'InvalidExpiry' : undefined,
+              send: () => send(market.connect(c).authorize(PROPERTY_TENANT, cap, until)),
+              apply: () => {
+                model.authorizations.set(c.address, { remaining: cap, expiresAt: until });
+              },
+            };
+          }
+          case 'revoke': {
+            const c = pick(consumers);
+            return {
+              label: 'revoke',
+              expected: undefined,
+              send: () => send(market.connect(c).revoke(PROPERTY_TENANT)),
+              apply: () => {
+                model.authorizations.set(c.address, { remaining: 0n, expiresAt: 0n });
+              },
+            };
+          }
+          case 'reclaim': {
+            const landsAt = (await latestTimestamp()) + 1n;
+            await setNextTimestamp(landsAt);
+            const expired = jobsIn(EscrowState.Open).filter((id) => (model.jobs.get(id) as JobModel).expiresAt < landsAt);
+            const jobId = expired.length > 0 && random() < 0.6 ? pick(expired) : someJob();
+            const job = model.jobs.get(jobId);
+            const caller = job && random() < 0.85 ? wallet(job.consumer) : pick(actors);
+            return {
+              label: `reclaim ${jobId.slice(0, 10)} at ${landsAt}`,
+              jobs: [jobId],
+              expected:
+                closedOrUnknown(jobId) ??
+                (caller.address !== job?.consumer ? 'NotConsumer' : landsAt <= (job?.expiresAt ?? 0n) ? 'EscrowNotExpired' : undefined),
+              send: () => send(market.connect(caller).reclaimExpired(jobId)),
+              apply: () => {
+                const j = job as JobModel;
+                MarketModel.add(model.free, j.consumer, j.amount);
+                if (!j.slashed) model.stake(j.provider).locked -= BOND;
+                j.state = EscrowState.Refunded;
               },
             };
           }
@@ -1296,31 +1692,49 @@ describe('property: random operation sequences', () => {
               apply: () => {
                 const job = model.jobs.get(jobId) as JobModel;
                 MarketModel.add(model.free, job.consumer, job.amount);
+                if (!job.slashed) model.stake(job.provider).locked -= BOND;
                 job.state = EscrowState.Refunded;
               },
             };
           }
           case 'slash': {
-            const p = pick(providers);
             const jobId = random() < 0.85 && model.jobs.size > 0 ? pick([...model.jobs.keys()]) : newJob();
+            const job = model.jobs.get(jobId);
+            const p = job && random() < 0.85 ? wallet(job.provider) : pick(providers);
             const epoch = Math.floor(random() * 3);
             const s = model.stake(p.address);
-            const amount = random() < 0.08 ? 0n : 1n + below(s.active + s.unbonding + credits('5'));
-            const job = model.jobs.get(jobId);
+            const amount = random() < 0.08 ? 0n : 1n + below((BOND * 12n) / 10n);
             return {
               label: `slash ${jobId.slice(0, 10)}#${epoch} ${amount}`,
               jobs: [jobId],
               expected:
-                amount === 0n ? 'ZeroAmount' : !job ? 'UnknownJob' : job.slashedEpochs.has(epoch) ? 'AlreadySlashed' : undefined,
+                amount === 0n
+                  ? 'ZeroAmount'
+                  : amount > BOND
+                    ? 'SlashTooLarge'
+                    : !job
+                      ? 'UnknownJob'
+                      : p.address !== job.provider
+                        ? 'WrongProvider'
+                        : job.slashed
+                          ? 'AlreadySlashed'
+                          : undefined,
               send: () => send(asSettler.slash(p.address, amount, jobId, epoch, encodeBytes32String('ProviderFault'))),
               apply: () => {
-                const fromActive = amount < s.active ? amount : s.active;
+                const j = job as JobModel;
+                j.slashed = true;
+                if (j.state === EscrowState.Open) s.locked -= BOND;
+                const freeActive = s.active - s.locked;
+                const fromActive = amount < freeActive ? amount : freeActive;
                 const rest = amount - fromActive;
                 const fromUnbonding = rest < s.unbonding ? rest : s.unbonding;
                 s.active -= fromActive;
                 s.unbonding -= fromUnbonding;
-                MarketModel.add(model.free, (job as JobModel).consumer, fromActive + fromUnbonding);
-                (job as JobModel).slashedEpochs.add(epoch);
+                const taken = fromActive + fromUnbonding;
+                const cost = j.state === EscrowState.Refunded ? 0n : j.amount;
+                const compensated = taken < cost ? taken : cost;
+                MarketModel.add(model.free, j.consumer, compensated);
+                model.burned += taken - compensated;
               },
             };
           }
@@ -1349,13 +1763,14 @@ describe('property: random operation sequences', () => {
           Promise.all(holders.map((h) => token.balanceOf(h))),
           Promise.all(
             actors.map(async (w) => {
-              const [tokens, free, earnings, stake] = await Promise.all([
+              const [tokens, free, earnings, stake, authorization] = await Promise.all([
                 token.balanceOf(w.address),
                 market.freeBalanceOf(w.address),
                 market.earningsOf(w.address),
                 stakeOf(w),
+                market.authorizationOf(w.address, PROPERTY_TENANT),
               ]);
-              return { address: w.address, tokens, free, earnings, ...stake };
+              return { address: w.address, tokens, free, earnings, ...stake, authorization: [...authorization] };
             }),
           ),
           Promise.all(jobIds.map(async (id) => ({ id, ...(await escrowOf(id)) }))),
@@ -1370,7 +1785,11 @@ describe('property: random operation sequences', () => {
             active: s.active,
             unbonding: s.unbonding,
             unlockTime: s.unlockTime,
+            locked: s.locked,
+            authorization: [model.authorizations.get(view.address)?.remaining ?? 0n, model.authorizations.get(view.address)?.expiresAt ?? 0n],
           });
+          // Locked stake never exceeds active stake: every open escrow is backed.
+          expect(view.locked <= view.active, `locked ≤ active for ${view.address}`).toBe(true);
         }
         for (const escrow of escrows) {
           const job = model.jobs.get(escrow.id);
@@ -1384,9 +1803,16 @@ describe('property: random operation sequences', () => {
         // Every token the market holds is in exactly one bucket (chain values only).
         const sum = (values: bigint[]): bigint => values.reduce((a, b) => a + b, 0n);
         const open = escrows.filter((e) => e.state === EscrowState.Open);
-        expect(marketBalance, 'market balance = free + escrows + stakes + earnings').toBe(
-          sum(actorViews.map((v) => v.free + v.earnings + v.active + v.unbonding)) + sum(open.map((e) => e.amount)),
+        const burned = await market.burned();
+        expect(burned, 'burned').toBe(model.burned);
+        expect(marketBalance, 'market balance = free + escrows + stakes + earnings + burned').toBe(
+          sum(actorViews.map((v) => v.free + v.earnings + v.active + v.unbonding)) + sum(open.map((e) => e.amount)) + burned,
         );
+        // Locked stake is exactly one bond per open, unslashed escrow of that provider.
+        for (const view of actorViews) {
+          const backing = [...model.jobs.values()].filter((j) => j.provider === view.address && j.state === EscrowState.Open && !j.slashed).length;
+          expect(view.locked, `locked stake of ${view.address}`).toBe(BOND * BigInt(backing));
+        }
         // No tokens are created or lost: the supply is exactly what every holder has.
         expect(supply, 'totalSupply = Σ balances').toBe(sum(holderBalances) + marketBalance);
       };

@@ -31,14 +31,18 @@ export interface GpuMarketParams {
   tokenAddress: string;
   /** Seconds a provider waits between requestUnstake and withdrawStake. */
   unbondingDelaySeconds: bigint | number;
-  /** Admin that grants and revokes settlers; the deployer by default. */
+  /** Admin that proposes and revokes settlers; the deployer by default. */
   owner?: string;
+  /** Most one slash takes, and the stake each open escrow locks from its provider (token units, default 0). */
+  slashBond?: bigint;
+  /** Settlers active from deployment (later ones wait out SETTLER_DELAY). */
+  settlers?: string[];
 }
 
 export async function deployGpuMarket(deployer: Signer, params: GpuMarketParams): Promise<GpuMarketContract> {
   const factory = new ContractFactory(GpuMarketAbi, GpuMarketBytecode, deployer);
   const owner = params.owner ?? (await deployer.getAddress());
-  const contract = await factory.deploy(params.tokenAddress, params.unbondingDelaySeconds, owner);
+  const contract = await factory.deploy(params.tokenAddress, params.unbondingDelaySeconds, owner, params.slashBond ?? 0n, params.settlers ?? []);
   await contract.waitForDeployment();
   return attachGpuMarket(await contract.getAddress(), deployer);
 }
@@ -50,16 +54,13 @@ export interface MarketDeployment {
   marketAddress: string;
 }
 
-/** Deploys a fresh token and market owned by the deployer, and grants the settler role. */
+/** Deploys a fresh token and market owned by the deployer, with its first settlers. */
 export async function deployMarket(
   deployer: Signer,
-  params: { unbondingDelaySeconds: bigint | number; settlers?: string[] },
+  params: { unbondingDelaySeconds: bigint | number; settlers?: string[]; slashBond?: bigint },
 ): Promise<MarketDeployment> {
   const token = await deployComputeCredit(deployer);
   const tokenAddress = await token.getAddress();
-  const market = await deployGpuMarket(deployer, { tokenAddress, unbondingDelaySeconds: params.unbondingDelaySeconds });
-  for (const settler of params.settlers ?? []) {
-    await (await market.setSettler(settler, true)).wait();
-  }
+  const market = await deployGpuMarket(deployer, { tokenAddress, ...params });
   return { token, market, tokenAddress, marketAddress: await market.getAddress() };
 }

@@ -14,6 +14,9 @@ export const MarketTopics = {
   Settled: topic('Settled'),
   Refunded: topic('Refunded'),
   Slashed: topic('Slashed'),
+  Authorized: topic('Authorized'),
+  AuthorizationRevoked: topic('AuthorizationRevoked'),
+  EarningsClaimed: topic('EarningsClaimed'),
 } as const;
 
 /** eth_getLogs ranges are split so a long history never exceeds a node's response limits. */

@@ -10,13 +10,13 @@ import { render, type OutputFormat } from './output.js';
 // dealings with GpuMarket. Every send is checked first (balance, stake, gas) so a mistake is a
 // one-line error with its exit code, never a revert dump.
 
-const withChainFlags = (c: Command, key: boolean) => {
+export const withChainFlags = (c: Command, key: boolean) => {
   c.option('--chain-rpc <url>', CHAIN_FLAG_HELP.rpc).option('--market-address <address>', CHAIN_FLAG_HELP.market);
   if (key) c.option('--key-file <file>', CHAIN_FLAG_HELP.key);
   return c;
 };
 
-async function session<T>(flags: ChainFlags, run: (chain: ChainAccess) => Promise<T>): Promise<T> {
+export async function session<T>(flags: ChainFlags, run: (chain: ChainAccess) => Promise<T>): Promise<T> {
   const chain = await connectChain(flags);
   try {
     return await run(chain);
@@ -33,7 +33,7 @@ async function session<T>(flags: ChainFlags, run: (chain: ChainAccess) => Promis
   }
 }
 
-async function mined(tx: Promise<ContractTransactionResponse>): Promise<{ txHash: string; block: number }> {
+export async function mined(tx: Promise<ContractTransactionResponse>): Promise<{ txHash: string; block: number }> {
   const receipt = await (await tx).wait();
   if (!receipt) throw new CliError('the transaction was not mined', ExitCode.Failure);
   return { txHash: receipt.hash, block: receipt.blockNumber };
@@ -77,8 +77,13 @@ export function unstakeCommand(output: () => OutputFormat): Command {
       const amount = creditsArg(text);
       const wallet = loadWallet(flags, true);
       const result = await session(flags, async (chain) => {
-        const [active] = await chain.market.stakeOf(wallet.address);
-        if (active < amount) throw new CliError(`${wallet.address} has ${formatCredits(active)} credits of active stake; cannot unstake ${formatCredits(amount)}`, ExitCode.InsufficientFunds);
+        const [active, , , locked] = await chain.market.stakeOf(wallet.address);
+        if (active - locked < amount) {
+          throw new CliError(
+            `${wallet.address} has ${formatCredits(active - locked)} credits of free stake (${formatCredits(active)} active, ${formatCredits(locked)} locked by open escrows); cannot unstake ${formatCredits(amount)}`,
+            ExitCode.InsufficientFunds,
+          );
+        }
         const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).requestUnstake(amount));
         const [left, unbonding, unlock] = await chain.market.stakeOf(wallet.address);
         return { wallet: wallet.address, unstaked: formatCredits(amount), ...tx, stake: { active: formatCredits(left), unbonding: formatCredits(unbonding), unlockTime: new Date(Number(unlock) * 1000).toISOString() } };

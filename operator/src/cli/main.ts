@@ -2,6 +2,8 @@
 // The fedgpu command. Also runs as a kubectl plugin: `kubectl fedgpu …` finds `kubectl-fedgpu`.
 import { Command, Option } from 'commander';
 import { balanceCommand, depositCommand, reputationCommand, stakeCommand, unstakeCommand } from './chain.command.js';
+import { authorizationsCommand, authorizeCommand, revokeCommand } from './consent.command.js';
+import { claimCommand, earningsCommand } from './earnings.command.js';
 import { CliError, ExitCode } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat } from './output.js';
 import { marketCommands } from './market.command.js';
@@ -29,6 +31,11 @@ program.addCommand(portForwardCommand(globals));
 program.addCommand(stakeCommand(output));
 program.addCommand(unstakeCommand(output));
 program.addCommand(depositCommand(output));
+program.addCommand(authorizeCommand(output));
+program.addCommand(authorizationsCommand(output));
+program.addCommand(revokeCommand(output));
+program.addCommand(earningsCommand(output));
+program.addCommand(claimCommand(output));
 program.addCommand(balanceCommand(output));
 program.addCommand(reputationCommand(output));
 

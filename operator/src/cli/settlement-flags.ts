@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { isAddress, Wallet } from 'ethers';
 import { parseCredits } from '../chain/credits.js';
+import { DEFAULT_HUB_ID, tenantIdOf } from '../chain/tenant.js';
 import type { HubSettlementOptions } from '../hub/settlement/leader-task.js';
 import { CliError, ExitCode } from './errors.js';
 
@@ -20,6 +21,7 @@ export interface SettlementFlags {
   driftInterval: string;
   chainStatusInterval: string;
   marketFromBlock: string;
+  hubId?: string;
 }
 
 export function addSettlementFlags(command: Command): Command {
@@ -34,7 +36,8 @@ export function addSettlementFlags(command: Command): Command {
     .option('--receipt-timeout <duration>', "how long an ended attempt's escrow waits for its provider's usage receipt before it is refunded", '10m')
     .option('--drift-interval <duration>', 'how often escrows open on chain are compared with live GpuJobs', '30s')
     .option('--chain-status-interval <duration>', 'how often provider stake and reputation are refreshed from the chain', '10s')
-    .option('--market-from-block <n>', "the market's deployment block: event scans start there", '0');
+    .option('--market-from-block <n>', "the market's deployment block: event scans start there", '0')
+    .option('--hub-id <id>', `this hub's name in the tenants consumers authorize (fedgpu authorize --hub-id); default ${DEFAULT_HUB_ID}`);
 }
 
 /** The chart passes the secrets as env: FEDGPU_CHAIN_RPC_URL and FEDGPU_SETTLER_KEY stand in for the flags. */
@@ -85,7 +88,17 @@ export function settlementOptionsOf(o: SettlementFlags, env: NodeJS.ProcessEnv =
     receiptTimeoutMs: duration(o.receiptTimeout, '--receipt-timeout'),
     driftIntervalMs: duration(o.driftInterval, '--drift-interval'),
     providerStatusIntervalMs: duration(o.chainStatusInterval, '--chain-status-interval'),
+    hubId: hubIdOf(o.hubId ?? DEFAULT_HUB_ID),
   };
+}
+
+function hubIdOf(text: string): string {
+  try {
+    tenantIdOf(text, 'probe');
+  } catch (err) {
+    throw new CliError(`--hub-id: ${(err as Error).message}`, ExitCode.Usage);
+  }
+  return text;
 }
 
 function credits(text: string, flag: string): bigint {

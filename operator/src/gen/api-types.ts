@@ -810,6 +810,10 @@ export interface ProviderStake {
   unbonding?: string;
   /** Credits slashed so far. */
   slashed?: string;
+  /** Part of the active stake locked by open escrows (the slash bond of each); it cannot be unstaked. */
+  locked?: string;
+  /** Active stake not locked by open escrows: what can back new escrows. The provider is Staked only while it covers one more bond. */
+  free?: string;
 }
 
 /** The provider's signed usage of one attempt (EIP-712 UsageReceipt), as the hub verified and recorded it. */

@@ -4,6 +4,7 @@ import { MaxUint256, Wallet } from 'ethers';
 import { attachComputeCredit, deployMarket } from '../chain/contracts.js';
 import { parseCredits } from '../chain/credits.js';
 import { freshProvider } from '../chain/provider.js';
+import { DEFAULT_HUB_ID, tenantIdOf } from '../chain/tenant.js';
 import { anvilBinary, startAnvil, type Anvil } from '../testbed/anvil.js';
 import { runKubectl } from '../testbed/kubectl.js';
 import { providerWalletIndex, sandboxWallet } from './topology.js';
@@ -33,6 +34,8 @@ export interface SandboxChain {
   stop(): Promise<void>;
 }
 
+const SLASH_AMOUNT = '10';
+
 export async function startSandboxChain(dir: string, hubKubeconfig: string, providerCount: number): Promise<SandboxChain> {
   mkdirSync(dir, { recursive: true });
   const anvil = await startAnvil({ accounts: 8 });
@@ -43,7 +46,8 @@ export async function startSandboxChain(dir: string, hubKubeconfig: string, prov
     const signer = (i: number) => sandboxWallet(i).connect(rpc);
     const admin = signer(ADMIN);
     const settler = sandboxWallet(SETTLER);
-    const { market, marketAddress, tokenAddress } = await deployMarket(admin, { unbondingDelaySeconds: 3600, settlers: [settler.address] });
+    // The slash bond matches the hub's --slash-amount: each open escrow locks that much stake.
+    const { market, marketAddress, tokenAddress } = await deployMarket(admin, { unbondingDelaySeconds: 3600, settlers: [settler.address], slashBond: parseCredits(SLASH_AMOUNT) });
     const token = attachComputeCredit(tokenAddress, admin);
     const fund = async (wallet: Wallet, amount: string) => {
       await (await token.mint(wallet.address, parseCredits(amount))).wait();
@@ -57,6 +61,9 @@ export async function startSandboxChain(dir: string, hubKubeconfig: string, prov
     const consumer = signer(CONSUMER_ACCOUNT);
     await fund(consumer, '10000');
     await (await market.connect(consumer).deposit(parseCredits(CONSUMER_DEPOSIT))).wait();
+    // Consent on chain: the consumer lets this hub's `default` namespace lock its whole deposit for a year.
+    const year = BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600);
+    await (await market.connect(consumer).authorize(tenantIdOf(DEFAULT_HUB_ID, 'default'), parseCredits(CONSUMER_DEPOSIT), year)).wait();
     const bound = await runKubectl(hubKubeconfig, ['label', 'namespace', 'default', `fedgpu.io/consumer-wallet=${consumer.address}`, '--overwrite']);
     if (bound.code !== 0) throw new Error(`cannot bind the default namespace to the consumer: ${bound.stderr.trim()}`);
     rpc.destroy();
@@ -79,7 +86,7 @@ export async function startSandboxChain(dir: string, hubKubeconfig: string, prov
         '--market-address', marketAddress,
         '--settler-key-file', settlerKeyFile,
         '--min-stake', '100',
-        '--slash-amount', '10',
+        '--slash-amount', SLASH_AMOUNT,
         '--chain-status-interval', '2s',
         '--drift-interval', '5s',
         '--receipt-timeout', '2m',

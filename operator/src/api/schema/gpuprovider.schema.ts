@@ -178,6 +178,8 @@ export const gpuProviderStatus: Schema = obj(
         amount: money('Active stake in credits.'),
         unbonding: money('Stake waiting out its unbonding delay.'),
         slashed: money('Credits slashed so far.'),
+        locked: money('Part of the active stake locked by open escrows (the slash bond of each); it cannot be unstaked.'),
+        free: money('Active stake not locked by open escrows: what can back new escrows. The provider is Staked only while it covers one more bond.'),
       },
       { tsName: 'ProviderStake' },
     ),

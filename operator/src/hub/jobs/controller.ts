@@ -5,7 +5,7 @@ import type { GpuJob, GpuProvider } from '../../api/types.js';
 import { AssumedAllocations } from '../../core/scheduling/assumed.js';
 import { schedule } from '../../core/scheduling/scheduler.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../../core/scheduling/config.js';
-import type { Decision } from '../../core/types.js';
+import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
 import { AttemptPhase, type AttemptSecret, type AttemptStatus, type Assign, type HubMessage, type Inventory } from '../../gen/proto/fedgpu/v1/market.js';
 import { type Action, done, requeueAfter, requeueDelay } from '../../runtime/action.js';
 import { Controller } from '../../runtime/controller.js';
@@ -41,8 +41,12 @@ export interface GpuJobControllerOptions {
   logger: Logger;
   schedulerConfig?: SchedulerConfig;
   now?: () => number;
-  /** Checks a job's funding before it is placed; returns why it must wait, if it must. */
-  fundingCheck?: (job: GpuJob) => Promise<string | undefined>;
+  /**
+   * Checks a job's funding before it is placed on `candidate` (where the scheduler would put it
+   * now): `wait` says why it must wait; `wallet` pins the placement to the provider wallet an
+   * escrow already open for this attempt pays.
+   */
+  fundingCheck?: (job: GpuJob, candidate?: { provider: string; wallet: string }) => Promise<{ wait?: string; wallet?: string }>;
   /** Settlement hooks (hub/settlement.ts); absent when the hub runs without a chain. */
   settlement?: GpuJobSettlementHooks;
   /** The leader's in-memory heartbeat age of a provider (the registry's), fresher than its status. */
@@ -213,14 +217,12 @@ export class GpuJobController {
     const now = this.now();
     const key = objectKey(job);
     const placing = needsPlacement(job);
-    const blockedBy = placing ? await this.opts.fundingCheck?.(job) : undefined;
     const budgetLeft = placing ? this.opts.budgetLeft?.(job) : undefined;
     const previous = this.market.assumption(key);
-    const inputs: Parameters<typeof planJob>[1] = {
+    const base: Omit<Parameters<typeof planJob>[1], 'schedule'> = {
       now,
       isProviderLost: (name) => isLost(this.providers.get(name)),
       report: job.metadata.uid ? this.reports.get(job.metadata.uid) : undefined,
-      blockedBy,
       ...(this.opts.noChain ? { noChain: true } : {}),
       ...(budgetLeft !== undefined ? { budgetLeft } : {}),
       ...(this.opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: this.opts.minimumRunGpuSeconds } : {}),
@@ -229,14 +231,27 @@ export class GpuJobController {
         const p = this.providers.get(name);
         return p !== undefined && windowClosedBetween(providerSnapshot(p, now).availability, sinceMs, now);
       },
-      schedule: (request) => {
-        this.market.forget(key);
-        const result = timedSchedule(this.opts.metrics, () => schedule(this.market.view(now), request, this.config, now));
-        // Assumed at decision time, before any await: a concurrent reconcile's decision sees it.
-        if (result.kind === 'decision' && !blockedBy) this.market.assume(key, result, now);
-        return result;
-      },
     };
+    // `assume`: take the decision's GPUs at once, before any await, so a concurrent reconcile's
+    // decision sees them. `wallet`: only that provider (an escrow already open for this attempt pays it).
+    const scheduleOn = (wallet: string | undefined, assume: boolean) => (request: JobRequest): ScheduleResult => {
+      this.market.forget(key);
+      const market = wallet ? this.pinnedTo(wallet, now) : this.market.view(now);
+      const result = timedSchedule(this.opts.metrics, () => schedule(market, request, this.config, now));
+      if (result.kind === 'decision' && assume) this.market.assume(key, result, now);
+      if (!wallet || result.kind !== 'unschedulable') return result;
+      return { ...result, message: `the escrow of this attempt pays provider wallet ${wallet} only: ${result.message}` };
+    };
+    // Funding comes after a trial placement: an escrow is opened for (and pays only) one provider.
+    let funding: { wait?: string; wallet?: string } = {};
+    if (placing && this.opts.fundingCheck) {
+      const trial = planJob(job, { ...base, schedule: scheduleOn(undefined, false) }).assign;
+      const wallet = trial ? this.providers.get(trial.provider)?.spec.wallet : undefined;
+      funding = trial && !wallet
+        ? { wait: `provider ${trial.provider} has no wallet to open an escrow for` }
+        : await this.opts.fundingCheck(job, trial && wallet ? { provider: trial.provider, wallet } : undefined);
+    }
+    const inputs: Parameters<typeof planJob>[1] = { ...base, blockedBy: funding.wait, schedule: scheduleOn(funding.wallet, !funding.wait) };
     let plan = planJob(job, inputs);
     // Secrets are read only once a placement is decided, and go to that Assign alone. Without them
     // (no grant, no Secret, no key) the job waits, saying which.
@@ -276,6 +291,16 @@ export class GpuJobController {
     for (const e of plan.events) void this.recorder.record(target, e.type, e.reason, e.message).catch(() => undefined);
     if (!plan.assign && needsPlacement(target) && plan.requeueAfterMs) return requeueAfter(this.backoff.unschedulable(key, now));
     return plan.requeueAfterMs ? requeueAfter(plan.requeueAfterMs) : done;
+  }
+
+  /**
+   * The market as one provider wallet's snapshots (the rare attempt whose escrow is already open):
+   * built apart from the shared snapshot, with the assumptions of other jobs applied. Its escrow
+   * already holds the provider's bond, so locked stake does not exclude it.
+   */
+  private pinnedTo(wallet: string, now: number) {
+    const eligible = this.providers.list().filter((p) => p.spec.wallet.toLowerCase() === wallet.toLowerCase());
+    return this.assumed.applyTo(eligible.map((p) => ({ ...providerSnapshot(p, now), staked: true })), now);
   }
 
   private async cleanup(job: GpuJob): Promise<Action> {

@@ -20,7 +20,15 @@ describe('chainProviderStatus', () => {
     expect(ok.staked).toMatchObject({ type: 'Staked', status: 'True', reason: 'StakeSufficient', message: 'active stake 50 ≥ the hub minimum 50 credits' });
     const low = chainProviderStatus(WALLET, { active: parseCredits('45'), unbonding: parseCredits('10') }, parseCredits('50'), logs, { number: 5, timestamp: T });
     expect(low.staked).toMatchObject({ status: 'False', reason: 'InsufficientStake', message: 'active stake 45 < the hub minimum 50 credits (10 unbonding)' });
-    expect(low.stake).toEqual({ amount: '45', unbonding: '10', slashed: '5' });
+    expect(low.stake).toEqual({ amount: '45', unbonding: '10', slashed: '5', locked: '0', free: '45' });
+  });
+
+  it('is not Staked when open escrows lock so much that the free stake cannot back another bond', () => {
+    const busy = chainProviderStatus(WALLET, { active: parseCredits('100'), unbonding: 0n, locked: parseCredits('95') }, parseCredits('50'), logs, { number: 5, timestamp: T }, parseCredits('10'));
+    expect(busy.staked).toMatchObject({ status: 'False', reason: 'StakeLocked', message: "free stake 5 (95 of 100 locked by open escrows) cannot back another escrow's bond of 10 credits" });
+    expect(busy.stake).toMatchObject({ amount: '100', locked: '95', free: '5' });
+    const ok = chainProviderStatus(WALLET, { active: parseCredits('100'), unbonding: 0n, locked: parseCredits('90') }, parseCredits('50'), logs, { number: 5, timestamp: T }, parseCredits('10'));
+    expect(ok.staked).toMatchObject({ status: 'True', reason: 'StakeSufficient' });
   });
 
   it('computes reputation from its own Settled and Slashed events up to the block, decayed to the block time', () => {

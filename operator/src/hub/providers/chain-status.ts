@@ -7,7 +7,8 @@ import type { ConditionUpdate } from '../../runtime/conditions.js';
 import { chainErrorMessage, type SettlementChain } from '../settlement/chain.js';
 
 // GpuProvider status from the chain, refreshed periodically: the Staked condition (active stake ≥
-// the hub's minimum; the scheduler skips providers without it), status.stake, and
+// the hub's minimum, and free stake (not locked by open escrows) ≥ the market's slash bond, so it
+// can back one more escrow; the scheduler skips providers without it), status.stake, and
 // status.reputation recomputed from Settled and Slashed events alone, exactly as
 // `fedgpu reputation --from-chain` does: same events, same block, same number.
 
@@ -25,24 +26,30 @@ export interface ChainStatusSink {
 /** The status fields for one provider (pure). */
 export function chainProviderStatus(
   wallet: string,
-  stake: { active: bigint; unbonding: bigint },
+  stake: { active: bigint; unbonding: bigint; locked?: bigint },
   minStake: bigint,
   logs: readonly OutcomeLog[],
   block: { number: number; timestamp: number },
+  slashBond = 0n,
 ): ChainProviderStatus {
   const key = wallet.toLowerCase();
   const slashed = logs.filter((l) => l.provider === key && l.outcome === 'failure' && l.block <= block.number).reduce((n, l) => n + l.amount, 0n);
+  const locked = stake.locked ?? 0n;
+  const free = stake.active - locked;
   const enough = stake.active >= minStake;
+  const canBack = free >= slashBond;
   const rep = reputationAt(wallet, logs, block);
+  const unbonding = stake.unbonding > 0n ? ` (${formatCredits(stake.unbonding)} unbonding)` : '';
   return {
     staked: {
       type: 'Staked',
-      status: enough ? 'True' : 'False',
-      reason: enough ? 'StakeSufficient' : 'InsufficientStake',
-      message: `active stake ${formatCredits(stake.active)} ${enough ? '≥' : '<'} the hub minimum ${formatCredits(minStake)} credits` +
-        (stake.unbonding > 0n ? ` (${formatCredits(stake.unbonding)} unbonding)` : ''),
+      status: enough && canBack ? 'True' : 'False',
+      reason: !enough ? 'InsufficientStake' : canBack ? 'StakeSufficient' : 'StakeLocked',
+      message: !enough || canBack
+        ? `active stake ${formatCredits(stake.active)} ${enough ? '≥' : '<'} the hub minimum ${formatCredits(minStake)} credits${unbonding}`
+        : `free stake ${formatCredits(free)} (${formatCredits(locked)} of ${formatCredits(stake.active)} locked by open escrows) cannot back another escrow's bond of ${formatCredits(slashBond)} credits`,
     },
-    stake: { amount: formatCredits(stake.active), unbonding: formatCredits(stake.unbonding), slashed: formatCredits(slashed) },
+    stake: { amount: formatCredits(stake.active), unbonding: formatCredits(stake.unbonding), slashed: formatCredits(slashed), locked: formatCredits(locked), free: formatCredits(free) },
     reputation: {
       score: rep.score,
       successes: rep.successes,
@@ -65,6 +72,8 @@ export interface ProviderChainStatusOptions {
 
 export class ProviderChainStatus {
   private readonly outcomes: OutcomeLogCache;
+  /** GpuMarket.slashBond (immutable): what each escrow locks, read once. */
+  private slashBond?: bigint;
 
   constructor(private readonly opts: ProviderChainStatusOptions) {
     this.outcomes = new OutcomeLogCache(opts.chain.provider, opts.chain.marketAddress, opts.chain.fromBlock);
@@ -77,12 +86,13 @@ export class ProviderChainStatus {
     if (!block) throw new Error(`block ${head} is not available`);
     observeChainHead(head);
     const logs = await this.outcomes.advanceTo(head);
+    this.slashBond ??= await chain.slashBond();
     for (const provider of this.opts.providers()) {
       const name = provider.metadata.name;
       if (!name) continue;
       try {
         const stake = await chain.stakeOf(provider.spec.wallet);
-        const status = chainProviderStatus(provider.spec.wallet, stake, this.opts.minStake, logs, { number: block.number, timestamp: block.timestamp });
+        const status = chainProviderStatus(provider.spec.wallet, stake, this.opts.minStake, logs, { number: block.number, timestamp: block.timestamp }, this.slashBond);
         if (!changed(provider, status)) continue;
         await this.opts.sink.setChainStatus(name, status);
       } catch (err) {

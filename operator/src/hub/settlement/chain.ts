@@ -81,22 +81,43 @@ export class SettlementChain {
     return this.opts.confirmations;
   }
 
-  async escrow(escrowId: string): Promise<{ consumer: string; amount: bigint; state: EscrowStateName }> {
-    const [consumer, amount, state] = await this.market.escrowOf(escrowId);
-    return { consumer, amount, state: STATE_NAMES[state.toString()] ?? 'None' };
+  /** An escrow and the provider wallet it pays (GpuMarket.escrowOf and escrowTermsOf). */
+  async escrow(escrowId: string): Promise<{ consumer: string; amount: bigint; state: EscrowStateName; provider: string; expiresAt: bigint }> {
+    const [[consumer, amount, state], [provider, expiresAt]] = await Promise.all([this.market.escrowOf(escrowId), this.market.escrowTermsOf(escrowId)]);
+    return { consumer, amount, state: STATE_NAMES[state.toString()] ?? 'None', provider, expiresAt };
   }
 
-  isSlashed(escrowId: string, epoch: number): Promise<boolean> {
-    return this.market.isSlashed(escrowId, epoch);
+  /** Whether the escrow was slashed (at most once per escrow; each attempt has its own escrow). */
+  isSlashed(escrowId: string, _epoch?: number): Promise<boolean> {
+    return this.market.isSlashed(escrowId);
+  }
+
+  /** What `consumer` still lets `tenant` lock, and until when (0 expiry: never authorized or revoked). */
+  async authorization(consumer: string, tenant: string): Promise<{ remaining: bigint; expiresAt: bigint }> {
+    const [remaining, expiresAt] = await this.market.authorizationOf(consumer, tenant);
+    return { remaining, expiresAt };
+  }
+
+  /** The latest block's timestamp (seconds): escrow expiries are in chain time. */
+  async now(): Promise<bigint> {
+    const block = await this.provider.getBlock('latest');
+    if (!block) throw new Error('the chain returned no latest block');
+    return BigInt(block.timestamp);
+  }
+
+  /** The most one slash may take (GpuMarket.slashBond). */
+  slashBond(): Promise<bigint> {
+    return this.market.slashBond();
   }
 
   freeBalance(consumer: string): Promise<bigint> {
     return this.market.freeBalanceOf(consumer);
   }
 
-  async stakeOf(wallet: string): Promise<{ active: bigint; unbonding: bigint }> {
-    const [active, unbonding] = await this.market.stakeOf(wallet);
-    return { active, unbonding };
+  /** `free` is the active stake no open escrow has locked: what can back the next one. */
+  async stakeOf(wallet: string): Promise<{ active: bigint; unbonding: bigint; locked: bigint; free: bigint }> {
+    const [active, unbonding, , locked] = await this.market.stakeOf(wallet);
+    return { active, unbonding, locked, free: active - locked };
   }
 
   /** The newest block with `confirmations` blocks on it (itself included). */

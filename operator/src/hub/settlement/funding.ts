@@ -1,54 +1,79 @@
 import type { Logger } from 'pino';
+import { CONSUMER_WALLET_LABEL } from '../../api/constants.js';
 import type { GpuJob } from '../../api/types.js';
 import { attemptEscrowId } from '../../chain/attempt-escrow.js';
 import { formatCredits } from '../../chain/credits.js';
+import { tenantIdOf } from '../../chain/tenant.js';
 import type { ConsumerLookup } from './accounts.js';
 import { isDeleted, isFinished, nextEpoch } from './billing.js';
 import { attemptHold } from './budget.js';
 import { chainErrorMessage, type ConfirmedTx, type SettlementChain } from './chain.js';
 
 // The funding check the GpuJob controller runs before it places a job: the escrow of the attempt
-// about to be placed must be open on chain before its Assign is sent. A job whose escrow is not
-// open yet waits with a message (never blocking the controller on the chain): the escrow is opened
-// in the background and the job is woken once it is confirmed.
+// about to be placed must be open on chain, for the provider it is placed on, before its Assign is
+// sent. A job whose escrow is not open yet waits with a message (never blocking the controller on
+// the chain): the escrow is opened in the background and the job is woken once it is confirmed.
+// An escrow pays one provider only (GpuMarket), so once it is open the attempt is pinned to it.
+// Spending needs the consumer's consent: the wallet must have authorized this hub's tenant for the
+// namespace (GpuMarket.authorize); otherwise the job waits with `waiting for authorization: …`.
+
+/** Where the scheduler would place the job now (a provider name and its wallet). */
+export interface FundingCandidate {
+  provider: string;
+  wallet: string;
+}
+
+/** wait: why the job must wait; wallet: the provider wallet its open escrow pays (place it there). */
+export interface FundingVerdict {
+  wait?: string;
+  wallet?: string;
+}
 
 export interface EscrowFundingOptions {
   chain: SettlementChain;
   /** Hold for jobs with neither spec.budget.maxTotal nor activeDeadlineSeconds (token units). */
   defaultHold: bigint;
   consumerOf: (job: GpuJob) => ConsumerLookup;
+  /** This hub's id in tenant keys: tenantId = keccak256("<hubId>/<namespace>"). */
+  hubId: string;
+  /** How long an escrow stays open before its consumer may reclaim it, past the job's deadline (seconds). */
+  escrowLifetimeSeconds: number;
+  /** The wallet of a GpuProvider (for escrows re-opened by the drift check). */
+  walletOf: (provider: string) => string | undefined;
   /** The escrow of `job` is open: place it now. */
   wake: (job: GpuJob) => void;
   logger: Logger;
 }
 
 export class EscrowFunding {
-  /** Escrows known to be open (by key): the check costs no chain read once it passed. */
-  private readonly open = new Set<string>();
-  private readonly opening = new Map<string, { amount: bigint; consumer: string }>();
+  /** Escrows known to be open (by key), with the provider wallet they pay: no chain read once it passed. */
+  private readonly open = new Map<string, string>();
+  private readonly opening = new Map<string, { amount: bigint; consumer: string; tenant: string }>();
 
   constructor(private readonly opts: EscrowFundingOptions) {}
 
-  /** undefined: place the job now; otherwise why it waits. */
-  async check(job: GpuJob): Promise<string | undefined> {
-    if (isFinished(job) || isDeleted(job) || !job.metadata.uid || endsWithoutPlacement(job)) return undefined;
+  /** What stands between the job and its placement on `candidate` (undefined: nothing fits now). */
+  async check(job: GpuJob, candidate?: FundingCandidate): Promise<FundingVerdict> {
+    if (isFinished(job) || isDeleted(job) || !job.metadata.uid || endsWithoutPlacement(job)) return {};
     const epoch = nextEpoch(job);
     const escrowId = attemptEscrowId(job.metadata.uid, epoch);
-    if (this.open.has(escrowId)) return undefined;
+    const known = this.open.get(escrowId);
+    if (known) return { wallet: known };
     const consumer = this.opts.consumerOf(job);
-    if ('problem' in consumer) return consumer.problem;
+    if ('problem' in consumer) return { wait: consumer.problem };
     const inFlight = this.opening.get(escrowId);
-    if (inFlight) return `waiting for escrow: locking ${formatCredits(inFlight.amount)} credits of consumer ${inFlight.consumer} for attempt ${epoch}`;
+    if (inFlight) return { wait: `waiting for escrow: locking ${formatCredits(inFlight.amount)} credits of consumer ${inFlight.consumer} for attempt ${epoch}` };
     try {
       const escrow = await this.opts.chain.escrow(escrowId);
       if (escrow.state === 'Open') {
-        this.open.add(escrowId);
-        return undefined;
+        this.open.set(escrowId, escrow.provider);
+        return { wallet: escrow.provider };
       }
-      if (escrow.state !== 'None') return `the escrow of attempt ${epoch} is already ${escrow.state} on chain; it cannot be placed again`;
-      return await this.startOpening(job, epoch, escrowId, consumer.wallet);
+      if (escrow.state !== 'None') return { wait: `the escrow of attempt ${epoch} is already ${escrow.state} on chain; it cannot be placed again` };
+      if (!candidate) return {};
+      return { wait: await this.startOpening(job, epoch, escrowId, consumer.wallet, candidate) };
     } catch (err) {
-      return `waiting for the chain: ${chainErrorMessage(err)}`;
+      return { wait: `waiting for the chain: ${chainErrorMessage(err)}` };
     }
   }
 
@@ -56,11 +81,16 @@ export class EscrowFunding {
   async reopen(job: GpuJob, epoch: number): Promise<ConfirmedTx | string> {
     const consumer = this.opts.consumerOf(job);
     if ('problem' in consumer) return consumer.problem;
+    const provider = job.status?.attempts?.find((a) => a.epoch === epoch)?.provider;
+    const wallet = provider ? this.opts.walletOf(provider) : undefined;
+    if (!wallet) return `attempt ${epoch} has no provider with a known wallet`;
     const escrowId = attemptEscrowId(job.metadata.uid!, epoch);
     const hold = attemptHold(job, epoch, this.opts.defaultHold);
     const free = await this.freeOf(consumer.wallet);
     if (hold.amount === 0n || free < hold.amount) return fundsMessage(consumer.wallet, free, hold.amount, hold.source);
-    return this.openEscrow(escrowId, consumer.wallet, hold.amount);
+    const consent = await this.consentProblem(job, consumer.wallet, hold.amount, epoch);
+    if (consent) return consent;
+    return this.openEscrow(escrowId, consumer.wallet, wallet, this.tenantOf(job), hold.amount, await this.expiryFor(job));
   }
 
   /** Forget the keys of a job that is settled (bounded memory). */
@@ -68,17 +98,20 @@ export class EscrowFunding {
     for (const e of epochs) this.open.delete(attemptEscrowId(jobUid, e));
   }
 
-  private async startOpening(job: GpuJob, epoch: number, escrowId: string, consumer: string): Promise<string> {
+  private async startOpening(job: GpuJob, epoch: number, escrowId: string, consumer: string, candidate: FundingCandidate): Promise<string> {
     const hold = attemptHold(job, epoch, this.opts.defaultHold);
     if (hold.amount === 0n) {
       return `waiting: the job's budget of ${formatCredits(hold.budget)} credits is spent (${formatCredits(hold.committed)} committed by earlier attempts)`;
     }
+    const consent = await this.consentProblem(job, consumer, hold.amount, epoch);
+    if (consent) return consent;
     const free = await this.freeOf(consumer);
     if (free < hold.amount) return fundsMessage(consumer, free, hold.amount, hold.source);
-    const log = this.opts.logger.child({ job: `${job.metadata.namespace}/${job.metadata.name}`, epoch });
-    this.openEscrow(escrowId, consumer, hold.amount)
+    const log = this.opts.logger.child({ job: `${job.metadata.namespace}/${job.metadata.name}`, epoch, provider: candidate.provider });
+    const expiresAt = await this.expiryFor(job);
+    this.openEscrow(escrowId, consumer, candidate.wallet, this.tenantOf(job), hold.amount, expiresAt)
       .then((tx) => {
-        this.open.add(escrowId);
+        this.open.set(escrowId, candidate.wallet);
         log.info({ tx: tx.txHash, amount: formatCredits(hold.amount) }, 'escrow opened');
         this.opts.wake(job);
       })
@@ -86,13 +119,48 @@ export class EscrowFunding {
         log.warn({ err: chainErrorMessage(err) }, 'opening the escrow failed; the next funding check retries');
         this.opts.wake(job);
       });
-    return `waiting for escrow: locking ${formatCredits(hold.amount)} credits of consumer ${consumer} for attempt ${epoch}`;
+    return `waiting for escrow: locking ${formatCredits(hold.amount)} credits of consumer ${consumer} for attempt ${epoch} on ${candidate.provider}`;
   }
 
-  private async openEscrow(escrowId: string, consumer: string, amount: bigint): Promise<ConfirmedTx> {
-    this.opening.set(escrowId, { amount, consumer });
+  /** Why the consumer's on-chain authorization of this namespace does not cover `amount`, if it does not. */
+  private async consentProblem(job: GpuJob, consumer: string, amount: bigint, epoch: number): Promise<string | undefined> {
+    const namespace = job.metadata.namespace ?? '';
+    const tenant = this.tenantOf(job);
+    const authorization = await this.opts.chain.authorization(consumer, tenant);
+    const { expiresAt } = authorization;
+    // Escrows this hub is opening right now draw on the same cap before the chain shows it.
+    let locking = 0n;
+    for (const o of this.opening.values()) if (o.consumer === consumer && o.tenant === tenant) locking += o.amount;
+    const remaining = authorization.remaining > locking ? authorization.remaining - locking : 0n;
+    const how = `the wallet runs: fedgpu authorize --namespace ${namespace} --hub-id ${this.opts.hubId} --cap <credits> --expires <date>`;
+    if (expiresAt === 0n) {
+      return `waiting for authorization: wallet ${consumer} (label ${CONSUMER_LABEL} on namespace ${namespace}) has not authorized namespace ${namespace} on hub ${this.opts.hubId} (${how})`;
+    }
+    const now = BigInt(Math.floor(Date.now() / 1000));
+    if (expiresAt < now) {
+      return `waiting for authorization: wallet ${consumer}'s authorization of namespace ${namespace} on hub ${this.opts.hubId} expired at ${new Date(Number(expiresAt) * 1000).toISOString()} (${how})`;
+    }
+    if (remaining < amount) {
+      return `waiting for authorization: wallet ${consumer} authorized namespace ${namespace} on hub ${this.opts.hubId} for ${formatCredits(remaining)} more credits, attempt ${epoch} needs ${formatCredits(amount)} (${how})`;
+    }
+    return undefined;
+  }
+
+  private tenantOf(job: GpuJob): string {
+    return tenantIdOf(this.opts.hubId, job.metadata.namespace ?? '');
+  }
+
+  /** The escrow's expiry: the job's deadline (if any) plus the lifetime, in chain time, within the market's bound. */
+  private async expiryFor(job: GpuJob): Promise<bigint> {
+    const now = await this.opts.chain.now();
+    const seconds = (job.spec.activeDeadlineSeconds ?? 0) + this.opts.escrowLifetimeSeconds;
+    return now + BigInt(Math.min(seconds, MAX_ESCROW_SECONDS));
+  }
+
+  private async openEscrow(escrowId: string, consumer: string, provider: string, tenant: string, amount: bigint, expiresAt: bigint): Promise<ConfirmedTx> {
+    this.opening.set(escrowId, { amount, consumer, tenant });
     try {
-      return await this.opts.chain.send((m) => m.openEscrow(escrowId, consumer, amount));
+      return await this.opts.chain.send((m) => m.openEscrow(escrowId, consumer, provider, tenant, amount, expiresAt));
     } finally {
       this.opening.delete(escrowId);
     }
@@ -106,6 +174,10 @@ export class EscrowFunding {
     return free > locking ? free - locking : 0n;
   }
 }
+
+/** GpuMarket.MAX_ESCROW_DURATION (90 days) less a day of margin for clock and block-time skew. */
+const MAX_ESCROW_SECONDS = 89 * 24 * 3600;
+const CONSUMER_LABEL = CONSUMER_WALLET_LABEL;
 
 export function fundsMessage(consumer: string, free: bigint, needed: bigint, source: string): string {
   return `waiting for funds: consumer ${consumer} has ${formatCredits(free)} credits free, the job needs ${formatCredits(needed)} (${source})`;

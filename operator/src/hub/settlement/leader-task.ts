@@ -9,7 +9,8 @@ import { ConsumerAccounts } from './accounts.js';
 import { enableSettlementPending, setMinStakeCredits } from '../../metrics/settlement-metrics.js';
 import { chainErrorMessage, SettlementChain } from './chain.js';
 import { EscrowDrift } from './drift.js';
-import { EscrowFunding } from './funding.js';
+import { DEFAULT_HUB_ID } from '../../chain/tenant.js';
+import { EscrowFunding, type FundingCandidate, type FundingVerdict } from './funding.js';
 import { type JobSource, SettlementController } from './controller.js';
 
 // On-chain settlement for the hub, wired as one leader task (docs/settlement.md): the funding check
@@ -31,6 +32,10 @@ export interface HubSettlementOptions {
   slashAmount: bigint;
   /** Token units held for a job with neither spec.budget.maxTotal nor activeDeadlineSeconds. */
   defaultHold: bigint;
+  /** This hub's id in the tenant keys consumers authorize (default "fedgpu"). */
+  hubId?: string;
+  /** Seconds an escrow stays open past the job's deadline before its consumer may reclaim it (default 7 days). */
+  escrowLifetimeSeconds?: number;
   receiptTimeoutMs?: number;
   deletedReceiptWaitMs?: number;
   batchWindowMs?: number;
@@ -72,8 +77,12 @@ export class HubSettlement {
       ...(opts.pollingIntervalMs !== undefined ? { pollingIntervalMs: opts.pollingIntervalMs } : {}),
       logger,
     });
-    logger.info({ chainId: chain.chainId, market: opts.marketAddress, settler: chain.settler.wallet.address }, 'settling on chain');
-    return new HubSettlement(chain, opts, logger.child({ controller: 'settlement' }));
+    // A slash above the market's bond would revert: slash what the market allows, and say so.
+    const bond = await chain.slashBond();
+    const slashAmount = opts.slashAmount > bond ? bond : opts.slashAmount;
+    if (slashAmount !== opts.slashAmount) logger.warn({ configured: opts.slashAmount.toString(), slashBond: bond.toString() }, 'the slash amount exceeds the market\'s slashBond; slashing the bond instead');
+    logger.info({ chainId: chain.chainId, market: opts.marketAddress, settler: chain.settler.wallet.address, hubId: opts.hubId ?? DEFAULT_HUB_ID }, 'settling on chain');
+    return new HubSettlement(chain, { ...opts, slashAmount }, logger.child({ controller: 'settlement' }));
   }
 
   /** What agents sign receipts for (sent in Registered). */
@@ -92,6 +101,9 @@ export class HubSettlement {
       chain: this.chain,
       defaultHold: this.opts.defaultHold,
       consumerOf: (job) => accounts.consumerOf(job.metadata.namespace),
+      hubId: this.opts.hubId ?? DEFAULT_HUB_ID,
+      escrowLifetimeSeconds: this.opts.escrowLifetimeSeconds ?? 7 * 24 * 3600,
+      walletOf: (provider) => jobs.providers.get(provider)?.spec.wallet,
       wake: (job) => {
         const key = `${job.metadata.namespace}/${job.metadata.name}`;
         jobs.enqueue(key);
@@ -114,9 +126,9 @@ export class HubSettlement {
     this.providerStatus = new ProviderChainStatus({ chain: this.chain, providers: () => jobs.providers.list(), sink: wiring.registry, minStake: this.opts.minStake, logger });
   }
 
-  /** GpuJobControllerOptions.fundingCheck: why the job must wait before it is placed, if it must. */
-  fundingCheck(job: GpuJob): Promise<string | undefined> {
-    return this.funding ? this.funding.check(job) : Promise.resolve('waiting for the settlement controller to start');
+  /** GpuJobControllerOptions.fundingCheck: why the job must wait before it is placed on `candidate`, if it must. */
+  fundingCheck(job: GpuJob, candidate?: FundingCandidate): Promise<FundingVerdict> {
+    return this.funding ? this.funding.check(job, candidate) : Promise.resolve({ wait: 'waiting for the settlement controller to start' });
   }
 
   /** The GpuJob finalizer waits on this: done once every escrow of the deleted job is closed. */

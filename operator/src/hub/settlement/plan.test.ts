@@ -106,11 +106,11 @@ describe('planSettlement', () => {
     expect(plan.condition).toMatchObject({ status: 'False', reason: 'EscrowMissing' });
   });
 
-  it('does not pay a receipt that asks more than the escrow holds', () => {
+  it('settles a receipt that asks more than the escrow holds: the market pays what the escrow covers', () => {
     const status = { ...succeeded, attempts: [ended(1, 'Succeeded', 'none', { endTime: iso(NOW - 1_000) })], settlement: { attempts: [openRecord(1, '1', { receipt: receiptFor('2') })] } };
     const plan = planSettlement(settlementJob({ status }), chain({ 1: open('1') }), NOW, config);
-    expect(plan.actions).toEqual([]);
-    expect(plan.waiting[0]).toContain('asks 2 credits, more than its escrow of 1');
+    expect(plan.actions).toMatchObject([{ kind: 'settle', epoch: 1, receipt: { amount: '2' } }]);
+    expect(plan.waiting).toEqual([]);
   });
 
   it('is closed and True once every escrow is closed: Settled when something was paid, Refunded otherwise', () => {

@@ -101,17 +101,16 @@ export function planSettlement(job: GpuJob, chain: ReadonlyMap<number, ChainEscr
       plan.actions.push({ kind: 'refund', epoch, why: `attempt ${epoch} ended ${attempt.outcome ?? 'unpaid'} (${attempt.reason ?? 'no reason'}): not paid` });
       continue;
     }
-    // 6. Billable: pay what the provider signed for.
+    // 6. Billable: pay what the provider signed for; a receipt above the escrow is paid what the
+    //    escrow covers (GpuMarket pays min(receipt, escrow)), so no escrow is left unsettleable.
     const receipt = record?.receipt;
-    if (receipt && parseCredits(receipt.amount) <= escrow.amount) {
+    if (receipt) {
       plan.actions.push({ kind: 'settle', epoch, provider: attempt.provider, receipt });
       continue;
     }
     const since = Date.parse(attempt.endTime ?? String(job.metadata.deletionTimestamp));
     const limit = attempt.endTime ? config.receiptTimeoutMs : config.deletedReceiptWaitMs;
-    const why = receipt
-      ? `the receipt of attempt ${epoch} asks ${receipt.amount} credits, more than its escrow of ${formatCredits(escrow.amount)}`
-      : `waiting for ${attempt.provider}'s usage receipt for attempt ${epoch}`;
+    const why = `waiting for ${attempt.provider}'s usage receipt for attempt ${epoch}`;
     if (now - since >= limit) {
       plan.actions.push({ kind: 'refund', epoch, why: `${why}; gave up after ${Math.round(limit / 1000)}s` });
     } else {

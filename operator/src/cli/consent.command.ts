@@ -1,0 +1,103 @@
+import { Command } from 'commander';
+import { formatCredits } from '../chain/credits.js';
+import { MarketTopics, parseMarketLogs, queryLogs } from '../chain/market-events.js';
+import { DEFAULT_HUB_ID, tenantIdOf } from '../chain/tenant.js';
+import { type ChainFlags, creditsArg, loadWallet } from './chain-access.js';
+import { mined, session, withChainFlags } from './chain.command.js';
+import { CliError, ExitCode } from './errors.js';
+import { render, type OutputFormat } from './output.js';
+
+// `fedgpu authorize | authorizations | revoke`: a consumer's consent on chain. The hub may lock the
+// wallet's deposit for a namespace's jobs only up to what the wallet authorized for that namespace
+// on that hub (GpuMarket.authorize), never on the namespace label alone.
+
+interface TenantFlags extends ChainFlags {
+  namespace: string;
+  hubId: string;
+}
+
+const withTenantFlags = (c: Command) =>
+  c.requiredOption('--namespace <ns>', 'the hub namespace whose jobs may spend').option('--hub-id <id>', 'the hub (its --hub-id)', DEFAULT_HUB_ID);
+
+/** `--expires`: an ISO date/time, or a duration from now such as 30d, 12h, 90m. */
+export function expiryArg(text: string, nowMs = Date.now()): bigint {
+  const duration = /^(\d+)([dhm])$/.exec(text.trim());
+  const ms = duration ? nowMs + Number(duration[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[duration[2] as 'd' | 'h' | 'm'] : Date.parse(text);
+  if (!Number.isFinite(ms)) throw new CliError(`--expires ${text} is neither a date (2027-01-31) nor a duration (30d, 12h, 90m)`, ExitCode.Usage);
+  if (ms <= nowMs) throw new CliError(`--expires ${text} is in the past`, ExitCode.Usage);
+  return BigInt(Math.floor(ms / 1000));
+}
+
+const iso = (seconds: bigint) => new Date(Number(seconds) * 1000).toISOString();
+
+export function authorizeCommand(output: () => OutputFormat): Command {
+  return withTenantFlags(withChainFlags(new Command('authorize'), true))
+    .description("let the hub lock up to --cap credits of this wallet's deposit for a namespace's jobs, until --expires (replaces an earlier authorization)")
+    .requiredOption('--cap <credits>', 'most credits the hub may lock in escrows for the namespace, in total')
+    .requiredOption('--expires <when>', 'a date (2027-01-31) or a duration from now (30d, 12h)')
+    .action(async (flags: TenantFlags & { cap: string; expires: string }) => {
+      const cap = creditsArg(flags.cap);
+      const expiresAt = expiryArg(flags.expires);
+      const tenant = tenantIdOf(flags.hubId, flags.namespace);
+      const wallet = loadWallet(flags, true);
+      const result = await session(flags, async (chain) => {
+        const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).authorize(tenant, cap, expiresAt));
+        return { wallet: wallet.address, hubId: flags.hubId, namespace: flags.namespace, tenant, cap: formatCredits(cap), expiresAt: iso(expiresAt), ...tx };
+      });
+      process.stdout.write(
+        render(output(), result, () => [[`${result.wallet} authorized namespace ${result.namespace} on hub ${result.hubId} to lock up to ${result.cap} credits until ${result.expiresAt} (tx ${result.txHash})`]]),
+      );
+    });
+}
+
+export function revokeCommand(output: () => OutputFormat): Command {
+  return withTenantFlags(withChainFlags(new Command('revoke'), true))
+    .description('withdraw an authorization: no new escrow for the namespace (open ones settle or can be reclaimed after expiry)')
+    .action(async (flags: TenantFlags) => {
+      const tenant = tenantIdOf(flags.hubId, flags.namespace);
+      const wallet = loadWallet(flags, true);
+      const result = await session(flags, async (chain) => {
+        const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).revoke(tenant));
+        return { wallet: wallet.address, hubId: flags.hubId, namespace: flags.namespace, tenant, ...tx };
+      });
+      process.stdout.write(render(output(), result, () => [[`${result.wallet} revoked namespace ${result.namespace} on hub ${result.hubId} (tx ${result.txHash})`]]));
+    });
+}
+
+export function authorizationsCommand(output: () => OutputFormat): Command {
+  return withChainFlags(new Command('authorizations'), true)
+    .description("the wallet's authorizations on chain: what each tenant may still lock, and until when")
+    .option('--namespace <ns>', 'name this namespace in the listing (tenants are hashes on chain)')
+    .option('--hub-id <id>', 'the hub of --namespace', DEFAULT_HUB_ID)
+    .option('--from-block <n>', 'first block to scan (the market deployment block)', '0')
+    .action(async (flags: ChainFlags & { namespace?: string; hubId: string; fromBlock: string }) => {
+      const wallet = loadWallet(flags, true);
+      const named = flags.namespace ? { [tenantIdOf(flags.hubId, flags.namespace)]: `${flags.hubId}/${flags.namespace}` } : {};
+      const rows = await session(flags, async (chain) => {
+        const to = await chain.provider.getBlockNumber();
+        const topic = '0x' + wallet.address.toLowerCase().slice(2).padStart(64, '0');
+        const logs = parseMarketLogs(
+          await queryLogs(chain.provider, { address: chain.marketAddress, topics: [[MarketTopics.Authorized, MarketTopics.AuthorizationRevoked], topic], fromBlock: Number(flags.fromBlock), toBlock: to }),
+          chain.marketAddress,
+        );
+        const tenants = [...new Set(logs.map((l) => String(l.args.tenant)))];
+        const now = BigInt(Math.floor(Date.now() / 1000));
+        return Promise.all(
+          tenants.map(async (tenant) => {
+            const [remaining, expiresAt] = await chain.market.authorizationOf(wallet.address, tenant);
+            const state = expiresAt === 0n ? 'revoked' : expiresAt < now ? 'expired' : remaining === 0n ? 'used up' : 'active';
+            return { tenant, name: named[tenant] ?? '', remaining: formatCredits(remaining), expiresAt: expiresAt === 0n ? '' : iso(expiresAt), state };
+          }),
+        );
+      });
+      if (flags.namespace && !rows.some((r) => r.name)) {
+        throw new CliError(`${wallet.address} never authorized namespace ${flags.namespace} on hub ${flags.hubId}`, ExitCode.NotFound);
+      }
+      process.stdout.write(
+        render(output(), { wallet: wallet.address, authorizations: rows }, () => [
+          ['TENANT', 'NAME', 'STATE', 'REMAINING', 'EXPIRES'],
+          ...rows.map((r) => [r.tenant, r.name || '-', r.state, r.remaining, r.expiresAt || '-']),
+        ]),
+      );
+    });
+}
