@@ -22,6 +22,15 @@ export interface ProviderSettings {
   /** Measured or declared watts per product, overriding the built-in table. */
   powerWatts?: Record<string, number>;
   availability?: Availability;
+  /** RuntimeClass for job pods of every pool (e.g. gvisor), unless runtimeClassByProduct names one. */
+  runtimeClassName?: string;
+  /** RuntimeClass for job pods by GPU product: the owner's choice per pool. */
+  runtimeClassByProduct?: Record<string, string>;
+}
+
+/** The RuntimeClass job pods of a product's pool run under, if the owner chose one. */
+export function runtimeClassOf(settings: ProviderSettings, gpuProduct: string | undefined): string | undefined {
+  return (gpuProduct !== undefined ? settings.runtimeClassByProduct?.[gpuProduct] : undefined) || settings.runtimeClassName || undefined;
 }
 
 export interface InventoryNode {
@@ -45,6 +54,8 @@ export interface InventoryPool {
   offered: boolean;
   /** PascalCase cause and detail when not offered, e.g. "PriceBelowBreakEven: listed 0.10 < break-even 0.31". */
   notOfferedReason?: string;
+  /** RuntimeClass job pods of this pool run under (the owner's choice). */
+  runtimeClassName?: string;
 }
 
 export function nodeInfo(node: V1Node): GpuNodeInfo {
@@ -135,6 +146,8 @@ export function buildInventory(
     };
     if (!offered) for (const n of result.nodes) n.idleGpus = 0;
     if (notOfferedReason) result.notOfferedReason = notOfferedReason;
+    const runtimeClass = runtimeClassOf(settings, pool.gpuProduct);
+    if (runtimeClass) result.runtimeClassName = runtimeClass;
     return result;
   });
 }

@@ -45,6 +45,8 @@ export interface MarketRow {
   idle: number;
   total: number;
   pricePerGpuHour: string;
+  /** RuntimeClass the pool's job pods run under; empty: the provider cluster's default. */
+  runtimeClass: string;
   reputation: number | undefined;
   rttMs: number | undefined;
   ready: string;
@@ -62,6 +64,7 @@ export function marketRows(providers: GpuProvider[]): MarketRow[] {
         idle: pool.idle ?? 0,
         total: pool.total ?? 0,
         pricePerGpuHour: pool.pricePerGpuHour ?? '',
+        runtimeClass: pool.runtimeClassName ?? '',
         reputation: p.status?.reputation?.score,
         rttMs: p.status?.latency?.rttMs,
         ready: ready(p),
@@ -97,8 +100,8 @@ export function marketCommands(globals: () => Globals): Command[] {
     const { providers, server } = hubClients(g);
     const rows = marketRows((await call('gpuproviders', server, () => providers.list())).items);
     process.stdout.write(render(g.output, rows, () => [
-      ['PRODUCT', 'PROVIDER', 'REGION', 'IDLE/TOTAL', 'PRICE/GPU-H', 'REPUTATION', 'RTT(MS)', 'READY'],
-      ...rows.map((r) => [r.product, r.provider, r.region, `${r.idle}/${r.total}`, r.pricePerGpuHour, fixed(r.reputation, 2), fixed(r.rttMs, 1), r.ready]),
+      ['PRODUCT', 'PROVIDER', 'REGION', 'IDLE/TOTAL', 'PRICE/GPU-H', 'RUNTIME', 'REPUTATION', 'RTT(MS)', 'READY'],
+      ...rows.map((r) => [r.product, r.provider, r.region, `${r.idle}/${r.total}`, r.pricePerGpuHour, r.runtimeClass || 'default', fixed(r.reputation, 2), fixed(r.rttMs, 1), r.ready]),
     ]));
   });
 

@@ -14,6 +14,7 @@ export const REJECT_REASONS = [
   'NoMatchingProduct',
   'InsufficientMemory',
   'DriverTooOld',
+  'RuntimeClassMismatch',
   'InsufficientIdle',
   'InvalidPrice',
   'PriceAboveBudget',
@@ -35,18 +36,19 @@ export const RANK = Object.freeze({
   NoMatchingProduct: 0,
   InsufficientMemory: 1,
   DriverTooOld: 2,
-  InsufficientIdle: 3,
-  InvalidPrice: 4,
-  PriceAboveBudget: 5,
-  TotalAboveBudget: 6,
-  RegionNotAllowed: 7,
-  MissingAuditedAttribute: 8,
-  RttTooHigh: 9,
-  ReputationTooLow: 10,
-  NotStaked: 11,
-  NotReady: 12,
-  OutsideAvailabilityWindow: 13,
-  Excluded: 14,
+  RuntimeClassMismatch: 3,
+  InsufficientIdle: 4,
+  InvalidPrice: 5,
+  PriceAboveBudget: 6,
+  TotalAboveBudget: 7,
+  RegionNotAllowed: 8,
+  MissingAuditedAttribute: 9,
+  RttTooHigh: 10,
+  ReputationTooLow: 11,
+  NotStaked: 12,
+  NotReady: 13,
+  OutsideAvailabilityWindow: 14,
+  Excluded: 15,
 } as const satisfies Record<RejectReason, number>);
 /** The rank of a pool or provider that passes every check. */
 export const PASSED = REJECT_REASONS.length;
@@ -86,6 +88,7 @@ export function poolCheck(pool: IndexedPool, ctx: CheckContext): number {
   if (job.products.length > 0 && !job.products.includes(pool.gpuProduct)) return RANK.NoMatchingProduct;
   if (pool.memoryMiB < job.minMemoryMiB) return RANK.InsufficientMemory;
   if (pool.cudaDriverMajor < job.minCudaDriverMajor) return RANK.DriverTooOld;
+  if (job.runtimeClassName !== undefined && pool.source.runtimeClassName !== job.runtimeClassName) return RANK.RuntimeClassMismatch;
   // Cheap bounds first; gangFits counts whole replica slots per node.
   if (pool.maxIdle < job.gpusPerReplica || pool.sumIdle < job.gpus || (job.sameNode && pool.maxIdle < job.gpus)) {
     return RANK.InsufficientIdle;
@@ -152,6 +155,8 @@ export function diagnoseProvider(provider: IndexedProvider, ctx: CheckContext): 
         return makeRejection(name, bestReason, Math.floor(bestPool.memoryMiB / 1024), bestPool.gpuProduct);
       case 'DriverTooOld':
         return makeRejection(name, bestReason, bestPool.cudaDriverMajor, bestPool.gpuProduct);
+      case 'RuntimeClassMismatch':
+        return makeRejection(name, bestReason, bestPool.source.runtimeClassName || 'default', bestPool.gpuProduct);
       case 'PriceAboveBudget':
         return makeRejection(name, bestReason, bestPool.price, bestPool.gpuProduct);
       case 'TotalAboveBudget':

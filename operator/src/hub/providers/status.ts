@@ -24,6 +24,7 @@ export function poolsStatus(inventory: Inventory): Pick<GpuProviderStatus, 'pool
       idle: p.offered ? p.idle : 0,
       pricePerGpuHour: p.pricePerGpuHour,
       breakEvenPricePerGpuHour: p.breakEvenPricePerGpuHour,
+      ...(p.runtimeClassName ? { runtimeClassName: p.runtimeClassName } : {}),
       offered: p.offered,
       idleByNode: p.nodes
         .map((n) => ({ name: n.name, idle: p.offered ? n.idleGpus : 0 }))

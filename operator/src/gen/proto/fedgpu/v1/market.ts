@@ -160,6 +160,8 @@ export interface GpuPool {
   offered: boolean;
   /** Set when offered is false. */
   notOfferedReason: NotOfferedReason;
+  /** RuntimeClass the owner runs this pool's job pods under (e.g. gvisor, kata); empty: the default. */
+  runtimeClassName: string;
 }
 
 export interface GpuNode {
@@ -929,6 +931,7 @@ function createBaseGpuPool(): GpuPool {
     breakEvenPricePerGpuHour: "",
     offered: false,
     notOfferedReason: 0,
+    runtimeClassName: "",
   };
 }
 
@@ -966,6 +969,9 @@ export const GpuPool: MessageFns<GpuPool> = {
     }
     if (message.notOfferedReason !== 0) {
       writer.uint32(88).int32(message.notOfferedReason);
+    }
+    if (message.runtimeClassName !== "") {
+      writer.uint32(98).string(message.runtimeClassName);
     }
     return writer;
   },
@@ -1071,6 +1077,14 @@ export const GpuPool: MessageFns<GpuPool> = {
             message.notOfferedReason = reader.int32() as any;
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.runtimeClassName = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1099,6 +1113,7 @@ export const GpuPool: MessageFns<GpuPool> = {
     message.breakEvenPricePerGpuHour = object.breakEvenPricePerGpuHour ?? "";
     message.offered = object.offered ?? false;
     message.notOfferedReason = object.notOfferedReason ?? 0;
+    message.runtimeClassName = object.runtimeClassName ?? "";
     return message;
   },
 };
