@@ -154,6 +154,14 @@ describe('one namespace per consumer', () => {
     await waitFor('team-b namespace deleting', async () => ((await managedNamespaces()).includes(nsB) ? undefined : true), { timeoutMs: 30_000 });
     expect(await managedNamespaces()).toContain(tenantNamespaceName(PREFIX, 'team-a'));
   });
+
+  it('runs a consumer\'s new attempt that arrives while its old namespace is still being deleted', async () => {
+    const again = assign('team-b', ok);
+    await runner.apply(again);
+    expect(runner.refused.get(key(again))).toBeUndefined();
+    const pods = await waitFor('the new attempt\'s pod', async () => ((await podsOf(again)).length === 1 ? podsOf(again) : undefined), { timeoutMs: 120_000 });
+    expect(pods[0]!.metadata?.namespace).toBe(tenantNamespaceName(PREFIX, 'team-b'));
+  });
 });
 
 describe('the chart\'s agent identity', () => {
