@@ -127,6 +127,7 @@ function sampleInventory(tag: number): Inventory {
         breakEvenPricePerGpuHour: '0.61',
         offered: true,
         notOfferedReason: 0,
+        runtimeClassName: '',
       },
     ],
   };

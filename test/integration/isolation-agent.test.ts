@@ -6,6 +6,7 @@ import { TenantNamespaces, tenantNamespaceName } from '../../operator/src/agent/
 import { gpusByContainer } from '../../operator/src/core/isolation/allowlist.js';
 import { HOSTILE_GPUS_PER_REPLICA, HOSTILE_TEMPLATES } from '../../operator/src/core/isolation/testing/hostile-templates.js';
 import type { Assign } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
+import { chartIdentity, type ChartIdentity } from '../../operator/src/testbed/chart-identity.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
 
 // The agent's side of provider isolation, against a real kube-apiserver with PodSecurity
@@ -23,8 +24,11 @@ const net = kc.makeApiClient(NetworkingV1Api);
 const silent = pino({ level: process.env.DEBUG_AGENT ? 'debug' : 'silent' });
 const PREFIX = `iso${process.pid % 10000}`;
 const notRestricted: string[] = [];
-const tenancy = new TenantNamespaces(kc, { prefix: PREFIX, onNotRestricted: (ns) => notRestricted.push(ns) }, silent);
-const runner = new PodRunner(kc, tenancy, silent);
+// The agent runs as the chart makes it run: its ServiceAccount, ClusterRole and admission policy
+// rendered by helm, never as system:masters; a permission the chart lacks fails these tests.
+let identity: ChartIdentity;
+let tenancy: TenantNamespaces;
+let runner: PodRunner;
 
 const ok = { metadata: { annotations: { 'fedgpu.io/sim-run-for': '30s' } }, spec: { containers: [{ name: 'main', image: 'example/train:v1' }] } };
 let seq = 0;
@@ -53,11 +57,18 @@ const managedNamespaces = async () =>
     .map((n) => n.metadata!.name!);
 
 let started = 0;
-beforeAll(() => {
+beforeAll(async () => {
+  identity = await chartIdentity(kubeconfig, 'iso-agent', `${PREFIX}sys`, [
+    '--set', 'mode=provider', '--set', 'hub.address=hub.example.com:8443', '--set', 'provider.wallet=0x70997970C51812dc3A010C7d01b50e0d17dc79C8',
+    '--set-string', 'provider.settings.pricePerGpuHour.NVIDIA-H100-80GB-HBM3=2.40', '--set', `provider.jobNamespace=${PREFIX}`,
+  ]);
+  tenancy = new TenantNamespaces(identity.kubeConfig, { prefix: PREFIX, onNotRestricted: (ns) => notRestricted.push(ns) }, silent);
+  runner = new PodRunner(identity.kubeConfig, tenancy, silent);
   started = Date.now();
 });
 afterAll(async () => {
   runner.stop();
+  await identity.remove();
   for (const name of await managedNamespaces().catch(() => [])) await core.deleteNamespace({ name }).catch(() => undefined);
   await core.deleteNamespace({ name: tenantNamespaceName(PREFIX, 'relabelled') }).catch(() => undefined);
 });
@@ -144,6 +155,27 @@ describe('one namespace per consumer', () => {
     const nsB = tenantNamespaceName(PREFIX, 'team-b');
     await waitFor('team-b namespace deleting', async () => ((await managedNamespaces()).includes(nsB) ? undefined : true), { timeoutMs: 30_000 });
     expect(await managedNamespaces()).toContain(tenantNamespaceName(PREFIX, 'team-a'));
+  });
+
+  it('runs a consumer\'s new attempt that arrives while its old namespace is still being deleted', async () => {
+    const again = assign('team-b', ok);
+    await runner.apply(again);
+    expect(runner.refused.get(key(again))).toBeUndefined();
+    const pods = await waitFor('the new attempt\'s pod', async () => ((await podsOf(again)).length === 1 ? podsOf(again) : undefined), { timeoutMs: 120_000 });
+    expect(pods[0]!.metadata?.namespace).toBe(tenantNamespaceName(PREFIX, 'team-b'));
+  });
+});
+
+describe('the chart\'s agent identity', () => {
+  it('is what the runner uses, and it cannot write outside its tenant namespaces', async () => {
+    expect(identity.username).toBe(`system:serviceaccount:${PREFIX}sys:iso-agent-fedgpu`);
+    const asAgent = identity.kubeConfig.makeApiClient(CoreV1Api);
+    const err = await asAgent.createNamespacedPod({ namespace: 'default', body: { metadata: { name: 'escape' }, spec: { containers: [{ name: 'c', image: 'x' }] } } }).catch((e: unknown) => e as { code: number; body: string });
+    // RBAC lets it (tenant namespaces are made on demand); the chart's admission policy does not.
+    expect((err as { code: number }).code).toBe(422);
+    expect(JSON.parse((err as { body: string }).body).message).toContain('may only write pods in its tenant namespaces');
+    const secrets = await asAgent.listNamespacedSecret({ namespace: `${PREFIX}sys` }).catch((e: unknown) => e as { code: number });
+    expect((secrets as { code: number }).code).toBe(403);
   });
 });
 

@@ -7,7 +7,8 @@ import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { isAvailableAt } from '../core/availability.js';
 import { attemptState, type AttemptState } from './pods/status.js';
 import { type ClusterWatch, watchCluster } from './cluster-watch.js';
-import { buildInventory, type InventoryPool, type ProviderSettings } from './inventory.js';
+import { buildInventory, runtimeClassOf, type InventoryPool, type ProviderSettings } from './inventory.js';
+import { GFD_PRODUCT_LABEL } from '../api/constants.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
 import { PodRunner } from './pods/runner.js';
@@ -20,7 +21,6 @@ import { tmpdir } from 'node:os';
 import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
 import { egressToMessage, poolEgress } from './attempt/egress.js';
-import { GFD_PRODUCT_LABEL } from '../api/constants.js';
 
 // The provider agent: watches its own cluster, streams inventory and attempt status to the hub over
 // the one outbound stream, and runs what the hub assigns. After every (re)connect it sends its full
@@ -31,8 +31,6 @@ export interface AgentOptions {
   settings: ProviderSettings;
   /** Prefix of the per-consumer namespaces job pods run in (agent/tenancy). */
   jobNamespace: string;
-  /** The owner's RuntimeClass set on every job pod (gVisor, Kata...). */
-  runtimeClassName?: string;
   /** Allow DNS egress from job pods (default true); everything else is denied. */
   allowDns?: boolean;
   hubAddress: string;
@@ -71,6 +69,7 @@ export function inventoryMessage(pools: InventoryPool[]): Inventory {
       pricePerGpuHour: p.pricePerGpuHour,
       breakEvenPricePerGpuHour: p.breakEvenPricePerGpuHour,
       offered: p.offered,
+      runtimeClassName: p.runtimeClassName ?? '',
       notOfferedReason: p.offered
         ? NotOfferedReason.NOT_OFFERED_REASON_UNSPECIFIED
         : (REASON_CODES[p.notOfferedReason?.split(':')[0] ?? ''] ?? NotOfferedReason.NOT_OFFERED_REASON_DISABLED_BY_OWNER),
@@ -152,8 +151,10 @@ export class Agent {
       allowDns: opts.allowDns,
       onNotRestricted: () => opts.metrics?.onNamespaceNotRestricted(),
     }, opts.logger);
-    const productOf = (node: string) => this.watch?.nodes().find((n) => n.metadata?.name === node)?.metadata?.labels?.[GFD_PRODUCT_LABEL] ?? '';
-    this.runner = new PodRunner(opts.kubeConfig, tenancy, opts.logger, { runtimeClassName: opts.runtimeClassName }, (node) => poolEgress(opts.settings, productOf(node)));
+    const productOf = (node: string) => this.watch?.nodes().find((n) => n.metadata?.name === node)?.metadata?.labels?.[GFD_PRODUCT_LABEL];
+    // The owner's RuntimeClass and egress for the pool of the node each pod goes to.
+    const runtimeClassFor = (node: string) => runtimeClassOf(opts.settings, productOf(node));
+    this.runner = new PodRunner(opts.kubeConfig, tenancy, opts.logger, { runtimeClassFor }, (node) => poolEgress(opts.settings, productOf(node) ?? ''));
     const retention = opts.logRetention ?? {};
     this.access = new AccessServer({
       kubeConfig: opts.kubeConfig,

@@ -54,3 +54,13 @@ describe('buildInventory', () => {
     expect(pool?.notOfferedReason).toMatch(/^NoPriceSet/);
   });
 });
+
+describe('runtimeClassOf', () => {
+  it('takes the per-product choice, then the cluster-wide one, else none', async () => {
+    const { runtimeClassOf } = await import('./inventory.js');
+    const settings = { pricePerGpuHour: {}, runtimeClassName: 'gvisor', runtimeClassByProduct: { 'NVIDIA-H100-80GB-HBM3': 'kata' } };
+    expect(runtimeClassOf(settings, 'NVIDIA-H100-80GB-HBM3')).toBe('kata');
+    expect(runtimeClassOf(settings, 'NVIDIA-GeForce-RTX-4090')).toBe('gvisor');
+    expect(runtimeClassOf({ pricePerGpuHour: {} }, 'NVIDIA-GeForce-RTX-4090')).toBeUndefined();
+  });
+});

@@ -30,6 +30,15 @@ export interface ProviderSettings {
   egress?: EgressProfile;
   /** Per GPU product, overriding `egress`. */
   egressByProduct?: Record<string, EgressProfile>;
+  /** RuntimeClass for job pods of every pool (e.g. gvisor), unless runtimeClassByProduct names one. */
+  runtimeClassName?: string;
+  /** RuntimeClass for job pods by GPU product: the owner's choice per pool. */
+  runtimeClassByProduct?: Record<string, string>;
+}
+
+/** The RuntimeClass job pods of a product's pool run under, if the owner chose one. */
+export function runtimeClassOf(settings: ProviderSettings, gpuProduct: string | undefined): string | undefined {
+  return (gpuProduct !== undefined ? settings.runtimeClassByProduct?.[gpuProduct] : undefined) || settings.runtimeClassName || undefined;
 }
 
 export interface InventoryNode {
@@ -55,6 +64,8 @@ export interface InventoryPool {
   notOfferedReason?: string;
   /** What job pods in this pool may reach. */
   egress: EgressProfile;
+  /** RuntimeClass job pods of this pool run under (the owner's choice). */
+  runtimeClassName?: string;
 }
 
 export function nodeInfo(node: V1Node): GpuNodeInfo {
@@ -146,6 +157,8 @@ export function buildInventory(
     };
     if (!offered) for (const n of result.nodes) n.idleGpus = 0;
     if (notOfferedReason) result.notOfferedReason = notOfferedReason;
+    const runtimeClass = runtimeClassOf(settings, pool.gpuProduct);
+    if (runtimeClass) result.runtimeClassName = runtimeClass;
     return result;
   });
 }

@@ -49,6 +49,8 @@ export interface MarketRow {
   pricePerGpuHour: string;
   /** What job pods may reach there: none, dns, internet or cidrs …. */
   egress: string;
+  /** RuntimeClass the pool's job pods run under; empty: the provider cluster's default. */
+  runtimeClass: string;
   reputation: number | undefined;
   rttMs: number | undefined;
   ready: string;
@@ -67,6 +69,7 @@ export function marketRows(providers: GpuProvider[]): MarketRow[] {
         total: pool.total ?? 0,
         pricePerGpuHour: pool.pricePerGpuHour ?? '',
         egress: describeEgress(egressOf(pool.egress ?? {})),
+        runtimeClass: pool.runtimeClassName ?? '',
         reputation: p.status?.reputation?.score,
         rttMs: p.status?.latency?.rttMs,
         ready: ready(p),
@@ -109,8 +112,8 @@ export function marketCommands(globals: () => Globals): Command[] {
     const { providers, server } = hubClients(g);
     const rows = marketRows((await call('gpuproviders', server, () => providers.list())).items);
     process.stdout.write(render(g.output, rows, () => [
-      ['PRODUCT', 'PROVIDER', 'REGION', 'IDLE/TOTAL', 'PRICE/GPU-H', 'EGRESS', 'REPUTATION', 'RTT(MS)', 'READY'],
-      ...rows.map((r) => [r.product, r.provider, r.region, `${r.idle}/${r.total}`, r.pricePerGpuHour, r.egress, fixed(r.reputation, 2), fixed(r.rttMs, 1), r.ready]),
+      ['PRODUCT', 'PROVIDER', 'REGION', 'IDLE/TOTAL', 'PRICE/GPU-H', 'EGRESS', 'RUNTIME', 'REPUTATION', 'RTT(MS)', 'READY'],
+      ...rows.map((r) => [r.product, r.provider, r.region, `${r.idle}/${r.total}`, r.pricePerGpuHour, r.egress, r.runtimeClass || 'default', fixed(r.reputation, 2), fixed(r.rttMs, 1), r.ready]),
     ]));
   });
 

@@ -124,12 +124,12 @@ export function agentCommand(globals: () => Globals): Command {
       }
       const settings = parse(read(o.settings, 'settings')) as ProviderSettings;
       if (!settings?.pricePerGpuHour) throw new CliError(`${o.settings} has no pricePerGpuHour map`, ExitCode.Usage);
+      if (o.runtimeClass) settings.runtimeClassName ??= o.runtimeClass;
       const metrics = new AgentMetrics();
       const agent = new Agent({
         kubeConfig: loadKubeConfig(globals()),
         settings,
         jobNamespace: o.jobNamespace,
-        ...(o.runtimeClass ? { runtimeClassName: o.runtimeClass } : {}),
         allowDns: o.tenantDns !== false,
         hubAddress: o.hubAddress,
         tls: {

@@ -42,6 +42,8 @@ export interface PreparedJob {
   minReputation: number | undefined;
   audited: AuditRequirement[];
   sameNode: boolean;
+  /** RuntimeClass the pool must run job pods under, when the job requires one. */
+  runtimeClassName: string | undefined;
   dataSizeGiB: number;
   dataSourceRegion: string | undefined;
   /** Empty set shared when the job excludes nobody. */
@@ -101,6 +103,7 @@ export function prepareJob(job: JobRequest, config: SchedulerConfig): PreparedJo
     minReputation: job.placement?.minReputation,
     audited: job.placement?.requireAudited?.length ? job.placement.requireAudited.map(parseAuditRequirement) : [],
     sameNode: job.placement?.sameNode ?? false,
+    runtimeClassName: job.placement?.runtimeClassName || undefined,
     dataSizeGiB: Math.max(0, job.data?.sizeGiB ?? 0),
     dataSourceRegion: job.data?.sourceRegion,
     exclude: job.excludeProviders?.length ? new Set(job.excludeProviders) : NOBODY,

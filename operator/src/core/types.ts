@@ -42,6 +42,8 @@ export interface PoolSnapshot {
   cudaDriverMajor: number;
   /** Decimal credits per GPU-hour, e.g. "2.4". */
   pricePerGpuHour: string;
+  /** RuntimeClass the owner runs the pool's job pods under; absent: the cluster default. */
+  runtimeClassName?: string;
   nodes: NodeSnapshot[];
   /** What job pods in the pool may reach; absent: DNS only. */
   egress?: EgressProfile;
@@ -94,6 +96,8 @@ export interface JobRequest {
     /** Attribute names, or name=value, that must be audited. */
     requireAudited?: string[];
     sameNode?: boolean;
+    /** Only pools whose owner runs job pods under this RuntimeClass (e.g. gvisor). */
+    runtimeClassName?: string;
   };
   data?: {
     sizeGiB?: number;

@@ -562,6 +562,8 @@ export interface JobPlacement {
   requireAudited?: string[];
   /** Put every replica on one node (for jobs that need NVLink between replicas). */
   sameNode?: boolean;
+  /** Run only on pools whose owner puts job pods under this RuntimeClass (e.g. gvisor, kata); `fedgpu market` shows each pool's. */
+  runtimeClassName?: string;
 }
 
 /** The scheduling decision of the current attempt. */
@@ -766,6 +768,8 @@ export interface ProviderPool {
   pricePerGpuHour?: string;
   /** Power and wear cost per GPU-hour. */
   breakEvenPricePerGpuHour?: string;
+  /** RuntimeClass the owner runs this pool's job pods under (e.g. gvisor, kata); absent: the cluster default. */
+  runtimeClassName?: string;
   /** Whether the pool is on the market. */
   offered?: boolean;
   /** Why the pool is not offered, e.g. PriceBelowBreakEven. */

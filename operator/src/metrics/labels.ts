@@ -10,6 +10,7 @@ export const SCHEDULER_REJECT_REASONS = [
   'product',
   'memory',
   'driver',
+  'runtime_class',
   'idle',
   'price',
   'region',

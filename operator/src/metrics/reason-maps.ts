@@ -57,6 +57,7 @@ const SCHEDULER: Record<SchedulerRejectReason, SchedulerRejectLabel | undefined>
   NoMatchingProduct: 'product',
   InsufficientMemory: 'memory',
   DriverTooOld: 'driver',
+  RuntimeClassMismatch: 'runtime_class',
   InsufficientIdle: 'idle',
   InvalidPrice: 'price',
   PriceAboveBudget: 'price',

@@ -197,6 +197,7 @@ function checkPool(value: unknown, path: Path, limits: Readonly<EdgeLimits>, see
   const offered = bool(pool.offered, `${path}.offered`);
   decimal(pool.pricePerGpuHour, `${path}.pricePerGpuHour`, !offered);
   decimal(pool.breakEvenPricePerGpuHour, `${path}.breakEvenPricePerGpuHour`, true);
+  text(pool.runtimeClassName, `${path}.runtimeClassName`, { maxChars: dns1123SubdomainMaxChars, pattern: dns1123Subdomain, allowEmpty: true });
   const reason = enumValue(pool.notOfferedReason, `${path}.notOfferedReason`, notOfferedReasons);
   if (offered && reason !== NotOfferedReason.NOT_OFFERED_REASON_UNSPECIFIED) {
     throw invalid('inconsistent', `${path}.notOfferedReason must be unset for an offered pool`);

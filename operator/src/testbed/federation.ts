@@ -7,6 +7,7 @@ import { stringify } from 'yaml';
 import type { ProviderSettings } from '../agent/inventory.js';
 import { GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuProvider } from '../api/types.js';
 import { startHub, type RunningHub } from '../hub/hub.js';
+import { chartIdentity } from './chart-identity.js';
 import type { Cluster } from './cluster.js';
 import { runKubectl } from './kubectl.js';
 import { startProcess, type ManagedProcess } from './processes.js';
@@ -99,6 +100,9 @@ export interface AgentHandle {
   restart(): Promise<void>;
 }
 
+/** Namespace of the agent's chart identity in each provider cluster (as `helm install -n`). */
+export const AGENT_RELEASE_NAMESPACE = 'fedgpu-system';
+
 /** Starts `fedgpu agent` for a provider cluster as a child process. */
 export async function startAgent(
   name: string,
@@ -116,9 +120,17 @@ export async function startAgent(
   writeFileSync(join(dir, 'client.key'), client.keyPem, { mode: 0o600 });
   writeFileSync(join(dir, 'wallet.key'), wallet.privateKey, { mode: 0o600 });
   writeFileSync(join(dir, 'settings.yaml'), stringify(settings));
+  // The agent runs with the identity the chart gives it (ServiceAccount token, ClusterRole and
+  // admission policy rendered by helm), not as system:masters: a permission the chart lacks fails.
+  const identity = await chartIdentity(cluster.kubeconfigPath, 'fedgpu-agent', AGENT_RELEASE_NAMESPACE, [
+    '--set', 'mode=provider', '--set', 'hub.address=hub.invalid:443', '--set', `provider.wallet=${wallet.address}`,
+    // Only the identity is used; the Deployment (which needs a price to render) is not applied.
+    '--set-string', 'provider.settings.defaultPricePerGpuHour=1',
+  ]);
+  writeFileSync(join(dir, 'agent.kubeconfig'), identity.kubeConfig.exportConfig(), { mode: 0o600 });
   const spawn = () =>
     startCliProcess(`agent-${name}`, dir, [
-      '--kubeconfig', cluster.kubeconfigPath,
+      '--kubeconfig', join(dir, 'agent.kubeconfig'),
       'agent',
       '--hub-address', hubAddress,
       '--tls-ca', pki.caPath,

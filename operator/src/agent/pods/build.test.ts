@@ -55,7 +55,7 @@ describe('buildJobPods', () => {
 
   it('sets the pool\'s runtime class and never passes the hub\'s GPU env through', () => {
     const hostileHub = { ...assignment, env: [{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'all' }, { name: 'FEDGPU_JOB', value: 'ns/j' }] };
-    const [built] = buildJobPods(hostileHub, 'ns', { runtimeClassName: 'gvisor' });
+    const [built] = buildJobPods(hostileHub, 'ns', { runtimeClassFor: (node) => (node === 'h100-0' ? 'gvisor' : undefined) });
     expect(built!.spec?.runtimeClassName).toBe('gvisor');
     const names = built!.spec!.containers[0]!.env!.map((e) => e.name);
     expect(names).toContain('FEDGPU_JOB');

@@ -41,8 +41,8 @@ export function podName(jobUid: string, epoch: number, replica: number): string 
 }
 
 export interface BuildOptions {
-  /** The owner's RuntimeClass for the pool (gVisor, Kata...), set on every job pod. */
-  runtimeClassName?: string;
+  /** The owner's RuntimeClass for the pool of a node (gVisor, Kata...), set on every job pod there. */
+  runtimeClassFor?: (nodeName: string) => string | undefined;
   /** Largest emptyDir accepted, in bytes. */
   maxEmptyDirBytes?: number;
 }
@@ -78,10 +78,11 @@ export function buildJobPods(assignment: Assignment, namespace: string, options:
     }));
     spec.tolerations = [gpuToleration];
     spec.terminationGracePeriodSeconds = assignment.gracePeriodSeconds ?? spec.terminationGracePeriodSeconds ?? 30;
-    if (options.runtimeClassName) spec.runtimeClassName = options.runtimeClassName;
     // The provider's own kube-scheduler binds the pod, so the owner's policies still hold; we only
     // require the node the hub chose.
     const node = assignment.nodeNames[replica]!;
+    const runtimeClass = options.runtimeClassFor?.(node);
+    if (runtimeClass) spec.runtimeClassName = runtimeClass;
     spec.affinity = {
       nodeAffinity: {
         requiredDuringSchedulingIgnoredDuringExecution: {

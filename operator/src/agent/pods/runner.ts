@@ -48,8 +48,10 @@ export function refusalReason(err: unknown): string {
 const isRefusal = (err: unknown) => [400, 403, 422].includes((err as { code?: number }).code ?? 0);
 /** Quota still held by pods of an attempt that is going away: wait for them, not a refusal. */
 const isQuotaBusy = (err: unknown) => (err as { code?: number }).code === 403 && /exceeded quota/.test(refusalReason(err));
-/** Retries of an attempt waiting for quota: about two minutes in all, then it is refused. */
-const QUOTA_RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000, 60000];
+/** Retries of an attempt the cluster cannot take yet (quota still held, namespace still being
+ * deleted, apiserver away): about two minutes in all; then quota waits are refused, the rest wait
+ * for the next resync. */
+const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000, 60000];
 
 export class PodRunner {
   private readonly core: CoreV1Api;
@@ -57,7 +59,7 @@ export class PodRunner {
   readonly assignments = new Map<string, Running>();
   /** Attempts refused before or while creating pods, with the reason (reported as Failed). */
   readonly refused = new Map<string, string>();
-  private readonly quotaRetries = new Map<string, { count: number; timer: NodeJS.Timeout }>();
+  private readonly retries = new Map<string, { count: number; timer: NodeJS.Timeout }>();
   /** Per-attempt Service, NetworkPolicies and Secret (agent/attempt/). */
   private readonly attempts: AttemptResources;
   /** Ended attempts whose per-attempt objects are already deleted. */
@@ -109,8 +111,9 @@ export class PodRunner {
       await this.tenancy.ensure(assignment.tenant ?? '', this.usageOf(namespace));
     } catch (err) {
       if (err instanceof NamespaceNotRestrictedError) return refuse(`TenantNamespaceNotRestricted: ${err.message}`);
-      // The apiserver is away or the namespace is still terminating: the next resync retries.
-      this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not prepare the tenant namespace');
+      // The apiserver is away or the namespace is still being deleted: try again shortly.
+      this.logger.warn({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not prepare the tenant namespace; retrying');
+      this.retryLater(key, assign);
       return;
     }
     // An apiserver error here is not the job's fault: the next resync retries.
@@ -128,44 +131,45 @@ export class PodRunner {
         this.logger.info({ job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name, namespace }, 'created job pod');
       } catch (err) {
         if ((err as { code?: number }).code === 409) continue;
-        if (isQuotaBusy(err) && this.retryForQuota(key, assign)) return;
+        if (isQuotaBusy(err) && this.retryLater(key, assign)) return;
         if (isRefusal(err)) {
           // Pods of the attempt made before the refusal go: an attempt runs whole or not at all.
           refuse(refusalReason(err));
           await this.deletePods(namespace, `${JOB_UID_LABEL}=${assign.jobUid},${EPOCH_LABEL}=${assign.epoch}`, 0).catch(() => undefined);
           return;
         }
-        this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name }, 'could not create job pod; the next resync retries');
+        this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name }, 'could not create job pod; retrying');
+        this.retryLater(key, assign);
         return;
       }
     }
-    this.quotaRetries.delete(key);
+    this.retries.delete(key);
   }
 
-  /** Tries the attempt again once pods still holding the quota are gone; false when out of tries. */
-  private retryForQuota(key: string, assign: Assign): boolean {
-    const count = this.quotaRetries.get(key)?.count ?? 0;
-    const delay = QUOTA_RETRY_DELAYS_MS[count];
+  /** Tries the attempt again after a backoff; false when out of tries. */
+  private retryLater(key: string, assign: Assign): boolean {
+    const count = this.retries.get(key)?.count ?? 0;
+    const delay = RETRY_DELAYS_MS[count];
     if (delay === undefined) return false;
-    this.logger.info({ job: assign.jobUid, epoch: assign.epoch, delayMs: delay }, 'tenant quota still held by pods going away; retrying');
+    this.logger.info({ job: assign.jobUid, epoch: assign.epoch, delayMs: delay }, 'the cluster cannot take the attempt yet; retrying');
     const timer = setTimeout(() => {
       if (!this.assignments.has(key)) return;
       this.apply(assign).catch((err: unknown) => this.logger.error({ err, job: assign.jobUid }, 'retry failed'));
     }, delay);
     timer.unref();
-    this.quotaRetries.set(key, { count: count + 1, timer });
+    this.retries.set(key, { count: count + 1, timer });
     return true;
   }
 
   private forgetRetry(key: string): void {
-    const retry = this.quotaRetries.get(key);
+    const retry = this.retries.get(key);
     if (retry) clearTimeout(retry.timer);
-    this.quotaRetries.delete(key);
+    this.retries.delete(key);
   }
 
   /** Stops pending retries (the agent is stopping). */
   stop(): void {
-    for (const key of [...this.quotaRetries.keys()]) this.forgetRetry(key);
+    for (const key of [...this.retries.keys()]) this.forgetRetry(key);
   }
 
   async cancel(jobUid: string, epoch: number, gracePeriodSeconds: number): Promise<void> {
@@ -200,7 +204,7 @@ export class PodRunner {
     const wanted = new Set(desired.map((a) => attemptKey(a.jobUid, a.epoch)));
     for (const key of [...this.assignments.keys()]) if (!wanted.has(key)) this.assignments.delete(key);
     for (const key of [...this.refused.keys()]) if (!wanted.has(key)) this.refused.delete(key);
-    for (const key of [...this.quotaRetries.keys()]) if (!wanted.has(key)) this.forgetRetry(key);
+    for (const key of [...this.retries.keys()]) if (!wanted.has(key)) this.forgetRetry(key);
     const stale = new Map<string, { jobUid: string; epoch: string; namespace: string }>();
     for (const key of [...this.released]) if (!wanted.has(key)) this.released.delete(key);
     for (const pod of managedPods) {

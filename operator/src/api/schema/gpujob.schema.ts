@@ -63,6 +63,10 @@ const placement = obj(
     sameNode: bool('Put every replica on one node (for jobs that need NVLink between replicas).', {
       default: false,
     }),
+    runtimeClassName: str('Run only on pools whose owner puts job pods under this RuntimeClass (e.g. gvisor, kata); `fedgpu market` shows each pool\'s.', {
+      maxLength: 253,
+      pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+    }),
   },
   { tsName: 'JobPlacement' },
 );

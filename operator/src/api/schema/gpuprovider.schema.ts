@@ -124,6 +124,7 @@ const pool = obj(
     idle: int('GPUs free to offer now.', { minimum: 0 }),
     pricePerGpuHour: money('Price asked per GPU-hour.'),
     breakEvenPricePerGpuHour: money('Power and wear cost per GPU-hour.'),
+    runtimeClassName: str('RuntimeClass the owner runs this pool\'s job pods under (e.g. gvisor, kata); absent: the cluster default.', { maxLength: 253 }),
     offered: { type: 'boolean', description: 'Whether the pool is on the market.' },
     notOfferedReason: str('Why the pool is not offered, e.g. PriceBelowBreakEven.'),
     egress: egressProfileSchema('What job pods in this pool may reach, as the owner declares it (jobs needing more are not placed here).', 'PoolEgress'),

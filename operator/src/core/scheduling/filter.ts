@@ -15,6 +15,7 @@ export const REJECT_REASONS = [
   'NoMatchingProduct',
   'InsufficientMemory',
   'DriverTooOld',
+  'RuntimeClassMismatch',
   'InsufficientIdle',
   'InvalidPrice',
   'PriceAboveBudget',
@@ -37,19 +38,20 @@ export const RANK = Object.freeze({
   NoMatchingProduct: 0,
   InsufficientMemory: 1,
   DriverTooOld: 2,
-  InsufficientIdle: 3,
-  InvalidPrice: 4,
-  PriceAboveBudget: 5,
-  TotalAboveBudget: 6,
-  EgressNotOffered: 7,
-  RegionNotAllowed: 8,
-  MissingAuditedAttribute: 9,
-  RttTooHigh: 10,
-  ReputationTooLow: 11,
-  NotStaked: 12,
-  NotReady: 13,
-  OutsideAvailabilityWindow: 14,
-  Excluded: 15,
+  RuntimeClassMismatch: 3,
+  InsufficientIdle: 4,
+  InvalidPrice: 5,
+  PriceAboveBudget: 6,
+  TotalAboveBudget: 7,
+  EgressNotOffered: 8,
+  RegionNotAllowed: 9,
+  MissingAuditedAttribute: 10,
+  RttTooHigh: 11,
+  ReputationTooLow: 12,
+  NotStaked: 13,
+  NotReady: 14,
+  OutsideAvailabilityWindow: 15,
+  Excluded: 16,
 } as const satisfies Record<RejectReason, number>);
 /** The rank of a pool or provider that passes every check. */
 export const PASSED = REJECT_REASONS.length;
@@ -89,6 +91,7 @@ export function poolCheck(pool: IndexedPool, ctx: CheckContext): number {
   if (job.products.length > 0 && !job.products.includes(pool.gpuProduct)) return RANK.NoMatchingProduct;
   if (pool.memoryMiB < job.minMemoryMiB) return RANK.InsufficientMemory;
   if (pool.cudaDriverMajor < job.minCudaDriverMajor) return RANK.DriverTooOld;
+  if (job.runtimeClassName !== undefined && pool.source.runtimeClassName !== job.runtimeClassName) return RANK.RuntimeClassMismatch;
   // Cheap bounds first; gangFits counts whole replica slots per node.
   if (pool.maxIdle < job.gpusPerReplica || pool.sumIdle < job.gpus || (job.sameNode && pool.maxIdle < job.gpus)) {
     return RANK.InsufficientIdle;
@@ -156,6 +159,8 @@ export function diagnoseProvider(provider: IndexedProvider, ctx: CheckContext): 
         return makeRejection(name, bestReason, Math.floor(bestPool.memoryMiB / 1024), bestPool.gpuProduct);
       case 'DriverTooOld':
         return makeRejection(name, bestReason, bestPool.cudaDriverMajor, bestPool.gpuProduct);
+      case 'RuntimeClassMismatch':
+        return makeRejection(name, bestReason, bestPool.source.runtimeClassName || 'default', bestPool.gpuProduct);
       case 'PriceAboveBudget':
         return makeRejection(name, bestReason, bestPool.price, bestPool.gpuProduct);
       case 'TotalAboveBudget':

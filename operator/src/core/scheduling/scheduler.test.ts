@@ -334,3 +334,27 @@ describe('schedule: bursts never overbook', () => {
     expect(isDecision(schedule(snapshot, job(1, 8), config, NOW))).toBe(false);
   });
 });
+
+describe('schedule: a job that requires a RuntimeClass', () => {
+  const fleet = [
+    provider('plain', [pool(H100, [8], '1')]),
+    provider('sandboxed', [pool(H100, [8], '3', { runtimeClassName: 'gvisor' })]),
+    provider('kata', [pool(H100, [8], '2', { runtimeClassName: 'kata' })]),
+  ];
+
+  it('goes only to pools whose owner runs that class', () => {
+    expect(decide(fleet, job(1, 1, { placement: { runtimeClassName: 'gvisor' } })).provider).toBe('sandboxed');
+  });
+
+  it('says which class each refused pool runs', () => {
+    const message = refuse(fleet.slice(0, 1).concat(fleet.slice(2)), job(1, 1, { placement: { runtimeClassName: 'gvisor' } }));
+    expect(message).toContain('runtime class');
+    expect(message).toContain('default');
+    expect(message).toContain('kata');
+    expect(message).toContain('!= gvisor');
+  });
+
+  it('lets a job that names no class go anywhere, cheapest first', () => {
+    expect(decide(fleet, job(1, 1)).provider).toBe('plain');
+  });
+});

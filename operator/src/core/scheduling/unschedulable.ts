@@ -92,6 +92,8 @@ function describe(g: Group, job: PreparedJob): string {
       return `${g.product} memory ${numberRange(g, String)}GiB < ${job.minMemoryGiB}GiB`;
     case 'DriverTooOld':
       return `${g.product} cuda driver ${numberRange(g, String)} < ${job.minCudaDriverMajor}`;
+    case 'RuntimeClassMismatch':
+      return `${g.product} runtime class ${texts(g)} != ${job.runtimeClassName}`;
     case 'InsufficientIdle':
       return `insufficient idle ${g.product}${job.sameNode ? ' on one node' : ''}`;
     case 'InvalidPrice':

@@ -43,6 +43,7 @@ export function providerSnapshot(p: GpuProvider, now: number, heartbeatAgeMs?: n
         memoryMiB: pool.memoryMiB ?? 0,
         cudaDriverMajor: pool.cudaDriverMajor ?? 0,
         pricePerGpuHour: pool.pricePerGpuHour ?? '0',
+        ...(pool.runtimeClassName ? { runtimeClassName: pool.runtimeClassName } : {}),
         nodes: (pool.idleByNode ?? []).map((n) => ({ name: n.name ?? '', idleGpus: n.idle ?? 0, totalGpus: n.idle ?? 0 })),
         ...(pool.egress ? { egress: egressOf(pool.egress) } : {}),
       })),

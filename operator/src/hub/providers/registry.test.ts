@@ -52,6 +52,7 @@ const inventory = (idle: number): Inventory => ({
       breakEvenPricePerGpuHour: '1',
       offered: true,
       notOfferedReason: 0,
+      runtimeClassName: '',
     },
   ],
 });

@@ -24,6 +24,7 @@ export function poolsStatus(inventory: Inventory): Pick<GpuProviderStatus, 'pool
       idle: p.offered ? p.idle : 0,
       pricePerGpuHour: p.pricePerGpuHour,
       breakEvenPricePerGpuHour: p.breakEvenPricePerGpuHour,
+      ...(p.runtimeClassName ? { runtimeClassName: p.runtimeClassName } : {}),
       offered: p.offered,
       ...(p.egress?.mode ? { egress: { mode: p.egress.mode as 'dns', ...(p.egress.destinations.length ? { destinations: p.egress.destinations.map((d) => ({ cidr: d.cidr, ...(d.ports.length ? { ports: d.ports } : {}) })) } : {}) } } : {}),
       idleByNode: p.nodes

@@ -171,6 +171,8 @@ export interface GpuPool {
   offered: boolean;
   /** Set when offered is false. */
   notOfferedReason: NotOfferedReason;
+  /** RuntimeClass the owner runs this pool's job pods under (e.g. gvisor, kata); empty: the default. */
+  runtimeClassName: string;
   /** What job pods in this pool may reach (the owner's chart values). Absent: DNS only. */
   egress?: EgressProfile | undefined;
 }
@@ -1084,6 +1086,7 @@ function createBaseGpuPool(): GpuPool {
     breakEvenPricePerGpuHour: "",
     offered: false,
     notOfferedReason: 0,
+    runtimeClassName: "",
     egress: undefined,
   };
 }
@@ -1122,6 +1125,9 @@ export const GpuPool: MessageFns<GpuPool> = {
     }
     if (message.notOfferedReason !== 0) {
       writer.uint32(88).int32(message.notOfferedReason);
+    }
+    if (message.runtimeClassName !== "") {
+      writer.uint32(98).string(message.runtimeClassName);
     }
     if (message.egress !== undefined) {
       EgressProfile.encode(message.egress, writer.uint32(170).fork()).join();
@@ -1230,6 +1236,14 @@ export const GpuPool: MessageFns<GpuPool> = {
             message.notOfferedReason = reader.int32() as any;
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.runtimeClassName = reader.string();
+            continue;
+          }
           case 21: {
             if (tag !== 170) {
               break;
@@ -1266,6 +1280,7 @@ export const GpuPool: MessageFns<GpuPool> = {
     message.breakEvenPricePerGpuHour = object.breakEvenPricePerGpuHour ?? "";
     message.offered = object.offered ?? false;
     message.notOfferedReason = object.notOfferedReason ?? 0;
+    message.runtimeClassName = object.runtimeClassName ?? "";
     message.egress = (object.egress !== undefined && object.egress !== null)
       ? EgressProfile.fromPartial(object.egress)
       : undefined;

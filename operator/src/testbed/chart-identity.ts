@@ -1,0 +1,73 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { parseAllDocuments, stringify } from 'yaml';
+import { runKubectl } from './kubectl.js';
+import { repoRoot, toolPath } from './tools.js';
+
+// Runs a component as the chart makes it run: renders the chart with helm, applies only its
+// identity (ServiceAccount, ClusterRoles, Roles, bindings, admission policies) to a real
+// apiserver, and returns a kubeconfig holding a token of that ServiceAccount. A test that drives
+// the agent or the hub through it fails when the chart grants too little.
+
+const IDENTITY_KINDS = new Set([
+  'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding',
+  'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
+]);
+
+export interface ChartIdentity {
+  /** `system:serviceaccount:<namespace>:<name>` */
+  username: string;
+  kubeConfig: KubeConfig;
+  /** Deletes what was applied (cluster-scoped objects and the namespace). */
+  remove(): Promise<void>;
+}
+
+function helm(args: string[], home: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = { ...process.env, HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data') };
+  return new Promise((resolve) => {
+    execFile(toolPath('helm'), args, { env, timeout: 120_000, maxBuffer: 32 << 20 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** Installs the identity the chart gives `release` in `namespace` (values as helm `--set` pairs). */
+export async function chartIdentity(adminKubeconfig: string, release: string, namespace: string, values: string[]): Promise<ChartIdentity> {
+  const home = mkdtempSync(join(tmpdir(), 'fedgpu-helm-'));
+  try {
+    const rendered = await helm(['template', release, join(repoRoot, 'charts', 'fedgpu'), '--namespace', namespace, ...values], home);
+    if (rendered.code !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
+    const objects = parseAllDocuments(rendered.stdout).map((d) => d.toJS()).filter((o) => o && IDENTITY_KINDS.has(o.kind));
+    const sa = objects.find((o) => o.kind === 'ServiceAccount');
+    if (!sa) throw new Error('the chart rendered no ServiceAccount');
+    await runKubectl(adminKubeconfig, ['create', 'namespace', namespace]);
+    const applied = await runKubectl(adminKubeconfig, ['apply', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
+    if (applied.code !== 0) throw new Error(`applying the chart's identity failed: ${applied.stderr}`);
+    const token = await runKubectl(adminKubeconfig, ['create', 'token', sa.metadata.name, '-n', namespace, '--duration=2h']);
+    if (token.code !== 0) throw new Error(`token request failed: ${token.stderr}`);
+    const admin = new KubeConfig();
+    admin.loadFromFile(adminKubeconfig);
+    const cluster = admin.getCurrentCluster()!;
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromOptions({
+      clusters: [cluster],
+      users: [{ name: sa.metadata.name, token: token.stdout.trim() }],
+      contexts: [{ name: 'chart', cluster: cluster.name, user: sa.metadata.name }],
+      currentContext: 'chart',
+    });
+    const clusterScoped = objects.filter((o) => !o.metadata.namespace && o.kind !== 'ServiceAccount' && o.kind !== 'Role' && o.kind !== 'RoleBinding');
+    return {
+      username: `system:serviceaccount:${namespace}:${sa.metadata.name}`,
+      kubeConfig,
+      async remove() {
+        for (const o of clusterScoped) await runKubectl(adminKubeconfig, ['delete', o.kind, o.metadata.name, '--ignore-not-found', '--wait=false']);
+        await runKubectl(adminKubeconfig, ['delete', 'namespace', namespace, '--ignore-not-found', '--wait=false']);
+      },
+    };
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
