@@ -116,7 +116,12 @@ async function readAll(kc: KubeConfig, path: string): Promise<{ bytes: number; m
   const started = nowMs();
   const bytes = await new Promise<number>((resolve, reject) => {
     const req = request(options, (res) => {
-      if (res.statusCode !== 200) reject(new Error(`${path}: HTTP ${res.statusCode}`));
+      if (res.statusCode !== 200) {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString('utf8')));
+        res.on('end', () => reject(new Error(`${path}: HTTP ${res.statusCode}: ${body.slice(0, 500)}`)));
+        return;
+      }
       let n = 0;
       res.on('data', (c: Buffer) => (n += c.byteLength));
       res.on('end', () => resolve(n));
