@@ -14,6 +14,7 @@ import { waitFor } from '../testbed/wait.js';
 import { accessServingCert, registerAccessApi } from '../testbed/access-api.js';
 import { freePort } from '../testbed/free-port.js';
 import { trainingLog } from './training-log.js';
+import { createServer, type Server } from 'node:http';
 import { startPrometheus, type Prometheus } from '../testbed/prometheus.js';
 import { CONSUMER_DEPOSIT, PROVIDER_STAKE, startSandboxChain, type SandboxChain } from './chain.js';
 
@@ -66,7 +67,9 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
   const fedgpuProcesses: ManagedProcess[] = [];
   let chain: SandboxChain | undefined;
   let prometheus: Prometheus | undefined;
+  const podServers: Server[] = [];
   const stop = async () => {
+    for (const s of podServers) s.close();
     await Promise.all(fedgpuProcesses.map((p) => p.stop()));
     await prometheus?.stop();
     await chain?.stop();
@@ -114,7 +117,11 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
     writeFileSync(join(pki.dir, 'access.crt'), serving.certPem);
     writeFileSync(join(pki.dir, 'access.key'), serving.keyPem, { mode: 0o600 });
     // kwok serves this file as every job pod's log: a training run as the demo jobs would print it.
-    for (const p of sandboxProviders) writeFileSync(testbed.cluster(p.cluster).access.logFile, trainingLog(p.cluster));
+    for (const p of sandboxProviders) {
+      writeFileSync(testbed.cluster(p.cluster).access.logFile, trainingLog(p.cluster));
+      // What a job's port answers (kwok forwards every pod port here): fedgpu port-forward reaches it.
+      podServers.push(createServer((req, res) => res.end(`hello from a job pod on ${p.cluster} (${req.method} ${req.url})\n`)).listen(testbed.cluster(p.cluster).access.forwardPort, '127.0.0.1'));
+    }
     const hub = await startHubProcess(testbed.cluster(HUB_CLUSTER), pki, join(sandboxDir, 'hub'), [
       '--provider-lost-after', SANDBOX_PROVIDER_LOST_AFTER,
       '--access-port', String(accessPort),

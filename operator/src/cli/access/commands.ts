@@ -1,7 +1,10 @@
 // `fedgpu logs`, `fedgpu exec` and `fedgpu port-forward`: a GpuJob's pods on whichever provider runs
 // them, through the hub's tunnel (docs/access.md). Flags follow kubectl's.
 import { createServer, type Server } from 'node:net';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
+import { sandboxDir } from '../../sandbox/state.js';
 import { encodeFrame, FrameDecoder, STATUS, STDERR, STDIN, STDOUT } from '../../hub/access/frames.js';
 import { CliError, ExitCode } from '../errors.js';
 import { loadKubeConfig } from '../kubeconfig.js';
@@ -9,6 +12,13 @@ import { durationMs } from '../operability.js';
 import { accessPath, openLog, openUpgrade } from './client.js';
 
 type Globals = { kubeconfig?: string; context?: string };
+
+/** Like the market commands: --kubeconfig, else $KUBECONFIG, else the local sandbox's hub, else ~/.kube/config. */
+function hubKubeConfig(g: Globals) {
+  const sandboxHub = join(sandboxDir, 'hub.kubeconfig');
+  const kubeconfig = g.kubeconfig ?? (!process.env.KUBECONFIG && existsSync(sandboxHub) ? sandboxHub : undefined);
+  return loadKubeConfig({ kubeconfig, ...(g.context ? { context: g.context } : {}) });
+}
 
 const nonNegativeInt = (flag: string) => (text: string) => {
   if (!/^\d+$/.test(text)) throw new CliError(`${flag} must be a non-negative integer, got ${JSON.stringify(text)}`, ExitCode.Usage);
@@ -36,7 +46,7 @@ export function logsCommand(globals: () => Globals): Command {
       if (Number(o.tail) >= 0) query.set('tailLines', o.tail);
       if (o.since) query.set('sinceSeconds', String(Math.max(1, Math.ceil(durationMs(o.since) / 1000))));
       if (o.timestamps) query.set('timestamps', 'true');
-      const res = await openLog(loadKubeConfig(globals()), accessPath(o.namespace, job, 'log', query));
+      const res = await openLog(hubKubeConfig(globals()), accessPath(o.namespace, job, 'log', query));
       res.pipe(process.stdout);
       await new Promise<void>((resolve, reject) => {
         res.on('end', resolve);
@@ -61,7 +71,7 @@ export function execCommand(globals: () => Globals): Command {
       if (o.container) query.set('container', o.container);
       if (o.stdin) query.set('stdin', 'true');
       if (o.tty) query.set('tty', 'true');
-      const socket = await openUpgrade(loadKubeConfig(globals()), accessPath(o.namespace, job, 'exec', query));
+      const socket = await openUpgrade(hubKubeConfig(globals()), accessPath(o.namespace, job, 'exec', query));
       const decoder = new FrameDecoder();
       let status: { exitCode?: number; error?: string } | undefined;
       socket.on('data', (chunk: Buffer) => {
@@ -92,7 +102,7 @@ export function portForwardCommand(globals: () => Globals): Command {
     .option('--replica <n>', 'replica index', nonNegativeInt('--replica'), 0)
     .option('--address <ip>', 'local address to listen on', '127.0.0.1')
     .action(async (job: string, specs: string[], o) => {
-      const kc = loadKubeConfig(globals());
+      const kc = hubKubeConfig(globals());
       const pairs = specs.map(parsePortSpec);
       const servers: Server[] = [];
       for (const { local, remote } of pairs) {

@@ -59,19 +59,17 @@ export function userOf(req: IncomingMessage, config: RequestHeaderConfig): UserI
   if (config.allowedNames.length > 0 && (!cnText || !config.allowedNames.includes(cnText))) {
     return { error: `front-proxy certificate ${JSON.stringify(cnText)} is not an allowed requestheader name` };
   }
-  const header = (name: string): string[] => {
-    const v = req.headers[name.toLowerCase()];
-    return v === undefined ? [] : Array.isArray(v) ? v : [v];
-  };
+  // headersDistinct: Node joins repeated unknown headers with ", ", and a group may be sent once per header.
+  const header = (name: string): string[] => req.headersDistinct[name.toLowerCase()] ?? [];
   const user = config.usernameHeaders.map(header).find((v) => v.length > 0)?.[0];
   if (!user) return { error: 'no user in the forwarded request' };
   const groups = config.groupHeaders.flatMap(header);
   const extra: Record<string, string[]> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
+  for (const [name, values] of Object.entries(req.headersDistinct)) {
     const prefix = config.extraHeaderPrefixes.find((p) => name.startsWith(p.toLowerCase()));
-    if (!prefix || value === undefined) continue;
+    if (!prefix || values === undefined) continue;
     const key = decodeURIComponent(name.slice(prefix.length));
-    extra[key] = [...(extra[key] ?? []), ...(Array.isArray(value) ? value : [value])];
+    extra[key] = [...(extra[key] ?? []), ...values];
   }
   return { user, groups, extra };
 }
