@@ -159,22 +159,34 @@ async function startReplica(hubCluster: Cluster, pki: HubPki, dir: string, index
   // wildcard advertise address publishes none in the Lease: agents stay on their own proxies.
   const start = () => startHubProcess(hubCluster, pki, join(dir, `hub-${index}-run-${++runs}`), [...hubArgs, '--grpc-port', String(port), '--advertise-address', `0.0.0.0:${port}`]);
   // Like a pod's restartPolicy Always: a replica that exits on its own (a leader that lost its
-  // Lease exits by design) is started again, unless a fault holds it down.
-  const supervise = (proc: HubProcess) => {
-    void proc.process.exited.then(async () => {
-      for (let tries = 0; !held && !stopping && replica.process === proc && tries < 10; tries++) {
-        await new Promise((r) => setTimeout(r, 1_000));
-        if (held || stopping || replica.process !== proc) return;
+  // Lease exits by design; a hub that cannot reach the chain at start-up exits too) is started
+  // again with a capped back-off, unless a fault holds it down.
+  let reviving = false;
+  const revive = async () => {
+    if (reviving) return;
+    reviving = true;
+    try {
+      for (let tries = 0; !held && !stopping; tries++) {
+        await new Promise((r) => setTimeout(r, Math.min(1_000 * 2 ** tries, 10_000)));
+        if (held || stopping) return;
         try {
-          log(`hub replica ${index} exited on its own; restarting it`);
-          replica.selfRestarts++;
           replica.process = await start();
           supervise(replica.process);
           return;
         } catch (err) {
-          log(`hub replica ${index} did not restart: ${(err as Error).message}`);
+          log(`hub replica ${index} did not start: ${(err as Error).message}`);
         }
       }
+    } finally {
+      reviving = false;
+    }
+  };
+  const supervise = (proc: HubProcess) => {
+    void proc.process.exited.then(() => {
+      if (held || stopping || replica.process !== proc) return;
+      log(`hub replica ${index} exited on its own; restarting it`);
+      replica.selfRestarts++;
+      void revive();
     });
   };
   const replica: HubReplica = {
@@ -187,8 +199,13 @@ async function startReplica(hubCluster: Cluster, pki: HubPki, dir: string, index
     },
     async restart() {
       held = false;
-      replica.process = await start();
-      supervise(replica.process);
+      try {
+        replica.process = await start();
+        supervise(replica.process);
+      } catch (err) {
+        log(`hub replica ${index} did not start: ${(err as Error).message}; retrying`);
+        void revive();
+      }
     },
     async stop() {
       stopping = true;
