@@ -60,7 +60,7 @@ bench: deps tools ## Benchmarks; prints numbers, asserts nothing
 
 SEED ?= 1
 JOBS ?= 200
-MINUTES ?= 30
+MINUTES ?= 20
 chaos: deps tools ## Chaos soak: SEED, JOBS, MINUTES (also KINDS, PROVIDERS, FAULT_RATE); checks every invariant, exits 1 on any violation
 	@SEED=$(SEED) JOBS=$(JOBS) MINUTES=$(MINUTES) tsx operator/src/chaos/main.ts
 

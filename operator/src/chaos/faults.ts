@@ -67,6 +67,7 @@ const injectors: Record<FaultPlan['kind'], Injector> = {
   },
   async 'hub-leader-kill'(_f, t) {
     const leader = await waitFor('a hub leader', () => t.leader(), { timeoutMs: 30_000 });
+    leader.hold();
     signal(leader.process.process.pid, 'SIGKILL');
     await leader.process.process.exited;
     return { detail: `replica ${leader.index} pid ${leader.process.process.pid}`, end: () => leader.restart() };
@@ -74,6 +75,7 @@ const injectors: Record<FaultPlan['kind'], Injector> = {
   async 'hub-leader-term'(_f, t) {
     const leader = await waitFor('a hub leader', () => t.leader(), { timeoutMs: 30_000 });
     const pid = leader.process.process.pid;
+    leader.hold();
     await leader.process.process.stop(20_000);
     return { detail: `replica ${leader.index} pid ${pid}`, end: () => leader.restart() };
   },

@@ -5,7 +5,7 @@ import { formatViolation } from './invariants/index.js';
 import { runChaos } from './run.js';
 import { FAULT_KINDS, type FaultKind } from './schedule.js';
 
-// `make chaos SEED=1 JOBS=200 MINUTES=30`: one seeded chaos run; prints each violation with its
+// `make chaos SEED=1 JOBS=200 MINUTES=20`: one seeded chaos run; prints each violation with its
 // job, attempt and nearby faults, then a summary; exits 1 on any violation, 2 on bad settings.
 
 function setting(name: string, fallback: number): number {
@@ -32,7 +32,7 @@ reapStaleRuns(root);
 const result = await runChaos({
   seed,
   jobs: setting('JOBS', 200),
-  minutes: setting('MINUTES', 30),
+  minutes: setting('MINUTES', 20),
   providers: setting('PROVIDERS', 3),
   ...(kinds ? { kinds } : {}),
   ...(process.env.FAULT_RATE ? { faultRate: setting('FAULT_RATE', 3) } : {}),

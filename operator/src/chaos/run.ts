@@ -42,6 +42,8 @@ export interface ChaosSummary {
   drained: boolean;
   load: { before: number[]; after: number[] };
   podSamples: number;
+  /** Hub replicas restarted after exiting on their own (a leader that lost its Lease exits). */
+  hubSelfRestarts: number;
   chainEvents: Record<string, number>;
 }
 
@@ -157,6 +159,7 @@ async function play(t: ChaosTopology, schedule: ChaosSchedule, opts: ChaosOption
     drained,
     load: { before: loadBefore.map((x) => Math.round(x * 100) / 100), after: loadavg().map((x) => Math.round(x * 100) / 100) },
     podSamples: observer.pods.length,
+    hubSelfRestarts: t.hubs.reduce((n, h) => n + h.selfRestarts, 0),
     chainEvents: tally(events, (e) => e.name),
   };
   writeFileSync(join(opts.dir, 'summary.json'), JSON.stringify(summary, null, 1));

@@ -39,7 +39,12 @@ export interface HubReplica {
   index: number;
   port: number;
   process: HubProcess;
+  /** Times the supervisor restarted it after it exited on its own. */
+  selfRestarts: number;
+  /** Keeps the supervisor from restarting it (a fault holds it down) until restart(). */
+  hold(): void;
   restart(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 export interface ChaosTopology {
@@ -67,7 +72,7 @@ export async function startChaosTopology(dir: string, providerCount: number, log
   let chain: SandboxChain | undefined;
   const stop = async () => {
     await Promise.all(providers.map((p) => p.agent.process.stop()));
-    await Promise.all(hubs.map((h) => h.process.process.stop()));
+    await Promise.all(hubs.map((h) => h.stop()));
     await Promise.all(proxies.map((p) => p.stop()));
     await chain?.stop();
     await testbed.stop();
@@ -98,7 +103,7 @@ export async function startChaosTopology(dir: string, providerCount: number, log
       '--retry-period', `${LEASE.retryPeriodMs}ms`,
     ];
     const pki = await hubPki(join(dir, 'pki'));
-    for (const index of [0, 1]) hubs.push(await startReplica(hubCluster, pki, dir, index, hubArgs));
+    for (const index of [0, 1]) hubs.push(await startReplica(hubCluster, pki, dir, index, hubArgs, log));
     log(`hub replicas on ${hubs.map((h) => h.port).join(', ')}; chain RPC through ${rpcProxy.url}`);
     for (const [i, cluster] of clusters.entries()) {
       const links = await Promise.all(hubs.map((h) => FaultProxy.start({ host: '127.0.0.1', port: h.port })));
@@ -145,20 +150,69 @@ function withRpc(args: string[], url: string): string[] {
   return out;
 }
 
-async function startReplica(hubCluster: Cluster, pki: HubPki, dir: string, index: number, hubArgs: string[]): Promise<HubReplica> {
+async function startReplica(hubCluster: Cluster, pki: HubPki, dir: string, index: number, hubArgs: string[], log: (line: string) => void): Promise<HubReplica> {
   const port = await freePort();
   let runs = 0;
+  let held = false;
+  let stopping = false;
   // Restarted on the same port with the same arguments, as a pod behind its address would be. A
   // wildcard advertise address publishes none in the Lease: agents stay on their own proxies.
   const start = () => startHubProcess(hubCluster, pki, join(dir, `hub-${index}-run-${++runs}`), [...hubArgs, '--grpc-port', String(port), '--advertise-address', `0.0.0.0:${port}`]);
+  // Like a pod's restartPolicy Always: a replica that exits on its own (a leader that lost its
+  // Lease exits by design; a hub that cannot reach the chain at start-up exits too) is started
+  // again with a capped back-off, unless a fault holds it down.
+  let reviving = false;
+  const revive = async () => {
+    if (reviving) return;
+    reviving = true;
+    try {
+      for (let tries = 0; !held && !stopping; tries++) {
+        await new Promise((r) => setTimeout(r, Math.min(1_000 * 2 ** tries, 10_000)));
+        if (held || stopping) return;
+        try {
+          replica.process = await start();
+          supervise(replica.process);
+          return;
+        } catch (err) {
+          log(`hub replica ${index} did not start: ${(err as Error).message}`);
+        }
+      }
+    } finally {
+      reviving = false;
+    }
+  };
+  const supervise = (proc: HubProcess) => {
+    void proc.process.exited.then(() => {
+      if (held || stopping || replica.process !== proc) return;
+      log(`hub replica ${index} exited on its own; restarting it`);
+      replica.selfRestarts++;
+      void revive();
+    });
+  };
   const replica: HubReplica = {
     index,
     port,
     process: await start(),
+    selfRestarts: 0,
+    hold() {
+      held = true;
+    },
     async restart() {
-      replica.process = await start();
+      held = false;
+      try {
+        replica.process = await start();
+        supervise(replica.process);
+      } catch (err) {
+        log(`hub replica ${index} did not start: ${(err as Error).message}; retrying`);
+        void revive();
+      }
+    },
+    async stop() {
+      stopping = true;
+      await replica.process.process.stop();
     },
   };
+  supervise(replica.process);
   return replica;
 }
 

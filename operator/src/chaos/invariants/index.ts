@@ -1,7 +1,7 @@
 import type { ChaosHistory } from '../history.js';
 import { nothingLeftBehind } from './cleanup.js';
 import { attemptsWellFormed, blameHasACause, jobsEndAsAllowed, noTwoEpochsAtOnce } from './jobs.js';
-import { escrowsClosedOnce, paidAsSigned, slashedExactlyOnce, tokensConserved } from './money.js';
+import { deliveredWorkPaid, escrowsClosedOnce, paidAsSigned, slashedExactlyOnce, tokensConserved } from './money.js';
 import { reputationAgrees } from './reputation.js';
 import type { Violation } from './violation.js';
 
@@ -15,6 +15,7 @@ export const INVARIANTS: readonly { name: string; check: (h: ChaosHistory) => Vi
   { name: 'provider or owner blamed only with a fault on it', check: blameHasACause },
   { name: 'each escrow settled or refunded exactly once', check: escrowsClosedOnce },
   { name: 'paid = the signed, bounded receipt; nothing paid for an attempt not running', check: paidAsSigned },
+  { name: 'delivered work with a signed receipt is paid, not refunded', check: deliveredWorkPaid },
   { name: 'each provider-fault attempt slashed exactly once, no other slash', check: slashedExactlyOnce },
   { name: 'tokens conserved on chain', check: tokensConserved },
   { name: 'no orphan pods, Secrets, Services or escrows', check: nothingLeftBehind },

@@ -4,7 +4,7 @@ import type { ChaosHistory } from '../history.js';
 import { checkHistory, formatViolation } from './index.js';
 import { nothingLeftBehind } from './cleanup.js';
 import { attemptsWellFormed, blameHasACause, jobsEndAsAllowed, noTwoEpochsAtOnce } from './jobs.js';
-import { escrowsClosedOnce, paidAsSigned, slashedExactlyOnce, tokensConserved } from './money.js';
+import { deliveredWorkPaid, escrowsClosedOnce, paidAsSigned, slashedExactlyOnce, tokensConserved } from './money.js';
 import { reputationAgrees } from './reputation.js';
 import { cleanHistory, T0, WALLET_A, WALLET_B } from './testing.js';
 
@@ -137,6 +137,16 @@ describe('paid-as-signed', () => {
     const x = h();
     x.jobs[1]!.plan.maxTotal = '0.000001';
     expect(messages(paidAsSigned(x))).toEqual([expect.stringMatching(/more than budget.maxTotal 0.000001/)]);
+  });
+});
+
+describe('delivered work paid', () => {
+  it('catches a reclaimed attempt with a signed receipt refunded in full', () => {
+    const x = h();
+    const e = x.chain.events.find((e) => e.name === 'Settled' && e.escrowId === attemptEscrowId('uid-deleted', 1))!;
+    Object.assign(e, { name: 'Refunded', amount: '1' });
+    x.jobs[2]!.lastSeen!.status!.attempts![0]!.outcome = 'Reclaimed';
+    expect(messages(deliveredWorkPaid(x))).toEqual(['a Reclaimed attempt with a signed receipt for 4 GPU-s was refunded in full: the provider was not paid for delivered work']);
   });
 });
 

@@ -2,6 +2,7 @@ import type { JobAttempt } from '../../api/types.js';
 import { attemptEscrowId } from '../../chain/attempt-escrow.js';
 import { parseCredits } from '../../chain/credits.js';
 import { usageAmount } from '../../chain/receipt.js';
+import { isPaid } from '../../hub/jobs/plan.js';
 import type { ChainEvent, ChaosHistory, Holdings, JobRecord } from '../history.js';
 import { attemptViolation, attemptWindow, faultsNear, jobOf, jobViolation, type Violation } from './violation.js';
 
@@ -104,6 +105,20 @@ export function paidAsSigned(h: ChaosHistory): Violation[] {
     if (record.plan.maxTotal !== undefined && paid > parseCredits(record.plan.maxTotal)) {
       out.push(jobViolation(h, 'paid-as-signed', record, `paid ${paid} in total, more than budget.maxTotal ${record.plan.maxTotal}`));
     }
+  }
+  return out;
+}
+
+/** Delivered work is paid: an attempt the hub bills (isPaid) with a signed receipt for time is settled, not refunded. */
+export function deliveredWorkPaid(h: ChaosHistory): Violation[] {
+  const out: Violation[] = [];
+  const events = eventsByEscrow(h);
+  for (const [id, ref] of attemptsByEscrow(h)) {
+    if (!isPaid(ref.attempt)) continue;
+    const receipt = jobOf(ref.record)?.status?.settlement?.attempts?.find((s) => s.epoch === ref.attempt.epoch)?.receipt;
+    const evs = events.get(id) ?? [];
+    if (!receipt || receipt.gpuSeconds <= 0 || !count(evs, 'EscrowOpened')) continue;
+    if (count(evs, 'Refunded') && !count(evs, 'Settled')) out.push(chainViolation(h, 'paid-as-signed', ref, id, `a ${ref.attempt.outcome} attempt with a signed receipt for ${receipt.gpuSeconds} GPU-s was refunded in full: the provider was not paid for delivered work`));
   }
   return out;
 }
