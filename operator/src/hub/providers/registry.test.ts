@@ -131,6 +131,43 @@ describe('KubeProviderRegistry heartbeat writes', () => {
     expect(t.store.objects.get(t.name())!.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
   });
 
+  it('a heartbeat that arrives while a loss is being decided keeps the provider Ready, unmoved and unslashed', async () => {
+    const t = setup();
+    await t.register();
+    await t.beat();
+    for (let i = 0; i < 16; i++) {
+      t.tick(1_000);
+      if (i < 15) await t.registry.checkHeartbeats();
+    }
+    // The check finds 16 s of silence; the heartbeat lands before its write is decided.
+    const checking = t.registry.checkHeartbeats();
+    const beating = t.beat();
+    await Promise.all([checking, beating]);
+    expect(t.lost).toEqual([]);
+    expect(t.store.objects.get(t.name())!.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    expect(t.registry.heartbeatAgeMs(t.name())).toBe(0);
+  });
+
+  it('when this process was paused, the silence is its own: every provider gets a fresh grace, then loss is detected as usual', async () => {
+    const t = setup();
+    await t.register();
+    await t.beat();
+    await t.registry.checkHeartbeats();
+    t.tick(40_000); // the hub was stopped (SIGSTOP) or starved for 40 s
+    await t.registry.checkHeartbeats();
+    expect(t.lost).toEqual([]);
+    for (let i = 0; i < 14; i++) {
+      t.tick(1_000);
+      await t.registry.checkHeartbeats();
+    }
+    expect(t.lost).toEqual([]);
+    t.tick(1_000);
+    await t.registry.checkHeartbeats();
+    t.tick(1_000);
+    await t.registry.checkHeartbeats();
+    expect(t.lost).toEqual([t.name()]);
+  });
+
   it('a new leader gives every Ready provider a fresh grace period, although its written heartbeat is a minute old', async () => {
     const old = setup();
     await old.register();

@@ -66,6 +66,8 @@ type StatusPatch = Partial<GpuProviderStatus> | ((current: GpuProvider | undefin
 
 export class KubeProviderRegistry implements ProviderRegistry {
   private readonly live = new Map<string, Liveness>();
+  /** When heartbeats were last checked (a long gap means this process was paused). */
+  private lastCheckMs?: number;
   /** Write queues of providers with no Liveness entry (chain status of an offline provider). */
   private readonly unattached = new Map<string, Promise<void>>();
   private readonly lostAfter: number;
@@ -144,7 +146,8 @@ export class KubeProviderRegistry implements ProviderRegistry {
       const provider = await this.opts.store.get(providerName);
       if (provider) await this.event(provider, 'Normal', 'ProviderReady', 'heartbeats are fresh; the provider is on the market');
       await this.opts.onProviderReady?.(providerName);
-      await this.write(providerName, (current) => ({ conditions: setCondition(current?.status?.conditions, ready, new Date(this.now())).conditions }));
+      // Unless a loss was decided since (the write queue runs in order), it is Ready.
+      await this.write(providerName, (current) => (live.ready ? { conditions: setCondition(current?.status?.conditions, ready, new Date(this.now())).conditions } : undefined));
       return;
     }
     // At rest: the first latency measured (the scheduler filters on it), then once a period.
@@ -183,16 +186,33 @@ export class KubeProviderRegistry implements ProviderRegistry {
   /** Turns providers without a fresh heartbeat NotReady; call it every second or so. */
   async checkHeartbeats(): Promise<void> {
     const now = this.now();
+    const gap = this.lastCheckMs === undefined ? 0 : now - this.lastCheckMs;
+    this.lastCheckMs = now;
+    // This process itself was stopped or starved (a paused leader, an overloaded event loop): the
+    // silence is ours, not the providers', and their heartbeats still sit unread in our sockets.
+    // Everyone gets a fresh grace, as a new leader gives.
+    if (gap > this.lostAfter / 2) {
+      for (const live of this.live.values()) if (live.ready) live.lastHeartbeatMs = Math.max(live.lastHeartbeatMs, now);
+      this.opts.logger.warn({ gapMs: gap }, 'heartbeat checks were held up; every provider gets a fresh grace period');
+      return;
+    }
     for (const [name, live] of this.live) {
       if (!live.ready || now - live.lastHeartbeatMs <= this.lostAfter) continue;
       live.ready = false;
-      const provider = await this.opts.store.get(name);
-      if (!provider) continue;
       const seconds = Math.round((now - live.lastHeartbeatMs) / 1000);
       const message = `no heartbeat for ${seconds}s (providerLostAfter ${this.lostAfter / 1000}s)`;
       const notReady: ConditionUpdate = { type: ProviderConditions.Ready, status: 'False', reason: 'HeartbeatMissed', message };
-      await this.write(name, (current) => ({ conditions: setCondition(current?.status?.conditions, notReady, new Date(now)).conditions }));
-      await this.event(provider, 'Warning', 'HeartbeatMissed', message);
+      // Decided inside the provider's write queue: a heartbeat that arrived while this check awaited
+      // has made it Ready again, and then it is not lost (nor its jobs moved, nor it slashed).
+      let lost = false;
+      await this.write(name, (current) => {
+        if (live.ready || !current) return undefined;
+        lost = true;
+        return { conditions: setCondition(current.status?.conditions, notReady, new Date(now)).conditions };
+      });
+      if (!lost) continue;
+      const provider = await this.opts.store.get(name);
+      if (provider) await this.event(provider, 'Warning', 'HeartbeatMissed', message);
       this.opts.logger.warn({ provider: name }, message);
       await this.opts.onProviderLost?.(name);
     }
