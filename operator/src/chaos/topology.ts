@@ -20,6 +20,8 @@ import { FaultProxy } from './proxy.js';
 
 export const PRODUCT = 'NVIDIA-H100-80GB-HBM3';
 export const JOB_NAMESPACE = 'default'; // the namespace the sandbox chain binds to its consumer
+/** GPU-seconds a budget must cover for a job to be placed; the tight-budget jobs cover 6–18. */
+export const CHAOS_MINIMUM_RUN_GPU_SECONDS = 5;
 export const LEASE = { name: 'fedgpu-hub-chaos', namespace: 'default', durationS: 8, renewDeadlineS: 6, retryPeriodMs: 1_000 };
 export const PROVIDER_LOST_AFTER_MS = 12_000;
 /** Blocks a settlement transaction must be under; anvil mines a block a second (interval mining). */
@@ -95,6 +97,9 @@ export async function startChaosTopology(dir: string, providerCount: number, log
       ...withRpc(chain.hubArgs, rpcProxy.url),
       '--confirmations', String(CONFIRMATIONS),
       '--provider-lost-after', `${PROVIDER_LOST_AFTER_MS / 1000}s`,
+      // Tight-budget jobs cover a few GPU-seconds on purpose (they must be stopped by their escrow,
+      // not wait for ever): the hub's minimum run is lowered to match.
+      '--minimum-run', String(CHAOS_MINIMUM_RUN_GPU_SECONDS),
       '--leader-elect',
       '--lease-name', LEASE.name,
       '--lease-namespace', LEASE.namespace,
