@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real control-plane tools (kube-apiserver, kube-scheduler, kube-controller-manager,
-# kubectl, etcd, kwok, helm) from the Go module proxy into a cache outside the clone, keyed by
+# kubectl, kubelet, etcd, kwok, helm) from the Go module proxy into a cache outside the clone, keyed by
 # version, then links them into ./bin. A second clone on the same machine (CI included) reuses the
 # cache, so only the first build is slow.
 set -euo pipefail
@@ -44,12 +44,8 @@ scratch_module() {
 
 gomod_of() { go mod download -json "$1" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p'; }
 
-build_kube() {
-  local out="$cache/kubernetes-$KUBE_VERSION"
-  if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" && -x "$out/kube-scheduler" && -x "$out/kube-controller-manager" ]]; then
-    log "kubernetes $KUBE_VERSION cached in $out"; return
-  fi
-  local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+# A throwaway module that builds commands of k8s.io/kubernetes at $KUBE_VERSION; prints its folder.
+kube_module() {
   local staging="v0.${KUBE_VERSION#v1.}"
   local upstream; upstream=$(gomod_of "k8s.io/kubernetes@$KUBE_VERSION")
   # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with local paths;
@@ -60,14 +56,21 @@ build_kube() {
   # Keep upstream's require blocks so every dependency resolves to the version kubernetes tested.
   local requires
   requires=$(awk '/^require \(/{inb=1; print; next} inb && /^\)/{inb=0; print; next} inb{print}' "$upstream")
-  local dir; dir=$(scratch_module "module fedgpu.local/kubebuild
+  scratch_module "module fedgpu.local/kubebuild
 
 go 1.24.0
 
 require k8s.io/kubernetes $KUBE_VERSION
 $requires
-$replaces")
-  local pkgs=(cmd/kube-apiserver cmd/kube-scheduler cmd/kube-controller-manager cmd/kubectl)
+$replaces"
+}
+
+# Builds the given k8s.io/kubernetes commands into $1 (version stamped like a release build).
+build_kube_commands() {
+  local out=$1; shift
+  local pkgs=("$@")
+  local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+  local dir; dir=$(kube_module)
   local ld="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
@@ -75,9 +78,25 @@ $replaces")
   done
   log "building kubernetes $KUBE_VERSION (${pkgs[*]}); a cold build takes 10-25 min on 2 cores"
   mkdir -p "$out.tmp"
-  (cd "$dir" && with_progress "kubernetes $KUBE_VERSION" \
+  (cd "$dir" && with_progress "kubernetes $KUBE_VERSION (${pkgs[*]})" \
     go build -mod=mod -trimpath -ldflags "$ld" -o "$out.tmp/" "${pkgs[@]/#/k8s.io/kubernetes/}")
   rm -rf "$out" && mv "$out.tmp" "$out" && rm -rf "$dir"
+}
+
+build_kube() {
+  local out="$cache/kubernetes-$KUBE_VERSION"
+  if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" && -x "$out/kube-scheduler" && -x "$out/kube-controller-manager" ]]; then
+    log "kubernetes $KUBE_VERSION cached in $out"; return
+  fi
+  build_kube_commands "$out" cmd/kube-apiserver cmd/kube-scheduler cmd/kube-controller-manager cmd/kubectl
+}
+
+# The kubelet of a real test-bed node, from the same module and version, cached on its own so that
+# adding it never rebuilds the control plane.
+build_kubelet() {
+  local out="$cache/kubelet-$KUBE_VERSION"
+  [[ -x "$out/kubelet" ]] && { log "kubelet $KUBE_VERSION cached"; return; }
+  build_kube_commands "$out" cmd/kubelet
 }
 
 build_etcd() {
@@ -118,10 +137,11 @@ build_installable() {
 
 link() { ln -sfn "$1" "$bin/$(basename "$1")"; }
 
-want=${*:-kubernetes etcd kwok helm}
+want=${*:-kubernetes kubelet etcd kwok helm}
 for t in $want; do
   case $t in
     kubernetes) build_kube ;;
+    kubelet) build_kubelet ;;
     etcd) build_etcd ;;
     kwok) build_installable kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" \
       "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" ;;
@@ -131,7 +151,7 @@ for t in $want; do
   esac
 done
 
-for f in "$cache/kubernetes-$KUBE_VERSION"/* "$cache/etcd-$ETCD_VERSION/etcd" \
+for f in "$cache/kubernetes-$KUBE_VERSION"/* "$cache/kubelet-$KUBE_VERSION/kubelet" "$cache/etcd-$ETCD_VERSION/etcd" \
   "$cache/kwok-$KWOK_VERSION/kwok" "$cache/helm-$HELM_VERSION/helm"; do
   [[ -x $f ]] && link "$f"
 done

@@ -24,6 +24,20 @@ if ! command -v protoc >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler >/dev/null
 fi
 
+# A real test-bed node (operator/src/testbed/real-node) runs containers with Debian's containerd,
+# runc and CNI plugins; hack/build-images.sh builds its images with umoci from busybox-static.
+# Each node starts its own containerd on a socket under the run directory; the system's is not used.
+real_node_pkgs=(containerd runc umoci busybox-static containernetworking-plugins)
+missing=()
+for p in "${real_node_pkgs[@]}"; do
+  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  apt_update_once
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 # Prometheus from Debian, unpacked rather than installed: the package would start a server
 # listening on all interfaces, and we only ever start one ourselves, on loopback.
 prom_dir="$cache/prometheus-debian"
@@ -47,4 +61,5 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   (cd "$repo" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" >"$stamp"
 fi
+bash "$here/build-images.sh"
 log "dependencies ready"

@@ -19,7 +19,6 @@ import { waitFor } from '../../operator/src/testbed/wait.js';
 
 const H100 = 'NVIDIA-H100-80GB-HBM3';
 const LOST_AFTER_MS = 8_000;
-const JOBS_NS = 'fedgpu-jobs';
 
 let testbed: Testbed;
 let hub: RunningHub;
@@ -99,14 +98,15 @@ const deleteJob = (name: string, namespace = 'ml') => kubectl(hubCluster(), ['de
 
 const core = (c: Cluster) => c.kubeConfig.makeApiClient(CoreV1Api);
 const net = (c: Cluster) => c.kubeConfig.makeApiClient(NetworkingV1Api);
+// Pods run in per-consumer namespaces on each provider (agent/tenancy): look across all of them.
 const podsOf = async (cluster: Cluster, job: GpuJob) =>
-  (await core(cluster).listNamespacedPod({ namespace: JOBS_NS, labelSelector: `fedgpu.io/job-uid=${job.metadata.uid}` })).items;
+  (await core(cluster).listPodForAllNamespaces({ labelSelector: `fedgpu.io/job-uid=${job.metadata.uid}` })).items;
 const attemptObjects = async (cluster: Cluster, job: GpuJob) => {
   const labelSelector = `fedgpu.io/job-uid=${job.metadata.uid}`;
   const [services, policies, secrets] = await Promise.all([
-    core(cluster).listNamespacedService({ namespace: JOBS_NS, labelSelector }),
-    net(cluster).listNamespacedNetworkPolicy({ namespace: JOBS_NS, labelSelector }),
-    core(cluster).listNamespacedSecret({ namespace: JOBS_NS, labelSelector }),
+    core(cluster).listServiceForAllNamespaces({ labelSelector }),
+    net(cluster).listNetworkPolicyForAllNamespaces({ labelSelector }),
+    core(cluster).listSecretForAllNamespaces({ labelSelector }),
   ]);
   return { services: services.items, policies: policies.items, secrets: secrets.items };
 };
@@ -134,6 +134,8 @@ describe('gang rendezvous', () => {
     const { services, policies } = await attemptObjects(alpha, job);
     expect(services).toHaveLength(1);
     const svc = services[0]!;
+    const JOBS_NS = svc.metadata!.namespace!;
+    expect(pods.every((p) => p.metadata?.namespace === JOBS_NS)).toBe(true);
     expect(svc.spec?.clusterIP).toBe('None');
     // The endpoint-slice controller of the provider's own kube-controller-manager fills it from the selector.
     const slices = await waitFor('endpoints of all 4 replicas', async () => {
@@ -186,6 +188,8 @@ describe('gang rendezvous', () => {
     const podsB = await podsOf(alpha, b);
     expect(podsA).toHaveLength(2);
     expect(podsB).toHaveLength(2);
+    // Each consumer has its own namespace on the provider, and its own gang policy inside it.
+    expect(podsA[0]!.metadata?.namespace).not.toBe(podsB[0]!.metadata?.namespace);
     for (const [mine, theirs, job] of [[podsA, podsB, a], [podsB, podsA, b]] as const) {
       const gang = (await attemptObjects(alpha, job)).policies.find((p) => p.metadata?.name?.endsWith('-gang'))!;
       const spec = gang.spec!;
@@ -213,7 +217,7 @@ describe('secrets to the winner only', () => {
   const variants = [token, Buffer.from(token).toString('base64')];
 
   async function secretsHolding(cluster: Cluster): Promise<string[]> {
-    const list = await core(cluster).listNamespacedSecret({ namespace: JOBS_NS });
+    const list = await core(cluster).listSecretForAllNamespaces();
     return list.items.filter((s) => Object.values(s.data ?? {}).some((v) => Buffer.from(v, 'base64').toString() === token)).map((s) => s.metadata!.name!);
   }
 

@@ -171,6 +171,7 @@ describe('marketplace stream over mTLS', () => {
           secrets: [],
           env: [{ name: 'FEDGPU_EPOCH', value: '1' }],
           pricePerGpuHour: '2.45',
+          coveredGpuSeconds: 3600,
         },
       },
     };

@@ -6,7 +6,7 @@ import { parseCredits } from '../chain/credits.js';
 import { freshProvider } from '../chain/provider.js';
 import { anvilBinary, startAnvil, type Anvil } from '../testbed/anvil.js';
 import { runKubectl } from '../testbed/kubectl.js';
-import { sandboxWallet } from './topology.js';
+import { providerWalletIndex, sandboxWallet } from './topology.js';
 
 // The sandbox's chain: anvil on loopback with the contracts deployed, the hub's settler key granted
 // its role, every provider staked and a consumer funded and bound to the `default` namespace, so a
@@ -49,8 +49,8 @@ export async function startSandboxChain(dir: string, hubKubeconfig: string, prov
       await (await token.mint(wallet.address, parseCredits(amount))).wait();
       await (await attachComputeCredit(tokenAddress, wallet).approve(marketAddress, MaxUint256)).wait();
     };
-    for (let i = 1; i <= providerCount; i++) {
-      const provider = signer(i);
+    for (let i = 0; i < providerCount; i++) {
+      const provider = signer(providerWalletIndex(i));
       await fund(provider, '1000');
       await (await market.connect(provider).stake(parseCredits(PROVIDER_STAKE))).wait();
     }

@@ -3,10 +3,13 @@ import type { GpuJob } from '../api/types.js';
 import { formatTable } from '../cli/output.js';
 import { gpuJobClient } from '../runtime/kube.js';
 import type { AgentHandle } from '../testbed/federation.js';
+import { busyboxImage } from '../testbed/real-node/images.js';
+import { REAL_NODE_PRODUCT } from './topology.js';
 
-// The demo the sandbox runs: three GpuJobs that show the product's story in one terminal — a
-// training gang placed whole, a latency-bound inference job, and a job whose provider fails
-// mid-run and moves — with a live view until every one has ended (and settled, with a chain).
+// The demo the sandbox runs: four GpuJobs that show the product's story in one terminal — a
+// training gang placed whole, a latency-bound inference job, a job whose provider fails mid-run
+// and moves, and a real container on the homelab's real node — with a live view until every one
+// has ended (and settled, with a chain).
 
 export const DEMO_NAMESPACE = 'default';
 
@@ -38,6 +41,39 @@ function job(name: string, runFor: string, spec: Partial<GpuJob['spec']>): GpuJo
   };
 }
 
+/**
+ * A training-like shell script for the real node: prints steps and a falling loss, writes a
+ * checkpoint every 5 steps, resumes from it, and on SIGTERM (an owner reclaim) saves one and leaves.
+ */
+export const REAL_TRAINING_SCRIPT = [
+  'ckpt="${FEDGPU_CHECKPOINT_DIR:-/tmp}/checkpoint"',
+  'trap \'echo "SIGTERM at step $step: saving checkpoint"; echo "$step" > "$ckpt"; echo "checkpoint saved"; exit 0\' TERM',
+  'step=$(cat "$ckpt" 2>/dev/null || echo 0)',
+  'echo "training on $(hostname) as uid $(id -u), from step $step"',
+  'while [ "$step" -lt 20 ]; do',
+  '  step=$((step + 1)); echo "step $step/20 loss 0.$((9000 / (step + 9)))"',
+  '  if [ $((step % 5)) -eq 0 ]; then echo "$step" > "$ckpt"; echo "checkpoint written at step $step"; fi',
+  '  sleep 1 & wait $!',
+  'done',
+  'echo "training done"',
+].join('\n');
+
+function realJob(): GpuJob {
+  return {
+    apiVersion: 'fedgpu.io/v1alpha1',
+    kind: 'GpuJob',
+    metadata: { name: 'real-homelab', namespace: DEMO_NAMESPACE, labels: { 'fedgpu.io/demo': 'true' } },
+    spec: {
+      template: {
+        spec: { containers: [{ name: 'train', image: busyboxImage(), imagePullPolicy: 'IfNotPresent', command: ['/bin/sh', '-c', REAL_TRAINING_SCRIPT] }] },
+      },
+      gpu: { products: [REAL_NODE_PRODUCT] },
+      budget: { maxPricePerGpuHour: '1.00', maxTotal: '5' },
+      faultTolerance: { checkpoint: { gracePeriodSeconds: 10, dir: '/tmp' } },
+    },
+  };
+}
+
 export const demoJobs: DemoJob[] = [
   {
     name: 'train-gang',
@@ -60,6 +96,15 @@ export const demoJobs: DemoJob[] = [
       gpu: { products: [RTX3090, H100] },
       faultTolerance: { maxAttempts: 3, checkpoint: { gracePeriodSeconds: 10, dir: 's3://sandbox-checkpoints/failover-demo' } },
     }),
+  },
+  {
+    name: 'real-homelab',
+    story: 'a real container (busybox, uid 65532) on the homelab\'s real node: a training log, checkpoints, SIGTERM handled',
+    expect: { phase: 'Succeeded', attempts: 1 },
+    // Built when read: the image tag comes from the images `make deps` built.
+    get manifest() {
+      return realJob();
+    },
   },
 ];
 

@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
 import { isAlive, reapPidDir } from '../testbed/processes.js';
+import { reapRealNodes } from '../testbed/real-node/leftovers.js';
 import { readStatus, readSupervisorPid, sandboxDir, supervisorPidPath, writeStatus } from './state.js';
 
 /**
@@ -16,6 +17,8 @@ export async function sandboxDown(log: (line: string) => void = console.log): Pr
   }
   const killed = reapPidDir(sandboxDir);
   if (killed.length) log(`killed ${killed.length} leftover process(es): ${killed.join(', ')}`);
+  // A real node's containers outlive its kubelet and containerd; its record says what to remove.
+  reapRealNodes(sandboxDir);
   rmSync(supervisorPidPath, { force: true });
   const status = readStatus();
   if (status) writeStatus({ ...status, state: 'stopped' });

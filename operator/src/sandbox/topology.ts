@@ -2,6 +2,7 @@ import { HDNodeWallet, Mnemonic, Wallet } from 'ethers';
 import type { ProviderSettings } from '../agent/inventory.js';
 import type { GpuNodeGroup } from '../testbed/gpu-nodes.js';
 import type { EgressProfile } from '../core/egress.js';
+import type { RealNodeSpec } from '../testbed/real-node/node.js';
 
 // The sandbox federation: a hub and three provider clusters of very different character, so the
 // scheduler has real choices to make (price, reputation, latency, availability).
@@ -11,6 +12,8 @@ export interface SandboxProvider {
   displayName: string;
   region: string;
   gpuNodes: GpuNodeGroup[];
+  /** Real nodes (kubelet, containerd, runc) that run the jobs placed there as real containers. */
+  realNodes?: RealNodeSpec[];
   /** Price per GPU-hour per product, in credits. */
   prices: Record<string, string>;
   /** Emulated network distance to the hub (everything runs on loopback here). */
@@ -26,6 +29,9 @@ export const HUB_CLUSTER = 'hub';
 export const VICTIM_CLUSTER = 'mining-farm';
 /** Short enough that the demo's failover shows within a minute. */
 export const SANDBOX_PROVIDER_LOST_AFTER = '8s';
+/** The provider with a real node, and the GPU product only that node has. */
+export const REAL_NODE_CLUSTER = 'homelab';
+export const REAL_NODE_PRODUCT = 'NVIDIA-GeForce-RTX-4070-Ti';
 
 export const sandboxProviders: SandboxProvider[] = [
   {
@@ -61,10 +67,24 @@ export const sandboxProviders: SandboxProvider[] = [
     latency: '70ms',
     window: { start: '22:00', end: '08:00' },
   },
+  {
+    cluster: REAL_NODE_CLUSTER,
+    displayName: 'Homelab, 1 × RTX 4070 Ti, any hour (a real node: kubelet, containerd, runc)',
+    region: 'eu-west',
+    gpuNodes: [],
+    realNodes: [{ name: 'homelab-4070ti', gpus: 1, product: REAL_NODE_PRODUCT, memoryMiB: 12282, cudaDriverMajor: 580 }],
+    prices: { [REAL_NODE_PRODUCT]: '0.30' },
+    latency: '15ms',
+  },
 ];
 
-/** anvil's well-known development mnemonic: account 0 is the hub's settler, 1-3 the providers, 4 the consumer. */
+/** anvil's well-known development mnemonic: account 0 deploys, 1-3 and 6 are the providers, 4 the consumer, 5 the hub's settler. */
 export const SANDBOX_MNEMONIC = 'test test test test test test test test test test test junk';
+
+/** Wallet index of the i-th provider: 1-3, then after the consumer (4) and the settler (5). */
+export function providerWalletIndex(i: number): number {
+  return i < 3 ? i + 1 : i + 3;
+}
 
 export function sandboxWallet(index: number): Wallet {
   const node = HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase(SANDBOX_MNEMONIC), `m/44'/60'/0'/0/${index}`);

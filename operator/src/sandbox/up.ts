@@ -6,7 +6,9 @@ import { startTestbed, type Testbed } from '../testbed/testbed.js';
 import { repoRoot } from '../testbed/tools.js';
 import { readSupervisorPid, sandboxDir, supervisorPidPath, writeStatus, type SandboxStatus } from './state.js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { HUB_CLUSTER, providerSettings, SANDBOX_PROVIDER_LOST_AFTER, sandboxProviders, sandboxWallet } from './topology.js';
+import { HUB_CLUSTER, providerSettings, providerWalletIndex, REAL_NODE_CLUSTER, SANDBOX_PROVIDER_LOST_AFTER, sandboxProviders, sandboxWallet } from './topology.js';
+import { reapRealNodes } from '../testbed/real-node/leftovers.js';
+import { busyboxImage, pauseImage } from '../testbed/real-node/images.js';
 import { hubPki, installCrds, providerClient, readyStatus, startAgent, startHubProcess, type AgentHandle } from '../testbed/federation.js';
 import { waitFor } from '../testbed/wait.js';
 import { startPrometheus, type Prometheus } from '../testbed/prometheus.js';
@@ -37,6 +39,8 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
   if (previous && previous !== process.pid && isAlive(previous)) {
     throw new Error(`a sandbox is already running (supervisor pid ${previous}); stop it with 'make sandbox-down'`);
   }
+  // A sandbox killed too hard may have left a real node's containers, mounts and cgroups behind.
+  reapRealNodes(sandboxDir);
   rmSync(sandboxDir, { recursive: true, force: true });
   mkdirSync(sandboxDir, { recursive: true });
   writeFileSync(supervisorPidPath, `${process.pid}\n`);
@@ -49,11 +53,11 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
   };
   writeStatus(status);
 
-  log(`starting the hub and ${sandboxProviders.length} provider clusters (etcd, kube-apiserver, scheduler, controller-manager, kwok)`);
+  log(`starting the hub and ${sandboxProviders.length} provider clusters (etcd, kube-apiserver, scheduler, controller-manager, kwok; a real kubelet and containerd for ${REAL_NODE_CLUSTER})`);
   const kubeconfigOf = (name: string) => join(sandboxDir, `${name}.kubeconfig`);
   const testbed = await startTestbed(join(sandboxDir, 'clusters'), [
     { name: HUB_CLUSTER, scheduler: false, kubeconfigPath: kubeconfigOf(HUB_CLUSTER) },
-    ...sandboxProviders.map((p) => ({ name: p.cluster, gpuNodes: p.gpuNodes, kubeconfigPath: kubeconfigOf(p.cluster) })),
+    ...sandboxProviders.map((p) => ({ name: p.cluster, gpuNodes: p.gpuNodes, realNodes: p.realNodes, kubeconfigPath: kubeconfigOf(p.cluster) })),
   ]);
   // The hub and agents are our children too: stop them first, or they keep this process alive.
   const fedgpuProcesses: ManagedProcess[] = [];
@@ -79,9 +83,10 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
       })),
     ];
     for (const p of sandboxProviders) {
-      const gpus = p.gpuNodes.reduce((n, g) => n + g.count * g.gpusPerNode, 0);
+      const gpus = p.gpuNodes.reduce((n, g) => n + g.count * g.gpusPerNode, 0) + (p.realNodes ?? []).reduce((n, r) => n + r.gpus, 0);
       log(`  ${p.cluster}: ${p.displayName} (${gpus} GPUs) at ${testbed.cluster(p.cluster).server}`);
     }
+    log(`  ${REAL_NODE_CLUSTER}'s real node has the images ${busyboxImage()} and ${pauseImage()} (no registry)`);
 
     log('installing the fedgpu CRDs into the hub');
     const hubKubeconfig = kubeconfigOf(HUB_CLUSTER);
@@ -117,7 +122,7 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
     const providers = providerClient(testbed.cluster(HUB_CLUSTER));
     const agents = await Promise.all(
       sandboxProviders.map((p, i) =>
-        startAgent(p.cluster, testbed.cluster(p.cluster), pki, hub.grpcAddress, providerSettings(p), sandboxWallet(i + 1), [
+        startAgent(p.cluster, testbed.cluster(p.cluster), pki, hub.grpcAddress, providerSettings(p), sandboxWallet(providerWalletIndex(i)), [
           '--simulated-latency', p.latency,
         ]),
       ),
@@ -157,6 +162,8 @@ export function nextSteps(status: SandboxStatus): string {
     '',
     'Try:',
     `  bin/kubectl --kubeconfig ${rel(provider?.kubeconfig ?? '')} get nodes -L nvidia.com/gpu.product`,
+    ...status.clusters.filter((c) => c.name === REAL_NODE_CLUSTER).map((c) =>
+      `  bin/kubectl --kubeconfig ${rel(c.kubeconfig)} get pod -A -o wide   # real containers: containerd:// IDs`),
     `  bin/kubectl --kubeconfig ${rel(hub?.kubeconfig ?? '')} apply -f examples/gpujob-single.yaml`,
     `  bin/kubectl --kubeconfig ${rel(hub?.kubeconfig ?? '')} get gj,gp`,
     '  npx fedgpu market                 # idle pools, prices, reputation, RTT',

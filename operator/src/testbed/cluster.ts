@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { reuseConnections } from '../runtime/connections.js';
 import { startEtcd, type Etcd } from './etcd.js';
 import { freePort } from './free-port.js';
 import { gpuNodes, KWOK_MANAGED_LABEL, type GpuNodeGroup } from './gpu-nodes.js';
@@ -9,6 +10,7 @@ import { kwokStagesYaml } from './kwok-stages.js';
 import { runKubectl, type KubectlResult } from './kubectl.js';
 import { createClusterPki, kubeconfigYaml, type ClusterPki } from './pki.js';
 import { startProcess, type ManagedProcess } from './processes.js';
+import { startRealNode, type RealNode, type RealNodeSpec } from './real-node/node.js';
 import { toolPath } from './tools.js';
 import { GiveUp, waitFor } from './wait.js';
 
@@ -27,6 +29,11 @@ export interface ClusterOptions {
   kwok?: boolean;
   /** Where to write the kubeconfig (default `<dir>/kubeconfig`). */
   kubeconfigPath?: string;
+  /**
+   * Real nodes (kubelet, containerd, runc) that run real containers beside kwok's fake ones. With
+   * any, the apiserver also checks the kubelets' serving certificates against the cluster CA.
+   */
+  realNodes?: RealNodeSpec[];
 }
 
 export interface Cluster {
@@ -40,6 +47,10 @@ export interface Cluster {
   kubectl(args: string[], stdin?: string): Promise<KubectlResult>;
   /** Creates more fake GPU nodes and waits until kwok reports them Ready. */
   addGpuNodes(group: GpuNodeGroup): Promise<string[]>;
+  /** The real nodes started so far. */
+  realNodes: RealNode[];
+  /** Starts a real node and waits until it is Ready and advertises its GPUs. */
+  addRealNode(spec: RealNodeSpec): Promise<RealNode>;
   /** Stops every process of the cluster (and its etcd when the cluster started it). */
   stop(): Promise<void>;
 }
@@ -50,7 +61,10 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
   const ownEtcd = opts.etcd === undefined;
   const etcd = opts.etcd ?? (await startEtcd(join(opts.dir, 'etcd')));
   const processes: ManagedProcess[] = [];
+  const realNodes: RealNode[] = [];
   const stopAll = async () => {
+    // Real nodes first: their kubelets would otherwise keep restarting containers meanwhile.
+    await Promise.all(realNodes.map((n) => n.stop()));
     await Promise.all(processes.map((p) => p.stop()));
     if (ownEtcd) await etcd.stop();
   };
@@ -58,7 +72,7 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
     const pki = createClusterPki(join(opts.dir, 'pki'));
     const port = await freePort();
     const server = `https://127.0.0.1:${port}`;
-    const apiserver = startApiserver(name, opts.dir, port, etcd.url, pki);
+    const apiserver = startApiserver(name, opts.dir, port, etcd.url, pki, (opts.realNodes ?? []).length > 0);
     processes.push(apiserver);
     await waitReadyz(server, pki, apiserver);
 
@@ -66,6 +80,7 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
     writeFileSync(kubeconfigPath, kubeconfigYaml(name, server, pki), { mode: 0o600 });
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfigPath);
+    reuseConnections(kubeConfig);
 
     if (opts.scheduler !== false) processes.push(startScheduler(opts.dir, kubeconfigPath));
     if (opts.controllerManager !== false) processes.push(startControllerManager(opts.dir, kubeconfigPath, pki));
@@ -82,9 +97,16 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
       processes,
       kubectl: (args, stdin) => runKubectl(kubeconfigPath, args, stdin),
       addGpuNodes: (group) => createReadyNodes(core, group),
+      realNodes,
+      async addRealNode(spec) {
+        const node = await startRealNode({ name, dir: opts.dir, server, pki, core }, spec);
+        realNodes.push(node);
+        return node;
+      },
       stop: stopAll,
     };
     for (const group of groups) await cluster.addGpuNodes(group);
+    for (const spec of opts.realNodes ?? []) await cluster.addRealNode(spec);
     if (opts.controllerManager !== false) {
       // Pods need the namespace's default ServiceAccount, which the controller-manager creates.
       await waitFor('the default ServiceAccount', async () =>
@@ -99,7 +121,7 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
   }
 }
 
-function startApiserver(name: string, dir: string, port: number, etcdUrl: string, pki: ClusterPki): ManagedProcess {
+function startApiserver(name: string, dir: string, port: number, etcdUrl: string, pki: ClusterPki, verifyKubelets: boolean): ManagedProcess {
   return startProcess({
     name: 'kube-apiserver',
     command: toolPath('kube-apiserver'),
@@ -117,7 +139,15 @@ function startApiserver(name: string, dir: string, port: number, etcdUrl: string
       `--service-account-key-file=${pki.serviceAccountPub}`,
       `--service-account-signing-key-file=${pki.serviceAccountKey}`,
       '--service-cluster-ip-range=10.0.0.0/24',
-      '--authorization-mode=RBAC',
+      // Node: real kubelets (system:node:<name>) may touch their own node and its pods only.
+      '--authorization-mode=Node,RBAC',
+      // Logs, exec and port-forward reach a kubelet with the admin identity; a real kubelet's
+      // serving certificate is checked against the CA (kwok's is not one of ours).
+      `--kubelet-client-certificate=${pki.adminCert}`,
+      `--kubelet-client-key=${pki.adminKey}`,
+      // A real node's hostname is its node name, which nothing resolves; its InternalIP is 127.0.0.1.
+      '--kubelet-preferred-address-types=InternalIP,Hostname',
+      ...(verifyKubelets ? [`--kubelet-certificate-authority=${pki.caCert}`] : []),
       // Fewer moving parts on a 2-core machine; none of these change API semantics we test.
       '--enable-priority-and-fairness=false',
       '--profiling=false',

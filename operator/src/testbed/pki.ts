@@ -24,7 +24,8 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-function issue(dir: string, name: string, subject: string, extensions: string[]): void {
+/** Issues `<name>.crt` and `<name>.key` in `dir`, signed by the CA there (`ca.crt`, `ca.key`). */
+export function issue(dir: string, name: string, subject: string, extensions: string[]): void {
   writeFileSync(join(dir, `${name}.ext`), `${extensions.join('\n')}\n`);
   openssl(['req', '-new', ...ecKey, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject], dir);
   openssl(

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { reapRealNodes } from './real-node/leftovers.js';
 
 // Every process the test bed starts is recorded here and in a pid file, so it is stopped by its own
 // process id: by stop(), by the exit handlers below when a test fails or is interrupted, and by
@@ -157,6 +158,8 @@ export function reapStaleRuns(root: string): number[] {
     const owner = Number(entry);
     if (!Number.isInteger(owner) || owner === process.pid || isAlive(owner)) continue;
     killed.push(...reapPidDir(join(root, entry)));
+    // Real nodes leave containers, mounts, cgroups and a bridge behind their processes.
+    reapRealNodes(join(root, entry));
     rmSync(join(root, entry), { recursive: true, force: true });
   }
   return killed;

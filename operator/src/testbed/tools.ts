@@ -11,6 +11,7 @@ export type Tool =
   | 'kube-scheduler'
   | 'kube-controller-manager'
   | 'kubectl'
+  | 'kubelet'
   | 'kwok'
   | 'helm'
   | 'promtool'

@@ -318,6 +318,12 @@ export interface Assign {
   /** Agreed price, so the usage receipt can be checked against it. */
   pricePerGpuHour: string;
   /**
+   * GPU-seconds the attempt's escrow covers at price_per_gpu_hour (0: no limit, the hub settles
+   * nothing). The agent stops the pods once they are used (after the checkpoint grace), reports
+   * the attempt Failed with reason BudgetExhausted, and signs for no more than this.
+   */
+  coveredGpuSeconds: number;
+  /**
    * What the job's pods may reach beyond their gang (spec.network.egress); never more than the
    * pool offers, which the agent checks again. Absent: DNS only.
    */
@@ -2590,6 +2596,7 @@ function createBaseAssign(): Assign {
     gracePeriodSeconds: 0,
     env: [],
     pricePerGpuHour: "",
+    coveredGpuSeconds: 0,
     egress: undefined,
     secrets: [],
   };
@@ -2626,6 +2633,9 @@ export const Assign: MessageFns<Assign> = {
     }
     if (message.pricePerGpuHour !== "") {
       writer.uint32(82).string(message.pricePerGpuHour);
+    }
+    if (message.coveredGpuSeconds !== 0) {
+      writer.uint32(88).uint64(message.coveredGpuSeconds);
     }
     if (message.egress !== undefined) {
       EgressProfile.encode(message.egress, writer.uint32(170).fork()).join();
@@ -2729,6 +2739,14 @@ export const Assign: MessageFns<Assign> = {
             message.pricePerGpuHour = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.coveredGpuSeconds = longToNumber(reader.uint64());
+            continue;
+          }
           case 21: {
             if (tag !== 170) {
               break;
@@ -2772,6 +2790,7 @@ export const Assign: MessageFns<Assign> = {
     message.gracePeriodSeconds = object.gracePeriodSeconds ?? 0;
     message.env = object.env?.map((e) => EnvVar.fromPartial(e)) || [];
     message.pricePerGpuHour = object.pricePerGpuHour ?? "";
+    message.coveredGpuSeconds = object.coveredGpuSeconds ?? 0;
     message.egress = (object.egress !== undefined && object.egress !== null)
       ? EgressProfile.fromPartial(object.egress)
       : undefined;
