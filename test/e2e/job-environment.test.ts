@@ -139,7 +139,7 @@ describe('gang rendezvous', () => {
     expect(svc.spec?.clusterIP).toBe('None');
     // The endpoint-slice controller of the provider's own kube-controller-manager fills it from the selector.
     const slices = await waitFor('endpoints of all 4 replicas', async () => {
-      const list = await alpha.kubeConfig.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({ namespace: JOBS_NS, labelSelector: `kubernetes.io/service-name=${svc.metadata!.name}` });
+      const list = await alpha.kubeConfig.makeApiClient(DiscoveryV1Api).listEndpointSliceForAllNamespaces({ labelSelector: `kubernetes.io/service-name=${svc.metadata!.name}` });
       const endpoints = list.items.flatMap((s) => s.endpoints ?? []);
       return endpoints.length === 4 ? endpoints : undefined;
     });
@@ -152,7 +152,7 @@ describe('gang rendezvous', () => {
       expect(pod.spec?.hostname).toBe(pod.metadata?.name);
       expect(pod.spec?.subdomain).toBe(service);
       expect(envOf(pod)).toMatchObject({
-        MASTER_ADDR: `${service}-r0.${service}.${JOBS_NS}.svc`,
+        MASTER_ADDR: `${service}-r0.${service}.${pod.metadata!.namespace}.svc`,
         MASTER_PORT: '29500',
         WORLD_SIZE: '4',
         RANK: rank,
@@ -160,7 +160,7 @@ describe('gang rendezvous', () => {
         PET_NNODES: '4',
         PET_NPROC_PER_NODE: '4',
         PET_NODE_RANK: rank,
-        PET_MASTER_ADDR: `${service}-r0.${service}.${JOBS_NS}.svc`,
+        PET_MASTER_ADDR: `${service}-r0.${service}.${pod.metadata!.namespace}.svc`,
         PET_MASTER_PORT: '29500',
         FEDGPU_WORLD_GPUS: '16',
         FEDGPU_REPLICA: rank,
@@ -168,7 +168,7 @@ describe('gang rendezvous', () => {
     }
     const gang = policies.find((p) => p.metadata?.name === `${service}-gang`)!;
     expect(gang.spec?.policyTypes).toEqual(['Ingress', 'Egress']);
-    const everyPod = (await core(alpha).listNamespacedPod({ namespace: JOBS_NS })).items;
+    const everyPod = (await core(alpha).listPodForAllNamespaces({ labelSelector: 'fedgpu.io/job-uid' })).items;
     expect(everyPod.filter((p) => selects(gang.spec?.podSelector?.matchLabels, p)).map((p) => p.metadata?.name).sort()).toEqual(pods.map((p) => p.metadata?.name).sort());
     // The default egress need is DNS: one more policy, on the same pods, port 53 only.
     const egress = policies.find((p) => p.metadata?.name === `${service}-egress`)!;
@@ -217,7 +217,7 @@ describe('secrets to the winner only', () => {
   const variants = [token, Buffer.from(token).toString('base64')];
 
   async function secretsHolding(cluster: Cluster): Promise<string[]> {
-    const list = await core(cluster).listSecretForAllNamespaces();
+    const list = await core(cluster).listSecretForAllNamespaces({ labelSelector: 'fedgpu.io/job-uid' });
     return list.items.filter((s) => Object.values(s.data ?? {}).some((v) => Buffer.from(v, 'base64').toString() === token)).map((s) => s.metadata!.name!);
   }
 

@@ -43,6 +43,7 @@ function assign(tenant: string, template: V1PodTemplateSpec, replicas = 1, gpus 
     env: [{ name: 'FEDGPU_JOB', value: `${tenant}/job-${seq}` }],
     pricePerGpuHour: '1',
     coveredGpuSeconds: 0,
+    secrets: [],
   };
 }
 const key = (a: Assign) => `${a.jobUid}/${a.epoch}`;

@@ -13,6 +13,10 @@ import type { Readiness } from '../metrics/http-server.js';
 import { PodRunner } from './pods/runner.js';
 import { type BudgetStop, budgetStoppedUsage, capToCovered, PodDeletionWatch, shouldStopForBudget } from './pods/watchdog.js';
 import { TenantNamespaces } from './tenancy/namespace.js';
+import { AccessServer } from './access/serve.js';
+import { RetainedLogs } from './access/retained-logs.js';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
 import { egressToMessage, poolEgress } from './attempt/egress.js';
@@ -44,6 +48,8 @@ export interface AgentOptions {
   /** The agent's series (docs/metrics.md): stream state, idle GPUs, job pods. */
   metrics?: AgentMetrics;
   now?: () => number;
+  /** Where ended attempts' log tails are kept, how much per replica, and for how long. */
+  logRetention?: { dir?: string; maxBytesPerReplica?: number; retentionMs?: number };
 }
 
 const REASON_CODES: Record<string, NotOfferedReason> = {
@@ -136,6 +142,8 @@ export class Agent {
   /** Attempts whose end was reported: their state no longer changes (pods cleaned up later are not a fault). */
   private readonly ended = new Map<string, ReportedState>();
   private readonly now: () => number;
+  private readonly access: AccessServer;
+  private readonly retainedAttempts = new Set<string>();
 
   constructor(private readonly opts: AgentOptions) {
     reuseConnections(opts.kubeConfig);
@@ -146,6 +154,25 @@ export class Agent {
     }, opts.logger);
     const productOf = (node: string) => this.watch?.nodes().find((n) => n.metadata?.name === node)?.metadata?.labels?.[GFD_PRODUCT_LABEL] ?? '';
     this.runner = new PodRunner(opts.kubeConfig, tenancy, opts.logger, { runtimeClassName: opts.runtimeClassName }, (node) => poolEgress(opts.settings, productOf(node)));
+    const retention = opts.logRetention ?? {};
+    this.access = new AccessServer({
+      kubeConfig: opts.kubeConfig,
+      logger: opts.logger,
+      policy: { exec: opts.settings.access?.exec ?? true, portForward: opts.settings.access?.portForward ?? true },
+      retained: new RetainedLogs({
+        dir: retention.dir ?? join(tmpdir(), `fedgpu-agent-logs-${opts.wallet.address.toLowerCase()}`),
+        maxBytesPerReplica: retention.maxBytesPerReplica ?? 1024 * 1024,
+        retentionMs: retention.retentionMs ?? 7 * 24 * 3600_000,
+      }),
+      attempt: (jobUid, epoch) => {
+        const assignment = this.runner.assignments.get(`${jobUid}/${epoch}`);
+        if (!assignment) return undefined;
+        const live = this.runner.managed(this.watch?.pods() ?? []).some(
+          (p) => p.metadata?.labels?.['fedgpu.io/job-uid'] === jobUid && p.metadata?.labels?.['fedgpu.io/epoch'] === String(epoch) && p.status?.phase === 'Running',
+        );
+        return { replicas: assignment.podTemplates.length, containers: containersOf(assignment), live, namespace: assignment.namespace };
+      },
+    });
     this.receipts = new UsageReceiptBook(opts.wallet, opts.logger);
     this.now = opts.now ?? Date.now;
   }
@@ -173,6 +200,7 @@ export class Agent {
         this.flushReceipts();
       },
       onHubMessage: (m) => this.onHubMessage(m),
+      onTunnelOpen: (session, open) => this.access.serve(session, open),
     });
     this.client.start();
     // Receipts the hub has not acknowledged go again now and then, not only after reconnects.
@@ -235,6 +263,13 @@ export class Agent {
       const pods = managed.filter((p) => `${p.metadata?.labels?.['fedgpu.io/job-uid']}/${p.metadata?.labels?.['fedgpu.io/epoch']}` === key);
       const state = this.ended.get(key) ?? this.currentState(key, assignment, pods, now);
       if (!state) continue; // pods still in their checkpoint grace
+      if ((state.phase === 'Succeeded' || state.phase === 'Failed') && !this.retainedAttempts.has(key)) {
+        // Logs outlive the pod: keep each replica's tail before anyone deletes the pods.
+        this.retainedAttempts.add(key);
+        this.access.retain(assignment.namespace, assignment.jobUid, assignment.epoch, containersOf(assignment)).catch((err: unknown) =>
+          this.opts.logger.warn({ err, job: assignment.jobUid, epoch: assignment.epoch }, 'could not keep the log tail of an ended attempt'),
+        );
+      }
       if (state.phase === 'Succeeded' || state.phase === 'Failed' || state.phase === 'Reclaimed') {
         this.ended.set(key, state);
         this.attemptEnded(assignment.jobUid, assignment.epoch, state.gpuSeconds, assignment.pricePerGpuHour, state.phase);
@@ -323,9 +358,13 @@ export class Agent {
   }
 
   private stopPods(assignment: RunnerAssignment, grace: number): void {
-    this.runner.reclaim(assignment.jobUid, assignment.epoch, grace).catch((err) =>
-      this.opts.logger.error({ err }, 'failed to delete the pods of a stopped attempt; retrying on the next change'),
-    );
+    // Keep the log tails first (the pods are about to go), then give the grace.
+    this.retainedAttempts.add(attemptKeyOf(assignment));
+    this.access
+      .retain(assignment.namespace, assignment.jobUid, assignment.epoch, containersOf(assignment))
+      .catch((err: unknown) => this.opts.logger.warn({ err }, 'could not keep the log tail of a stopped attempt'))
+      .then(() => this.runner.reclaim(assignment.jobUid, assignment.epoch, grace))
+      .catch((err) => this.opts.logger.error({ err }, 'failed to delete the pods of a stopped attempt; retrying on the next change'));
   }
 
   private forgetAttempt(key: string): void {
@@ -386,4 +425,13 @@ export class Agent {
     }
     this.schedulePublish();
   }
+}
+
+/** Container names of each replica, first = main. */
+function containersOf(assignment: RunnerAssignment): string[][] {
+  return assignment.podTemplates.map((t) => (t.spec?.containers ?? []).map((c) => c.name));
+}
+
+function attemptKeyOf(assignment: RunnerAssignment): string {
+  return `${assignment.jobUid}/${assignment.epoch}`;
 }

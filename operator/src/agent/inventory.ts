@@ -24,6 +24,8 @@ export interface ProviderSettings {
   /** Measured or declared watts per product, overriding the built-in table. */
   powerWatts?: Record<string, number>;
   availability?: Availability;
+  /** What consumers may do with job pods through the hub's tunnel (logs are always allowed). */
+  access?: { exec?: boolean; portForward?: boolean };
   /** What job pods may reach, for every pool (absent: DNS only). See core/egress.ts. */
   egress?: EgressProfile;
   /** Per GPU product, overriding `egress`. */

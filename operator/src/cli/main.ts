@@ -7,6 +7,7 @@ import { OUTPUT_FORMATS, type OutputFormat } from './output.js';
 import { marketCommands } from './market.command.js';
 import { sandboxCommand } from './sandbox.command.js';
 import { agentCommand, hubCommand } from './serve.command.js';
+import { execCommand, logsCommand, portForwardCommand } from './access/commands.js';
 
 const program = new Command('fedgpu')
   .description('fedgpu: a marketplace of idle GPUs across many Kubernetes clusters')
@@ -22,6 +23,9 @@ program.addCommand(sandboxCommand(output));
 for (const c of marketCommands(() => program.opts())) program.addCommand(c);
 program.addCommand(hubCommand(globals));
 program.addCommand(agentCommand(globals));
+program.addCommand(logsCommand(globals));
+program.addCommand(execCommand(globals));
+program.addCommand(portForwardCommand(globals));
 program.addCommand(stakeCommand(output));
 program.addCommand(unstakeCommand(output));
 program.addCommand(depositCommand(output));

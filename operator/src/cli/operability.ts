@@ -25,9 +25,9 @@ export function addLeaderElectionFlags(command: Command): Command {
 }
 
 export const durationMs = (text: string): number => {
-  const m = /^(\d+)(ms|s|m)$/.exec(text);
-  if (!m) throw new CliError(`bad duration ${text}: use e.g. 500ms, 15s or 2m`, ExitCode.Usage);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[m[2] as 'ms' | 's' | 'm'];
+  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
+  if (!m) throw new CliError(`bad duration ${text}: use e.g. 500ms, 15s, 2m or 168h`, ExitCode.Usage);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
 };
 
 const truthy = (v: unknown) => v === true || v === 'true' || v === '1';

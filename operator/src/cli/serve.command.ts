@@ -37,6 +37,10 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--provider-lost-after <duration>', 'heartbeat silence after which a provider is lost', '15s')
     .option('--provider-status-period <duration>', 'at rest, how often a provider\'s heartbeat time is written to its status (liveness itself is kept in memory)', '60s')
     .option('--minimum-run <gpu-seconds>', "a job waits while its budget covers fewer GPU-seconds than this at the placed price", '60')
+    .option('--access-port <port>', 'serve the consumer access API (aggregated API access.fedgpu.io) on this port; 0 picks a free one')
+    .option('--access-host <host>', 'listen address of the access API', '127.0.0.1')
+    .option('--access-cert <file>', 'serving certificate of the access API (valid for <service>.<namespace>.svc)')
+    .option('--access-key <file>', 'serving key of the access API')
     .option('--log-level <level>', 'log level', 'info');
   return addSettlementFlags(addLeaderElectionFlags(addMetricsFlags(command)))
     .action(async (o) => {
@@ -59,6 +63,16 @@ export function hubCommand(globals: () => Globals): Command {
         port: Number(o.grpcPort),
         providerLostAfterMs: durationMs(o.providerLostAfter),
         providerStatusPeriodMs: durationMs(o.providerStatusPeriod),
+        ...(o.accessPort !== undefined
+          ? {
+              access: {
+                host: o.accessHost,
+                port: Number(o.accessPort),
+                certPem: read(o.accessCert ?? o.tlsCert, 'access certificate'),
+                keyPem: read(o.accessKey ?? o.tlsKey, 'access key'),
+              },
+            }
+          : {}),
         ...(settlement ? { settlement } : {}),
         minimumRunGpuSeconds,
         metrics,
@@ -71,7 +85,7 @@ export function hubCommand(globals: () => Globals): Command {
         },
       });
       const running = hub;
-      console.log(JSON.stringify({ msg: 'hub ready', grpcPort: running.port, metricsPort: http.port, identity: running.roles.identity }));
+      console.log(JSON.stringify({ msg: 'hub ready', grpcPort: running.port, metricsPort: http.port, accessPort: running.accessPort, identity: running.roles.identity }));
       await untilSignalled(async () => {
         await running.stop();
         await http.close();
@@ -93,6 +107,9 @@ export function agentCommand(globals: () => Globals): Command {
     .option('--runtime-class <name>', 'RuntimeClass set on every job pod (e.g. gvisor, kata)')
     .option('--no-tenant-dns', 'deny DNS egress from job pods too (the default allows only DNS)')
     .option('--heartbeat-interval <duration>', 'heartbeat interval', '2s')
+    .option('--log-retention-dir <dir>', 'where log tails of ended attempts are kept (default: a directory under the system temp dir)')
+    .option('--log-retention <duration>', 'how long log tails of ended attempts are kept', '168h')
+    .option('--log-tail-bytes <bytes>', 'bytes of log kept per replica of an ended attempt', '1048576')
     .option('--simulated-latency <duration>', 'test bed only: answer hub pings this much later, to emulate distance', '0ms')
     .option('--log-level <level>', 'log level', 'info');
   return addMetricsFlags(command)
@@ -126,6 +143,11 @@ export function agentCommand(globals: () => Globals): Command {
         heartbeatIntervalMs: durationMs(o.heartbeatInterval),
         simulatedLatencyMs: durationMs(o.simulatedLatency),
         metrics,
+        logRetention: {
+          ...(o.logRetentionDir ? { dir: o.logRetentionDir } : {}),
+          retentionMs: durationMs(o.logRetention),
+          maxBytesPerReplica: Number(o.logTailBytes),
+        },
       });
       const http = await serveMetrics(o, metrics, () => agent.readiness(), logger);
       await agent.start();

@@ -13,6 +13,7 @@ import { budgetLeftOnChain, budgetLeftWithoutChain } from './jobs/budget.js';
 import type { HubLeaderElection } from './leadership.js';
 import { HubRoles, type LeaderTask } from './roles.js';
 import { MarketServer } from './market/server.js';
+import { AccessApiServer } from './access/server.js';
 import type { MarketServerTls } from './market/options.js';
 import { KubeProviderRegistry } from './providers/registry.js';
 import { KubeProviderStore } from './providers/store.js';
@@ -50,6 +51,11 @@ export interface HubOptions {
   minimumRunGpuSeconds?: number;
   /** The Lease was lost while running: leader work has stopped; the process should exit. */
   onLostLeadership?: () => void;
+  /**
+   * Consumer access (logs, exec, port-forward) as the aggregated API access.fedgpu.io, served on
+   * host:port with this serving certificate (docs/access.md). Without it the hub serves no access API.
+   */
+  access?: { host?: string; port: number; certPem: string; keyPem: string };
 }
 
 export interface RunningHub {
@@ -61,6 +67,8 @@ export interface RunningHub {
   /** /readyz: caches synced and the marketplace listening (leadership does not matter). */
   readiness(): Readiness;
   settlement?: HubSettlement;
+  /** Port of the access API, when served. */
+  accessPort?: number;
   stop(): Promise<void>;
 }
 
@@ -121,6 +129,19 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     ...(settlement ? { settlementDomain: settlement.domainInfo } : {}),
   });
   const port = await server.start();
+  const market = server;
+  const access = opts.access
+    ? new AccessApiServer({
+        kubeConfig: opts.kubeConfig,
+        logger: opts.logger.child({ component: 'access' }),
+        host: opts.access.host ?? '127.0.0.1',
+        port: opts.access.port,
+        certPem: opts.access.certPem,
+        keyPem: opts.access.keyPem,
+        openTunnel: (provider, open) => market.openTunnel(provider, open),
+      })
+    : undefined;
+  const accessPort = await access?.start();
   if (opts.metrics) {
     opts.metrics.observeMarket({ providers: () => jobs.providers.list(), jobs: () => jobs.jobs.list(), lastHeard: (provider) => registry.lastHeard(provider) });
     opts.metrics.observeStreams(() => server?.connectedProviders().length ?? 0);
@@ -138,6 +159,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     jobs,
     ...(settlement ? { settlement } : {}),
     roles,
+    ...(accessPort !== undefined ? { accessPort } : {}),
     readiness: () => {
       const checks = { 'informers synced': jobs.jobs.hasSynced() && jobs.providers.hasSynced(), 'marketplace listening': listening };
       return { ready: Object.values(checks).every(Boolean), checks };
@@ -146,6 +168,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     // stop the leader work (in-flight reconciles finish) and release the Lease.
     async stop() {
       roles.stopServing();
+      await access?.stop();
       await server?.stop();
       listening = false;
       await roles.stop();

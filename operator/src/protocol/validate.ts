@@ -87,6 +87,13 @@ export class StreamValidator {
     return result;
   }
 
+  /** Accepts `seq` for a message checked elsewhere (tunnel frames); false when it does not increase. */
+  advance(seq: unknown): boolean {
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq <= this.lastSeq) return false;
+    this.lastSeq = seq;
+    return true;
+  }
+
   get highestSeq(): number {
     return this.lastSeq;
   }

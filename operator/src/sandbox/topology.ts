@@ -1,8 +1,8 @@
 import { HDNodeWallet, Mnemonic, Wallet } from 'ethers';
 import type { ProviderSettings } from '../agent/inventory.js';
 import type { GpuNodeGroup } from '../testbed/gpu-nodes.js';
-import type { EgressProfile } from '../core/egress.js';
 import type { RealNodeSpec } from '../testbed/real-node/node.js';
+import type { EgressProfile } from '../core/egress.js';
 
 // The sandbox federation: a hub and three provider clusters of very different character, so the
 // scheduler has real choices to make (price, reputation, latency, availability).

@@ -11,6 +11,9 @@ import { reapRealNodes } from '../testbed/real-node/leftovers.js';
 import { busyboxImage, pauseImage } from '../testbed/real-node/images.js';
 import { hubPki, installCrds, providerClient, readyStatus, startAgent, startHubProcess, type AgentHandle } from '../testbed/federation.js';
 import { waitFor } from '../testbed/wait.js';
+import { accessServingCert, registerAccessApi } from '../testbed/access-api.js';
+import { freePort } from '../testbed/free-port.js';
+import { trainingLog } from './training-log.js';
 import { startPrometheus, type Prometheus } from '../testbed/prometheus.js';
 import { CONSUMER_DEPOSIT, PROVIDER_STAKE, startSandboxChain, type SandboxChain } from './chain.js';
 
@@ -105,11 +108,23 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
 
     log('starting the hub (marketplace gRPC over mutual TLS, settlement on chain) and one agent per provider');
     const pki = await hubPki(join(sandboxDir, 'pki'));
+    // Consumer access (fedgpu logs/exec/port-forward): the hub's aggregated API, registered below.
+    const accessPort = await freePort();
+    const serving = await accessServingCert(pki);
+    writeFileSync(join(pki.dir, 'access.crt'), serving.certPem);
+    writeFileSync(join(pki.dir, 'access.key'), serving.keyPem, { mode: 0o600 });
+    // kwok serves this file as every job pod's log: a training run as the demo jobs would print it.
+    for (const p of sandboxProviders) writeFileSync(testbed.cluster(p.cluster).access.logFile, trainingLog(p.cluster));
     const hub = await startHubProcess(testbed.cluster(HUB_CLUSTER), pki, join(sandboxDir, 'hub'), [
       '--provider-lost-after', SANDBOX_PROVIDER_LOST_AFTER,
+      '--access-port', String(accessPort),
+      '--access-cert', join(pki.dir, 'access.crt'),
+      '--access-key', join(pki.dir, 'access.key'),
       ...chain.hubArgs,
     ]);
     fedgpuProcesses.push(hub.process);
+    await registerAccessApi(testbed.cluster(HUB_CLUSTER), pki.ca.certPem, accessPort);
+    log(`  the hub serves fedgpu logs/exec/port-forward as APIService v1alpha1.access.fedgpu.io (port ${accessPort})`);
     status.hub = { grpcAddress: hub.grpcAddress, metricsUrl: `http://127.0.0.1:${hub.metricsPort}/metrics` };
     prometheus = await startPrometheus({
       dir: join(sandboxDir, 'prometheus'),
@@ -168,6 +183,10 @@ export function nextSteps(status: SandboxStatus): string {
     `  bin/kubectl --kubeconfig ${rel(hub?.kubeconfig ?? '')} get gj,gp`,
     '  npx fedgpu market                 # idle pools, prices, reputation, RTT',
     '  npx fedgpu explain failover-demo   # where it ran, why, and what it cost',
+    '  npx fedgpu logs inference-eu -f    # the job\'s log, from the provider that runs it, through the hub',
+    '  npx fedgpu logs failover-demo --attempt 1   # the log tail of the attempt that was lost or reclaimed',
+    "  npx fedgpu exec inference-eu -- sh -c 'echo hello from the pod'",
+    '  npx fedgpu port-forward inference-eu 8080:8080',
     ...(status.chain
       ? [`  npx fedgpu balance ${status.chain.consumer}   # the consumer's deposit, escrow and payments`]
       : []),

@@ -6,6 +6,7 @@ import { reuseConnections } from '../runtime/connections.js';
 import { startEtcd, type Etcd } from './etcd.js';
 import { freePort } from './free-port.js';
 import { gpuNodes, KWOK_MANAGED_LABEL, type GpuNodeGroup } from './gpu-nodes.js';
+import { kwokAccessYaml, type KwokAccess } from './kwok-access.js';
 import { kwokStagesYaml } from './kwok-stages.js';
 import { runKubectl, type KubectlResult } from './kubectl.js';
 import { createClusterPki, kubeconfigYaml, type ClusterPki } from './pki.js';
@@ -43,6 +44,10 @@ export interface Cluster {
   kubeconfigPath: string;
   kubeConfig: KubeConfig;
   processes: ManagedProcess[];
+  /** Certificates of the control plane (tests issue user certificates from its CA). */
+  pki: ClusterPki;
+  /** What kwok serves for pods/log, pods/exec and pods/portforward (docs in kwok-access.ts). */
+  access: KwokAccess;
   /** Runs the test bed's kubectl against this cluster; never throws on a non-zero exit. */
   kubectl(args: string[], stdin?: string): Promise<KubectlResult>;
   /** Creates more fake GPU nodes and waits until kwok reports them Ready. */
@@ -85,7 +90,10 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
     if (opts.scheduler !== false) processes.push(startScheduler(opts.dir, kubeconfigPath));
     if (opts.controllerManager !== false) processes.push(startControllerManager(opts.dir, kubeconfigPath, pki));
     const groups = opts.gpuNodes ?? [];
-    if (opts.kwok ?? groups.length > 0) processes.push(await startKwok(opts.dir, kubeconfigPath));
+    const access: KwokAccess = { logFile: join(opts.dir, 'pod.log'), execDir: join(opts.dir, 'exec'), forwardPort: await freePort() };
+    mkdirSync(access.execDir, { recursive: true });
+    writeFileSync(access.logFile, '');
+    if (opts.kwok ?? groups.length > 0) processes.push(await startKwok(opts.dir, kubeconfigPath, pki, access));
 
     const core = kubeConfig.makeApiClient(CoreV1Api);
     const cluster: Cluster = {
@@ -95,6 +103,8 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
       kubeconfigPath,
       kubeConfig,
       processes,
+      pki,
+      access,
       kubectl: (args, stdin) => runKubectl(kubeconfigPath, args, stdin),
       addGpuNodes: (group) => createReadyNodes(core, group),
       realNodes,
@@ -148,6 +158,15 @@ function startApiserver(name: string, dir: string, port: number, etcdUrl: string
       // A real node's hostname is its node name, which nothing resolves; its InternalIP is 127.0.0.1.
       '--kubelet-preferred-address-types=InternalIP,Hostname',
       ...(verifyKubelets ? [`--kubelet-certificate-authority=${pki.caCert}`] : []),
+      // Aggregation (the hub serves gpujobs/log, /exec, /portforward as an aggregated API), and the
+      // client identity for kubelet calls (kwok answers them for its pods).
+      `--requestheader-client-ca-file=${pki.frontProxyCaCert}`,
+      '--requestheader-allowed-names=front-proxy-client',
+      '--requestheader-username-headers=X-Remote-User',
+      '--requestheader-group-headers=X-Remote-Group',
+      '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+      `--proxy-client-cert-file=${pki.frontProxyClientCert}`,
+      `--proxy-client-key-file=${pki.frontProxyClientKey}`,
       // Fewer moving parts on a 2-core machine; none of these change API semantics we test.
       '--enable-priority-and-fairness=false',
       '--profiling=false',
@@ -186,9 +205,11 @@ function startControllerManager(dir: string, kubeconfig: string, pki: ClusterPki
   });
 }
 
-async function startKwok(dir: string, kubeconfig: string): Promise<ManagedProcess> {
+async function startKwok(dir: string, kubeconfig: string, pki: ClusterPki, access: KwokAccess): Promise<ManagedProcess> {
   const config = join(dir, 'kwok-stages.yaml');
-  writeFileSync(config, kwokStagesYaml());
+  writeFileSync(config, `${kwokStagesYaml()}---\n${kwokAccessYaml(access)}`);
+  // The kubelet port of every kwok node: the apiserver dials it (TLS) for logs, exec, port-forward.
+  const kubeletPort = await freePort();
   return startProcess({
     name: 'kwok',
     command: toolPath('kwok'),
@@ -198,7 +219,10 @@ async function startKwok(dir: string, kubeconfig: string): Promise<ManagedProces
       `--config=${config}`,
       '--manage-all-nodes=false',
       `--manage-nodes-with-label-selector=${KWOK_MANAGED_LABEL}=true`,
-      `--server-address=127.0.0.1:${await freePort()}`,
+      `--server-address=127.0.0.1:${kubeletPort}`,
+      `--node-port=${kubeletPort}`,
+      `--tls-cert-file=${pki.serverCert}`,
+      `--tls-private-key-file=${pki.serverKey}`,
       '--node-ip=127.0.0.1',
       '--cidr=10.244.0.0/16',
     ],

@@ -69,6 +69,11 @@ ${readyConditions}
         memory: 512Gi
         pods: "110"
       {{ end }}
+      {{ with NodePort }}
+      daemonEndpoints:
+        kubeletEndpoint:
+          Port: {{ . }}
+      {{ end }}
       nodeInfo:
         architecture: amd64
         operatingSystem: linux

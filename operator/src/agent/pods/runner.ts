@@ -5,7 +5,6 @@ import { NamespaceNotRestrictedError, type TenantNamespaces } from '../tenancy/n
 import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, type Assignment, type BuildOptions } from './build.js';
 import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
 import { AttemptResources, type AttemptObjects } from '../attempt/resources.js';
-import { attemptName } from '../attempt/rendezvous.js';
 
 // Runs what the hub assigns, each consumer's attempts in that consumer's own namespace
 // (agent/tenancy). Every operation is idempotent: creating a pod that exists is a no-op, deleting
@@ -58,11 +57,11 @@ export class PodRunner {
   readonly assignments = new Map<string, Running>();
   /** Attempts refused before or while creating pods, with the reason (reported as Failed). */
   readonly refused = new Map<string, string>();
+  private readonly quotaRetries = new Map<string, { count: number; timer: NodeJS.Timeout }>();
   /** Per-attempt Service, NetworkPolicies and Secret (agent/attempt/). */
   private readonly attempts: AttemptResources;
   /** Ended attempts whose per-attempt objects are already deleted. */
   private readonly released = new Set<string>();
-  private readonly quotaRetries = new Map<string, { count: number; timer: NodeJS.Timeout }>();
 
   constructor(
     kubeConfig: KubeConfig,
@@ -114,11 +113,11 @@ export class PodRunner {
       this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not prepare the tenant namespace');
       return;
     }
+    // An apiserver error here is not the job's fault: the next resync retries.
     if (!this.released.has(key)) {
       try {
         await this.attempts.ensure(objects);
       } catch (err) {
-        // Not the job's fault: the next resync retries (a refusal would end the attempt).
         this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not create the attempt\'s Service, policies or Secret; the next resync retries');
         return;
       }
@@ -181,6 +180,8 @@ export class PodRunner {
     }
     this.released.delete(key);
     await this.releaseNamespaces();
+    if (namespace) await this.attempts.remove(namespace, jobUid, epoch);
+    this.released.delete(key);
   }
 
   /** The attempt ended (its pods are done): its Service, policies and Secret go now, not at cancel. */
@@ -202,10 +203,10 @@ export class PodRunner {
   async resync(desired: Assign[], managedPods: readonly V1Pod[]): Promise<void> {
     const wanted = new Set(desired.map((a) => attemptKey(a.jobUid, a.epoch)));
     for (const key of [...this.assignments.keys()]) if (!wanted.has(key)) this.assignments.delete(key);
-    for (const key of [...this.released]) if (!wanted.has(key)) this.released.delete(key);
     for (const key of [...this.refused.keys()]) if (!wanted.has(key)) this.refused.delete(key);
     for (const key of [...this.quotaRetries.keys()]) if (!wanted.has(key)) this.forgetRetry(key);
     const stale = new Map<string, { jobUid: string; epoch: string; namespace: string }>();
+    for (const key of [...this.released]) if (!wanted.has(key)) this.released.delete(key);
     for (const pod of managedPods) {
       const jobUid = pod.metadata?.labels?.[JOB_UID_LABEL];
       const epoch = pod.metadata?.labels?.[EPOCH_LABEL];
@@ -223,12 +224,9 @@ export class PodRunner {
       const a = assignmentFromProto(assign);
       this.assignments.set(attemptKey(a.jobUid, a.epoch), { ...a, pricePerGpuHour: assign.pricePerGpuHour, coveredGpuSeconds: assign.coveredGpuSeconds, namespace: this.tenancy.nameOf(a.tenant ?? '') });
     }
-    // Per-attempt objects of attempts no longer wanted, in every tenant namespace still in use
-    // (namespaces with no attempt left go whole in releaseNamespaces).
-    const keep = desired.map((a) => attemptName(a.jobUid, a.epoch));
-    const namespaces = new Set([...[...this.assignments.values()].map((a) => a.namespace), ...[...stale.values()].map((s) => s.namespace)]);
-    for (const namespace of namespaces) {
-      await this.attempts.prune(namespace, keep).catch((err: unknown) => this.logger.error({ err, namespace }, 'could not prune per-attempt objects; the next resync retries'));
+    // Per-attempt objects of unwanted attempts in namespaces still in use (the others go whole).
+    for (const namespace of new Set([...this.assignments.values()].map((a) => a.namespace))) {
+      await this.attempts.prune(namespace, wanted).catch((err: unknown) => this.logger.error({ err, namespace }, 'could not prune per-attempt objects; the next resync retries'));
     }
     for (const assign of desired) await this.apply(assign);
     await this.releaseNamespaces();

@@ -21,6 +21,8 @@ import { defaultEdgeLimits } from '../../protocol/limits.js';
 import { hexNonce } from '../../protocol/patterns.js';
 import { signChallenge, type MessageSigner } from '../../protocol/wallet-proof.js';
 import { LEADER_ADDRESS_TRAILER, validLeaderAddress } from '../../protocol/leader-redirect.js';
+import { TunnelMux, type TunnelLimits, type TunnelSession } from '../../protocol/tunnel/mux.js';
+import type { TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
 import { HubAddresses } from './hub-addresses.js';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 
@@ -81,6 +83,9 @@ export interface StreamClientOptions {
   onDisconnected?: (info: DisconnectInfo) => void;
   /** Assign, Cancel and Resync from the hub. */
   onHubMessage?: (message: HubMessage) => void | Promise<void>;
+  /** The hub opened a consumer access session: accept it (session.accept()) and serve it, or close it. */
+  onTunnelOpen?: (session: TunnelSession, open: TunnelOpen) => void;
+  tunnelLimits?: Partial<TunnelLimits>;
   /** Extra gRPC channel options (tests). */
   channelOptions?: ChannelOptions;
 }
@@ -102,6 +107,7 @@ interface Connection {
   heartbeatTimer: unknown;
   heartbeatIntervalMs: number;
   probeResults: BandwidthProbeResult[];
+  tunnel: TunnelMux;
 }
 
 const defaultTimers: StreamClientTimers = {
@@ -204,7 +210,20 @@ export class StreamClient {
         heartbeatTimer: undefined,
         heartbeatIntervalMs: 0,
         probeResults: [],
+        tunnel: undefined as unknown as TunnelMux,
       };
+      const conn = connection;
+      connection.tunnel = new TunnelMux({
+        limits: this.options.tunnelLimits ?? {},
+        transport: { send: (frame, flushed) => this.writeTunnel(conn, frame, flushed) },
+        onOpen: (session, open) => {
+          if (!this.options.onTunnelOpen) {
+            session.close({ error: 'this agent serves no consumer access', reason: 'not_supported' });
+            return;
+          }
+          this.options.onTunnelOpen(session, open);
+        },
+      });
     } catch (error) {
       this.log.error({ err: error }, 'could not create the hub connection');
       this.scheduleReconnect({ code: status.INTERNAL, details: 'could not create the connection' });
@@ -254,6 +273,7 @@ export class StreamClient {
     this.timers.clearTimeout(connection.registrationTimer);
     this.timers.clearTimeout(connection.heartbeatTimer);
     connection.registered = false;
+    connection.tunnel.end('hub stream ended');
     try {
       connection.call.cancel();
     } catch {
@@ -293,6 +313,9 @@ export class StreamClient {
       case 'error':
         connection.hubReason = body.value.reason;
         this.log.warn({ reason: body.value.reason, message: body.value.message }, 'hub refused the stream');
+        return;
+      case 'tunnel':
+        if (connection.registered) connection.tunnel.onFrame(body.value);
         return;
       case 'assign':
       case 'cancel':
@@ -363,6 +386,18 @@ export class StreamClient {
       return true;
     } catch (error) {
       this.log.debug({ err: error }, 'write to hub failed');
+      return false;
+    }
+  }
+
+  // Tunnel data shares the stream with heartbeats; the mux keeps what it hands over here bounded.
+  private writeTunnel(connection: Connection, frame: import('../../gen/proto/fedgpu/v1/market.js').TunnelFrame, flushed: () => void): boolean {
+    if (this.connection !== connection || !connection.registered) return false;
+    try {
+      connection.call.write(agentMessage(connection.sequencer, { $case: 'tunnel', value: frame }), () => flushed());
+      return true;
+    } catch (error) {
+      this.log.debug({ err: error }, 'tunnel write to hub failed');
       return false;
     }
   }

@@ -195,7 +195,8 @@ export class GpuJobController {
     const desired: Assign[] = [];
     for (const { job, attempt } of desiredAttempts(this.jobs.list(), provider)) {
       const read = job.spec.secrets?.length ? await readJobSecrets(this.core, job).catch(() => undefined) : undefined;
-      desired.push(assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0, read && 'secrets' in read ? read.secrets : []));
+      const secrets = read && 'secrets' in read ? read.secrets : [];
+      desired.push(assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0, secrets));
     }
     this.opts.agents.send(provider, { seq: 0, body: { $case: 'resync', value: { desired } } });
   }

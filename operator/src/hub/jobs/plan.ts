@@ -34,8 +34,6 @@ export interface PlanInputs {
   schedule: (request: JobRequest) => ScheduleResult;
   /** Why the job cannot be placed yet although GPUs may fit (e.g. the consumer cannot cover it). */
   blockedBy?: string;
-  /** Condition reason for blockedBy (default InsufficientFunds), e.g. WaitingForSecrets. */
-  blockedReason?: string;
   /** Token units the next attempt may spend (its escrow, or maxTotal less what earlier attempts used); undefined: no limit. */
   budgetLeft?: bigint;
   /** The hub's minimum run: a placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
@@ -47,6 +45,8 @@ export interface PlanInputs {
   /** The hub runs without a settlement chain: the job carries Settled=False, NoChain. */
   noChain?: boolean;
   reclaimAnnounced?: (provider: string, cause: 'window-ended' | 'owner-cordon', nodes: readonly string[], sinceMs: number) => boolean;
+  /** Condition reason for blockedBy (default InsufficientFunds), e.g. WaitingForSecrets. */
+  blockedReason?: string;
 }
 
 export interface PlannedEvent {

@@ -1,6 +1,7 @@
 // Configuration of the marketplace server, with the defaults used in production.
 import type { PeerCertificate } from 'node:tls';
 import type { status } from '@grpc/grpc-js';
+import type { TunnelLimits } from '../../protocol/tunnel/mux.js';
 import { pino, type Logger } from 'pino';
 import type { RejectReason } from '../../protocol/edge-error.js';
 import type { StandbyRefusal } from '../../protocol/leader-redirect.js';
@@ -75,6 +76,8 @@ export interface MarketServerOptions {
   shutdownGraceMs?: number;
   /** The settlement chain, sent in Registered so agents sign usage receipts for it. */
   settlementDomain?: { chainId: number; marketAddress: string };
+  /** Bounds of consumer access sessions per agent stream (protocol/tunnel/mux.ts). */
+  tunnelLimits?: Partial<TunnelLimits>;
 }
 
 export type ResolvedMarketServerOptions = Required<
@@ -122,6 +125,7 @@ export function resolveMarketServerOptions(options: MarketServerOptions): Resolv
     limits: edgeLimits(options.limits),
     shutdownGraceMs: options.shutdownGraceMs ?? 5_000,
     settlementDomain: options.settlementDomain,
+    tunnelLimits: options.tunnelLimits ?? {},
   };
   if (resolved.bandwidthProbeBytes > resolved.limits.maxProbePayloadBytes) {
     throw new Error('bandwidthProbeBytes exceeds the probe payload limit agents are held to');

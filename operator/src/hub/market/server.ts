@@ -3,7 +3,8 @@
 // GpuProviders is the injected ProviderRegistry's business.
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { HubMessage } from '../../gen/proto/fedgpu/v1/market.js';
+import type { HubMessage, TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
+import type { TunnelSession } from '../../protocol/tunnel/mux.js';
 import { EdgeError } from '../../protocol/edge-error.js';
 import { LEADER_ADDRESS_TRAILER } from '../../protocol/leader-redirect.js';
 import { tolerantMarketplaceService } from '../../protocol/framing.js';
@@ -76,6 +77,14 @@ export class MarketServer implements SessionHost {
     const body = message.body;
     if (!body || !pushableKinds.has(body.$case)) return false;
     return this.live.get(providerName)?.send(body) ?? false;
+  }
+
+  /**
+   * Opens a consumer access session (logs, exec, port-forward) to the provider's agent over its
+   * live stream. Undefined when the provider is not connected or its stream is at the session cap.
+   */
+  openTunnel(providerName: string, open: TunnelOpen): TunnelSession | undefined {
+    return this.live.get(providerName)?.openTunnel(open);
   }
 
   /** Providers with a live, registered stream. */

@@ -11,12 +11,14 @@
 import { randomBytes } from 'node:crypto';
 import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { AgentMessage, Heartbeat, Hello, HubMessage, UsageReceipt } from '../../gen/proto/fedgpu/v1/market.js';
+import type { AgentMessage, Heartbeat, Hello, HubMessage, TunnelFrame, TunnelOpen, UsageReceipt } from '../../gen/proto/fedgpu/v1/market.js';
 import { EdgeError, type RejectReason } from '../../protocol/edge-error.js';
 import { Sequencer, errorCodeFor, hubMessage, type AgentFrame, type HubMessageBody } from '../../protocol/framing.js';
 import { TokenBucket } from '../../protocol/rate-limit.js';
 import { StreamValidator } from '../../protocol/validate.js';
 import { verifyProof, type NonceBook, type WalletChallenge } from '../../protocol/wallet-proof.js';
+import { checkTunnelFrame } from '../../protocol/tunnel/check.js';
+import { TunnelMux, type TunnelSession } from '../../protocol/tunnel/mux.js';
 import { Ewma, echoBandwidthMbps } from './latency.js';
 import type { ResolvedMarketServerOptions } from './options.js';
 
@@ -68,6 +70,8 @@ export class MarketSession {
   private bandwidth: number | undefined;
   private nextProbeId = 1;
   private probe: { id: number; payload: Buffer; sentAtMs: number; waiters: ((mbps: number | undefined) => void)[] } | undefined;
+  // Consumer access sessions over this stream (protocol/tunnel/mux.ts).
+  private readonly tunnel: TunnelMux;
 
   constructor(
     private readonly call: MarketCall,
@@ -79,6 +83,18 @@ export class MarketSession {
     this.rtt = new Ewma(this.options.rttEwmaAlpha);
     this.lastActivityMs = this.options.clock.monotonicMs();
     this.log = this.options.logger.child({ stream: this.id, peer: safePeer(call) });
+    this.tunnel = new TunnelMux({
+      limits: this.options.tunnelLimits,
+      transport: {
+        send: (frame, flushed) => this.writeTunnel(frame, flushed),
+      },
+    });
+  }
+
+  /** Opens a consumer access session to this agent; undefined when not registered or at the cap. */
+  openTunnel(open: TunnelOpen): TunnelSession | undefined {
+    if (this.phase !== 'registered') return undefined;
+    return this.tunnel.open(open);
   }
 
   get providerName(): string | undefined {
@@ -183,6 +199,7 @@ export class MarketSession {
 
   private cleanUp(): void {
     this.phase = 'ended';
+    this.tunnel.end('agent stream ended');
     clearTimeout(this.registrationTimer);
     clearInterval(this.tickTimer);
     this.settleProbe(undefined);
@@ -209,10 +226,50 @@ export class MarketSession {
     }
   }
 
+  // Tunnel frames skip the registry queue (they never wait behind an apiserver write) and are
+  // bounded by their own credit, not the message rate limit.
+  private writeTunnel(frame: TunnelFrame, flushed: () => void): boolean {
+    if (this.phase !== 'registered' || !this.streamOpen()) return false;
+    try {
+      this.call.write(hubMessage(this.sequencer, { $case: 'tunnel', value: frame }), () => flushed());
+      return true;
+    } catch (cause) {
+      this.log.debug({ err: cause }, 'tunnel write failed');
+      return false;
+    }
+  }
+
+  private onTunnelFrame(message: AgentMessage, frame: TunnelFrame): void {
+    if (this.phase !== 'registered') {
+      this.terminate(new EdgeError(status.UNAUTHENTICATED, 'not_registered', 'stream must register first'));
+      return;
+    }
+    const problem = checkTunnelFrame(frame, this.tunnel.limits);
+    if (problem) {
+      this.terminate(new EdgeError(status.INVALID_ARGUMENT, 'bad_format', problem));
+      return;
+    }
+    if (!this.validator.advance(message.seq)) {
+      this.terminate(new EdgeError(status.INVALID_ARGUMENT, 'bad_seq', 'seq must increase on every message'));
+      return;
+    }
+    // Window and close frames are cheap but unbounded by credit: they count against the rate limit.
+    if (frame.frame?.$case !== 'data' && !this.bucket.tryTake()) {
+      this.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'rate_limited', 'message rate limit exceeded'));
+      return;
+    }
+    this.lastActivityMs = this.options.clock.monotonicMs();
+    this.tunnel.onFrame(frame);
+  }
+
   // --- inbound -------------------------------------------------------------------------------
 
   private onFrame(frame: AgentFrame): void {
     if (this.phase === 'ended') return;
+    if (frame.decoded && frame.message.body?.$case === 'tunnel') {
+      this.onTunnelFrame(frame.message, frame.message.body.value);
+      return;
+    }
     if (!this.bucket.tryTake()) {
       this.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'rate_limited', 'message rate limit exceeded'));
       return;

@@ -81,6 +81,14 @@ export enum ErrorCode {
   UNRECOGNIZED = -1,
 }
 
+export enum TunnelKind {
+  TUNNEL_KIND_UNSPECIFIED = 0,
+  TUNNEL_KIND_LOG = 1,
+  TUNNEL_KIND_EXEC = 2,
+  TUNNEL_KIND_PORT_FORWARD = 3,
+  UNRECOGNIZED = -1,
+}
+
 export interface AgentMessage {
   /**
    * Strictly increasing within one stream, starting at >= 1. Gaps are allowed; repeats and
@@ -95,6 +103,9 @@ export interface AgentMessage {
     | { $case: "attemptStatus"; value: AttemptStatus }
     | { $case: "usageReceipt"; value: UsageReceipt }
     | { $case: "bandwidthProbeData"; value: BandwidthProbeData }
+    | //
+    /** Consumer access (logs, exec, port-forward) multiplexed over this stream; see TunnelFrame. */
+    { $case: "tunnel"; value: TunnelFrame }
     | undefined;
 }
 
@@ -268,6 +279,9 @@ export interface HubMessage {
     | { $case: "bandwidthProbe"; value: BandwidthProbe }
     | { $case: "error"; value: Error }
     | { $case: "receiptAck"; value: ReceiptAck }
+    | //
+    /** Consumer access (logs, exec, port-forward) multiplexed over this stream; see TunnelFrame. */
+    { $case: "tunnel"; value: TunnelFrame }
     | undefined;
 }
 
@@ -401,6 +415,70 @@ export interface Error {
   message: string;
 }
 
+export interface TunnelFrame {
+  /** Chosen by the hub, unique per stream, >= 1. */
+  sessionId: number;
+  frame?:
+    | { $case: "open"; value: TunnelOpen }
+    | { $case: "opened"; value: TunnelOpened }
+    | { $case: "data"; value: TunnelData }
+    | { $case: "window"; value: TunnelWindow }
+    | { $case: "close"; value: TunnelClose }
+    | undefined;
+}
+
+/** Hub -> agent. */
+export interface TunnelOpen {
+  kind: TunnelKind;
+  jobUid: string;
+  epoch: number;
+  replica: number;
+  /** Empty: the replica's main container. */
+  container: string;
+  /** Credit (bytes) the agent may send before the hub grants more. */
+  initialWindow: number;
+  /** Log options. */
+  follow: boolean;
+  /** < 0: all lines. */
+  tailLines: number;
+  /** 0: no limit. */
+  sinceSeconds: number;
+  timestamps: boolean;
+  /** Exec options. */
+  command: string[];
+  stdin: boolean;
+  tty: boolean;
+  /** Port-forward option: the pod port. */
+  port: number;
+}
+
+/** Agent -> hub: the session is open; the hub may send this much (stdin, forwarded bytes). */
+export interface TunnelOpened {
+  initialWindow: number;
+}
+
+export interface TunnelData {
+  /** Exec: 0 stdin, 1 stdout, 2 stderr. Logs and port-forward: 0. */
+  channel: number;
+  data: Buffer;
+}
+
+export interface TunnelWindow {
+  /** Extra credit, in bytes. */
+  increment: number;
+}
+
+/** Either side; ends the session. A second close, or a close of an unknown session, is ignored. */
+export interface TunnelClose {
+  /** Empty on a clean end (log ended, process exited, connection closed). */
+  error: string;
+  /** Short snake_case cause when error is set, e.g. not_attempt_pod, exec_disabled, idle_timeout. */
+  reason: string;
+  /** Exec: the process's exit code, when known. */
+  hasExitCode: boolean;
+  exitCode: number;
+}
+
 function createBaseAgentMessage(): AgentMessage {
   return { seq: 0, body: undefined };
 }
@@ -431,6 +509,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         break;
       case "bandwidthProbeData":
         BandwidthProbeData.encode(message.body.value, writer.uint32(130).fork()).join();
+        break;
+      case "tunnel":
+        TunnelFrame.encode(message.body.value, writer.uint32(322).fork()).join();
         break;
     }
     return writer;
@@ -513,6 +594,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.body = { $case: "bandwidthProbeData", value: BandwidthProbeData.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.body = { $case: "tunnel", value: TunnelFrame.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -571,6 +660,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "bandwidthProbeData": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "bandwidthProbeData", value: BandwidthProbeData.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "tunnel": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "tunnel", value: TunnelFrame.fromPartial(object.body.value) };
         }
         break;
       }
@@ -2105,6 +2200,9 @@ export const HubMessage: MessageFns<HubMessage> = {
       case "receiptAck":
         ReceiptAck.encode(message.body.value, writer.uint32(146).fork()).join();
         break;
+      case "tunnel":
+        TunnelFrame.encode(message.body.value, writer.uint32(322).fork()).join();
+        break;
     }
     return writer;
   },
@@ -2202,6 +2300,14 @@ export const HubMessage: MessageFns<HubMessage> = {
             message.body = { $case: "receiptAck", value: ReceiptAck.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.body = { $case: "tunnel", value: TunnelFrame.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2272,6 +2378,12 @@ export const HubMessage: MessageFns<HubMessage> = {
       case "receiptAck": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "receiptAck", value: ReceiptAck.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "tunnel": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "tunnel", value: TunnelFrame.fromPartial(object.body.value) };
         }
         break;
       }
@@ -3414,6 +3526,644 @@ export const Error: MessageFns<Error> = {
     message.code = object.code ?? 0;
     message.reason = object.reason ?? "";
     message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseTunnelFrame(): TunnelFrame {
+  return { sessionId: 0, frame: undefined };
+}
+
+export const TunnelFrame: MessageFns<TunnelFrame> = {
+  encode(message: TunnelFrame, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== 0) {
+      writer.uint32(8).uint64(message.sessionId);
+    }
+    switch (message.frame?.$case) {
+      case "open":
+        TunnelOpen.encode(message.frame.value, writer.uint32(82).fork()).join();
+        break;
+      case "opened":
+        TunnelOpened.encode(message.frame.value, writer.uint32(90).fork()).join();
+        break;
+      case "data":
+        TunnelData.encode(message.frame.value, writer.uint32(98).fork()).join();
+        break;
+      case "window":
+        TunnelWindow.encode(message.frame.value, writer.uint32(106).fork()).join();
+        break;
+      case "close":
+        TunnelClose.encode(message.frame.value, writer.uint32(114).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TunnelFrame {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTunnelFrame();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sessionId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.frame = { $case: "open", value: TunnelOpen.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.frame = { $case: "opened", value: TunnelOpened.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.frame = { $case: "data", value: TunnelData.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.frame = { $case: "window", value: TunnelWindow.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.frame = { $case: "close", value: TunnelClose.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TunnelFrame>): TunnelFrame {
+    return TunnelFrame.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TunnelFrame>): TunnelFrame {
+    const message = createBaseTunnelFrame();
+    message.sessionId = object.sessionId ?? 0;
+    switch (object.frame?.$case) {
+      case "open": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "open", value: TunnelOpen.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "opened": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "opened", value: TunnelOpened.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "data": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "data", value: TunnelData.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "window": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "window", value: TunnelWindow.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+      case "close": {
+        if (object.frame?.value !== undefined && object.frame?.value !== null) {
+          message.frame = { $case: "close", value: TunnelClose.fromPartial(object.frame.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseTunnelOpen(): TunnelOpen {
+  return {
+    kind: 0,
+    jobUid: "",
+    epoch: 0,
+    replica: 0,
+    container: "",
+    initialWindow: 0,
+    follow: false,
+    tailLines: 0,
+    sinceSeconds: 0,
+    timestamps: false,
+    command: [],
+    stdin: false,
+    tty: false,
+    port: 0,
+  };
+}
+
+export const TunnelOpen: MessageFns<TunnelOpen> = {
+  encode(message: TunnelOpen, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.jobUid !== "") {
+      writer.uint32(18).string(message.jobUid);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(24).uint64(message.epoch);
+    }
+    if (message.replica !== 0) {
+      writer.uint32(32).uint32(message.replica);
+    }
+    if (message.container !== "") {
+      writer.uint32(42).string(message.container);
+    }
+    if (message.initialWindow !== 0) {
+      writer.uint32(48).uint32(message.initialWindow);
+    }
+    if (message.follow !== false) {
+      writer.uint32(56).bool(message.follow);
+    }
+    if (message.tailLines !== 0) {
+      writer.uint32(64).int64(message.tailLines);
+    }
+    if (message.sinceSeconds !== 0) {
+      writer.uint32(72).int64(message.sinceSeconds);
+    }
+    if (message.timestamps !== false) {
+      writer.uint32(80).bool(message.timestamps);
+    }
+    for (const v of message.command) {
+      writer.uint32(90).string(v!);
+    }
+    if (message.stdin !== false) {
+      writer.uint32(96).bool(message.stdin);
+    }
+    if (message.tty !== false) {
+      writer.uint32(104).bool(message.tty);
+    }
+    if (message.port !== 0) {
+      writer.uint32(112).uint32(message.port);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TunnelOpen {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTunnelOpen();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.jobUid = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.replica = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.container = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.initialWindow = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.follow = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.tailLines = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.sinceSeconds = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.timestamps = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.command.push(reader.string());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.stdin = reader.bool();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.tty = reader.bool();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TunnelOpen>): TunnelOpen {
+    return TunnelOpen.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TunnelOpen>): TunnelOpen {
+    const message = createBaseTunnelOpen();
+    message.kind = object.kind ?? 0;
+    message.jobUid = object.jobUid ?? "";
+    message.epoch = object.epoch ?? 0;
+    message.replica = object.replica ?? 0;
+    message.container = object.container ?? "";
+    message.initialWindow = object.initialWindow ?? 0;
+    message.follow = object.follow ?? false;
+    message.tailLines = object.tailLines ?? 0;
+    message.sinceSeconds = object.sinceSeconds ?? 0;
+    message.timestamps = object.timestamps ?? false;
+    message.command = object.command?.map((e) => e) || [];
+    message.stdin = object.stdin ?? false;
+    message.tty = object.tty ?? false;
+    message.port = object.port ?? 0;
+    return message;
+  },
+};
+
+function createBaseTunnelOpened(): TunnelOpened {
+  return { initialWindow: 0 };
+}
+
+export const TunnelOpened: MessageFns<TunnelOpened> = {
+  encode(message: TunnelOpened, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.initialWindow !== 0) {
+      writer.uint32(8).uint32(message.initialWindow);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TunnelOpened {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTunnelOpened();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.initialWindow = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TunnelOpened>): TunnelOpened {
+    return TunnelOpened.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TunnelOpened>): TunnelOpened {
+    const message = createBaseTunnelOpened();
+    message.initialWindow = object.initialWindow ?? 0;
+    return message;
+  },
+};
+
+function createBaseTunnelData(): TunnelData {
+  return { channel: 0, data: Buffer.alloc(0) };
+}
+
+export const TunnelData: MessageFns<TunnelData> = {
+  encode(message: TunnelData, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.channel !== 0) {
+      writer.uint32(8).uint32(message.channel);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(18).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TunnelData {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTunnelData();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.channel = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TunnelData>): TunnelData {
+    return TunnelData.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TunnelData>): TunnelData {
+    const message = createBaseTunnelData();
+    message.channel = object.channel ?? 0;
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseTunnelWindow(): TunnelWindow {
+  return { increment: 0 };
+}
+
+export const TunnelWindow: MessageFns<TunnelWindow> = {
+  encode(message: TunnelWindow, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.increment !== 0) {
+      writer.uint32(8).uint32(message.increment);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TunnelWindow {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTunnelWindow();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.increment = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TunnelWindow>): TunnelWindow {
+    return TunnelWindow.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TunnelWindow>): TunnelWindow {
+    const message = createBaseTunnelWindow();
+    message.increment = object.increment ?? 0;
+    return message;
+  },
+};
+
+function createBaseTunnelClose(): TunnelClose {
+  return { error: "", reason: "", hasExitCode: false, exitCode: 0 };
+}
+
+export const TunnelClose: MessageFns<TunnelClose> = {
+  encode(message: TunnelClose, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.error !== "") {
+      writer.uint32(10).string(message.error);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.hasExitCode !== false) {
+      writer.uint32(24).bool(message.hasExitCode);
+    }
+    if (message.exitCode !== 0) {
+      writer.uint32(32).int32(message.exitCode);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TunnelClose {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTunnelClose();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.hasExitCode = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.exitCode = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TunnelClose>): TunnelClose {
+    return TunnelClose.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TunnelClose>): TunnelClose {
+    const message = createBaseTunnelClose();
+    message.error = object.error ?? "";
+    message.reason = object.reason ?? "";
+    message.hasExitCode = object.hasExitCode ?? false;
+    message.exitCode = object.exitCode ?? 0;
     return message;
   },
 };

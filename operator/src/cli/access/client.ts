@@ -1,0 +1,67 @@
+// Calls to the hub's access API (access.fedgpu.io) through the hub cluster's apiserver, with the
+// user's own kubeconfig credentials: the apiserver authenticates, the hub authorizes (RBAC).
+import { request, type RequestOptions } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ACCESS_PREFIX, ACCESS_UPGRADE } from '../../hub/access/request.js';
+import { CliError, ExitCode } from '../errors.js';
+
+export function accessPath(namespace: string, job: string, subresource: 'log' | 'exec' | 'portforward', query: URLSearchParams): string {
+  return `${ACCESS_PREFIX}/namespaces/${encodeURIComponent(namespace)}/gpujobs/${encodeURIComponent(job)}/${subresource}?${query}`;
+}
+
+async function requestOptions(kc: KubeConfig, path: string, method: string): Promise<RequestOptions> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new CliError('the kubeconfig names no cluster', ExitCode.Usage);
+  const url = new URL(cluster.server);
+  const options: RequestOptions = { hostname: url.hostname, port: url.port || 443, path, method, headers: {} };
+  await kc.applyToHTTPSOptions(options);
+  return options;
+}
+
+/** Turns a refusal into a CliError carrying the apiserver's or hub's message (403 names the verb). */
+async function refusal(res: IncomingMessage): Promise<CliError> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  let message = text.trim() || `HTTP ${res.statusCode}`;
+  try {
+    message = (JSON.parse(text) as { message?: string }).message ?? message;
+  } catch {
+    // not a Status
+  }
+  if (res.statusCode === 503 && /the server is currently unable to handle the request|service unavailable/i.test(message)) {
+    message += ' (is the hub access API registered and the hub running? see docs/access.md)';
+  }
+  const code = res.statusCode === 404 ? ExitCode.NotFound : res.statusCode === 503 ? ExitCode.Unreachable : ExitCode.Failure;
+  return new CliError(message, code);
+}
+
+/** GET a log: resolves with the response stream once the hub accepted. */
+export async function openLog(kc: KubeConfig, path: string): Promise<IncomingMessage> {
+  const options = await requestOptions(kc, path, 'GET');
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = request(options, resolve);
+    req.on('error', (e) => reject(new CliError(`cannot reach the hub cluster: ${e.message}`, ExitCode.Unreachable)));
+    req.end();
+  });
+  if (res.statusCode !== 200) throw await refusal(res);
+  return res;
+}
+
+/** POST with Upgrade: resolves with the raw connection once the hub switched protocols. */
+export async function openUpgrade(kc: KubeConfig, path: string): Promise<Socket> {
+  const options = await requestOptions(kc, path, 'POST');
+  options.headers = { ...options.headers, Connection: 'Upgrade', Upgrade: ACCESS_UPGRADE };
+  return new Promise<Socket>((resolve, reject) => {
+    const req = request(options);
+    req.on('upgrade', (_res, socket, head) => {
+      if (head.byteLength > 0) socket.unshift(head);
+      resolve(socket as Socket);
+    });
+    req.on('response', (res) => void refusal(res).then(reject, reject));
+    req.on('error', (e) => reject(new CliError(`cannot reach the hub cluster: ${e.message}`, ExitCode.Unreachable)));
+    req.end();
+  });
+}

@@ -1,0 +1,179 @@
+import { describe, expect, it } from 'vitest';
+import { TunnelKind, type TunnelClose, type TunnelFrame, type TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
+import { TunnelMux, type TunnelLimits, type TunnelSession, type TunnelTimers } from './mux.js';
+
+const openLog: TunnelOpen = {
+  kind: TunnelKind.TUNNEL_KIND_LOG, jobUid: 'u', epoch: 1, replica: 0, container: '', initialWindow: 0,
+  follow: false, tailLines: -1, sinceSeconds: 0, timestamps: false, command: [], stdin: false, tty: false, port: 0,
+};
+
+// Two ends joined in memory. Frames are delivered when the test calls deliver(); flushes of the
+// sender's transport happen at once unless `holdFlush` is set (a transport that does not drain).
+function pair(limits: Partial<TunnelLimits> = {}, timers?: TunnelTimers) {
+  const toAgent: TunnelFrame[] = [];
+  const toHub: TunnelFrame[] = [];
+  const held: (() => void)[] = [];
+  const state = { holdFlush: false, dataFramesToHub: 0 };
+  let onOpen: (s: TunnelSession, o: TunnelOpen) => void = (s) => s.accept();
+  const hub = new TunnelMux({
+    transport: { send: (f, flushed) => { toAgent.push(f); flushed(); return true; } },
+    limits,
+    ...(timers ? { timers } : {}),
+  });
+  const agent = new TunnelMux({
+    transport: {
+      send: (f, flushed) => {
+        toHub.push(f);
+        if (f.frame?.$case === 'data') state.dataFramesToHub++;
+        if (state.holdFlush) held.push(flushed);
+        else flushed();
+        return true;
+      },
+    },
+    limits,
+    onOpen: (s, o) => onOpen(s, o),
+    ...(timers ? { timers } : {}),
+  });
+  const deliver = () => {
+    let moved = true;
+    while (moved) {
+      moved = false;
+      while (toAgent.length) { agent.onFrame(toAgent.shift() as TunnelFrame); moved = true; }
+      while (toHub.length) { hub.onFrame(toHub.shift() as TunnelFrame); moved = true; }
+    }
+  };
+  return {
+    hub, agent, deliver, state, held, toHub,
+    setOnOpen: (f: typeof onOpen) => { onOpen = f; },
+  };
+}
+
+describe('TunnelMux', () => {
+  it('carries a large stream intact and never past the granted window', async () => {
+    const t = pair({ windowBytes: 64 * 1024, chunkBytes: 8 * 1024 });
+    let agentSide: TunnelSession | undefined;
+    t.setOnOpen((s) => { agentSide = s; s.accept(); });
+    const session = t.hub.open(openLog) as TunnelSession;
+    const received: Buffer[] = [];
+    session.onData = (_channel, data) => received.push(Buffer.from(data));
+    t.deliver();
+    await session.opened;
+    const payload = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = i % 251;
+    const written = agentSide!.write(0, payload);
+    // The reader delivers nothing yet: the agent may send exactly one window and then waits.
+    t.deliver();
+    expect(received.reduce((n, b) => n + b.length, 0)).toBe(64 * 1024);
+    expect(session.buffered).toBe(64 * 1024);
+    // Now the reader keeps up.
+    session.onData = (_channel, data) => { received.push(Buffer.from(data)); session.delivered(data.byteLength); };
+    session.delivered(64 * 1024);
+    for (let i = 0; i < 100 && received.reduce((n, b) => n + b.length, 0) < payload.length; i++) t.deliver();
+    await written;
+    expect(Buffer.concat(received).equals(payload)).toBe(true);
+  });
+
+  it('keeps tunnel bytes in the transport under the high-water mark when it does not drain', async () => {
+    const t = pair({ windowBytes: 1024 * 1024, chunkBytes: 16 * 1024, highWaterBytes: 64 * 1024 });
+    let agentSide: TunnelSession | undefined;
+    t.setOnOpen((s) => { agentSide = s; s.accept(); });
+    const session = t.hub.open(openLog) as TunnelSession;
+    t.deliver();
+    await session.opened;
+    t.state.holdFlush = true;
+    void agentSide!.write(0, Buffer.alloc(512 * 1024));
+    expect(t.agent.transportBytes).toBeLessThanOrEqual(64 * 1024);
+    expect(t.state.dataFramesToHub).toBe(4);
+    // The transport drains: more goes out.
+    for (const f of t.held.splice(0)) f();
+    expect(t.state.dataFramesToHub).toBe(8);
+  });
+
+  it('shares the transport round robin between busy sessions', async () => {
+    const t = pair({ windowBytes: 1024 * 1024, chunkBytes: 1024, highWaterBytes: 4096 });
+    const agentSessions: TunnelSession[] = [];
+    t.setOnOpen((s) => { agentSessions.push(s); s.accept(); });
+    const a = t.hub.open(openLog) as TunnelSession;
+    const b = t.hub.open(openLog) as TunnelSession;
+    t.deliver();
+    await Promise.all([a.opened, b.opened]);
+    t.state.holdFlush = true;
+    void agentSessions[0]!.write(0, Buffer.alloc(64 * 1024));
+    void agentSessions[1]!.write(0, Buffer.alloc(64 * 1024));
+    // The first session filled the transport on its own; from now on, as it drains, turns alternate.
+    t.toHub.splice(0);
+    for (let i = 0; i < 8; i++) t.held.shift()?.();
+    const order = t.toHub.filter((f) => f.frame?.$case === 'data').map((f) => f.sessionId);
+    expect(order).toHaveLength(8);
+    expect(order.filter((id) => id === a.id)).toHaveLength(4);
+    expect(order.filter((id) => id === b.id)).toHaveLength(4);
+  });
+
+  it('closes a session whose peer sends past its window, and leaves the others alone', async () => {
+    const t = pair({ windowBytes: 1024 });
+    const bystander = t.hub.open(openLog) as TunnelSession;
+    const victim = t.hub.open(openLog) as TunnelSession;
+    t.deliver();
+    await victim.opened;
+    let closed: TunnelClose | undefined;
+    victim.onClose = (c) => { closed = c; };
+    // A hostile agent ignores its credit.
+    t.hub.onFrame({ sessionId: victim.id, frame: { $case: 'data', value: { channel: 0, data: Buffer.alloc(2048) } } });
+    expect(closed?.reason).toBe('window_exceeded');
+    expect(bystander.isClosed).toBe(false);
+    expect(t.hub.openSessions).toBe(1);
+  });
+
+  it('caps sessions per stream on both ends', () => {
+    const t = pair({ maxSessions: 2 });
+    expect(t.hub.open(openLog)).toBeDefined();
+    expect(t.hub.open(openLog)).toBeDefined();
+    expect(t.hub.open(openLog)).toBeUndefined();
+    t.deliver();
+    // A hub that ignores the cap is refused by the agent.
+    t.agent.onFrame({ sessionId: 99, frame: { $case: 'open', value: openLog } });
+    const refusal = t.toHub.find((f) => f.sessionId === 99);
+    expect(refusal?.frame?.$case === 'close' && refusal.frame.value.reason).toBe('too_many_sessions');
+  });
+
+  it('refuses a session the agent rejects, and the hub sees why', async () => {
+    const t = pair();
+    t.setOnOpen((s) => s.close({ error: 'pod is not part of an attempt this agent runs', reason: 'not_attempt_pod' }));
+    const session = t.hub.open(openLog) as TunnelSession;
+    t.deliver();
+    await expect(session.opened).rejects.toThrow('not part of an attempt');
+    expect(t.hub.openSessions).toBe(0);
+    expect(t.agent.openSessions).toBe(0);
+  });
+
+  it('closes idle sessions', () => {
+    const pendingTimers = new Map<number, () => void>();
+    let nextTimer = 1;
+    const timers: TunnelTimers = {
+      setTimeout: (cb) => { const id = nextTimer++; pendingTimers.set(id, cb); return id; },
+      clearTimeout: (id) => { pendingTimers.delete(id as number); },
+    };
+    const t = pair({ idleTimeoutMs: 1000 }, timers);
+    const session = t.hub.open(openLog) as TunnelSession;
+    t.deliver();
+    let closed: TunnelClose | undefined;
+    session.onClose = (c) => { closed = c; };
+    for (const cb of [...pendingTimers.values()]) cb();
+    t.deliver();
+    expect(closed?.reason).toBe('idle_timeout');
+    expect(t.agent.openSessions).toBe(0);
+  });
+
+  it('rejects pending writes when the stream ends', async () => {
+    const t = pair({ windowBytes: 1024 });
+    let agentSide: TunnelSession | undefined;
+    t.setOnOpen((s) => { agentSide = s; s.accept(); });
+    const session = t.hub.open(openLog) as TunnelSession;
+    t.deliver();
+    await session.opened;
+    const write = agentSide!.write(0, Buffer.alloc(4096));
+    t.agent.end('hub went away');
+    await expect(write).rejects.toThrow('stream ended');
+    expect(t.agent.open(openLog)).toBeUndefined();
+  });
+});
