@@ -98,7 +98,6 @@ const deleteJob = (name: string, namespace = 'ml') => kubectl(hubCluster(), ['de
 
 const core = (c: Cluster) => c.kubeConfig.makeApiClient(CoreV1Api);
 const net = (c: Cluster) => c.kubeConfig.makeApiClient(NetworkingV1Api);
-// Pods run in per-consumer namespaces on each provider (agent/tenancy): look across all of them.
 const podsOf = async (cluster: Cluster, job: GpuJob) =>
   (await core(cluster).listPodForAllNamespaces({ labelSelector: `fedgpu.io/job-uid=${job.metadata.uid}` })).items;
 const attemptObjects = async (cluster: Cluster, job: GpuJob) => {
@@ -134,8 +133,6 @@ describe('gang rendezvous', () => {
     const { services, policies } = await attemptObjects(alpha, job);
     expect(services).toHaveLength(1);
     const svc = services[0]!;
-    const JOBS_NS = svc.metadata!.namespace!;
-    expect(pods.every((p) => p.metadata?.namespace === JOBS_NS)).toBe(true);
     expect(svc.spec?.clusterIP).toBe('None');
     // The endpoint-slice controller of the provider's own kube-controller-manager fills it from the selector.
     const slices = await waitFor('endpoints of all 4 replicas', async () => {
@@ -188,8 +185,6 @@ describe('gang rendezvous', () => {
     const podsB = await podsOf(alpha, b);
     expect(podsA).toHaveLength(2);
     expect(podsB).toHaveLength(2);
-    // Each consumer has its own namespace on the provider, and its own gang policy inside it.
-    expect(podsA[0]!.metadata?.namespace).not.toBe(podsB[0]!.metadata?.namespace);
     for (const [mine, theirs, job] of [[podsA, podsB, a], [podsB, podsA, b]] as const) {
       const gang = (await attemptObjects(alpha, job)).policies.find((p) => p.metadata?.name?.endsWith('-gang'))!;
       const spec = gang.spec!;

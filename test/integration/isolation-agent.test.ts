@@ -37,7 +37,6 @@ function assign(tenant: string, template: V1PodTemplateSpec, replicas = 1, gpus 
     podTemplates: Array.from({ length: replicas }, () => Buffer.from(JSON.stringify(template))),
     nodeNames: Array.from({ length: replicas }, (_, i) => `gpu-node-${i}`),
     gpusPerReplica: gpus,
-    secrets: [],
     checkpointDir: '',
     gracePeriodSeconds: 5,
     env: [{ name: 'FEDGPU_JOB', value: `${tenant}/job-${seq}` }],

@@ -37,22 +37,27 @@ export class AttemptResources {
 
   /** Deletes everything the attempt owns in `namespace` (its pods are the runner's business). */
   async remove(namespace: string, jobUid: string, epoch: number): Promise<void> {
-    await this.removeWhere(namespace, `${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch},${MANAGED_BY_LABEL}=${MANAGED_BY}`);
+    await this.removeWhere(namespace, `${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch},${MANAGED_BY_LABEL}=${MANAGED_BY}`, () => true);
   }
 
-  /** Resync: deletes, in `namespace`, the objects of every attempt whose name is not in `keep` (attemptName). */
-  async prune(namespace: string, keep: readonly string[]): Promise<void> {
-    const notKept = keep.length ? `,${ATTEMPT_OBJECT_LABEL} notin (${[...new Set(keep)].join(',')})` : '';
-    await this.removeWhere(namespace, `${ATTEMPT_OBJECT_LABEL},${MANAGED_BY_LABEL}=${MANAGED_BY}${notKept}`);
+  /** Resync: deletes the objects of every attempt not in `wanted` (keys `jobUid/epoch`). */
+  async prune(namespace: string, wanted: ReadonlySet<string>): Promise<void> {
+    await this.removeWhere(namespace, `${ATTEMPT_OBJECT_LABEL},${MANAGED_BY_LABEL}=${MANAGED_BY}`, (labels) => !wanted.has(`${labels[JOB_UID_LABEL]}/${labels[EPOCH_LABEL]}`));
   }
 
-  // deletecollection by label selector: the agent never needs to read (list or get) a Secret, so
-  // its Role can leave Secrets unreadable, and a stray is deleted even when its name is unknown.
-  private async removeWhere(namespace: string, labelSelector: string): Promise<void> {
+  private async removeWhere(namespace: string, labelSelector: string, stale: (labels: Record<string, string>) => boolean): Promise<void> {
+    const pick = <T extends { metadata?: { name?: string; labels?: Record<string, string> } }>(items: T[]) =>
+      items.filter((o) => stale(o.metadata?.labels ?? {})).map((o) => o.metadata!.name!);
+    const [secrets, services, policies] = await Promise.all([
+      this.core.listNamespacedSecret({ namespace, labelSelector }),
+      this.core.listNamespacedService({ namespace, labelSelector }),
+      this.net.listNamespacedNetworkPolicy({ namespace, labelSelector }),
+    ]);
     // Secrets first: the consumer's values leave the provider before anything else is tidied.
-    await this.core.deleteCollectionNamespacedSecret({ namespace, labelSelector }).catch(ignore(404));
-    await this.core.deleteCollectionNamespacedService({ namespace, labelSelector }).catch(ignore(404));
-    await this.net.deleteCollectionNamespacedNetworkPolicy({ namespace, labelSelector }).catch(ignore(404));
-    this.logger.debug({ namespace, selector: labelSelector }, 'deleted per-attempt objects');
+    for (const name of pick(secrets.items)) await this.core.deleteNamespacedSecret({ name, namespace }).catch(ignore(404));
+    for (const name of pick(services.items)) await this.core.deleteNamespacedService({ name, namespace }).catch(ignore(404));
+    for (const name of pick(policies.items)) await this.net.deleteNamespacedNetworkPolicy({ name, namespace }).catch(ignore(404));
+    const gone = pick(secrets.items).length + pick(services.items).length + pick(policies.items).length;
+    if (gone > 0) this.logger.info({ namespace, selector: labelSelector, objects: gone }, 'deleted per-attempt objects');
   }
 }

@@ -174,11 +174,7 @@ export class PodRunner {
     const namespace = this.assignments.get(key)?.namespace;
     this.assignments.delete(key);
     this.refused.delete(key);
-    if (namespace) {
-      await this.deletePods(namespace, `${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
-      await this.attempts.remove(namespace, jobUid, epoch);
-    }
-    this.released.delete(key);
+    if (namespace) await this.deletePods(namespace, `${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
     await this.releaseNamespaces();
     if (namespace) await this.attempts.remove(namespace, jobUid, epoch);
     this.released.delete(key);
