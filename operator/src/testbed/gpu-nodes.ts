@@ -30,7 +30,7 @@ export interface GpuNodeGroup {
 /** Node objects, with status, as a device plugin and GPU Feature Discovery would leave them. */
 export function gpuNodes(group: GpuNodeGroup): V1Node[] {
   return Array.from({ length: group.count }, (_, i) => {
-    const resources = { cpu: '64', memory: '512Gi', pods: '110', [GPU_RESOURCE]: String(group.gpusPerNode) };
+    const resources = { cpu: '64', memory: '512Gi', pods: '110', 'ephemeral-storage': '2Ti', [GPU_RESOURCE]: String(group.gpusPerNode) };
     return {
       apiVersion: 'v1',
       kind: 'Node',
