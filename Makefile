@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: help deps tools generate generate-crds generate-proto generate-contracts check-generated \
-        typecheck test test-unit test-integration test-e2e test-rules bench sandbox sandbox-down
+        typecheck test test-unit test-integration test-e2e test-rules bench sandbox sandbox-down chaos
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -57,6 +57,12 @@ test: deps tools check-generated typecheck test-rules ## The whole suite, as CI 
 
 bench: deps tools ## Benchmarks; prints numbers, asserts nothing
 	@for f in bench/*.bench.ts; do echo "== $$f"; tsx "$$f"; done
+
+SEED ?= 1
+JOBS ?= 200
+MINUTES ?= 30
+chaos: deps tools ## Chaos soak: SEED, JOBS, MINUTES (also KINDS, PROVIDERS, FAULT_RATE); checks every invariant, exits 1 on any violation
+	@SEED=$(SEED) JOBS=$(JOBS) MINUTES=$(MINUTES) tsx operator/src/chaos/main.ts
 
 sandbox: deps tools ## Start the local federation and run the demo jobs
 	@tsx operator/src/cli/main.ts sandbox up

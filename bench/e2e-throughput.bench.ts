@@ -8,7 +8,9 @@
 //   2. federation: N GpuJobs (1 GPU each) created in the hub apiserver, create → GpuJob phase Running
 //      (the pod runs in some provider cluster and its agent has said so), paced and as a burst.
 //   3. provider loss: SIGKILL the agent running a job → the job Running elsewhere, a few trials.
-// Run: tsx bench/e2e-throughput.bench.ts [jobs] [perSecond]
+//   4. at rest: GpuJob reconciles, hub CPU and GpuProvider writes per provider per minute (issue 15).
+// Run: tsx bench/e2e-throughput.bench.ts [jobs] [perSecond] [burstJobs]
+//   (issue 15's run: `tsx bench/e2e-throughput.bench.ts 60 2 500`: paced 60 at 2/s, a burst of 500)
 import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { GPU_RESOURCE, SIM_RUN_FOR_ANNOTATION } from '../operator/src/api/constants.js';
@@ -55,7 +57,9 @@ import {
 
 const JOBS = Math.max(1, Number(process.argv[2] ?? 0) || 60);
 const RATE = Math.max(0.1, Number(process.argv[3] ?? 0) || 2);
-const BURST_CONCURRENCY = 8;
+const BURST_JOBS = Math.max(1, Number(process.argv[4] ?? 0) || JOBS);
+const BURST_CONCURRENCY = Number(process.env.BENCH_BURST_CONCURRENCY ?? 0) || 8;
+const REST_SECONDS = Number(process.env.BENCH_REST_SECONDS ?? 0) || 60;
 const FAILOVER_TRIALS = 3;
 const H100 = 'NVIDIA-H100-80GB-HBM3';
 const NS = 'ml';
@@ -63,16 +67,19 @@ const RUN_FOR = '30m'; // nothing finishes while it is measured
 
 // Every provider runs kube-scheduler: the agent pins each job pod to the hub's chosen node with a
 // node affinity (as DaemonSets do), and the provider's scheduler binds it. p1 also hosts the baseline.
+// Sized so p1 alone holds the baseline burst, and all three the federation's paced and burst jobs.
+const P1_NODES = Math.max(16, Math.ceil(Math.max(JOBS, BURST_JOBS) / 8) + 2);
+const PX_NODES = Math.max(8, Math.ceil((JOBS + BURST_JOBS + FAILOVER_TRIALS + 8 - P1_NODES * 8) / 16));
 const providers: { name: string; latency: string; price: string; nodes: GpuNodeGroup }[] = [
-  { name: 'p1', latency: '5ms', price: '2.40', nodes: { prefix: 'p1', count: 16, gpusPerNode: 8, product: H100, memoryMiB: 81559 } },
-  { name: 'p2', latency: '20ms', price: '2.20', nodes: { prefix: 'p2', count: 8, gpusPerNode: 8, product: H100, memoryMiB: 81559 } },
-  { name: 'p3', latency: '40ms', price: '2.10', nodes: { prefix: 'p3', count: 8, gpusPerNode: 8, product: H100, memoryMiB: 81559 } },
+  { name: 'p1', latency: '5ms', price: '2.40', nodes: { prefix: 'p1', count: P1_NODES, gpusPerNode: 8, product: H100, memoryMiB: 81559 } },
+  { name: 'p2', latency: '20ms', price: '2.20', nodes: { prefix: 'p2', count: PX_NODES, gpusPerNode: 8, product: H100, memoryMiB: 81559 } },
+  { name: 'p3', latency: '40ms', price: '2.10', nodes: { prefix: 'p3', count: PX_NODES, gpusPerNode: 8, product: H100, memoryMiB: 81559 } },
 ];
 
 console.log(`== e2e throughput bench (issue 4)`);
 console.log(machineLine());
 console.log(`setup                  hub process + ${providers.length} provider clusters (${providers.map((p) => `${p.name}: ${p.nodes.count}×${p.nodes.gpusPerNode} H100`).join(', ')}), real agents (processes, heartbeat 500 ms)`);
-console.log(`workload               ${JOBS} GpuJobs / pods of 1 GPU each, paced at ${RATE}/s, then ${JOBS} as a burst (${BURST_CONCURRENCY} creates in flight); created through the API (what kubectl apply sends), timed from the create call`);
+console.log(`workload               ${JOBS} GpuJobs / pods of 1 GPU each, paced at ${RATE}/s, then ${BURST_JOBS} as a burst (${BURST_CONCURRENCY} creates in flight); created through the API (what kubectl apply sends), timed from the create call`);
 
 const root = join(repoRoot, '.testbed', 'bench-e2e');
 let testbed: Testbed | undefined;
@@ -168,16 +175,20 @@ async function main(tb: Testbed): Promise<void> {
       await create(run);
       await waitFor(`${label} pods Running`, () => (names.every((n) => podRunning.has(n)) ? true : undefined), { timeoutMs: 120_000, intervalMs: 100 });
       const wall = Math.max(...names.map((n) => podRunning.get(n)!)) - start;
+      const boundWall = Math.max(...names.map((n) => podBound.get(n)!)) - start;
       printLatency(`${label}: create → pod Running`, summarize(names.map((n) => podRunning.get(n)! - podCreated.get(n)!)));
       const bind = summarize(names.map((n) => podBound.get(n)! - podCreated.get(n)!));
       figure(`  create → bound by kube-scheduler`, `p50 ${ms(bind.p50)}, p99 ${ms(bind.p99)}`);
-      figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} pods/s (${names.length} in ${(wall / 1000).toFixed(1)} s)`);
+      figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} pods/s Running (${names.length} in ${(wall / 1000).toFixed(1)} s); create → bound ${(names.length / (boundWall / 1000)).toFixed(1)} pods/s`);
+      throughputs.set(label, names.length / (boundWall / 1000));
       const del = await p1.kubectl(['delete', 'pods', '--all', '-n', 'baseline', '--grace-period=0', '--force', '--wait=true', '--timeout=120s']);
       if (del.code !== 0) console.log(`  (cleanup: ${del.stderr.trim()})`);
       return summarize(names.map((n) => podRunning.get(n)! - podCreated.get(n)!));
     };
     const pacedNames = Array.from({ length: JOBS }, (_, i) => `paced-${i}`);
-    const burstNames = Array.from({ length: JOBS }, (_, i) => `burst-${i}`);
+    const burstNames = Array.from({ length: BURST_JOBS }, (_, i) => `burst-${i}`);
+    const throughputs = new Map<string, number>(); // baseline create → bound, per phase label
+    const scheduledThroughputs = new Map<string, number>(); // federation create → Scheduled
     const basePaced = await baseline(`paced ${RATE}/s`, pacedNames, (run) => paced(JOBS, RATE, (i) => run(pacedNames[i]!)));
     const baseBurst = await baseline('burst', burstNames, (run) => mapLimit(burstNames, BURST_CONCURRENCY, run));
 
@@ -202,7 +213,7 @@ async function main(tb: Testbed): Promise<void> {
         const stuck = names.map((n) => jobInformer.get(`${NS}/${n}`)).find((j) => j?.status?.phase !== 'Running');
         console.log(`  phases: ${[...phases.entries()].map(([p, n]) => `${p} ${n}`).join(', ')}; e.g. ${stuck?.metadata.name}: ${JSON.stringify(stuck?.status)}`);
         return Promise.all(providers.map(async (p) => {
-          const pods = await tb.cluster(p.name).kubeConfig.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: 'fedgpu-jobs' });
+          const pods = await tb.cluster(p.name).kubeConfig.makeApiClient(CoreV1Api).listPodForAllNamespaces({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' });
           console.log(`  ${p.name} pods: ${pods.items.map((x) => `${x.metadata?.name} ${x.status?.phase} ${x.spec?.nodeName} ${JSON.stringify(x.status?.conditions?.map((c) => c.type + '=' + c.status))}`).join('; ')}`);
         })).then(() => { throw err; });
       });
@@ -213,11 +224,13 @@ async function main(tb: Testbed): Promise<void> {
       const run2 = summarize(names.map((n) => runningOf(n)! - (scheduledAt.get(n) ?? NaN)).filter(Number.isFinite));
       figure(`  create → Scheduled (hub decides, writes status)`, `p50 ${ms(sched.p50)}, p99 ${ms(sched.p99)} (n=${sched.n}; a job seen first as Running is left out)`);
       figure(`  Scheduled → Running (agent, pod bound, kwok, report, write)`, `p50 ${ms(run2.p50)}, p99 ${ms(run2.p99)}`);
-      figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} jobs/s (${names.length} in ${(wall / 1000).toFixed(1)} s)`);
+      const scheduledWall = Math.max(...names.map((n) => scheduledAt.get(n) ?? runningOf(n)!)) - start;
+      figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} jobs/s Running (${names.length} in ${(wall / 1000).toFixed(1)} s); create → Scheduled ${(names.length / (scheduledWall / 1000)).toFixed(1)} jobs/s`);
+      scheduledThroughputs.set(label, names.length / (scheduledWall / 1000));
       const r1 = await reconcileStats(hub!.metricsPort);
       const cpu1 = procSample(hub!.process.pid);
       const reconciles = r1.count - r0.count;
-      figure(`  hub GpuJob reconciles in the phase`, `${reconciles} (${(reconciles / names.length).toFixed(1)} per job), ${ms(((r1.seconds - r0.seconds) / reconciles) * 1000, 1)} each on average, one at a time`);
+      figure(`  hub GpuJob reconciles in the phase`, `${reconciles} (${(reconciles / names.length).toFixed(1)} per job), ${ms(((r1.seconds - r0.seconds) / reconciles) * 1000, 1)} each on average, up to 8 at once`);
       if (cpu0 && cpu1) figure(`  hub CPU in the phase`, `${cpuPercent(cpu0, cpu1).toFixed(0)}% of one core`);
       const spread = new Map<string, number>();
       for (const n of names) {
@@ -233,22 +246,37 @@ async function main(tb: Testbed): Promise<void> {
 
     section('federation vs. baseline');
     figure('paced: GpuJob / pod p50, p99', `${(fedPaced.p50 / basePaced.p50).toFixed(1)}× / ${(fedPaced.p99 / basePaced.p99).toFixed(1)}× (${ms(fedPaced.p50)} vs ${ms(basePaced.p50)}, ${ms(fedPaced.p99)} vs ${ms(basePaced.p99)})`);
-    figure('burst: GpuJob / pod p50, p99', `${(fedBurst.p50 / baseBurst.p50).toFixed(1)}× / ${(fedBurst.p99 / baseBurst.p99).toFixed(1)}× (${ms(fedBurst.p50)} vs ${ms(baseBurst.p50)}, ${ms(fedBurst.p99)} vs ${ms(baseBurst.p99)})`);
+    figure('burst: GpuJob / pod p50, p99', `${(fedBurst.p50 / baseBurst.p50).toFixed(1)}× / ${(fedBurst.p99 / baseBurst.p99).toFixed(1)}× (${ms(fedBurst.p50)} vs ${ms(baseBurst.p50)}, ${ms(fedBurst.p99)} vs ${ms(baseBurst.p99)})`, { text: 'p50 within 3×', met: fedBurst.p50 <= 3 * baseBurst.p50 });
+    figure('paced: p50 within 3× (issue 15)', `${(fedPaced.p50 / basePaced.p50).toFixed(1)}×`, { text: '≤ 3×', met: fedPaced.p50 <= 3 * basePaced.p50 });
+    const fedRate = scheduledThroughputs.get('burst') ?? NaN;
+    const podRate = throughputs.get('burst') ?? NaN;
+    figure(`burst of ${BURST_JOBS}: create → Scheduled vs create → bound`, `${fedRate.toFixed(1)} jobs/s vs ${podRate.toFixed(1)} pods/s = ${(fedRate / podRate).toFixed(2)}×`, { text: '≥ 1.0×', met: fedRate >= podRate });
     const hubNow = procSample(hub.process.pid);
-    if (hubNow) figure(`hub process after ${2 * JOBS} jobs`, `RSS ${mib(hubNow.rssBytes)}, CPU ${hubNow.cpuSeconds.toFixed(1)} s in total; ${await heapLine(hub.metricsPort)}`);
+    if (hubNow) figure(`hub process after ${JOBS + BURST_JOBS} jobs`, `RSS ${mib(hubNow.rssBytes)}, CPU ${hubNow.cpuSeconds.toFixed(1)} s in total; ${await heapLine(hub.metricsPort)}`);
 
-    // Steady state: nothing changes but heartbeats (each agent's every 500 ms is a GpuProvider status
-    // write, and every GpuProvider change enqueues every unfinished job).
+    // Steady state: nothing changes but heartbeats (every 500 ms per agent). Before issue 15 each was
+    // a GpuProvider status write; now liveness stays in the hub's memory and status is written once a
+    // minute at rest. Counted: GpuProvider resourceVersions seen by a watch over the window.
+    const writes = new Map<string, Set<string>>();
+    const offWrites = gpInformer.on('update', (p) => {
+      const seen = writes.get(p.metadata.name!) ?? new Set<string>();
+      seen.add(p.metadata.resourceVersion!);
+      writes.set(p.metadata.name!, seen);
+    });
     const q0 = await reconcileStats(hub.metricsPort);
     const c0 = procSample(hub.process.pid);
-    await sleep(10_000);
+    await sleep(REST_SECONDS * 1000);
     const q1 = await reconcileStats(hub.metricsPort);
     const c1 = procSample(hub.process.pid);
-    figure(`steady state, ${2 * JOBS} jobs Running, 10 s`, `${((q1.count - q0.count) / 10).toFixed(0)} GpuJob reconciles/s (nothing to do), hub CPU ${c0 && c1 ? cpuPercent(c0, c1).toFixed(0) : '?'}% of one core`);
+    offWrites();
+    figure(`steady state, ${JOBS + BURST_JOBS} jobs Running, ${REST_SECONDS} s`, `${((q1.count - q0.count) / REST_SECONDS).toFixed(1)} GpuJob reconciles/s (nothing to do), hub CPU ${c0 && c1 ? cpuPercent(c0, c1).toFixed(0) : '?'}% of one core`);
+    const perProvider = providers.map((p) => writes.get(providerName[p.name]!)?.size ?? 0);
+    const perMinute = Math.max(...perProvider) / (REST_SECONDS / 60);
+    figure(`  GpuProvider writes at rest (heartbeat 500 ms)`, `${perProvider.join(', ')} in ${REST_SECONDS} s (p1, p2, p3): at most ${perMinute.toFixed(1)} per provider per minute`, { text: '≤ 1 per provider per minute', met: perMinute <= 1 });
 
     // Their deletion (the hub cancels each attempt; agents delete the pods) goes on during the trials.
     const del = await hubCluster.kubectl(['delete', 'gpujobs', '--all', '-n', NS, '--wait=false']);
-    if (del.code) console.log(`(deleting the ${2 * JOBS} GpuJobs: ${del.stderr.trim()})`);
+    if (del.code) console.log(`(deleting the ${JOBS + BURST_JOBS} GpuJobs: ${del.stderr.trim()})`);
 
     // --- 3. provider loss ---------------------------------------------------------------------
     section(`provider loss: SIGKILL the agent running a job → the job Running elsewhere (providerLostAfter ${DEFAULT_PROVIDER_LOST_AFTER_MS / 1000} s, the default)`);

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,7 +107,7 @@ async function podsOf(job: GpuJob): Promise<Record<string, V1Pod[]>> {
   const out: Record<string, V1Pod[]> = {};
   for (const name of Object.keys(agents)) {
     const core = testbed.cluster(name).kubeConfig.makeApiClient(CoreV1Api);
-    out[name] = (await core.listNamespacedPod({ namespace: 'fedgpu-jobs', labelSelector: `${JOB_UID_LABEL}=${job.metadata.uid}` })).items;
+    out[name] = (await core.listPodForAllNamespaces({ labelSelector: `${JOB_UID_LABEL}=${job.metadata.uid}` })).items;
   }
   return out;
 }
@@ -230,7 +231,11 @@ describe('HA hub', () => {
     const port = leader.grpcAddress.split(':')[1]!;
     restarted = { ...(await startHubProcess(hubCluster(), pki, join(dir, 'hub-a2'), [...hubArgs, '--grpc-port', port])), grpcAddress: leader.grpcAddress };
     hubs.push(restarted);
-    await new Promise((r) => setTimeout(r, 2 * LEASE.retryPeriodMs + 500));
+    // The event that matters, not a fixed time: the restarted replica has read the Lease and seen
+    // it held by the stand-by (its elector logs the observed holder).
+    await waitFor('the restarted replica to observe the leader', () =>
+      readFileSync(restarted.process.logPath, 'utf8').split('\n').some((l) => l.includes('"hub leader observed"') && l.includes(`"leader":"${identityOf(standby)}"`)) ? true : undefined,
+    { timeoutMs: 60_000 });
     expect(await isLeader(restarted)).toBe(false);
     expect(await isLeader(standby)).toBe(true);
     expect((await fetch(`http://127.0.0.1:${restarted.metricsPort}/readyz`)).status).toBe(200);

@@ -98,8 +98,14 @@ describe('Prometheus scraping the hub', () => {
     expect((await prometheus.query('fedgpu_jobs')).map((r) => r.metric.phase).sort()).toEqual(['Failed', 'Pending', 'Running', 'Scheduled', 'Succeeded']);
     expect(await value('fedgpu_build_info')).toBe(1);
     expect(await value('process_resident_memory_bytes')).toBeGreaterThan(0);
-    // Give the rules a few evaluations: HubNoLeader in particular must stay quiet.
-    await new Promise((r) => setTimeout(r, 3_000));
+    // Give the rules a few evaluations: HubNoLeader in particular must stay quiet. Waits for every
+    // rule group to have been evaluated twice after this point (evaluations, not wall time, are
+    // what a loaded machine delays).
+    const since = Date.now();
+    await waitFor('two rule evaluations', async () => {
+      const groups = await prometheus.ruleEvaluations();
+      return groups.length > 0 && groups.every((g) => g.lastEvaluationMs >= since + 1_000) ? true : undefined;
+    }, { timeoutMs: 60_000 });
     expect(await prometheus.alerts()).toEqual([]);
   });
 

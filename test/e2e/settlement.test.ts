@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { MaxUint256, Wallet, type JsonRpcProvider } from 'ethers';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { JOB_UID_LABEL } from '../../operator/src/agent/pods/build.js';
 import { StreamClient } from '../../operator/src/agent/stream/client.js';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../../operator/src/api/types.js';
 import { attemptEscrowId } from '../../operator/src/chain/attempt-escrow.js';
@@ -376,7 +377,14 @@ describe('settlement', () => {
     const earnings = await market.earningsOf(wallets.east.address);
     await apply(jobYaml('deleted', 'ml', { placement: { regions: ['us-east'] } }, '60s'));
     const running = await waitJob('deleted', 'Running', (j) => j.status?.phase === 'Running');
-    await new Promise((r) => setTimeout(r, 3_000)); // some GPU time to pay for
+    // Some GPU time to pay for: waits until east's own pod record says its container has run 3 s
+    // (the event the meter counts from), not a fixed time after the hub saw Running.
+    const pods = testbed.cluster('east').kubeConfig.makeApiClient(CoreV1Api);
+    await waitFor('3 s of metered GPU time', async () => {
+      const list = await pods.listPodForAllNamespaces({ labelSelector: `${JOB_UID_LABEL}=${running.metadata.uid}` });
+      const started = list.items[0]?.status?.containerStatuses?.[0]?.state?.running?.startedAt ?? list.items[0]?.status?.startTime;
+      return started && Date.now() - new Date(started).getTime() >= 3_000 ? true : undefined;
+    }, { timeoutMs: 60_000 });
     const res = await hubCluster().kubectl(['delete', 'gj', 'deleted', '-n', 'ml', '--wait=true', '--timeout=90s']);
     expect(res.code, res.stderr).toBe(0);
     // Gone only once settled: the escrow paid what east signed for when it got the Cancel.
@@ -454,22 +462,28 @@ describe('settlement', () => {
     let seed = 0x5eed;
     const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
     for (let trial = 0; trial < CRASH_TRIALS; trial++) {
-      for (let j = 0; j < 2; j++) {
-        const name = `crash-${trial}-${j}`;
-        names.push(name);
-        await apply(jobYaml(name, 'ml', { budget: { maxPricePerGpuHour: '5', maxTotal: '1' } }, '1s'));
-      }
-      // Aim at settlement: wait (at most 2.5 s) for a finished job that is not settled yet, then
-      // a random 0-300 ms more, so the kill lands between "Succeeded" and "Settled" as often as
-      // the hub allows: while receipts are recorded, batches gathered, transactions confirmed.
+      // Aim at settlement: submit jobs until one has Succeeded and is not Settled yet (a finished
+      // attempt whose receipt, batch or transaction is in flight), wait a random 0-300 ms more so
+      // the kill lands at varied points of it, and kill only while a job is still settling.
+      // Bounded: at most 4 pairs of jobs per trial.
       const aimed = Date.now();
-      await waitFor('a crash job finishing', async () => ((await settlingJobs()) > 0 || Date.now() - aimed > 2_500 ? true : undefined), { timeoutMs: 10_000, intervalMs: 50 });
-      await new Promise((r) => setTimeout(r, Math.floor(random() * 300)));
-      const settling = await settlingJobs();
-      if (settling > 0) killsWhileSettling++;
+      let landed = false;
+      for (let shot = 0; shot < 4 && !landed; shot++) {
+        for (let j = 0; j < 2; j++) {
+          const name = `crash-${trial}-${shot}-${j}`;
+          names.push(name);
+          await apply(jobYaml(name, 'ml', { budget: { maxPricePerGpuHour: '5', maxTotal: '1' } }, '1s'));
+        }
+        await waitFor('a crash job settling', async () => ((await settlingJobs()) > 0 ? true : undefined), { timeoutMs: 60_000, intervalMs: 50 }).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, Math.floor(random() * 300)));
+        landed = (await settlingJobs()) > 0;
+      }
       kills.push(Date.now() - aimed);
       process.kill(hub.process.pid, 'SIGKILL');
       await hub.process.exited;
+      // Read after the hub is dead (nothing writes job status now): a job still Succeeded and not
+      // Settled proves the kill landed inside settlement.
+      if (landed && (await settlingJobs()) > 0) killsWhileSettling++;
       await startHub('60s');
     }
     const jobs = await Promise.all(names.map((n) => waitJob(n, 'Succeeded and Settled', succeededAndSettled, { timeoutMs: 180_000 })));
@@ -510,6 +524,9 @@ describe('settlement', () => {
     figures.crashJobs = jobs.length;
     figures.crashKillDelaysMs = `${Math.min(...kills)}..${Math.max(...kills)}`;
     figures.crashKillsWhileSettling = killsWhileSettling;
+    // Aimed and checked: every kill landed while a job was between Succeeded and Settled, so the
+    // trials test recovery from mid-settlement crashes, not from idle hubs.
+    expect(killsWhileSettling, `only ${killsWhileSettling} of ${CRASH_TRIALS} kills landed during settlement`).toBe(CRASH_TRIALS);
     // Settles and refunds a killed hub sent but never recorded, found on chain by its successor.
     figures.crashRecordsRecoveredFromChain = countInHubLogs('recorded from chain events');
     figures.crashSettlesSentByAKilledHub = jobs.filter((j) => countInHubLogs(`"job":"ml/${j.metadata.name}","epoch":1,"tx"`, 'attempt settled') === 0).length;

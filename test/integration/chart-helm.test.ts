@@ -95,6 +95,12 @@ describe('helm lint', () => {
     expect(res.stdout).toContain('0 chart(s) failed');
   });
 
+  it.each(['hub', 'provider'])('passes --strict with ci/%s-values.yaml (the values chart-testing uses)', async (mode) => {
+    const res = await helm(['lint', '--strict', chart, '-f', join(chart, 'ci', `${mode}-values.yaml`)]);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(res.stdout).toContain('0 chart(s) failed');
+  });
+
   it('fails without a mode', async () => {
     const res = await helm(['lint', chart]);
     expect(res.code).not.toBe(0);
@@ -147,10 +153,10 @@ describe('helm template', () => {
     for (const o of objs) expect(o.metadata.labels['app.kubernetes.io/instance'], o.kind).toBe('rel');
   });
 
-  it('renders the agent: one replica, job namespace with PodSecurity restricted, default-deny NetworkPolicy', async () => {
+  it('renders the agent: one replica, cluster-wide tenant writes narrowed by an admission policy', async () => {
     const objs = await render(PROVIDER);
     expect(kinds(objs)).toEqual([
-      'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Namespace', 'NetworkPolicy', 'Role', 'RoleBinding', 'ServiceAccount',
+      'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
     ]);
     const deploy = one(objs, 'Deployment');
     expect(deploy.spec.replicas).toBe(1);
@@ -161,6 +167,7 @@ describe('helm template', () => {
     expect(c.args.slice(0, 3)).toEqual(['agent', '--hub-address=hub.example.com:8443', '--wallet-key-file=/var/run/fedgpu/wallet/private-key']);
     expect(c.args).toContain('--job-namespace=fedgpu-jobs');
     expect(c.args).toContain('--settings=/etc/fedgpu/settings.yaml');
+    expect(c.args.some((a: string) => a.startsWith('--runtime-class') || a === '--no-tenant-dns')).toBe(false);
     expect(c.env.find((e: Obj) => e.name === 'FEDGPU_WALLET_ADDRESS').value).toBe(WALLET);
     // Prices stay decimal strings on their way to the agent.
     const settings = parse(one(objs, 'ConfigMap', 'rel-fedgpu-settings').data['settings.yaml']);
@@ -170,25 +177,21 @@ describe('helm template', () => {
     expect(volumes.tls.secret.secretName).toBe('rel-fedgpu-tls');
     expect(volumes.wallet.secret.secretName).toBe('rel-fedgpu-wallet');
 
-    const ns = one(objs, 'Namespace', 'fedgpu-jobs');
-    expect(ns.metadata.labels).toMatchObject({
-      'pod-security.kubernetes.io/enforce': 'restricted',
-      'pod-security.kubernetes.io/enforce-version': 'latest',
-    });
-    const np = one(objs, 'NetworkPolicy');
-    expect(np.metadata.namespace).toBe('fedgpu-jobs');
-    expect(np.spec).toMatchObject({ podSelector: {}, policyTypes: ['Ingress', 'Egress'], ingress: [] });
-    expect(np.spec.egress).toHaveLength(1); // DNS only
-    expect(one(objs, 'Role').metadata.namespace).toBe('fedgpu-jobs');
-    expect(one(objs, 'ClusterRole').rules).toEqual([{ apiGroups: [''], resources: ['nodes', 'pods'], verbs: ['get', 'list', 'watch'] }]);
+    const rules: Obj[] = one(objs, 'ClusterRole').rules;
+    expect(rules.flatMap((r) => r.resources)).not.toContain('secrets');
+    expect(rules.flatMap((r) => r.resources)).not.toContain('configmaps');
+    expect(rules.flatMap((r) => r.resources).some((r: string) => r.startsWith('role') || r.startsWith('clusterrole'))).toBe(false);
+    const policy = one(objs, 'ValidatingAdmissionPolicy');
+    expect(policy.spec.matchConditions[0].expression).toBe("request.userInfo.username == \"system:serviceaccount:fedgpu-system:rel-fedgpu\"");
+    expect(one(objs, 'ValidatingAdmissionPolicyBinding').spec).toEqual({ policyName: policy.metadata.name, validationActions: ['Deny'] });
   });
 
-  it('appends the egress allowlist and closes egress entirely when nothing is allowed', async () => {
-    const allow = await render(PROVIDER, ['--set', 'provider.jobNetworkPolicy.egress[0].to[0].ipBlock.cidr=203.0.113.0/24',
-      '--set', 'provider.jobNetworkPolicy.egress[0].ports[0].port=443']);
-    expect(one(allow, 'NetworkPolicy').spec.egress[1]).toEqual({ to: [{ ipBlock: { cidr: '203.0.113.0/24' } }], ports: [{ port: 443 }] });
-    const closed = await render(PROVIDER, ['--set', 'provider.jobNetworkPolicy.allowDNS=false']);
-    expect(one(closed, 'NetworkPolicy').spec.egress).toEqual([]);
+  it('passes the runtime class and the DNS choice to the agent; the policy can be left out', async () => {
+    const objs = await render(PROVIDER, ['--set', 'provider.runtimeClassName=gvisor', '--set', 'provider.allowDNS=false', '--set', 'provider.admissionPolicy.enabled=false']);
+    const args = one(objs, 'Deployment').spec.template.spec.containers[0].args;
+    expect(args).toContain('--runtime-class=gvisor');
+    expect(args).toContain('--no-tenant-dns');
+    expect(kinds(objs)).not.toContain('ValidatingAdmissionPolicy');
   });
 
   it('renders no PodDisruptionBudget for a single hub replica (it would block drains)', async () => {
@@ -242,7 +245,8 @@ describe('values schema', () => {
     ['wallet missing in provider mode', set({ mode: 'provider', 'hub.address': 'hub.example.com:8443' }), ["at '/provider/wallet'"]],
     ['hub.address missing in provider mode', set({ mode: 'provider', 'provider.wallet': WALLET }), ["at '/hub/address'"]],
     ['hub.address without a port', [...PROVIDER, ...set({ 'hub.address': 'hub.example.com' })], ["at '/hub/address'"]],
-    ['market address missing in hub mode', set({ mode: 'hub' }), ["at '/hub/chain/marketAddress'"]],
+    ['a market address that is not one', set({ mode: 'hub', 'hub.chain.marketAddress': '0x12' }), ["at '/hub/chain/marketAddress'", "'0x12'"]],
+    ['chain.enabled not a boolean', [...HUB, ...set({ 'hub.chain.enabled': 'maybe' })], ["at '/hub/chain/enabled'"]],
     ['zero hub replicas', [...HUB, ...set({ 'hub.replicas': 0 })], ["at '/hub/replicas'", 'minimum']],
     ['negative CPU request', [...HUB, ...set({ 'hub.resources.requests.cpu': -1 })], ["at '/hub/resources/requests/cpu'", 'minimum']],
     ['negative memory limit', [...PROVIDER, '--set-string', 'provider.resources.limits.memory=-256Mi'],
@@ -259,6 +263,27 @@ describe('values schema', () => {
     ['availability window hour 25', [...PROVIDER, '--set-string', 'provider.settings.availability.windows[0].start=25:00',
       '--set-string', 'provider.settings.availability.windows[0].end=06:00'], ["at '/provider/settings/availability/windows/0/start'"]],
   ];
+
+  it('refuses a hub without a market address, naming the value and the explicit way to run without a chain', async () => {
+    const res = await helm(['template', 'rel', chart, ...set({ mode: 'hub' })]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain('hub.chain.marketAddress is required in hub mode');
+    expect(res.stderr).toContain('set hub.chain.enabled=false explicitly');
+    expect(res.stderr).not.toContain('does not match pattern');
+  });
+
+  it('runs a hub without a chain only on the explicit value: no chain flags, no chain Secret', async () => {
+    const objs = await render(set({ mode: 'hub', 'hub.chain.enabled': false }));
+    const c = one(objs, 'Deployment', 'rel-fedgpu').spec.template.spec.containers[0];
+    expect(c.args.filter((a: string) => a.startsWith('--market-address') || a.startsWith('--confirmations'))).toEqual([]);
+    expect(c.env.map((e: Obj) => e.name)).not.toContain('FEDGPU_CHAIN_RPC_URL');
+    expect(c.env.map((e: Obj) => e.name)).not.toContain('FEDGPU_SETTLER_KEY');
+    // With the chain on (the default), the Secret keys are required: a missing key stops the pod.
+    const on = one(await render(HUB), 'Deployment', 'rel-fedgpu').spec.template.spec.containers[0];
+    const rpc = on.env.find((e: Obj) => e.name === 'FEDGPU_CHAIN_RPC_URL');
+    expect(rpc.valueFrom.secretKeyRef.optional).not.toBe(true);
+    expect(on.args).toContain(`--market-address=${MARKET}`);
+  });
 
   it('refuses a provider without any price, naming the value', async () => {
     const res = await helm(['template', 'rel', chart, ...PROVIDER_NO_PRICE]);
@@ -332,24 +357,43 @@ describe('helm install into real apiservers', () => {
     expect(notes.hub).toContain('create secret generic chart-hub-fedgpu-tls');
   });
 
-  it('creates the agent objects, the labelled job namespace and its NetworkPolicy', async () => {
+  // What the agent may do as the chart made it, tried against the real apiserver (server dry-run,
+  // so RBAC and the ValidatingAdmissionPolicy both answer).
+  const asAgent = (args: string[], stdin?: string) =>
+    kubectl([...args, '--dry-run=server', `--as=system:serviceaccount:${agent.ns}:${agent.sa}`], stdin);
+  const tenantNs = (name: string, labels: Record<string, string>) => stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+  const restricted = { 'app.kubernetes.io/managed-by': 'fedgpu-agent', 'pod-security.kubernetes.io/enforce': 'restricted' };
+
+  it('creates the agent objects and its admission policy; no job namespace up front', async () => {
     const list = await get(agent.kubeconfig, ['deployment,serviceaccount,configmap', '-n', agent.ns, '-l', `app.kubernetes.io/instance=${agent.release}`]);
     expect(list.items.map((o: Obj) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
       'ConfigMap/chart-agent-fedgpu-settings', 'Deployment/chart-agent-fedgpu', 'ServiceAccount/chart-agent-fedgpu',
     ]);
     await get(agent.kubeconfig, ['clusterrole/chart-agent-fedgpu', 'clusterrolebinding/chart-agent-fedgpu']);
-    await get(agent.kubeconfig, ['role/chart-agent-fedgpu', 'rolebinding/chart-agent-fedgpu', '-n', agent.jobs]);
-    const ns = await get(agent.kubeconfig, [`namespace/${agent.jobs}`]);
-    expect(ns.metadata.labels).toMatchObject({
-      'pod-security.kubernetes.io/enforce': 'restricted',
-      'pod-security.kubernetes.io/audit': 'restricted',
-      'pod-security.kubernetes.io/warn': 'restricted',
-    });
-    const np = await get(agent.kubeconfig, ['networkpolicy/chart-agent-fedgpu-jobs', '-n', agent.jobs]);
-    expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    await get(agent.kubeconfig, ['validatingadmissionpolicy/chart-agent-fedgpu-agent-scope', 'validatingadmissionpolicybinding/chart-agent-fedgpu-agent-scope']);
     expect(notes.agent).toContain(`kubectl -n ${agent.ns} logs deploy/chart-agent-fedgpu`);
     expect(notes.agent).toContain('fedgpu stake');
     expect(notes.agent).toContain('kubectl get gp');
+    // The tenant namespace the test's pods use, made as the agent makes them.
+    const made = await kubectl(['create', '-f', '-'], tenantNs(agent.jobs, { ...restricted, 'pod-security.kubernetes.io/enforce-version': 'latest' }));
+    expect(made.code, made.stderr).toBe(0);
+  });
+
+  it.each([
+    ['a tenant namespace with PodSecurity restricted', ['create', '-f', '-'], tenantNs(`${agent.jobs}-team-a-0123abcd`, restricted), undefined],
+    ['a namespace outside its prefix', ['create', '-f', '-'], tenantNs('owner-stuff', restricted), 'may only create namespaces named'],
+    ['a tenant namespace without restricted', ['create', '-f', '-'], tenantNs(`${agent.jobs}-x-0123abcd`, { 'app.kubernetes.io/managed-by': 'fedgpu-agent', 'pod-security.kubernetes.io/enforce': 'privileged' }), 'PodSecurity restricted'],
+    ['deleting an owner namespace (its own)', ['delete', 'namespace', 'chart-agent'], undefined, 'may only change or delete the tenant namespaces'],
+    ['a pod in default', ['create', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' }, spec: { containers: [{ name: 'c', image: 'x' }] } }), 'may only write pods in its tenant namespaces'],
+    ['a pod in its own namespace', ['create', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'chart-agent' }, spec: { containers: [{ name: 'c', image: 'x' }] } }), 'may only write pods in its tenant namespaces'],
+    ['a NetworkPolicy in kube-system', ['create', '-f', '-'], stringify({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'open', namespace: 'kube-system' }, spec: { podSelector: {} } }), 'may only write networkpolicies'],
+  ] as [string, string[], string | undefined, string | undefined][])('as the agent: %s', async (_what, args, stdin, refusal) => {
+    const res = await asAgent(args, stdin);
+    if (refusal === undefined) expect(res.code, res.stderr).toBe(0);
+    else {
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toContain(refusal);
+    }
   });
 
   it('job namespace refuses a pod that is fine under baseline but not restricted', async () => {
@@ -414,26 +458,52 @@ describe('helm install into real apiservers', () => {
     ['watch nodes', '-A', true, ['watch', 'nodes']],
     ['list pods cluster-wide', '-A', true, ['list', 'pods']],
     ['watch pods in kube-system', 'kube-system', true, ['watch', 'pods']],
-    ['create pods in the job namespace', 'chart-agent-jobs', true, ['create', 'pods']],
-    ['delete pods in the job namespace', 'chart-agent-jobs', true, ['delete', 'pods']],
-    ['patch pods in the job namespace', 'chart-agent-jobs', true, ['patch', 'pods']],
-    ['read pod logs in the job namespace', 'chart-agent-jobs', true, ['get', 'pods', '--subresource=log']],
-    ['create events in the job namespace', 'chart-agent-jobs', true, ['create', 'events']],
-    ['create pods in default', 'default', false, ['create', 'pods']],
-    ['create pods in its own namespace', 'chart-agent', false, ['create', 'pods']],
-    ['delete pods in default', 'default', false, ['delete', 'pods']],
+    // Pods, namespaces, policies, quotas: cluster-wide by RBAC (tenant namespaces are made on
+    // demand); the admission policy above keeps them to the agent's own namespaces.
+    ['create pods in a tenant namespace', 'chart-agent-jobs', true, ['create', 'pods']],
+    ['delete pods in a tenant namespace', 'chart-agent-jobs', true, ['delete', 'pods']],
+    ['read pod logs in a tenant namespace', 'chart-agent-jobs', true, ['get', 'pods', '--subresource=log']],
+    ['create events in a tenant namespace', 'chart-agent-jobs', true, ['create', 'events']],
+    ['create namespaces', '-A', true, ['create', 'namespaces']],
+    ['delete namespaces', '-A', true, ['delete', 'namespaces']],
+    ['create the default ServiceAccount of a tenant', 'chart-agent-jobs', true, ['create', 'serviceaccounts']],
+    ['turn off the token of a tenant\'s default ServiceAccount', 'chart-agent-jobs', true, ['update', 'serviceaccounts']],
+    ['create network policies in a tenant namespace', 'chart-agent-jobs', true, ['create', 'networkpolicies.networking.k8s.io']],
+    ['update network policies in a tenant namespace', 'chart-agent-jobs', true, ['update', 'networkpolicies.networking.k8s.io']],
+    ['create resource quotas in a tenant namespace', 'chart-agent-jobs', true, ['create', 'resourcequotas']],
+    ['update resource quotas in a tenant namespace', 'chart-agent-jobs', true, ['update', 'resourcequotas']],
+    ['create limit ranges in a tenant namespace', 'chart-agent-jobs', true, ['create', 'limitranges']],
+    ['patch pods', 'chart-agent-jobs', false, ['patch', 'pods']],
+    ['update namespaces (relabel PodSecurity)', '-A', false, ['update', 'namespaces']],
+    ['patch namespaces (relabel PodSecurity)', '-A', false, ['patch', 'namespaces']],
     ['exec into job pods', 'chart-agent-jobs', false, ['create', 'pods', '--subresource=exec']],
+    ['create service account tokens', 'chart-agent-jobs', false, ['create', 'serviceaccounts', '--subresource=token']],
+    ['create role bindings', 'chart-agent-jobs', false, ['create', 'rolebindings.rbac.authorization.k8s.io']],
+    ['delete network policies (only the namespace goes)', 'chart-agent-jobs', false, ['delete', 'networkpolicies.networking.k8s.io']],
     ['get secrets anywhere', '-A', false, ['get', 'secrets']],
-    ['get secrets in the job namespace', 'chart-agent-jobs', false, ['get', 'secrets']],
+    ['get secrets in a tenant namespace', 'chart-agent-jobs', false, ['get', 'secrets']],
     ['get secrets in its own namespace', 'chart-agent', false, ['get', 'secrets/chart-agent-fedgpu-wallet']],
     ['list gpujobs', '-A', false, ['list', 'gpujobs.fedgpu.io']],
     ['create gpujobs', 'chart-agent-jobs', false, ['create', 'gpujobs.fedgpu.io']],
     ['patch gpuproviders', '-A', false, ['patch', 'gpuproviders.fedgpu.io']],
     ['patch nodes', '-A', false, ['patch', 'nodes']],
-    ['create deployments in the job namespace', 'chart-agent-jobs', false, ['create', 'deployments.apps']],
-    ['create network policies in the job namespace', 'chart-agent-jobs', false, ['create', 'networkpolicies.networking.k8s.io']],
+    ['create deployments in a tenant namespace', 'chart-agent-jobs', false, ['create', 'deployments.apps']],
   ];
   it.each(agentChecks)('agent: %s (%s) → %s', async (_what, where, expected, args) => {
     expect(await canI(agent, args, where)).toBe(expected);
+  });
+});
+
+describe('heap cap', () => {
+  const nodeOptions = (objs: Obj[], name: string) =>
+    (one(objs, 'Deployment', name).spec.template.spec.containers[0].env as { name: string; value?: string }[]).find((e) => e.name === 'NODE_OPTIONS')?.value;
+  it('sizes --max-old-space-size to heapPercentOfLimit of the memory limit, and leaves it out without a limit', async () => {
+    expect(nodeOptions(await render(HUB), 'rel-fedgpu')).toBe('--max-old-space-size=307'); // 60 % of 512Mi
+    expect(nodeOptions(await render(HUB, ['--set', 'hub.resources.limits.memory=1Gi', '--set', 'hub.heapPercentOfLimit=75']), 'rel-fedgpu')).toBe('--max-old-space-size=768');
+    expect(nodeOptions(await render(HUB, ['--set', 'hub.resources.limits=null']), 'rel-fedgpu')).toBeUndefined();
+    expect(nodeOptions(await render(PROVIDER), 'rel-fedgpu')).toBe('--max-old-space-size=153'); // 60 % of 256Mi
+    const bad = await helm(['template', 'rel', chart, ...HUB, '--set', 'hub.resources.limits.memory=1T']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('resources.limits.memory "1T"');
   });
 });

@@ -50,7 +50,7 @@ const invalid: [string, Obj, string[]][] = [
   ['container without image', job((j) => delete j.spec.template.spec.containers[0].image), ['spec.template.spec.containers[0].image']],
   ['unknown field', job((j) => (j.spec.gpuCount = 8)), ['unknown field "spec.gpuCount"']],
   ['unknown nested field', job((j) => (j.spec.placement.zone = 'a')), ['unknown field "spec.placement.zone"']],
-  ['host network', job((j) => (j.spec.template.spec.hostNetwork = true)), ['spec.template.spec', 'host namespaces']],
+  ['host network (outside the pod allowlist)', job((j) => (j.spec.template.spec.hostNetwork = true)), ['unknown field "spec.template.spec.hostNetwork"']],
   ['privileged container', job((j) => (j.spec.template.spec.containers[0].securityContext = { privileged: true })),
     ['spec.template.spec.containers[0].securityContext', 'privileged']],
   ['hostPath volume', job((j) => (j.spec.template.spec.volumes = [{ name: 'h', hostPath: { path: '/' } }])),

@@ -170,6 +170,7 @@ describe('marketplace stream over mTLS', () => {
           gracePeriodSeconds: 30,
           env: [{ name: 'FEDGPU_EPOCH', value: '1' }],
           pricePerGpuHour: '2.45',
+          coveredGpuSeconds: 3600,
         },
       },
     };

@@ -54,6 +54,20 @@ app.kubernetes.io/part-of: fedgpu
 {{- .Values.mode -}}
 {{- end -}}
 
+{{/*
+Whether the hub settles on chain: "true" or "false". Running without a chain takes the explicit
+value hub.chain.enabled=false; with a chain, a missing market address fails here, naming the value.
+*/}}
+{{- define "fedgpu.hub.chainEnabled" -}}
+{{- if eq (toString .Values.hub.chain.enabled) "false" -}}
+false
+{{- else if not .Values.hub.chain.marketAddress -}}
+{{- fail "hub.chain.marketAddress is required in hub mode: the GpuMarket contract address (0x and 40 hex digits). To run the hub without settlement (nothing escrowed or paid), set hub.chain.enabled=false explicitly" -}}
+{{- else -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{- define "fedgpu.hub.tlsSecretName" -}}
 {{- default (printf "%s-tls" (include "fedgpu.fullname" .)) .Values.hub.tls.secretName -}}
 {{- end -}}
@@ -105,6 +119,31 @@ seccompProfile:
 # The hub publishes this address in its Lease so stand-bys can redirect agents to the leader.
 - name: POD_IP
   valueFrom: { fieldRef: { fieldPath: status.podIP } }
+{{- end -}}
+
+{{/*
+NODE_OPTIONS with a V8 heap cap sized to the container's memory limit: V8 otherwise sizes its heap
+from the node's memory and collects lazily far below it, so RSS outgrows a pod limit it never
+sees (docs/benchmarks.md). The cap is heapPercentOfLimit % of resources.limits.memory (Ki, Mi, Gi,
+or the decimal K, M, G), leaving the rest for code, buffers and native memory. No limit, no cap.
+Call with (dict "resources" .Values.hub.resources "percent" .Values.hub.heapPercentOfLimit).
+*/}}
+{{- define "fedgpu.heapCapEnv" -}}
+{{- $limit := "" -}}
+{{- with .resources }}{{ with .limits }}{{ with .memory }}{{ $limit = toString . }}{{ end }}{{ end }}{{ end -}}
+{{- $mib := 0.0 -}}
+{{- if regexMatch "^[0-9.]+Gi$" $limit }}{{ $mib = mulf (trimSuffix "Gi" $limit | float64) 1024 }}
+{{- else if regexMatch "^[0-9.]+Mi$" $limit }}{{ $mib = trimSuffix "Mi" $limit | float64 }}
+{{- else if regexMatch "^[0-9.]+Ki$" $limit }}{{ $mib = divf (trimSuffix "Ki" $limit | float64) 1024 }}
+{{- else if regexMatch "^[0-9.]+G$" $limit }}{{ $mib = divf (mulf (trimSuffix "G" $limit | float64) 1000000000) 1048576 }}
+{{- else if regexMatch "^[0-9.]+M$" $limit }}{{ $mib = divf (mulf (trimSuffix "M" $limit | float64) 1000000) 1048576 }}
+{{- else if regexMatch "^[0-9]+$" $limit }}{{ $mib = divf ($limit | float64) 1048576 }}
+{{- else if $limit }}{{ fail (printf "resources.limits.memory %q: use Ki, Mi, Gi, K, M, G or bytes to size the heap cap" $limit) }}
+{{- end -}}
+{{- if gt $mib 0.0 }}
+- name: NODE_OPTIONS
+  value: "--max-old-space-size={{ divf (mulf $mib (.percent | default 60 | float64)) 100 | floor | int }}"
+{{- end -}}
 {{- end -}}
 
 {{/* /healthz and /readyz on the metrics port. */}}

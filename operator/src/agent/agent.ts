@@ -1,4 +1,5 @@
 import type { KubeConfig } from '@kubernetes/client-node';
+import { reuseConnections } from '../runtime/connections.js';
 import type { Wallet } from 'ethers';
 import type { Logger } from 'pino';
 import { AttemptPhase, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, PodPhase, type ProviderProfile } from '../gen/proto/fedgpu/v1/market.js';
@@ -10,6 +11,8 @@ import { buildInventory, type InventoryPool, type ProviderSettings } from './inv
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
 import { PodRunner } from './pods/runner.js';
+import { type BudgetStop, budgetStoppedUsage, capToCovered, PodDeletionWatch, shouldStopForBudget } from './pods/watchdog.js';
+import { TenantNamespaces } from './tenancy/namespace.js';
 import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
 
@@ -20,7 +23,12 @@ import { UsageReceiptBook } from './usage-receipts.js';
 export interface AgentOptions {
   kubeConfig: KubeConfig;
   settings: ProviderSettings;
+  /** Prefix of the per-consumer namespaces job pods run in (agent/tenancy). */
   jobNamespace: string;
+  /** The owner's RuntimeClass set on every job pod (gVisor, Kata...). */
+  runtimeClassName?: string;
+  /** Allow DNS egress from job pods (default true); everything else is denied. */
+  allowDns?: boolean;
   hubAddress: string;
   tls: StreamClientTls;
   wallet: Wallet;
@@ -75,6 +83,7 @@ export function profileOf(settings: ProviderSettings): ProviderProfile {
 }
 
 type ReportedState = Omit<AttemptState, 'phase'> & { phase: AttemptState['phase'] | 'Reclaimed' };
+type RunnerAssignment = PodRunner['assignments'] extends Map<string, infer A> ? A : never;
 const isLive = (phase: string) => phase === 'Pending' || phase === 'Running';
 
 /** Why the owner is taking an attempt's GPUs back, if it is. */
@@ -113,14 +122,26 @@ export class Agent {
   private runner: PodRunner;
   private timer?: NodeJS.Timeout;
   private receiptTimer?: NodeJS.Timeout;
+  private budgetTimer?: NodeJS.Timeout;
   private readonly receipts: UsageReceiptBook;
   private lastInventory?: string;
   private readonly lastAttempt = new Map<string, string>();
   private readonly reclaims = new Map<string, { reason: string; message: string; gpuSeconds: number }>();
+  /** Attempts stopped because their escrow is spent (the consumer's side), by key. */
+  private readonly budgetStops = new Map<string, BudgetStop>();
+  private readonly deletions = new PodDeletionWatch();
+  /** Attempts whose end was reported: their state no longer changes (pods cleaned up later are not a fault). */
+  private readonly ended = new Map<string, ReportedState>();
   private readonly now: () => number;
 
   constructor(private readonly opts: AgentOptions) {
-    this.runner = new PodRunner(opts.kubeConfig, opts.jobNamespace, opts.logger);
+    reuseConnections(opts.kubeConfig);
+    const tenancy = new TenantNamespaces(opts.kubeConfig, {
+      prefix: opts.jobNamespace,
+      allowDns: opts.allowDns,
+      onNotRestricted: () => opts.metrics?.onNamespaceNotRestricted(),
+    }, opts.logger);
+    this.runner = new PodRunner(opts.kubeConfig, tenancy, opts.logger, { runtimeClassName: opts.runtimeClassName });
     this.receipts = new UsageReceiptBook(opts.wallet, opts.logger);
     this.now = opts.now ?? Date.now;
   }
@@ -152,6 +173,11 @@ export class Agent {
     this.client.start();
     // Receipts the hub has not acknowledged go again now and then, not only after reconnects.
     this.receiptTimer = setInterval(() => this.flushReceipts(), 15_000);
+    // Budget-limited attempts are looked at every second (their pods change nothing in the cluster
+    // while they use up the escrow), so the stop comes within a second of the covered GPU-seconds.
+    this.budgetTimer = setInterval(() => {
+      if (this.watch && this.client && [...this.runner.assignments.values()].some((a) => a.coveredGpuSeconds > 0)) this.reportAttempts(this.now());
+    }, 1_000);
   }
 
   /** /readyz: the cluster watch has listed (the hub stream may come and go; see docs/metrics.md). */
@@ -173,6 +199,8 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     if (this.receiptTimer) clearInterval(this.receiptTimer);
+    if (this.budgetTimer) clearInterval(this.budgetTimer);
+    this.runner.stop();
     await this.client?.close();
     await this.watch?.stop();
   }
@@ -196,28 +224,15 @@ export class Agent {
 
   private reportAttempts(now: number): void {
     const managed = this.runner.managed(this.watch!.pods());
+    for (const key of [...this.ended.keys(), ...this.budgetStops.keys()]) {
+      if (!this.runner.assignments.has(key)) this.forgetAttempt(key);
+    }
     for (const [key, assignment] of this.runner.assignments) {
       const pods = managed.filter((p) => `${p.metadata?.labels?.['fedgpu.io/job-uid']}/${p.metadata?.labels?.['fedgpu.io/epoch']}` === key);
-      const refused = this.runner.refused.get(key);
-      let state: ReportedState = refused
-        ? { phase: 'Failed' as const, gpuSeconds: 0, reason: refused.split(':')[0], message: refused, pods: [] }
-        : attemptState(pods, assignment.podTemplates.length, assignment.gpusPerReplica, now);
-      // Owner reclaim: the owner cordoned a node under the attempt, or its lending window closed.
-      // The pods get their checkpoint grace; once they are gone the attempt is reported reclaimed.
-      const reclaim = this.reclaims.get(key) ?? (isLive(state.phase) ? reclaimCause(pods, this.watch!.nodes(), this.opts.settings, now) : undefined);
-      if (reclaim) {
-        if (!this.reclaims.has(key)) {
-          this.reclaims.set(key, { ...reclaim, gpuSeconds: state.gpuSeconds });
-          this.opts.logger.info({ job: assignment.jobUid, epoch: assignment.epoch, reason: reclaim.reason }, 'owner reclaim: giving pods their checkpoint grace');
-          this.runner.reclaim(assignment.jobUid, assignment.epoch, assignment.gracePeriodSeconds ?? 30).catch((err) =>
-            this.opts.logger.error({ err }, 'failed to delete reclaimed pods; retrying on the next change'),
-          );
-        }
-        if (pods.length > 0) continue;
-        const done = this.reclaims.get(key)!;
-        state = { phase: 'Reclaimed', gpuSeconds: done.gpuSeconds, reason: done.reason, message: done.message, pods: [] };
-      }
+      const state = this.ended.get(key) ?? this.currentState(key, assignment, pods, now);
+      if (!state) continue; // pods still in their checkpoint grace
       if (state.phase === 'Succeeded' || state.phase === 'Failed' || state.phase === 'Reclaimed') {
+        this.ended.set(key, state);
         this.attemptEnded(assignment.jobUid, assignment.epoch, state.gpuSeconds, assignment.pricePerGpuHour, state.phase);
       }
       const status: AttemptStatus = {
@@ -245,10 +260,72 @@ export class Agent {
         this.lastAttempt.set(key, fingerprint);
         if (state.phase === 'Reclaimed') {
           this.runner.assignments.delete(key);
-          this.reclaims.delete(key);
+          this.forgetAttempt(key);
         }
       }
     }
+  }
+
+  /**
+   * The attempt's state now: its pods' roll-up, unless the owner is reclaiming it, its escrow is
+   * spent, or someone other than the agent removed its pods. undefined while pods are still in the
+   * checkpoint grace of a stop the agent began.
+   */
+  private currentState(key: string, assignment: RunnerAssignment, pods: V1Pod[], now: number): ReportedState | undefined {
+    const refused = this.runner.refused.get(key);
+    const gpus = assignment.podTemplates.length * assignment.gpusPerReplica;
+    const covered = assignment.coveredGpuSeconds;
+    const grace = assignment.gracePeriodSeconds ?? 30;
+    const stopping = this.reclaims.has(key) || this.budgetStops.has(key);
+    const removed = this.deletions.removedByOthers(key, pods, stopping);
+    const measured: ReportedState = refused
+      ? { phase: 'Failed' as const, gpuSeconds: 0, reason: refused.split(':')[0], message: refused, pods: [] }
+      : attemptState(pods, assignment.podTemplates.length, assignment.gpusPerReplica, now);
+    // 1. Owner reclaim: the owner cordoned a node under the attempt, or its lending window closed.
+    // The pods get their checkpoint grace; once they are gone the attempt is reported reclaimed.
+    const reclaim = this.reclaims.get(key) ?? (isLive(measured.phase) && !this.budgetStops.has(key) ? reclaimCause(pods, this.watch!.nodes(), this.opts.settings, now) : undefined);
+    if (reclaim) {
+      if (!this.reclaims.has(key)) {
+        this.reclaims.set(key, { ...reclaim, gpuSeconds: capToCovered(measured.gpuSeconds, covered) });
+        this.opts.logger.info({ job: assignment.jobUid, epoch: assignment.epoch, reason: reclaim.reason }, 'owner reclaim: giving pods their checkpoint grace');
+        this.stopPods(assignment, grace);
+      }
+      if (pods.length > 0) return undefined;
+      const done = this.reclaims.get(key)!;
+      return { phase: 'Reclaimed', gpuSeconds: done.gpuSeconds, reason: done.reason, message: done.message, pods: [] };
+    }
+    // 2. The escrow is spent: stop early enough that the checkpoint grace is covered too.
+    let stop = this.budgetStops.get(key);
+    if (!stop && isLive(measured.phase) && shouldStopForBudget(measured.gpuSeconds, covered, gpus, grace)) {
+      stop = { gpuSeconds: measured.gpuSeconds, atMs: now };
+      this.budgetStops.set(key, stop);
+      this.opts.logger.info({ job: assignment.jobUid, epoch: assignment.epoch, covered }, 'budget spent: stopping the pods with their checkpoint grace');
+      this.stopPods(assignment, grace);
+    }
+    if (stop) {
+      if (pods.length > 0) return undefined;
+      const message = `the escrow covers ${covered} GPU-seconds at ${assignment.pricePerGpuHour} credits/GPU-hour; they are used`;
+      return { phase: 'Failed', reason: 'BudgetExhausted', message, gpuSeconds: budgetStoppedUsage(stop, gpus, now, covered), pods: [] };
+    }
+    // 3. Pods gone that the agent did not delete: only the provider's admins can do that.
+    if (removed.length > 0 && isLive(measured.phase)) {
+      const message = `pod(s) ${removed.join(', ')} deleted by someone other than the agent`;
+      return { ...measured, phase: 'Failed', reason: 'PodsDeleted', message, gpuSeconds: capToCovered(measured.gpuSeconds, covered) };
+    }
+    return { ...measured, gpuSeconds: capToCovered(measured.gpuSeconds, covered) };
+  }
+
+  private stopPods(assignment: RunnerAssignment, grace: number): void {
+    this.runner.reclaim(assignment.jobUid, assignment.epoch, grace).catch((err) =>
+      this.opts.logger.error({ err }, 'failed to delete the pods of a stopped attempt; retrying on the next change'),
+    );
+  }
+
+  private forgetAttempt(key: string): void {
+    this.ended.delete(key);
+    this.budgetStops.delete(key);
+    this.reclaims.delete(key);
+    this.deletions.forget(key);
   }
 
   /** An attempt ended: its provider signs the final usage once; it is sent until acknowledged. */
@@ -265,7 +342,7 @@ export class Agent {
     if (!assignment || !this.watch || this.receipts.has(jobUid, epoch)) return;
     const pods = this.runner.managed(this.watch.pods()).filter((p) => `${p.metadata?.labels?.['fedgpu.io/job-uid']}/${p.metadata?.labels?.['fedgpu.io/epoch']}` === key);
     const state = attemptState(pods, assignment.podTemplates.length, assignment.gpusPerReplica, this.now());
-    this.attemptEnded(jobUid, epoch, state.gpuSeconds, assignment.pricePerGpuHour, `Cancelled:${reason}`);
+    this.attemptEnded(jobUid, epoch, capToCovered(state.gpuSeconds, assignment.coveredGpuSeconds), assignment.pricePerGpuHour, `Cancelled:${reason}`);
   }
 
   private flushReceipts(): void {
@@ -284,7 +361,7 @@ export class Agent {
           break;
         case 'cancel':
           this.cancelled(body.value.jobUid, body.value.epoch, body.value.reason);
-          this.reclaims.delete(`${body.value.jobUid}/${body.value.epoch}`);
+          this.forgetAttempt(`${body.value.jobUid}/${body.value.epoch}`);
           await this.runner.cancel(body.value.jobUid, body.value.epoch, body.value.gracePeriodSeconds);
           this.lastAttempt.delete(`${body.value.jobUid}/${body.value.epoch}`);
           break;

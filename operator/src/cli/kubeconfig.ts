@@ -1,4 +1,5 @@
 import { KubeConfig } from '@kubernetes/client-node';
+import { reuseConnections } from '../runtime/connections.js';
 import { CliError, ExitCode } from './errors.js';
 
 /** A KubeConfig like kubectl finds one: --kubeconfig, else $KUBECONFIG/~/.kube/config, else in-cluster. */
@@ -15,5 +16,5 @@ export function loadKubeConfig(opts: { kubeconfig?: string; context?: string }):
     kc.setCurrentContext(opts.context);
   }
   if (!kc.getCurrentCluster()) throw new CliError('the kubeconfig names no cluster; pass --kubeconfig or --context', ExitCode.Usage);
-  return kc;
+  return reuseConnections(kc);
 }

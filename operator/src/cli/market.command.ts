@@ -84,7 +84,14 @@ export function explainJob(job: GpuJob): string {
   for (const a of s.attempts ?? []) {
     const end = a.endTime ? `${a.outcome} at ${a.endTime}` : 'running';
     const fault = a.faultOf && a.faultOf !== 'none' ? `, fault: ${a.faultOf}` : '';
-    lines.push(`Attempt ${a.epoch}: ${a.provider}, ${end}${a.reason ? ` (${a.reason}${fault})` : ''}, ${a.gpuSeconds ?? 0} GPU-s`);
+    const covered = a.coveredGpuSeconds ? ` of ${a.coveredGpuSeconds} covered` : '';
+    lines.push(`Attempt ${a.epoch}: ${a.provider}, ${end}${a.reason ? ` (${a.reason}${fault})` : ''}, ${a.gpuSeconds ?? 0} GPU-s${covered}`);
+  }
+  const b = s.budget;
+  if (b) {
+    const limit = b.limit ? ` of ${b.limit}, ${b.left} left` : '';
+    const attemptLeft = b.attemptLeftGpuSeconds !== undefined ? `; the running attempt may use ${b.attemptLeftGpuSeconds} more GPU-seconds` : '';
+    lines.push(`Budget: ${b.used} credits used${limit}${attemptLeft}`);
   }
   if (s.cost) lines.push(`Cost: ${s.cost.amount} credits for ${s.cost.gpuSeconds} GPU-seconds`);
   if (s.settlement?.txHash) lines.push(`Settlement: paid ${s.settlement.paid}, refunded ${s.settlement.refunded}, slashed ${s.settlement.slashed ?? '0'}, tx ${s.settlement.txHash}`);

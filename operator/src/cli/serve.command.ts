@@ -35,10 +35,16 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--grpc-port <port>', 'listen port (0 picks a free one)', '8443')
     .option('--audience <name>', 'hub identity signed into registration proofs', 'fedgpu-hub')
     .option('--provider-lost-after <duration>', 'heartbeat silence after which a provider is lost', '15s')
+    .option('--provider-status-period <duration>', 'at rest, how often a provider\'s heartbeat time is written to its status (liveness itself is kept in memory)', '60s')
+    .option('--minimum-run <gpu-seconds>', "a job waits while its budget covers fewer GPU-seconds than this at the placed price", '60')
     .option('--log-level <level>', 'log level', 'info');
   return addSettlementFlags(addLeaderElectionFlags(addMetricsFlags(command)))
     .action(async (o) => {
       const settlement = settlementOptionsOf(o);
+      const minimumRunGpuSeconds = Number(o.minimumRun);
+      if (!Number.isSafeInteger(minimumRunGpuSeconds) || minimumRunGpuSeconds < 0) {
+        throw new CliError(`--minimum-run ${o.minimumRun} is not a whole number of GPU-seconds`, ExitCode.Usage);
+      }
       const logger = pino({ level: o.logLevel, base: { component: 'hub' } });
       // Served first: probes answer while the caches fill; ready once the hub has started.
       const metrics = new HubMetrics();
@@ -52,7 +58,9 @@ export function hubCommand(globals: () => Globals): Command {
         host: o.grpcHost,
         port: Number(o.grpcPort),
         providerLostAfterMs: durationMs(o.providerLostAfter),
+        providerStatusPeriodMs: durationMs(o.providerStatusPeriod),
         ...(settlement ? { settlement } : {}),
+        minimumRunGpuSeconds,
         metrics,
         leaderElection: leaderElectionOf(o),
         advertiseAddress: Number(o.grpcPort) > 0 ? advertiseAddressOf(o, Number(o.grpcPort)) : undefined,
@@ -81,7 +89,9 @@ export function agentCommand(globals: () => Globals): Command {
     .requiredOption('--wallet-key-file <file>', "file holding the provider wallet's private key (hex)")
     .requiredOption('--settings <file>', 'YAML: pricePerGpuHour, electricity, availability')
     .option('--hub-server-name <name>', 'name to verify in the hub certificate')
-    .option('--job-namespace <ns>', 'namespace job pods are created in', 'fedgpu-jobs')
+    .option('--job-namespace <prefix>', 'prefix of the per-consumer namespaces the agent creates for job pods', 'fedgpu-jobs')
+    .option('--runtime-class <name>', 'RuntimeClass set on every job pod (e.g. gvisor, kata)')
+    .option('--no-tenant-dns', 'deny DNS egress from job pods too (the default allows only DNS)')
     .option('--heartbeat-interval <duration>', 'heartbeat interval', '2s')
     .option('--simulated-latency <duration>', 'test bed only: answer hub pings this much later, to emulate distance', '0ms')
     .option('--log-level <level>', 'log level', 'info');
@@ -102,6 +112,8 @@ export function agentCommand(globals: () => Globals): Command {
         kubeConfig: loadKubeConfig(globals()),
         settings,
         jobNamespace: o.jobNamespace,
+        ...(o.runtimeClass ? { runtimeClassName: o.runtimeClass } : {}),
+        allowDns: o.tenantDns !== false,
         hubAddress: o.hubAddress,
         tls: {
           caPem: read(o.tlsCa, 'CA'),

@@ -13,8 +13,19 @@ const KEY = '0x' + '42'.repeat(32);
 const MARKET = '0x' + 'cd'.repeat(20);
 
 describe('settlementOptionsOf', () => {
-  it('is off without a chain endpoint', () => {
-    expect(settlementOptionsOf({ ...defaults, marketAddress: MARKET }, {})).toBeUndefined();
+  it('is off when no chain setting is given at all', () => {
+    expect(settlementOptionsOf({ ...defaults }, {})).toBeUndefined();
+    expect(settlementOptionsOf({ ...defaults }, { FEDGPU_CHAIN_RPC_URL: '  ' })).toBeUndefined();
+  });
+
+  it('refuses a partial chain configuration, naming what is missing', () => {
+    // The chart's chain Secret without its RPC URL: market address and key, no endpoint.
+    expect(() => settlementOptionsOf({ ...defaults, marketAddress: MARKET }, { FEDGPU_SETTLER_KEY: KEY, FEDGPU_CHAIN_RPC_URL: '' })).toThrow(
+      'partial chain configuration: --market-address, --settler-key-file (or FEDGPU_SETTLER_KEY) given but --chain-rpc (or FEDGPU_CHAIN_RPC_URL) missing; settle with all three, or run without a chain by giving none',
+    );
+    expect(() => settlementOptionsOf({ ...defaults, marketAddress: MARKET }, {})).toThrow(/--market-address given but --chain-rpc \(or FEDGPU_CHAIN_RPC_URL\) and --settler-key-file \(or FEDGPU_SETTLER_KEY\) missing/);
+    expect(() => settlementOptionsOf({ ...defaults, chainRpc: 'http://rpc' }, { FEDGPU_SETTLER_KEY: KEY })).toThrow(/given but --market-address missing/);
+    expect(() => settlementOptionsOf({ ...defaults, settlerKeyFile: '/k' }, {})).toThrow(/partial chain configuration/);
   });
 
   it('reads the flags, or the env the chart sets', () => {
@@ -28,8 +39,8 @@ describe('settlementOptionsOf', () => {
 
   it('refuses what cannot work, in one line', () => {
     const bad = (flags: Partial<SettlementFlags>, env: NodeJS.ProcessEnv = {}) => () => settlementOptionsOf({ ...defaults, chainRpc: 'http://rpc', marketAddress: MARKET, ...flags }, env);
-    expect(bad({ marketAddress: 'nope' }, { FEDGPU_SETTLER_KEY: KEY })).toThrow(/needs --market-address/);
-    expect(bad({})).toThrow(/needs --settler-key-file/);
+    expect(bad({ marketAddress: 'nope' }, { FEDGPU_SETTLER_KEY: KEY })).toThrow(/--market-address nope is not an address/);
+    expect(bad({})).toThrow(/--settler-key-file \(or FEDGPU_SETTLER_KEY\) missing/);
     expect(bad({}, { FEDGPU_SETTLER_KEY: '0x12' })).toThrow(/not a valid private key/);
     expect(bad({ slashAmount: '-1' }, { FEDGPU_SETTLER_KEY: KEY })).toThrow(CliError);
     expect(bad({ receiptTimeout: '10 minutes' }, { FEDGPU_SETTLER_KEY: KEY })).toThrow(/not a duration/);

@@ -39,12 +39,25 @@ export function addSettlementFlags(command: Command): Command {
 
 /** The chart passes the secrets as env: FEDGPU_CHAIN_RPC_URL and FEDGPU_SETTLER_KEY stand in for the flags. */
 export function settlementOptionsOf(o: SettlementFlags, env: NodeJS.ProcessEnv = process.env): HubSettlementOptions | undefined {
-  const rpcUrl = o.chainRpc || env.FEDGPU_CHAIN_RPC_URL;
-  if (!rpcUrl) {
-    if (o.settlerKeyFile) throw new CliError('--settler-key-file needs --chain-rpc', ExitCode.Usage);
-    return undefined;
+  const rpcUrl = o.chainRpc || env.FEDGPU_CHAIN_RPC_URL?.trim();
+  // All three or none: a partial chain configuration (e.g. the chart's Secret without its RPC URL)
+  // never silently turns settlement off.
+  const parts = [
+    { name: '--chain-rpc (or FEDGPU_CHAIN_RPC_URL)', given: Boolean(rpcUrl) },
+    { name: '--market-address', given: Boolean(o.marketAddress) },
+    { name: '--settler-key-file (or FEDGPU_SETTLER_KEY)', given: Boolean(o.settlerKeyFile || env.FEDGPU_SETTLER_KEY?.trim()) },
+  ];
+  const given = parts.filter((p) => p.given).map((p) => p.name);
+  if (given.length === 0) return undefined;
+  const missing = parts.filter((p) => !p.given).map((p) => p.name);
+  if (missing.length > 0) {
+    throw new CliError(
+      `partial chain configuration: ${given.join(', ')} given but ${missing.join(' and ')} missing; settle with all three, or run without a chain by giving none`,
+      ExitCode.Usage,
+    );
   }
-  if (!o.marketAddress || !isAddress(o.marketAddress)) throw new CliError('--chain-rpc needs --market-address <0x GpuMarket address>', ExitCode.Usage);
+  if (!rpcUrl) return undefined;
+  if (!o.marketAddress || !isAddress(o.marketAddress)) throw new CliError(`--market-address ${o.marketAddress} is not an address (0x and 40 hex digits)`, ExitCode.Usage);
   const where = o.settlerKeyFile ?? 'FEDGPU_SETTLER_KEY';
   let settlerKey = env.FEDGPU_SETTLER_KEY?.trim();
   if (o.settlerKeyFile) {

@@ -1,20 +1,28 @@
-// Fault attribution (DESIGN §5): who caused an attempt to end. Only provider faults hurt reputation
-// and stake; owner reclaims are announced and resume elsewhere without a penalty; user faults end the
-// job (rescheduling would fail the same way).
+// Fault attribution (DESIGN §5, docs/settlement.md "Fault attribution"): who caused an attempt to
+// end, so that no one profits from blaming another. The provider is at fault only for what only the
+// provider can cause; what the pod does to itself is the user's; what cannot be told apart (a node
+// under pressure may be the provider's other load or the pod's own) is unattributed: retried, never
+// slashed. Only provider faults hurt reputation and stake.
 
 import type { FaultOf } from './types.js';
 
-/** How an attempt ended, as the agent or the hub observed it. */
+/** How an attempt ended, as the agent reported it and the hub checked it. */
 export type AttemptEnd =
   | { kind: 'succeeded' }
   /** A container terminated; exit 0 of every container is success. */
   | { kind: 'container-exit'; exitCode: number; reason?: string }
-  /** The node with the pods went NotReady or disappeared. */
+  /** The node under a running pod went away or NotReady. */
   | { kind: 'node-lost' }
   /** The agent missed heartbeats past providerLostAfter. */
   | { kind: 'agent-lost' }
-  /** The kubelet or API evicted the pod; `cause` distinguishes the user's own limits. */
-  | { kind: 'evicted'; cause?: 'node-pressure' | 'api' | 'container-limit' }
+  /** The job's pods were deleted by someone other than the agent (the provider's admins). */
+  | { kind: 'pods-deleted' }
+  /** The attempt was not Running within its start timeout. */
+  | { kind: 'start-timeout' }
+  /** The agent reported a reclaim the hub cannot see announced (no closed window, no cordon). */
+  | { kind: 'reclaim-without-notice' }
+  /** The kubelet or API evicted the pod; `cause` from classifyEviction. */
+  | { kind: 'evicted'; cause?: EvictionCause }
   /** An NVIDIA XID or similar hardware error. */
   | { kind: 'gpu-error'; xid?: number }
   /** The provider's own workload preempted the pods without announcing a reclaim. */
@@ -25,20 +33,33 @@ export type AttemptEnd =
   | { kind: 'owner-cordon' }
   /** The job ran past activeDeadlineSeconds. */
   | { kind: 'deadline-exceeded' }
+  /** The attempt used all the GPU-seconds its escrow covers. */
+  | { kind: 'budget-exhausted' }
   /** The user deleted or cancelled the job. */
   | { kind: 'cancelled' };
+
+/**
+ * Why a pod was evicted: `own-limit` when it exceeded a limit it set itself (ephemeral storage,
+ * emptyDir sizeLimit), `node-pressure` when the node ran short (cannot be told apart: the pod may
+ * have caused it), `api` when an Eviction API call removed it (only the provider's admins can).
+ */
+export type EvictionCause = 'own-limit' | 'node-pressure' | 'api';
 
 export interface FaultAttribution {
   faultOf: FaultOf;
   /** PascalCase cause for status.attempts[].reason and Events. */
   reason: string;
-  /** Whether the job should start a new attempt on another provider (subject to maxAttempts). */
+  /** Whether the job should start a new attempt (subject to maxAttempts). */
   retryable: boolean;
 }
 
 // XIDs that NVIDIA documents as usually caused by the application (illegal memory access, a kernel
 // that stopped), not by the hardware: blaming the provider for them would let users slash providers.
 const APPLICATION_XIDS = new Set([13, 31, 43]);
+
+const user = (reason: string): FaultAttribution => ({ faultOf: 'user', reason, retryable: false });
+const provider = (reason: string): FaultAttribution => ({ faultOf: 'provider', reason, retryable: true });
+const unattributed = (reason: string): FaultAttribution => ({ faultOf: 'unattributed', reason, retryable: true });
 
 /** Attribute the end of an attempt to the user, the provider, the owner, or nobody. */
 export function attributeFault(end: AttemptEnd): FaultAttribution {
@@ -47,35 +68,65 @@ export function attributeFault(end: AttemptEnd): FaultAttribution {
       return { faultOf: 'none', reason: 'Succeeded', retryable: false };
     case 'container-exit':
       if (end.exitCode === 0) return { faultOf: 'none', reason: 'Succeeded', retryable: false };
-      return { faultOf: 'user', reason: end.reason === 'OOMKilled' ? 'OOMKilled' : 'ContainerFailed', retryable: false };
+      return user(end.reason === 'OOMKilled' ? 'OOMKilled' : 'ContainerFailed');
     case 'deadline-exceeded':
-      return { faultOf: 'user', reason: 'DeadlineExceeded', retryable: false };
+      return user('DeadlineExceeded');
+    case 'budget-exhausted':
+      return user('BudgetExhausted');
     case 'cancelled':
-      return { faultOf: 'user', reason: 'Cancelled', retryable: false };
+      return user('Cancelled');
     case 'node-lost':
-      return { faultOf: 'provider', reason: 'NodeLost', retryable: true };
+      return provider('NodeLost');
     case 'agent-lost':
-      return { faultOf: 'provider', reason: 'ProviderLost', retryable: true };
-    case 'evicted':
-      if (end.cause === 'container-limit') return { faultOf: 'user', reason: 'EvictedOverLimit', retryable: false };
-      return { faultOf: 'provider', reason: 'Evicted', retryable: true };
-    case 'gpu-error':
-      if (end.xid !== undefined && APPLICATION_XIDS.has(end.xid)) {
-        return { faultOf: 'user', reason: 'GpuApplicationError', retryable: false };
-      }
-      return { faultOf: 'provider', reason: 'GpuError', retryable: true };
+      return provider('ProviderLost');
+    case 'pods-deleted':
+      return provider('PodsDeleted');
+    case 'start-timeout':
+      return provider('StartTimeout');
+    case 'reclaim-without-notice':
+      return provider('ReclaimWithoutNotice');
     case 'provider-preempted':
-      return { faultOf: 'provider', reason: 'ProviderPreempted', retryable: true };
+      return provider('ProviderPreempted');
+    case 'evicted':
+      if (end.cause === 'own-limit') return user('EvictedOverLimit');
+      if (end.cause === 'api') return provider('EvictedByProvider');
+      return unattributed('Evicted');
+    case 'gpu-error':
+      if (end.xid !== undefined && APPLICATION_XIDS.has(end.xid)) return user('GpuApplicationError');
+      return provider('GpuError');
     case 'window-ended':
       return { faultOf: 'owner-reclaim', reason: 'AvailabilityWindowEnded', retryable: true };
     case 'owner-cordon':
       return { faultOf: 'owner-reclaim', reason: 'OwnerReclaim', retryable: true };
   }
   // Malformed input from the wire: blame nobody (no slash on a guess) but let the job move on.
-  return { faultOf: 'none', reason: 'Unknown', retryable: true };
+  return unattributed('Unknown');
 }
 
 /** Whether an attribution counts against the provider's reputation and stake. */
 export function hurtsProvider(attribution: FaultAttribution): boolean {
   return attribution.faultOf === 'provider';
+}
+
+// The kubelet's eviction messages (pkg/kubelet/eviction): a pod over a limit it set itself gets one
+// of the first three; node pressure gets "The node was low on resource" or "The node had condition".
+const OWN_LIMIT_MESSAGES = [
+  /Pod ephemeral local storage usage exceeds the total limit of containers/i,
+  /Container \S+ exceeded its local ephemeral storage limit/i,
+  /Usage of EmptyDir volume \S+ exceeds the limit/i,
+];
+const NODE_PRESSURE_MESSAGES = [/The node was low on resource/i, /The node had condition/i];
+const API_MESSAGES = [/Eviction API/i, /evicted by the Eviction API/i];
+
+/**
+ * Why a pod was evicted, from the message on its status. A message that names both a node shortage
+ * and an own limit is node pressure (the weaker claim wins: no one is slashed and no one is blamed
+ * for certain); an unknown message is node pressure too.
+ */
+export function classifyEviction(message: string | undefined): EvictionCause {
+  const text = message ?? '';
+  if (NODE_PRESSURE_MESSAGES.some((r) => r.test(text))) return 'node-pressure';
+  if (OWN_LIMIT_MESSAGES.some((r) => r.test(text))) return 'own-limit';
+  if (API_MESSAGES.some((r) => r.test(text))) return 'api';
+  return 'node-pressure';
 }

@@ -6,7 +6,8 @@
 //   pricing        break-even price per GPU-hour and whether a pool is offered
 //   beta           Beta CDF and quantile (for reputation)
 //   reputation     decayed Beta lower bound × uptime × delivered/claimed performance
-//   fault          who is at fault when an attempt ends
+//   fault          who is at fault when an attempt ends (the table of docs/settlement.md)
+//   budget         what an escrow covers, when it is spent, how much may be billed
 //   snapshot       the indexed market (pools by product, idle in typed arrays, assume/updateProvider)
 //   job            a JobRequest parsed once per call
 //   filter         feasibility checks and rejection reasons, in check order
@@ -18,6 +19,7 @@
 export * from './scheduling/assumed.js';
 export * from './availability.js';
 export * from './beta.js';
+export * from './budget.js';
 export * from './fault.js';
 export * from './scheduling/filter.js';
 export * from './scheduling/gang.js';

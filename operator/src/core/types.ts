@@ -158,4 +158,4 @@ export function isDecision(result: ScheduleResult): result is Decision {
 }
 
 /** Who is at fault for an attempt ending (GpuJob status.attempts[].faultOf). */
-export type FaultOf = 'none' | 'user' | 'provider' | 'owner-reclaim';
+export type FaultOf = 'none' | 'user' | 'provider' | 'owner-reclaim' | 'unattributed';

@@ -73,7 +73,7 @@ export interface Condition {
 
 /** What to run, on which GPUs, where, and for how much. */
 export interface GpuJobSpec {
-  /** Template of each replica's pod: a standard PodTemplateSpec. Its annotations reach the pods, so fedgpu.io/sim-run-for and fedgpu.io/sim-exit-code drive simulated work in the sandbox. */
+  /** Template of each replica's pod: a PodTemplateSpec limited to the fields fedgpu runs on a stranger's GPUs (docs/isolation.md). Its annotations reach the pods, so fedgpu.io/sim-run-for and fedgpu.io/sim-exit-code drive simulated work in the sandbox. */
   template: JobPodTemplate;
   /** Number of pods in the gang; all run in one provider cluster, all-or-nothing. */
   replicas?: number;
@@ -117,6 +117,8 @@ export interface GpuJobStatus {
   placement?: JobPlacementStatus;
   /** Every attempt, oldest first. */
   attempts?: JobAttempt[];
+  /** The budget while the job runs: spec.budget.maxTotal, what is used (billed attempts and the running one), and what is left. */
+  budget?: JobBudgetStatus;
   /** What the job has cost so far. */
   cost?: JobCost;
   /** On-chain settlement of the job. */
@@ -147,7 +149,7 @@ export interface GpuProviderStatus {
   conditions?: Condition[];
   /** Generation of the spec this status reflects. */
   observedGeneration?: number;
-  /** When the agent last sent a heartbeat. */
+  /** When the agent last sent a heartbeat, at a coarse resolution: the leading hub keeps liveness in memory and writes this on transitions, with other status writes, and about once a minute otherwise. */
   lastHeartbeatTime?: string;
   /** Version of the connected agent. */
   agentVersion?: string;
@@ -197,10 +199,14 @@ export interface JobAttempt {
   reason?: string;
   /** Human-readable detail. */
   message?: string;
-  /** Who is at fault for the attempt ending early. */
-  faultOf?: "none" | "user" | "provider" | "owner-reclaim";
-  /** Measured GPU-seconds of the attempt. */
+  /** Who is at fault for the attempt ending early: user (what the pod did to itself; not retried), provider (slashed, retried elsewhere), owner-reclaim (announced reclaim, resumed elsewhere), unattributed (cannot be told apart, e.g. node pressure: retried, never slashed), none. */
+  faultOf?: "none" | "user" | "provider" | "owner-reclaim" | "unattributed";
+  /** When the hub first saw the attempt Running (its own clock): billing never starts before it. */
+  runningTime?: string;
+  /** GPU-seconds billed for the attempt: what the agent measured, at most the interval the hub saw it running × GPUs, at most what its escrow covers. */
   gpuSeconds?: number;
+  /** GPU-seconds the budget left for this attempt covers at its price; the attempt is stopped (BudgetExhausted) when they are used. */
+  coveredGpuSeconds?: number;
   /** Price per GPU-hour agreed for this attempt. */
   pricePerGpuHour?: string;
   /** GPU product the attempt ran on. */
@@ -217,6 +223,18 @@ export interface JobBudget {
   maxTotal?: string;
 }
 
+/** The budget while the job runs: spec.budget.maxTotal, what is used (billed attempts and the running one), and what is left. */
+export interface JobBudgetStatus {
+  /** spec.budget.maxTotal. */
+  limit?: string;
+  /** Credits used so far, the running attempt included. */
+  used?: string;
+  /** Credits left of the limit. */
+  left?: string;
+  /** GPU-seconds the running attempt may still use before it is stopped. */
+  attemptLeftGpuSeconds?: number;
+}
+
 /** Checkpointing: the job resumes from here on another provider. */
 export interface JobCheckpoint {
   /** Time given to pods to checkpoint after SIGTERM when their GPU is reclaimed. */
@@ -225,21 +243,259 @@ export interface JobCheckpoint {
   dir?: string;
 }
 
-/** A container of the job pod (core/v1 Container; all its fields are accepted). */
+/** A container of the job pod: the core/v1 Container fields of the fedgpu allowlist. */
 export interface JobContainer {
   /** Name of the container, a DNS-1123 label. */
   name: string;
   /** Container image to run. */
   image: string;
-  /** Container security context. Privileged containers are refused: job pods run under PodSecurity restricted. */
-  securityContext?: {
-    /** Must be false or unset. */
-    privileged?: boolean;
-    /** Other fields of the Kubernetes type, passed through unchanged. */
-    [field: string]: unknown;
+  /** Entrypoint. */
+  command?: string[];
+  /** Arguments. */
+  args?: string[];
+  /** Working directory. */
+  workingDir?: string;
+  /** Environment variables. */
+  env?: ({
+    /** Variable name. */
+    name: string;
+    /** Value. */
+    value?: string;
+    /** The pod's own fields or resources. */
+    valueFrom?: {
+      /** A field of the pod. */
+      fieldRef?: {
+        /** metadata.name, metadata.namespace, metadata.uid, metadata.labels[...], metadata.annotations[...], status.podIP(s), status.hostIP or spec.nodeName. */
+        fieldPath: string;
+        /** v1. */
+        apiVersion?: string;
+      };
+      /** A resource of a container of the pod. */
+      resourceFieldRef?: {
+        /** Container. */
+        containerName?: string;
+        /** limits.cpu, requests.memory... */
+        resource: string;
+        /** Divisor. */
+        divisor?: number | string;
+      };
+    };
+  })[];
+  /** Ports the container listens on (no host ports). */
+  ports?: ({
+    /** Port name. */
+    name?: string;
+    /** Port number. */
+    containerPort: number;
+    /** Protocol. */
+    protocol?: "TCP" | "UDP" | "SCTP";
+  })[];
+  /** CPU, memory, ephemeral storage; nvidia.com/gpu only on the first container and equal to gpusPerReplica (fedgpu sets it). */
+  resources?: {
+    /** Limits. */
+    limits?: Record<string, number | string>;
+    /** Requests. */
+    requests?: Record<string, number | string>;
   };
-  /** Other fields of the Kubernetes type, passed through unchanged. */
-  [field: string]: unknown;
+  /** Mounts of the pod's emptyDir volumes. */
+  volumeMounts?: {
+    /** Volume name. */
+    name: string;
+    /** Where to mount it. */
+    mountPath: string;
+    /** Mount read-only. */
+    readOnly?: boolean;
+    /** Sub-path of the volume. */
+    subPath?: string;
+    /** Sub-path with $(VAR) expansion. */
+    subPathExpr?: string;
+  }[];
+  /** A probe run by the kubelet against this container. Probes of other hosts are not allowed (they would run from the provider's node). */
+  livenessProbe?: {
+    /** Run a command in the container. */
+    exec?: {
+      /** Command and arguments. */
+      command?: string[];
+    };
+    /** GET an HTTP path of this pod. */
+    httpGet?: {
+      /** Path to GET. */
+      path?: string;
+      /** Port number or name. */
+      port: number | string;
+      /** HTTP or HTTPS. */
+      scheme?: "HTTP" | "HTTPS";
+      /** Extra headers. */
+      httpHeaders?: {
+        /** Header name. */
+        name: string;
+        /** Header value. */
+        value: string;
+      }[];
+    };
+    /** Open a TCP connection to this pod. */
+    tcpSocket?: {
+      /** Port number or name. */
+      port: number | string;
+    };
+    /** Call the gRPC health service of this pod. */
+    grpc?: {
+      /** Port. */
+      port: number;
+      /** Service name. */
+      service?: string;
+    };
+    /** Seconds before the first probe. */
+    initialDelaySeconds?: number;
+    /** Seconds between probes. */
+    periodSeconds?: number;
+    /** Seconds before a probe times out. */
+    timeoutSeconds?: number;
+    /** Successes to count as passing. */
+    successThreshold?: number;
+    /** Failures to count as failing. */
+    failureThreshold?: number;
+    /** Grace period when the probe fails. */
+    terminationGracePeriodSeconds?: number;
+  };
+  /** A probe run by the kubelet against this container. Probes of other hosts are not allowed (they would run from the provider's node). */
+  readinessProbe?: {
+    /** Run a command in the container. */
+    exec?: {
+      /** Command and arguments. */
+      command?: string[];
+    };
+    /** GET an HTTP path of this pod. */
+    httpGet?: {
+      /** Path to GET. */
+      path?: string;
+      /** Port number or name. */
+      port: number | string;
+      /** HTTP or HTTPS. */
+      scheme?: "HTTP" | "HTTPS";
+      /** Extra headers. */
+      httpHeaders?: {
+        /** Header name. */
+        name: string;
+        /** Header value. */
+        value: string;
+      }[];
+    };
+    /** Open a TCP connection to this pod. */
+    tcpSocket?: {
+      /** Port number or name. */
+      port: number | string;
+    };
+    /** Call the gRPC health service of this pod. */
+    grpc?: {
+      /** Port. */
+      port: number;
+      /** Service name. */
+      service?: string;
+    };
+    /** Seconds before the first probe. */
+    initialDelaySeconds?: number;
+    /** Seconds between probes. */
+    periodSeconds?: number;
+    /** Seconds before a probe times out. */
+    timeoutSeconds?: number;
+    /** Successes to count as passing. */
+    successThreshold?: number;
+    /** Failures to count as failing. */
+    failureThreshold?: number;
+    /** Grace period when the probe fails. */
+    terminationGracePeriodSeconds?: number;
+  };
+  /** A probe run by the kubelet against this container. Probes of other hosts are not allowed (they would run from the provider's node). */
+  startupProbe?: {
+    /** Run a command in the container. */
+    exec?: {
+      /** Command and arguments. */
+      command?: string[];
+    };
+    /** GET an HTTP path of this pod. */
+    httpGet?: {
+      /** Path to GET. */
+      path?: string;
+      /** Port number or name. */
+      port: number | string;
+      /** HTTP or HTTPS. */
+      scheme?: "HTTP" | "HTTPS";
+      /** Extra headers. */
+      httpHeaders?: {
+        /** Header name. */
+        name: string;
+        /** Header value. */
+        value: string;
+      }[];
+    };
+    /** Open a TCP connection to this pod. */
+    tcpSocket?: {
+      /** Port number or name. */
+      port: number | string;
+    };
+    /** Call the gRPC health service of this pod. */
+    grpc?: {
+      /** Port. */
+      port: number;
+      /** Service name. */
+      service?: string;
+    };
+    /** Seconds before the first probe. */
+    initialDelaySeconds?: number;
+    /** Seconds between probes. */
+    periodSeconds?: number;
+    /** Seconds before a probe times out. */
+    timeoutSeconds?: number;
+    /** Successes to count as passing. */
+    successThreshold?: number;
+    /** Failures to count as failing. */
+    failureThreshold?: number;
+    /** Grace period when the probe fails. */
+    terminationGracePeriodSeconds?: number;
+  };
+  /** Where the container writes its termination message. */
+  terminationMessagePath?: string;
+  /** File, or FallbackToLogsOnError. */
+  terminationMessagePolicy?: "File" | "FallbackToLogsOnError";
+  /** When to pull the image. */
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  /** Container security context. fedgpu forces runAsNonRoot, drops all capabilities, RuntimeDefault seccomp and no privilege escalation whatever is written here; a read-only root filesystem unless readOnlyRootFilesystem is false. */
+  securityContext?: JobContainerSecurityContext;
+  /** Keep stdin open. */
+  stdin?: boolean;
+  /** Close stdin after the first attach. */
+  stdinOnce?: boolean;
+  /** Allocate a TTY. */
+  tty?: boolean;
+  /** Init containers only: Always makes a sidecar. */
+  restartPolicy?: "Always";
+}
+
+/** Container security context. fedgpu forces runAsNonRoot, drops all capabilities, RuntimeDefault seccomp and no privilege escalation whatever is written here; a read-only root filesystem unless readOnlyRootFilesystem is false. */
+export interface JobContainerSecurityContext {
+  /** A non-root user id. */
+  runAsUser?: number;
+  /** A group id. */
+  runAsGroup?: number;
+  /** Must be true or unset. */
+  runAsNonRoot?: boolean;
+  /** Set false when the job writes to its root filesystem (counted as ephemeral storage). */
+  readOnlyRootFilesystem?: boolean;
+  /** Must be false or unset. */
+  allowPrivilegeEscalation?: boolean;
+  /** Must be false or unset. */
+  privileged?: boolean;
+  /** Capabilities: all are dropped; none may be added. */
+  capabilities?: {
+    /** Dropped capabilities (ALL is forced). */
+    drop?: string[];
+  };
+  /** Seccomp profile: RuntimeDefault only. */
+  seccompProfile?: {
+    /** RuntimeDefault. */
+    type: "RuntimeDefault";
+  };
 }
 
 /** What the job has cost so far. */
@@ -262,6 +518,8 @@ export interface JobData {
 export interface JobFaultTolerance {
   /** Most attempts, counting the first; provider faults and reclaims start a new attempt. */
   maxAttempts?: number;
+  /** Most seconds an attempt may take from assignment to Running (image pulls, data staging). Past it the attempt ends as the provider's fault (StartTimeout): unpaid, and the job moves to another provider. */
+  startTimeoutSeconds?: number;
   /** Checkpointing: the job resumes from here on another provider. */
   checkpoint?: JobCheckpoint;
 }
@@ -294,31 +552,50 @@ export interface JobPlacementStatus {
   score?: PlacementScore;
 }
 
-/** Pod spec (core/v1 PodSpec). nvidia.com/gpu limits, node affinity and tolerations are added by fedgpu; host namespaces, hostPath and privileged containers are refused. */
-export interface JobPodSpec {
-  /** Containers of the pod; at least one. */
-  containers: JobContainer[];
-  /** Init containers of the pod. */
-  initContainers?: JobContainer[];
-  /** Volumes of the pod. */
-  volumes?: JobVolume[];
-  /** Must be false or unset. */
-  hostNetwork?: boolean;
-  /** Must be false or unset. */
-  hostPID?: boolean;
-  /** Must be false or unset. */
-  hostIPC?: boolean;
-  /** Pod restart policy; fedgpu runs job pods with Never and retries whole attempts. */
-  restartPolicy?: "Never" | "OnFailure";
-  /** Other fields of the Kubernetes type, passed through unchanged. */
-  [field: string]: unknown;
+/** Pod security context: non-root, RuntimeDefault seccomp (forced). */
+export interface JobPodSecurityContext {
+  /** A non-root user id (fedgpu uses 65532 when unset). */
+  runAsUser?: number;
+  /** A group id. */
+  runAsGroup?: number;
+  /** Must be true or unset. */
+  runAsNonRoot?: boolean;
+  /** Group owning the volumes. */
+  fsGroup?: number;
+  /** OnRootMismatch or Always. */
+  fsGroupChangePolicy?: "OnRootMismatch" | "Always";
+  /** Extra groups. */
+  supplementalGroups?: number[];
+  /** Seccomp profile: RuntimeDefault only. */
+  seccompProfile?: {
+    /** RuntimeDefault. */
+    type: "RuntimeDefault";
+  };
 }
 
-/** Template of each replica's pod: a standard PodTemplateSpec. Its annotations reach the pods, so fedgpu.io/sim-run-for and fedgpu.io/sim-exit-code drive simulated work in the sandbox. */
+/** Pod spec: containers, init containers, emptyDir volumes, a non-root security context. fedgpu adds the nvidia.com/gpu limit to the first container, the node, tolerations, runtime class and grace period, and forces non-root, no capabilities, RuntimeDefault seccomp and no service account token. */
+export interface JobPodSpec {
+  /** Containers of the pod; the first holds the GPUs. */
+  containers: JobContainer[];
+  /** Init containers of the pod (no GPUs). */
+  initContainers?: JobContainer[];
+  /** emptyDir volumes of the pod. */
+  volumes?: JobVolume[];
+  /** Pod restart policy; fedgpu runs job pods with Never and retries whole attempts. */
+  restartPolicy?: "Never" | "OnFailure";
+  /** Grace period; spec.faultTolerance.checkpoint.gracePeriodSeconds wins. */
+  terminationGracePeriodSeconds?: number;
+  /** Deadline of each pod. */
+  activeDeadlineSeconds?: number;
+  /** Pod security context: non-root, RuntimeDefault seccomp (forced). */
+  securityContext?: JobPodSecurityContext;
+}
+
+/** Template of each replica's pod: a PodTemplateSpec limited to the fields fedgpu runs on a stranger's GPUs (docs/isolation.md). Its annotations reach the pods, so fedgpu.io/sim-run-for and fedgpu.io/sim-exit-code drive simulated work in the sandbox. */
 export interface JobPodTemplate {
-  /** Labels and annotations copied onto every pod of the job. */
+  /** Labels and annotations copied onto every pod of the job (keys under kubernetes.io, k8s.io and fedgpu.io are reserved). */
   metadata?: JobTemplateMetadata;
-  /** Pod spec (core/v1 PodSpec). nvidia.com/gpu limits, node affinity and tolerations are added by fedgpu; host namespaces, hostPath and privileged containers are refused. */
+  /** Pod spec: containers, init containers, emptyDir volumes, a non-root security context. fedgpu adds the nvidia.com/gpu limit to the first container, the node, tolerations, runtime class and grace period, and forces non-root, no capabilities, RuntimeDefault seccomp and no service account token. */
   spec: JobPodSpec;
 }
 
@@ -344,7 +621,7 @@ export interface JobSettlement {
   attempts?: AttemptSettlement[];
 }
 
-/** Labels and annotations copied onto every pod of the job. */
+/** Labels and annotations copied onto every pod of the job (keys under kubernetes.io, k8s.io and fedgpu.io are reserved). */
 export interface JobTemplateMetadata {
   /** Labels for the pods. */
   labels?: Record<string, string>;
@@ -352,17 +629,17 @@ export interface JobTemplateMetadata {
   annotations?: Record<string, string>;
 }
 
-/** A volume of the job pod (core/v1 Volume). hostPath volumes are refused. */
+/** A volume of the job pod: emptyDir only, with a sizeLimit up to 200Gi (the provider's disk is bounded). */
 export interface JobVolume {
   /** Name of the volume. */
   name: string;
-  /** Refused: declared only so the rule below can see it. */
-  hostPath?: {
-    /** Other fields of the Kubernetes type, passed through unchanged. */
-    [field: string]: unknown;
+  /** Scratch space that lives as long as the pod. */
+  emptyDir: {
+    /** "" (node disk) or Memory (counts against the memory limit). */
+    medium?: "" | "Memory";
+    /** Size, at most 200Gi. */
+    sizeLimit: number | string;
   };
-  /** Other fields of the Kubernetes type, passed through unchanged. */
-  [field: string]: unknown;
 }
 
 /** Idle GPUs on one node. */

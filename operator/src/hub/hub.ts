@@ -1,4 +1,5 @@
 import type { KubeConfig } from '@kubernetes/client-node';
+import { reuseConnections } from '../runtime/connections.js';
 import type { Logger } from 'pino';
 import type { GpuJob } from '../api/types.js';
 import type { SchedulerConfig } from '../core/scheduling/config.js';
@@ -8,6 +9,7 @@ import type { Readiness } from '../metrics/http-server.js';
 import { installHubMetrics } from '../metrics/settlement-metrics.js';
 import { gpuJobMetricsOf } from './jobs/metrics.js';
 import { GpuJobController } from './jobs/controller.js';
+import { budgetLeftOnChain, budgetLeftWithoutChain } from './jobs/budget.js';
 import type { HubLeaderElection } from './leadership.js';
 import { HubRoles, type LeaderTask } from './roles.js';
 import { MarketServer } from './market/server.js';
@@ -28,6 +30,8 @@ export interface HubOptions {
   host?: string;
   port?: number;
   providerLostAfterMs?: number;
+  /** At rest, how often a provider's heartbeat time and latency are written (default 60 s). */
+  providerStatusPeriodMs?: number;
   heartbeatIntervalMs?: number;
   pingIntervalMs?: number;
   schedulerConfig?: SchedulerConfig;
@@ -42,6 +46,8 @@ export interface HubOptions {
   leaderTasks?: readonly LeaderTask[];
   /** On-chain settlement (docs/settlement.md). Without it the hub settles nothing: jobs run unpaid. */
   settlement?: HubSettlementOptions;
+  /** A placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
+  minimumRunGpuSeconds?: number;
   /** The Lease was lost while running: leader work has stopped; the process should exit. */
   onLostLeadership?: () => void;
 }
@@ -62,21 +68,31 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
   // The controller needs the server to reach agents, and the server's registry feeds the
   // controller; the link is filled in once the server exists.
   let server: MarketServer | undefined;
+  reuseConnections(opts.kubeConfig);
   const settlement = opts.settlement ? await HubSettlement.connect(opts.settlement, opts.logger) : undefined;
+  if (!settlement) {
+    opts.logger.warn('settlement is OFF: no chain configured, nothing is escrowed or paid; every GpuJob carries Settled=False (NoChain)');
+  }
   const jobs = new GpuJobController({
     kubeConfig: opts.kubeConfig,
     agents: { send: (provider, message) => server?.send(provider, message) ?? false },
     logger: opts.logger.child({ controller: 'gpujob' }),
+    heartbeatAgeMs: (provider: string, now: number): number | undefined => registry.heartbeatAgeMs(provider, now),
     ...(settlement ? { fundingCheck: (job: GpuJob) => settlement.fundingCheck(job), settlement } : {}),
     ...(opts.schedulerConfig ? { schedulerConfig: opts.schedulerConfig } : {}),
     ...(opts.metrics ? { metrics: gpuJobMetricsOf(opts.metrics) } : {}),
+    noChain: !settlement,
+    budgetLeft: opts.settlement ? ((hold) => (job: GpuJob) => budgetLeftOnChain(job, hold))(opts.settlement.defaultHold) : budgetLeftWithoutChain,
+    ...(opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: opts.minimumRunGpuSeconds } : {}),
   });
-  const registry = new KubeProviderRegistry({
+  const registry: KubeProviderRegistry = new KubeProviderRegistry({
     store: new KubeProviderStore(opts.kubeConfig),
     logger: opts.logger,
     providerLostAfterMs: opts.providerLostAfterMs,
+    ...(opts.providerStatusPeriodMs !== undefined ? { statusPeriodMs: opts.providerStatusPeriodMs } : {}),
     onAttemptStatus: (provider, status) => jobs.onAttemptStatus(provider, status),
     onAgentSynced: (provider) => jobs.resync(provider),
+    onInventory: (provider, inventory) => jobs.onInventory(provider, inventory),
     ...(settlement ? { onUsageReceipt: (provider: string, receipt: UsageReceipt) => settlement.onUsageReceipt(provider, receipt) } : {}),
   });
   settlement?.attach({ jobs, agents: { send: (provider, message) => server?.send(provider, message) ?? false }, kubeConfig: opts.kubeConfig, registry });
@@ -106,7 +122,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
   });
   const port = await server.start();
   if (opts.metrics) {
-    opts.metrics.observeMarket({ providers: () => jobs.providers.list(), jobs: () => jobs.jobs.list() });
+    opts.metrics.observeMarket({ providers: () => jobs.providers.list(), jobs: () => jobs.jobs.list(), lastHeard: (provider) => registry.lastHeard(provider) });
     opts.metrics.observeStreams(() => server?.connectedProviders().length ?? 0);
     installHubMetrics(opts.metrics);
   }

@@ -25,6 +25,7 @@ export class AgentMetrics {
   private sources: AgentSources | undefined;
   private readonly connected: Gauge;
   private readonly reconnects: Counter<'reason'>;
+  private readonly notRestricted: Counter;
 
   constructor(options: AgentMetricsOptions = {}) {
     const registers = [this.registry];
@@ -33,6 +34,11 @@ export class AgentMetrics {
     this.connected = new Gauge({ name: 'fedgpu_agent_connected', help: '1 while the stream to the hub is registered.', registers });
     this.reconnects = new Counter({ name: 'fedgpu_agent_reconnects_total', help: 'Stream restarts.', labelNames: ['reason'], registers });
     for (const reason of AGENT_RECONNECT_REASONS) this.reconnects.inc({ reason }, 0);
+    this.notRestricted = new Counter({
+      name: 'fedgpu_agent_namespace_not_restricted_total',
+      help: 'Attempts refused because their tenant namespace does not enforce PodSecurity restricted.',
+      registers,
+    });
     const sources = () => this.sources;
     new Gauge({
       name: 'fedgpu_agent_gpus_idle',
@@ -46,7 +52,7 @@ export class AgentMetrics {
     });
     new Gauge({
       name: 'fedgpu_agent_pods',
-      help: 'Job pods in the job namespace by pod phase.',
+      help: 'Job pods in the tenant namespaces by pod phase.',
       labelNames: ['phase'],
       registers,
       collect() {
@@ -73,6 +79,11 @@ export class AgentMetrics {
   onDisconnected(code: status): void {
     this.connected.set(0);
     this.reconnects.inc({ reason: agentReconnectReason(code) });
+  }
+
+  /** A tenant namespace does not enforce PodSecurity restricted: its attempt was refused. */
+  onNamespaceNotRestricted(): void {
+    this.notRestricted.inc();
   }
 
   text(): Promise<string> {

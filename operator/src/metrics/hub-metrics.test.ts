@@ -67,6 +67,7 @@ describe('HubMetrics', () => {
       ['user', 0],
       ['provider', 0],
       ['owner-reclaim', 0],
+      ['unattributed', 0],
     ]);
     expect(valueOf(s, 'fedgpu_provider_slashed_credits_total', { provider: 'gp-a' })).toBe(0);
   });
@@ -131,6 +132,7 @@ describe('HubMetrics', () => {
     m.observeAttemptEnded('gp-a', 'provider');
     m.observeAttemptEnded('gp-a', 'none');
     m.observeAttemptEnded('gp-a', 'owner-reclaim');
+    m.observeAttemptEnded('gp-a', 'unattributed');
     m.observeAttemptEnded('gp-a', undefined);
     const s = await scrape(m);
     expect(Object.fromEntries(series(s, 'fedgpu_provider_attempts_total', { provider: 'gp-a' }).map((x) => [x.labels.fault, x.value]))).toEqual({
@@ -138,6 +140,7 @@ describe('HubMetrics', () => {
       user: 0,
       provider: 1,
       'owner-reclaim': 1,
+      unattributed: 1,
     });
   });
 

@@ -28,6 +28,8 @@ import { marketRejectionLabel, schedulerRejectionLabel } from './reason-maps.js'
 export interface MarketSources {
   providers(): readonly GpuProvider[];
   jobs(): readonly GpuJob[];
+  /** When the leader last heard from a provider (its memory; status is written about once a minute). */
+  lastHeard?(provider: string): number | undefined;
 }
 
 export interface HubMetricsOptions {
@@ -322,7 +324,7 @@ export class HubMetrics {
   // from the cache is gone from the metrics.
   private registerProviderGauges(): void {
     const registers = [this.market];
-    const rows = () => (this.sources ? providerSeries(this.sources.providers(), this.sources.jobs(), this.now()) : []);
+    const rows = () => (this.sources ? providerSeries(this.sources.providers(), this.sources.jobs(), this.now(), this.sources.lastHeard?.bind(this.sources)) : []);
     const perProvider = (name: string, help: string, value: (r: ReturnType<typeof rows>[number]) => number | undefined) =>
       new Gauge({
         name,
@@ -338,7 +340,7 @@ export class HubMetrics {
         },
       });
     perProvider('fedgpu_provider_ready', "1 when the GpuProvider's Ready condition is True, else 0.", (r) => r.ready);
-    perProvider('fedgpu_provider_heartbeat_age_seconds', 'Now minus status.lastHeartbeatTime.', (r) => r.heartbeatAgeSeconds);
+    perProvider('fedgpu_provider_heartbeat_age_seconds', 'Now minus the last heartbeat the leader heard (else status.lastHeartbeatTime).', (r) => r.heartbeatAgeSeconds);
     perProvider('fedgpu_provider_reputation_score', 'status.reputation.score, 0..1.', (r) => r.reputationScore);
     perProvider('fedgpu_provider_stake_credits', 'Stake on chain (status.stake.amount), in credits.', (r) => r.stakeCredits);
     perProvider('fedgpu_provider_rtt_seconds', 'EWMA of the hub-agent round trip.', (r) => r.rttSeconds);

@@ -2,7 +2,7 @@
 // label: unknown inputs map to nothing (and are not counted) rather than growing a series set.
 
 export const JOB_PHASES = ['Pending', 'Scheduled', 'Running', 'Succeeded', 'Failed'] as const;
-export const FAULTS = ['none', 'user', 'provider', 'owner-reclaim'] as const;
+export const FAULTS = ['none', 'user', 'provider', 'owner-reclaim', 'unattributed'] as const;
 export const CONTROLLERS = ['gpujob', 'gpuprovider', 'settlement'] as const;
 export const MARKET_REJECT_REASONS = ['invalid', 'unauthenticated', 'rate_limited', 'stale_epoch', 'unknown_job'] as const;
 export const SCHEDULER_DECISIONS = ['scheduled', 'unschedulable'] as const;

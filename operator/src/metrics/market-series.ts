@@ -19,7 +19,12 @@ export interface ProviderSeries {
   gpus: Map<string, { total: number; idle: number }>;
 }
 
-export function providerSeries(providers: readonly GpuProvider[], jobs: readonly GpuJob[], now: number): ProviderSeries[] {
+export function providerSeries(
+  providers: readonly GpuProvider[],
+  jobs: readonly GpuJob[],
+  now: number,
+  lastHeard?: (provider: string) => number | undefined,
+): ProviderSeries[] {
   const running = liveAttemptsByProvider(jobs);
   return providers.flatMap((p) => {
     const name = p.metadata.name;
@@ -32,7 +37,7 @@ export function providerSeries(providers: readonly GpuProvider[], jobs: readonly
       runningJobs: status.runningJobs ?? running.get(name) ?? 0,
       gpus: new Map(),
     };
-    const heartbeat = status.lastHeartbeatTime ? Date.parse(status.lastHeartbeatTime) : Number.NaN;
+    const heartbeat = lastHeard?.(name) ?? (status.lastHeartbeatTime ? Date.parse(status.lastHeartbeatTime) : Number.NaN);
     if (Number.isFinite(heartbeat)) series.heartbeatAgeSeconds = Math.max(0, (now - heartbeat) / 1000);
     if (typeof status.reputation?.score === 'number') series.reputationScore = status.reputation.score;
     const stake = credits(status.stake?.amount);

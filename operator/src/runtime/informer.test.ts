@@ -74,6 +74,21 @@ describe('Informer', () => {
     await informer.stop();
   });
 
+  it('drops metadata.managedFields from listed and watched objects, keeping the rest of metadata', async () => {
+    const managed = (name: string, rv: string): Obj => ({
+      metadata: { ...obj(name, rv).metadata, labels: { k: 'v' }, managedFields: [{ manager: 'kubectl', operation: 'Apply' }] },
+    });
+    const { informer, transport } = setup([list('10', managed('a', '9'))]);
+    await informer.start();
+    transport.emit('MODIFIED', managed('b', '11'));
+    for (const key of ['ns/a', 'ns/b']) {
+      const cached = informer.get(key)!;
+      expect(cached.metadata).not.toHaveProperty('managedFields');
+      expect(cached.metadata?.labels).toEqual({ k: 'v' });
+    }
+    await informer.stop();
+  });
+
   it('retries a failing list with capped, jittered exponential backoff, then syncs', async () => {
     const down = new Error('connection refused');
     const { informer, delays, lists } = setup([down, down, down, down, list('5', obj('a', '1'))]);

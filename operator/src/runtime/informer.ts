@@ -6,7 +6,9 @@
 //    expired, so no event is lost across the gap);
 //  - every wait goes through an injectable, abortable delay, and stop() cancels all of them and
 //    refuses to open a new watch, so nothing outlives the informer;
-//  - watch events are decoded like list items (core kinds become the same typed models).
+//  - watch events are decoded like list items (core kinds become the same typed models);
+//  - metadata.managedFields is dropped from every cached object: nothing here reads it, and it was
+//    half of each cached GpuJob's JSON (docs/benchmarks.md).
 import {
   type KubeConfig,
   type KubernetesListObject,
@@ -94,6 +96,7 @@ export class Informer<T extends KubernetesObject> {
     });
     const list = async () => {
       const result = await source.list();
+      for (const item of result.items) stripManagedFields(item);
       this.listedOnce = true;
       this.consecutiveFailures = 0;
       return result;
@@ -236,10 +239,18 @@ class GuardedWatch extends Watch {
       { ...queryParams, allowWatchBookmarks: true },
       (phase, obj, watchObj) => {
         this.hooks.onActivity();
-        const decoded = decode && (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') ? decode(obj) : obj;
+        const isObjectEvent = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED';
+        const decoded = decode && isObjectEvent ? decode(obj) : obj;
+        if (isObjectEvent) stripManagedFields(decoded);
         callback(phase, decoded, watchObj);
       },
       done,
     );
   }
+}
+
+/** Drops metadata.managedFields (server-side apply bookkeeping) in place. */
+export function stripManagedFields(obj: unknown): void {
+  const metadata = (obj as { metadata?: { managedFields?: unknown } } | null)?.metadata;
+  if (metadata && 'managedFields' in metadata) delete metadata.managedFields;
 }

@@ -19,6 +19,7 @@ import {
   type GpuProvider,
   VERSION,
 } from '../api/types.js';
+import { reuseConnections } from './connections.js';
 
 export interface KubeClients {
   kc: KubeConfig;
@@ -36,10 +37,11 @@ export function loadKubeConfig(path?: string): KubeConfig {
   if (path) kc.loadFromFile(path);
   else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
   else kc.loadFromDefault();
-  return kc;
+  return reuseConnections(kc);
 }
 
 export function makeClients(kc: KubeConfig): KubeClients {
+  reuseConnections(kc);
   return {
     kc,
     core: kc.makeApiClient(CoreV1Api),

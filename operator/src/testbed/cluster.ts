@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { reuseConnections } from '../runtime/connections.js';
 import { startEtcd, type Etcd } from './etcd.js';
 import { freePort } from './free-port.js';
 import { gpuNodes, KWOK_MANAGED_LABEL, type GpuNodeGroup } from './gpu-nodes.js';
@@ -79,6 +80,7 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
     writeFileSync(kubeconfigPath, kubeconfigYaml(name, server, pki), { mode: 0o600 });
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfigPath);
+    reuseConnections(kubeConfig);
 
     if (opts.scheduler !== false) processes.push(startScheduler(opts.dir, kubeconfigPath));
     if (opts.controllerManager !== false) processes.push(startControllerManager(opts.dir, kubeconfigPath, pki));

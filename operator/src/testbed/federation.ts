@@ -116,7 +116,6 @@ export async function startAgent(
   writeFileSync(join(dir, 'client.key'), client.keyPem, { mode: 0o600 });
   writeFileSync(join(dir, 'wallet.key'), wallet.privateKey, { mode: 0o600 });
   writeFileSync(join(dir, 'settings.yaml'), stringify(settings));
-  await cluster.kubectl(['create', 'namespace', 'fedgpu-jobs']);
   const spawn = () =>
     startCliProcess(`agent-${name}`, dir, [
       '--kubeconfig', cluster.kubeconfigPath,

@@ -32,6 +32,8 @@ export interface Prometheus {
   /** Instant query; returns the result vector. */
   query(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]>;
   alerts(): Promise<PrometheusAlert[]>;
+  /** Rule groups with the time of their last evaluation (ms since epoch), to wait on evaluations. */
+  ruleEvaluations(): Promise<{ name: string; lastEvaluationMs: number }[]>;
   stop(): Promise<void>;
 }
 
@@ -75,6 +77,8 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     process,
     query: async (expr) => (await api<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(`/api/v1/query?query=${encodeURIComponent(expr)}`)).result,
     alerts: async () => (await api<{ alerts: PrometheusAlert[] }>('/api/v1/alerts')).alerts,
+    ruleEvaluations: async () =>
+      (await api<{ groups: { name: string; lastEvaluation: string }[] }>('/api/v1/rules')).groups.map((g) => ({ name: g.name, lastEvaluationMs: Date.parse(g.lastEvaluation) })),
     stop: () => process.stop(),
   };
 }

@@ -1,7 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { attemptState } from './status.js';
-import { buildJobPods, checkRestricted, podName, PodSecurityError, type Assignment } from './build.js';
+import { buildJobPods, podName, PodSecurityError, type Assignment } from './build.js';
 
 const template = { metadata: { annotations: { 'fedgpu.io/sim-run-for': '5s' }, labels: { team: 'a' } }, spec: { containers: [{ name: 'main', image: 'train' }] } };
 const assignment: Assignment = {
@@ -42,14 +42,24 @@ describe('buildJobPods', () => {
   });
 
   it.each([
-    ['hostNetwork', { containers: [{ name: 'c', image: 'x' }], hostNetwork: true }, /host namespaces/],
+    ['hostNetwork', { containers: [{ name: 'c', image: 'x' }], hostNetwork: true }, /template\.spec\.hostNetwork: host namespaces/],
     ['hostPath', { containers: [{ name: 'c', image: 'x' }], volumes: [{ name: 'v', hostPath: { path: '/' } }] }, /hostPath/],
     ['privileged', { containers: [{ name: 'c', image: 'x', securityContext: { privileged: true } }] }, /privileged/],
-    ['capabilities', { containers: [{ name: 'c', image: 'x', securityContext: { capabilities: { add: ['SYS_ADMIN'] } } }] }, /SYS_ADMIN/],
+    ['capabilities', { containers: [{ name: 'c', image: 'x', securityContext: { capabilities: { add: ['SYS_ADMIN'] } } }] }, /capabilities\.add/],
     ['hostPort', { containers: [{ name: 'c', image: 'x', ports: [{ containerPort: 80, hostPort: 80 }] }] }, /hostPort/],
-  ])('refuses %s with a clear reason', (_n, spec, message) => {
-    expect(() => checkRestricted({ spec })).toThrow(PodSecurityError);
-    expect(() => checkRestricted({ spec })).toThrow(message);
+  ])('refuses %s with the field and the reason', (_n, spec, message) => {
+    const bad = { ...assignment, podTemplates: [{ spec }], nodeNames: ['n'] };
+    expect(() => buildJobPods(bad, 'ns')).toThrow(PodSecurityError);
+    expect(() => buildJobPods(bad, 'ns')).toThrow(message);
+  });
+
+  it('sets the pool\'s runtime class and never passes the hub\'s GPU env through', () => {
+    const hostileHub = { ...assignment, env: [{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'all' }, { name: 'FEDGPU_JOB', value: 'ns/j' }] };
+    const [built] = buildJobPods(hostileHub, 'ns', { runtimeClassName: 'gvisor' });
+    expect(built!.spec?.runtimeClassName).toBe('gvisor');
+    const names = built!.spec!.containers[0]!.env!.map((e) => e.name);
+    expect(names).toContain('FEDGPU_JOB');
+    expect(names).not.toContain('NVIDIA_VISIBLE_DEVICES');
   });
 });
 

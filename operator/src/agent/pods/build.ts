@@ -1,5 +1,6 @@
 import type { V1Pod, V1PodTemplateSpec, V1Toleration } from '@kubernetes/client-node';
-import { CHECKPOINT_DIR_ENV, GPU_RESOURCE, GPU_TAINT_KEY } from '../../api/constants.js';
+import { CHECKPOINT_DIR_ENV, GPU_TAINT_KEY } from '../../api/constants.js';
+import { allowlistTemplate, describeRefusals, type Refusal } from '../../core/isolation/allowlist.js';
 
 // The pods of one attempt, built from the hub's assignment. Names are deterministic, so repeating
 // an assignment (after a reconnect, a resync or an agent restart) never makes a second pod.
@@ -13,6 +14,8 @@ export const MANAGED_BY = 'fedgpu-agent';
 export interface Assignment {
   jobUid: string;
   epoch: number;
+  /** The consumer: the hub namespace the job comes from (each gets its own namespace here). */
+  tenant?: string;
   /** One PodTemplateSpec per replica (the hub sends them as JSON). */
   podTemplates: V1PodTemplateSpec[];
   /** Node of each replica, chosen by the hub's scheduler. */
@@ -23,8 +26,12 @@ export interface Assignment {
   env?: { name: string; value: string }[];
 }
 
+/** The template asks for something the allowlist refuses: every refused field, with its reason. */
 export class PodSecurityError extends Error {
   override name = 'PodSecurityError';
+  constructor(readonly refusals: Refusal[]) {
+    super(describeRefusals(refusals));
+  }
 }
 
 /** `fj-<first 13 of the uid>-e<epoch>-r<replica>`: unique per attempt and replica, DNS-1123. */
@@ -33,83 +40,49 @@ export function podName(jobUid: string, epoch: number, replica: number): string 
   return `fj-${short}-e${epoch}-r${replica}`;
 }
 
-/**
- * Refuses what PodSecurity `restricted` forbids, with the reason, before anything is created: the
- * provider's cluster must never run a privileged pod on the hub's say-so.
- */
-export function checkRestricted(template: V1PodTemplateSpec): void {
-  const spec = template.spec;
-  if (!spec) throw new PodSecurityError('pod template has no spec');
-  if (spec.hostNetwork || spec.hostPID || spec.hostIPC) {
-    throw new PodSecurityError('host namespaces (hostNetwork, hostPID, hostIPC) are not allowed');
-  }
-  for (const v of spec.volumes ?? []) {
-    if (v.hostPath) throw new PodSecurityError(`volume ${v.name}: hostPath volumes are not allowed`);
-  }
-  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
-    const sc = c.securityContext;
-    if (sc?.privileged) throw new PodSecurityError(`container ${c.name}: privileged containers are not allowed`);
-    if (sc?.allowPrivilegeEscalation) {
-      throw new PodSecurityError(`container ${c.name}: allowPrivilegeEscalation must be false`);
-    }
-    const added = sc?.capabilities?.add ?? [];
-    if (added.some((cap) => cap !== 'NET_BIND_SERVICE')) {
-      throw new PodSecurityError(`container ${c.name}: adding capabilities ${added.join(', ')} is not allowed`);
-    }
-    if ((c.ports ?? []).some((p) => p.hostPort)) {
-      throw new PodSecurityError(`container ${c.name}: hostPort is not allowed`);
-    }
-  }
+export interface BuildOptions {
+  /** The owner's RuntimeClass for the pool (gVisor, Kata...), set on every job pod. */
+  runtimeClassName?: string;
+  /** Largest emptyDir accepted, in bytes. */
+  maxEmptyDirBytes?: number;
 }
 
+const HUB_ENV_REFUSED = /^(NVIDIA_|CUDA_VISIBLE_DEVICES$)/;
 const gpuToleration: V1Toleration = { key: GPU_TAINT_KEY, operator: 'Exists', effect: 'NoSchedule' };
 
 /** The pods of an assignment, in replica order, ready to create in `namespace`. */
-export function buildJobPods(assignment: Assignment, namespace: string): V1Pod[] {
+export function buildJobPods(assignment: Assignment, namespace: string, options: BuildOptions = {}): V1Pod[] {
   if (assignment.podTemplates.length !== assignment.nodeNames.length) {
     throw new Error(`assignment has ${assignment.podTemplates.length} templates for ${assignment.nodeNames.length} nodes`);
   }
   return assignment.podTemplates.map((template, replica) => {
-    checkRestricted(template);
-    const spec = structuredClone(template.spec!);
-    const gpus = String(assignment.gpusPerReplica);
+    // Built from the allowlist (core/isolation): only known-safe fields of the consumer's template
+    // survive, and the security settings are ours whatever the template says.
+    const safe = allowlistTemplate(template, { gpusPerReplica: assignment.gpusPerReplica, maxEmptyDirBytes: options.maxEmptyDirBytes });
+    if (!safe.ok) throw new PodSecurityError(safe.refusals);
+    const spec = safe.template.spec;
     const env = [
       ...(assignment.checkpointDir ? [{ name: CHECKPOINT_DIR_ENV, value: assignment.checkpointDir }] : []),
       { name: 'FEDGPU_JOB_UID', value: assignment.jobUid },
       { name: 'FEDGPU_EPOCH', value: String(assignment.epoch) },
       { name: 'FEDGPU_REPLICA', value: String(replica) },
       { name: 'FEDGPU_REPLICAS', value: String(assignment.podTemplates.length) },
-      ...(assignment.env ?? []),
+      // Even the hub cannot widen GPU visibility: its env goes through the same name check.
+      ...(assignment.env ?? []).filter((e) => !HUB_ENV_REFUSED.test(e.name)),
     ];
-    // The first container gets the GPUs; every container learns where it stands.
-    spec.containers = spec.containers.map((c, i) => ({
+    // Every container learns where it stands; the allowlist already refused GPU and FEDGPU_ names,
+    // and the first container alone holds the GPUs the attempt pays for.
+    spec.containers = spec.containers.map((c) => ({
       ...c,
       env: [...(c.env ?? []).filter((e) => !env.some((x) => x.name === e.name)), ...env],
-      resources:
-        i === 0
-          ? {
-              ...c.resources,
-              limits: { ...c.resources?.limits, [GPU_RESOURCE]: gpus },
-              requests: { ...c.resources?.requests, [GPU_RESOURCE]: gpus },
-            }
-          : c.resources,
-      securityContext: {
-        allowPrivilegeEscalation: false,
-        runAsNonRoot: true,
-        capabilities: { drop: ['ALL'] },
-        seccompProfile: { type: 'RuntimeDefault' },
-        ...c.securityContext,
-      },
     }));
-    spec.restartPolicy = 'Never';
-    spec.tolerations = [...(spec.tolerations ?? []), gpuToleration];
+    spec.tolerations = [gpuToleration];
     spec.terminationGracePeriodSeconds = assignment.gracePeriodSeconds ?? spec.terminationGracePeriodSeconds ?? 30;
-    spec.automountServiceAccountToken = false;
+    if (options.runtimeClassName) spec.runtimeClassName = options.runtimeClassName;
     // The provider's own kube-scheduler binds the pod, so the owner's policies still hold; we only
     // require the node the hub chose.
     const node = assignment.nodeNames[replica]!;
     spec.affinity = {
-      ...spec.affinity,
       nodeAffinity: {
         requiredDuringSchedulingIgnoredDuringExecution: {
           nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }],
@@ -123,13 +96,13 @@ export function buildJobPods(assignment: Assignment, namespace: string): V1Pod[]
         name: podName(assignment.jobUid, assignment.epoch, replica),
         namespace,
         labels: {
-          ...template.metadata?.labels,
+          ...safe.template.labels,
           [JOB_UID_LABEL]: assignment.jobUid,
           [EPOCH_LABEL]: String(assignment.epoch),
           [REPLICA_LABEL]: String(replica),
           [MANAGED_BY_LABEL]: MANAGED_BY,
         },
-        annotations: { ...template.metadata?.annotations },
+        annotations: { ...safe.template.annotations },
       },
       spec,
     };

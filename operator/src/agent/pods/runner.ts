@@ -1,12 +1,14 @@
 import { CoreV1Api, type KubeConfig, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
-import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, type Assignment } from './build.js';
+import { NamespaceNotRestrictedError, type TenantNamespaces } from '../tenancy/namespace.js';
+import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, type Assignment, type BuildOptions } from './build.js';
 
-// Runs what the hub assigns, in the agent's one job namespace. Every operation is idempotent:
-// creating a pod that exists is a no-op, deleting one that is gone too, and `resync` converges the
-// namespace to the hub's full desired set, deleting pods of attempts the hub no longer wants
-// (fenced zombies included).
+// Runs what the hub assigns, each consumer's attempts in that consumer's own namespace
+// (agent/tenancy). Every operation is idempotent: creating a pod that exists is a no-op, deleting
+// one that is gone too, and `resync` converges the cluster to the hub's full desired set, deleting
+// pods of attempts the hub no longer wants (fenced zombies included) and the namespaces of
+// consumers with no attempt left. One attempt's failure never stops the others.
 
 export const attemptKey = (jobUid: string, epoch: number) => `${jobUid}/${epoch}`;
 
@@ -14,6 +16,7 @@ export function assignmentFromProto(assign: Assign): Assignment {
   return {
     jobUid: assign.jobUid,
     epoch: assign.epoch,
+    tenant: assign.namespace,
     podTemplates: assign.podTemplates.map((b) => JSON.parse(Buffer.from(b).toString('utf8')) as V1PodTemplateSpec),
     nodeNames: assign.nodeNames,
     gpusPerReplica: assign.gpusPerReplica,
@@ -23,84 +26,194 @@ export function assignmentFromProto(assign: Assign): Assignment {
   };
 }
 
+type Running = Assignment & { pricePerGpuHour: string; coveredGpuSeconds: number; namespace: string };
+
+/** Why the provider's apiserver refused a pod, as the attempt's reason and whose fault it is. */
+export function refusalReason(err: unknown): string {
+  const e = err as { code?: number; body?: unknown; message?: string };
+  let message = e.message ?? String(err);
+  try {
+    const body = typeof e.body === 'string' ? JSON.parse(e.body) : e.body;
+    if (body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string') message = (body as { message: string }).message;
+  } catch {
+    // not JSON: keep the error's own message
+  }
+  if (e.code === 422 || e.code === 400) return `InvalidTemplate: ${message}`;
+  if (e.code === 403 && /PodSecurity/.test(message)) return `PodSecurityRefused: ${message}`;
+  return `ProviderRefused: ${message}`;
+}
+
+const isRefusal = (err: unknown) => [400, 403, 422].includes((err as { code?: number }).code ?? 0);
+/** Quota still held by pods of an attempt that is going away: wait for them, not a refusal. */
+const isQuotaBusy = (err: unknown) => (err as { code?: number }).code === 403 && /exceeded quota/.test(refusalReason(err));
+/** Retries of an attempt waiting for quota: about two minutes in all, then it is refused. */
+const QUOTA_RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000, 60000];
+
 export class PodRunner {
   private readonly core: CoreV1Api;
   /** Attempts this agent runs, by `jobUid/epoch`. */
-  readonly assignments = new Map<string, Assignment & { pricePerGpuHour: string }>();
-  /** Attempts refused before any pod was made, with the reason (reported as Failed). */
+  readonly assignments = new Map<string, Running>();
+  /** Attempts refused before or while creating pods, with the reason (reported as Failed). */
   readonly refused = new Map<string, string>();
+  private readonly quotaRetries = new Map<string, { count: number; timer: NodeJS.Timeout }>();
 
   constructor(
     kubeConfig: KubeConfig,
-    private readonly namespace: string,
+    private readonly tenancy: TenantNamespaces,
     private readonly logger: Logger,
+    private readonly buildOptions: BuildOptions = {},
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
   }
 
+  /** The namespace an attempt's pods live in (for rendezvous Services, secrets, policies). */
+  namespaceOf(jobUid: string, epoch: number): string | undefined {
+    return this.assignments.get(attemptKey(jobUid, epoch))?.namespace;
+  }
+
+  /** Runs one assignment; a refusal ends the attempt with the reason, never throws. */
   async apply(assign: Assign): Promise<void> {
     const key = attemptKey(assign.jobUid, assign.epoch);
     const assignment = assignmentFromProto(assign);
-    this.assignments.set(key, { ...assignment, pricePerGpuHour: assign.pricePerGpuHour });
+    const namespace = this.tenancy.nameOf(assignment.tenant ?? '');
+    this.assignments.set(key, { ...assignment, pricePerGpuHour: assign.pricePerGpuHour, coveredGpuSeconds: assign.coveredGpuSeconds, namespace });
+    if (this.refused.has(key)) return;
+    const refuse = (reason: string) => {
+      this.refused.set(key, reason);
+      this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, namespace, reason }, 'assignment refused');
+    };
     let pods: V1Pod[];
     try {
-      pods = buildJobPods(assignment, this.namespace);
+      pods = buildJobPods(assignment, namespace, this.buildOptions);
     } catch (err) {
-      const reason = err instanceof PodSecurityError ? `PodSecurityRefused: ${err.message}` : `InvalidAssignment: ${String(err)}`;
-      this.refused.set(key, reason);
-      this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, reason }, 'assignment refused');
+      return refuse(err instanceof PodSecurityError ? `PodSecurityRefused: ${err.message}` : `InvalidAssignment: ${String(err)}`);
+    }
+    try {
+      await this.tenancy.ensure(assignment.tenant ?? '', this.usageOf(namespace));
+    } catch (err) {
+      if (err instanceof NamespaceNotRestrictedError) return refuse(`TenantNamespaceNotRestricted: ${err.message}`);
+      // The apiserver is away or the namespace is still terminating: the next resync retries.
+      this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not prepare the tenant namespace');
       return;
     }
     for (const pod of pods) {
       try {
-        await this.core.createNamespacedPod({ namespace: this.namespace, body: pod });
-        this.logger.info({ job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name }, 'created job pod');
+        await this.core.createNamespacedPod({ namespace, body: pod });
+        this.logger.info({ job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name, namespace }, 'created job pod');
       } catch (err) {
-        if ((err as { code?: number }).code !== 409) throw err;
+        if ((err as { code?: number }).code === 409) continue;
+        if (isQuotaBusy(err) && this.retryForQuota(key, assign)) return;
+        if (isRefusal(err)) {
+          // Pods of the attempt made before the refusal go: an attempt runs whole or not at all.
+          refuse(refusalReason(err));
+          await this.deletePods(namespace, `${JOB_UID_LABEL}=${assign.jobUid},${EPOCH_LABEL}=${assign.epoch}`, 0).catch(() => undefined);
+          return;
+        }
+        this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name }, 'could not create job pod; the next resync retries');
+        return;
       }
     }
+    this.quotaRetries.delete(key);
+  }
+
+  /** Tries the attempt again once pods still holding the quota are gone; false when out of tries. */
+  private retryForQuota(key: string, assign: Assign): boolean {
+    const count = this.quotaRetries.get(key)?.count ?? 0;
+    const delay = QUOTA_RETRY_DELAYS_MS[count];
+    if (delay === undefined) return false;
+    this.logger.info({ job: assign.jobUid, epoch: assign.epoch, delayMs: delay }, 'tenant quota still held by pods going away; retrying');
+    const timer = setTimeout(() => {
+      if (!this.assignments.has(key)) return;
+      this.apply(assign).catch((err: unknown) => this.logger.error({ err, job: assign.jobUid }, 'retry failed'));
+    }, delay);
+    timer.unref();
+    this.quotaRetries.set(key, { count: count + 1, timer });
+    return true;
+  }
+
+  private forgetRetry(key: string): void {
+    const retry = this.quotaRetries.get(key);
+    if (retry) clearTimeout(retry.timer);
+    this.quotaRetries.delete(key);
+  }
+
+  /** Stops pending retries (the agent is stopping). */
+  stop(): void {
+    for (const key of [...this.quotaRetries.keys()]) this.forgetRetry(key);
   }
 
   async cancel(jobUid: string, epoch: number, gracePeriodSeconds: number): Promise<void> {
-    this.assignments.delete(attemptKey(jobUid, epoch));
-    this.refused.delete(attemptKey(jobUid, epoch));
-    await this.deletePods(`${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
+    const key = attemptKey(jobUid, epoch);
+    this.forgetRetry(key);
+    const namespace = this.assignments.get(key)?.namespace;
+    this.assignments.delete(key);
+    this.refused.delete(key);
+    if (namespace) await this.deletePods(namespace, `${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
+    await this.releaseNamespaces();
   }
 
-  /** Owner reclaim: deletes the attempt's pods with their checkpoint grace, keeping the assignment to report on. */
+  /** Owner reclaim or budget stop: deletes the attempt's pods with their checkpoint grace, keeping the assignment to report on. */
   async reclaim(jobUid: string, epoch: number, gracePeriodSeconds: number): Promise<void> {
-    await this.deletePods(`${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
+    const namespace = this.assignments.get(attemptKey(jobUid, epoch))?.namespace;
+    if (namespace) await this.deletePods(namespace, `${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
   }
 
-  /** Converges to exactly the hub's desired attempts. */
+  /** Converges to exactly the hub's desired attempts; one attempt's trouble never stops the rest. */
   async resync(desired: Assign[], managedPods: readonly V1Pod[]): Promise<void> {
     const wanted = new Set(desired.map((a) => attemptKey(a.jobUid, a.epoch)));
     for (const key of [...this.assignments.keys()]) if (!wanted.has(key)) this.assignments.delete(key);
-    const stale = new Map<string, { jobUid: string; epoch: string }>();
+    for (const key of [...this.refused.keys()]) if (!wanted.has(key)) this.refused.delete(key);
+    for (const key of [...this.quotaRetries.keys()]) if (!wanted.has(key)) this.forgetRetry(key);
+    const stale = new Map<string, { jobUid: string; epoch: string; namespace: string }>();
     for (const pod of managedPods) {
       const jobUid = pod.metadata?.labels?.[JOB_UID_LABEL];
       const epoch = pod.metadata?.labels?.[EPOCH_LABEL];
-      if (jobUid && epoch && !wanted.has(`${jobUid}/${epoch}`)) stale.set(`${jobUid}/${epoch}`, { jobUid, epoch });
+      const namespace = pod.metadata?.namespace;
+      if (jobUid && epoch && namespace && !wanted.has(`${jobUid}/${epoch}`)) stale.set(`${namespace}/${jobUid}/${epoch}`, { jobUid, epoch, namespace });
     }
-    for (const { jobUid, epoch } of stale.values()) {
-      this.logger.info({ job: jobUid, epoch }, 'deleting pods the hub no longer wants');
-      await this.deletePods(`${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, 0);
+    for (const { jobUid, epoch, namespace } of stale.values()) {
+      this.logger.info({ job: jobUid, epoch, namespace }, 'deleting pods the hub no longer wants');
+      await this.deletePods(namespace, `${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, 0).catch((err: unknown) =>
+        this.logger.error({ err, job: jobUid, epoch }, 'could not delete stale pods; the next resync retries'),
+      );
+    }
+    // Usage first, so each tenant's quota already covers all its wanted attempts.
+    for (const assign of desired) {
+      const a = assignmentFromProto(assign);
+      this.assignments.set(attemptKey(a.jobUid, a.epoch), { ...a, pricePerGpuHour: assign.pricePerGpuHour, coveredGpuSeconds: assign.coveredGpuSeconds, namespace: this.tenancy.nameOf(a.tenant ?? '') });
     }
     for (const assign of desired) await this.apply(assign);
+    await this.releaseNamespaces();
   }
 
   /** Pods this agent manages, from the informer cache. */
   managed(pods: readonly V1Pod[]): V1Pod[] {
-    return pods.filter(
-      (p) => p.metadata?.namespace === this.namespace && p.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY,
-    );
+    return pods.filter((p) => this.tenancy.owns(p.metadata?.namespace) && p.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY);
   }
 
-  private async deletePods(labelSelector: string, gracePeriodSeconds: number): Promise<void> {
-    const list = await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector });
+  /** What the live attempts of one namespace paid for: the quota it gets. */
+  private usageOf(namespace: string): { pods: number; gpus: number } {
+    let pods = 0;
+    let gpus = 0;
+    for (const [key, a] of this.assignments) {
+      if (a.namespace !== namespace || this.refused.has(key)) continue;
+      pods += a.podTemplates.length;
+      gpus += a.podTemplates.length * a.gpusPerReplica;
+    }
+    return { pods, gpus };
+  }
+
+  /** Namespaces of consumers with no attempt left on this provider go. */
+  private async releaseNamespaces(): Promise<void> {
+    const inUse = new Set([...this.assignments.values()].map((a) => a.namespace));
+    await this.tenancy.release(inUse).catch((err: unknown) => this.logger.error({ err }, 'could not delete unused tenant namespaces; retrying later'));
+  }
+
+  private async deletePods(namespace: string, labelSelector: string, gracePeriodSeconds: number): Promise<void> {
+    const list = await this.core.listNamespacedPod({ namespace, labelSelector });
     for (const pod of list.items) {
       try {
-        await this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: this.namespace, gracePeriodSeconds });
+        await this.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace, gracePeriodSeconds });
       } catch (err) {
         if ((err as { code?: number }).code !== 404) throw err;
       }

@@ -30,6 +30,8 @@ export interface Schema {
   format?: string;
   'x-kubernetes-validations'?: CelRule[];
   'x-kubernetes-preserve-unknown-fields'?: boolean;
+  /** An integer or a string (Kubernetes quantities and ports); no `type`. */
+  'x-kubernetes-int-or-string'?: boolean;
   'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
   'x-kubernetes-list-map-keys'?: string[];
   /** Name of the generated TypeScript interface; stripped from the CRD YAML. */

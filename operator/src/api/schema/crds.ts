@@ -114,6 +114,7 @@ export const gpuProviderCrd = crd({
     { name: 'Reputation', type: 'number', jsonPath: '.status.reputation.score', description: 'Reputation score.' },
     { name: 'RTT', type: 'number', jsonPath: '.status.latency.rttMs', description: 'Round-trip time in ms.' },
     { name: 'Stake', type: 'string', jsonPath: '.status.stake.amount', description: 'Active stake in credits.' },
+    { name: 'Last Heard', type: 'date', jsonPath: '.status.lastHeartbeatTime', description: 'Last heartbeat, written at most once a minute while nothing else changes.' },
     { name: 'Region', type: 'string', jsonPath: '.spec.region', description: 'Region.', priority: 1 },
   ],
 });

@@ -13,11 +13,11 @@ import {
   time,
   type Schema,
 } from './builder.js';
-import { podTemplateSchema } from './pod-template.schema.js';
+import { billedGpuRule, podTemplateSchema } from './pod-template.schema.js';
 
 export const JOB_PHASES = ['Pending', 'Scheduled', 'Running', 'Succeeded', 'Failed'] as const;
 export const ATTEMPT_OUTCOMES = ['Running', 'Succeeded', 'Failed', 'Lost', 'Reclaimed', 'Cancelled', 'Fenced'] as const;
-export const FAULT_PARTIES = ['none', 'user', 'provider', 'owner-reclaim'] as const;
+export const FAULT_PARTIES = ['none', 'user', 'provider', 'owner-reclaim', 'unattributed'] as const;
 
 const REGION = str('A region name as providers declare it, e.g. eu-west.', {
   pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
@@ -92,6 +92,11 @@ const faultTolerance = obj(
       maximum: 20,
       default: 3,
     }),
+    startTimeoutSeconds: int(
+      'Most seconds an attempt may take from assignment to Running (image pulls, data staging). Past it the attempt ' +
+        "ends as the provider's fault (StartTimeout): unpaid, and the job moves to another provider.",
+      { minimum: 5, maximum: 86400, default: 600 },
+    ),
     checkpoint: obj(
       'Checkpointing: the job resumes from here on another provider.',
       {
@@ -144,6 +149,7 @@ export const gpuJobSpec: Schema = obj(
         message: 'placement.sameNode needs replicas × gpusPerReplica ≤ 16 (no node has more GPUs)',
         fieldPath: '.placement.sameNode',
       },
+      billedGpuRule,
     ],
     tsName: 'GpuJobSpec',
   },
@@ -173,8 +179,16 @@ const attempt = obj(
     outcome: oneOf('How the attempt ended.', [...ATTEMPT_OUTCOMES]),
     reason: str('PascalCase cause, e.g. ProviderLost, ContainerFailed, OwnerReclaim.'),
     message: str('Human-readable detail.'),
-    faultOf: oneOf('Who is at fault for the attempt ending early.', [...FAULT_PARTIES]),
-    gpuSeconds: num('Measured GPU-seconds of the attempt.', { minimum: 0 }),
+    faultOf: oneOf(
+      'Who is at fault for the attempt ending early: user (what the pod did to itself; not retried), provider (slashed, retried elsewhere), owner-reclaim (announced reclaim, resumed elsewhere), unattributed (cannot be told apart, e.g. node pressure: retried, never slashed), none.',
+      [...FAULT_PARTIES],
+    ),
+    runningTime: time('When the hub first saw the attempt Running (its own clock): billing never starts before it.'),
+    gpuSeconds: num(
+      'GPU-seconds billed for the attempt: what the agent measured, at most the interval the hub saw it running × GPUs, at most what its escrow covers.',
+      { minimum: 0 },
+    ),
+    coveredGpuSeconds: int('GPU-seconds the budget left for this attempt covers at its price; the attempt is stopped (BudgetExhausted) when they are used.', { minimum: 0 }),
     pricePerGpuHour: money('Price per GPU-hour agreed for this attempt.'),
     gpuProduct: str('GPU product the attempt ran on.'),
     exitCode: int('Exit code of the first failed container, when one failed.'),
@@ -242,6 +256,16 @@ export const gpuJobStatus: Schema = obj(
       { tsName: 'JobPlacementStatus' },
     ),
     attempts: arr('Every attempt, oldest first.', attempt, { maxItems: 64 }),
+    budget: obj(
+      'The budget while the job runs: spec.budget.maxTotal, what is used (billed attempts and the running one), and what is left.',
+      {
+        limit: money('spec.budget.maxTotal.'),
+        used: money('Credits used so far, the running attempt included.'),
+        left: money('Credits left of the limit.'),
+        attemptLeftGpuSeconds: num('GPU-seconds the running attempt may still use before it is stopped.', { minimum: 0 }),
+      },
+      { tsName: 'JobBudgetStatus' },
+    ),
     cost: obj(
       'What the job has cost so far.',
       {

@@ -141,7 +141,7 @@ export const gpuProviderStatus: Schema = obj(
   {
     conditions: conditions('Registered, Ready, Staked and Degraded conditions.'),
     observedGeneration: int('Generation of the spec this status reflects.'),
-    lastHeartbeatTime: time('When the agent last sent a heartbeat.'),
+    lastHeartbeatTime: time('When the agent last sent a heartbeat, at a coarse resolution: the leading hub keeps liveness in memory and writes this on transitions, with other status writes, and about once a minute otherwise.'),
     agentVersion: str('Version of the connected agent.'),
     pools: arr('GPU pools of the cluster.', pool, { maxItems: 256 }),
     idleGpus: int('Idle GPUs across offered pools.'),

@@ -39,7 +39,7 @@ function typeOf(schema: Schema, named: Map<string, string>, indent: string): str
       if (!schema.properties) return 'Record<string, unknown>';
       return objectLiteral(schema, named, indent);
     default:
-      return 'unknown';
+      return schema['x-kubernetes-int-or-string'] ? 'number | string' : 'unknown';
   }
 }
 

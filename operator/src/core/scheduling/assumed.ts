@@ -27,6 +27,8 @@ export const DEFAULT_ASSUME_TTL_MS = 5 * 60_000;
 export class AssumedAllocations {
   private readonly ttlMs: number;
   private readonly byJob = new Map<string, AssumedAllocation>();
+  /** The same allocations indexed by provider, so one provider's fresh inventory re-bases in O(its own). */
+  private readonly byProvider = new Map<string, Map<string, AssumedAllocation>>();
 
   constructor(options: AssumedAllocationsOptions = {}) {
     this.ttlMs = options.ttlMs ?? DEFAULT_ASSUME_TTL_MS;
@@ -45,30 +47,66 @@ export class AssumedAllocations {
       assumedAt: now,
       expiresAt: now + this.ttlMs,
     };
-    this.byJob.set(jobKey, allocation);
+    this.restore(allocation);
     return allocation;
   }
 
   /** The provider's inventory now includes the job's pods: stop subtracting them. */
   confirm(jobKey: string): boolean {
-    return this.byJob.delete(jobKey);
+    return this.remove(jobKey) !== undefined;
   }
 
   /** The decision was dropped (cancelled, escrow failed, assignment refused): give the GPUs back. */
   forget(jobKey: string): boolean {
-    return this.byJob.delete(jobKey);
+    return this.remove(jobKey) !== undefined;
+  }
+
+  /** Puts back an assumption removed earlier (a decision that could not be recorded replaced it). */
+  restore(allocation: AssumedAllocation): void {
+    this.remove(allocation.jobKey);
+    this.byJob.set(allocation.jobKey, allocation);
+    let mine = this.byProvider.get(allocation.provider);
+    if (!mine) this.byProvider.set(allocation.provider, (mine = new Map()));
+    mine.set(allocation.jobKey, allocation);
+  }
+
+  /** Removes a job's assumption; returns it, if there was one. */
+  remove(jobKey: string): AssumedAllocation | undefined {
+    const allocation = this.byJob.get(jobKey);
+    if (!allocation) return undefined;
+    this.byJob.delete(jobKey);
+    const mine = this.byProvider.get(allocation.provider);
+    mine?.delete(jobKey);
+    if (mine?.size === 0) this.byProvider.delete(allocation.provider);
+    return allocation;
   }
 
   /** Drop assumptions whose TTL passed; returns their job keys, sorted. */
   expire(now: number): string[] {
-    const expired: string[] = [];
+    return this.expireAllocations(now)
+      .map((a) => a.jobKey)
+      .sort();
+  }
+
+  /** Drop assumptions whose TTL passed; returns them (their providers need re-basing). */
+  expireAllocations(now: number): AssumedAllocation[] {
+    const expired: AssumedAllocation[] = [];
     for (const [key, allocation] of this.byJob) {
       if (allocation.expiresAt <= now) {
-        this.byJob.delete(key);
-        expired.push(key);
+        this.remove(key);
+        expired.push(allocation);
       }
     }
-    return expired.sort();
+    return expired;
+  }
+
+  /** Live assumptions on one provider at `now`, in no particular order. */
+  ofProvider(provider: string, now: number = Number.NEGATIVE_INFINITY): AssumedAllocation[] {
+    const mine = this.byProvider.get(provider);
+    if (!mine) return [];
+    const live: AssumedAllocation[] = [];
+    for (const a of mine.values()) if (a.expiresAt > now) live.push(a);
+    return live;
   }
 
   get(jobKey: string): AssumedAllocation | undefined {
@@ -125,9 +163,8 @@ export class AssumedAllocations {
    * one provider's after snapshot.updateProvider folded in its fresh inventory.
    */
   applyToSnapshot(snapshot: MarketSnapshot, now: number, provider?: string): void {
-    for (const a of this.list(now)) {
-      if (provider === undefined || a.provider === provider) snapshot.take(a.provider, a, a.gpusByNode);
-    }
+    const allocations = provider === undefined ? this.list(now) : this.ofProvider(provider, now);
+    for (const a of allocations) snapshot.take(a.provider, a, a.gpusByNode);
   }
 }
 

@@ -6,7 +6,7 @@ import { AssumedAllocations } from '../../core/scheduling/assumed.js';
 import { schedule } from '../../core/scheduling/scheduler.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../../core/scheduling/config.js';
 import type { Decision } from '../../core/types.js';
-import { AttemptPhase, type AttemptStatus, type Assign, type HubMessage } from '../../gen/proto/fedgpu/v1/market.js';
+import { AttemptPhase, type AttemptStatus, type Assign, type HubMessage, type Inventory } from '../../gen/proto/fedgpu/v1/market.js';
 import { type Action, done, requeueAfter, requeueDelay } from '../../runtime/action.js';
 import { Controller } from '../../runtime/controller.js';
 import { coreEventSink, EventRecorder } from '../../runtime/events.js';
@@ -17,7 +17,11 @@ import { gpuJobClient, gpuProviderClient, objectKey } from '../../runtime/kube.j
 import { StatusWriter } from '../../runtime/status-writer.js';
 import { endedAttempts, type GpuJobMetrics, timedSchedule } from './metrics.js';
 import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
+import { MarketCache } from './market-cache.js';
+import { SchedulingBackoff } from './queue.js';
+import { desiredAttempts, judgeReport } from './fence.js';
 import { providerSnapshot } from './market-view.js';
+import { ReclaimNotices, windowClosedBetween } from './reclaim-notices.js';
 
 // The GpuJob controller: thin I/O around planJob. It keeps the latest attempt report per job in
 // memory (agents re-send theirs after every reconnect, so a hub restart loses nothing), fences
@@ -38,8 +42,18 @@ export interface GpuJobControllerOptions {
   fundingCheck?: (job: GpuJob) => Promise<string | undefined>;
   /** Settlement hooks (hub/settlement.ts); absent when the hub runs without a chain. */
   settlement?: GpuJobSettlementHooks;
+  /** The leader's in-memory heartbeat age of a provider (the registry's), fresher than its status. */
+  heartbeatAgeMs?: (provider: string, now: number) => number | undefined;
+  /** Reconciles at once (never two of one job); decisions stay consistent through one shared snapshot. Default 8. */
+  concurrency?: number;
   /** Reconcile, scheduler and attempt metrics (see jobs/metrics.ts). */
   metrics?: GpuJobMetrics;
+  /** Token units the job's next attempt may spend (see jobs/budget.ts); undefined: no limit. */
+  budgetLeft?: (job: GpuJob) => bigint | undefined;
+  /** A placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
+  minimumRunGpuSeconds?: number;
+  /** The hub runs without a chain: every job says so (Settled=False, NoChain). */
+  noChain?: boolean;
 }
 
 export interface GpuJobSettlementHooks {
@@ -61,6 +75,10 @@ export class GpuJobController {
   readonly jobs: Informer<GpuJob>;
   readonly providers: Informer<GpuProvider>;
   readonly assumed = new AssumedAllocations();
+  private readonly market: MarketCache;
+  private readonly backoff = new SchedulingBackoff();
+  /** Cordons each agent streamed, to check the reclaims it reports. */
+  readonly reclaimNotices = new ReclaimNotices();
   private readonly reports = new Map<string, AttemptReport>();
   private readonly controller: Controller;
   private readonly statusWriter: StatusWriter<GpuJob>;
@@ -87,9 +105,18 @@ export class GpuJobController {
       name: 'gpujob',
       reconcile: (key) => this.reconcile(key),
       logger: opts.logger,
-      concurrency: 1, // one scheduler decision at a time: assumptions stay consistent
+      // Reconciles overlap on their API calls; each decision is synchronous against the one shared
+      // snapshot and assumed before the next can run, so assumptions stay consistent.
+      concurrency: opts.concurrency ?? 8,
       ...(opts.metrics?.controller ? { metrics: opts.metrics.controller } : {}),
     });
+    this.market = new MarketCache({
+      provider: (name) => this.providers.get(name),
+      providers: () => this.providers.list(),
+      assumed: this.assumed,
+      ...(opts.heartbeatAgeMs ? { heartbeatAgeMs: opts.heartbeatAgeMs } : {}),
+    });
+    for (const event of ['add', 'update', 'delete'] as const) this.providers.on(event, (p) => p.metadata?.name && this.market.providerChanged(p.metadata.name));
     this.controller.watch(this.jobs);
     // Any market change may let a pending job fit, or mean a running job's provider was lost.
     // Only the jobs a provider change can affect: those waiting for a placement, and those whose
@@ -98,7 +125,7 @@ export class GpuJobController {
     this.controller.watch(this.providers, (provider) =>
       this.jobs
         .list()
-        .filter((j) => !isFinished(j) && (needsPlacement(j) || liveAttemptOn(j, provider.metadata?.name)))
+        .filter((j) => !isFinished(j) && ((needsPlacement(j) && !this.backoff.isBackingOff(objectKey(j), this.now())) || liveAttemptOn(j, provider.metadata?.name)))
         .map(objectKey),
     );
   }
@@ -120,20 +147,24 @@ export class GpuJobController {
   /** An agent reported on an attempt. Reports for old epochs are fenced: the agent deletes those pods. */
   onAttemptStatus(provider: string, status: AttemptStatus): void {
     const job = this.jobs.list().find((j) => j.metadata.uid === status.jobUid);
-    const current = job?.status?.attempts?.find((a) => a.epoch === job.status?.currentEpoch);
-    const live = current && current.provider === provider && current.epoch === status.epoch && !current.endTime;
-    if (!job || !live) {
-      const done = current?.provider === provider && current.epoch === status.epoch && current.outcome === 'Succeeded';
-      if (!done) {
-        this.opts.metrics?.reportFenced?.(job ? 'stale_epoch' : 'unknown_job');
-        this.opts.logger.warn({ provider, job: status.jobUid, epoch: status.epoch }, 'fenced a report from an attempt that is not current; cancelling it');
-        this.opts.agents.send(provider, cancelMessage(status.jobUid, status.epoch, 'Fenced', 0));
-      }
-      return;
+    const verdict = judgeReport(job, provider, status.epoch);
+    if (verdict.kind === 'fence') {
+      this.opts.metrics?.reportFenced?.(verdict.why === 'unknown_job' ? 'unknown_job' : 'stale_epoch');
+      this.opts.logger.warn({ provider, job: status.jobUid, epoch: status.epoch, why: verdict.why }, 'fenced a report from an attempt that is not current; cancelling it');
+      this.opts.agents.send(provider, cancelMessage(status.jobUid, status.epoch, 'Fenced', 0));
     }
+    if (verdict.kind !== 'accept' || !job) return;
+    const phase = PHASES[status.phase] ?? 'Pending';
+    // The hub's own clock for billing: when the first Running report of this epoch arrived (a
+    // reconcile may run later under load; the arrival is what the hub saw).
+    const previous = this.reports.get(status.jobUid);
+    const firstRunningAt = previous?.epoch === status.epoch && previous.firstRunningAt !== undefined
+      ? previous.firstRunningAt
+      : phase === 'Running' || phase === 'Succeeded' ? this.now() : undefined;
     this.reports.set(status.jobUid, {
+      ...(firstRunningAt !== undefined ? { firstRunningAt } : {}),
       epoch: status.epoch,
-      phase: PHASES[status.phase] ?? 'Pending',
+      phase,
       gpuSeconds: status.gpuSeconds,
       exitCode: status.exitCode,
       reason: status.reason,
@@ -142,15 +173,16 @@ export class GpuJobController {
     this.controller.enqueue(objectKey(job));
   }
 
+  /** An agent streamed its inventory: remember its cordons (a reclaim must be announced). */
+  onInventory(provider: string, inventory: Inventory): void {
+    this.reclaimNotices.record(provider, inventory, this.now());
+  }
+
   /** After an agent (re)connects: the full set of attempts it should run, level-triggered. */
   resync(provider: string): void {
-    const desired: Assign[] = [];
-    for (const job of this.jobs.list()) {
-      const current = job.status?.attempts?.find((a) => a.epoch === job.status?.currentEpoch);
-      if (current && !current.endTime && current.provider === provider && !job.metadata.deletionTimestamp) {
-        desired.push(assignOf(job, current.epoch, current.nodes ?? [], current.pricePerGpuHour ?? '0'));
-      }
-    }
+    const desired: Assign[] = desiredAttempts(this.jobs.list(), provider).map(({ job, attempt }) =>
+      assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0),
+    );
     this.opts.agents.send(provider, { seq: 0, body: { $case: 'resync', value: { desired } } });
   }
 
@@ -165,34 +197,60 @@ export class GpuJobController {
   private async apply(job: GpuJob): Promise<Action> {
     const now = this.now();
     const key = objectKey(job);
-    const providers = new Map(this.providers.list().map((p) => [p.metadata.name!, p]));
-    const blockedBy = needsPlacement(job) ? await this.opts.fundingCheck?.(job) : undefined;
+    const placing = needsPlacement(job);
+    const blockedBy = placing ? await this.opts.fundingCheck?.(job) : undefined;
+    const budgetLeft = placing ? this.opts.budgetLeft?.(job) : undefined;
+    const previous = this.market.assumption(key);
     const plan = planJob(job, {
       now,
-      isProviderLost: (name) => isLost(providers.get(name)),
+      isProviderLost: (name) => isLost(this.providers.get(name)),
       report: job.metadata.uid ? this.reports.get(job.metadata.uid) : undefined,
       blockedBy,
+      ...(this.opts.noChain ? { noChain: true } : {}),
+      ...(budgetLeft !== undefined ? { budgetLeft } : {}),
+      ...(this.opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: this.opts.minimumRunGpuSeconds } : {}),
+      reclaimAnnounced: (name, cause, nodes, sinceMs) => {
+        if (cause === 'owner-cordon') return this.reclaimNotices.cordonSeen(name, nodes, sinceMs);
+        const p = this.providers.get(name);
+        return p !== undefined && windowClosedBetween(providerSnapshot(p, now).availability, sinceMs, now);
+      },
       schedule: (request) => {
-        this.assumed.forget(key);
-        const snapshots = this.assumed.applyTo([...providers.values()].map((p) => providerSnapshot(p, now)), now);
-        return timedSchedule(this.opts.metrics, () => schedule(snapshots, request, this.config, now));
+        this.market.forget(key);
+        const result = timedSchedule(this.opts.metrics, () => schedule(this.market.view(now), request, this.config, now));
+        // Assumed at decision time, before any await: a concurrent reconcile's decision sees it.
+        if (result.kind === 'decision' && !blockedBy) this.market.assume(key, result, now);
+        return result;
       },
     });
+    // A decision the plan did not act on (the budget short of a minimum run, say) holds no GPUs.
+    if (placing && !plan.assign) this.market.forget(key);
+    let written;
+    try {
+      written = await this.statusWriter.write(job, plan.status);
+    } catch (err) {
+      if (plan.assign) this.market.restore(key, previous);
+      throw err;
+    }
+    if (written.outcome !== 'written' && written.outcome !== 'unchanged' && plan.assign) this.market.restore(key, previous);
     // The status is written before anything is sent: a hub that dies after this line re-sends the
     // same (idempotent) assignment on restart; one that dies before it decides again.
-    const written = await this.statusWriter.write(job, plan.status);
     if (written.outcome === 'conflict') return written.action;
     if (written.outcome === 'gone') return done;
     const target = written.outcome === 'written' ? written.object : job;
     if (written.outcome === 'written') for (const a of endedAttempts(job, target)) this.opts.metrics?.attemptEnded?.(a);
     for (const c of plan.cancel) this.opts.agents.send(c.provider, cancelMessage(job.metadata.uid!, c.epoch, c.reason, 0));
     if (plan.assign) {
-      this.assumed.assume(key, plan.assign.decision, now);
-      const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour) } });
+      this.backoff.clear(key);
+      const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour, plan.assign.coveredGpuSeconds) } });
       if (!delivered) this.opts.logger.warn({ job: key, provider: plan.assign.provider }, 'agent not connected; it gets the assignment on reconnect');
     }
-    if (isFinished(target) || plan.status.phase === 'Running') this.assumed.forget(key);
-    for (const e of plan.events) await this.recorder.record(target, e.type, e.reason, e.message);
+    if (isFinished(target) || plan.status.phase === 'Running') {
+      this.market.forget(key);
+      this.backoff.clear(key);
+    }
+    // Events are recorded without holding up the next reconcile (the recorder logs its failures).
+    for (const e of plan.events) void this.recorder.record(target, e.type, e.reason, e.message).catch(() => undefined);
+    if (!plan.assign && needsPlacement(target) && plan.requeueAfterMs) return requeueAfter(this.backoff.unschedulable(key, now));
     return plan.requeueAfterMs ? requeueAfter(plan.requeueAfterMs) : done;
   }
 
@@ -202,7 +260,8 @@ export class GpuJobController {
     for (const a of job.status?.attempts ?? []) {
       this.opts.agents.send(a.provider, cancelMessage(job.metadata.uid!, a.epoch, 'JobDeleted', 0));
     }
-    this.assumed.forget(objectKey(job));
+    this.market.forget(objectKey(job));
+    this.backoff.clear(objectKey(job));
     // The finalizer also guards open escrow: it stays until settlement has closed every escrow.
     const released = await this.opts.settlement?.release(job);
     if (released && requeueDelay(released) !== undefined) return released;
@@ -233,13 +292,14 @@ function isLost(provider: GpuProvider | undefined): boolean {
 
 const nodesOf = (d: Decision) => [...d.assignments].sort((a, b) => a.replica - b.replica).map((a) => a.node);
 
-function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string): Assign {
+function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, coveredGpuSeconds: number): Assign {
   const template = Buffer.from(JSON.stringify(job.spec.template));
   const checkpointDir = job.spec.faultTolerance?.checkpoint?.dir ?? '';
   return {
     jobUid: job.metadata.uid!,
     epoch,
-    namespace: '',
+    // The consumer: each gets a namespace of its own on the provider.
+    namespace: job.metadata.namespace ?? '',
     podTemplates: nodes.map(() => template),
     nodeNames: nodes,
     gpusPerReplica: job.spec.gpusPerReplica ?? 1,
@@ -250,6 +310,7 @@ function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string): A
       ...(checkpointDir ? [{ name: CHECKPOINT_DIR_ENV, value: checkpointDir }] : []),
     ],
     pricePerGpuHour: price,
+    coveredGpuSeconds,
   };
 }
 

@@ -6,7 +6,11 @@ import type { ProviderSnapshot, Weekday } from '../../core/types.js';
 // (pools and idle GPUs per node), what the owner declared (region, availability), and what the hub
 // measured and keeps (readiness, latency, reputation, stake).
 
-export function providerSnapshot(p: GpuProvider, now: number): ProviderSnapshot {
+/**
+ * `heartbeatAgeMs`: the leader's in-memory age of the provider's last heartbeat, when it tracks it;
+ * status.lastHeartbeatTime is written only about once a minute at rest, too coarse to filter on.
+ */
+export function providerSnapshot(p: GpuProvider, now: number, heartbeatAgeMs?: number): ProviderSnapshot {
   const status = p.status ?? {};
   const ready = status.conditions?.find((c) => c.type === ProviderConditions.Ready)?.status === 'True';
   const staked = status.conditions?.find((c) => c.type === ProviderConditions.Staked);
@@ -36,7 +40,8 @@ export function providerSnapshot(p: GpuProvider, now: number): ProviderSnapshot 
         nodes: (pool.idleByNode ?? []).map((n) => ({ name: n.name ?? '', idleGpus: n.idle ?? 0, totalGpus: n.idle ?? 0 })),
       })),
   };
-  if (heartbeat !== undefined) snapshot.heartbeatAgeMs = Math.max(0, now - heartbeat);
+  if (heartbeatAgeMs !== undefined) snapshot.heartbeatAgeMs = heartbeatAgeMs;
+  else if (heartbeat !== undefined) snapshot.heartbeatAgeMs = Math.max(0, now - heartbeat);
   if (status.stake?.amount) snapshot.stakeAmount = status.stake.amount;
   const availability = p.spec.availability;
   if (availability) {

@@ -48,6 +48,13 @@ const running = (report?: AttemptReport, over: Parameters<typeof inputs>[0] = {}
   return planJob(job(scheduled), inputs({ ...over, report }));
 };
 
+/** Placed at t0+60s, seen Running by the hub at t0+61s, then `report` arrives `ranMs` later. */
+const ranFor = (ranMs: number, report: AttemptReport, over: Parameters<typeof inputs>[0] = {}, spec: Partial<GpuJob['spec']> = {}) => {
+  const scheduled = planJob(job(undefined, spec), inputs({ place: 'a', ...(over.budgetLeft !== undefined ? { budgetLeft: over.budgetLeft } : {}) })).status;
+  const seen = planJob(job(scheduled, spec), inputs({ now: t0 + 61_000, report: { epoch: 1, phase: 'Running', gpuSeconds: 0 } })).status;
+  return planJob(job(seen, spec), inputs({ now: t0 + 61_000 + ranMs, ...over, report }));
+};
+
 describe('planJob', () => {
   it('waits with the scheduler\'s explanation when nothing fits', () => {
     const plan = planJob(job(), inputs());
@@ -87,7 +94,7 @@ describe('planJob', () => {
   });
 
   it('succeeds and bills GPU-seconds × price', () => {
-    const plan = running({ epoch: 1, phase: 'Succeeded', gpuSeconds: 3600 });
+    const plan = ranFor(450_000, { epoch: 1, phase: 'Succeeded', gpuSeconds: 3600 });
     expect(plan.status.phase).toBe('Succeeded');
     expect(plan.status.attempts?.[0]).toMatchObject({ outcome: 'Succeeded', faultOf: 'none' });
     expect(plan.status.cost).toEqual({ gpuSeconds: 3600, amount: '3.6' });
@@ -95,7 +102,7 @@ describe('planJob', () => {
   });
 
   it('fails for good on the user\'s exit code, and still bills the delivered time', () => {
-    const plan = running({ epoch: 1, phase: 'Failed', gpuSeconds: 1800, exitCode: 2, reason: 'ContainerFailed', message: 'exit 2' });
+    const plan = ranFor(225_000, { epoch: 1, phase: 'Failed', gpuSeconds: 1800, exitCode: 2, reason: 'ContainerFailed', message: 'exit 2' });
     expect(plan.status.phase).toBe('Failed');
     expect(plan.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'user', exitCode: 2 });
     expect(plan.assign).toBeUndefined();
@@ -146,5 +153,137 @@ describe('planJob', () => {
     expect(plan.status).toEqual(done);
     expect(plan.assign).toBeUndefined();
     expect(plan.cancel).toEqual([]);
+  });
+});
+
+// Market integrity (docs/settlement.md): providers do not grade themselves, the budget is a hard
+// limit, and faults follow the table so no one profits from blaming another.
+describe('planJob: market integrity', () => {
+  const evicted = (message: string): AttemptReport => ({ epoch: 1, phase: 'Failed', gpuSeconds: 80, reason: 'Evicted', message: `pod j-0: ${message}` });
+
+  it('bills no more than the hub saw running: an agent billing the attempt lifetime gets the running interval', () => {
+    // 8 GPUs; placed at t0+60s, Running seen at t0+61s, Succeeded 60 s later, but the agent claims 11 minutes.
+    const plan = ranFor(60_000, { epoch: 1, phase: 'Succeeded', gpuSeconds: 8 * 660 });
+    expect(plan.status.attempts?.[0]?.gpuSeconds).toBe(8 * 60 + 8 * 5);
+    expect(plan.status.attempts?.[0]?.runningTime).toBe(new Date(t0 + 61_000).toISOString());
+  });
+
+  it('bills nothing for an attempt the hub never saw running, and fails it as the provider\'s fault after the start timeout', () => {
+    const spec = { faultTolerance: { startTimeoutSeconds: 120 } };
+    const scheduled = planJob(job(undefined, spec), inputs({ place: 'a' })).status;
+    const early = planJob(job(scheduled, spec), inputs({ now: t0 + 60_000 + 119_000, report: { epoch: 1, phase: 'Pending', gpuSeconds: 900 } }));
+    expect(early.status.attempts?.[0]).toMatchObject({ outcome: 'Running', gpuSeconds: 0 });
+    expect(early.requeueAfterMs).toBeGreaterThanOrEqual(1_000);
+    expect(early.requeueAfterMs).toBeLessThanOrEqual(2_000);
+    const late = planJob(job(early.status, spec), inputs({ now: t0 + 60_000 + 120_000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 900 } }));
+    expect(late.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'provider', reason: 'StartTimeout', gpuSeconds: 0 });
+    expect(late.cancel).toEqual([{ provider: 'a', epoch: 1, reason: 'StartTimeout' }]);
+    expect(late.assign).toMatchObject({ provider: 'b', epoch: 2 });
+    expect(late.status.cost?.amount).toBe('0');
+  });
+
+  it('defaults the start timeout to 10 minutes', () => {
+    const scheduled = planJob(job(), inputs({ place: 'a' })).status;
+    expect(planJob(job(scheduled), inputs({ now: t0 + 60_000 + 599_000 })).status.attempts?.[0]?.outcome).toBe('Running');
+    expect(planJob(job(scheduled), inputs({ now: t0 + 60_000 + 600_000 })).status.attempts?.[0]?.reason).toBe('StartTimeout');
+  });
+
+  it('puts what the budget covers at the placed price on the attempt and the Assign', () => {
+    const plan = planJob(job(), inputs({ place: 'a', budgetLeft: 360_000_000_000_000_000n })); // 0.36 credits at 3.6/GPU-h
+    expect(plan.assign?.coveredGpuSeconds).toBe(360);
+    expect(plan.status.attempts?.[0]?.coveredGpuSeconds).toBe(360);
+  });
+
+  it('waits, saying why, when the budget cannot cover the minimum run at the placed price', () => {
+    const plan = planJob(job(), inputs({ place: 'a', budgetLeft: 1_000_000_000_000n, minimumRunGpuSeconds: 60 })); // 0.000001 credits
+    expect(plan.assign).toBeUndefined();
+    expect(plan.status.phase).toBe('Pending');
+    expect(plan.status.message).toMatch(/^waiting for budget: the 0.000001 credits left for attempt 1 cover 0 GPU-seconds at 3.6\/GPU-hour on a, less than the hub's minimum run of 60 GPU-seconds \(0.06 credits\)/);
+    expect(plan.status.conditions?.find((c) => c.type === 'Scheduled')).toMatchObject({ status: 'False', reason: 'BudgetBelowMinimumRun' });
+  });
+
+  it('ends the job as the consumer\'s when the agent stops it for budget, and bills at most the covered GPU-seconds', () => {
+    const plan = ranFor(60_000, { epoch: 1, phase: 'Failed', gpuSeconds: 400, reason: 'BudgetExhausted', message: 'the escrow covers 360 GPU-seconds' }, { budgetLeft: 360_000_000_000_000_000n });
+    expect(plan.status.phase).toBe('Failed');
+    expect(plan.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'user', reason: 'BudgetExhausted', gpuSeconds: 360 });
+    expect(plan.status.conditions?.find((c) => c.type === 'Finished')?.reason).toBe('BudgetExhausted');
+    expect(plan.status.cost?.amount).toBe('0.36');
+    expect(plan.assign).toBeUndefined();
+  });
+
+  it('stops a running attempt itself when its clock says the budget is spent and the agent is silent', () => {
+    // 360 GPU-seconds over 8 GPUs = 45 s, + 30 s grace + 5 s slack = 80 s after Running was seen.
+    const scheduled = planJob(job(), inputs({ place: 'a', budgetLeft: 360_000_000_000_000_000n })).status;
+    const seen = planJob(job(scheduled), inputs({ now: t0 + 61_000, report: { epoch: 1, phase: 'Running', gpuSeconds: 0 } }));
+    expect(seen.requeueAfterMs).toBe(80_500);
+    expect(seen.status.budget).toMatchObject({ used: '0', attemptLeftGpuSeconds: 360 });
+    const before = planJob(job(seen.status), inputs({ now: t0 + 61_000 + 79_000, report: { epoch: 1, phase: 'Running', gpuSeconds: 100 } }));
+    expect(before.status.attempts?.[0]?.outcome).toBe('Running');
+    expect(before.status.budget).toMatchObject({ used: '0.1', attemptLeftGpuSeconds: 260 });
+    const after = planJob(job(before.status), inputs({ now: t0 + 61_000 + 80_000, report: { epoch: 1, phase: 'Running', gpuSeconds: 100 } }));
+    expect(after.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'user', reason: 'BudgetExhausted' });
+    expect(after.status.phase).toBe('Failed');
+    expect(after.cancel).toEqual([{ provider: 'a', epoch: 1, reason: 'BudgetExhausted' }]);
+  });
+
+  it('shows the budget limit, used and left from spec.budget.maxTotal', () => {
+    const spec = { budget: { maxPricePerGpuHour: '3.6', maxTotal: '1' } };
+    const plan = ranFor(30_000, { epoch: 1, phase: 'Running', gpuSeconds: 200 }, {}, spec);
+    expect(plan.status.budget).toMatchObject({ limit: '1', used: '0.2', left: '0.8' });
+  });
+
+  it('an eviction for exceeding the pod\'s own limits is the consumer\'s: no retry, no provider fault, delivered time paid', () => {
+    const plan = ranFor(10_000, evicted('Usage of EmptyDir volume "scratch" exceeds the limit "1Gi". '), { place: 'b' });
+    expect(plan.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'user', reason: 'EvictedOverLimit', gpuSeconds: 80 });
+    expect(plan.status.phase).toBe('Failed');
+    expect(plan.assign).toBeUndefined();
+  });
+
+  it('a node-pressure eviction is unattributed: retried (the same provider is allowed), never the provider\'s fault', () => {
+    const i = inputs({ place: 'b' });
+    const scheduled = planJob(job(), inputs({ place: 'a' })).status;
+    const seen = planJob(job(scheduled), inputs({ now: t0 + 61_000, report: { epoch: 1, phase: 'Running', gpuSeconds: 0 } })).status;
+    const plan = planJob(job(seen), { ...i, now: t0 + 71_000, report: evicted('The node was low on resource: memory. ') });
+    expect(plan.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'Evicted' });
+    expect(i.requests[0]?.excludeProviders).toEqual([]);
+    expect(plan.assign?.epoch).toBe(2);
+  });
+
+  it('pods deleted by someone other than the agent are the provider\'s fault', () => {
+    const plan = ranFor(10_000, { epoch: 1, phase: 'Failed', gpuSeconds: 80, reason: 'PodsDeleted', message: 'pod(s) j-0 deleted by someone other than the agent' }, { place: 'b' });
+    expect(plan.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'provider', reason: 'PodsDeleted' });
+    expect(plan.assign).toMatchObject({ provider: 'b', epoch: 2 });
+    expect(plan.status.cost?.amount).toBe('0');
+  });
+
+  it('a reclaim the hub saw announced is the owner\'s; one it did not is the provider\'s fault, unpaid', () => {
+    const reclaim: AttemptReport = { epoch: 1, phase: 'Reclaimed', gpuSeconds: 80, reason: 'OwnerReclaim', message: 'the owner cordoned node n0' };
+    const announced = ranFor(10_000, reclaim, { place: 'b', reclaimAnnounced: (p, cause, nodes, since) => p === 'a' && cause === 'owner-cordon' && nodes.includes('n0') && since === t0 + 60_000 });
+    expect(announced.status.attempts?.[0]).toMatchObject({ outcome: 'Reclaimed', faultOf: 'owner-reclaim', reason: 'OwnerReclaim' });
+    expect(announced.status.cost?.amount).toBe('0.08');
+    const relabelled = ranFor(10_000, reclaim, { place: 'b', reclaimAnnounced: () => false });
+    expect(relabelled.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'provider', reason: 'ReclaimWithoutNotice' });
+    expect(relabelled.status.attempts?.[0]?.message).toMatch(/no node of the attempt \(n0, n1\) was cordoned/);
+    expect(relabelled.status.cost?.amount).toBe('0');
+    expect(relabelled.events.map((e) => e.reason)).toContain('ReclaimWithoutNotice');
+  });
+});
+
+describe('planJob: a hub without a chain', () => {
+  it('says so on every job, running or finished: Settled=False, NoChain', () => {
+    const pending = planJob(job(), inputs({ noChain: true }));
+    expect(pending.status.conditions?.find((c) => c.type === 'Settled')).toMatchObject({ status: 'False', reason: 'NoChain' });
+    const done = running({ epoch: 1, phase: 'Succeeded', gpuSeconds: 10 }).status;
+    const finished = planJob(job(done), inputs({ noChain: true }));
+    expect(finished.status.conditions?.find((c) => c.type === 'Settled')).toMatchObject({ status: 'False', reason: 'NoChain' });
+    expect(planJob(job(), inputs()).status.conditions?.find((c) => c.type === 'Settled')).toBeUndefined();
+  });
+});
+
+describe('planJob: the hub-seen interval starts when the report arrived', () => {
+  it('uses the arrival time of the first Running report, not the (later) reconcile', () => {
+    const scheduled = planJob(job(), inputs({ place: 'a' })).status;
+    const plan = planJob(job(scheduled), inputs({ now: t0 + 90_000, report: { epoch: 1, phase: 'Running', gpuSeconds: 0, firstRunningAt: t0 + 70_000 } }));
+    expect(plan.status.attempts?.[0]?.runningTime).toBe(new Date(t0 + 70_000).toISOString());
   });
 });

@@ -1,6 +1,7 @@
 import { JobConditions } from '../../api/constants.js';
 import type { Condition, GpuJob, GpuJobStatus, JobAttempt } from '../../api/types.js';
-import { attributeFault, type AttemptEnd, type FaultAttribution } from '../../core/fault.js';
+import { attributeFault, classifyEviction, type AttemptEnd, type FaultAttribution } from '../../core/fault.js';
+import { billableGpuSeconds, budgetStopAtMs, coveredGpuSeconds, hubSeenGpuSeconds, minimumRunShortfall } from '../../core/budget.js';
 import { costOfGpuSeconds, formatMoney, parseMoney } from '../../core/money.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
 import { setCondition } from '../../runtime/conditions.js';
@@ -19,6 +20,8 @@ export interface AttemptReport {
   exitCode?: number;
   reason?: string;
   message?: string;
+  /** When the hub received the first Running (or Succeeded) report of this epoch (its clock, ms). */
+  firstRunningAt?: number;
 }
 
 export interface PlanInputs {
@@ -30,6 +33,17 @@ export interface PlanInputs {
   schedule: (request: JobRequest) => ScheduleResult;
   /** Why the job cannot be placed yet although GPUs may fit (e.g. the consumer cannot cover it). */
   blockedBy?: string;
+  /** Token units the next attempt may spend (its escrow, or maxTotal less what earlier attempts used); undefined: no limit. */
+  budgetLeft?: bigint;
+  /** The hub's minimum run: a placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
+  minimumRunGpuSeconds?: number;
+  /**
+   * Whether the reclaim an agent reports was announced: a cordon it streamed on one of the attempt's
+   * nodes, or its declared lending window closed, since `sinceMs`. Absent: every reclaim is believed.
+   */
+  /** The hub runs without a settlement chain: the job carries Settled=False, NoChain. */
+  noChain?: boolean;
+  reclaimAnnounced?: (provider: string, cause: 'window-ended' | 'owner-cordon', nodes: readonly string[], sinceMs: number) => boolean;
 }
 
 export interface PlannedEvent {
@@ -40,13 +54,16 @@ export interface PlannedEvent {
 
 export interface Plan {
   status: GpuJobStatus;
-  assign?: { provider: string; epoch: number; decision: Decision };
+  /** coveredGpuSeconds: what the attempt's budget covers at the placed price (0: no limit). */
+  assign?: { provider: string; epoch: number; decision: Decision; coveredGpuSeconds: number };
   cancel: { provider: string; epoch: number; reason: string }[];
   events: PlannedEvent[];
   requeueAfterMs?: number;
 }
 
 const PENDING_RETRY_MS = 5_000;
+export const DEFAULT_START_TIMEOUT_SECONDS = 600;
+export const DEFAULT_MINIMUM_RUN_GPU_SECONDS = 60;
 const TERMINAL = new Set(['Succeeded', 'Failed']);
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -65,10 +82,14 @@ export function jobRequest(job: GpuJob, exclude: string[]): JobRequest {
   };
 }
 
-/** Attempts that billed GPU time: delivered work is paid, provider-fault and fenced attempts are not. */
+/**
+ * Attempts that billed GPU time: delivered work is paid (success, announced reclaim, the user's own
+ * failure, and what nobody can be blamed for), provider-fault and fenced attempts are not.
+ */
 export function isPaid(a: JobAttempt): boolean {
-  if (a.outcome === 'Succeeded' || a.outcome === 'Reclaimed') return true;
-  return a.outcome === 'Failed' && a.faultOf === 'user';
+  if (a.outcome === 'Succeeded') return true;
+  if (a.outcome === 'Reclaimed') return a.faultOf !== 'provider';
+  return a.outcome === 'Failed' && (a.faultOf === 'user' || a.faultOf === 'unattributed');
 }
 
 export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
@@ -100,7 +121,10 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     if (gpuSeconds !== undefined) a.gpuSeconds = gpuSeconds;
   };
 
-  if (status.phase && TERMINAL.has(status.phase)) return withCost(plan);
+  if (inputs.noChain) {
+    setCond(JobConditions.Settled, 'False', 'NoChain', 'this hub runs without a settlement chain: nothing is escrowed, paid or slashed for this job');
+  }
+  if (status.phase && TERMINAL.has(status.phase)) return withCost(plan, job);
   status.phase ??= 'Pending';
 
   const current = attempts.find((a) => a.epoch === status.currentEpoch && !a.endTime);
@@ -110,17 +134,39 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   const created = Date.parse(String(job.metadata.creationTimestamp ?? iso(now)));
   if (deadline !== undefined && now - created > deadline * 1000) {
     if (current) {
-      endAttempt(current, 'Cancelled', attributeFault({ kind: 'deadline-exceeded' }), `activeDeadlineSeconds ${deadline} passed`, inputs.report?.gpuSeconds);
+      const reported = inputs.report?.epoch === current.epoch ? inputs.report.gpuSeconds : (current.gpuSeconds ?? 0);
+      const bounded = billableGpuSeconds({
+        reported,
+        runningSinceMs: current.runningTime ? Date.parse(current.runningTime) : undefined,
+        untilMs: now,
+        gpus: status.gpus,
+        ...(current.coveredGpuSeconds ? { coveredGpuSeconds: current.coveredGpuSeconds } : {}),
+      });
+      endAttempt(current, 'Cancelled', attributeFault({ kind: 'deadline-exceeded' }), `activeDeadlineSeconds ${deadline} passed`, bounded);
       plan.cancel.push({ provider: current.provider, epoch: current.epoch, reason: 'DeadlineExceeded' });
     }
     finish('Failed', 'DeadlineExceeded', `the job ran past activeDeadlineSeconds (${deadline}s)`);
-    return withCost(plan);
+    return withCost(plan, job);
   }
 
-  // 2. A live attempt: follow its provider and its report.
+  // 2. A live attempt: follow its provider and its report. What the agent says is checked against
+  //    what the hub saw itself: billing runs from the hub's first Running report, never past what
+  //    the escrow covers, and an attempt that never starts is the provider's fault.
   if (current) {
     const report = inputs.report?.epoch === current.epoch ? inputs.report : undefined;
-    if (report?.gpuSeconds !== undefined) current.gpuSeconds = report.gpuSeconds;
+    const gpus = status.gpus;
+    if (report && !current.runningTime && (report.phase === 'Running' || report.phase === 'Succeeded')) current.runningTime = iso(Math.min(now, report.firstRunningAt ?? now));
+    const runningSince = current.runningTime ? Date.parse(current.runningTime) : undefined;
+    const billed = (reported: number) =>
+      billableGpuSeconds({ reported, runningSinceMs: runningSince, untilMs: now, gpus, ...(current.coveredGpuSeconds ? { coveredGpuSeconds: current.coveredGpuSeconds } : {}) });
+    if (report?.gpuSeconds !== undefined) current.gpuSeconds = billed(report.gpuSeconds);
+    const startTimeoutMs = (job.spec.faultTolerance?.startTimeoutSeconds ?? DEFAULT_START_TIMEOUT_SECONDS) * 1000;
+    const assignedAt = Date.parse(current.startTime ?? iso(now));
+    const grace = job.spec.faultTolerance?.checkpoint?.gracePeriodSeconds ?? 30;
+    const budgetStopAt = runningSince !== undefined && current.coveredGpuSeconds
+      ? budgetStopAtMs({ runningSinceMs: runningSince, gpus, coveredGpuSeconds: current.coveredGpuSeconds, gracePeriodSeconds: grace })
+      : undefined;
+    const ending = report && (report.phase === 'Succeeded' || report.phase === 'Failed' || report.phase === 'Reclaimed');
     if (inputs.isProviderLost(current.provider)) {
       const why = `provider ${current.provider} stopped sending heartbeats`;
       endAttempt(current, 'Lost', attributeFault({ kind: 'agent-lost' }), why);
@@ -128,23 +174,43 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       plan.cancel.push({ provider: current.provider, epoch: current.epoch, reason: 'ProviderLost' });
       plan.events.push({ type: 'Warning', reason: 'ProviderLost', message: `attempt ${current.epoch} lost: ${why}; rescheduling` });
     } else if (report?.phase === 'Succeeded') {
-      endAttempt(current, 'Succeeded', attributeFault({ kind: 'succeeded' }), 'every replica succeeded', report.gpuSeconds);
+      endAttempt(current, 'Succeeded', attributeFault({ kind: 'succeeded' }), 'every replica succeeded', billed(report.gpuSeconds));
       finish('Succeeded', 'Succeeded', `all ${replicas} replica(s) succeeded on ${current.provider}`);
-      return withCost(plan);
+      return withCost(plan, job);
     } else if (report?.phase === 'Failed') {
       const attribution = attributeFault(failureOf(report));
       const message = report.message || report.reason || 'the attempt failed';
-      endAttempt(current, 'Failed', attribution, message, report.gpuSeconds);
+      endAttempt(current, 'Failed', attribution, message, billed(report.gpuSeconds));
       if (report.exitCode) current.exitCode = report.exitCode;
       if (!attribution.retryable) {
         finish('Failed', attribution.reason, `attempt ${current.epoch} on ${current.provider} failed: ${message}`);
-        return withCost(plan);
+        return withCost(plan, job);
       }
       plan.events.push({ type: 'Warning', reason: attribution.reason, message: `attempt ${current.epoch} failed (${attribution.faultOf}): ${message}; rescheduling` });
     } else if (report?.phase === 'Reclaimed') {
-      const cause: AttemptEnd = report.reason === 'AvailabilityWindowEnded' ? { kind: 'window-ended' } : { kind: 'owner-cordon' };
-      endAttempt(current, 'Reclaimed', attributeFault(cause), report.message || 'the owner took the GPUs back', report.gpuSeconds);
-      plan.events.push({ type: 'Normal', reason: 'OwnerReclaim', message: `attempt ${current.epoch}: ${current.message}; resuming elsewhere from the checkpoint` });
+      const cause = report.reason === 'AvailabilityWindowEnded' ? ('window-ended' as const) : ('owner-cordon' as const);
+      const announced = inputs.reclaimAnnounced?.(current.provider, cause, current.nodes ?? [], assignedAt) ?? true;
+      if (announced) {
+        endAttempt(current, 'Reclaimed', attributeFault({ kind: cause }), report.message || 'the owner took the GPUs back', billed(report.gpuSeconds));
+        plan.events.push({ type: 'Normal', reason: 'OwnerReclaim', message: `attempt ${current.epoch}: ${current.message}; resuming elsewhere from the checkpoint` });
+      } else {
+        const what = cause === 'window-ended' ? 'its declared lending windows were open' : `no node of the attempt (${(current.nodes ?? []).join(', ')}) was cordoned in its inventory`;
+        const message = `${current.provider} reported a reclaim (${report.reason || 'no reason'}) but ${what}: treated as the provider's fault`;
+        endAttempt(current, 'Failed', attributeFault({ kind: 'reclaim-without-notice' }), message, billed(report.gpuSeconds));
+        plan.events.push({ type: 'Warning', reason: 'ReclaimWithoutNotice', message: `attempt ${current.epoch}: ${message}; rescheduling` });
+      }
+    } else if (!ending && runningSince === undefined && now - assignedAt >= startTimeoutMs) {
+      const message = `attempt ${current.epoch} was not Running within ${startTimeoutMs / 1000}s of its assignment (faultTolerance.startTimeoutSeconds)`;
+      endAttempt(current, 'Failed', attributeFault({ kind: 'start-timeout' }), message, 0);
+      plan.cancel.push({ provider: current.provider, epoch: current.epoch, reason: 'StartTimeout' });
+      plan.events.push({ type: 'Warning', reason: 'StartTimeout', message: `${message} on ${current.provider}; rescheduling` });
+    } else if (!ending && budgetStopAt !== undefined && now >= budgetStopAt) {
+      // The agent should have stopped the pods itself; the hub's clock says the escrow is spent.
+      const message = `the budget of attempt ${current.epoch} covers ${current.coveredGpuSeconds} GPU-seconds; by the hub's clock they are used and ${current.provider} did not stop it`;
+      endAttempt(current, 'Failed', attributeFault({ kind: 'budget-exhausted' }), message, billed(report?.gpuSeconds ?? current.gpuSeconds ?? 0));
+      plan.cancel.push({ provider: current.provider, epoch: current.epoch, reason: 'BudgetExhausted' });
+      finish('Failed', 'BudgetExhausted', `attempt ${current.epoch} on ${current.provider} stopped: ${message}`);
+      return withCost(plan, job);
     } else {
       if (report?.phase === 'Running' && status.phase !== 'Running') {
         status.phase = 'Running';
@@ -153,7 +219,10 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
         setCond(JobConditions.Running, 'True', 'PodsRunning', `all ${replicas} replica(s) running on ${current.provider}`);
         plan.events.push({ type: 'Normal', reason: 'Running', message: `attempt ${current.epoch} running on ${current.provider}` });
       }
-      return withCost(plan);
+      // Look again when the start timeout or the hub's budget clock runs out.
+      const wakeAt = runningSince === undefined ? assignedAt + startTimeoutMs : budgetStopAt;
+      if (wakeAt !== undefined) plan.requeueAfterMs = Math.max(1_000, wakeAt - now + 500);
+      return withCost(plan, job);
     }
   }
 
@@ -161,7 +230,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   const maxAttempts = job.spec.faultTolerance?.maxAttempts ?? 3;
   if (attempts.length >= maxAttempts) {
     finish('Failed', 'MaxAttemptsReached', `${attempts.length} of ${maxAttempts} attempts used; the last ended: ${attempts.at(-1)?.reason ?? 'unknown'}`);
-    return withCost(plan);
+    return withCost(plan, job);
   }
   const exclude = [...new Set(attempts.filter((a) => a.faultOf === 'provider' || a.faultOf === 'owner-reclaim').map((a) => a.provider))];
   const result = inputs.schedule(jobRequest(job, exclude));
@@ -175,9 +244,30 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     status.message = message;
     setCond(JobConditions.Scheduled, 'False', result.kind === 'unschedulable' ? 'Unschedulable' : 'InsufficientFunds', message);
     plan.requeueAfterMs = PENDING_RETRY_MS;
-    return withCost(plan);
+    return withCost(plan, job);
   }
   const epoch = Math.max(0, ...attempts.map((a) => a.epoch)) + 1;
+  // The budget left must cover the hub's minimum run at the placed price, or the job waits.
+  let covered = 0;
+  if (inputs.budgetLeft !== undefined) {
+    const price = parseMoney(result.pricePerGpuHour);
+    const minimum = inputs.minimumRunGpuSeconds ?? DEFAULT_MINIMUM_RUN_GPU_SECONDS;
+    const shortfall = minimumRunShortfall(inputs.budgetLeft, price, minimum);
+    if (shortfall) {
+      const message =
+        `waiting for budget: the ${formatMoney(inputs.budgetLeft)} credits left for attempt ${epoch} cover ${shortfall.covered} GPU-seconds at ` +
+        `${result.pricePerGpuHour}/GPU-hour on ${result.provider}, less than the hub's minimum run of ${minimum} GPU-seconds ` +
+        `(${formatMoney(shortfall.needed, { maxFractionDigits: 6, rounding: 'ceil' })} credits); raise spec.budget.maxTotal`;
+      status.phase = waitingPhase === 'Running' ? 'Pending' : (waitingPhase ?? 'Pending');
+      if (!attempts.some((a) => !a.endTime)) delete status.placement;
+      if (status.message !== message) plan.events.push({ type: 'Warning', reason: 'BudgetBelowMinimumRun', message });
+      status.message = message;
+      setCond(JobConditions.Scheduled, 'False', 'BudgetBelowMinimumRun', message);
+      plan.requeueAfterMs = PENDING_RETRY_MS;
+      return withCost(plan, job);
+    }
+    covered = coveredGpuSeconds(inputs.budgetLeft, price);
+  }
   const nodes = result.assignments.map((a) => a.node);
   attempts.push({
     epoch,
@@ -188,6 +278,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     gpuProduct: result.gpuProduct,
     pricePerGpuHour: result.pricePerGpuHour,
     gpuSeconds: 0,
+    ...(covered ? { coveredGpuSeconds: covered } : {}),
   });
   status.currentEpoch = epoch;
   status.phase = 'Scheduled';
@@ -202,39 +293,65 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   status.message = `scheduled on ${result.provider} (${why})`;
   setCond(JobConditions.Scheduled, 'True', 'Placed', `attempt ${epoch} on ${result.provider}: ${why}`);
   plan.events.push({ type: 'Normal', reason: 'Scheduled', message: `attempt ${epoch} on ${result.provider} ${nodes.join(',')}: ${why}` });
-  plan.assign = { provider: result.provider, epoch, decision: result };
-  return withCost(plan);
+  plan.assign = { provider: result.provider, epoch, decision: result, coveredGpuSeconds: covered };
+  return withCost(plan, job);
 }
 
 function failureOf(report: AttemptReport): AttemptEnd {
   switch (report.reason) {
     case 'Evicted':
-      return { kind: 'evicted' };
+      return { kind: 'evicted', cause: classifyEviction(report.message) };
+    case 'PodsDeleted':
+      return { kind: 'pods-deleted' };
+    case 'BudgetExhausted':
+      return { kind: 'budget-exhausted' };
     case 'NodeLost':
     case 'NodeShutdown':
     case 'Terminated':
       return { kind: 'node-lost' };
     case 'PodSecurityRefused':
+    case 'InvalidTemplate':
     case 'InvalidAssignment':
       return { kind: 'container-exit', exitCode: 1 };
+    // The provider's cluster refused for its own reasons (a tenant namespace without PodSecurity
+    // restricted, its RBAC or quota): not the consumer's template.
+    case 'TenantNamespaceNotRestricted':
+    case 'ProviderRefused':
+      return { kind: 'provider-preempted' };
     default:
       return { kind: 'container-exit', exitCode: report.exitCode || 1 };
   }
 }
 
-/** Roll-ups shown in `kubectl get gj`: attempts and cost so far. */
-function withCost(plan: Plan): Plan {
+/** Roll-ups shown in `kubectl get gj`: attempts and cost so far; the budget used and left while it runs. */
+function withCost(plan: Plan, job: GpuJob): Plan {
   const status = plan.status;
   const attempts = status.attempts ?? [];
   status.attemptCount = attempts.length;
   let gpuSeconds = 0;
   let amount = 0n;
-  for (const a of attempts.filter(isPaid)) {
+  const live = attempts.find((a) => !a.endTime);
+  for (const a of attempts.filter((x) => isPaid(x) || x === live)) {
     gpuSeconds += a.gpuSeconds ?? 0;
     amount += costOfGpuSeconds(parseMoney(a.pricePerGpuHour ?? '0'), Math.floor(a.gpuSeconds ?? 0));
   }
   status.cost = { gpuSeconds: Math.round(gpuSeconds * 1000) / 1000, amount: formatMoney(amount, { maxFractionDigits: 6, rounding: 'ceil' }) };
+  const limit = job.spec.budget?.maxTotal;
+  const budget: NonNullable<GpuJobStatus['budget']> = { used: status.cost.amount };
+  if (limit) {
+    const max = parseMoney(limit);
+    budget.limit = limit;
+    budget.left = formatMoney(max > amount ? max - amount : 0n, { maxFractionDigits: 6, rounding: 'floor' });
+  }
+  if (live?.coveredGpuSeconds) budget.attemptLeftGpuSeconds = Math.max(0, Math.round((live.coveredGpuSeconds - (live.gpuSeconds ?? 0)) * 1000) / 1000);
+  status.budget = budget;
   return plan;
+}
+
+/** GPU-seconds the hub itself saw an attempt running so far (for explain). */
+export function hubSeen(attempt: JobAttempt, gpus: number, now: number): number {
+  const since = attempt.runningTime ? Date.parse(attempt.runningTime) : undefined;
+  return hubSeenGpuSeconds(since, attempt.endTime ? Date.parse(attempt.endTime) : now, gpus);
 }
 
 function scoreSummary(d: Decision): string {

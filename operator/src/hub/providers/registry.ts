@@ -14,6 +14,13 @@ import type { ProviderStore } from './store.js';
 // heartbeats are fresh; a disconnect alone changes nothing but the heartbeat age, and only after
 // `providerLostAfterMs` without a heartbeat does Ready turn False (HeartbeatMissed). Jobs are told
 // through `onProviderLost`, so a blip never evicts anything.
+//
+// Liveness lives here, in the leader's memory (agents stream to the leader), not in etcd: a
+// heartbeat is a status write only on a transition (Ready again, the first latency measured) or
+// when nothing was written for `statusPeriodMs`; every other write carries the latest heartbeat
+// time and latency along. Inventories are written only when the pools changed. At rest that is one
+// write per provider per period instead of one per heartbeat, each re-sent to every watcher
+// (Kubernetes moved node heartbeats to Leases for the same reason, KEP-589).
 
 export interface ProviderRegistryOptions {
   store: ProviderStore;
@@ -27,10 +34,23 @@ export interface ProviderRegistryOptions {
   onProviderReady?: (provider: string) => Promise<void> | void;
   /** The agent sent its first inventory on a new stream: it is ready for a full resync. */
   onAgentSynced?: (provider: string) => Promise<void> | void;
+  /** At rest, lastHeartbeatTime and latency are written at most this often; default 60 s. */
+  statusPeriodMs?: number;
+  /** Every inventory, before it is written (the GpuJob controller keeps the cordons it shows). */
+  onInventory?: (provider: string, inventory: Inventory) => void;
 }
 
 interface Liveness {
+  /** Last heartbeat, or when this hub took the provider over: the grace period counts from here. */
   lastHeartbeatMs: number;
+  /** Last heartbeat actually received by this hub (undefined for a provider only adopted). */
+  heardMs?: number;
+  latency?: NonNullable<GpuProviderStatus['latency']>;
+  /** When this hub last wrote the provider's status (any write carries heartbeat and latency). */
+  writtenMs: number;
+  latencyWritten: boolean;
+  /** JSON of the pools last written, to skip identical inventories. */
+  writtenPools?: string;
   ready: boolean;
   connected: boolean;
   /** Set at registration, cleared when the stream's first inventory arrives. */
@@ -40,6 +60,7 @@ interface Liveness {
 }
 
 export const DEFAULT_PROVIDER_LOST_AFTER_MS = 15_000;
+export const DEFAULT_STATUS_PERIOD_MS = 60_000;
 
 type StatusPatch = Partial<GpuProviderStatus> | ((current: GpuProvider | undefined) => Partial<GpuProviderStatus> | undefined);
 
@@ -48,10 +69,12 @@ export class KubeProviderRegistry implements ProviderRegistry {
   /** Write queues of providers with no Liveness entry (chain status of an offline provider). */
   private readonly unattached = new Map<string, Promise<void>>();
   private readonly lostAfter: number;
+  private readonly statusPeriod: number;
   private readonly now: () => number;
 
   constructor(private readonly opts: ProviderRegistryOptions) {
     this.lostAfter = opts.providerLostAfterMs ?? DEFAULT_PROVIDER_LOST_AFTER_MS;
+    this.statusPeriod = opts.statusPeriodMs ?? DEFAULT_STATUS_PERIOD_MS;
     this.now = opts.now ?? Date.now;
   }
 
@@ -65,9 +88,13 @@ export class KubeProviderRegistry implements ProviderRegistry {
     const previous = this.live.get(name);
     this.live.set(name, {
       lastHeartbeatMs: this.now(),
+      heardMs: this.now(),
+      writtenMs: 0,
+      latencyWritten: false,
       ready: previous?.ready ?? false,
       connected: true,
       awaitingFirstInventory: true,
+      ...(previous?.writtenPools ? { writtenPools: previous.writtenPools } : {}),
       writes: previous?.writes ?? this.unattached.get(name) ?? Promise.resolve(),
     });
     const registered: ConditionUpdate = {
@@ -87,8 +114,15 @@ export class KubeProviderRegistry implements ProviderRegistry {
   }
 
   async onInventory(providerName: string, inventory: Inventory): Promise<void> {
-    await this.write(providerName, poolsStatus(inventory));
+    this.opts.onInventory?.(providerName, inventory);
+    const pools = poolsStatus(inventory);
     const live = this.live.get(providerName);
+    const json = JSON.stringify(pools);
+    // Agents re-send an unchanged inventory after every reconnect: nothing to write then.
+    if (live?.writtenPools !== json) {
+      if (live) live.writtenPools = json;
+      await this.write(providerName, pools);
+    }
     if (live?.awaitingFirstInventory) {
       live.awaitingFirstInventory = false;
       await this.opts.onAgentSynced?.(providerName);
@@ -99,21 +133,37 @@ export class KubeProviderRegistry implements ProviderRegistry {
     const live = this.live.get(providerName);
     if (!live) return;
     live.lastHeartbeatMs = observation.at.getTime();
-    const status: Partial<GpuProviderStatus> = { lastHeartbeatTime: iso(live.lastHeartbeatMs) };
+    live.heardMs = live.lastHeartbeatMs;
     const latency: NonNullable<GpuProviderStatus['latency']> = {};
     if (observation.rttMs !== undefined) latency.rttMs = round(observation.rttMs);
     if (observation.bandwidthMbps !== undefined) latency.bandwidthMbps = round(observation.bandwidthMbps);
-    if (Object.keys(latency).length) status.latency = latency;
-    let ready: ConditionUpdate | undefined;
+    if (Object.keys(latency).length) live.latency = latency;
     if (!live.ready) {
       live.ready = true;
-      ready = { type: ProviderConditions.Ready, status: 'True', reason: 'HeartbeatReceived', message: 'the agent is connected and its heartbeats are fresh' };
+      const ready: ConditionUpdate = { type: ProviderConditions.Ready, status: 'True', reason: 'HeartbeatReceived', message: 'the agent is connected and its heartbeats are fresh' };
       const provider = await this.opts.store.get(providerName);
       if (provider) await this.event(provider, 'Normal', 'ProviderReady', 'heartbeats are fresh; the provider is on the market');
       await this.opts.onProviderReady?.(providerName);
+      await this.write(providerName, (current) => ({ conditions: setCondition(current?.status?.conditions, ready, new Date(this.now())).conditions }));
+      return;
     }
-    const withReady = ready;
-    await this.write(providerName, withReady ? (current) => ({ ...status, conditions: setCondition(current?.status?.conditions, withReady, new Date(this.now())).conditions }) : status);
+    // At rest: the first latency measured (the scheduler filters on it), then once a period.
+    const firstLatency = live.latency !== undefined && !live.latencyWritten;
+    if (firstLatency || this.now() - live.writtenMs >= this.statusPeriod) await this.write(providerName, {});
+  }
+
+  /**
+   * How long since the provider was heard from, as the leader knows it (a provider it only adopted
+   * counts from the take-over); undefined when this hub does not track it. Fresher than status.
+   */
+  heartbeatAgeMs(providerName: string, now: number = this.now()): number | undefined {
+    const live = this.live.get(providerName);
+    return live && Math.max(0, now - live.lastHeartbeatMs);
+  }
+
+  /** When this hub last heard from the provider's agent (ms since the epoch), fresher than status. */
+  lastHeard(providerName: string): number | undefined {
+    return this.live.get(providerName)?.heardMs;
   }
 
   onAttemptStatus(providerName: string, status: AttemptStatus): Promise<void> | void {
@@ -159,7 +209,9 @@ export class KubeProviderRegistry implements ProviderRegistry {
       const name = p.metadata.name;
       if (!name || this.live.has(name)) continue;
       const ready = p.status?.conditions?.some((c) => c.type === ProviderConditions.Ready && c.status === 'True') ?? false;
-      if (ready) this.live.set(name, { lastHeartbeatMs: now, ready, connected: false, awaitingFirstInventory: false, writes: Promise.resolve() });
+      if (ready) {
+        this.live.set(name, { lastHeartbeatMs: now, writtenMs: now, latencyWritten: true, ready, connected: false, awaitingFirstInventory: false, writes: Promise.resolve() });
+      }
     }
   }
 
@@ -206,7 +258,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
     const run = async () => {
       try {
         const patch = typeof status === 'function' ? status(await this.opts.store.get(name)) : status;
-        if (patch) await this.opts.store.patchStatus(name, patch);
+        if (patch) await this.opts.store.patchStatus(name, { ...patch, ...this.heartbeatFields(name) });
       } catch (err) {
         this.opts.logger.error({ provider: name, err }, 'failed to write GpuProvider status');
       }
@@ -220,6 +272,19 @@ export class KubeProviderRegistry implements ProviderRegistry {
     }
     live.writes = live.writes.then(run);
     return live.writes;
+  }
+
+  /** What every write of a provider this hub has heard from carries along: heartbeat time and latency. */
+  private heartbeatFields(name: string): Partial<GpuProviderStatus> {
+    const live = this.live.get(name);
+    if (live?.heardMs === undefined) return {};
+    live.writtenMs = this.now();
+    const fields: Partial<GpuProviderStatus> = { lastHeartbeatTime: iso(live.heardMs) };
+    if (live.latency) {
+      fields.latency = live.latency;
+      live.latencyWritten = true;
+    }
+    return fields;
   }
 
   private async event(provider: GpuProvider, type: 'Normal' | 'Warning', reason: string, message: string) {

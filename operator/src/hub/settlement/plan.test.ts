@@ -57,6 +57,19 @@ describe('planSettlement', () => {
     expect(again.actions).toEqual([{ kind: 'refund', epoch: 1, why: 'attempt 1 ended Lost (ProviderLost): not paid' }]);
   });
 
+  it('slashes a provider at most once per job, and never for an unattributed end', () => {
+    const status = {
+      phase: 'Failed' as const,
+      attempts: [
+        ended(1, 'Failed', 'provider', { provider: 'gp-x', reason: 'StartTimeout' }),
+        ended(2, 'Failed', 'unattributed', { provider: 'gp-y', reason: 'Evicted' }),
+        ended(3, 'Failed', 'provider', { provider: 'gp-x', reason: 'PodsDeleted' }),
+      ],
+    };
+    const plan = planSettlement(settlementJob({ status }), chain({ 1: closed('Refunded'), 2: closed('Settled'), 3: closed('Refunded') }), NOW, config);
+    expect(plan.actions).toEqual([{ kind: 'slash', epoch: 1, provider: 'gp-x', reason: 'StartTimeout' }]);
+  });
+
   it('does not slash when slashing is off or for faults that are not the provider\'s', () => {
     const status = { ...succeeded, attempts: [ended(1, 'Lost', 'provider'), ended(2, 'Reclaimed', 'owner-reclaim')] };
     const plan = planSettlement(settlementJob({ status }), chain({ 1: closed('Refunded'), 2: closed('Settled') }), NOW, { ...config, slashAmount: 0n });

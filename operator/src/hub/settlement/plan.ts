@@ -1,4 +1,4 @@
-import type { GpuJob, SettlementReceipt } from '../../api/types.js';
+import type { GpuJob, JobAttempt, SettlementReceipt } from '../../api/types.js';
 import { formatCredits, parseCredits } from '../../chain/credits.js';
 import { escrowEpochs, isBillable, isDeleted, isFinished } from './billing.js';
 import { settlementTotals } from './records.js';
@@ -82,8 +82,9 @@ export function planSettlement(job: GpuJob, chain: ReadonlyMap<number, ChainEscr
       }
       continue;
     }
-    // 2. Provider fault: slash once per (escrow, epoch), whatever the escrow's state.
-    if (attempt?.endTime && attempt.faultOf === 'provider' && !escrow.slashed && config.slashAmount > 0n) {
+    // 2. Provider fault: slash once per (escrow, epoch), whatever the escrow's state, and only for
+    //    the first provider-fault attempt of each provider in this job: at most once per (job, provider).
+    if (attempt?.endTime && attempt.faultOf === 'provider' && !escrow.slashed && config.slashAmount > 0n && firstFaultOf(attempts, attempt)) {
       plan.actions.push({ kind: 'slash', epoch, provider: attempt.provider, reason: attempt.reason ?? 'ProviderFault' });
     }
     if (escrow.state !== 'Open') continue;
@@ -123,6 +124,10 @@ export function planSettlement(job: GpuJob, chain: ReadonlyMap<number, ChainEscr
   const condition = settledCondition(job, plan, open, missing, over);
   if (condition) plan.condition = condition;
   return plan;
+}
+
+function firstFaultOf(attempts: readonly JobAttempt[], attempt: JobAttempt): boolean {
+  return !attempts.some((a) => a.epoch < attempt.epoch && a.provider === attempt.provider && a.endTime && a.faultOf === 'provider');
 }
 
 function settledCondition(

@@ -64,8 +64,19 @@ describe('checkReceipt', () => {
     expect(check(await signed({ epoch: 2 }))).toEqual({ kind: 'refuse', reason: 'job train has no attempt 2' });
     expect(check(await signed({ price: '9' }))).toEqual({ kind: 'refuse', reason: 'price 9 differs from the agreed 2.4' });
     // The attempt lasted 30 s on 2 GPUs: 70 GPU-seconds with the slack, not 3600.
-    expect(check(await signed({ gpuSeconds: 3600 }))).toEqual({ kind: 'refuse', reason: '3600 GPU-seconds is more than attempt 1 could use (70)' });
+    expect(check(await signed({ gpuSeconds: 3600 }))).toEqual({ kind: 'refuse', reason: '3600 GPU-seconds is more than attempt 1 could use: the hub saw it running for 60 GPU-seconds (+10 slack)' });
     expect(check({ ...(await signed()), amount: '1' })).toEqual({ kind: 'refuse', reason: 'amount 1 is not gpuSeconds × price / 3600' });
+  });
+
+  it('bounds usage by the interval the hub saw running, not the attempt\'s lifetime, and by what the budget covers', async () => {
+    // Assigned at T0+60s but seen Running only 20 s before its end: 2 GPUs × 20 s + 10 slack.
+    const late = succeededJob({ runningTime: new Date(T0 + 70_000).toISOString() });
+    expect(check(await signed({ gpuSeconds: 50 }), { job: late })).toMatchObject({ kind: 'accept' });
+    expect(check(await signed({ gpuSeconds: 60 }), { job: late })).toEqual({ kind: 'refuse', reason: '60 GPU-seconds is more than attempt 1 could use: the hub saw it running for 40 GPU-seconds (+10 slack)' });
+    const never = succeededJob({ runningTime: undefined });
+    expect(check(await signed({ gpuSeconds: 60 }), { job: never })).toEqual({ kind: 'refuse', reason: '60 GPU-seconds is more than attempt 1 could use: the hub never saw it running (+10 slack)' });
+    const capped = succeededJob({ coveredGpuSeconds: 40 });
+    expect(check(await signed({ gpuSeconds: 60 }), { job: capped })).toEqual({ kind: 'refuse', reason: '60 GPU-seconds is more than the 40 the budget of attempt 1 covers' });
   });
 
   it('takes a receipt for a running attempt (it may arrive before the attempt\'s end is recorded)', async () => {

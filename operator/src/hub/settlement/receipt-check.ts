@@ -2,6 +2,7 @@ import type { TypedDataDomain } from 'ethers';
 import type { GpuJob, SettlementReceipt } from '../../api/types.js';
 import { attemptEscrowId } from '../../chain/attempt-escrow.js';
 import { parseCredits } from '../../chain/credits.js';
+import { BILLING_SLACK_SECONDS_PER_GPU, hubSeenGpuSeconds } from '../../core/budget.js';
 import { buildUsageReceipt, recoverReceiptSigner } from '../../chain/receipt.js';
 import type { UsageReceipt as ReceiptMessage } from '../../gen/proto/fedgpu/v1/market.js';
 import { isBillable, isDeleted } from './billing.js';
@@ -58,13 +59,19 @@ export function checkReceipt(input: ReceiptCheck): ReceiptVerdict {
     return refuse(`malformed receipt: ${(err as Error).message}`);
   }
 
-  // No more GPU time than the attempt existed: from its assignment to its end (or now).
+  // No more GPU time than the hub itself saw the attempt running (first Running report to its end,
+  // or now) × GPUs, and no more than its budget covered: providers do not grade themselves.
   const gpus = (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1);
-  const start = Date.parse(attempt.startTime ?? '');
+  const running = attempt.runningTime ? Date.parse(attempt.runningTime) : undefined;
   const end = attempt.endTime ? Date.parse(attempt.endTime) : input.now;
-  if (Number.isFinite(start)) {
-    const bound = gpus * (Math.ceil(Math.max(0, end - start) / 1000) + (input.slackSecondsPerGpu ?? 5));
-    if (receipt.gpuSeconds > bound) return refuse(`${receipt.gpuSeconds} GPU-seconds is more than attempt ${epoch} could use (${bound})`);
+  const slack = gpus * (input.slackSecondsPerGpu ?? BILLING_SLACK_SECONDS_PER_GPU);
+  const seen = Math.ceil(hubSeenGpuSeconds(running, end, gpus));
+  if (receipt.gpuSeconds > seen + slack) {
+    const what = running === undefined ? 'the hub never saw it running' : `the hub saw it running for ${seen} GPU-seconds`;
+    return refuse(`${receipt.gpuSeconds} GPU-seconds is more than attempt ${epoch} could use: ${what} (+${slack} slack)`);
+  }
+  if (attempt.coveredGpuSeconds && receipt.gpuSeconds > attempt.coveredGpuSeconds) {
+    return refuse(`${receipt.gpuSeconds} GPU-seconds is more than the ${attempt.coveredGpuSeconds} the budget of attempt ${epoch} covers`);
   }
 
   let signer: string;

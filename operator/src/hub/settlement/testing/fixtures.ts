@@ -28,7 +28,8 @@ export function settlementJob(over: { status?: GpuJobStatus; spec?: Partial<GpuJ
 }
 
 export function attempt(epoch: number, over: Partial<JobAttempt> = {}): JobAttempt {
-  return { epoch, provider: `gp-${epoch}`, startTime: iso(T0 + epoch * 60_000), outcome: 'Running', pricePerGpuHour: '2.4', gpuSeconds: 0, ...over };
+  // The hub saw it Running from its assignment (billing bounds start there).
+  return { epoch, provider: `gp-${epoch}`, startTime: iso(T0 + epoch * 60_000), runningTime: iso(T0 + epoch * 60_000), outcome: 'Running', pricePerGpuHour: '2.4', gpuSeconds: 0, ...over };
 }
 
 export const ended = (epoch: number, outcome: JobAttempt['outcome'], faultOf: JobAttempt['faultOf'], over: Partial<JobAttempt> = {}) =>

@@ -297,6 +297,12 @@ export interface Assign {
   env: EnvVar[];
   /** Agreed price, so the usage receipt can be checked against it. */
   pricePerGpuHour: string;
+  /**
+   * GPU-seconds the attempt's escrow covers at price_per_gpu_hour (0: no limit, the hub settles
+   * nothing). The agent stops the pods once they are used (after the checkpoint grace), reports
+   * the attempt Failed with reason BudgetExhausted, and signs for no more than this.
+   */
+  coveredGpuSeconds: number;
 }
 
 /** Stop one attempt. Cancelling an epoch the agent does not run is a no-op. */
@@ -2373,6 +2379,7 @@ function createBaseAssign(): Assign {
     gracePeriodSeconds: 0,
     env: [],
     pricePerGpuHour: "",
+    coveredGpuSeconds: 0,
   };
 }
 
@@ -2407,6 +2414,9 @@ export const Assign: MessageFns<Assign> = {
     }
     if (message.pricePerGpuHour !== "") {
       writer.uint32(82).string(message.pricePerGpuHour);
+    }
+    if (message.coveredGpuSeconds !== 0) {
+      writer.uint32(88).uint64(message.coveredGpuSeconds);
     }
     return writer;
   },
@@ -2504,6 +2514,14 @@ export const Assign: MessageFns<Assign> = {
             message.pricePerGpuHour = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.coveredGpuSeconds = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2531,6 +2549,7 @@ export const Assign: MessageFns<Assign> = {
     message.gracePeriodSeconds = object.gracePeriodSeconds ?? 0;
     message.env = object.env?.map((e) => EnvVar.fromPartial(e)) || [];
     message.pricePerGpuHour = object.pricePerGpuHour ?? "";
+    message.coveredGpuSeconds = object.coveredGpuSeconds ?? 0;
     return message;
   },
 };

@@ -1,0 +1,226 @@
+import { createHash } from 'node:crypto';
+import { CoreV1Api, NetworkingV1Api, type KubeConfig, type V1Namespace } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { GPU_RESOURCE } from '../../api/constants.js';
+
+// One namespace per consumer on this provider (DESIGN §8): PodSecurity `restricted` enforced, a
+// default-deny NetworkPolicy, a ResourceQuota and LimitRange bounding what the consumer's live
+// attempts paid for. Created on the first attempt, deleted when the last one is gone. Other parts
+// of the agent (rendezvous Services, egress policies, secrets) find an attempt's namespace with
+// `tenantNamespaceName`.
+
+export const TENANT_LABEL = 'fedgpu.io/tenant-hash';
+export const TENANT_ANNOTATION = 'fedgpu.io/tenant';
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'fedgpu-agent';
+export const ENFORCE_LABEL = 'pod-security.kubernetes.io/enforce';
+export const ENFORCE_VERSION_LABEL = 'pod-security.kubernetes.io/enforce-version';
+export const DEFAULT_DENY_POLICY = 'fedgpu-default-deny';
+export const ALLOW_DNS_POLICY = 'fedgpu-allow-dns';
+export const QUOTA_NAME = 'fedgpu-attempts';
+export const LIMIT_RANGE_NAME = 'fedgpu-containers';
+
+/** The namespace refuses to be used: it does not enforce PodSecurity restricted. */
+export class NamespaceNotRestrictedError extends Error {
+  override name = 'NamespaceNotRestrictedError';
+}
+
+const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 8);
+
+/**
+ * The provider-side namespace of a consumer (the hub namespace an attempt comes from):
+ * `<prefix>-<readable part>-<hash>`, a DNS-1123 label whatever the hub sends.
+ */
+export function tenantNamespaceName(prefix: string, tenant: string): string {
+  const suffix = hash(tenant);
+  const room = 63 - prefix.length - suffix.length - 2;
+  const readable = tenant.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, Math.max(0, room)).replace(/-+$/, '');
+  return readable ? `${prefix}-${readable}-${suffix}` : `${prefix}-${suffix}`;
+}
+
+/** Whether a namespace enforces PodSecurity restricted at the latest version; the reason if not. */
+export function restrictedProblem(ns: V1Namespace): string | undefined {
+  const labels = ns.metadata?.labels ?? {};
+  if (labels[ENFORCE_LABEL] !== 'restricted') {
+    return `namespace ${ns.metadata?.name} does not enforce PodSecurity restricted (${ENFORCE_LABEL}=${labels[ENFORCE_LABEL] ?? 'unset'})`;
+  }
+  const version = labels[ENFORCE_VERSION_LABEL];
+  if (version !== undefined && version !== 'latest') {
+    return `namespace ${ns.metadata?.name} enforces PodSecurity restricted only at ${version}, not latest`;
+  }
+  return undefined;
+}
+
+/** What a consumer's live attempts on this provider paid for: the namespace's quota. */
+export interface TenantUsage {
+  pods: number;
+  gpus: number;
+}
+
+export interface TenancyOptions {
+  /** Prefix of every tenant namespace (the chart's provider.jobNamespace). */
+  prefix: string;
+  /** Allow DNS egress from job pods (the rest stays denied). */
+  allowDns?: boolean;
+  /** Ephemeral storage a container gets by default and at most (root filesystem writes, logs). */
+  defaultEphemeralStorage?: string;
+  maxEphemeralStorage?: string;
+  /** Called when a namespace is refused for not enforcing restricted. */
+  onNotRestricted?: (namespace: string, reason: string) => void;
+}
+
+const isCode = (err: unknown, code: number) => (err as { code?: number }).code === code;
+
+export class TenantNamespaces {
+  private readonly core: CoreV1Api;
+  private readonly net: NetworkingV1Api;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly options: TenancyOptions,
+    private readonly logger: Logger,
+  ) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.net = kubeConfig.makeApiClient(NetworkingV1Api);
+  }
+
+  nameOf(tenant: string): string {
+    return tenantNamespaceName(this.options.prefix, tenant);
+  }
+
+  /** Whether `namespace` is one of ours (pods there are the agent's to manage). */
+  owns(namespace: string | undefined): boolean {
+    return namespace !== undefined && namespace.startsWith(`${this.options.prefix}-`);
+  }
+
+  /**
+   * Makes the tenant's namespace ready for pods and bounds it to `usage`; throws
+   * NamespaceNotRestrictedError when the namespace exists without PodSecurity restricted.
+   */
+  async ensure(tenant: string, usage: TenantUsage): Promise<string> {
+    const name = this.nameOf(tenant);
+    const ns = await this.ensureNamespace(name, tenant);
+    if (ns.metadata?.deletionTimestamp) throw new Error(`namespace ${name} is still being deleted; the next resync retries`);
+    const problem = restrictedProblem(ns);
+    if (problem) {
+      this.options.onNotRestricted?.(name, problem);
+      this.logger.error({ namespace: name }, `refusing to run job pods: ${problem}`);
+      throw new NamespaceNotRestrictedError(problem);
+    }
+    const labels = { [MANAGED_BY_LABEL]: MANAGED_BY };
+    // The namespace's own default ServiceAccount mounts nothing either (pods set it off as well).
+    // (The controller-manager may have made it first: then it is replaced.)
+    const sa = { metadata: { name: 'default', labels }, automountServiceAccountToken: false };
+    await this.createOrReplace(
+      () => this.core.createNamespacedServiceAccount({ namespace: name, body: sa }),
+      () => this.core.replaceNamespacedServiceAccount({ name: 'default', namespace: name, body: sa }),
+    );
+    // Replaced when present, so a policy someone loosened is put back.
+    const deny = { metadata: { name: DEFAULT_DENY_POLICY, labels }, spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] } };
+    await this.createOrReplace(
+      () => this.net.createNamespacedNetworkPolicy({ namespace: name, body: deny }),
+      () => this.net.replaceNamespacedNetworkPolicy({ name: DEFAULT_DENY_POLICY, namespace: name, body: deny }),
+    );
+    if (this.options.allowDns !== false) {
+      await this.createOrReplace(
+        () => this.net.createNamespacedNetworkPolicy({
+          namespace: name,
+          body: {
+            metadata: { name: ALLOW_DNS_POLICY, labels },
+            spec: {
+              podSelector: {},
+              policyTypes: ['Egress'],
+              egress: [{ to: [{ namespaceSelector: {} }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] }],
+            },
+          },
+        }),
+        undefined,
+      );
+    }
+    const quota = {
+      metadata: { name: QUOTA_NAME, labels },
+      spec: { hard: { pods: String(usage.pods), [`requests.${GPU_RESOURCE}`]: String(usage.gpus) } },
+    };
+    await this.createOrReplace(
+      () => this.core.createNamespacedResourceQuota({ namespace: name, body: quota }),
+      () => this.core.replaceNamespacedResourceQuota({ name: QUOTA_NAME, namespace: name, body: quota }),
+    );
+    const max = this.options.maxEphemeralStorage ?? '200Gi';
+    await this.createOrReplace(
+      () => this.core.createNamespacedLimitRange({
+        namespace: name,
+        body: {
+          metadata: { name: LIMIT_RANGE_NAME, labels },
+          spec: {
+            limits: [{
+              type: 'Container',
+              _default: { 'ephemeral-storage': this.options.defaultEphemeralStorage ?? '20Gi' },
+              defaultRequest: { 'ephemeral-storage': '1Gi' },
+              max: { 'ephemeral-storage': max },
+            }],
+          },
+        },
+      }),
+      undefined,
+    );
+    return name;
+  }
+
+  /** Deletes every tenant namespace of ours that no live attempt uses any more. */
+  async release(inUse: ReadonlySet<string>): Promise<string[]> {
+    const list = await this.core.listNamespace({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` });
+    const deleted: string[] = [];
+    for (const ns of list.items) {
+      const name = ns.metadata?.name;
+      if (!name || !this.owns(name) || inUse.has(name) || ns.metadata?.deletionTimestamp) continue;
+      try {
+        await this.core.deleteNamespace({ name });
+        deleted.push(name);
+        this.logger.info({ namespace: name }, 'deleted tenant namespace: its last attempt is gone');
+      } catch (err) {
+        if (!isCode(err, 404)) throw err;
+      }
+    }
+    return deleted;
+  }
+
+  private async ensureNamespace(name: string, tenant: string): Promise<V1Namespace> {
+    try {
+      return await this.core.readNamespace({ name });
+    } catch (err) {
+      if (!isCode(err, 404)) throw err;
+    }
+    const body: V1Namespace = {
+      metadata: {
+        name,
+        labels: {
+          [MANAGED_BY_LABEL]: MANAGED_BY,
+          [TENANT_LABEL]: hash(tenant),
+          [ENFORCE_LABEL]: 'restricted',
+          [ENFORCE_VERSION_LABEL]: 'latest',
+          'pod-security.kubernetes.io/audit': 'restricted',
+          'pod-security.kubernetes.io/warn': 'restricted',
+        },
+        annotations: { [TENANT_ANNOTATION]: tenant.slice(0, 253) },
+      },
+    };
+    try {
+      const created = await this.core.createNamespace({ body });
+      this.logger.info({ namespace: name }, 'created tenant namespace');
+      return created;
+    } catch (err) {
+      if (!isCode(err, 409)) throw err;
+      return this.core.readNamespace({ name });
+    }
+  }
+
+  /** Create; on conflict replace when a replacement is given, otherwise keep what is there. */
+  private async createOrReplace(create: () => Promise<unknown>, replace: (() => Promise<unknown>) | undefined): Promise<void> {
+    try {
+      await create();
+    } catch (err) {
+      if (!isCode(err, 409)) throw err;
+      if (replace) await replace();
+    }
+  }
+}

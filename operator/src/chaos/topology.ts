@@ -1,0 +1,172 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { CoordinationV1Api } from '@kubernetes/client-node';
+import { freshProvider } from '../chain/provider.js';
+import { startSandboxChain, type SandboxChain } from '../sandbox/chain.js';
+import { sandboxWallet } from '../sandbox/topology.js';
+import { hubPki, installCrds, providerClient, readyStatus, startAgent, startHubProcess, type AgentHandle, type HubPki, type HubProcess } from '../testbed/federation.js';
+import type { Cluster } from '../testbed/cluster.js';
+import { freePort } from '../testbed/free-port.js';
+import { startTestbed, type Testbed } from '../testbed/testbed.js';
+import { waitFor } from '../testbed/wait.js';
+import { FaultProxy } from './proxy.js';
+
+// The chaos federation: the sandbox's shape with every link a fault can cut made explicit. A hub
+// cluster with two hub replicas campaigning for one Lease; N provider clusters of H100 nodes
+// (kwok), each agent reaching each replica through its own FaultProxy (a partition cuts exactly one
+// provider); anvil with the contracts, reached by the hubs through a FaultProxy (RPC outages and
+// slowness). Replicas advertise no address in the Lease, so an agent never leaves its proxies.
+
+export const PRODUCT = 'NVIDIA-H100-80GB-HBM3';
+export const JOB_NAMESPACE = 'default'; // the namespace the sandbox chain binds to its consumer
+export const LEASE = { name: 'fedgpu-hub-chaos', namespace: 'default', durationS: 8, renewDeadlineS: 6, retryPeriodMs: 1_000 };
+export const PROVIDER_LOST_AFTER_MS = 12_000;
+/** Blocks a settlement transaction must be under; anvil mines a block a second (interval mining). */
+export const CONFIRMATIONS = 3;
+
+export interface ChaosProvider {
+  cluster: string;
+  /** GpuProvider name on the hub (known once registered). */
+  name: string;
+  wallet: string;
+  agent: AgentHandle;
+  /** One proxy per hub replica, in replica order. */
+  links: FaultProxy[];
+}
+
+export interface HubReplica {
+  index: number;
+  port: number;
+  process: HubProcess;
+  restart(): Promise<void>;
+}
+
+export interface ChaosTopology {
+  dir: string;
+  testbed: Testbed;
+  chain: SandboxChain;
+  rpcProxy: FaultProxy;
+  hubs: HubReplica[];
+  providers: ChaosProvider[];
+  /** The replica holding the Lease now, if any (read from the Lease). */
+  leader(): Promise<HubReplica | undefined>;
+  stop(): Promise<void>;
+}
+
+export async function startChaosTopology(dir: string, providerCount: number, log: (line: string) => void): Promise<ChaosTopology> {
+  const clusters = Array.from({ length: providerCount }, (_, i) => `p${i + 1}`);
+  log(`starting the hub cluster and ${providerCount} provider clusters`);
+  const testbed = await startTestbed(join(dir, 'clusters'), [
+    { name: 'hub', scheduler: false },
+    ...clusters.map((name) => ({ name, gpuNodes: [{ prefix: `${name}-h100`, count: 3, gpusPerNode: 4, product: PRODUCT, memoryMiB: 81559 }] })),
+  ]);
+  const proxies: FaultProxy[] = [];
+  const hubs: HubReplica[] = [];
+  const providers: ChaosProvider[] = [];
+  let chain: SandboxChain | undefined;
+  const stop = async () => {
+    await Promise.all(providers.map((p) => p.agent.process.stop()));
+    await Promise.all(hubs.map((h) => h.process.process.stop()));
+    await Promise.all(proxies.map((p) => p.stop()));
+    await chain?.stop();
+    await testbed.stop();
+  };
+  try {
+    const hubCluster = testbed.cluster('hub');
+    await installCrds(hubCluster);
+    log('starting anvil with the contracts; staking the providers; funding the consumer');
+    chain = await startSandboxChain(join(dir, 'chain'), hubCluster.kubeconfigPath, providerCount);
+    // A block a second, as a real chain: transactions wait to be mined, confirmations accrue with
+    // time, and a reorganisation shallower than CONFIRMATIONS drops unconfirmed transactions only.
+    const rpc = freshProvider(chain.rpcUrl);
+    await rpc.send('evm_setAutomine', [false]);
+    await rpc.send('evm_setIntervalMining', [1]);
+    rpc.destroy();
+    const rpcUrl = new URL(chain.rpcUrl);
+    const rpcProxy = await FaultProxy.start({ host: rpcUrl.hostname, port: Number(rpcUrl.port) });
+    proxies.push(rpcProxy);
+    const hubArgs = [
+      ...withRpc(chain.hubArgs, rpcProxy.url),
+      '--confirmations', String(CONFIRMATIONS),
+      '--provider-lost-after', `${PROVIDER_LOST_AFTER_MS / 1000}s`,
+      '--leader-elect',
+      '--lease-name', LEASE.name,
+      '--lease-namespace', LEASE.namespace,
+      '--lease-duration', `${LEASE.durationS}s`,
+      '--renew-deadline', `${LEASE.renewDeadlineS}s`,
+      '--retry-period', `${LEASE.retryPeriodMs}ms`,
+    ];
+    const pki = await hubPki(join(dir, 'pki'));
+    for (const index of [0, 1]) hubs.push(await startReplica(hubCluster, pki, dir, index, hubArgs));
+    log(`hub replicas on ${hubs.map((h) => h.port).join(', ')}; chain RPC through ${rpcProxy.url}`);
+    for (const [i, cluster] of clusters.entries()) {
+      const links = await Promise.all(hubs.map((h) => FaultProxy.start({ host: '127.0.0.1', port: h.port })));
+      proxies.push(...links);
+      const wallet = sandboxWallet(i + 1);
+      const agent = await startAgent(cluster, testbed.cluster(cluster), pki, links.map((l) => l.address).join(','), { displayName: cluster, region: 'eu-west', pricePerGpuHour: { [PRODUCT]: (2 + i * 0.4).toFixed(2) } }, wallet);
+      providers.push({ cluster, name: '', wallet: wallet.address.toLowerCase(), agent, links });
+    }
+    const gps = providerClient(hubCluster);
+    for (const p of providers) {
+      const gp = await waitFor(`${p.cluster} Ready and Staked`, async () => {
+        const found = await gps.byWallet(p.wallet);
+        const staked = found?.status?.conditions?.find((c) => c.type === 'Staked')?.status === 'True';
+        return readyStatus(found)?.status === 'True' && staked ? found : undefined;
+      }, { timeoutMs: 180_000 });
+      p.name = gp.metadata.name!;
+    }
+    log(`providers Ready: ${providers.map((p) => `${p.cluster}=${p.name}`).join(', ')}`);
+    const leases = hubCluster.kubeConfig.makeApiClient(CoordinationV1Api);
+    return {
+      dir,
+      testbed,
+      chain,
+      rpcProxy,
+      hubs,
+      providers,
+      async leader() {
+        const lease = await leases.readNamespacedLease({ name: LEASE.name, namespace: LEASE.namespace });
+        const holder = lease.spec?.holderIdentity;
+        return hubs.find((h) => h.process.process.running() && holder === `${hostname()}_${h.process.process.pid}`);
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function withRpc(args: string[], url: string): string[] {
+  const out = [...args];
+  const i = out.indexOf('--chain-rpc');
+  if (i >= 0) out[i + 1] = url;
+  return out;
+}
+
+async function startReplica(hubCluster: Cluster, pki: HubPki, dir: string, index: number, hubArgs: string[]): Promise<HubReplica> {
+  const port = await freePort();
+  let runs = 0;
+  // Restarted on the same port with the same arguments, as a pod behind its address would be. A
+  // wildcard advertise address publishes none in the Lease: agents stay on their own proxies.
+  const start = () => startHubProcess(hubCluster, pki, join(dir, `hub-${index}-run-${++runs}`), [...hubArgs, '--grpc-port', String(port), '--advertise-address', `0.0.0.0:${port}`]);
+  const replica: HubReplica = {
+    index,
+    port,
+    process: await start(),
+    async restart() {
+      replica.process = await start();
+    },
+  };
+  return replica;
+}
+
+/** Lines of a replica's log containing every text, for the report. */
+export function countInLog(h: HubReplica, text: string): number {
+  try {
+    return readFileSync(h.process.process.logPath, 'utf8').split('\n').filter((l) => l.includes(text)).length;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import pino from 'pino';
+import type { GpuProvider, GpuProviderSpec, GpuProviderStatus } from '../../api/types.js';
+import type { Inventory } from '../../gen/proto/fedgpu/v1/market.js';
+import { KubeProviderRegistry } from './registry.js';
+import type { ProviderEvent, ProviderStore } from './store.js';
+
+// The registry's write policy with an in-memory store (the real apiserver path is covered by
+// test/integration/heartbeat-writes.test.ts): liveness in memory, status written on transitions,
+// pool changes and once a period.
+
+class MemoryStore implements ProviderStore {
+  readonly objects = new Map<string, GpuProvider>();
+  readonly statusWrites: { name: string; status: Partial<GpuProviderStatus> }[] = [];
+  readonly events: ProviderEvent[] = [];
+  async list() {
+    return [...this.objects.values()];
+  }
+  async get(name: string) {
+    return this.objects.get(name);
+  }
+  async create(p: GpuProvider) {
+    this.objects.set(p.metadata.name!, structuredClone(p));
+    return p;
+  }
+  async patchStatus(name: string, status: Partial<GpuProviderStatus>) {
+    this.statusWrites.push({ name, status });
+    const p = this.objects.get(name)!;
+    p.status = { ...p.status, ...structuredClone(status) };
+  }
+  async patchSpec(name: string, spec: Partial<GpuProviderSpec>) {
+    const p = this.objects.get(name)!;
+    p.spec = { ...p.spec, ...spec };
+  }
+  async event(_p: GpuProvider, e: ProviderEvent) {
+    this.events.push(e);
+  }
+}
+
+const WALLET = '0x1111111111111111111111111111111111111111';
+const inventory = (idle: number): Inventory => ({
+  pools: [
+    {
+      gpuProduct: 'NVIDIA-H100-80GB-HBM3',
+      memoryMib: 81559,
+      cudaDriverMajor: 12,
+      nodes: [{ name: 'n1', totalGpus: 8, idleGpus: idle, ready: true, cordoned: false }],
+      total: 8,
+      allocatable: 8,
+      idle,
+      pricePerGpuHour: '2',
+      breakEvenPricePerGpuHour: '1',
+      offered: true,
+      notOfferedReason: 0,
+    },
+  ],
+});
+
+function setup(periodMs = 60_000) {
+  let now = Date.parse('2026-11-29T12:00:00Z');
+  const store = new MemoryStore();
+  const lost: string[] = [];
+  const registry = new KubeProviderRegistry({
+    store,
+    logger: pino({ level: 'silent' }),
+    now: () => now,
+    statusPeriodMs: periodMs,
+    providerLostAfterMs: 15_000,
+    onProviderLost: (p) => void lost.push(p),
+  });
+  const beat = (rttMs?: number) => registry.onHeartbeat(name, { rttMs, bandwidthMbps: undefined, at: new Date(now) });
+  let name = '';
+  const register = async () => {
+    name = await registry.register(WALLET, { walletAddress: WALLET, agentVersion: 'v1', protocolVersion: 1, peer: '127.0.0.1' });
+    return name;
+  };
+  return { store, registry, lost, beat, register, tick: (ms: number) => (now += ms), now: () => now, name: () => name };
+}
+
+describe('KubeProviderRegistry heartbeat writes', () => {
+  it('at rest writes status at most once per period, each carrying the latest heartbeat time and latency', async () => {
+    const t = setup();
+    await t.register();
+    await t.registry.onInventory(t.name(), inventory(8));
+    await t.beat(); // Ready: a transition
+    await t.beat(12); // first latency measured
+    const settled = t.store.statusWrites.length;
+    expect(t.store.objects.get(t.name())!.status?.latency?.rttMs).toBe(12);
+    // Ten minutes of heartbeats every 2 s, the same inventory re-sent every minute.
+    for (let i = 1; i <= 300; i++) {
+      t.tick(2_000);
+      await t.beat(12 + (i % 3));
+      if (i % 30 === 0) await t.registry.onInventory(t.name(), inventory(8));
+    }
+    const atRest = t.store.statusWrites.slice(settled);
+    expect(atRest.length).toBeGreaterThanOrEqual(9);
+    expect(atRest.length).toBeLessThanOrEqual(10);
+    const status = t.store.objects.get(t.name())!.status!;
+    // The coarse resolution: the written time is never older than one period.
+    expect(t.now() - Date.parse(status.lastHeartbeatTime!)).toBeLessThan(60_000);
+    expect(t.registry.heartbeatAgeMs(t.name())).toBe(0);
+    expect(t.registry.lastHeard(t.name())).toBe(t.now());
+  });
+
+  it('writes a changed inventory at once, with the heartbeat time; an identical one not at all', async () => {
+    const t = setup();
+    await t.register();
+    await t.registry.onInventory(t.name(), inventory(8));
+    await t.beat();
+    t.tick(2_000);
+    await t.beat();
+    const before = t.store.statusWrites.length;
+    await t.registry.onInventory(t.name(), inventory(8));
+    expect(t.store.statusWrites.length).toBe(before);
+    await t.registry.onInventory(t.name(), inventory(5));
+    expect(t.store.statusWrites.length).toBe(before + 1);
+    expect(t.store.statusWrites.at(-1)!.status).toMatchObject({ idleGpus: 5, lastHeartbeatTime: new Date(t.now()).toISOString() });
+  });
+
+  it('turns NotReady only after providerLostAfter without a heartbeat, in memory, whatever status says', async () => {
+    const t = setup();
+    await t.register();
+    await t.beat();
+    t.tick(14_000);
+    await t.registry.checkHeartbeats();
+    expect(t.lost).toEqual([]);
+    t.tick(2_000);
+    await t.registry.checkHeartbeats();
+    expect(t.lost).toEqual([t.name()]);
+    expect(t.store.objects.get(t.name())!.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
+  });
+
+  it('a new leader gives every Ready provider a fresh grace period, although its written heartbeat is a minute old', async () => {
+    const old = setup();
+    await old.register();
+    await old.beat();
+    const provider = old.store.objects.get(old.name())!;
+    // The last written heartbeat is 59 s old when the new leader takes over.
+    provider.status!.lastHeartbeatTime = new Date(old.now() - 59_000).toISOString();
+    const next = setup();
+    for (const p of old.store.objects.values()) next.store.objects.set(p.metadata.name!, structuredClone(p));
+    next.registry.adoptProviders([...next.store.objects.values()]);
+    expect(next.registry.heartbeatAgeMs(old.name())).toBe(0);
+    next.tick(14_000);
+    await next.registry.checkHeartbeats();
+    expect(next.lost).toEqual([]);
+    expect(next.store.statusWrites).toEqual([]); // adopting writes nothing
+    next.tick(2_000);
+    await next.registry.checkHeartbeats();
+    expect(next.lost).toEqual([old.name()]);
+  });
+});

@@ -1,0 +1,181 @@
+import { CoreV1Api, KubeConfig, NetworkingV1Api, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { PodRunner } from '../../operator/src/agent/pods/runner.js';
+import { TenantNamespaces, tenantNamespaceName } from '../../operator/src/agent/tenancy/namespace.js';
+import { gpusByContainer } from '../../operator/src/core/isolation/allowlist.js';
+import { HOSTILE_GPUS_PER_REPLICA, HOSTILE_TEMPLATES } from '../../operator/src/core/isolation/testing/hostile-templates.js';
+import type { Assign } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
+import { waitFor } from '../../operator/src/testbed/wait.js';
+
+// The agent's side of provider isolation, against a real kube-apiserver with PodSecurity
+// admission: assignments sent straight to the pod runner (as a hostile or buggy hub would, the
+// hub's admission bypassed) are refused with the field and no pod is made; each consumer gets a
+// namespace of its own, restricted, default-deny, with a quota of what it paid for; a namespace
+// that does not enforce restricted gets no pod; an apiserver refusal ends the attempt without
+// stopping the next one.
+
+const kubeconfig = inject('kubeconfig');
+const kc = new KubeConfig();
+kc.loadFromFile(kubeconfig);
+const core = kc.makeApiClient(CoreV1Api);
+const net = kc.makeApiClient(NetworkingV1Api);
+const silent = pino({ level: process.env.DEBUG_AGENT ? 'debug' : 'silent' });
+const PREFIX = `iso${process.pid % 10000}`;
+const notRestricted: string[] = [];
+const tenancy = new TenantNamespaces(kc, { prefix: PREFIX, onNotRestricted: (ns) => notRestricted.push(ns) }, silent);
+const runner = new PodRunner(kc, tenancy, silent);
+
+const ok = { metadata: { annotations: { 'fedgpu.io/sim-run-for': '30s' } }, spec: { containers: [{ name: 'main', image: 'example/train:v1' }] } };
+let seq = 0;
+function assign(tenant: string, template: V1PodTemplateSpec, replicas = 1, gpus = HOSTILE_GPUS_PER_REPLICA): Assign {
+  seq++;
+  return {
+    jobUid: `0000${seq}-1111-4222-8333-${String(process.pid).padStart(12, '0')}`,
+    epoch: 1,
+    namespace: tenant,
+    podTemplates: Array.from({ length: replicas }, () => Buffer.from(JSON.stringify(template))),
+    nodeNames: Array.from({ length: replicas }, (_, i) => `gpu-node-${i}`),
+    gpusPerReplica: gpus,
+    checkpointDir: '',
+    gracePeriodSeconds: 5,
+    env: [{ name: 'FEDGPU_JOB', value: `${tenant}/job-${seq}` }],
+    pricePerGpuHour: '1',
+    coveredGpuSeconds: 0,
+  };
+}
+const key = (a: Assign) => `${a.jobUid}/${a.epoch}`;
+const podsOf = async (a: Assign) => (await core.listPodForAllNamespaces({ labelSelector: `fedgpu.io/job-uid=${a.jobUid}` })).items;
+const managedNamespaces = async () =>
+  (await core.listNamespace({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' })).items
+    .filter((n) => n.metadata?.name?.startsWith(`${PREFIX}-`) && !n.metadata.deletionTimestamp)
+    .map((n) => n.metadata!.name!);
+
+let started = 0;
+beforeAll(() => {
+  started = Date.now();
+});
+afterAll(async () => {
+  runner.stop();
+  for (const name of await managedNamespaces().catch(() => [])) await core.deleteNamespace({ name }).catch(() => undefined);
+  await core.deleteNamespace({ name: tenantNamespaceName(PREFIX, 'relabelled') }).catch(() => undefined);
+});
+
+describe('the agent refuses hostile templates sent straight to it', () => {
+  const hostileStarted = Date.now();
+  afterAll(() => console.log(`agent: ${HOSTILE_TEMPLATES.length} hostile assignments refused in ${Date.now() - hostileStarted} ms`));
+
+  it.each(HOSTILE_TEMPLATES.map((h) => [h.name, h] as const))('%s', async (_name, hostile) => {
+    const a = assign('team-hostile', hostile.template);
+    await runner.apply(a);
+    const reason = runner.refused.get(key(a));
+    expect(reason).toMatch(/^PodSecurityRefused: /);
+    expect(reason).toContain(`template.${hostile.path}:`);
+    expect(await podsOf(a)).toEqual([]);
+  });
+
+  it('made no namespace for a consumer whose every template was refused', async () => {
+    expect(await managedNamespaces()).not.toContain(tenantNamespaceName(PREFIX, 'team-hostile'));
+  });
+});
+
+describe('one namespace per consumer', () => {
+  const a = assign('team-a', ok, 2, 2);
+  const b = assign('team-b', {
+    ...ok,
+    spec: { containers: [{ name: 'main', image: 'example/train:v1' }, { name: 'side', image: 'example/side:v1' }] },
+  });
+
+  it('puts two consumers in two namespaces, restricted and closed to each other', async () => {
+    await runner.apply(a);
+    await runner.apply(b);
+    expect(runner.refused.get(key(a))).toBeUndefined();
+    const [podsA, podsB] = [await podsOf(a), await podsOf(b)];
+    expect(podsA).toHaveLength(2);
+    expect(podsB).toHaveLength(1);
+    const nsA = podsA[0]!.metadata!.namespace!;
+    const nsB = podsB[0]!.metadata!.namespace!;
+    expect(nsA).toBe(tenantNamespaceName(PREFIX, 'team-a'));
+    expect(nsB).toBe(tenantNamespaceName(PREFIX, 'team-b'));
+    expect(nsA).not.toBe(nsB);
+    for (const ns of [nsA, nsB]) {
+      const labels = (await core.readNamespace({ name: ns })).metadata?.labels;
+      expect(labels).toMatchObject({ 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' });
+      // Default deny: a policy selecting every pod for both directions, and no policy of the
+      // namespace admits ingress from anywhere, so the other consumer's pods cannot reach these.
+      const policies = (await net.listNamespacedNetworkPolicy({ namespace: ns })).items;
+      const deny = policies.find((p) => p.metadata?.name === 'fedgpu-default-deny');
+      expect(deny?.spec).toMatchObject({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+      expect(deny?.spec?.ingress ?? []).toEqual([]);
+      expect(deny?.spec?.egress ?? []).toEqual([]);
+      for (const p of policies) expect(p.spec?.ingress ?? [], p.metadata?.name).toEqual([]);
+      // Egress: DNS only, on port 53.
+      const egressPorts = policies.flatMap((p) => p.spec?.egress ?? []).flatMap((r) => r.ports ?? []).map((x) => x.port);
+      expect(new Set(egressPorts)).toEqual(new Set([53]));
+      const sa = await core.readNamespacedServiceAccount({ name: 'default', namespace: ns });
+      expect(sa.automountServiceAccountToken).toBe(false);
+    }
+    const quotaA = await core.readNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace: nsA });
+    expect(quotaA.spec?.hard).toEqual({ pods: '2', 'requests.nvidia.com/gpu': '4' });
+    const limits = await core.readNamespacedLimitRange({ name: 'fedgpu-containers', namespace: nsB });
+    expect(limits.spec?.limits[0]?.max).toEqual({ 'ephemeral-storage': '200Gi' });
+  });
+
+  it('gives GPUs to the billed container only, and runs every pod as a locked-down non-root user', async () => {
+    const [pod] = await podsOf(b);
+    expect(gpusByContainer(pod!)).toEqual({ main: HOSTILE_GPUS_PER_REPLICA, side: 0 });
+    expect(pod!.spec).toMatchObject({ automountServiceAccountToken: false, enableServiceLinks: false, securityContext: { runAsNonRoot: true, runAsUser: 65532 } });
+    for (const c of pod!.spec!.containers) {
+      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' }, readOnlyRootFilesystem: true });
+      expect(c.env?.map((e) => e.name).filter((n) => n.startsWith('NVIDIA_') || n === 'CUDA_VISIBLE_DEVICES')).toEqual([]);
+    }
+  });
+
+  it('PodSecurity restricted in the tenant namespace refuses what the allowlist would, as a last line', async () => {
+    const ns = tenantNamespaceName(PREFIX, 'team-a');
+    const res = await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'raw-root' }, spec: { hostNetwork: true, containers: [{ name: 'c', image: 'x', securityContext: { runAsUser: 0, capabilities: { add: ['NET_ADMIN'] } } }] } } }).catch((e: unknown) => e as { code: number; body: string });
+    expect((res as { code: number }).code).toBe(403);
+    expect(JSON.parse((res as { body: string }).body).message).toContain('violates PodSecurity "restricted:latest": host namespaces');
+  });
+
+  it('deletes a consumer\'s namespace when its last attempt is gone', async () => {
+    await runner.cancel(b.jobUid, b.epoch, 0);
+    const nsB = tenantNamespaceName(PREFIX, 'team-b');
+    await waitFor('team-b namespace deleting', async () => ((await managedNamespaces()).includes(nsB) ? undefined : true), { timeoutMs: 30_000 });
+    expect(await managedNamespaces()).toContain(tenantNamespaceName(PREFIX, 'team-a'));
+  });
+});
+
+describe('refusals reach the consumer and stop nothing else', () => {
+  it('an apiserver refusal ends that attempt with the apiserver\'s message; the next assignment still runs', async () => {
+    // The allowlist does not judge names; the provider's apiserver does (422).
+    const bad = assign('team-c', { spec: { containers: [{ name: 'Main_1', image: 'example/train:v1' }] } });
+    const good = assign('team-c', ok);
+    await runner.apply(bad);
+    await runner.apply(good);
+    expect(runner.refused.get(key(bad))).toMatch(/^InvalidTemplate: Pod "fj-.*" is invalid: spec.containers\[0\].name/);
+    expect(await podsOf(bad)).toEqual([]);
+    expect(runner.refused.get(key(good))).toBeUndefined();
+    expect(await podsOf(good)).toHaveLength(1);
+  });
+
+  it('a resync with a refused attempt among others converges the others', async () => {
+    const hostile = assign('team-d', HOSTILE_TEMPLATES[0]!.template);
+    const fine = assign('team-d', ok);
+    await runner.resync([hostile, fine], runner.managed((await core.listPodForAllNamespaces({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' })).items));
+    expect(runner.refused.get(key(hostile))).toMatch(/^PodSecurityRefused: template\.spec\.hostNetwork/);
+    expect(await podsOf(fine)).toHaveLength(1);
+  });
+
+  it('refuses to run pods in a tenant namespace that does not enforce restricted', async () => {
+    const name = tenantNamespaceName(PREFIX, 'relabelled');
+    await core.createNamespace({ body: { metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'fedgpu-agent', 'pod-security.kubernetes.io/enforce': 'privileged' } } } });
+    const a = assign('relabelled', ok);
+    await runner.apply(a);
+    expect(runner.refused.get(key(a))).toMatch(/^TenantNamespaceNotRestricted: .*enforce=privileged/);
+    expect(notRestricted).toContain(name);
+    expect(await podsOf(a)).toEqual([]);
+  });
+});
+
+afterAll(() => console.log(`agent isolation suite: ${Date.now() - started} ms`));
