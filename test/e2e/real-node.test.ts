@@ -28,7 +28,6 @@ import { waitFor } from '../../operator/src/testbed/wait.js';
 
 const PRODUCT = 'NVIDIA-GeForce-RTX-4070';
 const REAL_NODE = 'homelab-real-0';
-const JOBS_NS = 'fedgpu-jobs';
 
 let testbed: Testbed;
 let hub: RunningHub;
@@ -55,8 +54,6 @@ beforeAll(async () => {
       region: 'eu-west',
       pricePerGpuHour: { [PRODUCT]: prices[name]! },
     });
-    // The job namespace enforces PodSecurity `restricted`: the agent's pods must pass it for real.
-    await testbed.cluster(name).kubectl(['label', 'namespace', JOBS_NS, 'pod-security.kubernetes.io/enforce=restricted', '--overwrite']);
   }
   for (const name of ['homelab', 'backup']) {
     const gp = await waitFor(`${name} Ready with its pool`, async () => {
@@ -113,8 +110,9 @@ async function submit(name: string, script: string, extra: { memoryLimit?: strin
   expect(res.code, res.stderr).toBe(0);
 }
 
+// The agent runs each consumer's pods in a namespace of their own (PodSecurity restricted enforced).
 const podsOf = async (cluster: Cluster, job: GpuJob): Promise<V1Pod[]> =>
-  (await cluster.kubeConfig.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: JOBS_NS, labelSelector: `fedgpu.io/job-uid=${job.metadata.uid}` })).items;
+  (await cluster.kubeConfig.makeApiClient(CoreV1Api).listPodForAllNamespaces({ labelSelector: `fedgpu.io/job-uid=${job.metadata.uid}` })).items;
 
 /** The job's pod on the real node once its container has started. */
 const runningPod = (job: GpuJob) =>
@@ -133,9 +131,12 @@ describe('a real node', () => {
     // A container ID from containerd: something really ran (kwok leaves none).
     expect(pod.status?.containerStatuses?.[0]?.containerID).toMatch(/^containerd:\/\/[0-9a-f]{64}$/);
     expect(pod.spec?.containers[0]?.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false });
+    // It passed PodSecurity `restricted`, enforced by the apiserver on the tenant namespace.
+    const ns = await homelab().kubeConfig.makeApiClient(CoreV1Api).readNamespace({ name: pod.metadata!.namespace! });
+    expect(ns.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
     // The real log, served by the kubelet through the apiserver (its certificate checked against the CA).
     const logs = await waitFor('the container log', async () => {
-      const res = await homelab().kubectl(['logs', '-n', JOBS_NS, pod.metadata!.name!]);
+      const res = await homelab().kubectl(['logs', '-n', pod.metadata!.namespace!, pod.metadata!.name!]);
       return res.code === 0 && res.stdout.includes('epoch 1') ? res.stdout : undefined;
     }, { timeoutMs: 30_000 });
     expect(logs.split('\n')[0]).toBe('65532');
@@ -184,7 +185,7 @@ describe('a real node', () => {
       return gp?.status?.pools?.some((p) => p.gpuProduct === PRODUCT && p.idle === 1) ? true : undefined;
     }, { timeoutMs: 60_000 });
     // Follow the real log through the apiserver and the kubelet until the container ends.
-    const follow = spawn(toolPath('kubectl'), [`--kubeconfig=${homelab().kubeconfigPath}`, 'logs', '-f', '-n', JOBS_NS, pod.metadata!.name!]);
+    const follow = spawn(toolPath('kubectl'), [`--kubeconfig=${homelab().kubeconfigPath}`, 'logs', '-f', '-n', pod.metadata!.namespace!, pod.metadata!.name!]);
     let log = '';
     follow.stdout.on('data', (d: Buffer) => { log += d.toString(); });
     const ended = new Promise<void>((resolve) => follow.once('exit', () => resolve()));
