@@ -70,12 +70,25 @@ describe('sandbox', () => {
     expect(failover?.status?.attempts?.[0]).toMatchObject({ outcome: 'Lost', faultOf: 'provider' });
   });
 
+  it('runs the real demo job as a real container on the homelab\'s real node', async () => {
+    const kubeconfig = join(env.FEDGPU_SANDBOX_DIR, 'homelab.kubeconfig');
+    const kubectl = (args: string[]) => new Promise<string>((resolve, reject) =>
+      execFile(join(repoRoot, 'bin', 'kubectl'), [`--kubeconfig=${kubeconfig}`, ...args], { timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))));
+    const pods = JSON.parse(await kubectl(['get', 'pods', '-A', '-o', 'json'])) as { items: { metadata: { name: string; namespace: string }; spec: { nodeName: string }; status: { containerStatuses?: { containerID?: string }[] } }[] };
+    const real = pods.items.find((p) => p.spec.nodeName === 'homelab-4070ti');
+    expect(real?.status.containerStatuses?.[0]?.containerID).toMatch(/^containerd:\/\//);
+    const log = await kubectl(['logs', '-n', real!.metadata.namespace, real!.metadata.name]);
+    expect(log).toMatch(/^training on .* as uid 65532, from step 0$/m);
+    expect(log).toContain('checkpoint written at step 20');
+    expect(log.trimEnd().endsWith('training done')).toBe(true);
+  });
+
   it('reports what runs where: sandbox status -o json', async () => {
     const res = await fedgpu(['sandbox', 'status', '-o', 'json']);
     expect(res.code, res.stderr).toBe(0);
     const s = JSON.parse(res.stdout) as SandboxStatus;
     expect(s.state).toBe('running');
-    expect(s.clusters.map((c) => c.name)).toEqual(['hub', 'datacenter', 'mining-farm', 'gamer']);
+    expect(s.clusters.map((c) => c.name)).toEqual(['hub', 'datacenter', 'mining-farm', 'gamer', 'homelab']);
     for (const c of s.clusters) expect(existsSync(c.kubeconfig)).toBe(true);
     expect(s.hub?.grpcAddress).toMatch(/^127\.0\.0\.1:\d+$/);
   });
@@ -145,7 +158,7 @@ describe('sandbox', () => {
   });
 });
 
-/** Processes whose command line mentions the sandbox folder (etcd, apiservers, kwok, hub, agents). */
+/** Processes whose command line mentions the sandbox folder (etcd, apiservers, kwok, hub, agents, kubelet, containerd, shims). */
 function listOurProcesses(marker: string): string[] {
   const out: string[] = [];
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {

@@ -46,13 +46,13 @@ function job(name: string, runFor: string, spec: Partial<GpuJob['spec']>): GpuJo
  * checkpoint every 5 steps, resumes from it, and on SIGTERM (an owner reclaim) saves one and leaves.
  */
 export const REAL_TRAINING_SCRIPT = [
-  'ckpt="${FEDGPU_CHECKPOINT_DIR:-/tmp}/checkpoint"',
-  'trap \'echo "SIGTERM at step $step: saving checkpoint"; echo "$step" > "$ckpt"; echo "checkpoint saved"; exit 0\' TERM',
+  'ckpt="${FEDGPU_CHECKPOINT_DIR:-/checkpoints}/checkpoint"',
+  'trap \'echo "SIGTERM at step $step: saving checkpoint"; echo "$step" > "$ckpt" && echo "checkpoint saved"; exit 0\' TERM',
   'step=$(cat "$ckpt" 2>/dev/null || echo 0)',
   'echo "training on $(hostname) as uid $(id -u), from step $step"',
   'while [ "$step" -lt 20 ]; do',
   '  step=$((step + 1)); echo "step $step/20 loss 0.$((9000 / (step + 9)))"',
-  '  if [ $((step % 5)) -eq 0 ]; then echo "$step" > "$ckpt"; echo "checkpoint written at step $step"; fi',
+  '  if [ $((step % 5)) -eq 0 ]; then echo "$step" > "$ckpt" && echo "checkpoint written at step $step"; fi',
   '  sleep 1 & wait $!',
   'done',
   'echo "training done"',
@@ -65,11 +65,21 @@ function realJob(): GpuJob {
     metadata: { name: 'real-homelab', namespace: DEMO_NAMESPACE, labels: { 'fedgpu.io/demo': 'true' } },
     spec: {
       template: {
-        spec: { containers: [{ name: 'train', image: busyboxImage(), imagePullPolicy: 'IfNotPresent', command: ['/bin/sh', '-c', REAL_TRAINING_SCRIPT] }] },
+        spec: {
+          containers: [{
+            name: 'train',
+            image: busyboxImage(),
+            imagePullPolicy: 'IfNotPresent',
+            command: ['/bin/sh', '-c', REAL_TRAINING_SCRIPT],
+            // The root filesystem is read-only (the agent's default): checkpoints go to an emptyDir.
+            volumeMounts: [{ name: 'checkpoints', mountPath: '/checkpoints' }],
+          }],
+          volumes: [{ name: 'checkpoints', emptyDir: { sizeLimit: '16Mi' } }],
+        },
       },
       gpu: { products: [REAL_NODE_PRODUCT] },
       budget: { maxPricePerGpuHour: '1.00', maxTotal: '5' },
-      faultTolerance: { checkpoint: { gracePeriodSeconds: 10, dir: '/tmp' } },
+      faultTolerance: { checkpoint: { gracePeriodSeconds: 10, dir: '/checkpoints' } },
     },
   };
 }

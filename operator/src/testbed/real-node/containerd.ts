@@ -29,7 +29,7 @@ export interface Containerd {
 
 export const CNI_BIN_DIR = '/usr/lib/cni';
 
-function configToml(o: ContainerdOptions, socket: string): string {
+export function configToml(o: ContainerdOptions, socket: string): string {
   const q = JSON.stringify;
   return `version = 2
 root = ${q(join(o.dir, 'root'))}
