@@ -26,7 +26,7 @@ import {
   type AgentHandle,
   type HubProcess,
 } from '../operator/src/testbed/federation.js';
-import type { GpuNodeGroup } from '../operator/src/testbed/gpu-nodes.js';
+import type { GpuNodeGroup } from '../operator/src/testbed/kwok/gpu-nodes.js';
 import { reapStaleRuns } from '../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../operator/src/testbed/testbed.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';

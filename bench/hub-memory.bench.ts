@@ -22,7 +22,7 @@ import { SIM_RUN_FOR_ANNOTATION } from '../operator/src/api/constants.js';
 import { GPUJOB_PLURAL, GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../operator/src/api/types.js';
 import { poolsStatus } from '../operator/src/hub/providers/status.js';
 import { hubPki, installCrds, startHubProcess, type HubProcess } from '../operator/src/testbed/federation.js';
-import { gpuNodes } from '../operator/src/testbed/gpu-nodes.js';
+import { gpuNodes } from '../operator/src/testbed/kwok/gpu-nodes.js';
 import { reapStaleRuns } from '../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../operator/src/testbed/testbed.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';

@@ -25,7 +25,7 @@ import {
   type HubPki,
   type HubProcess,
 } from '../operator/src/testbed/federation.js';
-import { gpuNodes, KWOK_MANAGED_LABEL, type GpuNodeGroup } from '../operator/src/testbed/gpu-nodes.js';
+import { gpuNodes, KWOK_MANAGED_LABEL, type GpuNodeGroup } from '../operator/src/testbed/kwok/gpu-nodes.js';
 import { reapStaleRuns } from '../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../operator/src/testbed/testbed.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';

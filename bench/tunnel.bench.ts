@@ -20,7 +20,7 @@ import { stringify } from 'yaml';
 import { startHub } from '../operator/src/hub/hub.js';
 import { accessServingCert, registerAccessApi } from '../operator/src/testbed/access-api.js';
 import { hubPki, installCrds, providerClient, readyStatus, startAgent } from '../operator/src/testbed/federation.js';
-import { criLogLines } from '../operator/src/testbed/kwok-access.js';
+import { criLogLines } from '../operator/src/testbed/kwok/access.js';
 import { reapStaleRuns } from '../operator/src/testbed/processes.js';
 import { startTestbed } from '../operator/src/testbed/testbed.js';
 import { repoRoot, toolPath } from '../operator/src/testbed/tools.js';

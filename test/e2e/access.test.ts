@@ -10,7 +10,7 @@ import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/a
 import { startHub, type RunningHub } from '../../operator/src/hub/hub.js';
 import { hubPki, installCrds, providerClient, readyStatus, startAgent, type AgentHandle, type HubPki } from '../../operator/src/testbed/federation.js';
 import { accessServingCert, registerAccessApi } from '../../operator/src/testbed/access-api.js';
-import { criLogLines } from '../../operator/src/testbed/kwok-access.js';
+import { criLogLines } from '../../operator/src/testbed/kwok/access.js';
 import { issueUserCert, userKubeconfigYaml } from '../../operator/src/testbed/pki.js';
 import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';

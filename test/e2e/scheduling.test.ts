@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
 import type { RunningHub } from '../../operator/src/hub/hub.js';
 import type { Cluster } from '../../operator/src/testbed/cluster.js';
-import type { GpuNodeGroup } from '../../operator/src/testbed/gpu-nodes.js';
+import type { GpuNodeGroup } from '../../operator/src/testbed/kwok/gpu-nodes.js';
 import {
   hubPki,
   installCrds,

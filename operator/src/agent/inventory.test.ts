@@ -1,6 +1,6 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { gpuNodes } from '../testbed/gpu-nodes.js';
+import { gpuNodes } from '../testbed/kwok/gpu-nodes.js';
 import { buildInventory, type ProviderSettings } from './inventory.js';
 
 const ready = (n: V1Node): V1Node => ({

@@ -1,6 +1,6 @@
 import { HDNodeWallet, Mnemonic, Wallet } from 'ethers';
 import type { ProviderSettings } from '../agent/inventory.js';
-import type { GpuNodeGroup } from '../testbed/gpu-nodes.js';
+import type { GpuNodeGroup } from '../testbed/kwok/gpu-nodes.js';
 import type { RealNodeSpec } from '../testbed/real-node/node.js';
 import type { EgressProfile } from '../core/egress.js';
 

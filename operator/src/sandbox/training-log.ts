@@ -1,6 +1,6 @@
 // What a demo job "prints" in the sandbox: kwok serves this file as every job pod's log on a
 // provider cluster, in the CRI log format it parses.
-import { criLogLines } from '../testbed/kwok-access.js';
+import { criLogLines } from '../testbed/kwok/access.js';
 
 export function trainingLog(provider: string, steps = 50): string {
   const lines = [`[${provider}] torchrun: world_size=1 rank=0 master=localhost:29500`, `[${provider}] loading dataset shards 0-7`];

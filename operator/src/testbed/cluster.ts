@@ -5,9 +5,9 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { reuseConnections } from '../runtime/connections.js';
 import { startEtcd, type Etcd } from './etcd.js';
 import { freePort } from './free-port.js';
-import { gpuNodes, KWOK_MANAGED_LABEL, type GpuNodeGroup } from './gpu-nodes.js';
-import { kwokAccessYaml, type KwokAccess } from './kwok-access.js';
-import { kwokStagesYaml } from './kwok-stages.js';
+import { gpuNodes, KWOK_MANAGED_LABEL, type GpuNodeGroup } from './kwok/gpu-nodes.js';
+import { kwokAccessYaml, type KwokAccess } from './kwok/access.js';
+import { kwokStagesYaml } from './kwok/stages.js';
 import { runKubectl, type KubectlResult } from './kubectl.js';
 import { createClusterPki, kubeconfigYaml, type ClusterPki } from './pki.js';
 import { startProcess, type ManagedProcess } from './processes.js';
@@ -46,7 +46,7 @@ export interface Cluster {
   processes: ManagedProcess[];
   /** Certificates of the control plane (tests issue user certificates from its CA). */
   pki: ClusterPki;
-  /** What kwok serves for pods/log, pods/exec and pods/portforward (docs in kwok-access.ts). */
+  /** What kwok serves for pods/log, pods/exec and pods/portforward (docs in kwok/access.ts). */
   access: KwokAccess;
   /** Runs the test bed's kubectl against this cluster; never throws on a non-zero exit. */
   kubectl(args: string[], stdin?: string): Promise<KubectlResult>;

@@ -6,7 +6,7 @@ import {
   GFD_PRODUCT_LABEL,
   GPU_RESOURCE,
   GPU_TAINT_KEY,
-} from '../api/constants.js';
+} from '../../api/constants.js';
 
 /** Label that hands a node to the test bed's kwok. */
 export const KWOK_MANAGED_LABEL = 'fedgpu.io/kwok-managed';

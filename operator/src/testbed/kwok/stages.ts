@@ -1,4 +1,4 @@
-import { SIM_EXIT_CODE_ANNOTATION, SIM_NODE_DOWN_LABEL, SIM_RUN_FOR_ANNOTATION } from '../api/constants.js';
+import { SIM_EXIT_CODE_ANNOTATION, SIM_NODE_DOWN_LABEL, SIM_RUN_FOR_ANNOTATION } from '../../api/constants.js';
 
 // kwok v0.8 ships no default stages, so the test bed brings its own. They simulate a kubelet:
 //  - node-initialize / node-heartbeat keep managed nodes Ready (unless labelled down),
