@@ -116,12 +116,13 @@ export class PodRunner {
       this.retryLater(key, assign);
       return;
     }
-    // An apiserver error here is not the job's fault: the next resync retries.
+    // An apiserver error here is not the job's fault (a namespace still terminating, say): try again shortly.
     if (!this.released.has(key)) {
       try {
         await this.attempts.ensure(objects);
       } catch (err) {
-        this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not create the attempt\'s Service, policies or Secret; the next resync retries');
+        this.logger.warn({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not create the attempt\'s Service, policies or Secret; retrying');
+        this.retryLater(key, assign);
         return;
       }
     }
