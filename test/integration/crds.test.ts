@@ -183,7 +183,7 @@ describe('kubectl', () => {
   it('get gp shows the printer columns', async () => {
     const res = await kubectl(['get', 'gp']);
     expect(res.code, res.stderr).toBe(0);
-    expect(res.stdout.split('\n')[0]).toMatch(/^NAME\s+READY\s+IDLE\/TOTAL GPUS\s+REPUTATION\s+RTT\s+STAKE\s+AGE$/);
+    expect(res.stdout.split('\n')[0]).toMatch(/^NAME\s+READY\s+IDLE\/TOTAL GPUS\s+REPUTATION\s+RTT\s+STAKE\s+LAST HEARD\s+AGE$/);
   });
 
   it('get fedgpu lists both kinds through the category', async () => {

@@ -120,7 +120,18 @@ describe('one namespace per consumer', () => {
       expect(deny?.spec).toMatchObject({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
       expect(deny?.spec?.ingress ?? []).toEqual([]);
       expect(deny?.spec?.egress ?? []).toEqual([]);
-      for (const p of policies) expect(p.spec?.ingress ?? [], p.metadata?.name).toEqual([]);
+      // The only ingress any policy admits is an attempt's own pods (its gang rendezvous): peers
+      // chosen by the attempt's labels in this namespace, never another namespace or an address.
+      for (const p of policies) {
+        for (const rule of p.spec?.ingress ?? []) {
+          for (const peer of rule._from ?? []) {
+            expect(peer.namespaceSelector, p.metadata?.name).toBeUndefined();
+            expect(peer.ipBlock, p.metadata?.name).toBeUndefined();
+            expect(peer.podSelector?.matchLabels, p.metadata?.name).toEqual(p.spec?.podSelector?.matchLabels);
+            expect(Object.keys(peer.podSelector?.matchLabels ?? {}).sort()).toEqual(['fedgpu.io/epoch', 'fedgpu.io/job-uid']);
+          }
+        }
+      }
       // Egress: DNS only, on port 53.
       const egressPorts = policies.flatMap((p) => p.spec?.egress ?? []).flatMap((r) => r.ports ?? []).map((x) => x.port);
       expect(new Set(egressPorts)).toEqual(new Set([53]));

@@ -1,7 +1,7 @@
 import { CoreV1Api, type KubeConfig, NetworkingV1Api, type V1NetworkPolicy, type V1Secret, type V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../pods/build.js';
-import { ATTEMPT_OBJECT_LABEL } from './rendezvous.js';
+import { ATTEMPT_OBJECT_LABEL, attemptName } from './rendezvous.js';
 
 // The objects an attempt owns besides its pods (headless Service, NetworkPolicies, the Secret of
 // its secrets), created before the pods and deleted with the attempt. Idempotent like the pods:
@@ -37,27 +37,28 @@ export class AttemptResources {
 
   /** Deletes everything the attempt owns in `namespace` (its pods are the runner's business). */
   async remove(namespace: string, jobUid: string, epoch: number): Promise<void> {
-    await this.removeWhere(namespace, `${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch},${MANAGED_BY_LABEL}=${MANAGED_BY}`, () => true);
+    await this.removeWhere(namespace, `${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch},${MANAGED_BY_LABEL}=${MANAGED_BY}`);
   }
 
   /** Resync: deletes the objects of every attempt not in `wanted` (keys `jobUid/epoch`). */
   async prune(namespace: string, wanted: ReadonlySet<string>): Promise<void> {
-    await this.removeWhere(namespace, `${ATTEMPT_OBJECT_LABEL},${MANAGED_BY_LABEL}=${MANAGED_BY}`, (labels) => !wanted.has(`${labels[JOB_UID_LABEL]}/${labels[EPOCH_LABEL]}`));
+    const keep = [...wanted].map((key) => {
+      const [jobUid, epoch] = key.split('/');
+      return attemptName(jobUid ?? '', Number(epoch));
+    });
+    const notWanted = keep.length ? `,${ATTEMPT_OBJECT_LABEL} notin (${keep.join(',')})` : '';
+    await this.removeWhere(namespace, `${ATTEMPT_OBJECT_LABEL},${MANAGED_BY_LABEL}=${MANAGED_BY}${notWanted}`);
   }
 
-  private async removeWhere(namespace: string, labelSelector: string, stale: (labels: Record<string, string>) => boolean): Promise<void> {
-    const pick = <T extends { metadata?: { name?: string; labels?: Record<string, string> } }>(items: T[]) =>
-      items.filter((o) => stale(o.metadata?.labels ?? {})).map((o) => o.metadata!.name!);
-    const [secrets, services, policies] = await Promise.all([
-      this.core.listNamespacedSecret({ namespace, labelSelector }),
-      this.core.listNamespacedService({ namespace, labelSelector }),
-      this.net.listNamespacedNetworkPolicy({ namespace, labelSelector }),
-    ]);
+  // Deleted by label selector: the agent never reads (lists or gets) a Secret, so its ClusterRole
+  // grants none of that, and a stray goes even when its name is unknown.
+  private async removeWhere(namespace: string, labelSelector: string): Promise<void> {
     // Secrets first: the consumer's values leave the provider before anything else is tidied.
-    for (const name of pick(secrets.items)) await this.core.deleteNamespacedSecret({ name, namespace }).catch(ignore(404));
-    for (const name of pick(services.items)) await this.core.deleteNamespacedService({ name, namespace }).catch(ignore(404));
-    for (const name of pick(policies.items)) await this.net.deleteNamespacedNetworkPolicy({ name, namespace }).catch(ignore(404));
-    const gone = pick(secrets.items).length + pick(services.items).length + pick(policies.items).length;
-    if (gone > 0) this.logger.info({ namespace, selector: labelSelector, objects: gone }, 'deleted per-attempt objects');
+    await this.core.deleteCollectionNamespacedSecret({ namespace, labelSelector }).catch(ignore(404));
+    // Services have no delete-collection in the API: listed (not secret) and deleted one by one.
+    const services = await this.core.listNamespacedService({ namespace, labelSelector });
+    for (const svc of services.items) await this.core.deleteNamespacedService({ name: svc.metadata!.name!, namespace }).catch(ignore(404));
+    await this.net.deleteCollectionNamespacedNetworkPolicy({ namespace, labelSelector }).catch(ignore(404));
+    this.logger.debug({ namespace, selector: labelSelector }, 'deleted per-attempt objects');
   }
 }
