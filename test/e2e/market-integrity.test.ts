@@ -243,7 +243,7 @@ beforeAll(async () => {
   anvil = await startAnvil({ accounts: 6 });
   rpc = freshProvider(anvil.rpcUrl, { chainId: anvil.chainId, pollingIntervalMs: 50 });
   const [admin, settler, consumerKey, honestKey, liarKey] = anvil.accounts.map((a) => new Wallet(a.privateKey, rpc));
-  const deployment = await deployMarket(admin!, { unbondingDelaySeconds: 3600, settlers: [settler!.address] });
+  const deployment = await deployMarket(admin!, { unbondingDelaySeconds: 3600, settlers: [settler!.address], slashBond: credits(SLASH) });
   market = deployment.market;
   marketAddress = deployment.marketAddress;
   writeFileSync(join(dir, 'settler.key'), settler!.privateKey, { mode: 0o600 });
