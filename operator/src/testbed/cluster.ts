@@ -210,7 +210,7 @@ async function startKwok(dir: string, kubeconfig: string, pki: ClusterPki, acces
   writeFileSync(config, `${kwokStagesYaml()}---\n${kwokAccessYaml(access)}`);
   // The kubelet port of every kwok node: the apiserver dials it (TLS) for logs, exec, port-forward.
   const kubeletPort = await freePort();
-  return startProcess({
+  return restartedOnCrash(() => startProcess({
     name: 'kwok',
     command: toolPath('kwok'),
     dir,
@@ -226,7 +226,45 @@ async function startKwok(dir: string, kubeconfig: string, pki: ClusterPki, acces
       '--node-ip=127.0.0.1',
       '--cidr=10.244.0.0/16',
     ],
-  });
+  }), KWOK_RESTARTS);
+}
+
+/** How often kwok may be restarted after it dies on its own, per cluster. */
+const KWOK_RESTARTS = 3;
+
+/**
+ * kwok v0.8.0 can die at start-up on a race of its own ("fatal error: concurrent map writes" while
+ * its stages build their CEL environments). It keeps no state (everything is in the apiserver), so
+ * it is started again, a bounded number of times; stop() ends whichever process runs then.
+ */
+function restartedOnCrash(start: () => ManagedProcess, restarts: number): ManagedProcess {
+  let current = start();
+  let stopping = false;
+  let left = restarts;
+  const watch = (p: ManagedProcess) => {
+    void p.exited.then(() => {
+      if (stopping || left <= 0) return;
+      left--;
+      current = start();
+      watch(current);
+    });
+  };
+  watch(current);
+  return {
+    name: current.name,
+    logPath: current.logPath,
+    get pid() {
+      return current.pid;
+    },
+    get exited() {
+      return current.exited;
+    },
+    running: () => current.running(),
+    async stop(timeoutMs?: number) {
+      stopping = true;
+      await current.stop(timeoutMs);
+    },
+  };
 }
 
 async function createReadyNodes(core: CoreV1Api, group: GpuNodeGroup): Promise<string[]> {
