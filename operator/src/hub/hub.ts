@@ -101,6 +101,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     onAttemptStatus: (provider, status) => jobs.onAttemptStatus(provider, status),
     onAgentSynced: (provider) => jobs.resync(provider),
     onInventory: (provider, inventory) => jobs.onInventory(provider, inventory),
+    onPodEvents: (provider, events) => jobs.onPodEvents(provider, events),
     ...(settlement ? { onUsageReceipt: (provider: string, receipt: UsageReceipt) => settlement.onUsageReceipt(provider, receipt) } : {}),
   });
   settlement?.attach({ jobs, agents: { send: (provider, message) => server?.send(provider, message) ?? false }, kubeConfig: opts.kubeConfig, registry });

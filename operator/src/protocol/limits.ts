@@ -20,6 +20,8 @@ export interface EdgeLimits {
   maxProbeResults: number;
   maxProbePayloadBytes: number;
   maxProbeElapsedMs: number;
+  /** Relayed provider pod Events in one PodEvents message. */
+  maxPodEventsPerMessage: number;
 }
 
 export const defaultEdgeLimits: Readonly<EdgeLimits> = Object.freeze({
@@ -40,6 +42,7 @@ export const defaultEdgeLimits: Readonly<EdgeLimits> = Object.freeze({
   maxProbeResults: 8,
   maxProbePayloadBytes: 256 * 1024,
   maxProbeElapsedMs: 600_000,
+  maxPodEventsPerMessage: 32,
 });
 
 export function edgeLimits(overrides: Partial<EdgeLimits> = {}): Readonly<EdgeLimits> {
