@@ -140,6 +140,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
         certPem: opts.access.certPem,
         keyPem: opts.access.keyPem,
         openTunnel: (provider, open) => market.openTunnel(provider, open),
+        standby: () => roles.standbyMessage(),
       })
     : undefined;
   const accessPort = await access?.start();
