@@ -457,12 +457,12 @@ export class Agent {
           await this.runner.apply(body.value);
           break;
         case 'cancel':
+          // The job is gone: so are the log tails its attempts left here (retention covers the rest).
+          if (body.value.reason === 'JobDeleted') this.retained.forgetJob(body.value.jobUid);
           this.cancelled(body.value.jobUid, body.value.epoch, body.value.reason);
           this.forgetAttempt(`${body.value.jobUid}/${body.value.epoch}`);
           await this.runner.cancel(body.value.jobUid, body.value.epoch, body.value.gracePeriodSeconds);
           this.lastAttempt.delete(`${body.value.jobUid}/${body.value.epoch}`);
-          // The job is gone: so are the log tails its attempts left here (retention covers the rest).
-          if (body.value.reason === 'JobDeleted') this.retained.forgetJob(body.value.jobUid);
           break;
         case 'resync':
           await this.runner.resync(body.value.desired, this.runner.managed(this.watch?.pods() ?? []));
