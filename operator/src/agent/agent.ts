@@ -22,7 +22,7 @@ import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
 import { egressToMessage, poolEgress } from './attempt/egress.js';
 import type { CoreV1Event } from '@kubernetes/client-node';
-import { podName } from './pods/build.js';
+import { EPOCH_LABEL, JOB_UID_LABEL, podName, REPLICA_LABEL } from './pods/build.js';
 import { attemptPodOf, PodEventRelay } from './pod-events/relay.js';
 import { PodEventWatch } from './pod-events/watch.js';
 
@@ -296,6 +296,43 @@ export class Agent {
     }
   }
 
+  /** The agent's job pods whose attempt ("jobUid/epoch") passes `which`. */
+  private podsOf(which: (attemptKey: string) => boolean): V1Pod[] {
+    return this.runner.managed(this.watch?.pods() ?? []).filter((p) => which(`${p.metadata?.labels?.[JOB_UID_LABEL]}/${p.metadata?.labels?.[EPOCH_LABEL]}`));
+  }
+
+  /**
+   * Keeps the log tails of pods about to be deleted whose tails are not kept yet; waits at most
+   * 10 s, so a slow apiserver never holds up the deletion for long.
+   */
+  private async keepTailsBefore(pods: readonly V1Pod[]): Promise<void> {
+    const attempts = new Map<string, { namespace: string; jobUid: string; epoch: number; containers: string[][] }>();
+    for (const pod of pods) {
+      const labels = pod.metadata?.labels ?? {};
+      const jobUid = labels[JOB_UID_LABEL] ?? '';
+      const epoch = Number(labels[EPOCH_LABEL]);
+      const replica = Number(labels[REPLICA_LABEL]);
+      const namespace = pod.metadata?.namespace ?? '';
+      if (!jobUid || !namespace || !Number.isSafeInteger(epoch) || !Number.isSafeInteger(replica) || replica < 0 || replica > 255) continue;
+      if (this.retained.has(jobUid, epoch, replica)) continue;
+      const key = `${namespace}/${jobUid}/${epoch}`;
+      const entry = attempts.get(key) ?? { namespace, jobUid, epoch, containers: [] };
+      entry.containers[replica] = (pod.spec?.containers ?? []).map((c) => c.name);
+      attempts.set(key, entry);
+    }
+    if (attempts.size === 0) return;
+    const kept = Promise.all(
+      [...attempts.values()].map((a) =>
+        this.access.retain(a.namespace, a.jobUid, a.epoch, Array.from(a.containers, (c) => c ?? [])).catch((err: unknown) =>
+          this.opts.logger.warn({ err, job: a.jobUid, epoch: a.epoch }, 'could not keep the log tail of pods about to be deleted'),
+        ),
+      ),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([kept, new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000)))]);
+    clearTimeout(timer);
+  }
+
   private sweepRetained(): void {
     try {
       this.retained.sweep();
@@ -458,15 +495,22 @@ export class Agent {
           break;
         case 'cancel':
           // The job is gone: so are the log tails its attempts left here (retention covers the rest).
+          // Otherwise (fenced, lost, timed out) the pods' logs are kept before the pods go.
           if (body.value.reason === 'JobDeleted') this.retained.forgetJob(body.value.jobUid);
+          else await this.keepTailsBefore(this.podsOf((key) => key === `${body.value.jobUid}/${body.value.epoch}`));
           this.cancelled(body.value.jobUid, body.value.epoch, body.value.reason);
           this.forgetAttempt(`${body.value.jobUid}/${body.value.epoch}`);
           await this.runner.cancel(body.value.jobUid, body.value.epoch, body.value.gracePeriodSeconds);
           this.lastAttempt.delete(`${body.value.jobUid}/${body.value.epoch}`);
           break;
-        case 'resync':
+        case 'resync': {
+          // Pods of attempts the hub no longer wants (a zombie fenced after a reconnect, say) are
+          // deleted by the resync: their logs are kept first, so `fedgpu logs --attempt N` still works.
+          const wanted = new Set(body.value.desired.map((a) => `${a.jobUid}/${a.epoch}`));
+          await this.keepTailsBefore(this.podsOf((key) => !wanted.has(key)));
           await this.runner.resync(body.value.desired, this.runner.managed(this.watch?.pods() ?? []));
           break;
+        }
         case 'receiptAck':
           this.receipts.acknowledge(body.value.jobUid, body.value.epoch, body.value.accepted, body.value.reason);
           return;
