@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
@@ -146,6 +146,38 @@ describe('sandbox', () => {
       expect(parseCredits(CONSUMER_DEPOSIT) - parseCredits(balance.free)).toBe(paid - slashed);
     } finally {
       rpc.destroy();
+    }
+  });
+
+  it("the README's access demo works: logs of a gang replica and of a lost attempt, exec and port-forward on a notebook", async () => {
+    const gang = await fedgpu(['logs', 'train-gang', '--replica', '2']);
+    expect(gang.code, gang.stderr).toBe(0);
+    expect(gang.stdout).toContain('epoch 0 step 1 loss');
+    // failover-demo's attempt 1 died with its agent; the agent came back and kept the tail of the
+    // zombie pod before deleting it. Its lines name the provider cluster it ran on.
+    const clusterOf = (log: string) => /^\[([a-z-]+)\]/.exec(log)?.[1];
+    const lost = await fedgpu(['logs', 'failover-demo', '--attempt', '1', '--tail', '3']);
+    expect(lost.code, lost.stderr).toBe(0);
+    expect(lost.stdout.trimEnd().split('\n')).toHaveLength(3);
+    const latest = await fedgpu(['logs', 'failover-demo', '--tail', '3']);
+    expect(latest.code, latest.stderr).toBe(0);
+    expect(clusterOf(lost.stdout)).toBeDefined();
+    expect(clusterOf(lost.stdout)).not.toBe(clusterOf(latest.stdout));
+
+    const kubectl = (args: string[]) => new Promise<string>((resolve, reject) =>
+      execFile(join(repoRoot, 'bin', 'kubectl'), [`--kubeconfig=${join(env.FEDGPU_SANDBOX_DIR, 'hub.kubeconfig')}`, ...args], { timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))));
+    await kubectl(['apply', '-f', join(repoRoot, 'examples', 'gpujob-notebook.yaml')]);
+    await waitFor('notebook Running', async () => ((await hubClients().jobs.get('notebook', 'default')).status?.phase === 'Running' ? true : undefined), { timeoutMs: 120_000, intervalMs: 1_000 });
+    const exec = await fedgpu(['exec', 'notebook', '--', 'sh', '-c', 'echo hello from the pod; exit 3']);
+    expect(exec).toMatchObject({ code: 3, stdout: 'hello from the pod\n' });
+    const forward = spawn(process.execPath, [cli, 'port-forward', 'notebook', '0:8080'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      forward.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+      const port = await waitFor('Forwarding from', () => /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)?.[1], { timeoutMs: 60_000 });
+      expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toMatch(/^hello from a job pod on [a-z-]+ \(GET \/\)/);
+    } finally {
+      forward.kill('SIGTERM');
     }
   });
 
