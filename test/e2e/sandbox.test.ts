@@ -149,7 +149,7 @@ describe('sandbox', () => {
     }
   });
 
-  it("the README's access demo works: logs of a gang replica and of a lost attempt, exec and port-forward on a notebook", async () => {
+  it("the README's access demo: logs of a gang replica and of failover-demo's lost attempt", async () => {
     const gang = await fedgpu(['logs', 'train-gang', '--replica', '2']);
     expect(gang.code, gang.stderr).toBe(0);
     expect(gang.stdout).toContain('epoch 0 step 1 loss');
@@ -163,7 +163,9 @@ describe('sandbox', () => {
     expect(latest.code, latest.stderr).toBe(0);
     expect(clusterOf(lost.stdout)).toBeDefined();
     expect(clusterOf(lost.stdout)).not.toBe(clusterOf(latest.stdout));
+  });
 
+  it("the README's access demo: exec and port-forward on a running notebook job", async () => {
     const kubectl = (args: string[]) => new Promise<string>((resolve, reject) =>
       execFile(join(repoRoot, 'bin', 'kubectl'), [`--kubeconfig=${join(env.FEDGPU_SANDBOX_DIR, 'hub.kubeconfig')}`, ...args], { timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))));
     await kubectl(['apply', '-f', join(repoRoot, 'examples', 'gpujob-notebook.yaml')]);
