@@ -15,6 +15,7 @@ import { PodRunner } from './pods/runner.js';
 import { type BudgetStop, budgetStoppedUsage, capToCovered, PodDeletionWatch, shouldStopForBudget } from './pods/watchdog.js';
 import { TenantNamespaces } from './tenancy/namespace.js';
 import { AccessServer } from './access/serve.js';
+import { poolAccess } from './access/policy.js';
 import { RetainedLogs } from './access/retained-logs.js';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -74,6 +75,7 @@ export function inventoryMessage(pools: InventoryPool[]): Inventory {
         ? NotOfferedReason.NOT_OFFERED_REASON_UNSPECIFIED
         : (REASON_CODES[p.notOfferedReason?.split(':')[0] ?? ''] ?? NotOfferedReason.NOT_OFFERED_REASON_DISABLED_BY_OWNER),
       egress: egressToMessage(p.egress),
+      access: { exec: p.access.exec, portForward: p.access.portForward },
     })),
   };
 }
@@ -159,7 +161,7 @@ export class Agent {
     this.access = new AccessServer({
       kubeConfig: opts.kubeConfig,
       logger: opts.logger,
-      policy: { exec: opts.settings.access?.exec ?? true, portForward: opts.settings.access?.portForward ?? true },
+      policyFor: (pool) => poolAccess(opts.settings, pool),
       retained: new RetainedLogs({
         dir: retention.dir ?? join(tmpdir(), `fedgpu-agent-logs-${opts.wallet.address.toLowerCase()}`),
         maxBytesPerReplica: retention.maxBytesPerReplica ?? 1024 * 1024,
@@ -171,7 +173,11 @@ export class Agent {
         const live = this.runner.managed(this.watch?.pods() ?? []).some(
           (p) => p.metadata?.labels?.['fedgpu.io/job-uid'] === jobUid && p.metadata?.labels?.['fedgpu.io/epoch'] === String(epoch) && p.status?.phase === 'Running',
         );
-        return { replicas: assignment.podTemplates.length, containers: containersOf(assignment), live, namespace: assignment.namespace };
+        const pools = assignment.podTemplates.map((_, i) => {
+          const node = assignment.nodeNames[i];
+          return node ? productOf(node) : undefined;
+        });
+        return { replicas: assignment.podTemplates.length, containers: containersOf(assignment), live, namespace: assignment.namespace, pools };
       },
     });
     this.receipts = new UsageReceiptBook(opts.wallet, opts.logger);

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { describeEgress } from '../core/egress.js';
 import { egressOf } from '../hub/jobs/market-view.js';
+import { describeAccess } from '../agent/access/policy.js';
 import { join } from 'node:path';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { Command } from 'commander';
@@ -51,6 +52,8 @@ export interface MarketRow {
   egress: string;
   /** RuntimeClass the pool's job pods run under; empty: the provider cluster's default. */
   runtimeClass: string;
+  /** What consumers may do with the pool's job pods through the hub: logs, exec, port-forward. */
+  access: string;
   reputation: number | undefined;
   rttMs: number | undefined;
   ready: string;
@@ -70,6 +73,7 @@ export function marketRows(providers: GpuProvider[]): MarketRow[] {
         pricePerGpuHour: pool.pricePerGpuHour ?? '',
         egress: describeEgress(egressOf(pool.egress ?? {})),
         runtimeClass: pool.runtimeClassName ?? '',
+        access: describeAccess(pool.access),
         reputation: p.status?.reputation?.score,
         rttMs: p.status?.latency?.rttMs,
         ready: ready(p),
@@ -112,8 +116,8 @@ export function marketCommands(globals: () => Globals): Command[] {
     const { providers, server } = hubClients(g);
     const rows = marketRows((await call('gpuproviders', server, () => providers.list())).items);
     process.stdout.write(render(g.output, rows, () => [
-      ['PRODUCT', 'PROVIDER', 'REGION', 'IDLE/TOTAL', 'PRICE/GPU-H', 'EGRESS', 'RUNTIME', 'REPUTATION', 'RTT(MS)', 'READY'],
-      ...rows.map((r) => [r.product, r.provider, r.region, `${r.idle}/${r.total}`, r.pricePerGpuHour, r.egress, r.runtimeClass || 'default', fixed(r.reputation, 2), fixed(r.rttMs, 1), r.ready]),
+      ['PRODUCT', 'PROVIDER', 'REGION', 'IDLE/TOTAL', 'PRICE/GPU-H', 'EGRESS', 'RUNTIME', 'ACCESS', 'REPUTATION', 'RTT(MS)', 'READY'],
+      ...rows.map((r) => [r.product, r.provider, r.region, `${r.idle}/${r.total}`, r.pricePerGpuHour, r.egress, r.runtimeClass || 'default', r.access, fixed(r.reputation, 2), fixed(r.rttMs, 1), r.ready]),
     ]));
   });
 

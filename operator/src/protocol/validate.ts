@@ -207,6 +207,11 @@ function checkPool(value: unknown, path: Path, limits: Readonly<EdgeLimits>, see
   }
 
   if (pool.egress !== undefined) checkEgress(pool.egress, `${path}.egress`);
+  if (pool.access !== undefined) {
+    const access = record(pool.access, `${path}.access`);
+    bool(access.exec, `${path}.access.exec`);
+    bool(access.portForward, `${path}.access.portForward`);
+  }
   const nodes = list(pool.nodes, `${path}.nodes`, limits.maxNodesPerPool);
   let nodeTotal = 0;
   let nodeIdle = 0;

@@ -1,4 +1,5 @@
 import { egressProfileSchema } from './job-environment.schema.js';
+import { poolAccessSchema } from './access.schema.js';
 import {
   arr,
   conditions,
@@ -128,6 +129,7 @@ const pool = obj(
     offered: { type: 'boolean', description: 'Whether the pool is on the market.' },
     notOfferedReason: str('Why the pool is not offered, e.g. PriceBelowBreakEven.'),
     egress: egressProfileSchema('What job pods in this pool may reach, as the owner declares it (jobs needing more are not placed here).', 'PoolEgress'),
+    access: poolAccessSchema,
     idleByNode: arr(
       'Idle GPUs per node, largest first.',
       obj('Idle GPUs on one node.', { name: str('Node name.'), idle: int('Idle GPUs.', { minimum: 0 }) }, {

@@ -27,6 +27,7 @@ export function poolsStatus(inventory: Inventory): Pick<GpuProviderStatus, 'pool
       ...(p.runtimeClassName ? { runtimeClassName: p.runtimeClassName } : {}),
       offered: p.offered,
       ...(p.egress?.mode ? { egress: { mode: p.egress.mode as 'dns', ...(p.egress.destinations.length ? { destinations: p.egress.destinations.map((d) => ({ cidr: d.cidr, ...(d.ports.length ? { ports: d.ports } : {}) })) } : {}) } } : {}),
+      ...(p.access ? { access: { exec: p.access.exec, portForward: p.access.portForward } } : {}),
       idleByNode: p.nodes
         .map((n) => ({ name: n.name, idle: p.offered ? n.idleGpus : 0 }))
         .sort((a, b) => b.idle - a.idle || a.name.localeCompare(b.name)),

@@ -174,7 +174,20 @@ export interface GpuPool {
   /** RuntimeClass the owner runs this pool's job pods under (e.g. gvisor, kata); empty: the default. */
   runtimeClassName: string;
   /** What job pods in this pool may reach (the owner's chart values). Absent: DNS only. */
-  egress?: EgressProfile | undefined;
+  egress?:
+    | EgressProfile
+    | undefined;
+  /**
+   * What the owner lets consumers do with this pool's job pods through the hub besides reading
+   * logs (chart values). Absent (an older agent): both allowed; the agent enforces it either way.
+   */
+  access?: PoolAccess | undefined;
+}
+
+/** Consumer access to a pool's job pods that its owner allows (logs are always allowed). */
+export interface PoolAccess {
+  exec: boolean;
+  portForward: boolean;
 }
 
 /** Network reach of job pods beyond their own gang (operator/src/core/egress.ts). */
@@ -1088,6 +1101,7 @@ function createBaseGpuPool(): GpuPool {
     notOfferedReason: 0,
     runtimeClassName: "",
     egress: undefined,
+    access: undefined,
   };
 }
 
@@ -1131,6 +1145,9 @@ export const GpuPool: MessageFns<GpuPool> = {
     }
     if (message.egress !== undefined) {
       EgressProfile.encode(message.egress, writer.uint32(170).fork()).join();
+    }
+    if (message.access !== undefined) {
+      PoolAccess.encode(message.access, writer.uint32(178).fork()).join();
     }
     return writer;
   },
@@ -1252,6 +1269,14 @@ export const GpuPool: MessageFns<GpuPool> = {
             message.egress = EgressProfile.decode(reader, reader.uint32());
             continue;
           }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.access = PoolAccess.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1284,6 +1309,76 @@ export const GpuPool: MessageFns<GpuPool> = {
     message.egress = (object.egress !== undefined && object.egress !== null)
       ? EgressProfile.fromPartial(object.egress)
       : undefined;
+    message.access = (object.access !== undefined && object.access !== null)
+      ? PoolAccess.fromPartial(object.access)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePoolAccess(): PoolAccess {
+  return { exec: false, portForward: false };
+}
+
+export const PoolAccess: MessageFns<PoolAccess> = {
+  encode(message: PoolAccess, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.exec !== false) {
+      writer.uint32(8).bool(message.exec);
+    }
+    if (message.portForward !== false) {
+      writer.uint32(16).bool(message.portForward);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PoolAccess {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePoolAccess();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.exec = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.portForward = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<PoolAccess>): PoolAccess {
+    return PoolAccess.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PoolAccess>): PoolAccess {
+    const message = createBasePoolAccess();
+    message.exec = object.exec ?? false;
+    message.portForward = object.portForward ?? false;
     return message;
   },
 };
