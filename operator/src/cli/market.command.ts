@@ -15,18 +15,18 @@ import { render, type OutputFormat } from './output.js';
 // Read-only views of the hub: what is on the market, which providers exist, which jobs run where
 // and why a job waits.
 
-type Globals = { kubeconfig?: string; context?: string; output: OutputFormat };
+export type Globals = { kubeconfig?: string; context?: string; output: OutputFormat };
 
 /** --kubeconfig, else $KUBECONFIG, else the local sandbox's hub, else ~/.kube/config. */
-function hubClients(g: Globals) {
+export function hubClients(g: Globals) {
   const sandboxHub = join(sandboxDir, 'hub.kubeconfig');
   const kubeconfig = g.kubeconfig ?? (!process.env.KUBECONFIG && existsSync(sandboxHub) ? sandboxHub : undefined);
   const kc = loadKubeConfig({ kubeconfig, context: g.context });
   const api = kc.makeApiClient(CustomObjectsApi);
-  return { jobs: gpuJobClient(api), providers: gpuProviderClient(api), server: kc.getCurrentCluster()?.server };
+  return { api, jobs: gpuJobClient(api), providers: gpuProviderClient(api), server: kc.getCurrentCluster()?.server };
 }
 
-async function call<T>(what: string, server: string | undefined, fn: () => Promise<T>): Promise<T> {
+export async function call<T>(what: string, server: string | undefined, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
@@ -82,17 +82,21 @@ export function marketRows(providers: GpuProvider[]): MarketRow[] {
   return rows.sort((a, b) => a.product.localeCompare(b.product) || Number(a.pricePerGpuHour) - Number(b.pricePerGpuHour));
 }
 
+/** The placement and its score parts, as `explain` and `estimate` print them. */
+export function placementLines(p: NonNullable<NonNullable<GpuJob['status']>['placement']>): string[] {
+  const score = p.score ?? {};
+  return [
+    `Placement: ${p.provider}, ${p.gpuProduct} at ${p.pricePerGpuHour} credits/GPU-hour, nodes ${(p.nodes ?? []).join(', ')}`,
+    `  score ${fixed(score.total, 3)} = reputation ${fixed(score.reputation, 3)}, latency ${fixed(score.latency, 3)}, price ${fixed(score.price, 3)}, time-to-start ${fixed(score.timeToStart, 3)}, fit ${fixed(score.fragmentation, 3)}`,
+  ];
+}
+
 /** Why a job is where it is: its placement and score parts, its attempts, or the scheduler's refusal. */
 export function explainJob(job: GpuJob): string {
   const s = job.status ?? {};
   const lines = [`GpuJob ${job.metadata.namespace}/${job.metadata.name}: ${s.phase ?? 'Pending'} (${s.gpus ?? '?'} GPUs)`];
   if (s.message) lines.push(`  ${s.message}`);
-  const p = s.placement;
-  if (p?.provider) {
-    lines.push(`Placement: ${p.provider}, ${p.gpuProduct} at ${p.pricePerGpuHour} credits/GPU-hour, nodes ${(p.nodes ?? []).join(', ')}`);
-    const score = p.score ?? {};
-    lines.push(`  score ${fixed(score.total, 3)} = reputation ${fixed(score.reputation, 3)}, latency ${fixed(score.latency, 3)}, price ${fixed(score.price, 3)}, time-to-start ${fixed(score.timeToStart, 3)}, fit ${fixed(score.fragmentation, 3)}`);
-  }
+  if (s.placement?.provider) lines.push(...placementLines(s.placement));
   for (const a of s.attempts ?? []) {
     const end = a.endTime ? `${a.outcome} at ${a.endTime}` : 'running';
     const fault = a.faultOf && a.faultOf !== 'none' ? `, fault: ${a.faultOf}` : '';
