@@ -3,6 +3,7 @@ import { schedule } from './scheduler.js';
 import { schedulerConfig } from './config.js';
 import { H100, job, pool, provider } from '../testing/fixtures.js';
 import { isDecision } from '../types.js';
+import { buildSnapshot } from './snapshot.js';
 
 const NOW = Date.UTC(2024, 0, 1, 12);
 const config = schedulerConfig();
@@ -46,5 +47,15 @@ describe('schedule: consumer access (spec.access)', () => {
     // Closed AND not ready: the pool check fails first, so access is named.
     const notReady = [provider('a', [pool(H100, [8], '1', closed)], { ready: false })];
     expect(schedule(notReady, job(1, 1, { access: { exec: true } }), config, NOW)).toMatchObject({ reasons: { AccessNotOffered: 1 } });
+  });
+
+  it('follows an owner who switches exec off in a live market snapshot (the hub updates it in place)', () => {
+    const market = buildSnapshot([provider('a', [pool(H100, [8], '1')])]);
+    const needsExec = job(1, 1, { access: { exec: true } });
+    expect(isDecision(schedule(market, needsExec, config, NOW))).toBe(true);
+    market.updateProvider(provider('a', [pool(H100, [8], '1', { access: { exec: false, portForward: true } })]));
+    expect(schedule(market, needsExec, config, NOW)).toMatchObject({ reasons: { AccessNotOffered: 1 } });
+    market.updateProvider(provider('a', [pool(H100, [8], '1', { access: { exec: true, portForward: true } })]));
+    expect(isDecision(schedule(market, needsExec, config, NOW))).toBe(true);
   });
 });
