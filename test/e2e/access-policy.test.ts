@@ -36,6 +36,7 @@ let pki: HubPki;
 let hub: RunningHub;
 let dir: string;
 let kubeconfig: string;
+let bobKubeconfig: string;
 const agents: Record<string, AgentHandle> = {};
 const names: Record<string, string> = {};
 const root = join(repoRoot, '.testbed', 'e2e-access-policy');
@@ -88,11 +89,20 @@ apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata: {name: alice-market-viewer}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: fedgpu-market-viewer}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}, {apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: bob-viewer, namespace: ml}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: fedgpu-job-viewer}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]
 `);
   expect(viewer.code, viewer.stderr).toBe(0);
+  // bob reads the market and jobs but may not create GpuJobs.
   kubeconfig = join(dir, 'alice.kubeconfig');
   writeFileSync(kubeconfig, userKubeconfigYaml('hub', hubCluster.server, hubCluster.pki, 'alice', issueUserCert(hubCluster.pki, 'alice')));
+  bobKubeconfig = join(dir, 'bob.kubeconfig');
+  writeFileSync(bobKubeconfig, userKubeconfigYaml('hub', hubCluster.server, hubCluster.pki, 'bob', issueUserCert(hubCluster.pki, 'bob')));
 
   // "closed" is the cheaper H100: without the access rule every H100 job would go there.
   const settings = {
@@ -118,9 +128,9 @@ afterAll(async () => {
 
 // --- helpers ---------------------------------------------------------------------------------
 
-function fedgpu(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function fedgpu(args: string[], stdin?: string, as = kubeconfig): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', cli, '--kubeconfig', kubeconfig, ...args], { timeout: 120_000 }, (err, stdout, stderr) =>
+    const child = execFile(process.execPath, ['--import', 'tsx', cli, '--kubeconfig', as, ...args], { timeout: 120_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
     );
     if (stdin !== undefined) child.stdin?.end(stdin);
@@ -222,6 +232,11 @@ describe('the provider decides exec and port-forward per pool', () => {
     const typo = await fedgpu(['estimate', '-f', writeJobFile('typo', jobYaml('typo', { acces: { exec: true } }))]);
     expect(typo.code).toBe(2);
     expect(typo.stderr).toContain('spec.acces');
+    // The dry run is a create: a user who may not create GpuJobs is told so, not estimated.
+    const bob = await fedgpu(['estimate', '-f', needsExec], undefined, bobKubeconfig);
+    expect(bob.code).toBe(1);
+    expect(bob.stderr).toContain('needs create on gpujobs in ml');
+    console.log(`refusals:\n${bad.stderr}${typo.stderr}${bob.stderr}`);
     expect(await jobNames()).toEqual(before);
   });
 

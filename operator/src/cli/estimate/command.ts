@@ -74,7 +74,7 @@ async function dryRun(api: ReturnType<typeof hubClients>['api'], job: GpuJob, so
     return (await api.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace, body, dryRun: 'All', fieldValidation: 'Strict' })) as GpuJob;
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    const message = statusMessage((err as { body?: unknown }).body);
+    const message = withFileName(statusMessage((err as { body?: unknown }).body), name ?? 'estimate');
     if (code === 422 || code === 400) throw new CliError(`${source}: the hub refuses this GpuJob: ${message}`, ExitCode.Usage);
     if (code === 403) {
       throw new CliError(`the hub refused the dry run (HTTP 403): estimate validates the job as a create would, so it needs create on gpujobs in ${namespace} (nothing is created): ${message}`);
@@ -82,6 +82,12 @@ async function dryRun(api: ReturnType<typeof hubClients>['api'], job: GpuJob, so
     if (code === 404) throw new CliError(`namespace ${namespace} or the GpuJob API is not on the hub at ${server ?? '?'}: ${message}`, ExitCode.NotFound);
     return call('gpujobs', server, () => Promise.reject(err));
   }
+}
+
+/** The apiserver names the object by its generated name ("trainer-x7k2p"); the user wrote "trainer". */
+export function withFileName(message: string, name: string): string {
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return message.replace(new RegExp(`"${escaped}-[a-z0-9]{5}"`, 'g'), `"${name}"`);
 }
 
 function statusMessage(body: unknown): string {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuJob, GpuProvider } from '../../api/types.js';
 import { CliError } from '../errors.js';
-import { parseJobDocument } from './command.js';
+import { parseJobDocument, withFileName } from './command.js';
 import { estimateJob, formatEstimate, parseForDuration } from './estimate.js';
 
 const H100 = 'NVIDIA-H100-80GB-HBM3';
@@ -116,5 +116,11 @@ describe('fedgpu estimate', () => {
     expect(usage(text.replace('{name: t}', '{name: t, namespace: a}'), 'b')).toBe('job.yaml: the namespace in the file (a) does not match --namespace b');
     expect(usage('- 1\n- 2\n')).toBe('job.yaml: not a GpuJob object');
     expect(usage('a: [\n')).toMatch(/^job\.yaml: not YAML: /);
+  });
+
+  it('names the object in the apiserver\'s refusal as the file does, not by its generated name', () => {
+    expect(withFileName('GpuJob.fedgpu.io "bad-h6px5" is invalid: spec.replicas: Invalid value: 0', 'bad')).toBe('GpuJob.fedgpu.io "bad" is invalid: spec.replicas: Invalid value: 0');
+    expect(withFileName('GpuJob.fedgpu.io "a.b-h6px5" is invalid', 'a.b')).toBe('GpuJob.fedgpu.io "a.b" is invalid');
+    expect(withFileName('GpuJob.fedgpu.io "axb-h6px5" is invalid', 'a.b')).toBe('GpuJob.fedgpu.io "axb-h6px5" is invalid');
   });
 });
