@@ -5,6 +5,7 @@ import { NamespaceNotRestrictedError, type TenantNamespaces } from '../tenancy/n
 import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, type Assignment, type BuildOptions } from './build.js';
 import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
 import { AttemptResources, type AttemptObjects } from '../attempt/resources.js';
+import { ConcurrencyLimit } from '../../runtime/concurrency.js';
 
 // Runs what the hub assigns, each consumer's attempts in that consumer's own namespace
 // (agent/tenancy). Every operation is idempotent: creating a pod that exists is a no-op, deleting
@@ -51,6 +52,7 @@ const isQuotaBusy = (err: unknown) => (err as { code?: number }).code === 403 &&
 /** Retries of an attempt the cluster cannot take yet (quota still held, namespace still being
  * deleted, apiserver away): about two minutes in all; then quota waits are refused, the rest wait
  * for the next resync. */
+const PREPARING_AT_ONCE = 16;
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000, 60000];
 
 export class PodRunner {
@@ -64,6 +66,11 @@ export class PodRunner {
   private readonly attempts: AttemptResources;
   /** Ended attempts whose per-attempt objects are already deleted. */
   private readonly released = new Set<string>();
+  /**
+   * Attempts being set up at once. Each takes a few requests to the provider's apiserver; a burst
+   * of hundreds of assignments sent at once would exceed its in-flight limit and be answered 429.
+   */
+  private readonly preparing = new ConcurrencyLimit(PREPARING_AT_ONCE);
 
   constructor(
     kubeConfig: KubeConfig,
@@ -83,11 +90,20 @@ export class PodRunner {
   }
 
   /** Runs one assignment; a refusal ends the attempt with the reason, never throws. */
-  async apply(assign: Assign): Promise<void> {
+  apply(assign: Assign): Promise<void> {
     const key = attemptKey(assign.jobUid, assign.epoch);
     const assignment = assignmentFromProto(assign);
     const namespace = this.tenancy.nameOf(assignment.tenant ?? '');
-    this.assignments.set(key, { ...assignment, pricePerGpuHour: assign.pricePerGpuHour, coveredGpuSeconds: assign.coveredGpuSeconds, namespace });
+    // Recorded at once, so the attempt is known (and reported, and cancellable) while it waits.
+    const entry: Running = { ...assignment, pricePerGpuHour: assign.pricePerGpuHour, coveredGpuSeconds: assign.coveredGpuSeconds, namespace };
+    this.assignments.set(key, entry);
+    // A Cancel (or a newer Assign) that arrived while it waited wins: nothing is created for it.
+    return this.preparing.run(async () => {
+      if (this.assignments.get(key) === entry) await this.applyNow(key, assign, assignment, namespace);
+    });
+  }
+
+  private async applyNow(key: string, assign: Assign, assignment: Assignment, namespace: string): Promise<void> {
     if (this.refused.has(key)) return;
     const refuse = (reason: string) => {
       this.refused.set(key, reason);
@@ -229,7 +245,8 @@ export class PodRunner {
     for (const namespace of new Set([...this.assignments.values()].map((a) => a.namespace))) {
       await this.attempts.prune(namespace, wanted).catch((err: unknown) => this.logger.error({ err, namespace }, 'could not prune per-attempt objects; the next resync retries'));
     }
-    for (const assign of desired) await this.apply(assign);
+    // At once, bounded by `preparing`: a provider running hundreds of attempts resyncs in seconds.
+    await Promise.all(desired.map((assign) => this.apply(assign)));
     await this.releaseNamespaces();
   }
 
