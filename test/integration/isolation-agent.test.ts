@@ -236,6 +236,15 @@ describe('refusals reach the consumer and stop nothing else', () => {
     expect(await podsOf(next)).toEqual([]);
   });
 
+  it('a burst of one consumer\'s attempts all get their pods (quota admission races are retried, not taken for "exists")', async () => {
+    const burst = Array.from({ length: 48 }, () => assign('team-burst', ok, 1, 1));
+    await Promise.all(burst.map((a) => runner.apply(a)));
+    const namespace = tenantNamespaceName(PREFIX, 'team-burst');
+    const pods = (await core.listNamespacedPod({ namespace, labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' })).items;
+    expect(pods).toHaveLength(48);
+    expect(burst.filter((a) => runner.refused.has(key(a)))).toEqual([]);
+  });
+
   it('moves the quota bound of a prepared namespace with each attempt', async () => {
     const first = assign('team-quota', ok, 1, 2);
     await runner.apply(first);

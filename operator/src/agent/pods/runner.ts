@@ -47,12 +47,15 @@ export function refusalReason(err: unknown): string {
 }
 
 const isRefusal = (err: unknown) => [400, 403, 422].includes((err as { code?: number }).code ?? 0);
+/** A 409 from the quota admission's own update conflict, not from an existing pod. */
+const isQuotaConflict = (err: unknown) => (err as { code?: number }).code === 409 && /resourcequotas/.test(refusalReason(err));
 /** Quota still held by pods of an attempt that is going away: wait for them, not a refusal. */
 const isQuotaBusy = (err: unknown) => (err as { code?: number }).code === 403 && /exceeded quota/.test(refusalReason(err));
 /** Retries of an attempt the cluster cannot take yet (quota still held, namespace still being
  * deleted, apiserver away): about two minutes in all; then quota waits are refused, the rest wait
  * for the next resync. */
 const PREPARING_AT_ONCE = 16;
+const QUOTA_CONFLICT_TRIES = 5;
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000, 60000];
 
 export class PodRunner {
@@ -97,6 +100,7 @@ export class PodRunner {
     // Recorded at once, so the attempt is known (and reported, and cancellable) while it waits.
     const entry: Running = { ...assignment, pricePerGpuHour: assign.pricePerGpuHour, coveredGpuSeconds: assign.coveredGpuSeconds, namespace };
     this.assignments.set(key, entry);
+    this.logger.info({ job: assign.jobUid, epoch: assign.epoch, namespace, queued: this.preparing.pending.waiting }, 'assignment received');
     // A Cancel (or a newer Assign) that arrived while it waited wins: nothing is created for it.
     return this.preparing.run(async () => {
       if (this.assignments.get(key) === entry) await this.applyNow(key, assign, assignment, namespace);
@@ -124,7 +128,7 @@ export class PodRunner {
       );
     }
     try {
-      await this.tenancy.ensure(assignment.tenant ?? '', this.usageOf(namespace));
+      await this.tenancy.ensure(assignment.tenant ?? '', () => this.usageOf(namespace));
     } catch (err) {
       if (err instanceof NamespaceNotRestrictedError) return refuse(`TenantNamespaceNotRestricted: ${err.message}`);
       // The apiserver is away or the namespace is still being deleted: try again shortly.
@@ -144,10 +148,16 @@ export class PodRunner {
     }
     for (const pod of pods) {
       try {
-        await this.core.createNamespacedPod({ namespace, body: pod });
+        await this.createPod(namespace, pod);
         this.logger.info({ job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name, namespace }, 'created job pod');
       } catch (err) {
-        if ((err as { code?: number }).code === 409) continue;
+        // 409 is two things: the pod exists (a repeat: fine), or the quota admission lost a race
+        // with another writer of the namespace's ResourceQuota (the pod was NOT created: retry).
+        if ((err as { code?: number }).code === 409 && !isQuotaConflict(err)) continue;
+        if (isQuotaConflict(err)) {
+          this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name }, 'quota admission kept conflicting; retrying the attempt');
+          if (this.retryLater(key, assign)) return;
+        }
         if (isQuotaBusy(err) && this.retryLater(key, assign)) return;
         if (isRefusal(err)) {
           // Pods of the attempt made before the refusal go: an attempt runs whole or not at all.
@@ -161,6 +171,18 @@ export class PodRunner {
       }
     }
     this.retries.delete(key);
+  }
+
+  /** Creates a pod, again at once while the quota admission only lost an update race (a burst of pods in one namespace). */
+  private async createPod(namespace: string, body: V1Pod): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.core.createNamespacedPod({ namespace, body });
+        return;
+      } catch (err) {
+        if (!isQuotaConflict(err) || tries >= QUOTA_CONFLICT_TRIES) throw err;
+      }
+    }
   }
 
   /** Tries the attempt again after a backoff; false when out of tries. */

@@ -80,6 +80,8 @@ export class TenantNamespaces {
 
   /** Namespaces this process fully prepared: their uid and when (see ensure's fast path). */
   private readonly prepared = new Map<string, { uid: string; atMs: number }>();
+  /** The last quota write queued per namespace (writeQuota). */
+  private readonly quotaWrites = new Map<string, Promise<unknown>>();
 
   constructor(
     kubeConfig: KubeConfig,
@@ -104,12 +106,9 @@ export class TenantNamespaces {
    * Makes the tenant's namespace ready for pods and bounds it to `usage`; throws
    * NamespaceNotRestrictedError when the namespace exists without PodSecurity restricted.
    */
-  async ensure(tenant: string, usage: TenantUsage): Promise<string> {
+  async ensure(tenant: string, usage: TenantUsage | (() => TenantUsage)): Promise<string> {
     const name = this.nameOf(tenant);
-    const quota = {
-      metadata: { name: QUOTA_NAME, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
-      spec: { hard: { pods: String(usage.pods), [`requests.${GPU_RESOURCE}`]: String(usage.gpus) } },
-    };
+    const usageNow = typeof usage === 'function' ? usage : () => usage;
     // Fast path, on the way of every assignment: a namespace this agent prepared recently only
     // needs its quota bound moved and its PodSecurity labels checked again (someone may strip
     // them at any time), one round trip with both calls in flight. The rest is re-applied when
@@ -118,7 +117,7 @@ export class TenantNamespaces {
     if (prepared && this.now() - prepared.atMs < REPREPARE_AFTER_MS) {
       const [read, quotaWrite] = await Promise.allSettled([
         this.core.readNamespace({ name }),
-        this.core.replaceNamespacedResourceQuota({ name: QUOTA_NAME, namespace: name, body: quota }),
+        this.writeQuota(name, usageNow, false),
       ]);
       if (read.status === 'rejected') throw read.reason;
       if (read.value.metadata?.uid === prepared.uid) {
@@ -162,10 +161,7 @@ export class TenantNamespaces {
         }),
         undefined,
       ),
-      this.createOrReplace(
-        () => this.core.createNamespacedResourceQuota({ namespace: name, body: quota }),
-        () => this.core.replaceNamespacedResourceQuota({ name: QUOTA_NAME, namespace: name, body: quota }),
-      ),
+      this.writeQuota(name, usageNow, true),
       this.createOrReplace(
         () => this.core.createNamespacedLimitRange({
           namespace: name,
@@ -186,6 +182,38 @@ export class TenantNamespaces {
     ]);
     if (ns.metadata?.uid) this.prepared.set(name, { uid: ns.metadata.uid, atMs: this.now() });
     return name;
+  }
+
+  /**
+   * Writes the namespace's quota from the usage at the moment of writing, one write at a time per
+   * namespace. Attempts of one consumer arrive in bursts; concurrent writes computed earlier could
+   * land out of order and shrink the bound below what is already assigned (pods then refused for
+   * exceeded quota). `create`: create it when missing (else a missing quota is a 404).
+   */
+  private writeQuota(name: string, usage: () => TenantUsage, create: boolean): Promise<void> {
+    const write = async () => {
+      const u = usage();
+      const body = {
+        metadata: { name: QUOTA_NAME, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
+        spec: { hard: { pods: String(u.pods), [`requests.${GPU_RESOURCE}`]: String(u.gpus) } },
+      };
+      if (!create) {
+        await this.core.replaceNamespacedResourceQuota({ name: QUOTA_NAME, namespace: name, body });
+        return;
+      }
+      await this.createOrReplace(
+        () => this.core.createNamespacedResourceQuota({ namespace: name, body }),
+        () => this.core.replaceNamespacedResourceQuota({ name: QUOTA_NAME, namespace: name, body }),
+      );
+    };
+    const previous = this.quotaWrites.get(name) ?? Promise.resolve();
+    const next = previous.then(write, write);
+    const tail = next.catch(() => undefined);
+    this.quotaWrites.set(name, tail);
+    void tail.then(() => {
+      if (this.quotaWrites.get(name) === tail) this.quotaWrites.delete(name);
+    });
+    return next;
   }
 
   /** Throws unless pods may go into `ns` now (not being deleted, PodSecurity restricted enforced). */

@@ -312,6 +312,7 @@ export class GpuJobController {
       this.backoff.clear(key);
       const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour, plan.assign.coveredGpuSeconds, secrets) } });
       if (!delivered) this.opts.logger.warn({ job: key, provider: plan.assign.provider }, 'agent not connected; it gets the assignment on reconnect');
+      else this.opts.logger.info({ job: key, uid: job.metadata.uid, epoch: plan.assign.epoch, provider: plan.assign.provider }, 'assigned');
     }
     if (isFinished(target) || plan.status.phase === 'Running') {
       this.market.forget(key);
