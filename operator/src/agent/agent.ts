@@ -131,6 +131,8 @@ export class Agent {
   private client?: StreamClient;
   private runner: PodRunner;
   private timer?: NodeJS.Timeout;
+  /** A report pass queued for the next turn of the event loop (see schedulePublish). */
+  private reportsQueued?: NodeJS.Immediate;
   private receiptTimer?: NodeJS.Timeout;
   private budgetTimer?: NodeJS.Timeout;
   private readonly receipts: UsageReceiptBook;
@@ -237,6 +239,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
+    if (this.reportsQueued) clearImmediate(this.reportsQueued);
     if (this.receiptTimer) clearInterval(this.receiptTimer);
     if (this.budgetTimer) clearInterval(this.budgetTimer);
     this.runner.stop();
@@ -244,7 +247,16 @@ export class Agent {
     await this.watch?.stop();
   }
 
+  // Two paces: attempt reports go out on the next turn of the event loop (a pod turning Running
+  // is what the consumer waits for, and every event of one burst still coalesces into one pass);
+  // the inventory, a roll-up of every node, is debounced.
   private schedulePublish(): void {
+    if (!this.reportsQueued) {
+      this.reportsQueued = setImmediate(() => {
+        this.reportsQueued = undefined;
+        if (this.watch && this.client) this.reportAttempts(this.now());
+      });
+    }
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -262,12 +274,18 @@ export class Agent {
   }
 
   private reportAttempts(now: number): void {
-    const managed = this.runner.managed(this.watch!.pods());
+    const podsByAttempt = new Map<string, V1Pod[]>();
+    for (const pod of this.runner.managed(this.watch!.pods())) {
+      const key = `${pod.metadata?.labels?.['fedgpu.io/job-uid']}/${pod.metadata?.labels?.['fedgpu.io/epoch']}`;
+      const list = podsByAttempt.get(key);
+      if (list) list.push(pod);
+      else podsByAttempt.set(key, [pod]);
+    }
     for (const key of [...this.ended.keys(), ...this.budgetStops.keys()]) {
       if (!this.runner.assignments.has(key)) this.forgetAttempt(key);
     }
     for (const [key, assignment] of this.runner.assignments) {
-      const pods = managed.filter((p) => `${p.metadata?.labels?.['fedgpu.io/job-uid']}/${p.metadata?.labels?.['fedgpu.io/epoch']}` === key);
+      const pods = podsByAttempt.get(key) ?? [];
       const state = this.ended.get(key) ?? this.currentState(key, assignment, pods, now);
       if (!state) continue; // pods still in their checkpoint grace
       if ((state.phase === 'Succeeded' || state.phase === 'Failed') && !this.retainedAttempts.has(key)) {
