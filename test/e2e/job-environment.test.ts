@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
 import type { RunningHub } from '../../operator/src/hub/hub.js';
 import type { Cluster } from '../../operator/src/testbed/cluster.js';
-import { hubPki, installCrds, providerClient, readyStatus, startAgent, startTestHub, type AgentHandle } from '../../operator/src/testbed/federation.js';
+import { HUB_RELEASE, HUB_RELEASE_NAMESPACE, hubPki, installCrds, providerClient, readyStatus, startAgent, startTestHub, type AgentHandle } from '../../operator/src/testbed/federation.js';
 import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
@@ -229,6 +229,9 @@ describe('secrets to the winner only', () => {
 
   beforeAll(async () => {
     await kubectl(hubCluster(), ['create', 'secret', 'generic', 'hf', '-n', 'ml', `--from-literal=token=${token}`]);
+    // The hub runs with the chart's identity, which reads no Secret: the consumer's grant of docs/secrets.md.
+    await kubectl(hubCluster(), ['create', 'role', 'fedgpu-hub-job-secrets', '-n', 'ml', '--verb=get', '--resource=secrets', '--resource-name=hf']);
+    await kubectl(hubCluster(), ['create', 'rolebinding', 'fedgpu-hub-job-secrets', '-n', 'ml', '--role=fedgpu-hub-job-secrets', `--serviceaccount=${HUB_RELEASE_NAMESPACE}:${HUB_RELEASE}`]);
   });
 
   it('reaches only the agent running the attempt, appears nowhere on the hub, and is gone when the attempt ends', async () => {
