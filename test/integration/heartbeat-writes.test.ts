@@ -84,7 +84,7 @@ describe('GpuProvider writes caused by agents at rest', () => {
     for (let i = 0; i < AGENTS; i++) {
       const raw = new RawStream({ port: server.port, caPem: ca.certPem, cert: agentCert, serverName: 'fedgpu-hub', clients });
       const { providerName } = await registerRaw(raw, Wallet.createRandom());
-      raw.send({ $case: 'inventory', value: { pools: [] } });
+      raw.send({ $case: 'inventory', value: { pools: [], unisolatedNamespaces: [] } });
       streams.push({ raw, name: providerName });
     }
     // The agents' heartbeat loops (the agent's own cadence; the hub never asks for them).

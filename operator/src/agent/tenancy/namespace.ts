@@ -67,6 +67,8 @@ export interface TenancyOptions {
   maxEphemeralStorage?: string;
   /** Called when a namespace is refused for not enforcing restricted. */
   onNotRestricted?: (namespace: string, reason: string) => void;
+  /** The set of refused namespaces (`unisolated()`) changed. */
+  onIsolationChanged?: () => void;
 }
 
 const isCode = (err: unknown, code: number) => (err as { code?: number }).code === code;
@@ -74,6 +76,8 @@ const isCode = (err: unknown, code: number) => (err as { code?: number }).code =
 export class TenantNamespaces {
   private readonly core: CoreV1Api;
   private readonly net: NetworkingV1Api;
+  /** Namespaces refused for not enforcing restricted, with why; until one passes again or is deleted. */
+  private readonly refused = new Map<string, string>();
 
   constructor(
     kubeConfig: KubeConfig,
@@ -104,9 +108,11 @@ export class TenantNamespaces {
     const problem = restrictedProblem(ns);
     if (problem) {
       this.options.onNotRestricted?.(name, problem);
+      this.markRefused(name, problem);
       this.logger.error({ namespace: name }, `refusing to run job pods: ${problem}`);
       throw new NamespaceNotRestrictedError(problem);
     }
+    this.markRefused(name, undefined);
     const labels = { [MANAGED_BY_LABEL]: MANAGED_BY };
     // The namespace's own default ServiceAccount mounts nothing either (pods set it off as well).
     // (The controller-manager may have made it first: then it is replaced.)
@@ -167,7 +173,21 @@ export class TenantNamespaces {
   }
 
   /** Deletes every tenant namespace of ours that no live attempt uses any more. */
+  /** Tenant namespaces refused right now for not enforcing restricted (what the hub shows). */
+  unisolated(): { namespace: string; reason: string }[] {
+    return [...this.refused].map(([namespace, reason]) => ({ namespace, reason })).sort((a, b) => a.namespace.localeCompare(b.namespace));
+  }
+
+  private markRefused(name: string, reason: string | undefined): void {
+    if (this.refused.get(name) === reason) return;
+    if (reason === undefined) this.refused.delete(name);
+    else this.refused.set(name, reason);
+    this.options.onIsolationChanged?.();
+  }
+
   async release(inUse: ReadonlySet<string>): Promise<string[]> {
+    // A refused namespace no attempt uses any more is no longer anyone's problem.
+    for (const name of this.refused.keys()) if (!inUse.has(name)) this.markRefused(name, undefined);
     const list = await this.core.listNamespace({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` });
     const deleted: string[] = [];
     for (const ns of list.items) {
