@@ -186,9 +186,14 @@ export class TenantNamespaces {
   }
 
   async release(inUse: ReadonlySet<string>): Promise<string[]> {
-    // A refused namespace no attempt uses any more is no longer anyone's problem.
-    for (const name of this.refused.keys()) if (!inUse.has(name)) this.markRefused(name, undefined);
     const list = await this.core.listNamespace({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` });
+    // Refused namespaces looked at again: one restricted again (or unused) is no longer refused.
+    const listed = new Map(list.items.map((ns) => [ns.metadata?.name ?? '', ns]));
+    for (const name of [...this.refused.keys()]) {
+      const ns = listed.get(name);
+      if (!inUse.has(name)) this.markRefused(name, undefined);
+      else if (ns) this.markRefused(name, restrictedProblem(ns));
+    }
     const deleted: string[] = [];
     for (const ns of list.items) {
       const name = ns.metadata?.name;
