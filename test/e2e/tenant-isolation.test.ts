@@ -14,7 +14,7 @@ import { waitFor } from '../../operator/src/testbed/wait.js';
 // `restricted` from a consumer's tenant namespace while a job runs in it. The agent must refuse the
 // consumer's next pod there, the attempt must end with that reason (the provider's fault), and the
 // GpuProvider on the hub must say so in its TenantIsolation condition, as `kubectl describe gp`
-// shows; once the label is back, the condition clears and jobs run again. The hub and the agent run
+// shows; once the label is back, the consumer's next job runs there and the condition clears. The hub and the agent run
 // with the chart's identities.
 
 const H100 = 'NVIDIA-H100-80GB-HBM3';
@@ -100,8 +100,9 @@ describe('a tenant namespace stripped of PodSecurity restricted', () => {
       const first = j.status?.attempts?.find((a) => a.epoch === 1);
       return first?.outcome && first.outcome !== 'Running' ? first : undefined;
     }, { timeoutMs: 60_000, intervalMs: 250 });
-    expect(refused).toMatchObject({ provider: providerName, outcome: 'Failed', reason: 'TenantNamespaceNotRestricted', faultOf: 'provider' });
-    expect(refused.message).toContain(`namespace ${tenantNamespace} does not enforce PodSecurity restricted (${ENFORCE}=unset)`);
+    // The provider's fault (the consumer pays nothing, the hub keeps it away from this provider), with the agent's reason.
+    expect(refused).toMatchObject({ provider: providerName, outcome: 'Failed', reason: 'ProviderPreempted', faultOf: 'provider' });
+    expect(refused.message).toContain(`TenantNamespaceNotRestricted: namespace ${tenantNamespace} does not enforce PodSecurity restricted (${ENFORCE}=unset)`);
     const condition = await waitFor('TenantIsolation False', async () => {
       const c = isolation(await provider());
       return c?.status === 'False' ? c : undefined;
@@ -114,18 +115,20 @@ describe('a tenant namespace stripped of PodSecurity restricted', () => {
     // What the provider's owner and the market operator see.
     const described = await hubCluster().kubectl(['describe', 'gp', providerName]);
     expect(described.code, described.stderr).toBe(0);
-    expect(described.stdout).toMatch(/TenantIsolation\s+False\s+NamespaceNotRestricted/);
-    expect(described.stdout).toContain('NamespaceNotRestricted');
+    expect(described.stdout).toMatch(new RegExp(`Message:\\s+the agent refuses job pods in 1 tenant namespace\\(s\\).*${tenantNamespace}.*\\s+Reason:\\s+NamespaceNotRestricted\\s+Status:\\s+False\\s+Type:\\s+TenantIsolation`));
+    expect(described.stdout).toMatch(/Warning\s+NamespaceNotRestricted\s+.*fedgpu-hub/);
   });
 
-  it('clears once the namespace enforces restricted again, and the job then runs', async () => {
+  it("clears once the namespace enforces restricted again, and the consumer's next job runs there", async () => {
     const restored = await home().kubectl(['label', 'namespace', tenantNamespace, `${ENFORCE}=restricted`]);
     expect(restored.code, restored.stderr).toBe(0);
-    // The hub retries the job on the only provider; the agent looks at the namespace again.
-    await waitFor('second Running', async () => {
-      const j = await getJob('second');
+    // (The refused job never comes back to this provider: it failed there by the provider's fault.)
+    await submit('third');
+    const third = await waitFor('third Running', async () => {
+      const j = await getJob('third');
       return j.status?.phase === 'Running' ? j : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 500 });
+    }, { timeoutMs: 90_000, intervalMs: 250 });
+    expect((await podsOf(third)).map((p) => p.metadata?.namespace)).toEqual([tenantNamespace]);
     await waitFor('TenantIsolation True again', async () => (isolation(await provider())?.status === 'True' ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
   });
 });
