@@ -130,6 +130,7 @@ function sampleInventory(tag: number): Inventory {
         runtimeClassName: '',
       },
     ],
+    unisolatedNamespaces: [],
   };
 }
 

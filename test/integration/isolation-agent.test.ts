@@ -1,5 +1,5 @@
+import { CoreV1Api, KubeConfig, NetworkingV1Api, PatchStrategy, setHeaderOptions, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import { mergePatch } from '../../operator/src/runtime/kube.js';
-import { CoreV1Api, KubeConfig, NetworkingV1Api, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PodRunner } from '../../operator/src/agent/pods/runner.js';
@@ -220,6 +220,12 @@ describe('refusals reach the consumer and stop nothing else', () => {
     expect(runner.refused.get(key(a))).toMatch(/^TenantNamespaceNotRestricted: .*enforce=privileged/);
     expect(notRestricted).toContain(name);
     expect(await podsOf(a)).toEqual([]);
+    // What the agent reports to the hub (the GpuProvider's TenantIsolation condition) ...
+    expect(tenancy.unisolated()).toEqual([{ namespace: name, reason: expect.stringContaining('enforce=privileged') }]);
+    // ... until the namespace enforces restricted again, seen at the next release pass.
+    await core.patchNamespace({ name, body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await tenancy.release(new Set([...(await managedNamespaces()), name])); // deletes nothing: all in use
+    expect(tenancy.unisolated()).toEqual([]);
   });
 
   it('re-checks a namespace it prepared: one loosened after an attempt ran gets no further pod', async () => {

@@ -2,7 +2,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { reuseConnections } from '../runtime/connections.js';
 import type { Wallet } from 'ethers';
 import type { Logger } from 'pino';
-import { AttemptPhase, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, PodPhase, type ProviderProfile } from '../gen/proto/fedgpu/v1/market.js';
+import { AttemptPhase, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, PodPhase, type ProviderProfile, type UnisolatedNamespace } from '../gen/proto/fedgpu/v1/market.js';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { isAvailableAt } from '../core/availability.js';
 import { attemptState, type AttemptState } from './pods/status.js';
@@ -57,8 +57,9 @@ const REASON_CODES: Record<string, NotOfferedReason> = {
   NoPriceSet: NotOfferedReason.NOT_OFFERED_REASON_DISABLED_BY_OWNER,
 };
 
-export function inventoryMessage(pools: InventoryPool[]): Inventory {
+export function inventoryMessage(pools: InventoryPool[], unisolated: readonly UnisolatedNamespace[] = []): Inventory {
   return {
+    unisolatedNamespaces: [...unisolated],
     pools: pools.map((p) => ({
       gpuProduct: p.gpuProduct,
       memoryMib: p.memoryMiB,
@@ -130,6 +131,7 @@ export class Agent {
   private watch?: ClusterWatch;
   private client?: StreamClient;
   private runner: PodRunner;
+  private readonly tenancy: TenantNamespaces;
   private timer?: NodeJS.Timeout;
   /** A report pass queued for the next turn of the event loop (see schedulePublish). */
   private reportsQueued?: NodeJS.Immediate;
@@ -154,7 +156,10 @@ export class Agent {
       prefix: opts.jobNamespace,
       allowDns: opts.allowDns,
       onNotRestricted: () => opts.metrics?.onNamespaceNotRestricted(),
+      // The hub shows refused namespaces as the GpuProvider's TenantIsolation condition.
+      onIsolationChanged: () => this.schedulePublish(),
     }, opts.logger);
+    this.tenancy = tenancy;
     const productOf = (node: string) => this.watch?.nodes().find((n) => n.metadata?.name === node)?.metadata?.labels?.[GFD_PRODUCT_LABEL];
     // The owner's RuntimeClass and egress for the pool of the node each pod goes to.
     const runtimeClassFor = (node: string) => runtimeClassOf(opts.settings, productOf(node));
@@ -267,7 +272,7 @@ export class Agent {
   private publish(): void {
     if (!this.watch || !this.client) return;
     const now = this.now();
-    const inventory = inventoryMessage(buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, now));
+    const inventory = inventoryMessage(buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, now), this.tenancy.unisolated());
     const text = JSON.stringify(inventory);
     if (text !== this.lastInventory && this.client.sendInventory(inventory)) this.lastInventory = text;
     this.reportAttempts(now);

@@ -167,7 +167,7 @@ export interface GpuProviderSpec {
 
 /** Observed state of the provider, written by the hub from its agent's stream and the chain. */
 export interface GpuProviderStatus {
-  /** Registered, Ready, Staked and Degraded conditions. */
+  /** Registered, Ready, Staked, Degraded and TenantIsolation conditions. TenantIsolation is False (NamespaceNotRestricted) while the agent refuses job pods in a tenant namespace that no longer enforces PodSecurity restricted; its message names the namespace and why. */
   conditions?: Condition[];
   /** Generation of the spec this status reflects. */
   observedGeneration?: number;

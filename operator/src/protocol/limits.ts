@@ -20,6 +20,8 @@ export interface EdgeLimits {
   maxProbeResults: number;
   maxProbePayloadBytes: number;
   maxProbeElapsedMs: number;
+  /** Tenant namespaces one inventory may report as refused (not restricted). */
+  maxUnisolatedNamespaces: number;
 }
 
 export const defaultEdgeLimits: Readonly<EdgeLimits> = Object.freeze({
@@ -40,6 +42,7 @@ export const defaultEdgeLimits: Readonly<EdgeLimits> = Object.freeze({
   maxProbeResults: 8,
   maxProbePayloadBytes: 256 * 1024,
   maxProbeElapsedMs: 600_000,
+  maxUnisolatedNamespaces: 64,
 });
 
 export function edgeLimits(overrides: Partial<EdgeLimits> = {}): Readonly<EdgeLimits> {

@@ -180,6 +180,11 @@ function checkInventory(value: unknown, path: Path, limits: Readonly<EdgeLimits>
     if (poolKeys.has(key)) throw invalid('duplicate', `${path}.pools[${i}] repeats a pool (product, memory, driver)`);
     poolKeys.add(key);
   });
+  list(inventory.unisolatedNamespaces, `${path}.unisolatedNamespaces`, limits.maxUnisolatedNamespaces).forEach((item, i) => {
+    const entry = record(item, `${path}.unisolatedNamespaces[${i}]`);
+    text(entry.namespace, `${path}.unisolatedNamespaces[${i}].namespace`, { maxChars: 63, pattern: dns1123Subdomain });
+    text(entry.reason, `${path}.unisolatedNamespaces[${i}].reason`, { maxChars: limits.maxMessageChars });
+  });
 }
 
 /** Returns the pool's identity key; adds its node names to `seenNodes` (names are unique per inventory). */

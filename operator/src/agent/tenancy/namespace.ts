@@ -67,6 +67,8 @@ export interface TenancyOptions {
   maxEphemeralStorage?: string;
   /** Called when a namespace is refused for not enforcing restricted. */
   onNotRestricted?: (namespace: string, reason: string) => void;
+  /** The set of refused namespaces (`unisolated()`) changed. */
+  onIsolationChanged?: () => void;
 }
 
 const isCode = (err: unknown, code: number) => (err as { code?: number }).code === code;
@@ -77,6 +79,8 @@ const REPREPARE_AFTER_MS = 60_000;
 export class TenantNamespaces {
   private readonly core: CoreV1Api;
   private readonly net: NetworkingV1Api;
+  /** Namespaces refused for not enforcing restricted, with why; until one passes again or is deleted. */
+  private readonly refused = new Map<string, string>();
 
   /** Namespaces this process fully prepared: their uid and when (see ensure's fast path). */
   private readonly prepared = new Map<string, { uid: string; atMs: number }>();
@@ -225,14 +229,35 @@ export class TenantNamespaces {
     const problem = restrictedProblem(ns);
     if (problem) {
       this.options.onNotRestricted?.(name, problem);
+      this.markRefused(name, problem);
       this.logger.error({ namespace: name }, `refusing to run job pods: ${problem}`);
       throw new NamespaceNotRestrictedError(problem);
     }
+    this.markRefused(name, undefined);
   }
 
   /** Deletes every tenant namespace of ours that no live attempt uses any more. */
+  /** Tenant namespaces refused right now for not enforcing restricted (what the hub shows). */
+  unisolated(): { namespace: string; reason: string }[] {
+    return [...this.refused].map(([namespace, reason]) => ({ namespace, reason })).sort((a, b) => a.namespace.localeCompare(b.namespace));
+  }
+
+  private markRefused(name: string, reason: string | undefined): void {
+    if (this.refused.get(name) === reason) return;
+    if (reason === undefined) this.refused.delete(name);
+    else this.refused.set(name, reason);
+    this.options.onIsolationChanged?.();
+  }
+
   async release(inUse: ReadonlySet<string>): Promise<string[]> {
     const list = await this.core.listNamespace({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` });
+    // Refused namespaces looked at again: one restricted again (or unused) is no longer refused.
+    const listed = new Map(list.items.map((ns) => [ns.metadata?.name ?? '', ns]));
+    for (const name of [...this.refused.keys()]) {
+      const ns = listed.get(name);
+      if (!inUse.has(name)) this.markRefused(name, undefined);
+      else if (ns) this.markRefused(name, restrictedProblem(ns));
+    }
     const deleted: string[] = [];
     for (const ns of list.items) {
       const name = ns.metadata?.name;

@@ -154,6 +154,12 @@ export interface RegisterProof {
 /** The provider's full offer, level-triggered: each Inventory replaces the previous one. */
 export interface Inventory {
   pools: GpuPool[];
+  /**
+   * Tenant namespaces the agent refuses to run job pods in right now (they do not enforce
+   * PodSecurity restricted). Empty: no tenant namespace in use is refused. The hub shows it as the
+   * GpuProvider's TenantIsolation condition.
+   */
+  unisolatedNamespaces: UnisolatedNamespace[];
 }
 
 export interface GpuPool {
@@ -492,6 +498,13 @@ export interface TunnelClose {
   /** Exec: the process's exit code, when known. */
   hasExitCode: boolean;
   exitCode: number;
+}
+
+/** A tenant namespace that lost its isolation (someone removed or lowered its PodSecurity label). */
+export interface UnisolatedNamespace {
+  namespace: string;
+  /** Why the agent refuses it, as it logs it. */
+  reason: string;
 }
 
 function createBaseAgentMessage(): AgentMessage {
@@ -1032,13 +1045,16 @@ export const RegisterProof: MessageFns<RegisterProof> = {
 };
 
 function createBaseInventory(): Inventory {
-  return { pools: [] };
+  return { pools: [], unisolatedNamespaces: [] };
 }
 
 export const Inventory: MessageFns<Inventory> = {
   encode(message: Inventory, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.pools) {
       GpuPool.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.unisolatedNamespaces) {
+      UnisolatedNamespace.encode(v!, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -1064,6 +1080,14 @@ export const Inventory: MessageFns<Inventory> = {
             message.pools.push(GpuPool.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.unisolatedNamespaces.push(UnisolatedNamespace.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1082,6 +1106,7 @@ export const Inventory: MessageFns<Inventory> = {
   fromPartial(object: DeepPartial<Inventory>): Inventory {
     const message = createBaseInventory();
     message.pools = object.pools?.map((e) => GpuPool.fromPartial(e)) || [];
+    message.unisolatedNamespaces = object.unisolatedNamespaces?.map((e) => UnisolatedNamespace.fromPartial(e)) || [];
     return message;
   },
 };
@@ -4274,6 +4299,73 @@ export const TunnelClose: MessageFns<TunnelClose> = {
     message.reason = object.reason ?? "";
     message.hasExitCode = object.hasExitCode ?? false;
     message.exitCode = object.exitCode ?? 0;
+    return message;
+  },
+};
+
+function createBaseUnisolatedNamespace(): UnisolatedNamespace {
+  return { namespace: "", reason: "" };
+}
+
+export const UnisolatedNamespace: MessageFns<UnisolatedNamespace> = {
+  encode(message: UnisolatedNamespace, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnisolatedNamespace {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnisolatedNamespace();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<UnisolatedNamespace>): UnisolatedNamespace {
+    return UnisolatedNamespace.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnisolatedNamespace>): UnisolatedNamespace {
+    const message = createBaseUnisolatedNamespace();
+    message.namespace = object.namespace ?? "";
+    message.reason = object.reason ?? "";
     return message;
   },
 };
