@@ -10,7 +10,7 @@ import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/a
 import { SIM_IMAGE_PULL_ERROR_ANNOTATION } from '../../operator/src/api/constants.js';
 import { podName } from '../../operator/src/agent/pods/build.js';
 import { startHub, type RunningHub } from '../../operator/src/hub/hub.js';
-import { hubPki, installCrds, providerClient, readyStatus, startAgent, type AgentHandle, type HubPki } from '../../operator/src/testbed/federation.js';
+import { hubIdentity, hubPki, installCrds, providerClient, readyStatus, startAgent, type AgentHandle, type HubPki } from '../../operator/src/testbed/federation.js';
 import { accessServingCert, registerAccessApi } from '../../operator/src/testbed/access-api.js';
 import { criLogLines } from '../../operator/src/testbed/kwok/access.js';
 import { issueUserCert, userKubeconfigYaml } from '../../operator/src/testbed/pki.js';
@@ -60,7 +60,8 @@ beforeAll(async () => {
   pki = await hubPki(join(dir, 'pki'));
   const serving = await accessServingCert(pki);
   hub = await startHub({
-    kubeConfig: hubCluster.kubeConfig,
+    // The chart's hub identity: its SubjectAccessReviews and the front-proxy CA read need the access RBAC.
+    kubeConfig: (await hubIdentity(hubCluster)).kubeConfig,
     tls: { caPem: pki.ca.certPem, certPem: pki.server.certPem, keyPem: pki.server.keyPem },
     logger: pino({ level: 'info' }, pino.destination({ dest: join(dir, 'hub.log'), sync: true, mkdir: true })),
     providerLostAfterMs: 8_000,

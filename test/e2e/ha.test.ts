@@ -15,6 +15,7 @@ import {
   readyStatus,
   startAgent,
   startHubProcess,
+  HUB_LEASE,
   type AgentHandle,
   type HubPki,
   type HubProcess,
@@ -30,7 +31,8 @@ import { waitFor } from '../../operator/src/testbed/wait.js';
 // must finish with exactly one attempt and one set of pods: no job lost, no attempt doubled.
 
 const H100 = 'NVIDIA-H100-80GB-HBM3';
-const LEASE = { name: 'fedgpu-hub-e2e', namespace: 'default', durationS: 6, renewDeadlineS: 4, retryPeriodMs: 500 };
+// The chart's Lease: the hub's Role may update no other.
+const LEASE = { ...HUB_LEASE, durationS: 6, renewDeadlineS: 4, retryPeriodMs: 500 };
 const LOST_AFTER_S = 10;
 const root = join(repoRoot, '.testbed', 'e2e-ha');
 

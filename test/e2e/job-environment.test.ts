@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
 import type { RunningHub } from '../../operator/src/hub/hub.js';
 import type { Cluster } from '../../operator/src/testbed/cluster.js';
-import { hubPki, installCrds, providerClient, readyStatus, startAgent, startTestHub, type AgentHandle } from '../../operator/src/testbed/federation.js';
+import { HUB_RELEASE, HUB_RELEASE_NAMESPACE, hubPki, installCrds, providerClient, readyStatus, startAgent, startTestHub, type AgentHandle } from '../../operator/src/testbed/federation.js';
 import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
@@ -229,6 +229,10 @@ describe('secrets to the winner only', () => {
 
   beforeAll(async () => {
     await kubectl(hubCluster(), ['create', 'secret', 'generic', 'hf', '-n', 'ml', `--from-literal=token=${token}`]);
+    // The hub runs with the chart's identity, which reads no Secret: the consumer's grant of docs/secrets.md
+    // (it names `absent` too: without a grant a missing Secret and a forbidden one look alike, a 403).
+    await kubectl(hubCluster(), ['create', 'role', 'fedgpu-hub-job-secrets', '-n', 'ml', '--verb=get', '--resource=secrets', '--resource-name=hf', '--resource-name=absent']);
+    await kubectl(hubCluster(), ['create', 'rolebinding', 'fedgpu-hub-job-secrets', '-n', 'ml', '--role=fedgpu-hub-job-secrets', `--serviceaccount=${HUB_RELEASE_NAMESPACE}:${HUB_RELEASE}`]);
   });
 
   it('reaches only the agent running the attempt, appears nowhere on the hub, and is gone when the attempt ends', async () => {
@@ -281,6 +285,14 @@ describe('secrets to the winner only', () => {
   });
 
   it('a job whose Secret does not exist waits and says which', async () => {
+    // Not granted: the hub cannot tell a missing Secret from a forbidden one, and asks for the grant.
+    await apply(jobYaml('ungranted-secret', { secrets: [{ name: 'elsewhere', env: [{ name: 'X', key: 'x' }] }] }));
+    const ungranted = await waitFor('ungranted-secret explains itself', async () => {
+      const job = await getJob('ungranted-secret');
+      return job.status?.message?.startsWith('waiting for') ? job : undefined;
+    });
+    expect(ungranted.status?.message).toBe('waiting for a RoleBinding in namespace ml that lets the hub get Secret ml/elsewhere (see docs/secrets.md)');
+    await deleteJob('ungranted-secret');
     await apply(jobYaml('no-secret', { secrets: [{ name: 'absent', env: [{ name: 'X', key: 'x' }] }] }));
     const job = await waitFor('no-secret explains itself', async () => {
       const job = await getJob('no-secret');

@@ -197,6 +197,25 @@ describe('helm template', () => {
     expect(kinds(objs)).not.toContain('ValidatingAdmissionPolicy');
   });
 
+  it('passes the owner\'s access choices per pool to the agent, and refuses one that is not true or false', async () => {
+    const objs = await render(PROVIDER, [
+      '--set', 'provider.settings.access.portForward=false',
+      '--set', 'provider.settings.accessByProduct.NVIDIA-H100-80GB-HBM3.exec=false',
+    ]);
+    const settings = parse(one(objs, 'ConfigMap', 'rel-fedgpu-settings').data['settings.yaml']);
+    expect(settings.access).toEqual({ portForward: false });
+    expect(settings.accessByProduct).toEqual({ 'NVIDIA-H100-80GB-HBM3': { exec: false } });
+    const bad = await helm(['template', 'rel', chart, ...PROVIDER, '--set-string', 'provider.settings.access.exec=no']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/access.*exec/);
+  });
+
+  it('renders the read-only market role for consumers only with the access API', async () => {
+    expect((await render(HUB)).some((o) => o.metadata.name === 'fedgpu-market-viewer')).toBe(false);
+    const role = one(await render(HUB, ['--set', 'hub.access.enabled=true', '--set', 'hub.access.caBundle=Y2E=']), 'ClusterRole', 'fedgpu-market-viewer');
+    expect(role.rules).toEqual([{ apiGroups: ['fedgpu.io'], resources: ['gpuproviders'], verbs: ['get', 'list', 'watch'] }]);
+  });
+
   it('renders no PodDisruptionBudget for a single hub replica (it would block drains)', async () => {
     const objs = await render(HUB, ['--set', 'hub.replicas=1']);
     expect(kinds(objs)).not.toContain('PodDisruptionBudget');

@@ -15,6 +15,7 @@ import { SeededRandom } from '../../operator/src/protocol/testing/seeded-random.
 import { signChallenge } from '../../operator/src/protocol/wallet-proof.js';
 import { gpuProviderClient } from '../../operator/src/runtime/kube.js';
 import { runKubectl } from '../../operator/src/testbed/kubectl.js';
+import { hubIdentity } from '../../operator/src/testbed/federation.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
 import { createCa, issueCert, type CertificateAuthority, type IssuedCertificate } from '../../operator/src/tls/certs.js';
@@ -40,7 +41,8 @@ beforeAll(async () => {
   kc.loadFromFile(kubeconfig);
   server = new MarketServer({
     tls: { caPem: ca.certPem, certPem: hubCert.certPem, keyPem: hubCert.keyPem },
-    registry: new KubeProviderRegistry({ store: new KubeProviderStore(kc), logger: silent }),
+    // The registry writes as the chart's hub identity (the test reads as admin).
+    registry: new KubeProviderRegistry({ store: new KubeProviderStore((await hubIdentity({ kubeconfigPath: kubeconfig })).kubeConfig), logger: silent }),
     audience: 'fedgpu-hub.test',
     logger: silent,
     registrationTimeoutMs: 10_000,

@@ -130,6 +130,7 @@ function sampleInventory(tag: number): Inventory {
         runtimeClassName: '',
       },
     ],
+    unisolatedNamespaces: [],
   };
 }
 
@@ -308,6 +309,31 @@ describe('marketplace stream over mTLS', () => {
     const raw = rawStream(hub.port);
     await registerRaw(raw, Wallet.createRandom());
     for (let i = 0; i < 100; i++) raw.send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: 0, bandwidthProbeResults: [] } });
+    expect((await raw.ended).code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(raw.hubReason()).toBe('rate_limited');
+  });
+
+  it('lets an agent answer a burst of assignments beyond its rate limit, and no more than that', async () => {
+    const hub = await startHub({ rateLimit: { capacity: 20, refillPerSecond: 1 } });
+    const raw = rawStream(hub.port);
+    const { providerName } = await registerRaw(raw, Wallet.createRandom());
+    const assigned = 50;
+    for (let i = 0; i < assigned; i++) {
+      const assign: HubMessage = {
+        seq: 0,
+        body: { $case: 'assign', value: { jobUid: `job-${i}`, epoch: 1, namespace: 'team', podTemplates: [], nodeNames: [], gpusPerReplica: 1, checkpointDir: '', gracePeriodSeconds: 30, secrets: [], env: [], pricePerGpuHour: '1', coveredGpuSeconds: 60 } },
+      };
+      expect(hub.server.send(providerName, assign)).toBe(true);
+    }
+    // Three reports per assigned attempt (Pending, Running, Succeeded): 150 messages, far above
+    // the plain budget of 20, within what the assignments granted.
+    const report = (i: number, phase: number) =>
+      raw.send({ $case: 'attemptStatus', value: { jobUid: `job-${i}`, epoch: 1, phase, gpuSeconds: 0, exitCode: 0, reason: '', message: '', podStates: [] } });
+    for (const phase of [1, 2, 3]) for (let i = 0; i < assigned; i++) report(i, phase);
+    await eventually(() => hub.registry.count('attemptStatus', providerName) === assigned * 3, 'every report accepted');
+    expect(hub.rejections).toEqual([]);
+    // The grant is for the assigned work only: a flood past it still ends the stream.
+    for (let i = 0; i < 200; i++) report(i % assigned, 2);
     expect((await raw.ended).code).toBe(status.RESOURCE_EXHAUSTED);
     expect(raw.hubReason()).toBe('rate_limited');
   });

@@ -18,6 +18,7 @@ import { Informer } from '../../operator/src/runtime/informer.js';
 import { gpuProviderClient } from '../../operator/src/runtime/kube.js';
 import { silentLogger } from '../../operator/src/runtime/logger.js';
 import { runKubectl } from '../../operator/src/testbed/kubectl.js';
+import { hubIdentity } from '../../operator/src/testbed/federation.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
 import { createCa, issueCert, type CertificateAuthority, type IssuedCertificate } from '../../operator/src/tls/certs.js';
@@ -51,7 +52,8 @@ beforeAll(async () => {
   ca = await createCa('fedgpu hub CA');
   const hubCert = await issueCert(ca, { commonName: 'fedgpu-hub', dnsNames: ['fedgpu-hub'], usages: ['server'] });
   agentCert = await issueCert(ca, { commonName: 'agent', usages: ['client'] });
-  registry = new KubeProviderRegistry({ store: new KubeProviderStore(kc), logger: silent, statusPeriodMs: STATUS_PERIOD_MS });
+  // The registry writes as the chart's hub identity (the test reads as admin).
+  registry = new KubeProviderRegistry({ store: new KubeProviderStore((await hubIdentity({ kubeconfigPath: kubeconfig })).kubeConfig), logger: silent, statusPeriodMs: STATUS_PERIOD_MS });
   // Count every heartbeat the registry handles: the window is measured in heartbeats, not guessed.
   const onHeartbeat = registry.onHeartbeat.bind(registry);
   registry.onHeartbeat = (name: string, observation: HeartbeatObservation) => {
@@ -82,7 +84,7 @@ describe('GpuProvider writes caused by agents at rest', () => {
     for (let i = 0; i < AGENTS; i++) {
       const raw = new RawStream({ port: server.port, caPem: ca.certPem, cert: agentCert, serverName: 'fedgpu-hub', clients });
       const { providerName } = await registerRaw(raw, Wallet.createRandom());
-      raw.send({ $case: 'inventory', value: { pools: [] } });
+      raw.send({ $case: 'inventory', value: { pools: [], unisolatedNamespaces: [] } });
       streams.push({ raw, name: providerName });
     }
     // The agents' heartbeat loops (the agent's own cadence; the hub never asks for them).

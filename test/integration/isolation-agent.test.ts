@@ -1,4 +1,5 @@
-import { CoreV1Api, KubeConfig, NetworkingV1Api, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, NetworkingV1Api, PatchStrategy, setHeaderOptions, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import { mergePatch } from '../../operator/src/runtime/kube.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PodRunner } from '../../operator/src/agent/pods/runner.js';
@@ -219,6 +220,45 @@ describe('refusals reach the consumer and stop nothing else', () => {
     expect(runner.refused.get(key(a))).toMatch(/^TenantNamespaceNotRestricted: .*enforce=privileged/);
     expect(notRestricted).toContain(name);
     expect(await podsOf(a)).toEqual([]);
+    // What the agent reports to the hub (the GpuProvider's TenantIsolation condition) ...
+    expect(tenancy.unisolated()).toEqual([{ namespace: name, reason: expect.stringContaining('enforce=privileged') }]);
+    // ... until the namespace enforces restricted again, seen at the next release pass.
+    await core.patchNamespace({ name, body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await tenancy.release(new Set([...(await managedNamespaces()), name])); // deletes nothing: all in use
+    expect(tenancy.unisolated()).toEqual([]);
+  });
+
+  it('re-checks a namespace it prepared: one loosened after an attempt ran gets no further pod', async () => {
+    const first = assign('team-loosened', ok);
+    await runner.apply(first);
+    expect(await podsOf(first)).toHaveLength(1);
+    const name = tenantNamespaceName(PREFIX, 'team-loosened');
+    // Whoever can label namespaces in the provider cluster weakens PodSecurity under a live tenant.
+    await core.patchNamespace({ name, body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'baseline' } } } }, mergePatch);
+    expect((await core.readNamespace({ name })).metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('baseline');
+    const next = assign('team-loosened', ok);
+    await runner.apply(next);
+    expect(runner.refused.get(key(next))).toMatch(/^TenantNamespaceNotRestricted: .*enforce=baseline/);
+    expect(await podsOf(next)).toEqual([]);
+  });
+
+  it('a burst of one consumer\'s attempts all get their pods (quota admission races are retried, not taken for "exists")', async () => {
+    const burst = Array.from({ length: 48 }, () => assign('team-burst', ok, 1, 1));
+    await Promise.all(burst.map((a) => runner.apply(a)));
+    const namespace = tenantNamespaceName(PREFIX, 'team-burst');
+    const pods = (await core.listNamespacedPod({ namespace, labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' })).items;
+    expect(pods).toHaveLength(48);
+    expect(burst.filter((a) => runner.refused.has(key(a)))).toEqual([]);
+  });
+
+  it('moves the quota bound of a prepared namespace with each attempt', async () => {
+    const first = assign('team-quota', ok, 1, 2);
+    await runner.apply(first);
+    const second = assign('team-quota', ok, 2, 3);
+    await runner.apply(second);
+    const quota = (await core.listNamespacedResourceQuota({ namespace: tenantNamespaceName(PREFIX, 'team-quota') })).items[0];
+    expect(quota?.spec?.hard).toMatchObject({ pods: '3', 'requests.nvidia.com/gpu': '8' });
+    expect(await podsOf(second)).toHaveLength(2);
   });
 });
 

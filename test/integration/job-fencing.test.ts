@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { runKubectl } from '../../operator/src/testbed/kubectl.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
+import { hubIdentity } from '../../operator/src/testbed/federation.js';
 
 // The GpuJob controller's two fences against a real kube-apiserver, apart from each other (the e2e
 // zombie test goes through both at once, so either alone could be broken unseen):
@@ -64,7 +65,7 @@ beforeAll(async () => {
   });
   expect(job.metadata.uid).toBe(created.metadata.uid);
   controller = new GpuJobController({
-    kubeConfig: kc,
+    kubeConfig: (await hubIdentity({ kubeconfigPath: kubeconfig })).kubeConfig, // the chart's hub identity, not admin
     logger: pino({ level: 'silent' }),
     agents: { send: (provider, message) => (sent.push({ provider, message }), true) },
   });

@@ -1,14 +1,14 @@
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { GpuJob } from '../../operator/src/api/types.js';
 import { readJobSecrets } from '../../operator/src/hub/jobs/secrets.js';
 import { loadKubeConfig } from '../../operator/src/runtime/kube.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
+import { HUB_RELEASE, HUB_RELEASE_NAMESPACE, hubIdentity } from '../../operator/src/testbed/federation.js';
 
 // The grant docs/secrets.md documents, checked against a real apiserver with RBAC: the hub's
-// identity reads nothing until the consumer's RoleBinding names the Secret, then exactly that.
-
-const HUB_SA = 'system:serviceaccount:fedgpu-system:fedgpu';
+// identity (the chart's, rendered by helm in hub mode) reads nothing until the consumer's
+// RoleBinding names the Secret, then exactly that.
 const ns = `secrets-grant-${process.pid}`;
 let admin: KubeConfig;
 let asHub: CoreV1Api;
@@ -23,12 +23,10 @@ beforeAll(async () => {
   for (const [name, value] of [['hf-token', 'hf_secret_value'], ['unrelated', 'not for the hub']] as const) {
     await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: { token: value } } });
   }
-  // The hub's ServiceAccount, by impersonation (the admin may impersonate; the hub gets only RBAC's answer).
-  const hub = new KubeConfig();
-  const exported = JSON.parse(admin.exportConfig()) as { users: { name: string; user: Record<string, unknown> }[] };
-  for (const u of exported.users) u.user.as = HUB_SA;
-  hub.loadFromString(JSON.stringify(exported));
-  asHub = hub.makeApiClient(CoreV1Api);
+  // A token of the hub's ServiceAccount, bound to the chart's roles: the hub gets only RBAC's answer.
+  const hub = await hubIdentity({ kubeconfigPath: inject('kubeconfig') });
+  expect(hub.username).toBe(`system:serviceaccount:${HUB_RELEASE_NAMESPACE}:${HUB_RELEASE}`);
+  asHub = hub.kubeConfig.makeApiClient(CoreV1Api);
 });
 
 afterAll(async () => {
@@ -49,7 +47,7 @@ describe('the hub reads job secrets only where the consumer grants it', () => {
         kind: 'RoleBinding',
         metadata: { name: 'fedgpu-hub-job-secrets', namespace: ns },
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'fedgpu-hub-job-secrets' },
-        subjects: [{ kind: 'ServiceAccount', name: 'fedgpu', namespace: 'fedgpu-system' }],
+        subjects: [{ kind: 'ServiceAccount', name: HUB_RELEASE, namespace: HUB_RELEASE_NAMESPACE }],
       },
     ];
     const { RbacAuthorizationV1Api } = await import('@kubernetes/client-node');

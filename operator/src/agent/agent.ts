@@ -2,7 +2,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { reuseConnections } from '../runtime/connections.js';
 import type { Wallet } from 'ethers';
 import type { Logger } from 'pino';
-import { AttemptPhase, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, PodPhase, type ProviderProfile } from '../gen/proto/fedgpu/v1/market.js';
+import { AttemptPhase, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, PodPhase, type ProviderProfile, type UnisolatedNamespace } from '../gen/proto/fedgpu/v1/market.js';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { isAvailableAt } from '../core/availability.js';
 import { attemptState, type AttemptState } from './pods/status.js';
@@ -15,6 +15,7 @@ import { PodRunner } from './pods/runner.js';
 import { type BudgetStop, budgetStoppedUsage, capToCovered, PodDeletionWatch, shouldStopForBudget } from './pods/watchdog.js';
 import { TenantNamespaces } from './tenancy/namespace.js';
 import { AccessServer } from './access/serve.js';
+import { poolAccess } from './access/policy.js';
 import { RetainedLogs } from './access/retained-logs.js';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -60,8 +61,9 @@ const REASON_CODES: Record<string, NotOfferedReason> = {
   NoPriceSet: NotOfferedReason.NOT_OFFERED_REASON_DISABLED_BY_OWNER,
 };
 
-export function inventoryMessage(pools: InventoryPool[]): Inventory {
+export function inventoryMessage(pools: InventoryPool[], unisolated: readonly UnisolatedNamespace[] = []): Inventory {
   return {
+    unisolatedNamespaces: [...unisolated],
     pools: pools.map((p) => ({
       gpuProduct: p.gpuProduct,
       memoryMib: p.memoryMiB,
@@ -78,6 +80,7 @@ export function inventoryMessage(pools: InventoryPool[]): Inventory {
         ? NotOfferedReason.NOT_OFFERED_REASON_UNSPECIFIED
         : (REASON_CODES[p.notOfferedReason?.split(':')[0] ?? ''] ?? NotOfferedReason.NOT_OFFERED_REASON_DISABLED_BY_OWNER),
       egress: egressToMessage(p.egress),
+      access: { exec: p.access.exec, portForward: p.access.portForward },
     })),
   };
 }
@@ -132,7 +135,10 @@ export class Agent {
   private watch?: ClusterWatch;
   private client?: StreamClient;
   private runner: PodRunner;
+  private readonly tenancy: TenantNamespaces;
   private timer?: NodeJS.Timeout;
+  /** A report pass queued for the next turn of the event loop (see schedulePublish). */
+  private reportsQueued?: NodeJS.Immediate;
   private receiptTimer?: NodeJS.Timeout;
   private budgetTimer?: NodeJS.Timeout;
   private readonly receipts: UsageReceiptBook;
@@ -159,7 +165,10 @@ export class Agent {
       prefix: opts.jobNamespace,
       allowDns: opts.allowDns,
       onNotRestricted: () => opts.metrics?.onNamespaceNotRestricted(),
+      // The hub shows refused namespaces as the GpuProvider's TenantIsolation condition.
+      onIsolationChanged: () => this.schedulePublish(),
     }, opts.logger);
+    this.tenancy = tenancy;
     const productOf = (node: string) => this.watch?.nodes().find((n) => n.metadata?.name === node)?.metadata?.labels?.[GFD_PRODUCT_LABEL];
     // The owner's RuntimeClass and egress for the pool of the node each pod goes to.
     const runtimeClassFor = (node: string) => runtimeClassOf(opts.settings, productOf(node));
@@ -173,7 +182,7 @@ export class Agent {
     this.access = new AccessServer({
       kubeConfig: opts.kubeConfig,
       logger: opts.logger,
-      policy: { exec: opts.settings.access?.exec ?? true, portForward: opts.settings.access?.portForward ?? true },
+      policyFor: (pool) => poolAccess(opts.settings, pool),
       retained: this.retained,
       attempt: (jobUid, epoch) => {
         const assignment = this.runner.assignments.get(`${jobUid}/${epoch}`);
@@ -181,7 +190,11 @@ export class Agent {
         const live = this.runner.managed(this.watch?.pods() ?? []).some(
           (p) => p.metadata?.labels?.['fedgpu.io/job-uid'] === jobUid && p.metadata?.labels?.['fedgpu.io/epoch'] === String(epoch) && p.status?.phase === 'Running',
         );
-        return { replicas: assignment.podTemplates.length, containers: containersOf(assignment), live, namespace: assignment.namespace };
+        const pools = assignment.podTemplates.map((_, i) => {
+          const node = assignment.nodeNames[i];
+          return node ? productOf(node) : undefined;
+        });
+        return { replicas: assignment.podTemplates.length, containers: containersOf(assignment), live, namespace: assignment.namespace, pools };
       },
     });
     this.receipts = new UsageReceiptBook(opts.wallet, opts.logger);
@@ -247,6 +260,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
+    if (this.reportsQueued) clearImmediate(this.reportsQueued);
     if (this.receiptTimer) clearInterval(this.receiptTimer);
     if (this.budgetTimer) clearInterval(this.budgetTimer);
     if (this.retentionTimer) clearInterval(this.retentionTimer);
@@ -256,7 +270,16 @@ export class Agent {
     await this.watch?.stop();
   }
 
+  // Two paces: attempt reports go out on the next turn of the event loop (a pod turning Running
+  // is what the consumer waits for, and every event of one burst still coalesces into one pass);
+  // the inventory, a roll-up of every node, is debounced.
   private schedulePublish(): void {
+    if (!this.reportsQueued) {
+      this.reportsQueued = setImmediate(() => {
+        this.reportsQueued = undefined;
+        if (this.watch && this.client) this.reportAttempts(this.now());
+      });
+    }
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -267,7 +290,7 @@ export class Agent {
   private publish(): void {
     if (!this.watch || !this.client) return;
     const now = this.now();
-    const inventory = inventoryMessage(buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, now));
+    const inventory = inventoryMessage(buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, now), this.tenancy.unisolated());
     const text = JSON.stringify(inventory);
     if (text !== this.lastInventory && this.client.sendInventory(inventory)) this.lastInventory = text;
     this.reportAttempts(now);
@@ -342,12 +365,18 @@ export class Agent {
   }
 
   private reportAttempts(now: number): void {
-    const managed = this.runner.managed(this.watch!.pods());
+    const podsByAttempt = new Map<string, V1Pod[]>();
+    for (const pod of this.runner.managed(this.watch!.pods())) {
+      const key = `${pod.metadata?.labels?.['fedgpu.io/job-uid']}/${pod.metadata?.labels?.['fedgpu.io/epoch']}`;
+      const list = podsByAttempt.get(key);
+      if (list) list.push(pod);
+      else podsByAttempt.set(key, [pod]);
+    }
     for (const key of [...this.ended.keys(), ...this.budgetStops.keys()]) {
       if (!this.runner.assignments.has(key)) this.forgetAttempt(key);
     }
     for (const [key, assignment] of this.runner.assignments) {
-      const pods = managed.filter((p) => `${p.metadata?.labels?.['fedgpu.io/job-uid']}/${p.metadata?.labels?.['fedgpu.io/epoch']}` === key);
+      const pods = podsByAttempt.get(key) ?? [];
       const state = this.ended.get(key) ?? this.currentState(key, assignment, pods, now);
       if (!state) continue; // pods still in their checkpoint grace
       if ((state.phase === 'Succeeded' || state.phase === 'Failed') && !this.retainedAttempts.has(key)) {

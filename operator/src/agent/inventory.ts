@@ -6,6 +6,8 @@ import { breakEvenPrice, offerPool } from '../core/pricing.js';
 import type { Availability } from '../core/types.js';
 import type { EgressProfile } from '../core/egress.js';
 import { poolEgress } from './attempt/egress.js';
+import { poolAccess, type AccessSwitches } from './access/policy.js';
+import type { PoolAccess } from '../core/types.js';
 
 // Turns what the agent's informers hold (nodes and pods of its own cluster) into the inventory it
 // streams to the hub: pools of identical GPU nodes with their idle GPUs, price and break-even
@@ -24,8 +26,10 @@ export interface ProviderSettings {
   /** Measured or declared watts per product, overriding the built-in table. */
   powerWatts?: Record<string, number>;
   availability?: Availability;
-  /** What consumers may do with job pods through the hub's tunnel (logs are always allowed). */
-  access?: { exec?: boolean; portForward?: boolean };
+  /** What consumers may do with job pods through the hub's tunnel, every pool (logs are always allowed). */
+  access?: AccessSwitches;
+  /** Per GPU product (the pool), field by field over `access`. See agent/access/policy.ts. */
+  accessByProduct?: Record<string, AccessSwitches>;
   /** What job pods may reach, for every pool (absent: DNS only). See core/egress.ts. */
   egress?: EgressProfile;
   /** Per GPU product, overriding `egress`. */
@@ -64,6 +68,8 @@ export interface InventoryPool {
   notOfferedReason?: string;
   /** What job pods in this pool may reach. */
   egress: EgressProfile;
+  /** Exec and port-forward into this pool's job pods, as the owner allows. */
+  access: PoolAccess;
   /** RuntimeClass job pods of this pool run under (the owner's choice). */
   runtimeClassName?: string;
 }
@@ -154,6 +160,7 @@ export function buildInventory(
       breakEvenPricePerGpuHour: money(breakEven),
       offered,
       egress: poolEgress(settings, pool.gpuProduct),
+      access: poolAccess(settings, pool.gpuProduct),
     };
     if (!offered) for (const n of result.nodes) n.idleGpus = 0;
     if (notOfferedReason) result.notOfferedReason = notOfferedReason;

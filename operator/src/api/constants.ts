@@ -38,4 +38,6 @@ export const ProviderConditions = {
   Ready: 'Ready',
   Staked: 'Staked',
   Degraded: 'Degraded',
+  /** False while the agent refuses a tenant namespace that does not enforce PodSecurity restricted. */
+  TenantIsolation: 'TenantIsolation',
 } as const;

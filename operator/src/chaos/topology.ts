@@ -5,7 +5,7 @@ import { CoordinationV1Api } from '@kubernetes/client-node';
 import { freshProvider } from '../chain/provider.js';
 import { startSandboxChain, type SandboxChain } from '../sandbox/chain.js';
 import { sandboxWallet } from '../sandbox/topology.js';
-import { hubPki, installCrds, providerClient, readyStatus, startAgent, startHubProcess, type AgentHandle, type HubPki, type HubProcess } from '../testbed/federation.js';
+import { hubPki, installCrds, providerClient, readyStatus, startAgent, startHubProcess, HUB_LEASE, type AgentHandle, type HubPki, type HubProcess } from '../testbed/federation.js';
 import type { Cluster } from '../testbed/cluster.js';
 import { freePort } from '../testbed/free-port.js';
 import { startTestbed, type Testbed } from '../testbed/testbed.js';
@@ -22,7 +22,8 @@ export const PRODUCT = 'NVIDIA-H100-80GB-HBM3';
 export const JOB_NAMESPACE = 'default'; // the namespace the sandbox chain binds to its consumer
 /** GPU-seconds a budget must cover for a job to be placed; the tight-budget jobs cover 6–18. */
 export const CHAOS_MINIMUM_RUN_GPU_SECONDS = 5;
-export const LEASE = { name: 'fedgpu-hub-chaos', namespace: 'default', durationS: 8, renewDeadlineS: 6, retryPeriodMs: 1_000 };
+// The chart's Lease: the hub's Role may update no other.
+export const LEASE = { ...HUB_LEASE, durationS: 8, renewDeadlineS: 6, retryPeriodMs: 1_000 };
 export const PROVIDER_LOST_AFTER_MS = 12_000;
 /** Blocks a settlement transaction must be under; anvil mines a block a second (interval mining). */
 export const CONFIRMATIONS = 3;

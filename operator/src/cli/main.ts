@@ -10,6 +10,7 @@ import { marketCommands } from './market.command.js';
 import { sandboxCommand } from './sandbox.command.js';
 import { agentCommand, hubCommand } from './serve.command.js';
 import { execCommand, logsCommand, portForwardCommand } from './access/commands.js';
+import { estimateCommand } from './estimate/command.js';
 
 const program = new Command('fedgpu')
   .description('fedgpu: a marketplace of idle GPUs across many Kubernetes clusters')
@@ -23,6 +24,7 @@ const output = () => program.opts<{ output: OutputFormat }>().output;
 const globals = () => program.opts<{ kubeconfig?: string; context?: string }>();
 program.addCommand(sandboxCommand(output));
 for (const c of marketCommands(() => program.opts())) program.addCommand(c);
+program.addCommand(estimateCommand(() => program.opts()));
 program.addCommand(hubCommand(globals));
 program.addCommand(agentCommand(globals));
 program.addCommand(logsCommand(globals));

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { describeEgress } from '../core/egress.js';
 import { egressOf } from '../hub/jobs/market-view.js';
+import { describeAccess } from '../agent/access/policy.js';
 import { join } from 'node:path';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { Command } from 'commander';
@@ -14,18 +15,18 @@ import { render, type OutputFormat } from './output.js';
 // Read-only views of the hub: what is on the market, which providers exist, which jobs run where
 // and why a job waits.
 
-type Globals = { kubeconfig?: string; context?: string; output: OutputFormat };
+export type Globals = { kubeconfig?: string; context?: string; output: OutputFormat };
 
 /** --kubeconfig, else $KUBECONFIG, else the local sandbox's hub, else ~/.kube/config. */
-function hubClients(g: Globals) {
+export function hubClients(g: Globals) {
   const sandboxHub = join(sandboxDir, 'hub.kubeconfig');
   const kubeconfig = g.kubeconfig ?? (!process.env.KUBECONFIG && existsSync(sandboxHub) ? sandboxHub : undefined);
   const kc = loadKubeConfig({ kubeconfig, context: g.context });
   const api = kc.makeApiClient(CustomObjectsApi);
-  return { jobs: gpuJobClient(api), providers: gpuProviderClient(api), server: kc.getCurrentCluster()?.server };
+  return { api, jobs: gpuJobClient(api), providers: gpuProviderClient(api), server: kc.getCurrentCluster()?.server };
 }
 
-async function call<T>(what: string, server: string | undefined, fn: () => Promise<T>): Promise<T> {
+export async function call<T>(what: string, server: string | undefined, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
@@ -51,6 +52,8 @@ export interface MarketRow {
   egress: string;
   /** RuntimeClass the pool's job pods run under; empty: the provider cluster's default. */
   runtimeClass: string;
+  /** What consumers may do with the pool's job pods through the hub: logs, exec, port-forward. */
+  access: string;
   reputation: number | undefined;
   rttMs: number | undefined;
   ready: string;
@@ -70,6 +73,7 @@ export function marketRows(providers: GpuProvider[]): MarketRow[] {
         pricePerGpuHour: pool.pricePerGpuHour ?? '',
         egress: describeEgress(egressOf(pool.egress ?? {})),
         runtimeClass: pool.runtimeClassName ?? '',
+        access: describeAccess(pool.access),
         reputation: p.status?.reputation?.score,
         rttMs: p.status?.latency?.rttMs,
         ready: ready(p),
@@ -78,17 +82,21 @@ export function marketRows(providers: GpuProvider[]): MarketRow[] {
   return rows.sort((a, b) => a.product.localeCompare(b.product) || Number(a.pricePerGpuHour) - Number(b.pricePerGpuHour));
 }
 
+/** The placement and its score parts, as `explain` and `estimate` print them. */
+export function placementLines(p: NonNullable<NonNullable<GpuJob['status']>['placement']>): string[] {
+  const score = p.score ?? {};
+  return [
+    `Placement: ${p.provider}, ${p.gpuProduct} at ${p.pricePerGpuHour} credits/GPU-hour, nodes ${(p.nodes ?? []).join(', ')}`,
+    `  score ${fixed(score.total, 3)} = reputation ${fixed(score.reputation, 3)}, latency ${fixed(score.latency, 3)}, price ${fixed(score.price, 3)}, time-to-start ${fixed(score.timeToStart, 3)}, fit ${fixed(score.fragmentation, 3)}`,
+  ];
+}
+
 /** Why a job is where it is: its placement and score parts, its attempts, or the scheduler's refusal. */
 export function explainJob(job: GpuJob): string {
   const s = job.status ?? {};
   const lines = [`GpuJob ${job.metadata.namespace}/${job.metadata.name}: ${s.phase ?? 'Pending'} (${s.gpus ?? '?'} GPUs)`];
   if (s.message) lines.push(`  ${s.message}`);
-  const p = s.placement;
-  if (p?.provider) {
-    lines.push(`Placement: ${p.provider}, ${p.gpuProduct} at ${p.pricePerGpuHour} credits/GPU-hour, nodes ${(p.nodes ?? []).join(', ')}`);
-    const score = p.score ?? {};
-    lines.push(`  score ${fixed(score.total, 3)} = reputation ${fixed(score.reputation, 3)}, latency ${fixed(score.latency, 3)}, price ${fixed(score.price, 3)}, time-to-start ${fixed(score.timeToStart, 3)}, fit ${fixed(score.fragmentation, 3)}`);
-  }
+  if (s.placement?.provider) lines.push(...placementLines(s.placement));
   for (const a of s.attempts ?? []) {
     const end = a.endTime ? `${a.outcome} at ${a.endTime}` : 'running';
     const fault = a.faultOf && a.faultOf !== 'none' ? `, fault: ${a.faultOf}` : '';
@@ -112,8 +120,8 @@ export function marketCommands(globals: () => Globals): Command[] {
     const { providers, server } = hubClients(g);
     const rows = marketRows((await call('gpuproviders', server, () => providers.list())).items);
     process.stdout.write(render(g.output, rows, () => [
-      ['PRODUCT', 'PROVIDER', 'REGION', 'IDLE/TOTAL', 'PRICE/GPU-H', 'EGRESS', 'RUNTIME', 'REPUTATION', 'RTT(MS)', 'READY'],
-      ...rows.map((r) => [r.product, r.provider, r.region, `${r.idle}/${r.total}`, r.pricePerGpuHour, r.egress, r.runtimeClass || 'default', fixed(r.reputation, 2), fixed(r.rttMs, 1), r.ready]),
+      ['PRODUCT', 'PROVIDER', 'REGION', 'IDLE/TOTAL', 'PRICE/GPU-H', 'EGRESS', 'RUNTIME', 'ACCESS', 'REPUTATION', 'RTT(MS)', 'READY'],
+      ...rows.map((r) => [r.product, r.provider, r.region, `${r.idle}/${r.total}`, r.pricePerGpuHour, r.egress, r.runtimeClass || 'default', r.access, fixed(r.reputation, 2), fixed(r.rttMs, 1), r.ready]),
     ]));
   });
 

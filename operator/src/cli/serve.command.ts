@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { parse } from 'yaml';
 import { Agent } from '../agent/agent.js';
 import type { ProviderSettings } from '../agent/inventory.js';
+import { accessSettingsError } from '../agent/access/policy.js';
 import { startHub, type RunningHub } from '../hub/hub.js';
 import { AgentMetrics } from '../metrics/agent-metrics.js';
 import { HubMetrics } from '../metrics/hub-metrics.js';
@@ -124,6 +125,8 @@ export function agentCommand(globals: () => Globals): Command {
       }
       const settings = parse(read(o.settings, 'settings')) as ProviderSettings;
       if (!settings?.pricePerGpuHour) throw new CliError(`${o.settings} has no pricePerGpuHour map`, ExitCode.Usage);
+      const badAccess = accessSettingsError(settings as unknown as Record<string, unknown>);
+      if (badAccess) throw new CliError(`${o.settings}: ${badAccess}`, ExitCode.Usage);
       if (o.runtimeClass) settings.runtimeClassName ??= o.runtimeClass;
       const metrics = new AgentMetrics();
       const agent = new Agent({

@@ -50,6 +50,9 @@ export interface PreparedJob {
   exclude: ReadonlySet<string>;
   /** Needed egress beyond the gang; undefined when nothing (or `none`) is needed. */
   egress: EgressProfile | undefined;
+  /** The job needs exec / port-forward through the tunnel (spec.access). */
+  needsExec: boolean;
+  needsPortForward: boolean;
 }
 
 const NOBODY: ReadonlySet<string> = new Set();
@@ -108,6 +111,8 @@ export function prepareJob(job: JobRequest, config: SchedulerConfig): PreparedJo
     dataSourceRegion: job.data?.sourceRegion,
     exclude: job.excludeProviders?.length ? new Set(job.excludeProviders) : NOBODY,
     egress: egress === undefined || egress.mode === 'none' ? undefined : egress,
+    needsExec: job.access?.exec === true,
+    needsPortForward: job.access?.portForward === true,
   };
 }
 

@@ -47,6 +47,14 @@ export interface PoolSnapshot {
   nodes: NodeSnapshot[];
   /** What job pods in the pool may reach; absent: DNS only. */
   egress?: EgressProfile;
+  /** Whether the owner lets consumers exec into / port-forward to this pool's job pods; absent: both. */
+  access?: PoolAccess;
+}
+
+/** What the owner allows consumers to do with a pool's job pods beyond reading logs. */
+export interface PoolAccess {
+  exec: boolean;
+  portForward: boolean;
 }
 
 /** Reputation as the hub publishes it (status.reputation); successes/failures are decayed counts. */
@@ -110,6 +118,8 @@ export interface JobRequest {
   activeDeadlineSeconds?: number;
   /** What the pods must reach beyond their gang; absent: no constraint. */
   network?: { egress?: EgressProfile };
+  /** Consumer access the job needs through the tunnel; absent or false: not needed (logs always work). */
+  access?: { exec?: boolean; portForward?: boolean };
   /** Providers this job already failed on (provider fault); never chosen again. */
   excludeProviders?: string[];
 }

@@ -111,6 +111,8 @@ export interface GpuJobSpec {
   network?: JobNetwork;
   /** Secrets of the job's namespace on the hub, delivered to the attempt that wins the placement and to no other provider. The hub reads them when it assigns an attempt (grant it with a RoleBinding in this namespace; see docs/secrets.md: without one the job waits), sends them over the winning agent's authenticated stream and never writes their values to status, Events, logs or metrics. The agent keeps them in one Secret per attempt, deleted when the attempt ends. The provider's administrators can read whatever their cluster runs and mounts: secrets delivered to an attempt, its environment and its traffic. There is no confidential computing here; send only credentials you would hand to that provider, scoped and short-lived. */
   secrets?: JobSecret[];
+  /** Consumer access the job needs through the hub (fedgpu exec, fedgpu port-forward). Logs are always available. The job is placed only in a pool whose owner allows every verb asked for here (fedgpu market shows it in ACCESS); checked at placement, and the provider agent enforces its owner's choice whatever this says. */
+  access?: JobAccess;
 }
 
 /** Observed state of the job, written by the hub. */
@@ -165,7 +167,7 @@ export interface GpuProviderSpec {
 
 /** Observed state of the provider, written by the hub from its agent's stream and the chain. */
 export interface GpuProviderStatus {
-  /** Registered, Ready, Staked and Degraded conditions. */
+  /** Registered, Ready, Staked, Degraded and TenantIsolation conditions. TenantIsolation is False (NamespaceNotRestricted) while the agent refuses job pods in a tenant namespace that no longer enforces PodSecurity restricted; its message names the namespace and why. */
   conditions?: Condition[];
   /** Generation of the spec this status reflects. */
   observedGeneration?: number;
@@ -199,6 +201,14 @@ export interface GpuRequirements {
   minMemoryGiB?: number;
   /** Minimum NVIDIA driver major version, as GPU Feature Discovery labels it (nvidia.com/cuda.driver.major), e.g. 535 or 580. */
   minCudaDriverMajor?: number;
+}
+
+/** Consumer access the job needs through the hub (fedgpu exec, fedgpu port-forward). Logs are always available. The job is placed only in a pool whose owner allows every verb asked for here (fedgpu market shows it in ACCESS); checked at placement, and the provider agent enforces its owner's choice whatever this says. */
+export interface JobAccess {
+  /** Place the job only where the owner allows exec into its pods. */
+  exec?: boolean;
+  /** Place the job only where the owner allows port-forward to its pods. */
+  portForward?: boolean;
 }
 
 /** One try at running the job on one provider. */
@@ -712,6 +722,14 @@ export interface PlacementScore {
   fragmentation?: number;
 }
 
+/** What the owner allows consumers to do with this pool's job pods through the hub, besides reading logs (chart values provider.settings.access and accessByProduct). Absent: both allowed. */
+export interface PoolAccess {
+  /** Consumers may exec into job pods. */
+  exec?: boolean;
+  /** Consumers may port-forward to job pods. */
+  portForward?: boolean;
+}
+
 /** What job pods in this pool may reach, as the owner declares it (jobs needing more are not placed here). */
 export interface PoolEgress {
   /** none: nothing beyond the gang; dns: cluster DNS only; cidrs: DNS and the listed destinations; internet: DNS and every public address (private, link-local and loopback ranges stay closed). */
@@ -776,6 +794,8 @@ export interface ProviderPool {
   notOfferedReason?: string;
   /** What job pods in this pool may reach, as the owner declares it (jobs needing more are not placed here). */
   egress?: PoolEgress;
+  /** What the owner allows consumers to do with this pool's job pods through the hub, besides reading logs (chart values provider.settings.access and accessByProduct). Absent: both allowed. */
+  access?: PoolAccess;
   /** Idle GPUs per node, largest first. */
   idleByNode?: NodeIdle[];
 }

@@ -21,6 +21,7 @@ export const SCHEDULER_REJECT_REASONS = [
   'not_ready',
   'availability',
   'egress',
+  'access',
 ] as const;
 export const SETTLEMENT_FAILURE_REASONS = ['rpc', 'reverted', 'nonce', 'insufficient_escrow', 'bad_receipt', 'timeout'] as const;
 export const CHAIN_RPC_ERROR_REASONS = ['timeout', 'connection', 'rate_limited', 'server'] as const;

@@ -63,6 +63,7 @@ const SCHEDULER: Record<SchedulerRejectReason, SchedulerRejectLabel | undefined>
   PriceAboveBudget: 'price',
   TotalAboveBudget: 'price',
   EgressNotOffered: 'egress',
+  AccessNotOffered: 'access',
   RegionNotAllowed: 'region',
   MissingAuditedAttribute: 'audit',
   RttTooHigh: 'latency',

@@ -17,7 +17,7 @@ describe('framing', () => {
   it('stamps strictly increasing seqs per sequencer', () => {
     const sequencer = new Sequencer();
     const a = hubMessage(sequencer, { $case: 'ping', value: { id: 1, sentAtUnixMs: 0 } });
-    const b = agentMessage(sequencer, { $case: 'inventory', value: { pools: [] } });
+    const b = agentMessage(sequencer, { $case: 'inventory', value: { pools: [], unisolatedNamespaces: [] } });
     expect([a.seq, b.seq]).toEqual([1, 2]);
   });
 

@@ -22,6 +22,8 @@ export interface EdgeLimits {
   maxProbeElapsedMs: number;
   /** Relayed provider pod Events in one PodEvents message. */
   maxPodEventsPerMessage: number;
+  /** Tenant namespaces one inventory may report as refused (not restricted). */
+  maxUnisolatedNamespaces: number;
 }
 
 export const defaultEdgeLimits: Readonly<EdgeLimits> = Object.freeze({
@@ -43,6 +45,7 @@ export const defaultEdgeLimits: Readonly<EdgeLimits> = Object.freeze({
   maxProbePayloadBytes: 256 * 1024,
   maxProbeElapsedMs: 600_000,
   maxPodEventsPerMessage: 32,
+  maxUnisolatedNamespaces: 64,
 });
 
 export function edgeLimits(overrides: Partial<EdgeLimits> = {}): Readonly<EdgeLimits> {

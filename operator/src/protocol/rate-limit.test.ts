@@ -34,6 +34,21 @@ describe('TokenBucket', () => {
     expect(bucket.tryTake()).toBe(true);
   });
 
+  it('keeps granted tokens above capacity until spent, bounded by the ceiling', () => {
+    let now = 0;
+    const bucket = new TokenBucket({ capacity: 2, refillPerSecond: 1, now: () => now });
+    bucket.grant(10, 8);
+    expect(bucket.available).toBe(8); // 2 + 10 capped at the ceiling
+    now += 5_000;
+    expect(bucket.available).toBe(8); // refill does not add above capacity, nor take grants away
+    for (let i = 0; i < 8; i++) expect(bucket.tryTake()).toBe(true);
+    expect(bucket.tryTake()).toBe(false);
+    bucket.grant(-3, 100);
+    expect(bucket.available).toBe(0); // nothing granted for a nonsense count
+    now += 1_000;
+    expect(bucket.available).toBe(1); // back to the plain refill
+  });
+
   it('refuses nonsense configuration', () => {
     expect(() => new TokenBucket({ capacity: 0, refillPerSecond: 1 })).toThrow();
     expect(() => new TokenBucket({ capacity: 1, refillPerSecond: Number.NaN })).toThrow();

@@ -31,6 +31,17 @@ export class TokenBucket {
     return true;
   }
 
+  /**
+   * Adds `count` tokens beyond the refill, for work the other side asked for (the hub grants an
+   * agent the reports of each attempt it assigns), so a burst of assignments cannot push the
+   * agent's answers over the limit. Held tokens never exceed `ceiling`.
+   */
+  grant(count: number, ceiling: number): void {
+    this.refill();
+    if (!(count > 0)) return;
+    this.tokens = Math.min(Math.max(this.tokens, ceiling), this.tokens + count);
+  }
+
   /** Tokens available now. */
   get available(): number {
     this.refill();
@@ -42,6 +53,9 @@ export class TokenBucket {
     // A clock that steps backwards must not mint tokens or jam the bucket.
     const elapsedMs = Math.max(0, now - this.last);
     this.last = now;
-    this.tokens = Math.min(this.options.capacity, this.tokens + (elapsedMs * this.options.refillPerSecond) / 1000);
+    // Refill tops up to capacity; granted tokens above it are kept until spent.
+    if (this.tokens < this.options.capacity) {
+      this.tokens = Math.min(this.options.capacity, this.tokens + (elapsedMs * this.options.refillPerSecond) / 1000);
+    }
   }
 }

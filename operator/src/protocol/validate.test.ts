@@ -45,6 +45,9 @@ describe('validateAgentMessage', () => {
     ['not-offered reason 42', (m: any) => { m.body.value.pools[0].notOfferedReason = 42; }, 'bad_enum'],
     ['negative memory', (m: any) => { m.body.value.pools[0].memoryMib = -1; }, 'out_of_range'],
     ['memory as string', (m: any) => { m.body.value.pools[0].memoryMib = '80'; }, 'bad_type'],
+    ['a refused namespace that is no DNS label', (m: any) => { m.body.value.unisolatedNamespaces = [{ namespace: 'Team A', reason: 'x' }]; }, 'bad_format'],
+    ['an over-long refusal reason', (m: any) => { m.body.value.unisolatedNamespaces = [{ namespace: 'ns', reason: 'x'.repeat(1025) }]; }, 'too_long'],
+    ['too many refused namespaces', (m: any) => { m.body.value.unisolatedNamespaces = Array.from({ length: 65 }, (_, i) => ({ namespace: `ns-${i}`, reason: 'x' })); }, 'too_many_items'],
   ])('rejects an inventory with %s', (_name, edit, reason) => {
     const rng = new SeededRandom(3);
     let message = validAgentMessage(rng, 1, 'inventory');

@@ -184,6 +184,11 @@ function checkInventory(value: unknown, path: Path, limits: Readonly<EdgeLimits>
     if (poolKeys.has(key)) throw invalid('duplicate', `${path}.pools[${i}] repeats a pool (product, memory, driver)`);
     poolKeys.add(key);
   });
+  list(inventory.unisolatedNamespaces, `${path}.unisolatedNamespaces`, limits.maxUnisolatedNamespaces).forEach((item, i) => {
+    const entry = record(item, `${path}.unisolatedNamespaces[${i}]`);
+    text(entry.namespace, `${path}.unisolatedNamespaces[${i}].namespace`, { maxChars: 63, pattern: dns1123Subdomain });
+    text(entry.reason, `${path}.unisolatedNamespaces[${i}].reason`, { maxChars: limits.maxMessageChars });
+  });
 }
 
 /** Returns the pool's identity key; adds its node names to `seenNodes` (names are unique per inventory). */
@@ -211,6 +216,11 @@ function checkPool(value: unknown, path: Path, limits: Readonly<EdgeLimits>, see
   }
 
   if (pool.egress !== undefined) checkEgress(pool.egress, `${path}.egress`);
+  if (pool.access !== undefined) {
+    const access = record(pool.access, `${path}.access`);
+    bool(access.exec, `${path}.access.exec`);
+    bool(access.portForward, `${path}.access.portForward`);
+  }
   const nodes = list(pool.nodes, `${path}.nodes`, limits.maxNodesPerPool);
   let nodeTotal = 0;
   let nodeIdle = 0;

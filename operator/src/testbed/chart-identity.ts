@@ -34,40 +34,78 @@ function helm(args: string[], home: string): Promise<{ code: number; stdout: str
   });
 }
 
-/** Installs the identity the chart gives `release` in `namespace` (values as helm `--set` pairs). */
-export async function chartIdentity(adminKubeconfig: string, release: string, namespace: string, values: string[]): Promise<ChartIdentity> {
+// A token outlives any test run and a sandbox left up for days (a kubelet would rotate it hourly).
+const TOKEN_DURATION = '720h';
+
+// One helm render per set of values and process: several clusters of a test bed share it.
+const renders = new Map<string, Promise<IdentityObject[]>>();
+
+type IdentityObject = { kind: string; metadata: { name: string; namespace?: string } };
+
+async function renderIdentity(release: string, namespace: string, values: string[]): Promise<IdentityObject[]> {
   const home = mkdtempSync(join(tmpdir(), 'fedgpu-helm-'));
   try {
     const rendered = await helm(['template', release, join(repoRoot, 'charts', 'fedgpu'), '--namespace', namespace, ...values], home);
     if (rendered.code !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
-    const objects = parseAllDocuments(rendered.stdout).map((d) => d.toJS()).filter((o) => o && IDENTITY_KINDS.has(o.kind));
-    const sa = objects.find((o) => o.kind === 'ServiceAccount');
-    if (!sa) throw new Error('the chart rendered no ServiceAccount');
-    await runKubectl(adminKubeconfig, ['create', 'namespace', namespace]);
-    const applied = await runKubectl(adminKubeconfig, ['apply', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
-    if (applied.code !== 0) throw new Error(`applying the chart's identity failed: ${applied.stderr}`);
-    const token = await runKubectl(adminKubeconfig, ['create', 'token', sa.metadata.name, '-n', namespace, '--duration=2h']);
-    if (token.code !== 0) throw new Error(`token request failed: ${token.stderr}`);
-    const admin = new KubeConfig();
-    admin.loadFromFile(adminKubeconfig);
-    const cluster = admin.getCurrentCluster()!;
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromOptions({
-      clusters: [cluster],
-      users: [{ name: sa.metadata.name, token: token.stdout.trim() }],
-      contexts: [{ name: 'chart', cluster: cluster.name, user: sa.metadata.name }],
-      currentContext: 'chart',
-    });
-    const clusterScoped = objects.filter((o) => !o.metadata.namespace && o.kind !== 'ServiceAccount' && o.kind !== 'Role' && o.kind !== 'RoleBinding');
-    return {
-      username: `system:serviceaccount:${namespace}:${sa.metadata.name}`,
-      kubeConfig,
-      async remove() {
-        for (const o of clusterScoped) await runKubectl(adminKubeconfig, ['delete', o.kind, o.metadata.name, '--ignore-not-found', '--wait=false']);
-        await runKubectl(adminKubeconfig, ['delete', 'namespace', namespace, '--ignore-not-found', '--wait=false']);
-      },
-    };
+    return parseAllDocuments(rendered.stdout).map((d) => d.toJS() as IdentityObject).filter((o) => o && IDENTITY_KINDS.has(o.kind));
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
+}
+
+function renderedIdentity(release: string, namespace: string, values: string[]): Promise<IdentityObject[]> {
+  const key = JSON.stringify([release, namespace, values]);
+  let render = renders.get(key);
+  if (!render) {
+    render = renderIdentity(release, namespace, values);
+    renders.set(key, render);
+    render.catch(() => renders.delete(key)); // a failed render is tried again next time
+  }
+  return render;
+}
+
+// One identity per cluster, release and values: hub replicas (or hubs restarted) on one cluster share it.
+const shared = new Map<string, Promise<ChartIdentity>>();
+
+/** chartIdentity, installed once per cluster (by kubeconfig path), release and values in this process. */
+export function sharedChartIdentity(adminKubeconfig: string, release: string, namespace: string, values: string[]): Promise<ChartIdentity> {
+  const key = JSON.stringify([adminKubeconfig, release, namespace, values]);
+  let identity = shared.get(key);
+  if (!identity) {
+    identity = chartIdentity(adminKubeconfig, release, namespace, values);
+    shared.set(key, identity);
+    identity.catch(() => shared.delete(key));
+  }
+  return identity;
+}
+
+/** Installs the identity the chart gives `release` in `namespace` (values as helm `--set` pairs). */
+export async function chartIdentity(adminKubeconfig: string, release: string, namespace: string, values: string[]): Promise<ChartIdentity> {
+  const objects = await renderedIdentity(release, namespace, values);
+  const sa = objects.find((o) => o.kind === 'ServiceAccount');
+  if (!sa) throw new Error('the chart rendered no ServiceAccount');
+  await runKubectl(adminKubeconfig, ['create', 'namespace', namespace]);
+  const applied = await runKubectl(adminKubeconfig, ['apply', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
+  if (applied.code !== 0) throw new Error(`applying the chart's identity failed: ${applied.stderr}`);
+  const token = await runKubectl(adminKubeconfig, ['create', 'token', sa.metadata.name, '-n', namespace, `--duration=${TOKEN_DURATION}`]);
+  if (token.code !== 0) throw new Error(`token request failed: ${token.stderr}`);
+  const admin = new KubeConfig();
+  admin.loadFromFile(adminKubeconfig);
+  const cluster = admin.getCurrentCluster()!;
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: sa.metadata.name, token: token.stdout.trim() }],
+    contexts: [{ name: 'chart', cluster: cluster.name, user: sa.metadata.name }],
+    currentContext: 'chart',
+  });
+  const clusterScoped = objects.filter((o) => !o.metadata.namespace && o.kind !== 'ServiceAccount' && o.kind !== 'Role' && o.kind !== 'RoleBinding');
+  return {
+    username: `system:serviceaccount:${namespace}:${sa.metadata.name}`,
+    kubeConfig,
+    async remove() {
+      for (const o of clusterScoped) await runKubectl(adminKubeconfig, ['delete', o.kind, o.metadata.name, '--ignore-not-found', '--wait=false']);
+      await runKubectl(adminKubeconfig, ['delete', 'namespace', namespace, '--ignore-not-found', '--wait=false']);
+    },
+  };
 }

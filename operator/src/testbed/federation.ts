@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import type { ProviderSettings } from '../agent/inventory.js';
 import { GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuProvider } from '../api/types.js';
 import { startHub, type RunningHub } from '../hub/hub.js';
-import { chartIdentity } from './chart-identity.js';
+import { chartIdentity, sharedChartIdentity, type ChartIdentity } from './chart-identity.js';
 import type { Cluster } from './cluster.js';
 import { runKubectl } from './kubectl.js';
 import { startProcess, type ManagedProcess } from './processes.js';
@@ -53,6 +53,30 @@ export function startCliProcess(name: string, dir: string, args: string[]): Mana
   });
 }
 
+/** The hub's release, as `helm install fedgpu -n fedgpu-system` names it (ServiceAccount fedgpu). */
+export const HUB_RELEASE = 'fedgpu';
+export const HUB_RELEASE_NAMESPACE = 'fedgpu-system';
+/** The Lease the chart's hub Role may update (templates/_helpers.tpl fedgpu.hub.leaseName). */
+export const HUB_LEASE = { name: `${HUB_RELEASE}-leader`, namespace: HUB_RELEASE_NAMESPACE } as const;
+
+// Hub mode with the access API on: the superset of what the chart grants a hub. The chain and the
+// access CA only have to render (the Deployment and APIService are not applied).
+const HUB_IDENTITY_VALUES = [
+  '--set', 'mode=hub',
+  '--set', 'hub.chain.marketAddress=0x0000000000000000000000000000000000000001',
+  '--set', 'hub.access.enabled=true',
+  '--set-string', `hub.access.caBundle=${Buffer.from('unused: the test bed registers the APIService itself').toString('base64')}`,
+];
+
+/**
+ * The identity the chart gives the hub (ServiceAccount token, ClusterRoles, Role, bindings rendered
+ * by helm in hub mode), installed once per cluster: every hub of a test bed runs with it, not as
+ * system:masters, so a permission the chart lacks fails a test.
+ */
+export function hubIdentity(hubCluster: Pick<Cluster, 'kubeconfigPath'>): Promise<ChartIdentity> {
+  return sharedChartIdentity(hubCluster.kubeconfigPath, HUB_RELEASE, HUB_RELEASE_NAMESPACE, HUB_IDENTITY_VALUES);
+}
+
 export interface HubProcess {
   process: ManagedProcess;
   grpcAddress: string;
@@ -60,13 +84,17 @@ export interface HubProcess {
   metricsPort: number;
 }
 
-/** Starts `fedgpu hub` as a process and waits until its marketplace listens. */
+/** Starts `fedgpu hub` as a process, with the chart's hub identity, and waits until its marketplace listens. */
 export async function startHubProcess(hubCluster: Cluster, pki: HubPki, dir: string, extraArgs: string[] = []): Promise<HubProcess> {
   writeFileSync(join(pki.dir, 'server.crt'), pki.server.certPem);
   writeFileSync(join(pki.dir, 'server.key'), pki.server.keyPem, { mode: 0o600 });
+  const identity = await hubIdentity(hubCluster);
+  mkdirSync(dir, { recursive: true });
+  const kubeconfig = join(dir, 'hub.kubeconfig');
+  writeFileSync(kubeconfig, identity.kubeConfig.exportConfig(), { mode: 0o600 });
   const port = await freePort();
   const proc = startCliProcess('hub', dir, [
-    '--kubeconfig', hubCluster.kubeconfigPath,
+    '--kubeconfig', kubeconfig,
     'hub',
     '--tls-ca', pki.caPath,
     '--tls-cert', join(pki.dir, 'server.crt'),
@@ -85,7 +113,7 @@ export async function startHubProcess(hubCluster: Cluster, pki: HubPki, dir: str
 
 export async function startTestHub(hubCluster: Cluster, pki: HubPki, dir: string, providerLostAfterMs = 4_000): Promise<RunningHub> {
   return startHub({
-    kubeConfig: hubCluster.kubeConfig,
+    kubeConfig: (await hubIdentity(hubCluster)).kubeConfig,
     tls: { caPem: pki.ca.certPem, certPem: pki.server.certPem, keyPem: pki.server.keyPem },
     logger: pino({ level: 'info' }, pino.destination({ dest: join(dir, 'hub.log'), sync: true, mkdir: true })),
     providerLostAfterMs,

@@ -3,14 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { TunnelKind, type TunnelFrame, type TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
 import { TunnelMux } from '../../protocol/tunnel/mux.js';
 import { RetainedLogs } from './retained-logs.js';
 import { AccessServer, type AccessPolicy } from './serve.js';
 
 // Refusals happen before the provider apiserver is called: the kubeconfig here points nowhere.
-function agentEnd(policy: AccessPolicy) {
+const H100 = 'NVIDIA-H100-80GB-HBM3';
+const RTX = 'NVIDIA-GeForce-RTX-4090';
+
+function agentEnd(policy: AccessPolicy | ((pool: string | undefined) => AccessPolicy)) {
   const kc = new KubeConfig();
   kc.loadFromOptions({ clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }], users: [{ name: 'u' }], contexts: [{ name: 'c', cluster: 'c', user: 'u' }], currentContext: 'c' });
   const retained = new RetainedLogs({ dir: mkdtempSync(join(tmpdir(), 'fedgpu-retained-')), maxBytesPerReplica: 1024, retentionMs: 60_000 });
@@ -18,9 +21,15 @@ function agentEnd(policy: AccessPolicy) {
   const access = new AccessServer({
     kubeConfig: kc,
     logger: pino({ level: 'silent' }),
-    policy,
+    policyFor: typeof policy === 'function' ? policy : () => policy,
     retained,
-    attempt: (jobUid, epoch) => (jobUid === 'job-a' && epoch === 2 ? { replicas: 1, containers: [['main']], live: true, namespace: 'fedgpu-jobs-ml-0123abcd' } : undefined),
+    // job-a attempt 2 runs in the H100 pool, job-r attempt 1 in the RTX pool.
+    attempt: (jobUid, epoch) =>
+      jobUid === 'job-a' && epoch === 2
+        ? { replicas: 1, containers: [['main']], live: true, namespace: 'fedgpu-jobs-ml-0123abcd', pools: [H100] }
+        : jobUid === 'job-r' && epoch === 1
+          ? { replicas: 2, containers: [['main'], ['main']], live: true, namespace: 'fedgpu-jobs-ml-0123abcd', pools: [RTX, RTX] }
+          : undefined,
   });
   const sent: TunnelFrame[] = [];
   const mux = new TunnelMux({ transport: { send: (f, flushed) => { sent.push(f); flushed(); return true; } }, onOpen: (s, o) => access.serve(s, o) });
@@ -30,7 +39,7 @@ function agentEnd(policy: AccessPolicy) {
     mux.onFrame({ sessionId, frame: { $case: 'open', value: { kind: TunnelKind.TUNNEL_KIND_LOG, jobUid: 'job-a', epoch: 2, replica: 0, container: '', initialWindow: 65536, follow: false, tailLines: -1, sinceSeconds: 0, timestamps: false, command: [], stdin: false, tty: false, port: 0, ...o } } });
     return sent.filter((f) => f.sessionId === sessionId);
   };
-  return { open };
+  return { open, sent };
 }
 
 const closeReason = (frames: TunnelFrame[]) => frames.find((f) => f.frame?.$case === 'close')?.frame;
@@ -58,5 +67,23 @@ describe('agent access server', () => {
     expect(data?.$case === 'data' && Buffer.from(data.value.data).toString()).toBe('line 2\nline 3\n');
     // exec into an attempt that is not running here is refused even though its log is kept.
     expect(closeReason(open({ epoch: 1, kind: TunnelKind.TUNNEL_KIND_EXEC, command: ['sh'] }))).toMatchObject({ value: { reason: 'not_attempt_pod' } });
+  });
+
+  it('a hostile hub cannot get exec or port-forward into a pool whose owner forbids it', async () => {
+    // The owner closed the H100 pool only; the hub asks anyway, for a running attempt there.
+    const { open, sent } = agentEnd((pool) => (pool === H100 ? { exec: false, portForward: false } : { exec: true, portForward: true }));
+    const exec = closeReason(open({ kind: TunnelKind.TUNNEL_KIND_EXEC, command: ['sh', '-c', 'cat /etc/shadow'], stdin: true, tty: true }));
+    expect(exec).toEqual({ $case: 'close', value: expect.objectContaining({ reason: 'exec_disabled' }) });
+    expect(exec?.$case === 'close' && exec.value.error).toBe(`the provider's owner does not allow exec into job pods of pool ${H100} (refused by the provider agent)`);
+    const pf = closeReason(open({ kind: TunnelKind.TUNNEL_KIND_PORT_FORWARD, port: 22 }));
+    expect(pf?.$case === 'close' && pf.value).toMatchObject({ reason: 'port_forward_disabled', error: `the provider's owner does not allow port-forward to job pods of pool ${H100} (refused by the provider agent)` });
+    // The same agent lets exec through to its apiserver for the RTX pool's attempt (here the
+    // apiserver is unreachable, so the session ends with that, not with a refusal), and logs
+    // of the closed pool are still served.
+    open({ jobUid: 'job-r', epoch: 1, replica: 1, kind: TunnelKind.TUNNEL_KIND_EXEC, command: ['true'] });
+    open({ jobUid: 'job-a', epoch: 2 });
+    const closes = () => sent.filter((f) => f.frame?.$case === 'close' && f.sessionId > 2);
+    await vi.waitFor(() => expect(closes()).toHaveLength(2), { timeout: 10_000 });
+    for (const f of closes()) expect(f.frame).toMatchObject({ value: { reason: 'apiserver_error' } });
   });
 });

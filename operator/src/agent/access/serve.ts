@@ -26,12 +26,15 @@ export interface AttemptPods {
   live: boolean;
   /** The consumer's namespace on this provider where the attempt's pods run. */
   namespace: string;
+  /** The pool (GPU product of the node) of each replica; undefined where the node is unknown. */
+  pools: (string | undefined)[];
 }
 
 export interface AccessServerOptions {
   kubeConfig: KubeConfig;
   logger: Logger;
-  policy: AccessPolicy;
+  /** The owner's choice for a pool (undefined: the node's pool is unknown; the all-pool setting). */
+  policyFor(pool: string | undefined): AccessPolicy;
   retained: RetainedLogs;
   /** The attempt, when this agent runs (or ran) it; undefined otherwise. */
   attempt(jobUid: string, epoch: number): AttemptPods | undefined;
@@ -68,11 +71,12 @@ export class AccessServer {
           if (!attempt?.live && retained) return this.serveRetained(session, open, retained);
           return this.serveLog(session, namespace, open, pod, container, log, retained);
         case TunnelKind.TUNNEL_KIND_EXEC:
-          if (!this.options.policy.exec) return refuse('exec_disabled', 'the provider does not allow exec into job pods');
+          // The owner's choice for the pool the replica runs in, whatever the hub asks.
+          if (!this.options.policyFor(attempt?.pools[open.replica]).exec) return refuse('exec_disabled', forbidden('exec into', attempt?.pools[open.replica]));
           if (!attempt?.live) return refuse('attempt_not_running', `attempt ${open.epoch} is not running`);
           return this.serveExec(session, namespace, open, pod, container, log);
         case TunnelKind.TUNNEL_KIND_PORT_FORWARD:
-          if (!this.options.policy.portForward) return refuse('port_forward_disabled', 'the provider does not allow port-forward to job pods');
+          if (!this.options.policyFor(attempt?.pools[open.replica]).portForward) return refuse('port_forward_disabled', forbidden('port-forward to', attempt?.pools[open.replica]));
           if (!attempt?.live) return refuse('attempt_not_running', `attempt ${open.epoch} is not running`);
           if (!(open.port >= 1 && open.port <= 65535)) return refuse('bad_port', 'port must be 1-65535');
           return this.servePortForward(session, namespace, open, pod, log);
@@ -243,6 +247,10 @@ export class AccessServer {
     await this.options.kubeConfig.applyToHTTPSOptions(options);
     return options;
   }
+}
+
+function forbidden(verb: string, pool: string | undefined): string {
+  return `the provider's owner does not allow ${verb} job pods of pool ${pool ?? '(unknown node)'} (refused by the provider agent)`;
 }
 
 function statusMessage(body: string): string {

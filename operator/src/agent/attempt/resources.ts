@@ -28,11 +28,14 @@ export class AttemptResources {
   }
 
   async ensure(objects: AttemptObjects): Promise<void> {
-    // Policies first: no pod of the attempt exists before the rules that fence it do.
-    for (const body of objects.policies) await this.net.createNamespacedNetworkPolicy({ namespace: body.metadata!.namespace!, body }).catch(ignore(409));
-    for (const body of objects.services) await this.core.createNamespacedService({ namespace: body.metadata!.namespace!, body }).catch(ignore(409));
-    // Never logged: the Secret carries the consumer's values.
-    for (const body of objects.secrets) await this.core.createNamespacedSecret({ namespace: body.metadata!.namespace!, body }).catch(ignore(409));
+    // All at once (they do not depend on each other); the caller creates pods only after every
+    // one is in place, so no pod of the attempt exists before the rules that fence it do.
+    await Promise.all([
+      ...objects.policies.map((body) => this.net.createNamespacedNetworkPolicy({ namespace: body.metadata!.namespace!, body }).catch(ignore(409))),
+      ...objects.services.map((body) => this.core.createNamespacedService({ namespace: body.metadata!.namespace!, body }).catch(ignore(409))),
+      // Never logged: the Secret carries the consumer's values.
+      ...objects.secrets.map((body) => this.core.createNamespacedSecret({ namespace: body.metadata!.namespace!, body }).catch(ignore(409))),
+    ]);
   }
 
   /** Deletes everything the attempt owns in `namespace` (its pods are the runner's business). */

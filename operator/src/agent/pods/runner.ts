@@ -5,6 +5,7 @@ import { NamespaceNotRestrictedError, type TenantNamespaces } from '../tenancy/n
 import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, type Assignment, type BuildOptions } from './build.js';
 import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
 import { AttemptResources, type AttemptObjects } from '../attempt/resources.js';
+import { ConcurrencyLimit } from '../../runtime/concurrency.js';
 
 // Runs what the hub assigns, each consumer's attempts in that consumer's own namespace
 // (agent/tenancy). Every operation is idempotent: creating a pod that exists is a no-op, deleting
@@ -46,11 +47,15 @@ export function refusalReason(err: unknown): string {
 }
 
 const isRefusal = (err: unknown) => [400, 403, 422].includes((err as { code?: number }).code ?? 0);
+/** A 409 from the quota admission's own update conflict, not from an existing pod. */
+const isQuotaConflict = (err: unknown) => (err as { code?: number }).code === 409 && /resourcequotas/.test(refusalReason(err));
 /** Quota still held by pods of an attempt that is going away: wait for them, not a refusal. */
 const isQuotaBusy = (err: unknown) => (err as { code?: number }).code === 403 && /exceeded quota/.test(refusalReason(err));
 /** Retries of an attempt the cluster cannot take yet (quota still held, namespace still being
  * deleted, apiserver away): about two minutes in all; then quota waits are refused, the rest wait
  * for the next resync. */
+const PREPARING_AT_ONCE = 16;
+const QUOTA_CONFLICT_TRIES = 5;
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000, 60000];
 
 export class PodRunner {
@@ -64,6 +69,11 @@ export class PodRunner {
   private readonly attempts: AttemptResources;
   /** Ended attempts whose per-attempt objects are already deleted. */
   private readonly released = new Set<string>();
+  /**
+   * Attempts being set up at once. Each takes a few requests to the provider's apiserver; a burst
+   * of hundreds of assignments sent at once would exceed its in-flight limit and be answered 429.
+   */
+  private readonly preparing = new ConcurrencyLimit(PREPARING_AT_ONCE);
 
   constructor(
     kubeConfig: KubeConfig,
@@ -83,11 +93,21 @@ export class PodRunner {
   }
 
   /** Runs one assignment; a refusal ends the attempt with the reason, never throws. */
-  async apply(assign: Assign): Promise<void> {
+  apply(assign: Assign): Promise<void> {
     const key = attemptKey(assign.jobUid, assign.epoch);
     const assignment = assignmentFromProto(assign);
     const namespace = this.tenancy.nameOf(assignment.tenant ?? '');
-    this.assignments.set(key, { ...assignment, pricePerGpuHour: assign.pricePerGpuHour, coveredGpuSeconds: assign.coveredGpuSeconds, namespace });
+    // Recorded at once, so the attempt is known (and reported, and cancellable) while it waits.
+    const entry: Running = { ...assignment, pricePerGpuHour: assign.pricePerGpuHour, coveredGpuSeconds: assign.coveredGpuSeconds, namespace };
+    this.assignments.set(key, entry);
+    this.logger.info({ job: assign.jobUid, epoch: assign.epoch, namespace, queued: this.preparing.pending.waiting }, 'assignment received');
+    // A Cancel (or a newer Assign) that arrived while it waited wins: nothing is created for it.
+    return this.preparing.run(async () => {
+      if (this.assignments.get(key) === entry) await this.applyNow(key, assign, assignment, namespace);
+    });
+  }
+
+  private async applyNow(key: string, assign: Assign, assignment: Assignment, namespace: string): Promise<void> {
     if (this.refused.has(key)) return;
     const refuse = (reason: string) => {
       this.refused.set(key, reason);
@@ -108,7 +128,7 @@ export class PodRunner {
       );
     }
     try {
-      await this.tenancy.ensure(assignment.tenant ?? '', this.usageOf(namespace));
+      await this.tenancy.ensure(assignment.tenant ?? '', () => this.usageOf(namespace));
     } catch (err) {
       if (err instanceof NamespaceNotRestrictedError) return refuse(`TenantNamespaceNotRestricted: ${err.message}`);
       // The apiserver is away or the namespace is still being deleted: try again shortly.
@@ -128,10 +148,16 @@ export class PodRunner {
     }
     for (const pod of pods) {
       try {
-        await this.core.createNamespacedPod({ namespace, body: pod });
+        await this.createPod(namespace, pod);
         this.logger.info({ job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name, namespace }, 'created job pod');
       } catch (err) {
-        if ((err as { code?: number }).code === 409) continue;
+        // 409 is two things: the pod exists (a repeat: fine), or the quota admission lost a race
+        // with another writer of the namespace's ResourceQuota (the pod was NOT created: retry).
+        if ((err as { code?: number }).code === 409 && !isQuotaConflict(err)) continue;
+        if (isQuotaConflict(err)) {
+          this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name }, 'quota admission kept conflicting; retrying the attempt');
+          if (this.retryLater(key, assign)) return;
+        }
         if (isQuotaBusy(err) && this.retryLater(key, assign)) return;
         if (isRefusal(err)) {
           // Pods of the attempt made before the refusal go: an attempt runs whole or not at all.
@@ -145,6 +171,18 @@ export class PodRunner {
       }
     }
     this.retries.delete(key);
+  }
+
+  /** Creates a pod, again at once while the quota admission only lost an update race (a burst of pods in one namespace). */
+  private async createPod(namespace: string, body: V1Pod): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.core.createNamespacedPod({ namespace, body });
+        return;
+      } catch (err) {
+        if (!isQuotaConflict(err) || tries >= QUOTA_CONFLICT_TRIES) throw err;
+      }
+    }
   }
 
   /** Tries the attempt again after a backoff; false when out of tries. */
@@ -229,7 +267,8 @@ export class PodRunner {
     for (const namespace of new Set([...this.assignments.values()].map((a) => a.namespace))) {
       await this.attempts.prune(namespace, wanted).catch((err: unknown) => this.logger.error({ err, namespace }, 'could not prune per-attempt objects; the next resync retries'));
     }
-    for (const assign of desired) await this.apply(assign);
+    // At once, bounded by `preparing`: a provider running hundreds of attempts resyncs in seconds.
+    await Promise.all(desired.map((assign) => this.apply(assign)));
     await this.releaseNamespaces();
   }
 

@@ -67,18 +67,31 @@ export interface TenancyOptions {
   maxEphemeralStorage?: string;
   /** Called when a namespace is refused for not enforcing restricted. */
   onNotRestricted?: (namespace: string, reason: string) => void;
+  /** The set of refused namespaces (`unisolated()`) changed. */
+  onIsolationChanged?: () => void;
 }
 
 const isCode = (err: unknown, code: number) => (err as { code?: number }).code === code;
 
+/** How long a prepared namespace is trusted to still hold its policies, service account and limits. */
+const REPREPARE_AFTER_MS = 60_000;
+
 export class TenantNamespaces {
   private readonly core: CoreV1Api;
   private readonly net: NetworkingV1Api;
+  /** Namespaces refused for not enforcing restricted, with why; until one passes again or is deleted. */
+  private readonly refused = new Map<string, string>();
+
+  /** Namespaces this process fully prepared: their uid and when (see ensure's fast path). */
+  private readonly prepared = new Map<string, { uid: string; atMs: number }>();
+  /** The last quota write queued per namespace (writeQuota). */
+  private readonly quotaWrites = new Map<string, Promise<unknown>>();
 
   constructor(
     kubeConfig: KubeConfig,
     private readonly options: TenancyOptions,
     private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.net = kubeConfig.makeApiClient(NetworkingV1Api);
@@ -97,32 +110,48 @@ export class TenantNamespaces {
    * Makes the tenant's namespace ready for pods and bounds it to `usage`; throws
    * NamespaceNotRestrictedError when the namespace exists without PodSecurity restricted.
    */
-  async ensure(tenant: string, usage: TenantUsage): Promise<string> {
+  async ensure(tenant: string, usage: TenantUsage | (() => TenantUsage)): Promise<string> {
     const name = this.nameOf(tenant);
-    const ns = await this.ensureNamespace(name, tenant);
-    if (ns.metadata?.deletionTimestamp) throw new Error(`namespace ${name} is still being deleted; the next resync retries`);
-    const problem = restrictedProblem(ns);
-    if (problem) {
-      this.options.onNotRestricted?.(name, problem);
-      this.logger.error({ namespace: name }, `refusing to run job pods: ${problem}`);
-      throw new NamespaceNotRestrictedError(problem);
+    const usageNow = typeof usage === 'function' ? usage : () => usage;
+    // Fast path, on the way of every assignment: a namespace this agent prepared recently only
+    // needs its quota bound moved and its PodSecurity labels checked again (someone may strip
+    // them at any time), one round trip with both calls in flight. The rest is re-applied when
+    // the namespace is new to this process, was re-created, or was last prepared a while ago.
+    const prepared = this.prepared.get(name);
+    if (prepared && this.now() - prepared.atMs < REPREPARE_AFTER_MS) {
+      const [read, quotaWrite] = await Promise.allSettled([
+        this.core.readNamespace({ name }),
+        this.writeQuota(name, usageNow, false),
+      ]);
+      if (read.status === 'rejected') throw read.reason;
+      if (read.value.metadata?.uid === prepared.uid) {
+        // The namespace's own state first: a loosened one is refused as such (the admission
+        // policy refuses the quota write there too, with a less telling message).
+        this.checkUsable(name, read.value);
+        if (quotaWrite.status === 'fulfilled') return name;
+        if (!isCode(quotaWrite.reason, 404)) throw quotaWrite.reason;
+      }
     }
+    const ns = await this.ensureNamespace(name, tenant);
+    this.checkUsable(name, ns);
     const labels = { [MANAGED_BY_LABEL]: MANAGED_BY };
     // The namespace's own default ServiceAccount mounts nothing either (pods set it off as well).
     // (The controller-manager may have made it first: then it is replaced.)
     const sa = { metadata: { name: 'default', labels }, automountServiceAccountToken: false };
-    await this.createOrReplace(
-      () => this.core.createNamespacedServiceAccount({ namespace: name, body: sa }),
-      () => this.core.replaceNamespacedServiceAccount({ name: 'default', namespace: name, body: sa }),
-    );
     // Replaced when present, so a policy someone loosened is put back.
     const deny = { metadata: { name: DEFAULT_DENY_POLICY, labels }, spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] } };
-    await this.createOrReplace(
-      () => this.net.createNamespacedNetworkPolicy({ namespace: name, body: deny }),
-      () => this.net.replaceNamespacedNetworkPolicy({ name: DEFAULT_DENY_POLICY, namespace: name, body: deny }),
-    );
-    if (this.options.allowDns !== false) {
-      await this.createOrReplace(
+    const max = this.options.maxEphemeralStorage ?? '200Gi';
+    // Independent objects: written at once, all in place before any pod is created.
+    await Promise.all([
+      this.createOrReplace(
+        () => this.core.createNamespacedServiceAccount({ namespace: name, body: sa }),
+        () => this.core.replaceNamespacedServiceAccount({ name: 'default', namespace: name, body: sa }),
+      ),
+      this.createOrReplace(
+        () => this.net.createNamespacedNetworkPolicy({ namespace: name, body: deny }),
+        () => this.net.replaceNamespacedNetworkPolicy({ name: DEFAULT_DENY_POLICY, namespace: name, body: deny }),
+      ),
+      this.options.allowDns === false ? undefined : this.createOrReplace(
         () => this.net.createNamespacedNetworkPolicy({
           namespace: name,
           body: {
@@ -135,45 +164,106 @@ export class TenantNamespaces {
           },
         }),
         undefined,
-      );
-    }
-    const quota = {
-      metadata: { name: QUOTA_NAME, labels },
-      spec: { hard: { pods: String(usage.pods), [`requests.${GPU_RESOURCE}`]: String(usage.gpus) } },
-    };
-    await this.createOrReplace(
-      () => this.core.createNamespacedResourceQuota({ namespace: name, body: quota }),
-      () => this.core.replaceNamespacedResourceQuota({ name: QUOTA_NAME, namespace: name, body: quota }),
-    );
-    const max = this.options.maxEphemeralStorage ?? '200Gi';
-    await this.createOrReplace(
-      () => this.core.createNamespacedLimitRange({
-        namespace: name,
-        body: {
-          metadata: { name: LIMIT_RANGE_NAME, labels },
-          spec: {
-            limits: [{
-              type: 'Container',
-              _default: { 'ephemeral-storage': this.options.defaultEphemeralStorage ?? '20Gi' },
-              defaultRequest: { 'ephemeral-storage': '1Gi' },
-              max: { 'ephemeral-storage': max },
-            }],
+      ),
+      this.writeQuota(name, usageNow, true),
+      this.createOrReplace(
+        () => this.core.createNamespacedLimitRange({
+          namespace: name,
+          body: {
+            metadata: { name: LIMIT_RANGE_NAME, labels },
+            spec: {
+              limits: [{
+                type: 'Container',
+                _default: { 'ephemeral-storage': this.options.defaultEphemeralStorage ?? '20Gi' },
+                defaultRequest: { 'ephemeral-storage': '1Gi' },
+                max: { 'ephemeral-storage': max },
+              }],
+            },
           },
-        },
-      }),
-      undefined,
-    );
+        }),
+        undefined,
+      ),
+    ]);
+    if (ns.metadata?.uid) this.prepared.set(name, { uid: ns.metadata.uid, atMs: this.now() });
     return name;
   }
 
+  /**
+   * Writes the namespace's quota from the usage at the moment of writing, one write at a time per
+   * namespace. Attempts of one consumer arrive in bursts; concurrent writes computed earlier could
+   * land out of order and shrink the bound below what is already assigned (pods then refused for
+   * exceeded quota). `create`: create it when missing (else a missing quota is a 404).
+   */
+  private writeQuota(name: string, usage: () => TenantUsage, create: boolean): Promise<void> {
+    const write = async () => {
+      const u = usage();
+      const body = {
+        metadata: { name: QUOTA_NAME, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
+        spec: { hard: { pods: String(u.pods), [`requests.${GPU_RESOURCE}`]: String(u.gpus) } },
+      };
+      if (!create) {
+        await this.core.replaceNamespacedResourceQuota({ name: QUOTA_NAME, namespace: name, body });
+        return;
+      }
+      await this.createOrReplace(
+        () => this.core.createNamespacedResourceQuota({ namespace: name, body }),
+        () => this.core.replaceNamespacedResourceQuota({ name: QUOTA_NAME, namespace: name, body }),
+      );
+    };
+    const previous = this.quotaWrites.get(name) ?? Promise.resolve();
+    const next = previous.then(write, write);
+    const tail = next.catch(() => undefined);
+    this.quotaWrites.set(name, tail);
+    void tail.then(() => {
+      if (this.quotaWrites.get(name) === tail) this.quotaWrites.delete(name);
+    });
+    return next;
+  }
+
+  /** Throws unless pods may go into `ns` now (not being deleted, PodSecurity restricted enforced). */
+  private checkUsable(name: string, ns: V1Namespace): void {
+    if (ns.metadata?.deletionTimestamp) {
+      this.prepared.delete(name);
+      throw new Error(`namespace ${name} is still being deleted; the next resync retries`);
+    }
+    const problem = restrictedProblem(ns);
+    if (problem) {
+      this.options.onNotRestricted?.(name, problem);
+      this.markRefused(name, problem);
+      this.logger.error({ namespace: name }, `refusing to run job pods: ${problem}`);
+      throw new NamespaceNotRestrictedError(problem);
+    }
+    this.markRefused(name, undefined);
+  }
+
   /** Deletes every tenant namespace of ours that no live attempt uses any more. */
+  /** Tenant namespaces refused right now for not enforcing restricted (what the hub shows). */
+  unisolated(): { namespace: string; reason: string }[] {
+    return [...this.refused].map(([namespace, reason]) => ({ namespace, reason })).sort((a, b) => a.namespace.localeCompare(b.namespace));
+  }
+
+  private markRefused(name: string, reason: string | undefined): void {
+    if (this.refused.get(name) === reason) return;
+    if (reason === undefined) this.refused.delete(name);
+    else this.refused.set(name, reason);
+    this.options.onIsolationChanged?.();
+  }
+
   async release(inUse: ReadonlySet<string>): Promise<string[]> {
     const list = await this.core.listNamespace({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` });
+    // Refused namespaces looked at again: one restricted again (or unused) is no longer refused.
+    const listed = new Map(list.items.map((ns) => [ns.metadata?.name ?? '', ns]));
+    for (const name of [...this.refused.keys()]) {
+      const ns = listed.get(name);
+      if (!inUse.has(name)) this.markRefused(name, undefined);
+      else if (ns) this.markRefused(name, restrictedProblem(ns));
+    }
     const deleted: string[] = [];
     for (const ns of list.items) {
       const name = ns.metadata?.name;
       if (!name || !this.owns(name) || inUse.has(name) || ns.metadata?.deletionTimestamp) continue;
       try {
+        this.prepared.delete(name);
         await this.core.deleteNamespace({ name });
         deleted.push(name);
         this.logger.info({ namespace: name }, 'deleted tenant namespace: its last attempt is gone');

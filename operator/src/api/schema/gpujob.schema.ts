@@ -15,6 +15,7 @@ import {
 } from './builder.js';
 import { billedGpuRule, podTemplateSchema } from './pod-template.schema.js';
 import { jobNetworkSchema, jobSecretsSchema } from './job-environment.schema.js';
+import { jobAccessSchema } from './access.schema.js';
 
 export const JOB_PHASES = ['Pending', 'Scheduled', 'Running', 'Succeeded', 'Failed'] as const;
 export const ATTEMPT_OUTCOMES = ['Running', 'Succeeded', 'Failed', 'Lost', 'Reclaimed', 'Cancelled', 'Fenced'] as const;
@@ -147,6 +148,7 @@ export const gpuJobSpec: Schema = obj(
     }),
     network: jobNetworkSchema,
     secrets: jobSecretsSchema,
+    access: jobAccessSchema,
   },
   {
     required: ['template', 'budget'],

@@ -1,4 +1,5 @@
 import { egressProfileSchema } from './job-environment.schema.js';
+import { poolAccessSchema } from './access.schema.js';
 import {
   arr,
   conditions,
@@ -128,6 +129,7 @@ const pool = obj(
     offered: { type: 'boolean', description: 'Whether the pool is on the market.' },
     notOfferedReason: str('Why the pool is not offered, e.g. PriceBelowBreakEven.'),
     egress: egressProfileSchema('What job pods in this pool may reach, as the owner declares it (jobs needing more are not placed here).', 'PoolEgress'),
+    access: poolAccessSchema,
     idleByNode: arr(
       'Idle GPUs per node, largest first.',
       obj('Idle GPUs on one node.', { name: str('Node name.'), idle: int('Idle GPUs.', { minimum: 0 }) }, {
@@ -142,7 +144,7 @@ const pool = obj(
 export const gpuProviderStatus: Schema = obj(
   'Observed state of the provider, written by the hub from its agent\'s stream and the chain.',
   {
-    conditions: conditions('Registered, Ready, Staked and Degraded conditions.'),
+    conditions: conditions('Registered, Ready, Staked, Degraded and TenantIsolation conditions. TenantIsolation is False (NamespaceNotRestricted) while the agent refuses job pods in a tenant namespace that no longer enforces PodSecurity restricted; its message names the namespace and why.'),
     observedGeneration: int('Generation of the spec this status reflects.'),
     lastHeartbeatTime: time('When the agent last sent a heartbeat, at a coarse resolution: the leading hub keeps liveness in memory and writes this on transitions, with other status writes, and about once a minute otherwise.'),
     agentVersion: str('Version of the connected agent.'),

@@ -21,6 +21,7 @@ export const REJECT_REASONS = [
   'PriceAboveBudget',
   'TotalAboveBudget',
   'EgressNotOffered',
+  'AccessNotOffered',
   'RegionNotAllowed',
   'MissingAuditedAttribute',
   'RttTooHigh',
@@ -44,14 +45,15 @@ export const RANK = Object.freeze({
   PriceAboveBudget: 6,
   TotalAboveBudget: 7,
   EgressNotOffered: 8,
-  RegionNotAllowed: 9,
-  MissingAuditedAttribute: 10,
-  RttTooHigh: 11,
-  ReputationTooLow: 12,
-  NotStaked: 13,
-  NotReady: 14,
-  OutsideAvailabilityWindow: 15,
-  Excluded: 16,
+  AccessNotOffered: 9,
+  RegionNotAllowed: 10,
+  MissingAuditedAttribute: 11,
+  RttTooHigh: 12,
+  ReputationTooLow: 13,
+  NotStaked: 14,
+  NotReady: 15,
+  OutsideAvailabilityWindow: 16,
+  Excluded: 17,
 } as const satisfies Record<RejectReason, number>);
 /** The rank of a pool or provider that passes every check. */
 export const PASSED = REJECT_REASONS.length;
@@ -110,6 +112,7 @@ export function poolCheck(pool: IndexedPool, ctx: CheckContext): number {
     return RANK.TotalAboveBudget;
   }
   if (job.egress !== undefined && !egressAllows(pool.source.egress ?? DEFAULT_EGRESS, job.egress)) return RANK.EgressNotOffered;
+  if ((job.needsExec || job.needsPortForward) && deniedAccess(pool, job) !== undefined) return RANK.AccessNotOffered;
   return PASSED;
 }
 
@@ -167,6 +170,8 @@ export function diagnoseProvider(provider: IndexedProvider, ctx: CheckContext): 
         return makeRejection(name, bestReason, estimatedMaxTotal(bestPool.price ?? 0n, ctx.job), bestPool.gpuProduct);
       case 'EgressNotOffered':
         return makeRejection(name, bestReason, describeEgress(ctx.job.egress!), bestPool.gpuProduct);
+      case 'AccessNotOffered':
+        return makeRejection(name, bestReason, deniedAccess(bestPool, ctx.job), bestPool.gpuProduct);
       default:
         return makeRejection(name, bestReason, undefined, bestPool.gpuProduct);
     }
@@ -211,6 +216,16 @@ function makeRejection(
   if (value !== undefined) r.value = value;
   if (gpuProduct !== undefined) r.gpuProduct = gpuProduct;
   return r;
+}
+
+/** The verbs the job needs that the pool's owner does not allow ("exec", "port-forward", "exec+port-forward"). */
+function deniedAccess(pool: IndexedPool, job: PreparedJob): string | undefined {
+  const access = pool.source.access;
+  if (access === undefined) return undefined;
+  const denied: string[] = [];
+  if (job.needsExec && !access.exec) denied.push('exec');
+  if (job.needsPortForward && !access.portForward) denied.push('port-forward');
+  return denied.length > 0 ? denied.join('+') : undefined;
 }
 
 function missingAudit(provider: IndexedProvider, job: PreparedJob): string | undefined {

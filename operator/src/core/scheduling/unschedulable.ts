@@ -104,6 +104,9 @@ function describe(g: Group, job: PreparedJob): string {
       return `estimated total ${moneyRange(g)} > ${money(job.maxTotal)}`;
     case 'EgressNotOffered':
       return `egress ${texts(g)} not offered`;
+    case 'AccessNotOffered':
+      // Values are the denied verbs per provider ("exec+port-forward"); the group names their union.
+      return `${[...new Set([...(g.texts ?? [])].flatMap((t) => t.split('+')))].sort().join('/')} not allowed by the owner`;
     case 'RegionNotAllowed':
       return `region ${texts(g)} not in ${[...(job.regions ?? [])].join(',')}`;
     case 'MissingAuditedAttribute':

@@ -16,6 +16,7 @@ import { Informer } from '../../runtime/informer.js';
 import { gpuJobClient, gpuProviderClient, objectKey } from '../../runtime/kube.js';
 import { StatusWriter } from '../../runtime/status-writer.js';
 import { endedAttempts, type GpuJobMetrics, timedSchedule } from './metrics.js';
+import { FreshJobs } from './fresh-jobs.js';
 import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
 import { MarketCache } from './market-cache.js';
 import { SchedulingBackoff } from './queue.js';
@@ -81,6 +82,8 @@ const PHASES: Record<number, ReportPhase> = {
 
 export class GpuJobController {
   readonly jobs: Informer<GpuJob>;
+  /** The hub's own status writes until the informer has them, and jobs by uid (fresh-jobs.ts). */
+  private readonly fresh = new FreshJobs();
   readonly providers: Informer<GpuProvider>;
   readonly assumed = new AssumedAllocations();
   private readonly market: MarketCache;
@@ -136,17 +139,34 @@ export class GpuJobController {
       ...(opts.heartbeatAgeMs ? { heartbeatAgeMs: opts.heartbeatAgeMs } : {}),
     });
     for (const event of ['add', 'update', 'delete'] as const) this.providers.on(event, (p) => p.metadata?.name && this.market.providerChanged(p.metadata.name));
+    this.jobs.on('add', (j) => this.fresh.seen(objectKey(j), j));
+    this.jobs.on('update', (j) => this.fresh.seen(objectKey(j), j));
+    this.jobs.on('delete', (j) => this.fresh.gone(objectKey(j), j));
     this.controller.watch(this.jobs);
     // Any market change may let a pending job fit, or mean a running job's provider was lost.
     // Only the jobs a provider change can affect: those waiting for a placement, and those whose
     // live attempt runs on that provider. Heartbeats update providers often; waking every job on
     // each one kept the hub reconciling hundreds of idle jobs a second (bench/e2e-throughput).
-    this.controller.watch(this.providers, (provider) =>
-      this.jobs
+    // A running job depends on its provider only through liveness (Ready, kept by the registry):
+    // an inventory change on a provider with hundreds of running jobs wakes none of them.
+    const lastReady = new Map<string, string | undefined>();
+    this.controller.watch(this.providers, (provider) => {
+      const name = provider.metadata?.name;
+      const ready = provider.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+      const readyChanged = name !== undefined && (!lastReady.has(name) || lastReady.get(name) !== ready);
+      if (name !== undefined) lastReady.set(name, ready);
+      return this.jobs
         .list()
-        .filter((j) => !isFinished(j) && ((needsPlacement(j) && !this.backoff.isBackingOff(objectKey(j), this.now())) || liveAttemptOn(j, provider.metadata?.name)))
-        .map(objectKey),
-    );
+        .filter((j) => !isFinished(j) && ((needsPlacement(j) && !this.backoff.isBackingOff(objectKey(j), this.now())) || (readyChanged && liveAttemptOn(j, name))))
+        .map(objectKey);
+    });
+    // A deleted provider is lost to every job running on it.
+    this.providers.on('delete', (provider) => {
+      const name = provider.metadata?.name;
+      if (name === undefined) return;
+      lastReady.delete(name);
+      for (const j of this.jobs.list()) if (!isFinished(j) && liveAttemptOn(j, name)) this.controller.enqueue(objectKey(j));
+    });
   }
 
   async start(): Promise<void> {
@@ -165,7 +185,8 @@ export class GpuJobController {
 
   /** An agent reported on an attempt. Reports for old epochs are fenced: the agent deletes those pods. */
   onAttemptStatus(provider: string, status: AttemptStatus): void {
-    const job = this.jobs.list().find((j) => j.metadata.uid === status.jobUid);
+    const key = this.fresh.keyOf(status.jobUid);
+    const job = key ? this.current(key) : undefined;
     const verdict = judgeReport(job, provider, status.epoch);
     if (verdict.kind === 'fence') {
       this.opts.metrics?.reportFenced?.(verdict.why === 'unknown_job' ? 'unknown_job' : 'stale_epoch');
@@ -199,7 +220,8 @@ export class GpuJobController {
    */
   onPodEvents(provider: string, batch: PodEvents): void {
     for (const event of batch.events) {
-      const job = this.jobs.list().find((j) => j.metadata.uid === event.jobUid);
+      const key = this.fresh.keyOf(event.jobUid);
+      const job = key ? this.current(key) : undefined;
       const verdict = judgePodEvent(job, provider, event);
       if (!verdict.ok || !job) {
         this.opts.logger.debug({ provider, job: event.jobUid, epoch: event.epoch, why: verdict.ok ? 'unknown_job' : verdict.why }, 'ignored a relayed pod event');
@@ -230,7 +252,7 @@ export class GpuJobController {
   // attempt is re-sent without it and the agent keeps the copy it has.
   private async resyncWithSecrets(provider: string): Promise<void> {
     const desired: Assign[] = [];
-    for (const { job, attempt } of desiredAttempts(this.jobs.list(), provider)) {
+    for (const { job, attempt } of desiredAttempts(this.jobs.list().map((j) => this.fresh.freshest(objectKey(j), j)), provider)) {
       const read = job.spec.secrets?.length ? await readJobSecrets(this.core, job).catch(() => undefined) : undefined;
       const secrets = read && 'secrets' in read ? read.secrets : [];
       desired.push(assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0, secrets));
@@ -238,12 +260,20 @@ export class GpuJobController {
     this.opts.agents.send(provider, { seq: 0, body: { $case: 'resync', value: { desired } } });
   }
 
+  /** The job as the hub last knew it: the cache, or the hub's own newer write over it. */
+  private current(key: string): GpuJob | undefined {
+    const cached = this.jobs.get(key);
+    return cached && this.fresh.freshest(key, cached);
+  }
+
   private async reconcile(key: string): Promise<Action> {
-    const job = this.jobs.get(key);
+    const job = this.current(key);
     if (!job) return done;
-    return applyFinalizer(job, CLEANUP_FINALIZER, { apply: (j) => this.apply(j), cleanup: (j) => this.cleanup(j) }, (obj, patch) =>
-      this.jobClient.patch(obj.metadata.name!, obj.metadata.namespace, patch),
-    );
+    return applyFinalizer(job, CLEANUP_FINALIZER, { apply: (j) => this.apply(j), cleanup: (j) => this.cleanup(j) }, async (obj, patch) => {
+      const patched = await this.jobClient.patch(obj.metadata.name!, obj.metadata.namespace, patch);
+      this.fresh.wrote(key, obj.metadata.resourceVersion, patched);
+      return patched;
+    });
   }
 
   private async apply(job: GpuJob): Promise<Action> {
@@ -309,6 +339,7 @@ export class GpuJobController {
     // The status is written before anything is sent: a hub that dies after this line re-sends the
     // same (idempotent) assignment on restart; one that dies before it decides again.
     if (written.outcome === 'conflict') return written.action;
+    if (written.outcome === 'written') this.fresh.wrote(key, job.metadata.resourceVersion, written.object);
     if (written.outcome === 'gone') return done;
     const target = written.outcome === 'written' ? written.object : job;
     if (written.outcome === 'written') for (const a of endedAttempts(job, target)) this.opts.metrics?.attemptEnded?.(a);
@@ -317,6 +348,7 @@ export class GpuJobController {
       this.backoff.clear(key);
       const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour, plan.assign.coveredGpuSeconds, secrets) } });
       if (!delivered) this.opts.logger.warn({ job: key, provider: plan.assign.provider }, 'agent not connected; it gets the assignment on reconnect');
+      else this.opts.logger.info({ job: key, uid: job.metadata.uid, epoch: plan.assign.epoch, provider: plan.assign.provider }, 'assigned');
     }
     if (isFinished(target) || plan.status.phase === 'Running') {
       this.market.forget(key);

@@ -82,6 +82,7 @@ export function jobRequest(job: GpuJob, exclude: string[]): JobRequest {
     budget: s.budget,
     activeDeadlineSeconds: s.activeDeadlineSeconds,
     ...(s.network?.egress ? { network: { egress: egressOf(s.network.egress) } } : {}),
+    ...(s.access?.exec || s.access?.portForward ? { access: { exec: s.access.exec === true, portForward: s.access.portForward === true } } : {}),
     excludeProviders: exclude,
   };
 }

@@ -42,6 +42,11 @@ const maxOutstandingPings = 16;
 
 let nextSessionId = 1;
 
+/** Messages an agent may send about one assigned attempt beyond its rate limit (see send). */
+const REPORTS_PER_ASSIGNMENT = 4;
+/** At most this many granted messages held at once (20,000 attempts' worth of reports). */
+const MAX_GRANTED_REPORTS = 80_000;
+
 export class MarketSession {
   readonly id = nextSessionId++;
   private phase: Phase = 'awaiting_hello';
@@ -140,6 +145,11 @@ export class MarketSession {
   /** Writes one hub message if the stream is registered and healthy. Returns whether it was queued. */
   send(body: HubMessageBody): boolean {
     if (this.phase !== 'registered') return false;
+    // Each attempt the hub assigns earns the agent the reports it will send about it (phases,
+    // receipts), on top of the stream's own budget: a burst of 500 assignments to one large
+    // provider is answered by about 1,000 reports in seconds, and that must not end the stream.
+    const assigned = body.$case === 'assign' ? 1 : body.$case === 'resync' ? body.value.desired.length : 0;
+    if (assigned > 0) this.bucket.grant(assigned * REPORTS_PER_ASSIGNMENT, this.options.rateLimit.capacity + MAX_GRANTED_REPORTS);
     return this.write(body);
   }
 

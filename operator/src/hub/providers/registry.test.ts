@@ -55,6 +55,7 @@ const inventory = (idle: number): Inventory => ({
       runtimeClassName: '',
     },
   ],
+  unisolatedNamespaces: [],
 });
 
 function setup(periodMs = 60_000) {
@@ -188,3 +189,38 @@ describe('KubeProviderRegistry heartbeat writes', () => {
     expect(next.lost).toEqual([old.name()]);
   });
 });
+
+describe('KubeProviderRegistry TenantIsolation', () => {
+  const isolation = (t: ReturnType<typeof setup>) => t.store.objects.get(t.name())!.status?.conditions?.find((c) => c.type === 'TenantIsolation');
+  const refusing = (namespace: string): Inventory => ({
+    ...inventory(8),
+    unisolatedNamespaces: [{ namespace, reason: `namespace ${namespace} does not enforce PodSecurity restricted (pod-security.kubernetes.io/enforce=unset)` }],
+  });
+
+  it('is True from the first inventory, turns False naming the namespace and why, with a Warning event, and True again', async () => {
+    const t = setup();
+    await t.register();
+    await t.registry.onInventory(t.name(), inventory(8));
+    expect(isolation(t)).toMatchObject({ status: 'True', reason: 'NamespacesRestricted' });
+    await t.registry.onInventory(t.name(), refusing('fedgpu-jobs-team-a-0123abcd'));
+    expect(isolation(t)).toMatchObject({ status: 'False', reason: 'NamespaceNotRestricted' });
+    expect(isolation(t)!.message).toContain('fedgpu-jobs-team-a-0123abcd: namespace fedgpu-jobs-team-a-0123abcd does not enforce PodSecurity restricted (pod-security.kubernetes.io/enforce=unset)');
+    expect(t.store.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'NamespaceNotRestricted' });
+    // The other conditions are kept.
+    expect(t.store.objects.get(t.name())!.status?.conditions?.map((c) => c.type)).toContain('Registered');
+    const writes = t.store.statusWrites.length;
+    await t.registry.onInventory(t.name(), refusing('fedgpu-jobs-team-a-0123abcd'));
+    expect(t.store.statusWrites.length).toBe(writes); // unchanged: nothing written
+    await t.registry.onInventory(t.name(), inventory(8));
+    expect(isolation(t)).toMatchObject({ status: 'True', reason: 'NamespacesRestricted' });
+  });
+
+  it('names at most three namespaces and counts the rest', async () => {
+    const t = setup();
+    await t.register();
+    const many = Array.from({ length: 5 }, (_, i) => ({ namespace: `fedgpu-jobs-t${i}`, reason: 'not restricted' }));
+    await t.registry.onInventory(t.name(), { ...inventory(8), unisolatedNamespaces: many });
+    expect(isolation(t)!.message).toMatch(/in 5 tenant namespace\(s\).*fedgpu-jobs-t2: not restricted; and 2 more$/);
+  });
+});
+

@@ -7,7 +7,7 @@ import { EdgeError } from '../../protocol/edge-error.js';
 import { type ConditionUpdate, setCondition } from '../../runtime/conditions.js';
 import type { HeartbeatObservation, ProviderInfo, ProviderRegistry } from '../market/registry.js';
 import type { ChainProviderStatus } from './chain-status.js';
-import { poolsStatus, providerNameForWallet } from './status.js';
+import { poolsStatus, providerNameForWallet, tenantIsolationCondition } from './status.js';
 import type { ProviderStore } from './store.js';
 
 // The hub's side of every agent stream, written to GpuProvider objects. A provider is Ready while
@@ -53,6 +53,8 @@ interface Liveness {
   latencyWritten: boolean;
   /** JSON of the pools last written, to skip identical inventories. */
   writtenPools?: string;
+  /** JSON of the TenantIsolation condition last written. */
+  writtenIsolation?: string;
   ready: boolean;
   connected: boolean;
   /** Set at registration, cleared when the stream's first inventory arrives. */
@@ -122,10 +124,22 @@ export class KubeProviderRegistry implements ProviderRegistry {
     const pools = poolsStatus(inventory);
     const live = this.live.get(providerName);
     const json = JSON.stringify(pools);
+    const isolation = tenantIsolationCondition(inventory);
+    const isolationJson = JSON.stringify(isolation);
+    const isolationChanged = live?.writtenIsolation !== isolationJson;
     // Agents re-send an unchanged inventory after every reconnect: nothing to write then.
-    if (live?.writtenPools !== json) {
+    if (live?.writtenPools !== json || isolationChanged) {
       if (live) live.writtenPools = json;
-      await this.write(providerName, pools);
+      if (live) live.writtenIsolation = isolationJson;
+      // The conditions list is read and modified inside the write queue, as every writer does.
+      await this.write(providerName, isolationChanged
+        ? (current) => ({ ...pools, conditions: setCondition(current?.status?.conditions, isolation, new Date(this.now())).conditions })
+        : pools);
+      if (isolationChanged && isolation.status === 'False') {
+        const provider = await this.opts.store.get(providerName);
+        if (provider) await this.event(provider, 'Warning', 'NamespaceNotRestricted', isolation.message ?? '');
+        this.opts.logger.warn({ provider: providerName }, isolation.message);
+      }
     }
     if (live?.awaitingFirstInventory) {
       live.awaitingFirstInventory = false;

@@ -1,5 +1,7 @@
+import { ProviderConditions } from '../../api/constants.js';
 import type { GpuProviderStatus, ProviderPool } from '../../api/types.js';
 import type { Inventory } from '../../gen/proto/fedgpu/v1/market.js';
+import type { ConditionUpdate } from '../../runtime/conditions.js';
 
 // Pure translations from what an agent reports to GpuProvider status fields.
 
@@ -27,6 +29,7 @@ export function poolsStatus(inventory: Inventory): Pick<GpuProviderStatus, 'pool
       ...(p.runtimeClassName ? { runtimeClassName: p.runtimeClassName } : {}),
       offered: p.offered,
       ...(p.egress?.mode ? { egress: { mode: p.egress.mode as 'dns', ...(p.egress.destinations.length ? { destinations: p.egress.destinations.map((d) => ({ cidr: d.cidr, ...(d.ports.length ? { ports: d.ports } : {}) })) } : {}) } } : {}),
+      ...(p.access ? { access: { exec: p.access.exec, portForward: p.access.portForward } } : {}),
       idleByNode: p.nodes
         .map((n) => ({ name: n.name, idle: p.offered ? n.idleGpus : 0 }))
         .sort((a, b) => b.idle - a.idle || a.name.localeCompare(b.name)),
@@ -43,4 +46,26 @@ export function poolsStatus(inventory: Inventory): Pick<GpuProviderStatus, 'pool
 /** A GpuProvider name from its wallet: stable, DNS-1123, and readable in `kubectl get gp`. */
 export function providerNameForWallet(wallet: string): string {
   return `gp-${wallet.toLowerCase().replace(/^0x/, '').slice(0, 12)}`;
+}
+
+/** How many refused namespaces the condition message names (the rest are counted). */
+const NAMED_NAMESPACES = 3;
+
+/**
+ * TenantIsolation from an agent's inventory: False (NamespaceNotRestricted) while the agent refuses
+ * job pods in a tenant namespace that lost PodSecurity restricted, naming it and why.
+ */
+export function tenantIsolationCondition(inventory: Pick<Inventory, 'unisolatedNamespaces'>): ConditionUpdate {
+  const refused = inventory.unisolatedNamespaces ?? [];
+  if (refused.length === 0) {
+    return { type: ProviderConditions.TenantIsolation, status: 'True', reason: 'NamespacesRestricted', message: 'the agent runs job pods only in tenant namespaces that enforce PodSecurity restricted' };
+  }
+  const named = refused.slice(0, NAMED_NAMESPACES).map((r) => `${r.namespace}: ${r.reason}`).join('; ');
+  const more = refused.length > NAMED_NAMESPACES ? `; and ${refused.length - NAMED_NAMESPACES} more` : '';
+  return {
+    type: ProviderConditions.TenantIsolation,
+    status: 'False',
+    reason: 'NamespaceNotRestricted',
+    message: `the agent refuses job pods in ${refused.length} tenant namespace(s) until PodSecurity restricted is enforced again: ${named}${more}`,
+  };
 }

@@ -69,7 +69,7 @@ export function validBody(rng: SeededRandom, kind: Kind, wallet = randomWallet(r
     case 'registerProof':
       return { $case: 'registerProof', value: { nonce: rng.hex(64), signature: `0x${rng.hex(130)}` } };
     case 'inventory':
-      return { $case: 'inventory', value: { pools: Array.from({ length: rng.int(0, 3) }, (_, i) => pool(rng, i)) } };
+      return { $case: 'inventory', value: { pools: Array.from({ length: rng.int(0, 3) }, (_, i) => pool(rng, i)), unisolatedNamespaces: [] } };
     case 'heartbeat':
       return {
         $case: 'heartbeat',

@@ -157,6 +157,12 @@ export interface RegisterProof {
 /** The provider's full offer, level-triggered: each Inventory replaces the previous one. */
 export interface Inventory {
   pools: GpuPool[];
+  /**
+   * Tenant namespaces the agent refuses to run job pods in right now (they do not enforce
+   * PodSecurity restricted). Empty: no tenant namespace in use is refused. The hub shows it as the
+   * GpuProvider's TenantIsolation condition.
+   */
+  unisolatedNamespaces: UnisolatedNamespace[];
 }
 
 export interface GpuPool {
@@ -177,7 +183,20 @@ export interface GpuPool {
   /** RuntimeClass the owner runs this pool's job pods under (e.g. gvisor, kata); empty: the default. */
   runtimeClassName: string;
   /** What job pods in this pool may reach (the owner's chart values). Absent: DNS only. */
-  egress?: EgressProfile | undefined;
+  egress?:
+    | EgressProfile
+    | undefined;
+  /**
+   * What the owner lets consumers do with this pool's job pods through the hub besides reading
+   * logs (chart values). Absent (an older agent): both allowed; the agent enforces it either way.
+   */
+  access?: PoolAccess | undefined;
+}
+
+/** Consumer access to a pool's job pods that its owner allows (logs are always allowed). */
+export interface PoolAccess {
+  exec: boolean;
+  portForward: boolean;
 }
 
 /** Network reach of job pods beyond their own gang (operator/src/core/egress.ts). */
@@ -505,6 +524,13 @@ export interface PodEvent {
   message: string;
   /** How often the provider's cluster saw it so far (the Event's count). */
   count: number;
+}
+
+/** A tenant namespace that lost its isolation (someone removed or lowered its PodSecurity label). */
+export interface UnisolatedNamespace {
+  namespace: string;
+  /** Why the agent refuses it, as it logs it. */
+  reason: string;
 }
 
 function createBaseAgentMessage(): AgentMessage {
@@ -1062,13 +1088,16 @@ export const RegisterProof: MessageFns<RegisterProof> = {
 };
 
 function createBaseInventory(): Inventory {
-  return { pools: [] };
+  return { pools: [], unisolatedNamespaces: [] };
 }
 
 export const Inventory: MessageFns<Inventory> = {
   encode(message: Inventory, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.pools) {
       GpuPool.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.unisolatedNamespaces) {
+      UnisolatedNamespace.encode(v!, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -1094,6 +1123,14 @@ export const Inventory: MessageFns<Inventory> = {
             message.pools.push(GpuPool.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.unisolatedNamespaces.push(UnisolatedNamespace.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1112,6 +1149,7 @@ export const Inventory: MessageFns<Inventory> = {
   fromPartial(object: DeepPartial<Inventory>): Inventory {
     const message = createBaseInventory();
     message.pools = object.pools?.map((e) => GpuPool.fromPartial(e)) || [];
+    message.unisolatedNamespaces = object.unisolatedNamespaces?.map((e) => UnisolatedNamespace.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1131,6 +1169,7 @@ function createBaseGpuPool(): GpuPool {
     notOfferedReason: 0,
     runtimeClassName: "",
     egress: undefined,
+    access: undefined,
   };
 }
 
@@ -1174,6 +1213,9 @@ export const GpuPool: MessageFns<GpuPool> = {
     }
     if (message.egress !== undefined) {
       EgressProfile.encode(message.egress, writer.uint32(170).fork()).join();
+    }
+    if (message.access !== undefined) {
+      PoolAccess.encode(message.access, writer.uint32(178).fork()).join();
     }
     return writer;
   },
@@ -1295,6 +1337,14 @@ export const GpuPool: MessageFns<GpuPool> = {
             message.egress = EgressProfile.decode(reader, reader.uint32());
             continue;
           }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.access = PoolAccess.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1327,6 +1377,76 @@ export const GpuPool: MessageFns<GpuPool> = {
     message.egress = (object.egress !== undefined && object.egress !== null)
       ? EgressProfile.fromPartial(object.egress)
       : undefined;
+    message.access = (object.access !== undefined && object.access !== null)
+      ? PoolAccess.fromPartial(object.access)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePoolAccess(): PoolAccess {
+  return { exec: false, portForward: false };
+}
+
+export const PoolAccess: MessageFns<PoolAccess> = {
+  encode(message: PoolAccess, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.exec !== false) {
+      writer.uint32(8).bool(message.exec);
+    }
+    if (message.portForward !== false) {
+      writer.uint32(16).bool(message.portForward);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PoolAccess {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePoolAccess();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.exec = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.portForward = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<PoolAccess>): PoolAccess {
+    return PoolAccess.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PoolAccess>): PoolAccess {
+    const message = createBasePoolAccess();
+    message.exec = object.exec ?? false;
+    message.portForward = object.portForward ?? false;
     return message;
   },
 };
@@ -4404,6 +4524,73 @@ export const PodEvent: MessageFns<PodEvent> = {
     message.reason = object.reason ?? "";
     message.message = object.message ?? "";
     message.count = object.count ?? 0;
+    return message;
+  },
+};
+
+function createBaseUnisolatedNamespace(): UnisolatedNamespace {
+  return { namespace: "", reason: "" };
+}
+
+export const UnisolatedNamespace: MessageFns<UnisolatedNamespace> = {
+  encode(message: UnisolatedNamespace, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnisolatedNamespace {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnisolatedNamespace();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<UnisolatedNamespace>): UnisolatedNamespace {
+    return UnisolatedNamespace.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnisolatedNamespace>): UnisolatedNamespace {
+    const message = createBaseUnisolatedNamespace();
+    message.namespace = object.namespace ?? "";
+    message.reason = object.reason ?? "";
     return message;
   },
 };

@@ -1,0 +1,143 @@
+import { join } from 'node:path';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { Wallet } from 'ethers';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { CLEANUP_FINALIZER } from '../../operator/src/api/constants.js';
+import { GPUJOB_PLURAL, GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../../operator/src/api/types.js';
+import { ProviderProfile } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
+import { AccessAuthorizer } from '../../operator/src/hub/access/authorize.js';
+import { loadRequestHeaderConfig } from '../../operator/src/hub/access/identity.js';
+import { startHub, type RunningHub } from '../../operator/src/hub/hub.js';
+import { ConsumerAccounts } from '../../operator/src/hub/settlement/accounts.js';
+import type { ChartIdentity } from '../../operator/src/testbed/chart-identity.js';
+import { HUB_LEASE, HUB_RELEASE, HUB_RELEASE_NAMESPACE, hubIdentity } from '../../operator/src/testbed/federation.js';
+import { runKubectl } from '../../operator/src/testbed/kubectl.js';
+import { repoRoot } from '../../operator/src/testbed/tools.js';
+import { waitFor } from '../../operator/src/testbed/wait.js';
+import { createCa, issueCert } from '../../operator/src/tls/certs.js';
+import { loadKubeConfig } from '../../operator/src/runtime/kube.js';
+
+// The hub with exactly the identity the chart gives it (helm-rendered ServiceAccount, ClusterRoles,
+// Role and bindings, hub mode with the access API), against a real apiserver with RBAC. Every kind of
+// API call the hub makes is driven here once and its effect read back as admin, so a permission the
+// chart's hub RBAC lacks fails a named test (most hub writes only log a failure and carry on).
+//  - Lease create/get/update (leader election)        - GpuJob watch, finalizer patch, status patch
+//  - GpuProvider create, spec patch, status patch      - core Events create and patch
+//  - Namespace list/watch (consumer wallets)           - SubjectAccessReview create (access API)
+//  - kube-system/extension-apiserver-authentication read (access API's front-proxy CA)
+
+const kubeconfig = inject('kubeconfig');
+const admin = loadKubeConfig(kubeconfig);
+const NS = `hub-identity-${process.pid}`;
+const silent = pino({ level: 'silent' });
+let identity: ChartIdentity;
+let hub: RunningHub;
+
+const custom = () => admin.makeApiClient(CustomObjectsApi);
+const getJob = async (name: string) => (await custom().getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, name })) as GpuJob;
+const getProvider = async (name: string) => (await custom().getClusterCustomObject({ group: GROUP, version: VERSION, plural: GPUPROVIDER_PLURAL, name })) as GpuProvider;
+
+beforeAll(async () => {
+  const crds = join(repoRoot, 'crds');
+  for (const args of [['apply', '--server-side', '-f', crds], ['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]]) {
+    const res = await runKubectl(kubeconfig, args);
+    expect(res.code, res.stderr).toBe(0);
+  }
+  await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
+  identity = await hubIdentity({ kubeconfigPath: kubeconfig });
+  const ca = await createCa('hub-identity test CA');
+  const serving = await issueCert(ca, { commonName: 'fedgpu-hub', ipAddresses: ['127.0.0.1'], usages: ['server'] });
+  hub = await startHub({
+    kubeConfig: identity.kubeConfig,
+    tls: { caPem: ca.certPem, certPem: serving.certPem, keyPem: serving.keyPem },
+    logger: silent,
+    leaderElection: { ...HUB_LEASE, identity: `hub-identity-${process.pid}`, leaseDurationMs: 4_000, renewDeadlineMs: 3_000, retryPeriodMs: 200 },
+    access: { port: 0, certPem: serving.certPem, keyPem: serving.keyPem },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await hub?.stop();
+  await runKubectl(kubeconfig, ['delete', 'namespace', NS, '--wait=false']);
+});
+
+describe("the hub runs with the chart's identity", () => {
+  it('is the ServiceAccount the chart names, which is no cluster admin', async () => {
+    expect(identity.username).toBe(`system:serviceaccount:${HUB_RELEASE_NAMESPACE}:${HUB_RELEASE}`);
+    await expect(identity.kubeConfig.makeApiClient(CoreV1Api).listSecretForAllNamespaces()).rejects.toMatchObject({ code: 403 });
+    await expect(identity.kubeConfig.makeApiClient(CoreV1Api).listPodForAllNamespaces()).rejects.toMatchObject({ code: 403 });
+  });
+
+  it("leads through the chart's Lease (create, then get and update by name)", async () => {
+    await waitFor('the hub to lead', () => (hub.roles.isLeader ? true : undefined), { timeoutMs: 30_000 });
+    const leases = admin.makeApiClient(CoordinationV1Api);
+    const first = await leases.readNamespacedLease({ ...HUB_LEASE });
+    expect(first.spec?.holderIdentity).toBe(`hub-identity-${process.pid}`);
+    // Renewed: the same holder writes a newer renewTime.
+    await waitFor('a renewal', async () => {
+      const now = await leases.readNamespacedLease({ ...HUB_LEASE });
+      return now.metadata?.resourceVersion !== first.metadata?.resourceVersion && now.spec?.holderIdentity === first.spec?.holderIdentity ? true : undefined;
+    }, { timeoutMs: 10_000, intervalMs: 100 });
+  });
+
+  it('reconciles a GpuJob: finalizer, status and, on delete, lets it go', async () => {
+    const created = await custom().createNamespacedCustomObject({
+      group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS,
+      body: {
+        apiVersion: `${GROUP}/${VERSION}`, kind: 'GpuJob', metadata: { name: 'waits' },
+        spec: { template: { spec: { containers: [{ name: 'main', image: 'example/train:v1' }] } }, budget: { maxPricePerGpuHour: '1' } },
+      },
+    }) as GpuJob;
+    const seen = await waitFor('the hub to take the job', async () => {
+      const job = await getJob('waits');
+      return job.metadata.finalizers?.includes(CLEANUP_FINALIZER) && job.status?.phase ? job : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    expect(seen.metadata.uid).toBe(created.metadata.uid);
+    expect(seen.status?.conditions?.find((c) => c.type === 'Settled')).toMatchObject({ status: 'False', reason: 'NoChain' });
+    await custom().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, name: 'waits' });
+    await waitFor('the hub to remove its finalizer', async () => {
+      try {
+        await getJob('waits');
+        return undefined;
+      } catch (err) {
+        return (err as { code?: number }).code === 404 ? true : undefined;
+      }
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+  });
+
+  it('registers a provider: GpuProvider create, spec patch, status patch and an Event', async () => {
+    const wallet = Wallet.createRandom().address;
+    const info = { walletAddress: wallet, agentVersion: 'test', protocolVersion: 1, peer: '127.0.0.1:1' };
+    const profile = (displayName: string) => ProviderProfile.fromPartial({ displayName });
+    const name = await hub.registry.register(wallet, { ...info, profile: profile('first') });
+    await hub.registry.register(wallet, { ...info, profile: profile('renamed') });
+    const provider = await waitFor('the provider written', async () => {
+      const p = await getProvider(name);
+      return p.status?.conditions?.some((c) => c.type === 'Registered' && c.status === 'True') ? p : undefined;
+    }, { timeoutMs: 10_000, intervalMs: 100 });
+    expect(provider.spec.displayName).toBe('renamed');
+    const events = await admin.makeApiClient(CoreV1Api).listEventForAllNamespaces({ fieldSelector: `involvedObject.name=${name}` });
+    expect(events.items.map((e) => e.reason)).toContain('AgentConnected');
+    await custom().deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: GPUPROVIDER_PLURAL, name });
+  });
+
+  it('watches namespaces for consumer wallets', async () => {
+    const accounts = new ConsumerAccounts(identity.kubeConfig, silent);
+    await accounts.namespaces.start();
+    try {
+      expect(accounts.namespaces.hasSynced()).toBe(true);
+      expect(accounts.consumerOf(NS)).toEqual({ problem: expect.stringContaining(`namespace ${NS} has no label`) });
+    } finally {
+      await accounts.namespaces.stop();
+    }
+  });
+
+  it("asks RBAC about access (SubjectAccessReview) and reads the apiserver's front-proxy CA", async () => {
+    const authorizer = new AccessAuthorizer(identity.kubeConfig);
+    const decision = await authorizer.check({ user: 'nobody', groups: [], extra: {} }, NS, 'waits', 'log');
+    expect(decision).toMatchObject({ allowed: false, message: expect.stringContaining('cannot get resource "gpujobs/log"') });
+    const config = await loadRequestHeaderConfig(identity.kubeConfig);
+    expect(config.caPem).toContain('BEGIN CERTIFICATE');
+  });
+});
