@@ -155,4 +155,6 @@ for f in "$cache/kubernetes-$KUBE_VERSION"/* "$cache/kubelet-$KUBE_VERSION/kubel
   "$cache/kwok-$KWOK_VERSION/kwok" "$cache/helm-$HELM_VERSION/helm"; do
   [[ -x $f ]] && link "$f"
 done
+# The CLI as a kubectl plugin: with bin/ on PATH, `kubectl fedgpu …` finds it.
+ln -sfn ../operator/bin/fedgpu.js "$bin/kubectl-fedgpu"
 log "tools ready in $bin"

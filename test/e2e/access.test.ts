@@ -1,12 +1,14 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
+import { SIM_IMAGE_PULL_ERROR_ANNOTATION } from '../../operator/src/api/constants.js';
+import { podName } from '../../operator/src/agent/pods/build.js';
 import { startHub, type RunningHub } from '../../operator/src/hub/hub.js';
 import { hubIdentity, hubPki, installCrds, providerClient, readyStatus, startAgent, type AgentHandle, type HubPki } from '../../operator/src/testbed/federation.js';
 import { accessServingCert, registerAccessApi } from '../../operator/src/testbed/access-api.js';
@@ -108,7 +110,9 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: carol}]
   }
 
   for (const [name, price] of [['dc', '2.10'], ['cloud', '2.40']] as const) {
-    agents[name] = await startAgent(name, testbed.cluster(name), pki, `127.0.0.1:${hub.port}`, { displayName: name, pricePerGpuHour: { [H100]: price } });
+    agents[name] = await startAgent(name, testbed.cluster(name), pki, `127.0.0.1:${hub.port}`, { displayName: name, pricePerGpuHour: { [H100]: price } }, undefined, [
+      '--log-retention-dir', logTails(name),
+    ]);
     const gp = await waitFor(`${name} Ready`, async () => {
       const p = await providerClient(hubCluster).byWallet(agents[name]!.wallet.address);
       return readyStatus(p)?.status === 'True' && p?.status?.pools?.length ? p : undefined;
@@ -168,8 +172,10 @@ function fedgpuStream(user: string, args: string[]) {
   return { child, output: () => out, errors: () => err };
 }
 
-const getJob = async () =>
-  (await testbed.cluster('hub').kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml', name: 'trainer' })) as GpuJob;
+/** Where an agent keeps the log tails of ended attempts. */
+const logTails = (provider: string) => join(dir, `${provider}-log-tails`);
+const getJob = async (name = 'trainer') =>
+  (await testbed.cluster('hub').kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml', name })) as GpuJob;
 const waitJob = (ok: (j: GpuJob) => boolean, timeoutMs = 60_000) =>
   waitFor('trainer', async () => {
     const j = await getJob();
@@ -200,6 +206,30 @@ describe('consumer access through the tunnel', () => {
     expect(res.code).toBe(7);
     const ok = await fedgpu('alice', ['exec', 'trainer', '-n', 'ml', '--', 'sh', '-c', 'echo fine']);
     expect(ok).toMatchObject({ code: 0, stdout: 'fine\n' });
+  });
+
+  it('passes stdin to exec -i', async () => {
+    // kwok v0.8 copies stdin into the command's pipe but never closes it at end of input
+    // (pkg/utils/exec), so a `cat` here would wait forever: the command reads what it needs.
+    const res = await fedgpu('alice', ['exec', 'trainer', '-n', 'ml', '-i', '--', 'sh', '-c', 'read a; read b; echo "got $a / $b"; exit 4'], 'hello from stdin\nsecond line\n');
+    expect(res.stderr).toBe('');
+    expect(res).toMatchObject({ code: 4, stdout: 'got hello from stdin / second line\n' });
+  });
+
+  it('filters the log by age with --since and prefixes timestamps with --timestamps', async () => {
+    const log = testbed.cluster(first).access.logFile;
+    appendFileSync(log, criLogLines([`${first}: from two hours ago`], new Date(Date.now() - 2 * 3600_000)));
+    appendFileSync(log, criLogLines([`${first}: fresh line`]));
+    const all = await fedgpu('alice', ['logs', 'trainer', '-n', 'ml']);
+    expect(all.stdout).toContain('from two hours ago');
+    const recent = await fedgpu('alice', ['logs', 'trainer', '-n', 'ml', '--since', '1h']);
+    expect(recent.code, recent.stderr).toBe(0);
+    expect(recent.stdout).not.toContain('from two hours ago');
+    expect(recent.stdout).toContain(`${first}: epoch 0 step 1 loss 2.31\n`);
+    expect(recent.stdout).toMatch(/fresh line\n$/);
+    const stamped = await fedgpu('alice', ['logs', 'trainer', '-n', 'ml', '--tail', '1', '--timestamps']);
+    expect(stamped.code, stamped.stderr).toBe(0);
+    expect(stamped.stdout).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z ${first}: fresh line\\n$`));
   });
 
   it('forwards local ports to the pod, several connections at once', async () => {
@@ -300,5 +330,119 @@ describe('consumer access through the tunnel', () => {
     const execOld = await fedgpu('alice', ['exec', 'trainer', '-n', 'ml', '--', 'true']);
     expect(execOld.code).toBe(0);
     await testbed.cluster(first).kubectl(['uncordon', node]);
+  });
+});
+
+describe('provider pod Events on the GpuJob', () => {
+  it("shows why an attempt is stuck: the provider's Warning becomes a GpuJob Event and status.message, and nothing else is relayed", async () => {
+    // The failover left `first` free (one node, 8 GPUs): a job whose image cannot be pulled lands there.
+    const broken = stringify({
+      apiVersion: 'fedgpu.io/v1alpha1',
+      kind: 'GpuJob',
+      metadata: { name: 'broken', namespace: 'ml' },
+      spec: {
+        template: { metadata: { annotations: { [SIM_IMAGE_PULL_ERROR_ANNOTATION]: 'true' } }, spec: { containers: [{ name: 'main', image: 'example/no-such-image' }] } },
+        gpusPerReplica: 8,
+        gpu: { products: [H100] },
+        budget: { maxPricePerGpuHour: '3' },
+      },
+    });
+    const created = await testbed.cluster('hub').kubectl(['apply', '-f', '-'], broken);
+    expect(created.code, created.stderr).toBe(0);
+    const provider = names[first]!;
+    // kwok, in the kubelet's place, records `Warning Failed: Failed to pull image ...` on the pod.
+    const stuck = await waitFor('status.message from the provider Event', async () => {
+      const j = await getJob('broken');
+      return j.status?.message?.startsWith(`Failed: replica 0 on provider ${provider}: Failed to pull image`) ? j : undefined;
+    }, { timeoutMs: 90_000, intervalMs: 500 });
+    expect(stuck.status?.phase).toBe('Scheduled');
+    expect(stuck.status?.placement?.provider).toBe(provider);
+    const jobEvents = async () =>
+      (await testbed.cluster('hub').kubeConfig.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: 'ml', fieldSelector: 'involvedObject.name=broken' })).items;
+    const relayed = (await jobEvents()).find((e) => e.reportingComponent === 'fedgpu.io/provider-pod-events' && e.reason === 'Failed');
+    expect(relayed).toMatchObject({ type: 'Warning', involvedObject: { kind: 'GpuJob', uid: stuck.metadata.uid } });
+    expect(relayed?.message).toMatch(new RegExp(`^replica 0 on provider ${provider}: Failed to pull image: .*ErrImagePull`));
+    const described = await testbed.cluster('hub').kubectl(['describe', 'gj', 'broken', '-n', 'ml']);
+    expect(described.stdout).toContain(`replica 0 on provider ${provider}: Failed to pull image`);
+
+    // Events the agent must not relay: another namespace, and another pod in the tenant namespace.
+    // A legitimate one written after them (as the kubelet would) shows when the agent has seen them.
+    const providerCore = testbed.cluster(first).kubeConfig.makeApiClient(CoreV1Api);
+    const pod = podName(stuck.metadata.uid!, stuck.status!.currentEpoch!, 0);
+    const tenant = (await testbed.cluster(first).kubectl(['get', 'pods', '-A', '-l', `fedgpu.io/job-uid=${stuck.metadata.uid}`, '-o', 'jsonpath={.items[0].metadata.namespace}'])).stdout;
+    expect(tenant).not.toBe('');
+    const event = (namespace: string, name: string, reason: string, message: string) =>
+      providerCore.createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: { generateName: `${name}.`, namespace },
+          involvedObject: { kind: 'Pod', apiVersion: 'v1', namespace, name },
+          type: 'Warning',
+          reason,
+          message,
+          count: 1,
+          firstTimestamp: new Date(),
+          lastTimestamp: new Date(),
+          source: { component: 'kubelet', host: 'dc-h100-0' },
+        },
+      });
+    await event('default', pod, 'Intruder', 'same pod name, other namespace');
+    await event(tenant, 'not-the-attempts-pod', 'Intruder', 'other pod, tenant namespace');
+    await event(tenant, pod, 'FailedMount', 'MountVolume.SetUp failed for volume "scratch"\u001b[2J\nsecond line');
+    const mount = await waitFor('the FailedMount Event on the GpuJob', async () => (await jobEvents()).find((e) => e.reason === 'FailedMount'), { timeoutMs: 60_000, intervalMs: 500 });
+    // Control characters and the newline are gone: one printable line.
+    expect(mount.message).toBe(`replica 0 on provider ${provider}: MountVolume.SetUp failed for volume "scratch" [2J second line`);
+    expect((await jobEvents()).filter((e) => e.reason === 'Intruder')).toEqual([]);
+    expect((await getJob('broken')).status?.message).toBe(`FailedMount: ${mount.message}`);
+
+    const deleted = await testbed.cluster('hub').kubectl(['delete', 'gj', 'broken', '-n', 'ml', '--wait=true', '--timeout=60s']);
+    expect(deleted.code, deleted.stderr).toBe(0);
+  });
+});
+
+describe('access after the job', () => {
+  it("removes the kept log tails of a deleted job's attempts from the provider", async () => {
+    const uid = (await getJob()).metadata.uid!;
+    const tailsOf = () => readdirSync(logTails(first)).filter((f) => f.startsWith(`${uid}_`));
+    // Attempt 1 ended on `first` (the failover above): its tail is kept there.
+    expect(tailsOf().length).toBeGreaterThan(0);
+    const deleted = await testbed.cluster('hub').kubectl(['delete', 'gj', 'trainer', '-n', 'ml', '--wait=false']);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    await waitFor('the log tails removed', () => (tailsOf().length === 0 ? true : undefined), { timeoutMs: 60_000, intervalMs: 250 });
+  });
+
+  it('an HA stand-by answers 503 naming the leader instead of failing oddly', async () => {
+    // A Lease held by another replica, renewed an hour ahead: this second hub stays a stand-by.
+    const lease = stringify({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: 'fedgpu-hub-access-e2e', namespace: 'default' },
+      spec: { holderIdentity: 'hub-leader-elsewhere', leaseDurationSeconds: 3600, renewTime: new Date().toISOString().replace('Z', '000Z') },
+    });
+    const held = await testbed.cluster('hub').kubectl(['apply', '-f', '-'], lease);
+    expect(held.code, held.stderr).toBe(0);
+    const serving = await accessServingCert(pki);
+    const standby = await startHub({
+      kubeConfig: testbed.cluster('hub').kubeConfig,
+      tls: { caPem: pki.ca.certPem, certPem: pki.server.certPem, keyPem: pki.server.keyPem },
+      logger: pino({ level: 'info' }, pino.destination({ dest: join(dir, 'hub-standby.log'), sync: true, mkdir: true })),
+      leaderElection: { namespace: 'default', name: 'fedgpu-hub-access-e2e', identity: 'hub-standby-e2e', retryPeriodMs: 500 },
+      access: { port: 0, certPem: serving.certPem, keyPem: serving.keyPem },
+    });
+    try {
+      expect(standby.roles.isLeader).toBe(false);
+      // The apiserver now routes access.fedgpu.io to the stand-by, as a Service may.
+      await registerAccessApi(testbed.cluster('hub'), pki.ca.certPem, standby.accessPort!);
+      const refused = await waitFor('the stand-by answers', async () => {
+        const r = await fedgpu('alice', ['logs', 'trainer', '-n', 'ml']);
+        return r.stderr.includes('the leader is') ? r : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 1_000 });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain('this hub replica (hub-standby-e2e) is a stand-by; the leader is hub-leader-elsewhere');
+      const exec = await fedgpu('alice', ['exec', 'trainer', '-n', 'ml', '--', 'true']);
+      expect(exec.stderr).toContain('is a stand-by; the leader is hub-leader-elsewhere');
+    } finally {
+      await standby.stop();
+    }
   });
 });

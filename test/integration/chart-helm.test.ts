@@ -486,6 +486,11 @@ describe('helm install into real apiservers', () => {
     ['delete pods in a tenant namespace', 'chart-agent-jobs', true, ['delete', 'pods']],
     ['read pod logs in a tenant namespace', 'chart-agent-jobs', true, ['get', 'pods', '--subresource=log']],
     ['create events in a tenant namespace', 'chart-agent-jobs', true, ['create', 'events']],
+    // Provider pod Events relayed to the GpuJob (agent/pod-events): read, never changed.
+    ['watch events in a tenant namespace', 'chart-agent-jobs', true, ['watch', 'events']],
+    ['list events in a tenant namespace', 'chart-agent-jobs', true, ['list', 'events']],
+    ['delete events', 'chart-agent-jobs', false, ['delete', 'events']],
+    ['update events', 'chart-agent-jobs', false, ['update', 'events']],
     ['create namespaces', '-A', true, ['create', 'namespaces']],
     ['delete namespaces', '-A', true, ['delete', 'namespaces']],
     ['create the default ServiceAccount of a tenant', 'chart-agent-jobs', true, ['create', 'serviceaccounts']],

@@ -22,6 +22,10 @@ import { tmpdir } from 'node:os';
 import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
 import { egressToMessage, poolEgress } from './attempt/egress.js';
+import type { CoreV1Event } from '@kubernetes/client-node';
+import { EPOCH_LABEL, JOB_UID_LABEL, podName, REPLICA_LABEL } from './pods/build.js';
+import { attemptPodOf, PodEventRelay } from './pod-events/relay.js';
+import { PodEventWatch } from './pod-events/watch.js';
 
 // The provider agent: watches its own cluster, streams inventory and attempt status to the hub over
 // the one outbound stream, and runs what the hub assigns. After every (re)connect it sends its full
@@ -149,6 +153,11 @@ export class Agent {
   private readonly now: () => number;
   private readonly access: AccessServer;
   private readonly retainedAttempts = new Set<string>();
+  private readonly retained: RetainedLogs;
+  private retentionTimer?: NodeJS.Timeout;
+  /** Provider Events about the attempts' pods, relayed to the hub (agent/pod-events). */
+  private podEventWatch?: PodEventWatch;
+  private readonly podEventRelay = new PodEventRelay(undefined, () => this.now());
 
   constructor(private readonly opts: AgentOptions) {
     reuseConnections(opts.kubeConfig);
@@ -165,15 +174,16 @@ export class Agent {
     const runtimeClassFor = (node: string) => runtimeClassOf(opts.settings, productOf(node));
     this.runner = new PodRunner(opts.kubeConfig, tenancy, opts.logger, { runtimeClassFor }, (node) => poolEgress(opts.settings, productOf(node) ?? ''));
     const retention = opts.logRetention ?? {};
+    this.retained = new RetainedLogs({
+      dir: retention.dir ?? join(tmpdir(), `fedgpu-agent-logs-${opts.wallet.address.toLowerCase()}`),
+      maxBytesPerReplica: retention.maxBytesPerReplica ?? 1024 * 1024,
+      retentionMs: retention.retentionMs ?? 7 * 24 * 3600_000,
+    });
     this.access = new AccessServer({
       kubeConfig: opts.kubeConfig,
       logger: opts.logger,
       policyFor: (pool) => poolAccess(opts.settings, pool),
-      retained: new RetainedLogs({
-        dir: retention.dir ?? join(tmpdir(), `fedgpu-agent-logs-${opts.wallet.address.toLowerCase()}`),
-        maxBytesPerReplica: retention.maxBytesPerReplica ?? 1024 * 1024,
-        retentionMs: retention.retentionMs ?? 7 * 24 * 3600_000,
-      }),
+      retained: this.retained,
       attempt: (jobUid, epoch) => {
         const assignment = this.runner.assignments.get(`${jobUid}/${epoch}`);
         if (!assignment) return undefined;
@@ -192,6 +202,12 @@ export class Agent {
   }
 
   async start(): Promise<void> {
+    // Log tails past their retention go at start and then every few minutes (or sooner for short retentions).
+    this.sweepRetained();
+    const retentionMs = this.opts.logRetention?.retentionMs ?? 7 * 24 * 3600_000;
+    this.retentionTimer = setInterval(() => this.sweepRetained(), Math.max(1_000, Math.min(retentionMs, 10 * 60_000)));
+    this.retentionTimer.unref();
+    this.podEventWatch = new PodEventWatch(this.opts.kubeConfig, this.opts.logger, (event) => this.onProviderEvent(event));
     this.watch = await watchCluster(this.opts.kubeConfig, this.opts.logger, () => this.schedulePublish());
     this.opts.metrics?.observeAgent({ idleGpus: () => this.idleGpus(), jobPods: () => this.runner.managed(this.watch?.pods() ?? []) });
     this.client = new StreamClient({
@@ -247,6 +263,8 @@ export class Agent {
     if (this.reportsQueued) clearImmediate(this.reportsQueued);
     if (this.receiptTimer) clearInterval(this.receiptTimer);
     if (this.budgetTimer) clearInterval(this.budgetTimer);
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+    await this.podEventWatch?.stop();
     this.runner.stop();
     await this.client?.close();
     await this.watch?.stop();
@@ -276,6 +294,74 @@ export class Agent {
     const text = JSON.stringify(inventory);
     if (text !== this.lastInventory && this.client.sendInventory(inventory)) this.lastInventory = text;
     this.reportAttempts(now);
+    this.podEventWatch?.watchNamespaces(new Set([...this.liveAttempts()].map((a) => a.namespace)));
+  }
+
+  /** Attempts the agent runs whose end it has not reported: the only ones whose Events are relayed. */
+  private *liveAttempts(): Iterable<{ jobUid: string; epoch: number; namespace: string; replicas: number }> {
+    for (const [key, a] of this.runner.assignments) {
+      if (!this.ended.has(key)) yield { jobUid: a.jobUid, epoch: a.epoch, namespace: a.namespace, replicas: a.podTemplates.length };
+    }
+  }
+
+  /** A provider Event: relayed when it is about a pod of a live attempt and passes dedup and rate. */
+  private onProviderEvent(event: CoreV1Event): void {
+    const pod = attemptPodOf(this.liveAttempts(), { namespace: event.metadata?.namespace, involvedObject: event.involvedObject }, podName);
+    if (!pod) return;
+    const relayed = this.podEventRelay.offer(pod, {
+      type: event.type ?? '',
+      reason: event.reason ?? '',
+      message: event.message ?? '',
+      count: event.count ?? event.series?.count ?? 1,
+    });
+    if (relayed && !this.client?.sendPodEvents({ events: [relayed] })) {
+      this.opts.logger.debug({ job: pod.jobUid, epoch: pod.epoch, reason: relayed.reason }, 'hub not connected: a pod event was not relayed');
+    }
+  }
+
+  /** The agent's job pods whose attempt ("jobUid/epoch") passes `which`. */
+  private podsOf(which: (attemptKey: string) => boolean): V1Pod[] {
+    return this.runner.managed(this.watch?.pods() ?? []).filter((p) => which(`${p.metadata?.labels?.[JOB_UID_LABEL]}/${p.metadata?.labels?.[EPOCH_LABEL]}`));
+  }
+
+  /**
+   * Keeps the log tails of pods about to be deleted whose tails are not kept yet; waits at most
+   * 10 s, so a slow apiserver never holds up the deletion for long.
+   */
+  private async keepTailsBefore(pods: readonly V1Pod[]): Promise<void> {
+    const attempts = new Map<string, { namespace: string; jobUid: string; epoch: number; containers: string[][] }>();
+    for (const pod of pods) {
+      const labels = pod.metadata?.labels ?? {};
+      const jobUid = labels[JOB_UID_LABEL] ?? '';
+      const epoch = Number(labels[EPOCH_LABEL]);
+      const replica = Number(labels[REPLICA_LABEL]);
+      const namespace = pod.metadata?.namespace ?? '';
+      if (!jobUid || !namespace || !Number.isSafeInteger(epoch) || !Number.isSafeInteger(replica) || replica < 0 || replica > 255) continue;
+      if (this.retained.has(jobUid, epoch, replica)) continue;
+      const key = `${namespace}/${jobUid}/${epoch}`;
+      const entry = attempts.get(key) ?? { namespace, jobUid, epoch, containers: [] };
+      entry.containers[replica] = (pod.spec?.containers ?? []).map((c) => c.name);
+      attempts.set(key, entry);
+    }
+    if (attempts.size === 0) return;
+    const kept = Promise.all(
+      [...attempts.values()].map((a) =>
+        this.access.retain(a.namespace, a.jobUid, a.epoch, Array.from(a.containers, (c) => c ?? [])).catch((err: unknown) =>
+          this.opts.logger.warn({ err, job: a.jobUid, epoch: a.epoch }, 'could not keep the log tail of pods about to be deleted'),
+        ),
+      ),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([kept, new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000)))]);
+    clearTimeout(timer);
+  }
+
+  private sweepRetained(): void {
+    try {
+      this.retained.sweep();
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'could not sweep expired log tails');
+    }
   }
 
   private reportAttempts(now: number): void {
@@ -402,6 +488,7 @@ export class Agent {
     this.budgetStops.delete(key);
     this.reclaims.delete(key);
     this.deletions.forget(key);
+    this.podEventRelay.forget(key);
   }
 
   /** An attempt ended: its provider signs the final usage once; it is sent until acknowledged. */
@@ -436,14 +523,23 @@ export class Agent {
           await this.runner.apply(body.value);
           break;
         case 'cancel':
+          // The job is gone: so are the log tails its attempts left here (retention covers the rest).
+          // Otherwise (fenced, lost, timed out) the pods' logs are kept before the pods go.
+          if (body.value.reason === 'JobDeleted') this.retained.forgetJob(body.value.jobUid);
+          else await this.keepTailsBefore(this.podsOf((key) => key === `${body.value.jobUid}/${body.value.epoch}`));
           this.cancelled(body.value.jobUid, body.value.epoch, body.value.reason);
           this.forgetAttempt(`${body.value.jobUid}/${body.value.epoch}`);
           await this.runner.cancel(body.value.jobUid, body.value.epoch, body.value.gracePeriodSeconds);
           this.lastAttempt.delete(`${body.value.jobUid}/${body.value.epoch}`);
           break;
-        case 'resync':
+        case 'resync': {
+          // Pods of attempts the hub no longer wants (a zombie fenced after a reconnect, say) are
+          // deleted by the resync: their logs are kept first, so `fedgpu logs --attempt N` still works.
+          const wanted = new Set(body.value.desired.map((a) => `${a.jobUid}/${a.epoch}`));
+          await this.keepTailsBefore(this.podsOf((key) => !wanted.has(key)));
           await this.runner.resync(body.value.desired, this.runner.managed(this.watch?.pods() ?? []));
           break;
+        }
         case 'receiptAck':
           this.receipts.acknowledge(body.value.jobUid, body.value.epoch, body.value.accepted, body.value.reason);
           return;

@@ -9,6 +9,8 @@ export const CONSUMER_WALLET_LABEL = 'fedgpu.io/consumer-wallet';
 /** Pod annotations that drive simulated work on kwok nodes (the test bed and the sandbox). */
 export const SIM_RUN_FOR_ANNOTATION = 'fedgpu.io/sim-run-for';
 export const SIM_EXIT_CODE_ANNOTATION = 'fedgpu.io/sim-exit-code';
+/** Test bed only: kwok leaves the pod Pending with ErrImagePull and records the kubelet's Warning Event. */
+export const SIM_IMAGE_PULL_ERROR_ANNOTATION = 'fedgpu.io/sim-image-pull-error';
 
 /** Node label that makes the test bed's kwok stage mark a node NotReady (simulated node loss). */
 export const SIM_NODE_DOWN_LABEL = 'fedgpu.io/sim-node-down';

@@ -101,6 +101,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     onAttemptStatus: (provider, status) => jobs.onAttemptStatus(provider, status),
     onAgentSynced: (provider) => jobs.resync(provider),
     onInventory: (provider, inventory) => jobs.onInventory(provider, inventory),
+    onPodEvents: (provider, events) => jobs.onPodEvents(provider, events),
     ...(settlement ? { onUsageReceipt: (provider: string, receipt: UsageReceipt) => settlement.onUsageReceipt(provider, receipt) } : {}),
   });
   settlement?.attach({ jobs, agents: { send: (provider, message) => server?.send(provider, message) ?? false }, kubeConfig: opts.kubeConfig, registry });
@@ -139,6 +140,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
         certPem: opts.access.certPem,
         keyPem: opts.access.keyPem,
         openTunnel: (provider, open) => market.openTunnel(provider, open),
+        standby: () => roles.standbyMessage(),
       })
     : undefined;
   const accessPort = await access?.start();

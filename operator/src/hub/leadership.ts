@@ -70,6 +70,11 @@ export class HubLeadership {
     return this.elector.isLeader();
   }
 
+  /** The live leader's identity, when there is one that is not us. */
+  otherLeader(): string | undefined {
+    return this.elector.isHeldByOther() ? this.elector.leader() : undefined;
+  }
+
   /** For a refused agent: the live leader's address, when there is one that is not us. */
   standbyRefusal(): StandbyRefusal {
     if (!this.elector.isHeldByOther()) return {};

@@ -70,6 +70,20 @@ export class HubRoles {
     return this.leadership?.standbyRefusal() ?? {};
   }
 
+  /**
+   * Why this replica does not serve consumer access now (a stand-by: the agents' streams, and so
+   * the tunnels, are on the leader), naming the leader when one is known; undefined when leading.
+   */
+  standbyMessage(): string | undefined {
+    if (this.serving) return undefined;
+    const me = this.leadership?.identity;
+    const leader = this.leadership?.otherLeader();
+    const self = me ? `this hub replica (${me}) is a stand-by` : 'this hub replica is not serving yet';
+    return leader
+      ? `${self}; the leader is ${leader}, which holds the agents' streams: retry (the access API is served by the leader)`
+      : `${self} and no leader is elected right now: retry shortly`;
+  }
+
   get isLeader(): boolean {
     return this.serving;
   }

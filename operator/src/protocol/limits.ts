@@ -22,6 +22,8 @@ export interface EdgeLimits {
   maxProbeElapsedMs: number;
   /** Tenant namespaces one inventory may report as refused (not restricted). */
   maxUnisolatedNamespaces: number;
+  /** Relayed provider pod Events in one PodEvents message. */
+  maxPodEventsPerMessage: number;
 }
 
 export const defaultEdgeLimits: Readonly<EdgeLimits> = Object.freeze({
@@ -43,6 +45,7 @@ export const defaultEdgeLimits: Readonly<EdgeLimits> = Object.freeze({
   maxProbePayloadBytes: 256 * 1024,
   maxProbeElapsedMs: 600_000,
   maxUnisolatedNamespaces: 64,
+  maxPodEventsPerMessage: 32,
 });
 
 export function edgeLimits(overrides: Partial<EdgeLimits> = {}): Readonly<EdgeLimits> {

@@ -51,6 +51,7 @@ const knownKinds: ReadonlySet<string> = new Set<AgentMessageKind>([
   'attemptStatus',
   'usageReceipt',
   'bandwidthProbeData',
+  'podEvents',
 ]);
 
 /**
@@ -126,6 +127,9 @@ function checkBody(value: unknown, limits: Readonly<EdgeLimits>): AgentMessageKi
       return kind;
     case 'bandwidthProbeData':
       checkBandwidthProbeData(body.value, path, limits);
+      return kind;
+    case 'podEvents':
+      checkPodEvents(body.value, path, limits);
       return kind;
     default:
       throw invalid('missing_body', 'body has an unknown kind');
@@ -311,4 +315,23 @@ function checkEgress(value: unknown, path: Path): void {
   if (invalidEgress(egress as unknown as EgressProfile, path) !== undefined) {
     throw invalid('bad_format', `${path} is not an egress profile (mode none, dns, cidrs or internet; CIDRs and ports 1-65535)`);
   }
+}
+
+// Relayed provider Events: bounded in count and size, one of two types. The text is still the
+// provider's; the hub makes it one printable line before it records anything (protocol/event-text).
+function checkPodEvents(value: unknown, path: Path, limits: Readonly<EdgeLimits>): void {
+  const batch = record(value, path);
+  const events = list(batch.events, `${path}.events`, limits.maxPodEventsPerMessage);
+  events.forEach((eventValue, i) => {
+    const eventPath = `${path}.events[${i}]`;
+    const event = record(eventValue, eventPath);
+    text(event.jobUid, `${eventPath}.jobUid`, { maxChars: jobUidMaxChars, pattern: jobUid });
+    int(event.epoch, `${eventPath}.epoch`, 1, maxSafe);
+    int(event.replica, `${eventPath}.replica`, 0, limits.maxPodStates - 1);
+    const type = text(event.type, `${eventPath}.type`, { maxChars: 7 });
+    if (type !== 'Warning' && type !== 'Normal') throw invalid('bad_format', `${eventPath}.type must be Warning or Normal`);
+    text(event.reason, `${eventPath}.reason`, { maxChars: limits.maxReasonChars, pattern: machineReason });
+    text(event.message, `${eventPath}.message`, { maxChars: limits.maxMessageChars, allowEmpty: true });
+    int(event.count, `${eventPath}.count`, 0, uint32Max);
+  });
 }

@@ -190,10 +190,12 @@ export function nextSteps(status: SandboxStatus): string {
     `  bin/kubectl --kubeconfig ${rel(hub?.kubeconfig ?? '')} get gj,gp`,
     '  npx fedgpu market                 # idle pools, prices, reputation, RTT',
     '  npx fedgpu explain failover-demo   # where it ran, why, and what it cost',
-    '  npx fedgpu logs inference-eu -f    # the job\'s log, from the provider that runs it, through the hub',
+    '  npx fedgpu logs train-gang --replica 2      # a job\'s log, from the provider that ran it, through the hub',
     '  npx fedgpu logs failover-demo --attempt 1   # the log tail of the attempt that was lost or reclaimed',
-    "  npx fedgpu exec inference-eu -- sh -c 'echo hello from the pod'",
-    '  npx fedgpu port-forward inference-eu 8080:8080',
+    // The demo jobs have ended by now: exec and port-forward need a running one.
+    `  bin/kubectl --kubeconfig ${rel(hub?.kubeconfig ?? '')} apply -f examples/gpujob-notebook.yaml   # runs 30 min`,
+    "  npx fedgpu exec notebook -- sh -c 'echo hello from the pod'",
+    '  npx fedgpu port-forward notebook 8080:8080   # then: curl localhost:8080',
     ...(status.chain
       ? [`  npx fedgpu balance ${status.chain.consumer}   # the consumer's deposit, escrow and payments`]
       : []),

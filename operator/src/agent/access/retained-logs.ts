@@ -16,6 +16,8 @@ const safeUid = /^[a-z0-9-]{1,64}$/;
 
 export class RetainedLogs {
   private readonly now: () => number;
+  /** Jobs deleted since start (bounded): a tail fetched late for one of them is not written. */
+  private readonly forgotten = new Set<string>();
 
   constructor(private readonly options: RetainedLogsOptions) {
     this.now = options.now ?? Date.now;
@@ -34,7 +36,7 @@ export class RetainedLogs {
   /** Stores the tail of `log` for one replica of an ended attempt. */
   keep(jobUid: string, epoch: number, replica: number, log: Buffer): void {
     const path = this.path(jobUid, epoch, replica);
-    if (!path) return;
+    if (!path || this.forgotten.has(jobUid)) return;
     const tail = log.byteLength > this.options.maxBytesPerReplica ? log.subarray(log.byteLength - this.options.maxBytesPerReplica) : log;
     writeFileSync(path, tail, { mode: 0o600 });
   }
@@ -57,6 +59,11 @@ export class RetainedLogs {
   /** Forgets every attempt of a job (the job was deleted). */
   forgetJob(jobUid: string): void {
     if (!safeUid.test(jobUid)) return;
+    this.forgotten.add(jobUid);
+    for (const old of this.forgotten) {
+      if (this.forgotten.size <= 4096) break;
+      this.forgotten.delete(old);
+    }
     for (const name of readdirSync(this.options.dir)) if (name.startsWith(`${jobUid}_`)) rmSync(join(this.options.dir, name), { force: true });
   }
 

@@ -167,6 +167,10 @@ export class StreamClient {
     return this.sendRegistered({ $case: 'usageReceipt', value: receipt });
   }
 
+  sendPodEvents(events: import('../../gen/proto/fedgpu/v1/market.js').PodEvents): boolean {
+    return this.sendRegistered({ $case: 'podEvents', value: events });
+  }
+
   /** Stops reconnecting, ends the stream and clears every timer. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -38,8 +38,33 @@ async function refusal(res: IncomingMessage): Promise<CliError> {
   return new CliError(message, code);
 }
 
+// With HA hubs the apiserver may route a request to a stand-by, which answers 503 naming the
+// leader; the next request may reach the leader, so a few are tried before giving up.
+const standbyRetries = 4;
+const isStandby = (error: unknown) => error instanceof CliError && error.exitCode === ExitCode.Unreachable && /is a stand-by|is not serving yet/.test(error.message);
+
+async function pastStandbys<T>(open: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await open();
+    } catch (error) {
+      if (!isStandby(error) || attempt >= standbyRetries) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250 * (attempt + 1)));
+    }
+  }
+}
+
 /** GET a log: resolves with the response stream once the hub accepted. */
-export async function openLog(kc: KubeConfig, path: string): Promise<IncomingMessage> {
+export function openLog(kc: KubeConfig, path: string): Promise<IncomingMessage> {
+  return pastStandbys(() => openLogOnce(kc, path));
+}
+
+/** POST with Upgrade: resolves with the raw connection once the hub switched protocols. */
+export function openUpgrade(kc: KubeConfig, path: string): Promise<Socket> {
+  return pastStandbys(() => openUpgradeOnce(kc, path));
+}
+
+async function openLogOnce(kc: KubeConfig, path: string): Promise<IncomingMessage> {
   const options = await requestOptions(kc, path, 'GET');
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
     const req = request(options, resolve);
@@ -50,8 +75,7 @@ export async function openLog(kc: KubeConfig, path: string): Promise<IncomingMes
   return res;
 }
 
-/** POST with Upgrade: resolves with the raw connection once the hub switched protocols. */
-export async function openUpgrade(kc: KubeConfig, path: string): Promise<Socket> {
+async function openUpgradeOnce(kc: KubeConfig, path: string): Promise<Socket> {
   const options = await requestOptions(kc, path, 'POST');
   options.headers = { ...options.headers, Connection: 'Upgrade', Upgrade: ACCESS_UPGRADE };
   return new Promise<Socket>((resolve, reject) => {

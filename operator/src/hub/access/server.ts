@@ -26,6 +26,8 @@ export interface AccessServerOptions {
   port: number;
   certPem: string;
   keyPem: string;
+  /** Why this replica cannot serve access now (an HA stand-by); undefined when it can. */
+  standby?: () => string | undefined;
   /** Opens a tunnel session to a provider's agent (MarketServer.openTunnel). */
   openTunnel(provider: string, open: TunnelOpen): TunnelSession | undefined;
 }
@@ -198,6 +200,9 @@ export class AccessApiServer {
   private async openSession(req: IncomingMessage, target: AccessTarget, options: AccessOptions): Promise<TunnelSession> {
     const user = userOf(req, this.requestHeader as RequestHeaderConfig);
     if ('error' in user) throw new HttpError(401, 'Unauthorized', user.error);
+    // Agents stream to the leader only: a stand-by has no tunnel to open, and says so.
+    const standby = this.options.standby?.();
+    if (standby) throw new HttpError(503, 'ServiceUnavailable', standby);
     const decision = await this.authorizer.check(user, target.namespace, target.name, target.subresource);
     if (!decision.allowed) throw new HttpError(403, 'Forbidden', decision.message);
 

@@ -6,7 +6,7 @@ import { AssumedAllocations } from '../../core/scheduling/assumed.js';
 import { schedule } from '../../core/scheduling/scheduler.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../../core/scheduling/config.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
-import { AttemptPhase, type AttemptSecret, type AttemptStatus, type Assign, type HubMessage, type Inventory } from '../../gen/proto/fedgpu/v1/market.js';
+import { AttemptPhase, type AttemptSecret, type AttemptStatus, type Assign, type HubMessage, type Inventory, type PodEvents } from '../../gen/proto/fedgpu/v1/market.js';
 import { type Action, done, requeueAfter, requeueDelay } from '../../runtime/action.js';
 import { Controller } from '../../runtime/controller.js';
 import { coreEventSink, EventRecorder } from '../../runtime/events.js';
@@ -26,6 +26,7 @@ import { ReclaimNotices, windowClosedBetween } from './reclaim-notices.js';
 import { readJobSecrets } from './secrets.js';
 import { egressToMessage } from '../../agent/attempt/egress.js';
 import { DEFAULT_EGRESS } from '../../core/egress.js';
+import { judgePodEvent, PodEventBook, recordedPodEvent, stuckMessage, withStuckReason } from './pod-events.js';
 
 // The GpuJob controller: thin I/O around planJob. It keeps the latest attempt report per job in
 // memory (agents re-send theirs after every reconnect, so a hub restart loses nothing), fences
@@ -93,6 +94,9 @@ export class GpuJobController {
   private readonly controller: Controller;
   private readonly statusWriter: StatusWriter<GpuJob>;
   private readonly recorder: EventRecorder;
+  /** Provider pod Events relayed by agents: their own source, bounded per job (jobs/pod-events.ts). */
+  private readonly podEventRecorder: EventRecorder;
+  private readonly podEvents: PodEventBook;
   private readonly jobClient;
   private readonly core: CoreV1Api;
   private readonly now: () => number;
@@ -112,6 +116,12 @@ export class GpuJobController {
       logger: opts.logger,
     });
     this.now = opts.now ?? Date.now;
+    this.podEventRecorder = new EventRecorder({
+      sink: coreEventSink(opts.kubeConfig.makeApiClient(CoreV1Api)),
+      controller: 'fedgpu.io/provider-pod-events',
+      logger: opts.logger,
+    });
+    this.podEvents = new PodEventBook(undefined, this.now);
     this.config = opts.schedulerConfig ?? DEFAULT_SCHEDULER_CONFIG;
     this.controller = new Controller({
       name: 'gpujob',
@@ -203,6 +213,29 @@ export class GpuJobController {
     this.controller.enqueue(objectKey(job));
   }
 
+  /**
+   * An agent relayed Events its cluster recorded about an attempt's pods. Only the provider that
+   * runs the job's current, live attempt may; each job records a bounded number, and the latest
+   * Warning becomes status.message while the attempt has not started (why a job is stuck).
+   */
+  onPodEvents(provider: string, batch: PodEvents): void {
+    for (const event of batch.events) {
+      const job = this.jobs.list().find((j) => j.metadata.uid === event.jobUid);
+      const verdict = judgePodEvent(job, provider, event);
+      if (!verdict.ok || !job) {
+        this.opts.logger.debug({ provider, job: event.jobUid, epoch: event.epoch, why: verdict.ok ? 'unknown_job' : verdict.why }, 'ignored a relayed pod event');
+        continue;
+      }
+      if (!this.podEvents.admit(event.jobUid)) continue;
+      const recorded = recordedPodEvent(provider, event);
+      void this.podEventRecorder.record(job, recorded.type, recorded.reason, recorded.message).catch(() => undefined);
+      if (recorded.type === 'Warning') {
+        this.podEvents.setStuck(event.jobUid, { epoch: event.epoch, message: stuckMessage(recorded) });
+        this.controller.enqueue(objectKey(job));
+      }
+    }
+  }
+
   /** An agent streamed its inventory: remember its cordons (a reclaim must be announced). */
   onInventory(provider: string, inventory: Inventory): void {
     this.reclaimNotices.record(provider, inventory, this.now());
@@ -290,6 +323,8 @@ export class GpuJobController {
       if ('waiting' in read) plan = planJob(job, { ...inputs, blockedBy: read.waiting, blockedReason: 'WaitingForSecrets' });
       else secrets = read.secrets;
     }
+    // While the current attempt waits on its provider, the latest relayed Warning says why.
+    if (job.metadata.uid) plan = { ...plan, status: withStuckReason(plan.status, this.podEvents.stuck(job.metadata.uid)) };
     // A decision the plan did not act on (the budget short of a minimum run, say) holds no GPUs.
     if (placing && !plan.assign) this.market.forget(key);
     let written;
@@ -345,7 +380,10 @@ export class GpuJobController {
     // The finalizer also guards open escrow: it stays until settlement has closed every escrow.
     const released = await this.opts.settlement?.release(job);
     if (released && requeueDelay(released) !== undefined) return released;
-    if (job.metadata.uid) this.reports.delete(job.metadata.uid);
+    if (job.metadata.uid) {
+      this.reports.delete(job.metadata.uid);
+      this.podEvents.forget(job.metadata.uid);
+    }
     return done;
   }
 }

@@ -8,7 +8,7 @@
 // 'registration_refused' from register for a banned wallet). Any other error from register ends the
 // stream with UNAVAILABLE (the agent retries with backoff); from the other methods it is logged
 // and the stream carries on.
-import type { AttemptStatus, Inventory, ProviderProfile, UsageReceipt } from '../../gen/proto/fedgpu/v1/market.js';
+import type { AttemptStatus, Inventory, PodEvents, ProviderProfile, UsageReceipt } from '../../gen/proto/fedgpu/v1/market.js';
 
 export interface ProviderInfo {
   /** EIP-55 checksummed wallet, proven by the registration signature. */
@@ -40,6 +40,8 @@ export interface ProviderRegistry {
   onAttemptStatus(providerName: string, status: AttemptStatus): Promise<void> | void;
   /** Validated and bound to the stream's wallet; its signature is checked by the settlement path. */
   onUsageReceipt(providerName: string, receipt: UsageReceipt): Promise<void> | void;
+  /** Validated, not fenced: provider Events about an attempt's pods (untrusted text). */
+  onPodEvents?(providerName: string, events: PodEvents): Promise<void> | void;
   /** The provider's live stream ended (not called when a newer stream replaced it). */
   onDisconnect(providerName: string): Promise<void> | void;
 }

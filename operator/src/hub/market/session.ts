@@ -356,6 +356,9 @@ export class MarketSession {
       case 'bandwidthProbeData':
         this.onProbeEcho(body.value.probeId, body.value.payload);
         return;
+      case 'podEvents':
+        await registry.onPodEvents?.(providerName, body.value);
+        return;
     }
   }
 

@@ -2,7 +2,7 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ProviderConditions } from '../../api/constants.js';
 import { API_VERSION, type AvailabilityWindow, type Condition, type GpuProvider, type GpuProviderSpec, type GpuProviderStatus } from '../../api/types.js';
-import type { AttemptStatus, Inventory, ProviderProfile, UsageReceipt } from '../../gen/proto/fedgpu/v1/market.js';
+import type { AttemptStatus, Inventory, PodEvents, ProviderProfile, UsageReceipt } from '../../gen/proto/fedgpu/v1/market.js';
 import { EdgeError } from '../../protocol/edge-error.js';
 import { type ConditionUpdate, setCondition } from '../../runtime/conditions.js';
 import type { HeartbeatObservation, ProviderInfo, ProviderRegistry } from '../market/registry.js';
@@ -38,6 +38,8 @@ export interface ProviderRegistryOptions {
   statusPeriodMs?: number;
   /** Every inventory, before it is written (the GpuJob controller keeps the cordons it shows). */
   onInventory?: (provider: string, inventory: Inventory) => void;
+  /** Provider Events about an attempt's pods (the GpuJob controller fences and records them). */
+  onPodEvents?: (provider: string, events: PodEvents) => void;
 }
 
 interface Liveness {
@@ -189,6 +191,10 @@ export class KubeProviderRegistry implements ProviderRegistry {
 
   onUsageReceipt(providerName: string, receipt: UsageReceipt): Promise<void> | void {
     return this.opts.onUsageReceipt?.(providerName, receipt);
+  }
+
+  onPodEvents(providerName: string, events: PodEvents): void {
+    this.opts.onPodEvents?.(providerName, events);
   }
 
   async onDisconnect(providerName: string): Promise<void> {

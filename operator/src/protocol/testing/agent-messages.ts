@@ -20,6 +20,7 @@ export const agentMessageKinds = [
   'attemptStatus',
   'usageReceipt',
   'bandwidthProbeData',
+  'podEvents',
 ] as const satisfies readonly AgentMessageBody['$case'][];
 
 export type Kind = (typeof agentMessageKinds)[number];
@@ -116,6 +117,21 @@ export function validBody(rng: SeededRandom, kind: Kind, wallet = randomWallet(r
       };
     case 'bandwidthProbeData':
       return { $case: 'bandwidthProbeData', value: { probeId: rng.int(1, 1000), payload: Buffer.from(rng.bytes(rng.int(0, 64))) } };
+    case 'podEvents':
+      return {
+        $case: 'podEvents',
+        value: {
+          events: Array.from({ length: rng.int(0, 3) }, () => ({
+            jobUid: uuid(rng),
+            epoch: rng.int(1, 10),
+            replica: rng.int(0, 7),
+            type: rng.pick(['Warning', 'Normal']),
+            reason: rng.pick(['FailedScheduling', 'Failed', 'BackOff', 'OOMKilling', 'Evicted']),
+            message: rng.pick(['', 'Back-off pulling image "nope"', '0/3 nodes are available: 3 Insufficient nvidia.com/gpu.']),
+            count: rng.int(0, 100),
+          })),
+        },
+      };
   }
 }
 
@@ -260,6 +276,12 @@ const targeted: Targeted[] = [
   (rng, lastSeq) =>
     withBody(rng, lastSeq, 'heartbeat', (v) => { v.bandwidthProbeResults = [{ probeId: 0, bytes: 1, elapsedMs: 1 }]; }, 'probe result id zero'),
   (rng, lastSeq) => withBody(rng, lastSeq, 'bandwidthProbeData', (v) => { v.probeId = 0; }, 'probe id zero'),
+  (rng, lastSeq) => withBody(rng, lastSeq, 'podEvents', (v) => { v.events = [podEvent({ type: rng.pick(['warning', 'Error', '']) })]; }, 'pod event type'),
+  (rng, lastSeq) => withBody(rng, lastSeq, 'podEvents', (v) => { v.events = [podEvent({ message: rng.pick(['a\u0000b', 'x'.repeat(1025), 'esc\u001b[2J']) })]; }, 'pod event message control chars or too long'),
+  (rng, lastSeq) => withBody(rng, lastSeq, 'podEvents', (v) => { v.events = [podEvent({ reason: rng.pick(['', 'has space', 'x'.repeat(129)]) })]; }, 'pod event reason format'),
+  (rng, lastSeq) => withBody(rng, lastSeq, 'podEvents', (v) => { v.events = Array.from({ length: 33 }, () => podEvent({})); }, 'too many pod events'),
+  (rng, lastSeq) => withBody(rng, lastSeq, 'podEvents', (v) => { v.events = [podEvent({ epoch: 0 })]; }, 'pod event epoch zero'),
+  (rng, lastSeq) => withBody(rng, lastSeq, 'podEvents', (v) => { v.events = [podEvent({ replica: 256 })]; }, 'pod event replica out of range'),
   (rng, lastSeq) => {
     const message = validAgentMessage(rng, lastSeq + 1);
     const trap = new Proxy({}, { get: () => { throw new Error('boom'); } });
@@ -268,6 +290,10 @@ const targeted: Targeted[] = [
 ];
 
 const badDecimals = ['1e5', '-1', '01.5', '.5', '1.', '1,5', 'NaN', ' 1', '1.0000000000000000001', '1234567890123', '0x10', '１'];
+
+function podEvent(over: Record<string, unknown>) {
+  return { jobUid: 'job-a', epoch: 1, replica: 0, type: 'Warning', reason: 'Failed', message: 'ErrImagePull', count: 1, ...over };
+}
 
 function validPod() {
   return { name: 'pod-a', nodeName: 'node-a', phase: PodPhase.POD_PHASE_RUNNING, ready: true, restartCount: 0, reason: '', exitCode: 0 };

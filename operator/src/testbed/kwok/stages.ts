@@ -1,4 +1,4 @@
-import { SIM_EXIT_CODE_ANNOTATION, SIM_NODE_DOWN_LABEL, SIM_RUN_FOR_ANNOTATION } from '../../api/constants.js';
+import { SIM_EXIT_CODE_ANNOTATION, SIM_IMAGE_PULL_ERROR_ANNOTATION, SIM_NODE_DOWN_LABEL, SIM_RUN_FOR_ANNOTATION } from '../../api/constants.js';
 
 // kwok v0.8 ships no default stages, so the test bed brings its own. They simulate a kubelet:
 //  - node-initialize / node-heartbeat keep managed nodes Ready (unless labelled down),
@@ -6,7 +6,9 @@ import { SIM_EXIT_CODE_ANNOTATION, SIM_NODE_DOWN_LABEL, SIM_RUN_FOR_ANNOTATION }
 //  - pod-ready runs every scheduled pod,
 //  - pod-succeed / pod-fail end a running pod after the Go duration in fedgpu.io/sim-run-for,
 //    failing with fedgpu.io/sim-exit-code when that annotation is present,
-//  - pod-delete removes a deleted pod once its grace period (deletionTimestamp) has passed.
+//  - pod-delete removes a deleted pod once its grace period (deletionTimestamp) has passed,
+//  - pod-image-pull-error keeps a pod annotated fedgpu.io/sim-image-pull-error Pending in
+//    ErrImagePull and records the Warning Event a kubelet would (through kwok's event recorder).
 
 const notDown = `    - key: '.metadata.labels["${SIM_NODE_DOWN_LABEL}"]'
       operator: 'DoesNotExist'`;
@@ -153,6 +155,8 @@ spec:
       operator: 'Exists'
     - key: '.status.podIP'
       operator: 'DoesNotExist'
+    - key: '.metadata.annotations["${SIM_IMAGE_PULL_ERROR_ANNOTATION}"]'
+      operator: 'DoesNotExist'
   next:
     statusTemplate: |
       {{ $now := Now }}
@@ -273,6 +277,47 @@ spec:
     delete: true
 `;
 
+const podImagePullError = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-image-pull-error
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.spec.nodeName'
+      operator: 'Exists'
+    - key: '.status.podIP'
+      operator: 'DoesNotExist'
+    - key: '.metadata.annotations["${SIM_IMAGE_PULL_ERROR_ANNOTATION}"]'
+      operator: 'Exists'
+  next:
+    event:
+      type: Warning
+      reason: Failed
+      message: 'Failed to pull image: rpc error: code = NotFound desc = failed to pull and unpack image: not found (ErrImagePull, simulated by the test bed)'
+    statusTemplate: |
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          waiting:
+            reason: ErrImagePull
+            message: 'failed to pull and unpack image: not found'
+      {{ end }}
+      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+      phase: Pending
+`;
+
 /** The kwok configuration file: every stage above, as one multi-document YAML. */
 export function kwokStagesYaml(): string {
   return [
@@ -283,5 +328,6 @@ export function kwokStagesYaml(): string {
     podEnd('pod-succeed', 'DoesNotExist'),
     podEnd('pod-fail', 'Exists'),
     podDelete,
+    podImagePullError,
   ].join('---\n');
 }

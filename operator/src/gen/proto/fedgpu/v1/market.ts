@@ -104,6 +104,9 @@ export interface AgentMessage {
     | { $case: "usageReceipt"; value: UsageReceipt }
     | { $case: "bandwidthProbeData"; value: BandwidthProbeData }
     | //
+    /** Provider-side Events of an attempt's pods (why it is stuck), deduplicated and rate limited. */
+    { $case: "podEvents"; value: PodEvents }
+    | //
     /** Consumer access (logs, exec, port-forward) multiplexed over this stream; see TunnelFrame. */
     { $case: "tunnel"; value: TunnelFrame }
     | undefined;
@@ -507,6 +510,29 @@ export interface UnisolatedNamespace {
   reason: string;
 }
 
+/**
+ * Agent -> hub: Events the provider's cluster recorded about an attempt's own pods (the kubelet's
+ * ErrImagePull, the scheduler's FailedScheduling, OOMKilling, BackOff, Evicted ...). Only pods of
+ * attempts the agent runs, deduplicated and rate limited by the agent; the hub fences them like
+ * AttemptStatus, bounds them per job, and records them as Events on the GpuJob. Untrusted text.
+ */
+export interface PodEvents {
+  events: PodEvent[];
+}
+
+export interface PodEvent {
+  jobUid: string;
+  epoch: number;
+  replica: number;
+  /** Warning or Normal, as the provider's Event said. */
+  type: string;
+  /** The provider Event's reason, e.g. FailedScheduling, Failed, BackOff. */
+  reason: string;
+  message: string;
+  /** How often the provider's cluster saw it so far (the Event's count). */
+  count: number;
+}
+
 function createBaseAgentMessage(): AgentMessage {
   return { seq: 0, body: undefined };
 }
@@ -537,6 +563,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         break;
       case "bandwidthProbeData":
         BandwidthProbeData.encode(message.body.value, writer.uint32(130).fork()).join();
+        break;
+      case "podEvents":
+        PodEvents.encode(message.body.value, writer.uint32(138).fork()).join();
         break;
       case "tunnel":
         TunnelFrame.encode(message.body.value, writer.uint32(322).fork()).join();
@@ -622,6 +651,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.body = { $case: "bandwidthProbeData", value: BandwidthProbeData.decode(reader, reader.uint32()) };
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.body = { $case: "podEvents", value: PodEvents.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 40: {
             if (tag !== 322) {
               break;
@@ -688,6 +725,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "bandwidthProbeData": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "bandwidthProbeData", value: BandwidthProbeData.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "podEvents": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "podEvents", value: PodEvents.fromPartial(object.body.value) };
         }
         break;
       }
@@ -4366,6 +4409,188 @@ export const UnisolatedNamespace: MessageFns<UnisolatedNamespace> = {
     const message = createBaseUnisolatedNamespace();
     message.namespace = object.namespace ?? "";
     message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBasePodEvents(): PodEvents {
+  return { events: [] };
+}
+
+export const PodEvents: MessageFns<PodEvents> = {
+  encode(message: PodEvents, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.events) {
+      PodEvent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PodEvents {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePodEvents();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.events.push(PodEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<PodEvents>): PodEvents {
+    return PodEvents.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PodEvents>): PodEvents {
+    const message = createBasePodEvents();
+    message.events = object.events?.map((e) => PodEvent.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePodEvent(): PodEvent {
+  return { jobUid: "", epoch: 0, replica: 0, type: "", reason: "", message: "", count: 0 };
+}
+
+export const PodEvent: MessageFns<PodEvent> = {
+  encode(message: PodEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobUid !== "") {
+      writer.uint32(10).string(message.jobUid);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).uint64(message.epoch);
+    }
+    if (message.replica !== 0) {
+      writer.uint32(24).uint32(message.replica);
+    }
+    if (message.type !== "") {
+      writer.uint32(34).string(message.type);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    if (message.message !== "") {
+      writer.uint32(50).string(message.message);
+    }
+    if (message.count !== 0) {
+      writer.uint32(56).uint32(message.count);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PodEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePodEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobUid = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.replica = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<PodEvent>): PodEvent {
+    return PodEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PodEvent>): PodEvent {
+    const message = createBasePodEvent();
+    message.jobUid = object.jobUid ?? "";
+    message.epoch = object.epoch ?? 0;
+    message.replica = object.replica ?? 0;
+    message.type = object.type ?? "";
+    message.reason = object.reason ?? "";
+    message.message = object.message ?? "";
+    message.count = object.count ?? 0;
     return message;
   },
 };

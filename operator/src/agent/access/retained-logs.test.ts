@@ -1,0 +1,53 @@
+import { mkdtempSync, readdirSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { RetainedLogs } from './retained-logs.js';
+
+function retainedAt(clock: { now: number }, retentionMs = 60_000) {
+  const dir = mkdtempSync(join(tmpdir(), 'fedgpu-retained-'));
+  return { dir, logs: new RetainedLogs({ dir, maxBytesPerReplica: 16, retentionMs, now: () => clock.now }) };
+}
+
+describe('RetainedLogs', () => {
+  it('keeps only the tail of each replica', () => {
+    const clock = { now: Date.now() };
+    const { logs } = retainedAt(clock);
+    logs.keep('job-a', 1, 0, Buffer.from('0123456789abcdefTAIL'));
+    expect(logs.read('job-a', 1, 0)?.toString()).toBe('456789abcdefTAIL');
+    expect(logs.read('job-a', 1, 1)).toBeUndefined();
+  });
+
+  it("forgets every attempt of a deleted job, and a tail fetched after that is not written", () => {
+    const clock = { now: Date.now() };
+    const { dir, logs } = retainedAt(clock);
+    logs.keep('job-a', 1, 0, Buffer.from('attempt 1'));
+    logs.keep('job-a', 2, 1, Buffer.from('attempt 2'));
+    logs.keep('job-b', 1, 0, Buffer.from('other job'));
+    logs.forgetJob('job-a');
+    expect(readdirSync(dir).sort()).toEqual(['job-b_e1_r0.log']);
+    logs.keep('job-a', 2, 0, Buffer.from('late'));
+    expect(logs.read('job-a', 2, 0)).toBeUndefined();
+    expect(logs.read('job-b', 1, 0)?.toString()).toBe('other job');
+    // A uid outside the strict pattern touches nothing.
+    logs.forgetJob('../job-b');
+    expect(readdirSync(dir)).toHaveLength(1);
+  });
+
+  it('hides and sweeps tails past the retention time', () => {
+    const clock = { now: Date.now() };
+    const { dir, logs } = retainedAt(clock, 60_000);
+    logs.keep('job-a', 1, 0, Buffer.from('old'));
+    logs.keep('job-c', 1, 0, Buffer.from('new'));
+    // job-a's file was written two minutes ago.
+    const old = new Date(clock.now - 120_000);
+    utimesSync(join(dir, 'job-a_e1_r0.log'), old, old);
+    expect(logs.has('job-a', 1, 0)).toBe(false);
+    expect(logs.has('job-c', 1, 0)).toBe(true);
+    logs.sweep();
+    expect(readdirSync(dir)).toEqual(['job-c_e1_r0.log']);
+    clock.now += 61_000;
+    logs.sweep();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
