@@ -89,6 +89,7 @@ export async function startChaosTopology(dir: string, providerCount: number, log
     const rpc = freshProvider(chain.rpcUrl);
     await rpc.send('evm_setAutomine', [false]);
     await rpc.send('evm_setIntervalMining', [1]);
+    const chainId = (await rpc.getNetwork()).chainId;
     rpc.destroy();
     const rpcUrl = new URL(chain.rpcUrl);
     const rpcProxy = await FaultProxy.start({ host: rpcUrl.hostname, port: Number(rpcUrl.port) });
@@ -96,6 +97,9 @@ export async function startChaosTopology(dir: string, providerCount: number, log
     const hubArgs = [
       ...withRpc(chain.hubArgs, rpcProxy.url),
       '--confirmations', String(CONFIRMATIONS),
+      // Known up front, as the chart's hub.chain.chainId: a replica restarted during an RPC outage
+      // leads at once instead of waiting for the chain.
+      '--chain-id', String(chainId),
       '--provider-lost-after', `${PROVIDER_LOST_AFTER_MS / 1000}s`,
       // Tight-budget jobs cover a few GPU-seconds on purpose (they must be stopped by their escrow,
       // not wait for ever): the hub's minimum run is lowered to match.
@@ -164,7 +168,7 @@ async function startReplica(hubCluster: Cluster, pki: HubPki, dir: string, index
   // wildcard advertise address publishes none in the Lease: agents stay on their own proxies.
   const start = () => startHubProcess(hubCluster, pki, join(dir, `hub-${index}-run-${++runs}`), [...hubArgs, '--grpc-port', String(port), '--advertise-address', `0.0.0.0:${port}`]);
   // Like a pod's restartPolicy Always: a replica that exits on its own (a leader that lost its
-  // Lease exits by design; a hub that cannot reach the chain at start-up exits too) is started
+  // Lease exits by design; one whose chain answers as another chain exits too) is started
   // again with a capped back-off, unless a fault holds it down.
   let reviving = false;
   const revive = async () => {
