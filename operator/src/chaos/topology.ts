@@ -26,6 +26,8 @@ export const LEASE = { name: 'fedgpu-hub-chaos', namespace: 'default', durationS
 export const PROVIDER_LOST_AFTER_MS = 12_000;
 /** Blocks a settlement transaction must be under; anvil mines a block a second (interval mining). */
 export const CONFIRMATIONS = 3;
+/** Credits each chaos provider stakes (the sandbox stakes 200; the minimum is 100, a slash 10). */
+export const CHAOS_PROVIDER_STAKE = '600';
 
 export interface ChaosProvider {
   cluster: string;
@@ -83,7 +85,11 @@ export async function startChaosTopology(dir: string, providerCount: number, log
     const hubCluster = testbed.cluster('hub');
     await installCrds(hubCluster);
     log('starting anvil with the contracts; staking the providers; funding the consumer');
-    chain = await startSandboxChain(join(dir, 'chain'), hubCluster.kubeconfigPath, providerCount);
+    // Each provider stakes for the volume it serves: a real loss (an agent gone past providerLostAfter)
+    // slashes every attempt it ran, 10 credits each (DESIGN §7: one slash per escrow), and a run of
+    // 200 jobs loses dozens; with the sandbox's 200 credits against a 100-credit minimum, a few
+    // losses would drain the market and leave the soak's later jobs nowhere to run.
+    chain = await startSandboxChain(join(dir, 'chain'), hubCluster.kubeconfigPath, providerCount, CHAOS_PROVIDER_STAKE);
     // A block a second, as a real chain: transactions wait to be mined, confirmations accrue with
     // time, and a reorganisation shallower than CONFIRMATIONS drops unconfirmed transactions only.
     const rpc = freshProvider(chain.rpcUrl);
