@@ -116,14 +116,6 @@ export class HubSettlement {
     return settlement;
   }
 
-  /** Connects at once, failing fast on any problem (tests, tools). */
-  static async connect(opts: HubSettlementOptions, logger: Logger): Promise<HubSettlement> {
-    const settlement = new HubSettlement(opts, logger.child({ controller: 'settlement' }), {});
-    await settlement.connectOnce();
-    settlement.connected();
-    return settlement;
-  }
-
   /** Whether the chain has been reached (false: settlement is degraded, retrying). */
   get isConnected(): boolean {
     return this.chainValue !== undefined;
