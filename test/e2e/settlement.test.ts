@@ -18,6 +18,7 @@ import { tenantIdOf } from '../../operator/src/chain/tenant.js';
 import { usageAmount } from '../../operator/src/chain/receipt.js';
 import type { HubMessage, UsageReceipt } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
 import { isPaid } from '../../operator/src/hub/jobs/plan.js';
+import { parseExposition, valueOf } from '../../operator/src/metrics/testing/exposition.js';
 import { startAnvil, type Anvil } from '../../operator/src/testbed/anvil.js';
 import { type AgentHandle, type HubPki, hubPki, installCrds, providerClient, readyStatus, startAgent, startHubProcess, type HubProcess } from '../../operator/src/testbed/federation.js';
 import { freePort } from '../../operator/src/testbed/free-port.js';
@@ -81,10 +82,12 @@ function hubArgs(lostAfter: string): string[] {
   ];
 }
 
-async function startHub(lostAfter = '4s'): Promise<void> {
+async function startHub(lostAfter = '4s', extra: string[] = []): Promise<void> {
   // A fresh log directory per run: startHubProcess waits for this run's "hub ready" line.
-  hub = await startHubProcess(hubCluster(), pki, join(dir, `hub-${++hubRuns}`), hubArgs(lostAfter));
+  hub = await startHubProcess(hubCluster(), pki, join(dir, `hub-${++hubRuns}`), [...hubArgs(lostAfter), ...extra]);
 }
+
+const hubMetric = async (name: string) => valueOf(parseExposition(await (await fetch(`http://127.0.0.1:${hub.metricsPort}/metrics`)).text()), name);
 
 /** Runs the fedgpu CLI from the sources. */
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -507,6 +510,59 @@ describe('settlement', () => {
     const owed = usageAmount(Math.floor(job.status!.attempts![0]!.gpuSeconds!), PRICE);
     expect(job.status?.settlement?.paid).toBe(formatCredits(owed));
     expect(count(await eventsOf(attemptEscrowId(job.metadata.uid!, 1)), 'Settled')).toBe(1);
+  });
+
+  it('starts a hub replica while the chain is away (settlement degraded, retried), keeps the running job, and settles it once when the chain is back', async () => {
+    const chainId = String((await rpc.getNetwork()).chainId);
+    const owedFor = (job: GpuJob) => formatCredits(usageAmount(Math.floor(job.status!.attempts![0]!.gpuSeconds!), PRICE));
+    const escrowState = async (job: GpuJob) => (await market.escrowOf(attemptEscrowId(job.metadata.uid!, 1)))[2];
+
+    // 1. Without --chain-id the replica cannot know the chain agents sign for: it starts, says
+    //    settlement is degraded, and leads only once the chain answers.
+    await apply(jobYaml('restart-outage', 'ml', { placement: { regions: ['us-east'] } }, '8s'));
+    const first = await waitJob('restart-outage', 'Running', (j) => j.status?.phase === 'Running');
+    await proxy.stop();
+    try {
+      await hub.process.stop();
+      await startHub();
+      expect(await hubMetric('fedgpu_settlement_chain_connected')).toBe(0);
+      expect(await hubMetric('fedgpu_hub_leader')).toBe(0);
+      expect(readFileSync(hub.process.logPath, 'utf8')).toContain('settlement DEGRADED: the chain does not answer');
+      expect(hub.process.running()).toBe(true);
+    } finally {
+      await proxy.start();
+    }
+    await waitFor('the replica reaches the chain and leads', async () => (await hubMetric('fedgpu_hub_leader')) === 1 && (await hubMetric('fedgpu_settlement_chain_connected')) === 1, { timeoutMs: 90_000 });
+    const done = await waitJob('restart-outage', 'Succeeded and Settled', succeededAndSettled, { timeoutMs: 120_000 });
+    expect(done.status?.attempts).toHaveLength(1); // the restart lost nothing: no reschedule
+    expect(done.status?.settlement?.paid).toBe(owedFor(done));
+    expect(count(await eventsOf(attemptEscrowId(first.metadata.uid!, 1)), 'Settled')).toBe(1);
+
+    // 2. With --chain-id the replica leads at once: the job runs to its end while the chain is away,
+    //    its escrow stays open, and it is paid once when the chain is back.
+    await apply(jobYaml('restart-outage-2', 'ml', { placement: { regions: ['us-east'] } }, '6s'));
+    await waitJob('restart-outage-2', 'Running', (j) => j.status?.phase === 'Running');
+    await proxy.stop();
+    try {
+      await hub.process.stop();
+      await startHub('4s', ['--chain-id', chainId]);
+      expect(await hubMetric('fedgpu_settlement_chain_connected')).toBe(0);
+      const finished = await waitJob('restart-outage-2', 'Succeeded while the chain is away', (j) => j.status?.phase === 'Succeeded', { timeoutMs: 90_000 });
+      expect(await hubMetric('fedgpu_hub_leader')).toBe(1);
+      expect(condition(finished, 'Settled')?.status).not.toBe('True');
+      expect(await escrowState(finished)).toBe(EscrowState.Open);
+    } finally {
+      await proxy.start();
+    }
+    const paid = await waitJob('restart-outage-2', 'Settled after the outage', succeededAndSettled, { timeoutMs: 120_000 });
+    expect(paid.status?.settlement?.paid).toBe(owedFor(paid));
+    expect(count(await eventsOf(attemptEscrowId(paid.metadata.uid!, 1)), 'Settled')).toBe(1);
+    expect(await hubMetric('fedgpu_settlement_chain_connected')).toBe(1);
+
+    // 3. A chain that answers as another chain is a configuration error, not an outage: refused.
+    const wrong = startHubProcess(hubCluster(), pki, join(dir, `hub-wrong-chain`), [...hubArgs('4s'), '--grpc-port', String(await freePort()), '--chain-id', '1']);
+    await expect(wrong).rejects.toThrow(/the hub exited/);
+    expect(readFileSync(join(dir, 'hub-wrong-chain', 'hub.log'), 'utf8')).toContain(`is chain ${chainId}, the hub is configured for chain 1 (--chain-id)`);
   });
 
   it(`never pays twice nor loses a payment when the hub is SIGKILLed at random points of settlement (${CRASH_TRIALS} trials)`, async () => {

@@ -35,7 +35,7 @@ export async function chainEvents(rpc: JsonRpcProvider, market: string): Promise
       case 'Settled':
         return { ...base, provider: String(a.provider).toLowerCase(), consumer: String(a.consumer).toLowerCase(), epoch: Number(a.epoch), gpuSeconds: Number(a.gpuSeconds), refunded: String(a.refunded) };
       case 'Slashed':
-        return { ...base, provider: String(a.provider).toLowerCase(), consumer: String(a.consumer).toLowerCase(), epoch: Number(a.epoch), requested: String(a.requested) };
+        return { ...base, provider: String(a.provider).toLowerCase(), consumer: String(a.consumer).toLowerCase(), epoch: Number(a.epoch), requested: String(a.requested), compensated: String(a.compensated) };
       default:
         return { ...base, consumer: String(a.consumer).toLowerCase() };
     }
@@ -68,6 +68,7 @@ export async function holdings(t: ChaosTopology, rpc: JsonRpcProvider, escrowIds
     providerStake,
     providerEarnings,
     openEscrowed: openEscrowed.toString(),
+    burned: (await market.burned(at)).toString(),
   };
 }
 

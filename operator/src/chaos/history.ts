@@ -47,6 +47,8 @@ export interface ChainEvent {
   amount: string;
   refunded?: string;
   requested?: string;
+  /** Slashed: the part of `amount` the consumer received; the rest is burned (absent in older histories: all of it). */
+  compensated?: string;
 }
 
 /** Token holdings the conservation check compares (token units as decimal strings). */
@@ -59,6 +61,8 @@ export interface Holdings {
   providerEarnings: Record<string, string>;
   /** Σ amounts of escrows open at this block. */
   openEscrowed: string;
+  /** GpuMarket.burned: the parts of slashes no one received (absent in older histories). */
+  burned?: string;
 }
 
 export interface Leftover {

@@ -27,6 +27,8 @@ export const LEASE = { ...HUB_LEASE, durationS: 8, renewDeadlineS: 6, retryPerio
 export const PROVIDER_LOST_AFTER_MS = 12_000;
 /** Blocks a settlement transaction must be under; anvil mines a block a second (interval mining). */
 export const CONFIRMATIONS = 3;
+/** Credits each chaos provider stakes (the sandbox stakes 200; the minimum is 100, a slash 10). */
+export const CHAOS_PROVIDER_STAKE = '600';
 
 export interface ChaosProvider {
   cluster: string;
@@ -84,12 +86,17 @@ export async function startChaosTopology(dir: string, providerCount: number, log
     const hubCluster = testbed.cluster('hub');
     await installCrds(hubCluster);
     log('starting anvil with the contracts; staking the providers; funding the consumer');
-    chain = await startSandboxChain(join(dir, 'chain'), hubCluster.kubeconfigPath, providerCount);
+    // Each provider stakes for the volume it serves: a real loss (an agent gone past providerLostAfter)
+    // slashes every attempt it ran, 10 credits each (DESIGN §7: one slash per escrow), and a run of
+    // 200 jobs loses dozens; with the sandbox's 200 credits against a 100-credit minimum, a few
+    // losses would drain the market and leave the soak's later jobs nowhere to run.
+    chain = await startSandboxChain(join(dir, 'chain'), hubCluster.kubeconfigPath, providerCount, CHAOS_PROVIDER_STAKE);
     // A block a second, as a real chain: transactions wait to be mined, confirmations accrue with
     // time, and a reorganisation shallower than CONFIRMATIONS drops unconfirmed transactions only.
     const rpc = freshProvider(chain.rpcUrl);
     await rpc.send('evm_setAutomine', [false]);
     await rpc.send('evm_setIntervalMining', [1]);
+    const chainId = (await rpc.getNetwork()).chainId;
     rpc.destroy();
     const rpcUrl = new URL(chain.rpcUrl);
     const rpcProxy = await FaultProxy.start({ host: rpcUrl.hostname, port: Number(rpcUrl.port) });
@@ -97,6 +104,9 @@ export async function startChaosTopology(dir: string, providerCount: number, log
     const hubArgs = [
       ...withRpc(chain.hubArgs, rpcProxy.url),
       '--confirmations', String(CONFIRMATIONS),
+      // Known up front, as the chart's hub.chain.chainId: a replica restarted during an RPC outage
+      // leads at once instead of waiting for the chain.
+      '--chain-id', String(chainId),
       '--provider-lost-after', `${PROVIDER_LOST_AFTER_MS / 1000}s`,
       // Tight-budget jobs cover a few GPU-seconds on purpose (they must be stopped by their escrow,
       // not wait for ever): the hub's minimum run is lowered to match.
@@ -165,7 +175,7 @@ async function startReplica(hubCluster: Cluster, pki: HubPki, dir: string, index
   // wildcard advertise address publishes none in the Lease: agents stay on their own proxies.
   const start = () => startHubProcess(hubCluster, pki, join(dir, `hub-${index}-run-${++runs}`), [...hubArgs, '--grpc-port', String(port), '--advertise-address', `0.0.0.0:${port}`]);
   // Like a pod's restartPolicy Always: a replica that exits on its own (a leader that lost its
-  // Lease exits by design; a hub that cannot reach the chain at start-up exits too) is started
+  // Lease exits by design; one whose chain answers as another chain exits too) is started
   // again with a capped back-off, unless a fault holds it down.
   let reviving = false;
   const revive = async () => {

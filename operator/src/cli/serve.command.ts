@@ -79,6 +79,10 @@ export function hubCommand(globals: () => Globals): Command {
         metrics,
         leaderElection: leaderElectionOf(o),
         advertiseAddress: Number(o.grpcPort) > 0 ? advertiseAddressOf(o, Number(o.grpcPort)) : undefined,
+        onSettlementRefused: (err) => {
+          logger.error({ err: err.message }, 'the settlement chain is not the configured one; exiting');
+          process.exit(1);
+        },
         onLostLeadership: () => {
           // Controllers cannot restart in this process: exit, and let a fresh one campaign again.
           logger.error('lost the leader Lease; exiting');

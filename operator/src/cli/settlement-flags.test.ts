@@ -37,6 +37,14 @@ describe('settlementOptionsOf', () => {
     expect(settlementOptionsOf({ ...defaults, marketAddress: MARKET }, { FEDGPU_CHAIN_RPC_URL: 'http://env', FEDGPU_SETTLER_KEY: KEY })).toMatchObject({ rpcUrl: 'http://env', settlerKey: KEY });
   });
 
+  it('takes the chain id to expect, a whole number', () => {
+    const flags = { ...defaults, marketAddress: MARKET };
+    const env = { FEDGPU_CHAIN_RPC_URL: 'http://env', FEDGPU_SETTLER_KEY: KEY };
+    expect(settlementOptionsOf({ ...flags, chainId: '31337' }, env)).toMatchObject({ chainId: 31337 });
+    expect(settlementOptionsOf(flags, env)?.chainId).toBeUndefined();
+    expect(() => settlementOptionsOf({ ...flags, chainId: '1.5' }, env)).toThrow('--chain-id must be a whole number ≥ 1');
+  });
+
   it('refuses what cannot work, in one line', () => {
     const bad = (flags: Partial<SettlementFlags>, env: NodeJS.ProcessEnv = {}) => () => settlementOptionsOf({ ...defaults, chainRpc: 'http://rpc', marketAddress: MARKET, ...flags }, env);
     expect(bad({ marketAddress: 'nope' }, { FEDGPU_SETTLER_KEY: KEY })).toThrow(/--market-address nope is not an address/);

@@ -22,6 +22,7 @@ export interface SettlementFlags {
   chainStatusInterval: string;
   marketFromBlock: string;
   hubId?: string;
+  chainId?: string;
 }
 
 export function addSettlementFlags(command: Command): Command {
@@ -37,6 +38,7 @@ export function addSettlementFlags(command: Command): Command {
     .option('--drift-interval <duration>', 'how often escrows open on chain are compared with live GpuJobs', '30s')
     .option('--chain-status-interval <duration>', 'how often provider stake and reputation are refreshed from the chain', '10s')
     .option('--market-from-block <n>', "the market's deployment block: event scans start there", '0')
+    .option('--chain-id <n>', 'the chain id of --chain-rpc: a chain answering with another id is refused, and the hub leads (serving agents) even while the chain is unreachable; without it the chain is asked, and a replica that starts during a chain outage waits for it before leading')
     .option('--hub-id <id>', `this hub's name in the tenants consumers authorize (fedgpu authorize --hub-id); default ${DEFAULT_HUB_ID}`);
 }
 
@@ -89,6 +91,7 @@ export function settlementOptionsOf(o: SettlementFlags, env: NodeJS.ProcessEnv =
     driftIntervalMs: duration(o.driftInterval, '--drift-interval'),
     providerStatusIntervalMs: duration(o.chainStatusInterval, '--chain-status-interval'),
     hubId: hubIdOf(o.hubId ?? DEFAULT_HUB_ID),
+    ...(o.chainId !== undefined ? { chainId: count(o.chainId, '--chain-id', 1) } : {}),
   };
 }
 

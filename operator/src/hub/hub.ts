@@ -51,6 +51,8 @@ export interface HubOptions {
   minimumRunGpuSeconds?: number;
   /** The Lease was lost while running: leader work has stopped; the process should exit. */
   onLostLeadership?: () => void;
+  /** The chain, unreachable at start-up, came back answering as another chain, market or key: exit. */
+  onSettlementRefused?: (err: Error) => void;
   /**
    * Consumer access (logs, exec, port-forward) as the aggregated API access.fedgpu.io, served on
    * host:port with this serving certificate (docs/access.md). Without it the hub serves no access API.
@@ -77,7 +79,12 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
   // controller; the link is filled in once the server exists.
   let server: MarketServer | undefined;
   reuseConnections(opts.kubeConfig);
-  const settlement = opts.settlement ? await HubSettlement.connect(opts.settlement, opts.logger) : undefined;
+  if (opts.metrics) installHubMetrics(opts.metrics);
+  // A chain that does not answer leaves settlement degraded (retried), never the hub down; one that
+  // answers as another chain, market or key is refused here, or later through onSettlementRefused.
+  const settlement = opts.settlement
+    ? await HubSettlement.start(opts.settlement, opts.logger, { ...(opts.onSettlementRefused ? { onFatal: opts.onSettlementRefused } : {}) })
+    : undefined;
   if (!settlement) {
     opts.logger.warn('settlement is OFF: no chain configured, nothing is escrowed or paid; every GpuJob carries Settled=False (NoChain)');
   }
@@ -127,7 +134,9 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     logger: opts.logger,
     heartbeatIntervalMs: opts.heartbeatIntervalMs,
     pingIntervalMs: opts.pingIntervalMs,
-    ...(settlement ? { settlementDomain: settlement.domainInfo } : {}),
+    // Read when an agent registers: only the leader admits agents, and it leads only once the
+    // chain id is known (configured with --chain-id, or as the chain answered).
+    ...(settlement ? { settlementDomain: lateDomain(settlement) } : {}),
   });
   const port = await server.start();
   const market = server;
@@ -147,11 +156,21 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
   if (opts.metrics) {
     opts.metrics.observeMarket({ providers: () => jobs.providers.list(), jobs: () => jobs.jobs.list(), lastHeard: (provider) => registry.lastHeard(provider) });
     opts.metrics.observeStreams(() => server?.connectedProviders().length ?? 0);
-    installHubMetrics(opts.metrics);
   }
   // Leads at once without election (the controllers are running when this returns); with it,
-  // returns once the caches are warm and campaigns in the background.
-  await roles.start(opts.advertiseAddress ?? `${opts.host ?? '127.0.0.1'}:${port}`);
+  // returns once the caches are warm and campaigns in the background. Agents sign receipts for the
+  // chain id: a hub that does not know it yet (no --chain-id, the chain away) waits before leading.
+  const grpcAddress = opts.advertiseAddress ?? `${opts.host ?? '127.0.0.1'}:${port}`;
+  let stopped = false;
+  if (!settlement || settlement.domainInfo) {
+    await roles.start(grpcAddress);
+  } else {
+    opts.logger.warn('the settlement chain id is not known yet (no --chain-id, the chain does not answer): this replica waits for the chain before it leads');
+    void settlement
+      .domainKnown()
+      .then(() => (stopped ? undefined : roles.start(grpcAddress)))
+      .catch((err: unknown) => !stopped && opts.logger.error({ err }, 'could not start the hub roles'));
+  }
   opts.logger.info({ port }, 'hub marketplace listening');
   let listening = true;
   return {
@@ -162,6 +181,8 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     ...(settlement ? { settlement } : {}),
     roles,
     ...(accessPort !== undefined ? { accessPort } : {}),
+    // The chain does not decide readiness (a hub that leads through a chain outage keeps serving
+    // agents); it shows in fedgpu_settlement_chain_connected and the log.
     readiness: () => {
       const checks = { 'informers synced': jobs.jobs.hasSynced() && jobs.providers.hasSynced(), 'marketplace listening': listening };
       return { ready: Object.values(checks).every(Boolean), checks };
@@ -169,12 +190,25 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     // Graceful: refuse new streams, end the open ones once their registry writes are done, then
     // stop the leader work (in-flight reconciles finish) and release the Lease.
     async stop() {
+      stopped = true;
       roles.stopServing();
       await access?.stop();
       await server?.stop();
       listening = false;
       await roles.stop();
       settlement?.close();
+    },
+  };
+}
+
+/** The settlement domain as the marketplace reads it at each registration (known before the hub leads). */
+function lateDomain(settlement: HubSettlement): { chainId: number; marketAddress: string } {
+  return {
+    get chainId() {
+      return settlement.domainInfo?.chainId ?? 0;
+    },
+    get marketAddress() {
+      return settlement.domainInfo?.marketAddress ?? '';
     },
   };
 }

@@ -72,6 +72,7 @@ export class HubMetrics {
   private readonly reconcileErrors: Counter<'controller'>;
   private readonly reconcileDuration: Histogram<'controller'>;
   private readonly rejected: Counter<'reason'>;
+  private readonly chainConnected: Gauge;
 
   // --- leader only (market state) ---
   private readonly attempts: Counter<'provider' | 'fault'>;
@@ -121,6 +122,11 @@ export class HubMetrics {
       collect() {
         this.set(streams());
       },
+    });
+    this.chainConnected = new Gauge({
+      name: 'fedgpu_settlement_chain_connected',
+      help: '1 once this replica has reached its settlement chain, 0 while settlement is degraded (the chain does not answer; retried with back-off). Absent without a chain.',
+      registers: [], // registered by the first setChainConnected: a hub without a chain has none
     });
     this.rejected = new Counter({
       name: 'fedgpu_marketplace_rejected_messages_total',
@@ -279,6 +285,11 @@ export class HubMetrics {
 
   observeChainRpcError(reason: ChainRpcErrorReason): void {
     if (isOneOf(CHAIN_RPC_ERROR_REASONS, reason)) this.rpcErrors.inc({ reason });
+  }
+
+  setChainConnected(connected: boolean): void {
+    if (!this.replica.getSingleMetric('fedgpu_settlement_chain_connected')) this.replica.registerMetric(this.chainConnected);
+    this.chainConnected.set(connected ? 1 : 0);
   }
 
   setMinStakeCredits(credits: number): void {

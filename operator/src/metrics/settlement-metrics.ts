@@ -15,6 +15,7 @@
 //   observeChainRpcError(reason)       EVERY RPC error, retried or not: fedgpu_chain_rpc_errors_total;
 //       reason ∈ timeout, connection, rate_limited, server.
 //   setMinStakeCredits(credits)        fedgpu_provider_min_stake_credits (GpuMarket parameter).
+//   setChainConnected(connected)       fedgpu_settlement_chain_connected (0: degraded, retrying).
 //   enableSettlementPending()          call once when the hub settles on chain: from then on
 //       fedgpu_settlement_pending counts finished GpuJobs without Settled=True (0 before).
 // Amounts are floats of whole credits: the 18-decimal token amount divided by 10^18.
@@ -52,6 +53,11 @@ export function observeChainHead(block: number): void {
 
 export function observeChainRpcError(reason: ChainRpcErrorReason): void {
   installed?.observeChainRpcError(reason);
+}
+
+/** fedgpu_settlement_chain_connected: 1 once the chain is reached, 0 while settlement is degraded. */
+export function setChainConnected(connected: boolean): void {
+  installed?.setChainConnected(connected);
 }
 
 export function setMinStakeCredits(credits: number): void {

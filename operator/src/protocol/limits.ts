@@ -20,10 +20,10 @@ export interface EdgeLimits {
   maxProbeResults: number;
   maxProbePayloadBytes: number;
   maxProbeElapsedMs: number;
-  /** Relayed provider pod Events in one PodEvents message. */
-  maxPodEventsPerMessage: number;
   /** Tenant namespaces one inventory may report as refused (not restricted). */
   maxUnisolatedNamespaces: number;
+  /** Relayed provider pod Events in one PodEvents message. */
+  maxPodEventsPerMessage: number;
 }
 
 export const defaultEdgeLimits: Readonly<EdgeLimits> = Object.freeze({
@@ -44,8 +44,8 @@ export const defaultEdgeLimits: Readonly<EdgeLimits> = Object.freeze({
   maxProbeResults: 8,
   maxProbePayloadBytes: 256 * 1024,
   maxProbeElapsedMs: 600_000,
-  maxPodEventsPerMessage: 32,
   maxUnisolatedNamespaces: 64,
+  maxPodEventsPerMessage: 32,
 });
 
 export function edgeLimits(overrides: Partial<EdgeLimits> = {}): Readonly<EdgeLimits> {

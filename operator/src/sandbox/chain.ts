@@ -36,7 +36,8 @@ export interface SandboxChain {
 
 const SLASH_AMOUNT = '10';
 
-export async function startSandboxChain(dir: string, hubKubeconfig: string, providerCount: number): Promise<SandboxChain> {
+/** `providerStake`: credits each provider stakes (default PROVIDER_STAKE); at most the 1,000 each is funded with. */
+export async function startSandboxChain(dir: string, hubKubeconfig: string, providerCount: number, providerStake = PROVIDER_STAKE): Promise<SandboxChain> {
   mkdirSync(dir, { recursive: true });
   const anvil = await startAnvil({ accounts: 8 });
   // `sandbox down` kills by pid whatever a dead supervisor left, anvil included.
@@ -56,7 +57,7 @@ export async function startSandboxChain(dir: string, hubKubeconfig: string, prov
     for (let i = 0; i < providerCount; i++) {
       const provider = signer(providerWalletIndex(i));
       await fund(provider, '1000');
-      await (await market.connect(provider).stake(parseCredits(PROVIDER_STAKE))).wait();
+      await (await market.connect(provider).stake(parseCredits(providerStake))).wait();
     }
     const consumer = signer(CONSUMER_ACCOUNT);
     await fund(consumer, '10000');

@@ -6,7 +6,8 @@ import { nothingLeftBehind } from './cleanup.js';
 import { attemptsWellFormed, blameHasACause, jobsEndAsAllowed, noTwoEpochsAtOnce } from './jobs.js';
 import { deliveredWorkPaid, escrowsClosedOnce, paidAsSigned, slashedExactlyOnce, tokensConserved } from './money.js';
 import { reputationAgrees } from './reputation.js';
-import { cleanHistory, T0, WALLET_A, WALLET_B } from './testing.js';
+import { parseCredits } from '../../chain/credits.js';
+import { cleanHistory, CONSUMER, T0, WALLET_A, WALLET_B } from './testing.js';
 
 // Each invariant over a recorded history: the clean one passes every check, and each test breaks
 // one promise the way a bug would and shows the matching check (and only it) catches it.
@@ -170,6 +171,34 @@ describe('slash-once', () => {
 });
 
 describe('token-conservation', () => {
+  /** The recorded history with its slash paying the consumer 1 credit of the 10 taken, 9 burned (an escrow of 1 credit). */
+  const partlyBurned = () => {
+    const x = h();
+    const slash = x.chain.events.find((e) => e.name === 'Slashed')!;
+    const burned = BigInt(slash.amount) - parseCredits('1');
+    slash.compensated = parseCredits('1').toString();
+    x.chain.before.burned = '0';
+    x.chain.after.burned = burned.toString();
+    x.chain.after.consumerFree[CONSUMER] = (BigInt(x.chain.after.consumerFree[CONSUMER]!) - burned).toString();
+    return x;
+  };
+
+  it('holds when a slash pays the consumer only what the attempt cost and burns the rest (GpuMarket.burned)', () => {
+    expect(messages(tokensConserved(partlyBurned()))).toEqual([]);
+  });
+
+  it('catches burned credits the market does not account for, or a consumer paid more than compensated', () => {
+    const unaccounted = partlyBurned();
+    unaccounted.chain.after.burned = '0';
+    expect(messages(tokensConserved(unaccounted))).toEqual([
+      expect.stringMatching(/^after \(block \d+\): the market holds \d+ but accounts sum to \d+/),
+      expect.stringMatching(/^the market burned 0; slashes taken \(\d+\) minus compensation \(\d+\) is \d+/),
+    ]);
+    const overpaid = partlyBurned();
+    overpaid.chain.after.consumerFree[CONSUMER] = (BigInt(overpaid.chain.after.consumerFree[CONSUMER]!) + 5n).toString();
+    expect(messages(tokensConserved(overpaid))).toContainEqual(expect.stringMatching(/^the consumer's funds moved by \d+; slash compensation/));
+  });
+
   it('catches credits that appear from nowhere or vanish', () => {
     const x = h();
     x.chain.after.providerEarnings[WALLET_B] = (BigInt(x.chain.after.providerEarnings[WALLET_B]!) + 5n).toString();

@@ -149,7 +149,8 @@ export function slashedExactlyOnce(h: ChaosHistory): Violation[] {
 const sum = (r: Record<string, string>) => Object.values(r).reduce((n, v) => n + BigInt(v), 0n);
 
 function balanced(label: string, x: Holdings): string | undefined {
-  const held = sum(x.consumerFree) + sum(x.providerStake) + sum(x.providerEarnings) + BigInt(x.openEscrowed);
+  // GpuMarket's own identity: what it holds is what it owes, plus what slashes burned.
+  const held = sum(x.consumerFree) + sum(x.providerStake) + sum(x.providerEarnings) + BigInt(x.openEscrowed) + BigInt(x.burned ?? '0');
   return BigInt(x.marketBalance) === held ? undefined : `${label} (block ${x.block}): the market holds ${x.marketBalance} but accounts sum to ${held}`;
 }
 
@@ -163,10 +164,19 @@ export function tokensConserved(h: ChaosHistory): Violation[] {
     if (p) problems.push(p);
   }
   const settled = events.filter((e) => e.name === 'Settled').reduce((n, e) => n + BigInt(e.amount), 0n);
-  const slashed = events.filter((e) => e.name === 'Slashed').reduce((n, e) => n + BigInt(e.amount), 0n);
+  const slashes = events.filter((e) => e.name === 'Slashed');
+  const slashed = slashes.reduce((n, e) => n + BigInt(e.amount), 0n);
+  // A slash pays the consumer at most what the attempt cost it (DESIGN §5); the rest is burned.
+  const compensated = slashes.reduce((n, e) => n + BigInt(e.compensated ?? e.amount), 0n);
   const d = (a: Record<string, string>, b: Record<string, string>) => sum(b) - sum(a);
   const consumerDelta = BigInt(after.consumerFree[consumer] ?? '0') + BigInt(after.openEscrowed) - BigInt(before.consumerFree[consumer] ?? '0') - BigInt(before.openEscrowed);
-  if (consumerDelta !== slashed - settled) problems.push(`the consumer's funds moved by ${consumerDelta}; slashes (${slashed}) minus payments (${settled}) is ${slashed - settled}`);
+  if (consumerDelta !== compensated - settled) problems.push(`the consumer's funds moved by ${consumerDelta}; slash compensation (${compensated}) minus payments (${settled}) is ${compensated - settled}`);
+  if (before.burned !== undefined && after.burned !== undefined && BigInt(after.burned) - BigInt(before.burned) !== slashed - compensated) {
+    problems.push(`the market burned ${BigInt(after.burned) - BigInt(before.burned)}; slashes taken (${slashed}) minus compensation (${compensated}) is ${slashed - compensated}`);
+  }
+  for (const e of slashes) {
+    if (e.compensated !== undefined && BigInt(e.compensated) > BigInt(e.amount)) problems.push(`slash of escrow ${e.escrowId} compensated ${e.compensated}, more than the ${e.amount} taken`);
+  }
   if (d(before.providerEarnings, after.providerEarnings) !== settled) problems.push(`providers' earnings grew by ${d(before.providerEarnings, after.providerEarnings)}, payments were ${settled}`);
   if (d(before.providerStake, after.providerStake) !== -slashed) problems.push(`stakes moved by ${d(before.providerStake, after.providerStake)}, slashes were ${slashed}`);
   return problems.map((message) => ({ invariant: 'token-conservation', message, faults: [] }));

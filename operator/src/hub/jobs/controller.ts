@@ -18,6 +18,7 @@ import { StatusWriter } from '../../runtime/status-writer.js';
 import { endedAttempts, type GpuJobMetrics, timedSchedule } from './metrics.js';
 import { FreshJobs } from './fresh-jobs.js';
 import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
+import { nextEpoch } from '../settlement/billing.js';
 import { MarketCache } from './market-cache.js';
 import { SchedulingBackoff } from './queue.js';
 import { desiredAttempts, judgeReport } from './fence.js';
@@ -63,6 +64,8 @@ export interface GpuJobControllerOptions {
   minimumRunGpuSeconds?: number;
   /** The hub runs without a chain: every job says so (Settled=False, NoChain). */
   noChain?: boolean;
+  /** How long a job may wait unplaced on an escrow pinned to one provider before it is given back (default 2 min). */
+  unplacedEscrowTimeoutMs?: number;
 }
 
 export interface GpuJobSettlementHooks {
@@ -91,6 +94,8 @@ export class GpuJobController {
   /** Cordons each agent streamed, to check the reclaims it reports. */
   readonly reclaimNotices = new ReclaimNotices();
   private readonly reports = new Map<string, AttemptReport>();
+  /** Since when each job has waited unplaced on the escrow of its next epoch (in memory: a restart waits afresh). */
+  private readonly pinnedSince = new Map<string, { epoch: number; since: number }>();
   private readonly controller: Controller;
   private readonly statusWriter: StatusWriter<GpuJob>;
   private readonly recorder: EventRecorder;
@@ -314,7 +319,14 @@ export class GpuJobController {
         ? { wait: `provider ${trial.provider} has no wallet to open an escrow for` }
         : await this.opts.fundingCheck(job, trial && wallet ? { provider: trial.provider, wallet } : undefined);
     }
-    const inputs: Parameters<typeof planJob>[1] = { ...base, blockedBy: funding.wait, schedule: scheduleOn(funding.wallet, !funding.wait) };
+    const pinnedEscrow = funding.wallet ? this.pinnedWait(key, job, funding.wallet, now) : (this.pinnedSince.delete(key), undefined);
+    const inputs: Parameters<typeof planJob>[1] = {
+      ...base,
+      blockedBy: funding.wait,
+      schedule: scheduleOn(funding.wallet, !funding.wait),
+      ...(pinnedEscrow ? { pinnedEscrow } : {}),
+      ...(this.opts.unplacedEscrowTimeoutMs !== undefined ? { unplacedEscrowTimeoutMs: this.opts.unplacedEscrowTimeoutMs } : {}),
+    };
     let plan = planJob(job, inputs);
     // Secrets are read only once a placement is decided, and go to that Assign alone. Without them
     // (no grant, no Secret, no key) the job waits, saying which.
@@ -344,6 +356,7 @@ export class GpuJobController {
     const target = written.outcome === 'written' ? written.object : job;
     if (written.outcome === 'written') for (const a of endedAttempts(job, target)) this.opts.metrics?.attemptEnded?.(a);
     for (const c of plan.cancel) this.opts.agents.send(c.provider, cancelMessage(job.metadata.uid!, c.epoch, c.reason, 0));
+    if (plan.assign || !needsPlacement(target)) this.pinnedSince.delete(key);
     if (plan.assign) {
       this.backoff.clear(key);
       const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour, plan.assign.coveredGpuSeconds, secrets) } });
@@ -358,6 +371,15 @@ export class GpuJobController {
     for (const e of plan.events) void this.recorder.record(target, e.type, e.reason, e.message).catch(() => undefined);
     if (!plan.assign && needsPlacement(target) && plan.requeueAfterMs) return requeueAfter(this.backoff.unschedulable(key, now));
     return plan.requeueAfterMs ? requeueAfter(plan.requeueAfterMs) : done;
+  }
+
+  /** How long the job has waited unplaced on the escrow its next epoch already has (pinned to `wallet`). */
+  private pinnedWait(key: string, job: GpuJob, wallet: string, now: number): { epoch: number; provider: string; waitedMs: number } {
+    const epoch = nextEpoch(job);
+    let pin = this.pinnedSince.get(key);
+    if (!pin || pin.epoch !== epoch) this.pinnedSince.set(key, (pin = { epoch, since: now }));
+    const provider = this.providers.list().find((p) => p.spec.wallet?.toLowerCase() === wallet.toLowerCase())?.metadata.name ?? wallet;
+    return { epoch, provider, waitedMs: now - pin.since };
   }
 
   /**
@@ -385,6 +407,7 @@ export class GpuJobController {
       this.reports.delete(job.metadata.uid);
       this.podEvents.forget(job.metadata.uid);
     }
+    this.pinnedSince.delete(objectKey(job));
     return done;
   }
 }

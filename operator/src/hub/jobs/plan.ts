@@ -47,6 +47,13 @@ export interface PlanInputs {
   reclaimAnnounced?: (provider: string, cause: 'window-ended' | 'owner-cordon', nodes: readonly string[], sinceMs: number) => boolean;
   /** Condition reason for blockedBy (default InsufficientFunds), e.g. WaitingForSecrets. */
   blockedReason?: string;
+  /**
+   * The escrow of the next attempt is open on chain and pays `provider` only, and the job has waited
+   * unplaced on it for `waitedMs` (the hub's memory: a restart starts the wait again).
+   */
+  pinnedEscrow?: { epoch: number; provider: string; waitedMs: number };
+  /** How long a job may wait unplaced on its pinned escrow before the escrow is given back (default 2 min). */
+  unplacedEscrowTimeoutMs?: number;
 }
 
 export interface PlannedEvent {
@@ -65,6 +72,11 @@ export interface Plan {
 }
 
 const PENDING_RETRY_MS = 5_000;
+export const DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS = 120_000;
+/** Reason of the attempt record that retires an escrow never placed (not an attempt at running). */
+export const NEVER_PLACED = 'NeverPlaced';
+/** At most this many escrows a job gives back unplaced; after that it waits on the last one. */
+export const MAX_NEVER_PLACED = 16;
 export const DEFAULT_START_TIMEOUT_SECONDS = 600;
 export const DEFAULT_MINIMUM_RUN_GPU_SECONDS = 60;
 const TERMINAL = new Set(['Succeeded', 'Failed']);
@@ -96,6 +108,12 @@ export function isPaid(a: JobAttempt): boolean {
   if (a.outcome === 'Reclaimed') return a.faultOf !== 'provider';
   return a.outcome === 'Failed' && (a.faultOf === 'user' || a.faultOf === 'unattributed');
 }
+
+/** An attempt record that only retired an escrow no placement used: it never ran anywhere. */
+export const isNeverPlaced = (a: JobAttempt): boolean => a.reason === NEVER_PLACED && a.outcome === 'Cancelled';
+
+/** The attempts that count against spec.faultTolerance.maxAttempts: those placed on a provider. */
+export const placedAttempts = (attempts: readonly JobAttempt[]): JobAttempt[] => attempts.filter((a) => !isNeverPlaced(a));
 
 export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   const { now } = inputs;
@@ -231,12 +249,35 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     }
   }
 
-  // 3. No live attempt: place the job (again), unless it has used up its attempts.
+  // 3. No live attempt: place the job (again), unless it has used up its attempts. An attempt that
+  //    ended leaves the job not running, whatever it said before.
+  const last = attempts.at(-1);
+  if (last && status.conditions?.some((c) => c.type === JobConditions.Running && c.status === 'True')) {
+    setCond(JobConditions.Running, 'False', 'AttemptEnded', `attempt ${last.epoch} on ${last.provider} ended ${last.outcome ?? ''} (${last.reason ?? 'no reason'})`);
+  }
   const maxAttempts = job.spec.faultTolerance?.maxAttempts ?? 3;
-  if (attempts.length >= maxAttempts) {
-    finish('Failed', 'MaxAttemptsReached', `${attempts.length} of ${maxAttempts} attempts used; the last ended: ${attempts.at(-1)?.reason ?? 'unknown'}`);
+  const placed = placedAttempts(attempts);
+  if (placed.length >= maxAttempts) {
+    finish('Failed', 'MaxAttemptsReached', `${placed.length} of ${maxAttempts} attempts used; the last ended: ${placed.at(-1)?.reason ?? 'unknown'}`);
     return withCost(plan, job);
   }
+  const epoch = Math.max(0, ...attempts.map((a) => a.epoch)) + 1;
+  // A job that waits on an escrow pinned to one provider (GpuMarket pays one provider per escrow)
+  // gives it back after a bound, so no escrow stays locked for a placement that may never come (a
+  // provider slashed below its stake, say): the epoch is retired with a record that is not an
+  // attempt at running (never paid, never slashed: the settlement refunds it), and the next epoch
+  // gets a fresh escrow for wherever the job fits then. The status write decides: a placement of
+  // this epoch and its retirement cannot both land.
+  const retirePinned = (why: string): boolean => {
+    const pin = inputs.pinnedEscrow;
+    if (!pin || pin.epoch !== epoch) return false;
+    const limit = inputs.unplacedEscrowTimeoutMs ?? DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS;
+    if (pin.waitedMs < limit || attempts.filter(isNeverPlaced).length >= MAX_NEVER_PLACED) return false;
+    const message = `never placed: its escrow pays ${pin.provider} only, which could not take the job for ${Math.round(pin.waitedMs / 1000)}s (${why}); the escrow is refunded and the job placed afresh`;
+    attempts.push({ epoch, provider: pin.provider, startTime: iso(now), endTime: iso(now), outcome: 'Cancelled', reason: NEVER_PLACED, faultOf: 'none', message, gpuSeconds: 0 });
+    plan.events.push({ type: 'Warning', reason: 'EscrowReleased', message: `attempt ${epoch} ${message}` });
+    return true;
+  };
   const exclude = [...new Set(attempts.filter((a) => a.faultOf === 'provider' || a.faultOf === 'owner-reclaim').map((a) => a.provider))];
   const result = inputs.schedule(jobRequest(job, exclude));
   const waitingPhase = attempts.length ? 'Pending' : status.phase === 'Scheduled' ? 'Pending' : status.phase;
@@ -248,10 +289,9 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     if (status.message !== message) plan.events.push({ type: 'Normal', reason: 'Unschedulable', message });
     status.message = message;
     setCond(JobConditions.Scheduled, 'False', result.kind === 'unschedulable' ? 'Unschedulable' : (inputs.blockedReason ?? 'InsufficientFunds'), message);
-    plan.requeueAfterMs = PENDING_RETRY_MS;
+    plan.requeueAfterMs = retirePinned(message) ? 1_000 : PENDING_RETRY_MS;
     return withCost(plan, job);
   }
-  const epoch = Math.max(0, ...attempts.map((a) => a.epoch)) + 1;
   // The budget left must cover the hub's minimum run at the placed price, or the job waits.
   let covered = 0;
   if (inputs.budgetLeft !== undefined) {
@@ -268,7 +308,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       if (status.message !== message) plan.events.push({ type: 'Warning', reason: 'BudgetBelowMinimumRun', message });
       status.message = message;
       setCond(JobConditions.Scheduled, 'False', 'BudgetBelowMinimumRun', message);
-      plan.requeueAfterMs = PENDING_RETRY_MS;
+      plan.requeueAfterMs = retirePinned('its budget is below the minimum run') ? 1_000 : PENDING_RETRY_MS;
       return withCost(plan, job);
     }
     covered = coveredGpuSeconds(inputs.budgetLeft, price);
@@ -332,7 +372,7 @@ function failureOf(report: AttemptReport): AttemptEnd {
 function withCost(plan: Plan, job: GpuJob): Plan {
   const status = plan.status;
   const attempts = status.attempts ?? [];
-  status.attemptCount = attempts.length;
+  status.attemptCount = placedAttempts(attempts).length;
   let gpuSeconds = 0;
   let amount = 0n;
   const live = attempts.find((a) => !a.endTime);

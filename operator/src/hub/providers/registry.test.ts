@@ -184,9 +184,37 @@ describe('KubeProviderRegistry heartbeat writes', () => {
     await next.registry.checkHeartbeats();
     expect(next.lost).toEqual([]);
     expect(next.store.statusWrites).toEqual([]); // adopting writes nothing
+    // Its agent may still be backing off (up to 30 s between dials after a leaderless spell).
     next.tick(2_000);
     await next.registry.checkHeartbeats();
+    expect(next.lost).toEqual([]);
+    for (let i = 0; i < 28; i++) {
+      next.tick(1_000); // checked every second, as the leader does: up to 44 s after the takeover
+      await next.registry.checkHeartbeats();
+    }
+    expect(next.lost).toEqual([]);
+    for (let i = 0; i < 2; i++) {
+      next.tick(1_000);
+      await next.registry.checkHeartbeats();
+    }
     expect(next.lost).toEqual([old.name()]);
+  });
+
+  it('an adopted provider that speaks is back on the usual providerLostAfter', async () => {
+    const old = setup();
+    await old.register();
+    await old.beat();
+    const next = setup();
+    for (const p of old.store.objects.values()) next.store.objects.set(p.metadata.name!, structuredClone(p));
+    next.registry.adoptProviders([...next.store.objects.values()]);
+    next.tick(20_000);
+    await next.register();
+    await next.beat();
+    for (let i = 0; i < 16; i++) {
+      next.tick(1_000);
+      await next.registry.checkHeartbeats();
+    }
+    expect(next.lost).toEqual([next.name()]);
   });
 });
 

@@ -1,3 +1,4 @@
+import { defaultBackoff } from '../../agent/stream/backoff.js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ProviderConditions } from '../../api/constants.js';
@@ -36,6 +37,12 @@ export interface ProviderRegistryOptions {
   onAgentSynced?: (provider: string) => Promise<void> | void;
   /** At rest, lastHeartbeatTime and latency are written at most this often; default 60 s. */
   statusPeriodMs?: number;
+  /**
+   * Added to providerLostAfter for providers this hub adopted (took over without hearing them):
+   * agents that found no leader back off up to this long between dials (default: the agent's
+   * reconnect ceiling, 30 s), and a failover must never count as their loss.
+   */
+  adoptionGraceMs?: number;
   /** Every inventory, before it is written (the GpuJob controller keeps the cordons it shows). */
   onInventory?: (provider: string, inventory: Inventory) => void;
   /** Provider Events about an attempt's pods (the GpuJob controller fences and records them). */
@@ -47,6 +54,8 @@ interface Liveness {
   lastHeartbeatMs: number;
   /** Last heartbeat actually received by this hub (undefined for a provider only adopted). */
   heardMs?: number;
+  /** An adopted provider that has not spoken yet is not lost before this (its agent may be backing off). */
+  graceUntilMs?: number;
   latency?: NonNullable<GpuProviderStatus['latency']>;
   /** When this hub last wrote the provider's status (any write carries heartbeat and latency). */
   writtenMs: number;
@@ -218,6 +227,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
     }
     for (const [name, live] of this.live) {
       if (!live.ready || now - live.lastHeartbeatMs <= this.lostAfter) continue;
+      if (live.heardMs === undefined && live.graceUntilMs !== undefined && now <= live.graceUntilMs) continue;
       live.ready = false;
       const seconds = Math.round((now - live.lastHeartbeatMs) / 1000);
       const message = `no heartbeat for ${seconds}s (providerLostAfter ${this.lostAfter / 1000}s)`;
@@ -241,7 +251,10 @@ export class KubeProviderRegistry implements ProviderRegistry {
   /**
    * A new leader (or a restarted hub) takes over the providers it has not heard from: each one its
    * predecessor saw Ready counts as heard from now, so it has a full providerLostAfter to reconnect
-   * before it is declared lost. Without this, a provider that never comes back stays Ready forever.
+   * before it is declared lost, plus the agents' reconnect ceiling (an agent that found no leader
+   * backs off up to 30 s between dials). Without this, a provider that never comes back stays Ready
+   * forever; with only providerLostAfter, a leaderless spell longer than a few seconds made the new
+   * leader declare every provider lost (and slash their attempts) before their agents dialled again.
    */
   adoptProviders(providers: readonly GpuProvider[]): void {
     const now = this.now();
@@ -250,7 +263,8 @@ export class KubeProviderRegistry implements ProviderRegistry {
       if (!name || this.live.has(name)) continue;
       const ready = p.status?.conditions?.some((c) => c.type === ProviderConditions.Ready && c.status === 'True') ?? false;
       if (ready) {
-        this.live.set(name, { lastHeartbeatMs: now, writtenMs: now, latencyWritten: true, ready, connected: false, awaitingFirstInventory: false, writes: Promise.resolve() });
+        const graceUntilMs = now + this.lostAfter + (this.opts.adoptionGraceMs ?? defaultBackoff.maxMs);
+        this.live.set(name, { lastHeartbeatMs: now, graceUntilMs, writtenMs: now, latencyWritten: true, ready, connected: false, awaitingFirstInventory: false, writes: Promise.resolve() });
       }
     }
   }

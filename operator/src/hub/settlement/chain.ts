@@ -5,6 +5,7 @@ import { escrowLogs, type ParsedMarketLog, parseMarketLogs } from '../../chain/m
 import { SettlerNonceManager } from '../../chain/nonce-manager.js';
 import { freshProvider } from '../../chain/provider.js';
 import { marketDomain } from '../../chain/receipt.js';
+import { ChainConfigError } from './chain-connect.js';
 import type { EscrowStateName } from './plan.js';
 
 // The hub's one connection to GpuMarket: reads at the latest block, and every transaction from the
@@ -60,15 +61,28 @@ export class SettlementChain {
     this.fromBlock = opts.fromBlock ?? 0;
   }
 
-  /** Connects, checking that the endpoint answers, the market exists and the key may settle. */
+  /**
+   * Connects, checking that the endpoint answers, is the configured chain, the market exists and the
+   * key may settle. An endpoint that does not answer throws a plain error (an outage: try again);
+   * one that answers with something else throws ChainConfigError (never retried).
+   */
   static async connect(opts: SettlementChainOptions): Promise<SettlementChain> {
-    const chainId = opts.chainId ?? (await askChainId(opts.rpcUrl));
-    const chain = new SettlementChain(opts, chainId);
-    if ((await chain.provider.getCode(opts.marketAddress)) === '0x') {
-      throw new Error(`no contract at ${opts.marketAddress} on chain ${chainId} (${opts.rpcUrl})`);
+    const answered = await askChainId(opts.rpcUrl);
+    if (opts.chainId !== undefined && answered !== opts.chainId) {
+      throw new ChainConfigError(`the chain at ${opts.rpcUrl} is chain ${answered}, the hub is configured for chain ${opts.chainId} (--chain-id)`);
     }
-    if (!(await chain.market.isSettler(chain.settler.wallet.address))) {
-      throw new Error(`the settler key ${chain.settler.wallet.address} has no settler role on GpuMarket ${opts.marketAddress}`);
+    const chainId = answered;
+    const chain = new SettlementChain(opts, chainId);
+    try {
+      if ((await chain.provider.getCode(opts.marketAddress)) === '0x') {
+        throw new ChainConfigError(`no contract at ${opts.marketAddress} on chain ${chainId} (${opts.rpcUrl})`);
+      }
+      if (!(await chain.market.isSettler(chain.settler.wallet.address))) {
+        throw new ChainConfigError(`the settler key ${chain.settler.wallet.address} has no settler role on GpuMarket ${opts.marketAddress}`);
+      }
+    } catch (err) {
+      chain.close();
+      throw err;
     }
     return chain;
   }
@@ -189,7 +203,8 @@ async function askChainId(rpcUrl: string): Promise<number> {
   }).catch((err: unknown) => {
     throw new Error(`cannot reach the chain at ${rpcUrl}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
   });
-  const body = (await response.json()) as { result?: string; error?: { message: string } };
-  if (!body.result) throw new Error(`eth_chainId failed at ${rpcUrl}: ${body.error?.message ?? response.statusText}`);
+  // A gateway's 5xx page or an RPC error is the endpoint being unwell: an outage, not a wrong chain.
+  const body = (await response.json().catch(() => ({}))) as { result?: string; error?: { message: string } };
+  if (!body.result) throw new Error(`eth_chainId failed at ${rpcUrl}: ${body.error?.message ?? `HTTP ${response.status} ${response.statusText}`}`);
   return Number(BigInt(body.result));
 }

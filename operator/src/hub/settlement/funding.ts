@@ -5,6 +5,7 @@ import { attemptEscrowId } from '../../chain/attempt-escrow.js';
 import { formatCredits } from '../../chain/credits.js';
 import { tenantIdOf } from '../../chain/tenant.js';
 import type { ConsumerLookup } from './accounts.js';
+import { placedAttempts } from '../jobs/plan.js';
 import { isDeleted, isFinished, nextEpoch } from './billing.js';
 import { attemptHold } from './budget.js';
 import { chainErrorMessage, type ConfirmedTx, type SettlementChain } from './chain.js';
@@ -185,7 +186,7 @@ export function fundsMessage(consumer: string, free: bigint, needed: bigint, sou
 
 /** The planner will end this job instead of placing it (attempts used up, deadline passed): no escrow. */
 function endsWithoutPlacement(job: GpuJob): boolean {
-  const attempts = job.status?.attempts?.length ?? 0;
+  const attempts = placedAttempts(job.status?.attempts ?? []).length;
   if (attempts >= (job.spec.faultTolerance?.maxAttempts ?? 3)) return true;
   const deadline = job.spec.activeDeadlineSeconds;
   const created = Date.parse(String(job.metadata.creationTimestamp ?? ''));

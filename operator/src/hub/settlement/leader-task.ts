@@ -2,12 +2,13 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { GpuJob } from '../../api/types.js';
 import type { UsageReceipt as ReceiptMessage } from '../../gen/proto/fedgpu/v1/market.js';
-import { type Action, done } from '../../runtime/action.js';
+import { type Action, requeueAfter } from '../../runtime/action.js';
 import type { AgentLink } from '../jobs/controller.js';
 import { ProviderChainStatus, type ChainStatusSink } from '../providers/chain-status.js';
 import { ConsumerAccounts } from './accounts.js';
-import { enableSettlementPending, setMinStakeCredits } from '../../metrics/settlement-metrics.js';
+import { enableSettlementPending, observeChainRpcError, setChainConnected, setMinStakeCredits } from '../../metrics/settlement-metrics.js';
 import { chainErrorMessage, SettlementChain } from './chain.js';
+import { connectWithRetry, isChainConfigError, withTimeout } from './chain-connect.js';
 import { EscrowDrift } from './drift.js';
 import { DEFAULT_HUB_ID } from '../../chain/tenant.js';
 import { EscrowFunding, type FundingCandidate, type FundingVerdict } from './funding.js';
@@ -15,7 +16,8 @@ import { type JobSource, SettlementController } from './controller.js';
 
 // On-chain settlement for the hub, wired as one leader task (docs/settlement.md): the funding check
 // and escrow opening, the settlement controller, the drift check, and the providers' stake and
-// reputation from the chain. Without --chain-rpc none of this exists and jobs run unpaid.
+// reputation from the chain. Without --chain-rpc none of this exists and jobs run unpaid. A chain that
+// does not answer at start-up leaves settlement degraded (retried in the background), never the hub down.
 
 export interface HubSettlementOptions {
   rpcUrl: string;
@@ -52,21 +54,147 @@ export interface SettlementWiring {
   registry: ChainStatusSink;
 }
 
+export interface HubSettlementHooks {
+  /** The chain came back answering as another chain, market or key: the hub cannot settle (exit). */
+  onFatal?: (err: Error) => void;
+  /** Settlement went degraded (false: the chain is unreachable) or connected (true). */
+  onConnected?: (connected: boolean) => void;
+}
+
+interface Parts {
+  controller: SettlementController;
+  funding: EscrowFunding;
+  drift: EscrowDrift;
+  providerStatus: ProviderChainStatus;
+  accounts: ConsumerAccounts;
+}
+
+const MAX_EARLY_RECEIPTS = 10_000;
+
 export class HubSettlement {
-  private controller?: SettlementController;
-  private funding?: EscrowFunding;
-  private drift?: EscrowDrift;
-  private providerStatus?: ProviderChainStatus;
-  private accounts?: ConsumerAccounts;
+  private chainValue?: SettlementChain;
+  private slashAmount: bigint;
+  private wiring?: SettlementWiring;
+  private parts?: Parts;
+  /** Receipts agents sent before the chain was reached (agents re-send unacknowledged ones anyway). */
+  private early: { provider: string; receipt: ReceiptMessage }[] = [];
+  private lastError = 'not tried yet';
+  private readonly stopping = new AbortController();
+  /** Resolves once the chain is reached and the parts are built; rejects only when stopped or refused. */
+  private readonly ready: Promise<void>;
+  private markReady!: () => void;
+  private markFailed!: (err: unknown) => void;
 
   private constructor(
-    readonly chain: SettlementChain,
     private readonly opts: HubSettlementOptions,
     private readonly logger: Logger,
-  ) {}
+    private readonly hooks: HubSettlementHooks,
+  ) {
+    this.slashAmount = opts.slashAmount;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.markReady = resolve;
+      this.markFailed = reject;
+    });
+    this.ready.catch(() => undefined);
+  }
 
-  /** Connects to the chain (fails fast when the endpoint, the market or the settler role is wrong). */
-  static async connect(opts: HubSettlementOptions, logger: Logger): Promise<HubSettlement> {
+  /**
+   * Reaches the chain once. Refuses (throws) when the chain answers as another chain, market or key;
+   * when it does not answer, starts degraded and keeps trying in the background with a capped
+   * back-off: jobs wait for their escrows, nothing is settled, and the rest of the hub runs.
+   */
+  static async start(opts: HubSettlementOptions, logger: Logger, hooks: HubSettlementHooks = {}): Promise<HubSettlement> {
+    const settlement = new HubSettlement(opts, logger.child({ controller: 'settlement' }), hooks);
+    try {
+      await withTimeout(settlement.connectOnce(), 15_000, `the settlement chain at ${opts.rpcUrl}`);
+      settlement.connected();
+    } catch (err) {
+      if (isChainConfigError(err)) throw err;
+      settlement.degraded(err);
+      void settlement.retry();
+    }
+    return settlement;
+  }
+
+  /** Whether the chain has been reached (false: settlement is degraded, retrying). */
+  get isConnected(): boolean {
+    return this.chainValue !== undefined;
+  }
+
+  /** Why the chain is not reached (while degraded). */
+  get degradedBecause(): string | undefined {
+    return this.chainValue ? undefined : this.lastError;
+  }
+
+  /** The chain id agents sign receipts for: configured (--chain-id), or as the chain answered. */
+  get chainId(): number | undefined {
+    return this.chainValue?.chainId ?? this.opts.chainId;
+  }
+
+  /** What agents sign receipts for (sent in Registered); undefined until the chain id is known. */
+  get domainInfo(): { chainId: number; marketAddress: string } | undefined {
+    const chainId = this.chainId;
+    return chainId === undefined ? undefined : { chainId, marketAddress: this.opts.marketAddress };
+  }
+
+  /** Resolves once the chain id agents sign for is known (configured, or the chain answered). */
+  async domainKnown(): Promise<void> {
+    if (this.chainId === undefined) await this.ready;
+  }
+
+  /** Keeps the parts that need the hub's caches and agent link; they are built once the chain is reached. */
+  attach(wiring: SettlementWiring): void {
+    this.wiring = wiring;
+    if (this.chainValue) this.build(this.chainValue);
+  }
+
+  /** GpuJobControllerOptions.fundingCheck: why the job must wait before it is placed on `candidate`, if it must. */
+  fundingCheck(job: GpuJob, candidate?: FundingCandidate): Promise<FundingVerdict> {
+    if (!this.chainValue) return Promise.resolve({ wait: `waiting for the settlement chain: ${this.lastError}` });
+    return this.parts ? this.parts.funding.check(job, candidate) : Promise.resolve({ wait: 'waiting for the settlement controller to start' });
+  }
+
+  /** The GpuJob finalizer waits on this: done once every escrow of the deleted job is closed. */
+  release(job: GpuJob): Promise<Action> {
+    // Without the chain nobody can tell whether the job's escrows are closed: keep the finalizer.
+    if (!this.parts) return Promise.resolve(requeueAfter(5_000));
+    return this.parts.controller.release(job);
+  }
+
+  onUsageReceipt(provider: string, receipt: ReceiptMessage): void {
+    if (this.parts) return this.parts.controller.onUsageReceipt(provider, receipt);
+    if (this.early.length < MAX_EARLY_RECEIPTS) this.early.push({ provider, receipt });
+  }
+
+  /** The leader task: waits for the chain (degraded meanwhile), then runs until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const aborted = new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+    if (await Promise.race([this.ready.then(() => false, () => true), aborted.then(() => true)])) return;
+    if (!this.parts || !this.chainValue) throw new Error('HubSettlement.attach must run before run');
+    const { controller, drift, providerStatus, accounts } = this.parts;
+    const chain = this.chainValue;
+    await chain.waitForSettlerIdle().catch((err: unknown) => this.logger.warn({ err: chainErrorMessage(err) }, 'could not check for pending settler transactions'));
+    await accounts.namespaces.start();
+    await controller.start();
+    for (const { provider, receipt } of this.early.splice(0)) controller.onUsageReceipt(provider, receipt);
+    setMinStakeCredits(Number(this.opts.minStake) / 1e18);
+    enableSettlementPending();
+    const loops = [
+      every(this.opts.driftIntervalMs ?? 30_000, () => drift.check().then((r) => r.orphansRefunded.length && this.logger.warn(r, 'drift check refunded orphaned escrows'))),
+      every(this.opts.providerStatusIntervalMs ?? 10_000, () => providerStatus.refresh()),
+    ].map((loop) => loop(signal, this.logger));
+    await Promise.all(loops);
+    await controller.stop();
+    await accounts.namespaces.stop();
+  }
+
+  close(): void {
+    this.stopping.abort(new Error('the hub is stopping'));
+    this.chainValue?.close();
+  }
+
+  private async connectOnce(): Promise<void> {
+    const opts = this.opts;
     const chain = await SettlementChain.connect({
       rpcUrl: opts.rpcUrl,
       marketAddress: opts.marketAddress,
@@ -75,30 +203,69 @@ export class HubSettlement {
       ...(opts.chainId !== undefined ? { chainId: opts.chainId } : {}),
       ...(opts.fromBlock !== undefined ? { fromBlock: opts.fromBlock } : {}),
       ...(opts.pollingIntervalMs !== undefined ? { pollingIntervalMs: opts.pollingIntervalMs } : {}),
-      logger,
+      logger: this.logger,
     });
-    // A slash above the market's bond would revert: slash what the market allows, and say so.
-    const bond = await chain.slashBond();
-    const slashAmount = opts.slashAmount > bond ? bond : opts.slashAmount;
-    if (slashAmount !== opts.slashAmount) logger.warn({ configured: opts.slashAmount.toString(), slashBond: bond.toString() }, 'the slash amount exceeds the market\'s slashBond; slashing the bond instead');
-    logger.info({ chainId: chain.chainId, market: opts.marketAddress, settler: chain.settler.wallet.address, hubId: opts.hubId ?? DEFAULT_HUB_ID }, 'settling on chain');
-    return new HubSettlement(chain, { ...opts, slashAmount }, logger.child({ controller: 'settlement' }));
+    try {
+      // A slash above the market's bond would revert: slash what the market allows, and say so.
+      const bond = await chain.slashBond();
+      this.slashAmount = opts.slashAmount > bond ? bond : opts.slashAmount;
+      if (this.slashAmount !== opts.slashAmount) this.logger.warn({ configured: opts.slashAmount.toString(), slashBond: bond.toString() }, "the slash amount exceeds the market's slashBond; slashing the bond instead");
+    } catch (err) {
+      chain.close();
+      throw err;
+    }
+    // Stopped meanwhile, or a try that outlived its timeout already connected: keep one connection.
+    if (this.stopping.signal.aborted || this.chainValue) return chain.close();
+    this.chainValue = chain;
+    this.logger.info({ chainId: chain.chainId, market: opts.marketAddress, settler: chain.settler.wallet.address, hubId: opts.hubId ?? DEFAULT_HUB_ID }, 'settling on chain');
   }
 
-  /** What agents sign receipts for (sent in Registered). */
-  get domainInfo(): { chainId: number; marketAddress: string } {
-    return { chainId: this.chain.chainId, marketAddress: this.opts.marketAddress };
+  private connected(): void {
+    if (!this.chainValue) return;
+    setChainConnected(true);
+    this.hooks.onConnected?.(true);
+    if (this.wiring) this.build(this.chainValue);
+    this.markReady();
   }
 
-  /** Builds the parts that need the hub's caches and agent link (they exist after connect). */
-  attach(wiring: SettlementWiring): void {
-    const { jobs, kubeConfig } = wiring;
+  private degraded(err: unknown): void {
+    this.lastError = chainErrorMessage(err);
+    setChainConnected(false);
+    this.hooks.onConnected?.(false);
+    this.logger.warn(
+      { rpcUrl: this.opts.rpcUrl, err: this.lastError, chainId: this.opts.chainId ?? 'unknown until the chain answers' },
+      'settlement DEGRADED: the chain does not answer; starting anyway and retrying (jobs wait for their escrows, nothing is settled meanwhile)',
+    );
+  }
+
+  private async retry(): Promise<void> {
+    try {
+      await connectWithRetry(() => this.connectOnce(), this.stopping.signal, {
+        onRetry: (err, failures, nextInMs) => {
+          this.lastError = chainErrorMessage(err);
+          observeChainRpcError('connection');
+          this.logger.warn({ err: this.lastError, failures, nextInMs }, 'settlement degraded: the chain still does not answer');
+        },
+      });
+      this.logger.info('settlement chain reached: settlement resumes');
+      this.connected();
+    } catch (err) {
+      this.markFailed(err);
+      if (this.stopping.signal.aborted) return;
+      const error = err instanceof Error ? err : new Error(String(err));
+      this.logger.error({ err: error.message }, 'the settlement chain answered, but not as configured: refusing to settle');
+      this.hooks.onFatal?.(error);
+    }
+  }
+
+  private build(chain: SettlementChain): void {
+    if (this.parts || !this.wiring) return;
+    const { jobs, kubeConfig } = this.wiring;
     const logger = this.logger;
-    this.accounts = new ConsumerAccounts(kubeConfig, logger);
-    const accounts = this.accounts;
+    const accounts = new ConsumerAccounts(kubeConfig, logger);
     let controller: SettlementController | undefined;
-    this.funding = new EscrowFunding({
-      chain: this.chain,
+    const funding = new EscrowFunding({
+      chain,
       defaultHold: this.opts.defaultHold,
       consumerOf: (job) => accounts.consumerOf(job.metadata.namespace),
       hubId: this.opts.hubId ?? DEFAULT_HUB_ID,
@@ -112,54 +279,19 @@ export class HubSettlement {
       logger,
     });
     controller = new SettlementController({
-      chain: this.chain,
-      funding: this.funding,
+      chain,
+      funding,
       jobs,
-      agents: wiring.agents,
+      agents: this.wiring.agents,
       kubeConfig,
       logger,
-      slashAmount: this.opts.slashAmount,
+      slashAmount: this.slashAmount,
       ...pick(this.opts, ['receiptTimeoutMs', 'deletedReceiptWaitMs', 'batchWindowMs', 'maxBatch']),
     });
-    this.controller = controller;
-    this.drift = new EscrowDrift({ chain: this.chain, jobs, enqueue: (key) => controller.enqueue(key), logger });
-    this.providerStatus = new ProviderChainStatus({ chain: this.chain, providers: () => jobs.providers.list(), sink: wiring.registry, minStake: this.opts.minStake, logger });
-  }
-
-  /** GpuJobControllerOptions.fundingCheck: why the job must wait before it is placed on `candidate`, if it must. */
-  fundingCheck(job: GpuJob, candidate?: FundingCandidate): Promise<FundingVerdict> {
-    return this.funding ? this.funding.check(job, candidate) : Promise.resolve({ wait: 'waiting for the settlement controller to start' });
-  }
-
-  /** The GpuJob finalizer waits on this: done once every escrow of the deleted job is closed. */
-  release(job: GpuJob): Promise<Action> {
-    return this.controller ? this.controller.release(job) : Promise.resolve(done);
-  }
-
-  onUsageReceipt(provider: string, receipt: ReceiptMessage): void {
-    this.controller?.onUsageReceipt(provider, receipt);
-  }
-
-  /** The leader task: runs until `signal` aborts. */
-  async run(signal: AbortSignal): Promise<void> {
-    const { controller, drift, providerStatus, accounts } = this;
-    if (!controller || !drift || !providerStatus || !accounts) throw new Error('HubSettlement.attach must run before run');
-    await this.chain.waitForSettlerIdle().catch((err: unknown) => this.logger.warn({ err: chainErrorMessage(err) }, 'could not check for pending settler transactions'));
-    await accounts.namespaces.start();
-    await controller.start();
-    setMinStakeCredits(Number(this.opts.minStake) / 1e18);
-    enableSettlementPending();
-    const loops = [
-      every(this.opts.driftIntervalMs ?? 30_000, () => drift.check().then((r) => r.orphansRefunded.length && this.logger.warn(r, 'drift check refunded orphaned escrows'))),
-      every(this.opts.providerStatusIntervalMs ?? 10_000, () => providerStatus.refresh()),
-    ].map((loop) => loop(signal, this.logger));
-    await Promise.all(loops);
-    await controller.stop();
-    await accounts.namespaces.stop();
-  }
-
-  close(): void {
-    this.chain.close();
+    const target = controller;
+    const drift = new EscrowDrift({ chain, jobs, enqueue: (key) => target.enqueue(key), logger });
+    const providerStatus = new ProviderChainStatus({ chain, providers: () => jobs.providers.list(), sink: this.wiring.registry, minStake: this.opts.minStake, logger });
+    this.parts = { controller, funding, drift, providerStatus, accounts };
   }
 }
 

@@ -135,4 +135,15 @@ describe('planSettlement', () => {
     expect(planSettlement(settlementJob({ status: refunded }), chain({ 1: closed('Refunded', true) }), NOW, config).condition).toMatchObject({ status: 'True', reason: 'Refunded' });
     expect(planSettlement(settlementJob({ status: { phase: 'Failed' } }), chain({}), NOW, config).condition).toMatchObject({ status: 'True', reason: 'NoEscrow' });
   });
+
+  it('refunds, never slashes, the escrow of an epoch retired unplaced, and keeps the next epoch\'s open while it waits', () => {
+    const neverPlaced = ended(1, 'Cancelled', 'none', { reason: 'NeverPlaced', runningTime: undefined, gpuSeconds: 0 });
+    const job = settlementJob({ status: { phase: 'Pending', attempts: [neverPlaced], settlement: { attempts: [openRecord(1), openRecord(2)] } } });
+    const plan = planSettlement(job, chain({ 1: open(), 2: open() }), NOW, config);
+    expect(plan.actions).toEqual([{ kind: 'refund', epoch: 1, why: 'attempt 1 ended Cancelled (NeverPlaced): not paid' }]);
+    // Once refunded, nothing more for it; the next epoch's escrow waits for its placement.
+    const after = planSettlement(job, chain({ 1: closed('Refunded'), 2: open() }), NOW, config);
+    expect(after.actions).toEqual([]);
+    expect(after.closed).toBe(false);
+  });
 });

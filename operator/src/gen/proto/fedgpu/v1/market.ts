@@ -503,6 +503,13 @@ export interface TunnelClose {
   exitCode: number;
 }
 
+/** A tenant namespace that lost its isolation (someone removed or lowered its PodSecurity label). */
+export interface UnisolatedNamespace {
+  namespace: string;
+  /** Why the agent refuses it, as it logs it. */
+  reason: string;
+}
+
 /**
  * Agent -> hub: Events the provider's cluster recorded about an attempt's own pods (the kubelet's
  * ErrImagePull, the scheduler's FailedScheduling, OOMKilling, BackOff, Evicted ...). Only pods of
@@ -524,13 +531,6 @@ export interface PodEvent {
   message: string;
   /** How often the provider's cluster saw it so far (the Event's count). */
   count: number;
-}
-
-/** A tenant namespace that lost its isolation (someone removed or lowered its PodSecurity label). */
-export interface UnisolatedNamespace {
-  namespace: string;
-  /** Why the agent refuses it, as it logs it. */
-  reason: string;
 }
 
 function createBaseAgentMessage(): AgentMessage {
@@ -4346,6 +4346,73 @@ export const TunnelClose: MessageFns<TunnelClose> = {
   },
 };
 
+function createBaseUnisolatedNamespace(): UnisolatedNamespace {
+  return { namespace: "", reason: "" };
+}
+
+export const UnisolatedNamespace: MessageFns<UnisolatedNamespace> = {
+  encode(message: UnisolatedNamespace, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespace !== "") {
+      writer.uint32(10).string(message.namespace);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnisolatedNamespace {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnisolatedNamespace();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<UnisolatedNamespace>): UnisolatedNamespace {
+    return UnisolatedNamespace.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnisolatedNamespace>): UnisolatedNamespace {
+    const message = createBaseUnisolatedNamespace();
+    message.namespace = object.namespace ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
 function createBasePodEvents(): PodEvents {
   return { events: [] };
 }
@@ -4524,73 +4591,6 @@ export const PodEvent: MessageFns<PodEvent> = {
     message.reason = object.reason ?? "";
     message.message = object.message ?? "";
     message.count = object.count ?? 0;
-    return message;
-  },
-};
-
-function createBaseUnisolatedNamespace(): UnisolatedNamespace {
-  return { namespace: "", reason: "" };
-}
-
-export const UnisolatedNamespace: MessageFns<UnisolatedNamespace> = {
-  encode(message: UnisolatedNamespace, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.namespace !== "") {
-      writer.uint32(10).string(message.namespace);
-    }
-    if (message.reason !== "") {
-      writer.uint32(18).string(message.reason);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): UnisolatedNamespace {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseUnisolatedNamespace();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.namespace = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.reason = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create(base?: DeepPartial<UnisolatedNamespace>): UnisolatedNamespace {
-    return UnisolatedNamespace.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<UnisolatedNamespace>): UnisolatedNamespace {
-    const message = createBaseUnisolatedNamespace();
-    message.namespace = object.namespace ?? "";
-    message.reason = object.reason ?? "";
     return message;
   },
 };
