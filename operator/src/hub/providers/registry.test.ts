@@ -104,6 +104,29 @@ describe('KubeProviderRegistry heartbeat writes', () => {
     expect(t.registry.lastHeard(t.name())).toBe(t.now());
   });
 
+  it('rewrites a latency that moved far from the written one, at most every 10 s; jitter is not written', async () => {
+    const t = setup();
+    await t.register();
+    await t.registry.onInventory(t.name(), inventory(8));
+    await t.beat();
+    await t.beat(95); // the first sample, taken while the machine was busy
+    expect(t.store.objects.get(t.name())!.status?.latency?.rttMs).toBe(95);
+    const before = t.store.statusWrites.length;
+    t.tick(2_000);
+    await t.beat(6); // moved, but the last write was 2 s ago
+    expect(t.store.statusWrites.length).toBe(before);
+    t.tick(8_000);
+    await t.beat(6);
+    expect(t.store.statusWrites.length).toBe(before + 1);
+    expect(t.store.objects.get(t.name())!.status?.latency?.rttMs).toBe(6);
+    // Jitter around the written value: nothing until the period.
+    for (let i = 1; i <= 20; i++) {
+      t.tick(2_000);
+      await t.beat(6 + (i % 2) * 7);
+    }
+    expect(t.store.statusWrites.length).toBe(before + 1);
+  });
+
   it('writes a changed inventory at once, with the heartbeat time; an identical one not at all', async () => {
     const t = setup();
     await t.register();
