@@ -307,6 +307,14 @@ describe('values schema', () => {
     expect(on.args).toContain(`--market-address=${MARKET}`);
   });
 
+  it('passes hub.chain.chainId as --chain-id only when set (0: the hub asks the chain)', async () => {
+    const args = async (values: Record<string, number>) => one(await render([...HUB, ...set(values)]), 'Deployment', 'rel-fedgpu').spec.template.spec.containers[0].args as string[];
+    expect((await args({})).filter((a) => a.startsWith('--chain-id'))).toEqual([]);
+    expect((await args({ 'hub.chain.chainId': 31337 })).filter((a) => a.startsWith('--chain-id'))).toEqual(['--chain-id=31337']);
+    const refused = await helm(['template', 'rel', chart, ...HUB, ...set({ 'hub.chain.chainId': -1 })]);
+    expect(refused.stderr).toContain("at '/hub/chain/chainId'");
+  });
+
   it('refuses a provider without any price, naming the value', async () => {
     const res = await helm(['template', 'rel', chart, ...PROVIDER_NO_PRICE]);
     expect(res.code).not.toBe(0);
