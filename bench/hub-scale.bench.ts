@@ -9,8 +9,15 @@
 // placement throughput (create → Scheduled, → Running), compiled hub RSS and live heap.
 // Shortcuts: the agents share one client certificate (identity is the wallet proof, as in
 // test/integration/grpc-hub-registry.test.ts); they run in this bench process, which competes with
-// the hub and its apiserver for the same 2 cores.
+// the hub and its apiserver for the same 2 cores. A registration the hub refuses or drops is retried
+// with the real agent's backoff, and a registered stream the hub ends is reconnected, as the real
+// agent does; both are counted by reason and printed, so a loaded machine does not end the run
+// and a hub that sheds agents still shows.
+// The hub runs with the NODE_OPTIONS the chart gives it for its default memory limit.
 // Run: tsx bench/hub-scale.bench.ts [agents=1000] [jobs=10000] [restSeconds=60]
+//   BENCH_REGISTER_CONCURRENCY=16: registrations in flight; BENCH_CPU_PROFILE=1: the hub's CPU
+//   profile while agents register and while it places; BENCH_HEAP_PROFILE=1: its heap snapshot at
+//   the end (largest constructors; the .heapsnapshot stays under .testbed/bench-hub-scale/<pid>/).
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
@@ -19,6 +26,7 @@ import { Wallet } from 'ethers';
 import { GPUJOB_PLURAL, GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../operator/src/api/types.js';
 import { AgentMessage, AttemptPhase, HubMessage, type Inventory, MarketplaceClient, MarketplaceService } from '../operator/src/gen/proto/fedgpu/v1/market.js';
 import { signChallenge } from '../operator/src/protocol/wallet-proof.js';
+import { backoffDelay } from '../operator/src/agent/stream/backoff.js';
 import { hubPki, installCrds, readyStatus, type HubProcess } from '../operator/src/testbed/federation.js';
 import { reapStaleRuns } from '../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../operator/src/testbed/testbed.js';
@@ -26,19 +34,26 @@ import { repoRoot } from '../operator/src/testbed/tools.js';
 import { waitFor } from '../operator/src/testbed/wait.js';
 import { issueCert } from '../operator/src/tls/certs.js';
 import {
+  chartNodeFlags,
   compileOperator,
   cpuPercent,
   figure,
   heapLine,
+  heapSnapshotFlags,
   INSPECT_FLAG,
   listCustom,
   listNamespacedCustom,
   liveHeap,
   loadLine,
+  memoryMap,
+  memoryMapLine,
   machineLine,
   mapLimit,
   mib,
+  ms,
   nowMs,
+  printCpuTop,
+  printHeapTop,
   procSample,
   ProcSampler,
   reconcileStats,
@@ -46,6 +61,8 @@ import {
   section,
   sleep,
   startCompiledHubProcess,
+  startCpuProfile,
+  summarize,
   watchObjects,
 } from './support.js';
 
@@ -57,11 +74,24 @@ const GPUS_PER_NODE = 8;
 const H100 = 'NVIDIA-H100-80GB-HBM3';
 const NS = 'scale';
 const TARGET_CPU = 50;
+/** Registrations in flight at once (a fleet coming up, or coming back after a hub restart). */
+const REGISTER_CONCURRENCY = Math.max(1, Number(process.env.BENCH_REGISTER_CONCURRENCY ?? 0) || 16);
+const CPU_PROFILE = Boolean(process.env.BENCH_CPU_PROFILE);
+const HEAP_PROFILE = Boolean(process.env.BENCH_HEAP_PROFILE);
 const TARGET_RSS = 200 * 2 ** 20;
 
 console.log('== hub at market scale (issue 15)');
 console.log(machineLine());
 console.log(`setup                  compiled hub process; ${AGENTS} simulated agents over gRPC/mTLS with wallet proofs, ${NODES_PER_AGENT} nodes × ${GPUS_PER_NODE} H100 each; ${JOBS} GpuJobs of 1 GPU`);
+
+/** What went wrong while the agents registered and ran: counted and printed, never hidden. */
+const trouble = { registrationRetries: new Map<string, number>(), streamsLost: new Map<string, number>() };
+const count = (m: Map<string, number>, reason: string) => m.set(reason, (m.get(reason) ?? 0) + 1);
+const counted = (m: Map<string, number>) => (m.size ? [...m.entries()].map(([r, n]) => `${n} ${r}`).join(', ') : 'none');
+/** Milliseconds from opening the stream to Registered, per successful registration. */
+const registrationMs: number[] = [];
+/** Attempts per agent before the bench gives up (the real agent retries forever with backoff). */
+const MAX_REGISTRATION_ATTEMPTS = 8;
 
 /** One simulated agent: the protocol side of agent/stream/client.ts, without a cluster. */
 class SimAgent {
@@ -71,17 +101,55 @@ class SimAgent {
   private seq = 0;
   private heartbeat?: NodeJS.Timeout;
   private publish?: NodeJS.Timeout;
+  private reconnect?: NodeJS.Timeout;
+  private closed = false;
   private readonly busy = new Map<string, number>(); // node → GPUs taken by assignments
   heartbeats = 0;
 
   constructor(private readonly client: MarketplaceClient, private readonly index: number) {}
 
+  /**
+   * Registers, retrying a refused or broken registration with the real agent's jittered backoff
+   * (agent/stream/backoff.ts); every retry is counted by reason and printed with the figures.
+   */
   async connect(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.connectOnce();
+        return;
+      } catch (err) {
+        const reason = err instanceof RegistrationFailed ? err.reason : err instanceof Error ? err.message : String(err);
+        count(trouble.registrationRetries, reason);
+        if (attempt + 1 >= MAX_REGISTRATION_ATTEMPTS) throw new Error(`agent ${this.index}: no registration in ${MAX_REGISTRATION_ATTEMPTS} attempts (last: ${reason})`);
+        await sleep(backoffDelay(attempt));
+      }
+    }
+  }
+
+  private connectOnce(): Promise<void> {
+    this.call?.cancel();
+    this.seq = 0;
     const call = this.client.makeBidiStreamRequest(MarketplaceService.connect.path, (b: Uint8Array) => Buffer.from(b), (b: Buffer) => HubMessage.decode(b));
     this.call = call;
-    call.on('error', () => undefined);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`agent ${this.index}: no registration in 60 s`)), 60_000);
+    const opened = nowMs();
+    let registered = false;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new RegistrationFailed('no Registered in 60 s')), 60_000);
+      const lost = (reason: string) => {
+        if (call !== this.call || this.closed) return;
+        if (!registered) {
+          clearTimeout(timer);
+          reject(new RegistrationFailed(reason));
+          return;
+        }
+        // A registered stream ended under the agent: count it, and come back as the real agent does.
+        count(trouble.streamsLost, reason);
+        registered = false;
+        clearInterval(this.heartbeat);
+        if (!this.closed) this.reconnect = setTimeout(() => void this.connect().catch(() => undefined), backoffDelay(0));
+      };
+      call.on('error', (err: { details?: string; message?: string }) => lost(`stream error: ${(err.details ?? err.message ?? '').split(':')[0]}`));
+      call.on('end', () => lost('stream ended'));
       call.on('data', (m: HubMessage) => {
         const body = m.body;
         if (!body) return;
@@ -94,8 +162,11 @@ class SimAgent {
             break;
           case 'registered':
             clearTimeout(timer);
+            registered = true;
+            registrationMs.push(nowMs() - opened);
             this.providerName = body.value.providerName;
             this.send({ $case: 'inventory', value: this.inventory() });
+            clearInterval(this.heartbeat);
             this.heartbeat = setInterval(() => {
               this.heartbeats++;
               this.send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: 0, bandwidthProbeResults: [] } });
@@ -119,7 +190,7 @@ class SimAgent {
             break;
           }
           case 'error':
-            reject(new Error(`agent ${this.index}: hub error ${body.value.reason}`));
+            lost(`hub error ${body.value.reason}`);
             break;
           default:
             break;
@@ -145,10 +216,18 @@ class SimAgent {
   }
 
   close(): void {
+    this.closed = true;
+    clearTimeout(this.reconnect);
     clearInterval(this.heartbeat);
     clearTimeout(this.publish);
     this.call?.end();
     this.client.close();
+  }
+}
+
+class RegistrationFailed extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
   }
 }
 
@@ -182,6 +261,8 @@ async function atRest(label: string, hub: HubProcess, providers: { on: (e: 'upda
   figure(`[${label}] hub CPU at rest, ${REST_SECONDS} s`, `${cpu.toFixed(1)}% of one core; ${((r1.count - r0.count) / REST_SECONDS).toFixed(1)} GpuJob reconciles/s (${load0} → ${loadLine()})`, { text: `≤ ${TARGET_CPU}%`, met: cpu <= TARGET_CPU });
   figure(`[${label}] GpuProvider writes at rest`, `${total} by ${writes.size} of ${AGENTS} providers in ${REST_SECONDS} s: ${perMinute.toFixed(2)} per provider per minute on average, at most ${(max / (REST_SECONDS / 60)).toFixed(1)} for one`, { text: '≤ 1 per provider per minute', met: max / (REST_SECONDS / 60) <= 1 });
   if (c1) figure(`[${label}] hub RSS`, `${mib(c1.rssBytes)} (high-water ${mib(c1.hwmBytes)}); ${await heapLine(hub.metricsPort)}`, { text: '≤ 200 MiB', met: c1.rssBytes <= TARGET_RSS });
+  const map = await memoryMap(hub.process.pid, hub.process.logPath);
+  if (map) figure(`[${label}] hub memory by kind`, memoryMapLine(map));
 }
 
 async function main(tb: Testbed): Promise<void> {
@@ -189,7 +270,11 @@ async function main(tb: Testbed): Promise<void> {
   const pki = await hubPki(join(tb.dir, 'pki'));
   const clientCert = await issueCert(pki.ca, { commonName: 'bench-agents', usages: ['client'] });
   const mainJs = compileOperator();
-  const hub = await startCompiledHubProcess(mainJs, hubCluster, pki, join(tb.dir, 'hub'), [], [INSPECT_FLAG]);
+  const hubDir = join(tb.dir, 'hub');
+  const nodeFlags = chartNodeFlags('hub');
+  console.log(`hub node flags          ${nodeFlags.join(' ')} (the chart's NODE_OPTIONS for its default hub memory limit, values.yaml)`);
+  const hub = await startCompiledHubProcess(mainJs, hubCluster, pki, hubDir, [], [...nodeFlags, INSPECT_FLAG, ...(HEAP_PROFILE ? heapSnapshotFlags(hubDir) : [])]);
+  const profileDir = join(tb.dir, 'profiles');
   const sampler = new ProcSampler(hub.process.pid, 1_000);
   const providers = await watchObjects<GpuProvider>(hubCluster.kubeConfig, `/apis/${GROUP}/${VERSION}/${GPUPROVIDER_PLURAL}`, listCustom(hubCluster.kubeConfig, GPUPROVIDER_PLURAL), () => undefined);
   const scheduledAt = new Map<string, number>();
@@ -205,12 +290,19 @@ async function main(tb: Testbed): Promise<void> {
     const [host, port] = hub.grpcAddress.split(':');
     const creds = () => credentials.createSsl(Buffer.from(pki.ca.certPem), Buffer.from(clientCert.keyPem), Buffer.from(clientCert.certPem));
     const t0 = nowMs();
-    await mapLimit(Array.from({ length: AGENTS }, (_, i) => i), 16, async (i) => {
+    const registering = CPU_PROFILE ? await startCpuProfile(hub.process.logPath, profileDir) : undefined;
+    await mapLimit(Array.from({ length: AGENTS }, (_, i) => i), REGISTER_CONCURRENCY, async (i) => {
       const agent = new SimAgent(new MarketplaceClient(`${host}:${port}`, creds(), { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': 'localhost' }), i);
       agents.push(agent);
       await agent.connect();
     });
-    figure('agents registered (wallet proof, own mTLS channel each)', `${AGENTS} in ${((nowMs() - t0) / 1000).toFixed(1)} s`);
+    figure('agents registered (wallet proof, own mTLS channel each)', `${AGENTS} in ${((nowMs() - t0) / 1000).toFixed(1)} s, ${REGISTER_CONCURRENCY} at a time`);
+    const reg = summarize(registrationMs);
+    figure('  stream open → Registered', `p50 ${ms(reg.p50)}, p99 ${ms(reg.p99)}, max ${ms(reg.max)}; retries: ${counted(trouble.registrationRetries)}`);
+    if (registering) {
+      await registering.stop();
+      printCpuTop('[registration] hub', profileDir);
+    }
     const names = new Set(agents.map((a) => a.providerName));
     await waitFor('every provider Ready with its pools', () => {
       let n = 0;
@@ -228,6 +320,7 @@ async function main(tb: Testbed): Promise<void> {
     const custom = hubCluster.kubeConfig.makeApiClient(CustomObjectsApi);
     const r0 = await reconcileStats(hub.metricsPort);
     const c0 = procSample(hub.process.pid);
+    const placing = CPU_PROFILE ? await startCpuProfile(hub.process.logPath, profileDir) : undefined;
     const start = nowMs();
     let lastProgress = start;
     const createDone = mapLimit(jobNames, 12, async (name) => {
@@ -245,6 +338,10 @@ async function main(tb: Testbed): Promise<void> {
     const scheduledWall = Math.max(...scheduledAt.values()) - start;
     const c1 = procSample(hub.process.pid);
     const r1 = await reconcileStats(hub.metricsPort);
+    if (placing) {
+      await placing.stop();
+      printCpuTop('[placement] hub', profileDir);
+    }
     figure('placement: create → Scheduled', `${JOBS} in ${(scheduledWall / 1000).toFixed(1)} s = ${(JOBS / (scheduledWall / 1000)).toFixed(1)} jobs/s (creates took ${((createdAllAt - start) / 1000).toFixed(1)} s = ${(JOBS / ((createdAllAt - start) / 1000)).toFixed(1)}/s)`);
     const lag = [...scheduledAt.entries()].map(([n, at]) => at - created.get(n)!).sort((a, b) => a - b);
     figure('  create → Scheduled per job', `p50 ${lag[Math.floor(lag.length / 2)]!.toFixed(0)} ms, p99 ${lag[Math.floor(lag.length * 0.99)]!.toFixed(0)} ms`);
@@ -258,7 +355,11 @@ async function main(tb: Testbed): Promise<void> {
     const live = await liveHeap(hub.process.logPath);
     const gc = procSample(hub.process.pid);
     if (live && gc) figure('after a full GC', `live V8 heap ${mib(live.usedBytes)}, RSS ${mib(gc.rssBytes)}`, { text: '≤ 200 MiB', met: gc.rssBytes <= TARGET_RSS });
+    const map = await memoryMap(hub.process.pid, hub.process.logPath);
+    if (map) figure('  by kind, after GC', memoryMapLine(map));
     figure('heartbeats sent by the agents', `${agents.reduce((s, a) => s + a.heartbeats, 0)}`);
+    figure('registered streams the hub ended', counted(trouble.streamsLost));
+    if (HEAP_PROFILE) await printHeapTop('[compiled hub]', hub.process.pid, hubDir);
   } finally {
     sampler.stop();
     for (const a of agents) a.close();

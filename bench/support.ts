@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { parse as parseYaml } from 'yaml';
 import { CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import { Informer } from '../operator/src/runtime/informer.js';
 import { silentLogger } from '../operator/src/runtime/logger.js';
@@ -252,6 +253,23 @@ export function compileOperator(): string {
   return join(out, 'cli', 'main.js');
 }
 
+/**
+ * The V8 flags the chart's NODE_OPTIONS gives a component (charts/fedgpu/templates/_helpers.tpl,
+ * fedgpu.heapCapEnv) for its default memory limit in values.yaml: --max-old-space-size at
+ * heapPercentOfLimit % of resources.limits.memory. Empty when the chart sets no limit.
+ */
+export function chartNodeFlags(component: 'hub' | 'provider'): string[] {
+  const values = parseYaml(readFileSync(join(repoRoot, 'charts', 'fedgpu', 'values.yaml'), 'utf8')) as Record<string, { resources?: { limits?: { memory?: string | number } }; heapPercentOfLimit?: number }>;
+  const section = values[component];
+  const limit = String(section?.resources?.limits?.memory ?? '');
+  const units: [RegExp, number][] = [[/^([\d.]+)Gi$/, 1024], [/^([\d.]+)Mi$/, 1], [/^([\d.]+)Ki$/, 1 / 1024], [/^([\d.]+)G$/, 1e9 / 2 ** 20], [/^([\d.]+)M$/, 1e6 / 2 ** 20], [/^(\d+)$/, 1 / 2 ** 20]];
+  for (const [pattern, mibPerUnit] of units) {
+    const m = pattern.exec(limit);
+    if (m) return [`--max-old-space-size=${Math.floor((Number(m[1]) * mibPerUnit * (section?.heapPercentOfLimit ?? 60)) / 100)}`];
+  }
+  return [];
+}
+
 /** startHubProcess, with the compiled CLI instead of tsx. */
 export async function startCompiledHubProcess(mainJs: string, hubCluster: Cluster, pki: HubPki, dir: string, extraArgs: string[] = [], nodeFlags: string[] = []): Promise<HubProcess> {
   writeFileSync(join(pki.dir, 'server.crt'), pki.server.certPem);
@@ -460,4 +478,80 @@ export function printCpuTop(label: string, dir: string): void {
   if (!top) return console.log(`${label}: no CPU profile found in ${dir}`);
   console.log(`${label} CPU profile: ${(top.totalMs / 1000).toFixed(1)} s of samples (idle excluded); most self time:`);
   for (const r of top.rows) console.log(`    ${(r.share * 100).toFixed(1).padStart(5)}%  ${(r.ms / 1000).toFixed(2).padStart(7)} s  ${r.fn.slice(0, 110)}`);
+}
+
+// --- where a process's memory is -----------------------------------------------------------------
+
+export interface MemoryMap {
+  rssBytes: number;
+  /** Resident bytes of the brk heap (small malloc chunks: OpenSSL, nghttp2, libuv, Node internals). */
+  brkHeapBytes: number;
+  /** Resident anonymous mappings: V8's heap pages and code, large malloc chunks, thread arenas. */
+  anonymousBytes: number;
+  /** Resident file-backed mappings: the node binary and shared libraries. */
+  fileBytes: number;
+  /** V8's own view, read through the inspector: committed heap, by space, and memory outside it. */
+  v8?: { physicalBytes: number; usedBytes: number; externalBytes: number; arrayBuffersBytes: number; spaces: Record<string, number> };
+}
+
+/**
+ * Sorts a process's resident memory by where it lives (/proc/<pid>/smaps), and, for a process
+ * started with INSPECT_FLAG, what V8 says it has committed: RSS minus V8's committed heap is
+ * native memory (malloc: TLS and http2 sessions, buffers), code and libraries.
+ */
+export async function memoryMap(pid: number, logPath?: string): Promise<MemoryMap | undefined> {
+  let smaps: string;
+  try {
+    smaps = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const map: MemoryMap = { rssBytes: 0, brkHeapBytes: 0, anonymousBytes: 0, fileBytes: 0 };
+  let kind: 'brk' | 'anon' | 'file' = 'anon';
+  for (const line of smaps.split('\n')) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (header) {
+      const path = header[1] ?? '';
+      kind = path === '[heap]' ? 'brk' : path.startsWith('/') ? 'file' : 'anon';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (!rss) continue;
+    const bytes = Number(rss[1]) * 1024;
+    map.rssBytes += bytes;
+    if (kind === 'brk') map.brkHeapBytes += bytes;
+    else if (kind === 'file') map.fileBytes += bytes;
+    else map.anonymousBytes += bytes;
+  }
+  if (logPath) {
+    const session = await InspectorSession.open(logPath).catch(() => undefined);
+    if (session) {
+      try {
+        const expression = `JSON.stringify({ usage: process.memoryUsage(), spaces: process.getBuiltinModule?.('v8').getHeapSpaceStatistics() ?? [], heap: process.getBuiltinModule?.('v8').getHeapStatistics() ?? {} })`;
+        const reply = (await session.call('Runtime.evaluate', { expression, returnByValue: true })) as { result?: { value?: string } };
+        const v = JSON.parse(reply.result?.value ?? '{}') as {
+          usage: NodeJS.MemoryUsage;
+          spaces: { space_name: string; physical_space_size: number }[];
+          heap: { total_physical_size?: number };
+        };
+        map.v8 = {
+          physicalBytes: v.heap.total_physical_size ?? v.usage.heapTotal,
+          usedBytes: v.usage.heapUsed,
+          externalBytes: v.usage.external,
+          arrayBuffersBytes: v.usage.arrayBuffers,
+          spaces: Object.fromEntries(v.spaces.map((s) => [s.space_name, s.physical_space_size])),
+        };
+      } finally {
+        session.close();
+      }
+    }
+  }
+  return map;
+}
+
+/** One line of memoryMap: RSS = V8 heap committed + the rest, split by mapping kind. */
+export function memoryMapLine(m: MemoryMap): string {
+  const v8 = m.v8 ? `V8 heap committed ${mib(m.v8.physicalBytes)} (used ${mib(m.v8.usedBytes)}; new space ${mib((m.v8.spaces.new_space ?? 0) + (m.v8.spaces.new_large_object_space ?? 0))}, code ${mib(m.v8.spaces.code_space ?? 0)}), external ${mib(m.v8.externalBytes)} (array buffers ${mib(m.v8.arrayBuffersBytes)}); ` : '';
+  const nativeAnon = m.anonymousBytes - (m.v8?.physicalBytes ?? 0);
+  return `RSS ${mib(m.rssBytes)} = ${v8}malloc brk heap ${mib(m.brkHeapBytes)}, other anonymous ${mib(nativeAnon)}${m.v8 ? ' (besides the V8 heap)' : ''}, files ${mib(m.fileBytes)}`;
 }

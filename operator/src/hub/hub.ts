@@ -101,7 +101,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     ...(opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: opts.minimumRunGpuSeconds } : {}),
   });
   const registry: KubeProviderRegistry = new KubeProviderRegistry({
-    store: new KubeProviderStore(opts.kubeConfig),
+    store: new KubeProviderStore(opts.kubeConfig, undefined, undefined, jobs.providers),
     logger: opts.logger,
     providerLostAfterMs: opts.providerLostAfterMs,
     ...(opts.providerStatusPeriodMs !== undefined ? { statusPeriodMs: opts.providerStatusPeriodMs } : {}),

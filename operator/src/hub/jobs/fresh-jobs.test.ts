@@ -44,4 +44,26 @@ describe('FreshJobs', () => {
     expect(fresh.keyOf('u-1')).toBeUndefined();
     expect(fresh.size).toBe(0);
   });
+
+  it('forgets a write once the informer brings that version or a later one, with no read in between', () => {
+    const fresh = new FreshJobs();
+    fresh.wrote('team/j', '10', job('11', 'Pending')); // the finalizer
+    fresh.wrote('team/j', '11', job('12', 'Running'));
+    fresh.seen('team/j', job('11', 'Pending')); // an intermediate version of the chain: still needed
+    expect(fresh.size).toBe(1);
+    expect(fresh.freshest('team/j', job('11', 'Pending')).metadata.resourceVersion).toBe('12');
+    fresh.seen('team/j', job('12', 'Running'));
+    expect(fresh.size).toBe(0);
+    fresh.wrote('team/j', '12', job('13', 'Running'));
+    fresh.seen('team/j', job('14', 'Running')); // someone else wrote past it
+    expect(fresh.size).toBe(0);
+  });
+
+  it('keeps no managedFields of the objects the apiserver returned', () => {
+    const fresh = new FreshJobs();
+    const written = job('11', 'Scheduled');
+    written.metadata.managedFields = [{ manager: 'fedgpu-gpujob-controller', operation: 'Update' }];
+    fresh.wrote('team/j', '10', written);
+    expect(fresh.freshest('team/j', job('10', 'Pending')).metadata.managedFields).toBeUndefined();
+  });
 });

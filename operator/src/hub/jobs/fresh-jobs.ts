@@ -1,4 +1,5 @@
 import type { GpuJob } from '../../api/types.js';
+import { stripManagedFields } from '../../runtime/informer.js';
 
 // The hub's own status writes, until its informer catches up with them. A status write returns
 // the new object at once; the watch event for it comes later (milliseconds, more under load).
@@ -21,6 +22,8 @@ export class FreshJobs {
     // Written over the hub's own previous write: the cache may still show any version of the chain.
     const chain = previous && previous.object.metadata.resourceVersion === replaced ? previous.replaced : new Set<string>();
     chain.add(replaced);
+    // What the apiserver returns carries managedFields, which the informer drops and nothing reads.
+    stripManagedFields(object);
     this.written.set(key, { replaced: chain, object });
   }
 
@@ -33,9 +36,16 @@ export class FreshJobs {
     return cached;
   }
 
-  /** Keeps the uid index in step with the informer. */
+  /**
+   * Keeps the uid index in step with the informer, and forgets a write the cache has caught up
+   * with (or someone wrote past): a job nobody reads again, e.g. one Running at rest, would keep a
+   * second copy of itself here for good (10,000 of them at market scale, bench/hub-scale).
+   */
   seen(key: string, job: GpuJob): void {
     if (job.metadata.uid) this.keyByUid.set(job.metadata.uid, key);
+    const entry = this.written.get(key);
+    const version = job.metadata.resourceVersion;
+    if (entry && version !== undefined && !entry.replaced.has(version)) this.written.delete(key);
   }
 
   gone(key: string, job: GpuJob): void {

@@ -11,15 +11,20 @@ import type { ProviderEvent, ProviderStore } from './store.js';
 
 class MemoryStore implements ProviderStore {
   readonly objects = new Map<string, GpuProvider>();
+  /** Wallet look-ups miss these names, as an informer that has not seen a fresh create yet. */
+  readonly lagging = new Set<string>();
+  creates = 0;
   readonly statusWrites: { name: string; status: Partial<GpuProviderStatus> }[] = [];
   readonly events: ProviderEvent[] = [];
-  async list() {
-    return [...this.objects.values()];
+  async findByWallet(wallet: string) {
+    return [...this.objects.values()].find((p) => !this.lagging.has(p.metadata.name!) && p.spec.wallet.toLowerCase() === wallet.toLowerCase());
   }
   async get(name: string) {
     return this.objects.get(name);
   }
   async create(p: GpuProvider) {
+    if (this.objects.has(p.metadata.name!)) throw Object.assign(new Error('already exists'), { code: 409 });
+    this.creates++;
     this.objects.set(p.metadata.name!, structuredClone(p));
     return p;
   }
@@ -275,3 +280,32 @@ describe('KubeProviderRegistry TenantIsolation', () => {
   });
 });
 
+describe('KubeProviderRegistry registration', () => {
+  const info = (wallet: string) => ({ walletAddress: wallet, agentVersion: 'v1', protocolVersion: 1, peer: '127.0.0.1' });
+
+  it('finds a provider created under any name for the wallet, in any letter case', async () => {
+    const t = setup();
+    t.store.objects.set('west', { apiVersion: 'fedgpu.io/v1alpha1', kind: 'GpuProvider', metadata: { name: 'west' }, spec: { wallet: WALLET.toUpperCase().replace('0X', '0x') } });
+    expect(await t.registry.register(WALLET, info(WALLET))).toBe('west');
+    expect(t.store.creates).toBe(0);
+  });
+
+  it('a wallet look-up that misses its own fresh provider (a lagging cache) takes it by its name, never creates a second', async () => {
+    const t = setup();
+    const name = await t.register();
+    t.store.lagging.add(name);
+    expect(await t.registry.register(WALLET, info(WALLET))).toBe(name);
+    expect(t.store.creates).toBe(1);
+  });
+
+  it('refuses a look-alike wallet whose name is taken by another wallet, and writes nothing for it', async () => {
+    const t = setup();
+    const name = await t.register();
+    t.store.lagging.add(name); // even when the look-up cannot see the owner
+    const lookAlike = `${WALLET.slice(0, 14)}${'2'.repeat(28)}`;
+    const writes = t.store.statusWrites.length;
+    await expect(t.registry.register(lookAlike, info(lookAlike))).rejects.toMatchObject({ reason: 'registration_refused' });
+    expect(t.store.objects.get(name)!.spec.wallet).toBe(WALLET);
+    expect(t.store.statusWrites.length).toBe(writes);
+  });
+});

@@ -307,12 +307,14 @@ export class KubeProviderRegistry implements ProviderRegistry {
   }
 
   private async findOrCreate(wallet: string, info: ProviderInfo): Promise<GpuProvider> {
-    const existing = (await this.opts.store.list()).find((p) => p.spec.wallet.toLowerCase() === wallet.toLowerCase());
+    const existing = await this.opts.store.findByWallet(wallet);
     if (existing) return existing;
     const name = providerNameForWallet(wallet);
     const taken = await this.opts.store.get(name);
     if (taken) {
-      // Another wallet owns this name: never let a look-alike wallet speak for it.
+      // Created by this wallet's own earlier registration (a cached look-up can miss one made
+      // moments ago): it is ours. Another wallet owns it: never let a look-alike speak for it.
+      if (taken.spec.wallet.toLowerCase() === wallet.toLowerCase()) return taken;
       throw new EdgeError(grpcStatus.PERMISSION_DENIED, 'registration_refused', `GpuProvider ${name} belongs to another wallet`);
     }
     return this.opts.store.create({
