@@ -64,6 +64,11 @@ export interface MarketServerOptions {
   rttEwmaAlpha?: number;
   /** Per-stream message budget: a burst of `capacity`, then `refillPerSecond`. */
   rateLimit?: { capacity: number; refillPerSecond: number };
+  /**
+   * Streams open at once (registered or still proving their wallet). Sized for the 1,000-provider
+   * target with room for streams being replaced during reconnects and for the unregistered ones
+   * a registration timeout will close.
+   */
   maxStreams?: number;
   /** Messages of one stream waiting for the registry before the stream is cut off. */
   maxBacklog?: number;
@@ -117,7 +122,7 @@ export function resolveMarketServerOptions(options: MarketServerOptions): Resolv
     probeTimeoutMs: options.probeTimeoutMs ?? 30_000,
     rttEwmaAlpha: options.rttEwmaAlpha ?? 0.3,
     rateLimit: options.rateLimit ?? { capacity: 200, refillPerSecond: 50 },
-    maxStreams: options.maxStreams ?? 1_000,
+    maxStreams: options.maxStreams ?? 2_000,
     maxBacklog: options.maxBacklog ?? 256,
     maxQueuedWrites: options.maxQueuedWrites ?? 1_024,
     maxAgentMessageBytes: options.maxAgentMessageBytes ?? defaultMaxAgentMessageBytes,
