@@ -1,7 +1,6 @@
 // The hub's marketplace endpoint: a grpc-js server over mutual TLS where provider agents keep one
 // long-lived Connect stream each (DESIGN.md section 3). It owns the streams; what they mean for
 // GpuProviders is the injected ProviderRegistry's business.
-import { ConcurrencyLimit } from '../../runtime/concurrency.js';
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { HubMessage, TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
@@ -19,13 +18,9 @@ export type { HeartbeatObservation, ProviderInfo, ProviderRegistry } from './reg
 /** Hub messages the rest of the hub may push; the session owns the others. */
 const pushableKinds: ReadonlySet<string> = new Set(['assign', 'cancel', 'resync', 'receiptAck']);
 
-/** Bandwidth probes in flight at once across every stream of this hub. */
-const PROBES_AT_ONCE = 8;
-
 export class MarketServer implements SessionHost {
   readonly options: ResolvedMarketServerOptions;
   readonly nonces: NonceBook;
-  readonly probes = new ConcurrencyLimit(PROBES_AT_ONCE);
   private readonly log: Logger;
   private readonly server: Server;
   private readonly sessions = new Set<MarketSession>();

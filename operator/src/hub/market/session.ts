@@ -8,7 +8,6 @@
 //      agent message validated then handed to the registry in arrival order.
 // Any violation ends the stream with a gRPC status, an Error message just before it, a log line and
 // one onRejection call. Nothing the peer sends can throw out of here.
-import type { ConcurrencyLimit } from '../../runtime/concurrency.js';
 import { randomBytes } from 'node:crypto';
 import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -29,8 +28,6 @@ export type MarketCall = ServerDuplexStream<AgentFrame, HubMessage>;
 export interface SessionHost {
   readonly options: ResolvedMarketServerOptions;
   readonly nonces: NonceBook;
-  /** Bandwidth probes in flight across all streams (see startLinkMonitoring). */
-  readonly probes: ConcurrencyLimit;
   /** The session proved `providerName`: make it the provider's live stream, replacing any older one. */
   attach(session: MarketSession): void;
   /** The session ended: forget it, and tell the registry if it was the provider's live stream. */
@@ -437,11 +434,7 @@ export class MarketSession {
     this.lastActivityMs = this.options.clock.monotonicMs();
     this.tick();
     this.tickTimer = setInterval(() => this.tick(), this.options.pingIntervalMs);
-    // A few probes at a time across the hub: each moves several copies of its payload through
-    // native buffers freed only at V8's next major GC, and a thousand agents registering at once
-    // probed all together left ~290 MiB in malloc's heap that was never handed back
-    // (docs/benchmarks.md, "Hub at market scale"). In turn, their buffers are reused.
-    if (this.options.bandwidthProbeBytes > 0) void this.host.probes.run(() => this.probeBandwidth());
+    if (this.options.bandwidthProbeBytes > 0) void this.probeBandwidth();
   }
 
   // Sends a Ping and ends a stream that has gone quiet.
