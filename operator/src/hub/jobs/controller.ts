@@ -17,6 +17,7 @@ import { gpuJobClient, gpuProviderClient, objectKey } from '../../runtime/kube.j
 import { StatusWriter } from '../../runtime/status-writer.js';
 import { endedAttempts, type GpuJobMetrics, timedSchedule } from './metrics.js';
 import { FreshJobs } from './fresh-jobs.js';
+import { JobIndex } from './job-index.js';
 import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
 import { nextEpoch } from '../settlement/billing.js';
 import { MarketCache } from './market-cache.js';
@@ -87,6 +88,8 @@ export class GpuJobController {
   readonly jobs: Informer<GpuJob>;
   /** The hub's own status writes until the informer has them, and jobs by uid (fresh-jobs.ts). */
   private readonly fresh = new FreshJobs();
+  /** Waiting jobs, and live jobs by provider (job-index.ts). */
+  private readonly index = new JobIndex();
   readonly providers: Informer<GpuProvider>;
   readonly assumed = new AssumedAllocations();
   private readonly market: MarketCache;
@@ -144,33 +147,47 @@ export class GpuJobController {
       ...(opts.heartbeatAgeMs ? { heartbeatAgeMs: opts.heartbeatAgeMs } : {}),
     });
     for (const event of ['add', 'update', 'delete'] as const) this.providers.on(event, (p) => p.metadata?.name && this.market.providerChanged(p.metadata.name));
-    this.jobs.on('add', (j) => this.fresh.seen(objectKey(j), j));
-    this.jobs.on('update', (j) => this.fresh.seen(objectKey(j), j));
-    this.jobs.on('delete', (j) => this.fresh.gone(objectKey(j), j));
+    const facts = (j: GpuJob) => {
+      const current = j.status?.attempts?.find((a) => a.epoch === j.status?.currentEpoch);
+      const live = current !== undefined && !current.endTime ? current.provider : undefined;
+      return { finished: isFinished(j), needsPlacement: needsPlacement(j), ...(live ? { liveOn: live } : {}) };
+    };
+    this.jobs.on('add', (j) => {
+      this.fresh.seen(objectKey(j), j);
+      this.index.set(objectKey(j), facts(j));
+    });
+    this.jobs.on('update', (j) => {
+      this.fresh.seen(objectKey(j), j);
+      this.index.set(objectKey(j), facts(j));
+    });
+    this.jobs.on('delete', (j) => {
+      this.fresh.gone(objectKey(j), j);
+      this.index.delete(objectKey(j));
+    });
     this.controller.watch(this.jobs);
     // Any market change may let a pending job fit, or mean a running job's provider was lost.
-    // Only the jobs a provider change can affect: those waiting for a placement, and those whose
-    // live attempt runs on that provider. Heartbeats update providers often; waking every job on
-    // each one kept the hub reconciling hundreds of idle jobs a second (bench/e2e-throughput).
-    // A running job depends on its provider only through liveness (Ready, kept by the registry):
-    // an inventory change on a provider with hundreds of running jobs wakes none of them.
+    // Only the jobs a provider change can affect (job-index.ts): those waiting for a placement,
+    // and those whose live attempt runs on that provider. Heartbeats update providers often;
+    // waking every job on each one kept the hub reconciling hundreds of idle jobs a second
+    // (bench/e2e-throughput). A running job depends on its provider only through liveness (Ready,
+    // kept by the registry): an inventory change on a provider with hundreds of running jobs
+    // wakes none of them.
     const lastReady = new Map<string, string | undefined>();
     this.controller.watch(this.providers, (provider) => {
       const name = provider.metadata?.name;
       const ready = provider.status?.conditions?.find((c) => c.type === 'Ready')?.status;
       const readyChanged = name !== undefined && (!lastReady.has(name) || lastReady.get(name) !== ready);
       if (name !== undefined) lastReady.set(name, ready);
-      return this.jobs
-        .list()
-        .filter((j) => !isFinished(j) && ((needsPlacement(j) && !this.backoff.isBackingOff(objectKey(j), this.now())) || (readyChanged && liveAttemptOn(j, name))))
-        .map(objectKey);
+      const now = this.now();
+      const keys = this.index.waiting().filter((key) => !this.backoff.isBackingOff(key, now));
+      return readyChanged && name !== undefined ? [...keys, ...this.index.liveOn(name)] : keys;
     });
     // A deleted provider is lost to every job running on it.
     this.providers.on('delete', (provider) => {
       const name = provider.metadata?.name;
       if (name === undefined) return;
       lastReady.delete(name);
-      for (const j of this.jobs.list()) if (!isFinished(j) && liveAttemptOn(j, name)) this.controller.enqueue(objectKey(j));
+      for (const key of this.index.liveOn(name)) this.controller.enqueue(key);
     });
   }
 
@@ -418,11 +435,6 @@ function needsPlacement(job: GpuJob): boolean {
   if (isFinished(job)) return false;
   const current = job.status?.attempts?.find((a) => a.epoch === job.status?.currentEpoch);
   return !current || current.endTime !== undefined;
-}
-
-function liveAttemptOn(job: GpuJob, provider: string | undefined): boolean {
-  const current = job.status?.attempts?.find((a) => a.epoch === job.status?.currentEpoch);
-  return current !== undefined && !current.endTime && current.provider === provider;
 }
 
 /** Lost: gone, or NotReady because heartbeats stopped (not merely never seen). */
