@@ -162,9 +162,11 @@ describe('HA hub', () => {
   });
 
   it('keeps every job to one attempt and one set of pods when the leader is SIGKILLed mid-flow', async () => {
-    await apply('single', { gpusPerReplica: 4 }, '25s');
-    await apply('gang', { replicas: 2, gpusPerReplica: 4 }, '25s');
-    await apply('whole-node', { gpusPerReplica: 8 }, '25s');
+    // Long enough to still run after the take-over and the agents' reconnect (up to ~20 s on a
+    // loaded machine; with 25 s of work, 'single' once finished before the mid-flow check).
+    await apply('single', { gpusPerReplica: 4 }, '50s');
+    await apply('gang', { replicas: 2, gpusPerReplica: 4 }, '50s');
+    await apply('whole-node', { gpusPerReplica: 8 }, '50s');
     for (const name of longJobs) {
       const job = await waitPhase(name, 'Running');
       placementBefore[name] = job.status!.placement!.provider!;
@@ -207,7 +209,7 @@ describe('HA hub', () => {
     }
 
     for (const name of [...longJobs, 'short', 'late']) {
-      const job = await waitPhase(name, 'Succeeded', 90_000);
+      const job = await waitPhase(name, 'Succeeded', 120_000);
       expect(job.status?.attempts, name).toHaveLength(1);
       expect(job.status?.attempts?.[0], name).toMatchObject({ epoch: 1, outcome: 'Succeeded', faultOf: 'none' });
       if (placementBefore[name]) expect(job.status?.attempts?.[0]?.provider, name).toBe(placementBefore[name]);
