@@ -78,13 +78,13 @@ interface Liveness {
 export const DEFAULT_PROVIDER_LOST_AFTER_MS = 15_000;
 
 /** A moved latency is written at most this often per provider (jitter cannot make writes frequent). */
-export const LATENCY_REWRITE_MIN_MS = 10_000;
+export const LATENCY_REWRITE_MIN_MS = 20_000;
 
-/** Whether the round-trip time moved enough from the written one to matter to placement: by 10 ms and by half. */
+/** Whether the round-trip time moved enough from the written one to matter to placement: by 20 ms and by half. */
 export function latencyMoved(now: number | undefined, written: number | undefined): boolean {
   if (now === undefined || written === undefined) return false;
   const delta = Math.abs(now - written);
-  return delta >= 10 && delta >= written / 2;
+  return delta >= 20 && delta >= written / 2;
 }
 export const DEFAULT_STATUS_PERIOD_MS = 60_000;
 
