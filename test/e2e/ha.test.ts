@@ -5,8 +5,10 @@ import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from '@kub
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { EPOCH_LABEL, JOB_UID_LABEL } from '../../operator/src/agent/pods/build.js';
+import { SIM_RUN_FOR_ANNOTATION } from '../../operator/src/api/constants.js';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
 import { GRPC_ADDRESS_ANNOTATION } from '../../operator/src/hub/leadership.js';
+import { mergePatch } from '../../operator/src/runtime/kube.js';
 import { parseExposition, series, valueOf } from '../../operator/src/metrics/testing/exposition.js';
 import {
   hubPki,
@@ -94,7 +96,7 @@ async function apply(name: string, spec: Record<string, unknown>, runFor: string
     kind: 'GpuJob',
     metadata: { name, namespace: 'ml' },
     spec: {
-      template: { metadata: { annotations: { 'fedgpu.io/sim-run-for': runFor } }, spec: { containers: [{ name: 'main', image: 'example/train' }] } },
+      template: { metadata: { annotations: { [SIM_RUN_FOR_ANNOTATION]: runFor } }, spec: { containers: [{ name: 'main', image: 'example/train' }] } },
       gpu: { products: [H100] },
       budget: { maxPricePerGpuHour: '3' },
       ...spec,
@@ -123,6 +125,22 @@ async function expectOneSetOfPods(job: GpuJob): Promise<void> {
   }
   const pods = byCluster[placed!] ?? [];
   expect(pods.map((p) => p.metadata?.labels?.[EPOCH_LABEL]), `${job.metadata.name} pods`).toEqual(Array(job.spec.replicas ?? 1).fill('1'));
+}
+
+/**
+ * Ends a job's pods a second from now, as their work finishing would: the provider's admin
+ * re-annotates them, and kwok re-plans the pod's stage on every update (the delay is read again).
+ */
+async function finishSoon(job: GpuJob): Promise<void> {
+  for (const [cluster, pods] of Object.entries(await podsOf(job))) {
+    const core = testbed.cluster(cluster).kubeConfig.makeApiClient(CoreV1Api);
+    for (const pod of pods) {
+      await core.patchNamespacedPod(
+        { name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { metadata: { annotations: { [SIM_RUN_FOR_ANNOTATION]: '1s' } } } },
+        mergePatch,
+      );
+    }
+  }
 }
 
 describe('HA hub', () => {
@@ -162,11 +180,12 @@ describe('HA hub', () => {
   });
 
   it('keeps every job to one attempt and one set of pods when the leader is SIGKILLed mid-flow', async () => {
-    // Long enough to still run after the take-over and the agents' reconnect (up to ~20 s on a
-    // loaded machine; with 25 s of work, 'single' once finished before the mid-flow check).
-    await apply('single', { gpusPerReplica: 4 }, '50s');
-    await apply('gang', { replicas: 2, gpusPerReplica: 4 }, '50s');
-    await apply('whole-node', { gpusPerReplica: 8 }, '50s');
+    // The long jobs would run for an hour: they must still run at the mid-flow check however slow
+    // the machine (a fixed 25 s, then 50 s, each finished too early once in CI). The test ends
+    // them itself after that check.
+    await apply('single', { gpusPerReplica: 4 }, '1h');
+    await apply('gang', { replicas: 2, gpusPerReplica: 4 }, '1h');
+    await apply('whole-node', { gpusPerReplica: 8 }, '1h');
     for (const name of longJobs) {
       const job = await waitPhase(name, 'Running');
       placementBefore[name] = job.status!.placement!.provider!;
@@ -206,6 +225,7 @@ describe('HA hub', () => {
       expect(job.status?.phase, name).toBe('Running');
       expect(job.status?.attempts, name).toHaveLength(1);
       await expectOneSetOfPods(job);
+      await finishSoon(job);
     }
 
     for (const name of [...longJobs, 'short', 'late']) {
