@@ -4,7 +4,7 @@ import { EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../pod
 import { ATTEMPT_OBJECT_LABEL, attemptName } from './rendezvous.js';
 
 // The objects an attempt owns besides its pods (headless Service, NetworkPolicies, the Secret of
-// its secrets), created before the pods and deleted with the attempt. Idempotent like the pods:
+// its secrets), created with the pods (the Secret before them) and deleted with the attempt. Idempotent like the pods:
 // creating what exists and deleting what is gone are no-ops, so repeats and resyncs converge.
 
 export interface AttemptObjects {
@@ -27,14 +27,24 @@ export class AttemptResources {
     this.net = kubeConfig.makeApiClient(NetworkingV1Api);
   }
 
-  async ensure(objects: AttemptObjects): Promise<void> {
-    // All at once (they do not depend on each other); the caller creates pods only after every
-    // one is in place, so no pod of the attempt exists before the rules that fence it do.
+  /**
+   * What must exist before any pod of the attempt: its Secret (a pod that names a missing Secret
+   * waits on the kubelet's backoff, seconds on a real node). Never logged: it carries the
+   * consumer's values.
+   */
+  async ensureBeforePods(objects: AttemptObjects): Promise<void> {
+    await Promise.all(objects.secrets.map((body) => this.core.createNamespacedSecret({ namespace: body.metadata!.namespace!, body }).catch(ignore(409))));
+  }
+
+  /**
+   * What may go up beside the pods, all at once: the headless Service and the allow rules. The
+   * tenant namespace's default deny selects every pod already, so a pod that exists before its
+   * allow rules is only more isolated for a moment, never less.
+   */
+  async ensureBesidePods(objects: AttemptObjects): Promise<void> {
     await Promise.all([
       ...objects.policies.map((body) => this.net.createNamespacedNetworkPolicy({ namespace: body.metadata!.namespace!, body }).catch(ignore(409))),
       ...objects.services.map((body) => this.core.createNamespacedService({ namespace: body.metadata!.namespace!, body }).catch(ignore(409))),
-      // Never logged: the Secret carries the consumer's values.
-      ...objects.secrets.map((body) => this.core.createNamespacedSecret({ namespace: body.metadata!.namespace!, body }).catch(ignore(409))),
     ]);
   }
 

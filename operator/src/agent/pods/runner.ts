@@ -137,15 +137,21 @@ export class PodRunner {
       return;
     }
     // An apiserver error here is not the job's fault (a namespace still terminating, say): try again shortly.
-    if (!this.released.has(key)) {
+    const cannotCreate = (err: unknown) => {
+      this.logger.warn({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not create the attempt\'s Service, policies or Secret; retrying');
+      this.retryLater(key, assign);
+    };
+    const withObjects = !this.released.has(key);
+    if (withObjects) {
       try {
-        await this.attempts.ensure(objects);
+        await this.attempts.ensureBeforePods(objects);
       } catch (err) {
-        this.logger.warn({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not create the attempt\'s Service, policies or Secret; retrying');
-        this.retryLater(key, assign);
-        return;
+        return cannotCreate(err);
       }
     }
+    // The Service and allow rules are written while the pods are: one round trip fewer on the way to
+    // a running pod. Settled to a value, so an early return below leaves no rejection unhandled.
+    const besidePods = withObjects ? this.attempts.ensureBesidePods(objects).then(() => undefined, (err: unknown) => err ?? new Error('attempt objects failed')) : Promise.resolve(undefined);
     for (const pod of pods) {
       try {
         await this.createPod(namespace, pod);
@@ -170,6 +176,8 @@ export class PodRunner {
         return;
       }
     }
+    const failed = await besidePods;
+    if (failed) return cannotCreate(failed);
     this.retries.delete(key);
   }
 
