@@ -251,6 +251,23 @@ describe('refusals reach the consumer and stop nothing else', () => {
     expect(burst.filter((a) => runner.refused.has(key(a)))).toEqual([]);
   });
 
+  it('keeps a tenant namespace whose last attempt ends just as the next one comes (not deleted under it)', async () => {
+    const first = assign('team-handover', ok);
+    await runner.apply(first);
+    const namespace = tenantNamespaceName(PREFIX, 'team-handover');
+    const uid = (await core.readNamespace({ name: namespace })).metadata?.uid;
+    // The cancel lists the unused namespaces while the next assignment of the same consumer comes.
+    const cancelled = runner.cancel(first.jobUid, first.epoch, 0);
+    const next = assign('team-handover', ok);
+    await Promise.all([cancelled, runner.apply(next)]);
+    // Its pod comes once the first attempt's pod has left the quota (the runner retries on its own).
+    await waitFor('the next attempt\'s pod', async () => ((await podsOf(next)).length === 1 ? true : undefined), { timeoutMs: 30_000 });
+    expect(runner.refused.get(key(next))).toBeUndefined();
+    const ns = await core.readNamespace({ name: namespace });
+    expect(ns.metadata?.uid).toBe(uid);
+    expect(ns.metadata?.deletionTimestamp).toBeUndefined();
+  });
+
   it('moves the quota bound of a prepared namespace with each attempt', async () => {
     const first = assign('team-quota', ok, 1, 2);
     await runner.apply(first);

@@ -51,6 +51,11 @@ const isRefusal = (err: unknown) => [400, 403, 422].includes((err as { code?: nu
 const isQuotaConflict = (err: unknown) => (err as { code?: number }).code === 409 && /resourcequotas/.test(refusalReason(err));
 /** Quota still held by pods of an attempt that is going away: wait for them, not a refusal. */
 const isQuotaBusy = (err: unknown) => (err as { code?: number }).code === 403 && /exceeded quota/.test(refusalReason(err));
+/**
+ * The tenant namespace is going away under the attempt: its last attempt ended and the agent
+ * deleted it just as this assignment came. Not a refusal: it is made again once it is gone.
+ */
+const isNamespaceTerminating = (err: unknown) => (err as { code?: number }).code === 403 && /being terminated/.test(refusalReason(err));
 /** Retries of an attempt the cluster cannot take yet (quota still held, namespace still being
  * deleted, apiserver away): about two minutes in all; then quota waits are refused, the rest wait
  * for the next resync. */
@@ -165,6 +170,12 @@ export class PodRunner {
           if (this.retryLater(key, assign)) return;
         }
         if (isQuotaBusy(err) && this.retryLater(key, assign)) return;
+        if (isNamespaceTerminating(err)) {
+          this.tenancy.forget(namespace);
+          this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, namespace }, 'the tenant namespace is being deleted; making it again once it is gone');
+          this.retryLater(key, assign);
+          return;
+        }
         if (isRefusal(err)) {
           // Pods of the attempt made before the refusal go: an attempt runs whole or not at all.
           refuse(refusalReason(err));
@@ -299,7 +310,7 @@ export class PodRunner {
 
   /** Namespaces of consumers with no attempt left on this provider go. */
   private async releaseNamespaces(): Promise<void> {
-    const inUse = new Set([...this.assignments.values()].map((a) => a.namespace));
+    const inUse = () => new Set([...this.assignments.values()].map((a) => a.namespace));
     await this.tenancy.release(inUse).catch((err: unknown) => this.logger.error({ err }, 'could not delete unused tenant namespaces; retrying later'));
   }
 

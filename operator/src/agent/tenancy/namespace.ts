@@ -236,7 +236,6 @@ export class TenantNamespaces {
     this.markRefused(name, undefined);
   }
 
-  /** Deletes every tenant namespace of ours that no live attempt uses any more. */
   /** Tenant namespaces refused right now for not enforcing restricted (what the hub shows). */
   unisolated(): { namespace: string; reason: string }[] {
     return [...this.refused].map(([namespace, reason]) => ({ namespace, reason })).sort((a, b) => a.namespace.localeCompare(b.namespace));
@@ -249,19 +248,29 @@ export class TenantNamespaces {
     this.options.onIsolationChanged?.();
   }
 
-  async release(inUse: ReadonlySet<string>): Promise<string[]> {
+  /** Forgets that `name` was prepared: the next `ensure` takes the full path (it was deleted under us). */
+  forget(name: string): void {
+    this.prepared.delete(name);
+  }
+
+  /**
+   * Deletes the namespaces of ours not in use. `inUse` is asked again right before each delete:
+   * an assignment that came while the list was in flight keeps its namespace.
+   */
+  async release(inUse: ReadonlySet<string> | (() => ReadonlySet<string>)): Promise<string[]> {
+    const used = typeof inUse === 'function' ? inUse : () => inUse;
     const list = await this.core.listNamespace({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` });
     // Refused namespaces looked at again: one restricted again (or unused) is no longer refused.
     const listed = new Map(list.items.map((ns) => [ns.metadata?.name ?? '', ns]));
     for (const name of [...this.refused.keys()]) {
       const ns = listed.get(name);
-      if (!inUse.has(name)) this.markRefused(name, undefined);
+      if (!used().has(name)) this.markRefused(name, undefined);
       else if (ns) this.markRefused(name, restrictedProblem(ns));
     }
     const deleted: string[] = [];
     for (const ns of list.items) {
       const name = ns.metadata?.name;
-      if (!name || !this.owns(name) || inUse.has(name) || ns.metadata?.deletionTimestamp) continue;
+      if (!name || !this.owns(name) || used().has(name) || ns.metadata?.deletionTimestamp) continue;
       try {
         this.prepared.delete(name);
         await this.core.deleteNamespace({ name });
