@@ -93,6 +93,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     agents: { send: (provider, message) => server?.send(provider, message) ?? false },
     logger: opts.logger.child({ controller: 'gpujob' }),
     heartbeatAgeMs: (provider: string, now: number): number | undefined => registry.heartbeatAgeMs(provider, now),
+    link: (provider: string) => registry.link(provider),
     ...(settlement ? { fundingCheck: (job: GpuJob, candidate?: { provider: string; wallet: string }) => settlement.fundingCheck(job, candidate), settlement } : {}),
     ...(opts.schedulerConfig ? { schedulerConfig: opts.schedulerConfig } : {}),
     ...(opts.metrics ? { metrics: gpuJobMetricsOf(opts.metrics) } : {}),

@@ -55,6 +55,8 @@ export interface GpuJobControllerOptions {
   settlement?: GpuJobSettlementHooks;
   /** The leader's in-memory heartbeat age of a provider (the registry's), fresher than its status. */
   heartbeatAgeMs?: (provider: string, now: number) => number | undefined;
+  /** The leader's live measure of a provider's link (the registry's), fresher than its status. */
+  link?: (provider: string) => { rttMs?: number; bandwidthMbps?: number } | undefined;
   /** Reconciles at once (never two of one job); decisions stay consistent through one shared snapshot. Default 8. */
   concurrency?: number;
   /** Reconcile, scheduler and attempt metrics (see jobs/metrics.ts). */
@@ -145,6 +147,7 @@ export class GpuJobController {
       providers: () => this.providers.list(),
       assumed: this.assumed,
       ...(opts.heartbeatAgeMs ? { heartbeatAgeMs: opts.heartbeatAgeMs } : {}),
+      ...(opts.link ? { link: opts.link } : {}),
     });
     for (const event of ['add', 'update', 'delete'] as const) this.providers.on(event, (p) => p.metadata?.name && this.market.providerChanged(p.metadata.name));
     const facts = (j: GpuJob) => {

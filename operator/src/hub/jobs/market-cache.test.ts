@@ -31,7 +31,8 @@ function setup(objects: GpuProvider[]) {
   const store = new Map(objects.map((p) => [p.metadata.name!, p]));
   const assumed = new AssumedAllocations({ ttlMs: 60_000 });
   const ages = new Map<string, number>();
-  const cache = new MarketCache({ provider: (n) => store.get(n), providers: () => [...store.values()], assumed, heartbeatAgeMs: (n) => ages.get(n) });
+  const links = new Map<string, { rttMs?: number; bandwidthMbps?: number }>();
+  const cache = new MarketCache({ provider: (n) => store.get(n), providers: () => [...store.values()], assumed, heartbeatAgeMs: (n) => ages.get(n), link: (n) => links.get(n) });
   const idleOf = (now: number) => Object.fromEntries(cache.view(now).pools.map((p) => [p.provider.name, [...p.idle]]));
   const place = (key: string, now: number) => {
     const d = schedule(cache.view(now), oneGpu, DEFAULT_SCHEDULER_CONFIG, now);
@@ -39,7 +40,7 @@ function setup(objects: GpuProvider[]) {
     cache.assume(key, d, now);
     return d;
   };
-  return { store, assumed, ages, cache, idleOf, place };
+  return { store, assumed, ages, links, cache, idleOf, place };
 }
 
 describe('MarketCache', () => {
@@ -88,5 +89,19 @@ describe('MarketCache', () => {
     expect(t.cache.view(0).providers.map((p) => p.name)).toEqual(['a']);
     expect(isDecision(schedule(t.cache.view(500), oneGpu, DEFAULT_SCHEDULER_CONFIG, 500))).toBe(false); // within the second
     expect(t.place('ns/k', 1_000).provider).toBe('a');
+  });
+
+  it('filters on the leader\'s live round-trip time, not the one last written to status', () => {
+    const far = gp('a', { n1: 2 });
+    far.status!.latency = { rttMs: 5 }; // written a while ago
+    const t = setup([far]);
+    const within = { ...oneGpu, placement: { maxLatencyMs: 50 } } as unknown as JobRequest;
+    expect(isDecision(schedule(t.cache.view(0), within, DEFAULT_SCHEDULER_CONFIG, 0))).toBe(true);
+    t.links.set('a', { rttMs: 120, bandwidthMbps: 900 }); // the route changed since
+    expect(isDecision(schedule(t.cache.view(1_000), within, DEFAULT_SCHEDULER_CONFIG, 1_000))).toBe(false);
+    expect(t.cache.view(1_000).providers.find((p) => p.name === 'a')?.source).toMatchObject({ rttMs: 120, bandwidthMbps: 900 });
+    // A provider re-read from the informer keeps the live figures too.
+    t.cache.providerChanged('a');
+    expect(t.cache.view(1_100).providers.find((p) => p.name === 'a')?.source).toMatchObject({ rttMs: 120 });
   });
 });

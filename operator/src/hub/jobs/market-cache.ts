@@ -11,7 +11,8 @@ import { providerSnapshot } from './market-view.js';
 //    its own assumptions (AssumedAllocations indexes them by provider);
 //  - a decision lowers idle in place at once (assume), so the next decision of a burst sees it;
 //  - an assumption forgotten or expired gives its GPUs back by re-basing its provider;
-//  - heartbeat ages move with time: refreshed for every provider once a second, O(providers).
+//  - heartbeat ages and the leader's live link measures (round-trip time, bandwidth) move with
+//    time: refreshed for every provider once a second, O(providers).
 
 export interface MarketCacheOptions {
   /** The GpuProvider cache (the controller's informer). */
@@ -20,6 +21,8 @@ export interface MarketCacheOptions {
   assumed: AssumedAllocations;
   /** The leader's in-memory heartbeat age, when it tracks the provider. */
   heartbeatAgeMs?: (provider: string, now: number) => number | undefined;
+  /** The leader's live measure of the provider's link; status carries it only once a period. */
+  link?: (provider: string) => { rttMs?: number; bandwidthMbps?: number } | undefined;
 }
 
 export class MarketCache {
@@ -86,7 +89,9 @@ export class MarketCache {
       this.snapshot.removeProvider(name);
       return;
     }
-    this.snapshot.updateProvider(providerSnapshot(provider, now, this.opts.heartbeatAgeMs?.(name, now)));
+    const snapshot = providerSnapshot(provider, now, this.opts.heartbeatAgeMs?.(name, now));
+    this.applyLink(snapshot);
+    this.snapshot.updateProvider(snapshot);
     this.opts.assumed.applyToSnapshot(this.snapshot, now, name);
   }
 
@@ -98,6 +103,13 @@ export class MarketCache {
         const written = this.opts.provider(p.name)?.status?.lastHeartbeatTime;
         if (written) p.source.heartbeatAgeMs = Math.max(0, now - Date.parse(written));
       }
+      this.applyLink(p.source);
     }
+  }
+
+  private applyLink(p: { name: string; rttMs: number; bandwidthMbps: number }): void {
+    const link = this.opts.link?.(p.name);
+    if (link?.rttMs !== undefined) p.rttMs = link.rttMs;
+    if (link?.bandwidthMbps !== undefined) p.bandwidthMbps = link.bandwidthMbps;
   }
 }

@@ -17,10 +17,10 @@ import type { ProviderStore } from './store.js';
 // through `onProviderLost`, so a blip never evicts anything.
 //
 // Liveness lives here, in the leader's memory (agents stream to the leader), not in etcd: a
-// heartbeat is a status write only on a transition (Ready again, the first latency measured, a
-// latency far from the written one: see latencyMoved) or when nothing was written for
-// `statusPeriodMs`; every other write carries the latest heartbeat
-// time and latency along. Inventories are written only when the pools changed. At rest that is one
+// heartbeat is a status write only on a transition (Ready again, the first latency measured) or
+// when nothing was written for `statusPeriodMs`; every other write carries the latest heartbeat
+// time and latency along. The leader's scheduler reads latency from here (`link`), not from the
+// status, so a latency that moves needs no early write: status shows it at the next period. Inventories are written only when the pools changed. At rest that is one
 // write per provider per period instead of one per heartbeat, each re-sent to every watcher
 // (Kubernetes moved node heartbeats to Leases for the same reason, KEP-589).
 
@@ -61,8 +61,6 @@ interface Liveness {
   /** When this hub last wrote the provider's status (any write carries heartbeat and latency). */
   writtenMs: number;
   latencyWritten: boolean;
-  /** The round-trip time last written (the scheduler filters and scores on the written one). */
-  writtenRttMs?: number;
   /** JSON of the pools last written, to skip identical inventories. */
   writtenPools?: string;
   /** JSON of the TenantIsolation condition last written. */
@@ -77,15 +75,6 @@ interface Liveness {
 
 export const DEFAULT_PROVIDER_LOST_AFTER_MS = 15_000;
 
-/** A moved latency is written at most this often per provider (jitter cannot make writes frequent). */
-export const LATENCY_REWRITE_MIN_MS = 20_000;
-
-/** Whether the round-trip time moved enough from the written one to matter to placement: by 20 ms and by half. */
-export function latencyMoved(now: number | undefined, written: number | undefined): boolean {
-  if (now === undefined || written === undefined) return false;
-  const delta = Math.abs(now - written);
-  return delta >= 20 && delta >= written / 2;
-}
 export const DEFAULT_STATUS_PERIOD_MS = 60_000;
 
 type StatusPatch = Partial<GpuProviderStatus> | ((current: GpuProvider | undefined) => Partial<GpuProviderStatus> | undefined);
@@ -188,13 +177,10 @@ export class KubeProviderRegistry implements ProviderRegistry {
       await this.write(providerName, (current) => (live.ready ? { conditions: setCondition(current?.status?.conditions, ready, new Date(this.now())).conditions } : undefined));
       return;
     }
-    // At rest: the first latency measured (the scheduler filters on it), a latency that moved
-    // far from the written one (a first sample taken while the machine was busy, a route that
-    // changed), then once a period.
+    // At rest: the first latency measured (what a new leader's scheduler starts from), then once a
+    // period. A latency that moves later reaches this leader's scheduler through link() at once.
     const firstLatency = live.latency !== undefined && !live.latencyWritten;
-    const sinceWrite = this.now() - live.writtenMs;
-    const moved = latencyMoved(live.latency?.rttMs, live.writtenRttMs) && sinceWrite >= LATENCY_REWRITE_MIN_MS;
-    if (firstLatency || moved || sinceWrite >= this.statusPeriod) await this.write(providerName, {});
+    if (firstLatency || this.now() - live.writtenMs >= this.statusPeriod) await this.write(providerName, {});
   }
 
   /**
@@ -204,6 +190,11 @@ export class KubeProviderRegistry implements ProviderRegistry {
   heartbeatAgeMs(providerName: string, now: number = this.now()): number | undefined {
     const live = this.live.get(providerName);
     return live && Math.max(0, now - live.lastHeartbeatMs);
+  }
+
+  /** The link as this hub measures it now (round-trip time, bandwidth), fresher than status. */
+  link(providerName: string): { rttMs?: number; bandwidthMbps?: number } | undefined {
+    return this.live.get(providerName)?.latency;
   }
 
   /** When this hub last heard from the provider's agent (ms since the epoch), fresher than status. */
@@ -356,7 +347,6 @@ export class KubeProviderRegistry implements ProviderRegistry {
     if (live.latency) {
       fields.latency = live.latency;
       live.latencyWritten = true;
-      live.writtenRttMs = live.latency.rttMs;
     }
     return fields;
   }
