@@ -183,7 +183,7 @@ export interface GpuProviderStatus {
   totalGpus?: number;
   /** Idle/total GPUs, for display. */
   gpus?: string;
-  /** Network quality between hub and provider. */
+  /** Network quality between hub and provider, as the leading hub measured it when status was last written (about once a minute at rest); its scheduler uses its own live figures. */
   latency?: ProviderLatency;
   /** Reputation from attempt outcomes attributed to the provider. */
   reputation?: ProviderReputation;
@@ -758,7 +758,7 @@ export interface ProviderElectricity {
   wearPerGpuHour?: string;
 }
 
-/** Network quality between hub and provider. */
+/** Network quality between hub and provider, as the leading hub measured it when status was last written (about once a minute at rest); its scheduler uses its own live figures. */
 export interface ProviderLatency {
   /** Round-trip time, exponentially weighted moving average, in milliseconds. */
   rttMs?: number;

@@ -153,7 +153,7 @@ export const gpuProviderStatus: Schema = obj(
     totalGpus: int('GPUs across all pools.'),
     gpus: str('Idle/total GPUs, for display.'),
     latency: obj(
-      'Network quality between hub and provider.',
+      'Network quality between hub and provider, as the leading hub measured it when status was last written (about once a minute at rest); its scheduler uses its own live figures.',
       {
         rttMs: num('Round-trip time, exponentially weighted moving average, in milliseconds.', { minimum: 0 }),
         bandwidthMbps: num('Measured bandwidth in megabits per second.', { minimum: 0 }),
