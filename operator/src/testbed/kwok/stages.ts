@@ -92,6 +92,16 @@ function containerStatuses(
 const podAddresses = `      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
       podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}`;
 
+/** A node's allocatable or capacity: what the node already says, else a large default machine. */
+const nodeResources = (field: 'allocatable' | 'capacity'): string => `      ${field}:
+      {{ with .status.${field} }}
+      {{ YAML . 1 }}
+      {{ else }}
+        cpu: "64"
+        memory: 512Gi
+        pods: "110"
+      {{ end }}`;
+
 const nodeInitialize = stage(
   'node-initialize',
   'Node',
@@ -114,22 +124,8 @@ ${readyConditions}
         type: Hostname
       {{ end }}
       {{ end }}
-      allocatable:
-      {{ with .status.allocatable }}
-      {{ YAML . 1 }}
-      {{ else }}
-        cpu: "64"
-        memory: 512Gi
-        pods: "110"
-      {{ end }}
-      capacity:
-      {{ with .status.capacity }}
-      {{ YAML . 1 }}
-      {{ else }}
-        cpu: "64"
-        memory: 512Gi
-        pods: "110"
-      {{ end }}
+${nodeResources('allocatable')}
+${nodeResources('capacity')}
       {{ with NodePort }}
       daemonEndpoints:
         kubeletEndpoint:
