@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
@@ -24,6 +23,7 @@ import { freePort } from '../../operator/src/testbed/free-port.js';
 import { reapPidDir } from '../../operator/src/testbed/processes.js';
 import { startTcpProxy, type TcpProxy } from '../../operator/src/testbed/tcp-proxy.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
+import { runCli, type CliResult } from '../../operator/src/testbed/cli.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
 import { fundWallet } from './support/credits.js';
@@ -89,14 +89,7 @@ async function startHub(lostAfter = '4s', extra: string[] = []): Promise<void> {
 
 const hubMetric = async (name: string) => valueOf(parseExposition(await (await fetch(`http://127.0.0.1:${hub.metricsPort}/metrics`)).text()), name);
 
-/** Runs the fedgpu CLI from the sources. */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', join(repoRoot, 'operator', 'src', 'cli', 'main.ts'), ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> => runCli(args, { env, timeoutMs: 60_000 });
 const chainFlags = () => ['--chain-rpc', anvil.rpcUrl, '--market-address', marketAddress];
 
 const jobYaml = (name: string, namespace: string, spec: Record<string, unknown>, runFor = '3s') =>
