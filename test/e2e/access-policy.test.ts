@@ -1,11 +1,9 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
+import type { GpuJob } from '../../operator/src/api/types.js';
 import { TunnelKind } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
 import { startHub, type RunningHub } from '../../operator/src/hub/hub.js';
 import { TunnelClosedError } from '../../operator/src/protocol/tunnel/mux.js';
@@ -15,8 +13,10 @@ import { criLogLines } from '../../operator/src/testbed/kwok/access.js';
 import { issueUserCert, userKubeconfigYaml } from '../../operator/src/testbed/pki.js';
 import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
+import { runCli, streamCli, type CliResult } from '../../operator/src/testbed/cli.js';
 import { repoRoot, toolPath } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
+import { applyYaml, getGpuJob, gpuJobYaml, waitGpuJob } from './support/gpu-jobs.js';
 
 // Issue 13, items 4 and 7, on the access e2e's test bed (hub apiserver with aggregation, providers
 // whose kwok serves exec and port-forward, the hub's access API as an APIService, agents as
@@ -29,7 +29,6 @@ import { waitFor } from '../../operator/src/testbed/wait.js';
 
 const H100 = 'NVIDIA-H100-80GB-HBM3';
 const L40S = 'NVIDIA-L40S';
-const cli = join(repoRoot, 'operator', 'src', 'cli', 'main.ts');
 
 let testbed: Testbed;
 let pki: HubPki;
@@ -128,23 +127,12 @@ afterAll(async () => {
 
 // --- helpers ---------------------------------------------------------------------------------
 
-function fedgpu(args: string[], stdin?: string, as = kubeconfig): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', cli, '--kubeconfig', as, ...args], { timeout: 120_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-    if (stdin !== undefined) child.stdin?.end(stdin);
-  });
-}
+const fedgpu = (args: string[], stdin?: string, as = kubeconfig): Promise<CliResult> => runCli(['--kubeconfig', as, ...args], { stdin });
 
 function fedgpuStream(args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, '--kubeconfig', kubeconfig, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
-  return { child, output: () => out, errors: () => err };
+  const stream = streamCli(['--kubeconfig', kubeconfig, ...args]);
+  children.push(stream.child);
+  return stream;
 }
 
 function chartTemplate(template: string): Promise<string> {
@@ -155,33 +143,11 @@ function chartTemplate(template: string): Promise<string> {
   });
 }
 
-function jobYaml(name: string, spec: Record<string, unknown>): string {
-  return stringify({
-    apiVersion: 'fedgpu.io/v1alpha1',
-    kind: 'GpuJob',
-    metadata: { name, namespace: 'ml' },
-    spec: {
-      template: { metadata: { annotations: { 'fedgpu.io/sim-run-for': '600s' } }, spec: { containers: [{ name: 'main', image: 'example/train' }] } },
-      gpusPerReplica: 8,
-      gpu: { products: [H100] },
-      budget: { maxPricePerGpuHour: '3' },
-      ...spec,
-    },
-  });
-}
-
-async function apply(yaml: string): Promise<void> {
-  const r = await testbed.cluster('hub').kubectl(['apply', '-f', '-'], yaml);
-  expect(r.code, r.stderr).toBe(0);
-}
-
-const getJob = async (name: string) =>
-  (await testbed.cluster('hub').kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml', name })) as GpuJob;
-const waitJob = (name: string, ok: (j: GpuJob) => boolean, timeoutMs = 90_000) =>
-  waitFor(name, async () => {
-    const j = await getJob(name);
-    return ok(j) ? j : undefined;
-  }, { timeoutMs, intervalMs: 250 });
+const jobYaml = (name: string, spec: Record<string, unknown>) =>
+  gpuJobYaml(name, { gpusPerReplica: 8, gpu: { products: [H100] }, ...spec }, { annotations: { 'fedgpu.io/sim-run-for': '600s' } });
+const apply = (yaml: string) => applyYaml(testbed.cluster('hub'), yaml);
+const getJob = (name: string) => getGpuJob(testbed.cluster('hub'), name);
+const waitJob = (name: string, ok: (j: GpuJob) => boolean, timeoutMs = 90_000) => waitGpuJob(testbed.cluster('hub'), name, 'as expected', ok, { timeoutMs });
 const running = (name: string) => waitJob(name, (j) => j.status?.phase === 'Running');
 const jobNames = async () => (await testbed.cluster('hub').kubectl(['get', 'gj', '-n', 'ml', '-o', 'name'])).stdout.trim().split('\n').filter(Boolean).sort();
 

@@ -1,12 +1,12 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
+import type { GpuJob } from '../../operator/src/api/types.js';
 import { SIM_IMAGE_PULL_ERROR_ANNOTATION } from '../../operator/src/api/constants.js';
 import { podName } from '../../operator/src/agent/pods/build.js';
 import { startHub, type RunningHub } from '../../operator/src/hub/hub.js';
@@ -16,8 +16,10 @@ import { criLogLines } from '../../operator/src/testbed/kwok/access.js';
 import { issueUserCert, userKubeconfigYaml } from '../../operator/src/testbed/pki.js';
 import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
+import { runCli, streamCli, type CliResult } from '../../operator/src/testbed/cli.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
+import { getGpuJob, waitGpuJob } from './support/gpu-jobs.js';
 
 // Issue 13 end to end: consumers reach their job's pods on whichever provider runs them, through
 // the hub. Real parts: three kube-apiservers (hub with aggregation, two providers whose kwok serves
@@ -26,7 +28,6 @@ import { waitFor } from '../../operator/src/testbed/wait.js';
 // authenticated by the hub apiserver with client certificates and authorized by RBAC.
 
 const H100 = 'NVIDIA-H100-80GB-HBM3';
-const cli = join(repoRoot, 'operator', 'src', 'cli', 'main.ts');
 
 let testbed: Testbed;
 let pki: HubPki;
@@ -152,35 +153,20 @@ afterAll(async () => {
 
 // --- helpers ---------------------------------------------------------------------------------
 
-function fedgpu(user: string, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', cli, '--kubeconfig', kubeconfigs[user]!, ...args], { timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-    if (stdin !== undefined) child.stdin?.end(stdin);
-  });
-}
+const fedgpu = (user: string, args: string[], stdin?: string): Promise<CliResult> =>
+  runCli(['--kubeconfig', kubeconfigs[user]!, ...args], { stdin, maxBuffer: 64 * 1024 * 1024 });
 
 /** A long-running CLI command; `output()` is what it printed so far. */
 function fedgpuStream(user: string, args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, '--kubeconfig', kubeconfigs[user]!, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
-  return { child, output: () => out, errors: () => err };
+  const stream = streamCli(['--kubeconfig', kubeconfigs[user]!, ...args]);
+  children.push(stream.child);
+  return stream;
 }
 
 /** Where an agent keeps the log tails of ended attempts. */
 const logTails = (provider: string) => join(dir, `${provider}-log-tails`);
-const getJob = async (name = 'trainer') =>
-  (await testbed.cluster('hub').kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml', name })) as GpuJob;
-const waitJob = (ok: (j: GpuJob) => boolean, timeoutMs = 60_000) =>
-  waitFor('trainer', async () => {
-    const j = await getJob();
-    return ok(j) ? j : undefined;
-  }, { timeoutMs, intervalMs: 200 });
+const getJob = (name = 'trainer') => getGpuJob(testbed.cluster('hub'), name);
+const waitJob = (ok: (j: GpuJob) => boolean, timeoutMs = 60_000) => waitGpuJob(testbed.cluster('hub'), 'trainer', 'as expected', ok, { timeoutMs, intervalMs: 200 });
 
 // --- tests ---------------------------------------------------------------------------------------
 

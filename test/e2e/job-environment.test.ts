@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, NetworkingV1Api, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, NetworkingV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
+import type { GpuJob } from '../../operator/src/api/types.js';
 import type { RunningHub } from '../../operator/src/hub/hub.js';
 import type { Cluster } from '../../operator/src/testbed/cluster.js';
 import { HUB_RELEASE, HUB_RELEASE_NAMESPACE, hubPki, installCrds, providerClient, readyStatus, startAgent, startTestHub, type AgentHandle } from '../../operator/src/testbed/federation.js';
@@ -12,6 +11,7 @@ import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
+import { applyYaml, getGpuJob, gpuJobYaml, kubectlOk, waitGpuJobPhase } from './support/gpu-jobs.js';
 
 // Issue 14 end to end on real provider apiservers: gang rendezvous (headless Service, gang
 // NetworkPolicy, env), consumers kept apart, secrets to the winner only and gone after every end,
@@ -65,35 +65,12 @@ afterAll(async () => {
 });
 
 const hubCluster = () => testbed.cluster('hub');
-const jobsApi = () => hubCluster().kubeConfig.makeApiClient(CustomObjectsApi);
-const getJob = async (name: string, namespace = 'ml') => (await jobsApi().getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace, name })) as GpuJob;
-const waitPhase = (name: string, phase: string, namespace = 'ml', timeoutMs = 90_000) =>
-  waitFor(`${namespace}/${name} ${phase}`, async () => {
-    const job = await getJob(name, namespace);
-    if (job.status?.phase === 'Failed' && phase !== 'Failed') throw new Error(`${name} failed: ${job.status.message}`);
-    return job.status?.phase === phase ? job : undefined;
-  }, { timeoutMs, intervalMs: 250 });
-
-function jobYaml(name: string, spec: Record<string, unknown>, { namespace = 'ml', runFor }: { namespace?: string; runFor?: string } = {}): string {
-  return stringify({
-    apiVersion: 'fedgpu.io/v1alpha1',
-    kind: 'GpuJob',
-    metadata: { name, namespace },
-    spec: {
-      template: { metadata: { annotations: runFor ? { 'fedgpu.io/sim-run-for': runFor } : {} }, spec: { containers: [{ name: 'main', image: 'example/train', command: ['torchrun', 'train.py'] }] } },
-      budget: { maxPricePerGpuHour: '3' },
-      ...spec,
-    },
-  });
-}
-
-async function kubectl(cluster: Cluster, args: string[], input?: string): Promise<string> {
-  const res = await cluster.kubectl(args, input);
-  expect(res.code, res.stderr).toBe(0);
-  return res.stdout;
-}
-
-const apply = (yaml: string) => kubectl(hubCluster(), ['apply', '-f', '-'], yaml);
+const getJob = (name: string, namespace = 'ml') => getGpuJob(hubCluster(), name, namespace);
+const waitPhase = (name: string, phase: string, namespace = 'ml', timeoutMs = 90_000) => waitGpuJobPhase(hubCluster(), name, phase, { namespace, timeoutMs });
+const jobYaml = (name: string, spec: Record<string, unknown>, { namespace = 'ml', runFor }: { namespace?: string; runFor?: string } = {}) =>
+  gpuJobYaml(name, spec, { namespace, annotations: runFor ? { 'fedgpu.io/sim-run-for': runFor } : {}, container: { command: ['torchrun', 'train.py'] } });
+const kubectl = kubectlOk;
+const apply = (yaml: string) => applyYaml(hubCluster(), yaml);
 const deleteJob = (name: string, namespace = 'ml') => kubectl(hubCluster(), ['delete', 'gj', name, '-n', namespace, '--wait=false']);
 
 const core = (c: Cluster) => c.kubeConfig.makeApiClient(CoreV1Api);

@@ -1,14 +1,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CustomObjectsApi } from '@kubernetes/client-node';
-import { MaxUint256, Wallet, type JsonRpcProvider } from 'ethers';
+import { Wallet, type JsonRpcProvider } from 'ethers';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { StreamClient } from '../../operator/src/agent/stream/client.js';
-import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
+import type { GpuJob } from '../../operator/src/api/types.js';
 import { attemptEscrowId } from '../../operator/src/chain/attempt-escrow.js';
-import { attachComputeCredit, deployMarket, EscrowState, type GpuMarketContract } from '../../operator/src/chain/contracts.js';
+import { deployMarket, EscrowState, type GpuMarketContract } from '../../operator/src/chain/contracts.js';
 import { formatCredits, parseCredits } from '../../operator/src/chain/credits.js';
 import { freshProvider } from '../../operator/src/chain/provider.js';
 import { DEFAULT_HUB_ID, tenantIdOf } from '../../operator/src/chain/tenant.js';
@@ -21,6 +19,8 @@ import { reapPidDir } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
+import { fundWallet } from './support/credits.js';
+import { applyYaml, getGpuJob, gpuJobYaml, waitGpuJob } from './support/gpu-jobs.js';
 import { issueCert } from '../../operator/src/tls/index.js';
 
 // Market integrity end to end (docs/settlement.md, "Fault attribution" and "Budget and billing
@@ -56,44 +56,20 @@ const root = join(repoRoot, '.testbed', 'e2e-market-integrity');
 
 const hubCluster = () => testbed.cluster('hub');
 const providerCluster = () => testbed.cluster('west');
-const getJob = async (name: string) =>
-  (await hubCluster().kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml', name })) as GpuJob;
+const getJob = (name: string) => getGpuJob(hubCluster(), name);
 const condition = (job: GpuJob, type: string) => job.status?.conditions?.find((c) => c.type === type);
 const settled = (job: GpuJob) => condition(job, 'Settled')?.status === 'True';
 const credits = parseCredits;
-const waitJob = (name: string, what: string, probe: (job: GpuJob) => boolean, timeoutMs = 120_000) =>
-  waitFor(`${name}: ${what}`, async () => {
-    const job = await getJob(name);
-    return probe(job) ? job : undefined;
-  }, { timeoutMs, intervalMs: 250 });
+const waitJob = (name: string, what: string, probe: (job: GpuJob) => boolean, timeoutMs = 120_000) => waitGpuJob(hubCluster(), name, what, probe, { timeoutMs });
+const jobYaml = (name: string, spec: Record<string, unknown>, runFor: string, annotations: Record<string, string> = {}) =>
+  gpuJobYaml(
+    name,
+    { gpu: { products: [PRODUCT] }, budget: { maxPricePerGpuHour: '5', maxTotal: '10' }, faultTolerance: { checkpoint: { gracePeriodSeconds: 2 } }, ...spec },
+    { annotations: { 'fedgpu.io/sim-run-for': runFor, ...annotations } },
+  );
+const apply = (yaml: string) => applyYaml(hubCluster(), yaml);
 
-function jobYaml(name: string, spec: Record<string, unknown>, runFor: string, annotations: Record<string, string> = {}): string {
-  return stringify({
-    apiVersion: 'fedgpu.io/v1alpha1',
-    kind: 'GpuJob',
-    metadata: { name, namespace: 'ml' },
-    spec: {
-      template: { metadata: { annotations: { 'fedgpu.io/sim-run-for': runFor, ...annotations } }, spec: { containers: [{ name: 'main', image: 'example/train' }] } },
-      gpu: { products: [PRODUCT] },
-      budget: { maxPricePerGpuHour: '5', maxTotal: '10' },
-      faultTolerance: { checkpoint: { gracePeriodSeconds: 2 } },
-      ...spec,
-    },
-  });
-}
-
-async function apply(yaml: string): Promise<void> {
-  const res = await hubCluster().kubectl(['apply', '-f', '-'], yaml);
-  expect(res.code, res.stderr).toBe(0);
-}
-
-async function fund(wallet: Wallet, amount: string, deposit: boolean): Promise<void> {
-  const token = attachComputeCredit(await market.token(), rpc);
-  const admin = new Wallet(anvil.accounts[0]!.privateKey, rpc);
-  await (await token.connect(admin).mint(wallet.address, credits(amount))).wait();
-  await (await token.connect(wallet.connect(rpc)).approve(marketAddress, MaxUint256)).wait();
-  if (deposit) await (await market.connect(wallet.connect(rpc)).deposit(credits(amount))).wait();
-}
+const fund = (wallet: Wallet, amount: string, deposit: boolean) => fundWallet({ anvil, rpc, market, marketAddress }, wallet, amount, deposit);
 
 /** Lets a job placed on the liar (regions: its own only) move on to the honest provider too. */
 async function allowHonest(name: string): Promise<void> {

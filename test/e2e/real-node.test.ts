@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
+import type { GpuJob } from '../../operator/src/api/types.js';
 import type { RunningHub } from '../../operator/src/hub/hub.js';
 import type { Cluster } from '../../operator/src/testbed/cluster.js';
 import {
@@ -20,6 +20,7 @@ import { busyboxImage } from '../../operator/src/testbed/real-node/images.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot, toolPath } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
+import { applyYaml, getGpuJob, waitGpuJob } from './support/gpu-jobs.js';
 
 // Issue 17: GpuJobs run real containers on a real node (kubelet, containerd, runc, CNI) of a
 // provider cluster; limits, exit codes and signals are the kernel's, not kwok's. The real node
@@ -72,21 +73,8 @@ afterAll(async () => {
 
 const hubCluster = () => testbed.cluster('hub');
 const homelab = () => testbed.cluster('homelab');
-const jobsApi = () => hubCluster().kubeConfig.makeApiClient(CustomObjectsApi);
-const getJob = async (name: string) =>
-  (await jobsApi().getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml', name })) as GpuJob;
-async function waitJob(name: string, what: string, done: (job: GpuJob) => boolean, timeoutMs = 90_000): Promise<GpuJob> {
-  let last: GpuJob | undefined;
-  try {
-    return await waitFor(`${name} ${what}`, async () => {
-      last = await getJob(name);
-      return done(last) ? last : undefined;
-    }, { timeoutMs, intervalMs: 250 });
-  } catch (err) {
-    // Say where the job stood, so a timeout explains itself.
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last?.status)}`);
-  }
-}
+const getJob = (name: string) => getGpuJob(hubCluster(), name);
+const waitJob = (name: string, what: string, done: (job: GpuJob) => boolean, timeoutMs = 90_000) => waitGpuJob(hubCluster(), name, what, done, { timeoutMs });
 
 /** A GpuJob whose one container runs `script` in the busybox image on the test product. */
 async function submit(name: string, script: string, extra: { memoryLimit?: string; gracePeriodSeconds?: number } = {}): Promise<void> {
@@ -118,8 +106,7 @@ async function submit(name: string, script: string, extra: { memoryLimit?: strin
         : {}),
     },
   });
-  const res = await hubCluster().kubectl(['apply', '-f', '-'], yaml);
-  expect(res.code, res.stderr).toBe(0);
+  await applyYaml(hubCluster(), yaml);
 }
 
 // The agent runs each consumer's pods in a namespace of their own (PodSecurity restricted enforced).

@@ -1,8 +1,7 @@
 import { join } from 'node:path';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
+import type { GpuJob } from '../../operator/src/api/types.js';
 import type { RunningHub } from '../../operator/src/hub/hub.js';
 import type { Cluster } from '../../operator/src/testbed/cluster.js';
 import type { GpuNodeGroup } from '../../operator/src/testbed/kwok/gpu-nodes.js';
@@ -19,6 +18,7 @@ import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
+import { applyYaml, getGpuJob, gpuJobYaml, waitGpuJobPhase } from './support/gpu-jobs.js';
 
 // Issue 4 end to end: GpuJobs applied to a real hub apiserver are placed by the scheduler on one of
 // three real provider clusters, run there as pods (kwok), and survive provider loss.
@@ -74,33 +74,10 @@ afterAll(async () => {
 });
 
 const hubCluster = () => testbed.cluster('hub');
-const jobsApi = () => hubCluster().kubeConfig.makeApiClient(CustomObjectsApi);
-const getJob = async (name: string) =>
-  (await jobsApi().getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml', name })) as GpuJob;
-const waitPhase = (name: string, phase: string, timeoutMs = 60_000) =>
-  waitFor(`${name} ${phase}`, async () => {
-    const job = await getJob(name);
-    if (job.status?.phase === 'Failed' && phase !== 'Failed') throw new Error(`${name} failed: ${job.status.message}`);
-    return job.status?.phase === phase ? job : undefined;
-  }, { timeoutMs, intervalMs: 200 });
-
-function jobYaml(name: string, spec: Record<string, unknown>, annotations: Record<string, string> = {}): string {
-  return stringify({
-    apiVersion: 'fedgpu.io/v1alpha1',
-    kind: 'GpuJob',
-    metadata: { name, namespace: 'ml' },
-    spec: {
-      template: { metadata: { annotations }, spec: { containers: [{ name: 'main', image: 'example/train' }] } },
-      budget: { maxPricePerGpuHour: '3' },
-      ...spec,
-    },
-  });
-}
-
-async function apply(yaml: string): Promise<void> {
-  const res = await hubCluster().kubectl(['apply', '-f', '-'], yaml);
-  expect(res.code, res.stderr).toBe(0);
-}
+const getJob = (name: string) => getGpuJob(hubCluster(), name);
+const waitPhase = (name: string, phase: string, timeoutMs = 60_000) => waitGpuJobPhase(hubCluster(), name, phase, { timeoutMs, intervalMs: 200 });
+const jobYaml = (name: string, spec: Record<string, unknown>, annotations: Record<string, string> = {}) => gpuJobYaml(name, spec, { annotations });
+const apply = (yaml: string) => applyYaml(hubCluster(), yaml);
 
 const podsOf = async (cluster: Cluster, job: GpuJob) => {
   const pods = await cluster.kubeConfig.makeApiClient(CoreV1Api).listPodForAllNamespaces({ labelSelector: `fedgpu.io/job-uid=${job.metadata.uid}` });

@@ -1,16 +1,14 @@
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
-import { MaxUint256, Wallet, type JsonRpcProvider } from 'ethers';
+import { Wallet, type JsonRpcProvider } from 'ethers';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { JOB_UID_LABEL } from '../../operator/src/agent/pods/build.js';
 import { StreamClient } from '../../operator/src/agent/stream/client.js';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../../operator/src/api/types.js';
 import { attemptEscrowId } from '../../operator/src/chain/attempt-escrow.js';
-import { attachComputeCredit, deployMarket, EscrowState, type GpuMarketContract } from '../../operator/src/chain/contracts.js';
+import { deployMarket, EscrowState, type GpuMarketContract } from '../../operator/src/chain/contracts.js';
 import { formatCredits, parseCredits } from '../../operator/src/chain/credits.js';
 import { escrowLogs } from '../../operator/src/chain/market-events.js';
 import { freshProvider } from '../../operator/src/chain/provider.js';
@@ -25,8 +23,11 @@ import { freePort } from '../../operator/src/testbed/free-port.js';
 import { reapPidDir } from '../../operator/src/testbed/processes.js';
 import { startTcpProxy, type TcpProxy } from '../../operator/src/testbed/tcp-proxy.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
+import { runCli, type CliResult } from '../../operator/src/testbed/cli.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
+import { fundWallet } from './support/credits.js';
+import { applyYaml, getGpuJob, gpuJobYaml, waitGpuJob } from './support/gpu-jobs.js';
 
 // On-chain settlement end to end: a hub process settling on anvil (contracts deployed here), two
 // provider clusters whose agents sign usage receipts, a consumer bound to a namespace. Exact
@@ -62,8 +63,7 @@ const figures: Record<string, string | number> = {};
 
 const hubCluster = () => testbed.cluster('hub');
 const jobsApi = () => hubCluster().kubeConfig.makeApiClient(CustomObjectsApi);
-const getJob = async (name: string, namespace = 'ml') =>
-  (await jobsApi().getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace, name })) as GpuJob;
+const getJob = (name: string, namespace = 'ml') => getGpuJob(hubCluster(), name, namespace);
 const condition = (job: GpuJob, type: string) => job.status?.conditions?.find((c) => c.type === type);
 const credits = parseCredits;
 
@@ -89,50 +89,18 @@ async function startHub(lostAfter = '4s', extra: string[] = []): Promise<void> {
 
 const hubMetric = async (name: string) => valueOf(parseExposition(await (await fetch(`http://127.0.0.1:${hub.metricsPort}/metrics`)).text()), name);
 
-/** Runs the fedgpu CLI from the sources. */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', join(repoRoot, 'operator', 'src', 'cli', 'main.ts'), ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> => runCli(args, { env, timeoutMs: 60_000 });
 const chainFlags = () => ['--chain-rpc', anvil.rpcUrl, '--market-address', marketAddress];
 
-function jobYaml(name: string, namespace: string, spec: Record<string, unknown>, runFor = '3s'): string {
-  return stringify({
-    apiVersion: 'fedgpu.io/v1alpha1',
-    kind: 'GpuJob',
-    metadata: { name, namespace },
-    spec: {
-      template: { metadata: { annotations: { 'fedgpu.io/sim-run-for': runFor } }, spec: { containers: [{ name: 'main', image: 'example/train' }] } },
-      gpu: { products: [PRODUCT] },
-      budget: { maxPricePerGpuHour: '5', maxTotal: '10' },
-      ...spec,
-    },
-  });
-}
-
-async function apply(yaml: string): Promise<void> {
-  const res = await hubCluster().kubectl(['apply', '-f', '-'], yaml);
-  expect(res.code, res.stderr).toBe(0);
-}
-
-const waitJob = (name: string, what: string, probe: (job: GpuJob) => boolean, { namespace = 'ml', timeoutMs = 90_000 } = {}) =>
-  waitFor(`${name}: ${what}`, async () => {
-    const job = await getJob(name, namespace);
-    return probe(job) ? job : undefined;
-  }, { timeoutMs, intervalMs: 250 });
+const jobYaml = (name: string, namespace: string, spec: Record<string, unknown>, runFor = '3s') =>
+  gpuJobYaml(name, { gpu: { products: [PRODUCT] }, budget: { maxPricePerGpuHour: '5', maxTotal: '10' }, ...spec }, { namespace, annotations: { 'fedgpu.io/sim-run-for': runFor } });
+const apply = (yaml: string) => applyYaml(hubCluster(), yaml);
+const waitJob = (name: string, what: string, probe: (job: GpuJob) => boolean, options: { namespace?: string; timeoutMs?: number } = {}) =>
+  waitGpuJob(hubCluster(), name, what, probe, options);
 const settled = (job: GpuJob) => condition(job, 'Settled')?.status === 'True';
 const succeededAndSettled = (job: GpuJob) => job.status?.phase === 'Succeeded' && settled(job);
 
-async function fund(wallet: Wallet, amount: string, deposit: boolean): Promise<void> {
-  const token = attachComputeCredit(await market.token(), rpc);
-  const admin = new Wallet(anvil.accounts[0]!.privateKey, rpc);
-  await (await token.connect(admin).mint(wallet.address, credits(amount))).wait();
-  await (await token.connect(wallet.connect(rpc)).approve(marketAddress, MaxUint256)).wait();
-  if (deposit) await (await market.connect(wallet.connect(rpc)).deposit(credits(amount))).wait();
-}
+const fund = (wallet: Wallet, amount: string, deposit: boolean) => fundWallet({ anvil, rpc, market, marketAddress }, wallet, amount, deposit);
 
 /** Market events of one escrow, straight from anvil (never through the proxy). */
 const eventsOf = async (escrowId: string) => escrowLogs(rpc, marketAddress, escrowId, 0, await rpc.getBlockNumber());

@@ -139,6 +139,18 @@ export function reputationAt(
   };
 }
 
+/** A reputation as published: GpuProvider status.reputation and `fedgpu reputation --from-chain` show these same fields. */
+export function publishedReputation(rep: ReputationAtBlock): Pick<ProviderReputation, 'score' | 'successes' | 'failures' | 'window'> & { asOfBlock: number; asOf: string } {
+  return {
+    score: rep.score,
+    successes: rep.successes,
+    failures: rep.failures,
+    window: rep.window,
+    asOfBlock: rep.block,
+    asOf: new Date(rep.blockTime).toISOString(),
+  };
+}
+
 /** Incremental Settled/Slashed history for a process that recomputes reputation periodically. */
 export class OutcomeLogCache {
   private logs: OutcomeLog[] = [];

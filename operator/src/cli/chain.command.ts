@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { isAddress, isError, type ContractTransactionResponse, type Wallet } from 'ethers';
 import { formatCredits } from '../chain/credits.js';
-import { MarketTopics, parseMarketLogs, queryLogs, readOutcomeLogs, reputationAt } from '../chain/market-events.js';
+import { MarketTopics, parseMarketLogs, publishedReputation, queryLogs, readOutcomeLogs, reputationAt } from '../chain/market-events.js';
 import { type ChainAccess, CHAIN_FLAG_HELP, type ChainFlags, connectChain, creditsArg, loadWallet } from './chain-access.js';
 import { CliError, ExitCode } from './errors.js';
 import { render, type OutputFormat } from './output.js';
@@ -176,12 +176,7 @@ export function reputationCommand(output: () => OutputFormat): Command {
         const rep = reputationAt(flags.fromChain, logs, { number: block.number, timestamp: block.timestamp });
         return {
           wallet: flags.fromChain,
-          score: rep.score,
-          successes: rep.successes,
-          failures: rep.failures,
-          window: rep.window,
-          asOfBlock: rep.block,
-          asOf: new Date(rep.blockTime).toISOString(),
+          ...publishedReputation(rep),
           settledAttempts: mine.filter((l) => l.outcome === 'success').length,
           slashes: mine.filter((l) => l.outcome === 'failure').length,
         };

@@ -43,7 +43,8 @@ const attemptPhases = enumMembers(AttemptPhase);
 const podPhases = enumMembers(PodPhase);
 // UNSPECIFIED is meaningful here: it is the reason of an offered pool.
 const notOfferedReasons = enumMembers(NotOfferedReason, true);
-const knownKinds: ReadonlySet<string> = new Set<AgentMessageKind>([
+/** Every kind of AgentMessage the hub accepts (the fuzz generators cover each). */
+export const agentMessageKinds = [
   'hello',
   'registerProof',
   'inventory',
@@ -52,7 +53,8 @@ const knownKinds: ReadonlySet<string> = new Set<AgentMessageKind>([
   'usageReceipt',
   'bandwidthProbeData',
   'podEvents',
-]);
+] as const satisfies readonly AgentMessageKind[];
+const knownKinds: ReadonlySet<string> = new Set<AgentMessageKind>(agentMessageKinds);
 
 /**
  * Validates one message against `limits`. `lastSeq` is the highest seq accepted on this stream so

@@ -22,6 +22,9 @@ export interface ClusterPki {
   frontProxyClientKey: string;
 }
 
+/** Extensions of a client certificate (an identity the apiserver authenticates). */
+const clientAuth = ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=clientAuth'];
+
 const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-noenc'];
 
 function openssl(args: string[], cwd: string): void {
@@ -50,19 +53,11 @@ export function createClusterPki(dir: string): ClusterPki {
     // 10.0.0.1 is the in-cluster service IP of `kubernetes`; it is a name in the cert, never dialled.
     'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc',
   ]);
-  issue(dir, 'admin', '/O=system:masters/CN=fedgpu-admin', [
-    'basicConstraints=CA:FALSE',
-    'keyUsage=critical,digitalSignature,keyEncipherment',
-    'extendedKeyUsage=clientAuth',
-  ]);
+  issue(dir, 'admin', '/O=system:masters/CN=fedgpu-admin', clientAuth);
   // Aggregation: a separate CA, as Kubernetes requires, for the identity the apiserver forwards.
   openssl(['req', '-x509', '-new', ...ecKey, '-keyout', 'front-proxy-ca.key', '-out', 'front-proxy-ca.crt', '-days', '3650',
     '-subj', '/CN=fedgpu-testbed-front-proxy-ca'], dir);
-  issue(dir, 'front-proxy-client', '/CN=front-proxy-client', [
-    'basicConstraints=CA:FALSE',
-    'keyUsage=critical,digitalSignature,keyEncipherment',
-    'extendedKeyUsage=clientAuth',
-  ], 'front-proxy-ca');
+  issue(dir, 'front-proxy-client', '/CN=front-proxy-client', clientAuth, 'front-proxy-ca');
   openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-out', 'sa.key'], dir);
   openssl(['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
   const p = (f: string) => join(dir, f);
@@ -86,11 +81,7 @@ export function createClusterPki(dir: string): ClusterPki {
 export function issueUserCert(pki: ClusterPki, user: string, groups: string[] = []): { cert: string; key: string } {
   const name = `user-${user.replace(/[^a-z0-9-]/gi, '_')}`;
   const subject = `${groups.map((g) => `/O=${g}`).join('')}/CN=${user}`;
-  issue(pki.dir, name, subject, [
-    'basicConstraints=CA:FALSE',
-    'keyUsage=critical,digitalSignature,keyEncipherment',
-    'extendedKeyUsage=clientAuth',
-  ]);
+  issue(pki.dir, name, subject, clientAuth);
   return { cert: join(pki.dir, `${name}.crt`), key: join(pki.dir, `${name}.key`) };
 }
 
@@ -122,26 +113,5 @@ export function userKubeconfigYaml(name: string, server: string, pki: ClusterPki
 
 /** A kubeconfig with the certificates embedded, so it works from any directory. */
 export function kubeconfigYaml(name: string, server: string, pki: ClusterPki): string {
-  const b64 = (f: string) => readFileSync(f).toString('base64');
-  return [
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    `- name: ${name}`,
-    '  cluster:',
-    `    server: ${server}`,
-    `    certificate-authority-data: ${b64(pki.caCert)}`,
-    'users:',
-    `- name: ${name}-admin`,
-    '  user:',
-    `    client-certificate-data: ${b64(pki.adminCert)}`,
-    `    client-key-data: ${b64(pki.adminKey)}`,
-    'contexts:',
-    `- name: ${name}`,
-    '  context:',
-    `    cluster: ${name}`,
-    `    user: ${name}-admin`,
-    `current-context: ${name}`,
-    '',
-  ].join('\n');
+  return userKubeconfigYaml(name, server, pki, `${name}-admin`, { cert: pki.adminCert, key: pki.adminKey });
 }

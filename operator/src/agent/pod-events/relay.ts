@@ -6,6 +6,7 @@
 // distinct events remembered per attempt are bounded, so a crash-looping pod cannot flood the hub.
 import type { PodEvent } from '../../gen/proto/fedgpu/v1/market.js';
 import { eventReason, maxRelayedMessageChars, oneLine } from '../../protocol/event-text.js';
+import { TokenBucket, type TokenBucketOptions } from '../../protocol/rate-limit.js';
 
 /** The attempt pod an Event is about (resolved by the caller from namespace and pod name). */
 export interface AttemptPodRef {
@@ -44,8 +45,7 @@ export function isRelayed(event: Pick<ObservedEvent, 'type' | 'reason'>): boolea
 }
 
 interface AttemptState {
-  tokens: number;
-  refilledAtMs: number;
+  bucket: TokenBucket;
   /** Insertion order = recency. */
   seen: Map<string, { count: number; sentAtMs: number }>;
   dropped: number;
@@ -53,11 +53,14 @@ interface AttemptState {
 
 export class PodEventRelay {
   private readonly attempts = new Map<string, AttemptState>();
+  private readonly bucketOptions: TokenBucketOptions;
 
   constructor(
     private readonly limits: Readonly<RelayLimits> = defaultRelayLimits,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.bucketOptions = { capacity: limits.burst, refillPerSecond: 1000 / limits.refillMs, now };
+  }
 
   /** The message to send for this Event now, or undefined (not relayed, duplicate, or over the rate). */
   offer(pod: AttemptPodRef, event: ObservedEvent): PodEvent | undefined {
@@ -67,22 +70,15 @@ export class PodEventRelay {
     const reason = eventReason(event.reason);
     const message = oneLine(event.message, maxRelayedMessageChars);
     const attemptKey = `${pod.jobUid}/${pod.epoch}`;
-    const state = this.attempts.get(attemptKey) ?? { tokens: this.limits.burst, refilledAtMs: now, seen: new Map(), dropped: 0 };
+    const state = this.attempts.get(attemptKey) ?? { bucket: new TokenBucket(this.bucketOptions), seen: new Map(), dropped: 0 };
     this.attempts.set(attemptKey, state);
     const key = JSON.stringify([pod.replica, type, reason, message]);
     const seen = state.seen.get(key);
     if (seen && (event.count <= seen.count || now - seen.sentAtMs < this.limits.repeatAfterMs)) return undefined;
-    // Token bucket: refill by elapsed time, spend one per relayed event.
-    const refill = Math.floor((now - state.refilledAtMs) / this.limits.refillMs);
-    if (refill > 0) {
-      state.tokens = Math.min(this.limits.burst, state.tokens + refill);
-      state.refilledAtMs += refill * this.limits.refillMs;
-    }
-    if (state.tokens < 1) {
+    if (!state.bucket.tryTake()) {
       state.dropped++;
       return undefined;
     }
-    state.tokens--;
     state.seen.delete(key);
     state.seen.set(key, { count: Math.max(1, event.count), sentAtMs: now });
     for (const oldest of state.seen.keys()) {

@@ -1,33 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { GpuJob, GpuJobStatus } from '../../api/types.js';
+import type { GpuJob } from '../../api/types.js';
 import type { ScheduleResult } from '../../core/types.js';
 import { desiredAttempts, judgeReport } from './fence.js';
 import { planJob } from './plan.js';
+import { decision, gpuJob, t0 } from './testing/fixtures.js';
 
-const t0 = Date.parse('2026-11-25T12:00:00Z');
-
-function job(status?: GpuJobStatus, extra: Partial<GpuJob['metadata']> = {}): GpuJob {
-  return {
-    apiVersion: 'fedgpu.io/v1alpha1',
-    kind: 'GpuJob',
-    metadata: { name: 'j', namespace: 'ml', uid: 'uid-1', generation: 1, creationTimestamp: new Date(t0), ...extra },
-    spec: { template: { spec: { containers: [{ name: 'c', image: 'x' }] } }, budget: { maxPricePerGpuHour: '3' } },
-    status,
-  };
-}
-
-const placeOn = (provider: string) => (): ScheduleResult => ({
-  kind: 'decision',
-  provider,
-  gpuProduct: 'H100',
-  memoryMiB: 81559,
-  cudaDriverMajor: 12,
-  gpusPerReplica: 1,
-  assignments: [{ replica: 0, node: 'n0' }],
-  pricePerGpuHour: '2',
-  estimatedTimeToStartSeconds: 0,
-  score: { total: 0.8, parts: { reputation: 0.5, latency: 0.9, price: 0.7, timeToStart: 1, fragmentation: 1 } },
-});
+const job = (): GpuJob => gpuJob();
+const placeOn = (provider: string) => (): ScheduleResult => decision(provider, { pricePerGpuHour: '2' });
 
 /** A job placed on `a`, then moved to `b` after `a` was declared lost: the zombie setting. */
 function movedJob(): GpuJob {

@@ -1,35 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import type { GpuJob, GpuJobStatus } from '../../api/types.js';
-import type { Decision, ScheduleResult } from '../../core/types.js';
+import type { GpuJobStatus } from '../../api/types.js';
+import type { ScheduleResult } from '../../core/types.js';
 import { MAX_NEVER_PLACED, NEVER_PLACED, planJob, type PlanInputs } from './plan.js';
+import { decision, gpuJob, t0 } from './testing/fixtures.js';
 
 // What a job that has no live attempt says while it waits: its Running condition, and the escrow
 // pinned to a provider that cannot take it (found by the chaos soak, docs/reliability.md).
 
-const t0 = Date.parse('2026-11-25T12:00:00Z');
-
-function job(status?: GpuJobStatus, spec: Partial<GpuJob['spec']> = {}): GpuJob {
-  return {
-    apiVersion: 'fedgpu.io/v1alpha1',
-    kind: 'GpuJob',
-    metadata: { name: 'j', namespace: 'ml', uid: 'uid-1', generation: 1, creationTimestamp: new Date(t0) },
-    spec: { template: { spec: { containers: [{ name: 'c', image: 'x' }] } }, budget: { maxPricePerGpuHour: '3' }, ...spec },
-    ...(status ? { status } : {}),
-  };
-}
-
-const decision = (provider: string): Decision => ({
-  kind: 'decision',
-  provider,
-  gpuProduct: 'H100',
-  memoryMiB: 81559,
-  cudaDriverMajor: 12,
-  gpusPerReplica: 1,
-  assignments: [{ replica: 0, node: 'n0' }],
-  pricePerGpuHour: '3.6',
-  estimatedTimeToStartSeconds: 0,
-  score: { total: 0.8, parts: { reputation: 0.5, latency: 0.9, price: 0.7, timeToStart: 1, fragmentation: 1 } },
-});
+const job = gpuJob;
 
 const nothingFits: ScheduleResult = { kind: 'unschedulable', reasons: { NotStaked: 1 }, message: '0/1 providers fit: 1 not staked' };
 

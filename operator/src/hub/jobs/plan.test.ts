@@ -2,31 +2,12 @@ import { describe, expect, it } from 'vitest';
 import type { GpuJob, GpuJobStatus } from '../../api/types.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
 import { type AttemptReport, planJob, type PlanInputs } from './plan.js';
+import { decision as placement, gpuJob, t0 } from './testing/fixtures.js';
 
-const t0 = Date.parse('2026-11-25T12:00:00Z');
-
-function job(status?: GpuJobStatus, spec: Partial<GpuJob['spec']> = {}): GpuJob {
-  return {
-    apiVersion: 'fedgpu.io/v1alpha1',
-    kind: 'GpuJob',
-    metadata: { name: 'j', namespace: 'ml', uid: 'uid-1', generation: 1, creationTimestamp: new Date(t0) },
-    spec: { template: { spec: { containers: [{ name: 'c', image: 'x' }] } }, budget: { maxPricePerGpuHour: '3' }, replicas: 2, gpusPerReplica: 4, ...spec },
-    status,
-  };
-}
-
-const decision = (provider: string): Decision => ({
-  kind: 'decision',
-  provider,
-  gpuProduct: 'H100',
-  memoryMiB: 81559,
-  cudaDriverMajor: 12,
-  gpusPerReplica: 4,
-  assignments: [{ replica: 0, node: 'n0' }, { replica: 1, node: 'n1' }],
-  pricePerGpuHour: '3.6',
-  estimatedTimeToStartSeconds: 0,
-  score: { total: 0.8, parts: { reputation: 0.5, latency: 0.9, price: 0.7, timeToStart: 1, fragmentation: 1 } },
-});
+/** A 2-replica job of 4 GPUs each. */
+const job = (status?: GpuJobStatus, spec: Partial<GpuJob['spec']> = {}): GpuJob => gpuJob(status, { replicas: 2, gpusPerReplica: 4, ...spec });
+const decision = (provider: string): Decision =>
+  placement(provider, { gpusPerReplica: 4, assignments: [{ replica: 0, node: 'n0' }, { replica: 1, node: 'n1' }] });
 
 function inputs(over: Partial<PlanInputs> & { place?: string; lost?: string[] } = {}): PlanInputs & { requests: JobRequest[] } {
   const requests: JobRequest[] = [];

@@ -81,6 +81,11 @@ describe('PodEventBook', () => {
     expect([book.admit('a'), book.admit('a'), book.admit('a')]).toEqual([true, true, false]);
     now += 1_000;
     expect(book.admit('a')).toBe(true);
+    // Half an interval is half a token: not enough yet; the other half makes one.
+    now += 500;
+    expect(book.admit('a')).toBe(false);
+    now += 500;
+    expect(book.admit('a')).toBe(true);
     book.setStuck('a', { epoch: 1, message: 'x' });
     expect(book.stuck('a')).toEqual({ epoch: 1, message: 'x' });
     for (const j of ['b', 'c', 'd']) book.admit(j);

@@ -6,6 +6,7 @@ import type { GpuJob } from '../../api/types.js';
 import type { GpuJobStatus } from '../../gen/api-types.js';
 import type { PodEvent } from '../../gen/proto/fedgpu/v1/market.js';
 import { eventReason, maxRelayedMessageChars, oneLine } from '../../protocol/event-text.js';
+import { TokenBucket, type TokenBucketOptions } from '../../protocol/rate-limit.js';
 
 export type PodEventVerdict = { ok: true } | { ok: false; why: 'unknown_job' | 'not_current_attempt' | 'other_provider' | 'no_such_replica' };
 
@@ -72,33 +73,29 @@ export const defaultPodEventBound: Readonly<PodEventBoundOptions> = Object.freez
 
 /** Per-job token buckets plus the latest stuck reason, bounded in jobs. */
 export class PodEventBook {
-  private readonly jobs = new Map<string, { tokens: number; refilledAtMs: number; stuck?: StuckReason; dropped: number }>();
+  private readonly jobs = new Map<string, { bucket: TokenBucket; stuck?: StuckReason; dropped: number }>();
+  private readonly bucketOptions: TokenBucketOptions;
 
   constructor(
     private readonly options: Readonly<PodEventBoundOptions> = defaultPodEventBound,
-    private readonly now: () => number = Date.now,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.bucketOptions = { capacity: options.burst, refillPerSecond: 1000 / options.refillMs, now };
+  }
 
   /** Takes a token for one more Event of this job; false when the job is over its rate. */
   admit(jobUid: string): boolean {
-    const now = this.now();
-    const entry = this.jobs.get(jobUid) ?? { tokens: this.options.burst, refilledAtMs: now, dropped: 0 };
+    const entry = this.jobs.get(jobUid) ?? { bucket: new TokenBucket(this.bucketOptions), dropped: 0 };
     this.jobs.delete(jobUid);
     this.jobs.set(jobUid, entry);
     for (const oldest of this.jobs.keys()) {
       if (this.jobs.size <= this.options.maxJobs) break;
       this.jobs.delete(oldest);
     }
-    const refill = Math.floor((now - entry.refilledAtMs) / this.options.refillMs);
-    if (refill > 0) {
-      entry.tokens = Math.min(this.options.burst, entry.tokens + refill);
-      entry.refilledAtMs += refill * this.options.refillMs;
-    }
-    if (entry.tokens < 1) {
+    if (!entry.bucket.tryTake()) {
       entry.dropped++;
       return false;
     }
-    entry.tokens--;
     return true;
   }
 

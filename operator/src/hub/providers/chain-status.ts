@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { GpuProvider, ProviderReputation, ProviderStake } from '../../api/types.js';
 import { formatCredits } from '../../chain/credits.js';
-import { OutcomeLogCache, type OutcomeLog, reputationAt } from '../../chain/market-events.js';
+import { OutcomeLogCache, type OutcomeLog, publishedReputation, reputationAt } from '../../chain/market-events.js';
 import { observeChainHead } from '../../metrics/settlement-metrics.js';
 import type { ConditionUpdate } from '../../runtime/conditions.js';
 import { chainErrorMessage, type SettlementChain } from '../settlement/chain.js';
@@ -50,14 +50,7 @@ export function chainProviderStatus(
         : `free stake ${formatCredits(free)} (${formatCredits(locked)} of ${formatCredits(stake.active)} locked by open escrows) cannot back another escrow's bond of ${formatCredits(slashBond)} credits`,
     },
     stake: { amount: formatCredits(stake.active), unbonding: formatCredits(stake.unbonding), slashed: formatCredits(slashed), locked: formatCredits(locked), free: formatCredits(free) },
-    reputation: {
-      score: rep.score,
-      successes: rep.successes,
-      failures: rep.failures,
-      window: rep.window,
-      asOfBlock: rep.block,
-      asOf: new Date(rep.blockTime).toISOString(),
-    },
+    reputation: publishedReputation(rep),
   };
 }
 

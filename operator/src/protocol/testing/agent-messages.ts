@@ -10,18 +10,10 @@ import {
 } from '../../gen/proto/fedgpu/v1/market.js';
 import type { AgentMessageBody } from '../framing.js';
 import { defaultEdgeLimits } from '../limits.js';
+import { agentMessageKinds } from '../validate.js';
 import type { SeededRandom } from './seeded-random.js';
 
-export const agentMessageKinds = [
-  'hello',
-  'registerProof',
-  'inventory',
-  'heartbeat',
-  'attemptStatus',
-  'usageReceipt',
-  'bandwidthProbeData',
-  'podEvents',
-] as const satisfies readonly AgentMessageBody['$case'][];
+export { agentMessageKinds };
 
 export type Kind = (typeof agentMessageKinds)[number];
 
