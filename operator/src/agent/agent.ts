@@ -26,6 +26,8 @@ import type { CoreV1Event } from '@kubernetes/client-node';
 import { EPOCH_LABEL, JOB_UID_LABEL, podName, REPLICA_LABEL } from './pods/build.js';
 import { attemptPodOf, PodEventRelay } from './pod-events/relay.js';
 import { PodEventWatch } from './pod-events/watch.js';
+import { PendingPodEvents } from './pod-events/pending.js';
+import { defaultEdgeLimits } from '../protocol/limits.js';
 
 // The provider agent: watches its own cluster, streams inventory and attempt status to the hub over
 // the one outbound stream, and runs what the hub assigns. After every (re)connect it sends its full
@@ -158,6 +160,7 @@ export class Agent {
   /** Provider Events about the attempts' pods, relayed to the hub (agent/pod-events). */
   private podEventWatch?: PodEventWatch;
   private readonly podEventRelay = new PodEventRelay(undefined, () => this.now());
+  private readonly pendingPodEvents = new PendingPodEvents();
 
   constructor(private readonly opts: AgentOptions) {
     reuseConnections(opts.kubeConfig);
@@ -228,6 +231,7 @@ export class Agent {
         this.lastAttempt.clear();
         this.publish();
         this.flushReceipts();
+        this.flushPodEvents();
       },
       onHubMessage: (m) => this.onHubMessage(m),
       onTunnelOpen: (session, open) => this.access.serve(session, open),
@@ -315,7 +319,20 @@ export class Agent {
       count: event.count ?? event.series?.count ?? 1,
     });
     if (relayed && !this.client?.sendPodEvents({ events: [relayed] })) {
-      this.opts.logger.debug({ job: pod.jobUid, epoch: pod.epoch, reason: relayed.reason }, 'hub not connected: a pod event was not relayed');
+      this.pendingPodEvents.add(relayed);
+      this.opts.logger.debug({ job: pod.jobUid, epoch: pod.epoch, reason: relayed.reason }, 'hub not connected: a pod event waits for the stream');
+    }
+  }
+
+  /** Pod Events that came while the stream was down, for attempts still live. */
+  private flushPodEvents(): void {
+    const live = new Set([...this.liveAttempts()].map((a) => `${a.jobUid}/${a.epoch}`));
+    const batches = this.pendingPodEvents.take((jobUid, epoch) => live.has(`${jobUid}/${epoch}`), defaultEdgeLimits.maxPodEventsPerMessage);
+    for (const [i, events] of batches.entries()) {
+      if (this.client?.sendPodEvents({ events })) continue;
+      // The stream went again: what is left waits for the next one.
+      for (const e of batches.slice(i).flat()) this.pendingPodEvents.add(e);
+      return;
     }
   }
 
