@@ -28,6 +28,7 @@ import {
 } from '../operator/src/testbed/federation.js';
 import type { GpuNodeGroup } from '../operator/src/testbed/kwok/gpu-nodes.js';
 import { reapStaleRuns } from '../operator/src/testbed/processes.js';
+import { stageTimes } from './stage-times.js';
 import { startTestbed, type Testbed } from '../operator/src/testbed/testbed.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
 import { waitFor } from '../operator/src/testbed/wait.js';
@@ -224,6 +225,10 @@ async function main(tb: Testbed): Promise<void> {
       const run2 = summarize(names.map((n) => runningOf(n)! - (scheduledAt.get(n) ?? NaN)).filter(Number.isFinite));
       figure(`  create → Scheduled (hub decides, writes status)`, `p50 ${ms(sched.p50)}, p99 ${ms(sched.p99)} (n=${sched.n}; a job seen first as Running is left out)`);
       figure(`  Scheduled → Running (agent, pod bound, kwok, report, write)`, `p50 ${ms(run2.p50)}, p99 ${ms(run2.p99)}`);
+      const wallOf = (t: number) => performance.timeOrigin + t;
+      const legs = stageTimes(hub!.process.logPath, Object.values(agents).map((a) => a.process.logPath), NS,
+        new Map(names.map((n) => [n, wallOf(created.get(n)!)])), new Map(names.map((n) => [n, wallOf(runningOf(n)!)])));
+      figure(`  legs, p50 (from the hub's and agents' logs)`, `create → Assign sent ${ms(legs.hub.p50)}; → agent got it ${ms(legs.wire.p50)}; → pod created ${ms(legs.agent.p50)}; → Running seen ${ms(legs.running.p50)} (n=${legs.hub.n})`);
       const scheduledWall = Math.max(...names.map((n) => scheduledAt.get(n) ?? runningOf(n)!)) - start;
       figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} jobs/s Running (${names.length} in ${(wall / 1000).toFixed(1)} s); create → Scheduled ${(names.length / (scheduledWall / 1000)).toFixed(1)} jobs/s`);
       scheduledThroughputs.set(label, names.length / (scheduledWall / 1000));
