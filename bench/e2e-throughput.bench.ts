@@ -221,7 +221,8 @@ async function main(tb: Testbed): Promise<void> {
         console.log(`  phases: ${[...phases.entries()].map(([p, n]) => `${p} ${n}`).join(', ')}; e.g. ${stuck?.metadata.name}: ${JSON.stringify(stuck?.status)}`);
         return Promise.all(providers.map(async (p) => {
           const pods = await tb.cluster(p.name).kubeConfig.makeApiClient(CoreV1Api).listPodForAllNamespaces({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' });
-          console.log(`  ${p.name} pods: ${pods.items.map((x) => `${x.metadata?.name} ${x.status?.phase} ${x.spec?.nodeName} ${JSON.stringify(x.status?.conditions?.map((c) => c.type + '=' + c.status))}`).join('; ')}`);
+          const notRunning = pods.items.filter((x) => x.status?.phase !== 'Running');
+          console.log(`  ${p.name}: ${pods.items.length} pods, not Running: ${notRunning.slice(0, 10).map((x) => `${x.metadata?.name} ${x.status?.phase} ${x.spec?.nodeName} ${JSON.stringify(x.status?.conditions?.map((c) => c.type + '=' + c.status))}`).join('; ') || 'none'}`);
         })).then(() => { throw err; });
       });
       const wall = Math.max(...names.map((n) => runningOf(n)!)) - start;

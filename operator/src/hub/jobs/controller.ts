@@ -29,6 +29,7 @@ import { readJobSecrets } from './secrets.js';
 import { egressToMessage } from '../../agent/attempt/egress.js';
 import { DEFAULT_EGRESS } from '../../core/egress.js';
 import { judgePodEvent, PodEventBook, recordedPodEvent, stuckMessage, withStuckReason } from './pod-events.js';
+import { inventoryPrint, providerPrint, RunningHolds } from './running-holds.js';
 
 // The GpuJob controller: thin I/O around planJob. It keeps the latest attempt report per job in
 // memory (agents re-send theirs after every reconnect, so a hub restart loses nothing), fences
@@ -82,6 +83,9 @@ const FIELD_MANAGER = 'fedgpu-gpujob-controller';
  * allow: see docs/benchmarks.md, issue 15.
  */
 export const DEFAULT_JOB_CONCURRENCY = 32;
+
+/** A Running job's assumption is held at most this long waiting for its provider's inventory (running-holds.ts). */
+const RUNNING_HOLD_MAX_MS = 30_000;
 const PHASES: Record<number, ReportPhase> = {
   [AttemptPhase.ATTEMPT_PHASE_PENDING]: 'Pending',
   [AttemptPhase.ATTEMPT_PHASE_RUNNING]: 'Running',
@@ -100,6 +104,8 @@ export class GpuJobController {
   readonly providers: Informer<GpuProvider>;
   readonly assumed = new AssumedAllocations();
   private readonly market: MarketCache;
+  /** Running jobs' assumptions, held until their provider's written inventory counts their pods. */
+  private readonly holds = new RunningHolds();
   private readonly backoff = new SchedulingBackoff();
   /** Cordons each agent streamed, to check the reclaims it reports. */
   readonly reclaimNotices = new ReclaimNotices();
@@ -154,6 +160,7 @@ export class GpuJobController {
       ...(opts.heartbeatAgeMs ? { heartbeatAgeMs: opts.heartbeatAgeMs } : {}),
     });
     for (const event of ['add', 'update', 'delete'] as const) this.providers.on(event, (p) => p.metadata?.name && this.market.providerChanged(p.metadata.name));
+    for (const event of ['add', 'update'] as const) this.providers.on(event, (p) => p.metadata?.name && this.confirmHeld(p.metadata.name));
     const facts = (j: GpuJob) => {
       const current = j.status?.attempts?.find((a) => a.epoch === j.status?.currentEpoch);
       const live = current !== undefined && !current.endTime ? current.provider : undefined;
@@ -194,6 +201,7 @@ export class GpuJobController {
       const name = provider.metadata?.name;
       if (name === undefined) return;
       lastReady.delete(name);
+      this.holds.providerGone(name);
       for (const key of this.index.liveOn(name)) this.controller.enqueue(key);
     });
   }
@@ -224,6 +232,7 @@ export class GpuJobController {
     }
     if (verdict.kind !== 'accept' || !job) return;
     const phase = PHASES[status.phase] ?? 'Pending';
+    if (phase === 'Running' || phase === 'Succeeded') this.holds.runningReported(status.jobUid, status.epoch, provider);
     // The hub's own clock for billing: when the first Running report of this epoch arrived (a
     // reconcile may run later under load; the arrival is what the hub saw).
     const previous = this.reports.get(status.jobUid);
@@ -269,6 +278,27 @@ export class GpuJobController {
   /** An agent streamed its inventory: remember its cordons (a reclaim must be announced). */
   onInventory(provider: string, inventory: Inventory): void {
     this.reclaimNotices.record(provider, inventory, this.now());
+    this.holds.inventory(provider, inventoryPrint(inventory));
+    // Unchanged pools are not written again: the informer may already show this inventory.
+    this.confirmHeld(provider);
+  }
+
+  /** Gives back the held assumptions whose pods the provider's GpuProvider, as cached, counts. */
+  private confirmHeld(provider: string): void {
+    const p = this.providers.get(provider);
+    if (!p) return;
+    for (const h of this.holds.confirmed(provider, providerPrint(p))) {
+      if (this.market.assumption(h.jobKey)?.assumedAt === h.assumedAt) this.market.forget(h.jobKey);
+    }
+  }
+
+  /** The job runs: its GPUs stay assumed until its provider's inventory in the informer counts its pod, or a short bound. */
+  private holdUntilInventory(key: string, job: GpuJob, now: number): void {
+    const a = this.market.assumption(key);
+    if (!a) return;
+    if (a.expiresAt > now + RUNNING_HOLD_MAX_MS) this.assumed.restore({ ...a, expiresAt: now + RUNNING_HOLD_MAX_MS });
+    this.holds.hold({ jobKey: key, provider: a.provider, assumedAt: a.assumedAt }, job.metadata.uid, job.status?.currentEpoch ?? 0);
+    this.confirmHeld(a.provider);
   }
 
   /** After an agent (re)connects: the full set of attempts it should run, level-triggered. */
@@ -387,8 +417,12 @@ export class GpuJobController {
       if (!delivered) this.opts.logger.warn({ job: key, provider: plan.assign.provider }, 'agent not connected; it gets the assignment on reconnect');
       else this.opts.logger.info({ job: key, uid: job.metadata.uid, epoch: plan.assign.epoch, provider: plan.assign.provider }, 'assigned');
     }
-    if (isFinished(target) || plan.status.phase === 'Running') {
+    if (isFinished(target)) {
       this.market.forget(key);
+      this.holds.release(key);
+      this.backoff.clear(key);
+    } else if (plan.status.phase === 'Running') {
+      this.holdUntilInventory(key, target, now);
       this.backoff.clear(key);
     }
     // Events are recorded without holding up the next reconcile (the recorder logs its failures).
@@ -423,6 +457,7 @@ export class GpuJobController {
       this.opts.agents.send(a.provider, cancelMessage(job.metadata.uid!, a.epoch, 'JobDeleted', 0));
     }
     this.market.forget(objectKey(job));
+    this.holds.release(objectKey(job), job.metadata.uid);
     this.backoff.clear(objectKey(job));
     // The finalizer also guards open escrow: it stays until settlement has closed every escrow.
     const released = await this.opts.settlement?.release(job);
