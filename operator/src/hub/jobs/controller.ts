@@ -84,6 +84,9 @@ const FIELD_MANAGER = 'fedgpu-gpujob-controller';
  */
 export const DEFAULT_JOB_CONCURRENCY = 32;
 
+/** Event writes at once for the GpuJob controller (runtime/events.ts maxInFlight). */
+const EVENT_WRITES_IN_FLIGHT = 2;
+
 /** A Running job's assumption is held at most this long waiting for its provider's inventory (running-holds.ts). */
 const RUNNING_HOLD_MAX_MS = 30_000;
 const PHASES: Record<number, ReportPhase> = {
@@ -135,6 +138,9 @@ export class GpuJobController {
       sink: coreEventSink(opts.kubeConfig.makeApiClient(CoreV1Api)),
       controller: 'fedgpu.io/gpujob-controller',
       logger: opts.logger,
+      // A burst records two Events per job (Scheduled, Running): they trail it rather than compete
+      // with the placements' own writes for the hub apiserver.
+      maxInFlight: EVENT_WRITES_IN_FLIGHT,
     });
     this.now = opts.now ?? Date.now;
     this.podEventRecorder = new EventRecorder({
