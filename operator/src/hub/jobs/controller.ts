@@ -78,11 +78,12 @@ export interface GpuJobSettlementHooks {
 const FIELD_MANAGER = 'fedgpu-gpujob-controller';
 
 /**
- * GpuJob reconciles at once. A placing reconcile spends its time waiting on the hub apiserver (two
- * writes), not on the CPU (the decision is ~60 µs), so a burst is placed as fast as slots × writes
- * allow: see docs/benchmarks.md, issue 15.
+ * GpuJob reconciles at once. A placing reconcile waits on the hub apiserver (two writes), not on
+ * the CPU (the decision is ~60 µs). On the 2-core bench the apiserver was saturated: 32 at once
+ * placed no faster than 8 (each write just took longer) and slowed everyone else's writes, so the
+ * default stays 8; --job-concurrency raises it where the apiserver has room (docs/benchmarks.md, issue 15).
  */
-export const DEFAULT_JOB_CONCURRENCY = 32;
+export const DEFAULT_JOB_CONCURRENCY = 8;
 
 /** Event writes at once for the GpuJob controller (runtime/events.ts maxInFlight). */
 const EVENT_WRITES_IN_FLIGHT = 2;
