@@ -16,6 +16,7 @@ import { CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node
 import { GPU_RESOURCE, SIM_RUN_FOR_ANNOTATION } from '../operator/src/api/constants.js';
 import { GPUJOB_PLURAL, GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../operator/src/api/types.js';
 import { DEFAULT_PROVIDER_LOST_AFTER_MS } from '../operator/src/hub/providers/registry.js';
+import { DEFAULT_JOB_CONCURRENCY } from '../operator/src/hub/jobs/controller.js';
 import type { Cluster } from '../operator/src/testbed/cluster.js';
 import {
   hubPki,
@@ -61,7 +62,10 @@ const RATE = Math.max(0.1, Number(process.argv[3] ?? 0) || 2);
 const BURST_JOBS = Math.max(1, Number(process.argv[4] ?? 0) || JOBS);
 const BURST_CONCURRENCY = Number(process.env.BENCH_BURST_CONCURRENCY ?? 0) || 8;
 const REST_SECONDS = Number(process.env.BENCH_REST_SECONDS ?? 0) || 60;
-const FAILOVER_TRIALS = 3;
+const FAILOVER_TRIALS = Number(process.env.BENCH_FAILOVER_TRIALS ?? 3);
+// Extra `fedgpu hub` flags, e.g. BENCH_HUB_ARGS='--job-concurrency 8' to compare settings in one build.
+const HUB_ARGS = (process.env.BENCH_HUB_ARGS ?? '').split(/\s+/).filter(Boolean);
+const JOB_CONCURRENCY = HUB_ARGS.includes('--job-concurrency') ? Number(HUB_ARGS[HUB_ARGS.indexOf('--job-concurrency') + 1]) : DEFAULT_JOB_CONCURRENCY;
 const H100 = 'NVIDIA-H100-80GB-HBM3';
 const NS = 'ml';
 const RUN_FOR = '30m'; // nothing finishes while it is measured
@@ -80,6 +84,7 @@ const providers: { name: string; latency: string; price: string; nodes: GpuNodeG
 console.log(`== e2e throughput bench (issue 4)`);
 console.log(machineLine());
 console.log(`setup                  hub process + ${providers.length} provider clusters (${providers.map((p) => `${p.name}: ${p.nodes.count}×${p.nodes.gpusPerNode} H100`).join(', ')}), real agents (processes, heartbeat 500 ms)`);
+console.log(`hub                    ${HUB_ARGS.length ? HUB_ARGS.join(' ') : '(defaults)'}: ${JOB_CONCURRENCY} GpuJob reconciles at once`);
 console.log(`workload               ${JOBS} GpuJobs / pods of 1 GPU each, paced at ${RATE}/s, then ${BURST_JOBS} as a burst (${BURST_CONCURRENCY} creates in flight); created through the API (what kubectl apply sends), timed from the create call`);
 
 const root = join(repoRoot, '.testbed', 'bench-e2e');
@@ -120,7 +125,7 @@ async function main(tb: Testbed): Promise<void> {
 
   // --- the federation: hub process, agents, and what the bench watches --------------------------
   const pki = await hubPki(join(tb.dir, 'pki'));
-  hub = await startHubProcess(hubCluster, pki, join(tb.dir, 'hub'));
+  hub = await startHubProcess(hubCluster, pki, join(tb.dir, 'hub'), HUB_ARGS);
   for (const p of providers) {
     agents[p.name] = await startAgent(p.name, tb.cluster(p.name), pki, hub.grpcAddress, { displayName: p.name, pricePerGpuHour: { [H100]: p.price } }, undefined, ['--simulated-latency', p.latency]);
   }
@@ -174,13 +179,14 @@ async function main(tb: Testbed): Promise<void> {
       };
       const start = nowMs();
       await create(run);
+      const createWall = nowMs() - start;
       await waitFor(`${label} pods Running`, () => (names.every((n) => podRunning.has(n)) ? true : undefined), { timeoutMs: 120_000, intervalMs: 100 });
       const wall = Math.max(...names.map((n) => podRunning.get(n)!)) - start;
       const boundWall = Math.max(...names.map((n) => podBound.get(n)!)) - start;
       printLatency(`${label}: create → pod Running`, summarize(names.map((n) => podRunning.get(n)! - podCreated.get(n)!)));
       const bind = summarize(names.map((n) => podBound.get(n)! - podCreated.get(n)!));
       figure(`  create → bound by kube-scheduler`, `p50 ${ms(bind.p50)}, p99 ${ms(bind.p99)}`);
-      figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} pods/s Running (${names.length} in ${(wall / 1000).toFixed(1)} s); create → bound ${(names.length / (boundWall / 1000)).toFixed(1)} pods/s`);
+      figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} pods/s Running (${names.length} in ${(wall / 1000).toFixed(1)} s); create → bound ${(names.length / (boundWall / 1000)).toFixed(1)} pods/s; the creates took ${(createWall / 1000).toFixed(1)} s`);
       throughputs.set(label, names.length / (boundWall / 1000));
       const del = await p1.kubectl(['delete', 'pods', '--all', '-n', 'baseline', '--grace-period=0', '--force', '--wait=true', '--timeout=120s']);
       if (del.code !== 0) console.log(`  (cleanup: ${del.stderr.trim()})`);
@@ -204,6 +210,7 @@ async function main(tb: Testbed): Promise<void> {
       const cpu0 = procSample(hub!.process.pid);
       const start = nowMs();
       await create(run);
+      const createWall = nowMs() - start;
       const runningOf = (n: string) => runningAt.get(n)?.get(1);
       await waitFor(`${label} GpuJobs Running`, () => (names.every((n) => runningOf(n) !== undefined) ? true : undefined), { timeoutMs: Number(process.env.BENCH_WAIT_MS ?? 180_000), intervalMs: 100 }).catch((err: unknown) => {
         const phases = new Map<string, number>();
@@ -215,7 +222,8 @@ async function main(tb: Testbed): Promise<void> {
         console.log(`  phases: ${[...phases.entries()].map(([p, n]) => `${p} ${n}`).join(', ')}; e.g. ${stuck?.metadata.name}: ${JSON.stringify(stuck?.status)}`);
         return Promise.all(providers.map(async (p) => {
           const pods = await tb.cluster(p.name).kubeConfig.makeApiClient(CoreV1Api).listPodForAllNamespaces({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' });
-          console.log(`  ${p.name} pods: ${pods.items.map((x) => `${x.metadata?.name} ${x.status?.phase} ${x.spec?.nodeName} ${JSON.stringify(x.status?.conditions?.map((c) => c.type + '=' + c.status))}`).join('; ')}`);
+          const notRunning = pods.items.filter((x) => x.status?.phase !== 'Running');
+          console.log(`  ${p.name}: ${pods.items.length} pods, not Running: ${notRunning.slice(0, 10).map((x) => `${x.metadata?.name} ${x.status?.phase} ${x.spec?.nodeName} ${JSON.stringify(x.status?.conditions?.map((c) => c.type + '=' + c.status))}`).join('; ') || 'none'}`);
         })).then(() => { throw err; });
       });
       const wall = Math.max(...names.map((n) => runningOf(n)!)) - start;
@@ -230,12 +238,12 @@ async function main(tb: Testbed): Promise<void> {
         new Map(names.map((n) => [n, wallOf(created.get(n)!)])), new Map(names.map((n) => [n, wallOf(runningOf(n)!)])));
       figure(`  legs, p50 (from the hub's and agents' logs)`, `create → Assign sent ${ms(legs.hub.p50)}; → agent got it ${ms(legs.wire.p50)}; → pod created ${ms(legs.agent.p50)}; → Running seen ${ms(legs.running.p50)} (n=${legs.hub.n})`);
       const scheduledWall = Math.max(...names.map((n) => scheduledAt.get(n) ?? runningOf(n)!)) - start;
-      figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} jobs/s Running (${names.length} in ${(wall / 1000).toFixed(1)} s); create → Scheduled ${(names.length / (scheduledWall / 1000)).toFixed(1)} jobs/s`);
+      figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} jobs/s Running (${names.length} in ${(wall / 1000).toFixed(1)} s); create → Scheduled ${(names.length / (scheduledWall / 1000)).toFixed(1)} jobs/s; the creates took ${(createWall / 1000).toFixed(1)} s`);
       scheduledThroughputs.set(label, names.length / (scheduledWall / 1000));
       const r1 = await reconcileStats(hub!.metricsPort);
       const cpu1 = procSample(hub!.process.pid);
       const reconciles = r1.count - r0.count;
-      figure(`  hub GpuJob reconciles in the phase`, `${reconciles} (${(reconciles / names.length).toFixed(1)} per job), ${ms(((r1.seconds - r0.seconds) / reconciles) * 1000, 1)} each on average, up to 8 at once`);
+      figure(`  hub GpuJob reconciles in the phase`, `${reconciles} (${(reconciles / names.length).toFixed(1)} per job), ${ms(((r1.seconds - r0.seconds) / reconciles) * 1000, 1)} each on average, up to ${JOB_CONCURRENCY} at once`);
       if (cpu0 && cpu1) figure(`  hub CPU in the phase`, `${cpuPercent(cpu0, cpu1).toFixed(0)}% of one core`);
       const spread = new Map<string, number>();
       for (const n of names) {

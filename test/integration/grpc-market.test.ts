@@ -313,6 +313,46 @@ describe('marketplace stream over mTLS', () => {
     expect(raw.hubReason()).toBe('rate_limited');
   });
 
+  it('lets a newer inventory supersede one still waiting for a slow registry, keeping the order of the rest', async () => {
+    // The registry writes each inventory to the apiserver; in a burst that is slower than the
+    // agent sends them. Waiting inventories used to fill the backlog until the stream was ended.
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    class SlowRegistry extends InMemoryProviderRegistry {
+      override async onInventory(providerName: string, inventory: Inventory): Promise<void> {
+        await gate;
+        super.onInventory(providerName, inventory);
+      }
+    }
+    const registry = new SlowRegistry();
+    const hub = await startHub({ registry, maxBacklog: 8 });
+    const raw = rawStream(hub.port);
+    const { providerName } = await registerRaw(raw, Wallet.createRandom());
+    const rng = new SeededRandom(15);
+    const inventories: Inventory[] = [];
+    const report = (i: number) => raw.send({ $case: 'attemptStatus', value: { jobUid: `job-${i}`, epoch: 1, phase: 2, gpuSeconds: 0, exitCode: 0, reason: '', message: '', podStates: [] } });
+    for (let i = 0; i < 60; i++) {
+      const body = validAgentMessage(rng, 1, 'inventory').body as { $case: 'inventory'; value: Inventory };
+      inventories.push(body.value);
+      raw.send(body);
+      if (i % 20 === 19) report(i);
+    }
+    // Every message reaches the hub while the registry is still held up by the first inventory:
+    // wait for three more of the hub's pings (every 100 ms) before letting it go.
+    const pings = () => raw.received.filter((m) => m.body?.$case === 'ping').length;
+    const before = pings();
+    await eventually(() => pings() >= before + 3, 'three pings');
+    release();
+    await eventually(() => registry.count('attemptStatus', providerName) === 3, 'the three reports');
+    expect(hub.rejections).toEqual([]);
+    expect(registry.inventories.get(providerName)).toEqual(inventories.at(-1));
+    // The first inventory (held up), the report after inventory 19, the one after 39, then the
+    // latest inventory (59: the ones between were superseded) and the report sent after it.
+    const order = registry.events.filter((e) => e.type === 'inventory' || e.type === 'attemptStatus');
+    expect(order.map((e) => e.type)).toEqual(['inventory', 'attemptStatus', 'attemptStatus', 'inventory', 'attemptStatus']);
+    expect(order.map((e) => (e.type === 'attemptStatus' ? e.status.jobUid : ''))).toEqual(['', 'job-19', 'job-39', '', 'job-59']);
+  });
+
   it('lets an agent answer a burst of assignments beyond its rate limit, and no more than that', async () => {
     const hub = await startHub({ rateLimit: { capacity: 20, refillPerSecond: 1 } });
     const raw = rawStream(hub.port);

@@ -7,6 +7,7 @@ import { Agent } from '../agent/agent.js';
 import type { ProviderSettings } from '../agent/inventory.js';
 import { accessSettingsError } from '../agent/access/policy.js';
 import { startHub, type RunningHub } from '../hub/hub.js';
+import { DEFAULT_JOB_CONCURRENCY } from '../hub/jobs/controller.js';
 import { AgentMetrics } from '../metrics/agent-metrics.js';
 import { HubMetrics } from '../metrics/hub-metrics.js';
 import { CliError, ExitCode } from './errors.js';
@@ -37,6 +38,7 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--audience <name>', 'hub identity signed into registration proofs', 'fedgpu-hub')
     .option('--provider-lost-after <duration>', 'heartbeat silence after which a provider is lost', '15s')
     .option('--provider-status-period <duration>', 'at rest, how often a provider\'s heartbeat time is written to its status (liveness itself is kept in memory)', '60s')
+    .option('--job-concurrency <n>', 'GpuJob reconciles at once (never two of one job); a burst waits on the apiserver, not on the CPU', String(DEFAULT_JOB_CONCURRENCY))
     .option('--minimum-run <gpu-seconds>', "a job waits while its budget covers fewer GPU-seconds than this at the placed price", '60')
     .option('--access-port <port>', 'serve the consumer access API (aggregated API access.fedgpu.io) on this port; 0 picks a free one')
     .option('--access-host <host>', 'listen address of the access API', '127.0.0.1')
@@ -49,6 +51,10 @@ export function hubCommand(globals: () => Globals): Command {
       const minimumRunGpuSeconds = Number(o.minimumRun);
       if (!Number.isSafeInteger(minimumRunGpuSeconds) || minimumRunGpuSeconds < 0) {
         throw new CliError(`--minimum-run ${o.minimumRun} is not a whole number of GPU-seconds`, ExitCode.Usage);
+      }
+      const jobConcurrency = Number(o.jobConcurrency);
+      if (!Number.isSafeInteger(jobConcurrency) || jobConcurrency < 1 || jobConcurrency > 1024) {
+        throw new CliError(`--job-concurrency ${o.jobConcurrency} is not a whole number from 1 to 1024`, ExitCode.Usage);
       }
       const logger = pino({ level: o.logLevel, base: { component: 'hub' } });
       // Served first: probes answer while the caches fill; ready once the hub has started.
@@ -76,6 +82,7 @@ export function hubCommand(globals: () => Globals): Command {
           : {}),
         ...(settlement ? { settlement } : {}),
         minimumRunGpuSeconds,
+        jobConcurrency,
         metrics,
         leaderElection: leaderElectionOf(o),
         advertiseAddress: Number(o.grpcPort) > 0 ? advertiseAddressOf(o, Number(o.grpcPort)) : undefined,

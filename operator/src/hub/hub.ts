@@ -49,6 +49,8 @@ export interface HubOptions {
   settlement?: HubSettlementOptions;
   /** A placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
   minimumRunGpuSeconds?: number;
+  /** GpuJob reconciles at once (default DEFAULT_JOB_CONCURRENCY). */
+  jobConcurrency?: number;
   /** The Lease was lost while running: leader work has stopped; the process should exit. */
   onLostLeadership?: () => void;
   /** The chain, unreachable at start-up, came back answering as another chain, market or key: exit. */
@@ -100,6 +102,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     noChain: !settlement,
     budgetLeft: opts.settlement ? ((hold) => (job: GpuJob) => budgetLeftOnChain(job, hold))(opts.settlement.defaultHold) : budgetLeftWithoutChain,
     ...(opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: opts.minimumRunGpuSeconds } : {}),
+    ...(opts.jobConcurrency !== undefined ? { concurrency: opts.jobConcurrency } : {}),
   });
   const registry: KubeProviderRegistry = new KubeProviderRegistry({
     store: new KubeProviderStore(opts.kubeConfig, undefined, undefined, jobs.providers),

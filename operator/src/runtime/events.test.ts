@@ -125,6 +125,28 @@ describe('EventRecorder', () => {
     expect(sink.calls).toEqual(['create', 'create', 'create', 'create']);
   });
 
+  it('writes at most maxInFlight events at once, and every one of them', async () => {
+    let active = 0;
+    let most = 0;
+    const created: string[] = [];
+    const sink: EventSink = {
+      async create(_namespace, event) {
+        active++;
+        most = Math.max(most, active);
+        await new Promise((r) => setTimeout(r, 1));
+        active--;
+        created.push(event.reason ?? '');
+        return event;
+      },
+      patch: async () => { throw new Error('unexpected'); },
+    };
+    const recorder = new EventRecorder({ sink, controller: 'fedgpu.io/test', instance: 'pod-0', maxInFlight: 2, logger: silentLogger });
+    const objects = Array.from({ length: 20 }, (_, i) => ({ ...job, metadata: { ...job.metadata, name: `j-${i}`, uid: `u-${i}` } }));
+    await Promise.all(objects.map((o) => recorder.normal(o, 'Scheduled', 'placed')));
+    expect(created).toHaveLength(20);
+    expect(most).toBe(2);
+  });
+
   it('never fails the caller when the API fails', async () => {
     const { sink, recorder } = setup();
     sink.failCreate = true;

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { CoreV1Api, CoreV1Event, KubernetesObject, V1ObjectReference } from '@kubernetes/client-node';
+import { ConcurrencyLimit } from './concurrency.js';
 import { isNotFound, mergePatch } from './kube.js';
 import { type Logger, stderrLogger } from './logger.js';
 
@@ -34,6 +35,12 @@ export interface EventRecorderOptions {
   windowMs?: number;
   /** Distinct events remembered for merging; the least recently seen is forgotten first. */
   maxRemembered?: number;
+  /**
+   * Event writes at once; the rest wait in order. A burst of placements records an Event for each,
+   * and leaving them to a few slots keeps the apiserver for the status writes that fence attempts.
+   * Default: no limit.
+   */
+  maxInFlight?: number;
   now?: () => Date;
   logger?: Logger;
 }
@@ -60,6 +67,7 @@ export class EventRecorder {
   private readonly remembered = new Map<string, Remembered>();
   /** Writes for one identical event run one after another, so repeats never race to create two. */
   private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly slots: ConcurrencyLimit | undefined;
 
   constructor(options: EventRecorderOptions) {
     this.sink = options.sink;
@@ -69,6 +77,7 @@ export class EventRecorder {
     this.maxRemembered = options.maxRemembered ?? 4096;
     this.now = options.now ?? (() => new Date());
     this.logger = options.logger ?? stderrLogger;
+    this.slots = options.maxInFlight !== undefined ? new ConcurrencyLimit(options.maxInFlight) : undefined;
   }
 
   /**
@@ -82,7 +91,8 @@ export class EventRecorder {
     const text = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message;
     const key = JSON.stringify([ref.uid ?? '', ref.kind, ref.namespace ?? '', ref.name, type, reason, text]);
     const previous = this.inFlight.get(key) ?? Promise.resolve();
-    const next = previous.then(() => this.write(key, ref, type, reason, text));
+    const write = () => this.write(key, ref, type, reason, text);
+    const next = previous.then(() => (this.slots ? this.slots.run(write) : write()));
     this.inFlight.set(key, next);
     void next.finally(() => {
       if (this.inFlight.get(key) === next) this.inFlight.delete(key);

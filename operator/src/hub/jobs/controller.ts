@@ -29,6 +29,7 @@ import { readJobSecrets } from './secrets.js';
 import { egressToMessage } from '../../agent/attempt/egress.js';
 import { DEFAULT_EGRESS } from '../../core/egress.js';
 import { judgePodEvent, PodEventBook, recordedPodEvent, stuckMessage, withStuckReason } from './pod-events.js';
+import { inventoryPrint, providerPrint, RunningHolds } from './running-holds.js';
 
 // The GpuJob controller: thin I/O around planJob. It keeps the latest attempt report per job in
 // memory (agents re-send theirs after every reconnect, so a hub restart loses nothing), fences
@@ -57,7 +58,7 @@ export interface GpuJobControllerOptions {
   heartbeatAgeMs?: (provider: string, now: number) => number | undefined;
   /** The leader's live measure of a provider's link (the registry's), fresher than its status. */
   link?: (provider: string) => { rttMs?: number; bandwidthMbps?: number } | undefined;
-  /** Reconciles at once (never two of one job); decisions stay consistent through one shared snapshot. Default 8. */
+  /** Reconciles at once (never two of one job); decisions stay consistent through one shared snapshot. Default DEFAULT_JOB_CONCURRENCY. */
   concurrency?: number;
   /** Reconcile, scheduler and attempt metrics (see jobs/metrics.ts). */
   metrics?: GpuJobMetrics;
@@ -77,6 +78,20 @@ export interface GpuJobSettlementHooks {
 }
 
 const FIELD_MANAGER = 'fedgpu-gpujob-controller';
+
+/**
+ * GpuJob reconciles at once. A placing reconcile waits on the hub apiserver (two writes), not on
+ * the CPU (the decision is ~60 µs). On the 2-core bench the apiserver was saturated: 32 at once
+ * placed no faster than 8 (each write just took longer) and slowed everyone else's writes, so the
+ * default stays 8; --job-concurrency raises it where the apiserver has room (docs/benchmarks.md, issue 15).
+ */
+export const DEFAULT_JOB_CONCURRENCY = 8;
+
+/** Event writes at once for the GpuJob controller (runtime/events.ts maxInFlight). */
+const EVENT_WRITES_IN_FLIGHT = 2;
+
+/** A Running job's assumption is held at most this long waiting for its provider's inventory (running-holds.ts). */
+const RUNNING_HOLD_MAX_MS = 30_000;
 const PHASES: Record<number, ReportPhase> = {
   [AttemptPhase.ATTEMPT_PHASE_PENDING]: 'Pending',
   [AttemptPhase.ATTEMPT_PHASE_RUNNING]: 'Running',
@@ -95,6 +110,8 @@ export class GpuJobController {
   readonly providers: Informer<GpuProvider>;
   readonly assumed = new AssumedAllocations();
   private readonly market: MarketCache;
+  /** Running jobs' assumptions, held until their provider's written inventory counts their pods. */
+  private readonly holds = new RunningHolds();
   private readonly backoff = new SchedulingBackoff();
   /** Cordons each agent streamed, to check the reclaims it reports. */
   readonly reclaimNotices = new ReclaimNotices();
@@ -124,6 +141,9 @@ export class GpuJobController {
       sink: coreEventSink(opts.kubeConfig.makeApiClient(CoreV1Api)),
       controller: 'fedgpu.io/gpujob-controller',
       logger: opts.logger,
+      // A burst records two Events per job (Scheduled, Running): they trail it rather than compete
+      // with the placements' own writes for the hub apiserver.
+      maxInFlight: EVENT_WRITES_IN_FLIGHT,
     });
     this.now = opts.now ?? Date.now;
     this.podEventRecorder = new EventRecorder({
@@ -139,7 +159,7 @@ export class GpuJobController {
       logger: opts.logger,
       // Reconciles overlap on their API calls; each decision is synchronous against the one shared
       // snapshot and assumed before the next can run, so assumptions stay consistent.
-      concurrency: opts.concurrency ?? 8,
+      concurrency: opts.concurrency ?? DEFAULT_JOB_CONCURRENCY,
       ...(opts.metrics?.controller ? { metrics: opts.metrics.controller } : {}),
     });
     this.market = new MarketCache({
@@ -150,6 +170,7 @@ export class GpuJobController {
       ...(opts.link ? { link: opts.link } : {}),
     });
     for (const event of ['add', 'update', 'delete'] as const) this.providers.on(event, (p) => p.metadata?.name && this.market.providerChanged(p.metadata.name));
+    for (const event of ['add', 'update'] as const) this.providers.on(event, (p) => p.metadata?.name && this.confirmHeld(p.metadata.name));
     const facts = (j: GpuJob) => {
       const current = j.status?.attempts?.find((a) => a.epoch === j.status?.currentEpoch);
       const live = current !== undefined && !current.endTime ? current.provider : undefined;
@@ -190,6 +211,7 @@ export class GpuJobController {
       const name = provider.metadata?.name;
       if (name === undefined) return;
       lastReady.delete(name);
+      this.holds.providerGone(name);
       for (const key of this.index.liveOn(name)) this.controller.enqueue(key);
     });
   }
@@ -220,6 +242,7 @@ export class GpuJobController {
     }
     if (verdict.kind !== 'accept' || !job) return;
     const phase = PHASES[status.phase] ?? 'Pending';
+    if (phase === 'Running' || phase === 'Succeeded') this.holds.runningReported(status.jobUid, status.epoch, provider);
     // The hub's own clock for billing: when the first Running report of this epoch arrived (a
     // reconcile may run later under load; the arrival is what the hub saw).
     const previous = this.reports.get(status.jobUid);
@@ -265,6 +288,27 @@ export class GpuJobController {
   /** An agent streamed its inventory: remember its cordons (a reclaim must be announced). */
   onInventory(provider: string, inventory: Inventory): void {
     this.reclaimNotices.record(provider, inventory, this.now());
+    this.holds.inventory(provider, inventoryPrint(inventory));
+    // Unchanged pools are not written again: the informer may already show this inventory.
+    this.confirmHeld(provider);
+  }
+
+  /** Gives back the held assumptions whose pods the provider's GpuProvider, as cached, counts. */
+  private confirmHeld(provider: string): void {
+    const p = this.providers.get(provider);
+    if (!p) return;
+    for (const h of this.holds.confirmed(provider, providerPrint(p))) {
+      if (this.market.assumption(h.jobKey)?.assumedAt === h.assumedAt) this.market.forget(h.jobKey);
+    }
+  }
+
+  /** The job runs: its GPUs stay assumed until its provider's inventory in the informer counts its pod, or a short bound. */
+  private holdUntilInventory(key: string, job: GpuJob, now: number): void {
+    const a = this.market.assumption(key);
+    if (!a) return;
+    if (a.expiresAt > now + RUNNING_HOLD_MAX_MS) this.assumed.restore({ ...a, expiresAt: now + RUNNING_HOLD_MAX_MS });
+    this.holds.hold({ jobKey: key, provider: a.provider, assumedAt: a.assumedAt }, job.metadata.uid, job.status?.currentEpoch ?? 0);
+    this.confirmHeld(a.provider);
   }
 
   /** After an agent (re)connects: the full set of attempts it should run, level-triggered. */
@@ -383,8 +427,12 @@ export class GpuJobController {
       if (!delivered) this.opts.logger.warn({ job: key, provider: plan.assign.provider }, 'agent not connected; it gets the assignment on reconnect');
       else this.opts.logger.info({ job: key, uid: job.metadata.uid, epoch: plan.assign.epoch, provider: plan.assign.provider }, 'assigned');
     }
-    if (isFinished(target) || plan.status.phase === 'Running') {
+    if (isFinished(target)) {
       this.market.forget(key);
+      this.holds.release(key);
+      this.backoff.clear(key);
+    } else if (plan.status.phase === 'Running') {
+      this.holdUntilInventory(key, target, now);
       this.backoff.clear(key);
     }
     // Events are recorded without holding up the next reconcile (the recorder logs its failures).
@@ -419,6 +467,7 @@ export class GpuJobController {
       this.opts.agents.send(a.provider, cancelMessage(job.metadata.uid!, a.epoch, 'JobDeleted', 0));
     }
     this.market.forget(objectKey(job));
+    this.holds.release(objectKey(job), job.metadata.uid);
     this.backoff.clear(objectKey(job));
     // The finalizer also guards open escrow: it stays until settlement has closed every escrow.
     const released = await this.opts.settlement?.release(job);

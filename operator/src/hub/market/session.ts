@@ -63,6 +63,13 @@ export class MarketSession {
   // Registry calls run one at a time, in arrival order.
   private queue: Promise<void> = Promise.resolve();
   private backlog = 0;
+  /**
+   * The inventory waiting in the queue, if any. An inventory is the agent's whole state, so a newer
+   * one supersedes it: the older is skipped and stops counting against the backlog. In a burst the
+   * registry's GpuProvider writes are slower than the agent's inventories (one per 100 ms), and the
+   * backlog filled behind them until the stream was ended (bench/e2e-throughput, issue 15).
+   */
+  private pendingInventory: { superseded: boolean } | undefined;
 
   private registrationTimer: NodeJS.Timeout | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -300,11 +307,23 @@ export class MarketSession {
     }
     this.backlog++;
     const message = result.message;
+    // Superseding keeps the order of everything else: the newer inventory goes to the end.
+    const inventory = message.body?.$case === 'inventory' && this.phase === 'registered' ? { superseded: false } : undefined;
+    if (inventory) {
+      if (this.pendingInventory) {
+        this.pendingInventory.superseded = true;
+        this.backlog--;
+      }
+      this.pendingInventory = inventory;
+    }
     this.queue = this.queue
-      .then(() => (this.phase === 'ended' ? undefined : this.dispatch(message)))
+      .then(() => {
+        if (inventory && this.pendingInventory === inventory) this.pendingInventory = undefined;
+        return this.phase === 'ended' || inventory?.superseded ? undefined : this.dispatch(message);
+      })
       .catch((error: unknown) => this.onDispatchError(error))
       .finally(() => {
-        this.backlog--;
+        if (!inventory?.superseded) this.backlog--;
       });
   }
 
