@@ -266,7 +266,8 @@ function chartRuntimeValues(component: 'hub' | 'provider'): ChartRuntimeValues |
 
 export function chartNodeFlags(component: 'hub' | 'provider'): string[] {
   const section = chartRuntimeValues(component);
-  const extra = section?.extraNodeOptions?.split(' ').filter(Boolean) ?? [];
+  // BENCH_EXTRA_NODE_OPTIONS, when set (even empty), stands in for the chart's extraNodeOptions.
+  const extra = (process.env.BENCH_EXTRA_NODE_OPTIONS ?? section?.extraNodeOptions)?.split(' ').filter(Boolean) ?? [];
   const limit = String(section?.resources?.limits?.memory ?? '');
   const units: [RegExp, number][] = [[/^([\d.]+)Gi$/, 1024], [/^([\d.]+)Mi$/, 1], [/^([\d.]+)Ki$/, 1 / 1024], [/^([\d.]+)G$/, 1e9 / 2 ** 20], [/^([\d.]+)M$/, 1e6 / 2 ** 20], [/^(\d+)$/, 1 / 2 ** 20]];
   for (const [pattern, mibPerUnit] of units) {
