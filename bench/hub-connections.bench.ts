@@ -3,9 +3,10 @@
 // process; N agents register over mutual TLS with wallet proofs, answer pings and the bandwidth
 // probe, and heartbeat. Prints the server's memory by kind (bench/support.ts memoryMap) with no
 // agents, with N, and after a full GC: the glibc brk heap is where TLS and http2 sessions, and the
-// buffers of the 256 KiB bandwidth probe echoed by each agent, live; freed, it is not handed back.
-// Run: tsx bench/hub-connections.bench.ts [agents=300] [probeBytes=262144]
-//   (EXTRA_NODE_FLAGS='--max-semi-space-size=4' adds V8 flags; GLIBC_TUNABLES is passed through.)
+// buffers of the bandwidth probe echoed by each agent, live; freed, it is not handed back.
+// Run: tsx bench/hub-connections.bench.ts [agents=300] [probeBytes=65536] [probePieceBytes=16000]
+//   (the hub's defaults; the chart's NODE_OPTIONS and GLIBC_TUNABLES for the hub are applied;
+//   EXTRA_NODE_FLAGS='--max-semi-space-size=16' adds V8 flags; GLIBC_TUNABLES in the environment wins.)
 import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,10 +18,11 @@ import { signChallenge } from '../operator/src/protocol/wallet-proof.js';
 import { hubPki } from '../operator/src/testbed/federation.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
 import { issueCert } from '../operator/src/tls/certs.js';
-import { chartNodeFlags, compileOperator, liveHeap, loadLine, machineLine, mapLimit, memoryMap, memoryMapLine, section, sleep, figure } from './support.js';
+import { chartGlibcTunables, chartNodeFlags, compileOperator, liveHeap, loadLine, machineLine, mapLimit, memoryMap, memoryMapLine, section, sleep, figure } from './support.js';
 
 const AGENTS = Math.max(1, Number(process.argv[2] ?? 0) || 300);
-const PROBE_BYTES = Math.max(0, Number(process.argv[3] ?? 262_144));
+const PROBE_BYTES = Math.max(0, Number(process.argv[3] ?? 65_536));
+const PROBE_PIECE_BYTES = Math.max(1, Number(process.argv[4] ?? 16_000));
 
 console.log('== hub native memory per agent connection (issue 15)');
 console.log(machineLine());
@@ -39,17 +41,18 @@ import { InMemoryProviderRegistry } from ${JSON.stringify(pathToFileURL(join(dis
 const dir = ${JSON.stringify(dir)};
 const server = new MarketServer({
   tls: { caPem: readFileSync(dir + '/ca.crt', 'utf8'), certPem: readFileSync(dir + '/server.crt', 'utf8'), keyPem: readFileSync(dir + '/server.key', 'utf8') },
-  registry: new InMemoryProviderRegistry(1000), audience: 'fedgpu-hub', bandwidthProbeBytes: ${PROBE_BYTES}, maxStreams: ${AGENTS + 100},
+  registry: new InMemoryProviderRegistry(1000), audience: 'fedgpu-hub', bandwidthProbeBytes: ${PROBE_BYTES}, bandwidthProbePieceBytes: ${PROBE_PIECE_BYTES}, maxStreams: ${AGENTS + 100},
   logger: (await import('pino')).pino({ level: 'warn' }),
 });
 console.log(JSON.stringify({ port: await server.start() }));
 setInterval(() => {}, 60_000);`;
 const logPath = join(dir, 'server.log');
+const tunables = chartGlibcTunables('hub');
 const flags = [...chartNodeFlags('hub'), ...(process.env.EXTRA_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
-console.log(`server                 MarketServer + in-memory registry, compiled; node ${flags.join(' ')}; probe ${PROBE_BYTES} bytes${process.env.GLIBC_TUNABLES ? `; GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}` : ''}`);
+console.log(`server                 MarketServer + in-memory registry, compiled; node ${flags.join(' ')}; probe ${PROBE_BYTES} bytes in pieces of ${PROBE_PIECE_BYTES}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''}`);
 // cwd inside the repository, so the child resolves pino and grpc-js from its node_modules.
 const logFd = openSync(logPath, 'w');
-const child = spawn(process.execPath, [...flags, '--inspect=127.0.0.1:0', '--input-type=module', '-e', server], { cwd: repoRoot, stdio: ['ignore', logFd, logFd] });
+const child = spawn(process.execPath, [...flags, '--inspect=127.0.0.1:0', '--input-type=module', '-e', server], { cwd: repoRoot, env: { ...process.env, ...(tunables ? { GLIBC_TUNABLES: tunables } : {}) }, stdio: ['ignore', logFd, logFd] });
 const agentTimers: NodeJS.Timeout[] = [];
 try {
   let port = 0;

@@ -34,6 +34,7 @@ import { repoRoot } from '../operator/src/testbed/tools.js';
 import { waitFor } from '../operator/src/testbed/wait.js';
 import { issueCert } from '../operator/src/tls/certs.js';
 import {
+  chartGlibcTunables,
   chartNodeFlags,
   compileOperator,
   cpuPercent,
@@ -272,8 +273,9 @@ async function main(tb: Testbed): Promise<void> {
   const mainJs = compileOperator();
   const hubDir = join(tb.dir, 'hub');
   const nodeFlags = chartNodeFlags('hub');
-  console.log(`hub node flags          ${nodeFlags.join(' ')} (the chart's NODE_OPTIONS for its default hub memory limit, values.yaml)`);
-  const hub = await startCompiledHubProcess(mainJs, hubCluster, pki, hubDir, [], [...nodeFlags, INSPECT_FLAG, ...(HEAP_PROFILE ? heapSnapshotFlags(hubDir) : [])]);
+  const tunables = chartGlibcTunables('hub');
+  console.log(`hub node flags          ${nodeFlags.join(' ')}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''} (the chart's NODE_OPTIONS and env for its default hub memory limit, values.yaml)`);
+  const hub = await startCompiledHubProcess(mainJs, hubCluster, pki, hubDir, [], [...nodeFlags, INSPECT_FLAG, ...(HEAP_PROFILE ? heapSnapshotFlags(hubDir) : [])], tunables ? { GLIBC_TUNABLES: tunables } : {});
   const profileDir = join(tb.dir, 'profiles');
   const sampler = new ProcSampler(hub.process.pid, 1_000);
   const providers = await watchObjects<GpuProvider>(hubCluster.kubeConfig, `/apis/${GROUP}/${VERSION}/${GPUPROVIDER_PLURAL}`, listCustom(hubCluster.kubeConfig, GPUPROVIDER_PLURAL), () => undefined);

@@ -258,20 +258,32 @@ export function compileOperator(): string {
  * fedgpu.heapCapEnv) for its default memory limit in values.yaml: --max-old-space-size at
  * heapPercentOfLimit % of resources.limits.memory. Empty when the chart sets no limit.
  */
+type ChartRuntimeValues = { resources?: { limits?: { memory?: string | number } }; heapPercentOfLimit?: number; extraNodeOptions?: string; glibcTunables?: string };
+
+function chartRuntimeValues(component: 'hub' | 'provider'): ChartRuntimeValues | undefined {
+  return (parseYaml(readFileSync(join(repoRoot, 'charts', 'fedgpu', 'values.yaml'), 'utf8')) as Record<string, ChartRuntimeValues>)[component];
+}
+
 export function chartNodeFlags(component: 'hub' | 'provider'): string[] {
-  const values = parseYaml(readFileSync(join(repoRoot, 'charts', 'fedgpu', 'values.yaml'), 'utf8')) as Record<string, { resources?: { limits?: { memory?: string | number } }; heapPercentOfLimit?: number }>;
-  const section = values[component];
+  const section = chartRuntimeValues(component);
+  // BENCH_EXTRA_NODE_OPTIONS, when set (even empty), stands in for the chart's extraNodeOptions.
+  const extra = (process.env.BENCH_EXTRA_NODE_OPTIONS ?? section?.extraNodeOptions)?.split(' ').filter(Boolean) ?? [];
   const limit = String(section?.resources?.limits?.memory ?? '');
   const units: [RegExp, number][] = [[/^([\d.]+)Gi$/, 1024], [/^([\d.]+)Mi$/, 1], [/^([\d.]+)Ki$/, 1 / 1024], [/^([\d.]+)G$/, 1e9 / 2 ** 20], [/^([\d.]+)M$/, 1e6 / 2 ** 20], [/^(\d+)$/, 1 / 2 ** 20]];
   for (const [pattern, mibPerUnit] of units) {
     const m = pattern.exec(limit);
-    if (m) return [`--max-old-space-size=${Math.floor((Number(m[1]) * mibPerUnit * (section?.heapPercentOfLimit ?? 60)) / 100)}`];
+    if (m) return [`--max-old-space-size=${Math.floor((Number(m[1]) * mibPerUnit * (section?.heapPercentOfLimit ?? 60)) / 100)}`, ...extra];
   }
-  return [];
+  return extra;
+}
+
+/** The chart's GLIBC_TUNABLES for a component (values.yaml), or undefined; the environment's wins. */
+export function chartGlibcTunables(component: 'hub' | 'provider'): string | undefined {
+  return process.env.GLIBC_TUNABLES || chartRuntimeValues(component)?.glibcTunables || undefined;
 }
 
 /** startHubProcess, with the compiled CLI instead of tsx. */
-export async function startCompiledHubProcess(mainJs: string, hubCluster: Cluster, pki: HubPki, dir: string, extraArgs: string[] = [], nodeFlags: string[] = []): Promise<HubProcess> {
+export async function startCompiledHubProcess(mainJs: string, hubCluster: Cluster, pki: HubPki, dir: string, extraArgs: string[] = [], nodeFlags: string[] = [], env: Record<string, string> = {}): Promise<HubProcess> {
   writeFileSync(join(pki.dir, 'server.crt'), pki.server.certPem);
   writeFileSync(join(pki.dir, 'server.key'), pki.server.keyPem, { mode: 0o600 });
   const port = await freePort();
@@ -279,6 +291,7 @@ export async function startCompiledHubProcess(mainJs: string, hubCluster: Cluste
     name: 'hub',
     command: process.execPath,
     dir,
+    env,
     args: [...nodeFlags, mainJs, '--kubeconfig', hubCluster.kubeconfigPath, 'hub', '--tls-ca', pki.caPath, '--tls-cert', join(pki.dir, 'server.crt'), '--tls-key', join(pki.dir, 'server.key'), '--grpc-port', String(port), '--metrics-port', '0', ...extraArgs],
   });
   const ready = await waitFor('the compiled hub to listen', () => {

@@ -136,8 +136,8 @@ describe('helm template', () => {
     const env = Object.fromEntries(c.env.map((e: Obj) => [e.name, e]));
     expect(env.FEDGPU_CHAIN_RPC_URL.valueFrom.secretKeyRef).toEqual({ name: 'rel-fedgpu-chain', key: 'rpc-url' });
     expect(env.FEDGPU_SETTLER_KEY.valueFrom.secretKeyRef).toEqual({ name: 'rel-fedgpu-chain', key: 'settler-key' });
-    // The only literal value is the heap cap; nothing secret is ever a literal.
-    expect(c.env.filter((e: Obj) => 'value' in e).map((e: Obj) => e.name)).toEqual(['NODE_OPTIONS']);
+    // The only literal values are the runtime's memory settings; nothing secret is ever a literal.
+    expect(c.env.filter((e: Obj) => 'value' in e).map((e: Obj) => e.name)).toEqual(['NODE_OPTIONS', 'GLIBC_TUNABLES']);
     const anti = pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
     expect(anti.topologyKey).toBe('kubernetes.io/hostname');
     expect(anti.labelSelector.matchLabels).toEqual(deploy.spec.selector.matchLabels);
@@ -545,13 +545,29 @@ describe('helm install into real apiservers', () => {
 describe('heap cap', () => {
   const nodeOptions = (objs: Obj[], name: string) =>
     (one(objs, 'Deployment', name).spec.template.spec.containers[0].env as { name: string; value?: string }[]).find((e) => e.name === 'NODE_OPTIONS')?.value;
+  const envValue = (objs: Obj[], name: string, key: string) =>
+    (one(objs, 'Deployment', name).spec.template.spec.containers[0].env as { name: string; value?: string }[]).find((e) => e.name === key)?.value;
   it('sizes --max-old-space-size to heapPercentOfLimit of the memory limit, and leaves it out without a limit', async () => {
-    expect(nodeOptions(await render(HUB), 'rel-fedgpu')).toBe('--max-old-space-size=307'); // 60 % of 512Mi
-    expect(nodeOptions(await render(HUB, ['--set', 'hub.resources.limits.memory=1Gi', '--set', 'hub.heapPercentOfLimit=75']), 'rel-fedgpu')).toBe('--max-old-space-size=768');
-    expect(nodeOptions(await render(HUB, ['--set', 'hub.resources.limits=null']), 'rel-fedgpu')).toBeUndefined();
+    expect(nodeOptions(await render(HUB), 'rel-fedgpu')).toBe('--max-old-space-size=307 --max-semi-space-size=4'); // 60 % of 512Mi
+    expect(nodeOptions(await render(HUB, ['--set', 'hub.resources.limits.memory=1Gi', '--set', 'hub.heapPercentOfLimit=75']), 'rel-fedgpu')).toBe('--max-old-space-size=768 --max-semi-space-size=4');
+    expect(nodeOptions(await render(HUB, ['--set', 'hub.resources.limits=null']), 'rel-fedgpu')).toBe('--max-semi-space-size=4');
+    expect(nodeOptions(await render(HUB, ['--set', 'hub.resources.limits=null', '--set', 'hub.extraNodeOptions=']), 'rel-fedgpu')).toBeUndefined();
     expect(nodeOptions(await render(PROVIDER), 'rel-fedgpu')).toBe('--max-old-space-size=153'); // 60 % of 256Mi
     const bad = await helm(['template', 'rel', chart, ...HUB, '--set', 'hub.resources.limits.memory=1T']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('resources.limits.memory "1T"');
+  });
+
+  it('gives the hub a small young generation and malloc tunables, each settable and removable; the agent neither', async () => {
+    expect(envValue(await render(HUB), 'rel-fedgpu', 'GLIBC_TUNABLES')).toBe('glibc.malloc.mmap_threshold=8192');
+    expect(envValue(await render(HUB, ['--set', 'hub.glibcTunables=glibc.malloc.arena_max=2']), 'rel-fedgpu', 'GLIBC_TUNABLES')).toBe('glibc.malloc.arena_max=2');
+    expect(envValue(await render(HUB, ['--set', 'hub.glibcTunables=']), 'rel-fedgpu', 'GLIBC_TUNABLES')).toBeUndefined();
+    expect(nodeOptions(await render(HUB, ['--set', 'hub.extraNodeOptions=--max-semi-space-size=8']), 'rel-fedgpu')).toBe('--max-old-space-size=307 --max-semi-space-size=8');
+    const agent = await render(PROVIDER);
+    expect(nodeOptions(agent, 'rel-fedgpu')).toBe('--max-old-space-size=153');
+    expect(envValue(agent, 'rel-fedgpu', 'GLIBC_TUNABLES')).toBeUndefined();
+    const quoted = await helm(['template', 'rel', chart, ...HUB, '--set-string', 'hub.extraNodeOptions=--a"b']);
+    expect(quoted.code).not.toBe(0);
+    expect(quoted.stderr).toContain('extraNodeOptions');
   });
 });

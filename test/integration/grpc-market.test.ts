@@ -490,6 +490,48 @@ describe('marketplace stream over mTLS', () => {
     expect(again).toBeGreaterThan(0);
   });
 
+  it('sends the probe in pieces of fresh random bytes and measures only once every piece is echoed', async () => {
+    const hub = await startHub({ bandwidthProbeBytes: 40_000, bandwidthProbePieceBytes: 16_000, pingIntervalMs: 60_000, heartbeatIntervalMs: 10_000 });
+    const probesOf = async (raw: RawStream) => {
+      await eventually(() => raw.received.filter((m) => m.body?.$case === 'bandwidthProbe').length >= 3, 'three probe pieces');
+      return raw.received.flatMap((m) => (m.body?.$case === 'bandwidthProbe' ? [m.body.value] : []));
+    };
+    const echo = (raw: RawStream, probeId: number, payload: Uint8Array) => raw.send({ $case: 'bandwidthProbeData', value: { probeId, payload: Buffer.from(payload) } });
+
+    const honest = rawStream(hub.port);
+    const { providerName } = await registerRaw(honest, Wallet.createRandom());
+    const pieces = await probesOf(honest);
+    expect(pieces.map((p) => p.payload.byteLength)).toEqual([16_000, 16_000, 8_000]);
+    expect(pieces.map((p) => p.id)).toEqual([pieces[0]!.id, pieces[0]!.id + 1, pieces[0]!.id + 2]);
+    echo(honest, pieces[0]!.id, pieces[0]!.payload);
+    echo(honest, pieces[1]!.id, pieces[1]!.payload);
+    echo(honest, pieces[1]!.id, pieces[1]!.payload); // a repeat does not stand in for the missing piece
+    // Wait for the repeat to be handled (a heartbeat behind it is answered in order), then check.
+    honest.send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: 0, bandwidthProbeResults: [] } });
+    await eventually(() => hub.registry.count('heartbeat', providerName) >= 1, 'the heartbeat after the echoes');
+    expect(hub.server.providerLatency(providerName)?.bandwidthMbps).toBeUndefined();
+    echo(honest, pieces[2]!.id, pieces[2]!.payload);
+    await eventually(() => (hub.server.providerLatency(providerName)?.bandwidthMbps ?? 0) > 0, 'bandwidth after the last piece');
+
+    // Another agent gets other bytes, and an echo that is not its piece ends its stream.
+    const forger = rawStream(hub.port);
+    await registerRaw(forger, Wallet.createRandom());
+    const theirs = await probesOf(forger);
+    expect(Buffer.from(theirs[0]!.payload).equals(Buffer.from(pieces[0]!.payload))).toBe(false);
+    echo(forger, theirs[0]!.id, theirs[1]!.payload);
+    expect((await forger.ended).code).toBe(status.INVALID_ARGUMENT);
+    expect(forger.hubReason()).toBe('probe_mismatch');
+
+    // An echo of a piece never sent is refused too.
+    const early = rawStream(hub.port);
+    await registerRaw(early, Wallet.createRandom());
+    const own = await probesOf(early);
+    echo(early, own[2]!.id + 1, own[0]!.payload);
+    expect((await early.ended).code).toBe(status.INVALID_ARGUMENT);
+    expect(early.hubReason()).toBe('unexpected_probe');
+    expect(hub.rejections).toEqual(['probe_mismatch', 'unexpected_probe']);
+  });
+
   it('lets a new stream for the same wallet replace the old one', async () => {
     const hub = await startHub();
     const wallet = Wallet.createRandom();

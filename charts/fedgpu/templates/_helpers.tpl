@@ -126,7 +126,8 @@ NODE_OPTIONS with a V8 heap cap sized to the container's memory limit: V8 otherw
 from the node's memory and collects lazily far below it, so RSS outgrows a pod limit it never
 sees (docs/benchmarks.md). The cap is heapPercentOfLimit % of resources.limits.memory (Ki, Mi, Gi,
 or the decimal K, M, G), leaving the rest for code, buffers and native memory. No limit, no cap.
-Call with (dict "resources" .Values.hub.resources "percent" .Values.hub.heapPercentOfLimit).
+Call with (dict "resources" .Values.hub.resources "percent" .Values.hub.heapPercentOfLimit); an
+"extra" string of more flags is appended (NODE_OPTIONS is then set even without a limit).
 */}}
 {{- define "fedgpu.heapCapEnv" -}}
 {{- $limit := "" -}}
@@ -140,9 +141,12 @@ Call with (dict "resources" .Values.hub.resources "percent" .Values.hub.heapPerc
 {{- else if regexMatch "^[0-9]+$" $limit }}{{ $mib = divf ($limit | float64) 1048576 }}
 {{- else if $limit }}{{ fail (printf "resources.limits.memory %q: use Ki, Mi, Gi, K, M, G or bytes to size the heap cap" $limit) }}
 {{- end -}}
-{{- if gt $mib 0.0 }}
+{{- $flags := list -}}
+{{- if gt $mib 0.0 }}{{ $flags = append $flags (printf "--max-old-space-size=%d" (divf (mulf $mib (.percent | default 60 | float64)) 100 | floor | int)) }}{{ end -}}
+{{- with .extra }}{{ $flags = append $flags . }}{{ end -}}
+{{- if $flags }}
 - name: NODE_OPTIONS
-  value: "--max-old-space-size={{ divf (mulf $mib (.percent | default 60 | float64)) 100 | floor | int }}"
+  value: {{ join " " $flags | quote }}
 {{- end -}}
 {{- end -}}
 

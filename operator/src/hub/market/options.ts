@@ -57,8 +57,13 @@ export interface MarketServerOptions {
   heartbeatIntervalMs?: number;
   /** A registered stream with no message for this long is ended with DEADLINE_EXCEEDED. */
   idleTimeoutMs?: number;
-  /** Bytes in the bandwidth probe; 0 disables probing. */
+  /**
+   * Bytes in the bandwidth probe; 0 disables probing. 64 KiB: each probe's copies and the buffers
+   * it grows cost the hub memory per agent (docs/benchmarks.md, issue 15).
+   */
   bandwidthProbeBytes?: number;
+  /** The probe goes out in messages of at most this many bytes, each within one http2 frame (probe.ts). */
+  bandwidthProbePieceBytes?: number;
   probeTimeoutMs?: number;
   /** Weight of the newest RTT sample. */
   rttEwmaAlpha?: number;
@@ -118,7 +123,8 @@ export function resolveMarketServerOptions(options: MarketServerOptions): Resolv
     pingIntervalMs: options.pingIntervalMs ?? 5_000,
     heartbeatIntervalMs,
     idleTimeoutMs: options.idleTimeoutMs ?? heartbeatIntervalMs * 6,
-    bandwidthProbeBytes: options.bandwidthProbeBytes ?? 256 * 1024,
+    bandwidthProbeBytes: options.bandwidthProbeBytes ?? 64 * 1024,
+    bandwidthProbePieceBytes: options.bandwidthProbePieceBytes ?? 16_000,
     probeTimeoutMs: options.probeTimeoutMs ?? 30_000,
     rttEwmaAlpha: options.rttEwmaAlpha ?? 0.3,
     rateLimit: options.rateLimit ?? { capacity: 200, refillPerSecond: 50 },
@@ -134,6 +140,9 @@ export function resolveMarketServerOptions(options: MarketServerOptions): Resolv
   };
   if (resolved.bandwidthProbeBytes > resolved.limits.maxProbePayloadBytes) {
     throw new Error('bandwidthProbeBytes exceeds the probe payload limit agents are held to');
+  }
+  if (!(resolved.bandwidthProbePieceBytes > 0) || resolved.bandwidthProbePieceBytes > resolved.limits.maxProbePayloadBytes) {
+    throw new Error('bandwidthProbePieceBytes must be positive and within the probe payload limit agents are held to');
   }
   if (resolved.audience.length === 0 || /[\r\n]/.test(resolved.audience)) throw new Error('audience must be a non-empty single line');
   for (const key of ['challengeTtlMs', 'registrationTimeoutMs', 'pingIntervalMs', 'heartbeatIntervalMs', 'idleTimeoutMs', 'probeTimeoutMs'] as const) {

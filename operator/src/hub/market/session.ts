@@ -4,11 +4,10 @@
 //   1. send Challenge; start the registration deadline.
 //   2. Hello, then RegisterProof: verify the wallet proof, ask the registry for the provider name,
 //      bind the stream to that wallet, send Registered.
-//   3. registered: Ping every pingIntervalMs (RTT from the pongs), one bandwidth probe, and every
+//   3. registered: Ping every pingIntervalMs (RTT from the pongs), one bandwidth probe (probe.ts), and every
 //      agent message validated then handed to the registry in arrival order.
 // Any violation ends the stream with a gRPC status, an Error message just before it, a log line and
 // one onRejection call. Nothing the peer sends can throw out of here.
-import { randomBytes } from 'node:crypto';
 import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { AgentMessage, Heartbeat, Hello, HubMessage, TunnelFrame, TunnelOpen, UsageReceipt } from '../../gen/proto/fedgpu/v1/market.js';
@@ -20,6 +19,7 @@ import { verifyProof, type NonceBook, type WalletChallenge } from '../../protoco
 import { checkTunnelFrame } from '../../protocol/tunnel/check.js';
 import { TunnelMux, type TunnelSession } from '../../protocol/tunnel/mux.js';
 import { Ewma, echoBandwidthMbps } from './latency.js';
+import { ProbeRound } from './probe.js';
 import type { ResolvedMarketServerOptions } from './options.js';
 
 export type MarketCall = ServerDuplexStream<AgentFrame, HubMessage>;
@@ -81,7 +81,7 @@ export class MarketSession {
   private readonly rtt: Ewma;
   private bandwidth: number | undefined;
   private nextProbeId = 1;
-  private probe: { id: number; payload: Buffer; sentAtMs: number; waiters: ((mbps: number | undefined) => void)[] } | undefined;
+  private probe: { round: ProbeRound; waiters: ((mbps: number | undefined) => void)[] } | undefined;
   // Consumer access sessions over this stream (protocol/tunnel/mux.ts).
   private readonly tunnel: TunnelMux;
 
@@ -168,11 +168,11 @@ export class MarketSession {
         this.probe.waiters.push(resolve);
         return;
       }
-      const id = this.nextProbeId++;
-      const payload = randomBytes(this.options.bandwidthProbeBytes);
-      this.probe = { id, payload, sentAtMs: this.options.clock.monotonicMs(), waiters: [resolve] };
+      const round = new ProbeRound(this.nextProbeId, this.options.bandwidthProbeBytes, this.options.bandwidthProbePieceBytes, this.options.clock.monotonicMs());
+      this.nextProbeId += round.pieceCount;
+      this.probe = { round, waiters: [resolve] };
       this.probeTimer = setTimeout(() => this.settleProbe(undefined), this.options.probeTimeoutMs);
-      this.write({ $case: 'bandwidthProbe', value: { id, payload } });
+      for (const value of round.messages()) this.write({ $case: 'bandwidthProbe', value });
     });
   }
 
@@ -486,17 +486,17 @@ export class MarketSession {
   }
 
   private onProbeEcho(probeId: number, payload: Uint8Array): void {
-    const probe = this.probe;
-    if (!probe || probe.id !== probeId) {
+    const round = this.probe?.round;
+    if (!round?.covers(probeId)) {
       // A late echo of a probe that already timed out is harmless; one never sent is not.
       if (probeId < this.nextProbeId) return;
       throw new EdgeError(status.INVALID_ARGUMENT, 'unexpected_probe', 'echo of a probe that was never sent');
     }
-    if (!probe.payload.equals(payload)) {
-      throw new EdgeError(status.INVALID_ARGUMENT, 'probe_mismatch', 'probe echo differs from the probe');
-    }
-    const elapsedMs = this.options.clock.monotonicMs() - probe.sentAtMs;
-    const mbps = echoBandwidthMbps(probe.payload.byteLength, elapsedMs, this.rtt.value);
+    const echo = round.echo(probeId, payload);
+    if (echo === 'mismatch') throw new EdgeError(status.INVALID_ARGUMENT, 'probe_mismatch', 'probe echo differs from the probe');
+    if (echo !== 'complete') return;
+    const elapsedMs = this.options.clock.monotonicMs() - round.sentAtMs;
+    const mbps = echoBandwidthMbps(round.bytes, elapsedMs, this.rtt.value);
     if (mbps !== undefined) this.bandwidth = mbps;
     this.log.debug({ provider: this.providerNameValue, elapsedMs, mbps }, 'bandwidth probe answered');
     this.settleProbe(mbps);

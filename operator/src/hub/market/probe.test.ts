@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { ProbeRound } from './probe.js';
+
+describe('ProbeRound', () => {
+  it('splits the bytes into pieces with consecutive ids, the last one shorter', () => {
+    const round = new ProbeRound(7, 40_000, 16_000, 100);
+    const messages = round.messages();
+    expect(messages.map((m) => m.id)).toEqual([7, 8, 9]);
+    expect(messages.map((m) => m.payload.byteLength)).toEqual([16_000, 16_000, 8_000]);
+    expect(round.pieceCount).toBe(3);
+    expect([6, 7, 9, 10].map((id) => round.covers(id))).toEqual([false, true, true, false]);
+  });
+
+  it('completes only when every piece came back, ignoring a repeated piece', () => {
+    const round = new ProbeRound(1, 30, 10, 0);
+    const [a, b, c] = round.messages();
+    expect(round.echo(a!.id, Buffer.from(a!.payload))).toBe('pending');
+    expect(round.echo(a!.id, Buffer.from(a!.payload))).toBe('repeat');
+    expect(round.echo(c!.id, Buffer.from(c!.payload))).toBe('pending');
+    expect(round.echo(b!.id, Buffer.from(b!.payload))).toBe('complete');
+  });
+
+  it('refuses an echo that differs from its piece, also one that is another piece of the same round', () => {
+    const round = new ProbeRound(1, 32, 16, 0);
+    const [a, b] = round.messages();
+    const flipped = Buffer.from(a!.payload);
+    flipped[5] = flipped[5]! ^ 1;
+    expect(round.echo(a!.id, flipped)).toBe('mismatch');
+    expect(round.echo(a!.id, Buffer.from(b!.payload))).toBe('mismatch');
+    expect(round.echo(a!.id, a!.payload.subarray(0, 15))).toBe('mismatch');
+    // A refused echo does not count: the round still needs both pieces.
+    expect(round.echo(a!.id, Buffer.from(a!.payload))).toBe('pending');
+  });
+
+  it('sends fresh random bytes every round, so no echo can be prepared before the probe arrives', () => {
+    const first = Buffer.concat(new ProbeRound(1, 64, 16, 0).messages().map((m) => m.payload));
+    const second = Buffer.concat(new ProbeRound(1, 64, 16, 0).messages().map((m) => m.payload));
+    expect(first.equals(second)).toBe(false);
+    expect(new Set(first).size).toBeGreaterThan(8);
+  });
+
+  it('needs positive sizes', () => {
+    expect(() => new ProbeRound(1, 0, 16, 0)).toThrow(/positive/);
+    expect(() => new ProbeRound(1, 16, 0, 0)).toThrow(/positive/);
+  });
+});
