@@ -407,6 +407,12 @@ describe('helm install into real apiservers', () => {
     // The tenant namespace the test's pods use, made as the agent makes them.
     const made = await kubectl(['create', '-f', '-'], tenantNs(agent.jobs, { ...restricted, 'pod-security.kubernetes.io/enforce-version': 'latest' }));
     expect(made.code, made.stderr).toBe(0);
+    // The apiserver enforces a new policy once its admission informer has the policy and its
+    // binding, a moment after the install (CI once ran the next test first): wait for that event.
+    await waitFor('the agent admission policy in effect', async () => {
+      const res = await asAgent(['create', '-f', '-'], tenantNs('policy-probe', restricted));
+      return res.code !== 0 && res.stderr.includes('may only create namespaces named') ? true : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 200 });
   });
 
   it.each([
