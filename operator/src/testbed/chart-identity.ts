@@ -87,6 +87,8 @@ export async function chartIdentity(adminKubeconfig: string, release: string, na
   await runKubectl(adminKubeconfig, ['create', 'namespace', namespace]);
   const applied = await runKubectl(adminKubeconfig, ['apply', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
   if (applied.code !== 0) throw new Error(`applying the chart's identity failed: ${applied.stderr}`);
+  const username = `system:serviceaccount:${namespace}:${sa.metadata.name}`;
+  if (objects.some((o) => o.kind === 'ValidatingAdmissionPolicyBinding')) await policiesInEffect(adminKubeconfig, username);
   const token = await runKubectl(adminKubeconfig, ['create', 'token', sa.metadata.name, '-n', namespace, `--duration=${TOKEN_DURATION}`]);
   if (token.code !== 0) throw new Error(`token request failed: ${token.stderr}`);
   const admin = new KubeConfig();
@@ -101,11 +103,27 @@ export async function chartIdentity(adminKubeconfig: string, release: string, na
   });
   const clusterScoped = objects.filter((o) => !o.metadata.namespace && o.kind !== 'ServiceAccount' && o.kind !== 'Role' && o.kind !== 'RoleBinding');
   return {
-    username: `system:serviceaccount:${namespace}:${sa.metadata.name}`,
+    username,
     kubeConfig,
     async remove() {
       for (const o of clusterScoped) await runKubectl(adminKubeconfig, ['delete', o.kind, o.metadata.name, '--ignore-not-found', '--wait=false']);
       await runKubectl(adminKubeconfig, ['delete', 'namespace', namespace, '--ignore-not-found', '--wait=false']);
     },
   };
+}
+
+/**
+ * Waits until the apiserver enforces the identity's admission policies: it does once its
+ * admission informer has each policy and binding, a moment after they are written, and a test
+ * that tries a refused request at once could see it pass. The probe is a namespace no component
+ * may create (server dry-run, nothing is stored): refused by RBAC or by the agent's scope policy.
+ */
+async function policiesInEffect(adminKubeconfig: string, username: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const res = await runKubectl(adminKubeconfig, ['create', 'namespace', 'fedgpu-policy-probe', '--dry-run=server', `--as=${username}`]);
+    if (res.code !== 0) return;
+    if (Date.now() > deadline) throw new Error(`the chart's admission policies were not in effect for ${username} after 60 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
