@@ -11,7 +11,7 @@ import { buildInventory, runtimeClassOf, type InventoryPool, type ProviderSettin
 import { GFD_PRODUCT_LABEL } from '../api/constants.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
-import { PodRunner } from './pods/runner.js';
+import { attemptKey, PodRunner } from './pods/runner.js';
 import { type BudgetStop, budgetStoppedUsage, capToCovered, PodDeletionWatch, shouldStopForBudget } from './pods/watchdog.js';
 import { TenantNamespaces } from './tenancy/namespace.js';
 import { AccessServer } from './access/serve.js';
@@ -188,7 +188,7 @@ export class Agent {
       policyFor: (pool) => poolAccess(opts.settings, pool),
       retained: this.retained,
       attempt: (jobUid, epoch) => {
-        const assignment = this.runner.assignments.get(`${jobUid}/${epoch}`);
+        const assignment = this.runner.assignments.get(attemptKey(jobUid, epoch));
         if (!assignment) return undefined;
         const live = this.runner.managed(this.watch?.pods() ?? []).some(
           (p) => p.metadata?.labels?.['fedgpu.io/job-uid'] === jobUid && p.metadata?.labels?.['fedgpu.io/epoch'] === String(epoch) && p.status?.phase === 'Running',
@@ -326,8 +326,10 @@ export class Agent {
 
   /** Pod Events that came while the stream was down, for attempts still live. */
   private flushPodEvents(): void {
-    const live = new Set([...this.liveAttempts()].map((a) => `${a.jobUid}/${a.epoch}`));
-    const batches = this.pendingPodEvents.take((jobUid, epoch) => live.has(`${jobUid}/${epoch}`), defaultEdgeLimits.maxPodEventsPerMessage);
+    const live = new Set([...this.liveAttempts()].map((a) => attemptKey(a.jobUid, a.epoch)));
+    const dropped = this.pendingPodEvents.dropped;
+    const batches = this.pendingPodEvents.take((jobUid, epoch) => live.has(attemptKey(jobUid, epoch)), defaultEdgeLimits.maxPodEventsPerMessage);
+    if (batches.length || dropped) this.opts.logger.debug({ events: batches.flat().length, pushedOut: dropped }, 'relaying pod events kept while the stream was down');
     for (const [i, events] of batches.entries()) {
       if (this.client?.sendPodEvents({ events })) continue;
       // The stream went again: what is left waits for the next one.
@@ -492,7 +494,7 @@ export class Agent {
 
   private stopPods(assignment: RunnerAssignment, grace: number): void {
     // Keep the log tails first (the pods are about to go), then give the grace.
-    this.retainedAttempts.add(attemptKeyOf(assignment));
+    this.retainedAttempts.add(attemptKey(assignment.jobUid, assignment.epoch));
     this.access
       .retain(assignment.namespace, assignment.jobUid, assignment.epoch, containersOf(assignment))
       .catch((err: unknown) => this.opts.logger.warn({ err }, 'could not keep the log tail of a stopped attempt'))
@@ -517,7 +519,7 @@ export class Agent {
 
   /** The hub stopped a running attempt (job deleted, deadline): the usage so far is receipted too. */
   private cancelled(jobUid: string, epoch: number, reason: string): void {
-    const key = `${jobUid}/${epoch}`;
+    const key = attemptKey(jobUid, epoch);
     const assignment = this.runner.assignments.get(key);
     if (!assignment || !this.watch || this.receipts.has(jobUid, epoch)) return;
     const pods = this.runner.managed(this.watch.pods()).filter((p) => `${p.metadata?.labels?.['fedgpu.io/job-uid']}/${p.metadata?.labels?.['fedgpu.io/epoch']}` === key);
@@ -543,16 +545,16 @@ export class Agent {
           // The job is gone: so are the log tails its attempts left here (retention covers the rest).
           // Otherwise (fenced, lost, timed out) the pods' logs are kept before the pods go.
           if (body.value.reason === 'JobDeleted') this.retained.forgetJob(body.value.jobUid);
-          else await this.keepTailsBefore(this.podsOf((key) => key === `${body.value.jobUid}/${body.value.epoch}`));
+          else await this.keepTailsBefore(this.podsOf((key) => key === attemptKey(body.value.jobUid, body.value.epoch)));
           this.cancelled(body.value.jobUid, body.value.epoch, body.value.reason);
-          this.forgetAttempt(`${body.value.jobUid}/${body.value.epoch}`);
+          this.forgetAttempt(attemptKey(body.value.jobUid, body.value.epoch));
           await this.runner.cancel(body.value.jobUid, body.value.epoch, body.value.gracePeriodSeconds);
-          this.lastAttempt.delete(`${body.value.jobUid}/${body.value.epoch}`);
+          this.lastAttempt.delete(attemptKey(body.value.jobUid, body.value.epoch));
           break;
         case 'resync': {
           // Pods of attempts the hub no longer wants (a zombie fenced after a reconnect, say) are
           // deleted by the resync: their logs are kept first, so `fedgpu logs --attempt N` still works.
-          const wanted = new Set(body.value.desired.map((a) => `${a.jobUid}/${a.epoch}`));
+          const wanted = new Set(body.value.desired.map((a) => attemptKey(a.jobUid, a.epoch)));
           await this.keepTailsBefore(this.podsOf((key) => !wanted.has(key)));
           await this.runner.resync(body.value.desired, this.runner.managed(this.watch?.pods() ?? []));
           break;
@@ -575,6 +577,3 @@ function containersOf(assignment: RunnerAssignment): string[][] {
   return assignment.podTemplates.map((t) => (t.spec?.containers ?? []).map((c) => c.name));
 }
 
-function attemptKeyOf(assignment: RunnerAssignment): string {
-  return `${assignment.jobUid}/${assignment.epoch}`;
-}

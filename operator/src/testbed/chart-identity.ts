@@ -6,6 +6,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
 import { runKubectl } from './kubectl.js';
 import { repoRoot, toolPath } from './tools.js';
+import { waitFor } from './wait.js';
 
 // Runs a component as the chart makes it run: renders the chart with helm, applies only its
 // identity (ServiceAccount, ClusterRoles, Roles, bindings, admission policies) to a real
@@ -119,11 +120,8 @@ export async function chartIdentity(adminKubeconfig: string, release: string, na
  * may create (server dry-run, nothing is stored): refused by RBAC or by the agent's scope policy.
  */
 async function policiesInEffect(adminKubeconfig: string, username: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
+  await waitFor(`the chart's admission policies in effect for ${username}`, async () => {
     const res = await runKubectl(adminKubeconfig, ['create', 'namespace', 'fedgpu-policy-probe', '--dry-run=server', `--as=${username}`]);
-    if (res.code !== 0) return;
-    if (Date.now() > deadline) throw new Error(`the chart's admission policies were not in effect for ${username} after 60 s`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+    return res.code !== 0 ? true : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 200 });
 }

@@ -4,8 +4,9 @@ import { EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../pod
 import { ATTEMPT_OBJECT_LABEL, attemptName } from './rendezvous.js';
 
 // The objects an attempt owns besides its pods (headless Service, NetworkPolicies, the Secret of
-// its secrets), created with the pods (the Secret before them) and deleted with the attempt. Idempotent like the pods:
-// creating what exists and deleting what is gone are no-ops, so repeats and resyncs converge.
+// its secrets), created with the pods (the Secret before them) and deleted with the attempt.
+// Idempotent like the pods: creating what exists and deleting what is gone are no-ops, so repeats
+// and resyncs converge.
 
 export interface AttemptObjects {
   services: V1Service[];

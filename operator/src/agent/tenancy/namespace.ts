@@ -84,8 +84,7 @@ export class TenantNamespaces {
 
   /** Namespaces this process fully prepared: their uid and when (see ensure's fast path). */
   private readonly prepared = new Map<string, { uid: string; atMs: number }>();
-  /** The last quota write queued per namespace (writeQuota). */
-  /** Per namespace: the last quota write in the chain, and the next one while it has not started. */
+  /** Per namespace (writeQuota): the last quota write in the chain, and the next one while it has not started. */
   private readonly quotaWrites = new Map<string, { tail: Promise<unknown>; queued?: { create: boolean; promise: Promise<void> } }>();
 
   constructor(

@@ -4,8 +4,8 @@
 //   1. send Challenge; start the registration deadline.
 //   2. Hello, then RegisterProof: verify the wallet proof, ask the registry for the provider name,
 //      bind the stream to that wallet, send Registered.
-//   3. registered: Ping every pingIntervalMs (RTT from the pongs), one bandwidth probe (probe.ts), and every
-//      agent message validated then handed to the registry in arrival order.
+//   3. registered: Ping every pingIntervalMs (RTT from the pongs), one bandwidth probe (probe.ts),
+//      and every agent message validated then handed to the registry in arrival order.
 // Any violation ends the stream with a gRPC status, an Error message just before it, a log line and
 // one onRejection call. Nothing the peer sends can throw out of here.
 import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';

@@ -20,8 +20,9 @@ import type { ProviderStore } from './store.js';
 // heartbeat is a status write only on a transition (Ready again, the first latency measured) or
 // when nothing was written for `statusPeriodMs`; every other write carries the latest heartbeat
 // time and latency along. The leader's scheduler reads latency from here (`link`), not from the
-// status, so a latency that moves needs no early write: status shows it at the next period. Inventories are written only when the pools changed. At rest that is one
-// write per provider per period instead of one per heartbeat, each re-sent to every watcher
+// status, so a latency that moves needs no early write: status shows it at the next period.
+// Inventories are written only when the pools changed. At rest that is one write per provider per
+// period instead of one per heartbeat, each re-sent to every watcher
 // (Kubernetes moved node heartbeats to Leases for the same reason, KEP-589).
 
 export interface ProviderRegistryOptions {
@@ -74,7 +75,6 @@ interface Liveness {
 }
 
 export const DEFAULT_PROVIDER_LOST_AFTER_MS = 15_000;
-
 export const DEFAULT_STATUS_PERIOD_MS = 60_000;
 
 type StatusPatch = Partial<GpuProviderStatus> | ((current: GpuProvider | undefined) => Partial<GpuProviderStatus> | undefined);
