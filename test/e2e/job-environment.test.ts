@@ -140,13 +140,14 @@ describe('gang rendezvous', () => {
         FEDGPU_REPLICA: rank,
       });
     }
-    const gang = policies.find((p) => p.metadata?.name === `${service}-gang`)!;
+    // One policy per attempt, named like it: the gang on every port, and the job's egress need.
+    expect(policies.map((p) => p.metadata?.name)).toEqual([service]);
+    const gang = policies[0]!;
     expect(gang.spec?.policyTypes).toEqual(['Ingress', 'Egress']);
     const everyPod = (await core(alpha).listPodForAllNamespaces({ labelSelector: 'fedgpu.io/job-uid' })).items;
     expect(everyPod.filter((p) => selects(gang.spec?.podSelector?.matchLabels, p)).map((p) => p.metadata?.name).sort()).toEqual(pods.map((p) => p.metadata?.name).sort());
-    // The default egress need is DNS: one more policy, on the same pods, port 53 only.
-    const egress = policies.find((p) => p.metadata?.name === `${service}-egress`)!;
-    expect(egress.spec?.egress?.flatMap((r) => r.ports ?? []).map((p) => p.port)).toEqual([53, 53]);
+    // The default egress need is DNS: beyond the gang, port 53 only.
+    expect(gang.spec?.egress?.flatMap((r) => r.ports ?? []).map((p) => p.port)).toEqual([53, 53]);
 
     await deleteJob('gang4');
     await waitObjectsGone(alpha, job, 'gang4 Service and policies deleted with the job');
@@ -163,14 +164,16 @@ describe('gang rendezvous', () => {
     expect(podsA).toHaveLength(2);
     expect(podsB).toHaveLength(2);
     for (const [mine, theirs, job] of [[podsA, podsB, a], [podsB, podsA, b]] as const) {
-      const gang = (await attemptObjects(alpha, job)).policies.find((p) => p.metadata?.name?.endsWith('-gang'))!;
-      const spec = gang.spec!;
+      const [gang, ...more] = (await attemptObjects(alpha, job)).policies;
+      expect(more).toEqual([]);
+      const spec = gang!.spec!;
       // Selects its own pods and none of the other consumer's ...
       expect(mine.every((p) => selects(spec.podSelector?.matchLabels, p))).toBe(true);
       expect(theirs.some((p) => selects(spec.podSelector?.matchLabels, p))).toBe(false);
-      // ... admits traffic only from its own pods, and sends only to them (no namespace-wide peer).
+      // ... admits traffic only from its own pods, and sends on every port only to them (no
+      // namespace-wide peer; DNS aside, which is port 53 only).
       const from = spec.ingress!.flatMap((r) => r._from ?? []);
-      const to = spec.egress!.flatMap((r) => r.to ?? []);
+      const to = spec.egress!.filter((r) => !r.ports).flatMap((r) => r.to ?? []);
       for (const peer of [...from, ...to]) {
         expect(peer.namespaceSelector).toBeUndefined();
         expect(theirs.some((p) => selects(peer.podSelector?.matchLabels, p))).toBe(false);
@@ -299,8 +302,9 @@ describe('egress profiles', () => {
     const running = await waitPhase('downloads', 'Running');
     expect(running.status?.placement?.provider).toBe(names.beta);
     const { policies } = await attemptObjects(testbed.cluster('beta'), running);
-    const egress = policies.find((p) => p.metadata?.name?.endsWith('-egress'))!;
-    expect(egress.spec?.egress?.[1]?.to?.[0]?.ipBlock).toEqual({ cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'] });
+    // The attempt's one policy: the gang, DNS, then every public address.
+    expect(policies).toHaveLength(1);
+    expect(policies[0]!.spec?.egress?.[2]?.to?.[0]?.ipBlock).toEqual({ cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'] });
     await deleteJob('downloads');
     await waitObjectsGone(testbed.cluster('beta'), running, 'downloads objects gone');
   });

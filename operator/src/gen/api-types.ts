@@ -107,7 +107,7 @@ export interface GpuJobSpec {
   faultTolerance?: JobFaultTolerance;
   /** Wall-clock limit for the whole job, across attempts; the job fails after it. */
   activeDeadlineSeconds?: number;
-  /** The job's network needs. The replicas of an attempt always reach each other on every port (a headless Service and a NetworkPolicy per attempt, see MASTER_ADDR); nothing else reaches them. */
+  /** The job's network needs. The replicas of an attempt always reach each other on every port (a NetworkPolicy per attempt, and a headless Service for a gang, see MASTER_ADDR); nothing else reaches them. */
   network?: JobNetwork;
   /** Secrets of the job's namespace on the hub, delivered to the attempt that wins the placement and to no other provider. The hub reads them when it assigns an attempt (grant it with a RoleBinding in this namespace; see docs/secrets.md: without one the job waits), sends them over the winning agent's authenticated stream and never writes their values to status, Events, logs or metrics. The agent keeps them in one Secret per attempt, deleted when the attempt ends. The provider's administrators can read whatever their cluster runs and mounts: secrets delivered to an attempt, its environment and its traffic. There is no confidential computing here; send only credentials you would hand to that provider, scoped and short-lived. */
   secrets?: JobSecret[];
@@ -554,7 +554,7 @@ export interface JobFaultTolerance {
   checkpoint?: JobCheckpoint;
 }
 
-/** The job's network needs. The replicas of an attempt always reach each other on every port (a headless Service and a NetworkPolicy per attempt, see MASTER_ADDR); nothing else reaches them. */
+/** The job's network needs. The replicas of an attempt always reach each other on every port (a NetworkPolicy per attempt, and a headless Service for a gang, see MASTER_ADDR); nothing else reaches them. */
 export interface JobNetwork {
   /** What the pods must reach beyond their gang. The job is placed only on pools that offer at least this, and the pods get exactly this (default: cluster DNS only). */
   egress?: EgressNeed;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
 import { buildJobPods } from '../pods/build.js';
-import { egressPolicy, egressToMessage, poolEgress } from './egress.js';
+import { egressRules, egressToMessage, poolEgress } from './egress.js';
 import { AttemptRefused, prepareAttempt } from './prepare.js';
 
 const uid = '1b4e28ba-2fa1-11d2-883f-0016d3cca427';
@@ -13,21 +13,28 @@ function assign(egress: Assign['egress']): Assign {
 }
 const pods = () => buildJobPods({ jobUid: uid, epoch: 1, podTemplates: [{ spec: { containers: [{ name: 'main', image: 'x' }] } }, { spec: { containers: [{ name: 'main', image: 'x' }] } }], nodeNames: ['n1', 'n2'], gpusPerReplica: 1 }, 'ns');
 
-describe('egress policies per attempt', () => {
-  it('none: no egress policy (the gang policy denies everything else)', () => {
-    expect(egressPolicy(uid, 1, 'ns', { mode: 'none' })).toBeUndefined();
+const gang = { to: [{ podSelector: { matchLabels: selector } }] };
+const policyOf = (need: Parameters<typeof egressToMessage>[0]) => prepareAttempt(assign(egressToMessage(need)), pods(), 'ns', () => ({ mode: 'internet' })).objects.policies;
+
+describe('egress of an attempt', () => {
+  it('none: the gang only (the attempt policy denies everything else)', () => {
+    expect(egressRules({ mode: 'none' })).toEqual([]);
+    expect(policyOf({ mode: 'none' }).map((p) => p.spec?.egress)).toEqual([[gang]]);
   });
 
-  it('dns: port 53 to in-cluster DNS only', () => {
-    expect(egressPolicy(uid, 1, 'ns', { mode: 'dns' })?.spec).toEqual({
+  it('dns: port 53 to in-cluster DNS only, in the attempt policy beside the gang', () => {
+    const [policy, ...more] = policyOf({ mode: 'dns' });
+    expect(more).toEqual([]);
+    expect(policy!.spec).toEqual({
       podSelector: { matchLabels: selector },
-      policyTypes: ['Egress'],
-      egress: [{ to: [{ namespaceSelector: {} }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] }],
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ _from: [{ podSelector: { matchLabels: selector } }] }],
+      egress: [gang, { to: [{ namespaceSelector: {} }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] }],
     });
   });
 
   it('internet: every public address, never private, link-local (metadata) or loopback ranges', () => {
-    const rules = egressPolicy(uid, 1, 'ns', { mode: 'internet' })!.spec!.egress!;
+    const rules = egressRules({ mode: 'internet' });
     expect(rules[1]!.to).toEqual([
       { ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'] } },
       { ipBlock: { cidr: '::/0', except: ['::1/128', 'fc00::/7', 'fe80::/10'] } },
@@ -35,9 +42,9 @@ describe('egress policies per attempt', () => {
   });
 
   it('cidrs: DNS and each destination with its TCP ports, network address canonical', () => {
-    const np = egressPolicy(uid, 1, 'ns', { mode: 'cidrs', destinations: [{ cidr: '52.217.4.9/24', ports: [443] }, { cidr: '198.51.100.7/32' }] })!;
-    expect(np.metadata?.name).toBe('fj-1b4e28ba2fa11-e1-egress');
-    expect(np.spec!.egress!.slice(1)).toEqual([
+    const np = policyOf({ mode: 'cidrs', destinations: [{ cidr: '52.217.4.9/24', ports: [443] }, { cidr: '198.51.100.7/32' }] })[0]!;
+    expect(np.metadata?.name).toBe('fj-1b4e28ba2fa11-e1');
+    expect(np.spec!.egress!.slice(2)).toEqual([
       { to: [{ ipBlock: { cidr: '52.217.4.0/24' } }], ports: [{ protocol: 'TCP', port: 443 }] },
       { to: [{ ipBlock: { cidr: '198.51.100.7/32' } }] },
     ]);
@@ -46,13 +53,13 @@ describe('egress policies per attempt', () => {
   it('the agent grants the job what it asked, and refuses an assignment beyond its pool (a hostile hub)', () => {
     const internet = egressToMessage({ mode: 'internet' });
     const prepared = prepareAttempt(assign(egressToMessage({ mode: 'dns' })), pods(), 'ns', () => ({ mode: 'internet' }));
-    expect(prepared.objects.policies.map((p) => p.metadata?.name)).toEqual(['fj-1b4e28ba2fa11-e1-gang', 'fj-1b4e28ba2fa11-e1-egress']);
-    expect(JSON.stringify(prepared.objects.policies[1])).not.toContain('0.0.0.0/0');
+    expect(prepared.objects.policies.map((p) => p.metadata?.name)).toEqual(['fj-1b4e28ba2fa11-e1']);
+    expect(JSON.stringify(prepared.objects.policies[0])).not.toContain('0.0.0.0/0');
     expect(() => prepareAttempt(assign(internet), pods(), 'ns', (node) => (node === 'n2' ? { mode: 'dns' } : { mode: 'internet' }))).toThrow(
       new AttemptRefused('EgressNotOffered', 'node n2: the job needs egress internet; this pool offers dns'),
     );
     // An assignment from an older hub carries no egress: DNS, as before.
-    expect(prepareAttempt(assign(undefined), pods(), 'ns').objects.policies).toHaveLength(2);
+    expect(prepareAttempt(assign(undefined), pods(), 'ns').objects.policies[0]!.spec!.egress!.flatMap((r) => r.ports ?? []).map((p) => p.port)).toEqual([53, 53]);
   });
 
   it('reads the owner settings per product, then the default, then dns', () => {

@@ -1,11 +1,10 @@
-import type { V1NetworkPolicy, V1NetworkPolicyEgressRule } from '@kubernetes/client-node';
+import type { V1NetworkPolicyEgressRule } from '@kubernetes/client-node';
 import { DEFAULT_EGRESS, describeEgress, egressAllows, NON_PUBLIC_V4, NON_PUBLIC_V6, parseCidr, type EgressProfile } from '../../core/egress.js';
 import type { EgressProfile as EgressMessage } from '../../gen/proto/fedgpu/v1/market.js';
-import { attemptName, attemptObjectLabels, attemptSelector } from './rendezvous.js';
 
 // Egress of one attempt: the owner declares per pool what job pods may reach (settings `egress`,
 // `egressByProduct`), the hub places a job only where its need fits, and the agent grants exactly
-// the job's need, no more, in the attempt's `<attempt>-egress` NetworkPolicy. Pure.
+// the job's need, no more, in the attempt's NetworkPolicy (rendezvous.ts attemptPolicy). Pure.
 
 /** The owner's declaration for one GPU product (settings.egressByProduct, else settings.egress, else dns). */
 export function poolEgress(settings: { egress?: EgressProfile; egressByProduct?: Record<string, EgressProfile> }, gpuProduct: string): EgressProfile {
@@ -36,7 +35,7 @@ const DNS: V1NetworkPolicyEgressRule = {
   ],
 };
 
-/** The egress rules granting `need` (none: no rules, the gang policy already denies the rest). */
+/** The egress rules granting `need` beyond the gang (none: no rules; the attempt's policy denies the rest). */
 export function egressRules(need: EgressProfile): V1NetworkPolicyEgressRule[] {
   switch (need.mode) {
     case 'none':
@@ -62,18 +61,6 @@ export function egressRules(need: EgressProfile): V1NetworkPolicyEgressRule[] {
         })),
       ];
   }
-}
-
-/** `<attempt>-egress`, or undefined when the job needs none. */
-export function egressPolicy(jobUid: string, epoch: number, namespace: string, need: EgressProfile): V1NetworkPolicy | undefined {
-  const egress = egressRules(need);
-  if (egress.length === 0) return undefined;
-  return {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: { name: `${attemptName(jobUid, epoch)}-egress`, namespace, labels: attemptObjectLabels(jobUid, epoch) },
-    spec: { podSelector: { matchLabels: attemptSelector(jobUid, epoch) }, policyTypes: ['Egress'], egress },
-  };
 }
 
 // NetworkPolicy ipBlock wants the network address (10.0.0.0/8, not 10.1.2.3/8).

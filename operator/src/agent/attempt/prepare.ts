@@ -5,13 +5,14 @@ import { AttemptRefused } from './refused.js';
 import { attemptSecret, checkSecrets, mountSecrets } from './secrets.js';
 
 export { AttemptRefused };
-import { gangPolicy, headlessService, joinRendezvous, type GangShape } from './rendezvous.js';
-import { egressFromMessage, egressPolicy, egressRefusal } from './egress.js';
+import { attemptPolicy, headlessService, isGang, joinRendezvous, type GangShape } from './rendezvous.js';
+import { egressFromMessage, egressRefusal, egressRules } from './egress.js';
 import { DEFAULT_EGRESS, type EgressProfile } from '../../core/egress.js';
 
 // What an attempt gets besides its built pods, in one place the runner calls: the rendezvous
-// (Service, gang NetworkPolicy, environment), the egress the job needs, once checked against what
-// the pool under it offers, and the job's secrets. Pure; the runner applies the result.
+// (a gang's Service, the attempt's NetworkPolicy, environment), the egress the job needs, once
+// checked against what the pool under it offers, and the job's secrets. Pure; the runner applies
+// the result.
 
 
 export interface PreparedAttempt {
@@ -30,15 +31,14 @@ export function prepareAttempt(assign: Assign, pods: V1Pod[], namespace: string,
     const refusal = egressRefusal(offer(node), need);
     if (refusal) throw new AttemptRefused('EgressNotOffered', `node ${node}: ${refusal}`);
   }
-  const egress = egressPolicy(assign.jobUid, assign.epoch, namespace, need);
   checkSecrets(assign.secrets);
   const secret = attemptSecret(assign.jobUid, assign.epoch, namespace, assign.secrets);
   const shape: GangShape = { jobUid: assign.jobUid, epoch: assign.epoch, replicas: pods.length, gpusPerReplica: assign.gpusPerReplica };
   return {
     pods: pods.map((pod, replica) => mountSecrets(joinRendezvous(pod, shape, replica, namespace), assign.jobUid, assign.epoch, assign.secrets)),
     objects: {
-      services: [headlessService(assign.jobUid, assign.epoch, namespace)],
-      policies: [gangPolicy(assign.jobUid, assign.epoch, namespace), ...(egress ? [egress] : [])],
+      services: isGang(shape) ? [headlessService(assign.jobUid, assign.epoch, namespace)] : [],
+      policies: [attemptPolicy(assign.jobUid, assign.epoch, namespace, egressRules(need))],
       secrets: secret ? [secret] : [],
     },
   };

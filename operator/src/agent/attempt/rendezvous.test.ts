@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildJobPods } from '../pods/build.js';
-import { attemptName, gangPolicy, headlessService, joinRendezvous, rendezvousEnv, RENDEZVOUS_ENV_NAMES } from './rendezvous.js';
+import { prepareAttempt } from './prepare.js';
+import { attemptName, attemptPolicy, headlessService, joinRendezvous, rendezvousEnv, RENDEZVOUS_ENV_NAMES } from './rendezvous.js';
 
 const shape = { jobUid: '1b4e28ba-2fa1-11d2-883f-0016d3cca427', epoch: 2, replicas: 4, gpusPerReplica: 8 };
 const envOf = (replica: number) => Object.fromEntries(rendezvousEnv(shape, replica, 'fedgpu-jobs').map((e) => [e.name, e.value]));
@@ -27,6 +28,12 @@ describe('rendezvous environment', () => {
         FEDGPU_PEERS: [0, 1, 2, 3].map((r) => `${name}-r${r}.${name}.fedgpu-jobs.svc`).join(','),
       });
     }
+  });
+
+  it('a single replica has no peers: its master is localhost, and it has no Service name', () => {
+    const solo = Object.fromEntries(rendezvousEnv({ ...shape, replicas: 1 }, 0, 'ns').map((e) => [e.name, e.value]));
+    expect(solo).toMatchObject({ MASTER_ADDR: 'localhost', PET_MASTER_ADDR: 'localhost', WORLD_SIZE: '1', RANK: '0', PET_NNODES: '1', FEDGPU_PEERS: 'localhost', FEDGPU_RENDEZVOUS_SERVICE: '' });
+    expect(Object.keys(solo)).toEqual(RENDEZVOUS_ENV_NAMES);
   });
 
   it('a new epoch gets new names, so a zombie of the old attempt never answers as master', () => {
@@ -61,6 +68,23 @@ describe('rendezvous objects', () => {
     expect(svc.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true, selector: { 'fedgpu.io/job-uid': shape.jobUid, 'fedgpu.io/epoch': '2' } });
   });
 
+  it('an attempt gets a Service only when it is a gang; a single replica has no subdomain to resolve', () => {
+    const template = Buffer.from(JSON.stringify({ spec: { containers: [{ name: 'main', image: 'x' }] } }));
+    const prepared = (replicas: number) => {
+      const nodeNames = Array.from({ length: replicas }, (_, i) => `n${i}`);
+      const assign = { jobUid: shape.jobUid, epoch: 2, namespace: '', podTemplates: nodeNames.map(() => template), nodeNames, gpusPerReplica: 1, checkpointDir: '', gracePeriodSeconds: 30, env: [], pricePerGpuHour: '1', coveredGpuSeconds: 0, egress: undefined, secrets: [] };
+      const pods = buildJobPods({ jobUid: shape.jobUid, epoch: 2, podTemplates: nodeNames.map(() => ({ spec: { containers: [{ name: 'main', image: 'x' }] } })), nodeNames, gpusPerReplica: 1 }, 'ns');
+      return prepareAttempt(assign, pods, 'ns');
+    };
+    const solo = prepared(1);
+    expect(solo.objects.services).toEqual([]);
+    expect(solo.pods[0]!.spec!.subdomain).toBeUndefined();
+    expect(solo.objects.policies).toHaveLength(1);
+    const pair = prepared(2);
+    expect(pair.objects.services.map((s) => s.metadata?.name)).toEqual([attemptName(shape.jobUid, 2)]);
+    expect(pair.pods.map((p) => p.spec?.subdomain)).toEqual([attemptName(shape.jobUid, 2), attemptName(shape.jobUid, 2)]);
+  });
+
   it("a template forging another job's labels is refused before any pod exists (so no policy can select it)", () => {
     const forged = { metadata: { labels: { 'fedgpu.io/job-uid': shape.jobUid, 'fedgpu.io/epoch': '2' } }, spec: { containers: [{ name: 'm', image: 'x' }] } };
     expect(() => buildJobPods({ jobUid: 'attacker-uid', epoch: 1, podTemplates: [forged], nodeNames: ['a'], gpusPerReplica: 1 }, 'ns')).toThrow(
@@ -69,7 +93,8 @@ describe('rendezvous objects', () => {
   });
 
   it('a NetworkPolicy that selects and admits exactly the attempt on both sides', () => {
-    const np = gangPolicy(shape.jobUid, 2, 'ns');
+    const np = attemptPolicy(shape.jobUid, 2, 'ns', []);
+    expect(np.metadata?.name).toBe(attemptName(shape.jobUid, 2));
     const self = { 'fedgpu.io/job-uid': shape.jobUid, 'fedgpu.io/epoch': '2' };
     expect(np.spec!.podSelector?.matchLabels).toEqual(self);
     expect(np.spec!.policyTypes).toEqual(['Ingress', 'Egress']);

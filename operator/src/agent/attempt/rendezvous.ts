@@ -1,10 +1,12 @@
-import type { V1EnvVar, V1NetworkPolicy, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1EnvVar, V1NetworkPolicy, V1NetworkPolicyEgressRule, V1Pod, V1Service } from '@kubernetes/client-node';
 import { EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../pods/build.js';
 
 // How the replicas of one attempt find each other (DESIGN §8a): a headless Service gives every
-// replica a stable DNS name (pod hostname + subdomain), a NetworkPolicy joins exactly the attempt's
-// pods on every port, and each replica gets the environment torchrun and torch.distributed read.
-// Pure: the objects are applied by resources.ts.
+// replica of a gang a stable DNS name (pod hostname + subdomain), the attempt's NetworkPolicy joins
+// exactly its pods on every port, and each replica gets the environment torchrun and
+// torch.distributed read. A single replica has no peer to find: its master is localhost, and it
+// gets no Service (whose Endpoints and EndpointSlice would be written and watched on the
+// provider's cluster for nothing). Pure: the objects are applied by resources.ts.
 
 /** Labelled on every per-attempt object (Service, NetworkPolicy, Secret) so resync can find strays. */
 export const ATTEMPT_OBJECT_LABEL = 'fedgpu.io/attempt';
@@ -54,8 +56,9 @@ export function attemptObjectLabels(jobUid: string, epoch: number): Record<strin
  * - `FEDGPU_*` for anything else (Ray, DeepSpeed hostfiles): the peers' stable names and the counts.
  */
 export function rendezvousEnv(shape: GangShape, replica: number, namespace: string): V1EnvVar[] {
-  const master = replicaAddress(shape, 0, namespace);
-  const peers = Array.from({ length: shape.replicas }, (_, r) => replicaAddress(shape, r, namespace));
+  const gang = isGang(shape);
+  const master = gang ? replicaAddress(shape, 0, namespace) : SOLO_MASTER;
+  const peers = gang ? Array.from({ length: shape.replicas }, (_, r) => replicaAddress(shape, r, namespace)) : [SOLO_MASTER];
   const vars: [string, string | number][] = [
     ['MASTER_ADDR', master],
     ['MASTER_PORT', MASTER_PORT],
@@ -69,18 +72,24 @@ export function rendezvousEnv(shape: GangShape, replica: number, namespace: stri
     ['PET_MASTER_PORT', MASTER_PORT],
     ['FEDGPU_GPUS_PER_REPLICA', shape.gpusPerReplica],
     ['FEDGPU_WORLD_GPUS', shape.replicas * shape.gpusPerReplica],
-    ['FEDGPU_RENDEZVOUS_SERVICE', `${attemptName(shape.jobUid, shape.epoch)}.${namespace}.svc`],
+    ['FEDGPU_RENDEZVOUS_SERVICE', gang ? `${attemptName(shape.jobUid, shape.epoch)}.${namespace}.svc` : ''],
     ['FEDGPU_PEERS', peers.join(',')],
   ];
   return vars.map(([name, value]) => ({ name, value: String(value) }));
 }
 
+/** Whether the attempt has peers to find (and so a Service to find them by). */
+export const isGang = (shape: Pick<GangShape, 'replicas'>) => shape.replicas > 1;
+
+/** A single replica's master: its own pod (torchrun's standalone default). */
+const SOLO_MASTER = 'localhost';
+
 /** Names every rendezvous variable; a consumer's template cannot override them. */
 export const RENDEZVOUS_ENV_NAMES = rendezvousEnv({ jobUid: 'x', epoch: 1, replicas: 1, gpusPerReplica: 1 }, 0, 'x').map((e) => e.name);
 
 /**
- * The replica's pod joined to the rendezvous: stable hostname under the attempt's Service, the
- * environment on every container (ours win over the template's), and the gang's labels.
+ * The replica's pod joined to the rendezvous: stable hostname (under the attempt's Service in a
+ * gang), the environment on every container (ours win over the template's), and the gang's labels.
  */
 export function joinRendezvous(pod: V1Pod, shape: GangShape, replica: number, namespace: string): V1Pod {
   const env = rendezvousEnv(shape, replica, namespace);
@@ -91,7 +100,7 @@ export function joinRendezvous(pod: V1Pod, shape: GangShape, replica: number, na
     spec: {
       ...spec,
       hostname: replicaHostname(shape.jobUid, shape.epoch, replica),
-      subdomain: attemptName(shape.jobUid, shape.epoch),
+      ...(isGang(shape) ? { subdomain: attemptName(shape.jobUid, shape.epoch) } : {}),
       containers: spec.containers.map((c) => ({ ...c, env: [...(c.env ?? []).filter((e) => !names.has(e.name)), ...env] })),
     },
   };
@@ -116,21 +125,24 @@ export function headlessService(jobUid: string, epoch: number, namespace: string
 }
 
 /**
- * `<attempt>-gang`: the attempt's pods may reach each other on every port and protocol, and nothing
- * else may reach them. Other tenants' pods in the namespace match neither side (they carry another
- * job uid or epoch, which only the agent sets). Egress beyond the gang comes from egress.ts.
+ * The attempt's one NetworkPolicy, named like the attempt: its pods may reach each other on every
+ * port and protocol, and nothing else may reach them; beyond the gang they may send only what
+ * `egress` grants (egress.ts: the job's need, checked against the pool's offer). Other tenants'
+ * pods in the namespace match neither side (they carry another job uid or epoch, which only the
+ * agent sets). One object, not one per concern: each is a write and a delete on the provider's
+ * apiserver per attempt, and policies only add to each other.
  */
-export function gangPolicy(jobUid: string, epoch: number, namespace: string): V1NetworkPolicy {
+export function attemptPolicy(jobUid: string, epoch: number, namespace: string, egress: V1NetworkPolicyEgressRule[]): V1NetworkPolicy {
   const self = { podSelector: { matchLabels: attemptSelector(jobUid, epoch) } };
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
-    metadata: { name: `${attemptName(jobUid, epoch)}-gang`, namespace, labels: attemptObjectLabels(jobUid, epoch) },
+    metadata: { name: attemptName(jobUid, epoch), namespace, labels: attemptObjectLabels(jobUid, epoch) },
     spec: {
       podSelector: { matchLabels: attemptSelector(jobUid, epoch) },
       policyTypes: ['Ingress', 'Egress'],
       ingress: [{ _from: [self] }],
-      egress: [{ to: [self] }],
+      egress: [{ to: [self] }, ...egress],
     },
   };
 }

@@ -41,8 +41,8 @@ export function egressProfileSchema(description: string, tsName: string): Schema
 }
 
 export const jobNetworkSchema: Schema = obj(
-  "The job's network needs. The replicas of an attempt always reach each other on every port (a headless " +
-    'Service and a NetworkPolicy per attempt, see MASTER_ADDR); nothing else reaches them.',
+  "The job's network needs. The replicas of an attempt always reach each other on every port (a " +
+    'NetworkPolicy per attempt, and a headless Service for a gang, see MASTER_ADDR); nothing else reaches them.',
   {
     egress: egressProfileSchema(
       'What the pods must reach beyond their gang. The job is placed only on pools that offer at least this, ' +
