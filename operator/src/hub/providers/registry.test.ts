@@ -145,6 +145,48 @@ describe('KubeProviderRegistry heartbeat writes', () => {
     expect(t.store.statusWrites.at(-1)!.status).toMatchObject({ idleGpus: 5, lastHeartbeatTime: new Date(t.now()).toISOString() });
   });
 
+  it('in a burst writes pools at most once per pool period; the last one goes with the next heartbeat past it', async () => {
+    const t = setup();
+    await t.register();
+    await t.registry.onInventory(t.name(), inventory(8));
+    await t.beat();
+    t.tick(2_000);
+    const before = t.store.statusWrites.length;
+    // A burst of placements: a new inventory every 100 ms for 3 s, heartbeats every 500 ms.
+    for (let i = 1; i <= 30; i++) {
+      t.tick(100);
+      await t.registry.onInventory(t.name(), inventory(8 - (i % 8)));
+      if (i % 5 === 0) await t.beat();
+    }
+    const burst = t.store.statusWrites.slice(before);
+    expect(burst.length).toBeGreaterThanOrEqual(2);
+    expect(burst.length).toBeLessThanOrEqual(4); // 3 s at one per second
+    const last = 8 - (30 % 8);
+    // Written by the next heartbeat once the period has passed, never lost, never reordered.
+    t.tick(1_000);
+    await t.beat();
+    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(last);
+    const settled = t.store.statusWrites.length;
+    t.tick(2_000);
+    await t.beat();
+    await t.registry.onInventory(t.name(), inventory(last));
+    expect(t.store.statusWrites.length).toBe(settled);
+  });
+
+  it('a pool change waiting for its period rides on any other write, which never sets older pools', async () => {
+    const t = setup();
+    await t.register();
+    await t.registry.onInventory(t.name(), inventory(8));
+    await t.beat();
+    await t.registry.onInventory(t.name(), inventory(3)); // inside the period: waits
+    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(8);
+    await t.registry.setChainStatus(t.name(), { staked: { type: 'Staked', status: 'True', reason: 'Staked', message: 'x' }, stake: { amount: '1' }, reputation: { score: 0.5 } });
+    expect(t.store.objects.get(t.name())!.status).toMatchObject({ idleGpus: 3, stake: { amount: '1' } });
+    // A later pool change inside the new period waits again.
+    await t.registry.onInventory(t.name(), inventory(2));
+    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(3);
+  });
+
   it('turns NotReady only after providerLostAfter without a heartbeat, in memory, whatever status says', async () => {
     const t = setup();
     await t.register();

@@ -21,9 +21,13 @@ import type { ProviderStore } from './store.js';
 // when nothing was written for `statusPeriodMs`; every other write carries the latest heartbeat
 // time and latency along. The leader's scheduler reads latency from here (`link`), not from the
 // status, so a latency that moves needs no early write: status shows it at the next period.
-// Inventories are written only when the pools changed. At rest that is one write per provider per
-// period instead of one per heartbeat, each re-sent to every watcher
-// (Kubernetes moved node heartbeats to Leases for the same reason, KEP-589).
+// Inventories are written only when the pools changed, and at most once per `poolWritePeriodMs`:
+// in a burst of placements an agent sends a new inventory every 100 ms, and each write of a large
+// provider's status costs its apiserver and every watcher more than a job's write, and wakes every
+// job waiting for GPUs. A change inside the period waits for the next heartbeat past it, or rides
+// on any earlier write. At rest that is one write per provider per period instead of one per
+// heartbeat, each re-sent to every watcher (Kubernetes moved node heartbeats to Leases for the same
+// reason, KEP-589).
 
 export interface ProviderRegistryOptions {
   store: ProviderStore;
@@ -39,6 +43,8 @@ export interface ProviderRegistryOptions {
   onAgentSynced?: (provider: string) => Promise<void> | void;
   /** At rest, lastHeartbeatTime and latency are written at most this often; default 60 s. */
   statusPeriodMs?: number;
+  /** A changed inventory is written at most this often per provider; default 1 s. */
+  poolWritePeriodMs?: number;
   /**
    * Added to providerLostAfter for providers this hub adopted (took over without hearing them):
    * agents that found no leader back off up to this long between dials (default: the agent's
@@ -62,8 +68,12 @@ interface Liveness {
   /** When this hub last wrote the provider's status (any write carries heartbeat and latency). */
   writtenMs: number;
   latencyWritten: boolean;
-  /** JSON of the pools last written, to skip identical inventories. */
+  /** JSON of the pools last written or waiting to be, to skip identical inventories. */
   writtenPools?: string;
+  /** When pools were last written. */
+  poolsWrittenMs?: number;
+  /** Pools changed since, waiting for the pool period to pass (written with the next write). */
+  pendingPools?: PoolsStatus;
   /** JSON of the TenantIsolation condition last written. */
   writtenIsolation?: string;
   ready: boolean;
@@ -76,6 +86,9 @@ interface Liveness {
 
 export const DEFAULT_PROVIDER_LOST_AFTER_MS = 15_000;
 export const DEFAULT_STATUS_PERIOD_MS = 60_000;
+export const DEFAULT_POOL_WRITE_PERIOD_MS = 1_000;
+
+type PoolsStatus = ReturnType<typeof poolsStatus>;
 
 type StatusPatch = Partial<GpuProviderStatus> | ((current: GpuProvider | undefined) => Partial<GpuProviderStatus> | undefined);
 
@@ -87,11 +100,13 @@ export class KubeProviderRegistry implements ProviderRegistry {
   private readonly unattached = new Map<string, Promise<void>>();
   private readonly lostAfter: number;
   private readonly statusPeriod: number;
+  private readonly poolPeriod: number;
   private readonly now: () => number;
 
   constructor(private readonly opts: ProviderRegistryOptions) {
     this.lostAfter = opts.providerLostAfterMs ?? DEFAULT_PROVIDER_LOST_AFTER_MS;
     this.statusPeriod = opts.statusPeriodMs ?? DEFAULT_STATUS_PERIOD_MS;
+    this.poolPeriod = opts.poolWritePeriodMs ?? DEFAULT_POOL_WRITE_PERIOD_MS;
     this.now = opts.now ?? Date.now;
   }
 
@@ -112,6 +127,8 @@ export class KubeProviderRegistry implements ProviderRegistry {
       connected: true,
       awaitingFirstInventory: true,
       ...(previous?.writtenPools ? { writtenPools: previous.writtenPools } : {}),
+      ...(previous?.poolsWrittenMs !== undefined ? { poolsWrittenMs: previous.poolsWrittenMs } : {}),
+      ...(previous?.pendingPools ? { pendingPools: previous.pendingPools } : {}),
       writes: previous?.writes ?? this.unattached.get(name) ?? Promise.resolve(),
     });
     const registered: ConditionUpdate = {
@@ -142,6 +159,15 @@ export class KubeProviderRegistry implements ProviderRegistry {
     if (live?.writtenPools !== json || isolationChanged) {
       if (live) live.writtenPools = json;
       if (live) live.writtenIsolation = isolationJson;
+      const due = live === undefined || live.poolsWrittenMs === undefined || this.now() - live.poolsWrittenMs >= this.poolPeriod;
+      if (live && !due && !isolationChanged && !live.awaitingFirstInventory) {
+        live.pendingPools = pools;
+        return;
+      }
+      if (live) {
+        live.pendingPools = undefined;
+        live.poolsWrittenMs = this.now();
+      }
       // The conditions list is read and modified inside the write queue, as every writer does.
       await this.write(providerName, isolationChanged
         ? (current) => ({ ...pools, conditions: setCondition(current?.status?.conditions, isolation, new Date(this.now())).conditions })
@@ -180,7 +206,8 @@ export class KubeProviderRegistry implements ProviderRegistry {
     // At rest: the first latency measured (what a new leader's scheduler starts from), then once a
     // period. A latency that moves later reaches this leader's scheduler through link() at once.
     const firstLatency = live.latency !== undefined && !live.latencyWritten;
-    if (firstLatency || this.now() - live.writtenMs >= this.statusPeriod) await this.write(providerName, {});
+    const poolsDue = live.pendingPools !== undefined && this.now() - (live.poolsWrittenMs ?? 0) >= this.poolPeriod;
+    if (firstLatency || poolsDue || this.now() - live.writtenMs >= this.statusPeriod) await this.write(providerName, {});
   }
 
   /**
@@ -338,12 +365,19 @@ export class KubeProviderRegistry implements ProviderRegistry {
     return live.writes;
   }
 
-  /** What every write of a provider this hub has heard from carries along: heartbeat time and latency. */
+  /**
+   * What every write of a provider this hub has heard from carries along: heartbeat time, latency,
+   * and pools that changed within the pool period (so no write ever sets older pools than a later one).
+   */
   private heartbeatFields(name: string): Partial<GpuProviderStatus> {
     const live = this.live.get(name);
-    if (live?.heardMs === undefined) return {};
+    if (!live) return {};
+    const pools = live.pendingPools;
+    if (pools) live.pendingPools = undefined;
+    if (pools || live.poolsWrittenMs === undefined) live.poolsWrittenMs = this.now();
+    if (live.heardMs === undefined) return pools ?? {};
     live.writtenMs = this.now();
-    const fields: Partial<GpuProviderStatus> = { lastHeartbeatTime: iso(live.heardMs) };
+    const fields: Partial<GpuProviderStatus> = { ...pools, lastHeartbeatTime: iso(live.heardMs) };
     if (live.latency) {
       fields.latency = live.latency;
       live.latencyWritten = true;
