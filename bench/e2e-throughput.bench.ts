@@ -35,9 +35,15 @@ import { repoRoot } from '../operator/src/testbed/tools.js';
 import { waitFor } from '../operator/src/testbed/wait.js';
 import {
   CORES,
+  CpuBreakdown,
+  RequestCounts,
   cpuPercent,
   figure,
   heapLine,
+  apiserverCpuProfile,
+  INSPECT_FLAG,
+  printCpuTop,
+  startCpuProfile,
   listCustom,
   listNamespacedCustom,
   loadLine,
@@ -65,6 +71,10 @@ const REST_SECONDS = Number(process.env.BENCH_REST_SECONDS ?? 0) || 60;
 const FAILOVER_TRIALS = Number(process.env.BENCH_FAILOVER_TRIALS ?? 3);
 // Extra `fedgpu hub` flags, e.g. BENCH_HUB_ARGS='--job-concurrency 8' to compare settings in one build.
 const HUB_ARGS = (process.env.BENCH_HUB_ARGS ?? '').split(/\s+/).filter(Boolean);
+// BENCH_CPU_PROFILE=1: the hub's CPU profile over the burst (self time, most first).
+const CPU_PROFILE = Boolean(process.env.BENCH_CPU_PROFILE);
+// BENCH_APISERVER_PROFILE=<seconds>: Go CPU profiles of the hub's and p1's apiservers from the burst's start.
+const APISERVER_PROFILE = Number(process.env.BENCH_APISERVER_PROFILE ?? 0);
 const JOB_CONCURRENCY = HUB_ARGS.includes('--job-concurrency') ? Number(HUB_ARGS[HUB_ARGS.indexOf('--job-concurrency') + 1]) : DEFAULT_JOB_CONCURRENCY;
 const H100 = 'NVIDIA-H100-80GB-HBM3';
 const NS = 'ml';
@@ -125,7 +135,7 @@ async function main(tb: Testbed): Promise<void> {
 
   // --- the federation: hub process, agents, and what the bench watches --------------------------
   const pki = await hubPki(join(tb.dir, 'pki'));
-  hub = await startHubProcess(hubCluster, pki, join(tb.dir, 'hub'), HUB_ARGS);
+  hub = await startHubProcess(hubCluster, pki, join(tb.dir, 'hub'), HUB_ARGS, CPU_PROFILE ? [INSPECT_FLAG] : []);
   for (const p of providers) {
     agents[p.name] = await startAgent(p.name, tb.cluster(p.name), pki, hub.grpcAddress, { displayName: p.name, pricePerGpuHour: { [H100]: p.price } }, undefined, ['--simulated-latency', p.latency]);
   }
@@ -144,6 +154,13 @@ async function main(tb: Testbed): Promise<void> {
     providerName[p.name] = gp.metadata.name!;
   }
   const clusterOf = (provider: string) => providers.find((p) => providerName[p.name] === provider)?.name;
+  const breakdown = new CpuBreakdown(() => [
+    { label: 'etcd', pid: tb.etcd.process.pid },
+    ...[...tb.clusters.values()].flatMap((c) => c.processes.map((p) => ({ label: `${c.name} ${p.name.replace(/^kube-/, '')}`, pid: p.pid }))),
+    { label: 'hub', pid: hub!.process.pid },
+    ...Object.entries(agents).map(([name, a]) => ({ label: `${name} agent`, pid: a.process.pid })),
+    { label: 'bench', pid: process.pid },
+  ]);
 
   // Jobs: when each was created, first seen Scheduled, and first seen Running (per epoch).
   const created = new Map<string, number>();
@@ -177,6 +194,9 @@ async function main(tb: Testbed): Promise<void> {
         podCreated.set(name, nowMs());
         await retrying(() => p1Core.createNamespacedPod({ namespace: 'baseline', body: podBody(name) }));
       };
+      breakdown.start();
+      const p1Requests = new RequestCounts(p1);
+      await p1Requests.start();
       const start = nowMs();
       await create(run);
       const createWall = nowMs() - start;
@@ -188,6 +208,8 @@ async function main(tb: Testbed): Promise<void> {
       figure(`  create → bound by kube-scheduler`, `p50 ${ms(bind.p50)}, p99 ${ms(bind.p99)}`);
       figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} pods/s Running (${names.length} in ${(wall / 1000).toFixed(1)} s); create → bound ${(names.length / (boundWall / 1000)).toFixed(1)} pods/s; the creates took ${(createWall / 1000).toFixed(1)} s`);
       throughputs.set(label, names.length / (boundWall / 1000));
+      figure(`  CPU by process in the phase`, breakdown.line());
+      figure(`  p1 apiserver requests per pod`, await p1Requests.line(names.length));
       const del = await p1.kubectl(['delete', 'pods', '--all', '-n', 'baseline', '--grace-period=0', '--force', '--wait=true', '--timeout=120s']);
       if (del.code !== 0) console.log(`  (cleanup: ${del.stderr.trim()})`);
       return summarize(names.map((n) => podRunning.get(n)! - podCreated.get(n)!));
@@ -208,6 +230,15 @@ async function main(tb: Testbed): Promise<void> {
       };
       const r0 = await reconcileStats(hub!.metricsPort);
       const cpu0 = procSample(hub!.process.pid);
+      breakdown.start();
+      const hubRequests = new RequestCounts(hubCluster);
+      const p1Requests = new RequestCounts(p1);
+      await Promise.all([hubRequests.start(), p1Requests.start()]);
+      const profileDir = join(tb.dir, 'hub-profile', label.replace(/\W+/g, '-'));
+      const profile = CPU_PROFILE && label === 'burst' ? await startCpuProfile(hub!.process.logPath, profileDir) : undefined;
+      const apiProfiles = APISERVER_PROFILE && label === 'burst'
+        ? [hubCluster, p1].map((c) => apiserverCpuProfile(c, APISERVER_PROFILE, join(profileDir, `${c.name}-apiserver.pprof`)))
+        : [];
       const start = nowMs();
       await create(run);
       const createWall = nowMs() - start;
@@ -245,6 +276,14 @@ async function main(tb: Testbed): Promise<void> {
       const reconciles = r1.count - r0.count;
       figure(`  hub GpuJob reconciles in the phase`, `${reconciles} (${(reconciles / names.length).toFixed(1)} per job), ${ms(((r1.seconds - r0.seconds) / reconciles) * 1000, 1)} each on average, up to ${JOB_CONCURRENCY} at once`);
       if (cpu0 && cpu1) figure(`  hub CPU in the phase`, `${cpuPercent(cpu0, cpu1).toFixed(0)}% of one core`);
+      figure(`  CPU by process in the phase`, breakdown.line());
+      figure(`  hub apiserver requests per job`, await hubRequests.line(names.length));
+      figure(`  p1 apiserver requests per job`, await p1Requests.line(names.length, 16));
+      if (profile) {
+        await profile.stop();
+        printCpuTop('  hub over the burst', profileDir);
+      }
+      for (const file of await Promise.all(apiProfiles)) console.log(`  apiserver CPU profile: go tool pprof -top ${file}`);
       const spread = new Map<string, number>();
       for (const n of names) {
         const job = jobInformer.get(`${NS}/${n}`);
@@ -337,8 +376,8 @@ const dir = join(root, String(process.pid));
 const started = nowMs();
 try {
   testbed = await startTestbed(join(dir, 'clusters'), [
-    { name: 'hub', scheduler: false, controllerManager: false },
-    ...providers.map((p) => ({ name: p.name, gpuNodes: [p.nodes] })),
+    { name: 'hub', scheduler: false, controllerManager: false, ...(APISERVER_PROFILE ? { apiserverArgs: ['--profiling=true'] } : {}) },
+    ...providers.map((p) => ({ name: p.name, gpuNodes: [p.nodes], ...(APISERVER_PROFILE ? { apiserverArgs: ['--profiling=true'] } : {}) })),
   ]);
   await installCrds(testbed.cluster('hub'));
   await testbed.cluster('hub').kubectl(['create', 'namespace', NS]);

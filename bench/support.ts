@@ -2,6 +2,7 @@
 // bounded concurrency, informers that timestamp what they see, and the lines every bench prints.
 // Not a bench itself (make bench runs bench/*.bench.ts only).
 import { execFileSync } from 'node:child_process';
+import { request as httpsRequest } from 'node:https';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -164,6 +165,91 @@ export class ProcSampler {
   }
   stop(): void {
     clearInterval(this.timer);
+  }
+}
+
+/**
+ * CPU seconds of many processes over one phase: which part of the federation the cores went to.
+ * `start()` reads them all; `line()` prints each one's share since then, busiest first.
+ */
+export class CpuBreakdown {
+  private before = new Map<string, ProcSample>();
+  constructor(private readonly processes: () => readonly { label: string; pid: number }[]) {}
+  start(): void {
+    this.before.clear();
+    for (const p of this.processes()) {
+      const s = procSample(p.pid);
+      if (s) this.before.set(p.label, s);
+    }
+  }
+  line(): string {
+    const rows: { label: string; seconds: number }[] = [];
+    let wall = 0;
+    for (const p of this.processes()) {
+      const a = this.before.get(p.label);
+      const b = procSample(p.pid);
+      if (!a || !b) continue;
+      rows.push({ label: p.label, seconds: b.cpuSeconds - a.cpuSeconds });
+      wall = Math.max(wall, (b.at - a.at) / 1000);
+    }
+    const total = rows.reduce((n, r) => n + r.seconds, 0);
+    rows.sort((x, y) => y.seconds - x.seconds);
+    return `${total.toFixed(1)} CPU s in ${wall.toFixed(1)} s (${((total / wall) * 100).toFixed(0)}% of one core): ` +
+      rows.filter((r) => r.seconds >= 0.05).map((r) => `${r.label} ${r.seconds.toFixed(1)}`).join(', ');
+  }
+}
+
+/** `apiserver_request_total` of a test-bed apiserver, summed by verb and resource (codes together). */
+export async function apiserverRequests(cluster: Cluster): Promise<Map<string, number>> {
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = httpsRequest(`${cluster.server}/metrics`, {
+      ca: readFileSync(cluster.pki.caCert), cert: readFileSync(cluster.pki.adminCert), key: readFileSync(cluster.pki.adminKey),
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(body)).on('error', reject);
+    });
+    req.on('error', reject).end();
+  });
+  const counts = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const label = (name: string) => new RegExp(`[{,]${name}="([^"]*)"`).exec(line)?.[1] ?? '';
+    const sub = label('subresource');
+    const key = `${label('verb')} ${label('resource')}${sub ? `/${sub}` : ''}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return counts;
+}
+
+/** A Go CPU profile of a test-bed apiserver started with --profiling=true, written to `file`. */
+export async function apiserverCpuProfile(cluster: Cluster, seconds: number, file: string): Promise<string> {
+  mkdirSync(join(file, '..'), { recursive: true });
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    const req = httpsRequest(`${cluster.server}/debug/pprof/profile?seconds=${seconds}`, {
+      ca: readFileSync(cluster.pki.caCert), cert: readFileSync(cluster.pki.adminCert), key: readFileSync(cluster.pki.adminKey), timeout: (seconds + 30) * 1000,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
+    });
+    req.on('error', reject).end();
+  });
+  writeFileSync(file, body);
+  return file;
+}
+
+/** Requests an apiserver served over one phase, by verb and resource, most first. */
+export class RequestCounts {
+  private before = new Map<string, number>();
+  constructor(private readonly cluster: Cluster) {}
+  async start(): Promise<void> {
+    this.before = await apiserverRequests(this.cluster);
+  }
+  async line(per = 1, top = 10): Promise<string> {
+    const after = await apiserverRequests(this.cluster);
+    const rows = [...after].map(([k, v]) => [k, v - (this.before.get(k) ?? 0)] as const).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+    const total = rows.reduce((n, [, v]) => n + v, 0);
+    const unit = (n: number) => (per === 1 ? String(n) : (n / per).toFixed(2));
+    return `${unit(total)}: ${rows.slice(0, top).map(([k, n]) => `${k} ${unit(n)}`).join(', ')}`;
   }
 }
 

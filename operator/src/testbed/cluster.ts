@@ -35,6 +35,8 @@ export interface ClusterOptions {
    * any, the apiserver also checks the kubelets' serving certificates against the cluster CA.
    */
   realNodes?: RealNodeSpec[];
+  /** More kube-apiserver flags, after the test bed's own (a later flag wins): benches turn profiling on. */
+  apiserverArgs?: string[];
 }
 
 export interface Cluster {
@@ -77,7 +79,7 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
     const pki = createClusterPki(join(opts.dir, 'pki'));
     const port = await freePort();
     const server = `https://127.0.0.1:${port}`;
-    const apiserver = startApiserver(name, opts.dir, port, etcd.url, pki, (opts.realNodes ?? []).length > 0);
+    const apiserver = startApiserver(name, opts.dir, port, etcd.url, pki, (opts.realNodes ?? []).length > 0, opts.apiserverArgs ?? []);
     processes.push(apiserver);
     await waitReadyz(server, pki, apiserver);
 
@@ -131,7 +133,7 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
   }
 }
 
-function startApiserver(name: string, dir: string, port: number, etcdUrl: string, pki: ClusterPki, verifyKubelets: boolean): ManagedProcess {
+function startApiserver(name: string, dir: string, port: number, etcdUrl: string, pki: ClusterPki, verifyKubelets: boolean, extraArgs: string[]): ManagedProcess {
   return startProcess({
     name: 'kube-apiserver',
     command: toolPath('kube-apiserver'),
@@ -173,6 +175,7 @@ function startApiserver(name: string, dir: string, port: number, etcdUrl: string
       '--endpoint-reconciler-type=none',
       `--cert-dir=${join(dir, 'pki')}`,
       '--v=1',
+      ...extraArgs,
     ],
   });
 }

@@ -44,12 +44,12 @@ export async function installCrds(cluster: Cluster): Promise<void> {
 }
 
 /** Runs the fedgpu CLI from the sources as a child process (stopped by its pid like every test-bed process). */
-export function startCliProcess(name: string, dir: string, args: string[]): ManagedProcess {
+export function startCliProcess(name: string, dir: string, args: string[], nodeFlags: string[] = []): ManagedProcess {
   return startProcess({
     name,
     command: process.execPath,
     dir,
-    args: ['--import', 'tsx', join(repoRoot, 'operator', 'src', 'cli', 'main.ts'), ...args],
+    args: [...nodeFlags, '--import', 'tsx', join(repoRoot, 'operator', 'src', 'cli', 'main.ts'), ...args],
   });
 }
 
@@ -85,7 +85,8 @@ export interface HubProcess {
 }
 
 /** Starts `fedgpu hub` as a process, with the chart's hub identity, and waits until its marketplace listens. */
-export async function startHubProcess(hubCluster: Cluster, pki: HubPki, dir: string, extraArgs: string[] = []): Promise<HubProcess> {
+/** `nodeFlags` go to node itself (a bench's `--inspect`). */
+export async function startHubProcess(hubCluster: Cluster, pki: HubPki, dir: string, extraArgs: string[] = [], nodeFlags: string[] = []): Promise<HubProcess> {
   writeFileSync(join(pki.dir, 'server.crt'), pki.server.certPem);
   writeFileSync(join(pki.dir, 'server.key'), pki.server.keyPem, { mode: 0o600 });
   const identity = await hubIdentity(hubCluster);
@@ -102,7 +103,7 @@ export async function startHubProcess(hubCluster: Cluster, pki: HubPki, dir: str
     '--grpc-port', String(port),
     '--metrics-port', '0',
     ...extraArgs,
-  ]);
+  ], nodeFlags);
   const ready = await waitFor('the hub to listen', () => {
     if (!proc.running()) throw new GiveUp(`the hub exited; see ${proc.logPath}`);
     const line = readFileSync(proc.logPath, 'utf8').split('\n').find((l) => l.includes('"hub ready"'));
