@@ -137,7 +137,7 @@ async function main(tb: Testbed): Promise<void> {
   const pki = await hubPki(join(tb.dir, 'pki'));
   hub = await startHubProcess(hubCluster, pki, join(tb.dir, 'hub'), HUB_ARGS, CPU_PROFILE ? [INSPECT_FLAG] : []);
   for (const p of providers) {
-    agents[p.name] = await startAgent(p.name, tb.cluster(p.name), pki, hub.grpcAddress, { displayName: p.name, pricePerGpuHour: { [H100]: p.price } }, undefined, ['--simulated-latency', p.latency]);
+    agents[p.name] = await startAgent(p.name, tb.cluster(p.name), pki, hub.grpcAddress, { displayName: p.name, pricePerGpuHour: { [H100]: p.price } }, undefined, ['--simulated-latency', p.latency], CPU_PROFILE ? [INSPECT_FLAG] : []);
   }
   const providerName: Record<string, string> = {};
   const ready = new Map<string, { ready: boolean; at: number }>();
@@ -236,6 +236,7 @@ async function main(tb: Testbed): Promise<void> {
       await Promise.all([hubRequests.start(), p1Requests.start()]);
       const profileDir = join(tb.dir, 'hub-profile', label.replace(/\W+/g, '-'));
       const profile = CPU_PROFILE && label === 'burst' ? await startCpuProfile(hub!.process.logPath, profileDir) : undefined;
+      const agentProfile = CPU_PROFILE && label === 'burst' ? await startCpuProfile(agents.p1!.process.logPath, join(profileDir, 'p1-agent')) : undefined;
       const apiProfiles = APISERVER_PROFILE && label === 'burst'
         ? [hubCluster, p1].map((c) => apiserverCpuProfile(c, APISERVER_PROFILE, join(profileDir, `${c.name}-apiserver.pprof`)))
         : [];
@@ -282,6 +283,10 @@ async function main(tb: Testbed): Promise<void> {
       if (profile) {
         await profile.stop();
         printCpuTop('  hub over the burst', profileDir);
+      }
+      if (agentProfile) {
+        await agentProfile.stop();
+        printCpuTop('  p1 agent over the burst', join(profileDir, 'p1-agent'));
       }
       for (const file of await Promise.all(apiProfiles)) console.log(`  apiserver CPU profile: go tool pprof -top ${file}`);
       const spread = new Map<string, number>();

@@ -141,6 +141,7 @@ export async function startAgent(
   settings: ProviderSettings,
   wallet: Wallet = Wallet.createRandom() as unknown as Wallet,
   extraArgs: string[] = [],
+  nodeFlags: string[] = [],
 ): Promise<AgentHandle> {
   const dir = join(pki.dir, name);
   mkdirSync(dir, { recursive: true });
@@ -171,7 +172,7 @@ export async function startAgent(
       // Many agents share this machine: each takes a free port for /metrics.
       '--metrics-port', '0',
       ...extraArgs,
-    ]);
+    ], nodeFlags);
   const handle: AgentHandle = {
     wallet,
     process: spawn(),
