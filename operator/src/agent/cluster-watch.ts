@@ -11,16 +11,19 @@ export interface ClusterWatch {
   stop(): Promise<void>;
 }
 
-export async function watchCluster(kubeConfig: KubeConfig, logger: Logger, onChange: () => void): Promise<ClusterWatch> {
+/** What changed: a pod (the agent reports only its attempt again), or anything else (undefined). */
+export type ClusterChange = { pod: V1Pod } | undefined;
+
+export async function watchCluster(kubeConfig: KubeConfig, logger: Logger, onChange: (change?: ClusterChange) => void): Promise<ClusterWatch> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const nodes = makeInformer<V1Node>(kubeConfig, '/api/v1/nodes', () => core.listNode());
   const pods = makeInformer<V1Pod>(kubeConfig, '/api/v1/pods', () => core.listPodForAllNamespaces());
   let stopped = false;
   const timers = new Set<NodeJS.Timeout>();
-  const wire = <T extends KubernetesObject>(what: string, informer: Informer<T>) => {
-    informer.on('add', () => onChange());
-    informer.on('update', () => onChange());
-    informer.on('delete', () => onChange());
+  const wire = <T extends KubernetesObject>(what: string, informer: Informer<T>, changeOf: (obj: T) => ClusterChange) => {
+    informer.on('add', (obj) => onChange(changeOf(obj)));
+    informer.on('update', (obj) => onChange(changeOf(obj)));
+    informer.on('delete', (obj) => onChange(changeOf(obj)));
     let failures = 0;
     informer.on('connect', () => (failures = 0));
     informer.on('error', (err: unknown) => {
@@ -30,13 +33,13 @@ export async function watchCluster(kubeConfig: KubeConfig, logger: Logger, onCha
       logger.warn({ err, what, retryInMs: delay }, 'watch failed; restarting');
       const timer = setTimeout(() => {
         timers.delete(timer);
-        if (!stopped) informer.start().then(onChange, () => undefined);
+        if (!stopped) informer.start().then(() => onChange(), () => undefined);
       }, delay);
       timers.add(timer);
     });
   };
-  wire('nodes', nodes);
-  wire('pods', pods);
+  wire('nodes', nodes, () => undefined);
+  wire('pods', pods, (pod) => ({ pod }));
   await Promise.all([nodes.start(), pods.start()]);
   onChange();
   return {
