@@ -133,6 +133,9 @@ const POD_PHASES: Record<string, PodPhase> = {
   Failed: PodPhase.POD_PHASE_FAILED,
 };
 
+/** The debounced publish looks at every attempt at most this often (see schedulePublish). */
+const FULL_REPORT_EVERY_MS = 1_000;
+
 export class Agent {
   private watch?: ClusterWatch;
   private client?: StreamClient;
@@ -143,6 +146,9 @@ export class Agent {
   private reportsQueued?: NodeJS.Immediate;
   /** The attempts that pass looks at: those whose pods or messages changed, or all of them. */
   private changed: Set<string> | 'all' = 'all';
+  /** When the publish last looked at every attempt, and the pass waiting to be due. */
+  private fullReportAt = -Infinity;
+  private fullReportTimer?: NodeJS.Timeout;
   private receiptTimer?: NodeJS.Timeout;
   private budgetTimer?: NodeJS.Timeout;
   private readonly receipts: UsageReceiptBook;
@@ -231,6 +237,7 @@ export class Agent {
         // Level-triggered: after any reconnect the hub gets our whole state again.
         this.lastInventory = undefined;
         this.lastAttempt.clear();
+        this.fullReportAt = -Infinity;
         this.publish();
         this.flushReceipts();
         this.flushPodEvents();
@@ -267,6 +274,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     if (this.reportsQueued) clearImmediate(this.reportsQueued);
+    if (this.fullReportTimer) clearTimeout(this.fullReportTimer);
     if (this.receiptTimer) clearInterval(this.receiptTimer);
     if (this.budgetTimer) clearInterval(this.budgetTimer);
     if (this.retentionTimer) clearInterval(this.retentionTimer);
@@ -282,7 +290,8 @@ export class Agent {
   // attempts whose pods or messages changed (`attempt`, an attempt key; undefined: anything else,
   // a node say, and then every attempt; null, a pod of no attempt: none): in a burst of 500
   // assignments, a pass over every attempt on each pod event was a fifth of the agent's CPU
-  // (bench/e2e-throughput, BENCH_CPU_PROFILE). The debounced publish still looks at every attempt.
+  // (bench/e2e-throughput, BENCH_CPU_PROFILE). The debounced publish looks at every attempt at
+  // most once a second (what changes with time alone: a lending window closing, and node cordons).
   private schedulePublish(attempt?: string | null): void {
     if (attempt === undefined) this.changed = 'all';
     else if (attempt !== null && this.changed !== 'all') this.changed.add(attempt);
@@ -307,8 +316,25 @@ export class Agent {
     const inventory = inventoryMessage(buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, now), this.tenancy.unisolated());
     const text = JSON.stringify(inventory);
     if (text !== this.lastInventory && this.client.sendInventory(inventory)) this.lastInventory = text;
-    this.reportAttempts(now);
+    this.reportEveryAttempt(now);
     this.podEventWatch?.watchNamespaces(new Set([...this.liveAttempts()].map((a) => a.namespace)));
+  }
+
+  /** A pass over every attempt, at most once a second: one that is not due yet comes when it is. */
+  private reportEveryAttempt(now: number): void {
+    const wait = this.fullReportAt + FULL_REPORT_EVERY_MS - now;
+    if (wait > 0) {
+      if (!this.fullReportTimer) {
+        this.fullReportTimer = setTimeout(() => {
+          this.fullReportTimer = undefined;
+          if (this.watch && this.client) this.reportEveryAttempt(this.now());
+        }, wait);
+        this.fullReportTimer.unref();
+      }
+      return;
+    }
+    this.fullReportAt = now;
+    this.reportAttempts(now);
   }
 
   /** Attempts the agent runs whose end it has not reported: the only ones whose Events are relayed. */
@@ -589,11 +615,13 @@ export class Agent {
 }
 
 /**
- * The attempt a change is about: "jobUid/epoch" from a pod's labels; null for a pod of no attempt
- * (the owner's own workloads change the inventory, no report); undefined for anything else.
+ * The attempt a change is about: "jobUid/epoch" from a pod's labels; null for a node or a pod of
+ * no attempt (the owner's own workloads change the inventory, no report); undefined for a relist.
  */
 function attemptOfChange(change: ClusterChange): string | null | undefined {
   if (!change) return undefined;
+  // A node's change reaches the reports (a cordon is a reclaim) through the publish's full pass.
+  if ('node' in change) return null;
   const labels = change.pod.metadata?.labels;
   const jobUid = labels?.[JOB_UID_LABEL];
   const epoch = labels?.[EPOCH_LABEL];

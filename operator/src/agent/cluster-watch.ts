@@ -11,8 +11,8 @@ export interface ClusterWatch {
   stop(): Promise<void>;
 }
 
-/** What changed: a pod (the agent reports only its attempt again), or anything else (undefined). */
-export type ClusterChange = { pod: V1Pod } | undefined;
+/** What changed: a pod (the agent reports only its attempt again), a node, or anything (undefined: relisted). */
+export type ClusterChange = { pod: V1Pod } | { node: V1Node } | undefined;
 
 export async function watchCluster(kubeConfig: KubeConfig, logger: Logger, onChange: (change?: ClusterChange) => void): Promise<ClusterWatch> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -38,7 +38,7 @@ export async function watchCluster(kubeConfig: KubeConfig, logger: Logger, onCha
       timers.add(timer);
     });
   };
-  wire('nodes', nodes, () => undefined);
+  wire('nodes', nodes, (node) => ({ node }));
   wire('pods', pods, (pod) => ({ pod }));
   await Promise.all([nodes.start(), pods.start()]);
   onChange();
