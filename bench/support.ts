@@ -199,17 +199,22 @@ export class CpuBreakdown {
   }
 }
 
+/** GET `path` from a test-bed apiserver as its admin (client certificate), the body as bytes. */
+function adminGet(cluster: Cluster, path: string, timeoutMs = 30_000): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const req = httpsRequest(`${cluster.server}${path}`, {
+      ca: readFileSync(cluster.pki.caCert), cert: readFileSync(cluster.pki.adminCert), key: readFileSync(cluster.pki.adminKey), timeout: timeoutMs,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer in ${timeoutMs} ms`))).on('error', reject).end();
+  });
+}
+
 /** `apiserver_request_total` of a test-bed apiserver, summed by verb and resource (codes together). */
 export async function apiserverRequests(cluster: Cluster): Promise<Map<string, number>> {
-  const text = await new Promise<string>((resolve, reject) => {
-    const req = httpsRequest(`${cluster.server}/metrics`, {
-      ca: readFileSync(cluster.pki.caCert), cert: readFileSync(cluster.pki.adminCert), key: readFileSync(cluster.pki.adminKey),
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(body)).on('error', reject);
-    });
-    req.on('error', reject).end();
-  });
+  const text = (await adminGet(cluster, '/metrics')).toString('utf8');
   const counts = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
@@ -224,16 +229,7 @@ export async function apiserverRequests(cluster: Cluster): Promise<Map<string, n
 /** A Go CPU profile of a test-bed apiserver started with --profiling=true, written to `file`. */
 export async function apiserverCpuProfile(cluster: Cluster, seconds: number, file: string): Promise<string> {
   mkdirSync(join(file, '..'), { recursive: true });
-  const body = await new Promise<Buffer>((resolve, reject) => {
-    const req = httpsRequest(`${cluster.server}/debug/pprof/profile?seconds=${seconds}`, {
-      ca: readFileSync(cluster.pki.caCert), cert: readFileSync(cluster.pki.adminCert), key: readFileSync(cluster.pki.adminKey), timeout: (seconds + 30) * 1000,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
-    });
-    req.on('error', reject).end();
-  });
-  writeFileSync(file, body);
+  writeFileSync(file, await adminGet(cluster, `/debug/pprof/profile?seconds=${seconds}`, (seconds + 30) * 1000));
   return file;
 }
 

@@ -146,6 +146,8 @@ export class Agent {
   private reportsQueued?: NodeJS.Immediate;
   /** The attempts that pass looks at: those whose pods or messages changed, or all of them. */
   private changed: Set<string> | 'all' = 'all';
+  /** Set by stop(): no more passes or publishes are scheduled. */
+  private stopped = false;
   /** When the publish last looked at every attempt, and the pass waiting to be due. */
   private fullReportAt = -Infinity;
   private fullReportTimer?: NodeJS.Timeout;
@@ -183,7 +185,7 @@ export class Agent {
     const productOf = (node: string) => this.watch?.nodes().find((n) => n.metadata?.name === node)?.metadata?.labels?.[GFD_PRODUCT_LABEL];
     // The owner's RuntimeClass and egress for the pool of the node each pod goes to.
     const runtimeClassFor = (node: string) => runtimeClassOf(opts.settings, productOf(node));
-    this.runner = new PodRunner(opts.kubeConfig, tenancy, opts.logger, { runtimeClassFor }, (node) => poolEgress(opts.settings, productOf(node) ?? ''));
+    this.runner = new PodRunner(opts.kubeConfig, tenancy, opts.logger, { runtimeClassFor }, (node) => poolEgress(opts.settings, productOf(node) ?? ''), (key) => this.schedulePublish(key));
     const retention = opts.logRetention ?? {};
     this.retained = new RetainedLogs({
       dir: retention.dir ?? join(tmpdir(), `fedgpu-agent-logs-${opts.wallet.address.toLowerCase()}`),
@@ -250,8 +252,12 @@ export class Agent {
     this.receiptTimer = setInterval(() => this.flushReceipts(), 15_000);
     // Budget-limited attempts are looked at every second (their pods change nothing in the cluster
     // while they use up the escrow), so the stop comes within a second of the covered GPU-seconds.
+    // So are all attempts where the owner lends in windows: a window closes with no event at all.
+    const windows = (this.opts.settings.availability?.windows?.length ?? 0) > 0;
     this.budgetTimer = setInterval(() => {
-      if (this.watch && this.client && [...this.runner.assignments.values()].some((a) => a.coveredGpuSeconds > 0)) this.reportAttempts(this.now());
+      if (!this.watch || !this.client || this.runner.assignments.size === 0) return;
+      if ([...this.runner.assignments.values()].some((a) => a.coveredGpuSeconds > 0)) this.reportAttempts(this.now());
+      else if (windows) this.reportEveryAttempt(this.now());
     }, 1_000);
   }
 
@@ -272,6 +278,7 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.reportsQueued) clearImmediate(this.reportsQueued);
     if (this.fullReportTimer) clearTimeout(this.fullReportTimer);
@@ -293,6 +300,7 @@ export class Agent {
   // (bench/e2e-throughput, BENCH_CPU_PROFILE). The debounced publish looks at every attempt at
   // most once a second (what changes with time alone: a lending window closing, and node cordons).
   private schedulePublish(attempt?: string | null): void {
+    if (this.stopped) return;
     if (attempt === undefined) this.changed = 'all';
     else if (attempt !== null && this.changed !== 'all') this.changed.add(attempt);
     if (!this.reportsQueued) {
@@ -311,7 +319,7 @@ export class Agent {
   }
 
   private publish(): void {
-    if (!this.watch || !this.client) return;
+    if (!this.watch || !this.client || this.stopped) return;
     const now = this.now();
     const inventory = inventoryMessage(buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, now), this.tenancy.unisolated());
     const text = JSON.stringify(inventory);
@@ -322,12 +330,13 @@ export class Agent {
 
   /** A pass over every attempt, at most once a second: one that is not due yet comes when it is. */
   private reportEveryAttempt(now: number): void {
-    const wait = this.fullReportAt + FULL_REPORT_EVERY_MS - now;
+    // A wall clock stepped back counts as due: the pass never waits for the clock to catch up.
+    const wait = now < this.fullReportAt ? 0 : this.fullReportAt + FULL_REPORT_EVERY_MS - now;
     if (wait > 0) {
       if (!this.fullReportTimer) {
         this.fullReportTimer = setTimeout(() => {
           this.fullReportTimer = undefined;
-          if (this.watch && this.client) this.reportEveryAttempt(this.now());
+          if (this.watch && this.client && !this.stopped) this.reportEveryAttempt(this.now());
         }, wait);
         this.fullReportTimer.unref();
       }

@@ -90,6 +90,8 @@ export class PodRunner {
     private readonly buildOptions: BuildOptions = {},
     /** What each node's pool lets job pods reach (agent/attempt/egress.ts). */
     private readonly egressOffer?: EgressOffer,
+    /** An attempt was refused ("jobUid/epoch"): the agent reports it (a retry may refuse long after its Assign). */
+    private readonly onRefused?: (key: string) => void,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.attempts = new AttemptResources(kubeConfig, logger);
@@ -120,6 +122,7 @@ export class PodRunner {
     const refuse = (reason: string) => {
       this.refused.set(key, reason);
       this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, namespace, reason }, 'assignment refused');
+      this.onRefused?.(key);
     };
     let pods: V1Pod[];
     let objects: AttemptObjects;

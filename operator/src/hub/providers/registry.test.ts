@@ -28,7 +28,13 @@ class MemoryStore implements ProviderStore {
     this.objects.set(p.metadata.name!, structuredClone(p));
     return p;
   }
+  /** The next status writes fail (the apiserver away), as many as this says. */
+  failNext = 0;
   async patchStatus(name: string, status: Partial<GpuProviderStatus>) {
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw Object.assign(new Error('apiserver away'), { code: 503 });
+    }
     this.statusWrites.push({ name, status });
     const p = this.objects.get(name)!;
     p.status = { ...p.status, ...structuredClone(status) };
@@ -67,10 +73,17 @@ function setup(periodMs = 60_000) {
   let now = Date.parse('2026-11-29T12:00:00Z');
   const store = new MemoryStore();
   const lost: string[] = [];
+  // Timers run when the test says (fire), at the registry's fake clock.
+  const timers = new Map<number, { fn: () => void; at: number }>();
+  let nextTimer = 0;
   const registry = new KubeProviderRegistry({
     store,
     logger: pino({ level: 'silent' }),
     now: () => now,
+    timers: {
+      set: (fn, ms) => (timers.set(++nextTimer, { fn, at: now + ms }), nextTimer),
+      clear: (handle) => void timers.delete(handle as number),
+    },
     statusPeriodMs: periodMs,
     providerLostAfterMs: 15_000,
     onProviderLost: (p) => void lost.push(p),
@@ -81,7 +94,13 @@ function setup(periodMs = 60_000) {
     name = await registry.register(WALLET, { walletAddress: WALLET, agentVersion: 'v1', protocolVersion: 1, peer: '127.0.0.1' });
     return name;
   };
-  return { store, registry, lost, beat, register, tick: (ms: number) => (now += ms), now: () => now, name: () => name };
+  /** Moves the clock and runs the timers due by then; resolves once the writes they queued are done. */
+  const advance = async (ms: number) => {
+    now += ms;
+    for (const [id, t] of [...timers]) if (t.at <= now) (timers.delete(id), t.fn());
+    await new Promise((r) => setImmediate(r));
+  };
+  return { store, registry, lost, beat, register, tick: (ms: number) => (now += ms), advance, timers, now: () => now, name: () => name };
 }
 
 describe('KubeProviderRegistry heartbeat writes', () => {
@@ -185,6 +204,46 @@ describe('KubeProviderRegistry heartbeat writes', () => {
     // A later pool change inside the new period waits again.
     await t.registry.onInventory(t.name(), inventory(2));
     expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(3);
+  });
+
+  it('writes a pool change waiting for its period when the period ends, with no heartbeat (heartbeats may be 5 s apart)', async () => {
+    const t = setup();
+    await t.register();
+    await t.registry.onInventory(t.name(), inventory(8));
+    await t.beat();
+    await t.advance(300);
+    await t.registry.onInventory(t.name(), inventory(6));
+    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(8);
+    await t.advance(600); // 900 ms after the last pools write: not yet
+    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(8);
+    await t.advance(100);
+    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(6);
+    expect(t.timers.size).toBe(0);
+  });
+
+  it('keeps a pool change a failed write did not land, and writes it when the apiserver is back', async () => {
+    const t = setup();
+    await t.register();
+    await t.registry.onInventory(t.name(), inventory(8));
+    await t.beat();
+    await t.advance(2_000);
+    t.store.failNext = 1;
+    await t.registry.onInventory(t.name(), inventory(4)); // due: written at once, and refused
+    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(8);
+    // Nothing else comes from the agent; the change waits its second and goes again.
+    await t.advance(1_000);
+    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(4);
+  });
+
+  it('writes a waiting pool change when the agent disconnects, for whoever schedules next', async () => {
+    const t = setup();
+    await t.register();
+    await t.registry.onInventory(t.name(), inventory(8));
+    await t.beat();
+    await t.registry.onInventory(t.name(), inventory(7)); // inside the period: waits
+    await t.registry.onDisconnect(t.name());
+    await t.advance(0);
+    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(7);
   });
 
   it('turns NotReady only after providerLostAfter without a heartbeat, in memory, whatever status says', async () => {

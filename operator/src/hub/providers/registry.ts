@@ -24,8 +24,8 @@ import type { ProviderStore } from './store.js';
 // Inventories are written only when the pools changed, and at most once per `poolWritePeriodMs`:
 // in a burst of placements an agent sends a new inventory every 100 ms, and each write of a large
 // provider's status costs its apiserver and every watcher more than a job's write, and wakes every
-// job waiting for GPUs. A change inside the period waits for the next heartbeat past it, or rides
-// on any earlier write. At rest that is one write per provider per period instead of one per
+// job waiting for GPUs. A change inside the period is written when the period ends, or rides on
+// any earlier write; pools a failed write did not land wait again. At rest that is one write per provider per period instead of one per
 // heartbeat, each re-sent to every watcher (Kubernetes moved node heartbeats to Leases for the same
 // reason, KEP-589).
 
@@ -45,6 +45,8 @@ export interface ProviderRegistryOptions {
   statusPeriodMs?: number;
   /** A changed inventory is written at most this often per provider; default 1 s. */
   poolWritePeriodMs?: number;
+  /** Timers for pool changes waiting for their period (tests drive them by hand); default setTimeout, unref'd. */
+  timers?: { set(fn: () => void, ms: number): unknown; clear(handle: unknown): void };
   /**
    * Added to providerLostAfter for providers this hub adopted (took over without hearing them):
    * agents that found no leader back off up to this long between dials (default: the agent's
@@ -74,6 +76,8 @@ interface Liveness {
   poolsWrittenMs?: number;
   /** Pools changed since, waiting for the pool period to pass (written with the next write). */
   pendingPools?: PoolsStatus;
+  /** Writes the pending pools once the period has passed, should no other write come first. */
+  poolTimer?: unknown;
   /** JSON of the TenantIsolation condition last written. */
   writtenIsolation?: string;
   ready: boolean;
@@ -102,11 +106,16 @@ export class KubeProviderRegistry implements ProviderRegistry {
   private readonly statusPeriod: number;
   private readonly poolPeriod: number;
   private readonly now: () => number;
+  private readonly timers: NonNullable<ProviderRegistryOptions['timers']>;
 
   constructor(private readonly opts: ProviderRegistryOptions) {
     this.lostAfter = opts.providerLostAfterMs ?? DEFAULT_PROVIDER_LOST_AFTER_MS;
     this.statusPeriod = opts.statusPeriodMs ?? DEFAULT_STATUS_PERIOD_MS;
     this.poolPeriod = opts.poolWritePeriodMs ?? DEFAULT_POOL_WRITE_PERIOD_MS;
+    this.timers = opts.timers ?? {
+      set: (fn, ms) => setTimeout(fn, ms).unref(),
+      clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
+    };
     this.now = opts.now ?? Date.now;
   }
 
@@ -159,9 +168,9 @@ export class KubeProviderRegistry implements ProviderRegistry {
     if (live?.writtenPools !== json || isolationChanged) {
       if (live) live.writtenPools = json;
       if (live) live.writtenIsolation = isolationJson;
-      const due = live === undefined || live.poolsWrittenMs === undefined || this.now() - live.poolsWrittenMs >= this.poolPeriod;
-      if (live && !due && !isolationChanged && !live.awaitingFirstInventory) {
+      if (live && !this.poolsDue(live) && !isolationChanged && !live.awaitingFirstInventory) {
         live.pendingPools = pools;
+        this.flushPoolsLater(providerName, live);
         return;
       }
       if (live) {
@@ -206,7 +215,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
     // At rest: the first latency measured (what a new leader's scheduler starts from), then once a
     // period. A latency that moves later reaches this leader's scheduler through link() at once.
     const firstLatency = live.latency !== undefined && !live.latencyWritten;
-    const poolsDue = live.pendingPools !== undefined && this.now() - (live.poolsWrittenMs ?? 0) >= this.poolPeriod;
+    const poolsDue = live.pendingPools !== undefined && this.poolsDue(live);
     if (firstLatency || poolsDue || this.now() - live.writtenMs >= this.statusPeriod) await this.write(providerName, {});
   }
 
@@ -244,6 +253,8 @@ export class KubeProviderRegistry implements ProviderRegistry {
   async onDisconnect(providerName: string): Promise<void> {
     const live = this.live.get(providerName);
     if (live) live.connected = false;
+    // Whoever schedules next (this hub, or a new leader the agent dials) starts from its last pools.
+    if (live?.pendingPools) void this.write(providerName, {});
     this.opts.logger.info({ provider: providerName }, 'agent disconnected; waiting for it to come back');
   }
 
@@ -343,15 +354,39 @@ export class KubeProviderRegistry implements ProviderRegistry {
     });
   }
 
+  /** Whether pools may be written now (a wall clock stepped back counts as due). */
+  private poolsDue(live: Liveness): boolean {
+    const since = live.poolsWrittenMs;
+    return since === undefined || this.now() < since || this.now() - since >= this.poolPeriod;
+  }
+
+  /** Writes the pending pools when the period ends (at once if it has), unless a write takes them first. */
+  private flushPoolsLater(name: string, live: Liveness): void {
+    if (live.poolTimer !== undefined) return;
+    const waitMs = Math.min(this.poolPeriod, Math.max(0, (live.poolsWrittenMs ?? 0) + this.poolPeriod - this.now()));
+    live.poolTimer = this.timers.set(() => {
+      live.poolTimer = undefined;
+      if (live.pendingPools && this.live.get(name) === live) void this.write(name, {});
+    }, waitMs);
+  }
+
   /** `status` as a function is applied to the provider as read inside the queue (for lists such as conditions). */
   private write(name: string, status: StatusPatch): Promise<void> {
     const live = this.live.get(name);
     const run = async () => {
+      let body: Partial<GpuProviderStatus> | undefined;
       try {
         const patch = typeof status === 'function' ? status(await this.opts.store.get(name)) : status;
-        if (patch) await this.opts.store.patchStatus(name, { ...patch, ...this.heartbeatFields(name) });
+        if (patch) await this.opts.store.patchStatus(name, (body = { ...patch, ...this.heartbeatFields(name) }));
       } catch (err) {
         this.opts.logger.error({ provider: name, err }, 'failed to write GpuProvider status');
+        // Pools that did not land wait for the next write, or a second from now (a newer change
+        // already waiting wins over them).
+        const current = this.live.get(name);
+        if (current && body?.pools) {
+          current.pendingPools ??= { pools: body.pools, idleGpus: body.idleGpus, totalGpus: body.totalGpus, gpus: body.gpus } as PoolsStatus;
+          this.flushPoolsLater(name, current);
+        }
       }
     };
     if (!live) {
@@ -374,6 +409,10 @@ export class KubeProviderRegistry implements ProviderRegistry {
     if (!live) return {};
     const pools = live.pendingPools;
     if (pools) live.pendingPools = undefined;
+    if (pools && live.poolTimer !== undefined) {
+      this.timers.clear(live.poolTimer);
+      live.poolTimer = undefined;
+    }
     if (pools || live.poolsWrittenMs === undefined) live.poolsWrittenMs = this.now();
     if (live.heardMs === undefined) return pools ?? {};
     live.writtenMs = this.now();
