@@ -103,6 +103,15 @@ function setup(periodMs = 60_000) {
   return { store, registry, lost, beat, register, tick: (ms: number) => (now += ms), advance, timers, now: () => now, name: () => name };
 }
 
+/** A registered provider, Ready, with its first inventory (8 idle) written; `idle()` reads status. */
+async function readyProvider() {
+  const t = setup();
+  await t.register();
+  await t.registry.onInventory(t.name(), inventory(8));
+  await t.beat();
+  return { ...t, idle: () => t.store.objects.get(t.name())!.status?.idleGpus };
+}
+
 describe('KubeProviderRegistry heartbeat writes', () => {
   it('at rest writes status at most once per period, each carrying the latest heartbeat time and latency', async () => {
     const t = setup();
@@ -165,10 +174,7 @@ describe('KubeProviderRegistry heartbeat writes', () => {
   });
 
   it('in a burst writes pools at most once per pool period; the last one goes with the next heartbeat past it', async () => {
-    const t = setup();
-    await t.register();
-    await t.registry.onInventory(t.name(), inventory(8));
-    await t.beat();
+    const t = await readyProvider();
     t.tick(2_000);
     const before = t.store.statusWrites.length;
     // A burst of placements: a new inventory every 100 ms for 3 s, heartbeats every 500 ms.
@@ -184,7 +190,7 @@ describe('KubeProviderRegistry heartbeat writes', () => {
     // Written by the next heartbeat once the period has passed, never lost, never reordered.
     t.tick(1_000);
     await t.beat();
-    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(last);
+    expect(t.idle()).toBe(last);
     const settled = t.store.statusWrites.length;
     t.tick(2_000);
     await t.beat();
@@ -193,57 +199,45 @@ describe('KubeProviderRegistry heartbeat writes', () => {
   });
 
   it('a pool change waiting for its period rides on any other write, which never sets older pools', async () => {
-    const t = setup();
-    await t.register();
-    await t.registry.onInventory(t.name(), inventory(8));
-    await t.beat();
+    const t = await readyProvider();
     await t.registry.onInventory(t.name(), inventory(3)); // inside the period: waits
-    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(8);
+    expect(t.idle()).toBe(8);
     await t.registry.setChainStatus(t.name(), { staked: { type: 'Staked', status: 'True', reason: 'Staked', message: 'x' }, stake: { amount: '1' }, reputation: { score: 0.5 } });
     expect(t.store.objects.get(t.name())!.status).toMatchObject({ idleGpus: 3, stake: { amount: '1' } });
     // A later pool change inside the new period waits again.
     await t.registry.onInventory(t.name(), inventory(2));
-    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(3);
+    expect(t.idle()).toBe(3);
   });
 
   it('writes a pool change waiting for its period when the period ends, with no heartbeat (heartbeats may be 5 s apart)', async () => {
-    const t = setup();
-    await t.register();
-    await t.registry.onInventory(t.name(), inventory(8));
-    await t.beat();
+    const t = await readyProvider();
     await t.advance(300);
     await t.registry.onInventory(t.name(), inventory(6));
-    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(8);
+    expect(t.idle()).toBe(8);
     await t.advance(600); // 900 ms after the last pools write: not yet
-    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(8);
+    expect(t.idle()).toBe(8);
     await t.advance(100);
-    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(6);
+    expect(t.idle()).toBe(6);
     expect(t.timers.size).toBe(0);
   });
 
   it('keeps a pool change a failed write did not land, and writes it when the apiserver is back', async () => {
-    const t = setup();
-    await t.register();
-    await t.registry.onInventory(t.name(), inventory(8));
-    await t.beat();
+    const t = await readyProvider();
     await t.advance(2_000);
     t.store.failNext = 1;
     await t.registry.onInventory(t.name(), inventory(4)); // due: written at once, and refused
-    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(8);
+    expect(t.idle()).toBe(8);
     // Nothing else comes from the agent; the change waits its second and goes again.
     await t.advance(1_000);
-    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(4);
+    expect(t.idle()).toBe(4);
   });
 
   it('writes a waiting pool change when the agent disconnects, for whoever schedules next', async () => {
-    const t = setup();
-    await t.register();
-    await t.registry.onInventory(t.name(), inventory(8));
-    await t.beat();
+    const t = await readyProvider();
     await t.registry.onInventory(t.name(), inventory(7)); // inside the period: waits
     await t.registry.onDisconnect(t.name());
     await t.advance(0);
-    expect(t.store.objects.get(t.name())!.status?.idleGpus).toBe(7);
+    expect(t.idle()).toBe(7);
   });
 
   it('turns NotReady only after providerLostAfter without a heartbeat, in memory, whatever status says', async () => {
