@@ -40,6 +40,11 @@ const PRICE = '3.6';
 const SLASH = '5';
 const MIN_STAKE = '50';
 const CRASH_TRIALS = 20;
+/**
+ * Kills that may miss settlement, each followed by one more trial: a kill aimed at a job still
+ * settling can land a few ms after it settled (the check and the kill cannot be one step).
+ */
+const CRASH_MISSES_ALLOWED = 5;
 
 let testbed: Testbed;
 let pki: HubPki;
@@ -556,7 +561,8 @@ describe('settlement', () => {
     };
     let seed = 0x5eed;
     const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    for (let trial = 0; trial < CRASH_TRIALS; trial++) {
+    let missed = 0;
+    for (let trial = 0; killsWhileSettling < CRASH_TRIALS && missed <= CRASH_MISSES_ALLOWED; trial++) {
       // Aim at settlement: submit jobs until one has Succeeded and is not Settled yet (a finished
       // attempt whose receipt, batch or transaction is in flight), wait a random 0-300 ms more so
       // the kill lands at varied points of it, and kill only while a job is still settling.
@@ -579,6 +585,7 @@ describe('settlement', () => {
       // Read after the hub is dead (nothing writes job status now): a job still Succeeded and not
       // Settled proves the kill landed inside settlement.
       if (landed && (await settlingJobs()) > 0) killsWhileSettling++;
+      else missed++;
       await startHub('60s');
     }
     const jobs = await Promise.all(names.map((n) => waitJob(n, 'Succeeded and Settled', succeededAndSettled, { timeoutMs: 180_000 })));
@@ -615,13 +622,14 @@ describe('settlement', () => {
     // Every credit the providers earned in these trials is a delivered attempt's, and the consumer paid exactly that.
     expect(westAfter - westBefore + (eastAfter - eastBefore)).toBe(paidTotal);
     expect(freeBefore - freeAfter).toBe(paidTotal);
-    figures.crashTrials = CRASH_TRIALS;
+    figures.crashTrials = kills.length;
     figures.crashJobs = jobs.length;
     figures.crashKillDelaysMs = `${Math.min(...kills)}..${Math.max(...kills)}`;
     figures.crashKillsWhileSettling = killsWhileSettling;
-    // Aimed and checked: every kill landed while a job was between Succeeded and Settled, so the
-    // trials test recovery from mid-settlement crashes, not from idle hubs.
-    expect(killsWhileSettling, `only ${killsWhileSettling} of ${CRASH_TRIALS} kills landed during settlement`).toBe(CRASH_TRIALS);
+    // Aimed and checked: 20 kills landed while a job was between Succeeded and Settled, so the
+    // trials test recovery from mid-settlement crashes, not from idle hubs (a kill that missed,
+    // settlement having just ended, was followed by another trial).
+    expect(killsWhileSettling, `only ${killsWhileSettling} of ${kills.length} kills landed during settlement (${missed} missed)`).toBe(CRASH_TRIALS);
     // Settles and refunds a killed hub sent but never recorded, found on chain by its successor.
     figures.crashRecordsRecoveredFromChain = countInHubLogs('recorded from chain events');
     figures.crashSettlesSentByAKilledHub = jobs.filter((j) => countInHubLogs(`"job":"ml/${j.metadata.name}","epoch":1,"tx"`, 'attempt settled') === 0).length;
