@@ -11,7 +11,7 @@ import { buildInventory, runtimeClassOf, type InventoryPool, type ProviderSettin
 import { GFD_PRODUCT_LABEL } from '../api/constants.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
-import { attemptKey, PodRunner } from './pods/runner.js';
+import { attemptKey, attemptKeyOfPod, PodRunner } from './pods/runner.js';
 import { type BudgetStop, budgetStoppedUsage, capToCovered, PodDeletionWatch, shouldStopForBudget } from './pods/watchdog.js';
 import { TenantNamespaces } from './tenancy/namespace.js';
 import { AccessServer } from './access/serve.js';
@@ -256,8 +256,7 @@ export class Agent {
     const windows = (this.opts.settings.availability?.windows?.length ?? 0) > 0;
     this.budgetTimer = setInterval(() => {
       if (!this.watch || !this.client || this.runner.assignments.size === 0) return;
-      if ([...this.runner.assignments.values()].some((a) => a.coveredGpuSeconds > 0)) this.reportAttempts(this.now());
-      else if (windows) this.reportEveryAttempt(this.now());
+      if (windows || [...this.runner.assignments.values()].some((a) => a.coveredGpuSeconds > 0)) this.reportEveryAttempt(this.now());
     }, 1_000);
   }
 
@@ -385,7 +384,7 @@ export class Agent {
 
   /** The agent's job pods whose attempt ("jobUid/epoch") passes `which`. */
   private podsOf(which: (attemptKey: string) => boolean): V1Pod[] {
-    return this.runner.managed(this.watch?.pods() ?? []).filter((p) => which(`${p.metadata?.labels?.[JOB_UID_LABEL]}/${p.metadata?.labels?.[EPOCH_LABEL]}`));
+    return this.runner.managed(this.watch?.pods() ?? []).filter((p) => which(attemptKeyOfPod(p)));
   }
 
   /**
@@ -432,7 +431,7 @@ export class Agent {
   private reportAttempts(now: number, which: ReadonlySet<string> | 'all' = 'all'): void {
     const podsByAttempt = new Map<string, V1Pod[]>();
     for (const pod of this.runner.managed(this.watch!.pods())) {
-      const key = `${pod.metadata?.labels?.['fedgpu.io/job-uid']}/${pod.metadata?.labels?.['fedgpu.io/epoch']}`;
+      const key = attemptKeyOfPod(pod);
       if (which !== 'all' && !which.has(key)) continue;
       const list = podsByAttempt.get(key);
       if (list) list.push(pod);
@@ -573,7 +572,7 @@ export class Agent {
     const key = attemptKey(jobUid, epoch);
     const assignment = this.runner.assignments.get(key);
     if (!assignment || !this.watch || this.receipts.has(jobUid, epoch)) return;
-    const pods = this.runner.managed(this.watch.pods()).filter((p) => `${p.metadata?.labels?.['fedgpu.io/job-uid']}/${p.metadata?.labels?.['fedgpu.io/epoch']}` === key);
+    const pods = this.runner.managed(this.watch.pods()).filter((p) => attemptKeyOfPod(p) === key);
     const state = attemptState(pods, assignment.podTemplates.length, assignment.gpusPerReplica, this.now());
     this.attemptEnded(jobUid, epoch, capToCovered(state.gpuSeconds, assignment.coveredGpuSeconds), assignment.pricePerGpuHour, `Cancelled:${reason}`);
   }
@@ -632,9 +631,7 @@ function attemptOfChange(change: ClusterChange): string | null | undefined {
   // A node's change reaches the reports (a cordon is a reclaim) through the publish's full pass.
   if ('node' in change) return null;
   const labels = change.pod.metadata?.labels;
-  const jobUid = labels?.[JOB_UID_LABEL];
-  const epoch = labels?.[EPOCH_LABEL];
-  return jobUid && epoch !== undefined ? `${jobUid}/${epoch}` : null;
+  return labels?.[JOB_UID_LABEL] && labels[EPOCH_LABEL] !== undefined ? attemptKeyOfPod(change.pod) : null;
 }
 
 /** Container names of each replica, first = main. */

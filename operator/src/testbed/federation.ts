@@ -84,8 +84,10 @@ export interface HubProcess {
   metricsPort: number;
 }
 
-/** Starts `fedgpu hub` as a process, with the chart's hub identity, and waits until its marketplace listens. */
-/** `nodeFlags` go to node itself (a bench's `--inspect`). */
+/**
+ * Starts `fedgpu hub` as a process, with the chart's hub identity, and waits until its marketplace
+ * listens. `nodeFlags` go to node itself (a bench's `--inspect`).
+ */
 export async function startHubProcess(hubCluster: Cluster, pki: HubPki, dir: string, extraArgs: string[] = [], nodeFlags: string[] = []): Promise<HubProcess> {
   writeFileSync(join(pki.dir, 'server.crt'), pki.server.certPem);
   writeFileSync(join(pki.dir, 'server.key'), pki.server.keyPem, { mode: 0o600 });

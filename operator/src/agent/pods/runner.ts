@@ -15,6 +15,8 @@ import { sleep } from '../../runtime/clock.js';
 // consumers with no attempt left. One attempt's failure never stops the others.
 
 export const attemptKey = (jobUid: string, epoch: number) => `${jobUid}/${epoch}`;
+/** The attempt key a pod's labels name (job uid and epoch, as the agent set them). */
+export const attemptKeyOfPod = (pod: V1Pod) => `${pod.metadata?.labels?.[JOB_UID_LABEL]}/${pod.metadata?.labels?.[EPOCH_LABEL]}`;
 
 export function assignmentFromProto(assign: Assign): Assignment {
   return {

@@ -25,9 +25,9 @@ import type { ProviderStore } from './store.js';
 // in a burst of placements an agent sends a new inventory every 100 ms, and each write of a large
 // provider's status costs its apiserver and every watcher more than a job's write, and wakes every
 // job waiting for GPUs. A change inside the period is written when the period ends, or rides on
-// any earlier write; pools a failed write did not land wait again. At rest that is one write per provider per period instead of one per
-// heartbeat, each re-sent to every watcher (Kubernetes moved node heartbeats to Leases for the same
-// reason, KEP-589).
+// any earlier write; pools a failed write did not land wait again. At rest that is one write per
+// provider per period instead of one per heartbeat, each re-sent to every watcher (Kubernetes
+// moved node heartbeats to Leases for the same reason, KEP-589).
 
 export interface ProviderRegistryOptions {
   store: ProviderStore;
@@ -74,7 +74,7 @@ interface Liveness {
   writtenPools?: string;
   /** When pools were last written. */
   poolsWrittenMs?: number;
-  /** Pools changed since, waiting for the pool period to pass (written with the next write). */
+  /** Pools changed since, waiting for the pool period to pass (poolTimer, or any earlier write). */
   pendingPools?: PoolsStatus;
   /** Writes the pending pools once the period has passed, should no other write come first. */
   poolTimer?: unknown;
@@ -215,8 +215,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
     // At rest: the first latency measured (what a new leader's scheduler starts from), then once a
     // period. A latency that moves later reaches this leader's scheduler through link() at once.
     const firstLatency = live.latency !== undefined && !live.latencyWritten;
-    const poolsDue = live.pendingPools !== undefined && this.poolsDue(live);
-    if (firstLatency || poolsDue || this.now() - live.writtenMs >= this.statusPeriod) await this.write(providerName, {});
+    if (firstLatency || this.now() - live.writtenMs >= this.statusPeriod) await this.write(providerName, {});
   }
 
   /**
