@@ -1,5 +1,8 @@
 import { join } from 'node:path';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLEANUP_FINALIZER } from '../../operator/src/api/constants.js';
+import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
 import type { RunningHub } from '../../operator/src/hub/hub.js';
 import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
@@ -150,5 +153,40 @@ spec:
     });
     // Still one GpuProvider per wallet.
     expect((await providers().list()).filter((p) => p.spec.wallet === wallet)).toHaveLength(1);
+  });
+});
+
+describe("the hub chart's GpuJob finalizer policy", () => {
+  // The test bed's hub apiserver serves MutatingAdmissionPolicy (the 1.34 beta), so the chart
+  // identity the hub runs with installed the policy: the finalizer is there from the create, and
+  // the hub's placement is its status write alone.
+  it('puts the finalizer on at create; the hub places and runs the job without writing it, and still lets it go on delete', async () => {
+    const hubCluster = testbed.cluster('hub');
+    expect((await hubCluster.kubectl(['create', 'namespace', 'policy'])).code).toBe(0);
+    const custom = hubCluster.kubeConfig.makeApiClient(CustomObjectsApi);
+    const body = {
+      apiVersion: `${GROUP}/${VERSION}`, kind: 'GpuJob', metadata: { name: 'guarded' },
+      spec: {
+        template: { metadata: { annotations: { 'fedgpu.io/sim-run-for': '600s' } }, spec: { containers: [{ name: 'main', image: 'example/train' }] } },
+        budget: { maxPricePerGpuHour: '3' },
+      },
+    };
+    const create = async (dryRun?: string) =>
+      (await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'policy', body, ...(dryRun ? { dryRun } : {}) })) as GpuJob;
+    // The apiserver enforces a policy a moment after it is written; a server-side dry run shows when.
+    await waitFor('the finalizer policy in effect', async () => ((await create('All')).metadata.finalizers?.includes(CLEANUP_FINALIZER) ? true : undefined), { timeoutMs: 30_000, intervalMs: 200 });
+    const created = await create();
+    expect(created.metadata.finalizers).toEqual([CLEANUP_FINALIZER]);
+    const get = async () => (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'policy', name: 'guarded' })) as GpuJob;
+    const running = await waitFor('guarded Running', async () => {
+      const job = await get();
+      return job.status?.phase === 'Running' ? job : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 200 });
+    const owners = (running.metadata.managedFields ?? []).map((m) => ({ manager: m.manager, subresource: m.subresource ?? '', finalizers: JSON.stringify(m.fieldsV1 ?? {}).includes('"f:finalizers"') }));
+    expect(owners).toContainEqual({ manager: 'fedgpu-gpujob-controller', subresource: 'status', finalizers: false });
+    expect(owners.filter((o) => o.finalizers).map((o) => o.manager)).not.toContain('fedgpu-gpujob-controller');
+
+    await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'policy', name: 'guarded' });
+    await waitFor('guarded gone (the hub cleaned up and removed its finalizer)', async () => get().then(() => undefined, (err: { code?: number }) => (err.code === 404 ? true : undefined)), { timeoutMs: 60_000, intervalMs: 200 });
   });
 });

@@ -3,6 +3,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
+import { CLEANUP_FINALIZER } from '../../operator/src/api/constants.js';
 import { runKubectl } from '../../operator/src/testbed/kubectl.js';
 import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
@@ -221,6 +222,23 @@ describe('helm template', () => {
     expect(kinds(objs)).not.toContain('PodDisruptionBudget');
   });
 
+  it('renders the GpuJob finalizer policy at the version the cluster serves, and only in hub mode', async () => {
+    const served = (version: string) => ['--api-versions', `admissionregistration.k8s.io/${version}/MutatingAdmissionPolicy`];
+    const policyKinds = (objs: Obj[]) => objs.filter((o) => o.kind.startsWith('MutatingAdmissionPolicy')).map((o) => `${o.apiVersion} ${o.kind}`).sort();
+    expect(policyKinds(await render(HUB))).toEqual([]);
+    expect(policyKinds(await render(HUB, served('v1beta1')))).toEqual([
+      'admissionregistration.k8s.io/v1beta1 MutatingAdmissionPolicy', 'admissionregistration.k8s.io/v1beta1 MutatingAdmissionPolicyBinding',
+    ]);
+    const both = await render(HUB, [...served('v1'), ...served('v1beta1')]);
+    expect(policyKinds(both)).toEqual(['admissionregistration.k8s.io/v1 MutatingAdmissionPolicy', 'admissionregistration.k8s.io/v1 MutatingAdmissionPolicyBinding']);
+    const policy = one(both, 'MutatingAdmissionPolicy', 'rel-fedgpu-job-finalizer');
+    expect(policy.spec.matchConstraints.resourceRules).toEqual([{ apiGroups: ['fedgpu.io'], apiVersions: ['*'], operations: ['CREATE'], resources: ['gpujobs'] }]);
+    expect(policy.spec.mutations[0].applyConfiguration.expression).toContain(`"${CLEANUP_FINALIZER}"`);
+    expect(one(both, 'MutatingAdmissionPolicyBinding').spec.policyName).toBe('rel-fedgpu-job-finalizer');
+    expect(policyKinds(await render(HUB, [...served('v1'), '--set', 'hub.finalizerPolicy.enabled=false']))).toEqual([]);
+    expect(policyKinds(await render(PROVIDER, served('v1')))).toEqual([]);
+  });
+
   describe('ServiceMonitor and PrometheusRule', () => {
     const monitoring = ['--api-versions', 'monitoring.coreos.com/v1'];
 
@@ -381,6 +399,15 @@ describe('helm install into real apiservers', () => {
       expect(obj.status.conditions.find((c: Obj) => c.type === 'Established')?.status, crd).toBe('True');
     }
     expect((await runKubectl(hub.kubeconfig, ['get', 'gp'])).code).toBe(0);
+    // helm found MutatingAdmissionPolicy in the cluster's discovery (the test bed serves the 1.34
+    // beta): every GpuJob gets the hub's finalizer at create (a server-side dry run shows it).
+    await get(hub.kubeconfig, ['mutatingadmissionpolicy/chart-hub-fedgpu-job-finalizer', 'mutatingadmissionpolicybinding/chart-hub-fedgpu-job-finalizer']);
+    const job = stringify({ apiVersion: 'fedgpu.io/v1alpha1', kind: 'GpuJob', metadata: { name: 'probe', namespace: 'default' },
+      spec: { template: { spec: { containers: [{ name: 'main', image: 'example/train:v1' }] } }, budget: { maxPricePerGpuHour: '1' } } });
+    await waitFor('the finalizer policy in effect', async () => {
+      const res = await runKubectl(hub.kubeconfig, ['create', '-f', '-', '--dry-run=server', '-o', 'json'], job);
+      return res.code === 0 && (JSON.parse(res.stdout) as Obj).metadata.finalizers?.includes(CLEANUP_FINALIZER) ? true : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
     expect(notes.hub).toContain('kubectl get gp');
     expect(notes.hub).toContain('--set hub.address=hub.example.com:8443');
     expect(notes.hub).toContain('fedgpu certs issue');

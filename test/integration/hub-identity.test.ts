@@ -94,6 +94,11 @@ describe("the hub runs with the chart's identity", () => {
       return job.metadata.finalizers?.includes(CLEANUP_FINALIZER) && job.status?.phase ? job : undefined;
     }, { timeoutMs: 30_000, intervalMs: 200 });
     expect(seen.metadata.uid).toBe(created.metadata.uid);
+    // This apiserver serves no MutatingAdmissionPolicy (the suite's global setup), so the chart's
+    // finalizer policy is not there and the hub wrote the finalizer itself, as its own field manager.
+    expect(created.metadata.finalizers ?? []).toEqual([]);
+    const finalizerOwners = (seen.metadata.managedFields ?? []).filter((m) => JSON.stringify(m.fieldsV1 ?? {}).includes('"f:finalizers"')).map((m) => m.manager);
+    expect(finalizerOwners).toContain('fedgpu-gpujob-controller');
     expect(seen.status?.conditions?.find((c) => c.type === 'Settled')).toMatchObject({ status: 'False', reason: 'NoChain' });
     await custom().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, name: 'waits' });
     await waitFor('the hub to remove its finalizer', async () => {

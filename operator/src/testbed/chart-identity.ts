@@ -11,12 +11,28 @@ import { waitFor } from './wait.js';
 // Runs a component as the chart makes it run: renders the chart with helm, applies only its
 // identity (ServiceAccount, ClusterRoles, Roles, bindings, admission policies) to a real
 // apiserver, and returns a kubeconfig holding a token of that ServiceAccount. A test that drives
-// the agent or the hub through it fails when the chart grants too little.
+// the agent or the hub through it fails when the chart grants too little. The render is told which
+// admission policy APIs the apiserver serves, as `helm install` learns from discovery.
 
 const IDENTITY_KINDS = new Set([
   'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding',
   'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
+  'MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding',
 ]);
+
+/** The admission policy kinds the chart looks for in .Capabilities, as helm `--api-versions` flags. */
+async function servedPolicyApis(adminKubeconfig: string): Promise<string[]> {
+  const flags: string[] = [];
+  for (const version of ['v1', 'v1beta1']) {
+    const res = await runKubectl(adminKubeconfig, ['get', '--raw', `/apis/admissionregistration.k8s.io/${version}`]);
+    if (res.code !== 0) continue;
+    const kinds = new Set(((JSON.parse(res.stdout) as { resources?: { kind: string }[] }).resources ?? []).map((r) => r.kind));
+    for (const kind of ['MutatingAdmissionPolicy', 'ValidatingAdmissionPolicy']) {
+      if (kinds.has(kind)) flags.push('--api-versions', `admissionregistration.k8s.io/${version}/${kind}`);
+    }
+  }
+  return flags;
+}
 
 export interface ChartIdentity {
   /** `system:serviceaccount:<namespace>:<name>` */
@@ -82,7 +98,7 @@ export function sharedChartIdentity(adminKubeconfig: string, release: string, na
 
 /** Installs the identity the chart gives `release` in `namespace` (values as helm `--set` pairs). */
 export async function chartIdentity(adminKubeconfig: string, release: string, namespace: string, values: string[]): Promise<ChartIdentity> {
-  const objects = await renderedIdentity(release, namespace, values);
+  const objects = await renderedIdentity(release, namespace, [...values, ...await servedPolicyApis(adminKubeconfig)]);
   const sa = objects.find((o) => o.kind === 'ServiceAccount');
   if (!sa) throw new Error('the chart rendered no ServiceAccount');
   await runKubectl(adminKubeconfig, ['create', 'namespace', namespace]);

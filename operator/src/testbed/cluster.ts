@@ -37,6 +37,12 @@ export interface ClusterOptions {
   realNodes?: RealNodeSpec[];
   /** More kube-apiserver flags, after the test bed's own (a later flag wins): benches turn profiling on. */
   apiserverArgs?: string[];
+  /**
+   * Serve MutatingAdmissionPolicy (default true): GA from Kubernetes 1.36, beta and off by default
+   * on this 1.34. The hub chart's policy then puts the GpuJob finalizer on at create. False gives
+   * a cluster without the API, where the hub adds its finalizer itself.
+   */
+  mutatingAdmissionPolicy?: boolean;
 }
 
 export interface Cluster {
@@ -79,7 +85,8 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
     const pki = createClusterPki(join(opts.dir, 'pki'));
     const port = await freePort();
     const server = `https://127.0.0.1:${port}`;
-    const apiserver = startApiserver(name, opts.dir, port, etcd.url, pki, (opts.realNodes ?? []).length > 0, opts.apiserverArgs ?? []);
+    const policyApi = opts.mutatingAdmissionPolicy === false ? [] : ['--feature-gates=MutatingAdmissionPolicy=true', '--runtime-config=admissionregistration.k8s.io/v1beta1=true'];
+    const apiserver = startApiserver(name, opts.dir, port, etcd.url, pki, (opts.realNodes ?? []).length > 0, [...policyApi, ...opts.apiserverArgs ?? []]);
     processes.push(apiserver);
     await waitReadyz(server, pki, apiserver);
 
