@@ -26,7 +26,7 @@ import { Wallet } from 'ethers';
 import { GPUJOB_PLURAL, GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../operator/src/api/types.js';
 import { AgentMessage, AttemptPhase, HubMessage, type Inventory, MarketplaceClient, MarketplaceService } from '../operator/src/gen/proto/fedgpu/v1/market.js';
 import { signChallenge } from '../operator/src/protocol/wallet-proof.js';
-import { backoffDelay } from '../operator/src/agent/stream/backoff.js';
+import { backoffDelay } from '../operator/src/protocol/reconnect.js';
 import { hubPki, installCrds, readyStatus, type HubProcess } from '../operator/src/testbed/federation.js';
 import { reapStaleRuns } from '../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../operator/src/testbed/testbed.js';
@@ -111,7 +111,7 @@ class SimAgent {
 
   /**
    * Registers, retrying a refused or broken registration with the real agent's jittered backoff
-   * (agent/stream/backoff.ts); every retry is counted by reason and printed with the figures.
+   * (protocol/reconnect.ts); every retry is counted by reason and printed with the figures.
    */
   async connect(): Promise<void> {
     for (let attempt = 0; ; attempt++) {

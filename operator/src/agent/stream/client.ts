@@ -24,7 +24,7 @@ import { LEADER_ADDRESS_TRAILER, validLeaderAddress } from '../../protocol/leade
 import { TunnelMux, type TunnelLimits, type TunnelSession } from '../../protocol/tunnel/mux.js';
 import type { TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
 import { HubAddresses } from './hub-addresses.js';
-import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
+import { backoffDelay, defaultBackoff, type BackoffOptions } from '../../protocol/reconnect.js';
 
 export interface StreamClientTls {
   /** CA that signed the hub's serving certificate. */

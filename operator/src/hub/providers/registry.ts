@@ -1,4 +1,4 @@
-import { defaultBackoff } from '../../agent/stream/backoff.js';
+import { defaultBackoff } from '../../protocol/reconnect.js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ProviderConditions } from '../../api/constants.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, defaultBackoff } from './backoff.js';
+import { backoffDelay, defaultBackoff } from './reconnect.js';
 
 describe('backoffDelay', () => {
   const noJitter = { ...defaultBackoff, jitter: 0 };

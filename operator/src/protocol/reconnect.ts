@@ -1,5 +1,6 @@
 // Reconnect delays for the agent's hub stream: exponential, capped, with jitter so a hub restart
-// does not bring every agent back in the same instant.
+// does not bring every agent back in the same instant. Part of the protocol: the hub sizes how long
+// it waits for a known agent to come back (a new leader's adoption grace) by the longest delay.
 
 export interface BackoffOptions {
   /** Delay after the first failure. */
