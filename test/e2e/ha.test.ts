@@ -59,7 +59,9 @@ beforeAll(async () => {
   reapPidDir(root);
   dir = join(root, String(process.pid));
   testbed = await startTestbed(join(dir, 'clusters'), [
-    { name: 'hub', scheduler: false },
+    // No MutatingAdmissionPolicy here: the hub writes each job's finalizer, then its status, so
+    // the leader's SIGKILL below can land between the two (the other e2e beds put it on at create).
+    { name: 'hub', scheduler: false, mutatingAdmissionPolicy: false },
     { name: 'dc', gpuNodes: [{ prefix: 'dc-h100', count: 2, gpusPerNode: 8, product: H100, memoryMiB: 81559 }] },
     { name: 'cloud', gpuNodes: [{ prefix: 'cl-h100', count: 2, gpusPerNode: 8, product: H100, memoryMiB: 81559 }] },
   ]);

@@ -114,7 +114,7 @@ describe('helm template', () => {
     const objs = await render(HUB);
     expect(kinds(objs)).toEqual([
       'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding',
-      'Service', 'Service', 'ServiceAccount',
+      'Service', 'Service', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
     ]);
     const deploy = one(objs, 'Deployment', 'rel-fedgpu');
     expect(deploy.spec.replicas).toBe(2);
@@ -222,7 +222,7 @@ describe('helm template', () => {
     expect(kinds(objs)).not.toContain('PodDisruptionBudget');
   });
 
-  it('renders the GpuJob finalizer policy at the version the cluster serves, and only in hub mode', async () => {
+  it('renders the GpuJob finalizer-at-create policy at the version the cluster serves, and only in hub mode', async () => {
     const served = (version: string) => ['--api-versions', `admissionregistration.k8s.io/${version}/MutatingAdmissionPolicy`];
     const policyKinds = (objs: Obj[]) => objs.filter((o) => o.kind.startsWith('MutatingAdmissionPolicy')).map((o) => `${o.apiVersion} ${o.kind}`).sort();
     expect(policyKinds(await render(HUB))).toEqual([]);
@@ -233,10 +233,27 @@ describe('helm template', () => {
     expect(policyKinds(both)).toEqual(['admissionregistration.k8s.io/v1 MutatingAdmissionPolicy', 'admissionregistration.k8s.io/v1 MutatingAdmissionPolicyBinding']);
     const policy = one(both, 'MutatingAdmissionPolicy', 'rel-fedgpu-job-finalizer');
     expect(policy.spec.matchConstraints.resourceRules).toEqual([{ apiGroups: ['fedgpu.io'], apiVersions: ['*'], operations: ['CREATE'], resources: ['gpujobs'] }]);
+    // A policy that fails never blocks a create (the hub adds the finalizer then), and runs once.
+    expect(policy.spec).toMatchObject({ failurePolicy: 'Ignore', reinvocationPolicy: 'Never' });
+    expect(policy.spec.matchConditions.map((c: Obj) => c.expression)).toEqual([`!has(object.metadata.finalizers) || !('${CLEANUP_FINALIZER}' in object.metadata.finalizers)`]);
+    expect(policy.spec.mutations[0]).toMatchObject({ patchType: 'ApplyConfiguration' });
     expect(policy.spec.mutations[0].applyConfiguration.expression).toContain(`"${CLEANUP_FINALIZER}"`);
     expect(one(both, 'MutatingAdmissionPolicyBinding').spec.policyName).toBe('rel-fedgpu-job-finalizer');
-    expect(policyKinds(await render(HUB, [...served('v1'), '--set', 'hub.finalizerPolicy.enabled=false']))).toEqual([]);
+    expect(policyKinds(await render(HUB, [...served('v1'), '--set', 'hub.jobFinalizer.addAtCreate=false']))).toEqual([]);
     expect(policyKinds(await render(PROVIDER, served('v1')))).toEqual([]);
+  });
+
+  it('renders the guard that lets only the hub and cluster admins take the finalizer off a GpuJob', async () => {
+    const objs = await render(HUB);
+    const guard = one(objs, 'ValidatingAdmissionPolicy', 'rel-fedgpu-job-finalizer-guard');
+    expect(guard.spec.failurePolicy).toBe('Fail');
+    expect(guard.spec.matchConstraints.resourceRules).toEqual([{ apiGroups: ['fedgpu.io'], apiVersions: ['*'], operations: ['UPDATE'], resources: ['gpujobs'] }]);
+    // The exemption is the chart's own hub ServiceAccount, by name.
+    expect(guard.spec.matchConditions[0].expression).toBe('request.userInfo.username != "system:serviceaccount:fedgpu-system:rel-fedgpu"');
+    expect(one(objs, 'ServiceAccount').metadata.name).toBe('rel-fedgpu');
+    expect(one(objs, 'ValidatingAdmissionPolicyBinding', 'rel-fedgpu-job-finalizer-guard').spec).toEqual({ policyName: 'rel-fedgpu-job-finalizer-guard', validationActions: ['Deny'] });
+    expect(kinds(await render(HUB, ['--set', 'hub.jobFinalizer.guard=false']))).not.toContain('ValidatingAdmissionPolicy');
+    expect((await render(PROVIDER)).filter((o) => o.metadata.name.includes('job-finalizer'))).toEqual([]);
   });
 
   describe('ServiceMonitor and PrometheusRule', () => {
@@ -402,12 +419,14 @@ describe('helm install into real apiservers', () => {
     // helm found MutatingAdmissionPolicy in the cluster's discovery (the test bed serves the 1.34
     // beta): every GpuJob gets the hub's finalizer at create (a server-side dry run shows it).
     await get(hub.kubeconfig, ['mutatingadmissionpolicy/chart-hub-fedgpu-job-finalizer', 'mutatingadmissionpolicybinding/chart-hub-fedgpu-job-finalizer']);
-    const job = stringify({ apiVersion: 'fedgpu.io/v1alpha1', kind: 'GpuJob', metadata: { name: 'probe', namespace: 'default' },
+    // A finalizer the consumer set stays beside the hub's (an apply configuration merges the set).
+    const job = stringify({ apiVersion: 'fedgpu.io/v1alpha1', kind: 'GpuJob', metadata: { name: 'probe', namespace: 'default', finalizers: ['example.com/keep'] },
       spec: { template: { spec: { containers: [{ name: 'main', image: 'example/train:v1' }] } }, budget: { maxPricePerGpuHour: '1' } } });
-    await waitFor('the finalizer policy in effect', async () => {
+    const probed = await waitFor('the finalizer policy in effect', async () => {
       const res = await runKubectl(hub.kubeconfig, ['create', '-f', '-', '--dry-run=server', '-o', 'json'], job);
-      return res.code === 0 && (JSON.parse(res.stdout) as Obj).metadata.finalizers?.includes(CLEANUP_FINALIZER) ? true : undefined;
+      return res.code === 0 && (JSON.parse(res.stdout) as Obj).metadata.finalizers?.includes(CLEANUP_FINALIZER) ? JSON.parse(res.stdout) as Obj : undefined;
     }, { timeoutMs: 30_000, intervalMs: 200 });
+    expect([...probed.metadata.finalizers].sort()).toEqual([CLEANUP_FINALIZER, 'example.com/keep'].sort());
     expect(notes.hub).toContain('kubectl get gp');
     expect(notes.hub).toContain('--set hub.address=hub.example.com:8443');
     expect(notes.hub).toContain('fedgpu certs issue');

@@ -9,6 +9,8 @@ import { ProviderProfile } from '../../operator/src/gen/proto/fedgpu/v1/market.j
 import { AccessAuthorizer } from '../../operator/src/hub/access/authorize.js';
 import { loadRequestHeaderConfig } from '../../operator/src/hub/access/identity.js';
 import { startHub, type RunningHub } from '../../operator/src/hub/hub.js';
+import { HubMetrics } from '../../operator/src/metrics/hub-metrics.js';
+import { parseExposition, valueOf } from '../../operator/src/metrics/testing/exposition.js';
 import { ConsumerAccounts } from '../../operator/src/hub/settlement/accounts.js';
 import type { ChartIdentity } from '../../operator/src/testbed/chart-identity.js';
 import { HUB_LEASE, HUB_RELEASE, HUB_RELEASE_NAMESPACE, hubIdentity } from '../../operator/src/testbed/federation.js';
@@ -23,6 +25,7 @@ import { loadKubeConfig } from '../../operator/src/runtime/kube.js';
 // API call the hub makes is driven here once and its effect read back as admin, so a permission the
 // chart's hub RBAC lacks fails a named test (most hub writes only log a failure and carry on).
 //  - Lease create/get/update (leader election)        - GpuJob watch, finalizer patch, status patch
+//  - the chart's guard: only the hub takes its GpuJob finalizer off (a consumer through the chart's role cannot)
 //  - GpuProvider create, spec patch, status patch      - core Events create and patch
 //  - Namespace list/watch (consumer wallets)           - SubjectAccessReview create (access API)
 //  - kube-system/extension-apiserver-authentication read (access API's front-proxy CA)
@@ -33,6 +36,7 @@ const NS = `hub-identity-${process.pid}`;
 const silent = pino({ level: 'silent' });
 let identity: ChartIdentity;
 let hub: RunningHub;
+const metrics = new HubMetrics({ processMetrics: false });
 
 const custom = () => admin.makeApiClient(CustomObjectsApi);
 const getJob = async (name: string) => (await custom().getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, name })) as GpuJob;
@@ -54,6 +58,7 @@ beforeAll(async () => {
     logger: silent,
     leaderElection: { ...HUB_LEASE, identity: `hub-identity-${process.pid}`, leaseDurationMs: 4_000, renewDeadlineMs: 3_000, retryPeriodMs: 200 },
     access: { port: 0, certPem: serving.certPem, keyPem: serving.keyPem },
+    metrics,
   });
 }, 120_000);
 
@@ -99,6 +104,8 @@ describe("the hub runs with the chart's identity", () => {
     expect(created.metadata.finalizers ?? []).toEqual([]);
     const finalizerOwners = (seen.metadata.managedFields ?? []).filter((m) => JSON.stringify(m.fieldsV1 ?? {}).includes('"f:finalizers"')).map((m) => m.manager);
     expect(finalizerOwners).toContain('fedgpu-gpujob-controller');
+    // ... and counted it, so an SRE sees the policy is not doing it (docs/metrics.md).
+    expect(valueOf(parseExposition(await metrics.text()), 'fedgpu_gpujob_finalizers_added_total')).toBeGreaterThanOrEqual(1);
     expect(seen.status?.conditions?.find((c) => c.type === 'Settled')).toMatchObject({ status: 'False', reason: 'NoChain' });
     await custom().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, name: 'waits' });
     await waitFor('the hub to remove its finalizer', async () => {
@@ -109,6 +116,51 @@ describe("the hub runs with the chart's identity", () => {
         return (err as { code?: number }).code === 404 ? true : undefined;
       }
     }, { timeoutMs: 30_000, intervalMs: 200 });
+  });
+
+  it("refuses a consumer who takes the hub's finalizer off a GpuJob (to delete it past the hub); deleting stays theirs, and the hub still lets go", async () => {
+    // mallory edits GpuJobs in NS through the chart's consumer role (update and patch included).
+    const bound = await runKubectl(kubeconfig, ['create', 'rolebinding', 'mallory-edits', '-n', NS, '--clusterrole=fedgpu-job-editor', '--user=mallory']);
+    expect(bound.code, bound.stderr).toBe(0);
+    const asMallory = (args: string[], stdin?: string) => runKubectl(kubeconfig, [...args, '-n', NS, '--as=mallory'], stdin);
+    const manifest = (finalizers?: string[]) => JSON.stringify({
+      apiVersion: `${GROUP}/${VERSION}`, kind: 'GpuJob', metadata: { name: 'mallorys', ...(finalizers ? { finalizers } : {}) },
+      spec: { template: { spec: { containers: [{ name: 'main', image: 'example/train:v1' }] } }, budget: { maxPricePerGpuHour: '1' } },
+    });
+    const created = await asMallory(['create', '-f', '-'], manifest());
+    expect(created.code, created.stderr).toBe(0);
+    await waitFor('the hub to guard the job', async () => {
+      const job = await getJob('mallorys');
+      return job.metadata.finalizers?.includes(CLEANUP_FINALIZER) && job.status?.phase ? true : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    const strip = ['patch', 'gj', 'mallorys', '--type=merge', '-p', '{"metadata":{"finalizers":null}}'];
+    // The apiserver enforces a policy a moment after it is written: wait on a server-side dry run.
+    await waitFor('the finalizer guard in effect', async () => ((await asMallory([...strip, '--dry-run=server'])).code !== 0 ? true : undefined), { timeoutMs: 30_000, intervalMs: 200 });
+
+    // Every way to write the list without it is refused, with the reason.
+    for (const attempt of [
+      asMallory(strip),
+      asMallory(['patch', 'gj', 'mallorys', '--type=json', '-p', '[{"op":"remove","path":"/metadata/finalizers/0"}]']),
+      asMallory(['patch', 'gj', 'mallorys', '--type=merge', '-p', '{"metadata":{"finalizers":["example.com/other"]}}']),
+      getJob('mallorys').then((j) => asMallory(['replace', '-f', '-'], JSON.stringify({ ...j, metadata: { ...j.metadata, finalizers: [] } }))),
+    ]) {
+      const res = await attempt;
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toContain('only the fedgpu hub removes the fedgpu.io/cleanup finalizer');
+    }
+    expect((await getJob('mallorys')).metadata.finalizers).toEqual([CLEANUP_FINALIZER]);
+    // The guard is that narrow: other changes, and a finalizer of their own beside it, still go through.
+    const labelled = await asMallory(['label', 'gj', 'mallorys', 'team=ml']);
+    expect(labelled.code, labelled.stderr).toBe(0);
+    const added = await asMallory(['patch', 'gj', 'mallorys', '--type=json', '-p', '[{"op":"add","path":"/metadata/finalizers/-","value":"example.com/mine"}]']);
+    expect(added.code, added.stderr).toBe(0);
+    const dropped = await asMallory(['patch', 'gj', 'mallorys', '--type=json', '-p', '[{"op":"remove","path":"/metadata/finalizers/1"}]']);
+    expect(dropped.code, dropped.stderr).toBe(0);
+
+    // Deleting is theirs: the hub (its ServiceAccount passes the guard) cleans up and lets it go.
+    const deleted = await asMallory(['delete', 'gj', 'mallorys', '--wait=false']);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    await waitFor('the hub to remove its finalizer', async () => getJob('mallorys').then(() => undefined, (err: { code?: number }) => (err.code === 404 ? true : undefined)), { timeoutMs: 30_000, intervalMs: 200 });
   });
 
   it('registers a provider: GpuProvider create, spec patch, status patch and an Event', async () => {

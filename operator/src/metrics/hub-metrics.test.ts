@@ -166,6 +166,14 @@ describe('HubMetrics', () => {
     expect(by).toEqual({ invalid: 2, unauthenticated: 1, rate_limited: 1, stale_epoch: 1, unknown_job: 1 });
   });
 
+  it('counts the GpuJob finalizers the hub wrote itself, from 0, on every replica', async () => {
+    const m = hub([], [], false);
+    expect(valueOf(await scrape(m), 'fedgpu_gpujob_finalizers_added_total', {})).toBe(0);
+    m.observeFinalizerAdded();
+    m.observeFinalizerAdded();
+    expect(valueOf(await scrape(m), 'fedgpu_gpujob_finalizers_added_total', {})).toBe(2);
+  });
+
   it('counts reconciles per controller through the runtime hooks', async () => {
     const m = hub();
     m.controllerMetrics.reconciled?.({ controller: 'gpujob', key: 'ml/a', outcome: 'success', durationMs: 3 });

@@ -72,6 +72,7 @@ export class HubMetrics {
   private readonly reconcileErrors: Counter<'controller'>;
   private readonly reconcileDuration: Histogram<'controller'>;
   private readonly rejected: Counter<'reason'>;
+  private readonly finalizersAdded: Counter;
   private readonly chainConnected: Gauge;
 
   // --- leader only (market state) ---
@@ -127,6 +128,11 @@ export class HubMetrics {
       name: 'fedgpu_settlement_chain_connected',
       help: '1 once this replica has reached its settlement chain, 0 while settlement is degraded (the chain does not answer; retried with back-off). Absent without a chain.',
       registers: [], // registered by the first setChainConnected: a hub without a chain has none
+    });
+    this.finalizersAdded = new Counter({
+      name: 'fedgpu_gpujob_finalizers_added_total',
+      help: "GpuJob finalizers the hub wrote itself, where the chart's finalizer-at-create policy had not put one on.",
+      registers: replica,
     });
     this.rejected = new Counter({
       name: 'fedgpu_marketplace_rejected_messages_total',
@@ -240,6 +246,11 @@ export class HubMetrics {
   /** An attempt report the GpuJob controller fenced: for an unknown job, or a stale epoch. */
   observeFencedReport(reason: 'stale_epoch' | 'unknown_job'): void {
     this.rejected.inc({ reason });
+  }
+
+  /** The hub wrote its finalizer onto a GpuJob (no admission policy had). */
+  observeFinalizerAdded(): void {
+    this.finalizersAdded.inc();
   }
 
   /** One schedule() call and its result. */

@@ -106,6 +106,7 @@ export async function chartIdentity(adminKubeconfig: string, release: string, na
   if (applied.code !== 0) throw new Error(`applying the chart's identity failed: ${applied.stderr}`);
   const username = `system:serviceaccount:${namespace}:${sa.metadata.name}`;
   if (objects.some((o) => o.kind === 'ValidatingAdmissionPolicyBinding')) await policiesInEffect(adminKubeconfig, username);
+  if (objects.some((o) => o.kind === 'MutatingAdmissionPolicyBinding')) await finalizerAtCreateInEffect(adminKubeconfig, namespace);
   const token = await runKubectl(adminKubeconfig, ['create', 'token', sa.metadata.name, '-n', namespace, `--duration=${TOKEN_DURATION}`]);
   if (token.code !== 0) throw new Error(`token request failed: ${token.stderr}`);
   const admin = new KubeConfig();
@@ -139,5 +140,24 @@ async function policiesInEffect(adminKubeconfig: string, username: string): Prom
   await waitFor(`the chart's admission policies in effect for ${username}`, async () => {
     const res = await runKubectl(adminKubeconfig, ['create', 'namespace', 'fedgpu-policy-probe', '--dry-run=server', `--as=${username}`]);
     return res.code !== 0 ? true : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 200 });
+}
+
+/**
+ * Waits until the hub chart's finalizer-at-create policy acts on a GpuJob create (server dry run,
+ * nothing stored), so a test bed's first jobs take the path its later ones do. The apiserver
+ * applies a policy to a custom resource only once it has the CRD's schema, some seconds after the
+ * CRD is established; until then the policy is skipped (its failurePolicy is Ignore) and the hub
+ * writes the finalizer itself. Without the GpuJob CRD there is nothing to wait for.
+ */
+async function finalizerAtCreateInEffect(adminKubeconfig: string, namespace: string): Promise<void> {
+  if ((await runKubectl(adminKubeconfig, ['get', 'crd', 'gpujobs.fedgpu.io'])).code !== 0) return;
+  const probe = stringify({
+    apiVersion: 'fedgpu.io/v1alpha1', kind: 'GpuJob', metadata: { name: 'finalizer-probe', namespace },
+    spec: { template: { spec: { containers: [{ name: 'main', image: 'example/probe' }] } }, budget: { maxPricePerGpuHour: '1' } },
+  });
+  await waitFor('the GpuJob finalizer-at-create policy in effect', async () => {
+    const res = await runKubectl(adminKubeconfig, ['create', '-f', '-', '--dry-run=server', '-o', 'jsonpath={.metadata.finalizers}'], probe);
+    return res.code === 0 && res.stdout.includes('fedgpu.io/cleanup') ? true : undefined;
   }, { timeoutMs: 60_000, intervalMs: 200 });
 }

@@ -341,6 +341,8 @@ export class GpuJobController {
     return applyFinalizer(job, CLEANUP_FINALIZER, { apply: (j) => this.apply(j), cleanup: (j) => this.cleanup(j) }, async (obj, patch) => {
       const patched = await this.jobClient.patch(obj.metadata.name!, obj.metadata.namespace, patch);
       this.fresh.wrote(key, obj.metadata.resourceVersion, patched);
+      // Where the chart's policy puts the finalizer on at create, this stays at 0 (docs/metrics.md).
+      if (!obj.metadata.finalizers?.includes(CLEANUP_FINALIZER) && patched.metadata.finalizers?.includes(CLEANUP_FINALIZER)) this.opts.metrics?.finalizerAdded?.();
       return patched;
     });
   }

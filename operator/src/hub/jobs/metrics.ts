@@ -14,6 +14,8 @@ export interface GpuJobMetrics {
   attemptEnded?(attempt: JobAttempt): void;
   /** An agent's attempt report was fenced: no such job, or not its current epoch. */
   reportFenced?(reason: 'unknown_job' | 'stale_epoch'): void;
+  /** The controller wrote its finalizer onto a job (no admission policy had put it on at create). */
+  finalizerAdded?(): void;
 }
 
 /** Runs schedule() and reports it; a throwing hook never fails the reconcile. */
@@ -41,5 +43,6 @@ export function gpuJobMetricsOf(metrics: HubMetrics): GpuJobMetrics {
     scheduled: (result, seconds) => metrics.observeSchedule(result, seconds),
     attemptEnded: (attempt) => metrics.observeAttemptEnded(attempt.provider, attempt.faultOf),
     reportFenced: (reason) => metrics.observeFencedReport(reason),
+    finalizerAdded: () => metrics.observeFinalizerAdded(),
   };
 }
