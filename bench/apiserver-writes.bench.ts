@@ -2,7 +2,8 @@
 // running (no hub, no agents, no watchers): the CPU the apiserver spends per request, read from
 // /proc, for 500 of each kind of write, 8 in flight. Says whether the GpuJob CRD (a 115 KB
 // structural schema embedding a restricted pod template, 27 CEL rules) is what makes the hub's
-// apiserver the busy part of a burst. Prints numbers; asserts nothing.
+// apiserver the busy part of a burst, and what the hub chart's finalizer-at-create policy adds to a
+// create (the last section). Prints numbers; asserts nothing.
 // Run: tsx bench/apiserver-writes.bench.ts [writes] [full|nocel]   (nocel: the same CRD without its CEL rules)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { parse, stringify } from 'yaml';
 import { SIM_RUN_FOR_ANNOTATION } from '../operator/src/api/constants.js';
 import { GPUJOB_PLURAL, GROUP, VERSION } from '../operator/src/api/types.js';
 import { startCluster } from '../operator/src/testbed/cluster.js';
+import { hubIdentity } from '../operator/src/testbed/federation.js';
 import { reapStaleRuns } from '../operator/src/testbed/processes.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
 import { figure, loadLine, machineLine, mapLimit, nowMs, procSample, section } from './support.js';
@@ -83,6 +85,16 @@ try {
   await measure('GpuJobs: create', (i) => custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml', body: job(i) }));
   await measure('GpuJobs: finalizer patch', (i) => custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml', name: `j${i}`, body: [{ op: 'add', path: '/metadata/finalizers', value: ['fedgpu.io/cleanup'] }] }));
   await measure('GpuJobs: status patch', (i) => custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml', name: `j${i}`, body: [{ op: 'add', path: '/status', value: { phase: 'Scheduled', currentEpoch: 1 } }] }));
+  // The hub chart's identity with its admission policies (the finalizer put on at create, and the
+  // guard on updates that would take it off), as the e2e test beds and the benches run it.
+  await hubIdentity(cluster);
+  const policies = await cluster.kubectl(['get', 'mutatingadmissionpolicies,validatingadmissionpolicies', '-o', 'name']);
+  section(`with the hub chart's admission policies (${policies.stdout.trim().split('\n').join(', ')})`);
+  const created = await cluster.kubectl(['create', 'namespace', 'ml-policy']);
+  if (created.code !== 0) throw new Error(created.stderr);
+  const inPolicy = (i: number) => ({ ...job(i), metadata: { name: `j${i}`, namespace: 'ml-policy' } });
+  await measure('GpuJobs: create (finalizer put on)', (i) => custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml-policy', body: inPolicy(i) }));
+  await measure('GpuJobs: status patch', (i) => custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: 'ml-policy', name: `j${i}`, body: [{ op: 'add', path: '/status', value: { phase: 'Scheduled', currentEpoch: 1 } }] }));
   console.log(`\n(${loadLine()})`);
 } finally {
   await cluster.stop();

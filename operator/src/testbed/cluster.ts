@@ -13,6 +13,7 @@ import { createClusterPki, kubeconfigYaml, type ClusterPki } from './pki.js';
 import { startProcess, type ManagedProcess } from './processes.js';
 import { startRealNode, type RealNode, type RealNodeSpec } from './real-node/node.js';
 import { toolPath } from './tools.js';
+import { kubeVersion, mutatingAdmissionPolicyFlags } from './kube-version.js';
 import { GiveUp, waitFor } from './wait.js';
 
 export interface ClusterOptions {
@@ -38,9 +39,9 @@ export interface ClusterOptions {
   /** More kube-apiserver flags, after the test bed's own (a later flag wins): benches turn profiling on. */
   apiserverArgs?: string[];
   /**
-   * Serve MutatingAdmissionPolicy (default true): GA from Kubernetes 1.36, beta and off by default
-   * on this 1.34. The hub chart's policy then puts the GpuJob finalizer on at create. False gives
-   * a cluster without the API, where the hub adds its finalizer itself.
+   * Serve MutatingAdmissionPolicy (default true): GA from Kubernetes 1.36, off by default before
+   * (kube-version.ts turns it on). The hub chart's policy then puts the GpuJob finalizer on at
+   * create. False: a cluster without the API where the version allows (the hub adds it itself).
    */
   mutatingAdmissionPolicy?: boolean;
 }
@@ -85,7 +86,7 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
     const pki = createClusterPki(join(opts.dir, 'pki'));
     const port = await freePort();
     const server = `https://127.0.0.1:${port}`;
-    const policyApi = opts.mutatingAdmissionPolicy === false ? [] : ['--feature-gates=MutatingAdmissionPolicy=true', '--runtime-config=admissionregistration.k8s.io/v1beta1=true'];
+    const policyApi = opts.mutatingAdmissionPolicy === false ? [] : mutatingAdmissionPolicyFlags(kubeVersion());
     const apiserver = startApiserver(name, opts.dir, port, etcd.url, pki, (opts.realNodes ?? []).length > 0, [...policyApi, ...opts.apiserverArgs ?? []]);
     processes.push(apiserver);
     await waitReadyz(server, pki, apiserver);
