@@ -31,7 +31,7 @@ function* lines(path: string): Iterable<LogLine> {
 }
 
 export interface StageTimes {
-  /** create → the hub sent the Assign (informer, finalizer and status writes). */
+  /** create → the hub sent the Assign (informer, the finalizer write where no admission policy put it on, the status write). */
   hub: Summary;
   /** the hub sent it → the agent received it. */
   wire: Summary;
