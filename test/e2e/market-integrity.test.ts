@@ -4,6 +4,7 @@ import { Wallet, type JsonRpcProvider } from 'ethers';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StreamClient } from '../../operator/src/agent/stream/client.js';
+import { SIM_IMAGE_PULL_ERROR_ANNOTATION } from '../../operator/src/api/constants.js';
 import type { GpuJob } from '../../operator/src/api/types.js';
 import { attemptEscrowId } from '../../operator/src/chain/attempt-escrow.js';
 import { deployMarket, EscrowState, type GpuMarketContract } from '../../operator/src/chain/contracts.js';
@@ -386,6 +387,26 @@ describe('market integrity: no stake theft by blaming the provider', () => {
     expect((await market.earningsOf(honestWallet.address)) - earningsBefore).toBe(credits(record.paid ?? '0'));
     const gp = await providerClient(hubCluster()).byWallet(honestWallet.address);
     expect(gp?.status?.stake).toMatchObject({ amount: '100', slashed: '0' });
+  });
+
+  it('an image that cannot be pulled cannot get the provider slashed through a 5 s start timeout: nobody\'s fault, the escrow refunded', async () => {
+    const stakeBefore = await stakeOf(honestWallet);
+    const earningsBefore = await market.earningsOf(honestWallet.address);
+    // The kubelet (kwok here) reports the container waiting in ErrImagePull; the job chose both the
+    // image and the shortest start timeout the schema allows.
+    await apply(jobYaml('unpullable', { gpusPerReplica: 2, placement: { regions: ['eu-west'] }, faultTolerance: { startTimeoutSeconds: 5, maxAttempts: 1, checkpoint: { gracePeriodSeconds: 2 } } }, '10m',
+      { [SIM_IMAGE_PULL_ERROR_ANNOTATION]: 'true' }));
+    const failed = await waitJob('unpullable', 'Failed', (j) => j.status?.phase === 'Failed', 90_000);
+    const first = failed.status!.attempts![0]!;
+    expect(first).toMatchObject({ provider: names.honest, outcome: 'Failed', faultOf: 'unattributed', reason: 'ImagePullFailed', gpuSeconds: 0 });
+    expect(first.message).toContain('ErrImagePull');
+    expect(condition(failed, 'Finished')?.reason).toBe('MaxAttemptsReached');
+    const done = await waitJob('unpullable', 'Settled', settled, 90_000);
+    expect(done.status?.settlement?.slashed ?? '0').toBe('0');
+    expect(done.status!.settlement!.attempts!.find((r) => r.epoch === 1)).toMatchObject({ state: 'Refunded' });
+    expect(await market.isSlashed(attemptEscrowId(done.metadata.uid!, 1))).toBe(false);
+    expect(await stakeOf(honestWallet)).toBe(stakeBefore);
+    expect(await market.earningsOf(honestWallet.address)).toBe(earningsBefore);
   });
 });
 

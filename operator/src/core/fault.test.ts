@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type AttemptEnd, attributeFault, classifyEviction, type EvictionCause, hurtsProvider } from './fault.js';
+import { type AttemptEnd, attributeFault, classifyEviction, type EvictionCause, hurtsProvider, START_BLOCKED_REASONS, startBlockerOf } from './fault.js';
 import type { FaultOf } from './types.js';
 
 // The fault table of docs/settlement.md, row by row.
@@ -17,6 +17,13 @@ describe('attributeFault', () => {
     ['agent lost', { kind: 'agent-lost' }, 'provider', 'ProviderLost', true],
     ['pods deleted by someone else', { kind: 'pods-deleted' }, 'provider', 'PodsDeleted', true],
     ['not started in time', { kind: 'start-timeout' }, 'provider', 'StartTimeout', true],
+    ['not started in time: the image cannot be pulled', { kind: 'start-timeout', stuckOn: 'image' }, 'unattributed', 'ImagePullFailed', true],
+    ['not started in time: init containers not done', { kind: 'start-timeout', stuckOn: 'init' }, 'unattributed', 'InitContainersNotDone', true],
+    ['not started in time: a container the runtime refused', { kind: 'start-timeout', stuckOn: 'container-config' }, 'unattributed', 'ContainerConfigError', true],
+    ['not started in a short timeout: the kubelet still creating them', { kind: 'start-timeout', stuckOn: 'kubelet', waitedSeconds: 60 }, 'unattributed', 'ContainersNotStarted', true],
+    ['not started in 5 minutes: the kubelet still creating them', { kind: 'start-timeout', stuckOn: 'kubelet', waitedSeconds: 300 }, 'provider', 'StartTimeout', true],
+    ['not started in time: the kubelet still creating them, wait unknown', { kind: 'start-timeout', stuckOn: 'kubelet' }, 'provider', 'StartTimeout', true],
+    ['not started in a short timeout: pods never bound', { kind: 'start-timeout', waitedSeconds: 5 }, 'provider', 'StartTimeout', true],
     ['reclaim without notice', { kind: 'reclaim-without-notice' }, 'provider', 'ReclaimWithoutNotice', true],
     ['eviction through the API', { kind: 'evicted', cause: 'api' }, 'provider', 'EvictedByProvider', true],
     ['preempted by provider', { kind: 'provider-preempted' }, 'provider', 'ProviderPreempted', true],
@@ -54,5 +61,12 @@ describe('classifyEviction', () => {
     ['no message', undefined, 'node-pressure'],
   ])('%s', (_name, message, cause) => {
     expect(classifyEviction(message)).toBe(cause);
+  });
+});
+
+describe('startBlockerOf', () => {
+  it('reads back only the reasons the agent reports for a blocked start; any other reason is no blocker', () => {
+    for (const [blocker, reason] of Object.entries(START_BLOCKED_REASONS)) expect(startBlockerOf(reason)).toBe(blocker);
+    for (const other of [undefined, '', 'StartTimeout', 'imagepullfailed', 'ContainerFailed', 'toString', 'constructor']) expect(startBlockerOf(other)).toBeUndefined();
   });
 });

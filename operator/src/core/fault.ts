@@ -17,8 +17,11 @@ export type AttemptEnd =
   | { kind: 'agent-lost' }
   /** The job's pods were deleted by someone other than the agent (the provider's admins). */
   | { kind: 'pods-deleted' }
-  /** The attempt was not Running within its start timeout. */
-  | { kind: 'start-timeout' }
+  /**
+   * The attempt was not Running within its start timeout. `stuckOn`: what its pods were waiting
+   * for, as the agent last saw them, where that is something the job's own pods can cause.
+   */
+  | { kind: 'start-timeout'; stuckOn?: StartBlocker; waitedSeconds?: number }
   /** The agent reported a reclaim the hub cannot see announced (no closed window, no cordon). */
   | { kind: 'reclaim-without-notice' }
   /** The kubelet or API evicted the pod; `cause` from classifyEviction. */
@@ -37,6 +40,36 @@ export type AttemptEnd =
   | { kind: 'budget-exhausted' }
   /** The user deleted or cancelled the job. */
   | { kind: 'cancelled' };
+
+/**
+ * What scheduled pods of an attempt were still waiting for: an image that cannot be pulled (a
+ * missing or private image, or a registry the provider cannot reach), init containers not done
+ * (the job's own code, or a slow provider), a container the runtime refused to create (a bad
+ * command or mount), or the kubelet still creating them (a large image, or a slow node). The job
+ * chooses its image, its init containers and its start timeout, so none of these may slash the
+ * provider; none proves the provider right either. Pods not yet bound to a node, or bound with
+ * nothing heard from the kubelet, are not among them: only the provider can cause those.
+ */
+export type StartBlocker = 'image' | 'init' | 'container-config' | 'kubelet';
+
+/**
+ * A start timeout shorter than this never blames the provider for pods its kubelet is still
+ * creating: the job sets its own timeout (5 s at least), and pulling a large image takes minutes.
+ */
+export const MIN_BLAMED_START_SECONDS = 300;
+
+/** The PascalCase reason the agent reports for a Pending attempt blocked on each, and back. */
+export const START_BLOCKED_REASONS: Readonly<Record<StartBlocker, string>> = {
+  image: 'ImagePullFailed',
+  init: 'InitContainersNotDone',
+  'container-config': 'ContainerConfigError',
+  kubelet: 'ContainersNotStarted',
+};
+
+/** The blocker a reported reason names; undefined for any other reason (the provider's, then). */
+export function startBlockerOf(reason: string | undefined): StartBlocker | undefined {
+  return (Object.keys(START_BLOCKED_REASONS) as StartBlocker[]).find((b) => START_BLOCKED_REASONS[b] === reason);
+}
 
 /**
  * Why a pod was evicted: `own-limit` when it exceeded a limit it set itself (ephemeral storage,
@@ -82,6 +115,11 @@ export function attributeFault(end: AttemptEnd): FaultAttribution {
     case 'pods-deleted':
       return provider('PodsDeleted');
     case 'start-timeout':
+      // Pods blocked by what the job chose (its image, its init containers, its container spec):
+      // nobody's fault, retried elsewhere, never slashed. Pods the kubelet is still creating are
+      // the provider's only past a wait no job can make too short to pull an image in.
+      if (end.stuckOn && end.stuckOn !== 'kubelet') return unattributed(START_BLOCKED_REASONS[end.stuckOn]);
+      if (end.stuckOn === 'kubelet' && (end.waitedSeconds ?? Infinity) < MIN_BLAMED_START_SECONDS) return unattributed(START_BLOCKED_REASONS.kubelet);
       return provider('StartTimeout');
     case 'reclaim-without-notice':
       return provider('ReclaimWithoutNotice');

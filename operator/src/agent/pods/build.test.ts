@@ -97,4 +97,38 @@ describe('attemptState', () => {
   it('is Pending until every replica runs', () => {
     expect(attemptState([pod('a', 'Running', t0)], 2, 1, Date.parse(t0)).phase).toBe('Pending');
   });
+
+  describe('while Pending, says what bound pods wait for when the job itself can cause it', () => {
+    type Status = NonNullable<V1Pod['status']>;
+    const waiting = (name: string, reason: string, message?: string) => ({ name, image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason, ...(message ? { message } : {}) } } });
+    const pending = (name: string, status: Partial<Status>, spec: Partial<NonNullable<V1Pod['spec']>> = {}): V1Pod => ({
+      metadata: { name }, spec: { nodeName: 'n', containers: [{ name: 'main' }], ...spec }, status: { phase: 'Pending', ...status },
+    });
+    const state = (...pods: V1Pod[]) => attemptState(pods, pods.length, 1, Date.parse(t0));
+
+    it('an image that cannot be pulled, in any pod, before anything else', () => {
+      const s = state(pod('a', 'Running', t0), pending('b', { containerStatuses: [waiting('main', 'ErrImagePull', 'failed to pull: not found')] }));
+      expect(s).toMatchObject({ phase: 'Pending', reason: 'ImagePullFailed', message: 'pod b container main: ErrImagePull: failed to pull: not found' });
+      expect(state(pending('a', { initContainerStatuses: [waiting('fetch', 'ImagePullBackOff')], containerStatuses: [waiting('main', 'PodInitializing')] })).reason).toBe('ImagePullFailed');
+    });
+    it('a container the runtime would not create', () => {
+      expect(state(pending('a', { containerStatuses: [waiting('main', 'CreateContainerConfigError', 'secret not found')] })).reason).toBe('ContainerConfigError');
+    });
+    it('an init container not finished (a sidecar that runs does not count)', () => {
+      const init = { name: 'fetch', image: 'x', imageID: '', ready: false, restartCount: 0, state: { running: { startedAt: new Date(t0) } } };
+      const sidecar = { ...init, name: 'proxy' };
+      const s = state(pending('a', { initContainerStatuses: [init], containerStatuses: [waiting('main', 'PodInitializing')] }, { initContainers: [{ name: 'fetch' }] }));
+      expect(s).toMatchObject({ reason: 'InitContainersNotDone', message: 'pod a init container fetch has not finished' });
+      const withSidecar = state(pending('a', { initContainerStatuses: [sidecar], containerStatuses: [waiting('main', 'ContainerCreating')] }, { initContainers: [{ name: 'proxy', restartPolicy: 'Always' }] }));
+      expect(withSidecar.reason).toBe('ContainersNotStarted');
+    });
+    it('the kubelet still creating the containers', () => {
+      expect(state(pending('a', { containerStatuses: [waiting('main', 'ContainerCreating')] })).reason).toBe('ContainersNotStarted');
+    });
+    it('nothing, where only the provider can be the cause: a pod not bound, one the kubelet says nothing of, or one missing', () => {
+      expect(state(pending('a', { containerStatuses: [waiting('main', 'ErrImagePull')] }, { nodeName: undefined })).reason).toBeUndefined();
+      expect(state(pending('a', {})).reason).toBeUndefined();
+      expect(attemptState([pending('a', { containerStatuses: [waiting('main', 'ErrImagePull')] })], 2, 1, Date.parse(t0)).reason).toBeUndefined();
+    });
+  });
 });

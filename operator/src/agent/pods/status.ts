@@ -1,4 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
+import { START_BLOCKED_REASONS, type StartBlocker } from '../../core/fault.js';
 
 // Rolls the pods of one attempt up into the attempt's state, as the agent reports it to the hub:
 // a phase, the measured GPU-seconds, and who is at fault when it ended early.
@@ -10,7 +11,10 @@ export interface AttemptState {
   /** GPUs × seconds each replica's pod ran (start to end, or to `now` while running). */
   gpuSeconds: number;
   exitCode?: number;
-  /** PascalCase cause when Failed: ContainerFailed (the user's code) or a provider-side cause. */
+  /**
+   * PascalCase cause when Failed: ContainerFailed (the user's code) or a provider-side cause. When
+   * Pending: what bound pods wait for, if the job's own pods can cause it (START_BLOCKED_REASONS).
+   */
   reason?: string;
   message?: string;
   pods: { name: string; nodeName?: string; phase: string; exitCode?: number }[];
@@ -83,5 +87,38 @@ export function attemptState(pods: readonly V1Pod[], replicas: number, gpusPerRe
   if (succeeded === replicas) return { ...base, phase: 'Succeeded' };
   const running = pods.filter((p) => p.status?.phase === 'Running' || p.status?.phase === 'Succeeded').length;
   if (running === replicas) return { ...base, phase: 'Running' };
-  return { ...base, phase: 'Pending' };
+  const blocked = pods.length === replicas ? startBlocked(pods) : undefined;
+  return { ...base, phase: 'Pending', ...(blocked ? { reason: START_BLOCKED_REASONS[blocked.on], message: blocked.message } : {}) };
+}
+
+/** Waiting reasons of a container whose image cannot be pulled (the kubelet's, and containerd's). */
+const IMAGE_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'RegistryUnavailable', 'ImageInspectError', 'SignatureValidationFailed']);
+/** Waiting reasons of a container the runtime would not create from its spec. */
+const CONFIG_WAITING = new Set(['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
+
+/**
+ * What pods that are not all Running wait for, when it is something the job itself can cause
+ * (core/fault.ts StartBlocker): only for pods bound to a node whose kubelet has reported on them.
+ * Unbound pods, or pods the kubelet says nothing about, are the provider's to start: undefined.
+ */
+function startBlocked(pods: readonly V1Pod[]): { on: StartBlocker; message: string } | undefined {
+  const pending = pods.filter((p) => p.status?.phase !== 'Running' && p.status?.phase !== 'Succeeded');
+  if (pending.some((p) => !p.spec?.nodeName || !(p.status?.containerStatuses?.length || p.status?.initContainerStatuses?.length))) return undefined;
+  const waiting = pending.flatMap((p) =>
+    [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].flatMap((c) =>
+      c.state?.waiting ? [{ pod: p.metadata?.name ?? '', container: c.name, reason: c.state.waiting.reason ?? '', detail: c.state.waiting.message ?? '' }] : [],
+    ),
+  );
+  const say = (w: { pod: string; container: string; reason: string; detail: string }) =>
+    `pod ${w.pod} container ${w.container}: ${w.reason}${w.detail ? `: ${w.detail}` : ''}`.slice(0, 400);
+  const image = waiting.find((w) => IMAGE_WAITING.has(w.reason));
+  if (image) return { on: 'image', message: say(image) };
+  const config = waiting.find((w) => CONFIG_WAITING.has(w.reason));
+  if (config) return { on: 'container-config', message: say(config) };
+  for (const p of pending) {
+    const sidecars = new Set((p.spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always').map((c) => c.name));
+    const unfinished = (p.status?.initContainerStatuses ?? []).find((c) => !sidecars.has(c.name) && c.state?.terminated?.exitCode !== 0);
+    if (unfinished) return { on: 'init', message: `pod ${p.metadata?.name ?? ''} init container ${unfinished.name} has not finished` };
+  }
+  return { on: 'kubelet', message: `pod(s) ${pending.map((p) => p.metadata?.name ?? '').join(', ')} bound and being created by the kubelet` };
 }

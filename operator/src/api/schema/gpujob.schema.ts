@@ -100,7 +100,8 @@ const faultTolerance = obj(
     }),
     startTimeoutSeconds: int(
       'Most seconds an attempt may take from assignment to Running (image pulls, data staging). Past it the attempt ' +
-        "ends as the provider's fault (StartTimeout): unpaid, and the job moves to another provider.",
+        "ends, unpaid, and the job moves to another provider: as the provider's fault (StartTimeout) unless its pods " +
+        'were bound and waiting on the image, init containers or container spec, or (under 300 s) on the kubelet creating them.',
       { minimum: 5, maximum: 86400, default: 600 },
     ),
     checkpoint: obj(

@@ -163,6 +163,34 @@ describe('planJob: market integrity', () => {
     expect(late.status.cost?.amount).toBe('0');
   });
 
+  it("does not let the job's own image, init containers or short timeout make a start timeout the provider's fault", () => {
+    const at = (seconds: number) => {
+      const spec = { faultTolerance: { startTimeoutSeconds: seconds } };
+      const scheduled = planJob(job(undefined, spec), inputs({ place: 'a' })).status;
+      return (report: { reason?: string; message?: string }) =>
+        planJob(job(scheduled, spec), inputs({ now: t0 + 60_000 + seconds * 1000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 0, ...report } }));
+    };
+    // An image that cannot be pulled, even at a 5 s timeout: nobody's fault, retried elsewhere.
+    const pull = at(5)({ reason: 'ImagePullFailed', message: 'pod j-0 container main: ErrImagePull: not found' });
+    expect(pull.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'ImagePullFailed', gpuSeconds: 0 });
+    expect(pull.status.attempts?.[0]?.message).toContain('ErrImagePull: not found');
+    expect(pull.cancel).toEqual([{ provider: 'a', epoch: 1, reason: 'StartTimeout' }]);
+    expect(pull.assign).toMatchObject({ provider: 'b', epoch: 2 });
+    // The next placement leaves out the provider where it never started.
+    const scheduled = planJob(job(undefined, { faultTolerance: { startTimeoutSeconds: 5 } }), inputs({ place: 'a' })).status;
+    const again = inputs({ now: t0 + 65_000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 0, reason: 'ImagePullFailed' } });
+    planJob(job(scheduled, { faultTolerance: { startTimeoutSeconds: 5 } }), again);
+    expect(again.requests.at(-1)?.excludeProviders).toEqual(['a']);
+    expect(at(5)({ reason: 'InitContainersNotDone' }).status.attempts?.[0]).toMatchObject({ faultOf: 'unattributed', reason: 'InitContainersNotDone' });
+    expect(at(5)({ reason: 'ContainerConfigError' }).status.attempts?.[0]).toMatchObject({ faultOf: 'unattributed', reason: 'ContainerConfigError' });
+    // Pods the kubelet is still creating: not the provider's within a timeout the job made short...
+    expect(at(60)({ reason: 'ContainersNotStarted' }).status.attempts?.[0]).toMatchObject({ faultOf: 'unattributed', reason: 'ContainersNotStarted' });
+    // ... but after five minutes they are, as are pods never bound or a reason the hub does not know.
+    expect(at(300)({ reason: 'ContainersNotStarted' }).status.attempts?.[0]).toMatchObject({ faultOf: 'provider', reason: 'StartTimeout' });
+    expect(at(5)({}).status.attempts?.[0]).toMatchObject({ faultOf: 'provider', reason: 'StartTimeout' });
+    expect(at(5)({ reason: 'ContainerFailed' }).status.attempts?.[0]).toMatchObject({ faultOf: 'provider', reason: 'StartTimeout' });
+  });
+
   it('defaults the start timeout to 10 minutes', () => {
     const scheduled = planJob(job(), inputs({ place: 'a' })).status;
     expect(planJob(job(scheduled), inputs({ now: t0 + 60_000 + 599_000 })).status.attempts?.[0]?.outcome).toBe('Running');

@@ -1,6 +1,6 @@
 import { JobConditions } from '../../api/constants.js';
 import type { Condition, GpuJob, GpuJobStatus, JobAttempt } from '../../api/types.js';
-import { attributeFault, classifyEviction, type AttemptEnd, type FaultAttribution } from '../../core/fault.js';
+import { attributeFault, classifyEviction, startBlockerOf, type AttemptEnd, type FaultAttribution } from '../../core/fault.js';
 import { billableGpuSeconds, budgetStopAtMs, coveredGpuSeconds, hubSeenGpuSeconds, minimumRunShortfall } from '../../core/budget.js';
 import { costOfGpuSeconds, formatMoney, parseMoney } from '../../core/money.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
@@ -223,8 +223,12 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
         plan.events.push({ type: 'Warning', reason: 'ReclaimWithoutNotice', message: `attempt ${current.epoch}: ${message}; rescheduling` });
       }
     } else if (!ending && runningSince === undefined && now - assignedAt >= startTimeoutMs) {
-      const message = `attempt ${current.epoch} was not Running within ${startTimeoutMs / 1000}s of its assignment (faultTolerance.startTimeoutSeconds)`;
-      endAttempt(current, 'Failed', attributeFault({ kind: 'start-timeout' }), message, 0);
+      // What the agent last saw the bound pods wait for decides whose fault it is (core/fault.ts).
+      const stuckOn = report?.phase === 'Pending' ? startBlockerOf(report.reason) : undefined;
+      const attribution = attributeFault({ kind: 'start-timeout', ...(stuckOn ? { stuckOn } : {}), waitedSeconds: startTimeoutMs / 1000 });
+      const waited = stuckOn && report?.message ? ` (${report.message})` : '';
+      const message = `attempt ${current.epoch} was not Running within ${startTimeoutMs / 1000}s of its assignment (faultTolerance.startTimeoutSeconds)${waited}`;
+      endAttempt(current, 'Failed', attribution, message, 0);
       plan.cancel.push({ provider: current.provider, epoch: current.epoch, reason: 'StartTimeout' });
       plan.events.push({ type: 'Warning', reason: 'StartTimeout', message: `${message} on ${current.provider}; rescheduling` });
     } else if (!ending && budgetStopAt !== undefined && now >= budgetStopAt) {
@@ -278,7 +282,9 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     plan.events.push({ type: 'Warning', reason: 'EscrowReleased', message: `attempt ${epoch} ${message}` });
     return true;
   };
-  const exclude = [...new Set(attempts.filter((a) => a.faultOf === 'provider' || a.faultOf === 'owner-reclaim').map((a) => a.provider))];
+  // Not again where an attempt failed for the provider or the owner, nor where one never started
+  // (whoever caused that: a registry the provider cannot reach looks the same as a missing image).
+  const exclude = [...new Set(attempts.filter((a) => a.faultOf === 'provider' || a.faultOf === 'owner-reclaim' || startBlockerOf(a.reason) !== undefined).map((a) => a.provider))];
   const result = inputs.schedule(jobRequest(job, exclude));
   const waitingPhase = attempts.length ? 'Pending' : status.phase === 'Scheduled' ? 'Pending' : status.phase;
   if (result.kind === 'unschedulable' || inputs.blockedBy) {
