@@ -85,14 +85,21 @@ describe('planSettlement', () => {
     expect(pending.actions).toEqual([]);
   });
 
-  it('pays the running attempt of a deleted job from its receipt, or refunds after the short wait', () => {
+  it('pays the running attempt of a deleted job from its receipt, waiting the whole receipt timeout for it; one never seen running only the short wait', () => {
     const deletedAt = T0 + 120_000;
     const status = { phase: 'Running' as const, attempts: [attempt(1)], settlement: { attempts: [openRecord(1)] } };
     const noReceipt = planSettlement(settlementJob({ status, deletedAt }), chain({ 1: open() }), deletedAt + 1_000, config);
     expect(noReceipt.actions).toEqual([]);
     expect(noReceipt.condition).toMatchObject({ status: 'False', reason: 'SettlementPending' });
-    const late = planSettlement(settlementJob({ status, deletedAt }), chain({ 1: open() }), deletedAt + 30_000, config);
+    // Deleted while the hub or the agent was away: the Cancel, and so the receipt, come after a
+    // reconnect. The short wait would refund work the provider did.
+    const afterShortWait = planSettlement(settlementJob({ status, deletedAt }), chain({ 1: open() }), deletedAt + 30_000, config);
+    expect(afterShortWait.actions).toEqual([]);
+    const late = planSettlement(settlementJob({ status, deletedAt }), chain({ 1: open() }), deletedAt + config.receiptTimeoutMs, config);
     expect(late.actions.map((a) => a.kind)).toEqual(['refund']);
+    const neverRan = { ...status, attempts: [attempt(1, { runningTime: undefined })] };
+    expect(planSettlement(settlementJob({ status: neverRan, deletedAt }), chain({ 1: open() }), deletedAt + 29_000, config).actions).toEqual([]);
+    expect(planSettlement(settlementJob({ status: neverRan, deletedAt }), chain({ 1: open() }), deletedAt + 30_000, config).actions.map((a) => a.kind)).toEqual(['refund']);
     const receipt = receiptFor('0.1');
     const withReceipt = { ...status, settlement: { attempts: [openRecord(1, '10', { receipt })] } };
     const paid = planSettlement(settlementJob({ status: withReceipt, deletedAt }), chain({ 1: open() }), deletedAt + 1_000, config);

@@ -109,7 +109,14 @@ export function planSettlement(job: GpuJob, chain: ReadonlyMap<number, ChainEscr
       continue;
     }
     const since = Date.parse(attempt.endTime ?? String(job.metadata.deletionTimestamp));
-    const limit = attempt.endTime ? config.receiptTimeoutMs : config.deletedReceiptWaitMs;
+    // A deleted job's live attempt that the hub saw running did work its provider is owed. The
+    // agent signs for it once it has the Cancel and has stopped the pods, which after a hub restart
+    // or a dropped stream takes a reconnect: it gets the whole receipt timeout, or deleting running
+    // jobs while the hub or the agent is away would refund them unpaid. One never seen running is
+    // owed nothing beyond what its receipt may still claim within the short wait.
+    const limit = attempt.endTime ? config.receiptTimeoutMs
+      : attempt.runningTime ? Math.max(config.receiptTimeoutMs, config.deletedReceiptWaitMs)
+      : config.deletedReceiptWaitMs;
     const why = `waiting for ${attempt.provider}'s usage receipt for attempt ${epoch}`;
     if (now - since >= limit) {
       plan.actions.push({ kind: 'refund', epoch, why: `${why}; gave up after ${Math.round(limit / 1000)}s` });
