@@ -119,11 +119,22 @@ describe('attemptState', () => {
       const sidecar = { ...init, name: 'proxy' };
       const s = state(pending('a', { initContainerStatuses: [init], containerStatuses: [waiting('main', 'PodInitializing')] }, { initContainers: [{ name: 'fetch' }] }));
       expect(s).toMatchObject({ reason: 'InitContainersNotDone', message: 'pod a init container fetch has not finished' });
-      const withSidecar = state(pending('a', { initContainerStatuses: [sidecar], containerStatuses: [waiting('main', 'ContainerCreating')] }, { initContainers: [{ name: 'proxy', restartPolicy: 'Always' }] }));
-      expect(withSidecar.reason).toBe('ContainersNotStarted');
+      const started = state(pending('a', { initContainerStatuses: [{ ...sidecar, started: true }], containerStatuses: [waiting('main', 'ContainerCreating')] }, { initContainers: [{ name: 'proxy', restartPolicy: 'Always' }] }));
+      expect(started.reason).toBe('ContainersNotStarted');
+      // A sidecar not started yet (crashing, or its startupProbe not passed) holds the pod: the job's.
+      const notStarted = state(pending('a', { initContainerStatuses: [{ ...sidecar, started: false }], containerStatuses: [waiting('main', 'PodInitializing')] }, { initContainers: [{ name: 'proxy', restartPolicy: 'Always' }] }));
+      expect(notStarted).toMatchObject({ reason: 'InitContainersNotDone', message: 'pod a init container proxy has not finished' });
     });
-    it('the kubelet still creating the containers', () => {
+    it('the kubelet still creating the containers, said in a bounded message however large the gang', () => {
       expect(state(pending('a', { containerStatuses: [waiting('main', 'ContainerCreating')] })).reason).toBe('ContainersNotStarted');
+      const gang = Array.from({ length: 500 }, (_, i) => pending(`a-very-long-job-name-for-a-large-gang-${i}`, { containerStatuses: [waiting('main', 'ContainerCreating')] }));
+      const s = state(...gang);
+      expect(s.reason).toBe('ContainersNotStarted');
+      expect(s.message!.length).toBeLessThanOrEqual(400);
+      expect(s.message).toMatch(/^500 pod\(s\) bound/);
+    });
+    it('a container the runtime failed to create is not the job\'s to answer for (the runtime or its GPU hook may be the cause)', () => {
+      expect(state(pending('a', { containerStatuses: [waiting('main', 'CreateContainerError', 'nvidia-container-cli: initialization error')] })).reason).toBe('ContainersNotStarted');
     });
     it('nothing, where only the provider can be the cause: a pod not bound, one the kubelet says nothing of, or one missing', () => {
       expect(state(pending('a', { containerStatuses: [waiting('main', 'ErrImagePull')] }, { nodeName: undefined })).reason).toBeUndefined();

@@ -94,7 +94,9 @@ export function attemptState(pods: readonly V1Pod[], replicas: number, gpusPerRe
 /** Waiting reasons of a container whose image cannot be pulled (the kubelet's, and containerd's). */
 const IMAGE_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'RegistryUnavailable', 'ImageInspectError', 'SignatureValidationFailed']);
 /** Waiting reasons of a container the runtime would not create from its spec. */
-const CONFIG_WAITING = new Set(['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
+// (Only the config error: CreateContainerError and RunContainerError also come from the provider's
+// runtime or its GPU hook, which the provider answers for.)
+const CONFIG_WAITING = new Set(['CreateContainerConfigError']);
 
 /**
  * What pods that are not all Running wait for, when it is something the job itself can cause
@@ -116,9 +118,13 @@ function startBlocked(pods: readonly V1Pod[]): { on: StartBlocker; message: stri
   const config = waiting.find((w) => CONFIG_WAITING.has(w.reason));
   if (config) return { on: 'container-config', message: say(config) };
   for (const p of pending) {
+    // A sidecar (restartPolicy Always) holds the main containers until it has started (its
+    // startupProbe passed); any other init container until it exited 0.
     const sidecars = new Set((p.spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always').map((c) => c.name));
-    const unfinished = (p.status?.initContainerStatuses ?? []).find((c) => !sidecars.has(c.name) && c.state?.terminated?.exitCode !== 0);
-    if (unfinished) return { on: 'init', message: `pod ${p.metadata?.name ?? ''} init container ${unfinished.name} has not finished` };
+    const unfinished = (p.status?.initContainerStatuses ?? []).find((c) => (sidecars.has(c.name) ? c.started !== true : c.state?.terminated?.exitCode !== 0));
+    if (unfinished) return { on: 'init', message: `pod ${p.metadata?.name ?? ''} init container ${unfinished.name} has not finished`.slice(0, 400) };
   }
-  return { on: 'kubelet', message: `pod(s) ${pending.map((p) => p.metadata?.name ?? '').join(', ')} bound and being created by the kubelet` };
+  const names = pending.map((p) => p.metadata?.name ?? '');
+  // Bounded: a gang of hundreds must not make a message the hub refuses (it ends the stream).
+  return { on: 'kubelet', message: `${names.length} pod(s) bound and being created by the kubelet: ${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''}`.slice(0, 400) };
 }

@@ -106,7 +106,9 @@ export function jobRequest(job: GpuJob, exclude: string[]): JobRequest {
 export function isPaid(a: JobAttempt): boolean {
   if (a.outcome === 'Succeeded') return true;
   if (a.outcome === 'Reclaimed') return a.faultOf !== 'provider';
-  return a.outcome === 'Failed' && (a.faultOf === 'user' || a.faultOf === 'unattributed');
+  // A start that never happened (pods left waiting on their image, init containers or the kubelet)
+  // delivered nothing, whoever caused it: its escrow goes back at once, and no receipt is paid.
+  return a.outcome === 'Failed' && (a.faultOf === 'user' || (a.faultOf === 'unattributed' && startBlockerOf(a.reason) === undefined));
 }
 
 /** An attempt record that only retired an escrow no placement used: it never ran anywhere. */
@@ -282,9 +284,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     plan.events.push({ type: 'Warning', reason: 'EscrowReleased', message: `attempt ${epoch} ${message}` });
     return true;
   };
-  // Not again where an attempt failed for the provider or the owner, nor where one never started
-  // (whoever caused that: a registry the provider cannot reach looks the same as a missing image).
-  const exclude = [...new Set(attempts.filter((a) => a.faultOf === 'provider' || a.faultOf === 'owner-reclaim' || startBlockerOf(a.reason) !== undefined).map((a) => a.provider))];
+  const exclude = [...new Set(attempts.filter((a) => a.faultOf === 'provider' || a.faultOf === 'owner-reclaim').map((a) => a.provider))];
   const result = inputs.schedule(jobRequest(job, exclude));
   const waitingPhase = attempts.length ? 'Pending' : status.phase === 'Scheduled' ? 'Pending' : status.phase;
   if (result.kind === 'unschedulable' || inputs.blockedBy) {
