@@ -93,9 +93,11 @@ export function attemptState(pods: readonly V1Pod[], replicas: number, gpusPerRe
 
 /** Waiting reasons of a container whose image cannot be pulled (the kubelet's, and containerd's). */
 const IMAGE_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'RegistryUnavailable', 'ImageInspectError', 'SignatureValidationFailed']);
-/** Waiting reasons of a container the runtime would not create from its spec. */
-// (Only the config error: CreateContainerError and RunContainerError also come from the provider's
-// runtime or its GPU hook, which the provider answers for.)
+/**
+ * Waiting reasons of a container the kubelet could not configure from its spec (a missing key, a
+ * user the image lacks). Not CreateContainerError or RunContainerError: the provider's runtime or
+ * its GPU hook cause those too.
+ */
 const CONFIG_WAITING = new Set(['CreateContainerConfigError']);
 
 /**
