@@ -11,9 +11,6 @@ import { isBillable, isDeleted } from './billing.js';
 // signature too, but a receipt must also be for the right attempt, at the agreed price, for no more
 // GPU time than the attempt existed, and never for an attempt that is fenced or unpaid.
 
-/** How long after its job's deletion an attempt may still bill: the Cancel's way to the agent and its pods' stop. */
-export const DELETED_RUN_ALLOWANCE_MS = 30_000;
-
 export type ReceiptVerdict =
   | { kind: 'accept'; epoch: number; record: SettlementReceipt }
   /** The same receipt is recorded already: acknowledge it again, change nothing. */
@@ -66,12 +63,10 @@ export function checkReceipt(input: ReceiptCheck): ReceiptVerdict {
   // or now) × GPUs, and no more than its budget covered: providers do not grade themselves.
   const gpus = (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1);
   const running = attempt.runningTime ? Date.parse(attempt.runningTime) : undefined;
-  // A deleted job's attempt stays open until its receipt comes (up to the receipt timeout): what it
-  // may bill ends shortly after the deletion, not when the provider chooses to sign.
-  const deletedAt = job.metadata.deletionTimestamp ? Date.parse(String(job.metadata.deletionTimestamp)) : undefined;
-  const end = attempt.endTime ? Date.parse(attempt.endTime)
-    : deletedAt !== undefined ? Math.min(input.now, deletedAt + DELETED_RUN_ALLOWANCE_MS)
-    : input.now;
+  // A deleted job's attempt has no end: it ran until the Cancel reached its agent, which after a
+  // hub restart or a dropped stream may be long after the deletion, and the hub does not record
+  // when that was. So its bound is now, as for a running attempt (at most the receipt timeout).
+  const end = attempt.endTime ? Date.parse(attempt.endTime) : input.now;
   const slack = gpus * (input.slackSecondsPerGpu ?? BILLING_SLACK_SECONDS_PER_GPU);
   const seen = Math.ceil(hubSeenGpuSeconds(running, end, gpus));
   if (receipt.gpuSeconds > seen + slack) {
