@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
+import { CLEANUP_FINALIZER } from '../api/constants.js';
 import { runKubectl } from './kubectl.js';
 import { repoRoot, toolPath } from './tools.js';
 import { waitFor } from './wait.js';
@@ -158,6 +159,6 @@ async function finalizerAtCreateInEffect(adminKubeconfig: string, namespace: str
   });
   await waitFor('the GpuJob finalizer-at-create policy in effect', async () => {
     const res = await runKubectl(adminKubeconfig, ['create', '-f', '-', '--dry-run=server', '-o', 'jsonpath={.metadata.finalizers}'], probe);
-    return res.code === 0 && res.stdout.includes('fedgpu.io/cleanup') ? true : undefined;
+    return res.code === 0 && res.stdout.includes(CLEANUP_FINALIZER) ? true : undefined;
   }, { timeoutMs: 60_000, intervalMs: 200 });
 }

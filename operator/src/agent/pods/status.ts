@@ -88,7 +88,9 @@ export function attemptState(pods: readonly V1Pod[], replicas: number, gpusPerRe
   const running = pods.filter((p) => p.status?.phase === 'Running' || p.status?.phase === 'Succeeded').length;
   if (running === replicas) return { ...base, phase: 'Running' };
   const blocked = pods.length === replicas ? startBlocked(pods) : undefined;
-  return { ...base, phase: 'Pending', ...(blocked ? { reason: START_BLOCKED_REASONS[blocked.on], message: blocked.message } : {}) };
+  // Bounded: a gang of hundreds, or a long kubelet message, must not make a report the hub refuses
+  // (it ends the stream).
+  return { ...base, phase: 'Pending', ...(blocked ? { reason: START_BLOCKED_REASONS[blocked.on], message: blocked.message.slice(0, 400) } : {}) };
 }
 
 /** Waiting reasons of a container whose image cannot be pulled (the kubelet's, and containerd's). */
@@ -114,7 +116,7 @@ function startBlocked(pods: readonly V1Pod[]): { on: StartBlocker; message: stri
     ),
   );
   const say = (w: { pod: string; container: string; reason: string; detail: string }) =>
-    `pod ${w.pod} container ${w.container}: ${w.reason}${w.detail ? `: ${w.detail}` : ''}`.slice(0, 400);
+    `pod ${w.pod} container ${w.container}: ${w.reason}${w.detail ? `: ${w.detail}` : ''}`;
   const image = waiting.find((w) => IMAGE_WAITING.has(w.reason));
   if (image) return { on: 'image', message: say(image) };
   const config = waiting.find((w) => CONFIG_WAITING.has(w.reason));
@@ -124,9 +126,8 @@ function startBlocked(pods: readonly V1Pod[]): { on: StartBlocker; message: stri
     // startupProbe passed); any other init container until it exited 0.
     const sidecars = new Set((p.spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always').map((c) => c.name));
     const unfinished = (p.status?.initContainerStatuses ?? []).find((c) => (sidecars.has(c.name) ? c.started !== true : c.state?.terminated?.exitCode !== 0));
-    if (unfinished) return { on: 'init', message: `pod ${p.metadata?.name ?? ''} init container ${unfinished.name} has not finished`.slice(0, 400) };
+    if (unfinished) return { on: 'init', message: `pod ${p.metadata?.name ?? ''} init container ${unfinished.name} has not finished` };
   }
   const names = pending.map((p) => p.metadata?.name ?? '');
-  // Bounded: a gang of hundreds must not make a message the hub refuses (it ends the stream).
-  return { on: 'kubelet', message: `${names.length} pod(s) bound and being created by the kubelet: ${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''}`.slice(0, 400) };
+  return { on: 'kubelet', message: `${names.length} pod(s) bound and being created by the kubelet: ${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''}` };
 }
