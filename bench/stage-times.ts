@@ -11,6 +11,9 @@ interface LogLine {
   job?: string;
   uid?: string;
   epoch?: number;
+  namespaceMs?: number;
+  podMs?: number;
+  staleQuotaWaits?: number;
 }
 
 function* lines(path: string): Iterable<LogLine> {
@@ -39,6 +42,11 @@ export interface StageTimes {
   agent: Summary;
   /** pod created → Running seen here (the provider's scheduler, kwok, the report, the hub's write, the watch). */
   running: Summary;
+  /** Inside the agent's leg: the tenant namespace made ready (its quota raised), and the pod create itself when not refused first. */
+  namespace: Summary;
+  pod: Summary;
+  /** Attempts whose pod the quota admission refused at first, judging by the bound before the one just raised. */
+  staleQuotaRefusals: number;
 }
 
 /**
@@ -53,14 +61,17 @@ export function stageTimes(hubLog: string, agentLogs: string[], namespace: strin
     if (createdWallMs.has(name) && !assigned.has(name)) assigned.set(name, { at: l.time, uid: l.uid });
   }
   const received = new Map<string, number>();
-  const podCreated = new Map<string, number>();
+  const podCreated = new Map<string, LogLine & { time: number }>();
   for (const path of agentLogs) {
     for (const l of lines(path)) {
       if (l.epoch !== 1 || !l.job || l.time === undefined) continue;
       if (l.msg === 'assignment received' && !received.has(l.job)) received.set(l.job, l.time);
-      if (l.msg === 'created job pod' && !podCreated.has(l.job)) podCreated.set(l.job, l.time);
+      if (l.msg === 'created job pod' && !podCreated.has(l.job)) podCreated.set(l.job, l as LogLine & { time: number });
     }
   }
+  const namespaceParts: number[] = [];
+  const podParts: number[] = [];
+  let staleQuotaRefusals = 0;
   const hub: number[] = [];
   const wire: number[] = [];
   const agent: number[] = [];
@@ -68,12 +79,16 @@ export function stageTimes(hubLog: string, agentLogs: string[], namespace: strin
   for (const [name, a] of assigned) {
     const created = createdWallMs.get(name)!;
     const got = received.get(a.uid);
-    const pod = podCreated.get(a.uid);
+    const podLine = podCreated.get(a.uid);
+    const pod = podLine?.time;
+    if (podLine?.namespaceMs !== undefined) namespaceParts.push(podLine.namespaceMs);
+    if (podLine?.podMs !== undefined && !podLine.staleQuotaWaits) podParts.push(podLine.podMs);
+    if (podLine?.staleQuotaWaits) staleQuotaRefusals++;
     const run = runningWallMs.get(name);
     hub.push(a.at - created);
     if (got !== undefined) wire.push(got - a.at);
     if (got !== undefined && pod !== undefined) agent.push(pod - got);
     if (pod !== undefined && run !== undefined) running.push(run - pod);
   }
-  return { hub: summarize(hub), wire: summarize(wire), agent: summarize(agent), running: summarize(running) };
+  return { hub: summarize(hub), wire: summarize(wire), agent: summarize(agent), running: summarize(running), namespace: summarize(namespaceParts), pod: summarize(podParts), staleQuotaRefusals };
 }

@@ -560,6 +560,10 @@ describe('helm install into real apiservers', () => {
     ['create resource quotas in a tenant namespace', 'chart-agent-jobs', true, ['create', 'resourcequotas']],
     ['update resource quotas in a tenant namespace', 'chart-agent-jobs', true, ['update', 'resourcequotas']],
     ['create limit ranges in a tenant namespace', 'chart-agent-jobs', true, ['create', 'limitranges']],
+    // A raised quota bound is awaited on a watch until in force (agent/tenancy/quota-watch.ts).
+    ['watch resource quotas cluster-wide', '-A', true, ['watch', 'resourcequotas']],
+    ['list resource quotas cluster-wide', '-A', true, ['list', 'resourcequotas']],
+    ['watch limit ranges', '-A', false, ['watch', 'limitranges']],
     ['patch pods', 'chart-agent-jobs', false, ['patch', 'pods']],
     ['update namespaces (relabel PodSecurity)', '-A', false, ['update', 'namespaces']],
     ['patch namespaces (relabel PodSecurity)', '-A', false, ['patch', 'namespaces']],

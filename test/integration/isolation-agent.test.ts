@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PodRunner } from '../../operator/src/agent/pods/runner.js';
 import { TenantNamespaces, tenantNamespaceName } from '../../operator/src/agent/tenancy/namespace.js';
+import { QuotaWatch } from '../../operator/src/agent/tenancy/quota-watch.js';
 import { gpusByContainer } from '../../operator/src/core/isolation/allowlist.js';
 import { HOSTILE_GPUS_PER_REPLICA, HOSTILE_TEMPLATES } from '../../operator/src/core/isolation/testing/hostile-templates.js';
 import type { Assign } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
@@ -276,6 +277,39 @@ describe('refusals reach the consumer and stop nothing else', () => {
     const quota = (await core.listNamespacedResourceQuota({ namespace: tenantNamespaceName(PREFIX, 'team-quota') })).items[0];
     expect(quota?.spec?.hard).toMatchObject({ pods: '3', 'requests.nvidia.com/gpu': '8' });
     expect(await podsOf(second)).toHaveLength(2);
+  });
+});
+
+describe('with the agent\'s watch of its quotas', () => {
+  // As the agent runs it: the watch under the chart's identity (its RBAC must allow list and watch).
+  let quotas: QuotaWatch;
+  let watched: TenantNamespaces;
+  beforeAll(async () => {
+    quotas = new QuotaWatch(identity.kubeConfig, silent, { labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' });
+    await quotas.start();
+    watched = new TenantNamespaces(identity.kubeConfig, { prefix: PREFIX, quotas }, silent);
+  });
+  afterAll(async () => {
+    await quotas.stop();
+  });
+
+  it('waits for a raised bound until the quota controller has put it in force, and no longer', async () => {
+    const namespace = await watched.ensure('team-in-force', { pods: 1, gpus: 2 });
+    const bound = { pods: '7', 'requests.nvidia.com/gpu': '14' };
+    // Asked before the bound is written: it resolves on the watch event that shows it in force.
+    const inForce = quotas.quotaInForce(namespace, 'fedgpu-attempts', bound, 30_000);
+    const quota = await core.readNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace });
+    await core.replaceNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace, body: { metadata: quota.metadata, spec: { hard: bound } } });
+    expect(await inForce).toBe(true);
+    // What admission judges by is the new bound the moment the wait ends.
+    expect((await core.readNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace })).status?.hard).toEqual(bound);
+    // A bound never written is never in force: the wait gives up and says so.
+    expect(await quotas.quotaInForce(namespace, 'fedgpu-attempts', { pods: '99', 'requests.nvidia.com/gpu': '99' }, 200)).toBe(false);
+  });
+
+  it('a raised bound is in force when the tenant namespace is ready', async () => {
+    const namespace = await watched.ensure('team-in-force', { pods: 8, gpus: 16 });
+    expect((await core.readNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace })).status?.hard).toEqual({ pods: '8', 'requests.nvidia.com/gpu': '16' });
   });
 });
 

@@ -13,7 +13,8 @@ import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
 import { attemptKey, attemptKeyOfPod, PodRunner } from './pods/runner.js';
 import { type BudgetStop, budgetStoppedUsage, capToCovered, PodDeletionWatch, shouldStopForBudget } from './pods/watchdog.js';
-import { TenantNamespaces } from './tenancy/namespace.js';
+import { MANAGED_BY, MANAGED_BY_LABEL, TenantNamespaces } from './tenancy/namespace.js';
+import { QuotaWatch } from './tenancy/quota-watch.js';
 import { AccessServer } from './access/serve.js';
 import { poolAccess } from './access/policy.js';
 import { RetainedLogs } from './access/retained-logs.js';
@@ -141,6 +142,7 @@ export class Agent {
   private client?: StreamClient;
   private runner: PodRunner;
   private readonly tenancy: TenantNamespaces;
+  private readonly quotaWatch: QuotaWatch;
   private timer?: NodeJS.Timeout;
   /** A report pass queued for the next turn of the event loop (see schedulePublish). */
   private reportsQueued?: NodeJS.Immediate;
@@ -174,8 +176,10 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     reuseConnections(opts.kubeConfig);
+    this.quotaWatch = new QuotaWatch(opts.kubeConfig, opts.logger, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` });
     const tenancy = new TenantNamespaces(opts.kubeConfig, {
       prefix: opts.jobNamespace,
+      quotas: this.quotaWatch,
       allowDns: opts.allowDns,
       onNotRestricted: () => opts.metrics?.onNamespaceNotRestricted(),
       // The hub shows refused namespaces as the GpuProvider's TenantIsolation condition.
@@ -221,6 +225,11 @@ export class Agent {
     this.retentionTimer = setInterval(() => this.sweepRetained(), Math.max(1_000, Math.min(retentionMs, 10 * 60_000)));
     this.retentionTimer.unref();
     this.podEventWatch = new PodEventWatch(this.opts.kubeConfig, this.opts.logger, (event) => this.onProviderEvent(event));
+    // The quota watch only speeds assignments up (agent/tenancy/quota-watch.ts): not awaited, so
+    // one the apiserver refuses (an older chart's RBAC) leaves pods to retry a stale refusal, as before.
+    this.quotaWatch.start().catch((err: unknown) => {
+      if (!this.stopped) this.opts.logger.warn({ err }, 'could not watch tenant quotas; a pod refused on a bound not yet in force is retried');
+    });
     this.watch = await watchCluster(this.opts.kubeConfig, this.opts.logger, (change) => this.schedulePublish(attemptOfChange(change)));
     this.opts.metrics?.observeAgent({ idleGpus: () => this.idleGpus(), jobPods: () => this.runner.managed(this.watch?.pods() ?? []) });
     this.client = new StreamClient({
@@ -288,6 +297,7 @@ export class Agent {
     this.runner.stop();
     await this.client?.close();
     await this.watch?.stop();
+    await this.quotaWatch.stop();
   }
 
   // Two paces: attempt reports go out on the next turn of the event loop (a pod turning Running

@@ -67,6 +67,7 @@ const QUOTA_CONFLICT_TRIES = 5;
 /** Short waits for the admission's quota cache; after them a still exceeded quota is really held (a pod going away). */
 const QUOTA_CACHE_WAITS_MS = [10, 20, 40, 80];
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000, 60000];
+const ms = (x: number) => Math.round(x * 10) / 10;
 
 export class PodRunner {
   private readonly core: CoreV1Api;
@@ -121,6 +122,7 @@ export class PodRunner {
 
   private async applyNow(key: string, assign: Assign, assignment: Assignment, namespace: string): Promise<void> {
     if (this.refused.has(key)) return;
+    const startedMs = performance.now();
     const refuse = (reason: string) => {
       this.refused.set(key, reason);
       this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, namespace, reason }, 'assignment refused');
@@ -154,6 +156,7 @@ export class PodRunner {
       this.logger.warn({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not create the attempt\'s Service, policies or Secret; retrying');
       this.retryLater(key, assign);
     };
+    const namespaceReadyMs = performance.now();
     const withObjects = !this.released.has(key);
     if (withObjects) {
       try {
@@ -167,8 +170,11 @@ export class PodRunner {
     const besidePods = withObjects ? this.attempts.ensureBesidePods(objects).then(() => undefined, (err: unknown) => err ?? new Error('attempt objects failed')) : Promise.resolve(undefined);
     for (const pod of pods) {
       try {
-        await this.createPod(namespace, pod);
-        this.logger.info({ job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name, namespace }, 'created job pod');
+        const podStartMs = performance.now();
+        const staleQuotaWaits = await this.createPod(namespace, pod);
+        // Where the attempt's setup time went (bench/stage-times.ts reads these).
+        const timings = { namespaceMs: ms(namespaceReadyMs - startedMs), podMs: ms(performance.now() - podStartMs), staleQuotaWaits };
+        this.logger.info({ job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name, namespace, ...timings }, 'created job pod');
       } catch (err) {
         // 409 is two things: the pod exists (a repeat: fine), or the quota admission lost a race
         // with another writer of the namespace's ResourceQuota (the pod was NOT created: retry).
@@ -206,13 +212,13 @@ export class PodRunner {
    * one just written: the apiserver's admission reads quotas from its own cache, which sees our
    * write a moment later (1 in 6 paced attempts waited the 500 ms retry for it in the e2e bench).
    */
-  private async createPod(namespace: string, body: V1Pod): Promise<void> {
+  private async createPod(namespace: string, body: V1Pod): Promise<number> {
     let conflicts = 0;
     let stale = 0;
     for (;;) {
       try {
         await this.core.createNamespacedPod({ namespace, body });
-        return;
+        return stale;
       } catch (err) {
         if (isQuotaConflict(err) && ++conflicts < QUOTA_CONFLICT_TRIES) continue;
         const wait = isQuotaBusy(err) ? QUOTA_CACHE_WAITS_MS[stale++] : undefined;

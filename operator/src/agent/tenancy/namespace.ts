@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { CoreV1Api, NetworkingV1Api, type KubeConfig, type V1Namespace } from '@kubernetes/client-node';
+import { CoreV1Api, NetworkingV1Api, type KubeConfig, type V1Namespace, type V1ResourceQuota } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GPU_RESOURCE } from '../../api/constants.js';
+import type { QuotaWatch } from './quota-watch.js';
 
 // One namespace per consumer on this provider (DESIGN §8): PodSecurity `restricted` enforced, a
 // default-deny NetworkPolicy, a ResourceQuota and LimitRange bounding what the consumer's live
@@ -69,12 +70,16 @@ export interface TenancyOptions {
   onNotRestricted?: (namespace: string, reason: string) => void;
   /** The set of refused namespaces (`unisolated()`) changed. */
   onIsolationChanged?: () => void;
+  /** The agent's watch of its quotas (agent/tenancy/quota-watch.ts): a raised bound is awaited there until in force. */
+  quotas?: QuotaWatch;
 }
 
 const isCode = (err: unknown, code: number) => (err as { code?: number }).code === code;
 
 /** How long a prepared namespace is trusted to still hold its policies, service account and limits. */
 const REPREPARE_AFTER_MS = 60_000;
+/** How long a raised quota bound is awaited before the pod goes anyway (its create then retries a stale refusal). */
+const QUOTA_IN_FORCE_WAIT_MS = 250;
 
 export class TenantNamespaces {
   private readonly core: CoreV1Api;
@@ -115,8 +120,10 @@ export class TenantNamespaces {
     const usageNow = typeof usage === 'function' ? usage : () => usage;
     // Fast path, on the way of every assignment: a namespace this agent prepared recently only
     // needs its quota bound moved and its PodSecurity labels checked again (someone may strip
-    // them at any time), one round trip with both calls in flight. The rest is re-applied when
-    // the namespace is new to this process, was re-created, or was last prepared a while ago.
+    // them at any time), one round trip with both calls in flight. The labels are read live, not
+    // from a watch: a namespace relabelled just before the assignment must be seen as such. The
+    // rest is re-applied when the namespace is new to this process, was re-created, or was last
+    // prepared a while ago.
     const prepared = this.prepared.get(name);
     if (prepared && this.now() - prepared.atMs < REPREPARE_AFTER_MS) {
       const [read, quotaWrite] = await Promise.allSettled([
@@ -201,14 +208,25 @@ export class TenantNamespaces {
         metadata: { name: QUOTA_NAME, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
         spec: { hard: { pods: String(u.pods), [`requests.${GPU_RESOURCE}`]: String(u.gpus) } },
       };
+      const replace = () => this.core.replaceNamespacedResourceQuota({ name: QUOTA_NAME, namespace: name, body });
+      let written: V1ResourceQuota;
       if (!create) {
-        await this.core.replaceNamespacedResourceQuota({ name: QUOTA_NAME, namespace: name, body });
-        return;
+        written = await replace();
+      } else {
+        try {
+          written = await this.core.createNamespacedResourceQuota({ namespace: name, body });
+        } catch (err) {
+          if (!isCode(err, 409)) throw err;
+          written = await replace();
+        }
       }
-      await this.createOrReplace(
-        () => this.core.createNamespacedResourceQuota({ namespace: name, body }),
-        () => this.core.replaceNamespacedResourceQuota({ name: QUOTA_NAME, namespace: name, body }),
-      );
+      // The pods a raised bound admits go once it is in force (agent/tenancy/quota-watch.ts). A quota
+      // with no status yet limits nothing; a bound that only fell needs no wait either.
+      const before = written.status?.hard ?? {};
+      const raised = Object.keys(before).length > 0 && Object.entries(body.spec.hard).some(([k, v]) => !(k in before) || Number(v) > Number(before[k]));
+      if (raised) {
+        await this.options.quotas?.quotaInForce(name, QUOTA_NAME, body.spec.hard, QUOTA_IN_FORCE_WAIT_MS);
+      }
     };
     // A write not yet started already covers this caller: it reads the usage when it starts, and
     // every assignment is recorded before it asks. So a burst of one consumer's attempts costs one
