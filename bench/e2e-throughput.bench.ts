@@ -269,6 +269,7 @@ async function main(tb: Testbed): Promise<void> {
       const legs = stageTimes(hub!.process.logPath, Object.values(agents).map((a) => a.process.logPath), NS,
         new Map(names.map((n) => [n, wallOf(created.get(n)!)])), new Map(names.map((n) => [n, wallOf(runningOf(n)!)])));
       figure(`  legs, p50 (from the hub's and agents' logs)`, `create → Assign sent ${ms(legs.hub.p50)}; → agent got it ${ms(legs.wire.p50)}; → pod created ${ms(legs.agent.p50)}; → Running seen ${ms(legs.running.p50)} (n=${legs.hub.n})`);
+      figure(`  inside the hub's leg, p50`, `the status write before the Assign ${ms(legs.hubWrite.p50)}`);
       figure(`  inside the agent's leg, p50`, `tenant namespace ready ${ms(legs.namespace.p50)}; pod create when admitted at once ${ms(legs.pod.p50)}; pods the quota admission refused at first (stale bound) ${legs.staleQuotaRefusals}`);
       const scheduledWall = Math.max(...names.map((n) => scheduledAt.get(n) ?? runningOf(n)!)) - start;
       figure(`  throughput`, `${(names.length / (wall / 1000)).toFixed(1)} jobs/s Running (${names.length} in ${(wall / 1000).toFixed(1)} s); create → Scheduled ${(names.length / (scheduledWall / 1000)).toFixed(1)} jobs/s; the creates took ${(createWall / 1000).toFixed(1)} s`);

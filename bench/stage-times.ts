@@ -12,6 +12,7 @@ interface LogLine {
   uid?: string;
   epoch?: number;
   namespaceMs?: number;
+  writeMs?: number;
   podMs?: number;
   staleQuotaWaits?: number;
 }
@@ -42,6 +43,8 @@ export interface StageTimes {
   agent: Summary;
   /** pod created → Running seen here (the provider's scheduler, kwok, the report, the hub's write, the watch). */
   running: Summary;
+  /** Inside the hub's leg: the status write that lands before the Assign is sent. */
+  hubWrite: Summary;
   /** Inside the agent's leg: the tenant namespace made ready (its quota raised), and the pod create itself when not refused first. */
   namespace: Summary;
   pod: Summary;
@@ -54,11 +57,11 @@ export interface StageTimes {
  * wall-clock times of the create call and of the first Running it saw, by job name.
  */
 export function stageTimes(hubLog: string, agentLogs: string[], namespace: string, createdWallMs: Map<string, number>, runningWallMs: Map<string, number>): StageTimes {
-  const assigned = new Map<string, { at: number; uid: string }>();
+  const assigned = new Map<string, { at: number; uid: string; writeMs?: number }>();
   for (const l of lines(hubLog)) {
     if (l.msg !== 'assigned' || l.epoch !== 1 || !l.job?.startsWith(`${namespace}/`) || !l.uid || l.time === undefined) continue;
     const name = l.job.slice(namespace.length + 1);
-    if (createdWallMs.has(name) && !assigned.has(name)) assigned.set(name, { at: l.time, uid: l.uid });
+    if (createdWallMs.has(name) && !assigned.has(name)) assigned.set(name, { at: l.time, uid: l.uid, ...(l.writeMs !== undefined ? { writeMs: l.writeMs } : {}) });
   }
   const received = new Map<string, number>();
   const podCreated = new Map<string, LogLine & { time: number }>();
@@ -69,6 +72,7 @@ export function stageTimes(hubLog: string, agentLogs: string[], namespace: strin
       if (l.msg === 'created job pod' && !podCreated.has(l.job)) podCreated.set(l.job, l as LogLine & { time: number });
     }
   }
+  const hubWrites: number[] = [];
   const namespaceParts: number[] = [];
   const podParts: number[] = [];
   let staleQuotaRefusals = 0;
@@ -86,9 +90,10 @@ export function stageTimes(hubLog: string, agentLogs: string[], namespace: strin
     if (podLine?.staleQuotaWaits) staleQuotaRefusals++;
     const run = runningWallMs.get(name);
     hub.push(a.at - created);
+    if (a.writeMs !== undefined) hubWrites.push(a.writeMs);
     if (got !== undefined) wire.push(got - a.at);
     if (got !== undefined && pod !== undefined) agent.push(pod - got);
     if (pod !== undefined && run !== undefined) running.push(run - pod);
   }
-  return { hub: summarize(hub), wire: summarize(wire), agent: summarize(agent), running: summarize(running), namespace: summarize(namespaceParts), pod: summarize(podParts), staleQuotaRefusals };
+  return { hub: summarize(hub), wire: summarize(wire), agent: summarize(agent), running: summarize(running), hubWrite: summarize(hubWrites), namespace: summarize(namespaceParts), pod: summarize(podParts), staleQuotaRefusals };
 }

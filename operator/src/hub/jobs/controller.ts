@@ -407,6 +407,7 @@ export class GpuJobController {
     // A decision the plan did not act on (the budget short of a minimum run, say) holds no GPUs.
     if (placing && !plan.assign) this.market.forget(key);
     let written;
+    const writeStartMs = performance.now();
     try {
       written = await this.statusWriter.write(job, plan.status);
     } catch (err) {
@@ -427,7 +428,8 @@ export class GpuJobController {
       this.backoff.clear(key);
       const delivered = this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'assign', value: assignOf(job, plan.assign.epoch, nodesOf(plan.assign.decision), plan.assign.decision.pricePerGpuHour, plan.assign.coveredGpuSeconds, secrets) } });
       if (!delivered) this.opts.logger.warn({ job: key, provider: plan.assign.provider }, 'agent not connected; it gets the assignment on reconnect');
-      else this.opts.logger.info({ job: key, uid: job.metadata.uid, epoch: plan.assign.epoch, provider: plan.assign.provider }, 'assigned');
+      // writeMs: the status write that had to land before the Assign went (bench/stage-times.ts).
+      else this.opts.logger.info({ job: key, uid: job.metadata.uid, epoch: plan.assign.epoch, provider: plan.assign.provider, writeMs: Math.round((performance.now() - writeStartMs) * 10) / 10 }, 'assigned');
     }
     if (isFinished(target)) {
       this.market.forget(key);
