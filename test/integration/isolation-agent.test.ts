@@ -296,20 +296,28 @@ describe('with the agent\'s watch of its quotas', () => {
   it('waits for a raised bound until the quota controller has put it in force, and no longer', async () => {
     const namespace = await watched.ensure('team-in-force', { pods: 1, gpus: 2 });
     const bound = { pods: '7', 'requests.nvidia.com/gpu': '14' };
-    // Asked before the bound is written: it resolves on the watch event that shows it in force.
-    const inForce = quotas.quotaInForce(namespace, 'fedgpu-attempts', bound, 30_000);
     const quota = await core.readNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace });
-    await core.replaceNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace, body: { metadata: quota.metadata, spec: { hard: bound } } });
-    expect(await inForce).toBe(true);
-    // What admission judges by is the new bound the moment the wait ends.
+    const written = await core.replaceNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace, body: { metadata: quota.metadata, spec: { hard: bound } } });
+    // The write returns before the controller-manager copies the bound to status.hard, which is
+    // what admission judges by; the wait ends on the watch event that shows it there.
+    expect(await quotas.quotaInForce(namespace, 'fedgpu-attempts', bound, written.metadata?.resourceVersion, 30_000)).toBe(true);
     expect((await core.readNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace })).status?.hard).toEqual(bound);
     // A bound never written is never in force: the wait gives up and says so.
-    expect(await quotas.quotaInForce(namespace, 'fedgpu-attempts', { pods: '99', 'requests.nvidia.com/gpu': '99' }, 200)).toBe(false);
+    expect(await quotas.quotaInForce(namespace, 'fedgpu-attempts', { pods: '99', 'requests.nvidia.com/gpu': '99' }, written.metadata?.resourceVersion, 200)).toBe(false);
+    // Nor is a bound the cache shows only at a version older than the write: 7 is in status now,
+    // but a wait for a write not seen yet must not take that for it.
+    const later = String(BigInt(written.metadata!.resourceVersion!) + 1_000_000n);
+    expect(await quotas.quotaInForce(namespace, 'fedgpu-attempts', bound, later, 200)).toBe(false);
   });
 
   it('a raised bound is in force when the tenant namespace is ready', async () => {
-    const namespace = await watched.ensure('team-in-force', { pods: 8, gpus: 16 });
-    expect((await core.readNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace })).status?.hard).toEqual({ pods: '8', 'requests.nvidia.com/gpu': '16' });
+    const patient = new TenantNamespaces(identity.kubeConfig, { prefix: PREFIX, quotas, quotaInForceWaitMs: 30_000 }, silent);
+    const namespace = await patient.ensure('team-in-force', { pods: 1, gpus: 2 });
+    for (const pods of [8, 9]) {
+      await patient.ensure('team-in-force', { pods, gpus: 2 * pods });
+      const quota = await core.readNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace });
+      expect(quota.status?.hard).toEqual({ pods: String(pods), 'requests.nvidia.com/gpu': String(2 * pods) });
+    }
   });
 });
 

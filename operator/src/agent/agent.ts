@@ -225,11 +225,10 @@ export class Agent {
     this.retentionTimer = setInterval(() => this.sweepRetained(), Math.max(1_000, Math.min(retentionMs, 10 * 60_000)));
     this.retentionTimer.unref();
     this.podEventWatch = new PodEventWatch(this.opts.kubeConfig, this.opts.logger, (event) => this.onProviderEvent(event));
-    // The quota watch only speeds assignments up (agent/tenancy/quota-watch.ts): not awaited, so
-    // one the apiserver refuses (an older chart's RBAC) leaves pods to retry a stale refusal, as before.
-    this.quotaWatch.start().catch((err: unknown) => {
-      if (!this.stopped) this.opts.logger.warn({ err }, 'could not watch tenant quotas; a pod refused on a bound not yet in force is retried');
-    });
+    // The quota watch only speeds assignments up (agent/tenancy/quota-watch.ts): not awaited. One
+    // the apiserver refuses (an older chart's RBAC) keeps retrying with a logged backoff, and until
+    // it has listed, a pod refused on a bound not yet in force is retried, as before.
+    this.quotaWatch.start().catch(() => undefined);
     this.watch = await watchCluster(this.opts.kubeConfig, this.opts.logger, (change) => this.schedulePublish(attemptOfChange(change)));
     this.opts.metrics?.observeAgent({ idleGpus: () => this.idleGpus(), jobPods: () => this.runner.managed(this.watch?.pods() ?? []) });
     this.client = new StreamClient({

@@ -151,6 +151,8 @@ export class PodRunner {
       this.retryLater(key, assign);
       return;
     }
+    // Cancelled (or resynced away) while the namespace was made ready: no pod for it.
+    if (!this.assignments.has(key)) return;
     // An apiserver error here is not the job's fault (a namespace still terminating, say): try again shortly.
     const cannotCreate = (err: unknown) => {
       this.logger.warn({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not create the attempt\'s Service, policies or Secret; retrying');
@@ -209,8 +211,9 @@ export class PodRunner {
   /**
    * Creates a pod, again at once while the quota admission only lost an update race (a burst of
    * pods in one namespace), and again after a few ms while it still judges by the bound before the
-   * one just written: the apiserver's admission reads quotas from its own cache, which sees our
-   * write a moment later (1 in 6 paced attempts waited the 500 ms retry for it in the e2e bench).
+   * one just written. The agent waits for a raised bound to be in force first (status.hard, on its
+   * own watch: agent/tenancy/quota-watch.ts), but the admission reads its own cache, which may
+   * still be a moment behind, and the wait gives up after a while.
    */
   private async createPod(namespace: string, body: V1Pod): Promise<number> {
     let conflicts = 0;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { CoreV1Api, NetworkingV1Api, type KubeConfig, type V1Namespace, type V1ResourceQuota } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GPU_RESOURCE } from '../../api/constants.js';
-import type { QuotaWatch } from './quota-watch.js';
+import { raisesBound, type QuotaWatch } from './quota-watch.js';
 
 // One namespace per consumer on this provider (DESIGN §8): PodSecurity `restricted` enforced, a
 // default-deny NetworkPolicy, a ResourceQuota and LimitRange bounding what the consumer's live
@@ -72,6 +72,15 @@ export interface TenancyOptions {
   onIsolationChanged?: () => void;
   /** The agent's watch of its quotas (agent/tenancy/quota-watch.ts): a raised bound is awaited there until in force. */
   quotas?: QuotaWatch;
+  /** How long a raised bound is awaited before the pods go anyway. Default 250 ms. */
+  quotaInForceWaitMs?: number;
+}
+
+/** A quota write: the bound written, whether it rose above the one in force, and the version written. */
+interface WrittenQuota {
+  hard: Record<string, string>;
+  raised: boolean;
+  resourceVersion: string | undefined;
 }
 
 const isCode = (err: unknown, code: number) => (err as { code?: number }).code === code;
@@ -90,7 +99,7 @@ export class TenantNamespaces {
   /** Namespaces this process fully prepared: their uid and when (see ensure's fast path). */
   private readonly prepared = new Map<string, { uid: string; atMs: number }>();
   /** Per namespace (writeQuota): the last quota write in the chain, and the next one while it has not started. */
-  private readonly quotaWrites = new Map<string, { tail: Promise<unknown>; queued?: { create: boolean; promise: Promise<void> } }>();
+  private readonly quotaWrites = new Map<string, { tail: Promise<unknown>; queued?: { create: boolean; promise: Promise<WrittenQuota> } }>();
 
   constructor(
     kubeConfig: KubeConfig,
@@ -201,13 +210,22 @@ export class TenantNamespaces {
    * land out of order and shrink the bound below what is already assigned (pods then refused for
    * exceeded quota). `create`: create it when missing (else a missing quota is a 404).
    */
-  private writeQuota(name: string, usage: () => TenantUsage, create: boolean): Promise<void> {
-    const write = async () => {
+  private async writeQuota(name: string, usage: () => TenantUsage, create: boolean): Promise<void> {
+    const written = await this.chainQuotaWrite(name, usage, create);
+    // The pods a raised bound admits go once it is in force (agent/tenancy/quota-watch.ts), waited
+    // for here, outside the chain: the next write of the namespace need not wait for the
+    // controller-manager too. A bound that did not rise needs no wait.
+    if (written.raised) {
+      await this.options.quotas?.quotaInForce(name, QUOTA_NAME, written.hard, written.resourceVersion, this.options.quotaInForceWaitMs ?? QUOTA_IN_FORCE_WAIT_MS);
+    }
+  }
+
+  /** The quota writes of one namespace, one at a time (see writeQuota); resolves with what was written. */
+  private chainQuotaWrite(name: string, usage: () => TenantUsage, create: boolean): Promise<WrittenQuota> {
+    const write = async (): Promise<WrittenQuota> => {
       const u = usage();
-      const body = {
-        metadata: { name: QUOTA_NAME, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
-        spec: { hard: { pods: String(u.pods), [`requests.${GPU_RESOURCE}`]: String(u.gpus) } },
-      };
+      const hard = { pods: String(u.pods), [`requests.${GPU_RESOURCE}`]: String(u.gpus) };
+      const body = { metadata: { name: QUOTA_NAME, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } }, spec: { hard } };
       const replace = () => this.core.replaceNamespacedResourceQuota({ name: QUOTA_NAME, namespace: name, body });
       let written: V1ResourceQuota;
       if (!create) {
@@ -220,20 +238,15 @@ export class TenantNamespaces {
           written = await replace();
         }
       }
-      // The pods a raised bound admits go once it is in force (agent/tenancy/quota-watch.ts). A quota
-      // with no status yet limits nothing; a bound that only fell needs no wait either.
-      const before = written.status?.hard ?? {};
-      const raised = Object.keys(before).length > 0 && Object.entries(body.spec.hard).some(([k, v]) => !(k in before) || Number(v) > Number(before[k]));
-      if (raised) {
-        await this.options.quotas?.quotaInForce(name, QUOTA_NAME, body.spec.hard, QUOTA_IN_FORCE_WAIT_MS);
-      }
+      // The status the write returned is the bound admission judged by until now.
+      return { hard, raised: raisesBound(written.status?.hard, hard), resourceVersion: written.metadata?.resourceVersion };
     };
     // A write not yet started already covers this caller: it reads the usage when it starts, and
     // every assignment is recorded before it asks. So a burst of one consumer's attempts costs one
     // write per round trip, not one each (432 attempts queued behind 432 writes in the e2e bench).
     const state = this.quotaWrites.get(name);
     if (state?.queued && state.queued.create === create) return state.queued.promise;
-    const queued = { create, promise: Promise.resolve() };
+    const queued = { create, promise: Promise.resolve<WrittenQuota>({ hard: {}, raised: false, resourceVersion: undefined }) };
     const start = () => {
       if (this.quotaWrites.get(name)?.queued === queued) this.quotaWrites.get(name)!.queued = undefined;
       return write();

@@ -20,15 +20,40 @@ type Hard = Record<string, string>;
 
 interface QuotaWaiter {
   hard: Hard;
+  /** The version the agent's write returned: the cache must show this one or a later one. */
+  resourceVersion: string;
   done: (inForce: boolean) => void;
 }
 
-/** Whether the quota's status.hard is exactly `hard` (what admission will judge by). */
+const SUFFIXES: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
+
+/** A quantity as the apiserver writes it back ("1k" for 1000, "500m"), as a number; NaN when not understood. */
+export function quantityValue(quantity: string | undefined): number {
+  const m = /^([+-]?\d+(?:\.\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.exec(quantity ?? '');
+  if (!m) return Number.NaN;
+  return m[2] === 'm' ? Number(m[1]) / 1000 : Number(m[1]) * (SUFFIXES[m[2] ?? ''] ?? Number.NaN);
+}
+
+/** Whether `quota`'s status.hard (what admission judges by) admits at least `hard` for every resource. */
 export function hardInForce(quota: V1ResourceQuota | undefined, hard: Hard): boolean {
   const status = quota?.status?.hard ?? {};
-  const keys = new Set([...Object.keys(status), ...Object.keys(hard)]);
-  for (const key of keys) if (status[key] !== hard[key]) return false;
-  return true;
+  return Object.entries(hard).every(([key, value]) => quantityValue(status[key]) >= quantityValue(value));
+}
+
+/**
+ * Whether writing `after` raised a bound above `before` (the status.hard the write returned): the
+ * only case where pods must wait. An empty status limits nothing (the controller has not filled it
+ * in yet), so nothing waits on it.
+ */
+export function raisesBound(before: Hard | undefined, after: Hard): boolean {
+  if (!before || Object.keys(before).length === 0) return false;
+  return Object.entries(after).some(([key, value]) => !(key in before) || !(quantityValue(before[key]) >= quantityValue(value)));
+}
+
+/** Whether version `a` is at least `b`. Versions are etcd revisions, compared as numbers as the apiserver's own quota admission does; anything else is taken as not newer. */
+function atLeast(a: string | undefined, b: string): boolean {
+  if (!a || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return BigInt(a) >= BigInt(b);
 }
 
 export class QuotaWatch {
@@ -50,9 +75,12 @@ export class QuotaWatch {
       }),
       { kubeConfig, logger },
     );
-    const seen = (quota: V1ResourceQuota) => this.settle(`${quota.metadata?.namespace}/${quota.metadata?.name}`, quota);
+    const keyOf = (quota: V1ResourceQuota) => `${quota.metadata?.namespace}/${quota.metadata?.name}`;
+    const seen = (quota: V1ResourceQuota) => this.settle(keyOf(quota), quota);
     this.quotas.on('add', seen);
     this.quotas.on('update', seen);
+    // Deleted under the wait: no bound will come into force; the pods' create says what happens.
+    this.quotas.on('delete', (quota) => this.settle(keyOf(quota), undefined));
   }
 
   /** Lists and watches; resolves once the cache is filled. */
@@ -67,20 +95,23 @@ export class QuotaWatch {
   }
 
   /**
-   * Resolves true once the watch shows the quota with `hard` in force (its status.hard), false
-   * after `timeoutMs` or when the cache is not synced: the caller goes on, and a pod refused on
-   * the old bound is tried again.
+   * Resolves true once the watch shows the quota at `resourceVersion` (the agent's write) or
+   * later with at least `hard` in its status.hard; false after `timeoutMs`, when the quota is
+   * deleted, or when the cache is not synced. The caller goes on either way: this cache is not the
+   * apiserver's own, so a pod refused on the old bound is still tried again.
    */
-  quotaInForce(namespace: string, name: string, hard: Hard, timeoutMs: number): Promise<boolean> {
+  quotaInForce(namespace: string, name: string, hard: Hard, resourceVersion: string | undefined, timeoutMs: number): Promise<boolean> {
     const key = `${namespace}/${name}`;
-    if (this.stopped || !this.quotas.hasSynced()) return Promise.resolve(false);
-    if (hardInForce(this.quotas.get(key), hard)) return Promise.resolve(true);
+    if (this.stopped || !resourceVersion || !this.quotas.hasSynced()) return Promise.resolve(false);
+    const inForce = (quota: V1ResourceQuota | undefined) => atLeast(quota?.metadata?.resourceVersion, resourceVersion) && hardInForce(quota, hard);
+    if (inForce(this.quotas.get(key))) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
       const waiters = this.waiters.get(key) ?? new Set<QuotaWaiter>();
       this.waiters.set(key, waiters);
       const timer = setTimeout(() => waiter.done(false), timeoutMs);
       const waiter: QuotaWaiter = {
         hard,
+        resourceVersion,
         done: (result) => {
           clearTimeout(timer);
           waiters.delete(waiter);
@@ -92,11 +123,11 @@ export class QuotaWatch {
     });
   }
 
-  /** Wakes the waiters of `key` whose bound `quota` shows in force; every waiter when `quota` is undefined (stopping). */
+  /** Wakes the waiters of `key` whose bound `quota` shows in force; every waiter, with false, when `quota` is undefined (deleted, stopping). */
   private settle(key: string, quota: V1ResourceQuota | undefined): void {
     for (const waiter of [...(this.waiters.get(key) ?? [])]) {
       if (!quota) waiter.done(false);
-      else if (hardInForce(quota, waiter.hard)) waiter.done(true);
+      else if (atLeast(quota.metadata?.resourceVersion, waiter.resourceVersion) && hardInForce(quota, waiter.hard)) waiter.done(true);
     }
   }
 }
