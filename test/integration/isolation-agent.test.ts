@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PodRunner } from '../../operator/src/agent/pods/runner.js';
 import { TenantNamespaces, tenantNamespaceName } from '../../operator/src/agent/tenancy/namespace.js';
 import { QuotaWatch } from '../../operator/src/agent/tenancy/quota-watch.js';
+import { attemptStatus } from '../../operator/src/agent/attempt/report.js';
+import { validateAgentMessage } from '../../operator/src/protocol/validate.js';
 import { gpusByContainer } from '../../operator/src/core/isolation/allowlist.js';
 import { HOSTILE_GPUS_PER_REPLICA, HOSTILE_TEMPLATES } from '../../operator/src/core/isolation/testing/hostile-templates.js';
 import type { Assign } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
@@ -203,6 +205,21 @@ describe('refusals reach the consumer and stop nothing else', () => {
     expect(await podsOf(bad)).toEqual([]);
     expect(runner.refused.get(key(good))).toBeUndefined();
     expect(await podsOf(good)).toHaveLength(1);
+  });
+
+  it('a refusal whose message is far longer than the hub accepts is still reported (the provider stays on the market)', async () => {
+    // The consumer's template breaks one rule many times over, within what the GpuJob CRD admits
+    // (32 ports, names of up to 15 characters, no pattern): the provider's apiserver lists every
+    // field in its refusal. Reported as is, the hub would end the agent's stream at every reconnect.
+    const ports = Array.from({ length: 32 }, (_, i) => ({ name: `Bad_Port_${i}`, containerPort: 8000 + i }));
+    const noisy = assign('team-noisy', { ...ok, spec: { containers: [{ name: 'main', image: 'example/train:v1', ports }] } });
+    await runner.apply(noisy);
+    const refusal = runner.refused.get(key(noisy));
+    expect(refusal).toMatch(/^InvalidTemplate: /);
+    expect(refusal!.length).toBeGreaterThan(1024);
+    const report = attemptStatus(noisy.jobUid, noisy.epoch, { phase: 'Failed', gpuSeconds: 0, reason: refusal!.split(':')[0], message: refusal!, pods: [] });
+    expect(validateAgentMessage({ seq: 1, body: { $case: 'attemptStatus', value: report } }, 0).ok).toBe(true);
+    expect(report.reason).toBe('InvalidTemplate');
   });
 
   it('a resync with a refused attempt among others converges the others', async () => {

@@ -2,10 +2,11 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { reuseConnections } from '../runtime/connections.js';
 import type { Wallet } from 'ethers';
 import type { Logger } from 'pino';
-import { AttemptPhase, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, PodPhase, type ProviderProfile, type UnisolatedNamespace } from '../gen/proto/fedgpu/v1/market.js';
+import { type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, type ProviderProfile, type UnisolatedNamespace } from '../gen/proto/fedgpu/v1/market.js';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { isAvailableAt } from '../core/availability.js';
-import { attemptState, type AttemptState } from './pods/status.js';
+import { attemptState } from './pods/status.js';
+import { attemptStatus, type ReportedState } from './attempt/report.js';
 import { type ClusterChange, type ClusterWatch, watchCluster } from './cluster-watch.js';
 import { buildInventory, runtimeClassOf, type InventoryPool, type ProviderSettings } from './inventory.js';
 import { GFD_PRODUCT_LABEL } from '../api/constants.js';
@@ -100,7 +101,6 @@ export function profileOf(settings: ProviderSettings): ProviderProfile {
   };
 }
 
-type ReportedState = Omit<AttemptState, 'phase'> & { phase: AttemptState['phase'] | 'Reclaimed' };
 type RunnerAssignment = PodRunner['assignments'] extends Map<string, infer A> ? A : never;
 const isLive = (phase: string) => phase === 'Pending' || phase === 'Running';
 
@@ -119,20 +119,6 @@ export function reclaimCause(
   }
   return undefined;
 }
-
-const PHASES = {
-  Reclaimed: AttemptPhase.ATTEMPT_PHASE_RECLAIMED,
-  Pending: AttemptPhase.ATTEMPT_PHASE_PENDING,
-  Running: AttemptPhase.ATTEMPT_PHASE_RUNNING,
-  Succeeded: AttemptPhase.ATTEMPT_PHASE_SUCCEEDED,
-  Failed: AttemptPhase.ATTEMPT_PHASE_FAILED,
-} as const;
-const POD_PHASES: Record<string, PodPhase> = {
-  Pending: PodPhase.POD_PHASE_PENDING,
-  Running: PodPhase.POD_PHASE_RUNNING,
-  Succeeded: PodPhase.POD_PHASE_SUCCEEDED,
-  Failed: PodPhase.POD_PHASE_FAILED,
-};
 
 /** The debounced publish looks at every attempt at most this often (see schedulePublish). */
 const FULL_REPORT_EVERY_MS = 1_000;
@@ -471,24 +457,7 @@ export class Agent {
           this.opts.logger.error({ err, job: assignment.jobUid, epoch: assignment.epoch }, 'could not delete the ended attempt\'s objects; retrying on the next change'),
         );
       }
-      const status: AttemptStatus = {
-        jobUid: assignment.jobUid,
-        epoch: assignment.epoch,
-        phase: PHASES[state.phase],
-        gpuSeconds: state.gpuSeconds,
-        exitCode: state.exitCode ?? 0,
-        reason: state.reason ?? '',
-        message: state.message ?? '',
-        podStates: state.pods.map((p) => ({
-          name: p.name,
-          nodeName: p.nodeName ?? '',
-          phase: POD_PHASES[p.phase] ?? PodPhase.POD_PHASE_UNKNOWN,
-          ready: p.phase === 'Running',
-          restartCount: 0,
-          reason: '',
-          exitCode: p.exitCode ?? 0,
-        })),
-      };
+      const status: AttemptStatus = attemptStatus(assignment.jobUid, assignment.epoch, state);
       // GPU-seconds grow every second while running; report phase changes at once and usage
       // with the heartbeat-paced publishes, not on every tick.
       const fingerprint = JSON.stringify({ ...status, gpuSeconds: state.phase === 'Running' ? 0 : status.gpuSeconds });
