@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { validateAgentMessage } from '../../protocol/validate.js';
-import { attemptStatus, boundedText, REPORT_MESSAGE_CHARS, type ReportedState } from './report.js';
+import { attemptStatus, REPORT_MESSAGE_CHARS, type ReportedState } from './report.js';
 
 const JOB_UID = '0d6f1c2e-8a4b-4c3d-9e5f-112233445566';
 const sent = (state: ReportedState) => validateAgentMessage({ seq: 1, body: { $case: 'attemptStatus', value: attemptStatus(JOB_UID, 1, state) } }, 0);
@@ -29,19 +29,5 @@ describe('attemptStatus: what the agent reports always passes the hub\'s edge', 
   it('a reason that is not one word is not sent as a reason', () => {
     expect(attemptStatus(JOB_UID, 1, { phase: 'Failed', gpuSeconds: 0, reason: 'Not a reason', message: 'x', pods: [] }).reason).toBe('');
     expect(sent({ phase: 'Failed', gpuSeconds: 0, reason: `${'A'.repeat(200)}`, message: 'x', pods: [] }).ok).toBe(true);
-  });
-});
-
-describe('boundedText', () => {
-  it('leaves short text as it is, control characters aside', () => {
-    expect(boundedText('pod p: exited with code 1')).toBe('pod p: exited with code 1');
-    expect(boundedText('a\nb\tc')).toBe('a b c');
-  });
-
-  it('never splits a surrogate pair at the cut', () => {
-    const text = `${'x'.repeat(8)}😀😀`;
-    const cut = boundedText(text, 10);
-    expect(cut.length).toBeLessThanOrEqual(10);
-    expect(cut).toBe(`${'x'.repeat(8)}…`);
   });
 });

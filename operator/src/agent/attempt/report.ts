@@ -1,5 +1,6 @@
 import { AttemptPhase, type AttemptStatus, PodPhase } from '../../gen/proto/fedgpu/v1/market.js';
 import { defaultEdgeLimits } from '../../protocol/limits.js';
+import { oneLine } from '../../protocol/event-text.js';
 import { machineReason } from '../../protocol/patterns.js';
 import type { AttemptState } from '../pods/status.js';
 
@@ -28,20 +29,6 @@ const POD_PHASES: Record<string, PodPhase> = {
   Failed: PodPhase.POD_PHASE_FAILED,
 };
 
-/**
- * `text` as the hub accepts it: control characters (the hub refuses them; apiserver and kubelet
- * messages may hold newlines) become spaces, and it is cut to `max` UTF-16 units, as the hub
- * counts, without splitting a surrogate pair, marked as cut.
- */
-export function boundedText(text: string, max = REPORT_MESSAGE_CHARS): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
-  if (clean.length <= max) return clean;
-  let cut = clean.slice(0, max - 1);
-  if (/[\ud800-\udbff]$/.test(cut)) cut = cut.slice(0, -1);
-  return `${cut}…`;
-}
-
 export function attemptStatus(jobUid: string, epoch: number, state: ReportedState): AttemptStatus {
   const reason = state.reason ?? '';
   return {
@@ -52,7 +39,8 @@ export function attemptStatus(jobUid: string, epoch: number, state: ReportedStat
     exitCode: state.exitCode ?? 0,
     // Reasons are the agent's own words; anything else is not sent as one.
     reason: reason.length <= defaultEdgeLimits.maxReasonChars && machineReason.test(reason) ? reason : '',
-    message: boundedText(state.message ?? ''),
+    // One printable line (the hub refuses control characters), within the hub's bound.
+    message: oneLine(state.message ?? '', REPORT_MESSAGE_CHARS),
     podStates: state.pods.map((p) => ({
       name: p.name,
       nodeName: p.nodeName ?? '',
