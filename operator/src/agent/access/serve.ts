@@ -61,7 +61,8 @@ export class AccessServer {
     const containers = attempt?.containers[open.replica] ?? [];
     const container = open.container || containers[0] || '';
     if (attempt && !containers.includes(container)) {
-      return refuse('not_attempt_pod', `replica ${open.replica} has no container ${JSON.stringify(open.container)} (it has ${containers.join(', ')})`);
+      const named = containers.length > 4 ? `${containers.slice(0, 4).join(', ')}, …` : containers.join(', ');
+      return refuse('not_attempt_pod', `replica ${open.replica} has no container ${JSON.stringify(open.container)} (it has ${named})`);
     }
     const pod = podName(open.jobUid, open.epoch, open.replica);
     const namespace = attempt?.namespace ?? '';

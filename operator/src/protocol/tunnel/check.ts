@@ -1,10 +1,20 @@
 // Shape checks of one TunnelFrame at the edge (the agent may be hostile). Credit, session ids and
 // caps are the mux's business; this only keeps sizes and strings bounded. Returns a problem or undefined.
 import type { TunnelFrame } from '../../gen/proto/fedgpu/v1/market.js';
+import { oneLine } from '../event-text.js';
 import type { TunnelLimits } from './mux.js';
 
 const maxErrorChars = 1024;
 const maxReasonChars = 64;
+
+/**
+ * A close frame's error as the peer accepts it. The hub ends the whole agent stream on a frame
+ * over its bounds, and some errors carry text a consumer chose (a container name it asked for,
+ * the apiserver's answer): every close is cut here, on the side that sends it.
+ */
+export function closeErrorText(error: string): string {
+  return oneLine(error, maxErrorChars);
+}
 
 export function checkTunnelFrame(frame: TunnelFrame, limits: Readonly<TunnelLimits>): string | undefined {
   if (!Number.isSafeInteger(frame.sessionId) || frame.sessionId < 1) return 'tunnel session id must be >= 1';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TunnelKind, type TunnelClose, type TunnelFrame, type TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
-import { TunnelMux, type TunnelLimits, type TunnelSession, type TunnelTimers } from './mux.js';
+import { checkTunnelFrame } from './check.js';
+import { defaultTunnelLimits, TunnelMux, type TunnelLimits, type TunnelSession, type TunnelTimers } from './mux.js';
 
 const openLog: TunnelOpen = {
   kind: TunnelKind.TUNNEL_KIND_LOG, jobUid: 'u', epoch: 1, replica: 0, container: '', initialWindow: 0,
@@ -43,12 +44,28 @@ function pair(limits: Partial<TunnelLimits> = {}, timers?: TunnelTimers) {
     }
   };
   return {
-    hub, agent, deliver, state, held, toHub,
+    hub, agent, deliver, state, held, toHub, toAgent,
     setOnOpen: (f: typeof onOpen) => { onOpen = f; },
   };
 }
 
 describe('TunnelMux', () => {
+  it('cuts a close error to what the hub accepts: a consumer-chosen text never ends the agent\'s stream', async () => {
+    const t = pair();
+    // What the agent says when a consumer asks for a container its 16 long-named ones do not include.
+    const long = `replica 0 has no container "${'x'.repeat(63)}" (it has\n${Array.from({ length: 16 }, (_, i) => `${'c'.repeat(60)}${i}`).join(', ')})`;
+    t.setOnOpen((s) => s.close({ reason: 'not_attempt_pod', error: long }));
+    const session = t.hub.open(openLog) as TunnelSession;
+    // The Open reaches the agent; what the agent answers is looked at before the hub gets it.
+    while (t.toAgent.length) t.agent.onFrame(t.toAgent.shift() as TunnelFrame);
+    const closes = t.toHub.filter((f) => f.frame?.$case === 'close');
+    t.deliver();
+    expect(long.length).toBeGreaterThan(1024);
+    expect(closes).toHaveLength(1);
+    expect(checkTunnelFrame(closes[0]!, defaultTunnelLimits)).toBeUndefined();
+    await expect(session.opened).rejects.toThrow(/no container/);
+  });
+
   it('carries a large stream intact and never past the granted window', async () => {
     const t = pair({ windowBytes: 64 * 1024, chunkBytes: 8 * 1024 });
     let agentSide: TunnelSession | undefined;

@@ -11,6 +11,7 @@
 //  - a cap on open sessions per stream, and an idle timeout per session.
 // Pure: no I/O besides the injected send and timers, so the tests drive two ends in memory.
 import type { TunnelClose, TunnelFrame, TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
+import { closeErrorText } from './check.js';
 import { ReceiveWindow, SendCredit } from './credit.js';
 
 export interface TunnelLimits {
@@ -149,6 +150,7 @@ export class TunnelSession {
   close(info: Partial<TunnelClose> = {}): void {
     if (this.closed) return;
     const close: TunnelClose = { error: '', reason: '', hasExitCode: false, exitCode: 0, ...info };
+    close.error = closeErrorText(close.error);
     this.mux.sendFrame({ sessionId: this.id, frame: { $case: 'close', value: close } });
     this.finish(close);
   }
@@ -332,7 +334,7 @@ export class TunnelMux {
   private accept(id: number, open: TunnelOpen): void {
     // Ids are the hub's; the agent only checks they are sane and the cap holds.
     const refuse = (error: string, reason: string) =>
-      this.sendFrame({ sessionId: id, frame: { $case: 'close', value: { error, reason, hasExitCode: false, exitCode: 0 } } });
+      this.sendFrame({ sessionId: id, frame: { $case: 'close', value: { error: closeErrorText(error), reason, hasExitCode: false, exitCode: 0 } } });
     if (!Number.isSafeInteger(id) || id < 1) return refuse('session id must be >= 1', 'bad_session_id');
     if (this.sessions.size >= this.limits.maxSessions) return refuse(`at most ${this.limits.maxSessions} sessions per agent`, 'too_many_sessions');
     const session = new TunnelSession(id, this, this.limits);
