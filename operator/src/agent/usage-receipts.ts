@@ -1,3 +1,4 @@
+import { defaultEdgeLimits } from '../protocol/limits.js';
 import { keccak256, toUtf8Bytes, type TypedDataDomain, type Wallet } from 'ethers';
 import type { Logger } from 'pino';
 import { attemptEscrowId } from '../chain/attempt-escrow.js';
@@ -95,7 +96,8 @@ export class UsageReceiptBook {
   }
 
   private async sign(usage: AttemptUsage, domain: TypedDataDomain): Promise<ReceiptMessage> {
-    const gpuSeconds = Math.max(0, Math.floor(usage.gpuSeconds));
+    // Within the hub's bound, whatever a pod's times say (a receipt the hub refuses ends the stream).
+    const gpuSeconds = Math.min(Math.max(0, Math.floor(usage.gpuSeconds)), defaultEdgeLimits.maxGpuSeconds);
     const usageHash = keccak256(toUtf8Bytes(JSON.stringify({ jobUid: usage.jobUid, epoch: usage.epoch, gpuSeconds: usage.gpuSeconds, ended: usage.ended })));
     const receipt = buildUsageReceipt({
       jobId: attemptEscrowId(usage.jobUid, usage.epoch),

@@ -35,7 +35,8 @@ export function attemptStatus(jobUid: string, epoch: number, state: ReportedStat
     jobUid,
     epoch,
     phase: PHASES[state.phase],
-    gpuSeconds: state.gpuSeconds,
+    // Within the hub's bound, whatever a pod's times say.
+    gpuSeconds: Math.min(Math.max(0, state.gpuSeconds), defaultEdgeLimits.maxGpuSeconds),
     exitCode: state.exitCode ?? 0,
     // Reasons are the agent's own words; anything else is not sent as one.
     reason: reason.length <= defaultEdgeLimits.maxReasonChars && machineReason.test(reason) ? reason : '',

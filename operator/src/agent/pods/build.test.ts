@@ -94,6 +94,21 @@ describe('attemptState', () => {
     const s = attemptState([pod('a', 'Failed', t0, '2026-11-25T12:00:05Z', 137, 'Evicted')], 1, 1, 0);
     expect(s).toMatchObject({ phase: 'Failed', reason: 'Evicted' });
   });
+  it('counts a container that never started (startedAt 1970) from its pod\'s start, not from 1970', () => {
+    const neverStarted: V1Pod = {
+      metadata: { name: 'a' },
+      spec: { nodeName: 'n', containers: [] },
+      status: {
+        phase: 'Failed',
+        startTime: new Date(t0),
+        containerStatuses: [{
+          name: 'main', image: 'x', imageID: '', ready: false, restartCount: 0,
+          state: { terminated: { exitCode: 128, reason: 'StartError', startedAt: new Date(0), finishedAt: new Date(Date.parse(t0) + 2_000) } },
+        }],
+      },
+    };
+    expect(attemptState([neverStarted], 1, 16, 0)).toMatchObject({ phase: 'Failed', gpuSeconds: 32 });
+  });
   it('is Pending until every replica runs', () => {
     expect(attemptState([pod('a', 'Running', t0)], 2, 1, Date.parse(t0)).phase).toBe('Pending');
   });

@@ -26,10 +26,14 @@ const PROVIDER_POD_REASONS = new Set(['Evicted', 'NodeLost', 'Preempting', 'OutO
 const time = (t: Date | string | undefined): number | undefined => (t === undefined ? undefined : new Date(t).getTime());
 
 function podStart(pod: V1Pod): number | undefined {
+  // A container that never started (StartError: a command that does not exist, say) shows
+  // startedAt 1970-01-01 (kubernetes/kubernetes#120331): counted from there, one pod would claim
+  // decades of GPU time. No container starts before its pod does.
+  const podStarted = time(pod.status?.startTime);
   const started = pod.status?.containerStatuses
     ?.map((s) => time(s.state?.running?.startedAt ?? s.state?.terminated?.startedAt))
-    .filter((t): t is number => t !== undefined);
-  return started?.length ? Math.min(...started) : time(pod.status?.startTime);
+    .filter((t): t is number => t !== undefined && t > 0 && (podStarted === undefined || t >= podStarted));
+  return started?.length ? Math.min(...started) : podStarted;
 }
 
 function podEnd(pod: V1Pod): number | undefined {
