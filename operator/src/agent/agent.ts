@@ -7,6 +7,7 @@ import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { isAvailableAt } from '../core/availability.js';
 import { attemptState } from './pods/status.js';
 import { attemptStatus, type ReportedState } from './attempt/report.js';
+import { fitInventory } from './inventory-fit.js';
 import { type ClusterChange, type ClusterWatch, watchCluster } from './cluster-watch.js';
 import { buildInventory, runtimeClassOf, type InventoryPool, type ProviderSettings } from './inventory.js';
 import { GFD_PRODUCT_LABEL } from '../api/constants.js';
@@ -128,6 +129,8 @@ export class Agent {
   private client?: StreamClient;
   private runner: PodRunner;
   private readonly tenancy: TenantNamespaces;
+  /** What the last inventory changed to fit the hub's limits (logged when it changes). */
+  private lastFitChanges = '';
   private readonly quotaWatch: QuotaWatch;
   private timer?: NodeJS.Timeout;
   /** A report pass queued for the next turn of the event loop (see schedulePublish). */
@@ -315,7 +318,11 @@ export class Agent {
   private publish(): void {
     if (!this.watch || !this.client || this.stopped) return;
     const now = this.now();
-    const inventory = inventoryMessage(buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, now), this.tenancy.unisolated());
+    const fitted = fitInventory(inventoryMessage(buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, now), this.tenancy.unisolated()));
+    const inventory = fitted.inventory;
+    const changed = fitted.changes.join('; ');
+    if (changed && changed !== this.lastFitChanges) this.opts.logger.warn({ changes: fitted.changes }, 'inventory made to fit the hub\'s limits');
+    this.lastFitChanges = changed;
     const text = JSON.stringify(inventory);
     if (text !== this.lastInventory && this.client.sendInventory(inventory)) this.lastInventory = text;
     this.reportEveryAttempt(now);
