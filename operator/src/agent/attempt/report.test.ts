@@ -6,6 +6,10 @@ const JOB_UID = '0d6f1c2e-8a4b-4c3d-9e5f-112233445566';
 const sent = (state: ReportedState) => validateAgentMessage({ seq: 1, body: { $case: 'attemptStatus', value: attemptStatus(JOB_UID, 1, state) } }, 0);
 
 describe('attemptStatus: what the agent reports always passes the hub\'s edge', () => {
+  it('GPU-seconds past the hub\'s bound', () => {
+    expect(sent({ phase: 'Succeeded', gpuSeconds: 1e15, pods: [] }).ok).toBe(true);
+  });
+
   // A consumer's template that the provider's apiserver refuses field by field: its message lists
   // every invalid field. Sent as is, the hub ends the stream, and the agent sends it again after
   // every reconnect: the provider would stay off the market, with its other jobs lost.
@@ -29,5 +33,6 @@ describe('attemptStatus: what the agent reports always passes the hub\'s edge', 
   it('a reason that is not one word is not sent as a reason', () => {
     expect(attemptStatus(JOB_UID, 1, { phase: 'Failed', gpuSeconds: 0, reason: 'Not a reason', message: 'x', pods: [] }).reason).toBe('');
     expect(sent({ phase: 'Failed', gpuSeconds: 0, reason: `${'A'.repeat(200)}`, message: 'x', pods: [] }).ok).toBe(true);
+    expect(attemptStatus(JOB_UID, 1, { phase: 'Failed', gpuSeconds: 0, reason: `${'A'.repeat(200)}`, message: 'x', pods: [] }).reason).toBe('');
   });
 });

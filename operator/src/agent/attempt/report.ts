@@ -42,7 +42,8 @@ export function attemptStatus(jobUid: string, epoch: number, state: ReportedStat
     reason: reason.length <= defaultEdgeLimits.maxReasonChars && machineReason.test(reason) ? reason : '',
     // One printable line (the hub refuses control characters), within the hub's bound.
     message: oneLine(state.message ?? '', REPORT_MESSAGE_CHARS),
-    podStates: state.pods.map((p) => ({
+    // One per replica (at most 256, the hub's bound too); cut in case a pod list ever grows.
+    podStates: state.pods.slice(0, defaultEdgeLimits.maxPodStates).map((p) => ({
       name: p.name,
       nodeName: p.nodeName ?? '',
       phase: POD_PHASES[p.phase] ?? PodPhase.POD_PHASE_UNKNOWN,
