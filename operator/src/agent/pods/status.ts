@@ -92,8 +92,8 @@ export function attemptState(pods: readonly V1Pod[], replicas: number, gpusPerRe
   const running = pods.filter((p) => p.status?.phase === 'Running' || p.status?.phase === 'Succeeded').length;
   if (running === replicas) return { ...base, phase: 'Running' };
   const blocked = pods.length === replicas ? startBlocked(pods) : undefined;
-  // Bounded: a gang of hundreds, or a long kubelet message, must not make a report the hub refuses
-  // (it ends the stream).
+  // Kept short: the hub quotes it in the job's status message when the start times out. (Every
+  // report is also kept within the hub's bounds in one place: agent/attempt/report.ts.)
   return { ...base, phase: 'Pending', ...(blocked ? { reason: START_BLOCKED_REASONS[blocked.on], message: blocked.message.slice(0, 400) } : {}) };
 }
 

@@ -1,21 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hardInForce, quantityValue, raisesBound } from './quota-watch.js';
-
-describe('quantityValue', () => {
-  it('reads quantities as the apiserver writes them back', () => {
-    expect(quantityValue('3')).toBe(3);
-    expect(quantityValue('1k')).toBe(1000);
-    expect(quantityValue('2Ki')).toBe(2048);
-    expect(quantityValue('500m')).toBe(0.5);
-    expect(quantityValue('1.5M')).toBe(1_500_000);
-  });
-
-  it('is NaN for what it does not understand, or nothing', () => {
-    expect(quantityValue('lots')).toBeNaN();
-    expect(quantityValue(undefined)).toBeNaN();
-    expect(quantityValue('')).toBeNaN();
-  });
-});
+import { hardInForce, raisesBound } from './quota-watch.js';
 
 describe('hardInForce', () => {
   const quota = (hard?: Record<string, string>) => ({ status: hard ? { hard } : undefined });

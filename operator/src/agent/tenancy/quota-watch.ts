@@ -2,6 +2,7 @@ import { CoreV1Api, type KubeConfig, type V1ResourceQuota } from '@kubernetes/cl
 import type { Logger } from 'pino';
 import { Informer } from '../../runtime/informer.js';
 import { typedSource } from '../../runtime/informer-sources.js';
+import { parseQuantity } from '../../core/idle.js';
 
 // The agent's watch of its own tenant quotas (by its managed-by label), so that a quota bound the
 // agent just raised is awaited until it is in force before the pods it admits are created. The
@@ -25,19 +26,14 @@ interface QuotaWaiter {
   done: (inForce: boolean) => void;
 }
 
-const SUFFIXES: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
-
-/** A quantity as the apiserver writes it back ("1k" for 1000, "500m"), as a number; NaN when not understood. */
-export function quantityValue(quantity: string | undefined): number {
-  const m = /^([+-]?\d+(?:\.\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.exec(quantity ?? '');
-  if (!m) return Number.NaN;
-  return m[2] === 'm' ? Number(m[1]) / 1000 : Number(m[1]) * (SUFFIXES[m[2] ?? ''] ?? Number.NaN);
+/** Whether a status.hard admits at least `hard` for every resource (quantities as the apiserver writes them back: "1k"). */
+function admits(status: Hard, hard: Hard): boolean {
+  return Object.entries(hard).every(([key, value]) => status[key] !== undefined && parseQuantity(status[key]) >= parseQuantity(value));
 }
 
 /** Whether `quota`'s status.hard (what admission judges by) admits at least `hard` for every resource. */
 export function hardInForce(quota: V1ResourceQuota | undefined, hard: Hard): boolean {
-  const status = quota?.status?.hard ?? {};
-  return Object.entries(hard).every(([key, value]) => quantityValue(status[key]) >= quantityValue(value));
+  return admits(quota?.status?.hard ?? {}, hard);
 }
 
 /**
@@ -46,8 +42,7 @@ export function hardInForce(quota: V1ResourceQuota | undefined, hard: Hard): boo
  * in yet), so nothing waits on it.
  */
 export function raisesBound(before: Hard | undefined, after: Hard): boolean {
-  if (!before || Object.keys(before).length === 0) return false;
-  return Object.entries(after).some(([key, value]) => !(key in before) || !(quantityValue(before[key]) >= quantityValue(value)));
+  return before !== undefined && Object.keys(before).length > 0 && !admits(before, after);
 }
 
 /** Whether version `a` is at least `b`. Versions are etcd revisions, compared as numbers as the apiserver's own quota admission does; anything else is taken as not newer. */
@@ -55,6 +50,10 @@ function atLeast(a: string | undefined, b: string): boolean {
   if (!a || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
   return BigInt(a) >= BigInt(b);
 }
+
+/** Whether `quota` is the agent's write at `resourceVersion`, or later, with at least `hard` in force. */
+const showsInForce = (quota: V1ResourceQuota | undefined, hard: Hard, resourceVersion: string) =>
+  atLeast(quota?.metadata?.resourceVersion, resourceVersion) && hardInForce(quota, hard);
 
 export class QuotaWatch {
   private readonly quotas: Informer<V1ResourceQuota>;
@@ -103,8 +102,7 @@ export class QuotaWatch {
   quotaInForce(namespace: string, name: string, hard: Hard, resourceVersion: string | undefined, timeoutMs: number): Promise<boolean> {
     const key = `${namespace}/${name}`;
     if (this.stopped || !resourceVersion || !this.quotas.hasSynced()) return Promise.resolve(false);
-    const inForce = (quota: V1ResourceQuota | undefined) => atLeast(quota?.metadata?.resourceVersion, resourceVersion) && hardInForce(quota, hard);
-    if (inForce(this.quotas.get(key))) return Promise.resolve(true);
+    if (showsInForce(this.quotas.get(key), hard, resourceVersion)) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
       const waiters = this.waiters.get(key) ?? new Set<QuotaWaiter>();
       this.waiters.set(key, waiters);
@@ -127,7 +125,7 @@ export class QuotaWatch {
   private settle(key: string, quota: V1ResourceQuota | undefined): void {
     for (const waiter of [...(this.waiters.get(key) ?? [])]) {
       if (!quota) waiter.done(false);
-      else if (atLeast(quota.metadata?.resourceVersion, waiter.resourceVersion) && hardInForce(quota, waiter.hard)) waiter.done(true);
+      else if (showsInForce(quota, waiter.hard, waiter.resourceVersion)) waiter.done(true);
     }
   }
 }
