@@ -6,6 +6,7 @@ import { PodRunner } from '../../operator/src/agent/pods/runner.js';
 import { TenantNamespaces, tenantNamespaceName } from '../../operator/src/agent/tenancy/namespace.js';
 import { QuotaWatch } from '../../operator/src/agent/tenancy/quota-watch.js';
 import { attemptStatus } from '../../operator/src/agent/attempt/report.js';
+import { attemptName } from '../../operator/src/agent/attempt/rendezvous.js';
 import { validateAgentMessage } from '../../operator/src/protocol/validate.js';
 import { gpusByContainer } from '../../operator/src/core/isolation/allowlist.js';
 import { HOSTILE_GPUS_PER_REPLICA, HOSTILE_TEMPLATES } from '../../operator/src/core/isolation/testing/hostile-templates.js';
@@ -142,6 +143,11 @@ describe('one namespace per consumer', () => {
       const sa = await core.readNamespacedServiceAccount({ name: 'default', namespace: ns });
       expect(sa.automountServiceAccountToken).toBe(false);
     }
+    // The pair has a policy of its own (its pods reach each other); the lone pod, asking only
+    // DNS, has none: the namespace's default deny and DNS rule already say all it needs.
+    const names = async (ns: string) => (await net.listNamespacedNetworkPolicy({ namespace: ns })).items.map((p) => p.metadata?.name).sort();
+    expect(await names(nsA)).toEqual(['fedgpu-allow-dns', 'fedgpu-default-deny', attemptName(a.jobUid, a.epoch)].sort());
+    expect(await names(nsB)).toEqual(['fedgpu-allow-dns', 'fedgpu-default-deny']);
     const quotaA = await core.readNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace: nsA });
     expect(quotaA.spec?.hard).toEqual({ pods: '2', 'requests.nvidia.com/gpu': '4' });
     const limits = await core.readNamespacedLimitRange({ name: 'fedgpu-containers', namespace: nsB });

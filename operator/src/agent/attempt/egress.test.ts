@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
 import { buildJobPods } from '../pods/build.js';
 import { egressRules, egressToMessage, poolEgress } from './egress.js';
-import { AttemptRefused, prepareAttempt } from './prepare.js';
+import { AttemptRefused, needsAttemptPolicy, prepareAttempt } from './prepare.js';
 
 const uid = '1b4e28ba-2fa1-11d2-883f-0016d3cca427';
 const selector = { 'fedgpu.io/job-uid': uid, 'fedgpu.io/epoch': '1' };
@@ -60,6 +60,26 @@ describe('egress of an attempt', () => {
     );
     // An assignment from an older hub carries no egress: DNS, as before.
     expect(prepareAttempt(assign(undefined), pods(), 'ns').objects.policies[0]!.spec!.egress!.flatMap((r) => r.ports ?? []).map((p) => p.port)).toEqual([53, 53]);
+  });
+
+  it('a lone pod gets no policy of its own only when the namespace already grants all it asks', () => {
+    // The tenant namespace's rules: default deny for every pod, and DNS for every pod unless the
+    // agent runs with tenant DNS off. A policy adds to them; a lone pod has no gang to admit.
+    expect(needsAttemptPolicy(1, { mode: 'none' }, true)).toBe(false);
+    expect(needsAttemptPolicy(1, { mode: 'dns' }, true)).toBe(false);
+    expect(needsAttemptPolicy(1, { mode: 'dns' }, false)).toBe(true);
+    expect(needsAttemptPolicy(1, { mode: 'internet' }, true)).toBe(true);
+    expect(needsAttemptPolicy(1, { mode: 'cidrs', destinations: [{ cidr: '198.51.100.7/32' }] }, true)).toBe(true);
+    // A gang always has one: its pods must reach each other past the default deny.
+    expect(needsAttemptPolicy(2, { mode: 'none' }, true)).toBe(true);
+    const template = Buffer.from(JSON.stringify({ spec: { containers: [{ name: 'main', image: 'x' }] } }));
+    const solo = { ...assign(egressToMessage({ mode: 'dns' })), podTemplates: [template], nodeNames: ['n1'] };
+    const soloPods = buildJobPods({ jobUid: uid, epoch: 1, podTemplates: [{ spec: { containers: [{ name: 'main', image: 'x' }] } }], nodeNames: ['n1'], gpusPerReplica: 1 }, 'ns');
+    expect(prepareAttempt(solo, soloPods, 'ns', undefined, true).objects.policies).toEqual([]);
+    // Where the namespace has no DNS rule, the lone pod's DNS comes from its own policy.
+    expect(prepareAttempt(solo, soloPods, 'ns', undefined, false).objects.policies.flatMap((p) => p.spec!.egress!).flatMap((r) => r.ports ?? []).map((p) => p.port)).toEqual([53, 53]);
+    const internet = { ...solo, egress: egressToMessage({ mode: 'internet' }) };
+    expect(prepareAttempt(internet, soloPods, 'ns', () => ({ mode: 'internet' }), true).objects.policies).toHaveLength(1);
   });
 
   it('reads the owner settings per product, then the default, then dns', () => {

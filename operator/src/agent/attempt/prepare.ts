@@ -23,8 +23,27 @@ export interface PreparedAttempt {
 /** What the pool under a node offers (the owner's settings); absent: DNS only. */
 export type EgressOffer = (nodeName: string) => EgressProfile;
 
+/**
+ * Whether an attempt needs a NetworkPolicy of its own. A gang's pods must reach each other, and
+ * egress beyond what every pod of the tenant namespace has (its DNS rule, when the agent writes
+ * one) is granted per attempt. A lone pod that asks no more adds nothing to the namespace's
+ * default deny and DNS rule, so it gets no policy: a write and a delete fewer on the provider's
+ * apiserver per attempt.
+ */
+export function needsAttemptPolicy(replicas: number, need: EgressProfile, namespaceAllowsDns: boolean): boolean {
+  if (replicas > 1) return true;
+  return !(need.mode === 'none' || (need.mode === 'dns' && namespaceAllowsDns));
+}
+
 /** The built pods joined to their rendezvous, and the objects to create before them. */
-export function prepareAttempt(assign: Assign, pods: V1Pod[], namespace: string, offer: EgressOffer = () => DEFAULT_EGRESS): PreparedAttempt {
+export function prepareAttempt(
+  assign: Assign,
+  pods: V1Pod[],
+  namespace: string,
+  offer: EgressOffer = () => DEFAULT_EGRESS,
+  /** The tenant namespace lets every pod reach DNS (TenancyOptions.allowDns); unknown: it does not. */
+  namespaceAllowsDns = false,
+): PreparedAttempt {
   // The hub placed the job by the pool's offer; an agent grants no more than its owner declared.
   const need = egressFromMessage(assign.egress);
   for (const node of new Set(assign.nodeNames)) {
@@ -38,7 +57,7 @@ export function prepareAttempt(assign: Assign, pods: V1Pod[], namespace: string,
     pods: pods.map((pod, replica) => mountSecrets(joinRendezvous(pod, shape, replica, namespace), assign.jobUid, assign.epoch, assign.secrets)),
     objects: {
       services: isGang(shape) ? [headlessService(assign.jobUid, assign.epoch, namespace)] : [],
-      policies: [attemptPolicy(assign.jobUid, assign.epoch, namespace, egressRules(need))],
+      policies: needsAttemptPolicy(pods.length, need, namespaceAllowsDns) ? [attemptPolicy(assign.jobUid, assign.epoch, namespace, egressRules(need))] : [],
       secrets: secret ? [secret] : [],
     },
   };

@@ -132,7 +132,7 @@ export class PodRunner {
     let objects: AttemptObjects;
     try {
       pods = buildJobPods(assignment, namespace, this.buildOptions);
-      const prepared = prepareAttempt(assign, pods, namespace, this.egressOffer);
+      const prepared = prepareAttempt(assign, pods, namespace, this.egressOffer, this.tenancy.allowsDns);
       pods = prepared.pods;
       objects = prepared.objects;
     } catch (err) {

@@ -115,6 +115,11 @@ export class TenantNamespaces {
     return tenantNamespaceName(this.options.prefix, tenant);
   }
 
+  /** Whether every pod of a tenant namespace may reach DNS (its own policy, written at prepare). */
+  get allowsDns(): boolean {
+    return this.options.allowDns !== false;
+  }
+
   /** Whether `namespace` is one of ours (pods there are the agent's to manage). */
   owns(namespace: string | undefined): boolean {
     return namespace !== undefined && namespace.startsWith(`${this.options.prefix}-`);
