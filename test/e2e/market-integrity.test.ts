@@ -471,4 +471,52 @@ describe('market integrity: providers do not grade themselves', () => {
     expect(await stakeOf(liarWallet)).toBe(stakeBefore - credits(SLASH));
     expect(await market.earningsOf(liarWallet.address)).toBe(earningsBefore);
   });
+
+  // Last in the file: it moves the chain's clock on by a week.
+  it('an escrow outlives the run its budget buys: the consumer cannot take it back while the pods still run', async () => {
+    // 800 credits at 3.6/GPU-hour on one GPU buy 800,000 GPU-seconds, 9¼ days. The escrow used to
+    // expire 7 days after it opened whatever the budget: the consumer then called reclaimExpired
+    // and had its money back from under an attempt still running, the provider unpaid.
+    await fund(consumer, '800', true);
+    const year = BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600);
+    await (await market.connect(consumer.connect(rpc)).authorize(tenantIdOf(DEFAULT_HUB_ID, 'ml'), credits('2000'), year)).wait();
+    const earningsBefore = await market.earningsOf(honestWallet.address);
+    await apply(jobYaml('marathon', { gpusPerReplica: 1, budget: { maxPricePerGpuHour: '5', maxTotal: '800' }, placement: { regions: ['eu-west'] } }, '1h'));
+    const running = await waitJob('marathon', 'Running', (j) => j.status?.phase === 'Running');
+    expect(running.status?.attempts?.[0]).toMatchObject({ provider: names.honest, coveredGpuSeconds: 800_000 });
+    const escrowId = attemptEscrowId(running.metadata.uid!, 1);
+    const [, expiresAt] = await market.escrowTermsOf(escrowId);
+    const chainNow = BigInt((await rpc.getBlock('latest'))!.timestamp);
+    const week = 7n * 24n * 3600n;
+
+    // The attack: wait out the old 7-day expiry, then take the escrow back.
+    await rpc.send('evm_increaseTime', [Number(week) + 3600]);
+    await rpc.send('evm_mine', []);
+    let failure: unknown;
+    try {
+      await (await market.connect(consumer.connect(rpc)).reclaimExpired(escrowId)).wait();
+    } catch (err) {
+      failure = err;
+    }
+    const data = [failure, (failure as { info?: { error?: unknown } })?.info?.error].map((c) => (c as { data?: unknown })?.data).find((d) => typeof d === 'string');
+    expect(data, `expected a revert, got ${String(failure)}`).toBeDefined();
+    expect(market.interface.parseError(data as string)?.name).toBe('EscrowNotExpired');
+    const [, , state] = await market.escrowOf(escrowId);
+    expect(state).toBe(EscrowState.Open);
+    // Open for the whole run (its 800,000 s, start and stop) and the 7-day settle window after it.
+    expect(expiresAt - chainNow).toBeGreaterThanOrEqual(800_000n + week);
+
+    // The job goes on; deleting it pays the provider for the time it ran, from the same escrow.
+    expect((await getJob('marathon'))?.status?.phase).toBe('Running');
+    // Billing is by time: let the hub's own clock see a few seconds of running (the receipt floors
+    // to whole GPU-seconds at 0.001 credits each).
+    const runningSince = Date.parse(running.status!.attempts![0]!.runningTime!);
+    await waitFor('3 s of running by the hub\'s clock', async () => (Date.now() - runningSince >= 3_000 ? true : undefined), { timeoutMs: 10_000 });
+    const del = await hubCluster().kubectl(['delete', 'gpujob', 'marathon', '-n', 'ml', '--wait=true', '--timeout=120s']);
+    expect(del.code, del.stderr).toBe(0);
+    const [, paid, settledState] = await market.escrowOf(escrowId);
+    expect(settledState).toBe(EscrowState.Settled);
+    expect(paid).toBeGreaterThan(0n);
+    expect((await market.earningsOf(honestWallet.address)) - earningsBefore).toBe(paid);
+  });
 });

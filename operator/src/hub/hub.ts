@@ -18,6 +18,7 @@ import type { MarketServerTls } from './market/options.js';
 import { KubeProviderRegistry } from './providers/registry.js';
 import { KubeProviderStore } from './providers/store.js';
 import { HubSettlement, type HubSettlementOptions } from './settlement/leader-task.js';
+import type { FundingCandidate } from './settlement/funding.js';
 
 // The hub process: the marketplace gRPC server, with GpuProvider objects as its registry, and the
 // heartbeat check that declares providers lost.
@@ -96,7 +97,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     logger: opts.logger.child({ controller: 'gpujob' }),
     heartbeatAgeMs: (provider: string, now: number): number | undefined => registry.heartbeatAgeMs(provider, now),
     link: (provider: string) => registry.link(provider),
-    ...(settlement ? { fundingCheck: (job: GpuJob, candidate?: { provider: string; wallet: string }) => settlement.fundingCheck(job, candidate), settlement } : {}),
+    ...(settlement ? { fundingCheck: (job: GpuJob, candidate?: FundingCandidate) => settlement.fundingCheck(job, candidate), settlement } : {}),
     ...(opts.schedulerConfig ? { schedulerConfig: opts.schedulerConfig } : {}),
     ...(opts.metrics ? { metrics: gpuJobMetricsOf(opts.metrics) } : {}),
     noChain: !settlement,

@@ -48,10 +48,14 @@ export interface GpuJobControllerOptions {
   now?: () => number;
   /**
    * Checks a job's funding before it is placed on `candidate` (where the scheduler would put it
-   * now): `wait` says why it must wait; `wallet` pins the placement to the provider wallet an
-   * escrow already open for this attempt pays.
+   * now, at its price): `wait` says why it must wait; `wallet` pins the placement to the provider
+   * wallet an escrow already open for this attempt pays; `escrowSecondsLeft` is how long that
+   * escrow stays open before its settle window (the attempt gets no more GPU-seconds than fit).
    */
-  fundingCheck?: (job: GpuJob, candidate?: { provider: string; wallet: string }) => Promise<{ wait?: string; wallet?: string }>;
+  fundingCheck?: (
+    job: GpuJob,
+    candidate?: { provider: string; wallet: string; pricePerGpuHour: string; gpus: number },
+  ) => Promise<{ wait?: string; wallet?: string; escrowSecondsLeft?: number }>;
   /** Settlement hooks (hub/settlement.ts); absent when the hub runs without a chain. */
   settlement?: GpuJobSettlementHooks;
   /** The leader's in-memory heartbeat age of a provider (the registry's), fresher than its status. */
@@ -377,13 +381,14 @@ export class GpuJobController {
       return { ...result, message: `the escrow of this attempt pays provider wallet ${wallet} only: ${result.message}` };
     };
     // Funding comes after a trial placement: an escrow is opened for (and pays only) one provider.
-    let funding: { wait?: string; wallet?: string } = {};
+    let funding: { wait?: string; wallet?: string; escrowSecondsLeft?: number } = {};
     if (placing && this.opts.fundingCheck) {
       const trial = planJob(job, { ...base, schedule: scheduleOn(undefined, false) }).assign;
       const wallet = trial ? this.providers.get(trial.provider)?.spec.wallet : undefined;
+      const gpus = (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1);
       funding = trial && !wallet
         ? { wait: `provider ${trial.provider} has no wallet to open an escrow for` }
-        : await this.opts.fundingCheck(job, trial && wallet ? { provider: trial.provider, wallet } : undefined);
+        : await this.opts.fundingCheck(job, trial && wallet ? { provider: trial.provider, wallet, pricePerGpuHour: trial.decision.pricePerGpuHour, gpus } : undefined);
     }
     const pinnedEscrow = funding.wallet ? this.pinnedWait(key, job, funding.wallet, now) : (this.pinnedSince.delete(key), undefined);
     const inputs: Parameters<typeof planJob>[1] = {
@@ -391,6 +396,7 @@ export class GpuJobController {
       blockedBy: funding.wait,
       schedule: scheduleOn(funding.wallet, !funding.wait),
       ...(pinnedEscrow ? { pinnedEscrow } : {}),
+      ...(funding.wallet && funding.escrowSecondsLeft !== undefined ? { escrowSecondsLeft: funding.escrowSecondsLeft } : {}),
       ...(this.opts.unplacedEscrowTimeoutMs !== undefined ? { unplacedEscrowTimeoutMs: this.opts.unplacedEscrowTimeoutMs } : {}),
     };
     let plan = planJob(job, inputs);

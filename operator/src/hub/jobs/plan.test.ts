@@ -200,6 +200,20 @@ describe('planJob: market integrity', () => {
     expect(plan.status.attempts?.[0]?.coveredGpuSeconds).toBe(360);
   });
 
+  it('gives the attempt no more GPU-seconds than fit before its escrow\'s settle window, and waits on an escrow about to expire', () => {
+    // 0.36 credits cover 360 GPU-seconds; an escrow whose settle window begins in 665 s leaves
+    // that less the 10 min start timeout, 30 s grace and 5 s slack: 30 s × 8 GPUs.
+    const capped = planJob(job(), inputs({ place: 'a', budgetLeft: 360_000_000_000_000_000n, escrowSecondsLeft: 665 }));
+    expect(capped.assign?.coveredGpuSeconds).toBe(30 * 8);
+    expect(capped.status.attempts?.[0]?.coveredGpuSeconds).toBe(30 * 8);
+    const roomy = planJob(job(), inputs({ place: 'a', budgetLeft: 360_000_000_000_000_000n, escrowSecondsLeft: 30 * 24 * 3600 }));
+    expect(roomy.assign?.coveredGpuSeconds).toBe(360);
+    const expiring = planJob(job(), inputs({ place: 'a', budgetLeft: 360_000_000_000_000_000n, escrowSecondsLeft: 600 }));
+    expect(expiring.assign).toBeUndefined();
+    expect(expiring.status.conditions?.find((c) => c.type === 'Scheduled')).toMatchObject({ status: 'False', reason: 'EscrowExpiring' });
+    expect(expiring.status.message).toMatch(/^waiting: the escrow of attempt 1 expires too soon to pay the hub's minimum run of 60 GPU-seconds/);
+  });
+
   it('waits, saying why, when the budget cannot cover the minimum run at the placed price', () => {
     const plan = planJob(job(), inputs({ place: 'a', budgetLeft: 1_000_000_000_000n, minimumRunGpuSeconds: 60 })); // 0.000001 credits
     expect(plan.assign).toBeUndefined();

@@ -2,6 +2,7 @@ import { JobConditions } from '../../api/constants.js';
 import type { Condition, GpuJob, GpuJobStatus, JobAttempt } from '../../api/types.js';
 import { attributeFault, classifyEviction, startBlockerOf, type AttemptEnd, type FaultAttribution } from '../../core/fault.js';
 import { billableGpuSeconds, budgetStopAtMs, coveredGpuSeconds, hubSeenGpuSeconds, minimumRunShortfall } from '../../core/budget.js';
+import { escrowRunwayGpuSeconds } from '../../core/escrow-lifetime.js';
 import { costOfGpuSeconds, formatMoney, parseMoney } from '../../core/money.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
 import { setCondition } from '../../runtime/conditions.js';
@@ -54,6 +55,12 @@ export interface PlanInputs {
   pinnedEscrow?: { epoch: number; provider: string; waitedMs: number };
   /** How long a job may wait unplaced on its pinned escrow before the escrow is given back (default 2 min). */
   unplacedEscrowTimeoutMs?: number;
+  /**
+   * How long the next attempt's open escrow stays open before its settle window: the attempt gets
+   * no more GPU-seconds than it can use, with its start and its grace, before then (the consumer
+   * may reclaim the escrow at its expiry). Absent: no escrow bounds it.
+   */
+  escrowSecondsLeft?: number;
 }
 
 export interface PlannedEvent {
@@ -318,6 +325,27 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       return withCost(plan, job);
     }
     covered = coveredGpuSeconds(inputs.budgetLeft, price);
+  }
+  if (inputs.escrowSecondsLeft !== undefined) {
+    const runway = escrowRunwayGpuSeconds({
+      secondsLeft: inputs.escrowSecondsLeft,
+      gpus: status.gpus ?? replicas * (job.spec.gpusPerReplica ?? 1),
+      startTimeoutSeconds: job.spec.faultTolerance?.startTimeoutSeconds ?? DEFAULT_START_TIMEOUT_SECONDS,
+      gracePeriodSeconds: job.spec.faultTolerance?.checkpoint?.gracePeriodSeconds ?? 30,
+    });
+    const minimum = inputs.minimumRunGpuSeconds ?? DEFAULT_MINIMUM_RUN_GPU_SECONDS;
+    if (runway < minimum) {
+      // An escrow this close to its expiry pays no run worth starting: it is given back (retirePinned)
+      // and the next epoch gets a fresh one.
+      const message = `waiting: the escrow of attempt ${epoch} expires too soon to pay the hub's minimum run of ${minimum} GPU-seconds; it will be refunded and the job placed on a new one`;
+      status.phase = waitingPhase === 'Running' ? 'Pending' : (waitingPhase ?? 'Pending');
+      if (!attempts.some((a) => !a.endTime)) delete status.placement;
+      status.message = message;
+      setCond(JobConditions.Scheduled, 'False', 'EscrowExpiring', message);
+      plan.requeueAfterMs = retirePinned('its escrow expires too soon') ? 1_000 : PENDING_RETRY_MS;
+      return withCost(plan, job);
+    }
+    covered = covered ? Math.min(covered, runway) : runway;
   }
   const nodes = result.assignments.map((a) => a.node);
   attempts.push({

@@ -2,10 +2,12 @@ import type { Logger } from 'pino';
 import { CONSUMER_WALLET_LABEL } from '../../api/constants.js';
 import type { GpuJob } from '../../api/types.js';
 import { attemptEscrowId } from '../../chain/attempt-escrow.js';
-import { formatCredits } from '../../chain/credits.js';
+import { formatCredits, parseCredits } from '../../chain/credits.js';
+import { coveredGpuSeconds } from '../../core/budget.js';
+import { attemptRunBoundSeconds, escrowOpenSeconds } from '../../core/escrow-lifetime.js';
 import { tenantIdOf } from '../../chain/tenant.js';
 import type { ConsumerLookup } from './accounts.js';
-import { placedAttempts } from '../jobs/plan.js';
+import { DEFAULT_START_TIMEOUT_SECONDS, DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS, placedAttempts } from '../jobs/plan.js';
 import { isDeleted, isFinished, nextEpoch } from './billing.js';
 import { attemptHold } from './budget.js';
 import { chainErrorMessage, type ConfirmedTx, type SettlementChain } from './chain.js';
@@ -18,16 +20,24 @@ import { chainErrorMessage, type ConfirmedTx, type SettlementChain } from './cha
 // Spending needs the consumer's consent: the wallet must have authorized this hub's tenant for the
 // namespace (GpuMarket.authorize); otherwise the job waits with `waiting for authorization: …`.
 
-/** Where the scheduler would place the job now (a provider name and its wallet). */
+/** Where the scheduler would place the job now (a provider name and its wallet), at what price, on how many GPUs. */
 export interface FundingCandidate {
   provider: string;
   wallet: string;
+  /** The trial placement's price per GPU-hour (credits): the escrow's expiry covers the run its hold buys at it. */
+  pricePerGpuHour: string;
+  gpus: number;
 }
 
-/** wait: why the job must wait; wallet: the provider wallet its open escrow pays (place it there). */
+/**
+ * wait: why the job must wait; wallet: the provider wallet its open escrow pays (place it there);
+ * escrowSecondsLeft: how long that escrow stays open from now, less the settle window (the hub
+ * gives the attempt no more GPU-seconds than fit in it: core/escrow-lifetime.ts).
+ */
 export interface FundingVerdict {
   wait?: string;
   wallet?: string;
+  escrowSecondsLeft?: number;
 }
 
 export interface EscrowFundingOptions {
@@ -37,8 +47,13 @@ export interface EscrowFundingOptions {
   consumerOf: (job: GpuJob) => ConsumerLookup;
   /** This hub's id in tenant keys: tenantId = keccak256("<hubId>/<namespace>"). */
   hubId: string;
-  /** How long an escrow stays open before its consumer may reclaim it, past the job's deadline (seconds). */
+  /**
+   * The settle window: how long an escrow stays open past the longest its attempt can run (the
+   * job's deadline, or the run its hold buys at the placed price), before its consumer may reclaim it (seconds).
+   */
   escrowLifetimeSeconds: number;
+  /** How long a job may wait unplaced on its open escrow (the controller's unplacedEscrowTimeout); default 120 s. */
+  placeWithinSeconds?: number;
   /** The wallet of a GpuProvider (for escrows re-opened by the drift check). */
   walletOf: (provider: string) => string | undefined;
   /** The escrow of `job` is open: place it now. */
@@ -47,8 +62,11 @@ export interface EscrowFundingOptions {
 }
 
 export class EscrowFunding {
-  /** Escrows known to be open (by key), with the provider wallet they pay: no chain read once it passed. */
-  private readonly open = new Map<string, string>();
+  /**
+   * Escrows known to be open (by key), with the provider wallet they pay and when they expire by
+   * this process's clock (chain time read once, then counted on locally): no chain read once it passed.
+   */
+  private readonly open = new Map<string, { wallet: string; expiresAtMs: number }>();
   private readonly opening = new Map<string, { amount: bigint; consumer: string; tenant: string }>();
 
   constructor(private readonly opts: EscrowFundingOptions) {}
@@ -59,7 +77,7 @@ export class EscrowFunding {
     const epoch = nextEpoch(job);
     const escrowId = attemptEscrowId(job.metadata.uid, epoch);
     const known = this.open.get(escrowId);
-    if (known) return { wallet: known };
+    if (known) return this.openVerdict(known);
     const consumer = this.opts.consumerOf(job);
     if ('problem' in consumer) return { wait: consumer.problem };
     const inFlight = this.opening.get(escrowId);
@@ -67,8 +85,9 @@ export class EscrowFunding {
     try {
       const escrow = await this.opts.chain.escrow(escrowId);
       if (escrow.state === 'Open') {
-        this.open.set(escrowId, escrow.provider);
-        return { wallet: escrow.provider };
+        const entry = { wallet: escrow.provider, expiresAtMs: this.localExpiry(escrow.expiresAt, await this.opts.chain.now()) };
+        this.open.set(escrowId, entry);
+        return this.openVerdict(entry);
       }
       if (escrow.state !== 'None') return { wait: `the escrow of attempt ${epoch} is already ${escrow.state} on chain; it cannot be placed again` };
       if (!candidate) return {};
@@ -82,7 +101,8 @@ export class EscrowFunding {
   async reopen(job: GpuJob, epoch: number): Promise<ConfirmedTx | string> {
     const consumer = this.opts.consumerOf(job);
     if ('problem' in consumer) return consumer.problem;
-    const provider = job.status?.attempts?.find((a) => a.epoch === epoch)?.provider;
+    const attempt = job.status?.attempts?.find((a) => a.epoch === epoch);
+    const provider = attempt?.provider;
     const wallet = provider ? this.opts.walletOf(provider) : undefined;
     if (!wallet) return `attempt ${epoch} has no provider with a known wallet`;
     const escrowId = attemptEscrowId(job.metadata.uid!, epoch);
@@ -91,7 +111,9 @@ export class EscrowFunding {
     if (hold.amount === 0n || free < hold.amount) return fundsMessage(consumer.wallet, free, hold.amount, hold.source);
     const consent = await this.consentProblem(job, consumer.wallet, hold.amount, epoch);
     if (consent) return consent;
-    return this.openEscrow(escrowId, consumer.wallet, wallet, this.tenantOf(job), hold.amount, await this.expiryFor(job));
+    // The attempt already runs at its price; its record bounds what it may still be given.
+    const { expiresAt } = await this.expiryFor(job, hold.amount, attempt?.pricePerGpuHour ?? '0', job.status?.gpus ?? (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1));
+    return this.openEscrow(escrowId, consumer.wallet, wallet, this.tenantOf(job), hold.amount, expiresAt);
   }
 
   /** Forget the keys of a job that is settled (bounded memory). */
@@ -109,10 +131,10 @@ export class EscrowFunding {
     const free = await this.freeOf(consumer);
     if (free < hold.amount) return fundsMessage(consumer, free, hold.amount, hold.source);
     const log = this.opts.logger.child({ job: `${job.metadata.namespace}/${job.metadata.name}`, epoch, provider: candidate.provider });
-    const expiresAt = await this.expiryFor(job);
+    const { expiresAt, chainNow } = await this.expiryFor(job, hold.amount, candidate.pricePerGpuHour, candidate.gpus);
     this.openEscrow(escrowId, consumer, candidate.wallet, this.tenantOf(job), hold.amount, expiresAt)
       .then((tx) => {
-        this.open.set(escrowId, candidate.wallet);
+        this.open.set(escrowId, { wallet: candidate.wallet, expiresAtMs: this.localExpiry(expiresAt, chainNow) });
         log.info({ tx: tx.txHash, amount: formatCredits(hold.amount) }, 'escrow opened');
         this.opts.wake(job);
       })
@@ -151,11 +173,33 @@ export class EscrowFunding {
     return tenantIdOf(this.opts.hubId, job.metadata.namespace ?? '');
   }
 
-  /** The escrow's expiry: the job's deadline (if any) plus the lifetime, in chain time, within the market's bound. */
-  private async expiryFor(job: GpuJob): Promise<bigint> {
-    const now = await this.opts.chain.now();
-    const seconds = (job.spec.activeDeadlineSeconds ?? 0) + this.opts.escrowLifetimeSeconds;
-    return now + BigInt(Math.min(seconds, MAX_ESCROW_SECONDS));
+  /**
+   * The escrow's expiry, in chain time: the longest its attempt can run (the job's deadline, or
+   * the run `amount` buys at `pricePerGpuHour` on `gpus`, with its start and stop) plus the settle
+   * window, within the market's bound. A fixed lifetime let a consumer reclaim the escrow of an
+   * attempt still running on a budget that outlasted it.
+   */
+  private async expiryFor(job: GpuJob, amount: bigint, pricePerGpuHour: string, gpus: number): Promise<{ expiresAt: bigint; chainNow: bigint }> {
+    const chainNow = await this.opts.chain.now();
+    const run = attemptRunBoundSeconds({
+      coveredGpuSeconds: coveredGpuSeconds(amount, parseCredits(pricePerGpuHour)),
+      gpus,
+      placeWithinSeconds: this.opts.placeWithinSeconds ?? DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS / 1000,
+      startTimeoutSeconds: job.spec.faultTolerance?.startTimeoutSeconds ?? DEFAULT_START_TIMEOUT_SECONDS,
+      gracePeriodSeconds: job.spec.faultTolerance?.checkpoint?.gracePeriodSeconds ?? 30,
+      ...(job.spec.activeDeadlineSeconds !== undefined ? { deadlineSeconds: job.spec.activeDeadlineSeconds } : {}),
+    });
+    return { expiresAt: chainNow + BigInt(escrowOpenSeconds(run, this.opts.escrowLifetimeSeconds, MAX_ESCROW_SECONDS)), chainNow };
+  }
+
+  /** An expiry in chain seconds as this process's clock will see it, given the chain's time now. */
+  private localExpiry(expiresAt: bigint, chainNow: bigint): number {
+    return Date.now() + Number(expiresAt - chainNow) * 1000;
+  }
+
+  private openVerdict(entry: { wallet: string; expiresAtMs: number }): FundingVerdict {
+    const left = Math.floor((entry.expiresAtMs - Date.now()) / 1000);
+    return { wallet: entry.wallet, escrowSecondsLeft: Math.max(0, left - this.opts.escrowLifetimeSeconds) };
   }
 
   private async openEscrow(escrowId: string, consumer: string, provider: string, tenant: string, amount: bigint, expiresAt: bigint): Promise<ConfirmedTx> {
