@@ -78,6 +78,25 @@ describe('planJob: an escrow pinned to a provider that cannot take the job', () 
     expect(next.status.cost?.amount).toBe('0');
   });
 
+  it('gives the escrow back at once when the job as it is now rules the provider out (a consumer who edits spec.placement cannot keep a bond locked)', () => {
+    const regionEdited: ScheduleResult = { kind: 'unschedulable', reasons: { RegionNotAllowed: 1 }, message: '0/1 providers fit: 1 region eu-west not allowed' };
+    const plan = planJob(job(), inputs({ ...pinned(1_000), schedule: () => regionEdited }));
+    expect(plan.status.attempts).toEqual([expect.objectContaining({ epoch: 1, provider: 'a', outcome: 'Cancelled', reason: NEVER_PLACED, faultOf: 'none' })]);
+    expect(plan.status.attempts?.[0]?.message).toBe(
+      'never placed: its escrow pays a only, which cannot take the job as it is (0/1 providers fit: 1 region eu-west not allowed); the escrow is refunded and the job placed afresh',
+    );
+    expect(plan.requeueAfterMs).toBe(1_000);
+    // A reason that passes by itself, alone or beside a lasting one, still waits out the bound.
+    for (const reasons of [{ InsufficientIdle: 1 }, { RegionNotAllowed: 1, NotReady: 1 }]) {
+      const waiting = planJob(job(), inputs({ ...pinned(1_000), schedule: () => ({ kind: 'unschedulable', reasons, message: 'busy' }) }));
+      expect(waiting.status.attempts).toEqual([]);
+    }
+    // Never more than MAX_NEVER_PLACED of them per job, however often the spec is edited.
+    let status: GpuJobStatus | undefined;
+    for (let i = 0; i < MAX_NEVER_PLACED + 3; i++) status = planJob(job(status), inputs({ ...pinned(0, (status?.attempts?.length ?? 0) + 1), schedule: () => regionEdited })).status;
+    expect(status?.attempts).toHaveLength(MAX_NEVER_PLACED);
+  });
+
   it('ignores a pin for another epoch (a stale read) and any pin while an attempt runs', () => {
     expect(planJob(job(), inputs({ ...pinned(600_000, 2) })).status.attempts).toEqual([]);
     const running = runningOnA();

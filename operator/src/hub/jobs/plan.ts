@@ -82,6 +82,16 @@ const PENDING_RETRY_MS = 5_000;
 export const DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS = 120_000;
 /** Reason of the attempt record that retires an escrow never placed (not an attempt at running). */
 export const NEVER_PLACED = 'NeverPlaced';
+/**
+ * Why a provider is ruled out that waiting does not change: the job's own spec (product, memory,
+ * driver, runtime class, price and budget caps, egress, access, regions, audited attributes) against
+ * what the provider offers. Capacity, readiness, stake, lending windows, RTT and reputation move by
+ * themselves; a pinned escrow waits out its bound on those.
+ */
+const LASTING_REASONS: ReadonlySet<string> = new Set([
+  'NoMatchingProduct', 'InsufficientMemory', 'DriverTooOld', 'RuntimeClassMismatch', 'InvalidPrice', 'PriceAboveBudget',
+  'TotalAboveBudget', 'EgressNotOffered', 'AccessNotOffered', 'RegionNotAllowed', 'MissingAuditedAttribute', 'Excluded',
+]);
 /** At most this many escrows a job gives back unplaced; after that it waits on the last one. */
 export const MAX_NEVER_PLACED = 16;
 export const DEFAULT_START_TIMEOUT_SECONDS = 600;
@@ -281,12 +291,16 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   // attempt at running (never paid, never slashed: the settlement refunds it), and the next epoch
   // gets a fresh escrow for wherever the job fits then. The status write decides: a placement of
   // this epoch and its retirement cannot both land.
-  const retirePinned = (why: string): boolean => {
+  // `settled`: waiting cannot help (the job's own spec, or the provider's offer, rules the provider
+  // out; the escrow is about to expire), so the escrow goes back at once: a consumer who edits
+  // spec.placement after its escrow opened no longer keeps that provider's bond locked for the bound.
+  const retirePinned = (why: string, settled = false): boolean => {
     const pin = inputs.pinnedEscrow;
     if (!pin || pin.epoch !== epoch) return false;
     const limit = inputs.unplacedEscrowTimeoutMs ?? DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS;
-    if (pin.waitedMs < limit || attempts.filter(isNeverPlaced).length >= MAX_NEVER_PLACED) return false;
-    const message = `never placed: its escrow pays ${pin.provider} only, which could not take the job for ${Math.round(pin.waitedMs / 1000)}s (${why}); the escrow is refunded and the job placed afresh`;
+    if ((!settled && pin.waitedMs < limit) || attempts.filter(isNeverPlaced).length >= MAX_NEVER_PLACED) return false;
+    const how = settled ? 'which cannot take the job as it is' : `which could not take the job for ${Math.round(pin.waitedMs / 1000)}s`;
+    const message = `never placed: its escrow pays ${pin.provider} only, ${how} (${why}); the escrow is refunded and the job placed afresh`;
     attempts.push({ epoch, provider: pin.provider, startTime: iso(now), endTime: iso(now), outcome: 'Cancelled', reason: NEVER_PLACED, faultOf: 'none', message, gpuSeconds: 0 });
     plan.events.push({ type: 'Warning', reason: 'EscrowReleased', message: `attempt ${epoch} ${message}` });
     return true;
@@ -302,7 +316,8 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     if (status.message !== message) plan.events.push({ type: 'Normal', reason: 'Unschedulable', message });
     status.message = message;
     setCond(JobConditions.Scheduled, 'False', result.kind === 'unschedulable' ? 'Unschedulable' : (inputs.blockedReason ?? 'InsufficientFunds'), message);
-    plan.requeueAfterMs = retirePinned(message) ? 1_000 : PENDING_RETRY_MS;
+    const settled = result.kind === 'unschedulable' && !inputs.blockedBy && Object.keys(result.reasons).length > 0 && Object.keys(result.reasons).every((r) => LASTING_REASONS.has(r));
+    plan.requeueAfterMs = retirePinned(message, settled) ? 1_000 : PENDING_RETRY_MS;
     return withCost(plan, job);
   }
   // The budget left must cover the hub's minimum run at the placed price, or the job waits.
@@ -342,7 +357,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       if (!attempts.some((a) => !a.endTime)) delete status.placement;
       status.message = message;
       setCond(JobConditions.Scheduled, 'False', 'EscrowExpiring', message);
-      plan.requeueAfterMs = retirePinned('its escrow expires too soon') ? 1_000 : PENDING_RETRY_MS;
+      plan.requeueAfterMs = retirePinned('its escrow expires too soon', true) ? 1_000 : PENDING_RETRY_MS;
       return withCost(plan, job);
     }
     covered = covered ? Math.min(covered, runway) : runway;
