@@ -23,9 +23,21 @@ describe('escrow lifetime', () => {
     expect(attemptRunBoundSeconds({ ...base, coveredGpuSeconds: 801, gpus: 8 })).toBe(120 + 600 + 101 + 30 + 5);
   });
 
-  it('is the job deadline when that comes first, whatever the budget', () => {
-    expect(attemptRunBoundSeconds({ ...base, coveredGpuSeconds: 10_000_000, gpus: 1, deadlineSeconds: 3600 })).toBe(3600);
+  it('is the job deadline, with the grace and slack of the stop it brings, when that comes first', () => {
+    expect(attemptRunBoundSeconds({ ...base, coveredGpuSeconds: 10_000_000, gpus: 1, deadlineSeconds: 3600 })).toBe(3600 + 30 + 5);
     expect(attemptRunBoundSeconds({ ...base, coveredGpuSeconds: 60, gpus: 1, deadlineSeconds: 30 * DAY })).toBe(120 + 600 + 60 + 30 + 5);
+  });
+
+  it('leaves a job its whole deadline: no cap while the deadline stops it before the settle window', () => {
+    // An escrow opened for a 1-hour deadline, placed at once: the deadline ends the run in time.
+    const open = escrowOpenSeconds(attemptRunBoundSeconds({ ...base, coveredGpuSeconds: 10_000_000, gpus: 1, deadlineSeconds: 3600 }), SETTLE, MAX);
+    const runway = (deadlineLeftSeconds: number) => escrowRunwayGpuSeconds({ secondsLeft: open - SETTLE, gpus: 1, startTimeoutSeconds: 600, gracePeriodSeconds: 30, deadlineLeftSeconds });
+    expect(runway(3600)).toBe(Number.POSITIVE_INFINITY);
+    // A deadline of 40 s (shorter than the start timeout) still places.
+    const short = escrowOpenSeconds(attemptRunBoundSeconds({ ...base, coveredGpuSeconds: 600, gpus: 1, deadlineSeconds: 40 }), SETTLE, MAX);
+    expect(escrowRunwayGpuSeconds({ secondsLeft: short - SETTLE, gpus: 1, startTimeoutSeconds: 600, gracePeriodSeconds: 30, deadlineLeftSeconds: 40 })).toBe(Number.POSITIVE_INFINITY);
+    // A deadline past what the escrow covers (longer than the chain allows) is capped like no deadline.
+    expect(escrowRunwayGpuSeconds({ secondsLeft: DAY, gpus: 1, startTimeoutSeconds: 600, gracePeriodSeconds: 30, deadlineLeftSeconds: 2 * DAY })).toBe(DAY - 635);
   });
 
   it('never asks the chain for more than its maximum, nor for nothing', () => {

@@ -23,14 +23,15 @@ export interface AttemptRunBound {
 
 /**
  * The longest an attempt holds its escrow from the moment it opens: placed, started, run through
- * what it covers, then stopped with its grace and the hub's billing slack; or the job's deadline
- * when that comes sooner (it counts from the job's creation, before the escrow).
+ * what it covers, then stopped with its grace and the hub's billing slack; or, when that comes
+ * sooner, the job's deadline (it counts from the job's creation, before the escrow) and the same
+ * grace and slack for the stop it brings.
  */
 export function attemptRunBoundSeconds(input: AttemptRunBound): number {
   const gpus = Math.max(1, input.gpus);
-  const running = Math.ceil(input.coveredGpuSeconds / gpus) + input.gracePeriodSeconds + BILLING_SLACK_SECONDS_PER_GPU;
-  const bound = input.placeWithinSeconds + input.startTimeoutSeconds + running;
-  return input.deadlineSeconds !== undefined ? Math.min(bound, input.deadlineSeconds) : bound;
+  const stop = input.gracePeriodSeconds + BILLING_SLACK_SECONDS_PER_GPU;
+  const bound = input.placeWithinSeconds + input.startTimeoutSeconds + Math.ceil(input.coveredGpuSeconds / gpus) + stop;
+  return input.deadlineSeconds !== undefined ? Math.min(bound, input.deadlineSeconds + stop) : bound;
 }
 
 /** Seconds from opening to expiry: the run bound plus the settle window, within the chain's maximum. */
@@ -40,12 +41,21 @@ export function escrowOpenSeconds(runBoundSeconds: number, settleWindowSeconds: 
 
 /**
  * The most GPU-seconds an attempt placed now may be given on an escrow whose settle window begins
- * in `secondsLeft`: it must start, run, and stop with its grace before then. Binds only when the
+ * in `secondsLeft`: it must start, run, and stop with its grace before then. Infinity when the
+ * job's deadline (`deadlineLeftSeconds` from now) stops it in time anyway. Binds only when the
  * escrow was opened for a higher price than the placement's, or when the run its budget covers is
  * longer than one escrow may last; then the attempt ends on its budget stop sooner, and the
  * provider is still paid for every second it ran.
  */
-export function escrowRunwayGpuSeconds(input: { secondsLeft: number; gpus: number; startTimeoutSeconds: number; gracePeriodSeconds: number }): number {
-  const seconds = input.secondsLeft - input.startTimeoutSeconds - input.gracePeriodSeconds - BILLING_SLACK_SECONDS_PER_GPU;
+export function escrowRunwayGpuSeconds(input: {
+  secondsLeft: number;
+  gpus: number;
+  startTimeoutSeconds: number;
+  gracePeriodSeconds: number;
+  deadlineLeftSeconds?: number;
+}): number {
+  const stop = input.gracePeriodSeconds + BILLING_SLACK_SECONDS_PER_GPU;
+  if (input.deadlineLeftSeconds !== undefined && input.deadlineLeftSeconds + stop <= input.secondsLeft) return Number.POSITIVE_INFINITY;
+  const seconds = input.secondsLeft - input.startTimeoutSeconds - stop;
   return Math.max(0, Math.floor(seconds) * Math.max(1, input.gpus));
 }

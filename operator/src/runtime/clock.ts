@@ -10,9 +10,21 @@ export interface Clock {
   clearTimer(handle: TimerHandle): void;
 }
 
+/** The longest delay setTimeout keeps (2^31 − 1 ms, about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A delay setTimeout keeps as given: Node fires a longer one after 1 ms instead, so a timer re-armed
+ * for a far deadline (a budget stop months away) would spin. A timer set to the bound fires early,
+ * and its owner looks again and re-arms (WorkQueue does).
+ */
+export function timerDelayMs(ms: number): number {
+  return Math.min(MAX_TIMER_MS, Math.max(0, ms));
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimer: (fn, ms) => setTimeout(fn, Math.max(0, ms)),
+  setTimer: (fn, ms) => setTimeout(fn, timerDelayMs(ms)),
   clearTimer: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from './testing/fake-clock.js';
 import { WorkQueue } from './work-queue.js';
+import { MAX_TIMER_MS, systemClock, timerDelayMs } from './clock.js';
 
 function setup(backoff = { baseMs: 100, maxMs: 1_000 }) {
   const clock = new FakeClock();
@@ -210,5 +211,40 @@ describe('WorkQueue: shutdown', () => {
     const waiting = [queue.get(), queue.get()];
     await queue.shutDown();
     expect(await Promise.all(waiting)).toEqual([undefined, undefined]);
+  });
+});
+
+describe('WorkQueue: a delay longer than a timer keeps', () => {
+  // Node fires a setTimeout longer than 2^31 − 1 ms after 1 ms. A clock that does the same, given
+  // what systemClock gives setTimeout (timerDelayMs): the queue must not spin on a far due time.
+  class NodeLikeClock extends FakeClock {
+    timersSet = 0;
+    override setTimer(fn: () => void, ms: number) {
+      this.timersSet++;
+      const given = timerDelayMs(ms);
+      return super.setTimer(fn, given > MAX_TIMER_MS ? 1 : given);
+    }
+  }
+
+  it('waits out a due time 60 days away with a few timers, then releases the key', async () => {
+    const clock = new NodeLikeClock();
+    const queue = new WorkQueue({ clock });
+    const day = 24 * 3600 * 1000;
+    queue.addAfter('far', 60 * day);
+    clock.advance(59 * day);
+    expect(queue.len()).toBe(0);
+    expect(clock.timersSet).toBeLessThanOrEqual(4);
+    clock.advance(day);
+    expect(await takeReady(queue)).toEqual(['far']);
+  });
+
+  it('hands setTimeout no more than it keeps', () => {
+    expect(timerDelayMs(2 ** 40)).toBe(MAX_TIMER_MS);
+    expect(timerDelayMs(-5)).toBe(0);
+    const handle = systemClock.setTimer(() => undefined, 2 ** 40) as { _idleTimeout?: number };
+    // Node records the delay it will use; without the bound it is 1 ms.
+    const used = handle._idleTimeout;
+    systemClock.clearTimer(handle);
+    expect(used).toBe(MAX_TIMER_MS);
   });
 });

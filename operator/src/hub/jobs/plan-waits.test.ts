@@ -87,7 +87,7 @@ describe('planJob: an escrow pinned to a provider that cannot take the job', () 
     );
     expect(plan.requeueAfterMs).toBe(1_000);
     // A reason that passes by itself, alone or beside a lasting one, still waits out the bound.
-    for (const reasons of [{ InsufficientIdle: 1 }, { RegionNotAllowed: 1, NotReady: 1 }]) {
+    for (const reasons of [{ InsufficientIdle: 1 }, { RegionNotAllowed: 1, NotReady: 1 }] as Record<string, number>[]) {
       const waiting = planJob(job(), inputs({ ...pinned(1_000), schedule: () => ({ kind: 'unschedulable', reasons, message: 'busy' }) }));
       expect(waiting.status.attempts).toEqual([]);
     }

@@ -214,6 +214,24 @@ describe('planJob: market integrity', () => {
     expect(expiring.status.message).toMatch(/^waiting: the escrow of attempt 1 expires too soon to pay the hub's minimum run of 60 GPU-seconds/);
   });
 
+  it('leaves a job with a deadline its budget while the deadline stops it before the escrow\'s settle window', () => {
+    // Created at t0, placed at t0+60s with a 1-hour deadline; the escrow's window begins in 1 h 10 min.
+    const spec = { activeDeadlineSeconds: 3600 };
+    // 36 credits cover 36,000 GPU-seconds, more than the 1 h 10 min less the start timeout × 8 GPUs.
+    const plan = planJob(job(undefined, spec), inputs({ place: 'a', budgetLeft: 36_000_000_000_000_000_000n, escrowSecondsLeft: 4200 }));
+    expect(plan.assign?.coveredGpuSeconds).toBe(36_000);
+    // 40 s of deadline left, shorter than the start timeout: placed too.
+    const short = planJob(job(undefined, { activeDeadlineSeconds: 100 }), inputs({ place: 'a', budgetLeft: 360_000_000_000_000_000n, escrowSecondsLeft: 200 }));
+    expect(short.assign?.coveredGpuSeconds).toBe(360);
+  });
+
+  it('never turns an escrow with no time left into an attempt without a limit, whatever the minimum run', () => {
+    const plan = planJob(job(), inputs({ place: 'a', budgetLeft: 360_000_000_000_000_000n, escrowSecondsLeft: 0, minimumRunGpuSeconds: 0 }));
+    expect(plan.assign).toBeUndefined();
+    expect(plan.status.attempts ?? []).toEqual([]);
+    expect(plan.status.conditions?.find((c) => c.type === 'Scheduled')).toMatchObject({ status: 'False', reason: 'EscrowExpiring' });
+  });
+
   it('waits, saying why, when the budget cannot cover the minimum run at the placed price', () => {
     const plan = planJob(job(), inputs({ place: 'a', budgetLeft: 1_000_000_000_000n, minimumRunGpuSeconds: 60 })); // 0.000001 credits
     expect(plan.assign).toBeUndefined();

@@ -347,8 +347,10 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       gpus: status.gpus ?? replicas * (job.spec.gpusPerReplica ?? 1),
       startTimeoutSeconds: job.spec.faultTolerance?.startTimeoutSeconds ?? DEFAULT_START_TIMEOUT_SECONDS,
       gracePeriodSeconds: job.spec.faultTolerance?.checkpoint?.gracePeriodSeconds ?? 30,
+      ...(deadline !== undefined ? { deadlineLeftSeconds: Math.max(0, (created + deadline * 1000 - now) / 1000) } : {}),
     });
-    const minimum = inputs.minimumRunGpuSeconds ?? DEFAULT_MINIMUM_RUN_GPU_SECONDS;
+    // Never below one GPU-second: 0 covered GPU-seconds means "no limit" to the agent and the hub.
+    const minimum = Math.max(1, inputs.minimumRunGpuSeconds ?? DEFAULT_MINIMUM_RUN_GPU_SECONDS);
     if (runway < minimum) {
       // An escrow this close to its expiry pays no run worth starting: it is given back (retirePinned)
       // and the next epoch gets a fresh one.
@@ -360,7 +362,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       plan.requeueAfterMs = retirePinned('its escrow expires too soon', true) ? 1_000 : PENDING_RETRY_MS;
       return withCost(plan, job);
     }
-    covered = covered ? Math.min(covered, runway) : runway;
+    if (Number.isFinite(runway)) covered = covered ? Math.min(covered, runway) : runway;
   }
   const nodes = result.assignments.map((a) => a.node);
   attempts.push({

@@ -85,7 +85,8 @@ export class EscrowFunding {
     try {
       const escrow = await this.opts.chain.escrow(escrowId);
       if (escrow.state === 'Open') {
-        const entry = { wallet: escrow.provider, expiresAtMs: this.localExpiry(escrow.expiresAt, await this.opts.chain.now()) };
+        const localMs = Date.now();
+        const entry = { wallet: escrow.provider, expiresAtMs: this.localExpiry(escrow.expiresAt, await this.opts.chain.now(), localMs) };
         this.open.set(escrowId, entry);
         return this.openVerdict(entry);
       }
@@ -111,8 +112,10 @@ export class EscrowFunding {
     if (hold.amount === 0n || free < hold.amount) return fundsMessage(consumer.wallet, free, hold.amount, hold.source);
     const consent = await this.consentProblem(job, consumer.wallet, hold.amount, epoch);
     if (consent) return consent;
-    // The attempt already runs at its price; its record bounds what it may still be given.
-    const { expiresAt } = await this.expiryFor(job, hold.amount, attempt?.pricePerGpuHour ?? '0', job.status?.gpus ?? (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1));
+    // The attempt already runs at its price with the GPU-seconds it was given; a hold lowered
+    // since (a smaller maxTotal) must not shorten the escrow below them.
+    const covered = Math.max(attempt?.coveredGpuSeconds ?? 0, coveredGpuSeconds(hold.amount, parseCredits(attempt?.pricePerGpuHour ?? '0')));
+    const { expiresAt } = await this.expiryFor(job, covered, job.status?.gpus ?? (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1));
     return this.openEscrow(escrowId, consumer.wallet, wallet, this.tenantOf(job), hold.amount, expiresAt);
   }
 
@@ -131,10 +134,10 @@ export class EscrowFunding {
     const free = await this.freeOf(consumer);
     if (free < hold.amount) return fundsMessage(consumer, free, hold.amount, hold.source);
     const log = this.opts.logger.child({ job: `${job.metadata.namespace}/${job.metadata.name}`, epoch, provider: candidate.provider });
-    const { expiresAt, chainNow } = await this.expiryFor(job, hold.amount, candidate.pricePerGpuHour, candidate.gpus);
+    const { expiresAt, chainNow, localMs } = await this.expiryFor(job, coveredGpuSeconds(hold.amount, parseCredits(candidate.pricePerGpuHour)), candidate.gpus);
     this.openEscrow(escrowId, consumer, candidate.wallet, this.tenantOf(job), hold.amount, expiresAt)
       .then((tx) => {
-        this.open.set(escrowId, { wallet: candidate.wallet, expiresAtMs: this.localExpiry(expiresAt, chainNow) });
+        this.open.set(escrowId, { wallet: candidate.wallet, expiresAtMs: this.localExpiry(expiresAt, chainNow, localMs) });
         log.info({ tx: tx.txHash, amount: formatCredits(hold.amount) }, 'escrow opened');
         this.opts.wake(job);
       })
@@ -175,26 +178,32 @@ export class EscrowFunding {
 
   /**
    * The escrow's expiry, in chain time: the longest its attempt can run (the job's deadline, or
-   * the run `amount` buys at `pricePerGpuHour` on `gpus`, with its start and stop) plus the settle
-   * window, within the market's bound. A fixed lifetime let a consumer reclaim the escrow of an
-   * attempt still running on a budget that outlasted it.
+   * the run `covered` GPU-seconds make on `gpus`, with its start and stop) plus the settle window,
+   * within the market's bound. A fixed lifetime let a consumer reclaim the escrow of an attempt
+   * still running on a budget that outlasted it. `localMs`: this process's clock when the chain
+   * time was read (a slow confirmation then counts as time gone, not time left).
    */
-  private async expiryFor(job: GpuJob, amount: bigint, pricePerGpuHour: string, gpus: number): Promise<{ expiresAt: bigint; chainNow: bigint }> {
+  private async expiryFor(job: GpuJob, covered: number, gpus: number): Promise<{ expiresAt: bigint; chainNow: bigint; localMs: number }> {
+    const localMs = Date.now();
     const chainNow = await this.opts.chain.now();
     const run = attemptRunBoundSeconds({
-      coveredGpuSeconds: coveredGpuSeconds(amount, parseCredits(pricePerGpuHour)),
+      coveredGpuSeconds: covered,
       gpus,
       placeWithinSeconds: this.opts.placeWithinSeconds ?? DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS / 1000,
       startTimeoutSeconds: job.spec.faultTolerance?.startTimeoutSeconds ?? DEFAULT_START_TIMEOUT_SECONDS,
       gracePeriodSeconds: job.spec.faultTolerance?.checkpoint?.gracePeriodSeconds ?? 30,
       ...(job.spec.activeDeadlineSeconds !== undefined ? { deadlineSeconds: job.spec.activeDeadlineSeconds } : {}),
     });
-    return { expiresAt: chainNow + BigInt(escrowOpenSeconds(run, this.opts.escrowLifetimeSeconds, MAX_ESCROW_SECONDS)), chainNow };
+    return { expiresAt: chainNow + BigInt(escrowOpenSeconds(run, this.opts.escrowLifetimeSeconds, MAX_ESCROW_SECONDS)), chainNow, localMs };
   }
 
-  /** An expiry in chain seconds as this process's clock will see it, given the chain's time now. */
-  private localExpiry(expiresAt: bigint, chainNow: bigint): number {
-    return Date.now() + Number(expiresAt - chainNow) * 1000;
+  /**
+   * An expiry in chain seconds as this process's clock will see it, given the chain's time at
+   * `localMs`. Chain time that runs ahead later (sparse blocks catching up, a warped test chain) is
+   * not seen: it comes out of the settle window, which is days.
+   */
+  private localExpiry(expiresAt: bigint, chainNow: bigint, localMs: number): number {
+    return localMs + Number(expiresAt - chainNow) * 1000;
   }
 
   private openVerdict(entry: { wallet: string; expiresAtMs: number }): FundingVerdict {
