@@ -50,7 +50,7 @@ try {
   // Sent without waiting in between: the nonce manager orders them, anvil mines each at once.
   // The bench market has no slash bond (its throwaway providers hold no stake); the bond's lock and
   // release are measured by the contracts integration test (settleBatch of 100 with bonds).
-  const tenant = tenantIdOf('bench', 'default');
+  const tenant = tenantIdOf('bench', 'default', 'uid-default');
   await (await market.connect(consumer).authorize(tenant, funds, BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600))).wait();
   const expiresAt = BigInt(Math.floor(Date.now() / 1000) + 30 * 24 * 3600);
   const openJobs = async (count: number, pickProvider: (i: number) => Wallet): Promise<{ jobIds: string[]; receipts: TransactionReceipt[] }> => {

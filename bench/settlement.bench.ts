@@ -58,7 +58,7 @@ try {
   await (await token.mint(consumer.address, funds)).wait();
   await (await token.connect(consumer).approve(marketAddress, MaxUint256)).wait();
   await (await market.connect(consumer).deposit(funds)).wait();
-  const tenant = tenantIdOf('bench', 'bench');
+  const tenant = tenantIdOf('bench', 'bench', 'uid-bench');
   await (await market.connect(consumer).authorize(tenant, funds, BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600))).wait();
   const expiresAt = BigInt(Math.floor(Date.now() / 1000) + 30 * 24 * 3600);
   const domain = marketDomain(anvil.chainId, marketAddress);
@@ -103,7 +103,7 @@ try {
     const providerInformer = new Informer<GpuProvider>(customResourceSource(gpuProviderClient(custom)), { kubeConfig: hub.kubeConfig, logger });
     await providerInformer.start();
     const funding = new EscrowFunding({
-      chain, defaultHold: parseCredits('10'), consumerOf: () => ({ wallet: consumer.address }), wake: () => {}, logger,
+      chain, defaultHold: parseCredits('10'), consumerOf: () => ({ wallet: consumer.address, namespaceUid: 'uid-bench' }), wake: () => {}, logger,
       hubId: 'bench', escrowLifetimeSeconds: 3600, walletOf: () => undefined,
     });
     const controller = new SettlementController({

@@ -20,7 +20,7 @@ import { reapPidDir } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
-import { fundWallet } from './support/credits.js';
+import { fundWallet, namespaceUid } from './support/credits.js';
 import { applyYaml, getGpuJob, gpuJobYaml, waitGpuJob } from './support/gpu-jobs.js';
 import { issueCert } from '../../operator/src/tls/index.js';
 
@@ -53,6 +53,8 @@ let liarWallet: Wallet;
 let honest: AgentHandle;
 let liar: Liar;
 const names: Record<'honest' | 'liar', string> = { honest: '', liar: '' };
+/** The tenant the consumer authorized: namespace ml as it is. */
+let mlTenant = '';
 const root = join(repoRoot, '.testbed', 'e2e-market-integrity');
 
 const hubCluster = () => testbed.cluster('hub');
@@ -237,7 +239,8 @@ beforeAll(async () => {
   await hubCluster().kubectl(['label', 'namespace', 'ml', `fedgpu.io/consumer-wallet=${consumer.address}`]);
   // Consent on chain: the consumer authorizes its namespace on this hub.
   const year = BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600);
-  await (await market.connect(consumer.connect(rpc)).authorize(tenantIdOf(DEFAULT_HUB_ID, 'ml'), credits('1000'), year)).wait();
+  mlTenant = tenantIdOf(DEFAULT_HUB_ID, 'ml', await namespaceUid(hubCluster(), 'ml'));
+  await (await market.connect(consumer.connect(rpc)).authorize(mlTenant, credits('1000'), year)).wait();
 
   const hubPort = await freePort();
   hub = await startHubProcess(hubCluster(), pki, join(dir, 'hub'), [
@@ -479,7 +482,7 @@ describe('market integrity: providers do not grade themselves', () => {
     // and had its money back from under an attempt still running, the provider unpaid.
     await fund(consumer, '800', true);
     const year = BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600);
-    await (await market.connect(consumer.connect(rpc)).authorize(tenantIdOf(DEFAULT_HUB_ID, 'ml'), credits('2000'), year)).wait();
+    await (await market.connect(consumer.connect(rpc)).authorize(mlTenant, credits('2000'), year)).wait();
     const earningsBefore = await market.earningsOf(honestWallet.address);
     await apply(jobYaml('marathon', { gpusPerReplica: 1, budget: { maxPricePerGpuHour: '5', maxTotal: '800' }, placement: { regions: ['eu-west'] } }, '1h'));
     const running = await waitJob('marathon', 'Running', (j) => j.status?.phase === 'Running');

@@ -26,7 +26,7 @@ import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.j
 import { runCli, type CliResult } from '../../operator/src/testbed/cli.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
-import { fundWallet } from './support/credits.js';
+import { fundWallet, namespaceUid } from './support/credits.js';
 import { applyYaml, getGpuJob, gpuJobYaml, waitGpuJob } from './support/gpu-jobs.js';
 
 // On-chain settlement end to end: a hub process settling on anvil (contracts deployed here), two
@@ -55,6 +55,8 @@ let market: GpuMarketContract;
 let marketAddress: string;
 let hub: HubProcess;
 let hubPort: number;
+/** The tenant the consumer authorized: namespace ml as it is (its uid). */
+let mlTenant = '';
 let hubRuns = 0;
 let dir: string;
 let consumer: Wallet;
@@ -148,16 +150,16 @@ beforeAll(async () => {
   expect(JSON.parse(staked.stdout)).toMatchObject({ staked: '100', stake: { active: '100' } });
   await (await market.connect(wallets.east).stake(credits('100'))).wait();
 
-  // Consent on chain: each consumer authorizes its namespace on this hub (hub id "fedgpu").
-  const year = BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600);
-  await (await market.connect(consumer).authorize(tenantIdOf('fedgpu', 'ml'), credits('1000'), year)).wait();
-  await (await market.connect(poor).authorize(tenantIdOf('fedgpu', 'poor'), credits('1000'), year)).wait();
-
   // Namespaces: one bound to the consumer, one to a consumer who cannot pay, one bound to nobody.
   for (const [ns, wallet] of [['ml', consumer.address], ['poor', poor.address], ['plain', '']] as const) {
     await hubCluster().kubectl(['create', 'namespace', ns]);
     if (wallet) await hubCluster().kubectl(['label', 'namespace', ns, `fedgpu.io/consumer-wallet=${wallet}`]);
   }
+  // Consent on chain: each consumer authorizes its namespace (as it is: its uid) on this hub (hub id "fedgpu").
+  const year = BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600);
+  mlTenant = tenantIdOf('fedgpu', 'ml', await namespaceUid(hubCluster(), 'ml'));
+  await (await market.connect(consumer).authorize(mlTenant, credits('1000'), year)).wait();
+  await (await market.connect(poor).authorize(tenantIdOf('fedgpu', 'poor', await namespaceUid(hubCluster(), 'poor')), credits('1000'), year)).wait();
 
   hubPort = await freePort();
   await startHub();
@@ -264,7 +266,9 @@ describe('settlement', () => {
     }
     await apply(jobYaml('squatter', 'squat', {}, '2s'));
     const waiting = await waitJob('squatter', 'waiting for authorization', (j) => j.status?.message?.startsWith('waiting for authorization') ?? false, { namespace: 'squat' });
-    expect(waiting.status?.message).toContain(`wallet ${stranger.address} (label fedgpu.io/consumer-wallet on namespace squat) has not authorized namespace squat on hub fedgpu`);
+    const squatUid = await namespaceUid(hubCluster(), 'squat');
+    expect(waiting.status?.message).toContain(`wallet ${stranger.address} (label fedgpu.io/consumer-wallet on namespace squat) has not authorized namespace squat (uid ${squatUid}) on hub fedgpu`);
+    expect(waiting.status?.message).toContain(`fedgpu authorize --namespace squat --namespace-uid ${squatUid} --hub-id fedgpu`);
     expect(waiting.status?.phase).toBe('Pending');
     expect(waiting.status?.attempts ?? []).toHaveLength(0);
     // Nothing was locked: no escrow on chain, the deposit whole.
@@ -273,10 +277,11 @@ describe('settlement', () => {
 
     // The wallet consents with the CLI: the job runs, is paid for, and draws on the cap.
     writeFileSync(join(dir, 'stranger.key'), stranger.privateKey, { mode: 0o600 });
-    const keyFlags = ['--key-file', join(dir, 'stranger.key'), ...chainFlags(), '-o', 'json'];
+    // The CLI reads the namespace's uid from the hub cluster, as kubectl would.
+    const keyFlags = ['--key-file', join(dir, 'stranger.key'), ...chainFlags(), '-o', 'json', '--kubeconfig', hubCluster().kubeconfigPath];
     const authorized = await cli(['authorize', '--namespace', 'squat', '--cap', '10', '--expires', '1d', ...keyFlags]);
     expect(authorized.code, authorized.stderr).toBe(0);
-    expect(JSON.parse(authorized.stdout)).toMatchObject({ wallet: stranger.address, namespace: 'squat', hubId: 'fedgpu', cap: '10' });
+    expect(JSON.parse(authorized.stdout)).toMatchObject({ wallet: stranger.address, namespace: 'squat', namespaceUid: squatUid, hubId: 'fedgpu', cap: '10' });
     const done = await waitJob('squatter', 'Succeeded and Settled', succeededAndSettled, { namespace: 'squat' });
     const paid = credits(done.status!.settlement!.paid!);
     expect(paid).toBeGreaterThan(0n);
@@ -315,6 +320,31 @@ describe('settlement', () => {
     const state = await cli(['authorizations', '--namespace', 'squat', ...keyFlags]);
     expect(JSON.parse(state.stdout).authorizations).toEqual([expect.objectContaining({ name: 'fedgpu/squat', state: 'revoked' })]);
     await hubCluster().kubectl(['delete', 'gj', 'squatter-2', '-n', 'squat', '--wait=true']);
+
+    // A consent is for the namespace as it was: the team authorizes squat again, then deletes the
+    // namespace without revoking. Whoever makes a namespace of that name later, and labels it with
+    // the team's wallet, finds nothing to spend.
+    const again2 = await cli(['authorize', '--namespace', 'squat', '--namespace-uid', squatUid, '--cap', '10', '--expires', '1d', ...keyFlags]);
+    expect(again2.code, again2.stderr).toBe(0);
+    const gone = await hubCluster().kubectl(['delete', 'namespace', 'squat', '--wait=true', '--timeout=120s']);
+    expect(gone.code, gone.stderr).toBe(0);
+    for (const args of [['create', 'namespace', 'squat'], ['label', 'namespace', 'squat', `fedgpu.io/consumer-wallet=${stranger.address}`]]) {
+      const res = await hubCluster().kubectl(args);
+      expect(res.code, res.stderr).toBe(0);
+    }
+    const newUid = await namespaceUid(hubCluster(), 'squat');
+    expect(newUid).not.toBe(squatUid);
+    const beforeSquat = await market.freeBalanceOf(stranger.address);
+    await apply(jobYaml('squatter-3', 'squat', {}, '2s'));
+    const squatted = await waitJob('squatter-3', 'waiting for authorization', (j) => j.status?.message?.startsWith('waiting for authorization') ?? false, { namespace: 'squat' });
+    expect(squatted.status?.message).toContain(`has not authorized namespace squat (uid ${newUid})`);
+    expect(squatted.status?.attempts ?? []).toHaveLength(0);
+    expect(await eventsOf(attemptEscrowId(squatted.metadata.uid!, 1))).toEqual([]);
+    expect(await market.freeBalanceOf(stranger.address)).toBe(beforeSquat);
+    // The old consent is still there on chain, untouched, for the namespace it named.
+    const [remaining] = await market.authorizationOf(stranger.address, tenantIdOf('fedgpu', 'squat', squatUid));
+    expect(remaining).toBe(credits('10'));
+    await hubCluster().kubectl(['delete', 'gj', 'squatter-3', '-n', 'squat', '--wait=true']);
   });
 
   it('slashes a lost provider once, refunds its escrow, and pays the rescheduled job once, to the new provider', async () => {
@@ -451,7 +481,7 @@ describe('settlement', () => {
     const admin = new Wallet(anvil.accounts[0]!.privateKey, rpc);
     const orphan = attemptEscrowId('no-such-job', 1);
     const expiresAt = BigInt(Math.floor(Date.now() / 1000) + 24 * 3600);
-    await (await market.connect(admin).openEscrow(orphan, consumer.address, wallets.east.address, tenantIdOf('fedgpu', 'ml'), credits('1'), expiresAt)).wait();
+    await (await market.connect(admin).openEscrow(orphan, consumer.address, wallets.east.address, mlTenant, credits('1'), expiresAt)).wait();
     await waitFor('the orphan refunded', async () => ((await market.escrowOf(orphan))[2] === EscrowState.Refunded ? true : undefined), { timeoutMs: 30_000 });
     // A provider unstakes with the CLI: the hub shows the unbonding stake.
     writeFileSync(join(dir, 'east.key'), wallets.east.privateKey, { mode: 0o600 });

@@ -53,7 +53,7 @@ const credits = parseCredits;
 /** The stake each open escrow locks, and the most one slash takes, on the market under test. */
 const BOND = parseCredits('10');
 /** The hub tenant the consumers authorize (a hub id and a namespace). */
-const TENANT = tenantIdOf('integration-hub', 'default');
+const TENANT = tenantIdOf('integration-hub', 'default', 'uid-default');
 const SETTLER_DELAY = 2 * 24 * 3600;
 
 // ------------------------------------------------------------------------------------------ setup
@@ -955,7 +955,7 @@ function reason(): string {
 describe('authorization', () => {
   it('is drawn down by each escrow, replaced by a new authorize, and emits events', async () => {
     await deposit(consumerB, credits('100'));
-    const tenant = tenantIdOf('integration-hub', 'team-b');
+    const tenant = tenantIdOf('integration-hub', 'team-b', 'uid-team-b');
     const until = (await latestTimestamp()) + 86_400n;
     const authorized = await mined(market.connect(consumerB).authorize(tenant, credits('12'), until));
     expect(eventsOf(authorized, 'Authorized')).toEqual([{ consumer: consumerB.address, tenant, cap: credits('12'), expiresAt: until }]);
@@ -981,7 +981,7 @@ describe('authorization', () => {
   it('refuses a tenant never authorized, another tenant, an expired one and a revoked one', async () => {
     await deposit(consumerB, credits('100'));
     await ensureFreeStake(providerA);
-    const tenant = tenantIdOf('integration-hub', 'team-b');
+    const tenant = tenantIdOf('integration-hub', 'team-b', 'uid-team-b');
     await expectRevert(
       asSettler.openEscrow(newJobId(), consumerB.address, providerA.address, tenant, credits('1'), expiry),
       'NotAuthorized',
@@ -1014,7 +1014,7 @@ describe('authorization', () => {
   });
 
   it('refuses a zero cap, a past expiry, and bad escrow terms', async () => {
-    const tenant = tenantIdOf('integration-hub', 'team-b');
+    const tenant = tenantIdOf('integration-hub', 'team-b', 'uid-team-b');
     const now = await latestTimestamp();
     await expectRevert(market.connect(consumerB).authorize(tenant, 0n, now + 100n), 'ZeroAmount');
     await setNextTimestamp(now + 10n);
@@ -1084,7 +1084,7 @@ describe('a stolen settler key', () => {
   it('cannot open an escrow toward itself on a consumer who never authorized its tenant', async () => {
     await deposit(consumerB, credits('50'));
     await ensureFreeStake(providerB);
-    const stranger = tenantIdOf('thief-hub', 'default');
+    const stranger = tenantIdOf('thief-hub', 'default', 'uid-default');
     await expectRevert(
       asSettler.openEscrow(newJobId(), consumerB.address, providerB.address, stranger, credits('50'), expiry),
       'NotAuthorized',
@@ -1383,7 +1383,7 @@ const WEIGHTS: [OperationKind, number][] = [
   ['reclaim', 5],
 ];
 
-const PROPERTY_TENANT = tenantIdOf('property-hub', 'default');
+const PROPERTY_TENANT = tenantIdOf('property-hub', 'default', 'uid-default');
 
 describe('property: random operation sequences', () => {
   const seed = Number(process.env.FEDGPU_PROPERTY_SEED ?? 20261125);

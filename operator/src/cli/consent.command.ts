@@ -1,3 +1,4 @@
+import { CoreV1Api } from '@kubernetes/client-node';
 import { Command } from 'commander';
 import { formatCredits } from '../chain/credits.js';
 import { MarketTopics, parseMarketLogs, queryLogs } from '../chain/market-events.js';
@@ -5,19 +6,43 @@ import { DEFAULT_HUB_ID, tenantIdOf } from '../chain/tenant.js';
 import { type ChainFlags, creditsArg, loadWallet } from './chain-access.js';
 import { mined, session, withChainFlags } from './chain.command.js';
 import { CliError, ExitCode } from './errors.js';
+import { loadKubeConfig } from './kubeconfig.js';
 import { render, type OutputFormat } from './output.js';
 
 // `fedgpu authorize | authorizations | revoke`: a consumer's consent on chain. The hub may lock the
 // wallet's deposit for a namespace's jobs only up to what the wallet authorized for that namespace
-// on that hub (GpuMarket.authorize), never on the namespace label alone.
+// on that hub (GpuMarket.authorize), never on the namespace label alone. The consent names the
+// namespace as it is now (its uid, chain/tenant.ts): one made later under the same name gets none.
 
 interface TenantFlags extends ChainFlags {
   namespace: string;
+  namespaceUid?: string;
   hubId: string;
 }
 
+type Globals = () => { kubeconfig?: string; context?: string };
+
 const withTenantFlags = (c: Command) =>
-  c.requiredOption('--namespace <ns>', 'the hub namespace whose jobs may spend').option('--hub-id <id>', 'the hub (its --hub-id)', DEFAULT_HUB_ID);
+  c
+    .requiredOption('--namespace <ns>', 'the hub namespace whose jobs may spend')
+    .option('--namespace-uid <uid>', "the namespace's uid (default: read from the hub cluster with --kubeconfig/--context)")
+    .option('--hub-id <id>', 'the hub (its --hub-id)', DEFAULT_HUB_ID);
+
+/** The namespace's uid: given, or read from the hub cluster (the wallet's holder may have no access: then it is given). */
+async function namespaceUidOf(flags: { namespace: string; namespaceUid?: string }, globals: Globals): Promise<string> {
+  if (flags.namespaceUid) return flags.namespaceUid;
+  const hint = `pass --namespace-uid (kubectl get namespace ${flags.namespace} -o jsonpath='{.metadata.uid}')`;
+  let uid: string | undefined;
+  try {
+    const core = loadKubeConfig(globals()).makeApiClient(CoreV1Api);
+    uid = (await core.readNamespace({ name: flags.namespace })).metadata?.uid;
+  } catch (err) {
+    const why = err instanceof CliError ? err.message : (err as { code?: number }).code === 404 ? 'no such namespace' : (err as Error).message;
+    throw new CliError(`cannot read namespace ${flags.namespace} from the hub cluster (${why}); ${hint}`, ExitCode.Usage);
+  }
+  if (!uid) throw new CliError(`namespace ${flags.namespace} has no uid; ${hint}`, ExitCode.Usage);
+  return uid;
+}
 
 /** `--expires`: an ISO date/time, or a duration from now such as 30d, 12h, 90m. */
 export function expiryArg(text: string, nowMs = Date.now()): bigint {
@@ -30,7 +55,7 @@ export function expiryArg(text: string, nowMs = Date.now()): bigint {
 
 const iso = (seconds: bigint) => new Date(Number(seconds) * 1000).toISOString();
 
-export function authorizeCommand(output: () => OutputFormat): Command {
+export function authorizeCommand(output: () => OutputFormat, globals: Globals): Command {
   return withTenantFlags(withChainFlags(new Command('authorize'), true))
     .description("let the hub lock up to --cap credits of this wallet's deposit for a namespace's jobs, until --expires (replaces an earlier authorization)")
     .requiredOption('--cap <credits>', 'most credits the hub may lock in escrows for the namespace, in total')
@@ -38,41 +63,50 @@ export function authorizeCommand(output: () => OutputFormat): Command {
     .action(async (flags: TenantFlags & { cap: string; expires: string }) => {
       const cap = creditsArg(flags.cap);
       const expiresAt = expiryArg(flags.expires);
-      const tenant = tenantIdOf(flags.hubId, flags.namespace);
+      const namespaceUid = await namespaceUidOf(flags, globals);
+      const tenant = tenantIdOf(flags.hubId, flags.namespace, namespaceUid);
       const wallet = loadWallet(flags, true);
       const result = await session(flags, async (chain) => {
         const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).authorize(tenant, cap, expiresAt));
-        return { wallet: wallet.address, hubId: flags.hubId, namespace: flags.namespace, tenant, cap: formatCredits(cap), expiresAt: iso(expiresAt), ...tx };
+        return { wallet: wallet.address, hubId: flags.hubId, namespace: flags.namespace, namespaceUid, tenant, cap: formatCredits(cap), expiresAt: iso(expiresAt), ...tx };
       });
       process.stdout.write(
-        render(output(), result, () => [[`${result.wallet} authorized namespace ${result.namespace} on hub ${result.hubId} to lock up to ${result.cap} credits until ${result.expiresAt} (tx ${result.txHash})`]]),
+        render(output(), result, () => [
+          [`${result.wallet} authorized namespace ${result.namespace} (uid ${namespaceUid}) on hub ${result.hubId} to lock up to ${result.cap} credits until ${result.expiresAt} (tx ${result.txHash})`],
+        ]),
       );
     });
 }
 
-export function revokeCommand(output: () => OutputFormat): Command {
+export function revokeCommand(output: () => OutputFormat, globals: Globals): Command {
   return withTenantFlags(withChainFlags(new Command('revoke'), true))
     .description('withdraw an authorization: no new escrow for the namespace (open ones settle or can be reclaimed after expiry)')
     .action(async (flags: TenantFlags) => {
-      const tenant = tenantIdOf(flags.hubId, flags.namespace);
+      const namespaceUid = await namespaceUidOf(flags, globals);
+      const tenant = tenantIdOf(flags.hubId, flags.namespace, namespaceUid);
       const wallet = loadWallet(flags, true);
       const result = await session(flags, async (chain) => {
         const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).revoke(tenant));
-        return { wallet: wallet.address, hubId: flags.hubId, namespace: flags.namespace, tenant, ...tx };
+        return { wallet: wallet.address, hubId: flags.hubId, namespace: flags.namespace, namespaceUid, tenant, ...tx };
       });
       process.stdout.write(render(output(), result, () => [[`${result.wallet} revoked namespace ${result.namespace} on hub ${result.hubId} (tx ${result.txHash})`]]));
     });
 }
 
-export function authorizationsCommand(output: () => OutputFormat): Command {
+export function authorizationsCommand(output: () => OutputFormat, globals: Globals): Command {
   return withChainFlags(new Command('authorizations'), true)
     .description("the wallet's authorizations on chain: what each tenant may still lock, and until when")
     .option('--namespace <ns>', 'name this namespace in the listing (tenants are hashes on chain)')
+    .option('--namespace-uid <uid>', "the uid of --namespace (default: read from the hub cluster)")
     .option('--hub-id <id>', 'the hub of --namespace', DEFAULT_HUB_ID)
     .option('--from-block <n>', 'first block to scan (the market deployment block)', '0')
-    .action(async (flags: ChainFlags & { namespace?: string; hubId: string; fromBlock: string }) => {
+    .action(async (flags: ChainFlags & { namespace?: string; namespaceUid?: string; hubId: string; fromBlock: string }) => {
       const wallet = loadWallet(flags, true);
-      const named = flags.namespace ? { [tenantIdOf(flags.hubId, flags.namespace)]: `${flags.hubId}/${flags.namespace}` } : {};
+      const named: Record<string, string> = {};
+      if (flags.namespace) {
+        const uid = await namespaceUidOf({ namespace: flags.namespace, ...(flags.namespaceUid ? { namespaceUid: flags.namespaceUid } : {}) }, globals);
+        named[tenantIdOf(flags.hubId, flags.namespace, uid)] = `${flags.hubId}/${flags.namespace}`;
+      }
       const rows = await session(flags, async (chain) => {
         const to = await chain.provider.getBlockNumber();
         const topic = '0x' + wallet.address.toLowerCase().slice(2).padStart(64, '0');

@@ -97,7 +97,7 @@ export function settlementOptionsOf(o: SettlementFlags, env: NodeJS.ProcessEnv =
 
 function hubIdOf(text: string): string {
   try {
-    tenantIdOf(text, 'probe');
+    tenantIdOf(text, 'probe', 'probe');
   } catch (err) {
     throw new CliError(`--hub-id: ${(err as Error).message}`, ExitCode.Usage);
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { coveredGpuSeconds } from './budget.js';
-import { attemptRunBoundSeconds, escrowOpenSeconds, escrowRunwayGpuSeconds } from './escrow-lifetime.js';
+import { attemptRunBoundSeconds, DEADLINE_MARGIN_SECONDS, escrowOpenSeconds, escrowRunwayGpuSeconds } from './escrow-lifetime.js';
 import { parseMoney } from './money.js';
 
 const DAY = 24 * 3600;
@@ -24,15 +24,19 @@ describe('escrow lifetime', () => {
   });
 
   it('is the job deadline, with the grace and slack of the stop it brings, when that comes first', () => {
-    expect(attemptRunBoundSeconds({ ...base, coveredGpuSeconds: 10_000_000, gpus: 1, deadlineSeconds: 3600 })).toBe(3600 + 30 + 5);
+    // Plus a minute for the roundings between the expiry and the placement's check.
+    expect(attemptRunBoundSeconds({ ...base, coveredGpuSeconds: 10_000_000, gpus: 1, deadlineSeconds: 3600 })).toBe(3600 + 30 + 5 + DEADLINE_MARGIN_SECONDS);
     expect(attemptRunBoundSeconds({ ...base, coveredGpuSeconds: 60, gpus: 1, deadlineSeconds: 30 * DAY })).toBe(120 + 600 + 60 + 30 + 5);
   });
 
   it('leaves a job its whole deadline: no cap while the deadline stops it before the settle window', () => {
     // An escrow opened for a 1-hour deadline, placed at once: the deadline ends the run in time.
     const open = escrowOpenSeconds(attemptRunBoundSeconds({ ...base, coveredGpuSeconds: 10_000_000, gpus: 1, deadlineSeconds: 3600 }), SETTLE, MAX);
-    const runway = (deadlineLeftSeconds: number) => escrowRunwayGpuSeconds({ secondsLeft: open - SETTLE, gpus: 1, startTimeoutSeconds: 600, gracePeriodSeconds: 30, deadlineLeftSeconds });
-    expect(runway(3600)).toBe(Number.POSITIVE_INFINITY);
+    const runway = (secondsLeft: number, deadlineLeftSeconds: number) => escrowRunwayGpuSeconds({ secondsLeft, gpus: 1, startTimeoutSeconds: 600, gracePeriodSeconds: 30, deadlineLeftSeconds });
+    expect(runway(open - SETTLE, 3600)).toBe(Number.POSITIVE_INFINITY);
+    // Rounded the wrong way on both sides (a creationTimestamp cut to the second, seconds left
+    // rounded down), placed a minute in: still no cap.
+    expect(runway(open - SETTLE - 61, 3600 - 59)).toBe(Number.POSITIVE_INFINITY);
     // A deadline of 40 s (shorter than the start timeout) still places.
     const short = escrowOpenSeconds(attemptRunBoundSeconds({ ...base, coveredGpuSeconds: 600, gpus: 1, deadlineSeconds: 40 }), SETTLE, MAX);
     expect(escrowRunwayGpuSeconds({ secondsLeft: short - SETTLE, gpus: 1, startTimeoutSeconds: 600, gracePeriodSeconds: 30, deadlineLeftSeconds: 40 })).toBe(Number.POSITIVE_INFINITY);

@@ -31,8 +31,15 @@ export function attemptRunBoundSeconds(input: AttemptRunBound): number {
   const gpus = Math.max(1, input.gpus);
   const stop = input.gracePeriodSeconds + BILLING_SLACK_SECONDS_PER_GPU;
   const bound = input.placeWithinSeconds + input.startTimeoutSeconds + Math.ceil(input.coveredGpuSeconds / gpus) + stop;
-  return input.deadlineSeconds !== undefined ? Math.min(bound, input.deadlineSeconds + stop) : bound;
+  return input.deadlineSeconds !== undefined ? Math.min(bound, input.deadlineSeconds + stop + DEADLINE_MARGIN_SECONDS) : bound;
 }
+
+/**
+ * Room for the roundings between the expiry and the check at placement (a creationTimestamp in
+ * whole seconds, seconds left rounded down), so an escrow opened for a deadline job always leaves
+ * the placement its whole deadline.
+ */
+export const DEADLINE_MARGIN_SECONDS = 60;
 
 /** Seconds from opening to expiry: the run bound plus the settle window, within the chain's maximum. */
 export function escrowOpenSeconds(runBoundSeconds: number, settleWindowSeconds: number, maxSeconds: number): number {

@@ -22,3 +22,10 @@ export async function fundWallet({ anvil, rpc, market, marketAddress }: TestChai
   await (await token.connect(wallet.connect(rpc)).approve(marketAddress, MaxUint256)).wait();
   if (deposit) await (await market.connect(wallet.connect(rpc)).deposit(parseCredits(amount))).wait();
 }
+
+/** The uid of a hub namespace: an on-chain consent names the namespace as it is (chain/tenant.ts). */
+export async function namespaceUid(cluster: { kubectl(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> }, name: string): Promise<string> {
+  const res = await cluster.kubectl(['get', 'namespace', name, '-o', 'jsonpath={.metadata.uid}']);
+  if (res.code !== 0 || !res.stdout.trim()) throw new Error(`cannot read namespace ${name}'s uid: ${res.stderr.trim()}`);
+  return res.stdout.trim();
+}

@@ -55,7 +55,7 @@ export interface GpuJobControllerOptions {
   fundingCheck?: (
     job: GpuJob,
     candidate?: { provider: string; wallet: string; pricePerGpuHour: string; gpus: number },
-  ) => Promise<{ wait?: string; wallet?: string; escrowSecondsLeft?: number }>;
+  ) => Promise<{ wait?: string; wallet?: string; escrowSecondsLeft?: number; openedAtGeneration?: number }>;
   /** Settlement hooks (hub/settlement.ts); absent when the hub runs without a chain. */
   settlement?: GpuJobSettlementHooks;
   /** The leader's in-memory heartbeat age of a provider (the registry's), fresher than its status. */
@@ -381,7 +381,7 @@ export class GpuJobController {
       return { ...result, message: `the escrow of this attempt pays provider wallet ${wallet} only: ${result.message}` };
     };
     // Funding comes after a trial placement: an escrow is opened for (and pays only) one provider.
-    let funding: { wait?: string; wallet?: string; escrowSecondsLeft?: number } = {};
+    let funding: { wait?: string; wallet?: string; escrowSecondsLeft?: number; openedAtGeneration?: number } = {};
     if (placing && this.opts.fundingCheck) {
       const trial = planJob(job, { ...base, schedule: scheduleOn(undefined, false) }).assign;
       const wallet = trial ? this.providers.get(trial.provider)?.spec.wallet : undefined;
@@ -390,7 +390,7 @@ export class GpuJobController {
         ? { wait: `provider ${trial.provider} has no wallet to open an escrow for` }
         : await this.opts.fundingCheck(job, trial && wallet ? { provider: trial.provider, wallet, pricePerGpuHour: trial.decision.pricePerGpuHour, gpus } : undefined);
     }
-    const pinnedEscrow = funding.wallet ? this.pinnedWait(key, job, funding.wallet, now) : (this.pinnedSince.delete(key), undefined);
+    const pinnedEscrow = funding.wallet ? this.pinnedWait(key, job, funding.wallet, now, funding.openedAtGeneration) : (this.pinnedSince.delete(key), undefined);
     const inputs: Parameters<typeof planJob>[1] = {
       ...base,
       blockedBy: funding.wait,
@@ -452,12 +452,13 @@ export class GpuJobController {
   }
 
   /** How long the job has waited unplaced on the escrow its next epoch already has (pinned to `wallet`). */
-  private pinnedWait(key: string, job: GpuJob, wallet: string, now: number): { epoch: number; provider: string; waitedMs: number } {
+  private pinnedWait(key: string, job: GpuJob, wallet: string, now: number, openedAtGeneration?: number): { epoch: number; provider: string; waitedMs: number; specChanged: boolean } {
     const epoch = nextEpoch(job);
     let pin = this.pinnedSince.get(key);
     if (!pin || pin.epoch !== epoch) this.pinnedSince.set(key, (pin = { epoch, since: now }));
     const provider = this.providers.list().find((p) => p.spec.wallet?.toLowerCase() === wallet.toLowerCase())?.metadata.name ?? wallet;
-    return { epoch, provider, waitedMs: now - pin.since };
+    const specChanged = openedAtGeneration !== undefined && job.metadata.generation !== undefined && job.metadata.generation !== openedAtGeneration;
+    return { epoch, provider, waitedMs: now - pin.since, specChanged };
   }
 
   /**

@@ -80,7 +80,8 @@ describe('planJob: an escrow pinned to a provider that cannot take the job', () 
 
   it('gives the escrow back at once when the job as it is now rules the provider out (a consumer who edits spec.placement cannot keep a bond locked)', () => {
     const regionEdited: ScheduleResult = { kind: 'unschedulable', reasons: { RegionNotAllowed: 1 }, message: '0/1 providers fit: 1 region eu-west not allowed' };
-    const plan = planJob(job(), inputs({ ...pinned(1_000), schedule: () => regionEdited }));
+    const edited = (waitedMs: number, epoch = 1) => ({ pinnedEscrow: { epoch, provider: 'a', waitedMs, specChanged: true } });
+    const plan = planJob(job(), inputs({ ...edited(1_000), schedule: () => regionEdited }));
     expect(plan.status.attempts).toEqual([expect.objectContaining({ epoch: 1, provider: 'a', outcome: 'Cancelled', reason: NEVER_PLACED, faultOf: 'none' })]);
     expect(plan.status.attempts?.[0]?.message).toBe(
       'never placed: its escrow pays a only, which cannot take the job as it is (0/1 providers fit: 1 region eu-west not allowed); the escrow is refunded and the job placed afresh',
@@ -88,12 +89,15 @@ describe('planJob: an escrow pinned to a provider that cannot take the job', () 
     expect(plan.requeueAfterMs).toBe(1_000);
     // A reason that passes by itself, alone or beside a lasting one, still waits out the bound.
     for (const reasons of [{ InsufficientIdle: 1 }, { RegionNotAllowed: 1, NotReady: 1 }] as Record<string, number>[]) {
-      const waiting = planJob(job(), inputs({ ...pinned(1_000), schedule: () => ({ kind: 'unschedulable', reasons, message: 'busy' }) }));
+      const waiting = planJob(job(), inputs({ ...edited(1_000), schedule: () => ({ kind: 'unschedulable', reasons, message: 'busy' }) }));
       expect(waiting.status.attempts).toEqual([]);
     }
+    // Without an edit of the job, a lasting-looking reason is the provider's offer of the moment
+    // (a pool gone while its device plugin restarts): the bound is waited out.
+    expect(planJob(job(), inputs({ ...pinned(1_000), schedule: () => regionEdited })).status.attempts).toEqual([]);
     // Never more than MAX_NEVER_PLACED of them per job, however often the spec is edited.
     let status: GpuJobStatus | undefined;
-    for (let i = 0; i < MAX_NEVER_PLACED + 3; i++) status = planJob(job(status), inputs({ ...pinned(0, (status?.attempts?.length ?? 0) + 1), schedule: () => regionEdited })).status;
+    for (let i = 0; i < MAX_NEVER_PLACED + 3; i++) status = planJob(job(status), inputs({ ...edited(0, (status?.attempts?.length ?? 0) + 1), schedule: () => regionEdited })).status;
     expect(status?.attempts).toHaveLength(MAX_NEVER_PLACED);
   });
 
@@ -120,6 +124,16 @@ describe('planJob: an escrow pinned to a provider that cannot take the job', () 
     const lost = planJob(job(plan.status, spec), inputs({ lost: ['b'], place: 'c' })).status;
     expect(lost.phase).toBe('Failed');
     expect(condition(lost, 'Finished')?.message).toBe('1 of 1 attempts used; the last ended: ProviderLost');
+  });
+
+  it('gives back an escrow that expires too soon even past MAX_NEVER_PLACED (the job would wait on it forever)', () => {
+    let status: GpuJobStatus | undefined;
+    for (let i = 0; i < MAX_NEVER_PLACED; i++) status = planJob(job(status), inputs({ ...pinned(120_000, i + 1) })).status;
+    const last = MAX_NEVER_PLACED + 1;
+    const plan = planJob(job(status), inputs({ place: 'a', budgetLeft: 360_000_000_000_000_000n, escrowSecondsLeft: 0, ...pinned(0, last) }));
+    expect(plan.status.attempts).toHaveLength(MAX_NEVER_PLACED + 1);
+    expect(plan.status.attempts?.at(-1)).toMatchObject({ epoch: last, reason: NEVER_PLACED });
+    expect(plan.status.attempts?.at(-1)?.message).toContain('its escrow expires too soon');
   });
 
   it('retires at most MAX_NEVER_PLACED escrows per job, then waits on the last', () => {

@@ -50,9 +50,10 @@ export interface PlanInputs {
   blockedReason?: string;
   /**
    * The escrow of the next attempt is open on chain and pays `provider` only, and the job has waited
-   * unplaced on it for `waitedMs` (the hub's memory: a restart starts the wait again).
+   * unplaced on it for `waitedMs` (the hub's memory: a restart starts the wait again);
+   * `specChanged`: the job's spec changed since the escrow opened (its generation).
    */
-  pinnedEscrow?: { epoch: number; provider: string; waitedMs: number };
+  pinnedEscrow?: { epoch: number; provider: string; waitedMs: number; specChanged?: boolean };
   /** How long a job may wait unplaced on its pinned escrow before the escrow is given back (default 2 min). */
   unplacedEscrowTimeoutMs?: number;
   /**
@@ -294,11 +295,13 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   // `settled`: waiting cannot help (the job's own spec, or the provider's offer, rules the provider
   // out; the escrow is about to expire), so the escrow goes back at once: a consumer who edits
   // spec.placement after its escrow opened no longer keeps that provider's bond locked for the bound.
-  const retirePinned = (why: string, settled = false): boolean => {
+  // `expiring`: the escrow has lived its whole lifetime, which bounds how often that comes, so it is
+  // given back even past MAX_NEVER_PLACED (else the job would wait on it forever).
+  const retirePinned = (why: string, settled = false, expiring = false): boolean => {
     const pin = inputs.pinnedEscrow;
     if (!pin || pin.epoch !== epoch) return false;
     const limit = inputs.unplacedEscrowTimeoutMs ?? DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS;
-    if ((!settled && pin.waitedMs < limit) || attempts.filter(isNeverPlaced).length >= MAX_NEVER_PLACED) return false;
+    if ((!settled && pin.waitedMs < limit) || (!expiring && attempts.filter(isNeverPlaced).length >= MAX_NEVER_PLACED)) return false;
     const how = settled ? 'which cannot take the job as it is' : `which could not take the job for ${Math.round(pin.waitedMs / 1000)}s`;
     const message = `never placed: its escrow pays ${pin.provider} only, ${how} (${why}); the escrow is refunded and the job placed afresh`;
     attempts.push({ epoch, provider: pin.provider, startTime: iso(now), endTime: iso(now), outcome: 'Cancelled', reason: NEVER_PLACED, faultOf: 'none', message, gpuSeconds: 0 });
@@ -316,7 +319,10 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     if (status.message !== message) plan.events.push({ type: 'Normal', reason: 'Unschedulable', message });
     status.message = message;
     setCond(JobConditions.Scheduled, 'False', result.kind === 'unschedulable' ? 'Unschedulable' : (inputs.blockedReason ?? 'InsufficientFunds'), message);
-    const settled = result.kind === 'unschedulable' && !inputs.blockedBy && Object.keys(result.reasons).length > 0 && Object.keys(result.reasons).every((r) => LASTING_REASONS.has(r));
+    // Only the consumer's own edit since the escrow opened counts: a provider's offer can look
+    // lasting for a moment (a pool gone while its device plugin restarts reads NoMatchingProduct).
+    const settled = inputs.pinnedEscrow?.specChanged === true && result.kind === 'unschedulable' && !inputs.blockedBy
+      && Object.keys(result.reasons).length > 0 && Object.keys(result.reasons).every((r) => LASTING_REASONS.has(r));
     plan.requeueAfterMs = retirePinned(message, settled) ? 1_000 : PENDING_RETRY_MS;
     return withCost(plan, job);
   }
@@ -324,7 +330,8 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   let covered = 0;
   if (inputs.budgetLeft !== undefined) {
     const price = parseMoney(result.pricePerGpuHour);
-    const minimum = inputs.minimumRunGpuSeconds ?? DEFAULT_MINIMUM_RUN_GPU_SECONDS;
+    // Never below one GPU-second: 0 covered GPU-seconds means "no limit" to the agent and the hub.
+    const minimum = Math.max(1, inputs.minimumRunGpuSeconds ?? DEFAULT_MINIMUM_RUN_GPU_SECONDS);
     const shortfall = minimumRunShortfall(inputs.budgetLeft, price, minimum);
     if (shortfall) {
       const message =
@@ -359,7 +366,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       if (!attempts.some((a) => !a.endTime)) delete status.placement;
       status.message = message;
       setCond(JobConditions.Scheduled, 'False', 'EscrowExpiring', message);
-      plan.requeueAfterMs = retirePinned('its escrow expires too soon', true) ? 1_000 : PENDING_RETRY_MS;
+      plan.requeueAfterMs = retirePinned('its escrow expires too soon', true, true) ? 1_000 : PENDING_RETRY_MS;
       return withCost(plan, job);
     }
     if (Number.isFinite(runway)) covered = covered ? Math.min(covered, runway) : runway;

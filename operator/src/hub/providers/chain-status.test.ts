@@ -51,9 +51,12 @@ describe('chainProviderStatus', () => {
 });
 
 describe('consumerOfNamespace', () => {
-  it('reads the wallet label, checksummed, and explains a missing or malformed one', () => {
-    expect(consumerOfNamespace('ml', { 'fedgpu.io/consumer-wallet': WALLET.toLowerCase() })).toEqual({ wallet: getAddress(WALLET.toLowerCase()) });
-    expect(consumerOfNamespace('ml', {})).toEqual({ problem: 'waiting for a consumer wallet: namespace ml has no label fedgpu.io/consumer-wallet=<0x address> (this hub settles on chain)' });
-    expect(consumerOfNamespace('ml', { 'fedgpu.io/consumer-wallet': 'alice' })).toEqual({ problem: 'waiting for a consumer wallet: label fedgpu.io/consumer-wallet=alice on namespace ml is not an 0x address' });
+  const ns = (labels: Record<string, string>, uid: string | null = 'uid-1') => ({ metadata: { name: 'ml', labels, ...(uid ? { uid } : {}) } });
+  it('reads the wallet label, checksummed, with the namespace uid its consent names, and explains a missing or malformed one', () => {
+    expect(consumerOfNamespace('ml', ns({ 'fedgpu.io/consumer-wallet': WALLET.toLowerCase() }))).toEqual({ wallet: getAddress(WALLET.toLowerCase()), namespaceUid: 'uid-1' });
+    expect(consumerOfNamespace('ml', ns({}))).toEqual({ problem: 'waiting for a consumer wallet: namespace ml has no label fedgpu.io/consumer-wallet=<0x address> (this hub settles on chain)' });
+    expect(consumerOfNamespace('ml', undefined)).toEqual({ problem: 'waiting for a consumer wallet: namespace ml has no label fedgpu.io/consumer-wallet=<0x address> (this hub settles on chain)' });
+    expect(consumerOfNamespace('ml', ns({ 'fedgpu.io/consumer-wallet': 'alice' }))).toEqual({ problem: 'waiting for a consumer wallet: label fedgpu.io/consumer-wallet=alice on namespace ml is not an 0x address' });
+    expect(consumerOfNamespace('ml', ns({ 'fedgpu.io/consumer-wallet': WALLET.toLowerCase() }, null))).toEqual({ problem: 'waiting for a consumer wallet: namespace ml has no uid yet' });
   });
 });

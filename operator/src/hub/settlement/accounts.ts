@@ -9,16 +9,20 @@ import { Informer } from '../../runtime/informer.js';
 // fedgpu.io/consumer-wallet=<0x address> on the Namespace. The consumer deposits on chain itself
 // (`fedgpu deposit`); the hub only ever locks, pays from and refunds to that deposit.
 
-export type ConsumerLookup = { wallet: string } | { problem: string };
+/** wallet: who pays; namespaceUid: the namespace instance its consent names (chain/tenant.ts). */
+export type ConsumerLookup = { wallet: string; namespaceUid: string } | { problem: string };
 
-/** The consumer wallet of a namespace, from its labels (pure). */
-export function consumerOfNamespace(namespace: string, labels: Readonly<Record<string, string>> | undefined): ConsumerLookup {
+/** The consumer wallet of a namespace, from its labels, and the namespace's uid (pure). */
+export function consumerOfNamespace(namespace: string, ns: Pick<V1Namespace, 'metadata'> | undefined): ConsumerLookup {
+  const labels = ns?.metadata?.labels;
   const value = labels?.[CONSUMER_WALLET_LABEL];
   if (!value) {
     return { problem: `waiting for a consumer wallet: namespace ${namespace} has no label ${CONSUMER_WALLET_LABEL}=<0x address> (this hub settles on chain)` };
   }
   if (!isAddress(value)) return { problem: `waiting for a consumer wallet: label ${CONSUMER_WALLET_LABEL}=${value} on namespace ${namespace} is not an 0x address` };
-  return { wallet: getAddress(value) };
+  const namespaceUid = ns?.metadata?.uid;
+  if (!namespaceUid) return { problem: `waiting for a consumer wallet: namespace ${namespace} has no uid yet` };
+  return { wallet: getAddress(value), namespaceUid };
 }
 
 /** Namespaces as the hub sees them (a watch, so a label added later takes effect at once). */
@@ -36,6 +40,6 @@ export class ConsumerAccounts {
   consumerOf(namespace: string | undefined): ConsumerLookup {
     if (!namespace) return { problem: 'the job has no namespace' };
     if (!this.namespaces.hasSynced()) return { problem: 'waiting for the settlement controller to start' };
-    return consumerOfNamespace(namespace, this.namespaces.get(namespace)?.metadata?.labels);
+    return consumerOfNamespace(namespace, this.namespaces.get(namespace));
   }
 }

@@ -7,6 +7,15 @@ import { coveredGpuSeconds } from '../../core/budget.js';
 import { attemptRunBoundSeconds, escrowOpenSeconds } from '../../core/escrow-lifetime.js';
 import { tenantIdOf } from '../../chain/tenant.js';
 import type { ConsumerLookup } from './accounts.js';
+
+type Consumer = Extract<ConsumerLookup, { wallet: string }>;
+
+/** An escrow known open: the wallet it pays, its expiry by this process's clock, the job generation it was opened at. */
+interface OpenEscrow {
+  wallet: string;
+  expiresAtMs: number;
+  generation?: number;
+}
 import { DEFAULT_START_TIMEOUT_SECONDS, DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS, placedAttempts } from '../jobs/plan.js';
 import { isDeleted, isFinished, nextEpoch } from './billing.js';
 import { attemptHold } from './budget.js';
@@ -38,6 +47,8 @@ export interface FundingVerdict {
   wait?: string;
   wallet?: string;
   escrowSecondsLeft?: number;
+  /** The job's metadata.generation when this process opened the escrow (unknown after a restart). */
+  openedAtGeneration?: number;
 }
 
 export interface EscrowFundingOptions {
@@ -66,7 +77,7 @@ export class EscrowFunding {
    * Escrows known to be open (by key), with the provider wallet they pay and when they expire by
    * this process's clock (chain time read once, then counted on locally): no chain read once it passed.
    */
-  private readonly open = new Map<string, { wallet: string; expiresAtMs: number }>();
+  private readonly open = new Map<string, OpenEscrow>();
   private readonly opening = new Map<string, { amount: bigint; consumer: string; tenant: string }>();
 
   constructor(private readonly opts: EscrowFundingOptions) {}
@@ -92,7 +103,7 @@ export class EscrowFunding {
       }
       if (escrow.state !== 'None') return { wait: `the escrow of attempt ${epoch} is already ${escrow.state} on chain; it cannot be placed again` };
       if (!candidate) return {};
-      return { wait: await this.startOpening(job, epoch, escrowId, consumer.wallet, candidate) };
+      return { wait: await this.startOpening(job, epoch, escrowId, consumer, candidate) };
     } catch (err) {
       return { wait: `waiting for the chain: ${chainErrorMessage(err)}` };
     }
@@ -110,13 +121,13 @@ export class EscrowFunding {
     const hold = attemptHold(job, epoch, this.opts.defaultHold);
     const free = await this.freeOf(consumer.wallet);
     if (hold.amount === 0n || free < hold.amount) return fundsMessage(consumer.wallet, free, hold.amount, hold.source);
-    const consent = await this.consentProblem(job, consumer.wallet, hold.amount, epoch);
+    const consent = await this.consentProblem(job, consumer, hold.amount, epoch);
     if (consent) return consent;
     // The attempt already runs at its price with the GPU-seconds it was given; a hold lowered
     // since (a smaller maxTotal) must not shorten the escrow below them.
     const covered = Math.max(attempt?.coveredGpuSeconds ?? 0, coveredGpuSeconds(hold.amount, parseCredits(attempt?.pricePerGpuHour ?? '0')));
     const { expiresAt } = await this.expiryFor(job, covered, job.status?.gpus ?? (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1));
-    return this.openEscrow(escrowId, consumer.wallet, wallet, this.tenantOf(job), hold.amount, expiresAt);
+    return this.openEscrow(escrowId, consumer.wallet, wallet, this.tenantOf(job, consumer.namespaceUid), hold.amount, expiresAt);
   }
 
   /** Forget the keys of a job that is settled (bounded memory). */
@@ -124,20 +135,22 @@ export class EscrowFunding {
     for (const e of epochs) this.open.delete(attemptEscrowId(jobUid, e));
   }
 
-  private async startOpening(job: GpuJob, epoch: number, escrowId: string, consumer: string, candidate: FundingCandidate): Promise<string> {
+  private async startOpening(job: GpuJob, epoch: number, escrowId: string, account: Consumer, candidate: FundingCandidate): Promise<string> {
+    const consumer = account.wallet;
     const hold = attemptHold(job, epoch, this.opts.defaultHold);
     if (hold.amount === 0n) {
       return `waiting: the job's budget of ${formatCredits(hold.budget)} credits is spent (${formatCredits(hold.committed)} committed by earlier attempts)`;
     }
-    const consent = await this.consentProblem(job, consumer, hold.amount, epoch);
+    const consent = await this.consentProblem(job, account, hold.amount, epoch);
     if (consent) return consent;
     const free = await this.freeOf(consumer);
     if (free < hold.amount) return fundsMessage(consumer, free, hold.amount, hold.source);
     const log = this.opts.logger.child({ job: `${job.metadata.namespace}/${job.metadata.name}`, epoch, provider: candidate.provider });
     const { expiresAt, chainNow, localMs } = await this.expiryFor(job, coveredGpuSeconds(hold.amount, parseCredits(candidate.pricePerGpuHour)), candidate.gpus);
-    this.openEscrow(escrowId, consumer, candidate.wallet, this.tenantOf(job), hold.amount, expiresAt)
+    this.openEscrow(escrowId, consumer, candidate.wallet, this.tenantOf(job, account.namespaceUid), hold.amount, expiresAt)
       .then((tx) => {
-        this.open.set(escrowId, { wallet: candidate.wallet, expiresAtMs: this.localExpiry(expiresAt, chainNow, localMs) });
+        const generation = job.metadata.generation;
+        this.open.set(escrowId, { wallet: candidate.wallet, expiresAtMs: this.localExpiry(expiresAt, chainNow, localMs), ...(generation !== undefined ? { generation } : {}) });
         log.info({ tx: tx.txHash, amount: formatCredits(hold.amount) }, 'escrow opened');
         this.opts.wake(job);
       })
@@ -149,18 +162,20 @@ export class EscrowFunding {
   }
 
   /** Why the consumer's on-chain authorization of this namespace does not cover `amount`, if it does not. */
-  private async consentProblem(job: GpuJob, consumer: string, amount: bigint, epoch: number): Promise<string | undefined> {
+  private async consentProblem(job: GpuJob, account: Consumer, amount: bigint, epoch: number): Promise<string | undefined> {
     const namespace = job.metadata.namespace ?? '';
-    const tenant = this.tenantOf(job);
+    const consumer = account.wallet;
+    const tenant = this.tenantOf(job, account.namespaceUid);
     const authorization = await this.opts.chain.authorization(consumer, tenant);
     const { expiresAt } = authorization;
     // Escrows this hub is opening right now draw on the same cap before the chain shows it.
     let locking = 0n;
     for (const o of this.opening.values()) if (o.consumer === consumer && o.tenant === tenant) locking += o.amount;
     const remaining = authorization.remaining > locking ? authorization.remaining - locking : 0n;
-    const how = `the wallet runs: fedgpu authorize --namespace ${namespace} --hub-id ${this.opts.hubId} --cap <credits> --expires <date>`;
+    const how = `the wallet runs: fedgpu authorize --namespace ${namespace} --namespace-uid ${account.namespaceUid} --hub-id ${this.opts.hubId} --cap <credits> --expires <date>`;
     if (expiresAt === 0n) {
-      return `waiting for authorization: wallet ${consumer} (label ${CONSUMER_LABEL} on namespace ${namespace}) has not authorized namespace ${namespace} on hub ${this.opts.hubId} (${how})`;
+      // Also what a namespace re-created under an old name sees: the consent named the old one.
+      return `waiting for authorization: wallet ${consumer} (label ${CONSUMER_LABEL} on namespace ${namespace}) has not authorized namespace ${namespace} (uid ${account.namespaceUid}) on hub ${this.opts.hubId} (${how})`;
     }
     const now = BigInt(Math.floor(Date.now() / 1000));
     if (expiresAt < now) {
@@ -172,8 +187,8 @@ export class EscrowFunding {
     return undefined;
   }
 
-  private tenantOf(job: GpuJob): string {
-    return tenantIdOf(this.opts.hubId, job.metadata.namespace ?? '');
+  private tenantOf(job: GpuJob, namespaceUid: string): string {
+    return tenantIdOf(this.opts.hubId, job.metadata.namespace ?? '', namespaceUid);
   }
 
   /**
@@ -206,9 +221,13 @@ export class EscrowFunding {
     return localMs + Number(expiresAt - chainNow) * 1000;
   }
 
-  private openVerdict(entry: { wallet: string; expiresAtMs: number }): FundingVerdict {
+  private openVerdict(entry: OpenEscrow): FundingVerdict {
     const left = Math.floor((entry.expiresAtMs - Date.now()) / 1000);
-    return { wallet: entry.wallet, escrowSecondsLeft: Math.max(0, left - this.opts.escrowLifetimeSeconds) };
+    return {
+      wallet: entry.wallet,
+      escrowSecondsLeft: Math.max(0, left - this.opts.escrowLifetimeSeconds),
+      ...(entry.generation !== undefined ? { openedAtGeneration: entry.generation } : {}),
+    };
   }
 
   private async openEscrow(escrowId: string, consumer: string, provider: string, tenant: string, amount: bigint, expiresAt: bigint): Promise<ConfirmedTx> {
