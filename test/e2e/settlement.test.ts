@@ -342,8 +342,17 @@ describe('settlement', () => {
     expect(await eventsOf(attemptEscrowId(squatted.metadata.uid!, 1))).toEqual([]);
     expect(await market.freeBalanceOf(stranger.address)).toBe(beforeSquat);
     // The old consent is still there on chain, untouched, for the namespace it named.
-    const [remaining] = await market.authorizationOf(stranger.address, tenantIdOf('fedgpu', 'squat', squatUid));
+    const oldTenant = tenantIdOf('fedgpu', 'squat', squatUid);
+    const [remaining] = await market.authorizationOf(stranger.address, oldTenant);
     expect(remaining).toBe(credits('10'));
+    // Revoking by name now names the new namespace, which has nothing to revoke: the CLI says so
+    // rather than report a revoke that left the real consent standing; the hash revokes it.
+    const nothing = await cli(['revoke', '--namespace', 'squat', ...keyFlags]);
+    expect(nothing.code).toBe(3);
+    expect(nothing.stderr).toContain(`has no authorization of namespace squat (uid ${newUid}) on hub fedgpu to revoke`);
+    const byHash = await cli(['revoke', '--tenant', oldTenant, ...keyFlags]);
+    expect(byHash.code, byHash.stderr).toBe(0);
+    expect((await market.authorizationOf(stranger.address, oldTenant))[1]).toBe(0n);
     await hubCluster().kubectl(['delete', 'gj', 'squatter-3', '-n', 'squat', '--wait=true']);
   });
 

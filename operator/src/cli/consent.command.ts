@@ -20,6 +20,7 @@ interface TenantFlags extends ChainFlags {
   hubId: string;
 }
 
+
 type Globals = () => { kubeconfig?: string; context?: string };
 
 const withTenantFlags = (c: Command) =>
@@ -28,17 +29,25 @@ const withTenantFlags = (c: Command) =>
     .option('--namespace-uid <uid>', "the namespace's uid (default: read from the hub cluster with --kubeconfig/--context)")
     .option('--hub-id <id>', 'the hub (its --hub-id)', DEFAULT_HUB_ID);
 
+const UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** The namespace's uid: given, or read from the hub cluster (the wallet's holder may have no access: then it is given). */
 async function namespaceUidOf(flags: { namespace: string; namespaceUid?: string }, globals: Globals): Promise<string> {
-  if (flags.namespaceUid) return flags.namespaceUid;
-  const hint = `pass --namespace-uid (kubectl get namespace ${flags.namespace} -o jsonpath='{.metadata.uid}')`;
+  if (flags.namespaceUid !== undefined) {
+    if (!UID.test(flags.namespaceUid)) throw new CliError(`--namespace-uid ${flags.namespaceUid} is not a uid (a UUID such as 3f1c2a9e-6b0d-4c47-9a51-0e2d8b7c6f10)`, ExitCode.Usage);
+    return flags.namespaceUid.toLowerCase();
+  }
+  const hint = `pass --namespace-uid (kubectl get namespace ${flags.namespace} -o jsonpath='{.metadata.uid}', or the uid in the waiting job's status.message)`;
   let uid: string | undefined;
   try {
     const core = loadKubeConfig(globals()).makeApiClient(CoreV1Api);
     uid = (await core.readNamespace({ name: flags.namespace })).metadata?.uid;
   } catch (err) {
-    const why = err instanceof CliError ? err.message : (err as { code?: number }).code === 404 ? 'no such namespace' : (err as Error).message;
-    throw new CliError(`cannot read namespace ${flags.namespace} from the hub cluster (${why}); ${hint}`, ExitCode.Usage);
+    if (err instanceof CliError) throw new CliError(`${err.message}; or ${hint}`, err.exitCode);
+    const code = (err as { code?: number }).code;
+    if (code === 404) throw new CliError(`namespace ${flags.namespace} does not exist on the hub cluster; ${hint}`, ExitCode.NotFound);
+    if (code === 401 || code === 403) throw new CliError(`no permission to get namespace ${flags.namespace} on the hub cluster (HTTP ${code}); ${hint}`, ExitCode.Usage);
+    throw new CliError(`cannot reach the hub cluster to read namespace ${flags.namespace} (${String((err as Error).message).split('\n')[0]}); ${hint}`, ExitCode.Unreachable);
   }
   if (!uid) throw new CliError(`namespace ${flags.namespace} has no uid; ${hint}`, ExitCode.Usage);
   return uid;
@@ -79,17 +88,27 @@ export function authorizeCommand(output: () => OutputFormat, globals: Globals): 
 }
 
 export function revokeCommand(output: () => OutputFormat, globals: Globals): Command {
-  return withTenantFlags(withChainFlags(new Command('revoke'), true))
+  return withChainFlags(new Command('revoke'), true)
     .description('withdraw an authorization: no new escrow for the namespace (open ones settle or can be reclaimed after expiry)')
-    .action(async (flags: TenantFlags) => {
-      const namespaceUid = await namespaceUidOf(flags, globals);
-      const tenant = tenantIdOf(flags.hubId, flags.namespace, namespaceUid);
+    .option('--namespace <ns>', 'the hub namespace whose authorization to withdraw')
+    .option('--namespace-uid <uid>', "the namespace's uid (default: read from the hub cluster with --kubeconfig/--context)")
+    .option('--hub-id <id>', 'the hub (its --hub-id)', DEFAULT_HUB_ID)
+    .option('--tenant <0x…>', 'a tenant hash as `fedgpu authorizations` lists it, instead of --namespace (a namespace gone, or an authorization given before tenants named the uid)')
+    .action(async (flags: ChainFlags & { namespace?: string; namespaceUid?: string; hubId: string; tenant?: string }) => {
+      if (!flags.tenant === !flags.namespace) throw new CliError('give --namespace (with --namespace-uid, or a kubeconfig to read it) or --tenant, not both', ExitCode.Usage);
+      if (flags.tenant !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(flags.tenant)) throw new CliError(`--tenant ${flags.tenant} is not a 32-byte hex hash`, ExitCode.Usage);
+      const namespaceUid = flags.namespace ? await namespaceUidOf({ namespace: flags.namespace, ...(flags.namespaceUid !== undefined ? { namespaceUid: flags.namespaceUid } : {}) }, globals) : undefined;
+      const tenant = flags.tenant ?? tenantIdOf(flags.hubId, flags.namespace!, namespaceUid!);
+      const what = flags.namespace ? `namespace ${flags.namespace} (uid ${namespaceUid}) on hub ${flags.hubId}` : `tenant ${tenant}`;
       const wallet = loadWallet(flags, true);
       const result = await session(flags, async (chain) => {
+        // The contract accepts a revoke of nothing; a wrong uid would then leave the real consent standing.
+        const [, expiresAt] = await chain.market.authorizationOf(wallet.address, tenant);
+        if (expiresAt === 0n) throw new CliError(`${wallet.address} has no authorization of ${what} to revoke (fedgpu authorizations lists them by tenant hash)`, ExitCode.NotFound);
         const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).revoke(tenant));
-        return { wallet: wallet.address, hubId: flags.hubId, namespace: flags.namespace, namespaceUid, tenant, ...tx };
+        return { wallet: wallet.address, hubId: flags.hubId, ...(flags.namespace ? { namespace: flags.namespace, namespaceUid } : {}), tenant, ...tx };
       });
-      process.stdout.write(render(output(), result, () => [[`${result.wallet} revoked namespace ${result.namespace} on hub ${result.hubId} (tx ${result.txHash})`]]));
+      process.stdout.write(render(output(), result, () => [[`${result.wallet} revoked ${what} (tx ${result.txHash})`]]));
     });
 }
 

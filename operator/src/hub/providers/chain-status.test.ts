@@ -58,5 +58,8 @@ describe('consumerOfNamespace', () => {
     expect(consumerOfNamespace('ml', undefined)).toEqual({ problem: 'waiting for a consumer wallet: namespace ml has no label fedgpu.io/consumer-wallet=<0x address> (this hub settles on chain)' });
     expect(consumerOfNamespace('ml', ns({ 'fedgpu.io/consumer-wallet': 'alice' }))).toEqual({ problem: 'waiting for a consumer wallet: label fedgpu.io/consumer-wallet=alice on namespace ml is not an 0x address' });
     expect(consumerOfNamespace('ml', ns({ 'fedgpu.io/consumer-wallet': WALLET.toLowerCase() }, null))).toEqual({ problem: 'waiting for a consumer wallet: namespace ml has no uid yet' });
+    // A namespace on its way out pays for nothing more (a new one of that name may follow it).
+    const deleting = { metadata: { ...ns({ 'fedgpu.io/consumer-wallet': WALLET.toLowerCase() }).metadata, deletionTimestamp: new Date() } };
+    expect(consumerOfNamespace('ml', deleting)).toEqual({ problem: 'namespace ml is being deleted: nothing more is escrowed for it' });
   });
 });

@@ -22,6 +22,7 @@ export function consumerOfNamespace(namespace: string, ns: Pick<V1Namespace, 'me
   if (!isAddress(value)) return { problem: `waiting for a consumer wallet: label ${CONSUMER_WALLET_LABEL}=${value} on namespace ${namespace} is not an 0x address` };
   const namespaceUid = ns?.metadata?.uid;
   if (!namespaceUid) return { problem: `waiting for a consumer wallet: namespace ${namespace} has no uid yet` };
+  if (ns?.metadata?.deletionTimestamp) return { problem: `namespace ${namespace} is being deleted: nothing more is escrowed for it` };
   return { wallet: getAddress(value), namespaceUid };
 }
 
@@ -29,8 +30,10 @@ export function consumerOfNamespace(namespace: string, ns: Pick<V1Namespace, 'me
 export class ConsumerAccounts {
   readonly namespaces: Informer<V1Namespace>;
 
+  private readonly core: CoreV1Api;
+
   constructor(kubeConfig: KubeConfig, logger: Logger) {
-    const core = kubeConfig.makeApiClient(CoreV1Api);
+    const core = (this.core = kubeConfig.makeApiClient(CoreV1Api));
     this.namespaces = new Informer(
       typedSource<V1Namespace>({ path: '/api/v1/namespaces', list: () => core.listNamespace(), model: 'V1Namespace', description: 'namespaces' }),
       { kubeConfig, logger },
@@ -41,5 +44,23 @@ export class ConsumerAccounts {
     if (!namespace) return { problem: 'the job has no namespace' };
     if (!this.namespaces.hasSynced()) return { problem: 'waiting for the settlement controller to start' };
     return consumerOfNamespace(namespace, this.namespaces.get(namespace));
+  }
+
+  /**
+   * Read live just before an escrow opens: the namespace is still the one whose uid the consent is
+   * checked against. The watch may lag a deletion and a re-creation under the same name (a watch
+   * restarting after an error waits up to 30 s); spending the old namespace's consent for the new
+   * one's job is what the uid in the tenant is there to stop.
+   */
+  async stillTheSame(namespace: string, uid: string): Promise<string | undefined> {
+    try {
+      const live = await this.core.readNamespace({ name: namespace });
+      if (live.metadata?.uid !== uid) return `waiting for a consumer wallet: namespace ${namespace} was re-created (uid ${live.metadata?.uid}, the hub's cache had ${uid})`;
+      if (live.metadata?.deletionTimestamp) return `namespace ${namespace} is being deleted: nothing more is escrowed for it`;
+      return undefined;
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return `waiting for a consumer wallet: namespace ${namespace} is gone`;
+      return `waiting for the hub apiserver to confirm namespace ${namespace}: ${(err as Error).message.split('\n')[0]}`;
+    }
   }
 }

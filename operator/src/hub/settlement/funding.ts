@@ -56,7 +56,12 @@ export interface EscrowFundingOptions {
   /** Hold for jobs with neither spec.budget.maxTotal nor activeDeadlineSeconds (token units). */
   defaultHold: bigint;
   consumerOf: (job: GpuJob) => ConsumerLookup;
-  /** This hub's id in tenant keys: tenantId = keccak256("<hubId>/<namespace>"). */
+  /**
+   * A live read just before an escrow opens: why the namespace is no longer the one with `uid`
+   * (re-created, being deleted, gone), or undefined. Absent: the cached lookup is trusted.
+   */
+  confirmNamespace?: (namespace: string, uid: string) => Promise<string | undefined>;
+  /** This hub's id in tenant keys: tenantId = keccak256("<hubId>/<namespace>/<namespace uid>"). */
   hubId: string;
   /**
    * The settle window: how long an escrow stays open past the longest its attempt can run (the
@@ -123,6 +128,8 @@ export class EscrowFunding {
     if (hold.amount === 0n || free < hold.amount) return fundsMessage(consumer.wallet, free, hold.amount, hold.source);
     const consent = await this.consentProblem(job, consumer, hold.amount, epoch);
     if (consent) return consent;
+    const stale = await this.opts.confirmNamespace?.(job.metadata.namespace ?? '', consumer.namespaceUid);
+    if (stale) return stale;
     // The attempt already runs at its price with the GPU-seconds it was given; a hold lowered
     // since (a smaller maxTotal) must not shorten the escrow below them.
     const covered = Math.max(attempt?.coveredGpuSeconds ?? 0, coveredGpuSeconds(hold.amount, parseCredits(attempt?.pricePerGpuHour ?? '0')));
@@ -145,6 +152,8 @@ export class EscrowFunding {
     if (consent) return consent;
     const free = await this.freeOf(consumer);
     if (free < hold.amount) return fundsMessage(consumer, free, hold.amount, hold.source);
+    const stale = await this.opts.confirmNamespace?.(job.metadata.namespace ?? '', account.namespaceUid);
+    if (stale) return stale;
     const log = this.opts.logger.child({ job: `${job.metadata.namespace}/${job.metadata.name}`, epoch, provider: candidate.provider });
     const { expiresAt, chainNow, localMs } = await this.expiryFor(job, coveredGpuSeconds(hold.amount, parseCredits(candidate.pricePerGpuHour)), candidate.gpus);
     this.openEscrow(escrowId, consumer, candidate.wallet, this.tenantOf(job, account.namespaceUid), hold.amount, expiresAt)

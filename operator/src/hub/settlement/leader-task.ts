@@ -268,6 +268,7 @@ export class HubSettlement {
       chain,
       defaultHold: this.opts.defaultHold,
       consumerOf: (job) => accounts.consumerOf(job.metadata.namespace),
+      confirmNamespace: (namespace, uid) => accounts.stillTheSame(namespace, uid),
       hubId: this.opts.hubId ?? DEFAULT_HUB_ID,
       escrowLifetimeSeconds: this.opts.escrowLifetimeSeconds ?? 7 * 24 * 3600,
       walletOf: (provider) => jobs.providers.get(provider)?.spec.wallet,
