@@ -7,15 +7,6 @@ import { coveredGpuSeconds } from '../../core/budget.js';
 import { attemptRunBoundSeconds, escrowOpenSeconds } from '../../core/escrow-lifetime.js';
 import { tenantIdOf } from '../../chain/tenant.js';
 import type { ConsumerLookup } from './accounts.js';
-
-type Consumer = Extract<ConsumerLookup, { wallet: string }>;
-
-/** An escrow known open: the wallet it pays, its expiry by this process's clock, the job generation it was opened at. */
-interface OpenEscrow {
-  wallet: string;
-  expiresAtMs: number;
-  generation?: number;
-}
 import { DEFAULT_START_TIMEOUT_SECONDS, DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS, placedAttempts } from '../jobs/plan.js';
 import { isDeleted, isFinished, nextEpoch } from './billing.js';
 import { attemptHold } from './budget.js';
@@ -28,6 +19,15 @@ import { chainErrorMessage, type ConfirmedTx, type SettlementChain } from './cha
 // An escrow pays one provider only (GpuMarket), so once it is open the attempt is pinned to it.
 // Spending needs the consumer's consent: the wallet must have authorized this hub's tenant for the
 // namespace (GpuMarket.authorize); otherwise the job waits with `waiting for authorization: …`.
+
+type Consumer = Extract<ConsumerLookup, { wallet: string }>;
+
+/** An escrow known open: the wallet it pays, its expiry by this process's clock, the job generation it was opened at. */
+interface OpenEscrow {
+  wallet: string;
+  expiresAtMs: number;
+  generation?: number;
+}
 
 /** Where the scheduler would place the job now (a provider name and its wallet), at what price, on how many GPUs. */
 export interface FundingCandidate {
