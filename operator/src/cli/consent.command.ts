@@ -20,7 +20,6 @@ interface TenantFlags extends ChainFlags {
   hubId: string;
 }
 
-
 type Globals = () => { kubeconfig?: string; context?: string };
 
 const withTenantFlags = (c: Command) =>

@@ -54,7 +54,7 @@ export interface GpuJobControllerOptions {
    */
   fundingCheck?: (
     job: GpuJob,
-    candidate?: { provider: string; wallet: string; pricePerGpuHour: string; gpus: number },
+    candidate?: { provider: string; wallet: string; pricePerGpuHour: string },
   ) => Promise<{ wait?: string; wallet?: string; escrowSecondsLeft?: number; openedAtGeneration?: number }>;
   /** Settlement hooks (hub/settlement.ts); absent when the hub runs without a chain. */
   settlement?: GpuJobSettlementHooks;
@@ -385,10 +385,9 @@ export class GpuJobController {
     if (placing && this.opts.fundingCheck) {
       const trial = planJob(job, { ...base, schedule: scheduleOn(undefined, false) }).assign;
       const wallet = trial ? this.providers.get(trial.provider)?.spec.wallet : undefined;
-      const gpus = (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1);
       funding = trial && !wallet
         ? { wait: `provider ${trial.provider} has no wallet to open an escrow for` }
-        : await this.opts.fundingCheck(job, trial && wallet ? { provider: trial.provider, wallet, pricePerGpuHour: trial.decision.pricePerGpuHour, gpus } : undefined);
+        : await this.opts.fundingCheck(job, trial && wallet ? { provider: trial.provider, wallet, pricePerGpuHour: trial.decision.pricePerGpuHour } : undefined);
     }
     const pinnedEscrow = funding.wallet ? this.pinnedWait(key, job, funding.wallet, now, funding.openedAtGeneration) : (this.pinnedSince.delete(key), undefined);
     const inputs: Parameters<typeof planJob>[1] = {

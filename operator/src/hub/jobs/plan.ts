@@ -96,6 +96,15 @@ const LASTING_REASONS: ReadonlySet<string> = new Set([
 /** At most this many escrows a job gives back unplaced; after that it waits on the last one. */
 export const MAX_NEVER_PLACED = 16;
 export const DEFAULT_START_TIMEOUT_SECONDS = 600;
+
+/** What bounds an attempt's run besides its budget, defaults filled in: its GPUs, start timeout and checkpoint grace. */
+export function attemptLimits(job: GpuJob): { gpus: number; startTimeoutSeconds: number; gracePeriodSeconds: number } {
+  return {
+    gpus: (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1),
+    startTimeoutSeconds: job.spec.faultTolerance?.startTimeoutSeconds ?? DEFAULT_START_TIMEOUT_SECONDS,
+    gracePeriodSeconds: job.spec.faultTolerance?.checkpoint?.gracePeriodSeconds ?? 30,
+  };
+}
 export const DEFAULT_MINIMUM_RUN_GPU_SECONDS = 60;
 const TERMINAL = new Set(['Succeeded', 'Failed']);
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -140,7 +149,8 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   const status: GpuJobStatus = structuredClone(job.status ?? {});
   const plan: Plan = { status, cancel: [], events: [] };
   const replicas = job.spec.replicas ?? 1;
-  status.gpus = replicas * (job.spec.gpusPerReplica ?? 1);
+  const limits = attemptLimits(job);
+  status.gpus = limits.gpus;
   status.observedGeneration = job.metadata.generation;
   status.attempts ??= [];
   const attempts = status.attempts;
@@ -203,9 +213,9 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     const billed = (reported: number) =>
       billableGpuSeconds({ reported, runningSinceMs: runningSince, untilMs: now, gpus, ...(current.coveredGpuSeconds ? { coveredGpuSeconds: current.coveredGpuSeconds } : {}) });
     if (report?.gpuSeconds !== undefined) current.gpuSeconds = billed(report.gpuSeconds);
-    const startTimeoutMs = (job.spec.faultTolerance?.startTimeoutSeconds ?? DEFAULT_START_TIMEOUT_SECONDS) * 1000;
+    const startTimeoutMs = limits.startTimeoutSeconds * 1000;
     const assignedAt = Date.parse(current.startTime ?? iso(now));
-    const grace = job.spec.faultTolerance?.checkpoint?.gracePeriodSeconds ?? 30;
+    const grace = limits.gracePeriodSeconds;
     const budgetStopAt = runningSince !== undefined && current.coveredGpuSeconds
       ? budgetStopAtMs({ runningSinceMs: runningSince, gpus, coveredGpuSeconds: current.coveredGpuSeconds, gracePeriodSeconds: grace })
       : undefined;
@@ -326,12 +336,12 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     plan.requeueAfterMs = retirePinned(message, settled) ? 1_000 : PENDING_RETRY_MS;
     return withCost(plan, job);
   }
-  // The budget left must cover the hub's minimum run at the placed price, or the job waits.
+  // The budget left must cover the hub's minimum run at the placed price, or the job waits. Never
+  // below one GPU-second: 0 covered GPU-seconds means "no limit" to the agent and the hub.
+  const minimum = Math.max(1, inputs.minimumRunGpuSeconds ?? DEFAULT_MINIMUM_RUN_GPU_SECONDS);
   let covered = 0;
   if (inputs.budgetLeft !== undefined) {
     const price = parseMoney(result.pricePerGpuHour);
-    // Never below one GPU-second: 0 covered GPU-seconds means "no limit" to the agent and the hub.
-    const minimum = Math.max(1, inputs.minimumRunGpuSeconds ?? DEFAULT_MINIMUM_RUN_GPU_SECONDS);
     const shortfall = minimumRunShortfall(inputs.budgetLeft, price, minimum);
     if (shortfall) {
       const message =
@@ -351,13 +361,9 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   if (inputs.escrowSecondsLeft !== undefined) {
     const runway = escrowRunwayGpuSeconds({
       secondsLeft: inputs.escrowSecondsLeft,
-      gpus: status.gpus ?? replicas * (job.spec.gpusPerReplica ?? 1),
-      startTimeoutSeconds: job.spec.faultTolerance?.startTimeoutSeconds ?? DEFAULT_START_TIMEOUT_SECONDS,
-      gracePeriodSeconds: job.spec.faultTolerance?.checkpoint?.gracePeriodSeconds ?? 30,
+      ...limits,
       ...(deadline !== undefined ? { deadlineLeftSeconds: Math.max(0, (created + deadline * 1000 - now) / 1000) } : {}),
     });
-    // Never below one GPU-second: 0 covered GPU-seconds means "no limit" to the agent and the hub.
-    const minimum = Math.max(1, inputs.minimumRunGpuSeconds ?? DEFAULT_MINIMUM_RUN_GPU_SECONDS);
     if (runway < minimum) {
       // An escrow this close to its expiry pays no run worth starting: it is given back (retirePinned)
       // and the next epoch gets a fresh one.

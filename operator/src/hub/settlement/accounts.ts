@@ -12,6 +12,8 @@ import { Informer } from '../../runtime/informer.js';
 /** wallet: who pays; namespaceUid: the namespace instance its consent names (chain/tenant.ts). */
 export type ConsumerLookup = { wallet: string; namespaceUid: string } | { problem: string };
 
+const beingDeleted = (namespace: string) => `namespace ${namespace} is being deleted: nothing more is escrowed for it`;
+
 /** The consumer wallet of a namespace, from its labels, and the namespace's uid (pure). */
 export function consumerOfNamespace(namespace: string, ns: Pick<V1Namespace, 'metadata'> | undefined): ConsumerLookup {
   const labels = ns?.metadata?.labels;
@@ -22,7 +24,7 @@ export function consumerOfNamespace(namespace: string, ns: Pick<V1Namespace, 'me
   if (!isAddress(value)) return { problem: `waiting for a consumer wallet: label ${CONSUMER_WALLET_LABEL}=${value} on namespace ${namespace} is not an 0x address` };
   const namespaceUid = ns?.metadata?.uid;
   if (!namespaceUid) return { problem: `waiting for a consumer wallet: namespace ${namespace} has no uid yet` };
-  if (ns?.metadata?.deletionTimestamp) return { problem: `namespace ${namespace} is being deleted: nothing more is escrowed for it` };
+  if (ns?.metadata?.deletionTimestamp) return { problem: beingDeleted(namespace) };
   return { wallet: getAddress(value), namespaceUid };
 }
 
@@ -56,7 +58,7 @@ export class ConsumerAccounts {
     try {
       const live = await this.core.readNamespace({ name: namespace });
       if (live.metadata?.uid !== uid) return `waiting for a consumer wallet: namespace ${namespace} was re-created (uid ${live.metadata?.uid}, the hub's cache had ${uid})`;
-      if (live.metadata?.deletionTimestamp) return `namespace ${namespace} is being deleted: nothing more is escrowed for it`;
+      if (live.metadata?.deletionTimestamp) return beingDeleted(namespace);
       return undefined;
     } catch (err) {
       if ((err as { code?: number }).code === 404) return `waiting for a consumer wallet: namespace ${namespace} is gone`;

@@ -7,7 +7,7 @@ import { coveredGpuSeconds } from '../../core/budget.js';
 import { attemptRunBoundSeconds, escrowOpenSeconds } from '../../core/escrow-lifetime.js';
 import { tenantIdOf } from '../../chain/tenant.js';
 import type { ConsumerLookup } from './accounts.js';
-import { DEFAULT_START_TIMEOUT_SECONDS, DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS, placedAttempts } from '../jobs/plan.js';
+import { attemptLimits, DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS, placedAttempts } from '../jobs/plan.js';
 import { isDeleted, isFinished, nextEpoch } from './billing.js';
 import { attemptHold } from './budget.js';
 import { chainErrorMessage, type ConfirmedTx, type SettlementChain } from './chain.js';
@@ -29,13 +29,12 @@ interface OpenEscrow {
   generation?: number;
 }
 
-/** Where the scheduler would place the job now (a provider name and its wallet), at what price, on how many GPUs. */
+/** Where the scheduler would place the job now (a provider name and its wallet), and at what price. */
 export interface FundingCandidate {
   provider: string;
   wallet: string;
   /** The trial placement's price per GPU-hour (credits): the escrow's expiry covers the run its hold buys at it. */
   pricePerGpuHour: string;
-  gpus: number;
 }
 
 /**
@@ -133,7 +132,7 @@ export class EscrowFunding {
     // The attempt already runs at its price with the GPU-seconds it was given; a hold lowered
     // since (a smaller maxTotal) must not shorten the escrow below them.
     const covered = Math.max(attempt?.coveredGpuSeconds ?? 0, coveredGpuSeconds(hold.amount, parseCredits(attempt?.pricePerGpuHour ?? '0')));
-    const { expiresAt } = await this.expiryFor(job, covered, job.status?.gpus ?? (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1));
+    const { expiresAt } = await this.expiryFor(job, covered);
     return this.openEscrow(escrowId, consumer.wallet, wallet, this.tenantOf(job, consumer.namespaceUid), hold.amount, expiresAt);
   }
 
@@ -155,7 +154,7 @@ export class EscrowFunding {
     const stale = await this.opts.confirmNamespace?.(job.metadata.namespace ?? '', account.namespaceUid);
     if (stale) return stale;
     const log = this.opts.logger.child({ job: `${job.metadata.namespace}/${job.metadata.name}`, epoch, provider: candidate.provider });
-    const { expiresAt, chainNow, localMs } = await this.expiryFor(job, coveredGpuSeconds(hold.amount, parseCredits(candidate.pricePerGpuHour)), candidate.gpus);
+    const { expiresAt, chainNow, localMs } = await this.expiryFor(job, coveredGpuSeconds(hold.amount, parseCredits(candidate.pricePerGpuHour)));
     this.openEscrow(escrowId, consumer, candidate.wallet, this.tenantOf(job, account.namespaceUid), hold.amount, expiresAt)
       .then((tx) => {
         const generation = job.metadata.generation;
@@ -202,20 +201,18 @@ export class EscrowFunding {
 
   /**
    * The escrow's expiry, in chain time: the longest its attempt can run (the job's deadline, or
-   * the run `covered` GPU-seconds make on `gpus`, with its start and stop) plus the settle window,
+   * the run `covered` GPU-seconds make on its GPUs, with its start and stop) plus the settle window,
    * within the market's bound. A fixed lifetime let a consumer reclaim the escrow of an attempt
    * still running on a budget that outlasted it. `localMs`: this process's clock when the chain
    * time was read (a slow confirmation then counts as time gone, not time left).
    */
-  private async expiryFor(job: GpuJob, covered: number, gpus: number): Promise<{ expiresAt: bigint; chainNow: bigint; localMs: number }> {
+  private async expiryFor(job: GpuJob, covered: number): Promise<{ expiresAt: bigint; chainNow: bigint; localMs: number }> {
     const localMs = Date.now();
     const chainNow = await this.opts.chain.now();
     const run = attemptRunBoundSeconds({
       coveredGpuSeconds: covered,
-      gpus,
+      ...attemptLimits(job),
       placeWithinSeconds: this.opts.placeWithinSeconds ?? DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS / 1000,
-      startTimeoutSeconds: job.spec.faultTolerance?.startTimeoutSeconds ?? DEFAULT_START_TIMEOUT_SECONDS,
-      gracePeriodSeconds: job.spec.faultTolerance?.checkpoint?.gracePeriodSeconds ?? 30,
       ...(job.spec.activeDeadlineSeconds !== undefined ? { deadlineSeconds: job.spec.activeDeadlineSeconds } : {}),
     });
     return { expiresAt: chainNow + BigInt(escrowOpenSeconds(run, this.opts.escrowLifetimeSeconds, MAX_ESCROW_SECONDS)), chainNow, localMs };
