@@ -382,8 +382,11 @@ export class GpuJobController {
     };
     // Funding comes after a trial placement: an escrow is opened for (and pays only) one provider.
     let funding: { wait?: string; wallet?: string; escrowSecondsLeft?: number; openedAtGeneration?: number } = {};
+    let trialResult: ScheduleResult | undefined;
+    let trial: ReturnType<typeof planJob>['assign'];
+    const needsEscrow = placing && this.opts.fundingCheck !== undefined;
     if (placing && this.opts.fundingCheck) {
-      const trial = planJob(job, { ...base, schedule: scheduleOn(undefined, false) }).assign;
+      trial = planJob(job, { ...base, schedule: (request) => (trialResult = scheduleOn(undefined, false)(request)) }).assign;
       const wallet = trial ? this.providers.get(trial.provider)?.spec.wallet : undefined;
       funding = trial && !wallet
         ? { wait: `provider ${trial.provider} has no wallet to open an escrow for` }
@@ -392,8 +395,13 @@ export class GpuJobController {
     const pinnedEscrow = funding.wallet ? this.pinnedWait(key, job, funding.wallet, now, funding.openedAtGeneration) : (this.pinnedSince.delete(key), undefined);
     const inputs: Parameters<typeof planJob>[1] = {
       ...base,
-      blockedBy: funding.wait,
-      schedule: scheduleOn(funding.wallet, !funding.wait),
+      // With settlement on, only an open escrow (funding.wallet) places a job. Without one, the plan
+      // replays the trial's result instead of scheduling again: GPUs freed while the chain was read
+      // would otherwise be placed with no escrow behind them (the trial found no fit, so no escrow
+      // was asked for). A trial placement the funding check opened nothing for (it judged the job
+      // ends unplaced) waits too.
+      blockedBy: funding.wait ?? (needsEscrow && trial && !funding.wallet ? 'waiting for escrow: none is open for this attempt' : undefined),
+      schedule: needsEscrow && !funding.wallet ? replayed(trialResult) : scheduleOn(funding.wallet, !funding.wait),
       ...(pinnedEscrow ? { pinnedEscrow } : {}),
       ...(funding.wallet && funding.escrowSecondsLeft !== undefined ? { escrowSecondsLeft: funding.escrowSecondsLeft } : {}),
       ...(this.opts.unplacedEscrowTimeoutMs !== undefined ? { unplacedEscrowTimeoutMs: this.opts.unplacedEscrowTimeoutMs } : {}),
@@ -505,6 +513,10 @@ function isLost(provider: GpuProvider | undefined): boolean {
   const ready = provider.status?.conditions?.find((c) => c.type === ProviderConditions.Ready);
   return ready?.status === 'False';
 }
+
+/** The trial's schedule result again, computed on the market as the trial saw it. */
+const replayed = (result: ScheduleResult | undefined) => (): ScheduleResult =>
+  result ?? { kind: 'unschedulable', reasons: {}, message: 'not scheduled: the trial placement never reached the scheduler' };
 
 const nodesOf = (d: Decision) => [...d.assignments].sort((a, b) => a.replica - b.replica).map((a) => a.node);
 

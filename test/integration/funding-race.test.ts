@@ -1,0 +1,136 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parse } from 'yaml';
+import { Wallet } from 'ethers';
+import { pino } from 'pino';
+import type { GpuJob, GpuProvider } from '../../operator/src/api/types.js';
+import { GpuJobController } from '../../operator/src/hub/jobs/controller.js';
+import { gpuJobClient, gpuProviderClient, loadKubeConfig, makeClients } from '../../operator/src/runtime/kube.js';
+import { runKubectl } from '../../operator/src/testbed/kubectl.js';
+import { repoRoot } from '../../operator/src/testbed/tools.js';
+import { waitFor } from '../../operator/src/testbed/wait.js';
+import { hubIdentity } from '../../operator/src/testbed/federation.js';
+
+// The attack: with settlement on, a job is placed only on an escrow opened for the provider it goes
+// to. The hub asks for that escrow after a trial placement; when the trial finds no fit there is
+// nothing to open, and the funding check answers "nothing stands in the way". GPUs that free up
+// while that check reads the chain must not then be taken by the same reconcile: that would run
+// the job with no escrow behind it, compute the consumer never pays for. Here the check itself
+// offers the GPUs (a real GpuProvider status write, seen by the controller's informer) before it
+// answers, which is the widest that window can be.
+
+const kubeconfig = inject('kubeconfig');
+const NS = 'funding-race';
+const run = String(process.pid);
+const provider = `race-${run}`;
+const wallet = Wallet.createRandom().address;
+
+let controller: GpuJobController;
+let job: GpuJob;
+/** What happened, in order: each funding check (with the provider it was asked for) and each Assign. */
+const log: string[] = [];
+let escrowOpen = false;
+let offered = false;
+let assignsWithoutEscrow = 0;
+
+const admin = () => makeClients(loadKubeConfig(kubeconfig));
+
+async function offerGpus(): Promise<void> {
+  const now = new Date().toISOString();
+  await gpuProviderClient(admin().customObjects, 'funding-race-test').patchStatus(provider, undefined, {
+    status: {
+      lastHeartbeatTime: now,
+      conditions: [{ type: 'Ready', status: 'True', reason: 'HeartbeatReceived', message: 'set by the test', lastTransitionTime: now }],
+      pools: [{
+        gpuProduct: 'NVIDIA-H100-80GB-HBM3', memoryMiB: 81_920, cudaDriverMajor: 12, nodes: 1, total: 8, allocatable: 8, idle: 8,
+        pricePerGpuHour: '1.00', breakEvenPricePerGpuHour: '0.50', offered: true, idleByNode: [{ name: 'gpu-0', idle: 8 }],
+      }],
+    },
+  });
+  await waitFor('the controller to see the offered GPUs', () => (controller.providers.get(provider)?.status?.pools?.length ? true : undefined), { timeoutMs: 20_000, intervalMs: 20 });
+}
+
+beforeAll(async () => {
+  const crds = join(repoRoot, 'crds');
+  for (const args of [['apply', '--server-side', '-f', crds], ['wait', '--for=condition=Established', '--timeout=60s', '-f', crds]]) {
+    const res = await runKubectl(kubeconfig, args);
+    expect(res.code, res.stderr).toBe(0);
+  }
+  const clients = admin();
+  await clients.core.createNamespace({ body: { metadata: { name: NS } } }).catch((err) => {
+    if ((err as { code?: number }).code !== 409) throw err;
+  });
+  // Ready, but nothing to offer yet: the job's first trial finds no fit.
+  const providers = gpuProviderClient(clients.customObjects, 'funding-race-test');
+  await providers.create({ apiVersion: 'fedgpu.io/v1alpha1', kind: 'GpuProvider', metadata: { name: provider }, spec: { wallet } } as GpuProvider);
+  const now = new Date().toISOString();
+  await providers.patchStatus(provider, undefined, {
+    status: { lastHeartbeatTime: now, conditions: [{ type: 'Ready', status: 'True', reason: 'HeartbeatReceived', message: 'set by the test', lastTransitionTime: now }] },
+  });
+  controller = new GpuJobController({
+    kubeConfig: (await hubIdentity({ kubeconfigPath: kubeconfig })).kubeConfig, // the chart's hub identity, not admin
+    logger: pino({ level: 'silent' }),
+    agents: {
+      send: (to, message) => {
+        if (message.body?.$case === 'assign') {
+          log.push(`assign:${to}`);
+          if (!escrowOpen) assignsWithoutEscrow++;
+        }
+        return true;
+      },
+    },
+    fundingCheck: async (j, candidate) => {
+      if (j.metadata.namespace !== NS) return {};
+      log.push(`check:${candidate?.provider ?? 'none'}`);
+      if (escrowOpen) return { wallet };
+      if (candidate) return { wait: `waiting for escrow: the test opens it for ${candidate.provider}` };
+      // No fit, so no escrow was asked for: GPUs appear before this answer comes back.
+      if (!offered) {
+        offered = true;
+        await offerGpus();
+      }
+      return {};
+    },
+  });
+  await controller.start();
+  const body = parse(readFileSync(join(repoRoot, 'examples', 'gpujob-single.yaml'), 'utf8')) as GpuJob;
+  job = await gpuJobClient(clients.customObjects, 'funding-race-test').create({ ...body, metadata: { name: 'racer', namespace: NS } });
+});
+
+afterAll(async () => {
+  await controller?.stop();
+  await gpuProviderClient(admin().customObjects).delete(provider).catch(() => {});
+  await runKubectl(kubeconfig, ['patch', 'gj', 'racer', '-n', NS, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+  await runKubectl(kubeconfig, ['delete', 'namespace', NS, '--wait=false']);
+});
+
+describe('a placement and its escrow', () => {
+  it('GPUs freed while a no-fit funding check reads the chain are not placed without an escrow', async () => {
+    // The job is tried again on the provider's change and asks for an escrow there first.
+    await waitFor('a funding check for the provider', () => (log.includes(`check:${provider}`) ? true : undefined), { timeoutMs: 30_000, intervalMs: 20 });
+    expect(offered).toBe(true);
+    expect(log.indexOf('check:none')).toBeGreaterThanOrEqual(0);
+    expect(log.indexOf('check:none')).toBeLessThan(log.indexOf(`check:${provider}`));
+    expect(assignsWithoutEscrow).toBe(0);
+    const waiting = await waitFor('the job to say it waits for its escrow', async () => {
+      const j = await gpuJobClient(admin().customObjects).get('racer', NS);
+      return j.status?.conditions?.find((c) => c.type === 'Scheduled')?.message?.startsWith('waiting for escrow: the test opens it') ? j : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(waiting.status?.placement).toBeUndefined();
+    expect(assignsWithoutEscrow).toBe(0);
+  });
+
+  it('places the job once its escrow is open, on the provider the escrow pays', async () => {
+    escrowOpen = true;
+    controller.enqueue(`${NS}/racer`);
+    await waitFor('the Assign', () => (log.includes(`assign:${provider}`) ? true : undefined), { timeoutMs: 30_000, intervalMs: 20 });
+    expect(assignsWithoutEscrow).toBe(0);
+    const placed = await waitFor('the placement in status', async () => {
+      const j = await gpuJobClient(admin().customObjects).get('racer', NS);
+      return j.status?.placement ? j : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(placed.metadata.uid).toBe(job.metadata.uid);
+    expect(placed.status?.attempts?.at(-1)?.provider).toBe(provider);
+  });
+});
