@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: help deps tools generate generate-crds generate-proto generate-contracts check-generated \
-        typecheck test test-unit test-integration test-e2e test-rules bench sandbox sandbox-down chaos
+        typecheck bundle test test-unit test-integration test-e2e test-rules bench sandbox sandbox-down chaos
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ check-generated: generate ## Fail when committed generated files are stale
 
 typecheck: ## TypeScript strict type check
 	@tsc -p tsconfig.json --noEmit
+
+bundle: deps ## The fedgpu binary the image runs: dist/fedgpu.mjs, one file (hack/bundle.mjs)
+	@node hack/bundle.mjs dist/fedgpu.mjs
 
 test-unit: ## Pure unit tests
 	@vitest run --project unit

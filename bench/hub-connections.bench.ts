@@ -18,7 +18,7 @@ import { signChallenge } from '../operator/src/protocol/wallet-proof.js';
 import { hubPki } from '../operator/src/testbed/federation.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
 import { issueCert } from '../operator/src/tls/certs.js';
-import { chartGlibcTunables, chartNodeFlags, compileOperator, liveHeap, loadLine, machineLine, mapLimit, memoryMap, memoryMapLine, section, sleep, figure } from './support.js';
+import { chartGlibcTunables, chartNodeFlags, transpileOperator, liveHeap, loadLine, machineLine, mapLimit, memoryMap, memoryMapLine, section, sleep, figure } from './support.js';
 
 const AGENTS = Math.max(1, Number(process.argv[2] ?? 0) || 300);
 const PROBE_BYTES = Math.max(0, Number(process.argv[3] ?? 65_536));
@@ -26,7 +26,7 @@ const PROBE_PIECE_BYTES = Math.max(1, Number(process.argv[4] ?? 16_000));
 
 console.log('== hub native memory per agent connection (issue 15)');
 console.log(machineLine());
-const mainJs = compileOperator();
+const mainJs = transpileOperator();
 const dist = join(mainJs, '..', '..');
 const dir = join(repoRoot, '.testbed', 'bench-hub-connections', String(process.pid));
 mkdirSync(dir, { recursive: true });

@@ -250,7 +250,7 @@ async function main(tb: Testbed): Promise<void> {
   await hub.process.stop(30_000);
 
   // --- the same objects, the hub as the image runs it -------------------------------------------------
-  const mainJs = compileOperator();
+  const mainJs = await compileOperator();
   t = nowMs();
   hub = await startCompiledHubProcess(mainJs, hubCluster, pki, join(tb.dir, 'hub-compiled'), [], [INSPECT_FLAG]);
   const compiledSampler = new ProcSampler(hub.process.pid, 1_000);

@@ -415,7 +415,7 @@ async function partC(tb: Testbed, pkiDir: string): Promise<void> {
     }
   });
   if (!process.env.BENCH_COMPILED_HUB) return;
-  const mainJs = compileOperator();
+  const mainJs = await compileOperator();
   await hubWithAgents(tb, pki, 'compiled', (dir) =>
     startCompiledHubProcess(mainJs, tb.cluster('hub'), pki, dir, [], [INSPECT_FLAG, ...(process.env.BENCH_HEAP_PROFILE ? heapSnapshotFlags(dir) : [])]),
   );

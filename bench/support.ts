@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
@@ -315,11 +316,23 @@ export async function heapLine(port: number): Promise<string> {
 }
 
 /**
- * The operator's sources as plain JavaScript, the way the container image runs them (there: tsc
- * output on Node 22; here: esbuild's per-file transpile, no bundling, into .testbed/bench-dist).
- * Running under tsx adds its loader thread and transform caches to every process (~90 MiB RSS).
+ * The fedgpu binary the container image runs: one bundled file built by hack/bundle.mjs (the same
+ * options as the image's build), written to .testbed/bench-dist/fedgpu.mjs. Running under tsx adds
+ * its loader thread and transform caches to every process (~90 MiB RSS).
+ * BENCH_UNBUNDLED=1 builds what the image ran before the bundle instead, for a side-by-side figure:
+ * each source file transpiled on its own (esbuild; the image used tsc), dependencies from node_modules.
  */
-export function compileOperator(): string {
+export async function compileOperator(): Promise<string> {
+  if (process.env.BENCH_UNBUNDLED) return transpileOperator();
+  const { bundle } = (await import(pathToFileURL(join(repoRoot, 'hack', 'bundle.mjs')).href)) as { bundle: (outfile: string) => string };
+  return bundle(join(repoRoot, '.testbed', 'bench-dist', 'fedgpu.mjs'));
+}
+
+/**
+ * Each source file transpiled on its own into .testbed/bench-dist/operator/src, dependencies left
+ * to node_modules; returns cli/main.js. For benches that import single modules (the market server).
+ */
+export function transpileOperator(): string {
   const src = join(repoRoot, 'operator', 'src');
   const out = join(repoRoot, '.testbed', 'bench-dist', 'operator', 'src');
   const files: string[] = [];

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Runs the fedgpu CLI: the compiled build when present (the container image), else the TypeScript
-// sources through tsx (a checkout).
+// Runs the fedgpu CLI: the bundle when `make bundle` has built one (dist/fedgpu.mjs, what the image
+// runs), else the TypeScript sources through tsx (a checkout).
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const compiled = join(root, 'dist', 'operator', 'src', 'cli', 'main.js');
+const compiled = join(root, 'dist', 'fedgpu.mjs');
 if (existsSync(compiled)) {
   await import(pathToFileURL(compiled).href);
 } else {

@@ -11,6 +11,7 @@ import { chartIdentity, sharedChartIdentity, type ChartIdentity } from './chart-
 import type { Cluster } from './cluster.js';
 import { runKubectl } from './kubectl.js';
 import { startProcess, type ManagedProcess } from './processes.js';
+import { cliLaunch } from './binary.js';
 import { repoRoot } from './tools.js';
 import { freePort } from './free-port.js';
 import { GiveUp, waitFor } from './wait.js';
@@ -43,14 +44,9 @@ export async function installCrds(cluster: Cluster): Promise<void> {
   }
 }
 
-/** Runs the fedgpu CLI from the sources as a child process (stopped by its pid like every test-bed process). */
+/** Runs the fedgpu binary as a child process (binary.ts; stopped by its pid like every test-bed process). */
 export function startCliProcess(name: string, dir: string, args: string[], nodeFlags: string[] = []): ManagedProcess {
-  return startProcess({
-    name,
-    command: process.execPath,
-    dir,
-    args: [...nodeFlags, '--import', 'tsx', join(repoRoot, 'operator', 'src', 'cli', 'main.ts'), ...args],
-  });
+  return startProcess({ name, command: process.execPath, dir, args: [...nodeFlags, ...cliLaunch(), ...args] });
 }
 
 /** The hub's release, as `helm install fedgpu -n fedgpu-system` names it (ServiceAccount fedgpu). */
