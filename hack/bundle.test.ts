@@ -40,6 +40,24 @@ describe('the bundled fedgpu binary', () => {
     expect([...required].filter((m) => !builtins.has(m) && !optional.includes(m))).toEqual([]);
   });
 
+  it('uses __dirname or __filename (undefined in an ES module) only where the binary never goes', () => {
+    // Each occurrence, by the dependency module esbuild wrapped it in ("node_modules/…"(exports, module)).
+    const source = readFileSync(binary, 'utf8');
+    const where = new Set<string>();
+    for (const m of source.matchAll(/\b__(?:dirname|filename)\b/g)) {
+      const at = source.lastIndexOf('"node_modules/', m.index);
+      where.add(at < 0 ? '(our code)' : source.slice(at + 1, source.indexOf('"', at + 1)));
+    }
+    const neverReached = [
+      'node_modules/@grpc/grpc-js/build/src/channelz.js', // the channelz admin service's .proto: no admin services are added
+      'node_modules/@grpc/grpc-js/build/src/orca.js', // ORCA load reports: grpc.server_call_metric_recording is not set
+      'node_modules/pino/lib/transport.js', // pino.transport(): the binary logs to stdout
+      'node_modules/thread-stream/index.js', // the worker behind pino transports
+      'node_modules/undici/index.js', // behind typeof __filename !== "undefined"
+    ];
+    expect([...where].filter((f) => !neverReached.includes(f))).toEqual([]);
+  });
+
   it('is ASCII, so V8 keeps its source as one-byte text', () => {
     expect(readFileSync(binary).every((b) => b < 0x80)).toBe(true);
   });

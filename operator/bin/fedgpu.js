@@ -1,16 +1,10 @@
 #!/usr/bin/env node
-// Runs the fedgpu CLI: the bundle when `make bundle` has built one (dist/fedgpu.mjs, what the image
-// runs), else the TypeScript sources through tsx (a checkout).
-import { existsSync } from 'node:fs';
+// Runs the fedgpu CLI of this checkout from its TypeScript sources through tsx, never a build that
+// may be older than them (the image runs its own bundle, dist/fedgpu.mjs, directly).
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const compiled = join(root, 'dist', 'fedgpu.mjs');
-if (existsSync(compiled)) {
-  await import(pathToFileURL(compiled).href);
-} else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import(pathToFileURL(join(root, 'operator', 'src', 'cli', 'main.ts')).href);
-}
+const { register } = await import('tsx/esm/api');
+register();
+await import(pathToFileURL(join(root, 'operator', 'src', 'cli', 'main.ts')).href);

@@ -1,30 +1,35 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './tools.js';
 
-// The test bed runs hubs and agents from the file the image ships (hack/bundle.mjs), built from
-// the current sources once per test process, so what the suites pass is what a cluster runs.
-// FEDGPU_TESTBED_FROM_SOURCES=1 runs them through tsx instead (stack traces into .ts files).
+// The test beds run hubs and agents from the file the image ships (hack/bundle.mjs), laid out as
+// the Dockerfile lays it out (package.json beside dist/fedgpu.mjs) in a temporary directory with
+// no node_modules above it, so what the suites pass is what a cluster runs.
+// FEDGPU_BINARY: one already built (the e2e suite's global setup builds one for all its files).
+// FEDGPU_TESTBED_FROM_SOURCES=1 runs the sources through tsx instead (stack traces into .ts files).
 // The build runs as its own node process: importing esbuild here would bundle it into the CLI
 // (the sandbox command reaches this file), where it cannot work.
 
 let built: string | undefined;
 
-/** The bundled fedgpu binary, built on first use; concurrent test processes each swap in a whole file. */
+/** Builds the binary into `dir` (dir/package.json, dir/dist/fedgpu.mjs); returns its path. */
+export function buildFedgpuBinary(dir: string): string {
+  mkdirSync(join(dir, 'dist'), { recursive: true });
+  copyFileSync(join(repoRoot, 'package.json'), join(dir, 'package.json'));
+  const binary = join(dir, 'dist', 'fedgpu.mjs');
+  execFileSync(process.execPath, [join(repoRoot, 'hack', 'bundle.mjs'), binary], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 });
+  return binary;
+}
+
+/** The bundled fedgpu binary: FEDGPU_BINARY, else one built on first use and removed when this process exits. */
 export function fedgpuBinary(): string {
+  if (process.env.FEDGPU_BINARY) return process.env.FEDGPU_BINARY;
   if (built) return built;
-  const dir = join(repoRoot, '.testbed', 'bin');
-  const scratch = join(dir, `build-${process.pid}`);
-  mkdirSync(scratch, { recursive: true });
-  try {
-    execFileSync(process.execPath, [join(repoRoot, 'hack', 'bundle.mjs'), join(scratch, 'fedgpu.mjs')], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 });
-    renameSync(join(scratch, 'fedgpu.mjs.map'), join(dir, 'fedgpu.mjs.map'));
-    renameSync(join(scratch, 'fedgpu.mjs'), join(dir, 'fedgpu.mjs'));
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
-  return (built = join(dir, 'fedgpu.mjs'));
+  const dir = mkdtempSync(join(tmpdir(), 'fedgpu-binary-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return (built = buildFedgpuBinary(dir));
 }
 
 /** How to start the CLI: node's arguments before the CLI's own. */

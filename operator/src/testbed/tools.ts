@@ -2,8 +2,23 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Root of the repository (three levels above operator/src/testbed). */
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/**
+ * Root of the repository: three levels above operator/src/testbed in the sources. Bundled into
+ * the fedgpu binary this file sits elsewhere (dist/, a temporary directory), so the sandbox
+ * command run from a bundle finds the checkout by its working directory instead.
+ */
+export const repoRoot = findRepoRoot();
+
+function findRepoRoot(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const fromSources = resolve(here, '..', '..', '..');
+  if (here.endsWith(join('operator', 'src', 'testbed'))) return fromSources;
+  for (let dir = process.cwd(), i = 0; i < 32; dir = dirname(dir), i++) {
+    if (existsSync(join(dir, 'operator', 'src', 'testbed', 'tools.ts'))) return dir;
+    if (dirname(dir) === dir) break;
+  }
+  return fromSources;
+}
 
 export type Tool =
   | 'etcd'

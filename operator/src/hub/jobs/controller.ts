@@ -407,6 +407,13 @@ export class GpuJobController {
       ...(this.opts.unplacedEscrowTimeoutMs !== undefined ? { unplacedEscrowTimeoutMs: this.opts.unplacedEscrowTimeoutMs } : {}),
     };
     let plan = planJob(job, inputs);
+    // The invariant the lines above keep, checked where it matters: with settlement on, nothing is
+    // placed but on the provider an open escrow pays.
+    if (needsEscrow && plan.assign && !this.escrowPays(funding.wallet, plan.assign.provider)) {
+      this.market.forget(key);
+      this.opts.logger.error({ job: key, provider: plan.assign.provider, escrowWallet: funding.wallet ?? null }, 'placement without an escrow for its provider refused');
+      return requeueAfter(1_000);
+    }
     // Secrets are read only once a placement is decided, and go to that Assign alone. Without them
     // (no grant, no Secret, no key) the job waits, saying which.
     let secrets: AttemptSecret[] = [];
@@ -456,6 +463,12 @@ export class GpuJobController {
     for (const e of plan.events) void this.recorder.record(target, e.type, e.reason, e.message).catch(() => undefined);
     if (!plan.assign && needsPlacement(target) && plan.requeueAfterMs) return requeueAfter(this.backoff.unschedulable(key, now));
     return plan.requeueAfterMs ? requeueAfter(plan.requeueAfterMs) : done;
+  }
+
+  /** Whether an escrow open for `wallet` pays `provider` (GpuMarket pays one provider wallet per escrow). */
+  private escrowPays(wallet: string | undefined, provider: string): boolean {
+    const payee = this.providers.get(provider)?.spec.wallet;
+    return wallet !== undefined && payee !== undefined && payee.toLowerCase() === wallet.toLowerCase();
   }
 
   /** How long the job has waited unplaced on the escrow its next epoch already has (pinned to `wallet`). */
