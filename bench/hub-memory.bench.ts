@@ -51,6 +51,9 @@ import {
   startCpuProfile,
 } from './support.js';
 
+// Its "tsx" hub is startHubProcess's, which now runs the bundled binary unless told otherwise.
+process.env.FEDGPU_TESTBED_FROM_SOURCES ??= '1';
+
 const JOBS = Math.max(1, Number(process.argv[2] ?? 0) || 10_000);
 const PROVIDERS = Math.max(1, Number(process.argv[3] ?? 0) || 100);
 const NODES_PER_PROVIDER = Math.ceil(10_000 / PROVIDERS);

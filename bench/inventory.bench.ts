@@ -59,6 +59,9 @@ import {
   watchObjects,
 } from './support.js';
 
+// Its "tsx" hub is startHubProcess's, which now runs the bundled binary unless told otherwise.
+process.env.FEDGPU_TESTBED_FROM_SOURCES ??= '1';
+
 const parts = new Set(process.argv.slice(2).filter((a) => /^[abc]$/.test(a)));
 const run = (p: string) => parts.size === 0 || parts.has(p);
 

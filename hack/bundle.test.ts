@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { builtinModules } from 'node:module';
+import { builtinModules, SourceMap } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,16 +41,22 @@ describe('the bundled fedgpu binary', () => {
   });
 
   it('uses __dirname or __filename (undefined in an ES module) only where the binary never goes', () => {
-    // Each occurrence, by the dependency module esbuild wrapped it in ("node_modules/…"(exports, module)).
+    // Each occurrence, by the source file the bundle's own source map says it came from (grpc-js
+    // ships its own maps, so its files are named as its TypeScript sources).
     const source = readFileSync(binary, 'utf8');
+    const map = new SourceMap(JSON.parse(readFileSync(`${binary}.map`, 'utf8')) as ConstructorParameters<typeof SourceMap>[0]);
+    const lineStarts = [0, ...[...source.matchAll(/\n/g)].map((m) => m.index + 1)];
     const where = new Set<string>();
     for (const m of source.matchAll(/\b__(?:dirname|filename)\b/g)) {
-      const at = source.lastIndexOf('"node_modules/', m.index);
-      where.add(at < 0 ? '(our code)' : source.slice(at + 1, source.indexOf('"', at + 1)));
+      let line = lineStarts.length - 1;
+      while (lineStarts[line]! > m.index) line--;
+      const entry = map.findEntry(line, m.index - lineStarts[line]!) as { originalSource?: string };
+      const file = entry.originalSource ?? '(unmapped)';
+      where.add(file.includes('node_modules/') ? file.slice(file.indexOf('node_modules/')) : file);
     }
     const neverReached = [
-      'node_modules/@grpc/grpc-js/build/src/channelz.js', // the channelz admin service's .proto: no admin services are added
-      'node_modules/@grpc/grpc-js/build/src/orca.js', // ORCA load reports: grpc.server_call_metric_recording is not set
+      'node_modules/@grpc/grpc-js/src/channelz.ts', // the channelz admin service's .proto: no admin services are added
+      'node_modules/@grpc/grpc-js/src/orca.ts', // ORCA load reports: grpc.server_call_metric_recording is not set
       'node_modules/pino/lib/transport.js', // pino.transport(): the binary logs to stdout
       'node_modules/thread-stream/index.js', // the worker behind pino transports
       'node_modules/undici/index.js', // behind typeof __filename !== "undefined"

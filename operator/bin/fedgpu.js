@@ -6,5 +6,5 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { register } = await import('tsx/esm/api');
-register();
+register({ tsconfig: join(root, 'tsconfig.json') }); // ours, whatever the working directory holds
 await import(pathToFileURL(join(root, 'operator', 'src', 'cli', 'main.ts')).href);

@@ -5,7 +5,7 @@ import { Gauge, type Registry } from 'prom-client';
 
 // fedgpu_build_info{version} 1, exported by every binary. The version is package.json's, found by
 // walking up from this file: the sources (operator/src/metrics), the image's bundle (dist/fedgpu.mjs)
-// and the test bed's (.testbed/bin/fedgpu.mjs) sit at different depths.
+// and the test bed's (a temporary copy of the image's layout) sit at different depths.
 
 let cached: string | undefined;
 

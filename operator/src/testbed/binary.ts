@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './tools.js';
@@ -23,11 +23,33 @@ export function buildFedgpuBinary(dir: string): string {
   return binary;
 }
 
+/**
+ * A fresh directory for one process's binary, named with its pid; those of processes gone without
+ * removing theirs (SIGKILL, a crash) are removed first.
+ */
+export function binaryDir(): string {
+  const prefix = 'fedgpu-binary-';
+  for (const name of readdirSync(tmpdir())) {
+    const pid = Number(/^fedgpu-binary-(\d+)-/.exec(name)?.[1]);
+    if (pid && pid !== process.pid && !alive(pid)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
+  return mkdtempSync(join(tmpdir(), `${prefix}${process.pid}-`));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** The bundled fedgpu binary: FEDGPU_BINARY, else one built on first use and removed when this process exits. */
 export function fedgpuBinary(): string {
   if (process.env.FEDGPU_BINARY) return process.env.FEDGPU_BINARY;
   if (built) return built;
-  const dir = mkdtempSync(join(tmpdir(), 'fedgpu-binary-'));
+  const dir = binaryDir();
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return (built = buildFedgpuBinary(dir));
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 /**
  * Root of the repository: three levels above operator/src/testbed in the sources. Bundled into
  * the fedgpu binary this file sits elsewhere (dist/, a temporary directory), so the sandbox
- * command run from a bundle finds the checkout by its working directory instead.
+ * command run from a bundle finds the checkout above its working directory, else above the bundle.
  */
 export const repoRoot = findRepoRoot();
 
@@ -13,9 +13,11 @@ function findRepoRoot(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const fromSources = resolve(here, '..', '..', '..');
   if (here.endsWith(join('operator', 'src', 'testbed'))) return fromSources;
-  for (let dir = process.cwd(), i = 0; i < 32; dir = dirname(dir), i++) {
-    if (existsSync(join(dir, 'operator', 'src', 'testbed', 'tools.ts'))) return dir;
-    if (dirname(dir) === dir) break;
+  for (const start of [process.cwd(), here]) {
+    for (let dir = start, i = 0; i < 32; dir = dirname(dir), i++) {
+      if (existsSync(join(dir, 'operator', 'src', 'testbed', 'tools.ts'))) return dir;
+      if (dirname(dir) === dir) break;
+    }
   }
   return fromSources;
 }

@@ -410,9 +410,9 @@ export class GpuJobController {
     // The invariant the lines above keep, checked where it matters: with settlement on, nothing is
     // placed but on the provider an open escrow pays.
     if (needsEscrow && plan.assign && !this.escrowPays(funding.wallet, plan.assign.provider)) {
-      this.market.forget(key);
-      this.opts.logger.error({ job: key, provider: plan.assign.provider, escrowWallet: funding.wallet ?? null }, 'placement without an escrow for its provider refused');
-      return requeueAfter(1_000);
+      const provider = plan.assign.provider;
+      this.opts.logger.error({ job: key, provider, escrowWallet: funding.wallet ?? null }, 'placement without an escrow for its provider refused');
+      plan = planJob(job, { ...inputs, blockedBy: `waiting for escrow: none open pays provider ${provider}` });
     }
     // Secrets are read only once a placement is decided, and go to that Assign alone. Without them
     // (no grant, no Secret, no key) the job waits, saying which.
