@@ -33,6 +33,8 @@ const log: string[] = [];
 let escrowOpen = false;
 let offered = false;
 let assignsWithoutEscrow = 0;
+const unfundedChecks: string[] = [];
+const assignedUids: string[] = [];
 
 const admin = () => makeClients(loadKubeConfig(kubeconfig));
 
@@ -74,6 +76,7 @@ beforeAll(async () => {
     agents: {
       send: (to, message) => {
         if (message.body?.$case === 'assign') {
+          assignedUids.push(message.body.value.jobUid);
           log.push(`assign:${to}`);
           if (!escrowOpen) assignsWithoutEscrow++;
         }
@@ -82,6 +85,9 @@ beforeAll(async () => {
     },
     fundingCheck: async (j, candidate) => {
       if (j.metadata.namespace !== NS) return {};
+      // As the real check answers for a job it judges will end unplaced (deadline just passed):
+      // nothing to open, nothing in the way.
+      if (j.metadata.name === 'unfunded') return (unfundedChecks.push(candidate?.provider ?? 'none'), {});
       log.push(`check:${candidate?.provider ?? 'none'}`);
       if (escrowOpen) return { wallet };
       if (candidate) return { wait: `waiting for escrow: the test opens it for ${candidate.provider}` };
@@ -101,7 +107,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await controller?.stop();
   await gpuProviderClient(admin().customObjects).delete(provider).catch(() => {});
-  await runKubectl(kubeconfig, ['patch', 'gj', 'racer', '-n', NS, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+  for (const name of ['racer', 'unfunded']) await runKubectl(kubeconfig, ['patch', 'gj', name, '-n', NS, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
   await runKubectl(kubeconfig, ['delete', 'namespace', NS, '--wait=false']);
 });
 
@@ -134,5 +140,17 @@ describe('a placement and its escrow', () => {
     }, { timeoutMs: 30_000 });
     expect(placed.metadata.uid).toBe(job.metadata.uid);
     expect(placed.status?.attempts?.at(-1)?.provider).toBe(provider);
+  });
+
+  it('does not place a job that fits when the funding check opened nothing for it', async () => {
+    const body = parse(readFileSync(join(repoRoot, 'examples', 'gpujob-single.yaml'), 'utf8')) as GpuJob;
+    const unfunded = await gpuJobClient(admin().customObjects, 'funding-race-test').create({ ...body, metadata: { name: 'unfunded', namespace: NS } });
+    const waiting = await waitFor('the job to wait for an escrow', async () => {
+      const j = await gpuJobClient(admin().customObjects).get('unfunded', NS);
+      return j.status?.conditions?.find((c) => c.type === 'Scheduled')?.message === 'waiting for escrow: none is open for this attempt' ? j : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(unfundedChecks).toContain(provider); // it did fit there: the trial placed it
+    expect(waiting.status?.placement).toBeUndefined();
+    expect(assignedUids).not.toContain(unfunded.metadata.uid);
   });
 });
