@@ -253,7 +253,7 @@ async function main(tb: Testbed): Promise<void> {
   await hub.process.stop(30_000);
 
   // --- the same objects, the hub as the image runs it -------------------------------------------------
-  const mainJs = await compileOperator();
+  const mainJs = compileOperator();
   t = nowMs();
   hub = await startCompiledHubProcess(mainJs, hubCluster, pki, join(tb.dir, 'hub-compiled'), [], [INSPECT_FLAG]);
   const compiledSampler = new ProcSampler(hub.process.pid, 1_000);

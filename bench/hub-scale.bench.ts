@@ -270,7 +270,7 @@ async function main(tb: Testbed): Promise<void> {
   const hubCluster = tb.cluster('hub');
   const pki = await hubPki(join(tb.dir, 'pki'));
   const clientCert = await issueCert(pki.ca, { commonName: 'bench-agents', usages: ['client'] });
-  const mainJs = await compileOperator();
+  const mainJs = compileOperator();
   const hubDir = join(tb.dir, 'hub');
   const nodeFlags = chartNodeFlags('hub');
   const tunables = chartGlibcTunables('hub');

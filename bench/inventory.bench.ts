@@ -418,7 +418,7 @@ async function partC(tb: Testbed, pkiDir: string): Promise<void> {
     }
   });
   if (!process.env.BENCH_COMPILED_HUB) return;
-  const mainJs = await compileOperator();
+  const mainJs = compileOperator();
   await hubWithAgents(tb, pki, 'compiled', (dir) =>
     startCompiledHubProcess(mainJs, tb.cluster('hub'), pki, dir, [], [INSPECT_FLAG, ...(process.env.BENCH_HEAP_PROFILE ? heapSnapshotFlags(dir) : [])]),
   );

@@ -5,7 +5,6 @@ import { execFileSync } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
@@ -17,6 +16,7 @@ import type { HubPki, HubProcess } from '../operator/src/testbed/federation.js';
 import { freePort } from '../operator/src/testbed/free-port.js';
 import { startProcess } from '../operator/src/testbed/processes.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
+import { buildFedgpuBinary } from '../operator/src/testbed/binary.js';
 import { GiveUp, waitFor } from '../operator/src/testbed/wait.js';
 
 export const CORES = cpus().length;
@@ -316,16 +316,15 @@ export async function heapLine(port: number): Promise<string> {
 }
 
 /**
- * The fedgpu binary the container image runs: one bundled file built by hack/bundle.mjs (the same
- * options as the image's build), written to .testbed/bench-dist/fedgpu.mjs. Running under tsx adds
- * its loader thread and transform caches to every process (~90 MiB RSS).
+ * The fedgpu binary the container image runs: the test beds' build of hack/bundle.mjs, in the
+ * image's layout under .testbed/bench-dist (dist/fedgpu.mjs beside package.json). Running under
+ * tsx adds its loader thread and transform caches to every process (~90 MiB RSS).
  * BENCH_UNBUNDLED=1 builds what the image ran before the bundle instead, for a side-by-side figure:
  * each source file transpiled on its own (esbuild; the image used tsc), dependencies from node_modules.
  */
-export async function compileOperator(): Promise<string> {
+export function compileOperator(): string {
   if (process.env.BENCH_UNBUNDLED) return transpileOperator();
-  const { bundle } = (await import(pathToFileURL(join(repoRoot, 'hack', 'bundle.mjs')).href)) as { bundle: (outfile: string) => string };
-  return bundle(join(repoRoot, '.testbed', 'bench-dist', 'fedgpu.mjs'));
+  return buildFedgpuBinary(join(repoRoot, '.testbed', 'bench-dist'));
 }
 
 /**

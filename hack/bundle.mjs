@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** esbuild's options for the binary; the bench builds with the same ones (bench/support.ts). */
-export function bundleOptions(outfile) {
+/** esbuild's options for the binary (the image's, the test beds' and the benches' build alike). */
+function bundleOptions(outfile) {
   return {
     absWorkingDir: root,
     entryPoints: [join(root, 'operator', 'src', 'cli', 'main.ts')],

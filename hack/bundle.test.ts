@@ -1,22 +1,19 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { builtinModules, SourceMap } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundle } from './bundle.mjs';
+import { binaryDir, buildFedgpuBinary } from '../operator/src/testbed/binary.js';
 
 // The image's binary, laid out as the Dockerfile lays it out (/app/package.json, /app/dist/
-// fedgpu.mjs) in a directory with no node_modules anywhere above it, as in the image.
+// fedgpu.mjs) in a directory with no node_modules anywhere above it, as in the image: the test
+// beds' own build (operator/src/testbed/binary.ts).
 
-const repo = join(import.meta.dirname, '..');
 let app: string;
 let binary: string;
 
 beforeAll(() => {
-  app = mkdtempSync(join(tmpdir(), 'fedgpu-image-'));
-  copyFileSync(join(repo, 'package.json'), join(app, 'package.json'));
-  binary = bundle(join(app, 'dist', 'fedgpu.mjs'));
+  app = binaryDir();
+  binary = buildFedgpuBinary(app);
 }, 60_000);
 
 afterAll(() => rmSync(app, { recursive: true, force: true }));

@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { reapStaleRuns } from './processes.js';
 import { repoRoot } from './tools.js';
 
 // The test beds run hubs and agents from the file the image ships (hack/bundle.mjs), laid out as
@@ -24,25 +25,15 @@ export function buildFedgpuBinary(dir: string): string {
 }
 
 /**
- * A fresh directory for one process's binary, named with its pid; those of processes gone without
- * removing theirs (SIGKILL, a crash) are removed first.
+ * A fresh directory for a binary, under one named with this process's pid, the test bed's layout
+ * for what a run leaves: those of processes gone without removing theirs (SIGKILL, a crash) are
+ * removed first (reapStaleRuns).
  */
 export function binaryDir(): string {
-  const prefix = 'fedgpu-binary-';
-  for (const name of readdirSync(tmpdir())) {
-    const pid = Number(/^fedgpu-binary-(\d+)-/.exec(name)?.[1]);
-    if (pid && pid !== process.pid && !alive(pid)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
-  }
-  return mkdtempSync(join(tmpdir(), `${prefix}${process.pid}-`));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  const root = join(tmpdir(), 'fedgpu-binary');
+  reapStaleRuns(root);
+  mkdirSync(join(root, String(process.pid)), { recursive: true });
+  return mkdtempSync(join(root, String(process.pid), 'build-'));
 }
 
 /** The bundled fedgpu binary: FEDGPU_BINARY, else one built on first use and removed when this process exits. */
