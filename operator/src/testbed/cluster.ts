@@ -4,17 +4,17 @@ import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { reuseConnections } from '../runtime/connections.js';
 import { startEtcd, type Etcd } from './etcd.js';
-import { freePort } from './free-port.js';
+import { freePort, onFreshPorts } from './free-port.js';
 import { gpuNodes, KWOK_MANAGED_LABEL, type GpuNodeGroup } from './kwok/gpu-nodes.js';
 import { kwokAccessYaml, type KwokAccess } from './kwok/access.js';
 import { kwokStagesYaml } from './kwok/stages.js';
 import { runKubectl, type KubectlResult } from './kubectl.js';
 import { createClusterPki, kubeconfigYaml, type ClusterPki } from './pki.js';
-import { startProcess, type ManagedProcess } from './processes.js';
+import { exitedEarly, startProcess, type ManagedProcess } from './processes.js';
 import { startRealNode, type RealNode, type RealNodeSpec } from './real-node/node.js';
 import { toolPath } from './tools.js';
 import { kubeVersion, mutatingAdmissionPolicyFlags } from './kube-version.js';
-import { GiveUp, waitFor } from './wait.js';
+import { waitFor } from './wait.js';
 
 export interface ClusterOptions {
   /** Directory for certificates, logs, pid files and the kubeconfig. */
@@ -84,12 +84,21 @@ export async function startCluster(name: string, opts: ClusterOptions): Promise<
   };
   try {
     const pki = createClusterPki(join(opts.dir, 'pki'));
-    const port = await freePort();
-    const server = `https://127.0.0.1:${port}`;
     const policyApi = opts.mutatingAdmissionPolicy === false ? [] : mutatingAdmissionPolicyFlags(kubeVersion());
-    const apiserver = startApiserver(name, opts.dir, port, etcd.url, pki, (opts.realNodes ?? []).length > 0, [...policyApi, ...opts.apiserverArgs ?? []]);
-    processes.push(apiserver);
-    await waitReadyz(server, pki, apiserver);
+    const server = await onFreshPorts(async () => {
+      const port = await freePort();
+      const apiserver = startApiserver(name, opts.dir, port, etcd.url, pki, (opts.realNodes ?? []).length > 0, [...policyApi, ...opts.apiserverArgs ?? []]);
+      const url = `https://127.0.0.1:${port}`;
+      try {
+        await waitReadyz(url, pki, apiserver);
+      } catch (err) {
+        await apiserver.stop();
+        throw err;
+      }
+      // Only the apiserver that came up is listed: chaos and benches look it up by name.
+      processes.push(apiserver);
+      return url;
+    });
 
     const kubeconfigPath = opts.kubeconfigPath ?? join(opts.dir, 'kubeconfig');
     writeFileSync(kubeconfigPath, kubeconfigYaml(name, server, pki), { mode: 0o600 });
@@ -303,7 +312,7 @@ function waitReadyz(server: string, pki: ClusterPki, apiserver: ManagedProcess):
   return waitFor(
     'kube-apiserver /readyz',
     () => {
-      if (!apiserver.running()) throw new GiveUp(`kube-apiserver exited; see ${apiserver.logPath}`);
+      if (!apiserver.running()) throw exitedEarly(apiserver);
       return new Promise<true | undefined>((resolve, reject) => {
         const req = request(`${server}/readyz`, { ...tls, timeout: 5_000 }, (res) => {
           res.resume();

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import { freePort } from './free-port.js';
-import { startProcess, type ManagedProcess } from './processes.js';
+import { freePort, onFreshPorts } from './free-port.js';
+import { exitedEarly, startProcess, type ManagedProcess } from './processes.js';
 import { toolPath } from './tools.js';
-import { GiveUp, waitFor } from './wait.js';
+import { waitFor } from './wait.js';
 
 export interface Etcd {
   url: string;
@@ -14,7 +14,11 @@ export interface Etcd {
  * One etcd on loopback. Several test-bed apiservers share it, each under its own --etcd-prefix.
  * fsync is off: this is throw-away test data and the disk here is slow.
  */
-export async function startEtcd(dir: string): Promise<Etcd> {
+export function startEtcd(dir: string): Promise<Etcd> {
+  return onFreshPorts(() => startEtcdOnce(dir));
+}
+
+async function startEtcdOnce(dir: string): Promise<Etcd> {
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
@@ -38,7 +42,7 @@ export async function startEtcd(dir: string): Promise<Etcd> {
   await waitFor(
     'etcd health',
     async () => {
-      if (!proc.running()) throw new GiveUp(`etcd exited; see ${proc.logPath}`);
+      if (!proc.running()) throw exitedEarly(proc);
       const res = await fetch(`${url}/health`);
       return res.ok ? true : undefined;
     },

@@ -10,11 +10,11 @@ import { startHub, type RunningHub } from '../hub/hub.js';
 import { chartIdentity, sharedChartIdentity, type ChartIdentity } from './chart-identity.js';
 import type { Cluster } from './cluster.js';
 import { runKubectl } from './kubectl.js';
-import { startProcess, type ManagedProcess } from './processes.js';
+import { exitedEarly, startProcess, type ManagedProcess } from './processes.js';
 import { cliLaunch } from './binary.js';
 import { repoRoot } from './tools.js';
-import { freePort } from './free-port.js';
-import { GiveUp, waitFor } from './wait.js';
+import { freePort, onFreshPorts } from './free-port.js';
+import { waitFor } from './wait.js';
 import { createCa, issueCert, type CertificateAuthority } from '../tls/index.js';
 
 // Pieces the end-to-end tests and the sandbox share: the hub's PKI, a hub in this process or as a
@@ -91,23 +91,25 @@ export async function startHubProcess(hubCluster: Cluster, pki: HubPki, dir: str
   mkdirSync(dir, { recursive: true });
   const kubeconfig = join(dir, 'hub.kubeconfig');
   writeFileSync(kubeconfig, identity.kubeConfig.exportConfig(), { mode: 0o600 });
-  const port = await freePort();
-  const proc = startCliProcess('hub', dir, [
-    '--kubeconfig', kubeconfig,
-    'hub',
-    '--tls-ca', pki.caPath,
-    '--tls-cert', join(pki.dir, 'server.crt'),
-    '--tls-key', join(pki.dir, 'server.key'),
-    '--grpc-port', String(port),
-    '--metrics-port', '0',
-    ...extraArgs,
-  ], nodeFlags);
-  const ready = await waitFor('the hub to listen', () => {
-    if (!proc.running()) throw new GiveUp(`the hub exited; see ${proc.logPath}`);
-    const line = readFileSync(proc.logPath, 'utf8').split('\n').find((l) => l.includes('"hub ready"'));
-    return line ? (JSON.parse(line) as { metricsPort: number }) : undefined;
-  }, { timeoutMs: 60_000 });
-  return { process: proc, grpcAddress: `127.0.0.1:${port}`, metricsPort: ready.metricsPort };
+  return onFreshPorts(async () => {
+    const port = await freePort();
+    const proc = startCliProcess('hub', dir, [
+      '--kubeconfig', kubeconfig,
+      'hub',
+      '--tls-ca', pki.caPath,
+      '--tls-cert', join(pki.dir, 'server.crt'),
+      '--tls-key', join(pki.dir, 'server.key'),
+      '--grpc-port', String(port),
+      '--metrics-port', '0',
+      ...extraArgs,
+    ], nodeFlags);
+    const ready = await waitFor('the hub to listen', () => {
+      if (!proc.running()) throw exitedEarly(proc, 'the hub');
+      const line = readFileSync(proc.logPath).subarray(proc.logStart ?? 0).toString('utf8').split('\n').find((l) => l.includes('"hub ready"'));
+      return line ? (JSON.parse(line) as { metricsPort: number }) : undefined;
+    }, { timeoutMs: 60_000 });
+    return { process: proc, grpcAddress: `127.0.0.1:${port}`, metricsPort: ready.metricsPort };
+  });
 }
 
 export async function startTestHub(hubCluster: Cluster, pki: HubPki, dir: string, providerLostAfterMs = 4_000): Promise<RunningHub> {

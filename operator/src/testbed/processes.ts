@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PortTaken } from './free-port.js';
 import { reapRealNodes } from './real-node/leftovers.js';
+import { GiveUp } from './wait.js';
 
 // Every process the test bed starts is recorded here and in a pid file, so it is stopped by its own
 // process id: by stop(), by the exit handlers below when a test fails or is interrupted, and by
@@ -11,6 +13,8 @@ export interface ManagedProcess {
   name: string;
   pid: number;
   logPath: string;
+  /** Where this run's output starts in logPath (the log is appended to across restarts). */
+  logStart?: number;
   /** Resolves with the exit code (or signal) once the process has exited. */
   exited: Promise<number | string | null>;
   /** False once the process has exited. */
@@ -62,6 +66,7 @@ export function startProcess(opts: StartOptions): ManagedProcess {
   mkdirSync(opts.dir, { recursive: true });
   const logPath = join(opts.dir, `${opts.name}.log`);
   const pidFile = join(opts.dir, `${opts.name}.pid`);
+  const logStart = existsSync(logPath) ? statSync(logPath).size : 0;
   const log = openSync(logPath, 'a');
   const child = spawn(opts.command, opts.args, {
     stdio: ['ignore', log, log],
@@ -85,6 +90,7 @@ export function startProcess(opts: StartOptions): ManagedProcess {
     name: opts.name,
     pid,
     logPath,
+    logStart,
     exited,
     running: () => child.exitCode === null && child.signalCode === null,
     async stop(timeoutMs = 10_000) {
@@ -95,6 +101,23 @@ export function startProcess(opts: StartOptions): ManagedProcess {
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * The error to throw from a wait when the awaited process has exited: it carries the last lines of
+ * the process's log (a CI log shows the message, not the file), and is a PortTaken when the process
+ * lost the race for a port that freePort had found free, so the caller can try fresh ports.
+ */
+export function exitedEarly(proc: ManagedProcess, label = proc.name): GiveUp {
+  let output = '';
+  try {
+    output = readFileSync(proc.logPath).subarray(proc.logStart ?? 0).toString('utf8');
+  } catch {
+    // no log: the message says so below
+  }
+  const tail = output.trimEnd().split('\n').slice(-6).join('\n') || '(no output)';
+  const message = `${label} exited; see ${proc.logPath}; its last lines:\n${tail}`;
+  return /address already in use/i.test(output) ? new PortTaken(message) : new GiveUp(message);
 }
 
 /** Kills processes recorded in pid files under `dir` (recursively) that still run the recorded binary. */

@@ -1,10 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePort } from './free-port.js';
-import { startProcess, type ManagedProcess } from './processes.js';
+import { freePort, onFreshPorts } from './free-port.js';
+import { exitedEarly, startProcess, type ManagedProcess } from './processes.js';
 import { toolPath } from './tools.js';
-import { GiveUp, waitFor } from './wait.js';
+import { waitFor } from './wait.js';
 
 // A real Prometheus server for e2e tests (Debian's 2.42 binary, bin/prometheus): on a free
 // loopback port, with its TSDB in the test's folder, scraping the given targets, stopped by pid.
@@ -49,29 +49,32 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
       scrape_configs: [{ job_name: options.job ?? 'fedgpu', static_configs: [{ targets: options.targets }] }],
     }),
   );
-  const port = await freePort();
-  const process = startProcess({
-    name: 'prometheus',
-    command: toolPath('prometheus'),
-    dir: options.dir,
-    args: [
-      `--config.file=${configPath}`,
-      `--storage.tsdb.path=${join(options.dir, 'tsdb')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn',
-    ],
+  const { process, url } = await onFreshPorts(async () => {
+    const port = await freePort();
+    const started = startProcess({
+      name: 'prometheus',
+      command: toolPath('prometheus'),
+      dir: options.dir,
+      args: [
+        `--config.file=${configPath}`,
+        `--storage.tsdb.path=${join(options.dir, 'tsdb')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+      ],
+    });
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor('prometheus to be ready', async () => {
+      if (!started.running()) throw exitedEarly(started);
+      return (await fetch(`${url}/-/ready`)).ok ? true : undefined;
+    }, { timeoutMs: 30_000 });
+    return { process: started, url };
   });
-  const url = `http://127.0.0.1:${port}`;
   const api = async <T>(path: string): Promise<T> => {
     const res = await fetch(url + path);
     const body = (await res.json()) as { status: string; data: T; error?: string };
     if (body.status !== 'success') throw new Error(`prometheus ${path}: ${body.error ?? res.status}`);
     return body.data;
   };
-  await waitFor('prometheus to be ready', async () => {
-    if (!process.running()) throw new GiveUp(`prometheus exited; see ${process.logPath}`);
-    return (await fetch(`${url}/-/ready`)).ok ? true : undefined;
-  }, { timeoutMs: 30_000 });
   return {
     url,
     process,
