@@ -270,6 +270,7 @@ describe('settlement', () => {
     expect(waiting.status?.message).toContain(`wallet ${stranger.address} (label fedgpu.io/consumer-wallet on namespace squat) has not authorized namespace squat (uid ${squatUid}) on hub fedgpu`);
     expect(waiting.status?.message).toContain(`fedgpu authorize --namespace squat --namespace-uid ${squatUid} --hub-id fedgpu`);
     expect(waiting.status?.phase).toBe('Pending');
+    expect(condition(waiting, 'Scheduled')).toMatchObject({ status: 'False', reason: 'WaitingForAuthorization' });
     expect(waiting.status?.attempts ?? []).toHaveLength(0);
     // Nothing was locked: no escrow on chain, the deposit whole.
     expect(await eventsOf(attemptEscrowId(waiting.metadata.uid!, 1))).toEqual([]);

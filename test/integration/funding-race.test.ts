@@ -126,6 +126,7 @@ describe('a placement and its escrow', () => {
       return j.status?.conditions?.find((c) => c.type === 'Scheduled')?.message?.startsWith('waiting for escrow: the test opens it') ? j : undefined;
     }, { timeoutMs: 30_000 });
     expect(waiting.status?.placement).toBeUndefined();
+    expect(waiting.status?.conditions?.find((c) => c.type === 'Scheduled')).toMatchObject({ status: 'False', reason: 'WaitingForEscrow' });
     expect(assignsWithoutEscrow).toBe(0);
   });
 
@@ -150,6 +151,7 @@ describe('a placement and its escrow', () => {
       return j.status?.conditions?.find((c) => c.type === 'Scheduled')?.message === 'waiting for escrow: none is open for this attempt' ? j : undefined;
     }, { timeoutMs: 30_000 });
     expect(unfundedChecks).toContain(provider); // it did fit there: the trial placed it
+    expect(waiting.status?.conditions?.find((c) => c.type === 'Scheduled')?.reason).toBe('WaitingForEscrow');
     expect(waiting.status?.placement).toBeUndefined();
     expect(assignedUids).not.toContain(unfunded.metadata.uid);
   });

@@ -20,6 +20,7 @@ import { FreshJobs } from './fresh-jobs.js';
 import { JobIndex } from './job-index.js';
 import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
 import { nextEpoch } from '../settlement/billing.js';
+import { fundingWaitReason } from '../settlement/wait-reason.js';
 import { MarketCache } from './market-cache.js';
 import { SchedulingBackoff } from './queue.js';
 import { desiredAttempts, judgeReport } from './fence.js';
@@ -400,7 +401,7 @@ export class GpuJobController {
       // would otherwise be placed with no escrow behind them (the trial found no fit, so no escrow
       // was asked for). A trial placement the funding check opened nothing for (it judged the job
       // ends unplaced) waits too.
-      blockedBy: funding.wait ?? (needsEscrow && trial && !funding.wallet ? 'waiting for escrow: none is open for this attempt' : undefined),
+      ...fundingBlock(funding.wait ?? (needsEscrow && trial && !funding.wallet ? 'waiting for escrow: none is open for this attempt' : undefined)),
       schedule: needsEscrow && !funding.wallet ? replayed(trialResult) : scheduleOn(funding.wallet, !funding.wait),
       ...(pinnedEscrow ? { pinnedEscrow } : {}),
       ...(funding.wallet && funding.escrowSecondsLeft !== undefined ? { escrowSecondsLeft: funding.escrowSecondsLeft } : {}),
@@ -412,7 +413,7 @@ export class GpuJobController {
     if (needsEscrow && plan.assign && !this.escrowPays(funding.wallet, plan.assign.provider)) {
       const provider = plan.assign.provider;
       this.opts.logger.error({ job: key, provider, escrowWallet: funding.wallet ?? null }, 'placement without an escrow for its provider refused');
-      plan = planJob(job, { ...inputs, blockedBy: `waiting for escrow: none open pays provider ${provider}` });
+      plan = planJob(job, { ...inputs, ...fundingBlock(`waiting for escrow: none open pays provider ${provider}`) });
     }
     // Secrets are read only once a placement is decided, and go to that Assign alone. Without them
     // (no grant, no Secret, no key) the job waits, saying which.
@@ -559,4 +560,9 @@ function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, co
 
 function cancelMessage(jobUid: string, epoch: number, reason: string, gracePeriodSeconds: number): HubMessage {
   return { seq: 0, body: { $case: 'cancel', value: { jobUid, epoch, reason, gracePeriodSeconds } } };
+}
+
+/** planJob's inputs for a job the funding check holds back: the message and its condition reason. */
+function fundingBlock(wait: string | undefined): { blockedBy?: string; blockedReason?: string } {
+  return wait === undefined ? {} : { blockedBy: wait, blockedReason: fundingWaitReason(wait) };
 }

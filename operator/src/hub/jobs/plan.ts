@@ -46,7 +46,7 @@ export interface PlanInputs {
   /** The hub runs without a settlement chain: the job carries Settled=False, NoChain. */
   noChain?: boolean;
   reclaimAnnounced?: (provider: string, cause: 'window-ended' | 'owner-cordon', nodes: readonly string[], sinceMs: number) => boolean;
-  /** Condition reason for blockedBy (default InsufficientFunds), e.g. WaitingForSecrets. */
+  /** Condition reason for blockedBy (default InsufficientFunds), e.g. WaitingForSecrets, WaitingForEscrow. */
   blockedReason?: string;
   /**
    * The escrow of the next attempt is open on chain and pays `provider` only, and the job has waited
