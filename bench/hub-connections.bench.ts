@@ -7,6 +7,7 @@
 // Run: tsx bench/hub-connections.bench.ts [agents=300] [probeBytes=65536] [probePieceBytes=16000]
 //   (the hub's defaults; the chart's NODE_OPTIONS and GLIBC_TUNABLES for the hub are applied;
 //   EXTRA_NODE_FLAGS='--max-semi-space-size=16' adds V8 flags; GLIBC_TUNABLES in the environment wins.)
+//   BENCH_HUB_LD_PRELOAD and BENCH_HUB_MALLOC_CONF: another allocator in the server alone (jemalloc).
 import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,7 +53,7 @@ const flags = [...chartNodeFlags('hub'), ...(process.env.EXTRA_NODE_FLAGS?.split
 console.log(`server                 MarketServer + in-memory registry, compiled; node ${flags.join(' ')}; probe ${PROBE_BYTES} bytes in pieces of ${PROBE_PIECE_BYTES}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''}`);
 // cwd inside the repository, so the child resolves pino and grpc-js from its node_modules.
 const logFd = openSync(logPath, 'w');
-const child = spawn(process.execPath, [...flags, '--inspect=127.0.0.1:0', '--input-type=module', '-e', server], { cwd: repoRoot, env: { ...process.env, ...(tunables ? { GLIBC_TUNABLES: tunables } : {}) }, stdio: ['ignore', logFd, logFd] });
+const child = spawn(process.execPath, [...flags, '--inspect=127.0.0.1:0', '--input-type=module', '-e', server], { cwd: repoRoot, env: { ...process.env, ...(tunables ? { GLIBC_TUNABLES: tunables } : {}), ...(process.env.BENCH_HUB_LD_PRELOAD ? { LD_PRELOAD: process.env.BENCH_HUB_LD_PRELOAD } : {}), ...(process.env.BENCH_HUB_MALLOC_CONF ? { MALLOC_CONF: process.env.BENCH_HUB_MALLOC_CONF } : {}) }, stdio: ['ignore', logFd, logFd] });
 const agentTimers: NodeJS.Timeout[] = [];
 try {
   let port = 0;

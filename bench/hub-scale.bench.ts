@@ -18,6 +18,8 @@
 //   BENCH_REGISTER_CONCURRENCY=16: registrations in flight; BENCH_CPU_PROFILE=1: the hub's CPU
 //   profile while agents register and while it places; BENCH_HEAP_PROFILE=1: its heap snapshot at
 //   the end (largest constructors; the .heapsnapshot stays under .testbed/bench-hub-scale/<pid>/).
+//   BENCH_HUB_LD_PRELOAD=<path to a malloc .so> and BENCH_HUB_MALLOC_CONF=<jemalloc options>: try
+//   another allocator in the hub alone (docs/benchmarks.md, "Another allocator, a smaller V8 heap").
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
@@ -275,7 +277,7 @@ async function main(tb: Testbed): Promise<void> {
   const nodeFlags = chartNodeFlags('hub');
   const tunables = chartGlibcTunables('hub');
   console.log(`hub node flags          ${nodeFlags.join(' ')}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''} (the chart's NODE_OPTIONS and env for its default hub memory limit, values.yaml)`);
-  const hub = await startCompiledHubProcess(mainJs, hubCluster, pki, hubDir, [], [...nodeFlags, INSPECT_FLAG, ...(HEAP_PROFILE ? heapSnapshotFlags(hubDir) : [])], tunables ? { GLIBC_TUNABLES: tunables } : {});
+  const hub = await startCompiledHubProcess(mainJs, hubCluster, pki, hubDir, [], [...nodeFlags, INSPECT_FLAG, ...(HEAP_PROFILE ? heapSnapshotFlags(hubDir) : [])], { ...(tunables ? { GLIBC_TUNABLES: tunables } : {}), ...(process.env.BENCH_HUB_LD_PRELOAD ? { LD_PRELOAD: process.env.BENCH_HUB_LD_PRELOAD } : {}), ...(process.env.BENCH_HUB_MALLOC_CONF ? { MALLOC_CONF: process.env.BENCH_HUB_MALLOC_CONF } : {}) });
   const profileDir = join(tb.dir, 'profiles');
   const sampler = new ProcSampler(hub.process.pid, 1_000);
   const providers = await watchObjects<GpuProvider>(hubCluster.kubeConfig, `/apis/${GROUP}/${VERSION}/${GPUPROVIDER_PLURAL}`, listCustom(hubCluster.kubeConfig, GPUPROVIDER_PLURAL), () => undefined);

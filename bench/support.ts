@@ -13,11 +13,11 @@ import { silentLogger } from '../operator/src/runtime/logger.js';
 import { GROUP, VERSION } from '../operator/src/api/types.js';
 import type { Cluster } from '../operator/src/testbed/cluster.js';
 import type { HubPki, HubProcess } from '../operator/src/testbed/federation.js';
-import { freePort } from '../operator/src/testbed/free-port.js';
-import { startProcess } from '../operator/src/testbed/processes.js';
+import { freePort, onFreshPorts } from '../operator/src/testbed/free-port.js';
+import { exitedEarly, startProcess } from '../operator/src/testbed/processes.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
 import { buildFedgpuBinary } from '../operator/src/testbed/binary.js';
-import { GiveUp, waitFor } from '../operator/src/testbed/wait.js';
+import { waitFor } from '../operator/src/testbed/wait.js';
 
 export const CORES = cpus().length;
 
@@ -380,20 +380,22 @@ export function chartGlibcTunables(component: 'hub' | 'provider'): string | unde
 export async function startCompiledHubProcess(mainJs: string, hubCluster: Cluster, pki: HubPki, dir: string, extraArgs: string[] = [], nodeFlags: string[] = [], env: Record<string, string> = {}): Promise<HubProcess> {
   writeFileSync(join(pki.dir, 'server.crt'), pki.server.certPem);
   writeFileSync(join(pki.dir, 'server.key'), pki.server.keyPem, { mode: 0o600 });
-  const port = await freePort();
-  const proc = startProcess({
-    name: 'hub',
-    command: process.execPath,
-    dir,
-    env,
-    args: [...nodeFlags, mainJs, '--kubeconfig', hubCluster.kubeconfigPath, 'hub', '--tls-ca', pki.caPath, '--tls-cert', join(pki.dir, 'server.crt'), '--tls-key', join(pki.dir, 'server.key'), '--grpc-port', String(port), '--metrics-port', '0', ...extraArgs],
+  return onFreshPorts(async () => {
+    const port = await freePort();
+    const proc = startProcess({
+      name: 'hub',
+      command: process.execPath,
+      dir,
+      env,
+      args: [...nodeFlags, mainJs, '--kubeconfig', hubCluster.kubeconfigPath, 'hub', '--tls-ca', pki.caPath, '--tls-cert', join(pki.dir, 'server.crt'), '--tls-key', join(pki.dir, 'server.key'), '--grpc-port', String(port), '--metrics-port', '0', ...extraArgs],
+    });
+    const ready = await waitFor('the compiled hub to listen', () => {
+      if (!proc.running()) throw exitedEarly(proc, 'the hub');
+      const line = readFileSync(proc.logPath).subarray(proc.logStart ?? 0).toString('utf8').split('\n').find((l) => l.includes('"hub ready"'));
+      return line ? (JSON.parse(line) as { metricsPort: number }) : undefined;
+    }, { timeoutMs: 60_000 });
+    return { process: proc, grpcAddress: `127.0.0.1:${port}`, metricsPort: ready.metricsPort };
   });
-  const ready = await waitFor('the compiled hub to listen', () => {
-    if (!proc.running()) throw new GiveUp(`the hub exited; see ${proc.logPath}`);
-    const line = readFileSync(proc.logPath, 'utf8').split('\n').find((l) => l.includes('"hub ready"'));
-    return line ? (JSON.parse(line) as { metricsPort: number }) : undefined;
-  }, { timeoutMs: 60_000 });
-  return { process: proc, grpcAddress: `127.0.0.1:${port}`, metricsPort: ready.metricsPort };
 }
 
 /**

@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startProcess, type ManagedProcess } from '../processes.js';
-import { GiveUp, waitFor } from '../wait.js';
+import { exitedEarly, startProcess, type ManagedProcess } from '../processes.js';
+import { waitFor } from '../wait.js';
 
 // Debian's containerd for one real node, with its own root, state, socket and runc root, so it
 // never touches (or needs) the system's containerd. The CRI plugin serves the kubelet; its CNI
@@ -81,7 +81,7 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   const proc = startProcess({ name: 'containerd', command: '/usr/bin/containerd', args: ['--config', config], dir: o.dir });
   const ctr = async (args: string[]) => (await run('/usr/bin/ctr', ['--address', socket, '--namespace', 'k8s.io', ...args], { timeout: 60_000 })).stdout;
   await waitFor('containerd to serve', async () => {
-    if (!proc.running()) throw new GiveUp(`containerd exited; see ${proc.logPath}`);
+    if (!proc.running()) throw exitedEarly(proc);
     if (!existsSync(socket)) return undefined;
     await run('/usr/bin/ctr', ['--address', socket, 'version'], { timeout: 10_000 });
     return true;

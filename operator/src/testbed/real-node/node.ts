@@ -11,8 +11,8 @@ import {
 } from '../../api/constants.js';
 import { freePort } from '../free-port.js';
 import type { ClusterPki } from '../pki.js';
-import type { ManagedProcess } from '../processes.js';
-import { GiveUp, waitFor } from '../wait.js';
+import { exitedEarly, type ManagedProcess } from '../processes.js';
+import { waitFor } from '../wait.js';
 import { createCgroupRoot } from './cgroups.js';
 import { createBridge, freePodSubnet, gatewayOf, writePodNetwork } from './cni.js';
 import { importImages, startContainerd } from './containerd.js';
@@ -107,7 +107,7 @@ export async function startRealNode(cluster: RealNodeCluster, spec: RealNodeSpec
     const kubelet = startKubelet(kubeletOpts, writeKubeletFiles(kubeletOpts));
     processes.push(kubelet);
     await waitFor(`real node ${spec.name} Ready`, async () => {
-      if (!kubelet.running()) throw new GiveUp(`kubelet exited; see ${kubelet.logPath}`);
+      if (!kubelet.running()) throw exitedEarly(kubelet);
       const node = await cluster.core.readNode({ name: spec.name });
       return isReady(node) ? true : undefined;
     }, { timeoutMs: 120_000, intervalMs: 500 });
