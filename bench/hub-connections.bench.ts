@@ -19,7 +19,7 @@ import { signChallenge } from '../operator/src/protocol/wallet-proof.js';
 import { hubPki } from '../operator/src/testbed/federation.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
 import { issueCert } from '../operator/src/tls/certs.js';
-import { chartGlibcTunables, chartNodeFlags, transpileOperator, liveHeap, loadLine, machineLine, mapLimit, memoryMap, memoryMapLine, section, sleep, figure } from './support.js';
+import { chartGlibcTunables, chartNodeFlags, hubAllocatorEnv, transpileOperator, liveHeap, loadLine, machineLine, mapLimit, memoryMap, memoryMapLine, section, sleep, figure } from './support.js';
 
 const AGENTS = Math.max(1, Number(process.argv[2] ?? 0) || 300);
 const PROBE_BYTES = Math.max(0, Number(process.argv[3] ?? 65_536));
@@ -53,7 +53,7 @@ const flags = [...chartNodeFlags('hub'), ...(process.env.EXTRA_NODE_FLAGS?.split
 console.log(`server                 MarketServer + in-memory registry, compiled; node ${flags.join(' ')}; probe ${PROBE_BYTES} bytes in pieces of ${PROBE_PIECE_BYTES}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''}`);
 // cwd inside the repository, so the child resolves pino and grpc-js from its node_modules.
 const logFd = openSync(logPath, 'w');
-const child = spawn(process.execPath, [...flags, '--inspect=127.0.0.1:0', '--input-type=module', '-e', server], { cwd: repoRoot, env: { ...process.env, ...(tunables ? { GLIBC_TUNABLES: tunables } : {}), ...(process.env.BENCH_HUB_LD_PRELOAD ? { LD_PRELOAD: process.env.BENCH_HUB_LD_PRELOAD } : {}), ...(process.env.BENCH_HUB_MALLOC_CONF ? { MALLOC_CONF: process.env.BENCH_HUB_MALLOC_CONF } : {}) }, stdio: ['ignore', logFd, logFd] });
+const child = spawn(process.execPath, [...flags, '--inspect=127.0.0.1:0', '--input-type=module', '-e', server], { cwd: repoRoot, env: { ...process.env, ...hubAllocatorEnv(tunables) }, stdio: ['ignore', logFd, logFd] });
 const agentTimers: NodeJS.Timeout[] = [];
 try {
   let port = 0;

@@ -39,6 +39,7 @@ import {
   chartGlibcTunables,
   chartNodeFlags,
   compileOperator,
+  hubAllocatorEnv,
   cpuPercent,
   figure,
   heapLine,
@@ -277,7 +278,7 @@ async function main(tb: Testbed): Promise<void> {
   const nodeFlags = chartNodeFlags('hub');
   const tunables = chartGlibcTunables('hub');
   console.log(`hub node flags          ${nodeFlags.join(' ')}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''} (the chart's NODE_OPTIONS and env for its default hub memory limit, values.yaml)`);
-  const hub = await startCompiledHubProcess(mainJs, hubCluster, pki, hubDir, [], [...nodeFlags, INSPECT_FLAG, ...(HEAP_PROFILE ? heapSnapshotFlags(hubDir) : [])], { ...(tunables ? { GLIBC_TUNABLES: tunables } : {}), ...(process.env.BENCH_HUB_LD_PRELOAD ? { LD_PRELOAD: process.env.BENCH_HUB_LD_PRELOAD } : {}), ...(process.env.BENCH_HUB_MALLOC_CONF ? { MALLOC_CONF: process.env.BENCH_HUB_MALLOC_CONF } : {}) });
+  const hub = await startCompiledHubProcess(mainJs, hubCluster, pki, hubDir, [], [...nodeFlags, INSPECT_FLAG, ...(HEAP_PROFILE ? heapSnapshotFlags(hubDir) : [])], hubAllocatorEnv(tunables));
   const profileDir = join(tb.dir, 'profiles');
   const sampler = new ProcSampler(hub.process.pid, 1_000);
   const providers = await watchObjects<GpuProvider>(hubCluster.kubeConfig, `/apis/${GROUP}/${VERSION}/${GPUPROVIDER_PLURAL}`, listCustom(hubCluster.kubeConfig, GPUPROVIDER_PLURAL), () => undefined);

@@ -12,9 +12,9 @@ import { Informer } from '../operator/src/runtime/informer.js';
 import { silentLogger } from '../operator/src/runtime/logger.js';
 import { GROUP, VERSION } from '../operator/src/api/types.js';
 import type { Cluster } from '../operator/src/testbed/cluster.js';
-import type { HubPki, HubProcess } from '../operator/src/testbed/federation.js';
+import { hubReady, type HubPki, type HubProcess } from '../operator/src/testbed/federation.js';
 import { freePort, onFreshPorts } from '../operator/src/testbed/free-port.js';
-import { exitedEarly, startProcess } from '../operator/src/testbed/processes.js';
+import { startProcess } from '../operator/src/testbed/processes.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
 import { buildFedgpuBinary } from '../operator/src/testbed/binary.js';
 import { waitFor } from '../operator/src/testbed/wait.js';
@@ -376,6 +376,12 @@ export function chartGlibcTunables(component: 'hub' | 'provider'): string | unde
   return process.env.GLIBC_TUNABLES || chartRuntimeValues(component)?.glibcTunables || undefined;
 }
 
+/** The chart's GLIBC_TUNABLES for the hub, and BENCH_HUB_LD_PRELOAD / BENCH_HUB_MALLOC_CONF: another allocator for the hub alone. */
+export function hubAllocatorEnv(tunables = chartGlibcTunables('hub')): Record<string, string> {
+  const { BENCH_HUB_LD_PRELOAD: preload, BENCH_HUB_MALLOC_CONF: conf } = process.env;
+  return { ...(tunables ? { GLIBC_TUNABLES: tunables } : {}), ...(preload ? { LD_PRELOAD: preload } : {}), ...(conf ? { MALLOC_CONF: conf } : {}) };
+}
+
 /** startHubProcess, with the compiled CLI instead of tsx. */
 export async function startCompiledHubProcess(mainJs: string, hubCluster: Cluster, pki: HubPki, dir: string, extraArgs: string[] = [], nodeFlags: string[] = [], env: Record<string, string> = {}): Promise<HubProcess> {
   writeFileSync(join(pki.dir, 'server.crt'), pki.server.certPem);
@@ -389,11 +395,7 @@ export async function startCompiledHubProcess(mainJs: string, hubCluster: Cluste
       env,
       args: [...nodeFlags, mainJs, '--kubeconfig', hubCluster.kubeconfigPath, 'hub', '--tls-ca', pki.caPath, '--tls-cert', join(pki.dir, 'server.crt'), '--tls-key', join(pki.dir, 'server.key'), '--grpc-port', String(port), '--metrics-port', '0', ...extraArgs],
     });
-    const ready = await waitFor('the compiled hub to listen', () => {
-      if (!proc.running()) throw exitedEarly(proc, 'the hub');
-      const line = readFileSync(proc.logPath).subarray(proc.logStart ?? 0).toString('utf8').split('\n').find((l) => l.includes('"hub ready"'));
-      return line ? (JSON.parse(line) as { metricsPort: number }) : undefined;
-    }, { timeoutMs: 60_000 });
+    const ready = await hubReady(proc);
     return { process: proc, grpcAddress: `127.0.0.1:${port}`, metricsPort: ready.metricsPort };
   });
 }

@@ -103,13 +103,18 @@ export async function startHubProcess(hubCluster: Cluster, pki: HubPki, dir: str
       '--metrics-port', '0',
       ...extraArgs,
     ], nodeFlags);
-    const ready = await waitFor('the hub to listen', () => {
-      if (!proc.running()) throw exitedEarly(proc, 'the hub');
-      const line = readFileSync(proc.logPath).subarray(proc.logStart ?? 0).toString('utf8').split('\n').find((l) => l.includes('"hub ready"'));
-      return line ? (JSON.parse(line) as { metricsPort: number }) : undefined;
-    }, { timeoutMs: 60_000 });
+    const ready = await hubReady(proc);
     return { process: proc, grpcAddress: `127.0.0.1:${port}`, metricsPort: ready.metricsPort };
   });
+}
+
+/** Waits for a hub process's "hub ready" line (this run's part of its log); PortTaken if it lost its port. */
+export function hubReady(proc: ManagedProcess): Promise<{ metricsPort: number }> {
+  return waitFor('the hub to listen', () => {
+    if (!proc.running()) throw exitedEarly(proc, 'the hub');
+    const line = readFileSync(proc.logPath).subarray(proc.logStart ?? 0).toString('utf8').split('\n').find((l) => l.includes('"hub ready"'));
+    return line ? (JSON.parse(line) as { metricsPort: number }) : undefined;
+  }, { timeoutMs: 60_000 });
 }
 
 export async function startTestHub(hubCluster: Cluster, pki: HubPki, dir: string, providerLostAfterMs = 4_000): Promise<RunningHub> {
