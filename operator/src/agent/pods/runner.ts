@@ -1,6 +1,6 @@
 import { CoreV1Api, type KubeConfig, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
+import type { Assign, Reserve } from '../../gen/proto/fedgpu/v1/market.js';
 import { NamespaceNotRestrictedError, type TenantNamespaces } from '../tenancy/namespace.js';
 import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, type Assignment, type BuildOptions } from './build.js';
 import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
@@ -68,6 +68,26 @@ const QUOTA_CONFLICT_TRIES = 5;
 const QUOTA_CACHE_WAITS_MS = [10, 20, 40, 80];
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000, 60000];
 const ms = (x: number) => Math.round(x * 10) / 10;
+/** A Reserve whose Assign has not come in this long lapses (the hub's write failed, or it lost the lead). */
+const RESERVATION_LAPSE_MS = 5_000;
+/** Reservations held at once; more are ignored (a Reserve is only a head start, never needed). */
+const MAX_RESERVATIONS = 1_024;
+/** What one Reserve may name, as the GpuJob CRD bounds a job (spec.replicas, spec.gpusPerReplica). */
+const MAX_RESERVED_REPLICAS = 256;
+const MAX_RESERVED_GPUS_PER_REPLICA = 16;
+
+/** An attempt the hub is about to assign (a Reserve), counted in its namespace's quota until then. */
+interface Reservation {
+  tenant: string;
+  namespace: string;
+  pods: number;
+  gpusPerReplica: number;
+  /** The namespace made ready with this reservation counted: 'ready', or why not. */
+  ready: Promise<'ready' | 'not-ready' | NamespaceNotRestrictedError>;
+  /** performance.now() when ready settled true; a readiness this old is not reused. */
+  readyAtMs?: number;
+  lapse: NodeJS.Timeout;
+}
 
 export class PodRunner {
   private readonly core: CoreV1Api;
@@ -85,6 +105,12 @@ export class PodRunner {
    * of hundreds of assignments sent at once would exceed its in-flight limit and be answered 429.
    */
   private readonly preparing = new ConcurrencyLimit(PREPARING_AT_ONCE);
+  /** How long a Reserve waits for its Assign (tests shorten it). */
+  reservationLapseMs = RESERVATION_LAPSE_MS;
+  /** Reserved attempts by `jobUid/epoch` (see reserve). */
+  private readonly reservations = new Map<string, Reservation>();
+  /** Their namespace preparations, a limit of their own: an Assign waiting in `preparing` may wait for one. */
+  private readonly reserving = new ConcurrencyLimit(PREPARING_AT_ONCE);
 
   constructor(
     kubeConfig: KubeConfig,
@@ -103,6 +129,73 @@ export class PodRunner {
   /** The namespace an attempt's pods live in (for rendezvous Services, secrets, policies). */
   namespaceOf(jobUid: string, epoch: number): string | undefined {
     return this.assignments.get(attemptKey(jobUid, epoch))?.namespace;
+  }
+
+  /**
+   * The hub is about to assign this attempt and is writing it first: the consumer's namespace is
+   * made ready and its quota raised for it meanwhile, so the Assign finds them so. Nothing runs on
+   * a Reserve (it names no pod); one whose Assign does not come lapses and gives its quota back.
+   * A Reserve that is malformed, repeated or one too many is ignored (false): the Assign works
+   * without it.
+   */
+  reserve(reserve: Reserve): boolean {
+    const key = attemptKey(reserve.jobUid, reserve.epoch);
+    const sane = reserve.jobUid !== '' && reserve.replicas >= 1 && reserve.replicas <= MAX_RESERVED_REPLICAS
+      && reserve.gpusPerReplica >= 1 && reserve.gpusPerReplica <= MAX_RESERVED_GPUS_PER_REPLICA;
+    if (!sane || this.assignments.has(key) || this.refused.has(key) || this.reservations.has(key) || this.reservations.size >= MAX_RESERVATIONS) return false;
+    const namespace = this.tenancy.nameOf(reserve.namespace);
+    const lapse = setTimeout(() => this.lapse(key), this.reservationLapseMs);
+    lapse.unref();
+    const reservation: Reservation = { tenant: reserve.namespace, namespace, pods: reserve.replicas, gpusPerReplica: reserve.gpusPerReplica, ready: Promise.resolve('not-ready'), lapse };
+    this.reservations.set(key, reservation);
+    reservation.ready = this.reserving.run(async () => {
+      // Cancelled or lapsed while it waited for its turn: nothing to prepare.
+      if (this.reservations.get(key) !== reservation) return 'not-ready' as const;
+      await this.tenancy.ensure(reserve.namespace, () => this.usageOf(namespace));
+      reservation.readyAtMs = performance.now();
+      return 'ready' as const;
+    }).catch((err: unknown) => {
+      // A loosened namespace refuses the attempt (its Assign says so); other trouble (the apiserver
+      // away, the namespace still being deleted) the Assign meets again on its own path.
+      if (err instanceof NamespaceNotRestrictedError) return err;
+      this.logger.debug({ err, job: reserve.jobUid, epoch: reserve.epoch, namespace }, 'could not prepare a reserved attempt\'s namespace ahead of its Assign');
+      return 'not-ready' as const;
+    });
+    return true;
+  }
+
+  /**
+   * Whether the Assign of `key` finds its namespace ready through its Reserve: one for the same
+   * namespace and size, ready recently. Throws the reservation's NamespaceNotRestrictedError.
+   * Taken either way, so it counts once (as the assignment).
+   */
+  private async takeReservation(key: string, namespace: string, pods: number, gpusPerReplica: number): Promise<boolean> {
+    const reservation = this.reservations.get(key);
+    if (!reservation) return false;
+    const ready = await reservation.ready;
+    this.dropReservation(key, reservation);
+    const same = reservation.namespace === namespace && reservation.pods === pods && reservation.gpusPerReplica === gpusPerReplica;
+    if (!same) return false;
+    if (ready instanceof NamespaceNotRestrictedError) throw ready;
+    return ready === 'ready' && reservation.readyAtMs !== undefined && performance.now() - reservation.readyAtMs < this.reservationLapseMs;
+  }
+
+  private dropReservation(key: string, reservation: Reservation): void {
+    clearTimeout(reservation.lapse);
+    if (this.reservations.get(key) === reservation) this.reservations.delete(key);
+  }
+
+  /** No Assign came for a Reserve: its quota goes back (or its namespace, if nothing else uses it). */
+  private lapse(key: string): void {
+    const reservation = this.reservations.get(key);
+    if (!reservation) return;
+    this.reservations.delete(key);
+    this.logger.info({ attempt: key, namespace: reservation.namespace }, 'a reserved attempt was not assigned; giving its quota back');
+    const { namespace, tenant } = reservation;
+    void reservation.ready.then(async () => {
+      if (this.namespacesInUse().has(namespace)) await this.tenancy.rebound(tenant, () => this.usageOf(namespace));
+      else await this.releaseNamespaces();
+    }).catch((err: unknown) => this.logger.warn({ err, namespace }, 'could not give a lapsed reservation\'s quota back; the next attempt there writes it'));
   }
 
   /** Runs one assignment; a refusal ends the attempt with the reason, never throws. */
@@ -143,7 +236,9 @@ export class PodRunner {
       );
     }
     try {
-      await this.tenancy.ensure(assignment.tenant ?? '', () => this.usageOf(namespace));
+      // Made ready while the hub wrote the attempt (its Reserve), or now.
+      const reserved = await this.takeReservation(key, namespace, pods.length, assignment.gpusPerReplica);
+      if (!reserved) await this.tenancy.ensure(assignment.tenant ?? '', () => this.usageOf(namespace));
     } catch (err) {
       if (err instanceof NamespaceNotRestrictedError) return refuse(`TenantNamespaceNotRestricted: ${err.message}`);
       // The apiserver is away or the namespace is still being deleted: try again shortly.
@@ -252,14 +347,17 @@ export class PodRunner {
     this.retries.delete(key);
   }
 
-  /** Stops pending retries (the agent is stopping). */
+  /** Stops pending retries and lapses (the agent is stopping). */
   stop(): void {
     for (const key of [...this.retries.keys()]) this.forgetRetry(key);
+    for (const [key, reservation] of [...this.reservations]) this.dropReservation(key, reservation);
   }
 
   async cancel(jobUid: string, epoch: number, gracePeriodSeconds: number): Promise<void> {
     const key = attemptKey(jobUid, epoch);
     this.forgetRetry(key);
+    const reservation = this.reservations.get(key);
+    if (reservation) this.dropReservation(key, reservation);
     const namespace = this.assignments.get(key)?.namespace;
     this.assignments.delete(key);
     this.refused.delete(key);
@@ -323,7 +421,7 @@ export class PodRunner {
     return pods.filter((p) => this.tenancy.owns(p.metadata?.namespace) && p.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY);
   }
 
-  /** What the live attempts of one namespace paid for: the quota it gets. */
+  /** What the live attempts of one namespace paid for, and those the hub is assigning: the quota it gets. */
   private usageOf(namespace: string): { pods: number; gpus: number } {
     let pods = 0;
     let gpus = 0;
@@ -332,13 +430,21 @@ export class PodRunner {
       pods += a.podTemplates.length;
       gpus += a.podTemplates.length * a.gpusPerReplica;
     }
+    for (const [key, r] of this.reservations) {
+      if (r.namespace !== namespace || this.assignments.has(key) || this.refused.has(key)) continue;
+      pods += r.pods;
+      gpus += r.pods * r.gpusPerReplica;
+    }
     return { pods, gpus };
   }
 
-  /** Namespaces of consumers with no attempt left on this provider go. */
+  private namespacesInUse(): Set<string> {
+    return new Set([...this.assignments.values(), ...this.reservations.values()].map((a) => a.namespace));
+  }
+
+  /** Namespaces of consumers with no attempt left on this provider (and none reserved) go. */
   private async releaseNamespaces(): Promise<void> {
-    const inUse = () => new Set([...this.assignments.values()].map((a) => a.namespace));
-    await this.tenancy.release(inUse).catch((err: unknown) => this.logger.error({ err }, 'could not delete unused tenant namespaces; retrying later'));
+    await this.tenancy.release(() => this.namespacesInUse()).catch((err: unknown) => this.logger.error({ err }, 'could not delete unused tenant namespaces; retrying later'));
   }
 
   private async deletePods(namespace: string, labelSelector: string, gracePeriodSeconds: number): Promise<void> {

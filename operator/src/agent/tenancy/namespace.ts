@@ -210,6 +210,18 @@ export class TenantNamespaces {
   }
 
   /**
+   * Writes the quota of a tenant's namespace down to `usage` (an attempt reserved for it was never
+   * assigned). A lower bound needs no wait; a namespace already gone needs nothing.
+   */
+  async rebound(tenant: string, usage: () => TenantUsage): Promise<void> {
+    try {
+      await this.chainQuotaWrite(this.nameOf(tenant), usage, false);
+    } catch (err) {
+      if (!isCode(err, 404)) throw err;
+    }
+  }
+
+  /**
    * Writes the namespace's quota from the usage at the moment of writing, one write at a time per
    * namespace. Attempts of one consumer arrive in bursts; concurrent writes computed earlier could
    * land out of order and shrink the bound below what is already assigned (pods then refused for
