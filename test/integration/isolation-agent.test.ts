@@ -327,7 +327,7 @@ describe('a Reserve ahead of its Assign (sent while the hub writes the attempt)'
     reserving.stop();
   });
 
-  it('gives the quota back when no Assign follows, and the namespace when nothing else uses it', async () => {
+  it('gives the quota back when no Assign follows; an unused namespace goes at the next release pass', async () => {
     // A runner of its own namespaces (still `<jobNamespace>-*`, as the chart's policy wants): its
     // release pass deletes the namespaces of its prefix that it does not use.
     const prefix = `${PREFIX}-lapse`;
@@ -341,23 +341,52 @@ describe('a Reserve ahead of its Assign (sent while the hub writes the attempt)'
     await waitFor('the quota given back', async () => ((await quotaOf('team-lapse', prefix))?.pods === '1' ? true : undefined), { timeoutMs: 30_000 });
     expect(await quotaOf('team-lapse', prefix)).toEqual({ pods: '1', 'requests.nvidia.com/gpu': '1' });
     expect(await podsOf(running)).toHaveLength(1);
-    // A consumer with nothing but the lapsed reservation keeps no namespace here.
+    // A consumer with nothing but the lapsed reservation: its bound goes to zero at once (the
+    // namespace is left for the Assign that may still come), and the namespace goes with the next
+    // release pass, here the cancel of the other consumer's attempt.
     lapsing.reserve(reserveOf(assign('team-lapse-only', ok)));
-    const namespace = tenantNamespaceName(prefix, 'team-lapse-only');
-    await waitFor('the reserved namespace', async () => ((await managedNamespaces()).includes(namespace) ? true : undefined), { timeoutMs: 30_000 });
-    await waitFor('the namespace to go', async () => ((await managedNamespaces()).includes(namespace) ? undefined : true), { timeoutMs: 30_000 });
+    await waitFor('the reserved quota', async () => ((await quotaOf('team-lapse-only', prefix))?.pods === '1' ? true : undefined), { timeoutMs: 30_000 });
+    await waitFor('the quota given back', async () => ((await quotaOf('team-lapse-only', prefix))?.pods === '0' ? true : undefined), { timeoutMs: 30_000 });
+    await lapsing.cancel(running.jobUid, running.epoch, 0);
+    const gone = [tenantNamespaceName(prefix, 'team-lapse'), tenantNamespaceName(prefix, 'team-lapse-only')];
+    await waitFor('both namespaces to go', async () => ((await managedNamespaces()).some((n) => gone.includes(n)) ? undefined : true), { timeoutMs: 30_000 });
     lapsing.stop();
   });
 
   it('an Assign larger than its Reserve (a hub that lied in it) still gets all its pods, within its own quota', async () => {
     const a = assign('team-undersized', ok, 2, 1);
     runner.reserve({ ...reserveOf(a), replicas: 1 });
+    await waitFor('the reserved quota', async () => ((await quotaOf('team-undersized'))?.pods === '1' ? true : undefined), { timeoutMs: 30_000 });
     await runner.apply(a);
     expect(await podsOf(a)).toHaveLength(2);
     expect(await quotaOf('team-undersized')).toEqual({ pods: '2', 'requests.nvidia.com/gpu': '2' });
   });
 
-  it('a namespace loosened under a Reserve gets no pod: the Assign is refused TenantNamespaceNotRestricted', async () => {
+  it('a namespace loosened after its Reserve made it ready gets no pod: the Assign reads it live', async () => {
+    const first = assign('team-loosened-late', ok);
+    await runner.apply(first);
+    const next = assign('team-loosened-late', ok);
+    runner.reserve(reserveOf(next));
+    await waitFor('the reserved quota', async () => ((await quotaOf('team-loosened-late'))?.pods === '2' ? true : undefined), { timeoutMs: 30_000 });
+    // Whoever can label namespaces weakens PodSecurity between the Reserve and the Assign.
+    const name = tenantNamespaceName(PREFIX, 'team-loosened-late');
+    await core.patchNamespace({ name, body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } } }, mergePatch);
+    await runner.apply(next);
+    expect(runner.refused.get(key(next))).toMatch(/^TenantNamespaceNotRestricted: .*enforce=privileged/);
+    expect(await podsOf(next)).toEqual([]);
+  });
+
+  it('a Reserve for one consumer whose Assign names another: the first gets its quota back', async () => {
+    const elsewhere = assign('team-assigned-here', ok, 1, 2);
+    runner.reserve({ ...reserveOf(elsewhere), namespace: 'team-reserved-there', replicas: 3 });
+    await waitFor('the reserved quota', async () => ((await quotaOf('team-reserved-there'))?.pods === '3' ? true : undefined), { timeoutMs: 30_000 });
+    await runner.apply(elsewhere);
+    expect(await podsOf(elsewhere)).toHaveLength(1);
+    expect(await quotaOf('team-assigned-here')).toEqual({ pods: '1', 'requests.nvidia.com/gpu': '2' });
+    await waitFor('the quota given back', async () => ((await quotaOf('team-reserved-there'))?.pods === '0' ? true : undefined), { timeoutMs: 30_000 });
+  });
+
+  it('a namespace loosened before its Reserve gets no pod: the Assign is refused TenantNamespaceNotRestricted', async () => {
     const first = assign('team-loosened-reserve', ok);
     await runner.apply(first);
     const name = tenantNamespaceName(PREFIX, 'team-loosened-reserve');

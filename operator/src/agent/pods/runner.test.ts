@@ -23,16 +23,20 @@ function fakeTenancy() {
   const ensured: { tenant: string; usage: TenantUsage }[] = [];
   const rebound: { tenant: string; usage: TenantUsage }[] = [];
   const released: ReadonlySet<string>[] = [];
+  const stalled = new Set<string>();
   const tenancy = {
     nameOf: (tenant: string) => tenantNamespaceName('fedgpu-jobs', tenant),
     ensure: async (tenant: string, usage: () => TenantUsage) => {
       ensured.push({ tenant, usage: usage() });
+      // A namespace whose apiserver does not answer.
+      if (stalled.has(tenant)) await new Promise(() => undefined);
       return tenantNamespaceName('fedgpu-jobs', tenant);
     },
+    stillPrepared: async () => true,
     rebound: async (tenant: string, usage: () => TenantUsage) => void rebound.push({ tenant, usage: usage() }),
     release: async (inUse: () => ReadonlySet<string>) => (released.push(inUse()), []),
   };
-  return { tenancy: tenancy as unknown as TenantNamespaces, ensured, rebound, released };
+  return { tenancy: tenancy as unknown as TenantNamespaces, ensured, rebound, released, stalled };
 }
 
 let uid = 0;
@@ -76,19 +80,50 @@ describe('Reserve', () => {
     runner.stop();
   });
 
-  it('lapses without its Assign: the namespace goes when nothing else uses it', async () => {
+  it('lapses without its Assign: the quota goes back to what is left (nothing here)', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const { tenancy, ensured, released } = fakeTenancy();
+    const { tenancy, ensured, rebound } = fakeTenancy();
     const runner = new PodRunner(kubeConfig, tenancy, pino({ level: 'silent' }));
-    const r = reserve();
+    const r = reserve({ replicas: 2 });
     runner.reserve(r);
     await vi.waitFor(() => expect(ensured).toHaveLength(1));
-    expect(released).toEqual([]);
+    expect(rebound).toEqual([]);
     vi.advanceTimersByTime(runner.reservationLapseMs);
-    await vi.waitFor(() => expect(released).toHaveLength(1));
-    expect(released[0]!.has(tenantNamespaceName('fedgpu-jobs', 'team-a'))).toBe(false);
+    await vi.waitFor(() => expect(rebound).toHaveLength(1));
+    expect(rebound[0]).toEqual({ tenant: 'team-a', usage: { pods: 0, gpus: 0 } });
     // Lapsed: a second Reserve for the same attempt is a new one.
     expect(runner.reserve(r)).toBe(true);
+    runner.stop();
+  });
+
+  it('counts what is still queued to be prepared: lapsed Reserves behind a stalled apiserver hold their place', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { tenancy, stalled } = fakeTenancy();
+    stalled.add('team-a');
+    const runner = new PodRunner(kubeConfig, tenancy, pino({ level: 'silent' }));
+    expect(Array.from({ length: 1_024 }, () => runner.reserve(reserve())).every(Boolean)).toBe(true);
+    vi.advanceTimersByTime(runner.reservationLapseMs);
+    // None is held any more, but all 1,024 still wait for the apiserver or for a turn.
+    expect(runner.reserve(reserve())).toBe(false);
+    runner.stop();
+  });
+
+  it('an Assign does not wait for its Reserve while that waits for a turn: it prepares the namespace itself', async () => {
+    const { tenancy, ensured, stalled } = fakeTenancy();
+    stalled.add('team-stuck');
+    const runner = new PodRunner(kubeConfig, tenancy, pino({ level: 'silent' }));
+    // Every slot held by a namespace whose apiserver does not answer.
+    for (let i = 0; i < 16; i++) runner.reserve(reserve({ namespace: 'team-stuck' }));
+    const r = reserve();
+    expect(runner.reserve(r)).toBe(true);
+    await vi.waitFor(() => expect(ensured).toHaveLength(16));
+    const template = { spec: { containers: [{ name: 'main', image: 'example/train:v1' }] } };
+    // The pod create itself fails here (no apiserver): the attempt is retried later, and apply returns.
+    await runner.apply({
+      jobUid: r.jobUid, epoch: r.epoch, namespace: 'team-a', podTemplates: [Buffer.from(JSON.stringify(template))], nodeNames: ['n0'],
+      gpusPerReplica: 1, checkpointDir: '', gracePeriodSeconds: 5, env: [], pricePerGpuHour: '1', coveredGpuSeconds: 0, secrets: [],
+    });
+    expect(ensured.slice(16)).toEqual([{ tenant: 'team-a', usage: { pods: 1, gpus: 1 } }]);
     runner.stop();
   });
 

@@ -75,6 +75,8 @@ const MAX_RESERVATIONS = 1_024;
 /** What one Reserve may name, as the GpuJob CRD bounds a job (spec.replicas, spec.gpusPerReplica). */
 const MAX_RESERVED_REPLICAS = 256;
 const MAX_RESERVED_GPUS_PER_REPLICA = 16;
+/** A job uid and a hub namespace name are far shorter (36 and 63). */
+const MAX_RESERVED_NAME = 253;
 
 /** An attempt the hub is about to assign (a Reserve), counted in its namespace's quota until then. */
 interface Reservation {
@@ -82,8 +84,10 @@ interface Reservation {
   namespace: string;
   pods: number;
   gpusPerReplica: number;
-  /** The namespace made ready with this reservation counted: 'ready', or why not. */
-  ready: Promise<'ready' | 'not-ready' | NamespaceNotRestrictedError>;
+  /** Whether its preparation has begun (it may wait for a slot in `reserving`). */
+  started: boolean;
+  /** The namespace made ready with this reservation counted. */
+  ready: Promise<'ready' | 'not-ready'>;
   /** performance.now() when ready settled true; a readiness this old is not reused. */
   readyAtMs?: number;
   lapse: NodeJS.Timeout;
@@ -140,24 +144,26 @@ export class PodRunner {
    */
   reserve(reserve: Reserve): boolean {
     const key = attemptKey(reserve.jobUid, reserve.epoch);
-    const sane = reserve.jobUid !== '' && reserve.replicas >= 1 && reserve.replicas <= MAX_RESERVED_REPLICAS
+    const sane = reserve.jobUid !== '' && reserve.jobUid.length <= MAX_RESERVED_NAME && reserve.namespace.length <= MAX_RESERVED_NAME
+      && reserve.replicas >= 1 && reserve.replicas <= MAX_RESERVED_REPLICAS
       && reserve.gpusPerReplica >= 1 && reserve.gpusPerReplica <= MAX_RESERVED_GPUS_PER_REPLICA;
-    if (!sane || this.assignments.has(key) || this.refused.has(key) || this.reservations.has(key) || this.reservations.size >= MAX_RESERVATIONS) return false;
+    // Bounded by what is held and by what is still queued to be prepared (a lapsed one may be).
+    const full = this.reservations.size >= MAX_RESERVATIONS || this.reserving.pending.active + this.reserving.pending.waiting >= MAX_RESERVATIONS;
+    if (!sane || full || this.assignments.has(key) || this.refused.has(key) || this.reservations.has(key)) return false;
     const namespace = this.tenancy.nameOf(reserve.namespace);
     const lapse = setTimeout(() => this.lapse(key), this.reservationLapseMs);
     lapse.unref();
-    const reservation: Reservation = { tenant: reserve.namespace, namespace, pods: reserve.replicas, gpusPerReplica: reserve.gpusPerReplica, ready: Promise.resolve('not-ready'), lapse };
+    const reservation: Reservation = { tenant: reserve.namespace, namespace, pods: reserve.replicas, gpusPerReplica: reserve.gpusPerReplica, started: false, ready: Promise.resolve('not-ready'), lapse };
     this.reservations.set(key, reservation);
     reservation.ready = this.reserving.run(async () => {
-      // Cancelled or lapsed while it waited for its turn: nothing to prepare.
+      // Assigned, cancelled or lapsed while it waited for its turn: nothing to prepare.
       if (this.reservations.get(key) !== reservation) return 'not-ready' as const;
+      reservation.started = true;
       await this.tenancy.ensure(reserve.namespace, () => this.usageOf(namespace));
       reservation.readyAtMs = performance.now();
       return 'ready' as const;
     }).catch((err: unknown) => {
-      // A loosened namespace refuses the attempt (its Assign says so); other trouble (the apiserver
-      // away, the namespace still being deleted) the Assign meets again on its own path.
-      if (err instanceof NamespaceNotRestrictedError) return err;
+      // The Assign meets the same trouble on its own path (a loosened namespace refuses it there).
       this.logger.debug({ err, job: reserve.jobUid, epoch: reserve.epoch, namespace }, 'could not prepare a reserved attempt\'s namespace ahead of its Assign');
       return 'not-ready' as const;
     });
@@ -165,19 +171,22 @@ export class PodRunner {
   }
 
   /**
-   * Whether the Assign of `key` finds its namespace ready through its Reserve: one for the same
-   * namespace and size, ready recently. Throws the reservation's NamespaceNotRestrictedError.
-   * Taken either way, so it counts once (as the assignment).
+   * Whether the Assign of `key` may skip preparing its namespace: its Reserve named the same
+   * namespace and size and made it ready recently. Taken either way, so it counts once (as the
+   * assignment); one not started yet is not waited for, and one for another namespace gives back.
    */
   private async takeReservation(key: string, namespace: string, pods: number, gpusPerReplica: number): Promise<boolean> {
     const reservation = this.reservations.get(key);
     if (!reservation) return false;
-    const ready = await reservation.ready;
     this.dropReservation(key, reservation);
-    const same = reservation.namespace === namespace && reservation.pods === pods && reservation.gpusPerReplica === gpusPerReplica;
-    if (!same) return false;
-    if (ready instanceof NamespaceNotRestrictedError) throw ready;
-    return ready === 'ready' && reservation.readyAtMs !== undefined && performance.now() - reservation.readyAtMs < this.reservationLapseMs;
+    if (reservation.namespace !== namespace) {
+      this.giveBack(reservation);
+      return false;
+    }
+    if (!reservation.started) return false;
+    const ready = await reservation.ready;
+    return ready === 'ready' && reservation.pods === pods && reservation.gpusPerReplica === gpusPerReplica
+      && reservation.readyAtMs !== undefined && performance.now() - reservation.readyAtMs < this.reservationLapseMs;
   }
 
   private dropReservation(key: string, reservation: Reservation): void {
@@ -185,17 +194,26 @@ export class PodRunner {
     if (this.reservations.get(key) === reservation) this.reservations.delete(key);
   }
 
-  /** No Assign came for a Reserve: its quota goes back (or its namespace, if nothing else uses it). */
+  /** No Assign came for a Reserve: its quota goes back. */
   private lapse(key: string): void {
     const reservation = this.reservations.get(key);
     if (!reservation) return;
     this.reservations.delete(key);
     this.logger.info({ attempt: key, namespace: reservation.namespace }, 'a reserved attempt was not assigned; giving its quota back');
+    this.giveBack(reservation);
+  }
+
+  /**
+   * Writes the quota of a reservation's namespace down to what is assigned or reserved there now
+   * (zero when nothing is). The namespace itself is left to the next release pass (a cancel, a
+   * resync): the Assign the hub meant may still come, and finding the namespace being deleted
+   * would cost it seconds.
+   */
+  private giveBack(reservation: Reservation): void {
     const { namespace, tenant } = reservation;
-    void reservation.ready.then(async () => {
-      if (this.namespacesInUse().has(namespace)) await this.tenancy.rebound(tenant, () => this.usageOf(namespace));
-      else await this.releaseNamespaces();
-    }).catch((err: unknown) => this.logger.warn({ err, namespace }, 'could not give a lapsed reservation\'s quota back; the next attempt there writes it'));
+    void reservation.ready
+      .then(() => this.tenancy.rebound(tenant, () => this.usageOf(namespace)))
+      .catch((err: unknown) => this.logger.warn({ err, namespace }, 'could not give a reservation\'s quota back; the next attempt there writes it'));
   }
 
   /** Runs one assignment; a refusal ends the attempt with the reason, never throws. */
@@ -236,9 +254,10 @@ export class PodRunner {
       );
     }
     try {
-      // Made ready while the hub wrote the attempt (its Reserve), or now.
+      // Made ready while the hub wrote the attempt (its Reserve), or now. Either way the namespace
+      // is read live first: relabelled or re-created since its Reserve, it is checked or prepared again.
       const reserved = await this.takeReservation(key, namespace, pods.length, assignment.gpusPerReplica);
-      if (!reserved) await this.tenancy.ensure(assignment.tenant ?? '', () => this.usageOf(namespace));
+      if (!reserved || !(await this.tenancy.stillPrepared(assignment.tenant ?? ''))) await this.tenancy.ensure(assignment.tenant ?? '', () => this.usageOf(namespace));
     } catch (err) {
       if (err instanceof NamespaceNotRestrictedError) return refuse(`TenantNamespaceNotRestricted: ${err.message}`);
       // The apiserver is away or the namespace is still being deleted: try again shortly.

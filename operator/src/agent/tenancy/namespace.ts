@@ -210,8 +210,31 @@ export class TenantNamespaces {
   }
 
   /**
-   * Writes the quota of a tenant's namespace down to `usage` (an attempt reserved for it was never
-   * assigned). A lower bound needs no wait; a namespace already gone needs nothing.
+   * Whether the tenant's namespace is still the one this agent prepared, usable now: one live read
+   * (a namespace relabelled since throws NamespaceNotRestrictedError, one being deleted an Error).
+   * False when it is not known here or was re-created: prepare it again with `ensure`.
+   */
+  async stillPrepared(tenant: string): Promise<boolean> {
+    const name = this.nameOf(tenant);
+    const prepared = this.prepared.get(name);
+    if (!prepared) return false;
+    let ns: V1Namespace;
+    try {
+      ns = await this.core.readNamespace({ name });
+    } catch (err) {
+      if (!isCode(err, 404)) throw err;
+      this.prepared.delete(name);
+      return false;
+    }
+    if (ns.metadata?.uid !== prepared.uid) return false;
+    this.checkUsable(name, ns);
+    return true;
+  }
+
+  /**
+   * Writes the quota of a tenant's namespace to `usage` (an attempt reserved there was never
+   * assigned, so its share goes), not waiting for it to be in force: an attempt whose raise this
+   * write carries waits for that itself. A namespace already gone needs nothing.
    */
   async rebound(tenant: string, usage: () => TenantUsage): Promise<void> {
     try {

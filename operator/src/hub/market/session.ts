@@ -156,7 +156,7 @@ export class MarketSession {
     if (this.phase !== 'registered') return false;
     // A Reserve only helps when it arrives well before its Assign; behind a backlog it would not,
     // and it must never be what fills the queue up to the slow-consumer limit.
-    if (body.$case === 'reserve' && this.call.writableLength > RESERVE_BACKLOG_LIMIT) return false;
+    if (body.$case === 'reserve' && this.call.writableLength > Math.min(RESERVE_BACKLOG_LIMIT, this.options.maxQueuedWrites / 2)) return false;
     // Each attempt the hub assigns earns the agent the reports it will send about it (phases,
     // receipts), on top of the stream's own budget: a burst of 500 assignments to one large
     // provider is answered by about 1,000 reports in seconds, and that must not end the stream.
