@@ -35,7 +35,6 @@ let offered = false;
 let assignsWithoutEscrow = 0;
 const unfundedChecks: string[] = [];
 const assignedUids: string[] = [];
-const reserved: { to: string; jobUid: string; epoch: number; namespace: string; replicas: number; gpusPerReplica: number }[] = [];
 
 const admin = () => makeClients(loadKubeConfig(kubeconfig));
 
@@ -76,12 +75,6 @@ beforeAll(async () => {
     logger: pino({ level: 'silent' }),
     agents: {
       send: (to, message) => {
-        // A Reserve goes out just before the status write: it too only once an escrow is open.
-        if (message.body?.$case === 'reserve') {
-          reserved.push({ to, ...message.body.value });
-          log.push(`reserve:${to}`);
-          if (!escrowOpen) assignsWithoutEscrow++;
-        }
         if (message.body?.$case === 'assign') {
           assignedUids.push(message.body.value.jobUid);
           log.push(`assign:${to}`);
@@ -148,10 +141,6 @@ describe('a placement and its escrow', () => {
     }, { timeoutMs: 30_000 });
     expect(placed.metadata.uid).toBe(job.metadata.uid);
     expect(placed.status?.attempts?.at(-1)?.provider).toBe(provider);
-    // Its Reserve went to the same provider before the Assign, naming the attempt and its size only.
-    expect(log.indexOf(`reserve:${provider}`)).toBeGreaterThanOrEqual(0);
-    expect(log.indexOf(`reserve:${provider}`)).toBeLessThan(log.indexOf(`assign:${provider}`));
-    expect(reserved).toEqual([{ to: provider, jobUid: job.metadata.uid, epoch: placed.status?.currentEpoch, namespace: NS, replicas: 1, gpusPerReplica: job.spec.gpusPerReplica ?? 1 }]);
   });
 
   it('does not place a job that fits when the funding check opened nothing for it', async () => {
@@ -165,6 +154,5 @@ describe('a placement and its escrow', () => {
     expect(waiting.status?.conditions?.find((c) => c.type === 'Scheduled')?.reason).toBe('WaitingForEscrow');
     expect(waiting.status?.placement).toBeUndefined();
     expect(assignedUids).not.toContain(unfunded.metadata.uid);
-    expect(reserved.map((r) => r.jobUid)).not.toContain(unfunded.metadata.uid);
   });
 });

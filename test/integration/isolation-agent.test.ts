@@ -10,7 +10,7 @@ import { attemptName } from '../../operator/src/agent/attempt/rendezvous.js';
 import { validateAgentMessage } from '../../operator/src/protocol/validate.js';
 import { gpusByContainer } from '../../operator/src/core/isolation/allowlist.js';
 import { HOSTILE_GPUS_PER_REPLICA, HOSTILE_TEMPLATES } from '../../operator/src/core/isolation/testing/hostile-templates.js';
-import type { Assign, Reserve } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
+import type { Assign } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
 import { chartIdentity, type ChartIdentity } from '../../operator/src/testbed/chart-identity.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
 
@@ -55,10 +55,6 @@ function assign(tenant: string, template: V1PodTemplateSpec, replicas = 1, gpus 
   };
 }
 const key = (a: Assign) => `${a.jobUid}/${a.epoch}`;
-/** The Reserve the hub sends just before it writes the attempt of `a`. */
-const reserveOf = (a: Assign): Reserve => ({ jobUid: a.jobUid, epoch: a.epoch, namespace: a.namespace, replicas: a.podTemplates.length, gpusPerReplica: a.gpusPerReplica });
-const quotaOf = async (tenant: string, prefix = PREFIX) =>
-  (await core.readNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace: tenantNamespaceName(prefix, tenant) }).catch(() => undefined))?.spec?.hard;
 const podsOf = async (a: Assign) => (await core.listPodForAllNamespaces({ labelSelector: `fedgpu.io/job-uid=${a.jobUid}` })).items;
 const managedNamespaces = async () =>
   (await core.listNamespace({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' })).items
@@ -304,98 +300,6 @@ describe('refusals reach the consumer and stop nothing else', () => {
     const quota = (await core.listNamespacedResourceQuota({ namespace: tenantNamespaceName(PREFIX, 'team-quota') })).items[0];
     expect(quota?.spec?.hard).toMatchObject({ pods: '3', 'requests.nvidia.com/gpu': '8' });
     expect(await podsOf(second)).toHaveLength(2);
-  });
-});
-
-describe('a Reserve ahead of its Assign (sent while the hub writes the attempt)', () => {
-  it('readies the namespace and raises its quota before the Assign, which then only creates the pods', async () => {
-    let ensured = 0;
-    const counting = new TenantNamespaces(identity.kubeConfig, { prefix: PREFIX }, silent);
-    const ensure = counting.ensure.bind(counting);
-    counting.ensure = (...args) => (ensured++, ensure(...args));
-    const reserving = new PodRunner(identity.kubeConfig, counting, silent);
-    const a = assign('team-reserve', ok, 2, 3);
-    reserving.reserve(reserveOf(a));
-    await waitFor('the reserved quota', async () => ((await quotaOf('team-reserve'))?.pods === '2' ? true : undefined), { timeoutMs: 30_000 });
-    expect(await quotaOf('team-reserve')).toEqual({ pods: '2', 'requests.nvidia.com/gpu': '6' });
-    expect(await podsOf(a)).toEqual([]); // a Reserve names no pod: nothing runs on it
-    await reserving.apply(a);
-    expect(await podsOf(a)).toHaveLength(2);
-    expect(ensured).toBe(1); // the Assign found the namespace ready
-    // Counted once: as the assignment, not again as the reservation.
-    expect(await quotaOf('team-reserve')).toEqual({ pods: '2', 'requests.nvidia.com/gpu': '6' });
-    reserving.stop();
-  });
-
-  it('gives the quota back when no Assign follows; an unused namespace goes at the next release pass', async () => {
-    // A runner of its own namespaces (still `<jobNamespace>-*`, as the chart's policy wants): its
-    // release pass deletes the namespaces of its prefix that it does not use.
-    const prefix = `${PREFIX}-lapse`;
-    const lapsing = new PodRunner(identity.kubeConfig, new TenantNamespaces(identity.kubeConfig, { prefix }, silent), silent);
-    lapsing.reservationLapseMs = 500;
-    const running = assign('team-lapse', ok, 1, 1);
-    await lapsing.apply(running);
-    lapsing.reserve(reserveOf(assign('team-lapse', ok, 2, 1)));
-    await waitFor('the reserved quota', async () => ((await quotaOf('team-lapse', prefix))?.pods === '3' ? true : undefined), { timeoutMs: 30_000 });
-    // The hub's write failed (or it lost the lead): no Assign. The bound is what is assigned again.
-    await waitFor('the quota given back', async () => ((await quotaOf('team-lapse', prefix))?.pods === '1' ? true : undefined), { timeoutMs: 30_000 });
-    expect(await quotaOf('team-lapse', prefix)).toEqual({ pods: '1', 'requests.nvidia.com/gpu': '1' });
-    expect(await podsOf(running)).toHaveLength(1);
-    // A consumer with nothing but the lapsed reservation: its bound goes to zero at once (the
-    // namespace is left for the Assign that may still come), and the namespace goes with the next
-    // release pass, here the cancel of the other consumer's attempt.
-    lapsing.reserve(reserveOf(assign('team-lapse-only', ok)));
-    await waitFor('the reserved quota', async () => ((await quotaOf('team-lapse-only', prefix))?.pods === '1' ? true : undefined), { timeoutMs: 30_000 });
-    await waitFor('the quota given back', async () => ((await quotaOf('team-lapse-only', prefix))?.pods === '0' ? true : undefined), { timeoutMs: 30_000 });
-    await lapsing.cancel(running.jobUid, running.epoch, 0);
-    const gone = [tenantNamespaceName(prefix, 'team-lapse'), tenantNamespaceName(prefix, 'team-lapse-only')];
-    await waitFor('both namespaces to go', async () => ((await managedNamespaces()).some((n) => gone.includes(n)) ? undefined : true), { timeoutMs: 30_000 });
-    lapsing.stop();
-  });
-
-  it('an Assign larger than its Reserve (a hub that lied in it) still gets all its pods, within its own quota', async () => {
-    const a = assign('team-undersized', ok, 2, 1);
-    runner.reserve({ ...reserveOf(a), replicas: 1 });
-    await waitFor('the reserved quota', async () => ((await quotaOf('team-undersized'))?.pods === '1' ? true : undefined), { timeoutMs: 30_000 });
-    await runner.apply(a);
-    expect(await podsOf(a)).toHaveLength(2);
-    expect(await quotaOf('team-undersized')).toEqual({ pods: '2', 'requests.nvidia.com/gpu': '2' });
-  });
-
-  it('a namespace loosened after its Reserve made it ready gets no pod: the Assign reads it live', async () => {
-    const first = assign('team-loosened-late', ok);
-    await runner.apply(first);
-    const next = assign('team-loosened-late', ok);
-    runner.reserve(reserveOf(next));
-    await waitFor('the reserved quota', async () => ((await quotaOf('team-loosened-late'))?.pods === '2' ? true : undefined), { timeoutMs: 30_000 });
-    // Whoever can label namespaces weakens PodSecurity between the Reserve and the Assign.
-    const name = tenantNamespaceName(PREFIX, 'team-loosened-late');
-    await core.patchNamespace({ name, body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } } }, mergePatch);
-    await runner.apply(next);
-    expect(runner.refused.get(key(next))).toMatch(/^TenantNamespaceNotRestricted: .*enforce=privileged/);
-    expect(await podsOf(next)).toEqual([]);
-  });
-
-  it('a Reserve for one consumer whose Assign names another: the first gets its quota back', async () => {
-    const elsewhere = assign('team-assigned-here', ok, 1, 2);
-    runner.reserve({ ...reserveOf(elsewhere), namespace: 'team-reserved-there', replicas: 3 });
-    await waitFor('the reserved quota', async () => ((await quotaOf('team-reserved-there'))?.pods === '3' ? true : undefined), { timeoutMs: 30_000 });
-    await runner.apply(elsewhere);
-    expect(await podsOf(elsewhere)).toHaveLength(1);
-    expect(await quotaOf('team-assigned-here')).toEqual({ pods: '1', 'requests.nvidia.com/gpu': '2' });
-    await waitFor('the quota given back', async () => ((await quotaOf('team-reserved-there'))?.pods === '0' ? true : undefined), { timeoutMs: 30_000 });
-  });
-
-  it('a namespace loosened before its Reserve gets no pod: the Assign is refused TenantNamespaceNotRestricted', async () => {
-    const first = assign('team-loosened-reserve', ok);
-    await runner.apply(first);
-    const name = tenantNamespaceName(PREFIX, 'team-loosened-reserve');
-    await core.patchNamespace({ name, body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } } }, mergePatch);
-    const next = assign('team-loosened-reserve', ok);
-    runner.reserve(reserveOf(next));
-    await runner.apply(next);
-    expect(runner.refused.get(key(next))).toMatch(/^TenantNamespaceNotRestricted: .*enforce=privileged/);
-    expect(await podsOf(next)).toEqual([]);
   });
 });
 

@@ -573,10 +573,6 @@ export class Agent {
     if (!body) return;
     try {
       switch (body.$case) {
-        case 'reserve':
-          // Nothing to report: it only readies the namespace for the Assign that follows.
-          this.runner.reserve(body.value);
-          return;
         case 'assign':
           await this.runner.apply(body.value);
           break;

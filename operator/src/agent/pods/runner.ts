@@ -1,6 +1,6 @@
 import { CoreV1Api, type KubeConfig, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Assign, Reserve } from '../../gen/proto/fedgpu/v1/market.js';
+import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
 import { NamespaceNotRestrictedError, type TenantNamespaces } from '../tenancy/namespace.js';
 import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, type Assignment, type BuildOptions } from './build.js';
 import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
@@ -68,30 +68,6 @@ const QUOTA_CONFLICT_TRIES = 5;
 const QUOTA_CACHE_WAITS_MS = [10, 20, 40, 80];
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000, 60000];
 const ms = (x: number) => Math.round(x * 10) / 10;
-/** A Reserve whose Assign has not come in this long lapses (the hub's write failed, or it lost the lead). */
-const RESERVATION_LAPSE_MS = 5_000;
-/** Reservations held at once; more are ignored (a Reserve is only a head start, never needed). */
-const MAX_RESERVATIONS = 1_024;
-/** What one Reserve may name, as the GpuJob CRD bounds a job (spec.replicas, spec.gpusPerReplica). */
-const MAX_RESERVED_REPLICAS = 256;
-const MAX_RESERVED_GPUS_PER_REPLICA = 16;
-/** A job uid and a hub namespace name are far shorter (36 and 63). */
-const MAX_RESERVED_NAME = 253;
-
-/** An attempt the hub is about to assign (a Reserve), counted in its namespace's quota until then. */
-interface Reservation {
-  tenant: string;
-  namespace: string;
-  pods: number;
-  gpusPerReplica: number;
-  /** Whether its preparation has begun (it may wait for a slot in `reserving`). */
-  started: boolean;
-  /** The namespace made ready with this reservation counted. */
-  ready: Promise<'ready' | 'not-ready'>;
-  /** performance.now() when ready settled true; a readiness this old is not reused. */
-  readyAtMs?: number;
-  lapse: NodeJS.Timeout;
-}
 
 export class PodRunner {
   private readonly core: CoreV1Api;
@@ -109,12 +85,6 @@ export class PodRunner {
    * of hundreds of assignments sent at once would exceed its in-flight limit and be answered 429.
    */
   private readonly preparing = new ConcurrencyLimit(PREPARING_AT_ONCE);
-  /** How long a Reserve waits for its Assign (tests shorten it). */
-  reservationLapseMs = RESERVATION_LAPSE_MS;
-  /** Reserved attempts by `jobUid/epoch` (see reserve). */
-  private readonly reservations = new Map<string, Reservation>();
-  /** Their namespace preparations, a limit of their own: an Assign waiting in `preparing` may wait for one. */
-  private readonly reserving = new ConcurrencyLimit(PREPARING_AT_ONCE);
 
   constructor(
     kubeConfig: KubeConfig,
@@ -133,87 +103,6 @@ export class PodRunner {
   /** The namespace an attempt's pods live in (for rendezvous Services, secrets, policies). */
   namespaceOf(jobUid: string, epoch: number): string | undefined {
     return this.assignments.get(attemptKey(jobUid, epoch))?.namespace;
-  }
-
-  /**
-   * The hub is about to assign this attempt and is writing it first: the consumer's namespace is
-   * made ready and its quota raised for it meanwhile, so the Assign finds them so. Nothing runs on
-   * a Reserve (it names no pod); one whose Assign does not come lapses and gives its quota back.
-   * A Reserve that is malformed, repeated or one too many is ignored (false): the Assign works
-   * without it.
-   */
-  reserve(reserve: Reserve): boolean {
-    const key = attemptKey(reserve.jobUid, reserve.epoch);
-    const sane = reserve.jobUid !== '' && reserve.jobUid.length <= MAX_RESERVED_NAME && reserve.namespace.length <= MAX_RESERVED_NAME
-      && reserve.replicas >= 1 && reserve.replicas <= MAX_RESERVED_REPLICAS
-      && reserve.gpusPerReplica >= 1 && reserve.gpusPerReplica <= MAX_RESERVED_GPUS_PER_REPLICA;
-    // Bounded by what is held and by what is still queued to be prepared (a lapsed one may be).
-    const full = this.reservations.size >= MAX_RESERVATIONS || this.reserving.pending.active + this.reserving.pending.waiting >= MAX_RESERVATIONS;
-    if (!sane || full || this.assignments.has(key) || this.refused.has(key) || this.reservations.has(key)) return false;
-    const namespace = this.tenancy.nameOf(reserve.namespace);
-    const lapse = setTimeout(() => this.lapse(key), this.reservationLapseMs);
-    lapse.unref();
-    const reservation: Reservation = { tenant: reserve.namespace, namespace, pods: reserve.replicas, gpusPerReplica: reserve.gpusPerReplica, started: false, ready: Promise.resolve('not-ready'), lapse };
-    this.reservations.set(key, reservation);
-    reservation.ready = this.reserving.run(async () => {
-      // Assigned, cancelled or lapsed while it waited for its turn: nothing to prepare.
-      if (this.reservations.get(key) !== reservation) return 'not-ready' as const;
-      reservation.started = true;
-      await this.tenancy.ensure(reserve.namespace, () => this.usageOf(namespace));
-      reservation.readyAtMs = performance.now();
-      return 'ready' as const;
-    }).catch((err: unknown) => {
-      // The Assign meets the same trouble on its own path (a loosened namespace refuses it there).
-      this.logger.debug({ err, job: reserve.jobUid, epoch: reserve.epoch, namespace }, 'could not prepare a reserved attempt\'s namespace ahead of its Assign');
-      return 'not-ready' as const;
-    });
-    return true;
-  }
-
-  /**
-   * Whether the Assign of `key` may skip preparing its namespace: its Reserve named the same
-   * namespace and size and made it ready recently. Taken either way, so it counts once (as the
-   * assignment); one not started yet is not waited for, and one for another namespace gives back.
-   */
-  private async takeReservation(key: string, namespace: string, pods: number, gpusPerReplica: number): Promise<boolean> {
-    const reservation = this.reservations.get(key);
-    if (!reservation) return false;
-    this.dropReservation(key, reservation);
-    if (reservation.namespace !== namespace) {
-      this.giveBack(reservation);
-      return false;
-    }
-    if (!reservation.started) return false;
-    const ready = await reservation.ready;
-    return ready === 'ready' && reservation.pods === pods && reservation.gpusPerReplica === gpusPerReplica
-      && reservation.readyAtMs !== undefined && performance.now() - reservation.readyAtMs < this.reservationLapseMs;
-  }
-
-  private dropReservation(key: string, reservation: Reservation): void {
-    clearTimeout(reservation.lapse);
-    if (this.reservations.get(key) === reservation) this.reservations.delete(key);
-  }
-
-  /** No Assign came for a Reserve: its quota goes back. */
-  private lapse(key: string): void {
-    const reservation = this.reservations.get(key);
-    if (!reservation) return;
-    this.reservations.delete(key);
-    this.logger.info({ attempt: key, namespace: reservation.namespace }, 'a reserved attempt was not assigned; giving its quota back');
-    this.giveBack(reservation);
-  }
-
-  /**
-   * Writes the quota of a reservation's namespace down to what is assigned or reserved there now
-   * (zero when nothing is). The namespace itself is left to the next release pass (a cancel, a
-   * resync): the Assign the hub meant may still come, and finding the namespace being deleted
-   * would cost it seconds.
-   */
-  private giveBack(reservation: Reservation): void {
-    const { namespace, tenant } = reservation;
-    void reservation.ready
-      .then(() => this.tenancy.rebound(tenant, () => this.usageOf(namespace)))
-      .catch((err: unknown) => this.logger.warn({ err, namespace }, 'could not give a reservation\'s quota back; the next attempt there writes it'));
   }
 
   /** Runs one assignment; a refusal ends the attempt with the reason, never throws. */
@@ -254,10 +143,7 @@ export class PodRunner {
       );
     }
     try {
-      // Made ready while the hub wrote the attempt (its Reserve), or now. Either way the namespace
-      // is read live first: relabelled or re-created since its Reserve, it is checked or prepared again.
-      const reserved = await this.takeReservation(key, namespace, pods.length, assignment.gpusPerReplica);
-      if (!reserved || !(await this.tenancy.stillPrepared(assignment.tenant ?? ''))) await this.tenancy.ensure(assignment.tenant ?? '', () => this.usageOf(namespace));
+      await this.tenancy.ensure(assignment.tenant ?? '', () => this.usageOf(namespace));
     } catch (err) {
       if (err instanceof NamespaceNotRestrictedError) return refuse(`TenantNamespaceNotRestricted: ${err.message}`);
       // The apiserver is away or the namespace is still being deleted: try again shortly.
@@ -366,17 +252,14 @@ export class PodRunner {
     this.retries.delete(key);
   }
 
-  /** Stops pending retries and lapses (the agent is stopping). */
+  /** Stops pending retries (the agent is stopping). */
   stop(): void {
     for (const key of [...this.retries.keys()]) this.forgetRetry(key);
-    for (const [key, reservation] of [...this.reservations]) this.dropReservation(key, reservation);
   }
 
   async cancel(jobUid: string, epoch: number, gracePeriodSeconds: number): Promise<void> {
     const key = attemptKey(jobUid, epoch);
     this.forgetRetry(key);
-    const reservation = this.reservations.get(key);
-    if (reservation) this.dropReservation(key, reservation);
     const namespace = this.assignments.get(key)?.namespace;
     this.assignments.delete(key);
     this.refused.delete(key);
@@ -440,7 +323,7 @@ export class PodRunner {
     return pods.filter((p) => this.tenancy.owns(p.metadata?.namespace) && p.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY);
   }
 
-  /** What the live attempts of one namespace paid for, and those the hub is assigning: the quota it gets. */
+  /** What the live attempts of one namespace paid for: the quota it gets. */
   private usageOf(namespace: string): { pods: number; gpus: number } {
     let pods = 0;
     let gpus = 0;
@@ -449,21 +332,13 @@ export class PodRunner {
       pods += a.podTemplates.length;
       gpus += a.podTemplates.length * a.gpusPerReplica;
     }
-    for (const [key, r] of this.reservations) {
-      if (r.namespace !== namespace || this.assignments.has(key) || this.refused.has(key)) continue;
-      pods += r.pods;
-      gpus += r.pods * r.gpusPerReplica;
-    }
     return { pods, gpus };
   }
 
-  private namespacesInUse(): Set<string> {
-    return new Set([...this.assignments.values(), ...this.reservations.values()].map((a) => a.namespace));
-  }
-
-  /** Namespaces of consumers with no attempt left on this provider (and none reserved) go. */
+  /** Namespaces of consumers with no attempt left on this provider go. */
   private async releaseNamespaces(): Promise<void> {
-    await this.tenancy.release(() => this.namespacesInUse()).catch((err: unknown) => this.logger.error({ err }, 'could not delete unused tenant namespaces; retrying later'));
+    const inUse = () => new Set([...this.assignments.values()].map((a) => a.namespace));
+    await this.tenancy.release(inUse).catch((err: unknown) => this.logger.error({ err }, 'could not delete unused tenant namespaces; retrying later'));
   }
 
   private async deletePods(namespace: string, labelSelector: string, gracePeriodSeconds: number): Promise<void> {

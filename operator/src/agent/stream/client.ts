@@ -321,7 +321,6 @@ export class StreamClient {
       case 'tunnel':
         if (connection.registered) connection.tunnel.onFrame(body.value);
         return;
-      case 'reserve':
       case 'assign':
       case 'cancel':
       case 'resync':

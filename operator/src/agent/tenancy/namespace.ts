@@ -210,41 +210,6 @@ export class TenantNamespaces {
   }
 
   /**
-   * Whether the tenant's namespace is still the one this agent prepared, usable now: one live read
-   * (a namespace relabelled since throws NamespaceNotRestrictedError, one being deleted an Error).
-   * False when it is not known here or was re-created: prepare it again with `ensure`.
-   */
-  async stillPrepared(tenant: string): Promise<boolean> {
-    const name = this.nameOf(tenant);
-    const prepared = this.prepared.get(name);
-    if (!prepared) return false;
-    let ns: V1Namespace;
-    try {
-      ns = await this.core.readNamespace({ name });
-    } catch (err) {
-      if (!isCode(err, 404)) throw err;
-      this.prepared.delete(name);
-      return false;
-    }
-    if (ns.metadata?.uid !== prepared.uid) return false;
-    this.checkUsable(name, ns);
-    return true;
-  }
-
-  /**
-   * Writes the quota of a tenant's namespace to `usage` (an attempt reserved there was never
-   * assigned, so its share goes), not waiting for it to be in force: an attempt whose raise this
-   * write carries waits for that itself. A namespace already gone needs nothing.
-   */
-  async rebound(tenant: string, usage: () => TenantUsage): Promise<void> {
-    try {
-      await this.chainQuotaWrite(this.nameOf(tenant), usage, false);
-    } catch (err) {
-      if (!isCode(err, 404)) throw err;
-    }
-  }
-
-  /**
    * Writes the namespace's quota from the usage at the moment of writing, one write at a time per
    * namespace. Attempts of one consumer arrive in bursts; concurrent writes computed earlier could
    * land out of order and shrink the bound below what is already assigned (pods then refused for

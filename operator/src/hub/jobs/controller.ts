@@ -6,7 +6,7 @@ import { AssumedAllocations } from '../../core/scheduling/assumed.js';
 import { schedule } from '../../core/scheduling/scheduler.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../../core/scheduling/config.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
-import { AttemptPhase, type AttemptSecret, type AttemptStatus, type Assign, type HubMessage, type Inventory, type PodEvents, type Reserve } from '../../gen/proto/fedgpu/v1/market.js';
+import { AttemptPhase, type AttemptSecret, type AttemptStatus, type Assign, type HubMessage, type Inventory, type PodEvents } from '../../gen/proto/fedgpu/v1/market.js';
 import { type Action, done, requeueAfter, requeueDelay } from '../../runtime/action.js';
 import { Controller } from '../../runtime/controller.js';
 import { coreEventSink, EventRecorder } from '../../runtime/events.js';
@@ -427,9 +427,6 @@ export class GpuJobController {
     if (job.metadata.uid) plan = { ...plan, status: withStuckReason(plan.status, this.podEvents.stuck(job.metadata.uid)) };
     // A decision the plan did not act on (the budget short of a minimum run, say) holds no GPUs.
     if (placing && !plan.assign) this.market.forget(key);
-    // The agent makes the consumer's namespace ready while the status is written (the Assign
-    // waits for that write); a Reserve names no pod and lapses if no Assign follows.
-    if (plan.assign) this.opts.agents.send(plan.assign.provider, { seq: 0, body: { $case: 'reserve', value: reserveOf(job, plan.assign.epoch, nodesOf(plan.assign.decision).length) } });
     let written;
     const writeStartMs = performance.now();
     try {
@@ -559,10 +556,6 @@ function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, co
     egress: egressToMessage(job.spec.network?.egress ? egressOf(job.spec.network.egress) : DEFAULT_EGRESS),
     secrets,
   };
-}
-
-function reserveOf(job: GpuJob, epoch: number, replicas: number): Reserve {
-  return { jobUid: job.metadata.uid!, epoch, namespace: job.metadata.namespace ?? '', replicas, gpusPerReplica: job.spec.gpusPerReplica ?? 1 };
 }
 
 function cancelMessage(jobUid: string, epoch: number, reason: string, gracePeriodSeconds: number): HubMessage {

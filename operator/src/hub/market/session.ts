@@ -46,8 +46,6 @@ let nextSessionId = 1;
 const REPORTS_PER_ASSIGNMENT = 4;
 /** At most this many granted messages held at once (20,000 attempts' worth of reports). */
 const MAX_GRANTED_REPORTS = 80_000;
-/** Hub messages queued on a stream beyond which a Reserve is not sent (see send). */
-const RESERVE_BACKLOG_LIMIT = 64;
 
 export class MarketSession {
   readonly id = nextSessionId++;
@@ -154,9 +152,6 @@ export class MarketSession {
   /** Writes one hub message if the stream is registered and healthy. Returns whether it was queued. */
   send(body: HubMessageBody): boolean {
     if (this.phase !== 'registered') return false;
-    // A Reserve only helps when it arrives well before its Assign; behind a backlog it would not,
-    // and it must never be what fills the queue up to the slow-consumer limit.
-    if (body.$case === 'reserve' && this.call.writableLength > Math.min(RESERVE_BACKLOG_LIMIT, this.options.maxQueuedWrites / 2)) return false;
     // Each attempt the hub assigns earns the agent the reports it will send about it (phases,
     // receipts), on top of the stream's own budget: a burst of 500 assignments to one large
     // provider is answered by about 1,000 reports in seconds, and that must not end the stream.

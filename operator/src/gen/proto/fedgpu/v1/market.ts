@@ -303,7 +303,6 @@ export interface HubMessage {
     | { $case: "bandwidthProbe"; value: BandwidthProbe }
     | { $case: "error"; value: Error }
     | { $case: "receiptAck"; value: ReceiptAck }
-    | { $case: "reserve"; value: Reserve }
     | //
     /** Consumer access (logs, exec, port-forward) multiplexed over this stream; see TunnelFrame. */
     { $case: "tunnel"; value: TunnelFrame }
@@ -396,21 +395,6 @@ export interface AttemptSecret_DataEntry {
 export interface SecretEnv {
   name: string;
   key: string;
-}
-
-/**
- * Sent just before the hub writes a new attempt to the job's status, which its Assign waits for:
- * the agent may make the consumer's namespace ready and raise its quota for the attempt while the
- * hub writes. It names no pod, image or secret, so nothing runs on it; without the Assign it lapses
- * after a few seconds and the quota goes back. An agent that does not know it ignores it.
- */
-export interface Reserve {
-  jobUid: string;
-  epoch: number;
-  /** The consumer, as in Assign.namespace. */
-  namespace: string;
-  replicas: number;
-  gpusPerReplica: number;
 }
 
 /** Stop one attempt. Cancelling an epoch the agent does not run is a no-op. */
@@ -2394,9 +2378,6 @@ export const HubMessage: MessageFns<HubMessage> = {
       case "receiptAck":
         ReceiptAck.encode(message.body.value, writer.uint32(146).fork()).join();
         break;
-      case "reserve":
-        Reserve.encode(message.body.value, writer.uint32(154).fork()).join();
-        break;
       case "tunnel":
         TunnelFrame.encode(message.body.value, writer.uint32(322).fork()).join();
         break;
@@ -2497,14 +2478,6 @@ export const HubMessage: MessageFns<HubMessage> = {
             message.body = { $case: "receiptAck", value: ReceiptAck.decode(reader, reader.uint32()) };
             continue;
           }
-          case 19: {
-            if (tag !== 154) {
-              break;
-            }
-
-            message.body = { $case: "reserve", value: Reserve.decode(reader, reader.uint32()) };
-            continue;
-          }
           case 40: {
             if (tag !== 322) {
               break;
@@ -2583,12 +2556,6 @@ export const HubMessage: MessageFns<HubMessage> = {
       case "receiptAck": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "receiptAck", value: ReceiptAck.fromPartial(object.body.value) };
-        }
-        break;
-      }
-      case "reserve": {
-        if (object.body?.value !== undefined && object.body?.value !== null) {
-          message.body = { $case: "reserve", value: Reserve.fromPartial(object.body.value) };
         }
         break;
       }
@@ -3354,109 +3321,6 @@ export const SecretEnv: MessageFns<SecretEnv> = {
     const message = createBaseSecretEnv();
     message.name = object.name ?? "";
     message.key = object.key ?? "";
-    return message;
-  },
-};
-
-function createBaseReserve(): Reserve {
-  return { jobUid: "", epoch: 0, namespace: "", replicas: 0, gpusPerReplica: 0 };
-}
-
-export const Reserve: MessageFns<Reserve> = {
-  encode(message: Reserve, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.jobUid !== "") {
-      writer.uint32(10).string(message.jobUid);
-    }
-    if (message.epoch !== 0) {
-      writer.uint32(16).uint64(message.epoch);
-    }
-    if (message.namespace !== "") {
-      writer.uint32(26).string(message.namespace);
-    }
-    if (message.replicas !== 0) {
-      writer.uint32(32).uint32(message.replicas);
-    }
-    if (message.gpusPerReplica !== 0) {
-      writer.uint32(40).uint32(message.gpusPerReplica);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): Reserve {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseReserve();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.jobUid = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.epoch = longToNumber(reader.uint64());
-            continue;
-          }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.namespace = reader.string();
-            continue;
-          }
-          case 4: {
-            if (tag !== 32) {
-              break;
-            }
-
-            message.replicas = reader.uint32();
-            continue;
-          }
-          case 5: {
-            if (tag !== 40) {
-              break;
-            }
-
-            message.gpusPerReplica = reader.uint32();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create(base?: DeepPartial<Reserve>): Reserve {
-    return Reserve.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<Reserve>): Reserve {
-    const message = createBaseReserve();
-    message.jobUid = object.jobUid ?? "";
-    message.epoch = object.epoch ?? 0;
-    message.namespace = object.namespace ?? "";
-    message.replicas = object.replicas ?? 0;
-    message.gpusPerReplica = object.gpusPerReplica ?? 0;
     return message;
   },
 };
