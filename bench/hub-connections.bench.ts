@@ -8,9 +8,12 @@
 //   (the hub's defaults; the chart's NODE_OPTIONS and GLIBC_TUNABLES for the hub are applied;
 //   EXTRA_NODE_FLAGS='--max-semi-space-size=16' adds V8 flags; GLIBC_TUNABLES in the environment wins.)
 //   BENCH_HUB_LD_PRELOAD and BENCH_HUB_MALLOC_CONF: another allocator in the server alone (jemalloc).
+//   BENCH_HUB_TLS_TICKETS=0: the server sends no TLS 1.3 session tickets (an OpenSSL config file
+//   through OPENSSL_CONF); EXTRA_NODE_FLAGS=--tls-max-v1.2 caps it at TLS 1.2.
 import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect as connectTls } from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import { credentials } from '@grpc/grpc-js';
 import { Wallet } from 'ethers';
@@ -48,12 +51,17 @@ const server = new MarketServer({
 console.log(JSON.stringify({ port: await server.start() }));
 setInterval(() => {}, 60_000);`;
 const logPath = join(dir, 'server.log');
+// OpenSSL's system defaults for the server alone: no session tickets after the handshake.
+const noTickets = process.env.BENCH_HUB_TLS_TICKETS === '0';
+if (noTickets) {
+  writeFileSync(join(dir, 'openssl.cnf'), ['nodejs_conf = fedgpu_tls', '[fedgpu_tls]', 'ssl_conf = ssl_section', '[ssl_section]', 'system_default = tls_defaults', '[tls_defaults]', 'Options = -SessionTicket', 'NumTickets = 0', ''].join('\n'));
+}
 const tunables = chartGlibcTunables('hub');
 const flags = [...chartNodeFlags('hub'), ...(process.env.EXTRA_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
-console.log(`server                 MarketServer + in-memory registry, compiled; node ${flags.join(' ')}; probe ${PROBE_BYTES} bytes in pieces of ${PROBE_PIECE_BYTES}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''}`);
+console.log(`server                 MarketServer + in-memory registry, compiled; node ${flags.join(' ')}; probe ${PROBE_BYTES} bytes in pieces of ${PROBE_PIECE_BYTES}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''}${noTickets ? '; no TLS session tickets' : ''}`);
 // cwd inside the repository, so the child resolves pino and grpc-js from its node_modules.
 const logFd = openSync(logPath, 'w');
-const child = spawn(process.execPath, [...flags, '--inspect=127.0.0.1:0', '--input-type=module', '-e', server], { cwd: repoRoot, env: { ...process.env, ...hubAllocatorEnv(tunables) }, stdio: ['ignore', logFd, logFd] });
+const child = spawn(process.execPath, [...flags, '--inspect=127.0.0.1:0', '--input-type=module', '-e', server], { cwd: repoRoot, env: { ...process.env, ...hubAllocatorEnv(tunables), ...(noTickets ? { OPENSSL_CONF: join(dir, 'openssl.cnf') } : {}) }, stdio: ['ignore', logFd, logFd] });
 const agentTimers: NodeJS.Timeout[] = [];
 try {
   let port = 0;
@@ -63,6 +71,15 @@ try {
   }
   if (!port) throw new Error(`the server did not start; see ${logPath}`);
   await sleep(1_000);
+  // What the server sends after a handshake, seen from one client: the tickets the knob turns off.
+  const tickets = await new Promise<number>((resolve) => {
+    let count = 0;
+    const socket = connectTls({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca.certPem, cert: client.certPem, key: client.keyPem, ALPNProtocols: ['h2'] });
+    socket.on('session', () => count++);
+    socket.on('error', () => resolve(count));
+    socket.on('secureConnect', () => setTimeout(() => (socket.destroy(), resolve(count)), 500));
+  });
+  figure('TLS session tickets per connection', String(tickets));
   section('memory of the server process');
   figure('no agents', memoryMapLine((await memoryMap(child.pid!, logPath))!));
   const creds = () => credentials.createSsl(Buffer.from(pki.ca.certPem), Buffer.from(client.keyPem), Buffer.from(client.certPem));
