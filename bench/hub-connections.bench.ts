@@ -75,9 +75,11 @@ try {
   const tickets = await new Promise<number>((resolve) => {
     let count = 0;
     const socket = connectTls({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca.certPem, cert: client.certPem, key: client.keyPem, ALPNProtocols: ['h2'] });
+    const done = () => (socket.destroy(), resolve(count));
+    const giveUp = setTimeout(done, 10_000);
     socket.on('session', () => count++);
-    socket.on('error', () => resolve(count));
-    socket.on('secureConnect', () => setTimeout(() => (socket.destroy(), resolve(count)), 500));
+    socket.on('error', () => (clearTimeout(giveUp), done()));
+    socket.on('secureConnect', () => (clearTimeout(giveUp), setTimeout(done, 500)));
   });
   figure('TLS session tickets per connection', String(tickets));
   section('memory of the server process');
