@@ -15,7 +15,6 @@ import { buildUsageReceipt, marketDomain, signUsageReceipt, usageAmount } from '
 import { type Assign, AttemptPhase, type HubMessage, type UsageReceipt } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
 import { startAnvil, type Anvil } from '../../operator/src/testbed/anvil.js';
 import { type AgentHandle, type HubPki, hubPki, installCrds, providerClient, readyStatus, startAgent, startHubProcess, type HubProcess } from '../../operator/src/testbed/federation.js';
-import { freePort } from '../../operator/src/testbed/free-port.js';
 import { reapPidDir } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
@@ -242,9 +241,8 @@ beforeAll(async () => {
   mlTenant = tenantIdOf(DEFAULT_HUB_ID, 'ml', await namespaceUid(hubCluster(), 'ml'));
   await (await market.connect(consumer.connect(rpc)).authorize(mlTenant, credits('1000'), year)).wait();
 
-  const hubPort = await freePort();
+  // The hub takes a port of its own (startHubProcess retries if another process takes it first).
   hub = await startHubProcess(hubCluster(), pki, join(dir, 'hub'), [
-    '--grpc-port', String(hubPort),
     '--provider-lost-after', '8s',
     '--chain-rpc', anvil.rpcUrl,
     '--market-address', marketAddress,
@@ -256,7 +254,7 @@ beforeAll(async () => {
     '--chain-status-interval', '1s',
     '--minimum-run', '60',
   ]);
-  const hubAddress = `127.0.0.1:${hubPort}`;
+  const hubAddress = hub.grpcAddress;
   honest = await startAgent('honest', providerCluster(), pki, hubAddress, { displayName: 'honest', region: 'eu-west', pricePerGpuHour: { [PRODUCT]: PRICE } }, honestWallet);
   const cert = await issueCert(pki.ca, { commonName: liarWallet.address, usages: ['client'] });
   liar = new Liar(liarWallet, { caPem: readFileSync(pki.caPath, 'utf8'), certPem: cert.certPem, keyPem: cert.keyPem }, hubAddress);

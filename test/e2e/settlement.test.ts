@@ -54,7 +54,7 @@ let rpc: JsonRpcProvider;
 let market: GpuMarketContract;
 let marketAddress: string;
 let hub: HubProcess;
-let hubPort: number;
+let hubPort = 0;
 /** The tenant the consumer authorized: namespace ml as it is (its uid). */
 let mlTenant = '';
 let hubRuns = 0;
@@ -76,7 +76,9 @@ const credits = parseCredits;
 
 function hubArgs(lostAfter: string): string[] {
   return [
-    '--grpc-port', String(hubPort),
+    // The first start takes a port of its own (retried if another process takes it first); later
+    // ones keep it, as a Service keeps a hub's address across restarts.
+    ...(hubPort ? ['--grpc-port', String(hubPort)] : []),
     '--provider-lost-after', lostAfter,
     '--chain-rpc', proxy.url,
     '--market-address', marketAddress,
@@ -161,8 +163,8 @@ beforeAll(async () => {
   await (await market.connect(consumer).authorize(mlTenant, credits('1000'), year)).wait();
   await (await market.connect(poor).authorize(tenantIdOf('fedgpu', 'poor', await namespaceUid(hubCluster(), 'poor')), credits('1000'), year)).wait();
 
-  hubPort = await freePort();
   await startHub();
+  hubPort = Number(hub.grpcAddress.split(':').at(-1));
   const hubAddress = `127.0.0.1:${hubPort}`;
   agents.west = await startAgent('west', testbed.cluster('west'), pki, hubAddress, { displayName: 'west', region: 'eu-west', pricePerGpuHour: { [PRODUCT]: PRICE } }, wallets.west);
   agents.east = await startAgent('east', testbed.cluster('east'), pki, hubAddress, { displayName: 'east', region: 'us-east', pricePerGpuHour: { [PRODUCT]: PRICE } }, wallets.east);
