@@ -217,6 +217,30 @@ describe('helm template', () => {
     expect(role.rules).toEqual([{ apiGroups: ['fedgpu.io'], resources: ['gpuproviders'], verbs: ['get', 'list', 'watch'] }]);
   });
 
+  it('routes the access API to the leader alone: a Service without selector, an empty slice only the hub updates, and its guard', async () => {
+    const access = ['--set', 'hub.access.enabled=true', '--set', 'hub.access.caBundle=Y2E='];
+    const objs = await render(HUB, access);
+    const service = one(objs, 'Service', 'rel-fedgpu-access');
+    expect(service.spec.selector).toBeUndefined();
+    expect(service.spec.ports).toEqual([{ name: 'access', port: 443, targetPort: 'access', protocol: 'TCP' }]);
+    const slice = one(objs, 'EndpointSlice', 'rel-fedgpu-access-leader');
+    expect(slice.metadata.labels).toMatchObject({ 'kubernetes.io/service-name': 'rel-fedgpu-access', 'endpointslice.kubernetes.io/managed-by': 'fedgpu-hub' });
+    // No endpoints in the manifest: they are the leader's, and an upgrade must not reset them.
+    expect(slice.endpoints).toBeUndefined();
+    expect(slice.addressType).toBe('IPv4');
+    expect(slice.ports).toEqual([{ name: 'access', port: 8444, protocol: 'TCP' }]);
+    const rules = one(objs, 'Role', 'rel-fedgpu').rules.filter((r: Obj) => r.apiGroups.includes('discovery.k8s.io'));
+    expect(rules).toEqual([{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], resourceNames: ['rel-fedgpu-access-leader'], verbs: ['get', 'update'] }]);
+    expect(one(objs, 'Deployment', 'rel-fedgpu').spec.template.spec.containers[0].args).toContain('--access-service=rel-fedgpu-access');
+    one(objs, 'ValidatingAdmissionPolicy', 'rel-fedgpu-access-endpoint-guard');
+    one(objs, 'ValidatingAdmissionPolicyBinding', 'rel-fedgpu-access-endpoint-guard');
+    expect(one(await render(HUB, [...access, '--set', 'hub.access.endpointAddressType=IPv6']), 'EndpointSlice', 'rel-fedgpu-access-leader').addressType).toBe('IPv6');
+    // Without the access API: none of it, and no right to any slice.
+    const without = await render(HUB);
+    expect(without.filter((o) => o.kind === 'EndpointSlice' || o.metadata.name === 'rel-fedgpu-access-endpoint-guard')).toEqual([]);
+    expect(one(without, 'Role', 'rel-fedgpu').rules.some((r: Obj) => r.apiGroups.includes('discovery.k8s.io'))).toBe(false);
+  });
+
   it('renders no PodDisruptionBudget for a single hub replica (it would block drains)', async () => {
     const objs = await render(HUB, ['--set', 'hub.replicas=1']);
     expect(kinds(objs)).not.toContain('PodDisruptionBudget');
@@ -313,6 +337,7 @@ describe('values schema', () => {
     ['port out of range', [...HUB, ...set({ 'hub.grpcPort': 70000 })], ["at '/hub/grpcPort'", 'maximum']],
     ['job namespace not a DNS label', [...PROVIDER, ...set({ 'provider.jobNamespace': 'GPU_Jobs' })], ["at '/provider/jobNamespace'"]],
     ['unknown service type', [...HUB, ...set({ 'hub.service.grpc.type': 'Ingress' })], ["at '/hub/service/grpc/type'"]],
+    ['unknown access endpoint address type', [...HUB, ...set({ 'hub.access.endpointAddressType': 'FQDN' })], ["at '/hub/access/endpointAddressType'"]],
     // As a values file would give it: YAML reads 2.40 as a float, and floats lose cents.
     ['price as a number', [...PROVIDER_NO_PRICE, '--set-json', 'provider.settings.pricePerGpuHour={"NVIDIA-H100-80GB-HBM3":2.4}'],
       ["at '/provider/settings/pricePerGpuHour/NVIDIA-H100-80GB-HBM3'"]],

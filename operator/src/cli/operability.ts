@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import type { HubLeaderElection } from '../hub/leadership.js';
 import { type MetricsServer, type Readiness, startMetricsServer } from '../metrics/http-server.js';
+import { endpointAddressProblem } from '../hub/access/leader-endpoint.js';
 import { CliError, ExitCode } from './errors.js';
 
 export function addMetricsFlags(command: Command): Command {
@@ -58,6 +59,23 @@ export function advertiseAddressOf(o: { advertiseAddress?: string; grpcHost: str
   if (o.advertiseAddress) return o.advertiseAddress;
   const wildcard = o.grpcHost === '0.0.0.0' || o.grpcHost === '::';
   return `${wildcard ? (process.env.POD_IP ?? o.grpcHost) : o.grpcHost}:${port}`;
+}
+
+/**
+ * Where the leader publishes itself for --access-service: the Service's namespace ($POD_NAMESPACE,
+ * else --lease-namespace) and this pod's IP (--access-advertise-address, else $POD_IP).
+ */
+export function accessEndpointOf(
+  o: { accessService: string; accessAdvertiseAddress?: string; leaseNamespace?: string },
+  env: Record<string, string | undefined>,
+): { service: string; namespace: string; address: string; podName?: string } {
+  const namespace = env.POD_NAMESPACE ?? o.leaseNamespace;
+  if (!namespace) throw new CliError("--access-service needs the Service's namespace: set $POD_NAMESPACE (the chart does) or --lease-namespace", ExitCode.Usage);
+  const address = o.accessAdvertiseAddress ?? env.POD_IP;
+  if (!address) throw new CliError("--access-service needs this replica's pod IP: set $POD_IP (the chart does) or --access-advertise-address", ExitCode.Usage);
+  const problem = endpointAddressProblem(address);
+  if (problem) throw new CliError(`--access-service: ${problem}`, ExitCode.Usage);
+  return { service: o.accessService, namespace, address, ...(env.POD_NAME ? { podName: env.POD_NAME } : {}) };
 }
 
 export function serveMetrics(

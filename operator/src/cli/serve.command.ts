@@ -13,7 +13,7 @@ import { HubMetrics } from '../metrics/hub-metrics.js';
 import { CliError, ExitCode } from './errors.js';
 import { loadKubeConfig } from './kubeconfig.js';
 import { addSettlementFlags, settlementOptionsOf } from './settlement-flags.js';
-import { addLeaderElectionFlags, addMetricsFlags, advertiseAddressOf, durationMs, leaderElectionOf, serveMetrics, untilSignalled } from './operability.js';
+import { accessEndpointOf, addLeaderElectionFlags, addMetricsFlags, advertiseAddressOf, durationMs, leaderElectionOf, serveMetrics, untilSignalled } from './operability.js';
 
 // `fedgpu hub` and `fedgpu agent`: the two long-running modes of the chart's container.
 
@@ -44,6 +44,8 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--access-host <host>', 'listen address of the access API', '127.0.0.1')
     .option('--access-cert <file>', 'serving certificate of the access API (valid for <service>.<namespace>.svc)')
     .option('--access-key <file>', 'serving key of the access API')
+    .option('--access-service <name>', "while leading, publish this replica as the one endpoint of this Service (the chart's <fullname>-access, in $POD_NAMESPACE or --lease-namespace), so the apiserver's access requests reach the leader")
+    .option('--access-advertise-address <ip>', 'the address published with --access-service (default $POD_IP)')
     .option('--log-level <level>', 'log level', 'info');
   return addSettlementFlags(addLeaderElectionFlags(addMetricsFlags(command)))
     .action(async (o) => {
@@ -77,6 +79,7 @@ export function hubCommand(globals: () => Globals): Command {
                 port: Number(o.accessPort),
                 certPem: read(o.accessCert ?? o.tlsCert, 'access certificate'),
                 keyPem: read(o.accessKey ?? o.tlsKey, 'access key'),
+                ...(o.accessService ? { endpoint: accessEndpointOf(o, process.env) } : {}),
               },
             }
           : {}),
@@ -172,3 +175,4 @@ export function agentCommand(globals: () => Globals): Command {
       }, logger);
     });
 }
+

@@ -14,6 +14,7 @@ import type { HubLeaderElection } from './leadership.js';
 import { HubRoles, type LeaderTask } from './roles.js';
 import { MarketServer } from './market/server.js';
 import { AccessApiServer } from './access/server.js';
+import { type AccessEndpoint, AccessEndpointPublisher, endpointAddressProblem } from './access/leader-endpoint.js';
 import type { MarketServerTls } from './market/options.js';
 import { KubeProviderRegistry } from './providers/registry.js';
 import { KubeProviderStore } from './providers/store.js';
@@ -59,8 +60,10 @@ export interface HubOptions {
   /**
    * Consumer access (logs, exec, port-forward) as the aggregated API access.fedgpu.io, served on
    * host:port with this serving certificate (docs/access.md). Without it the hub serves no access API.
+   * With `endpoint`, the leader publishes itself as the access Service's one endpoint
+   * (hub/access/leader-endpoint.ts; its port defaults to the one served).
    */
-  access?: { host?: string; port: number; certPem: string; keyPem: string };
+  access?: { host?: string; port: number; certPem: string; keyPem: string; endpoint?: Omit<AccessEndpoint, 'port'> & { port?: number } };
 }
 
 export interface RunningHub {
@@ -81,6 +84,8 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
   // The controller needs the server to reach agents, and the server's registry feeds the
   // controller; the link is filled in once the server exists.
   let server: MarketServer | undefined;
+  const endpointProblem = opts.access?.endpoint ? endpointAddressProblem(opts.access.endpoint.address) : undefined;
+  if (endpointProblem) throw new Error(`the access endpoint: ${endpointProblem}`);
   reuseConnections(opts.kubeConfig);
   if (opts.metrics) installHubMetrics(opts.metrics);
   // A chain that does not answer leaves settlement degraded (retried), never the hub down; one that
@@ -117,7 +122,13 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     ...(settlement ? { onUsageReceipt: (provider: string, receipt: UsageReceipt) => settlement.onUsageReceipt(provider, receipt) } : {}),
   });
   settlement?.attach({ jobs, agents: { send: (provider, message) => server?.send(provider, message) ?? false }, kubeConfig: opts.kubeConfig, registry });
-  const leaderTasks = [...(opts.leaderTasks ?? []), ...(settlement ? [(signal: AbortSignal) => settlement.run(signal)] : [])];
+  // Made once the access API listens (its port is known then), before this replica can lead.
+  let accessEndpoint: AccessEndpointPublisher | undefined;
+  const leaderTasks = [
+    ...(opts.leaderTasks ?? []),
+    ...(settlement ? [(signal: AbortSignal) => settlement.run(signal)] : []),
+    ...(opts.access?.endpoint ? [(signal: AbortSignal) => accessEndpoint?.run(signal)] : []),
+  ];
   const roles = new HubRoles({
     kubeConfig: opts.kubeConfig,
     logger: opts.logger,
@@ -158,6 +169,14 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
       })
     : undefined;
   const accessPort = await access?.start();
+  if (opts.access?.endpoint && accessPort !== undefined) {
+    const endpoint = opts.access.endpoint;
+    accessEndpoint = new AccessEndpointPublisher({
+      kubeConfig: opts.kubeConfig,
+      endpoint: { ...endpoint, port: endpoint.port ?? accessPort },
+      logger: opts.logger.child({ component: 'access-endpoint' }),
+    });
+  }
   if (opts.metrics) {
     opts.metrics.observeMarket({ providers: () => jobs.providers.list(), jobs: () => jobs.jobs.list(), lastHeard: (provider) => registry.lastHeard(provider) });
     opts.metrics.observeStreams(() => server?.connectedProviders().length ?? 0);

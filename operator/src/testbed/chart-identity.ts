@@ -10,15 +10,18 @@ import { repoRoot, toolPath } from './tools.js';
 import { waitFor } from './wait.js';
 
 // Runs a component as the chart makes it run: renders the chart with helm, applies only its
-// identity (ServiceAccount, ClusterRoles, Roles, bindings, admission policies) to a real
-// apiserver, and returns a kubeconfig holding a token of that ServiceAccount. A test that drives
-// the agent or the hub through it fails when the chart grants too little. The render is told which
-// admission policy APIs the apiserver serves, as `helm install` learns from discovery.
+// identity (ServiceAccount, ClusterRoles, Roles, bindings, admission policies, and the objects it
+// may only update by name) to a real apiserver, and returns a kubeconfig holding a token of that
+// ServiceAccount. A test that drives the agent or the hub through it fails when the chart grants
+// too little. The render is told which admission policy APIs the apiserver serves, as
+// `helm install` learns from discovery.
 
 const IDENTITY_KINDS = new Set([
   'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding',
   'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
   'MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding',
+  // Made by the chart for the hub to update by name, which its Role allows and nothing more.
+  'EndpointSlice',
 ]);
 
 /** The admission policy kinds the chart looks for in .Capabilities, as helm `--api-versions` flags. */
