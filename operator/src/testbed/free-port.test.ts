@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, onFreshPorts, PortTaken } from './free-port.js';
+import { freePort, onFreshPorts, portRangeBelowEphemeral, PortTaken } from './free-port.js';
 import { exitedEarly, startProcess } from './processes.js';
 import { GiveUp } from './wait.js';
 
@@ -27,6 +27,56 @@ function listener(name: string, port: number) {
     args: ['-e', `require('node:net').createServer().listen(${port}, '127.0.0.1', () => console.log('listening'))`],
   });
 }
+
+describe('freePort', () => {
+  it('looks below the ephemeral range, where no outgoing connection takes a source port', () => {
+    const file = join(dir, 'range');
+    writeFileSync(file, '32768\t60999\n');
+    expect(portRangeBelowEphemeral(file)).toEqual([10_000, 32_767]);
+    writeFileSync(file, '10500 60999');
+    expect(portRangeBelowEphemeral(file)).toBeUndefined(); // too little room: the kernel picks
+    expect(portRangeBelowEphemeral(join(dir, 'absent'))).toBeUndefined();
+  });
+
+  it('hands out a port in that range, which a process can then bind', async () => {
+    const range = portRangeBelowEphemeral();
+    if (!range) return; // a kernel configured without room below its ephemeral range
+    const port = await freePort();
+    expect(port).toBeGreaterThanOrEqual(range[0]);
+    expect(port).toBeLessThanOrEqual(range[1]);
+    (await listenOn(port)).close();
+  });
+
+  it('skips a port someone listens on and tries another', async () => {
+    const taken = await freePort();
+    const squatter = await listenOn(taken);
+    try {
+      // The first pick is the taken port (the middle of a one-port-wide bucket), then anywhere.
+      const range: [number, number] = [10_000, 32_767];
+      const first = (taken - range[0] + 0.5) / (range[1] - range[0] + 1);
+      let calls = 0;
+      const port = await freePort(() => (calls++ === 0 ? first : Math.random()), range);
+      expect(calls).toBeGreaterThanOrEqual(2);
+      expect(port).not.toBe(taken);
+      (await listenOn(port)).close();
+    } finally {
+      squatter.close();
+    }
+  });
+
+  it('asks the kernel when every try is taken, or there is no range', async () => {
+    const taken = await freePort();
+    const squatter = await listenOn(taken);
+    try {
+      const port = await freePort(() => 0, [taken, taken]);
+      expect(port).not.toBe(taken);
+      expect(port).toBeGreaterThan(0);
+      expect(await freePort(Math.random, undefined)).toBeGreaterThan(0);
+    } finally {
+      squatter.close();
+    }
+  });
+});
 
 describe('exitedEarly', () => {
   it('names a lost port race PortTaken and quotes the log', async () => {
