@@ -51,7 +51,8 @@ async function startReplica(name: string, address: string): Promise<RunningHub> 
     leaderElection: { ...HUB_LEASE, identity: name, leaseDurationMs: 4_000, renewDeadlineMs: 3_000, retryPeriodMs: 200 },
     // The slice names the chart's access port (the container port); this hub listens on a free one,
     // which nothing here dials through the slice.
-    access: { port: 0, certPem: serving.certPem, keyPem: serving.keyPem, endpoint: { service: SERVICE, namespace: HUB_RELEASE_NAMESPACE, address, podName: name, port: ACCESS_PORT } },
+    // It re-reads the slice every 200 ms here (5 s by default), so a repair is seen within a test.
+    access: { port: 0, certPem: serving.certPem, keyPem: serving.keyPem, endpoint: { service: SERVICE, namespace: HUB_RELEASE_NAMESPACE, address, podName: name, port: ACCESS_PORT, reassertMs: 200 } },
   });
   hubs.push(hub);
   return hub;
@@ -125,19 +126,38 @@ describe("the access Service's endpoint follows the hub leader", () => {
   it("does not let a replica that stepped down withdraw its successor's endpoint", async () => {
     await waitFor('a published leader', async () => (addressesOf(await readSlice()).join() === '192.0.2.2' ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
     // hub-a's publisher, late: it reads the slice, sees hub-b, and leaves it.
-    const late = new AccessEndpointPublisher({ kubeConfig: identity.kubeConfig, endpoint: { service: SERVICE, namespace: HUB_RELEASE_NAMESPACE, address: '192.0.2.1', port: 1 }, logger: silent });
+    const late = new AccessEndpointPublisher({ kubeConfig: identity.kubeConfig, endpoint: { service: SERVICE, namespace: HUB_RELEASE_NAMESPACE, address: '192.0.2.1', port: ACCESS_PORT, podName: 'hub-a' }, logger: silent });
     expect(await late.withdraw()).toBe(false);
+    expect(addressesOf(await readSlice())).toEqual(['192.0.2.2']);
+    // The same pod IP for another pod (hub-a restarted into hub-b's old IP, say): not hub-a's either.
+    const samePodIp = new AccessEndpointPublisher({ kubeConfig: identity.kubeConfig, endpoint: { service: SERVICE, namespace: HUB_RELEASE_NAMESPACE, address: '192.0.2.2', port: ACCESS_PORT, podName: 'hub-a' }, logger: silent });
+    expect(await samePodIp.withdraw()).toBe(false);
+    expect(addressesOf(await readSlice())).toEqual(['192.0.2.2']);
+  });
+
+  it('withdraws only the version it read: a successor that writes in between keeps its endpoint', async () => {
+    // hub-b's withdraw, with a write by someone else landing between its read and its write.
+    const racing = new AccessEndpointPublisher({ kubeConfig: identity.kubeConfig, endpoint: { service: SERVICE, namespace: HUB_RELEASE_NAMESPACE, address: '192.0.2.2', port: ACCESS_PORT, podName: 'hub-b' }, logger: silent });
+    const api = (racing as unknown as { api: DiscoveryV1Api }).api;
+    const replace = api.replaceNamespacedEndpointSlice.bind(api);
+    let interleaved = false;
+    api.replaceNamespacedEndpointSlice = (async (param: Parameters<DiscoveryV1Api['replaceNamespacedEndpointSlice']>[0]) => {
+      const now = await readSlice();
+      await discovery().replaceNamespacedEndpointSlice({ name: SLICE, namespace: HUB_RELEASE_NAMESPACE, body: { ...now, metadata: { ...now.metadata, annotations: { 'example.com/touched': 'yes' } } } });
+      interleaved = true;
+      return replace(param);
+    }) as DiscoveryV1Api['replaceNamespacedEndpointSlice'];
+    expect(await racing.withdraw()).toBe(false); // 409: the version it read is gone
+    expect(interleaved).toBe(true);
     expect(addressesOf(await readSlice())).toEqual(['192.0.2.2']);
   });
 
   it('puts the endpoint back when someone edits it while the replica leads', async () => {
     const slice = await readSlice();
     await discovery().replaceNamespacedEndpointSlice({ name: SLICE, namespace: HUB_RELEASE_NAMESPACE, body: { ...slice, endpoints: [{ addresses: ['192.0.2.66'], conditions: { ready: true } }] } });
-    // The leader re-reads every 30 s by default; its own publish is what the loop calls.
-    const publisher = new AccessEndpointPublisher({ kubeConfig: identity.kubeConfig, endpoint: { service: SERVICE, namespace: HUB_RELEASE_NAMESPACE, address: '192.0.2.2', port: ACCESS_PORT, podName: 'hub-b' }, logger: silent });
-    expect(await publisher.publish()).toBe('updated');
-    expect(addressesOf(await readSlice())).toEqual(['192.0.2.2']);
-    expect(await publisher.publish()).toBe('unchanged');
+    // The running leader's own loop repairs it on its next read.
+    await waitFor('the leader to repair its endpoint', async () => (addressesOf(await readSlice()).join() === '192.0.2.2' ? true : undefined), { timeoutMs: 30_000, intervalMs: 50 });
+    expect((await readSlice()).endpoints?.[0]?.targetRef?.name).toBe('hub-b');
   });
 
   it("gives a stolen hub credential no way to add endpoints to any other Service, or to delete the leader's slice", async () => {
@@ -161,6 +181,16 @@ describe("the access Service's endpoint follows the hub leader", () => {
     await expect(asHub.replaceNamespacedEndpointSlice({ name: SLICE, namespace: HUB_RELEASE_NAMESPACE, body: otherPort })).rejects.toMatchObject({ code: 403, body: expect.stringContaining('access port only') });
     const unmanaged = { ...slice, metadata: { ...slice.metadata, labels: { ...slice.metadata?.labels, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } } };
     await expect(asHub.replaceNamespacedEndpointSlice({ name: SLICE, namespace: HUB_RELEASE_NAMESPACE, body: unmanaged })).rejects.toMatchObject({ code: 403, body: expect.stringContaining('managed by fedgpu-hub') });
+    // Pointed at another port of its own choosing (a kubelet's 10250, etcd's 2379): refused.
+    const kubeletPort = { ...slice, ports: [{ name: 'access', port: 10250, protocol: 'TCP' }] };
+    await expect(asHub.replaceNamespacedEndpointSlice({ name: SLICE, namespace: HUB_RELEASE_NAMESPACE, body: kubeletPort })).rejects.toMatchObject({ code: 403, body: expect.stringContaining(`access, ${ACCESS_PORT}/TCP`) });
+    const many = { ...slice, endpoints: [1, 2, 3].map((i) => ({ addresses: [`192.0.2.${100 + i}`], conditions: { ready: true } })) };
+    await expect(asHub.replaceNamespacedEndpointSlice({ name: SLICE, namespace: HUB_RELEASE_NAMESPACE, body: many })).rejects.toMatchObject({ code: 403, body: expect.stringContaining('one endpoint at most') });
+    // An owner that does not exist would have the garbage collector delete the slice for it.
+    const owned = { ...slice, metadata: { ...slice.metadata, ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'gone', uid: '00000000-0000-0000-0000-000000000001' }] } };
+    await expect(asHub.replaceNamespacedEndpointSlice({ name: SLICE, namespace: HUB_RELEASE_NAMESPACE, body: owned })).rejects.toMatchObject({ code: 403, body: expect.stringContaining('has no owner') });
+    const held = { ...slice, metadata: { ...slice.metadata, finalizers: ['example.com/hold'] } };
+    await expect(asHub.replaceNamespacedEndpointSlice({ name: SLICE, namespace: HUB_RELEASE_NAMESPACE, body: held })).rejects.toMatchObject({ code: 403, body: expect.stringContaining('no finalizers') });
     expect(addressesOf(await readSlice())).toEqual(['192.0.2.2']);
   });
 

@@ -222,6 +222,7 @@ describe('helm template', () => {
     const objs = await render(HUB, access);
     const service = one(objs, 'Service', 'rel-fedgpu-access');
     expect(service.spec.selector).toBeUndefined();
+    expect([service.spec.ipFamilyPolicy, service.spec.ipFamilies]).toEqual(['SingleStack', ['IPv4']]);
     expect(service.spec.ports).toEqual([{ name: 'access', port: 443, targetPort: 'access', protocol: 'TCP' }]);
     const slice = one(objs, 'EndpointSlice', 'rel-fedgpu-access-leader');
     expect(slice.metadata.labels).toMatchObject({ 'kubernetes.io/service-name': 'rel-fedgpu-access', 'endpointslice.kubernetes.io/managed-by': 'fedgpu-hub' });
@@ -232,9 +233,13 @@ describe('helm template', () => {
     const rules = one(objs, 'Role', 'rel-fedgpu').rules.filter((r: Obj) => r.apiGroups.includes('discovery.k8s.io'));
     expect(rules).toEqual([{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], resourceNames: ['rel-fedgpu-access-leader'], verbs: ['get', 'update'] }]);
     expect(one(objs, 'Deployment', 'rel-fedgpu').spec.template.spec.containers[0].args).toContain('--access-service=rel-fedgpu-access');
-    one(objs, 'ValidatingAdmissionPolicy', 'rel-fedgpu-access-endpoint-guard');
-    one(objs, 'ValidatingAdmissionPolicyBinding', 'rel-fedgpu-access-endpoint-guard');
-    expect(one(await render(HUB, [...access, '--set', 'hub.access.endpointAddressType=IPv6']), 'EndpointSlice', 'rel-fedgpu-access-leader').addressType).toBe('IPv6');
+    const guard = one(objs, 'ValidatingAdmissionPolicy', 'rel-fedgpu-access-endpoint-guard');
+    expect(guard.spec.matchConditions).toEqual([{ name: 'the-access-slice', expression: 'object.metadata.namespace == "fedgpu-system" && object.metadata.name == "rel-fedgpu-access-leader"' }]);
+    expect(guard.spec.validations.map((v: Obj) => v.expression).join('\n')).toContain('p.port == 8444');
+    expect(one(objs, 'ValidatingAdmissionPolicyBinding', 'rel-fedgpu-access-endpoint-guard').spec.validationActions).toEqual(['Deny']);
+    const v6 = await render(HUB, [...access, '--set', 'hub.access.endpointAddressType=IPv6']);
+    expect(one(v6, 'EndpointSlice', 'rel-fedgpu-access-leader').addressType).toBe('IPv6');
+    expect(one(v6, 'Service', 'rel-fedgpu-access').spec.ipFamilies).toEqual(['IPv6']);
     // Without the access API: none of it, and no right to any slice.
     const without = await render(HUB);
     expect(without.filter((o) => o.kind === 'EndpointSlice' || o.metadata.name === 'rel-fedgpu-access-endpoint-guard')).toEqual([]);

@@ -63,7 +63,7 @@ export interface HubOptions {
    * With `endpoint`, the leader publishes itself as the access Service's one endpoint
    * (hub/access/leader-endpoint.ts; its port defaults to the one served).
    */
-  access?: { host?: string; port: number; certPem: string; keyPem: string; endpoint?: Omit<AccessEndpoint, 'port'> & { port?: number } };
+  access?: { host?: string; port: number; certPem: string; keyPem: string; endpoint?: Omit<AccessEndpoint, 'port'> & { port?: number; reassertMs?: number } };
 }
 
 export interface RunningHub {
@@ -170,11 +170,12 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     : undefined;
   const accessPort = await access?.start();
   if (opts.access?.endpoint && accessPort !== undefined) {
-    const endpoint = opts.access.endpoint;
+    const { reassertMs, ...endpoint } = opts.access.endpoint;
     accessEndpoint = new AccessEndpointPublisher({
       kubeConfig: opts.kubeConfig,
       endpoint: { ...endpoint, port: endpoint.port ?? accessPort },
       logger: opts.logger.child({ component: 'access-endpoint' }),
+      ...(reassertMs !== undefined ? { reassertMs } : {}),
     });
   }
   if (opts.metrics) {
@@ -211,11 +212,14 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
       const checks = { 'informers synced': jobs.jobs.hasSynced() && jobs.providers.hasSynced(), 'marketplace listening': listening };
       return { ready: Object.values(checks).every(Boolean), checks };
     },
-    // Graceful: refuse new streams, end the open ones once their registry writes are done, then
-    // stop the leader work (in-flight reconciles finish) and release the Lease.
+    // Graceful: refuse new streams, withdraw the access endpoint, end the open streams once their
+    // registry writes are done, then stop the leader work (in-flight reconciles finish) and release
+    // the Lease.
     async stop() {
       stopped = true;
       roles.stopServing();
+      // The apiserver stops routing access requests here before the access API stops listening.
+      await accessEndpoint?.close();
       await access?.stop();
       await server?.stop();
       listening = false;

@@ -38,30 +38,49 @@ async function refusal(res: IncomingMessage): Promise<CliError> {
   return new CliError(message, code);
 }
 
-// With HA hubs the apiserver may route a request to a stand-by, which answers 503 naming the
-// leader; the next request may reach the leader, so a few are tried before giving up.
+// With HA hubs only the leader is the access Service's endpoint (docs/access.md). A stand-by can
+// still be reached now and then (a connection the apiserver kept from before a hand-over) and
+// answers 503 naming the leader: the next request goes to the leader, so a few are tried at once.
+// While a leader hands over, the Service has no endpoint or one that is gone (until the Lease of a
+// crashed leader expires, 15 s by default) and the apiserver answers 503 itself: tried for longer.
 const standbyRetries = 4;
+const unavailableForMs = 25_000;
 const isStandby = (error: unknown) => error instanceof CliError && error.exitCode === ExitCode.Unreachable && /is a stand-by|is not serving yet/.test(error.message);
+const isUnavailable = (error: unknown) => error instanceof CliError && error.exitCode === ExitCode.Unreachable && /unable to handle the request|service unavailable|error trying to reach service/i.test(error.message);
 
-async function pastStandbys<T>(open: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
+/** Opens, again after a stand-by's answer (a few times) or while the access API is unavailable (for a while). */
+export async function pastStandbys<T>(open: () => Promise<T>, opts: { unavailableForMs?: number; onWait?: (error: CliError) => void; sleep?: (ms: number) => Promise<void>; now?: () => number } = {}): Promise<T> {
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const now = opts.now ?? Date.now;
+  const until = now() + (opts.unavailableForMs ?? unavailableForMs);
+  let standbys = 0;
+  let waits = 0;
+  for (;;) {
     try {
       return await open();
     } catch (error) {
-      if (!isStandby(error) || attempt >= standbyRetries) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 250 * (attempt + 1)));
+      if (isStandby(error) && standbys < standbyRetries) {
+        standbys++;
+        await sleep(250 * standbys);
+        continue;
+      }
+      if (!isUnavailable(error) || now() >= until) throw error;
+      if (waits++ === 0) opts.onWait?.(error as CliError);
+      await sleep(Math.min(250 * 2 ** Math.min(waits - 1, 3), Math.max(0, until - now())));
     }
   }
 }
 
+const waitNote = (error: CliError) => process.stderr.write(`the hub access API is not answering (${error.message.split(' (is the hub')[0]}); retrying for up to ${unavailableForMs / 1000} s (a hub leader hand-over takes up to about 20 s)\n`);
+
 /** GET a log: resolves with the response stream once the hub accepted. */
 export function openLog(kc: KubeConfig, path: string): Promise<IncomingMessage> {
-  return pastStandbys(() => openLogOnce(kc, path));
+  return pastStandbys(() => openLogOnce(kc, path), { onWait: waitNote });
 }
 
 /** POST with Upgrade: resolves with the raw connection once the hub switched protocols. */
 export function openUpgrade(kc: KubeConfig, path: string): Promise<Socket> {
-  return pastStandbys(() => openUpgradeOnce(kc, path));
+  return pastStandbys(() => openUpgradeOnce(kc, path), { onWait: waitNote });
 }
 
 async function openLogOnce(kc: KubeConfig, path: string): Promise<IncomingMessage> {

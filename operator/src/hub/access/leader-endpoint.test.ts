@@ -34,6 +34,15 @@ describe('the leader access endpoint', () => {
     expect(endpointAddressProblem('fe80::1')).toMatch(/link-local/);
     expect(endpointAddressProblem('224.0.0.1')).toMatch(/multicast/);
     expect(endpointAddressProblem('::ffff:127.0.0.1')).toMatch(/loopback/);
+    expect(endpointAddressProblem('::ffff:7f00:1')).toMatch(/loopback/); // the same, in hex
+    expect(endpointAddressProblem('0:0:0:0:0:0:0:1')).toMatch(/loopback/);
+    expect(endpointAddressProblem('0::0')).toMatch(/unspecified/);
+    expect(endpointAddressProblem('FE80::abcd')).toMatch(/link-local/);
+    expect(endpointAddressProblem('febf::1')).toMatch(/link-local/);
+    expect(endpointAddressProblem('fec0::1')).toBeUndefined();
+    expect(endpointAddressProblem('ff02::1')).toMatch(/multicast/);
+    expect(endpointAddressProblem('::ffff:10.1.2.3')).toBeUndefined();
+    expect(endpointAddressProblem('2001:db8::1')).toBeUndefined();
     expect(endpointAddressProblem('hub.example')).toMatch(/hub\.example is not an IP address/);
     expect(endpointAddressProblem('')).toMatch(/not an IP address/);
   });
@@ -59,5 +68,9 @@ describe('the leader access endpoint', () => {
     expect(namesReplica(leaderSlice(endpoint), '10.1.2.3')).toBe(true);
     expect(namesReplica(leaderSlice({ ...endpoint, address: '10.1.2.4' }), '10.1.2.3')).toBe(false);
     expect(namesReplica({ addressType: 'IPv4', endpoints: [] }, '10.1.2.3')).toBe(false);
+    // The same address for another pod (a host-network replica on the same node): not this one's.
+    expect(namesReplica(leaderSlice(endpoint), '10.1.2.3', 'fedgpu-hub-7d9f-other')).toBe(false);
+    expect(namesReplica(leaderSlice(endpoint), '10.1.2.3', endpoint.podName)).toBe(true);
+    expect(namesReplica(leaderSlice({ ...endpoint, podName: undefined }), '10.1.2.3', endpoint.podName)).toBe(true);
   });
 });

@@ -54,13 +54,33 @@ function ipv4Special(address: string): string | undefined {
 }
 
 function ipv6Special(address: string): string | undefined {
-  const a = address.toLowerCase();
-  if (a === '::1' || a === '0:0:0:0:0:0:0:1') return 'a loopback address';
-  if (a === '::' || a === '0:0:0:0:0:0:0:0') return 'an unspecified address';
-  if (/^fe[89ab]/.test(a)) return 'a link-local address';
-  if (a.startsWith('ff')) return 'a multicast address';
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  return mapped ? ipv4Special(mapped[1]!) : undefined;
+  const groups = ipv6Groups(address);
+  if (!groups) return undefined;
+  if (groups.every((g) => g === 0)) return 'an unspecified address';
+  if (groups.slice(0, 7).every((g) => g === 0) && groups[7] === 1) return 'a loopback address';
+  if ((groups[0]! & 0xffc0) === 0xfe80) return 'a link-local address';
+  if ((groups[0]! & 0xff00) === 0xff00) return 'a multicast address';
+  // IPv4-mapped (::ffff:a.b.c.d, also written ::ffff:7f00:1): judged as the IPv4 address it maps.
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return ipv4Special(`${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`);
+  }
+  return undefined;
+}
+
+/** The eight 16-bit groups of an IPv6 address (one isIP accepts), a trailing dotted IPv4 included. */
+function ipv6Groups(address: string): number[] | undefined {
+  let text = address.toLowerCase().split('%')[0]!;
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const part = (s: string) => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
+  const left = part(head);
+  const right = tail === undefined ? [] : part(tail);
+  const groups = tail === undefined ? left : [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
+  return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : undefined;
 }
 
 /** The Service's EndpointSlice with this replica as its one ready endpoint. */
@@ -104,18 +124,24 @@ export function sliceMatches(slice: V1EndpointSlice, want: V1EndpointSlice): boo
   return JSON.stringify(simplify(slice)) === JSON.stringify(simplify(want));
 }
 
-/** Whether the slice names this replica's address: only then is it this replica's to withdraw. */
-export function namesReplica(slice: V1EndpointSlice, address: string): boolean {
-  return (slice.endpoints ?? []).some((ep) => ep.addresses.includes(address));
+/**
+ * Whether the slice names this replica (its address and, when both say one, its pod): only then is
+ * it this replica's to withdraw.
+ */
+export function namesReplica(slice: V1EndpointSlice, address: string, podName?: string): boolean {
+  return (slice.endpoints ?? []).some((ep) => ep.addresses.includes(address) && (!podName || !ep.targetRef?.name || ep.targetRef.name === podName));
 }
 
-export type PublishOutcome = 'created' | 'updated' | 'unchanged' | 'conflict';
+export type PublishOutcome = 'created' | 'updated' | 'unchanged' | 'conflict' | 'stopped';
 
 export interface AccessEndpointPublisherOptions {
   kubeConfig: KubeConfig;
   endpoint: AccessEndpoint;
   logger: Logger;
-  /** While leading, how often the slice is read and put right if someone changed it. Default 30 s. */
+  /**
+   * While leading, how often the slice is read and put right if someone changed it (a replica
+   * that lost the Lease while its write was in flight, a person). Default 5 s.
+   */
   reassertMs?: number;
 }
 
@@ -127,6 +153,8 @@ export interface AccessEndpointPublisherOptions {
 export class AccessEndpointPublisher {
   private readonly api: DiscoveryV1Api;
   private readonly name: string;
+  /** Set by close(): nothing is published any more. */
+  private closed = false;
 
   constructor(private readonly opts: AccessEndpointPublisherOptions) {
     const problem = endpointAddressProblem(opts.endpoint.address);
@@ -139,10 +167,10 @@ export class AccessEndpointPublisher {
   readonly run = async (signal: AbortSignal): Promise<void> => {
     const { logger } = this.opts;
     let backoffMs = 500;
-    while (!signal.aborted) {
-      let waitMs = this.opts.reassertMs ?? 30_000;
+    while (!signal.aborted && !this.closed) {
+      let waitMs = this.opts.reassertMs ?? 5_000;
       try {
-        const outcome = await this.publish();
+        const outcome = await this.publish(signal);
         if (outcome === 'created' || outcome === 'updated') logger.info({ slice: this.name, address: this.opts.endpoint.address, outcome }, 'access endpoint published: the access API now reaches this replica');
         if (outcome === 'conflict') waitMs = 100; // another write landed between our read and ours: read again
         backoffMs = 500;
@@ -160,11 +188,30 @@ export class AccessEndpointPublisher {
     }
   };
 
-  /** Makes the slice name this replica alone. */
-  async publish(): Promise<PublishOutcome> {
+  /**
+   * First step of a graceful stop, before the access API stops listening: withdraws the endpoint
+   * while this replica still leads, and publishes nothing after. The apiserver then stops sending
+   * requests here before there is no one to answer them.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    try {
+      if (await this.withdraw()) this.opts.logger.info({ slice: this.name }, 'access endpoint withdrawn');
+    } catch (err) {
+      this.opts.logger.warn({ err: err instanceof Error ? err.message : err, slice: this.name }, 'could not withdraw the access endpoint (the next leader overwrites it)');
+    }
+  }
+
+  /**
+   * Makes the slice name this replica alone. `signal` is the leadership: checked again right
+   * before the write, so a replica that lost the Lease while reading does not overwrite the
+   * successor it read.
+   */
+  async publish(signal?: AbortSignal): Promise<PublishOutcome> {
     const { namespace } = this.opts.endpoint;
     const want = leaderSlice(this.opts.endpoint);
     const current = await this.read();
+    if (signal?.aborted || this.closed) return 'stopped';
     try {
       if (!current) {
         await this.create(want);
@@ -190,7 +237,7 @@ export class AccessEndpointPublisher {
    */
   async withdraw(): Promise<boolean> {
     const current = await this.read();
-    if (!current || !namesReplica(current, this.opts.endpoint.address)) return false;
+    if (!current || !namesReplica(current, this.opts.endpoint.address, this.opts.endpoint.podName)) return false;
     try {
       await this.api.replaceNamespacedEndpointSlice({ name: this.name, namespace: this.opts.endpoint.namespace, body: this.rewrite(current, []) });
       return true;
