@@ -155,6 +155,8 @@ export class AccessEndpointPublisher {
   private readonly name: string;
   /** Set by close(): nothing is published any more. */
   private closed = false;
+  /** The publish under way, which close() lets land before it withdraws. */
+  private publishing: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: AccessEndpointPublisherOptions) {
     const problem = endpointAddressProblem(opts.endpoint.address);
@@ -170,7 +172,9 @@ export class AccessEndpointPublisher {
     while (!signal.aborted && !this.closed) {
       let waitMs = this.opts.reassertMs ?? 5_000;
       try {
-        const outcome = await this.publish(signal);
+        const publishing = this.publish(signal);
+        this.publishing = publishing.catch(() => undefined);
+        const outcome = await publishing;
         if (outcome === 'created' || outcome === 'updated') logger.info({ slice: this.name, address: this.opts.endpoint.address, outcome }, 'access endpoint published: the access API now reaches this replica');
         if (outcome === 'conflict') waitMs = 100; // another write landed between our read and ours: read again
         backoffMs = 500;
@@ -195,6 +199,7 @@ export class AccessEndpointPublisher {
    */
   async close(): Promise<void> {
     this.closed = true;
+    await this.publishing;
     try {
       if (await this.withdraw()) this.opts.logger.info({ slice: this.name }, 'access endpoint withdrawn');
     } catch (err) {
@@ -220,7 +225,7 @@ export class AccessEndpointPublisher {
       if (sliceMatches(current, want)) return 'unchanged';
       if (current.addressType !== want.addressType) {
         // addressType cannot change: the slice must be made again for the other family.
-        throw new Error(`EndpointSlice ${namespace}/${this.name} holds ${current.addressType} addresses and this replica's is ${want.addressType} (${this.opts.endpoint.address}): set the chart's hub.access.endpointAddressType to ${want.addressType}`);
+        throw new Error(`EndpointSlice ${namespace}/${this.name} holds ${current.addressType} addresses and this replica's is ${want.addressType} (${this.opts.endpoint.address}): set the chart's hub.access.endpointAddressType to ${want.addressType} (delete this slice first: its address type cannot change)`);
       }
       await this.api.replaceNamespacedEndpointSlice({ name: this.name, namespace, body: this.rewrite(current, want.endpoints) });
       return 'updated';
