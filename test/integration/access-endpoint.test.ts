@@ -4,6 +4,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AccessEndpointPublisher, leaderSliceName } from '../../operator/src/hub/access/leader-endpoint.js';
 import { startHub, type RunningHub } from '../../operator/src/hub/hub.js';
+import { HubMetrics } from '../../operator/src/metrics/hub-metrics.js';
+import { parseExposition, valueOf } from '../../operator/src/metrics/testing/exposition.js';
 import type { ChartIdentity } from '../../operator/src/testbed/chart-identity.js';
 import { HUB_LEASE, HUB_RELEASE, HUB_RELEASE_NAMESPACE, hubIdentity } from '../../operator/src/testbed/federation.js';
 import { runKubectl } from '../../operator/src/testbed/kubectl.js';
@@ -30,6 +32,8 @@ let identity: ChartIdentity;
 let serving: { certPem: string; keyPem: string };
 let caPem: string;
 const hubs: RunningHub[] = [];
+const metricsOf = new Map<string, HubMetrics>();
+const gauge = async (name: string) => valueOf(parseExposition(await metricsOf.get(name)!.text()), 'fedgpu_hub_access_endpoint_published');
 
 const discovery = () => admin.makeApiClient(DiscoveryV1Api);
 const readSlice = () => discovery().readNamespacedEndpointSlice({ name: SLICE, namespace: HUB_RELEASE_NAMESPACE });
@@ -44,7 +48,10 @@ async function policyInEffect(): Promise<void> {
 }
 
 async function startReplica(name: string, address: string): Promise<RunningHub> {
+  const metrics = new HubMetrics({ processMetrics: false });
+  metricsOf.set(name, metrics);
   const hub = await startHub({
+    metrics,
     kubeConfig: identity.kubeConfig,
     tls: { caPem, certPem: serving.certPem, keyPem: serving.keyPem },
     logger: silent,
@@ -110,12 +117,16 @@ describe("the access Service's endpoint follows the hub leader", () => {
       // The chart's labels stay, so helm still owns the object; the Service label ties it to the Service.
       expect(published.metadata?.labels).toMatchObject({ 'kubernetes.io/service-name': SERVICE, 'app.kubernetes.io/managed-by': 'Helm' });
 
+      expect(await gauge('hub-a')).toBe(1);
       const second = await startReplica('hub-b', '192.0.2.2');
       expect(second.roles.isLeader).toBe(false);
+      expect(await gauge('hub-b')).toBe(0);
       // A graceful stop (a rolling update): hub-a withdraws itself before it lets go of the Lease.
       await first.stop();
       await waitFor('hub-b to lead', () => (second.roles.isLeader ? true : undefined), { timeoutMs: 30_000 });
       await waitFor('hub-b published', async () => (addressesOf(await readSlice()).join() === '192.0.2.2' ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
+      await waitFor('hub-b counts itself published', async () => ((await gauge('hub-b')) === 1 ? true : undefined), { timeoutMs: 10_000, intervalMs: 50 });
+      expect(await gauge('hub-a')).toBe(0);
       // Never a stand-by, never two replicas at once, and no stale leader after its successor.
       expect(states).toEqual(['(none)', '192.0.2.1', '(none)', '192.0.2.2']);
     } finally {

@@ -176,7 +176,9 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
       endpoint: { ...endpoint, port: endpoint.port ?? accessPort },
       logger: opts.logger.child({ component: 'access-endpoint' }),
       ...(reassertMs !== undefined ? { reassertMs } : {}),
+      ...(opts.metrics ? { onPublished: (published: boolean) => opts.metrics?.setAccessEndpointPublished(published) } : {}),
     });
+    opts.metrics?.setAccessEndpointPublished(false);
   }
   if (opts.metrics) {
     opts.metrics.observeMarket({ providers: () => jobs.providers.list(), jobs: () => jobs.jobs.list(), lastHeard: (provider) => registry.lastHeard(provider) });

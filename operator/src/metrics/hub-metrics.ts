@@ -74,6 +74,7 @@ export class HubMetrics {
   private readonly rejected: Counter<'reason'>;
   private readonly finalizersAdded: Counter;
   private readonly chainConnected: Gauge;
+  private readonly accessEndpoint: Gauge;
 
   // --- leader only (market state) ---
   private readonly attempts: Counter<'provider' | 'fault'>;
@@ -128,6 +129,11 @@ export class HubMetrics {
       name: 'fedgpu_settlement_chain_connected',
       help: '1 once this replica has reached its settlement chain, 0 while settlement is degraded (the chain does not answer; retried with back-off). Absent without a chain.',
       registers: [], // registered by the first setChainConnected: a hub without a chain has none
+    });
+    this.accessEndpoint = new Gauge({
+      name: 'fedgpu_hub_access_endpoint_published',
+      help: "1 while this replica is the access Service's endpoint (it leads and its last read or write of the EndpointSlice named it), else 0. Absent without --access-service.",
+      registers: [], // registered by the first setAccessEndpointPublished: a hub without the access endpoint has none
     });
     this.finalizersAdded = new Counter({
       name: 'fedgpu_gpujob_finalizers_added_total',
@@ -301,6 +307,12 @@ export class HubMetrics {
   setChainConnected(connected: boolean): void {
     if (!this.replica.getSingleMetric('fedgpu_settlement_chain_connected')) this.replica.registerMetric(this.chainConnected);
     this.chainConnected.set(connected ? 1 : 0);
+  }
+
+  /** Whether this replica is the access Service's endpoint now (hub/access/leader-endpoint.ts). */
+  setAccessEndpointPublished(published: boolean): void {
+    if (!this.replica.getSingleMetric('fedgpu_hub_access_endpoint_published')) this.replica.registerMetric(this.accessEndpoint);
+    this.accessEndpoint.set(published ? 1 : 0);
   }
 
   setMinStakeCredits(credits: number): void {

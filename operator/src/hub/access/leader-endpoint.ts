@@ -143,6 +143,8 @@ export interface AccessEndpointPublisherOptions {
    * that lost the Lease while its write was in flight, a person). Default 5 s.
    */
   reassertMs?: number;
+  /** Whether the slice names this replica now, after each read or write (a metric). */
+  onPublished?: (published: boolean) => void;
 }
 
 /**
@@ -175,16 +177,19 @@ export class AccessEndpointPublisher {
         const publishing = this.publish(signal);
         this.publishing = publishing.catch(() => undefined);
         const outcome = await publishing;
+        this.opts.onPublished?.(outcome === 'created' || outcome === 'updated' || outcome === 'unchanged');
         if (outcome === 'created' || outcome === 'updated') logger.info({ slice: this.name, address: this.opts.endpoint.address, outcome }, 'access endpoint published: the access API now reaches this replica');
         if (outcome === 'conflict') waitMs = 100; // another write landed between our read and ours: read again
         backoffMs = 500;
       } catch (err) {
+        this.opts.onPublished?.(false);
         logger.error({ err: err instanceof Error ? err.message : err, slice: this.name }, 'could not publish the access endpoint; retrying');
         waitMs = backoffMs;
         backoffMs = Math.min(backoffMs * 2, 30_000);
       }
       await sleep(waitMs, signal);
     }
+    this.opts.onPublished?.(false);
     try {
       if (await this.withdraw()) logger.info({ slice: this.name }, 'access endpoint withdrawn');
     } catch (err) {
@@ -200,6 +205,7 @@ export class AccessEndpointPublisher {
   async close(): Promise<void> {
     this.closed = true;
     await this.publishing;
+    this.opts.onPublished?.(false);
     try {
       if (await this.withdraw()) this.opts.logger.info({ slice: this.name }, 'access endpoint withdrawn');
     } catch (err) {
