@@ -64,6 +64,8 @@ const invalid: [string, Obj, string[]][] = [
   ['negative data size', job((j) => (j.spec.data.sizeGiB = -1)), ['spec.data.sizeGiB']],
   ['bad region', job((j) => (j.spec.placement = { regions: ['EU West'] })), ['spec.placement.regions[0]']],
   ['zero deadline', job((j) => (j.spec.activeDeadlineSeconds = 0)), ['spec.activeDeadlineSeconds']],
+  ['GPU visibility from a secret (every GPU of the node)', job((j) => (j.spec.secrets = [{ name: 'gpus', env: [{ name: 'NVIDIA_VISIBLE_DEVICES', key: 'v' }] }])),
+    ['spec.secrets[0].env[0].name', 'NVIDIA_*, CUDA_VISIBLE_DEVICES and FEDGPU_* are set by fedgpu']],
   ['short wallet', provider((p) => (p.spec.wallet = '0x1234')), ['spec.wallet']],
   ['wallet without 0x', provider((p) => (p.spec.wallet = '70997970C51812dc3A010C7d01b50e0d17dc79C8')), ['spec.wallet']],
   ['missing wallet', provider((p) => delete p.spec.wallet), ['spec.wallet', 'Required']],

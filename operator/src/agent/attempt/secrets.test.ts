@@ -48,6 +48,11 @@ describe('per-attempt secrets', () => {
     expect(refusal([hf, s3])).toBeUndefined();
     expect(refusal([{ ...hf, env: [{ name: 'HF_TOKEN', key: 'missing' }] }])).toBe('secrets[0] (hf): env HF_TOKEN names a key the secret lacks');
     expect(refusal([{ ...hf, env: [{ name: 'BAD NAME', key: 'token' }] }])).toMatch(/is not a variable name/);
+    // A secret is no way around the template's reserved names: a value of "all" would show every GPU of the node.
+    for (const name of ['NVIDIA_VISIBLE_DEVICES', 'NVIDIA_DRIVER_CAPABILITIES', 'CUDA_VISIBLE_DEVICES', 'FEDGPU_REPLICA']) {
+      expect(refusal([{ ...hf, env: [{ name, key: 'token' }] }])).toBe(`secrets[0] (hf): env ${name} is reserved: GPU visibility and FEDGPU_* are set by fedgpu`);
+    }
+    expect(refusal([{ ...hf, env: [{ name: 'CUDA_VISIBLE_DEVICES_X', key: 'token' }] }])).toBeUndefined();
     expect(refusal([{ ...s3, mountPath: '/var/../etc' }])).toBe('secrets[0] (s3): mountPath must be an absolute path without ..');
     expect(refusal([s3, { ...s3, name: 'again' }])).toBe('secrets[1] (again): mountPath /var/run/s3 is used twice');
     expect(refusal([{ ...hf, data: { token: Buffer.alloc(2 * 1024 * 1024) } }])).toMatch(/at most/);

@@ -1,4 +1,5 @@
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
+import { GPU_ENV_PATTERN } from '../../core/isolation/allowlist.js';
 import type { AttemptSecret } from '../../gen/proto/fedgpu/v1/market.js';
 import { AttemptRefused } from './refused.js';
 import { attemptName, attemptObjectLabels } from './rendezvous.js';
@@ -33,6 +34,9 @@ export function checkSecrets(secrets: readonly AttemptSecret[]): void {
     }
     for (const env of s.env) {
       if (!ENV_NAME.test(env.name)) refuse(`secrets[${i}] (${s.name}): env ${JSON.stringify(env.name.slice(0, 128))} is not a variable name`);
+      // A secret's variables land on every container after the template's were checked: the same
+      // names stay fedgpu's here (NVIDIA_VISIBLE_DEVICES=all would show the node's every GPU).
+      if (GPU_ENV_PATTERN.test(env.name)) refuse(`secrets[${i}] (${s.name}): env ${env.name} is reserved: GPU visibility and FEDGPU_* are set by fedgpu`);
       if (!Object.hasOwn(s.data, env.key)) refuse(`secrets[${i}] (${s.name}): env ${env.name} names a key the secret lacks`);
     }
     if (s.mountPath) {

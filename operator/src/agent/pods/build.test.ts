@@ -61,6 +61,18 @@ describe('buildJobPods', () => {
     expect(names).toContain('FEDGPU_JOB');
     expect(names).not.toContain('NVIDIA_VISIBLE_DEVICES');
   });
+
+  it('tells the NVIDIA runtime to show no GPU to every container but the billed one, whatever its image says', () => {
+    // A sidecar and an init container FROM nvidia/cuda carry NVIDIA_VISIBLE_DEVICES=all in their
+    // image; without a pod env saying otherwise they would see every GPU of the node.
+    const withSidecar = { ...assignment, podTemplates: [{ spec: { initContainers: [{ name: 'fetch', image: 'cuda-tools' }], containers: [{ name: 'main', image: 'train' }, { name: 'side', image: 'cuda-tools' }] } }], nodeNames: ['n'] };
+    const [built] = buildJobPods(withSidecar, 'ns');
+    const visible = (env: { name: string; value?: string }[] | undefined) => env?.filter((e) => e.name === 'NVIDIA_VISIBLE_DEVICES');
+    expect(visible(built!.spec!.containers[0]!.env)).toEqual([]); // the device plugin's value stands
+    expect(built!.spec!.containers[0]!.resources?.limits?.['nvidia.com/gpu']).toBe('4');
+    expect(visible(built!.spec!.containers[1]!.env)).toEqual([{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'void' }]);
+    expect(visible(built!.spec!.initContainers![0]!.env)).toEqual([{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'void' }]);
+  });
 });
 
 const pod = (name: string, phase: string, start: string, end?: string, exitCode?: number, reason?: string): V1Pod => ({

@@ -48,6 +48,13 @@ export interface BuildOptions {
 }
 
 const HUB_ENV_REFUSED = /^(NVIDIA_|CUDA_VISIBLE_DEVICES$)/;
+/**
+ * On every container but the billed one: an image built FROM nvidia/cuda says
+ * NVIDIA_VISIBLE_DEVICES=all, which the NVIDIA runtime honours for a container the device plugin
+ * gave no GPU, so a GPU-less sidecar would see every GPU of the node, other tenants' too. The pod's
+ * env wins over the image's; `void` tells the runtime to add no GPU and no driver.
+ */
+const NO_GPUS = [{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'void' }];
 const gpuToleration: V1Toleration = { key: GPU_TAINT_KEY, operator: 'Exists', effect: 'NoSchedule' };
 
 /** The pods of an assignment, in replica order, ready to create in `namespace`. */
@@ -72,10 +79,11 @@ export function buildJobPods(assignment: Assignment, namespace: string, options:
     ];
     // Every container learns where it stands; the allowlist already refused GPU and FEDGPU_ names,
     // and the first container alone holds the GPUs the attempt pays for.
-    spec.containers = spec.containers.map((c) => ({
+    spec.containers = spec.containers.map((c, i) => ({
       ...c,
-      env: [...(c.env ?? []).filter((e) => !env.some((x) => x.name === e.name)), ...env],
+      env: [...(c.env ?? []).filter((e) => !env.some((x) => x.name === e.name)), ...env, ...(i === 0 ? [] : NO_GPUS)],
     }));
+    if (spec.initContainers?.length) spec.initContainers = spec.initContainers.map((c) => ({ ...c, env: [...(c.env ?? []), ...NO_GPUS] }));
     spec.tolerations = [gpuToleration];
     spec.terminationGracePeriodSeconds = assignment.gracePeriodSeconds ?? spec.terminationGracePeriodSeconds ?? 30;
     // The provider's own kube-scheduler binds the pod, so the owner's policies still hold; we only

@@ -75,7 +75,17 @@ export const jobSecretsSchema: Schema = arr(
             name: str('Variable name, e.g. HF_TOKEN.', { pattern: ENV_NAME }),
             key: str('Key in the Secret.', { pattern: SECRET_KEY }),
           },
-          { required: ['name', 'key'], tsName: 'JobSecretEnv' },
+          {
+            required: ['name', 'key'],
+            tsName: 'JobSecretEnv',
+            'x-kubernetes-validations': [
+              {
+                rule: "!self.name.startsWith('NVIDIA_') && self.name != 'CUDA_VISIBLE_DEVICES' && !self.name.startsWith('FEDGPU_')",
+                message: 'NVIDIA_*, CUDA_VISIBLE_DEVICES and FEDGPU_* are set by fedgpu: a job sees only the GPUs it pays for',
+                fieldPath: '.name',
+              },
+            ],
+          },
         ),
         { maxItems: 64 },
       ),
