@@ -160,7 +160,10 @@ describe('one namespace per consumer', () => {
     expect(pod!.spec).toMatchObject({ automountServiceAccountToken: false, enableServiceLinks: false, securityContext: { runAsNonRoot: true, runAsUser: 65532 } });
     for (const c of pod!.spec!.containers) {
       expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' }, readOnlyRootFilesystem: true });
-      expect(c.env?.map((e) => e.name).filter((n) => n.startsWith('NVIDIA_') || n === 'CUDA_VISIBLE_DEVICES')).toEqual([]);
+      // The GPU variables are the device plugin's on the billed container; every other one is told
+      // to see none, whatever its image says.
+      const gpuEnv = c.env?.filter((e) => e.name.startsWith('NVIDIA_') || e.name === 'CUDA_VISIBLE_DEVICES');
+      expect(gpuEnv).toEqual(c.name === 'main' ? [] : [{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'void' }]);
     }
   });
 
@@ -226,6 +229,19 @@ describe('refusals reach the consumer and stop nothing else', () => {
     const report = attemptStatus(noisy.jobUid, noisy.epoch, { phase: 'Failed', gpuSeconds: 0, reason: refusal!.split(':')[0], message: refusal!, pods: [] });
     expect(validateAgentMessage({ seq: 1, body: { $case: 'attemptStatus', value: report } }, 0).ok).toBe(true);
     expect(report.reason).toBe('InvalidTemplate');
+  });
+
+  it("a template beyond the provider's limits is refused as AdmissionRefused, never as the provider's own refusal", async () => {
+    // The attack on providers: ask more ephemeral storage than the agent's LimitRange allows
+    // (200Gi), so that every provider's apiserver refuses the pod. Called ProviderRefused, the hub
+    // blamed and slashed each provider in turn; AdmissionRefused is nobody's fault.
+    const greedy = assign('team-greedy', { ...ok, spec: { containers: [{ name: 'main', image: 'example/train:v1', resources: { limits: { 'ephemeral-storage': '1Ti' } } }] } });
+    await runner.apply(greedy);
+    const refusal = runner.refused.get(key(greedy));
+    expect(refusal).toMatch(/^AdmissionRefused: .*ephemeral-storage.*200Gi/);
+    expect(await podsOf(greedy)).toEqual([]);
+    const report = attemptStatus(greedy.jobUid, greedy.epoch, { phase: 'Failed', gpuSeconds: 0, reason: refusal!.split(':')[0], message: refusal!, pods: [] });
+    expect(report.reason).toBe('AdmissionRefused');
   });
 
   it('a resync with a refused attempt among others converges the others', async () => {

@@ -27,6 +27,8 @@ describe('attributeFault', () => {
     ['reclaim without notice', { kind: 'reclaim-without-notice' }, 'provider', 'ReclaimWithoutNotice', true],
     ['eviction through the API', { kind: 'evicted', cause: 'api' }, 'provider', 'EvictedByProvider', true],
     ['preempted by provider', { kind: 'provider-preempted' }, 'provider', 'ProviderPreempted', true],
+    ['refused by the provider\'s admission (LimitRange, quota, webhook)', { kind: 'admission-refused' }, 'unattributed', 'AdmissionRefused', true],
+    ['not started in time: no node has the cpu or memory asked for', { kind: 'start-timeout', stuckOn: 'resources' }, 'unattributed', 'InsufficientResources', true],
     ['XID 79 (fallen off the bus)', { kind: 'gpu-error', xid: 79 }, 'provider', 'GpuError', true],
     ['GPU error without XID', { kind: 'gpu-error' }, 'provider', 'GpuError', true],
     ['XID 13 (application exception)', { kind: 'gpu-error', xid: 13 }, 'user', 'GpuApplicationError', false],

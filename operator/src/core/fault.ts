@@ -30,6 +30,11 @@ export type AttemptEnd =
   | { kind: 'gpu-error'; xid?: number }
   /** The provider's own workload preempted the pods without announcing a reclaim. */
   | { kind: 'provider-preempted' }
+  /**
+   * The provider's admission refused the pods (its LimitRange, a quota, a webhook or policy): the
+   * template's own choices can draw these, so nobody's fault, retried elsewhere.
+   */
+  | { kind: 'admission-refused' }
   /** The owner's availability window ended (announced, with checkpoint grace). */
   | { kind: 'window-ended' }
   /** The owner cordoned or drained the node (announced, with checkpoint grace). */
@@ -47,10 +52,12 @@ export type AttemptEnd =
  * (the job's own code, or a slow provider), a container the runtime refused to create (a bad
  * command or mount), or the kubelet still creating them (a large image, or a slow node). The job
  * chooses its image, its init containers and its start timeout, so none of these may slash the
- * provider; none proves the provider right either. Pods not yet bound to a node, or bound with
- * nothing heard from the kubelet, are not among them: only the provider can cause those.
+ * provider; none proves the provider right either. `resources`: pods the provider's scheduler
+ * cannot bind for want of the cpu, memory or ephemeral storage the template asks for (a job that
+ * asks for 100000 CPUs never starts anywhere). Other unbound pods, or pods bound with nothing heard
+ * from the kubelet, are not among them: only the provider can cause those.
  */
-export type StartBlocker = 'image' | 'init' | 'container-config' | 'kubelet';
+export type StartBlocker = 'image' | 'init' | 'container-config' | 'kubelet' | 'resources';
 
 /**
  * A start timeout shorter than this never blames the provider for pods its kubelet is still
@@ -64,6 +71,7 @@ export const START_BLOCKED_REASONS: Readonly<Record<StartBlocker, string>> = {
   init: 'InitContainersNotDone',
   'container-config': 'ContainerConfigError',
   kubelet: 'ContainersNotStarted',
+  resources: 'InsufficientResources',
 };
 
 /** The blocker a reported reason names; undefined for any other reason (the provider's, then). */
@@ -125,6 +133,8 @@ export function attributeFault(end: AttemptEnd): FaultAttribution {
       return provider('ReclaimWithoutNotice');
     case 'provider-preempted':
       return provider('ProviderPreempted');
+    case 'admission-refused':
+      return unattributed('AdmissionRefused');
     case 'evicted':
       if (end.cause === 'own-limit') return user('EvictedOverLimit');
       if (end.cause === 'api') return provider('EvictedByProvider');

@@ -163,6 +163,18 @@ describe('attemptState', () => {
     it('a container the runtime failed to create is not the job\'s to answer for (the runtime or its GPU hook may be the cause)', () => {
       expect(state(pending('a', { containerStatuses: [waiting('main', 'CreateContainerError', 'nvidia-container-cli: initialization error')] })).reason).toBe('ContainersNotStarted');
     });
+    it('a pod no node can take for the cpu, memory or ephemeral storage its template asks for', () => {
+      const unschedulable = (message: string) => pending('a', { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] }, { nodeName: undefined });
+      const cpu = state(unschedulable('0/65 nodes are available: 1 Insufficient cpu, 64 node(s) didn\'t match Pod\'s node affinity/selector.'));
+      expect(cpu).toMatchObject({ phase: 'Pending', reason: 'InsufficientResources' });
+      expect(cpu.message).toContain('pod a cannot be scheduled: 0/65 nodes are available: 1 Insufficient cpu');
+      expect(state(unschedulable('0/1 nodes are available: 1 Insufficient memory.')).reason).toBe('InsufficientResources');
+      expect(state(unschedulable('0/1 nodes are available: 1 Insufficient ephemeral-storage.')).reason).toBe('InsufficientResources');
+      // Short of GPUs too, or for a reason the template cannot cause: the provider's, as before.
+      expect(state(unschedulable('0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient nvidia.com/gpu.')).reason).toBeUndefined();
+      expect(state(unschedulable('0/1 nodes are available: 1 node(s) had untolerated taint {owner: only}.')).reason).toBeUndefined();
+      expect(state(unschedulable('0/1 nodes are available: 1 Insufficient pods.')).reason).toBeUndefined();
+    });
     it('nothing, where only the provider can be the cause: a pod not bound, one the kubelet says nothing of, or one missing', () => {
       expect(state(pending('a', { containerStatuses: [waiting('main', 'ErrImagePull')] }, { nodeName: undefined })).reason).toBeUndefined();
       expect(state(pending('a', {})).reason).toBeUndefined();

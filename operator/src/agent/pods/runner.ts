@@ -34,7 +34,17 @@ export function assignmentFromProto(assign: Assign): Assignment {
 
 type Running = Assignment & { pricePerGpuHour: string; coveredGpuSeconds: number; namespace: string };
 
-/** Why the provider's apiserver refused a pod, as the attempt's reason and whose fault it is. */
+/**
+ * Why the provider's apiserver refused a pod, as the attempt's reason (whose fault it is follows
+ * from it, core/fault.ts):
+ * - `InvalidTemplate` (422, 400): the consumer's template;
+ * - `PodSecurityRefused`: the template against PodSecurity restricted;
+ * - `ProviderRefused`: the agent's own rights (RBAC), which only the provider sets;
+ * - `AdmissionRefused`: any other admission refusal (the LimitRange's bounds, a quota, an
+ *   admission webhook or policy). The template's own choices can draw these (1Ti of
+ *   ephemeral-storage against a 200Gi LimitRange): never the provider's fault, or a consumer could
+ *   have any provider slashed at will.
+ */
 export function refusalReason(err: unknown): string {
   const e = err as { code?: number; body?: unknown; message?: string };
   let message = e.message ?? String(err);
@@ -46,8 +56,12 @@ export function refusalReason(err: unknown): string {
   }
   if (e.code === 422 || e.code === 400) return `InvalidTemplate: ${message}`;
   if (e.code === 403 && /PodSecurity/.test(message)) return `PodSecurityRefused: ${message}`;
+  if (e.code === 403 && !RBAC_DENIAL.test(message)) return `AdmissionRefused: ${message}`;
   return `ProviderRefused: ${message}`;
 }
+
+/** The apiserver's RBAC refusal: `pods is forbidden: User "…" cannot create resource "pods" …`. */
+const RBAC_DENIAL = /is forbidden: User "[^"]*" cannot [a-z]+ resource/;
 
 const isRefusal = (err: unknown) => [400, 403, 422].includes((err as { code?: number }).code ?? 0);
 /** A 409 from the quota admission's own update conflict, not from an existing pod. */

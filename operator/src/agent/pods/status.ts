@@ -97,6 +97,20 @@ export function attemptState(pods: readonly V1Pod[], replicas: number, gpusPerRe
   return { ...base, phase: 'Pending', ...(blocked ? { reason: START_BLOCKED_REASONS[blocked.on], message: blocked.message.slice(0, 400) } : {}) };
 }
 
+/**
+ * The scheduler's word on an unbound pod that no node has the cpu, memory or ephemeral storage it
+ * asks for, which the template chose; undefined when the GPUs are short too (the hub placed it on
+ * GPUs the provider said were idle) or it is unschedulable for any other reason (taints, the node).
+ */
+function unschedulableForOwnRequests(pod: V1Pod): string | undefined {
+  if (pod.spec?.nodeName) return undefined;
+  const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+  if (scheduled?.status !== 'False' || scheduled.reason !== 'Unschedulable') return undefined;
+  const message = scheduled.message ?? '';
+  if (!/Insufficient (cpu|memory|ephemeral-storage)\b/.test(message) || /Insufficient nvidia\.com\/gpu/.test(message)) return undefined;
+  return `pod ${pod.metadata?.name ?? ''} cannot be scheduled: ${message}`;
+}
+
 /** Waiting reasons of a container whose image cannot be pulled (the kubelet's, and containerd's). */
 const IMAGE_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'RegistryUnavailable', 'ImageInspectError', 'SignatureValidationFailed']);
 /**
@@ -113,6 +127,8 @@ const CONFIG_WAITING = new Set(['CreateContainerConfigError']);
  */
 function startBlocked(pods: readonly V1Pod[]): { on: StartBlocker; message: string } | undefined {
   const pending = pods.filter((p) => p.status?.phase !== 'Running' && p.status?.phase !== 'Succeeded');
+  const short = pending.map(unschedulableForOwnRequests).find((m) => m !== undefined);
+  if (short) return { on: 'resources', message: short };
   if (pending.some((p) => !p.spec?.nodeName || !(p.status?.containerStatuses?.length || p.status?.initContainerStatuses?.length))) return undefined;
   const waiting = pending.flatMap((p) =>
     [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].flatMap((c) =>

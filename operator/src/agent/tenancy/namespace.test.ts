@@ -37,7 +37,12 @@ describe('refusalReason', () => {
   it('tells the template\'s fault from the provider\'s, keeping the apiserver\'s words', () => {
     expect(refusalReason(err(422, 'Pod "x" is invalid: spec.containers[0].image: Required value'))).toBe('InvalidTemplate: Pod "x" is invalid: spec.containers[0].image: Required value');
     expect(refusalReason(err(403, 'pods "x" is forbidden: violates PodSecurity "restricted:latest": host namespaces'))).toMatch(/^PodSecurityRefused: .*host namespaces/);
-    expect(refusalReason(err(403, 'pods "x" is forbidden: exceeded quota: fedgpu-attempts'))).toMatch(/^ProviderRefused: .*exceeded quota/);
-    expect(refusalReason({ code: 403, body: 'not json' , message: 'HTTP-Code: 403' })).toBe('ProviderRefused: HTTP-Code: 403');
+    // Admission refusals the template's own choices can draw: nobody's fault, never the provider's.
+    expect(refusalReason(err(403, 'pods "x" is forbidden: exceeded quota: fedgpu-attempts'))).toMatch(/^AdmissionRefused: .*exceeded quota/);
+    expect(refusalReason(err(403, 'pods "x" is forbidden: maximum ephemeral-storage usage per Container is 200Gi, but limit is 1Ti'))).toMatch(/^AdmissionRefused: .*per Container is 200Gi/);
+    expect(refusalReason(err(403, 'admission webhook "images.example.com" denied the request: registry not allowed'))).toMatch(/^AdmissionRefused: /);
+    expect(refusalReason({ code: 403, body: 'not json' , message: 'HTTP-Code: 403' })).toBe('AdmissionRefused: HTTP-Code: 403');
+    // The agent's own rights are the provider's to set.
+    expect(refusalReason(err(403, 'pods is forbidden: User "system:serviceaccount:fedgpu:agent" cannot create resource "pods" in API group "" in the namespace "x"'))).toMatch(/^ProviderRefused: .*cannot create resource/);
   });
 });

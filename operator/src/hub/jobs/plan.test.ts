@@ -186,6 +186,35 @@ describe('planJob: market integrity', () => {
     expect(at(300)({ reason: 'ContainersNotStarted' }).status.attempts?.[0]).toMatchObject({ faultOf: 'provider', reason: 'StartTimeout' });
     expect(at(5)({}).status.attempts?.[0]).toMatchObject({ faultOf: 'provider', reason: 'StartTimeout' });
     expect(at(5)({ reason: 'ContainerFailed' }).status.attempts?.[0]).toMatchObject({ faultOf: 'provider', reason: 'StartTimeout' });
+    // Pods no node can take for the cpu or memory the template asks for (100000 CPUs): the job's
+    // choice, never a slash, and not paid.
+    const huge = at(5)({ reason: 'InsufficientResources', message: 'pod j-0 cannot be scheduled: 0/1 nodes are available: 1 Insufficient cpu.' });
+    expect(huge.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'InsufficientResources' });
+    expect(isPaid(huge.status.attempts![0]!)).toBe(false);
+  });
+
+  it("does not let a template the provider's admission refuses make the provider answer for it", () => {
+    // The attack: 1Ti of ephemeral-storage against the agent's 200Gi LimitRange draws a 403 on
+    // every provider; taken as the provider's refusal, each would be slashed and lose reputation.
+    const scheduled = planJob(job(), inputs({ place: 'a' })).status;
+    const refused = (reason: string, message: string) =>
+      planJob(job(scheduled), inputs({ now: t0 + 61_000, place: 'b', report: { epoch: 1, phase: 'Failed', gpuSeconds: 0, reason, message } }));
+    const limit = refused('AdmissionRefused', 'AdmissionRefused: pods "fj-x" is forbidden: maximum ephemeral-storage usage per Container is 200Gi, but limit is 1Ti');
+    expect(limit.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'AdmissionRefused' });
+    expect(isPaid(limit.status.attempts![0]!)).toBe(false);
+    expect(limit.assign).toMatchObject({ provider: 'b', epoch: 2 });
+    // An agent from before AdmissionRefused calls the same refusal ProviderRefused: still nobody's.
+    for (const message of [
+      'ProviderRefused: pods "fj-x" is forbidden: maximum ephemeral-storage usage per Container is 200Gi, but limit is 1Ti',
+      'ProviderRefused: pods "fj-x" is forbidden: exceeded quota: fedgpu-attempts, requested: pods=2, used: pods=1, limited: pods=1',
+      'ProviderRefused: admission webhook "images.example.com" denied the request: registry not allowed',
+    ]) {
+      expect(refused('ProviderRefused', message).status.attempts?.[0], message).toMatchObject({ faultOf: 'unattributed', reason: 'AdmissionRefused' });
+    }
+    // The agent's own rights, and a namespace the provider loosened, stay the provider's.
+    expect(refused('ProviderRefused', 'ProviderRefused: pods is forbidden: User "system:serviceaccount:p:agent" cannot create resource "pods" in API group "" in the namespace "t"').status.attempts?.[0])
+      .toMatchObject({ faultOf: 'provider', reason: 'ProviderPreempted' });
+    expect(refused('TenantNamespaceNotRestricted', 'the namespace does not enforce restricted').status.attempts?.[0]).toMatchObject({ faultOf: 'provider' });
   });
 
   it('defaults the start timeout to 10 minutes', () => {

@@ -135,7 +135,8 @@ export function isPaid(a: JobAttempt): boolean {
   if (a.outcome === 'Reclaimed') return a.faultOf !== 'provider';
   // A start that never happened (pods left waiting on their image, init containers or the kubelet)
   // delivered nothing, whoever caused it: its escrow goes back at once, and no receipt is paid.
-  return a.outcome === 'Failed' && (a.faultOf === 'user' || (a.faultOf === 'unattributed' && startBlockerOf(a.reason) === undefined));
+  // Nor did pods the provider's admission refused (AdmissionRefused): none ever ran.
+  return a.outcome === 'Failed' && (a.faultOf === 'user' || (a.faultOf === 'unattributed' && startBlockerOf(a.reason) === undefined && a.reason !== 'AdmissionRefused'));
 }
 
 /** An attempt record that only retired an escrow no placement used: it never ran anywhere. */
@@ -406,6 +407,9 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   return withCost(plan, job);
 }
 
+/** Admission refusals in an apiserver's words: LimitRanger, ResourceQuota, webhooks, policies. */
+const ADMISSION_REFUSAL = /usage per (Container|Pod) is|exceeded quota|admission webhook|ValidatingAdmissionPolicy|denied the request|must be (less|greater) than or equal to/;
+
 function failureOf(report: AttemptReport): AttemptEnd {
   switch (report.reason) {
     case 'Evicted':
@@ -423,10 +427,16 @@ function failureOf(report: AttemptReport): AttemptEnd {
     case 'InvalidAssignment':
       return { kind: 'container-exit', exitCode: 1 };
     // The provider's cluster refused for its own reasons (a tenant namespace without PodSecurity
-    // restricted, its RBAC or quota): not the consumer's template.
+    // restricted, the agent's RBAC): not the consumer's template.
     case 'TenantNamespaceNotRestricted':
-    case 'ProviderRefused':
       return { kind: 'provider-preempted' };
+    case 'ProviderRefused':
+      // Agents before AdmissionRefused reported every 403 so, the LimitRange's and quotas' too,
+      // which a template can draw on purpose: those are nobody's fault whichever agent says so.
+      return ADMISSION_REFUSAL.test(report.message ?? '') ? { kind: 'admission-refused' } : { kind: 'provider-preempted' };
+    // Admission (a LimitRange, a quota, a webhook or policy) refused what the template asked for.
+    case 'AdmissionRefused':
+      return { kind: 'admission-refused' };
     default:
       return { kind: 'container-exit', exitCode: report.exitCode || 1 };
   }
