@@ -309,8 +309,9 @@ describe('helm template', () => {
     it('follow runbookBaseUrl and their enabled flags, and never render in provider mode', async () => {
       const moved = await render(HUB, [...monitoring, '--set', 'hub.monitoring.prometheusRule.runbookBaseUrl=https://wiki.example/rb']);
       const urls = one(moved, 'PrometheusRule').spec.groups.flatMap((g: Obj) => g.rules.map((r: Obj) => r.annotations.runbook_url));
-      expect(urls).toHaveLength(8);
+      expect(urls).toHaveLength(9);
       expect(urls).toContain('https://wiki.example/rb#hubnoleader');
+      expect(urls).toContain('https://wiki.example/rb#hubaccessendpointmissing');
       const off = await render(HUB, [...monitoring, '--set', 'hub.monitoring.serviceMonitor.enabled=false',
         '--set', 'hub.monitoring.prometheusRule.enabled=false']);
       expect(kinds(off)).not.toContain('ServiceMonitor');

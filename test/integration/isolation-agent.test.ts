@@ -1,3 +1,4 @@
+import https from 'node:https';
 import { CoreV1Api, KubeConfig, NetworkingV1Api, PatchStrategy, setHeaderOptions, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import { mergePatch } from '../../operator/src/runtime/kube.js';
 import { pino } from 'pino';
@@ -55,6 +56,31 @@ function assign(tenant: string, template: V1PodTemplateSpec, replicas = 1, gpus 
   };
 }
 const key = (a: Assign) => `${a.jobUid}/${a.epoch}`;
+
+/** POST to a pod's exec, attach or portforward subresource with the agent's own token: status and message. */
+async function connectAsAgent(namespace: string, pod: string, sub: string): Promise<{ status: number; message: string }> {
+  const query = sub === 'portforward' ? 'ports=22' : 'container=c&stdout=true&command=id';
+  const url = new URL(`${identity.kubeConfig.getCurrentCluster()!.server}/api/v1/namespaces/${namespace}/pods/${pod}/${sub}?${query}`);
+  const options: https.RequestOptions = { method: 'POST', hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, headers: {} };
+  await identity.kubeConfig.applyToHTTPSOptions(options);
+  return new Promise((resolve, reject) => {
+    const req = https.request(options, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => {
+        let message = body;
+        try {
+          message = (JSON.parse(body) as { message?: string }).message ?? body;
+        } catch {
+          // not a Status
+        }
+        resolve({ status: res.statusCode ?? 0, message });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 const podsOf = async (a: Assign) => (await core.listPodForAllNamespaces({ labelSelector: `fedgpu.io/job-uid=${a.jobUid}` })).items;
 const managedNamespaces = async () =>
   (await core.listNamespace({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' })).items
@@ -200,6 +226,31 @@ describe('the chart\'s agent identity', () => {
     expect(JSON.parse((err as { body: string }).body).message).toContain('may only write pods in its tenant namespaces');
     const secrets = await asAgent.listNamespacedSecret({ namespace: `${PREFIX}sys` }).catch((e: unknown) => e as { code: number });
     expect((secrets as { code: number }).code).toBe(403);
+  });
+
+  it('cannot exec, attach or port-forward into a pod outside its tenant namespaces (a stolen agent token)', async () => {
+    // A pod of the owner's (a privileged DaemonSet's, in kube-system, say): RBAC grants the agent
+    // exec and port-forward cluster-wide for its consumers' sessions; the chart's policy fences them.
+    const owner = `${PREFIX}-owner`;
+    await core.createNamespace({ body: { metadata: { name: owner } } });
+    await core.createNamespacedPod({ namespace: owner, body: { metadata: { name: 'victim' }, spec: { containers: [{ name: 'c', image: 'x' }] } } });
+    try {
+      for (const sub of ['exec', 'portforward']) {
+        const answer = await connectAsAgent(owner, 'victim', sub);
+        expect(answer.status, `${sub}: ${answer.message}`).toBe(422); // the policy's denial, as for its writes
+        expect(answer.message).toContain(`the agent may only open pods/${sub} sessions in its tenant namespaces (${PREFIX}-*, PodSecurity restricted), not in ${owner}`);
+      }
+      // attach is not the agent's at all (RBAC); the policy would fence it too.
+      expect((await connectAsAgent(owner, 'victim', 'attach')).status).toBe(403);
+      // Its own consumers' pods stay reachable: the same request passes admission there (and is
+      // answered 400 only because no kubelet runs this test bed's pods).
+      const [ownPod] = (await core.listPodForAllNamespaces({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' })).items.filter((p) => p.metadata?.namespace?.startsWith(`${PREFIX}-`));
+      const own = await connectAsAgent(ownPod!.metadata!.namespace!, ownPod!.metadata!.name!, 'exec');
+      expect(own.message).not.toContain('the agent may only');
+      expect(own.status).toBe(400);
+    } finally {
+      await core.deleteNamespace({ name: owner }).catch(() => undefined);
+    }
   });
 });
 
