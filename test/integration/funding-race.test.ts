@@ -6,6 +6,8 @@ import { Wallet } from 'ethers';
 import { pino } from 'pino';
 import type { GpuJob, GpuProvider } from '../../operator/src/api/types.js';
 import { GpuJobController } from '../../operator/src/hub/jobs/controller.js';
+import { coveredGpuSeconds } from '../../operator/src/core/budget.js';
+import { parseMoney } from '../../operator/src/core/money.js';
 import { gpuJobClient, gpuProviderClient, loadKubeConfig, makeClients } from '../../operator/src/runtime/kube.js';
 import { runKubectl } from '../../operator/src/testbed/kubectl.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
@@ -35,8 +37,20 @@ let offered = false;
 let assignsWithoutEscrow = 0;
 const unfundedChecks: string[] = [];
 const assignedUids: string[] = [];
+/** Covered GPU-seconds of each Assign, by job uid. */
+const coveredOf = new Map<string, number>();
+/** The 'grown' job: the escrow opened for its first spec holds 0.1 credits; its spec now says 1000. */
+const GROWN_ESCROW = parseMoney('0.1');
+const GROWN_SPEC_HOLD = parseMoney('1000');
 
 const admin = () => makeClients(loadKubeConfig(kubeconfig));
+
+/** The GPUs on offer for a test that does not go through the race (the first test offers them itself). */
+async function offerGpusOnce(): Promise<void> {
+  if (offered) return;
+  offered = true;
+  await offerGpus();
+}
 
 async function offerGpus(): Promise<void> {
   const now = new Date().toISOString();
@@ -77,17 +91,23 @@ beforeAll(async () => {
       send: (to, message) => {
         if (message.body?.$case === 'assign') {
           assignedUids.push(message.body.value.jobUid);
+          coveredOf.set(message.body.value.jobUid, message.body.value.coveredGpuSeconds);
           log.push(`assign:${to}`);
           if (!escrowOpen) assignsWithoutEscrow++;
         }
         return true;
       },
     },
+    // What the spec's hold says the next attempt may spend (jobs/budget.ts), for the 'grown' job the
+    // raised maxTotal; nothing for the others.
+    budgetLeft: (j) => (j.metadata.name === 'grown' ? GROWN_SPEC_HOLD : undefined),
     fundingCheck: async (j, candidate) => {
       if (j.metadata.namespace !== NS) return {};
       // As the real check answers for a job it judges will end unplaced (deadline just passed):
       // nothing to open, nothing in the way.
       if (j.metadata.name === 'unfunded') return (unfundedChecks.push(candidate?.provider ?? 'none'), {});
+      // An escrow already open for this attempt, opened before the consumer raised maxTotal.
+      if (j.metadata.name === 'grown') return { wallet, escrowAmount: GROWN_ESCROW };
       log.push(`check:${candidate?.provider ?? 'none'}`);
       if (escrowOpen) return { wallet };
       if (candidate) return { wait: `waiting for escrow: the test opens it for ${candidate.provider}` };
@@ -107,7 +127,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await controller?.stop();
   await gpuProviderClient(admin().customObjects).delete(provider).catch(() => {});
-  for (const name of ['racer', 'unfunded']) await runKubectl(kubeconfig, ['patch', 'gj', name, '-n', NS, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+  for (const name of ['racer', 'unfunded', 'grown']) await runKubectl(kubeconfig, ['patch', 'gj', name, '-n', NS, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
   await runKubectl(kubeconfig, ['delete', 'namespace', NS, '--wait=false']);
 });
 
@@ -154,5 +174,22 @@ describe('a placement and its escrow', () => {
     expect(waiting.status?.conditions?.find((c) => c.type === 'Scheduled')?.reason).toBe('WaitingForEscrow');
     expect(waiting.status?.placement).toBeUndefined();
     expect(assignedUids).not.toContain(unfunded.metadata.uid);
+  });
+
+  it('never gives an attempt more to spend than its open escrow holds, however much the spec was raised since', async () => {
+    // The attack: open the escrow on maxTotal 1, raise maxTotal while it confirms. The Assign then
+    // carried the new spec's GPU-seconds while the escrow paid the provider for the old amount.
+    await offerGpusOnce();
+    const body = parse(readFileSync(join(repoRoot, 'examples', 'gpujob-single.yaml'), 'utf8')) as GpuJob;
+    const grown = await gpuJobClient(admin().customObjects, 'funding-race-test').create({ ...body, metadata: { name: 'grown', namespace: NS } });
+    await waitFor('the Assign of the grown job', () => (coveredOf.has(grown.metadata.uid!) ? true : undefined), { timeoutMs: 30_000, intervalMs: 20 });
+    const price = parseMoney('1.00'); // the provider's price
+    expect(coveredOf.get(grown.metadata.uid!)).toBe(coveredGpuSeconds(GROWN_ESCROW, price)); // 360 GPU-seconds
+    expect(coveredOf.get(grown.metadata.uid!)).toBeLessThan(coveredGpuSeconds(GROWN_SPEC_HOLD, price));
+    const placed = await waitFor('its placement in status', async () => {
+      const j = await gpuJobClient(admin().customObjects).get('grown', NS);
+      return j.status?.placement ? j : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(placed.status?.attempts?.at(-1)?.coveredGpuSeconds).toBe(coveredGpuSeconds(GROWN_ESCROW, price));
   });
 });

@@ -56,7 +56,7 @@ export interface GpuJobControllerOptions {
   fundingCheck?: (
     job: GpuJob,
     candidate?: { provider: string; wallet: string; pricePerGpuHour: string },
-  ) => Promise<{ wait?: string; wallet?: string; escrowSecondsLeft?: number; openedAtGeneration?: number }>;
+  ) => Promise<{ wait?: string; wallet?: string; escrowSecondsLeft?: number; escrowAmount?: bigint; openedAtGeneration?: number }>;
   /** Settlement hooks (hub/settlement.ts); absent when the hub runs without a chain. */
   settlement?: GpuJobSettlementHooks;
   /** The leader's in-memory heartbeat age of a provider (the registry's), fresher than its status. */
@@ -382,7 +382,7 @@ export class GpuJobController {
       return { ...result, message: `the escrow of this attempt pays provider wallet ${wallet} only: ${result.message}` };
     };
     // Funding comes after a trial placement: an escrow is opened for (and pays only) one provider.
-    let funding: { wait?: string; wallet?: string; escrowSecondsLeft?: number; openedAtGeneration?: number } = {};
+    let funding: { wait?: string; wallet?: string; escrowSecondsLeft?: number; escrowAmount?: bigint; openedAtGeneration?: number } = {};
     let trialResult: ScheduleResult | undefined;
     let trial: ReturnType<typeof planJob>['assign'];
     const needsEscrow = placing && this.opts.fundingCheck !== undefined;
@@ -405,6 +405,9 @@ export class GpuJobController {
       schedule: needsEscrow && !funding.wallet ? replayed(trialResult) : scheduleOn(funding.wallet, !funding.wait),
       ...(pinnedEscrow ? { pinnedEscrow } : {}),
       ...(funding.wallet && funding.escrowSecondsLeft !== undefined ? { escrowSecondsLeft: funding.escrowSecondsLeft } : {}),
+      // Never more than the open escrow holds: the spec's hold may have grown since it opened, and
+      // the settlement controller's record of the escrow may not be in the job yet.
+      ...(funding.wallet ? cappedBudget(budgetLeft, funding.escrowAmount) : {}),
       ...(this.opts.unplacedEscrowTimeoutMs !== undefined ? { unplacedEscrowTimeoutMs: this.opts.unplacedEscrowTimeoutMs } : {}),
     };
     let plan = planJob(job, inputs);
@@ -565,4 +568,10 @@ function cancelMessage(jobUid: string, epoch: number, reason: string, gracePerio
 /** planJob's inputs for a job the funding check holds back: the message and its condition reason. */
 function fundingBlock(wait: string | undefined): { blockedBy?: string; blockedReason?: string } {
   return wait === undefined ? {} : { blockedBy: wait, blockedReason: fundingWaitReason(wait) };
+}
+
+/** The budget a placement on an open escrow may spend: the smaller of the two, where known. */
+function cappedBudget(budgetLeft: bigint | undefined, escrowAmount: bigint | undefined): { budgetLeft?: bigint } {
+  if (escrowAmount === undefined) return budgetLeft !== undefined ? { budgetLeft } : {};
+  return { budgetLeft: budgetLeft !== undefined && budgetLeft < escrowAmount ? budgetLeft : escrowAmount };
 }

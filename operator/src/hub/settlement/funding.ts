@@ -26,6 +26,8 @@ type Consumer = Extract<ConsumerLookup, { wallet: string }>;
 interface OpenEscrow {
   wallet: string;
   expiresAtMs: number;
+  /** What the escrow holds (token units): the attempt may never be given more to spend. */
+  amount: bigint;
   generation?: number;
 }
 
@@ -46,6 +48,11 @@ export interface FundingVerdict {
   wait?: string;
   wallet?: string;
   escrowSecondsLeft?: number;
+  /**
+   * What the open escrow holds (token units). The placement's budget is never more: the hold a
+   * job's spec gives now may have grown since the escrow was opened (spec.budget is mutable).
+   */
+  escrowAmount?: bigint;
   /** The job's metadata.generation when this process opened the escrow (unknown after a restart). */
   openedAtGeneration?: number;
 }
@@ -101,7 +108,7 @@ export class EscrowFunding {
       const escrow = await this.opts.chain.escrow(escrowId);
       if (escrow.state === 'Open') {
         const localMs = Date.now();
-        const entry = { wallet: escrow.provider, expiresAtMs: this.localExpiry(escrow.expiresAt, await this.opts.chain.now(), localMs) };
+        const entry = { wallet: escrow.provider, expiresAtMs: this.localExpiry(escrow.expiresAt, await this.opts.chain.now(), localMs), amount: escrow.amount };
         this.open.set(escrowId, entry);
         return this.openVerdict(entry);
       }
@@ -158,7 +165,7 @@ export class EscrowFunding {
     this.openEscrow(escrowId, consumer, candidate.wallet, this.tenantOf(job, account.namespaceUid), hold.amount, expiresAt)
       .then((tx) => {
         const generation = job.metadata.generation;
-        this.open.set(escrowId, { wallet: candidate.wallet, expiresAtMs: this.localExpiry(expiresAt, chainNow, localMs), ...(generation !== undefined ? { generation } : {}) });
+        this.open.set(escrowId, { wallet: candidate.wallet, expiresAtMs: this.localExpiry(expiresAt, chainNow, localMs), amount: hold.amount, ...(generation !== undefined ? { generation } : {}) });
         log.info({ tx: tx.txHash, amount: formatCredits(hold.amount) }, 'escrow opened');
         this.opts.wake(job);
       })
@@ -232,6 +239,7 @@ export class EscrowFunding {
     return {
       wallet: entry.wallet,
       escrowSecondsLeft: Math.max(0, left - this.opts.escrowLifetimeSeconds),
+      escrowAmount: entry.amount,
       ...(entry.generation !== undefined ? { openedAtGeneration: entry.generation } : {}),
     };
   }
