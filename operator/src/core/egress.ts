@@ -26,9 +26,17 @@ export interface EgressProfile {
 /** What a pool offers when its owner declares nothing, and what a job needs when it says nothing. */
 export const DEFAULT_EGRESS: EgressProfile = { mode: 'dns' };
 
-/** Never reachable under `internet` (RFC 1918, CGNAT, link-local, loopback; IPv6 ULA, link-local). */
-export const NON_PUBLIC_V4 = ['10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'];
-export const NON_PUBLIC_V6 = ['::1/128', 'fc00::/7', 'fe80::/10'];
+/**
+ * Never reachable under `internet`: RFC 1918, CGNAT, link-local, loopback, "this network",
+ * IETF protocol assignments, benchmarking, multicast and reserved; IPv6 loopback, unspecified,
+ * IPv4-mapped, NAT64 (which reaches the provider's private IPv4 network from an IPv6-only
+ * cluster), ULA, link-local and multicast.
+ */
+export const NON_PUBLIC_V4 = [
+  '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24', '192.168.0.0/16',
+  '198.18.0.0/15', '224.0.0.0/4', '240.0.0.0/4',
+];
+export const NON_PUBLIC_V6 = ['::/128', '::1/128', '::ffff:0:0/96', '64:ff9b::/96', '64:ff9b:1::/48', 'fc00::/7', 'fe80::/10', 'ff00::/8'];
 
 const RANK: Record<EgressMode, number> = { none: 0, dns: 1, cidrs: 2, internet: 3 };
 

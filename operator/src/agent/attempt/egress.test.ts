@@ -36,8 +36,14 @@ describe('egress of an attempt', () => {
   it('internet: every public address, never private, link-local (metadata) or loopback ranges', () => {
     const rules = egressRules({ mode: 'internet' });
     expect(rules[1]!.to).toEqual([
-      { ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16'] } },
-      { ipBlock: { cidr: '::/0', except: ['::1/128', 'fc00::/7', 'fe80::/10'] } },
+      {
+        ipBlock: {
+          cidr: '0.0.0.0/0',
+          except: ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24', '192.168.0.0/16', '198.18.0.0/15', '224.0.0.0/4', '240.0.0.0/4'],
+        },
+      },
+      // NAT64 (64:ff9b::/96, /48) would reach the provider's private IPv4 network from an IPv6-only cluster.
+      { ipBlock: { cidr: '::/0', except: ['::/128', '::1/128', '::ffff:0:0/96', '64:ff9b::/96', '64:ff9b:1::/48', 'fc00::/7', 'fe80::/10', 'ff00::/8'] } },
     ]);
   });
 
