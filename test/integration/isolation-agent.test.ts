@@ -228,6 +228,34 @@ describe('the chart\'s agent identity', () => {
     expect((secrets as { code: number }).code).toBe(403);
   });
 
+  it('cannot, inside its own tenant namespaces, name a node, take a system priority, mount a token or expose a Service (a stolen agent token)', async () => {
+    const [ownPod] = (await core.listPodForAllNamespaces({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' })).items.filter((p) => p.metadata?.namespace?.startsWith(`${PREFIX}-`));
+    const tenant = ownPod!.metadata!.namespace!;
+    const asAgent = identity.kubeConfig.makeApiClient(CoreV1Api);
+    const refusal = (p: Promise<unknown>) => p.then(() => 'accepted', (e: { code?: number; body?: string }) => `${e.code}: ${JSON.parse(e.body ?? '{}').message ?? ''}`);
+    // PodSecurity restricted is met, so the policy's own rule is what answers.
+    const restricted = { securityContext: { runAsNonRoot: true, runAsUser: 65532, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } } };
+    const container = { name: 'c', image: 'x', ...restricted };
+    const pod = (name: string, spec: Record<string, unknown>) => ({ metadata: { name }, spec: { automountServiceAccountToken: false, containers: [container], ...spec } });
+    const podRule = 'the agent\'s pods name no node, no system priority class, and mount no service account token';
+    // Past the scheduler and every taint (the control plane's too).
+    expect(await refusal(asAgent.createNamespacedPod({ namespace: tenant, body: pod('pinned', { nodeName: 'control-plane-0' }) }))).toContain(podRule);
+    expect(await refusal(asAgent.createNamespacedPod({ namespace: tenant, body: pod('critical', { priorityClassName: 'system-node-critical' }) }))).toContain(podRule);
+    expect(await refusal(asAgent.createNamespacedPod({ namespace: tenant, body: { metadata: { name: 'token' }, spec: { containers: [container] } } }))).toContain(podRule);
+    const service = (name: string, spec: Record<string, unknown>) => ({ metadata: { name }, spec: { ports: [{ port: 80 }], ...spec } });
+    const serviceRule = 'the agent\'s Services are headless ClusterIP Services without external IPs';
+    expect(await refusal(asAgent.createNamespacedService({ namespace: tenant, body: service('mitm', { clusterIP: 'None', externalIPs: ['203.0.113.10'] }) }))).toContain(serviceRule);
+    expect(await refusal(asAgent.createNamespacedService({ namespace: tenant, body: service('exposed', { type: 'NodePort' }) }))).toContain(serviceRule);
+    expect(await refusal(asAgent.createNamespacedService({ namespace: tenant, body: service('virtual', {}) }))).toContain(serviceRule);
+    // A tenant namespace at an old PodSecurity version (v1.0 lets pods keep default capabilities).
+    const old = await refusal(asAgent.createNamespace({ body: { metadata: { name: `${PREFIX}-old-psa`, labels: { 'app.kubernetes.io/managed-by': 'fedgpu-agent', 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'v1.0' } } } }));
+    expect(old).toContain('with PodSecurity restricted enforced at the latest version');
+    // What the agent itself makes still passes: a headless Service, as for a gang.
+    const headless = await refusal(asAgent.createNamespacedService({ namespace: tenant, body: service('rendezvous', { clusterIP: 'None' }) }));
+    expect(headless).toBe('accepted');
+    await asAgent.deleteNamespacedService({ name: 'rendezvous', namespace: tenant });
+  });
+
   it('cannot exec, attach or port-forward into a pod outside its tenant namespaces (a stolen agent token)', async () => {
     // A pod of the owner's (a privileged DaemonSet's, in kube-system, say): RBAC grants the agent
     // exec and port-forward cluster-wide for its consumers' sessions; the chart's policy fences them.
