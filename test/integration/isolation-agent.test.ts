@@ -4,6 +4,8 @@ import { mergePatch } from '../../operator/src/runtime/kube.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PodRunner } from '../../operator/src/agent/pods/runner.js';
+import { buildInventory } from '../../operator/src/agent/inventory.js';
+import { placementProblem } from '../../operator/src/agent/placement.js';
 import { TenantNamespaces, tenantNamespaceName } from '../../operator/src/agent/tenancy/namespace.js';
 import { QuotaWatch } from '../../operator/src/agent/tenancy/quota-watch.js';
 import { attemptStatus } from '../../operator/src/agent/attempt/report.js';
@@ -278,6 +280,31 @@ describe('the chart\'s agent identity', () => {
       expect(own.status).toBe(400);
     } finally {
       await core.deleteNamespace({ name: owner }).catch(() => undefined);
+    }
+  });
+});
+
+describe('the agent judges where a hub places an attempt', () => {
+  it("refuses a node outside its offered GPU pools (the owner's database node), making nothing", async () => {
+    // A CPU node of the owner's, as a real Node object: no GPUs, no GPU product label.
+    await core.createNode({ body: { metadata: { name: `${PREFIX}-db-0`, labels: { 'kubernetes.io/hostname': `${PREFIX}-db-0` } } } });
+    try {
+      const pools = async () => buildInventory((await core.listNode()).items, [], { pricePerGpuHour: { 'NVIDIA-H100-80GB-HBM3': '2.40' } }, Date.now());
+      let current = await pools();
+      const judged = new PodRunner(identity.kubeConfig, tenancy, silent, {}, undefined, undefined, (a) => placementProblem(a, current));
+      const hostile = { ...assign('team-db', ok), nodeNames: [`${PREFIX}-db-0`] };
+      await judged.apply(hostile);
+      expect(judged.refused.get(key(hostile))).toBe(`PlacementRefused: node ${PREFIX}-db-0 is not in a GPU pool of this provider`);
+      expect(await podsOf(hostile)).toEqual([]);
+      expect(await managedNamespaces()).not.toContain(tenantNamespaceName(PREFIX, 'team-db'));
+      // No GPU for a replica is refused the same way, wherever it goes.
+      current = await pools();
+      const noGpu = { ...assign('team-db', ok), gpusPerReplica: 0 };
+      await judged.apply(noGpu);
+      expect(judged.refused.get(key(noGpu))).toMatch(/^PlacementRefused: gpusPerReplica 0: every replica of an attempt gets at least one GPU/);
+      judged.stop();
+    } finally {
+      await core.deleteNode({ name: `${PREFIX}-db-0` }).catch(() => undefined);
     }
   });
 });

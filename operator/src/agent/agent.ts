@@ -10,6 +10,7 @@ import { attemptStatus, type ReportedState } from './attempt/report.js';
 import { fitInventory } from './inventory-fit.js';
 import { type ClusterChange, type ClusterWatch, watchCluster } from './cluster-watch.js';
 import { buildInventory, runtimeClassOf, type InventoryPool, type ProviderSettings } from './inventory.js';
+import { placementProblem } from './placement.js';
 import { GFD_PRODUCT_LABEL } from '../api/constants.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
@@ -146,6 +147,7 @@ export class Agent {
   private budgetTimer?: NodeJS.Timeout;
   private readonly receipts: UsageReceiptBook;
   private lastInventory?: string;
+  private poolsCache?: { atMs: number; pools: InventoryPool[] };
   private readonly lastAttempt = new Map<string, string>();
   private readonly reclaims = new Map<string, { reason: string; message: string; gpuSeconds: number }>();
   /** Attempts stopped because their escrow is spent (the consumer's side), by key. */
@@ -178,7 +180,15 @@ export class Agent {
     const productOf = (node: string) => this.watch?.nodes().find((n) => n.metadata?.name === node)?.metadata?.labels?.[GFD_PRODUCT_LABEL];
     // The owner's RuntimeClass and egress for the pool of the node each pod goes to.
     const runtimeClassFor = (node: string) => runtimeClassOf(opts.settings, productOf(node));
-    this.runner = new PodRunner(opts.kubeConfig, tenancy, opts.logger, { runtimeClassFor }, (node) => poolEgress(opts.settings, productOf(node) ?? ''), (key) => this.schedulePublish(key));
+    this.runner = new PodRunner(
+      opts.kubeConfig,
+      tenancy,
+      opts.logger,
+      { runtimeClassFor },
+      (node) => poolEgress(opts.settings, productOf(node) ?? ''),
+      (key) => this.schedulePublish(key),
+      (assign) => placementProblem(assign, this.currentPools()),
+    );
     const retention = opts.logRetention ?? {};
     this.retained = new RetainedLogs({
       dir: retention.dir ?? join(tmpdir(), `fedgpu-agent-logs-${opts.wallet.address.toLowerCase()}`),
@@ -261,6 +271,19 @@ export class Agent {
   readiness(): Readiness {
     const synced = this.watch !== undefined;
     return { ready: synced, checks: { 'cluster watch synced': synced } };
+  }
+
+  /**
+   * The pools as the inventory sees them now, for judging a placement (agent/placement.ts); one
+   * computation serves a burst of Assigns for up to 250 ms. Before the cluster watch has listed:
+   * no pool, so nothing is placed.
+   */
+  private currentPools(): InventoryPool[] {
+    const now = this.now();
+    if (this.poolsCache && now - this.poolsCache.atMs < 250) return this.poolsCache.pools;
+    const pools = this.watch ? buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, now) : [];
+    this.poolsCache = { atMs: now, pools };
+    return pools;
   }
 
   /** Idle GPUs per product as the inventory reports them (computed at scrape time). */

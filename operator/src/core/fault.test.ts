@@ -28,6 +28,7 @@ describe('attributeFault', () => {
     ['eviction through the API', { kind: 'evicted', cause: 'api' }, 'provider', 'EvictedByProvider', true],
     ['preempted by provider', { kind: 'provider-preempted' }, 'provider', 'ProviderPreempted', true],
     ['refused by the provider\'s admission (LimitRange, quota, webhook)', { kind: 'admission-refused' }, 'unattributed', 'AdmissionRefused', true],
+    ['placement refused by the agent (node cordoned or not offered since)', { kind: 'placement-refused' }, 'unattributed', 'PlacementRefused', true],
     ['not started in time: no node has the cpu or memory asked for', { kind: 'start-timeout', stuckOn: 'resources' }, 'unattributed', 'InsufficientResources', true],
     ['XID 79 (fallen off the bus)', { kind: 'gpu-error', xid: 79 }, 'provider', 'GpuError', true],
     ['GPU error without XID', { kind: 'gpu-error' }, 'provider', 'GpuError', true],

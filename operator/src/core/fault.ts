@@ -35,6 +35,11 @@ export type AttemptEnd =
    * template's own choices can draw these, so nobody's fault, retried elsewhere.
    */
   | { kind: 'admission-refused' }
+  /**
+   * The agent refused the placement before making anything (agent/placement.ts): a node outside its
+   * offered pools, cordoned or NotReady since the hub looked. Nobody's fault, retried elsewhere.
+   */
+  | { kind: 'placement-refused' }
   /** The owner's availability window ended (announced, with checkpoint grace). */
   | { kind: 'window-ended' }
   /** The owner cordoned or drained the node (announced, with checkpoint grace). */
@@ -135,6 +140,8 @@ export function attributeFault(end: AttemptEnd): FaultAttribution {
       return provider('ProviderPreempted');
     case 'admission-refused':
       return unattributed('AdmissionRefused');
+    case 'placement-refused':
+      return unattributed('PlacementRefused');
     case 'evicted':
       if (end.cause === 'own-limit') return user('EvictedOverLimit');
       if (end.cause === 'api') return provider('EvictedByProvider');

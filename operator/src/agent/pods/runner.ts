@@ -109,6 +109,8 @@ export class PodRunner {
     private readonly egressOffer?: EgressOffer,
     /** An attempt was refused ("jobUid/epoch"): the agent reports it (a retry may refuse long after its Assign). */
     private readonly onRefused?: (key: string) => void,
+    /** Why this provider does not take an attempt's placement (agent/placement.ts), checked before its pods exist. */
+    private readonly placementProblem?: (assign: Assign) => string | undefined,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.attempts = new AttemptResources(kubeConfig, logger);
@@ -119,8 +121,12 @@ export class PodRunner {
     return this.assignments.get(attemptKey(jobUid, epoch))?.namespace;
   }
 
-  /** Runs one assignment; a refusal ends the attempt with the reason, never throws. */
-  apply(assign: Assign): Promise<void> {
+  /**
+   * Runs one assignment; a refusal ends the attempt with the reason, never throws. `started`: its
+   * pods exist already (a resync of a running attempt), so its placement is not judged again: an
+   * owner who cordons the node later reclaims it through the announced path, with its grace.
+   */
+  apply(assign: Assign, started = false): Promise<void> {
     const key = attemptKey(assign.jobUid, assign.epoch);
     const assignment = assignmentFromProto(assign);
     const namespace = this.tenancy.nameOf(assignment.tenant ?? '');
@@ -130,11 +136,11 @@ export class PodRunner {
     this.logger.info({ job: assign.jobUid, epoch: assign.epoch, namespace, queued: this.preparing.pending.waiting }, 'assignment received');
     // A Cancel (or a newer Assign) that arrived while it waited wins: nothing is created for it.
     return this.preparing.run(async () => {
-      if (this.assignments.get(key) === entry) await this.applyNow(key, assign, assignment, namespace);
+      if (this.assignments.get(key) === entry) await this.applyNow(key, assign, assignment, namespace, started);
     });
   }
 
-  private async applyNow(key: string, assign: Assign, assignment: Assignment, namespace: string): Promise<void> {
+  private async applyNow(key: string, assign: Assign, assignment: Assignment, namespace: string, started = false): Promise<void> {
     if (this.refused.has(key)) return;
     const startedMs = performance.now();
     const refuse = (reason: string) => {
@@ -142,6 +148,8 @@ export class PodRunner {
       this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, namespace, reason }, 'assignment refused');
       this.onRefused?.(key);
     };
+    const misplaced = started ? undefined : this.placementProblem?.(assign);
+    if (misplaced) return refuse(`PlacementRefused: ${misplaced}`);
     let pods: V1Pod[];
     let objects: AttemptObjects;
     try {
@@ -328,7 +336,8 @@ export class PodRunner {
       await this.attempts.prune(namespace, wanted).catch((err: unknown) => this.logger.error({ err, namespace }, 'could not prune per-attempt objects; the next resync retries'));
     }
     // At once, bounded by `preparing`: a provider running hundreds of attempts resyncs in seconds.
-    await Promise.all(desired.map((assign) => this.apply(assign)));
+    const running = new Set(managedPods.map((p) => `${p.metadata?.labels?.[JOB_UID_LABEL]}/${p.metadata?.labels?.[EPOCH_LABEL]}`));
+    await Promise.all(desired.map((assign) => this.apply(assign, running.has(attemptKey(assign.jobUid, assign.epoch)))));
     await this.releaseNamespaces();
   }
 

@@ -215,6 +215,11 @@ describe('planJob: market integrity', () => {
     expect(refused('ProviderRefused', 'ProviderRefused: pods is forbidden: User "system:serviceaccount:p:agent" cannot create resource "pods" in API group "" in the namespace "t"').status.attempts?.[0])
       .toMatchObject({ faultOf: 'provider', reason: 'ProviderPreempted' });
     expect(refused('TenantNamespaceNotRestricted', 'the namespace does not enforce restricted').status.attempts?.[0]).toMatchObject({ faultOf: 'provider' });
+    // A placement the agent refused before making anything (its node cordoned since): nobody's, not paid, elsewhere.
+    const moved = refused('PlacementRefused', 'PlacementRefused: node gpu-0 is cordoned: its owner has taken it back');
+    expect(moved.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'PlacementRefused' });
+    expect(isPaid(moved.status.attempts![0]!)).toBe(false);
+    expect(moved.assign).toMatchObject({ provider: 'b', epoch: 2 });
   });
 
   it('defaults the start timeout to 10 minutes', () => {

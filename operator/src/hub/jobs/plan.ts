@@ -136,8 +136,11 @@ export function isPaid(a: JobAttempt): boolean {
   // A start that never happened (pods left waiting on their image, init containers or the kubelet)
   // delivered nothing, whoever caused it: its escrow goes back at once, and no receipt is paid.
   // Nor did pods the provider's admission refused (AdmissionRefused): none ever ran.
-  return a.outcome === 'Failed' && (a.faultOf === 'user' || (a.faultOf === 'unattributed' && startBlockerOf(a.reason) === undefined && a.reason !== 'AdmissionRefused'));
+  return a.outcome === 'Failed' && (a.faultOf === 'user' || (a.faultOf === 'unattributed' && startBlockerOf(a.reason) === undefined && !NEVER_STARTED.has(a.reason ?? '')));
 }
+
+/** Refusals before any pod existed: nothing was delivered, nothing is paid. */
+const NEVER_STARTED = new Set(['AdmissionRefused', 'PlacementRefused']);
 
 /** An attempt record that only retired an escrow no placement used: it never ran anywhere. */
 export const isNeverPlaced = (a: JobAttempt): boolean => a.reason === NEVER_PLACED && a.outcome === 'Cancelled';
@@ -437,6 +440,9 @@ function failureOf(report: AttemptReport): AttemptEnd {
     // Admission (a LimitRange, a quota, a webhook or policy) refused what the template asked for.
     case 'AdmissionRefused':
       return { kind: 'admission-refused' };
+    // The agent judged the placement out of date or out of bounds (a node cordoned, or not offered, since).
+    case 'PlacementRefused':
+      return { kind: 'placement-refused' };
     default:
       return { kind: 'container-exit', exitCode: report.exitCode || 1 };
   }
