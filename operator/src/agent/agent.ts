@@ -74,7 +74,7 @@ export function inventoryMessage(pools: InventoryPool[], unisolated: readonly Un
       gpuProduct: p.gpuProduct,
       memoryMib: p.memoryMiB,
       cudaDriverMajor: p.cudaDriverMajor,
-      nodes: p.nodes,
+      nodes: p.nodes.map((n) => ({ name: n.name, totalGpus: n.totalGpus, idleGpus: n.idleGpus, ready: n.ready, cordoned: n.cordoned })),
       total: p.total,
       allocatable: p.allocatable,
       idle: p.idle,

@@ -51,6 +51,8 @@ export interface InventoryNode {
   idleGpus: number;
   ready: boolean;
   cordoned: boolean;
+  /** A taint job pods do not tolerate (the owner's own use): for the agent's placement check, not sent. */
+  tainted?: boolean;
 }
 
 export interface InventoryPool {
@@ -151,6 +153,7 @@ export function buildInventory(
           idleGpus: n.idleGpus,
           ready: detail?.reason !== 'NotReady',
           cordoned: detail?.reason === 'Cordoned',
+          ...(detail?.reason === 'Tainted' ? { tainted: true } : {}),
         };
       }),
       total: pool.total,

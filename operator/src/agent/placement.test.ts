@@ -34,6 +34,8 @@ describe('placementProblem (what an agent takes from a hub)', () => {
     expect(placementProblem({ nodeNames: ['gpu-0'], gpusPerReplica: 1 }, [cordoned])).toBe('node gpu-0 is cordoned: its owner has taken it back');
     const down = pool({ nodes: [{ name: 'gpu-0', totalGpus: 8, idleGpus: 0, ready: false, cordoned: false }] });
     expect(placementProblem({ nodeNames: ['gpu-0'], gpusPerReplica: 1 }, [down])).toBe('node gpu-0 is not Ready');
+    const tainted = pool({ nodes: [{ name: 'gpu-0', totalGpus: 8, idleGpus: 0, ready: true, cordoned: false, tainted: true }] });
+    expect(placementProblem({ nodeNames: ['gpu-0'], gpusPerReplica: 1 }, [tainted])).toBe('node gpu-0 has a taint job pods do not tolerate: its owner is using it');
     expect(placementProblem({ nodeNames: ['gpu-0'], gpusPerReplica: 16 }, [pool()])).toBe('node gpu-0 has 8 GPU(s); each replica asks 16');
   });
 });

@@ -20,6 +20,7 @@ export function placementProblem(assign: Pick<Assign, 'nodeNames' | 'gpusPerRepl
     if (!pool.offered) return `node ${name} is in pool ${pool.gpuProduct}, which is not offered now (${pool.notOfferedReason ?? 'not offered'})`;
     if (node.cordoned) return `node ${name} is cordoned: its owner has taken it back`;
     if (!node.ready) return `node ${name} is not Ready`;
+    if (node.tainted) return `node ${name} has a taint job pods do not tolerate: its owner is using it`;
     if (node.totalGpus < assign.gpusPerReplica) return `node ${name} has ${node.totalGpus} GPU(s); each replica asks ${assign.gpusPerReplica}`;
   }
   return undefined;

@@ -35,8 +35,11 @@ export const DEFAULT_EGRESS: EgressProfile = { mode: 'dns' };
 export const NON_PUBLIC_V4 = [
   '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24', '192.168.0.0/16',
   '198.18.0.0/15', '224.0.0.0/4', '240.0.0.0/4',
+  // Public, but host-internal on Azure (WireServer): reachable from a pod, it hands out node secrets.
+  '168.63.129.16/32',
 ];
-export const NON_PUBLIC_V6 = ['::/128', '::1/128', '::ffff:0:0/96', '64:ff9b::/96', '64:ff9b:1::/48', 'fc00::/7', 'fe80::/10', 'ff00::/8'];
+/** Also 6to4 and Teredo, which embed IPv4 addresses, private ones included. */
+export const NON_PUBLIC_V6 = ['::/128', '::1/128', '::ffff:0:0/96', '64:ff9b::/96', '64:ff9b:1::/48', '2001::/32', '2002::/16', 'fc00::/7', 'fe80::/10', 'ff00::/8'];
 
 const RANK: Record<EgressMode, number> = { none: 0, dns: 1, cidrs: 2, internet: 3 };
 

@@ -222,6 +222,31 @@ describe('planJob: market integrity', () => {
     expect(moved.assign).toMatchObject({ provider: 'b', epoch: 2 });
   });
 
+  it('places a job refused by a provider elsewhere next, so the refusals do not use up its attempts there', () => {
+    for (const reason of ['AdmissionRefused', 'PlacementRefused']) {
+      const scheduled = planJob(job(), inputs({ place: 'a' })).status;
+      const next = inputs({ now: t0 + 61_000, place: 'b', report: { epoch: 1, phase: 'Failed', gpuSeconds: 0, reason, message: `${reason}: no` } });
+      planJob(job(scheduled), next);
+      expect(next.requests.at(-1)?.excludeProviders, reason).toEqual(['a']);
+    }
+    const scheduled = planJob(job(), inputs({ place: 'a' })).status;
+    const timedOut = inputs({ now: t0 + 60_000 + 5_000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 0, reason: 'InsufficientResources', message: 'pod j-0 cannot be scheduled: 1 Insufficient cpu' } });
+    const plan = planJob(job(scheduled, { faultTolerance: { startTimeoutSeconds: 5 } }), timedOut);
+    expect(plan.status.attempts?.[0]?.reason).toBe('InsufficientResources');
+    expect(timedOut.requests.at(-1)?.excludeProviders).toEqual(['a']);
+  });
+
+  it('judges a "never started" refusal of an attempt it saw Running as the reclaim it is', () => {
+    // The agent restarted after the owner drained a node since cordoned: the resync finds no pods
+    // and refuses the placement. The attempt ran; nothing about it was never started.
+    const refusal = { epoch: 1, phase: 'Failed' as const, gpuSeconds: 120, reason: 'PlacementRefused', message: 'PlacementRefused: node gpu-0 is cordoned: its owner has taken it back' };
+    const announced = ranFor(120_000, refusal, { reclaimAnnounced: () => true });
+    expect(announced.status.attempts?.[0]).toMatchObject({ outcome: 'Reclaimed', faultOf: 'owner-reclaim' });
+    expect(isPaid(announced.status.attempts![0]!)).toBe(true);
+    const unannounced = ranFor(120_000, refusal, { reclaimAnnounced: () => false });
+    expect(unannounced.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'provider', reason: 'ReclaimWithoutNotice' });
+  });
+
   it('defaults the start timeout to 10 minutes', () => {
     const scheduled = planJob(job(), inputs({ place: 'a' })).status;
     expect(planJob(job(scheduled), inputs({ now: t0 + 60_000 + 599_000 })).status.attempts?.[0]?.outcome).toBe('Running');

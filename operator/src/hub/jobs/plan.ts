@@ -141,6 +141,8 @@ export function isPaid(a: JobAttempt): boolean {
 
 /** Refusals before any pod existed: nothing was delivered, nothing is paid. */
 const NEVER_STARTED = new Set(['AdmissionRefused', 'PlacementRefused']);
+/** Attempts that ended on what that provider would refuse again: the job goes elsewhere next. */
+const REFUSED_THERE = new Set(['AdmissionRefused', 'PlacementRefused', 'InsufficientResources']);
 
 /** An attempt record that only retired an escrow no placement used: it never ran anywhere. */
 export const isNeverPlaced = (a: JobAttempt): boolean => a.reason === NEVER_PLACED && a.outcome === 'Cancelled';
@@ -210,7 +212,13 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   //    what the hub saw itself: billing runs from the hub's first Running report, never past what
   //    the escrow covers, and an attempt that never starts is the provider's fault.
   if (current) {
-    const report = inputs.report?.epoch === current.epoch ? inputs.report : undefined;
+    const received = inputs.report?.epoch === current.epoch ? inputs.report : undefined;
+    // A refusal "before anything was made" of an attempt the hub saw Running cannot be one: its
+    // agent restarted after the pods were taken from a node since cordoned, say. Judged as the
+    // reclaim it is: the owner's if the cordon was announced, else the provider's.
+    const report = received && current.runningTime && received.phase === 'Failed' && NEVER_STARTED.has(received.reason ?? '')
+      ? { ...received, phase: 'Reclaimed' as const, reason: 'OwnerReclaim', message: `the agent would not run the attempt again (${received.message ?? received.reason})` }
+      : received;
     const gpus = status.gpus;
     if (report && !current.runningTime && (report.phase === 'Running' || report.phase === 'Succeeded')) current.runningTime = iso(Math.min(now, report.firstRunningAt ?? now));
     const runningSince = current.runningTime ? Date.parse(current.runningTime) : undefined;
@@ -322,7 +330,10 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     plan.events.push({ type: 'Warning', reason: 'EscrowReleased', message: `attempt ${epoch} ${message}` });
     return true;
   };
-  const exclude = [...new Set(attempts.filter((a) => a.faultOf === 'provider' || a.faultOf === 'owner-reclaim').map((a) => a.provider))];
+  // Not again where it failed through the provider, the owner's reclaim, or a refusal of the
+  // placement there (its admission, its view of the node, pods its nodes cannot hold): nobody's
+  // fault, but trying the same provider again would only use up the job's attempts.
+  const exclude = [...new Set(attempts.filter((a) => a.faultOf === 'provider' || a.faultOf === 'owner-reclaim' || REFUSED_THERE.has(a.reason ?? '')).map((a) => a.provider))];
   const result = inputs.schedule(jobRequest(job, exclude));
   const waitingPhase = attempts.length ? 'Pending' : status.phase === 'Scheduled' ? 'Pending' : status.phase;
   if (result.kind === 'unschedulable' || inputs.blockedBy) {
