@@ -515,7 +515,7 @@ export class Agent {
     const removed = this.deletions.removedByOthers(key, pods, stopping);
     const measured: ReportedState = refused
       ? { phase: 'Failed' as const, gpuSeconds: 0, reason: refused.split(':')[0], message: refused, pods: [] }
-      : attemptState(pods, assignment.podTemplates.length, assignment.gpusPerReplica, now);
+      : attemptState(pods, assignment.podTemplates.length, assignment.gpusPerReplica, now, this.watch?.nodes() ?? []);
     // 1. Owner reclaim: the owner cordoned a node under the attempt, or its lending window closed.
     // The pods get their checkpoint grace; once they are gone the attempt is reported reclaimed.
     const reclaim = this.reclaims.get(key) ?? (isLive(measured.phase) && !this.budgetStops.has(key) ? reclaimCause(pods, this.watch!.nodes(), this.opts.settings, now) : undefined);

@@ -163,17 +163,26 @@ describe('attemptState', () => {
     it('a container the runtime failed to create is not the job\'s to answer for (the runtime or its GPU hook may be the cause)', () => {
       expect(state(pending('a', { containerStatuses: [waiting('main', 'CreateContainerError', 'nvidia-container-cli: initialization error')] })).reason).toBe('ContainersNotStarted');
     });
-    it('a pod no node can take for the cpu, memory or ephemeral storage its template asks for', () => {
-      const unschedulable = (message: string) => pending('a', { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] }, { nodeName: undefined });
-      const cpu = state(unschedulable('0/65 nodes are available: 1 Insufficient cpu, 64 node(s) didn\'t match Pod\'s node affinity/selector.'));
-      expect(cpu).toMatchObject({ phase: 'Pending', reason: 'InsufficientResources' });
-      expect(cpu.message).toContain('pod a cannot be scheduled: 0/65 nodes are available: 1 Insufficient cpu');
-      expect(state(unschedulable('0/1 nodes are available: 1 Insufficient memory.')).reason).toBe('InsufficientResources');
-      expect(state(unschedulable('0/1 nodes are available: 1 Insufficient ephemeral-storage.')).reason).toBe('InsufficientResources');
-      // Short of GPUs too, or for a reason the template cannot cause: the provider's, as before.
-      expect(state(unschedulable('0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient nvidia.com/gpu.')).reason).toBeUndefined();
-      expect(state(unschedulable('0/1 nodes are available: 1 node(s) had untolerated taint {owner: only}.')).reason).toBeUndefined();
-      expect(state(unschedulable('0/1 nodes are available: 1 Insufficient pods.')).reason).toBeUndefined();
+    it('a pod that asks more cpu, memory or ephemeral storage than its node holds at all', () => {
+      const node = { metadata: { name: 'gpu-0' }, status: { allocatable: { cpu: '64', memory: '512Gi', 'ephemeral-storage': '1Ti', 'nvidia.com/gpu': '8' } } };
+      const affinity = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['gpu-0'] }] }] } } };
+      const unschedulable = (name: string, requests: Record<string, string>, message: string) => ({
+        metadata: { name }, spec: { affinity, containers: [{ name: 'main', resources: { requests } }] },
+        status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] },
+      }) as V1Pod;
+      const judge = (...pods: V1Pod[]) => attemptState(pods, pods.length, 1, Date.parse(t0), [node]);
+      const huge = judge(unschedulable('a', { cpu: '100000' }, '0/65 nodes are available: 1 Insufficient cpu, 64 node(s) didn\'t match Pod\'s node affinity/selector.'));
+      expect(huge).toMatchObject({ phase: 'Pending', reason: 'InsufficientResources' });
+      expect(huge.message).toContain('pod a asks more cpu than node gpu-0 holds: 0/65 nodes are available: 1 Insufficient cpu');
+      expect(judge(unschedulable('a', { memory: '2Ti' }, '0/1 nodes are available: 1 Insufficient memory.')).reason).toBe('InsufficientResources');
+      // Within what the node holds, short only of what the owner's pods leave: the owner's doing, not excused.
+      expect(judge(unschedulable('a', { cpu: '32' }, '0/1 nodes are available: 1 Insufficient cpu.')).reason).toBeUndefined();
+      // Short of GPUs too, or for a reason the template cannot cause, or no node known: not excused.
+      expect(judge(unschedulable('a', { cpu: '100000' }, '0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient nvidia.com/gpu.')).reason).toBeUndefined();
+      expect(judge(unschedulable('a', { cpu: '1' }, '0/1 nodes are available: 1 node(s) had untolerated taint {owner: only}.')).reason).toBeUndefined();
+      expect(attemptState([unschedulable('a', { cpu: '100000' }, '1 Insufficient cpu')], 1, 1, Date.parse(t0)).reason).toBeUndefined();
+      // One pod that asks too much excuses no other pod of the gang.
+      expect(judge(unschedulable('a', { cpu: '100000' }, '1 Insufficient cpu'), unschedulable('b', { cpu: '1' }, '1 node(s) had untolerated taint {owner: only}')).reason).toBeUndefined();
     });
     it('nothing, where only the provider can be the cause: a pod not bound, one the kubelet says nothing of, or one missing', () => {
       expect(state(pending('a', { containerStatuses: [waiting('main', 'ErrImagePull')] }, { nodeName: undefined })).reason).toBeUndefined();

@@ -1,5 +1,6 @@
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { START_BLOCKED_REASONS, type StartBlocker } from '../../core/fault.js';
+import { parseQuantity } from '../../core/idle.js';
 
 // Rolls the pods of one attempt up into the attempt's state, as the agent reports it to the hub:
 // a phase, the measured GPU-seconds, and who is at fault when it ended early.
@@ -50,7 +51,11 @@ function firstFailure(pod: V1Pod): { exitCode: number; container: string } | und
   return undefined;
 }
 
-export function attemptState(pods: readonly V1Pod[], replicas: number, gpusPerReplica: number, now: number): AttemptState {
+/**
+ * `nodes`: the cluster's nodes, so that pods no node can take are told apart: asking more than
+ * their node holds at all is the template's doing, short of what the owner's own pods use is not.
+ */
+export function attemptState(pods: readonly V1Pod[], replicas: number, gpusPerReplica: number, now: number, nodes: readonly V1Node[] = []): AttemptState {
   let gpuSeconds = 0;
   for (const pod of pods) {
     const start = podStart(pod);
@@ -91,7 +96,7 @@ export function attemptState(pods: readonly V1Pod[], replicas: number, gpusPerRe
   if (succeeded === replicas) return { ...base, phase: 'Succeeded' };
   const running = pods.filter((p) => p.status?.phase === 'Running' || p.status?.phase === 'Succeeded').length;
   if (running === replicas) return { ...base, phase: 'Running' };
-  const blocked = pods.length === replicas ? startBlocked(pods) : undefined;
+  const blocked = pods.length === replicas ? startBlocked(pods, nodes) : undefined;
   // Kept short: the hub quotes it in the job's status message when the start times out. (Every
   // report is also kept within the hub's bounds in one place: agent/attempt/report.ts.)
   return { ...base, phase: 'Pending', ...(blocked ? { reason: START_BLOCKED_REASONS[blocked.on], message: blocked.message.slice(0, 400) } : {}) };
@@ -102,13 +107,31 @@ export function attemptState(pods: readonly V1Pod[], replicas: number, gpusPerRe
  * asks for, which the template chose; undefined when the GPUs are short too (the hub placed it on
  * GPUs the provider said were idle) or it is unschedulable for any other reason (taints, the node).
  */
-function unschedulableForOwnRequests(pod: V1Pod): string | undefined {
+function unschedulableForOwnRequests(pod: V1Pod, nodes: readonly V1Node[]): string | undefined {
   if (pod.spec?.nodeName) return undefined;
   const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
   if (scheduled?.status !== 'False' || scheduled.reason !== 'Unschedulable') return undefined;
   const message = scheduled.message ?? '';
-  if (!/Insufficient (cpu|memory|ephemeral-storage)\b/.test(message) || /Insufficient nvidia\.com\/gpu/.test(message)) return undefined;
-  return `pod ${pod.metadata?.name ?? ''} cannot be scheduled: ${message}`;
+  if (/Insufficient nvidia\.com\/gpu/.test(message)) return undefined;
+  // Only what the pod asks beyond everything its node can hold: short of what the owner's pods
+  // leave free is the owner taking the node back unannounced, which stays the provider's.
+  const node = nodes.find((n) => n.metadata?.name === requiredNode(pod));
+  const over = (['cpu', 'memory', 'ephemeral-storage'] as const).filter((r) => new RegExp(`Insufficient ${r}\\b`).test(message) && asked(pod, r) > parseQuantity(node?.status?.allocatable?.[r] ?? '0'));
+  if (!node || over.length === 0) return undefined;
+  return `pod ${pod.metadata?.name ?? ''} asks more ${over.join(', ')} than node ${node.metadata?.name ?? ''} holds: ${message}`;
+}
+
+/** The node a job pod's affinity requires (the agent sets exactly one). */
+function requiredNode(pod: V1Pod): string | undefined {
+  return pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms?.[0]?.matchFields?.find((f) => f.key === 'metadata.name')?.values?.[0];
+}
+
+/** What a pod asks of a resource, as the scheduler counts it: its containers' sum, or its largest init container. */
+function asked(pod: V1Pod, resource: string): number {
+  const of = (c: { resources?: { requests?: Record<string, string>; limits?: Record<string, string> } }) => parseQuantity(c.resources?.requests?.[resource] ?? c.resources?.limits?.[resource] ?? '0');
+  const app = (pod.spec?.containers ?? []).reduce((n, c) => n + of(c), 0);
+  const init = Math.max(0, ...(pod.spec?.initContainers ?? []).map(of));
+  return Math.max(app, init);
 }
 
 /** Waiting reasons of a container whose image cannot be pulled (the kubelet's, and containerd's). */
@@ -125,10 +148,12 @@ const CONFIG_WAITING = new Set(['CreateContainerConfigError']);
  * (core/fault.ts StartBlocker): only for pods bound to a node whose kubelet has reported on them.
  * Unbound pods, or pods the kubelet says nothing about, are the provider's to start: undefined.
  */
-function startBlocked(pods: readonly V1Pod[]): { on: StartBlocker; message: string } | undefined {
+function startBlocked(pods: readonly V1Pod[], nodes: readonly V1Node[]): { on: StartBlocker; message: string } | undefined {
   const pending = pods.filter((p) => p.status?.phase !== 'Running' && p.status?.phase !== 'Succeeded');
-  const short = pending.map(unschedulableForOwnRequests).find((m) => m !== undefined);
-  if (short) return { on: 'resources', message: short };
+  // Every unbound pod must be one that asks too much: one short pod excuses no other.
+  const unbound = pending.filter((p) => !p.spec?.nodeName);
+  const short = unbound.map((p) => unschedulableForOwnRequests(p, nodes));
+  if (unbound.length > 0 && short.every((m) => m !== undefined)) return { on: 'resources', message: short[0]! };
   if (pending.some((p) => !p.spec?.nodeName || !(p.status?.containerStatuses?.length || p.status?.initContainerStatuses?.length))) return undefined;
   const waiting = pending.flatMap((p) =>
     [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].flatMap((c) =>
