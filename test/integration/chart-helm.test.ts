@@ -246,6 +246,14 @@ describe('helm template', () => {
     expect(one(without, 'Role', 'rel-fedgpu').rules.some((r: Obj) => r.apiGroups.includes('discovery.k8s.io'))).toBe(false);
   });
 
+  it("pins the agent's pods to the owner's RuntimeClass and toleration keys in its admission policy", async () => {
+    const rules = async (extra: string[]) => (one(await render(PROVIDER, extra), 'ValidatingAdmissionPolicy', 'rel-fedgpu-agent-scope').spec.validations as Obj[]).map((v) => `${v.expression}`).join('\n');
+    // No class chosen: no rule on it. One chosen: every pod runs under it.
+    expect(await rules([])).not.toContain('runtimeClassName');
+    expect(await rules(['--set', 'provider.runtimeClassName=gvisor'])).toContain('has(object.spec.runtimeClassName) && object.spec.runtimeClassName == "gvisor"');
+    expect(await rules(['--set', 'provider.admissionPolicy.extraTolerationKeys[0]=example.com/spot'])).toContain('["nvidia.com/gpu","node.kubernetes.io/not-ready","node.kubernetes.io/unreachable","example.com/spot"]');
+  });
+
   it('renders no PodDisruptionBudget for a single hub replica (it would block drains)', async () => {
     const objs = await render(HUB, ['--set', 'hub.replicas=1']);
     expect(kinds(objs)).not.toContain('PodDisruptionBudget');

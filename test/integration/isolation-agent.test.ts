@@ -230,20 +230,28 @@ describe('the chart\'s agent identity', () => {
     expect((secrets as { code: number }).code).toBe(403);
   });
 
-  it('cannot, inside its own tenant namespaces, name a node, take a system priority, mount a token or expose a Service (a stolen agent token)', async () => {
+  it('cannot, inside its own tenant namespaces, name a node, leave the GPU nodes, take a system priority, mount a token or expose a Service (a stolen agent token)', async () => {
     const [ownPod] = (await core.listPodForAllNamespaces({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' })).items.filter((p) => p.metadata?.namespace?.startsWith(`${PREFIX}-`));
     const tenant = ownPod!.metadata!.namespace!;
     const asAgent = identity.kubeConfig.makeApiClient(CoreV1Api);
     const refusal = (p: Promise<unknown>) => p.then(() => 'accepted', (e: { code?: number; body?: string }) => `${e.code}: ${JSON.parse(e.body ?? '{}').message ?? ''}`);
     // PodSecurity restricted is met, so the policy's own rule is what answers.
     const restricted = { securityContext: { runAsNonRoot: true, runAsUser: 65532, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } } };
-    const container = { name: 'c', image: 'x', ...restricted };
+    const container = { name: 'c', image: 'x', ...restricted, resources: { limits: { 'nvidia.com/gpu': '1' } } };
     const pod = (name: string, spec: Record<string, unknown>) => ({ metadata: { name }, spec: { automountServiceAccountToken: false, containers: [container], ...spec } });
     const podRule = 'the agent\'s pods name no node, no system priority class, and mount no service account token';
     // Past the scheduler and every taint (the control plane's too).
     expect(await refusal(asAgent.createNamespacedPod({ namespace: tenant, body: pod('pinned', { nodeName: 'control-plane-0' }) }))).toContain(podRule);
     expect(await refusal(asAgent.createNamespacedPod({ namespace: tenant, body: pod('critical', { priorityClassName: 'system-node-critical' }) }))).toContain(podRule);
     expect(await refusal(asAgent.createNamespacedPod({ namespace: tenant, body: { metadata: { name: 'token' }, spec: { containers: [container] } } }))).toContain(podRule);
+    // On any node but a GPU node (no GPU asked), or on the control plane (its taint tolerated).
+    expect(await refusal(asAgent.createNamespacedPod({ namespace: tenant, body: pod('cpu-only', { containers: [{ ...container, resources: {} }] }) })))
+      .toContain('the agent\'s pods ask for at least one GPU on their first container');
+    const controlPlane = [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }];
+    expect(await refusal(asAgent.createNamespacedPod({ namespace: tenant, body: pod('on-control-plane', { tolerations: controlPlane }) })))
+      .toContain('the agent\'s pods tolerate only nvidia.com/gpu, node.kubernetes.io/not-ready, node.kubernetes.io/unreachable');
+    expect(await refusal(asAgent.createNamespacedPod({ namespace: tenant, body: pod('anywhere', { tolerations: [{ operator: 'Exists' }] }) })))
+      .toContain('the agent\'s pods tolerate only');
     const service = (name: string, spec: Record<string, unknown>) => ({ metadata: { name }, spec: { ports: [{ port: 80 }], ...spec } });
     const serviceRule = 'the agent\'s Services are headless ClusterIP Services without external IPs';
     expect(await refusal(asAgent.createNamespacedService({ namespace: tenant, body: service('mitm', { clusterIP: 'None', externalIPs: ['203.0.113.10'] }) }))).toContain(serviceRule);
