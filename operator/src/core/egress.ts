@@ -29,8 +29,8 @@ export const DEFAULT_EGRESS: EgressProfile = { mode: 'dns' };
 /**
  * Never reachable under `internet`: RFC 1918, CGNAT, link-local, loopback, "this network",
  * IETF protocol assignments, benchmarking, multicast and reserved; IPv6 loopback, unspecified,
- * IPv4-mapped, NAT64 (which reaches the provider's private IPv4 network from an IPv6-only
- * cluster), ULA, link-local and multicast.
+ * NAT64 (which reaches the provider's private IPv4 network from an IPv6-only cluster), ULA,
+ * link-local and multicast.
  */
 export const NON_PUBLIC_V4 = [
   '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24', '192.168.0.0/16',
@@ -39,7 +39,9 @@ export const NON_PUBLIC_V4 = [
   '168.63.129.16/32',
 ];
 /** Also 6to4 and Teredo, which embed IPv4 addresses, private ones included. */
-export const NON_PUBLIC_V6 = ['::/128', '::1/128', '::ffff:0:0/96', '64:ff9b::/96', '64:ff9b:1::/48', '2001::/32', '2002::/16', 'fc00::/7', 'fe80::/10', 'ff00::/8'];
+// Not ::ffff:0:0/96 (IPv4-mapped): the apiserver reads it as IPv4 0.0.0.0/0 and refuses it as an
+// except of ::/0; IPv4 destinations are closed by NON_PUBLIC_V4.
+export const NON_PUBLIC_V6 = ['::/128', '::1/128', '64:ff9b::/96', '64:ff9b:1::/48', '2001::/32', '2002::/16', 'fc00::/7', 'fe80::/10', 'ff00::/8'];
 
 const RANK: Record<EgressMode, number> = { none: 0, dns: 1, cidrs: 2, internet: 3 };
 
