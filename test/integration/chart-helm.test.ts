@@ -159,8 +159,10 @@ describe('helm template', () => {
   it('renders the agent: one replica, cluster-wide tenant writes narrowed by an admission policy', async () => {
     const objs = await render(PROVIDER);
     expect(kinds(objs)).toEqual([
-      'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
+      'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
     ]);
+    // The second ClusterRole is bound by the agent itself, per tenant namespace: logs, exec, port-forward.
+    expect(one(objs, 'ClusterRole', 'rel-fedgpu-tenant-access').rules.map((r: Obj) => r.resources).flat().sort()).toEqual(['pods/exec', 'pods/log', 'pods/portforward']);
     const deploy = one(objs, 'Deployment');
     expect(deploy.spec.replicas).toBe(1);
     expect(deploy.spec.strategy.type).toBe('Recreate');
@@ -180,11 +182,18 @@ describe('helm template', () => {
     expect(volumes.tls.secret.secretName).toBe('rel-fedgpu-tls');
     expect(volumes.wallet.secret.secretName).toBe('rel-fedgpu-wallet');
 
-    const rules: Obj[] = one(objs, 'ClusterRole').rules;
+    const rules: Obj[] = one(objs, 'ClusterRole', 'rel-fedgpu').rules;
     // Secrets: the attempt's own are created and deleted, never read back (no get, list or watch).
     for (const r of rules.filter((r) => r.resources.includes('secrets'))) expect(r.verbs).toEqual(['create', 'delete', 'deletecollection']);
     expect(rules.flatMap((r) => r.resources)).not.toContain('configmaps');
-    expect(rules.flatMap((r) => r.resources).some((r: string) => r.startsWith('role') || r.startsWith('clusterrole'))).toBe(false);
+    // RBAC: its own tenant-access binding only (the admission policy keeps it to that role, to
+    // itself, in its tenant namespaces): create/update rolebindings, bind that one role by name.
+    expect(rules.filter((r) => r.apiGroups.includes('rbac.authorization.k8s.io'))).toEqual([
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create', 'update'] },
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], resourceNames: ['rel-fedgpu-tenant-access'], verbs: ['bind'] },
+    ]);
+    expect(rules.flatMap((r) => r.resources)).not.toContain('pods/log');
+    expect(one(objs, 'Deployment').spec.template.spec.containers[0].args).toContain('--tenant-access-role=rel-fedgpu-tenant-access');
     const policy = one(objs, 'ValidatingAdmissionPolicy');
     expect(policy.spec.matchConditions[0].expression).toBe("request.userInfo.username == \"system:serviceaccount:fedgpu-system:rel-fedgpu\"");
     expect(one(objs, 'ValidatingAdmissionPolicyBinding').spec).toEqual({ policyName: policy.metadata.name, validationActions: ['Deny'] });
@@ -583,7 +592,7 @@ describe('helm install into real apiservers', () => {
     // demand); the admission policy above keeps them to the agent's own namespaces.
     ['create pods in a tenant namespace', 'chart-agent-jobs', true, ['create', 'pods']],
     ['delete pods in a tenant namespace', 'chart-agent-jobs', true, ['delete', 'pods']],
-    ['read pod logs in a tenant namespace', 'chart-agent-jobs', true, ['get', 'pods', '--subresource=log']],
+    ['read pod logs in a namespace without its binding', 'chart-agent-jobs', false, ['get', 'pods', '--subresource=log']],
     ['create events in a tenant namespace', 'chart-agent-jobs', true, ['create', 'events']],
     // Provider pod Events relayed to the GpuJob (agent/pod-events): read, never changed.
     ['watch events in a tenant namespace', 'chart-agent-jobs', true, ['watch', 'events']],
@@ -606,12 +615,17 @@ describe('helm install into real apiservers', () => {
     ['patch pods', 'chart-agent-jobs', false, ['patch', 'pods']],
     ['update namespaces (relabel PodSecurity)', '-A', false, ['update', 'namespaces']],
     ['patch namespaces (relabel PodSecurity)', '-A', false, ['patch', 'namespaces']],
-    // The consumer's tunnel sessions (agent/access): exec and port-forward into the attempt's pods.
-    ['exec into job pods (tunnel)', 'chart-agent-jobs', true, ['create', 'pods', '--subresource=exec']],
-    ['port-forward to job pods (tunnel)', 'chart-agent-jobs', true, ['create', 'pods', '--subresource=portforward']],
+    // The consumer's tunnel sessions (agent/access): logs, exec and port-forward of the attempt's
+    // pods come only through the binding of <fullname>-tenant-access the agent writes in each
+    // tenant namespace it makes (none exists in this one), never cluster-wide.
+    ['exec into pods without its binding', 'chart-agent-jobs', false, ['create', 'pods', '--subresource=exec']],
+    ['port-forward to pods without its binding', 'chart-agent-jobs', false, ['create', 'pods', '--subresource=portforward']],
+    ['read pod logs without its binding', 'kube-system', false, ['get', 'pods', '--subresource=log']],
     ['attach to job pods', 'chart-agent-jobs', false, ['create', 'pods', '--subresource=attach']],
     ['create service account tokens', 'chart-agent-jobs', false, ['create', 'serviceaccounts', '--subresource=token']],
-    ['create role bindings', 'chart-agent-jobs', false, ['create', 'rolebindings.rbac.authorization.k8s.io']],
+    ['create role bindings (its tenant-access binding; the admission policy fences them)', 'chart-agent-jobs', true, ['create', 'rolebindings.rbac.authorization.k8s.io']],
+    ['bind its tenant-access role', '-A', true, ['bind', 'clusterroles.rbac.authorization.k8s.io/chart-agent-fedgpu-tenant-access']],
+    ['bind any other role', '-A', false, ['bind', 'clusterroles.rbac.authorization.k8s.io/admin']],
     ['delete network policies (per-attempt rendezvous and egress)', 'chart-agent-jobs', true, ['delete', 'networkpolicies.networking.k8s.io']],
     ['get secrets anywhere', '-A', false, ['get', 'secrets']],
     ['get secrets in a tenant namespace', 'chart-agent-jobs', false, ['get', 'secrets']],

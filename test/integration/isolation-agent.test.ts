@@ -1,12 +1,12 @@
 import https from 'node:https';
-import { CoreV1Api, KubeConfig, NetworkingV1Api, PatchStrategy, setHeaderOptions, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, PatchStrategy, setHeaderOptions, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import { mergePatch } from '../../operator/src/runtime/kube.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PodRunner } from '../../operator/src/agent/pods/runner.js';
 import { buildInventory } from '../../operator/src/agent/inventory.js';
 import { placementProblem } from '../../operator/src/agent/placement.js';
-import { TenantNamespaces, tenantNamespaceName } from '../../operator/src/agent/tenancy/namespace.js';
+import { ACCESS_BINDING_NAME, TenantNamespaces, tenantNamespaceName } from '../../operator/src/agent/tenancy/namespace.js';
 import { QuotaWatch } from '../../operator/src/agent/tenancy/quota-watch.js';
 import { attemptStatus } from '../../operator/src/agent/attempt/report.js';
 import { attemptName } from '../../operator/src/agent/attempt/rendezvous.js';
@@ -95,7 +95,12 @@ beforeAll(async () => {
     '--set', 'mode=provider', '--set', 'hub.address=hub.example.com:8443', '--set', 'provider.wallet=0x70997970C51812dc3A010C7d01b50e0d17dc79C8',
     '--set-string', 'provider.settings.pricePerGpuHour.NVIDIA-H100-80GB-HBM3=2.40', '--set', `provider.jobNamespace=${PREFIX}`,
   ]);
-  tenancy = new TenantNamespaces(identity.kubeConfig, { prefix: PREFIX, onNotRestricted: (ns) => notRestricted.push(ns) }, silent);
+  // As the chart's agent runs: logs, exec and port-forward through the binding it makes per tenant namespace.
+  tenancy = new TenantNamespaces(identity.kubeConfig, {
+    prefix: PREFIX,
+    onNotRestricted: (ns) => notRestricted.push(ns),
+    accessRole: { clusterRole: `${identity.username.split(':').at(-1)}-tenant-access`, user: () => identity.username },
+  }, silent);
   runner = new PodRunner(identity.kubeConfig, tenancy, silent);
   started = Date.now();
 });
@@ -266,6 +271,36 @@ describe('the chart\'s agent identity', () => {
     await asAgent.deleteNamespacedService({ name: 'rendezvous', namespace: tenant });
   });
 
+  it("reads logs only in its tenant namespaces, through the one binding it may write there (a stolen agent token)", async () => {
+    const [ownPod] = (await core.listPodForAllNamespaces({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' })).items.filter((p) => p.metadata?.namespace?.startsWith(`${PREFIX}-`));
+    const tenant = ownPod!.metadata!.namespace!;
+    const role = `${identity.username.split(':').at(-1)}-tenant-access`;
+    // The binding the agent made when it prepared the namespace: its tenant-access role, to itself.
+    const binding = await kc.makeApiClient(RbacAuthorizationV1Api).readNamespacedRoleBinding({ name: ACCESS_BINDING_NAME, namespace: tenant });
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role });
+    expect(binding.subjects).toEqual([{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: identity.username }]);
+    const asAgent = identity.kubeConfig.makeApiClient(CoreV1Api);
+    const logOf = (namespace: string, name: string) => asAgent.readNamespacedPodLog({ namespace, name }).then(() => 200, (e: { code?: number }) => e.code ?? 0);
+    // kube-system's pods (their logs may hold tokens): refused by RBAC, as any namespace but its own.
+    await core.createNamespacedPod({ namespace: 'default', body: { metadata: { name: `${PREFIX}-owner-app` }, spec: { containers: [{ name: 'c', image: 'x' }] } } });
+    try {
+      expect(await logOf('default', `${PREFIX}-owner-app`)).toBe(403);
+      // Its own job pod: allowed (400 here only because no kubelet runs this test bed's pods).
+      expect(await logOf(tenant, ownPod!.metadata!.name!)).not.toBe(403);
+    } finally {
+      await core.deleteNamespacedPod({ namespace: 'default', name: `${PREFIX}-owner-app` }).catch(() => undefined);
+    }
+    // Granting itself more: another role, another subject, or its role outside its tenant namespaces.
+    const rbac = identity.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+    const bind = (namespace: string, roleName: string, user: string) => rbac.createNamespacedRoleBinding({
+      namespace,
+      body: { metadata: { name: `grab-${Math.random().toString(36).slice(2, 8)}` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: roleName }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }] },
+    }).then(() => 'created', (e: { code?: number; body?: string }) => `${e.code}: ${JSON.parse(e.body ?? '{}').message ?? ''}`);
+    expect(await bind(tenant, 'admin', identity.username)).toMatch(/^403: .*cannot bind|^403: .*escalat|^403/);
+    expect(await bind(tenant, role, 'mallory')).toContain(`the agent may only bind ${role}, to itself`);
+    expect(await bind('default', role, identity.username)).toContain('the agent may only write rolebindings in its tenant namespaces');
+  });
+
   it('cannot exec, attach or port-forward into a pod outside its tenant namespaces (a stolen agent token)', async () => {
     // A pod of the owner's (a privileged DaemonSet's, in kube-system, say): RBAC grants the agent
     // exec and port-forward cluster-wide for its consumers' sessions; the chart's policy fences them.
@@ -273,13 +308,13 @@ describe('the chart\'s agent identity', () => {
     await core.createNamespace({ body: { metadata: { name: owner } } });
     await core.createNamespacedPod({ namespace: owner, body: { metadata: { name: 'victim' }, spec: { containers: [{ name: 'c', image: 'x' }] } } });
     try {
-      for (const sub of ['exec', 'portforward']) {
+      // RBAC refuses first (the agent holds these rights only through its binding in each tenant
+      // namespace); the admission policy fences CONNECT too, should a binding ever be wider.
+      for (const sub of ['exec', 'portforward', 'attach']) {
         const answer = await connectAsAgent(owner, 'victim', sub);
-        expect(answer.status, `${sub}: ${answer.message}`).toBe(422); // the policy's denial, as for its writes
-        expect(answer.message).toContain(`the agent may only open pods/${sub} sessions in its tenant namespaces (${PREFIX}-*, PodSecurity restricted), not in ${owner}`);
+        expect(answer.status, `${sub}: ${answer.message}`).toBe(403);
+        expect(answer.message).toContain(`cannot create resource "pods/${sub}"`);
       }
-      // attach is not the agent's at all (RBAC); the policy would fence it too.
-      expect((await connectAsAgent(owner, 'victim', 'attach')).status).toBe(403);
       // Its own consumers' pods stay reachable: the same request passes admission there (and is
       // answered 400 only because no kubelet runs this test bed's pods).
       const [ownPod] = (await core.listPodForAllNamespaces({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' })).items.filter((p) => p.metadata?.namespace?.startsWith(`${PREFIX}-`));

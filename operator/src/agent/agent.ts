@@ -11,6 +11,7 @@ import { fitInventory } from './inventory-fit.js';
 import { type ClusterChange, type ClusterWatch, watchCluster } from './cluster-watch.js';
 import { buildInventory, runtimeClassOf, type InventoryPool, type ProviderSettings } from './inventory.js';
 import { placementProblem } from './placement.js';
+import { ownUsername } from './identity.js';
 import { GFD_PRODUCT_LABEL } from '../api/constants.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
 import type { Readiness } from '../metrics/http-server.js';
@@ -42,6 +43,8 @@ export interface AgentOptions {
   settings: ProviderSettings;
   /** Prefix of the per-consumer namespaces job pods run in (agent/tenancy). */
   jobNamespace: string;
+  /** ClusterRole with the log, exec and port-forward rights, bound to the agent in each tenant namespace (the chart's `<fullname>-tenant-access`). */
+  tenantAccessRole?: string;
   /** Allow DNS egress from job pods (default true); everything else is denied. */
   allowDns?: boolean;
   hubAddress: string;
@@ -148,6 +151,8 @@ export class Agent {
   private readonly receipts: UsageReceiptBook;
   private lastInventory?: string;
   private poolsCache?: { atMs: number; pools: InventoryPool[] };
+  /** The agent's own username (agent/identity.ts), learned at start when it binds a tenant-access role. */
+  private username?: string;
   private readonly lastAttempt = new Map<string, string>();
   private readonly reclaims = new Map<string, { reason: string; message: string; gpuSeconds: number }>();
   /** Attempts stopped because their escrow is spent (the consumer's side), by key. */
@@ -171,6 +176,7 @@ export class Agent {
     const tenancy = new TenantNamespaces(opts.kubeConfig, {
       prefix: opts.jobNamespace,
       quotas: this.quotaWatch,
+      ...(opts.tenantAccessRole ? { accessRole: { clusterRole: opts.tenantAccessRole, user: () => this.username } } : {}),
       allowDns: opts.allowDns,
       onNotRestricted: () => opts.metrics?.onNamespaceNotRestricted(),
       // The hub shows refused namespaces as the GpuProvider's TenantIsolation condition.
@@ -228,6 +234,13 @@ export class Agent {
     // the apiserver refuses (an older chart's RBAC) keeps retrying with a logged backoff, and until
     // it has listed, a pod refused on a bound not yet in force is retried, as before.
     this.quotaWatch.start().catch(() => undefined);
+    if (this.opts.tenantAccessRole) {
+      try {
+        this.username = await ownUsername(this.opts.kubeConfig);
+      } catch (err) {
+        this.opts.logger.error({ err }, 'could not learn the agent\'s own username: tenant namespaces get no access binding, and consumers\' logs, exec and port-forward are refused');
+      }
+    }
     this.watch = await watchCluster(this.opts.kubeConfig, this.opts.logger, (change) => this.schedulePublish(attemptOfChange(change)));
     this.opts.metrics?.observeAgent({ idleGpus: () => this.idleGpus(), jobPods: () => this.runner.managed(this.watch?.pods() ?? []) });
     this.client = new StreamClient({

@@ -119,6 +119,7 @@ export function agentCommand(globals: () => Globals): Command {
     .requiredOption('--settings <file>', 'YAML: pricePerGpuHour, electricity, availability')
     .option('--hub-server-name <name>', 'name to verify in the hub certificate')
     .option('--job-namespace <prefix>', 'prefix of the per-consumer namespaces the agent creates for job pods', 'fedgpu-jobs')
+    .option('--tenant-access-role <clusterrole>', "bind this ClusterRole (the chart's <fullname>-tenant-access: pod logs, exec, port-forward) to the agent in each tenant namespace it makes")
     .option('--runtime-class <name>', 'RuntimeClass set on every job pod (e.g. gvisor, kata)')
     .option('--no-tenant-dns', 'deny DNS egress from job pods too (the default allows only DNS)')
     .option('--heartbeat-interval <duration>', 'heartbeat interval', '2s')
@@ -147,6 +148,7 @@ export function agentCommand(globals: () => Globals): Command {
         kubeConfig: loadKubeConfig(globals()),
         settings,
         jobNamespace: o.jobNamespace,
+        ...(o.tenantAccessRole ? { tenantAccessRole: o.tenantAccessRole } : {}),
         allowDns: o.tenantDns !== false,
         hubAddress: o.hubAddress,
         tls: {

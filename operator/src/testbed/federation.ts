@@ -174,6 +174,8 @@ export async function startAgent(
       '--wallet-key-file', join(dir, 'wallet.key'),
       '--settings', join(dir, 'settings.yaml'),
       '--heartbeat-interval', '500ms',
+      // As the chart's Deployment passes it: logs, exec and port-forward only in its tenant namespaces.
+      '--tenant-access-role', `${identity.username.split(':').at(-1)}-tenant-access`,
       // Many agents share this machine: each takes a free port for /metrics.
       '--metrics-port', '0',
       ...extraArgs,

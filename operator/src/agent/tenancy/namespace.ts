@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CoreV1Api, NetworkingV1Api, type KubeConfig, type V1Namespace, type V1ResourceQuota } from '@kubernetes/client-node';
+import { CoreV1Api, NetworkingV1Api, RbacAuthorizationV1Api, type KubeConfig, type V1Namespace, type V1ResourceQuota } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GPU_RESOURCE } from '../../api/constants.js';
 import { raisesBound, type QuotaWatch } from './quota-watch.js';
@@ -74,7 +74,15 @@ export interface TenancyOptions {
   quotas?: QuotaWatch;
   /** How long a raised bound is awaited before the pods go anyway. Default 250 ms. */
   quotaInForceWaitMs?: number;
+  /**
+   * The ClusterRole with the agent's log, exec and port-forward rights, bound to `user` (the agent's
+   * own username, agent/identity.ts) in each tenant namespace it prepares: the chart grants them
+   * nowhere else. Absent: nothing is bound (rights granted cluster-wide, outside the chart).
+   */
+  accessRole?: { clusterRole: string; user: () => string | undefined };
 }
+
+export const ACCESS_BINDING_NAME = 'fedgpu-tenant-access';
 
 /** A quota write: the bound written, whether it rose above the one in force, and the version written. */
 interface WrittenQuota {
@@ -93,6 +101,7 @@ const QUOTA_IN_FORCE_WAIT_MS = 250;
 export class TenantNamespaces {
   private readonly core: CoreV1Api;
   private readonly net: NetworkingV1Api;
+  private readonly rbac: RbacAuthorizationV1Api;
   /** Namespaces refused for not enforcing restricted, with why; until one passes again or is deleted. */
   private readonly refused = new Map<string, string>();
 
@@ -109,6 +118,7 @@ export class TenantNamespaces {
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.net = kubeConfig.makeApiClient(NetworkingV1Api);
+    this.rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
   }
 
   nameOf(tenant: string): string {
@@ -162,6 +172,15 @@ export class TenantNamespaces {
     // Replaced when present, so a policy someone loosened is put back.
     const deny = { metadata: { name: DEFAULT_DENY_POLICY, labels }, spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] } };
     const max = this.options.maxEphemeralStorage ?? '200Gi';
+    const accessUser = this.options.accessRole?.user();
+    if (this.options.accessRole && !accessUser) this.logger.warn({ namespace: name }, 'the agent does not know its own username: no tenant-access binding, so logs, exec and port-forward of this namespace will be refused');
+    const binding = this.options.accessRole && accessUser
+      ? {
+          metadata: { name: ACCESS_BINDING_NAME, labels },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: this.options.accessRole.clusterRole },
+          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: accessUser }],
+        }
+      : undefined;
     // Independent objects: written at once, all in place before any pod is created.
     await Promise.all([
       this.createOrReplace(
@@ -187,6 +206,10 @@ export class TenantNamespaces {
         undefined,
       ),
       this.writeQuota(name, usageNow, true),
+      binding === undefined ? undefined : this.createOrReplace(
+        () => this.rbac.createNamespacedRoleBinding({ namespace: name, body: binding }),
+        () => this.rbac.replaceNamespacedRoleBinding({ name: ACCESS_BINDING_NAME, namespace: name, body: binding }),
+      ),
       this.createOrReplace(
         () => this.core.createNamespacedLimitRange({
           namespace: name,
