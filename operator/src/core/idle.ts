@@ -203,10 +203,23 @@ export function computeIdle(nodes: readonly GpuNodeInfo[], pods: readonly PodInf
  * pod overhead. A container's request defaults to its limit, as for every extended resource.
  */
 export function podGpuRequest(pod: PodInfo, resource: string = GPU_RESOURCE): number {
+  return podRequest(pod, resource, true);
+}
+
+/**
+ * What a pod asks of any resource by the same rule. `whole`: each request rounded up to a whole
+ * unit, as GPUs are counted; otherwise as given (0.5 for a cpu of 500m).
+ */
+export function podRequest(pod: PodInfo, resource: string, whole = false): number {
+  const round = (q: number) => (whole ? Math.ceil(q) : q);
+  const containerRequest = (container: ContainerResources) => {
+    const quantity = container.requests?.[resource] ?? container.limits?.[resource];
+    return quantity === undefined ? 0 : round(parseQuantity(quantity));
+  };
   let sidecars = 0;
   let initPeak = 0;
   for (const init of pod.initContainers ?? []) {
-    const request = containerRequest(init, resource);
+    const request = containerRequest(init);
     if (init.restartPolicy === 'Always') {
       sidecars += request;
       initPeak = Math.max(initPeak, sidecars);
@@ -215,9 +228,9 @@ export function podGpuRequest(pod: PodInfo, resource: string = GPU_RESOURCE): nu
     }
   }
   let app = sidecars;
-  for (const container of pod.containers) app += containerRequest(container, resource);
+  for (const container of pod.containers) app += containerRequest(container);
   const overhead = pod.overhead?.[resource];
-  return Math.max(app, initPeak) + (overhead === undefined ? 0 : Math.ceil(parseQuantity(overhead)));
+  return Math.max(app, initPeak) + (overhead === undefined ? 0 : round(parseQuantity(overhead)));
 }
 
 /**
@@ -231,11 +244,6 @@ export function parseQuantity(quantity: string | number): number {
   const value = Number(match[1]);
   const suffix = match[2] ?? '';
   return value * (QUANTITY_SUFFIX[suffix] ?? 0);
-}
-
-function containerRequest(container: ContainerResources, resource: string): number {
-  const quantity = container.requests?.[resource] ?? container.limits?.[resource];
-  return quantity === undefined ? 0 : Math.ceil(parseQuantity(quantity));
 }
 
 function unavailableReason(node: GpuNodeInfo, tolerated: ReadonlySet<string>): NodeIdleReason | undefined {

@@ -336,7 +336,7 @@ export class PodRunner {
       await this.attempts.prune(namespace, wanted).catch((err: unknown) => this.logger.error({ err, namespace }, 'could not prune per-attempt objects; the next resync retries'));
     }
     // At once, bounded by `preparing`: a provider running hundreds of attempts resyncs in seconds.
-    const running = new Set(managedPods.map((p) => `${p.metadata?.labels?.[JOB_UID_LABEL]}/${p.metadata?.labels?.[EPOCH_LABEL]}`));
+    const running = new Set(managedPods.map(attemptKeyOfPod));
     await Promise.all(desired.map((assign) => this.apply(assign, running.has(attemptKey(assign.jobUid, assign.epoch)))));
     await this.releaseNamespaces();
   }

@@ -1,6 +1,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { START_BLOCKED_REASONS, type StartBlocker } from '../../core/fault.js';
-import { parseQuantity } from '../../core/idle.js';
+import { parseQuantity, podRequest } from '../../core/idle.js';
+import { podInfo } from '../inventory.js';
 
 // Rolls the pods of one attempt up into the attempt's state, as the agent reports it to the hub:
 // a phase, the measured GPU-seconds, and who is at fault when it ended early.
@@ -116,7 +117,8 @@ function unschedulableForOwnRequests(pod: V1Pod, nodes: readonly V1Node[]): stri
   // Only what the pod asks beyond everything its node can hold: short of what the owner's pods
   // leave free is the owner taking the node back unannounced, which stays the provider's.
   const node = nodes.find((n) => n.metadata?.name === requiredNode(pod));
-  const over = (['cpu', 'memory', 'ephemeral-storage'] as const).filter((r) => new RegExp(`Insufficient ${r}\\b`).test(message) && asked(pod, r) > parseQuantity(node?.status?.allocatable?.[r] ?? '0'));
+  const info = podInfo(pod);
+  const over = (['cpu', 'memory', 'ephemeral-storage'] as const).filter((r) => new RegExp(`Insufficient ${r}\\b`).test(message) && podRequest(info, r) > parseQuantity(node?.status?.allocatable?.[r] ?? '0'));
   if (!node || over.length === 0) return undefined;
   return `pod ${pod.metadata?.name ?? ''} asks more ${over.join(', ')} than node ${node.metadata?.name ?? ''} holds: ${message}`;
 }
@@ -124,14 +126,6 @@ function unschedulableForOwnRequests(pod: V1Pod, nodes: readonly V1Node[]): stri
 /** The node a job pod's affinity requires (the agent sets exactly one). */
 function requiredNode(pod: V1Pod): string | undefined {
   return pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms?.[0]?.matchFields?.find((f) => f.key === 'metadata.name')?.values?.[0];
-}
-
-/** What a pod asks of a resource, as the scheduler counts it: its containers' sum, or its largest init container. */
-function asked(pod: V1Pod, resource: string): number {
-  const of = (c: { resources?: { requests?: Record<string, string>; limits?: Record<string, string> } }) => parseQuantity(c.resources?.requests?.[resource] ?? c.resources?.limits?.[resource] ?? '0');
-  const app = (pod.spec?.containers ?? []).reduce((n, c) => n + of(c), 0);
-  const init = Math.max(0, ...(pod.spec?.initContainers ?? []).map(of));
-  return Math.max(app, init);
 }
 
 /** Waiting reasons of a container whose image cannot be pulled (the kubelet's, and containerd's). */

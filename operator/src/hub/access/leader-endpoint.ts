@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { DiscoveryV1Api, type KubeConfig, type V1EndpointSlice } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { sleep } from '../../runtime/clock.js';
+import { cidrContains, parseCidr } from '../../core/egress.js';
 import { isConflict, isNotFound, statusCodeOf } from '../../runtime/kube.js';
 
 /** Ties the slice to its Service (kube-proxy and the aggregator look it up by this label). */
@@ -40,47 +41,36 @@ export const leaderSliceName = (service: string): string => `${service}-leader`;
 export function endpointAddressProblem(address: string): string | undefined {
   const family = isIP(address);
   if (family === 0) return `${address} is not an IP address`;
-  const special = family === 4 ? ipv4Special(address) : ipv6Special(address);
+  const special = specialRange(address);
   return special ? `${address} is ${special}: an EndpointSlice cannot name it (give the pod IP)` : undefined;
 }
 
-function ipv4Special(address: string): string | undefined {
-  const [a, b] = address.split('.').map(Number) as [number, number];
-  if (a === 127) return 'a loopback address';
-  if (a === 0) return 'an unspecified address';
-  if (a === 169 && b === 254) return 'a link-local address';
-  if (a >= 224 && a < 240) return 'a multicast address';
-  return undefined;
-}
+/** Ranges the apiserver refuses as endpoint addresses, and what each is. */
+const SPECIAL_RANGES: readonly (readonly [string, string])[] = [
+  ['127.0.0.0/8', 'a loopback address'],
+  ['0.0.0.0/8', 'an unspecified address'],
+  ['169.254.0.0/16', 'a link-local address'],
+  ['224.0.0.0/4', 'a multicast address'],
+  ['::1/128', 'a loopback address'],
+  ['::/128', 'an unspecified address'],
+  ['fe80::/10', 'a link-local address'],
+  ['ff00::/8', 'a multicast address'],
+];
 
-function ipv6Special(address: string): string | undefined {
-  const groups = ipv6Groups(address);
-  if (!groups) return undefined;
-  if (groups.every((g) => g === 0)) return 'an unspecified address';
-  if (groups.slice(0, 7).every((g) => g === 0) && groups[7] === 1) return 'a loopback address';
-  if ((groups[0]! & 0xffc0) === 0xfe80) return 'a link-local address';
-  if ((groups[0]! & 0xff00) === 0xff00) return 'a multicast address';
-  // IPv4-mapped (::ffff:a.b.c.d, also written ::ffff:7f00:1): judged as the IPv4 address it maps.
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return ipv4Special(`${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`);
+/** What special range `address` (one isIP accepts) is in, an IPv4-mapped IPv6 address judged as the IPv4 it maps. */
+function specialRange(address: string): string | undefined {
+  const v6 = isIP(address) === 6;
+  // The parser of core/egress.ts takes hex groups only: in IPv6 a zone goes, a dotted IPv4 tail becomes two groups.
+  const text = v6
+    ? address.split('%')[0]!.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a, b, c, d) =>
+      `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`)
+    : address;
+  const host = `${text}/${v6 ? 128 : 32}`;
+  if (cidrContains('::ffff:0:0/96', host)) {
+    const bits = parseCidr(host)!.bits;
+    return specialRange([24n, 16n, 8n, 0n].map((shift) => String((bits >> shift) & 255n)).join('.'));
   }
-  return undefined;
-}
-
-/** The eight 16-bit groups of an IPv6 address (one isIP accepts), a trailing dotted IPv4 included. */
-function ipv6Groups(address: string): number[] | undefined {
-  let text = address.toLowerCase().split('%')[0]!;
-  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (dotted) {
-    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
-    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const part = (s: string) => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
-  const left = part(head);
-  const right = tail === undefined ? [] : part(tail);
-  const groups = tail === undefined ? left : [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
-  return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : undefined;
+  return SPECIAL_RANGES.find(([range]) => cidrContains(range, host))?.[1];
 }
 
 /** The Service's EndpointSlice with this replica as its one ready endpoint. */
