@@ -21,6 +21,7 @@ import { JobIndex } from './job-index.js';
 import { type AttemptReport, planJob, type ReportPhase } from './plan.js';
 import { nextEpoch } from '../settlement/billing.js';
 import { fundingWaitReason } from '../settlement/wait-reason.js';
+import type { FundingVerdict } from '../settlement/funding.js';
 import { MarketCache } from './market-cache.js';
 import { SchedulingBackoff } from './queue.js';
 import { desiredAttempts, judgeReport } from './fence.js';
@@ -56,7 +57,7 @@ export interface GpuJobControllerOptions {
   fundingCheck?: (
     job: GpuJob,
     candidate?: { provider: string; wallet: string; pricePerGpuHour: string },
-  ) => Promise<{ wait?: string; wallet?: string; escrowSecondsLeft?: number; escrowAmount?: bigint; openedAtGeneration?: number }>;
+  ) => Promise<FundingVerdict>;
   /** Settlement hooks (hub/settlement.ts); absent when the hub runs without a chain. */
   settlement?: GpuJobSettlementHooks;
   /** The leader's in-memory heartbeat age of a provider (the registry's), fresher than its status. */
@@ -382,7 +383,7 @@ export class GpuJobController {
       return { ...result, message: `the escrow of this attempt pays provider wallet ${wallet} only: ${result.message}` };
     };
     // Funding comes after a trial placement: an escrow is opened for (and pays only) one provider.
-    let funding: { wait?: string; wallet?: string; escrowSecondsLeft?: number; escrowAmount?: bigint; openedAtGeneration?: number } = {};
+    let funding: FundingVerdict = {};
     let trialResult: ScheduleResult | undefined;
     let trial: ReturnType<typeof planJob>['assign'];
     const needsEscrow = placing && this.opts.fundingCheck !== undefined;
