@@ -20,6 +20,7 @@ import { busyboxImage } from '../../operator/src/testbed/real-node/images.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot, toolPath } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
+import { parseQuantity } from '../../operator/src/core/idle.js';
 import { applyYaml, getGpuJob, waitGpuJob } from './support/gpu-jobs.js';
 
 // Issue 17: GpuJobs run real containers on a real node (kubelet, containerd, runc, CNI) of a
@@ -143,6 +144,32 @@ describe('a real node', () => {
     expect(done.status?.phase, done.status?.message).toBe('Succeeded');
     expect(done.status?.attempts?.[0]).toMatchObject({ provider: names.homelab, outcome: 'Succeeded', faultOf: 'none' });
     expect(done.status?.cost?.gpuSeconds).toBeGreaterThanOrEqual(2);
+  });
+
+  it("bounds the container to its share of the node: the kernel's memory and CPU limits are the pod's, within what the node has", async () => {
+    // cgroup v1 here (docs/real-node.md); v2's files as a fallback.
+    await submit('real-share', [
+      'echo "memory $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)"',
+      'echo "cpu $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d" " -f1 /sys/fs/cgroup/cpu.max)"',
+      'sleep 2',
+    ].join('; '));
+    const running = await waitJob('real-share', 'Running', (j) => j.status?.phase === 'Running');
+    const pod = await runningPod(running);
+    const limits = pod.spec?.containers[0]?.resources?.limits ?? {};
+    const node = await homelab().kubeConfig.makeApiClient(CoreV1Api).readNode({ name: REAL_NODE });
+    // The node's one GPU is this replica's: its share is what the node has for jobs, never more.
+    expect(parseQuantity(limits.memory!)).toBeGreaterThan(0);
+    expect(parseQuantity(limits.memory!)).toBeLessThanOrEqual(parseQuantity(node.status!.allocatable!.memory!));
+    expect(parseQuantity(limits.cpu!)).toBeLessThanOrEqual(parseQuantity(node.status!.allocatable!.cpu!));
+    expect(pod.spec?.containers[0]?.resources?.requests).toMatchObject({ cpu: limits.cpu, memory: limits.memory });
+    const logs = await waitFor('the cgroup limits in the log', async () => {
+      const res = await homelab().kubectl(['logs', '-n', pod.metadata!.namespace!, pod.metadata!.name!]);
+      return res.code === 0 && /^cpu /m.test(res.stdout) ? res.stdout : undefined;
+    }, { timeoutMs: 30_000 });
+    // What the kubelet and runc wrote into the container's cgroups: the limits the agent set.
+    expect(logs).toContain(`memory ${parseQuantity(limits.memory!)}`);
+    expect(logs).toContain(`cpu ${Math.round(parseQuantity(limits.cpu!) * 100_000)}`);
+    await waitJob('real-share', 'Succeeded', (j) => j.status?.phase === 'Succeeded');
   });
 
   it('fails a job whose process exits 3, as the user\'s fault, without a retry', async () => {

@@ -1,11 +1,13 @@
 import https from 'node:https';
-import { CoreV1Api, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, PatchStrategy, setHeaderOptions, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, PatchStrategy, setHeaderOptions, type V1Node, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import { mergePatch } from '../../operator/src/runtime/kube.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PodRunner } from '../../operator/src/agent/pods/runner.js';
 import { buildInventory } from '../../operator/src/agent/inventory.js';
 import { placementProblem } from '../../operator/src/agent/placement.js';
+import { shareOnNode } from '../../operator/src/agent/node-share.js';
+import { gpuNodes } from '../../operator/src/testbed/kwok/gpu-nodes.js';
 import { ACCESS_BINDING_NAME, TenantNamespaces, tenantNamespaceName } from '../../operator/src/agent/tenancy/namespace.js';
 import { QuotaWatch } from '../../operator/src/agent/tenancy/quota-watch.js';
 import { attemptStatus } from '../../operator/src/agent/attempt/report.js';
@@ -349,6 +351,77 @@ describe('the agent judges where a hub places an attempt', () => {
     } finally {
       await core.deleteNode({ name: `${PREFIX}-db-0` }).catch(() => undefined);
     }
+  });
+});
+
+describe("each replica gets CPU and memory limits within its share of the node (a stranger's pod takes no more)", () => {
+  // A node of its own (8 GPUs, 64 CPU, 512Gi), with an owner's pod on it holding 4 CPU and 32Gi:
+  // the jobs share the other 60 CPU and 480Gi, 7.5 CPU and 60Gi per GPU. This apiserver has no
+  // kube-scheduler: the e2e test beds bind such pods (every job pod there carries its share).
+  const run = Date.now().toString(36);
+  const nodeName = `${PREFIX}-share${run}-0`;
+  const ownerNs = `${PREFIX}-owner-${run}`;
+  let shared: PodRunner;
+  // The agent's caches, read with its own identity before each assignment.
+  let nodes: V1Node[] = [];
+  let pods: V1Pod[] = [];
+  const agentCore = () => identity.kubeConfig.makeApiClient(CoreV1Api);
+  const refresh = async () => {
+    nodes = (await agentCore().listNode()).items;
+    pods = (await agentCore().listPodForAllNamespaces()).items;
+  };
+  const onShareNode = (a: Assign): Assign => ({ ...a, nodeNames: a.nodeNames.map(() => nodeName) });
+  const millicores = (q: string | undefined) => (q === undefined ? 0 : q.endsWith('m') ? Number(q.slice(0, -1)) : Number(q) * 1000);
+
+  beforeAll(async () => {
+    await core.createNode({ body: gpuNodes({ prefix: `${PREFIX}-share${run}`, count: 1, gpusPerNode: 8, product: 'NVIDIA-H100-80GB-HBM3', memoryMiB: 81559 })[0]! });
+    await core.createNamespace({ body: { metadata: { name: ownerNs } } });
+    await core.createNamespacedPod({ namespace: ownerNs, body: { metadata: { name: 'owner-daemon' }, spec: { nodeName, containers: [{ name: 'c', image: 'example/daemon:v1', resources: { requests: { cpu: '4', memory: '32Gi' } } }] } } });
+    shared = new PodRunner(identity.kubeConfig, tenancy, silent, {
+      shareFor: (node, gpus) => shareOnNode(nodes, pods, (p) => shared.managed([p]).length > 0, node, gpus),
+    });
+  });
+  afterAll(async () => {
+    shared?.stop();
+    await core.deleteNamespace({ name: ownerNs }).catch(() => undefined);
+    await core.deleteNode({ name: nodeName }).catch(() => undefined);
+  });
+
+  it('a template without limits gets its share of what the owner leaves as limits and requests', async () => {
+    await refresh();
+    const a = onShareNode(assign('team-share', ok, 1, 1));
+    await shared.apply(a);
+    expect(shared.refused.get(key(a))).toBeUndefined();
+    const [pod] = await podsOf(a);
+    expect(pod!.spec?.containers[0]?.resources?.limits).toMatchObject({ cpu: '7500m', memory: '60Gi', 'nvidia.com/gpu': '1' });
+    expect(pod!.spec?.containers[0]?.resources?.requests).toMatchObject({ cpu: '7500m', memory: '60Gi', 'nvidia.com/gpu': '1' });
+  });
+
+  it("a node filled with job pods beside the owner's: their requests add up to what the node has, no more", async () => {
+    await refresh();
+    const gang = onShareNode(assign('team-share', { ...ok, spec: { containers: [{ name: 'main', image: 'example/train:v1', resources: { limits: { cpu: '2' } } }, { name: 'side', image: 'example/side:v1' }] } }, 7, 1));
+    await shared.apply(gang);
+    expect(shared.refused.get(key(gang))).toBeUndefined();
+    const gangPods = await podsOf(gang);
+    expect(gangPods).toHaveLength(7);
+    // The consumer's own 2 CPU kept; the sidecar gets the rest of the share.
+    expect(gangPods[0]!.spec?.containers.map((c) => c.resources?.limits?.cpu)).toEqual(['2', '5500m']);
+    await refresh();
+    const onNode = pods.filter((p) => p.spec?.nodeName === nodeName || p.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms[0]?.matchFields?.[0]?.values?.[0] === nodeName);
+    const cpu = onNode.flatMap((p) => p.spec?.containers ?? []).reduce((sum, c) => sum + millicores(c.resources?.requests?.cpu), 0);
+    expect(onNode).toHaveLength(9);
+    expect(cpu).toBe(64_000);
+  });
+
+  it('a replica that asks more memory than its share is refused before anything is made, as a placement this node cannot take', async () => {
+    await refresh();
+    const greedy = onShareNode(assign('team-share-greedy', { ...ok, spec: { containers: [{ name: 'main', image: 'example/train:v1', resources: { limits: { memory: '100Gi' } } }] } }, 1, 1));
+    await shared.apply(greedy);
+    expect(shared.refused.get(key(greedy))).toBe(
+      `PlacementRefused: replica 0 on node ${nodeName}: memory limits of the containers add up to 102400Mi, more than this replica's share of its node (1 of the 8 GPU(s) it has for jobs): 61440Mi`,
+    );
+    expect(await podsOf(greedy)).toEqual([]);
+    expect(await managedNamespaces()).not.toContain(tenantNamespaceName(PREFIX, 'team-share-greedy'));
   });
 });
 

@@ -11,6 +11,7 @@ import { fitInventory } from './inventory-fit.js';
 import { type ClusterChange, type ClusterWatch, watchCluster } from './cluster-watch.js';
 import { buildInventory, runtimeClassOf, type InventoryPool, type ProviderSettings } from './inventory.js';
 import { placementProblem } from './placement.js';
+import { shareOnNode } from './node-share.js';
 import { ownUsername } from './identity.js';
 import { GFD_PRODUCT_LABEL } from '../api/constants.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
@@ -190,7 +191,11 @@ export class Agent {
       opts.kubeConfig,
       tenancy,
       opts.logger,
-      { runtimeClassFor },
+      {
+        runtimeClassFor,
+        // Every job container gets CPU and memory limits within its replica's share of the node.
+        shareFor: (node, gpus) => shareOnNode(this.watch?.nodes() ?? [], this.watch?.pods() ?? [], (p) => this.runner.managed([p]).length > 0, node, gpus),
+      },
       (node) => poolEgress(opts.settings, productOf(node) ?? ''),
       (key) => this.schedulePublish(key),
       (assign) => placementProblem(assign, this.currentPools()),

@@ -320,7 +320,7 @@ export interface JobContainer {
     /** Protocol. */
     protocol?: "TCP" | "UDP" | "SCTP";
   })[];
-  /** CPU, memory, ephemeral storage; nvidia.com/gpu only on the first container and equal to gpusPerReplica (fedgpu sets it). */
+  /** CPU, memory, ephemeral storage; nvidia.com/gpu only on the first container and equal to gpusPerReplica (fedgpu sets it). The containers' CPU and memory limits add up to at most the replica's share of its node (its GPUs' part of what the node has for jobs); the provider sets the unset ones from it, and requests to the limits. */
   resources?: {
     /** Limits. */
     limits?: Record<string, number | string>;

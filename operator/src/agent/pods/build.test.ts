@@ -1,7 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { attemptState } from './status.js';
-import { buildJobPods, podName, PodSecurityError, type Assignment } from './build.js';
+import { buildJobPods, podName, PodSecurityError, ShareExceededError, type Assignment } from './build.js';
 
 const template = { metadata: { annotations: { 'fedgpu.io/sim-run-for': '5s' }, labels: { team: 'a' } }, spec: { containers: [{ name: 'main', image: 'train' }] } };
 const assignment: Assignment = {
@@ -16,6 +16,35 @@ const assignment: Assignment = {
 
 describe('buildJobPods', () => {
   const pods = buildJobPods(assignment, 'fedgpu-jobs');
+
+  describe('CPU and memory: each replica within its share of its node', () => {
+    // 4 of 8 GPUs on a 64-CPU, 512Gi node: 32 CPU and 256Gi; h100-1 has only 2 GPUs left.
+    const shareFor = (node: string, gpus: number) =>
+      node === 'h100-1' && gpus > 2 ? undefined : { cpuMilli: (64_000 * gpus) / 8, memoryBytes: (512 * 1024 ** 3 * gpus) / 8, gpus, ofGpus: 8 };
+    const one = { ...assignment, podTemplates: [template], nodeNames: ['h100-0'] };
+
+    it('puts limits and equal requests on a template that has none', () => {
+      const [pod] = buildJobPods(one, 'ns', { shareFor });
+      expect(pod!.spec?.containers[0]?.resources).toEqual({
+        limits: { cpu: '32000m', memory: '262144Mi', 'nvidia.com/gpu': '4' },
+        requests: { cpu: '32000m', memory: '262144Mi', 'nvidia.com/gpu': '4' },
+      });
+    });
+
+    it('refuses a replica that asks more than its share, or a node without the GPUs left', () => {
+      const greedy = { metadata: {}, spec: { containers: [{ name: 'main', image: 'train', resources: { limits: { memory: '300Gi' } } }] } };
+      expect(() => buildJobPods({ ...one, podTemplates: [greedy] }, 'ns', { shareFor })).toThrow(ShareExceededError);
+      expect(() => buildJobPods({ ...one, podTemplates: [greedy] }, 'ns', { shareFor })).toThrow(/replica 0 on node h100-0: memory limits of the containers add up to 307200Mi, more than this replica's share of its node \(4 of the 8 GPU\(s\) it has for jobs\): 262144Mi/);
+      expect(() => buildJobPods(assignment, 'ns', { shareFor })).toThrow('node h100-1 has fewer than 4 GPU(s) left to jobs');
+    });
+
+    it('clamps, never refuses, for an attempt already running', () => {
+      const greedy = { metadata: {}, spec: { containers: [{ name: 'main', image: 'train', resources: { limits: { memory: '300Gi' } } }] } };
+      const [pod] = buildJobPods({ ...one, podTemplates: [greedy] }, 'ns', { shareFor, clampToShare: true });
+      expect(pod!.spec?.containers[0]?.resources?.limits?.memory).toBe('262144Mi');
+      expect(buildJobPods(assignment, 'ns', { shareFor, clampToShare: true })).toHaveLength(2);
+    });
+  });
 
   it('names pods deterministically per job, epoch and replica', () => {
     expect(pods.map((p) => p.metadata?.name)).toEqual(['fj-6f1c2b9e7a1d4-e2-r0', 'fj-6f1c2b9e7a1d4-e2-r1']);

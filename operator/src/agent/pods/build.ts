@@ -1,6 +1,7 @@
 import type { V1Pod, V1PodTemplateSpec, V1Toleration } from '@kubernetes/client-node';
 import { CHECKPOINT_DIR_ENV, GPU_TAINT_KEY } from '../../api/constants.js';
 import { allowlistTemplate, describeRefusals, type Refusal } from '../../core/isolation/allowlist.js';
+import { boundToShare, type Share } from '../../core/isolation/share.js';
 
 // The pods of one attempt, built from the hub's assignment. Names are deterministic, so repeating
 // an assignment (after a reconnect, a resync or an agent restart) never makes a second pod.
@@ -34,6 +35,11 @@ export class PodSecurityError extends Error {
   }
 }
 
+/** A replica asks more CPU or memory than its share of the node the hub chose (core/isolation/share.ts). */
+export class ShareExceededError extends Error {
+  override name = 'ShareExceededError';
+}
+
 /** `fj-<first 13 of the uid>-e<epoch>-r<replica>`: unique per attempt and replica, DNS-1123. */
 export function podName(jobUid: string, epoch: number, replica: number): string {
   const short = jobUid.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 13);
@@ -45,6 +51,13 @@ export interface BuildOptions {
   runtimeClassFor?: (nodeName: string) => string | undefined;
   /** Largest emptyDir accepted, in bytes. */
   maxEmptyDirBytes?: number;
+  /**
+   * A replica's share of the CPU and memory of `nodeName` for `gpus` GPUs (core/isolation/share.ts);
+   * undefined when the node has not that many GPUs left to jobs. Absent: no CPU or memory bound.
+   */
+  shareFor?: (nodeName: string, gpus: number) => Share | undefined;
+  /** The attempt runs already: a share that moved since is cut to, never refused (see boundToShare). */
+  clampToShare?: boolean;
 }
 
 const HUB_ENV_REFUSED = /^(NVIDIA_|CUDA_VISIBLE_DEVICES$)/;
@@ -67,7 +80,17 @@ export function buildJobPods(assignment: Assignment, namespace: string, options:
     // survive, and the security settings are ours whatever the template says.
     const safe = allowlistTemplate(template, { gpusPerReplica: assignment.gpusPerReplica, maxEmptyDirBytes: options.maxEmptyDirBytes });
     if (!safe.ok) throw new PodSecurityError(safe.refusals);
-    const spec = safe.template.spec;
+    let spec = safe.template.spec;
+    const node = assignment.nodeNames[replica]!;
+    if (options.shareFor) {
+      const share = options.shareFor(node, assignment.gpusPerReplica);
+      if (!share && !options.clampToShare) throw new ShareExceededError(`node ${node} has fewer than ${assignment.gpusPerReplica} GPU(s) left to jobs`);
+      if (share) {
+        const bound = boundToShare(spec, share, options.clampToShare);
+        if (!bound.ok) throw new ShareExceededError(`replica ${replica} on node ${node}: ${bound.problems.join('; ')}`);
+        spec = { ...spec, ...bound.spec };
+      }
+    }
     const env = [
       ...(assignment.checkpointDir ? [{ name: CHECKPOINT_DIR_ENV, value: assignment.checkpointDir }] : []),
       { name: 'FEDGPU_JOB_UID', value: assignment.jobUid },
@@ -88,7 +111,6 @@ export function buildJobPods(assignment: Assignment, namespace: string, options:
     spec.terminationGracePeriodSeconds = assignment.gracePeriodSeconds ?? spec.terminationGracePeriodSeconds ?? 30;
     // The provider's own kube-scheduler binds the pod, so the owner's policies still hold; we only
     // require the node the hub chose.
-    const node = assignment.nodeNames[replica]!;
     const runtimeClass = options.runtimeClassFor?.(node);
     if (runtimeClass) spec.runtimeClassName = runtimeClass;
     spec.affinity = {

@@ -2,7 +2,7 @@ import { CoreV1Api, type KubeConfig, type V1Pod, type V1PodTemplateSpec } from '
 import type { Logger } from 'pino';
 import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
 import { NamespaceNotRestrictedError, type TenantNamespaces } from '../tenancy/namespace.js';
-import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, type Assignment, type BuildOptions } from './build.js';
+import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, ShareExceededError, type Assignment, type BuildOptions } from './build.js';
 import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
 import { AttemptResources, type AttemptObjects } from '../attempt/resources.js';
 import { ConcurrencyLimit } from '../../runtime/concurrency.js';
@@ -153,13 +153,15 @@ export class PodRunner {
     let pods: V1Pod[];
     let objects: AttemptObjects;
     try {
-      pods = buildJobPods(assignment, namespace, this.buildOptions);
+      pods = buildJobPods(assignment, namespace, started ? { ...this.buildOptions, clampToShare: true } : this.buildOptions);
       const prepared = prepareAttempt(assign, pods, namespace, this.egressOffer, this.tenancy.allowsDns);
       pods = prepared.pods;
       objects = prepared.objects;
     } catch (err) {
       return refuse(
         err instanceof PodSecurityError ? `PodSecurityRefused: ${err.message}`
+        // Not the consumer's fault nor the provider's: this node is too small for it, another may not be.
+        : err instanceof ShareExceededError ? `PlacementRefused: ${err.message}`
         : err instanceof AttemptRefused ? `${err.reason}: ${err.message}`
         : `InvalidAssignment: ${String(err)}`,
       );

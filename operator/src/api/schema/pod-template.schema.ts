@@ -131,7 +131,7 @@ const container = obj(
       }, { required: ['containerPort'] }),
       { maxItems: 32 },
     ),
-    resources: obj(`CPU, memory, ephemeral storage; ${GPU} only on the first container and equal to gpusPerReplica (fedgpu sets it).`, {
+    resources: obj(`CPU, memory, ephemeral storage; ${GPU} only on the first container and equal to gpusPerReplica (fedgpu sets it). The containers' CPU and memory limits add up to at most the replica's share of its node (its GPUs' part of what the node has for jobs); the provider sets the unset ones from it, and requests to the limits.`, {
       limits: quantityMap('Limits.'),
       requests: quantityMap('Requests.'),
     }),

@@ -1,0 +1,107 @@
+import type { V1Container } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { boundToShare, replicaShare, type Share } from './share.js';
+
+const GI = 1024 ** 3;
+const MI = 1024 ** 2;
+// A kwok-sized node: 64 CPU, 512Gi, 8 GPUs.
+const node = { cpuMilli: 64_000, memoryBytes: 512 * GI, gpus: 8 };
+const none = { cpuMilli: 0, memoryBytes: 0, gpus: 0 };
+const share: Share = { cpuMilli: 8_000, memoryBytes: 64 * GI, gpus: 1, ofGpus: 8 };
+const c = (name: string, resources?: V1Container['resources'], restartPolicy?: string): V1Container => ({ name, image: 'x', resources, ...(restartPolicy ? { restartPolicy } : {}) });
+const limitsOf = (r: ReturnType<typeof boundToShare>) => {
+  if (!r.ok) throw new Error(r.problems.join('; '));
+  return [...r.spec.containers, ...(r.spec.initContainers ?? [])].map((x) => ({ limits: x.resources?.limits, requests: x.resources?.requests }));
+};
+
+describe('replicaShare', () => {
+  it('is what the replica\'s GPUs are of the node\'s GPUs, rounded down', () => {
+    expect(replicaShare(node, none, 1)).toEqual(share);
+    expect(replicaShare(node, none, 8)).toEqual({ cpuMilli: 64_000, memoryBytes: 512 * GI, gpus: 8, ofGpus: 8 });
+    // 3 GPUs of 8 on 10 CPU and 10Gi: 3750m and 3840Mi, never more.
+    expect(replicaShare({ cpuMilli: 10_000, memoryBytes: 10 * GI, gpus: 8 }, none, 3)).toEqual({ cpuMilli: 3_750, memoryBytes: 3_840 * MI, gpus: 3, ofGpus: 8 });
+  });
+
+  it('divides what the owner\'s own pods leave among the GPUs they leave', () => {
+    // The owner's pods hold 2 GPUs, 16 CPU and 128Gi: 6 GPUs share 48 CPU and 384Gi.
+    expect(replicaShare(node, { cpuMilli: 16_000, memoryBytes: 128 * GI, gpus: 2 }, 3)).toEqual({ cpuMilli: 24_000, memoryBytes: 192 * GI, gpus: 3, ofGpus: 6 });
+  });
+
+  it('shares of one node never add up past it', () => {
+    const odd = { cpuMilli: 7_001, memoryBytes: 7 * GI + 12_345, gpus: 7 };
+    const parts = [1, 2, 4].map((g) => replicaShare(odd, none, g)!);
+    expect(parts.reduce((s, p) => s + p.cpuMilli, 0)).toBeLessThanOrEqual(odd.cpuMilli);
+    expect(parts.reduce((s, p) => s + p.memoryBytes, 0)).toBeLessThanOrEqual(odd.memoryBytes);
+  });
+
+  it('is undefined when the node has fewer GPUs left than the replica asks', () => {
+    expect(replicaShare(node, { ...none, gpus: 7 }, 2)).toBeUndefined();
+    expect(replicaShare(node, none, 9)).toBeUndefined();
+    expect(replicaShare(node, none, 0)).toBeUndefined();
+  });
+});
+
+describe('boundToShare', () => {
+  it('gives a container without limits the whole share, requests equal to it', () => {
+    expect(limitsOf(boundToShare({ containers: [c('main')] }, share))).toEqual([
+      { limits: { cpu: '8000m', memory: '65536Mi' }, requests: { cpu: '8000m', memory: '65536Mi' } },
+    ]);
+  });
+
+  it('keeps limits that fit and splits the rest among containers without one', () => {
+    const r = boundToShare({ containers: [c('main', { limits: { cpu: '6', memory: '60Gi' }, requests: { cpu: '2' } }), c('a'), c('b')] }, share);
+    expect(limitsOf(r)).toEqual([
+      { limits: { cpu: '6', memory: '60Gi' }, requests: { cpu: '2', memory: '60Gi' } },
+      { limits: { cpu: '1000m', memory: '2048Mi' }, requests: { cpu: '1000m', memory: '2048Mi' } },
+      { limits: { cpu: '1000m', memory: '2048Mi' }, requests: { cpu: '1000m', memory: '2048Mi' } },
+    ]);
+  });
+
+  it('refuses limits that add up past the share, naming the resource and both amounts', () => {
+    const r = boundToShare({ containers: [c('main', { limits: { memory: '60Gi' } }), c('side', { limits: { memory: '8Gi' } })] }, share);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.problems).toEqual(['memory limits of the containers add up to 69632Mi, more than this replica\'s share of its node (1 of the 8 GPU(s) it has for jobs): 65536Mi']);
+  });
+
+  it('counts sidecars with the containers, and bounds an init container by what the sidecars before it leave', () => {
+    const spec = {
+      containers: [c('main', { limits: { cpu: '4' } })],
+      initContainers: [c('proxy', { limits: { cpu: '2' } }, 'Always'), c('fetch')],
+    };
+    const [main, proxy, fetch] = limitsOf(boundToShare(spec, share));
+    expect(main!.limits).toMatchObject({ cpu: '4' });
+    expect(proxy!.limits).toMatchObject({ cpu: '2' });
+    // 8 less the 2 of the sidecar beside it.
+    expect(fetch!.limits).toMatchObject({ cpu: '6000m' });
+    const tooBig = boundToShare({ ...spec, initContainers: [spec.initContainers[0]!, c('fetch', { limits: { cpu: '7' } })] }, share);
+    expect(tooBig.ok ? [] : tooBig.problems).toEqual(['spec.initContainers[1].resources.limits.cpu: 7 CPU, more than the 6 CPU of this replica\'s share of its node (1 of the 8 GPU(s) it has for jobs) left beside the sidecars before it']);
+    // A sidecar's limit counts against the containers' share too.
+    const over = boundToShare({ containers: [c('main', { limits: { cpu: '7' } })], initContainers: [c('proxy', { limits: { cpu: '2' } }, 'Always')] }, share);
+    expect(over.ok).toBe(false);
+  });
+
+  it('refuses a request above the limit the container gets, and one that leaves nothing for the others', () => {
+    const r = boundToShare({ containers: [c('main', { limits: { cpu: '8' } }), c('side', { requests: { cpu: '1' } })] }, share);
+    expect(r.ok ? [] : r.problems).toEqual(['cpu: the limits set leave 0 CPU of this replica\'s share of its node (1 of the 8 GPU(s) it has for jobs) (8 CPU) for 1 container(s) without one']);
+    const high = boundToShare({ containers: [c('main', { requests: { memory: '100Gi' } })] }, share);
+    expect(high.ok ? [] : high.problems).toEqual(['spec.containers[0].resources.requests.memory: 102400Mi, more than its limit here, 65536Mi']);
+  });
+
+  it('refuses what is not a quantity rather than reading it as nothing', () => {
+    const r = boundToShare({ containers: [c('main', { limits: { memory: '1e12' } })] }, share);
+    expect(r.ok ? [] : r.problems).toEqual(['spec.containers[0].resources.limits.memory: "1e12" is not a quantity']);
+  });
+
+  it('clamps instead of refusing for an attempt already running', () => {
+    const r = boundToShare({ containers: [c('main', { limits: { memory: '96Gi' }, requests: { memory: '96Gi' } }), c('side', { limits: { memory: '32Gi' } })] }, share, true);
+    const [main, side] = limitsOf(r);
+    expect(main!.limits!.memory).toBe('49152Mi');
+    expect(side!.limits!.memory).toBe('16384Mi');
+    expect(main!.requests!.memory).toBe('49152Mi');
+  });
+
+  it('leaves the GPU and ephemeral storage as they were', () => {
+    const [main] = limitsOf(boundToShare({ containers: [c('main', { limits: { 'nvidia.com/gpu': '1', 'ephemeral-storage': '5Gi' } })] }, share));
+    expect(main!.limits).toMatchObject({ 'nvidia.com/gpu': '1', 'ephemeral-storage': '5Gi' });
+  });
+});
