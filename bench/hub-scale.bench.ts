@@ -210,7 +210,7 @@ class SimAgent {
     });
     const idle = nodes.reduce((s, n) => s + n.idleGpus, 0);
     return {
-      pools: [{ gpuProduct: H100, memoryMib: 81559, cudaDriverMajor: 12, nodes, total: NODES_PER_AGENT * GPUS_PER_NODE, allocatable: NODES_PER_AGENT * GPUS_PER_NODE, idle, pricePerGpuHour: (2 + (this.index % 50) / 100).toFixed(2), breakEvenPricePerGpuHour: '1.00', offered: true, notOfferedReason: 0, runtimeClassName: '' }],
+      pools: [{ gpuProduct: H100, memoryMib: 81559, cudaDriverMajor: 12, nodes, total: NODES_PER_AGENT * GPUS_PER_NODE, allocatable: NODES_PER_AGENT * GPUS_PER_NODE, idle, pricePerGpuHour: (2 + (this.index % 50) / 100).toFixed(2), breakEvenPricePerGpuHour: '1.00', offered: true, notOfferedReason: 0, runtimeClassName: '', cpuMilliPerGpu: 0, memoryMibPerGpu: 0 }],
       unisolatedNamespaces: [],
     };
   }

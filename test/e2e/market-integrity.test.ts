@@ -129,7 +129,7 @@ class Liar {
   inventory() {
     const nodes = [0, 1].map((i) => ({ name: `liar-${i}`, totalGpus: 8, idleGpus: 8, ready: true, cordoned: false }));
     return {
-      pools: [{ gpuProduct: PRODUCT, memoryMib: 24564, cudaDriverMajor: 580, nodes, total: 16, allocatable: 16, idle: 16, pricePerGpuHour: PRICE, breakEvenPricePerGpuHour: '0.1', offered: true, notOfferedReason: 0, runtimeClassName: '' }],
+      pools: [{ gpuProduct: PRODUCT, memoryMib: 24564, cudaDriverMajor: 580, nodes, total: 16, allocatable: 16, idle: 16, pricePerGpuHour: PRICE, breakEvenPricePerGpuHour: '0.1', offered: true, notOfferedReason: 0, runtimeClassName: '', cpuMilliPerGpu: 0, memoryMibPerGpu: 0 }],
       unisolatedNamespaces: [],
     };
   }

@@ -126,6 +126,31 @@ describe('scheduling', () => {
     await hubCluster().kubectl(['delete', 'gj', 'gang', 'too-big', '-n', 'ml', '--wait=true']);
   });
 
+  it("publishes what each GPU brings of its node's CPU and memory, and places a replica only where what it asks fits", async () => {
+    // kwok's nodes have 64 CPU and 512Gi: 8 CPU and 64Gi per GPU on the 8-GPU H100 nodes, twice that on the 4-GPU farm.
+    const pools = async (name: string) => (await providerClient(hubCluster()).byWallet(agents[name]!.wallet.address))?.status?.pools ?? [];
+    expect((await pools('dc'))[0]).toMatchObject({ cpuMilliPerGpu: 8_000, memoryMiBPerGpu: 65_536 });
+    expect((await pools('farm'))[0]).toMatchObject({ cpuMilliPerGpu: 16_000, memoryMiBPerGpu: 131_072 });
+    const asking = (name: string, gpus: number) => gpuJobYaml(name, { gpusPerReplica: gpus, gpu: { products: [H100] } }, { container: { resources: { limits: { memory: '100Gi' } } } });
+    // One H100 brings 64Gi: 100Gi waits, and says why.
+    await apply(asking('too-hungry', 1));
+    const waiting = await waitFor('too-hungry explains itself', async () => {
+      const job = await getJob('too-hungry');
+      return job.status?.message?.includes('per replica') ? job : undefined;
+    });
+    expect(waiting.status?.phase).toBe('Pending');
+    expect(waiting.status?.message).toBe('0/3 providers fit: 2 NVIDIA-H100-80GB-HBM3 gives 8 CPU & 64Gi per replica < 0 CPU & 100Gi asked, 1 no NVIDIA-H100-80GB-HBM3 pool');
+    // Two bring 128Gi: it runs, with its 100Gi and the CPU of its two GPUs as limits.
+    await apply(asking('hungry', 2));
+    const running = await waitPhase('hungry', 'Running');
+    const cluster = running.status?.placement?.provider === names.dc ? testbed.cluster('dc') : testbed.cluster('cloud');
+    const [pod] = await podsOf(cluster, running);
+    expect(pod?.spec?.containers[0]?.resources?.limits).toMatchObject({ cpu: '16', memory: '100Gi', 'nvidia.com/gpu': '2' });
+    expect(pod?.spec?.containers[0]?.resources?.requests).toMatchObject({ cpu: '16', memory: '100Gi' });
+    expect(pod?.spec?.nodeName).toBeTruthy();
+    await hubCluster().kubectl(['delete', 'gj', 'too-hungry', 'hungry', '-n', 'ml']);
+  });
+
   it('keeps a job whose latency limit no provider meets waiting, with the reason', async () => {
     await apply(jobYaml('too-far', { gpu: { products: [RTX3090] }, placement: { maxLatencyMs: 2 } }));
     const job = await waitFor('too-far explains itself', async () => {

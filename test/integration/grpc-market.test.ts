@@ -127,7 +127,7 @@ function sampleInventory(tag: number): Inventory {
         breakEvenPricePerGpuHour: '0.61',
         offered: true,
         notOfferedReason: 0,
-        runtimeClassName: '',
+        runtimeClassName: '', cpuMilliPerGpu: 0, memoryMibPerGpu: 0,
       },
     ],
     unisolatedNamespaces: [],

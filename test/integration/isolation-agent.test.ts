@@ -418,7 +418,7 @@ describe("each replica gets CPU and memory limits within its share of the node (
     const greedy = onShareNode(assign('team-share-greedy', { ...ok, spec: { containers: [{ name: 'main', image: 'example/train:v1', resources: { limits: { memory: '100Gi' } } }] } }, 1, 1));
     await shared.apply(greedy);
     expect(shared.refused.get(key(greedy))).toBe(
-      `PlacementRefused: replica 0 on node ${nodeName}: memory limits of the containers add up to 102400Mi, more than this replica's share of its node (1 of the 8 GPU(s) it has for jobs): 61440Mi`,
+      `PlacementRefused: replica 0 on node ${nodeName}: memory limits of the containers add up to 102400Mi (main 102400Mi): more than this replica's share of its node (1 of the 8 GPU(s) it has for jobs), 61440Mi`,
     );
     expect(await podsOf(greedy)).toEqual([]);
     expect(await managedNamespaces()).not.toContain(tenantNamespaceName(PREFIX, 'team-share-greedy'));

@@ -11,7 +11,7 @@ import { fitInventory } from './inventory-fit.js';
 import { type ClusterChange, type ClusterWatch, watchCluster } from './cluster-watch.js';
 import { buildInventory, runtimeClassOf, type InventoryPool, type ProviderSettings } from './inventory.js';
 import { placementProblem } from './placement.js';
-import { shareOnNode } from './node-share.js';
+import { poolHostPerGpu, shareOnNode } from './node-share.js';
 import { ownUsername } from './identity.js';
 import { GFD_PRODUCT_LABEL } from '../api/constants.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
@@ -91,6 +91,8 @@ export function inventoryMessage(pools: InventoryPool[], unisolated: readonly Un
         : (REASON_CODES[p.notOfferedReason?.split(':')[0] ?? ''] ?? NotOfferedReason.NOT_OFFERED_REASON_DISABLED_BY_OWNER),
       egress: egressToMessage(p.egress),
       access: { exec: p.access.exec, portForward: p.access.portForward },
+      cpuMilliPerGpu: p.hostPerGpu?.cpuMilli ?? 0,
+      memoryMibPerGpu: p.hostPerGpu?.memoryMiB ?? 0,
     })),
   };
 }
@@ -299,9 +301,15 @@ export class Agent {
   private currentPools(): InventoryPool[] {
     const now = this.now();
     if (this.poolsCache && now - this.poolsCache.atMs < 250) return this.poolsCache.pools;
-    const pools = this.watch ? buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, now) : [];
+    const pools = this.watch ? this.inventoryOf(this.watch, now) : [];
     this.poolsCache = { atMs: now, pools };
     return pools;
+  }
+
+  /** The pools of the cluster at `now`, with what a GPU brings of its node's CPU and memory (node-share.ts). */
+  private inventoryOf(watch: ClusterWatch, now: number): InventoryPool[] {
+    const isJobPod = (p: V1Pod) => this.runner.managed([p]).length > 0;
+    return buildInventory(watch.nodes(), watch.pods(), this.opts.settings, now, (names) => poolHostPerGpu(watch.nodes(), watch.pods(), isJobPod, names));
   }
 
   /** Idle GPUs per product as the inventory reports them (computed at scrape time). */
@@ -359,7 +367,7 @@ export class Agent {
   private publish(): void {
     if (!this.watch || !this.client || this.stopped) return;
     const now = this.now();
-    const fitted = fitInventory(inventoryMessage(buildInventory(this.watch.nodes(), this.watch.pods(), this.opts.settings, now), this.tenancy.unisolated()));
+    const fitted = fitInventory(inventoryMessage(this.inventoryOf(this.watch, now), this.tenancy.unisolated()));
     const inventory = fitted.inventory;
     const changed = fitted.changes.join('; ');
     if (changed && changed !== this.lastFitChanges) this.opts.logger.warn({ changes: fitted.changes }, 'inventory made to fit the hub\'s limits');

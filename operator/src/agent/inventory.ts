@@ -7,7 +7,7 @@ import type { Availability } from '../core/types.js';
 import type { EgressProfile } from '../core/egress.js';
 import { poolEgress } from './attempt/egress.js';
 import { poolAccess, type AccessSwitches } from './access/policy.js';
-import type { PoolAccess } from '../core/types.js';
+import type { HostResources, PoolAccess } from '../core/types.js';
 
 // Turns what the agent's informers hold (nodes and pods of its own cluster) into the inventory it
 // streams to the hub: pools of identical GPU nodes with their idle GPUs, price and break-even
@@ -74,6 +74,8 @@ export interface InventoryPool {
   access: PoolAccess;
   /** RuntimeClass job pods of this pool run under (the owner's choice). */
   runtimeClassName?: string;
+  /** CPU and memory a GPU brings on the pool's smallest node (agent/node-share.ts); absent: not worked out. */
+  hostPerGpu?: HostResources;
 }
 
 export function nodeInfo(node: V1Node): GpuNodeInfo {
@@ -116,6 +118,7 @@ export function buildInventory(
   pods: readonly V1Pod[],
   settings: ProviderSettings,
   now: number,
+  hostPerGpu?: (nodeNames: readonly string[]) => HostResources | undefined,
 ): InventoryPool[] {
   const idle = computeIdle(nodes.map(nodeInfo), pods.map(podInfo), { now, availability: settings.availability });
   const byName = new Map(idle.nodes.map((n) => [n.name, n]));
@@ -169,6 +172,8 @@ export function buildInventory(
     if (notOfferedReason) result.notOfferedReason = notOfferedReason;
     const runtimeClass = runtimeClassOf(settings, pool.gpuProduct);
     if (runtimeClass) result.runtimeClassName = runtimeClass;
+    const host = hostPerGpu?.(pool.nodes.map((n) => n.name));
+    if (host) result.hostPerGpu = host;
     return result;
   });
 }

@@ -6,12 +6,14 @@ import { podInfo } from './inventory.js';
 
 // A replica's CPU and memory share on a node, from the agent's caches of nodes and pods: the node's
 // allocatable less what pods that are not job pods hold there (the owner's, DaemonSets), as
-// kube-scheduler counts requests. Job pods are left out: each holds its own share.
+// kube-scheduler counts requests, divided among the GPUs they leave. Capped by what is still free
+// beside every pod bound there, job pods included, divided among the free GPUs: an owner's pod
+// bound after job pods took their shares leaves less for the next ones, and they must still fit.
 
 const FINISHED = new Set(['Succeeded', 'Failed']);
 
 /** What the node can give: its allocatable CPU, memory and GPUs. */
-function allocatable(node: V1Node): NodeResources {
+export function allocatableOf(node: V1Node): NodeResources {
   const a = node.status?.allocatable ?? {};
   return {
     cpuMilli: Math.floor(parseQuantity(a.cpu ?? 0) * 1000),
@@ -20,11 +22,11 @@ function allocatable(node: V1Node): NodeResources {
   };
 }
 
-/** Requests of the pods on `nodeName` that are not job pods. */
-function heldByOthers(pods: readonly V1Pod[], nodeName: string, isJobPod: (pod: V1Pod) => boolean): NodeResources {
+/** Requests of the pods bound to `nodeName` that `counts`, as kube-scheduler adds them up. */
+export function requestedOn(pods: readonly V1Pod[], nodeName: string, counts: (pod: V1Pod) => boolean = () => true): NodeResources {
   const held = { cpuMilli: 0, memoryBytes: 0, gpus: 0 };
   for (const pod of pods) {
-    if (pod.spec?.nodeName !== nodeName || FINISHED.has(pod.status?.phase ?? '') || isJobPod(pod)) continue;
+    if (pod.spec?.nodeName !== nodeName || FINISHED.has(pod.status?.phase ?? '') || !counts(pod)) continue;
     const info = podInfo(pod);
     held.cpuMilli += Math.ceil(podRequest(info, 'cpu') * 1000);
     held.memoryBytes += Math.ceil(podRequest(info, 'memory'));
@@ -37,5 +39,28 @@ function heldByOthers(pods: readonly V1Pod[], nodeName: string, isJobPod: (pod: 
 export function shareOnNode(nodes: readonly V1Node[], pods: readonly V1Pod[], isJobPod: (pod: V1Pod) => boolean, nodeName: string, gpus: number): Share | undefined {
   const node = nodes.find((n) => n.metadata?.name === nodeName);
   if (!node) return undefined;
-  return replicaShare(allocatable(node), heldByOthers(pods, nodeName, isJobPod), gpus);
+  const allocatable = allocatableOf(node);
+  const proportional = replicaShare(allocatable, requestedOn(pods, nodeName, (p) => !isJobPod(p)), gpus);
+  if (!proportional) return undefined;
+  const free = replicaShare(allocatable, requestedOn(pods, nodeName), gpus);
+  if (!free) return proportional;
+  return { ...proportional, cpuMilli: Math.min(proportional.cpuMilli, free.cpuMilli), memoryBytes: Math.min(proportional.memoryBytes, free.memoryBytes) };
+}
+
+/**
+ * What one GPU brings on the smallest of `nodeNames` (a pool): the share of a one-GPU replica, the
+ * least over the nodes, in millicores and whole MiB; undefined when no node has a GPU left to jobs.
+ * The hub places a job only where its replicas fit this (core/scheduling/filter.ts).
+ */
+export function poolHostPerGpu(nodes: readonly V1Node[], pods: readonly V1Pod[], isJobPod: (pod: V1Pod) => boolean, nodeNames: readonly string[]): { cpuMilli: number; memoryMiB: number } | undefined {
+  let least: { cpuMilli: number; memoryMiB: number } | undefined;
+  for (const name of nodeNames) {
+    const node = nodes.find((n) => n.metadata?.name === name);
+    if (!node) continue;
+    const share = replicaShare(allocatableOf(node), requestedOn(pods, name, (p) => !isJobPod(p)), 1);
+    if (!share) continue;
+    const memoryMiB = Math.floor(share.memoryBytes / (1024 * 1024));
+    least = least === undefined ? { cpuMilli: share.cpuMilli, memoryMiB } : { cpuMilli: Math.min(least.cpuMilli, share.cpuMilli), memoryMiB: Math.min(least.memoryMiB, memoryMiB) };
+  }
+  return least;
 }

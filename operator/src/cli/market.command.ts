@@ -54,6 +54,8 @@ export interface MarketRow {
   runtimeClass: string;
   /** What consumers may do with the pool's job pods through the hub: logs, exec, port-forward. */
   access: string;
+  /** CPU and memory each GPU brings on the pool's smallest node ("8cpu/64Gi"); empty when the agent does not say. */
+  perGpu: string;
   reputation: number | undefined;
   rttMs: number | undefined;
   ready: string;
@@ -74,6 +76,7 @@ export function marketRows(providers: GpuProvider[]): MarketRow[] {
         egress: describeEgress(egressOf(pool.egress ?? {})),
         runtimeClass: pool.runtimeClassName ?? '',
         access: describeAccess(pool.access),
+        perGpu: pool.cpuMilliPerGpu && pool.memoryMiBPerGpu ? `${pool.cpuMilliPerGpu / 1000}cpu/${pool.memoryMiBPerGpu % 1024 === 0 ? `${pool.memoryMiBPerGpu / 1024}Gi` : `${pool.memoryMiBPerGpu}Mi`}` : '',
         reputation: p.status?.reputation?.score,
         rttMs: p.status?.latency?.rttMs,
         ready: ready(p),
@@ -120,8 +123,8 @@ export function marketCommands(globals: () => Globals): Command[] {
     const { providers, server } = hubClients(g);
     const rows = marketRows((await call('gpuproviders', server, () => providers.list())).items);
     process.stdout.write(render(g.output, rows, () => [
-      ['PRODUCT', 'PROVIDER', 'REGION', 'IDLE/TOTAL', 'PRICE/GPU-H', 'EGRESS', 'RUNTIME', 'ACCESS', 'REPUTATION', 'RTT(MS)', 'READY'],
-      ...rows.map((r) => [r.product, r.provider, r.region, `${r.idle}/${r.total}`, r.pricePerGpuHour, r.egress, r.runtimeClass || 'default', r.access, fixed(r.reputation, 2), fixed(r.rttMs, 1), r.ready]),
+      ['PRODUCT', 'PROVIDER', 'REGION', 'IDLE/TOTAL', 'PRICE/GPU-H', 'EGRESS', 'RUNTIME', 'ACCESS', 'PER GPU', 'REPUTATION', 'RTT(MS)', 'READY'],
+      ...rows.map((r) => [r.product, r.provider, r.region, `${r.idle}/${r.total}`, r.pricePerGpuHour, r.egress, r.runtimeClass || 'default', r.access, r.perGpu || '-', fixed(r.reputation, 2), fixed(r.rttMs, 1), r.ready]),
     ]));
   });
 

@@ -3,7 +3,7 @@
 
 import { type Money, moneyToNumber, tryParseMoney } from './money.js';
 import type { SchedulerConfig } from './scheduling/config.js';
-import type { JobRequest } from './types.js';
+import type { HostResources, JobRequest } from './types.js';
 import { invalidEgress, type EgressProfile } from './egress.js';
 
 export interface AuditRequirement {
@@ -53,6 +53,8 @@ export interface PreparedJob {
   /** The job needs exec / port-forward through the tunnel (spec.access). */
   needsExec: boolean;
   needsPortForward: boolean;
+  /** CPU and memory one replica asks; undefined when it asks none (any pool's share does). */
+  hostPerReplica: HostResources | undefined;
 }
 
 const NOBODY: ReadonlySet<string> = new Set();
@@ -113,6 +115,7 @@ export function prepareJob(job: JobRequest, config: SchedulerConfig): PreparedJo
     egress: egress === undefined || egress.mode === 'none' ? undefined : egress,
     needsExec: job.access?.exec === true,
     needsPortForward: job.access?.portForward === true,
+    hostPerReplica: job.hostPerReplica && (job.hostPerReplica.cpuMilli > 0 || job.hostPerReplica.memoryMiB > 0) ? job.hostPerReplica : undefined,
   };
 }
 

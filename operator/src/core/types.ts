@@ -35,6 +35,12 @@ export interface NodeSnapshot {
   totalGpus: number;
 }
 
+/** CPU (millicores) and host memory (MiB): a pool's share per GPU, or what one replica asks. */
+export interface HostResources {
+  cpuMilli: number;
+  memoryMiB: number;
+}
+
 /** A group of identical GPU nodes of one provider. */
 export interface PoolSnapshot {
   gpuProduct: string;
@@ -49,6 +55,8 @@ export interface PoolSnapshot {
   egress?: EgressProfile;
   /** Whether the owner lets consumers exec into / port-forward to this pool's job pods; absent: both. */
   access?: PoolAccess;
+  /** CPU and memory each GPU brings on the pool's smallest node (the agent bounds replicas to it); absent: not reported. */
+  hostPerGpu?: HostResources;
 }
 
 /** What the owner allows consumers to do with a pool's job pods beyond reading logs. */
@@ -120,6 +128,8 @@ export interface JobRequest {
   network?: { egress?: EgressProfile };
   /** Consumer access the job needs through the tunnel; absent or false: not needed (logs always work). */
   access?: { exec?: boolean; portForward?: boolean };
+  /** CPU and memory one replica's containers ask (their limits, else requests), added up; absent: nothing asked. */
+  hostPerReplica?: HostResources;
   /** Providers this job already failed on (provider fault); never chosen again. */
   excludeProviders?: string[];
 }

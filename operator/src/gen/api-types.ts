@@ -786,6 +786,10 @@ export interface ProviderPool {
   pricePerGpuHour?: string;
   /** Power and wear cost per GPU-hour. */
   breakEvenPricePerGpuHour?: string;
+  /** CPU each GPU brings, in millicores, on the pool's smallest node (its allocatable less what the owner's pods hold, divided among the GPUs they leave): a replica of g GPUs may use g times this, no more. Absent: an agent that does not say. */
+  cpuMilliPerGpu?: number;
+  /** Host memory each GPU brings, in MiB, counted as cpuMilliPerGpu is. */
+  memoryMiBPerGpu?: number;
   /** RuntimeClass the owner runs this pool's job pods under (e.g. gvisor, kata); absent: the cluster default. */
   runtimeClassName?: string;
   /** Whether the pool is on the market. */

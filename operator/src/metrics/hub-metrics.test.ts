@@ -113,7 +113,7 @@ describe('HubMetrics', () => {
       ['scheduled', 0],
       ['unschedulable', 0],
     ]);
-    expect(series(s, 'fedgpu_scheduler_rejections_total')).toHaveLength(15); // every reason label, runtime_class, egress and access included
+    expect(series(s, 'fedgpu_scheduler_rejections_total')).toHaveLength(16); // every reason label, runtime_class, cpu_memory, egress and access included
     m.observeSchedule({ kind: 'unschedulable', reasons: { InsufficientIdle: 2, PriceAboveBudget: 1, TotalAboveBudget: 1, RttTooHigh: 1, Excluded: 1 }, message: '' }, 0.002);
     m.observeSchedule({ kind: 'decision' } as never, 0.0004);
     s = await scrape(m);

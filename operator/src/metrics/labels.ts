@@ -11,6 +11,7 @@ export const SCHEDULER_REJECT_REASONS = [
   'memory',
   'driver',
   'runtime_class',
+  'cpu_memory',
   'idle',
   'price',
   'region',

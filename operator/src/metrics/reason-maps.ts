@@ -58,6 +58,7 @@ const SCHEDULER: Record<SchedulerRejectReason, SchedulerRejectLabel | undefined>
   InsufficientMemory: 'memory',
   DriverTooOld: 'driver',
   RuntimeClassMismatch: 'runtime_class',
+  InsufficientCpuMemory: 'cpu_memory',
   InsufficientIdle: 'idle',
   InvalidPrice: 'price',
   PriceAboveBudget: 'price',

@@ -10,6 +10,9 @@ export interface EdgeLimits {
   maxGpusPerPool: number;
   maxMemoryMiB: number;
   maxCudaDriverMajor: number;
+  /** CPU (millicores) and host memory (MiB) one GPU may be said to bring: 1,000 CPU and 64 TiB. */
+  maxCpuMilliPerGpu: number;
+  maxHostMemoryMiBPerGpu: number;
   maxPodStates: number;
   maxRestartCount: number;
   /** One attempt may not claim more than this many GPU-seconds (about 31 GPU-years per GPU x 1000). */
@@ -35,6 +38,8 @@ export const defaultEdgeLimits: Readonly<EdgeLimits> = Object.freeze({
   maxGpusPerPool: 65_536,
   maxMemoryMiB: 4 * 1024 * 1024,
   maxCudaDriverMajor: 999,
+  maxCpuMilliPerGpu: 1_000_000,
+  maxHostMemoryMiBPerGpu: 64 * 1024 * 1024,
   maxPodStates: 256,
   maxRestartCount: 1_000_000,
   maxGpuSeconds: 1e12,

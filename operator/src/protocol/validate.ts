@@ -208,6 +208,8 @@ function checkPool(value: unknown, path: Path, limits: Readonly<EdgeLimits>, see
   const offered = bool(pool.offered, `${path}.offered`);
   decimal(pool.pricePerGpuHour, `${path}.pricePerGpuHour`, !offered);
   decimal(pool.breakEvenPricePerGpuHour, `${path}.breakEvenPricePerGpuHour`, true);
+  int(pool.cpuMilliPerGpu, `${path}.cpuMilliPerGpu`, 0, limits.maxCpuMilliPerGpu);
+  int(pool.memoryMibPerGpu, `${path}.memoryMibPerGpu`, 0, limits.maxHostMemoryMiBPerGpu);
   text(pool.runtimeClassName, `${path}.runtimeClassName`, { maxChars: dns1123SubdomainMaxChars, pattern: dns1123Subdomain, allowEmpty: true });
   const reason = enumValue(pool.notOfferedReason, `${path}.notOfferedReason`, notOfferedReasons);
   if (offered && reason !== NotOfferedReason.NOT_OFFERED_REASON_UNSPECIFIED) {

@@ -34,15 +34,19 @@ describe('buildJobPods', () => {
     it('refuses a replica that asks more than its share, or a node without the GPUs left', () => {
       const greedy = { metadata: {}, spec: { containers: [{ name: 'main', image: 'train', resources: { limits: { memory: '300Gi' } } }] } };
       expect(() => buildJobPods({ ...one, podTemplates: [greedy] }, 'ns', { shareFor })).toThrow(ShareExceededError);
-      expect(() => buildJobPods({ ...one, podTemplates: [greedy] }, 'ns', { shareFor })).toThrow(/replica 0 on node h100-0: memory limits of the containers add up to 307200Mi, more than this replica's share of its node \(4 of the 8 GPU\(s\) it has for jobs\): 262144Mi/);
-      expect(() => buildJobPods(assignment, 'ns', { shareFor })).toThrow('node h100-1 has fewer than 4 GPU(s) left to jobs');
+      expect(() => buildJobPods({ ...one, podTemplates: [greedy] }, 'ns', { shareFor })).toThrow(
+        "replica 0 on node h100-0: memory limits of the containers add up to 307200Mi (main 307200Mi): more than this replica's share of its node (4 of the 8 GPU(s) it has for jobs), 262144Mi",
+      );
+      expect(() => buildJobPods(assignment, 'ns', { shareFor })).toThrow('replica 1: node h100-1 has fewer than 4 GPU(s) left to jobs');
     });
 
-    it('clamps, never refuses, for an attempt already running', () => {
+    it('cuts limits over a share that moved for an attempt already running, and never builds a pod without its bound', () => {
       const greedy = { metadata: {}, spec: { containers: [{ name: 'main', image: 'train', resources: { limits: { memory: '300Gi' } } }] } };
       const [pod] = buildJobPods({ ...one, podTemplates: [greedy] }, 'ns', { shareFor, clampToShare: true });
       expect(pod!.spec?.containers[0]?.resources?.limits?.memory).toBe('262144Mi');
-      expect(buildJobPods(assignment, 'ns', { shareFor, clampToShare: true })).toHaveLength(2);
+      // A running attempt's replica on a node with no share left is not rebuilt unbounded (a hostile resync included).
+      expect(() => buildJobPods(assignment, 'ns', { shareFor, clampToShare: true })).toThrow(ShareExceededError);
+      expect(() => buildJobPods({ ...one, gpusPerReplica: 0 }, 'ns', { shareFor: (n, g) => (g < 1 ? undefined : shareFor(n, g)), clampToShare: true })).toThrow(ShareExceededError);
     });
   });
 

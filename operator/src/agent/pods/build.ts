@@ -56,7 +56,7 @@ export interface BuildOptions {
    * undefined when the node has not that many GPUs left to jobs. Absent: no CPU or memory bound.
    */
   shareFor?: (nodeName: string, gpus: number) => Share | undefined;
-  /** The attempt runs already: a share that moved since is cut to, never refused (see boundToShare). */
+  /** The attempt runs already: limits over a share that moved since are cut to it (see boundToShare). */
   clampToShare?: boolean;
 }
 
@@ -83,13 +83,12 @@ export function buildJobPods(assignment: Assignment, namespace: string, options:
     let spec = safe.template.spec;
     const node = assignment.nodeNames[replica]!;
     if (options.shareFor) {
+      // No pod is ever built without its bound, a running attempt's included.
       const share = options.shareFor(node, assignment.gpusPerReplica);
-      if (!share && !options.clampToShare) throw new ShareExceededError(`node ${node} has fewer than ${assignment.gpusPerReplica} GPU(s) left to jobs`);
-      if (share) {
-        const bound = boundToShare(spec, share, options.clampToShare);
-        if (!bound.ok) throw new ShareExceededError(`replica ${replica} on node ${node}: ${bound.problems.join('; ')}`);
-        spec = { ...spec, ...bound.spec };
-      }
+      if (!share) throw new ShareExceededError(`replica ${replica}: node ${node} has fewer than ${assignment.gpusPerReplica} GPU(s) left to jobs`);
+      const bound = boundToShare(spec, share, options.clampToShare);
+      if (!bound.ok) throw new ShareExceededError(`replica ${replica} on node ${node}: ${bound.problems.join('; ')}`);
+      spec = { ...spec, ...bound.spec };
     }
     const env = [
       ...(assignment.checkpointDir ? [{ name: CHECKPOINT_DIR_ENV, value: assignment.checkpointDir }] : []),

@@ -125,6 +125,8 @@ const pool = obj(
     idle: int('GPUs free to offer now.', { minimum: 0 }),
     pricePerGpuHour: money('Price asked per GPU-hour.'),
     breakEvenPricePerGpuHour: money('Power and wear cost per GPU-hour.'),
+    cpuMilliPerGpu: int('CPU each GPU brings, in millicores, on the pool\'s smallest node (its allocatable less what the owner\'s pods hold, divided among the GPUs they leave): a replica of g GPUs may use g times this, no more. Absent: an agent that does not say.', { minimum: 0 }),
+    memoryMiBPerGpu: int('Host memory each GPU brings, in MiB, counted as cpuMilliPerGpu is.', { minimum: 0 }),
     runtimeClassName: str('RuntimeClass the owner runs this pool\'s job pods under (e.g. gvisor, kata); absent: the cluster default.', { maxLength: 253 }),
     offered: { type: 'boolean', description: 'Whether the pool is on the market.' },
     notOfferedReason: str('Why the pool is not offered, e.g. PriceBelowBreakEven.'),

@@ -1,6 +1,6 @@
 import type { V1Container } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { boundToShare, replicaShare, type Share } from './share.js';
+import { boundToShare, replicaAsk, replicaShare, type Share } from './share.js';
 
 const GI = 1024 ** 3;
 const MI = 1024 ** 2;
@@ -42,6 +42,9 @@ describe('replicaShare', () => {
 });
 
 describe('boundToShare', () => {
+  const of = "this replica's share of its node (1 of the 8 GPU(s) it has for jobs)";
+  const problems = (r: ReturnType<typeof boundToShare>) => (r.ok ? [] : r.problems);
+
   it('gives a container without limits the whole share, requests equal to it', () => {
     expect(limitsOf(boundToShare({ containers: [c('main')] }, share))).toEqual([
       { limits: { cpu: '8000m', memory: '65536Mi' }, requests: { cpu: '8000m', memory: '65536Mi' } },
@@ -57,10 +60,27 @@ describe('boundToShare', () => {
     ]);
   });
 
-  it('refuses limits that add up past the share, naming the resource and both amounts', () => {
+  it('refuses limits that add up past the share, naming each container, the sum and the share', () => {
     const r = boundToShare({ containers: [c('main', { limits: { memory: '60Gi' } }), c('side', { limits: { memory: '8Gi' } })] }, share);
-    expect(r.ok).toBe(false);
-    if (!r.ok) expect(r.problems).toEqual(['memory limits of the containers add up to 69632Mi, more than this replica\'s share of its node (1 of the 8 GPU(s) it has for jobs): 65536Mi']);
+    expect(problems(r)).toEqual([`memory limits of the containers add up to 69632Mi (main 61440Mi + side 8192Mi): more than ${of}, 65536Mi`]);
+    // One byte over is shown in bytes, not rounded away.
+    expect(problems(boundToShare({ containers: [c('main', { limits: { memory: String(64 * GI + 1) } })] }, share))).toEqual([
+      `memory limits of the containers add up to ${64 * GI + 1} bytes (main ${64 * GI + 1} bytes): more than ${of}, 65536Mi`,
+    ]);
+  });
+
+  it('refuses a zero or near-zero limit, which Kubernetes would read as no limit at all', () => {
+    expect(problems(boundToShare({ containers: [c('main', { limits: { cpu: '0', memory: '0Mi' } })] }, share))).toEqual([
+      'template.spec.containers[0].resources.limits.cpu: "0" is below 0.01 CPU, the least a container runs with (a zero limit would be no limit)',
+      'template.spec.containers[0].resources.limits.memory: "0Mi" is below 16Mi, the least a container runs with (a zero limit would be no limit)',
+    ]);
+    for (const cpu of ['0m', '.0', '0.0001', 0]) {
+      expect(boundToShare({ containers: [c('main', { limits: { cpu } as Record<string, string> }), c('b')] }, share).ok, String(cpu)).toBe(false);
+    }
+    // Nor can a clamp at a resync produce one.
+    expect(problems(boundToShare({ containers: [c('main', { limits: { cpu: '1000000' } }), c('side', { limits: { cpu: '10m' } })] }, share, true))).toEqual([
+      `cpu limits of the containers add up to 1000000.01 CPU (main 1000000 CPU + side 0.01 CPU) and cannot be cut to ${of}, 8 CPU`,
+    ]);
   });
 
   it('counts sidecars with the containers, and bounds an init container by what the sidecars before it leave', () => {
@@ -69,39 +89,53 @@ describe('boundToShare', () => {
       initContainers: [c('proxy', { limits: { cpu: '2' } }, 'Always'), c('fetch')],
     };
     const [main, proxy, fetch] = limitsOf(boundToShare(spec, share));
-    expect(main!.limits).toMatchObject({ cpu: '4' });
-    expect(proxy!.limits).toMatchObject({ cpu: '2' });
-    // 8 less the 2 of the sidecar beside it.
-    expect(fetch!.limits).toMatchObject({ cpu: '6000m' });
+    expect(main!.limits).toMatchObject({ cpu: '4', memory: '32768Mi' });
+    expect(proxy!.limits).toMatchObject({ cpu: '2', memory: '32768Mi' });
+    // 8 CPU less the 2 of the sidecar beside it; 64Gi less its 32Gi.
+    expect(fetch!.limits).toMatchObject({ cpu: '6000m', memory: '32768Mi' });
     const tooBig = boundToShare({ ...spec, initContainers: [spec.initContainers[0]!, c('fetch', { limits: { cpu: '7' } })] }, share);
-    expect(tooBig.ok ? [] : tooBig.problems).toEqual(['spec.initContainers[1].resources.limits.cpu: 7 CPU, more than the 6 CPU of this replica\'s share of its node (1 of the 8 GPU(s) it has for jobs) left beside the sidecars before it']);
+    expect(problems(tooBig)).toEqual([`template.spec.initContainers[1].resources.limits.cpu: 7 CPU, more than the 6 CPU of ${of} left beside the sidecars before it`]);
     // A sidecar's limit counts against the containers' share too.
-    const over = boundToShare({ containers: [c('main', { limits: { cpu: '7' } })], initContainers: [c('proxy', { limits: { cpu: '2' } }, 'Always')] }, share);
-    expect(over.ok).toBe(false);
+    expect(boundToShare({ containers: [c('main', { limits: { cpu: '7' } })], initContainers: [c('proxy', { limits: { cpu: '2' } }, 'Always')] }, share).ok).toBe(false);
   });
 
-  it('refuses a request above the limit the container gets, and one that leaves nothing for the others', () => {
-    const r = boundToShare({ containers: [c('main', { limits: { cpu: '8' } }), c('side', { requests: { cpu: '1' } })] }, share);
-    expect(r.ok ? [] : r.problems).toEqual(['cpu: the limits set leave 0 CPU of this replica\'s share of its node (1 of the 8 GPU(s) it has for jobs) (8 CPU) for 1 container(s) without one']);
-    const high = boundToShare({ containers: [c('main', { requests: { memory: '100Gi' } })] }, share);
-    expect(high.ok ? [] : high.problems).toEqual(['spec.containers[0].resources.requests.memory: 102400Mi, more than its limit here, 65536Mi']);
+  it('refuses a request above the limit the container gets, and limits that leave nothing for the others', () => {
+    expect(problems(boundToShare({ containers: [c('main', { limits: { cpu: '8' } }), c('side', { requests: { cpu: '1' } })] }, share))).toEqual([
+      `cpu limits of the containers add up to 8 CPU (main 8 CPU), and 1 container(s) without one need 0.01 CPU each: more than ${of}, 8 CPU`,
+    ]);
+    expect(problems(boundToShare({ containers: [c('main', { requests: { memory: '100Gi' } })] }, share))).toEqual([
+      'template.spec.containers[0].resources.requests.memory: 102400Mi, more than its limit here, 65536Mi',
+    ]);
   });
 
-  it('refuses what is not a quantity rather than reading it as nothing', () => {
-    const r = boundToShare({ containers: [c('main', { limits: { memory: '1e12' } })] }, share);
-    expect(r.ok ? [] : r.problems).toEqual(['spec.containers[0].resources.limits.memory: "1e12" is not a quantity']);
+  it('refuses what is not a finite quantity rather than reading it as nothing', () => {
+    expect(problems(boundToShare({ containers: [c('main', { limits: { memory: '1e12' } })] }, share))).toEqual([
+      'template.spec.containers[0].resources.limits.memory: "1e12" is not a quantity',
+    ]);
+    expect(boundToShare({ containers: [c('main', { limits: { cpu: `1${'0'.repeat(400)}` } })] }, share).ok).toBe(false);
   });
 
-  it('clamps instead of refusing for an attempt already running', () => {
+  it('scales limits down to the share for an attempt already running, none below the minimum, the sum within it', () => {
     const r = boundToShare({ containers: [c('main', { limits: { memory: '96Gi' }, requests: { memory: '96Gi' } }), c('side', { limits: { memory: '32Gi' } })] }, share, true);
     const [main, side] = limitsOf(r);
     expect(main!.limits!.memory).toBe('49152Mi');
     expect(side!.limits!.memory).toBe('16384Mi');
     expect(main!.requests!.memory).toBe('49152Mi');
+    // Ten containers without a limit keep the least each; the rest is cut to fit beside them.
+    const crowded = limitsOf(boundToShare({ containers: [c('main', { limits: { memory: '128Gi' } }), ...Array.from({ length: 10 }, (_, i) => c(`u${i}`))] }, share, true));
+    expect(crowded.map((x) => x.limits!.memory)).toEqual(['65376Mi', ...Array(10).fill('16Mi')]);
   });
 
   it('leaves the GPU and ephemeral storage as they were', () => {
     const [main] = limitsOf(boundToShare({ containers: [c('main', { limits: { 'nvidia.com/gpu': '1', 'ephemeral-storage': '5Gi' } })] }, share));
     expect(main!.limits).toMatchObject({ 'nvidia.com/gpu': '1', 'ephemeral-storage': '5Gi' });
+  });
+});
+
+describe('replicaAsk', () => {
+  it('adds up limits (requests where no limit) of the containers and sidecars, and takes the larger of that and an init container', () => {
+    expect(replicaAsk({ containers: [c('main', { limits: { cpu: '4', memory: '16Gi' } }), c('side', { requests: { cpu: '500m' } }), c('bare')] })).toEqual({ cpuMilli: 4_500, memoryMiB: 16_384 });
+    expect(replicaAsk({ containers: [c('main', { limits: { cpu: '1' } })], initContainers: [c('proxy', { limits: { cpu: '1' } }, 'Always'), c('warm', { limits: { cpu: '6', memory: '100Mi' } })] })).toEqual({ cpuMilli: 7_000, memoryMiB: 100 });
+    expect(replicaAsk({ containers: [c('main')] })).toEqual({ cpuMilli: 0, memoryMiB: 0 });
   });
 });

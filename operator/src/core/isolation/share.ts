@@ -51,16 +51,20 @@ type Kind = 'cpu' | 'memory';
 const KINDS: readonly Kind[] = ['cpu', 'memory'];
 const STRICT_QUANTITY = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 
-/** A quantity in millicores (cpu) or bytes (memory), rounded up; undefined when it is not one. */
+/** A quantity in millicores (cpu) or bytes (memory), rounded up; undefined when it is not a finite one. */
 function amount(kind: Kind, q: unknown): number | undefined {
-  if (typeof q === 'number') return Number.isFinite(q) && q >= 0 ? Math.ceil(kind === 'cpu' ? q * 1000 : q) : undefined;
-  if (typeof q !== 'string' || !STRICT_QUANTITY.test(q.trim())) return undefined;
-  const value = parseQuantity(q);
-  return Math.ceil(kind === 'cpu' ? value * 1000 : value);
+  let value: number;
+  if (typeof q === 'number') value = q;
+  else if (typeof q === 'string' && STRICT_QUANTITY.test(q.trim())) value = parseQuantity(q);
+  else return undefined;
+  const n = Math.ceil(kind === 'cpu' ? value * 1000 : value);
+  return Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
 const format = (kind: Kind, n: number) => (kind === 'cpu' ? `${n}m` : n % MIB === 0 ? `${n / MIB}Mi` : String(n));
-const human = (kind: Kind, n: number) => (kind === 'cpu' ? `${n / 1000} CPU` : `${(n / MIB).toFixed(0)}Mi`);
+/** For messages: CPU in cores, memory in MiB when whole, else in bytes (a rounding never hides a difference). */
+const quote = (raw: unknown) => JSON.stringify(raw).slice(0, 40);
+const human = (kind: Kind, n: number) => (kind === 'cpu' ? `${n / 1000} CPU` : n % MIB === 0 ? `${n / MIB}Mi` : `${n} bytes`);
 
 export interface BoundPodSpec {
   containers: V1Container[];
@@ -69,91 +73,140 @@ export interface BoundPodSpec {
 
 export type BoundResult = { ok: true; spec: BoundPodSpec } | { ok: false; problems: string[] };
 
+type Limited = { c: V1Container & { resources: { limits: Record<string, string>; requests: Record<string, string> } }; path: string };
+
 /**
  * The containers with CPU and memory limits and requests that keep the replica within `share`.
  * A limit the consumer set is kept when the ones running at once (containers and sidecars) add up to
- * at most the share; containers without one split what is left. A request unset is the limit; one
- * above its limit is refused. An init container runs before the others, beside the sidecars
- * declared before it, and is bounded to what those leave. `clamp`: cut what does not fit down to the
- * share instead of refusing (an attempt already running is never refused for a share that moved).
+ * at most the share; containers without one split what is left. A limit below the least a container
+ * runs with (10m CPU, 16Mi) is refused: Kubernetes reads a zero limit as none at all. A request
+ * unset is the limit; one above its limit is refused. An init container runs before the others,
+ * beside the sidecars declared before it, and is bounded to what those leave. `clamp`, for an
+ * attempt already running whose share moved since: limits that add up past the share are scaled
+ * down to it (and requests to them) instead of refused; everything else is refused as for a new one.
  */
 export function boundToShare(spec: BoundPodSpec, share: Share, clamp = false): BoundResult {
   const problems: string[] = [];
-  const containers = spec.containers.map((c) => ({ ...c, resources: { limits: { ...c.resources?.limits }, requests: { ...c.resources?.requests } } }));
-  const inits = spec.initContainers?.map((c) => ({ ...c, resources: { limits: { ...c.resources?.limits }, requests: { ...c.resources?.requests } } }));
+  const copy = (c: V1Container) => ({ ...c, resources: { ...c.resources, limits: { ...c.resources?.limits }, requests: { ...c.resources?.requests } } });
+  const containers = spec.containers.map(copy);
+  const inits = spec.initContainers?.map(copy);
+  const entries: Limited[] = [
+    ...containers.map((c, i) => ({ c, path: `template.spec.containers[${i}]` })),
+    ...(inits ?? []).map((c, i) => ({ c, path: `template.spec.initContainers[${i}]` })),
+  ];
   const of = `this replica's share of its node (${share.gpus} of the ${share.ofGpus} GPU(s) it has for jobs)`;
   for (const kind of KINDS) {
     const total = kind === 'cpu' ? share.cpuMilli : share.memoryBytes;
     const minimum = kind === 'cpu' ? MIN_CPU_MILLI : MIN_MEMORY_BYTES;
-    // Containers and sidecars run together: their limits add up.
-    const together = [
-      ...containers.map((c, i) => ({ c, path: `spec.containers[${i}]` })),
-      ...(inits ?? []).flatMap((c, i) => (c.restartPolicy === 'Always' ? [{ c, path: `spec.initContainers[${i}]` }] : [])),
-    ];
-    let explicit = 0;
-    const unset: typeof together = [];
-    for (const entry of together) {
+    const before = problems.length;
+    // Every limit set must be a quantity, and at least the minimum (0 would mean no limit at all).
+    const explicitOf = new Map<Limited, number>();
+    for (const entry of entries) {
       const raw = entry.c.resources.limits[kind];
-      if (raw === undefined) {
-        unset.push(entry);
-        continue;
-      }
+      if (raw === undefined) continue;
       const n = amount(kind, raw);
-      if (n === undefined) problems.push(`${entry.path}.resources.limits.${kind}: ${JSON.stringify(raw)} is not a quantity`);
-      else explicit += n;
+      if (n === undefined) problems.push(`${entry.path}.resources.limits.${kind}: ${quote(raw)} is not a quantity`);
+      else if (n < minimum) problems.push(`${entry.path}.resources.limits.${kind}: ${quote(raw)} is below ${human(kind, minimum)}, the least a container runs with (a zero limit would be no limit)`);
+      else explicitOf.set(entry, n);
     }
-    if (explicit > total) {
-      if (!clamp) {
-        problems.push(`${kind} limits of the containers add up to ${human(kind, explicit)}, more than ${of}: ${human(kind, total)}`);
+    if (problems.length > before) continue;
+    // Containers and sidecars run together: their limits add up.
+    const together = entries.filter((e) => e.path.includes('.containers[') || e.c.restartPolicy === 'Always');
+    const unset = together.filter((e) => !explicitOf.has(e));
+    const set = together.filter((e) => explicitOf.has(e));
+    let explicit = set.reduce((sum, e) => sum + explicitOf.get(e)!, 0);
+    const room = total - unset.length * minimum;
+    if (explicit > room) {
+      const parts = set.map((e) => `${e.c.name} ${human(kind, explicitOf.get(e)!)}`).join(' + ');
+      const wanting = unset.length > 0 ? `, and ${unset.length} container(s) without one need ${human(kind, minimum)} each` : '';
+      if (!clamp || set.length * minimum > room) {
+        problems.push(`${kind} limits of the containers add up to ${human(kind, explicit)} (${parts})${wanting}: more than ${of}, ${human(kind, total)}`);
         continue;
       }
-      // Scaled down in proportion, so the sum fits.
-      for (const { c } of together) {
-        const n = amount(kind, c.resources.limits[kind]);
-        if (n !== undefined) c.resources.limits[kind] = format(kind, Math.floor((n * total) / explicit));
+      // Scaled down in proportion, none below the minimum; refused when even that does not fit.
+      const scaled = set.map((e) => Math.max(minimum, kind === 'memory' ? Math.floor((explicitOf.get(e)! * room) / explicit / MIB) * MIB : Math.floor((explicitOf.get(e)! * room) / explicit)));
+      if (scaled.reduce((a, b) => a + b, 0) > room) {
+        problems.push(`${kind} limits of the containers add up to ${human(kind, explicit)} (${parts}) and cannot be cut to ${of}, ${human(kind, total)}`);
+        continue;
       }
-      explicit = total;
+      set.forEach((e, i) => {
+        e.c.resources.limits[kind] = format(kind, scaled[i]!);
+        explicitOf.set(e, scaled[i]!);
+      });
+      explicit = scaled.reduce((a, b) => a + b, 0);
     }
     if (unset.length > 0) {
       const each = Math.floor((total - explicit) / unset.length);
       const rounded = kind === 'memory' ? Math.floor(each / MIB) * MIB : each;
-      if (rounded < minimum && !clamp) {
+      if (rounded < minimum) {
         problems.push(`${kind}: the limits set leave ${human(kind, Math.max(0, total - explicit))} of ${of} (${human(kind, total)}) for ${unset.length} container(s) without one`);
         continue;
       }
-      for (const { c } of unset) c.resources.limits[kind] = format(kind, Math.max(rounded, minimum));
+      for (const { c } of unset) {
+        c.resources.limits[kind] = format(kind, rounded);
+        explicitOf.set(entries.find((e) => e.c === c)!, rounded);
+      }
     }
     // An init container runs beside the sidecars declared before it.
     let sidecarsBefore = 0;
-    for (const [i, c] of (inits ?? []).entries()) {
-      if (c.restartPolicy === 'Always') {
-        sidecarsBefore += amount(kind, c.resources.limits[kind]) ?? 0;
+    for (const entry of entries.filter((e) => e.path.includes('.initContainers['))) {
+      if (entry.c.restartPolicy === 'Always') {
+        sidecarsBefore += explicitOf.get(entry) ?? 0;
         continue;
       }
-      const room = Math.max(0, total - sidecarsBefore);
-      const raw = c.resources.limits[kind];
-      const n = raw === undefined ? undefined : amount(kind, raw);
-      if (raw !== undefined && n === undefined) problems.push(`spec.initContainers[${i}].resources.limits.${kind}: ${JSON.stringify(raw)} is not a quantity`);
-      else if (n !== undefined && n > room && !clamp) problems.push(`spec.initContainers[${i}].resources.limits.${kind}: ${human(kind, n)}, more than the ${human(kind, room)} of ${of} left beside the sidecars before it`);
-      else if (n === undefined || n > room) c.resources.limits[kind] = format(kind, kind === 'memory' ? Math.floor(room / MIB) * MIB : room);
+      const left = total - sidecarsBefore;
+      const n = explicitOf.get(entry);
+      if (n !== undefined && n > left) {
+        problems.push(`${entry.path}.resources.limits.${kind}: ${human(kind, n)}, more than the ${human(kind, Math.max(0, left))} of ${of} left beside the sidecars before it`);
+      } else if (n === undefined) {
+        const given = kind === 'memory' ? Math.floor(left / MIB) * MIB : left;
+        if (given < minimum) problems.push(`${entry.path}: the sidecars before it leave ${human(kind, Math.max(0, left))} of ${of}`);
+        else entry.c.resources.limits[kind] = format(kind, given);
+      }
     }
+    if (problems.length > before) continue;
     // Requests: the limit when unset; never above it.
-    for (const [path, c] of [...containers.map((c, i) => [`spec.containers[${i}]`, c] as const), ...(inits ?? []).map((c, i) => [`spec.initContainers[${i}]`, c] as const)]) {
-      const limit = c.resources.limits[kind];
+    for (const { c, path } of entries) {
+      const limit = c.resources.limits[kind]!;
       const raw = c.resources.requests[kind];
       if (raw === undefined) {
-        if (limit !== undefined) c.resources.requests[kind] = limit;
+        c.resources.requests[kind] = limit;
         continue;
       }
       const n = amount(kind, raw);
-      const max = amount(kind, limit);
-      if (n === undefined) problems.push(`${path}.resources.requests.${kind}: ${JSON.stringify(raw)} is not a quantity`);
-      else if (max !== undefined && n > max) {
-        if (clamp) c.resources.requests[kind] = limit!;
+      const max = amount(kind, limit)!;
+      if (n === undefined) problems.push(`${path}.resources.requests.${kind}: ${quote(raw)} is not a quantity`);
+      else if (n > max) {
+        if (clamp) c.resources.requests[kind] = limit;
         else problems.push(`${path}.resources.requests.${kind}: ${human(kind, n)}, more than its limit here, ${human(kind, max)}`);
       }
     }
   }
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, spec: { containers, ...(inits ? { initContainers: inits } : {}) } };
+}
+
+/**
+ * What one replica asks of its node's CPU and memory, as the scheduler compares it with a pool's
+ * share per GPU: each container's limit (its request when it sets no limit), the containers and
+ * sidecars added up, and the larger of that and each init container beside the sidecars before
+ * it. A container that sets neither asks nothing (it gets a part of what is left). Quantities that
+ * do not parse count as nothing here: the CRD refuses them, and the agent again.
+ */
+export function replicaAsk(spec: BoundPodSpec): { cpuMilli: number; memoryMiB: number } {
+  const ask = (kind: Kind, c: V1Container) => amount(kind, c.resources?.limits?.[kind] ?? c.resources?.requests?.[kind]) ?? 0;
+  const out = { cpuMilli: 0, memoryMiB: 0 };
+  for (const kind of KINDS) {
+    let sidecars = 0;
+    let initPeak = 0;
+    for (const c of spec.initContainers ?? []) {
+      if (c.restartPolicy === 'Always') sidecars += ask(kind, c);
+      else initPeak = Math.max(initPeak, sidecars + ask(kind, c));
+    }
+    const together = spec.containers.reduce((sum, c) => sum + ask(kind, c), sidecars);
+    const peak = Math.max(together, initPeak);
+    if (kind === 'cpu') out.cpuMilli = peak;
+    else out.memoryMiB = Math.ceil(peak / MIB);
+  }
+  return out;
 }

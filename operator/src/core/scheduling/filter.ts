@@ -9,6 +9,7 @@ import type { PreparedJob } from '../job.js';
 import { costOfGpuSeconds, type Money } from '../money.js';
 import type { SchedulerConfig } from './config.js';
 import type { IndexedPool, IndexedProvider } from './snapshot.js';
+import type { HostResources } from '../types.js';
 
 /** Rejection reasons, in check order (the key of Unschedulable.reasons). */
 export const REJECT_REASONS = [
@@ -16,6 +17,7 @@ export const REJECT_REASONS = [
   'InsufficientMemory',
   'DriverTooOld',
   'RuntimeClassMismatch',
+  'InsufficientCpuMemory',
   'InsufficientIdle',
   'InvalidPrice',
   'PriceAboveBudget',
@@ -40,20 +42,21 @@ export const RANK = Object.freeze({
   InsufficientMemory: 1,
   DriverTooOld: 2,
   RuntimeClassMismatch: 3,
-  InsufficientIdle: 4,
-  InvalidPrice: 5,
-  PriceAboveBudget: 6,
-  TotalAboveBudget: 7,
-  EgressNotOffered: 8,
-  AccessNotOffered: 9,
-  RegionNotAllowed: 10,
-  MissingAuditedAttribute: 11,
-  RttTooHigh: 12,
-  ReputationTooLow: 13,
-  NotStaked: 14,
-  NotReady: 15,
-  OutsideAvailabilityWindow: 16,
-  Excluded: 17,
+  InsufficientCpuMemory: 4,
+  InsufficientIdle: 5,
+  InvalidPrice: 6,
+  PriceAboveBudget: 7,
+  TotalAboveBudget: 8,
+  EgressNotOffered: 9,
+  AccessNotOffered: 10,
+  RegionNotAllowed: 11,
+  MissingAuditedAttribute: 12,
+  RttTooHigh: 13,
+  ReputationTooLow: 14,
+  NotStaked: 15,
+  NotReady: 16,
+  OutsideAvailabilityWindow: 17,
+  Excluded: 18,
 } as const satisfies Record<RejectReason, number>);
 /** The rank of a pool or provider that passes every check. */
 export const PASSED = REJECT_REASONS.length;
@@ -94,6 +97,9 @@ export function poolCheck(pool: IndexedPool, ctx: CheckContext): number {
   if (pool.memoryMiB < job.minMemoryMiB) return RANK.InsufficientMemory;
   if (pool.cudaDriverMajor < job.minCudaDriverMajor) return RANK.DriverTooOld;
   if (job.runtimeClassName !== undefined && pool.source.runtimeClassName !== job.runtimeClassName) return RANK.RuntimeClassMismatch;
+  if (job.hostPerReplica !== undefined && pool.source.hostPerGpu !== undefined && !hostFits(job.hostPerReplica, pool.source.hostPerGpu, job.gpusPerReplica)) {
+    return RANK.InsufficientCpuMemory;
+  }
   // Cheap bounds first; gangFits counts whole replica slots per node.
   if (pool.maxIdle < job.gpusPerReplica || pool.sumIdle < job.gpus || (job.sameNode && pool.maxIdle < job.gpus)) {
     return RANK.InsufficientIdle;
@@ -164,6 +170,8 @@ export function diagnoseProvider(provider: IndexedProvider, ctx: CheckContext): 
         return makeRejection(name, bestReason, bestPool.cudaDriverMajor, bestPool.gpuProduct);
       case 'RuntimeClassMismatch':
         return makeRejection(name, bestReason, bestPool.source.runtimeClassName || 'default', bestPool.gpuProduct);
+      case 'InsufficientCpuMemory':
+        return makeRejection(name, bestReason, describeHost(bestPool.source.hostPerGpu!, ctx.job.gpusPerReplica), bestPool.gpuProduct);
       case 'PriceAboveBudget':
         return makeRejection(name, bestReason, bestPool.price, bestPool.gpuProduct);
       case 'TotalAboveBudget':
@@ -235,4 +243,19 @@ function missingAudit(provider: IndexedProvider, job: PreparedJob): string | und
     if (have === undefined || (need.value !== undefined && have !== need.value)) return need.text;
   }
   return undefined;
+}
+
+/**
+ * Whether a replica's CPU and memory fit the share its GPUs bring on the pool's smallest node: the
+ * agent refuses a replica over its share (core/isolation/share.ts), so such a pool is not chosen.
+ */
+export function hostFits(ask: HostResources, perGpu: HostResources, gpusPerReplica: number): boolean {
+  return ask.cpuMilli <= perGpu.cpuMilli * gpusPerReplica && ask.memoryMiB <= perGpu.memoryMiB * gpusPerReplica;
+}
+
+/** "8 CPU & 64Gi": CPU and memory, `times` over (a replica's share of its GPUs, or its ask). */
+export function describeHost(host: HostResources, times = 1): string {
+  const cpu = (host.cpuMilli * times) / 1000;
+  const gib = (host.memoryMiB * times) / 1024;
+  return `${Number.isInteger(cpu) ? cpu : cpu.toFixed(2)} CPU & ${Number.isInteger(gib) ? `${gib}Gi` : `${Math.round(host.memoryMiB * times)}Mi`}`;
 }

@@ -2,7 +2,7 @@
 // "0/5 nodes are available: …": one reason per provider, grouped, most common first. Groups stay
 // short on a big market: differing values collapse to a range ("rtt 120-180ms > 50ms").
 
-import { RANK, type Rejection, type RejectReason } from './filter.js';
+import { describeHost, RANK, type Rejection, type RejectReason } from './filter.js';
 import type { PreparedJob } from '../job.js';
 import { formatMoney } from '../money.js';
 import type { Unschedulable } from '../types.js';
@@ -94,6 +94,8 @@ function describe(g: Group, job: PreparedJob): string {
       return `${g.product} cuda driver ${numberRange(g, String)} < ${job.minCudaDriverMajor}`;
     case 'RuntimeClassMismatch':
       return `${g.product} runtime class ${texts(g)} != ${job.runtimeClassName}`;
+    case 'InsufficientCpuMemory':
+      return `${g.product} gives ${texts(g)} per replica < ${describeHost(job.hostPerReplica!)} asked`;
     case 'InsufficientIdle':
       return `insufficient idle ${g.product}${job.sameNode ? ' on one node' : ''}`;
     case 'InvalidPrice':

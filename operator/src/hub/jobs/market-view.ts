@@ -47,6 +47,7 @@ export function providerSnapshot(p: GpuProvider, now: number, heartbeatAgeMs?: n
         nodes: (pool.idleByNode ?? []).map((n) => ({ name: n.name ?? '', idleGpus: n.idle ?? 0, totalGpus: n.idle ?? 0 })),
         ...(pool.egress ? { egress: egressOf(pool.egress) } : {}),
         ...(pool.access ? { access: { exec: pool.access.exec !== false, portForward: pool.access.portForward !== false } } : {}),
+        ...(pool.cpuMilliPerGpu && pool.memoryMiBPerGpu ? { hostPerGpu: { cpuMilli: pool.cpuMilliPerGpu, memoryMiB: pool.memoryMiBPerGpu } } : {}),
       })),
   };
   if (heartbeatAgeMs !== undefined) snapshot.heartbeatAgeMs = heartbeatAgeMs;

@@ -7,6 +7,7 @@ import { costOfGpuSeconds, formatMoney, parseMoney } from '../../core/money.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
 import { setCondition } from '../../runtime/conditions.js';
 import { egressOf } from './market-view.js';
+import { replicaAsk, type BoundPodSpec } from '../../core/isolation/share.js';
 
 // What a GpuJob should look like next, decided from one snapshot of the world: no I/O. The
 // reconciler reads the job, the market and the latest attempt report, calls planJob, then carries
@@ -85,12 +86,12 @@ export const DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS = 120_000;
 export const NEVER_PLACED = 'NeverPlaced';
 /**
  * Why a provider is ruled out that waiting does not change: the job's own spec (product, memory,
- * driver, runtime class, price and budget caps, egress, access, regions, audited attributes) against
+ * driver, runtime class, CPU and memory per replica, price and budget caps, egress, access, regions, audited attributes) against
  * what the provider offers. Capacity, readiness, stake, lending windows, RTT and reputation move by
  * themselves; a pinned escrow waits out its bound on those.
  */
 const LASTING_REASONS: ReadonlySet<string> = new Set([
-  'NoMatchingProduct', 'InsufficientMemory', 'DriverTooOld', 'RuntimeClassMismatch', 'InvalidPrice', 'PriceAboveBudget',
+  'NoMatchingProduct', 'InsufficientMemory', 'DriverTooOld', 'RuntimeClassMismatch', 'InsufficientCpuMemory', 'InvalidPrice', 'PriceAboveBudget',
   'TotalAboveBudget', 'EgressNotOffered', 'AccessNotOffered', 'RegionNotAllowed', 'MissingAuditedAttribute', 'Excluded',
 ]);
 /** At most this many escrows a job gives back unplaced; after that it waits on the last one. */
@@ -123,6 +124,8 @@ export function jobRequest(job: GpuJob, exclude: string[]): JobRequest {
     ...(s.network?.egress ? { network: { egress: egressOf(s.network.egress) } } : {}),
     ...(s.access?.exec || s.access?.portForward ? { access: { exec: s.access.exec === true, portForward: s.access.portForward === true } } : {}),
     excludeProviders: exclude,
+    // The agent bounds each replica to its GPUs' share of the node: pools whose share is smaller are not chosen.
+    ...(s.template?.spec?.containers ? { hostPerReplica: replicaAsk(s.template.spec as BoundPodSpec) } : {}),
   };
 }
 

@@ -7,7 +7,7 @@ const H100 = 'NVIDIA-H100-80GB-HBM3';
 
 function inventory(idle: Record<string, number>, offered = true): Inventory {
   const nodes = Object.entries(idle).map(([name, idleGpus]) => ({ name, totalGpus: 8, idleGpus, ready: true, cordoned: false }));
-  return { pools: [{ gpuProduct: H100, memoryMib: 81559, cudaDriverMajor: 12, nodes, total: 8 * nodes.length, allocatable: 8 * nodes.length, idle: nodes.reduce((n, x) => n + x.idleGpus, 0), pricePerGpuHour: '2', breakEvenPricePerGpuHour: '1', offered, notOfferedReason: 0, runtimeClassName: '', egress: undefined, access: undefined }], unisolatedNamespaces: [] } as Inventory;
+  return { pools: [{ gpuProduct: H100, memoryMib: 81559, cudaDriverMajor: 12, nodes, total: 8 * nodes.length, allocatable: 8 * nodes.length, idle: nodes.reduce((n, x) => n + x.idleGpus, 0), pricePerGpuHour: '2', breakEvenPricePerGpuHour: '1', offered, notOfferedReason: 0, runtimeClassName: '', cpuMilliPerGpu: 0, memoryMibPerGpu: 0, egress: undefined, access: undefined }], unisolatedNamespaces: [] } as Inventory;
 }
 
 // As the registry writes it and the apiserver gives it back: other fields, node order by idle.

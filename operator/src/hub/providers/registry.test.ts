@@ -63,7 +63,7 @@ const inventory = (idle: number): Inventory => ({
       breakEvenPricePerGpuHour: '1',
       offered: true,
       notOfferedReason: 0,
-      runtimeClassName: '',
+      runtimeClassName: '', cpuMilliPerGpu: 0, memoryMibPerGpu: 0,
     },
   ],
   unisolatedNamespaces: [],

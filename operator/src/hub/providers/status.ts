@@ -27,6 +27,7 @@ export function poolsStatus(inventory: Inventory): Pick<GpuProviderStatus, 'pool
       pricePerGpuHour: p.pricePerGpuHour,
       breakEvenPricePerGpuHour: p.breakEvenPricePerGpuHour,
       ...(p.runtimeClassName ? { runtimeClassName: p.runtimeClassName } : {}),
+      ...(p.cpuMilliPerGpu && p.memoryMibPerGpu ? { cpuMilliPerGpu: p.cpuMilliPerGpu, memoryMiBPerGpu: p.memoryMibPerGpu } : {}),
       offered: p.offered,
       ...(p.egress?.mode ? { egress: { mode: p.egress.mode as 'dns', ...(p.egress.destinations.length ? { destinations: p.egress.destinations.map((d) => ({ cidr: d.cidr, ...(d.ports.length ? { ports: d.ports } : {}) })) } : {}) } } : {}),
       ...(p.access ? { access: { exec: p.access.exec, portForward: p.access.portForward } } : {}),

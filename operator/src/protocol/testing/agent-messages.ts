@@ -50,7 +50,7 @@ function pool(rng: SeededRandom, index: number): GpuPool {
     breakEvenPricePerGpuHour: rng.chance(0.8) ? price(rng) : '',
     offered,
     notOfferedReason: offered ? NotOfferedReason.NOT_OFFERED_REASON_UNSPECIFIED : rng.int(1, 5),
-    runtimeClassName: '',
+    runtimeClassName: '', cpuMilliPerGpu: 0, memoryMibPerGpu: 0,
   };
 }
 

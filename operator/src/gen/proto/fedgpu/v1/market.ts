@@ -190,7 +190,16 @@ export interface GpuPool {
    * What the owner lets consumers do with this pool's job pods through the hub besides reading
    * logs (chart values). Absent (an older agent): both allowed; the agent enforces it either way.
    */
-  access?: PoolAccess | undefined;
+  access?:
+    | PoolAccess
+    | undefined;
+  /**
+   * CPU (millicores) and host memory (MiB) each GPU brings on the pool's smallest node: its
+   * allocatable less what pods other than job pods hold, divided among the GPUs they leave. The
+   * agent bounds a replica of g GPUs to g times its node's share. 0: not said (an older agent).
+   */
+  cpuMilliPerGpu: number;
+  memoryMibPerGpu: number;
 }
 
 /** Consumer access to a pool's job pods that its owner allows (logs are always allowed). */
@@ -1170,6 +1179,8 @@ function createBaseGpuPool(): GpuPool {
     runtimeClassName: "",
     egress: undefined,
     access: undefined,
+    cpuMilliPerGpu: 0,
+    memoryMibPerGpu: 0,
   };
 }
 
@@ -1216,6 +1227,12 @@ export const GpuPool: MessageFns<GpuPool> = {
     }
     if (message.access !== undefined) {
       PoolAccess.encode(message.access, writer.uint32(178).fork()).join();
+    }
+    if (message.cpuMilliPerGpu !== 0) {
+      writer.uint32(184).uint32(message.cpuMilliPerGpu);
+    }
+    if (message.memoryMibPerGpu !== 0) {
+      writer.uint32(192).uint32(message.memoryMibPerGpu);
     }
     return writer;
   },
@@ -1345,6 +1362,22 @@ export const GpuPool: MessageFns<GpuPool> = {
             message.access = PoolAccess.decode(reader, reader.uint32());
             continue;
           }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.cpuMilliPerGpu = reader.uint32();
+            continue;
+          }
+          case 24: {
+            if (tag !== 192) {
+              break;
+            }
+
+            message.memoryMibPerGpu = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1380,6 +1413,8 @@ export const GpuPool: MessageFns<GpuPool> = {
     message.access = (object.access !== undefined && object.access !== null)
       ? PoolAccess.fromPartial(object.access)
       : undefined;
+    message.cpuMilliPerGpu = object.cpuMilliPerGpu ?? 0;
+    message.memoryMibPerGpu = object.memoryMibPerGpu ?? 0;
     return message;
   },
 };
