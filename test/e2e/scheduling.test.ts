@@ -139,7 +139,7 @@ describe('scheduling', () => {
       return job.status?.message?.includes('per replica') ? job : undefined;
     });
     expect(waiting.status?.phase).toBe('Pending');
-    expect(waiting.status?.message).toBe('0/3 providers fit: 2 NVIDIA-H100-80GB-HBM3 gives 8 CPU & 64Gi per replica < 0 CPU & 100Gi asked, 1 no NVIDIA-H100-80GB-HBM3 pool');
+    expect(waiting.status?.message).toBe('0/3 providers fit: 2 NVIDIA-H100-80GB-HBM3 gives at most 8 CPU & 64Gi per replica < 0.01 CPU & 100Gi asked, 1 no NVIDIA-H100-80GB-HBM3 pool');
     // Two bring 128Gi: it runs, with its 100Gi and the CPU of its two GPUs as limits.
     await apply(asking('hungry', 2));
     const running = await waitPhase('hungry', 'Running');

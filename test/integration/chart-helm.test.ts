@@ -644,6 +644,9 @@ describe('helm install into real apiservers', () => {
     ['create gpujobs', 'chart-agent-jobs', false, ['create', 'gpujobs.fedgpu.io']],
     ['patch gpuproviders', '-A', false, ['patch', 'gpuproviders.fedgpu.io']],
     ['patch nodes', '-A', false, ['patch', 'nodes']],
+    // A replica's CPU and memory share is net of its RuntimeClass's pod overhead (agent/runtime-overhead.ts).
+    ['read a RuntimeClass', '-A', true, ['get', 'runtimeclasses.node.k8s.io']],
+    ['create RuntimeClasses', '-A', false, ['create', 'runtimeclasses.node.k8s.io']],
     ['create deployments in a tenant namespace', 'chart-agent-jobs', false, ['create', 'deployments.apps']],
   ];
   it.each(agentChecks)('agent: %s (%s) → %s', async (_what, where, expected, args) => {

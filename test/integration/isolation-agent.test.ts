@@ -1,5 +1,5 @@
 import https from 'node:https';
-import { CoreV1Api, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, PatchStrategy, setHeaderOptions, type V1Node, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, NetworkingV1Api, NodeV1Api, RbacAuthorizationV1Api, PatchStrategy, setHeaderOptions, type V1Node, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import { mergePatch } from '../../operator/src/runtime/kube.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -7,6 +7,8 @@ import { PodRunner } from '../../operator/src/agent/pods/runner.js';
 import { buildInventory } from '../../operator/src/agent/inventory.js';
 import { placementProblem } from '../../operator/src/agent/placement.js';
 import { shareOnNode } from '../../operator/src/agent/node-share.js';
+import { RuntimeClassOverheads } from '../../operator/src/agent/runtime-overhead.js';
+import { withoutOverhead } from '../../operator/src/core/isolation/share.js';
 import { gpuNodes } from '../../operator/src/testbed/kwok/gpu-nodes.js';
 import { ACCESS_BINDING_NAME, TenantNamespaces, tenantNamespaceName } from '../../operator/src/agent/tenancy/namespace.js';
 import { QuotaWatch } from '../../operator/src/agent/tenancy/quota-watch.js';
@@ -411,6 +413,42 @@ describe("each replica gets CPU and memory limits within its share of the node (
     const cpu = onNode.flatMap((p) => p.spec?.containers ?? []).reduce((sum, c) => sum + millicores(c.resources?.requests?.cpu), 0);
     expect(onNode).toHaveLength(9);
     expect(cpu).toBe(64_000);
+  });
+
+  it("a RuntimeClass's pod overhead comes out of the share: a node full of such pods, overhead included, asks what it has", async () => {
+    // Another node of the same size; the owner runs job pods under a class whose VM costs 250m and 160Mi a pod.
+    const kataNode = `${PREFIX}-kata${run}-0`;
+    const kata = `${PREFIX}-kata-${run}`;
+    await core.createNode({ body: gpuNodes({ prefix: `${PREFIX}-kata${run}`, count: 1, gpusPerNode: 8, product: 'NVIDIA-H100-80GB-HBM3', memoryMiB: 81559 })[0]! });
+    await kc.makeApiClient(NodeV1Api).createRuntimeClass({ body: { metadata: { name: kata }, handler: 'kata', overhead: { podFixed: { cpu: '250m', memory: '160Mi' } } } });
+    try {
+      // Read with the chart's agent identity (get on runtimeclasses).
+      const overheads = new RuntimeClassOverheads(identity.kubeConfig, [kata], silent);
+      await overheads.refresh();
+      expect(overheads.of(kata)).toEqual({ cpuMilli: 250, memoryBytes: 160 * 1024 * 1024 });
+      const underKata = new PodRunner(identity.kubeConfig, tenancy, silent, {
+        runtimeClassFor: () => kata,
+        shareFor: (node, gpus) => {
+          const share = shareOnNode(nodes, pods, (p) => underKata.managed([p]).length > 0, node, gpus);
+          return share && withoutOverhead(share, overheads.of(kata));
+        },
+      });
+      await refresh();
+      const gang = { ...assign('team-kata', ok, 8, 1), nodeNames: Array(8).fill(kataNode) };
+      await underKata.apply(gang);
+      underKata.stop();
+      expect(underKata.refused.get(key(gang))).toBeUndefined();
+      const made = await podsOf(gang);
+      expect(made).toHaveLength(8);
+      // The apiserver's RuntimeClass admission put the overhead on each pod; the containers got 8 CPU less it.
+      expect(made[0]!.spec?.overhead).toEqual({ cpu: '250m', memory: '160Mi' });
+      expect(made[0]!.spec?.containers[0]?.resources?.limits).toMatchObject({ cpu: '7750m', memory: '65376Mi' });
+      const asked = made.reduce((sum, p) => sum + millicores(p.spec?.containers[0]?.resources?.requests?.cpu) + millicores(p.spec?.overhead?.cpu), 0);
+      expect(asked).toBe(64_000);
+    } finally {
+      await kc.makeApiClient(NodeV1Api).deleteRuntimeClass({ name: kata }).catch(() => undefined);
+      await core.deleteNode({ name: kataNode }).catch(() => undefined);
+    }
   });
 
   it('a replica that asks more memory than its share is refused before anything is made, as a placement this node cannot take', async () => {

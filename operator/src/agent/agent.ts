@@ -12,6 +12,8 @@ import { type ClusterChange, type ClusterWatch, watchCluster } from './cluster-w
 import { buildInventory, runtimeClassOf, type InventoryPool, type ProviderSettings } from './inventory.js';
 import { placementProblem } from './placement.js';
 import { poolHostPerGpu, shareOnNode } from './node-share.js';
+import { RuntimeClassOverheads } from './runtime-overhead.js';
+import { withoutOverhead } from '../core/isolation/share.js';
 import { ownUsername } from './identity.js';
 import { GFD_PRODUCT_LABEL } from '../api/constants.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
@@ -139,6 +141,7 @@ export class Agent {
   /** What the last inventory changed to fit the hub's limits (logged when it changes). */
   private lastFitChanges = '';
   private readonly quotaWatch: QuotaWatch;
+  private readonly overheads: RuntimeClassOverheads;
   private timer?: NodeJS.Timeout;
   /** A report pass queued for the next turn of the event loop (see schedulePublish). */
   private reportsQueued?: NodeJS.Immediate;
@@ -186,6 +189,8 @@ export class Agent {
       onIsolationChanged: () => this.schedulePublish(),
     }, opts.logger);
     this.tenancy = tenancy;
+    const classes = [opts.settings.runtimeClassName, ...Object.values(opts.settings.runtimeClassByProduct ?? {})].filter((c): c is string => !!c);
+    this.overheads = new RuntimeClassOverheads(opts.kubeConfig, classes, opts.logger);
     const productOf = (node: string) => this.watch?.nodes().find((n) => n.metadata?.name === node)?.metadata?.labels?.[GFD_PRODUCT_LABEL];
     // The owner's RuntimeClass and egress for the pool of the node each pod goes to.
     const runtimeClassFor = (node: string) => runtimeClassOf(opts.settings, productOf(node));
@@ -195,8 +200,12 @@ export class Agent {
       opts.logger,
       {
         runtimeClassFor,
-        // Every job container gets CPU and memory limits within its replica's share of the node.
-        shareFor: (node, gpus) => shareOnNode(this.watch?.nodes() ?? [], this.watch?.pods() ?? [], (p) => this.runner.managed([p]).length > 0, node, gpus),
+        // Every job container gets CPU and memory limits within its replica's share of the node,
+        // less its RuntimeClass's pod overhead.
+        shareFor: (node, gpus) => {
+          const share = shareOnNode(this.watch?.nodes() ?? [], this.watch?.pods() ?? [], (p) => this.runner.managed([p]).length > 0, node, gpus);
+          return share && withoutOverhead(share, this.overheads.of(runtimeClassFor(node)));
+        },
       },
       (node) => poolEgress(opts.settings, productOf(node) ?? ''),
       (key) => this.schedulePublish(key),
@@ -248,6 +257,8 @@ export class Agent {
         this.opts.logger.error({ err }, 'could not learn the agent\'s own username: tenant namespaces get no access binding, and consumers\' logs, exec and port-forward are refused');
       }
     }
+    // Before the first assignment can come: a replica's share is net of its RuntimeClass's overhead.
+    await this.overheads.start();
     this.watch = await watchCluster(this.opts.kubeConfig, this.opts.logger, (change) => this.schedulePublish(attemptOfChange(change)));
     this.opts.metrics?.observeAgent({ idleGpus: () => this.idleGpus(), jobPods: () => this.runner.managed(this.watch?.pods() ?? []) });
     this.client = new StreamClient({
@@ -309,7 +320,14 @@ export class Agent {
   /** The pools of the cluster at `now`, with what a GPU brings of its node's CPU and memory (node-share.ts). */
   private inventoryOf(watch: ClusterWatch, now: number): InventoryPool[] {
     const isJobPod = (p: V1Pod) => this.runner.managed([p]).length > 0;
-    return buildInventory(watch.nodes(), watch.pods(), this.opts.settings, now, (names) => poolHostPerGpu(watch.nodes(), watch.pods(), isJobPod, names));
+    return buildInventory(watch.nodes(), watch.pods(), this.opts.settings, now, (names, product) => {
+      const host = poolHostPerGpu(watch.nodes(), watch.pods(), isJobPod, names);
+      // Net of the pool's RuntimeClass overhead, as the runner bounds a one-GPU replica there.
+      const overhead = this.overheads.of(runtimeClassOf(this.opts.settings, product));
+      if (!host) return undefined;
+      // Never 0 (on the wire: not said); 1m and 1Mi when the overhead leaves nothing: no replica fits.
+      return { cpuMilli: Math.max(1, host.cpuMilli - overhead.cpuMilli), memoryMiB: Math.max(1, host.memoryMiB - Math.ceil(overhead.memoryBytes / (1024 * 1024))) };
+    });
   }
 
   /** Idle GPUs per product as the inventory reports them (computed at scrape time). */
@@ -332,6 +350,7 @@ export class Agent {
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     await this.podEventWatch?.stop();
     this.runner.stop();
+    this.overheads.stop();
     await this.client?.close();
     await this.watch?.stop();
     await this.quotaWatch.stop();

@@ -118,7 +118,7 @@ export function buildInventory(
   pods: readonly V1Pod[],
   settings: ProviderSettings,
   now: number,
-  hostPerGpu?: (nodeNames: readonly string[]) => HostResources | undefined,
+  hostPerGpu?: (nodeNames: readonly string[], gpuProduct: string) => HostResources | undefined,
 ): InventoryPool[] {
   const idle = computeIdle(nodes.map(nodeInfo), pods.map(podInfo), { now, availability: settings.availability });
   const byName = new Map(idle.nodes.map((n) => [n.name, n]));
@@ -172,7 +172,9 @@ export function buildInventory(
     if (notOfferedReason) result.notOfferedReason = notOfferedReason;
     const runtimeClass = runtimeClassOf(settings, pool.gpuProduct);
     if (runtimeClass) result.runtimeClassName = runtimeClass;
-    const host = hostPerGpu?.(pool.nodes.map((n) => n.name));
+    // Judged on the nodes that can take a replica now; all of them when none can.
+    const idleNodes = pool.nodes.filter((n) => n.idleGpus > 0).map((n) => n.name);
+    const host = hostPerGpu?.(idleNodes.length > 0 ? idleNodes : pool.nodes.map((n) => n.name), pool.gpuProduct);
     if (host) result.hostPerGpu = host;
     return result;
   });

@@ -33,10 +33,15 @@ describe('shareOnNode', () => {
       ...[0, 1, 2, 3].map((i) => pod(`job-${i}`, 'gpu-0', { cpu: '8', memory: '64Gi', 'nvidia.com/gpu': '1' }, { job: true })),
       pod('owner-late', 'gpu-0', { cpu: '16' }),
     ];
-    const share = shareOnNode([node('gpu-0')], pods, isJobPod, 'gpu-0', 1)!;
-    expect(share.cpuMilli).toBe(4_000);
-    // Four more replicas of that share fit beside the rest: 4 × 8 + 16 + 4 × 4 = 64.
-    expect(4 * 8_000 + 16_000 + 4 * share.cpuMilli).toBe(64_000);
+    expect(shareOnNode([node('gpu-0')], pods, isJobPod, 'gpu-0', 1)!.cpuMilli).toBe(4_000);
+    // Four more replicas, each given its share as the ones before it are bound: all fit beside the rest.
+    const bound = [...pods];
+    for (let i = 4; i < 8; i++) {
+      const share = shareOnNode([node('gpu-0')], bound, isJobPod, 'gpu-0', 1)!;
+      bound.push(pod(`job-${i}`, 'gpu-0', { cpu: `${share.cpuMilli}m`, memory: `${share.memoryBytes}`, 'nvidia.com/gpu': '1' }, { job: true }));
+    }
+    const cpu = bound.reduce((sum, p) => sum + Number.parseFloat(String(p.spec!.containers[0]!.resources!.requests!.cpu ?? '0')) * (String(p.spec!.containers[0]!.resources!.requests!.cpu).endsWith('m') ? 1 : 1000), 0);
+    expect(cpu).toBe(64_000);
   });
 
   it('is undefined for a node it does not know, or one whose GPUs the owner holds', () => {
@@ -52,5 +57,16 @@ describe('poolHostPerGpu', () => {
     expect(poolHostPerGpu(nodes, pods, isJobPod, ['gpu-0', 'gpu-1', 'gpu-2'])).toEqual({ cpuMilli: 4_000, memoryMiB: 32 * 1024 });
     expect(poolHostPerGpu(nodes, [], isJobPod, ['gpu-0'])).toEqual({ cpuMilli: 8_000, memoryMiB: 64 * 1024 });
     expect(poolHostPerGpu(nodes, [pod('owner', 'gpu-0', { 'nvidia.com/gpu': '8' })], isJobPod, ['gpu-0'])).toBeUndefined();
+  });
+
+  it('says what the agent would give now: the free cap included, a full node left out, never 0', () => {
+    // Four job pods at 7 CPU, then an owner's pod of 16 CPU: the next replica gets 5 CPU, not 6.
+    const crowded = [...[0, 1, 2, 3].map((i) => pod(`job-${i}`, 'gpu-0', { cpu: '7', memory: '60Gi', 'nvidia.com/gpu': '1' }, { job: true })), pod('owner', 'gpu-0', { cpu: '16', memory: '100Gi' })];
+    expect(poolHostPerGpu([node('gpu-0')], crowded, isJobPod, ['gpu-0'])).toEqual({ cpuMilli: 5_000, memoryMiB: 44_032 });
+    expect(poolHostPerGpu([node('gpu-0')], crowded, isJobPod, ['gpu-0'])!.cpuMilli).toBe(shareOnNode([node('gpu-0')], crowded, isJobPod, 'gpu-0', 1)!.cpuMilli);
+    // A node whose owner asks every core is left out; with only such nodes, 1m and 1Mi: nothing fits.
+    const full = [pod('owner', 'gpu-1', { cpu: '64' })];
+    expect(poolHostPerGpu([node('gpu-0'), node('gpu-1')], full, isJobPod, ['gpu-0', 'gpu-1'])).toEqual({ cpuMilli: 8_000, memoryMiB: 65_536 });
+    expect(poolHostPerGpu([node('gpu-1')], full, isJobPod, ['gpu-1'])).toEqual({ cpuMilli: 1, memoryMiB: 1 });
   });
 });

@@ -48,19 +48,23 @@ export function shareOnNode(nodes: readonly V1Node[], pods: readonly V1Pod[], is
 }
 
 /**
- * What one GPU brings on the smallest of `nodeNames` (a pool): the share of a one-GPU replica, the
- * least over the nodes, in millicores and whole MiB; undefined when no node has a GPU left to jobs.
- * The hub places a job only where its replicas fit this (core/scheduling/filter.ts).
+ * What one GPU brings on the smallest of `nodeNames` (a pool's nodes with idle GPUs): the share of a
+ * one-GPU replica there as shareOnNode gives it (the free cap included), the least over the nodes,
+ * in millicores and whole MiB. A node too full to run any container is left out; when every node
+ * is, 1m and 1Mi (never 0, which on the wire means "not said"): no replica fits. Undefined when no
+ * node has a GPU left to jobs. The hub places a job only where its replicas fit this
+ * (core/scheduling/filter.ts).
  */
 export function poolHostPerGpu(nodes: readonly V1Node[], pods: readonly V1Pod[], isJobPod: (pod: V1Pod) => boolean, nodeNames: readonly string[]): { cpuMilli: number; memoryMiB: number } | undefined {
   let least: { cpuMilli: number; memoryMiB: number } | undefined;
+  let any = false;
   for (const name of nodeNames) {
-    const node = nodes.find((n) => n.metadata?.name === name);
-    if (!node) continue;
-    const share = replicaShare(allocatableOf(node), requestedOn(pods, name, (p) => !isJobPod(p)), 1);
+    const share = shareOnNode(nodes, pods, isJobPod, name, 1);
     if (!share) continue;
+    any = true;
     const memoryMiB = Math.floor(share.memoryBytes / (1024 * 1024));
+    if (share.cpuMilli < 10 || memoryMiB < 16) continue;
     least = least === undefined ? { cpuMilli: share.cpuMilli, memoryMiB } : { cpuMilli: Math.min(least.cpuMilli, share.cpuMilli), memoryMiB: Math.min(least.memoryMiB, memoryMiB) };
   }
-  return least;
+  return least ?? (any ? { cpuMilli: 1, memoryMiB: 1 } : undefined);
 }

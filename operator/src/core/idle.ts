@@ -102,6 +102,8 @@ export interface IdleInventory {
 
 const QUANTITY_SUFFIX: Record<string, number> = {
   '': 1,
+  n: 1e-9,
+  u: 1e-6,
   m: 1e-3,
   k: 1e3,
   M: 1e6,
@@ -239,7 +241,7 @@ export function podRequest(pod: PodInfo, resource: string, whole = false): numbe
  */
 export function parseQuantity(quantity: string | number): number {
   if (typeof quantity === 'number') return Number.isFinite(quantity) && quantity > 0 ? quantity : 0;
-  const match = /^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.exec(quantity.trim());
+  const match = /^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.exec(quantity.trim());
   if (!match) return 0;
   const value = Number(match[1]);
   const suffix = match[2] ?? '';

@@ -85,6 +85,7 @@ export function prepareJob(job: JobRequest, config: SchedulerConfig): PreparedJo
     maxTotal === undefined || deadline === undefined
       ? undefined
       : (maxTotal * 3600n) / BigInt(replicas * gpusPerReplica * deadline);
+  if (job.hostProblems?.length) return { invalid: job.hostProblems.join('; ') };
   const regions = job.placement?.regions ?? [];
   const egress = job.network?.egress;
   const badEgress = egress === undefined ? undefined : invalidEgress(egress, 'network.egress');

@@ -128,8 +128,10 @@ export interface JobRequest {
   network?: { egress?: EgressProfile };
   /** Consumer access the job needs through the tunnel; absent or false: not needed (logs always work). */
   access?: { exec?: boolean; portForward?: boolean };
-  /** CPU and memory one replica's containers ask (their limits, else requests), added up; absent: nothing asked. */
+  /** CPU and memory one replica's containers ask (core/isolation/share.ts replicaAsk); absent: nothing asked. */
   hostPerReplica?: HostResources;
+  /** What in the template's CPU and memory every provider's agent would refuse: the job is invalid. */
+  hostProblems?: string[];
   /** Providers this job already failed on (provider fault); never chosen again. */
   excludeProviders?: string[];
 }

@@ -21,7 +21,7 @@ const shortStr = (description: string, maxLength = 253) => str(description, { ma
 const strings = (description: string, maxItems = 256) => arr(description, str('An argument.', { maxLength: 4096 }), { maxItems });
 
 const quantityMap = (description: string) =>
-  stringMap(description, intOrString('A quantity, e.g. 4, 500m, 16Gi.', { pattern: '^[0-9.]+([munkMGTPE]|[KMGTPE]i)?$' }), {
+  stringMap(description, intOrString('A quantity, e.g. 4, 500m, 16Gi.', { pattern: '^([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([numkMGTPE]|[KMGTPE]i)?$' }), {
     maxProperties: 8,
     'x-kubernetes-validations': [
       {

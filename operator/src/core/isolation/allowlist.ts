@@ -113,7 +113,7 @@ const quoted = (key: string) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}
 /** Bytes in a quantity, or undefined when it is not one. */
 function quantityBytes(q: unknown): number | undefined {
   if (typeof q === 'number') return q >= 0 ? q : undefined;
-  if (typeof q !== 'string' || !/^([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.test(q.trim())) return undefined;
+  if (typeof q !== 'string' || !/^([0-9]+(\.[0-9]*)?|\.[0-9]+)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.test(q.trim())) return undefined;
   return parseQuantity(q);
 }
 

@@ -1,6 +1,6 @@
 import type { V1Container } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { boundToShare, replicaAsk, replicaShare, type Share } from './share.js';
+import { boundToShare, replicaAsk, replicaShare, withoutOverhead, type Share } from './share.js';
 
 const GI = 1024 ** 3;
 const MI = 1024 ** 2;
@@ -89,22 +89,27 @@ describe('boundToShare', () => {
       initContainers: [c('proxy', { limits: { cpu: '2' } }, 'Always'), c('fetch')],
     };
     const [main, proxy, fetch] = limitsOf(boundToShare(spec, share));
-    expect(main!.limits).toMatchObject({ cpu: '4', memory: '32768Mi' });
-    expect(proxy!.limits).toMatchObject({ cpu: '2', memory: '32768Mi' });
-    // 8 CPU less the 2 of the sidecar beside it; 64Gi less its 32Gi.
-    expect(fetch!.limits).toMatchObject({ cpu: '6000m', memory: '32768Mi' });
+    // The sidecar sets no memory limit and an init container comes after it: it gets the least
+    // (16Mi), so the init container keeps its part; the container takes the rest.
+    expect(main!.limits).toMatchObject({ cpu: '4', memory: '65520Mi' });
+    expect(proxy!.limits).toMatchObject({ cpu: '2', memory: '16Mi' });
+    // 8 CPU less the 2 of the sidecar beside it; 64Gi less its 16Mi.
+    expect(fetch!.limits).toMatchObject({ cpu: '6000m', memory: '65520Mi' });
     const tooBig = boundToShare({ ...spec, initContainers: [spec.initContainers[0]!, c('fetch', { limits: { cpu: '7' } })] }, share);
     expect(problems(tooBig)).toEqual([`template.spec.initContainers[1].resources.limits.cpu: 7 CPU, more than the 6 CPU of ${of} left beside the sidecars before it`]);
     // A sidecar's limit counts against the containers' share too.
     expect(boundToShare({ containers: [c('main', { limits: { cpu: '7' } })], initContainers: [c('proxy', { limits: { cpu: '2' } }, 'Always')] }, share).ok).toBe(false);
   });
 
-  it('refuses a request above the limit the container gets, and limits that leave nothing for the others', () => {
+  it('refuses limits, or requests of containers without one, that leave too little for the others', () => {
     expect(problems(boundToShare({ containers: [c('main', { limits: { cpu: '8' } }), c('side', { requests: { cpu: '1' } })] }, share))).toEqual([
       `cpu limits of the containers add up to 8 CPU (main 8 CPU), and 1 container(s) without one need 0.01 CPU each: more than ${of}, 8 CPU`,
     ]);
+    expect(problems(boundToShare({ containers: [c('main', { limits: { cpu: '6' } }), c('side', { requests: { cpu: '3' } })] }, share))).toEqual([
+      `cpu: the limits set leave 2 CPU of ${of} (8 CPU), and the 1 container(s) without one need 3 CPU`,
+    ]);
     expect(problems(boundToShare({ containers: [c('main', { requests: { memory: '100Gi' } })] }, share))).toEqual([
-      'template.spec.containers[0].resources.requests.memory: 102400Mi, more than its limit here, 65536Mi',
+      `memory: the limits set leave 65536Mi of ${of} (65536Mi), and the 1 container(s) without one need 102400Mi`,
     ]);
   });
 
@@ -113,6 +118,20 @@ describe('boundToShare', () => {
       'template.spec.containers[0].resources.limits.memory: "1e12" is not a quantity',
     ]);
     expect(boundToShare({ containers: [c('main', { limits: { cpu: `1${'0'.repeat(400)}` } })] }, share).ok).toBe(false);
+  });
+
+  it('gives a container without a limit at least its request, then its part of the rest', () => {
+    const r = boundToShare({ containers: [c('a', { requests: { cpu: '5' } }), c('b')] }, share);
+    expect(limitsOf(r).map((x) => [x.limits!.cpu, x.requests!.cpu])).toEqual([['6495m', '5'], ['1505m', '1505m']]);
+  });
+
+  it('cuts an init container to what is left for an attempt already running, instead of refusing it', () => {
+    const spec = { containers: [c('main', { limits: { cpu: '8' } })], initContainers: [c('fetch', { limits: { cpu: '8' }, requests: { cpu: '8' } })] };
+    const smaller = { ...share, cpuMilli: 6_000 };
+    expect(boundToShare(spec, smaller).ok).toBe(false);
+    const [main, fetch] = limitsOf(boundToShare(spec, smaller, true));
+    expect(main!.limits!.cpu).toBe('6000m');
+    expect([fetch!.limits!.cpu, fetch!.requests!.cpu]).toEqual(['6000m', '6000m']);
   });
 
   it('scales limits down to the share for an attempt already running, none below the minimum, the sum within it', () => {
@@ -134,8 +153,57 @@ describe('boundToShare', () => {
 
 describe('replicaAsk', () => {
   it('adds up limits (requests where no limit) of the containers and sidecars, and takes the larger of that and an init container', () => {
-    expect(replicaAsk({ containers: [c('main', { limits: { cpu: '4', memory: '16Gi' } }), c('side', { requests: { cpu: '500m' } }), c('bare')] })).toEqual({ cpuMilli: 4_500, memoryMiB: 16_384 });
-    expect(replicaAsk({ containers: [c('main', { limits: { cpu: '1' } })], initContainers: [c('proxy', { limits: { cpu: '1' } }, 'Always'), c('warm', { limits: { cpu: '6', memory: '100Mi' } })] })).toEqual({ cpuMilli: 7_000, memoryMiB: 100 });
-    expect(replicaAsk({ containers: [c('main')] })).toEqual({ cpuMilli: 0, memoryMiB: 0 });
+    // A container that sets nothing still counts the least it gets (10m, 16Mi).
+    expect(replicaAsk({ containers: [c('main', { limits: { cpu: '4', memory: '16Gi' } }), c('side', { requests: { cpu: '500m' } }), c('bare')] })).toEqual({ cpuMilli: 4_510, memoryMiB: 16_416, problems: [] });
+    expect(replicaAsk({ containers: [c('main', { limits: { cpu: '1' } })], initContainers: [c('proxy', { limits: { cpu: '1' } }, 'Always'), c('warm', { limits: { cpu: '6', memory: '100Mi' } })] })).toEqual({ cpuMilli: 7_000, memoryMiB: 116, problems: [] });
+    expect(replicaAsk({ containers: [c('main')] })).toEqual({ cpuMilli: 10, memoryMiB: 16, problems: [] });
+  });
+
+  it('names what every agent would refuse, so the hub refuses the job up front', () => {
+    expect(replicaAsk({ containers: [c('main', { limits: { cpu: '0' }, requests: { memory: '2Gi' } }), c('side', { limits: { memory: '1Gi' }, requests: { memory: '2Gi' } })] }).problems).toEqual([
+      'template.spec.containers[0].resources.limits.cpu: "0" is below 0.01 CPU, the least a container runs with (a zero limit would be no limit)',
+      'template.spec.containers[1].resources.requests.memory: 2048Mi, more than its limit 1024Mi',
+    ]);
+  });
+
+  it('agrees with the agent: a replica whose ask fits a share is one boundToShare admits, over many random templates', () => {
+    let seed = 42;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const cpu = () => ['100m', '500m', '1', '2', '3.5', '8', '250000u'][Math.floor(rand() * 7)]!;
+    const mem = () => ['16Mi', '512Mi', '1Gi', '8Gi', '20G', '100000000'][Math.floor(rand() * 6)]!;
+    const resources = () => {
+      const r: Record<string, Record<string, string>> = {};
+      for (const kind of ['limits', 'requests'] as const) {
+        if (rand() < 0.5) (r[kind] ??= {}).cpu = cpu();
+        if (rand() < 0.5) (r[kind] ??= {}).memory = mem();
+      }
+      return r;
+    };
+    let fits = 0;
+    for (let i = 0; i < 2_000; i++) {
+      const spec = {
+        containers: Array.from({ length: 1 + Math.floor(rand() * 3) }, (_, j) => c(`c${j}`, resources())),
+        initContainers: Array.from({ length: Math.floor(rand() * 3) }, (_, j) => c(`i${j}`, resources(), rand() < 0.5 ? 'Always' : undefined)),
+      };
+      const ask = replicaAsk(spec);
+      if (ask.problems.length > 0) {
+        expect(boundToShare(spec, share).ok, JSON.stringify(spec)).toBe(false);
+        continue;
+      }
+      if (ask.cpuMilli <= share.cpuMilli && ask.memoryMiB * MI <= share.memoryBytes) {
+        fits++;
+        const bound = boundToShare(spec, share);
+        expect(bound.ok ? [] : bound.problems, JSON.stringify(spec)).toEqual([]);
+      }
+    }
+    expect(fits).toBeGreaterThan(100);
+  });
+});
+
+describe('withoutOverhead', () => {
+  it('leaves the containers the share less the pod overhead, in whole MiB, never below zero', () => {
+    expect(withoutOverhead(share, { cpuMilli: 250, memoryBytes: 160 * MI })).toEqual({ ...share, cpuMilli: 7_750, memoryBytes: 64 * GI - 160 * MI });
+    expect(withoutOverhead(share, { cpuMilli: 0, memoryBytes: 1 })).toEqual({ ...share, memoryBytes: 64 * GI - MI });
+    expect(withoutOverhead(share, { cpuMilli: 9_000, memoryBytes: 65 * GI })).toMatchObject({ cpuMilli: 0, memoryBytes: 0 });
   });
 });

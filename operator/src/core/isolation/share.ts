@@ -49,7 +49,7 @@ export function replicaShare(node: NodeResources, others: NodeResources, gpus: n
 
 type Kind = 'cpu' | 'memory';
 const KINDS: readonly Kind[] = ['cpu', 'memory'];
-const STRICT_QUANTITY = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+const STRICT_QUANTITY = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 
 /** A quantity in millicores (cpu) or bytes (memory), rounded up; undefined when it is not a finite one. */
 function amount(kind: Kind, q: unknown): number | undefined {
@@ -136,16 +136,26 @@ export function boundToShare(spec: BoundPodSpec, share: Share, clamp = false): B
       explicit = scaled.reduce((a, b) => a + b, 0);
     }
     if (unset.length > 0) {
-      const each = Math.floor((total - explicit) / unset.length);
-      const rounded = kind === 'memory' ? Math.floor(each / MIB) * MIB : each;
-      if (rounded < minimum) {
-        problems.push(`${kind}: the limits set leave ${human(kind, Math.max(0, total - explicit))} of ${of} (${human(kind, total)}) for ${unset.length} container(s) without one`);
+      // Each container without a limit gets at least its request (and the minimum), then an equal
+      // part of what is left: the hub's replicaAsk counts the same, so what it places fits here.
+      const floors = unset.map((e) => Math.max(minimum, amount(kind, e.c.resources.requests[kind]) ?? 0));
+      const needed = floors.reduce((a, b) => a + b, 0);
+      if (explicit + needed > total) {
+        problems.push(`${kind}: the limits set leave ${human(kind, Math.max(0, total - explicit))} of ${of} (${human(kind, total)}), and the ${unset.length} container(s) without one need ${human(kind, needed)}`);
         continue;
       }
-      for (const { c } of unset) {
-        c.resources.limits[kind] = format(kind, rounded);
-        explicitOf.set(entries.find((e) => e.c === c)!, rounded);
-      }
+      // What is left goes to the containers, and to a sidecar only when no init container comes
+      // after it: an init container runs beside the sidecars before it, which must leave it its part.
+      const lastInit = entries.reduce((last, e, i) => (e.path.includes('.initContainers[') && e.c.restartPolicy !== 'Always' ? i : last), -1);
+      const takesRest = unset.map((e) => !e.path.includes('.initContainers[') || entries.indexOf(e) > lastInit);
+      const takers = takesRest.filter(Boolean).length;
+      const extra = takers === 0 ? 0 : Math.floor((total - explicit - needed) / takers);
+      unset.forEach((e, i) => {
+        const more = takesRest[i] ? extra : 0;
+        const given = kind === 'memory' ? Math.max(floors[i]!, Math.floor((floors[i]! + more) / MIB) * MIB) : floors[i]! + more;
+        e.c.resources.limits[kind] = format(kind, given);
+        explicitOf.set(e, given);
+      });
     }
     // An init container runs beside the sidecars declared before it.
     let sidecarsBefore = 0;
@@ -156,7 +166,10 @@ export function boundToShare(spec: BoundPodSpec, share: Share, clamp = false): B
       }
       const left = total - sidecarsBefore;
       const n = explicitOf.get(entry);
-      if (n !== undefined && n > left) {
+      if (n !== undefined && n > left && clamp && left >= minimum) {
+        // A running attempt's: cut to what is left (its request with it, below).
+        entry.c.resources.limits[kind] = format(kind, kind === 'memory' ? Math.max(minimum, Math.floor(left / MIB) * MIB) : left);
+      } else if (n !== undefined && n > left) {
         problems.push(`${entry.path}.resources.limits.${kind}: ${human(kind, n)}, more than the ${human(kind, Math.max(0, left))} of ${of} left beside the sidecars before it`);
       } else if (n === undefined) {
         const given = kind === 'memory' ? Math.floor(left / MIB) * MIB : left;
@@ -188,25 +201,53 @@ export function boundToShare(spec: BoundPodSpec, share: Share, clamp = false): B
 
 /**
  * What one replica asks of its node's CPU and memory, as the scheduler compares it with a pool's
- * share per GPU: each container's limit (its request when it sets no limit), the containers and
- * sidecars added up, and the larger of that and each init container beside the sidecars before
- * it. A container that sets neither asks nothing (it gets a part of what is left). Quantities that
- * do not parse count as nothing here: the CRD refuses them, and the agent again.
+ * share per GPU, counted as boundToShare gives it: each container's limit, else its request, and
+ * never less than the least a container runs with; the containers and sidecars added up, and the
+ * larger of that and each init container beside the sidecars before it. So a replica the hub
+ * places within a pool's share is one the agent's bound admits. `problems`: what every provider's
+ * agent would refuse (a limit below the minimum or not a quantity, a request above its limit),
+ * which the hub refuses up front as an invalid job.
  */
-export function replicaAsk(spec: BoundPodSpec): { cpuMilli: number; memoryMiB: number } {
-  const ask = (kind: Kind, c: V1Container) => amount(kind, c.resources?.limits?.[kind] ?? c.resources?.requests?.[kind]) ?? 0;
-  const out = { cpuMilli: 0, memoryMiB: 0 };
+export function replicaAsk(spec: BoundPodSpec): { cpuMilli: number; memoryMiB: number; problems: string[] } {
+  const problems: string[] = [];
+  const out = { cpuMilli: 0, memoryMiB: 0, problems };
   for (const kind of KINDS) {
+    const minimum = kind === 'cpu' ? MIN_CPU_MILLI : MIN_MEMORY_BYTES;
+    const ask = (c: V1Container, path: string) => {
+      const limitRaw = c.resources?.limits?.[kind];
+      const requestRaw = c.resources?.requests?.[kind];
+      const limit = limitRaw === undefined ? undefined : amount(kind, limitRaw);
+      const request = requestRaw === undefined ? undefined : amount(kind, requestRaw);
+      if (limitRaw !== undefined && limit === undefined) problems.push(`${path}.resources.limits.${kind}: ${quote(limitRaw)} is not a quantity`);
+      else if (limit !== undefined && limit < minimum) problems.push(`${path}.resources.limits.${kind}: ${quote(limitRaw)} is below ${human(kind, minimum)}, the least a container runs with (a zero limit would be no limit)`);
+      if (requestRaw !== undefined && request === undefined) problems.push(`${path}.resources.requests.${kind}: ${quote(requestRaw)} is not a quantity`);
+      else if (request !== undefined && limit !== undefined && request > limit) problems.push(`${path}.resources.requests.${kind}: ${human(kind, request)}, more than its limit ${human(kind, limit)}`);
+      return Math.max(minimum, limit ?? request ?? 0);
+    };
     let sidecars = 0;
     let initPeak = 0;
-    for (const c of spec.initContainers ?? []) {
-      if (c.restartPolicy === 'Always') sidecars += ask(kind, c);
-      else initPeak = Math.max(initPeak, sidecars + ask(kind, c));
+    for (const [i, c] of (spec.initContainers ?? []).entries()) {
+      const n = ask(c, `template.spec.initContainers[${i}]`);
+      if (c.restartPolicy === 'Always') sidecars += n;
+      else initPeak = Math.max(initPeak, sidecars + n);
     }
-    const together = spec.containers.reduce((sum, c) => sum + ask(kind, c), sidecars);
+    const together = spec.containers.reduce((sum, c, i) => sum + ask(c, `template.spec.containers[${i}]`), sidecars);
     const peak = Math.max(together, initPeak);
     if (kind === 'cpu') out.cpuMilli = peak;
     else out.memoryMiB = Math.ceil(peak / MIB);
   }
   return out;
+}
+
+/**
+ * The share less a RuntimeClass's pod overhead (Kata's VM, say): kube-scheduler adds the overhead to
+ * each pod's requests and the kubelet to its cgroup, so the containers get what is left, and the
+ * replicas of a full node still fit beside each other's overhead.
+ */
+export function withoutOverhead(share: Share, overhead: { cpuMilli: number; memoryBytes: number }): Share {
+  return {
+    ...share,
+    cpuMilli: Math.max(0, share.cpuMilli - Math.ceil(overhead.cpuMilli)),
+    memoryBytes: Math.max(0, Math.floor((share.memoryBytes - Math.ceil(overhead.memoryBytes)) / MIB) * MIB),
+  };
 }

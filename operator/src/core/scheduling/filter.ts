@@ -171,7 +171,8 @@ export function diagnoseProvider(provider: IndexedProvider, ctx: CheckContext): 
       case 'RuntimeClassMismatch':
         return makeRejection(name, bestReason, bestPool.source.runtimeClassName || 'default', bestPool.gpuProduct);
       case 'InsufficientCpuMemory':
-        return makeRejection(name, bestReason, describeHost(bestPool.source.hostPerGpu!, ctx.job.gpusPerReplica), bestPool.gpuProduct);
+        // "cpuMilli/memoryMiB" a replica gets there; the message gives the most of each (bounded, however many pools).
+        return makeRejection(name, bestReason, `${bestPool.source.hostPerGpu!.cpuMilli * ctx.job.gpusPerReplica}/${bestPool.source.hostPerGpu!.memoryMiB * ctx.job.gpusPerReplica}`, bestPool.gpuProduct);
       case 'PriceAboveBudget':
         return makeRejection(name, bestReason, bestPool.price, bestPool.gpuProduct);
       case 'TotalAboveBudget':
@@ -253,9 +254,8 @@ export function hostFits(ask: HostResources, perGpu: HostResources, gpusPerRepli
   return ask.cpuMilli <= perGpu.cpuMilli * gpusPerReplica && ask.memoryMiB <= perGpu.memoryMiB * gpusPerReplica;
 }
 
-/** "8 CPU & 64Gi": CPU and memory, `times` over (a replica's share of its GPUs, or its ask). */
-export function describeHost(host: HostResources, times = 1): string {
-  const cpu = (host.cpuMilli * times) / 1000;
-  const gib = (host.memoryMiB * times) / 1024;
-  return `${Number.isInteger(cpu) ? cpu : cpu.toFixed(2)} CPU & ${Number.isInteger(gib) ? `${gib}Gi` : `${Math.round(host.memoryMiB * times)}Mi`}`;
+/** "8 CPU & 64Gi" (millicores and MiB shown exactly: a rounding never hides a difference). */
+export function describeHost(host: HostResources): string {
+  const gib = host.memoryMiB / 1024;
+  return `${host.cpuMilli / 1000} CPU & ${Number.isInteger(gib) ? `${gib}Gi` : `${host.memoryMiB}Mi`}`;
 }

@@ -26,7 +26,7 @@ describe('schedule: CPU and memory per replica against what each GPU brings', ()
     expect(result).toEqual({
       kind: 'unschedulable',
       reasons: { InsufficientCpuMemory: 2 },
-      message: '0/2 providers fit: 2 NVIDIA-H100-80GB-HBM3 gives 8 CPU & 32Gi/8 CPU & 64Gi per replica < 16 CPU & 16Gi asked',
+      message: '0/2 providers fit: 2 NVIDIA-H100-80GB-HBM3 gives at most 8 CPU & 64Gi per replica < 16 CPU & 16Gi asked',
     });
   });
 

@@ -95,7 +95,7 @@ function describe(g: Group, job: PreparedJob): string {
     case 'RuntimeClassMismatch':
       return `${g.product} runtime class ${texts(g)} != ${job.runtimeClassName}`;
     case 'InsufficientCpuMemory':
-      return `${g.product} gives ${texts(g)} per replica < ${describeHost(job.hostPerReplica!)} asked`;
+      return `${g.product} gives at most ${describeHost(mostHost(g))} per replica < ${describeHost(job.hostPerReplica!)} asked`;
     case 'InsufficientIdle':
       return `insufficient idle ${g.product}${job.sameNode ? ' on one node' : ''}`;
     case 'InvalidPrice':
@@ -158,4 +158,16 @@ function formatMs(v: number): string {
 // Round down so a score just under the minimum never prints as equal to it ("0.59 < 0.60").
 function twoDecimalsDown(v: number): string {
   return (Math.floor(v * 100 + 1e-9) / 100).toFixed(2);
+}
+
+// The most CPU and the most memory a replica gets in any of the group's pools ("cpuMilli/memoryMiB" values).
+function mostHost(g: Group): { cpuMilli: number; memoryMiB: number } {
+  let cpuMilli = 0;
+  let memoryMiB = 0;
+  for (const t of g.texts ?? []) {
+    const [cpu, memory] = t.split('/').map(Number);
+    cpuMilli = Math.max(cpuMilli, cpu ?? 0);
+    memoryMiB = Math.max(memoryMiB, memory ?? 0);
+  }
+  return { cpuMilli, memoryMiB };
 }

@@ -86,12 +86,12 @@ export const DEFAULT_UNPLACED_ESCROW_TIMEOUT_MS = 120_000;
 export const NEVER_PLACED = 'NeverPlaced';
 /**
  * Why a provider is ruled out that waiting does not change: the job's own spec (product, memory,
- * driver, runtime class, CPU and memory per replica, price and budget caps, egress, access, regions, audited attributes) against
- * what the provider offers. Capacity, readiness, stake, lending windows, RTT and reputation move by
+ * driver, runtime class, price and budget caps, egress, access, regions, audited attributes) against
+ * what the provider offers. Capacity, the CPU and memory a GPU brings (the owner's pods move it), readiness, stake, lending windows, RTT and reputation move by
  * themselves; a pinned escrow waits out its bound on those.
  */
 const LASTING_REASONS: ReadonlySet<string> = new Set([
-  'NoMatchingProduct', 'InsufficientMemory', 'DriverTooOld', 'RuntimeClassMismatch', 'InsufficientCpuMemory', 'InvalidPrice', 'PriceAboveBudget',
+  'NoMatchingProduct', 'InsufficientMemory', 'DriverTooOld', 'RuntimeClassMismatch', 'InvalidPrice', 'PriceAboveBudget',
   'TotalAboveBudget', 'EgressNotOffered', 'AccessNotOffered', 'RegionNotAllowed', 'MissingAuditedAttribute', 'Excluded',
 ]);
 /** At most this many escrows a job gives back unplaced; after that it waits on the last one. */
@@ -110,6 +110,9 @@ export const DEFAULT_MINIMUM_RUN_GPU_SECONDS = 60;
 const TERMINAL = new Set(['Succeeded', 'Failed']);
 const iso = (ms: number) => new Date(ms).toISOString();
 
+const hostOf = ({ cpuMilli, memoryMiB, problems }: ReturnType<typeof replicaAsk>): Pick<JobRequest, 'hostPerReplica' | 'hostProblems'> =>
+  ({ hostPerReplica: { cpuMilli, memoryMiB }, ...(problems.length > 0 ? { hostProblems: problems } : {}) });
+
 /** The scheduler's request for a job, excluding providers it already failed on. */
 export function jobRequest(job: GpuJob, exclude: string[]): JobRequest {
   const s = job.spec;
@@ -125,7 +128,7 @@ export function jobRequest(job: GpuJob, exclude: string[]): JobRequest {
     ...(s.access?.exec || s.access?.portForward ? { access: { exec: s.access.exec === true, portForward: s.access.portForward === true } } : {}),
     excludeProviders: exclude,
     // The agent bounds each replica to its GPUs' share of the node: pools whose share is smaller are not chosen.
-    ...(s.template?.spec?.containers ? { hostPerReplica: replicaAsk(s.template.spec as BoundPodSpec) } : {}),
+    ...(s.template?.spec?.containers ? hostOf(replicaAsk(s.template.spec as BoundPodSpec)) : {}),
   };
 }
 

@@ -53,7 +53,15 @@ describe('CPU and memory per GPU, agent to scheduler', () => {
     expect(schedule([snapshot], fits, DEFAULT_SCHEDULER_CONFIG, now)).toMatchObject({ kind: 'decision' });
     const greedy = jobRequest(gpuJob({ limits: { memory: '121Gi' } }), []);
     expect(schedule([snapshot], greedy, DEFAULT_SCHEDULER_CONFIG, now)).toMatchObject({
-      kind: 'unschedulable', reasons: { InsufficientCpuMemory: 1 }, message: '0/1 providers fit: 1 NVIDIA-H100-80GB-HBM3 gives 15 CPU & 120Gi per replica < 0 CPU & 121Gi asked',
+      kind: 'unschedulable', reasons: { InsufficientCpuMemory: 1 }, message: '0/1 providers fit: 1 NVIDIA-H100-80GB-HBM3 gives at most 15 CPU & 120Gi per replica < 0.01 CPU & 121Gi asked',
+    });
+  });
+
+  it('refuses up front a template every agent would refuse (a zero limit is no limit), naming the field', () => {
+    const snapshot = providerSnapshot(providerWith(poolsStatus(wire(inventoryPool({ cpuMilli: 7_500, memoryMiB: 61_440 }))).pools), now);
+    expect(schedule([snapshot], jobRequest(gpuJob({ limits: { cpu: '0' } }), []), DEFAULT_SCHEDULER_CONFIG, now)).toEqual({
+      kind: 'unschedulable', reasons: { InvalidRequest: 1 },
+      message: 'invalid job: template.spec.containers[0].resources.limits.cpu: "0" is below 0.01 CPU, the least a container runs with (a zero limit would be no limit)',
     });
   });
 
