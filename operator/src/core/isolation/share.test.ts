@@ -113,6 +113,15 @@ describe('boundToShare', () => {
     ]);
   });
 
+  it('reads millicores exactly, not a float\'s last bit over', () => {
+    // 2.007 × 1000 is 2007.0000000000002 in floating point: that is not 2008m.
+    const r = boundToShare({ containers: [c('main', { limits: { cpu: '2007m' } }), c('side', { limits: { cpu: '5993m' } })] }, share);
+    expect(r.ok ? [] : r.problems).toEqual([]);
+    for (let i = 1; i <= 8_000; i++) {
+      expect(replicaAsk({ containers: [c('main', { limits: { cpu: `${i}m` } })] }).cpuMilli).toBe(Math.max(10, i));
+    }
+  });
+
   it('refuses what is not a finite quantity rather than reading it as nothing', () => {
     expect(problems(boundToShare({ containers: [c('main', { limits: { memory: '1e12' } })] }, share))).toEqual([
       'template.spec.containers[0].resources.limits.memory: "1e12" is not a quantity',

@@ -57,7 +57,9 @@ function amount(kind: Kind, q: unknown): number | undefined {
   if (typeof q === 'number') value = q;
   else if (typeof q === 'string' && STRICT_QUANTITY.test(q.trim())) value = parseQuantity(q);
   else return undefined;
-  const n = Math.ceil(kind === 'cpu' ? value * 1000 : value);
+  const scaled = kind === 'cpu' ? value * 1000 : value;
+  // Up to the next whole unit, but not for a float's last bit: "2007m" is 2.007 × 1000 = 2007.0000000000002.
+  const n = Math.ceil(scaled - Math.abs(scaled) * 1e-12);
   return Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
