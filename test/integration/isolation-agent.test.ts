@@ -380,7 +380,7 @@ describe("each replica gets CPU and memory limits within its share of the node (
     await core.createNamespace({ body: { metadata: { name: ownerNs } } });
     await core.createNamespacedPod({ namespace: ownerNs, body: { metadata: { name: 'owner-daemon' }, spec: { nodeName, containers: [{ name: 'c', image: 'example/daemon:v1', resources: { requests: { cpu: '4', memory: '32Gi' } } }] } } });
     shared = new PodRunner(identity.kubeConfig, tenancy, silent, {
-      shareFor: (node, gpus) => shareOnNode(nodes, pods, (p) => shared.managed([p]).length > 0, node, gpus),
+      shareFor: (node, gpus) => shareOnNode(nodes, pods, (p) => shared.isManaged(p), node, gpus),
     });
   });
   afterAll(async () => {
@@ -429,7 +429,7 @@ describe("each replica gets CPU and memory limits within its share of the node (
       const underKata = new PodRunner(identity.kubeConfig, tenancy, silent, {
         runtimeClassFor: () => kata,
         shareFor: (node, gpus) => {
-          const share = shareOnNode(nodes, pods, (p) => underKata.managed([p]).length > 0, node, gpus);
+          const share = shareOnNode(nodes, pods, (p) => underKata.isManaged(p), node, gpus);
           return share && withoutOverhead(share, overheads.of(kata));
         },
       });

@@ -203,7 +203,7 @@ export class Agent {
         // Every job container gets CPU and memory limits within its replica's share of the node,
         // less its RuntimeClass's pod overhead.
         shareFor: (node, gpus) => {
-          const share = shareOnNode(this.watch?.nodes() ?? [], this.watch?.pods() ?? [], (p) => this.runner.managed([p]).length > 0, node, gpus);
+          const share = shareOnNode(this.watch?.nodes() ?? [], this.watch?.pods() ?? [], (p) => this.runner.isManaged(p), node, gpus);
           return share && withoutOverhead(share, this.overheads.of(runtimeClassFor(node)));
         },
       },
@@ -319,9 +319,8 @@ export class Agent {
 
   /** The pools of the cluster at `now`, with what a GPU brings of its node's CPU and memory (node-share.ts). */
   private inventoryOf(watch: ClusterWatch, now: number): InventoryPool[] {
-    const isJobPod = (p: V1Pod) => this.runner.managed([p]).length > 0;
     return buildInventory(watch.nodes(), watch.pods(), this.opts.settings, now, (names, product) => {
-      const host = poolHostPerGpu(watch.nodes(), watch.pods(), isJobPod, names);
+      const host = poolHostPerGpu(watch.nodes(), watch.pods(), (p) => this.runner.isManaged(p), names);
       // Net of the pool's RuntimeClass overhead, as the runner bounds a one-GPU replica there.
       const overhead = this.overheads.of(runtimeClassOf(this.opts.settings, product));
       if (!host) return undefined;

@@ -12,8 +12,14 @@ import { podInfo } from './inventory.js';
 
 const FINISHED = new Set(['Succeeded', 'Failed']);
 
+const add = (into: NodeResources, more: NodeResources) => {
+  into.cpuMilli += more.cpuMilli;
+  into.memoryBytes += more.memoryBytes;
+  into.gpus += more.gpus;
+};
+
 /** What the node can give: its allocatable CPU, memory and GPUs. */
-export function allocatableOf(node: V1Node): NodeResources {
+function allocatableOf(node: V1Node): NodeResources {
   const a = node.status?.allocatable ?? {};
   return {
     cpuMilli: Math.floor(parseQuantity(a.cpu ?? 0) * 1000),
@@ -22,29 +28,36 @@ export function allocatableOf(node: V1Node): NodeResources {
   };
 }
 
-/** Requests of the pods bound to `nodeName` that `counts`, as kube-scheduler adds them up. */
-export function requestedOn(pods: readonly V1Pod[], nodeName: string, counts: (pod: V1Pod) => boolean = () => true): NodeResources {
-  const held = { cpuMilli: 0, memoryBytes: 0, gpus: 0 };
-  for (const pod of pods) {
-    if (pod.spec?.nodeName !== nodeName || FINISHED.has(pod.status?.phase ?? '') || !counts(pod)) continue;
+/** Requests of the unfinished pods in `podsOnNode`, as kube-scheduler adds them up: all of them, and those that are not job pods. */
+function requested(podsOnNode: readonly V1Pod[], isJobPod: (pod: V1Pod) => boolean): { all: NodeResources; others: NodeResources } {
+  const all = { cpuMilli: 0, memoryBytes: 0, gpus: 0 };
+  const others = { cpuMilli: 0, memoryBytes: 0, gpus: 0 };
+  for (const pod of podsOnNode) {
+    if (FINISHED.has(pod.status?.phase ?? '')) continue;
     const info = podInfo(pod);
-    held.cpuMilli += Math.ceil(podRequest(info, 'cpu') * 1000);
-    held.memoryBytes += Math.ceil(podRequest(info, 'memory'));
-    held.gpus += podRequest(info, GPU_RESOURCE, true);
+    const requests = { cpuMilli: Math.ceil(podRequest(info, 'cpu') * 1000), memoryBytes: Math.ceil(podRequest(info, 'memory')), gpus: podRequest(info, GPU_RESOURCE, true) };
+    add(all, requests);
+    if (!isJobPod(pod)) add(others, requests);
   }
-  return held;
+  return { all, others };
+}
+
+/** The share of a replica of `gpus` GPUs on `node`, whose bound pods are `podsOnNode`; undefined when too few GPUs are left. */
+function shareOf(node: V1Node, podsOnNode: readonly V1Pod[], isJobPod: (pod: V1Pod) => boolean, gpus: number): Share | undefined {
+  const allocatable = allocatableOf(node);
+  const held = requested(podsOnNode, isJobPod);
+  const proportional = replicaShare(allocatable, held.others, gpus);
+  if (!proportional) return undefined;
+  const free = replicaShare(allocatable, held.all, gpus);
+  if (!free) return proportional;
+  return { ...proportional, cpuMilli: Math.min(proportional.cpuMilli, free.cpuMilli), memoryBytes: Math.min(proportional.memoryBytes, free.memoryBytes) };
 }
 
 /** The share of a replica of `gpus` GPUs on `nodeName`, or undefined (unknown node, too few GPUs left). */
 export function shareOnNode(nodes: readonly V1Node[], pods: readonly V1Pod[], isJobPod: (pod: V1Pod) => boolean, nodeName: string, gpus: number): Share | undefined {
   const node = nodes.find((n) => n.metadata?.name === nodeName);
   if (!node) return undefined;
-  const allocatable = allocatableOf(node);
-  const proportional = replicaShare(allocatable, requestedOn(pods, nodeName, (p) => !isJobPod(p)), gpus);
-  if (!proportional) return undefined;
-  const free = replicaShare(allocatable, requestedOn(pods, nodeName), gpus);
-  if (!free) return proportional;
-  return { ...proportional, cpuMilli: Math.min(proportional.cpuMilli, free.cpuMilli), memoryBytes: Math.min(proportional.memoryBytes, free.memoryBytes) };
+  return shareOf(node, pods.filter((p) => p.spec?.nodeName === nodeName), isJobPod, gpus);
 }
 
 /**
@@ -56,10 +69,22 @@ export function shareOnNode(nodes: readonly V1Node[], pods: readonly V1Pod[], is
  * (core/scheduling/filter.ts).
  */
 export function poolHostPerGpu(nodes: readonly V1Node[], pods: readonly V1Pod[], isJobPod: (pod: V1Pod) => boolean, nodeNames: readonly string[]): { cpuMilli: number; memoryMiB: number } | undefined {
+  // Each pod and node looked at once, however many nodes the pool has (this runs at every inventory).
+  const wanted = new Set(nodeNames);
+  const podsByNode = new Map<string, V1Pod[]>();
+  for (const pod of pods) {
+    const name = pod.spec?.nodeName;
+    if (name === undefined || !wanted.has(name)) continue;
+    const list = podsByNode.get(name);
+    if (list) list.push(pod);
+    else podsByNode.set(name, [pod]);
+  }
   let least: { cpuMilli: number; memoryMiB: number } | undefined;
   let any = false;
-  for (const name of nodeNames) {
-    const share = shareOnNode(nodes, pods, isJobPod, name, 1);
+  for (const node of nodes) {
+    const name = node.metadata?.name ?? '';
+    if (!wanted.has(name)) continue;
+    const share = shareOf(node, podsByNode.get(name) ?? [], isJobPod, 1);
     if (!share) continue;
     any = true;
     const memoryMiB = Math.floor(share.memoryBytes / (1024 * 1024));

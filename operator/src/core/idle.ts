@@ -235,13 +235,16 @@ export function podRequest(pod: PodInfo, resource: string, whole = false): numbe
   return Math.max(app, initPeak) + (overhead === undefined ? 0 : round(parseQuantity(overhead)));
 }
 
+/** A Kubernetes quantity as this project reads it: a decimal number and an optional suffix (no exponent). */
+export const QUANTITY_PATTERN = /^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+
 /**
  * Parse a Kubernetes quantity ("2", "500m", "1k", "1Ki") to a number; unparseable input is 0.
  * GPUs are whole, so callers round: up for requests (never undercount use), down for allocatable.
  */
 export function parseQuantity(quantity: string | number): number {
   if (typeof quantity === 'number') return Number.isFinite(quantity) && quantity > 0 ? quantity : 0;
-  const match = /^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.exec(quantity.trim());
+  const match = QUANTITY_PATTERN.exec(quantity.trim());
   if (!match) return 0;
   const value = Number(match[1]);
   const suffix = match[2] ?? '';

@@ -345,7 +345,12 @@ export class PodRunner {
 
   /** Pods this agent manages, from the informer cache. */
   managed(pods: readonly V1Pod[]): V1Pod[] {
-    return pods.filter((p) => this.tenancy.owns(p.metadata?.namespace) && p.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY);
+    return pods.filter((p) => this.isManaged(p));
+  }
+
+  /** Whether `pod` is a job pod of this agent's (in a tenant namespace, with its label). */
+  isManaged(pod: V1Pod): boolean {
+    return this.tenancy.owns(pod.metadata?.namespace) && pod.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
   }
 
   /** What the live attempts of one namespace paid for: the quota it gets. */

@@ -10,7 +10,7 @@ import type {
   V1Volume,
 } from '@kubernetes/client-node';
 import { GPU_RESOURCE } from '../../api/constants.js';
-import { parseQuantity } from '../idle.js';
+import { parseQuantity, QUANTITY_PATTERN } from '../idle.js';
 
 // The job pod allowlist (DESIGN §8): a stranger's pod is rebuilt from the fields listed here, one by
 // one, never by spreading the consumer's template over our defaults. A field not listed is refused
@@ -113,7 +113,7 @@ const quoted = (key: string) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}
 /** Bytes in a quantity, or undefined when it is not one. */
 function quantityBytes(q: unknown): number | undefined {
   if (typeof q === 'number') return q >= 0 ? q : undefined;
-  if (typeof q !== 'string' || !/^([0-9]+(\.[0-9]*)?|\.[0-9]+)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.test(q.trim())) return undefined;
+  if (typeof q !== 'string' || !QUANTITY_PATTERN.test(q.trim())) return undefined;
   return parseQuantity(q);
 }
 

@@ -7,7 +7,7 @@
 // has, so each replica gets what it is bounded to. Pure.
 
 import type { V1Container } from '@kubernetes/client-node';
-import { parseQuantity } from '../idle.js';
+import { parseQuantity, QUANTITY_PATTERN } from '../idle.js';
 
 /** The node's allocatable CPU (millicores), memory (bytes) and GPUs. */
 export interface NodeResources {
@@ -49,13 +49,12 @@ export function replicaShare(node: NodeResources, others: NodeResources, gpus: n
 
 type Kind = 'cpu' | 'memory';
 const KINDS: readonly Kind[] = ['cpu', 'memory'];
-const STRICT_QUANTITY = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 
 /** A quantity in millicores (cpu) or bytes (memory), rounded up; undefined when it is not a finite one. */
 function amount(kind: Kind, q: unknown): number | undefined {
   let value: number;
   if (typeof q === 'number') value = q;
-  else if (typeof q === 'string' && STRICT_QUANTITY.test(q.trim())) value = parseQuantity(q);
+  else if (typeof q === 'string' && QUANTITY_PATTERN.test(q.trim())) value = parseQuantity(q);
   else return undefined;
   const scaled = kind === 'cpu' ? value * 1000 : value;
   // Up to the next whole unit, but not for a float's last bit: "2007m" is 2.007 × 1000 = 2007.0000000000002.
@@ -64,8 +63,8 @@ function amount(kind: Kind, q: unknown): number | undefined {
 }
 
 const format = (kind: Kind, n: number) => (kind === 'cpu' ? `${n}m` : n % MIB === 0 ? `${n / MIB}Mi` : String(n));
-/** For messages: CPU in cores, memory in MiB when whole, else in bytes (a rounding never hides a difference). */
 const quote = (raw: unknown) => JSON.stringify(raw).slice(0, 40);
+/** For messages: CPU in cores, memory in MiB when whole, else in bytes (a rounding never hides a difference). */
 const human = (kind: Kind, n: number) => (kind === 'cpu' ? `${n / 1000} CPU` : n % MIB === 0 ? `${n / MIB}Mi` : `${n} bytes`);
 
 export interface BoundPodSpec {
@@ -75,17 +74,33 @@ export interface BoundPodSpec {
 
 export type BoundResult = { ok: true; spec: BoundPodSpec } | { ok: false; problems: string[] };
 
-type Limited = { c: V1Container & { resources: { limits: Record<string, string>; requests: Record<string, string> } }; path: string };
+type Limited = {
+  c: V1Container & { resources: { limits: Record<string, string>; requests: Record<string, string> } };
+  path: string;
+  /** A sidecar is an init container with restartPolicy Always: it runs beside the containers; an init container runs before them. */
+  role: 'container' | 'sidecar' | 'init';
+};
+
+/** A limit set in a template, in millicores or bytes, or why it is refused (not a quantity, or below the least a container runs with). */
+function checkLimit(kind: Kind, raw: unknown, path: string): { n: number } | { problem: string } {
+  const n = amount(kind, raw);
+  const minimum = kind === 'cpu' ? MIN_CPU_MILLI : MIN_MEMORY_BYTES;
+  if (n === undefined) return { problem: `${path}.resources.limits.${kind}: ${quote(raw)} is not a quantity` };
+  if (n < minimum) return { problem: `${path}.resources.limits.${kind}: ${quote(raw)} is below ${human(kind, minimum)}, the least a container runs with (a zero limit would be no limit)` };
+  return { n };
+}
 
 /**
  * The containers with CPU and memory limits and requests that keep the replica within `share`.
  * A limit the consumer set is kept when the ones running at once (containers and sidecars) add up to
- * at most the share; containers without one split what is left. A limit below the least a container
- * runs with (10m CPU, 16Mi) is refused: Kubernetes reads a zero limit as none at all. A request
- * unset is the limit; one above its limit is refused. An init container runs before the others,
- * beside the sidecars declared before it, and is bounded to what those leave. `clamp`, for an
- * attempt already running whose share moved since: limits that add up past the share are scaled
- * down to it (and requests to them) instead of refused; everything else is refused as for a new one.
+ * at most the share; a container without one gets at least its request (and the minimum), then its
+ * part of what is left (a sidecar with an init container after it, no more than that). A limit
+ * below the least a container runs with (10m CPU, 16Mi) is refused: Kubernetes reads a zero limit as
+ * none at all. A request unset is the limit; one above its limit is refused. An init container runs
+ * before the others, beside the sidecars declared before it, and is bounded to what those leave.
+ * `clamp`, for an attempt already running whose share moved since: limits over it (the containers'
+ * sum, or an init container's) are cut down to it, and requests to them, instead of refused;
+ * everything else is refused as for a new one.
  */
 export function boundToShare(spec: BoundPodSpec, share: Share, clamp = false): BoundResult {
   const problems: string[] = [];
@@ -93,8 +108,8 @@ export function boundToShare(spec: BoundPodSpec, share: Share, clamp = false): B
   const containers = spec.containers.map(copy);
   const inits = spec.initContainers?.map(copy);
   const entries: Limited[] = [
-    ...containers.map((c, i) => ({ c, path: `template.spec.containers[${i}]` })),
-    ...(inits ?? []).map((c, i) => ({ c, path: `template.spec.initContainers[${i}]` })),
+    ...containers.map((c, i): Limited => ({ c, path: `template.spec.containers[${i}]`, role: 'container' })),
+    ...(inits ?? []).map((c, i): Limited => ({ c, path: `template.spec.initContainers[${i}]`, role: c.restartPolicy === 'Always' ? 'sidecar' : 'init' })),
   ];
   const of = `this replica's share of its node (${share.gpus} of the ${share.ofGpus} GPU(s) it has for jobs)`;
   for (const kind of KINDS) {
@@ -106,14 +121,13 @@ export function boundToShare(spec: BoundPodSpec, share: Share, clamp = false): B
     for (const entry of entries) {
       const raw = entry.c.resources.limits[kind];
       if (raw === undefined) continue;
-      const n = amount(kind, raw);
-      if (n === undefined) problems.push(`${entry.path}.resources.limits.${kind}: ${quote(raw)} is not a quantity`);
-      else if (n < minimum) problems.push(`${entry.path}.resources.limits.${kind}: ${quote(raw)} is below ${human(kind, minimum)}, the least a container runs with (a zero limit would be no limit)`);
-      else explicitOf.set(entry, n);
+      const checked = checkLimit(kind, raw, entry.path);
+      if ('problem' in checked) problems.push(checked.problem);
+      else explicitOf.set(entry, checked.n);
     }
     if (problems.length > before) continue;
     // Containers and sidecars run together: their limits add up.
-    const together = entries.filter((e) => e.path.includes('.containers[') || e.c.restartPolicy === 'Always');
+    const together = entries.filter((e) => e.role !== 'init');
     const unset = together.filter((e) => !explicitOf.has(e));
     const set = together.filter((e) => explicitOf.has(e));
     let explicit = set.reduce((sum, e) => sum + explicitOf.get(e)!, 0);
@@ -148,8 +162,8 @@ export function boundToShare(spec: BoundPodSpec, share: Share, clamp = false): B
       }
       // What is left goes to the containers, and to a sidecar only when no init container comes
       // after it: an init container runs beside the sidecars before it, which must leave it its part.
-      const lastInit = entries.reduce((last, e, i) => (e.path.includes('.initContainers[') && e.c.restartPolicy !== 'Always' ? i : last), -1);
-      const takesRest = unset.map((e) => !e.path.includes('.initContainers[') || entries.indexOf(e) > lastInit);
+      const lastInit = entries.reduce((last, e, i) => (e.role === 'init' ? i : last), -1);
+      const takesRest = unset.map((e) => e.role === 'container' || entries.indexOf(e) > lastInit);
       const takers = takesRest.filter(Boolean).length;
       const extra = takers === 0 ? 0 : Math.floor((total - explicit - needed) / takers);
       unset.forEach((e, i) => {
@@ -161,8 +175,8 @@ export function boundToShare(spec: BoundPodSpec, share: Share, clamp = false): B
     }
     // An init container runs beside the sidecars declared before it.
     let sidecarsBefore = 0;
-    for (const entry of entries.filter((e) => e.path.includes('.initContainers['))) {
-      if (entry.c.restartPolicy === 'Always') {
+    for (const entry of entries.filter((e) => e.role !== 'container')) {
+      if (entry.role === 'sidecar') {
         sidecarsBefore += explicitOf.get(entry) ?? 0;
         continue;
       }
@@ -220,8 +234,8 @@ export function replicaAsk(spec: BoundPodSpec): { cpuMilli: number; memoryMiB: n
       const requestRaw = c.resources?.requests?.[kind];
       const limit = limitRaw === undefined ? undefined : amount(kind, limitRaw);
       const request = requestRaw === undefined ? undefined : amount(kind, requestRaw);
-      if (limitRaw !== undefined && limit === undefined) problems.push(`${path}.resources.limits.${kind}: ${quote(limitRaw)} is not a quantity`);
-      else if (limit !== undefined && limit < minimum) problems.push(`${path}.resources.limits.${kind}: ${quote(limitRaw)} is below ${human(kind, minimum)}, the least a container runs with (a zero limit would be no limit)`);
+      const checked = limitRaw === undefined ? undefined : checkLimit(kind, limitRaw, path);
+      if (checked && 'problem' in checked) problems.push(checked.problem);
       if (requestRaw !== undefined && request === undefined) problems.push(`${path}.resources.requests.${kind}: ${quote(requestRaw)} is not a quantity`);
       else if (request !== undefined && limit !== undefined && request > limit) problems.push(`${path}.resources.requests.${kind}: ${human(kind, request)}, more than its limit ${human(kind, limit)}`);
       return Math.max(minimum, limit ?? request ?? 0);
