@@ -1,5 +1,5 @@
 import https from 'node:https';
-import { CoreV1Api, KubeConfig, NetworkingV1Api, NodeV1Api, RbacAuthorizationV1Api, PatchStrategy, setHeaderOptions, type V1Node, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, NodeV1Api, RbacAuthorizationV1Api, PatchStrategy, setHeaderOptions, type V1Node, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import { mergePatch } from '../../operator/src/runtime/kube.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -474,6 +474,47 @@ describe('refusals reach the consumer and stop nothing else', () => {
     expect(await podsOf(bad)).toEqual([]);
     expect(runner.refused.get(key(good))).toBeUndefined();
     expect(await podsOf(good)).toHaveLength(1);
+  });
+
+  it('makes every pod of a gang, and a replica the apiserver refuses takes the siblings made beside it along', async () => {
+    const gang = assign('team-gang', ok, 12, 1);
+    await runner.apply(gang);
+    expect(runner.refused.get(key(gang))).toBeUndefined();
+    const replicas = (await podsOf(gang)).map((p) => Number(p.metadata?.labels?.['fedgpu.io/replica'])).sort((a, b) => a - b);
+    expect(replicas).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    // The provider's owner refuses replica 7 of every gang in this namespace (a policy of its own).
+    // The pods are created a few at a time, so siblings exist when the refusal comes back.
+    const namespace = tenantNamespaceName(PREFIX, 'team-gang');
+    const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    const name = `${PREFIX}-no-replica-7`;
+    await admission.createValidatingAdmissionPolicy({ body: {
+      metadata: { name },
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }] },
+        validations: [{ expression: "!has(object.metadata.labels) || !('fedgpu.io/replica' in object.metadata.labels) || object.metadata.labels['fedgpu.io/replica'] != '7'", message: 'the owner refuses replica 7' }],
+      },
+    } });
+    await admission.createValidatingAdmissionPolicyBinding({ body: {
+      metadata: { name },
+      spec: { policyName: name, validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } } } },
+    } });
+    try {
+      const probe = { metadata: { name: 'probe', labels: { 'fedgpu.io/replica': '7' } }, spec: { containers: [{ name: 'c', image: 'x', securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } } }] } };
+      await waitFor('the owner\'s policy in effect', async () => {
+        const refused = await core.createNamespacedPod({ namespace, body: probe, dryRun: 'All' }).then(() => '', (err: { body?: string }) => String(err.body));
+        return refused.includes('the owner refuses replica 7') ? true : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 100 });
+      const split = assign('team-gang', ok, 12, 1);
+      await runner.apply(split);
+      expect(runner.refused.get(key(split))).toMatch(/the owner refuses replica 7/);
+      expect(await podsOf(split)).toEqual([]);
+      // The gang before it is untouched.
+      expect(await podsOf(gang)).toHaveLength(12);
+    } finally {
+      await admission.deleteValidatingAdmissionPolicyBinding({ name }).catch(() => undefined);
+      await admission.deleteValidatingAdmissionPolicy({ name }).catch(() => undefined);
+    }
   });
 
   it('a refusal whose message is far longer than the hub accepts is still reported (the provider stays on the market)', async () => {

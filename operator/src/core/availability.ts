@@ -4,6 +4,7 @@
 // epoch milliseconds: no Date, no time-zone database.
 
 import type { Availability, AvailabilityWindow, Weekday } from './types.js';
+import { compareStrings } from './order.js';
 
 export const WEEKDAYS: readonly Weekday[] = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
 
@@ -137,8 +138,4 @@ export function subtractReserved<T extends { name: string; idleGpus: number }>(
 
 function mod(a: number, n: number): number {
   return ((a % n) + n) % n;
-}
-
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

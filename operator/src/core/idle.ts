@@ -3,6 +3,7 @@
 // kubelet) never rejects overcommit, so we count requests ourselves and clamp at zero.
 
 import { compileAvailability, isWithinWindows, subtractReserved } from './availability.js';
+import { compareStrings } from './order.js';
 import type { Availability, NodeSnapshot } from './types.js';
 
 import {
@@ -262,8 +263,4 @@ function unavailableReason(node: GpuNodeInfo, tolerated: ReadonlySet<string>): N
 function labelInt(value: string | undefined): number {
   if (value === undefined || !/^[0-9]+$/.test(value)) return 0;
   return Number(value);
-}
-
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

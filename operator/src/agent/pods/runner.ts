@@ -78,6 +78,8 @@ const isNamespaceTerminating = (err: unknown) => (err as { code?: number }).code
  * for the next resync. */
 const PREPARING_AT_ONCE = 16;
 const QUOTA_CONFLICT_TRIES = 5;
+/** Pods of one attempt (a gang's replicas) created at once. */
+const POD_CREATES_AT_ONCE = 8;
 /** Short waits for the admission's quota cache; after them a still exceeded quota is really held (a pod going away). */
 const QUOTA_CACHE_WAITS_MS = [10, 20, 40, 80];
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000, 60000];
@@ -111,6 +113,8 @@ export class PodRunner {
     private readonly onRefused?: (key: string) => void,
     /** Why this provider does not take an attempt's placement (agent/placement.ts), checked before its pods exist. */
     private readonly placementProblem?: (assign: Assign) => string | undefined,
+    /** Pods of one attempt created at once (bench/gang-start.bench.ts compares 1 with the default). */
+    private readonly podCreatesAtOnce = POD_CREATES_AT_ONCE,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.attempts = new AttemptResources(kubeConfig, logger);
@@ -194,38 +198,50 @@ export class PodRunner {
     // The Service and allow rules are written while the pods are: one round trip fewer on the way to
     // a running pod. Settled to a value, so an early return below leaves no rejection unhandled.
     const besidePods = withObjects ? this.attempts.ensureBesidePods(objects).then(() => undefined, (err: unknown) => err ?? new Error('attempt objects failed')) : Promise.resolve(undefined);
-    for (const pod of pods) {
+    // A gang's pods are created at once (a few at a time), not one after another: a 64-replica
+    // gang otherwise waits 64 apiserver round trips for its last pod. Quota admission batches the
+    // usage updates of one namespace; the conflicts it still loses are retried in createPod.
+    const creating = new ConcurrencyLimit(this.podCreatesAtOnce);
+    const failures = (await Promise.all(pods.map((pod) => creating.run(async () => {
       try {
         const podStartMs = performance.now();
         const staleQuotaWaits = await this.createPod(namespace, pod);
         // Where the attempt's setup time went (bench/stage-times.ts reads these).
         const timings = { namespaceMs: ms(namespaceReadyMs - startedMs), podMs: ms(performance.now() - podStartMs), staleQuotaWaits };
         this.logger.info({ job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name, namespace, ...timings }, 'created job pod');
+        return undefined;
       } catch (err) {
         // 409 is two things: the pod exists (a repeat: fine), or the quota admission lost a race
         // with another writer of the namespace's ResourceQuota (the pod was NOT created: retry).
-        if ((err as { code?: number }).code === 409 && !isQuotaConflict(err)) continue;
-        if (isQuotaConflict(err)) {
-          this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name }, 'quota admission kept conflicting; retrying the attempt');
-          if (this.retryLater(key, assign)) return;
-        }
-        if (isQuotaBusy(err) && this.retryLater(key, assign)) return;
-        if (isNamespaceTerminating(err)) {
-          this.tenancy.forget(namespace);
-          this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, namespace }, 'the tenant namespace is being deleted; making it again once it is gone');
-          this.retryLater(key, assign);
-          return;
-        }
-        if (isRefusal(err)) {
-          // Pods of the attempt made before the refusal go: an attempt runs whole or not at all.
-          refuse(refusalReason(err));
-          await this.deletePods(namespace, `${JOB_UID_LABEL}=${assign.jobUid},${EPOCH_LABEL}=${assign.epoch}`, 0).catch(() => undefined);
-          return;
-        }
-        this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, pod: pod.metadata?.name }, 'could not create job pod; retrying');
+        if ((err as { code?: number }).code === 409 && !isQuotaConflict(err)) return undefined;
+        return { pod: pod.metadata?.name, err };
+      }
+    })))).filter((f) => f !== undefined);
+    if (failures.length > 0) {
+      // The most telling failure decides: a refusal ends the attempt whatever else happened; a
+      // namespace being deleted is made again; anything else is tried again shortly.
+      const refusal = failures.find((f) => isRefusal(f.err) && !isQuotaBusy(f.err) && !isNamespaceTerminating(f.err));
+      const { pod, err } = refusal ?? failures.find((f) => isNamespaceTerminating(f.err)) ?? failures[0]!;
+      if (isQuotaConflict(err)) {
+        this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, pod }, 'quota admission kept conflicting; retrying the attempt');
+        if (this.retryLater(key, assign)) return;
+      }
+      if (isQuotaBusy(err) && this.retryLater(key, assign)) return;
+      if (isNamespaceTerminating(err)) {
+        this.tenancy.forget(namespace);
+        this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, namespace }, 'the tenant namespace is being deleted; making it again once it is gone');
         this.retryLater(key, assign);
         return;
       }
+      if (refusal) {
+        // Pods of the attempt made beside the refused one go: an attempt runs whole or not at all.
+        refuse(refusalReason(err));
+        await this.deletePods(namespace, `${JOB_UID_LABEL}=${assign.jobUid},${EPOCH_LABEL}=${assign.epoch}`, 0).catch(() => undefined);
+        return;
+      }
+      this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, pod }, 'could not create job pod; retrying');
+      this.retryLater(key, assign);
+      return;
     }
     const failed = await besidePods;
     if (failed) return cannotCreate(failed);

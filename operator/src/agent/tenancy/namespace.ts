@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { CoreV1Api, NetworkingV1Api, RbacAuthorizationV1Api, type KubeConfig, type V1Namespace, type V1ResourceQuota } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GPU_RESOURCE } from '../../api/constants.js';
+import { compareStrings } from '../../core/order.js';
 import { raisesBound, type QuotaWatch } from './quota-watch.js';
 
 // One namespace per consumer on this provider (DESIGN §8): PodSecurity `restricted` enforced, a
@@ -307,7 +308,7 @@ export class TenantNamespaces {
 
   /** Tenant namespaces refused right now for not enforcing restricted (what the hub shows). */
   unisolated(): { namespace: string; reason: string }[] {
-    return [...this.refused].map(([namespace, reason]) => ({ namespace, reason })).sort((a, b) => a.namespace.localeCompare(b.namespace));
+    return [...this.refused].map(([namespace, reason]) => ({ namespace, reason })).sort((a, b) => compareStrings(a.namespace, b.namespace));
   }
 
   private markRefused(name: string, reason: string | undefined): void {

@@ -5,6 +5,7 @@
 
 import { type CompiledAvailability, compileAvailability } from '../availability.js';
 import { type Money, moneyToNumber, tryParseMoney } from '../money.js';
+import { compareStrings } from '../order.js';
 import type { Decision, PoolSnapshot, ProviderSnapshot } from '../types.js';
 
 // Fields are written only by MarketSnapshot (construction and updateProvider); treat as read-only.
@@ -361,6 +362,4 @@ function byName(a: { name: string }, b: { name: string }): number {
   return compareStrings(a.name, b.name);
 }
 
-export function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
+export { compareStrings };

@@ -1,6 +1,7 @@
 import { ProviderConditions } from '../../api/constants.js';
 import type { GpuProviderStatus, ProviderPool } from '../../api/types.js';
 import type { Inventory } from '../../gen/proto/fedgpu/v1/market.js';
+import { compareStrings } from '../../core/order.js';
 import type { ConditionUpdate } from '../../runtime/conditions.js';
 
 // Pure translations from what an agent reports to GpuProvider status fields.
@@ -33,7 +34,7 @@ export function poolsStatus(inventory: Inventory): Pick<GpuProviderStatus, 'pool
       ...(p.access ? { access: { exec: p.access.exec, portForward: p.access.portForward } } : {}),
       idleByNode: p.nodes
         .map((n) => ({ name: n.name, idle: p.offered ? n.idleGpus : 0 }))
-        .sort((a, b) => b.idle - a.idle || a.name.localeCompare(b.name)),
+        .sort((a, b) => b.idle - a.idle || compareStrings(a.name, b.name)),
     };
     const reason = NOT_OFFERED[p.notOfferedReason];
     if (!p.offered && reason) pool.notOfferedReason = reason;
