@@ -48,7 +48,7 @@ try {
   // of its prefix that none of its own attempts uses.
   const tenancies = { serial: new TenantNamespaces(identity.kubeConfig, { prefix: `${PREFIX}-s`, quotas }, silent), [DEFAULT]: new TenantNamespaces(identity.kubeConfig, { prefix: `${PREFIX}-d`, quotas }, silent) };
   const runners = {
-    serial: new PodRunner(identity.kubeConfig, tenancies.serial, silent, {}, undefined, undefined, undefined, 1),
+    serial: new PodRunner(identity.kubeConfig, tenancies.serial, silent, {}, undefined, undefined, undefined, { podCreatesAtOnce: 1 }),
     [DEFAULT]: new PodRunner(identity.kubeConfig, tenancies[DEFAULT], silent),
   };
   const core = cluster.kubeConfig.makeApiClient(CoreV1Api);

@@ -1,5 +1,5 @@
 import https from 'node:https';
-import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, NodeV1Api, RbacAuthorizationV1Api, PatchStrategy, setHeaderOptions, type V1Node, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig, Watch, NetworkingV1Api, NodeV1Api, RbacAuthorizationV1Api, PatchStrategy, setHeaderOptions, type V1Node, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import { mergePatch } from '../../operator/src/runtime/kube.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -497,7 +497,7 @@ describe('refusals reach the consumer and stop nothing else', () => {
     } });
     await admission.createValidatingAdmissionPolicyBinding({ body: {
       metadata: { name },
-      spec: { policyName: name, validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } } } },
+      spec: { policyName: name, validationActions: ['Deny'], matchResources: { namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [namespace, tenantNamespaceName(PREFIX, 'team-gang-serial')] }] } } },
     } });
     try {
       const probe = { metadata: { name: 'probe', labels: { 'fedgpu.io/replica': '7' } }, spec: { containers: [{ name: 'c', image: 'x', securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } } }] } };
@@ -511,10 +511,50 @@ describe('refusals reach the consumer and stop nothing else', () => {
       expect(await podsOf(split)).toEqual([]);
       // The gang before it is untouched.
       expect(await podsOf(gang)).toHaveLength(12);
+      // The refusal stops the creates still waiting: with one create at a time, replicas 8 to 11
+      // are never made (not made and then deleted). The runner deletes only after every create has
+      // settled, so on the watch every ADDED of the attempt comes before its first DELETED.
+      const serial = new PodRunner(identity.kubeConfig, tenancy, silent, {}, undefined, undefined, undefined, { podCreatesAtOnce: 1 });
+      // A tenant of its own: a runner bounds a tenant's quota by its own attempts.
+      const stopped = assign('team-gang-serial', ok, 12, 1);
+      const added = new Set<number>();
+      const deleted = new Set<number>();
+      const watch = await new Watch(kc).watch('/api/v1/pods', { labelSelector: `fedgpu.io/job-uid=${stopped.jobUid}` },
+        (type: string, pod: V1Pod) => {
+          const replica = Number(pod.metadata?.labels?.['fedgpu.io/replica']);
+          if (type === 'ADDED') added.add(replica);
+          if (type === 'DELETED') deleted.add(replica);
+        }, () => undefined);
+      try {
+        await serial.apply(stopped);
+        expect(serial.refused.get(key(stopped))).toMatch(/the owner refuses replica 7/);
+        await waitFor('every pod the watch saw made also seen deleted', async () => (deleted.size > 0 && deleted.size === added.size ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
+        expect([...added].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+      } finally {
+        watch.abort();
+        serial.stop();
+      }
     } finally {
       await admission.deleteValidatingAdmissionPolicyBinding({ name }).catch(() => undefined);
       await admission.deleteValidatingAdmissionPolicy({ name }).catch(() => undefined);
     }
+  });
+
+  it('an attempt whose quota stays taken is refused once its retries are spent, not retried forever', async () => {
+    // Another pod holds the consumer's quota (one the owner made there; a pod of an earlier epoch
+    // stuck on a finalizer does the same). The runner's tries: a few ms each, not two minutes.
+    const impatient = new PodRunner(identity.kubeConfig, tenancy, silent, {}, undefined, undefined, undefined, { retryDelaysMs: [10, 20] });
+    const namespace = await tenancy.ensure('team-held', { pods: 1, gpus: 1 });
+    await waitFor('the quota in force', async () => ((await core.readNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace })).status?.hard?.pods === '1' ? true : undefined), { timeoutMs: 30_000, intervalMs: 50 });
+    const restricted = { runAsNonRoot: true, runAsUser: 1000, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } };
+    await core.createNamespacedPod({ namespace, body: { metadata: { name: 'holder' }, spec: { containers: [{ name: 'c', image: 'x', securityContext: restricted, resources: { limits: { 'nvidia.com/gpu': '1' } } }] } } });
+    await waitFor('the holder counted', async () => ((await core.readNamespacedResourceQuota({ name: 'fedgpu-attempts', namespace })).status?.used?.pods === '1' ? true : undefined), { timeoutMs: 30_000, intervalMs: 50 });
+    const held = assign('team-held', ok, 1, 1);
+    await impatient.apply(held);
+    await waitFor('the attempt refused', async () => impatient.refused.get(key(held)), { timeoutMs: 30_000, intervalMs: 20 });
+    expect(impatient.refused.get(key(held))).toMatch(/^AdmissionRefused: .*exceeded quota/);
+    expect(await podsOf(held)).toEqual([]);
+    impatient.stop();
   });
 
   it('a refusal whose message is far longer than the hub accepts is still reported (the provider stays on the market)', async () => {

@@ -113,8 +113,8 @@ export class PodRunner {
     private readonly onRefused?: (key: string) => void,
     /** Why this provider does not take an attempt's placement (agent/placement.ts), checked before its pods exist. */
     private readonly placementProblem?: (assign: Assign) => string | undefined,
-    /** Pods of one attempt created at once (bench/gang-start.bench.ts compares 1 with the default). */
-    private readonly podCreatesAtOnce = POD_CREATES_AT_ONCE,
+    /** Pods of one attempt created at once (bench/gang-start.bench.ts compares 1 with the default); the waits between tries of an attempt. */
+    private readonly pacing: { podCreatesAtOnce?: number; retryDelaysMs?: readonly number[] } = {},
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.attempts = new AttemptResources(kubeConfig, logger);
@@ -201,8 +201,13 @@ export class PodRunner {
     // A gang's pods are created at once (a few at a time), not one after another: a 64-replica
     // gang otherwise waits 64 apiserver round trips for its last pod. Quota admission batches the
     // usage updates of one namespace; the conflicts it still loses are retried in createPod.
-    const creating = new ConcurrencyLimit(this.podCreatesAtOnce);
+    const creating = new ConcurrencyLimit(this.pacing.podCreatesAtOnce ?? POD_CREATES_AT_ONCE);
+    // The first failure stops the creates still waiting for a slot, as the loop before did: a gang
+    // the apiserver refuses costs one refused create, not one per replica, and makes no pods that
+    // would only be deleted. So does a Cancel meanwhile.
+    let stopped = false;
     const failures = (await Promise.all(pods.map((pod) => creating.run(async () => {
+      if (stopped || !this.assignments.has(key)) return undefined;
       try {
         const podStartMs = performance.now();
         const staleQuotaWaits = await this.createPod(namespace, pod);
@@ -214,12 +219,20 @@ export class PodRunner {
         // 409 is two things: the pod exists (a repeat: fine), or the quota admission lost a race
         // with another writer of the namespace's ResourceQuota (the pod was NOT created: retry).
         if ((err as { code?: number }).code === 409 && !isQuotaConflict(err)) return undefined;
+        stopped = true;
         return { pod: pod.metadata?.name, err };
       }
     })))).filter((f) => f !== undefined);
+    if (!this.assignments.has(key)) {
+      // Cancelled while its pods were being created: the Cancel's delete may have run before the
+      // last of them landed.
+      await this.deletePods(namespace, `${JOB_UID_LABEL}=${assign.jobUid},${EPOCH_LABEL}=${assign.epoch}`, 0).catch(() => undefined);
+      return;
+    }
     if (failures.length > 0) {
       // The most telling failure decides: a refusal ends the attempt whatever else happened; a
-      // namespace being deleted is made again; anything else is tried again shortly.
+      // namespace being deleted is made again; anything else is tried again shortly, and a quota
+      // still exceeded once the retries are spent is a refusal too (as in the loop before).
       const refusal = failures.find((f) => isRefusal(f.err) && !isQuotaBusy(f.err) && !isNamespaceTerminating(f.err));
       const { pod, err } = refusal ?? failures.find((f) => isNamespaceTerminating(f.err)) ?? failures[0]!;
       if (isQuotaConflict(err)) {
@@ -233,7 +246,7 @@ export class PodRunner {
         this.retryLater(key, assign);
         return;
       }
-      if (refusal) {
+      if (isRefusal(err)) {
         // Pods of the attempt made beside the refused one go: an attempt runs whole or not at all.
         refuse(refusalReason(err));
         await this.deletePods(namespace, `${JOB_UID_LABEL}=${assign.jobUid},${EPOCH_LABEL}=${assign.epoch}`, 0).catch(() => undefined);
@@ -274,7 +287,7 @@ export class PodRunner {
   /** Tries the attempt again after a backoff; false when out of tries. */
   private retryLater(key: string, assign: Assign): boolean {
     const count = this.retries.get(key)?.count ?? 0;
-    const delay = RETRY_DELAYS_MS[count];
+    const delay = (this.pacing.retryDelaysMs ?? RETRY_DELAYS_MS)[count];
     if (delay === undefined) return false;
     this.logger.info({ job: assign.jobUid, epoch: assign.epoch, delayMs: delay }, 'the cluster cannot take the attempt yet; retrying');
     const timer = setTimeout(() => {
