@@ -59,6 +59,11 @@ export function hubCommand(globals: () => Globals): Command {
         throw new CliError(`--job-concurrency ${o.jobConcurrency} is not a whole number from 1 to 1024`, ExitCode.Usage);
       }
       const logger = pino({ level: o.logLevel, base: { component: 'hub' } });
+      // No shared slab for small Buffers in the hub: each of its agents' TLS sockets keeps a small
+      // copy of the server's ALPN list (node's TLSSocket does), and a copy cut from the 8 KiB
+      // slab keeps that whole slab alive, 7 MiB at 1,000 agents (docs/benchmarks.md). Small
+      // Buffers then cost an allocation each, which the hub's message rates do not notice.
+      Buffer.poolSize = 0;
       // Served first: probes answer while the caches fill; ready once the hub has started.
       const metrics = new HubMetrics();
       let hub: RunningHub | undefined;
