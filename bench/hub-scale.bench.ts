@@ -16,14 +16,14 @@
 // The hub runs with the NODE_OPTIONS the chart gives it for its default memory limit.
 // Run: tsx bench/hub-scale.bench.ts [agents=1000] [jobs=10000] [restSeconds=60]
 //   BENCH_REGISTER_CONCURRENCY=16: registrations in flight; BENCH_CPU_PROFILE=1: the hub's CPU
-//   profile while agents register and while it places; BENCH_HEAP_PROFILE=1: its heap snapshot at
+//   profile while agents register, while it places and at rest with the jobs running; BENCH_HEAP_PROFILE=1: its heap snapshot at
 //   the end (largest constructors; the .heapsnapshot stays under .testbed/bench-hub-scale/<pid>/).
 //   BENCH_HUB_LD_PRELOAD=<path to a malloc .so> and BENCH_HUB_MALLOC_CONF=<jemalloc options>: try
 //   another allocator in the hub alone (docs/benchmarks.md, "Another allocator, a smaller V8 heap").
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { Wallet } from 'ethers';
 import { GPUJOB_PLURAL, GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuJob, type GpuProvider } from '../operator/src/api/types.js';
 import { AgentMessage, AttemptPhase, HubMessage, type Inventory, MarketplaceClient, MarketplaceService } from '../operator/src/gen/proto/fedgpu/v1/market.js';
@@ -244,7 +244,7 @@ function jobBody(name: string): GpuJob {
   } as GpuJob;
 }
 
-async function atRest(label: string, hub: HubProcess, providers: { on: (e: 'update', h: (p: GpuProvider) => void) => () => void }): Promise<void> {
+async function atRest(label: string, hub: HubProcess, providers: { on: (e: 'update', h: (p: GpuProvider) => void) => () => void }, profileDir?: string): Promise<void> {
   const writes = new Map<string, Set<string>>();
   const off = providers.on('update', (p) => {
     const seen = writes.get(p.metadata.name!) ?? new Set<string>();
@@ -254,8 +254,13 @@ async function atRest(label: string, hub: HubProcess, providers: { on: (e: 'upda
   const r0 = await reconcileStats(hub.metricsPort);
   const c0 = procSample(hub.process.pid);
   const load0 = loadLine();
+  const profiling = CPU_PROFILE && profileDir ? await startCpuProfile(hub.process.logPath, profileDir) : undefined;
   await sleep(REST_SECONDS * 1000);
   const c1 = procSample(hub.process.pid);
+  if (profiling && profileDir) {
+    await profiling.stop();
+    printCpuTop(`[${label}, at rest] hub`, profileDir);
+  }
   const r1 = await reconcileStats(hub.metricsPort);
   off();
   const cpu = c0 && c1 ? cpuPercent(c0, c1) : NaN;
@@ -355,8 +360,19 @@ async function main(tb: Testbed): Promise<void> {
     figure('  create → Running (agents report at once)', `${runningAt.size} of ${JOBS} Running after ${((Math.max(...runningAt.values()) - start) / 1000).toFixed(1)} s`);
     figure('  hub RSS peak while placing', mib(sampler.peakRss));
 
+    // The hub records two Events per job (Scheduled, Running) a few at a time, behind its status
+    // writes: what is left of them after the last job runs is the burst's work, not rest.
+    const core = hubCluster.kubeConfig.makeApiClient(CoreV1Api);
+    const eventCount = async () => {
+      const page = await core.listNamespacedEvent({ namespace: NS, limit: 1 });
+      return page.items.length + (page.metadata?.remainingItemCount ?? 0);
+    };
+    const drainStart = nowMs();
+    const drained = await waitFor('the hub\'s Events of the jobs written', async () => ((await eventCount()) >= 2 * JOBS ? true : undefined), { timeoutMs: 600_000, intervalMs: 1_000 }).then(() => true, () => false);
+    figure('  the jobs\' Events written (2 per job)', `${drained ? '' : 'not all '}${(await eventCount())} after ${((nowMs() - drainStart) / 1000).toFixed(1)} s more`);
+
     section(`at rest, ${AGENTS} agents, ${JOBS} jobs Running`);
-    await atRest(`${JOBS} jobs`, hub, providers);
+    await atRest(`${JOBS} jobs`, hub, providers, profileDir);
     const live = await liveHeap(hub.process.logPath);
     const gc = procSample(hub.process.pid);
     if (live && gc) figure('after a full GC', `live V8 heap ${mib(live.usedBytes)}, RSS ${mib(gc.rssBytes)}`, { text: '≤ 200 MiB', met: gc.rssBytes <= TARGET_RSS });
