@@ -321,9 +321,9 @@ export class Agent {
   private inventoryOf(watch: ClusterWatch, now: number): InventoryPool[] {
     return buildInventory(watch.nodes(), watch.pods(), this.opts.settings, now, (names, product) => {
       const host = poolHostPerGpu(watch.nodes(), watch.pods(), (p) => this.runner.isManaged(p), names);
+      if (!host) return undefined;
       // Net of the pool's RuntimeClass overhead, as the runner bounds a one-GPU replica there.
       const overhead = this.overheads.of(runtimeClassOf(this.opts.settings, product));
-      if (!host) return undefined;
       // Never 0 (on the wire: not said); 1m and 1Mi when the overhead leaves nothing: no replica fits.
       return { cpuMilli: Math.max(1, host.cpuMilli - overhead.cpuMilli), memoryMiB: Math.max(1, host.memoryMiB - Math.ceil(overhead.memoryBytes / (1024 * 1024))) };
     });

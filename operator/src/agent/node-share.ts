@@ -1,7 +1,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { GPU_RESOURCE } from '../api/constants.js';
 import { parseQuantity, podRequest } from '../core/idle.js';
-import { replicaShare, type NodeResources, type Share } from '../core/isolation/share.js';
+import { MIN_CPU_MILLI, MIN_MEMORY_BYTES, replicaShare, type NodeResources, type Share } from '../core/isolation/share.js';
 import { podInfo } from './inventory.js';
 
 // A replica's CPU and memory share on a node, from the agent's caches of nodes and pods: the node's
@@ -87,8 +87,8 @@ export function poolHostPerGpu(nodes: readonly V1Node[], pods: readonly V1Pod[],
     const share = shareOf(node, podsByNode.get(name) ?? [], isJobPod, 1);
     if (!share) continue;
     any = true;
+    if (share.cpuMilli < MIN_CPU_MILLI || share.memoryBytes < MIN_MEMORY_BYTES) continue;
     const memoryMiB = Math.floor(share.memoryBytes / (1024 * 1024));
-    if (share.cpuMilli < 10 || memoryMiB < 16) continue;
     least = least === undefined ? { cpuMilli: share.cpuMilli, memoryMiB } : { cpuMilli: Math.min(least.cpuMilli, share.cpuMilli), memoryMiB: Math.min(least.memoryMiB, memoryMiB) };
   }
   return least ?? (any ? { cpuMilli: 1, memoryMiB: 1 } : undefined);

@@ -27,8 +27,8 @@ export interface Share {
 
 const MIB = 1024 * 1024;
 /** Below these a container cannot start, so a share or a remainder this small is refused, not given. */
-const MIN_CPU_MILLI = 10;
-const MIN_MEMORY_BYTES = 16 * MIB;
+export const MIN_CPU_MILLI = 10;
+export const MIN_MEMORY_BYTES = 16 * MIB;
 
 /**
  * The share of a replica of `gpus` GPUs on a node whose `others` (pods that are not job pods: the
@@ -49,6 +49,7 @@ export function replicaShare(node: NodeResources, others: NodeResources, gpus: n
 
 type Kind = 'cpu' | 'memory';
 const KINDS: readonly Kind[] = ['cpu', 'memory'];
+const MINIMUM: Record<Kind, number> = { cpu: MIN_CPU_MILLI, memory: MIN_MEMORY_BYTES };
 
 /** A quantity in millicores (cpu) or bytes (memory), rounded up; undefined when it is not a finite one. */
 function amount(kind: Kind, q: unknown): number | undefined {
@@ -84,7 +85,7 @@ type Limited = {
 /** A limit set in a template, in millicores or bytes, or why it is refused (not a quantity, or below the least a container runs with). */
 function checkLimit(kind: Kind, raw: unknown, path: string): { n: number } | { problem: string } {
   const n = amount(kind, raw);
-  const minimum = kind === 'cpu' ? MIN_CPU_MILLI : MIN_MEMORY_BYTES;
+  const minimum = MINIMUM[kind];
   if (n === undefined) return { problem: `${path}.resources.limits.${kind}: ${quote(raw)} is not a quantity` };
   if (n < minimum) return { problem: `${path}.resources.limits.${kind}: ${quote(raw)} is below ${human(kind, minimum)}, the least a container runs with (a zero limit would be no limit)` };
   return { n };
@@ -114,7 +115,7 @@ export function boundToShare(spec: BoundPodSpec, share: Share, clamp = false): B
   const of = `this replica's share of its node (${share.gpus} of the ${share.ofGpus} GPU(s) it has for jobs)`;
   for (const kind of KINDS) {
     const total = kind === 'cpu' ? share.cpuMilli : share.memoryBytes;
-    const minimum = kind === 'cpu' ? MIN_CPU_MILLI : MIN_MEMORY_BYTES;
+    const minimum = MINIMUM[kind];
     const before = problems.length;
     // Every limit set must be a quantity, and at least the minimum (0 would mean no limit at all).
     const explicitOf = new Map<Limited, number>();
@@ -228,7 +229,7 @@ export function replicaAsk(spec: BoundPodSpec): { cpuMilli: number; memoryMiB: n
   const problems: string[] = [];
   const out = { cpuMilli: 0, memoryMiB: 0, problems };
   for (const kind of KINDS) {
-    const minimum = kind === 'cpu' ? MIN_CPU_MILLI : MIN_MEMORY_BYTES;
+    const minimum = MINIMUM[kind];
     const ask = (c: V1Container, path: string) => {
       const limitRaw = c.resources?.limits?.[kind];
       const requestRaw = c.resources?.requests?.[kind];

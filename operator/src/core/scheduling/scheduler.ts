@@ -30,7 +30,8 @@ import {
   timeToStartPart,
   timeToStartSeconds,
 } from './score.js';
-import { buildSnapshot, compareStrings, type IndexedPool, MarketSnapshot } from './snapshot.js';
+import { compareStrings } from '../order.js';
+import { buildSnapshot, type IndexedPool, MarketSnapshot } from './snapshot.js';
 import type { Decision, JobRequest, ProviderSnapshot, ScheduleResult, ScoreParts } from '../types.js';
 import { explainUnschedulable, invalidRequest } from './unschedulable.js';
 

@@ -361,5 +361,3 @@ function comparePools(a: PoolSnapshot, b: PoolSnapshot): number {
 function byName(a: { name: string }, b: { name: string }): number {
   return compareStrings(a.name, b.name);
 }
-
-export { compareStrings };
