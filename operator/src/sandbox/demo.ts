@@ -12,6 +12,8 @@ import { REAL_NODE_PRODUCT } from './topology.js';
 // has ended (and settled, with a chain).
 
 export const DEMO_NAMESPACE = 'default';
+/** The job whose provider's agent the demo kills while it runs there. */
+const FAILOVER_JOB = 'failover-demo';
 
 export interface DemoJob {
   name: string;
@@ -137,12 +139,17 @@ export interface DemoResult {
 
 export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const client = gpuJobClient(opts.hub.makeApiClient(CustomObjectsApi));
-  for (const d of demoJobs) {
+  const apply = async (d: DemoJob) => {
     opts.log(`applying GpuJob ${d.name}: ${d.story}`);
     await client.create(structuredClone(d.manifest));
-  }
+  };
+  // failover-demo comes last, once no other job runs on (or may still be placed on) the provider
+  // it will lose, so its agent dies as soon as failover-demo runs there and nothing else moves.
+  // Killing it only after the others were done raced failover-demo's own end on a loaded machine.
+  for (const d of demoJobs) if (d.name !== FAILOVER_JOB) await apply(d);
   const deadline = Date.now() + (opts.timeoutMs ?? 240_000);
   let lastView = '';
+  let failoverApplied = false;
   let victimKilled = false;
   let victimRestarted = false;
   let jobs: GpuJob[] = [];
@@ -153,17 +160,20 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       opts.log(`\n${view}`);
       lastView = view;
     }
-    const failover = jobs.find((j) => j.metadata.name === 'failover-demo');
+    if (!failoverApplied && jobs.every((j) => isFinished(j) || placedAwayFrom(opts, j))) {
+      await apply(demoJobs.find((d) => d.name === FAILOVER_JOB)!);
+      failoverApplied = true;
+      continue;
+    }
+    const failover = jobs.find((j) => j.metadata.name === FAILOVER_JOB);
     const victimRunsIt = failover?.status?.phase === 'Running' && failover.status.attempts?.length === 1 && victimProvider(opts, failover);
-    // The victim dies once the other jobs it may host are done, so only failover-demo has to move.
-    const othersDone = jobs.filter((j) => j.metadata.name !== 'failover-demo' && j.metadata.name !== 'train-gang').every(isFinished);
-    if (!victimKilled && victimRunsIt && othersDone) {
-      opts.log(`killing the agent of ${opts.victim.name} (pid ${opts.victim.agent.process.pid}) while failover-demo runs there`);
+    if (!victimKilled && victimRunsIt) {
+      opts.log(`killing the agent of ${opts.victim.name} (pid ${opts.victim.agent.process.pid}) while ${FAILOVER_JOB} runs there`);
       await opts.victim.agent.process.stop(1);
       victimKilled = true;
     }
     if (victimKilled && !victimRestarted && (failover?.status?.attempts?.length ?? 0) >= 2) {
-      opts.log(`failover-demo moved; bringing ${opts.victim.name}'s agent back (its zombie pods are fenced and deleted)`);
+      opts.log(`${FAILOVER_JOB} moved; bringing ${opts.victim.name}'s agent back (its zombie pods are fenced and deleted)`);
       await opts.victim.agent.restart();
       victimRestarted = true;
     }
@@ -179,6 +189,10 @@ function victimProvider(opts: DemoOptions, job: GpuJob): boolean {
   const wallet = opts.victim.agent.wallet.address.toLowerCase();
   return (job.status?.placement?.provider ?? '') === `gp-${wallet.slice(2, 14)}`;
 }
+
+/** Running on a provider other than the victim, so the victim's death cannot touch it. */
+const placedAwayFrom = (opts: DemoOptions, job: GpuJob): boolean =>
+  job.status?.phase === 'Running' && Boolean(job.status.placement?.provider) && !victimProvider(opts, job);
 
 const isFinished = (j: GpuJob) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed';
 const settled = (j: GpuJob) => j.status?.conditions?.find((c) => c.type === 'Settled')?.status === 'True';
