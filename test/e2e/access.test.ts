@@ -379,7 +379,13 @@ describe('provider pod Events on the GpuJob', () => {
     // Control characters and the newline are gone: one printable line.
     expect(mount.message).toBe(`replica 0 on provider ${provider}: MountVolume.SetUp failed for volume "scratch" [2J second line`);
     expect((await jobEvents()).filter((e) => e.reason === 'Intruder')).toEqual([]);
-    expect((await getJob('broken')).status?.message).toBe(`FailedMount: ${mount.message}`);
+    // The hub records the Event and writes status.message in its next reconcile, one after the
+    // other, not together: the message may land a moment after the Event.
+    const remounted = await waitFor('status.message from the FailedMount Event', async () => {
+      const message = (await getJob('broken')).status?.message;
+      return message?.startsWith('FailedMount: ') ? message : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    expect(remounted).toBe(`FailedMount: ${mount.message}`);
 
     const deleted = await testbed.cluster('hub').kubectl(['delete', 'gj', 'broken', '-n', 'ml', '--wait=true', '--timeout=60s']);
     expect(deleted.code, deleted.stderr).toBe(0);
