@@ -345,7 +345,9 @@ describe('provider pod Events on the GpuJob', () => {
     expect(stuck.status?.placement?.provider).toBe(provider);
     const jobEvents = async () =>
       (await testbed.cluster('hub').kubeConfig.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: 'ml', fieldSelector: 'involvedObject.name=broken' })).items;
-    const relayed = (await jobEvents()).find((e) => e.reportingComponent === 'fedgpu.io/provider-pod-events' && e.reason === 'Failed');
+    // The Event and the status write are separate writes, in no fixed order.
+    const relayed = await waitFor('the relayed Failed Event', async () =>
+      (await jobEvents()).find((e) => e.reportingComponent === 'fedgpu.io/provider-pod-events' && e.reason === 'Failed'), { timeoutMs: 30_000 });
     expect(relayed).toMatchObject({ type: 'Warning', involvedObject: { kind: 'GpuJob', uid: stuck.metadata.uid } });
     expect(relayed?.message).toMatch(new RegExp(`^replica 0 on provider ${provider}: Failed to pull image: .*ErrImagePull`));
     const described = await testbed.cluster('hub').kubectl(['describe', 'gj', 'broken', '-n', 'ml']);

@@ -144,8 +144,11 @@ spec:
     // Lost counts from the last heartbeat, which came up to one interval (500 ms) before the kill.
     expect(lostAfter).toBeGreaterThanOrEqual(LOST_AFTER_MS - 600);
     expect(readyStatus(await providers().byWallet(wallet))).toMatchObject({ reason: 'HeartbeatMissed' });
-    const events = await testbed.cluster('hub').kubectl(['get', 'events', '-n', 'default', '--field-selector', 'reason=HeartbeatMissed', '-o', 'name']);
-    expect(events.stdout.trim()).not.toBe('');
+    // The hub writes the condition first and the Event after it.
+    await waitFor('the HeartbeatMissed Event', async () => {
+      const events = await testbed.cluster('hub').kubectl(['get', 'events', '-n', 'default', '--field-selector', 'reason=HeartbeatMissed', '-o', 'name']);
+      return events.code === 0 && events.stdout.trim() !== '' ? true : undefined;
+    }, { timeoutMs: 30_000 });
 
     await agents.gamer!.restart();
     await waitFor('Ready=True again', async () => (readyStatus(await providers().byWallet(wallet))?.status === 'True' ? true : undefined), {

@@ -8,7 +8,6 @@ import { EPOCH_LABEL, JOB_UID_LABEL } from '../../operator/src/agent/pods/build.
 import { SIM_RUN_FOR_ANNOTATION } from '../../operator/src/api/constants.js';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../operator/src/api/types.js';
 import { GRPC_ADDRESS_ANNOTATION } from '../../operator/src/hub/leadership.js';
-import { mergePatch } from '../../operator/src/runtime/kube.js';
 import { parseExposition, series, valueOf } from '../../operator/src/metrics/testing/exposition.js';
 import {
   hubPki,
@@ -26,6 +25,7 @@ import { reapPidDir } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
+import { endSimulatedPods } from './support/gpu-jobs.js';
 
 // HA end to end (docs/ha.md): two hub replicas as processes campaigning for one Lease, agents that
 // know both addresses, jobs running on two provider clusters. The leader is SIGKILLed mid-flow;
@@ -129,20 +129,9 @@ async function expectOneSetOfPods(job: GpuJob): Promise<void> {
   expect(pods.map((p) => p.metadata?.labels?.[EPOCH_LABEL]), `${job.metadata.name} pods`).toEqual(Array(job.spec.replicas ?? 1).fill('1'));
 }
 
-/**
- * Ends a job's pods a second from now, as their work finishing would: the provider's admin
- * re-annotates them, and kwok re-plans the pod's stage on every update (the delay is read again).
- */
+/** Ends a job's pods a second from now, as their work finishing would (kwok reads the delay again on every update). */
 async function finishSoon(job: GpuJob): Promise<void> {
-  for (const [cluster, pods] of Object.entries(await podsOf(job))) {
-    const core = testbed.cluster(cluster).kubeConfig.makeApiClient(CoreV1Api);
-    for (const pod of pods) {
-      await core.patchNamespacedPod(
-        { name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { metadata: { annotations: { [SIM_RUN_FOR_ANNOTATION]: '1s' } } } },
-        mergePatch,
-      );
-    }
-  }
+  for (const [cluster, pods] of Object.entries(await podsOf(job))) if (pods.length > 0) await endSimulatedPods(testbed.cluster(cluster), job);
 }
 
 describe('HA hub', () => {
@@ -175,9 +164,12 @@ describe('HA hub', () => {
     expect(valueOf(onStandby, 'fedgpu_hub_leader')).toBe(0);
     expect(valueOf(onStandby, 'fedgpu_marketplace_streams')).toBe(0);
     expect(onStandby.filter((s) => /^fedgpu_(provider|jobs|scheduler|settlement)/.test(s.name))).toEqual([]);
-    const onLeader = await scrape(leader);
+    // The leader's gauges come from its informer cache, which may trail the reads above.
+    const onLeader = await waitFor('the leader to count both providers Ready', async () => {
+      const scraped = await scrape(leader);
+      return series(scraped, 'fedgpu_provider_ready').map((s) => s.value).join() === '1,1' ? scraped : undefined;
+    }, { timeoutMs: 30_000 });
     expect(valueOf(onLeader, 'fedgpu_marketplace_streams')).toBe(2);
-    expect(series(onLeader, 'fedgpu_provider_ready').map((s) => s.value)).toEqual([1, 1]);
     for (const hub of hubs) expect((await fetch(`http://127.0.0.1:${hub.metricsPort}/readyz`)).status).toBe(200);
   });
 
@@ -196,7 +188,12 @@ describe('HA hub', () => {
     // A short job, killed right as it runs: it finishes while there is no leader, so only the
     // agent's re-sent state after the reconnect can tell the new leader it succeeded.
     await apply('short', { gpusPerReplica: 2 }, '3s');
-    placementBefore.short = (await waitPhase('short', 'Running')).status!.placement!.provider!;
+    // Running or already done: a 3 s job may end before a loaded machine's poll sees it run.
+    const shortStarted = await waitFor('short started', async () => {
+      const job = await getJob('short');
+      return job.status?.phase === 'Running' || job.status?.phase === 'Succeeded' ? job : undefined;
+    }, { intervalMs: 200 });
+    placementBefore.short = shortStarted.status!.placement!.provider!;
 
     process.kill(leader.process.pid, 'SIGKILL');
     const killedAt = Date.now();

@@ -12,7 +12,7 @@ import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
-import { applyYaml, getGpuJob, gpuJobYaml, kubectlOk, waitGpuJobPhase } from './support/gpu-jobs.js';
+import { applyYaml, endSimulatedPods, getGpuJob, gpuJobYaml, kubectlOk, waitGpuJobPhase } from './support/gpu-jobs.js';
 
 // Issue 14 end to end on real provider apiservers: gang rendezvous (headless Service, gang
 // NetworkPolicy, env), consumers kept apart, secrets to the winner only and gone after every end,
@@ -87,6 +87,12 @@ const attemptObjects = async (cluster: Cluster, job: GpuJob) => {
   ]);
   return { services: services.items, policies: policies.items, secrets: secrets.items };
 };
+/** The attempt's objects once `made` holds: its Service and policies go up beside its pods, not before them. */
+const madeAttemptObjects = (cluster: Cluster, job: GpuJob, made: (o: Awaited<ReturnType<typeof attemptObjects>>) => boolean) =>
+  waitFor(`the objects of ${job.metadata.name}'s attempt`, async () => {
+    const o = await attemptObjects(cluster, job);
+    return made(o) ? o : undefined;
+  }, { timeoutMs: 30_000 });
 const waitObjectsGone = (cluster: Cluster, job: GpuJob, what: string) =>
   waitFor(what, async () => {
     const o = await attemptObjects(cluster, job);
@@ -108,7 +114,7 @@ describe('gang rendezvous', () => {
       const pods = await podsOf(alpha, job);
       return pods.length === 4 && pods.every((p) => p.status?.podIP) ? pods : undefined;
     });
-    const { services, policies } = await attemptObjects(alpha, job);
+    const { services, policies } = await madeAttemptObjects(alpha, job, (o) => o.services.length > 0 && o.policies.length > 0);
     expect(services).toHaveLength(1);
     const svc = services[0]!;
     expect(svc.spec?.clusterIP).toBe('None');
@@ -165,7 +171,7 @@ describe('gang rendezvous', () => {
     expect(podsA).toHaveLength(2);
     expect(podsB).toHaveLength(2);
     for (const [mine, theirs, job] of [[podsA, podsB, a], [podsB, podsA, b]] as const) {
-      const [gang, ...more] = (await attemptObjects(alpha, job)).policies;
+      const [gang, ...more] = (await madeAttemptObjects(alpha, job, (o) => o.policies.length > 0)).policies;
       expect(more).toEqual([]);
       const spec = gang!.spec!;
       // Selects its own pods and none of the other consumer's ...
@@ -217,7 +223,7 @@ describe('secrets to the winner only', () => {
   });
 
   it('reaches only the agent running the attempt, appears nowhere on the hub, and is gone when the attempt ends', async () => {
-    await apply(jobYaml('reads-secret', { secrets: [{ name: 'hf', env: [{ name: 'HF_TOKEN', key: 'token' }], mountPath: '/var/run/secrets/hf' }] }, { runFor: '4s' }));
+    await apply(jobYaml('reads-secret', { secrets: [{ name: 'hf', env: [{ name: 'HF_TOKEN', key: 'token' }], mountPath: '/var/run/secrets/hf' }] }, { runFor: '600s' }));
     const job = await waitPhase('reads-secret', 'Running');
     const winner = clusterOf(job);
     const other = winner === testbed.cluster('alpha') ? testbed.cluster('beta') : testbed.cluster('alpha');
@@ -229,6 +235,7 @@ describe('secrets to the winner only', () => {
     expect(env.valueFrom?.secretKeyRef?.name).toMatch(/-secrets$/);
     expect(pod!.spec!.containers[0]!.volumeMounts).toContainEqual(expect.objectContaining({ mountPath: '/var/run/secrets/hf', readOnly: true }));
     expect(JSON.stringify(pod)).not.toContain(token);
+    await endSimulatedPods(winner, job);
     await waitPhase('reads-secret', 'Succeeded');
     await waitFor('the attempt Secret deleted once the attempt ended', async () => ((await secretsHolding(winner)).length === 0 ? true : undefined));
     await expectNowhereOnTheHub('reads-secret');
@@ -302,7 +309,7 @@ describe('egress profiles', () => {
     await kubectl(hubCluster(), ['patch', 'gj', 'downloads', '-n', 'ml', '--type=merge', '-p', JSON.stringify({ spec: { placement: { regions: ['eu-west', 'us-east'] } } })]);
     const running = await waitPhase('downloads', 'Running');
     expect(running.status?.placement?.provider).toBe(names.beta);
-    const { policies } = await attemptObjects(testbed.cluster('beta'), running);
+    const { policies } = await madeAttemptObjects(testbed.cluster('beta'), running, (o) => o.policies.length > 0);
     // The attempt's one policy: the gang, DNS, then every public address.
     expect(policies).toHaveLength(1);
     expect(policies[0]!.spec?.egress?.[2]?.to?.[0]?.ipBlock).toEqual({ cidr: '0.0.0.0/0', except: NON_PUBLIC_V4 });

@@ -21,7 +21,7 @@ import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.j
 import { repoRoot, toolPath } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
 import { parseQuantity } from '../../operator/src/core/idle.js';
-import { applyYaml, getGpuJob, waitGpuJob } from './support/gpu-jobs.js';
+import { applyYaml, getGpuJob, hasStarted, waitGpuJob } from './support/gpu-jobs.js';
 
 // Issue 17: GpuJobs run real containers on a real node (kubelet, containerd, runc, CNI) of a
 // provider cluster; limits, exit codes and signals are the kernel's, not kwok's. The real node
@@ -114,19 +114,30 @@ async function submit(name: string, script: string, extra: { memoryLimit?: strin
 const podsOf = async (cluster: Cluster, job: GpuJob): Promise<V1Pod[]> =>
   (await cluster.kubeConfig.makeApiClient(CoreV1Api).listPodForAllNamespaces({ labelSelector: `fedgpu.io/job-uid=${job.metadata.uid}` })).items;
 
-/** The job's pod on the real node once its container has started. */
+/** The job's pod on the real node once its container is running. */
 const runningPod = (job: GpuJob) =>
   waitFor(`${job.metadata.name}'s container running on ${REAL_NODE}`, async () => {
     const [pod] = await podsOf(homelab(), job);
     return pod?.status?.containerStatuses?.[0]?.state?.running ? pod : undefined;
   }, { timeoutMs: 60_000, intervalMs: 250 });
 
+/**
+ * The job's pod once its container has started, running or already ended: a script of a few
+ * seconds may be done before a loaded machine's kubelet, agent and hub have all said it runs.
+ */
+const startedPod = (job: GpuJob) =>
+  waitFor(`${job.metadata.name}'s container started on ${REAL_NODE}`, async () => {
+    const [pod] = await podsOf(homelab(), job);
+    const container = pod?.status?.containerStatuses?.[0];
+    return container?.containerID && (container.state?.running || container.state?.terminated) ? pod : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 250 });
+
 describe('a real node', () => {
   it('runs a GpuJob as a real container, non-root under PodSecurity restricted, to success', async () => {
     await submit('real-ok', 'id -u; echo "epoch $FEDGPU_EPOCH"; sleep 3; echo done');
-    const running = await waitJob('real-ok', 'Running', (j) => j.status?.phase === 'Running');
+    const running = await waitJob('real-ok', 'Running', hasStarted);
     expect(running.status?.placement?.provider).toBe(names.homelab);
-    const pod = await runningPod(running);
+    const pod = await startedPod(running);
     expect(pod.spec?.nodeName).toBe(REAL_NODE);
     // A container ID from containerd: something really ran (kwok leaves none).
     expect(pod.status?.containerStatuses?.[0]?.containerID).toMatch(/^containerd:\/\/[0-9a-f]{64}$/);
@@ -153,8 +164,8 @@ describe('a real node', () => {
       'echo "cpu $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d" " -f1 /sys/fs/cgroup/cpu.max)"',
       'sleep 2',
     ].join('; '));
-    const running = await waitJob('real-share', 'Running', (j) => j.status?.phase === 'Running');
-    const pod = await runningPod(running);
+    const running = await waitJob('real-share', 'Running', hasStarted);
+    const pod = await startedPod(running);
     const limits = pod.spec?.containers[0]?.resources?.limits ?? {};
     const node = await homelab().kubeConfig.makeApiClient(CoreV1Api).readNode({ name: REAL_NODE });
     // The node's one GPU is this replica's: its share is what the node has for jobs, never more.

@@ -18,7 +18,7 @@ import { reapStaleRuns } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
-import { applyYaml, getGpuJob, gpuJobYaml, waitGpuJobPhase } from './support/gpu-jobs.js';
+import { applyYaml, endSimulatedPods, getGpuJob, gpuJobYaml, hasStarted, waitGpuJob, waitGpuJobPhase } from './support/gpu-jobs.js';
 
 // Issue 4 end to end: GpuJobs applied to a real hub apiserver are placed by the scheduler on one of
 // three real provider clusters, run there as pods (kwok), and survive provider loss.
@@ -87,7 +87,7 @@ const podsOf = async (cluster: Cluster, job: GpuJob) => {
 describe('scheduling', () => {
   it('places a job on the provider the score prefers, runs it to success, and explains why', async () => {
     await apply(jobYaml('near-h100', { gpusPerReplica: 4, gpu: { products: [H100] }, placement: { maxLatencyMs: 50 } }, { 'fedgpu.io/sim-run-for': '3s' }));
-    const running = await waitPhase('near-h100', 'Running');
+    const running = await waitGpuJob(hubCluster(), 'near-h100', 'started', hasStarted, { timeoutMs: 60_000, intervalMs: 200 });
     // cloud is cheaper but 80 ms away: the 50 ms limit leaves dc.
     expect(running.status?.placement?.provider).toBe(names.dc);
     expect(running.status?.placement?.score?.total).toBeGreaterThan(0);
@@ -249,12 +249,16 @@ describe('scheduling', () => {
   });
 
   it('moves a job whose provider loses its agent and its apiserver, and runs it to success elsewhere', async () => {
-    // Cheap 3090s win on price; H100s are acceptable too.
-    await apply(jobYaml('outage', { gpu: { products: [RTX3090, H100] } }, { 'fedgpu.io/sim-run-for': '6s' }));
+    // Cheap 3090s win on price; H100s are acceptable too. It runs until the test ends its second
+    // attempt: a short run time could end the first before the outage on a loaded machine.
+    await apply(jobYaml('outage', { gpu: { products: [RTX3090, H100] } }, { 'fedgpu.io/sim-run-for': '600s' }));
     const first = await waitPhase('outage', 'Running');
     expect(first.status?.placement?.provider).toBe(names.farm);
     const farm = testbed.cluster('farm');
     await Promise.all([agents.farm!.process.stop(1), ...farm.processes.filter((p) => p.name === 'kube-apiserver').map((p) => p.stop(1))]);
+    const moved = await waitGpuJob(hubCluster(), 'outage', 'running elsewhere', (j) => j.status?.phase === 'Running' && j.status.currentEpoch === 2, { timeoutMs: 90_000, intervalMs: 200 });
+    const elsewhere = moved.status?.placement?.provider === names.dc ? 'dc' : 'cloud';
+    await endSimulatedPods(testbed.cluster(elsewhere), moved);
     const done = await waitPhase('outage', 'Succeeded', 90_000);
     expect(done.status?.attempts).toHaveLength(2);
     expect(done.status?.attempts?.[0]).toMatchObject({ provider: names.farm, outcome: 'Lost', faultOf: 'provider' });

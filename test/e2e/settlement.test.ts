@@ -27,7 +27,7 @@ import { runCli, type CliResult } from '../../operator/src/testbed/cli.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
 import { fundWallet, namespaceUid } from './support/credits.js';
-import { applyYaml, getGpuJob, gpuJobYaml, waitGpuJob } from './support/gpu-jobs.js';
+import { applyYaml, endSimulatedPods, getGpuJob, gpuJobYaml, waitGpuJob } from './support/gpu-jobs.js';
 
 // On-chain settlement end to end: a hub process settling on anvil (contracts deployed here), two
 // provider clusters whose agents sign usage receipts, a consumer bound to a namespace. Exact
@@ -366,11 +366,15 @@ describe('settlement', () => {
       market.earningsOf(wallets.east.address),
       market.freeBalanceOf(consumer.address),
     ]);
-    await apply(jobYaml('faulty', 'ml', { placement: { regions: ['eu-west'] } }, '8s'));
+    // It runs until the test ends its second attempt: a short run time could end the first before
+    // its provider is lost, on a loaded machine.
+    await apply(jobYaml('faulty', 'ml', { placement: { regions: ['eu-west'] } }, '600s'));
     const running = await waitJob('faulty', 'Running on west', (j) => j.status?.phase === 'Running');
     expect(running.status?.placement?.provider).toBe(names.west);
     await agents.west!.process.stop(1);
     await hubCluster().kubectl(['patch', 'gj', 'faulty', '-n', 'ml', '--type=merge', '-p', '{"spec":{"placement":{"regions":["eu-west","us-east"]}}}']);
+    const moved = await waitJob('faulty', 'Running on east', (j) => j.status?.phase === 'Running' && j.status.currentEpoch === 2, { timeoutMs: 120_000 });
+    await endSimulatedPods(testbed.cluster('east'), moved);
     const job = await waitJob('faulty', 'rescheduled, Succeeded and Settled', succeededAndSettled, { timeoutMs: 120_000 });
     const uid = job.metadata.uid!;
     expect(job.status?.attempts?.map((a) => [a.epoch, a.provider, a.outcome, a.faultOf])).toEqual([
@@ -509,10 +513,12 @@ describe('settlement', () => {
   });
 
   it('lets the job finish while the chain is away and settles it, once, when the chain is back', async () => {
-    await apply(jobYaml('outage', 'ml', { placement: { regions: ['us-east'] } }, '4s'));
-    await waitJob('outage', 'Running', (j) => j.status?.phase === 'Running');
+    // It ends once the chain is away (a short run time could end it before, on a loaded machine).
+    await apply(jobYaml('outage', 'ml', { placement: { regions: ['us-east'] } }, '600s'));
+    const running = await waitJob('outage', 'Running', (j) => j.status?.phase === 'Running');
     await proxy.stop();
     try {
+      await endSimulatedPods(testbed.cluster('east'), running);
       const stuck = await waitJob('outage', 'Succeeded with settlement failing', (j) => j.status?.phase === 'Succeeded' && condition(j, 'Settled')?.reason === 'SettlementFailed', { timeoutMs: 60_000 });
       expect(condition(stuck, 'Settled')).toMatchObject({ status: 'False' });
       expect(condition(stuck, 'Settled')?.message).toMatch(/retrying/);
@@ -555,13 +561,14 @@ describe('settlement', () => {
 
     // 2. With --chain-id the replica leads at once: the job runs to its end while the chain is away,
     //    its escrow stays open, and it is paid once when the chain is back.
-    await apply(jobYaml('restart-outage-2', 'ml', { placement: { regions: ['us-east'] } }, '6s'));
-    await waitJob('restart-outage-2', 'Running', (j) => j.status?.phase === 'Running');
+    await apply(jobYaml('restart-outage-2', 'ml', { placement: { regions: ['us-east'] } }, '600s'));
+    const second = await waitJob('restart-outage-2', 'Running', (j) => j.status?.phase === 'Running');
     await proxy.stop();
     try {
       await hub.process.stop();
       await startHub('4s', ['--chain-id', chainId]);
       expect(await hubMetric('fedgpu_settlement_chain_connected')).toBe(0);
+      await endSimulatedPods(testbed.cluster('east'), second);
       const finished = await waitJob('restart-outage-2', 'Succeeded while the chain is away', (j) => j.status?.phase === 'Succeeded', { timeoutMs: 90_000 });
       expect(await hubMetric('fedgpu_hub_leader')).toBe(1);
       expect(condition(finished, 'Settled')?.status).not.toBe('True');

@@ -113,10 +113,12 @@ describe('a tenant namespace stripped of PodSecurity restricted', () => {
     expect(await podsOf(await getJob('second'))).toEqual([]);
     expect(await podsOf(await getJob('first'))).toHaveLength(1);
     // What the provider's owner and the market operator see.
-    const described = await hubCluster().kubectl(['describe', 'gp', providerName]);
-    expect(described.code, described.stderr).toBe(0);
-    expect(described.stdout).toMatch(new RegExp(`Message:\\s+the agent refuses job pods in 1 tenant namespace\\(s\\).*${tenantNamespace}.*\\s+Reason:\\s+NamespaceNotRestricted\\s+Status:\\s+False\\s+Type:\\s+TenantIsolation`));
-    expect(described.stdout).toMatch(/Warning\s+NamespaceNotRestricted\s+.*fedgpu-hub/);
+    // The hub writes the condition first and its Warning Event after it.
+    const described = await waitFor('the NamespaceNotRestricted Event in kubectl describe', async () => {
+      const res = await hubCluster().kubectl(['describe', 'gp', providerName]);
+      return res.code === 0 && /Warning\s+NamespaceNotRestricted\s+.*fedgpu-hub/.test(res.stdout) ? res.stdout : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(described).toMatch(new RegExp(`Message:\\s+the agent refuses job pods in 1 tenant namespace\\(s\\).*${tenantNamespace}.*\\s+Reason:\\s+NamespaceNotRestricted\\s+Status:\\s+False\\s+Type:\\s+TenantIsolation`));
   });
 
   it("clears once the namespace enforces restricted again, and the consumer's next job runs there", async () => {

@@ -117,7 +117,8 @@ describe("the access Service's endpoint follows the hub leader", () => {
       // The chart's labels stay, so helm still owns the object; the Service label ties it to the Service.
       expect(published.metadata?.labels).toMatchObject({ 'kubernetes.io/service-name': SERVICE, 'app.kubernetes.io/managed-by': 'Helm' });
 
-      expect(await gauge('hub-a')).toBe(1);
+      // The gauge is set once the publish call returns, a moment after the write is visible.
+      await waitFor('hub-a counts itself published', async () => ((await gauge('hub-a')) === 1 ? true : undefined), { timeoutMs: 10_000, intervalMs: 50 });
       const second = await startReplica('hub-b', '192.0.2.2');
       expect(second.roles.isLeader).toBe(false);
       expect(await gauge('hub-b')).toBe(0);

@@ -1,9 +1,12 @@
 // GpuJobs on a test-bed hub, as the e2e tests drive them: kubectl that must succeed, a job's
 // manifest, reading a job, and waiting until it reaches a phase or any state a probe names.
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { expect } from 'vitest';
 import { stringify } from 'yaml';
+import { JOB_UID_LABEL } from '../../../operator/src/agent/pods/build.js';
+import { SIM_RUN_FOR_ANNOTATION } from '../../../operator/src/api/constants.js';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../../operator/src/api/types.js';
+import { mergePatch } from '../../../operator/src/runtime/kube.js';
 import type { Cluster } from '../../../operator/src/testbed/cluster.js';
 import { waitFor } from '../../../operator/src/testbed/wait.js';
 
@@ -47,6 +50,13 @@ export async function waitGpuJob(
   }
 }
 
+/**
+ * Running, or already ended well. A job of a few seconds may be over before a poll on a loaded
+ * machine sees it run, and the hub writes Running and Succeeded in one go when both reports come
+ * before its next reconcile.
+ */
+export const hasStarted = (job: GpuJob): boolean => job.status?.phase === 'Running' || job.status?.phase === 'Succeeded';
+
 /** Waits for the job's phase; a job that Failed when another phase was awaited is reported as such. */
 export function waitGpuJobPhase(cluster: Cluster, name: string, phase: string, options: WaitJobOptions = {}): Promise<GpuJob> {
   return waitGpuJob(cluster, name, phase, (job) => {
@@ -78,4 +88,22 @@ export function gpuJobYaml(name: string, spec: Record<string, unknown>, { namesp
       ...spec,
     },
   });
+}
+
+/**
+ * Ends the job's kwok-simulated pods in `cluster` about a second from now (kwok reads the delay
+ * again on every update). A test that checks a job while it runs gives it a long run time and
+ * ends it this way once its checks are done: a short fixed run time may be over before a loaded
+ * machine gets to the checks.
+ */
+export async function endSimulatedPods(cluster: Cluster, job: GpuJob): Promise<void> {
+  const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+  const pods = await core.listPodForAllNamespaces({ labelSelector: `${JOB_UID_LABEL}=${job.metadata.uid}` });
+  expect(pods.items.length, `pods of ${job.metadata.name} in ${cluster.name}`).toBeGreaterThan(0);
+  for (const pod of pods.items) {
+    await core.patchNamespacedPod(
+      { name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { metadata: { annotations: { [SIM_RUN_FOR_ANNOTATION]: '1s' } } } },
+      mergePatch,
+    );
+  }
 }
