@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { schedule } from './scheduler.js';
 import { schedulerConfig } from './config.js';
+import { buildSnapshot } from './snapshot.js';
 import { H100, job, pool, provider } from '../testing/fixtures.js';
 import { isDecision } from '../types.js';
 
@@ -28,6 +29,17 @@ describe('schedule: CPU and memory per replica against what each GPU brings', ()
       reasons: { InsufficientCpuMemory: 2 },
       message: '0/2 providers fit: 2 NVIDIA-H100-80GB-HBM3 gives at most 8 CPU & 64Gi per replica < 16 CPU & 16Gi asked',
     });
+  });
+
+  it('follows a share the agent reports anew, on the same pool layout (the snapshot keeps its own copy)', () => {
+    const market = buildSnapshot([provider('rig', [pool(H100, [8], '1', rig)])]);
+    const ask = job(1, 1, { hostPerReplica: { cpuMilli: 4_000, memoryMiB: 48 * 1024 } });
+    expect(isDecision(schedule(market, ask, config, NOW))).toBe(false);
+    // The owner's own pods left: each GPU brings more now. Same nodes, so the pool is updated in place.
+    market.updateProvider(provider('rig', [pool(H100, [8], '1', rack)]));
+    expect(isDecision(schedule(market, ask, config, NOW))).toBe(true);
+    market.updateProvider(provider('rig', [pool(H100, [8], '1', rig)]));
+    expect(isDecision(schedule(market, ask, config, NOW))).toBe(false);
   });
 
   it('does not judge a pool whose agent says nothing of it, nor a job that asks nothing', () => {
