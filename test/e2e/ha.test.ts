@@ -25,7 +25,7 @@ import { reapPidDir } from '../../operator/src/testbed/processes.js';
 import { startTestbed, type Testbed } from '../../operator/src/testbed/testbed.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
-import { endSimulatedPods } from './support/gpu-jobs.js';
+import { endSimulatedPods, hasStarted } from './support/gpu-jobs.js';
 
 // HA end to end (docs/ha.md): two hub replicas as processes campaigning for one Lease, agents that
 // know both addresses, jobs running on two provider clusters. The leader is SIGKILLed mid-flow;
@@ -191,7 +191,7 @@ describe('HA hub', () => {
     // Running or already done: a 3 s job may end before a loaded machine's poll sees it run.
     const shortStarted = await waitFor('short started', async () => {
       const job = await getJob('short');
-      return job.status?.phase === 'Running' || job.status?.phase === 'Succeeded' ? job : undefined;
+      return hasStarted(job) ? job : undefined;
     }, { intervalMs: 200 });
     placementBefore.short = shortStarted.status!.placement!.provider!;
 

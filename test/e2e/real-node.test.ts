@@ -114,22 +114,17 @@ async function submit(name: string, script: string, extra: { memoryLimit?: strin
 const podsOf = async (cluster: Cluster, job: GpuJob): Promise<V1Pod[]> =>
   (await cluster.kubeConfig.makeApiClient(CoreV1Api).listPodForAllNamespaces({ labelSelector: `fedgpu.io/job-uid=${job.metadata.uid}` })).items;
 
-/** The job's pod on the real node once its container is running. */
-const runningPod = (job: GpuJob) =>
-  waitFor(`${job.metadata.name}'s container running on ${REAL_NODE}`, async () => {
-    const [pod] = await podsOf(homelab(), job);
-    return pod?.status?.containerStatuses?.[0]?.state?.running ? pod : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 250 });
-
 /**
- * The job's pod once its container has started, running or already ended: a script of a few
- * seconds may be done before a loaded machine's kubelet, agent and hub have all said it runs.
+ * The job's pod on the real node once its container is running, or (`orEnded`) has started and
+ * maybe ended already: a script of a few seconds may be done before a loaded machine's kubelet,
+ * agent and hub have all said it runs.
  */
-const startedPod = (job: GpuJob) =>
-  waitFor(`${job.metadata.name}'s container started on ${REAL_NODE}`, async () => {
+const podOnRealNode = (job: GpuJob, orEnded: boolean) =>
+  waitFor(`${job.metadata.name}'s container ${orEnded ? 'started' : 'running'} on ${REAL_NODE}`, async () => {
     const [pod] = await podsOf(homelab(), job);
     const container = pod?.status?.containerStatuses?.[0];
-    return container?.containerID && (container.state?.running || container.state?.terminated) ? pod : undefined;
+    const ended = orEnded && container?.containerID !== undefined && container.state?.terminated !== undefined;
+    return container?.state?.running || ended ? pod : undefined;
   }, { timeoutMs: 60_000, intervalMs: 250 });
 
 describe('a real node', () => {
@@ -137,7 +132,7 @@ describe('a real node', () => {
     await submit('real-ok', 'id -u; echo "epoch $FEDGPU_EPOCH"; sleep 3; echo done');
     const running = await waitJob('real-ok', 'Running', hasStarted);
     expect(running.status?.placement?.provider).toBe(names.homelab);
-    const pod = await startedPod(running);
+    const pod = await podOnRealNode(running, true);
     expect(pod.spec?.nodeName).toBe(REAL_NODE);
     // A container ID from containerd: something really ran (kwok leaves none).
     expect(pod.status?.containerStatuses?.[0]?.containerID).toMatch(/^containerd:\/\/[0-9a-f]{64}$/);
@@ -165,7 +160,7 @@ describe('a real node', () => {
       'sleep 2',
     ].join('; '));
     const running = await waitJob('real-share', 'Running', hasStarted);
-    const pod = await startedPod(running);
+    const pod = await podOnRealNode(running, true);
     const limits = pod.spec?.containers[0]?.resources?.limits ?? {};
     const node = await homelab().kubeConfig.makeApiClient(CoreV1Api).readNode({ name: REAL_NODE });
     // The node's one GPU is this replica's: its share is what the node has for jobs, never more.
@@ -215,7 +210,7 @@ describe('a real node', () => {
     ].join('\n'), { gracePeriodSeconds: 10 });
     const first = await waitJob('real-reclaim', 'Running', (j) => j.status?.phase === 'Running');
     expect(first.status?.placement?.provider).toBe(names.homelab);
-    const pod = await runningPod(first);
+    const pod = await podOnRealNode(first, false);
     expect(pod.spec?.terminationGracePeriodSeconds).toBe(10);
     // Somewhere to resume: the backup provider now lends a (kwok) node of the same product.
     await testbed.cluster('backup').addGpuNodes({ prefix: 'backup', count: 1, gpusPerNode: 1, product: PRODUCT, memoryMiB: 12282 });

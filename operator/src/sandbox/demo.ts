@@ -160,7 +160,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       opts.log(`\n${view}`);
       lastView = view;
     }
-    if (!failoverApplied && jobs.every((j) => isFinished(j) || placedAwayFrom(opts, j))) {
+    if (!failoverApplied && jobs.every((j) => isFinished(j) || runsAwayFrom(opts, j))) {
       await apply(demoJobs.find((d) => d.name === FAILOVER_JOB)!);
       failoverApplied = true;
       continue;
@@ -191,7 +191,7 @@ function victimProvider(opts: DemoOptions, job: GpuJob): boolean {
 }
 
 /** Running on a provider other than the victim, so the victim's death cannot touch it. */
-const placedAwayFrom = (opts: DemoOptions, job: GpuJob): boolean =>
+const runsAwayFrom = (opts: DemoOptions, job: GpuJob): boolean =>
   job.status?.phase === 'Running' && Boolean(job.status.placement?.provider) && !victimProvider(opts, job);
 
 const isFinished = (j: GpuJob) => j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed';
