@@ -10,6 +10,8 @@
 //   BENCH_HUB_LD_PRELOAD and BENCH_HUB_MALLOC_CONF: another allocator in the server alone (jemalloc).
 //   BENCH_HUB_TLS_TICKETS=0: the server sends no TLS 1.3 session tickets (an OpenSSL config file
 //   through OPENSSL_CONF); EXTRA_NODE_FLAGS=--tls-max-v1.2 caps it at TLS 1.2.
+//   BENCH_PROBE_ECHO=1: agents echo each probe piece whole (agents before the digest) instead of
+//   answering with its SHA-256 as the real agent does.
 import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +24,7 @@ import { signChallenge } from '../operator/src/protocol/wallet-proof.js';
 import { hubPki } from '../operator/src/testbed/federation.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
 import { issueCert } from '../operator/src/tls/certs.js';
-import { chartGlibcTunables, chartNodeFlags, hubAllocatorEnv, transpileOperator, liveHeap, loadLine, machineLine, mapLimit, memoryMap, memoryMapLine, section, sleep, figure } from './support.js';
+import { chartGlibcTunables, chartNodeFlags, hubAllocatorEnv, transpileOperator, liveHeap, loadLine, machineLine, mapLimit, memoryMap, memoryMapLine, probeAnswer, section, sleep, figure } from './support.js';
 
 const AGENTS = Math.max(1, Number(process.argv[2] ?? 0) || 300);
 const PROBE_BYTES = Math.max(0, Number(process.argv[3] ?? 65_536));
@@ -58,7 +60,7 @@ if (noTickets) {
 }
 const tunables = chartGlibcTunables('hub');
 const flags = [...chartNodeFlags('hub'), ...(process.env.EXTRA_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
-console.log(`server                 MarketServer + in-memory registry, compiled; node ${flags.join(' ')}; probe ${PROBE_BYTES} bytes in pieces of ${PROBE_PIECE_BYTES}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''}${noTickets ? '; no TLS session tickets' : ''}`);
+console.log(`server                 MarketServer + in-memory registry, compiled; node ${flags.join(' ')}; probe ${PROBE_BYTES} bytes in pieces of ${PROBE_PIECE_BYTES}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''}${noTickets ? '; no TLS session tickets' : ''}; agents answer the probe ${process.env.BENCH_PROBE_ECHO === '1' ? 'with a whole echo (BENCH_PROBE_ECHO=1)' : 'with its SHA-256'}`);
 // cwd inside the repository, so the child resolves pino and grpc-js from its node_modules.
 const logFd = openSync(logPath, 'w');
 const child = spawn(process.execPath, [...flags, '--inspect=127.0.0.1:0', '--input-type=module', '-e', server], { cwd: repoRoot, env: { ...process.env, ...hubAllocatorEnv(tunables), ...(noTickets ? { OPENSSL_CONF: join(dir, 'openssl.cnf') } : {}) }, stdio: ['ignore', logFd, logFd] });
@@ -104,7 +106,7 @@ try {
           agentTimers.push(setInterval(() => send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: 0, bandwidthProbeResults: [] } }), b.value.heartbeatIntervalMs || 5_000));
           resolve();
         } else if (b?.$case === 'ping') send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: b.value.id, bandwidthProbeResults: [] } });
-        else if (b?.$case === 'bandwidthProbe') send({ $case: 'bandwidthProbeData', value: { probeId: b.value.id, payload: b.value.payload } });
+        else if (b?.$case === 'bandwidthProbe') send({ $case: 'bandwidthProbeData', value: probeAnswer(b.value) });
       });
     });
   });

@@ -20,6 +20,7 @@
 //   the end (largest constructors; the .heapsnapshot stays under .testbed/bench-hub-scale/<pid>/).
 //   BENCH_HUB_LD_PRELOAD=<path to a malloc .so> and BENCH_HUB_MALLOC_CONF=<jemalloc options>: try
 //   another allocator in the hub alone (docs/benchmarks.md, "Another allocator, a smaller V8 heap").
+//   BENCH_PROBE_ECHO=1: agents echo the bandwidth probe whole, as agents did before its digest.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
@@ -58,6 +59,7 @@ import {
   nowMs,
   printCpuTop,
   printHeapTop,
+  probeAnswer,
   procSample,
   ProcSampler,
   reconcileStats,
@@ -86,7 +88,7 @@ const TARGET_RSS = 200 * 2 ** 20;
 
 console.log('== hub at market scale (issue 15)');
 console.log(machineLine());
-console.log(`setup                  compiled hub process; ${AGENTS} simulated agents over gRPC/mTLS with wallet proofs, ${NODES_PER_AGENT} nodes × ${GPUS_PER_NODE} H100 each; ${JOBS} GpuJobs of 1 GPU`);
+console.log(`setup                  compiled hub process; ${AGENTS} simulated agents over gRPC/mTLS with wallet proofs, ${NODES_PER_AGENT} nodes × ${GPUS_PER_NODE} H100 each; ${JOBS} GpuJobs of 1 GPU; agents answer the bandwidth probe ${process.env.BENCH_PROBE_ECHO === '1' ? 'with a whole echo (BENCH_PROBE_ECHO=1)' : 'with its SHA-256'}`);
 
 /** What went wrong while the agents registered and ran: counted and printed, never hidden. */
 const trouble = { registrationRetries: new Map<string, number>(), streamsLost: new Map<string, number>() };
@@ -181,7 +183,7 @@ class SimAgent {
             this.send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: body.value.id, bandwidthProbeResults: [] } });
             break;
           case 'bandwidthProbe':
-            this.send({ $case: 'bandwidthProbeData', value: { probeId: body.value.id, payload: body.value.payload } });
+            this.send({ $case: 'bandwidthProbeData', value: probeAnswer(body.value) });
             break;
           case 'assign': {
             const a = body.value;

@@ -1,6 +1,7 @@
 // Small helpers the federation benchmarks share: percentiles, process CPU and memory from /proc,
 // bounded concurrency, informers that timestamp what they see, and the lines every bench prints.
 // Not a bench itself (make bench runs bench/*.bench.ts only).
+import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -665,4 +666,14 @@ export function memoryMapLine(m: MemoryMap): string {
   const v8 = m.v8 ? `V8 heap committed ${mib(m.v8.physicalBytes)} (used ${mib(m.v8.usedBytes)}; new space ${mib((m.v8.spaces.new_space ?? 0) + (m.v8.spaces.new_large_object_space ?? 0))}, code ${mib(m.v8.spaces.code_space ?? 0)}), external ${mib(m.v8.externalBytes)} (array buffers ${mib(m.v8.arrayBuffersBytes)}); ` : '';
   const nativeAnon = m.anonymousBytes - (m.v8?.physicalBytes ?? 0);
   return `RSS ${mib(m.rssBytes)} = ${v8}malloc brk heap ${mib(m.brkHeapBytes)}, other anonymous ${mib(nativeAnon)}${m.v8 ? ' (besides the V8 heap)' : ''}, files ${mib(m.fileBytes)}`;
+}
+
+/**
+ * A simulated agent's answer to one BandwidthProbe piece: its SHA-256, as the real agent sends
+ * (agent/stream/client.ts), or with BENCH_PROBE_ECHO=1 the whole piece echoed back, as agents did
+ * before the digest (the hub accepts both), to measure what the echo costs the hub.
+ */
+export function probeAnswer(probe: { id: number; payload: Uint8Array }): { probeId: number; payload: Buffer; payloadSha256: Buffer } {
+  if (process.env.BENCH_PROBE_ECHO === '1') return { probeId: probe.id, payload: Buffer.from(probe.payload), payloadSha256: Buffer.alloc(0) };
+  return { probeId: probe.id, payload: Buffer.alloc(0), payloadSha256: createHash('sha256').update(probe.payload).digest() };
 }

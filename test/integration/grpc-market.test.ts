@@ -1,5 +1,6 @@
 // The marketplace stream over real gRPC and real mutual TLS on loopback: registration, the refusals
 // of DESIGN.md section 8, fuzzed input on the wire, reconnects and link measurements. No cluster.
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { status } from '@grpc/grpc-js';
 import { Wallet } from 'ethers';
@@ -490,46 +491,72 @@ describe('marketplace stream over mTLS', () => {
     expect(again).toBeGreaterThan(0);
   });
 
-  it('sends the probe in pieces of fresh random bytes and measures only once every piece is echoed', async () => {
+  it('sends the probe in pieces of fresh random bytes and measures only once every piece is answered with its SHA-256', async () => {
     const hub = await startHub({ bandwidthProbeBytes: 40_000, bandwidthProbePieceBytes: 16_000, pingIntervalMs: 60_000, heartbeatIntervalMs: 10_000 });
     const probesOf = async (raw: RawStream) => {
       await eventually(() => raw.received.filter((m) => m.body?.$case === 'bandwidthProbe').length >= 3, 'three probe pieces');
       return raw.received.flatMap((m) => (m.body?.$case === 'bandwidthProbe' ? [m.body.value] : []));
     };
-    const echo = (raw: RawStream, probeId: number, payload: Uint8Array) => raw.send({ $case: 'bandwidthProbeData', value: { probeId, payload: Buffer.from(payload) } });
+    const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest();
+    const answer = (raw: RawStream, probeId: number, digest: Uint8Array) =>
+      raw.send({ $case: 'bandwidthProbeData', value: { probeId, payload: Buffer.alloc(0), payloadSha256: Buffer.from(digest) } });
+    const echo = (raw: RawStream, probeId: number, payload: Uint8Array) =>
+      raw.send({ $case: 'bandwidthProbeData', value: { probeId, payload: Buffer.from(payload), payloadSha256: Buffer.alloc(0) } });
 
     const honest = rawStream(hub.port);
     const { providerName } = await registerRaw(honest, Wallet.createRandom());
     const pieces = await probesOf(honest);
     expect(pieces.map((p) => p.payload.byteLength)).toEqual([16_000, 16_000, 8_000]);
     expect(pieces.map((p) => p.id)).toEqual([pieces[0]!.id, pieces[0]!.id + 1, pieces[0]!.id + 2]);
-    echo(honest, pieces[0]!.id, pieces[0]!.payload);
-    echo(honest, pieces[1]!.id, pieces[1]!.payload);
-    echo(honest, pieces[1]!.id, pieces[1]!.payload); // a repeat does not stand in for the missing piece
+    answer(honest, pieces[0]!.id, sha256(pieces[0]!.payload));
+    echo(honest, pieces[1]!.id, pieces[1]!.payload); // an agent from before the digest echoes; still accepted
+    answer(honest, pieces[1]!.id, sha256(pieces[1]!.payload)); // a repeat does not stand in for the missing piece
     // Wait for the repeat to be handled (a heartbeat behind it is answered in order), then check.
     honest.send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: 0, bandwidthProbeResults: [] } });
-    await eventually(() => hub.registry.count('heartbeat', providerName) >= 1, 'the heartbeat after the echoes');
+    await eventually(() => hub.registry.count('heartbeat', providerName) >= 1, 'the heartbeat after the answers');
     expect(hub.server.providerLatency(providerName)?.bandwidthMbps).toBeUndefined();
-    echo(honest, pieces[2]!.id, pieces[2]!.payload);
+    answer(honest, pieces[2]!.id, sha256(pieces[2]!.payload));
     await eventually(() => (hub.server.providerLatency(providerName)?.bandwidthMbps ?? 0) > 0, 'bandwidth after the last piece');
 
-    // Another agent gets other bytes, and an echo that is not its piece ends its stream.
+    // Another agent gets other bytes, and a digest that is not of its piece ends its stream: here
+    // the digest of its next piece, which it could only have by receiving that piece first.
     const forger = rawStream(hub.port);
     await registerRaw(forger, Wallet.createRandom());
     const theirs = await probesOf(forger);
     expect(Buffer.from(theirs[0]!.payload).equals(Buffer.from(pieces[0]!.payload))).toBe(false);
-    echo(forger, theirs[0]!.id, theirs[1]!.payload);
+    answer(forger, theirs[0]!.id, sha256(theirs[1]!.payload));
     expect((await forger.ended).code).toBe(status.INVALID_ARGUMENT);
     expect(forger.hubReason()).toBe('probe_mismatch');
 
-    // An echo of a piece never sent is refused too.
+    // Nor does the digest of the honest agent's piece (what a colluder could pass on) count.
+    const copier = rawStream(hub.port);
+    await registerRaw(copier, Wallet.createRandom());
+    const copied = await probesOf(copier);
+    answer(copier, copied[0]!.id, sha256(pieces[0]!.payload));
+    expect((await copier.ended).code).toBe(status.INVALID_ARGUMENT);
+    expect(copier.hubReason()).toBe('probe_mismatch');
+
+    // An answer to a piece never sent is refused too.
     const early = rawStream(hub.port);
     await registerRaw(early, Wallet.createRandom());
     const own = await probesOf(early);
-    echo(early, own[2]!.id + 1, own[0]!.payload);
+    answer(early, own[2]!.id + 1, sha256(own[0]!.payload));
     expect((await early.ended).code).toBe(status.INVALID_ARGUMENT);
     expect(early.hubReason()).toBe('unexpected_probe');
-    expect(hub.rejections).toEqual(['probe_mismatch', 'unexpected_probe']);
+
+    // Bytes and digest both, or a digest that is not 32 bytes, is a malformed message.
+    for (const value of [
+      { payload: Buffer.from(own[0]!.payload), payloadSha256: sha256(own[0]!.payload) },
+      { payload: Buffer.alloc(0), payloadSha256: sha256(own[0]!.payload).subarray(0, 31) },
+    ]) {
+      const malformed = rawStream(hub.port);
+      await registerRaw(malformed, Wallet.createRandom());
+      const mine = await probesOf(malformed);
+      malformed.send({ $case: 'bandwidthProbeData', value: { probeId: mine[0]!.id, ...value } });
+      expect((await malformed.ended).code).toBe(status.INVALID_ARGUMENT);
+    }
+    expect(hub.rejections.slice(0, 3)).toEqual(['probe_mismatch', 'probe_mismatch', 'unexpected_probe']);
+    expect(hub.rejections.slice(3)).toEqual(['inconsistent', 'bad_format']);
   });
 
   it('lets a new stream for the same wallet replace the old one', async () => {

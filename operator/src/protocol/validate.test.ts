@@ -115,7 +115,7 @@ describe('validateAgentMessage', () => {
   it('keeps limits configurable', () => {
     const rng = new SeededRandom(6);
     const message = validAgentMessage(rng, 1, 'bandwidthProbeData');
-    (message.body?.value as { payload: Uint8Array }).payload = new Uint8Array(10);
+    Object.assign(message.body!.value, { payload: new Uint8Array(10), payloadSha256: new Uint8Array(0) });
     expect(validateAgentMessage(message, 0, { ...defaultEdgeLimits, maxProbePayloadBytes: 9 }).ok).toBe(false);
     expect(validateAgentMessage(message, 0).ok).toBe(true);
   });

@@ -304,8 +304,15 @@ function checkUsageReceipt(value: unknown, path: Path, limits: Readonly<EdgeLimi
 function checkBandwidthProbeData(value: unknown, path: Path, limits: Readonly<EdgeLimits>): void {
   const data = record(value, path);
   int(data.probeId, `${path}.probeId`, 1, maxSafe);
-  bytes(data.payload, `${path}.payload`, limits.maxProbePayloadBytes);
+  const payload = bytes(data.payload, `${path}.payload`, limits.maxProbePayloadBytes);
+  // Absent on the wire from agents older than the digest: decoding gives empty bytes.
+  const digest = bytes(data.payloadSha256, `${path}.payloadSha256`, sha256Bytes);
+  if (digest.byteLength === 0) return;
+  if (digest.byteLength !== sha256Bytes) throw invalid('bad_format', `${path}.payloadSha256 must be ${sha256Bytes} bytes (a SHA-256)`);
+  if (payload.byteLength > 0) throw invalid('inconsistent', `${path} sets both payload and payloadSha256; send one`);
 }
+
+const sha256Bytes = 32;
 
 /** A pool's egress profile (core/egress.ts); the detail names the field, never the peer's value. */
 function checkEgress(value: unknown, path: Path): void {

@@ -2,6 +2,7 @@
 // TLS, proves the provider wallet, keeps the stream alive with heartbeats, and reconnects with
 // jittered exponential backoff for as long as it is open. Every (re)connect calls onConnected so
 // the agent resends its full state: the protocol is level-triggered, nothing is replayed.
+import { createHash } from 'node:crypto';
 import { credentials, Metadata, status, type ChannelOptions, type ClientDuplexStream } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import {
@@ -309,7 +310,9 @@ export class StreamClient {
       }
       case 'bandwidthProbe': {
         const started = performance.now();
-        this.write(connection, { $case: 'bandwidthProbeData', value: { probeId: body.value.id, payload: body.value.payload } });
+        // The digest, not the bytes: it proves receipt and leaves the upload alone (hub/market/probe.ts).
+        const payloadSha256 = createHash('sha256').update(body.value.payload).digest();
+        this.write(connection, { $case: 'bandwidthProbeData', value: { probeId: body.value.id, payload: Buffer.alloc(0), payloadSha256 } });
         connection.probeResults.push({ probeId: body.value.id, bytes: body.value.payload.byteLength, elapsedMs: Math.round(performance.now() - started) });
         connection.probeResults.splice(0, Math.max(0, connection.probeResults.length - defaultEdgeLimits.maxProbeResults));
         return;

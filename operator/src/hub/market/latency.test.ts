@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Ewma, echoBandwidthMbps } from './latency.js';
+import { Ewma, probeBandwidthMbps } from './latency.js';
 
 describe('Ewma', () => {
   it('seeds with the first sample and then smooths', () => {
@@ -17,16 +17,18 @@ describe('Ewma', () => {
   });
 });
 
-describe('echoBandwidthMbps', () => {
-  it('counts both directions and subtracts the RTT', () => {
-    // 1 MB each way in 1 s of transfer after a 100 ms RTT: 16 Mbit/s.
-    expect(echoBandwidthMbps(1_000_000, 1100, 100)).toBeCloseTo(16, 6);
-    expect(echoBandwidthMbps(1_000_000, 1000, undefined)).toBeCloseTo(16, 6);
+describe('probeBandwidthMbps', () => {
+  it('counts the bytes that moved and subtracts the RTT', () => {
+    // 1 MB one way (answered by digest) in 1 s of transfer after a 100 ms RTT: 8 Mbit/s.
+    expect(probeBandwidthMbps(1_000_000, 1100, 100)).toBeCloseTo(8, 6);
+    // The same MB echoed back (2 MB moved) in the same time: 16 Mbit/s.
+    expect(probeBandwidthMbps(2_000_000, 1100, 100)).toBeCloseTo(16, 6);
+    expect(probeBandwidthMbps(1_000_000, 1000, undefined)).toBeCloseTo(8, 6);
   });
 
   it('never divides by (almost) nothing', () => {
-    expect(echoBandwidthMbps(1000, 10, 50)).toBeCloseTo((2 * 1000 * 8) / 0.001 / 1e6, 6);
-    expect(echoBandwidthMbps(0, 10, 1)).toBeUndefined();
-    expect(echoBandwidthMbps(1000, 0, 1)).toBeUndefined();
+    expect(probeBandwidthMbps(1000, 10, 50)).toBeCloseTo((1000 * 8) / 0.001 / 1e6, 6);
+    expect(probeBandwidthMbps(0, 10, 1)).toBeUndefined();
+    expect(probeBandwidthMbps(1000, 0, 1)).toBeUndefined();
   });
 });

@@ -20,13 +20,13 @@ export class Ewma {
 }
 
 /**
- * Megabits per second from an echoed probe: `bytes` went out and came back in `elapsedMs`.
- * The round-trip latency is subtracted (it is not transfer time), but never below a tenth of the
- * elapsed time, so a noisy RTT cannot produce an absurd figure.
+ * Megabits per second from a probe round: `movedBytes` crossed the link (each piece once when the
+ * agent answered with its digest, twice when it echoed it) in `elapsedMs`, first send to last
+ * answer. The round-trip latency is subtracted (it is not transfer time), but never below a tenth
+ * of the elapsed time, so a noisy RTT cannot produce an absurd figure.
  */
-export function echoBandwidthMbps(bytes: number, elapsedMs: number, rttMs: number | undefined): number | undefined {
-  if (!(bytes > 0) || !(elapsedMs > 0) || !Number.isFinite(elapsedMs)) return undefined;
+export function probeBandwidthMbps(movedBytes: number, elapsedMs: number, rttMs: number | undefined): number | undefined {
+  if (!(movedBytes > 0) || !(elapsedMs > 0) || !Number.isFinite(elapsedMs)) return undefined;
   const transferMs = Math.max(elapsedMs - (rttMs ?? 0), elapsedMs / 10);
-  const bits = 2 * bytes * 8;
-  return bits / (transferMs / 1000) / 1e6;
+  return (movedBytes * 8) / (transferMs / 1000) / 1e6;
 }

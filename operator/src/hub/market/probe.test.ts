@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ProbeRound } from './probe.js';
 
@@ -14,10 +15,10 @@ describe('ProbeRound', () => {
   it('completes only when every piece came back, ignoring a repeated piece', () => {
     const round = new ProbeRound(1, 30, 10, 0);
     const [a, b, c] = round.messages();
-    expect(round.echo(a!.id, Buffer.from(a!.payload))).toBe('pending');
-    expect(round.echo(a!.id, Buffer.from(a!.payload))).toBe('repeat');
-    expect(round.echo(c!.id, Buffer.from(c!.payload))).toBe('pending');
-    expect(round.echo(b!.id, Buffer.from(b!.payload))).toBe('complete');
+    expect(round.answer(a!.id, Buffer.from(a!.payload))).toBe('pending');
+    expect(round.answer(a!.id, Buffer.from(a!.payload))).toBe('repeat');
+    expect(round.answer(c!.id, Buffer.from(c!.payload))).toBe('pending');
+    expect(round.answer(b!.id, Buffer.from(b!.payload))).toBe('complete');
   });
 
   it('refuses an echo that differs from its piece, also one that is another piece of the same round', () => {
@@ -25,11 +26,42 @@ describe('ProbeRound', () => {
     const [a, b] = round.messages();
     const flipped = Buffer.from(a!.payload);
     flipped[5] = flipped[5]! ^ 1;
-    expect(round.echo(a!.id, flipped)).toBe('mismatch');
-    expect(round.echo(a!.id, Buffer.from(b!.payload))).toBe('mismatch');
-    expect(round.echo(a!.id, a!.payload.subarray(0, 15))).toBe('mismatch');
+    expect(round.answer(a!.id, flipped)).toBe('mismatch');
+    expect(round.answer(a!.id, Buffer.from(b!.payload))).toBe('mismatch');
+    expect(round.answer(a!.id, a!.payload.subarray(0, 15))).toBe('mismatch');
     // A refused echo does not count: the round still needs both pieces.
-    expect(round.echo(a!.id, Buffer.from(a!.payload))).toBe('pending');
+    expect(round.answer(a!.id, Buffer.from(a!.payload))).toBe('pending');
+  });
+
+  it("takes a piece's SHA-256 for the piece, and counts the bytes once for it, twice for an echo", () => {
+    const round = new ProbeRound(1, 30, 10, 0);
+    const [a, b, c] = round.messages();
+    const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest();
+    const none = new Uint8Array(0);
+    expect(round.answer(a!.id, none, sha(a!.payload))).toBe('pending');
+    expect(round.movedBytes).toBe(10);
+    expect(round.answer(a!.id, none, sha(a!.payload))).toBe('repeat');
+    expect(round.movedBytes).toBe(10);
+    // An older agent's echo of the next piece moves it both ways.
+    expect(round.answer(b!.id, Buffer.from(b!.payload))).toBe('pending');
+    expect(round.movedBytes).toBe(30);
+    expect(round.answer(c!.id, none, sha(c!.payload))).toBe('complete');
+    expect(round.movedBytes).toBe(40);
+  });
+
+  it('refuses a digest of anything but its piece: another piece, a prefix, a flipped bit, the bytes themselves', () => {
+    const round = new ProbeRound(1, 32, 16, 0);
+    const [a, b] = round.messages();
+    const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest();
+    const none = new Uint8Array(0);
+    const flipped = sha(a!.payload);
+    flipped[0] = flipped[0]! ^ 1;
+    expect(round.answer(a!.id, none, sha(b!.payload))).toBe('mismatch');
+    expect(round.answer(a!.id, none, sha(a!.payload.subarray(0, 15)))).toBe('mismatch');
+    expect(round.answer(a!.id, none, flipped)).toBe('mismatch');
+    expect(round.answer(a!.id, none, Buffer.from(a!.payload))).toBe('mismatch');
+    expect(round.movedBytes).toBe(0);
+    expect(round.answer(a!.id, none, sha(a!.payload))).toBe('pending');
   });
 
   it('sends fresh random bytes every round, so no echo can be prepared before the probe arrives', () => {

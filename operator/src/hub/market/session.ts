@@ -18,7 +18,7 @@ import { StreamValidator } from '../../protocol/validate.js';
 import { verifyProof, type NonceBook, type WalletChallenge } from '../../protocol/wallet-proof.js';
 import { checkTunnelFrame } from '../../protocol/tunnel/check.js';
 import { TunnelMux, type TunnelSession } from '../../protocol/tunnel/mux.js';
-import { Ewma, echoBandwidthMbps } from './latency.js';
+import { Ewma, probeBandwidthMbps } from './latency.js';
 import { ProbeRound } from './probe.js';
 import type { ResolvedMarketServerOptions } from './options.js';
 
@@ -160,7 +160,7 @@ export class MarketSession {
     return this.write(body);
   }
 
-  /** Measures bandwidth with an echoed probe; resolves undefined on timeout or stream end. */
+  /** Measures bandwidth with a probe round (probe.ts); resolves undefined on timeout or stream end. */
   probeBandwidth(): Promise<number | undefined> {
     if (this.phase !== 'registered' || this.options.bandwidthProbeBytes <= 0) return Promise.resolve(undefined);
     return new Promise((resolve) => {
@@ -373,7 +373,7 @@ export class MarketSession {
         await registry.onUsageReceipt(providerName, body.value);
         return;
       case 'bandwidthProbeData':
-        this.onProbeEcho(body.value.probeId, body.value.payload);
+        this.onProbeAnswer(body.value.probeId, body.value.payload, body.value.payloadSha256);
         return;
       case 'podEvents':
         await registry.onPodEvents?.(providerName, body.value);
@@ -485,18 +485,18 @@ export class MarketSession {
     return { rttMs: this.rtt.value, bandwidthMbps: this.bandwidth, at: new Date(this.options.clock.wallMs()) };
   }
 
-  private onProbeEcho(probeId: number, payload: Uint8Array): void {
+  private onProbeAnswer(probeId: number, payload: Uint8Array, digest: Uint8Array): void {
     const round = this.probe?.round;
     if (!round?.covers(probeId)) {
-      // A late echo of a probe that already timed out is harmless; one never sent is not.
+      // A late answer to a probe that already timed out is harmless; one never sent is not.
       if (probeId < this.nextProbeId) return;
-      throw new EdgeError(status.INVALID_ARGUMENT, 'unexpected_probe', 'echo of a probe that was never sent');
+      throw new EdgeError(status.INVALID_ARGUMENT, 'unexpected_probe', 'answer to a probe that was never sent');
     }
-    const echo = round.echo(probeId, payload);
-    if (echo === 'mismatch') throw new EdgeError(status.INVALID_ARGUMENT, 'probe_mismatch', 'probe echo differs from the probe');
-    if (echo !== 'complete') return;
+    const answer = round.answer(probeId, payload, digest);
+    if (answer === 'mismatch') throw new EdgeError(status.INVALID_ARGUMENT, 'probe_mismatch', 'probe answer differs from the probe (bytes or SHA-256)');
+    if (answer !== 'complete') return;
     const elapsedMs = this.options.clock.monotonicMs() - round.sentAtMs;
-    const mbps = echoBandwidthMbps(round.bytes, elapsedMs, this.rtt.value);
+    const mbps = probeBandwidthMbps(round.movedBytes, elapsedMs, this.rtt.value);
     if (mbps !== undefined) this.bandwidth = mbps;
     this.log.debug({ provider: this.providerNameValue, elapsedMs, mbps }, 'bandwidth probe answered');
     this.settleProbe(mbps);

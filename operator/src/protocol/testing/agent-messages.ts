@@ -108,7 +108,10 @@ export function validBody(rng: SeededRandom, kind: Kind, wallet = randomWallet(r
         },
       };
     case 'bandwidthProbeData':
-      return { $case: 'bandwidthProbeData', value: { probeId: rng.int(1, 1000), payload: Buffer.from(rng.bytes(rng.int(0, 64))) } };
+      // Today's agents answer with a digest; older ones echo the payload.
+      return rng.int(0, 1) === 0
+        ? { $case: 'bandwidthProbeData', value: { probeId: rng.int(1, 1000), payload: Buffer.alloc(0), payloadSha256: Buffer.from(rng.bytes(32)) } }
+        : { $case: 'bandwidthProbeData', value: { probeId: rng.int(1, 1000), payload: Buffer.from(rng.bytes(rng.int(0, 64))), payloadSha256: Buffer.alloc(0) } };
     case 'podEvents':
       return {
         $case: 'podEvents',
@@ -268,6 +271,10 @@ const targeted: Targeted[] = [
   (rng, lastSeq) =>
     withBody(rng, lastSeq, 'heartbeat', (v) => { v.bandwidthProbeResults = [{ probeId: 0, bytes: 1, elapsedMs: 1 }]; }, 'probe result id zero'),
   (rng, lastSeq) => withBody(rng, lastSeq, 'bandwidthProbeData', (v) => { v.probeId = 0; }, 'probe id zero'),
+  (rng, lastSeq) =>
+    withBody(rng, lastSeq, 'bandwidthProbeData', (v) => { v.payload = Buffer.alloc(0); v.payloadSha256 = Buffer.from(rng.bytes(rng.pick([1, 31, 33]))); }, 'probe digest not 32 bytes'),
+  (rng, lastSeq) =>
+    withBody(rng, lastSeq, 'bandwidthProbeData', (v) => { v.payload = Buffer.from(rng.bytes(rng.int(1, 64))); v.payloadSha256 = Buffer.from(rng.bytes(32)); }, 'probe payload and digest both'),
   (rng, lastSeq) => withBody(rng, lastSeq, 'podEvents', (v) => { v.events = [podEvent({ type: rng.pick(['warning', 'Error', '']) })]; }, 'pod event type'),
   (rng, lastSeq) => withBody(rng, lastSeq, 'podEvents', (v) => { v.events = [podEvent({ message: rng.pick(['a\u0000b', 'x'.repeat(1025), 'esc\u001b[2J']) })]; }, 'pod event message control chars or too long'),
   (rng, lastSeq) => withBody(rng, lastSeq, 'podEvents', (v) => { v.events = [podEvent({ reason: rng.pick(['', 'has space', 'x'.repeat(129)]) })]; }, 'pod event reason format'),

@@ -247,14 +247,22 @@ export interface Heartbeat {
 export interface BandwidthProbeResult {
   probeId: number;
   bytes: number;
-  /** Milliseconds between the agent receiving the probe and finishing its echo. */
+  /** Milliseconds between the agent receiving the probe and finishing its answer. */
   elapsedMs: number;
 }
 
-/** Echo of a hub BandwidthProbe; the hub times the round trip. */
+/**
+ * An agent's answer to a hub BandwidthProbe; the hub times the round. Exactly one of the two is
+ * set. payload_sha256 proves receipt without sending the bytes back: the hub then times only the
+ * direction a job's data moves, the provider's upload is spared, and the hub never reads a probe's
+ * worth of bytes at once (its TLS read buffer keeps every page a read has touched). payload, the
+ * whole echo, is what agents sent before payload_sha256 existed; the hub still accepts it, since
+ * providers upgrade their agents on their own schedule.
+ */
 export interface BandwidthProbeData {
   probeId: number;
   payload: Buffer;
+  payloadSha256: Buffer;
 }
 
 export interface PodState {
@@ -424,7 +432,10 @@ export interface Resync {
 
 export interface BandwidthProbe {
   id: number;
-  /** Bounded (256 KiB by default); the agent echoes it back in BandwidthProbeData. */
+  /**
+   * Bounded (64 KiB a round by default, in pieces); the agent answers each piece with a
+   * BandwidthProbeData holding its SHA-256.
+   */
   payload: Buffer;
 }
 
@@ -1896,7 +1907,7 @@ export const BandwidthProbeResult: MessageFns<BandwidthProbeResult> = {
 };
 
 function createBaseBandwidthProbeData(): BandwidthProbeData {
-  return { probeId: 0, payload: Buffer.alloc(0) };
+  return { probeId: 0, payload: Buffer.alloc(0), payloadSha256: Buffer.alloc(0) };
 }
 
 export const BandwidthProbeData: MessageFns<BandwidthProbeData> = {
@@ -1906,6 +1917,9 @@ export const BandwidthProbeData: MessageFns<BandwidthProbeData> = {
     }
     if (message.payload.length !== 0) {
       writer.uint32(18).bytes(message.payload);
+    }
+    if (message.payloadSha256.length !== 0) {
+      writer.uint32(26).bytes(message.payloadSha256);
     }
     return writer;
   },
@@ -1939,6 +1953,14 @@ export const BandwidthProbeData: MessageFns<BandwidthProbeData> = {
             message.payload = Buffer.from(reader.bytes());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.payloadSha256 = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1958,6 +1980,7 @@ export const BandwidthProbeData: MessageFns<BandwidthProbeData> = {
     const message = createBaseBandwidthProbeData();
     message.probeId = object.probeId ?? 0;
     message.payload = object.payload ?? Buffer.alloc(0);
+    message.payloadSha256 = object.payloadSha256 ?? Buffer.alloc(0);
     return message;
   },
 };
