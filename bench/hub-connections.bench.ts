@@ -3,7 +3,7 @@
 // process; N agents register over mutual TLS with wallet proofs, answer pings and the bandwidth
 // probe, and heartbeat. Prints the server's memory by kind (bench/support.ts memoryMap) with no
 // agents, with N, and after a full GC: the glibc brk heap is where TLS and http2 sessions, and the
-// buffers of the bandwidth probe echoed by each agent, live; freed, it is not handed back.
+// buffers of the bandwidth probe, live; freed, it is not handed back.
 // Run: tsx bench/hub-connections.bench.ts [agents=300] [probeBytes=65536] [probePieceBytes=16000]
 //   (the hub's defaults; the chart's NODE_OPTIONS and GLIBC_TUNABLES for the hub are applied;
 //   EXTRA_NODE_FLAGS='--max-semi-space-size=16' adds V8 flags; GLIBC_TUNABLES in the environment wins.)
@@ -24,7 +24,7 @@ import { signChallenge } from '../operator/src/protocol/wallet-proof.js';
 import { hubPki } from '../operator/src/testbed/federation.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
 import { issueCert } from '../operator/src/tls/certs.js';
-import { chartGlibcTunables, chartNodeFlags, hubAllocatorEnv, transpileOperator, liveHeap, loadLine, machineLine, mapLimit, memoryMap, memoryMapLine, probeAnswer, section, sleep, figure } from './support.js';
+import { chartGlibcTunables, chartNodeFlags, hubAllocatorEnv, transpileOperator, liveHeap, loadLine, machineLine, mapLimit, memoryMap, memoryMapLine, benchProbeAnswer, section, sleep, figure } from './support.js';
 
 const AGENTS = Math.max(1, Number(process.argv[2] ?? 0) || 300);
 const PROBE_BYTES = Math.max(0, Number(process.argv[3] ?? 65_536));
@@ -106,7 +106,7 @@ try {
           agentTimers.push(setInterval(() => send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: 0, bandwidthProbeResults: [] } }), b.value.heartbeatIntervalMs || 5_000));
           resolve();
         } else if (b?.$case === 'ping') send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: b.value.id, bandwidthProbeResults: [] } });
-        else if (b?.$case === 'bandwidthProbe') send({ $case: 'bandwidthProbeData', value: probeAnswer(b.value) });
+        else if (b?.$case === 'bandwidthProbe') send({ $case: 'bandwidthProbeData', value: benchProbeAnswer(b.value) });
       });
     });
   });

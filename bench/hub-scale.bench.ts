@@ -59,7 +59,7 @@ import {
   nowMs,
   printCpuTop,
   printHeapTop,
-  probeAnswer,
+  benchProbeAnswer,
   procSample,
   ProcSampler,
   reconcileStats,
@@ -183,7 +183,7 @@ class SimAgent {
             this.send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: body.value.id, bandwidthProbeResults: [] } });
             break;
           case 'bandwidthProbe':
-            this.send({ $case: 'bandwidthProbeData', value: probeAnswer(body.value) });
+            this.send({ $case: 'bandwidthProbeData', value: benchProbeAnswer(body.value) });
             break;
           case 'assign': {
             const a = body.value;

@@ -1,7 +1,6 @@
 // Small helpers the federation benchmarks share: percentiles, process CPU and memory from /proc,
 // bounded concurrency, informers that timestamp what they see, and the lines every bench prints.
 // Not a bench itself (make bench runs bench/*.bench.ts only).
-import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -18,6 +17,8 @@ import { freePort, onFreshPorts } from '../operator/src/testbed/free-port.js';
 import { startProcess } from '../operator/src/testbed/processes.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
 import { buildFedgpuBinary } from '../operator/src/testbed/binary.js';
+import { probeAnswer } from '../operator/src/agent/stream/probe-answer.js';
+import type { BandwidthProbe, BandwidthProbeData } from '../operator/src/gen/proto/fedgpu/v1/market.js';
 import { waitFor } from '../operator/src/testbed/wait.js';
 
 export const CORES = cpus().length;
@@ -669,11 +670,10 @@ export function memoryMapLine(m: MemoryMap): string {
 }
 
 /**
- * A simulated agent's answer to one BandwidthProbe piece: its SHA-256, as the real agent sends
- * (agent/stream/client.ts), or with BENCH_PROBE_ECHO=1 the whole piece echoed back, as agents did
- * before the digest (the hub accepts both), to measure what the echo costs the hub.
+ * A simulated agent's answer to one BandwidthProbe piece: its SHA-256, as the real agent answers
+ * today's hub, or with BENCH_PROBE_ECHO=1 the whole piece echoed back, as agents did before the
+ * digest (the hub accepts both), to measure what the echo costs the hub.
  */
-export function probeAnswer(probe: { id: number; payload: Uint8Array }): { probeId: number; payload: Buffer; payloadSha256: Buffer } {
-  if (process.env.BENCH_PROBE_ECHO === '1') return { probeId: probe.id, payload: Buffer.from(probe.payload), payloadSha256: Buffer.alloc(0) };
-  return { probeId: probe.id, payload: Buffer.alloc(0), payloadSha256: createHash('sha256').update(probe.payload).digest() };
+export function benchProbeAnswer(probe: BandwidthProbe): BandwidthProbeData {
+  return probeAnswer(probe, process.env.BENCH_PROBE_ECHO !== '1');
 }

@@ -492,7 +492,16 @@ describe('marketplace stream over mTLS', () => {
   });
 
   it('sends the probe in pieces of fresh random bytes and measures only once every piece is answered with its SHA-256', async () => {
-    const hub = await startHub({ bandwidthProbeBytes: 40_000, bandwidthProbePieceBytes: 16_000, pingIntervalMs: 60_000, heartbeatIntervalMs: 10_000 });
+    // The hub's monotonic clock moves only when the test says, so the bandwidth is exact: no pong
+    // is answered (no RTT), and the round takes the 320 ms set below.
+    let nowMs = 1_000;
+    const hub = await startHub({
+      bandwidthProbeBytes: 40_000,
+      bandwidthProbePieceBytes: 16_000,
+      pingIntervalMs: 60_000,
+      heartbeatIntervalMs: 10_000,
+      clock: { monotonicMs: () => nowMs },
+    });
     const probesOf = async (raw: RawStream) => {
       await eventually(() => raw.received.filter((m) => m.body?.$case === 'bandwidthProbe').length >= 3, 'three probe pieces');
       return raw.received.flatMap((m) => (m.body?.$case === 'bandwidthProbe' ? [m.body.value] : []));
@@ -505,6 +514,8 @@ describe('marketplace stream over mTLS', () => {
 
     const honest = rawStream(hub.port);
     const { providerName } = await registerRaw(honest, Wallet.createRandom());
+    const registered = honest.received.find((m) => m.body?.$case === 'registered')?.body;
+    expect(registered?.$case === 'registered' && registered.value.probeDigestAccepted).toBe(true);
     const pieces = await probesOf(honest);
     expect(pieces.map((p) => p.payload.byteLength)).toEqual([16_000, 16_000, 8_000]);
     expect(pieces.map((p) => p.id)).toEqual([pieces[0]!.id, pieces[0]!.id + 1, pieces[0]!.id + 2]);
@@ -515,8 +526,12 @@ describe('marketplace stream over mTLS', () => {
     honest.send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: 0, bandwidthProbeResults: [] } });
     await eventually(() => hub.registry.count('heartbeat', providerName) >= 1, 'the heartbeat after the answers');
     expect(hub.server.providerLatency(providerName)?.bandwidthMbps).toBeUndefined();
+    nowMs += 320;
     answer(honest, pieces[2]!.id, sha256(pieces[2]!.payload));
     await eventually(() => (hub.server.providerLatency(providerName)?.bandwidthMbps ?? 0) > 0, 'bandwidth after the last piece');
+    // 40,000 bytes to the agent in 320 ms is 1 Mbit/s: every piece counts once, the echoed one too
+    // (its way back overlaps the sending; counting it twice would flatter echoing agents).
+    expect(hub.server.providerLatency(providerName)?.bandwidthMbps).toBeCloseTo(1, 9);
 
     // Another agent gets other bytes, and a digest that is not of its piece ends its stream: here
     // the digest of its next piece, which it could only have by receiving that piece first.

@@ -12,7 +12,7 @@ import {
 /** The protocol version this code speaks (Hello.protocolVersion). */
 export const protocolVersion = 1;
 
-/** Largest agent->hub message the hub accepts (a bandwidth probe echo may carry up to 256 KiB, maxProbePayloadBytes). */
+/** Largest agent->hub message the hub accepts (an older agent's echo of a bandwidth probe piece may carry up to 256 KiB, maxProbePayloadBytes). */
 export const defaultMaxAgentMessageBytes = 1024 * 1024;
 
 /** Largest hub->agent message (a Resync carries every desired pod template). */

@@ -112,6 +112,18 @@ describe('validateAgentMessage', () => {
     }
   });
 
+  it('takes a probe answer as bytes or as a 32-byte SHA-256, and names the field when it is neither', () => {
+    const answer = (payload: Uint8Array, payloadSha256: Uint8Array) =>
+      validateAgentMessage({ seq: 1, body: { $case: 'bandwidthProbeData', value: { probeId: 3, payload, payloadSha256 } } }, 0);
+    const none = new Uint8Array(0);
+    expect(answer(new Uint8Array(16), none).ok).toBe(true);
+    expect(answer(none, new Uint8Array(32)).ok).toBe(true);
+    expect(answer(new Uint8Array(16), new Uint8Array(32))).toMatchObject({ ok: false, error: { reason: 'inconsistent', message: expect.stringContaining('payloadSha256') } });
+    for (const length of [1, 31, 33, 64]) {
+      expect(answer(none, new Uint8Array(length))).toMatchObject({ ok: false, error: { reason: length > 32 ? 'too_long' : 'bad_format', message: expect.stringContaining('payloadSha256') } });
+    }
+  });
+
   it('keeps limits configurable', () => {
     const rng = new SeededRandom(6);
     const message = validAgentMessage(rng, 1, 'bandwidthProbeData');

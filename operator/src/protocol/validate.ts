@@ -301,6 +301,8 @@ function checkUsageReceipt(value: unknown, path: Path, limits: Readonly<EdgeLimi
   text(receipt.usageHash, `${path}.usageHash`, { maxChars: 66, pattern: hexBytes32 });
 }
 
+const sha256Bytes = 32;
+
 function checkBandwidthProbeData(value: unknown, path: Path, limits: Readonly<EdgeLimits>): void {
   const data = record(value, path);
   int(data.probeId, `${path}.probeId`, 1, maxSafe);
@@ -312,7 +314,6 @@ function checkBandwidthProbeData(value: unknown, path: Path, limits: Readonly<Ed
   if (payload.byteLength > 0) throw invalid('inconsistent', `${path} sets both payload and payloadSha256; send one`);
 }
 
-const sha256Bytes = 32;
 
 /** A pool's egress profile (core/egress.ts); the detail names the field, never the peer's value. */
 function checkEgress(value: unknown, path: Path): void {

@@ -2,7 +2,6 @@
 // TLS, proves the provider wallet, keeps the stream alive with heartbeats, and reconnects with
 // jittered exponential backoff for as long as it is open. Every (re)connect calls onConnected so
 // the agent resends its full state: the protocol is level-triggered, nothing is replayed.
-import { createHash } from 'node:crypto';
 import { credentials, Metadata, status, type ChannelOptions, type ClientDuplexStream } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import {
@@ -25,6 +24,7 @@ import { LEADER_ADDRESS_TRAILER, validLeaderAddress } from '../../protocol/leade
 import { TunnelMux, type TunnelLimits, type TunnelSession } from '../../protocol/tunnel/mux.js';
 import type { TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
 import { HubAddresses } from './hub-addresses.js';
+import { probeAnswer } from './probe-answer.js';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from '../../protocol/reconnect.js';
 
 export interface StreamClientTls {
@@ -108,6 +108,8 @@ interface Connection {
   heartbeatTimer: unknown;
   heartbeatIntervalMs: number;
   probeResults: BandwidthProbeResult[];
+  /** Registered.probeDigestAccepted: answer probe pieces with their SHA-256, not an echo. */
+  hubTakesProbeDigest: boolean;
   tunnel: TunnelMux;
 }
 
@@ -215,6 +217,7 @@ export class StreamClient {
         heartbeatTimer: undefined,
         heartbeatIntervalMs: 0,
         probeResults: [],
+        hubTakesProbeDigest: false,
         tunnel: undefined as unknown as TunnelMux,
       };
       const conn = connection;
@@ -310,9 +313,7 @@ export class StreamClient {
       }
       case 'bandwidthProbe': {
         const started = performance.now();
-        // The digest, not the bytes: it proves receipt and leaves the upload alone (hub/market/probe.ts).
-        const payloadSha256 = createHash('sha256').update(body.value.payload).digest();
-        this.write(connection, { $case: 'bandwidthProbeData', value: { probeId: body.value.id, payload: Buffer.alloc(0), payloadSha256 } });
+        this.write(connection, { $case: 'bandwidthProbeData', value: probeAnswer(body.value, connection.hubTakesProbeDigest) });
         connection.probeResults.push({ probeId: body.value.id, bytes: body.value.payload.byteLength, elapsedMs: Math.round(performance.now() - started) });
         connection.probeResults.splice(0, Math.max(0, connection.probeResults.length - defaultEdgeLimits.maxProbeResults));
         return;
@@ -360,6 +361,7 @@ export class StreamClient {
     if (connection.registered) return;
     this.timers.clearTimeout(connection.registrationTimer);
     connection.registered = true;
+    connection.hubTakesProbeDigest = registered.probeDigestAccepted;
     connection.heartbeatIntervalMs = this.options.heartbeatIntervalMs ?? (hubHeartbeatMs > 0 ? hubHeartbeatMs : 5_000);
     this.providerNameValue = providerName;
     this.failures = 0;

@@ -20,13 +20,15 @@ export class Ewma {
 }
 
 /**
- * Megabits per second from a probe round: `movedBytes` crossed the link (each piece once when the
- * agent answered with its digest, twice when it echoed it) in `elapsedMs`, first send to last
- * answer. The round-trip latency is subtracted (it is not transfer time), but never below a tenth
- * of the elapsed time, so a noisy RTT cannot produce an absurd figure.
+ * Megabits per second from a probe round: `bytes` went from the hub to the agent, sent back to
+ * back, and the last piece's answer came back `elapsedMs` after the first was sent. This is the
+ * direction a job's data moves. An echo's return overlaps the sending (each piece goes back as it
+ * arrives), so a round answered by echo reads about the same, a little lower, never higher; the
+ * bytes count once either way. The round-trip latency is subtracted (it is not transfer time), but
+ * never below a tenth of the elapsed time, so a noisy RTT cannot produce an absurd figure.
  */
-export function probeBandwidthMbps(movedBytes: number, elapsedMs: number, rttMs: number | undefined): number | undefined {
-  if (!(movedBytes > 0) || !(elapsedMs > 0) || !Number.isFinite(elapsedMs)) return undefined;
+export function probeBandwidthMbps(bytes: number, elapsedMs: number, rttMs: number | undefined): number | undefined {
+  if (!(bytes > 0) || !(elapsedMs > 0) || !Number.isFinite(elapsedMs)) return undefined;
   const transferMs = Math.max(elapsedMs - (rttMs ?? 0), elapsedMs / 10);
-  return (movedBytes * 8) / (transferMs / 1000) / 1e6;
+  return (bytes * 8) / (transferMs / 1000) / 1e6;
 }

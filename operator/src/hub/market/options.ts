@@ -141,8 +141,8 @@ export function resolveMarketServerOptions(options: MarketServerOptions): Resolv
   if (resolved.bandwidthProbeBytes > resolved.limits.maxProbePayloadBytes) {
     throw new Error('bandwidthProbeBytes exceeds the probe payload limit agents are held to');
   }
-  if (!(resolved.bandwidthProbePieceBytes > 0) || resolved.bandwidthProbePieceBytes > resolved.limits.maxProbePayloadBytes) {
-    throw new Error('bandwidthProbePieceBytes must be positive and within the probe payload limit agents are held to');
+  if (!Number.isInteger(resolved.bandwidthProbePieceBytes) || !(resolved.bandwidthProbePieceBytes > 0) || resolved.bandwidthProbePieceBytes > resolved.limits.maxProbePayloadBytes) {
+    throw new Error('bandwidthProbePieceBytes must be a positive whole number within the probe payload limit agents are held to');
   }
   if (resolved.audience.length === 0 || /[\r\n]/.test(resolved.audience)) throw new Error('audience must be a non-empty single line');
   for (const key of ['challengeTtlMs', 'registrationTimeoutMs', 'pingIntervalMs', 'heartbeatIntervalMs', 'idleTimeoutMs', 'probeTimeoutMs'] as const) {

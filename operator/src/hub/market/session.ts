@@ -432,7 +432,13 @@ export class MarketSession {
     const chain = this.options.settlementDomain;
     this.write({
       $case: 'registered',
-      value: { providerName, heartbeatIntervalMs: this.options.heartbeatIntervalMs, chainId: chain?.chainId ?? 0, marketAddress: chain?.marketAddress ?? '' },
+      value: {
+        providerName,
+        heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+        chainId: chain?.chainId ?? 0,
+        marketAddress: chain?.marketAddress ?? '',
+        probeDigestAccepted: true,
+      },
     });
     this.startLinkMonitoring();
   }
@@ -496,7 +502,7 @@ export class MarketSession {
     if (answer === 'mismatch') throw new EdgeError(status.INVALID_ARGUMENT, 'probe_mismatch', 'probe answer differs from the probe (bytes or SHA-256)');
     if (answer !== 'complete') return;
     const elapsedMs = this.options.clock.monotonicMs() - round.sentAtMs;
-    const mbps = probeBandwidthMbps(round.movedBytes, elapsedMs, this.rtt.value);
+    const mbps = probeBandwidthMbps(round.bytes, elapsedMs, this.rtt.value);
     if (mbps !== undefined) this.bandwidth = mbps;
     this.log.debug({ provider: this.providerNameValue, elapsedMs, mbps }, 'bandwidth probe answered');
     this.settleProbe(mbps);

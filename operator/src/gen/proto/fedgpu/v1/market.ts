@@ -252,12 +252,12 @@ export interface BandwidthProbeResult {
 }
 
 /**
- * An agent's answer to a hub BandwidthProbe; the hub times the round. Exactly one of the two is
- * set. payload_sha256 proves receipt without sending the bytes back: the hub then times only the
- * direction a job's data moves, the provider's upload is spared, and the hub never reads a probe's
- * worth of bytes at once (its TLS read buffer keeps every page a read has touched). payload, the
- * whole echo, is what agents sent before payload_sha256 existed; the hub still accepts it, since
- * providers upgrade their agents on their own schedule.
+ * An agent's answer to a hub BandwidthProbe; the hub times the round. One of the two is set (the
+ * hub refuses both). payload_sha256 proves receipt without sending the bytes back: the provider's
+ * upload is spared, and the hub never reads a probe's worth of bytes at once (its TLS read buffer
+ * keeps every page a read has touched). payload, the whole echo, is what agents send to a hub that
+ * did not say probe_digest_accepted in Registered; the hub still accepts it from agents older than
+ * the digest, since providers and the hub upgrade on their own schedules.
  */
 export interface BandwidthProbeData {
   probeId: number;
@@ -345,6 +345,11 @@ export interface Registered {
    */
   chainId: number;
   marketAddress: string;
+  /**
+   * The hub takes a probe piece's SHA-256 as its answer (BandwidthProbeData.payload_sha256). False
+   * from a hub older than the digest: the agent then echoes each piece whole, which such a hub needs.
+   */
+  probeDigestAccepted: boolean;
 }
 
 export interface Ping {
@@ -2708,7 +2713,7 @@ export const Challenge: MessageFns<Challenge> = {
 };
 
 function createBaseRegistered(): Registered {
-  return { providerName: "", heartbeatIntervalMs: 0, chainId: 0, marketAddress: "" };
+  return { providerName: "", heartbeatIntervalMs: 0, chainId: 0, marketAddress: "", probeDigestAccepted: false };
 }
 
 export const Registered: MessageFns<Registered> = {
@@ -2724,6 +2729,9 @@ export const Registered: MessageFns<Registered> = {
     }
     if (message.marketAddress !== "") {
       writer.uint32(34).string(message.marketAddress);
+    }
+    if (message.probeDigestAccepted !== false) {
+      writer.uint32(40).bool(message.probeDigestAccepted);
     }
     return writer;
   },
@@ -2773,6 +2781,14 @@ export const Registered: MessageFns<Registered> = {
             message.marketAddress = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.probeDigestAccepted = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2794,6 +2810,7 @@ export const Registered: MessageFns<Registered> = {
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     message.chainId = object.chainId ?? 0;
     message.marketAddress = object.marketAddress ?? "";
+    message.probeDigestAccepted = object.probeDigestAccepted ?? false;
     return message;
   },
 };
