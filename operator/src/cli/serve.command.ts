@@ -14,6 +14,7 @@ import { CliError, ExitCode } from './errors.js';
 import { loadKubeConfig } from './kubeconfig.js';
 import { addSettlementFlags, settlementOptionsOf } from './settlement-flags.js';
 import { accessEndpointOf, addLeaderElectionFlags, addMetricsFlags, advertiseAddressOf, durationMs, leaderElectionOf, serveMetrics, untilSignalled } from './operability.js';
+import { startIdleCollector } from '../runtime/idle-gc.js';
 
 // `fedgpu hub` and `fedgpu agent`: the two long-running modes of the chart's container.
 
@@ -105,8 +106,11 @@ export function hubCommand(globals: () => Globals): Command {
         },
       });
       const running = hub;
+      // After a burst, hand back the heap it grew once the hub is quiet (runtime/idle-gc.ts).
+      const idleCollector = startIdleCollector({ logger });
       console.log(JSON.stringify({ msg: 'hub ready', grpcPort: running.port, metricsPort: http.port, accessPort: running.accessPort, identity: running.roles.identity }));
       await untilSignalled(async () => {
+        idleCollector.stop();
         await running.stop();
         await http.close();
       }, logger);
