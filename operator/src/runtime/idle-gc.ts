@@ -1,5 +1,5 @@
-// A full, compacting garbage collection when the process has gone quiet with a heap grown larger
-// than it needs.
+// A compacting garbage collection when the process has gone quiet with a heap grown larger than it
+// needs, again only after it has grown again.
 //
 // Why: after a burst (10,000 GpuJobs placed), V8 keeps the heap it grew to. Its committed pages
 // beyond the live heap stay until a memory-reducing collection, which V8's memory reducer starts
@@ -8,36 +8,42 @@
 // idle collection after a burst"). A plain full collection (V8's gc()) does not help: it leaves a
 // fragmented old space as it is (198 → 197 MiB measured). What does is the collection V8 runs under
 // memory pressure, which compacts and hands pages back; the heap profiler's collectGarbage runs
-// exactly that, through an in-process inspector session (no port is opened). Once, while quiet,
-// at the price of one pause of a few hundred ms when nothing waits on the event loop.
-import { Session } from 'node:inspector';
+// exactly that, through an in-process inspector session (no port is opened). One pause of a few
+// hundred ms, when nothing waits on the event loop.
+//
+// Only the old generation is weighed: the young one regrows to its semi-space size within seconds
+// of any collection, and counting it would make every quiet minute look like growth.
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import { getHeapStatistics } from 'node:v8';
+import { getHeapSpaceStatistics } from 'node:v8';
 import type { Logger } from 'pino';
 
 export interface HeapSample {
-  /** The V8 heap's committed size now. */
+  /** The V8 old generation's committed size now. */
   committedBytes: number;
   /**
-   * Its committed size when this module last looked back on a collection it ran (or first
-   * looked): what the process needed when quiet. Not the used size, which counts garbage.
+   * Its committed size after this module's last collection (or when it first looked), moved down
+   * when V8 shrinks it by itself: what the process needed when quiet. Not the used size, which
+   * counts garbage.
    */
   baselineBytes: number;
   /** Share of the last window the event loop was busy, 0..1 (event loop utilization). */
   busyFraction: number;
   /** Since the last collection this module ran; Infinity before the first. */
   sinceLastCollectionMs: number;
+  /** The least time between two collections now: longer after one that freed little. */
+  minIntervalMs: number;
 }
 
 export interface IdleCollectionPolicy {
-  /** Growth of the committed heap over the baseline worth a collection, in bytes… */
+  /** Growth of the committed old generation over the baseline worth a collection, in bytes… */
   minGrowthBytes: number;
   /** …and as a share of the baseline, so a large heap is not collected for small change. */
   minGrowthOfBaseline: number;
   /** Busier than this, the process is working: leave the heap to V8. */
   maxBusyFraction: number;
-  /** At most one collection per this long, whatever the heap does. */
+  /** Least time between two collections; doubled (up to maxIntervalMs) after one that freed little. */
   minIntervalMs: number;
+  maxIntervalMs: number;
 }
 
 export const defaultIdleCollectionPolicy: IdleCollectionPolicy = {
@@ -45,6 +51,7 @@ export const defaultIdleCollectionPolicy: IdleCollectionPolicy = {
   minGrowthOfBaseline: 0.25,
   maxBusyFraction: 0.3,
   minIntervalMs: 60_000,
+  maxIntervalMs: 30 * 60_000,
 };
 
 /** Whether a quiet process whose heap grew this much should collect now. */
@@ -52,64 +59,94 @@ export function shouldCollect(sample: HeapSample, policy: IdleCollectionPolicy =
   const growth = sample.committedBytes - sample.baselineBytes;
   return (
     sample.busyFraction <= policy.maxBusyFraction &&
-    sample.sinceLastCollectionMs >= policy.minIntervalMs &&
+    sample.sinceLastCollectionMs >= sample.minIntervalMs &&
     growth >= policy.minGrowthBytes &&
     growth >= policy.minGrowthOfBaseline * sample.baselineBytes
   );
 }
 
+/** The least interval after a collection that freed `freedBytes`: doubled when it freed little. */
+export function nextInterval(currentMs: number, freedBytes: number, policy: IdleCollectionPolicy = defaultIdleCollectionPolicy): number {
+  return freedBytes < policy.minGrowthBytes ? Math.min(policy.maxIntervalMs, currentMs * 2) : policy.minIntervalMs;
+}
+
+const youngSpaces = new Set(['new_space', 'new_large_object_space']);
+
+function oldGenerationCommitted(): number {
+  return getHeapSpaceStatistics().reduce((sum, space) => (youngSpaces.has(space.space_name) ? sum : sum + space.space_size), 0);
+}
+
 /** V8's memory-reducing collection (what HeapProfiler.collectGarbage runs), on this thread. */
-function compactingCollection(): Promise<void> {
+async function compactingCollection(timeoutMs: number): Promise<void> {
+  const { Session } = await import('node:inspector');
   const session = new Session();
   session.connect();
-  // Disconnected after the reply's callback has returned: from inside it, the thread hangs.
-  return new Promise<void>((resolve) =>
-    session.post('HeapProfiler.collectGarbage', () =>
-      setImmediate(() => {
-        session.disconnect();
-        resolve();
-      }),
-    ),
-  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer from the heap profiler in ${timeoutMs} ms`)), timeoutMs);
+      // The reply is sent while V8 holds a lock that disconnecting takes too: settled from inside
+      // the callback, the finally below would hang the thread. setImmediate leaves the callback first.
+      session.post('HeapProfiler.collectGarbage', (err) =>
+        setImmediate(() => {
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve();
+        }),
+      );
+    });
+  } finally {
+    session.disconnect();
+  }
 }
 
 export interface IdleCollector {
   stop(): void;
 }
 
-/**
- * Looks every `windowMs` (default 30 s) and collects when shouldCollect says so. The baseline is
- * the committed heap at start, then after each collection; it also moves down when V8 shrinks the
- * heap by itself, so only growth since the smallest quiet size counts.
- */
+const noCollector: IdleCollector = { stop: () => undefined };
+
+/** Looks every `windowMs` (default 30 s) and collects when shouldCollect says so. */
 export function startIdleCollector(opts: { logger: Logger; windowMs?: number; policy?: IdleCollectionPolicy }): IdleCollector {
+  if (!process.features.inspector) {
+    opts.logger.info('idle: this node has no inspector, so no compacting collection when quiet');
+    return noCollector;
+  }
+  const policy = opts.policy ?? defaultIdleCollectionPolicy;
   const windowMs = opts.windowMs ?? 30_000;
-  let lastWindow: EventLoopUtilization = performance.eventLoopUtilization();
+  let lastElu: EventLoopUtilization = performance.eventLoopUtilization();
   let lastCollectionAt = Number.NEGATIVE_INFINITY;
-  let baselineBytes = getHeapStatistics().total_heap_size;
+  let minIntervalMs = policy.minIntervalMs;
+  let baselineBytes = oldGenerationCommitted();
   let collecting = false;
   const timer = setInterval(() => {
     if (collecting) return;
-    const now = performance.eventLoopUtilization();
-    const window = performance.eventLoopUtilization(now, lastWindow);
-    lastWindow = now;
-    const committedBytes = getHeapStatistics().total_heap_size;
+    const elu = performance.eventLoopUtilization();
+    const busyFraction = performance.eventLoopUtilization(elu, lastElu).utilization;
+    lastElu = elu;
+    const committedBytes = oldGenerationCommitted();
     baselineBytes = Math.min(baselineBytes, committedBytes);
-    const sample = { committedBytes, baselineBytes, busyFraction: window.utilization, sinceLastCollectionMs: performance.now() - lastCollectionAt };
-    if (!shouldCollect(sample, opts.policy)) return;
+    if (!shouldCollect({ committedBytes, baselineBytes, busyFraction, sinceLastCollectionMs: performance.now() - lastCollectionAt, minIntervalMs }, policy)) return;
     const started = performance.now();
     collecting = true;
-    void compactingCollection()
-      .catch((err: unknown) => opts.logger.warn({ err }, 'idle: the collection failed'))
-      .finally(() => {
-        collecting = false;
+    compactingCollection(10_000).then(
+      () => {
         lastCollectionAt = performance.now();
-        baselineBytes = getHeapStatistics().total_heap_size;
+        baselineBytes = oldGenerationCommitted();
+        minIntervalMs = nextInterval(minIntervalMs, committedBytes - baselineBytes, policy);
+        collecting = false;
         opts.logger.info(
-          { pauseMs: Math.round(lastCollectionAt - started), busyFraction: Number(window.utilization.toFixed(2)), committedMiB: mib(committedBytes), afterMiB: mib(baselineBytes) },
-          'idle: collected the heap grown in a busier time',
+          { pauseMs: Math.round(lastCollectionAt - started), busyFraction: Number(busyFraction.toFixed(2)), oldGenerationMiB: mib(committedBytes), afterMiB: mib(baselineBytes), nextAfterMs: minIntervalMs },
+          'idle: compacted the heap grown in a busier time',
         );
-      });
+      },
+      (err: unknown) => {
+        // Not tried again soon: whatever failed is likely to fail again.
+        lastCollectionAt = performance.now();
+        minIntervalMs = policy.maxIntervalMs;
+        collecting = false;
+        opts.logger.warn({ err }, 'idle: the compacting collection failed');
+      },
+    );
   }, windowMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };
