@@ -24,7 +24,7 @@ import { signChallenge } from '../operator/src/protocol/wallet-proof.js';
 import { hubPki } from '../operator/src/testbed/federation.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
 import { issueCert } from '../operator/src/tls/certs.js';
-import { chartGlibcTunables, chartNodeFlags, hubAllocatorEnv, transpileOperator, liveHeap, loadLine, machineLine, mapLimit, memoryMap, memoryMapLine, benchProbeAnswer, section, sleep, figure } from './support.js';
+import { chartGlibcTunables, chartNodeFlags, hubAllocatorEnv, transpileOperator, liveHeap, loadLine, machineLine, mapLimit, memoryMap, memoryMapLine, benchProbeAnswer, benchProbeAnswerKind, section, sleep, figure } from './support.js';
 
 const AGENTS = Math.max(1, Number(process.argv[2] ?? 0) || 300);
 const PROBE_BYTES = Math.max(0, Number(process.argv[3] ?? 65_536));
@@ -60,7 +60,7 @@ if (noTickets) {
 }
 const tunables = chartGlibcTunables('hub');
 const flags = [...chartNodeFlags('hub'), ...(process.env.EXTRA_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
-console.log(`server                 MarketServer + in-memory registry, compiled; node ${flags.join(' ')}; probe ${PROBE_BYTES} bytes in pieces of ${PROBE_PIECE_BYTES}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''}${noTickets ? '; no TLS session tickets' : ''}; agents answer the probe ${process.env.BENCH_PROBE_ECHO === '1' ? 'with a whole echo (BENCH_PROBE_ECHO=1)' : 'with its SHA-256'}`);
+console.log(`server                 MarketServer + in-memory registry, compiled; node ${flags.join(' ')}; probe ${PROBE_BYTES} bytes in pieces of ${PROBE_PIECE_BYTES}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''}${noTickets ? '; no TLS session tickets' : ''}; agents answer the probe ${benchProbeAnswerKind}`);
 // cwd inside the repository, so the child resolves pino and grpc-js from its node_modules.
 const logFd = openSync(logPath, 'w');
 const child = spawn(process.execPath, [...flags, '--inspect=127.0.0.1:0', '--input-type=module', '-e', server], { cwd: repoRoot, env: { ...process.env, ...hubAllocatorEnv(tunables), ...(noTickets ? { OPENSSL_CONF: join(dir, 'openssl.cnf') } : {}) }, stdio: ['ignore', logFd, logFd] });

@@ -60,6 +60,7 @@ import {
   printCpuTop,
   printHeapTop,
   benchProbeAnswer,
+  benchProbeAnswerKind,
   procSample,
   ProcSampler,
   reconcileStats,
@@ -88,7 +89,7 @@ const TARGET_RSS = 200 * 2 ** 20;
 
 console.log('== hub at market scale (issue 15)');
 console.log(machineLine());
-console.log(`setup                  compiled hub process; ${AGENTS} simulated agents over gRPC/mTLS with wallet proofs, ${NODES_PER_AGENT} nodes × ${GPUS_PER_NODE} H100 each; ${JOBS} GpuJobs of 1 GPU; agents answer the bandwidth probe ${process.env.BENCH_PROBE_ECHO === '1' ? 'with a whole echo (BENCH_PROBE_ECHO=1)' : 'with its SHA-256'}`);
+console.log(`setup                  compiled hub process; ${AGENTS} simulated agents over gRPC/mTLS with wallet proofs, ${NODES_PER_AGENT} nodes × ${GPUS_PER_NODE} H100 each; ${JOBS} GpuJobs of 1 GPU; agents answer the bandwidth probe ${benchProbeAnswerKind}`);
 
 /** What went wrong while the agents registered and ran: counted and printed, never hidden. */
 const trouble = { registrationRetries: new Map<string, number>(), streamsLost: new Map<string, number>() };

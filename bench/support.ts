@@ -675,5 +675,10 @@ export function memoryMapLine(m: MemoryMap): string {
  * digest (the hub accepts both), to measure what the echo costs the hub.
  */
 export function benchProbeAnswer(probe: BandwidthProbe): BandwidthProbeData {
-  return probeAnswer(probe, process.env.BENCH_PROBE_ECHO !== '1');
+  return probeAnswer(probe, !benchProbeEcho);
 }
+
+const benchProbeEcho = process.env.BENCH_PROBE_ECHO === '1';
+
+/** How the simulated agents answer the probe, for a bench's setup line. */
+export const benchProbeAnswerKind = benchProbeEcho ? 'with a whole echo (BENCH_PROBE_ECHO=1)' : 'with its SHA-256';
