@@ -2,6 +2,7 @@ import { KubeConfig, type KubernetesListObject, type KubernetesObject, type Watc
 import { describe, expect, it } from 'vitest';
 import { sleep } from './clock.js';
 import { type DelayFn, Informer, type InformerSource } from './informer.js';
+import { StringInterner } from './intern.js';
 import { silentLogger } from './logger.js';
 
 // The informer's own logic without an apiserver: sync, restart with backoff, stop. The real
@@ -29,7 +30,7 @@ class ScriptedWatch {
   }
 }
 
-function setup(listResults: (KubernetesListObject<Obj> | Error)[]) {
+function setup(listResults: (KubernetesListObject<Obj> | Error)[], interner = new StringInterner()) {
   const transport = new ScriptedWatch();
   let lists = 0;
   const source: InformerSource<Obj> = {
@@ -52,6 +53,7 @@ function setup(listResults: (KubernetesListObject<Obj> | Error)[]) {
     random: () => 1, // jitter at its maximum: the delay equals the capped exponential step
     backoff: { initialMs: 100, maxMs: 400 },
     logger: silentLogger,
+    interner,
   });
   return { informer, transport, delays, lists: () => lists };
 }
@@ -86,6 +88,18 @@ describe('Informer', () => {
       expect(cached.metadata).not.toHaveProperty('managedFields');
       expect(cached.metadata?.labels).toEqual({ k: 'v' });
     }
+    await informer.stop();
+  });
+
+  it('passes listed and watched objects through its string interner', async () => {
+    const labelled = (name: string, rv: string): Obj => ({ metadata: { ...obj(name, rv).metadata, labels: { team: 'vision' } } });
+    const interner = new StringInterner();
+    const { informer, transport } = setup([list('10', labelled('a', '9'))], interner);
+    await informer.start();
+    expect(interner.stats).toMatchObject({ misses: 3, hits: 0 }); // a, ns, vision
+    transport.emit('ADDED', labelled('b', '11'));
+    expect(interner.stats).toMatchObject({ misses: 4, hits: 2 }); // b new; ns and vision held
+    expect(informer.get('ns/b')?.metadata?.labels).toEqual({ team: 'vision' });
     await informer.stop();
   });
 

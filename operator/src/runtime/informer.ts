@@ -8,7 +8,8 @@
 //    refuses to open a new watch, so nothing outlives the informer;
 //  - watch events are decoded like list items (core kinds become the same typed models);
 //  - metadata.managedFields is dropped from every cached object: nothing here reads it, and it was
-//    half of each cached GpuJob's JSON (docs/benchmarks.md).
+//    half of each cached GpuJob's JSON (docs/benchmarks.md);
+//  - each short string value is replaced by the one copy the process holds (intern.ts).
 import {
   type KubeConfig,
   type KubernetesListObject,
@@ -17,6 +18,7 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import { sleep } from './clock.js';
+import { sharedInterner, type StringInterner } from './intern.js';
 import { objectKey, parseKey } from './kube.js';
 import { type Logger, stderrLogger } from './logger.js';
 
@@ -49,6 +51,8 @@ export interface InformerOptions {
   backoff?: Partial<RestartBackoff>;
   /** Watch transport; tests inject one to cut the connection or fake a 410. */
   watch?: Pick<Watch, 'watch'>;
+  /** Where cached objects' strings are deduplicated; the process's shared table when omitted. */
+  interner?: StringInterner;
 }
 
 export type InformerEvent = 'add' | 'update' | 'delete';
@@ -89,14 +93,16 @@ export class Informer<T extends KubernetesObject> {
     this.delay = options.delay ?? defaultDelay;
     this.random = options.random ?? Math.random;
     this.backoff = { ...DEFAULT_RESTART_BACKOFF, ...options.backoff };
+    const interner = options.interner ?? sharedInterner;
     const transport = new GuardedWatch(options.kubeConfig, options.watch ?? new Watch(options.kubeConfig), {
       isStopped: () => this.stopping.signal.aborted,
       decode: source.decode,
       onActivity: () => (this.consecutiveFailures = 0),
+      interner,
     });
     const list = async () => {
       const result = await source.list();
-      for (const item of result.items) stripManagedFields(item);
+      for (const item of result.items) interner.internAll(stripManagedFields(item));
       this.listedOnce = true;
       this.consecutiveFailures = 0;
       return result;
@@ -206,6 +212,7 @@ interface GuardHooks {
   isStopped(): boolean;
   decode: ((raw: unknown) => unknown) | undefined;
   onActivity(): void;
+  interner: StringInterner;
 }
 
 /**
@@ -241,7 +248,7 @@ class GuardedWatch extends Watch {
         this.hooks.onActivity();
         const isObjectEvent = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED';
         const decoded = decode && isObjectEvent ? decode(obj) : obj;
-        if (isObjectEvent) stripManagedFields(decoded);
+        if (isObjectEvent) this.hooks.interner.internAll(stripManagedFields(decoded));
         callback(phase, decoded, watchObj);
       },
       done,
@@ -249,8 +256,9 @@ class GuardedWatch extends Watch {
   }
 }
 
-/** Drops metadata.managedFields (server-side apply bookkeeping) in place. */
-export function stripManagedFields(obj: unknown): void {
+/** Drops metadata.managedFields (server-side apply bookkeeping) in place; returns `obj`. */
+export function stripManagedFields<T>(obj: T): T {
   const metadata = (obj as { metadata?: { managedFields?: unknown } } | null)?.metadata;
   if (metadata && 'managedFields' in metadata) delete metadata.managedFields;
+  return obj;
 }
