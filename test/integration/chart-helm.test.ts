@@ -125,6 +125,7 @@ describe('helm template', () => {
     expect(c.args.slice(0, 4)).toEqual(['hub', '--grpc-port=8443', '--metrics-port=9090', '--leader-elect=true']);
     expect(c.args).toContain('--leader-election-id=rel-fedgpu-leader');
     expect(c.args).toContain('--grpc-host=0.0.0.0');
+    expect(c.args).toContain('--idle-compaction=true');
     expect(c.args).toContain('--metrics-bind-address=0.0.0.0');
     expect(c.args).toContain('--tls-ca=/var/run/fedgpu/tls/ca.crt');
     expect(pod.volumes.find((v: Obj) => v.name === 'tls').secret.secretName).toBe('rel-fedgpu-tls');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { accessEndpointOf } from './operability.js';
+import { accessEndpointOf, booleanFlag } from './operability.js';
 import { ExitCode } from './errors.js';
 
 describe('--access-service', () => {
@@ -24,5 +24,15 @@ describe('--access-service', () => {
     expect(usage(() => accessEndpointOf({ accessService: 'a' }, { POD_NAMESPACE: 'n' }))).toMatch(/--access-service needs this replica's pod IP: set \$POD_IP/);
     expect(usage(() => accessEndpointOf({ accessService: 'a', accessAdvertiseAddress: '127.0.0.1' }, pod))).toMatch(/--access-service: 127\.0\.0\.1 is a loopback address/);
     expect(usage(() => accessEndpointOf({ accessService: 'a', accessAdvertiseAddress: 'hub.local' }, pod))).toMatch(/hub\.local is not an IP address/);
+  });
+});
+
+describe('boolean flags (--idle-compaction)', () => {
+  it('takes true and false, and refuses anything else naming the flag', () => {
+    expect(booleanFlag('--idle-compaction', 'true')).toBe(true);
+    expect(booleanFlag('--idle-compaction', 'false')).toBe(false);
+    for (const bad of ['yes', '1', '', 'False']) {
+      expect(() => booleanFlag('--idle-compaction', bad)).toThrow(new RegExp(`^--idle-compaction ${bad} is neither true nor false$`));
+    }
   });
 });

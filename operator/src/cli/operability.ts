@@ -33,6 +33,13 @@ export const durationMs = (text: string): number => {
 
 const truthy = (v: unknown) => v === true || v === 'true' || v === '1';
 
+/** A `--flag=true|false` value; anything else is a usage error naming the flag. */
+export function booleanFlag(flag: string, value: unknown): boolean {
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  throw new CliError(`${flag} ${String(value)} is neither true nor false`, ExitCode.Usage);
+}
+
 interface LeaderElectionFlags {
   leaderElect?: boolean | string;
   leaseName: string;

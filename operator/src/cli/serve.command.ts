@@ -13,7 +13,7 @@ import { HubMetrics } from '../metrics/hub-metrics.js';
 import { CliError, ExitCode } from './errors.js';
 import { loadKubeConfig } from './kubeconfig.js';
 import { addSettlementFlags, settlementOptionsOf } from './settlement-flags.js';
-import { accessEndpointOf, addLeaderElectionFlags, addMetricsFlags, advertiseAddressOf, durationMs, leaderElectionOf, serveMetrics, untilSignalled } from './operability.js';
+import { accessEndpointOf, addLeaderElectionFlags, booleanFlag, addMetricsFlags, advertiseAddressOf, durationMs, leaderElectionOf, serveMetrics, untilSignalled } from './operability.js';
 import { startIdleCollector } from '../runtime/idle-gc.js';
 
 // `fedgpu hub` and `fedgpu agent`: the two long-running modes of the chart's container.
@@ -40,6 +40,7 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--provider-lost-after <duration>', 'heartbeat silence after which a provider is lost', '15s')
     .option('--provider-status-period <duration>', 'at rest, how often a provider\'s heartbeat time is written to its status (liveness itself is kept in memory)', '60s')
     .option('--job-concurrency <n>', 'GpuJob reconciles at once (never two of one job); a burst waits on the apiserver, not on the CPU', String(DEFAULT_JOB_CONCURRENCY))
+    .option('--idle-compaction <bool>', 'once quiet after a burst, compact the heap the burst grew (a pause of a few hundred ms; runtime/idle-gc.ts)', 'true')
     .option('--minimum-run <gpu-seconds>', "a job waits while its budget covers fewer GPU-seconds than this at the placed price", '60')
     .option('--access-port <port>', 'serve the consumer access API (aggregated API access.fedgpu.io) on this port; 0 picks a free one')
     .option('--access-host <host>', 'listen address of the access API', '127.0.0.1')
@@ -59,6 +60,7 @@ export function hubCommand(globals: () => Globals): Command {
       if (!Number.isSafeInteger(jobConcurrency) || jobConcurrency < 1 || jobConcurrency > 1024) {
         throw new CliError(`--job-concurrency ${o.jobConcurrency} is not a whole number from 1 to 1024`, ExitCode.Usage);
       }
+      const idleCompaction = booleanFlag('--idle-compaction', o.idleCompaction);
       const logger = pino({ level: o.logLevel, base: { component: 'hub' } });
       // No shared slab for small Buffers in the hub: each of its agents' TLS sockets keeps a small
       // copy of the server's ALPN list (node's TLSSocket does), and a copy cut from the 8 KiB
@@ -107,7 +109,8 @@ export function hubCommand(globals: () => Globals): Command {
       });
       const running = hub;
       // After a burst, hand back the heap it grew once the hub is quiet (runtime/idle-gc.ts).
-      const idleCollector = startIdleCollector({ logger });
+      const idleCollector =
+        idleCompaction ? startIdleCollector({ logger, onCollection: (c) => metrics.observeIdleCollection(c) }) : { stop: () => undefined };
       console.log(JSON.stringify({ msg: 'hub ready', grpcPort: running.port, metricsPort: http.port, accessPort: running.accessPort, identity: running.roles.identity }));
       await untilSignalled(async () => {
         idleCollector.stop();

@@ -63,6 +63,7 @@ describe('docs/metrics.md', () => {
     m.observeSettlementConfirmed({ provider: 'gp-a', gpuProduct: 'p', gpuSeconds: 1, paidCredits: 1, durationSeconds: 1 });
     m.setChainConnected(true); // a hub that settles
     m.setAccessEndpointPublished(true); // a hub with the access endpoint (--access-service)
+    m.observeIdleCollection({ outcome: 'compacted', pauseMs: 250, freedBytes: 2 ** 20 });
     const docs = documented('Hub metrics');
     const got = exported(await m.text());
     expect([...got.keys()].sort()).toEqual([...docs.keys()].sort());

@@ -174,6 +174,18 @@ describe('HubMetrics', () => {
     expect(valueOf(await scrape(m), 'fedgpu_gpujob_finalizers_added_total', {})).toBe(2);
   });
 
+  it('counts the idle collections by outcome, with their pauses and the bytes they handed back', async () => {
+    const m = hub([], [], false);
+    m.observeIdleCollection({ outcome: 'compacted', pauseMs: 300, freedBytes: 64 * 2 ** 20 });
+    m.observeIdleCollection({ outcome: 'compacted', pauseMs: 200, freedBytes: 8 * 2 ** 20 });
+    m.observeIdleCollection({ outcome: 'failed', pauseMs: 10_000, freedBytes: 0 });
+    const s = await scrape(m);
+    expect(valueOf(s, 'fedgpu_hub_idle_collections_total', { outcome: 'compacted' })).toBe(2);
+    expect(valueOf(s, 'fedgpu_hub_idle_collections_total', { outcome: 'failed' })).toBe(1);
+    expect(valueOf(s, 'fedgpu_hub_idle_collection_pause_seconds_total', {})).toBeCloseTo(10.5);
+    expect(valueOf(s, 'fedgpu_hub_idle_collection_freed_bytes_total', {})).toBe(72 * 2 ** 20);
+  });
+
   it('counts reconciles per controller through the runtime hooks', async () => {
     const m = hub();
     m.controllerMetrics.reconciled?.({ controller: 'gpujob', key: 'ml/a', outcome: 'success', durationMs: 3 });

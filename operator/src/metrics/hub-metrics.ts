@@ -73,6 +73,9 @@ export class HubMetrics {
   private readonly reconcileDuration: Histogram<'controller'>;
   private readonly rejected: Counter<'reason'>;
   private readonly finalizersAdded: Counter;
+  private readonly idleCollections: Counter<'outcome'>;
+  private readonly idleCollectionPause: Counter;
+  private readonly idleCollectionFreed: Counter;
   private readonly chainConnected: Gauge;
   private readonly accessEndpoint: Gauge;
 
@@ -138,6 +141,22 @@ export class HubMetrics {
     this.finalizersAdded = new Counter({
       name: 'fedgpu_gpujob_finalizers_added_total',
       help: "GpuJob finalizers the hub wrote itself, where the chart's finalizer-at-create policy had not put one on.",
+      registers: replica,
+    });
+    this.idleCollections = new Counter({
+      name: 'fedgpu_hub_idle_collections_total',
+      help: 'Compacting garbage collections the hub ran once quiet after its heap grew (runtime/idle-gc.ts), by outcome.',
+      labelNames: ['outcome'],
+      registers: replica,
+    });
+    this.idleCollectionPause = new Counter({
+      name: 'fedgpu_hub_idle_collection_pause_seconds_total',
+      help: 'Time the event loop stood still in those collections.',
+      registers: replica,
+    });
+    this.idleCollectionFreed = new Counter({
+      name: 'fedgpu_hub_idle_collection_freed_bytes_total',
+      help: "Bytes of the V8 old generation's committed size those collections handed back.",
       registers: replica,
     });
     this.rejected = new Counter({
@@ -257,6 +276,13 @@ export class HubMetrics {
   /** The hub wrote its finalizer onto a GpuJob (no admission policy had). */
   observeFinalizerAdded(): void {
     this.finalizersAdded.inc();
+  }
+
+  /** A compacting collection the hub ran when quiet (runtime/idle-gc.ts). */
+  observeIdleCollection(collection: { outcome: 'compacted' | 'failed'; pauseMs: number; freedBytes: number }): void {
+    this.idleCollections.inc({ outcome: collection.outcome });
+    this.idleCollectionPause.inc(Math.max(0, collection.pauseMs) / 1000);
+    this.idleCollectionFreed.inc(Math.max(0, collection.freedBytes));
   }
 
   /** One schedule() call and its result. */

@@ -2,7 +2,7 @@ import { getHeapStatistics } from 'node:v8';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../testbed/wait.js';
-import { defaultIdleCollectionPolicy, nextInterval, shouldCollect, startIdleCollector, type HeapSample } from './idle-gc.js';
+import { defaultIdleCollectionPolicy, type IdleCollection, nextInterval, shouldCollect, startIdleCollector, type HeapSample } from './idle-gc.js';
 
 const MiB = 2 ** 20;
 // The hub at rest after placing 10,000 GpuJobs: 183 MiB committed, 106 once collected.
@@ -43,7 +43,8 @@ describe('startIdleCollector', () => {
   it('hands back the heap a burst grew, once the process is quiet, and says so', { timeout: 40_000 }, async () => {
     const lines: { msg: string; oldGenerationMiB: number; afterMiB: number }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-    const collector = startIdleCollector({ logger, windowMs: 100 });
+    const collections: IdleCollection[] = [];
+    const collector = startIdleCollector({ logger, windowMs: 100, onCollection: (c) => collections.push(c) });
     try {
       // A burst whose survivors are spread thin: every 20th object lives on, on pages otherwise
       // empty, as a hub's cached objects do among a burst's garbage. V8's own collections free the
@@ -55,6 +56,11 @@ describe('startIdleCollector', () => {
       const grown = getHeapStatistics().total_heap_size;
       const line = await waitFor('the idle collection', () => lines.find((l) => l.msg.startsWith('idle: compacted')), { timeoutMs: 30_000, intervalMs: 50 });
       expect(line.afterMiB).toBeLessThan(line.oldGenerationMiB - 32);
+      // What the metrics are told: one collection, its pause, and what it freed (the log's figure).
+      expect(collections).toHaveLength(1);
+      expect(collections[0]!.outcome).toBe('compacted');
+      expect(collections[0]!.pauseMs).toBeGreaterThan(0);
+      expect(Math.abs(collections[0]!.freedBytes / MiB - (line.oldGenerationMiB - line.afterMiB))).toBeLessThanOrEqual(1);
       expect(getHeapStatistics().total_heap_size).toBeLessThan(grown - 32 * MiB);
       expect(survivors).toHaveLength(100_000);
     } finally {

@@ -103,10 +103,23 @@ export interface IdleCollector {
   stop(): void;
 }
 
+/** One collection this module ran, for metrics. */
+export interface IdleCollection {
+  outcome: 'compacted' | 'failed';
+  pauseMs: number;
+  /** Old-generation committed bytes handed back (0 when it failed). */
+  freedBytes: number;
+}
+
 const noCollector: IdleCollector = { stop: () => undefined };
 
 /** Looks every `windowMs` (default 30 s) and collects when shouldCollect says so. */
-export function startIdleCollector(opts: { logger: Logger; windowMs?: number; policy?: IdleCollectionPolicy }): IdleCollector {
+export function startIdleCollector(opts: {
+  logger: Logger;
+  windowMs?: number;
+  policy?: IdleCollectionPolicy;
+  onCollection?: (collection: IdleCollection) => void;
+}): IdleCollector {
   if (!process.features.inspector) {
     opts.logger.info('idle: this node has no inspector, so no compacting collection when quiet');
     return noCollector;
@@ -134,6 +147,7 @@ export function startIdleCollector(opts: { logger: Logger; windowMs?: number; po
         baselineBytes = oldGenerationCommitted();
         minIntervalMs = nextInterval(minIntervalMs, committedBytes - baselineBytes, policy);
         collecting = false;
+        opts.onCollection?.({ outcome: 'compacted', pauseMs: lastCollectionAt - started, freedBytes: Math.max(0, committedBytes - baselineBytes) });
         opts.logger.info(
           { pauseMs: Math.round(lastCollectionAt - started), busyFraction: Number(busyFraction.toFixed(2)), oldGenerationMiB: mib(committedBytes), afterMiB: mib(baselineBytes), nextAfterMs: minIntervalMs },
           'idle: compacted the heap grown in a busier time',
@@ -144,6 +158,7 @@ export function startIdleCollector(opts: { logger: Logger; windowMs?: number; po
         lastCollectionAt = performance.now();
         minIntervalMs = policy.maxIntervalMs;
         collecting = false;
+        opts.onCollection?.({ outcome: 'failed', pauseMs: lastCollectionAt - started, freedBytes: 0 });
         opts.logger.warn({ err }, 'idle: the compacting collection failed');
       },
     );
