@@ -200,6 +200,12 @@ describe('helm template', () => {
     expect(one(objs, 'ValidatingAdmissionPolicyBinding').spec).toEqual({ policyName: policy.metadata.name, validationActions: ['Deny'] });
   });
 
+  it('turns the hub\'s idle compaction off, and refuses a value that is not true or false', async () => {
+    const objs = await render(HUB, ['--set', 'hub.idleCompaction=false']);
+    expect(one(objs, 'Deployment').spec.template.spec.containers[0].args).toContain('--idle-compaction=false');
+    await expect(render(HUB, ['--set', 'hub.idleCompaction=sometimes'])).rejects.toThrow(/idleCompaction/);
+  });
+
   it('passes the runtime class and the DNS choice to the agent; the policy can be left out', async () => {
     const objs = await render(PROVIDER, ['--set', 'provider.runtimeClassName=gvisor', '--set', 'provider.allowDNS=false', '--set', 'provider.admissionPolicy.enabled=false']);
     const args = one(objs, 'Deployment').spec.template.spec.containers[0].args;

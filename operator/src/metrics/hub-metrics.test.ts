@@ -174,8 +174,11 @@ describe('HubMetrics', () => {
     expect(valueOf(await scrape(m), 'fedgpu_gpujob_finalizers_added_total', {})).toBe(2);
   });
 
-  it('counts the idle collections by outcome, with their pauses and the bytes they handed back', async () => {
+  it('counts the idle collections by outcome, from 0, with their pauses and the bytes they handed back', async () => {
     const m = hub([], [], false);
+    const fresh = await scrape(m);
+    expect(valueOf(fresh, 'fedgpu_hub_idle_collections_total', { outcome: 'compacted' })).toBe(0);
+    expect(valueOf(fresh, 'fedgpu_hub_idle_collections_total', { outcome: 'failed' })).toBe(0);
     m.observeIdleCollection({ outcome: 'compacted', pauseMs: 300, freedBytes: 64 * 2 ** 20 });
     m.observeIdleCollection({ outcome: 'compacted', pauseMs: 200, freedBytes: 8 * 2 ** 20 });
     m.observeIdleCollection({ outcome: 'failed', pauseMs: 10_000, freedBytes: 0 });

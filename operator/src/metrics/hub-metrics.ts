@@ -53,6 +53,8 @@ export interface SettlementConfirmed {
   durationSeconds?: number;
 }
 
+const IDLE_COLLECTION_OUTCOMES = ['compacted', 'failed'] as const;
+
 const SECONDS_FAST = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 const SECONDS_RECONCILE = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const SECONDS_SETTLEMENT = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600];
@@ -279,7 +281,7 @@ export class HubMetrics {
   }
 
   /** A compacting collection the hub ran when quiet (runtime/idle-gc.ts). */
-  observeIdleCollection(collection: { outcome: 'compacted' | 'failed'; pauseMs: number; freedBytes: number }): void {
+  observeIdleCollection(collection: { outcome: (typeof IDLE_COLLECTION_OUTCOMES)[number]; pauseMs: number; freedBytes: number }): void {
     this.idleCollections.inc({ outcome: collection.outcome });
     this.idleCollectionPause.inc(Math.max(0, collection.pauseMs) / 1000);
     this.idleCollectionFreed.inc(Math.max(0, collection.freedBytes));
@@ -371,6 +373,7 @@ export class HubMetrics {
       this.reconcileDuration.zero({ controller });
     }
     for (const reason of MARKET_REJECT_REASONS) this.rejected.inc({ reason }, 0);
+    for (const outcome of IDLE_COLLECTION_OUTCOMES) this.idleCollections.inc({ outcome }, 0);
   }
 
   private zeroMarketCounters(): void {

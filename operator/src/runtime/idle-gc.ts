@@ -76,23 +76,30 @@ function oldGenerationCommitted(): number {
   return getHeapSpaceStatistics().reduce((sum, space) => (youngSpaces.has(space.space_name) ? sum : sum + space.space_size), 0);
 }
 
-/** V8's memory-reducing collection (what HeapProfiler.collectGarbage runs), on this thread. */
-async function compactingCollection(timeoutMs: number): Promise<void> {
+/**
+ * V8's memory-reducing collection (what HeapProfiler.collectGarbage runs), on this thread. Resolves
+ * to its pause: from the call to the reply, which an in-process session delivers from inside the
+ * call once the collection is done (so neither loading the inspector nor the I/O that waited
+ * behind the pause is counted).
+ */
+async function compactingCollection(timeoutMs: number): Promise<number> {
   const { Session } = await import('node:inspector');
   const session = new Session();
   session.connect();
   try {
-    await new Promise<void>((resolve, reject) => {
+    return await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no answer from the heap profiler in ${timeoutMs} ms`)), timeoutMs);
+      const calledAt = performance.now();
       // The reply is sent while V8 holds a lock that disconnecting takes too: settled from inside
       // the callback, the finally below would hang the thread. setImmediate leaves the callback first.
-      session.post('HeapProfiler.collectGarbage', (err) =>
+      session.post('HeapProfiler.collectGarbage', (err) => {
+        const pauseMs = performance.now() - calledAt;
         setImmediate(() => {
           clearTimeout(timer);
           if (err) reject(err);
-          else resolve();
-        }),
-      );
+          else resolve(pauseMs);
+        });
+      });
     });
   } finally {
     session.disconnect();
@@ -131,6 +138,14 @@ export function startIdleCollector(opts: {
   let minIntervalMs = policy.minIntervalMs;
   let baselineBytes = oldGenerationCommitted();
   let collecting = false;
+  // A throwing metrics hook must not become an unhandled rejection (which ends the process).
+  const report = (collection: IdleCollection) => {
+    try {
+      opts.onCollection?.(collection);
+    } catch (err) {
+      opts.logger.warn({ err }, 'idle: recording the collection failed');
+    }
+  };
   const timer = setInterval(() => {
     if (collecting) return;
     const elu = performance.eventLoopUtilization();
@@ -139,17 +154,16 @@ export function startIdleCollector(opts: {
     const committedBytes = oldGenerationCommitted();
     baselineBytes = Math.min(baselineBytes, committedBytes);
     if (!shouldCollect({ committedBytes, baselineBytes, busyFraction, sinceLastCollectionMs: performance.now() - lastCollectionAt, minIntervalMs }, policy)) return;
-    const started = performance.now();
     collecting = true;
     compactingCollection(10_000).then(
-      () => {
+      (pauseMs) => {
         lastCollectionAt = performance.now();
         baselineBytes = oldGenerationCommitted();
         minIntervalMs = nextInterval(minIntervalMs, committedBytes - baselineBytes, policy);
         collecting = false;
-        opts.onCollection?.({ outcome: 'compacted', pauseMs: lastCollectionAt - started, freedBytes: Math.max(0, committedBytes - baselineBytes) });
+        report({ outcome: 'compacted', pauseMs, freedBytes: Math.max(0, committedBytes - baselineBytes) });
         opts.logger.info(
-          { pauseMs: Math.round(lastCollectionAt - started), busyFraction: Number(busyFraction.toFixed(2)), oldGenerationMiB: mib(committedBytes), afterMiB: mib(baselineBytes), nextAfterMs: minIntervalMs },
+          { pauseMs: Math.round(pauseMs), busyFraction: Number(busyFraction.toFixed(2)), oldGenerationMiB: mib(committedBytes), afterMiB: mib(baselineBytes), nextAfterMs: minIntervalMs },
           'idle: compacted the heap grown in a busier time',
         );
       },
@@ -158,7 +172,7 @@ export function startIdleCollector(opts: {
         lastCollectionAt = performance.now();
         minIntervalMs = policy.maxIntervalMs;
         collecting = false;
-        opts.onCollection?.({ outcome: 'failed', pauseMs: lastCollectionAt - started, freedBytes: 0 });
+        report({ outcome: 'failed', pauseMs: 0, freedBytes: 0 });
         opts.logger.warn({ err }, 'idle: the compacting collection failed');
       },
     );

@@ -42,7 +42,7 @@ export interface TypedSourceOptions<T extends KubernetesObject> {
 /** Any kind that client-node has a typed model for (the core kinds and other built-ins). */
 export function typedSource<T extends KubernetesObject>(options: TypedSourceOptions<T>): InformerSource<T> {
   const { model, ...rest } = options;
-  return { ...rest, decode: (raw) => ObjectSerializer.deserialize(raw, model) as T };
+  return { ...rest, decode: (raw) => ObjectSerializer.deserialize(raw, model) as T, ...(model === 'V1Secret' ? { sensitive: true } : {}) };
 }
 
 export function podSource(core: CoreV1Api, options: SelectorOptions = {}): InformerSource<V1Pod> {

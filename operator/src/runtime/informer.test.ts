@@ -2,6 +2,7 @@ import { KubeConfig, type KubernetesListObject, type KubernetesObject, type Watc
 import { describe, expect, it } from 'vitest';
 import { sleep } from './clock.js';
 import { type DelayFn, Informer, type InformerSource } from './informer.js';
+import { typedSource } from './informer-sources.js';
 import { StringInterner } from './intern.js';
 import { silentLogger } from './logger.js';
 
@@ -101,6 +102,20 @@ describe('Informer', () => {
     expect(interner.stats).toMatchObject({ misses: 4, hits: 2 }); // b new; ns and vision held
     expect(informer.get('ns/b')?.metadata?.labels).toEqual({ team: 'vision' });
     await informer.stop();
+  });
+
+  it('interns nothing of a sensitive source (Secrets): the shared table would outlive their values', async () => {
+    const interner = new StringInterner();
+    const transport = new ScriptedWatch();
+    const source: InformerSource<Obj> = { path: '/api/v1/namespaces/ns/secrets', sensitive: true, list: async () => list('1', obj('a', '1')) };
+    const informer = new Informer(source, { kubeConfig: new KubeConfig(), watch: transport, logger: silentLogger, interner });
+    await informer.start();
+    transport.emit('ADDED', obj('b', '2'));
+    expect(informer.list()).toHaveLength(2);
+    expect(interner.stats).toEqual({ hits: 0, misses: 0, resets: 0 });
+    await informer.stop();
+    expect(typedSource({ path: '/api/v1/secrets', list: async () => list('1'), model: 'V1Secret' }).sensitive).toBe(true);
+    expect(typedSource({ path: '/api/v1/pods', list: async () => list('1'), model: 'V1Pod' }).sensitive).toBeUndefined();
   });
 
   it('retries a failing list with capped, jittered exponential backoff, then syncs', async () => {

@@ -33,6 +33,11 @@ export interface InformerSource<T extends KubernetesObject> {
   decode?: (raw: unknown) => T;
   /** For logs, e.g. "gpujobs". */
   description?: string;
+  /**
+   * Holds secret values (Secrets): its strings are not interned, since the process-wide table would
+   * keep them past the object's deletion or rotation.
+   */
+  sensitive?: boolean;
 }
 
 /** Waits `ms` or until `signal` aborts. */
@@ -93,16 +98,21 @@ export class Informer<T extends KubernetesObject> {
     this.delay = options.delay ?? defaultDelay;
     this.random = options.random ?? Math.random;
     this.backoff = { ...DEFAULT_RESTART_BACKOFF, ...options.backoff };
-    const interner = options.interner ?? sharedInterner;
+    const interner = source.sensitive ? undefined : options.interner ?? sharedInterner;
+    // What every cached object goes through, listed or watched.
+    const prepare = (obj: unknown): void => {
+      stripManagedFields(obj);
+      interner?.internAll(obj);
+    };
     const transport = new GuardedWatch(options.kubeConfig, options.watch ?? new Watch(options.kubeConfig), {
       isStopped: () => this.stopping.signal.aborted,
       decode: source.decode,
       onActivity: () => (this.consecutiveFailures = 0),
-      interner,
+      prepare,
     });
     const list = async () => {
       const result = await source.list();
-      for (const item of result.items) interner.internAll(stripManagedFields(item));
+      for (const item of result.items) prepare(item);
       this.listedOnce = true;
       this.consecutiveFailures = 0;
       return result;
@@ -212,7 +222,7 @@ interface GuardHooks {
   isStopped(): boolean;
   decode: ((raw: unknown) => unknown) | undefined;
   onActivity(): void;
-  interner: StringInterner;
+  prepare(obj: unknown): void;
 }
 
 /**
@@ -248,7 +258,7 @@ class GuardedWatch extends Watch {
         this.hooks.onActivity();
         const isObjectEvent = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED';
         const decoded = decode && isObjectEvent ? decode(obj) : obj;
-        if (isObjectEvent) this.hooks.interner.internAll(stripManagedFields(decoded));
+        if (isObjectEvent) this.hooks.prepare(decoded);
         callback(phase, decoded, watchObj);
       },
       done,

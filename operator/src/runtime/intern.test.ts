@@ -61,6 +61,12 @@ describe('StringInterner', () => {
     expect(obj).toEqual({ when, bytes, n: 3, nested: [['a', 'b'], [{ c: 'd' }]], nothing: null });
   });
 
+  it('leaves an object it cannot write as it is, without throwing', () => {
+    const frozen = Object.freeze({ a: 'x', inner: Object.freeze({ b: 'y' }) });
+    expect(() => new StringInterner().internAll(frozen)).not.toThrow();
+    expect(frozen).toEqual({ a: 'x', inner: { b: 'y' } });
+  });
+
   it('refuses bounds that are not positive', () => {
     expect(() => new StringInterner(0)).toThrow(/positive bounds/);
     expect(() => new StringInterner(10, 0)).toThrow(/positive bounds/);

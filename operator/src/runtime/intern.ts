@@ -59,12 +59,17 @@ export class StringInterner {
    * walked too: they are plain data) keep their identity; only string slots change. Returns `obj`.
    */
   internAll<T>(obj: T): T {
-    this.walk(obj, 0);
+    try {
+      this.walk(obj, 0);
+    } catch {
+      // Only memory is at stake: an object the walk cannot write keeps its own copies.
+    }
     return obj;
   }
 
   private walk(node: unknown, depth: number): void {
-    // Kubernetes objects are shallow; the bound only guards against a cyclic object by mistake.
+    // Listed and watched objects are trees a few levels deep (JSON has no cycles); the bound only
+    // stops a runaway recursion.
     if (depth > 64 || node === null || typeof node !== 'object') return;
     if (ArrayBuffer.isView(node) || node instanceof Date) return;
     if (Array.isArray(node)) {
