@@ -669,6 +669,8 @@ export function memoryMapLine(m: MemoryMap): string {
   return `RSS ${mib(m.rssBytes)} = ${v8}malloc brk heap ${mib(m.brkHeapBytes)}, other anonymous ${mib(nativeAnon)}${m.v8 ? ' (besides the V8 heap)' : ''}, files ${mib(m.fileBytes)}`;
 }
 
+const benchProbeEcho = process.env.BENCH_PROBE_ECHO === '1';
+
 /**
  * A simulated agent's answer to one BandwidthProbe piece: its SHA-256, as the real agent answers
  * today's hub, or with BENCH_PROBE_ECHO=1 the whole piece echoed back, as agents did before the
@@ -677,8 +679,6 @@ export function memoryMapLine(m: MemoryMap): string {
 export function benchProbeAnswer(probe: BandwidthProbe): BandwidthProbeData {
   return probeAnswer(probe, !benchProbeEcho);
 }
-
-const benchProbeEcho = process.env.BENCH_PROBE_ECHO === '1';
 
 /** How the simulated agents answer the probe, for a bench's setup line. */
 export const benchProbeAnswerKind = benchProbeEcho ? 'with a whole echo (BENCH_PROBE_ECHO=1)' : 'with its SHA-256';

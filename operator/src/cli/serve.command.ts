@@ -14,7 +14,7 @@ import { CliError, ExitCode } from './errors.js';
 import { loadKubeConfig } from './kubeconfig.js';
 import { addSettlementFlags, settlementOptionsOf } from './settlement-flags.js';
 import { accessEndpointOf, addLeaderElectionFlags, booleanFlag, addMetricsFlags, advertiseAddressOf, durationMs, leaderElectionOf, serveMetrics, untilSignalled } from './operability.js';
-import { startIdleCollector } from '../runtime/idle-gc.js';
+import { noIdleCollector, startIdleCollector } from '../runtime/idle-gc.js';
 
 // `fedgpu hub` and `fedgpu agent`: the two long-running modes of the chart's container.
 
@@ -109,8 +109,7 @@ export function hubCommand(globals: () => Globals): Command {
       });
       const running = hub;
       // After a burst, hand back the heap it grew once the hub is quiet (runtime/idle-gc.ts).
-      const idleCollector =
-        idleCompaction ? startIdleCollector({ logger, onCollection: (c) => metrics.observeIdleCollection(c) }) : { stop: () => undefined };
+      const idleCollector = idleCompaction ? startIdleCollector({ logger, onCollection: (c) => metrics.observeIdleCollection(c) }) : noIdleCollector;
       console.log(JSON.stringify({ msg: 'hub ready', grpcPort: running.port, metricsPort: http.port, accessPort: running.accessPort, identity: running.roles.identity }));
       await untilSignalled(async () => {
         idleCollector.stop();

@@ -314,7 +314,6 @@ function checkBandwidthProbeData(value: unknown, path: Path, limits: Readonly<Ed
   if (payload.byteLength > 0) throw invalid('inconsistent', `${path} sets both payload and payloadSha256; send one`);
 }
 
-
 /** A pool's egress profile (core/egress.ts); the detail names the field, never the peer's value. */
 function checkEgress(value: unknown, path: Path): void {
   const egress = record(value, path);

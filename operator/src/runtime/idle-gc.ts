@@ -118,7 +118,8 @@ export interface IdleCollection {
   freedBytes: number;
 }
 
-const noCollector: IdleCollector = { stop: () => undefined };
+/** What runs when no collection should: nothing to stop. */
+export const noIdleCollector: IdleCollector = { stop: () => undefined };
 
 /** Looks every `windowMs` (default 30 s) and collects when shouldCollect says so. */
 export function startIdleCollector(opts: {
@@ -129,7 +130,7 @@ export function startIdleCollector(opts: {
 }): IdleCollector {
   if (!process.features.inspector) {
     opts.logger.info('idle: this node has no inspector, so no compacting collection when quiet');
-    return noCollector;
+    return noIdleCollector;
   }
   const policy = opts.policy ?? defaultIdleCollectionPolicy;
   const windowMs = opts.windowMs ?? 30_000;
@@ -159,9 +160,10 @@ export function startIdleCollector(opts: {
       (pauseMs) => {
         lastCollectionAt = performance.now();
         baselineBytes = oldGenerationCommitted();
-        minIntervalMs = nextInterval(minIntervalMs, committedBytes - baselineBytes, policy);
+        const freedBytes = committedBytes - baselineBytes;
+        minIntervalMs = nextInterval(minIntervalMs, freedBytes, policy);
         collecting = false;
-        report({ outcome: 'compacted', pauseMs, freedBytes: Math.max(0, committedBytes - baselineBytes) });
+        report({ outcome: 'compacted', pauseMs, freedBytes: Math.max(0, freedBytes) });
         opts.logger.info(
           { pauseMs: Math.round(pauseMs), busyFraction: Number(busyFraction.toFixed(2)), oldGenerationMiB: mib(committedBytes), afterMiB: mib(baselineBytes), nextAfterMs: minIntervalMs },
           'idle: compacted the heap grown in a busier time',
