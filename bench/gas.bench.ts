@@ -51,7 +51,7 @@ try {
   // The bench market has no slash bond (its throwaway providers hold no stake); the bond's lock and
   // release are measured by the contracts integration test (settleBatch of 100 with bonds).
   const tenant = tenantIdOf('bench', 'default', 'uid-default');
-  await (await market.connect(consumer).authorize(tenant, funds, BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600))).wait();
+  await (await market.connect(consumer).authorize(tenant, admin.address, funds, BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600))).wait();
   const expiresAt = BigInt(Math.floor(Date.now() / 1000) + 30 * 24 * 3600);
   const openJobs = async (count: number, pickProvider: (i: number) => Wallet): Promise<{ jobIds: string[]; receipts: TransactionReceipt[] }> => {
     const jobIds = Array.from({ length: count }, () => jobIdOf(`bench-job-${jobCounter++}`));

@@ -59,7 +59,7 @@ try {
   await (await token.connect(consumer).approve(marketAddress, MaxUint256)).wait();
   await (await market.connect(consumer).deposit(funds)).wait();
   const tenant = tenantIdOf('bench', 'bench', 'uid-bench');
-  await (await market.connect(consumer).authorize(tenant, funds, BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600))).wait();
+  await (await market.connect(consumer).authorize(tenant, adminKey!.address, funds, BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600))).wait();
   const expiresAt = BigInt(Math.floor(Date.now() / 1000) + 30 * 24 * 3600);
   const domain = marketDomain(anvil.chainId, marketAddress);
   const providers = Array.from({ length: 10 }, (_, i) => new Wallet(keccak256(toUtf8Bytes(`bench-provider-${i}`))));

@@ -21,8 +21,9 @@ interface IERC20Transfers {
 /// leaves the contract.
 ///
 /// Trust model: assume every key can leak. What each key can do, at worst:
-///   - settler (the hub): open escrows only within what a consumer authorized for a tenant (cap,
-///     expiry) and only for a provider that has free stake to back it; pay an escrow only to the
+///   - settler (the hub): open escrows only within what a consumer authorized that settler for a
+///     tenant (cap, expiry; an authorization names the one settler that may draw on it, so another
+///     hub's key on the same market cannot) and only for a provider that has free stake to back it; pay an escrow only to the
 ///     provider it was opened for, only what that provider signed, never more than the escrow;
 ///     refund to the consumer; slash only the escrow's provider, once per escrow, at most
 ///     `slashBond`, and the consumer gets at most what the escrow held or paid (the rest is burned).
@@ -69,8 +70,9 @@ contract GpuMarket {
         uint192 locked;
     }
 
-    /// @notice What a consumer allows a hub tenant (tenantId = keccak256(hub id ‖ "/" ‖ namespace))
-    ///         to lock from its deposit: `remaining` is drawn down by every escrow opened for it.
+    /// @notice What a consumer allows one settler to lock from its deposit for a hub tenant
+    ///         (tenantId = keccak256(hub id ‖ "/" ‖ namespace ‖ "/" ‖ namespace uid)): `remaining`
+    ///         is drawn down by every escrow that settler opens for it.
     struct Authorization {
         uint128 remaining;
         uint64 expiresAt;
@@ -149,7 +151,8 @@ contract GpuMarket {
     mapping(address provider => uint256) public earningsOf;
     mapping(address provider => ProviderStake) private stakes;
     mapping(bytes32 jobId => Escrow) private escrows;
-    mapping(address consumer => mapping(bytes32 tenant => Authorization)) private authorizations;
+    /// @dev Keyed by the settler too: consent given to one hub's key is nothing to another's.
+    mapping(address consumer => mapping(address settler => mapping(bytes32 tenant => Authorization))) private authorizations;
     /// @notice Slashed stake that went to no one (above what the consumer could be compensated).
     uint256 public burned;
 
@@ -166,8 +169,8 @@ contract GpuMarket {
     event StakeWithdrawn(address indexed provider, uint256 amount);
     event Deposited(address indexed consumer, uint256 amount);
     event Withdrawn(address indexed consumer, uint256 amount);
-    event Authorized(address indexed consumer, bytes32 indexed tenant, uint256 cap, uint64 expiresAt);
-    event AuthorizationRevoked(address indexed consumer, bytes32 indexed tenant);
+    event Authorized(address indexed consumer, bytes32 indexed tenant, address indexed settler, uint256 cap, uint64 expiresAt);
+    event AuthorizationRevoked(address indexed consumer, bytes32 indexed tenant, address indexed settler);
     event EscrowOpened(
         bytes32 indexed jobId,
         address indexed consumer,
@@ -229,7 +232,7 @@ contract GpuMarket {
     error EscrowClosed(bytes32 jobId, EscrowState state);
     error EscrowNotExpired(bytes32 jobId, uint64 expiresAt);
     error InvalidExpiry(uint64 expiresAt, uint256 earliest, uint256 latest);
-    error NotAuthorized(address consumer, bytes32 tenant);
+    error NotAuthorized(address consumer, address settler, bytes32 tenant);
     error AuthorizationExpired(address consumer, bytes32 tenant, uint64 expiresAt);
     error AuthorizationExceeded(address consumer, bytes32 tenant, uint256 remaining, uint256 requested);
     error AmountMismatch(bytes32 jobId, uint256 amount, uint256 expected);
@@ -389,21 +392,23 @@ contract GpuMarket {
         _push(msg.sender, amount);
     }
 
-    /// @notice Lets the hub tenant `tenant` lock up to `cap` of the caller's deposit in escrows until
-    ///         `expiresAt`. Replaces any earlier authorization of that tenant (it does not add up).
-    function authorize(bytes32 tenant, uint256 cap, uint64 expiresAt) external {
+    /// @notice Lets `settler` lock up to `cap` of the caller's deposit in escrows for the hub tenant
+    ///         `tenant` until `expiresAt`. Replaces any earlier authorization of that tenant for that
+    ///         settler (it does not add up); other settlers get nothing from it.
+    function authorize(bytes32 tenant, address settler, uint256 cap, uint64 expiresAt) external {
+        if (settler == address(0)) revert ZeroAddress();
         if (cap == 0) revert ZeroAmount();
         if (cap > type(uint128).max) revert EscrowTooLarge(cap, type(uint128).max);
         if (expiresAt <= block.timestamp) revert InvalidExpiry(expiresAt, block.timestamp + 1, type(uint64).max);
-        authorizations[msg.sender][tenant] = Authorization(uint128(cap), expiresAt);
-        emit Authorized(msg.sender, tenant, cap, expiresAt);
+        authorizations[msg.sender][settler][tenant] = Authorization(uint128(cap), expiresAt);
+        emit Authorized(msg.sender, tenant, settler, cap, expiresAt);
     }
 
-    /// @notice Withdraws an authorization: no new escrow can be opened for that tenant. Escrows
-    ///         already open stay open until settled, refunded or reclaimed.
-    function revoke(bytes32 tenant) external {
-        delete authorizations[msg.sender][tenant];
-        emit AuthorizationRevoked(msg.sender, tenant);
+    /// @notice Withdraws an authorization: `settler` can open no new escrow for that tenant.
+    ///         Escrows already open stay open until settled, refunded or reclaimed.
+    function revoke(bytes32 tenant, address settler) external {
+        delete authorizations[msg.sender][settler][tenant];
+        emit AuthorizationRevoked(msg.sender, tenant, settler);
     }
 
     /// @notice The consumer takes back an escrow the settler left open past its expiry: the hub
@@ -426,9 +431,9 @@ contract GpuMarket {
     // ------------------------------------------------------------- settler
 
     /// @notice Locks `maxAmount` of the consumer's free balance for `jobId`, to pay `provider` only,
-    ///         drawing on what the consumer authorized `tenant`, and locks `slashBond` of the
-    ///         provider's free stake until the escrow closes. A jobId is used once, ever: a settled
-    ///         or refunded job can never be reopened (idempotent hub retries).
+    ///         drawing on what the consumer authorized the calling settler for `tenant`, and locks
+    ///         `slashBond` of the provider's free stake until the escrow closes. A jobId is used
+    ///         once, ever: a settled or refunded job can never be reopened (idempotent hub retries).
     function openEscrow(
         bytes32 jobId,
         address consumer,
@@ -445,7 +450,7 @@ contract GpuMarket {
         if (expiresAt <= block.timestamp || expiresAt > block.timestamp + MAX_ESCROW_DURATION) {
             revert InvalidExpiry(expiresAt, block.timestamp + 1, block.timestamp + MAX_ESCROW_DURATION);
         }
-        uint256 left = _drawAuthorization(consumer, tenant, maxAmount);
+        uint256 left = _drawAuthorization(consumer, msg.sender, tenant, maxAmount);
         uint256 available = freeBalanceOf[consumer];
         if (available < maxAmount) revert InsufficientBalance(available, maxAmount);
         unchecked {
@@ -564,8 +569,8 @@ contract GpuMarket {
         return escrows[jobId].slashed;
     }
 
-    function authorizationOf(address consumer, bytes32 tenant) external view returns (uint256 remaining, uint64 expiresAt) {
-        Authorization storage a = authorizations[consumer][tenant];
+    function authorizationOf(address consumer, address settler, bytes32 tenant) external view returns (uint256 remaining, uint64 expiresAt) {
+        Authorization storage a = authorizations[consumer][settler][tenant];
         return (a.remaining, a.expiresAt);
     }
 
@@ -616,10 +621,10 @@ contract GpuMarket {
         emit Settled(jobId, provider, consumer, receipt.epoch, receipt.gpuSeconds, paid, refunded, receipt.usageHash);
     }
 
-    function _drawAuthorization(address consumer, bytes32 tenant, uint256 amount) private returns (uint256 left) {
-        Authorization storage a = authorizations[consumer][tenant];
+    function _drawAuthorization(address consumer, address settler, bytes32 tenant, uint256 amount) private returns (uint256 left) {
+        Authorization storage a = authorizations[consumer][settler][tenant];
         uint64 expiresAt = a.expiresAt;
-        if (expiresAt == 0) revert NotAuthorized(consumer, tenant);
+        if (expiresAt == 0) revert NotAuthorized(consumer, settler, tenant);
         if (block.timestamp > expiresAt) revert AuthorizationExpired(consumer, tenant, expiresAt);
         uint256 remaining = a.remaining;
         if (remaining < amount) revert AuthorizationExceeded(consumer, tenant, remaining, amount);

@@ -54,6 +54,7 @@ let liar: Liar;
 const names: Record<'honest' | 'liar', string> = { honest: '', liar: '' };
 /** The tenant the consumer authorized: namespace ml as it is. */
 let mlTenant = '';
+let hubSettler = '';
 const root = join(repoRoot, '.testbed', 'e2e-market-integrity');
 
 const hubCluster = () => testbed.cluster('hub');
@@ -236,10 +237,11 @@ beforeAll(async () => {
   }
   await hubCluster().kubectl(['create', 'namespace', 'ml']);
   await hubCluster().kubectl(['label', 'namespace', 'ml', `fedgpu.io/consumer-wallet=${consumer.address}`]);
-  // Consent on chain: the consumer authorizes its namespace on this hub.
+  // Consent on chain: the consumer authorizes its namespace on this hub, for the hub's settler key.
   const year = BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600);
   mlTenant = tenantIdOf(DEFAULT_HUB_ID, 'ml', await namespaceUid(hubCluster(), 'ml'));
-  await (await market.connect(consumer.connect(rpc)).authorize(mlTenant, credits('1000'), year)).wait();
+  hubSettler = settler!.address;
+  await (await market.connect(consumer.connect(rpc)).authorize(mlTenant, hubSettler, credits('1000'), year)).wait();
 
   // The hub takes a port of its own (startHubProcess retries if another process takes it first).
   hub = await startHubProcess(hubCluster(), pki, join(dir, 'hub'), [
@@ -480,7 +482,7 @@ describe('market integrity: providers do not grade themselves', () => {
     // and had its money back from under an attempt still running, the provider unpaid.
     await fund(consumer, '800', true);
     const year = BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600);
-    await (await market.connect(consumer.connect(rpc)).authorize(mlTenant, credits('2000'), year)).wait();
+    await (await market.connect(consumer.connect(rpc)).authorize(mlTenant, hubSettler, credits('2000'), year)).wait();
     const earningsBefore = await market.earningsOf(honestWallet.address);
     await apply(jobYaml('marathon', { gpusPerReplica: 1, budget: { maxPricePerGpuHour: '5', maxTotal: '800' }, placement: { regions: ['eu-west'] } }, '1h'));
     const running = await waitJob('marathon', 'Running', (j) => j.status?.phase === 'Running');

@@ -57,6 +57,9 @@ let hub: HubProcess;
 let hubPort = 0;
 /** The tenant the consumer authorized: namespace ml as it is (its uid). */
 let mlTenant = '';
+/** The hub's settler key's address, and the second settler of this market (the admin's). */
+let hubSettler = '';
+let otherSettler = '';
 let hubRuns = 0;
 let dir: string;
 let consumer: Wallet;
@@ -136,6 +139,8 @@ beforeAll(async () => {
   market = deployment.market;
   marketAddress = deployment.marketAddress;
   writeFileSync(join(dir, 'settler.key'), settler!.privateKey, { mode: 0o600 });
+  hubSettler = settler!.address;
+  otherSettler = admin!.address;
   consumer = consumerKey!;
   poor = poorKey!;
   stranger = strangerKey!;
@@ -157,11 +162,13 @@ beforeAll(async () => {
     await hubCluster().kubectl(['create', 'namespace', ns]);
     if (wallet) await hubCluster().kubectl(['label', 'namespace', ns, `fedgpu.io/consumer-wallet=${wallet}`]);
   }
-  // Consent on chain: each consumer authorizes its namespace (as it is: its uid) on this hub (hub id "fedgpu").
+  // Consent on chain: each consumer authorizes its namespace (as it is: its uid) on this hub (hub id
+  // "fedgpu") for the hub's settler key; ml's consumer also the admin's, for the drift test's orphan.
   const year = BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600);
   mlTenant = tenantIdOf('fedgpu', 'ml', await namespaceUid(hubCluster(), 'ml'));
-  await (await market.connect(consumer).authorize(mlTenant, credits('1000'), year)).wait();
-  await (await market.connect(poor).authorize(tenantIdOf('fedgpu', 'poor', await namespaceUid(hubCluster(), 'poor')), credits('1000'), year)).wait();
+  await (await market.connect(consumer).authorize(mlTenant, settler!.address, credits('1000'), year)).wait();
+  await (await market.connect(consumer).authorize(mlTenant, admin!.address, credits('1'), year)).wait();
+  await (await market.connect(poor).authorize(tenantIdOf('fedgpu', 'poor', await namespaceUid(hubCluster(), 'poor')), settler!.address, credits('1000'), year)).wait();
 
   await startHub();
   hubPort = Number(hub.grpcAddress.split(':').at(-1));
@@ -270,7 +277,8 @@ describe('settlement', () => {
     const waiting = await waitJob('squatter', 'waiting for authorization', (j) => j.status?.message?.startsWith('waiting for authorization') ?? false, { namespace: 'squat' });
     const squatUid = await namespaceUid(hubCluster(), 'squat');
     expect(waiting.status?.message).toContain(`wallet ${stranger.address} (label fedgpu.io/consumer-wallet on namespace squat) has not authorized namespace squat (uid ${squatUid}) on hub fedgpu`);
-    expect(waiting.status?.message).toContain(`fedgpu authorize --namespace squat --namespace-uid ${squatUid} --hub-id fedgpu`);
+    expect(waiting.status?.message).toContain(`on hub fedgpu for settler ${hubSettler}`);
+    expect(waiting.status?.message).toContain(`fedgpu authorize --namespace squat --namespace-uid ${squatUid} --hub-id fedgpu --settler ${hubSettler}`);
     expect(waiting.status?.phase).toBe('Pending');
     expect(condition(waiting, 'Scheduled')).toMatchObject({ status: 'False', reason: 'WaitingForAuthorization' });
     expect(waiting.status?.attempts ?? []).toHaveLength(0);
@@ -282,9 +290,21 @@ describe('settlement', () => {
     writeFileSync(join(dir, 'stranger.key'), stranger.privateKey, { mode: 0o600 });
     // The CLI reads the namespace's uid from the hub cluster, as kubectl would.
     const keyFlags = ['--key-file', join(dir, 'stranger.key'), ...chainFlags(), '-o', 'json', '--kubeconfig', hubCluster().kubeconfigPath];
-    const authorized = await cli(['authorize', '--namespace', 'squat', '--cap', '10', '--expires', '1d', ...keyFlags]);
+    // This market has two settlers: the consent must name the hub's, and the CLI will not guess.
+    const unnamed = await cli(['authorize', '--namespace', 'squat', '--cap', '10', '--expires', '1d', ...keyFlags]);
+    expect(unnamed.code).toBe(2);
+    expect(unnamed.stderr).toContain(`has 2 settlers (${[hubSettler, otherSettler].sort().join(', ')}): pass --settler`);
+    const notSettler = await cli(['authorize', '--namespace', 'squat', '--cap', '10', '--expires', '1d', '--settler', stranger.address, ...keyFlags]);
+    expect(notSettler.code).toBe(2);
+    expect(notSettler.stderr).toContain(`--settler ${stranger.address} is not a settler of GpuMarket`);
+    // A consent given to the other settler is nothing to this hub: the hub's escrow below draws on
+    // its own consent only, and the other one is left whole (GpuMarket keys consent by settler).
+    const elsewhere = await cli(['authorize', '--namespace', 'squat', '--cap', '10', '--expires', '1d', '--settler', otherSettler, ...keyFlags]);
+    expect(elsewhere.code, elsewhere.stderr).toBe(0);
+    expect((await market.authorizationOf(stranger.address, otherSettler, tenantIdOf('fedgpu', 'squat', squatUid)))[0]).toBe(credits('10'));
+    const authorized = await cli(['authorize', '--namespace', 'squat', '--cap', '10', '--expires', '1d', '--settler', hubSettler, ...keyFlags]);
     expect(authorized.code, authorized.stderr).toBe(0);
-    expect(JSON.parse(authorized.stdout)).toMatchObject({ wallet: stranger.address, namespace: 'squat', namespaceUid: squatUid, hubId: 'fedgpu', cap: '10' });
+    expect(JSON.parse(authorized.stdout)).toMatchObject({ wallet: stranger.address, namespace: 'squat', namespaceUid: squatUid, hubId: 'fedgpu', settler: hubSettler, cap: '10' });
     const done = await waitJob('squatter', 'Succeeded and Settled', succeededAndSettled, { namespace: 'squat' });
     const paid = credits(done.status!.settlement!.paid!);
     expect(paid).toBeGreaterThan(0n);
@@ -292,7 +312,8 @@ describe('settlement', () => {
     const listed = await cli(['authorizations', '--namespace', 'squat', ...keyFlags]);
     expect(listed.code, listed.stderr).toBe(0);
     expect(JSON.parse(listed.stdout).authorizations).toEqual([
-      expect.objectContaining({ name: 'fedgpu/squat', remaining: '0', state: 'used up' }), // the 10-credit escrow drew the whole cap
+      expect.objectContaining({ name: 'fedgpu/squat', settler: otherSettler, remaining: '10', state: 'active' }),
+      expect.objectContaining({ name: 'fedgpu/squat', settler: hubSettler, remaining: '0', state: 'used up' }), // the 10-credit escrow drew the whole cap
     ]);
     // The provider sees the attempt paid in `fedgpu earnings`, from chain events.
     const escrowId = attemptEscrowId(done.metadata.uid!, 1);
@@ -311,23 +332,23 @@ describe('settlement', () => {
     expect([again.code, again.stderr.trim()]).toEqual([5, `error: ${provider.address} has no settled earnings to claim`]);
 
     // Revoked, the namespace is worth nothing again: the next job waits, nothing is locked.
-    const reauthorized = await cli(['authorize', '--namespace', 'squat', '--cap', '10', '--expires', '1d', ...keyFlags]);
+    const reauthorized = await cli(['authorize', '--namespace', 'squat', '--cap', '10', '--expires', '1d', '--settler', hubSettler, ...keyFlags]);
     expect(reauthorized.code, reauthorized.stderr).toBe(0);
-    const revoked = await cli(['revoke', '--namespace', 'squat', ...keyFlags]);
+    const revoked = await cli(['revoke', '--namespace', 'squat', '--settler', hubSettler, ...keyFlags]);
     expect(revoked.code, revoked.stderr).toBe(0);
     const free = await market.freeBalanceOf(stranger.address);
     await apply(jobYaml('squatter-2', 'squat', {}, '2s'));
     const refused = await waitJob('squatter-2', 'waiting for authorization', (j) => j.status?.message?.startsWith('waiting for authorization') ?? false, { namespace: 'squat' });
     expect(refused.status?.message).toContain('has not authorized namespace squat');
     expect(await market.freeBalanceOf(stranger.address)).toBe(free);
-    const state = await cli(['authorizations', '--namespace', 'squat', ...keyFlags]);
-    expect(JSON.parse(state.stdout).authorizations).toEqual([expect.objectContaining({ name: 'fedgpu/squat', state: 'revoked' })]);
+    const state = await cli(['authorizations', '--namespace', 'squat', '--settler', hubSettler, ...keyFlags]);
+    expect(JSON.parse(state.stdout).authorizations).toEqual([expect.objectContaining({ name: 'fedgpu/squat', settler: hubSettler, state: 'revoked' })]);
     await hubCluster().kubectl(['delete', 'gj', 'squatter-2', '-n', 'squat', '--wait=true']);
 
     // A consent is for the namespace as it was: the team authorizes squat again, then deletes the
     // namespace without revoking. Whoever makes a namespace of that name later, and labels it with
     // the team's wallet, finds nothing to spend.
-    const again2 = await cli(['authorize', '--namespace', 'squat', '--namespace-uid', squatUid, '--cap', '10', '--expires', '1d', ...keyFlags]);
+    const again2 = await cli(['authorize', '--namespace', 'squat', '--namespace-uid', squatUid, '--cap', '10', '--expires', '1d', '--settler', hubSettler, ...keyFlags]);
     expect(again2.code, again2.stderr).toBe(0);
     const gone = await hubCluster().kubectl(['delete', 'namespace', 'squat', '--wait=true', '--timeout=120s']);
     expect(gone.code, gone.stderr).toBe(0);
@@ -346,16 +367,16 @@ describe('settlement', () => {
     expect(await market.freeBalanceOf(stranger.address)).toBe(beforeSquat);
     // The old consent is still there on chain, untouched, for the namespace it named.
     const oldTenant = tenantIdOf('fedgpu', 'squat', squatUid);
-    const [remaining] = await market.authorizationOf(stranger.address, oldTenant);
+    const [remaining] = await market.authorizationOf(stranger.address, hubSettler, oldTenant);
     expect(remaining).toBe(credits('10'));
     // Revoking by name now names the new namespace, which has nothing to revoke: the CLI says so
     // rather than report a revoke that left the real consent standing; the hash revokes it.
-    const nothing = await cli(['revoke', '--namespace', 'squat', ...keyFlags]);
+    const nothing = await cli(['revoke', '--namespace', 'squat', '--settler', hubSettler, ...keyFlags]);
     expect(nothing.code).toBe(3);
-    expect(nothing.stderr).toContain(`has no authorization of namespace squat (uid ${newUid}) on hub fedgpu to revoke`);
-    const byHash = await cli(['revoke', '--tenant', oldTenant, ...keyFlags]);
+    expect(nothing.stderr).toContain(`has no authorization of namespace squat (uid ${newUid}) on hub fedgpu for settler ${hubSettler} to revoke`);
+    const byHash = await cli(['revoke', '--tenant', oldTenant, '--settler', hubSettler, ...keyFlags]);
     expect(byHash.code, byHash.stderr).toBe(0);
-    expect((await market.authorizationOf(stranger.address, oldTenant))[1]).toBe(0n);
+    expect((await market.authorizationOf(stranger.address, hubSettler, oldTenant))[1]).toBe(0n);
     await hubCluster().kubectl(['delete', 'gj', 'squatter-3', '-n', 'squat', '--wait=true']);
   });
 

@@ -108,9 +108,9 @@ beforeAll(async () => {
     await mined(token.mint(w.address, credits('1000000')));
     await mined(token.connect(w).approve(marketAddress, MaxUint256));
   }
-  // Every consumer lets the test hub's tenant lock up to 1M credits for a year.
+  // Every consumer lets the test hub's settler lock up to 1M credits for its tenant for a year.
   const year = (await latestTimestamp()) + 365n * 24n * 3600n;
-  for (const c of [...consumers, outsider]) await mined(market.connect(c).authorize(TENANT, credits('1000000'), year));
+  for (const c of [...consumers, outsider]) await mined(market.connect(c).authorize(TENANT, settlerWallet.address, credits('1000000'), year));
   snapshotId = (await rpc.send('evm_snapshot', [])) as string;
 });
 
@@ -357,6 +357,8 @@ describe('GpuMarket roles', () => {
     await deposit(consumerA, credits('10'));
     await ensureFreeStake(providerA);
     const later = (await latestTimestamp()) + 3600n;
+    // A settler spends only what a consumer authorized it, by address.
+    await mined(market.connect(consumerA).authorize(TENANT, outsider.address, credits('1'), later));
     await mined(market.connect(outsider).openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, credits('1'), later));
     await expectRevert(market.connect(outsider).revokeSettler(outsider.address), 'NotOwner', [outsider.address]);
     const revoked = await mined(market.revokeSettler(outsider.address));
@@ -957,15 +959,15 @@ describe('authorization', () => {
     await deposit(consumerB, credits('100'));
     const tenant = tenantIdOf('integration-hub', 'team-b', 'uid-team-b');
     const until = (await latestTimestamp()) + 86_400n;
-    const authorized = await mined(market.connect(consumerB).authorize(tenant, credits('12'), until));
-    expect(eventsOf(authorized, 'Authorized')).toEqual([{ consumer: consumerB.address, tenant, cap: credits('12'), expiresAt: until }]);
+    const authorized = await mined(market.connect(consumerB).authorize(tenant, settlerWallet.address, credits('12'), until));
+    expect(eventsOf(authorized, 'Authorized')).toEqual([{ consumer: consumerB.address, tenant, settler: settlerWallet.address, cap: credits('12'), expiresAt: until }]);
     await ensureFreeStake(providerA, 2n);
     const jobId = newJobId();
     const opened = await mined(asSettler.openEscrow(jobId, consumerB.address, providerA.address, tenant, credits('5'), expiry));
     expect(eventsOf(opened, 'EscrowOpened')).toEqual([
       { jobId, consumer: consumerB.address, provider: providerA.address, amount: credits('5'), tenant, expiresAt: expiry, authorizationLeft: credits('7') },
     ]);
-    expect(await market.authorizationOf(consumerB.address, tenant)).toEqual([credits('7'), until]);
+    expect(await market.authorizationOf(consumerB.address, settlerWallet.address, tenant)).toEqual([credits('7'), until]);
     await expectRevert(
       asSettler.openEscrow(newJobId(), consumerB.address, providerA.address, tenant, credits('8'), expiry),
       'AuthorizationExceeded',
@@ -973,9 +975,9 @@ describe('authorization', () => {
     );
     // A refund does not give the cap back: the cap bounds what the hub can ever lock.
     await mined(asSettler.refund(jobId));
-    expect((await market.authorizationOf(consumerB.address, tenant))[0]).toBe(credits('7'));
-    await mined(market.connect(consumerB).authorize(tenant, credits('20'), until));
-    expect(await market.authorizationOf(consumerB.address, tenant)).toEqual([credits('20'), until]);
+    expect((await market.authorizationOf(consumerB.address, settlerWallet.address, tenant))[0]).toBe(credits('7'));
+    await mined(market.connect(consumerB).authorize(tenant, settlerWallet.address, credits('20'), until));
+    expect(await market.authorizationOf(consumerB.address, settlerWallet.address, tenant)).toEqual([credits('20'), until]);
   });
 
   it('refuses a tenant never authorized, another tenant, an expired one and a revoked one', async () => {
@@ -985,16 +987,16 @@ describe('authorization', () => {
     await expectRevert(
       asSettler.openEscrow(newJobId(), consumerB.address, providerA.address, tenant, credits('1'), expiry),
       'NotAuthorized',
-      [consumerB.address, tenant],
+      [consumerB.address, settlerWallet.address, tenant],
     );
     const until = (await latestTimestamp()) + 100n;
-    await mined(market.connect(consumerB).authorize(tenant, credits('10'), until));
+    await mined(market.connect(consumerB).authorize(tenant, settlerWallet.address, credits('10'), until));
     // consumerA never authorized team-b: the hub cannot spend A's deposit through it.
     await deposit(consumerA, credits('10'));
     await expectRevert(
       asSettler.openEscrow(newJobId(), consumerA.address, providerA.address, tenant, credits('1'), expiry),
       'NotAuthorized',
-      [consumerA.address, tenant],
+      [consumerA.address, settlerWallet.address, tenant],
     );
     await setNextTimestamp(until + 1n);
     await expectRevert(
@@ -1002,23 +1004,24 @@ describe('authorization', () => {
       'AuthorizationExpired',
       [consumerB.address, tenant, until],
     );
-    await mined(market.connect(consumerB).authorize(tenant, credits('10'), until + 1000n));
-    const revoked = await mined(market.connect(consumerB).revoke(tenant));
-    expect(eventsOf(revoked, 'AuthorizationRevoked')).toEqual([{ consumer: consumerB.address, tenant }]);
+    await mined(market.connect(consumerB).authorize(tenant, settlerWallet.address, credits('10'), until + 1000n));
+    const revoked = await mined(market.connect(consumerB).revoke(tenant, settlerWallet.address));
+    expect(eventsOf(revoked, 'AuthorizationRevoked')).toEqual([{ consumer: consumerB.address, tenant, settler: settlerWallet.address }]);
     await expectRevert(
       asSettler.openEscrow(newJobId(), consumerB.address, providerA.address, tenant, credits('1'), expiry),
       'NotAuthorized',
-      [consumerB.address, tenant],
+      [consumerB.address, settlerWallet.address, tenant],
     );
     expect(await market.freeBalanceOf(consumerB.address)).toBe(credits('100'));
   });
 
-  it('refuses a zero cap, a past expiry, and bad escrow terms', async () => {
+  it('refuses a zero cap, a past expiry, no settler, and bad escrow terms', async () => {
     const tenant = tenantIdOf('integration-hub', 'team-b', 'uid-team-b');
     const now = await latestTimestamp();
-    await expectRevert(market.connect(consumerB).authorize(tenant, 0n, now + 100n), 'ZeroAmount');
+    await expectRevert(market.connect(consumerB).authorize(tenant, settlerWallet.address, 0n, now + 100n), 'ZeroAmount');
+    await expectRevert(market.connect(consumerB).authorize(tenant, ZeroAddress, 1n, now + 100n), 'ZeroAddress');
     await setNextTimestamp(now + 10n);
-    await expectRevert(market.connect(consumerB).authorize(tenant, 1n, now + 10n), 'InvalidExpiry');
+    await expectRevert(market.connect(consumerB).authorize(tenant, settlerWallet.address, 1n, now + 10n), 'InvalidExpiry');
     await deposit(consumerA, credits('10'));
     await ensureFreeStake(providerA);
     await expectRevert(asSettler.openEscrow(newJobId(), consumerA.address, ZeroAddress, TENANT, credits('1'), expiry), 'ZeroAddress');
@@ -1088,9 +1091,47 @@ describe('a stolen settler key', () => {
     await expectRevert(
       asSettler.openEscrow(newJobId(), consumerB.address, providerB.address, stranger, credits('50'), expiry),
       'NotAuthorized',
-      [consumerB.address, stranger],
+      [consumerB.address, settlerWallet.address, stranger],
     );
     expect(await market.freeBalanceOf(consumerB.address)).toBe(credits('50'));
+  });
+
+  it("cannot spend what consumers authorized another settler of the same market, and draws only on its own", async () => {
+    // Two hubs settle on one market. The thief holds the second one's key (a hub it runs, or one it
+    // broke into) and a provider wallet of its own; consumerA authorized only the first hub.
+    const proposed = await mined(market.proposeSettler(outsider.address));
+    await setNextTimestamp((await blockTime(proposed)) + BigInt(SETTLER_DELAY));
+    await mined(market.acceptSettler(outsider.address));
+    const thief = market.connect(outsider);
+    await deposit(consumerA, credits('50'));
+    await ensureFreeStake(providerB);
+    const until = (await latestTimestamp()) + 3600n;
+    await expectRevert(thief.openEscrow(newJobId(), consumerA.address, providerB.address, TENANT, credits('50'), until), 'NotAuthorized', [
+      consumerA.address,
+      outsider.address,
+      TENANT,
+    ]);
+    // A consent of its own to the second hub is drawn apart from the first one's.
+    await mined(market.connect(consumerA).authorize(TENANT, outsider.address, credits('3'), until));
+    await mined(thief.openEscrow(newJobId(), consumerA.address, providerB.address, TENANT, credits('3'), until));
+    await expectRevert(thief.openEscrow(newJobId(), consumerA.address, providerB.address, TENANT, credits('1'), until), 'AuthorizationExceeded', [
+      consumerA.address,
+      TENANT,
+      0n,
+      credits('1'),
+    ]);
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('47'));
+    // Revoking one settler leaves the other's consent as it was, and the revoked one can open nothing.
+    await mined(market.connect(consumerA).revoke(TENANT, outsider.address));
+    expect((await market.authorizationOf(consumerA.address, outsider.address, TENANT))[1]).toBe(0n);
+    expect((await market.authorizationOf(consumerA.address, settlerWallet.address, TENANT))[0]).toBe(credits('1000000'));
+    await expectRevert(thief.openEscrow(newJobId(), consumerA.address, providerB.address, TENANT, credits('1'), until), 'NotAuthorized', [
+      consumerA.address,
+      outsider.address,
+      TENANT,
+    ]);
+    await openJob(consumerA, credits('2'));
+    expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('45'));
   });
 
   it('cannot slash someone else, twice, or more than the bond', async () => {
@@ -1615,7 +1656,7 @@ describe('property: random operation sequences', () => {
             return {
               label: `authorize ${cap} until ${until}`,
               expected: cap === 0n ? 'ZeroAmount' : until <= landsAt ? 'InvalidExpiry' : undefined,
-              send: () => send(market.connect(c).authorize(PROPERTY_TENANT, cap, until)),
+              send: () => send(market.connect(c).authorize(PROPERTY_TENANT, settlerWallet.address, cap, until)),
               apply: () => {
                 model.authorizations.set(c.address, { remaining: cap, expiresAt: until });
               },
@@ -1626,7 +1667,7 @@ describe('property: random operation sequences', () => {
             return {
               label: 'revoke',
               expected: undefined,
-              send: () => send(market.connect(c).revoke(PROPERTY_TENANT)),
+              send: () => send(market.connect(c).revoke(PROPERTY_TENANT, settlerWallet.address)),
               apply: () => {
                 model.authorizations.set(c.address, { remaining: 0n, expiresAt: 0n });
               },
@@ -1768,7 +1809,7 @@ describe('property: random operation sequences', () => {
                 market.freeBalanceOf(w.address),
                 market.earningsOf(w.address),
                 stakeOf(w),
-                market.authorizationOf(w.address, PROPERTY_TENANT),
+                market.authorizationOf(w.address, settlerWallet.address, PROPERTY_TENANT),
               ]);
               return { address: w.address, tokens, free, earnings, ...stake, authorization: [...authorization] };
             }),

@@ -17,6 +17,7 @@ export const MarketTopics = {
   Authorized: topic('Authorized'),
   AuthorizationRevoked: topic('AuthorizationRevoked'),
   EarningsClaimed: topic('EarningsClaimed'),
+  SettlerSet: topic('SettlerSet'),
 } as const;
 
 /** eth_getLogs ranges are split so a long history never exceeds a node's response limits. */

@@ -1,9 +1,11 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { Command } from 'commander';
+import { getAddress, isAddress } from 'ethers';
 import { formatCredits } from '../chain/credits.js';
 import { MarketTopics, parseMarketLogs, queryLogs } from '../chain/market-events.js';
+import { currentSettlers } from '../chain/settlers.js';
 import { DEFAULT_HUB_ID, tenantIdOf } from '../chain/tenant.js';
-import { type ChainFlags, creditsArg, loadWallet } from './chain-access.js';
+import { type ChainAccess, type ChainFlags, creditsArg, loadWallet } from './chain-access.js';
 import { mined, session, withChainFlags } from './chain.command.js';
 import { CliError, ExitCode } from './errors.js';
 import { loadKubeConfig } from './kubeconfig.js';
@@ -13,11 +15,29 @@ import { render, type OutputFormat } from './output.js';
 // wallet's deposit for a namespace's jobs only up to what the wallet authorized for that namespace
 // on that hub (GpuMarket.authorize), never on the namespace label alone. The consent names the
 // namespace as it is now (its uid, chain/tenant.ts): one made later under the same name gets none.
+// It also names the hub's settler key: another settler of the same market cannot spend it.
 
 interface TenantFlags extends ChainFlags {
   namespace: string;
   namespaceUid?: string;
   hubId: string;
+  settler?: string;
+}
+
+const SETTLER_HELP = "the hub's settler address (its waiting jobs name it; default: the market's only settler)";
+
+/** `--settler`, checked; or, without it, the market's one settler (refused when there are several or none). */
+async function settlerFor(flags: { settler?: string }, chain: ChainAccess): Promise<string> {
+  if (flags.settler !== undefined) {
+    if (!isAddress(flags.settler)) throw new CliError(`--settler ${flags.settler} is not an 0x address`, ExitCode.Usage);
+    return getAddress(flags.settler);
+  }
+  const settlers = await currentSettlers(chain.provider, chain.market, chain.marketAddress);
+  if (settlers.length === 1) return settlers[0]!;
+  if (settlers.length === 0) {
+    throw new CliError(`GpuMarket ${chain.marketAddress} has no settler now; pass --settler <0x address> to name a proposed one`, ExitCode.NotFound);
+  }
+  throw new CliError(`GpuMarket ${chain.marketAddress} has ${settlers.length} settlers (${settlers.join(', ')}): pass --settler with your hub's (its waiting jobs name it)`, ExitCode.Usage);
 }
 
 type Globals = () => { kubeconfig?: string; context?: string };
@@ -26,7 +46,8 @@ const withTenantFlags = (c: Command) =>
   c
     .requiredOption('--namespace <ns>', 'the hub namespace whose jobs may spend')
     .option('--namespace-uid <uid>', "the namespace's uid (default: read from the hub cluster with --kubeconfig/--context)")
-    .option('--hub-id <id>', 'the hub (its --hub-id)', DEFAULT_HUB_ID);
+    .option('--hub-id <id>', 'the hub (its --hub-id)', DEFAULT_HUB_ID)
+    .option('--settler <0x…>', SETTLER_HELP);
 
 const UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -75,12 +96,18 @@ export function authorizeCommand(output: () => OutputFormat, globals: Globals): 
       const tenant = tenantIdOf(flags.hubId, flags.namespace, namespaceUid);
       const wallet = loadWallet(flags, true);
       const result = await session(flags, async (chain) => {
-        const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).authorize(tenant, cap, expiresAt));
-        return { wallet: wallet.address, hubId: flags.hubId, namespace: flags.namespace, namespaceUid, tenant, cap: formatCredits(cap), expiresAt: iso(expiresAt), ...tx };
+        const settler = await settlerFor(flags, chain);
+        // The contract takes consent for any address; one that is no settler would never be spent,
+        // and the jobs would wait with no sign of the typo.
+        if (!(await chain.market.isSettler(settler)) && (await chain.market.settlerEta(settler)) === 0n) {
+          throw new CliError(`--settler ${settler} is not a settler of GpuMarket ${chain.marketAddress}, nor proposed as one: no hub could spend this authorization`, ExitCode.Usage);
+        }
+        const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).authorize(tenant, settler, cap, expiresAt));
+        return { wallet: wallet.address, hubId: flags.hubId, namespace: flags.namespace, namespaceUid, settler, tenant, cap: formatCredits(cap), expiresAt: iso(expiresAt), ...tx };
       });
       process.stdout.write(
         render(output(), result, () => [
-          [`${result.wallet} authorized namespace ${result.namespace} (uid ${namespaceUid}) on hub ${result.hubId} to lock up to ${result.cap} credits until ${result.expiresAt} (tx ${result.txHash})`],
+          [`${result.wallet} authorized namespace ${result.namespace} (uid ${namespaceUid}) on hub ${result.hubId} to lock up to ${result.cap} credits through settler ${result.settler} until ${result.expiresAt} (tx ${result.txHash})`],
         ]),
       );
     });
@@ -93,7 +120,8 @@ export function revokeCommand(output: () => OutputFormat, globals: Globals): Com
     .option('--namespace-uid <uid>', "the namespace's uid (default: read from the hub cluster with --kubeconfig/--context)")
     .option('--hub-id <id>', 'the hub (its --hub-id)', DEFAULT_HUB_ID)
     .option('--tenant <0x…>', 'a tenant hash as `fedgpu authorizations` lists it, instead of --namespace (a namespace gone, or an authorization given before tenants named the uid)')
-    .action(async (flags: ChainFlags & { namespace?: string; namespaceUid?: string; hubId: string; tenant?: string }) => {
+    .option('--settler <0x…>', SETTLER_HELP)
+    .action(async (flags: ChainFlags & { namespace?: string; namespaceUid?: string; hubId: string; tenant?: string; settler?: string }) => {
       if (!flags.tenant === !flags.namespace) throw new CliError('give --namespace (with --namespace-uid, or a kubeconfig to read it) or --tenant, not both', ExitCode.Usage);
       if (flags.tenant !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(flags.tenant)) throw new CliError(`--tenant ${flags.tenant} is not a 32-byte hex hash`, ExitCode.Usage);
       const namespaceUid = flags.namespace ? await namespaceUidOf({ namespace: flags.namespace, ...(flags.namespaceUid !== undefined ? { namespaceUid: flags.namespaceUid } : {}) }, globals) : undefined;
@@ -101,24 +129,28 @@ export function revokeCommand(output: () => OutputFormat, globals: Globals): Com
       const what = flags.namespace ? `namespace ${flags.namespace} (uid ${namespaceUid}) on hub ${flags.hubId}` : `tenant ${tenant}`;
       const wallet = loadWallet(flags, true);
       const result = await session(flags, async (chain) => {
-        // The contract accepts a revoke of nothing; a wrong uid would then leave the real consent standing.
-        const [, expiresAt] = await chain.market.authorizationOf(wallet.address, tenant);
-        if (expiresAt === 0n) throw new CliError(`${wallet.address} has no authorization of ${what} to revoke (fedgpu authorizations lists them by tenant hash)`, ExitCode.NotFound);
-        const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).revoke(tenant));
-        return { wallet: wallet.address, hubId: flags.hubId, ...(flags.namespace ? { namespace: flags.namespace, namespaceUid } : {}), tenant, ...tx };
+        const settler = await settlerFor(flags, chain);
+        // The contract accepts a revoke of nothing; a wrong uid or settler would then leave the real consent standing.
+        const [, expiresAt] = await chain.market.authorizationOf(wallet.address, settler, tenant);
+        if (expiresAt === 0n) throw new CliError(`${wallet.address} has no authorization of ${what} for settler ${settler} to revoke (fedgpu authorizations lists them by tenant hash and settler)`, ExitCode.NotFound);
+        const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).revoke(tenant, settler));
+        return { wallet: wallet.address, hubId: flags.hubId, ...(flags.namespace ? { namespace: flags.namespace, namespaceUid } : {}), settler, tenant, ...tx };
       });
-      process.stdout.write(render(output(), result, () => [[`${result.wallet} revoked ${what} (tx ${result.txHash})`]]));
+      process.stdout.write(render(output(), result, () => [[`${result.wallet} revoked ${what} for settler ${result.settler} (tx ${result.txHash})`]]));
     });
 }
 
 export function authorizationsCommand(output: () => OutputFormat, globals: Globals): Command {
   return withChainFlags(new Command('authorizations'), true)
-    .description("the wallet's authorizations on chain: what each tenant may still lock, and until when")
+    .description("the wallet's authorizations on chain: what each tenant may still lock through each settler, and until when")
     .option('--namespace <ns>', 'name this namespace in the listing (tenants are hashes on chain)')
     .option('--namespace-uid <uid>', "the uid of --namespace (default: read from the hub cluster)")
     .option('--hub-id <id>', 'the hub of --namespace', DEFAULT_HUB_ID)
+    .option('--settler <0x…>', 'list only the authorizations of this settler')
     .option('--from-block <n>', 'first block to scan (the market deployment block)', '0')
-    .action(async (flags: ChainFlags & { namespace?: string; namespaceUid?: string; hubId: string; fromBlock: string }) => {
+    .action(async (flags: ChainFlags & { namespace?: string; namespaceUid?: string; hubId: string; settler?: string; fromBlock: string }) => {
+      if (flags.settler !== undefined && !isAddress(flags.settler)) throw new CliError(`--settler ${flags.settler} is not an 0x address`, ExitCode.Usage);
+      const only = flags.settler === undefined ? undefined : getAddress(flags.settler);
       const wallet = loadWallet(flags, true);
       const named: Record<string, string> = {};
       if (flags.namespace) {
@@ -132,13 +164,18 @@ export function authorizationsCommand(output: () => OutputFormat, globals: Globa
           await queryLogs(chain.provider, { address: chain.marketAddress, topics: [[MarketTopics.Authorized, MarketTopics.AuthorizationRevoked], topic], fromBlock: Number(flags.fromBlock), toBlock: to }),
           chain.marketAddress,
         );
-        const tenants = [...new Set(logs.map((l) => String(l.args.tenant)))];
+        // One row per tenant and settler the wallet ever named, with what the chain says now.
+        const pairs = new Map<string, { tenant: string; settler: string }>();
+        for (const l of logs) {
+          const pair = { tenant: String(l.args.tenant), settler: getAddress(String(l.args.settler)) };
+          if (only === undefined || pair.settler === only) pairs.set(`${pair.tenant}/${pair.settler}`, pair);
+        }
         const now = BigInt(Math.floor(Date.now() / 1000));
         return Promise.all(
-          tenants.map(async (tenant) => {
-            const [remaining, expiresAt] = await chain.market.authorizationOf(wallet.address, tenant);
+          [...pairs.values()].map(async ({ tenant, settler }) => {
+            const [remaining, expiresAt] = await chain.market.authorizationOf(wallet.address, settler, tenant);
             const state = expiresAt === 0n ? 'revoked' : expiresAt < now ? 'expired' : remaining === 0n ? 'used up' : 'active';
-            return { tenant, name: named[tenant] ?? '', remaining: formatCredits(remaining), expiresAt: expiresAt === 0n ? '' : iso(expiresAt), state };
+            return { tenant, settler, name: named[tenant] ?? '', remaining: formatCredits(remaining), expiresAt: expiresAt === 0n ? '' : iso(expiresAt), state };
           }),
         );
       });
@@ -147,8 +184,8 @@ export function authorizationsCommand(output: () => OutputFormat, globals: Globa
       }
       process.stdout.write(
         render(output(), { wallet: wallet.address, authorizations: rows }, () => [
-          ['TENANT', 'NAME', 'STATE', 'REMAINING', 'EXPIRES'],
-          ...rows.map((r) => [r.tenant, r.name || '-', r.state, r.remaining, r.expiresAt || '-']),
+          ['TENANT', 'NAME', 'SETTLER', 'STATE', 'REMAINING', 'EXPIRES'],
+          ...rows.map((r) => [r.tenant, r.name || '-', r.settler, r.state, r.remaining, r.expiresAt || '-']),
         ]),
       );
     });

@@ -62,12 +62,12 @@ export async function startSandboxChain(dir: string, hubKubeconfig: string, prov
     const consumer = signer(CONSUMER_ACCOUNT);
     await fund(consumer, '10000');
     await (await market.connect(consumer).deposit(parseCredits(CONSUMER_DEPOSIT))).wait();
-    // Consent on chain: the consumer lets this hub's `default` namespace (this one: its uid) lock
-    // its whole deposit for a year.
+    // Consent on chain: the consumer lets this hub's settler lock its whole deposit for the
+    // `default` namespace (this one: its uid) for a year.
     const uid = await runKubectl(hubKubeconfig, ['get', 'namespace', 'default', '-o', 'jsonpath={.metadata.uid}']);
     if (uid.code !== 0 || !uid.stdout.trim()) throw new Error(`cannot read the default namespace's uid: ${uid.stderr.trim()}`);
     const year = BigInt(Math.floor(Date.now() / 1000) + 365 * 24 * 3600);
-    await (await market.connect(consumer).authorize(tenantIdOf(DEFAULT_HUB_ID, 'default', uid.stdout.trim()), parseCredits(CONSUMER_DEPOSIT), year)).wait();
+    await (await market.connect(consumer).authorize(tenantIdOf(DEFAULT_HUB_ID, 'default', uid.stdout.trim()), settler.address, parseCredits(CONSUMER_DEPOSIT), year)).wait();
     const bound = await runKubectl(hubKubeconfig, ['label', 'namespace', 'default', `fedgpu.io/consumer-wallet=${consumer.address}`, '--overwrite']);
     if (bound.code !== 0) throw new Error(`cannot bind the default namespace to the consumer: ${bound.stderr.trim()}`);
     rpc.destroy();

@@ -77,8 +77,8 @@ export class SettlementChain {
       if ((await chain.provider.getCode(opts.marketAddress)) === '0x') {
         throw new ChainConfigError(`no contract at ${opts.marketAddress} on chain ${chainId} (${opts.rpcUrl})`);
       }
-      if (!(await chain.market.isSettler(chain.settler.wallet.address))) {
-        throw new ChainConfigError(`the settler key ${chain.settler.wallet.address} has no settler role on GpuMarket ${opts.marketAddress}`);
+      if (!(await chain.market.isSettler(chain.settlerAddress))) {
+        throw new ChainConfigError(`the settler key ${chain.settlerAddress} has no settler role on GpuMarket ${opts.marketAddress}`);
       }
     } catch (err) {
       chain.close();
@@ -89,6 +89,11 @@ export class SettlementChain {
 
   get marketAddress(): string {
     return this.opts.marketAddress;
+  }
+
+  /** The settler key's address: the one consumers authorize (GpuMarket.authorize names it). */
+  get settlerAddress(): string {
+    return this.settler.wallet.address;
   }
 
   get confirmations(): number {
@@ -106,9 +111,12 @@ export class SettlementChain {
     return this.market.isSlashed(escrowId);
   }
 
-  /** What `consumer` still lets `tenant` lock, and until when (0 expiry: never authorized or revoked). */
+  /**
+   * What `consumer` still lets this hub's settler lock for `tenant`, and until when (0 expiry:
+   * never authorized, revoked, or authorized for another settler only).
+   */
   async authorization(consumer: string, tenant: string): Promise<{ remaining: bigint; expiresAt: bigint }> {
-    const [remaining, expiresAt] = await this.market.authorizationOf(consumer, tenant);
+    const [remaining, expiresAt] = await this.market.authorizationOf(consumer, this.settlerAddress, tenant);
     return { remaining, expiresAt };
   }
 

@@ -17,8 +17,8 @@ import { chainErrorMessage, type ConfirmedTx, type SettlementChain } from './cha
 // sent. A job whose escrow is not open yet waits with a message (never blocking the controller on
 // the chain): the escrow is opened in the background and the job is woken once it is confirmed.
 // An escrow pays one provider only (GpuMarket), so once it is open the attempt is pinned to it.
-// Spending needs the consumer's consent: the wallet must have authorized this hub's tenant for the
-// namespace (GpuMarket.authorize); otherwise the job waits with `waiting for authorization: …`.
+// Spending needs the consumer's consent: the wallet must have authorized this hub's settler key for
+// the namespace's tenant (GpuMarket.authorize); otherwise the job waits with `waiting for authorization: …`.
 
 type Consumer = Extract<ConsumerLookup, { wallet: string }>;
 
@@ -187,10 +187,12 @@ export class EscrowFunding {
     let locking = 0n;
     for (const o of this.opening.values()) if (o.consumer === consumer && o.tenant === tenant) locking += o.amount;
     const remaining = authorization.remaining > locking ? authorization.remaining - locking : 0n;
-    const how = `the wallet runs: fedgpu authorize --namespace ${namespace} --namespace-uid ${account.namespaceUid} --hub-id ${this.opts.hubId} --cap <credits> --expires <date>`;
+    const settler = this.opts.chain.settlerAddress;
+    const how = `the wallet runs: fedgpu authorize --namespace ${namespace} --namespace-uid ${account.namespaceUid} --hub-id ${this.opts.hubId} --settler ${settler} --cap <credits> --expires <date>`;
     if (expiresAt === 0n) {
-      // Also what a namespace re-created under an old name sees: the consent named the old one.
-      return `waiting for authorization: wallet ${consumer} (label ${CONSUMER_LABEL} on namespace ${namespace}) has not authorized namespace ${namespace} (uid ${account.namespaceUid}) on hub ${this.opts.hubId} (${how})`;
+      // Also what a namespace re-created under an old name sees: the consent named the old one;
+      // and a consent given to another settler of the market: it is nothing to this hub's key.
+      return `waiting for authorization: wallet ${consumer} (label ${CONSUMER_LABEL} on namespace ${namespace}) has not authorized namespace ${namespace} (uid ${account.namespaceUid}) on hub ${this.opts.hubId} for settler ${settler} (${how})`;
     }
     const now = BigInt(Math.floor(Date.now() / 1000));
     if (expiresAt < now) {
