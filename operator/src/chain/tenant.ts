@@ -5,9 +5,9 @@ export const DEFAULT_HUB_ID = 'fedgpu';
 
 /**
  * The on-chain key of a hub tenant a consumer authorizes: keccak256("<hub id>/<namespace>/<uid>").
- * Scoped by the hub id so an honest hub never spends an authorization given for another hub's
- * `team-a` on the same market (a hostile settler can: the contract does not bind an authorization
- * to a settler, docs/settlement.md "Keys"), and by the namespace's uid so it is worth
+ * Scoped by the hub id so two hubs' `team-a` are two tenants (the contract also keys each
+ * consent by the settler it names, so another hub's key cannot draw on it whatever tenant it
+ * names: docs/settlement.md "Consent"), and by the namespace's uid so it is worth
  * nothing to a namespace made later under the same name: whoever creates `team-a` after the
  * team deleted theirs, and labels it with the team's wallet, finds no consent to spend.
  */
