@@ -60,6 +60,9 @@ contract GpuMarket {
         address provider;
         uint64 expiresAt;
         bool slashed;
+        /// id of the settler key that opened it (settlerIdOf): only that key closes or slashes it
+        /// while it is still a settler
+        uint16 opener;
     }
 
     struct ProviderStake {
@@ -146,6 +149,11 @@ contract GpuMarket {
     mapping(address account => bool) public isSettler;
     /// @notice When a proposed settler may be accepted (0: no proposal).
     mapping(address account => uint256) public settlerEta;
+    /// @notice A number for every address that was ever a settler (0: never), kept when it is
+    ///         removed; an escrow records its opener by it, in space its second slot had free.
+    mapping(address account => uint16) public settlerIdOf;
+    mapping(uint16 id => address) public settlerById;
+    uint16 private settlerCount;
 
     mapping(address consumer => uint256) public freeBalanceOf;
     mapping(address provider => uint256) public earningsOf;
@@ -178,7 +186,8 @@ contract GpuMarket {
         uint256 amount,
         bytes32 tenant,
         uint64 expiresAt,
-        uint256 authorizationLeft
+        uint256 authorizationLeft,
+        address settler
     );
     /// @dev Enough for reputation and audit: who was paid, for which attempt, how much, and the
     ///      evidence hash. `refunded` is what went back to the consumer's free balance.
@@ -233,6 +242,7 @@ contract GpuMarket {
     error EscrowNotExpired(bytes32 jobId, uint64 expiresAt);
     error InvalidExpiry(uint64 expiresAt, uint256 earliest, uint256 latest);
     error NotAuthorized(address consumer, address settler, bytes32 tenant);
+    error NotEscrowSettler(bytes32 jobId, address caller, address opener);
     error AuthorizationExpired(address consumer, bytes32 tenant, uint64 expiresAt);
     error AuthorizationExceeded(address consumer, bytes32 tenant, uint256 remaining, uint256 requested);
     error AmountMismatch(bytes32 jobId, uint256 amount, uint256 expected);
@@ -265,8 +275,7 @@ contract GpuMarket {
         emit OwnershipTransferred(address(0), owner_);
         for (uint256 i; i < settlers_.length; ++i) {
             if (settlers_[i] == address(0)) revert ZeroAddress();
-            isSettler[settlers_[i]] = true;
-            emit SettlerSet(settlers_[i], true);
+            _enableSettler(settlers_[i]);
         }
     }
 
@@ -311,8 +320,7 @@ contract GpuMarket {
         if (eta == 0) revert NoProposal(account);
         if (block.timestamp < eta) revert SettlerDelayNotElapsed(account, eta);
         settlerEta[account] = 0;
-        isSettler[account] = true;
-        emit SettlerSet(account, true);
+        _enableSettler(account);
     }
 
     /// @notice Removes a settler, or withdraws a pending proposal, at once (removing is always safe).
@@ -457,8 +465,8 @@ contract GpuMarket {
             freeBalanceOf[consumer] = available - maxAmount;
         }
         _lock(provider);
-        escrows[jobId] = Escrow(consumer, uint88(maxAmount), EscrowState.Open, provider, expiresAt, false);
-        emit EscrowOpened(jobId, consumer, provider, maxAmount, tenant, expiresAt, left);
+        escrows[jobId] = Escrow(consumer, uint88(maxAmount), EscrowState.Open, provider, expiresAt, false, settlerIdOf[msg.sender]);
+        emit EscrowOpened(jobId, consumer, provider, maxAmount, tenant, expiresAt, left, msg.sender);
     }
 
     /// @notice Pays the escrow's provider what it signed for (at most what the escrow covers) and
@@ -469,7 +477,7 @@ contract GpuMarket {
         bytes32 r = bytes32(providerSig[0:32]);
         bytes32 s = bytes32(providerSig[32:64]);
         uint8 v = uint8(providerSig[64]);
-        (address consumer, uint256 paid, uint256 refunded, bool unlock) = _settle(receipt, v, r, s);
+        (address consumer, uint256 paid, uint256 refunded, bool unlock) = _settle(receipt, v, r, s, settlerIdOf[msg.sender]);
         if (paid != 0) earningsOf[receipt.provider] += paid;
         if (refunded != 0) freeBalanceOf[consumer] += refunded;
         if (unlock) _unlock(receipt.provider, 1);
@@ -484,9 +492,10 @@ contract GpuMarket {
         if (n == 0) revert EmptyBatch();
         Ledger memory providerCredits = _newLedger(n);
         Ledger memory consumerCredits = _newLedger(n);
+        uint16 caller = settlerIdOf[msg.sender];
         for (uint256 i; i < n; ) {
             SignedReceipt calldata item = batch[i];
-            (address consumer, uint256 paid, uint256 refunded, bool unlock) = _settle(item.receipt, item.v, item.r, item.s);
+            (address consumer, uint256 paid, uint256 refunded, bool unlock) = _settle(item.receipt, item.v, item.r, item.s, caller);
             _credit(providerCredits, item.receipt.provider, paid, unlock ? 1 : 0);
             _credit(consumerCredits, consumer, refunded, 0);
             unchecked {
@@ -501,6 +510,7 @@ contract GpuMarket {
     function refund(bytes32 jobId) external onlySettler nonReentrant {
         Escrow storage e = escrows[jobId];
         _requireOpen(jobId, e.state);
+        _requireOpener(jobId, e.opener, settlerIdOf[msg.sender]);
         address consumer = e.consumer;
         uint256 amount = e.amount;
         e.state = EscrowState.Refunded;
@@ -523,6 +533,7 @@ contract GpuMarket {
         Escrow storage e = escrows[jobId];
         EscrowState state = e.state;
         if (state == EscrowState.None) revert UnknownJob(jobId);
+        _requireOpener(jobId, e.opener, settlerIdOf[msg.sender]);
         if (provider != e.provider) revert WrongProvider(jobId, provider, e.provider);
         if (e.slashed) revert AlreadySlashed(jobId);
         e.slashed = true;
@@ -559,10 +570,11 @@ contract GpuMarket {
         return (e.consumer, e.amount, e.state);
     }
 
-    /// @notice The provider an escrow pays, when the consumer may reclaim it, and whether it was slashed.
-    function escrowTermsOf(bytes32 jobId) external view returns (address provider, uint64 expiresAt, bool slashed) {
+    /// @notice The provider an escrow pays, when the consumer may reclaim it, whether it was
+    ///         slashed, and the settler key that opened it.
+    function escrowTermsOf(bytes32 jobId) external view returns (address provider, uint64 expiresAt, bool slashed, address opener) {
         Escrow storage e = escrows[jobId];
-        return (e.provider, e.expiresAt, e.slashed);
+        return (e.provider, e.expiresAt, e.slashed, settlerById[e.opener]);
     }
 
     function isSlashed(bytes32 jobId) external view returns (bool) {
@@ -590,7 +602,7 @@ contract GpuMarket {
     /// @dev Checks one receipt, closes its escrow and emits Settled. Credits are left to the caller
     ///      so a batch can sum them. Cheap checks run before the signature recovery. A receipt above
     ///      the escrow is paid what the escrow covers: the escrow never becomes unsettleable.
-    function _settle(UsageReceipt calldata receipt, uint8 v, bytes32 r, bytes32 s)
+    function _settle(UsageReceipt calldata receipt, uint8 v, bytes32 r, bytes32 s, uint16 caller)
         private
         returns (address consumer, uint256 paid, uint256 refunded, bool unlock)
     {
@@ -598,6 +610,7 @@ contract GpuMarket {
         Escrow storage e = escrows[jobId];
         (address escrowConsumer, uint88 held, EscrowState state) = (e.consumer, e.amount, e.state);
         _requireOpen(jobId, state);
+        _requireOpener(jobId, e.opener, caller);
 
         uint256 amount = receipt.amount;
         uint256 expected = (uint256(receipt.gpuSeconds) * receipt.pricePerGpuHour) / SECONDS_PER_HOUR;
@@ -619,6 +632,27 @@ contract GpuMarket {
         e.amount = uint88(paid);
         e.state = EscrowState.Settled;
         emit Settled(jobId, provider, consumer, receipt.epoch, receipt.gpuSeconds, paid, refunded, receipt.usageHash);
+    }
+
+    /// @dev Only the settler key that opened an escrow closes or slashes it: another hub's key on
+    ///      the same market (or a thief holding it) cannot refund its escrows under running
+    ///      attempts or slash its providers. Once the opener is no longer a settler (a key rotated
+    ///      out, or revoked as stolen), any settler takes its escrows over, so none is stranded.
+    function _requireOpener(bytes32 jobId, uint16 opener, uint16 caller) private view {
+        if (caller == opener) return;
+        address openedBy = settlerById[opener];
+        if (isSettler[openedBy]) revert NotEscrowSettler(jobId, msg.sender, openedBy);
+    }
+
+    /// @dev Makes `account` a settler, numbering it the first time.
+    function _enableSettler(address account) private {
+        isSettler[account] = true;
+        if (settlerIdOf[account] == 0) {
+            uint16 id = ++settlerCount; // checked: reverts past 65,535 settlers ever
+            settlerIdOf[account] = id;
+            settlerById[id] = account;
+        }
+        emit SettlerSet(account, true);
     }
 
     function _drawAuthorization(address consumer, address settler, bytes32 tenant, uint256 amount) private returns (uint256 left) {

@@ -518,9 +518,9 @@ describe('escrow', () => {
     await ensureFreeStake(providerA);
     const receipt = await mined(asSettler.openEscrow(jobId, consumerA.address, providerA.address, TENANT, credits('40'), expiry));
     expect(eventsOf(receipt, 'EscrowOpened')).toEqual([
-      { jobId, consumer: consumerA.address, provider: providerA.address, amount: credits('40'), tenant: TENANT, expiresAt: expiry, authorizationLeft: credits('1000000') - credits('40') },
+      { jobId, consumer: consumerA.address, provider: providerA.address, amount: credits('40'), tenant: TENANT, expiresAt: expiry, authorizationLeft: credits('1000000') - credits('40'), settler: settlerWallet.address },
     ]);
-    expect(await market.escrowTermsOf(jobId)).toEqual([providerA.address, expiry, false]);
+    expect(await market.escrowTermsOf(jobId)).toEqual([providerA.address, expiry, false, settlerWallet.address]);
     expect(await escrowOf(jobId)).toEqual({ consumer: consumerA.address, amount: credits('40'), state: EscrowState.Open });
     expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('60'));
     expect(await escrowOf(newJobId())).toEqual({ consumer: ZeroAddress, amount: 0n, state: EscrowState.None });
@@ -965,7 +965,7 @@ describe('authorization', () => {
     const jobId = newJobId();
     const opened = await mined(asSettler.openEscrow(jobId, consumerB.address, providerA.address, tenant, credits('5'), expiry));
     expect(eventsOf(opened, 'EscrowOpened')).toEqual([
-      { jobId, consumer: consumerB.address, provider: providerA.address, amount: credits('5'), tenant, expiresAt: expiry, authorizationLeft: credits('7') },
+      { jobId, consumer: consumerB.address, provider: providerA.address, amount: credits('5'), tenant, expiresAt: expiry, authorizationLeft: credits('7'), settler: settlerWallet.address },
     ]);
     expect(await market.authorizationOf(consumerB.address, settlerWallet.address, tenant)).toEqual([credits('7'), until]);
     await expectRevert(
@@ -1041,7 +1041,7 @@ describe('expired escrows', () => {
     const jobId = newJobId();
     const until = (await latestTimestamp()) + 600n;
     await mined(asSettler.openEscrow(jobId, consumerA.address, providerA.address, TENANT, credits('6'), until));
-    expect(await market.escrowTermsOf(jobId)).toEqual([providerA.address, until, false]);
+    expect(await market.escrowTermsOf(jobId)).toEqual([providerA.address, until, false, settlerWallet.address]);
     await expectRevert(market.connect(consumerA).reclaimExpired(jobId), 'EscrowNotExpired', [jobId, until]);
     await setNextTimestamp(until + 1n);
     await expectRevert(market.connect(consumerB).reclaimExpired(jobId), 'NotConsumer', [jobId, consumerB.address]);
@@ -1132,6 +1132,42 @@ describe('a stolen settler key', () => {
     ]);
     await openJob(consumerA, credits('2'));
     expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('45'));
+  });
+
+  it("cannot refund, settle or slash another settler's escrows while that settler holds its role; takes them over once it is revoked", async () => {
+    // The thief holds a second settler key of the market. The first hub's escrow runs an attempt on
+    // providerA: refunding it would leave providerA unpaid for the run, slashing it would burn
+    // providerA's stake, and settling it would close it on the thief's terms.
+    const proposed = await mined(market.proposeSettler(outsider.address));
+    await setNextTimestamp((await blockTime(proposed)) + BigInt(SETTLER_DELAY));
+    await mined(market.acceptSettler(outsider.address));
+    const thief = market.connect(outsider);
+    await deposit(consumerA, credits('10'));
+    const jobId = await openJob(consumerA, credits('5'));
+    const stakeBefore = await stakeOf(providerA);
+    const refused = [jobId, outsider.address, settlerWallet.address];
+    await expectRevert(thief.refund(jobId), 'NotEscrowSettler', refused);
+    await expectRevert(thief.slash(providerA.address, BOND, jobId, 1, reason()), 'NotEscrowSettler', refused);
+    const r = usage(jobId, providerA, 1_000);
+    await expectRevert(thief.settle(r, await sign(r, providerA)), 'NotEscrowSettler', refused);
+    await expectRevert(thief.settleBatch([await signed(r, providerA)]), 'NotEscrowSettler', refused);
+    expect(await escrowOf(jobId)).toEqual({ consumer: consumerA.address, amount: credits('5'), state: EscrowState.Open });
+    expect(await stakeOf(providerA)).toEqual(stakeBefore);
+    // The thief's own escrows are its own: the first hub cannot close them either.
+    await mined(market.connect(consumerA).authorize(TENANT, outsider.address, credits('1'), expiry));
+    const theirs = newJobId();
+    await ensureFreeStake(providerA);
+    await mined(thief.openEscrow(theirs, consumerA.address, providerA.address, TENANT, credits('1'), expiry));
+    expect((await market.escrowTermsOf(theirs))[3]).toBe(outsider.address);
+    await expectRevert(asSettler.refund(theirs), 'NotEscrowSettler', [theirs, settlerWallet.address, outsider.address]);
+    // The owner revokes the stolen key: its escrows are not stranded, the first hub closes them.
+    await mined(market.revokeSettler(outsider.address));
+    await mined(asSettler.refund(theirs));
+    expect((await escrowOf(theirs)).state).toBe(EscrowState.Refunded);
+    // A revoked key keeps its number (accepted again, its old escrows would be its own again).
+    expect(await market.settlerIdOf(outsider.address)).toBe(2n);
+    await mined(asSettler.settle(r, await sign(r, providerA)));
+    expect((await escrowOf(jobId)).state).toBe(EscrowState.Settled);
   });
 
   it('cannot slash someone else, twice, or more than the bond', async () => {

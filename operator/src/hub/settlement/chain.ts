@@ -100,10 +100,19 @@ export class SettlementChain {
     return this.opts.confirmations;
   }
 
-  /** An escrow and the provider wallet it pays (GpuMarket.escrowOf and escrowTermsOf). */
-  async escrow(escrowId: string): Promise<{ consumer: string; amount: bigint; state: EscrowStateName; provider: string; expiresAt: bigint }> {
-    const [[consumer, amount, state], [provider, expiresAt]] = await Promise.all([this.market.escrowOf(escrowId), this.market.escrowTermsOf(escrowId)]);
-    return { consumer, amount, state: STATE_NAMES[state.toString()] ?? 'None', provider, expiresAt };
+  /** An escrow, the provider wallet it pays and the settler key that opened it (GpuMarket.escrowOf and escrowTermsOf). */
+  async escrow(escrowId: string): Promise<{ consumer: string; amount: bigint; state: EscrowStateName; provider: string; expiresAt: bigint; opener: string }> {
+    const [[consumer, amount, state], [provider, expiresAt, , opener]] = await Promise.all([this.market.escrowOf(escrowId), this.market.escrowTermsOf(escrowId)]);
+    return { consumer, amount, state: STATE_NAMES[state.toString()] ?? 'None', provider, expiresAt, opener };
+  }
+
+  /**
+   * Whether this hub may close or slash an escrow `opener` opened: its own, or one whose opener is
+   * no longer a settler (GpuMarket lets any settler take those over).
+   */
+  async mayClose(opener: string): Promise<boolean> {
+    if (opener.toLowerCase() === this.settlerAddress.toLowerCase()) return true;
+    return !(await this.market.isSettler(opener));
   }
 
   /** Whether the escrow was slashed (at most once per escrow; each attempt has its own escrow). */

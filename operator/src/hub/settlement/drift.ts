@@ -12,7 +12,9 @@ import type { JobSource } from './controller.js';
 //  - open for a finished or deleted job: that job's reconcile settles or refunds it;
 //  - open for no job at all (its GpuJob is gone): refunded here to the consumer;
 //  - a running job is reconciled too, and its reconcile re-opens a missing escrow (and says so).
-// It assumes this hub is the only settler of the market (document: one hub per GpuMarket).
+// Escrows another settler of the market opened are that settler's to close (GpuMarket refuses
+// this hub's refund), and are left alone while their opener is a settler; once it is not (a key
+// rotated out or revoked), an orphan of its is refunded here like one of ours.
 
 export interface DriftReport {
   openOnChain: number;
@@ -30,7 +32,7 @@ export interface EscrowDriftOptions {
 
 export class EscrowDrift {
   /** Escrows open on chain as of `scannedTo`, by key (lower case). */
-  private readonly open = new Map<string, { consumer: string; block: number }>();
+  private readonly open = new Map<string, { consumer: string; opener: string; block: number }>();
   private scannedTo: number;
 
   constructor(private readonly opts: EscrowDriftOptions) {
@@ -47,12 +49,17 @@ export class EscrowDrift {
     }
     const report: DriftReport = { openOnChain: this.open.size, orphansRefunded: [], jobsRechecked: 0 };
     const recheck = new Set<string>();
-    for (const escrowId of this.open.keys()) {
+    // Once per check for each other opener: is it still a settler (its escrows then are not ours)?
+    const closable = new Map<string, Promise<boolean>>();
+    for (const [escrowId, entry] of this.open) {
       const job = owner.get(escrowId);
       if (job) {
         if (isFinished(job) || isDeleted(job)) recheck.add(objectKey(job));
         continue;
       }
+      const opener = entry.opener.toLowerCase();
+      if (!closable.has(opener)) closable.set(opener, this.opts.chain.mayClose(entry.opener).catch(() => false));
+      if (!(await closable.get(opener))) continue;
       if (await this.refundOrphan(escrowId)) report.orphansRefunded.push(escrowId);
     }
     for (const job of jobs) {
@@ -75,7 +82,7 @@ export class EscrowDrift {
     );
     for (const log of logs) {
       const id = String(log.args.jobId).toLowerCase();
-      if (log.name === 'EscrowOpened') this.open.set(id, { consumer: String(log.args.consumer), block: log.block });
+      if (log.name === 'EscrowOpened') this.open.set(id, { consumer: String(log.args.consumer), opener: String(log.args.settler), block: log.block });
       else this.open.delete(id);
     }
     this.scannedTo = to;
