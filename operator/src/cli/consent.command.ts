@@ -22,17 +22,32 @@ interface TenantFlags extends ChainFlags {
   namespaceUid?: string;
   hubId: string;
   settler?: string;
+  fromBlock: string;
 }
 
 const SETTLER_HELP = "the hub's settler address (its waiting jobs name it; default: the market's only settler)";
 
-/** `--settler`, checked; or, without it, the market's one settler (refused when there are several or none). */
-async function settlerFor(flags: { settler?: string }, chain: ChainAccess): Promise<string> {
-  if (flags.settler !== undefined) {
-    if (!isAddress(flags.settler)) throw new CliError(`--settler ${flags.settler} is not an 0x address`, ExitCode.Usage);
-    return getAddress(flags.settler);
+const FROM_BLOCK_HELP = 'first block to scan for settlers and authorizations (the market deployment block)';
+
+/** `--settler` as a checksummed address; a usage error naming the flag otherwise. */
+function settlerArg(text: string): string {
+  if (!isAddress(text)) {
+    const why = /^0x[0-9a-fA-F]{40}$/.test(text) ? 'its mixed-case checksum is wrong (write it in lower case, or copy it whole)' : 'it is not an 0x address';
+    throw new CliError(`--settler ${text}: ${why}`, ExitCode.Usage);
   }
-  const settlers = await currentSettlers(chain.provider, chain.market, chain.marketAddress);
+  return getAddress(text);
+}
+
+/** `--from-block` as a block number. */
+function fromBlockArg(text: string): number {
+  if (!/^\d+$/.test(text)) throw new CliError(`--from-block ${text} is not a block number`, ExitCode.Usage);
+  return Number(text);
+}
+
+/** `--settler`, checked; or, without it, the market's one settler (refused when there are several or none). */
+async function settlerFor(flags: { settler?: string; fromBlock: string }, chain: ChainAccess): Promise<string> {
+  if (flags.settler !== undefined) return settlerArg(flags.settler);
+  const settlers = await currentSettlers(chain.provider, chain.market, chain.marketAddress, fromBlockArg(flags.fromBlock));
   if (settlers.length === 1) return settlers[0]!;
   if (settlers.length === 0) {
     throw new CliError(`GpuMarket ${chain.marketAddress} has no settler now; pass --settler <0x address> to name a proposed one`, ExitCode.NotFound);
@@ -47,7 +62,8 @@ const withTenantFlags = (c: Command) =>
     .requiredOption('--namespace <ns>', 'the hub namespace whose jobs may spend')
     .option('--namespace-uid <uid>', "the namespace's uid (default: read from the hub cluster with --kubeconfig/--context)")
     .option('--hub-id <id>', 'the hub (its --hub-id)', DEFAULT_HUB_ID)
-    .option('--settler <0x…>', SETTLER_HELP);
+    .option('--settler <0x…>', SETTLER_HELP)
+    .option('--from-block <n>', FROM_BLOCK_HELP, '0');
 
 const UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -121,7 +137,8 @@ export function revokeCommand(output: () => OutputFormat, globals: Globals): Com
     .option('--hub-id <id>', 'the hub (its --hub-id)', DEFAULT_HUB_ID)
     .option('--tenant <0x…>', 'a tenant hash as `fedgpu authorizations` lists it, instead of --namespace (a namespace gone, or an authorization given before tenants named the uid)')
     .option('--settler <0x…>', SETTLER_HELP)
-    .action(async (flags: ChainFlags & { namespace?: string; namespaceUid?: string; hubId: string; tenant?: string; settler?: string }) => {
+    .option('--from-block <n>', FROM_BLOCK_HELP, '0')
+    .action(async (flags: ChainFlags & { namespace?: string; namespaceUid?: string; hubId: string; tenant?: string; settler?: string; fromBlock: string }) => {
       if (!flags.tenant === !flags.namespace) throw new CliError('give --namespace (with --namespace-uid, or a kubeconfig to read it) or --tenant, not both', ExitCode.Usage);
       if (flags.tenant !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(flags.tenant)) throw new CliError(`--tenant ${flags.tenant} is not a 32-byte hex hash`, ExitCode.Usage);
       const namespaceUid = flags.namespace ? await namespaceUidOf({ namespace: flags.namespace, ...(flags.namespaceUid !== undefined ? { namespaceUid: flags.namespaceUid } : {}) }, globals) : undefined;
@@ -149,8 +166,8 @@ export function authorizationsCommand(output: () => OutputFormat, globals: Globa
     .option('--settler <0x…>', 'list only the authorizations of this settler')
     .option('--from-block <n>', 'first block to scan (the market deployment block)', '0')
     .action(async (flags: ChainFlags & { namespace?: string; namespaceUid?: string; hubId: string; settler?: string; fromBlock: string }) => {
-      if (flags.settler !== undefined && !isAddress(flags.settler)) throw new CliError(`--settler ${flags.settler} is not an 0x address`, ExitCode.Usage);
-      const only = flags.settler === undefined ? undefined : getAddress(flags.settler);
+      const only = flags.settler === undefined ? undefined : settlerArg(flags.settler);
+      const fromBlock = fromBlockArg(flags.fromBlock);
       const wallet = loadWallet(flags, true);
       const named: Record<string, string> = {};
       if (flags.namespace) {
@@ -161,7 +178,7 @@ export function authorizationsCommand(output: () => OutputFormat, globals: Globa
         const to = await chain.provider.getBlockNumber();
         const topic = '0x' + wallet.address.toLowerCase().slice(2).padStart(64, '0');
         const logs = parseMarketLogs(
-          await queryLogs(chain.provider, { address: chain.marketAddress, topics: [[MarketTopics.Authorized, MarketTopics.AuthorizationRevoked], topic], fromBlock: Number(flags.fromBlock), toBlock: to }),
+          await queryLogs(chain.provider, { address: chain.marketAddress, topics: [[MarketTopics.Authorized, MarketTopics.AuthorizationRevoked], topic], fromBlock, toBlock: to }),
           chain.marketAddress,
         );
         // One row per tenant and settler the wallet ever named, with what the chain says now.
@@ -171,16 +188,19 @@ export function authorizationsCommand(output: () => OutputFormat, globals: Globa
           if (only === undefined || pair.settler === only) pairs.set(`${pair.tenant}/${pair.settler}`, pair);
         }
         const now = BigInt(Math.floor(Date.now() / 1000));
+        // A consent to a key that is no longer a settler can be spent by no one (until it is one again).
+        const live = new Map(await Promise.all([...new Set([...pairs.values()].map((p) => p.settler))].map(async (a) => [a, await chain.market.isSettler(a)] as const)));
         return Promise.all(
           [...pairs.values()].map(async ({ tenant, settler }) => {
             const [remaining, expiresAt] = await chain.market.authorizationOf(wallet.address, settler, tenant);
-            const state = expiresAt === 0n ? 'revoked' : expiresAt < now ? 'expired' : remaining === 0n ? 'used up' : 'active';
+            const state =
+              expiresAt === 0n ? 'revoked' : expiresAt < now ? 'expired' : remaining === 0n ? 'used up' : live.get(settler) ? 'active' : 'settler removed';
             return { tenant, settler, name: named[tenant] ?? '', remaining: formatCredits(remaining), expiresAt: expiresAt === 0n ? '' : iso(expiresAt), state };
           }),
         );
       });
       if (flags.namespace && !rows.some((r) => r.name)) {
-        throw new CliError(`${wallet.address} never authorized namespace ${flags.namespace} on hub ${flags.hubId}`, ExitCode.NotFound);
+        throw new CliError(`${wallet.address} never authorized namespace ${flags.namespace} on hub ${flags.hubId}${only ? ` for settler ${only}` : ''}`, ExitCode.NotFound);
       }
       process.stdout.write(
         render(output(), { wallet: wallet.address, authorizations: rows }, () => [
