@@ -1380,6 +1380,8 @@ interface JobModel {
   state: bigint;
   expiresAt: bigint;
   slashed: boolean;
+  /** The settler key that opened it: only it closes or slashes it while it is a settler. */
+  opener: string;
 }
 
 interface StakeModel {
@@ -1396,8 +1398,10 @@ class MarketModel {
   readonly earnings = new Map<string, bigint>();
   readonly stakes = new Map<string, StakeModel>();
   readonly jobs = new Map<string, JobModel>();
-  /** The property tenant's authorization per consumer. */
+  /** The property tenant's authorization per consumer and settler (`consumer/settler`). */
   readonly authorizations = new Map<string, { remaining: bigint; expiresAt: bigint }>();
+  /** The walk's two settler keys that hold the role now. */
+  readonly settlers = new Set<string>();
   burned = 0n;
 
   static value(map: Map<string, bigint>, key: string): bigint {
@@ -1430,7 +1434,8 @@ type OperationKind =
   | 'claim'
   | 'authorize'
   | 'revoke'
-  | 'reclaim';
+  | 'reclaim'
+  | 'settlerRole';
 
 interface Operation {
   label: string;
@@ -1455,7 +1460,7 @@ const WEIGHTS: [OperationKind, number][] = [
   ['refund', 5],
   ['slash', 8],
   ['claim', 6],
-  ['authorize', 8],
+  ['authorize', 12],
   ['revoke', 1],
   ['reclaim', 5],
 ];
@@ -1475,8 +1480,28 @@ describe('property: random operation sequences', () => {
       const actors = [...consumers, ...providers];
       const holders = [...actors.map((w) => w.address), admin.address, settlerWallet.address, outsider.address];
       for (const w of actors) model.tokens.set(w.address, await token.balanceOf(w.address));
+      // Two settler keys: the hub's and a second one (another hub, or a thief holding its key).
+      // Each opens escrows on the consents that name it; only an escrow's opener closes or slashes
+      // it while it holds the role; the walk revokes the second one halfway.
+      const proposed = await mined(market.proposeSettler(outsider.address));
+      await setNextTimestamp((await blockTime(proposed)) + BigInt(SETTLER_DELAY));
+      await mined(market.acceptSettler(outsider.address));
+      model.settlers.add(settlerWallet.address).add(outsider.address);
+      const settlerKeys = [settlerWallet, outsider];
+      // Each consumer starts with a consent to each key, so both open escrows from the start.
+      const firstUntil = (await latestTimestamp()) + BigInt(DELAY * 4);
+      for (const c of consumers) {
+        for (const k of settlerKeys) {
+          await mined(market.connect(c).authorize(PROPERTY_TENANT, k.address, credits('5000'), firstUntil));
+          model.authorizations.set(`${c.address}/${k.address}`, { remaining: credits('5000'), expiresAt: firstUntil });
+        }
+      }
+      const as = (w: Wallet): GpuMarketContract => (w === settlerWallet ? asSettler : market.connect(w));
       const successes = new Map<OperationKind, number>();
       const reverts = new Map<OperationKind, number>();
+      const refusedWith = new Map<string, number>();
+      /** Escrows closed or slashed by a key that did not open them (its opener had lost the role). */
+      let takenOver = 0;
       let freshJobs = 0;
 
       // ---- random choices
@@ -1519,6 +1544,20 @@ describe('property: random operation sequences', () => {
         return job.state === EscrowState.Open ? undefined : 'EscrowClosed';
       };
       const send = async (tx: Promise<ContractTransactionResponse>): Promise<TransactionReceipt> => mined(tx);
+      const keyOf = (address: string): Wallet => settlerKeys.find((w) => w.address === address) as Wallet;
+      /** The settler key that calls: mostly the escrow's opener, or a key with the role once the opener lost it; else either key. */
+      const callerFor = (jobId?: string): Wallet => {
+        const opener = jobId === undefined ? undefined : model.jobs.get(jobId)?.opener;
+        if (opener && random() < 0.65) return model.settlers.has(opener) ? keyOf(opener) : pick(settlerKeys.filter((k) => model.settlers.has(k.address)));
+        return pick(settlerKeys);
+      };
+      const notSettler = (caller: Wallet): string | undefined => (model.settlers.has(caller.address) ? undefined : 'NotSettler');
+      /** Whether `caller` may close or slash the job: its opener, or any settler once the opener lost the role. */
+      const notOpener = (jobId: string, caller: Wallet): string | undefined => {
+        const opener = model.jobs.get(jobId)?.opener;
+        return opener && opener !== caller.address && model.settlers.has(opener) ? 'NotEscrowSettler' : undefined;
+      };
+      const consent = (consumer: string, settlerAddress: string) => model.authorizations.get(`${consumer}/${settlerAddress}`);
 
       /** A receipt for a random share (0–115 %) of the job's escrow, sometimes naming or signed by the wrong provider. */
       const randomReceipt = async (jobId: string): Promise<{ item: SignedReceipt; signer: Wallet }> => {
@@ -1531,12 +1570,15 @@ describe('property: random operation sequences', () => {
         return { item: await signed(receipt, signer), signer };
       };
       /** The error settling these items in order must raise, on a copy of the job states. */
-      const batchError = (items: { item: SignedReceipt; signer: Wallet }[]): string | undefined => {
+      const batchError = (items: { item: SignedReceipt; signer: Wallet }[], caller: Wallet): string | undefined => {
+        const refused = notSettler(caller);
+        if (refused) return refused;
         const settled = new Set<string>();
         for (const { item, signer } of items) {
           const job = model.jobs.get(item.receipt.jobId);
           if (!job) return 'UnknownJob';
           if (job.state !== EscrowState.Open || settled.has(item.receipt.jobId)) return 'EscrowClosed';
+          if (notOpener(item.receipt.jobId, caller)) return 'NotEscrowSettler';
           if (item.receipt.provider !== job.provider) return 'WrongProvider';
           if (signer.address !== item.receipt.provider) return 'WrongSigner';
           settled.add(item.receipt.jobId);
@@ -1602,10 +1644,15 @@ describe('property: random operation sequences', () => {
             const p = pick(providers);
             const s = model.stake(p.address);
             const amount = amountUpTo(s.active - s.locked);
+            const expected = amount === 0n ? 'ZeroAmount' : amount > s.active - s.locked ? 'InsufficientStake' : undefined;
             return {
               label: `requestUnstake ${amount}`,
-              expected: amount === 0n ? 'ZeroAmount' : amount > s.active - s.locked ? 'InsufficientStake' : undefined,
-              send: () => send(market.connect(p).requestUnstake(amount)),
+              expected,
+              // A set gas limit where it must succeed: anvil estimates at the latest block's time,
+              // and once the walk's warps put the chain ahead of the clock, a second request in the
+              // next block wrote the same unlockTime there (a cheap no-op store) and ran out of gas
+              // when mined. (A refusal is left to the estimate, which decodes its error.)
+              send: () => send(market.connect(p).requestUnstake(amount, expected ? {} : { gasLimit: 150_000 })),
               apply: async (receipt) => {
                 s.active -= amount;
                 s.unbonding += amount;
@@ -1652,14 +1699,17 @@ describe('property: random operation sequences', () => {
             const free = MarketModel.value(model.free, c.address);
             const amount = amountUpTo(free, credits('500'));
             const s = model.stake(p.address);
-            const auth = model.authorizations.get(c.address);
+            // Mostly a key that holds the role, so escrows open.
+            const live = settlerKeys.filter((k) => model.settlers.has(k.address));
+            const caller = random() < 0.85 ? pick(live) : pick(settlerKeys);
+            const auth = consent(c.address, caller.address);
             const landsAt = (await latestTimestamp()) + 1n;
             await setNextTimestamp(landsAt);
             const until = landsAt + BigInt(pick([60, DELAY / 2, DELAY * 2]));
             return {
-              label: `openEscrow ${jobId.slice(0, 10)} ${amount} for ${p.address.slice(0, 8)}`,
+              label: `openEscrow ${jobId.slice(0, 10)} ${amount} for ${p.address.slice(0, 8)} by ${caller.address.slice(0, 8)}`,
               jobs: [jobId],
-              expected: model.jobs.has(jobId)
+              expected: notSettler(caller) ?? (model.jobs.has(jobId)
                 ? 'EscrowExists'
                 : amount === 0n
                   ? 'ZeroAmount'
@@ -1673,13 +1723,13 @@ describe('property: random operation sequences', () => {
                           ? 'InsufficientBalance'
                           : s.active - s.locked < BOND
                             ? 'InsufficientFreeStake'
-                            : undefined,
-              send: () => send(asSettler.openEscrow(jobId, c.address, p.address, PROPERTY_TENANT, amount, until)),
+                            : undefined),
+              send: () => send(as(caller).openEscrow(jobId, c.address, p.address, PROPERTY_TENANT, amount, until)),
               apply: () => {
                 MarketModel.add(model.free, c.address, -amount);
                 (auth as { remaining: bigint }).remaining -= amount;
                 s.locked += BOND;
-                model.jobs.set(jobId, { consumer: c.address, provider: p.address, amount, state: EscrowState.Open, expiresAt: until, slashed: false });
+                model.jobs.set(jobId, { consumer: c.address, provider: p.address, amount, state: EscrowState.Open, expiresAt: until, slashed: false, opener: caller.address });
               },
             };
           }
@@ -1689,28 +1739,46 @@ describe('property: random operation sequences', () => {
             const landsAt = (await latestTimestamp()) + 1n;
             await setNextTimestamp(landsAt);
             const until = landsAt + BigInt(pick([-1, DELAY / 2, DELAY, DELAY * 4]));
+            const named = pick(settlerKeys);
             return {
-              label: `authorize ${cap} until ${until}`,
+              label: `authorize ${cap} until ${until} for ${named.address.slice(0, 8)}`,
               expected: cap === 0n ? 'ZeroAmount' : until <= landsAt ? 'InvalidExpiry' : undefined,
-              send: () => send(market.connect(c).authorize(PROPERTY_TENANT, settlerWallet.address, cap, until)),
+              send: () => send(market.connect(c).authorize(PROPERTY_TENANT, named.address, cap, until)),
               apply: () => {
-                model.authorizations.set(c.address, { remaining: cap, expiresAt: until });
+                model.authorizations.set(`${c.address}/${named.address}`, { remaining: cap, expiresAt: until });
               },
             };
           }
           case 'revoke': {
             const c = pick(consumers);
+            const named = pick(settlerKeys);
             return {
-              label: 'revoke',
+              label: `revoke for ${named.address.slice(0, 8)}`,
               expected: undefined,
-              send: () => send(market.connect(c).revoke(PROPERTY_TENANT, settlerWallet.address)),
+              send: () => send(market.connect(c).revoke(PROPERTY_TENANT, named.address)),
               apply: () => {
-                model.authorizations.set(c.address, { remaining: 0n, expiresAt: 0n });
+                model.authorizations.set(`${c.address}/${named.address}`, { remaining: 0n, expiresAt: 0n });
+              },
+            };
+          }
+          case 'settlerRole': {
+            return {
+              label: 'revokeSettler',
+              expected: undefined,
+              send: () => send(market.revokeSettler(outsider.address)),
+              apply: () => {
+                model.settlers.delete(outsider.address);
               },
             };
           }
           case 'reclaim': {
-            const landsAt = (await latestTimestamp()) + 1n;
+            // Now, or (half the time, when every open escrow is still running) just past the
+            // earliest expiry, so the walk reaches reclaims whatever else it drew.
+            let landsAt = (await latestTimestamp()) + 1n;
+            const expiries = jobsIn(EscrowState.Open).map((id) => (model.jobs.get(id) as JobModel).expiresAt);
+            if (expiries.length > 0 && expiries.every((e) => e >= landsAt) && random() < 0.5) {
+              landsAt = expiries.reduce((a, b) => (a < b ? a : b)) + 1n;
+            }
             await setNextTimestamp(landsAt);
             const expired = jobsIn(EscrowState.Open).filter((id) => (model.jobs.get(id) as JobModel).expiresAt < landsAt);
             const jobId = expired.length > 0 && random() < 0.6 ? pick(expired) : someJob();
@@ -1736,12 +1804,16 @@ describe('property: random operation sequences', () => {
             const signedItem = await randomReceipt(jobId);
             const { item } = signedItem;
             const sig = concat([item.r, item.s, toBeHex(item.v)]);
+            const caller = callerFor(jobId);
             return {
-              label: `settle ${jobId.slice(0, 10)} ${item.receipt.amount}`,
+              label: `settle ${jobId.slice(0, 10)} ${item.receipt.amount} by ${caller.address.slice(0, 8)}`,
               jobs: [jobId],
-              expected: batchError([signedItem]),
-              send: () => send(asSettler.settle(item.receipt, sig)),
-              apply: () => applySettlement(item),
+              expected: batchError([signedItem], caller),
+              send: () => send(as(caller).settle(item.receipt, sig)),
+              apply: () => {
+                if (model.jobs.get(jobId)?.opener !== caller.address) takenOver++;
+                applySettlement(item);
+              },
             };
           }
           case 'settleBatch': {
@@ -1751,23 +1823,32 @@ describe('property: random operation sequences', () => {
             const items: { item: SignedReceipt; signer: Wallet }[] = [];
             for (const jobId of chosen) items.push(await randomReceipt(jobId));
             if (random() < 0.15) items.push(at(items, 0)); // the same job twice
+            const caller = callerFor(at(chosen, 0));
             return {
-              label: `settleBatch ${items.length}`,
+              label: `settleBatch ${items.length} by ${caller.address.slice(0, 8)}`,
               jobs: items.map((i) => i.item.receipt.jobId),
-              expected: batchError(items),
-              send: () => send(asSettler.settleBatch(items.map((i) => i.item))),
-              apply: () => items.forEach((i) => applySettlement(i.item)),
+              expected: batchError(items, caller),
+              send: () => send(as(caller).settleBatch(items.map((i) => i.item))),
+              apply: () =>
+                items.forEach((i) => {
+                  if (model.jobs.get(i.item.receipt.jobId)?.opener !== caller.address) takenOver++;
+                  applySettlement(i.item);
+                }),
             };
           }
           case 'refund': {
-            const jobId = someJob();
+            // Half the time an escrow whose opener lost the role, when there is one: its takeover.
+            const orphaned = jobsIn(EscrowState.Open).filter((id) => !model.settlers.has((model.jobs.get(id) as JobModel).opener));
+            const jobId = orphaned.length > 0 && random() < 0.5 ? pick(orphaned) : someJob();
+            const caller = callerFor(jobId);
             return {
-              label: `refund ${jobId.slice(0, 10)}`,
+              label: `refund ${jobId.slice(0, 10)} by ${caller.address.slice(0, 8)}`,
               jobs: [jobId],
-              expected: closedOrUnknown(jobId),
-              send: () => send(asSettler.refund(jobId)),
+              expected: notSettler(caller) ?? closedOrUnknown(jobId) ?? notOpener(jobId, caller),
+              send: () => send(as(caller).refund(jobId)),
               apply: () => {
                 const job = model.jobs.get(jobId) as JobModel;
+                if (job.opener !== caller.address) takenOver++;
                 MarketModel.add(model.free, job.consumer, job.amount);
                 if (!job.slashed) model.stake(job.provider).locked -= BOND;
                 job.state = EscrowState.Refunded;
@@ -1781,22 +1862,25 @@ describe('property: random operation sequences', () => {
             const epoch = Math.floor(random() * 3);
             const s = model.stake(p.address);
             const amount = random() < 0.08 ? 0n : 1n + below((BOND * 12n) / 10n);
+            const caller = callerFor(jobId);
             return {
-              label: `slash ${jobId.slice(0, 10)}#${epoch} ${amount}`,
+              label: `slash ${jobId.slice(0, 10)}#${epoch} ${amount} by ${caller.address.slice(0, 8)}`,
               jobs: [jobId],
               expected:
-                amount === 0n
+                notSettler(caller) ?? (amount === 0n
                   ? 'ZeroAmount'
                   : amount > BOND
                     ? 'SlashTooLarge'
                     : !job
                       ? 'UnknownJob'
-                      : p.address !== job.provider
+                      : notOpener(jobId, caller)
+                        ? 'NotEscrowSettler'
+                        : p.address !== job.provider
                         ? 'WrongProvider'
                         : job.slashed
                           ? 'AlreadySlashed'
-                          : undefined,
-              send: () => send(asSettler.slash(p.address, amount, jobId, epoch, encodeBytes32String('ProviderFault'))),
+                          : undefined),
+              send: () => send(as(caller).slash(p.address, amount, jobId, epoch, encodeBytes32String('ProviderFault'))),
               apply: () => {
                 const j = job as JobModel;
                 j.slashed = true;
@@ -1840,17 +1924,17 @@ describe('property: random operation sequences', () => {
           Promise.all(holders.map((h) => token.balanceOf(h))),
           Promise.all(
             actors.map(async (w) => {
-              const [tokens, free, earnings, stake, authorization] = await Promise.all([
+              const [tokens, free, earnings, stake, ...authorizations] = await Promise.all([
                 token.balanceOf(w.address),
                 market.freeBalanceOf(w.address),
                 market.earningsOf(w.address),
                 stakeOf(w),
-                market.authorizationOf(w.address, settlerWallet.address, PROPERTY_TENANT),
+                ...settlerKeys.map((k) => market.authorizationOf(w.address, k.address, PROPERTY_TENANT)),
               ]);
-              return { address: w.address, tokens, free, earnings, ...stake, authorization: [...authorization] };
+              return { address: w.address, tokens, free, earnings, ...stake, authorizations: authorizations.map((a) => [...a]) };
             }),
           ),
-          Promise.all(jobIds.map(async (id) => ({ id, ...(await escrowOf(id)) }))),
+          Promise.all(jobIds.map(async (id) => ({ id, ...(await escrowOf(id)), opener: (await market.escrowTermsOf(id))[3] }))),
         ]);
         for (const view of actorViews) {
           const s = model.stake(view.address);
@@ -1863,7 +1947,7 @@ describe('property: random operation sequences', () => {
             unbonding: s.unbonding,
             unlockTime: s.unlockTime,
             locked: s.locked,
-            authorization: [model.authorizations.get(view.address)?.remaining ?? 0n, model.authorizations.get(view.address)?.expiresAt ?? 0n],
+            authorizations: settlerKeys.map((k) => [consent(view.address, k.address)?.remaining ?? 0n, consent(view.address, k.address)?.expiresAt ?? 0n]),
           });
           // Locked stake never exceeds active stake: every open escrow is backed.
           expect(view.locked <= view.active, `locked ≤ active for ${view.address}`).toBe(true);
@@ -1875,6 +1959,7 @@ describe('property: random operation sequences', () => {
             consumer: job?.consumer ?? ZeroAddress,
             amount: job?.amount ?? 0n,
             state: job?.state ?? EscrowState.None,
+            opener: job?.opener ?? ZeroAddress,
           });
         }
         // Every token the market holds is in exactly one bucket (chain values only).
@@ -1897,13 +1982,18 @@ describe('property: random operation sequences', () => {
       const deadline = Date.now() + 400_000;
       let step = 0;
       for (; step < steps && Date.now() < deadline; step++) {
-        const kind = kindOf();
+        // From halfway, once the second key has an escrow open (at three quarters at the latest),
+        // the owner revokes it: its escrows still open become any settler's to close.
+        const outsiderOpen = jobsIn(EscrowState.Open).some((id) => model.jobs.get(id)?.opener === outsider.address);
+        const revokeNow = model.settlers.has(outsider.address) && step >= steps / 2 && (outsiderOpen || step >= (steps * 3) / 4);
+        const kind = revokeNow ? 'settlerRole' : kindOf();
         const operation = await plan(kind);
         const touched = new Set(operation.jobs ?? []);
         try {
           if (operation.expected) {
             await expectRevert(operation.send(), operation.expected);
             reverts.set(kind, (reverts.get(kind) ?? 0) + 1);
+            refusedWith.set(operation.expected, (refusedWith.get(operation.expected) ?? 0) + 1);
           } else {
             await operation.apply(await operation.send());
             successes.set(kind, (successes.get(kind) ?? 0) + 1);
@@ -1918,9 +2008,14 @@ describe('property: random operation sequences', () => {
       expect(step, 'steps completed before the time bound').toBe(steps);
       await checkBooks(new Set(), true);
       // The walk exercised every operation's success path, and plenty of refusals.
-      for (const [kind] of WEIGHTS) expect(successes.get(kind) ?? 0, `successful ${kind}`).toBeGreaterThan(0);
+      for (const [kind] of [...WEIGHTS, ['settlerRole']]) expect(successes.get(kind as OperationKind) ?? 0, `successful ${kind}`).toBeGreaterThan(0);
       const refused = [...reverts.values()].reduce((a, b) => a + b, 0);
       expect(refused).toBeGreaterThan(steps / 10);
+      // ... including the second settler's: refused on another's escrows, refused without the role,
+      // and taking over a revoked key's escrows.
+      expect(refusedWith.get('NotEscrowSettler') ?? 0, 'NotEscrowSettler refusals').toBeGreaterThan(0);
+      expect(refusedWith.get('NotSettler') ?? 0, 'NotSettler refusals').toBeGreaterThan(0);
+      expect(takenOver, 'escrows closed by a key that did not open them').toBeGreaterThan(0);
     },
     480_000,
   );
