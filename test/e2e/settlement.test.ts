@@ -513,16 +513,27 @@ describe('settlement', () => {
     expect((await market.earningsOf(wallets.east.address)) - earnings).toBe(usageAmount(gpuSeconds, PRICE));
   });
 
-  it('refunds an escrow no GpuJob owns (drift check), and shows unbonding stake', async () => {
-    // Another settler key opened an escrow the hub knows nothing about. While that key is a settler
-    // the escrow is its to close (GpuMarket refuses this hub's refund: contracts.test.ts); once the
-    // owner revokes the key, the hub's drift check takes the orphan over and refunds it.
+  it("refunds an escrow of its own no GpuJob owns (drift check), leaves another settler's alone, and shows unbonding stake", async () => {
+    // Another settler key opens an escrow the hub knows nothing about: it is that key's to close
+    // (GpuMarket refuses this hub's refund while the key holds the role: contracts.test.ts), and it
+    // may be another hub's escrow under a running attempt, so the drift check leaves it alone.
     const admin = new Wallet(anvil.accounts[0]!.privateKey, rpc);
-    const orphan = attemptEscrowId('no-such-job', 1);
+    const foreign = attemptEscrowId('no-such-job', 1);
     const expiresAt = BigInt(Math.floor(Date.now() / 1000) + 24 * 3600);
-    await (await market.connect(admin).openEscrow(orphan, consumer.address, wallets.east.address, mlTenant, credits('1'), expiresAt)).wait();
-    await (await market.connect(admin).revokeSettler(admin.address)).wait();
+    await (await market.connect(admin).openEscrow(foreign, consumer.address, wallets.east.address, mlTenant, credits('1'), expiresAt)).wait();
+    // The hub's own orphan: a running job's GpuJob removed by force (its finalizer stripped).
+    await apply(jobYaml('forced', 'ml', { placement: { regions: ['us-east'] } }, '60s'));
+    const running = await waitJob('forced', 'Running with its escrow', (j) => j.status?.phase === 'Running' && Boolean(j.status?.settlement?.attempts?.[0]?.escrowTxHash));
+    const orphan = attemptEscrowId(running.metadata.uid!, 1);
+    expect((await market.escrowTermsOf(orphan))[3]).toBe(hubSettler);
+    for (const args of [['patch', 'gj', 'forced', '-n', 'ml', '--type=merge', '-p', '{"metadata":{"finalizers":null}}'], ['delete', 'gj', 'forced', '-n', 'ml', '--wait=true']]) {
+      const res = await hubCluster().kubectl(args);
+      expect(res.code, res.stderr).toBe(0);
+    }
     await waitFor('the orphan refunded', async () => ((await market.escrowOf(orphan))[2] === EscrowState.Refunded ? true : undefined), { timeoutMs: 30_000 });
+    // The pass that refunded it saw the other settler's escrow too (opened earlier), and left it open.
+    expect((await market.escrowOf(foreign))[2]).toBe(EscrowState.Open);
+    await (await market.connect(admin).refund(foreign)).wait();
     // A provider unstakes with the CLI: the hub shows the unbonding stake.
     writeFileSync(join(dir, 'east.key'), wallets.east.privateKey, { mode: 0o600 });
     const unstake = await cli(['unstake', '10', '--key-file', join(dir, 'east.key'), ...chainFlags(), '-o', 'json']);

@@ -106,12 +106,18 @@ export class SettlementChain {
     return { consumer, amount, state: STATE_NAMES[state.toString()] ?? 'None', provider, expiresAt, opener };
   }
 
+  /** Whether `opener` is this hub's settler key. */
+  isOwnKey(opener: string): boolean {
+    return opener.toLowerCase() === this.settlerAddress.toLowerCase();
+  }
+
   /**
-   * Whether this hub may close or slash an escrow `opener` opened: its own, or one whose opener is
-   * no longer a settler (GpuMarket lets any settler take those over).
+   * Whether GpuMarket lets this hub close or slash an escrow `opener` opened: its own, or one whose
+   * opener is no longer a settler (any settler may take those over; the hub does so only for the
+   * escrows of its own jobs, whose ids it derives: after a rotation of its key, the old key's).
    */
   async mayClose(opener: string): Promise<boolean> {
-    if (opener.toLowerCase() === this.settlerAddress.toLowerCase()) return true;
+    if (this.isOwnKey(opener)) return true;
     return !(await this.market.isSettler(opener));
   }
 

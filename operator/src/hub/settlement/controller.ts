@@ -267,6 +267,15 @@ export class SettlementController {
         }
         const id = attemptEscrowId(uid, epoch);
         const [escrow, slashed] = await Promise.all([this.opts.chain.escrow(id), needsSlash ? this.opts.chain.isSlashed(id, epoch) : Promise.resolve(false)]);
+        // An escrow at this job's id that another live settler opened is not this job's: GpuMarket
+        // refuses this hub's refund or settle of it, and recording it would hold the job (and its
+        // finalizer) on a close that never comes. After a rotation of this hub's key, the old
+        // key's escrows (revoked) are the job's and are closed as usual.
+        if (escrow.state !== 'None' && !(await this.opts.chain.mayClose(escrow.opener))) {
+          this.opts.logger.warn({ job: objectKey(job), epoch, escrowId: id, opener: escrow.opener }, "an escrow at this job's id was opened by another settler; ignored");
+          state.set(epoch, { state: 'None', amount: 0n, slashed: false });
+          return;
+        }
         if (escrow.state !== 'None') consumer ??= escrow.consumer;
         state.set(epoch, { state: escrow.state, amount: escrow.amount, slashed });
       }),

@@ -12,9 +12,10 @@ import type { JobSource } from './controller.js';
 //  - open for a finished or deleted job: that job's reconcile settles or refunds it;
 //  - open for no job at all (its GpuJob is gone): refunded here to the consumer;
 //  - a running job is reconciled too, and its reconcile re-opens a missing escrow (and says so).
-// Escrows another settler of the market opened are that settler's to close (GpuMarket refuses
-// this hub's refund), and are left alone while their opener is a settler; once it is not (a key
-// rotated out or revoked), an orphan of its is refunded here like one of ours.
+// Only escrows this hub's own key opened are refunded as orphans. Another settler's are its own
+// (GpuMarket refuses this hub while that key holds the role); once that key is revoked GpuMarket
+// would let this hub close them, but they may be another hub's escrows under running attempts, so
+// they are left to their consumers' reclaim after expiry (docs/settlement.md).
 
 export interface DriftReport {
   openOnChain: number;
@@ -49,17 +50,13 @@ export class EscrowDrift {
     }
     const report: DriftReport = { openOnChain: this.open.size, orphansRefunded: [], jobsRechecked: 0 };
     const recheck = new Set<string>();
-    // Once per check for each other opener: is it still a settler (its escrows then are not ours)?
-    const closable = new Map<string, Promise<boolean>>();
     for (const [escrowId, entry] of this.open) {
       const job = owner.get(escrowId);
       if (job) {
         if (isFinished(job) || isDeleted(job)) recheck.add(objectKey(job));
         continue;
       }
-      const opener = entry.opener.toLowerCase();
-      if (!closable.has(opener)) closable.set(opener, this.opts.chain.mayClose(entry.opener).catch(() => false));
-      if (!(await closable.get(opener))) continue;
+      if (!this.opts.chain.isOwnKey(entry.opener)) continue;
       if (await this.refundOrphan(escrowId)) report.orphansRefunded.push(escrowId);
     }
     for (const job of jobs) {

@@ -108,13 +108,14 @@ export class EscrowFunding {
       const escrow = await this.opts.chain.escrow(escrowId);
       if (escrow.state === 'Open') {
         // Open already: this hub opened it before a restart, or someone else did. Another settler
-        // of the market (or a thief with its key) could open this id first, for a consumer and a
-        // provider of its choosing; such an escrow is not this job's, and is never adopted.
-        if (escrow.consumer.toLowerCase() !== consumer.wallet.toLowerCase()) {
-          return { wait: `the escrow of attempt ${epoch} on chain is consumer ${escrow.consumer}'s, not ${consumer.wallet}'s (opened by settler ${escrow.opener}); it cannot pay for this job` };
-        }
-        if (!(await this.opts.chain.mayClose(escrow.opener))) {
+        // of the market (or a thief with its key, live or revoked) could open this id first, for a
+        // consumer and a provider of its choosing; such an escrow is not this job's, and is never
+        // adopted. (The job then waits; deleting it ends the wait.)
+        if (!this.opts.chain.isOwnKey(escrow.opener)) {
           return { wait: `the escrow of attempt ${epoch} on chain was opened by settler ${escrow.opener}, not this hub's ${this.opts.chain.settlerAddress}; it cannot pay for this job` };
+        }
+        if (escrow.consumer.toLowerCase() !== consumer.wallet.toLowerCase()) {
+          return { wait: `the escrow of attempt ${epoch} on chain is consumer ${escrow.consumer}'s, not ${consumer.wallet}'s; it cannot pay for this job` };
         }
         const localMs = Date.now();
         const entry = { wallet: escrow.provider, expiresAtMs: this.localExpiry(escrow.expiresAt, await this.opts.chain.now(), localMs), amount: escrow.amount };
