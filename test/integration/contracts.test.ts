@@ -1154,18 +1154,27 @@ describe('a stolen settler key', () => {
     expect(await escrowOf(jobId)).toEqual({ consumer: consumerA.address, amount: credits('5'), state: EscrowState.Open });
     expect(await stakeOf(providerA)).toEqual(stakeBefore);
     // The thief's own escrows are its own: the first hub cannot close them either.
-    await mined(market.connect(consumerA).authorize(TENANT, outsider.address, credits('1'), expiry));
+    await mined(market.connect(consumerA).authorize(TENANT, outsider.address, credits('2'), expiry));
     const theirs = newJobId();
     await ensureFreeStake(providerA);
     await mined(thief.openEscrow(theirs, consumerA.address, providerA.address, TENANT, credits('1'), expiry));
     expect((await market.escrowTermsOf(theirs))[3]).toBe(outsider.address);
     await expectRevert(asSettler.refund(theirs), 'NotEscrowSettler', [theirs, settlerWallet.address, outsider.address]);
+    await ensureFreeStake(providerA);
+    const alsoTheirs = newJobId();
+    await mined(thief.openEscrow(alsoTheirs, consumerA.address, providerA.address, TENANT, credits('1'), expiry));
     // The owner revokes the stolen key: its escrows are not stranded, the first hub closes them.
     await mined(market.revokeSettler(outsider.address));
     await mined(asSettler.refund(theirs));
     expect((await escrowOf(theirs)).state).toBe(EscrowState.Refunded);
-    // A revoked key keeps its number (accepted again, its old escrows would be its own again).
+    // A revoked key keeps its number: accepted again, its old escrows are its own again.
     expect(await market.settlerIdOf(outsider.address)).toBe(2n);
+    const again = await mined(market.proposeSettler(outsider.address));
+    await setNextTimestamp((await blockTime(again)) + BigInt(SETTLER_DELAY));
+    await mined(market.acceptSettler(outsider.address));
+    expect(await market.settlerIdOf(outsider.address)).toBe(2n);
+    await expectRevert(asSettler.refund(alsoTheirs), 'NotEscrowSettler', [alsoTheirs, settlerWallet.address, outsider.address]);
+    await mined(thief.refund(alsoTheirs));
     await mined(asSettler.settle(r, await sign(r, providerA)));
     expect((await escrowOf(jobId)).state).toBe(EscrowState.Settled);
   });
