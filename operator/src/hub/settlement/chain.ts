@@ -80,6 +80,15 @@ export class SettlementChain {
       if (!(await chain.market.isSettler(chain.settlerAddress))) {
         throw new ChainConfigError(`the settler key ${chain.settlerAddress} has no settler role on GpuMarket ${opts.marketAddress}`);
       }
+      // A market from before settler-bound consents has no settler numbers: its ABI differs
+      // (escrowTermsOf, the events), and its consents are any settler's. Refused, not misread.
+      const number = await chain.market.settlerIdOf(chain.settlerAddress).catch((err: unknown) => {
+        if (isError(err, 'CALL_EXCEPTION')) return 0n; // no such function there
+        throw err; // an outage: tried again
+      });
+      if (number === 0n) {
+        throw new ChainConfigError(`GpuMarket ${opts.marketAddress} predates settler-bound consents (no settlerIdOf for ${chain.settlerAddress}): deploy the current contract`);
+      }
     } catch (err) {
       chain.close();
       throw err;
