@@ -202,6 +202,13 @@ async function openJob(consumer: Wallet, amount: bigint, jobId = newJobId(), pro
   return jobId;
 }
 
+/** Makes `account` a settler the only way the owner can: propose, wait out the delay, accept. */
+async function addSettler(account: string): Promise<void> {
+  const proposed = await mined(market.proposeSettler(account));
+  await setNextTimestamp((await blockTime(proposed)) + BigInt(SETTLER_DELAY));
+  await mined(market.acceptSettler(account));
+}
+
 async function ensureFreeStake(provider: Wallet, bonds = 1n): Promise<void> {
   const free = await market.freeStakeOf(provider.address);
   if (free < BOND * bonds) await mined(market.connect(provider).stake(BOND * bonds - free));
@@ -1099,9 +1106,7 @@ describe('a stolen settler key', () => {
   it("cannot spend what consumers authorized another settler of the same market, and draws only on its own", async () => {
     // Two hubs settle on one market. The thief holds the second one's key (a hub it runs, or one it
     // broke into) and a provider wallet of its own; consumerA authorized only the first hub.
-    const proposed = await mined(market.proposeSettler(outsider.address));
-    await setNextTimestamp((await blockTime(proposed)) + BigInt(SETTLER_DELAY));
-    await mined(market.acceptSettler(outsider.address));
+    await addSettler(outsider.address);
     const thief = market.connect(outsider);
     await deposit(consumerA, credits('50'));
     await ensureFreeStake(providerB);
@@ -1138,9 +1143,7 @@ describe('a stolen settler key', () => {
     // The thief holds a second settler key of the market. The first hub's escrow runs an attempt on
     // providerA: refunding it would leave providerA unpaid for the run, slashing it would burn
     // providerA's stake, and settling it would close it on the thief's terms.
-    const proposed = await mined(market.proposeSettler(outsider.address));
-    await setNextTimestamp((await blockTime(proposed)) + BigInt(SETTLER_DELAY));
-    await mined(market.acceptSettler(outsider.address));
+    await addSettler(outsider.address);
     const thief = market.connect(outsider);
     await deposit(consumerA, credits('10'));
     const jobId = await openJob(consumerA, credits('5'));
@@ -1169,9 +1172,7 @@ describe('a stolen settler key', () => {
     expect((await escrowOf(theirs)).state).toBe(EscrowState.Refunded);
     // A revoked key keeps its number: accepted again, its old escrows are its own again.
     expect(await market.settlerIdOf(outsider.address)).toBe(2n);
-    const again = await mined(market.proposeSettler(outsider.address));
-    await setNextTimestamp((await blockTime(again)) + BigInt(SETTLER_DELAY));
-    await mined(market.acceptSettler(outsider.address));
+    await addSettler(outsider.address);
     expect(await market.settlerIdOf(outsider.address)).toBe(2n);
     await expectRevert(asSettler.refund(alsoTheirs), 'NotEscrowSettler', [alsoTheirs, settlerWallet.address, outsider.address]);
     await mined(thief.refund(alsoTheirs));
@@ -1492,9 +1493,7 @@ describe('property: random operation sequences', () => {
       // Two settler keys: the hub's and a second one (another hub, or a thief holding its key).
       // Each opens escrows on the consents that name it; only an escrow's opener closes or slashes
       // it while it holds the role; the walk revokes the second one halfway.
-      const proposed = await mined(market.proposeSettler(outsider.address));
-      await setNextTimestamp((await blockTime(proposed)) + BigInt(SETTLER_DELAY));
-      await mined(market.acceptSettler(outsider.address));
+      await addSettler(outsider.address);
       model.settlers.add(settlerWallet.address).add(outsider.address);
       const settlerKeys = [settlerWallet, outsider];
       // Each consumer starts with a consent to each key, so both open escrows from the start.
