@@ -5,13 +5,10 @@ import { MarketTopics, parseMarketLogs, queryLogs } from './market-events.js';
 // Which settler keys a market has now. A consumer's authorization names one settler (GpuMarket),
 // so `fedgpu authorize` must know which; on a market with one hub there is only one to name.
 
-/** The addresses a market's SettlerSet events leave enabled, in the order of their last event. */
+/** The addresses a market's SettlerSet events leave enabled (each account's last event decides). */
 export function settlersFromEvents(events: readonly { account: string; enabled: boolean }[]): string[] {
   const state = new Map<string, boolean>();
-  for (const e of events) {
-    state.delete(e.account);
-    state.set(e.account, e.enabled);
-  }
+  for (const e of events) state.set(e.account, e.enabled);
   return [...state].filter(([, enabled]) => enabled).map(([account]) => account);
 }
 
