@@ -35,6 +35,20 @@ describe('egress profiles', () => {
     }
   });
 
+  it('never counts IPv4 written as IPv6 as public: ::ffff:0:0/96 is IPv4 0.0.0.0/0 to the apiserver and to Go-based policy engines', () => {
+    // Each passed the check before: the metadata endpoint, 10/8, all of IPv4, and the IPv4-compatible form.
+    for (const cidr of ['::ffff:0:0/96', '::ffff:a9fe:a9fe/128', '::ffff:a00:0/104', '::a00:1/128', '::/0', '::/64']) {
+      expect(egressAllows(internet, { mode: 'cidrs', destinations: [{ cidr }] }), cidr).toBe(false);
+    }
+    expect(egressAllows(internet, { mode: 'cidrs', destinations: [{ cidr: '2606:4700::/32' }] })).toBe(true);
+    // Refused outright as a destination, for jobs and pools alike, with the field and the fix.
+    expect(invalidEgress({ mode: 'cidrs', destinations: [{ cidr: '1.1.1.1/32' }, { cidr: '::ffff:a9fe:a9fe/128' }] }, 'spec.network.egress')).toBe(
+      'spec.network.egress.destinations[1].cidr "::ffff:a9fe:a9fe/128" is an IPv4 range written as IPv6 (::ffff:0:0/96, ::/96): write it as IPv4',
+    );
+    expect(invalidEgress({ mode: 'cidrs', destinations: [{ cidr: '::ffff:0:0/96' }] }, 'e')).toMatch(/IPv4 range written as IPv6/);
+    expect(invalidEgress({ mode: 'cidrs', destinations: [{ cidr: '2606:4700::/32' }] }, 'e')).toBeUndefined();
+  });
+
   it('contains IPv4 and IPv6 ranges', () => {
     expect(cidrContains('10.0.0.0/8', '10.2.3.0/24')).toBe(true);
     expect(cidrContains('10.2.3.0/24', '10.0.0.0/8')).toBe(false);

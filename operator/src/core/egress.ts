@@ -42,6 +42,14 @@ export const NON_PUBLIC_V4 = [
 // Not ::ffff:0:0/96 (IPv4-mapped): the apiserver reads it as IPv4 0.0.0.0/0 and refuses it as an
 // except of ::/0; IPv4 destinations are closed by NON_PUBLIC_V4.
 export const NON_PUBLIC_V6 = ['::/128', '::1/128', '64:ff9b::/96', '64:ff9b:1::/48', '2001::/32', '2002::/16', 'fc00::/7', 'fe80::/10', 'ff00::/8'];
+/**
+ * IPv4 written as IPv6: IPv4-mapped (::ffff:a.b.c.d) and the deprecated IPv4-compatible
+ * (::a.b.c.d). Go's net package, and so the apiserver and policy engines built on it, read
+ * ::ffff:0:0/96 as IPv4 0.0.0.0/0: a job listing it (or ::ffff:a9fe:a9fe/128, 169.254.169.254)
+ * would reach all of the provider's IPv4 network past every IPv4 exception. Never public, and
+ * refused as a destination: write the IPv4 range.
+ */
+export const IPV4_IN_V6 = ['::ffff:0:0/96', '::/96'];
 
 const RANK: Record<EgressMode, number> = { none: 0, dns: 1, cidrs: 2, internet: 3 };
 
@@ -74,6 +82,9 @@ export function invalidEgress(profile: EgressProfile, path: string): string | un
   if (destinations.length > 64) return `${path}.destinations: at most 64`;
   for (const [i, d] of destinations.entries()) {
     if (parseCidr(d.cidr) === undefined) return `${path}.destinations[${i}].cidr ${JSON.stringify(d.cidr)} is not a CIDR like 203.0.113.0/24`;
+    if (IPV4_IN_V6.some((x) => cidrContains(x, d.cidr))) {
+      return `${path}.destinations[${i}].cidr ${JSON.stringify(d.cidr)} is an IPv4 range written as IPv6 (${IPV4_IN_V6.join(', ')}): write it as IPv4`;
+    }
     for (const p of d.ports ?? []) {
       if (!Number.isInteger(p) || p < 1 || p > 65535) return `${path}.destinations[${i}].ports: ${p} is not a port (1-65535)`;
     }
@@ -136,7 +147,7 @@ export function cidrContains(outer: string, inner: string): boolean {
 function isPublic(cidr: string): boolean {
   const c = parseCidr(cidr);
   if (!c) return false;
-  const closed = c.v6 ? NON_PUBLIC_V6 : NON_PUBLIC_V4;
+  const closed = c.v6 ? [...NON_PUBLIC_V6, ...IPV4_IN_V6] : NON_PUBLIC_V4;
   // Overlap either way: inside a closed range, or a range that contains one.
   return !closed.some((x) => cidrContains(x, cidr) || cidrContains(cidr, x));
 }
