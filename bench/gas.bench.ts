@@ -14,6 +14,7 @@ import {
   type SignedReceipt,
 } from '../operator/src/chain/receipt.js';
 import { startAnvil } from '../operator/src/testbed/anvil.js';
+import { allowSettlerFrom } from './provider-consent.js';
 
 const PRICE_PER_GPU_HOUR = '2.75';
 const ESCROW = parseUnits('100', 18);
@@ -38,8 +39,9 @@ try {
     settlers: [admin.address],
   });
   const domain = marketDomain(anvil.chainId, marketAddress);
-  // Providers only sign receipts, so they need no ether: deterministic throwaway keys.
+  // Deterministic throwaway provider keys: they sign receipts, and allow the settler once.
   const providers = Array.from({ length: 120 }, (_, i) => new Wallet(keccak256(toUtf8Bytes(`bench-provider-${i}`))));
+  await allowSettlerFrom(provider, market, providers, admin.address);
 
   const funds = ESCROW * 2_000n;
   await (await token.mint(consumer.address, funds)).wait();

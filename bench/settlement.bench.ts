@@ -28,6 +28,7 @@ import { startAnvil } from '../operator/src/testbed/anvil.js';
 import { installCrds } from '../operator/src/testbed/federation.js';
 import { startTestbed } from '../operator/src/testbed/testbed.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
+import { allowSettlerFrom } from './provider-consent.js';
 
 const JOBS = Math.max(20, Number(process.argv[2] ?? 0) || 200);
 const PRICE = '2.4';
@@ -63,6 +64,7 @@ try {
   const expiresAt = BigInt(Math.floor(Date.now() / 1000) + 30 * 24 * 3600);
   const domain = marketDomain(anvil.chainId, marketAddress);
   const providers = Array.from({ length: 10 }, (_, i) => new Wallet(keccak256(toUtf8Bytes(`bench-provider-${i}`))));
+  await allowSettlerFrom(rpc, market, providers, adminKey!.address);
   const custom = hub.kubeConfig.makeApiClient(CustomObjectsApi);
   const jobs = gpuJobClient(custom);
 

@@ -23,20 +23,24 @@ interface IERC20Transfers {
 /// Trust model: assume every key can leak. What each key can do, at worst:
 ///   - settler (the hub): open escrows only within what a consumer authorized that settler for a
 ///     tenant (cap, expiry; an authorization names the one settler that may draw on it, so another
-///     hub's key on the same market cannot) and only for a provider that has free stake to back it; pay an escrow only to the
-///     provider it was opened for, only what that provider signed, never more than the escrow;
-///     refund to the consumer; slash only the escrow's provider, once per escrow, at most
-///     `slashBond`, and the consumer gets at most what the escrow held or paid (the rest is burned).
-///     It cannot move free balances, stake or earnings anywhere else. It can grief: leave escrows
-///     open (the consumer reclaims them after their expiry), refund instead of paying (the
-///     provider's signed receipt is its evidence), or slash an honest provider up to slashBond per
-///     escrow it was assigned.
+///     hub's key on the same market cannot) and only for a provider that allows that settler and
+///     has free stake to back it; pay an escrow only to the provider it was opened for, only what
+///     that provider signed, never more than the escrow; refund to the consumer; slash only the
+///     escrow's provider, once per escrow it opened, at most `slashBond`, and in all at most what
+///     the provider allowed that settler to slash; the consumer gets at most what the escrow held
+///     or paid (the rest is burned). It cannot move free balances, stake or earnings anywhere
+///     else. It can grief: leave escrows open (anyone releases them after their expiry), refund
+///     instead of paying (the provider's signed receipt is its evidence), or slash an honest
+///     provider that allows it, up to what that provider allowed.
 ///   - owner: proposes settlers; a new settler takes effect only SETTLER_DELAY after the proposal
 ///     (events on both steps), so consumers and providers can revoke and leave first. It can revoke
 ///     a settler at once. It holds no funds and cannot touch balances.
-///   - provider: signs receipts for its own escrows only; the hub checks them before sending.
-///   - consumer: authorizes, revokes, deposits, withdraws its free balance, reclaims its own
-///     escrows after their expiry. Nothing else.
+///   - provider: allows the settlers it serves, each with a bound on what that settler may slash
+///     in all (as a consumer's authorization bounds what a settler may spend); signs receipts for
+///     its own escrows only; the hub checks them before sending.
+///   - consumer: authorizes, revokes, deposits, withdraws its free balance. Nothing else.
+///   - anyone: releases an escrow left open past its expiry (to its consumer, and its provider's
+///     bond), so an absent consumer cannot keep a provider's stake locked.
 /// Reputation can be recomputed by anyone from Settled and Slashed events.
 contract GpuMarket {
     // ---------------------------------------------------------------- types
@@ -79,6 +83,13 @@ contract GpuMarket {
     struct Authorization {
         uint128 remaining;
         uint64 expiresAt;
+    }
+
+    /// @notice What a provider allows one settler: to open escrows that lock its stake while
+    ///         `allowed`, and to slash it, over all time, at most `slashable` more. One slot.
+    struct SettlerAllowance {
+        uint128 slashable;
+        bool allowed;
     }
 
     /// @notice What a provider signs when an attempt ends (EIP-712 struct `UsageReceipt`).
@@ -133,6 +144,9 @@ contract GpuMarket {
     uint256 public constant MAX_ESCROW_DURATION = 90 days;
     /// @notice Time between proposing a settler and the earliest moment it may act.
     uint256 public constant SETTLER_DELAY = 2 days;
+    /// @notice The largest slash bond: one escrow's bond (and its sum over escrows) always fits the
+    ///         packed stake lock.
+    uint256 public constant MAX_SLASH_BOND = type(uint88).max;
 
     // ------------------------------------------------------------- storage
 
@@ -161,6 +175,8 @@ contract GpuMarket {
     mapping(bytes32 jobId => Escrow) private escrows;
     /// @dev Keyed by the settler too: consent given to one hub's key is nothing to another's.
     mapping(address consumer => mapping(address settler => mapping(bytes32 tenant => Authorization))) private authorizations;
+    /// @dev A provider's consent, per settler: no key it has not allowed can lock or slash its stake.
+    mapping(address provider => mapping(address settler => SettlerAllowance)) private settlerAllowances;
     /// @notice Slashed stake that went to no one (above what the consumer could be compensated).
     uint256 public burned;
 
@@ -179,6 +195,10 @@ contract GpuMarket {
     event Withdrawn(address indexed consumer, uint256 amount);
     event Authorized(address indexed consumer, bytes32 indexed tenant, address indexed settler, uint256 cap, uint64 expiresAt);
     event AuthorizationRevoked(address indexed consumer, bytes32 indexed tenant, address indexed settler);
+    event SettlerAllowed(address indexed provider, address indexed settler, uint256 slashable);
+    /// @dev `slashable` is what the settler may still slash: kept while stake is locked (its open
+    ///      escrows may still be slashed), 0 otherwise.
+    event SettlerDisallowed(address indexed provider, address indexed settler, uint256 slashable);
     event EscrowOpened(
         bytes32 indexed jobId,
         address indexed consumer,
@@ -222,7 +242,6 @@ contract GpuMarket {
 
     error NotOwner(address caller);
     error NotSettler(address caller);
-    error NotConsumer(bytes32 jobId, address caller);
     error ZeroAddress();
     error InvalidToken(address token);
     error UnbondingDelayTooShort(uint256 delay, uint256 min);
@@ -243,6 +262,9 @@ contract GpuMarket {
     error InvalidExpiry(uint64 expiresAt, uint256 earliest, uint256 latest);
     error NotAuthorized(address consumer, address settler, bytes32 tenant);
     error NotEscrowSettler(bytes32 jobId, address caller, address opener);
+    error SettlerNotAllowed(address provider, address settler);
+    error StakeLockedByEscrows(address provider, uint256 locked);
+    error SlashBondTooLarge(uint256 bond, uint256 max);
     error AuthorizationExpired(address consumer, bytes32 tenant, uint64 expiresAt);
     error AuthorizationExceeded(address consumer, bytes32 tenant, uint256 remaining, uint256 requested);
     error AmountMismatch(bytes32 jobId, uint256 amount, uint256 expected);
@@ -266,6 +288,7 @@ contract GpuMarket {
         if (owner_ == address(0)) revert ZeroAddress();
         if (unbondingDelay_ < MIN_UNBONDING_DELAY) revert UnbondingDelayTooShort(unbondingDelay_, MIN_UNBONDING_DELAY);
         if (unbondingDelay_ > MAX_UNBONDING_DELAY) revert UnbondingDelayTooLong(unbondingDelay_, MAX_UNBONDING_DELAY);
+        if (slashBond_ > MAX_SLASH_BOND) revert SlashBondTooLarge(slashBond_, MAX_SLASH_BOND);
         token = IERC20Transfers(token_);
         unbondingDelay = unbondingDelay_;
         slashBond = slashBond_;
@@ -380,6 +403,33 @@ contract GpuMarket {
         _push(msg.sender, amount);
     }
 
+    /// @notice Lets `settler` open escrows that lock the caller's stake, and slash it at most
+    ///         `slashable` in all from now on (each slash draws it down). Raising it is always
+    ///         allowed; lowering it only while no stake is locked, so a provider cannot escape the
+    ///         slash of an escrow already open.
+    function allowSettler(address settler, uint256 slashable) external {
+        if (settler == address(0)) revert ZeroAddress();
+        if (slashable > type(uint128).max) revert SlashTooLarge(slashable, type(uint128).max);
+        SettlerAllowance storage a = settlerAllowances[msg.sender][settler];
+        if (slashable < a.slashable) {
+            uint256 locked = stakes[msg.sender].locked;
+            if (locked != 0) revert StakeLockedByEscrows(msg.sender, locked);
+        }
+        a.slashable = uint128(slashable);
+        a.allowed = true;
+        emit SettlerAllowed(msg.sender, settler, slashable);
+    }
+
+    /// @notice Stops `settler` opening escrows for the caller, at once (a key the provider no
+    ///         longer trusts). What it may still slash is cleared too once no stake is locked;
+    ///         until then the escrows already open may still be slashed (call again later).
+    function disallowSettler(address settler) external {
+        SettlerAllowance storage a = settlerAllowances[msg.sender][settler];
+        a.allowed = false;
+        if (stakes[msg.sender].locked == 0) a.slashable = 0;
+        emit SettlerDisallowed(msg.sender, settler, a.slashable);
+    }
+
     // ------------------------------------------------------------ consumers
 
     function deposit(uint256 amount) external nonReentrant {
@@ -419,14 +469,15 @@ contract GpuMarket {
         emit AuthorizationRevoked(msg.sender, tenant, settler);
     }
 
-    /// @notice The consumer takes back an escrow the settler left open past its expiry: the hub
-    ///         vanished, or kept it hostage. The provider's collateral is released with it.
+    /// @notice Returns an escrow the settler left open past its expiry to its consumer: the hub
+    ///         vanished, or kept it hostage. The provider's collateral is released with it. Anyone
+    ///         may call it (the money only goes back to the consumer), so a provider is not kept
+    ///         locked by a consumer that never comes back.
     function reclaimExpired(bytes32 jobId) external nonReentrant {
         Escrow storage e = escrows[jobId];
         EscrowState state = e.state;
         _requireOpen(jobId, state);
         address consumer = e.consumer;
-        if (msg.sender != consumer) revert NotConsumer(jobId, msg.sender);
         if (block.timestamp <= e.expiresAt) revert EscrowNotExpired(jobId, e.expiresAt);
         uint256 amount = e.amount;
         e.state = EscrowState.Refunded;
@@ -455,6 +506,7 @@ contract GpuMarket {
         if (maxAmount == 0) revert ZeroAmount();
         if (maxAmount > MAX_ESCROW) revert EscrowTooLarge(maxAmount, MAX_ESCROW);
         if (provider == address(0)) revert ZeroAddress();
+        if (!settlerAllowances[provider][msg.sender].allowed) revert SettlerNotAllowed(provider, msg.sender);
         if (expiresAt <= block.timestamp || expiresAt > block.timestamp + MAX_ESCROW_DURATION) {
             revert InvalidExpiry(expiresAt, block.timestamp + 1, block.timestamp + MAX_ESCROW_DURATION);
         }
@@ -519,10 +571,12 @@ contract GpuMarket {
         emit Refunded(jobId, consumer, amount);
     }
 
-    /// @notice Takes up to `amount` (at most slashBond) of the escrow's provider's stake, once per
-    ///         escrow. The consumer receives at most what the escrow holds (Open) or paid (Settled),
-    ///         nothing for a refunded one; the rest is burned, so no party profits from a slash.
-    ///         While the escrow is open the bond it locked covers the slash in full.
+    /// @notice Takes up to `amount` (at most slashBond, and at most what the provider still allows
+    ///         the caller to slash) of the escrow's provider's stake, once per escrow, by the key
+    ///         that opened it only: a key that takes over a revoked settler's escrows closes them
+    ///         but never slashes through them. The consumer receives at most what the escrow holds
+    ///         (Open) or paid (Settled), nothing for a refunded one; the rest is burned. While the
+    ///         escrow is open the bond it locked covers the slash in full.
     function slash(address provider, uint256 amount, bytes32 jobId, uint32 epoch, bytes32 reason)
         external
         onlySettler
@@ -533,12 +587,18 @@ contract GpuMarket {
         Escrow storage e = escrows[jobId];
         EscrowState state = e.state;
         if (state == EscrowState.None) revert UnknownJob(jobId);
-        _requireOpener(jobId, e.opener, settlerIdOf[msg.sender]);
+        uint16 opener = e.opener;
+        if (opener != settlerIdOf[msg.sender]) revert NotEscrowSettler(jobId, msg.sender, settlerById[opener]);
         if (provider != e.provider) revert WrongProvider(jobId, provider, e.provider);
         if (e.slashed) revert AlreadySlashed(jobId);
         e.slashed = true;
         if (state == EscrowState.Open) _unlock(provider, 1);
-        uint256 taken = _takeStake(provider, amount);
+        SettlerAllowance storage allowance = settlerAllowances[provider][msg.sender];
+        uint256 slashable = allowance.slashable;
+        uint256 taken = _takeStake(provider, amount < slashable ? amount : slashable);
+        unchecked {
+            allowance.slashable = uint128(slashable - taken); // taken <= slashable
+        }
         uint256 cost = state == EscrowState.Refunded ? 0 : e.amount;
         uint256 compensated = taken < cost ? taken : cost;
         address consumer = e.consumer;
@@ -579,6 +639,13 @@ contract GpuMarket {
 
     function isSlashed(bytes32 jobId) external view returns (bool) {
         return escrows[jobId].slashed;
+    }
+
+    /// @notice Whether `provider` lets `settler` open escrows on its stake, and what that settler
+    ///         may still slash from it.
+    function settlerAllowanceOf(address provider, address settler) external view returns (bool allowed, uint256 slashable) {
+        SettlerAllowance storage a = settlerAllowances[provider][settler];
+        return (a.allowed, a.slashable);
     }
 
     function authorizationOf(address consumer, address settler, bytes32 tenant) external view returns (uint256 remaining, uint64 expiresAt) {
@@ -634,10 +701,10 @@ contract GpuMarket {
         emit Settled(jobId, provider, consumer, receipt.epoch, receipt.gpuSeconds, paid, refunded, receipt.usageHash);
     }
 
-    /// @dev Only the settler key that opened an escrow closes or slashes it: another hub's key on
-    ///      the same market (or a thief holding it) cannot refund its escrows under running
-    ///      attempts or slash its providers. Once the opener is no longer a settler (a key rotated
-    ///      out, or revoked as stolen), any settler takes its escrows over, so none is stranded.
+    /// @dev Only the settler key that opened an escrow closes it: another hub's key on the same
+    ///      market (or a thief holding it) cannot refund its escrows under running attempts. Once
+    ///      the opener is no longer a settler (a key rotated out, or revoked as stolen), any
+    ///      settler may settle or refund its escrows, so none is stranded (slash never takes over).
     function _requireOpener(bytes32 jobId, uint16 opener, uint16 caller) private view {
         if (caller == opener) return;
         address openedBy = settlerById[opener];

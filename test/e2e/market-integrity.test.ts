@@ -234,6 +234,7 @@ beforeAll(async () => {
   for (const w of [honestWallet, liarWallet]) {
     await fund(w, '1000', false);
     await (await market.connect(w).stake(credits('100'))).wait();
+    await (await market.connect(w).allowSettler(settler!.address, credits('100'))).wait();
   }
   await hubCluster().kubectl(['create', 'namespace', 'ml']);
   await hubCluster().kubectl(['label', 'namespace', 'ml', `fedgpu.io/consumer-wallet=${consumer.address}`]);
@@ -255,6 +256,9 @@ beforeAll(async () => {
     '--drift-interval', '2s',
     '--chain-status-interval', '1s',
     '--minimum-run', '60',
+    // The stalled-provider test uses a 5 s start timeout; a hub left at its default blames no
+    // provider for a start under 300 s (plan.test.ts covers that default).
+    '--start-blame-after', '5s',
   ]);
   const hubAddress = hub.grpcAddress;
   honest = await startAgent('honest', providerCluster(), pki, hubAddress, { displayName: 'honest', region: 'eu-west', pricePerGpuHour: { [PRODUCT]: PRICE } }, honestWallet);

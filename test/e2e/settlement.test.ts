@@ -156,6 +156,9 @@ beforeAll(async () => {
   expect(staked.code, staked.stderr).toBe(0);
   expect(JSON.parse(staked.stdout)).toMatchObject({ staked: '100', stake: { active: '100' } });
   await (await market.connect(wallets.east).stake(credits('100'))).wait();
+  // east lets both settler keys lock its stake (the admin's opens the drift test's foreign escrow);
+  // west allows none yet: the hub must not schedule it until it does, with the CLI, below.
+  for (const key of [settler!, admin!]) await (await market.connect(wallets.east).allowSettler(key.address, credits('100'))).wait();
 
   // Namespaces: one bound to the consumer, one to a consumer who cannot pay, one bound to nobody.
   for (const [ns, wallet] of [['ml', consumer.address], ['poor', poor.address], ['plain', '']] as const) {
@@ -175,6 +178,14 @@ beforeAll(async () => {
   const hubAddress = `127.0.0.1:${hubPort}`;
   agents.west = await startAgent('west', testbed.cluster('west'), pki, hubAddress, { displayName: 'west', region: 'eu-west', pricePerGpuHour: { [PRODUCT]: PRICE } }, wallets.west);
   agents.east = await startAgent('east', testbed.cluster('east'), pki, hubAddress, { displayName: 'east', region: 'us-east', pricePerGpuHour: { [PRODUCT]: PRICE } }, wallets.east);
+  const refused = await waitFor("west not Staked: it allows no settler", async () => {
+    const staked = (await providerClient(hubCluster()).byWallet(wallets.west.address))?.status?.conditions?.find((c) => c.type === 'Staked');
+    return staked?.reason === 'SettlerNotAllowed' ? staked : undefined;
+  }, { timeoutMs: 60_000 });
+  expect(refused).toMatchObject({ status: 'False', message: expect.stringContaining(`does not allow this hub's settler ${hubSettler} to lock its stake; its owner runs \`fedgpu allow-settler --settler ${hubSettler}`) });
+  const allowed = await cli(['allow-settler', '--settler', hubSettler, '--slashable', '100', '--key-file', join(dir, 'west.key'), ...chainFlags(), '-o', 'json']);
+  expect(allowed.code, allowed.stderr).toBe(0);
+  expect(JSON.parse(allowed.stdout)).toMatchObject({ wallet: wallets.west.address, settler: hubSettler, slashable: '100' });
   for (const name of ['west', 'east'] as const) {
     const gp = await waitFor(`${name} Ready and Staked`, async () => {
       const gp = await providerClient(hubCluster()).byWallet(wallets[name].address);

@@ -111,6 +111,9 @@ beforeAll(async () => {
   // Every consumer lets the test hub's settler lock up to 1M credits for its tenant for a year.
   const year = (await latestTimestamp()) + 365n * 24n * 3600n;
   for (const c of [...consumers, outsider]) await mined(market.connect(c).authorize(TENANT, settlerWallet.address, credits('1000000'), year));
+  // Every provider serves the test hub and lets it slash up to 1M credits (bounded below by the
+  // stake; the stolen-key tests set tighter bounds).
+  for (const p of [...providers, outsider]) await mined(market.connect(p).allowSettler(settlerWallet.address, credits('1000000')));
   snapshotId = (await rpc.send('evm_snapshot', [])) as string;
 });
 
@@ -364,8 +367,9 @@ describe('GpuMarket roles', () => {
     await deposit(consumerA, credits('10'));
     await ensureFreeStake(providerA);
     const later = (await latestTimestamp()) + 3600n;
-    // A settler spends only what a consumer authorized it, by address.
+    // A settler spends only what a consumer authorized it, by address, toward a provider that allows it.
     await mined(market.connect(consumerA).authorize(TENANT, outsider.address, credits('1'), later));
+    await mined(market.connect(providerA).allowSettler(outsider.address, BOND));
     await mined(market.connect(outsider).openEscrow(newJobId(), consumerA.address, providerA.address, TENANT, credits('1'), later));
     await expectRevert(market.connect(outsider).revokeSettler(outsider.address), 'NotOwner', [outsider.address]);
     const revoked = await mined(market.revokeSettler(outsider.address));
@@ -1042,7 +1046,7 @@ describe('authorization', () => {
 // --------------------------------------------------------------------------------- expiry reclaim
 
 describe('expired escrows', () => {
-  it('can be reclaimed by their consumer only, only after expiry, only while open', async () => {
+  it('can be released to their consumer by anyone, only after expiry, only while open', async () => {
     await deposit(consumerA, credits('10'));
     await ensureFreeStake(providerA);
     const jobId = newJobId();
@@ -1051,9 +1055,8 @@ describe('expired escrows', () => {
     expect(await market.escrowTermsOf(jobId)).toEqual([providerA.address, until, false, settlerWallet.address]);
     await expectRevert(market.connect(consumerA).reclaimExpired(jobId), 'EscrowNotExpired', [jobId, until]);
     await setNextTimestamp(until + 1n);
-    await expectRevert(market.connect(consumerB).reclaimExpired(jobId), 'NotConsumer', [jobId, consumerB.address]);
-    await expectRevert(market.connect(settlerWallet).reclaimExpired(jobId), 'NotConsumer', [jobId, settlerWallet.address]);
-    const reclaimed = await mined(market.connect(consumerA).reclaimExpired(jobId));
+    // The provider, whose bond the escrow locks, releases it: the money goes to the consumer only.
+    const reclaimed = await mined(market.connect(providerA).reclaimExpired(jobId));
     expect(eventsOf(reclaimed, 'EscrowReclaimed')).toEqual([{ jobId, consumer: consumerA.address, amount: credits('6') }]);
     expect(eventsOf(reclaimed, 'Refunded')).toEqual([{ jobId, consumer: consumerA.address, amount: credits('6') }]);
     expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('10'));
@@ -1110,6 +1113,7 @@ describe('a stolen settler key', () => {
     const thief = market.connect(outsider);
     await deposit(consumerA, credits('50'));
     await ensureFreeStake(providerB);
+    await mined(market.connect(providerB).allowSettler(outsider.address, BOND));
     const until = (await latestTimestamp()) + 3600n;
     await expectRevert(thief.openEscrow(newJobId(), consumerA.address, providerB.address, TENANT, credits('50'), until), 'NotAuthorized', [
       consumerA.address,
@@ -1158,6 +1162,7 @@ describe('a stolen settler key', () => {
     expect(await stakeOf(providerA)).toEqual(stakeBefore);
     // The thief's own escrows are its own: the first hub cannot close them either.
     await mined(market.connect(consumerA).authorize(TENANT, outsider.address, credits('2'), expiry));
+    await mined(market.connect(providerA).allowSettler(outsider.address, BOND));
     const theirs = newJobId();
     await ensureFreeStake(providerA);
     await mined(thief.openEscrow(theirs, consumerA.address, providerA.address, TENANT, credits('1'), expiry));
@@ -1166,9 +1171,12 @@ describe('a stolen settler key', () => {
     await ensureFreeStake(providerA);
     const alsoTheirs = newJobId();
     await mined(thief.openEscrow(alsoTheirs, consumerA.address, providerA.address, TENANT, credits('1'), expiry));
-    // The owner revokes the stolen key: its escrows are not stranded, the first hub closes them.
+    // The owner revokes the stolen key: its escrows are not stranded, the first hub closes them,
+    // but never slashes through them (the provider allowed the slash to the key that opened them).
     await mined(market.revokeSettler(outsider.address));
+    await expectRevert(asSettler.slash(providerA.address, BOND, theirs, 1, reason()), 'NotEscrowSettler', [theirs, settlerWallet.address, outsider.address]);
     await mined(asSettler.refund(theirs));
+    await expectRevert(asSettler.slash(providerA.address, BOND, theirs, 1, reason()), 'NotEscrowSettler', [theirs, settlerWallet.address, outsider.address]);
     expect((await escrowOf(theirs)).state).toBe(EscrowState.Refunded);
     // A revoked key keeps its number: accepted again, its old escrows are its own again.
     expect(await market.settlerIdOf(outsider.address)).toBe(2n);
@@ -1198,6 +1206,60 @@ describe('a stolen settler key', () => {
     expect(await market.burned()).toBe(credits('5'));
   });
 
+  it("cannot lock or slash a provider that does not allow it, and slashes one that does at most what it allowed, in all", async () => {
+    // The thief holds a second settler key and a consumer wallet of its own (outsider is both). With
+    // the old contract it opened 1-wei escrows toward any staked provider and slashed each one bond:
+    // all of a provider's stake, burned or paid to its own consumer wallet.
+    await addSettler(outsider.address);
+    const thief = market.connect(outsider);
+    await deposit(outsider, credits('1'));
+    await mined(market.connect(outsider).authorize(TENANT, outsider.address, credits('1'), expiry));
+    await mined(market.connect(providerA).stake(credits('100')));
+    const tiny = async () => {
+      const jobId = newJobId();
+      await mined(thief.openEscrow(jobId, outsider.address, providerA.address, TENANT, 1n, expiry));
+      return jobId;
+    };
+    await expectRevert(thief.openEscrow(newJobId(), outsider.address, providerA.address, TENANT, 1n, expiry), 'SettlerNotAllowed', [
+      providerA.address,
+      outsider.address,
+    ]);
+    expect([...(await market.settlerAllowanceOf(providerA.address, outsider.address))]).toEqual([false, 0n]);
+    // providerA serves the second hub too, and lets it slash 1.5 bonds in all.
+    const allowed = await mined(market.connect(providerA).allowSettler(outsider.address, credits('15')));
+    expect(eventsOf(allowed, 'SettlerAllowed')).toEqual([{ provider: providerA.address, settler: outsider.address, slashable: credits('15') }]);
+    const first = await mined(thief.slash(providerA.address, BOND, await tiny(), 1, reason()));
+    expect(eventsOf(first, 'Slashed').map((e) => [e.requested, e.amount, e.compensated])).toEqual([[BOND, BOND, 1n]]);
+    const second = await mined(thief.slash(providerA.address, BOND, await tiny(), 1, reason()));
+    expect(eventsOf(second, 'Slashed').map((e) => [e.requested, e.amount])).toEqual([[BOND, credits('5')]]);
+    const third = await mined(thief.slash(providerA.address, BOND, await tiny(), 1, reason()));
+    expect(eventsOf(third, 'Slashed').map((e) => [e.requested, e.amount, e.compensated])).toEqual([[BOND, 0n, 0n]]);
+    expect((await stakeOf(providerA)).active).toBe(credits('85'));
+    expect([...(await market.settlerAllowanceOf(providerA.address, outsider.address))]).toEqual([true, 0n]);
+    // The first hub's allowance is its own: untouched.
+    expect([...(await market.settlerAllowanceOf(providerA.address, settlerWallet.address))]).toEqual([true, credits('1000000')]);
+    // Raising is always allowed; lowering waits until no escrow locks stake, so a provider at fault
+    // cannot shrink the slash of an escrow already open.
+    await mined(market.connect(providerA).allowSettler(outsider.address, credits('20')));
+    const open = await tiny();
+    await expectRevert(market.connect(providerA).allowSettler(outsider.address, credits('1')), 'StakeLockedByEscrows', [providerA.address, BOND]);
+    // Disallowing stops new escrows at once and keeps the open one slashable …
+    const stopped = await mined(market.connect(providerA).disallowSettler(outsider.address));
+    expect(eventsOf(stopped, 'SettlerDisallowed')).toEqual([{ provider: providerA.address, settler: outsider.address, slashable: credits('20') }]);
+    await expectRevert(thief.openEscrow(newJobId(), outsider.address, providerA.address, TENANT, 1n, expiry), 'SettlerNotAllowed', [
+      providerA.address,
+      outsider.address,
+    ]);
+    // … and once nothing is locked, disallowing again clears what the key may slash.
+    await mined(thief.refund(open));
+    await mined(market.connect(providerA).disallowSettler(outsider.address));
+    expect([...(await market.settlerAllowanceOf(providerA.address, outsider.address))]).toEqual([false, 0n]);
+    // A slash of the refunded escrow still records the fault, and takes nothing.
+    const afterAll = await mined(thief.slash(providerA.address, BOND, open, 1, reason()));
+    expect(eventsOf(afterAll, 'Slashed').map((e) => e.amount)).toEqual([0n]);
+    expect((await stakeOf(providerA)).active).toBe(credits('85'));
+  });
+
   it('cannot add a settler (only the owner can, and only after the delay)', async () => {
     await expectRevert(asSettler.proposeSettler(outsider.address), 'NotOwner', [settlerWallet.address]);
     await expectRevert(asSettler.acceptSettler(outsider.address), 'NotOwner', [settlerWallet.address]);
@@ -1215,11 +1277,11 @@ describe('a stolen settler key', () => {
     const until = (await latestTimestamp()) + 60n;
     await mined(asSettler.openEscrow(jobId, consumerA.address, providerA.address, TENANT, credits('8'), until));
     await setNextTimestamp(until + 1n);
-    // The thief cannot reclaim (the money would go to the consumer anyway) …
-    await expectRevert(asSettler.reclaimExpired(jobId), 'NotConsumer', [jobId, settlerWallet.address]);
-    // … and the consumer gets everything back once the hub is gone.
-    await mined(market.connect(consumerA).reclaimExpired(jobId));
+    // Releasing it, even by the thief, sends the money to the consumer and nowhere else.
+    await mined(asSettler.reclaimExpired(jobId));
     expect(await market.freeBalanceOf(consumerA.address)).toBe(credits('10'));
+    expect(await market.freeBalanceOf(settlerWallet.address)).toBe(0n);
+    expect((await stakeOf(providerA)).locked).toBe(0n);
   });
 
   it('cannot make an escrow unsettleable with a receipt above it: the provider gets what it covers', async () => {
@@ -1412,6 +1474,8 @@ class MarketModel {
   readonly authorizations = new Map<string, { remaining: bigint; expiresAt: bigint }>();
   /** The walk's two settler keys that hold the role now. */
   readonly settlers = new Set<string>();
+  /** What each provider still lets each settler slash (`provider/settler`). */
+  readonly slashable = new Map<string, bigint>();
   burned = 0n;
 
   static value(map: Map<string, bigint>, key: string): bigint {
@@ -1496,6 +1560,13 @@ describe('property: random operation sequences', () => {
       await addSettler(outsider.address);
       model.settlers.add(settlerWallet.address).add(outsider.address);
       const settlerKeys = [settlerWallet, outsider];
+      // Every provider serves both; the second key may slash each provider a quarter of a bond in
+      // all, so the walk reaches that bound and sees slashes that take less than asked, or nothing.
+      for (const p of providers) {
+        await mined(market.connect(p).allowSettler(outsider.address, BOND / 4n));
+        model.slashable.set(`${p.address}/${settlerWallet.address}`, credits('1000000'));
+        model.slashable.set(`${p.address}/${outsider.address}`, BOND / 4n);
+      }
       // Each consumer starts with a consent to each key, so both open escrows from the start.
       const firstUntil = (await latestTimestamp()) + BigInt(DELAY * 4);
       for (const c of consumers) {
@@ -1510,6 +1581,8 @@ describe('property: random operation sequences', () => {
       const refusedWith = new Map<string, number>();
       /** Escrows closed or slashed by a key that did not open them (its opener had lost the role). */
       let takenOver = 0;
+      /** Slashes that took less than asked because the provider's allowance for the key ran out. */
+      let boundedSlashes = 0;
       let freshJobs = 0;
 
       // ---- random choices
@@ -1560,10 +1633,15 @@ describe('property: random operation sequences', () => {
         return pick(settlerKeys);
       };
       const notSettler = (caller: Wallet): string | undefined => (model.settlers.has(caller.address) ? undefined : 'NotSettler');
-      /** Whether `caller` may close or slash the job: its opener, or any settler once the opener lost the role. */
+      /** Whether `caller` may close the job: its opener, or any settler once the opener lost the role. */
       const notOpener = (jobId: string, caller: Wallet): string | undefined => {
         const opener = model.jobs.get(jobId)?.opener;
         return opener && opener !== caller.address && model.settlers.has(opener) ? 'NotEscrowSettler' : undefined;
+      };
+      /** Only the opener slashes, whether or not it still holds the role: a takeover never does. */
+      const notSlasher = (jobId: string, caller: Wallet): string | undefined => {
+        const opener = model.jobs.get(jobId)?.opener;
+        return opener && opener !== caller.address ? 'NotEscrowSettler' : undefined;
       };
       const consent = (consumer: string, settlerAddress: string) => model.authorizations.get(`${consumer}/${settlerAddress}`);
 
@@ -1797,7 +1875,8 @@ describe('property: random operation sequences', () => {
               jobs: [jobId],
               expected:
                 closedOrUnknown(jobId) ??
-                (caller.address !== job?.consumer ? 'NotConsumer' : landsAt <= (job?.expiresAt ?? 0n) ? 'EscrowNotExpired' : undefined),
+                // Anyone may release an expired escrow; the money goes to its consumer only.
+                (landsAt <= (job?.expiresAt ?? 0n) ? 'EscrowNotExpired' : undefined),
               send: () => send(market.connect(caller).reclaimExpired(jobId)),
               apply: () => {
                 const j = job as JobModel;
@@ -1881,7 +1960,7 @@ describe('property: random operation sequences', () => {
                     ? 'SlashTooLarge'
                     : !job
                       ? 'UnknownJob'
-                      : notOpener(jobId, caller)
+                      : notSlasher(jobId, caller)
                         ? 'NotEscrowSettler'
                         : p.address !== job.provider
                         ? 'WrongProvider'
@@ -1893,13 +1972,19 @@ describe('property: random operation sequences', () => {
                 const j = job as JobModel;
                 j.slashed = true;
                 if (j.state === EscrowState.Open) s.locked -= BOND;
+                // At most what the provider still lets this settler slash.
+                const allowanceKey = `${p.address}/${caller.address}`;
+                const slashable = model.slashable.get(allowanceKey) ?? 0n;
+                const asked = amount < slashable ? amount : slashable;
                 const freeActive = s.active - s.locked;
-                const fromActive = amount < freeActive ? amount : freeActive;
-                const rest = amount - fromActive;
+                const fromActive = asked < freeActive ? asked : freeActive;
+                const rest = asked - fromActive;
                 const fromUnbonding = rest < s.unbonding ? rest : s.unbonding;
                 s.active -= fromActive;
                 s.unbonding -= fromUnbonding;
                 const taken = fromActive + fromUnbonding;
+                model.slashable.set(allowanceKey, slashable - taken);
+                if (taken < amount && slashable < amount) boundedSlashes++;
                 const cost = j.state === EscrowState.Refunded ? 0n : j.amount;
                 const compensated = taken < cost ? taken : cost;
                 MarketModel.add(model.free, j.consumer, compensated);
@@ -1978,6 +2063,12 @@ describe('property: random operation sequences', () => {
         expect(marketBalance, 'market balance = free + escrows + stakes + earnings + burned').toBe(
           sum(actorViews.map((v) => v.free + v.earnings + v.active + v.unbonding)) + sum(open.map((e) => e.amount)) + burned,
         );
+        // What each provider still lets each key slash is what the model drew down.
+        for (const p of providers) {
+          for (const k of settlerKeys) {
+            expect([...(await market.settlerAllowanceOf(p.address, k.address))], `allowance of ${p.address} for ${k.address}`).toEqual([true, model.slashable.get(`${p.address}/${k.address}`)]);
+          }
+        }
         // Locked stake is exactly one bond per open, unslashed escrow of that provider.
         for (const view of actorViews) {
           const backing = [...model.jobs.values()].filter((j) => j.provider === view.address && j.state === EscrowState.Open && !j.slashed).length;
@@ -2024,6 +2115,7 @@ describe('property: random operation sequences', () => {
       expect(refusedWith.get('NotEscrowSettler') ?? 0, 'NotEscrowSettler refusals').toBeGreaterThan(0);
       expect(refusedWith.get('NotSettler') ?? 0, 'NotSettler refusals').toBeGreaterThan(0);
       expect(takenOver, 'escrows closed by a key that did not open them').toBeGreaterThan(0);
+      expect(boundedSlashes, "slashes held to the provider's allowance for the key").toBeGreaterThan(0);
     },
     480_000,
   );

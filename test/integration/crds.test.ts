@@ -138,6 +138,25 @@ describe('immutable fields', () => {
     expect(res.stderr).toContain(`${field} is immutable`);
   });
 
+  it('spec.activeDeadlineSeconds may be lowered, never raised or removed (the escrows of running attempts expire by it)', async () => {
+    // The attack: a job placed with a 1-hour deadline gets an escrow that expires an hour and a week
+    // later; raising or removing the deadline let its pods outlive the escrow, which the consumer
+    // then reclaimed while they ran, leaving the provider unpaid.
+    const base = job((j) => (j.spec.activeDeadlineSeconds = 3600));
+    base.metadata.name = 'deadline-job';
+    await kubectl(['apply', '-f', '-'], stringify(base));
+    for (const patch of ['{"spec":{"activeDeadlineSeconds":7200}}', '{"spec":{"activeDeadlineSeconds":null}}']) {
+      const res = await kubectl(['patch', 'gj', 'deadline-job', '-n', NS, '--type=merge', '-p', patch]);
+      expect(res.code, patch).not.toBe(0);
+      expect(res.stderr).toContain('spec.activeDeadlineSeconds: Invalid value');
+      expect(res.stderr).toContain('activeDeadlineSeconds may be lowered, not raised or removed: the escrows of running attempts expire by it');
+    }
+    const lowered = await kubectl(['patch', 'gj', 'deadline-job', '-n', NS, '--type=merge', '-p', '{"spec":{"activeDeadlineSeconds":1800}}']);
+    expect(lowered.code, lowered.stderr).toBe(0);
+    const stored = JSON.parse((await kubectl(['get', 'gj', 'deadline-job', '-n', NS, '-o', 'json'])).stdout);
+    expect(stored.spec.activeDeadlineSeconds).toBe(1800);
+  });
+
   it('mutable fields (budget, placement) can change', async () => {
     await kubectl(['apply', '-f', '-'], stringify({ ...job(() => {}), metadata: { name: 'immut-job', namespace: NS } }));
     const res = await kubectl(['patch', 'gj', 'immut-job', '-n', NS, '--type=merge', '-p', '{"spec":{"budget":{"maxPricePerGpuHour":"4"}}}']);

@@ -53,6 +53,7 @@ beforeAll(async () => {
   await (await market.connect(consumer).deposit(parseCredits('50'))).wait();
   await (await market.connect(provider).stake(parseCredits('10'))).wait();
   writeFileSync(join(dir, 'consumer.key'), consumer.privateKey, { mode: 0o600 });
+  writeFileSync(join(dir, 'provider.key'), provider.privateKey, { mode: 0o600 });
   [chainA, chainB] = await Promise.all([connect(hubA), connect(hubB)]);
 }, 120_000);
 
@@ -65,6 +66,8 @@ afterAll(async () => {
 });
 
 const cliFlags = () => ['--key-file', join(dir, 'consumer.key'), '--chain-rpc', anvil.rpcUrl, '--market-address', marketAddress, '-o', 'json'];
+const providerCli = (args: string[]) =>
+  runCli([...args, '--key-file', join(dir, 'provider.key'), '--chain-rpc', anvil.rpcUrl, '--market-address', marketAddress, '-o', 'json'], { timeoutMs: 60_000 });
 const authorizeCli = (extra: string[] = []) =>
   runCli(['authorize', '--namespace', 'ml', '--namespace-uid', UID, '--cap', '5', '--expires', '1d', ...extra, ...cliFlags()], { timeoutMs: 60_000 });
 
@@ -76,8 +79,34 @@ describe('settler-bound consent, the hub and the CLI', () => {
     expect(await chainA.authorization(consumer.address, TENANT)).toEqual({ remaining: parseCredits('7'), expiresAt: until });
     expect(await chainB.authorization(consumer.address, TENANT)).toEqual({ remaining: 0n, expiresAt: 0n });
 
+    // The provider lets hub A's key, and only it, lock its stake, and slash 3 credits of it in all.
+    const guess = await providerCli(['allow-settler', '--slashable', '3']);
+    expect(guess.code).toBe(2);
+    expect(guess.stderr).toContain(`has 2 settlers (${[hubA.address, hubB.address].sort().join(', ')}): pass --settler`);
+    const allowed = await providerCli(['allow-settler', '--settler', hubA.address, '--slashable', '3']);
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(JSON.parse(allowed.stdout)).toMatchObject({ wallet: provider.address, settler: hubA.address, slashable: '3' });
+    expect(await chainA.settlerAllowance(provider.address)).toEqual({ allowed: true, slashable: parseCredits('3') });
+    expect(await chainB.settlerAllowance(provider.address)).toEqual({ allowed: false, slashable: 0n });
+
     const escrowId = '0x' + 'ab'.repeat(32);
+    // Sent through the nonce manager, the revert comes back undecoded: decode its data here.
+    const refused = await chainB.send((m) => m.openEscrow('0x' + 'cd'.repeat(32), consumer.address, provider.address, TENANT, parseCredits('2'), until)).then(
+      () => undefined,
+      (err: { data?: string }) => market.interface.parseError(err.data ?? '0x'),
+    );
+    expect(refused?.name).toBe('SettlerNotAllowed');
+    expect([...(refused?.args ?? [])]).toEqual([provider.address, hubB.address]);
     await chainA.send((m) => m.openEscrow(escrowId, consumer.address, provider.address, TENANT, parseCredits('2'), until));
+    // With stake locked by that escrow, the bound cannot be lowered (a provider at fault would
+    // dodge its slash), but disallowing new escrows works at once and keeps the open one slashable.
+    const lower = await providerCli(['allow-settler', '--settler', hubA.address, '--slashable', '1']);
+    expect(lower.code).toBe(1);
+    expect(lower.stderr).toContain(`has 1 credits of stake locked by open escrows: the slash bound for ${hubA.address} (3) can be lowered once they close`);
+    const stopped = await providerCli(['disallow-settler', '--settler', hubA.address]);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(JSON.parse(stopped.stdout)).toMatchObject({ settler: hubA.address, slashable: '3' });
+    expect(await chainA.settlerAllowance(provider.address)).toEqual({ allowed: false, slashable: parseCredits('3') });
     expect(await chainB.escrow(escrowId)).toMatchObject({ state: 'Open', consumer: consumer.address, provider: provider.address, opener: hubA.address });
     expect(await chainA.mayClose(hubA.address)).toBe(true);
     expect(await chainB.mayClose(hubA.address)).toBe(false);

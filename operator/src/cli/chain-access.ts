@@ -83,14 +83,14 @@ export function loadWallet(flags: ChainFlags, required: boolean): Wallet | undef
   }
 }
 
-export function creditsArg(text: string): bigint {
+export function creditsArg(text: string, opts: { allowZero?: boolean } = {}): bigint {
   let amount: bigint;
   try {
     amount = parseCredits(text);
   } catch {
     throw new CliError(`${text} is not an amount of credits, e.g. 10 or 2.5`, ExitCode.Usage);
   }
-  if (amount === 0n) throw new CliError('the amount must be more than 0', ExitCode.Usage);
+  if (amount === 0n && !opts.allowZero) throw new CliError('the amount must be more than 0', ExitCode.Usage);
   return amount;
 }
 

@@ -1,15 +1,15 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { Command } from 'commander';
-import { getAddress, isAddress } from 'ethers';
+import { getAddress } from 'ethers';
 import { formatCredits } from '../chain/credits.js';
 import { MarketTopics, parseMarketLogs, queryLogs } from '../chain/market-events.js';
-import { currentSettlers } from '../chain/settlers.js';
 import { DEFAULT_HUB_ID, tenantIdOf } from '../chain/tenant.js';
-import { type ChainAccess, type ChainFlags, creditsArg, loadWallet } from './chain-access.js';
+import { type ChainFlags, creditsArg, loadWallet } from './chain-access.js';
 import { mined, session, withChainFlags } from './chain.command.js';
 import { CliError, ExitCode } from './errors.js';
 import { loadKubeConfig } from './kubeconfig.js';
 import { render, type OutputFormat } from './output.js';
+import { FROM_BLOCK_HELP, SETTLER_HELP, fromBlockArg, settlerArg, settlerFor } from './settler-flag.js';
 
 // `fedgpu authorize | authorizations | revoke`: a consumer's consent on chain. The hub may lock the
 // wallet's deposit for a namespace's jobs only up to what the wallet authorized for that namespace
@@ -23,36 +23,6 @@ interface TenantFlags extends ChainFlags {
   hubId: string;
   settler?: string;
   fromBlock: string;
-}
-
-const SETTLER_HELP = "the hub's settler address (its waiting jobs name it; default: the market's only settler)";
-
-const FROM_BLOCK_HELP = 'first block to scan for settlers and authorizations (the market deployment block)';
-
-/** `--settler` as a checksummed address; a usage error naming the flag otherwise. */
-function settlerArg(text: string): string {
-  if (!isAddress(text)) {
-    const why = /^0x[0-9a-fA-F]{40}$/.test(text) ? 'its mixed-case checksum is wrong (write it in lower case, or copy it whole)' : 'it is not an 0x address';
-    throw new CliError(`--settler ${text}: ${why}`, ExitCode.Usage);
-  }
-  return getAddress(text);
-}
-
-/** `--from-block` as a block number. */
-function fromBlockArg(text: string): number {
-  if (!/^\d+$/.test(text)) throw new CliError(`--from-block ${text} is not a block number`, ExitCode.Usage);
-  return Number(text);
-}
-
-/** `--settler`, checked; or, without it, the market's one settler (refused when there are several or none). */
-async function settlerFor(flags: { settler?: string; fromBlock: string }, chain: ChainAccess): Promise<string> {
-  if (flags.settler !== undefined) return settlerArg(flags.settler);
-  const settlers = await currentSettlers(chain.provider, chain.market, chain.marketAddress, fromBlockArg(flags.fromBlock));
-  if (settlers.length === 1) return settlers[0]!;
-  if (settlers.length === 0) {
-    throw new CliError(`GpuMarket ${chain.marketAddress} has no settler now; pass --settler <0x address> to name a proposed one`, ExitCode.NotFound);
-  }
-  throw new CliError(`GpuMarket ${chain.marketAddress} has ${settlers.length} settlers (${settlers.join(', ')}): pass --settler with your hub's (its waiting jobs name it)`, ExitCode.Usage);
 }
 
 type Globals = () => { kubeconfig?: string; context?: string };

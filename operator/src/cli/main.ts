@@ -3,6 +3,7 @@
 import { Command, Option } from 'commander';
 import { balanceCommand, depositCommand, reputationCommand, stakeCommand, unstakeCommand } from './chain.command.js';
 import { authorizationsCommand, authorizeCommand, revokeCommand } from './consent.command.js';
+import { allowSettlerCommand, disallowSettlerCommand } from './provider-consent.command.js';
 import { claimCommand, earningsCommand } from './earnings.command.js';
 import { CliError, ExitCode } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat } from './output.js';
@@ -32,6 +33,8 @@ program.addCommand(execCommand(globals));
 program.addCommand(portForwardCommand(globals));
 program.addCommand(stakeCommand(output));
 program.addCommand(unstakeCommand(output));
+program.addCommand(allowSettlerCommand(output));
+program.addCommand(disallowSettlerCommand(output));
 program.addCommand(depositCommand(output));
 program.addCommand(authorizeCommand(output, globals));
 program.addCommand(authorizationsCommand(output, globals));

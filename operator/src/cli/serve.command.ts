@@ -42,6 +42,7 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--job-concurrency <n>', 'GpuJob reconciles at once (never two of one job); a burst waits on the apiserver, not on the CPU', String(DEFAULT_JOB_CONCURRENCY))
     .option('--idle-compaction <bool>', 'once quiet after a burst, compact the heap the burst grew (a pause of a few hundred ms; runtime/idle-gc.ts)', 'true')
     .option('--minimum-run <gpu-seconds>', "a job waits while its budget covers fewer GPU-seconds than this at the placed price", '60')
+    .option('--start-blame-after <duration>', "an attempt not Running within a start timeout shorter than this is nobody's fault (retried, never slashed): a job cannot make a provider fail by asking for a start no one can make", '300s')
     .option('--access-port <port>', 'serve the consumer access API (aggregated API access.fedgpu.io) on this port; 0 picks a free one')
     .option('--access-host <host>', 'listen address of the access API', '127.0.0.1')
     .option('--access-cert <file>', 'serving certificate of the access API (valid for <service>.<namespace>.svc)')
@@ -56,6 +57,7 @@ export function hubCommand(globals: () => Globals): Command {
       if (!Number.isSafeInteger(minimumRunGpuSeconds) || minimumRunGpuSeconds < 0) {
         throw new CliError(`--minimum-run ${o.minimumRun} is not a whole number of GPU-seconds`, ExitCode.Usage);
       }
+      const startBlameAfterSeconds = durationMs(o.startBlameAfter) / 1000;
       const jobConcurrency = Number(o.jobConcurrency);
       if (!Number.isSafeInteger(jobConcurrency) || jobConcurrency < 1 || jobConcurrency > 1024) {
         throw new CliError(`--job-concurrency ${o.jobConcurrency} is not a whole number from 1 to 1024`, ExitCode.Usage);
@@ -93,6 +95,7 @@ export function hubCommand(globals: () => Globals): Command {
           : {}),
         ...(settlement ? { settlement } : {}),
         minimumRunGpuSeconds,
+        startBlameAfterSeconds,
         jobConcurrency,
         metrics,
         leaderElection: leaderElectionOf(o),

@@ -21,7 +21,7 @@ export type AttemptEnd =
    * The attempt was not Running within its start timeout. `stuckOn`: what its pods were waiting
    * for, as the agent last saw them, where that is something the job's own pods can cause.
    */
-  | { kind: 'start-timeout'; stuckOn?: StartBlocker; waitedSeconds?: number }
+  | { kind: 'start-timeout'; stuckOn?: StartBlocker; waitedSeconds?: number; blameAfterSeconds?: number }
   /** The agent reported a reclaim the hub cannot see announced (no closed window, no cordon). */
   | { kind: 'reclaim-without-notice' }
   /** The kubelet or API evicted the pod; `cause` from classifyEviction. */
@@ -65,8 +65,10 @@ export type AttemptEnd =
 export type StartBlocker = 'image' | 'init' | 'container-config' | 'kubelet' | 'resources';
 
 /**
- * A start timeout shorter than this never blames the provider for pods its kubelet is still
- * creating: the job sets its own timeout (5 s at least), and pulling a large image takes minutes.
+ * A start timeout shorter than this never blames the provider: the job sets its own timeout (5 s
+ * at least), and no provider namespaces, binds, pulls and starts a gang that fast under load. A
+ * consumer must not be able to make an honest provider fail, and slash it, by asking for the
+ * impossible. The hub may set another bound (`fedgpu hub --start-blame-after`).
  */
 export const MIN_BLAMED_START_SECONDS = 300;
 
@@ -132,7 +134,9 @@ export function attributeFault(end: AttemptEnd): FaultAttribution {
       // nobody's fault, retried elsewhere, never slashed. Pods the kubelet is still creating are
       // the provider's only past a wait no job can make too short to pull an image in.
       if (end.stuckOn && end.stuckOn !== 'kubelet') return unattributed(START_BLOCKED_REASONS[end.stuckOn]);
-      if (end.stuckOn === 'kubelet' && (end.waitedSeconds ?? Infinity) < MIN_BLAMED_START_SECONDS) return unattributed(START_BLOCKED_REASONS.kubelet);
+      if ((end.waitedSeconds ?? Infinity) < (end.blameAfterSeconds ?? MIN_BLAMED_START_SECONDS)) {
+        return unattributed(end.stuckOn === 'kubelet' ? START_BLOCKED_REASONS.kubelet : 'StartTimeout');
+      }
       return provider('StartTimeout');
     case 'reclaim-without-notice':
       return provider('ReclaimWithoutNotice');

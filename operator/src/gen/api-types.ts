@@ -548,7 +548,7 @@ export interface JobData {
 export interface JobFaultTolerance {
   /** Most attempts, counting the first; provider faults and reclaims start a new attempt. */
   maxAttempts?: number;
-  /** Most seconds an attempt may take from assignment to Running (image pulls, data staging). Past it the attempt ends, unpaid, and the job moves to another provider: as the provider's fault (StartTimeout) unless its pods were bound and waiting on the image, init containers or container spec, or (under 300 s) on the kubelet creating them. */
+  /** Most seconds an attempt may take from assignment to Running (image pulls, data staging). Past it the attempt ends, unpaid, and the job moves to another provider: as the provider's fault (StartTimeout) only when it is at least the hub's --start-blame-after (300 s by default) and the pods were not bound and waiting on the image, init containers or container spec. */
   startTimeoutSeconds?: number;
   /** Checkpointing: the job resumes from here on another provider. */
   checkpoint?: JobCheckpoint;

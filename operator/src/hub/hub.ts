@@ -51,6 +51,8 @@ export interface HubOptions {
   settlement?: HubSettlementOptions;
   /** A placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
   minimumRunGpuSeconds?: number;
+  /** A start timeout shorter than this is nobody's fault (default 300 s, core/fault.ts). */
+  startBlameAfterSeconds?: number;
   /** GpuJob reconciles at once (default DEFAULT_JOB_CONCURRENCY). */
   jobConcurrency?: number;
   /** The Lease was lost while running: leader work has stopped; the process should exit. */
@@ -108,6 +110,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     noChain: !settlement,
     budgetLeft: opts.settlement ? ((hold) => (job: GpuJob) => budgetLeftOnChain(job, hold))(opts.settlement.defaultHold) : budgetLeftWithoutChain,
     ...(opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: opts.minimumRunGpuSeconds } : {}),
+    ...(opts.startBlameAfterSeconds !== undefined ? { startBlameAfterSeconds: opts.startBlameAfterSeconds } : {}),
     ...(opts.jobConcurrency !== undefined ? { concurrency: opts.jobConcurrency } : {}),
   });
   const registry: KubeProviderRegistry = new KubeProviderRegistry({

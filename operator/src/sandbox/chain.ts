@@ -58,6 +58,9 @@ export async function startSandboxChain(dir: string, hubKubeconfig: string, prov
       const provider = signer(providerWalletIndex(i));
       await fund(provider, '1000');
       await (await market.connect(provider).stake(parseCredits(providerStake))).wait();
+      // Consent on chain: the provider lets this hub's settler lock its stake for escrows, and
+      // slash it at most its whole stake over all faults.
+      await (await market.connect(provider).allowSettler(settler.address, parseCredits(providerStake))).wait();
     }
     const consumer = signer(CONSUMER_ACCOUNT);
     await fund(consumer, '10000');

@@ -100,8 +100,9 @@ const faultTolerance = obj(
     }),
     startTimeoutSeconds: int(
       'Most seconds an attempt may take from assignment to Running (image pulls, data staging). Past it the attempt ' +
-        "ends, unpaid, and the job moves to another provider: as the provider's fault (StartTimeout) unless its pods " +
-        'were bound and waiting on the image, init containers or container spec, or (under 300 s) on the kubelet creating them.',
+        "ends, unpaid, and the job moves to another provider: as the provider's fault (StartTimeout) only when it is at " +
+        "least the hub's --start-blame-after (300 s by default) and the pods were not bound and waiting on the image, " +
+        'init containers or container spec.',
       { minimum: 5, maximum: 86400, default: 600 },
     ),
     checkpoint: obj(
@@ -160,6 +161,14 @@ export const gpuJobSpec: Schema = obj(
         fieldPath: '.placement.sameNode',
       },
       billedGpuRule,
+      {
+        // The escrow of a running attempt expires by the deadline it was opened under: raised or
+        // removed afterwards, the attempt would outlive its escrow, and the consumer could reclaim
+        // the escrow while the pods still run (the provider unpaid for all of it).
+        rule: '!has(oldSelf.activeDeadlineSeconds) || (has(self.activeDeadlineSeconds) && self.activeDeadlineSeconds <= oldSelf.activeDeadlineSeconds)',
+        message: 'activeDeadlineSeconds may be lowered, not raised or removed: the escrows of running attempts expire by it',
+        fieldPath: '.activeDeadlineSeconds',
+      },
     ],
     tsName: 'GpuJobSpec',
   },

@@ -72,6 +72,8 @@ export interface GpuJobControllerOptions {
   budgetLeft?: (job: GpuJob) => bigint | undefined;
   /** A placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
   minimumRunGpuSeconds?: number;
+  /** A start timeout shorter than this is nobody's fault (default 300 s, core/fault.ts). */
+  startBlameAfterSeconds?: number;
   /** The hub runs without a chain: every job says so (Settled=False, NoChain). */
   noChain?: boolean;
   /** How long a job may wait unplaced on an escrow pinned to one provider before it is given back (default 2 min). */
@@ -366,6 +368,7 @@ export class GpuJobController {
       ...(this.opts.noChain ? { noChain: true } : {}),
       ...(budgetLeft !== undefined ? { budgetLeft } : {}),
       ...(this.opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: this.opts.minimumRunGpuSeconds } : {}),
+      ...(this.opts.startBlameAfterSeconds !== undefined ? { startBlameAfterSeconds: this.opts.startBlameAfterSeconds } : {}),
       reclaimAnnounced: (name, cause, nodes, sinceMs) => {
         if (cause === 'owner-cordon') return this.reclaimNotices.cordonSeen(name, nodes, sinceMs);
         const p = this.providers.get(name);

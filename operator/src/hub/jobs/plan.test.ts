@@ -150,13 +150,13 @@ describe('planJob: market integrity', () => {
   });
 
   it('bills nothing for an attempt the hub never saw running, and fails it as the provider\'s fault after the start timeout', () => {
-    const spec = { faultTolerance: { startTimeoutSeconds: 120 } };
+    const spec = { faultTolerance: { startTimeoutSeconds: 300 } };
     const scheduled = planJob(job(undefined, spec), inputs({ place: 'a' })).status;
-    const early = planJob(job(scheduled, spec), inputs({ now: t0 + 60_000 + 119_000, report: { epoch: 1, phase: 'Pending', gpuSeconds: 900 } }));
+    const early = planJob(job(scheduled, spec), inputs({ now: t0 + 60_000 + 299_000, report: { epoch: 1, phase: 'Pending', gpuSeconds: 900 } }));
     expect(early.status.attempts?.[0]).toMatchObject({ outcome: 'Running', gpuSeconds: 0 });
     expect(early.requeueAfterMs).toBeGreaterThanOrEqual(1_000);
     expect(early.requeueAfterMs).toBeLessThanOrEqual(2_000);
-    const late = planJob(job(early.status, spec), inputs({ now: t0 + 60_000 + 120_000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 900 } }));
+    const late = planJob(job(early.status, spec), inputs({ now: t0 + 60_000 + 300_000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 900 } }));
     expect(late.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'provider', reason: 'StartTimeout', gpuSeconds: 0 });
     expect(late.cancel).toEqual([{ provider: 'a', epoch: 1, reason: 'StartTimeout' }]);
     expect(late.assign).toMatchObject({ provider: 'b', epoch: 2 });
@@ -164,11 +164,11 @@ describe('planJob: market integrity', () => {
   });
 
   it("does not let the job's own image, init containers or short timeout make a start timeout the provider's fault", () => {
-    const at = (seconds: number) => {
+    const at = (seconds: number, hub: { startBlameAfterSeconds?: number } = {}) => {
       const spec = { faultTolerance: { startTimeoutSeconds: seconds } };
       const scheduled = planJob(job(undefined, spec), inputs({ place: 'a' })).status;
       return (report: { reason?: string; message?: string }) =>
-        planJob(job(scheduled, spec), inputs({ now: t0 + 60_000 + seconds * 1000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 0, ...report } }));
+        planJob(job(scheduled, spec), { ...inputs({ now: t0 + 60_000 + seconds * 1000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 0, ...report } }), ...hub });
     };
     // An image that cannot be pulled, even at a 5 s timeout: nobody's fault, retried elsewhere.
     const pull = at(5)({ reason: 'ImagePullFailed', message: 'pod j-0 container main: ErrImagePull: not found' });
@@ -184,8 +184,16 @@ describe('planJob: market integrity', () => {
     expect(at(60)({ reason: 'ContainersNotStarted' }).status.attempts?.[0]).toMatchObject({ faultOf: 'unattributed', reason: 'ContainersNotStarted' });
     // ... but after five minutes they are, as are pods never bound or a reason the hub does not know.
     expect(at(300)({ reason: 'ContainersNotStarted' }).status.attempts?.[0]).toMatchObject({ faultOf: 'provider', reason: 'StartTimeout' });
-    expect(at(5)({}).status.attempts?.[0]).toMatchObject({ faultOf: 'provider', reason: 'StartTimeout' });
-    expect(at(5)({ reason: 'ContainerFailed' }).status.attempts?.[0]).toMatchObject({ faultOf: 'provider', reason: 'StartTimeout' });
+    expect(at(300)({}).status.attempts?.[0]).toMatchObject({ faultOf: 'provider', reason: 'StartTimeout' });
+    expect(at(300)({ reason: 'ContainerFailed' }).status.attempts?.[0]).toMatchObject({ faultOf: 'provider', reason: 'StartTimeout' });
+    // The attack: a burst of jobs with a 5 s start timeout aimed at one provider, whose agent is
+    // still making namespaces and binding gangs: each attempt ended as the provider's fault, and
+    // each was slashed. A timeout shorter than the hub's bound blames no one, whatever the pods wait on.
+    expect(at(5)({}).status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'StartTimeout' });
+    expect(at(5)({ reason: 'ContainerFailed' }).status.attempts?.[0]).toMatchObject({ faultOf: 'unattributed', reason: 'StartTimeout' });
+    expect(at(299)({}).status.attempts?.[0]).toMatchObject({ faultOf: 'unattributed', reason: 'StartTimeout' });
+    // A hub that holds its providers to a faster start says so (fedgpu hub --start-blame-after).
+    expect(at(5, { startBlameAfterSeconds: 5 })({}).status.attempts?.[0]).toMatchObject({ faultOf: 'provider', reason: 'StartTimeout' });
     // Pods no node can take for the cpu or memory the template asks for (100000 CPUs): the job's
     // choice, never a slash, and not paid.
     const huge = at(5)({ reason: 'InsufficientResources', message: 'pod j-0 cannot be scheduled: 0/1 nodes are available: 1 Insufficient cpu.' });

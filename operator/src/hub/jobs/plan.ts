@@ -40,6 +40,8 @@ export interface PlanInputs {
   budgetLeft?: bigint;
   /** The hub's minimum run: a placement whose budget covers fewer GPU-seconds at the placed price waits (default 60). */
   minimumRunGpuSeconds?: number;
+  /** A start timeout shorter than this is nobody's fault (default MIN_BLAMED_START_SECONDS, core/fault.ts). */
+  startBlameAfterSeconds?: number;
   /**
    * Whether the reclaim an agent reports was announced: a cordon it streamed on one of the attempt's
    * nodes, or its declared lending window closed, since `sinceMs`. Absent: every reclaim is believed.
@@ -273,7 +275,8 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     } else if (!ending && runningSince === undefined && now - assignedAt >= startTimeoutMs) {
       // What the agent last saw the bound pods wait for decides whose fault it is (core/fault.ts).
       const stuckOn = report?.phase === 'Pending' ? startBlockerOf(report.reason) : undefined;
-      const attribution = attributeFault({ kind: 'start-timeout', ...(stuckOn ? { stuckOn } : {}), waitedSeconds: startTimeoutMs / 1000 });
+      const blameAfter = inputs.startBlameAfterSeconds !== undefined ? { blameAfterSeconds: inputs.startBlameAfterSeconds } : {};
+      const attribution = attributeFault({ kind: 'start-timeout', ...(stuckOn ? { stuckOn } : {}), waitedSeconds: startTimeoutMs / 1000, ...blameAfter });
       const waited = stuckOn && report?.message ? ` (${report.message})` : '';
       const message = `attempt ${current.epoch} was not Running within ${startTimeoutMs / 1000}s of its assignment (faultTolerance.startTimeoutSeconds)${waited}`;
       endAttempt(current, 'Failed', attribution, message, 0);

@@ -31,6 +31,35 @@ describe('chainProviderStatus', () => {
     expect(ok.staked).toMatchObject({ status: 'True', reason: 'StakeSufficient' });
   });
 
+  it("is not Staked until the provider allows this hub's settler, with at least one fault's slash left to it", () => {
+    const settler = '0x00000000000000000000000000000000000000Aa';
+    const at = (consent: { allowed: boolean; slashable: string }, locked = '0') =>
+      chainProviderStatus(WALLET, { active: parseCredits('100'), unbonding: 0n, locked: parseCredits(locked) }, parseCredits('50'), logs, { number: 5, timestamp: T }, parseCredits('10'), {
+        settler,
+        allowed: consent.allowed,
+        slashable: parseCredits(consent.slashable),
+        slashAmount: parseCredits('10'),
+      }).staked;
+    expect(at({ allowed: false, slashable: '0' })).toMatchObject({
+      status: 'False',
+      reason: 'SettlerNotAllowed',
+      message: `the provider wallet does not allow this hub's settler ${settler} to lock its stake; its owner runs \`fedgpu allow-settler --settler ${settler} --slashable <credits>\``,
+    });
+    expect(at({ allowed: true, slashable: '9.5' })).toMatchObject({
+      status: 'False',
+      reason: 'SlashAllowanceSpent',
+      message: `the provider wallet lets this hub's settler ${settler} slash 9.5 more credits, less than one fault's 10; its owner raises it with \`fedgpu allow-settler --settler ${settler} --slashable <credits>\``,
+    });
+    expect(at({ allowed: true, slashable: '10' })).toMatchObject({ status: 'True', reason: 'StakeSufficient' });
+    // Too little stake is said first; a consent problem before a lock.
+    expect(chainProviderStatus(WALLET, { active: parseCredits('5'), unbonding: 0n }, parseCredits('50'), logs, { number: 5, timestamp: T }, 0n, { settler, allowed: false, slashable: 0n, slashAmount: 0n }).staked.reason).toBe('InsufficientStake');
+    expect(at({ allowed: false, slashable: '0' }, '95').reason).toBe('SettlerNotAllowed');
+    expect(at({ allowed: true, slashable: '50' }, '95').reason).toBe('StakeLocked');
+    // A hub that slashes nothing needs only the consent.
+    const noSlash = chainProviderStatus(WALLET, { active: parseCredits('100'), unbonding: 0n }, parseCredits('50'), logs, { number: 5, timestamp: T }, 0n, { settler, allowed: true, slashable: 0n, slashAmount: 0n });
+    expect(noSlash.staked.status).toBe('True');
+  });
+
   it('computes reputation from its own Settled and Slashed events up to the block, decayed to the block time', () => {
     const status = chainProviderStatus(WALLET, { active: 0n, unbonding: 0n }, 0n, logs, { number: 5, timestamp: T });
     const expected = computeReputation(WALLET.toLowerCase(), [

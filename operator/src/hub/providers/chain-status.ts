@@ -7,8 +7,9 @@ import type { ConditionUpdate } from '../../runtime/conditions.js';
 import { chainErrorMessage, type SettlementChain } from '../settlement/chain.js';
 
 // GpuProvider status from the chain, refreshed periodically: the Staked condition (active stake ≥
-// the hub's minimum, and free stake (not locked by open escrows) ≥ the market's slash bond, so it
-// can back one more escrow; the scheduler skips providers without it), status.stake, and
+// the hub's minimum; the provider allows this hub's settler key, with at least one fault's slash
+// left to it; and free stake (not locked by open escrows) ≥ the market's slash bond, so it can back
+// one more escrow; the scheduler skips providers without it), status.stake, and
 // status.reputation recomputed from Settled and Slashed events alone, exactly as
 // `fedgpu reputation --from-chain` does: same events, same block, same number.
 
@@ -31,6 +32,7 @@ export function chainProviderStatus(
   logs: readonly OutcomeLog[],
   block: { number: number; timestamp: number },
   slashBond = 0n,
+  consent?: SettlerConsent,
 ): ChainProviderStatus {
   const key = wallet.toLowerCase();
   const slashed = logs.filter((l) => l.provider === key && l.outcome === 'failure' && l.block <= block.number).reduce((n, l) => n + l.amount, 0n);
@@ -40,18 +42,49 @@ export function chainProviderStatus(
   const canBack = free >= slashBond;
   const rep = reputationAt(wallet, logs, block);
   const unbonding = stake.unbonding > 0n ? ` (${formatCredits(stake.unbonding)} unbonding)` : '';
+  const refused = enough ? consentProblem(consent) : undefined;
   return {
     staked: {
       type: 'Staked',
-      status: enough && canBack ? 'True' : 'False',
-      reason: !enough ? 'InsufficientStake' : canBack ? 'StakeSufficient' : 'StakeLocked',
-      message: !enough || canBack
-        ? `active stake ${formatCredits(stake.active)} ${enough ? '≥' : '<'} the hub minimum ${formatCredits(minStake)} credits${unbonding}`
-        : `free stake ${formatCredits(free)} (${formatCredits(locked)} of ${formatCredits(stake.active)} locked by open escrows) cannot back another escrow's bond of ${formatCredits(slashBond)} credits`,
+      status: enough && !refused && canBack ? 'True' : 'False',
+      reason: !enough ? 'InsufficientStake' : refused ? refused.reason : canBack ? 'StakeSufficient' : 'StakeLocked',
+      message: refused
+        ? refused.message
+        : !enough || canBack
+          ? `active stake ${formatCredits(stake.active)} ${enough ? '≥' : '<'} the hub minimum ${formatCredits(minStake)} credits${unbonding}`
+          : `free stake ${formatCredits(free)} (${formatCredits(locked)} of ${formatCredits(stake.active)} locked by open escrows) cannot back another escrow's bond of ${formatCredits(slashBond)} credits`,
     },
     stake: { amount: formatCredits(stake.active), unbonding: formatCredits(stake.unbonding), slashed: formatCredits(slashed), locked: formatCredits(locked), free: formatCredits(free) },
     reputation: publishedReputation(rep),
   };
+}
+
+/**
+ * What the provider allows this hub's settler key on chain (GpuMarket.settlerAllowanceOf), and
+ * what one fault slashes here: a provider the key may not lock, or may no longer slash by one
+ * fault's amount, is not scheduled (its escrows would be refused, or its faults go unanswered).
+ */
+export interface SettlerConsent {
+  settler: string;
+  allowed: boolean;
+  slashable: bigint;
+  /** The hub's slash per provider fault (0: it slashes nothing, so any allowance will do). */
+  slashAmount: bigint;
+}
+
+function consentProblem(consent: SettlerConsent | undefined): { reason: string; message: string } | undefined {
+  if (!consent) return undefined;
+  const command = `fedgpu allow-settler --settler ${consent.settler} --slashable <credits>`;
+  if (!consent.allowed) {
+    return { reason: 'SettlerNotAllowed', message: `the provider wallet does not allow this hub's settler ${consent.settler} to lock its stake; its owner runs \`${command}\`` };
+  }
+  if (consent.slashable < consent.slashAmount) {
+    return {
+      reason: 'SlashAllowanceSpent',
+      message: `the provider wallet lets this hub's settler ${consent.settler} slash ${formatCredits(consent.slashable)} more credits, less than one fault's ${formatCredits(consent.slashAmount)}; its owner raises it with \`${command}\``,
+    };
+  }
+  return undefined;
 }
 
 export interface ProviderChainStatusOptions {
@@ -60,6 +93,8 @@ export interface ProviderChainStatusOptions {
   sink: ChainStatusSink;
   /** Token units of active stake a provider needs to be scheduled. */
   minStake: bigint;
+  /** Token units the hub slashes per provider fault: what a provider must still let it slash. */
+  slashAmount: bigint;
   logger: Logger;
 }
 
@@ -84,8 +119,9 @@ export class ProviderChainStatus {
       const name = provider.metadata.name;
       if (!name) continue;
       try {
-        const stake = await chain.stakeOf(provider.spec.wallet);
-        const status = chainProviderStatus(provider.spec.wallet, stake, this.opts.minStake, logs, { number: block.number, timestamp: block.timestamp }, this.slashBond);
+        const [stake, allowance] = await Promise.all([chain.stakeOf(provider.spec.wallet), chain.settlerAllowance(provider.spec.wallet)]);
+        const consent = { settler: chain.settlerAddress, ...allowance, slashAmount: this.opts.slashAmount };
+        const status = chainProviderStatus(provider.spec.wallet, stake, this.opts.minStake, logs, { number: block.number, timestamp: block.timestamp }, this.slashBond, consent);
         if (!changed(provider, status)) continue;
         await this.opts.sink.setChainStatus(name, status);
       } catch (err) {

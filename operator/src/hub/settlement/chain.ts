@@ -89,6 +89,17 @@ export class SettlementChain {
       if (number === 0n) {
         throw new ChainConfigError(`GpuMarket ${opts.marketAddress} predates settler-bound consents (no settlerIdOf for ${chain.settlerAddress}): deploy the current contract`);
       }
+      // Nor one from before providers allowed settlers: any settler could lock and slash any stake.
+      const consents = await chain.market.settlerAllowanceOf(chain.settlerAddress, chain.settlerAddress).then(
+        () => true,
+        (err: unknown) => {
+          if (isError(err, 'CALL_EXCEPTION')) return false;
+          throw err;
+        },
+      );
+      if (!consents) {
+        throw new ChainConfigError(`GpuMarket ${opts.marketAddress} predates providers' consent to settlers (no settlerAllowanceOf): deploy the current contract`);
+      }
     } catch (err) {
       chain.close();
       throw err;
@@ -142,6 +153,15 @@ export class SettlementChain {
   async authorization(consumer: string, tenant: string): Promise<{ remaining: bigint; expiresAt: bigint }> {
     const [remaining, expiresAt] = await this.market.authorizationOf(consumer, this.settlerAddress, tenant);
     return { remaining, expiresAt };
+  }
+
+  /**
+   * Whether provider `wallet` lets this hub's settler open escrows on its stake, and what the
+   * settler may still slash from it in all (GpuMarket.settlerAllowanceOf).
+   */
+  async settlerAllowance(wallet: string): Promise<{ allowed: boolean; slashable: bigint }> {
+    const [allowed, slashable] = await this.market.settlerAllowanceOf(wallet, this.settlerAddress);
+    return { allowed, slashable };
   }
 
   /** The latest block's timestamp (seconds): escrow expiries are in chain time. */

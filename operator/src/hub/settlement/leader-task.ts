@@ -291,7 +291,7 @@ export class HubSettlement {
     });
     const target = controller;
     const drift = new EscrowDrift({ chain, jobs, enqueue: (key) => target.enqueue(key), logger });
-    const providerStatus = new ProviderChainStatus({ chain, providers: () => jobs.providers.list(), sink: this.wiring.registry, minStake: this.opts.minStake, logger });
+    const providerStatus = new ProviderChainStatus({ chain, providers: () => jobs.providers.list(), sink: this.wiring.registry, minStake: this.opts.minStake, slashAmount: this.slashAmount, logger });
     this.parts = { controller, funding, drift, providerStatus, accounts };
   }
 }

@@ -1,0 +1,66 @@
+import { Command } from 'commander';
+import { formatCredits } from '../chain/credits.js';
+import { type ChainFlags, creditsArg, loadWallet } from './chain-access.js';
+import { mined, session, withChainFlags } from './chain.command.js';
+import { CliError, ExitCode } from './errors.js';
+import { render, type OutputFormat } from './output.js';
+import { FROM_BLOCK_HELP, SETTLER_HELP, settlerFor } from './settler-flag.js';
+
+// `fedgpu allow-settler | disallow-settler`: a provider's consent on chain. A hub's settler key may
+// open escrows that lock the provider's stake only while the provider allows it, and may slash it
+// only up to what the provider allowed that key in all (GpuMarket.allowSettler). So a stolen key,
+// or a second hub on the same market, cannot burn a stranger's stake: at most what its owner chose.
+
+interface ConsentFlags extends ChainFlags {
+  settler?: string;
+  fromBlock: string;
+}
+
+export function allowSettlerCommand(output: () => OutputFormat): Command {
+  return withChainFlags(new Command('allow-settler'), true)
+    .description("let a hub's settler key open escrows on this provider's stake, and slash it at most --slashable credits in all (replaces the bound; lowering it waits until no escrow is open)")
+    .requiredOption('--slashable <credits>', 'most credits the settler may slash from this stake from now on, over all faults (the hub needs at least one slash of its --slash-amount)')
+    .option('--settler <0x…>', SETTLER_HELP)
+    .option('--from-block <n>', FROM_BLOCK_HELP, '0')
+    .action(async (flags: ConsentFlags & { slashable: string }) => {
+      const slashable = creditsArg(flags.slashable, { allowZero: true });
+      const wallet = loadWallet(flags, true);
+      const result = await session(flags, async (chain) => {
+        const settler = await settlerFor(flags, chain);
+        if (!(await chain.market.isSettler(settler)) && (await chain.market.settlerEta(settler)) === 0n) {
+          throw new CliError(`--settler ${settler} is not a settler of GpuMarket ${chain.marketAddress}, nor proposed as one: no hub could open an escrow with this consent`, ExitCode.Usage);
+        }
+        // Checked here for a one-line error: the contract refuses a lower bound while stake is locked.
+        const [[, current], [, , , locked]] = await Promise.all([chain.market.settlerAllowanceOf(wallet.address, settler), chain.market.stakeOf(wallet.address)]);
+        if (slashable < current && locked > 0n) {
+          throw new CliError(
+            `${wallet.address} has ${formatCredits(locked)} credits of stake locked by open escrows: the slash bound for ${settler} (${formatCredits(current)}) can be lowered once they close; raising it, or disallow-settler, works now`,
+            ExitCode.Failure,
+          );
+        }
+        const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).allowSettler(settler, slashable));
+        return { wallet: wallet.address, settler, slashable: formatCredits(slashable), ...tx };
+      });
+      process.stdout.write(
+        render(output(), result, () => [[`${result.wallet} allows settler ${result.settler} to open escrows on its stake and slash at most ${result.slashable} credits in all (tx ${result.txHash})`]]),
+      );
+    });
+}
+
+export function disallowSettlerCommand(output: () => OutputFormat): Command {
+  return withChainFlags(new Command('disallow-settler'), true)
+    .description("stop a hub's settler key opening escrows on this provider's stake, at once (escrows already open stay slashable until they close; run it again then to clear the bound)")
+    .option('--settler <0x…>', SETTLER_HELP)
+    .option('--from-block <n>', FROM_BLOCK_HELP, '0')
+    .action(async (flags: ConsentFlags) => {
+      const wallet = loadWallet(flags, true);
+      const result = await session(flags, async (chain) => {
+        const settler = await settlerFor(flags, chain);
+        const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).disallowSettler(settler));
+        const [, slashable] = await chain.market.settlerAllowanceOf(wallet.address, settler);
+        return { wallet: wallet.address, settler, slashable: formatCredits(slashable), ...tx };
+      });
+      const left = result.slashable === '0' ? '' : `; it may still slash ${result.slashable} credits through the escrows open now`;
+      process.stdout.write(render(output(), result, () => [[`${result.wallet} no longer allows settler ${result.settler} to open escrows on its stake${left} (tx ${result.txHash})`]]));
+    });
+}
