@@ -18,6 +18,13 @@ export const attemptKey = (jobUid: string, epoch: number) => `${jobUid}/${epoch}
 /** The attempt key a pod's labels name (job uid and epoch, as the agent set them). */
 export const attemptKeyOfPod = (pod: V1Pod) => `${pod.metadata?.labels?.[JOB_UID_LABEL]}/${pod.metadata?.labels?.[EPOCH_LABEL]}`;
 
+/**
+ * The longest checkpoint grace an attempt gets (the CRD's bound on gracePeriodSeconds). The hub
+ * enforces it too; the agent again, so a hostile hub cannot keep an owner's GPU for days after a
+ * reclaim by sending a grace period of its choosing.
+ */
+export const MAX_GRACE_PERIOD_SECONDS = 3600;
+
 export function assignmentFromProto(assign: Assign): Assignment {
   return {
     jobUid: assign.jobUid,
@@ -27,7 +34,7 @@ export function assignmentFromProto(assign: Assign): Assignment {
     nodeNames: assign.nodeNames,
     gpusPerReplica: assign.gpusPerReplica,
     checkpointDir: assign.checkpointDir || undefined,
-    gracePeriodSeconds: assign.gracePeriodSeconds,
+    gracePeriodSeconds: Math.min(assign.gracePeriodSeconds, MAX_GRACE_PERIOD_SECONDS),
     env: assign.env,
   };
 }

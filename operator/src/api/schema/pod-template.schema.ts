@@ -9,6 +9,8 @@ import { arr, bool, int, obj, oneOf, str, stringMap, type Schema } from './build
 
 const GPU = 'nvidia.com/gpu';
 const RESERVED_KEY = '^([a-z0-9.-]*\\\\.)?(kubernetes\\\\.io|k8s\\\\.io|fedgpu\\\\.io)/';
+/** Annotation families container runtimes read from the pod to configure the sandbox (core/isolation/allowlist.ts). */
+const RUNTIME_ANNOTATION = '^(io\\\\.kubernetes\\\\.cri-o\\\\.|io\\\\.katacontainers\\\\.|dev\\\\.gvisor\\\\.|io\\\\.containerd\\\\.|nvidia\\\\.com/)';
 /** Largest emptyDir a job may ask for (DEFAULT_MAX_EMPTY_DIR_BYTES in the allowlist). */
 export const MAX_EMPTY_DIR = '200Gi';
 
@@ -216,6 +218,14 @@ const metadataMap = (description: string, annotations: boolean) =>
           ? `'keys under kubernetes.io, k8s.io and fedgpu.io are reserved: ' + self.filter(k, k.matches('${RESERVED_KEY}') && !k.startsWith('fedgpu.io/sim-'))[0]`
           : `'keys under kubernetes.io, k8s.io and fedgpu.io are reserved: ' + self.filter(k, k.matches('${RESERVED_KEY}'))[0]`,
       },
+      ...(annotations
+        ? [
+            {
+              rule: `self.all(k, !k.matches('${RUNTIME_ANNOTATION}'))`,
+              messageExpression: `'container runtime annotations (io.kubernetes.cri-o., io.katacontainers., dev.gvisor., io.containerd., nvidia.com/) are not allowed: ' + self.filter(k, k.matches('${RUNTIME_ANNOTATION}'))[0]`,
+            },
+          ]
+        : []),
     ],
   });
 

@@ -49,6 +49,12 @@ export const GPU_ENV_PATTERN = /^(NVIDIA_|CUDA_VISIBLE_DEVICES$|FEDGPU_)/;
 export const ALLOWED_RESOURCES = ['cpu', 'memory', 'ephemeral-storage', GPU_RESOURCE] as const;
 /** Label and annotation key prefixes reserved for Kubernetes and fedgpu itself. */
 const RESERVED_KEY = /^([a-z0-9.-]*\.)?(kubernetes\.io|k8s\.io|fedgpu\.io)\//;
+/**
+ * Annotations container runtimes read from the pod to configure its sandbox: CRI-O's (devices,
+ * user namespaces, shm), Kata's (hypervisor, kernel parameters), gVisor's (mounts), containerd's
+ * and NVIDIA's. On a provider whose owner chose a stronger RuntimeClass they would undo it.
+ */
+const RUNTIME_ANNOTATION = /^(io\.kubernetes\.cri-o\.|io\.katacontainers\.|dev\.gvisor\.|io\.containerd\.|nvidia\.com\/)/;
 /** fedgpu's own annotations a template may carry (the test bed's simulated work). */
 const ALLOWED_FEDGPU_ANNOTATION = /^fedgpu\.io\/sim-[a-z-]+$/;
 const DOWNWARD_FIELDS = /^(metadata\.(name|namespace|uid)|metadata\.(labels|annotations)(\['[^']+'\])?|status\.podIPs?|status\.hostIP|spec\.nodeName)$/;
@@ -128,6 +134,8 @@ function checkMetadataMap(c: Collector, map: unknown, path: string, annotations:
     if (typeof value !== 'string') c.refuse(`${path}["${key}"]`, 'must be a string');
     else if (RESERVED_KEY.test(key) && !(annotations && ALLOWED_FEDGPU_ANNOTATION.test(key))) {
       c.refuse(`${path}["${key}"]`, 'keys under kubernetes.io, k8s.io and fedgpu.io are reserved');
+    } else if (annotations && RUNTIME_ANNOTATION.test(key)) {
+      c.refuse(`${path}["${key}"]`, 'container runtime annotations (io.kubernetes.cri-o., io.katacontainers., dev.gvisor., io.containerd., nvidia.com/) are not allowed');
     } else out[key] = value;
   }
   return out;
