@@ -15,6 +15,8 @@ export type AttemptEnd =
   | { kind: 'node-lost' }
   /** The agent missed heartbeats past providerLostAfter. */
   | { kind: 'agent-lost' }
+  /** Lost with many others at once: the hub's side more likely than the provider's. */
+  | { kind: 'agent-unreachable' }
   /** The job's pods were deleted by someone other than the agent (the provider's admins). */
   | { kind: 'pods-deleted' }
   /**
@@ -127,6 +129,8 @@ export function attributeFault(end: AttemptEnd): FaultAttribution {
       return provider('NodeLost');
     case 'agent-lost':
       return provider('ProviderLost');
+    case 'agent-unreachable':
+      return unattributed('ProviderUnreachable');
     case 'pods-deleted':
       return provider('PodsDeleted');
     case 'start-timeout':

@@ -25,6 +25,7 @@ import type { FundingVerdict } from '../settlement/funding.js';
 import { MarketCache } from './market-cache.js';
 import { SchedulingBackoff } from './queue.js';
 import { desiredAttempts, judgeReport } from './fence.js';
+import { HUB_LOST_CONTACT } from '../providers/registry.js';
 import { egressOf, providerSnapshot } from './market-view.js';
 import { ReclaimNotices, windowClosedBetween } from './reclaim-notices.js';
 import { readJobSecrets } from './secrets.js';
@@ -364,6 +365,7 @@ export class GpuJobController {
     const base: Omit<Parameters<typeof planJob>[1], 'schedule'> = {
       now,
       isProviderLost: (name) => isLost(this.providers.get(name)),
+      isLossBlamed: (name) => readyReason(this.providers.get(name)) !== HUB_LOST_CONTACT,
       report: job.metadata.uid ? this.reports.get(job.metadata.uid) : undefined,
       ...(this.opts.noChain ? { noChain: true } : {}),
       ...(budgetLeft !== undefined ? { budgetLeft } : {}),
@@ -529,6 +531,10 @@ function needsPlacement(job: GpuJob): boolean {
 }
 
 /** Lost: gone, or NotReady because heartbeats stopped (not merely never seen). */
+function readyReason(provider: GpuProvider | undefined): string | undefined {
+  return provider?.status?.conditions?.find((c) => c.type === ProviderConditions.Ready)?.reason;
+}
+
 function isLost(provider: GpuProvider | undefined): boolean {
   if (!provider) return true;
   const ready = provider.status?.conditions?.find((c) => c.type === ProviderConditions.Ready);

@@ -82,6 +82,14 @@ describe('planJob', () => {
     expect(plan.status.conditions?.find((c) => c.type === 'Finished')).toMatchObject({ status: 'True', reason: 'Succeeded' });
   });
 
+  it('moves the attempts of a provider lost with many others at once (the hub lost contact) without blaming it', () => {
+    const plan = running(undefined, { lost: ['a'], place: 'b', isLossBlamed: (p) => p !== 'a' });
+    expect(plan.status.attempts?.[0]).toMatchObject({ outcome: 'Lost', faultOf: 'unattributed', reason: 'ProviderUnreachable' });
+    expect(plan.status.attempts?.[0]?.message).toContain('with many others at once');
+    expect(plan.cancel).toEqual([{ provider: 'a', epoch: 1, reason: 'ProviderLost' }]);
+    expect(plan.assign).toMatchObject({ provider: 'b', epoch: 2 });
+  });
+
   it('fails for good on the user\'s exit code, and still bills the delivered time', () => {
     const plan = ranFor(225_000, { epoch: 1, phase: 'Failed', gpuSeconds: 1800, exitCode: 2, reason: 'ContainerFailed', message: 'exit 2' });
     expect(plan.status.phase).toBe('Failed');

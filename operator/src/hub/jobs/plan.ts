@@ -31,6 +31,8 @@ export interface PlanInputs {
   now: number;
   /** Providers that are lost (Ready=False after providerLostAfter) or gone. */
   isProviderLost: (provider: string) => boolean;
+  /** Whether a lost provider answers for its attempts (false: lost with many at once, HubLostContact); default true. */
+  isLossBlamed?: (provider: string) => boolean;
   report?: AttemptReport;
   /** Runs the scheduler for this job; called only when the job needs a placement. */
   schedule: (request: JobRequest) => ScheduleResult;
@@ -241,8 +243,11 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       : undefined;
     const ending = report && (report.phase === 'Succeeded' || report.phase === 'Failed' || report.phase === 'Reclaimed');
     if (inputs.isProviderLost(current.provider)) {
-      const why = `provider ${current.provider} stopped sending heartbeats`;
-      endAttempt(current, 'Lost', attributeFault({ kind: 'agent-lost' }), why);
+      const blamed = inputs.isLossBlamed?.(current.provider) ?? true;
+      const why = blamed
+        ? `provider ${current.provider} stopped sending heartbeats`
+        : `provider ${current.provider} stopped sending heartbeats with many others at once (the hub more likely lost contact; not the provider's fault)`;
+      endAttempt(current, 'Lost', attributeFault({ kind: blamed ? 'agent-lost' : 'agent-unreachable' }), why);
       // Fencing: should the provider come back, its agent is told to delete these pods.
       plan.cancel.push({ provider: current.provider, epoch: current.epoch, reason: 'ProviderLost' });
       plan.events.push({ type: 'Warning', reason: 'ProviderLost', message: `attempt ${current.epoch} lost: ${why}; rescheduling` });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import type { GpuProvider, GpuProviderSpec, GpuProviderStatus } from '../../api/types.js';
 import type { Inventory } from '../../gen/proto/fedgpu/v1/market.js';
-import { KubeProviderRegistry } from './registry.js';
+import { isMassSilence, KubeProviderRegistry } from './registry.js';
 import type { ProviderEvent, ProviderStore } from './store.js';
 
 // The registry's write policy with an in-memory store (the real apiserver path is covered by
@@ -250,6 +250,43 @@ describe('KubeProviderRegistry heartbeat writes', () => {
     await t.registry.checkHeartbeats();
     expect(t.lost).toEqual([t.name()]);
     expect(t.store.objects.get(t.name())!.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
+  });
+
+  it('many providers silent at once: NotReady as HubLostContact (the hub lost contact), not HeartbeatMissed', async () => {
+    // The attack it answers: the hub's own load balancer, DNS or certificate breaks while the
+    // leader lives; every provider went silent together and each running attempt was slashed.
+    const t = setup();
+    const wallets = ['0x2222222222222222222222222222222222222222', '0x3333333333333333333333333333333333333333', '0x4444444444444444444444444444444444444444', '0x5555555555555555555555555555555555555555'];
+    const names: string[] = [];
+    for (const w of wallets) names.push(await t.registry.register(w, { walletAddress: w, agentVersion: 'v1', protocolVersion: 1, peer: '127.0.0.1' }));
+    const beat = (n: string) => t.registry.onHeartbeat(n, { rttMs: undefined, bandwidthMbps: undefined, at: new Date(t.now()) });
+    for (const n of names) await beat(n);
+    // One alone goes silent: its own fault.
+    for (let i = 0; i < 16; i++) {
+      t.tick(1_000);
+      for (const n of names.slice(1)) await beat(n);
+      await t.registry.checkHeartbeats();
+    }
+    expect(t.lost).toEqual([names[0]]);
+    const reason = (n: string) => t.store.objects.get(n)!.status?.conditions?.find((c) => c.type === 'Ready');
+    expect(reason(names[0]!)).toMatchObject({ status: 'False', reason: 'HeartbeatMissed' });
+    // Then the other three, all at once: three of three Ready.
+    for (let i = 0; i < 16; i++) {
+      t.tick(1_000);
+      await t.registry.checkHeartbeats();
+    }
+    expect(t.lost).toEqual(names);
+    for (const n of names.slice(1)) {
+      expect(reason(n)).toMatchObject({ status: 'False', reason: 'HubLostContact' });
+      expect(reason(n)?.message).toContain('with 3 of 3 Ready providers at once');
+    }
+  });
+
+  it('counts a mass silence from three providers and half of those Ready', () => {
+    expect(isMassSilence(2, 2)).toBe(false);
+    expect(isMassSilence(3, 6)).toBe(true);
+    expect(isMassSilence(3, 7)).toBe(false);
+    expect(isMassSilence(1, 1)).toBe(false);
   });
 
   it('a heartbeat that arrives while a loss is being decided keeps the provider Ready, unmoved and unslashed', async () => {

@@ -270,13 +270,24 @@ export class KubeProviderRegistry implements ProviderRegistry {
       this.opts.logger.warn({ gapMs: gap }, 'heartbeat checks were held up; every provider gets a fresh grace period');
       return;
     }
-    for (const [name, live] of this.live) {
-      if (!live.ready || now - live.lastHeartbeatMs <= this.lostAfter) continue;
-      if (live.heardMs === undefined && live.graceUntilMs !== undefined && now <= live.graceUntilMs) continue;
+    const silent = [...this.live].filter(([, live]) => {
+      if (!live.ready || now - live.lastHeartbeatMs <= this.lostAfter) return false;
+      return !(live.heardMs === undefined && live.graceUntilMs !== undefined && now <= live.graceUntilMs);
+    });
+    // Many providers silent at once is more likely this hub's own network (its load balancer, DNS,
+    // certificate, a NetworkPolicy) than theirs: they still turn NotReady and their attempts move,
+    // but under HubLostContact, which blames no one (core/fault.ts: agent-unreachable).
+    const ready = [...this.live.values()].filter((l) => l.ready).length;
+    const together = isMassSilence(silent.length, ready);
+    if (together) this.opts.logger.error({ silent: silent.length, ready }, 'many providers went silent at once: treated as this hub losing contact, not as their faults');
+    for (const [name, live] of silent) {
       live.ready = false;
       const seconds = Math.round((now - live.lastHeartbeatMs) / 1000);
-      const message = `no heartbeat for ${seconds}s (providerLostAfter ${this.lostAfter / 1000}s)`;
-      const notReady: ConditionUpdate = { type: ProviderConditions.Ready, status: 'False', reason: 'HeartbeatMissed', message };
+      const message = together
+        ? `no heartbeat for ${seconds}s (providerLostAfter ${this.lostAfter / 1000}s), with ${silent.length} of ${ready} Ready providers at once: more likely this hub lost contact than the provider failed; its attempts move, and it is not blamed`
+        : `no heartbeat for ${seconds}s (providerLostAfter ${this.lostAfter / 1000}s)`;
+      const reason = together ? HUB_LOST_CONTACT : 'HeartbeatMissed';
+      const notReady: ConditionUpdate = { type: ProviderConditions.Ready, status: 'False', reason, message };
       // Decided inside the provider's write queue: a heartbeat that arrived while this check awaited
       // has made it Ready again, and then it is not lost (nor its jobs moved, nor it slashed).
       let lost = false;
@@ -287,7 +298,7 @@ export class KubeProviderRegistry implements ProviderRegistry {
       });
       if (!lost) continue;
       const provider = await this.opts.store.get(name);
-      if (provider) await this.event(provider, 'Warning', 'HeartbeatMissed', message);
+      if (provider) await this.event(provider, 'Warning', reason, message);
       this.opts.logger.warn({ provider: name }, message);
       await this.opts.onProviderLost?.(name);
     }
@@ -450,3 +461,15 @@ export function specFromProfile(profile: ProviderProfile | undefined): Partial<G
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const round = (n: number) => Math.round(n * 100) / 100;
+
+/** Ready=False reason of a provider lost in a mass silence: its attempts end blaming no one. */
+export const HUB_LOST_CONTACT = 'HubLostContact';
+
+/**
+ * Whether `silent` of `ready` providers going quiet in one check looks like the hub's side: at
+ * least 3, and at least half of those Ready. A market where most providers collude to go silent
+ * together escapes blame this way; one hub outage no longer slashes every provider.
+ */
+export function isMassSilence(silent: number, ready: number): boolean {
+  return silent >= 3 && silent * 2 >= ready;
+}
