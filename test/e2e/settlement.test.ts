@@ -524,6 +524,37 @@ describe('settlement', () => {
     expect((await market.earningsOf(wallets.east.address)) - earnings).toBe(usageAmount(gpuSeconds, PRICE));
   });
 
+  it('pays the delivered usage of a job deleted while the hub is down, whichever of the Resync and the Cancel reaches the agent first', async () => {
+    // The hub's Resync after a restart leaves out a deleted job's attempt. Had it reached the agent
+    // before the Cancel, the agent would have deleted the pods and forgotten the attempt, and the
+    // Cancel found nothing to sign for: east unpaid. The agent now signs for an attempt a Resync
+    // drops too. (In the runs here the Cancel came first, so this also passes without that change:
+    // it guards the path, it does not force the order.)
+    const earnings = await market.earningsOf(wallets.east.address);
+    await apply(jobYaml('deleted-offline', 'ml', { placement: { regions: ['us-east'] } }, '60s'));
+    const running = await waitJob('deleted-offline', 'Running', (j) => j.status?.phase === 'Running');
+    const pods = testbed.cluster('east').kubeConfig.makeApiClient(CoreV1Api);
+    await waitFor('3 s of metered GPU time', async () => {
+      const list = await pods.listPodForAllNamespaces({ labelSelector: `${JOB_UID_LABEL}=${running.metadata.uid}` });
+      const started = list.items[0]?.status?.containerStatuses?.[0]?.state?.running?.startedAt ?? list.items[0]?.status?.startTime;
+      return started && Date.now() - new Date(started).getTime() >= 3_000 ? true : undefined;
+    }, { timeoutMs: 60_000 });
+    await hub.process.stop();
+    const deleted = await hubCluster().kubectl(['delete', 'gj', 'deleted-offline', '-n', 'ml', '--wait=false']);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    await startHub();
+    await waitFor('the job settled and gone', async () => {
+      const res = await hubCluster().kubectl(['get', 'gj', 'deleted-offline', '-n', 'ml', '--ignore-not-found', '-o', 'name']);
+      return res.code === 0 && res.stdout.trim() === '' ? true : undefined;
+    }, { timeoutMs: 120_000 });
+    const events = await eventsOf(attemptEscrowId(running.metadata.uid!, 1));
+    const settle = events.find((l) => l.name === 'Settled');
+    expect(settle, JSON.stringify(events.map((l) => l.name))).toBeDefined();
+    const gpuSeconds = Number(settle!.args.gpuSeconds);
+    expect(gpuSeconds).toBeGreaterThanOrEqual(2);
+    expect((await market.earningsOf(wallets.east.address)) - earnings).toBe(usageAmount(gpuSeconds, PRICE));
+  });
+
   it("refunds an escrow of its own no GpuJob owns (drift check), leaves another settler's alone, and shows unbonding stake", async () => {
     // Another settler key opens an escrow the hub knows nothing about: it is that key's to close
     // (GpuMarket refuses this hub's refund while the key holds the role: contracts.test.ts), and it

@@ -658,6 +658,13 @@ export class Agent {
           // deleted by the resync: their logs are kept first, so `fedgpu logs --attempt N` still works.
           const wanted = new Set(body.value.desired.map((a) => attemptKey(a.jobUid, a.epoch)));
           await this.keepTailsBefore(this.podsOf((key) => !wanted.has(key)));
+          // An attempt the resync drops (its job deleted, or moved, while the stream was down) is
+          // receipted first, as a Cancel would: that Cancel may come after the resync forgot the
+          // attempt, or never, and the provider would go unpaid for what ran. The hub decides
+          // whether it is owed (a fenced attempt's receipt is refused).
+          for (const [key, assignment] of [...this.runner.assignments]) {
+            if (!wanted.has(key)) this.cancelled(assignment.jobUid, assignment.epoch, 'NotWanted');
+          }
           await this.runner.resync(body.value.desired, this.runner.managed(this.watch?.pods() ?? []));
           break;
         }
