@@ -231,8 +231,10 @@ export interface JobAttempt {
   message?: string;
   /** Who is at fault for the attempt ending early: user (what the pod did to itself; not retried), provider (slashed, retried elsewhere), owner-reclaim (announced reclaim, resumed elsewhere), unattributed (cannot be told apart, e.g. node pressure: retried, never slashed), none. */
   faultOf?: "none" | "user" | "provider" | "owner-reclaim" | "unattributed";
-  /** When the hub first saw the attempt Running (its own clock): billing never starts before it. */
+  /** When the hub first saw the attempt Running (its own clock): billing never starts before it, unless part of the gang ran earlier (firstUsageTime). */
   runningTime?: string;
+  /** When the hub first heard GPU time used by a replica of a gang not all Running yet (its own clock). A start timeout with replicas running bills what they used, from here: a gang held back by its own init containers is not free compute. */
+  firstUsageTime?: string;
   /** GPU-seconds billed for the attempt: what the agent measured, at most the interval the hub saw it running × GPUs, at most what its escrow covers. */
   gpuSeconds?: number;
   /** GPU-seconds the budget left for this attempt covers at its price; the attempt is stopped (BudgetExhausted) when they are used. */

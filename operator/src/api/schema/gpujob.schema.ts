@@ -202,7 +202,10 @@ const attempt = obj(
       'Who is at fault for the attempt ending early: user (what the pod did to itself; not retried), provider (slashed, retried elsewhere), owner-reclaim (announced reclaim, resumed elsewhere), unattributed (cannot be told apart, e.g. node pressure: retried, never slashed), none.',
       [...FAULT_PARTIES],
     ),
-    runningTime: time('When the hub first saw the attempt Running (its own clock): billing never starts before it.'),
+    runningTime: time('When the hub first saw the attempt Running (its own clock): billing never starts before it, unless part of the gang ran earlier (firstUsageTime).'),
+    firstUsageTime: time(
+      'When the hub first heard GPU time used by a replica of a gang not all Running yet (its own clock). A start timeout with replicas running bills what they used, from here: a gang held back by its own init containers is not free compute.',
+    ),
     gpuSeconds: num(
       'GPU-seconds billed for the attempt: what the agent measured, at most the interval the hub saw it running × GPUs, at most what its escrow covers.',
       { minimum: 0 },

@@ -161,14 +161,40 @@ describe('planJob: market integrity', () => {
     const spec = { faultTolerance: { startTimeoutSeconds: 300 } };
     const scheduled = planJob(job(undefined, spec), inputs({ place: 'a' })).status;
     const early = planJob(job(scheduled, spec), inputs({ now: t0 + 60_000 + 299_000, report: { epoch: 1, phase: 'Pending', gpuSeconds: 900 } }));
-    expect(early.status.attempts?.[0]).toMatchObject({ outcome: 'Running', gpuSeconds: 0 });
+    // GPU time claimed before the gang runs is held to the hub's clock from when it first heard of
+    // it: nothing but the slack (8 GPUs × 5 s) yet.
+    expect(early.status.attempts?.[0]).toMatchObject({ outcome: 'Running', gpuSeconds: 40, firstUsageTime: new Date(t0 + 359_000).toISOString() });
     expect(early.requeueAfterMs).toBeGreaterThanOrEqual(1_000);
     expect(early.requeueAfterMs).toBeLessThanOrEqual(2_000);
     const late = planJob(job(early.status, spec), inputs({ now: t0 + 60_000 + 300_000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 900 } }));
     expect(late.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'provider', reason: 'StartTimeout', gpuSeconds: 0 });
     expect(late.cancel).toEqual([{ provider: 'a', epoch: 1, reason: 'StartTimeout' }]);
     expect(late.assign).toMatchObject({ provider: 'b', epoch: 2 });
+    expect(isPaid(late.status.attempts![0]!)).toBe(false);
     expect(late.status.cost?.amount).toBe('0');
+  });
+
+  it('bills the replicas that ran when the gang never all starts: a gang held back by its own init containers is not free compute', () => {
+    // The attack: replica 0 computes on its 4 GPUs while replica 1's init container sleeps until
+    // the start timeout; the attempt ended unpaid and was retried, up to maxAttempts, all free.
+    const spec = { faultTolerance: { startTimeoutSeconds: 600 } };
+    const scheduled = planJob(job(undefined, spec), inputs({ place: 'a' })).status;
+    const pending = (at: number, gpuSeconds: number) =>
+      ({ epoch: 1, phase: 'Pending' as const, gpuSeconds, reason: 'InitContainersNotDone', message: 'pod j-1 init container wait: running' });
+    const first = planJob(job(scheduled, spec), inputs({ now: t0 + 60_000 + 10_000, report: pending(10, 40) }));
+    expect(first.status.attempts?.[0]?.firstUsageTime).toBe(new Date(t0 + 70_000).toISOString());
+    expect(first.status.attempts?.[0]?.runningTime).toBeUndefined();
+    const timedOut = planJob(job(first.status, spec), inputs({ now: t0 + 60_000 + 600_000, place: 'b', report: pending(600, 4 * 600) }));
+    const ended = timedOut.status.attempts![0]!;
+    // Nobody's fault (the job's init containers), but 4 GPUs ran from the hub's first word of them.
+    expect(ended).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'InitContainersNotDone' });
+    expect(ended.gpuSeconds).toBe(Math.min(4 * 600, 8 * 590 + 8 * 5));
+    expect(isPaid(ended)).toBe(true);
+    expect(timedOut.status.cost?.amount).not.toBe('0');
+    // A gang that never used a GPU before its timeout still pays nothing.
+    const idle = planJob(job(scheduled, spec), inputs({ now: t0 + 60_000 + 600_000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 0, reason: 'InitContainersNotDone' } }));
+    expect(idle.status.attempts?.[0]).toMatchObject({ faultOf: 'unattributed', gpuSeconds: 0 });
+    expect(isPaid(idle.status.attempts![0]!)).toBe(false);
   });
 
   it("does not let the job's own image, init containers or short timeout make a start timeout the provider's fault", () => {

@@ -1,6 +1,6 @@
 import { JobConditions } from '../../api/constants.js';
 import type { Condition, GpuJob, GpuJobStatus, JobAttempt } from '../../api/types.js';
-import { attributeFault, classifyEviction, startBlockerOf, type AttemptEnd, type FaultAttribution } from '../../core/fault.js';
+import { attributeFault, classifyEviction, hurtsProvider, startBlockerOf, type AttemptEnd, type FaultAttribution } from '../../core/fault.js';
 import { billableGpuSeconds, budgetStopAtMs, coveredGpuSeconds, hubSeenGpuSeconds, minimumRunShortfall } from '../../core/budget.js';
 import { escrowRunwayGpuSeconds } from '../../core/escrow-lifetime.js';
 import { costOfGpuSeconds, formatMoney, parseMoney } from '../../core/money.js';
@@ -143,10 +143,21 @@ export function jobRequest(job: GpuJob, exclude: string[]): JobRequest {
 export function isPaid(a: JobAttempt): boolean {
   if (a.outcome === 'Succeeded') return true;
   if (a.outcome === 'Reclaimed') return a.faultOf !== 'provider';
-  // A start that never happened (pods left waiting on their image, init containers or the kubelet)
-  // delivered nothing, whoever caused it: its escrow goes back at once, and no receipt is paid.
-  // Nor did pods the provider's admission refused (AdmissionRefused): none ever ran.
-  return a.outcome === 'Failed' && (a.faultOf === 'user' || (a.faultOf === 'unattributed' && startBlockerOf(a.reason) === undefined && !NEVER_STARTED.has(a.reason ?? '')));
+  if (a.outcome !== 'Failed') return false;
+  if (a.faultOf === 'user') return true;
+  if (a.faultOf !== 'unattributed' || NEVER_STARTED.has(a.reason ?? '')) return false;
+  // A start that never happened (pods left waiting on their image, init containers or the kubelet,
+  // or a timeout too short to blame anyone) delivered nothing, whoever caused it: its escrow goes
+  // back at once, and no receipt is paid. Part of a gang that ran meanwhile delivered what it used:
+  // paid, or a gang held back by its own init containers ran replica 0 for free, attempt after attempt.
+  if (startBlockerOf(a.reason) !== undefined || a.reason === 'StartTimeout') return a.firstUsageTime !== undefined && (a.gpuSeconds ?? 0) > 0;
+  return true;
+}
+
+/** When billing of an attempt may start: the whole gang Running, or part of it using GPUs before. */
+export function usageStartMs(a: JobAttempt): number | undefined {
+  const at = a.runningTime ?? a.firstUsageTime;
+  return at ? Date.parse(at) : undefined;
 }
 
 /** Refusals before any pod existed: nothing was delivered, nothing is paid. */
@@ -231,9 +242,13 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       : received;
     const gpus = status.gpus;
     if (report && !current.runningTime && (report.phase === 'Running' || report.phase === 'Succeeded')) current.runningTime = iso(Math.min(now, report.firstRunningAt ?? now));
+    // Part of the gang runs (a replica's GPU time grows) while the rest waits: billing may start
+    // here, at the hub's clock, though the budget clock below waits for the whole gang.
+    if (report?.phase === 'Pending' && !current.runningTime && !current.firstUsageTime && report.gpuSeconds > 0) current.firstUsageTime = iso(now);
     const runningSince = current.runningTime ? Date.parse(current.runningTime) : undefined;
+    const usageSince = usageStartMs(current);
     const billed = (reported: number) =>
-      billableGpuSeconds({ reported, runningSinceMs: runningSince, untilMs: now, gpus, ...(current.coveredGpuSeconds ? { coveredGpuSeconds: current.coveredGpuSeconds } : {}) });
+      billableGpuSeconds({ reported, runningSinceMs: usageSince, untilMs: now, gpus, ...(current.coveredGpuSeconds ? { coveredGpuSeconds: current.coveredGpuSeconds } : {}) });
     if (report?.gpuSeconds !== undefined) current.gpuSeconds = billed(report.gpuSeconds);
     const startTimeoutMs = limits.startTimeoutSeconds * 1000;
     const assignedAt = Date.parse(current.startTime ?? iso(now));
@@ -284,7 +299,9 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       const attribution = attributeFault({ kind: 'start-timeout', ...(stuckOn ? { stuckOn } : {}), waitedSeconds: startTimeoutMs / 1000, ...blameAfter });
       const waited = stuckOn && report?.message ? ` (${report.message})` : '';
       const message = `attempt ${current.epoch} was not Running within ${startTimeoutMs / 1000}s of its assignment (faultTolerance.startTimeoutSeconds)${waited}`;
-      endAttempt(current, 'Failed', attribution, message, 0);
+      // Replicas that ran meanwhile used GPUs: billed, unless the provider is at fault (unpaid).
+      const used = usageSince === undefined || hurtsProvider(attribution) ? 0 : billed(report?.gpuSeconds ?? current.gpuSeconds ?? 0);
+      endAttempt(current, 'Failed', attribution, message, used);
       plan.cancel.push({ provider: current.provider, epoch: current.epoch, reason: 'StartTimeout' });
       plan.events.push({ type: 'Warning', reason: 'StartTimeout', message: `${message} on ${current.provider}; rescheduling` });
     } else if (!ending && budgetStopAt !== undefined && now >= budgetStopAt) {
@@ -500,8 +517,7 @@ function withCost(plan: Plan, job: GpuJob): Plan {
 
 /** GPU-seconds the hub itself saw an attempt running so far (for explain). */
 export function hubSeen(attempt: JobAttempt, gpus: number, now: number): number {
-  const since = attempt.runningTime ? Date.parse(attempt.runningTime) : undefined;
-  return hubSeenGpuSeconds(since, attempt.endTime ? Date.parse(attempt.endTime) : now, gpus);
+  return hubSeenGpuSeconds(usageStartMs(attempt), attempt.endTime ? Date.parse(attempt.endTime) : now, gpus);
 }
 
 function scoreSummary(d: Decision): string {

@@ -6,6 +6,7 @@ import { BILLING_SLACK_SECONDS_PER_GPU, hubSeenGpuSeconds } from '../../core/bud
 import { buildUsageReceipt, recoverReceiptSigner } from '../../chain/receipt.js';
 import type { UsageReceipt as ReceiptMessage } from '../../gen/proto/fedgpu/v1/market.js';
 import { isBillable, isDeleted } from './billing.js';
+import { usageStartMs } from '../jobs/plan.js';
 
 // Checks a usage receipt an agent sent before the hub records it. The chain would refuse a bad
 // signature too, but a receipt must also be for the right attempt, at the agreed price, for no more
@@ -62,7 +63,9 @@ export function checkReceipt(input: ReceiptCheck): ReceiptVerdict {
   // No more GPU time than the hub itself saw the attempt running (first Running report to its end,
   // or now) × GPUs, and no more than its budget covered: providers do not grade themselves.
   const gpus = (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1);
-  const running = attempt.runningTime ? Date.parse(attempt.runningTime) : undefined;
+  // From the whole gang Running, or from the first GPU time of part of it (a start timeout that
+  // bills the replicas that ran; a gang whose last replica started late).
+  const running = usageStartMs(attempt);
   // A deleted job's attempt has no end: it ran until the Cancel reached its agent, which after a
   // hub restart or a dropped stream may be long after the deletion, and the hub does not record
   // when that was. So its bound is now, as for a running attempt (at most the receipt timeout).
