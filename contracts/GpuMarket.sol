@@ -36,8 +36,9 @@ interface IERC20Transfers {
 ///     (events on both steps), so consumers and providers can revoke and leave first. It can revoke
 ///     a settler at once. It holds no funds and cannot touch balances.
 ///   - provider: allows the settlers it serves, each with a bound on what that settler may slash
-///     in all (as a consumer's authorization bounds what a settler may spend); signs receipts for
-///     its own escrows only; the hub checks them before sending.
+///     in all (as a consumer's authorization bounds what a settler may spend; lowering it waits out
+///     the unbonding delay and any locked stake, as unstaking does); signs receipts for its own
+///     escrows only; the hub checks them before sending.
 ///   - consumer: authorizes, revokes, deposits, withdraws its free balance. Nothing else.
 ///   - anyone: releases an escrow left open past its expiry (to its consumer, and its provider's
 ///     bond), so an absent consumer cannot keep a provider's stake locked.
@@ -86,10 +87,15 @@ contract GpuMarket {
     }
 
     /// @notice What a provider allows one settler: to open escrows that lock its stake while
-    ///         `allowed`, and to slash it, over all time, at most `slashable` more. One slot.
+    ///         `allowed`, and to slash it, over all time, at most `slashable` more. A lower bound
+    ///         takes effect only `unbondingDelay` after the provider asks (`lowerTo` from
+    ///         `lowerAt`), and only while none of its stake is locked: a provider cannot shrink the
+    ///         slash of an escrow open, or of a fault just made.
     struct SettlerAllowance {
         uint128 slashable;
+        uint64 lowerAt;
         bool allowed;
+        uint128 lowerTo;
     }
 
     /// @notice What a provider signs when an attempt ends (EIP-712 struct `UsageReceipt`).
@@ -140,7 +146,7 @@ contract GpuMarket {
     ///         fault and its slash, short enough that unlock times always fit their uint64.
     uint256 public constant MIN_UNBONDING_DELAY = 1 hours;
     uint256 public constant MAX_UNBONDING_DELAY = 365 days;
-    /// @notice Longest an escrow may stay open before its consumer may reclaim it.
+    /// @notice Longest an escrow may stay open before anyone may release it to its consumer.
     uint256 public constant MAX_ESCROW_DURATION = 90 days;
     /// @notice Time between proposing a settler and the earliest moment it may act.
     uint256 public constant SETTLER_DELAY = 2 days;
@@ -195,10 +201,10 @@ contract GpuMarket {
     event Withdrawn(address indexed consumer, uint256 amount);
     event Authorized(address indexed consumer, bytes32 indexed tenant, address indexed settler, uint256 cap, uint64 expiresAt);
     event AuthorizationRevoked(address indexed consumer, bytes32 indexed tenant, address indexed settler);
-    event SettlerAllowed(address indexed provider, address indexed settler, uint256 slashable);
-    /// @dev `slashable` is what the settler may still slash: kept while stake is locked (its open
-    ///      escrows may still be slashed), 0 otherwise.
-    event SettlerDisallowed(address indexed provider, address indexed settler, uint256 slashable);
+    /// @dev `effectiveAt`: now for a raise, `unbondingDelay` from now for a lower bound.
+    event SettlerAllowed(address indexed provider, address indexed settler, uint256 slashable, uint64 effectiveAt);
+    /// @dev The settler may still slash `slashable` until `until` (0 after).
+    event SettlerDisallowed(address indexed provider, address indexed settler, uint256 slashable, uint64 until);
     event EscrowOpened(
         bytes32 indexed jobId,
         address indexed consumer,
@@ -263,7 +269,7 @@ contract GpuMarket {
     error NotAuthorized(address consumer, address settler, bytes32 tenant);
     error NotEscrowSettler(bytes32 jobId, address caller, address opener);
     error SettlerNotAllowed(address provider, address settler);
-    error StakeLockedByEscrows(address provider, uint256 locked);
+    error SlashAllowanceTooLow(address provider, address settler, uint256 slashable, uint256 needed);
     error SlashBondTooLarge(uint256 bond, uint256 max);
     error AuthorizationExpired(address consumer, bytes32 tenant, uint64 expiresAt);
     error AuthorizationExceeded(address consumer, bytes32 tenant, uint256 remaining, uint256 requested);
@@ -404,30 +410,44 @@ contract GpuMarket {
     }
 
     /// @notice Lets `settler` open escrows that lock the caller's stake, and slash it at most
-    ///         `slashable` in all from now on (each slash draws it down). Raising it is always
-    ///         allowed; lowering it only while no stake is locked, so a provider cannot escape the
-    ///         slash of an escrow already open.
+    ///         `slashable` in all (each slash draws it down). A raise holds at once (and drops a
+    ///         lower bound still waiting); a lower bound holds `unbondingDelay` from now, and not
+    ///         while any of the caller's stake is locked, so the faults of escrows open or just
+    ///         closed are still slashed in full. Each escrow opens only while the bound (the lower
+    ///         one, if one waits) covers every bond the provider has locked, and its own.
     function allowSettler(address settler, uint256 slashable) external {
         if (settler == address(0)) revert ZeroAddress();
         if (slashable > type(uint128).max) revert SlashTooLarge(slashable, type(uint128).max);
         SettlerAllowance storage a = settlerAllowances[msg.sender][settler];
-        if (slashable < a.slashable) {
-            uint256 locked = stakes[msg.sender].locked;
-            if (locked != 0) revert StakeLockedByEscrows(msg.sender, locked);
+        uint256 current = _applyLowering(a, msg.sender);
+        uint64 effectiveAt = uint64(block.timestamp);
+        if (slashable >= current) {
+            a.slashable = uint128(slashable);
+            a.lowerAt = 0;
+            a.lowerTo = 0;
+        } else {
+            effectiveAt = uint64(block.timestamp + unbondingDelay);
+            a.lowerTo = uint128(slashable);
+            a.lowerAt = effectiveAt;
         }
-        a.slashable = uint128(slashable);
         a.allowed = true;
-        emit SettlerAllowed(msg.sender, settler, slashable);
+        emit SettlerAllowed(msg.sender, settler, slashable, effectiveAt);
     }
 
     /// @notice Stops `settler` opening escrows for the caller, at once (a key the provider no
-    ///         longer trusts). What it may still slash is cleared too once no stake is locked;
-    ///         until then the escrows already open may still be slashed (call again later).
+    ///         longer trusts). What it may slash falls to 0 `unbondingDelay` from now, once no stake
+    ///         is locked: the faults of the escrows it opened before are still slashed until then.
     function disallowSettler(address settler) external {
         SettlerAllowance storage a = settlerAllowances[msg.sender][settler];
+        uint256 current = _applyLowering(a, msg.sender);
         a.allowed = false;
-        if (stakes[msg.sender].locked == 0) a.slashable = 0;
-        emit SettlerDisallowed(msg.sender, settler, a.slashable);
+        uint64 until = 0;
+        if (current != 0) {
+            until = uint64(block.timestamp + unbondingDelay);
+            a.lowerTo = 0;
+            a.lowerAt = until;
+        }
+        emit SettlerDisallowed(msg.sender, settler, current, until);
     }
 
     // ------------------------------------------------------------ consumers
@@ -506,7 +526,8 @@ contract GpuMarket {
         if (maxAmount == 0) revert ZeroAmount();
         if (maxAmount > MAX_ESCROW) revert EscrowTooLarge(maxAmount, MAX_ESCROW);
         if (provider == address(0)) revert ZeroAddress();
-        if (!settlerAllowances[provider][msg.sender].allowed) revert SettlerNotAllowed(provider, msg.sender);
+        SettlerAllowance storage allowance = settlerAllowances[provider][msg.sender];
+        if (!allowance.allowed) revert SettlerNotAllowed(provider, msg.sender);
         if (expiresAt <= block.timestamp || expiresAt > block.timestamp + MAX_ESCROW_DURATION) {
             revert InvalidExpiry(expiresAt, block.timestamp + 1, block.timestamp + MAX_ESCROW_DURATION);
         }
@@ -516,7 +537,7 @@ contract GpuMarket {
         unchecked {
             freeBalanceOf[consumer] = available - maxAmount;
         }
-        _lock(provider);
+        _lock(provider, _slashableFloor(allowance));
         escrows[jobId] = Escrow(consumer, uint88(maxAmount), EscrowState.Open, provider, expiresAt, false, settlerIdOf[msg.sender]);
         emit EscrowOpened(jobId, consumer, provider, maxAmount, tenant, expiresAt, left, msg.sender);
     }
@@ -592,9 +613,10 @@ contract GpuMarket {
         if (provider != e.provider) revert WrongProvider(jobId, provider, e.provider);
         if (e.slashed) revert AlreadySlashed(jobId);
         e.slashed = true;
-        if (state == EscrowState.Open) _unlock(provider, 1);
+        // Read before this escrow's bond is released: a lower bound never holds while it is locked.
         SettlerAllowance storage allowance = settlerAllowances[provider][msg.sender];
-        uint256 slashable = allowance.slashable;
+        uint256 slashable = _applyLowering(allowance, provider);
+        if (state == EscrowState.Open) _unlock(provider, 1);
         uint256 taken = _takeStake(provider, amount < slashable ? amount : slashable);
         unchecked {
             allowance.slashable = uint128(slashable - taken); // taken <= slashable
@@ -630,7 +652,7 @@ contract GpuMarket {
         return (e.consumer, e.amount, e.state);
     }
 
-    /// @notice The provider an escrow pays, when the consumer may reclaim it, whether it was
+    /// @notice The provider an escrow pays, when it may be released to its consumer, whether it was
     ///         slashed, and the settler key that opened it.
     function escrowTermsOf(bytes32 jobId) external view returns (address provider, uint64 expiresAt, bool slashed, address opener) {
         Escrow storage e = escrows[jobId];
@@ -641,11 +663,20 @@ contract GpuMarket {
         return escrows[jobId].slashed;
     }
 
-    /// @notice Whether `provider` lets `settler` open escrows on its stake, and what that settler
-    ///         may still slash from it.
-    function settlerAllowanceOf(address provider, address settler) external view returns (bool allowed, uint256 slashable) {
+    /// @notice Whether `provider` lets `settler` open escrows on its stake, what that settler may
+    ///         slash from it now, and a lower bound waiting to hold (`lowerTo` from `lowerAt`; 0: none).
+    function settlerAllowanceOf(address provider, address settler)
+        external
+        view
+        returns (bool allowed, uint256 slashable, uint256 lowerTo, uint64 lowerAt)
+    {
         SettlerAllowance storage a = settlerAllowances[provider][settler];
-        return (a.allowed, a.slashable);
+        uint64 at = a.lowerAt;
+        if (at != 0 && block.timestamp >= at && stakes[provider].locked == 0) {
+            uint256 lowered = a.lowerTo < a.slashable ? a.lowerTo : a.slashable;
+            return (a.allowed, lowered, 0, 0);
+        }
+        return (a.allowed, a.slashable, a.lowerTo, at);
     }
 
     function authorizationOf(address consumer, address settler, bytes32 tenant) external view returns (uint256 remaining, uint64 expiresAt) {
@@ -736,14 +767,40 @@ contract GpuMarket {
     }
 
     /// @dev Locks one bond of the provider's free stake for a new escrow.
-    function _lock(address provider) private {
+    /// @dev Locks one bond of the provider's free stake for a new escrow, if what the caller may
+    ///      slash (`slashable`, its floor over the time a lowering waits) covers every bond locked
+    ///      and this one: each open escrow can then be slashed in full, whoever opened the others.
+    function _lock(address provider, uint256 slashable) private {
         uint256 bond = slashBond;
         if (bond == 0) return;
         ProviderStake storage s = stakes[provider];
         uint256 locked = s.locked;
         uint256 free = s.active - locked;
         if (free < bond) revert InsufficientFreeStake(provider, free, bond);
-        s.locked = uint192(locked + bond);
+        uint256 needed = locked + bond;
+        if (slashable < needed) revert SlashAllowanceTooLow(provider, msg.sender, slashable, needed);
+        s.locked = uint192(needed);
+    }
+
+    /// @dev What the settler may slash now: a lower bound applied first once its delay has passed
+    ///      and none of the provider's stake is locked.
+    function _applyLowering(SettlerAllowance storage a, address provider) private returns (uint256 slashable) {
+        slashable = a.slashable;
+        uint64 at = a.lowerAt;
+        if (at == 0 || block.timestamp < at || stakes[provider].locked != 0) return slashable;
+        uint256 lowerTo = a.lowerTo;
+        if (lowerTo < slashable) slashable = lowerTo;
+        a.slashable = uint128(slashable);
+        a.lowerAt = 0;
+        a.lowerTo = 0;
+    }
+
+    /// @dev The least the settler may slash from now through a waiting lower bound.
+    function _slashableFloor(SettlerAllowance storage a) private view returns (uint256) {
+        uint256 slashable = a.slashable;
+        if (a.lowerAt == 0) return slashable;
+        uint256 lowerTo = a.lowerTo;
+        return lowerTo < slashable ? lowerTo : slashable;
     }
 
     /// @dev Releases `count` bonds of the provider's locked stake (escrows closed or slashed).

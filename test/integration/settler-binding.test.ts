@@ -86,27 +86,31 @@ describe('settler-bound consent, the hub and the CLI', () => {
     const allowed = await providerCli(['allow-settler', '--settler', hubA.address, '--slashable', '3']);
     expect(allowed.code, allowed.stderr).toBe(0);
     expect(JSON.parse(allowed.stdout)).toMatchObject({ wallet: provider.address, settler: hubA.address, slashable: '3' });
-    expect(await chainA.settlerAllowance(provider.address)).toEqual({ allowed: true, slashable: parseCredits('3') });
-    expect(await chainB.settlerAllowance(provider.address)).toEqual({ allowed: false, slashable: 0n });
+    expect(await chainA.settlerAllowance(provider.address)).toEqual({ allowed: true, slashable: parseCredits('3'), floor: parseCredits('3') });
+    expect(await chainB.settlerAllowance(provider.address)).toEqual({ allowed: false, slashable: 0n, floor: 0n });
 
     const escrowId = '0x' + 'ab'.repeat(32);
     // Sent through the nonce manager, the revert comes back undecoded: decode its data here.
-    const refused = await chainB.send((m) => m.openEscrow('0x' + 'cd'.repeat(32), consumer.address, provider.address, TENANT, parseCredits('2'), until)).then(
+    const refusedB = await chainB.send((m) => m.openEscrow('0x' + 'cd'.repeat(32), consumer.address, provider.address, TENANT, parseCredits('2'), until)).then(
       () => undefined,
       (err: { data?: string }) => market.interface.parseError(err.data ?? '0x'),
     );
-    expect(refused?.name).toBe('SettlerNotAllowed');
-    expect([...(refused?.args ?? [])]).toEqual([provider.address, hubB.address]);
+    expect(refusedB?.name).toBe('SettlerNotAllowed');
+    expect([...(refusedB?.args ?? [])]).toEqual([provider.address, hubB.address]);
     await chainA.send((m) => m.openEscrow(escrowId, consumer.address, provider.address, TENANT, parseCredits('2'), until));
-    // With stake locked by that escrow, the bound cannot be lowered (a provider at fault would
-    // dodge its slash), but disallowing new escrows works at once and keeps the open one slashable.
+    // A lower bound waits out the market's unbonding delay (and any locked stake): a provider at
+    // fault cannot shrink the slash of an escrow open now. The CLI says when it holds.
     const lower = await providerCli(['allow-settler', '--settler', hubA.address, '--slashable', '1']);
-    expect(lower.code).toBe(1);
-    expect(lower.stderr).toContain(`has 1 credits of stake locked by open escrows: the slash bound for ${hubA.address} (3) can be lowered once they close`);
+    expect(lower.code, lower.stderr).toBe(0);
+    const lowered = JSON.parse(lower.stdout);
+    expect(lowered).toMatchObject({ settler: hubA.address, slashable: '3', lowersTo: '1' });
+    expect(Date.parse(lowered.lowersAt) - Date.now()).toBeGreaterThan(3_000_000); // the deployment's 3,600 s delay
+    expect(await chainA.settlerAllowance(provider.address)).toEqual({ allowed: true, slashable: parseCredits('3'), floor: parseCredits('1') });
+    // Disallowing stops new escrows at once; the open one stays slashable until the delay is out.
     const stopped = await providerCli(['disallow-settler', '--settler', hubA.address]);
     expect(stopped.code, stopped.stderr).toBe(0);
     expect(JSON.parse(stopped.stdout)).toMatchObject({ settler: hubA.address, slashable: '3' });
-    expect(await chainA.settlerAllowance(provider.address)).toEqual({ allowed: false, slashable: parseCredits('3') });
+    expect(await chainA.settlerAllowance(provider.address)).toEqual({ allowed: false, slashable: parseCredits('3'), floor: 0n });
     expect(await chainB.escrow(escrowId)).toMatchObject({ state: 'Open', consumer: consumer.address, provider: provider.address, opener: hubA.address });
     expect(await chainA.mayClose(hubA.address)).toBe(true);
     expect(await chainB.mayClose(hubA.address)).toBe(false);

@@ -105,8 +105,12 @@ export async function readOutcomeLogs(provider: Provider, marketAddress: string,
 
 /** Outcome logs as reputation events: a settled attempt counts for the provider, a slash against it. */
 export function outcomesToEvents(logs: readonly OutcomeLog[], upToBlock: number): OutcomeEvent[] {
-  // A slash carries no fault party: computeReputation counts it as the provider's fault.
-  return logs.filter((l) => l.block <= upToBlock).map((l) => ({ time: l.time, provider: l.provider, outcome: l.outcome }));
+  // A slash carries no fault party: computeReputation counts it as the provider's fault. One that
+  // took nothing is not counted: any key the provider allows could emit those at will once what it
+  // may slash is spent (GpuMarket.allowSettler), and a fault that cost no stake proves nothing.
+  return logs
+    .filter((l) => l.block <= upToBlock && !(l.outcome === 'failure' && l.amount === 0n))
+    .map((l) => ({ time: l.time, provider: l.provider, outcome: l.outcome }));
 }
 
 export interface ReputationAtBlock extends ProviderReputation {

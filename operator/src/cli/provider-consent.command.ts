@@ -18,8 +18,8 @@ interface ConsentFlags extends ChainFlags {
 
 export function allowSettlerCommand(output: () => OutputFormat): Command {
   return withChainFlags(new Command('allow-settler'), true)
-    .description("let a hub's settler key open escrows on this provider's stake, and slash it at most --slashable credits in all (replaces the bound; lowering it waits until no escrow is open)")
-    .requiredOption('--slashable <credits>', 'most credits the settler may slash from this stake from now on, over all faults (the hub needs at least one slash of its --slash-amount)')
+    .description("let a hub's settler key open escrows on this provider's stake, and slash it at most --slashable credits in all (replaces the bound: a raise holds at once, a lower bound after the market's unbonding delay and once no stake is locked)")
+    .requiredOption('--slashable <credits>', "most credits the settler may slash from this stake, over all faults; each escrow needs it to cover every bond locked and its own")
     .option('--settler <0x…>', SETTLER_HELP)
     .option('--from-block <n>', FROM_BLOCK_HELP, '0')
     .action(async (flags: ConsentFlags & { slashable: string }) => {
@@ -30,26 +30,21 @@ export function allowSettlerCommand(output: () => OutputFormat): Command {
         if (!(await chain.market.isSettler(settler)) && (await chain.market.settlerEta(settler)) === 0n) {
           throw new CliError(`--settler ${settler} is not a settler of GpuMarket ${chain.marketAddress}, nor proposed as one: no hub could open an escrow with this consent`, ExitCode.Usage);
         }
-        // Checked here for a one-line error: the contract refuses a lower bound while stake is locked.
-        const [[, current], [, , , locked]] = await Promise.all([chain.market.settlerAllowanceOf(wallet.address, settler), chain.market.stakeOf(wallet.address)]);
-        if (slashable < current && locked > 0n) {
-          throw new CliError(
-            `${wallet.address} has ${formatCredits(locked)} credits of stake locked by open escrows: the slash bound for ${settler} (${formatCredits(current)}) can be lowered once they close; raising it, or disallow-settler, works now`,
-            ExitCode.Failure,
-          );
-        }
         const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).allowSettler(settler, slashable));
-        return { wallet: wallet.address, settler, slashable: formatCredits(slashable), ...tx };
+        const [, now, lowerTo, lowerAt] = await chain.market.settlerAllowanceOf(wallet.address, settler);
+        const waiting = lowerAt !== 0n ? { lowersTo: formatCredits(lowerTo), lowersAt: iso(lowerAt) } : {};
+        return { wallet: wallet.address, settler, slashable: formatCredits(now), ...waiting, ...tx };
       });
+      const later = result.lowersAt ? `; ${result.lowersTo} from ${result.lowersAt}, once none of its stake is locked` : '';
       process.stdout.write(
-        render(output(), result, () => [[`${result.wallet} allows settler ${result.settler} to open escrows on its stake and slash at most ${result.slashable} credits in all (tx ${result.txHash})`]]),
+        render(output(), result, () => [[`${result.wallet} allows settler ${result.settler} to open escrows on its stake and slash at most ${result.slashable} credits in all${later} (tx ${result.txHash})`]]),
       );
     });
 }
 
 export function disallowSettlerCommand(output: () => OutputFormat): Command {
   return withChainFlags(new Command('disallow-settler'), true)
-    .description("stop a hub's settler key opening escrows on this provider's stake, at once (escrows already open stay slashable until they close; run it again then to clear the bound)")
+    .description("stop a hub's settler key opening escrows on this provider's stake, at once (what it may slash falls to 0 after the market's unbonding delay, once no stake is locked)")
     .option('--settler <0x…>', SETTLER_HELP)
     .option('--from-block <n>', FROM_BLOCK_HELP, '0')
     .action(async (flags: ConsentFlags) => {
@@ -57,10 +52,12 @@ export function disallowSettlerCommand(output: () => OutputFormat): Command {
       const result = await session(flags, async (chain) => {
         const settler = await settlerFor(flags, chain);
         const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).disallowSettler(settler));
-        const [, slashable] = await chain.market.settlerAllowanceOf(wallet.address, settler);
-        return { wallet: wallet.address, settler, slashable: formatCredits(slashable), ...tx };
+        const [, slashable, , lowerAt] = await chain.market.settlerAllowanceOf(wallet.address, settler);
+        return { wallet: wallet.address, settler, slashable: formatCredits(slashable), ...(lowerAt !== 0n ? { until: iso(lowerAt) } : {}), ...tx };
       });
-      const left = result.slashable === '0' ? '' : `; it may still slash ${result.slashable} credits through the escrows open now`;
+      const left = result.slashable === '0' ? '' : `; it may still slash ${result.slashable} credits until ${result.until ?? 'now'} (longer while stake is locked)`;
       process.stdout.write(render(output(), result, () => [[`${result.wallet} no longer allows settler ${result.settler} to open escrows on its stake${left} (tx ${result.txHash})`]]));
     });
 }
+
+const iso = (seconds: bigint) => new Date(Number(seconds) * 1000).toISOString();

@@ -10,7 +10,7 @@ import { arr, bool, int, obj, oneOf, str, stringMap, type Schema } from './build
 const GPU = 'nvidia.com/gpu';
 const RESERVED_KEY = '^([a-z0-9.-]*\\\\.)?(kubernetes\\\\.io|k8s\\\\.io|fedgpu\\\\.io)/';
 /** Annotation families container runtimes read from the pod to configure the sandbox (core/isolation/allowlist.ts). */
-const RUNTIME_ANNOTATION = '^(io\\\\.kubernetes\\\\.cri-o\\\\.|io\\\\.katacontainers\\\\.|dev\\\\.gvisor\\\\.|io\\\\.containerd\\\\.|nvidia\\\\.com/)';
+const RUNTIME_ANNOTATION = '^(io\\\\.kubernetes\\\\.cri-o\\\\.|io\\\\.kubernetes\\\\.cri\\\\.|io\\\\.katacontainers\\\\.|dev\\\\.gvisor\\\\.|io\\\\.containerd\\\\.|run\\\\.oci\\\\.|nvidia\\\\.com/|([a-z0-9.-]*\\\\.)?cri-o\\\\.io/)';
 /** Largest emptyDir a job may ask for (DEFAULT_MAX_EMPTY_DIR_BYTES in the allowlist). */
 export const MAX_EMPTY_DIR = '200Gi';
 
@@ -222,7 +222,7 @@ const metadataMap = (description: string, annotations: boolean) =>
         ? [
             {
               rule: `self.all(k, !k.matches('${RUNTIME_ANNOTATION}'))`,
-              messageExpression: `'container runtime annotations (io.kubernetes.cri-o., io.katacontainers., dev.gvisor., io.containerd., nvidia.com/) are not allowed: ' + self.filter(k, k.matches('${RUNTIME_ANNOTATION}'))[0]`,
+              messageExpression: `'container runtime annotations (io.kubernetes.cri-o., io.kubernetes.cri., io.katacontainers., dev.gvisor., io.containerd., run.oci., nvidia.com/, *cri-o.io/) are not allowed: ' + self.filter(k, k.matches('${RUNTIME_ANNOTATION}'))[0]`,
             },
           ]
         : []),

@@ -51,10 +51,10 @@ export const ALLOWED_RESOURCES = ['cpu', 'memory', 'ephemeral-storage', GPU_RESO
 const RESERVED_KEY = /^([a-z0-9.-]*\.)?(kubernetes\.io|k8s\.io|fedgpu\.io)\//;
 /**
  * Annotations container runtimes read from the pod to configure its sandbox: CRI-O's (devices,
- * user namespaces, shm), Kata's (hypervisor, kernel parameters), gVisor's (mounts), containerd's
- * and NVIDIA's. On a provider whose owner chose a stronger RuntimeClass they would undo it.
+ * user namespaces, shm, seccomp profiles), Kata's (hypervisor, kernel parameters), gVisor's
+ * (mounts), containerd's, crun's (run.oci.*) and NVIDIA's. On a provider whose owner chose a stronger RuntimeClass they would undo it.
  */
-const RUNTIME_ANNOTATION = /^(io\.kubernetes\.cri-o\.|io\.katacontainers\.|dev\.gvisor\.|io\.containerd\.|nvidia\.com\/)/;
+const RUNTIME_ANNOTATION = /^(io\.kubernetes\.cri-o\.|io\.kubernetes\.cri\.|io\.katacontainers\.|dev\.gvisor\.|io\.containerd\.|run\.oci\.|nvidia\.com\/|([a-z0-9.-]*\.)?cri-o\.io\/)/;
 /** fedgpu's own annotations a template may carry (the test bed's simulated work). */
 const ALLOWED_FEDGPU_ANNOTATION = /^fedgpu\.io\/sim-[a-z-]+$/;
 const DOWNWARD_FIELDS = /^(metadata\.(name|namespace|uid)|metadata\.(labels|annotations)(\['[^']+'\])?|status\.podIPs?|status\.hostIP|spec\.nodeName)$/;
@@ -135,7 +135,7 @@ function checkMetadataMap(c: Collector, map: unknown, path: string, annotations:
     else if (RESERVED_KEY.test(key) && !(annotations && ALLOWED_FEDGPU_ANNOTATION.test(key))) {
       c.refuse(`${path}["${key}"]`, 'keys under kubernetes.io, k8s.io and fedgpu.io are reserved');
     } else if (annotations && RUNTIME_ANNOTATION.test(key)) {
-      c.refuse(`${path}["${key}"]`, 'container runtime annotations (io.kubernetes.cri-o., io.katacontainers., dev.gvisor., io.containerd., nvidia.com/) are not allowed');
+      c.refuse(`${path}["${key}"]`, 'container runtime annotations (io.kubernetes.cri-o., io.kubernetes.cri., io.katacontainers., dev.gvisor., io.containerd., run.oci., nvidia.com/, *cri-o.io/) are not allowed');
     } else out[key] = value;
   }
   return out;

@@ -31,33 +31,42 @@ describe('chainProviderStatus', () => {
     expect(ok.staked).toMatchObject({ status: 'True', reason: 'StakeSufficient' });
   });
 
-  it("is not Staked until the provider allows this hub's settler, with at least one fault's slash left to it", () => {
+  it("is not Staked until the provider allows this hub's settler, with enough left to slash for every open bond and one more", () => {
     const settler = '0x00000000000000000000000000000000000000Aa';
-    const at = (consent: { allowed: boolean; slashable: string }, locked = '0') =>
+    const at = (consent: { allowed: boolean; floor: string }, locked = '0') =>
       chainProviderStatus(WALLET, { active: parseCredits('100'), unbonding: 0n, locked: parseCredits(locked) }, parseCredits('50'), logs, { number: 5, timestamp: T }, parseCredits('10'), {
         settler,
         allowed: consent.allowed,
-        slashable: parseCredits(consent.slashable),
-        slashAmount: parseCredits('10'),
+        floor: parseCredits(consent.floor),
       }).staked;
-    expect(at({ allowed: false, slashable: '0' })).toMatchObject({
+    expect(at({ allowed: false, floor: '0' })).toMatchObject({
       status: 'False',
       reason: 'SettlerNotAllowed',
       message: `the provider wallet does not allow this hub's settler ${settler} to lock its stake; its owner runs \`fedgpu allow-settler --settler ${settler} --slashable <credits>\``,
     });
-    expect(at({ allowed: true, slashable: '9.5' })).toMatchObject({
+    expect(at({ allowed: true, floor: '9.5' })).toMatchObject({
       status: 'False',
       reason: 'SlashAllowanceSpent',
-      message: `the provider wallet lets this hub's settler ${settler} slash 9.5 more credits, less than one fault's 10; its owner raises it with \`fedgpu allow-settler --settler ${settler} --slashable <credits>\``,
+      message: `the provider wallet lets this hub's settler ${settler} slash 9.5 more credits, less than the 10 another escrow needs (0 locked by open escrows and its own bond of 10); its owner raises it with \`fedgpu allow-settler --settler ${settler} --slashable <credits>\``,
     });
-    expect(at({ allowed: true, slashable: '10' })).toMatchObject({ status: 'True', reason: 'StakeSufficient' });
+    expect(at({ allowed: true, floor: '10' })).toMatchObject({ status: 'True', reason: 'StakeSufficient' });
+    // Two escrows open: the next needs three bonds of slash left (GpuMarket checks the same).
+    expect(at({ allowed: true, floor: '29' }, '20')).toMatchObject({ status: 'False', reason: 'SlashAllowanceSpent' });
+    expect(at({ allowed: true, floor: '30' }, '20')).toMatchObject({ status: 'True' });
     // Too little stake is said first; a consent problem before a lock.
-    expect(chainProviderStatus(WALLET, { active: parseCredits('5'), unbonding: 0n }, parseCredits('50'), logs, { number: 5, timestamp: T }, 0n, { settler, allowed: false, slashable: 0n, slashAmount: 0n }).staked.reason).toBe('InsufficientStake');
-    expect(at({ allowed: false, slashable: '0' }, '95').reason).toBe('SettlerNotAllowed');
-    expect(at({ allowed: true, slashable: '50' }, '95').reason).toBe('StakeLocked');
-    // A hub that slashes nothing needs only the consent.
-    const noSlash = chainProviderStatus(WALLET, { active: parseCredits('100'), unbonding: 0n }, parseCredits('50'), logs, { number: 5, timestamp: T }, 0n, { settler, allowed: true, slashable: 0n, slashAmount: 0n });
-    expect(noSlash.staked.status).toBe('True');
+    expect(chainProviderStatus(WALLET, { active: parseCredits('5'), unbonding: 0n }, parseCredits('50'), logs, { number: 5, timestamp: T }, 0n, { settler, allowed: false, floor: 0n }).staked.reason).toBe('InsufficientStake');
+    expect(at({ allowed: false, floor: '0' }, '95').reason).toBe('SettlerNotAllowed');
+    expect(at({ allowed: true, floor: '1000' }, '95').reason).toBe('StakeLocked');
+    // A market without a slash bond needs only the consent.
+    const noBond = chainProviderStatus(WALLET, { active: parseCredits('100'), unbonding: 0n }, parseCredits('50'), logs, { number: 5, timestamp: T }, 0n, { settler, allowed: true, floor: 0n });
+    expect(noBond.staked.status).toBe('True');
+  });
+
+  it('does not count a slash that took nothing against reputation (any key the provider allows could emit those once its bound is spent)', () => {
+    const with0 = chainProviderStatus(WALLET, { active: 0n, unbonding: 0n }, 0n, [...logs, log(WALLET, 'failure', 3, '0'), log(WALLET, 'failure', 4, '0')], { number: 5, timestamp: T });
+    const without = chainProviderStatus(WALLET, { active: 0n, unbonding: 0n }, 0n, logs, { number: 5, timestamp: T });
+    expect(with0.reputation).toEqual(without.reputation);
+    expect(with0.reputation.failures).toBeGreaterThan(0.9); // the slash of 5 still counts
   });
 
   it('computes reputation from its own Settled and Slashed events up to the block, decayed to the block time', () => {

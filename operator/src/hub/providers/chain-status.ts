@@ -42,7 +42,7 @@ export function chainProviderStatus(
   const canBack = free >= slashBond;
   const rep = reputationAt(wallet, logs, block);
   const unbonding = stake.unbonding > 0n ? ` (${formatCredits(stake.unbonding)} unbonding)` : '';
-  const refused = enough ? consentProblem(consent) : undefined;
+  const refused = enough ? consentProblem(consent, locked, slashBond) : undefined;
   return {
     staked: {
       type: 'Staked',
@@ -60,28 +60,29 @@ export function chainProviderStatus(
 }
 
 /**
- * What the provider allows this hub's settler key on chain (GpuMarket.settlerAllowanceOf), and
- * what one fault slashes here: a provider the key may not lock, or may no longer slash by one
- * fault's amount, is not scheduled (its escrows would be refused, or its faults go unanswered).
+ * What the provider allows this hub's settler key on chain (GpuMarket.settlerAllowanceOf). An
+ * escrow opens only while what the key may slash (`floor`: the lower bound if one waits to hold)
+ * covers every bond the provider has locked and the new one's; a provider short of that is not
+ * scheduled (its escrow would be refused), nor one that does not allow the key at all.
  */
 export interface SettlerConsent {
   settler: string;
   allowed: boolean;
-  slashable: bigint;
-  /** The hub's slash per provider fault (0: it slashes nothing, so any allowance will do). */
-  slashAmount: bigint;
+  /** The least the key may slash from now through a lower bound waiting to hold. */
+  floor: bigint;
 }
 
-function consentProblem(consent: SettlerConsent | undefined): { reason: string; message: string } | undefined {
+function consentProblem(consent: SettlerConsent | undefined, locked: bigint, slashBond: bigint): { reason: string; message: string } | undefined {
   if (!consent) return undefined;
   const command = `fedgpu allow-settler --settler ${consent.settler} --slashable <credits>`;
   if (!consent.allowed) {
     return { reason: 'SettlerNotAllowed', message: `the provider wallet does not allow this hub's settler ${consent.settler} to lock its stake; its owner runs \`${command}\`` };
   }
-  if (consent.slashable < consent.slashAmount) {
+  const needed = slashBond > 0n ? locked + slashBond : 0n;
+  if (consent.floor < needed) {
     return {
       reason: 'SlashAllowanceSpent',
-      message: `the provider wallet lets this hub's settler ${consent.settler} slash ${formatCredits(consent.slashable)} more credits, less than one fault's ${formatCredits(consent.slashAmount)}; its owner raises it with \`${command}\``,
+      message: `the provider wallet lets this hub's settler ${consent.settler} slash ${formatCredits(consent.floor)} more credits, less than the ${formatCredits(needed)} another escrow needs (${formatCredits(locked)} locked by open escrows and its own bond of ${formatCredits(slashBond)}); its owner raises it with \`${command}\``,
     };
   }
   return undefined;
@@ -93,8 +94,6 @@ export interface ProviderChainStatusOptions {
   sink: ChainStatusSink;
   /** Token units of active stake a provider needs to be scheduled. */
   minStake: bigint;
-  /** Token units the hub slashes per provider fault: what a provider must still let it slash. */
-  slashAmount: bigint;
   logger: Logger;
 }
 
@@ -120,7 +119,7 @@ export class ProviderChainStatus {
       if (!name) continue;
       try {
         const [stake, allowance] = await Promise.all([chain.stakeOf(provider.spec.wallet), chain.settlerAllowance(provider.spec.wallet)]);
-        const consent = { settler: chain.settlerAddress, ...allowance, slashAmount: this.opts.slashAmount };
+        const consent = { settler: chain.settlerAddress, allowed: allowance.allowed, floor: allowance.floor };
         const status = chainProviderStatus(provider.spec.wallet, stake, this.opts.minStake, logs, { number: block.number, timestamp: block.timestamp }, this.slashBond, consent);
         if (!changed(provider, status)) continue;
         await this.opts.sink.setChainStatus(name, status);

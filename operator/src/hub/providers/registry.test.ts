@@ -256,10 +256,11 @@ describe('KubeProviderRegistry heartbeat writes', () => {
     // The attack it answers: the hub's own load balancer, DNS or certificate breaks while the
     // leader lives; every provider went silent together and each running attempt was slashed.
     const t = setup();
-    const wallets = ['0x2222222222222222222222222222222222222222', '0x3333333333333333333333333333333333333333', '0x4444444444444444444444444444444444444444', '0x5555555555555555555555555555555555555555'];
+    const wallets = ['0x2222222222222222222222222222222222222222', '0x3333333333333333333333333333333333333333', '0x4444444444444444444444444444444444444444', '0x5555555555555555555555555555555555555555', '0x6666666666666666666666666666666666666666'];
     const names: string[] = [];
     for (const w of wallets) names.push(await t.registry.register(w, { walletAddress: w, agentVersion: 'v1', protocolVersion: 1, peer: '127.0.0.1' }));
     const beat = (n: string) => t.registry.onHeartbeat(n, { rttMs: undefined, bandwidthMbps: undefined, at: new Date(t.now()) });
+    const ready = (n: string) => t.store.objects.get(n)!.status?.conditions?.find((c) => c.type === 'Ready');
     for (const n of names) await beat(n);
     // One alone goes silent: its own fault.
     for (let i = 0; i < 16; i++) {
@@ -268,18 +269,31 @@ describe('KubeProviderRegistry heartbeat writes', () => {
       await t.registry.checkHeartbeats();
     }
     expect(t.lost).toEqual([names[0]]);
-    const reason = (n: string) => t.store.objects.get(n)!.status?.conditions?.find((c) => c.type === 'Ready');
-    expect(reason(names[0]!)).toMatchObject({ status: 'False', reason: 'HeartbeatMissed' });
-    // Then the other three, all at once: three of three Ready.
-    for (let i = 0; i < 16; i++) {
+    expect(ready(names[0]!)).toMatchObject({ status: 'False', reason: 'HeartbeatMissed' });
+    // Then the other four together, their last heartbeats a second apart (as agents' are): they
+    // cross providerLostAfter over two checks, and all four are the hub's loss of contact.
+    await beat(names[1]!);
+    await beat(names[2]!);
+    t.tick(1_000);
+    await beat(names[3]!);
+    await beat(names[4]!);
+    for (let i = 0; i < 17; i++) {
       t.tick(1_000);
       await t.registry.checkHeartbeats();
     }
     expect(t.lost).toEqual(names);
     for (const n of names.slice(1)) {
-      expect(reason(n)).toMatchObject({ status: 'False', reason: 'HubLostContact' });
-      expect(reason(n)?.message).toContain('with 3 of 3 Ready providers at once');
+      expect(ready(n), n).toMatchObject({ status: 'False', reason: 'HubLostContact' });
+      expect(ready(n)?.message).toContain('more likely this hub lost contact than the provider failed');
     }
+    // One back and silent again, alone, later: its own fault again.
+    await beat(names[1]!);
+    for (let i = 0; i < 16; i++) {
+      t.tick(1_000);
+      await t.registry.checkHeartbeats();
+    }
+    expect(t.lost.at(-1)).toBe(names[1]);
+    expect(ready(names[1]!)).toMatchObject({ status: 'False', reason: 'HeartbeatMissed' });
   });
 
   it('counts a mass silence from three providers and half of those Ready', () => {

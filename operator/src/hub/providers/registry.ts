@@ -103,6 +103,8 @@ export class KubeProviderRegistry implements ProviderRegistry {
   /** Write queues of providers with no Liveness entry (chain status of an offline provider). */
   private readonly unattached = new Map<string, Promise<void>>();
   private readonly lostAfter: number;
+  /** When the last mass silence was seen: a provider quiet since before it is lost with it. */
+  private massSilenceAt?: number;
   private readonly statusPeriod: number;
   private readonly poolPeriod: number;
   private readonly now: () => number;
@@ -276,15 +278,21 @@ export class KubeProviderRegistry implements ProviderRegistry {
     });
     // Many providers silent at once is more likely this hub's own network (its load balancer, DNS,
     // certificate, a NetworkPolicy) than theirs: they still turn NotReady and their attempts move,
-    // but under HubLostContact, which blames no one (core/fault.ts: agent-unreachable).
-    const ready = [...this.live.values()].filter((l) => l.ready).length;
-    const together = isMassSilence(silent.length, ready);
-    if (together) this.opts.logger.error({ silent: silent.length, ready }, 'many providers went silent at once: treated as this hub losing contact, not as their faults');
+    // but under HubLostContact, which blames no one (core/fault.ts: agent-unreachable). Heartbeats
+    // are staggered, so the silent cross providerLostAfter over a few checks: those quiet for half
+    // of it count as silent together, and one quiet since before a mass silence is part of it.
+    const ready = [...this.live.values()].filter((l) => l.ready);
+    const quiet = ready.filter((l) => now - l.lastHeartbeatMs > this.lostAfter / 2).length;
+    if (silent.length > 0 && isMassSilence(quiet, ready.length)) {
+      this.massSilenceAt = now;
+      this.opts.logger.error({ quiet, ready: ready.length }, 'many providers went silent at once: treated as this hub losing contact, not as their faults');
+    }
     for (const [name, live] of silent) {
       live.ready = false;
       const seconds = Math.round((now - live.lastHeartbeatMs) / 1000);
+      const together = this.massSilenceAt !== undefined && live.lastHeartbeatMs <= this.massSilenceAt;
       const message = together
-        ? `no heartbeat for ${seconds}s (providerLostAfter ${this.lostAfter / 1000}s), with ${silent.length} of ${ready} Ready providers at once: more likely this hub lost contact than the provider failed; its attempts move, and it is not blamed`
+        ? `no heartbeat for ${seconds}s (providerLostAfter ${this.lostAfter / 1000}s), silent with ${quiet} of ${ready.length} Ready providers: more likely this hub lost contact than the provider failed; its attempts move, and it is not blamed`
         : `no heartbeat for ${seconds}s (providerLostAfter ${this.lostAfter / 1000}s)`;
       const reason = together ? HUB_LOST_CONTACT : 'HeartbeatMissed';
       const notReady: ConditionUpdate = { type: ProviderConditions.Ready, status: 'False', reason, message };

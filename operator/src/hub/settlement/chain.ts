@@ -132,7 +132,7 @@ export class SettlementChain {
   }
 
   /**
-   * Whether GpuMarket lets this hub close or slash an escrow `opener` opened: its own, or one whose
+   * Whether GpuMarket lets this hub close an escrow `opener` opened: its own, or one whose
    * opener is no longer a settler (any settler may take those over; the hub does so only for the
    * escrows of its own jobs, whose ids it derives: after a rotation of its key, the old key's).
    */
@@ -156,12 +156,13 @@ export class SettlementChain {
   }
 
   /**
-   * Whether provider `wallet` lets this hub's settler open escrows on its stake, and what the
-   * settler may still slash from it in all (GpuMarket.settlerAllowanceOf).
+   * Whether provider `wallet` lets this hub's settler open escrows on its stake, what the settler
+   * may slash from it now, and the least it may slash while a lower bound waits to hold
+   * (GpuMarket.settlerAllowanceOf): what the next escrow is checked against.
    */
-  async settlerAllowance(wallet: string): Promise<{ allowed: boolean; slashable: bigint }> {
-    const [allowed, slashable] = await this.market.settlerAllowanceOf(wallet, this.settlerAddress);
-    return { allowed, slashable };
+  async settlerAllowance(wallet: string): Promise<{ allowed: boolean; slashable: bigint; floor: bigint }> {
+    const [allowed, slashable, lowerTo, lowerAt] = await this.market.settlerAllowanceOf(wallet, this.settlerAddress);
+    return { allowed, slashable, floor: lowerAt !== 0n && lowerTo < slashable ? lowerTo : slashable };
   }
 
   /** The latest block's timestamp (seconds): escrow expiries are in chain time. */

@@ -277,7 +277,10 @@ export class SettlementController {
           return;
         }
         if (escrow.state !== 'None') consumer ??= escrow.consumer;
-        state.set(epoch, { state: escrow.state, amount: escrow.amount, slashed });
+        // Opened by this hub's old key (revoked): closed here, never slashed (only its opener may).
+        const own = escrow.state === 'None' || this.opts.chain.isOwnKey(escrow.opener);
+        if (needsSlash && !own && !slashed) this.opts.logger.warn({ job: objectKey(job), epoch, opener: escrow.opener }, "a provider fault on an escrow another key opened is not slashed: only its opener may");
+        state.set(epoch, { state: escrow.state, amount: escrow.amount, slashed, ...(own ? {} : { slashable: false }) });
       }),
     );
     return { state, ...(consumer ? { consumer } : {}) };
@@ -387,8 +390,9 @@ export class SettlementController {
         break;
       case 'slash':
         log.warn({ provider: action.provider }, 'provider slashed');
-        providerSlashed(action.provider, BigInt(tx.logs.find((l) => l.name === 'Slashed')?.args.amount ?? 0n));
-        void this.recorder.warning(job, 'ProviderSlashed', `attempt ${action.epoch}: slashed ${formatCredits(this.config.slashAmount)} credits from ${action.provider} (${action.reason}) for the consumer (tx ${tx.txHash})`);
+        const taken = BigInt(tx.logs.find((l) => l.name === 'Slashed')?.args.amount ?? 0n);
+        providerSlashed(action.provider, taken);
+        void this.recorder.warning(job, 'ProviderSlashed', `attempt ${action.epoch}: slashed ${formatCredits(taken)} of ${formatCredits(this.config.slashAmount)} credits asked from ${action.provider} (${action.reason}) (tx ${tx.txHash})`);
         break;
       case 'reopen':
         void this.recorder.warning(job, 'EscrowReopened', `attempt ${action.epoch} ran without an open escrow; re-opened it (tx ${tx.txHash})`);

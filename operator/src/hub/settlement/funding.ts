@@ -71,7 +71,7 @@ export interface EscrowFundingOptions {
   hubId: string;
   /**
    * The settle window: how long an escrow stays open past the longest its attempt can run (the
-   * job's deadline, or the run its hold buys at the placed price), before its consumer may reclaim it (seconds).
+   * job's deadline, or the run its hold buys at the placed price), before it may be released to its consumer (reclaimExpired) (seconds).
    */
   escrowLifetimeSeconds: number;
   /** How long a job may wait unplaced on its open escrow (the controller's unplacedEscrowTimeout); default 120 s. */

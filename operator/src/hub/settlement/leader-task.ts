@@ -36,7 +36,7 @@ export interface HubSettlementOptions {
   defaultHold: bigint;
   /** This hub's id in the tenant keys consumers authorize (default "fedgpu"). */
   hubId?: string;
-  /** Seconds an escrow stays open past the job's deadline before its consumer may reclaim it (default 7 days). */
+  /** Seconds an escrow stays open past the job's deadline before it may be released to its consumer (default 7 days). */
   escrowLifetimeSeconds?: number;
   receiptTimeoutMs?: number;
   deletedReceiptWaitMs?: number;
@@ -291,7 +291,7 @@ export class HubSettlement {
     });
     const target = controller;
     const drift = new EscrowDrift({ chain, jobs, enqueue: (key) => target.enqueue(key), logger });
-    const providerStatus = new ProviderChainStatus({ chain, providers: () => jobs.providers.list(), sink: this.wiring.registry, minStake: this.opts.minStake, slashAmount: this.slashAmount, logger });
+    const providerStatus = new ProviderChainStatus({ chain, providers: () => jobs.providers.list(), sink: this.wiring.registry, minStake: this.opts.minStake, logger });
     this.parts = { controller, funding, drift, providerStatus, accounts };
   }
 }

@@ -57,6 +57,17 @@ describe('planSettlement', () => {
     expect(again.actions).toEqual([{ kind: 'refund', epoch: 1, why: 'attempt 1 ended Lost (ProviderLost): not paid' }]);
   });
 
+  it("closes but never slashes an escrow this hub's old key opened (GpuMarket lets only the opener slash), so the job can finish", () => {
+    // After a key rotation the old key is revoked: a slash would revert on every reconcile, and a
+    // deleted job's finalizer would never come off.
+    const status = { ...succeeded, attempts: [ended(1, 'Lost', 'provider', { reason: 'ProviderLost' }), ended(2, 'Succeeded', 'none')], settlement: { attempts: [openRecord(1), openRecord(2)] } };
+    const plan = planSettlement(settlementJob({ status }), chain({ 1: { ...open(), slashable: false }, 2: closed('Settled') }), NOW, config);
+    expect(plan.actions).toEqual([{ kind: 'refund', epoch: 1, why: 'attempt 1 ended Lost (ProviderLost): not paid' }]);
+    const done = planSettlement(settlementJob({ status }), chain({ 1: { ...closed('Refunded'), slashable: false }, 2: closed('Settled') }), NOW, config);
+    expect(done.actions).toEqual([]);
+    expect(done.closed).toBe(true);
+  });
+
   it('slashes a provider at most once per job, and never for an unattributed end', () => {
     const status = {
       phase: 'Failed' as const,

@@ -25,6 +25,11 @@ export interface ChainEscrow {
   amount: bigint;
   /** Whether GpuMarket.isSlashed(escrowId, epoch). */
   slashed: boolean;
+  /**
+   * False when another key opened it (this hub's old key, rotated out and revoked): GpuMarket lets
+   * only the opener slash, so this hub closes it but never slashes it. Absent: this hub's own.
+   */
+  slashable?: boolean;
 }
 
 export interface SettlementConfig {
@@ -84,7 +89,7 @@ export function planSettlement(job: GpuJob, chain: ReadonlyMap<number, ChainEscr
     }
     // 2. Provider fault: slash once per (escrow, epoch), whatever the escrow's state, and only for
     //    the first provider-fault attempt of each provider in this job: at most once per (job, provider).
-    if (attempt?.endTime && attempt.faultOf === 'provider' && !escrow.slashed && config.slashAmount > 0n && firstFaultOf(attempts, attempt)) {
+    if (attempt?.endTime && attempt.faultOf === 'provider' && !escrow.slashed && escrow.slashable !== false && config.slashAmount > 0n && firstFaultOf(attempts, attempt)) {
       plan.actions.push({ kind: 'slash', epoch, provider: attempt.provider, reason: attempt.reason ?? 'ProviderFault' });
     }
     if (escrow.state !== 'Open') continue;
