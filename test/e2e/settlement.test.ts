@@ -112,6 +112,19 @@ const waitJob = (name: string, what: string, probe: (job: GpuJob) => boolean, op
 const settled = (job: GpuJob) => condition(job, 'Settled')?.status === 'True';
 const succeededAndSettled = (job: GpuJob) => job.status?.phase === 'Succeeded' && settled(job);
 
+/**
+ * Some GPU time to pay for: waits until east's own pod record says the job's container has run
+ * `ms` (the event the meter counts from), not a fixed time after the hub saw Running.
+ */
+async function meteredOnEast(job: GpuJob, ms: number): Promise<void> {
+  const pods = testbed.cluster('east').kubeConfig.makeApiClient(CoreV1Api);
+  await waitFor(`${ms / 1000} s of metered GPU time`, async () => {
+    const list = await pods.listPodForAllNamespaces({ labelSelector: `${JOB_UID_LABEL}=${job.metadata.uid}` });
+    const started = list.items[0]?.status?.containerStatuses?.[0]?.state?.running?.startedAt ?? list.items[0]?.status?.startTime;
+    return started && Date.now() - new Date(started).getTime() >= ms ? true : undefined;
+  }, { timeoutMs: 60_000 });
+}
+
 const fund = (wallet: Wallet, amount: string, deposit: boolean) => fundWallet({ anvil, rpc, market, marketAddress }, wallet, amount, deposit);
 
 /** Market events of one escrow, straight from anvil (never through the proxy). */
@@ -503,14 +516,7 @@ describe('settlement', () => {
     const earnings = await market.earningsOf(wallets.east.address);
     await apply(jobYaml('deleted', 'ml', { placement: { regions: ['us-east'] } }, '60s'));
     const running = await waitJob('deleted', 'Running', (j) => j.status?.phase === 'Running');
-    // Some GPU time to pay for: waits until east's own pod record says its container has run 3 s
-    // (the event the meter counts from), not a fixed time after the hub saw Running.
-    const pods = testbed.cluster('east').kubeConfig.makeApiClient(CoreV1Api);
-    await waitFor('3 s of metered GPU time', async () => {
-      const list = await pods.listPodForAllNamespaces({ labelSelector: `${JOB_UID_LABEL}=${running.metadata.uid}` });
-      const started = list.items[0]?.status?.containerStatuses?.[0]?.state?.running?.startedAt ?? list.items[0]?.status?.startTime;
-      return started && Date.now() - new Date(started).getTime() >= 3_000 ? true : undefined;
-    }, { timeoutMs: 60_000 });
+    await meteredOnEast(running, 3_000);
     const res = await hubCluster().kubectl(['delete', 'gj', 'deleted', '-n', 'ml', '--wait=true', '--timeout=90s']);
     expect(res.code, res.stderr).toBe(0);
     // Gone only once settled: the escrow paid what east signed for when it got the Cancel.
@@ -533,12 +539,7 @@ describe('settlement', () => {
     const earnings = await market.earningsOf(wallets.east.address);
     await apply(jobYaml('deleted-offline', 'ml', { placement: { regions: ['us-east'] } }, '60s'));
     const running = await waitJob('deleted-offline', 'Running', (j) => j.status?.phase === 'Running');
-    const pods = testbed.cluster('east').kubeConfig.makeApiClient(CoreV1Api);
-    await waitFor('3 s of metered GPU time', async () => {
-      const list = await pods.listPodForAllNamespaces({ labelSelector: `${JOB_UID_LABEL}=${running.metadata.uid}` });
-      const started = list.items[0]?.status?.containerStatuses?.[0]?.state?.running?.startedAt ?? list.items[0]?.status?.startTime;
-      return started && Date.now() - new Date(started).getTime() >= 3_000 ? true : undefined;
-    }, { timeoutMs: 60_000 });
+    await meteredOnEast(running, 3_000);
     await hub.process.stop();
     const deleted = await hubCluster().kubectl(['delete', 'gj', 'deleted-offline', '-n', 'ml', '--wait=false']);
     expect(deleted.code, deleted.stderr).toBe(0);
