@@ -2,7 +2,7 @@ import { CoreV1Api, type KubeConfig, type V1Pod, type V1PodTemplateSpec } from '
 import type { Logger } from 'pino';
 import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
 import { NamespaceNotRestrictedError, type TenantNamespaces } from '../tenancy/namespace.js';
-import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, ShareExceededError, type Assignment, type BuildOptions } from './build.js';
+import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, REPLICA_LABEL, ShareExceededError, type Assignment, type BuildOptions } from './build.js';
 import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
 import { AttemptResources, type AttemptObjects } from '../attempt/resources.js';
 import { ConcurrencyLimit } from '../../runtime/concurrency.js';
@@ -24,6 +24,18 @@ export const attemptKeyOfPod = (pod: V1Pod) => `${pod.metadata?.labels?.[JOB_UID
  * reclaim by sending a grace period of its choosing.
  */
 export const MAX_GRACE_PERIOD_SECONDS = 3600;
+
+/** Whether every replica of `assign` has a pod already, on the node and in the namespace it names. */
+export function isPlacedAsAssigned(assign: Pick<Assign, 'jobUid' | 'epoch' | 'nodeNames'>, pods: readonly V1Pod[], namespace: string): boolean {
+  const key = attemptKey(assign.jobUid, assign.epoch);
+  const own = pods.filter((p) => attemptKeyOfPod(p) === key && p.metadata?.namespace === namespace);
+  return assign.nodeNames.length > 0 && assign.nodeNames.every((node, replica) => own.some((p) => p.metadata?.labels?.[REPLICA_LABEL] === String(replica) && nodeOfPod(p) === node));
+}
+
+/** The node a pod runs on, or the one its required affinity pins it to before it is bound. */
+function nodeOfPod(pod: V1Pod): string | undefined {
+  return pod.spec?.nodeName ?? pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms?.[0]?.matchFields?.[0]?.values?.[0];
+}
 
 export function assignmentFromProto(assign: Assign): Assignment {
   return {
@@ -374,8 +386,10 @@ export class PodRunner {
       await this.attempts.prune(namespace, wanted).catch((err: unknown) => this.logger.error({ err, namespace }, 'could not prune per-attempt objects; the next resync retries'));
     }
     // At once, bounded by `preparing`: a provider running hundreds of attempts resyncs in seconds.
-    const running = new Set(managedPods.map(attemptKeyOfPod));
-    await Promise.all(desired.map((assign) => this.apply(assign, running.has(attemptKey(assign.jobUid, assign.epoch)))));
+    // The placement check is skipped only for an attempt whose every replica already runs where
+    // the hub says, in its tenant's namespace: a (hostile) hub cannot resync a known attempt onto
+    // other nodes, more replicas or another tenant past the check.
+    await Promise.all(desired.map((assign) => this.apply(assign, isPlacedAsAssigned(assign, managedPods, this.tenancy.nameOf(assign.namespace)))));
     await this.releaseNamespaces();
   }
 
