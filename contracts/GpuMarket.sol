@@ -37,8 +37,8 @@ interface IERC20Transfers {
 ///     a settler at once. It holds no funds and cannot touch balances.
 ///   - provider: allows the settlers it serves, each with a bound on what that settler may slash
 ///     in all (as a consumer's authorization bounds what a settler may spend; lowering it waits out
-///     the unbonding delay and any locked stake, as unstaking does); signs receipts for its own
-///     escrows only; the hub checks them before sending.
+///     the unbonding delay, then that settler's open escrows); signs receipts for its own escrows
+///     only; the hub checks them before sending.
 ///   - consumer: authorizes, revokes, deposits, withdraws its free balance. Nothing else.
 ///   - anyone: releases an escrow left open past its expiry (to its consumer, and its provider's
 ///     bond), so an absent consumer cannot keep a provider's stake locked.
@@ -87,13 +87,15 @@ contract GpuMarket {
     }
 
     /// @notice What a provider allows one settler: to open escrows that lock its stake while
-    ///         `allowed`, and to slash it, over all time, at most `slashable` more. A lower bound
-    ///         takes effect only `unbondingDelay` after the provider asks (`lowerTo` from
-    ///         `lowerAt`), and only while none of its stake is locked: a provider cannot shrink the
-    ///         slash of an escrow open, or of a fault just made.
+    ///         `allowed`, and to slash it, over all time, at most `slashable` more. `open` counts
+    ///         that settler's escrows holding a bond of the provider's stake. A lower bound takes
+    ///         effect `unbondingDelay` after the provider asks (`lowerTo` from `lowerAt`), and only
+    ///         once that settler has no escrow open toward it (none opens meanwhile): a provider
+    ///         cannot shrink the slash of an escrow open.
     struct SettlerAllowance {
         uint128 slashable;
         uint64 lowerAt;
+        uint32 open;
         bool allowed;
         uint128 lowerTo;
     }
@@ -270,6 +272,7 @@ contract GpuMarket {
     error NotEscrowSettler(bytes32 jobId, address caller, address opener);
     error SettlerNotAllowed(address provider, address settler);
     error SlashAllowanceTooLow(address provider, address settler, uint256 slashable, uint256 needed);
+    error LoweringDue(address provider, address settler, uint64 lowerAt);
     error SlashBondTooLarge(uint256 bond, uint256 max);
     error AuthorizationExpired(address consumer, bytes32 tenant, uint64 expiresAt);
     error AuthorizationExceeded(address consumer, bytes32 tenant, uint256 remaining, uint256 requested);
@@ -411,20 +414,23 @@ contract GpuMarket {
 
     /// @notice Lets `settler` open escrows that lock the caller's stake, and slash it at most
     ///         `slashable` in all (each slash draws it down). A raise holds at once (and drops a
-    ///         lower bound still waiting); a lower bound holds `unbondingDelay` from now, and not
-    ///         while any of the caller's stake is locked, so the faults of escrows open or just
-    ///         closed are still slashed in full. Each escrow opens only while the bound (the lower
-    ///         one, if one waits) covers every bond the provider has locked, and its own.
+    ///         lower bound still waiting; the same lower bound asked again keeps its clock); a
+    ///         lower bound holds `unbondingDelay` from now, and not while the settler has an escrow
+    ///         open toward the caller (none opens once it is due), so the faults of open escrows
+    ///         are slashed in full. Each escrow opens only while the bound (the lower one, if one
+    ///         waits) covers a bond for each of that settler's open escrows, and its own.
     function allowSettler(address settler, uint256 slashable) external {
         if (settler == address(0)) revert ZeroAddress();
         if (slashable > type(uint128).max) revert SlashTooLarge(slashable, type(uint128).max);
         SettlerAllowance storage a = settlerAllowances[msg.sender][settler];
-        uint256 current = _applyLowering(a, msg.sender);
+        uint256 current = _applyLowering(a);
         uint64 effectiveAt = uint64(block.timestamp);
         if (slashable >= current) {
             a.slashable = uint128(slashable);
             a.lowerAt = 0;
             a.lowerTo = 0;
+        } else if (a.lowerAt != 0 && a.lowerTo == slashable) {
+            effectiveAt = a.lowerAt; // the same lower bound asked again keeps its clock
         } else {
             effectiveAt = uint64(block.timestamp + unbondingDelay);
             a.lowerTo = uint128(slashable);
@@ -435,14 +441,16 @@ contract GpuMarket {
     }
 
     /// @notice Stops `settler` opening escrows for the caller, at once (a key the provider no
-    ///         longer trusts). What it may slash falls to 0 `unbondingDelay` from now, once no stake
-    ///         is locked: the faults of the escrows it opened before are still slashed until then.
+    ///         longer trusts). What it may slash falls to 0 `unbondingDelay` from now, once its open
+    ///         escrows toward the caller are closed: their faults are still slashed until then.
     function disallowSettler(address settler) external {
         SettlerAllowance storage a = settlerAllowances[msg.sender][settler];
-        uint256 current = _applyLowering(a, msg.sender);
+        uint256 current = _applyLowering(a);
         a.allowed = false;
         uint64 until = 0;
-        if (current != 0) {
+        if (current != 0 && a.lowerAt != 0 && a.lowerTo == 0) {
+            until = a.lowerAt; // already falling to 0: its clock is kept
+        } else if (current != 0) {
             until = uint64(block.timestamp + unbondingDelay);
             a.lowerTo = 0;
             a.lowerAt = until;
@@ -501,7 +509,7 @@ contract GpuMarket {
         if (block.timestamp <= e.expiresAt) revert EscrowNotExpired(jobId, e.expiresAt);
         uint256 amount = e.amount;
         e.state = EscrowState.Refunded;
-        if (!e.slashed) _unlock(e.provider, 1);
+        if (!e.slashed) _release(e.provider, e.opener);
         freeBalanceOf[consumer] += amount;
         emit EscrowReclaimed(jobId, consumer, amount);
         emit Refunded(jobId, consumer, amount);
@@ -537,7 +545,8 @@ contract GpuMarket {
         unchecked {
             freeBalanceOf[consumer] = available - maxAmount;
         }
-        _lock(provider, _slashableFloor(allowance));
+        _lock(provider);
+        _cover(allowance, provider);
         escrows[jobId] = Escrow(consumer, uint88(maxAmount), EscrowState.Open, provider, expiresAt, false, settlerIdOf[msg.sender]);
         emit EscrowOpened(jobId, consumer, provider, maxAmount, tenant, expiresAt, left, msg.sender);
     }
@@ -587,7 +596,7 @@ contract GpuMarket {
         address consumer = e.consumer;
         uint256 amount = e.amount;
         e.state = EscrowState.Refunded;
-        if (!e.slashed) _unlock(e.provider, 1);
+        if (!e.slashed) _release(e.provider, e.opener);
         freeBalanceOf[consumer] += amount;
         emit Refunded(jobId, consumer, amount);
     }
@@ -613,10 +622,13 @@ contract GpuMarket {
         if (provider != e.provider) revert WrongProvider(jobId, provider, e.provider);
         if (e.slashed) revert AlreadySlashed(jobId);
         e.slashed = true;
-        // Read before this escrow's bond is released: a lower bound never holds while it is locked.
+        // Read before this escrow's bond is released: a lower bound never holds while it is open.
         SettlerAllowance storage allowance = settlerAllowances[provider][msg.sender];
-        uint256 slashable = _applyLowering(allowance, provider);
-        if (state == EscrowState.Open) _unlock(provider, 1);
+        uint256 slashable = _applyLowering(allowance);
+        if (state == EscrowState.Open) {
+            _unlock(provider, 1);
+            if (slashBond != 0) allowance.open -= 1;
+        }
         uint256 taken = _takeStake(provider, amount < slashable ? amount : slashable);
         unchecked {
             allowance.slashable = uint128(slashable - taken); // taken <= slashable
@@ -668,15 +680,15 @@ contract GpuMarket {
     function settlerAllowanceOf(address provider, address settler)
         external
         view
-        returns (bool allowed, uint256 slashable, uint256 lowerTo, uint64 lowerAt)
+        returns (bool allowed, uint256 slashable, uint256 lowerTo, uint64 lowerAt, uint32 open)
     {
         SettlerAllowance storage a = settlerAllowances[provider][settler];
         uint64 at = a.lowerAt;
-        if (at != 0 && block.timestamp >= at && stakes[provider].locked == 0) {
+        if (at != 0 && block.timestamp >= at && a.open == 0) {
             uint256 lowered = a.lowerTo < a.slashable ? a.lowerTo : a.slashable;
-            return (a.allowed, lowered, 0, 0);
+            return (a.allowed, lowered, 0, 0, 0);
         }
-        return (a.allowed, a.slashable, a.lowerTo, at);
+        return (a.allowed, a.slashable, a.lowerTo, at, a.open);
     }
 
     function authorizationOf(address consumer, address settler, bytes32 tenant) external view returns (uint256 remaining, uint64 expiresAt) {
@@ -726,6 +738,9 @@ contract GpuMarket {
             refunded = held - paid;
         }
         unlock = !e.slashed;
+        // The bond itself is released by the caller (summed per provider in a batch); its opener's
+        // count of escrows open toward the provider drops here.
+        if (unlock && slashBond != 0) settlerAllowances[provider][settlerById[e.opener]].open -= 1;
         // One SSTORE: the slot keeps the consumer and now records what was paid.
         e.amount = uint88(paid);
         e.state = EscrowState.Settled;
@@ -767,27 +782,48 @@ contract GpuMarket {
     }
 
     /// @dev Locks one bond of the provider's free stake for a new escrow.
-    /// @dev Locks one bond of the provider's free stake for a new escrow, if what the caller may
-    ///      slash (`slashable`, its floor over the time a lowering waits) covers every bond locked
-    ///      and this one: each open escrow can then be slashed in full, whoever opened the others.
-    function _lock(address provider, uint256 slashable) private {
+    /// @dev Locks one bond of the provider's free stake for a new escrow.
+    function _lock(address provider) private {
         uint256 bond = slashBond;
         if (bond == 0) return;
         ProviderStake storage s = stakes[provider];
         uint256 locked = s.locked;
         uint256 free = s.active - locked;
         if (free < bond) revert InsufficientFreeStake(provider, free, bond);
-        uint256 needed = locked + bond;
-        if (slashable < needed) revert SlashAllowanceTooLow(provider, msg.sender, slashable, needed);
-        s.locked = uint192(needed);
+        s.locked = uint192(locked + bond);
+    }
+
+    /// @dev Counts a new escrow of the caller toward `provider`, if what the caller may slash (its
+    ///      floor while a lower bound waits) covers a bond for each of its escrows open toward the
+    ///      provider and this one: each can then be slashed in full, whatever other keys do. While
+    ///      a lower bound is due it waits for the open ones to close, and none opens meanwhile.
+    function _cover(SettlerAllowance storage a, address provider) private {
+        uint256 bond = slashBond;
+        if (bond == 0) return;
+        _applyLowering(a);
+        uint64 at = a.lowerAt;
+        if (at != 0 && block.timestamp >= at) revert LoweringDue(provider, msg.sender, at);
+        uint32 open = a.open;
+        uint256 floor = _slashableFloor(a);
+        uint256 needed = bond * (uint256(open) + 1);
+        if (floor < needed) revert SlashAllowanceTooLow(provider, msg.sender, floor, needed);
+        a.open = open + 1;
+    }
+
+    /// @dev An unslashed escrow closed: its bond goes back to the provider's free stake, and its
+    ///      opener has one escrow fewer open toward the provider.
+    function _release(address provider, uint16 opener) private {
+        if (slashBond == 0) return;
+        _unlock(provider, 1);
+        settlerAllowances[provider][settlerById[opener]].open -= 1;
     }
 
     /// @dev What the settler may slash now: a lower bound applied first once its delay has passed
-    ///      and none of the provider's stake is locked.
-    function _applyLowering(SettlerAllowance storage a, address provider) private returns (uint256 slashable) {
+    ///      and the settler has no escrow open toward the provider.
+    function _applyLowering(SettlerAllowance storage a) private returns (uint256 slashable) {
         slashable = a.slashable;
         uint64 at = a.lowerAt;
-        if (at == 0 || block.timestamp < at || stakes[provider].locked != 0) return slashable;
+        if (at == 0 || block.timestamp < at || a.open != 0) return slashable;
         uint256 lowerTo = a.lowerTo;
         if (lowerTo < slashable) slashable = lowerTo;
         a.slashable = uint128(slashable);

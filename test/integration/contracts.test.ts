@@ -1214,64 +1214,94 @@ describe('a stolen settler key', () => {
     const thief = market.connect(outsider);
     await deposit(outsider, credits('1'));
     await mined(market.connect(outsider).authorize(TENANT, outsider.address, credits('1'), expiry));
-    await mined(market.connect(providerA).stake(credits('100')));
+    await mined(market.connect(providerA).stake(credits('200')));
     const tiny = async () => {
       const jobId = newJobId();
       await mined(thief.openEscrow(jobId, outsider.address, providerA.address, TENANT, 1n, expiry));
       return jobId;
     };
-    const tooLow = (slashable: bigint, needed: bigint) =>
-      expectRevert(thief.openEscrow(newJobId(), outsider.address, providerA.address, TENANT, 1n, expiry), 'SlashAllowanceTooLow', [providerA.address, outsider.address, slashable, needed]);
+    const refusedOpen = (name: string, args: unknown[]) => expectRevert(thief.openEscrow(newJobId(), outsider.address, providerA.address, TENANT, 1n, expiry), name, args);
     const allowanceOf = async () => [...(await market.settlerAllowanceOf(providerA.address, outsider.address))];
-    await expectRevert(thief.openEscrow(newJobId(), outsider.address, providerA.address, TENANT, 1n, expiry), 'SettlerNotAllowed', [
-      providerA.address,
-      outsider.address,
-    ]);
-    expect(await allowanceOf()).toEqual([false, 0n, 0n, 0n]);
+    await refusedOpen('SettlerNotAllowed', [providerA.address, outsider.address]);
+    expect(await allowanceOf()).toEqual([false, 0n, 0n, 0n, 0n]);
     // providerA serves the second hub too, and lets it slash 1.5 bonds in all.
     const allowed = await mined(market.connect(providerA).allowSettler(outsider.address, credits('15')));
     expect(eventsOf(allowed, 'SettlerAllowed')).toEqual([{ provider: providerA.address, settler: outsider.address, slashable: credits('15'), effectiveAt: await blockTime(allowed) }]);
+    // The first hub's escrows toward providerA do not count against the second key's bound.
+    await deposit(consumerA, credits('10'));
+    await openJob(consumerA, credits('1'));
+    await openJob(consumerA, credits('1'));
     const closed = await tiny();
     await mined(thief.refund(closed));
     const open = await tiny();
-    // A second escrow at once would need two bonds of slash: each open escrow is covered in full.
-    await tooLow(credits('15'), BOND * 2n);
+    expect(await allowanceOf()).toEqual([true, credits('15'), 0n, 0n, 1n]);
+    // A second escrow of this key at once would need two bonds of slash: each is covered in full.
+    await refusedOpen('SlashAllowanceTooLow', [providerA.address, outsider.address, credits('15'), BOND * 2n]);
     const first = await mined(thief.slash(providerA.address, BOND, open, 1, reason()));
     expect(eventsOf(first, 'Slashed').map((e) => [e.requested, e.amount, e.compensated])).toEqual([[BOND, BOND, 1n]]);
     // A fault of a closed escrow takes what is left, and no more.
     const second = await mined(thief.slash(providerA.address, BOND, closed, 1, reason()));
     expect(eventsOf(second, 'Slashed').map((e) => [e.requested, e.amount, e.compensated])).toEqual([[BOND, credits('5'), 0n]]);
-    await tooLow(0n, BOND);
-    expect((await stakeOf(providerA)).active).toBe(credits('85'));
-    expect(await allowanceOf()).toEqual([true, 0n, 0n, 0n]);
+    await refusedOpen('SlashAllowanceTooLow', [providerA.address, outsider.address, 0n, BOND]);
+    expect((await stakeOf(providerA)).active).toBe(credits('185'));
+    expect(await allowanceOf()).toEqual([true, 0n, 0n, 0n, 0n]);
     // The first hub's allowance is its own: untouched.
-    expect([...(await market.settlerAllowanceOf(providerA.address, settlerWallet.address))]).toEqual([true, credits('1000000'), 0n, 0n]);
+    expect([...(await market.settlerAllowanceOf(providerA.address, settlerWallet.address))]).toEqual([true, credits('1000000'), 0n, 0n, 2n]);
+  });
 
-    // Raising holds at once. Lowering waits out the unbonding delay, and any locked stake: a
-    // provider cannot shrink the slash of an escrow open, or of a fault just made.
-    await mined(market.connect(providerA).allowSettler(outsider.address, credits('20')));
-    const running = await tiny();
-    const asked = await mined(market.connect(providerA).allowSettler(outsider.address, credits('1')));
+  it('lowers a slash bound only after the unbonding delay and once the key has no escrow open, so a thief cannot drain the old bound', async () => {
+    await addSettler(outsider.address);
+    const thief = market.connect(outsider);
+    await deposit(outsider, credits('1'));
+    await mined(market.connect(outsider).authorize(TENANT, outsider.address, credits('1'), expiry));
+    await mined(market.connect(providerA).stake(credits('200')));
+    const tiny = async () => {
+      const jobId = newJobId();
+      await mined(thief.openEscrow(jobId, outsider.address, providerA.address, TENANT, 1n, expiry));
+      return jobId;
+    };
+    const allowanceOf = async () => [...(await market.settlerAllowanceOf(providerA.address, outsider.address))];
+    await mined(market.connect(providerA).allowSettler(outsider.address, BOND * 10n));
+    const e1 = await tiny();
+    const e2 = await tiny();
+    // The provider lowers the bound to two bonds; asking the same again keeps the clock.
+    const asked = await mined(market.connect(providerA).allowSettler(outsider.address, BOND * 2n));
     const lowerAt = (await blockTime(asked)) + BigInt(DELAY);
-    expect(eventsOf(asked, 'SettlerAllowed')).toEqual([{ provider: providerA.address, settler: outsider.address, slashable: credits('1'), effectiveAt: lowerAt }]);
-    expect(await allowanceOf()).toEqual([true, credits('20'), credits('1'), lowerAt]);
-    await tooLow(credits('1'), BOND * 2n); // checked against the lower bound already
-    await setNextTimestamp(lowerAt + 1n);
+    expect(eventsOf(asked, 'SettlerAllowed')).toEqual([{ provider: providerA.address, settler: outsider.address, slashable: BOND * 2n, effectiveAt: lowerAt }]);
+    const again = await mined(market.connect(providerA).allowSettler(outsider.address, BOND * 2n));
+    expect(eventsOf(again, 'SettlerAllowed')[0]?.effectiveAt).toBe(lowerAt);
+    expect(await allowanceOf()).toEqual([true, BOND * 10n, BOND * 2n, lowerAt, 2n]);
+    // Checked against the lower bound at once: two open, a third needs three bonds.
+    await expectRevert(thief.openEscrow(newJobId(), outsider.address, providerA.address, TENANT, 1n, expiry), 'SlashAllowanceTooLow', [providerA.address, outsider.address, BOND * 2n, BOND * 3n]);
+    // Due, with escrows still open: the open ones are slashed in full from the old bound, and no
+    // new one opens (the thief kept one open at all times to keep draining it).
+    await setNextTimestamp(lowerAt);
     await rpc.send('evm_mine', []);
-    expect(await allowanceOf()).toEqual([true, credits('20'), credits('1'), lowerAt]); // still locked: not yet
-    const late = await mined(thief.slash(providerA.address, BOND, running, 1, reason()));
-    expect(eventsOf(late, 'Slashed').map((e) => e.amount)).toEqual([BOND]);
-    expect(await allowanceOf()).toEqual([true, credits('1'), 0n, 0n]); // nothing locked now: the lower bound holds
-    // Disallowing stops new escrows at once; what may be slashed falls to 0 after the delay.
+    expect(await allowanceOf()).toEqual([true, BOND * 10n, BOND * 2n, lowerAt, 2n]);
+    await expectRevert(thief.openEscrow(newJobId(), outsider.address, providerA.address, TENANT, 1n, expiry), 'LoweringDue', [providerA.address, outsider.address, lowerAt]);
+    await mined(thief.slash(providerA.address, BOND, e1, 1, reason()));
+    await expectRevert(thief.openEscrow(newJobId(), outsider.address, providerA.address, TENANT, 1n, expiry), 'LoweringDue', [providerA.address, outsider.address, lowerAt]);
+    await mined(thief.slash(providerA.address, BOND, e2, 1, reason()));
+    // Nothing of the key open now: the lower bound holds (min of what is left and the bound).
+    expect(await allowanceOf()).toEqual([true, BOND * 2n, 0n, 0n, 0n]);
+    const e3 = await tiny();
+    await mined(thief.slash(providerA.address, BOND, e3, 1, reason()));
+    const e4 = await tiny();
+    await mined(thief.slash(providerA.address, BOND, e4, 1, reason()));
+    await expectRevert(thief.openEscrow(newJobId(), outsider.address, providerA.address, TENANT, 1n, expiry), 'SlashAllowanceTooLow', [providerA.address, outsider.address, 0n, BOND]);
+    // Four bonds in all: two under the old bound while open, two under the new one. Not ten.
+    expect((await stakeOf(providerA)).active).toBe(credits('160'));
+    // A raise holds at once and drops a waiting lowering; disallowing falls to 0 after the delay.
+    await mined(market.connect(providerA).allowSettler(outsider.address, BOND * 3n));
+    const e5 = await tiny();
     const stopped = await mined(market.connect(providerA).disallowSettler(outsider.address));
     const until = (await blockTime(stopped)) + BigInt(DELAY);
-    expect(eventsOf(stopped, 'SettlerDisallowed')).toEqual([{ provider: providerA.address, settler: outsider.address, slashable: credits('1'), until }]);
-    expect(await allowanceOf()).toEqual([false, credits('1'), 0n, until]);
-    await expectRevert(thief.openEscrow(newJobId(), outsider.address, providerA.address, TENANT, 1n, expiry), 'SettlerNotAllowed', [
-      providerA.address,
-      outsider.address,
-    ]);
-    expect((await stakeOf(providerA)).active).toBe(credits('75'));
+    expect(eventsOf(stopped, 'SettlerDisallowed')).toEqual([{ provider: providerA.address, settler: outsider.address, slashable: BOND * 3n, until }]);
+    await expectRevert(thief.openEscrow(newJobId(), outsider.address, providerA.address, TENANT, 1n, expiry), 'SettlerNotAllowed', [providerA.address, outsider.address]);
+    await mined(thief.refund(e5));
+    await setNextTimestamp(until);
+    await rpc.send('evm_mine', []);
+    expect(await allowanceOf()).toEqual([false, 0n, 0n, 0n, 0n]);
   });
 
   it('cannot add a settler (only the owner can, and only after the delay)', async () => {
@@ -1656,6 +1686,9 @@ describe('property: random operation sequences', () => {
         return opener && opener !== caller.address ? 'NotEscrowSettler' : undefined;
       };
       const consent = (consumer: string, settlerAddress: string) => model.authorizations.get(`${consumer}/${settlerAddress}`);
+      /** A key's escrows open toward a provider, each holding a bond (GpuMarket counts them per key). */
+      const openBy = (provider: string, key: string) =>
+        [...model.jobs.values()].filter((j) => j.provider === provider && j.opener === key && j.state === EscrowState.Open && !j.slashed).length;
 
       /** A receipt for a random share (0–115 %) of the job's escrow, sometimes naming or signed by the wrong provider. */
       const randomReceipt = async (jobId: string): Promise<{ item: SignedReceipt; signer: Wallet }> => {
@@ -1821,7 +1854,7 @@ describe('property: random operation sequences', () => {
                           ? 'InsufficientBalance'
                           : s.active - s.locked < BOND
                             ? 'InsufficientFreeStake'
-                            : (model.slashable.get(`${p.address}/${caller.address}`) ?? 0n) < s.locked + BOND
+                            : (model.slashable.get(`${p.address}/${caller.address}`) ?? 0n) < BOND * BigInt(openBy(p.address, caller.address) + 1)
                               ? 'SlashAllowanceTooLow'
                               : undefined),
               send: () => send(as(caller).openEscrow(jobId, c.address, p.address, PROPERTY_TENANT, amount, until)),
@@ -2079,7 +2112,8 @@ describe('property: random operation sequences', () => {
         // What each provider still lets each key slash is what the model drew down.
         for (const p of providers) {
           for (const k of settlerKeys) {
-            expect([...(await market.settlerAllowanceOf(p.address, k.address))], `allowance of ${p.address} for ${k.address}`).toEqual([true, model.slashable.get(`${p.address}/${k.address}`), 0n, 0n]);
+            const openByKey = [...model.jobs.values()].filter((j) => j.provider === p.address && j.opener === k.address && j.state === EscrowState.Open && !j.slashed).length;
+            expect([...(await market.settlerAllowanceOf(p.address, k.address))], `allowance of ${p.address} for ${k.address}`).toEqual([true, model.slashable.get(`${p.address}/${k.address}`), 0n, 0n, BigInt(openByKey)]);
           }
         }
         // Locked stake is exactly one bond per open, unslashed escrow of that provider.

@@ -86,8 +86,8 @@ describe('settler-bound consent, the hub and the CLI', () => {
     const allowed = await providerCli(['allow-settler', '--settler', hubA.address, '--slashable', '3']);
     expect(allowed.code, allowed.stderr).toBe(0);
     expect(JSON.parse(allowed.stdout)).toMatchObject({ wallet: provider.address, settler: hubA.address, slashable: '3' });
-    expect(await chainA.settlerAllowance(provider.address)).toEqual({ allowed: true, slashable: parseCredits('3'), floor: parseCredits('3') });
-    expect(await chainB.settlerAllowance(provider.address)).toEqual({ allowed: false, slashable: 0n, floor: 0n });
+    expect(await chainA.settlerAllowance(provider.address)).toEqual({ allowed: true, slashable: parseCredits('3'), floor: parseCredits('3'), open: 0, lowerAt: 0 });
+    expect(await chainB.settlerAllowance(provider.address)).toEqual({ allowed: false, slashable: 0n, floor: 0n, open: 0, lowerAt: 0 });
 
     const escrowId = '0x' + 'ab'.repeat(32);
     // Sent through the nonce manager, the revert comes back undecoded: decode its data here.
@@ -105,12 +105,12 @@ describe('settler-bound consent, the hub and the CLI', () => {
     const lowered = JSON.parse(lower.stdout);
     expect(lowered).toMatchObject({ settler: hubA.address, slashable: '3', lowersTo: '1' });
     expect(Date.parse(lowered.lowersAt) - Date.now()).toBeGreaterThan(3_000_000); // the deployment's 3,600 s delay
-    expect(await chainA.settlerAllowance(provider.address)).toEqual({ allowed: true, slashable: parseCredits('3'), floor: parseCredits('1') });
+    expect(await chainA.settlerAllowance(provider.address)).toMatchObject({ allowed: true, slashable: parseCredits('3'), floor: parseCredits('1'), open: 1 });
     // Disallowing stops new escrows at once; the open one stays slashable until the delay is out.
     const stopped = await providerCli(['disallow-settler', '--settler', hubA.address]);
     expect(stopped.code, stopped.stderr).toBe(0);
     expect(JSON.parse(stopped.stdout)).toMatchObject({ settler: hubA.address, slashable: '3' });
-    expect(await chainA.settlerAllowance(provider.address)).toEqual({ allowed: false, slashable: parseCredits('3'), floor: 0n });
+    expect(await chainA.settlerAllowance(provider.address)).toMatchObject({ allowed: false, slashable: parseCredits('3'), floor: 0n, open: 1 });
     expect(await chainB.escrow(escrowId)).toMatchObject({ state: 'Open', consumer: consumer.address, provider: provider.address, opener: hubA.address });
     expect(await chainA.mayClose(hubA.address)).toBe(true);
     expect(await chainB.mayClose(hubA.address)).toBe(false);

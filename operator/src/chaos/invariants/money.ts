@@ -80,10 +80,8 @@ export function paidAsSigned(h: ChaosHistory): Violation[] {
     paidPerJob.set(record, (paidPerJob.get(record) ?? 0n) + amount);
     const wallet = h.providers[attempt.provider]?.wallet;
     if (wallet && e.provider !== wallet) v(`paid ${e.provider}, not the attempt's provider ${wallet}`);
-    // Nothing paid for an attempt that was not running (lost, fenced, never started). One lost with
-    // many providers at once (the hub lost contact: unattributed) is paid its delivered time.
-    const lostByItsProvider = attempt.outcome === 'Lost' && attempt.faultOf !== 'unattributed';
-    if (amount > 0n && (lostByItsProvider || attempt.outcome === 'Fenced' || attempt.faultOf === 'provider')) v(`paid ${amount} for an attempt that ended ${attempt.outcome} (${attempt.faultOf})`);
+    // Nothing paid for an attempt that was not running (lost, fenced, never started).
+    if (amount > 0n && (attempt.outcome === 'Lost' || attempt.outcome === 'Fenced' || attempt.faultOf === 'provider')) v(`paid ${amount} for an attempt that ended ${attempt.outcome} (${attempt.faultOf})`);
     const ran = h.pods.some((p) => p.jobUid === (record.uid ?? jobOf(record)?.metadata.uid) && p.epoch === attempt.epoch) || (attempt.gpuSeconds ?? 0) > 0;
     if (amount > 0n && !ran) v(`paid ${amount} for an attempt never seen running and with no metered time`);
     const receipt = jobOf(record)?.status?.settlement?.attempts?.find((s) => s.epoch === attempt.epoch)?.receipt;

@@ -143,8 +143,6 @@ export function jobRequest(job: GpuJob, exclude: string[]): JobRequest {
 export function isPaid(a: JobAttempt): boolean {
   if (a.outcome === 'Succeeded') return true;
   if (a.outcome === 'Reclaimed') return a.faultOf !== 'provider';
-  // Lost with many providers at once (the hub lost contact): its delivered time, up to the loss.
-  if (a.outcome === 'Lost') return a.faultOf === 'unattributed';
   if (a.outcome !== 'Failed') return false;
   if (a.faultOf === 'user') return true;
   if (a.faultOf !== 'unattributed' || NEVER_STARTED.has(a.reason ?? '')) return false;

@@ -31,13 +31,15 @@ describe('chainProviderStatus', () => {
     expect(ok.staked).toMatchObject({ status: 'True', reason: 'StakeSufficient' });
   });
 
-  it("is not Staked until the provider allows this hub's settler, with enough left to slash for every open bond and one more", () => {
+  it("is not Staked until the provider allows this hub's settler, with a bond of slash left for each of its open escrows and one more", () => {
     const settler = '0x00000000000000000000000000000000000000Aa';
-    const at = (consent: { allowed: boolean; floor: string }, locked = '0') =>
+    const at = (consent: { allowed: boolean; floor: string; open?: number; lowerAt?: number }, locked = '0') =>
       chainProviderStatus(WALLET, { active: parseCredits('100'), unbonding: 0n, locked: parseCredits(locked) }, parseCredits('50'), logs, { number: 5, timestamp: T }, parseCredits('10'), {
         settler,
         allowed: consent.allowed,
         floor: parseCredits(consent.floor),
+        open: consent.open ?? 0,
+        lowerAt: consent.lowerAt ?? 0,
       }).staked;
     expect(at({ allowed: false, floor: '0' })).toMatchObject({
       status: 'False',
@@ -47,18 +49,23 @@ describe('chainProviderStatus', () => {
     expect(at({ allowed: true, floor: '9.5' })).toMatchObject({
       status: 'False',
       reason: 'SlashAllowanceSpent',
-      message: `the provider wallet lets this hub's settler ${settler} slash 9.5 more credits, less than the 10 another escrow needs (0 locked by open escrows and its own bond of 10); its owner raises it with \`fedgpu allow-settler --settler ${settler} --slashable <credits>\``,
+      message: `the provider wallet lets this hub's settler ${settler} slash 9.5 more credits, less than the 10 another escrow needs (a bond of 10 for each of its 0 open escrow(s) and the new one); its owner raises it with \`fedgpu allow-settler --settler ${settler} --slashable <credits>\``,
     });
     expect(at({ allowed: true, floor: '10' })).toMatchObject({ status: 'True', reason: 'StakeSufficient' });
-    // Two escrows open: the next needs three bonds of slash left (GpuMarket checks the same).
-    expect(at({ allowed: true, floor: '29' }, '20')).toMatchObject({ status: 'False', reason: 'SlashAllowanceSpent' });
-    expect(at({ allowed: true, floor: '30' }, '20')).toMatchObject({ status: 'True' });
+    // Two of this key's escrows open: the next needs three bonds of slash left (GpuMarket checks the
+    // same); other keys' escrows (locked stake) do not count against this key's bound.
+    expect(at({ allowed: true, floor: '29', open: 2 }, '20')).toMatchObject({ status: 'False', reason: 'SlashAllowanceSpent' });
+    expect(at({ allowed: true, floor: '30', open: 2 }, '20')).toMatchObject({ status: 'True' });
+    expect(at({ allowed: true, floor: '10', open: 0 }, '80')).toMatchObject({ status: 'True' });
+    // A lower bound that is due waits for this key's open escrows to close; none opens meanwhile.
+    expect(at({ allowed: true, floor: '100', open: 1, lowerAt: T })).toMatchObject({ status: 'False', reason: 'SlashBoundLowering' });
+    expect(at({ allowed: true, floor: '100', open: 1, lowerAt: T + 1 })).toMatchObject({ status: 'True' });
     // Too little stake is said first; a consent problem before a lock.
-    expect(chainProviderStatus(WALLET, { active: parseCredits('5'), unbonding: 0n }, parseCredits('50'), logs, { number: 5, timestamp: T }, 0n, { settler, allowed: false, floor: 0n }).staked.reason).toBe('InsufficientStake');
+    expect(chainProviderStatus(WALLET, { active: parseCredits('5'), unbonding: 0n }, parseCredits('50'), logs, { number: 5, timestamp: T }, 0n, { settler, allowed: false, floor: 0n, open: 0, lowerAt: 0 }).staked.reason).toBe('InsufficientStake');
     expect(at({ allowed: false, floor: '0' }, '95').reason).toBe('SettlerNotAllowed');
     expect(at({ allowed: true, floor: '1000' }, '95').reason).toBe('StakeLocked');
     // A market without a slash bond needs only the consent.
-    const noBond = chainProviderStatus(WALLET, { active: parseCredits('100'), unbonding: 0n }, parseCredits('50'), logs, { number: 5, timestamp: T }, 0n, { settler, allowed: true, floor: 0n });
+    const noBond = chainProviderStatus(WALLET, { active: parseCredits('100'), unbonding: 0n }, parseCredits('50'), logs, { number: 5, timestamp: T }, 0n, { settler, allowed: true, floor: 0n, open: 0, lowerAt: 0 });
     expect(noBond.staked.status).toBe('True');
   });
 

@@ -42,7 +42,7 @@ export function chainProviderStatus(
   const canBack = free >= slashBond;
   const rep = reputationAt(wallet, logs, block);
   const unbonding = stake.unbonding > 0n ? ` (${formatCredits(stake.unbonding)} unbonding)` : '';
-  const refused = enough ? consentProblem(consent, locked, slashBond) : undefined;
+  const refused = enough ? consentProblem(consent, slashBond, block.timestamp) : undefined;
   return {
     staked: {
       type: 'Staked',
@@ -62,27 +62,39 @@ export function chainProviderStatus(
 /**
  * What the provider allows this hub's settler key on chain (GpuMarket.settlerAllowanceOf). An
  * escrow opens only while what the key may slash (`floor`: the lower bound if one waits to hold)
- * covers every bond the provider has locked and the new one's; a provider short of that is not
- * scheduled (its escrow would be refused), nor one that does not allow the key at all.
+ * covers a bond for each of the key's escrows open toward the provider (`open`) and the new one's,
+ * and not while a lower bound is due (it waits for those to close). A provider short of that is
+ * not scheduled (its escrow would be refused), nor one that does not allow the key at all.
  */
 export interface SettlerConsent {
   settler: string;
   allowed: boolean;
   /** The least the key may slash from now through a lower bound waiting to hold. */
   floor: bigint;
+  /** The key's escrows open toward the provider, each holding a bond. */
+  open: number;
+  /** When a waiting lower bound holds (chain seconds); 0: none waits. */
+  lowerAt: number;
 }
 
-function consentProblem(consent: SettlerConsent | undefined, locked: bigint, slashBond: bigint): { reason: string; message: string } | undefined {
+function consentProblem(consent: SettlerConsent | undefined, slashBond: bigint, nowSeconds: number): { reason: string; message: string } | undefined {
   if (!consent) return undefined;
   const command = `fedgpu allow-settler --settler ${consent.settler} --slashable <credits>`;
   if (!consent.allowed) {
     return { reason: 'SettlerNotAllowed', message: `the provider wallet does not allow this hub's settler ${consent.settler} to lock its stake; its owner runs \`${command}\`` };
   }
-  const needed = slashBond > 0n ? locked + slashBond : 0n;
+  if (slashBond === 0n) return undefined;
+  if (consent.lowerAt !== 0 && consent.lowerAt <= nowSeconds) {
+    return {
+      reason: 'SlashBoundLowering',
+      message: `the provider wallet's lower slash bound for this hub's settler ${consent.settler} is due and waits for its ${consent.open} open escrow(s) to close; none opens meanwhile`,
+    };
+  }
+  const needed = slashBond * BigInt(consent.open + 1);
   if (consent.floor < needed) {
     return {
       reason: 'SlashAllowanceSpent',
-      message: `the provider wallet lets this hub's settler ${consent.settler} slash ${formatCredits(consent.floor)} more credits, less than the ${formatCredits(needed)} another escrow needs (${formatCredits(locked)} locked by open escrows and its own bond of ${formatCredits(slashBond)}); its owner raises it with \`${command}\``,
+      message: `the provider wallet lets this hub's settler ${consent.settler} slash ${formatCredits(consent.floor)} more credits, less than the ${formatCredits(needed)} another escrow needs (a bond of ${formatCredits(slashBond)} for each of its ${consent.open} open escrow(s) and the new one); its owner raises it with \`${command}\``,
     };
   }
   return undefined;
@@ -119,7 +131,7 @@ export class ProviderChainStatus {
       if (!name) continue;
       try {
         const [stake, allowance] = await Promise.all([chain.stakeOf(provider.spec.wallet), chain.settlerAllowance(provider.spec.wallet)]);
-        const consent = { settler: chain.settlerAddress, allowed: allowance.allowed, floor: allowance.floor };
+        const consent = { settler: chain.settlerAddress, allowed: allowance.allowed, floor: allowance.floor, open: allowance.open, lowerAt: allowance.lowerAt };
         const status = chainProviderStatus(provider.spec.wallet, stake, this.opts.minStake, logs, { number: block.number, timestamp: block.timestamp }, this.slashBond, consent);
         if (!changed(provider, status)) continue;
         await this.opts.sink.setChainStatus(name, status);

@@ -160,9 +160,9 @@ export class SettlementChain {
    * may slash from it now, and the least it may slash while a lower bound waits to hold
    * (GpuMarket.settlerAllowanceOf): what the next escrow is checked against.
    */
-  async settlerAllowance(wallet: string): Promise<{ allowed: boolean; slashable: bigint; floor: bigint }> {
-    const [allowed, slashable, lowerTo, lowerAt] = await this.market.settlerAllowanceOf(wallet, this.settlerAddress);
-    return { allowed, slashable, floor: lowerAt !== 0n && lowerTo < slashable ? lowerTo : slashable };
+  async settlerAllowance(wallet: string): Promise<{ allowed: boolean; slashable: bigint; floor: bigint; open: number; lowerAt: number }> {
+    const [allowed, slashable, lowerTo, lowerAt, open] = await this.market.settlerAllowanceOf(wallet, this.settlerAddress);
+    return { allowed, slashable, floor: lowerAt !== 0n && lowerTo < slashable ? lowerTo : slashable, open: Number(open), lowerAt: Number(lowerAt) };
   }
 
   /** The latest block's timestamp (seconds): escrow expiries are in chain time. */
