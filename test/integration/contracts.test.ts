@@ -205,6 +205,24 @@ async function openJob(consumer: Wallet, amount: bigint, jobId = newJobId(), pro
   return jobId;
 }
 
+/**
+ * A thief holding a second settler key and a consumer wallet of its own (outsider is both), with
+ * 200 credits of providerA staked; `tiny()` opens a 1-wei escrow of its own toward providerA.
+ */
+async function thiefWithOwnConsumer(): Promise<{ thief: GpuMarketContract; tiny: () => Promise<string> }> {
+  await addSettler(outsider.address);
+  const thief = market.connect(outsider);
+  await deposit(outsider, credits('1'));
+  await mined(market.connect(outsider).authorize(TENANT, outsider.address, credits('1'), expiry));
+  await mined(market.connect(providerA).stake(credits('200')));
+  const tiny = async () => {
+    const jobId = newJobId();
+    await mined(thief.openEscrow(jobId, outsider.address, providerA.address, TENANT, 1n, expiry));
+    return jobId;
+  };
+  return { thief, tiny };
+}
+
 /** Makes `account` a settler the only way the owner can: propose, wait out the delay, accept. */
 async function addSettler(account: string): Promise<void> {
   const proposed = await mined(market.proposeSettler(account));
@@ -1210,16 +1228,7 @@ describe('a stolen settler key', () => {
     // The thief holds a second settler key and a consumer wallet of its own (outsider is both). With
     // the old contract it opened 1-wei escrows toward any staked provider and slashed each one bond:
     // all of a provider's stake, burned or paid to its own consumer wallet.
-    await addSettler(outsider.address);
-    const thief = market.connect(outsider);
-    await deposit(outsider, credits('1'));
-    await mined(market.connect(outsider).authorize(TENANT, outsider.address, credits('1'), expiry));
-    await mined(market.connect(providerA).stake(credits('200')));
-    const tiny = async () => {
-      const jobId = newJobId();
-      await mined(thief.openEscrow(jobId, outsider.address, providerA.address, TENANT, 1n, expiry));
-      return jobId;
-    };
+    const { thief, tiny } = await thiefWithOwnConsumer();
     const refusedOpen = (name: string, args: unknown[]) => expectRevert(thief.openEscrow(newJobId(), outsider.address, providerA.address, TENANT, 1n, expiry), name, args);
     const allowanceOf = async () => [...(await market.settlerAllowanceOf(providerA.address, outsider.address))];
     await refusedOpen('SettlerNotAllowed', [providerA.address, outsider.address]);
@@ -1250,16 +1259,7 @@ describe('a stolen settler key', () => {
   });
 
   it('lowers a slash bound only after the unbonding delay and once the key has no escrow open, so a thief cannot drain the old bound', async () => {
-    await addSettler(outsider.address);
-    const thief = market.connect(outsider);
-    await deposit(outsider, credits('1'));
-    await mined(market.connect(outsider).authorize(TENANT, outsider.address, credits('1'), expiry));
-    await mined(market.connect(providerA).stake(credits('200')));
-    const tiny = async () => {
-      const jobId = newJobId();
-      await mined(thief.openEscrow(jobId, outsider.address, providerA.address, TENANT, 1n, expiry));
-      return jobId;
-    };
+    const { thief, tiny } = await thiefWithOwnConsumer();
     const allowanceOf = async () => [...(await market.settlerAllowanceOf(providerA.address, outsider.address))];
     await mined(market.connect(providerA).allowSettler(outsider.address, BOND * 10n));
     const e1 = await tiny();
