@@ -104,13 +104,20 @@ export async function readOutcomeLogs(provider: Provider, marketAddress: string,
 }
 
 /** Outcome logs as reputation events: a settled attempt counts for the provider, a slash against it. */
-export function outcomesToEvents(logs: readonly OutcomeLog[], upToBlock: number): OutcomeEvent[] {
-  // A slash carries no fault party: computeReputation counts it as the provider's fault. One that
-  // took nothing is not counted: any key the provider allows could emit those at will once what it
-  // may slash is spent (GpuMarket.allowSettler), and a fault that cost no stake proves nothing.
+export function outcomesToEvents(logs: readonly OutcomeLog[], upToBlock: number, slashBond = 0n): OutcomeEvent[] {
+  // A slash carries no fault party: computeReputation counts it as the provider's fault, as the
+  // share of a full bond it took (all of it on a market without a bond). One that took nothing is
+  // not counted, nor does a 1-wei slash count as a whole fault: any key the provider allows could
+  // emit those at will (GpuMarket.allowSettler bounds the stake such slashes take, not their number).
   return logs
     .filter((l) => l.block <= upToBlock && !(l.outcome === 'failure' && l.amount === 0n))
-    .map((l) => ({ time: l.time, provider: l.provider, outcome: l.outcome }));
+    .map((l) => ({ time: l.time, provider: l.provider, outcome: l.outcome, ...(l.outcome === 'failure' && slashBond > 0n ? { weight: shareOf(l.amount, slashBond) } : {}) }));
+}
+
+/** `amount` as a share of `bond`, at most 1, to six decimals (the same number for the hub and the CLI). */
+function shareOf(amount: bigint, bond: bigint): number {
+  if (amount >= bond) return 1;
+  return Number((amount * 1_000_000n) / bond) / 1_000_000;
 }
 
 export interface ReputationAtBlock extends ProviderReputation {
@@ -127,10 +134,12 @@ export function reputationAt(
   wallet: string,
   logs: readonly OutcomeLog[],
   block: { number: number; timestamp: number },
+  /** GpuMarket.slashBond: a slash counts as the share of it taken (0: every slash counts whole). */
+  slashBond = 0n,
   config: ReputationConfig = DEFAULT_REPUTATION_CONFIG,
 ): ReputationAtBlock {
   const blockTime = block.timestamp * 1000;
-  const reputation = computeReputation(wallet.toLowerCase(), outcomesToEvents(logs, block.number), blockTime, {}, config);
+  const reputation = computeReputation(wallet.toLowerCase(), outcomesToEvents(logs, block.number, slashBond), blockTime, {}, config);
   // Published (status, CLI) at six decimals: enough to rank providers, and free of float noise
   // such as 0.04999999999999995 in `kubectl get gp`. Hub and CLI both round here, so they agree.
   const six = (n: number) => Math.round(n * 1e6) / 1e6;

@@ -173,7 +173,7 @@ export function reputationCommand(output: () => OutputFormat): Command {
         if (!block) throw new CliError(`block ${number} does not exist yet`, ExitCode.NotFound);
         const logs = await readOutcomeLogs(chain.provider, chain.marketAddress, Number(flags.fromBlock), number);
         const mine = logs.filter((l) => l.provider === flags.fromChain.toLowerCase());
-        const rep = reputationAt(flags.fromChain, logs, { number: block.number, timestamp: block.timestamp });
+        const rep = reputationAt(flags.fromChain, logs, { number: block.number, timestamp: block.timestamp }, await chain.market.slashBond());
         return {
           wallet: flags.fromChain,
           ...publishedReputation(rep),

@@ -47,6 +47,8 @@ export interface OutcomeEvent {
   provider: string;
   outcome: 'success' | 'failure';
   faultOf?: FaultOf;
+  /** How much the event counts, 0 to 1 (default 1): a slash counts as the share of a full bond it took. */
+  weight?: number;
 }
 
 /** Throughput a job measured on a provider versus what the pool's product should deliver. */
@@ -98,17 +100,18 @@ export function computeReputation(
 
   // Sum in a canonical order: float addition is not associative, and a chain replay may deliver
   // events in a different order than the hub saw them.
-  const weights: { time: number; success: boolean }[] = [];
+  const weights: { time: number; success: boolean; share: number }[] = [];
   for (const e of events) {
     if (e.provider !== provider || !inWindow(e.time)) continue;
-    if (e.outcome === 'success') weights.push({ time: e.time, success: true });
-    else if (e.faultOf === undefined || e.faultOf === 'provider') weights.push({ time: e.time, success: false });
+    const share = Math.min(1, Math.max(0, e.weight ?? 1));
+    if (e.outcome === 'success') weights.push({ time: e.time, success: true, share });
+    else if (e.faultOf === undefined || e.faultOf === 'provider') weights.push({ time: e.time, success: false, share });
   }
-  weights.sort((a, b) => a.time - b.time || Number(a.success) - Number(b.success));
+  weights.sort((a, b) => a.time - b.time || Number(a.success) - Number(b.success) || a.share - b.share);
   let successes = 0;
   let failures = 0;
   for (const w of weights) {
-    const weight = decayWeight(now - w.time, config.halfLifeMs);
+    const weight = decayWeight(now - w.time, config.halfLifeMs) * w.share;
     if (w.success) successes += weight;
     else failures += weight;
   }

@@ -76,6 +76,18 @@ describe('chainProviderStatus', () => {
     expect(with0.reputation.failures).toBeGreaterThan(0.9); // the slash of 5 still counts
   });
 
+  it('counts a slash as the share of a full bond it took, so 1-wei slashes from an allowed key cannot sink a reputation', () => {
+    const block = { number: 20, timestamp: T };
+    const failuresWith = (amounts: string[]) =>
+      chainProviderStatus(WALLET, { active: 0n, unbonding: 0n }, 0n, amounts.map((a, i) => log(WALLET, 'failure', 10 + i, a)), block, parseCredits('10')).reputation.failures!;
+    const full = failuresWith(['10']);
+    expect(full).toBeGreaterThan(0.99);
+    expect(failuresWith(['5'])).toBeCloseTo(full / 2, 3);
+    // A hundred slashes of 1 wei weigh next to nothing; more than a bond still counts once.
+    expect(failuresWith(Array.from({ length: 100 }, () => '0.000000000000000001'))).toBeLessThan(0.001);
+    expect(failuresWith(['25'])).toBeCloseTo(full, 6);
+  });
+
   it('computes reputation from its own Settled and Slashed events up to the block, decayed to the block time', () => {
     const status = chainProviderStatus(WALLET, { active: 0n, unbonding: 0n }, 0n, logs, { number: 5, timestamp: T });
     const expected = computeReputation(WALLET.toLowerCase(), [

@@ -40,7 +40,7 @@ export function chainProviderStatus(
   const free = stake.active - locked;
   const enough = stake.active >= minStake;
   const canBack = free >= slashBond;
-  const rep = reputationAt(wallet, logs, block);
+  const rep = reputationAt(wallet, logs, block, slashBond);
   const unbonding = stake.unbonding > 0n ? ` (${formatCredits(stake.unbonding)} unbonding)` : '';
   const refused = enough ? consentProblem(consent, slashBond, block.timestamp) : undefined;
   return {
