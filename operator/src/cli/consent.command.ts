@@ -9,7 +9,7 @@ import { mined, session, withChainFlags } from './chain.command.js';
 import { CliError, ExitCode } from './errors.js';
 import { loadKubeConfig } from './kubeconfig.js';
 import { render, type OutputFormat } from './output.js';
-import { FROM_BLOCK_HELP, SETTLER_HELP, fromBlockArg, settlerArg, settlerFor } from './settler-flag.js';
+import { FROM_BLOCK_HELP, SETTLER_HELP, fromBlockArg, requireKnownSettler, settlerArg, settlerFor } from './settler-flag.js';
 
 // `fedgpu authorize | authorizations | revoke`: a consumer's consent on chain. The hub may lock the
 // wallet's deposit for a namespace's jobs only up to what the wallet authorized for that namespace
@@ -83,11 +83,7 @@ export function authorizeCommand(output: () => OutputFormat, globals: Globals): 
       const wallet = loadWallet(flags, true);
       const result = await session(flags, async (chain) => {
         const settler = await settlerFor(flags, chain);
-        // The contract takes consent for any address; one that is no settler would never be spent,
-        // and the jobs would wait with no sign of the typo.
-        if (!(await chain.market.isSettler(settler)) && (await chain.market.settlerEta(settler)) === 0n) {
-          throw new CliError(`--settler ${settler} is not a settler of GpuMarket ${chain.marketAddress}, nor proposed as one: no hub could spend this authorization`, ExitCode.Usage);
-        }
+        await requireKnownSettler(chain, settler, 'no hub could spend this authorization');
         const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).authorize(tenant, settler, cap, expiresAt));
         return { wallet: wallet.address, hubId: flags.hubId, namespace: flags.namespace, namespaceUid, settler, tenant, cap: formatCredits(cap), expiresAt: iso(expiresAt), ...tx };
       });

@@ -2,9 +2,8 @@ import { Command } from 'commander';
 import { formatCredits } from '../chain/credits.js';
 import { type ChainFlags, creditsArg, loadWallet } from './chain-access.js';
 import { mined, session, withChainFlags } from './chain.command.js';
-import { CliError, ExitCode } from './errors.js';
 import { render, type OutputFormat } from './output.js';
-import { FROM_BLOCK_HELP, SETTLER_HELP, settlerFor } from './settler-flag.js';
+import { FROM_BLOCK_HELP, requireKnownSettler, SETTLER_HELP, settlerFor } from './settler-flag.js';
 
 // `fedgpu allow-settler | disallow-settler`: a provider's consent on chain. A hub's settler key may
 // open escrows that lock the provider's stake only while the provider allows it, and may slash it
@@ -18,8 +17,8 @@ interface ConsentFlags extends ChainFlags {
 
 export function allowSettlerCommand(output: () => OutputFormat): Command {
   return withChainFlags(new Command('allow-settler'), true)
-    .description("let a hub's settler key open escrows on this provider's stake, and slash it at most --slashable credits in all (replaces the bound: a raise holds at once, a lower bound after the market's unbonding delay and once no stake is locked)")
-    .requiredOption('--slashable <credits>', "most credits the settler may slash from this stake, over all faults; each escrow needs it to cover every bond locked and its own")
+    .description("let a hub's settler key open escrows on this provider's stake, and slash it at most --slashable credits in all (replaces the bound: a raise holds at once, a lower bound after the market's unbonding delay and once this key has no escrow open toward the provider)")
+    .requiredOption('--slashable <credits>', "most credits the settler may slash from this stake, over all faults; each escrow needs it to cover a bond for each of the key's open escrows and its own")
     .option('--settler <0x…>', SETTLER_HELP)
     .option('--from-block <n>', FROM_BLOCK_HELP, '0')
     .action(async (flags: ConsentFlags & { slashable: string }) => {
@@ -27,15 +26,13 @@ export function allowSettlerCommand(output: () => OutputFormat): Command {
       const wallet = loadWallet(flags, true);
       const result = await session(flags, async (chain) => {
         const settler = await settlerFor(flags, chain);
-        if (!(await chain.market.isSettler(settler)) && (await chain.market.settlerEta(settler)) === 0n) {
-          throw new CliError(`--settler ${settler} is not a settler of GpuMarket ${chain.marketAddress}, nor proposed as one: no hub could open an escrow with this consent`, ExitCode.Usage);
-        }
+        await requireKnownSettler(chain, settler, 'no hub could open an escrow with this consent');
         const tx = await mined(chain.market.connect(wallet.connect(chain.provider)).allowSettler(settler, slashable));
         const [, now, lowerTo, lowerAt] = await chain.market.settlerAllowanceOf(wallet.address, settler);
         const waiting = lowerAt !== 0n ? { lowersTo: formatCredits(lowerTo), lowersAt: iso(lowerAt) } : {};
         return { wallet: wallet.address, settler, slashable: formatCredits(now), ...waiting, ...tx };
       });
-      const later = result.lowersAt ? `; ${result.lowersTo} from ${result.lowersAt}, once none of its stake is locked` : '';
+      const later = result.lowersAt ? `; ${result.lowersTo} from ${result.lowersAt}, once the settler has no escrow open toward it` : '';
       process.stdout.write(
         render(output(), result, () => [[`${result.wallet} allows settler ${result.settler} to open escrows on its stake and slash at most ${result.slashable} credits in all${later} (tx ${result.txHash})`]]),
       );
@@ -44,7 +41,7 @@ export function allowSettlerCommand(output: () => OutputFormat): Command {
 
 export function disallowSettlerCommand(output: () => OutputFormat): Command {
   return withChainFlags(new Command('disallow-settler'), true)
-    .description("stop a hub's settler key opening escrows on this provider's stake, at once (what it may slash falls to 0 after the market's unbonding delay, once no stake is locked)")
+    .description("stop a hub's settler key opening escrows on this provider's stake, at once (what it may slash falls to 0 after the market's unbonding delay, once its escrows toward this provider are closed)")
     .option('--settler <0x…>', SETTLER_HELP)
     .option('--from-block <n>', FROM_BLOCK_HELP, '0')
     .action(async (flags: ConsentFlags) => {
@@ -55,7 +52,7 @@ export function disallowSettlerCommand(output: () => OutputFormat): Command {
         const [, slashable, , lowerAt] = await chain.market.settlerAllowanceOf(wallet.address, settler);
         return { wallet: wallet.address, settler, slashable: formatCredits(slashable), ...(lowerAt !== 0n ? { until: iso(lowerAt) } : {}), ...tx };
       });
-      const left = result.slashable === '0' ? '' : `; it may still slash ${result.slashable} credits until ${result.until ?? 'now'} (longer while stake is locked)`;
+      const left = result.slashable === '0' ? '' : `; it may still slash ${result.slashable} credits until ${result.until ?? 'now'} (longer while its escrows toward this provider are open)`;
       process.stdout.write(render(output(), result, () => [[`${result.wallet} no longer allows settler ${result.settler} to open escrows on its stake${left} (tx ${result.txHash})`]]));
     });
 }

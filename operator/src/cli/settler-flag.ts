@@ -35,3 +35,13 @@ export async function settlerFor(flags: { settler?: string; fromBlock: string },
   }
   throw new CliError(`GpuMarket ${chain.marketAddress} has ${settlers.length} settlers (${settlers.join(', ')}): pass --settler with your hub's (its waiting jobs name it)`, ExitCode.Usage);
 }
+
+/**
+ * Refuses `settler` unless it is a settler of the market or proposed as one: the contract takes
+ * consent for any address, and one to a typo would never be used, with no sign of why.
+ */
+export async function requireKnownSettler(chain: ChainAccess, settler: string, unused: string): Promise<void> {
+  if (await chain.market.isSettler(settler)) return;
+  if ((await chain.market.settlerEta(settler)) !== 0n) return;
+  throw new CliError(`--settler ${settler} is not a settler of GpuMarket ${chain.marketAddress}, nor proposed as one: ${unused}`, ExitCode.Usage);
+}

@@ -138,3 +138,8 @@ export function buildJobPods(assignment: Assignment, namespace: string, options:
     };
   });
 }
+
+/** The node a job pod's affinity requires (buildJobPods sets exactly one). */
+export function requiredNode(pod: V1Pod): string | undefined {
+  return pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms?.[0]?.matchFields?.find((f) => f.key === 'metadata.name')?.values?.[0];
+}

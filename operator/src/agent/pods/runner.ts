@@ -2,7 +2,7 @@ import { CoreV1Api, type KubeConfig, type V1Pod, type V1PodTemplateSpec } from '
 import type { Logger } from 'pino';
 import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
 import { NamespaceNotRestrictedError, type TenantNamespaces } from '../tenancy/namespace.js';
-import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, REPLICA_LABEL, ShareExceededError, type Assignment, type BuildOptions } from './build.js';
+import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, REPLICA_LABEL, requiredNode, ShareExceededError, type Assignment, type BuildOptions } from './build.js';
 import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
 import { AttemptResources, type AttemptObjects } from '../attempt/resources.js';
 import { ConcurrencyLimit } from '../../runtime/concurrency.js';
@@ -29,12 +29,8 @@ export const MAX_GRACE_PERIOD_SECONDS = 3600;
 export function isPlacedAsAssigned(assign: Pick<Assign, 'jobUid' | 'epoch' | 'nodeNames'>, pods: readonly V1Pod[], namespace: string): boolean {
   const key = attemptKey(assign.jobUid, assign.epoch);
   const own = pods.filter((p) => attemptKeyOfPod(p) === key && p.metadata?.namespace === namespace);
-  return assign.nodeNames.length > 0 && assign.nodeNames.every((node, replica) => own.some((p) => p.metadata?.labels?.[REPLICA_LABEL] === String(replica) && nodeOfPod(p) === node));
-}
-
-/** The node a pod runs on, or the one its required affinity pins it to before it is bound. */
-function nodeOfPod(pod: V1Pod): string | undefined {
-  return pod.spec?.nodeName ?? pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms?.[0]?.matchFields?.[0]?.values?.[0];
+  // The node a pod runs on, or the one its affinity pins it to before it is bound.
+  return assign.nodeNames.length > 0 && assign.nodeNames.every((node, replica) => own.some((p) => p.metadata?.labels?.[REPLICA_LABEL] === String(replica) && (p.spec?.nodeName ?? requiredNode(p)) === node));
 }
 
 export function assignmentFromProto(assign: Assign): Assignment {

@@ -2,6 +2,7 @@ import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { START_BLOCKED_REASONS, type StartBlocker } from '../../core/fault.js';
 import { parseQuantity, podRequest } from '../../core/idle.js';
 import { podInfo } from '../inventory.js';
+import { requiredNode } from './build.js';
 
 // Rolls the pods of one attempt up into the attempt's state, as the agent reports it to the hub:
 // a phase, the measured GPU-seconds, and who is at fault when it ended early.
@@ -121,11 +122,6 @@ function unschedulableForOwnRequests(pod: V1Pod, nodes: readonly V1Node[]): stri
   const over = (['cpu', 'memory', 'ephemeral-storage'] as const).filter((r) => new RegExp(`Insufficient ${r}\\b`).test(message) && podRequest(info, r) > parseQuantity(node?.status?.allocatable?.[r] ?? '0'));
   if (!node || over.length === 0) return undefined;
   return `pod ${pod.metadata?.name ?? ''} asks more ${over.join(', ')} than node ${node.metadata?.name ?? ''} holds: ${message}`;
-}
-
-/** The node a job pod's affinity requires (the agent sets exactly one). */
-function requiredNode(pod: V1Pod): string | undefined {
-  return pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms?.[0]?.matchFields?.find((f) => f.key === 'metadata.name')?.values?.[0];
 }
 
 /** Waiting reasons of a container whose image cannot be pulled (the kubelet's, and containerd's). */

@@ -7,8 +7,8 @@ import type { ConditionUpdate } from '../../runtime/conditions.js';
 import { chainErrorMessage, type SettlementChain } from '../settlement/chain.js';
 
 // GpuProvider status from the chain, refreshed periodically: the Staked condition (active stake ≥
-// the hub's minimum; the provider allows this hub's settler key, with at least one fault's slash
-// left to it; and free stake (not locked by open escrows) ≥ the market's slash bond, so it can back
+// the hub's minimum; the provider allows this hub's settler key, with a bond of slash left to it for
+// each of its open escrows and one more; and free stake (not locked by open escrows) ≥ the market's slash bond, so it can back
 // one more escrow; the scheduler skips providers without it), status.stake, and
 // status.reputation recomputed from Settled and Slashed events alone, exactly as
 // `fedgpu reputation --from-chain` does: same events, same block, same number.
