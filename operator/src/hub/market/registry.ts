@@ -36,6 +36,12 @@ export interface ProviderRegistry {
   /** The provider's full, validated inventory; replaces the previous one. */
   onInventory(providerName: string, inventory: Inventory): Promise<void> | void;
   onHeartbeat(providerName: string, observation: HeartbeatObservation): Promise<void> | void;
+  /**
+   * A message of any kind arrived from the agent (tunnel data included), called on arrival, before
+   * it waits in the stream's queue, at most about once a second. The agent is alive even while its
+   * heartbeat is held up behind those bytes on a slow uplink: synchronous, and no status write.
+   */
+  onHeard?(providerName: string, at: Date): void;
   /** Validated, but not fenced: the registry compares epoch with the job's current attempt. */
   onAttemptStatus(providerName: string, status: AttemptStatus): Promise<void> | void;
   /** Validated and bound to the stream's wallet; its signature is checked by the settlement path. */

@@ -46,6 +46,8 @@ let nextSessionId = 1;
 const REPORTS_PER_ASSIGNMENT = 4;
 /** At most this many granted messages held at once (20,000 attempts' worth of reports). */
 const MAX_GRANTED_REPORTS = 80_000;
+/** How often at most a stream tells the registry its agent was heard from between heartbeats. */
+const HEARD_NOTE_INTERVAL_MS = 1_000;
 
 export class MarketSession {
   readonly id = nextSessionId++;
@@ -84,6 +86,7 @@ export class MarketSession {
   private probe: { round: ProbeRound; waiters: ((mbps: number | undefined) => void)[] } | undefined;
   // Consumer access sessions over this stream (protocol/tunnel/mux.ts).
   private readonly tunnel: TunnelMux;
+  private heardNotedMs = -Infinity;
 
   constructor(
     private readonly call: MarketCall,
@@ -276,6 +279,7 @@ export class MarketSession {
       return;
     }
     this.lastActivityMs = this.options.clock.monotonicMs();
+    this.noteHeard();
     this.tunnel.onFrame(frame);
   }
 
@@ -301,6 +305,7 @@ export class MarketSession {
       return;
     }
     this.lastActivityMs = this.options.clock.monotonicMs();
+    this.noteHeard();
     if (this.backlog >= this.options.maxBacklog) {
       this.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'backlog_full', 'too many messages waiting for the registry'));
       return;
@@ -325,6 +330,18 @@ export class MarketSession {
       .finally(() => {
         if (!inventory?.superseded) this.backlog--;
       });
+  }
+
+  // Any message proves the agent alive, whatever waits behind it. Tunnel data a consumer pulls over
+  // a slow uplink can hold the next heartbeat back past providerLostAfter (and registry writes can
+  // hold it in this stream's queue): counted only at the heartbeat, that silence would turn the
+  // provider lost and blame it for its attempts, a slash a consumer could cause by reading logs.
+  private noteHeard(): void {
+    if (this.phase !== 'registered') return;
+    const now = this.options.clock.monotonicMs();
+    if (now - this.heardNotedMs < HEARD_NOTE_INTERVAL_MS) return;
+    this.heardNotedMs = now;
+    this.options.registry.onHeard?.(this.providerNameValue as string, new Date(this.options.clock.wallMs()));
   }
 
   private onDispatchError(error: unknown): void {

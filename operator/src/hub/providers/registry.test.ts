@@ -252,6 +252,33 @@ describe('KubeProviderRegistry heartbeat writes', () => {
     expect(t.store.objects.get(t.name())!.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
   });
 
+  it('a message between heartbeats keeps a Ready provider Ready, without a write; only a heartbeat makes a lost one Ready again', async () => {
+    const t = await readyProvider();
+    await t.registry.checkHeartbeats();
+    const writes = t.store.statusWrites.length;
+    // Tunnel data now and then, no heartbeat for 30 s: never silent for providerLostAfter (15 s).
+    // Checks 5 s apart: one held up for half of it would give a grace of its own.
+    for (let i = 0; i < 6; i++) {
+      t.tick(5_000);
+      if (i % 2 === 1) t.registry.onHeard(t.name(), new Date(t.now()));
+      await t.registry.checkHeartbeats();
+    }
+    expect(t.lost).toEqual([]);
+    expect(t.store.statusWrites.length).toBe(writes);
+    expect(t.registry.lastHeard(t.name())).toBe(t.now());
+    for (let i = 0; i < 4; i++) {
+      t.tick(5_000);
+      await t.registry.checkHeartbeats();
+    }
+    expect(t.lost).toEqual([t.name()]);
+    // Lost: data alone does not bring it back (no Event, no Ready write); a heartbeat does.
+    t.registry.onHeard(t.name(), new Date(t.now()));
+    const ready = () => t.store.objects.get(t.name())!.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+    expect(ready()).toBe('False');
+    await t.beat();
+    expect(ready()).toBe('True');
+  });
+
   it('many providers silent at once: NotReady as HubLostContact (the hub lost contact), not HeartbeatMissed', async () => {
     // The attack it answers: the hub's own load balancer, DNS or certificate breaks while the
     // leader lives; every provider went silent together and each running attempt was slashed.

@@ -221,6 +221,17 @@ export class KubeProviderRegistry implements ProviderRegistry {
   }
 
   /**
+   * A message arrived from the agent between heartbeats (market/registry.ts): a Ready provider stays
+   * Ready. Turning Ready again after a loss stays the heartbeat's, with its status write and Event.
+   */
+  onHeard(providerName: string, at: Date): void {
+    const live = this.live.get(providerName);
+    if (!live?.ready) return;
+    live.lastHeartbeatMs = Math.max(live.lastHeartbeatMs, at.getTime());
+    live.heardMs = live.lastHeartbeatMs;
+  }
+
+  /**
    * How long since the provider was heard from, as the leader knows it (a provider it only adopted
    * counts from the take-over); undefined when this hub does not track it. Fresher than status.
    */
