@@ -31,7 +31,8 @@ import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
 import { egressToMessage, poolEgress } from './attempt/egress.js';
 import type { CoreV1Event } from '@kubernetes/client-node';
-import { EPOCH_LABEL, JOB_UID_LABEL, podName, REPLICA_LABEL } from './pods/build.js';
+import { DEFAULT_DISK_BOUNDS, EPOCH_LABEL, JOB_UID_LABEL, podName, REPLICA_LABEL } from './pods/build.js';
+import { parseQuantity } from '../core/idle.js';
 import { attemptPodOf, PodEventRelay } from './pod-events/relay.js';
 import { PodEventWatch } from './pod-events/watch.js';
 import { PendingPodEvents } from './pod-events/pending.js';
@@ -50,6 +51,8 @@ export interface AgentOptions {
   tenantAccessRole?: string;
   /** Allow DNS egress from job pods (default true); everything else is denied. */
   allowDns?: boolean;
+  /** Ephemeral storage per job container: what one gets without a limit, and the most one may set (the tenant LimitRange; default 20Gi and 200Gi). */
+  ephemeralStorage?: { default: string; max: string };
   hubAddress: string;
   tls: StreamClientTls;
   wallet: Wallet;
@@ -184,6 +187,7 @@ export class Agent {
       quotas: this.quotaWatch,
       ...(opts.tenantAccessRole ? { accessRole: { clusterRole: opts.tenantAccessRole, user: () => this.username } } : {}),
       allowDns: opts.allowDns,
+      ...(opts.ephemeralStorage ? { defaultEphemeralStorage: opts.ephemeralStorage.default, maxEphemeralStorage: opts.ephemeralStorage.max } : {}),
       onNotRestricted: () => opts.metrics?.onNamespaceNotRestricted(),
       // The hub shows refused namespaces as the GpuProvider's TenantIsolation condition.
       onIsolationChanged: () => this.schedulePublish(),
@@ -206,6 +210,11 @@ export class Agent {
           const share = shareOnNode(this.watch?.nodes() ?? [], this.watch?.pods() ?? [], (p) => this.runner.isManaged(p), node, gpus);
           return share && withoutOverhead(share, this.overheads.of(runtimeClassFor(node)));
         },
+        // ...and ephemeral-storage limits within its share of the node's disk (core/isolation/disk.ts).
+        ...(opts.ephemeralStorage ? {
+          diskBounds: { ...DEFAULT_DISK_BOUNDS, defaultBytes: parseQuantity(opts.ephemeralStorage.default), maxBytes: parseQuantity(opts.ephemeralStorage.max) },
+          maxEmptyDirBytes: parseQuantity(opts.ephemeralStorage.max),
+        } : {}),
       },
       (node) => poolEgress(opts.settings, productOf(node) ?? ''),
       (key) => this.schedulePublish(key),

@@ -27,6 +27,13 @@ describe('shareOnNode', () => {
     });
   });
 
+  it('divides the node disk the same way, where the node says it: what the owner\'s pods ask of it left out', () => {
+    const withDisk: V1Node = { metadata: { name: 'gpu-0' }, status: { allocatable: { cpu: '64', memory: '512Gi', 'ephemeral-storage': '500Gi', 'nvidia.com/gpu': '8' } } };
+    const pods = [pod('owner-cache', 'gpu-0', { 'ephemeral-storage': '100Gi' }), pod('job', 'gpu-0', { 'ephemeral-storage': '300Gi', 'nvidia.com/gpu': '1' }, { job: true })];
+    expect(shareOnNode([withDisk], pods, isJobPod, 'gpu-0', 2)?.diskBytes).toBe(100 * GI);
+    expect(shareOnNode([node('gpu-0')], [], isJobPod, 'gpu-0', 2)?.diskBytes).toBeUndefined();
+  });
+
   it('gives no more than is still free beside every pod there: an owner\'s pod bound after the job pods took their shares', () => {
     // Four 1-GPU replicas took 8 CPU each, then the owner's pod took 16 CPU: 16 CPU are free for 4 GPUs.
     const pods = [

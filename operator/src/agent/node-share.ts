@@ -4,7 +4,7 @@ import { parseQuantity, podRequest } from '../core/idle.js';
 import { MIN_CPU_MILLI, MIN_MEMORY_BYTES, replicaShare, type NodeResources, type Share } from '../core/isolation/share.js';
 import { podInfo } from './inventory.js';
 
-// A replica's CPU and memory share on a node, from the agent's caches of nodes and pods: the node's
+// A replica's CPU, memory and disk share on a node, from the agent's caches of nodes and pods: the node's
 // allocatable less what pods that are not job pods hold there (the owner's, DaemonSets), as
 // kube-scheduler counts requests, divided among the GPUs they leave. Capped by what is still free
 // beside every pod bound there, job pods included, divided among the free GPUs: an owner's pod
@@ -16,6 +16,7 @@ const add = (into: NodeResources, more: NodeResources) => {
   into.cpuMilli += more.cpuMilli;
   into.memoryBytes += more.memoryBytes;
   into.gpus += more.gpus;
+  into.diskBytes = (into.diskBytes ?? 0) + (more.diskBytes ?? 0);
 };
 
 /** What the node can give: its allocatable CPU, memory and GPUs. */
@@ -25,6 +26,7 @@ function allocatableOf(node: V1Node): NodeResources {
     cpuMilli: Math.floor(parseQuantity(a.cpu ?? 0) * 1000),
     memoryBytes: Math.floor(parseQuantity(a.memory ?? 0)),
     gpus: Math.floor(parseQuantity(a[GPU_RESOURCE] ?? 0)),
+    diskBytes: Math.floor(parseQuantity(a['ephemeral-storage'] ?? 0)),
   };
 }
 
@@ -35,7 +37,7 @@ function requested(podsOnNode: readonly V1Pod[], isJobPod: (pod: V1Pod) => boole
   for (const pod of podsOnNode) {
     if (FINISHED.has(pod.status?.phase ?? '')) continue;
     const info = podInfo(pod);
-    const requests = { cpuMilli: Math.ceil(podRequest(info, 'cpu') * 1000), memoryBytes: Math.ceil(podRequest(info, 'memory')), gpus: podRequest(info, GPU_RESOURCE, true) };
+    const requests = { cpuMilli: Math.ceil(podRequest(info, 'cpu') * 1000), memoryBytes: Math.ceil(podRequest(info, 'memory')), gpus: podRequest(info, GPU_RESOURCE, true), diskBytes: Math.ceil(podRequest(info, 'ephemeral-storage')) };
     add(all, requests);
     if (!isJobPod(pod)) add(others, requests);
   }

@@ -15,6 +15,7 @@ import { loadKubeConfig } from './kubeconfig.js';
 import { addSettlementFlags, settlementOptionsOf } from './settlement-flags.js';
 import { accessEndpointOf, addLeaderElectionFlags, booleanFlag, addMetricsFlags, advertiseAddressOf, durationMs, leaderElectionOf, serveMetrics, untilSignalled } from './operability.js';
 import { noIdleCollector, startIdleCollector } from '../runtime/idle-gc.js';
+import { parseQuantity, QUANTITY_PATTERN } from '../core/idle.js';
 
 // `fedgpu hub` and `fedgpu agent`: the two long-running modes of the chart's container.
 
@@ -136,6 +137,8 @@ export function agentCommand(globals: () => Globals): Command {
     .option('--tenant-access-role <clusterrole>', "bind this ClusterRole (the chart's <fullname>-tenant-access: pod logs, exec, port-forward) to the agent in each tenant namespace it makes")
     .option('--runtime-class <name>', 'RuntimeClass set on every job pod (e.g. gvisor, kata)')
     .option('--no-tenant-dns', 'deny DNS egress from job pods too (the default allows only DNS)')
+    .option('--default-ephemeral-storage <quantity>', "ephemeral storage a job container gets without a limit (less where its replica's share of the node's disk is less)", '20Gi')
+    .option('--max-ephemeral-storage <quantity>', 'the most ephemeral storage one job container, or one emptyDir, may ask', '200Gi')
     .option('--heartbeat-interval <duration>', 'heartbeat interval', '2s')
     .option('--log-retention-dir <dir>', 'where log tails of ended attempts are kept (default: a directory under the system temp dir)')
     .option('--log-retention <duration>', 'how long log tails of ended attempts are kept', '168h')
@@ -164,6 +167,7 @@ export function agentCommand(globals: () => Globals): Command {
         jobNamespace: o.jobNamespace,
         ...(o.tenantAccessRole ? { tenantAccessRole: o.tenantAccessRole } : {}),
         allowDns: o.tenantDns !== false,
+        ephemeralStorage: ephemeralStorageOf(o.defaultEphemeralStorage, o.maxEphemeralStorage),
         hubAddress: o.hubAddress,
         tls: {
           caPem: read(o.tlsCa, 'CA'),
@@ -192,3 +196,17 @@ export function agentCommand(globals: () => Globals): Command {
     });
 }
 
+/** The two ephemeral-storage flags, checked: quantities of at least 1Mi, the default no more than the max. */
+export function ephemeralStorageOf(defaultText: string, maxText: string): { default: string; max: string } {
+  const bytes = (flag: string, text: string) => {
+    const q = String(text).trim();
+    if (!QUANTITY_PATTERN.test(q)) throw new CliError(`--${flag}: ${JSON.stringify(text)} is not a quantity (e.g. 20Gi)`, ExitCode.Usage);
+    const n = parseQuantity(q);
+    if (n < 2 ** 20) throw new CliError(`--${flag}: ${q} is less than 1Mi`, ExitCode.Usage);
+    return { q, n };
+  };
+  const d = bytes('default-ephemeral-storage', defaultText);
+  const m = bytes('max-ephemeral-storage', maxText);
+  if (d.n > m.n) throw new CliError(`--default-ephemeral-storage ${d.q} is more than --max-ephemeral-storage ${m.q}`, ExitCode.Usage);
+  return { default: d.q, max: m.q };
+}

@@ -56,3 +56,20 @@ export const defaultEdgeLimits: Readonly<EdgeLimits> = Object.freeze({
 export function edgeLimits(overrides: Partial<EdgeLimits> = {}): Readonly<EdgeLimits> {
   return Object.freeze({ ...defaultEdgeLimits, ...overrides });
 }
+
+/**
+ * What one attempt's Assign may carry, so it always fits in one message (framing.ts allows 16 MiB;
+ * a larger one ends the agent's whole stream, every tenant's attempts and sessions on it with it).
+ * The secrets: at most 16, adding up to what one Secret may hold (they are stored as one, agent/
+ * attempt/secrets.ts). The template: sent once per replica, so its size times the replicas.
+ */
+export const MAX_ATTEMPT_SECRETS = 16;
+export const MAX_ATTEMPT_SECRET_BYTES = 1024 * 1024 - 4096;
+export const MAX_ASSIGN_TEMPLATE_BYTES = 8 * 1024 * 1024;
+
+/** Bytes the secrets' keys and values add up to, as both ends count them. */
+export function secretBytes(secrets: readonly { data: Record<string, Uint8Array> }[]): number {
+  let bytes = 0;
+  for (const s of secrets) for (const [key, value] of Object.entries(s.data)) bytes += key.length + 4 + value.length;
+  return bytes;
+}

@@ -1,6 +1,7 @@
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import { GPU_ENV_PATTERN } from '../../core/isolation/allowlist.js';
 import type { AttemptSecret } from '../../gen/proto/fedgpu/v1/market.js';
+import { MAX_ATTEMPT_SECRET_BYTES, MAX_ATTEMPT_SECRETS, secretBytes } from '../../protocol/limits.js';
 import { AttemptRefused } from './refused.js';
 import { attemptName, attemptObjectLabels } from './rendezvous.js';
 
@@ -12,9 +13,8 @@ import { attemptName, attemptObjectLabels } from './rendezvous.js';
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const SECRET_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 const MOUNT_PATH = /^\/[A-Za-z0-9._/-]{0,511}$/;
-/** The apiserver's limit on one Secret. */
-const MAX_BYTES = 1024 * 1024 - 4096;
-const MAX_SECRETS = 16;
+const MAX_BYTES = MAX_ATTEMPT_SECRET_BYTES;
+const MAX_SECRETS = MAX_ATTEMPT_SECRETS;
 
 export const attemptSecretName = (jobUid: string, epoch: number) => `${attemptName(jobUid, epoch)}-secrets`;
 const storedKey = (index: number, key: string) => `s${index}.${key}`;
@@ -25,12 +25,11 @@ export function checkSecrets(secrets: readonly AttemptSecret[]): void {
     throw new AttemptRefused('InvalidSecrets', message);
   };
   if (secrets.length > MAX_SECRETS) refuse(`${secrets.length} secrets; at most ${MAX_SECRETS}`);
-  let bytes = 0;
+  const bytes = secretBytes(secrets);
   const paths = new Set<string>();
   secrets.forEach((s, i) => {
-    for (const [key, value] of Object.entries(s.data)) {
+    for (const key of Object.keys(s.data)) {
       if (!SECRET_KEY.test(key)) refuse(`secrets[${i}] (${s.name}): a key is not a valid Secret key`);
-      bytes += key.length + 4 + value.length;
     }
     for (const env of s.env) {
       if (!ENV_NAME.test(env.name)) refuse(`secrets[${i}] (${s.name}): env ${JSON.stringify(env.name.slice(0, 128))} is not a variable name`);

@@ -50,6 +50,30 @@ describe('buildJobPods', () => {
     });
   });
 
+  describe('ephemeral storage: each replica within its share of its node disk', () => {
+    // 4 of 8 GPUs on a node with 400Gi of allocatable ephemeral storage: 200Gi.
+    const shareFor = (_node: string, gpus: number) => ({ cpuMilli: 32_000, memoryBytes: 256 * 1024 ** 3, gpus, ofGpus: 8, diskBytes: (400 * 1024 ** 3 * gpus) / 8 });
+    const one = { ...assignment, podTemplates: [template], nodeNames: ['h100-0'] };
+    const sidecars = (n: number, limit: string) => ({ metadata: {}, spec: { containers: Array.from({ length: n }, (_, i) => ({ name: `c${i}`, image: 'train', resources: { limits: { 'ephemeral-storage': limit } } })) } });
+
+    it('gives a container without a limit the LimitRange default, and the agent\'s own default when set', () => {
+      const [pod] = buildJobPods(one, 'ns', { shareFor });
+      expect(pod!.spec?.containers[0]?.resources?.limits?.['ephemeral-storage']).toBe('20480Mi');
+      const [own] = buildJobPods(one, 'ns', { shareFor, diskBounds: { defaultBytes: 5 * 1024 ** 3, maxBytes: 50 * 1024 ** 3 } });
+      expect(own!.spec?.containers[0]?.resources?.limits?.['ephemeral-storage']).toBe('5120Mi');
+    });
+
+    it('refuses a replica whose containers add up past its share of the disk, each within the LimitRange max (the attack: fill the node, evict the neighbours)', () => {
+      expect(() => buildJobPods({ ...one, podTemplates: [sidecars(10, '200Gi')] }, 'ns', { shareFor })).toThrow(
+        /^replica 0 on node h100-0: ephemeral-storage limits of the containers add up to 2000Gi .*more than this replica's share of its node's ephemeral storage, 200Gi$/,
+      );
+      expect(buildJobPods({ ...one, podTemplates: [sidecars(4, '50Gi')] }, 'ns', { shareFor })).toHaveLength(1);
+      // A node that does not say its disk: the LimitRange alone, as before.
+      const [unsaid] = buildJobPods({ ...one, podTemplates: [sidecars(10, '200Gi')] }, 'ns', { shareFor: (n, g) => ({ ...shareFor(n, g), diskBytes: undefined }) });
+      expect(unsaid!.spec?.containers).toHaveLength(10);
+    });
+  });
+
   it('names pods deterministically per job, epoch and replica', () => {
     expect(pods.map((p) => p.metadata?.name)).toEqual(['fj-6f1c2b9e7a1d4-e2-r0', 'fj-6f1c2b9e7a1d4-e2-r1']);
     expect(buildJobPods(assignment, 'fedgpu-jobs')).toEqual(pods);

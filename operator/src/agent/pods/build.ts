@@ -1,6 +1,7 @@
 import type { V1Pod, V1PodTemplateSpec, V1Toleration } from '@kubernetes/client-node';
 import { CHECKPOINT_DIR_ENV, GPU_TAINT_KEY } from '../../api/constants.js';
 import { allowlistTemplate, describeRefusals, type Refusal } from '../../core/isolation/allowlist.js';
+import { boundDisk, type DiskBounds } from '../../core/isolation/disk.js';
 import { boundToShare, type Share } from '../../core/isolation/share.js';
 
 // The pods of one attempt, built from the hub's assignment. Names are deterministic, so repeating
@@ -58,7 +59,13 @@ export interface BuildOptions {
   shareFor?: (nodeName: string, gpus: number) => Share | undefined;
   /** The attempt runs already: limits over a share that moved since are cut to it (see boundToShare). */
   clampToShare?: boolean;
+  /** The tenant LimitRange's ephemeral-storage default and max, for the disk share (core/isolation/disk.ts). */
+  diskBounds?: DiskBounds;
 }
+
+const GIB = 1024 ** 3;
+/** The tenant LimitRange's defaults (agent/tenancy/namespace.ts). */
+export const DEFAULT_DISK_BOUNDS: DiskBounds = { defaultBytes: 20 * GIB, maxBytes: 200 * GIB, defaultRequestBytes: GIB };
 
 const HUB_ENV_REFUSED = /^(NVIDIA_|CUDA_VISIBLE_DEVICES$)/;
 /**
@@ -89,6 +96,11 @@ export function buildJobPods(assignment: Assignment, namespace: string, options:
       const bound = boundToShare(spec, share, options.clampToShare);
       if (!bound.ok) throw new ShareExceededError(`replica ${replica} on node ${node}: ${bound.problems.join('; ')}`);
       spec = { ...spec, ...bound.spec };
+      if (share.diskBytes !== undefined) {
+        const disk = boundDisk(spec, share.diskBytes, options.diskBounds ?? DEFAULT_DISK_BOUNDS, options.clampToShare);
+        if (!disk.ok) throw new ShareExceededError(`replica ${replica} on node ${node}: ${disk.problems.join('; ')}`);
+        spec = { ...spec, ...disk.spec };
+      }
     }
     const env = [
       ...(assignment.checkpointDir ? [{ name: CHECKPOINT_DIR_ENV, value: assignment.checkpointDir }] : []),

@@ -14,6 +14,8 @@ export interface NodeResources {
   cpuMilli: number;
   memoryBytes: number;
   gpus: number;
+  /** Allocatable ephemeral storage (bytes); absent or 0 where the node does not say (disk.ts). */
+  diskBytes?: number;
 }
 
 /** What one replica may use: its limits added up over the containers running at once. */
@@ -23,6 +25,8 @@ export interface Share {
   /** The GPUs it is the share of, and of how many (for messages). */
   gpus: number;
   ofGpus: number;
+  /** Ephemeral storage its containers' limits add up to at most (disk.ts); absent where the node does not say. */
+  diskBytes?: number;
 }
 
 const MIB = 1024 * 1024;
@@ -44,6 +48,7 @@ export function replicaShare(node: NodeResources, others: NodeResources, gpus: n
     memoryBytes: Math.floor(part(node.memoryBytes, others.memoryBytes) / MIB) * MIB,
     gpus,
     ofGpus: gpusLeft,
+    ...(node.diskBytes ? { diskBytes: Math.floor(part(node.diskBytes, others.diskBytes ?? 0) / MIB) * MIB } : {}),
   };
 }
 

@@ -6,7 +6,8 @@ import { AssumedAllocations } from '../../core/scheduling/assumed.js';
 import { schedule } from '../../core/scheduling/scheduler.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../../core/scheduling/config.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
-import { AttemptPhase, type AttemptSecret, type AttemptStatus, type Assign, type HubMessage, type Inventory, type PodEvents } from '../../gen/proto/fedgpu/v1/market.js';
+import { AttemptPhase, HubMessage, type AttemptSecret, type AttemptStatus, type Assign, type Inventory, type PodEvents } from '../../gen/proto/fedgpu/v1/market.js';
+import { defaultMaxHubMessageBytes } from '../../protocol/framing.js';
 import { type Action, done, requeueAfter, requeueDelay } from '../../runtime/action.js';
 import { Controller } from '../../runtime/controller.js';
 import { coreEventSink, EventRecorder } from '../../runtime/events.js';
@@ -335,7 +336,22 @@ export class GpuJobController {
       const secrets = read && 'secrets' in read ? read.secrets : [];
       desired.push(assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0, secrets));
     }
-    this.opts.agents.send(provider, { seq: 0, body: { $case: 'resync', value: { desired } } });
+    // One message carries every attempt of the provider. Each Assign fits alone (the template and
+    // secret bounds), but many together may not, and a message over the limit ends the stream, so
+    // the agent would reconnect into the same Resync for ever. Then the secrets stay out (the agent
+    // keeps its copies); past that, nothing is sent, and the error says why.
+    const message = (list: Assign[]): HubMessage => ({ seq: 0, body: { $case: 'resync', value: { desired: list } } });
+    const fits = (m: HubMessage) => HubMessage.encode(m).finish().byteLength <= defaultMaxHubMessageBytes - RESYNC_MARGIN_BYTES;
+    let resync = message(desired);
+    if (!fits(resync)) {
+      resync = message(desired.map((a) => ({ ...a, secrets: [] })));
+      this.opts.logger.warn({ provider, attempts: desired.length }, 'resync too large with the secrets; sent without them (the agent keeps the copies it has)');
+    }
+    if (!fits(resync)) {
+      this.opts.logger.error({ provider, attempts: desired.length }, 'resync too large for one message even without secrets; not sent (the agent keeps running what it has)');
+      return;
+    }
+    this.opts.agents.send(provider, resync);
   }
 
   /** The job as the hub last knew it: the cache, or the hub's own newer write over it. */
@@ -546,6 +562,9 @@ const replayed = (result: ScheduleResult | undefined) => (): ScheduleResult =>
   result ?? { kind: 'unschedulable', reasons: {}, message: 'not scheduled: the trial placement never reached the scheduler' };
 
 const nodesOf = (d: Decision) => [...d.assignments].sort((a, b) => a.replica - b.replica).map((a) => a.node);
+
+/** Room left in a message for its envelope (seq, framing) beyond the encoded Resync. */
+const RESYNC_MARGIN_BYTES = 64 * 1024;
 
 function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, coveredGpuSeconds: number, secrets: AttemptSecret[]): Assign {
   const template = Buffer.from(JSON.stringify(job.spec.template));

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuJob, GpuJobStatus } from '../../api/types.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
-import { type AttemptReport, isPaid, planJob, type PlanInputs } from './plan.js';
+import { prepareJob } from '../../core/job.js';
+import { DEFAULT_SCHEDULER_CONFIG } from '../../core/scheduling/config.js';
+import { type AttemptReport, isPaid, jobRequest, planJob, type PlanInputs } from './plan.js';
 import { decision as placement, gpuJob, t0 } from './testing/fixtures.js';
 
 /** A 2-replica job of 4 GPUs each. */
@@ -427,5 +429,16 @@ describe('planJob: the hub-seen interval starts when the report arrived', () => 
     const scheduled = planJob(job(), inputs({ place: 'a' })).status;
     const plan = planJob(job(scheduled), inputs({ now: t0 + 90_000, report: { epoch: 1, phase: 'Running', gpuSeconds: 0, firstRunningAt: t0 + 70_000 } }));
     expect(plan.status.attempts?.[0]?.runningTime).toBe(new Date(t0 + 70_000).toISOString());
+  });
+});
+
+describe('jobRequest: what one assignment may carry', () => {
+  it('finds a template sent once per replica past what an Assign may carry invalid, saying the sizes (the attack: an Assign over 16 MiB ends the provider stream)', () => {
+    const big = { spec: { containers: [{ name: 'main', image: 'train', args: ['x'.repeat(1024 * 1024)] }] } };
+    const request = jobRequest(job(undefined, { replicas: 12, template: big as never }), []);
+    expect(request.hostProblems).toEqual([expect.stringMatching(/^spec\.template is sent to the provider once per replica: 12 × \d+ bytes = 12\.0 MiB, more than the 8\.0 MiB one assignment may carry$/)]);
+    const prepared = prepareJob(request, DEFAULT_SCHEDULER_CONFIG);
+    expect(prepared).toEqual({ invalid: request.hostProblems![0] });
+    expect(jobRequest(job(undefined, { replicas: 4, template: big as never }), []).hostProblems).toBeUndefined();
   });
 });

@@ -8,6 +8,7 @@ import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
 import { setCondition } from '../../runtime/conditions.js';
 import { egressOf } from './market-view.js';
 import { replicaAsk, type BoundPodSpec } from '../../core/isolation/share.js';
+import { MAX_ASSIGN_TEMPLATE_BYTES } from '../../protocol/limits.js';
 
 // What a GpuJob should look like next, decided from one snapshot of the world: no I/O. The
 // reconciler reads the job, the market and the latest attempt report, calls planJob, then carries
@@ -132,8 +133,21 @@ export function jobRequest(job: GpuJob, exclude: string[]): JobRequest {
     ...(s.access?.exec || s.access?.portForward ? { access: { exec: s.access.exec === true, portForward: s.access.portForward === true } } : {}),
     excludeProviders: exclude,
     // The agent bounds each replica to its GPUs' share of the node: pools whose share is smaller are not chosen.
-    ...(s.template?.spec?.containers ? hostOf(replicaAsk(s.template.spec as BoundPodSpec)) : {}),
+    ...(s.template?.spec?.containers ? withTemplateSize(hostOf(replicaAsk(s.template.spec as BoundPodSpec)), s.template, s.replicas ?? 1) : {}),
   };
+}
+
+/**
+ * The Assign carries the template once per replica: past MAX_ASSIGN_TEMPLATE_BYTES it could not be
+ * sent in one message, and sent anyway it would end the provider's stream (every tenant's attempts
+ * there losing their agent, and the attempt blamed on the provider when it never starts). Invalid.
+ */
+function withTemplateSize(host: Pick<JobRequest, 'hostPerReplica' | 'hostProblems'>, template: unknown, replicas: number): Pick<JobRequest, 'hostPerReplica' | 'hostProblems'> {
+  const bytes = Buffer.byteLength(JSON.stringify(template)) * replicas;
+  if (bytes <= MAX_ASSIGN_TEMPLATE_BYTES) return host;
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  const problem = `spec.template is sent to the provider once per replica: ${replicas} × ${Buffer.byteLength(JSON.stringify(template))} bytes = ${mib(bytes)}, more than the ${mib(MAX_ASSIGN_TEMPLATE_BYTES)} one assignment may carry`;
+  return { ...host, hostProblems: [...(host.hostProblems ?? []), problem] };
 }
 
 /**

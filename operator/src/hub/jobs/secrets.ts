@@ -1,6 +1,7 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { GpuJob } from '../../api/types.js';
 import type { AttemptSecret } from '../../gen/proto/fedgpu/v1/market.js';
+import { MAX_ATTEMPT_SECRET_BYTES, secretBytes } from '../../protocol/limits.js';
 
 // spec.secrets, read at the moment an attempt is assigned and handed to that attempt's Assign only.
 // The hub has no standing access to Secrets: the consumer grants `get` in its own namespace with a
@@ -38,6 +39,11 @@ export async function readJobSecrets(core: CoreV1Api, job: GpuJob): Promise<Secr
       env: (wanted.env ?? []).map((e) => ({ name: e.name, key: e.key })),
       mountPath: wanted.mountPath ?? '',
     });
+  }
+  // The agent refuses more (agent/attempt/secrets.ts); sent anyway, they would cost the attempt.
+  const bytes = secretBytes(secrets);
+  if (bytes > MAX_ATTEMPT_SECRET_BYTES) {
+    return { waiting: `waiting for smaller secrets: the ${secrets.length} Secret(s) spec.secrets names hold ${bytes} bytes, and one attempt may carry at most ${MAX_ATTEMPT_SECRET_BYTES} (see ${SECRETS_DOC})` };
   }
   return { secrets };
 }
