@@ -291,7 +291,7 @@ describe('market integrity: no free compute', () => {
     await apply(jobYaml('crumbs', { gpusPerReplica: 8, budget: { maxPricePerGpuHour: '5', maxTotal: '0.000001' }, placement: { regions: ['eu-west'] } }, '60s'));
     const waiting = await waitJob('crumbs', 'waiting for budget', (j) => j.status?.message?.startsWith('waiting for budget') ?? false);
     expect(waiting.status?.message).toBe(
-      `waiting for budget: the 0.000001 credits left for attempt 1 cover 0 GPU-seconds at ${PRICE}/GPU-hour on ${names.honest}, less than the hub's minimum run of 60 GPU-seconds (0.06 credits); raise spec.budget.maxTotal`,
+      `waiting for budget: the 0.000001 credits left for attempt 1 cover 0 GPU-seconds at ${PRICE}/GPU-hour on ${names.honest}, less than the hub's minimum run of 60 GPU-seconds plus 2 s of checkpoint grace on 8 GPU(s), 76 GPU-seconds (0.076 credits); raise spec.budget.maxTotal`,
     );
     expect(waiting.status?.phase).toBe('Pending');
     expect(condition(waiting, 'Scheduled')).toMatchObject({ status: 'False', reason: 'BudgetBelowMinimumRun' });

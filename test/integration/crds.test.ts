@@ -157,6 +157,24 @@ describe('immutable fields', () => {
     expect(stored.spec.activeDeadlineSeconds).toBe(1800);
   });
 
+  it('spec.faultTolerance.checkpoint.gracePeriodSeconds may be lowered, never raised or removed (the budget covers the grace it was placed with)', async () => {
+    // The attack: placed with a 30-s grace and a budget covering just that, the grace raised to an
+    // hour on the running job reached its agent at the next resync, and the pods ran the hour unpaid.
+    const base = job((j) => (j.spec.faultTolerance = { checkpoint: { gracePeriodSeconds: 30 } }));
+    base.metadata.name = 'grace-job';
+    await kubectl(['apply', '-f', '-'], stringify(base));
+    for (const patch of ['{"spec":{"faultTolerance":{"checkpoint":{"gracePeriodSeconds":3600}}}}', '{"spec":{"faultTolerance":{"checkpoint":null}}}', '{"spec":{"faultTolerance":null}}']) {
+      const res = await kubectl(['patch', 'gj', 'grace-job', '-n', NS, '--type=merge', '-p', patch]);
+      expect(res.code, patch).not.toBe(0);
+      expect(res.stderr).toContain('spec.faultTolerance.checkpoint.gracePeriodSeconds: Invalid value');
+      expect(res.stderr).toContain('gracePeriodSeconds may be lowered, not raised or removed');
+    }
+    const lowered = await kubectl(['patch', 'gj', 'grace-job', '-n', NS, '--type=merge', '-p', '{"spec":{"faultTolerance":{"checkpoint":{"gracePeriodSeconds":5}}}}']);
+    expect(lowered.code, lowered.stderr).toBe(0);
+    const stored = JSON.parse((await kubectl(['get', 'gj', 'grace-job', '-n', NS, '-o', 'json'])).stdout);
+    expect(stored.spec.faultTolerance.checkpoint.gracePeriodSeconds).toBe(5);
+  });
+
   it('mutable fields (budget, placement) can change', async () => {
     await kubectl(['apply', '-f', '-'], stringify({ ...job(() => {}), metadata: { name: 'immut-job', namespace: NS } }));
     const res = await kubectl(['patch', 'gj', 'immut-job', '-n', NS, '--type=merge', '-p', '{"spec":{"budget":{"maxPricePerGpuHour":"4"}}}']);

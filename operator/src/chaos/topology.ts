@@ -20,8 +20,11 @@ import { FaultProxy } from './proxy.js';
 
 export const PRODUCT = 'NVIDIA-H100-80GB-HBM3';
 export const JOB_NAMESPACE = 'default'; // the namespace the sandbox chain binds to its consumer
-/** GPU-seconds a budget must cover for a job to be placed; the tight-budget jobs cover 6–18. */
-export const CHAOS_MINIMUM_RUN_GPU_SECONDS = 5;
+/**
+ * The hub's minimum run; a budget must cover it plus the checkpoint grace (2 s) of every GPU for a
+ * job to be placed. The tight-budget jobs (one GPU) cover 6–18 GPU-seconds: 3 + 2 places them all.
+ */
+export const CHAOS_MINIMUM_RUN_GPU_SECONDS = 3;
 // The chart's Lease: the hub's Role may update no other.
 export const LEASE = { ...HUB_LEASE, durationS: 8, renewDeadlineS: 6, retryPeriodMs: 1_000 };
 export const PROVIDER_LOST_AFTER_MS = 12_000;

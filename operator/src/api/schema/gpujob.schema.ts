@@ -169,6 +169,17 @@ export const gpuJobSpec: Schema = obj(
         message: 'activeDeadlineSeconds may be lowered, not raised or removed: the escrows of running attempts expire by it',
         fieldPath: '.activeDeadlineSeconds',
       },
+      {
+        // The budget must cover the grace of every GPU (the agent stops the pods that long before the
+        // covered time runs out), checked at placement: raised on a running job, and carried to its
+        // agent by the next resync, the longer grace would run past what the escrow covers, unpaid.
+        rule:
+          '!has(oldSelf.faultTolerance) || !has(oldSelf.faultTolerance.checkpoint) || !has(oldSelf.faultTolerance.checkpoint.gracePeriodSeconds) || ' +
+          '(has(self.faultTolerance) && has(self.faultTolerance.checkpoint) && has(self.faultTolerance.checkpoint.gracePeriodSeconds) && ' +
+          'self.faultTolerance.checkpoint.gracePeriodSeconds <= oldSelf.faultTolerance.checkpoint.gracePeriodSeconds)',
+        message: 'faultTolerance.checkpoint.gracePeriodSeconds may be lowered, not raised or removed: the budget of a running attempt covers the grace it was placed with',
+        fieldPath: '.faultTolerance.checkpoint.gracePeriodSeconds',
+      },
     ],
     tsName: 'GpuJobSpec',
   },

@@ -307,17 +307,18 @@ describe('planJob: market integrity', () => {
   });
 
   it('gives the attempt no more GPU-seconds than fit before its escrow\'s settle window, and waits on an escrow about to expire', () => {
-    // 0.36 credits cover 360 GPU-seconds; an escrow whose settle window begins in 665 s leaves
-    // that less the 10 min start timeout, 30 s grace and 5 s slack: 30 s × 8 GPUs.
-    const capped = planJob(job(), inputs({ place: 'a', budgetLeft: 360_000_000_000_000_000n, escrowSecondsLeft: 665 }));
-    expect(capped.assign?.coveredGpuSeconds).toBe(30 * 8);
-    expect(capped.status.attempts?.[0]?.coveredGpuSeconds).toBe(30 * 8);
+    // 0.36 credits cover 360 GPU-seconds; an escrow whose settle window begins in 675 s leaves
+    // that less the 10 min start timeout, 30 s grace and 5 s slack: 40 s × 8 GPUs (at least the
+    // minimum run, 60, plus 30 s of grace on 8 GPUs).
+    const capped = planJob(job(), inputs({ place: 'a', budgetLeft: 360_000_000_000_000_000n, escrowSecondsLeft: 675 }));
+    expect(capped.assign?.coveredGpuSeconds).toBe(40 * 8);
+    expect(capped.status.attempts?.[0]?.coveredGpuSeconds).toBe(40 * 8);
     const roomy = planJob(job(), inputs({ place: 'a', budgetLeft: 360_000_000_000_000_000n, escrowSecondsLeft: 30 * 24 * 3600 }));
     expect(roomy.assign?.coveredGpuSeconds).toBe(360);
     const expiring = planJob(job(), inputs({ place: 'a', budgetLeft: 360_000_000_000_000_000n, escrowSecondsLeft: 600 }));
     expect(expiring.assign).toBeUndefined();
     expect(expiring.status.conditions?.find((c) => c.type === 'Scheduled')).toMatchObject({ status: 'False', reason: 'EscrowExpiring' });
-    expect(expiring.status.message).toMatch(/^waiting: the escrow of attempt 1 expires too soon to pay the hub's minimum run of 60 GPU-seconds/);
+    expect(expiring.status.message).toMatch(/^waiting: the escrow of attempt 1 expires too soon to pay the hub's minimum run of 60 GPU-seconds plus 30 s of checkpoint grace on 8 GPU\(s\), 300 GPU-seconds/);
   });
 
   it('leaves a job with a deadline its budget while the deadline stops it before the escrow\'s settle window', () => {
@@ -342,8 +343,19 @@ describe('planJob: market integrity', () => {
     const plan = planJob(job(), inputs({ place: 'a', budgetLeft: 1_000_000_000_000n, minimumRunGpuSeconds: 60 })); // 0.000001 credits
     expect(plan.assign).toBeUndefined();
     expect(plan.status.phase).toBe('Pending');
-    expect(plan.status.message).toMatch(/^waiting for budget: the 0.000001 credits left for attempt 1 cover 0 GPU-seconds at 3.6\/GPU-hour on a, less than the hub's minimum run of 60 GPU-seconds \(0.06 credits\)/);
+    expect(plan.status.message).toMatch(/^waiting for budget: the 0.000001 credits left for attempt 1 cover 0 GPU-seconds at 3.6\/GPU-hour on a, less than the hub's minimum run of 60 GPU-seconds plus 30 s of checkpoint grace on 8 GPU\(s\), 300 GPU-seconds \(0.3 credits\)/);
     expect(plan.status.conditions?.find((c) => c.type === 'Scheduled')).toMatchObject({ status: 'False', reason: 'BudgetBelowMinimumRun' });
+  });
+
+  it('waits until the budget covers the checkpoint grace of every GPU too (the attack: a budget of 60 GPU-seconds and an hour of grace on 8 GPUs, unpaid)', () => {
+    const spec = { faultTolerance: { checkpoint: { gracePeriodSeconds: 3600 } } };
+    // 3.6 credits/GPU-hour: 0.06 credits = 60 GPU-seconds, the minimum run alone.
+    const short = planJob(job(undefined, spec), inputs({ place: 'a', budgetLeft: 60_000_000_000_000_000n }));
+    expect(short.assign).toBeUndefined();
+    expect(short.status.message).toContain('less than the hub\'s minimum run of 60 GPU-seconds plus 3600 s of checkpoint grace on 8 GPU(s), 28860 GPU-seconds (28.86 credits)');
+    // Enough for both: placed, and the agent's stop leaves the grace inside what is covered.
+    const enough = planJob(job(undefined, spec), inputs({ place: 'a', budgetLeft: 28_860_000_000_000_000_000n }));
+    expect(enough.assign?.coveredGpuSeconds).toBe(28_860);
   });
 
   it('ends the job as the consumer\'s when the agent stops it for budget, and bills at most the covered GPU-seconds', () => {

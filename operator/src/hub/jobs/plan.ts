@@ -397,8 +397,17 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     return withCost(plan, job);
   }
   // The budget left must cover the hub's minimum run at the placed price, or the job waits. Never
-  // below one GPU-second: 0 covered GPU-seconds means "no limit" to the agent and the hub.
-  const minimum = Math.max(1, inputs.minimumRunGpuSeconds ?? DEFAULT_MINIMUM_RUN_GPU_SECONDS);
+  // below one GPU-second: 0 covered GPU-seconds means "no limit" to the agent and the hub. On top,
+  // the checkpoint grace of every GPU: the agent stops the pods that long before the covered time
+  // runs out, and a budget short of it would have them stopped at once and run the whole grace
+  // unpaid (3,600 s on 8 GPUs for the price of 60 GPU-seconds, job after job).
+  const minimumRun = Math.max(1, inputs.minimumRunGpuSeconds ?? DEFAULT_MINIMUM_RUN_GPU_SECONDS);
+  const jobGpus = (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1);
+  const grace = job.spec.faultTolerance?.checkpoint?.gracePeriodSeconds ?? 30;
+  const minimum = minimumRun + jobGpus * grace;
+  const minimumText = grace > 0
+    ? `the hub's minimum run of ${minimumRun} GPU-seconds plus ${grace} s of checkpoint grace on ${jobGpus} GPU(s), ${minimum} GPU-seconds`
+    : `the hub's minimum run of ${minimumRun} GPU-seconds`;
   let covered = 0;
   if (inputs.budgetLeft !== undefined) {
     const price = parseMoney(result.pricePerGpuHour);
@@ -406,7 +415,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     if (shortfall) {
       const message =
         `waiting for budget: the ${formatMoney(inputs.budgetLeft)} credits left for attempt ${epoch} cover ${shortfall.covered} GPU-seconds at ` +
-        `${result.pricePerGpuHour}/GPU-hour on ${result.provider}, less than the hub's minimum run of ${minimum} GPU-seconds ` +
+        `${result.pricePerGpuHour}/GPU-hour on ${result.provider}, less than ${minimumText} ` +
         `(${formatMoney(shortfall.needed, { maxFractionDigits: 6, rounding: 'ceil' })} credits); raise spec.budget.maxTotal`;
       status.phase = waitingPhase === 'Running' ? 'Pending' : (waitingPhase ?? 'Pending');
       if (!attempts.some((a) => !a.endTime)) delete status.placement;
@@ -427,7 +436,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     if (runway < minimum) {
       // An escrow this close to its expiry pays no run worth starting: it is given back (retirePinned)
       // and the next epoch gets a fresh one.
-      const message = `waiting: the escrow of attempt ${epoch} expires too soon to pay the hub's minimum run of ${minimum} GPU-seconds; it will be refunded and the job placed on a new one`;
+      const message = `waiting: the escrow of attempt ${epoch} expires too soon to pay ${minimumText}; it will be refunded and the job placed on a new one`;
       status.phase = waitingPhase === 'Running' ? 'Pending' : (waitingPhase ?? 'Pending');
       if (!attempts.some((a) => !a.endTime)) delete status.placement;
       status.message = message;
