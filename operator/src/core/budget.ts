@@ -34,19 +34,42 @@ export function hubSeenGpuSeconds(runningSinceMs: number | undefined, untilMs: n
 }
 
 /**
+ * GPU-seconds the hub itself saw an attempt use, in two parts. From the first Running report (the
+ * whole gang running) to its end, every GPU. Before that, from the first report of GPU time while the
+ * attempt was still Pending (part of a gang running), at most every GPU but one replica's: a gang not
+ * all Running has at least one replica waiting, so a one-replica job's wait uses nothing, whatever
+ * its agent says. A gang whose replicas start apart is bounded by both parts together.
+ */
+export function attemptSeenGpuSeconds(input: { firstUsageMs?: number; runningSinceMs?: number; untilMs: number; gpus: number; gpusPerReplica: number }): number {
+  const valid = (ms: number | undefined) => (ms !== undefined && Number.isFinite(ms) ? ms : undefined);
+  const running = valid(input.runningSinceMs);
+  const first = valid(input.firstUsageMs);
+  const partialGpus = Math.max(0, input.gpus - input.gpusPerReplica);
+  const partialUntil = running ?? input.untilMs;
+  const partial = first !== undefined && first < partialUntil ? (partialGpus * Math.max(0, Math.min(partialUntil, input.untilMs) - first)) / 1000 : 0;
+  return partial + hubSeenGpuSeconds(running, input.untilMs, input.gpus);
+}
+
+/**
  * The most GPU-seconds the hub bills for an attempt: what the agent measured, never more than the
- * hub saw running (plus slack per GPU for report latency), never more than the escrow covers.
+ * hub saw it use (attemptSeenGpuSeconds, plus slack per GPU for report latency), never more than the
+ * escrow covers. Nothing before the hub saw any of it use a GPU.
  */
 export function billableGpuSeconds(input: {
   reported: number;
   runningSinceMs: number | undefined;
+  /** The first report of GPU time while the attempt was Pending (part of a gang running). */
+  firstUsageMs?: number;
   untilMs: number;
   gpus: number;
+  /** Default: gpus (one replica), so nothing is billed before the whole attempt ran. */
+  gpusPerReplica?: number;
   coveredGpuSeconds?: number;
   slackSecondsPerGpu?: number;
 }): number {
-  if (input.runningSinceMs === undefined) return 0;
-  const seen = hubSeenGpuSeconds(input.runningSinceMs, input.untilMs, input.gpus);
+  if (input.runningSinceMs === undefined && input.firstUsageMs === undefined) return 0;
+  const seen = attemptSeenGpuSeconds({ firstUsageMs: input.firstUsageMs, runningSinceMs: input.runningSinceMs, untilMs: input.untilMs, gpus: input.gpus, gpusPerReplica: input.gpusPerReplica ?? input.gpus });
+  if (input.runningSinceMs === undefined && seen <= 0) return 0;
   const bound = seen + input.gpus * (input.slackSecondsPerGpu ?? BILLING_SLACK_SECONDS_PER_GPU);
   const reported = Number.isFinite(input.reported) ? Math.max(0, input.reported) : 0;
   return Math.min(reported, bound, input.coveredGpuSeconds ?? Infinity);

@@ -215,7 +215,7 @@ const attempt = obj(
     ),
     runningTime: time('When the hub first saw the attempt Running (its own clock): billing never starts before it, unless part of the gang ran earlier (firstUsageTime).'),
     firstUsageTime: time(
-      'When the hub first heard GPU time used by a replica of a gang not all Running yet (its own clock). A start timeout with replicas running bills what they used, from here: a gang held back by its own init containers is not free compute.',
+      'When the hub first heard GPU time used by a replica of a gang not all Running yet (its own clock). From here until runningTime (or the end) at most every GPU but one replica\'s is billed: a start timeout with replicas running bills what they used, and a gang whose replicas started apart is paid for its early ones.',
     ),
     gpuSeconds: num(
       'GPU-seconds billed for the attempt: what the agent measured, at most the interval the hub saw it running × GPUs, at most what its escrow covers.',

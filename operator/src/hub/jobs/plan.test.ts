@@ -167,8 +167,8 @@ describe('planJob: market integrity', () => {
     const scheduled = planJob(job(undefined, spec), inputs({ place: 'a' })).status;
     const early = planJob(job(scheduled, spec), inputs({ now: t0 + 60_000 + 299_000, report: { epoch: 1, phase: 'Pending', gpuSeconds: 900 } }));
     // GPU time claimed before the gang runs is held to the hub's clock from when it first heard of
-    // it: nothing but the slack (8 GPUs × 5 s) yet.
-    expect(early.status.attempts?.[0]).toMatchObject({ outcome: 'Running', gpuSeconds: 40, firstUsageTime: new Date(t0 + 359_000).toISOString() });
+    // it: nothing yet (and then at most all but one replica's GPUs).
+    expect(early.status.attempts?.[0]).toMatchObject({ outcome: 'Running', gpuSeconds: 0, firstUsageTime: new Date(t0 + 359_000).toISOString() });
     expect(early.requeueAfterMs).toBeGreaterThanOrEqual(1_000);
     expect(early.requeueAfterMs).toBeLessThanOrEqual(2_000);
     const late = planJob(job(early.status, spec), inputs({ now: t0 + 60_000 + 300_000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 900 } }));
@@ -191,15 +191,46 @@ describe('planJob: market integrity', () => {
     expect(first.status.attempts?.[0]?.runningTime).toBeUndefined();
     const timedOut = planJob(job(first.status, spec), inputs({ now: t0 + 60_000 + 600_000, place: 'b', report: pending(600, 4 * 600) }));
     const ended = timedOut.status.attempts![0]!;
-    // Nobody's fault (the job's init containers), but 4 GPUs ran from the hub's first word of them.
+    // Nobody's fault (the job's init containers), but 4 GPUs ran from the hub's first word of them:
+    // at most all but one replica's GPUs (4 of 8) since then, plus the slack.
     expect(ended).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'InitContainersNotDone' });
-    expect(ended.gpuSeconds).toBe(Math.min(4 * 600, 8 * 590 + 8 * 5));
+    expect(ended.gpuSeconds).toBe(Math.min(4 * 600, 4 * 590 + 8 * 5));
+    // Claiming the whole gang's GPUs gets no more.
+    const greedy = planJob(job(first.status, spec), inputs({ now: t0 + 60_000 + 600_000, place: 'b', report: pending(600, 8 * 600) }));
+    expect(greedy.status.attempts![0]!.gpuSeconds).toBe(4 * 590 + 8 * 5);
     expect(isPaid(ended)).toBe(true);
     expect(timedOut.status.cost?.amount).not.toBe('0');
     // A gang that never used a GPU before its timeout still pays nothing.
     const idle = planJob(job(scheduled, spec), inputs({ now: t0 + 60_000 + 600_000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 0, reason: 'InitContainersNotDone' } }));
     expect(idle.status.attempts?.[0]).toMatchObject({ faultOf: 'unattributed', gpuSeconds: 0 });
     expect(isPaid(idle.status.attempts![0]!)).toBe(false);
+  });
+
+  it('pays nothing for a one-replica start that never happened, whatever GPU time its agent claims, and does not place the job there again after a paid part-start', () => {
+    // The attack: assigned, the agent creates nothing and reports Pending, ImagePullFailed, with GPU
+    // time; the start timeout ended it nobody's fault and paid the claim for the whole timeout, and
+    // the job could go to the same provider again, paid again.
+    const spec = { replicas: 1, faultTolerance: { startTimeoutSeconds: 600 } };
+    const scheduled = planJob(job(undefined, spec), inputs({ place: 'a' })).status;
+    const lie = (now: number) => inputs({ now, place: 'a', report: { epoch: 1, phase: 'Pending', gpuSeconds: 1, reason: 'ImagePullFailed', message: 'pod j-0 container main: ErrImagePull' } });
+    const said = planJob(job(scheduled, spec), lie(t0 + 61_000));
+    expect(said.status.attempts?.[0]?.firstUsageTime).toBeUndefined();
+    const over = planJob(job(said.status, spec), { ...lie(t0 + 60_000 + 600_000), report: { epoch: 1, phase: 'Pending', gpuSeconds: 4 * 600, reason: 'ImagePullFailed' } });
+    expect(over.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', gpuSeconds: 0 });
+    expect(isPaid(over.status.attempts![0]!)).toBe(false);
+    // A gang paid for its part-start is placed elsewhere next.
+    const gang = { faultTolerance: { startTimeoutSeconds: 600 } };
+    const placed = planJob(job(undefined, gang), inputs({ place: 'a' })).status;
+    const part = planJob(job(placed, gang), inputs({ now: t0 + 70_000, report: { epoch: 1, phase: 'Pending', gpuSeconds: 40, reason: 'ImagePullFailed' } })).status;
+    const retried = inputs({ now: t0 + 60_000 + 600_000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 4 * 590, reason: 'ImagePullFailed' } });
+    const next = planJob(job(part, gang), retried);
+    expect(isPaid(next.status.attempts![0]!)).toBe(true);
+    expect(retried.requests.at(-1)?.excludeProviders).toEqual(['a']);
+    expect(next.assign?.provider).toBe('b');
+    // An image that never pulled anywhere, nothing paid: the provider is not excluded for it.
+    const unpaid = inputs({ now: t0 + 60_000 + 600_000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 0, reason: 'ImagePullFailed' } });
+    planJob(job(placed, gang), unpaid);
+    expect(unpaid.requests.at(-1)?.excludeProviders).toEqual([]);
   });
 
   it("does not let the job's own image, init containers or short timeout make a start timeout the provider's fault", () => {

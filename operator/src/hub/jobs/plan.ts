@@ -1,7 +1,7 @@
 import { JobConditions } from '../../api/constants.js';
 import type { Condition, GpuJob, GpuJobStatus, JobAttempt } from '../../api/types.js';
 import { attributeFault, classifyEviction, hurtsProvider, startBlockerOf, type AttemptEnd, type FaultAttribution } from '../../core/fault.js';
-import { billableGpuSeconds, budgetStopAtMs, coveredGpuSeconds, hubSeenGpuSeconds, minimumRunShortfall } from '../../core/budget.js';
+import { attemptSeenGpuSeconds, billableGpuSeconds, budgetStopAtMs, coveredGpuSeconds, minimumRunShortfall } from '../../core/budget.js';
 import { escrowRunwayGpuSeconds } from '../../core/escrow-lifetime.js';
 import { costOfGpuSeconds, formatMoney, parseMoney } from '../../core/money.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
@@ -168,10 +168,14 @@ export function isPaid(a: JobAttempt): boolean {
   return true;
 }
 
-/** When billing of an attempt may start: the whole gang Running, or part of it using GPUs before. */
-export function usageStartMs(a: JobAttempt): number | undefined {
-  const at = a.runningTime ?? a.firstUsageTime;
-  return at ? Date.parse(at) : undefined;
+const msOf = (at: string | undefined) => (at ? Date.parse(at) : undefined);
+
+/**
+ * GPU-seconds the hub saw an attempt of a job with `gpus` GPUs use until `untilMs`: every GPU from the
+ * whole gang Running, all but one replica's from part of it using GPUs before (core/budget.ts).
+ */
+export function attemptSeen(a: JobAttempt, untilMs: number, gpus: number, gpusPerReplica: number): number {
+  return attemptSeenGpuSeconds({ firstUsageMs: msOf(a.firstUsageTime), runningSinceMs: msOf(a.runningTime), untilMs, gpus, gpusPerReplica });
 }
 
 /** Refusals before any pod existed: nothing was delivered, nothing is paid. */
@@ -231,9 +235,11 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       const reported = inputs.report?.epoch === current.epoch ? inputs.report.gpuSeconds : (current.gpuSeconds ?? 0);
       const bounded = billableGpuSeconds({
         reported,
-        runningSinceMs: current.runningTime ? Date.parse(current.runningTime) : undefined,
+        runningSinceMs: msOf(current.runningTime),
+        firstUsageMs: msOf(current.firstUsageTime),
         untilMs: now,
         gpus: status.gpus,
+        gpusPerReplica: job.spec.gpusPerReplica ?? 1,
         ...(current.coveredGpuSeconds ? { coveredGpuSeconds: current.coveredGpuSeconds } : {}),
       });
       endAttempt(current, 'Cancelled', attributeFault({ kind: 'deadline-exceeded' }), `activeDeadlineSeconds ${deadline} passed`, bounded);
@@ -258,11 +264,19 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     if (report && !current.runningTime && (report.phase === 'Running' || report.phase === 'Succeeded')) current.runningTime = iso(Math.min(now, report.firstRunningAt ?? now));
     // Part of the gang runs (a replica's GPU time grows) while the rest waits: billing may start
     // here, at the hub's clock, though the budget clock below waits for the whole gang.
-    if (report?.phase === 'Pending' && !current.runningTime && !current.firstUsageTime && report.gpuSeconds > 0) current.firstUsageTime = iso(now);
-    const runningSince = current.runningTime ? Date.parse(current.runningTime) : undefined;
-    const usageSince = usageStartMs(current);
+    // (Only a gang: a one-replica attempt not Running has nothing running.)
+    if (report?.phase === 'Pending' && replicas > 1 && !current.runningTime && !current.firstUsageTime && report.gpuSeconds > 0) current.firstUsageTime = iso(now);
+    const runningSince = msOf(current.runningTime);
     const billed = (reported: number) =>
-      billableGpuSeconds({ reported, runningSinceMs: usageSince, untilMs: now, gpus, ...(current.coveredGpuSeconds ? { coveredGpuSeconds: current.coveredGpuSeconds } : {}) });
+      billableGpuSeconds({
+        reported,
+        runningSinceMs: runningSince,
+        firstUsageMs: msOf(current.firstUsageTime),
+        untilMs: now,
+        gpus,
+        gpusPerReplica: job.spec.gpusPerReplica ?? 1,
+        ...(current.coveredGpuSeconds ? { coveredGpuSeconds: current.coveredGpuSeconds } : {}),
+      });
     if (report?.gpuSeconds !== undefined) current.gpuSeconds = billed(report.gpuSeconds);
     const startTimeoutMs = limits.startTimeoutSeconds * 1000;
     const assignedAt = Date.parse(current.startTime ?? iso(now));
@@ -314,7 +328,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
       const waited = stuckOn && report?.message ? ` (${report.message})` : '';
       const message = `attempt ${current.epoch} was not Running within ${startTimeoutMs / 1000}s of its assignment (faultTolerance.startTimeoutSeconds)${waited}`;
       // Replicas that ran meanwhile used GPUs: billed, unless the provider is at fault (unpaid).
-      const used = usageSince === undefined || hurtsProvider(attribution) ? 0 : billed(report?.gpuSeconds ?? current.gpuSeconds ?? 0);
+      const used = current.firstUsageTime === undefined || hurtsProvider(attribution) ? 0 : billed(report?.gpuSeconds ?? current.gpuSeconds ?? 0);
       endAttempt(current, 'Failed', attribution, message, used);
       plan.cancel.push({ provider: current.provider, epoch: current.epoch, reason: 'StartTimeout' });
       plan.events.push({ type: 'Warning', reason: 'StartTimeout', message: `${message} on ${current.provider}; rescheduling` });
@@ -378,7 +392,10 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   // Not again where it failed through the provider, the owner's reclaim, or a refusal of the
   // placement there (its admission, its view of the node, pods its nodes cannot hold): nobody's
   // fault, but trying the same provider again would only use up the job's attempts.
-  const exclude = [...new Set(attempts.filter((a) => a.faultOf === 'provider' || a.faultOf === 'owner-reclaim' || REFUSED_THERE.has(a.reason ?? '')).map((a) => a.provider))];
+  // Not again where a gang never all started but was paid for the part said to run (its word alone:
+  // a provider lying about it would otherwise win the job again and be paid again, up to maxAttempts).
+  const paidUnstarted = (a: JobAttempt) => a.outcome === 'Failed' && a.firstUsageTime !== undefined && a.runningTime === undefined;
+  const exclude = [...new Set(attempts.filter((a) => a.faultOf === 'provider' || a.faultOf === 'owner-reclaim' || REFUSED_THERE.has(a.reason ?? '') || paidUnstarted(a)).map((a) => a.provider))];
   const result = inputs.schedule(jobRequest(job, exclude));
   const waitingPhase = attempts.length ? 'Pending' : status.phase === 'Scheduled' ? 'Pending' : status.phase;
   if (result.kind === 'unschedulable' || inputs.blockedBy) {
@@ -536,11 +553,6 @@ function withCost(plan: Plan, job: GpuJob): Plan {
   if (live?.coveredGpuSeconds) budget.attemptLeftGpuSeconds = Math.max(0, Math.round((live.coveredGpuSeconds - (live.gpuSeconds ?? 0)) * 1000) / 1000);
   status.budget = budget;
   return plan;
-}
-
-/** GPU-seconds the hub itself saw an attempt running so far (for explain). */
-export function hubSeen(attempt: JobAttempt, gpus: number, now: number): number {
-  return hubSeenGpuSeconds(usageStartMs(attempt), attempt.endTime ? Date.parse(attempt.endTime) : now, gpus);
 }
 
 function scoreSummary(d: Decision): string {

@@ -79,6 +79,23 @@ describe('checkReceipt', () => {
     expect(check(await signed({ gpuSeconds: 60 }), { job: capped })).toEqual({ kind: 'refuse', reason: '60 GPU-seconds is more than the 40 the budget of attempt 1 covers' });
   });
 
+  it('counts the early replicas of a gang that started apart, so an honest receipt is not refused whole; all but one replica before the gang ran', async () => {
+    // 2 replicas × 1 GPU, assigned T0+60s: replica 0 used its GPU from T0+40s... the hub heard of
+    // GPU time at T0+40s (Pending), saw the whole gang Running at T0+60s, and its end at T0+90s.
+    // The agent measured 50 + 30 = 80 GPU-seconds; counted from Running alone the bound was
+    // 2 × 30 + 10 = 70, and the whole receipt was refused (the provider unpaid for the attempt).
+    const gang = (over: Parameters<typeof ended>[3]) =>
+      settlementJob({ spec: { replicas: 2, gpusPerReplica: 1 }, status: { phase: 'Succeeded', attempts: [ended(1, 'Succeeded', 'none', { provider: 'gp-a', ...over })], settlement: { attempts: [openRecord(1)] } } });
+    const staggered = gang({ firstUsageTime: new Date(T0 + 40_000).toISOString() });
+    expect(check(await signed({ gpuSeconds: 80 }), { job: staggered })).toMatchObject({ kind: 'accept' });
+    // (1 GPU × 20 s before, 2 × 30 after, + 10 slack.)
+    expect(check(await signed({ gpuSeconds: 91 }), { job: staggered })).toEqual({ kind: 'refuse', reason: '91 GPU-seconds is more than attempt 1 could use: the hub saw it running for 80 GPU-seconds (+10 slack)' });
+    // Never all Running (a start timeout): one GPU from its first word of GPU time to the end.
+    const partial = gang({ runningTime: undefined, firstUsageTime: new Date(T0 + 40_000).toISOString(), outcome: 'Failed', faultOf: 'unattributed', reason: 'InitContainersNotDone' });
+    expect(check(await signed({ gpuSeconds: 60 }), { job: partial })).toMatchObject({ kind: 'accept' });
+    expect(check(await signed({ gpuSeconds: 61 }), { job: partial })).toMatchObject({ kind: 'refuse' });
+  });
+
   it('takes a receipt for a running attempt (it may arrive before the attempt\'s end is recorded)', async () => {
     const running = settlementJob({ status: { phase: 'Running', attempts: [attempt(1, { provider: 'gp-a' })] } });
     expect(check(await signed({ gpuSeconds: 20 }), { job: running, now: T0 + 90_000 })).toMatchObject({ kind: 'accept' });

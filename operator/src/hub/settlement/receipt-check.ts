@@ -2,11 +2,11 @@ import type { TypedDataDomain } from 'ethers';
 import type { GpuJob, SettlementReceipt } from '../../api/types.js';
 import { attemptEscrowId } from '../../chain/attempt-escrow.js';
 import { parseCredits } from '../../chain/credits.js';
-import { BILLING_SLACK_SECONDS_PER_GPU, hubSeenGpuSeconds } from '../../core/budget.js';
+import { BILLING_SLACK_SECONDS_PER_GPU } from '../../core/budget.js';
 import { buildUsageReceipt, recoverReceiptSigner } from '../../chain/receipt.js';
 import type { UsageReceipt as ReceiptMessage } from '../../gen/proto/fedgpu/v1/market.js';
 import { isBillable, isDeleted } from './billing.js';
-import { usageStartMs } from '../jobs/plan.js';
+import { attemptSeen } from '../jobs/plan.js';
 
 // Checks a usage receipt an agent sent before the hub records it. The chain would refuse a bad
 // signature too, but a receipt must also be for the right attempt, at the agreed price, for no more
@@ -63,15 +63,16 @@ export function checkReceipt(input: ReceiptCheck): ReceiptVerdict {
   // No more GPU time than the hub itself saw the attempt running (first Running report to its end,
   // or now) × GPUs, and no more than its budget covered: providers do not grade themselves.
   const gpus = (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1);
-  // From the whole gang Running, or from the first GPU time of part of it (a start timeout that
-  // bills the replicas that ran; a gang whose last replica started late).
-  const running = usageStartMs(attempt);
+  // From the whole gang Running every GPU, and before it, from the first GPU time of part of it,
+  // all but one replica's (a start timeout that bills the replicas that ran; a gang whose last
+  // replica started late, whose receipt counts the early ones' time too).
+  const running = attempt.runningTime ?? attempt.firstUsageTime;
   // A deleted job's attempt has no end: it ran until the Cancel reached its agent, which after a
   // hub restart or a dropped stream may be long after the deletion, and the hub does not record
   // when that was. So its bound is now, as for a running attempt (at most the receipt timeout).
   const end = attempt.endTime ? Date.parse(attempt.endTime) : input.now;
   const slack = gpus * (input.slackSecondsPerGpu ?? BILLING_SLACK_SECONDS_PER_GPU);
-  const seen = Math.ceil(hubSeenGpuSeconds(running, end, gpus));
+  const seen = Math.ceil(attemptSeen(attempt, end, gpus, job.spec.gpusPerReplica ?? 1));
   if (receipt.gpuSeconds > seen + slack) {
     const what = running === undefined ? 'the hub never saw it running' : `the hub saw it running for ${seen} GPU-seconds`;
     return refuse(`${receipt.gpuSeconds} GPU-seconds is more than attempt ${epoch} could use: ${what} (+${slack} slack)`);
