@@ -74,6 +74,8 @@ export interface OutcomeLog {
   outcome: 'success' | 'failure';
   /** Token units: paid to the provider (Settled) or taken from its stake (Slashed). */
   amount: bigint;
+  /** Consumer wallet of the escrow, lower case (absent in logs built before it was kept). */
+  consumer?: string;
   block: number;
   logIndex: number;
   /** Block timestamp in ms. */
@@ -97,6 +99,7 @@ export async function readOutcomeLogs(provider: Provider, marketAddress: string,
     provider: String(l.args.provider).toLowerCase(),
     outcome: l.name === 'Settled' ? ('success' as const) : ('failure' as const),
     amount: BigInt(l.args.amount),
+    consumer: String(l.args.consumer).toLowerCase(),
     block: l.block,
     logIndex: l.logIndex,
     time: times.get(l.block)!,
@@ -109,8 +112,11 @@ export function outcomesToEvents(logs: readonly OutcomeLog[], upToBlock: number,
   // share of a full bond it took (all of it on a market without a bond). One that took nothing is
   // not counted, nor does a 1-wei slash count as a whole fault: any key the provider allows could
   // emit those at will (GpuMarket.allowSettler bounds the stake such slashes take, not their number).
+  // A settle that paid nothing, or one the provider paid itself (its own wallet as the consumer),
+  // is no work for anyone: a provider could farm successes with 0-GPU-second receipts for jobs of its
+  // own that only its agent can take, the hub paying the gas.
   return logs
-    .filter((l) => l.block <= upToBlock && !(l.outcome === 'failure' && l.amount === 0n))
+    .filter((l) => l.block <= upToBlock && l.amount !== 0n && !(l.outcome === 'success' && l.consumer === l.provider))
     .map((l) => ({ time: l.time, provider: l.provider, outcome: l.outcome, ...(l.outcome === 'failure' && slashBond > 0n ? { weight: shareOf(l.amount, slashBond) } : {}) }));
 }
 

@@ -6,6 +6,7 @@ import { AssumedAllocations } from '../../core/scheduling/assumed.js';
 import { schedule } from '../../core/scheduling/scheduler.js';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../../core/scheduling/config.js';
 import type { Decision, JobRequest, ScheduleResult } from '../../core/types.js';
+import { parseMoney } from '../../core/money.js';
 import { AttemptPhase, HubMessage, type AttemptSecret, type AttemptStatus, type Assign, type Inventory, type PodEvents } from '../../gen/proto/fedgpu/v1/market.js';
 import { defaultMaxHubMessageBytes } from '../../protocol/framing.js';
 import { type Action, done, requeueAfter, requeueDelay } from '../../runtime/action.js';
@@ -395,8 +396,9 @@ export class GpuJobController {
     };
     // `assume`: take the decision's GPUs at once, before any await, so a concurrent reconcile's
     // decision sees them. `wallet`: only that provider (an escrow already open for this attempt pays it).
-    const scheduleOn = (wallet: string | undefined, assume: boolean) => (request: JobRequest): ScheduleResult => {
+    const scheduleOn = (wallet: string | undefined, assume: boolean, priceCap?: string) => (asked: JobRequest): ScheduleResult => {
       this.market.forget(key);
+      const request = withPriceCap(asked, priceCap);
       const market = wallet ? this.pinnedTo(wallet, now) : this.market.view(now);
       const result = timedSchedule(this.opts.metrics, () => schedule(market, request, this.config, now));
       if (result.kind === 'decision' && assume) this.market.assume(key, result, now);
@@ -424,7 +426,8 @@ export class GpuJobController {
       // was asked for). A trial placement the funding check opened nothing for (it judged the job
       // ends unplaced) waits too.
       ...fundingBlock(funding.wait ?? (needsEscrow && trial && !funding.wallet ? 'waiting for escrow: none is open for this attempt' : undefined)),
-      schedule: needsEscrow && !funding.wallet ? replayed(trialResult) : scheduleOn(funding.wallet, !funding.wait),
+      // On an open escrow, at no more than the price of the trial placement it was opened for.
+      schedule: needsEscrow && !funding.wallet ? replayed(trialResult) : scheduleOn(funding.wallet, !funding.wait, funding.wallet ? funding.openedAtPrice : undefined),
       ...(pinnedEscrow ? { pinnedEscrow } : {}),
       ...(funding.wallet && funding.escrowSecondsLeft !== undefined ? { escrowSecondsLeft: funding.escrowSecondsLeft } : {}),
       // Never more than the open escrow holds: the spec's hold may have grown since it opened, and
@@ -562,6 +565,18 @@ const replayed = (result: ScheduleResult | undefined) => (): ScheduleResult =>
   result ?? { kind: 'unschedulable', reasons: {}, message: 'not scheduled: the trial placement never reached the scheduler' };
 
 const nodesOf = (d: Decision) => [...d.assignments].sort((a, b) => a.replica - b.replica).map((a) => a.node);
+
+/**
+ * The request with its price cap lowered to `cap` (credits per GPU-hour), when that is lower. An
+ * escrow is opened for a trial placement at one price; a provider that raised its price after seeing
+ * the escrow open (still within the consumer's cap) would be paid more for the same GPUs.
+ */
+export function withPriceCap(request: JobRequest, cap: string | undefined): JobRequest {
+  if (cap === undefined || !request.budget) return request;
+  const current = request.budget.maxPricePerGpuHour;
+  if (current !== undefined && parseMoney(current) <= parseMoney(cap)) return request;
+  return { ...request, budget: { ...request.budget, maxPricePerGpuHour: cap } };
+}
 
 /** Room left in a message for its envelope (seq, framing) beyond the encoded Resync. */
 const RESYNC_MARGIN_BYTES = 64 * 1024;

@@ -29,6 +29,8 @@ interface OpenEscrow {
   /** What the escrow holds (token units): the attempt may never be given more to spend. */
   amount: bigint;
   generation?: number;
+  /** The trial placement's price it was opened at (credits per GPU-hour). */
+  price?: string;
 }
 
 /** Where the scheduler would place the job now (a provider name and its wallet), and at what price. */
@@ -55,6 +57,11 @@ export interface FundingVerdict {
   escrowAmount?: bigint;
   /** The job's metadata.generation when this process opened the escrow (unknown after a restart). */
   openedAtGeneration?: number;
+  /**
+   * The price of the trial placement the escrow was opened for (unknown after a restart): the pinned
+   * placement pays no more, so a provider cannot raise its price once the escrow is open.
+   */
+  openedAtPrice?: string;
 }
 
 export interface EscrowFundingOptions {
@@ -175,7 +182,7 @@ export class EscrowFunding {
     this.openEscrow(escrowId, consumer, candidate.wallet, this.tenantOf(job, account.namespaceUid), hold.amount, expiresAt)
       .then((tx) => {
         const generation = job.metadata.generation;
-        this.open.set(escrowId, { wallet: candidate.wallet, expiresAtMs: this.localExpiry(expiresAt, chainNow, localMs), amount: hold.amount, ...(generation !== undefined ? { generation } : {}) });
+        this.open.set(escrowId, { wallet: candidate.wallet, expiresAtMs: this.localExpiry(expiresAt, chainNow, localMs), amount: hold.amount, price: candidate.pricePerGpuHour, ...(generation !== undefined ? { generation } : {}) });
         log.info({ tx: tx.txHash, amount: formatCredits(hold.amount) }, 'escrow opened');
         this.opts.wake(job);
       })
@@ -253,6 +260,7 @@ export class EscrowFunding {
       escrowSecondsLeft: Math.max(0, left - this.opts.escrowLifetimeSeconds),
       escrowAmount: entry.amount,
       ...(entry.generation !== undefined ? { openedAtGeneration: entry.generation } : {}),
+      ...(entry.price !== undefined ? { openedAtPrice: entry.price } : {}),
     };
   }
 
