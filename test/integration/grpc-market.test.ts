@@ -7,7 +7,7 @@ import { Wallet } from 'ethers';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { StreamClient, type DisconnectInfo, type StreamClientOptions, type StreamClientTimers } from '../../operator/src/agent/stream/client.js';
-import { AgentMessage, type HubMessage, type MarketplaceClient, type Inventory } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
+import { AgentMessage, TunnelKind, TunnelOpen, type HubMessage, type MarketplaceClient, type Inventory } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
 import { InMemoryProviderRegistry } from '../../operator/src/hub/market/memory-registry.js';
 import { MarketServer, type MarketServerOptions } from '../../operator/src/hub/market/server.js';
 import type { RejectReason } from '../../operator/src/protocol/edge-error.js';
@@ -472,6 +472,70 @@ describe('marketplace stream over mTLS', () => {
     await client.close();
     await eventually(() => second.registry.count('disconnect', name) === 1, 'disconnect after close');
     expect(client.connected).toBe(false);
+  });
+
+  it('credits no RTT to an agent that answers pings before they are sent (the ids are not guessable)', async () => {
+    // The attack: sequential ids let an agent send "pong for id+1" every few ms; the first to arrive
+    // after that ping went out read as a few ms, wherever the agent is (latency score, maxLatencyMs).
+    const hub = await startHub({ pingIntervalMs: 50 });
+    const raw = rawStream(hub.port);
+    const { providerName } = await registerRaw(raw, Wallet.createRandom());
+    const pingIds = () => raw.received.flatMap((m) => (m.body?.$case === 'ping' ? [m.body.value.id] : []));
+    await eventually(() => pingIds().length >= 2, 'two pings');
+    const guesses = setInterval(() => {
+      const last = Math.max(...pingIds());
+      for (let d = 1; d <= 3; d++) raw.send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: last + d, bandwidthProbeResults: [] } });
+    }, 10);
+    try {
+      const seen = pingIds().length;
+      await eventually(() => pingIds().length >= seen + 10, 'ten more pings while guessing');
+    } finally {
+      clearInterval(guesses);
+    }
+    expect(hub.registry.lastHeartbeat.get(providerName)?.rttMs).toBeUndefined();
+    const ids = pingIds();
+    expect(ids.slice(1).filter((id, i) => id === ids[i]! + 1)).toEqual([]);
+  });
+
+  it('bounds the streams one client certificate keeps registering, so others still register', async () => {
+    // The attack: with one valid certificate, hold streams open that never register (or answer
+    // with junk), up to the hub's stream cap, and no other provider can reconnect.
+    const hub = await startHub({ maxStreams: 20, maxRegisteringPerClient: 4, registrationTimeoutMs: 60_000 });
+    const squatters = Array.from({ length: 8 }, () => rawStream(hub.port));
+    await eventually(() => squatters.filter((r) => r.received.some((m) => m.body?.$case === 'challenge')).length === 4 && squatters.filter((r) => r.hubReason()).length === 4, 'four challenged, four refused');
+    expect(squatters.map((r) => r.hubReason()).filter(Boolean)).toEqual(['too_many_streams', 'too_many_streams', 'too_many_streams', 'too_many_streams']);
+    // Another provider's certificate still gets in.
+    const other = await issueCert(pki.ca, { commonName: 'other-agent', usages: ['client'] });
+    const honest = rawStream(hub.port, other);
+    const { providerName } = await registerRaw(honest, Wallet.createRandom());
+    expect(providerName).toBeTruthy();
+  });
+
+  it('ends a stream that sends tunnel frames for a session the hub never opened', async () => {
+    const hub = await startHub();
+    const raw = rawStream(hub.port);
+    await registerRaw(raw, Wallet.createRandom());
+    raw.send({ $case: 'tunnel', value: { sessionId: 7, frame: { $case: 'data', value: { channel: 0, data: Buffer.alloc(32 * 1024) } } } });
+    expect((await raw.ended).code).toBe(status.INVALID_ARGUMENT);
+    expect(raw.hubReason()).toBe('bad_format');
+  });
+
+  it('lets the agent answer every session a consumer opens without spending its own message budget', async () => {
+    // The attack: a consumer asks for logs of a replica that does not exist, 60 times a second; each
+    // refusal is a close frame from the agent, and past its budget the stream (every tenant's) ended.
+    const hub = await startHub({ rateLimit: { capacity: 20, refillPerSecond: 1 } });
+    const raw = rawStream(hub.port);
+    const { providerName } = await registerRaw(raw, Wallet.createRandom());
+    for (let i = 0; i < 100; i++) {
+      const session = hub.server.openTunnel(providerName, TunnelOpen.fromPartial({ kind: TunnelKind.TUNNEL_KIND_LOG, jobUid: 'j', epoch: 1, replica: 4095, tailLines: -1 }));
+      expect(session).toBeDefined();
+      await eventually(() => raw.received.filter((m) => m.body?.$case === 'tunnel').length > i, `open ${i}`);
+      const open = raw.received.filter((m) => m.body?.$case === 'tunnel').at(-1)!.body as { value: { sessionId: number } };
+      raw.send({ $case: 'tunnel', value: { sessionId: open.value.sessionId, frame: { $case: 'close', value: { error: 'no such replica', reason: 'not_attempt_pod', hasExitCode: false, exitCode: 0 } } } });
+      await eventually(() => session!.isClosed, `close ${i}`);
+    }
+    expect(raw.hubReason()).toBeUndefined();
+    expect(hub.rejections).toEqual([]);
   });
 
   it('measures RTT and bandwidth from pings and the probe', async () => {

@@ -88,6 +88,26 @@ describe('verifyProof', () => {
   });
 });
 
+describe('verifyProof against a full book', () => {
+  it('keeps nothing for a junk proof once its stream discards the nonce, so junk cannot fill the book against honest agents', async () => {
+    // The attack: with any client certificate, open streams and answer each challenge with a junk
+    // signature; each redeemed nonce stayed for its TTL, and at the cap no honest agent got a challenge.
+    const book = new NonceBook({ ttlMs: 30_000, maxEntries: 4 });
+    for (let i = 0; i < 20; i++) {
+      const challenge = book.issue(audience, t0) as WalletChallenge;
+      expect(challenge).toBeDefined();
+      const junk = { nonce: challenge.nonce, signature: '0x' + '11'.repeat(65) };
+      expect(verifyProof(challenge, junk, wallet.address, { now: t0, nonces: book }).ok).toBe(false);
+      book.discard(challenge.nonce); // the refused stream ends
+    }
+    const honest = book.issue(audience, t0) as WalletChallenge;
+    const proof = await signChallenge(wallet, honest, wallet.address);
+    expect(verifyProof(honest, proof, wallet.address, { now: t0, nonces: book })).toMatchObject({ ok: true });
+    // A good proof is still redeemed: the same answer again is a replay.
+    expect(verifyProof(honest, proof, wallet.address, { now: t0, nonces: book })).toMatchObject({ ok: false, error: { reason: 'nonce_replayed' } });
+  });
+});
+
 describe('NonceBook', () => {
   it('issues distinct 32-byte hex nonces and forgets them after expiry', () => {
     const book = new NonceBook({ ttlMs: 100, maxEntries: 3 });

@@ -79,12 +79,7 @@ export function verifyProof(
     const reason = nonces?.wasRedeemed(proof.nonce, now) ? 'nonce_replayed' : 'nonce_mismatch';
     return refuse(reason, 'proof does not answer this stream\u2019s challenge');
   }
-  if (nonces) {
-    const outcome = nonces.redeem(proof.nonce, now);
-    if (outcome === 'replayed') return refuse('nonce_replayed', 'nonce was already used');
-    if (outcome === 'expired') return refuse('challenge_expired', 'challenge expired');
-    if (outcome === 'unknown') return refuse('nonce_unknown', 'nonce was not issued by this hub');
-  }
+  if (nonces?.wasRedeemed(proof.nonce, now)) return refuse('nonce_replayed', 'nonce was already used');
   if (now > challenge.expiresAtUnixMs) return refuse('challenge_expired', 'challenge expired');
   if (!hexSignature.test(proof.signature)) return refuse('bad_signature', 'signature is malformed');
 
@@ -97,6 +92,14 @@ export function verifyProof(
     return refuse('bad_signature', 'signature does not recover');
   }
   if (recovered !== expected) return refuse('bad_signature', 'signature is not from the claimed wallet');
+  // Redeemed only once the signature holds: a junk proof leaves nothing in the book for its TTL (its
+  // stream's end discards the nonce), so streams of junk proofs cannot fill it against honest agents.
+  if (nonces) {
+    const outcome = nonces.redeem(proof.nonce, now);
+    if (outcome === 'replayed') return refuse('nonce_replayed', 'nonce was already used');
+    if (outcome === 'expired') return refuse('challenge_expired', 'challenge expired');
+    if (outcome === 'unknown') return refuse('nonce_unknown', 'nonce was not issued by this hub');
+  }
   return { ok: true, wallet: expected };
 }
 

@@ -75,6 +75,8 @@ export interface MarketServerOptions {
    * a registration timeout will close.
    */
   maxStreams?: number;
+  /** Streams of one client certificate still registering at once (default 64). */
+  maxRegisteringPerClient?: number;
   /** Messages of one stream waiting for the registry before the stream is cut off. */
   maxBacklog?: number;
   /** Messages queued towards one agent before it is cut off as a slow consumer. */
@@ -129,6 +131,7 @@ export function resolveMarketServerOptions(options: MarketServerOptions): Resolv
     rttEwmaAlpha: options.rttEwmaAlpha ?? 0.3,
     rateLimit: options.rateLimit ?? { capacity: 200, refillPerSecond: 50 },
     maxStreams: options.maxStreams ?? 2_000,
+    maxRegisteringPerClient: options.maxRegisteringPerClient ?? 64,
     maxBacklog: options.maxBacklog ?? 256,
     maxQueuedWrites: options.maxQueuedWrites ?? 1_024,
     maxAgentMessageBytes: options.maxAgentMessageBytes ?? defaultMaxAgentMessageBytes,

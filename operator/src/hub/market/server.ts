@@ -151,6 +151,15 @@ export class MarketServer implements SessionHost {
         session.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'too_many_streams', 'hub has too many agent streams'));
         return;
       }
+      // One client certificate holding many streams that never register would take the whole
+      // stream cap (and the challenge book) from every other provider: bounded per certificate.
+      const client = session.client;
+      let registering = 0;
+      for (const s of this.sessions) if (!s.isRegistered && !s.isEnded && s.client === client) registering++;
+      if (registering >= this.options.maxRegisteringPerClient) {
+        session.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'too_many_streams', 'too many streams of this client certificate are still registering'));
+        return;
+      }
       this.sessions.add(session);
       session.start();
     } catch (error) {

@@ -8,6 +8,7 @@
 //      and every agent message validated then handed to the registry in arrival order.
 // Any violation ends the stream with a gRPC status, an Error message just before it, a log line and
 // one onRejection call. Nothing the peer sends can throw out of here.
+import { randomInt } from 'node:crypto';
 import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { AgentMessage, Heartbeat, Hello, HubMessage, TunnelFrame, TunnelOpen, UsageReceipt } from '../../gen/proto/fedgpu/v1/market.js';
@@ -46,6 +47,8 @@ let nextSessionId = 1;
 const REPORTS_PER_ASSIGNMENT = 4;
 /** At most this many granted messages held at once (20,000 attempts' worth of reports). */
 const MAX_GRANTED_REPORTS = 80_000;
+/** Control frames an agent sends for one session the hub opens: opened (or a refusal's close), a window or two, close. */
+const TUNNEL_FRAMES_PER_OPEN = 4;
 /** How often at most a stream tells the registry its agent was heard from between heartbeats. */
 const HEARD_NOTE_INTERVAL_MS = 1_000;
 
@@ -78,7 +81,6 @@ export class MarketSession {
   private probeTimer: NodeJS.Timeout | undefined;
   private lastActivityMs: number;
 
-  private nextPingId = 1;
   private readonly pingsInFlight = new Map<number, number>();
   private readonly rtt: Ewma;
   private bandwidth: number | undefined;
@@ -87,6 +89,8 @@ export class MarketSession {
   // Consumer access sessions over this stream (protocol/tunnel/mux.ts).
   private readonly tunnel: TunnelMux;
   private heardNotedMs = -Infinity;
+  private tunnelBytesSent = 0;
+  private clientValue: string | undefined;
 
   constructor(
     private readonly call: MarketCall,
@@ -109,7 +113,18 @@ export class MarketSession {
   /** Opens a consumer access session to this agent; undefined when not registered or at the cap. */
   openTunnel(open: TunnelOpen): TunnelSession | undefined {
     if (this.phase !== 'registered') return undefined;
-    return this.tunnel.open(open);
+    const session = this.tunnel.open(open);
+    // The agent answers each open (opened, or close when it refuses), and closes it in the end: a
+    // consumer opening sessions fast must not spend the agent's own message budget and get its
+    // stream ended for being rate-limited (every tenant's attempts and sessions with it).
+    if (session) this.bucket.grant(TUNNEL_FRAMES_PER_OPEN, this.options.rateLimit.capacity + MAX_GRANTED_REPORTS);
+    return session;
+  }
+
+  /** Who dials, for per-client bounds: the client certificate's fingerprint (mTLS), else the peer address. */
+  get client(): string {
+    this.clientValue ??= peerCertificate(this.call)?.fingerprint256 ?? safePeer(this.call).replace(/:\d+$/, '');
+    return this.clientValue;
   }
 
   get providerName(): string | undefined {
@@ -250,6 +265,16 @@ export class MarketSession {
   // bounded by their own credit, not the message rate limit.
   private writeTunnel(frame: TunnelFrame, flushed: () => void): boolean {
     if (this.phase !== 'registered' || !this.streamOpen()) return false;
+    // The agent hands credit back with a window frame per half window it delivers: data the hub
+    // sends (a consumer's upload) earns the agent those frames, or a fast upload ended its stream.
+    if (frame.frame?.$case === 'data') {
+      this.tunnelBytesSent += frame.frame.value.data.byteLength;
+      const half = Math.max(1, Math.floor(this.tunnel.limits.windowBytes / 2));
+      if (this.tunnelBytesSent >= half) {
+        this.bucket.grant(Math.floor(this.tunnelBytesSent / half), this.options.rateLimit.capacity + MAX_GRANTED_REPORTS);
+        this.tunnelBytesSent %= half;
+      }
+    }
     try {
       this.call.write(hubMessage(this.sequencer, { $case: 'tunnel', value: frame }), () => flushed());
       return true;
@@ -273,8 +298,15 @@ export class MarketSession {
       this.terminate(new EdgeError(status.INVALID_ARGUMENT, 'bad_seq', 'seq must increase on every message'));
       return;
     }
-    // Window and close frames are cheap but unbounded by credit: they count against the rate limit.
-    if (frame.frame?.$case !== 'data' && !this.bucket.tryTake()) {
+    // Sessions are the hub's to open: a frame for one it never opened is no agent's business.
+    if (!this.tunnel.hasOpened(frame.sessionId)) {
+      this.terminate(new EdgeError(status.INVALID_ARGUMENT, 'bad_format', 'tunnel frame for a session the hub never opened'));
+      return;
+    }
+    // Window and close frames are cheap but unbounded by credit, and data for a session closed
+    // meanwhile is bounded by no credit left: they count against the rate limit (the opened, window
+    // and close frames that answer the hub's own opens were granted when it opened them).
+    if ((frame.frame?.$case !== 'data' || !this.tunnel.isOpen(frame.sessionId)) && !this.bucket.tryTake()) {
       this.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'rate_limited', 'message rate limit exceeded'));
       return;
     }
@@ -487,7 +519,10 @@ export class MarketSession {
       this.terminate(new EdgeError(status.DEADLINE_EXCEEDED, 'heartbeat_timeout', 'no message from the agent in time'));
       return;
     }
-    const id = this.nextPingId++;
+    // Unpredictable: an agent that could guess the next id could answer a ping before it was sent
+    // and look a few ms away from anywhere (the latency score, maxLatencyMs, the bandwidth estimate).
+    let id = randomInt(1, 2 ** 48);
+    while (this.pingsInFlight.has(id)) id = randomInt(1, 2 ** 48);
     this.pingsInFlight.set(id, now);
     // Oldest first in a Map: drop pings that were never answered.
     for (const oldest of this.pingsInFlight.keys()) {

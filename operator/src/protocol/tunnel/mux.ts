@@ -270,6 +270,20 @@ export class TunnelMux {
     return this.sessions.size;
   }
 
+  /**
+   * Whether `id` names a session this end opened or accepted at some point: open now, or below the
+   * next id it would open (one closed while the peer's frames were in flight). Hub side only: its
+   * ids are the only ones.
+   */
+  hasOpened(id: number): boolean {
+    return this.sessions.has(id) || (Number.isSafeInteger(id) && id >= 1 && id < this.nextId);
+  }
+
+  /** Whether `id` names a session open now. */
+  isOpen(id: number): boolean {
+    return this.sessions.has(id);
+  }
+
   /** Tunnel bytes handed to the transport and not yet flushed. */
   get transportBytes(): number {
     return this.inTransport;
