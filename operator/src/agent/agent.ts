@@ -67,7 +67,7 @@ export interface AgentOptions {
   metrics?: AgentMetrics;
   now?: () => number;
   /** Where ended attempts' log tails are kept, how much per replica, and for how long. */
-  logRetention?: { dir?: string; maxBytesPerReplica?: number; retentionMs?: number };
+  logRetention?: { dir?: string; maxBytesPerReplica?: number; maxTotalBytes?: number; retentionMs?: number };
 }
 
 const REASON_CODES: Record<string, NotOfferedReason> = {
@@ -224,6 +224,8 @@ export class Agent {
     this.retained = new RetainedLogs({
       dir: retention.dir ?? join(tmpdir(), `fedgpu-agent-logs-${opts.wallet.address.toLowerCase()}`),
       maxBytesPerReplica: retention.maxBytesPerReplica ?? 1024 * 1024,
+      // Half the chart's 64Mi /tmp, the default place of the tails.
+      maxTotalBytes: retention.maxTotalBytes ?? 32 * 1024 * 1024,
       retentionMs: retention.retentionMs ?? 7 * 24 * 3600_000,
     });
     this.access = new AccessServer({

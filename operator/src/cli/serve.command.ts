@@ -143,6 +143,7 @@ export function agentCommand(globals: () => Globals): Command {
     .option('--log-retention-dir <dir>', 'where log tails of ended attempts are kept (default: a directory under the system temp dir)')
     .option('--log-retention <duration>', 'how long log tails of ended attempts are kept', '168h')
     .option('--log-tail-bytes <bytes>', 'bytes of log kept per replica of an ended attempt', '1048576')
+    .option('--log-retention-bytes <bytes>', 'bytes of log tails kept in all, the oldest dropped first (keep it under the size of the retention directory)', '33554432')
     .option('--simulated-latency <duration>', 'test bed only: answer hub pings this much later, to emulate distance', '0ms')
     .option('--log-level <level>', 'log level', 'info');
   return addMetricsFlags(command)
@@ -184,6 +185,7 @@ export function agentCommand(globals: () => Globals): Command {
           ...(o.logRetentionDir ? { dir: o.logRetentionDir } : {}),
           retentionMs: durationMs(o.logRetention),
           maxBytesPerReplica: Number(o.logTailBytes),
+          maxTotalBytes: Number(o.logRetentionBytes),
         },
       });
       const http = await serveMetrics(o, metrics, () => agent.readiness(), logger);

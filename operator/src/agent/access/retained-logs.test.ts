@@ -34,6 +34,20 @@ describe('RetainedLogs', () => {
     expect(readdirSync(dir)).toHaveLength(1);
   });
 
+  it('keeps at most its total, dropping the oldest tails first (the attack: a wide gang of chatty failing replicas fills the agent volume)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedgpu-retained-'));
+    const logs = new RetainedLogs({ dir, maxBytesPerReplica: 16, maxTotalBytes: 48, retentionMs: 3_600_000 });
+    const t = Date.now() / 1000;
+    for (let r = 0; r < 64; r++) {
+      logs.keep('job-a', 1, r, Buffer.from('x'.repeat(16)));
+      // Distinct ages, oldest first (mtime resolution varies by filesystem).
+      utimesSync(join(dir, `job-a_e1_r${r}.log`), t - 1000 + r, t - 1000 + r);
+    }
+    const left = readdirSync(dir).sort();
+    expect(left).toEqual(['job-a_e1_r61.log', 'job-a_e1_r62.log', 'job-a_e1_r63.log']);
+    expect(logs.read('job-a', 1, 63)?.toString()).toBe('x'.repeat(16));
+  });
+
   it('hides and sweeps tails past the retention time', () => {
     const clock = { now: Date.now() };
     const { dir, logs } = retainedAt(clock, 60_000);

@@ -8,6 +8,12 @@ export interface RetainedLogsOptions {
   dir: string;
   /** Bytes kept per replica (the tail). */
   maxBytesPerReplica: number;
+  /**
+   * Bytes kept in all, oldest tails dropped first. The chart's agent keeps them on a small emptyDir:
+   * one wide gang of chatty, failing replicas would otherwise fill it, and the kubelet evicts the
+   * agent (its receipts, and every tenant's attempts, with it). Default: no bound.
+   */
+  maxTotalBytes?: number;
   retentionMs: number;
   now?: () => number;
 }
@@ -39,6 +45,28 @@ export class RetainedLogs {
     if (!path || this.forgotten.has(jobUid)) return;
     const tail = log.byteLength > this.options.maxBytesPerReplica ? log.subarray(log.byteLength - this.options.maxBytesPerReplica) : log;
     writeFileSync(path, tail, { mode: 0o600 });
+    if (this.options.maxTotalBytes !== undefined) this.trimTo(this.options.maxTotalBytes);
+  }
+
+  /** Deletes the oldest tails until the rest add up to at most `bytes`. */
+  private trimTo(bytes: number): void {
+    const files: { path: string; size: number; mtimeMs: number }[] = [];
+    for (const name of readdirSync(this.options.dir)) {
+      const path = join(this.options.dir, name);
+      try {
+        const st = statSync(path);
+        files.push({ path, size: st.size, mtimeMs: st.mtimeMs });
+      } catch {
+        // gone already
+      }
+    }
+    let total = files.reduce((sum, f) => sum + f.size, 0);
+    files.sort((a, b) => a.mtimeMs - b.mtimeMs || a.path.localeCompare(b.path));
+    for (const f of files) {
+      if (total <= bytes) break;
+      rmSync(f.path, { force: true });
+      total -= f.size;
+    }
   }
 
   has(jobUid: string, epoch: number, replica: number): boolean {

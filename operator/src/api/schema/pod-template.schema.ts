@@ -221,6 +221,13 @@ const metadataMap = (description: string, annotations: boolean) =>
       ...(annotations
         ? [
             {
+              // A prefixed key is for someone's controller on the provider's cluster: Multus
+              // (k8s.v1.cni.cncf.io/networks attaches a second network NetworkPolicy does not see),
+              // Calico (cni.projectcalico.org/ipAddrs), meshes, runtimes. Too many to list.
+              rule: `self.all(k, !k.contains('/') || k.startsWith('fedgpu.io/sim-'))`,
+              messageExpression: `'annotations with a prefix are read by the provider cluster\\'s controllers (network plugins, runtimes) and are not allowed; use a key without one: ' + self.filter(k, k.contains('/') && !k.startsWith('fedgpu.io/sim-'))[0]`,
+            },
+            {
               rule: `self.all(k, !k.matches('${RUNTIME_ANNOTATION}'))`,
               messageExpression: `'container runtime annotations (io.kubernetes.cri-o., io.kubernetes.cri., io.katacontainers., dev.gvisor., io.containerd., run.oci., nvidia.com/, *cri-o.io/) are not allowed: ' + self.filter(k, k.matches('${RUNTIME_ANNOTATION}'))[0]`,
             },
