@@ -31,6 +31,7 @@ import { StreamClient, type StreamClientTls } from './stream/client.js';
 import { UsageReceiptBook } from './usage-receipts.js';
 import { egressToMessage, poolEgress } from './attempt/egress.js';
 import type { CoreV1Event } from '@kubernetes/client-node';
+import { ReclaimedAttempts } from './reclaimed.js';
 import { DEFAULT_DISK_BOUNDS, EPOCH_LABEL, JOB_UID_LABEL, podName, REPLICA_LABEL } from './pods/build.js';
 import { parseQuantity } from '../core/idle.js';
 import { attemptPodOf, PodEventRelay } from './pod-events/relay.js';
@@ -169,6 +170,8 @@ export class Agent {
   private readonly deletions = new PodDeletionWatch();
   /** Attempts whose end was reported: their state no longer changes (pods cleaned up later are not a fault). */
   private readonly ended = new Map<string, ReportedState>();
+  /** Reclaimed reports sent, kept until the hub stops listing their attempts (reclaimed.ts). */
+  private readonly reclaimed = new ReclaimedAttempts();
   private readonly now: () => number;
   private readonly access: AccessServer;
   private readonly retainedAttempts = new Set<string>();
@@ -290,6 +293,7 @@ export class Agent {
         this.lastAttempt.clear();
         this.fullReportAt = -Infinity;
         this.publish();
+        for (const report of this.reclaimed.reports()) this.client?.sendAttemptStatus(report);
         this.flushReceipts();
         this.flushPodEvents();
       },
@@ -549,6 +553,7 @@ export class Agent {
       if (fingerprint !== this.lastAttempt.get(key) && this.client!.sendAttemptStatus(status)) {
         this.lastAttempt.set(key, fingerprint);
         if (state.phase === 'Reclaimed') {
+          this.reclaimed.record(status);
           this.runner.assignments.delete(key);
           this.forgetAttempt(key);
         }
@@ -652,6 +657,11 @@ export class Agent {
     try {
       switch (body.$case) {
         case 'assign':
+          // An attempt already reclaimed here: said again, never run again.
+          if (this.reclaimed.has(body.value.jobUid, body.value.epoch)) {
+            for (const report of this.reclaimed.reports()) if (report.jobUid === body.value.jobUid && report.epoch === body.value.epoch) this.client?.sendAttemptStatus(report);
+            return;
+          }
           await this.runner.apply(body.value);
           break;
         case 'cancel':
@@ -665,9 +675,12 @@ export class Agent {
           this.lastAttempt.delete(attemptKey(body.value.jobUid, body.value.epoch));
           break;
         case 'resync': {
+          // Attempts reclaimed here that the hub still lists: reported again, not run again.
+          const { run: desired, resend } = this.reclaimed.resync(body.value.desired);
+          for (const report of resend) this.client?.sendAttemptStatus(report);
           // Pods of attempts the hub no longer wants (a zombie fenced after a reconnect, say) are
           // deleted by the resync: their logs are kept first, so `fedgpu logs --attempt N` still works.
-          const wanted = new Set(body.value.desired.map((a) => attemptKey(a.jobUid, a.epoch)));
+          const wanted = new Set(desired.map((a) => attemptKey(a.jobUid, a.epoch)));
           await this.keepTailsBefore(this.podsOf((key) => !wanted.has(key)));
           // An attempt the resync drops (its job deleted, or moved, while the stream was down) is
           // receipted first, as a Cancel would: that Cancel may come after the resync forgot the
@@ -676,7 +689,7 @@ export class Agent {
           for (const [key, assignment] of [...this.runner.assignments]) {
             if (!wanted.has(key)) this.cancelled(assignment.jobUid, assignment.epoch, 'NotWanted');
           }
-          await this.runner.resync(body.value.desired, this.runner.managed(this.watch?.pods() ?? []));
+          await this.runner.resync(desired, this.runner.managed(this.watch?.pods() ?? []));
           break;
         }
         case 'receiptAck':
