@@ -96,6 +96,8 @@ export class SettlementController {
       receiptTimeoutMs: opts.receiptTimeoutMs ?? 10 * 60_000,
       deletedReceiptWaitMs: opts.deletedReceiptWaitMs ?? 30_000,
       slashAmount: opts.slashAmount,
+      // Built when this hub takes the lead (leader-task.ts): agents reconnect and resend from here.
+      listeningSinceMs: this.now(),
     };
     this.batcher = new SettleBatcher<ConfirmedTx>({
       send: (items) => opts.chain.send((m) => m.settleBatch(items)),
@@ -280,7 +282,7 @@ export class SettlementController {
         // Opened by this hub's old key (revoked): closed here, never slashed (only its opener may).
         const own = escrow.state === 'None' || this.opts.chain.isOwnKey(escrow.opener);
         if (needsSlash && !own && !slashed) this.opts.logger.warn({ job: objectKey(job), epoch, opener: escrow.opener }, "a provider fault on an escrow another key opened is not slashed: only its opener may");
-        state.set(epoch, { state: escrow.state, amount: escrow.amount, slashed, ...(own ? {} : { slashable: false }) });
+        state.set(epoch, { state: escrow.state, amount: escrow.amount, slashed, ...(own ? {} : { slashable: false }), ...(escrow.state !== 'None' ? { provider: escrow.provider } : {}) });
       }),
     );
     return { state, ...(consumer ? { consumer } : {}) };
@@ -314,7 +316,21 @@ export class SettlementController {
   /** Step 4: send the actions (settles through the batcher), record what was confirmed. */
   private async act(job: GpuJob, actions: SettlementAction[], state: Map<number, ChainEscrow>, records: AttemptSettlement[]): Promise<{ records: AttemptSettlement[]; failure?: string }> {
     const uid = job.metadata.uid!;
-    const results = await Promise.allSettled(actions.map((a) => this.send(job, a)));
+    // Slashes first, then the rest: a slash that fails (an RPC error) while its escrow's refund lands
+    // would meet a refunded escrow when retried, where the consumer gets nothing of it (GpuMarket
+    // pays compensation only out of an open escrow). A close of an escrow whose slash failed waits
+    // for the next round, unless the chain refused the slash itself.
+    const slashes = actions.filter((a) => a.kind === 'slash');
+    const slashResults = await Promise.allSettled(slashes.map((a) => this.send(job, a, state)));
+    // (A slash the contract refuses for good does not hold the close: it would never come.)
+    const unslashed = new Set(slashes.filter((_, i) => {
+      const r = slashResults[i]!;
+      return r.status === 'rejected' && !isRevert(r.reason);
+    }).map((a) => a.epoch));
+    const rest = actions.filter((a) => a.kind !== 'slash' && !unslashed.has(a.epoch));
+    const restResults = await Promise.allSettled(rest.map((a) => this.send(job, a, state)));
+    actions = [...slashes, ...rest];
+    const results = [...slashResults, ...restResults];
     let failure: string | undefined;
     results.forEach((result, i) => {
       const action = actions[i]!;
@@ -347,7 +363,7 @@ export class SettlementController {
     return { records, ...(failure ? { failure } : {}) };
   }
 
-  private async send(job: GpuJob, action: SettlementAction): Promise<ConfirmedTx | string> {
+  private async send(job: GpuJob, action: SettlementAction, state: ReadonlyMap<number, ChainEscrow>): Promise<ConfirmedTx | string> {
     const escrowId = attemptEscrowId(job.metadata.uid!, action.epoch);
     const chain = this.opts.chain;
     switch (action.kind) {
@@ -366,8 +382,11 @@ export class SettlementController {
       case 'refund':
         return chain.send((m) => m.refund(escrowId));
       case 'slash': {
-        const wallet = this.opts.jobs.providers.get(action.provider)?.spec.wallet;
-        if (!wallet) return `cannot slash ${action.provider}: its GpuProvider is gone`;
+        // The wallet the escrow pays, from its terms on the chain: a GpuProvider deleted since (an
+        // operator cleaning up a dead provider) must not hold the slash, and with it the refund and
+        // the job's finalizer, for ever.
+        const wallet = state.get(action.epoch)?.provider ?? this.opts.jobs.providers.get(action.provider)?.spec.wallet;
+        if (!wallet) return `cannot slash ${action.provider}: its GpuProvider is gone and the escrow names no provider`;
         return chain.send((m) => m.slash(wallet, this.config.slashAmount, escrowId, action.epoch, encodeBytes32String(action.reason.slice(0, 31))));
       }
       case 'reopen':

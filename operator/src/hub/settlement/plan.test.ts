@@ -39,6 +39,18 @@ describe('planSettlement', () => {
     expect(late.actions).toEqual([{ kind: 'refund', epoch: 1, why: "waiting for gp-1's usage receipt for attempt 1; gave up after 600s" }]);
   });
 
+  it('counts the receipt wait from when this hub began to listen, if later (the attack on providers: a hub away past the timeout refunds at once)', () => {
+    const status = { ...succeeded, attempts: [ended(1, 'Succeeded', 'none')], settlement: { attempts: [openRecord(1)] } };
+    const endedAt = Date.parse(status.attempts[0]!.endTime!);
+    // The leader took over 20 minutes after the attempt ended; its agent has not reconnected yet.
+    const leaderAt = endedAt + 1_200_000;
+    const fresh = planSettlement(settlementJob({ status }), chain({ 1: open() }), leaderAt + 5_000, { ...config, listeningSinceMs: leaderAt });
+    expect(fresh.actions).toEqual([]);
+    expect(fresh.requeueAfterMs).toBe(595_000);
+    const late = planSettlement(settlementJob({ status }), chain({ 1: open() }), leaderAt + 600_000, { ...config, listeningSinceMs: leaderAt });
+    expect(late.actions).toEqual([{ kind: 'refund', epoch: 1, why: "waiting for gp-1's usage receipt for attempt 1; gave up after 600s" }]);
+  });
+
   it('slashes a lost provider once and refunds its escrow; the next attempt is paid', () => {
     const receipt = receiptFor('0.02', 30);
     const status = {

@@ -30,6 +30,8 @@ export interface ChainEscrow {
    * only the opener slash, so this hub closes it but never slashes it. Absent: this hub's own.
    */
   slashable?: boolean;
+  /** The provider wallet the escrow pays (its terms), when it was read from the chain. */
+  provider?: string;
 }
 
 export interface SettlementConfig {
@@ -39,6 +41,13 @@ export interface SettlementConfig {
   deletedReceiptWaitMs: number;
   /** Token units slashed per provider fault; 0 disables slashing. */
   slashAmount: bigint;
+  /**
+   * Since when this hub could hear agents (its leadership began): the receipt waits count from
+   * here at the earliest. A hub (or leader) away for longer than the receipt timeout would otherwise
+   * refund, on its first reconcile, every attempt whose agent had not yet reconnected to send its
+   * receipt again: providers unpaid for work done while nobody listened.
+   */
+  listeningSinceMs?: number;
 }
 
 export type SettlementAction =
@@ -113,7 +122,7 @@ export function planSettlement(job: GpuJob, chain: ReadonlyMap<number, ChainEscr
       plan.actions.push({ kind: 'settle', epoch, provider: attempt.provider, receipt });
       continue;
     }
-    const since = Date.parse(attempt.endTime ?? String(job.metadata.deletionTimestamp));
+    const since = Math.max(Date.parse(attempt.endTime ?? String(job.metadata.deletionTimestamp)), config.listeningSinceMs ?? -Infinity);
     // A deleted job's live attempt that the hub saw running did work its provider is owed. The
     // agent signs for it once it has the Cancel and has stopped the pods, which after a hub restart
     // or a dropped stream takes a reconnect: it gets the whole receipt timeout, or deleting running
