@@ -305,8 +305,18 @@ describe('helm template', () => {
     expect(guard.spec.matchConditions[0].expression).toBe('request.userInfo.username != "system:serviceaccount:fedgpu-system:rel-fedgpu"');
     expect(one(objs, 'ServiceAccount').metadata.name).toBe('rel-fedgpu');
     expect(one(objs, 'ValidatingAdmissionPolicyBinding', 'rel-fedgpu-job-finalizer-guard').spec).toEqual({ policyName: 'rel-fedgpu-job-finalizer-guard', validationActions: ['Deny'] });
-    expect(kinds(await render(HUB, ['--set', 'hub.jobFinalizer.guard=false']))).not.toContain('ValidatingAdmissionPolicy');
+    expect((await render(HUB, ['--set', 'hub.jobFinalizer.guard=false'])).filter((o) => o.metadata.name.includes('job-finalizer-guard'))).toEqual([]);
     expect((await render(PROVIDER)).filter((o) => o.metadata.name.includes('job-finalizer'))).toEqual([]);
+  });
+
+  it('renders the guard that lets only the hub and cluster admins write a GpuJob status', async () => {
+    const objs = await render(HUB);
+    const guard = one(objs, 'ValidatingAdmissionPolicy', 'rel-fedgpu-job-status-guard');
+    expect(guard.spec.matchConstraints.resourceRules).toEqual([{ apiGroups: ['fedgpu.io'], apiVersions: ['*'], operations: ['UPDATE'], resources: ['gpujobs/status'] }]);
+    expect(guard.spec.matchConditions[0].expression).toBe('request.userInfo.username != "system:serviceaccount:fedgpu-system:rel-fedgpu"');
+    expect(one(objs, 'ValidatingAdmissionPolicyBinding', 'rel-fedgpu-job-status-guard').spec).toEqual({ policyName: 'rel-fedgpu-job-status-guard', validationActions: ['Deny'] });
+    expect((await render(HUB, ['--set', 'hub.jobStatusGuard=false'])).filter((o) => o.metadata.name.includes('job-status-guard'))).toEqual([]);
+    expect((await render(PROVIDER)).filter((o) => o.metadata.name.includes('job-status-guard'))).toEqual([]);
   });
 
   describe('ServiceMonitor and PrometheusRule', () => {

@@ -163,6 +163,31 @@ describe("the hub runs with the chart's identity", () => {
     await waitFor('the hub to remove its finalizer', async () => getJob('mallorys').then(() => undefined, (err: { code?: number }) => (err.code === 404 ? true : undefined)), { timeoutMs: 30_000, intervalMs: 200 });
   });
 
+  it("refuses a consumer who writes a GpuJob's status (a free run: price 0, covered 0), whatever role its namespace grants; the hub still writes it", async () => {
+    // The attack: a namespace owner's wildcard role reaches gpujobs/status; the hub resends the
+    // attempt's price and covered GPU-seconds from status on every Resync (0 covered = no limit).
+    const granted = await runKubectl(kubeconfig, ['create', 'role', 'status-writer', '-n', NS, '--verb=get,update,patch', '--resource=gpujobs/status,gpujobs']);
+    expect(granted.code, granted.stderr).toBe(0);
+    const bound = await runKubectl(kubeconfig, ['create', 'rolebinding', 'trudy-status', '-n', NS, '--role=status-writer', '--user=trudy']);
+    expect(bound.code, bound.stderr).toBe(0);
+    const asTrudy = (args: string[]) => runKubectl(kubeconfig, [...args, '-n', NS, '--as=trudy']);
+    await custom().createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, body: {
+      apiVersion: `${GROUP}/${VERSION}`, kind: 'GpuJob', metadata: { name: 'trudys' },
+      spec: { template: { spec: { containers: [{ name: 'main', image: 'example/train:v1' }] } }, budget: { maxPricePerGpuHour: '1' } },
+    } });
+    await waitFor('the hub to write the job status', async () => ((await getJob('trudys')).status?.phase ? true : undefined), { timeoutMs: 30_000, intervalMs: 200 });
+    const patch = ['patch', 'gj', 'trudys', '--subresource=status', '--type=merge', '-p', '{"status":{"message":"free"}}'];
+    await waitFor('the status guard in effect', async () => ((await asTrudy([...patch, '--dry-run=server'])).code !== 0 ? true : undefined), { timeoutMs: 30_000, intervalMs: 200 });
+    const res = await asTrudy(patch);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain("only the fedgpu hub writes a GpuJob's status");
+    expect((await getJob('trudys')).status?.message).not.toBe('free');
+    // Only the status: the spec stays theirs to edit (within its CEL rules).
+    const labelled = await asTrudy(['label', 'gj', 'trudys', 'team=ml']);
+    expect(labelled.code, labelled.stderr).toBe(0);
+    await custom().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, name: 'trudys' });
+  });
+
   it('registers a provider: GpuProvider create, spec patch, status patch and an Event', async () => {
     const wallet = Wallet.createRandom().address;
     const info = { walletAddress: wallet, agentVersion: 'test', protocolVersion: 1, peer: '127.0.0.1:1' };
