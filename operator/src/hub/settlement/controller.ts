@@ -63,6 +63,8 @@ export interface SettlementControllerOptions {
 const FIELD_MANAGER = 'fedgpu-settlement-controller';
 const MAX_ROUNDS = 3;
 const UNCONFIRMED_RETRY_MS = 1_000;
+/** How soon a finished job whose escrow is still being opened is looked at again. */
+const OPENING_RETRY_MS = 1_000;
 
 interface Inboxed {
   provider: string;
@@ -184,6 +186,10 @@ export class SettlementController {
     if (!job?.metadata.uid) return done;
     const uid = job.metadata.uid;
     const over = isFinished(job) || isDeleted(job);
+    // An escrow this hub is still opening for the job (the job ended while its openEscrow was in
+    // flight) reads as None until it is mined: closing the job's books now would leave it open till
+    // it expires, the consumer's hold and the provider's bond locked for a week. Wait for it.
+    if (over && escrowEpochs(job).some((epoch) => this.opts.funding.isOpening(attemptEscrowId(uid, epoch)))) return requeueAfter(OPENING_RETRY_MS);
     // A finished job whose Settled condition is True was verified closed; nothing opens escrows for it again.
     if (over && !this.inbox.has(uid) && settledTrue(job)) return this.closed(job);
 

@@ -264,6 +264,11 @@ export class EscrowFunding {
     };
   }
 
+  /** Whether this hub has an openEscrow of `escrowId` in flight (sent, not yet confirmed or failed). */
+  isOpening(escrowId: string): boolean {
+    return this.opening.has(escrowId);
+  }
+
   private async openEscrow(escrowId: string, consumer: string, provider: string, tenant: string, amount: bigint, expiresAt: bigint): Promise<ConfirmedTx> {
     this.opening.set(escrowId, { amount, consumer, tenant });
     try {
