@@ -127,6 +127,8 @@ export class GpuJobController {
   /** Cordons each agent streamed, to check the reclaims it reports. */
   readonly reclaimNotices = new ReclaimNotices();
   private readonly reports = new Map<string, AttemptReport>();
+  /** Until when a start timeout without a report waits for the agent's (plan.ts awaitReportUntilMs). */
+  private reportsAwaitedUntilMs: number | undefined;
   /** Since when each job has waited unplaced on the escrow of its next epoch (in memory: a restart waits afresh). */
   private readonly pinnedSince = new Map<string, { epoch: number; since: number }>();
   private readonly controller: Controller;
@@ -228,6 +230,8 @@ export class GpuJobController {
   }
 
   async start(): Promise<void> {
+    // Reconciles begin here (leadership): agents reconnect and report from now on.
+    this.reportsAwaitedUntilMs = Date.now() + REPORT_GRACE_AFTER_START_MS;
     await this.controller.start();
   }
 
@@ -388,6 +392,7 @@ export class GpuJobController {
       ...(budgetLeft !== undefined ? { budgetLeft } : {}),
       ...(this.opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: this.opts.minimumRunGpuSeconds } : {}),
       ...(this.opts.startBlameAfterSeconds !== undefined ? { startBlameAfterSeconds: this.opts.startBlameAfterSeconds } : {}),
+      ...(this.reportsAwaitedUntilMs !== undefined ? { awaitReportUntilMs: this.reportsAwaitedUntilMs } : {}),
       reclaimAnnounced: (name, cause, nodes, sinceMs) => {
         if (cause === 'owner-cordon') return this.reclaimNotices.cordonSeen(name, nodes, sinceMs);
         const p = this.providers.get(name);
@@ -577,6 +582,12 @@ export function withPriceCap(request: JobRequest, cap: string | undefined): JobR
   if (current !== undefined && parseMoney(current) <= parseMoney(cap)) return request;
   return { ...request, budget: { ...request.budget, maxPricePerGpuHour: cap } };
 }
+
+/**
+ * How long after this hub starts reconciling a start timeout with no report from the agent waits
+ * for one: agents reconnect with a jittered backoff of a few seconds and send their state at once.
+ */
+const REPORT_GRACE_AFTER_START_MS = 30_000;
 
 /** Room left in a message for its envelope (seq, framing) beyond the encoded Resync. */
 const RESYNC_MARGIN_BYTES = 64 * 1024;

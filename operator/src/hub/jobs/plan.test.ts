@@ -485,3 +485,21 @@ describe('jobRequest: what one assignment may carry', () => {
     expect(jobRequest(job(undefined, { replicas: 4, template: big as never }), []).hostProblems).toBeUndefined();
   });
 });
+
+describe('planJob: a start timeout judged just after a take-over', () => {
+  it('waits for the agent report before judging it (the bad image is the job\'s; judged blind, the provider was blamed and slashed)', () => {
+    const spec = { faultTolerance: { startTimeoutSeconds: 600 } };
+    const scheduled = planJob(job(undefined, spec), inputs({ place: 'a' })).status;
+    const at = t0 + 60_000 + 600_000;
+    // A new leader: no report in memory yet, within its grace.
+    const blind = planJob(job(scheduled, spec), { ...inputs({ now: at, place: 'b' }), awaitReportUntilMs: at + 20_000 });
+    expect(blind.status.attempts?.[0]?.outcome).toBe('Running');
+    expect(blind.assign).toBeUndefined();
+    // The agent's report arrives: judged on it, nobody's fault.
+    const told = planJob(job(scheduled, spec), { ...inputs({ now: at + 2_000, place: 'b', report: { epoch: 1, phase: 'Pending', gpuSeconds: 0, reason: 'ImagePullFailed', message: 'ErrImagePull' } }), awaitReportUntilMs: at + 20_000 });
+    expect(told.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'ImagePullFailed' });
+    // No report by the end of the grace: judged as before (the provider's).
+    const silent = planJob(job(scheduled, spec), { ...inputs({ now: at + 20_000, place: 'b' }), awaitReportUntilMs: at + 20_000 });
+    expect(silent.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'provider', reason: 'StartTimeout' });
+  });
+});

@@ -46,6 +46,13 @@ export interface PlanInputs {
   /** A start timeout shorter than this is nobody's fault (default MIN_BLAMED_START_SECONDS, core/fault.ts). */
   startBlameAfterSeconds?: number;
   /**
+   * Until when a start timeout with no report from the agent waits for one: a new leader (or a
+   * restarted hub) has no reports in memory until agents reconnect and send their state, and what
+   * the pods wait for decides whose fault the timeout is. Judged without it, a job stuck on its own
+   * bad image would be blamed on (and slashed from) its provider whenever a failover came first.
+   */
+  awaitReportUntilMs?: number;
+  /**
    * Whether the reclaim an agent reports was announced: a cordon it streamed on one of the attempt's
    * nodes, or its declared lending window closed, since `sinceMs`. Absent: every reclaim is believed.
    */
@@ -320,6 +327,10 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
         endAttempt(current, 'Failed', attributeFault({ kind: 'reclaim-without-notice' }), message, billed(report.gpuSeconds));
         plan.events.push({ type: 'Warning', reason: 'ReclaimWithoutNotice', message: `attempt ${current.epoch}: ${message}; rescheduling` });
       }
+    } else if (!ending && runningSince === undefined && now - assignedAt >= startTimeoutMs && !report && inputs.awaitReportUntilMs !== undefined && now < inputs.awaitReportUntilMs) {
+      // Just took over: the agent's word on what the pods wait for has not come yet.
+      plan.requeueAfterMs = Math.max(500, inputs.awaitReportUntilMs - now);
+      return withCost(plan, job);
     } else if (!ending && runningSince === undefined && now - assignedAt >= startTimeoutMs) {
       // What the agent last saw the bound pods wait for decides whose fault it is (core/fault.ts).
       const stuckOn = report?.phase === 'Pending' ? startBlockerOf(report.reason) : undefined;
