@@ -63,6 +63,8 @@ export interface SettlementControllerOptions {
 const FIELD_MANAGER = 'fedgpu-settlement-controller';
 const MAX_ROUNDS = 3;
 const UNCONFIRMED_RETRY_MS = 1_000;
+/** At most one ReceiptRefused Event per provider and job in this period. */
+const REFUSAL_EVENT_PERIOD_MS = 60_000;
 /** How soon a finished job whose escrow is still being opened is looked at again. */
 const OPENING_RETRY_MS = 1_000;
 
@@ -88,6 +90,8 @@ export class SettlementController {
   /** Transactions this process sent (to tell a restart's recovery from a stale cache). */
   private readonly sent = new Set<string>();
   private started = false;
+  /** When a ReceiptRefused Event was last written, by provider and job (refusalEventDue). */
+  private readonly refusalEvents = new Map<string, number>();
 
   constructor(private readonly opts: SettlementControllerOptions) {
     const client = gpuJobClient(opts.kubeConfig.makeApiClient(CustomObjectsApi), FIELD_MANAGER);
@@ -164,7 +168,12 @@ export class SettlementController {
         log.warn({ reason: verdict.reason }, 'usage receipt refused');
         settlementGaveUp('bad_receipt');
         this.ack(provider, receipt.jobUid, receipt.epoch, false, verdict.reason);
-        void this.recorder.warning(job, 'ReceiptRefused', `usage receipt from ${provider} for attempt ${receipt.epoch} refused: ${verdict.reason}`);
+        // One Event per provider and job a minute: each refusal's text differs (the epoch, the GPU
+        // time claimed), so the recorder cannot fold them, and a provider could otherwise write an
+        // Event per message it sends, on a job of its choosing, for ever.
+        if (this.refusalEventDue(provider, receipt.jobUid)) {
+          void this.recorder.warning(job, 'ReceiptRefused', `usage receipt from ${provider} for attempt ${receipt.epoch} refused: ${verdict.reason}`);
+        }
         return;
       case 'accept': {
         const box = this.inbox.get(receipt.jobUid) ?? new Map<number, Inboxed>();
@@ -173,6 +182,20 @@ export class SettlementController {
         this.controller.enqueue(objectKey(job));
       }
     }
+  }
+
+  private refusalEventDue(provider: string, jobUid: string): boolean {
+    const key = `${provider}/${jobUid}`;
+    const now = this.now();
+    const last = this.refusalEvents.get(key);
+    if (last !== undefined && now - last < REFUSAL_EVENT_PERIOD_MS) return false;
+    this.refusalEvents.delete(key);
+    this.refusalEvents.set(key, now);
+    for (const oldest of this.refusalEvents.keys()) {
+      if (this.refusalEvents.size <= 4096) break;
+      this.refusalEvents.delete(oldest);
+    }
+    return true;
   }
 
   private ack(provider: string, jobUid: string, epoch: number, accepted: boolean, reason: string): void {
