@@ -468,14 +468,27 @@ describe('KubeProviderRegistry registration', () => {
     expect(t.store.creates).toBe(1);
   });
 
-  it('refuses a look-alike wallet whose name is taken by another wallet, and writes nothing for it', async () => {
+  it('gives a look-alike wallet whose short name another wallet holds the name of its whole address; neither speaks for the other', async () => {
     const t = setup();
     const name = await t.register();
     t.store.lagging.add(name); // even when the look-up cannot see the owner
     const lookAlike = `${WALLET.slice(0, 14)}${'2'.repeat(28)}`;
-    const writes = t.store.statusWrites.length;
-    await expect(t.registry.register(lookAlike, info(lookAlike))).rejects.toMatchObject({ reason: 'registration_refused' });
+    const other = await t.registry.register(lookAlike, info(lookAlike));
+    expect(other).toBe(`gp-${lookAlike.slice(2).toLowerCase()}`);
     expect(t.store.objects.get(name)!.spec.wallet).toBe(WALLET);
-    expect(t.store.statusWrites.length).toBe(writes);
+    expect(t.store.objects.get(other)!.spec.wallet).toBe(lookAlike);
+  });
+
+  it('lets a wallet register although a look-alike took its short name first (the attack: grind 12 hex digits, register first, lock the victim out)', async () => {
+    const t = setup();
+    const squatter = `${WALLET.slice(0, 14)}${'3'.repeat(28)}`;
+    const taken = await t.registry.register(squatter, info(squatter));
+    expect(taken).toBe(`gp-${WALLET.slice(2, 14)}`);
+    t.store.lagging.add(taken);
+    const victim = await t.registry.register(WALLET, info(WALLET));
+    expect(victim).toBe(`gp-${WALLET.slice(2).toLowerCase()}`);
+    expect(t.store.objects.get(victim)!.spec.wallet).toBe(WALLET);
+    // And again later: found by its wallet, the same name.
+    expect(await t.registry.register(WALLET, info(WALLET))).toBe(victim);
   });
 });

@@ -367,14 +367,21 @@ export class KubeProviderRegistry implements ProviderRegistry {
   private async findOrCreate(wallet: string, info: ProviderInfo): Promise<GpuProvider> {
     const existing = await this.opts.store.findByWallet(wallet);
     if (existing) return existing;
-    const name = providerNameForWallet(wallet);
-    const taken = await this.opts.store.get(name);
-    if (taken) {
-      // Created by this wallet's own earlier registration (a cached look-up can miss one made
-      // moments ago): it is ours. Another wallet owns it: never let a look-alike speak for it.
-      if (taken.spec.wallet.toLowerCase() === wallet.toLowerCase()) return taken;
-      throw new EdgeError(grpcStatus.PERMISSION_DENIED, 'registration_refused', `GpuProvider ${name} belongs to another wallet`);
+    let name = providerNameForWallet(wallet);
+    let taken = await this.opts.store.get(name);
+    if (taken && taken.spec.wallet.toLowerCase() !== wallet.toLowerCase()) {
+      // The short name is another wallet's: one that shares the first 12 hex digits (2^48 keys
+      // to grind, hours for a GPU owner), perhaps registered first to lock this one out. Never
+      // let either speak for the other: this wallet takes the name of its whole address.
+      name = providerNameForWallet(wallet, true);
+      taken = await this.opts.store.get(name);
+      if (taken && taken.spec.wallet.toLowerCase() !== wallet.toLowerCase()) {
+        throw new EdgeError(grpcStatus.PERMISSION_DENIED, 'registration_refused', `GpuProvider ${name} belongs to another wallet`);
+      }
     }
+    // Created by this wallet's own earlier registration (a cached look-up can miss one made
+    // moments ago): it is ours.
+    if (taken) return taken;
     return this.opts.store.create({
       apiVersion: API_VERSION,
       kind: 'GpuProvider',

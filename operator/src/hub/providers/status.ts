@@ -45,9 +45,13 @@ export function poolsStatus(inventory: Inventory): Pick<GpuProviderStatus, 'pool
   return { pools, idleGpus, totalGpus, gpus: `${idleGpus}/${totalGpus}` };
 }
 
-/** A GpuProvider name from its wallet: stable, DNS-1123, and readable in `kubectl get gp`. */
-export function providerNameForWallet(wallet: string): string {
-  return `gp-${wallet.toLowerCase().replace(/^0x/, '').slice(0, 12)}`;
+/**
+ * A GpuProvider name from its wallet: stable, DNS-1123, and readable in `kubectl get gp` (the first
+ * 12 hex digits); `whole`: every digit, for a wallet whose short name another wallet holds.
+ */
+export function providerNameForWallet(wallet: string, whole = false): string {
+  const hex = wallet.toLowerCase().replace(/^0x/, '');
+  return `gp-${whole ? hex : hex.slice(0, 12)}`;
 }
 
 /** How many refused namespaces the condition message names (the rest are counted). */
