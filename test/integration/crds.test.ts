@@ -32,6 +32,10 @@ function provider(mutate: (p: Obj) => void): Obj {
 
 // [case, object, text the error must contain: the field path, and for some the reason]
 const invalid: [string, Obj, string[]][] = [
+  // A second network NetworkPolicy does not govern (Multus, common beside NVIDIA's Network Operator),
+  // or an address of the job's choosing (Calico): out of the tenant's default deny.
+  ['a Multus network annotation', job((j) => (j.spec.template.metadata.annotations = { 'k8s.v1.cni.cncf.io/networks': 'gpu-operator/rdma-net' })), ['spec.template.metadata.annotations', 'annotations with a prefix are read by the provider cluster', 'k8s.v1.cni.cncf.io/networks']],
+  ['a Calico address annotation', job((j) => (j.spec.template.metadata.annotations = { 'cni.projectcalico.org/ipAddrs': '["10.0.0.5"]' })), ['spec.template.metadata.annotations', 'cni.projectcalico.org/ipAddrs']],
   ['zero replicas', job((j) => (j.spec.replicas = 0)), ['spec.replicas', 'greater than or equal to 1']],
   ['negative replicas', job((j) => (j.spec.replicas = -3)), ['spec.replicas']],
   ['zero GPUs per replica', job((j) => (j.spec.gpusPerReplica = 0)), ['spec.gpusPerReplica']],
@@ -157,18 +161,29 @@ describe('immutable fields', () => {
     expect(stored.spec.activeDeadlineSeconds).toBe(1800);
   });
 
-  it('spec.faultTolerance.checkpoint.gracePeriodSeconds may be lowered, never raised or removed (the budget covers the grace it was placed with)', async () => {
+  it('spec.faultTolerance.checkpoint.gracePeriodSeconds may be lowered, never raised, absent counting as 30 (the budget covers the grace it was placed with)', async () => {
     // The attack: placed with a 30-s grace and a budget covering just that, the grace raised to an
     // hour on the running job reached its agent at the next resync, and the pods ran the hour unpaid.
     const base = job((j) => (j.spec.faultTolerance = { checkpoint: { gracePeriodSeconds: 30 } }));
     base.metadata.name = 'grace-job';
     await kubectl(['apply', '-f', '-'], stringify(base));
-    for (const patch of ['{"spec":{"faultTolerance":{"checkpoint":{"gracePeriodSeconds":3600}}}}', '{"spec":{"faultTolerance":{"checkpoint":null}}}', '{"spec":{"faultTolerance":null}}']) {
+    const raise = '{"spec":{"faultTolerance":{"checkpoint":{"gracePeriodSeconds":3600}}}}';
+    for (const patch of [raise, '{"spec":{"faultTolerance":{"checkpoint":{"gracePeriodSeconds":31}}}}']) {
       const res = await kubectl(['patch', 'gj', 'grace-job', '-n', NS, '--type=merge', '-p', patch]);
       expect(res.code, patch).not.toBe(0);
       expect(res.stderr).toContain('spec.faultTolerance.checkpoint.gracePeriodSeconds: Invalid value');
-      expect(res.stderr).toContain('gracePeriodSeconds may be lowered, not raised or removed');
+      expect(res.stderr).toContain('gracePeriodSeconds may be lowered, not raised (absent is 30)');
     }
+    // A job created without a checkpoint section has the default, 30 s: adding one cannot raise it.
+    const bare = job(() => {});
+    bare.metadata.name = 'grace-default-job';
+    delete (bare.spec as { faultTolerance?: unknown }).faultTolerance;
+    await kubectl(['apply', '-f', '-'], stringify(bare));
+    const added = await kubectl(['patch', 'gj', 'grace-default-job', '-n', NS, '--type=merge', '-p', raise]);
+    expect(added.code).not.toBe(0);
+    expect(added.stderr).toContain('gracePeriodSeconds may be lowered, not raised (absent is 30)');
+    const same = await kubectl(['patch', 'gj', 'grace-default-job', '-n', NS, '--type=merge', '-p', '{"spec":{"faultTolerance":{"checkpoint":{"gracePeriodSeconds":30}}}}']);
+    expect(same.code, same.stderr).toBe(0);
     const lowered = await kubectl(['patch', 'gj', 'grace-job', '-n', NS, '--type=merge', '-p', '{"spec":{"faultTolerance":{"checkpoint":{"gracePeriodSeconds":5}}}}']);
     expect(lowered.code, lowered.stderr).toBe(0);
     const stored = JSON.parse((await kubectl(['get', 'gj', 'grace-job', '-n', NS, '-o', 'json'])).stdout);

@@ -538,6 +538,29 @@ describe('marketplace stream over mTLS', () => {
     expect(hub.rejections).toEqual([]);
   });
 
+  it('takes the line-by-line log data an agent sent before it saw the hub close the session, and ends a stream that keeps sending past a window of it', async () => {
+    const hub = await startHub({ rateLimit: { capacity: 20, refillPerSecond: 1 } });
+    const raw = rawStream(hub.port);
+    const { providerName } = await registerRaw(raw, Wallet.createRandom());
+    const session = hub.server.openTunnel(providerName, TunnelOpen.fromPartial({ kind: TunnelKind.TUNNEL_KIND_LOG, jobUid: 'j', epoch: 1, follow: true, tailLines: -1 }))!;
+    await eventually(() => raw.received.some((m) => m.body?.$case === 'tunnel'), 'the open');
+    const id = (raw.received.find((m) => m.body?.$case === 'tunnel')!.body as { value: { sessionId: number } }).value.sessionId;
+    raw.send({ $case: 'tunnel', value: { sessionId: id, frame: { $case: 'opened', value: { initialWindow: 256 * 1024 } } } });
+    await session.opened;
+    session.close({ error: '', reason: '' }); // the consumer pressed Ctrl-C
+    // What was in flight: 2,000 log lines of 40 bytes, a frame each (80 KB: two tokens' worth).
+    const line = Buffer.from('step 1000 loss 0.123 lr 0.0003 gpu 98%\n');
+    for (let i = 0; i < 2_000; i++) raw.send({ $case: 'tunnel', value: { sessionId: id, frame: { $case: 'data', value: { channel: 0, data: line } } } });
+    raw.send({ $case: 'heartbeat', value: { sentAtUnixMs: Date.now(), pongFor: 0, bandwidthProbeResults: [] } });
+    await eventually(() => (hub.registry.lastHeartbeat.get(providerName) !== undefined), 'the heartbeat after it');
+    expect(raw.hubReason()).toBeUndefined();
+    // Far past any window: megabytes of data for a closed session end the stream.
+    const chunk = Buffer.alloc(32 * 1024);
+    for (let i = 0; i < 200; i++) raw.send({ $case: 'tunnel', value: { sessionId: id, frame: { $case: 'data', value: { channel: 0, data: chunk } } } });
+    expect((await raw.ended).code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(raw.hubReason()).toBe('rate_limited');
+  });
+
   it('measures RTT and bandwidth from pings and the probe', async () => {
     const hub = await startHub({ bandwidthProbeBytes: 256 * 1024 });
     const wallet = Wallet.createRandom();

@@ -293,7 +293,6 @@ export class Agent {
         this.lastAttempt.clear();
         this.fullReportAt = -Infinity;
         this.publish();
-        for (const report of this.reclaimed.reports()) this.client?.sendAttemptStatus(report);
         this.flushReceipts();
         this.flushPodEvents();
       },
@@ -670,6 +669,7 @@ export class Agent {
           if (body.value.reason === 'JobDeleted') this.retained.forgetJob(body.value.jobUid);
           else await this.keepTailsBefore(this.podsOf((key) => key === attemptKey(body.value.jobUid, body.value.epoch)));
           this.cancelled(body.value.jobUid, body.value.epoch, body.value.reason);
+          this.reclaimed.forget(body.value.jobUid, body.value.epoch);
           this.forgetAttempt(attemptKey(body.value.jobUid, body.value.epoch));
           await this.runner.cancel(body.value.jobUid, body.value.epoch, body.value.gracePeriodSeconds);
           this.lastAttempt.delete(attemptKey(body.value.jobUid, body.value.epoch));

@@ -26,5 +26,7 @@ describe('ReclaimedAttempts', () => {
     expect(reclaimed.has('a', 1)).toBe(false);
     for (const j of ['x', 'y', 'z']) reclaimed.record(status(j));
     expect(reclaimed.reports().map((s) => s.jobUid)).toEqual(['y', 'z']);
+    reclaimed.forget('y', 1); // cancelled by the hub
+    expect(reclaimed.reports().map((s) => s.jobUid)).toEqual(['z']);
   });
 });

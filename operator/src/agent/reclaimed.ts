@@ -3,8 +3,10 @@
 // it), and the hub then still lists the attempt: in its next Resync or Assign. Re-running it would
 // be work the attempt's signed receipt does not cover; refusing it as a new assignment ("pool not
 // offered now") reads to the hub as a reclaim without notice, the provider's fault. So the agent
-// remembers what it reported, sends it again after every reconnect, and keeps the attempt off its
-// cluster while the hub lists it. Forgotten once a Resync no longer lists it. Pure, bounded.
+// remembers what it reported, says it again when the hub lists the attempt (a reconnect's Resync
+// does, under the report budget the Resync grants), and keeps the attempt off its cluster.
+// Forgotten once a Resync no longer lists it, or the hub cancels it. In memory only: an agent
+// restart forgets them (as it forgets unacknowledged receipts). Pure, bounded.
 
 import type { Assign, AttemptStatus } from '../gen/proto/fedgpu/v1/market.js';
 
@@ -24,6 +26,11 @@ export class ReclaimedAttempts {
       if (this.reported.size <= this.max) break;
       this.reported.delete(oldest);
     }
+  }
+
+  /** The hub cancelled (fenced) the attempt: it has moved on. */
+  forget(jobUid: string, epoch: number): void {
+    this.reported.delete(keyOf(jobUid, epoch));
   }
 
   has(jobUid: string, epoch: number): boolean {

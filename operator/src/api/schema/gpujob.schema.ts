@@ -173,11 +173,12 @@ export const gpuJobSpec: Schema = obj(
         // The budget must cover the grace of every GPU (the agent stops the pods that long before the
         // covered time runs out), checked at placement: raised on a running job, and carried to its
         // agent by the next resync, the longer grace would run past what the escrow covers, unpaid.
+        // Absent is the hub's default, 30 s, on either side: a job created without a checkpoint
+        // section must not gain an hour of grace by adding one.
         rule:
-          '!has(oldSelf.faultTolerance) || !has(oldSelf.faultTolerance.checkpoint) || !has(oldSelf.faultTolerance.checkpoint.gracePeriodSeconds) || ' +
-          '(has(self.faultTolerance) && has(self.faultTolerance.checkpoint) && has(self.faultTolerance.checkpoint.gracePeriodSeconds) && ' +
-          'self.faultTolerance.checkpoint.gracePeriodSeconds <= oldSelf.faultTolerance.checkpoint.gracePeriodSeconds)',
-        message: 'faultTolerance.checkpoint.gracePeriodSeconds may be lowered, not raised or removed: the budget of a running attempt covers the grace it was placed with',
+          '(has(self.faultTolerance) && has(self.faultTolerance.checkpoint) && has(self.faultTolerance.checkpoint.gracePeriodSeconds) ? self.faultTolerance.checkpoint.gracePeriodSeconds : 30) <= ' +
+          '(has(oldSelf.faultTolerance) && has(oldSelf.faultTolerance.checkpoint) && has(oldSelf.faultTolerance.checkpoint.gracePeriodSeconds) ? oldSelf.faultTolerance.checkpoint.gracePeriodSeconds : 30)',
+        message: 'faultTolerance.checkpoint.gracePeriodSeconds may be lowered, not raised (absent is 30): the budget of a running attempt covers the grace it was placed with',
         fieldPath: '.faultTolerance.checkpoint.gracePeriodSeconds',
       },
     ],

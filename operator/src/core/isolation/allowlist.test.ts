@@ -33,6 +33,14 @@ describe('allowlistTemplate keeps what is allowed and forces the rest', () => {
     expect(result.template.annotations).toEqual({ 'fedgpu.io/sim-run-for': '30s', note: 'ok' });
   });
 
+  it('drops prefixed annotations for the provider cluster\'s controllers (Multus networks, Calico addresses), so a job placed before the CRD refused them keeps running', () => {
+    const template = generousTemplate();
+    template.metadata = { ...template.metadata, annotations: { ...template.metadata?.annotations, 'k8s.v1.cni.cncf.io/networks': 'gpu-operator/rdma-net', 'cni.projectcalico.org/ipAddrs': '["10.0.0.5"]', 'prometheus.io/scrape': 'true' } };
+    const kept = allowlistTemplate(template, options);
+    if (!kept.ok) throw new Error(describeRefusals(kept.refusals));
+    expect(kept.template.annotations).toEqual({ 'fedgpu.io/sim-run-for': '30s', note: 'ok' });
+  });
+
   it('gives GPUs to the billed container only, exactly as paid', () => {
     expect(spec.containers[0]!.resources).toEqual({
       limits: { cpu: '8', memory: '64Gi', 'ephemeral-storage': '50Gi', 'nvidia.com/gpu': '1' },

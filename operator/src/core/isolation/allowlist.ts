@@ -134,11 +134,13 @@ function checkMetadataMap(c: Collector, map: unknown, path: string, annotations:
     if (typeof value !== 'string') c.refuse(`${path}["${key}"]`, 'must be a string');
     else if (RESERVED_KEY.test(key) && !(annotations && ALLOWED_FEDGPU_ANNOTATION.test(key))) {
       c.refuse(`${path}["${key}"]`, 'keys under kubernetes.io, k8s.io and fedgpu.io are reserved');
-    } else if (annotations && key.includes('/') && !ALLOWED_FEDGPU_ANNOTATION.test(key)) {
-      // For the provider's controllers (Multus attaches networks NetworkPolicy does not govern).
-      c.refuse(`${path}["${key}"]`, "annotations with a prefix are read by the provider cluster's controllers (network plugins, runtimes) and are not allowed; use a key without one");
     } else if (annotations && RUNTIME_ANNOTATION.test(key)) {
       c.refuse(`${path}["${key}"]`, 'container runtime annotations (io.kubernetes.cri-o., io.kubernetes.cri., io.katacontainers., dev.gvisor., io.containerd., run.oci., nvidia.com/, *cri-o.io/) are not allowed');
+    } else if (annotations && key.includes('/') && !ALLOWED_FEDGPU_ANNOTATION.test(key)) {
+      // For the provider's controllers (Multus attaches networks NetworkPolicy does not govern,
+      // Calico picks addresses): never on a job pod. Dropped, not refused: the CRD refuses them at
+      // create, and a job placed before that rule must not fail when its agent rebuilds its pods.
+      continue;
     } else out[key] = value;
   }
   return out;

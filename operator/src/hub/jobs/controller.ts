@@ -127,8 +127,13 @@ export class GpuJobController {
   /** Cordons each agent streamed, to check the reclaims it reports. */
   readonly reclaimNotices = new ReclaimNotices();
   private readonly reports = new Map<string, AttemptReport>();
-  /** Until when a start timeout without a report waits for the agent's (plan.ts awaitReportUntilMs). */
+  /**
+   * Until when a start timeout without a report waits for the agent's (plan.ts awaitReportUntilMs),
+   * for providers whose agent has not synced with this hub since it started reconciling.
+   */
   private reportsAwaitedUntilMs: number | undefined;
+  /** Providers whose agent synced (sent its state, got its Resync) since this hub started. */
+  private readonly syncedProviders = new Set<string>();
   /** Since when each job has waited unplaced on the escrow of its next epoch (in memory: a restart waits afresh). */
   private readonly pinnedSince = new Map<string, { epoch: number; since: number }>();
   private readonly controller: Controller;
@@ -231,7 +236,7 @@ export class GpuJobController {
 
   async start(): Promise<void> {
     // Reconciles begin here (leadership): agents reconnect and report from now on.
-    this.reportsAwaitedUntilMs = Date.now() + REPORT_GRACE_AFTER_START_MS;
+    this.reportsAwaitedUntilMs = this.now() + REPORT_GRACE_AFTER_START_MS;
     await this.controller.start();
   }
 
@@ -328,6 +333,7 @@ export class GpuJobController {
 
   /** After an agent (re)connects: the full set of attempts it should run, level-triggered. */
   resync(provider: string): void {
+    this.syncedProviders.add(provider);
     this.resyncWithSecrets(provider).catch((err: unknown) => this.opts.logger.error({ err, provider }, 'resync failed; the agent keeps its attempts until the next one'));
   }
 
@@ -392,7 +398,8 @@ export class GpuJobController {
       ...(budgetLeft !== undefined ? { budgetLeft } : {}),
       ...(this.opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: this.opts.minimumRunGpuSeconds } : {}),
       ...(this.opts.startBlameAfterSeconds !== undefined ? { startBlameAfterSeconds: this.opts.startBlameAfterSeconds } : {}),
-      ...(this.reportsAwaitedUntilMs !== undefined ? { awaitReportUntilMs: this.reportsAwaitedUntilMs } : {}),
+      // Until its agent is back (or lost): a provider synced since then has sent what it knows.
+      ...(this.reportsAwaitedUntilMs !== undefined && !this.syncedProviders.has(liveProviderOf(job) ?? '') ? { awaitReportUntilMs: this.reportsAwaitedUntilMs } : {}),
       reclaimAnnounced: (name, cause, nodes, sinceMs) => {
         if (cause === 'owner-cordon') return this.reclaimNotices.cordonSeen(name, nodes, sinceMs);
         const p = this.providers.get(name);
@@ -584,10 +591,13 @@ export function withPriceCap(request: JobRequest, cap: string | undefined): JobR
 }
 
 /**
- * How long after this hub starts reconciling a start timeout with no report from the agent waits
- * for one: agents reconnect with a jittered backoff of a few seconds and send their state at once.
+ * At most how long after this hub starts reconciling a start timeout with no report waits for the
+ * attempt's agent to sync: one that has not by then is declared lost anyway (the registry's
+ * adoption grace is providerLostAfter plus the agents' longest reconnect backoff).
  */
-const REPORT_GRACE_AFTER_START_MS = 30_000;
+const REPORT_GRACE_AFTER_START_MS = 120_000;
+
+const liveProviderOf = (job: GpuJob) => job.status?.attempts?.find((a) => !a.endTime)?.provider;
 
 /** Room left in a message for its envelope (seq, framing) beyond the encoded Resync. */
 const RESYNC_MARGIN_BYTES = 64 * 1024;

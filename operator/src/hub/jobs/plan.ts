@@ -405,7 +405,9 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   // fault, but trying the same provider again would only use up the job's attempts.
   // Not again where a gang never all started but was paid for the part said to run (its word alone:
   // a provider lying about it would otherwise win the job again and be paid again, up to maxAttempts).
-  const paidUnstarted = (a: JobAttempt) => a.outcome === 'Failed' && a.firstUsageTime !== undefined && a.runningTime === undefined;
+  const paidUnstarted = (a: JobAttempt) =>
+    a.outcome === 'Failed' && a.faultOf === 'unattributed' && a.firstUsageTime !== undefined && a.runningTime === undefined && (a.gpuSeconds ?? 0) > 0
+    && (startBlockerOf(a.reason) !== undefined || a.reason === 'StartTimeout');
   const exclude = [...new Set(attempts.filter((a) => a.faultOf === 'provider' || a.faultOf === 'owner-reclaim' || REFUSED_THERE.has(a.reason ?? '') || paidUnstarted(a)).map((a) => a.provider))];
   const result = inputs.schedule(jobRequest(job, exclude));
   const waitingPhase = attempts.length ? 'Pending' : status.phase === 'Scheduled' ? 'Pending' : status.phase;

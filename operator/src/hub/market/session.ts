@@ -47,6 +47,8 @@ let nextSessionId = 1;
 const REPORTS_PER_ASSIGNMENT = 4;
 /** At most this many granted messages held at once (20,000 attempts' worth of reports). */
 const MAX_GRANTED_REPORTS = 80_000;
+/** Bytes of data for sessions closed meanwhile that cost one token of the stream's rate limit. */
+const CLOSED_DATA_BYTES_PER_TOKEN = 64 * 1024;
 /** Control frames an agent sends for one session the hub opens: opened (or a refusal's close), a window or two, close. */
 const TUNNEL_FRAMES_PER_OPEN = 4;
 /** How often at most a stream tells the registry its agent was heard from between heartbeats. */
@@ -90,6 +92,7 @@ export class MarketSession {
   private readonly tunnel: TunnelMux;
   private heardNotedMs = -Infinity;
   private tunnelBytesSent = 0;
+  private closedDataBytes = 0;
   private clientValue: string | undefined;
 
   constructor(
@@ -303,10 +306,22 @@ export class MarketSession {
       this.terminate(new EdgeError(status.INVALID_ARGUMENT, 'bad_format', 'tunnel frame for a session the hub never opened'));
       return;
     }
-    // Window and close frames are cheap but unbounded by credit, and data for a session closed
-    // meanwhile is bounded by no credit left: they count against the rate limit (the opened, window
-    // and close frames that answer the hub's own opens were granted when it opened them).
-    if ((frame.frame?.$case !== 'data' || !this.tunnel.isOpen(frame.sessionId)) && !this.bucket.tryTake()) {
+    // Window and close frames are cheap but unbounded by credit: they count against the rate limit
+    // (the opened, window and close frames that answer the hub's own opens were granted when it
+    // opened them). Data for a session closed meanwhile is what the agent sent before it saw the
+    // close (up to a window, often one log line a frame): it counts by the byte, a token per
+    // CLOSED_DATA_BYTES_PER_TOKEN, so a flood of it is bounded and an honest Ctrl-C is not.
+    if (frame.frame?.$case === 'data') {
+      if (!this.tunnel.isOpen(frame.sessionId)) {
+        this.closedDataBytes += frame.frame.value.data.byteLength;
+        for (; this.closedDataBytes >= CLOSED_DATA_BYTES_PER_TOKEN; this.closedDataBytes -= CLOSED_DATA_BYTES_PER_TOKEN) {
+          if (!this.bucket.tryTake()) {
+            this.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'rate_limited', 'message rate limit exceeded'));
+            return;
+          }
+        }
+      }
+    } else if (!this.bucket.tryTake()) {
       this.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'rate_limited', 'message rate limit exceeded'));
       return;
     }

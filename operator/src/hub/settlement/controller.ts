@@ -78,7 +78,7 @@ export class SettlementController {
   private readonly statusWriter: StatusWriter<GpuJob>;
   private readonly recorder: EventRecorder;
   private readonly batcher: SettleBatcher<ConfirmedTx>;
-  private readonly config: SettlementConfig;
+  private config: SettlementConfig;
   private readonly now: () => number;
   /** Verified receipts not yet in the job's status, by job uid then epoch. */
   private readonly inbox = new Map<string, Map<number, Inboxed>>();
@@ -102,8 +102,6 @@ export class SettlementController {
       receiptTimeoutMs: opts.receiptTimeoutMs ?? 10 * 60_000,
       deletedReceiptWaitMs: opts.deletedReceiptWaitMs ?? 30_000,
       slashAmount: opts.slashAmount,
-      // Built when this hub takes the lead (leader-task.ts): agents reconnect and resend from here.
-      listeningSinceMs: this.now(),
     };
     this.batcher = new SettleBatcher<ConfirmedTx>({
       send: (items) => opts.chain.send((m) => m.settleBatch(items)),
@@ -122,6 +120,9 @@ export class SettlementController {
   }
 
   async start(): Promise<void> {
+    // Each leadership starts it (a stand-by builds it long before): agents reconnect to this hub,
+    // and resend their receipts, from now on.
+    this.config = { ...this.config, listeningSinceMs: this.now() };
     await this.controller.start();
     this.started = true;
     const early = this.early;
