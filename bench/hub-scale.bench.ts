@@ -286,7 +286,9 @@ async function main(tb: Testbed): Promise<void> {
   const nodeFlags = chartNodeFlags('hub');
   const tunables = chartGlibcTunables('hub');
   console.log(`hub node flags          ${nodeFlags.join(' ')}${tunables ? `; GLIBC_TUNABLES=${tunables}` : ''} (the chart's NODE_OPTIONS and env for its default hub memory limit, values.yaml)`);
-  const hub = await startCompiledHubProcess(mainJs, hubCluster, pki, hubDir, [], [...nodeFlags, INSPECT_FLAG, ...(HEAP_PROFILE ? heapSnapshotFlags(hubDir) : [])], hubAllocatorEnv(tunables));
+  // One client certificate for every simulated agent (as the figures before 2026-12-02 were taken):
+  // the hub is told not to bind certificates to wallets.
+  const hub = await startCompiledHubProcess(mainJs, hubCluster, pki, hubDir, ['--certificate-names-wallet=false'], [...nodeFlags, INSPECT_FLAG, ...(HEAP_PROFILE ? heapSnapshotFlags(hubDir) : [])], hubAllocatorEnv(tunables));
   const profileDir = join(tb.dir, 'profiles');
   const sampler = new ProcSampler(hub.process.pid, 1_000);
   const providers = await watchObjects<GpuProvider>(hubCluster.kubeConfig, `/apis/${GROUP}/${VERSION}/${GPUPROVIDER_PLURAL}`, listCustom(hubCluster.kubeConfig, GPUPROVIDER_PLURAL), () => undefined);

@@ -10,6 +10,7 @@ import { StreamClient, type DisconnectInfo, type StreamClientOptions, type Strea
 import { AgentMessage, TunnelKind, TunnelOpen, type HubMessage, type MarketplaceClient, type Inventory } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
 import { InMemoryProviderRegistry } from '../../operator/src/hub/market/memory-registry.js';
 import { MarketServer, type MarketServerOptions } from '../../operator/src/hub/market/server.js';
+import { certificateNamesWallet } from '../../operator/src/hub/hub.js';
 import type { RejectReason } from '../../operator/src/protocol/edge-error.js';
 import { decodeAgentFrame } from '../../operator/src/protocol/framing.js';
 import { malformedAgentMessage, validAgentMessage } from '../../operator/src/protocol/testing/agent-messages.js';
@@ -559,6 +560,24 @@ describe('marketplace stream over mTLS', () => {
     for (let i = 0; i < 200; i++) raw.send({ $case: 'tunnel', value: { sessionId: id, frame: { $case: 'data', value: { channel: 0, data: chunk } } } });
     expect((await raw.ended).code).toBe(status.RESOURCE_EXHAUSTED);
     expect(raw.hubReason()).toBe('rate_limited');
+  });
+
+  it('with certificates bound to wallets (the hub default), refuses a wallet its client certificate does not name', async () => {
+    // The attack: one certificate registers any number of wallets, each a GpuProvider, metric
+    // series and stream budget of its own (and Ready identities that shift the mass-silence count).
+    const hub = await startHub({ authorizePeer: certificateNamesWallet });
+    const owner = Wallet.createRandom();
+    const cert = await issueCert(pki.ca, { commonName: owner.address, usages: ['client'] });
+    const other = rawStream(hub.port, cert);
+    const challenge = await challengeOf(other);
+    const stranger = Wallet.createRandom();
+    hello(other, stranger.address);
+    other.send({ $case: 'registerProof', value: await signChallenge(stranger, challenge, stranger.address) });
+    expect((await other.ended).code).toBe(status.PERMISSION_DENIED);
+    expect(other.hubReason()).toBe('certificate_mismatch');
+    const own = rawStream(hub.port, cert);
+    const { providerName } = await registerRaw(own, owner);
+    expect(providerName).toBeTruthy();
   });
 
   it('measures RTT and bandwidth from pings and the probe', async () => {

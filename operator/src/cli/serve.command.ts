@@ -38,6 +38,7 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--grpc-host <host>', 'listen address', '127.0.0.1')
     .option('--grpc-port <port>', 'listen port (0 picks a free one)', '8443')
     .option('--audience <name>', 'hub identity signed into registration proofs', 'fedgpu-hub')
+    .option('--certificate-names-wallet <bool>', "refuse an agent whose client certificate's CommonName is not the wallet it proves (one certificate, one provider)", 'true')
     .option('--provider-lost-after <duration>', 'heartbeat silence after which a provider is lost', '15s')
     .option('--provider-status-period <duration>', 'at rest, how often a provider\'s heartbeat time is written to its status (liveness itself is kept in memory)', '60s')
     .option('--job-concurrency <n>', 'GpuJob reconciles at once (never two of one job); a burst waits on the apiserver, not on the CPU', String(DEFAULT_JOB_CONCURRENCY))
@@ -79,6 +80,7 @@ export function hubCommand(globals: () => Globals): Command {
         tls: { caPem: read(o.tlsCa, 'CA'), certPem: read(o.tlsCert, 'certificate'), keyPem: read(o.tlsKey, 'key') },
         logger,
         audience: o.audience,
+        certificateNamesWallet: booleanFlag('--certificate-names-wallet', o.certificateNamesWallet),
         host: o.grpcHost,
         port: Number(o.grpcPort),
         providerLostAfterMs: durationMs(o.providerLostAfter),

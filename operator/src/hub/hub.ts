@@ -30,6 +30,12 @@ export interface HubOptions {
   logger: Logger;
   /** The hub's identity, signed into every registration proof. */
   audience?: string;
+  /**
+   * Whether an agent's client certificate must name its wallet (CommonName = the wallet address,
+   * as the chart's provider certificates do; default true). Without it one certificate registers
+   * any number of wallets, each a GpuProvider, metric series and per-stream budget.
+   */
+  certificateNamesWallet?: boolean;
   host?: string;
   port?: number;
   providerLostAfterMs?: number;
@@ -148,6 +154,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     tls: opts.tls,
     registry,
     audience: opts.audience ?? 'fedgpu-hub',
+    ...(opts.certificateNamesWallet === false ? {} : { authorizePeer: certificateNamesWallet }),
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 0,
     logger: opts.logger,
@@ -244,4 +251,11 @@ function lateDomain(settlement: HubSettlement): { chainId: number; marketAddress
       return settlement.domainInfo?.marketAddress ?? '';
     },
   };
+}
+
+/** Whether the client certificate's CommonName is the wallet the agent proved (any letter case). */
+export function certificateNamesWallet(wallet: string, certificate: { subject?: { CN?: string | string[] } } | undefined): boolean {
+  const cn = certificate?.subject?.CN;
+  const names = Array.isArray(cn) ? cn : cn === undefined ? [] : [cn];
+  return names.some((name) => name.toLowerCase() === wallet.toLowerCase());
 }
