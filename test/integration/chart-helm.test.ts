@@ -319,6 +319,15 @@ describe('helm template', () => {
     expect((await render(PROVIDER)).filter((o) => o.metadata.name.includes('job-status-guard'))).toEqual([]);
   });
 
+  it('renders the guard that refuses a GpuJob naming a Secret its writer may not read', async () => {
+    const objs = await render(HUB);
+    const guard = one(objs, 'ValidatingAdmissionPolicy', 'rel-fedgpu-job-secrets-guard');
+    expect(guard.spec.matchConstraints.resourceRules).toEqual([{ apiGroups: ['fedgpu.io'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['gpujobs'] }]);
+    expect(guard.spec.validations[0].expression).toContain("check('get').allowed()");
+    expect((await render(HUB, ['--set', 'hub.jobSecretsGuard=false'])).filter((o) => o.metadata.name.includes('job-secrets-guard'))).toEqual([]);
+    expect((await render(PROVIDER)).filter((o) => o.metadata.name.includes('job-secrets-guard'))).toEqual([]);
+  });
+
   describe('ServiceMonitor and PrometheusRule', () => {
     const monitoring = ['--api-versions', 'monitoring.coreos.com/v1'];
 

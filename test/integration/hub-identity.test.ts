@@ -188,6 +188,31 @@ describe("the hub runs with the chart's identity", () => {
     await custom().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, name: 'trudys' });
   });
 
+  it("refuses a job that names a Secret its writer may not read (the hub would hand a teammate's Secret to the writer's pods); allowed once they may", async () => {
+    const secret = await runKubectl(kubeconfig, ['create', 'secret', 'generic', 'lead-token', '-n', NS, '--from-literal=token=s3cr3t']);
+    expect(secret.code, secret.stderr).toBe(0);
+    const edits = await runKubectl(kubeconfig, ['create', 'rolebinding', 'sam-edits', '-n', NS, '--clusterrole=fedgpu-job-editor', '--user=sam']);
+    expect(edits.code, edits.stderr).toBe(0);
+    const asSam = (args: string[], stdin?: string) => runKubectl(kubeconfig, [...args, '-n', NS, '--as=sam'], stdin);
+    const manifest = (name: string) => JSON.stringify({
+      apiVersion: `${GROUP}/${VERSION}`, kind: 'GpuJob', metadata: { name },
+      spec: { template: { spec: { containers: [{ name: 'main', image: 'example/train:v1' }] } }, budget: { maxPricePerGpuHour: '1' }, secrets: [{ name: 'lead-token', env: [{ name: 'TOKEN', key: 'token' }] }] },
+    });
+    await waitFor('the secrets guard in effect', async () => ((await asSam(['create', '-f', '-', '--dry-run=server'], manifest('probe'))).code !== 0 ? true : undefined), { timeoutMs: 30_000, intervalMs: 200 });
+    const refused = await asSam(['create', '-f', '-'], manifest('sams'));
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('spec.secrets names a Secret of this namespace you may not read (get)');
+    // A job without secrets, and one whose writer may read the Secret, go through.
+    const reads = await runKubectl(kubeconfig, ['create', 'role', 'read-lead-token', '-n', NS, '--verb=get', '--resource=secrets', '--resource-name=lead-token']);
+    expect(reads.code, reads.stderr).toBe(0);
+    const bound = await runKubectl(kubeconfig, ['create', 'rolebinding', 'sam-reads', '-n', NS, '--role=read-lead-token', '--user=sam']);
+    expect(bound.code, bound.stderr).toBe(0);
+    await waitFor('sam may read it', async () => ((await asSam(['create', '-f', '-', '--dry-run=server'], manifest('probe'))).code === 0 ? true : undefined), { timeoutMs: 30_000, intervalMs: 200 });
+    const allowed = await asSam(['create', '-f', '-'], manifest('sams'));
+    expect(allowed.code, allowed.stderr).toBe(0);
+    await custom().deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: GPUJOB_PLURAL, namespace: NS, name: 'sams' });
+  });
+
   it('registers a provider: GpuProvider create, spec patch, status patch and an Event', async () => {
     const wallet = Wallet.createRandom().address;
     const info = { walletAddress: wallet, agentVersion: 'test', protocolVersion: 1, peer: '127.0.0.1:1' };
