@@ -1,62 +1,30 @@
 // The hub's edge in front of the real provider registry: refused agents and garbage on the wire
 // must leave every GpuProvider in the apiserver exactly as it was.
-import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { Wallet } from 'ethers';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { AgentMessage, type MarketplaceClient } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
-import { MarketServer } from '../../operator/src/hub/market/server.js';
-import { KubeProviderRegistry } from '../../operator/src/hub/providers/registry.js';
-import { KubeProviderStore } from '../../operator/src/hub/providers/store.js';
+import { AgentMessage } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
 import { malformedAgentMessage } from '../../operator/src/protocol/testing/agent-messages.js';
 import { SeededRandom } from '../../operator/src/protocol/testing/seeded-random.js';
 import { signChallenge } from '../../operator/src/protocol/wallet-proof.js';
 import { gpuProviderClient } from '../../operator/src/runtime/kube.js';
-import { runKubectl } from '../../operator/src/testbed/kubectl.js';
-import { hubIdentity } from '../../operator/src/testbed/federation.js';
-import { repoRoot } from '../../operator/src/testbed/tools.js';
-import { waitFor } from '../../operator/src/testbed/wait.js';
-import { createCa, issueCert, type CertificateAuthority, type IssuedCertificate } from '../../operator/src/tls/certs.js';
-import { challengeOf, hello, RawStream, registerRaw } from '../support/raw-stream.js';
+import { createCa, issueCert, type IssuedCertificate } from '../../operator/src/tls/certs.js';
+import { challengeOf, hello, registerRaw } from '../support/raw-stream.js';
+import { startRegistryHub, type RegistryHub } from '../support/registry-hub.js';
 
 const kubeconfig = inject('kubeconfig');
-const silent = pino({ level: process.env.DEBUG_HUB ? 'debug' : 'silent' });
-let ca: CertificateAuthority;
-let agentCert: IssuedCertificate;
-let server: MarketServer;
-const clients: MarketplaceClient[] = [];
+let hub: RegistryHub;
 
 beforeAll(async () => {
-  const crds = join(repoRoot, 'crds');
-  expect((await runKubectl(kubeconfig, ['apply', '--server-side', '-f', crds])).code).toBe(0);
-  expect((await runKubectl(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', '-f', crds])).code).toBe(0);
-  // The apiserver answers 429 "storage is (re)initializing" for a moment after a CRD changes.
-  await waitFor('gpuproviders to be served', async () => ((await providersNow()) ? true : undefined), { timeoutMs: 30_000 });
-  ca = await createCa('fedgpu hub CA');
-  const hubCert = await issueCert(ca, { commonName: 'fedgpu-hub', dnsNames: ['fedgpu-hub'], usages: ['server'] });
-  agentCert = await issueCert(ca, { commonName: 'agent', usages: ['client'] });
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfig);
-  server = new MarketServer({
-    tls: { caPem: ca.certPem, certPem: hubCert.certPem, keyPem: hubCert.keyPem },
-    // The registry writes as the chart's hub identity (the test reads as admin).
-    registry: new KubeProviderRegistry({ store: new KubeProviderStore((await hubIdentity({ kubeconfigPath: kubeconfig })).kubeConfig), logger: silent }),
-    audience: 'fedgpu-hub.test',
-    logger: silent,
-    registrationTimeoutMs: 10_000,
-  });
-  await server.start();
+  hub = await startRegistryHub(kubeconfig);
 });
 
 afterAll(async () => {
-  for (const c of clients) c.close();
-  await server?.stop();
+  await hub?.stop();
 });
 
-const raw = (cert: IssuedCertificate | null = agentCert) =>
-  new RawStream({ port: server.port, caPem: ca.certPem, cert, serverName: 'fedgpu-hub', clients });
+const raw = (cert?: IssuedCertificate | null) => hub.raw(cert);
 
 /** Every GpuProvider's name, resourceVersion and status: what must not move. */
 async function providersNow(): Promise<string> {
