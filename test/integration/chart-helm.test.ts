@@ -114,7 +114,10 @@ describe('helm template', () => {
     const objs = await render(HUB);
     expect(kinds(objs)).toEqual([
       'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding',
-      'Service', 'Service', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
+      'Service', 'Service', 'ServiceAccount',
+      // The job finalizer, status and secrets guards.
+      'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding', 'ValidatingAdmissionPolicyBinding', 'ValidatingAdmissionPolicyBinding',
     ]);
     const deploy = one(objs, 'Deployment', 'rel-fedgpu');
     expect(deploy.spec.replicas).toBe(2);
