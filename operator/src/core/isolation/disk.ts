@@ -6,9 +6,8 @@
 // other consumers' replicas beside them for free. So a replica's limits add up to at most its
 // GPUs' part of the node's allocatable ephemeral storage, as CPU and memory do (share.ts). Pure.
 
-import type { V1Container } from '@kubernetes/client-node';
 import { parseQuantity, QUANTITY_PATTERN } from '../idle.js';
-import type { BoundPodSpec, BoundResult } from './share.js';
+import { limitedEntries, type BoundPodSpec, type BoundResult, type Limited } from './share.js';
 
 const RESOURCE = 'ephemeral-storage';
 const MIB = 1024 * 1024;
@@ -35,7 +34,6 @@ const toMiB = (n: number) => Math.floor(n / MIB) * MIB;
 const format = (n: number) => (n % MIB === 0 ? `${n / MIB}Mi` : String(n));
 const human = (n: number) => (n % GIB === 0 ? `${n / GIB}Gi` : n % MIB === 0 ? `${n / MIB}Mi` : `${n} bytes`);
 
-type Entry = { c: V1Container & { resources: { limits: Record<string, string>; requests: Record<string, string> } }; path: string; role: 'container' | 'sidecar' | 'init' };
 
 /**
  * The containers with ephemeral-storage limits that keep the replica within `shareBytes` of disk: the
@@ -47,15 +45,9 @@ type Entry = { c: V1Container & { resources: { limits: Record<string, string>; r
  * the apiserver's LimitRange to refuse, with its own words, as the consumer's error.
  */
 export function boundDisk(spec: BoundPodSpec, shareBytes: number, bounds: DiskBounds, clamp = false): BoundResult {
-  const copy = (c: V1Container) => ({ ...c, resources: { ...c.resources, limits: { ...c.resources?.limits }, requests: { ...c.resources?.requests } } });
-  const containers = spec.containers.map(copy);
-  const inits = spec.initContainers?.map(copy);
-  const entries: Entry[] = [
-    ...containers.map((c, i): Entry => ({ c, path: `template.spec.containers[${i}]`, role: 'container' })),
-    ...(inits ?? []).map((c, i): Entry => ({ c, path: `template.spec.initContainers[${i}]`, role: c.restartPolicy === 'Always' ? 'sidecar' : 'init' })),
-  ];
-  const unchanged: BoundResult = { ok: true, spec: { containers, ...(inits ? { initContainers: inits } : {}) } };
-  const explicit = new Map<Entry, number>();
+  const { containers, inits, entries } = limitedEntries(spec);
+  const bound: BoundResult = { ok: true, spec: { containers, ...(inits ? { initContainers: inits } : {}) } };
+  const explicit = new Map<Limited, number>();
   for (const e of entries) {
     const raw = e.c.resources.limits[RESOURCE];
     if (raw === undefined) continue;
@@ -65,7 +57,7 @@ export function boundDisk(spec: BoundPodSpec, shareBytes: number, bounds: DiskBo
   }
   const of = `this replica's share of its node's ephemeral storage, ${human(shareBytes)}`;
   const problems: string[] = [];
-  const give = (e: Entry, n: number) => {
+  const give = (e: Limited, n: number) => {
     e.c.resources.limits[RESOURCE] = format(n);
     explicit.set(e, n);
   };
@@ -115,5 +107,5 @@ export function boundDisk(spec: BoundPodSpec, shareBytes: number, bounds: DiskBo
     }
   }
   if (problems.length > 0) return { ok: false, problems };
-  return unchanged;
+  return bound;
 }

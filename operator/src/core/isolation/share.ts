@@ -80,12 +80,27 @@ export interface BoundPodSpec {
 
 export type BoundResult = { ok: true; spec: BoundPodSpec } | { ok: false; problems: string[] };
 
-type Limited = {
+export type Limited = {
   c: V1Container & { resources: { limits: Record<string, string>; requests: Record<string, string> } };
   path: string;
   /** A sidecar is an init container with restartPolicy Always: it runs beside the containers; an init container runs before them. */
   role: 'container' | 'sidecar' | 'init';
 };
+
+/**
+ * Copies of the spec's containers and init containers, each with its own limits and requests maps
+ * to write into, and the same copies as entries in declaration order with their path and role.
+ */
+export function limitedEntries(spec: BoundPodSpec): { containers: Limited['c'][]; inits: Limited['c'][] | undefined; entries: Limited[] } {
+  const copy = (c: V1Container) => ({ ...c, resources: { ...c.resources, limits: { ...c.resources?.limits }, requests: { ...c.resources?.requests } } });
+  const containers = spec.containers.map(copy);
+  const inits = spec.initContainers?.map(copy);
+  const entries: Limited[] = [
+    ...containers.map((c, i): Limited => ({ c, path: `template.spec.containers[${i}]`, role: 'container' })),
+    ...(inits ?? []).map((c, i): Limited => ({ c, path: `template.spec.initContainers[${i}]`, role: c.restartPolicy === 'Always' ? 'sidecar' : 'init' })),
+  ];
+  return { containers, inits, entries };
+}
 
 /** A limit set in a template, in millicores or bytes, or why it is refused (not a quantity, or below the least a container runs with). */
 function checkLimit(kind: Kind, raw: unknown, path: string): { n: number } | { problem: string } {
@@ -110,13 +125,7 @@ function checkLimit(kind: Kind, raw: unknown, path: string): { n: number } | { p
  */
 export function boundToShare(spec: BoundPodSpec, share: Share, clamp = false): BoundResult {
   const problems: string[] = [];
-  const copy = (c: V1Container) => ({ ...c, resources: { ...c.resources, limits: { ...c.resources?.limits }, requests: { ...c.resources?.requests } } });
-  const containers = spec.containers.map(copy);
-  const inits = spec.initContainers?.map(copy);
-  const entries: Limited[] = [
-    ...containers.map((c, i): Limited => ({ c, path: `template.spec.containers[${i}]`, role: 'container' })),
-    ...(inits ?? []).map((c, i): Limited => ({ c, path: `template.spec.initContainers[${i}]`, role: c.restartPolicy === 'Always' ? 'sidecar' : 'init' })),
-  ];
+  const { containers, inits, entries } = limitedEntries(spec);
   const of = `this replica's share of its node (${share.gpus} of the ${share.ofGpus} GPU(s) it has for jobs)`;
   for (const kind of KINDS) {
     const total = kind === 'cpu' ? share.cpuMilli : share.memoryBytes;
