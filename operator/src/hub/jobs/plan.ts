@@ -150,10 +150,11 @@ export function jobRequest(job: GpuJob, exclude: string[]): JobRequest {
  * there losing their agent, and the attempt blamed on the provider when it never starts). Invalid.
  */
 function withTemplateSize(host: Pick<JobRequest, 'hostPerReplica' | 'hostProblems'>, template: unknown, replicas: number): Pick<JobRequest, 'hostPerReplica' | 'hostProblems'> {
-  const bytes = Buffer.byteLength(JSON.stringify(template)) * replicas;
+  const each = Buffer.byteLength(JSON.stringify(template));
+  const bytes = each * replicas;
   if (bytes <= MAX_ASSIGN_TEMPLATE_BYTES) return host;
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-  const problem = `spec.template is sent to the provider once per replica: ${replicas} × ${Buffer.byteLength(JSON.stringify(template))} bytes = ${mib(bytes)}, more than the ${mib(MAX_ASSIGN_TEMPLATE_BYTES)} one assignment may carry`;
+  const problem = `spec.template is sent to the provider once per replica: ${replicas} × ${each} bytes = ${mib(bytes)}, more than the ${mib(MAX_ASSIGN_TEMPLATE_BYTES)} one assignment may carry`;
   return { ...host, hostProblems: [...(host.hostProblems ?? []), problem] };
 }
 
@@ -432,8 +433,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
   // runs out, and a budget short of it would have them stopped at once and run the whole grace
   // unpaid (3,600 s on 8 GPUs for the price of 60 GPU-seconds, job after job).
   const minimumRun = Math.max(1, inputs.minimumRunGpuSeconds ?? DEFAULT_MINIMUM_RUN_GPU_SECONDS);
-  const jobGpus = (job.spec.replicas ?? 1) * (job.spec.gpusPerReplica ?? 1);
-  const grace = job.spec.faultTolerance?.checkpoint?.gracePeriodSeconds ?? 30;
+  const { gpus: jobGpus, gracePeriodSeconds: grace } = limits;
   const minimum = minimumRun + jobGpus * grace;
   const minimumText = grace > 0
     ? `the hub's minimum run of ${minimumRun} GPU-seconds plus ${grace} s of checkpoint grace on ${jobGpus} GPU(s), ${minimum} GPU-seconds`
