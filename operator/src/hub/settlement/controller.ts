@@ -15,6 +15,7 @@ import type { Informer } from '../../runtime/informer.js';
 import { gpuJobClient, objectKey } from '../../runtime/kube.js';
 import { StatusWriter } from '../../runtime/status-writer.js';
 import type { AgentLink } from '../jobs/controller.js';
+import { PodEventBook } from '../jobs/pod-events.js';
 import { SettleBatcher } from './batcher.js';
 import { escrowEpochs, isDeleted, isFinished } from './billing.js';
 import { settlementControllerMetrics } from '../../metrics/settlement-metrics.js';
@@ -90,14 +91,19 @@ export class SettlementController {
   /** Transactions this process sent (to tell a restart's recovery from a stale cache). */
   private readonly sent = new Set<string>();
   private started = false;
-  /** When a ReceiptRefused Event was last written, by provider and job (refusalEventDue). */
-  private readonly refusalEvents = new Map<string, number>();
+  /**
+   * ReceiptRefused Events, one per provider and job a minute: each refusal's text differs (the
+   * epoch, the GPU time claimed), so the recorder cannot fold them, and a provider could otherwise
+   * write an Event per message it sends, on a job of its choosing, for ever.
+   */
+  private readonly refusalEvents: PodEventBook;
 
   constructor(private readonly opts: SettlementControllerOptions) {
     const client = gpuJobClient(opts.kubeConfig.makeApiClient(CustomObjectsApi), FIELD_MANAGER);
     this.statusWriter = StatusWriter.forCustomObjects(client, FIELD_MANAGER);
     this.recorder = new EventRecorder({ sink: coreEventSink(opts.kubeConfig.makeApiClient(CoreV1Api)), controller: 'fedgpu.io/settlement-controller', logger: opts.logger });
     this.now = opts.now ?? Date.now;
+    this.refusalEvents = new PodEventBook({ burst: 1, refillMs: REFUSAL_EVENT_PERIOD_MS, maxJobs: 4096 }, this.now);
     this.config = {
       receiptTimeoutMs: opts.receiptTimeoutMs ?? 10 * 60_000,
       deletedReceiptWaitMs: opts.deletedReceiptWaitMs ?? 30_000,
@@ -169,10 +175,7 @@ export class SettlementController {
         log.warn({ reason: verdict.reason }, 'usage receipt refused');
         settlementGaveUp('bad_receipt');
         this.ack(provider, receipt.jobUid, receipt.epoch, false, verdict.reason);
-        // One Event per provider and job a minute: each refusal's text differs (the epoch, the GPU
-        // time claimed), so the recorder cannot fold them, and a provider could otherwise write an
-        // Event per message it sends, on a job of its choosing, for ever.
-        if (this.refusalEventDue(provider, receipt.jobUid)) {
+        if (this.refusalEvents.admit(`${provider}/${receipt.jobUid}`)) {
           void this.recorder.warning(job, 'ReceiptRefused', `usage receipt from ${provider} for attempt ${receipt.epoch} refused: ${verdict.reason}`);
         }
         return;
@@ -183,20 +186,6 @@ export class SettlementController {
         this.controller.enqueue(objectKey(job));
       }
     }
-  }
-
-  private refusalEventDue(provider: string, jobUid: string): boolean {
-    const key = `${provider}/${jobUid}`;
-    const now = this.now();
-    const last = this.refusalEvents.get(key);
-    if (last !== undefined && now - last < REFUSAL_EVENT_PERIOD_MS) return false;
-    this.refusalEvents.delete(key);
-    this.refusalEvents.set(key, now);
-    for (const oldest of this.refusalEvents.keys()) {
-      if (this.refusalEvents.size <= 4096) break;
-      this.refusalEvents.delete(oldest);
-    }
-    return true;
   }
 
   private ack(provider: string, jobUid: string, epoch: number, accepted: boolean, reason: string): void {
