@@ -311,17 +311,16 @@ export class MarketSession {
     // opened them). Data for a session closed meanwhile is what the agent sent before it saw the
     // close (up to a window, often one log line a frame): it counts by the byte, a token per
     // CLOSED_DATA_BYTES_PER_TOKEN, so a flood of it is bounded and an honest Ctrl-C is not.
+    let cost = 1;
     if (frame.frame?.$case === 'data') {
+      cost = 0;
       if (!this.tunnel.isOpen(frame.sessionId)) {
         this.closedDataBytes += frame.frame.value.data.byteLength;
-        for (; this.closedDataBytes >= CLOSED_DATA_BYTES_PER_TOKEN; this.closedDataBytes -= CLOSED_DATA_BYTES_PER_TOKEN) {
-          if (!this.bucket.tryTake()) {
-            this.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'rate_limited', 'message rate limit exceeded'));
-            return;
-          }
-        }
+        cost = Math.floor(this.closedDataBytes / CLOSED_DATA_BYTES_PER_TOKEN);
+        this.closedDataBytes %= CLOSED_DATA_BYTES_PER_TOKEN;
       }
-    } else if (!this.bucket.tryTake()) {
+    }
+    if (cost > 0 && !this.bucket.tryTake(cost)) {
       this.terminate(new EdgeError(status.RESOURCE_EXHAUSTED, 'rate_limited', 'message rate limit exceeded'));
       return;
     }
