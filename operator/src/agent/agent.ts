@@ -657,8 +657,9 @@ export class Agent {
       switch (body.$case) {
         case 'assign':
           // An attempt already reclaimed here: said again, never run again.
-          if (this.reclaimed.has(body.value.jobUid, body.value.epoch)) {
-            for (const report of this.reclaimed.reports()) if (report.jobUid === body.value.jobUid && report.epoch === body.value.epoch) this.client?.sendAttemptStatus(report);
+          const reclaimed = this.reclaimed.reportOf(body.value.jobUid, body.value.epoch);
+          if (reclaimed) {
+            this.client?.sendAttemptStatus(reclaimed);
             return;
           }
           await this.runner.apply(body.value);

@@ -37,9 +37,9 @@ export class ReclaimedAttempts {
     return this.reported.has(keyOf(jobUid, epoch));
   }
 
-  /** The reports to send again (after a reconnect, or when the hub still lists their attempts). */
-  reports(): AttemptStatus[] {
-    return [...this.reported.values()];
+  /** The Reclaimed report sent for the attempt, if it was reclaimed here. */
+  reportOf(jobUid: string, epoch: number): AttemptStatus | undefined {
+    return this.reported.get(keyOf(jobUid, epoch));
   }
 
   /**
