@@ -16,6 +16,7 @@ import { addSettlementFlags, settlementOptionsOf } from './settlement-flags.js';
 import { accessEndpointOf, addLeaderElectionFlags, booleanFlag, addMetricsFlags, advertiseAddressOf, durationMs, leaderElectionOf, serveMetrics, untilSignalled } from './operability.js';
 import { noIdleCollector, startIdleCollector } from '../runtime/idle-gc.js';
 import { parseQuantity, QUANTITY_PATTERN } from '../core/idle.js';
+import { EPHEMERAL_STORAGE_DEFAULT, EPHEMERAL_STORAGE_MAX } from '../agent/tenancy/namespace.js';
 
 // `fedgpu hub` and `fedgpu agent`: the two long-running modes of the chart's container.
 
@@ -139,8 +140,8 @@ export function agentCommand(globals: () => Globals): Command {
     .option('--tenant-access-role <clusterrole>', "bind this ClusterRole (the chart's <fullname>-tenant-access: pod logs, exec, port-forward) to the agent in each tenant namespace it makes")
     .option('--runtime-class <name>', 'RuntimeClass set on every job pod (e.g. gvisor, kata)')
     .option('--no-tenant-dns', 'deny DNS egress from job pods too (the default allows only DNS)')
-    .option('--default-ephemeral-storage <quantity>', "ephemeral storage a job container gets without a limit (less where its replica's share of the node's disk is less)", '20Gi')
-    .option('--max-ephemeral-storage <quantity>', 'the most ephemeral storage one job container, or one emptyDir, may ask', '200Gi')
+    .option('--default-ephemeral-storage <quantity>', "ephemeral storage a job container gets without a limit (less where its replica's share of the node's disk is less)", EPHEMERAL_STORAGE_DEFAULT)
+    .option('--max-ephemeral-storage <quantity>', 'the most ephemeral storage one job container, or one emptyDir, may ask', EPHEMERAL_STORAGE_MAX)
     .option('--heartbeat-interval <duration>', 'heartbeat interval', '2s')
     .option('--log-retention-dir <dir>', 'where log tails of ended attempts are kept (default: a directory under the system temp dir)')
     .option('--log-retention <duration>', 'how long log tails of ended attempts are kept', '168h')

@@ -13,8 +13,6 @@ import { attemptName, attemptObjectLabels } from './rendezvous.js';
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const SECRET_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 const MOUNT_PATH = /^\/[A-Za-z0-9._/-]{0,511}$/;
-const MAX_BYTES = MAX_ATTEMPT_SECRET_BYTES;
-const MAX_SECRETS = MAX_ATTEMPT_SECRETS;
 
 export const attemptSecretName = (jobUid: string, epoch: number) => `${attemptName(jobUid, epoch)}-secrets`;
 const storedKey = (index: number, key: string) => `s${index}.${key}`;
@@ -24,7 +22,7 @@ export function checkSecrets(secrets: readonly AttemptSecret[]): void {
   const refuse = (message: string) => {
     throw new AttemptRefused('InvalidSecrets', message);
   };
-  if (secrets.length > MAX_SECRETS) refuse(`${secrets.length} secrets; at most ${MAX_SECRETS}`);
+  if (secrets.length > MAX_ATTEMPT_SECRETS) refuse(`${secrets.length} secrets; at most ${MAX_ATTEMPT_SECRETS}`);
   const bytes = secretBytes(secrets);
   const paths = new Set<string>();
   secrets.forEach((s, i) => {
@@ -44,7 +42,7 @@ export function checkSecrets(secrets: readonly AttemptSecret[]): void {
       paths.add(s.mountPath);
     }
   });
-  if (bytes > MAX_BYTES) refuse(`the secrets hold ${bytes} bytes; one attempt may carry at most ${MAX_BYTES}`);
+  if (bytes > MAX_ATTEMPT_SECRET_BYTES) refuse(`the secrets hold ${bytes} bytes; one attempt may carry at most ${MAX_ATTEMPT_SECRET_BYTES}`);
 }
 
 /** The per-attempt Secret, or undefined when the job has none. Immutable: nobody edits it in place. */

@@ -1,7 +1,9 @@
 import type { V1Pod, V1PodTemplateSpec, V1Toleration } from '@kubernetes/client-node';
 import { CHECKPOINT_DIR_ENV, GPU_TAINT_KEY } from '../../api/constants.js';
 import { allowlistTemplate, describeRefusals, type Refusal } from '../../core/isolation/allowlist.js';
+import { parseQuantity } from '../../core/idle.js';
 import { boundDisk, type DiskBounds } from '../../core/isolation/disk.js';
+import { EPHEMERAL_STORAGE_DEFAULT, EPHEMERAL_STORAGE_DEFAULT_REQUEST, EPHEMERAL_STORAGE_MAX } from '../tenancy/namespace.js';
 import { boundToShare, type Share } from '../../core/isolation/share.js';
 
 // The pods of one attempt, built from the hub's assignment. Names are deterministic, so repeating
@@ -63,9 +65,12 @@ export interface BuildOptions {
   diskBounds?: DiskBounds;
 }
 
-const GIB = 1024 ** 3;
-/** The tenant LimitRange's defaults (agent/tenancy/namespace.ts). */
-export const DEFAULT_DISK_BOUNDS: DiskBounds = { defaultBytes: 20 * GIB, maxBytes: 200 * GIB, defaultRequestBytes: GIB };
+/** The tenant LimitRange's defaults (agent/tenancy/namespace.ts), in bytes. */
+export const DEFAULT_DISK_BOUNDS: DiskBounds = {
+  defaultBytes: parseQuantity(EPHEMERAL_STORAGE_DEFAULT),
+  maxBytes: parseQuantity(EPHEMERAL_STORAGE_MAX),
+  defaultRequestBytes: parseQuantity(EPHEMERAL_STORAGE_DEFAULT_REQUEST),
+};
 
 const HUB_ENV_REFUSED = /^(NVIDIA_|CUDA_VISIBLE_DEVICES$)/;
 /**

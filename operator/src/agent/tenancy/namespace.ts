@@ -59,6 +59,11 @@ export interface TenantUsage {
   gpus: number;
 }
 
+/** The tenant LimitRange's ephemeral storage per container: without a limit, without a request, at most. */
+export const EPHEMERAL_STORAGE_DEFAULT = '20Gi';
+export const EPHEMERAL_STORAGE_DEFAULT_REQUEST = '1Gi';
+export const EPHEMERAL_STORAGE_MAX = '200Gi';
+
 export interface TenancyOptions {
   /** Prefix of every tenant namespace (the chart's provider.jobNamespace). */
   prefix: string;
@@ -172,7 +177,7 @@ export class TenantNamespaces {
     const sa = { metadata: { name: 'default', labels }, automountServiceAccountToken: false };
     // Replaced when present, so a policy someone loosened is put back.
     const deny = { metadata: { name: DEFAULT_DENY_POLICY, labels }, spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] } };
-    const max = this.options.maxEphemeralStorage ?? '200Gi';
+    const max = this.options.maxEphemeralStorage ?? EPHEMERAL_STORAGE_MAX;
     const accessUser = this.options.accessRole?.user();
     if (this.options.accessRole && !accessUser) this.logger.warn({ namespace: name }, 'the agent does not know its own username: no tenant-access binding, so logs, exec and port-forward of this namespace will be refused');
     const binding = this.options.accessRole && accessUser
@@ -219,8 +224,8 @@ export class TenantNamespaces {
             spec: {
               limits: [{
                 type: 'Container',
-                _default: { 'ephemeral-storage': this.options.defaultEphemeralStorage ?? '20Gi' },
-                defaultRequest: { 'ephemeral-storage': '1Gi' },
+                _default: { 'ephemeral-storage': this.options.defaultEphemeralStorage ?? EPHEMERAL_STORAGE_DEFAULT },
+                defaultRequest: { 'ephemeral-storage': EPHEMERAL_STORAGE_DEFAULT_REQUEST },
                 max: { 'ephemeral-storage': max },
               }],
             },
