@@ -111,7 +111,7 @@ try {
     const controller = new SettlementController({
       chain,
       funding,
-      jobs: { jobs: jobInformer, providers: providerInformer, enqueue: () => {} },
+      jobs: { jobs: jobInformer, providers: providerInformer, jobByUid: (uid) => jobInformer.list().find((j) => j.metadata.uid === uid), enqueue: () => {} },
       agents: { send: () => false },
       kubeConfig: hub.kubeConfig,
       logger,

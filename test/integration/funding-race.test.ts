@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse } from 'yaml';
 import { Wallet } from 'ethers';
+import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { GpuJob, GpuProvider } from '../../operator/src/api/types.js';
 import { GpuJobController } from '../../operator/src/hub/jobs/controller.js';
@@ -12,7 +13,7 @@ import { gpuJobClient, gpuProviderClient, loadKubeConfig, makeClients } from '..
 import { runKubectl } from '../../operator/src/testbed/kubectl.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
-import { hubIdentity } from '../../operator/src/testbed/federation.js';
+import { HUB_RELEASE, HUB_RELEASE_NAMESPACE, hubIdentity } from '../../operator/src/testbed/federation.js';
 
 // The attack: with settlement on, a job is placed only on an escrow opened for the provider it goes
 // to. The hub asks for that escrow after a trial placement; when the trial finds no fit there is
@@ -36,6 +37,8 @@ let escrowOpen = false;
 let offered = false;
 let assignsWithoutEscrow = 0;
 const unfundedChecks: string[] = [];
+/** The funding checks of the 'secretive' job: the provider of each candidate, or 'none'. */
+const secretiveChecks: string[] = [];
 const assignedUids: string[] = [];
 /** Covered GPU-seconds of each Assign, by job uid. */
 const coveredOf = new Map<string, number>();
@@ -106,6 +109,10 @@ beforeAll(async () => {
       // As the real check answers for a job it judges will end unplaced (deadline just passed):
       // nothing to open, nothing in the way.
       if (j.metadata.name === 'unfunded') return (unfundedChecks.push(candidate?.provider ?? 'none'), {});
+      if (j.metadata.name === 'secretive') {
+        secretiveChecks.push(candidate?.provider ?? 'none');
+        return candidate ? { wait: `waiting for escrow: the test opens it for ${candidate.provider}` } : {};
+      }
       // An escrow already open for this attempt, opened before the consumer raised maxTotal.
       if (j.metadata.name === 'grown') return { wallet, escrowAmount: GROWN_ESCROW };
       log.push(`check:${candidate?.provider ?? 'none'}`);
@@ -127,7 +134,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await controller?.stop();
   await gpuProviderClient(admin().customObjects).delete(provider).catch(() => {});
-  for (const name of ['racer', 'unfunded', 'grown']) await runKubectl(kubeconfig, ['patch', 'gj', name, '-n', NS, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+  for (const name of ['racer', 'unfunded', 'grown', 'secretive']) await runKubectl(kubeconfig, ['patch', 'gj', name, '-n', NS, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
   await runKubectl(kubeconfig, ['delete', 'namespace', NS, '--wait=false']);
 });
 
@@ -174,6 +181,57 @@ describe('a placement and its escrow', () => {
     expect(waiting.status?.conditions?.find((c) => c.type === 'Scheduled')?.reason).toBe('WaitingForEscrow');
     expect(waiting.status?.placement).toBeUndefined();
     expect(assignedUids).not.toContain(unfunded.metadata.uid);
+  });
+
+  it('opens no escrow for a job whose Secrets the hub cannot read, and asks for one once it can', async () => {
+    // The attack: a job naming a Secret its writer may read but never granted to the hub. Its
+    // escrow opened on the trial placement, locking one of the provider's stake bonds, and then
+    // the job waited on the Secret; retired unplaced after two minutes, its next attempt opened
+    // another, and so on. Now the Secret is read before any escrow is asked for.
+    await offerGpusOnce();
+    const body = parse(readFileSync(join(repoRoot, 'examples', 'gpujob-single.yaml'), 'utf8')) as GpuJob;
+    await gpuJobClient(admin().customObjects, 'funding-race-test').create({
+      ...body,
+      metadata: { name: 'secretive', namespace: NS },
+      spec: { ...body.spec, secrets: [{ name: 'hf-token', env: [{ name: 'HF_TOKEN', key: 'token' }] }] },
+    });
+    const waiting = await waitFor('the job to wait for its Secret', async () => {
+      const j = await gpuJobClient(admin().customObjects).get('secretive', NS);
+      return j.status?.conditions?.find((c) => c.type === 'Scheduled')?.reason === 'WaitingForSecrets' ? j : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(waiting.status?.conditions?.find((c) => c.type === 'Scheduled')?.message).toBe(
+      `waiting for a RoleBinding in namespace ${NS} that lets the hub get Secret ${NS}/hf-token (see docs/secrets.md)`,
+    );
+    expect(waiting.status?.placement).toBeUndefined();
+    // The funding check still ran (an escrow already open would be found), but never with a
+    // candidate to open one for.
+    expect(secretiveChecks.length).toBeGreaterThan(0);
+    expect(secretiveChecks.every((c) => c === 'none')).toBe(true);
+
+    // The consumer grants the hub its Secret, as docs/secrets.md says: the next reconcile asks for
+    // the escrow on the provider the trial found.
+    const clients = admin();
+    const rbac = loadKubeConfig(kubeconfig).makeApiClient(RbacAuthorizationV1Api);
+    await clients.core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'hf-token' }, stringData: { token: 'hf_value' } } });
+    await rbac.createNamespacedRole({ namespace: NS, body: { metadata: { name: 'fedgpu-hub-job-secrets' }, rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: ['hf-token'], verbs: ['get'] }] } });
+    await rbac.createNamespacedRoleBinding({
+      namespace: NS,
+      body: {
+        metadata: { name: 'fedgpu-hub-job-secrets' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'fedgpu-hub-job-secrets' },
+        subjects: [{ kind: 'ServiceAccount', name: HUB_RELEASE, namespace: HUB_RELEASE_NAMESPACE }],
+      },
+    });
+    await waitFor('an escrow asked for on the provider', () => {
+      if (secretiveChecks.includes(provider)) return true;
+      controller.enqueue(`${NS}/secretive`); // nothing wakes a job when RBAC changes: look again
+      return undefined;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    const asked = await waitFor('the job to wait for that escrow', async () => {
+      const j = await gpuJobClient(admin().customObjects).get('secretive', NS);
+      return j.status?.conditions?.find((c) => c.type === 'Scheduled')?.reason === 'WaitingForEscrow' ? j : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(asked.status?.conditions?.find((c) => c.type === 'Scheduled')?.message).toBe(`waiting for escrow: the test opens it for ${provider}`);
   });
 
   it('never gives an attempt more to spend than its open escrow holds, however much the spec was raised since', async () => {

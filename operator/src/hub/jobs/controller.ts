@@ -30,7 +30,7 @@ import { desiredAttempts, judgeReport } from './fence.js';
 import { HUB_LOST_CONTACT } from '../providers/registry.js';
 import { egressOf, providerSnapshot } from './market-view.js';
 import { ReclaimNotices, windowClosedBetween } from './reclaim-notices.js';
-import { readJobSecrets } from './secrets.js';
+import { readJobSecrets, type SecretsRead } from './secrets.js';
 import { egressToMessage } from '../../agent/attempt/egress.js';
 import { DEFAULT_EGRESS } from '../../core/egress.js';
 import { judgePodEvent, PodEventBook, recordedPodEvent, stuckMessage, withStuckReason } from './pod-events.js';
@@ -366,6 +366,13 @@ export class GpuJobController {
   }
 
   /** The job as the hub last knew it: the cache, or the hub's own newer write over it. */
+  /** The cached job with this uid (agents name jobs by uid): an index lookup, not a scan of every job. */
+  jobByUid(uid: string): GpuJob | undefined {
+    const key = this.fresh.keyOf(uid);
+    const job = key ? this.jobs.get(key) : undefined;
+    return job?.metadata.uid === uid ? job : undefined;
+  }
+
   private current(key: string): GpuJob | undefined {
     const cached = this.jobs.get(key);
     return cached && this.fresh.freshest(key, cached);
@@ -421,14 +428,23 @@ export class GpuJobController {
     let funding: FundingVerdict = {};
     let trialResult: ScheduleResult | undefined;
     let trial: ReturnType<typeof planJob>['assign'];
+    let secretsRead: SecretsRead | undefined;
     const needsEscrow = placing && this.opts.fundingCheck !== undefined;
     if (placing && this.opts.fundingCheck) {
       trial = planJob(job, { ...base, schedule: (request) => (trialResult = scheduleOn(undefined, false)(request)) }).assign;
       const wallet = trial ? this.providers.get(trial.provider)?.spec.wallet : undefined;
+      // Secrets the hub cannot read would hold the placement anyway: no escrow is opened until they
+      // can be (each locks one of the provider's stake bonds, and a job left waiting on an ungranted
+      // Secret could lock one after another). An escrow already open is still found.
+      if (trial && job.spec.secrets?.length) secretsRead = await readJobSecrets(this.core, job);
+      const candidate = trial && wallet && !(secretsRead && 'waiting' in secretsRead)
+        ? { provider: trial.provider, wallet, pricePerGpuHour: trial.decision.pricePerGpuHour }
+        : undefined;
       funding = trial && !wallet
         ? { wait: `provider ${trial.provider} has no wallet to open an escrow for` }
-        : await this.opts.fundingCheck(job, trial && wallet ? { provider: trial.provider, wallet, pricePerGpuHour: trial.decision.pricePerGpuHour } : undefined);
+        : await this.opts.fundingCheck(job, candidate);
     }
+    const secretsBlock = secretsRead && 'waiting' in secretsRead ? { blockedBy: secretsRead.waiting, blockedReason: 'WaitingForSecrets' } : {};
     const pinnedEscrow = funding.wallet ? this.pinnedWait(key, job, funding.wallet, now, funding.openedAtGeneration) : (this.pinnedSince.delete(key), undefined);
     const inputs: Parameters<typeof planJob>[1] = {
       ...base,
@@ -438,6 +454,7 @@ export class GpuJobController {
       // was asked for). A trial placement the funding check opened nothing for (it judged the job
       // ends unplaced) waits too.
       ...fundingBlock(funding.wait ?? (needsEscrow && trial && !funding.wallet ? 'waiting for escrow: none is open for this attempt' : undefined)),
+      ...secretsBlock,
       // On an open escrow, at no more than the price of the trial placement it was opened for.
       schedule: needsEscrow && !funding.wallet ? replayed(trialResult) : scheduleOn(funding.wallet, !funding.wait, funding.wallet ? funding.openedAtPrice : undefined),
       ...(pinnedEscrow ? { pinnedEscrow } : {}),
@@ -459,7 +476,7 @@ export class GpuJobController {
     // (no grant, no Secret, no key) the job waits, saying which.
     let secrets: AttemptSecret[] = [];
     if (plan.assign && job.spec.secrets?.length) {
-      const read = await readJobSecrets(this.core, job);
+      const read = secretsRead ?? (await readJobSecrets(this.core, job));
       if ('waiting' in read) plan = planJob(job, { ...inputs, blockedBy: read.waiting, blockedReason: 'WaitingForSecrets' });
       else secrets = read.secrets;
     }

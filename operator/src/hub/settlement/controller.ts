@@ -40,6 +40,8 @@ import { applyMarketLog, isFinalRecord, summarize } from './records.js';
 export interface JobSource {
   jobs: Informer<GpuJob>;
   providers: Informer<GpuProvider>;
+  /** The cached job with this uid. */
+  jobByUid(uid: string): GpuJob | undefined;
   enqueue(key: string): void;
 }
 
@@ -153,8 +155,7 @@ export class SettlementController {
 
   /** An agent sent a usage receipt: check it, then record it through the job's reconcile. */
   onUsageReceipt(provider: string, receipt: ReceiptMessage): void {
-    const jobs = this.opts.jobs.jobs;
-    const job = jobs.list().find((j) => j.metadata.uid === receipt.jobUid);
+    const job = this.opts.jobs.jobByUid(receipt.jobUid);
     if (!job) {
       if (!this.started) {
         if (this.early.length < 10_000) this.early.push({ provider, receipt });
