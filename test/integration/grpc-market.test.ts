@@ -243,13 +243,15 @@ describe('marketplace stream over mTLS', () => {
   });
 
   it('refuses an expired challenge', async () => {
-    const hub = await startHub({ challengeTtlMs: 150 });
+    // The hub's wall clock, moved past the challenge's life once it is signed (no sleep).
+    let skewMs = 0;
+    const hub = await startHub({ challengeTtlMs: 150, clock: { wallMs: () => Date.now() + skewMs } });
     const wallet = Wallet.createRandom();
     const raw = rawStream(hub.port);
     const challenge = await challengeOf(raw);
     hello(raw, wallet.address);
     const proof = await signChallenge(wallet, challenge, wallet.address);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    skewMs = 151;
     raw.send({ $case: 'registerProof', value: proof });
     expect((await raw.ended).code).toBe(status.UNAUTHENTICATED);
     expect(raw.hubReason()).toBe('challenge_expired');

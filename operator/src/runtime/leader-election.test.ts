@@ -2,6 +2,7 @@ import type { V1Lease } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type LeaseApi, LeaderElector } from './leader-election.js';
 import { silentLogger } from './logger.js';
+import { FakeClock } from './testing/fake-clock.js';
 
 /** One Lease with apiserver semantics: 404 before create, 409 on a stale resourceVersion. */
 class FakeLeaseApi implements LeaseApi {
@@ -41,7 +42,9 @@ class FakeLeaseApi implements LeaseApi {
 const timing = { leaseDurationMs: 1_000, renewDeadlineMs: 700, retryPeriodMs: 150 };
 const electors: LeaderElector[] = [];
 
-function candidate(api: FakeLeaseApi, identity: string) {
+// Every candidate of a test runs on one fake clock: timings are asserted in its milliseconds,
+// which no load on the machine can stretch.
+function candidate(api: FakeLeaseApi, identity: string, clock: FakeClock) {
   const log: string[] = [];
   let signal: AbortSignal | undefined;
   const elector = new LeaderElector({
@@ -50,6 +53,7 @@ function candidate(api: FakeLeaseApi, identity: string) {
     name: 'hub',
     identity,
     ...timing,
+    clock,
     logger: silentLogger,
     onStartedLeading: (s) => {
       signal = s;
@@ -61,14 +65,22 @@ function candidate(api: FakeLeaseApi, identity: string) {
   return { elector, log, signal: () => signal };
 }
 
-async function until(check: () => boolean, timeoutMs = 3_000): Promise<number> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
+/** Lets every pending promise settle (the fake API answers in microtasks). */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Moves the clock 10 ms at a time, settling in between, until `check` holds; the fake time it took. */
+async function until(clock: FakeClock, check: () => boolean, timeoutMs = 10_000): Promise<number> {
+  const start = clock.now();
+  for (;;) {
+    await settle();
+    if (check()) return clock.now() - start;
+    if (clock.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms of fake time`);
+    clock.advance(10);
   }
-  return Date.now() - start;
 }
+
+/** Lets `ms` of fake time pass, 10 ms at a time. */
+const pass = (clock: FakeClock, ms: number) => until(clock, (() => { const end = clock.now() + ms; return () => clock.now() >= end; })());
 
 afterEach(async () => {
   await Promise.all(electors.splice(0).map((e) => e.stop({ release: false })));
@@ -84,11 +96,12 @@ describe('LeaderElector', () => {
 
   it('creates the lease and leads; renews it with microsecond times; keeps acquireTime', async () => {
     const api = new FakeLeaseApi();
-    const a = candidate(api, 'a');
+    const clock = new FakeClock();
+    const a = candidate(api, 'a', clock);
     a.elector.start();
-    await until(() => a.elector.isLeader());
+    await until(clock, () => a.elector.isLeader());
     expect(a.log).toEqual(['started']);
-    await until(() => api.writes.length >= 3);
+    await until(clock, () => api.writes.length >= 3);
     const [first, , third] = api.writes;
     expect(third?.spec?.holderIdentity).toBe('a');
     expect(third?.spec?.acquireTime).toBe(first?.spec?.acquireTime);
@@ -99,51 +112,60 @@ describe('LeaderElector', () => {
 
   it('of two candidates exactly one leads', async () => {
     const api = new FakeLeaseApi();
-    const a = candidate(api, 'a');
-    const b = candidate(api, 'b');
+    const clock = new FakeClock();
+    const a = candidate(api, 'a', clock);
+    const b = candidate(api, 'b', clock);
     a.elector.start();
     b.elector.start();
-    await until(() => a.elector.isLeader() || b.elector.isLeader());
-    await new Promise((r) => setTimeout(r, 1_200)); // more than a lease duration of renewals
-    expect([a.elector.isLeader(), b.elector.isLeader()].filter(Boolean)).toHaveLength(1);
+    await until(clock, () => a.elector.isLeader() || b.elector.isLeader());
+    // Never two at once, checked at every step over more than a lease duration of renewals.
+    const end = clock.now() + 1_200;
+    await until(clock, () => {
+      expect([a.elector.isLeader(), b.elector.isLeader()].filter(Boolean)).toHaveLength(1);
+      return clock.now() >= end;
+    });
   });
 
   it('a released lease is taken over at the next retry; a crashed leader only after the lease duration', async () => {
     const api = new FakeLeaseApi();
-    const a = candidate(api, 'a');
+    const clock = new FakeClock();
+    const a = candidate(api, 'a', clock);
     a.elector.start();
-    await until(() => a.elector.isLeader());
-    const b = candidate(api, 'b');
+    await until(clock, () => a.elector.isLeader());
+    const b = candidate(api, 'b', clock);
     b.elector.start();
-    await new Promise((r) => setTimeout(r, 400));
+    await pass(clock, 400);
+    expect(b.elector.isLeader()).toBe(false);
     await a.elector.stop(); // graceful: releases
     expect(a.log).toEqual(['started', 'stopped']);
     expect(a.signal()?.aborted).toBe(true);
-    const releasedAfter = await until(() => b.elector.isLeader());
+    const releasedAfter = await until(clock, () => b.elector.isLeader());
     expect(releasedAfter).toBeLessThan(timing.leaseDurationMs / 2);
     expect(api.lease?.spec?.leaseTransitions).toBe(1);
 
-    const c = candidate(api, 'c');
+    const c = candidate(api, 'c', clock);
     c.elector.start();
-    await new Promise((r) => setTimeout(r, 400));
+    await pass(clock, 400);
+    expect(c.elector.isLeader()).toBe(false);
     await b.elector.stop({ release: false }); // as a crash: the lease is left to expire
-    const crashedAfter = await until(() => c.elector.isLeader());
+    const crashedAfter = await until(clock, () => c.elector.isLeader());
     expect(crashedAfter).toBeGreaterThan(timing.leaseDurationMs - timing.retryPeriodMs * 3);
     expect(crashedAfter).toBeLessThan(timing.leaseDurationMs + 3 * timing.retryPeriodMs * 2.2);
   });
 
   it('gives up leading when it cannot renew for renewDeadline, and leads again once it can', async () => {
     const api = new FakeLeaseApi();
-    const a = candidate(api, 'a');
+    const clock = new FakeClock();
+    const a = candidate(api, 'a', clock);
     a.elector.start();
-    await until(() => a.elector.isLeader());
+    await until(clock, () => a.elector.isLeader());
     api.down = true;
-    const lostAfter = await until(() => !a.elector.isLeader());
+    const lostAfter = await until(clock, () => !a.elector.isLeader());
     expect(lostAfter).toBeGreaterThanOrEqual(timing.renewDeadlineMs - timing.retryPeriodMs);
     expect(a.signal()?.aborted).toBe(true);
     expect(a.log).toEqual(['started', 'stopped']);
     api.down = false;
-    await until(() => a.elector.isLeader());
+    await until(clock, () => a.elector.isLeader());
     expect(a.log).toEqual(['started', 'stopped', 'started']);
   });
 });

@@ -71,7 +71,8 @@ describe('WorkQueue: deduplication', () => {
     };
     for (const k of ['a', 'b', 'c']) queue.add(k);
     const workers = [worker(), worker(), worker(), worker()];
-    await new Promise((r) => setTimeout(r, 200));
+    // Until the self-adding key has run its 40 rounds (bounded: 10 s), then shut down.
+    for (let waited = 0; processed < 40 && waited < 10_000; waited += 5) await new Promise((r) => setTimeout(r, 5));
     await queue.shutDown();
     await Promise.all(workers);
     expect(overlaps).toBe(0);
