@@ -609,6 +609,19 @@ describe('refusals reach the consumer and stop nothing else', () => {
     expect(tenancy.unisolated()).toEqual([]);
   });
 
+  it("refuses to share a tenant namespace whose name another consumer's collides with, sending the job elsewhere", async () => {
+    // The names keep 32 bits of the consumer's hash: a hub namespace named with the victim's long
+    // prefix and a brute-forced hash gets the same name here. Made first by the attacker's attempt,
+    // that namespace says whose it is; the victim's attempt is refused there, not run beside it.
+    const name = tenantNamespaceName(PREFIX, 'team-victim');
+    await core.createNamespace({ body: { metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'fedgpu-agent', 'pod-security.kubernetes.io/enforce': 'restricted' }, annotations: { 'fedgpu.io/tenant': 'team-attacker' } } } });
+    const a = assign('team-victim', ok);
+    await runner.apply(a);
+    expect(runner.refused.get(key(a))).toBe(`PlacementRefused: namespace ${name} belongs to consumer "team-attacker", not "team-victim": their names collide on this provider; refusing to share it`);
+    expect(await podsOf(a)).toEqual([]);
+    await core.deleteNamespace({ name });
+  });
+
   it('re-checks a namespace it prepared: one loosened after an attempt ran gets no further pod', async () => {
     const first = assign('team-loosened', ok);
     await runner.apply(first);

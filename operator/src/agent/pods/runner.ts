@@ -1,7 +1,7 @@
 import { CoreV1Api, type KubeConfig, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
-import { NamespaceNotRestrictedError, type TenantNamespaces } from '../tenancy/namespace.js';
+import { NamespaceNotRestrictedError, TenantCollisionError, type TenantNamespaces } from '../tenancy/namespace.js';
 import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, REPLICA_LABEL, requiredNode, ShareExceededError, type Assignment, type BuildOptions } from './build.js';
 import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
 import { AttemptResources, type AttemptObjects } from '../attempt/resources.js';
@@ -189,6 +189,8 @@ export class PodRunner {
       await this.tenancy.ensure(assignment.tenant ?? '', () => this.usageOf(namespace));
     } catch (err) {
       if (err instanceof NamespaceNotRestrictedError) return refuse(`TenantNamespaceNotRestricted: ${err.message}`);
+      // Another consumer's namespace has this one's name here: nobody's fault this side, the job goes elsewhere.
+      if (err instanceof TenantCollisionError) return refuse(`PlacementRefused: ${err.message}`);
       // The apiserver is away or the namespace is still being deleted: try again shortly.
       this.logger.warn({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not prepare the tenant namespace; retrying');
       this.retryLater(key, assign);
@@ -344,6 +346,26 @@ export class PodRunner {
     if (this.released.has(key) || !namespace) return;
     await this.attempts.remove(namespace, jobUid, epoch);
     this.released.add(key);
+  }
+
+  /**
+   * A gang's attempt failed while some of its pods still run (one replica exited, the others wait
+   * on it in a collective for ever): those stop, with the checkpoint grace. The ended pods stay for
+   * their logs until the attempt is cancelled.
+   */
+  async stopSurvivors(jobUid: string, epoch: number, pods: readonly V1Pod[], gracePeriodSeconds: number): Promise<void> {
+    const namespace = this.assignments.get(attemptKey(jobUid, epoch))?.namespace;
+    if (!namespace) return;
+    for (const pod of pods) {
+      const phase = pod.status?.phase;
+      const name = pod.metadata?.name;
+      if (!name || phase === 'Succeeded' || phase === 'Failed' || pod.metadata?.deletionTimestamp) continue;
+      try {
+        await this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds });
+      } catch (err) {
+        if ((err as { code?: number }).code !== 404) throw err;
+      }
+    }
   }
 
   /** Owner reclaim or budget stop: deletes the attempt's pods with their checkpoint grace, keeping the assignment to report on. */

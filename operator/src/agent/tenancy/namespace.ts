@@ -22,6 +22,11 @@ export const ALLOW_DNS_POLICY = 'fedgpu-allow-dns';
 export const QUOTA_NAME = 'fedgpu-attempts';
 export const LIMIT_RANGE_NAME = 'fedgpu-containers';
 
+/** The tenant's namespace name is taken by another tenant's namespace (a hash collision). */
+export class TenantCollisionError extends Error {
+  override name = 'TenantCollisionError';
+}
+
 /** The namespace refuses to be used: it does not enforce PodSecurity restricted. */
 export class NamespaceNotRestrictedError extends Error {
   override name = 'NamespaceNotRestrictedError';
@@ -164,13 +169,13 @@ export class TenantNamespaces {
       if (read.value.metadata?.uid === prepared.uid) {
         // The namespace's own state first: a loosened one is refused as such (the admission
         // policy refuses the quota write there too, with a less telling message).
-        this.checkUsable(name, read.value);
+        this.checkUsable(name, read.value, tenant);
         if (quotaWrite.status === 'fulfilled') return name;
         if (!isCode(quotaWrite.reason, 404)) throw quotaWrite.reason;
       }
     }
     const ns = await this.ensureNamespace(name, tenant);
-    this.checkUsable(name, ns);
+    this.checkUsable(name, ns, tenant);
     const labels = { [MANAGED_BY_LABEL]: MANAGED_BY };
     // The namespace's own default ServiceAccount mounts nothing either (pods set it off as well).
     // (The controller-manager may have made it first: then it is replaced.)
@@ -295,11 +300,18 @@ export class TenantNamespaces {
     return queued.promise;
   }
 
-  /** Throws unless pods may go into `ns` now (not being deleted, PodSecurity restricted enforced). */
-  private checkUsable(name: string, ns: V1Namespace): void {
+  /** Throws unless pods of `tenant` may go into `ns` now (its own, not being deleted, PodSecurity restricted enforced). */
+  private checkUsable(name: string, ns: V1Namespace, tenant: string): void {
     if (ns.metadata?.deletionTimestamp) {
       this.prepared.delete(name);
       throw new Error(`namespace ${name} is still being deleted; the next resync retries`);
+    }
+    // The name keeps 32 bits of the tenant's hash: a hub namespace named to collide with another
+    // consumer's (a long shared prefix, then a brute-forced hash) would share its namespace here,
+    // quota and all. The tenant each namespace was made for is written on it, and checked.
+    const owner = ns.metadata?.annotations?.[TENANT_ANNOTATION];
+    if (owner !== undefined && owner !== tenant.slice(0, 253)) {
+      throw new TenantCollisionError(`namespace ${name} belongs to consumer ${JSON.stringify(owner)}, not ${JSON.stringify(tenant)}: their names collide on this provider; refusing to share it`);
     }
     const problem = restrictedProblem(ns);
     if (problem) {
