@@ -298,6 +298,12 @@ describe('planJob: market integrity', () => {
     expect(moved.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'PlacementRefused' });
     expect(isPaid(moved.status.attempts![0]!)).toBe(false);
     expect(moved.assign).toMatchObject({ provider: 'b', epoch: 2 });
+    // An egress profile the owner stopped offering after the market saw it: the same, not the
+    // consumer's failed container (which would end the job for good).
+    const egress = refused('EgressNotOffered', 'EgressNotOffered: node gpu-0: pool does not offer egress internet');
+    expect(egress.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'PlacementRefused' });
+    expect(isPaid(egress.status.attempts![0]!)).toBe(false);
+    expect(egress.assign).toMatchObject({ provider: 'b', epoch: 2 });
   });
 
   it('places a job refused by a provider elsewhere next, so the refusals do not use up its attempts there', () => {

@@ -535,8 +535,10 @@ function failureOf(report: AttemptReport): AttemptEnd {
     // Admission (a LimitRange, a quota, a webhook or policy) refused what the template asked for.
     case 'AdmissionRefused':
       return { kind: 'admission-refused' };
-    // The agent judged the placement out of date or out of bounds (a node cordoned, or not offered, since).
+    // The agent judged the placement out of date or out of bounds (a node cordoned, or not offered,
+    // since; an egress profile its owner no longer offers there): nobody's fault, the job goes elsewhere.
     case 'PlacementRefused':
+    case 'EgressNotOffered':
       return { kind: 'placement-refused' };
     default:
       return { kind: 'container-exit', exitCode: report.exitCode || 1 };
