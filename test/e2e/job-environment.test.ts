@@ -194,6 +194,28 @@ describe('gang rendezvous', () => {
   });
 });
 
+describe('a gang whose replica fails', () => {
+  it('ends the attempt: the agent stops the replicas still running, and keeps the failed one for its log', async () => {
+    await apply(jobYaml('halfdead', { replicas: 2, placement: { regions: ['eu-west'] } }));
+    const job = await waitPhase('halfdead', 'Running');
+    const alpha = testbed.cluster('alpha');
+    const pods = await podsOf(alpha, job);
+    expect(pods).toHaveLength(2);
+    const [failing, survivor] = pods.map((p) => ({ name: p.metadata!.name!, namespace: p.metadata!.namespace! }));
+    // Replica 0's process exits (an OOM, a crash); replica 1 would wait on it in a collective for ever.
+    await kubectl(alpha, ['patch', 'pod', failing!.name, '-n', failing!.namespace, '--subresource=status', '--type=merge', '-p', '{"status":{"phase":"Failed","reason":"","message":"the test failed it"}}']);
+    const failed = await waitPhase('halfdead', 'Failed');
+    expect(failed.status?.attempts?.at(-1)?.reason).toBe('ContainerFailed');
+    await waitFor('the surviving replica stopped', async () => {
+      const left = await core(alpha).readNamespacedPod({ name: survivor!.name, namespace: survivor!.namespace }).catch((err: { code?: number }) => (err.code === 404 ? undefined : Promise.reject(err)));
+      return left === undefined || left.metadata?.deletionTimestamp ? true : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 250 });
+    const kept = await core(alpha).readNamespacedPod(failing!);
+    expect(kept.metadata?.deletionTimestamp).toBeUndefined();
+    await deleteJob('halfdead');
+  });
+});
+
 describe('secrets to the winner only', () => {
   const token = `tok-${randomBytes(12).toString('hex')}`;
   const variants = [token, Buffer.from(token).toString('base64')];

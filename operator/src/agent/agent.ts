@@ -538,6 +538,12 @@ export class Agent {
           this.opts.logger.warn({ err, job: assignment.jobUid, epoch: assignment.epoch }, 'could not keep the log tail of an ended attempt'),
         );
       }
+      if (state.phase === 'Failed' && !this.ended.has(key)) {
+        // The attempt is over once one pod failed: the rest of a gang must not keep its GPUs.
+        this.runner.stopSurvivors(assignment.jobUid, assignment.epoch, pods, assignment.gracePeriodSeconds ?? 30).catch((err: unknown) =>
+          this.opts.logger.error({ err, job: assignment.jobUid, epoch: assignment.epoch }, 'could not stop the pods left of a failed attempt; its cancel or the next resync deletes them'),
+        );
+      }
       if (state.phase === 'Succeeded' || state.phase === 'Failed' || state.phase === 'Reclaimed') {
         this.ended.set(key, state);
         this.attemptEnded(assignment.jobUid, assignment.epoch, state.gpuSeconds, assignment.pricePerGpuHour, state.phase);
