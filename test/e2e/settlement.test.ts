@@ -571,7 +571,15 @@ describe('settlement', () => {
     expect(hubKey.address).toBe(hubSettler);
     const orphan = attemptEscrowId('no-such-job-either', 1);
     await (await market.connect(hubKey).openEscrow(orphan, consumer.address, wallets.east.address, mlTenant, credits('1'), expiresAt)).wait();
+    // And the hub's own escrow of a job whose books are closed: an openEscrow the hub stopped
+    // waiting for (a timeout, a restart) that was mined after the job finished and settled. Its
+    // Settled condition says all is closed; the drift check sees the escrow open and has it refunded.
+    const paidJob = await getJob('paid');
+    expect(succeededAndSettled(paidJob)).toBe(true);
+    const late = attemptEscrowId(paidJob.metadata.uid!, Math.max(...paidJob.status!.attempts!.map((a) => a.epoch)) + 1);
+    await (await market.connect(hubKey).openEscrow(late, consumer.address, wallets.east.address, mlTenant, credits('1'), expiresAt)).wait();
     await waitFor('the orphan refunded', async () => ((await market.escrowOf(orphan))[2] === EscrowState.Refunded ? true : undefined), { timeoutMs: 30_000 });
+    await waitFor('the late escrow of the settled job refunded', async () => ((await market.escrowOf(late))[2] === EscrowState.Refunded ? true : undefined), { timeoutMs: 30_000 });
     // The pass that refunded it saw the other settler's escrow too (opened earlier), and left it open.
     expect((await market.escrowOf(foreign))[2]).toBe(EscrowState.Open);
     await (await market.connect(admin).refund(foreign)).wait();

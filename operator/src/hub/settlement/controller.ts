@@ -93,6 +93,8 @@ export class SettlementController {
   /** Transactions this process sent (to tell a restart's recovery from a stale cache). */
   private readonly sent = new Set<string>();
   private started = false;
+  /** Finished jobs the drift check found an escrow open for: their next reconcile reads the chain whatever their status says. */
+  private readonly openOnChain = new Set<string>();
   /**
    * ReceiptRefused Events, one per provider and job a minute: each refusal's text differs (the
    * epoch, the GPU time claimed), so the recorder cannot fold them, and a provider could otherwise
@@ -143,6 +145,12 @@ export class SettlementController {
   }
 
   enqueue(key: string): void {
+    this.controller.enqueue(key);
+  }
+
+  /** The drift check saw an escrow of this finished job open on chain (EscrowDrift's recheckOpen). */
+  recheckOpen(key: string): void {
+    this.openOnChain.add(key);
     this.controller.enqueue(key);
   }
 
@@ -197,15 +205,21 @@ export class SettlementController {
 
   private async reconcile(key: string): Promise<Action> {
     let job = this.opts.jobs.jobs.get(key);
-    if (!job?.metadata.uid) return done;
+    if (!job?.metadata.uid) {
+      this.openOnChain.delete(key); // gone: the drift check refunds its escrows as orphans
+      return done;
+    }
     const uid = job.metadata.uid;
     const over = isFinished(job) || isDeleted(job);
     // An escrow this hub is still opening for the job (the job ended while its openEscrow was in
     // flight) reads as None until it is mined: closing the job's books now would leave it open till
     // it expires, the consumer's hold and the provider's bond locked for a week. Wait for it.
     if (over && escrowEpochs(job).some((epoch) => this.opts.funding.isOpening(attemptEscrowId(uid, epoch)))) return requeueAfter(OPENING_RETRY_MS);
-    // A finished job whose Settled condition is True was verified closed; nothing opens escrows for it again.
-    if (over && !this.inbox.has(uid) && settledTrue(job)) return this.closed(job);
+    // A finished job whose Settled condition is True was verified closed; nothing opens escrows for
+    // it again. Unless the drift check saw one of its escrows open on chain since: an openEscrow the
+    // hub stopped waiting for (a timeout, a restart) can be mined after the books were closed, and
+    // would hold the consumer's funds and the provider's bond until it expired.
+    if (over && !this.inbox.has(uid) && settledTrue(job) && !this.openOnChain.has(key)) return this.closed(job);
 
     try {
       // 1-2. Chain state, and the confirmed events the records lack.
@@ -242,6 +256,7 @@ export class SettlementController {
       }
       if (failure) return requeueAfter(this.backoff(key));
       this.failures.delete(key);
+      this.openOnChain.delete(key);
       if (plan.closed) return this.closed(job);
       if (lagging.length) return requeueAfter(UNCONFIRMED_RETRY_MS);
       return plan.requeueAfterMs !== undefined ? requeueAfter(plan.requeueAfterMs) : done;

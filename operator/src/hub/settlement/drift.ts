@@ -28,6 +28,11 @@ export interface EscrowDriftOptions {
   jobs: JobSource;
   /** Reconcile this job's settlement now. */
   enqueue: (key: string) => void;
+  /**
+   * A finished or deleted job with an escrow still open on chain: reconcile it in full, whatever
+   * its Settled condition says (an openEscrow mined after the job's books were closed). Default: enqueue.
+   */
+  recheckOpen?: (key: string) => void;
   logger: Logger;
 }
 
@@ -50,10 +55,11 @@ export class EscrowDrift {
     }
     const report: DriftReport = { openOnChain: this.open.size, orphansRefunded: [], jobsRechecked: 0 };
     const recheck = new Set<string>();
+    const openForOver = new Set<string>();
     for (const [escrowId, entry] of this.open) {
       const job = owner.get(escrowId);
       if (job) {
-        if (isFinished(job) || isDeleted(job)) recheck.add(objectKey(job));
+        if (isFinished(job) || isDeleted(job)) openForOver.add(objectKey(job));
         continue;
       }
       if (!this.opts.chain.isOwnKey(entry.opener)) continue;
@@ -63,8 +69,9 @@ export class EscrowDrift {
       const live = job.status?.attempts?.some((a) => a.epoch === job.status?.currentEpoch && !a.endTime);
       if (live && !isFinished(job) && !isDeleted(job)) recheck.add(objectKey(job));
     }
-    for (const key of recheck) this.opts.enqueue(key);
-    report.jobsRechecked = recheck.size;
+    for (const key of recheck) if (!openForOver.has(key)) this.opts.enqueue(key);
+    for (const key of openForOver) (this.opts.recheckOpen ?? this.opts.enqueue)(key);
+    report.jobsRechecked = new Set([...recheck, ...openForOver]).size;
     return report;
   }
 

@@ -290,7 +290,7 @@ export class HubSettlement {
       ...pick(this.opts, ['receiptTimeoutMs', 'deletedReceiptWaitMs', 'batchWindowMs', 'maxBatch']),
     });
     const target = controller;
-    const drift = new EscrowDrift({ chain, jobs, enqueue: (key) => target.enqueue(key), logger });
+    const drift = new EscrowDrift({ chain, jobs, enqueue: (key) => target.enqueue(key), recheckOpen: (key) => target.recheckOpen(key), logger });
     const providerStatus = new ProviderChainStatus({ chain, providers: () => jobs.providers.list(), sink: this.wiring.registry, minStake: this.opts.minStake, logger });
     this.parts = { controller, funding, drift, providerStatus, accounts };
   }
