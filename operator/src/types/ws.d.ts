@@ -23,5 +23,16 @@ declare module 'ws' {
     on(event: 'error', listener: (error: Error) => void): this;
     on(event: 'unexpected-response', listener: (request: ClientRequest, response: IncomingMessage) => void): this;
   }
+  interface ServerOptions {
+    server: import('node:http').Server | import('node:https').Server;
+    handleProtocols?: (protocols: Set<string>) => string | false;
+  }
+
+  /** The server side, used by tests that stand in for an apiserver's exec endpoint. */
+  export class WebSocketServer extends EventEmitter {
+    constructor(options: ServerOptions);
+    close(): void;
+    on(event: 'connection', listener: (socket: WebSocket) => void): this;
+  }
   export default WebSocket;
 }

@@ -1,4 +1,6 @@
 import { mkdtempSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -6,6 +8,8 @@ import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { TunnelKind, type TunnelFrame, type TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
 import { TunnelMux } from '../../protocol/tunnel/mux.js';
+import { createCa, issueCert } from '../../tls/certs.js';
+import { WebSocketServer } from 'ws';
 import { RetainedLogs } from './retained-logs.js';
 import { AccessServer, type AccessPolicy } from './serve.js';
 
@@ -13,9 +17,10 @@ import { AccessServer, type AccessPolicy } from './serve.js';
 const H100 = 'NVIDIA-H100-80GB-HBM3';
 const RTX = 'NVIDIA-GeForce-RTX-4090';
 
-function agentEnd(policy: AccessPolicy | ((pool: string | undefined) => AccessPolicy)) {
+function agentEnd(policy: AccessPolicy | ((pool: string | undefined) => AccessPolicy), apiserver: { server: string; caPem?: string } = { server: 'https://127.0.0.1:1' }) {
   const kc = new KubeConfig();
-  kc.loadFromOptions({ clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }], users: [{ name: 'u' }], contexts: [{ name: 'c', cluster: 'c', user: 'u' }], currentContext: 'c' });
+  const cluster = { name: 'c', server: apiserver.server, ...(apiserver.caPem ? { caData: Buffer.from(apiserver.caPem).toString('base64') } : {}) };
+  kc.loadFromOptions({ clusters: [cluster], users: [{ name: 'u' }], contexts: [{ name: 'c', cluster: 'c', user: 'u' }], currentContext: 'c' });
   const retained = new RetainedLogs({ dir: mkdtempSync(join(tmpdir(), 'fedgpu-retained-')), maxBytesPerReplica: 1024, retentionMs: 60_000 });
   retained.keep('job-a', 1, 0, Buffer.from('line 1\nline 2\nline 3\n'));
   const access = new AccessServer({
@@ -85,5 +90,35 @@ describe('agent access server', () => {
     const closes = () => sent.filter((f) => f.frame?.$case === 'close' && f.sessionId > 2);
     await vi.waitFor(() => expect(closes()).toHaveLength(2), { timeout: 10_000 });
     for (const f of closes()) expect(f.frame).toMatchObject({ value: { reason: 'apiserver_error' } });
+  });
+
+  it('ends an exec whose stream was cut before the exit status with an error, not exit 0', async () => {
+    // A provider apiserver (here a TLS WebSocket server on loopback) that starts the exec, sends
+    // some output, then drops the connection without the status frame: the apiserver, kubelet or
+    // network went away mid-command. `fedgpu exec job -- train && upload` must not go on.
+    const ca = await createCa('serve-test-ca');
+    const cert = await issueCert(ca, { commonName: 'apiserver', ipAddresses: ['127.0.0.1'], usages: ['server'] });
+    const https = createHttpsServer({ cert: cert.certPem, key: cert.keyPem });
+    const wss = new WebSocketServer({ server: https, handleProtocols: (protocols) => [...protocols][0] ?? false });
+    wss.on('connection', (ws) => {
+      ws.send(Buffer.concat([Buffer.from([1]), Buffer.from('half of the output\n')]), () => setImmediate(() => ws.terminate()));
+    });
+    await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
+    try {
+      const { open, sent } = agentEnd({ exec: true, portForward: true }, { server: `https://127.0.0.1:${(https.address() as AddressInfo).port}`, caPem: ca.certPem });
+      open({ kind: TunnelKind.TUNNEL_KIND_EXEC, command: ['python', 'eval.py'] });
+      const close = await vi.waitFor(() => {
+        const c = closeReason(sent.filter((f) => f.sessionId === 1));
+        if (!c) throw new Error('no close yet');
+        return c;
+      }, { timeout: 10_000 });
+      expect(close).toMatchObject({ $case: 'close', value: { hasExitCode: false } });
+      expect(close?.$case === 'close' && close.value.error).toMatch(/^the exec stream to the pod ended without an exit status \(websocket close \d+\)$/);
+      // What the pod printed before the cut still reached the hub.
+      expect(sent.some((f) => f.frame?.$case === 'data' && Buffer.from(f.frame.value.data).toString() === 'half of the output\n')).toBe(true);
+    } finally {
+      wss.close();
+      https.close();
+    }
   });
 });

@@ -174,7 +174,9 @@ export class AccessServer {
           session.write(channel, data).then(() => ws.resume(), () => ws.terminate());
         } else if (channel === 3) exit = exitOf(data);
       });
-      ws.on('close', () => session.end(exit ?? {}));
+      // The apiserver always ends an exec with its status (channel 3): a stream that closes without
+      // one was cut (the apiserver, kubelet or network went away), and is not a success.
+      ws.on('close', (code: number) => session.end(exit ?? { hasExitCode: false, exitCode: 0, error: `the exec stream to the pod ended without an exit status (websocket close ${code})` }));
       session.onData = (channel, data) => {
         if (channel === 0 && data.byteLength > 0) ws.send(Buffer.concat([Buffer.from([0]), data]), () => session.delivered(data.byteLength));
         else if (channel === 0 && data.byteLength === 0 && ws.protocol === 'v5.channel.k8s.io') ws.send(Buffer.from([255, 0]));
