@@ -365,7 +365,6 @@ export class GpuJobController {
     this.opts.agents.send(provider, resync);
   }
 
-  /** The job as the hub last knew it: the cache, or the hub's own newer write over it. */
   /** The cached job with this uid (agents name jobs by uid): an index lookup, not a scan of every job. */
   jobByUid(uid: string): GpuJob | undefined {
     const key = this.fresh.keyOf(uid);
@@ -373,6 +372,7 @@ export class GpuJobController {
     return job?.metadata.uid === uid ? job : undefined;
   }
 
+  /** The job as the hub last knew it: the cache, or the hub's own newer write over it. */
   private current(key: string): GpuJob | undefined {
     const cached = this.jobs.get(key);
     return cached && this.fresh.freshest(key, cached);
