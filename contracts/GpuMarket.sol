@@ -33,8 +33,10 @@ interface IERC20Transfers {
 ///     instead of paying (the provider's signed receipt is its evidence), or slash an honest
 ///     provider that allows it, up to what that provider allowed.
 ///   - owner: proposes settlers; a new settler takes effect only SETTLER_DELAY after the proposal
-///     (events on both steps), so consumers and providers can revoke and leave first. It can revoke
-///     a settler at once. It holds no funds and cannot touch balances.
+///     and no later than SETTLER_ACCEPT_WINDOW after that (events on both steps), so consumers and
+///     providers can revoke and leave first. It can revoke a settler at once, which stops that
+///     settler's escrows from being settled (their consumers release them after expiry; providers
+///     keep their signed receipts). It holds no funds and cannot touch balances.
 ///   - provider: allows the settlers it serves, each with a bound on what that settler may slash
 ///     in all (as a consumer's authorization bounds what a settler may spend; lowering it waits out
 ///     the unbonding delay, then that settler's open escrows); signs receipts for its own escrows
@@ -152,6 +154,9 @@ contract GpuMarket {
     uint256 public constant MAX_ESCROW_DURATION = 90 days;
     /// @notice Time between proposing a settler and the earliest moment it may act.
     uint256 public constant SETTLER_DELAY = 2 days;
+    /// @notice How long after its delay a proposal may still be accepted. A stale proposal would
+    ///         otherwise let whoever holds the owner key later install that settler at once.
+    uint256 public constant SETTLER_ACCEPT_WINDOW = 7 days;
     /// @notice The largest slash bond: one escrow's bond (and its sum over escrows) always fits the
     ///         packed stake lock.
     uint256 public constant MAX_SLASH_BOND = type(uint88).max;
@@ -285,6 +290,7 @@ contract GpuMarket {
     error SlashTooLarge(uint256 requested, uint256 max);
     error NoProposal(address account);
     error SettlerDelayNotElapsed(address account, uint256 eta);
+    error SettlerProposalExpired(address account, uint256 eta);
     error EmptyBatch();
     error TokenTransferFailed();
 
@@ -346,11 +352,13 @@ contract GpuMarket {
         emit SettlerProposed(account, eta);
     }
 
-    /// @notice Step two: the proposal has waited out the delay and becomes a settler.
+    /// @notice Step two: the proposal has waited out the delay, and not SETTLER_ACCEPT_WINDOW more,
+    ///         and becomes a settler.
     function acceptSettler(address account) external onlyOwner {
         uint256 eta = settlerEta[account];
         if (eta == 0) revert NoProposal(account);
         if (block.timestamp < eta) revert SettlerDelayNotElapsed(account, eta);
+        if (block.timestamp > eta + SETTLER_ACCEPT_WINDOW) revert SettlerProposalExpired(account, eta);
         settlerEta[account] = 0;
         _enableSettler(account);
     }

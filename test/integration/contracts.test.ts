@@ -30,6 +30,7 @@ import {
   type GpuMarketContract,
 } from '../../operator/src/chain/contracts.js';
 import { parseCredits } from '../../operator/src/chain/credits.js';
+import { readOutcomeLogs, reputationAt } from '../../operator/src/chain/market-events.js';
 import { jobIdOf } from '../../operator/src/chain/job-id.js';
 import { tenantIdOf } from '../../operator/src/chain/tenant.js';
 import { SettlerNonceManager } from '../../operator/src/chain/nonce-manager.js';
@@ -399,6 +400,21 @@ describe('GpuMarket roles', () => {
     await mined(market.proposeSettler(consumerB.address));
     await mined(market.revokeSettler(consumerB.address));
     await expectRevert(market.acceptSettler(consumerB.address), 'NoProposal', [consumerB.address]);
+    // A proposal left standing expires: whoever steals the owner key a year later cannot accept it at
+    // once. Accepted at the last second of its window, it still works.
+    const window = await market.SETTLER_ACCEPT_WINDOW();
+    expect(window).toBe(7n * 24n * 3600n);
+    const stale = await mined(market.proposeSettler(consumerB.address));
+    const staleEta = (await blockTime(stale)) + BigInt(SETTLER_DELAY);
+    await setNextTimestamp(staleEta + window + 1n);
+    await expectRevert(market.acceptSettler(consumerB.address), 'SettlerProposalExpired', [consumerB.address, staleEta]);
+    expect(await market.isSettler(consumerB.address)).toBe(false);
+    const fresh = await mined(market.proposeSettler(consumerB.address));
+    const freshEta = (await blockTime(fresh)) + BigInt(SETTLER_DELAY);
+    await setNextTimestamp(freshEta + window);
+    await mined(market.acceptSettler(consumerB.address));
+    expect(await market.isSettler(consumerB.address)).toBe(true);
+    await mined(market.revokeSettler(consumerB.address));
   });
 
   it('moves ownership only by the owner and never to zero', async () => {
@@ -1381,6 +1397,37 @@ describe('events', () => {
     for (const log of slashedLogs) add(log, 'faults');
     expect(record.get(providerA.address)).toEqual({ successes: [`${escrow(0, 2)}#2`, `${escrow(1, 1)}#1`], faults: [`${escrow(2, 1)}#1`] });
     expect(record.get(providerB.address)).toEqual({ successes: [`${escrow(2, 2)}#2`], faults: [`${escrow(0, 1)}#1`] });
+  });
+
+  it('recompute reputation with each settle weighted by what it paid and each slash by what it took, against slashBond', async () => {
+    const why = encodeBytes32String('GpuError');
+    await deposit(consumerA, credits('100'));
+    await deposit(consumerB, credits('100'));
+    // providerA farms: ten escrows of 0.001 credit from a consumer wallet, each settled for one GPU-second.
+    const farm: SignedReceipt[] = [];
+    for (let i = 0; i < 10; i++) farm.push(await signed(usage(await openJob(consumerB, credits('0.001'), newJobId(), providerA), providerA, 1), providerA));
+    await mined(asSettler.settleBatch(farm));
+    // providerB is paid a full bond (10 000 GPU-seconds = 10 credits), half a bond, and slashed 2.5.
+    const full = await openJob(consumerA, credits('10'), newJobId(), providerB);
+    const half = await openJob(consumerA, credits('5'), newJobId(), providerB);
+    const lost = await openJob(consumerA, credits('5'), newJobId(), providerB);
+    await mined(asSettler.settleBatch([await signed(usage(full, providerB, 10_000), providerB), await signed(usage(half, providerB, 5_000), providerB)]));
+    await mined(asSettler.slash(providerB.address, credits('2.5'), lost, 1, why));
+
+    const latest = await rpc.getBlock('latest');
+    if (!latest) throw new Error('no latest block');
+    const logs = await readOutcomeLogs(rpc, marketAddress, 0, latest.number);
+    const at = { number: latest.number, timestamp: latest.timestamp };
+    const bond = await market.slashBond();
+    expect(bond).toBe(BOND);
+    // Seconds of decay against a 7-day half-life are below the tolerance.
+    const a = reputationAt(providerA.address, logs, at, bond);
+    expect(logs.filter((l) => l.provider === providerA.address.toLowerCase() && l.outcome === 'success')).toHaveLength(10);
+    expect(a.successes).toBeCloseTo(10 * 0.0001, 4);
+    expect(a.score).toBeCloseTo(reputationAt(providerA.address, [], at, bond).score, 3); // as if it had no history
+    const b = reputationAt(providerB.address, logs, at, bond);
+    expect(b.successes).toBeCloseTo(1.5, 4);
+    expect(b.failures).toBeCloseTo(0.25, 4);
   });
 });
 

@@ -106,23 +106,36 @@ export async function readOutcomeLogs(provider: Provider, marketAddress: string,
   }));
 }
 
-/** Outcome logs as reputation events: a settled attempt counts for the provider, a slash against it. */
+/**
+ * Outcome logs as reputation events: a settled attempt counts for the provider, a slash against it.
+ * Both are weighted against `slashBond` (GpuMarket.slashBond, immutable and public, so the hub and
+ * `fedgpu reputation --from-chain` read the same number): a settle counts as the share of a bond it
+ * paid, a slash as the share of a bond it took, each at most 1. One whole success is a bond's worth
+ * of paid work, one whole failure a bond's worth of stake lost. On a market without a bond (0) every
+ * counted event weighs 1.
+ */
 export function outcomesToEvents(logs: readonly OutcomeLog[], upToBlock: number, slashBond = 0n): OutcomeEvent[] {
-  // A slash carries no fault party: computeReputation counts it as the provider's fault, as the
-  // share of a full bond it took (all of it on a market without a bond). One that took nothing is
-  // not counted, nor does a 1-wei slash count as a whole fault: any key the provider allows could
-  // emit those at will (GpuMarket.allowSettler bounds the stake such slashes take, not their number).
+  // A slash carries no fault party: computeReputation counts it as the provider's fault. One that
+  // took nothing is not counted, nor does a 1-wei slash count as a whole fault: any key the provider
+  // allows could emit those at will (GpuMarket.allowSettler bounds the stake such slashes take, not
+  // their number).
   // A settle that paid nothing, or one the provider paid itself (its own wallet as the consumer),
   // is no work for anyone: a provider could farm successes with 0-GPU-second receipts for jobs of its
-  // own that only its agent can take, the hub paying the gas.
+  // own that only its agent can take, the hub paying the gas. Nor does a 1-wei settle count as a
+  // whole success: with a second consumer wallet (or a second namespace on an honest hub, at a
+  // near-zero price) a provider could otherwise buy one success per escrow at gas cost only, and
+  // rise in ranking and past minReputation filters. Paid-weighted, a success takes a bond's worth of
+  // credits paid through an escrow (docs/settlement.md, "Stake and reputation from the chain").
   return logs
     .filter((l) => l.block <= upToBlock && l.amount !== 0n && !(l.outcome === 'success' && l.consumer === l.provider))
-    .map((l) => ({ time: l.time, provider: l.provider, outcome: l.outcome, ...(l.outcome === 'failure' && slashBond > 0n ? { weight: shareOf(l.amount, slashBond) } : {}) }));
+    .map((l) => ({ time: l.time, provider: l.provider, outcome: l.outcome, ...(slashBond > 0n ? { weight: bondShare(l.amount, slashBond) } : {}) }));
 }
 
-/** `amount` as a share of `bond`, at most 1, to six decimals (the same number for the hub and the CLI). */
-function shareOf(amount: bigint, bond: bigint): number {
+/** `amount` as a share of `bond`, at most 1, to six decimals rounded down (the same number for the hub and the CLI). */
+export function bondShare(amount: bigint, bond: bigint): number {
+  if (bond <= 0n) throw new RangeError('bond must be positive');
   if (amount >= bond) return 1;
+  if (amount <= 0n) return 0;
   return Number((amount * 1_000_000n) / bond) / 1_000_000;
 }
 
@@ -140,7 +153,7 @@ export function reputationAt(
   wallet: string,
   logs: readonly OutcomeLog[],
   block: { number: number; timestamp: number },
-  /** GpuMarket.slashBond: a slash counts as the share of it taken (0: every slash counts whole). */
+  /** GpuMarket.slashBond: a settle counts as the share of it paid, a slash as the share of it taken (0: every event counts whole). */
   slashBond = 0n,
   config: ReputationConfig = DEFAULT_REPUTATION_CONFIG,
 ): ReputationAtBlock {

@@ -53,6 +53,25 @@ describe('computeReputation', () => {
     expect(score([...base, event])).toBe(score(base));
   });
 
+  it.each<[string, OutcomeEvent[], number, number]>([
+    ['a success of weight 1 counts once', [{ ...ok(0), weight: 1 }], 1, 0],
+    ['a success without weight counts once', [ok(0)], 1, 0],
+    ['a half-weight success counts half', [{ ...ok(0), weight: 0.5 }], 0.5, 0],
+    ['100 successes of weight 0 count nothing', times(100, () => ({ ...ok(0), weight: 0 })), 0, 0],
+    ['a weight above 1 counts once', [{ ...ok(0), weight: 7 }], 1, 0],
+    ['a negative weight counts nothing', [{ ...ok(0), weight: -1 }], 0, 0],
+    ['a quarter-weight slash counts a quarter', [{ time: NOW, provider: 'p', outcome: 'failure', weight: 0.25 }], 0, 0.25],
+    ['weights and decay multiply', [{ ...ok(7), weight: 0.5 }, { ...bad(7), weight: 0.5 }], 0.25, 0.25],
+  ])('weights: %s', (_name, events, successes, failures) => {
+    const r = computeReputation('p', events, NOW);
+    expect(r.successes).toBeCloseTo(successes, 12);
+    expect(r.failures).toBeCloseTo(failures, 12);
+  });
+
+  it('weight-0 successes leave the score of an empty history', () => {
+    expect(score(times(1000, () => ({ ...ok(0), weight: 0 })))).toBe(score([]));
+  });
+
   it('counts failures without faultOf as the provider’s (on-chain slashes)', () => {
     const slash: OutcomeEvent = { time: NOW, provider: 'p', outcome: 'failure' };
     expect(computeReputation('p', [slash], NOW).failures).toBe(1);

@@ -4,7 +4,9 @@
 // and `fedgpu reputation --from-chain` (replaying settle/slash events) compute the same number.
 //
 //   w(e)  = 2^(−(now − e.time) / halfLife)             events after `now` or older than the window are ignored
-//   α     = 1 + Σ_success w,   β = 1 + Σ_providerFault w
+//   s(e)  = e.weight clamped to [0, 1] (default 1)     on chain: min(1, paid / slashBond) for a settle,
+//                                                      min(1, taken / slashBond) for a slash (chain/market-events.ts)
+//   α     = 1 + Σ_success w·s,   β = 1 + Σ_providerFault w·s
 //   lcb   = Beta(α, β) quantile at (1 − confidence)     one-sided, exact (regularized incomplete beta)
 //   score = lcb × uptime^uptimeWeight × perf^performanceWeight
 //
@@ -47,7 +49,11 @@ export interface OutcomeEvent {
   provider: string;
   outcome: 'success' | 'failure';
   faultOf?: FaultOf;
-  /** How much the event counts, 0 to 1 (default 1): a slash counts as the share of a full bond it took. */
+  /**
+   * How much the event counts, 0 to 1 (default 1). On chain a settle counts as the share of a full
+   * bond it paid and a slash as the share it took, so neither 1-wei settles nor 1-wei slashes move
+   * a reputation.
+   */
   weight?: number;
 }
 
