@@ -9,6 +9,7 @@ import { parseCredits } from '../../operator/src/chain/credits.js';
 import { freshProvider } from '../../operator/src/chain/provider.js';
 import { CONSUMER_DEPOSIT } from '../../operator/src/sandbox/chain.js';
 import { demoJobs } from '../../operator/src/sandbox/demo.js';
+import { isSameProcess, processIdentity, type ProcessIdentity } from '../../operator/src/sandbox/down.js';
 import type { SandboxStatus } from '../../operator/src/sandbox/state.js';
 import { gpuJobClient, gpuProviderClient } from '../../operator/src/runtime/kube.js';
 import { isAlive, reapStaleRuns, startProcess, type ManagedProcess } from '../../operator/src/testbed/processes.js';
@@ -185,12 +186,32 @@ describe('sandbox', () => {
 
   it('sandbox down stops everything it started', async () => {
     const s = status()!;
+    // Every process with a pid file (anvil's command line does not name the folder), taken before
+    // `down`: a stopped process removes its own.
+    const recorded = recordedProcesses(env.FEDGPU_SANDBOX_DIR);
+    expect(recorded.map((r) => r.file)).toContain(join('chain', 'anvil.pid'));
     const res = await fedgpu(['sandbox', 'down']);
     expect(res.code, res.stderr).toBe(0);
     await waitFor('the supervisor to exit', () => (isAlive(s.supervisorPid) ? undefined : true), { timeoutMs: 30_000 });
     expect(listOurProcesses(env.FEDGPU_SANDBOX_DIR)).toEqual([]);
+    // The same process (pid and start time), so a pid reused meanwhile is not mistaken for a leak.
+    expect(recorded.filter((r) => isSameProcess(r.identity)).map((r) => `${r.identity.pid} (${r.file}) ${r.identity.argv0}`)).toEqual([]);
   });
 });
+
+/** The live processes named by the `*.pid` files under `dir` (the first field of each is the pid). */
+function recordedProcesses(dir: string): { file: string; identity: ProcessIdentity }[] {
+  const out: { file: string; identity: ProcessIdentity }[] = [];
+  for (const file of (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith('.pid'))) {
+    try {
+      const identity = processIdentity(Number(readFileSync(join(dir, file), 'utf8').split(/\s/)[0]));
+      if (identity) out.push({ file, identity });
+    } catch {
+      // removed meanwhile: its process has exited
+    }
+  }
+  return out;
+}
 
 /** Processes whose command line mentions the sandbox folder (etcd, apiservers, kwok, hub, agents, kubelet, containerd, shims). */
 function listOurProcesses(marker: string): string[] {

@@ -172,40 +172,86 @@ function withRpc(args: string[], url: string): string[] {
 async function startReplica(hubCluster: Cluster, pki: HubPki, dir: string, index: number, hubArgs: string[], log: (line: string) => void): Promise<HubReplica> {
   const port = await freePort();
   let runs = 0;
-  let held = false;
-  let stopping = false;
   // Restarted on the same port with the same arguments, as a pod behind its address would be. A
   // wildcard advertise address publishes none in the Lease: agents stay on their own proxies.
   const start = () => startHubProcess(hubCluster, pki, join(dir, `hub-${index}-run-${++runs}`), [...hubArgs, '--grpc-port', String(port), '--advertise-address', `0.0.0.0:${port}`]);
-  // Like a pod's restartPolicy Always: a replica that exits on its own (a leader that lost its
-  // Lease exits by design; one whose chain answers as another chain exits too) is started
-  // again with a capped back-off, unless a fault holds it down.
-  let reviving = false;
-  const revive = async () => {
-    if (reviving) return;
-    reviving = true;
+  return superviseReplica(index, port, start, log);
+}
+
+/** Failed starts in a row after which a replica's supervisor gives up (it stays down, and logs so). */
+export const MAX_REPLICA_STARTS = 10;
+
+export interface SuperviseOptions {
+  /** The wait before the n-th (from 0) start of a revival; a capped exponential back-off by default. */
+  backoffMs?: (tries: number) => number;
+}
+
+/**
+ * A hub replica under a supervisor like a pod's restartPolicy Always: a replica that exits on its
+ * own (a leader that lost its Lease exits by design; one whose chain answers as another chain exits
+ * too) is started again with a capped back-off, at most MAX_REPLICA_STARTS tries, unless a fault
+ * holds it down. Revivals and restarts run one at a time; stop() waits for the one in flight, so
+ * no process started for the replica outlives it.
+ */
+export async function superviseReplica(
+  index: number,
+  port: number,
+  start: () => Promise<HubProcess>,
+  log: (line: string) => void,
+  opts: SuperviseOptions = {},
+): Promise<HubReplica> {
+  const backoffMs = opts.backoffMs ?? ((tries: number) => Math.min(1_000 * 2 ** tries, 10_000));
+  let held = false;
+  let stopping = false;
+  // The revival or restart in flight, and those queued behind it: each checks the state afresh.
+  let queue: Promise<void> = Promise.resolve();
+  const serially = (op: () => Promise<void>): Promise<void> =>
+    (queue = queue.then(op).catch((err: unknown) => log(`hub replica ${index}: ${(err as Error).message}`)));
+  // Ends a back-off early (restart() or stop() need no wait).
+  let wake: (() => void) | undefined;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).finally(() => (wake = undefined));
+  // Nothing to start: a fault holds it down, it is stopping, or a start queued earlier brought it up.
+  const noStartNeeded = () => held || stopping || replica.process.process.running();
+
+  /** Starts a process and makes it the replica's; one that comes up after stop() began is stopped at once. */
+  const launch = async (attempt: string): Promise<boolean> => {
+    let proc: HubProcess;
     try {
-      for (let tries = 0; !held && !stopping; tries++) {
-        await new Promise((r) => setTimeout(r, Math.min(1_000 * 2 ** tries, 10_000)));
-        if (held || stopping) return;
-        try {
-          replica.process = await start();
-          supervise(replica.process);
-          return;
-        } catch (err) {
-          log(`hub replica ${index} did not start: ${(err as Error).message}`);
-        }
-      }
-    } finally {
-      reviving = false;
+      proc = await start();
+    } catch (err) {
+      log(`hub replica ${index} did not start (${attempt}): ${(err as Error).message}`);
+      return false;
     }
+    if (stopping) {
+      await proc.process.stop();
+      return true;
+    }
+    replica.process = proc;
+    supervise(proc);
+    return true;
+  };
+  const revive = async () => {
+    for (let tries = 0; tries < MAX_REPLICA_STARTS; tries++) {
+      if (noStartNeeded()) return;
+      await pause(backoffMs(tries));
+      if (noStartNeeded()) return;
+      if (await launch(`try ${tries + 1} of ${MAX_REPLICA_STARTS}`)) return;
+    }
+    log(`hub replica ${index} did not start in ${MAX_REPLICA_STARTS} tries; giving up: it stays down`);
   };
   const supervise = (proc: HubProcess) => {
     void proc.process.exited.then(() => {
       if (held || stopping || replica.process !== proc) return;
       log(`hub replica ${index} exited on its own; restarting it`);
       replica.selfRestarts++;
-      void revive();
+      void serially(revive);
     });
   };
   const replica: HubReplica = {
@@ -218,16 +264,16 @@ async function startReplica(hubCluster: Cluster, pki: HubPki, dir: string, index
     },
     async restart() {
       held = false;
-      try {
-        replica.process = await start();
-        supervise(replica.process);
-      } catch (err) {
-        log(`hub replica ${index} did not start: ${(err as Error).message}; retrying`);
-        void revive();
-      }
+      wake?.();
+      await serially(async () => {
+        if (noStartNeeded()) return;
+        if (!(await launch('restart'))) void serially(revive);
+      });
     },
     async stop() {
       stopping = true;
+      wake?.();
+      await queue;
       await replica.process.process.stop();
     },
   };

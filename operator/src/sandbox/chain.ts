@@ -5,7 +5,7 @@ import { attachComputeCredit, deployMarket } from '../chain/contracts.js';
 import { parseCredits } from '../chain/credits.js';
 import { freshProvider } from '../chain/provider.js';
 import { DEFAULT_HUB_ID, tenantIdOf } from '../chain/tenant.js';
-import { anvilBinary, startAnvil, type Anvil } from '../testbed/anvil.js';
+import { startAnvil, type Anvil } from '../testbed/anvil.js';
 import { runKubectl } from '../testbed/kubectl.js';
 import { providerWalletIndex, sandboxWallet } from './topology.js';
 
@@ -39,9 +39,8 @@ const SLASH_AMOUNT = '10';
 /** `providerStake`: credits each provider stakes (default PROVIDER_STAKE); at most the 1,000 each is funded with. */
 export async function startSandboxChain(dir: string, hubKubeconfig: string, providerCount: number, providerStake = PROVIDER_STAKE): Promise<SandboxChain> {
   mkdirSync(dir, { recursive: true });
-  const anvil = await startAnvil({ accounts: 8 });
-  // `sandbox down` kills by pid whatever a dead supervisor left, anvil included.
-  writeFileSync(join(dir, 'anvil.pid'), `${anvil.pid} ${anvilBinary()}\n`);
+  // Its anvil.pid lets `sandbox down` (and a reaper of a chaos run) kill it by pid if we cannot.
+  const anvil = await startAnvil({ accounts: 8, dir });
   try {
     const rpc = freshProvider(anvil.rpcUrl);
     const signer = (i: number) => sandboxWallet(i).connect(rpc);

@@ -38,8 +38,3 @@ export function readStatus(): SandboxStatus | undefined {
   return JSON.parse(readFileSync(statusPath, 'utf8')) as SandboxStatus;
 }
 
-export function readSupervisorPid(): number | undefined {
-  if (!existsSync(supervisorPidPath)) return undefined;
-  const pid = Number(readFileSync(supervisorPidPath, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
-}

@@ -1,10 +1,11 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive, type ManagedProcess } from '../testbed/processes.js';
+import type { ManagedProcess } from '../testbed/processes.js';
 import { runKubectl } from '../testbed/kubectl.js';
 import { startTestbed, type Testbed } from '../testbed/testbed.js';
 import { repoRoot } from '../testbed/tools.js';
-import { readSupervisorPid, sandboxDir, supervisorPidPath, writeStatus, type SandboxStatus } from './state.js';
+import { readSupervisor, supervisorPidLine } from './down.js';
+import { sandboxDir, supervisorPidPath, writeStatus, type SandboxStatus } from './state.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { HUB_CLUSTER, providerSettings, providerWalletIndex, REAL_NODE_CLUSTER, SANDBOX_PROVIDER_LOST_AFTER, sandboxProviders, sandboxWallet } from './topology.js';
 import { reapRealNodes } from '../testbed/real-node/leftovers.js';
@@ -39,15 +40,20 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
   const log = (line: string) =>
     (opts.log ?? console.log)(`[sandbox ${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
 
-  const previous = readSupervisorPid();
-  if (previous && previous !== process.pid && isAlive(previous)) {
-    throw new Error(`a sandbox is already running (supervisor pid ${previous}); stop it with 'make sandbox-down'`);
+  const previous = readSupervisor();
+  if (previous.state === 'running' && previous.identity.pid !== process.pid) {
+    throw new Error(`a sandbox is already running (supervisor pid ${previous.identity.pid}); stop it with 'make sandbox-down'`);
+  }
+  if (previous.state === 'unverified' && previous.pid !== process.pid) {
+    // Starting would delete the folder under a sandbox that may still be running.
+    throw new Error(`a sandbox may be running (supervisor pid ${previous.pid}): ${previous.why}. If it is one, stop it ('kill ${previous.pid}'); then 'make sandbox-down' clears the pid file`);
   }
   // A sandbox killed too hard may have left a real node's containers, mounts and cgroups behind.
   reapRealNodes(sandboxDir);
   rmSync(sandboxDir, { recursive: true, force: true });
   mkdirSync(sandboxDir, { recursive: true });
-  writeFileSync(supervisorPidPath, `${process.pid}\n`);
+  // Who this process is, not just its pid: `sandbox down` signals it only while the pid is still ours.
+  writeFileSync(supervisorPidPath, supervisorPidLine());
 
   const status: SandboxStatus = {
     startedAt: new Date(started).toISOString(),

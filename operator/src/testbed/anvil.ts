@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { HDNodeWallet } from 'ethers';
@@ -6,7 +7,9 @@ import { HDNodeWallet } from 'ethers';
 // A local EVM chain for tests, benches and the sandbox: anvil from the @foundry-rs/anvil npm package,
 // on a kernel-chosen port of 127.0.0.1, with the well-known dev mnemonic so accounts are deterministic.
 // Every anvil started here is stopped by its own pid: by stop(), or by the exit/signal handlers
-// below when a test fails or the run is interrupted.
+// below when a test fails or the run is interrupted. Given a `dir`, it also leaves `anvil.pid` there
+// in the test bed's format (`<pid> <binary>`, removed when anvil exits), so that `reapPidDir` and
+// `reapStaleRuns` find it after the runner was killed too hard to run those handlers.
 
 export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk';
 export const ANVIL_CHAIN_ID = 31337;
@@ -36,9 +39,11 @@ export interface StartAnvilOptions {
   mnemonic?: string;
   /** Bound on the whole start-up, process launch to first eth_chainId answer (default 30 s). */
   startupTimeoutMs?: number;
+  /** Directory for `anvil.pid` (created if missing); without one, no pid file is written. */
+  dir?: string;
 }
 
-const live = new Set<ChildProcess>();
+const live = new Set<{ child: ChildProcess; pidFile?: string }>();
 let exitHandlersInstalled = false;
 
 /** Path of the anvil binary shipped by the platform package (its postinstall may not have run). */
@@ -64,12 +69,23 @@ export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime));
 
   installExitHandlers();
-  const child = spawn(anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const binary = anvilBinary();
+  const pidFile = options.dir === undefined ? undefined : path.join(options.dir, 'anvil.pid');
+  if (options.dir !== undefined) mkdirSync(options.dir, { recursive: true });
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) throw new Error('could not start anvil');
   const pid = child.pid;
-  live.add(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  void exited.then(() => live.delete(child));
+  // The pid file names the binary so a later reaper never kills an unrelated process that reused the pid.
+  if (pidFile) writeFileSync(pidFile, `${pid} ${binary}\n`);
+  const entry = { child, pidFile };
+  live.add(entry);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      live.delete(entry);
+      if (pidFile) rmSync(pidFile, { force: true });
+      resolve();
+    }),
+  );
 
   // Keep draining output for anvil's whole life (a full pipe would block it); remember the tail.
   let tail = '';
@@ -179,12 +195,13 @@ function installExitHandlers(): void {
 }
 
 function killAllNow(): void {
-  for (const child of live) {
+  for (const { child, pidFile } of live) {
     try {
       child.kill('SIGKILL');
     } catch {
       // already gone
     }
+    if (pidFile) rmSync(pidFile, { force: true });
   }
   live.clear();
 }
