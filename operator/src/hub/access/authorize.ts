@@ -21,22 +21,38 @@ export class AccessAuthorizer {
 
   async check(user: UserInfo, namespace: string, name: string, subresource: AccessSubresource): Promise<Decision> {
     const verb = verbOf[subresource];
-    const review = await this.api.createSubjectAccessReview({
-      body: {
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SubjectAccessReview',
-        spec: {
-          user: user.user,
-          groups: user.groups,
-          extra: user.extra,
-          resourceAttributes: { namespace, verb, group: GROUP, resource: 'gpujobs', subresource, name },
-        },
-      },
-    });
-    if (review.status?.allowed) return { allowed: true };
+    if (await this.allowed(user, { namespace, verb, group: GROUP, resource: 'gpujobs', subresource, name })) return { allowed: true };
     return {
       allowed: false,
       message: `User ${JSON.stringify(user.user)} cannot ${verb} resource "gpujobs/${subresource}" in API group "${GROUP}" in the namespace ${JSON.stringify(namespace)}`,
     };
+  }
+
+  /**
+   * Exec and port-forward reach the job's processes, which hold its Secrets (env, files): a user may
+   * open them only when allowed to get every Secret the job names. Otherwise anyone allowed to exec
+   * into a teammate's job would read the teammate's Secrets from it.
+   */
+  async checkSecrets(user: UserInfo, namespace: string, secrets: readonly string[], subresource: AccessSubresource): Promise<Decision> {
+    for (const name of secrets) {
+      if (await this.allowed(user, { namespace, verb: 'get', group: '', resource: 'secrets', name })) continue;
+      return {
+        allowed: false,
+        message: `User ${JSON.stringify(user.user)} cannot get resource "secrets" in API group "" in the namespace ${JSON.stringify(namespace)}: ` +
+          `${subresource} reaches the job's processes, which hold Secret ${JSON.stringify(name)} (spec.secrets)`,
+      };
+    }
+    return { allowed: true };
+  }
+
+  private async allowed(user: UserInfo, resourceAttributes: { namespace: string; verb: string; group: string; resource: string; subresource?: string; name: string }): Promise<boolean> {
+    const review = await this.api.createSubjectAccessReview({
+      body: {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: { user: user.user, groups: user.groups, extra: user.extra, resourceAttributes },
+      },
+    });
+    return review.status?.allowed === true;
   }
 }
