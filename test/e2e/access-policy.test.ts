@@ -7,7 +7,7 @@ import type { GpuJob } from '../../operator/src/api/types.js';
 import { TunnelKind } from '../../operator/src/gen/proto/fedgpu/v1/market.js';
 import { startHub, type RunningHub } from '../../operator/src/hub/hub.js';
 import { TunnelClosedError } from '../../operator/src/protocol/tunnel/mux.js';
-import { hubPki, installCrds, providerClient, readyStatus, startAgent, type AgentHandle, type HubPki } from '../../operator/src/testbed/federation.js';
+import { hubIdentity, hubPki, installCrds, providerClient, readyStatus, startAgent, type AgentHandle, type HubPki } from '../../operator/src/testbed/federation.js';
 import { accessServingCert, registerAccessApi } from '../../operator/src/testbed/access-api.js';
 import { criLogLines } from '../../operator/src/testbed/kwok/access.js';
 import { issueUserCert, userKubeconfigYaml } from '../../operator/src/testbed/pki.js';
@@ -63,7 +63,8 @@ beforeAll(async () => {
   pki = await hubPki(join(dir, 'pki'));
   const serving = await accessServingCert(pki);
   hub = await startHub({
-    kubeConfig: hubCluster.kubeConfig,
+    // The chart's hub identity, not cluster admin: a right the access API needs and the chart lacks fails here.
+    kubeConfig: (await hubIdentity(hubCluster)).kubeConfig,
     tls: { caPem: pki.ca.certPem, certPem: pki.server.certPem, keyPem: pki.server.keyPem },
     logger: pino({ level: 'info' }, pino.destination({ dest: join(dir, 'hub.log'), sync: true, mkdir: true })),
     providerLostAfterMs: 8_000,

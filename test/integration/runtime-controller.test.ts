@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type KubeConfig, type V1Pod, Watch } from '@kubernetes/client-node';
+import { type KubeConfig, type V1Lease, type V1Pod, Watch } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse } from 'yaml';
 import { CLEANUP_FINALIZER, JobConditions } from '../../operator/src/api/constants.js';
@@ -52,7 +52,7 @@ function jobBody(namespace: string, name: string, labels?: Record<string, string
   return { ...structuredClone(template), metadata: { name, namespace, labels } };
 }
 
-/** Polls fast (for timing measurements too); returns how long it took. */
+/** Polls fast; returns how long it took (printed, never asserted). */
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<number> {
   const start = Date.now();
   for (;;) {
@@ -61,7 +61,6 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
     await new Promise((r) => setTimeout(r, 25));
   }
 }
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   const crds = join(repoRoot, 'crds');
@@ -137,9 +136,13 @@ describe('a toy controller writing a status condition', () => {
       return jobs.patchStatus(obj.metadata.name!, obj.metadata.namespace, body, { fieldManager: 'toy-controller' });
     });
     const samples: ReconcileSample[] = [];
+    // Reconciles that read a version of the object and found nothing to write, numbered by start.
+    let started = 0;
+    const quiet: { key: string; resourceVersion: string | undefined; started: number }[] = [];
     const reconcile = async (key: string): Promise<Action> => {
       const job = informer.get(key);
       if (!job) return 'done';
+      const n = ++started;
       // Desired status from the object alone: the same input always gives the same status.
       const { conditions } = setCondition(
         job.status?.conditions,
@@ -154,6 +157,7 @@ describe('a toy controller writing a status condition', () => {
       );
       const desired: GpuJobStatus = { ...job.status, phase: 'Pending', conditions };
       const result = await writer.write(job, desired);
+      if (result.outcome === 'unchanged') quiet.push({ key, resourceVersion: job.metadata.resourceVersion, started: n });
       return result.outcome === 'conflict' ? result.action : 'done';
     };
     const controller = new Controller({
@@ -174,22 +178,36 @@ describe('a toy controller writing a status condition', () => {
       const c = job.status?.conditions?.find((x) => x.type === 'Scheduled');
       return job.status?.phase === 'Pending' && c?.message.includes(price) === true && c.observedGeneration === job.metadata.generation;
     };
+    // The controller has caught up with an object once a reconcile begun after `since` read the
+    // version the apiserver holds now and wrote nothing: a write would have made a newer version,
+    // and with nothing written no event wakes it again.
+    const caughtUp = (since: number, ...names: string[]) =>
+      until(`${names.join(', ')} reconciled at their latest version, writing nothing`, async () => {
+        for (const name of names) {
+          const { resourceVersion } = (await jobs.get(name, NS.controller)).metadata;
+          const key = `${NS.controller}/${name}`;
+          if (!quiet.some((q) => q.key === key && q.resourceVersion === resourceVersion && q.started > since)) return false;
+        }
+        return true;
+      });
     await until('both converge', async () => (await converged('a', '1.20')) && (await converged('b', '1.20')));
-    await pause(1_000); // the status writes come back as watch events and reconcile again: no new writes
+    // The status writes came back as watch events and were reconciled again: no new writes.
+    await caughtUp(0, 'a', 'b');
     expect(statusPatches).toBe(2);
 
     // More reconciles of unchanged objects (a label change, a manual enqueue) write nothing.
+    let since = started;
     await jobs.patch('a', NS.controller, { metadata: { labels: { touched: 'yes' } } });
     controller.enqueue(`${NS.controller}/b`);
-    await until('reconciled again', () => samples.filter((s) => s.key === `${NS.controller}/a`).length >= 3);
-    await pause(500);
+    await caughtUp(since, 'a', 'b');
     expect(statusPatches).toBe(2);
 
     // A spec change is a real change: exactly one more write, and lastTransitionTime stays.
     const before = (await jobs.get('a', NS.controller)).status?.conditions?.[0]?.lastTransitionTime;
+    since = started;
     await jobs.patch('a', NS.controller, { spec: { budget: { maxPricePerGpuHour: '0.90' } } });
     await until('a reconverges', () => converged('a', '0.90'));
-    await pause(1_000);
+    await caughtUp(since, 'a');
     expect(statusPatches).toBe(3);
     expect((await jobs.get('a', NS.controller)).status?.conditions?.[0]?.lastTransitionTime).toBe(before);
 
@@ -293,19 +311,39 @@ describe('leader election', () => {
     return { elector, state };
   }
 
-  it('one of two leads; a stopped leader is replaced within the lease duration, a released one at once', async () => {
+  /** Every version of the Lease, in the order the apiserver wrote them (a watch on it). */
+  async function leaseHistory(): Promise<V1Lease[]> {
+    const history: V1Lease[] = [];
+    const watching = await new Watch(kc).watch(
+      `/apis/coordination.k8s.io/v1/namespaces/${NS.lease}/leases`,
+      { fieldSelector: 'metadata.name=runtime-test' },
+      (phase, lease: V1Lease) => {
+        if (phase === 'ADDED' || phase === 'MODIFIED') history.push(lease);
+      },
+      () => {},
+    );
+    cleanups.push(async () => watching.abort());
+    return history;
+  }
+  // Watch events carry the Lease as JSON: MicroTimes are strings (microseconds; Date.parse keeps ms).
+  const ms = (t: Date | string | undefined) => (t === undefined ? Number.NaN : new Date(t).getTime());
+
+  it('one of two leads; a stopped leader is replaced once its lease ran out, a released one before', async () => {
+    const history = await leaseHistory();
     const a = candidate('replica-a');
     const b = candidate('replica-b');
     a.elector.start();
     b.elector.start();
     await until('a leader', () => a.elector.isLeader() || b.elector.isLeader());
-    for (let i = 0; i < 8; i++) {
-      expect([a.elector.isLeader(), b.elector.isLeader()].filter(Boolean)).toHaveLength(1);
-      await pause(250);
-    }
     const [leader, follower] = a.elector.isLeader() ? [a, b] : [b, a];
+    const [leaderId, followerId] = leader === a ? ['replica-a', 'replica-b'] : ['replica-b', 'replica-a'];
+    // Four renewals while the other candidate keeps trying: the holder never changes, one leads.
+    await until('four renewals', () => history.filter((l) => l.spec?.holderIdentity === leaderId).length >= 5);
+    await until('the follower saw the lease held', () => follower.elector.leader() === leaderId);
+    expect(history.map((l) => l.spec?.holderIdentity)).toEqual(history.map(() => leaderId));
+    expect([a.elector.isLeader(), b.elector.isLeader()].filter(Boolean)).toHaveLength(1);
     const lease = await clients.coordination.readNamespacedLease({ name: 'runtime-test', namespace: NS.lease });
-    expect(lease.spec?.holderIdentity).toBe(leader === a ? 'replica-a' : 'replica-b');
+    expect(lease.spec?.holderIdentity).toBe(leaderId);
     expect(lease.spec?.leaseDurationSeconds).toBe(3);
     const raw = await runKubectl(kubeconfig, ['get', 'lease', 'runtime-test', '-n', NS.lease, '-o', 'json']);
     expect(JSON.parse(raw.stdout).spec.renewTime).toMatch(/\.\d{6}Z$/); // MicroTime
@@ -314,18 +352,42 @@ describe('leader election', () => {
     await leader.elector.stop({ release: false });
     const crashTakeover = await until('takeover after a crash', () => follower.elector.isLeader(), 15_000);
     console.log(`takeover after an unreleased stop: ${crashTakeover} ms (lease ${timing.leaseDurationMs} ms)`);
-    expect(crashTakeover).toBeLessThanOrEqual(timing.leaseDurationMs + 2 * timing.retryPeriodMs * 2.2 + 500);
+    await until('the takeover in the watch', () => history.some((l) => l.spec?.holderIdentity === followerId));
+    const taken = history.findIndex((l) => l.spec?.holderIdentity === followerId);
+    const lastRenewal = history[taken - 1]!.spec!;
+    const takeover = history[taken]!.spec!;
+    // Straight from the crashed leader's last renewal to the follower, as the next transition,
+    // once that renewal had run out (both times from this process's clock). The follower counts
+    // the lease duration from when it read that renewal, which was after its renewTime, but stamps
+    // acquireTime before its last read: the stamp may precede expiry by that one read. Taking
+    // over at its next retry instead would be within 2.2 retry periods of the renewal.
+    expect(lastRenewal.holderIdentity).toBe(leaderId);
+    const crashGap = ms(takeover.acquireTime) - ms(lastRenewal.renewTime);
+    console.log(`crashed leader's last renewal to the takeover, by the Lease: ${crashGap} ms`);
+    expect(crashGap).toBeGreaterThanOrEqual(timing.leaseDurationMs - timing.retryPeriodMs);
+    expect(takeover.leaseTransitions).toBe((lastRenewal.leaseTransitions ?? 0) + 1);
 
     // Released on a graceful stop: a new candidate takes over at its next retry.
     const c = candidate('replica-c');
     c.elector.start();
-    await pause(1_000);
+    // c has read the lease, found it held and stays a candidate.
+    await until('c saw the lease held', () => c.elector.leader() === followerId);
     expect(c.elector.isLeader()).toBe(false);
     await follower.elector.stop();
     expect(follower.state.leading).toBe(false);
     const releasedTakeover = await until('takeover after release', () => c.elector.isLeader(), 15_000);
     console.log(`takeover after a release: ${releasedTakeover} ms`);
-    expect(releasedTakeover).toBeLessThan(timing.retryPeriodMs * 2.2 + 700);
+    await until('the takeover in the watch', () => history.some((l) => l.spec?.holderIdentity === 'replica-c'));
+    const byC = history.findIndex((l) => l.spec?.holderIdentity === 'replica-c');
+    const released = history[byC - 1]!.spec!;
+    const held = history.slice(0, byC - 1).filter((l) => l.spec?.holderIdentity === followerId).at(-1)!.spec!;
+    // The follower emptied the holder, and c acquired before the follower's last renewal would
+    // have run out: it did not wait for expiry.
+    expect(released.holderIdentity).toBe('');
+    const releaseGap = ms(history[byC]!.spec!.acquireTime) - ms(held.renewTime);
+    console.log(`follower's last renewal to c's takeover, by the Lease: ${releaseGap} ms`);
+    expect(releaseGap).toBeLessThan(timing.leaseDurationMs);
+    expect(history[byC]!.spec!.leaseTransitions).toBe((held.leaseTransitions ?? 0) + 1);
     const after = await clients.coordination.readNamespacedLease({ name: 'runtime-test', namespace: NS.lease });
     expect(after.spec?.holderIdentity).toBe('replica-c');
     expect(after.spec?.leaseTransitions).toBe(2);

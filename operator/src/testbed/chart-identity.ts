@@ -105,11 +105,15 @@ export async function chartIdentity(adminKubeconfig: string, release: string, na
   const objects = await renderedIdentity(release, namespace, [...values, ...await servedPolicyApis(adminKubeconfig)]);
   const sa = objects.find((o) => o.kind === 'ServiceAccount');
   if (!sa) throw new Error('the chart rendered no ServiceAccount');
+  const probe = policyProbe(objects, namespace);
+  // The probed policy and its binding go last, so that once it refuses, the apiserver has read every
+  // other policy and binding too (see policiesInEffect).
+  const ordered = probe ? [...objects.filter((o) => !probe.objects.includes(o)), ...probe.objects] : objects;
   await runKubectl(adminKubeconfig, ['create', 'namespace', namespace]);
-  const applied = await runKubectl(adminKubeconfig, ['apply', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
+  const applied = await runKubectl(adminKubeconfig, ['apply', '-f', '-'], ordered.map((o) => stringify(o)).join('---\n'));
   if (applied.code !== 0) throw new Error(`applying the chart's identity failed: ${applied.stderr}`);
   const username = `system:serviceaccount:${namespace}:${sa.metadata.name}`;
-  if (objects.some((o) => o.kind === 'ValidatingAdmissionPolicyBinding')) await policiesInEffect(adminKubeconfig, username);
+  if (objects.some((o) => o.kind === 'ValidatingAdmissionPolicyBinding')) await policiesInEffect(adminKubeconfig, username, probe);
   if (objects.some((o) => o.kind === 'MutatingAdmissionPolicyBinding')) await finalizerAtCreateInEffect(adminKubeconfig, namespace);
   const token = await runKubectl(adminKubeconfig, ['create', 'token', sa.metadata.name, '-n', namespace, `--duration=${TOKEN_DURATION}`]);
   if (token.code !== 0) throw new Error(`token request failed: ${token.stderr}`);
@@ -134,14 +138,52 @@ export async function chartIdentity(adminKubeconfig: string, release: string, na
   };
 }
 
+/** A request only one of the hub chart's admission policies refuses, and that policy's objects. */
+interface PolicyProbe {
+  policy: string;
+  objects: IdentityObject[];
+  /** kubectl arguments, run as cluster admin (the policy exempts no one). */
+  args: string[];
+}
+
+/**
+ * The hub's probe: a server dry run, as admin, that takes the service-name label off the access
+ * EndpointSlice, which the access endpoint guard refuses and nothing else does (RBAC would refuse
+ * the hub's own identity before any policy is asked, so it cannot be the one probing). Undefined
+ * for the agent, whose probe needs no object of the identity.
+ */
+function policyProbe(objects: IdentityObject[], namespace: string): PolicyProbe | undefined {
+  const policy = objects.find((o) => o.kind === 'ValidatingAdmissionPolicy' && o.metadata.name.endsWith('-access-endpoint-guard'));
+  if (!policy) return undefined;
+  const binding = objects.find((o) => o.kind === 'ValidatingAdmissionPolicyBinding' && o.metadata.name === policy.metadata.name);
+  const slice = objects.find((o) => o.kind === 'EndpointSlice' && o.metadata.name.endsWith('-access-leader'));
+  if (!binding || !slice) throw new Error(`the chart rendered ${policy.metadata.name} without its binding or the access EndpointSlice`);
+  return {
+    policy: policy.metadata.name,
+    objects: [policy, binding],
+    args: ['label', 'endpointslice', slice.metadata.name, '-n', slice.metadata.namespace ?? namespace, 'kubernetes.io/service-name-', '--dry-run=server'],
+  };
+}
+
 /**
  * Waits until the apiserver enforces the identity's admission policies: it does once its
  * admission informer has each policy and binding, a moment after they are written, and a test
- * that tries a refused request at once could see it pass. The probe is a namespace no component
- * may create (server dry-run, nothing is stored): refused by RBAC or by the agent's scope policy.
+ * that tries a refused request at once could see it pass. Each probe is a server dry run
+ * (nothing is stored) that only a chart policy refuses.
+ * - Hub: the access endpoint guard's probe (policyProbe), refused with that policy's name. The
+ *   apiserver compiles its policies from its informers' caches all at once (k8s.io/apiserver
+ *   admission/plugin/policy/generic, calculatePolicyData) and each informer sees writes in order;
+ *   that policy and binding were applied last, so once it refuses, the hub's other policies
+ *   (job status, finalizer and secrets guards) are in force too.
+ * - Agent: a namespace no component may create, refused by the agent's scope policy (the agent
+ *   may create namespaces, so RBAC lets it through to the policy).
  */
-async function policiesInEffect(adminKubeconfig: string, username: string): Promise<void> {
+async function policiesInEffect(adminKubeconfig: string, username: string, probe: PolicyProbe | undefined): Promise<void> {
   await waitFor(`the chart's admission policies in effect for ${username}`, async () => {
+    if (probe) {
+      const res = await runKubectl(adminKubeconfig, probe.args);
+      return res.code !== 0 && res.stderr.includes(probe.policy) ? true : undefined;
+    }
     const res = await runKubectl(adminKubeconfig, ['create', 'namespace', 'fedgpu-policy-probe', '--dry-run=server', `--as=${username}`]);
     return res.code !== 0 ? true : undefined;
   }, { timeoutMs: 60_000, intervalMs: 200 });
