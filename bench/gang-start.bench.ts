@@ -66,6 +66,7 @@ try {
     pricePerGpuHour: '1',
     coveredGpuSeconds: 0,
     secrets: [],
+    secretsWithheld: false,
   });
   // The namespace, made and held by a one-pod attempt of each runner (a runner deletes a tenant
   // namespace once none of its own attempts is left in it).

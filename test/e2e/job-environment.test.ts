@@ -20,6 +20,7 @@ import { applyYaml, endSimulatedPods, getGpuJob, gpuJobYaml, kubectlOk, waitGpuJ
 
 const H100 = 'NVIDIA-H100-80GB-HBM3';
 const LOST_AFTER_MS = 8_000;
+const RESYNC_MESSAGE_BYTES = 1_000; // an Assign here is 200–700 bytes (a 4-replica gang the largest)
 
 let testbed: Testbed;
 let hub: RunningHub;
@@ -41,7 +42,8 @@ beforeAll(async () => {
   await installCrds(testbed.cluster('hub'));
   for (const ns of ['ml', 'ml2']) await testbed.cluster('hub').kubectl(['create', 'namespace', ns]);
   const pki = await hubPki(join(runDir, 'pki'));
-  hub = await startTestHub(testbed.cluster('hub'), pki, runDir, LOST_AFTER_MS);
+  // A Resync of more than a couple of attempts goes in parts here (production: 16 MiB less a margin).
+  hub = await startTestHub(testbed.cluster('hub'), pki, runDir, LOST_AFTER_MS, { resyncMessageBytes: RESYNC_MESSAGE_BYTES });
   for (const p of providerSpecs) {
     agents[p.name] = await startAgent(p.name, testbed.cluster(p.name), pki, `127.0.0.1:${hub.port}`, {
       displayName: p.name,
@@ -356,5 +358,31 @@ describe('API and examples', () => {
     expect(await refused({ secrets: [{ name: 'hf' }] })).toContain('set env, mountPath or both');
     expect(await refused({ network: { egress: { mode: 'cidrs' } } })).toContain('mode cidrs needs at least one destination');
     expect(await refused({ network: { egress: { mode: 'everything' } } })).toMatch(/spec.network.egress.mode: Unsupported value: "everything"/);
+  });
+});
+
+describe('a resync too large for one message', () => {
+  it('reaches the agent in parts: the attempts assigned while it was away all run once it is back', async () => {
+    // Before parts, a provider's Resync over the message limit was not sent at all, so Assigns that
+    // found no stream (a consumer's large templates could push it there) never arrived.
+    const alpha = agents.alpha!;
+    await alpha.process.stop();
+    const jobs = ['part-a', 'part-b', 'part-c'];
+    try {
+      // Placed while its stream is down but it still counts as a blip (providerLostAfter 8 s).
+      for (const name of jobs) await apply(jobYaml(name, { replicas: 2, placement: { regions: ['eu-west'] } }));
+      for (const name of jobs) {
+        await waitFor(`${name} placed on alpha`, async () => ((await getJob(name)).status?.placement?.provider === names.alpha ? true : undefined), { timeoutMs: 5_000, intervalMs: 100 });
+      }
+    } finally {
+      await alpha.restart();
+    }
+    for (const name of jobs) {
+      const running = await waitPhase(name, 'Running');
+      expect(running.status?.attempts).toHaveLength(1); // delivered by the resync, not moved after a loss
+    }
+    const log = readFileSync(join(runDir, 'hub.log'), 'utf8');
+    expect(log).toMatch(new RegExp(`"provider":"${names.alpha}","attempts":\\d+,"parts":\\d+.*"msg":"resync sent in parts"`));
+    for (const name of jobs) await deleteJob(name);
   });
 });

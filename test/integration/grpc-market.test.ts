@@ -173,6 +173,7 @@ describe('marketplace stream over mTLS', () => {
           checkpointDir: 's3://ckpt/job',
           gracePeriodSeconds: 30,
           secrets: [],
+          secretsWithheld: false,
           env: [{ name: 'FEDGPU_EPOCH', value: '1' }],
           pricePerGpuHour: '2.45',
           coveredGpuSeconds: 3600,
@@ -365,7 +366,7 @@ describe('marketplace stream over mTLS', () => {
     for (let i = 0; i < assigned; i++) {
       const assign: HubMessage = {
         seq: 0,
-        body: { $case: 'assign', value: { jobUid: `job-${i}`, epoch: 1, namespace: 'team', podTemplates: [], nodeNames: [], gpusPerReplica: 1, checkpointDir: '', gracePeriodSeconds: 30, secrets: [], env: [], pricePerGpuHour: '1', coveredGpuSeconds: 60 } },
+        body: { $case: 'assign', value: { jobUid: `job-${i}`, epoch: 1, namespace: 'team', podTemplates: [], nodeNames: [], gpusPerReplica: 1, checkpointDir: '', gracePeriodSeconds: 30, secrets: [], secretsWithheld: false, env: [], pricePerGpuHour: '1', coveredGpuSeconds: 60 } },
       };
       expect(hub.server.send(providerName, assign)).toBe(true);
     }

@@ -59,6 +59,7 @@ function assign(tenant: string, template: V1PodTemplateSpec, replicas = 1, gpus 
     pricePerGpuHour: '1',
     coveredGpuSeconds: 0,
     secrets: [],
+    secretsWithheld: false,
   };
 }
 const key = (a: Assign) => `${a.jobUid}/${a.epoch}`;
@@ -607,6 +608,23 @@ describe('refusals reach the consumer and stop nothing else', () => {
     await core.patchNamespace({ name, body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
     await tenancy.release(new Set([...(await managedNamespaces()), name])); // deletes nothing: all in use
     expect(tenancy.unisolated()).toEqual([]);
+  });
+
+  it('starts nothing of an attempt re-sent without the Secrets its job names; keeps a running one', async () => {
+    // A Resync re-sends every wanted attempt, and the hub may fail to read a job's Secrets just then:
+    // an attempt this agent never started would run without them (its HF_TOKEN missing).
+    const withheld = { ...assign('team-withheld', ok), secretsWithheld: true };
+    await runner.apply(withheld);
+    expect(runner.refused.get(key(withheld))).toBe('SecretsUnavailable: the hub sent this attempt without the Secrets its job names (it could not read them); nothing was started');
+    expect(await podsOf(withheld)).toEqual([]);
+    // One already running here keeps running when a resync re-sends it so.
+    const running = assign('team-withheld', ok);
+    await runner.apply(running);
+    expect(await podsOf(running)).toHaveLength(1);
+    const managed = runner.managed((await core.listPodForAllNamespaces({ labelSelector: 'app.kubernetes.io/managed-by=fedgpu-agent' })).items);
+    await runner.resync([{ ...running, secretsWithheld: true }], managed);
+    expect(runner.refused.has(key(running))).toBe(false);
+    expect(await podsOf(running)).toHaveLength(1);
   });
 
   it("refuses to share a tenant namespace whose name another consumer's collides with, sending the job elsewhere", async () => {

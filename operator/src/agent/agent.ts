@@ -2,7 +2,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { reuseConnections } from '../runtime/connections.js';
 import type { Wallet } from 'ethers';
 import type { Logger } from 'pino';
-import { type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, type ProviderProfile, type UnisolatedNamespace } from '../gen/proto/fedgpu/v1/market.js';
+import { type Assign, type AttemptStatus, type HubMessage, type Inventory, NotOfferedReason, type ProviderProfile, type UnisolatedNamespace } from '../gen/proto/fedgpu/v1/market.js';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { isAvailableAt } from '../core/availability.js';
 import { attemptState } from './pods/status.js';
@@ -136,6 +136,8 @@ export function reclaimCause(
 
 /** The debounced publish looks at every attempt at most this often (see schedulePublish). */
 const FULL_REPORT_EVERY_MS = 1_000;
+/** At most this many parts make one Resync (16 MiB each; far more than any provider's attempts). */
+const MAX_RESYNC_PARTS = 256;
 
 export class Agent {
   private watch?: ClusterWatch;
@@ -170,6 +172,8 @@ export class Agent {
   private readonly deletions = new PodDeletionWatch();
   /** Attempts whose end was reported: their state no longer changes (pods cleaned up later are not a fault). */
   private readonly ended = new Map<string, ReportedState>();
+  /** The parts of a Resync received so far on this stream (ResyncPart), until its last. */
+  private resyncParts: { desired: Assign[]; count: number } | undefined;
   /** Reclaimed reports sent, kept until the hub stops listing their attempts (reclaimed.ts). */
   private readonly reclaimed = new ReclaimedAttempts();
   private readonly now: () => number;
@@ -288,6 +292,7 @@ export class Agent {
       onConnected: (info) => {
         this.receipts.setChain(info.settlement);
         this.opts.metrics?.onConnected();
+        this.resyncParts = undefined; // parts of a Resync cut off with the last stream are void
         // Level-triggered: after any reconnect the hub gets our whole state again.
         this.lastInventory = undefined;
         this.lastAttempt.clear();
@@ -656,6 +661,25 @@ export class Agent {
       .catch((err: unknown) => this.opts.logger.error({ err }, 'could not sign or send usage receipts; retrying later'));
   }
 
+  /** Converges to the hub's desired set (a Resync, or the union of its parts). */
+  private async applyResync(listed: readonly Assign[]): Promise<void> {
+    // Attempts reclaimed here that the hub still lists: reported again, not run again.
+    const { run: desired, resend } = this.reclaimed.resync(listed);
+    for (const report of resend) this.client?.sendAttemptStatus(report);
+    // Pods of attempts the hub no longer wants (a zombie fenced after a reconnect, say) are
+    // deleted by the resync: their logs are kept first, so `fedgpu logs --attempt N` still works.
+    const wanted = new Set(desired.map((a) => attemptKey(a.jobUid, a.epoch)));
+    await this.keepTailsBefore(this.podsOf((key) => !wanted.has(key)));
+    // An attempt the resync drops (its job deleted, or moved, while the stream was down) is
+    // receipted first, as a Cancel would: that Cancel may come after the resync forgot the
+    // attempt, or never, and the provider would go unpaid for what ran. The hub decides
+    // whether it is owed (a fenced attempt's receipt is refused).
+    for (const [key, assignment] of [...this.runner.assignments]) {
+      if (!wanted.has(key)) this.cancelled(assignment.jobUid, assignment.epoch, 'NotWanted');
+    }
+    await this.runner.resync(desired, this.runner.managed(this.watch?.pods() ?? []));
+  }
+
   private async onHubMessage(message: HubMessage): Promise<void> {
     const body = message.body;
     if (!body) return;
@@ -681,24 +705,25 @@ export class Agent {
           await this.runner.cancel(body.value.jobUid, body.value.epoch, body.value.gracePeriodSeconds);
           this.lastAttempt.delete(attemptKey(body.value.jobUid, body.value.epoch));
           break;
-        case 'resync': {
-          // Attempts reclaimed here that the hub still lists: reported again, not run again.
-          const { run: desired, resend } = this.reclaimed.resync(body.value.desired);
-          for (const report of resend) this.client?.sendAttemptStatus(report);
-          // Pods of attempts the hub no longer wants (a zombie fenced after a reconnect, say) are
-          // deleted by the resync: their logs are kept first, so `fedgpu logs --attempt N` still works.
-          const wanted = new Set(desired.map((a) => attemptKey(a.jobUid, a.epoch)));
-          await this.keepTailsBefore(this.podsOf((key) => !wanted.has(key)));
-          // An attempt the resync drops (its job deleted, or moved, while the stream was down) is
-          // receipted first, as a Cancel would: that Cancel may come after the resync forgot the
-          // attempt, or never, and the provider would go unpaid for what ran. The hub decides
-          // whether it is owed (a fenced attempt's receipt is refused).
-          for (const [key, assignment] of [...this.runner.assignments]) {
-            if (!wanted.has(key)) this.cancelled(assignment.jobUid, assignment.epoch, 'NotWanted');
+        case 'resyncPart': {
+          // A Resync too large for one message: gathered, bounded, and applied once on its last part.
+          const parts = (this.resyncParts ??= { desired: [], count: 0 });
+          parts.count++;
+          parts.desired.push(...body.value.desired);
+          if (parts.count > MAX_RESYNC_PARTS) {
+            this.resyncParts = undefined;
+            this.opts.logger.error({ parts: parts.count }, `a resync in more than ${MAX_RESYNC_PARTS} parts; ignored (the agent keeps what it runs)`);
+            return;
           }
-          await this.runner.resync(desired, this.runner.managed(this.watch?.pods() ?? []));
+          if (!body.value.last) return;
+          this.resyncParts = undefined;
+          await this.applyResync(parts.desired);
           break;
         }
+        case 'resync':
+          this.resyncParts = undefined;
+          await this.applyResync(body.value.desired);
+          break;
         case 'receiptAck':
           this.receipts.acknowledge(body.value.jobUid, body.value.epoch, body.value.accepted, body.value.reason);
           return;

@@ -28,6 +28,8 @@ export interface HubOptions {
   kubeConfig: KubeConfig;
   tls: MarketServerTls;
   logger: Logger;
+  /** Largest Resync message before it goes in parts (tests set it small to exercise the parts). */
+  resyncMessageBytes?: number;
   /** The hub's identity, signed into every registration proof. */
   audience?: string;
   /**
@@ -118,6 +120,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     ...(opts.minimumRunGpuSeconds !== undefined ? { minimumRunGpuSeconds: opts.minimumRunGpuSeconds } : {}),
     ...(opts.startBlameAfterSeconds !== undefined ? { startBlameAfterSeconds: opts.startBlameAfterSeconds } : {}),
     ...(opts.jobConcurrency !== undefined ? { concurrency: opts.jobConcurrency } : {}),
+    ...(opts.resyncMessageBytes !== undefined ? { resyncMessageBytes: opts.resyncMessageBytes } : {}),
   });
   const registry: KubeProviderRegistry = new KubeProviderRegistry({
     store: new KubeProviderStore(opts.kubeConfig, undefined, undefined, jobs.providers),

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import type { ProviderSettings } from '../agent/inventory.js';
 import { GPUPROVIDER_PLURAL, GROUP, VERSION, type GpuProvider } from '../api/types.js';
-import { startHub, type RunningHub } from '../hub/hub.js';
+import { startHub, type HubOptions, type RunningHub } from '../hub/hub.js';
 import { chartIdentity, sharedChartIdentity, type ChartIdentity } from './chart-identity.js';
 import type { Cluster } from './cluster.js';
 import { runKubectl } from './kubectl.js';
@@ -117,8 +117,9 @@ export function hubReady(proc: ManagedProcess): Promise<{ metricsPort: number }>
   }, { timeoutMs: 60_000 });
 }
 
-export async function startTestHub(hubCluster: Cluster, pki: HubPki, dir: string, providerLostAfterMs = 4_000): Promise<RunningHub> {
+export async function startTestHub(hubCluster: Cluster, pki: HubPki, dir: string, providerLostAfterMs = 4_000, extra: Partial<HubOptions> = {}): Promise<RunningHub> {
   return startHub({
+    ...extra,
     kubeConfig: (await hubIdentity(hubCluster)).kubeConfig,
     tls: { caPem: pki.ca.certPem, certPem: pki.server.certPem, keyPem: pki.server.keyPem },
     logger: pino({ level: 'info' }, pino.destination({ dest: join(dir, 'hub.log'), sync: true, mkdir: true })),

@@ -9,7 +9,7 @@ const selector = { 'fedgpu.io/job-uid': uid, 'fedgpu.io/epoch': '1' };
 
 function assign(egress: Assign['egress']): Assign {
   const template = Buffer.from(JSON.stringify({ spec: { containers: [{ name: 'main', image: 'x' }] } }));
-  return { jobUid: uid, epoch: 1, namespace: '', podTemplates: [template, template], nodeNames: ['n1', 'n2'], gpusPerReplica: 1, checkpointDir: '', gracePeriodSeconds: 30, env: [], pricePerGpuHour: '1', coveredGpuSeconds: 0, egress, secrets: [] };
+  return { jobUid: uid, epoch: 1, namespace: '', podTemplates: [template, template], nodeNames: ['n1', 'n2'], gpusPerReplica: 1, checkpointDir: '', gracePeriodSeconds: 30, env: [], pricePerGpuHour: '1', coveredGpuSeconds: 0, egress, secrets: [], secretsWithheld: false };
 }
 const pods = () => buildJobPods({ jobUid: uid, epoch: 1, podTemplates: [{ spec: { containers: [{ name: 'main', image: 'x' }] } }, { spec: { containers: [{ name: 'main', image: 'x' }] } }], nodeNames: ['n1', 'n2'], gpusPerReplica: 1 }, 'ns');
 

@@ -72,7 +72,7 @@ describe('rendezvous objects', () => {
     const template = Buffer.from(JSON.stringify({ spec: { containers: [{ name: 'main', image: 'x' }] } }));
     const prepared = (replicas: number) => {
       const nodeNames = Array.from({ length: replicas }, (_, i) => `n${i}`);
-      const assign = { jobUid: shape.jobUid, epoch: 2, namespace: '', podTemplates: nodeNames.map(() => template), nodeNames, gpusPerReplica: 1, checkpointDir: '', gracePeriodSeconds: 30, env: [], pricePerGpuHour: '1', coveredGpuSeconds: 0, egress: undefined, secrets: [] };
+      const assign = { jobUid: shape.jobUid, epoch: 2, namespace: '', podTemplates: nodeNames.map(() => template), nodeNames, gpusPerReplica: 1, checkpointDir: '', gracePeriodSeconds: 30, env: [], pricePerGpuHour: '1', coveredGpuSeconds: 0, egress: undefined, secrets: [], secretsWithheld: false };
       const pods = buildJobPods({ jobUid: shape.jobUid, epoch: 2, podTemplates: nodeNames.map(() => ({ spec: { containers: [{ name: 'main', image: 'x' }] } })), nodeNames, gpusPerReplica: 1 }, 'ns');
       return prepareAttempt(assign, pods, 'ns');
     };

@@ -169,6 +169,11 @@ export class PodRunner {
     };
     const misplaced = started ? undefined : this.placementProblem?.(assign);
     if (misplaced) return refuse(`PlacementRefused: ${misplaced}`);
+    // Re-sent without the Secrets its job names (the hub could not read them then): an attempt not
+    // started here would run without them. Refused; the hub places the job again, reading them.
+    if (!started && assign.secretsWithheld) {
+      return refuse('SecretsUnavailable: the hub sent this attempt without the Secrets its job names (it could not read them); nothing was started');
+    }
     let pods: V1Pod[];
     let objects: AttemptObjects;
     try {

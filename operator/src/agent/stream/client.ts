@@ -328,6 +328,7 @@ export class StreamClient {
       case 'assign':
       case 'cancel':
       case 'resync':
+      case 'resyncPart':
       case 'receiptAck':
         if (!connection.registered) return;
         this.safely(() => this.options.onHubMessage?.(message));

@@ -31,6 +31,7 @@ import { HUB_LOST_CONTACT } from '../providers/registry.js';
 import { egressOf, providerSnapshot } from './market-view.js';
 import { ReclaimNotices, windowClosedBetween } from './reclaim-notices.js';
 import { readJobSecrets, type SecretsRead } from './secrets.js';
+import { resyncMessages } from './resync.js';
 import { egressToMessage } from '../../agent/attempt/egress.js';
 import { DEFAULT_EGRESS } from '../../core/egress.js';
 import { judgePodEvent, PodEventBook, recordedPodEvent, stuckMessage, withStuckReason } from './pod-events.js';
@@ -49,6 +50,8 @@ export interface GpuJobControllerOptions {
   kubeConfig: KubeConfig;
   agents: AgentLink;
   logger: Logger;
+  /** Largest Resync message before it goes in parts (default: the message limit less a margin; tests set it small). */
+  resyncMessageBytes?: number;
   schedulerConfig?: SchedulerConfig;
   now?: () => number;
   /**
@@ -339,30 +342,23 @@ export class GpuJobController {
 
   // Secrets are read again for the attempts re-sent: an agent that lost its copy (or never got the
   // Assign, when the hub died between status and send) needs them. If one cannot be read now, the
-  // attempt is re-sent without it and the agent keeps the copy it has.
+  // attempt is re-sent without it, marked so: the agent keeps the copy it has, and starts nothing
+  // without one (it refuses the attempt as SecretsUnavailable and the hub places it again).
   private async resyncWithSecrets(provider: string): Promise<void> {
     const desired: Assign[] = [];
     for (const { job, attempt } of desiredAttempts(this.jobs.list().map((j) => this.fresh.freshest(objectKey(j), j)), provider)) {
-      const read = job.spec.secrets?.length ? await readJobSecrets(this.core, job).catch(() => undefined) : undefined;
+      const named = (job.spec.secrets?.length ?? 0) > 0;
+      const read = named ? await readJobSecrets(this.core, job).catch(() => undefined) : undefined;
       const secrets = read && 'secrets' in read ? read.secrets : [];
-      desired.push(assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0, secrets));
+      desired.push(assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0, secrets, named && !(read && 'secrets' in read)));
     }
-    // One message carries every attempt of the provider. Each Assign fits alone (the template and
-    // secret bounds), but many together may not, and a message over the limit ends the stream, so
-    // the agent would reconnect into the same Resync for ever. Then the secrets stay out (the agent
-    // keeps its copies); past that, nothing is sent, and the error says why.
-    const message = (list: Assign[]): HubMessage => ({ seq: 0, body: { $case: 'resync', value: { desired: list } } });
-    const fits = (m: HubMessage) => HubMessage.encode(m).finish().byteLength <= defaultMaxHubMessageBytes - RESYNC_MARGIN_BYTES;
-    let resync = message(desired);
-    if (!fits(resync)) {
-      resync = message(desired.map((a) => ({ ...a, secrets: [] })));
-      this.opts.logger.warn({ provider, attempts: desired.length }, 'resync too large with the secrets; sent without them (the agent keeps the copies it has)');
-    }
-    if (!fits(resync)) {
-      this.opts.logger.error({ provider, attempts: desired.length }, 'resync too large for one message even without secrets; not sent (the agent keeps running what it has)');
+    const result = resyncMessages(desired, this.opts.resyncMessageBytes ?? defaultMaxHubMessageBytes - RESYNC_MARGIN_BYTES);
+    if ('tooLarge' in result) {
+      this.opts.logger.error({ provider, attempts: desired.length, job: result.tooLarge.jobUid, epoch: result.tooLarge.epoch }, 'an attempt is too large for any message; resync not sent (the agent keeps running what it has)');
       return;
     }
-    this.opts.agents.send(provider, resync);
+    if (result.messages.length > 1) this.opts.logger.info({ provider, attempts: desired.length, parts: result.messages.length }, 'resync sent in parts');
+    for (const message of result.messages) this.opts.agents.send(provider, message);
   }
 
   /** The cached job with this uid (agents name jobs by uid): an index lookup, not a scan of every job. */
@@ -619,7 +615,7 @@ const liveProviderOf = (job: GpuJob) => job.status?.attempts?.find((a) => !a.end
 /** Room left in a message for its envelope (seq, framing) beyond the encoded Resync. */
 const RESYNC_MARGIN_BYTES = 64 * 1024;
 
-function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, coveredGpuSeconds: number, secrets: AttemptSecret[]): Assign {
+function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, coveredGpuSeconds: number, secrets: AttemptSecret[], secretsWithheld = false): Assign {
   const template = Buffer.from(JSON.stringify(job.spec.template));
   const checkpointDir = job.spec.faultTolerance?.checkpoint?.dir ?? '';
   return {
@@ -640,6 +636,7 @@ function assignOf(job: GpuJob, epoch: number, nodes: string[], price: string, co
     coveredGpuSeconds,
     egress: egressToMessage(job.spec.network?.egress ? egressOf(job.spec.network.egress) : DEFAULT_EGRESS),
     secrets,
+    secretsWithheld,
   };
 }
 

@@ -304,6 +304,11 @@ describe('planJob: market integrity', () => {
     expect(egress.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'PlacementRefused' });
     expect(isPaid(egress.status.attempts![0]!)).toBe(false);
     expect(egress.assign).toMatchObject({ provider: 'b', epoch: 2 });
+    // An attempt a Resync re-sent without its Secrets, refused by an agent that had not started it.
+    const unsecret = refused('SecretsUnavailable', 'SecretsUnavailable: the hub sent this attempt without the Secrets its job names (it could not read them); nothing was started');
+    expect(unsecret.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'unattributed', reason: 'PlacementRefused' });
+    expect(isPaid(unsecret.status.attempts![0]!)).toBe(false);
+    expect(unsecret.assign).toMatchObject({ epoch: 2 });
   });
 
   it('places a job refused by a provider elsewhere next, so the refusals do not use up its attempts there', () => {

@@ -539,6 +539,9 @@ function failureOf(report: AttemptReport): AttemptEnd {
     // since; an egress profile its owner no longer offers there): nobody's fault, the job goes elsewhere.
     case 'PlacementRefused':
     case 'EgressNotOffered':
+    // Re-sent by a Resync without its Secrets (the hub could not read them then) to an agent that
+    // had not started it: nothing ran; placed again, the hub reads them first.
+    case 'SecretsUnavailable':
       return { kind: 'placement-refused' };
     default:
       return { kind: 'container-exit', exitCode: report.exitCode || 1 };

@@ -16,7 +16,7 @@ export type { MarketServerOptions } from './options.js';
 export type { HeartbeatObservation, ProviderInfo, ProviderRegistry } from './registry.js';
 
 /** Hub messages the rest of the hub may push; the session owns the others. */
-const pushableKinds: ReadonlySet<string> = new Set(['assign', 'cancel', 'resync', 'receiptAck']);
+const pushableKinds: ReadonlySet<string> = new Set(['assign', 'cancel', 'resync', 'resyncPart', 'receiptAck']);
 
 export class MarketServer implements SessionHost {
   readonly options: ResolvedMarketServerOptions;

@@ -176,7 +176,7 @@ export class MarketSession {
     // Each attempt the hub assigns earns the agent the reports it will send about it (phases,
     // receipts), on top of the stream's own budget: a burst of 500 assignments to one large
     // provider is answered by about 1,000 reports in seconds, and that must not end the stream.
-    const assigned = body.$case === 'assign' ? 1 : body.$case === 'resync' ? body.value.desired.length : 0;
+    const assigned = body.$case === 'assign' ? 1 : body.$case === 'resync' || body.$case === 'resyncPart' ? body.value.desired.length : 0;
     if (assigned > 0) this.bucket.grant(assigned * REPORTS_PER_ASSIGNMENT, this.options.rateLimit.capacity + MAX_GRANTED_REPORTS);
     return this.write(body);
   }

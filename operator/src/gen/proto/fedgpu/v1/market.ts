@@ -321,6 +321,13 @@ export interface HubMessage {
     | { $case: "error"; value: Error }
     | { $case: "receiptAck"; value: ReceiptAck }
     | //
+    /**
+     * A Resync too large for one message, in parts sent back to back (the last says so). An agent
+     * converges once, on their union, when the last part arrives; one that does not know parts
+     * ignores them and keeps what it runs.
+     */
+    { $case: "resyncPart"; value: ResyncPart }
+    | //
     /** Consumer access (logs, exec, port-forward) multiplexed over this stream; see TunnelFrame. */
     { $case: "tunnel"; value: TunnelFrame }
     | undefined;
@@ -396,6 +403,12 @@ export interface Assign {
    * logged by either side.
    */
   secrets: AttemptSecret[];
+  /**
+   * The job names secrets that are not in this message (the hub could not read them when it sent
+   * a Resync). An agent that already made the attempt keeps its copy; one that has not started it
+   * starts nothing without them and refuses it as SecretsUnavailable (the hub places it again).
+   */
+  secretsWithheld: boolean;
 }
 
 /** One of spec.secrets with its values. */
@@ -433,6 +446,11 @@ export interface Cancel {
  */
 export interface Resync {
   desired: Assign[];
+}
+
+export interface ResyncPart {
+  desired: Assign[];
+  last: boolean;
 }
 
 export interface BandwidthProbe {
@@ -2441,6 +2459,9 @@ export const HubMessage: MessageFns<HubMessage> = {
       case "receiptAck":
         ReceiptAck.encode(message.body.value, writer.uint32(146).fork()).join();
         break;
+      case "resyncPart":
+        ResyncPart.encode(message.body.value, writer.uint32(154).fork()).join();
+        break;
       case "tunnel":
         TunnelFrame.encode(message.body.value, writer.uint32(322).fork()).join();
         break;
@@ -2541,6 +2562,14 @@ export const HubMessage: MessageFns<HubMessage> = {
             message.body = { $case: "receiptAck", value: ReceiptAck.decode(reader, reader.uint32()) };
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.body = { $case: "resyncPart", value: ResyncPart.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 40: {
             if (tag !== 322) {
               break;
@@ -2619,6 +2648,12 @@ export const HubMessage: MessageFns<HubMessage> = {
       case "receiptAck": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "receiptAck", value: ReceiptAck.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "resyncPart": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "resyncPart", value: ResyncPart.fromPartial(object.body.value) };
         }
         break;
       }
@@ -2964,6 +2999,7 @@ function createBaseAssign(): Assign {
     coveredGpuSeconds: 0,
     egress: undefined,
     secrets: [],
+    secretsWithheld: false,
   };
 }
 
@@ -3007,6 +3043,9 @@ export const Assign: MessageFns<Assign> = {
     }
     for (const v of message.secrets) {
       AttemptSecret.encode(v!, writer.uint32(178).fork()).join();
+    }
+    if (message.secretsWithheld !== false) {
+      writer.uint32(184).bool(message.secretsWithheld);
     }
     return writer;
   },
@@ -3128,6 +3167,14 @@ export const Assign: MessageFns<Assign> = {
             message.secrets.push(AttemptSecret.decode(reader, reader.uint32()));
             continue;
           }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.secretsWithheld = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3160,6 +3207,7 @@ export const Assign: MessageFns<Assign> = {
       ? EgressProfile.fromPartial(object.egress)
       : undefined;
     message.secrets = object.secrets?.map((e) => AttemptSecret.fromPartial(e)) || [];
+    message.secretsWithheld = object.secretsWithheld ?? false;
     return message;
   },
 };
@@ -3542,6 +3590,73 @@ export const Resync: MessageFns<Resync> = {
   fromPartial(object: DeepPartial<Resync>): Resync {
     const message = createBaseResync();
     message.desired = object.desired?.map((e) => Assign.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseResyncPart(): ResyncPart {
+  return { desired: [], last: false };
+}
+
+export const ResyncPart: MessageFns<ResyncPart> = {
+  encode(message: ResyncPart, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.desired) {
+      Assign.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.last !== false) {
+      writer.uint32(16).bool(message.last);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResyncPart {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResyncPart();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.desired.push(Assign.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.last = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ResyncPart>): ResyncPart {
+    return ResyncPart.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResyncPart>): ResyncPart {
+    const message = createBaseResyncPart();
+    message.desired = object.desired?.map((e) => Assign.fromPartial(e)) || [];
+    message.last = object.last ?? false;
     return message;
   },
 };
