@@ -106,6 +106,12 @@ export class AccessApiServer {
         throw new HttpError(405, 'MethodNotAllowed', `${target.subresource} needs POST with Upgrade: ${ACCESS_UPGRADE}; log needs GET`);
       }
       const session = await this.openSession(req, target, parseOptions('log', url.searchParams));
+      // The client may have gone while the session opened (its close event is past): end it now,
+      // or it would stream into nothing and hold one of the provider's sessions.
+      if (req.socket.destroyed) {
+        session.close({ reason: 'client_gone' });
+        return;
+      }
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
       session.onData = (_channel, data) => {
         res.write(data, () => session.delivered(data.byteLength));
@@ -141,6 +147,10 @@ export class AccessApiServer {
       if ((req.headers.upgrade ?? '').toLowerCase() !== ACCESS_UPGRADE) throw new HttpError(400, 'BadRequest', `Upgrade must be ${ACCESS_UPGRADE}`);
       const options = parseOptions(target.subresource, url.searchParams);
       const session = await this.openSession(req, target, options);
+      if (socket.destroyed) {
+        session.close({ reason: 'client_gone' });
+        return;
+      }
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${ACCESS_UPGRADE}\r\n\r\n`);
       if (target.subresource === 'exec') this.pipeExec(session, socket, head);
       else this.pipeRaw(session, socket, head);
