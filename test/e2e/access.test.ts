@@ -298,6 +298,21 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
       // The later tests move this job: it must not then wait for a Secret the hub may not read.
       expect((await patch('[{"op":"remove","path":"/spec/secrets"}]')).code).toBe(0);
     }
+    // Emptying spec.secrets does not open the way: the running attempt was sent its Secrets, and
+    // its status names them (here written by the test, as the hub writes it at assignment).
+    const job = await getJob();
+    const index = job.status!.attempts!.findIndex((a) => !a.endTime);
+    const statusPatch = (p: string) => hubCluster.kubectl(['patch', 'gj', 'trainer', '-n', 'ml', '--subresource=status', '--type=json', '-p', p]);
+    expect((await statusPatch(`[{"op":"add","path":"/status/attempts/${index}/secretNames","value":["another-token"]}]`)).code).toBe(0);
+    try {
+      const refused = await waitFor('exec refused for the Secret the attempt holds', async () => {
+        const r = await fedgpu('alice', ['exec', 'trainer', '-n', 'ml', '--', 'true']);
+        return r.code !== 0 && r.stderr.includes('another-token') ? r : undefined;
+      }, { timeoutMs: 10_000, intervalMs: 200 });
+      expect(refused.stderr).toContain('which hold Secret "another-token"');
+    } finally {
+      expect((await statusPatch(`[{"op":"remove","path":"/status/attempts/${index}/secretNames"}]`)).code).toBe(0);
+    }
   });
 
   it('keeps heartbeats on time while a large log streams', async () => {

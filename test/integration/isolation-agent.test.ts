@@ -625,6 +625,14 @@ describe('refusals reach the consumer and stop nothing else', () => {
     await runner.resync([{ ...running, secretsWithheld: true }], managed);
     expect(runner.refused.has(key(running))).toBe(false);
     expect(await podsOf(running)).toHaveLength(1);
+    // The copy an earlier Assign carried serves one re-sent without it (as a retry is, not yet
+    // counted as started): not refused, the Secrets still there.
+    const given = { ...assign('team-withheld', ok), secrets: [{ name: 'hf', data: { token: Buffer.from('v') }, env: [{ name: 'HF_TOKEN', key: 'token' }], mountPath: '' }] };
+    await runner.apply(given);
+    await runner.apply({ ...given, secrets: [], secretsWithheld: true });
+    expect(runner.refused.has(key(given))).toBe(false);
+    const [pod] = await podsOf(given);
+    expect(pod?.spec?.containers[0]?.env?.some((e) => e.name === 'HF_TOKEN')).toBe(true);
   });
 
   it("refuses to share a tenant namespace whose name another consumer's collides with, sending the job elsewhere", async () => {

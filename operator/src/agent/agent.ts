@@ -37,7 +37,7 @@ import { parseQuantity } from '../core/idle.js';
 import { attemptPodOf, PodEventRelay } from './pod-events/relay.js';
 import { PodEventWatch } from './pod-events/watch.js';
 import { PendingPodEvents } from './pod-events/pending.js';
-import { defaultEdgeLimits } from '../protocol/limits.js';
+import { MAX_RESYNC_PARTS, defaultEdgeLimits } from '../protocol/limits.js';
 
 // The provider agent: watches its own cluster, streams inventory and attempt status to the hub over
 // the one outbound stream, and runs what the hub assigns. After every (re)connect it sends its full
@@ -136,8 +136,6 @@ export function reclaimCause(
 
 /** The debounced publish looks at every attempt at most this often (see schedulePublish). */
 const FULL_REPORT_EVERY_MS = 1_000;
-/** At most this many parts make one Resync (16 MiB each; far more than any provider's attempts). */
-const MAX_RESYNC_PARTS = 256;
 
 export class Agent {
   private watch?: ClusterWatch;
@@ -173,7 +171,7 @@ export class Agent {
   /** Attempts whose end was reported: their state no longer changes (pods cleaned up later are not a fault). */
   private readonly ended = new Map<string, ReportedState>();
   /** The parts of a Resync received so far on this stream (ResyncPart), until its last. */
-  private resyncParts: { desired: Assign[]; count: number } | undefined;
+  private resyncParts: { desired: Assign[]; count: number; overflow: boolean } | undefined;
   /** Reclaimed reports sent, kept until the hub stops listing their attempts (reclaimed.ts). */
   private readonly reclaimed = new ReclaimedAttempts();
   private readonly now: () => number;
@@ -536,18 +534,23 @@ export class Agent {
       const pods = podsByAttempt.get(key) ?? [];
       const state = this.ended.get(key) ?? this.currentState(key, assignment, pods, now);
       if (!state) continue; // pods still in their checkpoint grace
+      let retaining: Promise<void> | undefined;
       if ((state.phase === 'Succeeded' || state.phase === 'Failed') && !this.retainedAttempts.has(key)) {
         // Logs outlive the pod: keep each replica's tail before anyone deletes the pods.
         this.retainedAttempts.add(key);
-        this.access.retain(assignment.namespace, assignment.jobUid, assignment.epoch, containersOf(assignment)).catch((err: unknown) =>
+        retaining = this.access.retain(assignment.namespace, assignment.jobUid, assignment.epoch, containersOf(assignment)).catch((err: unknown) =>
           this.opts.logger.warn({ err, job: assignment.jobUid, epoch: assignment.epoch }, 'could not keep the log tail of an ended attempt'),
         );
       }
       if (state.phase === 'Failed' && !this.ended.has(key)) {
-        // The attempt is over once one pod failed: the rest of a gang must not keep its GPUs.
-        this.runner.stopSurvivors(assignment.jobUid, assignment.epoch, pods, assignment.gracePeriodSeconds ?? 30).catch((err: unknown) =>
-          this.opts.logger.error({ err, job: assignment.jobUid, epoch: assignment.epoch }, 'could not stop the pods left of a failed attempt; its cancel or the next resync deletes them'),
-        );
+        // The attempt is over once one pod failed: the rest of a gang must not keep its GPUs. Their
+        // tails are kept first (the collective's timeout trace is often the useful one), 10 s at most.
+        let timer: NodeJS.Timeout | undefined;
+        void Promise.race([retaining ?? Promise.resolve(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000)))])
+          .then(() => (clearTimeout(timer), this.runner.stopSurvivors(assignment.jobUid, assignment.epoch, pods, assignment.gracePeriodSeconds ?? 30)))
+          .catch((err: unknown) =>
+            this.opts.logger.error({ err, job: assignment.jobUid, epoch: assignment.epoch }, 'could not stop the pods left of a failed attempt; its cancel or the next resync deletes them'),
+          );
       }
       if (state.phase === 'Succeeded' || state.phase === 'Failed' || state.phase === 'Reclaimed') {
         this.ended.set(key, state);
@@ -707,16 +710,19 @@ export class Agent {
           break;
         case 'resyncPart': {
           // A Resync too large for one message: gathered, bounded, and applied once on its last part.
-          const parts = (this.resyncParts ??= { desired: [], count: 0 });
+          // One over the bound is dropped whole, up to its last part: applying only its tail as the
+          // full desired set would delete every attempt of the parts before.
+          const parts = (this.resyncParts ??= { desired: [], count: 0, overflow: false });
           parts.count++;
-          parts.desired.push(...body.value.desired);
-          if (parts.count > MAX_RESYNC_PARTS) {
-            this.resyncParts = undefined;
+          if (!parts.overflow && parts.count > MAX_RESYNC_PARTS) {
+            parts.overflow = true;
+            parts.desired = [];
             this.opts.logger.error({ parts: parts.count }, `a resync in more than ${MAX_RESYNC_PARTS} parts; ignored (the agent keeps what it runs)`);
-            return;
           }
+          if (!parts.overflow) parts.desired.push(...body.value.desired);
           if (!body.value.last) return;
           this.resyncParts = undefined;
+          if (parts.overflow) return;
           await this.applyResync(parts.desired);
           break;
         }

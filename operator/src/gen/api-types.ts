@@ -245,6 +245,8 @@ export interface JobAttempt {
   gpuProduct?: string;
   /** Exit code of the first failed container, when one failed. */
   exitCode?: number;
+  /** Names of the Secrets (spec.secrets) sent with this attempt: its processes hold them, so exec and port-forward into it need get on each, whatever spec.secrets says since. */
+  secretNames?: string[];
 }
 
 /** What the consumer is willing to pay. Money is a decimal string of credits. */

@@ -67,6 +67,13 @@ export const MAX_ATTEMPT_SECRETS = 16;
 export const MAX_ATTEMPT_SECRET_BYTES = 1024 * 1024 - 4096;
 export const MAX_ASSIGN_TEMPLATE_BYTES = 8 * 1024 * 1024;
 
+/**
+ * At most this many ResyncPart messages make one Resync: up to 256 MiB an agent gathers in memory,
+ * far more than any provider's attempts need. The hub sends no more; an agent ignores a Resync in
+ * more (applying only its tail as the desired set would delete the attempts of the parts before).
+ */
+export const MAX_RESYNC_PARTS = 16;
+
 /** Bytes the secrets' keys and values add up to, as both ends count them. */
 export function secretBytes(secrets: readonly { data: Record<string, Uint8Array> }[]): number {
   let bytes = 0;

@@ -86,6 +86,12 @@ describe('sandboxDown', () => {
     expect(processIdentity(other.pid)).toBeDefined();
     expect(other.exitCode === null && other.signalCode === null).toBe(true);
     expect(lines[0]).toMatch(new RegExp(`^not stopping pid ${other.pid}: .*older fedgpu`));
+    // The pid file stays, so `sandbox up` still refuses to start over what may be a running sandbox.
+    expect(existsSync(pidFile)).toBe(true);
+    // Once that pid is gone, down clears it.
+    other.kill('SIGKILL');
+    await exited(other);
+    await sandboxDown(() => undefined);
     expect(existsSync(pidFile)).toBe(false);
   });
 

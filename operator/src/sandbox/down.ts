@@ -17,7 +17,10 @@ export async function sandboxDown(log: (line: string) => void = console.log): Pr
     for (let i = 0; i < 100 && isSameProcess(identity); i++) await new Promise((r) => setTimeout(r, 200));
     signal(identity, 'SIGKILL');
   } else if (supervisor.state === 'unverified') {
-    log(`not stopping pid ${supervisor.pid}: ${supervisor.why}. If it is the sandbox's supervisor, stop it with 'kill ${supervisor.pid}'`);
+    // Nothing else is touched either: its children and its pid file stay, so `sandbox up` keeps
+    // refusing to start over a sandbox that may still run, until the pid is gone.
+    log(`not stopping pid ${supervisor.pid}: ${supervisor.why}. If it is the sandbox's supervisor, stop it with 'kill ${supervisor.pid}', then run 'make sandbox-down' again`);
+    return { killed: [] };
   } else if (supervisor.state === 'stale') {
     log(`the sandbox supervisor (pid ${supervisor.pid}) is gone: ${supervisor.why}`);
   }

@@ -46,7 +46,7 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<RunningSandb
   }
   if (previous.state === 'unverified' && previous.pid !== process.pid) {
     // Starting would delete the folder under a sandbox that may still be running.
-    throw new Error(`a sandbox may be running (supervisor pid ${previous.pid}): ${previous.why}. If it is one, stop it ('kill ${previous.pid}'); then 'make sandbox-down' clears the pid file`);
+    throw new Error(`a sandbox may be running (supervisor pid ${previous.pid}): ${previous.why}. If it is one, stop it ('kill ${previous.pid}'), then 'make sandbox-down' clears what it left`);
   }
   // A sandbox killed too hard may have left a real node's containers, mounts and cgroups behind.
   reapRealNodes(sandboxDir);

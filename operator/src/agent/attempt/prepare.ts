@@ -43,10 +43,16 @@ export function prepareAttempt(
   offer: EgressOffer = () => DEFAULT_EGRESS,
   /** The tenant namespace lets every pod reach DNS (TenancyOptions.allowDns); unknown: it does not. */
   namespaceAllowsDns = false,
+  /**
+   * Whether the pool's egress offer is judged: not for an attempt already running here (a resync
+   * after a restart), which keeps what it was granted; an owner who narrowed the offer since takes
+   * the GPUs back through the announced reclaim, not by a refusal no one answers for.
+   */
+  judgeEgress = true,
 ): PreparedAttempt {
   // The hub placed the job by the pool's offer; an agent grants no more than its owner declared.
   const need = egressFromMessage(assign.egress);
-  for (const node of new Set(assign.nodeNames)) {
+  for (const node of judgeEgress ? new Set(assign.nodeNames) : []) {
     const refusal = egressRefusal(offer(node), need);
     if (refusal) throw new AttemptRefused('EgressNotOffered', `node ${node}: ${refusal}`);
   }

@@ -1,6 +1,6 @@
 import { CoreV1Api, type KubeConfig, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Assign } from '../../gen/proto/fedgpu/v1/market.js';
+import type { Assign, AttemptSecret } from '../../gen/proto/fedgpu/v1/market.js';
 import { NamespaceNotRestrictedError, TenantCollisionError, type TenantNamespaces } from '../tenancy/namespace.js';
 import { buildJobPods, EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PodSecurityError, REPLICA_LABEL, requiredNode, ShareExceededError, type Assignment, type BuildOptions } from './build.js';
 import { AttemptRefused, prepareAttempt, type EgressOffer } from '../attempt/prepare.js';
@@ -106,6 +106,8 @@ export class PodRunner {
   readonly assignments = new Map<string, Running>();
   /** Attempts refused before or while creating pods, with the reason (reported as Failed). */
   readonly refused = new Map<string, string>();
+  /** The Secrets each attempt was last given (an Assign that carried them), for one re-sent without them. */
+  private readonly secretsOf = new Map<string, AttemptSecret[]>();
   private readonly retries = new Map<string, { count: number; timer: NodeJS.Timeout }>();
   /** Per-attempt Service, NetworkPolicies and Secret (agent/attempt/). */
   private readonly attempts: AttemptResources;
@@ -145,8 +147,13 @@ export class PodRunner {
    * pods exist already (a resync of a running attempt), so its placement is not judged again: an
    * owner who cordons the node later reclaims it through the announced path, with its grace.
    */
-  apply(assign: Assign, started = false): Promise<void> {
+  apply(assign: Assign, started = false, podsExist = started): Promise<void> {
     const key = attemptKey(assign.jobUid, assign.epoch);
+    // Re-sent without its Secrets (the hub could not read them then): the copy this agent was
+    // given before still serves, for a retry or a replica made again.
+    const kept = assign.secretsWithheld ? this.secretsOf.get(key) : undefined;
+    if (kept) assign = { ...assign, secrets: kept, secretsWithheld: false };
+    else if (assign.secrets.length > 0) this.secretsOf.set(key, assign.secrets);
     const assignment = assignmentFromProto(assign);
     const namespace = this.tenancy.nameOf(assignment.tenant ?? '');
     // Recorded at once, so the attempt is known (and reported, and cancellable) while it waits.
@@ -155,11 +162,11 @@ export class PodRunner {
     this.logger.info({ job: assign.jobUid, epoch: assign.epoch, namespace, queued: this.preparing.pending.waiting }, 'assignment received');
     // A Cancel (or a newer Assign) that arrived while it waited wins: nothing is created for it.
     return this.preparing.run(async () => {
-      if (this.assignments.get(key) === entry) await this.applyNow(key, assign, assignment, namespace, started);
+      if (this.assignments.get(key) === entry) await this.applyNow(key, assign, assignment, namespace, started, podsExist);
     });
   }
 
-  private async applyNow(key: string, assign: Assign, assignment: Assignment, namespace: string, started = false): Promise<void> {
+  private async applyNow(key: string, assign: Assign, assignment: Assignment, namespace: string, started = false, podsExist = started): Promise<void> {
     if (this.refused.has(key)) return;
     const startedMs = performance.now();
     const refuse = (reason: string) => {
@@ -171,14 +178,14 @@ export class PodRunner {
     if (misplaced) return refuse(`PlacementRefused: ${misplaced}`);
     // Re-sent without the Secrets its job names (the hub could not read them then): an attempt not
     // started here would run without them. Refused; the hub places the job again, reading them.
-    if (!started && assign.secretsWithheld) {
+    if (!podsExist && assign.secretsWithheld) {
       return refuse('SecretsUnavailable: the hub sent this attempt without the Secrets its job names (it could not read them); nothing was started');
     }
     let pods: V1Pod[];
     let objects: AttemptObjects;
     try {
       pods = buildJobPods(assignment, namespace, started ? { ...this.buildOptions, clampToShare: true } : this.buildOptions);
-      const prepared = prepareAttempt(assign, pods, namespace, this.egressOffer, this.tenancy.allowsDns);
+      const prepared = prepareAttempt(assign, pods, namespace, this.egressOffer, this.tenancy.allowsDns, !started);
       pods = prepared.pods;
       objects = prepared.objects;
     } catch (err) {
@@ -198,7 +205,7 @@ export class PodRunner {
       if (err instanceof TenantCollisionError) return refuse(`PlacementRefused: ${err.message}`);
       // The apiserver is away or the namespace is still being deleted: try again shortly.
       this.logger.warn({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not prepare the tenant namespace; retrying');
-      this.retryLater(key, assign);
+      this.retryLater(key, assign, started, podsExist);
       return;
     }
     // Cancelled (or resynced away) while the namespace was made ready: no pod for it.
@@ -206,7 +213,7 @@ export class PodRunner {
     // An apiserver error here is not the job's fault (a namespace still terminating, say): try again shortly.
     const cannotCreate = (err: unknown) => {
       this.logger.warn({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not create the attempt\'s Service, policies or Secret; retrying');
-      this.retryLater(key, assign);
+      this.retryLater(key, assign, started, podsExist);
     };
     const namespaceReadyMs = performance.now();
     const withObjects = !this.released.has(key);
@@ -259,13 +266,13 @@ export class PodRunner {
       const { pod, err } = refusal ?? failures.find((f) => isNamespaceTerminating(f.err)) ?? failures[0]!;
       if (isQuotaConflict(err)) {
         this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, pod }, 'quota admission kept conflicting; retrying the attempt');
-        if (this.retryLater(key, assign)) return;
+        if (this.retryLater(key, assign, started, podsExist)) return;
       }
-      if (isQuotaBusy(err) && this.retryLater(key, assign)) return;
+      if (isQuotaBusy(err) && this.retryLater(key, assign, started, podsExist)) return;
       if (isNamespaceTerminating(err)) {
         this.tenancy.forget(namespace);
         this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, namespace }, 'the tenant namespace is being deleted; making it again once it is gone');
-        this.retryLater(key, assign);
+        this.retryLater(key, assign, started, podsExist);
         return;
       }
       if (isRefusal(err)) {
@@ -275,7 +282,7 @@ export class PodRunner {
         return;
       }
       this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, pod }, 'could not create job pod; retrying');
-      this.retryLater(key, assign);
+      this.retryLater(key, assign, started, podsExist);
       return;
     }
     const failed = await besidePods;
@@ -307,14 +314,14 @@ export class PodRunner {
   }
 
   /** Tries the attempt again after a backoff; false when out of tries. */
-  private retryLater(key: string, assign: Assign): boolean {
+  private retryLater(key: string, assign: Assign, started: boolean, podsExist: boolean): boolean {
     const count = this.retries.get(key)?.count ?? 0;
     const delay = (this.pacing.retryDelaysMs ?? RETRY_DELAYS_MS)[count];
     if (delay === undefined) return false;
     this.logger.info({ job: assign.jobUid, epoch: assign.epoch, delayMs: delay }, 'the cluster cannot take the attempt yet; retrying');
     const timer = setTimeout(() => {
       if (!this.assignments.has(key)) return;
-      this.apply(assign).catch((err: unknown) => this.logger.error({ err, job: assign.jobUid }, 'retry failed'));
+      this.apply(assign, started, podsExist).catch((err: unknown) => this.logger.error({ err, job: assign.jobUid }, 'retry failed'));
     }, delay);
     timer.unref();
     this.retries.set(key, { count: count + 1, timer });
@@ -337,6 +344,7 @@ export class PodRunner {
     this.forgetRetry(key);
     const namespace = this.assignments.get(key)?.namespace;
     this.assignments.delete(key);
+    this.secretsOf.delete(key);
     this.refused.delete(key);
     if (namespace) await this.deletePods(namespace, `${JOB_UID_LABEL}=${jobUid},${EPOCH_LABEL}=${epoch}`, gracePeriodSeconds);
     await this.releaseNamespaces();
@@ -383,6 +391,7 @@ export class PodRunner {
   async resync(desired: Assign[], managedPods: readonly V1Pod[]): Promise<void> {
     const wanted = new Set(desired.map((a) => attemptKey(a.jobUid, a.epoch)));
     for (const key of [...this.assignments.keys()]) if (!wanted.has(key)) this.assignments.delete(key);
+    for (const key of [...this.secretsOf.keys()]) if (!wanted.has(key)) this.secretsOf.delete(key);
     for (const key of [...this.refused.keys()]) if (!wanted.has(key)) this.refused.delete(key);
     for (const key of [...this.retries.keys()]) if (!wanted.has(key)) this.forgetRetry(key);
     const stale = new Map<string, { jobUid: string; epoch: string; namespace: string }>();
@@ -412,7 +421,10 @@ export class PodRunner {
     // The placement check is skipped only for an attempt whose every replica already runs where
     // the hub says, in its tenant's namespace: a (hostile) hub cannot resync a known attempt onto
     // other nodes, more replicas or another tenant past the check.
-    await Promise.all(desired.map((assign) => this.apply(assign, isPlacedAsAssigned(assign, managedPods, this.tenancy.nameOf(assign.namespace)))));
+    // Pods of an attempt made before (a gang only partly made counts too) mean it started here: one
+    // re-sent without its Secrets is not refused for that (its pods hold what they were given).
+    const withPods = new Set(managedPods.map(attemptKeyOfPod));
+    await Promise.all(desired.map((assign) => this.apply(assign, isPlacedAsAssigned(assign, managedPods, this.tenancy.nameOf(assign.namespace)), withPods.has(attemptKey(assign.jobUid, assign.epoch)))));
     await this.releaseNamespaces();
   }
 

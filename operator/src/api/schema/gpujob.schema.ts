@@ -226,6 +226,11 @@ const attempt = obj(
     pricePerGpuHour: money('Price per GPU-hour agreed for this attempt.'),
     gpuProduct: str('GPU product the attempt ran on.'),
     exitCode: int('Exit code of the first failed container, when one failed.'),
+    secretNames: arr(
+      "Names of the Secrets (spec.secrets) sent with this attempt: its processes hold them, so exec and port-forward into it need get on each, whatever spec.secrets says since.",
+      str('A Secret name.'),
+      { maxItems: 16 },
+    ),
   },
   { required: ['epoch', 'provider'], tsName: 'JobAttempt' },
 );

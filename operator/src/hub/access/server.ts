@@ -223,12 +223,15 @@ export class AccessApiServer {
       if ((error as { code?: number }).code === 404) throw new HttpError(404, 'NotFound', `gpujob ${JSON.stringify(target.name)} not found in namespace ${JSON.stringify(target.namespace)}`);
       throw error;
     }
+    const attempts = job.status?.attempts ?? [];
     if (target.subresource !== 'log') {
-      const secrets = (job.spec?.secrets ?? []).map((s) => s.name);
+      // The Secrets the running attempt was sent (spec.secrets may have been edited since: emptied,
+      // or swapped for one the user may read), and those the spec names now.
+      const sent = attempts.reduce<readonly string[]>((names, a) => (a.endTime ? names : [...names, ...(a.secretNames ?? [])]), []);
+      const secrets = [...new Set([...sent, ...(job.spec?.secrets ?? []).map((s) => s.name)])];
       const reach = await this.authorizer.checkSecrets(user, target.namespace, secrets, target.subresource);
       if (!reach.allowed) throw new HttpError(403, 'Forbidden', reach.message);
     }
-    const attempts = job.status?.attempts ?? [];
     if (attempts.length === 0) throw new HttpError(409, 'Conflict', `gpujob ${target.name} has not been placed on a provider yet`);
     const latest = attempts.reduce((a, b) => (b.epoch > a.epoch ? b : a));
     const attempt = options.attempt === undefined ? latest : attempts.find((a) => a.epoch === options.attempt);

@@ -357,6 +357,10 @@ export class GpuJobController {
       this.opts.logger.error({ provider, attempts: desired.length, job: result.tooLarge.jobUid, epoch: result.tooLarge.epoch }, 'an attempt is too large for any message; resync not sent (the agent keeps running what it has)');
       return;
     }
+    if ('tooManyParts' in result) {
+      this.opts.logger.error({ provider, attempts: desired.length, parts: result.tooManyParts }, 'resync needs more parts than an agent gathers; not sent (the agent keeps running what it has)');
+      return;
+    }
     if (result.messages.length > 1) this.opts.logger.info({ provider, attempts: desired.length, parts: result.messages.length }, 'resync sent in parts');
     for (const message of result.messages) this.opts.agents.send(provider, message);
   }

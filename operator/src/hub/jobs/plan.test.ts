@@ -334,12 +334,24 @@ describe('planJob: market integrity', () => {
     expect(isPaid(announced.status.attempts![0]!)).toBe(true);
     const unannounced = ranFor(120_000, refusal, { reclaimAnnounced: () => false });
     expect(unannounced.status.attempts?.[0]).toMatchObject({ outcome: 'Failed', faultOf: 'provider', reason: 'ReclaimWithoutNotice' });
+    // The other "nothing was started" refusals too: an agent (or its owner, narrowing the pool's
+    // egress and restarting it) cannot end a running attempt unblamed by naming one of them.
+    for (const reason of ['EgressNotOffered', 'SecretsUnavailable']) {
+      const ended = ranFor(120_000, { ...refusal, reason, message: `${reason}: no` }, { reclaimAnnounced: () => false });
+      expect(ended.status.attempts?.[0], reason).toMatchObject({ outcome: 'Failed', faultOf: 'provider', reason: 'ReclaimWithoutNotice' });
+    }
   });
 
   it('defaults the start timeout to 10 minutes', () => {
     const scheduled = planJob(job(), inputs({ place: 'a' })).status;
     expect(planJob(job(scheduled), inputs({ now: t0 + 60_000 + 599_000 })).status.attempts?.[0]?.outcome).toBe('Running');
     expect(planJob(job(scheduled), inputs({ now: t0 + 60_000 + 600_000 })).status.attempts?.[0]?.reason).toBe('StartTimeout');
+  });
+
+  it('records on the attempt the names of the Secrets it is sent with (exec and port-forward check them, whatever the spec says later)', () => {
+    const withSecrets = planJob(job(undefined, { secrets: [{ name: 'hf-token', env: [{ name: 'HF_TOKEN', key: 'token' }] }, { name: 'wandb', mountPath: '/w' }] }), inputs({ place: 'a' }));
+    expect(withSecrets.status.attempts?.[0]?.secretNames).toEqual(['hf-token', 'wandb']);
+    expect(planJob(job(), inputs({ place: 'a' })).status.attempts?.[0]?.secretNames).toBeUndefined();
   });
 
   it('puts what the budget covers at the placed price on the attempt and the Assign', () => {

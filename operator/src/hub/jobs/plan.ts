@@ -188,6 +188,8 @@ export function attemptSeen(a: JobAttempt, untilMs: number, gpus: number, gpusPe
 
 /** Refusals before any pod existed: nothing was delivered, nothing is paid. */
 const NEVER_STARTED = new Set(['AdmissionRefused', 'PlacementRefused']);
+/** What agents report for those refusals (failureOf maps the last two to PlacementRefused). */
+const NEVER_STARTED_REPORTS = new Set([...NEVER_STARTED, 'EgressNotOffered', 'SecretsUnavailable']);
 /** Attempts that ended on what that provider would refuse again: the job goes elsewhere next. */
 const REFUSED_THERE = new Set(['AdmissionRefused', 'PlacementRefused', 'InsufficientResources']);
 
@@ -265,7 +267,7 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     // A refusal "before anything was made" of an attempt the hub saw Running cannot be one: its
     // agent restarted after the pods were taken from a node since cordoned, say. Judged as the
     // reclaim it is: the owner's if the cordon was announced, else the provider's.
-    const report = received && current.runningTime && received.phase === 'Failed' && NEVER_STARTED.has(received.reason ?? '')
+    const report = received && current.runningTime && received.phase === 'Failed' && NEVER_STARTED_REPORTS.has(received.reason ?? '')
       ? { ...received, phase: 'Reclaimed' as const, reason: 'OwnerReclaim', message: `the agent would not run the attempt again (${received.message ?? received.reason})` }
       : received;
     const gpus = status.gpus;
@@ -487,6 +489,9 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     pricePerGpuHour: result.pricePerGpuHour,
     gpuSeconds: 0,
     ...(covered ? { coveredGpuSeconds: covered } : {}),
+    // What its processes will hold, whatever spec.secrets says later: exec and port-forward into
+    // the attempt need get on each (hub/access/server.ts).
+    ...(job.spec.secrets?.length ? { secretNames: job.spec.secrets.map((s) => s.name) } : {}),
   });
   status.currentEpoch = epoch;
   status.phase = 'Scheduled';

@@ -53,4 +53,12 @@ describe('resyncMessages', () => {
     expect(sent.map((a) => [a.jobUid, a.secrets.length, a.secretsWithheld])).toEqual([['job-1', 0, false], ['job-2', 0, true]]);
     expect(resyncMessages([assign(1, 60_000)], 50_000)).toMatchObject({ tooLarge: { jobUid: 'job-1' } });
   });
+
+  it('sends no more parts than an agent gathers (it would ignore the whole Resync)', () => {
+    // Three of these fit a part: 51 need 17 parts, one more than an agent gathers; 48 need 16.
+    const desired = Array.from({ length: 51 }, (_, i) => assign(i, 30_000));
+    expect(resyncMessages(desired, 100_000)).toEqual({ tooManyParts: 17 });
+    const fits = resyncMessages(desired.slice(0, 48), 100_000);
+    expect('messages' in fits && fits.messages.length).toBe(16);
+  });
 });

@@ -1,4 +1,5 @@
 import { Assign, HubMessage } from '../../gen/proto/fedgpu/v1/market.js';
+import { MAX_RESYNC_PARTS } from '../../protocol/limits.js';
 
 // A provider's desired set, as the messages that carry it: one Resync when it fits, otherwise
 // ResyncParts sent back to back, the last marked. Each Assign fits a message alone (the template
@@ -11,7 +12,7 @@ const PER_ASSIGN_FRAMING = 8;
 /** The envelope of a part (seq, the oneof tag and lengths, `last`). */
 const PART_FRAMING = 32;
 
-export type ResyncMessages = { messages: HubMessage[] } | { tooLarge: Assign };
+export type ResyncMessages = { messages: HubMessage[] } | { tooLarge: Assign } | { tooManyParts: number };
 
 export function resyncMessages(desired: readonly Assign[], maxBytes: number): ResyncMessages {
   const whole: HubMessage = { seq: 0, body: { $case: 'resync', value: { desired: [...desired] } } };
@@ -38,6 +39,7 @@ export function resyncMessages(desired: readonly Assign[], maxBytes: number): Re
     bytes += size;
   }
   parts.push(current);
+  if (parts.length > MAX_RESYNC_PARTS) return { tooManyParts: parts.length };
   return {
     messages: parts.map((part, i) => ({ seq: 0, body: { $case: 'resyncPart', value: { desired: part, last: i === parts.length - 1 } } })),
   };

@@ -59,7 +59,9 @@ export class EscrowDrift {
     for (const [escrowId, entry] of this.open) {
       const job = owner.get(escrowId);
       if (job) {
-        if (isFinished(job) || isDeleted(job)) openForOver.add(objectKey(job));
+        // Only this hub's own escrows force a full reconcile: another settler's are that key's to
+        // close, and re-reading them every pass would cost chain reads for nothing.
+        if (isFinished(job) || isDeleted(job)) (this.opts.chain.isOwnKey(entry.opener) ? openForOver : recheck).add(objectKey(job));
         continue;
       }
       if (!this.opts.chain.isOwnKey(entry.opener)) continue;
