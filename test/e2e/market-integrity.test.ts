@@ -220,7 +220,7 @@ beforeAll(async () => {
   await installCrds(hubCluster());
   pki = await hubPki(join(dir, 'pki'));
 
-  anvil = await startAnvil({ accounts: 6 });
+  anvil = await startAnvil({ accounts: 6, dir: join(dir, 'chain') }); // its pid file lets a later run reap it
   rpc = freshProvider(anvil.rpcUrl, { chainId: anvil.chainId, pollingIntervalMs: 50 });
   const [admin, settler, consumerKey, honestKey, liarKey] = anvil.accounts.map((a) => new Wallet(a.privateKey, rpc));
   const deployment = await deployMarket(admin!, { unbondingDelaySeconds: 3600, settlers: [settler!.address], slashBond: credits(SLASH) });

@@ -143,7 +143,7 @@ beforeAll(async () => {
   pki = await hubPki(join(dir, 'pki'));
 
   // The chain: contracts deployed here, the hub's settler key granted the role.
-  anvil = await startAnvil({ accounts: 8 });
+  anvil = await startAnvil({ accounts: 8, dir: join(dir, 'chain') }); // its pid file lets a later run reap it
   proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(anvil.rpcUrl).port) });
   rpc = freshProvider(anvil.rpcUrl, { chainId: anvil.chainId, pollingIntervalMs: 50 });
   const [admin, settler, consumerKey, poorKey, westKey, eastKey, strangerKey] = anvil.accounts.map((a) => new Wallet(a.privateKey, rpc));
