@@ -70,6 +70,8 @@ const invalid: [string, Obj, string[]][] = [
   ['zero deadline', job((j) => (j.spec.activeDeadlineSeconds = 0)), ['spec.activeDeadlineSeconds']],
   ['GPU visibility from a secret (every GPU of the node)', job((j) => (j.spec.secrets = [{ name: 'gpus', env: [{ name: 'NVIDIA_VISIBLE_DEVICES', key: 'v' }] }])),
     ['spec.secrets[0].env[0].name', 'NVIDIA_*, CUDA_VISIBLE_DEVICES and FEDGPU_* are set by fedgpu']],
+  ['a rendezvous variable from a secret (a rank of its own)', job((j) => (j.spec.secrets = [{ name: 'rank', env: [{ name: 'RANK', key: 'v' }] }])),
+    ['spec.secrets[0].env[0].name', "are set by fedgpu for the gang's rendezvous"]],
   ['short wallet', provider((p) => (p.spec.wallet = '0x1234')), ['spec.wallet']],
   ['wallet without 0x', provider((p) => (p.spec.wallet = '70997970C51812dc3A010C7d01b50e0d17dc79C8')), ['spec.wallet']],
   ['missing wallet', provider((p) => delete p.spec.wallet), ['spec.wallet', 'Required']],

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { buildJobPods } from '../pods/build.js';
 import { prepareAttempt } from './prepare.js';
 import { attemptName, attemptPolicy, headlessService, joinRendezvous, rendezvousEnv, RENDEZVOUS_ENV_NAMES } from './rendezvous.js';
+import { RENDEZVOUS_VARIABLES } from '../../api/schema/job-environment.schema.js';
 
 const shape = { jobUid: '1b4e28ba-2fa1-11d2-883f-0016d3cca427', epoch: 2, replicas: 4, gpusPerReplica: 8 };
 const envOf = (replica: number) => Object.fromEntries(rendezvousEnv(shape, replica, 'fedgpu-jobs').map((e) => [e.name, e.value]));
@@ -34,6 +35,8 @@ describe('rendezvous environment', () => {
     const solo = Object.fromEntries(rendezvousEnv({ ...shape, replicas: 1 }, 0, 'ns').map((e) => [e.name, e.value]));
     expect(solo).toMatchObject({ MASTER_ADDR: 'localhost', PET_MASTER_ADDR: 'localhost', WORLD_SIZE: '1', RANK: '0', PET_NNODES: '1', FEDGPU_PEERS: 'localhost', FEDGPU_RENDEZVOUS_SERVICE: '' });
     expect(Object.keys(solo)).toEqual(RENDEZVOUS_ENV_NAMES);
+    // The CRD refuses a Secret's env of these names (its FEDGPU_* rule covers the rest): one list.
+    expect(RENDEZVOUS_ENV_NAMES.filter((n) => !n.startsWith('FEDGPU_'))).toEqual([...RENDEZVOUS_VARIABLES]);
   });
 
   it('a new epoch gets new names, so a zombie of the old attempt never answers as master', () => {

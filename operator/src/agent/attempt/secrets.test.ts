@@ -53,6 +53,10 @@ describe('per-attempt secrets', () => {
       expect(refusal([{ ...hf, env: [{ name, key: 'token' }] }])).toBe(`secrets[0] (hf): env ${name} is reserved: GPU visibility and FEDGPU_* are set by fedgpu`);
     }
     expect(refusal([{ ...hf, env: [{ name: 'CUDA_VISIBLE_DEVICES_X', key: 'token' }] }])).toBeUndefined();
+    // Nor the rendezvous variables (the docs say fedgpu's win; a Secret's RANK would split the gang).
+    for (const name of ['MASTER_ADDR', 'RANK', 'WORLD_SIZE', 'PET_NODE_RANK']) {
+      expect(refusal([{ ...hf, env: [{ name, key: 'token' }] }])).toBe(`secrets[0] (hf): env ${name} is reserved: the rendezvous variables are set by fedgpu`);
+    }
     expect(refusal([{ ...s3, mountPath: '/var/../etc' }])).toBe('secrets[0] (s3): mountPath must be an absolute path without ..');
     expect(refusal([s3, { ...s3, name: 'again' }])).toBe('secrets[1] (again): mountPath /var/run/s3 is used twice');
     expect(refusal([{ ...hf, data: { token: Buffer.alloc(2 * 1024 * 1024) } }])).toMatch(/at most/);

@@ -3,7 +3,7 @@ import { GPU_ENV_PATTERN } from '../../core/isolation/allowlist.js';
 import type { AttemptSecret } from '../../gen/proto/fedgpu/v1/market.js';
 import { MAX_ATTEMPT_SECRET_BYTES, MAX_ATTEMPT_SECRETS, secretBytes } from '../../protocol/limits.js';
 import { AttemptRefused } from './refused.js';
-import { attemptName, attemptObjectLabels } from './rendezvous.js';
+import { attemptName, attemptObjectLabels, RENDEZVOUS_ENV_NAMES } from './rendezvous.js';
 
 // The consumer's secrets for one attempt: one Secret `<attempt>-secrets` in the attempt's namespace,
 // each consumer secret's keys stored as `s<index>.<key>`, exposed as env vars (secretKeyRef) and/or
@@ -34,6 +34,8 @@ export function checkSecrets(secrets: readonly AttemptSecret[]): void {
       // A secret's variables land on every container after the template's were checked: the same
       // names stay fedgpu's here (NVIDIA_VISIBLE_DEVICES=all would show the node's every GPU).
       if (GPU_ENV_PATTERN.test(env.name)) refuse(`secrets[${i}] (${s.name}): env ${env.name} is reserved: GPU visibility and FEDGPU_* are set by fedgpu`);
+      // Nor the rendezvous variables: a Secret's RANK or MASTER_ADDR would split the gang.
+      if (RENDEZVOUS_ENV_NAMES.includes(env.name)) refuse(`secrets[${i}] (${s.name}): env ${env.name} is reserved: the rendezvous variables are set by fedgpu`);
       if (!Object.hasOwn(s.data, env.key)) refuse(`secrets[${i}] (${s.name}): env ${env.name} names a key the secret lacks`);
     }
     if (s.mountPath) {

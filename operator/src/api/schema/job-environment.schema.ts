@@ -1,5 +1,8 @@
 import { arr, int, obj, oneOf, str, type Schema } from './builder.js';
 
+/** What the agent sets on every container for torchrun and friends (agent/attempt/rendezvous.ts): a Secret's env cannot. */
+export const RENDEZVOUS_VARIABLES = ['MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK', 'NODE_RANK', 'PET_NNODES', 'PET_NPROC_PER_NODE', 'PET_NODE_RANK', 'PET_MASTER_ADDR', 'PET_MASTER_PORT'] as const;
+
 // What a job gets on a stranger's GPU besides its pods (DESIGN §8a): network reach and secrets.
 
 const PROVIDER_ADMINS_SEE =
@@ -82,6 +85,11 @@ export const jobSecretsSchema: Schema = arr(
               {
                 rule: "!self.name.startsWith('NVIDIA_') && self.name != 'CUDA_VISIBLE_DEVICES' && !self.name.startsWith('FEDGPU_')",
                 message: 'NVIDIA_*, CUDA_VISIBLE_DEVICES and FEDGPU_* are set by fedgpu: a job sees only the GPUs it pays for',
+                fieldPath: '.name',
+              },
+              {
+                rule: `!(self.name in [${RENDEZVOUS_VARIABLES.map((n) => `'${n}'`).join(', ')}])`,
+                message: `${RENDEZVOUS_VARIABLES.join(', ')} are set by fedgpu for the gang's rendezvous (docs/job-environment.md)`,
                 fieldPath: '.name',
               },
             ],
