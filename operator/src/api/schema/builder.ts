@@ -52,7 +52,7 @@ export const int = (description: string, extra: Extra = {}): Schema => ({ type: 
 export const num = (description: string, extra: Extra = {}): Schema => ({ type: 'number', description, ...extra });
 export const bool = (description: string, extra: Extra = {}): Schema => ({ type: 'boolean', description, ...extra });
 export const time = (description: string): Schema => str(description, { format: 'date-time' });
-export const money = (description: string): Schema => str(description, { pattern: MONEY_PATTERN, maxLength: 32 });
+export const money = (description: string, extra: Extra = {}): Schema => str(description, { pattern: MONEY_PATTERN, maxLength: 32, ...extra });
 export const wallet = (description: string, extra: Extra = {}): Schema =>
   str(description, { pattern: WALLET_PATTERN, ...extra });
 export const oneOf = (description: string, values: string[], extra: Extra = {}): Schema =>

@@ -81,11 +81,14 @@ const data = obj(
   { tsName: 'JobData' },
 );
 
+/** A budget of 0 buys nothing: refused with its reason rather than a job that waits for ever. */
+const MORE_THAN_ZERO = { 'x-kubernetes-validations': [{ rule: "self.matches('[1-9]')", message: 'must be more than 0: nothing can be bought for 0 credits' }] };
+
 const budget = obj(
   'What the consumer is willing to pay. Money is a decimal string of credits.',
   {
-    maxPricePerGpuHour: money('Highest acceptable price per GPU-hour, in credits, e.g. "2.5".'),
-    maxTotal: money('Most the whole job may cost, in credits; escrowed on chain when the job is scheduled.'),
+    maxPricePerGpuHour: money('Highest acceptable price per GPU-hour, in credits, e.g. "2.5".', MORE_THAN_ZERO),
+    maxTotal: money('Most the whole job may cost, in credits; escrowed on chain when the job is scheduled.', MORE_THAN_ZERO),
   },
   { required: ['maxPricePerGpuHour'], tsName: 'JobBudget' },
 );

@@ -25,7 +25,11 @@ export function egressProfileSchema(description: string, tsName: string): Schema
         obj(
           'An address range and its TCP ports.',
           {
-            cidr: str('IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24.', { pattern: '^[0-9a-fA-F:.]+/[0-9]{1,3}$', maxLength: 64 }),
+            cidr: str('IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24.', {
+              pattern: '^[0-9a-fA-F:.]+/[0-9]{1,3}$',
+              maxLength: 64,
+              'x-kubernetes-validations': [{ rule: 'isCIDR(self)', message: 'must be an IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24' }],
+            }),
             ports: arr('TCP ports; empty means every port.', int('A port.', { minimum: 1, maximum: 65535 }), { maxItems: 64 }),
           },
           { required: ['cidr'], tsName: 'EgressDestination' },
