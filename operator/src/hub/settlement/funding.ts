@@ -166,6 +166,10 @@ export class EscrowFunding {
   }
 
   private async startOpening(job: GpuJob, epoch: number, escrowId: string, account: Consumer, candidate: FundingCandidate): Promise<string> {
+    const lagging = await this.unrecordedEarlier(job, epoch);
+    if (lagging !== undefined) {
+      return `waiting for escrow: the escrow of attempt ${lagging} is on chain but not yet in this job's status; attempt ${epoch}'s hold counts it once it is`;
+    }
     const consumer = account.wallet;
     const hold = attemptHold(job, epoch, this.opts.defaultHold);
     if (hold.amount === 0n) {
@@ -191,6 +195,24 @@ export class EscrowFunding {
         this.opts.wake(job);
       });
     return `waiting for escrow: locking ${formatCredits(hold.amount)} credits of consumer ${consumer} for attempt ${epoch} on ${candidate.provider}`;
+  }
+
+  /**
+   * An earlier attempt's escrow this hub opened that the job's status does not record yet (the
+   * record comes after --confirmations blocks): the next hold, the budget less what earlier attempts
+   * committed, would not count it, and a quickly retried job could escrow its whole budget twice.
+   * undefined when every earlier escrow of this hub's is recorded (or none was opened).
+   */
+  private async unrecordedEarlier(job: GpuJob, epoch: number): Promise<number | undefined> {
+    const recorded = new Set((job.status?.settlement?.attempts ?? []).map((r) => r.epoch));
+    for (let e = 1; e < epoch; e++) {
+      if (recorded.has(e)) continue;
+      const id = attemptEscrowId(job.metadata.uid!, e);
+      if (this.open.has(id) || this.opening.has(id)) return e;
+      const escrow = await this.opts.chain.escrow(id);
+      if (escrow.state !== 'None' && this.opts.chain.isOwnKey(escrow.opener)) return e;
+    }
+    return undefined;
   }
 
   /** Why the consumer's on-chain authorization of this namespace does not cover `amount`, if it does not. */
