@@ -63,6 +63,11 @@ describe('planJob', () => {
     expect(plan.status.phase).toBe('Pending');
     expect(plan.status.message).toBe('waiting for funds: consumer has 1 credit free');
     expect(plan.assign).toBeUndefined();
+    // The Event says why as the condition does, not "Unschedulable" for a job that fits.
+    expect(plan.events).toEqual([{ type: 'Normal', reason: 'InsufficientFunds', message: 'waiting for funds: consumer has 1 credit free' }]);
+    const secrets = planJob(job(), inputs({ place: 'a', blockedBy: 'waiting for Secret ml/hf-token (spec.secrets names it)', blockedReason: 'WaitingForSecrets' }));
+    expect(secrets.events.map((e) => e.reason)).toEqual(['WaitingForSecrets']);
+    expect(secrets.status.conditions?.find((c) => c.type === 'Scheduled')?.reason).toBe('WaitingForSecrets');
   });
 
   it('moves to Running on the agent\'s report', () => {

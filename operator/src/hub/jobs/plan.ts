@@ -419,9 +419,11 @@ export function planJob(job: GpuJob, inputs: PlanInputs): Plan {
     status.phase = waitingPhase === 'Running' ? 'Pending' : (waitingPhase ?? 'Pending');
     // A job waiting again has no placement; its attempts keep the history.
     if (!attempts.some((a) => !a.endTime)) delete status.placement;
-    if (status.message !== message) plan.events.push({ type: 'Normal', reason: 'Unschedulable', message });
+    // The Event names the same cause as the condition: WaitingForSecrets, WaitingForEscrow, ...
+    const reason = result.kind === 'unschedulable' ? 'Unschedulable' : (inputs.blockedReason ?? 'InsufficientFunds');
+    if (status.message !== message) plan.events.push({ type: 'Normal', reason, message });
     status.message = message;
-    setCond(JobConditions.Scheduled, 'False', result.kind === 'unschedulable' ? 'Unschedulable' : (inputs.blockedReason ?? 'InsufficientFunds'), message);
+    setCond(JobConditions.Scheduled, 'False', reason, message);
     // Only the consumer's own edit since the escrow opened counts: a provider's offer can look
     // lasting for a moment (a pool gone while its device plugin restarts reads NoMatchingProduct).
     const settled = inputs.pinnedEscrow?.specChanged === true && result.kind === 'unschedulable' && !inputs.blockedBy
