@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { runKubectl } from '../../operator/src/testbed/kubectl.js';
 import { repoRoot } from '../../operator/src/testbed/tools.js';
 import { waitFor } from '../../operator/src/testbed/wait.js';
-import { hubIdentity } from '../../operator/src/testbed/federation.js';
+import { HUB_RELEASE, HUB_RELEASE_NAMESPACE, hubIdentity } from '../../operator/src/testbed/federation.js';
 
 // The GpuJob controller's two fences against a real kube-apiserver, apart from each other (the e2e
 // zombie test goes through both at once, so either alone could be broken unseen):
@@ -120,5 +120,38 @@ describe('GpuJob controller fencing', () => {
     };
     expect(resyncOf(providerA)).toEqual([]);
     expect(resyncOf(providerB)).toEqual([[job.metadata.uid, 2]]);
+  });
+
+  it('re-sends no Secret the attempt was not assigned with: one named in the spec since is withheld', async () => {
+    // exec and port-forward into the attempt are checked against the Secrets it was assigned with
+    // (status.attempts[].secretNames): one added to the spec later and then removed again would
+    // otherwise reach the pods unchecked.
+    // The hub may read it: without this guard the resync would carry its value.
+    const granted = await runKubectl(kubeconfig, ['apply', '-f', '-'], `apiVersion: v1
+kind: Secret
+metadata: {name: added-later, namespace: ${NS}}
+stringData: {token: later}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: fedgpu-hub-job-secrets, namespace: ${NS}}
+rules: [{apiGroups: [""], resources: [secrets], resourceNames: [added-later], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: fedgpu-hub-job-secrets, namespace: ${NS}}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: fedgpu-hub-job-secrets}
+subjects: [{kind: ServiceAccount, name: ${HUB_RELEASE}, namespace: ${HUB_RELEASE_NAMESPACE}}]
+`);
+    expect(granted.code, granted.stderr).toBe(0);
+    const patched = await runKubectl(kubeconfig, ['patch', 'gj', 'moved', '-n', NS, '--type=merge', '-p', '{"spec":{"secrets":[{"name":"added-later","mountPath":"/s"}]}}']);
+    expect(patched.code, patched.stderr).toBe(0);
+    await waitFor('the controller to see the edit', () => (current().spec.secrets?.length ? true : undefined));
+    controller.resync(providerB);
+    const assign = await waitFor('the resync', () => {
+      const body = sent.filter((s) => s.provider === providerB).at(-1)?.message.body;
+      return body?.$case === 'resync' && body.value.desired[0]?.secretsWithheld ? body.value.desired[0] : undefined;
+    });
+    expect(assign.secrets).toEqual([]);
   });
 });

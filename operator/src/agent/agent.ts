@@ -546,7 +546,7 @@ export class Agent {
         // The attempt is over once one pod failed: the rest of a gang must not keep its GPUs. Their
         // tails are kept first (the collective's timeout trace is often the useful one), 10 s at most.
         let timer: NodeJS.Timeout | undefined;
-        void Promise.race([retaining ?? Promise.resolve(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000)))])
+        void Promise.race([retaining ?? Promise.resolve(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000).unref()))])
           .then(() => (clearTimeout(timer), this.runner.stopSurvivors(assignment.jobUid, assignment.epoch, pods, assignment.gracePeriodSeconds ?? 30)))
           .catch((err: unknown) =>
             this.opts.logger.error({ err, job: assignment.jobUid, epoch: assignment.epoch }, 'could not stop the pods left of a failed attempt; its cancel or the next resync deletes them'),

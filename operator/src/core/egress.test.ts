@@ -49,6 +49,14 @@ describe('egress profiles', () => {
     expect(invalidEgress({ mode: 'cidrs', destinations: [{ cidr: '2606:4700::/32' }] }, 'e')).toBeUndefined();
   });
 
+  it("refuses what the apiserver's isCIDR refuses: leading zeros in an octet or the prefix", () => {
+    // Accepted here and refused there, a pool's range would fail every status write of its provider.
+    for (const cidr of ['010.0.0.0/8', '10.0.0.00/24', '10.0.0.0/08']) {
+      expect(invalidEgress({ mode: 'cidrs', destinations: [{ cidr }] }, 'e'), cidr).toMatch(/^e\.destinations\[0\]\.cidr /);
+    }
+    for (const cidr of ['10.0.0.0/8', '0.0.0.0/0', '203.0.113.0/24']) expect(invalidEgress({ mode: 'cidrs', destinations: [{ cidr }] }, 'e'), cidr).toBeUndefined();
+  });
+
   it('contains IPv4 and IPv6 ranges', () => {
     expect(cidrContains('10.0.0.0/8', '10.2.3.0/24')).toBe(true);
     expect(cidrContains('10.2.3.0/24', '10.0.0.0/8')).toBe(false);

@@ -104,10 +104,14 @@ interface Cidr {
   prefix: number;
 }
 
-/** Parses IPv4 or IPv6 CIDR notation; undefined when malformed. */
+/**
+ * Parses IPv4 or IPv6 CIDR notation; undefined when malformed. Leading zeros (`010.0.0.0/8`,
+ * `10.0.0.0/08`) are refused: the apiserver's isCIDR refuses them in an octet, and a range accepted
+ * here and refused there would fail every status write of the provider that offers it.
+ */
 export function parseCidr(text: string): Cidr | undefined {
   const [addr, len, extra] = text.split('/');
-  if (addr === undefined || len === undefined || extra !== undefined || !/^\d{1,3}$/.test(len)) return undefined;
+  if (addr === undefined || len === undefined || extra !== undefined || !NO_LEADING_ZERO.test(len)) return undefined;
   const prefix = Number(len);
   const v6 = addr.includes(':');
   const bits = v6 ? parseV6(addr) : parseV4(addr);
@@ -115,9 +119,12 @@ export function parseCidr(text: string): Cidr | undefined {
   return { v6, bits, prefix };
 }
 
+/** A decimal of 1 to 3 digits without a leading zero. */
+const NO_LEADING_ZERO = /^(0|[1-9]\d{0,2})$/;
+
 function parseV4(addr: string): bigint | undefined {
   const parts = addr.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) return undefined;
+  if (parts.length !== 4 || parts.some((p) => !NO_LEADING_ZERO.test(p) || Number(p) > 255)) return undefined;
   return parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n);
 }
 

@@ -19,7 +19,7 @@ export async function sandboxDown(log: (line: string) => void = console.log): Pr
   } else if (supervisor.state === 'unverified') {
     // Nothing else is touched either: its children and its pid file stay, so `sandbox up` keeps
     // refusing to start over a sandbox that may still run, until the pid is gone.
-    log(`not stopping pid ${supervisor.pid}: ${supervisor.why}. If it is the sandbox's supervisor, stop it with 'kill ${supervisor.pid}', then run 'make sandbox-down' again`);
+    log(`not stopping pid ${supervisor.pid}: ${supervisor.why}. If it is the sandbox's supervisor, stop it with 'kill ${supervisor.pid}', then run 'make sandbox-down' again; if it is not (the pid was reused), delete ${supervisorPidPath}`);
     return { killed: [] };
   } else if (supervisor.state === 'stale') {
     log(`the sandbox supervisor (pid ${supervisor.pid}) is gone: ${supervisor.why}`);

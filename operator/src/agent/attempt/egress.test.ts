@@ -68,6 +68,18 @@ describe('egress of an attempt', () => {
     expect(prepareAttempt(assign(undefined), pods(), 'ns').objects.policies[0]!.spec!.egress!.flatMap((r) => r.ports ?? []).map((p) => p.port)).toEqual([53, 53]);
   });
 
+  it('an attempt already running is neither widened nor ended by a re-sent Assign beyond its pool', () => {
+    // The consumer edits spec.network to internet on a running job (or a hostile hub says so): the
+    // resync re-sends the attempt with it. Granting it would open the internet on a pool that never
+    // offered it; refusing it would end a running attempt and blame its provider.
+    const internet = assign(egressToMessage({ mode: 'internet' }));
+    const dnsOnly = () => ({ mode: 'dns' as const });
+    const prepared = prepareAttempt(internet, pods(), 'ns', dnsOnly, false, true);
+    expect(prepared.objects.policies).toEqual([]); // the policy in place stays as it was
+    expect(prepared.pods).toHaveLength(2);
+    expect(() => prepareAttempt(internet, pods(), 'ns', dnsOnly, false, false)).toThrow(AttemptRefused);
+  });
+
   it('a lone pod gets no policy of its own only when the namespace already grants all it asks', () => {
     // The tenant namespace's rules: default deny for every pod, and DNS for every pod unless the
     // agent runs with tenant DNS off. A policy adds to them; a lone pod has no gang to admit.

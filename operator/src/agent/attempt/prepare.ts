@@ -44,26 +44,29 @@ export function prepareAttempt(
   /** The tenant namespace lets every pod reach DNS (TenancyOptions.allowDns); unknown: it does not. */
   namespaceAllowsDns = false,
   /**
-   * Whether the pool's egress offer is judged: not for an attempt already running here (a resync
-   * after a restart), which keeps what it was granted; an owner who narrowed the offer since takes
-   * the GPUs back through the announced reclaim, not by a refusal no one answers for.
+   * The attempt already runs here (a resync after a restart): what it was granted stays, and a
+   * re-sent Assign can neither widen it nor end it. An egress beyond the pool's offer (the spec
+   * edited since, a hostile hub, an owner who narrowed the offer) writes no policy; the ones in
+   * place stay. New refusals of names the pods already carry are not made either.
    */
-  judgeEgress = true,
+  started = false,
 ): PreparedAttempt {
   // The hub placed the job by the pool's offer; an agent grants no more than its owner declared.
   const need = egressFromMessage(assign.egress);
-  for (const node of judgeEgress ? new Set(assign.nodeNames) : []) {
+  let widening = false;
+  for (const node of new Set(assign.nodeNames)) {
     const refusal = egressRefusal(offer(node), need);
-    if (refusal) throw new AttemptRefused('EgressNotOffered', `node ${node}: ${refusal}`);
+    if (refusal && !started) throw new AttemptRefused('EgressNotOffered', `node ${node}: ${refusal}`);
+    if (refusal) widening = true;
   }
-  checkSecrets(assign.secrets);
+  checkSecrets(assign.secrets, { started });
   const secret = attemptSecret(assign.jobUid, assign.epoch, namespace, assign.secrets);
   const shape: GangShape = { jobUid: assign.jobUid, epoch: assign.epoch, replicas: pods.length, gpusPerReplica: assign.gpusPerReplica };
   return {
     pods: pods.map((pod, replica) => mountSecrets(joinRendezvous(pod, shape, replica, namespace), assign.jobUid, assign.epoch, assign.secrets)),
     objects: {
       services: isGang(shape) ? [headlessService(assign.jobUid, assign.epoch, namespace)] : [],
-      policies: needsAttemptPolicy(pods.length, need, namespaceAllowsDns) ? [attemptPolicy(assign.jobUid, assign.epoch, namespace, egressRules(need))] : [],
+      policies: !widening && needsAttemptPolicy(pods.length, need, namespaceAllowsDns) ? [attemptPolicy(assign.jobUid, assign.epoch, namespace, egressRules(need))] : [],
       secrets: secret ? [secret] : [],
     },
   };

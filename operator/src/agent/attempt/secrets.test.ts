@@ -57,6 +57,8 @@ describe('per-attempt secrets', () => {
     for (const name of ['MASTER_ADDR', 'RANK', 'WORLD_SIZE', 'PET_NODE_RANK']) {
       expect(refusal([{ ...hf, env: [{ name, key: 'token' }] }])).toBe(`secrets[0] (hf): env ${name} is reserved: the rendezvous variables are set by fedgpu`);
     }
+    // An attempt already running with such a name (admitted before the rule) is not ended for it.
+    expect(() => checkSecrets([{ ...hf, env: [{ name: 'RANK', key: 'token' }] }], { started: true })).not.toThrow();
     expect(refusal([{ ...s3, mountPath: '/var/../etc' }])).toBe('secrets[0] (s3): mountPath must be an absolute path without ..');
     expect(refusal([s3, { ...s3, name: 'again' }])).toBe('secrets[1] (again): mountPath /var/run/s3 is used twice');
     expect(refusal([{ ...hf, data: { token: Buffer.alloc(2 * 1024 * 1024) } }])).toMatch(/at most/);

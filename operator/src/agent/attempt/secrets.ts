@@ -18,7 +18,7 @@ export const attemptSecretName = (jobUid: string, epoch: number) => `${attemptNa
 const storedKey = (index: number, key: string) => `s${index}.${key}`;
 
 /** Refuses what could not be stored or mounted safely, naming the field (never a value). */
-export function checkSecrets(secrets: readonly AttemptSecret[]): void {
+export function checkSecrets(secrets: readonly AttemptSecret[], { started = false }: { started?: boolean } = {}): void {
   const refuse = (message: string) => {
     throw new AttemptRefused('InvalidSecrets', message);
   };
@@ -35,7 +35,9 @@ export function checkSecrets(secrets: readonly AttemptSecret[]): void {
       // names stay fedgpu's here (NVIDIA_VISIBLE_DEVICES=all would show the node's every GPU).
       if (GPU_ENV_PATTERN.test(env.name)) refuse(`secrets[${i}] (${s.name}): env ${env.name} is reserved: GPU visibility and FEDGPU_* are set by fedgpu`);
       // Nor the rendezvous variables: a Secret's RANK or MASTER_ADDR would split the gang.
-      if (RENDEZVOUS_ENV_NAMES.includes(env.name)) refuse(`secrets[${i}] (${s.name}): env ${env.name} is reserved: the rendezvous variables are set by fedgpu`);
+      // (Not for an attempt that already runs with them, admitted before this rule: ending it would
+      // leave its provider unpaid for what it ran.)
+      if (!started && RENDEZVOUS_ENV_NAMES.includes(env.name)) refuse(`secrets[${i}] (${s.name}): env ${env.name} is reserved: the rendezvous variables are set by fedgpu`);
       if (!Object.hasOwn(s.data, env.key)) refuse(`secrets[${i}] (${s.name}): env ${env.name} names a key the secret lacks`);
     }
     if (s.mountPath) {

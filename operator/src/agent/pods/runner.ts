@@ -147,7 +147,7 @@ export class PodRunner {
    * pods exist already (a resync of a running attempt), so its placement is not judged again: an
    * owner who cordons the node later reclaims it through the announced path, with its grace.
    */
-  apply(assign: Assign, started = false, podsExist = started): Promise<void> {
+  apply(assign: Assign, started = false): Promise<void> {
     const key = attemptKey(assign.jobUid, assign.epoch);
     // Re-sent without its Secrets (the hub could not read them then): the copy this agent was
     // given before still serves, for a retry or a replica made again.
@@ -162,15 +162,16 @@ export class PodRunner {
     this.logger.info({ job: assign.jobUid, epoch: assign.epoch, namespace, queued: this.preparing.pending.waiting }, 'assignment received');
     // A Cancel (or a newer Assign) that arrived while it waited wins: nothing is created for it.
     return this.preparing.run(async () => {
-      if (this.assignments.get(key) === entry) await this.applyNow(key, assign, assignment, namespace, started, podsExist);
+      if (this.assignments.get(key) === entry) await this.applyNow(key, assign, assignment, namespace, started);
     });
   }
 
-  private async applyNow(key: string, assign: Assign, assignment: Assignment, namespace: string, started = false, podsExist = started): Promise<void> {
+  private async applyNow(key: string, assign: Assign, assignment: Assignment, namespace: string, started = false): Promise<void> {
     if (this.refused.has(key)) return;
     const startedMs = performance.now();
     const refuse = (reason: string) => {
       this.refused.set(key, reason);
+      this.secretsOf.delete(key);
       this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, namespace, reason }, 'assignment refused');
       this.onRefused?.(key);
     };
@@ -178,14 +179,15 @@ export class PodRunner {
     if (misplaced) return refuse(`PlacementRefused: ${misplaced}`);
     // Re-sent without the Secrets its job names (the hub could not read them then): an attempt not
     // started here would run without them. Refused; the hub places the job again, reading them.
-    if (!podsExist && assign.secretsWithheld) {
+    // (A gang only partly made counts as not started: its missing replicas would lack them.)
+    if (!started && assign.secretsWithheld) {
       return refuse('SecretsUnavailable: the hub sent this attempt without the Secrets its job names (it could not read them); nothing was started');
     }
     let pods: V1Pod[];
     let objects: AttemptObjects;
     try {
       pods = buildJobPods(assignment, namespace, started ? { ...this.buildOptions, clampToShare: true } : this.buildOptions);
-      const prepared = prepareAttempt(assign, pods, namespace, this.egressOffer, this.tenancy.allowsDns, !started);
+      const prepared = prepareAttempt(assign, pods, namespace, this.egressOffer, this.tenancy.allowsDns, started);
       pods = prepared.pods;
       objects = prepared.objects;
     } catch (err) {
@@ -205,7 +207,7 @@ export class PodRunner {
       if (err instanceof TenantCollisionError) return refuse(`PlacementRefused: ${err.message}`);
       // The apiserver is away or the namespace is still being deleted: try again shortly.
       this.logger.warn({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not prepare the tenant namespace; retrying');
-      this.retryLater(key, assign, started, podsExist);
+      this.retryLater(key, assign, started);
       return;
     }
     // Cancelled (or resynced away) while the namespace was made ready: no pod for it.
@@ -213,7 +215,7 @@ export class PodRunner {
     // An apiserver error here is not the job's fault (a namespace still terminating, say): try again shortly.
     const cannotCreate = (err: unknown) => {
       this.logger.warn({ err, job: assign.jobUid, epoch: assign.epoch, namespace }, 'could not create the attempt\'s Service, policies or Secret; retrying');
-      this.retryLater(key, assign, started, podsExist);
+      this.retryLater(key, assign, started);
     };
     const namespaceReadyMs = performance.now();
     const withObjects = !this.released.has(key);
@@ -266,13 +268,13 @@ export class PodRunner {
       const { pod, err } = refusal ?? failures.find((f) => isNamespaceTerminating(f.err)) ?? failures[0]!;
       if (isQuotaConflict(err)) {
         this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, pod }, 'quota admission kept conflicting; retrying the attempt');
-        if (this.retryLater(key, assign, started, podsExist)) return;
+        if (this.retryLater(key, assign, started)) return;
       }
-      if (isQuotaBusy(err) && this.retryLater(key, assign, started, podsExist)) return;
+      if (isQuotaBusy(err) && this.retryLater(key, assign, started)) return;
       if (isNamespaceTerminating(err)) {
         this.tenancy.forget(namespace);
         this.logger.warn({ job: assign.jobUid, epoch: assign.epoch, namespace }, 'the tenant namespace is being deleted; making it again once it is gone');
-        this.retryLater(key, assign, started, podsExist);
+        this.retryLater(key, assign, started);
         return;
       }
       if (isRefusal(err)) {
@@ -282,7 +284,7 @@ export class PodRunner {
         return;
       }
       this.logger.error({ err, job: assign.jobUid, epoch: assign.epoch, pod }, 'could not create job pod; retrying');
-      this.retryLater(key, assign, started, podsExist);
+      this.retryLater(key, assign, started);
       return;
     }
     const failed = await besidePods;
@@ -314,14 +316,14 @@ export class PodRunner {
   }
 
   /** Tries the attempt again after a backoff; false when out of tries. */
-  private retryLater(key: string, assign: Assign, started: boolean, podsExist: boolean): boolean {
+  private retryLater(key: string, assign: Assign, started: boolean): boolean {
     const count = this.retries.get(key)?.count ?? 0;
     const delay = (this.pacing.retryDelaysMs ?? RETRY_DELAYS_MS)[count];
     if (delay === undefined) return false;
     this.logger.info({ job: assign.jobUid, epoch: assign.epoch, delayMs: delay }, 'the cluster cannot take the attempt yet; retrying');
     const timer = setTimeout(() => {
       if (!this.assignments.has(key)) return;
-      this.apply(assign, started, podsExist).catch((err: unknown) => this.logger.error({ err, job: assign.jobUid }, 'retry failed'));
+      this.apply(assign, started).catch((err: unknown) => this.logger.error({ err, job: assign.jobUid }, 'retry failed'));
     }, delay);
     timer.unref();
     this.retries.set(key, { count: count + 1, timer });
@@ -355,6 +357,7 @@ export class PodRunner {
   /** The attempt ended (its pods are done): its Service, policies and Secret go now, not at cancel. */
   async release(jobUid: string, epoch: number): Promise<void> {
     const key = attemptKey(jobUid, epoch);
+    this.secretsOf.delete(key); // the attempt ended: no pod of it is made again
     const namespace = this.assignments.get(key)?.namespace;
     if (this.released.has(key) || !namespace) return;
     await this.attempts.remove(namespace, jobUid, epoch);
@@ -421,10 +424,7 @@ export class PodRunner {
     // The placement check is skipped only for an attempt whose every replica already runs where
     // the hub says, in its tenant's namespace: a (hostile) hub cannot resync a known attempt onto
     // other nodes, more replicas or another tenant past the check.
-    // Pods of an attempt made before (a gang only partly made counts too) mean it started here: one
-    // re-sent without its Secrets is not refused for that (its pods hold what they were given).
-    const withPods = new Set(managedPods.map(attemptKeyOfPod));
-    await Promise.all(desired.map((assign) => this.apply(assign, isPlacedAsAssigned(assign, managedPods, this.tenancy.nameOf(assign.namespace)), withPods.has(attemptKey(assign.jobUid, assign.epoch)))));
+    await Promise.all(desired.map((assign) => this.apply(assign, isPlacedAsAssigned(assign, managedPods, this.tenancy.nameOf(assign.namespace)))));
     await this.releaseNamespaces();
   }
 

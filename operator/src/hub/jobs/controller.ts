@@ -347,10 +347,18 @@ export class GpuJobController {
   private async resyncWithSecrets(provider: string): Promise<void> {
     const desired: Assign[] = [];
     for (const { job, attempt } of desiredAttempts(this.jobs.list().map((j) => this.fresh.freshest(objectKey(j), j)), provider)) {
-      const named = (job.spec.secrets?.length ?? 0) > 0;
-      const read = named ? await readJobSecrets(this.core, job).catch(() => undefined) : undefined;
-      const secrets = read && 'secrets' in read ? read.secrets : [];
-      desired.push(assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0, secrets, named && !(read && 'secrets' in read)));
+      // Only the Secrets the attempt was assigned with (status.attempts[].secretNames), read as the
+      // spec maps them: exec and port-forward are checked against those names, so a Secret added
+      // to the spec since must not reach the attempt by a resync. Any of them unreadable, or no
+      // longer in the spec to say how it is mapped, and the re-send is marked withheld (as is an
+      // attempt from before the names were recorded whose job names Secrets).
+      const names = attempt.secretNames ?? [];
+      const entries = (job.spec.secrets ?? []).filter((s) => names.includes(s.name));
+      const read = entries.length > 0 ? await readJobSecrets(this.core, { ...job, spec: { ...job.spec, secrets: entries } }).catch(() => undefined) : undefined;
+      const complete = read !== undefined && 'secrets' in read && new Set(entries.map((e) => e.name)).size === new Set(names).size;
+      const withheld = names.length > 0 ? !complete : attempt.secretNames === undefined && (job.spec.secrets?.length ?? 0) > 0;
+      const secrets = complete && read && 'secrets' in read ? read.secrets : [];
+      desired.push(assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0, secrets, withheld));
     }
     const result = resyncMessages(desired, this.opts.resyncMessageBytes ?? defaultMaxHubMessageBytes - RESYNC_MARGIN_BYTES);
     if ('tooLarge' in result) {
