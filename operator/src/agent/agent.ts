@@ -136,6 +136,15 @@ export function reclaimCause(
 
 /** The debounced publish looks at every attempt at most this often (see schedulePublish). */
 const FULL_REPORT_EVERY_MS = 1_000;
+/** How long pods about to be deleted wait for their log tails to be kept: a slow apiserver never holds a deletion up for long. */
+const TAIL_WAIT_MS = 10_000;
+
+/** Resolves once `kept` settles, or after TAIL_WAIT_MS (the timer holds no exit). */
+async function tailsKeptOrTimeout(kept: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([kept, new Promise<void>((resolve) => (timer = setTimeout(resolve, TAIL_WAIT_MS).unref()))]);
+  clearTimeout(timer);
+}
 
 export class Agent {
   private watch?: ClusterWatch;
@@ -475,7 +484,7 @@ export class Agent {
 
   /**
    * Keeps the log tails of pods about to be deleted whose tails are not kept yet; waits at most
-   * 10 s, so a slow apiserver never holds up the deletion for long.
+   * TAIL_WAIT_MS.
    */
   private async keepTailsBefore(pods: readonly V1Pod[]): Promise<void> {
     const attempts = new Map<string, { namespace: string; jobUid: string; epoch: number; containers: string[][] }>();
@@ -500,9 +509,7 @@ export class Agent {
         ),
       ),
     );
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([kept, new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000)))]);
-    clearTimeout(timer);
+    await tailsKeptOrTimeout(kept);
   }
 
   private sweepRetained(): void {
@@ -544,10 +551,9 @@ export class Agent {
       }
       if (state.phase === 'Failed' && !this.ended.has(key)) {
         // The attempt is over once one pod failed: the rest of a gang must not keep its GPUs. Their
-        // tails are kept first (the collective's timeout trace is often the useful one), 10 s at most.
-        let timer: NodeJS.Timeout | undefined;
-        void Promise.race([retaining ?? Promise.resolve(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000).unref()))])
-          .then(() => (clearTimeout(timer), this.runner.stopSurvivors(assignment.jobUid, assignment.epoch, pods, assignment.gracePeriodSeconds ?? 30)))
+        // tails are kept first (the collective's timeout trace is often the useful one).
+        void tailsKeptOrTimeout(retaining ?? Promise.resolve())
+          .then(() => this.runner.stopSurvivors(assignment.jobUid, assignment.epoch, pods, assignment.gracePeriodSeconds ?? 30))
           .catch((err: unknown) =>
             this.opts.logger.error({ err, job: assignment.jobUid, epoch: assignment.epoch }, 'could not stop the pods left of a failed attempt; its cancel or the next resync deletes them'),
           );
