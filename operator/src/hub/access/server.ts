@@ -227,7 +227,7 @@ export class AccessApiServer {
     if (target.subresource !== 'log') {
       // The Secrets the running attempt was sent (spec.secrets may have been edited since: emptied,
       // or swapped for one the user may read), and those the spec names now.
-      const sent = attempts.reduce<readonly string[]>((names, a) => (a.endTime ? names : [...names, ...(a.secretNames ?? [])]), []);
+      const sent = attempts.filter((a) => !a.endTime).flatMap((a) => a.secretNames ?? []);
       const secrets = [...new Set([...sent, ...(job.spec?.secrets ?? []).map((s) => s.name)])];
       const reach = await this.authorizer.checkSecrets(user, target.namespace, secrets, target.subresource);
       if (!reach.allowed) throw new HttpError(403, 'Forbidden', reach.message);

@@ -355,10 +355,9 @@ export class GpuJobController {
       const names = attempt.secretNames ?? [];
       const entries = (job.spec.secrets ?? []).filter((s) => names.includes(s.name));
       const read = entries.length > 0 ? await readJobSecrets(this.core, { ...job, spec: { ...job.spec, secrets: entries } }).catch(() => undefined) : undefined;
-      const complete = read !== undefined && 'secrets' in read && new Set(entries.map((e) => e.name)).size === new Set(names).size;
-      const withheld = names.length > 0 ? !complete : attempt.secretNames === undefined && (job.spec.secrets?.length ?? 0) > 0;
-      const secrets = complete && read && 'secrets' in read ? read.secrets : [];
-      desired.push(assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0, secrets, withheld));
+      const got = read && 'secrets' in read && new Set(entries.map((e) => e.name)).size === new Set(names).size ? read.secrets : undefined;
+      const withheld = names.length > 0 ? got === undefined : attempt.secretNames === undefined && (job.spec.secrets?.length ?? 0) > 0;
+      desired.push(assignOf(job, attempt.epoch, attempt.nodes ?? [], attempt.pricePerGpuHour ?? '0', attempt.coveredGpuSeconds ?? 0, got ?? [], withheld));
     }
     const result = resyncMessages(desired, this.opts.resyncMessageBytes ?? defaultMaxHubMessageBytes - RESYNC_MARGIN_BYTES);
     if ('tooLarge' in result) {
@@ -452,7 +451,7 @@ export class GpuJobController {
         ? { wait: `provider ${trial.provider} has no wallet to open an escrow for` }
         : await this.opts.fundingCheck(job, candidate);
     }
-    const secretsBlock = secretsRead && 'waiting' in secretsRead ? { blockedBy: secretsRead.waiting, blockedReason: 'WaitingForSecrets' } : {};
+    const secretsBlock = secretsRead && 'waiting' in secretsRead ? waitingForSecrets(secretsRead.waiting) : {};
     const pinnedEscrow = funding.wallet ? this.pinnedWait(key, job, funding.wallet, now, funding.openedAtGeneration) : (this.pinnedSince.delete(key), undefined);
     const inputs: Parameters<typeof planJob>[1] = {
       ...base,
@@ -485,7 +484,7 @@ export class GpuJobController {
     let secrets: AttemptSecret[] = [];
     if (plan.assign && job.spec.secrets?.length) {
       const read = secretsRead ?? (await readJobSecrets(this.core, job));
-      if ('waiting' in read) plan = planJob(job, { ...inputs, blockedBy: read.waiting, blockedReason: 'WaitingForSecrets' });
+      if ('waiting' in read) plan = planJob(job, { ...inputs, ...waitingForSecrets(read.waiting) });
       else secrets = read.secrets;
     }
     // While the current attempt waits on its provider, the latest relayed Warning says why.
@@ -657,6 +656,11 @@ function cancelMessage(jobUid: string, epoch: number, reason: string, gracePerio
 }
 
 /** planJob's inputs for a job the funding check holds back: the message and its condition reason. */
+/** The plan inputs of a job held until its Secrets can be read, saying why. */
+function waitingForSecrets(waiting: string): { blockedBy: string; blockedReason: string } {
+  return { blockedBy: waiting, blockedReason: 'WaitingForSecrets' };
+}
+
 function fundingBlock(wait: string | undefined): { blockedBy?: string; blockedReason?: string } {
   return wait === undefined ? {} : { blockedBy: wait, blockedReason: fundingWaitReason(wait) };
 }
