@@ -14,7 +14,7 @@ import { GROUP, VERSION } from '../operator/src/api/types.js';
 import type { Cluster } from '../operator/src/testbed/cluster.js';
 import { hubReady, type HubPki, type HubProcess } from '../operator/src/testbed/federation.js';
 import { freePort, onFreshPorts } from '../operator/src/testbed/free-port.js';
-import { startProcess } from '../operator/src/testbed/processes.js';
+import { procStatFields, startProcess } from '../operator/src/testbed/processes.js';
 import { repoRoot } from '../operator/src/testbed/tools.js';
 import { buildFedgpuBinary } from '../operator/src/testbed/binary.js';
 import { probeAnswer } from '../operator/src/agent/stream/probe-answer.js';
@@ -134,10 +134,10 @@ export interface ProcSample {
 
 export function procSample(pid: number): ProcSample | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which may hold spaces: state is field 3, utime 14, stime 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
+    // utime is field 14, stime 15.
+    const fields = procStatFields(pid);
+    if (!fields) return undefined;
+    const ticks = Number(fields[14 - 3]) + Number(fields[15 - 3]);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
     return { at: nowMs(), cpuSeconds: ticks / ticksPerSecond(), rssBytes: kib('VmRSS'), hwmBytes: kib('VmHWM') };

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { reapPidDir } from '../testbed/processes.js';
+import { procStatFields, reapPidDir } from '../testbed/processes.js';
 import { reapRealNodes } from '../testbed/real-node/leftovers.js';
 import { readStatus, sandboxDir, supervisorPidPath, writeStatus } from './state.js';
 
@@ -52,10 +52,8 @@ export interface ProcessIdentity {
 /** Who the process with this pid is now; undefined when it is gone, a zombie, or /proc cannot say. */
 export function processIdentity(pid: number): ProcessIdentity | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) is in parentheses and may itself hold spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const [state, startTime] = [fields[0], fields[22 - 3]];
+    const fields = procStatFields(pid);
+    const [state, startTime] = [fields?.[0], fields?.[22 - 3]];
     if (state === 'Z' || !startTime) return undefined;
     const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
     return { pid, startTime, bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), argv0 };

@@ -3,6 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { HDNodeWallet } from 'ethers';
+import { pidFileLine } from './processes.js';
 
 // A local EVM chain for tests, benches and the sandbox: anvil from the @foundry-rs/anvil npm package,
 // on a kernel-chosen port of 127.0.0.1, with the well-known dev mnemonic so accounts are deterministic.
@@ -75,8 +76,7 @@ export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) throw new Error('could not start anvil');
   const pid = child.pid;
-  // The pid file names the binary so a later reaper never kills an unrelated process that reused the pid.
-  if (pidFile) writeFileSync(pidFile, `${pid} ${binary}\n`);
+  if (pidFile) writeFileSync(pidFile, pidFileLine(pid, binary));
   const entry = { child, pidFile };
   live.add(entry);
   const exited = new Promise<void>((resolve) =>

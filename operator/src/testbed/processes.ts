@@ -75,8 +75,7 @@ export function startProcess(opts: StartOptions): ManagedProcess {
   closeSync(log);
   if (child.pid === undefined) throw new Error(`could not start ${opts.command}`);
   const pid = child.pid;
-  // The pid file names the binary so a later reaper never kills an unrelated process that reused the pid.
-  writeFileSync(pidFile, `${pid} ${opts.command}\n`);
+  writeFileSync(pidFile, pidFileLine(pid, opts.command));
   const entry = { child, pidFile };
   live.add(entry);
   const exited = new Promise<number | string | null>((resolve) => {
@@ -155,14 +154,31 @@ function runsBinary(pid: number, command: string): boolean {
   }
 }
 
-/** Whether a process with this pid is alive (and not a zombie). */
-export function isAlive(pid: number): boolean {
+/**
+ * A pid file's line: the pid and the binary, so a later reaper (reapPidDir) never kills an
+ * unrelated process that reused the pid.
+ */
+export function pidFileLine(pid: number, binary: string): string {
+  return `${pid} ${binary}\n`;
+}
+
+/**
+ * The fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses):
+ * [0] is field 3 (state), [n] field n + 3. undefined when the process is gone.
+ */
+export function procStatFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/\) Z /.test(stat);
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** Whether a process with this pid is alive (and not a zombie). */
+export function isAlive(pid: number): boolean {
+  const fields = procStatFields(pid);
+  return fields !== undefined && fields[0] !== 'Z';
 }
 
 /**
