@@ -57,6 +57,7 @@ import {
   reconcileStats,
   retrying,
   section,
+  setNice,
   sleep,
   summarize,
   watchObjects,
@@ -75,6 +76,12 @@ const HUB_ARGS = (process.env.BENCH_HUB_ARGS ?? '').split(/\s+/).filter(Boolean)
 const CPU_PROFILE = Boolean(process.env.BENCH_CPU_PROFILE);
 // BENCH_APISERVER_PROFILE=<seconds>: Go CPU profiles of the hub's and p1's apiservers from the burst's start.
 const APISERVER_PROFILE = Number(process.env.BENCH_APISERVER_PROFILE ?? 0);
+// BENCH_PROVIDER_NICE=<n>: the provider clusters' processes (apiserver, scheduler, controller-manager,
+// kwok) and their agents run at nice n, for the whole run, baseline included. On one machine the
+// hub's site and three provider sites share the cores equally; in a federation they are machines of
+// their own, and a provider's work never takes the hub apiserver's CPU. Nice 10 gives a provider
+// thread about a tenth of the weight of the hub's when both want a core. etcd is shared and stays at 0.
+const PROVIDER_NICE = Number(process.env.BENCH_PROVIDER_NICE ?? 0) || 0;
 const JOB_CONCURRENCY = HUB_ARGS.includes('--job-concurrency') ? Number(HUB_ARGS[HUB_ARGS.indexOf('--job-concurrency') + 1]) : DEFAULT_JOB_CONCURRENCY;
 const H100 = 'NVIDIA-H100-80GB-HBM3';
 const NS = 'ml';
@@ -95,6 +102,7 @@ console.log(`== e2e throughput bench (issue 4)`);
 console.log(machineLine());
 console.log(`setup                  hub process + ${providers.length} provider clusters (${providers.map((p) => `${p.name}: ${p.nodes.count}×${p.nodes.gpusPerNode} H100`).join(', ')}), real agents (processes, heartbeat 500 ms)`);
 console.log(`hub                    ${HUB_ARGS.length ? HUB_ARGS.join(' ') : '(defaults)'}: ${JOB_CONCURRENCY} GpuJob reconciles at once`);
+console.log(`cpu                    ${PROVIDER_NICE ? `provider clusters and agents at nice ${PROVIDER_NICE}; the hub cluster, hub, etcd and the bench at 0 (BENCH_PROVIDER_NICE)` : 'every process at the same priority (one machine shared equally)'}`);
 console.log(`workload               ${JOBS} GpuJobs / pods of 1 GPU each, paced at ${RATE}/s, then ${BURST_JOBS} as a burst (${BURST_CONCURRENCY} creates in flight); created through the API (what kubectl apply sends), timed from the create call`);
 
 const root = join(repoRoot, '.testbed', 'bench-e2e');
@@ -153,6 +161,14 @@ async function main(tb: Testbed): Promise<void> {
     }, { timeoutMs: 90_000, intervalMs: 250 });
     providerName[p.name] = gp.metadata.name!;
   }
+  // The provider sites' processes at BENCH_PROVIDER_NICE: set again at each phase, so threads and
+  // agents started since (an agent restarted after a failover trial) are at it too.
+  const yieldProviderSites = () => {
+    if (!PROVIDER_NICE) return;
+    const pids = providers.flatMap((p) => [...tb.cluster(p.name).processes.map((x) => x.pid), agents[p.name]!.process.pid]);
+    setNice(pids, PROVIDER_NICE);
+  };
+  yieldProviderSites();
   const clusterOf = (provider: string) => providers.find((p) => providerName[p.name] === provider)?.name;
   const breakdown = new CpuBreakdown(() => [
     { label: 'etcd', pid: tb.etcd.process.pid },
@@ -194,6 +210,7 @@ async function main(tb: Testbed): Promise<void> {
         podCreated.set(name, nowMs());
         await retrying(() => p1Core.createNamespacedPod({ namespace: 'baseline', body: podBody(name) }));
       };
+      yieldProviderSites();
       breakdown.start();
       const p1Requests = new RequestCounts(p1);
       await p1Requests.start();
@@ -230,6 +247,7 @@ async function main(tb: Testbed): Promise<void> {
       };
       const r0 = await reconcileStats(hub!.metricsPort);
       const cpu0 = procSample(hub!.process.pid);
+      yieldProviderSites();
       breakdown.start();
       const hubRequests = new RequestCounts(hubCluster);
       const p1Requests = new RequestCounts(p1);
@@ -364,6 +382,7 @@ async function main(tb: Testbed): Promise<void> {
       figure(`  trial ${trial + 1}: ${victim} lost, job moved to ${clusterOf(job.status?.placement?.provider ?? '') ?? '?'}`, `${ms(movedAt - killedAt)} (Ready=False after ${ms(lostAt - killedAt)}, Running elsewhere ${ms(movedAt - lostAt)} later)`);
       // The provider comes back (its zombie pod is fenced); the next trial starts from a full market.
       await agent.restart();
+      yieldProviderSites();
       await waitFor(`${victim} Ready again`, () => (ready.get(provider)?.ready ? true : undefined), { timeoutMs: 60_000, intervalMs: 200 });
       await hubCluster.kubectl(['delete', 'gpujob', name, '-n', NS, '--wait=true', '--timeout=60s']);
     }

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus, loadavg, setPriority, totalmem } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import { Informer } from '../operator/src/runtime/informer.js';
@@ -144,6 +144,32 @@ export function procSample(pid: number): ProcSample | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Sets the nice value of every thread of each process (Linux keeps one per thread, and a thread
+ * started later inherits its starter's). Returns how many threads were set. A process that exited
+ * meanwhile is skipped.
+ */
+export function setNice(pids: readonly number[], nice: number): number {
+  let threads = 0;
+  for (const pid of pids) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        setPriority(Number(tid), nice);
+        threads++;
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  }
+  return threads;
 }
 
 /** CPU% of one core between two samples (100% = one core busy). */
