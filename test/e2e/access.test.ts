@@ -28,6 +28,8 @@ import { getGpuJob, waitGpuJob } from './support/gpu-jobs.js';
 // authenticated by the hub apiserver with client certificates and authorized by RBAC.
 
 const H100 = 'NVIDIA-H100-80GB-HBM3';
+/** The hub's tunnel idle timeout here (10 minutes by default). */
+const TUNNEL_IDLE_MS = 4_000;
 
 let testbed: Testbed;
 let pki: HubPki;
@@ -68,6 +70,8 @@ beforeAll(async () => {
     providerLostAfterMs: 8_000,
     heartbeatIntervalMs: 500,
     pingIntervalMs: 500,
+    // Every session of this suite outlives a short idle timeout only if the hub keeps it alive.
+    tunnelLimits: { idleTimeoutMs: TUNNEL_IDLE_MS },
     access: { port: 0, certPem: serving.certPem, keyPem: serving.keyPem },
   });
   await registerAccessApi(hubCluster, pki.ca.certPem, hub.accessPort!);
@@ -182,6 +186,22 @@ describe('consumer access through the tunnel', () => {
     await waitFor('the existing lines', () => (follow.output().includes('step 2') ? true : undefined), { timeoutMs: 60_000 });
     appendFileSync(testbed.cluster(first).access.logFile, criLogLines([`${first}: epoch 0 step 3 loss 1.87`]));
     await waitFor('the new line, followed', () => (follow.output().includes('step 3 loss 1.87') ? true : undefined), { timeoutMs: 30_000 });
+    follow.child.kill('SIGTERM');
+  });
+
+  it('keeps a followed log open while the job prints nothing, past the tunnel idle timeout, and shows the next line', async () => {
+    const follow = fedgpuStream('alice', ['logs', 'trainer', '-n', 'ml', '-f', '--tail', '1']);
+    await waitFor('the stream open', () => (follow.output().length > 0 ? true : undefined), { timeoutMs: 60_000 });
+    const quietSince = performance.now();
+    // What is tested is a stretch of time with no data, so the wait is for time to pass: three idle
+    // timeouts, failing at once if the stream ends meanwhile.
+    await waitFor('three idle timeouts of silence', () => {
+      if (follow.child.exitCode !== null) throw new Error(`fedgpu logs -f ended after ${Math.round(performance.now() - quietSince)} ms of silence: ${follow.output().slice(-200)}`);
+      return performance.now() - quietSince > 3 * TUNNEL_IDLE_MS ? true : undefined;
+    }, { timeoutMs: 4 * TUNNEL_IDLE_MS + 10_000, intervalMs: 100 });
+    appendFileSync(testbed.cluster(first).access.logFile, criLogLines([`${first}: after the quiet, step 9`]));
+    await waitFor('the line after the quiet', () => (follow.output().includes('after the quiet, step 9') ? true : undefined), { timeoutMs: 30_000 });
+    expect(follow.output()).not.toContain('log ended');
     follow.child.kill('SIGTERM');
   });
 

@@ -2,6 +2,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { reuseConnections } from '../runtime/connections.js';
 import type { Logger } from 'pino';
 import type { GpuJob } from '../api/types.js';
+import type { TunnelLimits } from '../protocol/tunnel/mux.js';
 import type { SchedulerConfig } from '../core/scheduling/config.js';
 import type { UsageReceipt } from '../gen/proto/fedgpu/v1/market.js';
 import type { HubMetrics } from '../metrics/hub-metrics.js';
@@ -45,6 +46,8 @@ export interface HubOptions {
   providerStatusPeriodMs?: number;
   heartbeatIntervalMs?: number;
   pingIntervalMs?: number;
+  /** Limits of the consumer access tunnels on each agent stream (protocol/tunnel/mux.ts); tests shorten the idle timeout. */
+  tunnelLimits?: Partial<TunnelLimits>;
   schedulerConfig?: SchedulerConfig;
   // --- operability (docs/metrics.md, docs/ha.md) ---
   /** This replica's metrics; the hub wires its caches and hooks into them. */
@@ -163,6 +166,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
     logger: opts.logger,
     heartbeatIntervalMs: opts.heartbeatIntervalMs,
     pingIntervalMs: opts.pingIntervalMs,
+    ...(opts.tunnelLimits ? { tunnelLimits: opts.tunnelLimits } : {}),
     // Read when an agent registers: only the leader admits agents, and it leads only once the
     // chain id is known (configured with --chain-id, or as the chain answered).
     ...(settlement ? { settlementDomain: lateDomain(settlement) } : {}),

@@ -260,6 +260,12 @@ export class AccessApiServer {
       port: options.port,
     });
     if (!session) throw new HttpError(503, 'ServiceUnavailable', `provider ${attempt.provider} is not connected to the hub, or has too many open sessions`);
+    // Open for as long as the consumer's connection is, as kubectl's are: a followed log may be
+    // quiet for hours, a shell idle, a port-forward waiting for its next request. The connection's
+    // end closes the session: here while it opens, then in the caller.
+    session.keepAlive();
+    const clientGone = () => session.close({ reason: 'client_gone' });
+    req.socket.once('close', clientGone);
     this.options.logger.info({ user: user.user, job: `${target.namespace}/${target.name}`, attempt: attempt.epoch, provider: attempt.provider, subresource: target.subresource }, 'access session');
     try {
       await session.opened;
@@ -267,6 +273,8 @@ export class AccessApiServer {
       const close = (error as { close?: TunnelClose }).close;
       const [code, reason] = closeStatus[close?.reason ?? ''] ?? [502, 'BadGateway'];
       throw new HttpError(code, reason, `provider ${attempt.provider} refused: ${close?.error ?? String(error)}`);
+    } finally {
+      req.socket.off('close', clientGone);
     }
     return session;
   }

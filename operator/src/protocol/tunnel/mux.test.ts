@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { TunnelKind, type TunnelClose, type TunnelFrame, type TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
 import { checkTunnelFrame } from './check.js';
-import { defaultTunnelLimits, TunnelMux, type TunnelLimits, type TunnelSession, type TunnelTimers } from './mux.js';
+import type { TimerHandle } from '../../runtime/clock.js';
+import { FakeClock } from '../../runtime/testing/fake-clock.js';
+import { defaultTunnelLimits, KEEPALIVE_CHANNEL, TunnelMux, type TunnelLimits, type TunnelSession, type TunnelTimers } from './mux.js';
 
 const openLog: TunnelOpen = {
   kind: TunnelKind.TUNNEL_KIND_LOG, jobUid: 'u', epoch: 1, replica: 0, container: '', initialWindow: 0,
@@ -179,6 +181,47 @@ describe('TunnelMux', () => {
     t.deliver();
     expect(closed?.reason).toBe('idle_timeout');
     expect(t.agent.openSessions).toBe(0);
+  });
+
+  it('keeps a session its owner holds open past the idle timeout on both ends; keepalives never reach the owners', async () => {
+    const clock = new FakeClock();
+    const timers: TunnelTimers = { setTimeout: (cb, ms) => clock.setTimer(cb, ms), clearTimeout: (h) => clock.clearTimer(h as TimerHandle) };
+    const t = pair({ idleTimeoutMs: 1000 }, timers);
+    const agentSides: TunnelSession[] = [];
+    const agentGot: number[] = [];
+    t.setOnOpen((s) => {
+      agentSides.push(s);
+      s.onData = (channel) => agentGot.push(channel);
+      s.accept();
+    });
+    const kept = t.hub.open(openLog) as TunnelSession;
+    const quiet = t.hub.open(openLog) as TunnelSession;
+    t.deliver();
+    await Promise.all([kept.opened, quiet.opened]);
+    kept.keepAlive();
+    kept.keepAlive(); // idempotent: one keepalive timer
+    const hubGot: number[] = [];
+    kept.onData = (channel) => hubGot.push(channel);
+    const sentBefore = t.state.dataFramesToHub;
+    // Five idle timeouts, in steps, delivering frames between them as a stream would.
+    for (let i = 0; i < 50; i++) {
+      clock.advance(100);
+      await Promise.resolve();
+      t.deliver();
+    }
+    expect(quiet.isClosed).toBe(true); // the one nobody keeps alive is closed as idle
+    expect(kept.isClosed).toBe(false);
+    expect(agentSides[0]!.isClosed).toBe(false); // the agent's idle timer is reset by the hub's keepalives
+    expect(agentGot).toEqual([]);
+    expect(t.state.dataFramesToHub).toBe(sentBefore); // the agent sends nothing to keep it
+    // Data still flows, and the keepalives stop with the session.
+    await agentSides[0]!.write(0, Buffer.from('late line'));
+    t.deliver();
+    expect(hubGot).toEqual([0]);
+    kept.close();
+    t.deliver();
+    expect(agentSides[0]!.isClosed).toBe(true);
+    expect(clock.pendingTimers()).toBe(0);
   });
 
   it('rejects pending writes when the stream ends', async () => {

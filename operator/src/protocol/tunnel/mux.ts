@@ -8,7 +8,9 @@
 //    waits above it, while control messages (heartbeats, assignments, receipts) are written
 //    directly and so queue behind at most that many bytes;
 //  - data goes out in chunks, round robin between sessions, so one busy session cannot starve another;
-//  - a cap on open sessions per stream, and an idle timeout per session.
+//  - a cap on open sessions per stream, and an idle timeout per session, which closes sessions
+//    whose ends lost each other; an end that knows its session is wanted (the hub, while the
+//    consumer's connection is open) keeps it alive with empty frames on KEEPALIVE_CHANNEL.
 // Pure: no I/O besides the injected send and timers, so the tests drive two ends in memory.
 import type { TunnelClose, TunnelFrame, TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
 import { closeErrorText } from './check.js';
@@ -53,6 +55,14 @@ export interface TunnelMuxOptions {
   onOpen?: (session: TunnelSession, open: TunnelOpen) => void;
 }
 
+/**
+ * Channel of the keepalive frames (always empty): they reset both ends' idle timers and are never
+ * handed to the session's owner. An agent older than them ignores an empty frame on a channel its
+ * exec, log and port-forward handlers do not use, so it works with them too.
+ */
+export const KEEPALIVE_CHANNEL = 255;
+const EMPTY = new Uint8Array(0);
+
 export class TunnelClosedError extends Error {
   constructor(readonly close: TunnelClose) {
     super(close.error || 'tunnel session closed');
@@ -83,6 +93,7 @@ export class TunnelSession {
   private readonly pending: PendingWrite[] = [];
   private closed: TunnelClose | undefined;
   private idleTimer: unknown;
+  private keepAliveTimer: unknown;
   private endAfterPending: Partial<TunnelClose> | undefined;
   private openedResolve: (() => void) | undefined;
   private openedReject: ((error: Error) => void) | undefined;
@@ -130,6 +141,24 @@ export class TunnelSession {
       this.pending.push({ channel, data, offset: 0, resolve, reject });
       this.mux.wake(this);
     });
+  }
+
+  /**
+   * Sends a keepalive at a third of the idle timeout until the session ends, so a quiet session
+   * (a followed log between lines, an idle shell, a port-forward waiting for its next request)
+   * stays open while its owner holds it. The owner must close the session once it is not wanted.
+   */
+  keepAlive(): void {
+    if (this.closed || this.keepAliveTimer !== undefined) return;
+    const every = Math.max(1, Math.floor(this.limits.idleTimeoutMs / 3));
+    const beat = () => {
+      this.keepAliveTimer = this.mux.timers.setTimeout(() => {
+        if (this.closed) return;
+        void this.write(KEEPALIVE_CHANNEL, EMPTY).catch(() => {});
+        beat();
+      }, every);
+    };
+    beat();
   }
 
   /** The owner passed `n` received bytes on: give the credit back to the peer. */
@@ -205,6 +234,7 @@ export class TunnelSession {
           return;
         }
         this.touch();
+        if (frame.value.channel === KEEPALIVE_CHANNEL && bytes.byteLength === 0) return;
         this.onData(frame.value.channel, bytes);
         return;
       }
@@ -222,6 +252,7 @@ export class TunnelSession {
     if (this.closed) return;
     this.closed = close;
     this.mux.timers.clearTimeout(this.idleTimer);
+    if (this.keepAliveTimer !== undefined) this.mux.timers.clearTimeout(this.keepAliveTimer);
     const error = new TunnelClosedError(close);
     for (const p of this.pending.splice(0)) p.reject(error);
     this.openedReject?.(error);
