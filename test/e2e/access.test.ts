@@ -30,6 +30,8 @@ import { getGpuJob, waitGpuJob } from './support/gpu-jobs.js';
 const H100 = 'NVIDIA-H100-80GB-HBM3';
 /** The hub's tunnel idle timeout here (10 minutes by default). */
 const TUNNEL_IDLE_MS = 4_000;
+/** Access sessions one user may hold open to one provider here (16 by default). */
+const SESSIONS_PER_USER = 5;
 
 let testbed: Testbed;
 let pki: HubPki;
@@ -72,7 +74,7 @@ beforeAll(async () => {
     pingIntervalMs: 500,
     // Every session of this suite outlives a short idle timeout only if the hub keeps it alive.
     tunnelLimits: { idleTimeoutMs: TUNNEL_IDLE_MS },
-    access: { port: 0, certPem: serving.certPem, keyPem: serving.keyPem },
+    access: { port: 0, certPem: serving.certPem, keyPem: serving.keyPem, maxSessionsPerUser: SESSIONS_PER_USER },
   });
   await registerAccessApi(hubCluster, pki.ca.certPem, hub.accessPort!);
 
@@ -203,6 +205,25 @@ describe('consumer access through the tunnel', () => {
     await waitFor('the line after the quiet', () => (follow.output().includes('after the quiet, step 9') ? true : undefined), { timeoutMs: 30_000 });
     expect(follow.output()).not.toContain('log ended');
     follow.child.kill('SIGTERM');
+  });
+
+  it("holds one user to their share of a provider's sessions, and gives a place back when a session ends", async () => {
+    const follows = Array.from({ length: SESSIONS_PER_USER }, () => fedgpuStream('alice', ['logs', 'trainer', '-n', 'ml', '-f', '--tail', '1']));
+    try {
+      await waitFor('every follow open', () => (follows.every((f) => f.output().length > 0) ? true : undefined), { timeoutMs: 90_000 });
+      const refused = await fedgpu('alice', ['logs', 'trainer', '-n', 'ml', '--tail', '1']);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain(`alice already has ${SESSIONS_PER_USER} access sessions open to provider ${names[first]}`);
+      follows[0]!.child.kill('SIGTERM');
+      // The hub gives the place back once it sees that connection close.
+      const again = await waitFor('a place again', async () => {
+        const res = await fedgpu('alice', ['logs', 'trainer', '-n', 'ml', '--tail', '1']);
+        return res.code === 0 ? res : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 250 });
+      expect(again.stdout).toContain(first);
+    } finally {
+      for (const f of follows) f.child.kill('SIGTERM');
+    }
   });
 
   it('runs a command in the pod and returns its output and exit code', async () => {

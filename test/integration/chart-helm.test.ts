@@ -252,6 +252,7 @@ describe('helm template', () => {
     const rules = one(objs, 'Role', 'rel-fedgpu').rules.filter((r: Obj) => r.apiGroups.includes('discovery.k8s.io'));
     expect(rules).toEqual([{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], resourceNames: ['rel-fedgpu-access-leader'], verbs: ['get', 'update'] }]);
     expect(one(objs, 'Deployment', 'rel-fedgpu').spec.template.spec.containers[0].args).toContain('--access-service=rel-fedgpu-access');
+    expect(one(objs, 'Deployment', 'rel-fedgpu').spec.template.spec.containers[0].args).toContain('--access-sessions-per-user=16');
     const guard = one(objs, 'ValidatingAdmissionPolicy', 'rel-fedgpu-access-endpoint-guard');
     expect(guard.spec.matchConditions).toEqual([{ name: 'the-access-slice', expression: 'object.metadata.namespace == "fedgpu-system" && object.metadata.name == "rel-fedgpu-access-leader"' }]);
     expect(guard.spec.validations.map((v: Obj) => v.expression).join('\n')).toContain('p.port == 8444');

@@ -50,6 +50,7 @@ export function hubCommand(globals: () => Globals): Command {
     .option('--access-host <host>', 'listen address of the access API', '127.0.0.1')
     .option('--access-cert <file>', 'serving certificate of the access API (valid for <service>.<namespace>.svc)')
     .option('--access-key <file>', 'serving key of the access API')
+    .option('--access-sessions-per-user <n>', "access sessions (log follows, exec, port-forward connections) one user may hold open to one provider, of the 64 its agent's stream carries", '16')
     .option('--access-service <name>', "while leading, publish this replica as the one endpoint of this Service (the chart's <fullname>-access, in $POD_NAMESPACE or --lease-namespace), so the apiserver's access requests reach the leader")
     .option('--access-advertise-address <ip>', 'the address published with --access-service (default $POD_IP)')
     .option('--log-level <level>', 'log level', 'info');
@@ -64,6 +65,10 @@ export function hubCommand(globals: () => Globals): Command {
       const jobConcurrency = Number(o.jobConcurrency);
       if (!Number.isSafeInteger(jobConcurrency) || jobConcurrency < 1 || jobConcurrency > 1024) {
         throw new CliError(`--job-concurrency ${o.jobConcurrency} is not a whole number from 1 to 1024`, ExitCode.Usage);
+      }
+      const sessionsPerUser = Number(o.accessSessionsPerUser);
+      if (!Number.isSafeInteger(sessionsPerUser) || sessionsPerUser < 1 || sessionsPerUser > 64) {
+        throw new CliError(`--access-sessions-per-user ${o.accessSessionsPerUser} is not a whole number from 1 to 64 (an agent's stream carries 64 sessions)`, ExitCode.Usage);
       }
       const idleCompaction = booleanFlag('--idle-compaction', o.idleCompaction);
       const logger = pino({ level: o.logLevel, base: { component: 'hub' } });
@@ -93,6 +98,7 @@ export function hubCommand(globals: () => Globals): Command {
                 port: Number(o.accessPort),
                 certPem: read(o.accessCert ?? o.tlsCert, 'access certificate'),
                 keyPem: read(o.accessKey ?? o.tlsKey, 'access key'),
+                maxSessionsPerUser: sessionsPerUser,
                 ...(o.accessService ? { endpoint: accessEndpointOf(o, process.env) } : {}),
               },
             }

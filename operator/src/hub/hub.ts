@@ -76,7 +76,7 @@ export interface HubOptions {
    * With `endpoint`, the leader publishes itself as the access Service's one endpoint
    * (hub/access/leader-endpoint.ts; its port defaults to the one served).
    */
-  access?: { host?: string; port: number; certPem: string; keyPem: string; endpoint?: Omit<AccessEndpoint, 'port'> & { port?: number; reassertMs?: number } };
+  access?: { host?: string; port: number; certPem: string; keyPem: string; maxSessionsPerUser?: number; endpoint?: Omit<AccessEndpoint, 'port'> & { port?: number; reassertMs?: number } };
 }
 
 export interface RunningHub {
@@ -181,6 +181,7 @@ export async function startHub(opts: HubOptions): Promise<RunningHub> {
         port: opts.access.port,
         certPem: opts.access.certPem,
         keyPem: opts.access.keyPem,
+        ...(opts.access.maxSessionsPerUser !== undefined ? { maxSessionsPerUser: opts.access.maxSessionsPerUser } : {}),
         openTunnel: (provider, open) => market.openTunnel(provider, open),
         standby: () => roles.standbyMessage(),
       })

@@ -17,6 +17,7 @@ import type { TunnelSession } from '../../protocol/tunnel/mux.js';
 import { AccessAuthorizer, verbOf } from './authorize.js';
 import { encodeFrame, FrameDecoder, STATUS, STDIN } from './frames.js';
 import { loadRequestHeaderConfig, userOf, type RequestHeaderConfig } from './identity.js';
+import { UserSessions } from './user-sessions.js';
 import { ACCESS_PREFIX, ACCESS_UPGRADE, apiResourceList, BadRequest, parseOptions, parseTarget, statusBody, type AccessOptions, type AccessTarget } from './request.js';
 
 export interface AccessServerOptions {
@@ -28,6 +29,8 @@ export interface AccessServerOptions {
   keyPem: string;
   /** Why this replica cannot serve access now (an HA stand-by); undefined when it can. */
   standby?: () => string | undefined;
+  /** Sessions one user may hold open to one provider (default 16, a quarter of an agent stream's 64). */
+  maxSessionsPerUser?: number;
   /** Opens a tunnel session to a provider's agent (MarketServer.openTunnel). */
   openTunnel(provider: string, open: TunnelOpen): TunnelSession | undefined;
 }
@@ -52,8 +55,10 @@ export class AccessApiServer {
   private requestHeader: RequestHeaderConfig | undefined;
   private readonly authorizer: AccessAuthorizer;
   private readonly jobs: CustomObjectsApi;
+  private readonly userSessions: UserSessions;
 
   constructor(private readonly options: AccessServerOptions) {
+    this.userSessions = new UserSessions(options.maxSessionsPerUser);
     this.authorizer = new AccessAuthorizer(options.kubeConfig);
     this.jobs = options.kubeConfig.makeApiClient(CustomObjectsApi);
   }
@@ -243,6 +248,8 @@ export class AccessApiServer {
     if (!uid) throw new HttpError(500, 'InternalError', 'gpujob has no uid');
 
     const kind = { log: TunnelKind.TUNNEL_KIND_LOG, exec: TunnelKind.TUNNEL_KIND_EXEC, portforward: TunnelKind.TUNNEL_KIND_PORT_FORWARD }[target.subresource];
+    const refusal = this.userSessions.refusal(attempt.provider, user.user);
+    if (refusal) throw new HttpError(429, 'TooManyRequests', refusal);
     const session = this.options.openTunnel(attempt.provider, {
       kind,
       jobUid: uid,
@@ -260,6 +267,7 @@ export class AccessApiServer {
       port: options.port,
     });
     if (!session) throw new HttpError(503, 'ServiceUnavailable', `provider ${attempt.provider} is not connected to the hub, or has too many open sessions`);
+    this.userSessions.track(attempt.provider, user.user, session.ended);
     // Open for as long as the consumer's connection is, as kubectl's are: a followed log may be
     // quiet for hours, a shell idle, a port-forward waiting for its next request. The connection's
     // end closes the session: here while it opens, then in the caller.

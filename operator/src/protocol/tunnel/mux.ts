@@ -99,6 +99,9 @@ export class TunnelSession {
   private openedReject: ((error: Error) => void) | undefined;
   /** Resolves when the peer accepted the session (hub side), rejects when it refused. */
   readonly opened: Promise<void>;
+  /** Resolves once the session ended, whichever side ended it. */
+  readonly ended: Promise<TunnelClose>;
+  private resolveEnded: ((close: TunnelClose) => void) | undefined;
 
   constructor(
     readonly id: number,
@@ -111,6 +114,7 @@ export class TunnelSession {
       this.openedReject = reject;
     });
     this.opened.catch(() => {});
+    this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
     this.touch();
   }
 
@@ -259,6 +263,7 @@ export class TunnelSession {
     this.openedResolve = undefined;
     this.openedReject = undefined;
     this.mux.forget(this);
+    this.resolveEnded?.(close);
     try {
       this.onClose(close);
     } catch {
