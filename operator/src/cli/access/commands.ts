@@ -10,6 +10,7 @@ import { CliError, ExitCode } from '../errors.js';
 import { loadKubeConfig } from '../kubeconfig.js';
 import { durationMs } from '../operability.js';
 import { accessPath, openLog, openUpgrade } from './client.js';
+import { rawWhileSession } from './terminal.js';
 
 type Globals = { kubeconfig?: string; context?: string };
 
@@ -81,11 +82,16 @@ export function execCommand(globals: () => Globals): Command {
           else if (f.channel === STATUS) status = JSON.parse(f.payload.toString('utf8')) as typeof status;
         }
       });
+      const restoreTerminal = rawWhileSession(process.stdin, { tty: Boolean(o.tty), stdin: Boolean(o.stdin) });
       if (o.stdin) {
         process.stdin.on('data', (chunk: Buffer) => socket.write(encodeFrame(STDIN, chunk)));
         process.stdin.on('end', () => socket.write(encodeFrame(STDIN, Buffer.alloc(0))));
       }
-      await new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      try {
+        await new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      } finally {
+        restoreTerminal();
+      }
       if (o.stdin) process.stdin.destroy();
       if (!status) throw new CliError('the session ended without a status', ExitCode.Failure);
       if (status.error) throw new CliError(status.error, ExitCode.Failure);
