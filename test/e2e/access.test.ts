@@ -417,6 +417,19 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
     expect(old.stdout.split('\n').filter(Boolean)).toHaveLength(2);
     expect(old.stdout).not.toContain(`${second}:`);
     expect(old.stdout).toMatch(/79999 x+\n$/);
+    // The kept tail answers --timestamps and --since as the live log does: its lines were written
+    // before the reclaim above, over a second ago.
+    const stamped = await fedgpu('alice', ['logs', 'trainer', '-n', 'ml', '--attempt', '1', '--tail', '1', '--timestamps']);
+    expect(stamped.stdout).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z 79999 x+\n$/);
+    const recent = await fedgpu('alice', ['logs', 'trainer', '-n', 'ml', '--attempt', '1', '--since', '1s']);
+    expect(recent.code, recent.stderr).toBe(0);
+    expect(recent.stdout).toBe('');
+    const hour = await fedgpu('alice', ['logs', 'trainer', '-n', 'ml', '--attempt', '1', '--since', '1h', '--tail', '1']);
+    expect(hour.stdout).toMatch(/^79999 x+\n$/);
+    // Only the main container's tail is kept: another container is refused, not answered with it.
+    const sidecar = await fedgpu('alice', ['logs', 'trainer', '-n', 'ml', '--attempt', '1', '-c', 'sidecar']);
+    expect(sidecar.code).not.toBe(0);
+    expect(sidecar.stderr).toContain('attempt 1 has ended; only its main container\'s log (main) is kept, not "sidecar"\'s');
     // exec goes to the running attempt, on the new provider.
     const execOld = await fedgpu('alice', ['exec', 'trainer', '-n', 'ml', '--', 'true']);
     expect(execOld.code).toBe(0);

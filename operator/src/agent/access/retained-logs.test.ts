@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RetainedLogs } from './retained-logs.js';
+import { RetainedLogs, retainedView } from './retained-logs.js';
 
 function retainedAt(clock: { now: number }, retentionMs = 60_000) {
   const dir = mkdtempSync(join(tmpdir(), 'fedgpu-retained-'));
@@ -63,5 +63,50 @@ describe('RetainedLogs', () => {
     clock.now += 61_000;
     logs.sweep();
     expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('RetainedLogs: whose tail', () => {
+  it('records the container a tail is of, refuses a name that is not a container name, and forgets it with the job', () => {
+    const logs = new RetainedLogs({ dir: mkdtempSync(join(tmpdir(), 'fedgpu-retained-')), maxBytesPerReplica: 1024, retentionMs: 60_000 });
+    logs.keep('job-a', 1, 0, Buffer.from('x\n'), 'trainer');
+    logs.keep('job-a', 1, 1, Buffer.from('y\n'), '../../etc');
+    logs.keep('job-a', 2, 0, Buffer.from('z\n'));
+    expect(logs.containerOf('job-a', 1, 0)).toBe('trainer');
+    expect(logs.containerOf('job-a', 1, 1)).toBeUndefined();
+    expect(logs.containerOf('job-a', 2, 0)).toBeUndefined();
+    logs.forgetJob('job-a');
+    expect(logs.containerOf('job-a', 1, 0)).toBeUndefined();
+    expect(logs.read('job-a', 1, 0)).toBeUndefined();
+  });
+});
+
+describe('retainedView', () => {
+  const now = Date.parse('2026-12-02T12:00:00Z');
+  const kept = Buffer.from([
+    'ut line cut by the byte bound',
+    '2026-12-02T09:00:00.123456789Z three hours ago',
+    '2026-12-02T11:59:30Z half a minute ago',
+    '2026-12-02T11:59:59.5Z just now',
+    '',
+  ].join('\n'));
+
+  it('strips the stamps unless --timestamps, as a live log has none', () => {
+    expect(retainedView(kept, { tailLines: -1, sinceSeconds: 0, timestamps: false }, now).toString()).toBe(
+      'ut line cut by the byte bound\nthree hours ago\nhalf a minute ago\njust now\n',
+    );
+    expect(retainedView(kept, { tailLines: 1, sinceSeconds: 0, timestamps: true }, now).toString()).toBe('2026-12-02T11:59:59.5Z just now\n');
+  });
+
+  it('keeps only lines newer than --since, then the last --tail of them; the cut first line, of unknown age, goes', () => {
+    expect(retainedView(kept, { tailLines: -1, sinceSeconds: 60, timestamps: false }, now).toString()).toBe('half a minute ago\njust now\n');
+    expect(retainedView(kept, { tailLines: 1, sinceSeconds: 3600, timestamps: false }, now).toString()).toBe('just now\n');
+    expect(retainedView(kept, { tailLines: -1, sinceSeconds: 1, timestamps: true }, now).toString()).toBe('2026-12-02T11:59:59.5Z just now\n');
+    expect(retainedView(kept, { tailLines: -1, sinceSeconds: 0, timestamps: false }, now).toString()).toContain('ut line cut by the byte bound\n');
+  });
+
+  it('serves a tail kept without stamps (by an older agent) as it was, and an unfinished last line without a newline', () => {
+    const old = Buffer.from('step 1\nstep 2\nstep 3');
+    expect(retainedView(old, { tailLines: 2, sinceSeconds: 60, timestamps: false }, now).toString()).toBe('step 2\nstep 3');
   });
 });

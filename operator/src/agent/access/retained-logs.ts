@@ -19,6 +19,9 @@ export interface RetainedLogsOptions {
 }
 
 const safeUid = /^[a-z0-9-]{1,64}$/;
+/** A container name (a DNS label), as the apiserver allows it. */
+const CONTAINER_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const containerPath = (logPath: string) => logPath.replace(/\.log$/, '.container');
 
 export class RetainedLogs {
   private readonly now: () => number;
@@ -39,11 +42,12 @@ export class RetainedLogs {
     return join(this.options.dir, `${jobUid}_e${epoch}_r${replica}.log`);
   }
 
-  /** Stores the tail of `log` for one replica of an ended attempt. */
-  keep(jobUid: string, epoch: number, replica: number, log: Buffer): void {
+  /** Stores the tail of `log` for one replica of an ended attempt, and which container it is of. */
+  keep(jobUid: string, epoch: number, replica: number, log: Buffer, container?: string): void {
     const path = this.path(jobUid, epoch, replica);
     if (!path || this.forgotten.has(jobUid)) return;
     const tail = log.byteLength > this.options.maxBytesPerReplica ? log.subarray(log.byteLength - this.options.maxBytesPerReplica) : log;
+    if (container !== undefined && CONTAINER_NAME.test(container)) writeFileSync(containerPath(path), container, { mode: 0o600 });
     writeFileSync(path, tail, { mode: 0o600 });
     if (this.options.maxTotalBytes !== undefined) this.trimTo(this.options.maxTotalBytes);
   }
@@ -84,6 +88,18 @@ export class RetainedLogs {
     return readFileSync(this.path(jobUid, epoch, replica) as string);
   }
 
+  /** The container whose tail is kept (undefined for a tail kept by an agent that did not record it). */
+  containerOf(jobUid: string, epoch: number, replica: number): string | undefined {
+    const path = this.path(jobUid, epoch, replica);
+    if (!path) return undefined;
+    try {
+      const name = readFileSync(containerPath(path), 'utf8');
+      return CONTAINER_NAME.test(name) ? name : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Forgets every attempt of a job (the job was deleted). */
   forgetJob(jobUid: string): void {
     if (!safeUid.test(jobUid)) return;
@@ -119,4 +135,40 @@ export function tailLines(log: Buffer, lines: number): Buffer {
     if (log[i] === 0x0a && ++count === lines) return log.subarray(i + 1);
   }
   return log;
+}
+
+/** The RFC 3339 time the apiserver puts before each line when asked for timestamps, and a space. */
+const STAMPED = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) /;
+
+export interface RetainedView {
+  /** < 0: every line. */
+  tailLines: number;
+  /** 0: no limit; else only lines stamped at most this long before `nowMs`. */
+  sinceSeconds: number;
+  /** Keep each line's time stamp. */
+  timestamps: boolean;
+}
+
+/**
+ * A kept tail (fetched with time stamps) as `fedgpu logs` asked for it: --since, --timestamps, then
+ * --tail, as the apiserver applies them to a live pod's log. A tail kept before stamps were is
+ * served as it is. In a stamped tail only the first line, cut by the byte bound, can lack one: its
+ * age is unknown, so --since leaves it out.
+ */
+export function retainedView(log: Buffer, view: RetainedView, nowMs: number): Buffer {
+  if (view.sinceSeconds <= 0 && view.timestamps) return tailLines(log, view.tailLines);
+  const text = log.toString('utf8');
+  const lines = text.split('\n');
+  const last = lines.pop(); // "" after a final newline; else an unfinished line
+  const since = view.sinceSeconds > 0 ? nowMs - view.sinceSeconds * 1000 : undefined;
+  const all = last ? [...lines, last] : lines;
+  const stamped = all.some((line) => STAMPED.test(line));
+  const kept: string[] = [];
+  for (const line of all) {
+    const stamp = STAMPED.exec(line);
+    if (since !== undefined && (stamp ? Date.parse(stamp[1]!) < since : stamped)) continue;
+    kept.push(stamp && !view.timestamps ? line.slice(stamp[0].length) : line);
+  }
+  const out = kept.join('\n') + (kept.length && !last ? '\n' : '');
+  return tailLines(Buffer.from(out, 'utf8'), view.tailLines);
 }

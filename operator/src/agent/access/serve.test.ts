@@ -22,7 +22,8 @@ function agentEnd(policy: AccessPolicy | ((pool: string | undefined) => AccessPo
   const cluster = { name: 'c', server: apiserver.server, ...(apiserver.caPem ? { caData: Buffer.from(apiserver.caPem).toString('base64') } : {}) };
   kc.loadFromOptions({ clusters: [cluster], users: [{ name: 'u' }], contexts: [{ name: 'c', cluster: 'c', user: 'u' }], currentContext: 'c' });
   const retained = new RetainedLogs({ dir: mkdtempSync(join(tmpdir(), 'fedgpu-retained-')), maxBytesPerReplica: 1024, retentionMs: 60_000 });
-  retained.keep('job-a', 1, 0, Buffer.from('line 1\nline 2\nline 3\n'));
+  retained.keep('job-a', 1, 0, Buffer.from('line 1\nline 2\nline 3\n'), 'main');
+  retained.keep('job-old', 1, 0, Buffer.from('kept by an older agent\n'));
   const access = new AccessServer({
     kubeConfig: kc,
     logger: pino({ level: 'silent' }),
@@ -70,6 +71,12 @@ describe('agent access server', () => {
     expect(frames.map((f) => f.frame?.$case)).toEqual(['opened', 'data', 'close']);
     const data = frames[1]?.frame;
     expect(data?.$case === 'data' && Buffer.from(data.value.data).toString()).toBe('line 2\nline 3\n');
+    // The tail is the main container's: asked by its name it is served, another container's is
+    // refused (not answered with the main one's), as is any other name when the tail does not say.
+    expect(open({ epoch: 1, container: 'main' }).map((f) => f.frame?.$case)).toEqual(['opened', 'data', 'close']);
+    const sidecar = closeReason(open({ epoch: 1, container: 'sidecar' }));
+    expect(sidecar?.$case === 'close' && sidecar.value).toMatchObject({ reason: 'not_attempt_pod', error: 'attempt 1 has ended; only its main container\'s log (main) is kept, not "sidecar"\'s' });
+    expect(open({ jobUid: 'job-old', epoch: 1, container: 'anything' }).map((f) => f.frame?.$case)).toEqual(['opened', 'data', 'close']);
     // exec into an attempt that is not running here is refused even though its log is kept.
     expect(closeReason(open({ epoch: 1, kind: TunnelKind.TUNNEL_KIND_EXEC, command: ['sh'] }))).toMatchObject({ value: { reason: 'not_attempt_pod' } });
   });

@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { TunnelKind, type TunnelOpen } from '../../gen/proto/fedgpu/v1/market.js';
 import type { TunnelSession } from '../../protocol/tunnel/mux.js';
 import { podName } from '../pods/build.js';
-import { tailLines, type RetainedLogs } from './retained-logs.js';
+import { retainedView, type RetainedLogs } from './retained-logs.js';
 
 export interface AccessPolicy {
   /** The owner allows exec into job pods (default true). */
@@ -64,13 +64,22 @@ export class AccessServer {
       const named = containers.length > 4 ? `${containers.slice(0, 4).join(', ')}, …` : containers.join(', ');
       return refuse('not_attempt_pod', `replica ${open.replica} has no container ${JSON.stringify(open.container)} (it has ${named})`);
     }
+    // Only the main container's tail outlives the pods: another container's is gone, and is not
+    // answered with the main one's. (A tail kept by an older agent does not say whose it is.)
+    const main = containers[0] ?? (retained ? this.options.retained.containerOf(open.jobUid, open.epoch, open.replica) : undefined);
+    const keptTail = retained && (!open.container || main === undefined || open.container === main) ? retained : undefined;
     const pod = podName(open.jobUid, open.epoch, open.replica);
     const namespace = attempt?.namespace ?? '';
     try {
       switch (open.kind) {
         case TunnelKind.TUNNEL_KIND_LOG:
-          if (!attempt?.live && retained) return this.serveRetained(session, open, retained);
-          return this.serveLog(session, namespace, open, pod, container, log, retained);
+          if (!attempt?.live && retained) {
+            if (!keptTail) {
+              return refuse('not_attempt_pod', `attempt ${open.epoch} has ended; only its main container's log (${main}) is kept, not ${JSON.stringify(open.container)}'s`);
+            }
+            return this.serveRetained(session, open, keptTail);
+          }
+          return this.serveLog(session, namespace, open, pod, container, log, keptTail);
         case TunnelKind.TUNNEL_KIND_EXEC:
           // The owner's choice for the pool the replica runs in, whatever the hub asks.
           if (!this.options.policyFor(attempt?.pools[open.replica]).exec) return refuse('exec_disabled', forbidden('exec into', attempt?.pools[open.replica]));
@@ -94,7 +103,8 @@ export class AccessServer {
   async retain(namespace: string, jobUid: string, epoch: number, containers: string[][]): Promise<void> {
     const limitBytes = this.options.retained.maxBytes;
     await Promise.all(containers.map(async (names, replica) => {
-      const query = new URLSearchParams({ container: names[0] ?? '' });
+      // With time stamps, so that --since and --timestamps work on the tail as on a live log.
+      const query = new URLSearchParams({ container: names[0] ?? '', timestamps: 'true' });
       const options = await this.apiRequest(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${podName(jobUid, epoch, replica)}/log?${query}`);
       const body = await new Promise<Buffer | undefined>((resolve) => {
         const req = request(options, (res) => {
@@ -111,13 +121,13 @@ export class AccessServer {
         req.setTimeout(30_000, () => req.destroy());
         req.end();
       });
-      if (body) this.options.retained.keep(jobUid, epoch, replica, body);
+      if (body) this.options.retained.keep(jobUid, epoch, replica, body, names[0]);
     }));
   }
 
   private serveRetained(session: TunnelSession, open: TunnelOpen, retained: Buffer): void {
     session.accept();
-    const text = tailLines(retained, open.tailLines);
+    const text = retainedView(retained, { tailLines: open.tailLines, sinceSeconds: open.sinceSeconds, timestamps: open.timestamps }, Date.now());
     void session.write(0, text).catch(() => {});
     session.end();
   }
