@@ -645,9 +645,9 @@ export interface JobPodTemplate {
 export interface JobSecret {
   /** Name of a Secret in the job's namespace on the hub. */
   name: string;
-  /** Environment variables set from keys of the Secret, on every container. */
+  /** Environment variables set from keys of the Secret, on every container, init containers included. */
   env?: JobSecretEnv[];
-  /** Absolute directory where every key of the Secret becomes a read-only file. */
+  /** Absolute directory where every key of the Secret becomes a read-only file, in every container, init containers included. */
   mountPath?: string;
 }
 

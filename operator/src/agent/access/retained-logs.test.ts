@@ -24,6 +24,8 @@ describe('RetainedLogs', () => {
     logs.keep('job-a', 1, 0, Buffer.from('attempt 1'));
     logs.keep('job-a', 2, 1, Buffer.from('attempt 2'));
     logs.keep('job-b', 1, 0, Buffer.from('other job'));
+    logs.keep('job-a', 1, 0, Buffer.from('x again\n')); // kept again without a name: the old one is not left
+    expect(logs.containerOf('job-a', 1, 0)).toBeUndefined();
     logs.forgetJob('job-a');
     expect(readdirSync(dir).sort()).toEqual(['job-b_e1_r0.log']);
     logs.keep('job-a', 2, 0, Buffer.from('late'));
@@ -46,6 +48,20 @@ describe('RetainedLogs', () => {
     const left = readdirSync(dir).sort();
     expect(left).toEqual(['job-a_e1_r61.log', 'job-a_e1_r62.log', 'job-a_e1_r63.log']);
     expect(logs.read('job-a', 1, 63)?.toString()).toBe('x'.repeat(16));
+  });
+
+  it('drops a tail and the name of its container together, never one without the other', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedgpu-retained-'));
+    const logs = new RetainedLogs({ dir, maxBytesPerReplica: 16, maxTotalBytes: 60, retentionMs: 3_600_000 });
+    const t = Date.now() / 1000;
+    for (let r = 0; r < 8; r++) {
+      logs.keep('job-a', 1, r, Buffer.from('x'.repeat(16)), 'main');
+      for (const ext of ['log', 'container']) utimesSync(join(dir, `job-a_e1_r${r}.${ext}`), t - 1000 + r, t - 1000 + r);
+    }
+    const left = readdirSync(dir).sort();
+    const tails = left.filter((f) => f.endsWith('.log'));
+    expect(tails.length).toBeGreaterThan(0);
+    expect(left).toEqual(tails.flatMap((f) => [f.replace(/\.log$/, '.container'), f]).sort());
   });
 
   it('hides and sweeps tails past the retention time', () => {
@@ -92,21 +108,28 @@ describe('retainedView', () => {
   ].join('\n'));
 
   it('strips the stamps unless --timestamps, as a live log has none', () => {
-    expect(retainedView(kept, { tailLines: -1, sinceSeconds: 0, timestamps: false }, now).toString()).toBe(
+    expect(retainedView(kept, { tailLines: -1, sinceSeconds: 0, timestamps: false, stamped: true }, now).toString()).toBe(
       'ut line cut by the byte bound\nthree hours ago\nhalf a minute ago\njust now\n',
     );
-    expect(retainedView(kept, { tailLines: 1, sinceSeconds: 0, timestamps: true }, now).toString()).toBe('2026-12-02T11:59:59.5Z just now\n');
+    expect(retainedView(kept, { tailLines: 1, sinceSeconds: 0, timestamps: true, stamped: true }, now).toString()).toBe('2026-12-02T11:59:59.5Z just now\n');
   });
 
   it('keeps only lines newer than --since, then the last --tail of them; the cut first line, of unknown age, goes', () => {
-    expect(retainedView(kept, { tailLines: -1, sinceSeconds: 60, timestamps: false }, now).toString()).toBe('half a minute ago\njust now\n');
-    expect(retainedView(kept, { tailLines: 1, sinceSeconds: 3600, timestamps: false }, now).toString()).toBe('just now\n');
-    expect(retainedView(kept, { tailLines: -1, sinceSeconds: 1, timestamps: true }, now).toString()).toBe('2026-12-02T11:59:59.5Z just now\n');
-    expect(retainedView(kept, { tailLines: -1, sinceSeconds: 0, timestamps: false }, now).toString()).toContain('ut line cut by the byte bound\n');
+    expect(retainedView(kept, { tailLines: -1, sinceSeconds: 60, timestamps: false, stamped: true }, now).toString()).toBe('half a minute ago\njust now\n');
+    expect(retainedView(kept, { tailLines: 1, sinceSeconds: 3600, timestamps: false, stamped: true }, now).toString()).toBe('just now\n');
+    expect(retainedView(kept, { tailLines: -1, sinceSeconds: 1, timestamps: true, stamped: true }, now).toString()).toBe('2026-12-02T11:59:59.5Z just now\n');
+    expect(retainedView(kept, { tailLines: -1, sinceSeconds: 0, timestamps: false, stamped: true }, now).toString()).toContain('ut line cut by the byte bound\n');
   });
 
-  it('serves a tail kept without stamps (by an older agent) as it was, and an unfinished last line without a newline', () => {
-    const old = Buffer.from('step 1\nstep 2\nstep 3');
-    expect(retainedView(old, { tailLines: 2, sinceSeconds: 60, timestamps: false }, now).toString()).toBe('step 2\nstep 3');
+  it('serves a tail kept without stamps (by an older agent) as it was, even lines the app stamped itself', () => {
+    const old = Buffer.from('2026-12-02T09:00:00Z app stamp\nstep 2\nstep 3');
+    expect(retainedView(old, { tailLines: 2, sinceSeconds: 60, timestamps: false, stamped: false }, now).toString()).toBe('step 2\nstep 3');
+    expect(retainedView(old, { tailLines: -1, sinceSeconds: 60, timestamps: false, stamped: false }, now).toString()).toContain('2026-12-02T09:00:00Z app stamp\n');
+  });
+
+  it('passes bytes that are not UTF-8 through untouched, and keeps an unfinished last line', () => {
+    const latin1 = Buffer.concat([Buffer.from('2026-12-02T11:59:59Z caf'), Buffer.from([0xe9, 0xff]), Buffer.from('\n2026-12-02T11:59:59Z no newline')]);
+    const out = retainedView(latin1, { tailLines: -1, sinceSeconds: 60, timestamps: false, stamped: true }, now);
+    expect(out.equals(Buffer.concat([Buffer.from('caf'), Buffer.from([0xe9, 0xff]), Buffer.from('\nno newline')]))).toBe(true);
   });
 });

@@ -48,6 +48,7 @@ export class RetainedLogs {
     if (!path || this.forgotten.has(jobUid)) return;
     const tail = log.byteLength > this.options.maxBytesPerReplica ? log.subarray(log.byteLength - this.options.maxBytesPerReplica) : log;
     if (container !== undefined && CONTAINER_NAME.test(container)) writeFileSync(containerPath(path), container, { mode: 0o600 });
+    else rmSync(containerPath(path), { force: true });
     writeFileSync(path, tail, { mode: 0o600 });
     if (this.options.maxTotalBytes !== undefined) this.trimTo(this.options.maxTotalBytes);
   }
@@ -66,10 +67,16 @@ export class RetainedLogs {
     }
     let total = files.reduce((sum, f) => sum + f.size, 0);
     files.sort((a, b) => a.mtimeMs - b.mtimeMs || a.path.localeCompare(b.path));
-    for (const f of files) {
+    for (const f of files.filter((x) => x.path.endsWith('.log'))) {
       if (total <= bytes) break;
       rmSync(f.path, { force: true });
       total -= f.size;
+      // A tail and the name of its container go together.
+      const sidecar = files.find((x) => x.path === containerPath(f.path));
+      if (sidecar) {
+        rmSync(sidecar.path, { force: true });
+        total -= sidecar.size;
+      }
     }
   }
 
@@ -139,6 +146,9 @@ export function tailLines(log: Buffer, lines: number): Buffer {
 
 /** The RFC 3339 time the apiserver puts before each line when asked for timestamps, and a space. */
 const STAMPED = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) /;
+/** Longer than any stamp and its space (36 characters with nanoseconds and an offset). */
+const STAMP_PREFIX_BYTES = 48;
+const NEWLINE = Buffer.from('\n');
 
 export interface RetainedView {
   /** < 0: every line. */
@@ -147,28 +157,29 @@ export interface RetainedView {
   sinceSeconds: number;
   /** Keep each line's time stamp. */
   timestamps: boolean;
+  /** The tail was fetched with stamps (RetainedLogs.containerOf says so); one kept before is served as it is. */
+  stamped: boolean;
 }
 
 /**
- * A kept tail (fetched with time stamps) as `fedgpu logs` asked for it: --since, --timestamps, then
- * --tail, as the apiserver applies them to a live pod's log. A tail kept before stamps were is
- * served as it is. In a stamped tail only the first line, cut by the byte bound, can lack one: its
- * age is unknown, so --since leaves it out.
+ * A kept tail as `fedgpu logs` asked for it: --since, --timestamps, then --tail, as the apiserver
+ * applies them to a live pod's log. Bytes pass through as they are (a log need not be UTF-8). In a
+ * stamped tail only the first line, cut by the byte bound, can lack a stamp: its age is unknown,
+ * so --since leaves it out.
  */
 export function retainedView(log: Buffer, view: RetainedView, nowMs: number): Buffer {
-  if (view.sinceSeconds <= 0 && view.timestamps) return tailLines(log, view.tailLines);
-  const text = log.toString('utf8');
-  const lines = text.split('\n');
-  const last = lines.pop(); // "" after a final newline; else an unfinished line
+  if (!view.stamped || (view.sinceSeconds <= 0 && view.timestamps)) return tailLines(log, view.tailLines);
   const since = view.sinceSeconds > 0 ? nowMs - view.sinceSeconds * 1000 : undefined;
-  const all = last ? [...lines, last] : lines;
-  const stamped = all.some((line) => STAMPED.test(line));
-  const kept: string[] = [];
-  for (const line of all) {
-    const stamp = STAMPED.exec(line);
-    if (since !== undefined && (stamp ? Date.parse(stamp[1]!) < since : stamped)) continue;
-    kept.push(stamp && !view.timestamps ? line.slice(stamp[0].length) : line);
+  const kept: Buffer[] = [];
+  for (let start = 0; start < log.byteLength; ) {
+    const newline = log.indexOf(0x0a, start);
+    const end = newline < 0 ? log.byteLength : newline;
+    const line = log.subarray(start, end);
+    start = end + 1;
+    const stamp = STAMPED.exec(line.subarray(0, STAMP_PREFIX_BYTES).toString('latin1'));
+    if (since !== undefined && (!stamp || Date.parse(stamp[1]!) < since)) continue;
+    kept.push(stamp && !view.timestamps ? line.subarray(stamp[0].length) : line);
+    if (newline >= 0) kept.push(NEWLINE);
   }
-  const out = kept.join('\n') + (kept.length && !last ? '\n' : '');
-  return tailLines(Buffer.from(out, 'utf8'), view.tailLines);
+  return tailLines(Buffer.concat(kept), view.tailLines);
 }

@@ -127,7 +127,8 @@ export class AccessServer {
 
   private serveRetained(session: TunnelSession, open: TunnelOpen, retained: Buffer): void {
     session.accept();
-    const text = retainedView(retained, { tailLines: open.tailLines, sinceSeconds: open.sinceSeconds, timestamps: open.timestamps }, Date.now());
+    const stamped = this.options.retained.containerOf(open.jobUid, open.epoch, open.replica) !== undefined;
+    const text = retainedView(retained, { tailLines: open.tailLines, sinceSeconds: open.sinceSeconds, timestamps: open.timestamps, stamped }, Date.now());
     void session.write(0, text).catch(() => {});
     session.end();
   }

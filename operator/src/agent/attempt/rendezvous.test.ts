@@ -63,6 +63,16 @@ describe('rendezvous environment', () => {
     }
     expect(joined[0]!.spec!.containers[0]!.env).toContainEqual({ name: 'KEEP', value: '1' });
   });
+
+  it('init containers learn the rendezvous and where they stand too (one that waits for the master needs its address)', () => {
+    const template = { spec: { initContainers: [{ name: 'wait-master', image: 'busybox', env: [{ name: 'RANK', value: '7' }] }], containers: [{ name: 'main', image: 'train' }] } };
+    const pods = buildJobPods({ jobUid: shape.jobUid, epoch: 2, podTemplates: [template, template], nodeNames: ['a', 'b'], gpusPerReplica: 8 }, 'ns');
+    const init = joinRendezvous(pods[1]!, { ...shape, replicas: 2 }, 1, 'ns').spec!.initContainers![0]!;
+    expect(init.env?.filter((e) => e.name === 'RANK')).toEqual([{ name: 'RANK', value: '1' }]);
+    expect(init.env).toContainEqual({ name: 'MASTER_ADDR', value: 'fj-1b4e28ba2fa11-e2-r0.fj-1b4e28ba2fa11-e2.ns.svc' });
+    expect(init.env).toContainEqual({ name: 'FEDGPU_REPLICA', value: '1' });
+    expect(init.env).toContainEqual({ name: 'NVIDIA_VISIBLE_DEVICES', value: 'void' });
+  });
 });
 
 describe('rendezvous objects', () => {

@@ -1,4 +1,4 @@
-import type { V1EnvVar, V1NetworkPolicy, V1NetworkPolicyEgressRule, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1Container, V1EnvVar, V1NetworkPolicy, V1NetworkPolicyEgressRule, V1Pod, V1Service } from '@kubernetes/client-node';
 import { EPOCH_LABEL, JOB_UID_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../pods/build.js';
 
 // How the replicas of one attempt find each other (DESIGN §8a): a headless Service gives every
@@ -95,13 +95,16 @@ export function joinRendezvous(pod: V1Pod, shape: GangShape, replica: number, na
   const env = rendezvousEnv(shape, replica, namespace);
   const names = new Set(env.map((e) => e.name));
   const spec = pod.spec!;
+  const joined = (c: V1Container): V1Container => ({ ...c, env: [...(c.env ?? []).filter((e) => !names.has(e.name)), ...env] });
   return {
     ...pod,
     spec: {
       ...spec,
       hostname: replicaHostname(shape.jobUid, shape.epoch, replica),
       ...(isGang(shape) ? { subdomain: attemptName(shape.jobUid, shape.epoch) } : {}),
-      containers: spec.containers.map((c) => ({ ...c, env: [...(c.env ?? []).filter((e) => !names.has(e.name)), ...env] })),
+      containers: spec.containers.map(joined),
+      // An init container that waits for the master (nc -z $MASTER_ADDR $MASTER_PORT) needs it too.
+      ...(spec.initContainers?.length ? { initContainers: spec.initContainers.map(joined) } : {}),
     },
   };
 }

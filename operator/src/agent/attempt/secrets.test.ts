@@ -35,6 +35,15 @@ describe('per-attempt secrets', () => {
     expect(JSON.stringify(mounted)).not.toMatch(/hf_abc|k=v|\[default\]/);
   });
 
+  it('init containers get them too: a data download needs the credentials before the job starts', () => {
+    const withInit = buildJobPods({ jobUid: uid, epoch: 3, podTemplates: [{ spec: { initContainers: [{ name: 'fetch', image: 'aws-cli' }], containers: [{ name: 'main', image: 'x' }] } }], nodeNames: ['n'], gpusPerReplica: 1 }, 'ns')[0]!;
+    const init = mountSecrets(withInit, uid, 3, [hf, s3]).spec!.initContainers![0]!;
+    expect(init.env?.filter((e) => e.name === 'HF_TOKEN')).toEqual([{ name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'fj-1b4e28ba2fa11-e3-secrets', key: 's0.token' } } }]);
+    expect(init.volumeMounts).toContainEqual({ name: 'fedgpu-secret-1', mountPath: '/var/run/s3', readOnly: true });
+    const taken = buildJobPods({ jobUid: uid, epoch: 3, podTemplates: [{ spec: { volumes: [{ name: 'v', emptyDir: { sizeLimit: '1Gi' } }], initContainers: [{ name: 'fetch', image: 'aws-cli', volumeMounts: [{ name: 'v', mountPath: '/var/run/s3' }] }], containers: [{ name: 'main', image: 'x' }] } }], nodeNames: ['n'], gpusPerReplica: 1 }, 'ns')[0]!;
+    expect(() => mountSecrets(taken, uid, 3, [s3])).toThrow('container fetch already mounts /var/run/s3');
+  });
+
   it('refuses, by field and without echoing values, what cannot be stored or mounted', () => {
     const refusal = (secrets: AttemptSecret[]) => {
       try {

@@ -1,4 +1,4 @@
-import type { V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { V1Container, V1Pod, V1Secret } from '@kubernetes/client-node';
 import { GPU_ENV_PATTERN } from '../../core/isolation/allowlist.js';
 import type { AttemptSecret } from '../../gen/proto/fedgpu/v1/market.js';
 import { MAX_ATTEMPT_SECRET_BYTES, MAX_ATTEMPT_SECRETS, secretBytes } from '../../protocol/limits.js';
@@ -66,7 +66,10 @@ export function attemptSecret(jobUid: string, epoch: number, namespace: string, 
   };
 }
 
-/** The pod with the secrets exposed on every container; refuses a mountPath the template already uses. */
+/**
+ * The pod with the secrets exposed on every container, init containers too (a data download needs
+ * the credentials first); refuses a mountPath the template already uses.
+ */
 export function mountSecrets(pod: V1Pod, jobUid: string, epoch: number, secrets: readonly AttemptSecret[]): V1Pod {
   if (secrets.length === 0) return pod;
   const secretName = attemptSecretName(jobUid, epoch);
@@ -79,16 +82,18 @@ export function mountSecrets(pod: V1Pod, jobUid: string, epoch: number, secrets:
   const env = secrets.flatMap((s, i) => s.env.map((e) => ({ name: e.name, valueFrom: { secretKeyRef: { name: secretName, key: storedKey(i, e.key) } } })));
   const mounts = secrets.flatMap((s, i) => (s.mountPath ? [{ name: `fedgpu-secret-${i}`, mountPath: s.mountPath, readOnly: true }] : []));
   const names = new Set(env.map((e) => e.name));
+  const withSecrets = (c: V1Container): V1Container => {
+    const taken = (c.volumeMounts ?? []).find((m) => mounts.some((x) => x.mountPath === m.mountPath));
+    if (taken) throw new AttemptRefused('InvalidSecrets', `container ${c.name} already mounts ${taken.mountPath}`);
+    return { ...c, env: [...(c.env ?? []).filter((e) => !names.has(e.name)), ...env], volumeMounts: [...(c.volumeMounts ?? []), ...mounts] };
+  };
   return {
     ...pod,
     spec: {
       ...spec,
       volumes: [...(spec.volumes ?? []), ...volumes],
-      containers: spec.containers.map((c) => {
-        const taken = (c.volumeMounts ?? []).find((m) => mounts.some((x) => x.mountPath === m.mountPath));
-        if (taken) throw new AttemptRefused('InvalidSecrets', `container ${c.name} already mounts ${taken.mountPath}`);
-        return { ...c, env: [...(c.env ?? []).filter((e) => !names.has(e.name)), ...env], volumeMounts: [...(c.volumeMounts ?? []), ...mounts] };
-      }),
+      containers: spec.containers.map(withSecrets),
+      ...(spec.initContainers?.length ? { initContainers: spec.initContainers.map(withSecrets) } : {}),
     },
   };
 }

@@ -122,7 +122,10 @@ export function buildJobPods(assignment: Assignment, namespace: string, options:
       ...c,
       env: [...(c.env ?? []).filter((e) => !env.some((x) => x.name === e.name)), ...env, ...(i === 0 ? [] : NO_GPUS)],
     }));
-    if (spec.initContainers?.length) spec.initContainers = spec.initContainers.map((c) => ({ ...c, env: [...(c.env ?? []), ...NO_GPUS] }));
+    // Init containers (a data download, a wait for the gang's master) learn it too, and get no GPU.
+    if (spec.initContainers?.length) {
+      spec.initContainers = spec.initContainers.map((c) => ({ ...c, env: [...(c.env ?? []).filter((e) => !env.some((x) => x.name === e.name)), ...env, ...NO_GPUS] }));
+    }
     spec.tolerations = [gpuToleration];
     spec.terminationGracePeriodSeconds = assignment.gracePeriodSeconds ?? spec.terminationGracePeriodSeconds ?? 30;
     // The provider's own kube-scheduler binds the pod, so the owner's policies still hold; we only

@@ -75,7 +75,7 @@ export const jobSecretsSchema: Schema = arr(
     {
       name: str('Name of a Secret in the job\'s namespace on the hub.', { pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 }),
       env: arr(
-        'Environment variables set from keys of the Secret, on every container.',
+        'Environment variables set from keys of the Secret, on every container, init containers included.',
         obj(
           'One variable.',
           {
@@ -101,7 +101,7 @@ export const jobSecretsSchema: Schema = arr(
         ),
         { maxItems: 64 },
       ),
-      mountPath: str('Absolute directory where every key of the Secret becomes a read-only file.', {
+      mountPath: str('Absolute directory where every key of the Secret becomes a read-only file, in every container, init containers included.', {
         pattern: '^/[A-Za-z0-9._/-]*$',
         maxLength: 512,
       }),

@@ -9,6 +9,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GPUJOB_PLURAL, GROUP, VERSION, type GpuJob } from '../../api/types.js';
@@ -48,7 +49,13 @@ const closeStatus: Record<string, [number, string]> = {
   port_forward_disabled: [403, 'Forbidden'],
   attempt_not_running: [409, 'Conflict'],
   too_many_sessions: [429, 'TooManyRequests'],
+  open_timeout: [504, 'GatewayTimeout'],
 };
+
+/** How long a provider has to answer a session the hub opens (keepalives hold it open meanwhile). */
+const OPEN_TIMEOUT_MS = 60_000;
+/** Idle time before TCP keepalive probes a consumer connection. */
+const TCP_KEEPALIVE_MS = 30_000;
 
 export class AccessApiServer {
   private server: Server | undefined;
@@ -73,6 +80,9 @@ export class AccessApiServer {
       requestCert: true,
       rejectUnauthorized: false,
     });
+    // A client that vanishes without a FIN (its node lost power, a NAT forgot it) is found by TCP
+    // keepalive: its sessions are kept open only while the connection lives.
+    server.on('secureConnection', (socket: TLSSocket) => socket.setKeepAlive(true, TCP_KEEPALIVE_MS));
     server.on('request', (req: IncomingMessage, res: ServerResponse) => void this.onRequest(req, res));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
     this.server = server;
@@ -274,6 +284,8 @@ export class AccessApiServer {
     session.keepAlive();
     const clientGone = () => session.close({ reason: 'client_gone' });
     req.socket.once('close', clientGone);
+    // The keepalives hold the session open: a provider that never answers it is given up on.
+    const openTimer = setTimeout(() => session.close({ reason: 'open_timeout', error: `no answer within ${OPEN_TIMEOUT_MS / 1000} s` }), OPEN_TIMEOUT_MS);
     this.options.logger.info({ user: user.user, job: `${target.namespace}/${target.name}`, attempt: attempt.epoch, provider: attempt.provider, subresource: target.subresource }, 'access session');
     try {
       await session.opened;
@@ -282,6 +294,7 @@ export class AccessApiServer {
       const [code, reason] = closeStatus[close?.reason ?? ''] ?? [502, 'BadGateway'];
       throw new HttpError(code, reason, `provider ${attempt.provider} refused: ${close?.error ?? String(error)}`);
     } finally {
+      clearTimeout(openTimer);
       req.socket.off('close', clientGone);
     }
     return session;

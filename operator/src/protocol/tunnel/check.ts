@@ -2,7 +2,7 @@
 // caps are the mux's business; this only keeps sizes and strings bounded. Returns a problem or undefined.
 import type { TunnelFrame } from '../../gen/proto/fedgpu/v1/market.js';
 import { oneLine } from '../event-text.js';
-import type { TunnelLimits } from './mux.js';
+import { KEEPALIVE_CHANNEL, type TunnelLimits } from './mux.js';
 
 const maxErrorChars = 1024;
 const maxReasonChars = 64;
@@ -27,6 +27,7 @@ export function checkTunnelFrame(frame: TunnelFrame, limits: Readonly<TunnelLimi
       return body.value.initialWindow > limits.windowBytes * 4 ? 'tunnel window too large' : undefined;
     case 'data':
       if (body.value.data.byteLength > limits.chunkBytes) return `tunnel data frame over ${limits.chunkBytes} bytes`;
+      if (body.value.channel === KEEPALIVE_CHANNEL) return body.value.data.byteLength === 0 ? undefined : 'tunnel keepalive frame with data';
       return body.value.channel > 3 ? 'tunnel channel out of range' : undefined;
     case 'window':
       return body.value.increment > limits.windowBytes * 4 ? 'tunnel window increment too large' : undefined;

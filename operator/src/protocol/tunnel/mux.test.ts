@@ -224,6 +224,56 @@ describe('TunnelMux', () => {
     expect(clock.pendingTimers()).toBe(0);
   });
 
+  it('a keepalive goes out ahead of data stalled for credit, and an empty frame on channel 0 (end of stdin) still reaches the owner', async () => {
+    const clock = new FakeClock();
+    const timers: TunnelTimers = { setTimeout: (cb, ms) => clock.setTimer(cb, ms), clearTimeout: (h) => clock.clearTimer(h as TimerHandle) };
+    const t = pair({ idleTimeoutMs: 1000, windowBytes: 1024 }, timers);
+    const agentGot: [number, number][] = [];
+    let agentSide: TunnelSession | undefined;
+    t.setOnOpen((s) => {
+      agentSide = s;
+      s.onData = (channel, data) => agentGot.push([channel, data.byteLength]); // never delivered(): no credit comes back
+      s.accept();
+    });
+    const session = t.hub.open(openLog) as TunnelSession;
+    t.deliver();
+    await session.opened;
+    session.keepAlive();
+    void session.write(0, Buffer.alloc(4096)).catch(() => {}); // more than the window: the rest waits
+    t.deliver();
+    for (let i = 0; i < 50; i++) {
+      clock.advance(100);
+      await Promise.resolve();
+      t.deliver();
+    }
+    expect(agentSide!.isClosed).toBe(false);
+    expect(agentGot.reduce((n, [, bytes]) => n + bytes, 0)).toBe(1024);
+    void session.write(0, Buffer.alloc(0)).catch(() => {});
+    session.close();
+    t.deliver();
+    expect(agentGot.every(([channel]) => channel === 0)).toBe(true);
+    // The agent's own check lets a keepalive through, and nothing else on that channel.
+    expect(checkTunnelFrame({ sessionId: 1, frame: { $case: 'data', value: { channel: KEEPALIVE_CHANNEL, data: Buffer.alloc(0) } } }, defaultTunnelLimits)).toBeUndefined();
+    expect(checkTunnelFrame({ sessionId: 1, frame: { $case: 'data', value: { channel: KEEPALIVE_CHANNEL, data: Buffer.from('x') } } }, defaultTunnelLimits)).toBe('tunnel keepalive frame with data');
+  });
+
+  it('passes an empty frame on channel 0 to the owner while keepalives run', async () => {
+    const t = pair();
+    const got: [number, number][] = [];
+    t.setOnOpen((s) => {
+      s.onData = (channel, data) => got.push([channel, data.byteLength]);
+      s.accept();
+    });
+    const session = t.hub.open(openLog) as TunnelSession;
+    t.deliver();
+    await session.opened;
+    session.keepAlive();
+    await session.write(0, Buffer.alloc(0));
+    t.deliver();
+    expect(got).toEqual([[0, 0]]);
+    session.close();
+  });
+
   it('rejects pending writes when the stream ends', async () => {
     const t = pair({ windowBytes: 1024 });
     let agentSide: TunnelSession | undefined;

@@ -57,11 +57,11 @@ export interface TunnelMuxOptions {
 
 /**
  * Channel of the keepalive frames (always empty): they reset both ends' idle timers and are never
- * handed to the session's owner. An agent older than them ignores an empty frame on a channel its
+ * handed to the session's owner; either end may send them (checkTunnelFrame lets an agent's through). An agent older than them ignores an empty frame on a channel its
  * exec, log and port-forward handlers do not use, so it works with them too.
  */
 export const KEEPALIVE_CHANNEL = 255;
-const EMPTY = new Uint8Array(0);
+const EMPTY = Buffer.alloc(0);
 
 export class TunnelClosedError extends Error {
   constructor(readonly close: TunnelClose) {
@@ -150,7 +150,10 @@ export class TunnelSession {
   /**
    * Sends a keepalive at a third of the idle timeout until the session ends, so a quiet session
    * (a followed log between lines, an idle shell, a port-forward waiting for its next request)
-   * stays open while its owner holds it. The owner must close the session once it is not wanted.
+   * stays open while its owner holds it. The owner must close the session once it is not wanted
+   * (the hub: when the consumer's connection ends, which TCP keepalive finds out when it dies
+   * silently). Each beat goes out at once, ahead of data waiting for credit (it needs none, and
+   * the receiver drops it), and resets this end's idle timer too.
    */
   keepAlive(): void {
     if (this.closed || this.keepAliveTimer !== undefined) return;
@@ -158,7 +161,8 @@ export class TunnelSession {
     const beat = () => {
       this.keepAliveTimer = this.mux.timers.setTimeout(() => {
         if (this.closed) return;
-        void this.write(KEEPALIVE_CHANNEL, EMPTY).catch(() => {});
+        this.touch();
+        this.mux.sendFrame({ sessionId: this.id, frame: { $case: 'data', value: { channel: KEEPALIVE_CHANNEL, data: EMPTY } } });
         beat();
       }, every);
     };
