@@ -17,9 +17,23 @@ const gang = { to: [{ podSelector: { matchLabels: selector } }] };
 const policyOf = (need: Parameters<typeof egressToMessage>[0]) => prepareAttempt(assign(egressToMessage(need)), pods(), 'ns', () => ({ mode: 'internet' })).objects.policies;
 
 describe('egress of an attempt', () => {
-  it('none: the gang only (the attempt policy denies everything else)', () => {
+  it('none: the gang only (the attempt policy denies everything else), where the namespace grants DNS', () => {
     expect(egressRules({ mode: 'none' })).toEqual([]);
-    expect(policyOf({ mode: 'none' }).map((p) => p.spec?.egress)).toEqual([[gang]]);
+    const none = assign(egressToMessage({ mode: 'none' }));
+    expect(prepareAttempt(none, pods(), 'ns', () => ({ mode: 'internet' }), true).objects.policies.map((p) => p.spec?.egress)).toEqual([[gang]]);
+  });
+
+  it('a gang asking none still gets cluster DNS where the namespace has none: its replicas find each other by name', () => {
+    const none = assign(egressToMessage({ mode: 'none' }));
+    const policies = prepareAttempt(none, pods(), 'ns', () => ({ mode: 'dns' }), false).objects.policies;
+    expect(policies.map((p) => p.spec?.egress)).toEqual([[gang, { to: [{ namespaceSelector: {} }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] }]]);
+    // A pool offering no egress at all, in a namespace without DNS, refuses the gang rather than
+    // run replicas that can never meet; the hub reads it as any egress refusal (nobody's fault).
+    const noneHere = (node: string) => (node === 'n2' ? { mode: 'none' as const } : { mode: 'dns' as const });
+    expect(() => prepareAttempt(none, pods(), 'ns', noneHere, false)).toThrow(/^node n2: a gang needs cluster DNS to find its replicas/);
+    expect(() => prepareAttempt(none, pods(), 'ns', noneHere, false)).toThrow(expect.objectContaining({ reason: 'EgressNotOffered' }));
+    // An attempt already running is left as it was granted.
+    expect(prepareAttempt(none, pods(), 'ns', noneHere, false, true).objects.policies.map((p) => p.spec?.egress)).toEqual([[gang]]);
   });
 
   it('dns: port 53 to in-cluster DNS only, in the attempt policy beside the gang', () => {

@@ -62,12 +62,31 @@ export function prepareAttempt(
   checkSecrets(assign.secrets, { started });
   const secret = attemptSecret(assign.jobUid, assign.epoch, namespace, assign.secrets);
   const shape: GangShape = { jobUid: assign.jobUid, epoch: assign.epoch, replicas: pods.length, gpusPerReplica: assign.gpusPerReplica };
+  const grant = isGang(shape) ? gangGrant(need, assign.nodeNames, offer, namespaceAllowsDns, started) : need;
   return {
     pods: pods.map((pod, replica) => mountSecrets(joinRendezvous(pod, shape, replica, namespace), assign.jobUid, assign.epoch, assign.secrets)),
     objects: {
       services: isGang(shape) ? [headlessService(assign.jobUid, assign.epoch, namespace)] : [],
-      policies: !widening && needsAttemptPolicy(pods.length, need, namespaceAllowsDns) ? [attemptPolicy(assign.jobUid, assign.epoch, namespace, egressRules(need))] : [],
+      policies: !widening && needsAttemptPolicy(pods.length, grant, namespaceAllowsDns) ? [attemptPolicy(assign.jobUid, assign.epoch, namespace, egressRules(grant))] : [],
       secrets: secret ? [secret] : [],
     },
   };
 }
+
+/**
+ * What a gang is granted: its replicas find each other by DNS names (MASTER_ADDR and the peers are
+ * names of the attempt's headless Service), so a gang that asked for no egress at all still needs
+ * cluster DNS where the tenant namespace does not grant it (the owner's allowDNS false). It gets
+ * DNS where every pool under it offers DNS; a pool that offers none refuses the gang instead of
+ * running replicas that can never meet (and would be failed for it after the start timeout).
+ */
+function gangGrant(need: EgressProfile, nodeNames: readonly string[], offer: EgressOffer, namespaceAllowsDns: boolean, started: boolean): EgressProfile {
+  if (need.mode !== 'none' || namespaceAllowsDns) return need;
+  const noDns = [...new Set(nodeNames)].find((node) => egressRefusal(offer(node), DNS_ONLY) !== undefined);
+  if (noDns === undefined) return DNS_ONLY;
+  if (started) return need; // a running attempt is left as it was granted
+  // The hub reads it as any egress refusal: nobody's fault, and the job goes elsewhere.
+  throw new AttemptRefused('EgressNotOffered', `node ${noDns}: a gang needs cluster DNS to find its replicas (MASTER_ADDR is a DNS name); this pool offers egress none and its namespaces no DNS`);
+}
+
+const DNS_ONLY: EgressProfile = { mode: 'dns' };
