@@ -40,6 +40,12 @@ export interface AccessServerOptions {
   attempt(jobUid: string, epoch: number): AttemptPods | undefined;
 }
 
+/** A kept log tail, and whether it was kept with time stamps (it records its container then). */
+interface KeptTail {
+  log: Buffer;
+  stamped: boolean;
+}
+
 const kindNames: Record<number, string> = { 1: 'log', 2: 'exec', 3: 'port-forward' };
 
 export class AccessServer {
@@ -66,8 +72,10 @@ export class AccessServer {
     }
     // Only the main container's tail outlives the pods: another container's is gone, and is not
     // answered with the main one's. (A tail kept by an older agent does not say whose it is.)
-    const main = containers[0] ?? (retained ? this.options.retained.containerOf(open.jobUid, open.epoch, open.replica) : undefined);
-    const keptTail = retained && (!open.container || main === undefined || open.container === main) ? retained : undefined;
+    // Whose the kept tail is: read once, it also says the tail was kept with time stamps.
+    const keptOf = retained ? this.options.retained.containerOf(open.jobUid, open.epoch, open.replica) : undefined;
+    const main = containers[0] ?? keptOf;
+    const keptTail = retained && (!open.container || main === undefined || open.container === main) ? { log: retained, stamped: keptOf !== undefined } : undefined;
     const pod = podName(open.jobUid, open.epoch, open.replica);
     const namespace = attempt?.namespace ?? '';
     try {
@@ -125,15 +133,14 @@ export class AccessServer {
     }));
   }
 
-  private serveRetained(session: TunnelSession, open: TunnelOpen, retained: Buffer): void {
+  private serveRetained(session: TunnelSession, open: TunnelOpen, kept: KeptTail): void {
     session.accept();
-    const stamped = this.options.retained.containerOf(open.jobUid, open.epoch, open.replica) !== undefined;
-    const text = retainedView(retained, { tailLines: open.tailLines, sinceSeconds: open.sinceSeconds, timestamps: open.timestamps, stamped }, Date.now());
+    const text = retainedView(kept.log, { tailLines: open.tailLines, sinceSeconds: open.sinceSeconds, timestamps: open.timestamps, stamped: kept.stamped }, Date.now());
     void session.write(0, text).catch(() => {});
     session.end();
   }
 
-  private serveLog(session: TunnelSession, namespace: string, open: TunnelOpen, pod: string, container: string, log: Logger, retained: Buffer | undefined): void {
+  private serveLog(session: TunnelSession, namespace: string, open: TunnelOpen, pod: string, container: string, log: Logger, retained: KeptTail | undefined): void {
     const query = new URLSearchParams({ container });
     if (open.follow) query.set('follow', 'true');
     if (open.tailLines >= 0) query.set('tailLines', String(open.tailLines));

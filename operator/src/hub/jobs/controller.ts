@@ -655,12 +655,12 @@ function cancelMessage(jobUid: string, epoch: number, reason: string, gracePerio
   return { seq: 0, body: { $case: 'cancel', value: { jobUid, epoch, reason, gracePeriodSeconds } } };
 }
 
-/** planJob's inputs for a job the funding check holds back: the message and its condition reason. */
 /** The plan inputs of a job held until its Secrets can be read, saying why. */
 function waitingForSecrets(waiting: string): { blockedBy: string; blockedReason: string } {
   return { blockedBy: waiting, blockedReason: 'WaitingForSecrets' };
 }
 
+/** planJob's inputs for a job the funding check holds back: the message and its condition reason. */
 function fundingBlock(wait: string | undefined): { blockedBy?: string; blockedReason?: string } {
   return wait === undefined ? {} : { blockedBy: wait, blockedReason: fundingWaitReason(wait) };
 }
